@@ -1,0 +1,203 @@
+//! Run metrics shared by every driver: messages and bytes per message type and per node,
+//! operations (msgs-per-op, bytes-per-op, latency quantiles from an HDR histogram).
+
+use crate::id::{NodeId, OpId, Time};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Message counters, kept per message type and per node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Messages handed to the network (one per destination).
+    pub sent: u64,
+    /// Messages handed to a node (duplicates included).
+    pub delivered: u64,
+    /// Messages lost: link loss, partition, or a crashed destination.
+    pub dropped: u64,
+    /// Extra copies the network made.
+    pub duplicated: u64,
+    /// Wire bytes sent (frame header included).
+    pub bytes_sent: u64,
+    /// Wire bytes delivered.
+    pub bytes_delivered: u64,
+}
+
+impl Counters {
+    fn add(&mut self, o: &Counters) {
+        self.sent += o.sent;
+        self.delivered += o.delivered;
+        self.dropped += o.dropped;
+        self.duplicated += o.duplicated;
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_delivered += o.bytes_delivered;
+    }
+}
+
+/// Latency quantiles in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Quantiles {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Quantiles {
+    /// Quantiles of a histogram recorded in nanoseconds.
+    pub fn from_histogram_ns(h: &Histogram<u64>) -> Quantiles {
+        if h.is_empty() {
+            return Quantiles::default();
+        }
+        let ms = |ns: u64| ns as f64 / 1e6;
+        Quantiles {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// A new latency histogram: 1 ns to about 1 hour, 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// Metrics of one run.
+#[derive(Debug)]
+pub struct Metrics {
+    kinds: Vec<(&'static str, Counters)>,
+    nodes: Vec<Counters>,
+    /// Open and finished operations: begin time and the latest end time seen.
+    ops: HashMap<OpId, (Time, Option<Time>)>,
+}
+
+impl Metrics {
+    pub fn new(nodes: usize) -> Self {
+        Metrics { kinds: Vec::new(), nodes: vec![Counters::default(); nodes], ops: HashMap::new() }
+    }
+
+    /// The index of message type `kind` in the per-type table (few types: a linear scan).
+    pub fn kind_index(&mut self, kind: &'static str) -> usize {
+        if let Some(i) = self.kinds.iter().position(|(k, _)| std::ptr::eq(*k, kind) || *k == kind) {
+            return i;
+        }
+        self.kinds.push((kind, Counters::default()));
+        self.kinds.len() - 1
+    }
+
+    pub fn sent(&mut self, from: NodeId, kind: usize, bytes: u64) {
+        let k = &mut self.kinds[kind].1;
+        k.sent += 1;
+        k.bytes_sent += bytes;
+        let n = &mut self.nodes[from.index()];
+        n.sent += 1;
+        n.bytes_sent += bytes;
+    }
+
+    pub fn delivered(&mut self, to: NodeId, kind: usize, bytes: u64) {
+        let k = &mut self.kinds[kind].1;
+        k.delivered += 1;
+        k.bytes_delivered += bytes;
+        let n = &mut self.nodes[to.index()];
+        n.delivered += 1;
+        n.bytes_delivered += bytes;
+    }
+
+    /// A message to `to` was lost (counted against the intended receiver).
+    pub fn dropped(&mut self, to: NodeId, kind: usize) {
+        self.kinds[kind].1.dropped += 1;
+        self.nodes[to.index()].dropped += 1;
+    }
+
+    pub fn duplicated(&mut self, to: NodeId, kind: usize) {
+        self.kinds[kind].1.duplicated += 1;
+        self.nodes[to.index()].duplicated += 1;
+    }
+
+    /// An operation began (the first begin counts).
+    pub fn op_begin(&mut self, op: OpId, at: Time) {
+        self.ops.entry(op).or_insert((at, None));
+    }
+
+    /// An operation ended here; its latency runs to the last end reported.
+    pub fn op_end(&mut self, op: OpId, at: Time) {
+        if let Some((_, end)) = self.ops.get_mut(&op) {
+            *end = Some(end.map_or(at, |e| e.max(at)));
+        }
+    }
+
+    pub fn totals(&self) -> Counters {
+        let mut t = Counters::default();
+        for (_, c) in &self.kinds {
+            t.add(c);
+        }
+        t
+    }
+
+    pub fn by_kind(&self) -> &[(&'static str, Counters)] {
+        &self.kinds
+    }
+
+    pub fn by_node(&self) -> &[Counters] {
+        &self.nodes
+    }
+
+    /// Operations begun, operations completed, and the latency quantiles of completed ones.
+    pub fn ops(&self) -> OpStats {
+        let mut h = latency_histogram();
+        let mut completed = 0;
+        for (begin, end) in self.ops.values() {
+            if let Some(end) = end {
+                completed += 1;
+                h.saturating_record(end.0.saturating_sub(begin.0).max(1));
+            }
+        }
+        OpStats { begun: self.ops.len() as u64, completed, latency: Quantiles::from_histogram_ns(&h) }
+    }
+}
+
+/// Operation statistics of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct OpStats {
+    pub begun: u64,
+    pub completed: u64,
+    pub latency: Quantiles,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_kind_and_node() {
+        let mut m = Metrics::new(3);
+        let a = m.kind_index("A");
+        let b = m.kind_index("B");
+        assert_eq!(m.kind_index("A"), a);
+        m.sent(NodeId(0), a, 10);
+        m.sent(NodeId(0), b, 5);
+        m.delivered(NodeId(1), a, 10);
+        m.dropped(NodeId(2), b);
+        let t = m.totals();
+        assert_eq!((t.sent, t.delivered, t.dropped, t.bytes_sent), (2, 1, 1, 15));
+        assert_eq!(m.by_node()[0].sent, 2);
+        assert_eq!(m.by_node()[2].dropped, 1);
+    }
+
+    #[test]
+    fn op_latency_runs_to_the_last_end() {
+        let mut m = Metrics::new(1);
+        m.op_begin(1, Time::from_millis(10));
+        m.op_end(1, Time::from_millis(15));
+        m.op_end(1, Time::from_millis(30));
+        m.op_end(1, Time::from_millis(20));
+        m.op_begin(2, Time::from_millis(10));
+        let ops = m.ops();
+        assert_eq!((ops.begun, ops.completed), (2, 1));
+        assert!((ops.latency.max_ms - 20.0).abs() < 0.05, "{:?}", ops.latency);
+    }
+}

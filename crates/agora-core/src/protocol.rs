@@ -1,0 +1,195 @@
+//! The sans-IO protocol API: a protocol is one state machine per node.
+//!
+//! Inputs arrive as method calls (`on_start`, `on_message`, `on_timer`); outputs leave as
+//! [`Effect`]s pushed into the [`Context`]. The context also hands in the node's current time
+//! and its random source. A driver (the simulator, the TCP runtime) applies the effects.
+//!
+//! **Invariant:** nothing in a protocol reads a clock, draws OS randomness, performs IO or
+//! iterates a `HashMap` in a way that changes behaviour. Given the same inputs, times and random
+//! source, a node makes the same effects.
+
+use crate::check::Checker;
+use crate::id::{NodeId, OpId, Time};
+use crate::stable::Stable;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
+use std::time::Duration;
+
+/// The random source handed to protocols: seeded by the driver, never by the OS inside a
+/// protocol. It implements `rand::RngCore`, so `rand::Rng`'s methods work on it.
+pub type Rng = Xoshiro256PlusPlus;
+
+/// A message a protocol sends between nodes. It is a serde type; its wire encoding
+/// (see [`crate::wire`]) is what the TCP runtime sends and what the simulator counts as bytes.
+pub trait Message: Serialize + DeserializeOwned + Clone + Debug + 'static {
+    /// The message type's name, for per-type metrics and diagrams ("PROPOSE", "ACK").
+    fn kind(&self) -> &'static str;
+}
+
+/// A named timer. Setting a timer that is already set replaces it; a node has at most one
+/// pending timer per name.
+pub trait TimerName: Clone + PartialEq + Debug + 'static {}
+impl<T: Clone + PartialEq + Debug + 'static> TimerName for T {}
+
+/// An observation a protocol reports for checkers and reports ("delivered m", "elected 7 in
+/// term 3"). It is serializable so that it can enter the run's trace digest.
+pub trait Observation: Clone + Debug + Serialize + 'static {}
+impl<T: Clone + Debug + Serialize + 'static> Observation for T {}
+
+/// A protocol: the state machine of one node.
+pub trait Protocol: 'static {
+    type Msg: Message;
+    type Timer: TimerName;
+    type Obs: Observation;
+
+    /// Called once when the node starts, and again after every restart (on a node freshly built
+    /// from what it persisted).
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>);
+
+    /// Called when a message from `from` is delivered.
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Self::Msg);
+
+    /// Called when a timer set with [`Context::set_timer`] fires.
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Self::Timer);
+}
+
+/// How to build the nodes of one run of a protocol, and how to judge the run.
+///
+/// A setup is built once per run (from the protocol's parameters and the run's seed) and is
+/// shared by every node. On restart the driver calls [`Setup::build`] again with the node's
+/// persisted state: whatever the node did not persist is gone.
+pub trait Setup: 'static {
+    type Node: Protocol;
+
+    /// The protocol's CLI name ("flood").
+    fn name(&self) -> &'static str;
+
+    /// The number of nodes in the cluster; ids are `0..nodes`.
+    fn nodes(&self) -> usize;
+
+    /// A node in its initial state, or rebuilt from `stable` after a crash.
+    fn build(&self, id: NodeId, stable: &Stable) -> Self::Node;
+
+    /// A fresh checker of the protocol's properties.
+    fn checker(&self) -> Box<dyn Checker<Self::Node>>;
+}
+
+/// The destinations of a multicast.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destinations {
+    /// Every node of the cluster except the sender.
+    AllOthers,
+    /// These nodes, in this order.
+    Nodes(Vec<NodeId>),
+}
+
+/// What a protocol asks its driver to do. Effects of one step are applied in order; a driver
+/// makes every `Persist` of a step durable before any message of that step leaves the node.
+#[derive(Clone, Debug)]
+pub enum Effect<M, T, O> {
+    Send { to: NodeId, msg: M },
+    Multicast { to: Destinations, msg: M },
+    SetTimer { timer: T, after: Duration },
+    CancelTimer { timer: T },
+    /// Durable write: survives a crash of the node.
+    Persist { key: String, value: Vec<u8> },
+    /// Durable removal of a key.
+    Unpersist { key: String },
+    Observe(O),
+    /// An operation starts now (for msgs-per-op and latency).
+    OpBegin(OpId),
+    /// An operation completes here; its latency runs to the last `OpEnd` reported for it.
+    OpEnd(OpId),
+}
+
+/// The effect type of protocol `P`.
+pub type EffectOf<P> =
+    Effect<<P as Protocol>::Msg, <P as Protocol>::Timer, <P as Protocol>::Obs>;
+
+/// What a handler sees of the world: its id, the cluster size, its clock, its random source,
+/// and the effect buffer it writes to.
+pub struct Context<'a, P: Protocol + ?Sized> {
+    id: NodeId,
+    nodes: usize,
+    now: Time,
+    rng: &'a mut Rng,
+    effects: &'a mut Vec<EffectOf<P>>,
+}
+
+impl<'a, P: Protocol + ?Sized> Context<'a, P> {
+    /// Drivers build one context per step.
+    pub fn new(
+        id: NodeId,
+        nodes: usize,
+        now: Time,
+        rng: &'a mut Rng,
+        effects: &'a mut Vec<EffectOf<P>>,
+    ) -> Self {
+        Context { id, nodes, now, rng, effects }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The number of nodes in the cluster.
+    pub fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    /// The node's local clock: in the simulator this includes the node's skew and drift.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// The node's random source (seeded by the driver).
+    pub fn rng(&mut self) -> &mut Rng {
+        self.rng
+    }
+
+    pub fn send(&mut self, to: NodeId, msg: P::Msg) {
+        self.effects.push(Effect::Send { to, msg });
+    }
+
+    pub fn multicast(&mut self, to: Vec<NodeId>, msg: P::Msg) {
+        self.effects.push(Effect::Multicast { to: Destinations::Nodes(to), msg });
+    }
+
+    /// Sends `msg` to every other node of the cluster.
+    pub fn broadcast(&mut self, msg: P::Msg) {
+        self.effects.push(Effect::Multicast { to: Destinations::AllOthers, msg });
+    }
+
+    /// Sets (or resets) the timer `timer` to fire `after` from now, on the node's clock.
+    pub fn set_timer(&mut self, timer: P::Timer, after: Duration) {
+        self.effects.push(Effect::SetTimer { timer, after });
+    }
+
+    pub fn cancel_timer(&mut self, timer: P::Timer) {
+        self.effects.push(Effect::CancelTimer { timer });
+    }
+
+    /// Durably stores `value` under `key` (postcard-encoded).
+    pub fn persist<V: Serialize>(&mut self, key: impl Into<String>, value: &V) {
+        let value = crate::wire::encode(value);
+        self.effects.push(Effect::Persist { key: key.into(), value });
+    }
+
+    pub fn unpersist(&mut self, key: impl Into<String>) {
+        self.effects.push(Effect::Unpersist { key: key.into() });
+    }
+
+    pub fn observe(&mut self, obs: P::Obs) {
+        self.effects.push(Effect::Observe(obs));
+    }
+
+    pub fn op_begin(&mut self, op: OpId) {
+        self.effects.push(Effect::OpBegin(op));
+    }
+
+    pub fn op_end(&mut self, op: OpId) {
+        self.effects.push(Effect::OpEnd(op));
+    }
+}

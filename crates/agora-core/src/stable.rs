@@ -1,0 +1,80 @@
+//! `Stable`: what a node persisted, handed back to it when it is rebuilt after a crash.
+//!
+//! In the simulator a `Stable` lives beside the node and survives its crash; in the TCP
+//! runtime it is loaded from the node's embedded database at start-up. Values are postcard
+//! bytes written through [`crate::Context::persist`].
+
+use crate::wire::{self, WireError};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+/// A node's durable key-value state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stable {
+    entries: BTreeMap<String, Vec<u8>>,
+}
+
+impl Stable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Decodes the value stored under `key`, if any.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, WireError> {
+        self.entries.get(key).map(|bytes| wire::decode(bytes)).transpose()
+    }
+
+    pub fn get_bytes(&self, key: &str) -> Option<&[u8]> {
+        self.entries.get(key).map(Vec::as_slice)
+    }
+
+    /// Every entry whose key starts with `prefix`, in key order.
+    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        self.entries
+            .range(prefix.to_string()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// Records a durable write (drivers call this for `Effect::Persist`).
+    pub fn put(&mut self, key: String, value: Vec<u8>) {
+        self.entries.insert(key, value);
+    }
+
+    /// Records a durable removal (drivers call this for `Effect::Unpersist`).
+    pub fn remove(&mut self, key: &str) {
+        self.entries.remove(key);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_values_and_prefix_scan() {
+        let mut s = Stable::new();
+        s.put("log/2".into(), wire::encode(&"b"));
+        s.put("log/1".into(), wire::encode(&"a"));
+        s.put("term".into(), wire::encode(&3u64));
+        assert_eq!(s.get::<u64>("term").unwrap(), Some(3));
+        assert_eq!(s.get::<u64>("vote").unwrap(), None);
+        let keys: Vec<_> = s.with_prefix("log/").map(|(k, _)| k).collect();
+        assert_eq!(keys, ["log/1", "log/2"]);
+        s.remove("term");
+        assert_eq!(s.len(), 2);
+        assert!(s.get::<u64>("log/1").is_err(), "a string is not a u64");
+    }
+}
