@@ -1,0 +1,144 @@
+//! `all-to-all`: every node greets every other node once (the seed report's "distributed"
+//! pattern, where every process contacts every other).
+//!
+//! **Algorithm.** At start each node sends HELLO to all N−1 others. A node records each
+//! sender's greeting once (duplicates from the network are ignored).
+//!
+//! **Properties.** *greeted-once* (always): a node records at most one greeting per sender.
+//! *all-greeted* (at end, when no message could be lost): every never-crashed node was greeted
+//! by every other never-crashed node.
+//!
+//! **Message complexity.** Exactly N(N−1) messages (each of N nodes sends N−1), the cost of a
+//! complete exchange (Lynch, *Distributed Algorithms*, 1996, ch. 4). Each greeting is one
+//! operation; its latency runs until the last node received it.
+//!
+//! **Tolerates** duplication and reordering; it does not retransmit, so loss and partitions
+//! leave greetings missing (the at-end property is then not judged).
+
+use agora_core::{
+    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time, Violation,
+};
+use serde::{Deserialize, Serialize};
+
+/// The greeting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello;
+
+impl Message for Hello {
+    fn kind(&self) -> &'static str {
+        "HELLO"
+    }
+}
+
+/// "node `from` greeted me".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Greeted {
+    pub from: NodeId,
+}
+
+/// The largest cluster all-to-all accepts: its N(N−1) messages and the checker's N×N table
+/// grow quadratically.
+pub const MAX_NODES: usize = 20_000;
+
+pub struct AllToAll {
+    /// Which senders have greeted this node (duplicates are ignored).
+    seen: Vec<bool>,
+}
+
+impl Protocol for AllToAll {
+    type Msg = Hello;
+    type Timer = ();
+    type Obs = Greeted;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.op_begin(ctx.id().0 as u64);
+        ctx.broadcast(Hello);
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, _: Hello) {
+        if !std::mem::replace(&mut self.seen[from.index()], true) {
+            ctx.observe(Greeted { from });
+            ctx.op_end(from.0 as u64);
+        }
+    }
+
+    fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
+}
+
+pub struct AllToAllSetup {
+    pub nodes: usize,
+}
+
+impl Setup for AllToAllSetup {
+    type Node = AllToAll;
+
+    fn name(&self) -> &'static str {
+        "all-to-all"
+    }
+
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    fn build(&self, _: NodeId, _: &Stable) -> AllToAll {
+        AllToAll { seen: vec![false; self.nodes] }
+    }
+
+    fn checker(&self) -> Box<dyn Checker<AllToAll>> {
+        Box::new(AllToAllChecker { n: self.nodes, greeted: vec![0; (self.nodes * self.nodes).div_ceil(64)] })
+    }
+}
+
+/// Judges all-to-all runs with an N×N bit table of (receiver, sender) greetings.
+pub struct AllToAllChecker {
+    n: usize,
+    greeted: Vec<u64>,
+}
+
+impl Checker<AllToAll> for AllToAllChecker {
+    fn properties(&self) -> Vec<Property> {
+        vec![
+            Property { name: "greeted-once", kind: PropertyKind::Always, description: "one greeting per sender per node" },
+            Property {
+                name: "all-greeted",
+                kind: PropertyKind::AtEnd,
+                description: "with no loss, every never-crashed node was greeted by every other",
+            },
+        ]
+    }
+
+    fn observe(&mut self, at: Time, node: NodeId, obs: &Greeted) -> Result<(), Violation> {
+        let bit = node.index() * self.n + obs.from.index();
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        if self.greeted[word] & mask != 0 {
+            return Err(Violation::new(
+                "greeted-once",
+                Some(node),
+                at,
+                format!("recorded node {}'s greeting twice", obs.from),
+            ));
+        }
+        self.greeted[word] |= mask;
+        Ok(())
+    }
+
+    fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
+        if !(end.network_reliable && end.quiescent) {
+            return Vec::new();
+        }
+        for r in (0..self.n).filter(|&r| end.never_crashed(NodeId(r as u32))) {
+            for s in (0..self.n).filter(|&s| s != r && end.never_crashed(NodeId(s as u32))) {
+                let bit = r * self.n + s;
+                if self.greeted[bit / 64] & (1 << (bit % 64)) == 0 {
+                    return vec![Violation::new(
+                        "all-greeted",
+                        Some(NodeId(r as u32)),
+                        end.at,
+                        format!("never greeted by node {s}"),
+                    )];
+                }
+            }
+        }
+        Vec::new()
+    }
+}

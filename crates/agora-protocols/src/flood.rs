@@ -1,0 +1,216 @@
+//! `flood`: flooding broadcast of one rumour from an origin over a topology.
+//!
+//! **Algorithm.** The origin delivers its rumour and sends it to every neighbour. A node that
+//! receives the rumour for the first time delivers it, persists that it did, and forwards it to
+//! every neighbour except the one it came from; later copies are ignored.
+//!
+//! **Properties.** *no-duplication* (always): a node delivers the rumour at most once, even
+//! across restarts (the delivery is persisted before it is observed). *no-creation* (always):
+//! a node delivers only a rumour the origin broadcast. *reachable-delivered* (at end, when no
+//! message could be lost): every node reachable from the origin through nodes that never
+//! crashed has delivered.
+//!
+//! **Message complexity.** Every node forwards once to all neighbours but the sender: the
+//! origin sends deg(origin) messages and every other reached node deg(v) − 1, so
+//! 2|E| − (N − 1) messages on a connected graph with N nodes and |E| edges; N(N−1)−(N−1) =
+//! (N−1)² on a complete graph and N(K−1)+1 on a K-regular one (Lynch, *Distributed
+//! Algorithms*, 1996, §4.1; Attiya & Welch, *Distributed Computing*, 2004, §2.1).
+//!
+//! **Tolerates** duplication, reordering, crashes of nodes that are not cut vertices, and loss
+//! that leaves another path. It does not retransmit: a lost message on a cut edge, or a
+//! partition, leaves nodes without the rumour.
+//!
+//! The `no-dedup` variant is deliberately broken (it delivers every copy it receives) so that
+//! users can watch the checker catch it.
+
+use crate::topology::Graph;
+use agora_core::{
+    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time, Violation,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The rumour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rumor {
+    pub origin: NodeId,
+    pub payload: u64,
+}
+
+impl Message for Rumor {
+    fn kind(&self) -> &'static str {
+        "RUMOR"
+    }
+}
+
+/// What a flood node reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FloodObs {
+    Broadcast { payload: u64 },
+    Delivered { origin: NodeId, payload: u64 },
+}
+
+/// Correct or deliberately broken behaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Correct,
+    /// Delivers every copy it receives: violates no-duplication.
+    NoDedup,
+}
+
+/// The persisted key recording that this node delivered.
+const DELIVERED: &str = "delivered";
+/// The flood is the run's only operation.
+const OP: u64 = 0;
+
+/// One flood node.
+pub struct Flood {
+    id: NodeId,
+    origin: NodeId,
+    payload: u64,
+    graph: Arc<Graph>,
+    delivered: bool,
+    variant: Variant,
+}
+
+impl Flood {
+    fn deliver(&mut self, ctx: &mut Context<'_, Self>, from: Option<NodeId>, rumor: &Rumor) {
+        let first = !self.delivered;
+        if first || self.variant == Variant::NoDedup {
+            self.delivered = true;
+            ctx.persist(DELIVERED, &true);
+            ctx.observe(FloodObs::Delivered { origin: rumor.origin, payload: rumor.payload });
+            ctx.op_end(OP);
+        }
+        if first {
+            let to: Vec<NodeId> = self.graph.neighbours(self.id).filter(|n| Some(*n) != from).collect();
+            if !to.is_empty() {
+                ctx.multicast(to, rumor.clone());
+            }
+        }
+    }
+}
+
+impl Protocol for Flood {
+    type Msg = Rumor;
+    type Timer = ();
+    type Obs = FloodObs;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.id == self.origin && !self.delivered {
+            ctx.observe(FloodObs::Broadcast { payload: self.payload });
+            ctx.op_begin(OP);
+            let rumor = Rumor { origin: self.id, payload: self.payload };
+            self.deliver(ctx, None, &rumor);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Rumor) {
+        self.deliver(ctx, Some(from), &msg);
+    }
+
+    fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
+}
+
+/// A flood run: the topology, the origin and the variant.
+pub struct FloodSetup {
+    pub graph: Arc<Graph>,
+    pub origin: NodeId,
+    pub payload: u64,
+    pub variant: Variant,
+}
+
+impl Setup for FloodSetup {
+    type Node = Flood;
+
+    fn name(&self) -> &'static str {
+        "flood"
+    }
+
+    fn nodes(&self) -> usize {
+        self.graph.nodes()
+    }
+
+    fn build(&self, id: NodeId, stable: &Stable) -> Flood {
+        Flood {
+            id,
+            origin: self.origin,
+            payload: self.payload,
+            graph: self.graph.clone(),
+            // A corrupt entry would be a bug of this module: treat it as "not delivered".
+            delivered: stable.get::<bool>(DELIVERED).ok().flatten().unwrap_or(false),
+            variant: self.variant,
+        }
+    }
+
+    fn checker(&self) -> Box<dyn Checker<Flood>> {
+        Box::new(FloodChecker {
+            graph: self.graph.clone(),
+            origin: self.origin,
+            broadcast: None,
+            delivered: vec![false; self.graph.nodes()],
+        })
+    }
+}
+
+/// Judges flood runs.
+pub struct FloodChecker {
+    graph: Arc<Graph>,
+    origin: NodeId,
+    broadcast: Option<u64>,
+    delivered: Vec<bool>,
+}
+
+impl Checker<Flood> for FloodChecker {
+    fn properties(&self) -> Vec<Property> {
+        vec![
+            Property { name: "no-duplication", kind: PropertyKind::Always, description: "a node delivers the rumour at most once" },
+            Property { name: "no-creation", kind: PropertyKind::Always, description: "only the origin's broadcast rumour is delivered" },
+            Property {
+                name: "reachable-delivered",
+                kind: PropertyKind::AtEnd,
+                description: "with no loss, every node reachable from the origin through never-crashed nodes delivered",
+            },
+        ]
+    }
+
+    fn observe(&mut self, at: Time, node: NodeId, obs: &FloodObs) -> Result<(), Violation> {
+        match *obs {
+            FloodObs::Broadcast { payload } => {
+                self.broadcast = Some(payload);
+                Ok(())
+            }
+            FloodObs::Delivered { origin, payload } => {
+                if origin != self.origin || self.broadcast != Some(payload) {
+                    return Err(Violation::new(
+                        "no-creation",
+                        Some(node),
+                        at,
+                        format!("delivered rumour {payload} from {origin}, which node {} never broadcast", self.origin),
+                    ));
+                }
+                if std::mem::replace(&mut self.delivered[node.index()], true) {
+                    return Err(Violation::new("no-duplication", Some(node), at, "delivered the rumour a second time"));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
+        if !(end.network_reliable && end.quiescent) {
+            return Vec::new();
+        }
+        let reach = self.graph.reachable(self.origin, |n| end.never_crashed(n));
+        let missing: Vec<usize> = (0..reach.len()).filter(|&i| reach[i] && !self.delivered[i]).collect();
+        match missing.first() {
+            None => Vec::new(),
+            Some(&first) => vec![Violation::new(
+                "reachable-delivered",
+                Some(NodeId(first as u32)),
+                end.at,
+                format!("{} reachable node(s) never delivered (first: node {first})", missing.len()),
+            )],
+        }
+    }
+}

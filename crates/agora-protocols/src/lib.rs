@@ -1,0 +1,13 @@
+//! agora-protocols: distributed algorithms written against agora's sans-IO API, each with its
+//! checker, and the [`registry`] that maps CLI names to them.
+//!
+//! **Invariant:** this crate depends on `agora-core` only — never on a driver (simulator or
+//! runtime) — except in its tests.
+
+pub mod all_to_all;
+pub mod flood;
+pub mod registry;
+pub mod topology;
+
+pub use registry::{dispatch, Driver, ParamError, Params, PROTOCOLS};
+pub use topology::{Graph, TopologyKind};

@@ -1,0 +1,295 @@
+//! Space-time diagrams: a recording of a run's events and its rendering as SVG.
+//!
+//! One horizontal line per node, time running left to right; an arrow per message labelled
+//! with its type; a red cross where a message was lost; crashes, restarts and pauses marked on
+//! the node's line; a dot per observation (hover for its text). Meant for runs of up to
+//! [`MAX_DIAGRAM_NODES`] nodes and [`MAX_DIAGRAM_EVENTS`] events.
+
+use agora_core::{Lifecycle, NodeId, Time};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+pub const MAX_DIAGRAM_NODES: usize = 50;
+pub const MAX_DIAGRAM_EVENTS: usize = 5_000;
+
+/// One recorded event.
+#[derive(Clone, Debug)]
+pub enum Rec {
+    Send { id: u64, from: NodeId, to: NodeId, kind: &'static str, at: Time },
+    Deliver { id: u64, at: Time },
+    Drop { id: u64, at: Time },
+    Life { node: NodeId, at: Time, what: Lifecycle },
+    Observe { node: NodeId, at: Time, label: String },
+}
+
+impl Rec {
+    fn at(&self) -> Time {
+        match self {
+            Rec::Send { at, .. }
+            | Rec::Deliver { at, .. }
+            | Rec::Drop { at, .. }
+            | Rec::Life { at, .. }
+            | Rec::Observe { at, .. } => *at,
+        }
+    }
+}
+
+/// Records events up to a limit.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    limit: usize,
+    recs: Vec<Rec>,
+    /// Events seen in all, recorded or not.
+    seen: usize,
+}
+
+impl Recorder {
+    pub fn new(limit: usize) -> Self {
+        Recorder { limit, recs: Vec::new(), seen: 0 }
+    }
+
+    pub fn push(&mut self, rec: Rec) {
+        self.seen += 1;
+        if self.recs.len() < self.limit {
+            self.recs.push(rec);
+        }
+    }
+
+    /// Every event of the run was recorded.
+    pub fn complete(&self) -> bool {
+        self.seen <= self.limit
+    }
+
+    pub fn events_seen(&self) -> usize {
+        self.seen
+    }
+
+    pub fn records(&self) -> &[Rec] {
+        &self.recs
+    }
+}
+
+const PALETTE: [&str; 10] =
+    ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#d62728"];
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Renders a recording of a run of `nodes` nodes as an SVG document.
+pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
+    let recs = rec.records();
+    let end = recs.iter().map(Rec::at).max().unwrap_or(Time::ZERO).0.max(1) as f64;
+    let (left, top, width, row) = (80.0, 60.0, 1200.0, 34.0);
+    let height = top + row * nodes.max(1) as f64 + 90.0;
+    let x = |t: Time| left + t.0 as f64 / end * width;
+    let y = |n: NodeId| top + row * n.0 as f64;
+    let mut s = String::new();
+    let total_w = left + width + 60.0;
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{total_w}" height="{height}" viewBox="0 0 {total_w} {height}" font-family="sans-serif" font-size="11">"#
+    );
+    s.push_str(r##"<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="context-stroke"/></marker></defs>"##);
+    s.push_str("\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
+    let _ = writeln!(s, r#"<text x="{left}" y="24" font-size="15" font-weight="bold">{}</text>"#, esc(title));
+
+    // Node lines, with down and paused stretches.
+    let mut down_since: HashMap<u32, (Time, Lifecycle)> = HashMap::new();
+    let mut stretches: Vec<(NodeId, Time, Time, Lifecycle)> = Vec::new();
+    for r in recs {
+        if let Rec::Life { node, at, what } = r {
+            match what {
+                Lifecycle::Crashed | Lifecycle::Paused => {
+                    down_since.insert(node.0, (*at, *what));
+                }
+                Lifecycle::Restarted | Lifecycle::Resumed => {
+                    if let Some((from, how)) = down_since.remove(&node.0) {
+                        stretches.push((*node, from, *at, how));
+                    }
+                }
+            }
+        }
+    }
+    for (node, (from, how)) in down_since {
+        stretches.push((NodeId(node), from, Time(end as u64), how));
+    }
+    for i in 0..nodes {
+        let n = NodeId(i as u32);
+        let _ = writeln!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="end">node {i}</text><line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#333" stroke-width="1.5"/>"##,
+            left - 10.0,
+            y(n) + 4.0,
+            left + width,
+            y = y(n)
+        );
+    }
+    for (n, a, b, how) in &stretches {
+        let (color, dash) = if *how == Lifecycle::Crashed { ("#d62728", "4 3") } else { ("#f0ad4e", "") };
+        let _ = writeln!(
+            s,
+            r##"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="white" stroke-width="3"/><line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/>"##,
+            x(*a),
+            x(*b),
+            x(*a),
+            x(*b),
+            y = y(*n)
+        );
+    }
+
+    // Messages.
+    let mut kinds: Vec<&'static str> = Vec::new();
+    let mut sends: HashMap<u64, (NodeId, NodeId, &'static str, Time)> = HashMap::new();
+    let mut fates: HashMap<u64, (Time, bool)> = HashMap::new();
+    for r in recs {
+        match r {
+            Rec::Send { id, from, to, kind, at } => {
+                sends.insert(*id, (*from, *to, kind, *at));
+                if !kinds.contains(kind) {
+                    kinds.push(kind);
+                }
+            }
+            Rec::Deliver { id, at } => {
+                fates.insert(*id, (*at, true));
+            }
+            Rec::Drop { id, at } => {
+                fates.insert(*id, (*at, false));
+            }
+            _ => {}
+        }
+    }
+    let label_all = sends.len() <= 150;
+    let mut ids: Vec<_> = sends.keys().copied().collect();
+    ids.sort_unstable();
+    for id in ids {
+        let (from, to, kind, sent) = sends[&id];
+        let color = PALETTE[kinds.iter().position(|k| *k == kind).unwrap_or(0) % PALETTE.len()];
+        let (x1, y1, y2full) = (x(sent), y(from), y(to));
+        let (x2, y2, dropped, in_flight) = match fates.get(&id) {
+            Some((at, true)) => (x(*at), y2full, false, false),
+            Some((at, false)) if *at == sent => {
+                // Lost on the way: a stub a third of the way towards the receiver.
+                (x1 + 18.0, y1 + (y2full - y1) / 3.0, true, false)
+            }
+            Some((at, false)) => (x(*at), y2full, true, false),
+            None => (left + width, y1 + (y2full - y1) / 2.0, false, true),
+        };
+        let dash = if in_flight { r#" stroke-dasharray="3 3""# } else { "" };
+        let marker = if dropped { "" } else { r#" marker-end="url(#arrow)""# };
+        let status = if dropped { "lost" } else if in_flight { "in flight at the end" } else { "delivered" };
+        let _ = writeln!(
+            s,
+            r#"<g><title>{kind} #{id}: node {from} → node {to}, sent {sent}, {status}</title><line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" stroke="{color}" stroke-width="1.2"{marker}{dash}/></g>"#,
+            kind = esc(kind)
+        );
+        if dropped {
+            let _ = writeln!(
+                s,
+                r##"<path d="M{a:.1},{b:.1} l6,6 m0,-6 l-6,6" stroke="#d62728" stroke-width="2"/>"##,
+                a = x2 - 3.0,
+                b = y2 - 3.0
+            );
+        }
+        if label_all {
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" fill="{color}" font-size="9">{}</text>"#,
+                (x1 + x2) / 2.0 + 2.0,
+                (y1 + y2) / 2.0 - 2.0,
+                esc(kind)
+            );
+        }
+    }
+
+    // Lifecycle markers and observations.
+    for r in recs {
+        match r {
+            Rec::Life { node, at, what } => {
+                let (sym, color) = match what {
+                    Lifecycle::Crashed => ("✕ crash", "#d62728"),
+                    Lifecycle::Restarted => ("▲ restart", "#2ca02c"),
+                    Lifecycle::Paused => ("❚❚ pause", "#f0ad4e"),
+                    Lifecycle::Resumed => ("▶ resume", "#f0ad4e"),
+                };
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{:.1}" y="{:.1}" fill="{color}" font-size="10" font-weight="bold">{sym}</text>"#,
+                    x(*at) - 4.0,
+                    y(*node) - 6.0
+                );
+            }
+            Rec::Observe { node, at, label } => {
+                let _ = writeln!(
+                    s,
+                    r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="#0b3d91"><title>node {node} at {at}: {}</title></circle>"##,
+                    x(*at),
+                    y(*node),
+                    esc(label)
+                );
+            }
+            _ => {}
+        }
+    }
+
+    // Time axis and legend.
+    let axis_y = top + row * nodes.max(1) as f64 - row / 2.0 + 14.0;
+    let _ = writeln!(s, r##"<line x1="{left}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#999"/>"##, left + width);
+    for i in 0..=8 {
+        let t = Time((end * i as f64 / 8.0) as u64);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{xx:.1}" y1="{axis_y}" x2="{xx:.1}" y2="{}" stroke="#999"/><text x="{xx:.1}" y="{}" text-anchor="middle" fill="#555">{:.2} ms</text>"##,
+            axis_y + 5.0,
+            axis_y + 17.0,
+            t.as_millis_f64(),
+            xx = x(t)
+        );
+    }
+    let mut lx = left;
+    let ly = axis_y + 40.0;
+    for (i, k) in kinds.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let _ = writeln!(
+            s,
+            r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="2" marker-end="url(#arrow)"/><text x="{}" y="{}">{}</text>"#,
+            lx + 24.0,
+            lx + 30.0,
+            ly + 4.0,
+            esc(k)
+        );
+        lx += 40.0 + 7.0 * k.len() as f64;
+    }
+    let _ = writeln!(
+        s,
+        r##"<text x="{lx}" y="{}" fill="#555">red ✕: message lost · dashed red: node down · orange: paused · dots: observations (hover)</text>"##,
+        ly + 4.0
+    );
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_arrows_drops_and_crashes() {
+        let mut r = Recorder::new(100);
+        r.push(Rec::Send { id: 1, from: NodeId(0), to: NodeId(1), kind: "PING", at: Time(0) });
+        r.push(Rec::Deliver { id: 1, at: Time(1_000_000) });
+        r.push(Rec::Send { id: 2, from: NodeId(1), to: NodeId(0), kind: "PONG", at: Time(1_000_000) });
+        r.push(Rec::Drop { id: 2, at: Time(1_000_000) });
+        r.push(Rec::Life { node: NodeId(1), at: Time(2_000_000), what: Lifecycle::Crashed });
+        r.push(Rec::Observe { node: NodeId(0), at: Time(500_000), label: "a<b".into() });
+        let svg = render_svg("t", 2, &r);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("PING #1") && svg.contains("PONG #2"));
+        assert!(svg.contains("lost") && svg.contains("crash") && svg.contains("a&lt;b"));
+        assert!(r.complete());
+        let mut small = Recorder::new(1);
+        small.push(Rec::Deliver { id: 1, at: Time(0) });
+        small.push(Rec::Deliver { id: 2, at: Time(0) });
+        assert!(!small.complete());
+    }
+}

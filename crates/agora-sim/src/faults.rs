@@ -1,0 +1,484 @@
+//! `Faults`: the one named configuration of everything that can go wrong in a simulated run.
+//!
+//! Network (latency shape, loss, duplication, reordering or per-link FIFO, regions, per-link
+//! overrides), partitions (symmetric or one-way, scheduled start and heal), node faults (crash
+//! with optional restart, pause and resume) and clocks (skew, drift). It loads from TOML
+//! (`Faults::from_toml`, see `examples/faults.toml`) and every part of it can also be set by a
+//! CLI flag, through the `FromStr` parsers below. Tests use this struct too: no fault is ever
+//! injected by ad-hoc code.
+
+use crate::nodeset::NodeSet;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A one-line description of what is wrong with a fault configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FaultError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, FaultError> {
+    Err(FaultError(msg.into()))
+}
+
+/// A one-way message latency distribution, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Latency {
+    Constant { ms: f64 },
+    Uniform { min_ms: f64, max_ms: f64 },
+    Exponential { mean_ms: f64 },
+    /// Log-normal with the given median and shape (`sigma` of the underlying normal).
+    LogNormal { median_ms: f64, sigma: f64 },
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency::Constant { ms: 1.0 }
+    }
+}
+
+impl Latency {
+    fn validate(&self, what: &str) -> Result<(), FaultError> {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        let fine = match *self {
+            Latency::Constant { ms } => ok(ms),
+            Latency::Uniform { min_ms, max_ms } => ok(min_ms) && ok(max_ms) && min_ms <= max_ms,
+            Latency::Exponential { mean_ms } => ok(mean_ms),
+            Latency::LogNormal { median_ms, sigma } => ok(median_ms) && median_ms > 0.0 && ok(sigma),
+        };
+        if fine {
+            Ok(())
+        } else {
+            err(format!("{what}: invalid latency `{self}` (values must be finite, non-negative, min <= max)"))
+        }
+    }
+}
+
+impl fmt::Display for Latency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Latency::Constant { ms } => write!(f, "constant:{ms}"),
+            Latency::Uniform { min_ms, max_ms } => write!(f, "uniform:{min_ms},{max_ms}"),
+            Latency::Exponential { mean_ms } => write!(f, "exp:{mean_ms}"),
+            Latency::LogNormal { median_ms, sigma } => write!(f, "lognormal:{median_ms},{sigma}"),
+        }
+    }
+}
+
+impl FromStr for Latency {
+    type Err = FaultError;
+
+    /// `constant:MS`, `uniform:MIN,MAX`, `exp:MEAN`, `lognormal:MEDIAN,SIGMA` (milliseconds).
+    fn from_str(s: &str) -> Result<Self, FaultError> {
+        let usage = "expected constant:MS, uniform:MIN,MAX, exp:MEAN or lognormal:MEDIAN,SIGMA";
+        let (name, args) = s.split_once(':').unwrap_or((s, ""));
+        let nums: Result<Vec<f64>, _> = args.split(',').map(|a| a.trim().parse::<f64>()).collect();
+        let Ok(nums) = nums else {
+            return err(format!("latency `{s}`: {usage}"));
+        };
+        let l = match (name, nums.as_slice()) {
+            ("constant", [ms]) => Latency::Constant { ms: *ms },
+            ("uniform", [a, b]) => Latency::Uniform { min_ms: *a, max_ms: *b },
+            ("exp" | "exponential", [m]) => Latency::Exponential { mean_ms: *m },
+            ("lognormal", [m, s]) => Latency::LogNormal { median_ms: *m, sigma: *s },
+            _ => return err(format!("latency `{s}`: {usage}")),
+        };
+        l.validate("--latency")?;
+        Ok(l)
+    }
+}
+
+/// A latency override for the links from one set of nodes to another.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    pub from: NodeSet,
+    pub to: NodeSet,
+    pub latency: Latency,
+}
+
+/// Nodes placed in named regions; the latency between two nodes is the base one-way latency
+/// between their regions plus a jitter sample.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regions {
+    pub names: Vec<String>,
+    /// `latency_ms[a][b]`: base one-way latency from region a to region b.
+    pub latency_ms: Vec<Vec<f64>>,
+    /// Which nodes are in each region. Omitted: node i is in region `i % regions`.
+    #[serde(default)]
+    pub nodes: Option<Vec<NodeSet>>,
+    /// Added to the base latency of every message.
+    #[serde(default = "no_jitter")]
+    pub jitter: Latency,
+}
+
+fn no_jitter() -> Latency {
+    Latency::Constant { ms: 0.0 }
+}
+
+/// The network model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// Latency of every link without a more specific setting.
+    pub latency: Latency,
+    /// Probability that a message is lost.
+    pub loss: f64,
+    /// Probability that a message is delivered twice (the copy has its own latency).
+    pub duplicate: f64,
+    /// Probability that a message is held back by an extra delay uniform in
+    /// `[0, reorder_delay_ms]`, so that later messages overtake it.
+    pub reorder: f64,
+    pub reorder_delay_ms: f64,
+    /// Per-link FIFO: messages on one link are delivered in the order they were sent.
+    pub fifo: bool,
+    pub regions: Option<Regions>,
+    pub links: Vec<LinkSpec>,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            latency: Latency::default(),
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            reorder_delay_ms: 10.0,
+            fifo: false,
+            regions: None,
+            links: Vec::new(),
+        }
+    }
+}
+
+/// A symmetric partition: nodes in different groups cannot reach each other. Nodes in no
+/// group form one more group of their own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionSpec {
+    pub groups: Vec<NodeSet>,
+    pub at_ms: f64,
+    /// When it heals; never if omitted.
+    #[serde(default)]
+    pub heal_ms: Option<f64>,
+}
+
+/// A one-way partition: messages from `from` to `to` are lost; the reverse direction works.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OneWaySpec {
+    pub from: NodeSet,
+    pub to: NodeSet,
+    pub at_ms: f64,
+    #[serde(default)]
+    pub heal_ms: Option<f64>,
+}
+
+/// A crash: volatile state is lost; with `restart_ms`, the node is rebuilt from what it
+/// persisted and started again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashSpec {
+    pub nodes: NodeSet,
+    pub at_ms: f64,
+    #[serde(default)]
+    pub restart_ms: Option<f64>,
+}
+
+/// A pause: the node handles nothing (messages and timers wait) until it resumes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PauseSpec {
+    pub nodes: NodeSet,
+    pub at_ms: f64,
+    #[serde(default)]
+    pub resume_ms: Option<f64>,
+}
+
+/// A node's clock: `local = global * (1 + drift_ppm / 1e6) + skew_ms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSpec {
+    pub nodes: NodeSet,
+    #[serde(default)]
+    pub skew_ms: f64,
+    #[serde(default)]
+    pub drift_ppm: f64,
+}
+
+/// Everything that can go wrong in a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Faults {
+    pub network: Network,
+    #[serde(rename = "partition")]
+    pub partitions: Vec<PartitionSpec>,
+    pub one_way: Vec<OneWaySpec>,
+    #[serde(rename = "crash")]
+    pub crashes: Vec<CrashSpec>,
+    #[serde(rename = "pause")]
+    pub pauses: Vec<PauseSpec>,
+    #[serde(rename = "clock")]
+    pub clocks: Vec<ClockSpec>,
+}
+
+impl Faults {
+    /// Parses a TOML fault file (unknown keys are errors).
+    pub fn from_toml(text: &str) -> Result<Faults, FaultError> {
+        toml::from_str(text).map_err(|e| FaultError(one_line(&e.to_string())))
+    }
+
+    /// True when no message can be lost and no node crashes: liveness properties of protocols
+    /// that do not retransmit are judged only then.
+    pub fn reliable(&self) -> bool {
+        self.network.loss == 0.0
+            && self.partitions.is_empty()
+            && self.one_way.is_empty()
+            && self.crashes.is_empty()
+    }
+
+    /// Checks every value against the cluster size; the error names the offending setting.
+    pub fn validate(&self, nodes: usize) -> Result<(), FaultError> {
+        let n = &self.network;
+        for (name, p) in [("loss", n.loss), ("duplicate", n.duplicate), ("reorder", n.reorder)] {
+            if !(0.0..=1.0).contains(&p) || p.is_nan() {
+                return err(format!("--{name} {p}: a probability must be between 0 and 1"));
+            }
+        }
+        if !(n.reorder_delay_ms.is_finite() && n.reorder_delay_ms >= 0.0) {
+            return err(format!("--reorder-delay-ms {}: must be a non-negative number", n.reorder_delay_ms));
+        }
+        n.latency.validate("network.latency")?;
+        let in_range = |set: &NodeSet, what: &str| {
+            if set.end() as usize > nodes {
+                return err(format!("{what} `{set}` names a node outside 0..{nodes}"));
+            }
+            if set.is_empty() {
+                return err(format!("{what} is empty"));
+            }
+            Ok(())
+        };
+        for l in &n.links {
+            in_range(&l.from, "link from")?;
+            in_range(&l.to, "link to")?;
+            l.latency.validate("link latency")?;
+        }
+        if let Some(r) = &n.regions {
+            let k = r.names.len();
+            if k == 0 {
+                return err("regions: at least one region is needed");
+            }
+            if r.latency_ms.len() != k || r.latency_ms.iter().any(|row| row.len() != k) {
+                return err(format!("regions: latency_ms must be a {k}x{k} matrix"));
+            }
+            if r.latency_ms.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
+                return err("regions: latencies must be finite and non-negative");
+            }
+            r.jitter.validate("regions.jitter")?;
+            if let Some(sets) = &r.nodes {
+                if sets.len() != k {
+                    return err(format!("regions: `nodes` must list {k} node sets, one per region"));
+                }
+                for s in sets {
+                    in_range(s, "region nodes")?;
+                }
+            }
+        }
+        let window = |what: &str, at: f64, end: Option<f64>| {
+            if !(at.is_finite() && at >= 0.0) {
+                return err(format!("{what}: start time {at} ms must be a non-negative number"));
+            }
+            match end {
+                Some(e) if !(e.is_finite() && e > at) => {
+                    err(format!("{what}: end time {e} ms must come after the start ({at} ms)"))
+                }
+                _ => Ok(()),
+            }
+        };
+        for p in &self.partitions {
+            if p.groups.is_empty() {
+                return err("partition: at least one group is needed");
+            }
+            for g in &p.groups {
+                in_range(g, "partition group")?;
+            }
+            window("partition", p.at_ms, p.heal_ms)?;
+        }
+        for p in &self.one_way {
+            in_range(&p.from, "one-way partition from")?;
+            in_range(&p.to, "one-way partition to")?;
+            window("one-way partition", p.at_ms, p.heal_ms)?;
+        }
+        for c in &self.crashes {
+            in_range(&c.nodes, "crash")?;
+            window("crash", c.at_ms, c.restart_ms)?;
+        }
+        for p in &self.pauses {
+            in_range(&p.nodes, "pause")?;
+            window("pause", p.at_ms, p.resume_ms)?;
+        }
+        for c in &self.clocks {
+            in_range(&c.nodes, "clock")?;
+            if !c.skew_ms.is_finite() || !c.drift_ppm.is_finite() || c.drift_ppm <= -1e6 {
+                return err("clock: skew must be finite and drift above -1000000 ppm");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn parse_ms(s: &str, what: &str) -> Result<f64, FaultError> {
+    s.trim().parse::<f64>().map_err(|_| FaultError(format!("{what}: `{s}` is not a time in milliseconds")))
+}
+
+fn parse_set(s: &str, what: &str) -> Result<NodeSet, FaultError> {
+    s.parse::<NodeSet>().map_err(|e| FaultError(format!("{what}: {e}")))
+}
+
+/// Splits `X@START[..END]`.
+fn split_window(s: &str, what: &str) -> Result<(String, f64, Option<f64>), FaultError> {
+    let Some((head, times)) = s.split_once('@') else {
+        return err(format!("{what} `{s}`: expected ...@START_MS or ...@START_MS..END_MS"));
+    };
+    let (at, end) = match times.split_once("..") {
+        Some((a, b)) => (parse_ms(a, what)?, Some(parse_ms(b, what)?)),
+        None => (parse_ms(times, what)?, None),
+    };
+    Ok((head.to_string(), at, end))
+}
+
+impl FromStr for PartitionSpec {
+    type Err = FaultError;
+
+    /// `0..2|2..5@100..500`: groups separated by `|`, from 100 ms, healed at 500 ms.
+    fn from_str(s: &str) -> Result<Self, FaultError> {
+        let (groups, at_ms, heal_ms) = split_window(s, "--partition")?;
+        let groups = groups.split('|').map(|g| parse_set(g, "--partition")).collect::<Result<_, _>>()?;
+        Ok(PartitionSpec { groups, at_ms, heal_ms })
+    }
+}
+
+impl FromStr for OneWaySpec {
+    type Err = FaultError;
+
+    /// `0..2>2..5@100..500`: messages from 0..2 to 2..5 are lost from 100 ms to 500 ms.
+    fn from_str(s: &str) -> Result<Self, FaultError> {
+        let (sets, at_ms, heal_ms) = split_window(s, "--one-way")?;
+        let Some((from, to)) = sets.split_once('>') else {
+            return err(format!("--one-way `{s}`: expected FROM>TO@START_MS[..HEAL_MS]"));
+        };
+        Ok(OneWaySpec { from: parse_set(from, "--one-way")?, to: parse_set(to, "--one-way")?, at_ms, heal_ms })
+    }
+}
+
+impl FromStr for CrashSpec {
+    type Err = FaultError;
+
+    /// `3@100` (crash node 3 at 100 ms) or `3@100..400` (and restart it at 400 ms).
+    fn from_str(s: &str) -> Result<Self, FaultError> {
+        let (nodes, at_ms, restart_ms) = split_window(s, "--crash")?;
+        Ok(CrashSpec { nodes: parse_set(&nodes, "--crash")?, at_ms, restart_ms })
+    }
+}
+
+impl FromStr for PauseSpec {
+    type Err = FaultError;
+
+    /// `3@100..400`: node 3 is paused from 100 ms to 400 ms.
+    fn from_str(s: &str) -> Result<Self, FaultError> {
+        let (nodes, at_ms, resume_ms) = split_window(s, "--pause")?;
+        Ok(PauseSpec { nodes: parse_set(&nodes, "--pause")?, at_ms, resume_ms })
+    }
+}
+
+/// Parses `NODES=VALUE` (for `--skew` and `--drift`).
+pub fn parse_node_value(s: &str, what: &str) -> Result<(NodeSet, f64), FaultError> {
+    let Some((nodes, v)) = s.split_once('=') else {
+        return err(format!("{what} `{s}`: expected NODES=VALUE, e.g. 0..3=5"));
+    };
+    let v = v.trim().parse::<f64>().map_err(|_| FaultError(format!("{what} `{s}`: `{v}` is not a number")))?;
+    Ok((parse_set(nodes, what)?, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trip_of_every_part() {
+        let text = r#"
+            [network]
+            latency = { dist = "lognormal", median_ms = 5.0, sigma = 0.5 }
+            loss = 0.01
+            duplicate = 0.02
+            fifo = true
+            [[network.links]]
+            from = "0"
+            to = "1..3"
+            latency = { dist = "constant", ms = 50 }
+            [network.regions]
+            names = ["a", "b"]
+            latency_ms = [[1, 80], [80, 1]]
+            [[partition]]
+            groups = ["0..2", "2..5"]
+            at_ms = 100
+            heal_ms = 500
+            [[one_way]]
+            from = [0, 1]
+            to = "4"
+            at_ms = 0
+            [[crash]]
+            nodes = 3
+            at_ms = 10
+            restart_ms = 20
+            [[pause]]
+            nodes = "4"
+            at_ms = 1
+            resume_ms = 2
+            [[clock]]
+            nodes = "0..5"
+            skew_ms = -3
+            drift_ppm = 50
+        "#;
+        let f = Faults::from_toml(text).unwrap();
+        f.validate(5).unwrap();
+        assert_eq!(f.partitions[0].groups.len(), 2);
+        assert_eq!(f.crashes[0].restart_ms, Some(20.0));
+        assert!(!f.reliable());
+        let again = Faults::from_toml(&toml::to_string(&f).unwrap()).unwrap();
+        assert_eq!(again, f);
+    }
+
+    #[test]
+    fn cli_strings_parse() {
+        let p: PartitionSpec = "0..2|2..5@100..500".parse().unwrap();
+        assert_eq!((p.groups.len(), p.at_ms, p.heal_ms), (2, 100.0, Some(500.0)));
+        let o: OneWaySpec = "0>1..3@5".parse().unwrap();
+        assert_eq!(o.heal_ms, None);
+        let c: CrashSpec = "3@100..400".parse().unwrap();
+        assert_eq!(c.restart_ms, Some(400.0));
+        assert_eq!("lognormal:5,0.5".parse::<Latency>().unwrap(), Latency::LogNormal { median_ms: 5.0, sigma: 0.5 });
+        assert_eq!(parse_node_value("0..2=-5", "--skew").unwrap().1, -5.0);
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_a_reason() {
+        let mut f = Faults::default();
+        f.network.loss = 1.5;
+        assert!(f.validate(3).unwrap_err().0.contains("--loss 1.5"));
+        let f = Faults { crashes: vec!["7@1".parse().unwrap()], ..Faults::default() };
+        assert!(f.validate(3).unwrap_err().0.contains("outside 0..3"));
+        let f = Faults { pauses: vec!["1@10..5".parse().unwrap()], ..Faults::default() };
+        assert!(f.validate(3).is_err());
+        assert!("uniform:5,1".parse::<Latency>().is_err());
+        assert!("gauss:1".parse::<Latency>().is_err());
+        assert!("3".parse::<CrashSpec>().is_err());
+        assert!(Faults::from_toml("[network]\nlos = 0.1").unwrap_err().0.contains("los"));
+    }
+}

@@ -1,0 +1,539 @@
+//! `Simulation`: drives the nodes of a [`Setup`] with virtual time, one seed and a fault model.
+//!
+//! One global queue holds every pending event (a delivery, a timer, a scheduled fault); the
+//! loop pops the earliest, hands it to its node, and applies the effects the node returns.
+//! Two random streams derive from the master seed: one for the network, one handed to the
+//! protocols, so a protocol's choices do not shift when the network model changes.
+//!
+//! **Invariant:** the run is a pure function of (setup, seed, faults, limits). Nothing here
+//! reads the wall clock except to report `wall_ms`.
+
+use crate::diagram::{Rec, Recorder};
+use crate::digest::Digest;
+use crate::faults::Faults;
+use crate::net::{Fate, Net};
+use crate::queue::Queue;
+use agora_core::{
+    Checker, Context, Destinations, Effect, EffectOf, EndState, Lifecycle, Message, Metrics, NodeId,
+    Protocol, Rng, Setup, Stable, Time, Violation,
+};
+use rand::SeedableRng;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Limits and options of one simulated run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The master seed: every random choice of the run derives from it.
+    pub seed: u64,
+    pub faults: Faults,
+    /// The run stops at this virtual time.
+    pub max_time: Time,
+    /// The run stops after this many events.
+    pub max_events: u64,
+    /// Record up to this many events for a space-time diagram.
+    pub record_events: Option<usize>,
+    /// Keep every observation in the outcome (for reports and tests).
+    pub keep_observations: bool,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64) -> Self {
+        SimConfig {
+            seed,
+            faults: Faults::default(),
+            max_time: Time::from_millis(600_000),
+            max_events: u64::MAX,
+            record_events: None,
+            keep_observations: false,
+        }
+    }
+
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+}
+
+/// Why a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    /// Nothing was left to do.
+    Quiescent,
+    TimeLimit,
+    EventLimit,
+    /// A checker found a violation.
+    Violation,
+}
+
+/// Everything a run produced.
+pub struct Outcome<O> {
+    pub protocol: &'static str,
+    pub nodes: usize,
+    pub seed: u64,
+    pub metrics: Metrics,
+    pub violations: Vec<Violation>,
+    pub end: EndReason,
+    pub virtual_time: Time,
+    pub wall: Duration,
+    pub events: u64,
+    pub trace_digest: Digest,
+    /// `(global time, node, observation)`, when asked for.
+    pub observations: Vec<(Time, NodeId, O)>,
+    /// The recorded events, when asked for; `None` inside if the limit was exceeded.
+    pub recording: Option<Recorder>,
+    /// What each node had persisted when the run ended.
+    pub stable: Vec<Stable>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    PartitionStart(usize),
+    PartitionHeal(usize),
+    OneWayStart(usize),
+    OneWayHeal(usize),
+    Crash(NodeId),
+    Restart(NodeId),
+    Pause(NodeId),
+    Resume(NodeId),
+}
+
+enum Event<M, T> {
+    Deliver { from: NodeId, to: NodeId, msg: M, id: u64, bytes: u32, kind: u16 },
+    Timer { node: NodeId, timer: T, gen: u64 },
+    Fault(Action),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Up,
+    Down,
+    Paused,
+}
+
+type Msg<S> = <<S as Setup>::Node as Protocol>::Msg;
+type TimerOf<S> = <<S as Setup>::Node as Protocol>::Timer;
+type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
+
+/// A simulated run of the protocol described by `S`.
+pub struct Simulation<S: Setup> {
+    setup: S,
+    config: SimConfig,
+    n: usize,
+    nodes: Vec<Option<S::Node>>,
+    stable: Vec<Stable>,
+    status: Vec<Status>,
+    crashed_ever: Vec<bool>,
+    /// Pending named timers of each node with their generation.
+    timers: Vec<Vec<(TimerOf<S>, u64)>>,
+    /// `(skew ns, drift ppm)` per node, when any clock is configured.
+    clocks: Option<Vec<(i64, f64)>>,
+    /// Events that arrived while their node was paused, in arrival order.
+    stash: HashMap<u32, Vec<Event<Msg<S>, TimerOf<S>>>>,
+    queue: Queue<Event<Msg<S>, TimerOf<S>>>,
+    net: Net,
+    net_rng: Rng,
+    proto_rng: Rng,
+    now: Time,
+    metrics: Metrics,
+    checker: Box<dyn Checker<S::Node>>,
+    digest: Digest,
+    effects: Vec<EffectOf<S::Node>>,
+    scratch: Vec<u8>,
+    violations: Vec<Violation>,
+    observations: Vec<(Time, NodeId, ObsOf<S>)>,
+    recorder: Option<Recorder>,
+    next_msg_id: u64,
+    next_timer_gen: u64,
+    events: u64,
+}
+
+/// Derives an independent stream seed from the master seed.
+fn stream(seed: u64, stream: u64) -> Rng {
+    let mut d = Digest::default();
+    d.word(seed);
+    d.word(stream);
+    Rng::seed_from_u64(d.value())
+}
+
+impl<S: Setup> Simulation<S> {
+    /// Prepares a run. The fault configuration must have been validated against the cluster
+    /// size (`Faults::validate`); this constructor asserts it.
+    pub fn new(setup: S, config: SimConfig) -> Self {
+        let n = setup.nodes();
+        debug_assert!(config.faults.validate(n).is_ok(), "faults must be validated before a run");
+        let stable = vec![Stable::new(); n];
+        let nodes = (0..n).map(|i| Some(setup.build(NodeId(i as u32), &stable[i]))).collect();
+        let clocks = (!config.faults.clocks.is_empty()).then(|| {
+            let mut v = vec![(0i64, 0f64); n];
+            for c in &config.faults.clocks {
+                for id in c.nodes.iter() {
+                    v[id.index()] = ((c.skew_ms * 1e6) as i64, c.drift_ppm);
+                }
+            }
+            v
+        });
+        Simulation {
+            checker: setup.checker(),
+            net: Net::new(&config.faults, n),
+            net_rng: stream(config.seed, 1),
+            proto_rng: stream(config.seed, 2),
+            recorder: config.record_events.map(Recorder::new),
+            setup,
+            n,
+            nodes,
+            stable,
+            status: vec![Status::Up; n],
+            crashed_ever: vec![false; n],
+            timers: (0..n).map(|_| Vec::new()).collect(),
+            clocks,
+            stash: HashMap::new(),
+            queue: Queue::new(),
+            now: Time::ZERO,
+            metrics: Metrics::new(n),
+            digest: Digest::default(),
+            effects: Vec::new(),
+            scratch: Vec::new(),
+            violations: Vec::new(),
+            observations: Vec::new(),
+            next_msg_id: 0,
+            next_timer_gen: 0,
+            events: 0,
+            config,
+        }
+    }
+
+    /// Runs to the end: quiescence, a limit, or the first violation.
+    pub fn run(mut self) -> Outcome<ObsOf<S>> {
+        let wall = Instant::now();
+        self.schedule_faults();
+        for i in 0..self.n {
+            if !self.violations.is_empty() {
+                break;
+            }
+            self.step(NodeId(i as u32), |node, ctx| node.on_start(ctx));
+        }
+        let end = loop {
+            if !self.violations.is_empty() {
+                break EndReason::Violation;
+            }
+            let Some(at) = self.queue.peek_time() else {
+                break EndReason::Quiescent;
+            };
+            if at > self.config.max_time {
+                self.now = self.config.max_time;
+                break EndReason::TimeLimit;
+            }
+            if self.events >= self.config.max_events {
+                break EndReason::EventLimit;
+            }
+            let (at, event) = self.queue.pop().expect("peeked");
+            self.now = at;
+            self.events += 1;
+            self.handle(event);
+        };
+        if end != EndReason::Violation {
+            let live: Vec<bool> = self.status.iter().map(|s| *s == Status::Up).collect();
+            let state = EndState {
+                at: self.now,
+                live: &live,
+                crashed_ever: &self.crashed_ever,
+                network_reliable: self.config.faults.reliable(),
+                quiescent: end == EndReason::Quiescent,
+            };
+            self.violations = self.checker.finish(&state);
+        }
+        let end = if self.violations.is_empty() { end } else { EndReason::Violation };
+        Outcome {
+            protocol: self.setup.name(),
+            nodes: self.n,
+            seed: self.config.seed,
+            metrics: self.metrics,
+            violations: self.violations,
+            end,
+            virtual_time: self.now,
+            wall: wall.elapsed(),
+            events: self.events,
+            trace_digest: self.digest,
+            observations: self.observations,
+            recording: self.recorder,
+            stable: self.stable,
+        }
+    }
+
+    fn schedule_faults(&mut self) {
+        let f = self.config.faults.clone();
+        let at = Time::from_millis_f64;
+        for (i, p) in f.partitions.iter().enumerate() {
+            self.queue.push(at(p.at_ms), Event::Fault(Action::PartitionStart(i)));
+            if let Some(h) = p.heal_ms {
+                self.queue.push(at(h), Event::Fault(Action::PartitionHeal(i)));
+            }
+        }
+        for (i, p) in f.one_way.iter().enumerate() {
+            self.queue.push(at(p.at_ms), Event::Fault(Action::OneWayStart(i)));
+            if let Some(h) = p.heal_ms {
+                self.queue.push(at(h), Event::Fault(Action::OneWayHeal(i)));
+            }
+        }
+        for c in &f.crashes {
+            for id in c.nodes.iter() {
+                self.queue.push(at(c.at_ms), Event::Fault(Action::Crash(id)));
+                if let Some(r) = c.restart_ms {
+                    self.queue.push(at(r), Event::Fault(Action::Restart(id)));
+                }
+            }
+        }
+        for p in &f.pauses {
+            for id in p.nodes.iter() {
+                self.queue.push(at(p.at_ms), Event::Fault(Action::Pause(id)));
+                if let Some(r) = p.resume_ms {
+                    self.queue.push(at(r), Event::Fault(Action::Resume(id)));
+                }
+            }
+        }
+    }
+
+    /// The node's local clock at the current global time.
+    fn local_time(&self, id: NodeId) -> Time {
+        match &self.clocks {
+            None => self.now,
+            Some(c) => {
+                let (skew, drift) = c[id.index()];
+                let scaled = self.now.0 as f64 * (1.0 + drift * 1e-6);
+                Time((scaled as i64).saturating_add(skew).max(0) as u64)
+            }
+        }
+    }
+
+    /// Converts a duration on the node's clock to global virtual time.
+    fn to_global(&self, id: NodeId, d: Duration) -> Duration {
+        match &self.clocks {
+            Some(c) if c[id.index()].1 != 0.0 => d.div_f64(1.0 + c[id.index()].1 * 1e-6),
+            _ => d,
+        }
+    }
+
+    fn record(&mut self, rec: impl FnOnce() -> Rec) {
+        if let Some(r) = &mut self.recorder {
+            r.push(rec());
+        }
+    }
+
+    fn lifecycle(&mut self, id: NodeId, what: Lifecycle) {
+        self.digest.word(0xF0 + what as u64);
+        self.digest.word(id.0 as u64);
+        self.checker.lifecycle(self.now, id, what);
+        let at = self.now;
+        self.record(|| Rec::Life { node: id, at, what });
+    }
+
+    fn handle(&mut self, event: Event<Msg<S>, TimerOf<S>>) {
+        match event {
+            Event::Deliver { from, to, msg, id, bytes, kind } => match self.status[to.index()] {
+                Status::Paused => self.stash.entry(to.0).or_default().push(Event::Deliver { from, to, msg, id, bytes, kind }),
+                Status::Down => self.drop_message(to, kind as usize, id),
+                Status::Up if self.net.partitioned(from, to) => self.drop_message(to, kind as usize, id),
+                Status::Up => {
+                    self.metrics.delivered(to, kind as usize, bytes as u64);
+                    self.digest.word(self.now.0);
+                    self.digest.word(id);
+                    let at = self.now;
+                    self.record(|| Rec::Deliver { id, at });
+                    self.step(to, |node, ctx| node.on_message(ctx, from, msg));
+                }
+            },
+            Event::Timer { node, timer, gen } => match self.status[node.index()] {
+                Status::Paused => self.stash.entry(node.0).or_default().push(Event::Timer { node, timer, gen }),
+                Status::Down => {}
+                Status::Up => {
+                    let pending = &mut self.timers[node.index()];
+                    let Some(pos) = pending.iter().position(|(_, g)| *g == gen) else {
+                        return; // cancelled or replaced
+                    };
+                    pending.swap_remove(pos);
+                    self.digest.word(self.now.0);
+                    self.digest.word(gen);
+                    self.step(node, |n, ctx| n.on_timer(ctx, timer));
+                }
+            },
+            Event::Fault(action) => self.fault(action),
+        }
+    }
+
+    fn drop_message(&mut self, to: NodeId, kind: usize, id: u64) {
+        self.metrics.dropped(to, kind);
+        let at = self.now;
+        self.record(|| Rec::Drop { id, at });
+    }
+
+    fn fault(&mut self, action: Action) {
+        let faults = &self.config.faults;
+        match action {
+            Action::PartitionStart(i) => self.net.start_partition(i, &faults.partitions[i]),
+            Action::PartitionHeal(i) => self.net.heal(i),
+            Action::OneWayStart(i) => self.net.start_one_way(faults.partitions.len() + i, &faults.one_way[i]),
+            Action::OneWayHeal(i) => self.net.heal(faults.partitions.len() + i),
+            Action::Crash(id) => {
+                if self.status[id.index()] == Status::Down {
+                    return;
+                }
+                self.status[id.index()] = Status::Down;
+                self.nodes[id.index()] = None;
+                self.timers[id.index()].clear();
+                self.crashed_ever[id.index()] = true;
+                for e in self.stash.remove(&id.0).unwrap_or_default() {
+                    if let Event::Deliver { to, kind, id, .. } = e {
+                        self.drop_message(to, kind as usize, id);
+                    }
+                }
+                self.lifecycle(id, Lifecycle::Crashed);
+            }
+            Action::Restart(id) => {
+                if self.status[id.index()] != Status::Down {
+                    return;
+                }
+                self.nodes[id.index()] = Some(self.setup.build(id, &self.stable[id.index()]));
+                self.status[id.index()] = Status::Up;
+                self.lifecycle(id, Lifecycle::Restarted);
+                self.step(id, |node, ctx| node.on_start(ctx));
+            }
+            Action::Pause(id) => {
+                if self.status[id.index()] == Status::Up {
+                    self.status[id.index()] = Status::Paused;
+                    self.lifecycle(id, Lifecycle::Paused);
+                }
+            }
+            Action::Resume(id) => {
+                if self.status[id.index()] == Status::Paused {
+                    self.status[id.index()] = Status::Up;
+                    self.lifecycle(id, Lifecycle::Resumed);
+                    for e in self.stash.remove(&id.0).unwrap_or_default() {
+                        self.queue.push(self.now, e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one handler of node `id` and applies its effects.
+    fn step(&mut self, id: NodeId, f: impl FnOnce(&mut S::Node, &mut Context<'_, S::Node>)) {
+        let local = self.local_time(id);
+        let Some(node) = self.nodes[id.index()].as_mut() else {
+            return;
+        };
+        let mut ctx = Context::new(id, self.n, local, &mut self.proto_rng, &mut self.effects);
+        f(node, &mut ctx);
+        let mut effects = std::mem::take(&mut self.effects);
+        for e in effects.drain(..) {
+            self.apply(id, e);
+        }
+        self.effects = effects;
+    }
+
+    fn apply(&mut self, id: NodeId, effect: EffectOf<S::Node>) {
+        match effect {
+            Effect::Send { to, msg } => {
+                let (kind, bytes, hash) = self.encode(&msg);
+                self.transmit(id, to, msg, kind, bytes, hash);
+            }
+            Effect::Multicast { to, msg } => {
+                let (kind, bytes, hash) = self.encode(&msg);
+                match to {
+                    Destinations::AllOthers => {
+                        for t in (0..self.n as u32).map(NodeId).filter(|t| *t != id) {
+                            self.transmit(id, t, msg.clone(), kind, bytes, hash);
+                        }
+                    }
+                    Destinations::Nodes(list) => {
+                        for t in list {
+                            self.transmit(id, t, msg.clone(), kind, bytes, hash);
+                        }
+                    }
+                }
+            }
+            Effect::SetTimer { timer, after } => {
+                self.next_timer_gen += 1;
+                let gen = self.next_timer_gen;
+                let pending = &mut self.timers[id.index()];
+                match pending.iter_mut().find(|(t, _)| *t == timer) {
+                    Some(slot) => slot.1 = gen,
+                    None => pending.push((timer.clone(), gen)),
+                }
+                let at = self.now.after(self.to_global(id, after));
+                self.queue.push(at, Event::Timer { node: id, timer, gen });
+            }
+            Effect::CancelTimer { timer } => self.timers[id.index()].retain(|(t, _)| *t != timer),
+            Effect::Persist { key, value } => {
+                self.digest.bytes(key.as_bytes());
+                self.digest.bytes(&value);
+                self.stable[id.index()].put(key, value);
+            }
+            Effect::Unpersist { key } => {
+                self.digest.bytes(key.as_bytes());
+                self.stable[id.index()].remove(&key);
+            }
+            Effect::Observe(obs) => {
+                self.scratch.clear();
+                agora_core::wire::encode_into(&obs, &mut self.scratch);
+                self.digest.bytes(&self.scratch);
+                if self.recorder.is_some() {
+                    let (at, label) = (self.now, format!("{obs:?}"));
+                    self.record(|| Rec::Observe { node: id, at, label });
+                }
+                if let Err(v) = self.checker.observe(self.now, id, &obs) {
+                    if self.violations.is_empty() {
+                        self.violations.push(v);
+                    }
+                }
+                if self.config.keep_observations {
+                    self.observations.push((self.now, id, obs));
+                }
+            }
+            Effect::OpBegin(op) => self.metrics.op_begin(op, self.now),
+            Effect::OpEnd(op) => self.metrics.op_end(op, self.now),
+        }
+    }
+
+    /// The message's type index, wire bytes (frame included) and content hash.
+    fn encode(&mut self, msg: &Msg<S>) -> (u16, u32, u64) {
+        let kind = self.metrics.kind_index(msg.kind()) as u16;
+        self.scratch.clear();
+        let len = agora_core::wire::encode_into(msg, &mut self.scratch);
+        let mut h = Digest::default();
+        h.bytes(&self.scratch);
+        (kind, agora_core::wire::frame_bytes(len) as u32, h.value())
+    }
+
+    fn transmit(&mut self, from: NodeId, to: NodeId, msg: Msg<S>, kind: u16, bytes: u32, hash: u64) {
+        if to.index() >= self.n {
+            let detail = format!("sent {} to node {to}, but the cluster has nodes 0..{}", msg.kind(), self.n);
+            self.violations.push(Violation::new("valid-destination", Some(from), self.now, detail));
+            return;
+        }
+        self.next_msg_id += 1;
+        let id = self.next_msg_id;
+        self.metrics.sent(from, kind as usize, bytes as u64);
+        for w in [self.now.0, (from.0 as u64) << 32 | to.0 as u64, hash] {
+            self.digest.word(w);
+        }
+        let at = self.now;
+        let name = msg.kind();
+        self.record(|| Rec::Send { id, from, to, kind: name, at });
+        match self.net.route(from, to, self.now, &mut self.net_rng) {
+            Fate::Partitioned | Fate::Lost => self.drop_message(to, kind as usize, id),
+            Fate::Deliver(at, dup) => {
+                if let Some(dup_at) = dup {
+                    self.metrics.duplicated(to, kind as usize);
+                    self.next_msg_id += 1;
+                    let dup_id = self.next_msg_id;
+                    let now = self.now;
+                    self.record(|| Rec::Send { id: dup_id, from, to, kind: name, at: now });
+                    self.queue.push(dup_at, Event::Deliver { from, to, msg: msg.clone(), id: dup_id, bytes, kind });
+                }
+                self.queue.push(at, Event::Deliver { from, to, msg, id, bytes, kind });
+            }
+        }
+    }
+}
