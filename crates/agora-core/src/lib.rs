@@ -46,6 +46,7 @@ pub mod id;
 pub mod metrics;
 pub mod protocol;
 pub mod stable;
+pub mod summary;
 pub mod wire;
 
 pub use check::{Checker, EndState, Lifecycle, Property, PropertyKind, Violation};
@@ -55,3 +56,4 @@ pub use protocol::{
     Context, Destinations, Effect, EffectOf, Message, Observation, Protocol, Rng, Setup, TimerName,
 };
 pub use stable::Stable;
+pub use summary::{KindRow, RunSummary, ViolationReport};

@@ -1,7 +1,7 @@
 //! Run metrics shared by every driver: messages and bytes per message type and per node,
 //! operations (msgs-per-op, bytes-per-op, latency quantiles from an HDR histogram).
 
-use crate::id::{NodeId, OpId, Time};
+use crate::id::{OpId, Time};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -24,6 +24,16 @@ pub struct Counters {
 }
 
 impl Counters {
+    pub fn count_sent(&mut self, bytes: u64) {
+        self.sent += 1;
+        self.bytes_sent += bytes;
+    }
+
+    pub fn count_delivered(&mut self, bytes: u64) {
+        self.delivered += 1;
+        self.bytes_delivered += bytes;
+    }
+
     fn add(&mut self, o: &Counters) {
         self.sent += o.sent;
         self.delivered += o.delivered;
@@ -66,18 +76,19 @@ pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static histogram bounds are valid")
 }
 
-/// Metrics of one run.
-#[derive(Debug)]
+/// Metrics of one run: counters per message type, and operations. Per-node [`Counters`] are
+/// kept by the driver next to its other per-node state (one cache line per node matters at a
+/// million nodes).
+#[derive(Debug, Default)]
 pub struct Metrics {
     kinds: Vec<(&'static str, Counters)>,
-    nodes: Vec<Counters>,
     /// Open and finished operations: begin time and the latest end time seen.
     ops: HashMap<OpId, (Time, Option<Time>)>,
 }
 
 impl Metrics {
-    pub fn new(nodes: usize) -> Self {
-        Metrics { kinds: Vec::new(), nodes: vec![Counters::default(); nodes], ops: HashMap::new() }
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// The index of message type `kind` in the per-type table (few types: a linear scan).
@@ -89,33 +100,20 @@ impl Metrics {
         self.kinds.len() - 1
     }
 
-    pub fn sent(&mut self, from: NodeId, kind: usize, bytes: u64) {
-        let k = &mut self.kinds[kind].1;
-        k.sent += 1;
-        k.bytes_sent += bytes;
-        let n = &mut self.nodes[from.index()];
-        n.sent += 1;
-        n.bytes_sent += bytes;
+    pub fn sent(&mut self, kind: usize, bytes: u64) {
+        self.kinds[kind].1.count_sent(bytes);
     }
 
-    pub fn delivered(&mut self, to: NodeId, kind: usize, bytes: u64) {
-        let k = &mut self.kinds[kind].1;
-        k.delivered += 1;
-        k.bytes_delivered += bytes;
-        let n = &mut self.nodes[to.index()];
-        n.delivered += 1;
-        n.bytes_delivered += bytes;
+    pub fn delivered(&mut self, kind: usize, bytes: u64) {
+        self.kinds[kind].1.count_delivered(bytes);
     }
 
-    /// A message to `to` was lost (counted against the intended receiver).
-    pub fn dropped(&mut self, to: NodeId, kind: usize) {
+    pub fn dropped(&mut self, kind: usize) {
         self.kinds[kind].1.dropped += 1;
-        self.nodes[to.index()].dropped += 1;
     }
 
-    pub fn duplicated(&mut self, to: NodeId, kind: usize) {
+    pub fn duplicated(&mut self, kind: usize) {
         self.kinds[kind].1.duplicated += 1;
-        self.nodes[to.index()].duplicated += 1;
     }
 
     /// An operation began (the first begin counts).
@@ -140,10 +138,6 @@ impl Metrics {
 
     pub fn by_kind(&self) -> &[(&'static str, Counters)] {
         &self.kinds
-    }
-
-    pub fn by_node(&self) -> &[Counters] {
-        &self.nodes
     }
 
     /// Operations begun, operations completed, and the latency quantiles of completed ones.
@@ -173,24 +167,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_per_kind_and_node() {
-        let mut m = Metrics::new(3);
+    fn counts_per_kind() {
+        let mut m = Metrics::new();
         let a = m.kind_index("A");
         let b = m.kind_index("B");
         assert_eq!(m.kind_index("A"), a);
-        m.sent(NodeId(0), a, 10);
-        m.sent(NodeId(0), b, 5);
-        m.delivered(NodeId(1), a, 10);
-        m.dropped(NodeId(2), b);
+        m.sent(a, 10);
+        m.sent(b, 5);
+        m.delivered(a, 10);
+        m.dropped(b);
         let t = m.totals();
         assert_eq!((t.sent, t.delivered, t.dropped, t.bytes_sent), (2, 1, 1, 15));
-        assert_eq!(m.by_node()[0].sent, 2);
-        assert_eq!(m.by_node()[2].dropped, 1);
+        assert_eq!(m.by_kind()[1].1.dropped, 1);
     }
 
     #[test]
     fn op_latency_runs_to_the_last_end() {
-        let mut m = Metrics::new(1);
+        let mut m = Metrics::new();
         m.op_begin(1, Time::from_millis(10));
         m.op_end(1, Time::from_millis(15));
         m.op_end(1, Time::from_millis(30));

@@ -89,14 +89,30 @@ pub enum Destinations {
 /// makes every `Persist` of a step durable before any message of that step leaves the node.
 #[derive(Clone, Debug)]
 pub enum Effect<M, T, O> {
-    Send { to: NodeId, msg: M },
-    Multicast { to: Destinations, msg: M },
-    SetTimer { timer: T, after: Duration },
-    CancelTimer { timer: T },
+    Send {
+        to: NodeId,
+        msg: M,
+    },
+    Multicast {
+        to: Destinations,
+        msg: M,
+    },
+    SetTimer {
+        timer: T,
+        after: Duration,
+    },
+    CancelTimer {
+        timer: T,
+    },
     /// Durable write: survives a crash of the node.
-    Persist { key: String, value: Vec<u8> },
+    Persist {
+        key: String,
+        value: Vec<u8>,
+    },
     /// Durable removal of a key.
-    Unpersist { key: String },
+    Unpersist {
+        key: String,
+    },
     Observe(O),
     /// An operation starts now (for msgs-per-op and latency).
     OpBegin(OpId),
@@ -105,8 +121,7 @@ pub enum Effect<M, T, O> {
 }
 
 /// The effect type of protocol `P`.
-pub type EffectOf<P> =
-    Effect<<P as Protocol>::Msg, <P as Protocol>::Timer, <P as Protocol>::Obs>;
+pub type EffectOf<P> = Effect<<P as Protocol>::Msg, <P as Protocol>::Timer, <P as Protocol>::Obs>;
 
 /// What a handler sees of the world: its id, the cluster size, its clock, its random source,
 /// and the effect buffer it writes to.

@@ -16,7 +16,8 @@
 //! leave greetings missing (the at-end property is then not judged).
 
 use agora_core::{
-    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time, Violation,
+    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time,
+    Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -98,7 +99,11 @@ pub struct AllToAllChecker {
 impl Checker<AllToAll> for AllToAllChecker {
     fn properties(&self) -> Vec<Property> {
         vec![
-            Property { name: "greeted-once", kind: PropertyKind::Always, description: "one greeting per sender per node" },
+            Property {
+                name: "greeted-once",
+                kind: PropertyKind::Always,
+                description: "one greeting per sender per node",
+            },
             Property {
                 name: "all-greeted",
                 kind: PropertyKind::AtEnd,

@@ -25,7 +25,8 @@
 
 use crate::topology::Graph;
 use agora_core::{
-    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time, Violation,
+    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time,
+    Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -164,12 +165,21 @@ pub struct FloodChecker {
 impl Checker<Flood> for FloodChecker {
     fn properties(&self) -> Vec<Property> {
         vec![
-            Property { name: "no-duplication", kind: PropertyKind::Always, description: "a node delivers the rumour at most once" },
-            Property { name: "no-creation", kind: PropertyKind::Always, description: "only the origin's broadcast rumour is delivered" },
+            Property {
+                name: "no-duplication",
+                kind: PropertyKind::Always,
+                description: "a node delivers the rumour at most once",
+            },
+            Property {
+                name: "no-creation",
+                kind: PropertyKind::Always,
+                description: "only the origin's broadcast rumour is delivered",
+            },
             Property {
                 name: "reachable-delivered",
                 kind: PropertyKind::AtEnd,
-                description: "with no loss, every node reachable from the origin through never-crashed nodes delivered",
+                description:
+                    "with no loss, every node reachable from the origin through never-crashed nodes delivered",
             },
         ]
     }
@@ -186,11 +196,19 @@ impl Checker<Flood> for FloodChecker {
                         "no-creation",
                         Some(node),
                         at,
-                        format!("delivered rumour {payload} from {origin}, which node {} never broadcast", self.origin),
+                        format!(
+                            "delivered rumour {payload} from {origin}, which node {} never broadcast",
+                            self.origin
+                        ),
                     ));
                 }
                 if std::mem::replace(&mut self.delivered[node.index()], true) {
-                    return Err(Violation::new("no-duplication", Some(node), at, "delivered the rumour a second time"));
+                    return Err(Violation::new(
+                        "no-duplication",
+                        Some(node),
+                        at,
+                        "delivered the rumour a second time",
+                    ));
                 }
                 Ok(())
             }

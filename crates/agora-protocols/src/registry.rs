@@ -92,7 +92,8 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
                     all_to_all::MAX_NODES
                 )));
             }
-            let graph = Graph::build(params.topology, params.nodes, params.seed).map_err(ParamError::Invalid)?;
+            let graph =
+                Graph::build(params.topology, params.nodes, params.seed).map_err(ParamError::Invalid)?;
             Ok(driver.run(FloodSetup {
                 graph: Arc::new(graph),
                 origin: NodeId(params.origin),

@@ -34,7 +34,9 @@ impl FromStr for TopologyKind {
             "grid" => Ok(TopologyKind::Grid),
             _ => match s.strip_prefix("regular:").map(str::parse::<u32>) {
                 Some(Ok(k)) if k > 0 => Ok(TopologyKind::Regular(k)),
-                _ => Err(format!("unknown topology `{s}`: expected complete, ring, grid or regular:K (K >= 1)")),
+                _ => Err(format!(
+                    "unknown topology `{s}`: expected complete, ring, grid or regular:K (K >= 1)"
+                )),
             },
         }
     }
@@ -134,7 +136,9 @@ impl Graph {
     pub fn neighbours(&self, i: NodeId) -> impl Iterator<Item = NodeId> + '_ {
         let (range, list): (std::ops::Range<u32>, &[u32]) = match self {
             Graph::Complete { n } => (0..*n, &[]),
-            Graph::Csr { offsets, adj } => (0..0, &adj[offsets[i.index()] as usize..offsets[i.index() + 1] as usize]),
+            Graph::Csr { offsets, adj } => {
+                (0..0, &adj[offsets[i.index()] as usize..offsets[i.index() + 1] as usize])
+            }
         };
         range.filter(move |j| *j != i.0).chain(list.iter().copied()).map(NodeId)
     }
@@ -194,7 +198,8 @@ fn random_regular_sparse(n: u32, k: u32, seed: u64) -> Result<Vec<(u32, u32)>, S
     let mut rng = Rng::seed_from_u64(seed ^ 0x7265_6775_6c61_7200);
     let mut stubs: Vec<u32> = (0..n).flat_map(|i| std::iter::repeat_n(i, k as usize)).collect();
     stubs.shuffle(&mut rng);
-    let mut edges: Vec<(u32, u32)> = stubs.chunks_exact(2).map(|p| (p[0].min(p[1]), p[0].max(p[1]))).collect();
+    let mut edges: Vec<(u32, u32)> =
+        stubs.chunks_exact(2).map(|p| (p[0].min(p[1]), p[0].max(p[1]))).collect();
     drop(stubs);
     let key = |(a, b): (u32, u32)| (a as u64) << 32 | b as u64;
     let mut present: HashSet<u64> = HashSet::with_capacity(edges.len());
@@ -220,7 +225,12 @@ fn random_regular_sparse(n: u32, k: u32, seed: u64) -> Result<Vec<(u32, u32)>, S
         let (e1, e2) = if rng.random_bool(0.5) { ((a, c), (b, d)) } else { ((a, d), (b, c)) };
         let norm = |(x, y): (u32, u32)| (x.min(y), x.max(y));
         let (e1, e2) = (norm(e1), norm(e2));
-        if e1.0 == e1.1 || e2.0 == e2.1 || e1 == e2 || present.contains(&key(e1)) || present.contains(&key(e2)) {
+        if e1.0 == e1.1
+            || e2.0 == e2.1
+            || e1 == e2
+            || present.contains(&key(e1))
+            || present.contains(&key(e2))
+        {
             continue;
         }
         // Edge i was a duplicate of a present edge or a loop: it is not itself in `present`

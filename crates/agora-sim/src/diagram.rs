@@ -69,8 +69,10 @@ impl Recorder {
     }
 }
 
-const PALETTE: [&str; 10] =
-    ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#d62728"];
+const PALETTE: [&str; 10] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+    "#d62728",
+];
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -177,7 +179,13 @@ pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
         };
         let dash = if in_flight { r#" stroke-dasharray="3 3""# } else { "" };
         let marker = if dropped { "" } else { r#" marker-end="url(#arrow)""# };
-        let status = if dropped { "lost" } else if in_flight { "in flight at the end" } else { "delivered" };
+        let status = if dropped {
+            "lost"
+        } else if in_flight {
+            "in flight at the end"
+        } else {
+            "delivered"
+        };
         let _ = writeln!(
             s,
             r#"<g><title>{kind} #{id}: node {from} → node {to}, sent {sent}, {status}</title><line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" stroke="{color}" stroke-width="1.2"{marker}{dash}/></g>"#,
@@ -234,7 +242,11 @@ pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
 
     // Time axis and legend.
     let axis_y = top + row * nodes.max(1) as f64 - row / 2.0 + 14.0;
-    let _ = writeln!(s, r##"<line x1="{left}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#999"/>"##, left + width);
+    let _ = writeln!(
+        s,
+        r##"<line x1="{left}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#999"/>"##,
+        left + width
+    );
     for i in 0..=8 {
         let t = Time((end * i as f64 / 8.0) as u64);
         let _ = writeln!(
@@ -258,7 +270,7 @@ pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
             ly + 4.0,
             esc(k)
         );
-        lx += 40.0 + 7.0 * k.len() as f64;
+        lx += 60.0 + 7.0 * k.len() as f64;
     }
     let _ = writeln!(
         s,

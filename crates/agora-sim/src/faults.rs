@@ -25,11 +25,21 @@ fn err<T>(msg: impl Into<String>) -> Result<T, FaultError> {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Latency {
-    Constant { ms: f64 },
-    Uniform { min_ms: f64, max_ms: f64 },
-    Exponential { mean_ms: f64 },
+    Constant {
+        ms: f64,
+    },
+    Uniform {
+        min_ms: f64,
+        max_ms: f64,
+    },
+    Exponential {
+        mean_ms: f64,
+    },
     /// Log-normal with the given median and shape (`sigma` of the underlying normal).
-    LogNormal { median_ms: f64, sigma: f64 },
+    LogNormal {
+        median_ms: f64,
+        sigma: f64,
+    },
 }
 
 impl Default for Latency {
@@ -373,7 +383,12 @@ impl FromStr for OneWaySpec {
         let Some((from, to)) = sets.split_once('>') else {
             return err(format!("--one-way `{s}`: expected FROM>TO@START_MS[..HEAL_MS]"));
         };
-        Ok(OneWaySpec { from: parse_set(from, "--one-way")?, to: parse_set(to, "--one-way")?, at_ms, heal_ms })
+        Ok(OneWaySpec {
+            from: parse_set(from, "--one-way")?,
+            to: parse_set(to, "--one-way")?,
+            at_ms,
+            heal_ms,
+        })
     }
 }
 
@@ -402,7 +417,8 @@ pub fn parse_node_value(s: &str, what: &str) -> Result<(NodeSet, f64), FaultErro
     let Some((nodes, v)) = s.split_once('=') else {
         return err(format!("{what} `{s}`: expected NODES=VALUE, e.g. 0..3=5"));
     };
-    let v = v.trim().parse::<f64>().map_err(|_| FaultError(format!("{what} `{s}`: `{v}` is not a number")))?;
+    let v =
+        v.trim().parse::<f64>().map_err(|_| FaultError(format!("{what} `{s}`: `{v}` is not a number")))?;
     Ok((parse_set(nodes, what)?, v))
 }
 
@@ -463,7 +479,10 @@ mod tests {
         assert_eq!(o.heal_ms, None);
         let c: CrashSpec = "3@100..400".parse().unwrap();
         assert_eq!(c.restart_ms, Some(400.0));
-        assert_eq!("lognormal:5,0.5".parse::<Latency>().unwrap(), Latency::LogNormal { median_ms: 5.0, sigma: 0.5 });
+        assert_eq!(
+            "lognormal:5,0.5".parse::<Latency>().unwrap(),
+            Latency::LogNormal { median_ms: 5.0, sigma: 0.5 }
+        );
         assert_eq!(parse_node_value("0..2=-5", "--skew").unwrap().1, -5.0);
     }
 

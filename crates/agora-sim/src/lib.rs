@@ -15,8 +15,8 @@ pub mod sim;
 
 pub use digest::Digest;
 pub use faults::{
-    ClockSpec, CrashSpec, FaultError, Faults, Latency, LinkSpec, Network, OneWaySpec, PartitionSpec, PauseSpec,
-    Regions,
+    ClockSpec, CrashSpec, FaultError, Faults, Latency, LinkSpec, Network, OneWaySpec, PartitionSpec,
+    PauseSpec, Regions,
 };
 pub use nodeset::NodeSet;
 pub use sim::{EndReason, Outcome, SimConfig, Simulation};

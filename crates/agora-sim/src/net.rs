@@ -29,9 +29,9 @@ impl Sampler {
                 Sampler::Exp(Exp::new(1.0 / (mean_ms * 1e6)).expect("validated rate"))
             }
             Latency::Exponential { .. } => Sampler::Constant(0),
-            Latency::LogNormal { median_ms, sigma } => {
-                Sampler::LogNormal(LogNormal::new((median_ms * 1e6).ln(), sigma).expect("validated lognormal"))
-            }
+            Latency::LogNormal { median_ms, sigma } => Sampler::LogNormal(
+                LogNormal::new((median_ms * 1e6).ln(), sigma).expect("validated lognormal"),
+            ),
         }
     }
 
@@ -121,7 +121,11 @@ impl Net {
                 }
                 v
             }),
-            base_ns: r.latency_ms.iter().map(|row| row.iter().map(|ms| (ms * 1e6).round() as u64).collect()).collect(),
+            base_ns: r
+                .latency_ms
+                .iter()
+                .map(|row| row.iter().map(|ms| (ms * 1e6).round() as u64).collect())
+                .collect(),
             jitter: Sampler::new(&r.jitter),
         });
         Net {
@@ -182,7 +186,8 @@ impl Net {
             return Fate::Lost;
         }
         let at = self.arrival(from, to, now, rng);
-        let dup = (self.duplicate > 0.0 && rng.random_bool(self.duplicate)).then(|| self.arrival(from, to, now, rng));
+        let dup = (self.duplicate > 0.0 && rng.random_bool(self.duplicate))
+            .then(|| self.arrival(from, to, now, rng));
         Fate::Deliver(at, dup)
     }
 

@@ -1,32 +1,36 @@
-//! The global event queue: one binary heap of small keys ordered by (virtual time, sequence),
-//! with the events themselves in a slab so heap moves stay cheap at millions of entries.
+//! The global event queue: a monotone priority queue (a radix heap) of small keys, ordered by
+//! (virtual time, sequence number), with the events themselves in a slab so that moving keys
+//! stays cheap at millions of pending events.
 //!
-//! Ties in time are broken by insertion order, which makes the run deterministic.
+//! A simulation never schedules an event before the current time, so the queue is monotone
+//! and a radix heap applies: pushes are O(1), pops amortized O(log range), and memory access
+//! is sequential — several times faster than a binary heap at a million entries. Ties in time
+//! are broken by insertion order, which makes the run deterministic and keeps equal-latency
+//! messages on a link in FIFO order.
 
 use agora_core::Time;
+use radix_heap::RadixHeapMap;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Key {
-    at: Time,
-    seq: u64,
-    slot: u32,
-}
 
 pub(crate) struct Queue<E> {
-    heap: BinaryHeap<Reverse<Key>>,
+    /// Key: `time << 64 | seq`; value: the event's slab slot.
+    heap: RadixHeapMap<Reverse<u128>, u32>,
     slab: Vec<Option<E>>,
     free: Vec<u32>,
     seq: u64,
+    /// The time of the last popped event: nothing may be scheduled before it.
+    floor: Time,
 }
 
 impl<E> Queue<E> {
     pub(crate) fn new() -> Self {
-        Queue { heap: BinaryHeap::new(), slab: Vec::new(), free: Vec::new(), seq: 0 }
+        Queue { heap: RadixHeapMap::new(), slab: Vec::new(), free: Vec::new(), seq: 0, floor: Time::ZERO }
     }
 
+    /// Schedules `event` at `at`; a time in the past is moved to the current time.
     pub(crate) fn push(&mut self, at: Time, event: E) {
+        debug_assert!(at >= self.floor, "event scheduled in the past");
+        let at = at.max(self.floor);
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slab[s as usize] = Some(event);
@@ -38,18 +42,15 @@ impl<E> Queue<E> {
             }
         };
         self.seq += 1;
-        self.heap.push(Reverse(Key { at, seq: self.seq, slot }));
+        self.heap.push(Reverse((at.0 as u128) << 64 | self.seq as u128), slot);
     }
 
     pub(crate) fn pop(&mut self) -> Option<(Time, E)> {
-        let Reverse(k) = self.heap.pop()?;
-        let e = self.slab[k.slot as usize].take().expect("every key has its event");
-        self.free.push(k.slot);
-        Some((k.at, e))
-    }
-
-    pub(crate) fn peek_time(&self) -> Option<Time> {
-        self.heap.peek().map(|Reverse(k)| k.at)
+        let (Reverse(key), slot) = self.heap.pop()?;
+        let e = self.slab[slot as usize].take().expect("every key has its event");
+        self.free.push(slot);
+        self.floor = Time((key >> 64) as u64);
+        Some((self.floor, e))
     }
 
     #[cfg(test)]
@@ -72,7 +73,12 @@ mod tests {
         let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|(_, e)| e)).collect();
         assert_eq!(order, ["a", "b", "c", "d"]);
         q.push(Time(9), "e");
-        assert_eq!(q.peek_time(), Some(Time(9)));
-        assert_eq!(q.len(), 1);
+        q.push(Time(9), "f");
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.pop(), Some((Time(9), "e")));
+        q.push(Time(9), "g");
+        assert_eq!(q.pop(), Some((Time(9), "f")));
+        assert_eq!(q.pop(), Some((Time(9), "g")));
+        assert_eq!(q.pop(), None);
     }
 }

@@ -14,8 +14,8 @@ use crate::faults::Faults;
 use crate::net::{Fate, Net};
 use crate::queue::Queue;
 use agora_core::{
-    Checker, Context, Destinations, Effect, EffectOf, EndState, Lifecycle, Message, Metrics, NodeId,
-    Protocol, Rng, Setup, Stable, Time, Violation,
+    Checker, Context, Counters, Destinations, Effect, EffectOf, EndState, Lifecycle, Message, Metrics,
+    NodeId, Protocol, Rng, Setup, Stable, Time, Violation,
 };
 use rand::SeedableRng;
 use std::collections::HashMap;
@@ -73,6 +73,8 @@ pub struct Outcome<O> {
     pub nodes: usize,
     pub seed: u64,
     pub metrics: Metrics,
+    /// Message counters of each node.
+    pub per_node: Vec<Counters>,
     pub violations: Vec<Violation>,
     pub end: EndReason,
     pub virtual_time: Time,
@@ -85,6 +87,8 @@ pub struct Outcome<O> {
     pub recording: Option<Recorder>,
     /// What each node had persisted when the run ended.
     pub stable: Vec<Stable>,
+    /// The properties the run was judged by.
+    pub properties: Vec<agora_core::Property>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -112,26 +116,36 @@ enum Status {
     Paused,
 }
 
+/// Everything the simulator keeps per node, together so that handling an event for a node
+/// touches one place in memory.
+struct Slot<N, T> {
+    /// The node's volatile state; `None` while crashed.
+    node: Option<N>,
+    status: Status,
+    crashed_ever: bool,
+    counters: Counters,
+    /// Pending named timers with their generation.
+    timers: Vec<(T, u64)>,
+    /// What the node persisted: survives crashes.
+    stable: Stable,
+}
+
 type Msg<S> = <<S as Setup>::Node as Protocol>::Msg;
 type TimerOf<S> = <<S as Setup>::Node as Protocol>::Timer;
 type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
+type EventOf<S> = Event<Msg<S>, TimerOf<S>>;
 
 /// A simulated run of the protocol described by `S`.
 pub struct Simulation<S: Setup> {
     setup: S,
     config: SimConfig,
     n: usize,
-    nodes: Vec<Option<S::Node>>,
-    stable: Vec<Stable>,
-    status: Vec<Status>,
-    crashed_ever: Vec<bool>,
-    /// Pending named timers of each node with their generation.
-    timers: Vec<Vec<(TimerOf<S>, u64)>>,
+    slots: Vec<Slot<S::Node, TimerOf<S>>>,
     /// `(skew ns, drift ppm)` per node, when any clock is configured.
     clocks: Option<Vec<(i64, f64)>>,
     /// Events that arrived while their node was paused, in arrival order.
-    stash: HashMap<u32, Vec<Event<Msg<S>, TimerOf<S>>>>,
-    queue: Queue<Event<Msg<S>, TimerOf<S>>>,
+    stash: HashMap<u32, Vec<EventOf<S>>>,
+    queue: Queue<EventOf<S>>,
     net: Net,
     net_rng: Rng,
     proto_rng: Rng,
@@ -163,8 +177,17 @@ impl<S: Setup> Simulation<S> {
     pub fn new(setup: S, config: SimConfig) -> Self {
         let n = setup.nodes();
         debug_assert!(config.faults.validate(n).is_ok(), "faults must be validated before a run");
-        let stable = vec![Stable::new(); n];
-        let nodes = (0..n).map(|i| Some(setup.build(NodeId(i as u32), &stable[i]))).collect();
+        let empty = Stable::new();
+        let slots = (0..n)
+            .map(|i| Slot {
+                node: Some(setup.build(NodeId(i as u32), &empty)),
+                status: Status::Up,
+                crashed_ever: false,
+                counters: Counters::default(),
+                timers: Vec::new(),
+                stable: Stable::new(),
+            })
+            .collect();
         let clocks = (!config.faults.clocks.is_empty()).then(|| {
             let mut v = vec![(0i64, 0f64); n];
             for c in &config.faults.clocks {
@@ -182,16 +205,12 @@ impl<S: Setup> Simulation<S> {
             recorder: config.record_events.map(Recorder::new),
             setup,
             n,
-            nodes,
-            stable,
-            status: vec![Status::Up; n],
-            crashed_ever: vec![false; n],
-            timers: (0..n).map(|_| Vec::new()).collect(),
+            slots,
             clocks,
             stash: HashMap::new(),
             queue: Queue::new(),
             now: Time::ZERO,
-            metrics: Metrics::new(n),
+            metrics: Metrics::new(),
             digest: Digest::default(),
             effects: Vec::new(),
             scratch: Vec::new(),
@@ -218,27 +237,27 @@ impl<S: Setup> Simulation<S> {
             if !self.violations.is_empty() {
                 break EndReason::Violation;
             }
-            let Some(at) = self.queue.peek_time() else {
+            if self.events >= self.config.max_events {
+                break EndReason::EventLimit;
+            }
+            let Some((at, event)) = self.queue.pop() else {
                 break EndReason::Quiescent;
             };
             if at > self.config.max_time {
                 self.now = self.config.max_time;
                 break EndReason::TimeLimit;
             }
-            if self.events >= self.config.max_events {
-                break EndReason::EventLimit;
-            }
-            let (at, event) = self.queue.pop().expect("peeked");
             self.now = at;
             self.events += 1;
             self.handle(event);
         };
         if end != EndReason::Violation {
-            let live: Vec<bool> = self.status.iter().map(|s| *s == Status::Up).collect();
+            let live: Vec<bool> = self.slots.iter().map(|s| s.status == Status::Up).collect();
+            let crashed_ever: Vec<bool> = self.slots.iter().map(|s| s.crashed_ever).collect();
             let state = EndState {
                 at: self.now,
                 live: &live,
-                crashed_ever: &self.crashed_ever,
+                crashed_ever: &crashed_ever,
                 network_reliable: self.config.faults.reliable(),
                 quiescent: end == EndReason::Quiescent,
             };
@@ -250,6 +269,7 @@ impl<S: Setup> Simulation<S> {
             nodes: self.n,
             seed: self.config.seed,
             metrics: self.metrics,
+            per_node: self.slots.iter().map(|s| s.counters).collect(),
             violations: self.violations,
             end,
             virtual_time: self.now,
@@ -258,7 +278,8 @@ impl<S: Setup> Simulation<S> {
             trace_digest: self.digest,
             observations: self.observations,
             recording: self.recorder,
-            stable: self.stable,
+            stable: self.slots.into_iter().map(|s| s.stable).collect(),
+            properties: self.checker.properties(),
         }
     }
 
@@ -329,14 +350,22 @@ impl<S: Setup> Simulation<S> {
         self.record(|| Rec::Life { node: id, at, what });
     }
 
-    fn handle(&mut self, event: Event<Msg<S>, TimerOf<S>>) {
+    fn handle(&mut self, event: EventOf<S>) {
         match event {
-            Event::Deliver { from, to, msg, id, bytes, kind } => match self.status[to.index()] {
-                Status::Paused => self.stash.entry(to.0).or_default().push(Event::Deliver { from, to, msg, id, bytes, kind }),
+            Event::Deliver { from, to, msg, id, bytes, kind } => match self.slots[to.index()].status {
+                Status::Paused => self.stash.entry(to.0).or_default().push(Event::Deliver {
+                    from,
+                    to,
+                    msg,
+                    id,
+                    bytes,
+                    kind,
+                }),
                 Status::Down => self.drop_message(to, kind as usize, id),
                 Status::Up if self.net.partitioned(from, to) => self.drop_message(to, kind as usize, id),
                 Status::Up => {
-                    self.metrics.delivered(to, kind as usize, bytes as u64);
+                    self.metrics.delivered(kind as usize, bytes as u64);
+                    self.slots[to.index()].counters.count_delivered(bytes as u64);
                     self.digest.word(self.now.0);
                     self.digest.word(id);
                     let at = self.now;
@@ -344,11 +373,13 @@ impl<S: Setup> Simulation<S> {
                     self.step(to, |node, ctx| node.on_message(ctx, from, msg));
                 }
             },
-            Event::Timer { node, timer, gen } => match self.status[node.index()] {
-                Status::Paused => self.stash.entry(node.0).or_default().push(Event::Timer { node, timer, gen }),
+            Event::Timer { node, timer, gen } => match self.slots[node.index()].status {
+                Status::Paused => {
+                    self.stash.entry(node.0).or_default().push(Event::Timer { node, timer, gen })
+                }
                 Status::Down => {}
                 Status::Up => {
-                    let pending = &mut self.timers[node.index()];
+                    let pending = &mut self.slots[node.index()].timers;
                     let Some(pos) = pending.iter().position(|(_, g)| *g == gen) else {
                         return; // cancelled or replaced
                     };
@@ -363,7 +394,8 @@ impl<S: Setup> Simulation<S> {
     }
 
     fn drop_message(&mut self, to: NodeId, kind: usize, id: u64) {
-        self.metrics.dropped(to, kind);
+        self.metrics.dropped(kind);
+        self.slots[to.index()].counters.dropped += 1;
         let at = self.now;
         self.record(|| Rec::Drop { id, at });
     }
@@ -376,13 +408,14 @@ impl<S: Setup> Simulation<S> {
             Action::OneWayStart(i) => self.net.start_one_way(faults.partitions.len() + i, &faults.one_way[i]),
             Action::OneWayHeal(i) => self.net.heal(faults.partitions.len() + i),
             Action::Crash(id) => {
-                if self.status[id.index()] == Status::Down {
+                let slot = &mut self.slots[id.index()];
+                if slot.status == Status::Down {
                     return;
                 }
-                self.status[id.index()] = Status::Down;
-                self.nodes[id.index()] = None;
-                self.timers[id.index()].clear();
-                self.crashed_ever[id.index()] = true;
+                slot.status = Status::Down;
+                slot.node = None;
+                slot.timers.clear();
+                slot.crashed_ever = true;
                 for e in self.stash.remove(&id.0).unwrap_or_default() {
                     if let Event::Deliver { to, kind, id, .. } = e {
                         self.drop_message(to, kind as usize, id);
@@ -391,23 +424,24 @@ impl<S: Setup> Simulation<S> {
                 self.lifecycle(id, Lifecycle::Crashed);
             }
             Action::Restart(id) => {
-                if self.status[id.index()] != Status::Down {
+                let slot = &mut self.slots[id.index()];
+                if slot.status != Status::Down {
                     return;
                 }
-                self.nodes[id.index()] = Some(self.setup.build(id, &self.stable[id.index()]));
-                self.status[id.index()] = Status::Up;
+                slot.node = Some(self.setup.build(id, &slot.stable));
+                slot.status = Status::Up;
                 self.lifecycle(id, Lifecycle::Restarted);
                 self.step(id, |node, ctx| node.on_start(ctx));
             }
             Action::Pause(id) => {
-                if self.status[id.index()] == Status::Up {
-                    self.status[id.index()] = Status::Paused;
+                if self.slots[id.index()].status == Status::Up {
+                    self.slots[id.index()].status = Status::Paused;
                     self.lifecycle(id, Lifecycle::Paused);
                 }
             }
             Action::Resume(id) => {
-                if self.status[id.index()] == Status::Paused {
-                    self.status[id.index()] = Status::Up;
+                if self.slots[id.index()].status == Status::Paused {
+                    self.slots[id.index()].status = Status::Up;
                     self.lifecycle(id, Lifecycle::Resumed);
                     for e in self.stash.remove(&id.0).unwrap_or_default() {
                         self.queue.push(self.now, e);
@@ -420,7 +454,7 @@ impl<S: Setup> Simulation<S> {
     /// Runs one handler of node `id` and applies its effects.
     fn step(&mut self, id: NodeId, f: impl FnOnce(&mut S::Node, &mut Context<'_, S::Node>)) {
         let local = self.local_time(id);
-        let Some(node) = self.nodes[id.index()].as_mut() else {
+        let Some(node) = self.slots[id.index()].node.as_mut() else {
             return;
         };
         let mut ctx = Context::new(id, self.n, local, &mut self.proto_rng, &mut self.effects);
@@ -456,7 +490,7 @@ impl<S: Setup> Simulation<S> {
             Effect::SetTimer { timer, after } => {
                 self.next_timer_gen += 1;
                 let gen = self.next_timer_gen;
-                let pending = &mut self.timers[id.index()];
+                let pending = &mut self.slots[id.index()].timers;
                 match pending.iter_mut().find(|(t, _)| *t == timer) {
                     Some(slot) => slot.1 = gen,
                     None => pending.push((timer.clone(), gen)),
@@ -464,15 +498,15 @@ impl<S: Setup> Simulation<S> {
                 let at = self.now.after(self.to_global(id, after));
                 self.queue.push(at, Event::Timer { node: id, timer, gen });
             }
-            Effect::CancelTimer { timer } => self.timers[id.index()].retain(|(t, _)| *t != timer),
+            Effect::CancelTimer { timer } => self.slots[id.index()].timers.retain(|(t, _)| *t != timer),
             Effect::Persist { key, value } => {
                 self.digest.bytes(key.as_bytes());
                 self.digest.bytes(&value);
-                self.stable[id.index()].put(key, value);
+                self.slots[id.index()].stable.put(key, value);
             }
             Effect::Unpersist { key } => {
                 self.digest.bytes(key.as_bytes());
-                self.stable[id.index()].remove(&key);
+                self.slots[id.index()].stable.remove(&key);
             }
             Effect::Observe(obs) => {
                 self.scratch.clear();
@@ -514,7 +548,8 @@ impl<S: Setup> Simulation<S> {
         }
         self.next_msg_id += 1;
         let id = self.next_msg_id;
-        self.metrics.sent(from, kind as usize, bytes as u64);
+        self.metrics.sent(kind as usize, bytes as u64);
+        self.slots[from.index()].counters.count_sent(bytes as u64);
         for w in [self.now.0, (from.0 as u64) << 32 | to.0 as u64, hash] {
             self.digest.word(w);
         }
@@ -525,12 +560,14 @@ impl<S: Setup> Simulation<S> {
             Fate::Partitioned | Fate::Lost => self.drop_message(to, kind as usize, id),
             Fate::Deliver(at, dup) => {
                 if let Some(dup_at) = dup {
-                    self.metrics.duplicated(to, kind as usize);
+                    self.metrics.duplicated(kind as usize);
+                    self.slots[to.index()].counters.duplicated += 1;
                     self.next_msg_id += 1;
                     let dup_id = self.next_msg_id;
                     let now = self.now;
                     self.record(|| Rec::Send { id: dup_id, from, to, kind: name, at: now });
-                    self.queue.push(dup_at, Event::Deliver { from, to, msg: msg.clone(), id: dup_id, bytes, kind });
+                    self.queue
+                        .push(dup_at, Event::Deliver { from, to, msg: msg.clone(), id: dup_id, bytes, kind });
                 }
                 self.queue.push(at, Event::Deliver { from, to, msg, id, bytes, kind });
             }

@@ -1,0 +1,96 @@
+//! Human-readable output: the summary table, per-node CSV, files, and peak memory.
+
+use crate::error::UserError;
+use agora_core::{Counters, RunSummary};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The summary as an aligned table.
+pub fn table(s: &RunSummary) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "agora {} {} — {} nodes, seed {}", s.runtime, s.protocol, s.nodes, s.seed);
+    let _ = writeln!(
+        t,
+        "end            {} after {} events; virtual {:.3} ms, wall {:.1} ms",
+        s.end, s.events, s.virtual_time_ms, s.wall_ms
+    );
+    let _ = writeln!(
+        t,
+        "messages       sent {}  delivered {}  dropped {}  duplicated {}",
+        s.messages_sent, s.messages_delivered, s.messages_dropped, s.messages_duplicated
+    );
+    let _ = writeln!(t, "bytes          sent {}  delivered {}", s.bytes_sent, s.bytes_delivered);
+    let per_op = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+    let _ = writeln!(
+        t,
+        "operations     {} begun, {} completed; {} msgs/op, {} bytes/op",
+        s.ops_begun,
+        s.ops_completed,
+        per_op(s.msgs_per_op),
+        per_op(s.bytes_per_op)
+    );
+    let l = &s.latency_ms;
+    if l.count > 0 {
+        let _ = writeln!(
+            t,
+            "latency (ms)   p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
+            l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+        );
+    }
+    let _ = writeln!(t, "throughput     {:.0} delivered msgs per wall second", s.delivered_per_s);
+    if let Some(d) = &s.trace_digest {
+        let _ = writeln!(t, "trace digest   {d}");
+    }
+    if let Some(m) = s.peak_rss_mb {
+        let _ = writeln!(t, "peak memory    {m:.0} MiB");
+    }
+    let _ = writeln!(
+        t,
+        "by type        {:<12} {:>10} {:>10} {:>9} {:>9} {:>12}",
+        "", "sent", "delivered", "dropped", "dup", "bytes"
+    );
+    for k in &s.by_kind {
+        let c = &k.counters;
+        let _ = writeln!(
+            t,
+            "               {:<12} {:>10} {:>10} {:>9} {:>9} {:>12}",
+            k.kind, c.sent, c.delivered, c.dropped, c.duplicated, c.bytes_sent
+        );
+    }
+    if s.violations.is_empty() {
+        let _ = writeln!(t, "checks         ok: {}", s.properties.join(", "));
+    } else {
+        for v in &s.violations {
+            let node = v.node.map_or(String::new(), |n| format!(" at node {n}"));
+            let _ = writeln!(t, "VIOLATION      `{}`{node} at {:.3} ms: {}", v.property, v.at_ms, v.detail);
+            let _ = writeln!(t, "reproduce      {}", v.reproduce);
+        }
+    }
+    t
+}
+
+/// Per-node counters as CSV.
+pub fn per_node_csv(nodes: &[Counters]) -> String {
+    let mut s = String::from("node,sent,delivered,dropped,duplicated,bytes_sent,bytes_delivered\n");
+    for (i, c) in nodes.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "{i},{},{},{},{},{},{}",
+            c.sent, c.delivered, c.dropped, c.duplicated, c.bytes_sent, c.bytes_delivered
+        );
+    }
+    s
+}
+
+/// Writes a whole file, or explains in one line why it could not.
+pub fn write_file(path: &Path, contents: &str) -> Result<(), UserError> {
+    std::fs::write(path, contents).map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))
+}
+
+/// The process's peak resident set size (Linux `VmHWM`), in MiB.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}

@@ -1,0 +1,54 @@
+//! Reproduce commands: the exact command line that replays a run with a given seed.
+
+/// Flags that do not change what a run does (only where its output goes).
+const OUTPUT_FLAGS_WITH_VALUE: &[&str] = &["--diagram", "--per-node"];
+const OUTPUT_FLAGS: &[&str] = &["--json"];
+
+/// `agora <args...> --seed SEED`, from this process's arguments with output flags and any
+/// earlier `--seed`/`--seeds` removed; arguments are shell-quoted where needed.
+pub fn command(args: &[String], seed: u64) -> String {
+    let mut out = vec!["agora".to_string()];
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let name = a.split('=').next().unwrap_or(a);
+        let takes_value = OUTPUT_FLAGS_WITH_VALUE.contains(&name) || name == "--seed" || name == "--seeds";
+        if takes_value {
+            i += if a.contains('=') { 1 } else { 2 };
+            continue;
+        }
+        if OUTPUT_FLAGS.contains(&name) {
+            i += 1;
+            continue;
+        }
+        out.push(quote(a));
+        i += 1;
+    }
+    out.push("--seed".into());
+    out.push(seed.to_string());
+    out.join(" ")
+}
+
+fn quote(s: &str) -> String {
+    let safe = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.,:/=@+".contains(c));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_output_flags_and_quotes() {
+        let args: Vec<String> =
+            ["sim", "flood", "--json", "--seed", "3", "--partition", "0..2|2..5@1", "--diagram=x.svg"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        assert_eq!(command(&args, 9), "agora sim flood --partition '0..2|2..5@1' --seed 9");
+    }
+}

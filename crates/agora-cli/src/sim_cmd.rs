@@ -1,0 +1,110 @@
+//! `agora sim`: one simulated run, its summary, and on request a diagram and per-node CSV.
+
+use crate::cli::SimArgs;
+use crate::error::UserError;
+use crate::{faults, output, repro};
+use agora_core::{Counters, RunSummary, Setup, Time, ViolationReport};
+use agora_protocols::{Driver, Params};
+use agora_sim::diagram::{render_svg, MAX_DIAGRAM_EVENTS, MAX_DIAGRAM_NODES};
+use agora_sim::{SimConfig, Simulation};
+
+/// What one simulated run gives the CLI.
+pub struct SimResult {
+    pub summary: RunSummary,
+    /// The diagram, or why it could not be drawn.
+    pub diagram: Option<Result<String, String>>,
+    pub per_node: Vec<Counters>,
+}
+
+/// Runs any protocol's setup in the simulator.
+pub struct SimDriver {
+    pub config: SimConfig,
+    /// `agora` arguments, to build reproduce commands.
+    pub argv: Vec<String>,
+}
+
+impl Driver for SimDriver {
+    type Output = SimResult;
+
+    fn run<S: Setup>(self, setup: S) -> SimResult {
+        let title = format!("{} — {} nodes, seed {}", setup.name(), setup.nodes(), self.config.seed);
+        let out = Simulation::new(setup, self.config).run();
+        let end =
+            serde_json::to_value(out.end).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let mut summary = RunSummary::from_metrics(
+            out.protocol,
+            "sim",
+            out.nodes,
+            out.seed,
+            &end,
+            &out.metrics,
+            &out.per_node,
+            out.virtual_time.as_millis_f64(),
+            out.wall.as_secs_f64() * 1e3,
+            out.events,
+        );
+        summary.trace_digest = Some(out.trace_digest.hex());
+        summary.properties = out.properties.iter().map(|p| p.name.to_string()).collect();
+        summary.violations = out
+            .violations
+            .iter()
+            .map(|v| ViolationReport::new(v, out.seed, repro::command(&self.argv, out.seed)))
+            .collect();
+        summary.peak_rss_mb = output::peak_rss_mb();
+        let diagram = out.recording.as_ref().map(|r| {
+            if r.complete() {
+                Ok(render_svg(&title, out.nodes, r))
+            } else {
+                Err(format!(
+                    "the run had {} events; a diagram shows at most {MAX_DIAGRAM_EVENTS}: use fewer nodes or a smaller --max-time-ms",
+                    r.events_seen()
+                ))
+            }
+        });
+        SimResult { summary, diagram, per_node: out.per_node }
+    }
+}
+
+/// Runs `agora sim`; returns the process exit code.
+pub fn run(args: &SimArgs, argv: Vec<String>) -> Result<i32, UserError> {
+    let p = &args.params;
+    let topology = p.topology.parse().map_err(UserError)?;
+    let params =
+        Params { nodes: p.nodes, seed: args.seed, topology, origin: p.origin, variant: p.variant.clone() };
+    let faults = faults::build(&args.faults, p.nodes)?;
+    if !(args.max_time_ms.is_finite() && args.max_time_ms > 0.0) {
+        return Err(UserError(format!("--max-time-ms {}: must be a positive number", args.max_time_ms)));
+    }
+    if args.diagram.is_some() && p.nodes > MAX_DIAGRAM_NODES {
+        return Err(UserError(format!(
+            "--diagram draws at most {MAX_DIAGRAM_NODES} nodes; this run has {}",
+            p.nodes
+        )));
+    }
+    let mut config = SimConfig::new(args.seed).with_faults(faults);
+    config.max_time = Time::from_millis_f64(args.max_time_ms);
+    config.max_events = args.max_events.unwrap_or(u64::MAX);
+    config.record_events = args.diagram.as_ref().map(|_| MAX_DIAGRAM_EVENTS);
+    let result = agora_protocols::dispatch(&args.protocol, &params, SimDriver { config, argv })?;
+
+    if args.json {
+        println!("{}", serde_json::to_string(&result.summary).expect("summaries serialize"));
+    } else {
+        print!("{}", output::table(&result.summary));
+    }
+    if let Some(path) = &args.per_node {
+        output::write_file(path, &output::per_node_csv(&result.per_node))?;
+    }
+    if let (Some(path), Some(diagram)) = (&args.diagram, &result.diagram) {
+        match diagram {
+            Ok(svg) => {
+                output::write_file(path, svg)?;
+                if !args.json {
+                    println!("diagram        {}", path.display());
+                }
+            }
+            Err(why) => return Err(UserError(why.clone())),
+        }
+    }
+    Ok(if result.summary.violations.is_empty() { 0 } else { 1 })
+}

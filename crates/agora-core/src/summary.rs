@@ -1,0 +1,135 @@
+//! `RunSummary`: the one result format of every driver (`agora sim --json`, later
+//! `agora run --json`), so tables, reports and scripts read one shape.
+
+use crate::check::Violation;
+use crate::metrics::{Counters, Metrics, Quantiles};
+use serde::Serialize;
+
+/// A violation as reported to a user: where, when, and how to replay it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ViolationReport {
+    pub property: String,
+    pub node: Option<u32>,
+    pub at_ms: f64,
+    pub detail: String,
+    pub seed: u64,
+    /// One shell command that replays this run.
+    pub reproduce: String,
+}
+
+impl ViolationReport {
+    pub fn new(v: &Violation, seed: u64, reproduce: String) -> Self {
+        ViolationReport {
+            property: v.property.to_string(),
+            node: v.node.map(|n| n.0),
+            at_ms: v.at.as_millis_f64(),
+            detail: v.detail.clone(),
+            seed,
+            reproduce,
+        }
+    }
+}
+
+/// Counters of one message type.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KindRow {
+    pub kind: String,
+    #[serde(flatten)]
+    pub counters: Counters,
+}
+
+/// The summary of one run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub protocol: String,
+    /// "sim" or "tcp".
+    pub runtime: String,
+    pub nodes: usize,
+    pub seed: u64,
+    /// Why the run ended: quiescent, time-limit, event-limit, violation.
+    pub end: String,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub messages_dropped: u64,
+    pub messages_duplicated: u64,
+    pub bytes_sent: u64,
+    pub bytes_delivered: u64,
+    pub ops_begun: u64,
+    pub ops_completed: u64,
+    /// Messages sent per operation begun (`null` without operations).
+    pub msgs_per_op: Option<f64>,
+    pub bytes_per_op: Option<f64>,
+    /// Latency of completed operations.
+    pub latency_ms: Quantiles,
+    pub virtual_time_ms: f64,
+    pub wall_ms: f64,
+    pub events: u64,
+    /// Delivered messages per second of wall time.
+    pub delivered_per_s: f64,
+    /// The run's fingerprint (simulator only).
+    pub trace_digest: Option<String>,
+    /// The checked properties, by name.
+    pub properties: Vec<String>,
+    pub violations: Vec<ViolationReport>,
+    pub by_kind: Vec<KindRow>,
+    /// Per-node counters, for runs of at most [`PER_NODE_JSON_LIMIT`] nodes.
+    pub per_node: Option<Vec<Counters>>,
+    /// The process's peak resident memory, where the OS reports it.
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// Above this many nodes the JSON summary omits per-node counters (use a CSV instead).
+pub const PER_NODE_JSON_LIMIT: usize = 100;
+
+impl RunSummary {
+    /// Fills the metric fields from `metrics`; the caller sets the rest.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_metrics(
+        protocol: &str,
+        runtime: &str,
+        nodes: usize,
+        seed: u64,
+        end: &str,
+        metrics: &Metrics,
+        per_node: &[Counters],
+        virtual_time_ms: f64,
+        wall_ms: f64,
+        events: u64,
+    ) -> RunSummary {
+        let t = metrics.totals();
+        let ops = metrics.ops();
+        let per_op = |x: u64| (ops.begun > 0).then(|| x as f64 / ops.begun as f64);
+        RunSummary {
+            protocol: protocol.to_string(),
+            runtime: runtime.to_string(),
+            nodes,
+            seed,
+            end: end.to_string(),
+            messages_sent: t.sent,
+            messages_delivered: t.delivered,
+            messages_dropped: t.dropped,
+            messages_duplicated: t.duplicated,
+            bytes_sent: t.bytes_sent,
+            bytes_delivered: t.bytes_delivered,
+            ops_begun: ops.begun,
+            ops_completed: ops.completed,
+            msgs_per_op: per_op(t.sent),
+            bytes_per_op: per_op(t.bytes_sent),
+            latency_ms: ops.latency,
+            virtual_time_ms,
+            wall_ms,
+            events,
+            delivered_per_s: if wall_ms > 0.0 { t.delivered as f64 / (wall_ms / 1e3) } else { 0.0 },
+            trace_digest: None,
+            properties: Vec::new(),
+            violations: Vec::new(),
+            by_kind: metrics
+                .by_kind()
+                .iter()
+                .map(|(k, c)| KindRow { kind: k.to_string(), counters: *c })
+                .collect(),
+            per_node: (nodes <= PER_NODE_JSON_LIMIT).then(|| per_node.to_vec()),
+            peak_rss_mb: None,
+        }
+    }
+}
