@@ -70,8 +70,9 @@ pub struct EndState<'a> {
     pub live: &'a [bool],
     /// `crashed_ever[i]`: node i crashed at least once during the run.
     pub crashed_ever: &'a [bool],
-    /// No message could have been lost: no loss, no partition, no crash during the run.
-    /// Liveness properties of protocols that do not retransmit are judged only then.
+    /// No message between two nodes that stayed up could have been lost (no loss, no
+    /// partition; crashes may have happened). Liveness properties of protocols that do not
+    /// retransmit are judged only then, among never-crashed nodes.
     pub network_reliable: bool,
     /// The run ended because nothing was left to do (not because of a time or event limit).
     pub quiescent: bool,

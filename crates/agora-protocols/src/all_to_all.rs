@@ -147,3 +147,33 @@ impl Checker<AllToAll> for AllToAllChecker {
         Vec::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end<'a>(live: &'a [bool], crashed: &'a [bool], lossless: bool) -> EndState<'a> {
+        EndState { at: Time::ZERO, live, crashed_ever: crashed, network_reliable: lossless, quiescent: true }
+    }
+
+    #[test]
+    fn checker_catches_a_repeated_greeting_and_a_missing_one() {
+        let mut c = AllToAllSetup { nodes: 3 }.checker();
+        let g = |from| Greeted { from: NodeId(from) };
+        assert!(c.observe(Time::ZERO, NodeId(0), &g(1)).is_ok());
+        let v = c.observe(Time::ZERO, NodeId(0), &g(1)).unwrap_err();
+        assert_eq!(v.property, "greeted-once");
+        let (live, crashed) = ([true; 3], [false; 3]);
+        let v = c.finish(&end(&live, &crashed, true));
+        assert_eq!(v[0].property, "all-greeted");
+        assert!(c.finish(&end(&live, &crashed, false)).is_empty(), "not judged when messages may be lost");
+    }
+
+    #[test]
+    fn crashed_nodes_are_not_owed_greetings() {
+        let mut c = AllToAllSetup { nodes: 2 }.checker();
+        c.observe(Time::ZERO, NodeId(0), &Greeted { from: NodeId(1) }).unwrap();
+        let (live, crashed) = ([true, true], [false, true]);
+        assert!(c.finish(&end(&live, &crashed, true)).is_empty());
+    }
+}

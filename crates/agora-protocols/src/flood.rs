@@ -20,8 +20,9 @@
 //! that leaves another path. It does not retransmit: a lost message on a cut edge, or a
 //! partition, leaves nodes without the rumour.
 //!
-//! The `no-dedup` variant is deliberately broken (it delivers every copy it receives) so that
-//! users can watch the checker catch it.
+//! Two variants are deliberately broken so that users can watch the checker catch them:
+//! `no-dedup` delivers every copy it receives (breaks no-duplication) and `no-relay` never
+//! forwards what it receives (breaks reachable-delivered).
 
 use crate::topology::Graph;
 use agora_core::{
@@ -57,6 +58,8 @@ pub enum Variant {
     Correct,
     /// Delivers every copy it receives: violates no-duplication.
     NoDedup,
+    /// Only the origin sends: violates reachable-delivered beyond its neighbours.
+    NoRelay,
 }
 
 /// The persisted key recording that this node delivered.
@@ -83,7 +86,7 @@ impl Flood {
             ctx.observe(FloodObs::Delivered { origin: rumor.origin, payload: rumor.payload });
             ctx.op_end(OP);
         }
-        if first {
+        if first && (from.is_none() || self.variant != Variant::NoRelay) {
             let to: Vec<NodeId> = self.graph.neighbours(self.id).filter(|n| Some(*n) != from).collect();
             if !to.is_empty() {
                 ctx.multicast(to, rumor.clone());

@@ -84,6 +84,7 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
             let variant = match variant {
                 None | Some("correct") => flood::Variant::Correct,
                 Some("no-dedup") => flood::Variant::NoDedup,
+                Some("no-relay") => flood::Variant::NoRelay,
                 Some(v) => return Err(bad_variant(v)),
             };
             if params.topology == TopologyKind::Complete && params.nodes > all_to_all::MAX_NODES {

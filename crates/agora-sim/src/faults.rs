@@ -240,13 +240,10 @@ impl Faults {
         toml::from_str(text).map_err(|e| FaultError(one_line(&e.to_string())))
     }
 
-    /// True when no message can be lost and no node crashes: liveness properties of protocols
-    /// that do not retransmit are judged only then.
-    pub fn reliable(&self) -> bool {
-        self.network.loss == 0.0
-            && self.partitions.is_empty()
-            && self.one_way.is_empty()
-            && self.crashes.is_empty()
+    /// True when no message between two live nodes can be lost (no loss, no partition).
+    /// Crashes and pauses may still happen: checkers judge liveness among never-crashed nodes.
+    pub fn lossless(&self) -> bool {
+        self.network.loss == 0.0 && self.partitions.is_empty() && self.one_way.is_empty()
     }
 
     /// Checks every value against the cluster size; the error names the offending setting.
@@ -466,7 +463,7 @@ mod tests {
         f.validate(5).unwrap();
         assert_eq!(f.partitions[0].groups.len(), 2);
         assert_eq!(f.crashes[0].restart_ms, Some(20.0));
-        assert!(!f.reliable());
+        assert!(!f.lossless());
         let again = Faults::from_toml(&toml::to_string(&f).unwrap()).unwrap();
         assert_eq!(again, f);
     }

@@ -258,7 +258,7 @@ impl<S: Setup> Simulation<S> {
                 at: self.now,
                 live: &live,
                 crashed_ever: &crashed_ever,
-                network_reliable: self.config.faults.reliable(),
+                network_reliable: self.config.faults.lossless(),
                 quiescent: end == EndReason::Quiescent,
             };
             self.violations = self.checker.finish(&state);
