@@ -94,6 +94,7 @@ pub struct FaultArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct SimArgs {
     /// The protocol to run (see `agora protocols`).
     pub protocol: String,

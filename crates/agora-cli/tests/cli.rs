@@ -1,0 +1,178 @@
+//! The `agora` binary end to end: JSON summaries, exit codes, reproduce commands, diagrams,
+//! and every documented user error.
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn agora(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agora")).args(args).output().expect("the agora binary runs")
+}
+
+fn json(args: &[&str]) -> (Value, i32) {
+    let out = agora(args);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "exactly one JSON line: {stdout}");
+    (serde_json::from_str(&stdout).expect("valid JSON"), out.status.code().unwrap())
+}
+
+#[test]
+fn sim_json_has_every_documented_field() {
+    let (v, code) = json(&["sim", "flood", "--nodes", "50", "--topology", "regular:4", "--seed", "3", "--json"]);
+    assert_eq!(code, 0);
+    for key in [
+        "protocol", "nodes", "seed", "messages_sent", "messages_delivered", "messages_dropped", "bytes_sent",
+        "virtual_time_ms", "wall_ms", "trace_digest", "violations", "by_kind", "latency_ms", "msgs_per_op",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["protocol"], "flood");
+    assert_eq!(v["nodes"], 50);
+    assert_eq!(v["seed"], 3);
+    assert_eq!(v["messages_sent"], 50 * 3 + 1);
+    assert_eq!(v["violations"].as_array().unwrap().len(), 0);
+    assert_eq!(v["trace_digest"].as_str().unwrap().len(), 16);
+}
+
+#[test]
+fn the_same_command_gives_the_same_digest() {
+    let args = ["sim", "all-to-all", "--nodes", "6", "--latency", "exp:4", "--loss", "0.2", "--json"];
+    let (a, _) = json(&args);
+    let (b, _) = json(&args);
+    assert_eq!(a["trace_digest"], b["trace_digest"]);
+    let (c, _) = json(&[&args[..], &["--seed", "2"]].concat());
+    assert_ne!(a["trace_digest"], c["trace_digest"]);
+}
+
+#[test]
+fn a_violation_exits_1_and_its_reproduce_command_replays_it() {
+    let (v, code) = json(&[
+        "sim", "flood", "--nodes", "40", "--topology", "regular:4", "--variant", "no-dedup", "--latency",
+        "uniform:1,5", "--partition", "0..5|5..40@50..60", "--seed", "9", "--json",
+    ]);
+    assert_eq!(code, 1);
+    let violation = &v["violations"][0];
+    assert_eq!(violation["property"], "no-duplication");
+    assert_eq!(violation["seed"], 9);
+    let cmd = violation["reproduce"].as_str().unwrap();
+    assert!(cmd.starts_with("agora sim flood ") && cmd.ends_with("--seed 9"), "{cmd}");
+    assert!(cmd.contains("'0..5|5..40@50..60'"), "shell-quoted: {cmd}");
+
+    // Replay it through a shell, exactly as a user would paste it.
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_agora")).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("sh").arg("-c").arg(format!("{cmd} --json")).env("PATH", path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let replay: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(replay["violations"][0]["property"], violation["property"]);
+    assert_eq!(replay["violations"][0]["node"], violation["node"]);
+    assert_eq!(replay["violations"][0]["at_ms"], violation["at_ms"]);
+    assert_eq!(replay["trace_digest"], v["trace_digest"]);
+}
+
+#[test]
+fn the_table_names_the_violation_and_the_command() {
+    let out = agora(&["sim", "flood", "--nodes", "10", "--topology", "ring", "--variant", "no-relay"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("VIOLATION      `reachable-delivered`"), "{text}");
+    assert!(text.contains("reproduce      agora sim flood --nodes 10 --topology ring --variant no-relay --seed 1"));
+}
+
+#[test]
+fn diagram_and_per_node_files_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("run.svg");
+    let csv = dir.path().join("nodes.csv");
+    let out = agora(&[
+        "sim", "flood", "--nodes", "6", "--topology", "ring", "--loss", "0.3", "--crash", "2@1..4", "--diagram",
+        svg.to_str().unwrap(), "--per-node", csv.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("RUMOR") && svg.contains("crash"));
+    let csv = std::fs::read_to_string(csv).unwrap();
+    assert_eq!(csv.lines().count(), 7);
+    assert!(csv.starts_with("node,sent,delivered,dropped"));
+}
+
+#[test]
+fn fault_files_load_and_flags_add_to_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("faults.toml");
+    std::fs::write(&file, "[network]\nloss = 1.0\n").unwrap();
+    let (v, code) = json(&["sim", "all-to-all", "--nodes", "4", "--faults", file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["messages_delivered"], 0);
+    let (v, _) = json(&["sim", "all-to-all", "--nodes", "4", "--faults", file.to_str().unwrap(), "--loss", "0", "--json"]);
+    assert_eq!(v["messages_delivered"], 12);
+}
+
+#[test]
+fn the_example_fault_file_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/faults.toml");
+    let (v, code) = json(&["sim", "all-to-all", "--nodes", "12", "--faults", example, "--json"]);
+    assert_eq!(code, 0, "{v}");
+    // The one-way partition from node 8 to nodes 9..12 alone loses three greetings.
+    assert!(v["messages_dropped"].as_u64().unwrap() >= 3, "{v}");
+}
+
+/// Every documented user mistake: exit code 2 and one line naming the problem.
+#[test]
+fn user_mistakes_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_toml = dir.path().join("bad.toml");
+    std::fs::write(&bad_toml, "[network]\nloss = \"lots\"\n").unwrap();
+    let unknown_key = dir.path().join("unknown.toml");
+    std::fs::write(&unknown_key, "[network]\nlos = 0.1\n").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["sim", "paxos"], "unknown protocol `paxos`"),
+        (vec!["sim", "flood", "--loss", "1.5"], "--loss 1.5"),
+        (vec!["sim", "flood", "--duplicate", "-0.1"], "--duplicate"),
+        (vec!["sim", "flood", "--nodes", "0"], "--nodes must be at least 1"),
+        (vec!["sim", "flood", "--nodes", "many"], "invalid value 'many'"),
+        (vec!["sim", "flood", "--faults", bad_toml.to_str().unwrap()], "fault file"),
+        (vec!["sim", "flood", "--faults", unknown_key.to_str().unwrap()], "los"),
+        (vec!["sim", "flood", "--faults", "/nonexistent/f.toml"], "cannot read fault file"),
+        (vec!["sim", "flood", "--frobnicate"], "unexpected argument '--frobnicate'"),
+        (vec!["sim", "flood", "--topology", "star"], "unknown topology `star`"),
+        (vec!["sim", "flood", "--topology", "regular:3", "--nodes", "5"], "must be even"),
+        (vec!["sim", "flood", "--origin", "7"], "--origin 7"),
+        (vec!["sim", "flood", "--latency", "normal:3"], "latency `normal:3`"),
+        (vec!["sim", "flood", "--crash", "9@10"], "outside 0..5"),
+        (vec!["sim", "flood", "--crash", "1"], "--crash `1`"),
+        (vec!["sim", "flood", "--pause", "1@50..20"], "must come after"),
+        (vec!["sim", "flood", "--partition", "0..2|x@1"], "--partition"),
+        (vec!["sim", "flood", "--skew", "1:5"], "--skew"),
+        (vec!["sim", "flood", "--max-time-ms", "-1"], "--max-time-ms"),
+        (vec!["sim", "flood", "--nodes", "60", "--diagram", "x.svg"], "at most 50 nodes"),
+        (vec!["sim", "flood", "--variant", "nonsense"], "no variant `nonsense`"),
+        (vec!["sim", "all-to-all", "--nodes", "20001"], "above its limit"),
+        (vec!["frobnicate"], "unrecognized subcommand"),
+    ];
+    for (args, expected) in cases {
+        let out = agora(&args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?} printed more than one line: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: expected `{expected}` in `{stderr}`");
+        assert!(!stderr.contains("panicked"), "{args:?}");
+    }
+}
+
+#[test]
+fn a_diagram_of_too_many_events_is_refused_after_the_run() {
+    let out = agora(&["sim", "all-to-all", "--nodes", "50", "--diagram", "/tmp/agora-never-written.svg"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a diagram shows at most 5000"));
+}
+
+#[test]
+fn help_is_there_for_a_newcomer() {
+    let out = agora(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("agora sim flood") && text.contains("Exit codes"));
+    let out = agora(&["protocols"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("flood") && text.contains("no-duplication") && text.contains("all-greeted"));
+}
