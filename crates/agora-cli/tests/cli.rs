@@ -17,11 +17,24 @@ fn json(args: &[&str]) -> (Value, i32) {
 
 #[test]
 fn sim_json_has_every_documented_field() {
-    let (v, code) = json(&["sim", "flood", "--nodes", "50", "--topology", "regular:4", "--seed", "3", "--json"]);
+    let (v, code) =
+        json(&["sim", "flood", "--nodes", "50", "--topology", "regular:4", "--seed", "3", "--json"]);
     assert_eq!(code, 0);
     for key in [
-        "protocol", "nodes", "seed", "messages_sent", "messages_delivered", "messages_dropped", "bytes_sent",
-        "virtual_time_ms", "wall_ms", "trace_digest", "violations", "by_kind", "latency_ms", "msgs_per_op",
+        "protocol",
+        "nodes",
+        "seed",
+        "messages_sent",
+        "messages_delivered",
+        "messages_dropped",
+        "bytes_sent",
+        "virtual_time_ms",
+        "wall_ms",
+        "trace_digest",
+        "violations",
+        "by_kind",
+        "latency_ms",
+        "msgs_per_op",
     ] {
         assert!(v.get(key).is_some(), "missing {key}");
     }
@@ -46,8 +59,21 @@ fn the_same_command_gives_the_same_digest() {
 #[test]
 fn a_violation_exits_1_and_its_reproduce_command_replays_it() {
     let (v, code) = json(&[
-        "sim", "flood", "--nodes", "40", "--topology", "regular:4", "--variant", "no-dedup", "--latency",
-        "uniform:1,5", "--partition", "0..5|5..40@50..60", "--seed", "9", "--json",
+        "sim",
+        "flood",
+        "--nodes",
+        "40",
+        "--topology",
+        "regular:4",
+        "--variant",
+        "no-dedup",
+        "--latency",
+        "uniform:1,5",
+        "--partition",
+        "0..5|5..40@50..60",
+        "--seed",
+        "9",
+        "--json",
     ]);
     assert_eq!(code, 1);
     let violation = &v["violations"][0];
@@ -75,7 +101,8 @@ fn the_table_names_the_violation_and_the_command() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("VIOLATION      `reachable-delivered`"), "{text}");
-    assert!(text.contains("reproduce      agora sim flood --nodes 10 --topology ring --variant no-relay --seed 1"));
+    assert!(text
+        .contains("reproduce      agora sim flood --nodes 10 --topology ring --variant no-relay --seed 1"));
 }
 
 #[test]
@@ -84,8 +111,20 @@ fn diagram_and_per_node_files_are_written() {
     let svg = dir.path().join("run.svg");
     let csv = dir.path().join("nodes.csv");
     let out = agora(&[
-        "sim", "flood", "--nodes", "6", "--topology", "ring", "--loss", "0.3", "--crash", "2@1..4", "--diagram",
-        svg.to_str().unwrap(), "--per-node", csv.to_str().unwrap(),
+        "sim",
+        "flood",
+        "--nodes",
+        "6",
+        "--topology",
+        "ring",
+        "--loss",
+        "0.3",
+        "--crash",
+        "2@1..4",
+        "--diagram",
+        svg.to_str().unwrap(),
+        "--per-node",
+        csv.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let svg = std::fs::read_to_string(svg).unwrap();
@@ -100,10 +139,21 @@ fn fault_files_load_and_flags_add_to_them() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("faults.toml");
     std::fs::write(&file, "[network]\nloss = 1.0\n").unwrap();
-    let (v, code) = json(&["sim", "all-to-all", "--nodes", "4", "--faults", file.to_str().unwrap(), "--json"]);
+    let (v, code) =
+        json(&["sim", "all-to-all", "--nodes", "4", "--faults", file.to_str().unwrap(), "--json"]);
     assert_eq!(code, 0);
     assert_eq!(v["messages_delivered"], 0);
-    let (v, _) = json(&["sim", "all-to-all", "--nodes", "4", "--faults", file.to_str().unwrap(), "--loss", "0", "--json"]);
+    let (v, _) = json(&[
+        "sim",
+        "all-to-all",
+        "--nodes",
+        "4",
+        "--faults",
+        file.to_str().unwrap(),
+        "--loss",
+        "0",
+        "--json",
+    ]);
     assert_eq!(v["messages_delivered"], 12);
 }
 

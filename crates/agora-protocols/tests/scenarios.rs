@@ -19,7 +19,12 @@ impl Driver for Sim {
     type Output = Run;
     fn run<S: Setup>(self, setup: S) -> Run {
         let o = Simulation::new(setup, self.0).run();
-        Run { totals: o.metrics.totals(), ops: o.metrics.ops(), violations: o.violations, digest: o.trace_digest }
+        Run {
+            totals: o.metrics.totals(),
+            ops: o.metrics.ops(),
+            violations: o.violations,
+            digest: o.trace_digest,
+        }
     }
 }
 
@@ -77,7 +82,11 @@ fn flood_and_all_to_all_hold_their_properties_under_faults_across_seeds() {
         for seed in 0..60 {
             for topology in ["regular:4", "ring", "grid"] {
                 let r = check("flood", &params(24, seed, topology), faults);
-                assert!(r.violations.is_empty(), "flood {topology} seed {seed} [{faults}]: {:?}", r.violations);
+                assert!(
+                    r.violations.is_empty(),
+                    "flood {topology} seed {seed} [{faults}]: {:?}",
+                    r.violations
+                );
             }
             let r = check("all-to-all", &Params::new(12, seed), faults);
             assert!(r.violations.is_empty(), "all-to-all seed {seed} [{faults}]: {:?}", r.violations);

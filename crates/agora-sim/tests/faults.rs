@@ -25,9 +25,17 @@ impl Message for Ping {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 enum Obs {
     /// At (re)start: the volatile tick count (0 for a fresh node) and the persisted one.
-    Started { volatile: u64, persisted: u64 },
-    Got { from: NodeId, seq: u64 },
-    Tick { local: Time },
+    Started {
+        volatile: u64,
+        persisted: u64,
+    },
+    Got {
+        from: NodeId,
+        seq: u64,
+    },
+    Tick {
+        local: Time,
+    },
 }
 
 struct Pinger {
@@ -146,12 +154,16 @@ fn partial_loss_drops_about_that_fraction() {
 
 #[test]
 fn a_partition_stops_crossing_traffic_until_it_heals() {
-    let o = check(4, 300, 1, faults("[[partition]]\ngroups = [\"0..2\", \"2..4\"]\nat_ms = 100\nheal_ms = 200"));
+    let o =
+        check(4, 300, 1, faults("[[partition]]\ngroups = [\"0..2\", \"2..4\"]\nat_ms = 100\nheal_ms = 200"));
     let r = receipts(&o);
     let crosses = |from: u32, to: u32| (from < 2) != (to < 2);
     assert!(r.iter().any(|&(ms, f, t)| ms < 100.0 && crosses(f, t)), "crossing traffic before");
     assert!(!r.iter().any(|&(ms, f, t)| (100.0..=200.0).contains(&ms) && crosses(f, t)), "none during");
-    assert!(r.iter().any(|&(ms, f, t)| (100.0..=200.0).contains(&ms) && !crosses(f, t)), "inside groups goes on");
+    assert!(
+        r.iter().any(|&(ms, f, t)| (100.0..=200.0).contains(&ms) && !crosses(f, t)),
+        "inside groups goes on"
+    );
     assert!(r.iter().any(|&(ms, f, t)| ms > 200.0 && crosses(f, t)), "crossing traffic after healing");
 }
 
@@ -177,7 +189,10 @@ fn a_crash_loses_volatile_state_and_a_restart_restores_persisted_state() {
     // Ten ticks (10..100 ms) happened before the crash at 105 ms.
     assert_eq!(starts[1], (200.0, Obs::Started { volatile: 0, persisted: 10 }));
     let r = receipts(&o);
-    assert!(!r.iter().any(|&(ms, _, t)| t == 1 && (105.0..200.0).contains(&ms)), "a crashed node receives nothing");
+    assert!(
+        !r.iter().any(|&(ms, _, t)| t == 1 && (105.0..200.0).contains(&ms)),
+        "a crashed node receives nothing"
+    );
     assert!(!r.iter().any(|&(ms, f, _)| f == 1 && (107.0..211.0).contains(&ms)), "nor sends");
     assert!(o.per_node[1].dropped > 0, "messages to the crashed node are counted as dropped");
     assert_eq!(o.stable[1].get::<u64>("ticks").unwrap(), Some(20), "10 before + 10 after the restart");
@@ -224,7 +239,15 @@ fn reordering_happens_and_fifo_links_prevent_it() {
     let reorder = "[network]\nreorder = 0.5\nreorder_delay_ms = 50\n";
     assert!(inversions(&check(3, 500, 1, faults(reorder))) > 0);
     assert_eq!(inversions(&check(3, 500, 1, faults(&format!("{reorder}fifo = true")))), 0);
-    assert_eq!(inversions(&check(3, 500, 1, faults("[network]\nlatency = { dist = \"uniform\", min_ms = 1, max_ms = 40 }\nfifo = true"))), 0);
+    assert_eq!(
+        inversions(&check(
+            3,
+            500,
+            1,
+            faults("[network]\nlatency = { dist = \"uniform\", min_ms = 1, max_ms = 40 }\nfifo = true")
+        )),
+        0
+    );
 }
 
 #[test]
@@ -263,7 +286,8 @@ fn regions_and_link_overrides_set_latency_per_pair() {
         latency: Latency::Constant { ms: 3.0 },
     });
     let r = receipts(&check(3, 100, 1, f));
-    let delay = |from, to| r.iter().find(|&&(_, f, t)| f == from && t == to).map(|(ms, _, _)| ms - 10.0).unwrap();
+    let delay =
+        |from, to| r.iter().find(|&&(_, f, t)| f == from && t == to).map(|(ms, _, _)| ms - 10.0).unwrap();
     assert_eq!(delay(0, 1), 1.0, "inside us-east");
     assert_eq!(delay(0, 2), 7.0, "us-east to eu-west");
     assert_eq!(delay(1, 0), 3.0, "link override");
@@ -293,7 +317,9 @@ fn clock_skew_and_drift_change_what_a_node_reads_and_when_its_timers_fire() {
 
 #[test]
 fn same_seed_same_digest_and_different_seed_different_digest() {
-    let f = || faults("[network]\nlatency = { dist = \"exponential\", mean_ms = 3 }\nloss = 0.1\nduplicate = 0.1");
+    let f = || {
+        faults("[network]\nlatency = { dist = \"exponential\", mean_ms = 3 }\nloss = 0.1\nduplicate = 0.1")
+    };
     let a = check(5, 500, 42, f());
     let b = check(5, 500, 42, f());
     let c = check(5, 500, 43, f());
