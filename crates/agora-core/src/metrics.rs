@@ -128,6 +128,34 @@ impl Metrics {
         }
     }
 
+    /// Adds another run's (or another node's) metrics into these: counters by message type
+    /// name, operations by id (earliest begin, latest end).
+    pub fn merge(&mut self, other: &Metrics) {
+        for (kind, c) in &other.kinds {
+            let i = self.kind_index(kind);
+            self.kinds[i].1.add(c);
+        }
+        for (op, (begin, end)) in &other.ops {
+            let e = self.ops.entry(*op).or_insert((*begin, None));
+            e.0 = e.0.min(*begin);
+            e.1 = match (e.1, *end) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+
+    /// Every operation: id, begin, last end.
+    pub fn op_events(&self) -> impl Iterator<Item = (OpId, Time, Option<Time>)> + '_ {
+        self.ops.iter().map(|(op, (b, e))| (*op, *b, *e))
+    }
+
+    /// Records an operation's end even if its begin was seen elsewhere (merged later).
+    pub fn op_end_unmatched(&mut self, op: OpId, at: Time) {
+        let e = self.ops.entry(op).or_insert((Time::MAX, None));
+        e.1 = Some(e.1.map_or(at, |x| x.max(at)));
+    }
+
     pub fn totals(&self) -> Counters {
         let mut t = Counters::default();
         for (_, c) in &self.kinds {
@@ -144,13 +172,18 @@ impl Metrics {
     pub fn ops(&self) -> OpStats {
         let mut h = latency_histogram();
         let mut completed = 0;
+        let mut begun = 0;
         for (begin, end) in self.ops.values() {
+            if *begin == Time::MAX {
+                continue; // an end whose begin was never seen
+            }
+            begun += 1;
             if let Some(end) = end {
                 completed += 1;
                 h.saturating_record(end.0.saturating_sub(begin.0).max(1));
             }
         }
-        OpStats { begun: self.ops.len() as u64, completed, latency: Quantiles::from_histogram_ns(&h) }
+        OpStats { begun, completed, latency: Quantiles::from_histogram_ns(&h) }
     }
 }
 
@@ -179,6 +212,25 @@ mod tests {
         let t = m.totals();
         assert_eq!((t.sent, t.delivered, t.dropped, t.bytes_sent), (2, 1, 1, 15));
         assert_eq!(m.by_kind()[1].1.dropped, 1);
+    }
+
+    #[test]
+    fn merging_adds_counters_by_name_and_joins_operations() {
+        let mut a = Metrics::new();
+        let k = a.kind_index("A");
+        a.sent(k, 3);
+        a.op_begin(1, Time::from_millis(1));
+        let mut b = Metrics::new();
+        let _ = b.kind_index("B");
+        let k = b.kind_index("A");
+        b.sent(k, 4);
+        b.op_end_unmatched(1, Time::from_millis(9));
+        b.op_end_unmatched(2, Time::from_millis(9));
+        a.merge(&b);
+        assert_eq!(a.by_kind()[0].1.bytes_sent, 7);
+        let ops = a.ops();
+        assert_eq!((ops.begun, ops.completed), (1, 1));
+        assert!((ops.latency.max_ms - 8.0).abs() < 0.01);
     }
 
     #[test]

@@ -23,23 +23,25 @@ pub type Rng = Xoshiro256PlusPlus;
 
 /// A message a protocol sends between nodes. It is a serde type; its wire encoding
 /// (see [`crate::wire`]) is what the TCP runtime sends and what the simulator counts as bytes.
-pub trait Message: Serialize + DeserializeOwned + Clone + Debug + 'static {
+pub trait Message: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static {
     /// The message type's name, for per-type metrics and diagrams ("PROPOSE", "ACK").
     fn kind(&self) -> &'static str;
 }
 
 /// A named timer. Setting a timer that is already set replaces it; a node has at most one
 /// pending timer per name.
-pub trait TimerName: Clone + PartialEq + Debug + 'static {}
-impl<T: Clone + PartialEq + Debug + 'static> TimerName for T {}
+pub trait TimerName: Clone + PartialEq + Debug + Send + 'static {}
+impl<T: Clone + PartialEq + Debug + Send + 'static> TimerName for T {}
 
 /// An observation a protocol reports for checkers and reports ("delivered m", "elected 7 in
-/// term 3"). It is serializable so that it can enter the run's trace digest.
-pub trait Observation: Clone + Debug + Serialize + 'static {}
-impl<T: Clone + Debug + Serialize + 'static> Observation for T {}
+/// term 3"). It is serializable so that it can enter the run's trace digest and travel from a
+/// node process to the one that checks the whole cluster.
+pub trait Observation: Clone + Debug + Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Clone + Debug + Serialize + DeserializeOwned + Send + 'static> Observation for T {}
 
-/// A protocol: the state machine of one node.
-pub trait Protocol: 'static {
+/// A protocol: the state machine of one node. It is `Send` so that a runtime may move it
+/// between threads; it is only ever driven by one thread at a time.
+pub trait Protocol: Send + 'static {
     type Msg: Message;
     type Timer: TimerName;
     type Obs: Observation;
@@ -60,7 +62,7 @@ pub trait Protocol: 'static {
 /// A setup is built once per run (from the protocol's parameters and the run's seed) and is
 /// shared by every node. On restart the driver calls [`Setup::build`] again with the node's
 /// persisted state: whatever the node did not persist is gone.
-pub trait Setup: 'static {
+pub trait Setup: Send + Sync + 'static {
     type Node: Protocol;
 
     /// The protocol's CLI name ("flood").

@@ -22,7 +22,7 @@ impl Message for Ping {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum Obs {
     /// At (re)start: the volatile tick count (0 for a fresh node) and the persisted one.
     Started {

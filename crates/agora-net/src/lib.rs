@@ -1,0 +1,14 @@
+//! agora-net: the TCP runtime. It drives the very same sans-IO protocols as the simulator
+//! over real sockets: length-prefixed postcard frames, a versioned handshake, persistent
+//! connections with reconnect and backoff, bounded send queues, batched writes, timers on
+//! tokio's clock, and redb for what nodes persist.
+//!
+//! **Invariant:** nothing in this crate is needed by a protocol; protocols never depend on it.
+
+pub mod clock;
+mod conn;
+pub mod handshake;
+pub mod node;
+pub mod store;
+
+pub use node::{BoundNode, NetConfig, NodeReport, NodeShared};

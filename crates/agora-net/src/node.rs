@@ -1,0 +1,420 @@
+//! The node driver: one tokio task per node that owns the protocol state machine, feeds it
+//! messages and timers, and applies its effects — persists first (one redb transaction per
+//! step), then sends.
+//!
+//! Send queues are bounded (`NetConfig::queue_capacity` frames per peer). **When a queue is
+//! full the message is dropped and counted** (`messages_dropped`, and `queue_full` in the
+//! node's report), exactly as a lossy link would lose it: the driver never blocks on a slow
+//! peer, so two nodes flooding each other cannot deadlock, and protocols that need reliability
+//! retransmit as they must on any real network.
+
+use crate::clock::unix_ns;
+use crate::conn::{serve_inbound, serve_outbound, Inbound, WriterShared};
+use crate::handshake::{Expect, Hello};
+use crate::store::{Store, Write};
+use agora_core::{
+    wire, Context, Counters, Destinations, Effect, EffectOf, Message, Metrics, NodeId, Protocol, Rng, Setup,
+    Stable, Time,
+};
+use bytes::Bytes;
+use rand::SeedableRng;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tracing::{debug, error, warn};
+
+/// Settings every node of a runtime cluster shares.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    pub cluster: String,
+    /// Address of every node, indexed by node id.
+    pub addrs: Vec<SocketAddr>,
+    /// Where each node keeps its redb database (`node-<id>.redb`); `None`: nothing survives
+    /// a restart.
+    pub data_dir: Option<PathBuf>,
+    /// Seeds each node's random source (mixed with its id).
+    pub seed: u64,
+    /// Frames waiting per outbound connection before new ones are dropped.
+    pub queue_capacity: usize,
+    /// Messages waiting for a node's driver before connections stop being read.
+    pub inbox_capacity: usize,
+    /// A peer must complete its handshake within this time.
+    pub handshake_timeout: Duration,
+    /// Inbound connections a node serves at once; more are closed on accept.
+    pub max_connections: usize,
+    /// Bytes gathered into one socket write.
+    pub max_batch_bytes: usize,
+}
+
+impl NetConfig {
+    pub fn new(cluster: &str, addrs: Vec<SocketAddr>) -> Self {
+        NetConfig {
+            cluster: cluster.to_string(),
+            addrs,
+            data_dir: None,
+            seed: 1,
+            queue_capacity: 16_384,
+            inbox_capacity: 16_384,
+            handshake_timeout: Duration::from_secs(5),
+            max_connections: 1_024,
+            max_batch_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// State a node shares with the process that runs it.
+pub struct NodeShared {
+    /// Messages sent (by any node of this process) and not yet handled: for quiescence.
+    pub in_flight: Arc<AtomicI64>,
+    /// Timers set and not yet fired or cancelled, plus 1 until `on_start` has run.
+    pub pending: AtomicI64,
+    /// When this node last handled an event (Unix ns): for idle detection across processes.
+    pub last_active_ns: AtomicU64,
+    /// Live metrics, for the Prometheus endpoint and the final report.
+    pub live: Mutex<(Metrics, Counters)>,
+    /// Set if the node stopped on a storage failure.
+    pub failed: AtomicBool,
+}
+
+/// What a node reports when it stops.
+pub struct NodeReport<O> {
+    pub id: NodeId,
+    pub metrics: Metrics,
+    pub counters: Counters,
+    /// Messages dropped because a send queue was full.
+    pub queue_full: u64,
+    /// Messages lost in a connection that broke.
+    pub lost: u64,
+    /// `(Unix ns, observation)`.
+    pub observations: Vec<(u64, O)>,
+    /// Whether the node stopped on a storage failure.
+    pub failed: bool,
+}
+
+type Msg<S> = <<S as Setup>::Node as Protocol>::Msg;
+type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
+
+/// A node bound to its address, ready to run.
+pub struct BoundNode {
+    pub id: NodeId,
+    pub listener: TcpListener,
+}
+
+impl BoundNode {
+    pub async fn bind(id: NodeId, addr: SocketAddr) -> std::io::Result<BoundNode> {
+        Ok(BoundNode { id, listener: TcpListener::bind(addr).await? })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// Starts a node: opens its storage, builds the protocol from what it persisted, starts
+/// accepting connections and drives it until `stop` is set. Returns the shared state now and
+/// the report when the node stops.
+pub fn start<S: Setup>(
+    setup: Arc<S>,
+    bound: BoundNode,
+    cfg: Arc<NetConfig>,
+    in_flight: Arc<AtomicI64>,
+    stop: watch::Receiver<bool>,
+) -> Result<(Arc<NodeShared>, tokio::task::JoinHandle<NodeReport<ObsOf<S>>>), crate::store::StoreError> {
+    let id = bound.id;
+    let (store, stable) = match &cfg.data_dir {
+        Some(dir) => {
+            let (s, st) = Store::open(&dir.join(format!("node-{}.redb", id.0)))?;
+            (Some(s), st)
+        }
+        None => (None, Stable::new()),
+    };
+    let node = setup.build(id, &stable);
+    let shared = Arc::new(NodeShared {
+        in_flight,
+        pending: AtomicI64::new(1),
+        last_active_ns: AtomicU64::new(unix_ns()),
+        live: Mutex::new((Metrics::new(), Counters::default())),
+        failed: AtomicBool::new(false),
+    });
+    let (inbox_tx, inbox_rx) = mpsc::channel(cfg.inbox_capacity);
+    let expect = Expect {
+        cluster: cfg.cluster.clone(),
+        protocol: setup.name().to_string(),
+        me: id.0,
+        nodes: cfg.addrs.len() as u32,
+    };
+    tokio::spawn(accept_loop::<Msg<S>>(bound.listener, expect, cfg.clone(), inbox_tx.clone(), stop.clone()));
+    let driver = Driver::<S> {
+        id,
+        n: cfg.addrs.len(),
+        protocol: setup.name(),
+        cfg,
+        node,
+        store,
+        rng: Rng::seed_from_u64(0x6167_6f72_61 ^ ((id.0 as u64) << 32)),
+        writers: Vec::new(),
+        writer_shared: Vec::new(),
+        self_tx: inbox_tx,
+        timers: Vec::new(),
+        next_gen: 0,
+        effects: Vec::new(),
+        observations: Vec::new(),
+        queue_full: 0,
+        shared: shared.clone(),
+        started: Instant::now(),
+        stop: stop.clone(),
+    };
+    let handle = tokio::spawn(driver.run(inbox_rx));
+    Ok((shared, handle))
+}
+
+async fn accept_loop<M: Message>(
+    listener: TcpListener,
+    expect: Expect,
+    cfg: Arc<NetConfig>,
+    inbox: mpsc::Sender<Inbound<M>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                warn!("node {}: accept failed: {e}", expect.me);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            warn!("node {}: closing connection from {addr}: {} connections already open", expect.me, cfg.max_connections);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (expect, inbox, stop, timeout) = (expect.clone(), inbox.clone(), stop.clone(), cfg.handshake_timeout);
+        tokio::spawn(async move {
+            serve_inbound(stream, addr, expect, timeout, inbox, stop).await;
+            drop(permit);
+        });
+    }
+}
+
+struct Driver<S: Setup> {
+    id: NodeId,
+    n: usize,
+    protocol: &'static str,
+    cfg: Arc<NetConfig>,
+    node: S::Node,
+    store: Option<Store>,
+    rng: Rng,
+    /// Outbound queue per peer, created on first send.
+    writers: Vec<Option<mpsc::Sender<Bytes>>>,
+    writer_shared: Vec<Arc<WriterShared>>,
+    self_tx: mpsc::Sender<Inbound<Msg<S>>>,
+    /// Pending named timers: name, generation, deadline.
+    timers: Vec<(<S::Node as Protocol>::Timer, u64, Instant)>,
+    next_gen: u64,
+    effects: Vec<EffectOf<S::Node>>,
+    observations: Vec<(u64, ObsOf<S>)>,
+    queue_full: u64,
+    shared: Arc<NodeShared>,
+    started: Instant,
+    stop: watch::Receiver<bool>,
+}
+
+impl<S: Setup> Driver<S> {
+    fn now(&self) -> Time {
+        Time(self.started.elapsed().as_nanos() as u64)
+    }
+
+    async fn run(mut self, mut inbox: mpsc::Receiver<Inbound<Msg<S>>>) -> NodeReport<ObsOf<S>> {
+        self.step(|node, ctx| node.on_start(ctx));
+        self.shared.pending.fetch_sub(1, Ordering::AcqRel);
+        let mut stop = self.stop.clone();
+        while !self.shared.failed.load(Ordering::Relaxed) {
+            let next_timer = self.timers.iter().map(|t| t.2).min();
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break,
+                m = inbox.recv() => {
+                    let Some(m) = m else { break };
+                    self.deliver(m);
+                    // Drain what is already queued without going back to the scheduler.
+                    for _ in 0..256 {
+                        match inbox.try_recv() {
+                            Ok(m) => self.deliver(m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers(),
+            }
+        }
+        let (metrics, counters) = std::mem::take(&mut *self.shared.live.lock().expect("metrics lock"));
+        let lost = self.writer_shared.iter().map(|w| w.lost.load(Ordering::Relaxed)).sum();
+        NodeReport {
+            id: self.id,
+            metrics,
+            counters,
+            queue_full: self.queue_full,
+            lost,
+            observations: std::mem::take(&mut self.observations),
+            failed: self.shared.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    fn deliver(&mut self, m: Inbound<Msg<S>>) {
+        {
+            let mut live = self.shared.live.lock().expect("metrics lock");
+            let kind = live.0.kind_index(m.msg.kind());
+            live.0.delivered(kind, m.bytes as u64);
+            live.1.count_delivered(m.bytes as u64);
+        }
+        let from = m.from;
+        self.step(|node, ctx| node.on_message(ctx, from, m.msg));
+        self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(pos) = self.timers.iter().position(|t| t.2 <= now) {
+            let (timer, _, _) = self.timers.swap_remove(pos);
+            self.step(|node, ctx| node.on_timer(ctx, timer));
+            self.shared.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Runs one handler and applies its effects: persists durably first, then sends.
+    fn step(&mut self, f: impl FnOnce(&mut S::Node, &mut Context<'_, S::Node>)) {
+        self.shared.last_active_ns.store(unix_ns(), Ordering::Relaxed);
+        let now = self.now();
+        let mut effects = std::mem::take(&mut self.effects);
+        f(&mut self.node, &mut Context::new(self.id, self.n, now, &mut self.rng, &mut effects));
+        let mut writes = Vec::new();
+        let mut sends: Vec<(Destinations, Msg<S>)> = Vec::new();
+        for e in effects.drain(..) {
+            match e {
+                Effect::Send { to, msg } => sends.push((Destinations::Nodes(vec![to]), msg)),
+                Effect::Multicast { to, msg } => sends.push((to, msg)),
+                Effect::SetTimer { timer, after } => {
+                    self.next_gen += 1;
+                    let deadline = Instant::now() + after;
+                    match self.timers.iter_mut().find(|t| t.0 == timer) {
+                        Some(t) => {
+                            t.1 = self.next_gen;
+                            t.2 = deadline;
+                        }
+                        None => {
+                            self.timers.push((timer, self.next_gen, deadline));
+                            self.shared.pending.fetch_add(1, Ordering::AcqRel);
+                        }
+                    }
+                }
+                Effect::CancelTimer { timer } => {
+                    if let Some(pos) = self.timers.iter().position(|t| t.0 == timer) {
+                        self.timers.swap_remove(pos);
+                        self.shared.pending.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+                Effect::Persist { key, value } => writes.push(Write::Put(key, value)),
+                Effect::Unpersist { key } => writes.push(Write::Remove(key)),
+                Effect::Observe(o) => self.observations.push((unix_ns(), o)),
+                Effect::OpBegin(op) => self.shared.live.lock().expect("metrics lock").0.op_begin(op, Time(unix_ns())),
+                Effect::OpEnd(op) => {
+                    self.shared.live.lock().expect("metrics lock").0.op_end_unmatched(op, Time(unix_ns()))
+                }
+            }
+        }
+        self.effects = effects;
+        if !writes.is_empty() {
+            if let Some(store) = &self.store {
+                if let Err(e) = tokio::task::block_in_place(|| store.apply(&writes)) {
+                    error!("node {}: stopping: {e}", self.id);
+                    self.shared.failed.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        for (to, msg) in sends {
+            self.send(to, msg);
+        }
+    }
+
+    fn send(&mut self, to: Destinations, msg: Msg<S>) {
+        let mut frame = Vec::new();
+        if let Err(e) = wire::write_frame(&msg, &mut frame) {
+            error!("node {}: cannot send {}: {e}", self.id, msg.kind());
+            return;
+        }
+        let bytes = frame.len() as u64;
+        let frame = Bytes::from(frame);
+        let targets: Vec<NodeId> = match to {
+            Destinations::AllOthers => (0..self.n as u32).map(NodeId).filter(|t| *t != self.id).collect(),
+            Destinations::Nodes(v) => v,
+        };
+        let shared = self.shared.clone();
+        let mut live = shared.live.lock().expect("metrics lock");
+        let kind = live.0.kind_index(msg.kind());
+        for t in targets {
+            if t.index() >= self.n {
+                error!("node {}: protocol {} sent to node {t}, which is not in the cluster", self.id, self.protocol);
+                continue;
+            }
+            live.0.sent(kind, bytes);
+            live.1.count_sent(bytes);
+            self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+            let ok = if t == self.id {
+                let m = Inbound { from: self.id, msg: msg.clone(), bytes: bytes as u32 };
+                self.self_tx.try_send(m).is_ok()
+            } else {
+                self.writer(t).try_send(frame.clone()).is_ok()
+            };
+            if !ok {
+                self.queue_full += 1;
+                live.0.dropped(kind);
+                live.1.dropped += 1;
+                self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+                debug!(node = self.id.0, to = t.0, "send queue full: message dropped");
+            }
+        }
+    }
+
+    /// The outbound queue to `peer`, starting its connection on first use.
+    fn writer(&mut self, peer: NodeId) -> &mpsc::Sender<Bytes> {
+        if self.writers.is_empty() {
+            self.writers = vec![None; self.n];
+        }
+        if self.writers[peer.index()].is_none() {
+            let (tx, rx) = mpsc::channel(self.cfg.queue_capacity);
+            let shared = Arc::new(WriterShared { lost: AtomicU64::new(0), in_flight: self.shared.in_flight.clone() });
+            self.writer_shared.push(shared.clone());
+            let hello = Hello::new(&self.cfg.cluster, self.protocol, self.id.0, peer.0);
+            tokio::spawn(serve_outbound(
+                self.id.0,
+                peer.0,
+                self.cfg.addrs[peer.index()],
+                hello,
+                rx,
+                self.cfg.max_batch_bytes,
+                shared,
+                self.stop.clone(),
+            ));
+            self.writers[peer.index()] = Some(tx);
+        }
+        self.writers[peer.index()].as_ref().expect("just created")
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
