@@ -13,7 +13,8 @@ use std::path::PathBuf;
         faults (loss, partitions, crashes, pauses, clock skew) are flags or a TOML file, every message and \
         byte is counted, and every run is judged by the protocol's checker.\n\n\
         Start here:\n  agora protocols\n  agora sim flood --nodes 20 --topology ring --diagram flood.svg\n  \
-        agora sim all-to-all --nodes 8 --loss 0.1 --json\n\n\
+        agora sim all-to-all --nodes 8 --loss 0.1 --json\n  agora run flood --nodes 8 --topology ring    (over TCP)\n\n\
+        Logs (network runs) go to stderr; set RUST_LOG=info or debug for more.\n\n\
         Exit codes: 0 success, 1 a property was violated, 2 a mistake in the command or its input."
 )]
 pub struct Cli {
@@ -27,8 +28,66 @@ pub enum Command {
     Sim(Box<SimArgs>),
     /// List the protocols, what they do and the properties their checkers judge.
     Protocols,
+    /// Run a protocol over TCP: every node in this process on 127.0.0.1, no set-up.
+    Run(Box<RunArgs>),
+    /// Run one node of a cluster file (one process per node, or per machine).
+    Node(NodeArgs),
+    /// Start every node of a cluster file as a local process, gather their summaries.
+    Up(UpArgs),
     /// Measure the simulator's speed and memory (runs each size in its own process).
     Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The protocol to run (see `agora protocols`).
+    pub protocol: String,
+    #[command(flatten)]
+    pub params: ProtocolArgs,
+    /// Seeds the nodes' random sources and random topologies.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Stop after this much wall time if the cluster has not gone quiet.
+    #[arg(long, value_name = "MS", default_value_t = 60_000.0)]
+    pub max_time_ms: f64,
+    /// Keep the nodes' databases here [default: a temporary directory, removed afterwards].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The cluster name carried by every handshake.
+    #[arg(long, default_value = "agora")]
+    pub cluster: String,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while running.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+    /// Print exactly one JSON object on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// The cluster file (see examples/cluster.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// This node's id in the cluster file.
+    #[arg(long)]
+    pub id: u32,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while running.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+    /// Print this node's raw results as one JSON object (what `agora up` reads).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// The cluster file (see examples/cluster.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Print exactly one JSON object on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Parameters a protocol may use.

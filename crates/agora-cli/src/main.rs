@@ -3,8 +3,10 @@
 
 mod bench;
 mod cli;
+mod cluster_file;
 mod error;
 mod faults;
+mod net_cmd;
 mod output;
 mod repro;
 mod sim_cmd;
@@ -32,8 +34,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
     let result = match &cli.command {
         Command::Sim(args) => sim_cmd::run(args, argv),
+        Command::Run(args) => net_cmd::run(args, &argv),
+        Command::Node(args) => net_cmd::node(args),
+        Command::Up(args) => net_cmd::up(args, &argv),
         Command::Protocols => protocols(),
         Command::Bench(args) => bench::run(args),
     };

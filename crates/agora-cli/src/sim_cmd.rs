@@ -1,6 +1,6 @@
 //! `agora sim`: one simulated run, its summary, and on request a diagram and per-node CSV.
 
-use crate::cli::SimArgs;
+use crate::cli::{ProtocolArgs, SimArgs};
 use crate::error::UserError;
 use crate::{faults, output, repro};
 use agora_core::{Counters, RunSummary, Setup, Time, ViolationReport};
@@ -65,12 +65,16 @@ impl Driver for SimDriver {
     }
 }
 
+/// The registry's parameters from the protocol flags.
+pub fn params(p: &ProtocolArgs, seed: u64) -> Result<Params, UserError> {
+    let topology = p.topology.parse().map_err(UserError)?;
+    Ok(Params { nodes: p.nodes, seed, topology, origin: p.origin, variant: p.variant.clone() })
+}
+
 /// Runs `agora sim`; returns the process exit code.
 pub fn run(args: &SimArgs, argv: Vec<String>) -> Result<i32, UserError> {
     let p = &args.params;
-    let topology = p.topology.parse().map_err(UserError)?;
-    let params =
-        Params { nodes: p.nodes, seed: args.seed, topology, origin: p.origin, variant: p.variant.clone() };
+    let params = params(p, args.seed)?;
     let faults = faults::build(&args.faults, p.nodes)?;
     if !(args.max_time_ms.is_finite() && args.max_time_ms > 0.0) {
         return Err(UserError(format!("--max-time-ms {}: must be a positive number", args.max_time_ms)));

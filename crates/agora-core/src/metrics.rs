@@ -3,11 +3,11 @@
 
 use crate::id::{OpId, Time};
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Message counters, kept per message type and per node.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Messages handed to the network (one per destination).
     pub sent: u64,
@@ -106,6 +106,11 @@ impl Metrics {
 
     pub fn delivered(&mut self, kind: usize, bytes: u64) {
         self.kinds[kind].1.count_delivered(bytes);
+    }
+
+    /// Adds whole counters to message type `kind` (when merging reports).
+    pub fn add_counters(&mut self, kind: usize, c: &Counters) {
+        self.kinds[kind].1.add(c);
     }
 
     pub fn dropped(&mut self, kind: usize) {

@@ -31,7 +31,7 @@ impl ViolationReport {
 }
 
 /// Counters of one message type.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct KindRow {
     pub kind: String,
     #[serde(flatten)]
@@ -76,6 +76,8 @@ pub struct RunSummary {
     pub per_node: Option<Vec<Counters>>,
     /// The process's peak resident memory, where the OS reports it.
     pub peak_rss_mb: Option<f64>,
+    /// CPU time (user + system) of the node processes, runtime only.
+    pub cpu_ms: Option<f64>,
 }
 
 /// Above this many nodes the JSON summary omits per-node counters (use a CSV instead).
@@ -130,6 +132,7 @@ impl RunSummary {
                 .collect(),
             per_node: (nodes <= PER_NODE_JSON_LIMIT).then(|| per_node.to_vec()),
             peak_rss_mb: None,
+            cpu_ms: None,
         }
     }
 }

@@ -153,6 +153,8 @@ pub(crate) struct WriterShared {
     pub lost: AtomicU64,
     /// Process-wide count of messages sent but not yet handled (for quiescence).
     pub in_flight: Arc<AtomicI64>,
+    /// The node's count of frames queued and not yet written (for idle detection).
+    pub unsent: Arc<AtomicI64>,
 }
 
 /// The dialing side: connects (with exponential backoff), handshakes, then writes queued
@@ -216,7 +218,9 @@ pub(crate) async fn serve_outbound(
                     Err(_) => break,
                 }
             }
-            if let Err(e) = stream.write_all(&batch).await {
+            let written = stream.write_all(&batch).await;
+            shared.unsent.fetch_sub(count as i64, Ordering::AcqRel);
+            if let Err(e) = written {
                 shared.lost.fetch_add(count, Ordering::Relaxed);
                 shared.in_flight.fetch_sub(count as i64, Ordering::AcqRel);
                 warn!("node {me}: connection to peer {peer} at {addr} broke, {count} message(s) lost: {e}");

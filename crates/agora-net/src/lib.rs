@@ -6,9 +6,14 @@
 //! **Invariant:** nothing in this crate is needed by a protocol; protocols never depend on it.
 
 pub mod clock;
+pub mod cluster;
 mod conn;
 pub mod handshake;
 pub mod node;
+pub mod prometheus;
+pub mod report;
 pub mod store;
 
+pub use cluster::{run_local, run_node, End, RunError, RunOutcome};
 pub use node::{BoundNode, NetConfig, NodeReport, NodeShared};
+pub use report::{summarize, Gathered, NodeOutput};

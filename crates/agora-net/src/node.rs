@@ -78,6 +78,8 @@ pub struct NodeShared {
     pub live: Mutex<(Metrics, Counters)>,
     /// Set if the node stopped on a storage failure.
     pub failed: AtomicBool,
+    /// Frames queued to peers and not yet written.
+    pub unsent: Arc<AtomicI64>,
 }
 
 /// What a node reports when it stops.
@@ -139,6 +141,7 @@ pub fn start<S: Setup>(
         last_active_ns: AtomicU64::new(unix_ns()),
         live: Mutex::new((Metrics::new(), Counters::default())),
         failed: AtomicBool::new(false),
+        unsent: Arc::new(AtomicI64::new(0)),
     });
     let (inbox_tx, inbox_rx) = mpsc::channel(cfg.inbox_capacity);
     let expect = Expect {
@@ -374,7 +377,11 @@ impl<S: Setup> Driver<S> {
                 let m = Inbound { from: self.id, msg: msg.clone(), bytes: bytes as u32 };
                 self.self_tx.try_send(m).is_ok()
             } else {
-                self.writer(t).try_send(frame.clone()).is_ok()
+                let queued = self.writer(t).try_send(frame.clone()).is_ok();
+                if queued {
+                    shared.unsent.fetch_add(1, Ordering::AcqRel);
+                }
+                queued
             };
             if !ok {
                 self.queue_full += 1;
@@ -393,7 +400,11 @@ impl<S: Setup> Driver<S> {
         }
         if self.writers[peer.index()].is_none() {
             let (tx, rx) = mpsc::channel(self.cfg.queue_capacity);
-            let shared = Arc::new(WriterShared { lost: AtomicU64::new(0), in_flight: self.shared.in_flight.clone() });
+            let shared = Arc::new(WriterShared {
+                lost: AtomicU64::new(0),
+                in_flight: self.shared.in_flight.clone(),
+                unsent: self.shared.unsent.clone(),
+            });
             self.writer_shared.push(shared.clone());
             let hello = Hello::new(&self.cfg.cluster, self.protocol, self.id.0, peer.0);
             tokio::spawn(serve_outbound(

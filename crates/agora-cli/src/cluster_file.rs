@@ -1,0 +1,108 @@
+//! The cluster file read by `agora node` and `agora up` (see `examples/cluster.toml`).
+
+use crate::error::UserError;
+use agora_protocols::Params;
+use serde::Deserialize;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// Name every handshake must carry: nodes of another cluster are refused.
+    pub cluster: String,
+    pub protocol: String,
+    #[serde(default = "one")]
+    pub seed: u64,
+    /// Where nodes keep their databases; relative to the cluster file's folder.
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub params: ParamsFile,
+    /// A node that has handled nothing for this long, with no timer pending, is done.
+    #[serde(default = "idle_default")]
+    pub idle_ms: u64,
+    #[serde(default = "max_time_default")]
+    pub max_time_ms: u64,
+    #[serde(rename = "node")]
+    pub nodes: Vec<NodeEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamsFile {
+    pub topology: Option<String>,
+    pub origin: Option<u32>,
+    pub variant: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    pub id: u32,
+    /// `host:port`; a host name is resolved when the node starts.
+    pub addr: String,
+}
+
+fn one() -> u64 {
+    1
+}
+fn idle_default() -> u64 {
+    2_000
+}
+fn max_time_default() -> u64 {
+    60_000
+}
+
+impl ClusterFile {
+    /// Reads and checks a cluster file; relative paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<ClusterFile, UserError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UserError(format!("cannot read cluster file {}: {e}", path.display())))?;
+        let mut f: ClusterFile = toml::from_str(&text).map_err(|e| {
+            UserError(format!("cluster file {}: {}", path.display(), e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")))
+        })?;
+        if f.nodes.is_empty() {
+            return Err(UserError(format!("cluster file {}: no [[node]] entries", path.display())));
+        }
+        for (i, n) in f.nodes.iter().enumerate() {
+            if n.id as usize != i {
+                return Err(UserError(format!(
+                    "cluster file {}: nodes must be listed with ids 0, 1, 2, ... in order (entry {i} has id {})",
+                    path.display(),
+                    n.id
+                )));
+            }
+        }
+        if let Some(d) = &f.data_dir {
+            if d.is_relative() {
+                f.data_dir = Some(path.parent().unwrap_or(Path::new(".")).join(d));
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn params(&self) -> Result<Params, UserError> {
+        let topology = self.params.topology.as_deref().unwrap_or("complete").parse().map_err(UserError)?;
+        Ok(Params {
+            nodes: self.nodes.len(),
+            seed: self.seed,
+            topology,
+            origin: self.params.origin.unwrap_or(0),
+            variant: self.params.variant.clone(),
+        })
+    }
+
+    /// Every node's address, resolved.
+    pub fn addrs(&self) -> Result<Vec<SocketAddr>, UserError> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.addr
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| UserError(format!("node {}: cannot resolve address `{}`", n.id, n.addr)))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,305 @@
+//! `agora run`, `agora node` and `agora up`: the same protocols over TCP — a whole cluster in
+//! this process, one node per process from a cluster file, or every node of a cluster file as
+//! local child processes.
+
+use crate::cli::{NodeArgs, RunArgs, UpArgs};
+use crate::cluster_file::ClusterFile;
+use crate::error::UserError;
+use crate::{output, repro};
+use agora_core::{Protocol, RunSummary, Setup};
+use agora_net::{prometheus, report, run_local, run_node, Gathered, NetConfig, NodeOutput, NodeShared};
+use agora_protocols::{Driver, Params};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn runtime() -> Result<tokio::runtime::Runtime, UserError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UserError(format!("cannot start the async runtime: {e}")))
+}
+
+fn parse_addr(s: &Option<String>) -> Result<Option<SocketAddr>, UserError> {
+    s.as_ref()
+        .map(|a| a.parse().map_err(|_| UserError(format!("--metrics-addr `{a}`: expected HOST:PORT, e.g. 127.0.0.1:9100"))))
+        .transpose()
+}
+
+/// Starts the Prometheus endpoint if asked, returning a hook that registers nodes with it.
+async fn metrics_endpoint(
+    addr: Option<SocketAddr>,
+    ids: Vec<u32>,
+) -> Result<impl FnOnce(Vec<Arc<NodeShared>>), UserError> {
+    let list = match addr {
+        Some(a) => {
+            let (local, list) =
+                prometheus::start(a).await.map_err(|e| UserError(format!("--metrics-addr {a}: {e}")))?;
+            tracing::info!("metrics at http://{local}/metrics");
+            Some(list)
+        }
+        None => None,
+    };
+    Ok(move |nodes: Vec<Arc<NodeShared>>| {
+        if let Some(list) = list {
+            *list.lock().expect("metrics nodes lock") = ids.into_iter().zip(nodes).collect();
+        }
+    })
+}
+
+fn print(summary: &RunSummary, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(summary).expect("summaries serialize"));
+    } else {
+        print!("{}", output::table(summary));
+    }
+}
+
+fn exit_code(s: &RunSummary) -> i32 {
+    if s.violations.is_empty() {
+        0
+    } else {
+        1
+    }
+}
+
+struct Local {
+    cfg: NetConfig,
+    max_time: Duration,
+    metrics_addr: Option<SocketAddr>,
+    reproduce: String,
+}
+
+impl Driver for Local {
+    type Output = Result<RunSummary, UserError>;
+
+    fn run<S: Setup>(self, setup: S) -> Self::Output {
+        let setup = Arc::new(setup);
+        let seed = self.cfg.seed;
+        let n = setup.nodes();
+        runtime()?.block_on(async move {
+            let hook = metrics_endpoint(self.metrics_addr, (0..n as u32).collect()).await?;
+            let out = run_local(setup.clone(), self.cfg, self.max_time, hook)
+                .await
+                .map_err(|e| UserError(e.to_string()))?;
+            let mut g = Gathered::new(n, out.end.as_str(), out.wall.as_secs_f64() * 1e3, out.cpu_ms, out.started_unix_ns);
+            for r in out.reports {
+                g.add_report(r);
+            }
+            let mut summary = report::summarize(&*setup, seed, g, &self.reproduce);
+            summary.peak_rss_mb = output::peak_rss_mb();
+            Ok(summary)
+        })
+    }
+}
+
+/// `agora run`: every node in this process over loopback TCP.
+pub fn run(args: &RunArgs, argv: &[String]) -> Result<i32, UserError> {
+    let params = crate::sim_cmd::params(&args.params, args.seed)?;
+    if !(args.max_time_ms.is_finite() && args.max_time_ms > 0.0) {
+        return Err(UserError(format!("--max-time-ms {}: must be a positive number", args.max_time_ms)));
+    }
+    let temp;
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("agora-run-")
+                .tempdir()
+                .map_err(|e| UserError(format!("cannot create a temporary data directory: {e}")))?;
+            temp.path().to_path_buf()
+        }
+    };
+    let mut cfg = NetConfig::new(&args.cluster, Vec::new());
+    cfg.data_dir = Some(data_dir);
+    cfg.seed = args.seed;
+    let driver = Local {
+        cfg,
+        max_time: Duration::from_secs_f64(args.max_time_ms / 1e3),
+        metrics_addr: parse_addr(&args.metrics_addr)?,
+        reproduce: repro::command(argv, args.seed),
+    };
+    let summary = agora_protocols::dispatch(&args.protocol, &params, driver)??;
+    print(&summary, args.json);
+    Ok(exit_code(&summary))
+}
+
+struct OneNode {
+    id: u32,
+    cfg: NetConfig,
+    idle: Duration,
+    max_time: Duration,
+    metrics_addr: Option<SocketAddr>,
+    json: bool,
+}
+
+async fn interrupted() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+impl Driver for OneNode {
+    type Output = Result<i32, UserError>;
+
+    fn run<S: Setup>(self, setup: S) -> Self::Output {
+        let setup = Arc::new(setup);
+        let seed = self.cfg.seed;
+        runtime()?.block_on(async move {
+            let hook = metrics_endpoint(self.metrics_addr, vec![self.id]).await?;
+            let out = run_node(
+                setup.clone(),
+                agora_core::NodeId(self.id),
+                self.cfg,
+                self.idle,
+                self.max_time,
+                interrupted(),
+                hook,
+            )
+            .await
+            .map_err(|e| UserError(e.to_string()))?;
+            let wall_ms = out.wall.as_secs_f64() * 1e3;
+            let report = &out.reports[0];
+            if self.json {
+                let o = NodeOutput::from_report(report, setup.name(), out.end.as_str(), wall_ms, out.cpu_ms, out.started_unix_ns);
+                println!("{}", serde_json::to_string(&o).expect("node outputs serialize"));
+                return Ok(0);
+            }
+            let n = setup.nodes();
+            let mut g = Gathered::new(n, out.end.as_str(), wall_ms, out.cpu_ms, out.started_unix_ns);
+            g.add_report(out.reports.into_iter().next().expect("one report"));
+            let summary = report::summarize(&*setup, seed, g, "");
+            print!("{}", output::table(&summary));
+            println!("note           this is node {} alone; `agora up` checks the whole cluster", self.id);
+            Ok(exit_code(&summary))
+        })
+    }
+}
+
+/// `agora node`: one node of a cluster file.
+pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
+    let cf = ClusterFile::load(&args.config)?;
+    let params = cf.params()?;
+    let addrs = cf.addrs()?;
+    if args.id as usize >= addrs.len() {
+        return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", args.id, addrs.len())));
+    }
+    let mut cfg = NetConfig::new(&cf.cluster, addrs);
+    cfg.data_dir = cf.data_dir.clone();
+    cfg.seed = cf.seed;
+    let driver = OneNode {
+        id: args.id,
+        cfg,
+        idle: Duration::from_millis(cf.idle_ms),
+        max_time: Duration::from_millis(cf.max_time_ms),
+        metrics_addr: parse_addr(&args.metrics_addr)?,
+        json: args.json,
+    };
+    agora_protocols::dispatch(&cf.protocol, &params, driver)?
+}
+
+struct Up {
+    config: PathBuf,
+    nodes: usize,
+    seed: u64,
+    reproduce: String,
+}
+
+impl Driver for Up {
+    /// The summary, and how many nodes failed to report.
+    type Output = Result<(RunSummary, usize), UserError>;
+
+    fn run<S: Setup>(self, setup: S) -> Self::Output {
+        runtime()?.block_on(async move {
+            let exe = std::env::current_exe().map_err(|e| UserError(format!("cannot find the agora binary: {e}")))?;
+            let t0 = std::time::Instant::now();
+            let mut children = Vec::new();
+            for id in 0..self.nodes {
+                let mut cmd = tokio::process::Command::new(&exe);
+                cmd.args(["node", "--json", "--id", &id.to_string(), "--config"]).arg(&self.config);
+                cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true);
+                // SAFETY: prctl is async-signal-safe; the child asks to receive SIGTERM if this
+                // process dies, so no node outlives `agora up` even if it is killed.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                        Ok(())
+                    });
+                }
+                let child = cmd.spawn().map_err(|e| UserError(format!("cannot start node {id}: {e}")))?;
+                children.push(child);
+            }
+            let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
+            let waits = futures_join(children);
+            tokio::pin!(waits);
+            let outputs = tokio::select! {
+                o = &mut waits => o,
+                _ = interrupted() => {
+                    for pid in &pids {
+                        // SAFETY: kill with a pid of our own child and a valid signal.
+                        unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
+                    }
+                    waits.await
+                }
+            };
+            let mut g = Gathered::new(self.nodes, "idle", t0.elapsed().as_secs_f64() * 1e3, 0.0, 0);
+            let mut starts = Vec::new();
+            for (id, out) in outputs.into_iter().enumerate() {
+                match out {
+                    Ok(o) if o.status.success() => {
+                        match serde_json::from_slice::<NodeOutput<<S::Node as Protocol>::Obs>>(&o.stdout) {
+                            Ok(node) => {
+                                starts.push(node.started_unix_ns);
+                                if node.end != "idle" {
+                                    g.end = node.end.clone();
+                                }
+                                g.add_output(node);
+                            }
+                            Err(e) => eprintln!("agora: node {id} printed no readable summary: {e}"),
+                        }
+                    }
+                    Ok(o) => eprintln!("agora: node {id} exited with {}", o.status),
+                    Err(e) => eprintln!("agora: node {id}: {e}"),
+                }
+            }
+            g.started_unix_ns = starts.iter().copied().min().unwrap_or(0);
+            let missing = self.nodes - starts.len();
+            Ok((report::summarize(&setup, self.seed, g, &self.reproduce), missing))
+        })
+    }
+}
+
+async fn futures_join(children: Vec<tokio::process::Child>) -> Vec<std::io::Result<std::process::Output>> {
+    let handles: Vec<_> = children.into_iter().map(|c| tokio::spawn(c.wait_with_output())).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap_or_else(|e| Err(std::io::Error::other(e))));
+    }
+    out
+}
+
+/// `agora up`: every node of a cluster file as a local child process.
+pub fn up(args: &UpArgs, argv: &[String]) -> Result<i32, UserError> {
+    let cf = ClusterFile::load(&args.config)?;
+    let params: Params = cf.params()?;
+    cf.addrs()?;
+    let driver = Up {
+        config: args.config.clone(),
+        nodes: cf.nodes.len(),
+        seed: cf.seed,
+        reproduce: repro::command(argv, cf.seed),
+    };
+    let (summary, missing) = agora_protocols::dispatch(&cf.protocol, &params, driver)??;
+    print(&summary, args.json);
+    if missing > 0 {
+        eprintln!("agora: {missing} node(s) did not report; their messages are missing from the summary");
+        return Ok(1);
+    }
+    Ok(exit_code(&summary))
+}

@@ -1,0 +1,151 @@
+//! Running nodes: a whole cluster in this process (`agora run`), or one node of a cluster
+//! file (`agora node`), each until it is done.
+//!
+//! *Done* in one process means quiescent: no message in flight anywhere (sent and not yet
+//! handled), no timer pending, for a few consecutive polls. A lone node cannot see the other
+//! processes, so it is done when it has been idle (no event handled, no timer pending, its
+//! send queues empty) for `idle`. Both stop at `max_time` regardless.
+
+use crate::clock::{cpu_ms, unix_ns};
+use crate::node::{self, BoundNode, NetConfig, NodeReport, NodeShared};
+use agora_core::{NodeId, Protocol, Setup};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Why a runtime run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    Quiescent,
+    Idle,
+    TimeLimit,
+    Interrupted,
+    Failed,
+}
+
+impl End {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            End::Quiescent => "quiescent",
+            End::Idle => "idle",
+            End::TimeLimit => "time-limit",
+            End::Interrupted => "interrupted",
+            End::Failed => "storage-failure",
+        }
+    }
+}
+
+/// What a runtime run produced.
+pub struct RunOutcome<O> {
+    pub reports: Vec<NodeReport<O>>,
+    pub end: End,
+    pub wall: Duration,
+    /// CPU time of this process during the run.
+    pub cpu_ms: f64,
+    /// Unix ns when the run started (observation times are reported relative to it).
+    pub started_unix_ns: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
+
+/// Runs every node of `setup` in this process on 127.0.0.1 with ephemeral ports.
+/// `metrics` receives the nodes' live state once they start (for `--metrics-addr`).
+pub async fn run_local<S: Setup>(
+    setup: Arc<S>,
+    mut cfg: NetConfig,
+    max_time: Duration,
+    on_start: impl FnOnce(Vec<Arc<NodeShared>>),
+) -> Result<RunOutcome<ObsOf<S>>, RunError> {
+    let n = setup.nodes();
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
+    let mut bound = Vec::with_capacity(n);
+    for i in 0..n {
+        bound.push(BoundNode::bind(NodeId(i as u32), any).await.map_err(|e| RunError::Bind(any, e))?);
+    }
+    cfg.addrs = bound.iter().map(|b| b.local_addr().expect("bound socket has an address")).collect();
+    let cfg = Arc::new(cfg);
+    let (stop_tx, stop) = watch::channel(false);
+    let in_flight = Arc::new(AtomicI64::new(0));
+    let (t0, cpu0, unix0) = (Instant::now(), cpu_ms(), unix_ns());
+    let mut shared = Vec::with_capacity(n);
+    let mut handles = Vec::with_capacity(n);
+    for b in bound {
+        let (s, h) = node::start(setup.clone(), b, cfg.clone(), in_flight.clone(), stop.clone())?;
+        shared.push(s);
+        handles.push(h);
+    }
+    on_start(shared.clone());
+    let mut quiet = 0;
+    let end = loop {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        if shared.iter().any(|s| s.failed.load(Ordering::Relaxed)) {
+            break End::Failed;
+        }
+        let idle = in_flight.load(Ordering::Acquire) == 0
+            && shared.iter().all(|s| s.pending.load(Ordering::Acquire) == 0);
+        quiet = if idle { quiet + 1 } else { 0 };
+        if quiet >= 3 {
+            break End::Quiescent;
+        }
+        if t0.elapsed() >= max_time {
+            break End::TimeLimit;
+        }
+    };
+    let _ = stop_tx.send(true);
+    let mut reports = Vec::with_capacity(n);
+    for h in handles {
+        reports.push(h.await.expect("node task does not panic"));
+    }
+    Ok(RunOutcome { reports, end, wall: t0.elapsed(), cpu_ms: cpu_ms() - cpu0, started_unix_ns: unix0 })
+}
+
+/// Runs node `id` of a cluster whose addresses are in `cfg`, until it is idle for `idle`,
+/// `max_time` passes, or `interrupt` resolves (a signal).
+pub async fn run_node<S: Setup>(
+    setup: Arc<S>,
+    id: NodeId,
+    cfg: NetConfig,
+    idle: Duration,
+    max_time: Duration,
+    interrupt: impl std::future::Future<Output = ()>,
+    on_start: impl FnOnce(Vec<Arc<NodeShared>>),
+) -> Result<RunOutcome<ObsOf<S>>, RunError> {
+    let addr = cfg.addrs[id.index()];
+    let bound = BoundNode::bind(id, addr).await.map_err(|e| RunError::Bind(addr, e))?;
+    let cfg = Arc::new(cfg);
+    let (stop_tx, stop) = watch::channel(false);
+    let (t0, cpu0, unix0) = (Instant::now(), cpu_ms(), unix_ns());
+    let (shared, handle) = node::start(setup, bound, cfg, Arc::new(AtomicI64::new(0)), stop)?;
+    on_start(vec![shared.clone()]);
+    tokio::pin!(interrupt);
+    let end = loop {
+        tokio::select! {
+            _ = &mut interrupt => break End::Interrupted,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        if shared.failed.load(Ordering::Relaxed) {
+            break End::Failed;
+        }
+        let quiet_ns = unix_ns().saturating_sub(shared.last_active_ns.load(Ordering::Relaxed));
+        let drained = shared.unsent.load(Ordering::Acquire) == 0;
+        if drained && shared.pending.load(Ordering::Acquire) == 0 && quiet_ns >= idle.as_nanos() as u64 {
+            break End::Idle;
+        }
+        if t0.elapsed() >= max_time {
+            break End::TimeLimit;
+        }
+    };
+    let _ = stop_tx.send(true);
+    let report = handle.await.expect("node task does not panic");
+    Ok(RunOutcome { reports: vec![report], end, wall: t0.elapsed(), cpu_ms: cpu_ms() - cpu0, started_unix_ns: unix0 })
+}

@@ -1,0 +1,96 @@
+//! `--metrics-addr`: the nodes' counters in Prometheus text format over a minimal HTTP/1.1
+//! responder. Every request gets the metrics; a client that sends more than 8 KiB of headers,
+//! or nothing within two seconds, is closed.
+
+use crate::clock::cpu_ms;
+use crate::node::NodeShared;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tracing::warn;
+
+/// Renders the metrics of `nodes` (their ids are their positions unless `ids` says otherwise).
+pub fn render(nodes: &[(u32, Arc<NodeShared>)]) -> String {
+    let mut out = String::new();
+    let series: [(&str, &str, fn(&agora_core::Counters) -> u64); 6] = [
+        ("agora_messages_sent_total", "Messages sent, one per destination.", |c| c.sent),
+        ("agora_messages_delivered_total", "Messages handed to the node's protocol.", |c| c.delivered),
+        ("agora_messages_dropped_total", "Messages dropped because a send queue was full.", |c| c.dropped),
+        ("agora_messages_duplicated_total", "Duplicates (always 0 over TCP).", |c| c.duplicated),
+        ("agora_bytes_sent_total", "Wire bytes sent, frame headers included.", |c| c.bytes_sent),
+        ("agora_bytes_delivered_total", "Wire bytes delivered.", |c| c.bytes_delivered),
+    ];
+    let snapshot: Vec<(u32, agora_core::Counters, Vec<(String, agora_core::Counters)>)> = nodes
+        .iter()
+        .map(|(id, s)| {
+            let live = s.live.lock().expect("metrics lock");
+            let kinds = live.0.by_kind().iter().map(|(k, c)| (k.to_string(), *c)).collect();
+            (*id, live.1, kinds)
+        })
+        .collect();
+    for (name, help, get) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (id, c, _) in &snapshot {
+            let _ = writeln!(out, "{name}{{node=\"{id}\"}} {}", get(c));
+        }
+    }
+    let _ = writeln!(out, "# HELP agora_kind_messages_sent_total Messages sent, by message type and node.");
+    let _ = writeln!(out, "# TYPE agora_kind_messages_sent_total counter");
+    for (id, _, kinds) in &snapshot {
+        for (k, c) in kinds {
+            let _ = writeln!(out, "agora_kind_messages_sent_total{{node=\"{id}\",kind=\"{k}\"}} {}", c.sent);
+        }
+    }
+    let _ = writeln!(out, "# HELP agora_process_cpu_seconds_total CPU time of this process.");
+    let _ = writeln!(out, "# TYPE agora_process_cpu_seconds_total counter");
+    let _ = writeln!(out, "agora_process_cpu_seconds_total {:.3}", cpu_ms() / 1e3);
+    out
+}
+
+/// Serves the metrics on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, nodes: Arc<std::sync::Mutex<Vec<(u32, Arc<NodeShared>)>>>) {
+    loop {
+        let Ok((mut stream, addr)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let nodes = nodes.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8 * 1024];
+            let mut used = 0;
+            let read = tokio::time::timeout(Duration::from_secs(2), async {
+                loop {
+                    let n = stream.read(&mut buf[used..]).await?;
+                    used += n;
+                    if n == 0 || buf[..used].windows(4).any(|w| w == b"\r\n\r\n") || used == buf.len() {
+                        return Ok::<_, std::io::Error>(());
+                    }
+                }
+            })
+            .await;
+            if !matches!(read, Ok(Ok(()))) || !buf[..used].windows(4).any(|w| w == b"\r\n\r\n") {
+                warn!("metrics: closing connection from {addr}: no complete HTTP request");
+                return;
+            }
+            let body = render(&nodes.lock().expect("metrics nodes lock"));
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+        });
+    }
+}
+
+/// Binds `addr` and serves the metrics of the nodes put into the returned list.
+pub async fn start(addr: SocketAddr) -> std::io::Result<(SocketAddr, Arc<std::sync::Mutex<Vec<(u32, Arc<NodeShared>)>>>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    tokio::spawn(serve(listener, nodes.clone()));
+    Ok((local, nodes))
+}

@@ -1,0 +1,189 @@
+//! From node reports to one `RunSummary`: merged metrics, and the protocol's checker run over
+//! every node's observations in time order.
+//!
+//! The same code serves `agora run` (all reports from one process) and `agora up` (reports
+//! gathered from node processes as [`NodeOutput`] JSON).
+
+use crate::node::NodeReport;
+use agora_core::{
+    Checker, Counters, EndState, KindRow, Metrics, NodeId, Protocol, RunSummary, Setup, Time, ViolationReport,
+};
+use serde::{Deserialize, Serialize};
+
+/// One node's results in a form that crosses process boundaries (`agora node --json`).
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "O: Serialize + serde::de::DeserializeOwned")]
+pub struct NodeOutput<O> {
+    pub node: u32,
+    pub protocol: String,
+    pub end: String,
+    pub by_kind: Vec<KindRow>,
+    pub counters: Counters,
+    /// `(operation, begin Unix ns or none, last end Unix ns or none)`.
+    pub ops: Vec<(u64, Option<u64>, Option<u64>)>,
+    /// `(Unix ns, observation)`.
+    pub observations: Vec<(u64, O)>,
+    pub queue_full: u64,
+    pub lost: u64,
+    pub wall_ms: f64,
+    pub cpu_ms: f64,
+    pub started_unix_ns: u64,
+}
+
+impl<O: Clone> NodeOutput<O> {
+    pub fn from_report(
+        r: &NodeReport<O>,
+        protocol: &str,
+        end: &str,
+        wall_ms: f64,
+        cpu_ms: f64,
+        started_unix_ns: u64,
+    ) -> Self {
+        NodeOutput {
+            node: r.id.0,
+            protocol: protocol.to_string(),
+            end: end.to_string(),
+            by_kind: r.metrics.by_kind().iter().map(|(k, c)| KindRow { kind: k.to_string(), counters: *c }).collect(),
+            counters: r.counters,
+            ops: r
+                .metrics
+                .op_events()
+                .map(|(op, b, e)| (op, (b != Time::MAX).then_some(b.0), e.map(|e| e.0)))
+                .collect(),
+            observations: r.observations.clone(),
+            queue_full: r.queue_full,
+            lost: r.lost,
+            wall_ms,
+            cpu_ms,
+            started_unix_ns,
+        }
+    }
+}
+
+/// Everything needed to summarize a runtime run, gathered from all its nodes.
+pub struct Gathered<O> {
+    pub nodes: usize,
+    pub metrics: Metrics,
+    pub per_node: Vec<Counters>,
+    /// `(Unix ns, node, observation)`.
+    pub observations: Vec<(u64, NodeId, O)>,
+    pub lost: u64,
+    pub end: String,
+    pub wall_ms: f64,
+    pub cpu_ms: f64,
+    pub started_unix_ns: u64,
+    /// Nodes that reported (a node killed before reporting is missing).
+    pub reported: Vec<bool>,
+}
+
+impl<O> Gathered<O> {
+    pub fn new(nodes: usize, end: &str, wall_ms: f64, cpu_ms: f64, started_unix_ns: u64) -> Self {
+        Gathered {
+            nodes,
+            metrics: Metrics::new(),
+            per_node: vec![Counters::default(); nodes],
+            observations: Vec::new(),
+            lost: 0,
+            end: end.to_string(),
+            wall_ms,
+            cpu_ms,
+            started_unix_ns,
+            reported: vec![false; nodes],
+        }
+    }
+
+    /// Adds one node's in-process report.
+    pub fn add_report(&mut self, r: NodeReport<O>) {
+        self.metrics.merge(&r.metrics);
+        self.per_node[r.id.index()] = r.counters;
+        self.reported[r.id.index()] = true;
+        self.lost += r.lost;
+        self.observations.extend(r.observations.into_iter().map(|(t, o)| (t, r.id, o)));
+    }
+
+    /// Adds one node process's output.
+    pub fn add_output(&mut self, o: NodeOutput<O>) {
+        let mut m = Metrics::new();
+        for row in &o.by_kind {
+            let i = m.kind_index(intern(&row.kind));
+            m.add_counters(i, &row.counters);
+        }
+        for (op, begin, end) in &o.ops {
+            if let Some(b) = begin {
+                m.op_begin(*op, Time(*b));
+            }
+            if let Some(e) = end {
+                m.op_end_unmatched(*op, Time(*e));
+            }
+        }
+        self.metrics.merge(&m);
+        let id = NodeId(o.node);
+        if id.index() < self.nodes {
+            self.per_node[id.index()] = o.counters;
+            self.reported[id.index()] = true;
+        }
+        self.lost += o.lost;
+        self.cpu_ms += o.cpu_ms;
+        self.observations.extend(o.observations.into_iter().map(|(t, obs)| (t, id, obs)));
+    }
+}
+
+/// A `'static` copy of a message type name read from a node's output. Names are protocol
+/// constants, so the table stays as small as the set of message types.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().expect("intern lock");
+    if let Some(n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.push(n);
+    n
+}
+
+/// Runs the protocol's checker over the gathered observations and builds the summary.
+pub fn summarize<S: Setup>(
+    setup: &S,
+    seed: u64,
+    mut g: Gathered<<S::Node as Protocol>::Obs>,
+    reproduce: &str,
+) -> RunSummary {
+    let mut checker: Box<dyn Checker<S::Node>> = setup.checker();
+    g.observations.sort_by_key(|(t, n, _)| (*t, *n));
+    let rel = |t: u64| Time(t.saturating_sub(g.started_unix_ns));
+    let mut violations = Vec::new();
+    for (t, node, obs) in &g.observations {
+        if let Err(v) = checker.observe(rel(*t), *node, obs) {
+            violations.push(v);
+            break;
+        }
+    }
+    let mut summary = RunSummary::from_metrics(
+        setup.name(),
+        "tcp",
+        g.nodes,
+        seed,
+        &g.end,
+        &g.metrics,
+        &g.per_node,
+        g.wall_ms,
+        g.wall_ms,
+        0,
+    );
+    summary.messages_dropped += g.lost;
+    if violations.is_empty() {
+        let crashed: Vec<bool> = g.reported.iter().map(|r| !r).collect();
+        let end = EndState {
+            at: Time((g.wall_ms * 1e6) as u64),
+            live: &g.reported,
+            crashed_ever: &crashed,
+            network_reliable: summary.messages_dropped == 0,
+            quiescent: matches!(g.end.as_str(), "quiescent" | "idle"),
+        };
+        violations = checker.finish(&end);
+    }
+    summary.properties = checker.properties().iter().map(|p| p.name.to_string()).collect();
+    summary.violations = violations.iter().map(|v| ViolationReport::new(v, seed, reproduce.to_string())).collect();
+    summary.cpu_ms = Some(g.cpu_ms);
+    summary
+}
