@@ -1,36 +1,114 @@
-//! `agora bench`: simulator throughput and peak memory, each cluster size in its own process
-//! so that peak memory belongs to that size alone.
+//! `agora bench`: throughput and memory of the simulator, or of the TCP runtime with all nodes
+//! in one process or one process per node. Every size runs in its own process (`agora sim`,
+//! `agora run` or `agora up`), so peak memory and CPU time belong to that size alone.
 
 use crate::cli::BenchArgs;
 use crate::error::UserError;
 use serde::Serialize;
+use std::path::Path;
 use std::process::Command;
 
 #[derive(Serialize)]
 struct Row {
     protocol: String,
-    topology: String,
+    runtime: String,
+    mode: String,
     nodes: usize,
     seed: u64,
     messages_delivered: u64,
     wall_ms: f64,
     delivered_per_s: f64,
     peak_rss_mb: Option<f64>,
+    cpu_ms: Option<f64>,
     violations: usize,
+}
+
+/// A cluster file for `agora up` on free loopback ports below the ephemeral range.
+fn cluster_file(
+    dir: &Path,
+    args: &BenchArgs,
+    protocol: &str,
+    n: usize,
+) -> Result<std::path::PathBuf, UserError> {
+    let mut text = format!(
+        "cluster = \"bench\"\nprotocol = \"{protocol}\"\nseed = {}\nidle_ms = 1000\nmax_time_ms = 600000\n[params]\ntopology = \"{}\"\nmsgs = {}\nwindow = {}\n",
+        args.seed, args.topology, args.msgs, args.window
+    );
+    let mut port = 21_000 + (std::process::id() % 400) as u16 * 20;
+    for i in 0..n {
+        while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            port += 1;
+        }
+        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{port}\"\n"));
+        port += 1;
+    }
+    let path = dir.join("bench-cluster.toml");
+    std::fs::write(&path, text).map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
 }
 
 pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
     let exe = std::env::current_exe().map_err(|e| UserError(format!("cannot find the agora binary: {e}")))?;
+    let tcp = match args.runtime.as_str() {
+        "sim" => false,
+        "tcp" => true,
+        other => return Err(UserError(format!("--runtime `{other}`: expected sim or tcp"))),
+    };
+    if args.processes && !tcp {
+        return Err(UserError("--processes goes with --runtime tcp".into()));
+    }
+    let protocol = args.protocol.clone().unwrap_or_else(|| if tcp { "stream" } else { "flood" }.to_string());
+    let sizes = if !args.nodes.is_empty() {
+        args.nodes.clone()
+    } else if tcp {
+        vec![2, 4, 8]
+    } else {
+        vec![100_000, 1_000_000]
+    };
+    let mode = if !tcp {
+        "one process"
+    } else if args.processes {
+        "process per node"
+    } else {
+        "one process"
+    };
+    let dir =
+        tempfile::tempdir().map_err(|e| UserError(format!("cannot create a temporary directory: {e}")))?;
     let mut rows = Vec::new();
-    for &n in &args.nodes {
+    for &n in &sizes {
         if !args.json {
-            eprintln!("bench: {} on {} with {n} nodes ...", args.protocol, args.topology);
+            eprintln!("bench: {protocol} on {} ({mode}) with {n} nodes ...", args.runtime);
         }
-        let out = Command::new(&exe)
-            .args(["sim", &args.protocol, "--nodes", &n.to_string(), "--topology", &args.topology])
-            .args(["--seed", &args.seed.to_string(), "--json"])
-            .output()
-            .map_err(|e| UserError(format!("cannot start {}: {e}", exe.display())))?;
+        let mut cmd = Command::new(&exe);
+        let common = |c: &mut Command| {
+            c.args([
+                "--nodes",
+                &n.to_string(),
+                "--topology",
+                &args.topology,
+                "--seed",
+                &args.seed.to_string(),
+            ])
+            .args([
+                "--msgs",
+                &args.msgs.to_string(),
+                "--window",
+                &args.window.to_string(),
+                "--json",
+            ]);
+        };
+        if !tcp {
+            cmd.args(["sim", &protocol]);
+            common(&mut cmd);
+        } else if !args.processes {
+            cmd.args(["run", &protocol]);
+            common(&mut cmd);
+            cmd.arg("--data-dir").arg(dir.path().join(format!("run-{n}")));
+        } else {
+            let file = cluster_file(dir.path(), args, &protocol, n)?;
+            cmd.args(["up", "--json", "--config"]).arg(file);
+        }
+        let out = cmd.output().map_err(|e| UserError(format!("cannot start {}: {e}", exe.display())))?;
         if out.status.code() == Some(2) {
             return Err(UserError(String::from_utf8_lossy(&out.stderr).trim().to_string()));
         }
@@ -38,14 +116,16 @@ pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
             .map_err(|e| UserError(format!("the benchmark run for {n} nodes printed no summary: {e}")))?;
         let num = |k: &str| v[k].as_f64().unwrap_or(0.0);
         rows.push(Row {
-            protocol: args.protocol.clone(),
-            topology: args.topology.clone(),
+            protocol: protocol.clone(),
+            runtime: args.runtime.clone(),
+            mode: mode.to_string(),
             nodes: n,
             seed: args.seed,
             messages_delivered: v["messages_delivered"].as_u64().unwrap_or(0),
             wall_ms: num("wall_ms"),
             delivered_per_s: num("delivered_per_s"),
             peak_rss_mb: v["peak_rss_mb"].as_f64(),
+            cpu_ms: v["cpu_ms"].as_f64(),
             violations: v["violations"].as_array().map_or(0, Vec::len),
         });
     }
@@ -53,19 +133,22 @@ pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
         println!("{}", serde_json::json!({ "rows": rows }));
     } else {
         println!(
-            "{:<10} {:<12} {:>10} {:>14} {:>10} {:>16} {:>12}",
-            "protocol", "topology", "nodes", "delivered", "wall ms", "delivered/s", "peak MiB"
+            "{:<9} {:<4} {:<17} {:>9} {:>12} {:>9} {:>13} {:>9} {:>9}",
+            "protocol", "run", "mode", "nodes", "delivered", "wall ms", "delivered/s", "peak MiB", "cpu ms"
         );
         for r in &rows {
+            let opt = |v: Option<f64>| v.map_or("-".into(), |m| format!("{m:.0}"));
             println!(
-                "{:<10} {:<12} {:>10} {:>14} {:>10.0} {:>16.0} {:>12}",
+                "{:<9} {:<4} {:<17} {:>9} {:>12} {:>9.0} {:>13.0} {:>9} {:>9}",
                 r.protocol,
-                r.topology,
+                r.runtime,
+                r.mode,
                 r.nodes,
                 r.messages_delivered,
                 r.wall_ms,
                 r.delivered_per_s,
-                r.peak_rss_mb.map_or("-".into(), |m| format!("{m:.0}"))
+                opt(r.peak_rss_mb),
+                opt(r.cpu_ms)
             );
         }
     }

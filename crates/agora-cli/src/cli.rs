@@ -105,6 +105,12 @@ pub struct ProtocolArgs {
     /// A deliberately broken variant (e.g. flood's `no-dedup`) to watch the checker catch it.
     #[arg(long)]
     pub variant: Option<String>,
+    /// Messages per stream (stream).
+    #[arg(long, default_value_t = 1000)]
+    pub msgs: u32,
+    /// Messages in flight per link (stream).
+    #[arg(long, default_value_t = 100)]
+    pub window: u32,
 }
 
 /// Everything that can go wrong; flags add to (or override) a `--faults` file.
@@ -183,14 +189,26 @@ pub struct SimArgs {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// The protocol to measure.
-    #[arg(long, default_value = "flood")]
-    pub protocol: String,
-    /// Cluster sizes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+    /// Where to run: sim (the simulator) or tcp (loopback TCP).
+    #[arg(long, default_value = "sim")]
+    pub runtime: String,
+    /// With --runtime tcp: one process per node (`agora up`) instead of all in one process.
+    #[arg(long)]
+    pub processes: bool,
+    /// The protocol to measure [default: flood for sim, stream for tcp].
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// Cluster sizes, comma-separated [default: 100000,1000000 for sim, 2,4,8 for tcp].
+    #[arg(long, value_delimiter = ',')]
     pub nodes: Vec<usize>,
     #[arg(long, default_value = "regular:8")]
     pub topology: String,
+    /// Messages per stream (stream).
+    #[arg(long, default_value_t = 200_000)]
+    pub msgs: u32,
+    /// Messages in flight per link (stream).
+    #[arg(long, default_value_t = 1_000)]
+    pub window: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Print one JSON object instead of a table.

@@ -33,6 +33,8 @@ pub struct ParamsFile {
     pub topology: Option<String>,
     pub origin: Option<u32>,
     pub variant: Option<String>,
+    pub msgs: Option<u32>,
+    pub window: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,7 +61,11 @@ impl ClusterFile {
         let text = std::fs::read_to_string(path)
             .map_err(|e| UserError(format!("cannot read cluster file {}: {e}", path.display())))?;
         let mut f: ClusterFile = toml::from_str(&text).map_err(|e| {
-            UserError(format!("cluster file {}: {}", path.display(), e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")))
+            UserError(format!(
+                "cluster file {}: {}",
+                path.display(),
+                e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+            ))
         })?;
         if f.nodes.is_empty() {
             return Err(UserError(format!("cluster file {}: no [[node]] entries", path.display())));
@@ -83,12 +89,14 @@ impl ClusterFile {
 
     pub fn params(&self) -> Result<Params, UserError> {
         let topology = self.params.topology.as_deref().unwrap_or("complete").parse().map_err(UserError)?;
+        let defaults = Params::new(self.nodes.len(), self.seed);
         Ok(Params {
-            nodes: self.nodes.len(),
-            seed: self.seed,
             topology,
             origin: self.params.origin.unwrap_or(0),
             variant: self.params.variant.clone(),
+            msgs: self.params.msgs.unwrap_or(defaults.msgs),
+            window: self.params.window.unwrap_or(defaults.window),
+            ..defaults
         })
     }
 

@@ -23,7 +23,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, UserError> {
 
 fn parse_addr(s: &Option<String>) -> Result<Option<SocketAddr>, UserError> {
     s.as_ref()
-        .map(|a| a.parse().map_err(|_| UserError(format!("--metrics-addr `{a}`: expected HOST:PORT, e.g. 127.0.0.1:9100"))))
+        .map(|a| {
+            a.parse().map_err(|_| {
+                UserError(format!("--metrics-addr `{a}`: expected HOST:PORT, e.g. 127.0.0.1:9100"))
+            })
+        })
         .transpose()
 }
 
@@ -83,7 +87,13 @@ impl Driver for Local {
             let out = run_local(setup.clone(), self.cfg, self.max_time, hook)
                 .await
                 .map_err(|e| UserError(e.to_string()))?;
-            let mut g = Gathered::new(n, out.end.as_str(), out.wall.as_secs_f64() * 1e3, out.cpu_ms, out.started_unix_ns);
+            let mut g = Gathered::new(
+                n,
+                out.end.as_str(),
+                out.wall.as_secs_f64() * 1e3,
+                out.cpu_ms,
+                out.started_unix_ns,
+            );
             for r in out.reports {
                 g.add_report(r);
             }
@@ -167,7 +177,15 @@ impl Driver for OneNode {
             let wall_ms = out.wall.as_secs_f64() * 1e3;
             let report = &out.reports[0];
             if self.json {
-                let o = NodeOutput::from_report(report, setup.name(), out.end.as_str(), wall_ms, out.cpu_ms, out.started_unix_ns);
+                let o = NodeOutput::from_report(
+                    report,
+                    setup.name(),
+                    out.end.as_str(),
+                    wall_ms,
+                    out.cpu_ms,
+                    out.started_unix_ns,
+                    out.last_active_unix_ns,
+                );
                 println!("{}", serde_json::to_string(&o).expect("node outputs serialize"));
                 return Ok(0);
             }
@@ -217,7 +235,8 @@ impl Driver for Up {
 
     fn run<S: Setup>(self, setup: S) -> Self::Output {
         runtime()?.block_on(async move {
-            let exe = std::env::current_exe().map_err(|e| UserError(format!("cannot find the agora binary: {e}")))?;
+            let exe = std::env::current_exe()
+                .map_err(|e| UserError(format!("cannot find the agora binary: {e}")))?;
             let t0 = std::time::Instant::now();
             let mut children = Vec::new();
             for id in 0..self.nodes {
@@ -250,12 +269,14 @@ impl Driver for Up {
             };
             let mut g = Gathered::new(self.nodes, "idle", t0.elapsed().as_secs_f64() * 1e3, 0.0, 0);
             let mut starts = Vec::new();
+            let mut last_active = 0u64;
             for (id, out) in outputs.into_iter().enumerate() {
                 match out {
                     Ok(o) if o.status.success() => {
                         match serde_json::from_slice::<NodeOutput<<S::Node as Protocol>::Obs>>(&o.stdout) {
                             Ok(node) => {
                                 starts.push(node.started_unix_ns);
+                                last_active = last_active.max(node.last_active_unix_ns);
                                 if node.end != "idle" {
                                     g.end = node.end.clone();
                                 }
@@ -269,6 +290,11 @@ impl Driver for Up {
                 }
             }
             g.started_unix_ns = starts.iter().copied().min().unwrap_or(0);
+            // The run's wall time: from the first node's start to the last event any node
+            // handled; the nodes' idle wait before stopping is not part of the work.
+            if last_active > g.started_unix_ns {
+                g.wall_ms = (last_active - g.started_unix_ns) as f64 / 1e6;
+            }
             let missing = self.nodes - starts.len();
             Ok((report::summarize(&setup, self.seed, g, &self.reproduce), missing))
         })

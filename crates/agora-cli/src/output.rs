@@ -9,11 +9,22 @@ use std::path::Path;
 pub fn table(s: &RunSummary) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "agora {} {} — {} nodes, seed {}", s.runtime, s.protocol, s.nodes, s.seed);
-    let _ = writeln!(
-        t,
-        "end            {} after {} events; virtual {:.3} ms, wall {:.1} ms",
-        s.end, s.events, s.virtual_time_ms, s.wall_ms
-    );
+    if s.runtime == "sim" {
+        let _ = writeln!(
+            t,
+            "end            {} after {} events; virtual {:.3} ms, wall {:.1} ms",
+            s.end, s.events, s.virtual_time_ms, s.wall_ms
+        );
+    } else {
+        let _ = writeln!(
+            t,
+            "end            {} after {} events; wall {:.1} ms, cpu {:.1} ms",
+            s.end,
+            s.events,
+            s.wall_ms,
+            s.cpu_ms.unwrap_or(0.0)
+        );
+    }
     let _ = writeln!(
         t,
         "messages       sent {}  delivered {}  dropped {}  duplicated {}",

@@ -68,7 +68,15 @@ impl Driver for SimDriver {
 /// The registry's parameters from the protocol flags.
 pub fn params(p: &ProtocolArgs, seed: u64) -> Result<Params, UserError> {
     let topology = p.topology.parse().map_err(UserError)?;
-    Ok(Params { nodes: p.nodes, seed, topology, origin: p.origin, variant: p.variant.clone() })
+    Ok(Params {
+        nodes: p.nodes,
+        seed,
+        topology,
+        origin: p.origin,
+        variant: p.variant.clone(),
+        msgs: p.msgs,
+        window: p.window,
+    })
 }
 
 /// Runs `agora sim`; returns the process exit code.

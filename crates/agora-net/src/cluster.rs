@@ -46,6 +46,8 @@ pub struct RunOutcome<O> {
     pub cpu_ms: f64,
     /// Unix ns when the run started (observation times are reported relative to it).
     pub started_unix_ns: u64,
+    /// Unix ns of the last event any node handled.
+    pub last_active_unix_ns: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +108,15 @@ pub async fn run_local<S: Setup>(
     for h in handles {
         reports.push(h.await.expect("node task does not panic"));
     }
-    Ok(RunOutcome { reports, end, wall: t0.elapsed(), cpu_ms: cpu_ms() - cpu0, started_unix_ns: unix0 })
+    let last = shared.iter().map(|s| s.last_active_ns.load(Ordering::Relaxed)).max().unwrap_or(unix0);
+    Ok(RunOutcome {
+        reports,
+        end,
+        wall: t0.elapsed(),
+        cpu_ms: cpu_ms() - cpu0,
+        started_unix_ns: unix0,
+        last_active_unix_ns: last,
+    })
 }
 
 /// Runs node `id` of a cluster whose addresses are in `cfg`, until it is idle for `idle`,
@@ -147,5 +157,12 @@ pub async fn run_node<S: Setup>(
     };
     let _ = stop_tx.send(true);
     let report = handle.await.expect("node task does not panic");
-    Ok(RunOutcome { reports: vec![report], end, wall: t0.elapsed(), cpu_ms: cpu_ms() - cpu0, started_unix_ns: unix0 })
+    Ok(RunOutcome {
+        reports: vec![report],
+        end,
+        wall: t0.elapsed(),
+        cpu_ms: cpu_ms() - cpu0,
+        started_unix_ns: unix0,
+        last_active_unix_ns: shared.last_active_ns.load(Ordering::Relaxed),
+    })
 }

@@ -80,7 +80,11 @@ impl FrameReader {
         }
         let n = stream.read_buf(&mut self.buf).await?;
         if n == 0 {
-            return Err(if self.buf.is_empty() { ConnError::Closed } else { ConnError::Truncated(self.buf.len()) });
+            return Err(if self.buf.is_empty() {
+                ConnError::Closed
+            } else {
+                ConnError::Truncated(self.buf.len())
+            });
         }
         Ok(())
     }

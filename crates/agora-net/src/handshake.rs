@@ -44,7 +44,14 @@ pub struct Expect {
 
 impl Hello {
     pub fn new(cluster: &str, protocol: &str, from: u32, to: u32) -> Hello {
-        Hello { magic: MAGIC, wire_version: WIRE_VERSION, cluster: cluster.into(), protocol: protocol.into(), from, to }
+        Hello {
+            magic: MAGIC,
+            wire_version: WIRE_VERSION,
+            cluster: cluster.into(),
+            protocol: protocol.into(),
+            from,
+            to,
+        }
     }
 
     /// Accepts the hello, or gives the one-line reason for refusing it.
@@ -62,7 +69,10 @@ impl Hello {
             return Err(format!("cluster `{}` is not this cluster (`{}`)", self.cluster, e.cluster));
         }
         if self.protocol != e.protocol {
-            return Err(format!("protocol `{}` is not this cluster's protocol (`{}`)", self.protocol, e.protocol));
+            return Err(format!(
+                "protocol `{}` is not this cluster's protocol (`{}`)",
+                self.protocol, e.protocol
+            ));
         }
         if self.to != e.me {
             return Err(format!("addressed to node {}, but this is node {}", self.to, e.me));

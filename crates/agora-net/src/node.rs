@@ -95,10 +95,15 @@ pub struct NodeReport<O> {
     pub observations: Vec<(u64, O)>,
     /// Whether the node stopped on a storage failure.
     pub failed: bool,
+    /// Events handled: start, messages, timers.
+    pub events: u64,
 }
 
 type Msg<S> = <<S as Setup>::Node as Protocol>::Msg;
 type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
+
+/// A started node: its shared state now, its report when it stops.
+pub type Started<S> = (Arc<NodeShared>, tokio::task::JoinHandle<NodeReport<ObsOf<S>>>);
 
 /// A node bound to its address, ready to run.
 pub struct BoundNode {
@@ -125,8 +130,9 @@ pub fn start<S: Setup>(
     cfg: Arc<NetConfig>,
     in_flight: Arc<AtomicI64>,
     stop: watch::Receiver<bool>,
-) -> Result<(Arc<NodeShared>, tokio::task::JoinHandle<NodeReport<ObsOf<S>>>), crate::store::StoreError> {
+) -> Result<Started<S>, crate::store::StoreError> {
     let id = bound.id;
+    let cfg_seed = cfg.seed;
     let (store, stable) = match &cfg.data_dir {
         Some(dir) => {
             let (s, st) = Store::open(&dir.join(format!("node-{}.redb", id.0)))?;
@@ -158,7 +164,7 @@ pub fn start<S: Setup>(
         cfg,
         node,
         store,
-        rng: Rng::seed_from_u64(0x6167_6f72_61 ^ ((id.0 as u64) << 32)),
+        rng: Rng::seed_from_u64(cfg_seed ^ ((id.0 as u64) << 32)),
         writers: Vec::new(),
         writer_shared: Vec::new(),
         self_tx: inbox_tx,
@@ -167,6 +173,7 @@ pub fn start<S: Setup>(
         effects: Vec::new(),
         observations: Vec::new(),
         queue_full: 0,
+        events: 0,
         shared: shared.clone(),
         started: Instant::now(),
         stop: stop.clone(),
@@ -197,11 +204,15 @@ async fn accept_loop<M: Message>(
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            warn!("node {}: closing connection from {addr}: {} connections already open", expect.me, cfg.max_connections);
+            warn!(
+                "node {}: closing connection from {addr}: {} connections already open",
+                expect.me, cfg.max_connections
+            );
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (expect, inbox, stop, timeout) = (expect.clone(), inbox.clone(), stop.clone(), cfg.handshake_timeout);
+        let (expect, inbox, stop, timeout) =
+            (expect.clone(), inbox.clone(), stop.clone(), cfg.handshake_timeout);
         tokio::spawn(async move {
             serve_inbound(stream, addr, expect, timeout, inbox, stop).await;
             drop(permit);
@@ -227,6 +238,7 @@ struct Driver<S: Setup> {
     effects: Vec<EffectOf<S::Node>>,
     observations: Vec<(u64, ObsOf<S>)>,
     queue_full: u64,
+    events: u64,
     shared: Arc<NodeShared>,
     started: Instant,
     stop: watch::Receiver<bool>,
@@ -270,6 +282,7 @@ impl<S: Setup> Driver<S> {
             lost,
             observations: std::mem::take(&mut self.observations),
             failed: self.shared.failed.load(Ordering::Relaxed),
+            events: self.events,
         }
     }
 
@@ -297,6 +310,7 @@ impl<S: Setup> Driver<S> {
     /// Runs one handler and applies its effects: persists durably first, then sends.
     fn step(&mut self, f: impl FnOnce(&mut S::Node, &mut Context<'_, S::Node>)) {
         self.shared.last_active_ns.store(unix_ns(), Ordering::Relaxed);
+        self.events += 1;
         let now = self.now();
         let mut effects = std::mem::take(&mut self.effects);
         f(&mut self.node, &mut Context::new(self.id, self.n, now, &mut self.rng, &mut effects));
@@ -329,7 +343,9 @@ impl<S: Setup> Driver<S> {
                 Effect::Persist { key, value } => writes.push(Write::Put(key, value)),
                 Effect::Unpersist { key } => writes.push(Write::Remove(key)),
                 Effect::Observe(o) => self.observations.push((unix_ns(), o)),
-                Effect::OpBegin(op) => self.shared.live.lock().expect("metrics lock").0.op_begin(op, Time(unix_ns())),
+                Effect::OpBegin(op) => {
+                    self.shared.live.lock().expect("metrics lock").0.op_begin(op, Time(unix_ns()))
+                }
                 Effect::OpEnd(op) => {
                     self.shared.live.lock().expect("metrics lock").0.op_end_unmatched(op, Time(unix_ns()))
                 }
@@ -367,7 +383,10 @@ impl<S: Setup> Driver<S> {
         let kind = live.0.kind_index(msg.kind());
         for t in targets {
             if t.index() >= self.n {
-                error!("node {}: protocol {} sent to node {t}, which is not in the cluster", self.id, self.protocol);
+                error!(
+                    "node {}: protocol {} sent to node {t}, which is not in the cluster",
+                    self.id, self.protocol
+                );
                 continue;
             }
             live.0.sent(kind, bytes);

@@ -4,6 +4,7 @@
 
 use crate::clock::cpu_ms;
 use crate::node::NodeShared;
+use agora_core::Counters;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,10 +13,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing::warn;
 
-/// Renders the metrics of `nodes` (their ids are their positions unless `ids` says otherwise).
+/// The nodes whose counters are served, with their ids.
+pub type Registry = Arc<std::sync::Mutex<Vec<(u32, Arc<NodeShared>)>>>;
+
+type Series = (&'static str, &'static str, fn(&Counters) -> u64);
+type Snapshot = (u32, Counters, Vec<(String, Counters)>);
+
+/// Renders the counters of `(node id, node)` pairs.
 pub fn render(nodes: &[(u32, Arc<NodeShared>)]) -> String {
     let mut out = String::new();
-    let series: [(&str, &str, fn(&agora_core::Counters) -> u64); 6] = [
+    let series: [Series; 6] = [
         ("agora_messages_sent_total", "Messages sent, one per destination.", |c| c.sent),
         ("agora_messages_delivered_total", "Messages handed to the node's protocol.", |c| c.delivered),
         ("agora_messages_dropped_total", "Messages dropped because a send queue was full.", |c| c.dropped),
@@ -23,7 +30,7 @@ pub fn render(nodes: &[(u32, Arc<NodeShared>)]) -> String {
         ("agora_bytes_sent_total", "Wire bytes sent, frame headers included.", |c| c.bytes_sent),
         ("agora_bytes_delivered_total", "Wire bytes delivered.", |c| c.bytes_delivered),
     ];
-    let snapshot: Vec<(u32, agora_core::Counters, Vec<(String, agora_core::Counters)>)> = nodes
+    let snapshot: Vec<Snapshot> = nodes
         .iter()
         .map(|(id, s)| {
             let live = s.live.lock().expect("metrics lock");
@@ -51,7 +58,7 @@ pub fn render(nodes: &[(u32, Arc<NodeShared>)]) -> String {
 }
 
 /// Serves the metrics on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, nodes: Arc<std::sync::Mutex<Vec<(u32, Arc<NodeShared>)>>>) {
+pub async fn serve(listener: TcpListener, nodes: Registry) {
     loop {
         let Ok((mut stream, addr)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -87,10 +94,61 @@ pub async fn serve(listener: TcpListener, nodes: Arc<std::sync::Mutex<Vec<(u32, 
 }
 
 /// Binds `addr` and serves the metrics of the nodes put into the returned list.
-pub async fn start(addr: SocketAddr) -> std::io::Result<(SocketAddr, Arc<std::sync::Mutex<Vec<(u32, Arc<NodeShared>)>>>)> {
+pub async fn start(
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, Arc<std::sync::Mutex<Vec<(u32, Arc<NodeShared>)>>>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
     tokio::spawn(serve(listener, nodes.clone()));
     Ok((local, nodes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::NodeShared;
+    use agora_core::Counters;
+    use agora_core::Metrics;
+    use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
+    use std::sync::Mutex;
+
+    fn node(sent: u64) -> Arc<NodeShared> {
+        let mut m = Metrics::new();
+        let k = m.kind_index("PING");
+        m.sent(k, 10 * sent);
+        Arc::new(NodeShared {
+            in_flight: Arc::new(AtomicI64::new(0)),
+            pending: AtomicI64::new(0),
+            last_active_ns: AtomicU64::new(0),
+            live: Mutex::new((m, Counters { sent, ..Counters::default() })),
+            failed: AtomicBool::new(false),
+            unsent: Arc::new(AtomicI64::new(0)),
+        })
+    }
+
+    #[tokio::test]
+    async fn serves_counters_in_text_format_and_drops_junk() {
+        let (addr, list) = start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        *list.lock().unwrap() = vec![(0, node(3)), (1, node(4))];
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).await.unwrap();
+        assert!(body.starts_with("HTTP/1.1 200 OK"));
+        assert!(body.contains("# TYPE agora_messages_sent_total counter"));
+        assert!(body.contains("agora_messages_sent_total{node=\"1\"} 4"));
+        assert!(body.contains("agora_kind_messages_sent_total{node=\"0\",kind=\"PING\"} 1"));
+        // 9 KiB without an end of headers: closed without an answer, and the server goes on.
+        let mut junk = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = junk.write_all(&[b'x'; 9 * 1024]).await;
+        let mut got = Vec::new();
+        let _ = junk.read_to_end(&mut got).await;
+        assert!(got.is_empty());
+        let mut again = tokio::net::TcpStream::connect(addr).await.unwrap();
+        again.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut body = String::new();
+        again.read_to_string(&mut body).await.unwrap();
+        assert!(body.contains("agora_process_cpu_seconds_total"));
+    }
 }

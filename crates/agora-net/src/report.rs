@@ -25,9 +25,12 @@ pub struct NodeOutput<O> {
     pub observations: Vec<(u64, O)>,
     pub queue_full: u64,
     pub lost: u64,
+    pub events: u64,
     pub wall_ms: f64,
     pub cpu_ms: f64,
     pub started_unix_ns: u64,
+    /// When this node last handled an event.
+    pub last_active_unix_ns: u64,
 }
 
 impl<O: Clone> NodeOutput<O> {
@@ -38,12 +41,18 @@ impl<O: Clone> NodeOutput<O> {
         wall_ms: f64,
         cpu_ms: f64,
         started_unix_ns: u64,
+        last_active_unix_ns: u64,
     ) -> Self {
         NodeOutput {
             node: r.id.0,
             protocol: protocol.to_string(),
             end: end.to_string(),
-            by_kind: r.metrics.by_kind().iter().map(|(k, c)| KindRow { kind: k.to_string(), counters: *c }).collect(),
+            by_kind: r
+                .metrics
+                .by_kind()
+                .iter()
+                .map(|(k, c)| KindRow { kind: k.to_string(), counters: *c })
+                .collect(),
             counters: r.counters,
             ops: r
                 .metrics
@@ -53,9 +62,11 @@ impl<O: Clone> NodeOutput<O> {
             observations: r.observations.clone(),
             queue_full: r.queue_full,
             lost: r.lost,
+            events: r.events,
             wall_ms,
             cpu_ms,
             started_unix_ns,
+            last_active_unix_ns,
         }
     }
 }
@@ -68,6 +79,7 @@ pub struct Gathered<O> {
     /// `(Unix ns, node, observation)`.
     pub observations: Vec<(u64, NodeId, O)>,
     pub lost: u64,
+    pub events: u64,
     pub end: String,
     pub wall_ms: f64,
     pub cpu_ms: f64,
@@ -84,6 +96,7 @@ impl<O> Gathered<O> {
             per_node: vec![Counters::default(); nodes],
             observations: Vec::new(),
             lost: 0,
+            events: 0,
             end: end.to_string(),
             wall_ms,
             cpu_ms,
@@ -98,6 +111,7 @@ impl<O> Gathered<O> {
         self.per_node[r.id.index()] = r.counters;
         self.reported[r.id.index()] = true;
         self.lost += r.lost;
+        self.events += r.events;
         self.observations.extend(r.observations.into_iter().map(|(t, o)| (t, r.id, o)));
     }
 
@@ -123,6 +137,7 @@ impl<O> Gathered<O> {
             self.reported[id.index()] = true;
         }
         self.lost += o.lost;
+        self.events += o.events;
         self.cpu_ms += o.cpu_ms;
         self.observations.extend(o.observations.into_iter().map(|(t, obs)| (t, id, obs)));
     }
@@ -166,9 +181,10 @@ pub fn summarize<S: Setup>(
         &g.end,
         &g.metrics,
         &g.per_node,
+        // In the runtime, "virtual" time is the wall time the run took.
         g.wall_ms,
         g.wall_ms,
-        0,
+        g.events,
     );
     summary.messages_dropped += g.lost;
     if violations.is_empty() {
@@ -183,7 +199,8 @@ pub fn summarize<S: Setup>(
         violations = checker.finish(&end);
     }
     summary.properties = checker.properties().iter().map(|p| p.name.to_string()).collect();
-    summary.violations = violations.iter().map(|v| ViolationReport::new(v, seed, reproduce.to_string())).collect();
+    summary.violations =
+        violations.iter().map(|v| ViolationReport::new(v, seed, reproduce.to_string())).collect();
     summary.cpu_ms = Some(g.cpu_ms);
     summary
 }

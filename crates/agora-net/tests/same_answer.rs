@@ -31,7 +31,11 @@ fn answer<O: std::fmt::Debug>(
     observations.sort();
     Answer {
         totals: metrics.totals(),
-        by_kind: metrics.by_kind().iter().map(|(k, c)| (k.to_string(), c.sent, c.delivered, c.bytes_sent)).collect(),
+        by_kind: metrics
+            .by_kind()
+            .iter()
+            .map(|(k, c)| (k.to_string(), c.sent, c.delivered, c.bytes_sent))
+            .collect(),
         per_node_sent: per_node.iter().map(|c| c.sent).collect(),
         observations,
         violations,
@@ -45,7 +49,12 @@ impl Driver for Sim {
         let mut cfg = SimConfig::new(1);
         cfg.keep_observations = true;
         let o = Simulation::new(setup, cfg).run();
-        answer(&o.metrics, &o.per_node, o.observations.into_iter().map(|(_, n, ob)| (n.0, ob)), o.violations.len())
+        answer(
+            &o.metrics,
+            &o.per_node,
+            o.observations.into_iter().map(|(_, n, ob)| (n.0, ob)),
+            o.violations.len(),
+        )
     }
 }
 
@@ -61,11 +70,13 @@ impl Driver for Tcp {
         let out = rt.block_on(run_local(setup.clone(), cfg, Duration::from_secs(30), |_| {})).unwrap();
         assert_eq!(out.end, agora_net::End::Quiescent);
         let n = setup.nodes();
-        let mut g: Gathered<<S::Node as Protocol>::Obs> = Gathered::new(n, out.end.as_str(), 1.0, 0.0, out.started_unix_ns);
+        let mut g: Gathered<<S::Node as Protocol>::Obs> =
+            Gathered::new(n, out.end.as_str(), 1.0, 0.0, out.started_unix_ns);
         for r in out.reports {
             g.add_report(r);
         }
-        let partial = answer(&g.metrics, &g.per_node, g.observations.iter().map(|(_, n, o)| (n.0, o.clone())), 0);
+        let partial =
+            answer(&g.metrics, &g.per_node, g.observations.iter().map(|(_, n, o)| (n.0, o.clone())), 0);
         let summary = report::summarize(&*setup, 1, g, "");
         Answer { violations: summary.violations.len(), ..partial }
     }

@@ -5,7 +5,8 @@
 //! every neighbour except the one it came from; later copies are ignored.
 //!
 //! **Properties.** *no-duplication* (always): a node delivers the rumour at most once, even
-//! across restarts (the delivery is persisted before it is observed). *no-creation* (always):
+//! across restarts (the delivery is persisted before it is observed, and a node rebuilt from
+//! storage reports the rumour it already has instead of delivering it again). *no-creation* (always):
 //! a node delivers only a rumour the origin broadcast. *reachable-delivered* (at end, when no
 //! message could be lost): every node reachable from the origin through nodes that never
 //! crashed has delivered.
@@ -48,8 +49,19 @@ impl Message for Rumor {
 /// What a flood node reports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FloodObs {
-    Broadcast { payload: u64 },
-    Delivered { origin: NodeId, payload: u64 },
+    Broadcast {
+        payload: u64,
+    },
+    Delivered {
+        origin: NodeId,
+        payload: u64,
+    },
+    /// At start, a node rebuilt from storage reports the rumour it delivered in an earlier
+    /// life (before a crash, or in an earlier run on the same data).
+    Restored {
+        origin: NodeId,
+        payload: u64,
+    },
 }
 
 /// Correct or deliberately broken behaviour.
@@ -73,16 +85,17 @@ pub struct Flood {
     origin: NodeId,
     payload: u64,
     graph: Arc<Graph>,
-    delivered: bool,
+    /// The rumour this node delivered, if any (persisted before it is observed).
+    delivered: Option<Rumor>,
     variant: Variant,
 }
 
 impl Flood {
     fn deliver(&mut self, ctx: &mut Context<'_, Self>, from: Option<NodeId>, rumor: &Rumor) {
-        let first = !self.delivered;
+        let first = self.delivered.is_none();
         if first || self.variant == Variant::NoDedup {
-            self.delivered = true;
-            ctx.persist(DELIVERED, &true);
+            self.delivered = Some(rumor.clone());
+            ctx.persist(DELIVERED, rumor);
             ctx.observe(FloodObs::Delivered { origin: rumor.origin, payload: rumor.payload });
             ctx.op_end(OP);
         }
@@ -101,7 +114,11 @@ impl Protocol for Flood {
     type Obs = FloodObs;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
-        if self.id == self.origin && !self.delivered {
+        if let Some(r) = &self.delivered {
+            ctx.observe(FloodObs::Restored { origin: r.origin, payload: r.payload });
+            return;
+        }
+        if self.id == self.origin {
             ctx.observe(FloodObs::Broadcast { payload: self.payload });
             ctx.op_begin(OP);
             let rumor = Rumor { origin: self.id, payload: self.payload };
@@ -142,7 +159,7 @@ impl Setup for FloodSetup {
             payload: self.payload,
             graph: self.graph.clone(),
             // A corrupt entry would be a bug of this module: treat it as "not delivered".
-            delivered: stable.get::<bool>(DELIVERED).ok().flatten().unwrap_or(false),
+            delivered: stable.get::<Rumor>(DELIVERED).ok().flatten(),
             variant: self.variant,
         }
     }
@@ -191,6 +208,14 @@ impl Checker<Flood> for FloodChecker {
         match *obs {
             FloodObs::Broadcast { payload } => {
                 self.broadcast = Some(payload);
+                Ok(())
+            }
+            FloodObs::Restored { origin, payload } => {
+                // Delivered in an earlier life: the broadcast happened then too.
+                if origin == self.origin {
+                    self.broadcast.get_or_insert(payload);
+                    self.delivered[node.index()] = true;
+                }
                 Ok(())
             }
             FloodObs::Delivered { origin, payload } => {

@@ -7,6 +7,7 @@
 pub mod all_to_all;
 pub mod flood;
 pub mod registry;
+pub mod stream;
 pub mod topology;
 
 pub use registry::{dispatch, Driver, ParamError, Params, PROTOCOLS};

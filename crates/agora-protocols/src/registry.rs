@@ -6,6 +6,7 @@
 
 use crate::all_to_all::{self, AllToAllSetup};
 use crate::flood::{self, FloodSetup};
+use crate::stream::StreamSetup;
 use crate::topology::{Graph, TopologyKind};
 use agora_core::{NodeId, Setup};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 pub const PROTOCOLS: &[(&str, &str)] = &[
     ("all-to-all", "every node greets every other: N(N-1) messages"),
     ("flood", "flooding broadcast from --origin over --topology"),
+    ("stream", "every node streams --msgs messages to every other, --window in flight per link (load)"),
 ];
 
 /// Parameters shared by the protocols; each protocol uses the ones it needs.
@@ -26,11 +28,23 @@ pub struct Params {
     pub origin: u32,
     /// A deliberately broken variant, for watching checkers at work.
     pub variant: Option<String>,
+    /// Messages per stream (`stream`).
+    pub msgs: u32,
+    /// Messages in flight per link (`stream`).
+    pub window: u32,
 }
 
 impl Params {
     pub fn new(nodes: usize, seed: u64) -> Self {
-        Params { nodes, seed, topology: TopologyKind::Complete, origin: 0, variant: None }
+        Params {
+            nodes,
+            seed,
+            topology: TopologyKind::Complete,
+            origin: 0,
+            variant: None,
+            msgs: 1000,
+            window: 100,
+        }
     }
 }
 
@@ -101,6 +115,21 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
                 payload: params.seed,
                 variant,
             }))
+        }
+        "stream" => {
+            if let Some(v) = variant {
+                return Err(bad_variant(v));
+            }
+            if params.window == 0 {
+                return Err(ParamError::Invalid("--window must be at least 1".into()));
+            }
+            if params.nodes > 1_000 {
+                return Err(ParamError::Invalid(format!(
+                    "stream: --nodes {} is above its limit of 1000",
+                    params.nodes
+                )));
+            }
+            Ok(driver.run(StreamSetup { nodes: params.nodes, msgs: params.msgs, window: params.window }))
         }
         _ => Err(ParamError::UnknownProtocol(name.to_string())),
     }

@@ -1,0 +1,190 @@
+//! `agora run`, `agora node` and `agora up` end to end over loopback TCP.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn agora(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agora")).args(args).output().expect("the agora binary runs")
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Ports free right now, below Linux's ephemeral range (32768 and up), so that no outgoing
+/// connection of another test can take one between this check and the node's bind.
+fn free_ports(n: usize) -> Vec<u16> {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let p = base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10_000;
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            ports.push(p);
+        }
+    }
+    ports
+}
+
+fn cluster_file(dir: &Path, protocol: &str, params: &str, n: usize, idle_ms: u64) -> std::path::PathBuf {
+    let mut text = format!(
+        "cluster = \"test\"\nprotocol = \"{protocol}\"\ndata_dir = \"data\"\nidle_ms = {idle_ms}\nmax_time_ms = 60000\n[params]\n{params}\n"
+    );
+    for (i, port) in free_ports(n).into_iter().enumerate() {
+        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{port}\"\n"));
+    }
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn run_prints_the_same_summary_fields_as_sim() {
+    let tcp = agora(&["run", "flood", "--nodes", "9", "--topology", "grid", "--json"]);
+    assert_eq!(tcp.status.code(), Some(0), "{}", String::from_utf8_lossy(&tcp.stderr));
+    let sim = agora(&["sim", "flood", "--nodes", "9", "--topology", "grid", "--json"]);
+    let (tcp, sim) = (json_of(&tcp), json_of(&sim));
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&tcp), keys(&sim));
+    assert_eq!(tcp["runtime"], "tcp");
+    assert_eq!(tcp["trace_digest"], Value::Null);
+    for k in ["messages_sent", "messages_delivered", "bytes_sent", "ops_completed"] {
+        assert_eq!(tcp[k], sim[k], "{k}");
+    }
+    assert!(tcp["cpu_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(tcp["violations"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn run_reports_a_broken_variant() {
+    let out =
+        agora(&["run", "flood", "--nodes", "10", "--topology", "ring", "--variant", "no-relay", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_of(&out)["violations"][0]["property"], "reachable-delivered");
+}
+
+#[test]
+fn up_runs_every_node_as_a_process_and_state_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = cluster_file(dir.path(), "flood", "topology = \"ring\"\norigin = 2", 5, 500);
+    let first = agora(&["up", "--config", file.to_str().unwrap(), "--json"]);
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    let v = json_of(&first);
+    assert_eq!(v["nodes"], 5);
+    assert_eq!(v["messages_sent"], 6);
+    assert_eq!(v["messages_delivered"], 6);
+    assert_eq!(v["ops_completed"], 1);
+    assert!(v["latency_ms"]["max_ms"].as_f64().unwrap() > 0.0);
+    for i in 0..5 {
+        assert!(dir.path().join(format!("data/node-{i}.redb")).exists());
+    }
+    // Every node persisted its delivery: restarted, the origin does not broadcast again.
+    let second = json_of(&agora(&["up", "--config", file.to_str().unwrap(), "--json"]));
+    assert_eq!(second["messages_sent"], 0);
+    assert_eq!(second["violations"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_single_node_runs_from_the_cluster_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = cluster_file(dir.path(), "all-to-all", "", 2, 300);
+    let f = file.to_str().unwrap();
+    let mut other = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["node", "--config", f, "--id", "1", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let me = agora(&["node", "--config", f, "--id", "0"]);
+    assert_eq!(me.status.code(), Some(0), "{}", String::from_utf8_lossy(&me.stderr));
+    let text = String::from_utf8(me.stdout).unwrap();
+    assert!(text.contains("sent 1  delivered 1"), "{text}");
+    assert!(text.contains("node 0 alone"));
+    other.wait().unwrap();
+}
+
+#[test]
+fn ctrl_c_stops_up_and_every_node_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nodes would idle for a minute before stopping on their own.
+    let file = cluster_file(dir.path(), "all-to-all", "", 3, 60_000);
+    let f = file.to_str().unwrap().to_string();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["up", "--config", &f, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until all three nodes are running.
+    let children = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| {
+                        String::from_utf8_lossy(&c).contains(&f)
+                            && String::from_utf8_lossy(&c).contains("node")
+                    })
+                    .unwrap_or(false)
+            })
+            .collect()
+    };
+    let t0 = Instant::now();
+    while children().len() < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "nodes did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
+    let t1 = Instant::now();
+    let status = up.wait().unwrap();
+    assert!(t1.elapsed() < Duration::from_secs(10), "up stopped promptly");
+    let mut out = String::new();
+    std::io::Read::read_to_string(up.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["end"], "interrupted");
+    assert_eq!(v["messages_delivered"], 6, "the greetings were exchanged before the interrupt");
+    assert!(status.code().is_some());
+    let t2 = Instant::now();
+    while !children().is_empty() {
+        assert!(t2.elapsed() < Duration::from_secs(5), "orphan node processes left: {:?}", children());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bad_cluster_files_and_flags_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "cluster = \"x\"\nprotocol = \"flood\"\n[[node]]\nid = 1\naddr = \"127.0.0.1:1\"\n")
+        .unwrap();
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "cluster = \"x\"\nprotocol = \"flood\"\nnodez = 3\n").unwrap();
+    let badaddr = dir.path().join("addr.toml");
+    std::fs::write(&badaddr, "cluster = \"x\"\nprotocol = \"flood\"\n[[node]]\nid = 0\naddr = \"nowhere\"\n")
+        .unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["up", "--config", "/nonexistent.toml"], "cannot read cluster file"),
+        (vec!["up", "--config", bad.to_str().unwrap()], "ids 0, 1, 2"),
+        (vec!["up", "--config", unknown.to_str().unwrap()], "nodez"),
+        (
+            vec!["node", "--config", badaddr.to_str().unwrap(), "--id", "0"],
+            "cannot resolve address `nowhere`",
+        ),
+        (vec!["node", "--config", bad.to_str().unwrap(), "--id", "7"], "ids 0, 1, 2"),
+        (vec!["run", "paxos"], "unknown protocol"),
+        (vec!["run", "flood", "--metrics-addr", "nonsense"], "--metrics-addr `nonsense`"),
+        (vec!["run", "flood", "--max-time-ms", "0"], "--max-time-ms"),
+    ];
+    for (args, expected) in cases {
+        let out = agora(&args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: `{expected}` not in `{stderr}`");
+    }
+}

@@ -1,0 +1,171 @@
+//! `stream`: every node streams M small messages to every other node, with at most W in
+//! flight per directed link — a throughput workload for benchmarking runtimes.
+//!
+//! **Algorithm.** At start a node sends min(W, M) DATA messages to each peer. Each DATA it
+//! receives from a peer lets it send one more to that peer, until it has sent M; so a link
+//! carries at most W unreceived messages (flow control by the protocol, as the runtime's send
+//! queues are bounded and drop when full).
+//!
+//! **Properties.** *complete-once* (always): a node reports a peer's stream complete at most
+//! once and never receives more than M from one peer. *all-streams-complete* (at end, when no
+//! message could be lost): every never-crashed node received M from every other.
+//!
+//! **Message complexity.** Exactly M·N(N−1) messages.
+//!
+//! **Tolerates** nothing in particular: it is a load generator, not a fault-tolerant protocol.
+
+use agora_core::{
+    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time,
+    Violation,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Data {
+    pub seq: u32,
+}
+
+impl Message for Data {
+    fn kind(&self) -> &'static str {
+        "DATA"
+    }
+}
+
+/// "The stream from `from` is complete."
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Complete {
+    pub from: NodeId,
+    pub received: u32,
+}
+
+pub struct Stream {
+    msgs: u32,
+    window: u32,
+    sent_to: Vec<u32>,
+    received_from: Vec<u32>,
+}
+
+impl Stream {
+    fn send(&mut self, ctx: &mut Context<'_, Self>, to: NodeId) {
+        let seq = self.sent_to[to.index()];
+        self.sent_to[to.index()] += 1;
+        ctx.send(to, Data { seq });
+    }
+}
+
+impl Protocol for Stream {
+    type Msg = Data;
+    type Timer = ();
+    type Obs = Complete;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        let me = ctx.id();
+        for p in (0..ctx.nodes() as u32).map(NodeId).filter(|p| *p != me) {
+            for _ in 0..self.window.min(self.msgs) {
+                self.send(ctx, p);
+            }
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, _: Data) {
+        let r = &mut self.received_from[from.index()];
+        *r += 1;
+        if *r == self.msgs {
+            let received = *r;
+            ctx.observe(Complete { from, received });
+        }
+        if self.sent_to[from.index()] < self.msgs {
+            self.send(ctx, from);
+        }
+    }
+
+    fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
+}
+
+pub struct StreamSetup {
+    pub nodes: usize,
+    pub msgs: u32,
+    pub window: u32,
+}
+
+impl Setup for StreamSetup {
+    type Node = Stream;
+
+    fn name(&self) -> &'static str {
+        "stream"
+    }
+
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    fn build(&self, _: NodeId, _: &Stable) -> Stream {
+        Stream {
+            msgs: self.msgs,
+            window: self.window,
+            sent_to: vec![0; self.nodes],
+            received_from: vec![0; self.nodes],
+        }
+    }
+
+    fn checker(&self) -> Box<dyn Checker<Stream>> {
+        Box::new(StreamChecker { n: self.nodes, msgs: self.msgs, done: vec![false; self.nodes * self.nodes] })
+    }
+}
+
+pub struct StreamChecker {
+    n: usize,
+    msgs: u32,
+    /// `done[receiver * n + sender]`.
+    done: Vec<bool>,
+}
+
+impl Checker<Stream> for StreamChecker {
+    fn properties(&self) -> Vec<Property> {
+        vec![
+            Property {
+                name: "complete-once",
+                kind: PropertyKind::Always,
+                description: "each stream completes once, with exactly M messages",
+            },
+            Property {
+                name: "all-streams-complete",
+                kind: PropertyKind::AtEnd,
+                description: "with no loss, every never-crashed node received M from every other",
+            },
+        ]
+    }
+
+    fn observe(&mut self, at: Time, node: NodeId, obs: &Complete) -> Result<(), Violation> {
+        let slot = &mut self.done[node.index() * self.n + obs.from.index()];
+        if *slot || obs.received != self.msgs {
+            return Err(Violation::new(
+                "complete-once",
+                Some(node),
+                at,
+                format!("stream from node {} completed again or with {} messages", obs.from, obs.received),
+            ));
+        }
+        *slot = true;
+        Ok(())
+    }
+
+    fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
+        if !(end.network_reliable && end.quiescent) || self.msgs == 0 {
+            return Vec::new();
+        }
+        for r in (0..self.n).filter(|&r| end.never_crashed(NodeId(r as u32))) {
+            for s in (0..self.n).filter(|&s| s != r && end.never_crashed(NodeId(s as u32))) {
+                if !self.done[r * self.n + s] {
+                    return vec![Violation::new(
+                        "all-streams-complete",
+                        Some(NodeId(r as u32)),
+                        end.at,
+                        format!("the stream from node {s} never completed"),
+                    )];
+                }
+            }
+        }
+        Vec::new()
+    }
+}
