@@ -139,15 +139,54 @@ async fn inbound<M: Message>(
     loop {
         // Decode every whole frame buffered, then hand them over (awaiting the inbox is the
         // backpressure that slows a fast peer down through TCP's window).
-        while let Some((payload, used)) = wire::read_frame(&reader.buf[reader.start..])? {
-            let msg = wire::decode::<M>(payload).map_err(|e| ConnError::BadMessage(from, e))?;
-            batch.push(Inbound { from, msg, bytes: wire::frame_bytes(payload.len()) as u32 });
-            reader.start += used;
+        let decoded = decode_frames::<M>(&reader.buf[reader.start..], &mut batch);
+        reader.start += decoded.consumed;
+        for (msg, bytes) in batch.drain(..) {
+            inbox.send(Inbound { from, msg, bytes }).await.map_err(|_| ConnError::Closed)?;
         }
-        for m in batch.drain(..) {
-            inbox.send(m).await.map_err(|_| ConnError::Closed)?;
+        match decoded.error {
+            Some(FrameError::Frame(e)) => return Err(e.into()),
+            Some(FrameError::Message(e)) => return Err(ConnError::BadMessage(from, e)),
+            None => reader.refill(stream).await?,
         }
-        reader.refill(stream).await?;
+    }
+}
+
+/// What went wrong in a stream of frames.
+#[derive(Debug)]
+pub enum FrameError {
+    /// The framing itself (an oversize length prefix).
+    Frame(WireError),
+    /// A whole frame whose payload is not a message.
+    Message(WireError),
+}
+
+/// The result of decoding the whole frames at the start of a buffer.
+#[derive(Debug)]
+pub struct Decoded {
+    /// Bytes of the whole, valid frames decoded.
+    pub consumed: usize,
+    /// Why decoding stopped before the end of the whole frames, if it did.
+    pub error: Option<FrameError>,
+}
+
+/// Decodes every whole frame at the start of `buf` into `out` as `(message, wire bytes)`,
+/// stopping at the first bad frame. This is the inbound path of every connection, and what
+/// the `frames` fuzz target exercises.
+pub fn decode_frames<M: serde::de::DeserializeOwned>(buf: &[u8], out: &mut Vec<(M, u32)>) -> Decoded {
+    let mut consumed = 0;
+    loop {
+        match wire::read_frame(&buf[consumed..]) {
+            Ok(None) => return Decoded { consumed, error: None },
+            Err(e) => return Decoded { consumed, error: Some(FrameError::Frame(e)) },
+            Ok(Some((payload, used))) => match wire::decode::<M>(payload) {
+                Ok(msg) => {
+                    out.push((msg, wire::frame_bytes(payload.len()) as u32));
+                    consumed += used;
+                }
+                Err(e) => return Decoded { consumed, error: Some(FrameError::Message(e)) },
+            },
+        }
     }
 }
 
@@ -245,5 +284,42 @@ async fn dial(addr: SocketAddr, hello: &Hello) -> Result<TcpStream, ConnError> {
     match wire::decode::<Reply>(&reply).map_err(ConnError::BadHandshake)? {
         Reply::Accepted => Ok(stream),
         Reply::Refused(why) => Err(ConnError::Refused(why)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame<T: serde::Serialize>(v: &T, out: &mut Vec<u8>) {
+        wire::write_frame(v, out).unwrap();
+    }
+
+    #[test]
+    fn decodes_whole_frames_and_stops_at_a_partial_one() {
+        let mut buf = Vec::new();
+        frame(&7u32, &mut buf);
+        frame(&300u32, &mut buf);
+        let whole = buf.len();
+        buf.extend_from_slice(&[0, 0, 0, 9, 1]);
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        let d = decode_frames(&buf, &mut out);
+        assert_eq!(d.consumed, whole);
+        assert!(d.error.is_none());
+        assert_eq!(out, [(7, 5), (300, 6)]);
+    }
+
+    #[test]
+    fn a_bad_payload_or_length_stops_decoding_with_the_reason() {
+        let mut buf = Vec::new();
+        frame(&1u8, &mut buf);
+        let good = buf.len();
+        buf.extend_from_slice(&[0, 0, 0, 2, 1, 2]);
+        let mut out: Vec<(u8, u32)> = Vec::new();
+        let d = decode_frames(&buf, &mut out);
+        assert_eq!((d.consumed, out.len()), (good, 1));
+        assert!(matches!(d.error, Some(FrameError::Message(WireError::Trailing(1)))));
+        let d = decode_frames::<u8>(&[0xff; 8], &mut Vec::new());
+        assert!(matches!(d.error, Some(FrameError::Frame(WireError::FrameTooLarge { .. }))));
     }
 }
