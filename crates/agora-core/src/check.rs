@@ -99,3 +99,21 @@ pub trait Checker<P: Protocol + ?Sized> {
     /// Judges `at-end` properties.
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation>;
 }
+
+/// A checker that judges nothing: for workloads and test harness protocols whose runs are
+/// judged by the test itself.
+pub struct NoProperties;
+
+impl<P: Protocol + ?Sized> Checker<P> for NoProperties {
+    fn properties(&self) -> Vec<Property> {
+        Vec::new()
+    }
+
+    fn observe(&mut self, _: Time, _: NodeId, _: &P::Obs) -> Result<(), Violation> {
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &EndState<'_>) -> Vec<Violation> {
+        Vec::new()
+    }
+}

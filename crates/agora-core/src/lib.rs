@@ -49,7 +49,7 @@ pub mod stable;
 pub mod summary;
 pub mod wire;
 
-pub use check::{Checker, EndState, Lifecycle, Property, PropertyKind, Violation};
+pub use check::{Checker, EndState, Lifecycle, NoProperties, Property, PropertyKind, Violation};
 pub use id::{NodeId, OpId, Time};
 pub use metrics::{Counters, Metrics, OpStats, Quantiles};
 pub use protocol::{

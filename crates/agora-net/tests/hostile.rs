@@ -3,9 +3,7 @@
 //! node closes the offending connection and keeps serving its cluster, and what it persisted
 //! is still there.
 
-use agora_core::{
-    wire, Checker, Context, EndState, Message, NodeId, Property, Protocol, Setup, Stable, Time, Violation,
-};
+use agora_core::{wire, Checker, Context, Message, NoProperties, NodeId, Protocol, Setup, Stable};
 use agora_net::handshake::{Hello, Reply};
 use agora_net::node::{self, BoundNode, NetConfig, NodeShared};
 use agora_net::store::Store;
@@ -49,18 +47,6 @@ impl Protocol for Ticker {
 }
 
 struct TickerSetup;
-struct Nothing;
-impl Checker<Ticker> for Nothing {
-    fn properties(&self) -> Vec<Property> {
-        Vec::new()
-    }
-    fn observe(&mut self, _: Time, _: NodeId, _: &u64) -> Result<(), Violation> {
-        Ok(())
-    }
-    fn finish(&mut self, _: &EndState<'_>) -> Vec<Violation> {
-        Vec::new()
-    }
-}
 impl Setup for TickerSetup {
     type Node = Ticker;
     fn name(&self) -> &'static str {
@@ -73,7 +59,7 @@ impl Setup for TickerSetup {
         Ticker { ticks: stable.get("ticks").unwrap().unwrap_or(0) }
     }
     fn checker(&self) -> Box<dyn Checker<Ticker>> {
-        Box::new(Nothing)
+        Box::new(NoProperties)
     }
 }
 

@@ -4,9 +4,7 @@
 //! ticks, both in volatile state and persisted. Observations carry global-time receipts, so each
 //! test reads off what the fault did.
 
-use agora_core::{
-    Checker, Context, EndState, Message, NodeId, Property, Protocol, Setup, Stable, Time, Violation,
-};
+use agora_core::{Checker, Context, Message, NoProperties, NodeId, Protocol, Setup, Stable, Time};
 use agora_sim::{Faults, Latency, Outcome, Regions, SimConfig, Simulation};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -72,20 +70,6 @@ impl Protocol for Pinger {
 }
 
 struct PingSetup(usize);
-
-struct NoProperties;
-
-impl Checker<Pinger> for NoProperties {
-    fn properties(&self) -> Vec<Property> {
-        Vec::new()
-    }
-    fn observe(&mut self, _: Time, _: NodeId, _: &Obs) -> Result<(), Violation> {
-        Ok(())
-    }
-    fn finish(&mut self, _: &EndState<'_>) -> Vec<Violation> {
-        Vec::new()
-    }
-}
 
 impl Setup for PingSetup {
     type Node = Pinger;
