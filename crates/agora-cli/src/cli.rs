@@ -28,6 +28,8 @@ pub enum Command {
     Sim(Box<SimArgs>),
     /// List the protocols, what they do and the properties their checkers judge.
     Protocols,
+    /// Run a protocol in the simulator over a range of seeds and report every failing seed.
+    Check(Box<CheckArgs>),
     /// Run a protocol over TCP: every node in this process on 127.0.0.1, no set-up.
     Run(Box<RunArgs>),
     /// Run one node of a cluster file (one process per node, or per machine).
@@ -36,6 +38,29 @@ pub enum Command {
     Up(UpArgs),
     /// Measure the simulator's speed and memory (runs each size in its own process).
     Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct CheckArgs {
+    /// The protocol to check (see `agora protocols`).
+    pub protocol: String,
+    /// Seeds to run, A..B (B excluded), e.g. 0..1000.
+    #[arg(long, default_value = "0..100")]
+    pub seeds: String,
+    #[command(flatten)]
+    pub params: ProtocolArgs,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+    /// Stop each run at this virtual time.
+    #[arg(long, value_name = "MS", default_value_t = 60_000.0)]
+    pub max_time_ms: f64,
+    /// Worker threads [default: the number of cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print exactly one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -156,6 +181,10 @@ pub struct FaultArgs {
     /// Clock drift NODES=PPM, e.g. 2=100.
     #[arg(long, value_name = "NODES=PPM")]
     pub drift: Vec<String>,
+    /// K crashes of random nodes at random times in the first 500 ms, each restarted after
+    /// 10..300 ms, drawn from the seed (finer control: [random_crashes] in a fault file).
+    #[arg(long, value_name = "K")]
+    pub random_crashes: Option<u32>,
 }
 
 #[derive(Args, Debug)]

@@ -52,6 +52,9 @@ pub fn build(args: &FaultArgs, nodes: usize) -> Result<Faults, UserError> {
         let (nodes, drift_ppm) = parse_node_value(s, "--drift")?;
         f.clocks.push(ClockSpec { nodes, skew_ms: 0.0, drift_ppm });
     }
+    if let Some(k) = args.random_crashes {
+        f.random_crashes = Some(agora_sim::faults::RandomCrashes { count: k, ..Default::default() });
+    }
     merge_clocks(&mut f);
     f.validate(nodes)?;
     Ok(f)

@@ -2,6 +2,7 @@
 //! outcomes to exit codes: 0 success, 1 a property violated, 2 a user's mistake.
 
 mod bench;
+mod check_cmd;
 mod cli;
 mod cluster_file;
 mod error;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         .init();
     let result = match &cli.command {
         Command::Sim(args) => sim_cmd::run(args, argv),
+        Command::Check(args) => check_cmd::run(args, &argv),
         Command::Run(args) => net_cmd::run(args, &argv),
         Command::Node(args) => net_cmd::node(args),
         Command::Up(args) => net_cmd::up(args, &argv),

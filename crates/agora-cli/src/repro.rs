@@ -1,7 +1,7 @@
 //! Reproduce commands: the exact command line that replays a run with a given seed.
 
 /// Flags that do not change what a run does (only where its output goes).
-const OUTPUT_FLAGS_WITH_VALUE: &[&str] = &["--diagram", "--per-node"];
+const OUTPUT_FLAGS_WITH_VALUE: &[&str] = &["--diagram", "--per-node", "--threads"];
 const OUTPUT_FLAGS: &[&str] = &["--json"];
 
 /// `agora <args...> --seed SEED`, from this process's arguments with output flags and any
@@ -9,6 +9,11 @@ const OUTPUT_FLAGS: &[&str] = &["--json"];
 pub fn command(args: &[String], seed: u64) -> String {
     let mut out = vec!["agora".to_string()];
     let mut i = 0;
+    // A campaign's failing seed replays as a single simulated run.
+    if args.first().map(String::as_str) == Some("check") {
+        out.push("sim".to_string());
+        i = 1;
+    }
     while i < args.len() {
         let a = &args[i];
         let name = a.split('=').next().unwrap_or(a);
@@ -50,5 +55,8 @@ mod tests {
                 .map(|s| s.to_string())
                 .collect();
         assert_eq!(command(&args, 9), "agora sim flood --partition '0..2|2..5@1' --seed 9");
+        let check: Vec<String> =
+            ["check", "2pc", "--seeds", "0..100", "--loss", "0.1"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(command(&check, 42), "agora sim 2pc --loss 0.1 --seed 42");
     }
 }

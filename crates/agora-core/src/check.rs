@@ -76,6 +76,10 @@ pub struct EndState<'a> {
     pub network_reliable: bool,
     /// The run ended because nothing was left to do (not because of a time or event limit).
     pub quiescent: bool,
+    /// When the last fault (crash, restart, pause, partition change) took effect; protocols
+    /// that never go quiet (heartbeats) judge liveness only if the run went on long enough
+    /// after it to stabilize.
+    pub last_fault: Time,
 }
 
 impl EndState<'_> {

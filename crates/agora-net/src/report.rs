@@ -195,6 +195,7 @@ pub fn summarize<S: Setup>(
             crashed_ever: &crashed,
             network_reliable: summary.messages_dropped == 0,
             quiescent: matches!(g.end.as_str(), "quiescent" | "idle"),
+            last_fault: Time::ZERO,
         };
         violations = checker.finish(&end);
     }

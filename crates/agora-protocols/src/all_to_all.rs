@@ -153,7 +153,14 @@ mod tests {
     use super::*;
 
     fn end<'a>(live: &'a [bool], crashed: &'a [bool], lossless: bool) -> EndState<'a> {
-        EndState { at: Time::ZERO, live, crashed_ever: crashed, network_reliable: lossless, quiescent: true }
+        EndState {
+            at: Time::ZERO,
+            live,
+            crashed_ever: crashed,
+            network_reliable: lossless,
+            quiescent: true,
+            last_fault: Time::ZERO,
+        }
     }
 
     #[test]

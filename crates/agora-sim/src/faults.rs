@@ -218,6 +218,55 @@ pub struct ClockSpec {
     pub drift_ppm: f64,
 }
 
+/// Crashes drawn from the run's seed: `count` crashes of nodes from `nodes` (all by default)
+/// at times uniform in `[from_ms, to_ms]`, each followed by a restart after a downtime uniform
+/// in `[min_down_ms, max_down_ms]` (or no restart when `restart` is false).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RandomCrashes {
+    pub count: u32,
+    pub nodes: Option<NodeSet>,
+    pub from_ms: f64,
+    pub to_ms: f64,
+    pub min_down_ms: f64,
+    pub max_down_ms: f64,
+    pub restart: bool,
+}
+
+impl Default for RandomCrashes {
+    fn default() -> Self {
+        RandomCrashes {
+            count: 1,
+            nodes: None,
+            from_ms: 0.0,
+            to_ms: 500.0,
+            min_down_ms: 10.0,
+            max_down_ms: 300.0,
+            restart: true,
+        }
+    }
+}
+
+impl RandomCrashes {
+    /// The concrete crashes for a run of `nodes` nodes, drawn from `rng`.
+    pub fn draw(&self, nodes: usize, rng: &mut agora_core::Rng) -> Vec<CrashSpec> {
+        use rand::Rng as _;
+        let pool: Vec<u32> = match &self.nodes {
+            Some(set) => set.iter().map(|n| n.0).collect(),
+            None => (0..nodes as u32).collect(),
+        };
+        (0..self.count)
+            .filter(|_| !pool.is_empty())
+            .map(|_| {
+                let node = pool[rng.random_range(0..pool.len())];
+                let at_ms = rng.random_range(self.from_ms..=self.to_ms);
+                let down = rng.random_range(self.min_down_ms..=self.max_down_ms);
+                CrashSpec { nodes: NodeSet::single(node), at_ms, restart_ms: self.restart.then_some(at_ms + down.max(0.001)) }
+            })
+            .collect()
+    }
+}
+
 /// Everything that can go wrong in a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -232,6 +281,8 @@ pub struct Faults {
     pub pauses: Vec<PauseSpec>,
     #[serde(rename = "clock")]
     pub clocks: Vec<ClockSpec>,
+    /// Crashes drawn from the run's seed (for campaigns over many seeds).
+    pub random_crashes: Option<RandomCrashes>,
 }
 
 impl Faults {
@@ -244,6 +295,11 @@ impl Faults {
     /// Crashes and pauses may still happen: checkers judge liveness among never-crashed nodes.
     pub fn lossless(&self) -> bool {
         self.network.loss == 0.0 && self.partitions.is_empty() && self.one_way.is_empty()
+    }
+
+    /// True when no node crashes (scheduled or random).
+    pub fn crash_free(&self) -> bool {
+        self.crashes.is_empty() && self.random_crashes.as_ref().is_none_or(|r| r.count == 0)
     }
 
     /// Checks every value against the cluster size; the error names the offending setting.
@@ -325,6 +381,18 @@ impl Faults {
         for p in &self.pauses {
             in_range(&p.nodes, "pause")?;
             window("pause", p.at_ms, p.resume_ms)?;
+        }
+        if let Some(r) = &self.random_crashes {
+            if let Some(set) = &r.nodes {
+                in_range(set, "random crashes")?;
+            }
+            let ok = |v: f64| v.is_finite() && v >= 0.0;
+            if !(ok(r.from_ms) && ok(r.to_ms) && r.from_ms <= r.to_ms) {
+                return err("random crashes: from_ms..to_ms must be a non-negative window");
+            }
+            if !(ok(r.min_down_ms) && ok(r.max_down_ms) && r.min_down_ms <= r.max_down_ms) {
+                return err("random crashes: min_down_ms..max_down_ms must be a non-negative range");
+            }
         }
         for c in &self.clocks {
             in_range(&c.nodes, "clock")?;

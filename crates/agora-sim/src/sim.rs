@@ -161,6 +161,8 @@ pub struct Simulation<S: Setup> {
     next_msg_id: u64,
     next_timer_gen: u64,
     events: u64,
+    /// When the last scheduled fault (crash, partition, ...) took effect.
+    last_fault: Time,
 }
 
 /// Derives an independent stream seed from the master seed.
@@ -219,6 +221,7 @@ impl<S: Setup> Simulation<S> {
             next_msg_id: 0,
             next_timer_gen: 0,
             events: 0,
+            last_fault: Time::ZERO,
             config,
         }
     }
@@ -260,6 +263,7 @@ impl<S: Setup> Simulation<S> {
                 crashed_ever: &crashed_ever,
                 network_reliable: self.config.faults.lossless(),
                 quiescent: end == EndReason::Quiescent,
+                last_fault: self.last_fault,
             };
             self.violations = self.checker.finish(&state);
         }
@@ -284,6 +288,10 @@ impl<S: Setup> Simulation<S> {
     }
 
     fn schedule_faults(&mut self) {
+        if let Some(r) = self.config.faults.random_crashes.clone() {
+            let drawn = r.draw(self.n, &mut stream(self.config.seed, 3));
+            self.config.faults.crashes.extend(drawn);
+        }
         let f = self.config.faults.clone();
         let at = Time::from_millis_f64;
         for (i, p) in f.partitions.iter().enumerate() {
@@ -401,6 +409,7 @@ impl<S: Setup> Simulation<S> {
     }
 
     fn fault(&mut self, action: Action) {
+        self.last_fault = self.now;
         let faults = &self.config.faults;
         match action {
             Action::PartitionStart(i) => self.net.start_partition(i, &faults.partitions[i]),
