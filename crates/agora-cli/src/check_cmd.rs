@@ -54,7 +54,8 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
     sim_cmd::params(&args.params, seeds.start)
         .and_then(|p| agora_protocols::dispatch(&args.protocol, &p, Validate).map_err(UserError::from))?;
     let total = seeds.end - seeds.start;
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads =
+        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let bar = if !args.json && std::io::stderr().is_terminal() {
         let b = ProgressBar::new(total);
         b.set_style(
@@ -92,7 +93,10 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
                     if !args.json {
                         bar.suspend(|| {
                             let node = f.node.map_or(String::new(), |n| format!(" at node {n}"));
-                            println!("seed {}: `{}`{node} at {:.3} ms: {}", f.seed, f.property, f.at_ms, f.detail);
+                            println!(
+                                "seed {}: `{}`{node} at {:.3} ms: {}",
+                                f.seed, f.property, f.at_ms, f.detail
+                            );
                             println!("    reproduce: {}", f.reproduce);
                         });
                     }

@@ -136,6 +136,21 @@ pub struct ProtocolArgs {
     /// Messages in flight per link (stream).
     #[arg(long, default_value_t = 100)]
     pub window: u32,
+    /// Participants that vote no, comma-separated (2pc, 3pc).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub no_votes: Vec<u32>,
+    /// Protocol timeout: votes, retransmissions, failure detection.
+    #[arg(long, value_name = "MS", default_value_t = 20.0)]
+    pub timeout_ms: f64,
+    /// Critical-section entries per node (mutual exclusion).
+    #[arg(long, default_value_t = 3)]
+    pub requests: u32,
+    /// Gossip fanout: peers told per round.
+    #[arg(long, default_value_t = 3)]
+    pub fanout: u32,
+    /// The node that starts an election or holds the first token [default: per protocol].
+    #[arg(long)]
+    pub start: Option<u32>,
 }
 
 /// Everything that can go wrong; flags add to (or override) a `--faults` file.

@@ -35,6 +35,12 @@ pub struct ParamsFile {
     pub variant: Option<String>,
     pub msgs: Option<u32>,
     pub window: Option<u32>,
+    #[serde(default)]
+    pub no_votes: Vec<u32>,
+    pub timeout_ms: Option<f64>,
+    pub requests: Option<u32>,
+    pub fanout: Option<u32>,
+    pub start: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +102,11 @@ impl ClusterFile {
             variant: self.params.variant.clone(),
             msgs: self.params.msgs.unwrap_or(defaults.msgs),
             window: self.params.window.unwrap_or(defaults.window),
+            no_votes: self.params.no_votes.clone(),
+            timeout_ms: self.params.timeout_ms.unwrap_or(defaults.timeout_ms),
+            requests: self.params.requests.unwrap_or(defaults.requests),
+            fanout: self.params.fanout.unwrap_or(defaults.fanout),
+            start: self.params.start.or(defaults.start),
             ..defaults
         })
     }

@@ -76,6 +76,11 @@ pub fn params(p: &ProtocolArgs, seed: u64) -> Result<Params, UserError> {
         variant: p.variant.clone(),
         msgs: p.msgs,
         window: p.window,
+        no_votes: p.no_votes.clone(),
+        timeout_ms: p.timeout_ms,
+        requests: p.requests,
+        fanout: p.fanout,
+        start: p.start,
     })
 }
 

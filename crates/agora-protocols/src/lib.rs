@@ -5,6 +5,7 @@
 //! runtime) — except in its tests.
 
 pub mod all_to_all;
+pub mod commit;
 pub mod flood;
 pub mod registry;
 pub mod stream;

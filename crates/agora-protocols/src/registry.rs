@@ -5,6 +5,8 @@
 //! runs every protocol without a match of its own.
 
 use crate::all_to_all::{self, AllToAllSetup};
+use crate::commit::three_phase_commit::ThreePhaseCommitSetup;
+use crate::commit::two_phase_commit::TwoPhaseCommitSetup;
 use crate::flood::{self, FloodSetup};
 use crate::stream::StreamSetup;
 use crate::topology::{Graph, TopologyKind};
@@ -16,6 +18,8 @@ pub const PROTOCOLS: &[(&str, &str)] = &[
     ("all-to-all", "every node greets every other: N(N-1) messages"),
     ("flood", "flooding broadcast from --origin over --topology"),
     ("stream", "every node streams --msgs messages to every other, --window in flight per link (load)"),
+    ("2pc", "two-phase commit: node 0 coordinates, --no-votes lists participants voting no"),
+    ("3pc", "three-phase commit with Skeen's termination protocol"),
 ];
 
 /// Parameters shared by the protocols; each protocol uses the ones it needs.
@@ -32,6 +36,16 @@ pub struct Params {
     pub msgs: u32,
     /// Messages in flight per link (`stream`).
     pub window: u32,
+    /// Participants that vote no (`2pc`, `3pc`).
+    pub no_votes: Vec<u32>,
+    /// Protocol timeout: votes, retransmissions, failure detection.
+    pub timeout_ms: f64,
+    /// Critical-section entries per node (mutual exclusion).
+    pub requests: u32,
+    /// Gossip fanout.
+    pub fanout: u32,
+    /// The node that starts (an election, a token); `None`: the protocol's default.
+    pub start: Option<u32>,
 }
 
 impl Params {
@@ -44,6 +58,11 @@ impl Params {
             variant: None,
             msgs: 1000,
             window: 100,
+            no_votes: Vec::new(),
+            timeout_ms: 20.0,
+            requests: 3,
+            fanout: 3,
+            start: None,
         }
     }
 }
@@ -65,6 +84,16 @@ fn names() -> String {
 pub trait Driver {
     type Output;
     fn run<S: Setup>(self, setup: S) -> Self::Output;
+}
+
+fn timeout(params: &Params) -> Result<std::time::Duration, ParamError> {
+    if !(params.timeout_ms.is_finite() && params.timeout_ms > 0.0 && params.timeout_ms < 3.6e6) {
+        return Err(ParamError::Invalid(format!(
+            "--timeout-ms {}: must be a positive number of milliseconds",
+            params.timeout_ms
+        )));
+    }
+    Ok(std::time::Duration::from_secs_f64(params.timeout_ms / 1e3))
 }
 
 /// Builds protocol `name` from `params` and runs it with `driver`.
@@ -130,6 +159,29 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
                 )));
             }
             Ok(driver.run(StreamSetup { nodes: params.nodes, msgs: params.msgs, window: params.window }))
+        }
+        "2pc" | "3pc" => {
+            if let Some(v) = variant {
+                return Err(bad_variant(v));
+            }
+            if params.nodes < 2 {
+                return Err(ParamError::Invalid(format!(
+                    "{name} needs a coordinator and a participant: --nodes 2 or more"
+                )));
+            }
+            if let Some(p) = params.no_votes.iter().find(|p| **p == 0 || **p as usize >= params.nodes) {
+                return Err(ParamError::Invalid(format!(
+                    "--no-votes {p}: participants are nodes 1..{}",
+                    params.nodes
+                )));
+            }
+            let timeout = timeout(params)?;
+            let no_votes = params.no_votes.clone();
+            Ok(if name == "2pc" {
+                driver.run(TwoPhaseCommitSetup { nodes: params.nodes, no_votes, timeout })
+            } else {
+                driver.run(ThreePhaseCommitSetup { nodes: params.nodes, no_votes, timeout })
+            })
         }
         _ => Err(ParamError::UnknownProtocol(name.to_string())),
     }

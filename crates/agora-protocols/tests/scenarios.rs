@@ -1,44 +1,11 @@
 //! Scenario tests: message counts against their formulas, checkers across many seeds and
 //! faults, and a deliberately broken variant caught.
 
-use agora_core::{Counters, Setup, Time, Violation};
-use agora_protocols::{dispatch, Driver, Params, TopologyKind};
-use agora_sim::{Digest, Faults, SimConfig, Simulation};
+mod common;
 
-/// What the tests read from a run.
-struct Run {
-    totals: Counters,
-    ops: agora_core::OpStats,
-    violations: Vec<Violation>,
-    digest: Digest,
-}
-
-struct Sim(SimConfig);
-
-impl Driver for Sim {
-    type Output = Run;
-    fn run<S: Setup>(self, setup: S) -> Run {
-        let o = Simulation::new(setup, self.0).run();
-        Run {
-            totals: o.metrics.totals(),
-            ops: o.metrics.ops(),
-            violations: o.violations,
-            digest: o.trace_digest,
-        }
-    }
-}
-
-fn check(protocol: &str, params: &Params, faults: &str) -> Run {
-    let faults = Faults::from_toml(faults).unwrap();
-    faults.validate(params.nodes).unwrap();
-    let mut cfg = SimConfig::new(params.seed).with_faults(faults);
-    cfg.max_time = Time::from_millis(60_000);
-    dispatch(protocol, params, Sim(cfg)).unwrap()
-}
-
-fn params(nodes: usize, seed: u64, topology: &str) -> Params {
-    Params { topology: topology.parse().unwrap(), ..Params::new(nodes, seed) }
-}
+use agora_protocols::{dispatch, Params, TopologyKind};
+use agora_sim::SimConfig;
+use common::{check, params, Sim};
 
 #[test]
 fn all_to_all_sends_n_times_n_minus_one_messages() {

@@ -261,7 +261,11 @@ impl RandomCrashes {
                 let node = pool[rng.random_range(0..pool.len())];
                 let at_ms = rng.random_range(self.from_ms..=self.to_ms);
                 let down = rng.random_range(self.min_down_ms..=self.max_down_ms);
-                CrashSpec { nodes: NodeSet::single(node), at_ms, restart_ms: self.restart.then_some(at_ms + down.max(0.001)) }
+                CrashSpec {
+                    nodes: NodeSet::single(node),
+                    at_ms,
+                    restart_ms: self.restart.then_some(at_ms + down.max(0.001)),
+                }
             })
             .collect()
     }
