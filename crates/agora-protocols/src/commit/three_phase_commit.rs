@@ -293,12 +293,10 @@ impl Protocol for ThreePhaseCommit {
                     ctx.send(from, Msg::Decision { commit });
                 }
             }
-            Msg::Ack => {
-                if self.leading == Leading::PreCommitting {
-                    self.acked[from.index()] = true;
-                    if self.acked.iter().enumerate().all(|(i, a)| *a || i == self.id.index()) {
-                        self.decide(ctx, true);
-                    }
+            Msg::Ack if self.leading == Leading::PreCommitting => {
+                self.acked[from.index()] = true;
+                if self.acked.iter().enumerate().all(|(i, a)| *a || i == self.id.index()) {
+                    self.decide(ctx, true);
                 }
             }
             Msg::Decision { commit } => {
@@ -332,10 +330,8 @@ impl Protocol for ThreePhaseCommit {
                     }
                 }
             }
-            Msg::StateIs(state) => {
-                if self.leading == Leading::CollectingStates {
-                    self.states[from.index()] = Some(state);
-                }
+            Msg::StateIs(state) if self.leading == Leading::CollectingStates => {
+                self.states[from.index()] = Some(state);
             }
             _ => {}
         }

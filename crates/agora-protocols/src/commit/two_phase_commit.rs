@@ -182,12 +182,10 @@ impl Protocol for TwoPhaseCommit {
                     self.decide(ctx, true);
                 }
             }
-            Msg::Decision { commit } => {
-                if self.id != COORDINATOR {
-                    self.decide(ctx, commit);
-                    if from == COORDINATOR {
-                        ctx.send(from, Msg::Ack);
-                    }
+            Msg::Decision { commit } if self.id != COORDINATOR => {
+                self.decide(ctx, commit);
+                if from == COORDINATOR {
+                    ctx.send(from, Msg::Ack);
                 }
             }
             Msg::Ack if self.id == COORDINATOR => {
