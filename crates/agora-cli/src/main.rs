@@ -20,6 +20,12 @@ use error::UserError;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Die quietly when the reader of our output goes away (`agora ... | head`), like other
+    // Unix tools, instead of failing a write.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

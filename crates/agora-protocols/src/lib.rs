@@ -7,6 +7,7 @@
 pub mod all_to_all;
 pub mod commit;
 pub mod flood;
+pub mod mutex;
 pub mod registry;
 pub mod stream;
 pub mod topology;

@@ -8,6 +8,10 @@ use crate::all_to_all::{self, AllToAllSetup};
 use crate::commit::three_phase_commit::ThreePhaseCommitSetup;
 use crate::commit::two_phase_commit::TwoPhaseCommitSetup;
 use crate::flood::{self, FloodSetup};
+use crate::mutex::central_mutex::CentralMutexSetup;
+use crate::mutex::lamport_mutex::LamportMutexSetup;
+use crate::mutex::ricart_agrawala::RicartAgrawalaSetup;
+use crate::mutex::token_ring_mutex::TokenRingMutexSetup;
 use crate::stream::StreamSetup;
 use crate::topology::{Graph, TopologyKind};
 use agora_core::{NodeId, Setup};
@@ -20,6 +24,10 @@ pub const PROTOCOLS: &[(&str, &str)] = &[
     ("stream", "every node streams --msgs messages to every other, --window in flight per link (load)"),
     ("2pc", "two-phase commit: node 0 coordinates, --no-votes lists participants voting no"),
     ("3pc", "three-phase commit with Skeen's termination protocol"),
+    ("central-mutex", "mutual exclusion granted by coordinator node 0: 3 messages per entry"),
+    ("lamport-mutex", "Lamport's mutual exclusion: 3(N-1) messages per entry"),
+    ("ricart-agrawala", "Ricart-Agrawala mutual exclusion: 2(N-1) messages per entry"),
+    ("token-ring-mutex", "mutual exclusion by a token circulating a ring from --start"),
 ];
 
 /// Parameters shared by the protocols; each protocol uses the ones it needs.
@@ -84,6 +92,15 @@ fn names() -> String {
 pub trait Driver {
     type Output;
     fn run<S: Setup>(self, setup: S) -> Self::Output;
+}
+
+fn start(params: &Params) -> Result<Option<u32>, ParamError> {
+    match params.start {
+        Some(s) if s as usize >= params.nodes => {
+            Err(ParamError::Invalid(format!("--start {s} is not a node (nodes are 0..{})", params.nodes)))
+        }
+        s => Ok(s),
+    }
 }
 
 fn timeout(params: &Params) -> Result<std::time::Duration, ParamError> {
@@ -181,6 +198,27 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
                 driver.run(TwoPhaseCommitSetup { nodes: params.nodes, no_votes, timeout })
             } else {
                 driver.run(ThreePhaseCommitSetup { nodes: params.nodes, no_votes, timeout })
+            })
+        }
+        "central-mutex" | "lamport-mutex" | "ricart-agrawala" | "token-ring-mutex" => {
+            if let Some(v) = variant {
+                return Err(bad_variant(v));
+            }
+            let (nodes, requests) = (params.nodes, params.requests);
+            if name == "central-mutex" && nodes < 2 {
+                return Err(ParamError::Invalid(
+                    "central-mutex needs a coordinator and a client: --nodes 2 or more".into(),
+                ));
+            }
+            Ok(match name {
+                "central-mutex" => driver.run(CentralMutexSetup { nodes, requests }),
+                "lamport-mutex" => driver.run(LamportMutexSetup { nodes, requests }),
+                "ricart-agrawala" => driver.run(RicartAgrawalaSetup { nodes, requests }),
+                _ => driver.run(TokenRingMutexSetup {
+                    nodes,
+                    requests,
+                    start: NodeId(start(params)?.unwrap_or(0)),
+                }),
             })
         }
         _ => Err(ParamError::UnknownProtocol(name.to_string())),

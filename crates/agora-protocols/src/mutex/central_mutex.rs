@@ -1,0 +1,165 @@
+//! `central-mutex`: a coordinator grants the critical section (Tanenbaum & van Steen,
+//! *Distributed Systems*, 3rd ed., 2017, §6.3).
+//!
+//! **Algorithm.** Node 0 is the coordinator; nodes 1..N are clients. A client sends REQUEST;
+//! the coordinator answers GRANT when the section is free, otherwise queues the request; the
+//! client sends RELEASE on exit and the coordinator grants the next queued request.
+//!
+//! **Message complexity.** 3 per entry (REQUEST, GRANT, RELEASE), independent of N; the
+//! coordinator is a single point of failure and a bottleneck.
+//!
+//! **Tolerates** duplication (requests carry a sequence number) and a coordinator crash as far
+//! as safety goes: it persists who holds the section, so after a restart it grants nobody else
+//! until that client releases; queued requests are lost and their clients wait. Loss blocks.
+
+use super::{op, think, MutexChecker, MutexObs, HOLD};
+use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+const COORDINATOR: NodeId = NodeId(0);
+const HOLDER: &str = "holder";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    Request { seq: u32 },
+    Grant { seq: u32 },
+    Release { seq: u32 },
+}
+
+impl Message for Msg {
+    fn kind(&self) -> &'static str {
+        match self {
+            Msg::Request { .. } => "REQUEST",
+            Msg::Grant { .. } => "GRANT",
+            Msg::Release { .. } => "RELEASE",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    Think,
+    Hold,
+}
+
+pub struct CentralMutex {
+    id: NodeId,
+    left: u32,
+    done: u32,
+    waiting: bool,
+    inside: bool,
+    /// Coordinator: who holds the section (persisted), and who waits.
+    holder: Option<(NodeId, u32)>,
+    queue: VecDeque<(NodeId, u32)>,
+}
+
+impl CentralMutex {
+    fn grant_next(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.holder.is_some() {
+            return;
+        }
+        if let Some((c, seq)) = self.queue.pop_front() {
+            self.holder = Some((c, seq));
+            ctx.persist(HOLDER, &self.holder);
+            ctx.send(c, Msg::Grant { seq });
+        }
+    }
+}
+
+impl Protocol for CentralMutex {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Obs = MutexObs;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.id != COORDINATOR && self.left > 0 {
+            let t = think(ctx.rng());
+            ctx.set_timer(Timer::Think, t);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::Request { seq } if self.id == COORDINATOR => {
+                let known = self.holder == Some((from, seq)) || self.queue.contains(&(from, seq));
+                if !known {
+                    self.queue.push_back((from, seq));
+                }
+                self.grant_next(ctx);
+            }
+            Msg::Release { seq } if self.id == COORDINATOR => {
+                if self.holder == Some((from, seq)) {
+                    self.holder = None;
+                    ctx.persist(HOLDER, &self.holder);
+                    self.grant_next(ctx);
+                }
+            }
+            Msg::Grant { seq } if self.waiting && seq == self.done => {
+                self.waiting = false;
+                self.inside = true;
+                ctx.observe(MutexObs::Entered);
+                ctx.op_end(op(self.id, self.done));
+                ctx.set_timer(Timer::Hold, HOLD);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Timer) {
+        match timer {
+            Timer::Think => {
+                self.waiting = true;
+                ctx.observe(MutexObs::Requested);
+                ctx.op_begin(op(self.id, self.done));
+                ctx.send(COORDINATOR, Msg::Request { seq: self.done });
+            }
+            Timer::Hold => {
+                self.inside = false;
+                ctx.observe(MutexObs::Exited);
+                ctx.send(COORDINATOR, Msg::Release { seq: self.done });
+                self.done += 1;
+                self.left -= 1;
+                if self.left > 0 {
+                    let t = think(ctx.rng());
+                    ctx.set_timer(Timer::Think, t);
+                }
+            }
+        }
+    }
+}
+
+pub struct CentralMutexSetup {
+    pub nodes: usize,
+    pub requests: u32,
+}
+
+impl Setup for CentralMutexSetup {
+    type Node = CentralMutex;
+
+    fn name(&self) -> &'static str {
+        "central-mutex"
+    }
+
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    fn build(&self, id: NodeId, stable: &Stable) -> CentralMutex {
+        CentralMutex {
+            id,
+            left: self.requests,
+            done: 0,
+            waiting: false,
+            inside: false,
+            holder: stable.get(HOLDER).ok().flatten().flatten(),
+            queue: VecDeque::new(),
+        }
+    }
+
+    fn checker(&self) -> Box<dyn Checker<CentralMutex>> {
+        let mut expected = vec![self.requests; self.nodes];
+        expected[COORDINATOR.index()] = 0;
+        Box::new(MutexChecker::new(expected))
+    }
+}

@@ -1,0 +1,187 @@
+//! `lamport-mutex`: Lamport's distributed mutual exclusion (Lamport, *Time, Clocks, and the
+//! Ordering of Events in a Distributed System*, CACM 1978).
+//!
+//! **Algorithm.** Every node keeps a Lamport clock and a queue of requests ordered by
+//! (timestamp, id). To request, a node stamps REQUEST and sends it to all others and queues it
+//! itself; a node receiving a REQUEST queues it and answers REPLY. A node enters when its own
+//! request heads its queue and it has received a later-stamped message from every other node.
+//! On exit it dequeues its request and sends RELEASE to all, which dequeue it too.
+//!
+//! **Message complexity.** 3(N−1) per entry: N−1 REQUEST, N−1 REPLY, N−1 RELEASE (Lamport
+//! 1978; Singhal & Shivaratri, *Advanced Concepts in Operating Systems*, 1994, §6.6).
+//!
+//! **Tolerates** duplication (requests and releases carry their timestamp, so a stale copy
+//! changes nothing) and crash-stop failures (the survivors block; they never enter together).
+//! It **requires reliable FIFO links**: a lost or overtaken REQUEST leaves a node unaware of an
+//! earlier request, and two nodes may then enter together — `agora check lamport-mutex --loss
+//! 0.05` shows it. It does **not** tolerate crash-recovery: a restarted node has lost the
+//! request queue.
+
+use super::{op, think, MutexChecker, MutexObs, HOLD};
+use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    Request { ts: u64 },
+    Reply { ts: u64 },
+    Release { ts: u64, request: u64 },
+}
+
+impl Message for Msg {
+    fn kind(&self) -> &'static str {
+        match self {
+            Msg::Request { .. } => "REQUEST",
+            Msg::Reply { .. } => "REPLY",
+            Msg::Release { .. } => "RELEASE",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    Think,
+    Hold,
+}
+
+pub struct LamportMutex {
+    id: NodeId,
+    n: usize,
+    left: u32,
+    done: u32,
+    clock: u64,
+    /// (timestamp, node) of every known outstanding request.
+    queue: BTreeSet<(u64, u32)>,
+    /// The latest timestamp received from each node.
+    latest: Vec<u64>,
+    mine: Option<u64>,
+    inside: bool,
+}
+
+impl LamportMutex {
+    fn tick(&mut self, seen: u64) {
+        self.clock = self.clock.max(seen) + 1;
+    }
+
+    fn try_enter(&mut self, ctx: &mut Context<'_, Self>) {
+        let Some(ts) = self.mine else { return };
+        if self.inside || self.queue.first() != Some(&(ts, self.id.0)) {
+            return;
+        }
+        if (0..self.n).all(|j| j == self.id.index() || self.latest[j] > ts) {
+            self.inside = true;
+            ctx.observe(MutexObs::Entered);
+            ctx.op_end(op(self.id, self.done));
+            ctx.set_timer(Timer::Hold, HOLD);
+        }
+    }
+}
+
+impl Protocol for LamportMutex {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Obs = MutexObs;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.left > 0 {
+            let t = think(ctx.rng());
+            ctx.set_timer(Timer::Think, t);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
+        let j = from.index();
+        match msg {
+            Msg::Request { ts } => {
+                self.tick(ts);
+                // Replace an older request of the same node; ignore a stale copy.
+                let older: Vec<_> =
+                    self.queue.iter().filter(|(t, n)| *n == from.0 && *t < ts).copied().collect();
+                let newer = self.queue.iter().any(|(t, n)| *n == from.0 && *t > ts);
+                if !newer {
+                    for e in older {
+                        self.queue.remove(&e);
+                    }
+                    self.queue.insert((ts, from.0));
+                }
+                self.latest[j] = self.latest[j].max(ts);
+                ctx.send(from, Msg::Reply { ts: self.clock });
+            }
+            Msg::Reply { ts } => {
+                self.tick(ts);
+                self.latest[j] = self.latest[j].max(ts);
+            }
+            Msg::Release { ts, request } => {
+                self.tick(ts);
+                self.queue.remove(&(request, from.0));
+                self.latest[j] = self.latest[j].max(ts);
+            }
+        }
+        self.try_enter(ctx);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Timer) {
+        match timer {
+            Timer::Think => {
+                self.clock += 1;
+                let ts = self.clock;
+                self.mine = Some(ts);
+                self.queue.insert((ts, self.id.0));
+                ctx.observe(MutexObs::Requested);
+                ctx.op_begin(op(self.id, self.done));
+                ctx.broadcast(Msg::Request { ts });
+                self.try_enter(ctx);
+            }
+            Timer::Hold => {
+                self.inside = false;
+                ctx.observe(MutexObs::Exited);
+                let request = self.mine.take().expect("inside means requested");
+                self.queue.remove(&(request, self.id.0));
+                self.clock += 1;
+                ctx.broadcast(Msg::Release { ts: self.clock, request });
+                self.done += 1;
+                self.left -= 1;
+                if self.left > 0 {
+                    let t = think(ctx.rng());
+                    ctx.set_timer(Timer::Think, t);
+                }
+            }
+        }
+    }
+}
+
+pub struct LamportMutexSetup {
+    pub nodes: usize,
+    pub requests: u32,
+}
+
+impl Setup for LamportMutexSetup {
+    type Node = LamportMutex;
+
+    fn name(&self) -> &'static str {
+        "lamport-mutex"
+    }
+
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    fn build(&self, id: NodeId, _: &Stable) -> LamportMutex {
+        LamportMutex {
+            id,
+            n: self.nodes,
+            left: self.requests,
+            done: 0,
+            clock: 0,
+            queue: BTreeSet::new(),
+            latest: vec![0; self.nodes],
+            mine: None,
+            inside: false,
+        }
+    }
+
+    fn checker(&self) -> Box<dyn Checker<LamportMutex>> {
+        Box::new(MutexChecker::new(vec![self.requests; self.nodes]))
+    }
+}

@@ -1,0 +1,178 @@
+//! `ricart-agrawala`: Ricart and Agrawala's mutual exclusion (Ricart & Agrawala, *An Optimal
+//! Algorithm for Mutual Exclusion in Computer Networks*, CACM 1981).
+//!
+//! **Algorithm.** To request, a node stamps REQUEST with its Lamport clock and sends it to all
+//! others. A node receiving a REQUEST answers REPLY at once unless it is in the critical
+//! section, or is requesting with an earlier (timestamp, id) — then it defers the reply until
+//! it exits. A node enters once it holds a REPLY from every other node.
+//!
+//! **Message complexity.** 2(N−1) per entry: N−1 REQUEST and N−1 REPLY (Ricart & Agrawala
+//! 1981), one round of RELEASE fewer than Lamport's algorithm.
+//!
+//! **Tolerates** duplication and reordering (a REPLY names the request it answers, by
+//! incarnation and timestamp), and crashes as far as safety goes: a node persists an
+//! incarnation number that grows at every start, so a REPLY to a request of an earlier life
+//! can never count for a new one; a restarted node has lost only its own deferred replies, so
+//! others may wait forever but never enter together. Loss of a REQUEST or REPLY blocks the
+//! requester.
+
+use super::{op, think, MutexChecker, MutexObs, HOLD};
+use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    Request {
+        ts: u64,
+        inc: u32,
+    },
+    /// Permission for the request stamped `ts` in incarnation `inc`.
+    Reply {
+        ts: u64,
+        inc: u32,
+    },
+}
+
+impl Message for Msg {
+    fn kind(&self) -> &'static str {
+        match self {
+            Msg::Request { .. } => "REQUEST",
+            Msg::Reply { .. } => "REPLY",
+        }
+    }
+}
+
+const INCARNATION: &str = "incarnation";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    Think,
+    Hold,
+}
+
+pub struct RicartAgrawala {
+    id: NodeId,
+    n: usize,
+    left: u32,
+    done: u32,
+    clock: u64,
+    /// This node's incarnation: persisted, one more at every start.
+    inc: u32,
+    mine: Option<u64>,
+    replied: Vec<bool>,
+    /// Requests answered when this node exits: (node, their timestamp, their incarnation).
+    deferred: Vec<(NodeId, u64, u32)>,
+    inside: bool,
+}
+
+impl Protocol for RicartAgrawala {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Obs = MutexObs;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.persist(INCARNATION, &self.inc);
+        if self.left > 0 {
+            let t = think(ctx.rng());
+            ctx.set_timer(Timer::Think, t);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::Request { ts, inc } => {
+                self.clock = self.clock.max(ts) + 1;
+                let mine_first = self.mine.is_some_and(|m| (m, self.id.0) < (ts, from.0));
+                if self.inside || mine_first {
+                    if !self.deferred.contains(&(from, ts, inc)) {
+                        self.deferred.push((from, ts, inc));
+                    }
+                } else {
+                    ctx.send(from, Msg::Reply { ts, inc });
+                }
+            }
+            Msg::Reply { ts, inc } => {
+                if self.mine != Some(ts) || inc != self.inc || self.inside {
+                    return; // for an earlier request of ours
+                }
+                self.replied[from.index()] = true;
+                if (0..self.n).all(|j| j == self.id.index() || self.replied[j]) {
+                    self.inside = true;
+                    ctx.observe(MutexObs::Entered);
+                    ctx.op_end(op(self.id, self.done));
+                    ctx.set_timer(Timer::Hold, HOLD);
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Timer) {
+        match timer {
+            Timer::Think => {
+                self.clock += 1;
+                self.mine = Some(self.clock);
+                self.replied = vec![false; self.n];
+                ctx.observe(MutexObs::Requested);
+                ctx.op_begin(op(self.id, self.done));
+                if self.n == 1 {
+                    self.inside = true;
+                    ctx.observe(MutexObs::Entered);
+                    ctx.op_end(op(self.id, self.done));
+                    ctx.set_timer(Timer::Hold, HOLD);
+                } else {
+                    ctx.broadcast(Msg::Request { ts: self.clock, inc: self.inc });
+                }
+            }
+            Timer::Hold => {
+                self.inside = false;
+                self.mine = None;
+                ctx.observe(MutexObs::Exited);
+                for (to, ts, inc) in std::mem::take(&mut self.deferred) {
+                    ctx.send(to, Msg::Reply { ts, inc });
+                }
+                self.done += 1;
+                self.left -= 1;
+                if self.left > 0 {
+                    let t = think(ctx.rng());
+                    ctx.set_timer(Timer::Think, t);
+                }
+            }
+        }
+    }
+}
+
+pub struct RicartAgrawalaSetup {
+    pub nodes: usize,
+    pub requests: u32,
+}
+
+impl Setup for RicartAgrawalaSetup {
+    type Node = RicartAgrawala;
+
+    fn name(&self) -> &'static str {
+        "ricart-agrawala"
+    }
+
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    fn build(&self, id: NodeId, stable: &Stable) -> RicartAgrawala {
+        RicartAgrawala {
+            inc: stable.get::<u32>(INCARNATION).ok().flatten().map_or(0, |i| i + 1),
+            id,
+            n: self.nodes,
+            left: self.requests,
+            done: 0,
+            clock: 0,
+            mine: None,
+            replied: vec![false; self.nodes],
+            deferred: Vec::new(),
+            inside: false,
+        }
+    }
+
+    fn checker(&self) -> Box<dyn Checker<RicartAgrawala>> {
+        Box::new(MutexChecker::new(vec![self.requests; self.nodes]))
+    }
+}

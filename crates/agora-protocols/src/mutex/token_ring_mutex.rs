@@ -1,0 +1,168 @@
+//! `token-ring-mutex`: a token circulates around a logical ring; only its holder may enter
+//! (Le Lann, *Distributed Systems — Towards a Formal Approach*, IFIP 1977).
+//!
+//! **Algorithm.** Node `--start` (0 by default) creates the token. The holder enters the
+//! critical section if it has a pending request, then passes the token to its successor
+//! (i+1 mod N). The token counts the entries still to come, so circulation stops once every
+//! request has been served.
+//!
+//! **Message complexity.** One token pass per entry when every node always wants to enter
+//! (the best case); otherwise the token also circulates while nodes think, so passes per entry
+//! grow with think time over link latency — unbounded in time for a token that circulated with
+//! no requests at all, which the entry count prevents here (Singhal & Shivaratri 1994, §6.9).
+//!
+//! **Tolerates** duplication: a second copy of the token would make two holders, so the token
+//! carries a hop counter and a node ignores a token not newer than the last it saw. Loss of
+//! the token, or a crash of its holder, stops the ring (token regeneration is not
+//! implemented); safety holds under both.
+
+use super::{op, think, MutexChecker, MutexObs, HOLD};
+use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    /// Passes so far: strictly increasing, so stale copies are recognised.
+    pub hop: u64,
+    /// Entries still to be served, cluster-wide.
+    pub remaining: u64,
+}
+
+impl Message for Token {
+    fn kind(&self) -> &'static str {
+        "TOKEN"
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    Think,
+    Hold,
+}
+
+const CREATED: &str = "created";
+
+pub struct TokenRingMutex {
+    id: NodeId,
+    n: usize,
+    start: NodeId,
+    total: u64,
+    left: u32,
+    done: u32,
+    wants: bool,
+    inside: bool,
+    token: Option<Token>,
+    last_hop: Option<u64>,
+    created: bool,
+}
+
+impl TokenRingMutex {
+    fn use_token(&mut self, ctx: &mut Context<'_, Self>) {
+        let Some(t) = &self.token else { return };
+        if self.inside {
+            return;
+        }
+        if self.wants {
+            self.wants = false;
+            self.inside = true;
+            ctx.observe(MutexObs::Entered);
+            ctx.op_end(op(self.id, self.done));
+            ctx.set_timer(Timer::Hold, HOLD);
+        } else if t.remaining > 0 && self.n > 1 {
+            let mut t = self.token.take().expect("checked");
+            t.hop += 1;
+            ctx.send(NodeId((self.id.0 + 1) % self.n as u32), t);
+        }
+    }
+}
+
+impl Protocol for TokenRingMutex {
+    type Msg = Token;
+    type Timer = Timer;
+    type Obs = MutexObs;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.left > 0 {
+            let t = think(ctx.rng());
+            ctx.set_timer(Timer::Think, t);
+        }
+        if self.id == self.start && !self.created {
+            self.created = true;
+            ctx.persist(CREATED, &true);
+            self.token = Some(Token { hop: 0, remaining: self.total });
+            self.use_token(ctx);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, _: NodeId, t: Token) {
+        if self.last_hop.is_some_and(|h| t.hop <= h) || self.token.is_some() {
+            return; // a stale duplicate
+        }
+        self.last_hop = Some(t.hop);
+        self.token = Some(t);
+        self.use_token(ctx);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Timer) {
+        match timer {
+            Timer::Think => {
+                self.wants = true;
+                ctx.observe(MutexObs::Requested);
+                ctx.op_begin(op(self.id, self.done));
+                self.use_token(ctx);
+            }
+            Timer::Hold => {
+                self.inside = false;
+                ctx.observe(MutexObs::Exited);
+                if let Some(t) = &mut self.token {
+                    t.remaining = t.remaining.saturating_sub(1);
+                }
+                self.done += 1;
+                self.left -= 1;
+                if self.left > 0 {
+                    let t = think(ctx.rng());
+                    ctx.set_timer(Timer::Think, t);
+                }
+                self.use_token(ctx);
+            }
+        }
+    }
+}
+
+pub struct TokenRingMutexSetup {
+    pub nodes: usize,
+    pub requests: u32,
+    pub start: NodeId,
+}
+
+impl Setup for TokenRingMutexSetup {
+    type Node = TokenRingMutex;
+
+    fn name(&self) -> &'static str {
+        "token-ring-mutex"
+    }
+
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    fn build(&self, id: NodeId, stable: &Stable) -> TokenRingMutex {
+        TokenRingMutex {
+            id,
+            n: self.nodes,
+            start: self.start,
+            total: self.nodes as u64 * self.requests as u64,
+            left: self.requests,
+            done: 0,
+            wants: false,
+            inside: false,
+            token: None,
+            last_hop: None,
+            created: stable.get(CREATED).ok().flatten().unwrap_or(false),
+        }
+    }
+
+    fn checker(&self) -> Box<dyn Checker<TokenRingMutex>> {
+        Box::new(MutexChecker::new(vec![self.requests; self.nodes]))
+    }
+}
