@@ -88,12 +88,10 @@ impl Protocol for CentralMutex {
                 }
                 self.grant_next(ctx);
             }
-            Msg::Release { seq } if self.id == COORDINATOR => {
-                if self.holder == Some((from, seq)) {
-                    self.holder = None;
-                    ctx.persist(HOLDER, &self.holder);
-                    self.grant_next(ctx);
-                }
+            Msg::Release { seq } if self.id == COORDINATOR && self.holder == Some((from, seq)) => {
+                self.holder = None;
+                ctx.persist(HOLDER, &self.holder);
+                self.grant_next(ctx);
             }
             Msg::Grant { seq } if self.waiting && seq == self.done => {
                 self.waiting = false;
