@@ -27,9 +27,11 @@ struct Failure {
 struct One(SimConfig);
 
 impl Driver for One {
-    type Output = Option<Violation>;
+    /// The first violation, and whether the run hit the event limit.
+    type Output = (Option<Violation>, bool);
     fn run<S: Setup>(self, setup: S) -> Self::Output {
-        Simulation::new(setup, self.0).run().violations.into_iter().next()
+        let o = Simulation::new(setup, self.0).run();
+        (o.violations.into_iter().next(), o.end == agora_sim::EndReason::EventLimit)
     }
 }
 
@@ -70,6 +72,7 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
     };
     let next = AtomicU64::new(seeds.start);
     let failures: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
+    let limited = AtomicU64::new(0);
     let started = std::time::Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -81,7 +84,15 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
                 let params = sim_cmd::params(&args.params, seed).expect("validated above");
                 let mut cfg = SimConfig::new(seed).with_faults(fault_cfg.clone());
                 cfg.max_time = Time::from_millis_f64(args.max_time_ms);
-                if let Ok(Some(v)) = agora_protocols::dispatch(&args.protocol, &params, One(cfg)) {
+                cfg.max_events = args.max_events;
+                let Ok((violation, hit_limit)) = agora_protocols::dispatch(&args.protocol, &params, One(cfg))
+                else {
+                    continue;
+                };
+                if hit_limit {
+                    limited.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(v) = violation {
                     let f = Failure {
                         seed,
                         property: v.property.to_string(),
@@ -117,6 +128,7 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
             "runs": total,
             "failed": failures.len(),
             "failures": failures,
+            "event_limited": limited.load(Ordering::Relaxed),
             "wall_ms": wall_ms,
         });
         println!("{out}");
@@ -127,6 +139,10 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
             wall_ms / 1e3,
             failures.len()
         );
+        let l = limited.load(Ordering::Relaxed);
+        if l > 0 {
+            println!("{l} run(s) stopped at --max-events {} before their end", args.max_events);
+        }
     }
     Ok(if failures.is_empty() { 0 } else { 1 })
 }

@@ -55,6 +55,9 @@ pub struct CheckArgs {
     /// Stop each run at this virtual time.
     #[arg(long, value_name = "MS", default_value_t = 60_000.0)]
     pub max_time_ms: f64,
+    /// Stop each run after this many events (a runaway run is reported, not a failure).
+    #[arg(long, value_name = "N", default_value_t = 5_000_000)]
+    pub max_events: u64,
     /// Worker threads [default: the number of cores].
     #[arg(long)]
     pub threads: Option<usize>,

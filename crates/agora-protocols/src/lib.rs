@@ -6,6 +6,7 @@
 
 pub mod all_to_all;
 pub mod commit;
+pub mod election;
 pub mod flood;
 pub mod mutex;
 pub mod registry;

@@ -7,6 +7,8 @@
 use crate::all_to_all::{self, AllToAllSetup};
 use crate::commit::three_phase_commit::ThreePhaseCommitSetup;
 use crate::commit::two_phase_commit::TwoPhaseCommitSetup;
+use crate::election::bully::BullySetup;
+use crate::election::ring_election::RingElectionSetup;
 use crate::flood::{self, FloodSetup};
 use crate::mutex::central_mutex::CentralMutexSetup;
 use crate::mutex::lamport_mutex::LamportMutexSetup;
@@ -28,6 +30,8 @@ pub const PROTOCOLS: &[(&str, &str)] = &[
     ("lamport-mutex", "Lamport's mutual exclusion: 3(N-1) messages per entry"),
     ("ricart-agrawala", "Ricart-Agrawala mutual exclusion: 2(N-1) messages per entry"),
     ("token-ring-mutex", "mutual exclusion by a token circulating a ring from --start"),
+    ("bully", "bully leader election with heartbeats; --start picks who starts (best/worst case)"),
+    ("ring-election", "Chang-Roberts election on a ring with heartbeats; --start: single initiator"),
 ];
 
 /// Parameters shared by the protocols; each protocol uses the ones it needs.
@@ -219,6 +223,17 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
                     requests,
                     start: NodeId(start(params)?.unwrap_or(0)),
                 }),
+            })
+        }
+        "bully" | "ring-election" => {
+            if let Some(v) = variant {
+                return Err(bad_variant(v));
+            }
+            let (nodes, timeout, starter) = (params.nodes, timeout(params)?, start(params)?.map(NodeId));
+            Ok(if name == "bully" {
+                driver.run(BullySetup { nodes, starter: starter.unwrap_or(NodeId(0)), timeout })
+            } else {
+                driver.run(RingElectionSetup { nodes, starter, timeout })
             })
         }
         _ => Err(ParamError::UnknownProtocol(name.to_string())),

@@ -45,10 +45,15 @@ impl Driver for Sim {
 
 /// Runs `protocol` with `params` under the faults in `faults` (TOML), to 60 s of virtual time.
 pub fn check(protocol: &str, params: &Params, faults: &str) -> Run {
+    check_until(protocol, params, faults, 60_000)
+}
+
+/// Like [`check`], stopping at `ms` of virtual time.
+pub fn check_until(protocol: &str, params: &Params, faults: &str, ms: u64) -> Run {
     let faults = Faults::from_toml(faults).unwrap();
     faults.validate(params.nodes).unwrap();
     let mut cfg = SimConfig::new(params.seed).with_faults(faults);
-    cfg.max_time = Time::from_millis(60_000);
+    cfg.max_time = Time::from_millis(ms);
     cfg.keep_observations = true;
     dispatch(protocol, params, Sim(cfg)).unwrap()
 }

@@ -1,0 +1,255 @@
+//! `bully`: the bully algorithm (Garcia-Molina, *Elections in a Distributed Computing
+//! System*, IEEE Transactions on Computers, 1982).
+//!
+//! **Algorithm.** A node that starts an election sends ELECTION to every node with a higher
+//! id. A node receiving ELECTION from a lower id answers OK and starts its own election (once).
+//! A node that gets no OK within the timeout has the highest live id: it announces itself with
+//! COORDINATOR to all. A node that got an OK waits for the COORDINATOR and starts over if none
+//! comes. The leader sends HEARTBEAT every quarter timeout; a follower that misses them for a
+//! timeout starts an election, and so does a node that hears a leader with a lower id than its
+//! own (a restarted node listens for a heartbeat first, so that it learns the
+//! term in force). Terms grow with every announcement and are persisted.
+//!
+//! `--start S` picks the node that starts the first election and whose failure detector is the
+//! fastest (the others wait twice as long), to select the best or the worst case.
+//!
+//! **Message complexity** of an election started by node s in a cluster 0..N (ELECTION, OK
+//! and COORDINATOR messages; heartbeats are counted apart by type): every node h ≥ s sends
+//! ELECTION to the N−1−h nodes above it and each answers OK, then the winner sends N−1
+//! COORDINATOR: 2·Σ_{h=s}^{N−1}(N−1−h) + (N−1) = (N−s)(N−s−1) + (N−1). Best case, the
+//! highest node starts (s = N−1): N−1 messages. Worst case, the lowest starts (s = 0):
+//! N(N−1) + (N−1) = N²−1, i.e. O(N²) (Garcia-Molina 1982; Coulouris et al., *Distributed
+//! Systems*, 5th ed., 2012, §15.3). After the leader N−1 crashes, in the best case node N−2
+//! notices first: 1 ELECTION (unanswered) + N−2 COORDINATOR = N−1 (it does not tell the leader
+//! it suspects). In the worst case node 0 notices: N(N−1)/2 ELECTION + (N−1)(N−2)/2 OK + N−1
+//! COORDINATOR (one of them to the crashed leader, lost) = N(N−1).
+//!
+//! **Tolerates** crashes and restarts of any nodes, assuming the timeout exceeds a round trip
+//! (a synchronous network). Bully is not consensus: under loss or partitions a node can
+//! wrongly conclude it is the highest, and a delayed duplicate ELECTION reaching a node that
+//! just restarted can make it announce a term someone else announced while it was down — two
+//! leaders in one term, which the checker catches (`agora check bully --duplicate 0.1
+//! --random-crashes 3`). Once faults stop, heartbeats bring every live node to the highest.
+
+use super::{heartbeat, ElectionChecker, ElectionObs};
+use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    Election { term: u64 },
+    Ok { term: u64 },
+    Coordinator { term: u64 },
+    Heartbeat { term: u64 },
+}
+
+impl Message for Msg {
+    fn kind(&self) -> &'static str {
+        match self {
+            Msg::Election { .. } => "ELECTION",
+            Msg::Ok { .. } => "OK",
+            Msg::Coordinator { .. } => "COORDINATOR",
+            Msg::Heartbeat { .. } => "HEARTBEAT",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// No OK came: we are the highest.
+    NoAnswer,
+    /// An OK came but no COORDINATOR followed.
+    NoCoordinator,
+    /// The leader's heartbeats stopped.
+    LeaderSilent,
+    /// Leader: time to heartbeat.
+    Beat,
+}
+
+const TERM: &str = "term";
+
+pub struct Bully {
+    id: NodeId,
+    n: usize,
+    timeout: Duration,
+    starter: NodeId,
+    term: u64,
+    leader: Option<NodeId>,
+    /// The leader whose silence started the current election (not told of the result).
+    failed: Option<NodeId>,
+    electing: bool,
+    restarted: bool,
+}
+
+impl Bully {
+    fn detect_after(&self, ctx: &mut Context<'_, Self>) -> Duration {
+        // The starter notices first; the others wait long enough for its whole election.
+        let base = if self.id == self.starter { self.timeout } else { self.timeout * 3 };
+        base + self.timeout.mul_f64(ctx.rng().random_range(0.0..0.25))
+    }
+
+    fn start_election(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.electing {
+            return;
+        }
+        self.electing = true;
+        self.leader = None;
+        ctx.cancel_timer(Timer::LeaderSilent);
+        ctx.observe(ElectionObs::Started { term: self.term });
+        ctx.op_begin(self.term);
+        let higher: Vec<NodeId> = (self.id.0 + 1..self.n as u32).map(NodeId).collect();
+        if higher.is_empty() {
+            self.become_leader(ctx);
+        } else {
+            ctx.multicast(higher, Msg::Election { term: self.term });
+            ctx.set_timer(Timer::NoAnswer, self.timeout);
+        }
+    }
+
+    fn become_leader(&mut self, ctx: &mut Context<'_, Self>) {
+        self.term += 1;
+        ctx.persist(TERM, &self.term);
+        self.electing = false;
+        self.leader = Some(self.id);
+        ctx.cancel_timer(Timer::NoAnswer);
+        ctx.cancel_timer(Timer::NoCoordinator);
+        ctx.observe(ElectionObs::Leader { leader: self.id, term: self.term });
+        ctx.op_end(self.term - 1);
+        // Everyone but the leader whose silence started this election.
+        let to: Vec<NodeId> =
+            (0..self.n as u32).map(NodeId).filter(|p| *p != self.id && Some(*p) != self.failed).collect();
+        ctx.multicast(to, Msg::Coordinator { term: self.term });
+        ctx.set_timer(Timer::Beat, heartbeat(self.timeout));
+    }
+
+    fn follow(&mut self, ctx: &mut Context<'_, Self>, leader: NodeId, term: u64) {
+        self.term = self.term.max(term);
+        ctx.persist(TERM, &self.term);
+        self.electing = false;
+        ctx.cancel_timer(Timer::NoAnswer);
+        ctx.cancel_timer(Timer::NoCoordinator);
+        ctx.cancel_timer(Timer::Beat);
+        if self.leader != Some(leader) {
+            self.leader = Some(leader);
+            ctx.observe(ElectionObs::Leader { leader, term });
+            ctx.op_end(term - 1);
+        }
+        let t = self.detect_after(ctx);
+        ctx.set_timer(Timer::LeaderSilent, t);
+    }
+}
+
+impl Protocol for Bully {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Obs = ElectionObs;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.id == self.starter && !self.restarted {
+            self.start_election(ctx);
+        } else {
+            // A restarted node first listens for a heartbeat period: the current leader's
+            // heartbeat tells it the term in force, and if that leader's id is lower, the
+            // bully rule starts an election with a newer term.
+            let t = self.detect_after(ctx);
+            ctx.set_timer(Timer::LeaderSilent, t);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::Election { term } => {
+                if from.0 < self.id.0 {
+                    let newer = term >= self.term;
+                    self.term = self.term.max(term);
+                    ctx.send(from, Msg::Ok { term: self.term });
+                    if self.leader != Some(self.id) {
+                        self.start_election(ctx);
+                    } else if newer {
+                        // We lead, but the elector knows a term as new as ours (it missed our
+                        // announcement, or followed a leader we never heard of): announce again.
+                        self.become_leader(ctx);
+                    }
+                }
+            }
+            Msg::Ok { term } => {
+                self.term = self.term.max(term);
+                if self.electing {
+                    ctx.cancel_timer(Timer::NoAnswer);
+                    ctx.set_timer(Timer::NoCoordinator, self.timeout * 2);
+                }
+            }
+            Msg::Coordinator { term } | Msg::Heartbeat { term } => {
+                if from.0 < self.id.0 {
+                    // A lower node leads: bully it.
+                    self.term = self.term.max(term);
+                    self.leader = None;
+                    self.start_election(ctx);
+                } else if term >= self.term || self.leader == Some(from) {
+                    self.follow(ctx, from, term);
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Timer) {
+        match timer {
+            Timer::NoAnswer => {
+                if self.electing {
+                    self.become_leader(ctx);
+                }
+            }
+            Timer::NoCoordinator | Timer::LeaderSilent => {
+                if timer == Timer::LeaderSilent {
+                    self.failed = self.leader;
+                }
+                self.electing = false;
+                self.start_election(ctx);
+            }
+            Timer::Beat => {
+                if self.leader == Some(self.id) {
+                    ctx.broadcast(Msg::Heartbeat { term: self.term });
+                    ctx.set_timer(Timer::Beat, heartbeat(self.timeout));
+                }
+            }
+        }
+    }
+}
+
+pub struct BullySetup {
+    pub nodes: usize,
+    pub starter: NodeId,
+    pub timeout: Duration,
+}
+
+impl Setup for BullySetup {
+    type Node = Bully;
+
+    fn name(&self) -> &'static str {
+        "bully"
+    }
+
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    fn build(&self, id: NodeId, stable: &Stable) -> Bully {
+        Bully {
+            id,
+            n: self.nodes,
+            timeout: self.timeout,
+            starter: self.starter,
+            term: stable.get(TERM).ok().flatten().unwrap_or(0),
+            leader: None,
+            failed: None,
+            electing: false,
+            restarted: !stable.is_empty(),
+        }
+    }
+
+    fn checker(&self) -> Box<dyn Checker<Bully>> {
+        Box::new(ElectionChecker::new(self.nodes, self.timeout))
+    }
+}

@@ -1,0 +1,353 @@
+//! `ring-election`: Chang and Roberts' election on a unidirectional ring (Chang & Roberts,
+//! *An Improved Algorithm for Decentralized Extrema-Finding in Circular Configurations of
+//! Processes*, CACM 1979), with hop-by-hop acknowledgements so that the ring heals around
+//! crashed nodes.
+//!
+//! **Algorithm.** Nodes form the ring 0 → 1 → … → N−1 → 0. An initiator marks itself a
+//! participant and sends ELECTION(its id) to its successor. A node receiving ELECTION(j)
+//! forwards it if j is larger than its id; if j is smaller it replaces it with its own id,
+//! unless it already participates, in which case it drops it; if j is its own id, it has won:
+//! it sends ELECTED(id, term) around the ring, which every node records and forwards until it
+//! returns to the winner. ELECTION also carries the highest term of every node it passes, so
+//! the winner's term is newer than any in use. Every hop is acknowledged (ACK); a node whose successor does not
+//! acknowledge within half a timeout skips it and sends to the next, so crashed nodes drop out
+//! of the ring. As in `bully`, the leader heartbeats and followers that miss it start a new
+//! election; `--start S` picks the single initiator of the first election (all nodes initiate
+//! when it is not given).
+//!
+//! **Message complexity** (ELECTION and ELECTED; each hop adds one ACK, counted apart by type):
+//! with a single initiator s, its id travels up to the highest node (N−1−s hops, replaced at
+//! each by a larger id), the highest id makes a full circle (N hops), then ELECTED circles once
+//! (N hops): (N−1−s) + 2N. Best case, the highest node initiates: 2N; worst single initiator,
+//! node 0: 3N−1. With every node initiating on this ascending ring: N + (N−1) ELECTION and N
+//! ELECTED = 3N−1. The O(N²) worst case, N(N+1)/2 ELECTION, needs ids descending along the
+//! ring, which this ring order does not produce (Chang & Roberts 1979; Lynch 1996, §3.3).
+//!
+//! **Tolerates** crash-stop failures (the ring skips silent nodes; heartbeats restart
+//! elections) and duplication, on a synchronous network; after restarts, live nodes again
+//! converge on the highest. Its terms are not backed by a quorum: if every node that knew the
+//! newest term is down while an election runs, the winner can announce a term already used —
+//! `agora check ring-election --random-crashes 3` finds such seeds, and the checker reports two
+//! leaders in one term (a majority vote, as in Raft, is what closes this gap). Loss can make a
+//! node skip a live successor; partitions can elect one leader per side.
+
+use super::{heartbeat, ElectionChecker, ElectionObs};
+use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    /// `id` names this ring message (creator, counter) so that network duplicates are dropped.
+    Election {
+        candidate: u32,
+        term: u64,
+        id: (u32, u64),
+    },
+    Elected {
+        leader: u32,
+        term: u64,
+        id: (u32, u64),
+    },
+    Ack {
+        seq: u64,
+    },
+    Heartbeat {
+        term: u64,
+    },
+}
+
+/// A hop awaiting its ACK.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Hop {
+    seq: u64,
+    msg: Msg,
+    to: u32,
+}
+
+/// A ring message with its hop sequence number, for acknowledgement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub seq: u64,
+    pub msg: Msg,
+}
+
+impl Message for Envelope {
+    fn kind(&self) -> &'static str {
+        match self.msg {
+            Msg::Election { .. } => "ELECTION",
+            Msg::Elected { .. } => "ELECTED",
+            Msg::Ack { .. } => "ACK",
+            Msg::Heartbeat { .. } => "HEARTBEAT",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// The successor did not acknowledge hop `seq`.
+    HopTimeout(u64),
+    LeaderSilent,
+    Beat,
+}
+
+const TERM: &str = "term";
+
+pub struct RingElection {
+    id: NodeId,
+    n: usize,
+    timeout: Duration,
+    starter: Option<NodeId>,
+    term: u64,
+    leader: Option<NodeId>,
+    participant: bool,
+    /// Hops sent and not yet acknowledged.
+    pending: Vec<Hop>,
+    next_seq: u64,
+    /// Successors that did not acknowledge: skipped until heard from again.
+    suspected: Vec<bool>,
+    /// The last announcement this node passed on, so that none circles forever.
+    forwarded_elected: Option<(u32, u64)>,
+    /// Ring messages recently handled, by id: a duplicate is acknowledged and dropped.
+    seen: std::collections::VecDeque<(u32, u64)>,
+    /// Counter for the ids of ring messages this node creates.
+    created: u64,
+    restarted: bool,
+}
+
+impl RingElection {
+    fn successor(&self, after: u32) -> Option<u32> {
+        (1..self.n as u32)
+            .map(|k| (after + k) % self.n as u32)
+            .find(|s| !self.suspected[*s as usize] && *s != self.id.0)
+    }
+
+    fn forward(&mut self, ctx: &mut Context<'_, Self>, msg: Msg) {
+        let Some(to) = self.successor(self.id.0) else {
+            // Alone in the ring: the message comes straight back.
+            self.handle(ctx, self.id, msg);
+            return;
+        };
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        self.pending.push(Hop { seq, msg: msg.clone(), to });
+        ctx.send(NodeId(to), Envelope { seq, msg });
+        ctx.set_timer(Timer::HopTimeout(seq), self.timeout / 2);
+    }
+
+    fn new_id(&mut self) -> (u32, u64) {
+        self.created += 1;
+        (self.id.0, self.created)
+    }
+
+    fn detect_after(&self, ctx: &mut Context<'_, Self>) -> Duration {
+        let fast = self.starter.is_none_or(|s| s == self.id);
+        let base = if fast { self.timeout } else { self.timeout * 3 };
+        base + self.timeout.mul_f64(ctx.rng().random_range(0.0..0.25))
+    }
+
+    fn initiate(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.participant {
+            return;
+        }
+        self.participant = true;
+        self.leader = None;
+        ctx.observe(ElectionObs::Started { term: self.term });
+        ctx.op_begin(self.term);
+        let (term, id) = (self.term, self.new_id());
+        self.forward(ctx, Msg::Election { candidate: self.id.0, term, id });
+        let t = self.detect_after(ctx);
+        ctx.set_timer(Timer::LeaderSilent, t * 2);
+    }
+
+    fn handle(&mut self, ctx: &mut Context<'_, Self>, _from: NodeId, msg: Msg) {
+        // A candidate or a leader named in a message is alive: stop skipping it.
+        if let Msg::Election { candidate: c, .. } | Msg::Elected { leader: c, .. } = msg {
+            self.suspected[c as usize] = false;
+        }
+        match msg {
+            Msg::Election { candidate, term, id } => {
+                // The message gathers the highest term of every node it passes, so the winner
+                // announces a term newer than any in use, even after a restart.
+                let term = self.term.max(term);
+                if candidate > self.id.0 {
+                    self.participant = true;
+                    self.forward(ctx, Msg::Election { candidate, term, id });
+                } else if candidate < self.id.0 {
+                    if self.leader == Some(self.id) {
+                        // We lead, yet someone elects: a node that missed our announcement, or
+                        // that knows a term as new as ours. Announce again, in a newer term.
+                        if term >= self.term {
+                            self.announce(ctx, term + 1);
+                        }
+                    } else if !self.participant {
+                        self.participant = true;
+                        let id = self.new_id();
+                        self.forward(ctx, Msg::Election { candidate: self.id.0, term, id });
+                    }
+                } else if self.leader != Some(self.id) {
+                    // Our own id came back: we have the highest id in the ring.
+                    self.announce(ctx, term + 1);
+                }
+            }
+            Msg::Elected { leader, term, id } => {
+                let known = self.forwarded_elected.is_some_and(|(l, t)| l == leader && t >= term);
+                if leader == self.id.0 || known || term < self.term {
+                    // Back at the winner, already forwarded here, or stale: it has gone round.
+                    return;
+                }
+                self.forwarded_elected = Some((leader, term));
+                self.accept(ctx, NodeId(leader), term);
+                self.forward(ctx, Msg::Elected { leader, term, id });
+            }
+            Msg::Heartbeat { term } => {
+                let from = _from;
+                if from.0 < self.id.0 && !self.participant {
+                    // A lower node leads: this node's id would win; elect again.
+                    self.term = self.term.max(term);
+                    self.initiate(ctx);
+                } else if from.0 >= self.id.0 && (term >= self.term || self.leader == Some(from)) {
+                    self.accept(ctx, from, term);
+                }
+            }
+            Msg::Ack { .. } => {}
+        }
+    }
+
+    /// Leads in `term` and sends ELECTED around the ring.
+    fn announce(&mut self, ctx: &mut Context<'_, Self>, term: u64) {
+        self.term = term;
+        ctx.persist(TERM, &self.term);
+        self.participant = false;
+        self.leader = Some(self.id);
+        ctx.observe(ElectionObs::Leader { leader: self.id, term });
+        ctx.op_end(term - 1);
+        let id = self.new_id();
+        self.forward(ctx, Msg::Elected { leader: self.id.0, term, id });
+        ctx.cancel_timer(Timer::LeaderSilent);
+        ctx.set_timer(Timer::Beat, heartbeat(self.timeout));
+    }
+
+    fn accept(&mut self, ctx: &mut Context<'_, Self>, leader: NodeId, term: u64) {
+        self.term = self.term.max(term);
+        ctx.persist(TERM, &self.term);
+        self.participant = false;
+        ctx.cancel_timer(Timer::Beat);
+        if self.leader != Some(leader) {
+            self.leader = Some(leader);
+            ctx.observe(ElectionObs::Leader { leader, term });
+            ctx.op_end(term - 1);
+        }
+        let t = self.detect_after(ctx);
+        ctx.set_timer(Timer::LeaderSilent, t);
+    }
+}
+
+impl Protocol for RingElection {
+    type Msg = Envelope;
+    type Timer = Timer;
+    type Obs = ElectionObs;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        let first = !self.restarted && self.starter.is_none_or(|s| s == self.id);
+        if first {
+            self.initiate(ctx);
+        } else {
+            let t = self.detect_after(ctx);
+            ctx.set_timer(Timer::LeaderSilent, t);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, env: Envelope) {
+        self.suspected[from.index()] = false;
+        if let Msg::Ack { seq } = env.msg {
+            if let Some(pos) = self.pending.iter().position(|h| h.seq == seq) {
+                self.pending.swap_remove(pos);
+                ctx.cancel_timer(Timer::HopTimeout(seq));
+            }
+            return;
+        }
+        if !matches!(env.msg, Msg::Heartbeat { .. }) {
+            ctx.send(from, Envelope { seq: 0, msg: Msg::Ack { seq: env.seq } });
+        }
+        if let Msg::Election { id, .. } | Msg::Elected { id, .. } = env.msg {
+            if self.seen.contains(&id) {
+                return; // a duplicate, or a retransmission of a hop we already handled
+            }
+            if self.seen.len() == 64 {
+                self.seen.pop_front();
+            }
+            self.seen.push_back(id);
+        }
+        self.handle(ctx, from, env.msg);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Timer) {
+        match timer {
+            Timer::HopTimeout(seq) => {
+                if let Some(pos) = self.pending.iter().position(|h| h.seq == seq) {
+                    let hop = self.pending.swap_remove(pos);
+                    self.suspected[hop.to as usize] = true;
+                    self.forward(ctx, hop.msg);
+                }
+            }
+            Timer::LeaderSilent => {
+                self.participant = false;
+                if let Some(l) = self.leader {
+                    if l != self.id {
+                        self.suspected[l.index()] = true;
+                    }
+                }
+                self.initiate(ctx);
+            }
+            Timer::Beat => {
+                if self.leader == Some(self.id) {
+                    ctx.broadcast(Envelope { seq: 0, msg: Msg::Heartbeat { term: self.term } });
+                    ctx.set_timer(Timer::Beat, heartbeat(self.timeout));
+                }
+            }
+        }
+    }
+}
+
+pub struct RingElectionSetup {
+    pub nodes: usize,
+    pub starter: Option<NodeId>,
+    pub timeout: Duration,
+}
+
+impl Setup for RingElectionSetup {
+    type Node = RingElection;
+
+    fn name(&self) -> &'static str {
+        "ring-election"
+    }
+
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    fn build(&self, id: NodeId, stable: &Stable) -> RingElection {
+        RingElection {
+            id,
+            n: self.nodes,
+            timeout: self.timeout,
+            starter: self.starter,
+            term: stable.get(TERM).ok().flatten().unwrap_or(0),
+            leader: None,
+            participant: false,
+            pending: Vec::new(),
+            next_seq: 0,
+            suspected: vec![false; self.nodes],
+            forwarded_elected: None,
+            seen: std::collections::VecDeque::new(),
+            created: 0,
+            restarted: !stable.is_empty(),
+        }
+    }
+
+    fn checker(&self) -> Box<dyn Checker<RingElection>> {
+        Box::new(ElectionChecker::new(self.nodes, self.timeout))
+    }
+}
