@@ -154,6 +154,9 @@ pub struct ProtocolArgs {
     /// The node that starts an election or holds the first token [default: per protocol].
     #[arg(long)]
     pub start: Option<u32>,
+    /// Rounds of the ring token (ring-token).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
 }
 
 /// Everything that can go wrong; flags add to (or override) a `--faults` file.

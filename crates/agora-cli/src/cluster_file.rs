@@ -41,6 +41,7 @@ pub struct ParamsFile {
     pub requests: Option<u32>,
     pub fanout: Option<u32>,
     pub start: Option<u32>,
+    pub rounds: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +108,7 @@ impl ClusterFile {
             requests: self.params.requests.unwrap_or(defaults.requests),
             fanout: self.params.fanout.unwrap_or(defaults.fanout),
             start: self.params.start.or(defaults.start),
+            rounds: self.params.rounds.unwrap_or(defaults.rounds),
             ..defaults
         })
     }

@@ -81,6 +81,7 @@ pub fn params(p: &ProtocolArgs, seed: u64) -> Result<Params, UserError> {
         requests: p.requests,
         fanout: p.fanout,
         start: p.start,
+        rounds: p.rounds,
     })
 }
 

@@ -14,6 +14,9 @@ use crate::mutex::central_mutex::CentralMutexSetup;
 use crate::mutex::lamport_mutex::LamportMutexSetup;
 use crate::mutex::ricart_agrawala::RicartAgrawalaSetup;
 use crate::mutex::token_ring_mutex::TokenRingMutexSetup;
+use crate::patterns::central::CentralSetup;
+use crate::patterns::gossip::GossipSetup;
+use crate::patterns::ring_token::RingTokenSetup;
 use crate::stream::StreamSetup;
 use crate::topology::{Graph, TopologyKind};
 use agora_core::{NodeId, Setup};
@@ -30,6 +33,9 @@ pub const PROTOCOLS: &[(&str, &str)] = &[
     ("lamport-mutex", "Lamport's mutual exclusion: 3(N-1) messages per entry"),
     ("ricart-agrawala", "Ricart-Agrawala mutual exclusion: 2(N-1) messages per entry"),
     ("token-ring-mutex", "mutual exclusion by a token circulating a ring from --start"),
+    ("central", "clients JOIN server node 0, then make --requests request/reply exchanges"),
+    ("ring-token", "a token circulates the ring for --rounds rounds from --start"),
+    ("gossip", "push gossip of a rumour from --origin to --fanout random peers per round"),
     ("bully", "bully leader election with heartbeats; --start picks who starts (best/worst case)"),
     ("ring-election", "Chang-Roberts election on a ring with heartbeats; --start: single initiator"),
 ];
@@ -58,6 +64,8 @@ pub struct Params {
     pub fanout: u32,
     /// The node that starts (an election, a token); `None`: the protocol's default.
     pub start: Option<u32>,
+    /// Rounds of the ring token.
+    pub rounds: u32,
 }
 
 impl Params {
@@ -75,6 +83,7 @@ impl Params {
             requests: 3,
             fanout: 3,
             start: None,
+            rounds: 1,
         }
     }
 }
@@ -223,6 +232,44 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
                     requests,
                     start: NodeId(start(params)?.unwrap_or(0)),
                 }),
+            })
+        }
+        "central" | "ring-token" | "gossip" => {
+            if let Some(v) = variant {
+                return Err(bad_variant(v));
+            }
+            let nodes = params.nodes;
+            Ok(match name {
+                "central" => {
+                    if nodes < 2 {
+                        return Err(ParamError::Invalid(
+                            "central needs a server and a client: --nodes 2 or more".into(),
+                        ));
+                    }
+                    driver.run(CentralSetup { nodes, requests: params.requests, timeout: timeout(params)? })
+                }
+                "ring-token" => {
+                    let start = NodeId(start(params)?.unwrap_or(0));
+                    driver.run(RingTokenSetup { nodes, rounds: params.rounds, start })
+                }
+                _ => {
+                    if params.origin as usize >= nodes {
+                        return Err(ParamError::Invalid(format!(
+                            "--origin {} is not a node (nodes are 0..{nodes})",
+                            params.origin
+                        )));
+                    }
+                    if params.fanout == 0 {
+                        return Err(ParamError::Invalid("--fanout must be at least 1".into()));
+                    }
+                    driver.run(GossipSetup {
+                        nodes,
+                        origin: NodeId(params.origin),
+                        payload: params.seed,
+                        fanout: params.fanout as usize,
+                        period: timeout(params)? / 4,
+                    })
+                }
             })
         }
         "bully" | "ring-election" => {

@@ -1,0 +1,6 @@
+//! Communication patterns from the seed report: `central` (client–server), `ring-token` and
+//! `gossip`. (`all-to-all` and `flood` live in their own modules.)
+
+pub mod central;
+pub mod gossip;
+pub mod ring_token;

@@ -1,0 +1,180 @@
+//! `ring-token`: a token circulates a unidirectional ring 0 → 1 → … → N−1 → 0 for `--rounds`
+//! rounds, starting at `--start` (the seed report's ring: N messages per round).
+//!
+//! **Properties.** *single-token* (always): the token's hop count only grows — no copy of it
+//! is ever held twice. *all-rounds* (at end, no loss and no crash): every node held it once
+//! per round.
+//!
+//! **Message complexity.** Exactly N per round: N·R in all.
+//!
+//! **Tolerates** duplication (a node ignores a token not newer than the last it held, which it
+//! persists, so restarts neither recreate the token nor revive a stale copy). A lost token or
+//! a crash of its holder ends the circulation (no regeneration).
+
+use agora_core::{
+    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time,
+    Violation,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub hop: u64,
+}
+
+impl Message for Token {
+    fn kind(&self) -> &'static str {
+        "TOKEN"
+    }
+}
+
+/// "I hold the token at hop `hop`."
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub hop: u64,
+}
+
+/// The last hop this node held, persisted so that a restart neither recreates the token nor
+/// accepts a stale copy.
+const LAST: &str = "last";
+
+pub struct RingToken {
+    id: NodeId,
+    n: usize,
+    start: NodeId,
+    hops: u64,
+    last: Option<u64>,
+}
+
+impl RingToken {
+    fn hold(&mut self, ctx: &mut Context<'_, Self>, hop: u64) {
+        self.last = Some(hop);
+        ctx.persist(LAST, &hop);
+        ctx.observe(Held { hop });
+        if hop == self.hops {
+            ctx.op_end(0);
+            return;
+        }
+        ctx.send(NodeId((self.id.0 + 1) % self.n as u32), Token { hop: hop + 1 });
+    }
+}
+
+impl Protocol for RingToken {
+    type Msg = Token;
+    type Timer = ();
+    type Obs = Held;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.id == self.start && self.last.is_none() {
+            ctx.op_begin(0);
+            self.hold(ctx, 0);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, _: NodeId, t: Token) {
+        if self.last.is_none_or(|l| t.hop > l) {
+            self.hold(ctx, t.hop);
+        }
+    }
+
+    fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
+}
+
+pub struct RingTokenSetup {
+    pub nodes: usize,
+    pub rounds: u32,
+    pub start: NodeId,
+}
+
+impl Setup for RingTokenSetup {
+    type Node = RingToken;
+
+    fn name(&self) -> &'static str {
+        "ring-token"
+    }
+
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    fn build(&self, id: NodeId, stable: &Stable) -> RingToken {
+        RingToken {
+            id,
+            n: self.nodes,
+            start: self.start,
+            hops: self.nodes as u64 * self.rounds as u64,
+            last: stable.get(LAST).ok().flatten(),
+        }
+    }
+
+    fn checker(&self) -> Box<dyn Checker<RingToken>> {
+        Box::new(RingTokenChecker {
+            rounds: self.rounds,
+            last: None,
+            held: vec![0; self.nodes],
+            crashed: false,
+        })
+    }
+}
+
+pub struct RingTokenChecker {
+    rounds: u32,
+    last: Option<u64>,
+    held: Vec<u32>,
+    crashed: bool,
+}
+
+impl Checker<RingToken> for RingTokenChecker {
+    fn properties(&self) -> Vec<Property> {
+        vec![
+            Property {
+                name: "single-token",
+                kind: PropertyKind::Always,
+                description: "the token's hop count only grows",
+            },
+            Property {
+                name: "all-rounds",
+                kind: PropertyKind::AtEnd,
+                description: "with no loss and no crash, every node held the token once per round",
+            },
+        ]
+    }
+
+    fn observe(&mut self, at: Time, node: NodeId, obs: &Held) -> Result<(), Violation> {
+        if self.last.is_some_and(|l| obs.hop <= l) {
+            return Err(Violation::new(
+                "single-token",
+                Some(node),
+                at,
+                format!("holds the token at hop {} after hop {:?} was held", obs.hop, self.last),
+            ));
+        }
+        self.last = Some(obs.hop);
+        // Hop 0 and hop N·R are both at the start node: the circle closes there.
+        if obs.hop > 0 {
+            self.held[node.index()] += 1;
+        }
+        Ok(())
+    }
+
+    fn lifecycle(&mut self, _: Time, _: NodeId, event: agora_core::Lifecycle) {
+        if event == agora_core::Lifecycle::Crashed {
+            self.crashed = true;
+        }
+    }
+
+    fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
+        if !end.network_reliable || self.crashed || !end.quiescent {
+            return Vec::new();
+        }
+        match (0..self.held.len()).find(|&i| self.held[i] != self.rounds) {
+            None => Vec::new(),
+            Some(i) => vec![Violation::new(
+                "all-rounds",
+                Some(NodeId(i as u32)),
+                end.at,
+                format!("held the token {} times in {} rounds", self.held[i], self.rounds),
+            )],
+        }
+    }
+}
