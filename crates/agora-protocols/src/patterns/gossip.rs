@@ -7,10 +7,11 @@
 //!
 //! **Properties.** *no-duplication* and *no-creation* (always): a node delivers the rumour
 //! once, and only the origin's. *full-coverage* (at end, with no loss and no crash): every
-//! node delivered. Coverage is probabilistic: a node is missed only if none of the ≈ kN(log₂N
-//! + 4 − log_{k+1}N) pushes reaches it, a chance of about e^{−k(log₂N + 4 − log_{k+1}N)} per
-//! node — below 10⁻⁶ for k = 3 at N ≤ 1000 — so the check can, in principle, fail on a
-//! correct run; the complexity report shows the messages this costs.
+//! node delivered. Coverage is probabilistic: a node is missed only if none of the roughly
+//! k·N·(log₂N + 4 − log_{k+1}N) pushes reaches it, a chance of about
+//! e^{−k·(log₂N + 4 − log_{k+1}N)} per node — below 10⁻⁶ for k = 3 at N ≤ 1000 — so the
+//! check can, in principle, fail on a correct run; the complexity report shows the messages
+//! this costs.
 //!
 //! **Message complexity.** About k·N·(log₂N + 4 − log_{k+1}N) pushes: O(kN log N), against
 //! N(N−1) for all-to-all.
