@@ -28,6 +28,8 @@ pub enum Command {
     Sim(Box<SimArgs>),
     /// List the protocols, what they do and the properties their checkers judge.
     Protocols,
+    /// Logical clocks over a scenario: every event with its Lamport or vector timestamp.
+    Clocks(ClocksArgs),
     /// Run a protocol in the simulator over a range of seeds and report every failing seed.
     Check(Box<CheckArgs>),
     /// Run a protocol over TCP: every node in this process on 127.0.0.1, no set-up.
@@ -38,6 +40,30 @@ pub enum Command {
     Up(UpArgs),
     /// Measure the simulator's speed and memory (runs each size in its own process).
     Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ClocksArgs {
+    /// lamport or vector.
+    pub kind: String,
+    /// `seed` (the seed report's example), `random` (from --seed), or events in the seed's
+    /// notation, processes separated by `;`: 'PI MS0 PI MR1 MS2; MR3 MR0 MS1; MS3 PI MR2'.
+    #[arg(long, default_value = "seed")]
+    pub scenario: String,
+    /// Processes of a random scenario.
+    #[arg(long, short = 'n', default_value_t = 4)]
+    pub nodes: usize,
+    /// Events per process of a random scenario.
+    #[arg(long, default_value_t = 6)]
+    pub events: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Two events to compare, e.g. MS_0,MR_3 (repeatable): ordered or concurrent?
+    #[arg(long, value_name = "A,B")]
+    pub compare: Vec<String>,
+    /// Print exactly one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -157,6 +183,10 @@ pub struct ProtocolArgs {
     /// Rounds of the ring token (ring-token).
     #[arg(long, default_value_t = 1)]
     pub rounds: u32,
+    /// Logical clocks: `seed` (the seed report's example), `random` (drawn from --seed, --msgs
+    /// events per process) or a scenario such as 'PI MS0 MR1; MR0 MS1'.
+    #[arg(long, default_value = "random")]
+    pub scenario: String,
 }
 
 /// Everything that can go wrong; flags add to (or override) a `--faults` file.

@@ -42,6 +42,7 @@ pub struct ParamsFile {
     pub fanout: Option<u32>,
     pub start: Option<u32>,
     pub rounds: Option<u32>,
+    pub scenario: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +110,7 @@ impl ClusterFile {
             fanout: self.params.fanout.unwrap_or(defaults.fanout),
             start: self.params.start.or(defaults.start),
             rounds: self.params.rounds.unwrap_or(defaults.rounds),
+            scenario: self.params.scenario.clone().unwrap_or(defaults.scenario),
             ..defaults
         })
     }

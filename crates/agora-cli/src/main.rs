@@ -4,6 +4,7 @@
 mod bench;
 mod check_cmd;
 mod cli;
+mod clocks_cmd;
 mod cluster_file;
 mod error;
 mod faults;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         .init();
     let result = match &cli.command {
         Command::Sim(args) => sim_cmd::run(args, argv),
+        Command::Clocks(args) => clocks_cmd::run(args),
         Command::Check(args) => check_cmd::run(args, &argv),
         Command::Run(args) => net_cmd::run(args, &argv),
         Command::Node(args) => net_cmd::node(args),

@@ -82,6 +82,7 @@ pub fn params(p: &ProtocolArgs, seed: u64) -> Result<Params, UserError> {
         fanout: p.fanout,
         start: p.start,
         rounds: p.rounds,
+        scenario: p.scenario.clone(),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod all_to_all;
 pub mod commit;
 pub mod election;
 pub mod flood;
+pub mod logical_clocks;
 pub mod mutex;
 pub mod patterns;
 pub mod registry;

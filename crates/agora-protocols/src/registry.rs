@@ -10,6 +10,7 @@ use crate::commit::two_phase_commit::TwoPhaseCommitSetup;
 use crate::election::bully::BullySetup;
 use crate::election::ring_election::RingElectionSetup;
 use crate::flood::{self, FloodSetup};
+use crate::logical_clocks::{ClockKind, LogicalClockSetup, Scenario};
 use crate::mutex::central_mutex::CentralMutexSetup;
 use crate::mutex::lamport_mutex::LamportMutexSetup;
 use crate::mutex::ricart_agrawala::RicartAgrawalaSetup;
@@ -36,6 +37,8 @@ pub const PROTOCOLS: &[(&str, &str)] = &[
     ("central", "clients JOIN server node 0, then make --requests request/reply exchanges"),
     ("ring-token", "a token circulates the ring for --rounds rounds from --start"),
     ("gossip", "push gossip of a rumour from --origin to --fanout random peers per round"),
+    ("lamport-clock", "Lamport clocks over a scenario (--scenario seed|random|TEXT)"),
+    ("vector-clock", "vector clocks over a scenario (--scenario seed|random|TEXT)"),
     ("bully", "bully leader election with heartbeats; --start picks who starts (best/worst case)"),
     ("ring-election", "Chang-Roberts election on a ring with heartbeats; --start: single initiator"),
 ];
@@ -66,6 +69,9 @@ pub struct Params {
     pub start: Option<u32>,
     /// Rounds of the ring token.
     pub rounds: u32,
+    /// Logical clocks: `seed`, `random` (from the seed, --msgs events per process) or a
+    /// scenario in the seed report's notation.
+    pub scenario: String,
 }
 
 impl Params {
@@ -84,6 +90,7 @@ impl Params {
             fanout: 3,
             start: None,
             rounds: 1,
+            scenario: "random".into(),
         }
     }
 }
@@ -105,6 +112,19 @@ fn names() -> String {
 pub trait Driver {
     type Output;
     fn run<S: Setup>(self, setup: S) -> Self::Output;
+}
+
+/// The scenario of a logical-clock run. A given scenario sets the number of processes.
+pub fn scenario(params: &Params) -> Result<Scenario, ParamError> {
+    if params.scenario == "random" {
+        if params.nodes > 200 || params.msgs > 200 {
+            return Err(ParamError::Invalid(
+                "logical clocks: at most 200 processes and 200 events (--msgs) per process".into(),
+            ));
+        }
+        return Ok(Scenario::random(params.nodes, params.msgs as usize, params.seed));
+    }
+    Scenario::parse(&params.scenario).map_err(ParamError::Invalid)
 }
 
 fn start(params: &Params) -> Result<Option<u32>, ParamError> {
@@ -271,6 +291,21 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
                     })
                 }
             })
+        }
+        "lamport-clock" | "vector-clock" => {
+            if let Some(v) = variant {
+                return Err(bad_variant(v));
+            }
+            let scenario = scenario(params)?;
+            if scenario.processes.len() != params.nodes {
+                return Err(ParamError::Invalid(format!(
+                    "the scenario has {} processes: run it with --nodes {}",
+                    scenario.processes.len(),
+                    scenario.processes.len()
+                )));
+            }
+            let kind = if name == "lamport-clock" { ClockKind::Lamport } else { ClockKind::Vector };
+            Ok(driver.run(LogicalClockSetup { kind, scenario }))
         }
         "bully" | "ring-election" => {
             if let Some(v) = variant {
