@@ -219,12 +219,11 @@ impl Scenario {
         }
         // Transitive closure (Floyd–Warshall on booleans).
         for k in 0..n {
-            for a in 0..n {
-                if hb[a][k] {
-                    for b in 0..n {
-                        if hb[k][b] {
-                            hb[a][b] = true;
-                        }
+            let via = hb[k].clone();
+            for row in hb.iter_mut() {
+                if row[k] {
+                    for (cell, v) in row.iter_mut().zip(&via) {
+                        *cell |= *v;
                     }
                 }
             }
