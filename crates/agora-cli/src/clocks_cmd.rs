@@ -95,11 +95,11 @@ pub fn run(args: &ClocksArgs) -> Result<i32, UserError> {
 
     let mut events = Vec::new();
     let mut lines = Vec::new();
-    for (p, evs) in scenario.processes.iter().enumerate() {
+    for (p, row) in stamps.iter().enumerate() {
         let mut line = Vec::new();
-        for i in 0..evs.len() {
+        for (i, stamp) in row.iter().enumerate() {
             let name = scenario.name(p, i);
-            let stamp = stamps[p][i].as_ref().map_or("(not executed)".to_string(), Stamp::to_string);
+            let stamp = stamp.as_ref().map_or("(not executed)".to_string(), Stamp::to_string);
             line.push(format!("{name}{stamp}"));
             events.push(Event { process: p, name, stamp });
         }
