@@ -28,6 +28,9 @@ pub enum Command {
     Sim(Box<SimArgs>),
     /// List the protocols, what they do and the properties their checkers judge.
     Protocols,
+    /// Message complexity, bytes, latency, energy and CO2e of the classic algorithms against N,
+    /// as a table, CSV, JSON and SVG charts.
+    Complexity(ComplexityArgs),
     /// Logical clocks over a scenario: every event with its Lamport or vector timestamp.
     Clocks(ClocksArgs),
     /// Run a protocol in the simulator over a range of seeds and report every failing seed.
@@ -40,6 +43,39 @@ pub enum Command {
     Up(UpArgs),
     /// Measure the simulator's speed and memory (runs each size in its own process).
     Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ComplexityArgs {
+    /// Algorithms, comma-separated [default: all of the classic algorithms].
+    #[arg(long, value_delimiter = ',')]
+    pub algorithms: Vec<String>,
+    /// Cluster sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "2,4,8,16,32,64")]
+    pub nodes: Vec<usize>,
+    /// Where to run: sim (the simulator) or tcp (loopback TCP, energy from measured CPU time).
+    #[arg(long, default_value = "sim")]
+    pub runtime: String,
+    /// Grid carbon intensity [default: 0.429, EPA eGRID 2018 US average, as in the seed report].
+    #[arg(long, value_name = "KG_PER_KWH", default_value_t = 0.429)]
+    pub carbon_intensity: f64,
+    /// Network energy per byte sent (docs/energy.md) [default: 0.06 kWh/GB].
+    #[arg(long, value_name = "J", default_value_t = 2.16e-4)]
+    pub network_j_per_byte: f64,
+    /// Host energy per message, sent and handled, in the simulator (docs/energy.md).
+    #[arg(long, value_name = "J", default_value_t = 1e-5)]
+    pub host_j_per_message: f64,
+    /// Power of a busy core, for --runtime tcp (docs/energy.md).
+    #[arg(long, value_name = "W", default_value_t = 10.0)]
+    pub watts_per_core: f64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write complexity.csv, messages.svg and carbon.svg here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print exactly one JSON object on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -6,6 +6,7 @@ mod check_cmd;
 mod cli;
 mod clocks_cmd;
 mod cluster_file;
+mod complexity_cmd;
 mod error;
 mod faults;
 mod net_cmd;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         .init();
     let result = match &cli.command {
         Command::Sim(args) => sim_cmd::run(args, argv),
+        Command::Complexity(args) => complexity_cmd::run(args),
         Command::Clocks(args) => clocks_cmd::run(args),
         Command::Check(args) => check_cmd::run(args, &argv),
         Command::Run(args) => net_cmd::run(args, &argv),

@@ -226,3 +226,101 @@ fn help_is_there_for_a_newcomer() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("flood") && text.contains("no-duplication") && text.contains("all-greeted"));
 }
+
+#[test]
+fn complexity_rows_match_their_formulas_and_carbon_scales_linearly() {
+    let base = ["complexity", "--nodes", "2,4,8", "--json"];
+    let (v, code) = json(&base);
+    assert_eq!(code, 0, "{v}");
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 15 * 3);
+    for r in rows {
+        for key in ["algorithm", "nodes", "messages", "bytes", "energy_j", "co2e_g"] {
+            assert!(r.get(key).is_some(), "missing {key}");
+        }
+        if let Some(f) = r["formula"].as_u64() {
+            assert_eq!(r["messages"].as_u64().unwrap(), f, "{r}");
+        }
+        assert_eq!(r["violations"], 0, "{r}");
+    }
+    let find = |v: &Value, a: &str, n: u64| {
+        v["rows"].as_array().unwrap().iter().find(|r| r["algorithm"] == a && r["nodes"] == n).unwrap().clone()
+    };
+    assert_eq!(find(&v, "2pc", 4)["messages"], 12);
+    assert_eq!(find(&v, "3pc", 4)["messages"], 18);
+    let (half, _) = json(&[&base[..], &["--carbon-intensity", "0.2145"]].concat());
+    for r in rows {
+        let other = find(&half, r["algorithm"].as_str().unwrap(), r["nodes"].as_u64().unwrap());
+        let (a, b) = (r["co2e_g"].as_f64().unwrap(), other["co2e_g"].as_f64().unwrap());
+        assert!((a - 2.0 * b).abs() <= 1e-12 * a.max(1.0), "{a} vs {b}");
+        assert_eq!(r["energy_j"], other["energy_j"]);
+    }
+}
+
+#[test]
+fn complexity_writes_csv_and_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = agora(&[
+        "complexity",
+        "--algorithms",
+        "2pc,bully",
+        "--nodes",
+        "2,4",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = std::fs::read_to_string(dir.path().join("complexity.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+    for chart in ["messages.svg", "carbon.svg"] {
+        let svg = std::fs::read_to_string(dir.path().join(chart)).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("bully") && svg.contains("2pc"), "{chart}");
+    }
+}
+
+#[test]
+fn clocks_print_the_seed_reports_notation() {
+    let out = agora(&["clocks", "lamport"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("PI_0_0(1) MS_0(2) PI_0_2(3) MR_1(5) MS_2(6)"), "{text}");
+    assert!(text.contains("MR_3(2) MR_0(3) MS_1(4)"));
+    assert!(text.contains("MS_3(1) PI_2_9(2) MR_2(7)"));
+    let out = agora(&["clocks", "vector", "--compare", "MS_0,MR_3", "--compare", "MS_3,MR_2"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("MS_0 ∥ MR_3: concurrent"), "{text}");
+    assert!(text.contains("MS_3 → MR_2: MS_3 happened before MR_2"));
+    assert_eq!(agora(&["clocks", "vector", "--scenario", "MR0; MR1"]).status.code(), Some(2));
+    assert_eq!(agora(&["clocks", "sundial"]).status.code(), Some(2));
+}
+
+#[test]
+fn check_campaigns_report_failing_seeds_with_their_replay() {
+    let (v, code) = json(&[
+        "check",
+        "3pc",
+        "--nodes",
+        "4",
+        "--seeds",
+        "0..40",
+        "--partition",
+        "0..2|2..4@2.5..300",
+        "--latency",
+        "uniform:0.5,1.5",
+        "--json",
+    ]);
+    assert_eq!(code, 1);
+    let failures = v["failures"].as_array().unwrap();
+    assert!(!failures.is_empty());
+    let first = &failures[0];
+    assert_eq!(first["property"], "atomicity");
+    let reproduce = first["reproduce"].as_str().unwrap();
+    assert!(
+        reproduce.starts_with("agora sim 3pc") && reproduce.ends_with(&format!("--seed {}", first["seed"]))
+    );
+    let (v, code) =
+        json(&["check", "2pc", "--nodes", "4", "--seeds", "0..100", "--random-crashes", "3", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["runs"], 100);
+    assert_eq!(agora(&["check", "2pc", "--seeds", "5..5"]).status.code(), Some(2));
+}

@@ -147,6 +147,12 @@ impl RingElection {
         base + self.timeout.mul_f64(ctx.rng().random_range(0.0..0.25))
     }
 
+    /// How long a participant waits for an election to finish: an election crosses the ring up
+    /// to three times, so the wait grows with the ring's size.
+    fn election_wait(&self, ctx: &mut Context<'_, Self>) -> Duration {
+        self.detect_after(ctx) * 2 + self.timeout.mul_f64(self.n as f64 / 8.0)
+    }
+
     fn initiate(&mut self, ctx: &mut Context<'_, Self>) {
         if self.participant {
             return;
@@ -157,8 +163,8 @@ impl RingElection {
         ctx.op_begin(self.term);
         let (term, id) = (self.term, self.new_id());
         self.forward(ctx, Msg::Election { candidate: self.id.0, term, id });
-        let t = self.detect_after(ctx);
-        ctx.set_timer(Timer::LeaderSilent, t * 2);
+        let t = self.election_wait(ctx);
+        ctx.set_timer(Timer::LeaderSilent, t);
     }
 
     fn handle(&mut self, ctx: &mut Context<'_, Self>, _from: NodeId, msg: Msg) {
@@ -168,6 +174,9 @@ impl RingElection {
         }
         match msg {
             Msg::Election { candidate, term, id } => {
+                // An election is under way: give it time to finish before suspecting anyone.
+                let t = self.election_wait(ctx);
+                ctx.set_timer(Timer::LeaderSilent, t);
                 // The message gathers the highest term of every node it passes, so the winner
                 // announces a term newer than any in use, even after a restart.
                 let term = self.term.max(term);
