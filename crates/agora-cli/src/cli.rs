@@ -195,9 +195,10 @@ pub struct ProtocolArgs {
     /// A deliberately broken variant (e.g. flood's `no-dedup`) to watch the checker catch it.
     #[arg(long)]
     pub variant: Option<String>,
-    /// Messages per stream (stream).
-    #[arg(long, default_value_t = 1000)]
-    pub msgs: u32,
+    /// Messages per stream (stream, default 1000); events per process of a random clock
+    /// scenario (lamport-clock, vector-clock, default 8).
+    #[arg(long)]
+    pub msgs: Option<u32>,
     /// Messages in flight per link (stream).
     #[arg(long, default_value_t = 100)]
     pub window: u32,

@@ -102,7 +102,7 @@ impl ClusterFile {
             topology,
             origin: self.params.origin.unwrap_or(0),
             variant: self.params.variant.clone(),
-            msgs: self.params.msgs.unwrap_or(defaults.msgs),
+            msgs: self.params.msgs.or(defaults.msgs),
             window: self.params.window.unwrap_or(defaults.window),
             no_votes: self.params.no_votes.clone(),
             timeout_ms: self.params.timeout_ms.unwrap_or(defaults.timeout_ms),

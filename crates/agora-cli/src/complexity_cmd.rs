@@ -68,7 +68,7 @@ fn params(algorithm: &str, n: usize, seed: u64) -> Params {
         requests: R as u32,
         start: matches!(algorithm, "bully" | "ring-election").then_some(0),
         scenario: "random".into(),
-        msgs: EVENTS,
+        msgs: Some(EVENTS),
         ..Params::new(n, seed)
     }
 }

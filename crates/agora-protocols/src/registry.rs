@@ -53,8 +53,9 @@ pub struct Params {
     pub origin: u32,
     /// A deliberately broken variant, for watching checkers at work.
     pub variant: Option<String>,
-    /// Messages per stream (`stream`).
-    pub msgs: u32,
+    /// Messages per stream (`stream`, default 1000) or events per process of a random
+    /// logical-clock scenario (default 8); `None`: the protocol's default.
+    pub msgs: Option<u32>,
     /// Messages in flight per link (`stream`).
     pub window: u32,
     /// Participants that vote no (`2pc`, `3pc`).
@@ -82,7 +83,7 @@ impl Params {
             topology: TopologyKind::Complete,
             origin: 0,
             variant: None,
-            msgs: 1000,
+            msgs: None,
             window: 100,
             no_votes: Vec::new(),
             timeout_ms: 20.0,
@@ -117,12 +118,13 @@ pub trait Driver {
 /// The scenario of a logical-clock run. A given scenario sets the number of processes.
 pub fn scenario(params: &Params) -> Result<Scenario, ParamError> {
     if params.scenario == "random" {
-        if params.nodes > 200 || params.msgs > 200 {
+        let events = params.msgs.unwrap_or(8);
+        if params.nodes > 200 || events > 200 {
             return Err(ParamError::Invalid(
                 "logical clocks: at most 200 processes and 200 events (--msgs) per process".into(),
             ));
         }
-        return Ok(Scenario::random(params.nodes, params.msgs as usize, params.seed));
+        return Ok(Scenario::random(params.nodes, events as usize, params.seed));
     }
     Scenario::parse(&params.scenario).map_err(ParamError::Invalid)
 }
@@ -208,7 +210,8 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
                     params.nodes
                 )));
             }
-            Ok(driver.run(StreamSetup { nodes: params.nodes, msgs: params.msgs, window: params.window }))
+            let msgs = params.msgs.unwrap_or(1000);
+            Ok(driver.run(StreamSetup { nodes: params.nodes, msgs, window: params.window }))
         }
         "2pc" | "3pc" => {
             if let Some(v) = variant {

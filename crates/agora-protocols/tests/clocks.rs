@@ -12,7 +12,7 @@ use agora_protocols::Params;
 use common::check;
 
 fn clocks(n: usize, scenario: &str, seed: u64) -> Params {
-    Params { scenario: scenario.into(), msgs: 8, ..Params::new(n, seed) }
+    Params { scenario: scenario.into(), msgs: Some(8), ..Params::new(n, seed) }
 }
 
 #[test]
