@@ -31,6 +31,9 @@ pub enum Command {
     /// Message complexity, bytes, latency, energy and CO2e of the classic algorithms against N,
     /// as a table, CSV, JSON and SVG charts.
     Complexity(ComplexityArgs),
+    /// Ordered multicast compared side by side: disagreements, FIFO and causal violations,
+    /// cost and latency of every ordering guarantee over a sweep of peers and messages.
+    Multicast(Box<MulticastArgs>),
     /// Logical clocks over a scenario: every event with its Lamport or vector timestamp.
     Clocks(ClocksArgs),
     /// Run a protocol in the simulator over a range of seeds and report every failing seed.
@@ -43,6 +46,46 @@ pub enum Command {
     Up(UpArgs),
     /// Measure the simulator's speed and memory (runs each size in its own process).
     Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct MulticastArgs {
+    /// Ordering guarantees, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "unordered,fifo,causal,total-lamport,total-sequencer"
+    )]
+    pub order: Vec<String>,
+    /// Numbers of peers, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "2,3,4,6,8")]
+    pub peers: Vec<usize>,
+    /// Messages per peer, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,50,100")]
+    pub msgs: Vec<u32>,
+    /// Repetitions of each configuration (seeds S, S+1, ...).
+    #[arg(long, default_value_t = 10)]
+    pub reps: u64,
+    /// Where to run: sim (the simulator) or tcp (loopback TCP).
+    #[arg(long, default_value = "sim")]
+    pub runtime: String,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Mean time between a peer's messages (exponentially distributed).
+    #[arg(long, value_name = "MS", default_value_t = 5.0)]
+    pub interval_ms: f64,
+    /// Retransmission and failure-detection timeout [default: 20, or 700 with --regions].
+    #[arg(long, value_name = "MS")]
+    pub timeout_ms: Option<f64>,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+    /// Write multicast.csv and SVG charts here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print exactly one JSON object on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -224,6 +267,9 @@ pub struct ProtocolArgs {
     /// events per process) or a scenario such as 'PI MS0 MR1; MR0 MS1'.
     #[arg(long, default_value = "random")]
     pub scenario: String,
+    /// Mean time between a multicast peer's messages, exponentially distributed (multicast).
+    #[arg(long, value_name = "MS", default_value_t = 5.0)]
+    pub interval_ms: f64,
 }
 
 /// Everything that can go wrong; flags add to (or override) a `--faults` file.
@@ -269,6 +315,10 @@ pub struct FaultArgs {
     /// Clock drift NODES=PPM, e.g. 2=100.
     #[arg(long, value_name = "NODES=PPM")]
     pub drift: Vec<String>,
+    /// Place nodes in regions: `aws` (six AWS regions with measured inter-region latencies,
+    /// see docs/multicast.md).
+    #[arg(long, value_name = "PRESET")]
+    pub regions: Option<String>,
     /// K crashes of random nodes at random times in the first 500 ms, each restarted after
     /// 10..300 ms, drawn from the seed (finer control: [random_crashes] in a fault file).
     #[arg(long, value_name = "K")]

@@ -43,6 +43,7 @@ pub struct ParamsFile {
     pub start: Option<u32>,
     pub rounds: Option<u32>,
     pub scenario: Option<String>,
+    pub interval_ms: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +112,7 @@ impl ClusterFile {
             start: self.params.start.or(defaults.start),
             rounds: self.params.rounds.unwrap_or(defaults.rounds),
             scenario: self.params.scenario.clone().unwrap_or(defaults.scenario),
+            interval_ms: self.params.interval_ms.unwrap_or(defaults.interval_ms),
             ..defaults
         })
     }

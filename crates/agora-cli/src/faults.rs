@@ -32,6 +32,9 @@ pub fn build(args: &FaultArgs, nodes: usize) -> Result<Faults, UserError> {
         n.reorder_delay_ms = ms;
     }
     n.fifo |= args.fifo;
+    if let Some(r) = &args.regions {
+        n.regions = Some(agora_sim::Regions::preset(r)?);
+    }
     for s in &args.partition {
         f.partitions.push(s.parse()?);
     }

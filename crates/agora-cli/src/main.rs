@@ -9,6 +9,7 @@ mod cluster_file;
 mod complexity_cmd;
 mod error;
 mod faults;
+mod multicast_cmd;
 mod net_cmd;
 mod output;
 mod repro;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Sim(args) => sim_cmd::run(args, argv),
         Command::Complexity(args) => complexity_cmd::run(args),
+        Command::Multicast(args) => multicast_cmd::run(args),
         Command::Clocks(args) => clocks_cmd::run(args),
         Command::Check(args) => check_cmd::run(args, &argv),
         Command::Run(args) => net_cmd::run(args, &argv),

@@ -83,6 +83,7 @@ pub fn params(p: &ProtocolArgs, seed: u64) -> Result<Params, UserError> {
         start: p.start,
         rounds: p.rounds,
         scenario: p.scenario.clone(),
+        interval_ms: p.interval_ms,
     })
 }
 

@@ -324,3 +324,50 @@ fn check_campaigns_report_failing_seeds_with_their_replay() {
     assert_eq!(v["runs"], 100);
     assert_eq!(agora(&["check", "2pc", "--seeds", "5..5"]).status.code(), Some(2));
 }
+
+#[test]
+fn multicast_compares_the_orders_with_one_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, code) = json(&[
+        "multicast",
+        "--peers",
+        "2,4",
+        "--msgs",
+        "10",
+        "--reps",
+        "2",
+        "--latency",
+        "uniform:1,20",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5 * 2 * 2);
+    for r in rows {
+        for key in [
+            "order",
+            "peers",
+            "msgs",
+            "rep",
+            "disagreements",
+            "fifo_violations",
+            "causal_violations",
+            "messages",
+            "latency_ms_p50",
+            "latency_ms_p99",
+        ] {
+            assert!(r.get(key).is_some(), "missing {key}");
+        }
+        if r["order"].as_str().unwrap().starts_with("total") {
+            assert_eq!(r["disagreements"], 0, "{r}");
+        }
+        assert_eq!(r["delivered"], r["expected"], "{r}");
+    }
+    assert!(rows.iter().any(|r| r["order"] == "unordered" && r["disagreements"].as_u64().unwrap() > 0));
+    for f in ["multicast.csv", "disagreements.svg", "latency.svg", "cost.svg"] {
+        assert!(dir.path().join(f).exists(), "{f}");
+    }
+    assert_eq!(agora(&["multicast", "--order", "chaos"]).status.code(), Some(2));
+}

@@ -9,6 +9,7 @@ pub mod commit;
 pub mod election;
 pub mod flood;
 pub mod logical_clocks;
+pub mod multicast;
 pub mod mutex;
 pub mod patterns;
 pub mod registry;

@@ -11,6 +11,8 @@ use crate::election::bully::BullySetup;
 use crate::election::ring_election::RingElectionSetup;
 use crate::flood::{self, FloodSetup};
 use crate::logical_clocks::{ClockKind, LogicalClockSetup, Scenario};
+use crate::multicast::ordered::MulticastSetup;
+use crate::multicast::Order;
 use crate::mutex::central_mutex::CentralMutexSetup;
 use crate::mutex::lamport_mutex::LamportMutexSetup;
 use crate::mutex::ricart_agrawala::RicartAgrawalaSetup;
@@ -39,6 +41,11 @@ pub const PROTOCOLS: &[(&str, &str)] = &[
     ("gossip", "push gossip of a rumour from --origin to --fanout random peers per round"),
     ("lamport-clock", "Lamport clocks over a scenario (--scenario seed|random|TEXT)"),
     ("vector-clock", "vector clocks over a scenario (--scenario seed|random|TEXT)"),
+    ("unordered", "multicast, best effort: --msgs per peer at random intervals"),
+    ("fifo", "reliable multicast delivered in each sender's order"),
+    ("causal", "reliable causal multicast (vector clocks)"),
+    ("total-lamport", "reliable total-order multicast by Lamport timestamps and acknowledgements"),
+    ("total-sequencer", "reliable total-order multicast by a sequencer, with failover"),
     ("bully", "bully leader election with heartbeats; --start picks who starts (best/worst case)"),
     ("ring-election", "Chang-Roberts election on a ring with heartbeats; --start: single initiator"),
 ];
@@ -73,6 +80,8 @@ pub struct Params {
     /// Logical clocks: `seed`, `random` (from the seed, --msgs events per process) or a
     /// scenario in the seed report's notation.
     pub scenario: String,
+    /// Mean time between a multicast peer's messages (exponential).
+    pub interval_ms: f64,
 }
 
 impl Params {
@@ -92,6 +101,7 @@ impl Params {
             start: None,
             rounds: 1,
             scenario: "random".into(),
+            interval_ms: 5.0,
         }
     }
 }
@@ -294,6 +304,31 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
                     })
                 }
             })
+        }
+        "unordered" | "fifo" | "causal" | "total-lamport" | "total-sequencer" => {
+            if let Some(v) = variant {
+                return Err(bad_variant(v));
+            }
+            let order = Order::parse(name).expect("matched above");
+            let msgs = params.msgs.unwrap_or(10);
+            if params.nodes > 256 || msgs > 100_000 {
+                return Err(ParamError::Invalid(
+                    "multicast: at most 256 peers and 100000 --msgs each".into(),
+                ));
+            }
+            let interval_ms = params.interval_ms;
+            if !(interval_ms.is_finite() && interval_ms > 0.0) {
+                return Err(ParamError::Invalid(format!(
+                    "--interval-ms {interval_ms}: must be a positive number"
+                )));
+            }
+            Ok(driver.run(MulticastSetup {
+                order,
+                nodes: params.nodes,
+                msgs,
+                interval_ms,
+                timeout: timeout(params)?,
+            }))
         }
         "lamport-clock" | "vector-clock" => {
             if let Some(v) = variant {

@@ -124,6 +124,51 @@ pub struct Regions {
     pub jitter: Latency,
 }
 
+impl Regions {
+    /// A named preset: `aws` — six AWS regions (N. Virginia, N. California, Ireland, Frankfurt,
+    /// Tokyo, Sydney) with one-way latency half the average inter-region round trip reported in
+    /// "Latency Between AWS Global Regions" (2017, as tabulated in "A computer scientist learns
+    /// AWS: Regions", acomputerscientistlearnsaws.blogspot.com, April 2017); 0.5 ms within a
+    /// region (our assumption); jitter uniform 0–2 ms. Nodes are spread round-robin.
+    pub fn preset(name: &str) -> Result<Regions, FaultError> {
+        match name {
+            "aws" => {
+                let rtt = [
+                    [0.0, 72.74, 80.55, 88.66, 145.3, 230.0],
+                    [72.74, 0.0, 153.2, 166.6, 102.5, 157.5],
+                    [80.55, 153.2, 0.0, 19.56, 212.4, 309.6],
+                    [88.66, 166.6, 19.56, 0.0, 236.5, 323.5],
+                    [145.3, 102.5, 212.4, 236.5, 0.0, 103.9],
+                    [230.0, 157.5, 309.6, 323.5, 103.9, 0.0],
+                ];
+                let latency_ms = rtt
+                    .iter()
+                    .map(|row| row.iter().map(|r| if *r == 0.0 { 0.5 } else { r / 2.0 }).collect())
+                    .collect();
+                Ok(Regions {
+                    names: [
+                        "us-east-1",
+                        "us-west-1",
+                        "eu-west-1",
+                        "eu-central-1",
+                        "ap-northeast-1",
+                        "ap-southeast-2",
+                    ]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                    latency_ms,
+                    nodes: None,
+                    jitter: Latency::Uniform { min_ms: 0.0, max_ms: 2.0 },
+                })
+            }
+            other => {
+                err(format!("--regions `{other}`: the only preset is `aws` (use a fault file for others)"))
+            }
+        }
+    }
+}
+
 fn no_jitter() -> Latency {
     Latency::Constant { ms: 0.0 }
 }

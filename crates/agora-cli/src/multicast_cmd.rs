@@ -1,0 +1,401 @@
+//! `agora multicast`: the seed report's experiment and comparison server in one command —
+//! every ordering guarantee over a sweep of peers, messages and repetitions, in the simulator
+//! (with any fault, a multi-region latency model included) or over loopback TCP.
+
+use crate::cli::MulticastArgs;
+use crate::error::UserError;
+use crate::{faults, output};
+use agora_core::{Protocol, Setup, Time};
+use agora_net::{run_local, NetConfig};
+use agora_protocols::multicast::{analyse, quantile, McastObs, Order};
+use agora_protocols::{Driver, Params};
+use agora_sim::{Faults, SimConfig, Simulation};
+use indicatif::{ProgressBar, ProgressStyle};
+use plotters::prelude::*;
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Serialize, Clone)]
+struct Row {
+    order: String,
+    peers: usize,
+    msgs: u32,
+    rep: u64,
+    seed: u64,
+    runtime: String,
+    disagreements: u64,
+    fifo_violations: u64,
+    causal_violations: u64,
+    /// Messages of every type sent during the run.
+    messages: u64,
+    bytes: u64,
+    messages_per_multicast: f64,
+    bytes_per_multicast: f64,
+    latency_ms_p50: f64,
+    latency_ms_p99: f64,
+    delivered: u64,
+    expected: u64,
+    violations: usize,
+}
+
+/// What a run gives back: observations with times in ms, and the totals.
+struct RunData {
+    obs: Vec<(f64, u32, McastObs)>,
+    messages: u64,
+    bytes: u64,
+    violations: usize,
+}
+
+struct Sim(SimConfig);
+
+impl Driver for Sim {
+    type Output = RunData;
+    fn run<S: Setup>(self, setup: S) -> RunData {
+        let mut cfg = self.0;
+        cfg.keep_observations = true;
+        let o = Simulation::new(setup, cfg).run();
+        let t = o.metrics.totals();
+        RunData {
+            obs: o
+                .observations
+                .into_iter()
+                .filter_map(|(t, n, ob)| to_mcast(&ob).map(|m| (t.as_millis_f64(), n.0, m)))
+                .collect(),
+            messages: t.sent,
+            bytes: t.bytes_sent,
+            violations: o.violations.len(),
+        }
+    }
+}
+
+/// Observations of the multicast protocols are `McastObs`; recover them through serde so the
+/// drivers stay generic.
+fn to_mcast<O: serde::Serialize>(o: &O) -> Option<McastObs> {
+    serde_json::to_value(o).ok().and_then(|v| serde_json::from_value(v).ok())
+}
+
+struct Tcp {
+    seed: u64,
+}
+
+impl Driver for Tcp {
+    type Output = Result<RunData, UserError>;
+    fn run<S: Setup>(self, setup: S) -> Self::Output {
+        let setup = Arc::new(setup);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| UserError(format!("cannot start the async runtime: {e}")))?;
+        let dir = tempfile::tempdir()
+            .map_err(|e| UserError(format!("cannot create a temporary directory: {e}")))?;
+        let mut cfg = NetConfig::new("multicast", Vec::new());
+        cfg.data_dir = Some(dir.path().to_path_buf());
+        cfg.seed = self.seed;
+        let out = rt
+            .block_on(run_local(setup.clone(), cfg, Duration::from_secs(60), |_| {}))
+            .map_err(|e| UserError(e.to_string()))?;
+        let n = setup.nodes();
+        let mut g: agora_net::Gathered<<S::Node as Protocol>::Obs> = agora_net::Gathered::new(
+            n,
+            out.end.as_str(),
+            out.wall.as_secs_f64() * 1e3,
+            out.cpu_ms,
+            out.started_unix_ns,
+        );
+        for r in out.reports {
+            g.add_report(r);
+        }
+        let mut obs: Vec<(f64, u32, McastObs)> = g
+            .observations
+            .iter()
+            .filter_map(|(t, node, o)| {
+                to_mcast(o).map(|m| (t.saturating_sub(out.started_unix_ns) as f64 / 1e6, node.0, m))
+            })
+            .collect();
+        obs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let totals = g.metrics.totals();
+        let (messages, bytes) = (totals.sent, totals.bytes_sent);
+        let summary = agora_net::report::summarize(&*setup, self.seed, g, "");
+        Ok(RunData { obs, messages, bytes, violations: summary.violations.len() })
+    }
+}
+
+pub fn run(args: &MulticastArgs) -> Result<i32, UserError> {
+    let orders: Vec<Order> = args
+        .order
+        .iter()
+        .map(|o| {
+            Order::parse(o).ok_or_else(|| {
+                UserError(format!(
+                    "--order `{o}`: expected unordered, fifo, causal, total-lamport or total-sequencer"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let tcp = match args.runtime.as_str() {
+        "sim" => false,
+        "tcp" => true,
+        r => return Err(UserError(format!("--runtime `{r}`: expected sim or tcp"))),
+    };
+    if args.peers.is_empty() || args.peers.iter().any(|&p| !(2..=64).contains(&p)) {
+        return Err(UserError("--peers: from 2 to 64 peers".into()));
+    }
+    if args.msgs.is_empty() || args.msgs.iter().any(|&m| m == 0 || m > 10_000) {
+        return Err(UserError("--msgs: from 1 to 10000 messages per peer".into()));
+    }
+    if args.reps == 0 || args.reps > 1_000 {
+        return Err(UserError("--reps: from 1 to 1000".into()));
+    }
+    let timeout_ms = args.timeout_ms.unwrap_or(if args.faults.regions.is_some() { 700.0 } else { 20.0 });
+    let max_peers = *args.peers.iter().max().expect("checked non-empty");
+    let fault_cfg: Faults = faults::build(&args.faults, max_peers)?;
+    if tcp && fault_cfg != Faults::default() {
+        return Err(UserError(
+            "--runtime tcp runs over the real loopback network: fault flags apply to sim only".into(),
+        ));
+    }
+    let total = (orders.len() * args.peers.len() * args.msgs.len()) as u64 * args.reps;
+    let bar = if !args.json && std::io::stderr().is_terminal() {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template("{msg:28} [{bar:40}] {pos}/{len} runs, {elapsed} (eta {eta})")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut rows = Vec::new();
+    for &order in &orders {
+        for &peers in &args.peers {
+            for &msgs in &args.msgs {
+                for rep in 0..args.reps {
+                    bar.set_message(format!("{} {peers}x{msgs} #{rep}", order.name()));
+                    let seed = args.seed + rep;
+                    let params = Params {
+                        msgs: Some(msgs),
+                        interval_ms: args.interval_ms,
+                        timeout_ms,
+                        ..Params::new(peers, seed)
+                    };
+                    let data = if tcp {
+                        agora_protocols::dispatch(order.name(), &params, Tcp { seed })??
+                    } else {
+                        let mut f = fault_cfg.clone();
+                        f.validate(peers)
+                            .map_err(|e| UserError(format!("faults do not fit {peers} peers: {e}")))?;
+                        if let Some(r) = &mut f.network.regions {
+                            r.nodes = None;
+                        }
+                        let mut cfg = SimConfig::new(seed).with_faults(f);
+                        cfg.max_time = Time::from_millis(3_600_000);
+                        agora_protocols::dispatch(order.name(), &params, Sim(cfg))?
+                    };
+                    let mut a = analyse(peers, &data.obs);
+                    let multicasts = (peers as u64 * msgs as u64).max(1);
+                    let delivered =
+                        data.obs.iter().filter(|(_, _, o)| matches!(o, McastObs::Delivered { .. })).count()
+                            as u64;
+                    rows.push(Row {
+                        order: order.name().to_string(),
+                        peers,
+                        msgs,
+                        rep,
+                        seed,
+                        runtime: args.runtime.clone(),
+                        disagreements: a.disagreements,
+                        fifo_violations: a.fifo_violations,
+                        causal_violations: a.causal_violations,
+                        messages: data.messages,
+                        bytes: data.bytes,
+                        messages_per_multicast: data.messages as f64 / multicasts as f64,
+                        bytes_per_multicast: data.bytes as f64 / multicasts as f64,
+                        latency_ms_p50: quantile(&mut a.latencies_ms, 0.5),
+                        latency_ms_p99: quantile(&mut a.latencies_ms, 0.99),
+                        delivered,
+                        expected: multicasts * peers as u64,
+                        violations: data.violations,
+                    });
+                    bar.inc(1);
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| UserError(format!("cannot create {}: {e}", dir.display())))?;
+        output::write_file(&dir.join("multicast.csv"), &csv(&rows))?;
+        bars(
+            &dir.join("disagreements.svg"),
+            &rows,
+            "Positions where receivers disagree (mean over reps)",
+            |r| r.disagreements as f64,
+        )?;
+        bars(&dir.join("latency.svg"), &rows, "Delivery latency p50 (ms, mean over reps)", |r| {
+            r.latency_ms_p50
+        })?;
+        bars(&dir.join("cost.svg"), &rows, "Messages per multicast (mean over reps)", |r| {
+            r.messages_per_multicast
+        })?;
+    }
+    if args.json {
+        println!("{}", serde_json::json!({ "rows": rows }));
+    } else {
+        print!("{}", table(&rows));
+        if let Some(dir) = &args.out {
+            println!(
+                "wrote {0}/multicast.csv, {0}/disagreements.svg, {0}/latency.svg, {0}/cost.svg",
+                dir.display()
+            );
+        }
+    }
+    Ok(if rows.iter().all(|r| r.violations == 0) { 0 } else { 1 })
+}
+
+/// Rows averaged over repetitions, per (order, peers, msgs).
+fn grouped(rows: &[Row]) -> Vec<(String, usize, u32, Vec<&Row>)> {
+    let mut out: Vec<(String, usize, u32, Vec<&Row>)> = Vec::new();
+    for r in rows {
+        match out.iter_mut().find(|g| g.0 == r.order && g.1 == r.peers && g.2 == r.msgs) {
+            Some(g) => g.3.push(r),
+            None => out.push((r.order.clone(), r.peers, r.msgs, vec![r])),
+        }
+    }
+    out
+}
+
+fn mean(rs: &[&Row], f: impl Fn(&Row) -> f64) -> f64 {
+    rs.iter().map(|r| f(r)).sum::<f64>() / rs.len().max(1) as f64
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut t = format!(
+        "{:<16} {:>5} {:>5} {:>4} {:>13} {:>8} {:>8} {:>10} {:>9} {:>9} {:>10}\n",
+        "order",
+        "peers",
+        "msgs",
+        "reps",
+        "disagreements",
+        "fifo",
+        "causal",
+        "msgs/mcast",
+        "p50 ms",
+        "p99 ms",
+        "delivered"
+    );
+    for (order, peers, msgs, rs) in grouped(rows) {
+        t.push_str(&format!(
+            "{:<16} {:>5} {:>5} {:>4} {:>13.1} {:>8.1} {:>8.1} {:>10.1} {:>9.2} {:>9.2} {:>9.1}%\n",
+            order,
+            peers,
+            msgs,
+            rs.len(),
+            mean(&rs, |r| r.disagreements as f64),
+            mean(&rs, |r| r.fifo_violations as f64),
+            mean(&rs, |r| r.causal_violations as f64),
+            mean(&rs, |r| r.messages_per_multicast),
+            mean(&rs, |r| r.latency_ms_p50),
+            mean(&rs, |r| r.latency_ms_p99),
+            100.0 * mean(&rs, |r| r.delivered as f64 / r.expected as f64),
+        ));
+    }
+    t
+}
+
+fn csv(rows: &[Row]) -> String {
+    let mut s = String::from("order,peers,msgs,rep,seed,runtime,disagreements,fifo_violations,causal_violations,messages,bytes,messages_per_multicast,bytes_per_multicast,latency_ms_p50,latency_ms_p99,delivered,expected,violations\n");
+    for r in rows {
+        s.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{},{},{}\n",
+            r.order,
+            r.peers,
+            r.msgs,
+            r.rep,
+            r.seed,
+            r.runtime,
+            r.disagreements,
+            r.fifo_violations,
+            r.causal_violations,
+            r.messages,
+            r.bytes,
+            r.messages_per_multicast,
+            r.bytes_per_multicast,
+            r.latency_ms_p50,
+            r.latency_ms_p99,
+            r.delivered,
+            r.expected,
+            r.violations
+        ));
+    }
+    s
+}
+
+/// Grouped bars: one group per (peers, msgs) configuration, one bar per order.
+fn bars(path: &Path, rows: &[Row], title: &str, value: impl Fn(&Row) -> f64) -> Result<(), UserError> {
+    let err = |e: String| UserError(format!("cannot draw {}: {e}", path.display()));
+    let groups = grouped(rows);
+    let mut orders: Vec<String> = Vec::new();
+    let mut configs: Vec<(usize, u32)> = Vec::new();
+    for (o, p, m, _) in &groups {
+        if !orders.contains(o) {
+            orders.push(o.clone());
+        }
+        if !configs.contains(&(*p, *m)) {
+            configs.push((*p, *m));
+        }
+    }
+    let width = orders.len() as f64 + 1.0;
+    let top = groups.iter().map(|g| mean(&g.3, &value)).fold(0.0, f64::max).max(1.0) * 1.15;
+    let root = SVGBackend::new(path, (1200, 650)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let labels = configs.clone();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..configs.len() as f64 * width, 0.0..top)
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(configs.len().max(1))
+        .x_label_formatter(&|x| {
+            let i = (x / width).floor() as usize;
+            labels.get(i).map_or(String::new(), |(p, m)| format!("{p} peers x {m}"))
+        })
+        .y_desc(title.split(" (").next().unwrap_or(""))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    for (oi, order) in orders.iter().enumerate() {
+        let color = Palette99::pick(oi).to_rgba();
+        let bars: Vec<Rectangle<(f64, f64)>> = groups
+            .iter()
+            .filter(|g| &g.0 == order)
+            .map(|g| {
+                let ci = configs.iter().position(|c| *c == (g.1, g.2)).unwrap_or(0) as f64;
+                let x0 = ci * width + oi as f64 + 0.5;
+                Rectangle::new([(x0, 0.0), (x0 + 0.9, mean(&g.3, &value))], color.filled())
+            })
+            .collect();
+        chart
+            .draw_series(bars)
+            .map_err(|e| err(e.to_string()))?
+            .label(order.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}

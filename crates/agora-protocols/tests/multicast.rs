@@ -1,0 +1,116 @@
+//! Ordered multicast: every guarantee holds across seeds on jittery, lossy, duplicating links;
+//! unordered multicast shows the problem; and message counts per multicast match each
+//! algorithm's cost. (The sequencer's failover is not tested yet: it is not right yet — see
+//! the module docs.)
+
+mod common;
+
+use agora_core::{Setup, Time};
+use agora_protocols::multicast::{analyse, Analysis, McastObs};
+use agora_protocols::{dispatch, Driver, Params};
+use agora_sim::{Faults, SimConfig, Simulation};
+
+struct Out {
+    analysis: Analysis,
+    violations: Vec<agora_core::Violation>,
+    delivered: usize,
+    kinds: Vec<(String, u64)>,
+}
+
+struct Run(SimConfig, Option<u32>);
+
+impl Driver for Run {
+    type Output = Out;
+    fn run<S: Setup>(self, setup: S) -> Out {
+        let mut cfg = self.0;
+        cfg.keep_observations = true;
+        let n = setup.nodes();
+        let o = Simulation::new(setup, cfg).run();
+        let obs: Vec<(f64, u32, McastObs)> = o
+            .observations
+            .iter()
+            .map(|(t, node, ob)| {
+                let m: McastObs = serde_json::from_value(serde_json::to_value(ob).unwrap()).unwrap();
+                (t.as_millis_f64(), node.0, m)
+            })
+            .filter(|(_, _, m)| match m {
+                McastObs::Multicast { id, .. } | McastObs::Delivered { id } => Some(id.origin) != self.1,
+            })
+            .collect();
+        Out {
+            delivered: obs.iter().filter(|(_, _, o)| matches!(o, McastObs::Delivered { .. })).count(),
+            analysis: analyse(n, &obs),
+            violations: o.violations,
+            kinds: o.metrics.by_kind().iter().map(|(k, c)| (k.to_string(), c.sent)).collect(),
+        }
+    }
+}
+
+fn run(order: &str, peers: usize, msgs: u32, seed: u64, faults: &str) -> Out {
+    let crashed = None;
+    let f = Faults::from_toml(faults).unwrap();
+    let mut cfg = SimConfig::new(seed).with_faults(f);
+    cfg.max_time = Time::from_millis(600_000);
+    let p = Params { msgs: Some(msgs), ..Params::new(peers, seed) };
+    dispatch(order, &p, Run(cfg, crashed)).unwrap()
+}
+
+fn sent(o: &Out, kind: &str) -> u64 {
+    o.kinds.iter().find(|(k, _)| k == kind).map_or(0, |(_, c)| *c)
+}
+
+const ROUGH: &str = "[network]\nlatency = { dist = \"uniform\", min_ms = 1, max_ms = 20 }\nloss = 0.15\nduplicate = 0.1\nreorder = 0.2";
+
+#[test]
+fn every_guarantee_holds_on_rough_links() {
+    for seed in 0..40 {
+        let peers = 2 + seed as usize % 5;
+        for order in ["fifo", "causal", "total-lamport", "total-sequencer"] {
+            let o = run(order, peers, 15, seed, ROUGH);
+            assert!(o.violations.is_empty(), "{order} seed {seed}: {:?}", o.violations);
+            assert_eq!(
+                o.delivered,
+                peers * peers * 15,
+                "{order} seed {seed}: every message everywhere, once"
+            );
+            assert_eq!(o.analysis.fifo_violations, 0, "{order}");
+            if order != "fifo" {
+                assert_eq!(o.analysis.causal_violations, 0, "{order}");
+            }
+            if order.starts_with("total") {
+                assert_eq!(o.analysis.disagreements, 0, "{order} seed {seed}");
+            }
+        }
+    }
+}
+
+#[test]
+fn unordered_multicast_shows_the_problem() {
+    let jitter = "[network]\nlatency = { dist = \"uniform\", min_ms = 1, max_ms = 20 }";
+    let o = run("unordered", 4, 50, 1, jitter);
+    assert!(o.analysis.disagreements > 0);
+    assert!(o.analysis.fifo_violations > 0);
+    assert!(o.violations.is_empty(), "unordered promises no order");
+    // FIFO fixes FIFO, not agreement; only the total orders agree.
+    let fifo = run("fifo", 4, 50, 1, jitter);
+    assert_eq!(fifo.analysis.fifo_violations, 0);
+    assert!(fifo.analysis.disagreements > 0);
+}
+
+#[test]
+fn message_counts_per_multicast_match_the_algorithms() {
+    for n in [2u64, 3, 5, 8] {
+        let m = 10u64;
+        let multicasts = n * m;
+        let fifo = run("fifo", n as usize, m as u32, 1, "");
+        assert_eq!(sent(&fifo, "DATA"), multicasts * (n - 1), "N-1 DATA per multicast");
+        let lamport = run("total-lamport", n as usize, m as u32, 1, "");
+        assert_eq!(sent(&lamport, "DATA"), multicasts * (n - 1));
+        assert_eq!(sent(&lamport, "TS-ACK"), multicasts * (n - 1) * (n - 1), "(N-1)^2 TS-ACK per multicast");
+        let seq = run("total-sequencer", n as usize, m as u32, 1, "");
+        assert_eq!(sent(&seq, "DATA"), (n - 1) * m, "one DATA to the sequencer, from every other peer");
+        assert_eq!(sent(&seq, "ORDER"), multicasts * (n - 1), "N-1 ORDER per multicast");
+        let unordered = run("unordered", n as usize, m as u32, 1, "");
+        assert_eq!(sent(&unordered, "DATA"), multicasts * (n - 1));
+    }
+}
