@@ -1,7 +1,8 @@
 //! Ordered multicast: every guarantee holds across seeds on jittery, lossy, duplicating links;
 //! unordered multicast shows the problem; and message counts per multicast match each
-//! algorithm's cost. (The sequencer's failover is not tested yet: it is not right yet — see
-//! the module docs.)
+//! algorithm's cost; the sequencer fails over after crashes without losing, duplicating or
+//! reordering a survivor's message. (Failover combined with message loss still fails on rare
+//! seeds — see the module docs — and is not in this suite.)
 
 mod common;
 
@@ -47,7 +48,11 @@ impl Driver for Run {
 }
 
 fn run(order: &str, peers: usize, msgs: u32, seed: u64, faults: &str) -> Out {
-    let crashed = None;
+    run_excluding(order, peers, msgs, seed, faults, None)
+}
+
+/// Like `run`, leaving a crashed sender's messages out of the analysis.
+fn run_excluding(order: &str, peers: usize, msgs: u32, seed: u64, faults: &str, crashed: Option<u32>) -> Out {
     let f = Faults::from_toml(faults).unwrap();
     let mut cfg = SimConfig::new(seed).with_faults(f);
     cfg.max_time = Time::from_millis(600_000);
@@ -95,6 +100,36 @@ fn unordered_multicast_shows_the_problem() {
     let fifo = run("fifo", 4, 50, 1, jitter);
     assert_eq!(fifo.analysis.fifo_violations, 0);
     assert!(fifo.analysis.disagreements > 0);
+}
+
+#[test]
+fn the_sequencer_fails_over_without_losing_or_reordering() {
+    let jitter = "[network]\nlatency = { dist = \"uniform\", min_ms = 1, max_ms = 20 }\nduplicate = 0.1\n";
+    // The sequencer (node 4) crashes mid-run.
+    let one = format!("{jitter}[[crash]]\nnodes = 4\nat_ms = 40");
+    // Two sequencers in a row.
+    let two = format!("{jitter}[[crash]]\nnodes = 4\nat_ms = 30\n[[crash]]\nnodes = 3\nat_ms = 60");
+    for seed in 0..100 {
+        let o = run_excluding("total-sequencer", 5, 20, seed, &one, Some(4));
+        assert!(o.violations.is_empty(), "seed {seed}: {:?}", o.violations);
+        assert_eq!(o.analysis.fifo_violations, 0, "seed {seed}");
+        assert_eq!(o.analysis.disagreements, 0, "seed {seed}");
+        assert!(sent(&o, "NEW-ORDER") > 0, "seed {seed}: a new sequencer took over");
+        let o = run("total-sequencer", 5, 20, seed, &two);
+        assert!(o.violations.is_empty(), "seed {seed}: {:?}", o.violations);
+    }
+}
+
+#[test]
+fn a_crashed_member_is_given_up_on() {
+    // Without a failure detector a link would retransmit to a dead peer forever.
+    let faults = "[network]\nlatency = { dist = \"uniform\", min_ms = 1, max_ms = 20 }\n[[crash]]\nnodes = 1\nat_ms = 40";
+    for order in ["fifo", "causal", "total-sequencer"] {
+        let o = run(order, 5, 20, 3, faults);
+        assert!(o.violations.is_empty(), "{order}: {:?}", o.violations);
+        let data = sent(&o, "DATA") + sent(&o, "ORDER");
+        assert!(data < 5 * 20 * 5 * 3, "{order}: {data} DATA/ORDER frames — a retransmission storm");
+    }
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, VecDeque};
 #[derive(Clone, Debug)]
 pub struct Link<B> {
     next_seq: u64,
-    /// Sent, not yet acknowledged: (seq, body, when last sent).
-    unacked: VecDeque<(u64, B, Time)>,
+    /// Sent, not yet acknowledged: (seq, body, when first sent, when last sent).
+    unacked: VecDeque<(u64, B, Time, Time)>,
     /// The next sequence number to deliver from this peer.
     expected: u64,
     held: BTreeMap<u64, B>,
@@ -27,13 +27,13 @@ impl<B: Clone> Link<B> {
     pub fn send(&mut self, body: B, now: Time) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.unacked.push_back((seq, body, now));
+        self.unacked.push_back((seq, body, now, now));
         seq
     }
 
     /// The peer has everything below `ack`.
     pub fn acked(&mut self, ack: u64) {
-        while self.unacked.front().is_some_and(|(s, _, _)| *s < ack) {
+        while self.unacked.front().is_some_and(|(s, _, _, _)| *s < ack) {
             self.unacked.pop_front();
         }
     }
@@ -41,7 +41,7 @@ impl<B: Clone> Link<B> {
     /// Frames unacknowledged for at least `rto`, marked as sent again now (at most `max`).
     pub fn due(&mut self, now: Time, rto: std::time::Duration, max: usize) -> Vec<(u64, B)> {
         let mut out = Vec::new();
-        for (seq, body, sent) in self.unacked.iter_mut() {
+        for (seq, body, _, sent) in self.unacked.iter_mut() {
             if out.len() == max {
                 break;
             }
@@ -55,6 +55,11 @@ impl<B: Clone> Link<B> {
 
     pub fn idle(&self) -> bool {
         self.unacked.is_empty()
+    }
+
+    /// How long the oldest unacknowledged frame has waited (zero when none waits).
+    pub fn stalled_for(&self, now: Time) -> std::time::Duration {
+        self.unacked.front().map_or(std::time::Duration::ZERO, |(_, _, first, _)| now.since(*first))
     }
 
     /// Takes a received frame; returns the bodies now deliverable in order.

@@ -145,6 +145,9 @@ const SILENT_PERIODS: u32 = 5;
 /// every quarter timeout): the failover's safety rests on not suspecting a live sequencer.
 const WATCH_TIMEOUTS: u32 = 3;
 
+/// A link whose oldest frame stays unacknowledged this many timeouts marks its peer crashed.
+const GIVE_UP_TIMEOUTS: u32 = 10;
+
 /// Epoch numbers are `round * EPOCH_IDS + sequencer id`.
 const EPOCH_IDS: u64 = 1 << 16;
 
@@ -473,11 +476,11 @@ impl Peer {
                     self.try_sequenced(ctx);
                 }
             }
-            Body::Heartbeat { epoch } => {
-                self.epoch = self.epoch.max(epoch);
-            }
+            // A heartbeat proves the sender alive (`heard`); epochs change only through the
+            // state exchange, so that a heartbeat overtaking a STATE-REQ cannot make it stale.
+            Body::Heartbeat { .. } => {}
             Body::StateReq { epoch } => {
-                if epoch > self.epoch || (epoch == self.epoch && self.sequencer() == from) {
+                if epoch >= self.epoch {
                     self.epoch = epoch;
                     // The requester leads now: everyone above it is gone.
                     for p in from.index() + 1..self.n {
@@ -571,6 +574,14 @@ impl Protocol for Peer {
                     }
                     let ack = self.links[p].ack();
                     let now = ctx.now();
+                    // A peer that has acknowledged nothing for many timeouts has crashed: stop
+                    // sending to it (the sequencer itself is judged by the heartbeat watch).
+                    let sequencer =
+                        self.order == Order::TotalSequencer && NodeId(p as u32) == self.sequencer();
+                    if !sequencer && self.links[p].stalled_for(now) >= self.timeout * GIVE_UP_TIMEOUTS {
+                        self.suspected[p] = true;
+                        continue;
+                    }
                     for (seq, body) in self.links[p].due(now, self.timeout, 64) {
                         ctx.send(NodeId(p as u32), Wire::Link { seq, ack, body });
                     }
