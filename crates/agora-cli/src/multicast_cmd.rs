@@ -39,6 +39,9 @@ struct Row {
     delivered: u64,
     expected: u64,
     violations: usize,
+    /// Wall time of the run, and deliveries per second of it.
+    wall_ms: f64,
+    deliveries_per_s: f64,
 }
 
 /// What a run gives back: observations with times in ms, and the totals.
@@ -47,6 +50,7 @@ struct RunData {
     messages: u64,
     bytes: u64,
     violations: usize,
+    wall_ms: f64,
 }
 
 struct Sim(SimConfig);
@@ -67,6 +71,7 @@ impl Driver for Sim {
             messages: t.sent,
             bytes: t.bytes_sent,
             violations: o.violations.len(),
+            wall_ms: o.wall.as_secs_f64() * 1e3,
         }
     }
 }
@@ -119,7 +124,9 @@ impl Driver for Tcp {
         let totals = g.metrics.totals();
         let (messages, bytes) = (totals.sent, totals.bytes_sent);
         let summary = agora_net::report::summarize(&*setup, self.seed, g, "");
-        Ok(RunData { obs, messages, bytes, violations: summary.violations.len() })
+        // From the nodes' start to the last event handled (quiescence detection excluded).
+        let wall_ms = out.last_active_unix_ns.saturating_sub(out.started_unix_ns) as f64 / 1e6;
+        Ok(RunData { obs, messages, bytes, violations: summary.violations.len(), wall_ms })
     }
 }
 
@@ -219,6 +226,12 @@ pub fn run(args: &MulticastArgs) -> Result<i32, UserError> {
                         delivered,
                         expected: multicasts * peers as u64,
                         violations: data.violations,
+                        wall_ms: data.wall_ms,
+                        deliveries_per_s: if data.wall_ms > 0.0 {
+                            delivered as f64 / (data.wall_ms / 1e3)
+                        } else {
+                            0.0
+                        },
                     });
                     bar.inc(1);
                 }
@@ -290,7 +303,7 @@ fn table(rows: &[Row]) -> String {
     );
     for (order, peers, msgs, rs) in grouped(rows) {
         t.push_str(&format!(
-            "{:<16} {:>5} {:>5} {:>4} {:>13.1} {:>8.1} {:>8.1} {:>10.1} {:>9.2} {:>9.2} {:>9.1}%\n",
+            "{:<16} {:>5} {:>5} {:>4} {:>13.1} {:>8.1} {:>8.1} {:>10.1} {:>9.2} {:>9.2} {:>9.1}% {:>12.0}\n",
             order,
             peers,
             msgs,
@@ -302,6 +315,7 @@ fn table(rows: &[Row]) -> String {
             mean(&rs, |r| r.latency_ms_p50),
             mean(&rs, |r| r.latency_ms_p99),
             100.0 * mean(&rs, |r| r.delivered as f64 / r.expected as f64),
+            mean(&rs, |r| r.deliveries_per_s),
         ));
     }
     t
