@@ -31,16 +31,16 @@
 //!   it knows and its own unordered messages, waits until each has answered or stayed silent
 //!   for five timeouts, keeps every known order, puts senders' unordered messages back into
 //!   the gaps before their successors, turns the other gaps into no-ops, and continues.
-//!   Across sequencer crashes (one, or two in a row) no message of a live sender is lost,
-//!   delivered twice, or delivered out of the agreed order. Safety rests on the failure
-//!   detector not suspecting a live sequencer (a synchronous network), and failover combined
-//!   with message loss still stalls on rare seeds — `agora check total-sequencer --nodes 5
-//!   --msgs 20 --latency uniform:1,20 --loss 0.1 --duplicate 0.1 --crash 4@40 --seeds
-//!   0..300` finds one (seed 259).
+//!   Across sequencer crashes (one, or two in a row, before or after the start barrier, on
+//!   lossy links) no message of a live sender is lost, delivered twice, or delivered out of
+//!   the agreed order. Safety rests on the failure detector not suspecting a live sequencer
+//!   (a synchronous network).
 //!
 //! Every reliable variant gives up on a peer whose link has acknowledged nothing for ten
 //! timeouts (it has crashed) and stops sending to it. `total-lamport` then still waits for that
-//! peer's timestamps: it does not tolerate crashes.
+//! peer's timestamps: it does not tolerate crashes. No variant tolerates crash-*recovery*: a
+//! restarted peer has lost its link state (`agora check total-sequencer --random-crashes 2`
+//! shows it).
 //!
 //! **Properties** (checked on every run): *exactly-once* (always: a peer delivers a multicast
 //! message at most once, and only a multicast one); the variant's order — *fifo-order*,

@@ -209,6 +209,14 @@ impl Peer {
         }
     }
 
+    /// Starts the workload once every peer not suspected of a crash is ready.
+    fn check_barrier(&mut self, ctx: &mut Context<'_, Self>) {
+        let me = self.id.index();
+        if !self.started && (0..self.n).all(|p| p == me || self.ready[p] || self.suspected[p]) {
+            self.start(ctx);
+        }
+    }
+
     fn gap(&self, ctx: &mut Context<'_, Self>) -> Duration {
         let u: f64 = ctx.rng().random_range(f64::EPSILON..1.0);
         Duration::from_secs_f64(-u.ln() * self.interval_ms / 1e3)
@@ -434,9 +442,7 @@ impl Peer {
         match body {
             Body::Ready => {
                 self.ready[from.index()] = true;
-                if !self.started && self.ready.iter().enumerate().all(|(i, r)| *r || i == self.id.index()) {
-                    self.start(ctx);
-                }
+                self.check_barrier(ctx);
             }
             Body::Data(d) => match self.order {
                 Order::Unordered | Order::Fifo => self.deliver(ctx, &d),
@@ -543,6 +549,11 @@ impl Protocol for Peer {
                 self.send(ctx, p, Body::Ready);
             }
         }
+        // Watch the sequencer from the start: one that dies before the barrier completes
+        // must not hold everyone at the barrier.
+        if self.order == Order::TotalSequencer && self.msgs > 0 {
+            self.arm_sequencer_timers(ctx);
+        }
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, w: Wire) {
@@ -608,6 +619,7 @@ impl Protocol for Peer {
                 let s = self.sequencer();
                 if s != self.id && !self.heard[s.index()] {
                     self.suspected[s.index()] = true;
+                    self.check_barrier(ctx);
                     if self.sequencer() == self.id {
                         self.take_over(ctx);
                         return;
