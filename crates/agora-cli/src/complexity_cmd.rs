@@ -6,8 +6,8 @@
 use crate::cli::ComplexityArgs;
 use crate::error::UserError;
 use crate::output;
-use agora_core::{Protocol, RunSummary, Setup, Time};
-use agora_net::{report, run_local, Gathered, NetConfig};
+use agora_core::{RunSummary, Setup, Time};
+use agora_net::report;
 use agora_protocols::logical_clocks::{Ev, Scenario};
 use agora_protocols::{Driver, Params};
 use agora_sim::{SimConfig, Simulation};
@@ -161,24 +161,7 @@ impl Driver for TcpRun {
     type Output = Result<RunSummary, UserError>;
     fn run<S: Setup>(self, setup: S) -> Self::Output {
         let setup = Arc::new(setup);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| UserError(format!("cannot start the async runtime: {e}")))?;
-        let dir = tempfile::tempdir()
-            .map_err(|e| UserError(format!("cannot create a temporary directory: {e}")))?;
-        let mut cfg = NetConfig::new("complexity", Vec::new());
-        cfg.data_dir = Some(dir.path().to_path_buf());
-        cfg.seed = self.seed;
-        let n = setup.nodes();
-        let out = rt
-            .block_on(run_local(setup.clone(), cfg, self.max_time, |_| {}))
-            .map_err(|e| UserError(e.to_string()))?;
-        let mut g: Gathered<<S::Node as Protocol>::Obs> =
-            Gathered::new(n, out.end.as_str(), out.wall.as_secs_f64() * 1e3, out.cpu_ms, out.started_unix_ns);
-        for r in out.reports {
-            g.add_report(r);
-        }
+        let (g, _) = crate::net_cmd::run_in_process(&setup, "complexity", self.seed, self.max_time)?;
         Ok(report::summarize(&*setup, self.seed, g, ""))
     }
 }

@@ -5,8 +5,7 @@
 use crate::cli::MulticastArgs;
 use crate::error::UserError;
 use crate::{faults, output};
-use agora_core::{Protocol, Setup, Time};
-use agora_net::{run_local, NetConfig};
+use agora_core::{Setup, Time};
 use agora_protocols::multicast::{analyse, quantile, McastObs, Order};
 use agora_protocols::{Driver, Params};
 use agora_sim::{Faults, SimConfig, Simulation};
@@ -90,34 +89,14 @@ impl Driver for Tcp {
     type Output = Result<RunData, UserError>;
     fn run<S: Setup>(self, setup: S) -> Self::Output {
         let setup = Arc::new(setup);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| UserError(format!("cannot start the async runtime: {e}")))?;
-        let dir = tempfile::tempdir()
-            .map_err(|e| UserError(format!("cannot create a temporary directory: {e}")))?;
-        let mut cfg = NetConfig::new("multicast", Vec::new());
-        cfg.data_dir = Some(dir.path().to_path_buf());
-        cfg.seed = self.seed;
-        let out = rt
-            .block_on(run_local(setup.clone(), cfg, Duration::from_secs(60), |_| {}))
-            .map_err(|e| UserError(e.to_string()))?;
-        let n = setup.nodes();
-        let mut g: agora_net::Gathered<<S::Node as Protocol>::Obs> = agora_net::Gathered::new(
-            n,
-            out.end.as_str(),
-            out.wall.as_secs_f64() * 1e3,
-            out.cpu_ms,
-            out.started_unix_ns,
-        );
-        for r in out.reports {
-            g.add_report(r);
-        }
+        let (g, last_active_unix_ns) =
+            crate::net_cmd::run_in_process(&setup, "multicast", self.seed, Duration::from_secs(60))?;
+        let started = g.started_unix_ns;
         let mut obs: Vec<(f64, u32, McastObs)> = g
             .observations
             .iter()
             .filter_map(|(t, node, o)| {
-                to_mcast(o).map(|m| (t.saturating_sub(out.started_unix_ns) as f64 / 1e6, node.0, m))
+                to_mcast(o).map(|m| (t.saturating_sub(started) as f64 / 1e6, node.0, m))
             })
             .collect();
         obs.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -125,7 +104,7 @@ impl Driver for Tcp {
         let (messages, bytes) = (totals.sent, totals.bytes_sent);
         let summary = agora_net::report::summarize(&*setup, self.seed, g, "");
         // From the nodes' start to the last event handled (quiescence detection excluded).
-        let wall_ms = out.last_active_unix_ns.saturating_sub(out.started_unix_ns) as f64 / 1e6;
+        let wall_ms = last_active_unix_ns.saturating_sub(started) as f64 / 1e6;
         Ok(RunData { obs, messages, bytes, violations: summary.violations.len(), wall_ms })
     }
 }

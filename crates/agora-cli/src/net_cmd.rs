@@ -21,6 +21,39 @@ fn runtime() -> Result<tokio::runtime::Runtime, UserError> {
         .map_err(|e| UserError(format!("cannot start the async runtime: {e}")))
 }
 
+/// The gathered reports of an in-process run, and when its last event was handled.
+type InProcess<S> = (Gathered<<<S as Setup>::Node as Protocol>::Obs>, u64);
+
+/// Runs every node of `setup` in this process over loopback TCP, with databases in a
+/// temporary directory, and gathers their reports; also returns when the last event was
+/// handled (Unix ns). For commands that sweep many runs (`complexity`, `multicast`).
+pub fn run_in_process<S: Setup>(
+    setup: &Arc<S>,
+    cluster: &str,
+    seed: u64,
+    max_time: Duration,
+) -> Result<InProcess<S>, UserError> {
+    let dir =
+        tempfile::tempdir().map_err(|e| UserError(format!("cannot create a temporary directory: {e}")))?;
+    let mut cfg = NetConfig::new(cluster, Vec::new());
+    cfg.data_dir = Some(dir.path().to_path_buf());
+    cfg.seed = seed;
+    let out = runtime()?
+        .block_on(run_local(setup.clone(), cfg, max_time, |_| {}))
+        .map_err(|e| UserError(e.to_string()))?;
+    let mut g = Gathered::new(
+        setup.nodes(),
+        out.end.as_str(),
+        out.wall.as_secs_f64() * 1e3,
+        out.cpu_ms,
+        out.started_unix_ns,
+    );
+    for r in out.reports {
+        g.add_report(r);
+    }
+    Ok((g, out.last_active_unix_ns))
+}
+
 fn parse_addr(s: &Option<String>) -> Result<Option<SocketAddr>, UserError> {
     s.as_ref()
         .map(|a| {
