@@ -48,7 +48,9 @@ pub fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, UserError> {
 
 pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
     let seeds = parse_seeds(&args.seeds)?;
-    let fault_cfg = faults::build(&args.faults, args.params.nodes)?;
+    let size =
+        sim_cmd::params(&args.params, seeds.start).and_then(|p| sim_cmd::cluster_size(&args.protocol, &p))?;
+    let fault_cfg = faults::build(&args.faults, size)?;
     if !(args.max_time_ms.is_finite() && args.max_time_ms > 0.0) {
         return Err(UserError(format!("--max-time-ms {}: must be a positive number", args.max_time_ms)));
     }

@@ -267,9 +267,19 @@ pub struct ProtocolArgs {
     /// events per process) or a scenario such as 'PI MS0 MR1; MR0 MS1'.
     #[arg(long, default_value = "random")]
     pub scenario: String,
-    /// Mean time between a multicast peer's messages, exponentially distributed (multicast).
+    /// Mean time between a multicast peer's messages or a Raft client's operations,
+    /// exponentially distributed (multicast, raft; 0: a client submits all at once).
     #[arg(long, value_name = "MS", default_value_t = 5.0)]
     pub interval_ms: f64,
+    /// Client nodes, after the replicas (raft).
+    #[arg(long, default_value_t = 2)]
+    pub clients: u32,
+    /// Probability that a client operation is a read (raft).
+    #[arg(long, value_name = "P", default_value_t = 0.25)]
+    pub reads: f64,
+    /// Compact the log into a snapshot after this many applied entries (raft).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub snapshot_every: u64,
 }
 
 /// Everything that can go wrong; flags add to (or override) a `--faults` file.

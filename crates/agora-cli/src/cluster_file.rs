@@ -44,6 +44,10 @@ pub struct ParamsFile {
     pub rounds: Option<u32>,
     pub scenario: Option<String>,
     pub interval_ms: Option<f64>,
+    /// Raft: how many of the nodes (the last ones) are clients; the others are replicas.
+    pub clients: Option<u32>,
+    pub reads: Option<f64>,
+    pub snapshot_every: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,8 +102,20 @@ impl ClusterFile {
 
     pub fn params(&self) -> Result<Params, UserError> {
         let topology = self.params.topology.as_deref().unwrap_or("complete").parse().map_err(UserError)?;
-        let defaults = Params::new(self.nodes.len(), self.seed);
+        let mut nodes = self.nodes.len();
+        if let Some(c) = self.params.clients {
+            if c as usize >= nodes {
+                return Err(UserError(format!(
+                    "cluster file: clients = {c} leaves no replica among its {nodes} nodes"
+                )));
+            }
+            nodes -= c as usize;
+        }
+        let defaults = Params::new(nodes, self.seed);
         Ok(Params {
+            clients: self.params.clients.unwrap_or(0),
+            reads: self.params.reads.unwrap_or(defaults.reads),
+            snapshot_every: self.params.snapshot_every.unwrap_or(defaults.snapshot_every),
             topology,
             origin: self.params.origin.unwrap_or(0),
             variant: self.params.variant.clone(),

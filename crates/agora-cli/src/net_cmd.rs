@@ -112,6 +112,14 @@ impl Driver for Local {
     type Output = Result<RunSummary, UserError>;
 
     fn run<S: Setup>(self, setup: S) -> Self::Output {
+        if setup.nodes() != self.cfg.addrs.len() {
+            return Err(UserError(format!(
+                "the cluster file lists {} nodes but this {} cluster has {}",
+                self.cfg.addrs.len(),
+                setup.name(),
+                setup.nodes()
+            )));
+        }
         let setup = Arc::new(setup);
         let seed = self.cfg.seed;
         let n = setup.nodes();

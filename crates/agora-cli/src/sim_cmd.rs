@@ -84,14 +84,30 @@ pub fn params(p: &ProtocolArgs, seed: u64) -> Result<Params, UserError> {
         rounds: p.rounds,
         scenario: p.scenario.clone(),
         interval_ms: p.interval_ms,
+        clients: p.clients,
+        reads: p.reads,
+        snapshot_every: p.snapshot_every,
     })
+}
+
+/// The number of nodes of a protocol's cluster (a Raft cluster has clients besides its
+/// `--nodes` replicas), to validate fault specs against.
+pub fn cluster_size(protocol: &str, params: &Params) -> Result<usize, UserError> {
+    struct Size;
+    impl agora_protocols::Driver for Size {
+        type Output = usize;
+        fn run<S: agora_core::Setup>(self, setup: S) -> usize {
+            setup.nodes()
+        }
+    }
+    Ok(agora_protocols::dispatch(protocol, params, Size)?)
 }
 
 /// Runs `agora sim`; returns the process exit code.
 pub fn run(args: &SimArgs, argv: Vec<String>) -> Result<i32, UserError> {
     let p = &args.params;
     let params = params(p, args.seed)?;
-    let faults = faults::build(&args.faults, p.nodes)?;
+    let faults = faults::build(&args.faults, cluster_size(&args.protocol, &params)?)?;
     if !(args.max_time_ms.is_finite() && args.max_time_ms > 0.0) {
         return Err(UserError(format!("--max-time-ms {}: must be a positive number", args.max_time_ms)));
     }

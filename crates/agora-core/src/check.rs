@@ -80,6 +80,8 @@ pub struct EndState<'a> {
     /// that never go quiet (heartbeats) judge liveness only if the run went on long enough
     /// after it to stabilize.
     pub last_fault: Time,
+    /// A partition is still in force at the end (it never healed).
+    pub partitioned: bool,
 }
 
 impl EndState<'_> {

@@ -55,6 +55,14 @@ pub trait Protocol: Send + 'static {
 
     /// Called when a timer set with [`Context::set_timer`] fires.
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Self::Timer);
+
+    /// Whether all that is left for this node is background work that never ends on its own
+    /// (heartbeats, failure detection). Drivers end a run when every node is in the background
+    /// (and no fault is still to come), as they do when nothing at all is left to do. The
+    /// default, `false`, leaves the end to quiescence.
+    fn background(&self) -> bool {
+        false
+    }
 }
 
 /// How to build the nodes of one run of a protocol, and how to judge the run.
@@ -191,6 +199,11 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
     /// Durably stores `value` under `key` (postcard-encoded).
     pub fn persist<V: Serialize>(&mut self, key: impl Into<String>, value: &V) {
         let value = crate::wire::encode(value);
+        self.effects.push(Effect::Persist { key: key.into(), value });
+    }
+
+    /// Durably stores bytes the protocol encoded itself (a log entry, a snapshot).
+    pub fn persist_bytes(&mut self, key: impl Into<String>, value: Vec<u8>) {
         self.effects.push(Effect::Persist { key: key.into(), value });
     }
 

@@ -4,7 +4,9 @@
 //! *Done* in one process means quiescent: no message in flight anywhere (sent and not yet
 //! handled), no timer pending, for a few consecutive polls. A lone node cannot see the other
 //! processes, so it is done when it has been idle (no event handled, no timer pending, its
-//! send queues empty) for `idle`. Both stop at `max_time` regardless.
+//! send queues empty) for `idle`. Nodes that heartbeat forever count as done once their
+//! protocol says only that is left (`Protocol::background`): every node of the process for
+//! 100 ms, or the lone node for `idle`. Both stop at `max_time` regardless.
 
 use crate::clock::{cpu_ms, unix_ns};
 use crate::node::{self, BoundNode, NetConfig, NodeReport, NodeShared};
@@ -58,6 +60,10 @@ pub enum RunError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// How long every node of a one-process cluster must have been in the background (only
+/// heartbeats left, see `Protocol::background`) before the run ends.
+const BACKGROUND_SETTLE: Duration = Duration::from_millis(100);
+
 type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
 
 /// Runs every node of `setup` in this process on 127.0.0.1 with ephemeral ports.
@@ -93,8 +99,9 @@ pub async fn run_local<S: Setup>(
         if shared.iter().any(|s| s.failed.load(Ordering::Relaxed)) {
             break End::Failed;
         }
-        let idle = in_flight.load(Ordering::Acquire) == 0
-            && shared.iter().all(|s| s.pending.load(Ordering::Acquire) == 0);
+        let idle = (in_flight.load(Ordering::Acquire) == 0
+            && shared.iter().all(|s| s.pending.load(Ordering::Acquire) == 0))
+            || shared.iter().all(|s| s.background_for(BACKGROUND_SETTLE));
         quiet = if idle { quiet + 1 } else { 0 };
         if quiet >= 3 {
             break End::Quiescent;
@@ -148,7 +155,9 @@ pub async fn run_node<S: Setup>(
         }
         let quiet_ns = unix_ns().saturating_sub(shared.last_active_ns.load(Ordering::Relaxed));
         let drained = shared.unsent.load(Ordering::Acquire) == 0;
-        if drained && shared.pending.load(Ordering::Acquire) == 0 && quiet_ns >= idle.as_nanos() as u64 {
+        let quiet =
+            drained && shared.pending.load(Ordering::Acquire) == 0 && quiet_ns >= idle.as_nanos() as u64;
+        if quiet || shared.background_for(idle) {
             break End::Idle;
         }
         if t0.elapsed() >= max_time {

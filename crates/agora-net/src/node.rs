@@ -80,6 +80,16 @@ pub struct NodeShared {
     pub failed: AtomicBool,
     /// Frames queued to peers and not yet written.
     pub unsent: Arc<AtomicI64>,
+    /// Since when (Unix ns) the protocol says only background work is left; 0: it has work.
+    pub background_since_ns: AtomicU64,
+}
+
+impl NodeShared {
+    /// The node has been in the background for at least `d`.
+    pub fn background_for(&self, d: Duration) -> bool {
+        let since = self.background_since_ns.load(Ordering::Acquire);
+        since != 0 && unix_ns().saturating_sub(since) >= d.as_nanos() as u64
+    }
 }
 
 /// What a node reports when it stops.
@@ -148,6 +158,7 @@ pub fn start<S: Setup>(
         live: Mutex::new((Metrics::new(), Counters::default())),
         failed: AtomicBool::new(false),
         unsent: Arc::new(AtomicI64::new(0)),
+        background_since_ns: AtomicU64::new(0),
     });
     let (inbox_tx, inbox_rx) = mpsc::channel(cfg.inbox_capacity);
     let expect = Expect {
@@ -352,6 +363,13 @@ impl<S: Setup> Driver<S> {
             }
         }
         self.effects = effects;
+        let background = self.node.background();
+        let since = self.shared.background_since_ns.load(Ordering::Relaxed);
+        if background && since == 0 {
+            self.shared.background_since_ns.store(unix_ns(), Ordering::Release);
+        } else if !background && since != 0 {
+            self.shared.background_since_ns.store(0, Ordering::Release);
+        }
         if !writes.is_empty() {
             if let Some(store) = &self.store {
                 if let Err(e) = tokio::task::block_in_place(|| store.apply(&writes)) {

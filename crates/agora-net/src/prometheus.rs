@@ -124,6 +124,7 @@ mod tests {
             live: Mutex::new((m, Counters { sent, ..Counters::default() })),
             failed: AtomicBool::new(false),
             unsent: Arc::new(AtomicI64::new(0)),
+            background_since_ns: AtomicU64::new(0),
         })
     }
 

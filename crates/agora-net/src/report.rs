@@ -196,6 +196,7 @@ pub fn summarize<S: Setup>(
             network_reliable: summary.messages_dropped == 0,
             quiescent: matches!(g.end.as_str(), "quiescent" | "idle"),
             last_fault: Time::ZERO,
+            partitioned: false,
         };
         violations = checker.finish(&end);
     }

@@ -160,6 +160,7 @@ mod tests {
             network_reliable: lossless,
             quiescent: true,
             last_fault: Time::ZERO,
+            partitioned: false,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod logical_clocks;
 pub mod multicast;
 pub mod mutex;
 pub mod patterns;
+pub mod raft;
 pub mod registry;
 pub mod stream;
 pub mod topology;

@@ -48,6 +48,7 @@ pub const PROTOCOLS: &[(&str, &str)] = &[
     ("total-sequencer", "reliable total-order multicast by a sequencer, with failover"),
     ("bully", "bully leader election with heartbeats; --start picks who starts (best/worst case)"),
     ("ring-election", "Chang-Roberts election on a ring with heartbeats; --start: single initiator"),
+    ("raft", "a Raft-replicated key-value store: --nodes replicas, --clients clients of --msgs operations"),
 ];
 
 /// Parameters shared by the protocols; each protocol uses the ones it needs.
@@ -80,8 +81,15 @@ pub struct Params {
     /// Logical clocks: `seed`, `random` (from the seed, --msgs events per process) or a
     /// scenario in the seed report's notation.
     pub scenario: String,
-    /// Mean time between a multicast peer's messages (exponential).
+    /// Mean time between a multicast peer's messages, or a Raft client's operations
+    /// (exponential).
     pub interval_ms: f64,
+    /// Client nodes (`raft`).
+    pub clients: u32,
+    /// Probability that a client operation is a read (`raft`).
+    pub reads: f64,
+    /// Compact the log after this many applied entries (`raft`).
+    pub snapshot_every: u64,
 }
 
 impl Params {
@@ -102,6 +110,9 @@ impl Params {
             rounds: 1,
             scenario: "random".into(),
             interval_ms: 5.0,
+            clients: 2,
+            reads: 0.25,
+            snapshot_every: 64,
         }
     }
 }
@@ -355,6 +366,52 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
             } else {
                 driver.run(RingElectionSetup { nodes, starter, timeout })
             })
+        }
+        "raft" => {
+            let stale = match variant {
+                None => false,
+                Some("stale-reads") => true,
+                Some("no-dedup") => false,
+                Some(v) => return Err(bad_variant(v)),
+            };
+            if params.nodes > 15 {
+                return Err(ParamError::Invalid(format!(
+                    "raft: --nodes {} replicas; at most 15",
+                    params.nodes
+                )));
+            }
+            if params.clients > 1_000 {
+                return Err(ParamError::Invalid(format!("raft: --clients {}; at most 1000", params.clients)));
+            }
+            if !(0.0..=1.0).contains(&params.reads) {
+                return Err(ParamError::Invalid(format!(
+                    "--reads {}: must be a probability in 0..1",
+                    params.reads
+                )));
+            }
+            if !(params.interval_ms.is_finite() && params.interval_ms >= 0.0) {
+                return Err(ParamError::Invalid(format!(
+                    "--interval-ms {}: must be zero or a positive number",
+                    params.interval_ms
+                )));
+            }
+            if params.snapshot_every == 0 || params.window == 0 {
+                return Err(ParamError::Invalid("--snapshot-every and --window must be at least 1".into()));
+            }
+            let t = timeout(params)?;
+            let work = crate::raft::kv::Workload {
+                ops: params.msgs.unwrap_or(50),
+                window: params.window as usize,
+                interval: std::time::Duration::from_secs_f64(params.interval_ms / 1e3),
+                reads: params.reads,
+                retry: t * 5,
+            };
+            let mut setup = crate::raft::kv::KvSetup::new(params.nodes, params.clients as usize, t, work);
+            let cfg = Arc::get_mut(&mut setup.raft).expect("just built");
+            cfg.snapshot_every = params.snapshot_every;
+            cfg.stale_reads = stale;
+            cfg.dedup = variant != Some("no-dedup");
+            Ok(driver.run(setup))
         }
         _ => Err(ParamError::UnknownProtocol(name.to_string())),
     }

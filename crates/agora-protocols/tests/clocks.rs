@@ -87,6 +87,7 @@ fn a_wrong_clock_is_caught() {
         network_reliable: true,
         quiescent: true,
         last_fault: Time::ZERO,
+        partitioned: false,
     });
     assert_eq!(v[0].property, "clock-condition");
     // Vector stamps that make two ordered events look concurrent are caught too.
@@ -101,6 +102,7 @@ fn a_wrong_clock_is_caught() {
         network_reliable: true,
         quiescent: true,
         last_fault: Time::ZERO,
+        partitioned: false,
     });
     assert_eq!(v[0].property, "characterizes-causality");
 }

@@ -149,6 +149,11 @@ impl Net {
         self.cuts.push((index, Cut::OneWay(p.from.clone(), p.to.clone())));
     }
 
+    /// Whether some partition is in force now.
+    pub(crate) fn any_cut(&self) -> bool {
+        !self.cuts.is_empty()
+    }
+
     pub(crate) fn heal(&mut self, index: usize) {
         self.cuts.retain(|(i, _)| *i != index);
     }

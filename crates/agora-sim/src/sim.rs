@@ -163,6 +163,10 @@ pub struct Simulation<S: Setup> {
     events: u64,
     /// When the last scheduled fault (crash, partition, ...) took effect.
     last_fault: Time,
+    /// Fault events scheduled and not yet applied.
+    faults_left: usize,
+    /// When to next ask whether every node is in the background.
+    next_idle_check: Time,
 }
 
 /// Derives an independent stream seed from the master seed.
@@ -222,6 +226,8 @@ impl<S: Setup> Simulation<S> {
             next_timer_gen: 0,
             events: 0,
             last_fault: Time::ZERO,
+            faults_left: 0,
+            next_idle_check: Time::ZERO,
             config,
         }
     }
@@ -250,6 +256,13 @@ impl<S: Setup> Simulation<S> {
                 self.now = self.config.max_time;
                 break EndReason::TimeLimit;
             }
+            if at >= self.next_idle_check {
+                // Protocols that heartbeat forever end when every node says only that is left.
+                self.next_idle_check = at.after(std::time::Duration::from_millis(10));
+                if self.all_background() {
+                    break EndReason::Quiescent;
+                }
+            }
             self.now = at;
             self.events += 1;
             self.handle(event);
@@ -264,6 +277,7 @@ impl<S: Setup> Simulation<S> {
                 network_reliable: self.config.faults.lossless(),
                 quiescent: end == EndReason::Quiescent,
                 last_fault: self.last_fault,
+                partitioned: self.net.any_cut(),
             };
             self.violations = self.checker.finish(&state);
         }
@@ -287,6 +301,20 @@ impl<S: Setup> Simulation<S> {
         }
     }
 
+    fn push_fault(&mut self, at: Time, event: EventOf<S>) {
+        self.faults_left += 1;
+        self.queue.push(at, event);
+    }
+
+    /// Every node is crashed, paused or in the background, and no fault is still to come.
+    fn all_background(&self) -> bool {
+        self.faults_left == 0
+            && self
+                .slots
+                .iter()
+                .all(|s| s.status != Status::Up || s.node.as_ref().is_none_or(|n| n.background()))
+    }
+
     fn schedule_faults(&mut self) {
         if let Some(r) = self.config.faults.random_crashes.clone() {
             let drawn = r.draw(self.n, &mut stream(self.config.seed, 3));
@@ -295,30 +323,30 @@ impl<S: Setup> Simulation<S> {
         let f = self.config.faults.clone();
         let at = Time::from_millis_f64;
         for (i, p) in f.partitions.iter().enumerate() {
-            self.queue.push(at(p.at_ms), Event::Fault(Action::PartitionStart(i)));
+            self.push_fault(at(p.at_ms), Event::Fault(Action::PartitionStart(i)));
             if let Some(h) = p.heal_ms {
-                self.queue.push(at(h), Event::Fault(Action::PartitionHeal(i)));
+                self.push_fault(at(h), Event::Fault(Action::PartitionHeal(i)));
             }
         }
         for (i, p) in f.one_way.iter().enumerate() {
-            self.queue.push(at(p.at_ms), Event::Fault(Action::OneWayStart(i)));
+            self.push_fault(at(p.at_ms), Event::Fault(Action::OneWayStart(i)));
             if let Some(h) = p.heal_ms {
-                self.queue.push(at(h), Event::Fault(Action::OneWayHeal(i)));
+                self.push_fault(at(h), Event::Fault(Action::OneWayHeal(i)));
             }
         }
         for c in &f.crashes {
             for id in c.nodes.iter() {
-                self.queue.push(at(c.at_ms), Event::Fault(Action::Crash(id)));
+                self.push_fault(at(c.at_ms), Event::Fault(Action::Crash(id)));
                 if let Some(r) = c.restart_ms {
-                    self.queue.push(at(r), Event::Fault(Action::Restart(id)));
+                    self.push_fault(at(r), Event::Fault(Action::Restart(id)));
                 }
             }
         }
         for p in &f.pauses {
             for id in p.nodes.iter() {
-                self.queue.push(at(p.at_ms), Event::Fault(Action::Pause(id)));
+                self.push_fault(at(p.at_ms), Event::Fault(Action::Pause(id)));
                 if let Some(r) = p.resume_ms {
-                    self.queue.push(at(r), Event::Fault(Action::Resume(id)));
+                    self.push_fault(at(r), Event::Fault(Action::Resume(id)));
                 }
             }
         }
@@ -397,7 +425,10 @@ impl<S: Setup> Simulation<S> {
                     self.step(node, |n, ctx| n.on_timer(ctx, timer));
                 }
             },
-            Event::Fault(action) => self.fault(action),
+            Event::Fault(action) => {
+                self.faults_left -= 1;
+                self.fault(action)
+            }
         }
     }
 

@@ -1,0 +1,434 @@
+//! Raft's safety properties (Figure 3 of the paper) and a client oracle, judged from what
+//! replicas and clients report.
+//!
+//! The checker keeps a mirror of every replica's log as `(term, chain)` per index; a chain
+//! hash covers an entry and every entry before it, so comparing chains compares whole
+//! prefixes.
+//!
+//! - *election-safety*: at most one leader per term.
+//! - *one-vote-per-term*: a replica never votes for two candidates in one term, across
+//!   restarts (its vote is durable).
+//! - *leader-append-only*: a leader never overwrites or removes entries of its log.
+//! - *log-matching*: two logs with an entry of the same index and term hold the same entries
+//!   up to it.
+//! - *leader-completeness*: a new leader's log holds every committed entry.
+//! - *state-machine-safety*: no two replicas apply (or commit) different entries at one index,
+//!   and they obtain the same results from them.
+//! - *durable-log*: a restarted replica's log is what it had written.
+//! - *exactly-once*: no command of a client session takes effect twice.
+//! - *acked-applied*: an acknowledged command took effect at the log position it was told.
+//! - *linearizable-reads*: a query is answered at a log index no older than any command or
+//!   query completed before it was sent (no stale reads).
+//! - *liveness* (at end, when a majority of replicas is up, no partition is in force, and the
+//!   run went on for `settle` after the last fault): a leader was in office in the final
+//!   stretch, every live replica applied every acknowledged command, and every live client
+//!   got every answer it asked for.
+
+use super::{Index, RaftObs, Term};
+use agora_core::{Checker, EndState, Lifecycle, NodeId, Property, PropertyKind, Protocol, Time, Violation};
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Default)]
+struct Mirror {
+    base: (Index, Term, u64),
+    log: Vec<(Term, u64)>,
+}
+
+impl Mirror {
+    fn last(&self) -> Index {
+        self.base.0 + self.log.len() as u64
+    }
+
+    fn at(&self, i: Index) -> Option<(Term, u64)> {
+        if i == self.base.0 {
+            return Some((self.base.1, self.base.2));
+        }
+        if i < self.base.0 {
+            return None;
+        }
+        self.log.get((i - self.base.0 - 1) as usize).copied()
+    }
+}
+
+/// Judges runs of any protocol whose observations include Raft's.
+pub struct RaftChecker {
+    replica: Vec<bool>,
+    client: Vec<bool>,
+    settle: Time,
+    leaders: HashMap<Term, NodeId>,
+    votes: HashMap<(NodeId, Term), NodeId>,
+    leading: Vec<Option<Term>>,
+    /// The last time some replica was leader.
+    leader_seen: Time,
+    mirrors: Vec<Mirror>,
+    chains: HashMap<(Index, Term), u64>,
+    committed: HashMap<Index, u64>,
+    max_committed: Option<(Index, u64)>,
+    applied: HashMap<Index, (u64, u64, u64)>,
+    applied_upto: Vec<Index>,
+    fresh_at: HashMap<(u64, u64), Index>,
+    max_acked: Index,
+    /// The highest log index of an operation completed so far.
+    completed: Index,
+    read_floor: HashMap<(u64, u64), Index>,
+    client_done: Vec<bool>,
+}
+
+impl RaftChecker {
+    /// `nodes`: the cluster size; `replicas` and `clients` among them; liveness is judged
+    /// `settle` after the last fault.
+    pub fn new(nodes: usize, replicas: &[NodeId], clients: &[NodeId], settle: Duration) -> Self {
+        let mut replica = vec![false; nodes];
+        for r in replicas {
+            replica[r.index()] = true;
+        }
+        let mut client = vec![false; nodes];
+        for c in clients {
+            client[c.index()] = true;
+        }
+        RaftChecker {
+            replica,
+            client,
+            settle: Time(settle.as_nanos() as u64),
+            leaders: HashMap::new(),
+            votes: HashMap::new(),
+            leading: vec![None; nodes],
+            leader_seen: Time::ZERO,
+            mirrors: vec![Mirror::default(); nodes],
+            chains: HashMap::new(),
+            committed: HashMap::new(),
+            max_committed: None,
+            applied: HashMap::new(),
+            applied_upto: vec![0; nodes],
+            fresh_at: HashMap::new(),
+            max_acked: 0,
+            completed: 0,
+            read_floor: HashMap::new(),
+            client_done: vec![false; nodes],
+        }
+    }
+
+    pub fn properties() -> Vec<Property> {
+        let always = |name, description| Property { name, kind: PropertyKind::Always, description };
+        vec![
+            always("election-safety", "at most one leader per term"),
+            always(
+                "one-vote-per-term",
+                "a replica votes for at most one candidate per term, across restarts",
+            ),
+            always("leader-append-only", "a leader never overwrites or deletes its log entries"),
+            always("log-matching", "logs with an entry of the same index and term are identical up to it"),
+            always("leader-completeness", "a new leader's log holds every committed entry"),
+            always(
+                "state-machine-safety",
+                "replicas apply the same entry at each index, with the same results",
+            ),
+            always("durable-log", "a restarted replica's log is what it had written"),
+            always("exactly-once", "no command of a client session takes effect twice"),
+            always("acked-applied", "an acknowledged command took effect at the position it was told"),
+            always(
+                "linearizable-reads",
+                "a query never reads older state than an operation completed before it",
+            ),
+            Property {
+                name: "liveness",
+                kind: PropertyKind::AtEnd,
+                description: "after the faults: a leader, every acknowledged command applied on every live \
+                              replica, every live client answered",
+            },
+        ]
+    }
+
+    /// Judges one observation of `node` at `at`.
+    pub fn check(&mut self, at: Time, node: NodeId, obs: &RaftObs) -> Result<(), Violation> {
+        let n = node.index();
+        let v = |p: &'static str, d: String| Err(Violation::new(p, Some(node), at, d));
+        match obs {
+            RaftObs::Restored { base, log, .. } => {
+                let m = &self.mirrors[n];
+                if m.last() > 0 || !log.is_empty() || base.0 > 0 {
+                    let want_last = base.0 + log.len() as u64;
+                    if want_last != m.last() {
+                        return v(
+                            "durable-log",
+                            format!(
+                                "restarted with a log ending at {want_last}, but it had written up to {}",
+                                m.last()
+                            ),
+                        );
+                    }
+                    for (k, e) in log.iter().enumerate() {
+                        let i = base.0 + 1 + k as u64;
+                        if m.at(i).is_some_and(|x| x != *e) {
+                            return v(
+                                "durable-log",
+                                format!("restarted with a different entry at index {i}"),
+                            );
+                        }
+                    }
+                }
+                self.mirrors[n] = Mirror { base: *base, log: log.clone() };
+                self.applied_upto[n] = base.0;
+                self.leading[n] = None;
+            }
+            RaftObs::Voted { term, candidate } => match self.votes.get(&(node, *term)) {
+                Some(c) if c != candidate => {
+                    return v(
+                        "one-vote-per-term",
+                        format!("voted for {candidate} in term {term}, after voting for {c}"),
+                    )
+                }
+                _ => {
+                    self.votes.insert((node, *term), *candidate);
+                }
+            },
+            RaftObs::Leader { term } => {
+                if let Some(l) = self.leaders.get(term) {
+                    if *l != node {
+                        return v(
+                            "election-safety",
+                            format!("became leader of term {term}, which node {l} leads"),
+                        );
+                    }
+                }
+                self.leaders.insert(*term, node);
+                self.leading[n] = Some(*term);
+                self.leader_seen = at;
+                if let Some((c, chain)) = self.max_committed {
+                    let m = &self.mirrors[n];
+                    let has = c <= m.base.0 || m.at(c).is_some_and(|(_, ch)| ch == chain);
+                    if !has {
+                        return v(
+                            "leader-completeness",
+                            format!(
+                                "leader of term {term} lacks committed entry {c} (its log ends at {})",
+                                m.last()
+                            ),
+                        );
+                    }
+                }
+            }
+            RaftObs::SteppedDown { .. } => {
+                self.leading[n] = None;
+                self.leader_seen = at;
+            }
+            RaftObs::Appended { first, entries } => {
+                let m = &mut self.mirrors[n];
+                if *first <= m.base.0 || *first > m.last() + 1 {
+                    return v(
+                        "log-matching",
+                        format!(
+                            "wrote entries from {first}, outside its log ({}..={})",
+                            m.base.0 + 1,
+                            m.last() + 1
+                        ),
+                    );
+                }
+                if let Some(t) = self.leading[n] {
+                    if *first <= m.last() {
+                        return v(
+                            "leader-append-only",
+                            format!(
+                                "leader of term {t} rewrote its log from index {first} (it ended at {})",
+                                m.last()
+                            ),
+                        );
+                    }
+                }
+                m.log.truncate((*first - m.base.0 - 1) as usize);
+                for (k, (term, chain)) in entries.iter().enumerate() {
+                    let i = first + k as u64;
+                    match self.chains.get(&(i, *term)) {
+                        Some(c) if c != chain => return v(
+                            "log-matching",
+                            format!(
+                                "entry {i} of term {term} follows a different log than on another replica"
+                            ),
+                        ),
+                        Some(_) => {}
+                        None => {
+                            self.chains.insert((i, *term), *chain);
+                        }
+                    }
+                    m.log.push((*term, *chain));
+                }
+            }
+            RaftObs::Installed { index, term, chain } => {
+                if let Some(c) = self.committed.get(index).or(self.applied.get(index).map(|a| &a.0)) {
+                    if c != chain {
+                        return v(
+                            "state-machine-safety",
+                            format!("installed a snapshot at {index} of another log"),
+                        );
+                    }
+                }
+                let m = &mut self.mirrors[n];
+                if m.at(*index) == Some((*term, *chain)) {
+                    let keep = (*index - m.base.0) as usize;
+                    m.log.drain(..keep.min(m.log.len()));
+                } else {
+                    m.log.clear();
+                }
+                m.base = (*index, *term, *chain);
+                self.applied_upto[n] = self.applied_upto[n].max(*index);
+            }
+            RaftObs::Committed { index, chain } => {
+                match self.committed.get(index) {
+                    Some(c) if c != chain => {
+                        return v(
+                            "state-machine-safety",
+                            format!("committed a different entry at index {index}"),
+                        )
+                    }
+                    _ => {
+                        self.committed.insert(*index, *chain);
+                    }
+                }
+                if self.max_committed.is_none_or(|(c, _)| *index > c) {
+                    self.max_committed = Some((*index, *chain));
+                }
+            }
+            RaftObs::Applied { index, chain, fresh, results } => {
+                if *index != self.applied_upto[n] + 1 {
+                    return v(
+                        "state-machine-safety",
+                        format!("applied entry {index} after entry {}", self.applied_upto[n]),
+                    );
+                }
+                self.applied_upto[n] = *index;
+                let fresh_digest = super::chain(0, 0, &agora_core::wire::encode(fresh));
+                match self.applied.get(index) {
+                    Some(&(c, r, f)) => {
+                        if c != *chain {
+                            return v(
+                                "state-machine-safety",
+                                format!("applied a different entry at index {index}"),
+                            );
+                        }
+                        if r != *results || f != fresh_digest {
+                            return v(
+                                "state-machine-safety",
+                                format!("entry {index} gave different results than on another replica"),
+                            );
+                        }
+                    }
+                    None => {
+                        if self.committed.get(index).is_some_and(|c| c != chain) {
+                            return v(
+                                "state-machine-safety",
+                                format!("applied an uncommitted entry at {index}"),
+                            );
+                        }
+                        self.applied.insert(*index, (*chain, *results, fresh_digest));
+                        for f in fresh {
+                            if let Some(i) = self.fresh_at.insert(*f, *index) {
+                                return v(
+                                    "exactly-once",
+                                    format!(
+                                        "command {} of session {:#x} took effect at {i} and again at {index}",
+                                        f.1, f.0
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            RaftObs::Acked { session, seq, pos } => {
+                if self.fresh_at.get(&(*session, *seq)) != Some(&pos.index) {
+                    return v(
+                        "acked-applied",
+                        format!(
+                            "command {seq} of session {session:#x} acknowledged at index {} but took effect at {:?}",
+                            pos.index,
+                            self.fresh_at.get(&(*session, *seq))
+                        ),
+                    );
+                }
+                self.max_acked = self.max_acked.max(pos.index);
+                self.completed = self.completed.max(pos.index);
+            }
+            RaftObs::ReadBegin { session, seq } => {
+                self.read_floor.insert((*session, *seq), self.completed);
+            }
+            RaftObs::ReadDone { session, seq, index } => {
+                let floor = self.read_floor.remove(&(*session, *seq)).unwrap_or(0);
+                if *index < floor {
+                    return v(
+                        "linearizable-reads",
+                        format!(
+                            "query {seq} of session {session:#x} read at index {index}, but an operation at index \
+                             {floor} had completed before it was sent"
+                        ),
+                    );
+                }
+                self.completed = self.completed.max(*index);
+            }
+            RaftObs::ClientDone { .. } => self.client_done[n] = true,
+        }
+        Ok(())
+    }
+
+    pub fn on_lifecycle(&mut self, at: Time, node: NodeId, event: Lifecycle) {
+        match event {
+            Lifecycle::Crashed => {
+                if self.leading[node.index()].take().is_some() {
+                    self.leader_seen = at;
+                }
+                self.client_done[node.index()] = false;
+            }
+            Lifecycle::Restarted => self.client_done[node.index()] = false,
+            _ => {}
+        }
+    }
+
+    pub fn judge_end(&mut self, end: &EndState<'_>) -> Vec<Violation> {
+        let live = |i: usize| end.live.get(i).copied().unwrap_or(false);
+        let replicas: Vec<usize> = (0..self.replica.len()).filter(|&i| self.replica[i]).collect();
+        let up = replicas.iter().filter(|&&i| live(i)).count();
+        let settled = end.at.0.saturating_sub(end.last_fault.0) >= self.settle.0;
+        if !settled || end.partitioned || up < replicas.len() / 2 + 1 {
+            return Vec::new();
+        }
+        let v = |node: Option<usize>, d: String| {
+            vec![Violation::new("liveness", node.map(|i| NodeId(i as u32)), end.at, d)]
+        };
+        let leader_now = replicas.iter().any(|&i| live(i) && self.leading[i].is_some());
+        if !leader_now && end.at.0.saturating_sub(self.leader_seen.0) > self.settle.0 / 2 {
+            return v(None, format!("no leader in the last {} after the faults", Time(self.settle.0 / 2)));
+        }
+        if let Some(&i) = replicas.iter().find(|&&i| live(i) && self.applied_upto[i] < self.max_acked) {
+            return v(
+                Some(i),
+                format!(
+                    "applied up to {} only; command at {} was acknowledged",
+                    self.applied_upto[i], self.max_acked
+                ),
+            );
+        }
+        if let Some(i) = (0..self.client.len()).find(|&i| self.client[i] && live(i) && !self.client_done[i]) {
+            return v(Some(i), "client still waits for answers".into());
+        }
+        Vec::new()
+    }
+}
+
+/// The checker of a protocol whose observations are Raft's own.
+impl<P: Protocol<Obs = RaftObs> + ?Sized> Checker<P> for RaftChecker {
+    fn properties(&self) -> Vec<Property> {
+        RaftChecker::properties()
+    }
+
+    fn observe(&mut self, at: Time, node: NodeId, obs: &RaftObs) -> Result<(), Violation> {
+        self.check(at, node, obs)
+    }
+
+    fn lifecycle(&mut self, at: Time, node: NodeId, event: Lifecycle) {
+        self.on_lifecycle(at, node, event)
+    }
+
+    fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
+        self.judge_end(end)
+    }
+}

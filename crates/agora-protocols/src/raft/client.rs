@@ -1,0 +1,180 @@
+//! The client side of a Raft log: a session that numbers its operations, keeps a window of
+//! them in flight, batches what waits into one request, follows redirections to the leader,
+//! and retries with the next replica when no answer comes.
+//!
+//! A session id is the client's node id and an incarnation number its host persists, so a
+//! restarted client never reuses a (session, sequence number) pair.
+
+use super::{Io, Op, Outcome, RaftMsg, RaftObs, RaftTimer, StateMachine};
+use agora_core::{NodeId, OpId};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// The session id of incarnation `incarnation` of the client on `node`.
+pub fn session_id(node: NodeId, incarnation: u32) -> u64 {
+    (u64::from(node.0) << 32) | u64::from(incarnation)
+}
+
+/// The metrics operation id of `seq` in `session` (unique across sessions of up to 4096
+/// incarnations and 2^32 operations).
+pub fn op_id(session: u64, seq: u64) -> OpId {
+    ((session >> 32) << 44) | ((session & 0xfff) << 32) | (seq & 0xffff_ffff)
+}
+
+/// A client session.
+pub struct Client<SM: StateMachine> {
+    session: u64,
+    replicas: Vec<NodeId>,
+    /// The replica requests go to (an index into `replicas`).
+    target: usize,
+    window: usize,
+    timeout: Duration,
+    next_seq: u64,
+    queued: VecDeque<(u64, Op<SM>)>,
+    outstanding: BTreeMap<u64, Op<SM>>,
+    /// A redirection was followed since the last retry or progress.
+    redirected: bool,
+}
+
+impl<SM: StateMachine> Client<SM> {
+    pub fn new(session: u64, replicas: Vec<NodeId>, window: usize, timeout: Duration) -> Self {
+        assert!(!replicas.is_empty(), "a client needs replicas");
+        Client {
+            session,
+            target: (session as usize) % replicas.len(),
+            replicas,
+            window: window.max(1),
+            timeout,
+            next_seq: 0,
+            queued: VecDeque::new(),
+            outstanding: BTreeMap::new(),
+            redirected: false,
+        }
+    }
+
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+
+    /// No operation waits or is in flight.
+    pub fn is_idle(&self) -> bool {
+        self.queued.is_empty() && self.outstanding.is_empty()
+    }
+
+    /// Operations submitted and not yet answered.
+    pub fn pending(&self) -> usize {
+        self.queued.len() + self.outstanding.len()
+    }
+
+    /// Submits an operation; returns its sequence number.
+    pub fn submit(&mut self, io: &mut impl Io<SM>, op: Op<SM>) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if matches!(op, Op::Query(_)) {
+            io.observe(RaftObs::ReadBegin { session: self.session, seq });
+        }
+        self.queued.push_back((seq, op));
+        self.flush(io);
+        seq
+    }
+
+    fn acked_below(&self) -> u64 {
+        let a = self.outstanding.keys().next().copied();
+        let b = self.queued.front().map(|(s, _)| *s);
+        a.into_iter().chain(b).min().unwrap_or(self.next_seq)
+    }
+
+    /// Sends what waits, as far as the window allows, in one request.
+    fn flush(&mut self, io: &mut impl Io<SM>) {
+        let room = self.window.saturating_sub(self.outstanding.len());
+        if room == 0 || self.queued.is_empty() {
+            return;
+        }
+        let was_idle = self.outstanding.is_empty();
+        let n = room.min(self.queued.len());
+        let ops: Vec<(u64, Op<SM>)> = self.queued.drain(..n).collect();
+        for (seq, op) in &ops {
+            self.outstanding.insert(*seq, op.clone());
+        }
+        let acked_below = self.acked_below();
+        io.send(self.replicas[self.target], RaftMsg::Request { session: self.session, acked_below, ops });
+        if was_idle {
+            io.set_timer(RaftTimer::ClientRetry, self.timeout);
+        }
+    }
+
+    /// Sends everything in flight again, to the current target.
+    fn resend(&mut self, io: &mut impl Io<SM>) {
+        if self.outstanding.is_empty() {
+            return;
+        }
+        let ops: Vec<(u64, Op<SM>)> = self.outstanding.iter().map(|(s, o)| (*s, o.clone())).collect();
+        let acked_below = self.acked_below();
+        io.send(self.replicas[self.target], RaftMsg::Request { session: self.session, acked_below, ops });
+        io.set_timer(RaftTimer::ClientRetry, self.timeout);
+    }
+
+    /// Handles a message for this client; returns the operations it completed.
+    pub fn on_message(
+        &mut self,
+        io: &mut impl Io<SM>,
+        from: NodeId,
+        msg: RaftMsg<SM>,
+    ) -> Vec<(u64, Outcome<SM>)> {
+        let mut done = Vec::new();
+        match msg {
+            RaftMsg::Reply { session, results } if session == self.session => {
+                for (seq, outcome) in results {
+                    if self.outstanding.remove(&seq).is_none() {
+                        continue;
+                    }
+                    match &outcome {
+                        Outcome::Applied { pos, .. } => {
+                            io.observe(RaftObs::Acked { session: self.session, seq, pos: *pos })
+                        }
+                        Outcome::Read { index, .. } => {
+                            io.observe(RaftObs::ReadDone { session: self.session, seq, index: *index })
+                        }
+                    }
+                    done.push((seq, outcome));
+                }
+                if let Some(t) = self.replicas.iter().position(|r| *r == from) {
+                    self.target = t;
+                }
+                if !done.is_empty() {
+                    self.redirected = false;
+                    if self.outstanding.is_empty() {
+                        io.cancel_timer(RaftTimer::ClientRetry);
+                    } else {
+                        io.set_timer(RaftTimer::ClientRetry, self.timeout);
+                    }
+                    self.flush(io);
+                }
+            }
+            RaftMsg::Redirect { session, leader } if session == self.session => {
+                let hint = leader.and_then(|l| self.replicas.iter().position(|r| *r == l));
+                if let Some(t) = hint {
+                    if t != self.target && !self.redirected {
+                        self.target = t;
+                        self.redirected = true;
+                        self.resend(io);
+                    } else {
+                        self.target = t;
+                    }
+                }
+            }
+            _ => {}
+        }
+        done
+    }
+
+    /// The retry timer fired: try the next replica.
+    pub fn on_retry(&mut self, io: &mut impl Io<SM>) {
+        if self.outstanding.is_empty() {
+            return;
+        }
+        self.target = (self.target + 1) % self.replicas.len();
+        self.redirected = false;
+        self.resend(io);
+    }
+}

@@ -1,0 +1,279 @@
+//! `raft`: a replicated key-value store on the Raft log, with a client workload — the example
+//! and test subject of [`super`].
+//!
+//! Nodes `0..R` are replicas (`--nodes R`), nodes `R..R+C` are clients (`--clients C`). Each
+//! client runs `--msgs` operations (default 50) at random intervals (exponential, mean
+//! `--interval-ms`; 0 submits them all at once), at most `--window` in flight: a read
+//! (`Get`, through the read index) with probability `--reads`, otherwise a `Put` or an `Add`
+//! (not idempotent: applying it twice shows) on one of eight keys. A restarted client starts
+//! a new session and runs its workload again.
+//!
+//! Variants that break the protocol, to watch the checker catch them: `stale-reads` (the
+//! leader answers queries at once from its own state) and `no-dedup` (retried commands are
+//! applied again).
+
+use super::checker::RaftChecker;
+use super::client::{op_id, session_id, Client};
+use super::{Config, Op, Pos, RaftMsg, RaftObs, RaftTimer, Replica, StateMachine};
+use agora_core::{Checker, Context, NodeId, Protocol, Setup, Stable};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The key-value store.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Kv {
+    map: BTreeMap<u64, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvCmd {
+    Put {
+        key: u64,
+        value: u64,
+    },
+    /// Adds `delta` to the value (0 if absent); answers the new value.
+    Add {
+        key: u64,
+        delta: u64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvQuery {
+    Get { key: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvOut {
+    Done,
+    Value(Option<u64>),
+}
+
+impl StateMachine for Kv {
+    type Command = KvCmd;
+    type Query = KvQuery;
+    type Output = KvOut;
+
+    fn apply(&mut self, _: Pos, cmd: &KvCmd) -> KvOut {
+        match *cmd {
+            KvCmd::Put { key, value } => {
+                self.map.insert(key, value);
+                KvOut::Done
+            }
+            KvCmd::Add { key, delta } => {
+                let v = self.map.entry(key).or_insert(0);
+                *v = v.wrapping_add(delta);
+                KvOut::Value(Some(*v))
+            }
+        }
+    }
+
+    fn query(&self, q: &KvQuery) -> KvOut {
+        match q {
+            KvQuery::Get { key } => KvOut::Value(self.map.get(key).copied()),
+        }
+    }
+}
+
+/// Timers of the key-value protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvTimer {
+    Raft(RaftTimer),
+    /// A client's next operation.
+    Next,
+}
+
+impl From<RaftTimer> for KvTimer {
+    fn from(t: RaftTimer) -> Self {
+        KvTimer::Raft(t)
+    }
+}
+
+const KEYS: u64 = 8;
+const INCARNATION: &str = "client/incarnation";
+
+/// The workload of one client.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub ops: u32,
+    pub window: usize,
+    /// Mean time between operations; zero submits them all at once.
+    pub interval: Duration,
+    /// Probability that an operation is a read.
+    pub reads: f64,
+    /// A client retries with another replica after this long without an answer.
+    pub retry: Duration,
+}
+
+pub struct KvClient {
+    client: Option<Client<Kv>>,
+    incarnation: u32,
+    replicas: Vec<NodeId>,
+    work: Workload,
+    remaining: u32,
+    reported: bool,
+}
+
+/// A node of the key-value protocol.
+pub enum KvNode {
+    Replica(Box<Replica<Kv>>),
+    Client(Box<KvClient>),
+}
+
+impl KvClient {
+    fn next_op(&mut self, ctx: &mut Context<'_, KvNode>) {
+        let Some(client) = &mut self.client else { return };
+        let rng = ctx.rng();
+        let key = rng.random_range(0..KEYS);
+        let op = if rng.random_bool(self.work.reads) {
+            Op::Query(KvQuery::Get { key })
+        } else if rng.random_bool(0.5) {
+            Op::Command(KvCmd::Put { key, value: rng.random() })
+        } else {
+            Op::Command(KvCmd::Add { key, delta: rng.random_range(1..100) })
+        };
+        self.remaining -= 1;
+        let session = client.session();
+        let seq = client.submit(ctx, op);
+        ctx.op_begin(op_id(session, seq));
+    }
+
+    fn schedule(&mut self, ctx: &mut Context<'_, KvNode>) {
+        if self.remaining == 0 {
+            return;
+        }
+        let mean = self.work.interval.as_secs_f64();
+        let u: f64 = ctx.rng().random::<f64>();
+        let after = Duration::from_secs_f64(-mean * (1.0 - u).ln());
+        ctx.set_timer(KvTimer::Next, after);
+    }
+
+    fn check_done(&mut self, ctx: &mut Context<'_, KvNode>) {
+        if let Some(c) = &self.client {
+            if self.remaining == 0 && c.is_idle() && !self.reported {
+                self.reported = true;
+                ctx.observe(RaftObs::ClientDone { session: c.session() });
+            }
+        }
+    }
+}
+
+impl Protocol for KvNode {
+    type Msg = RaftMsg<Kv>;
+    type Timer = KvTimer;
+    type Obs = RaftObs;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        match self {
+            KvNode::Replica(r) => r.on_start(ctx),
+            KvNode::Client(c) => {
+                c.incarnation += 1;
+                ctx.persist(INCARNATION, &c.incarnation);
+                let session = session_id(ctx.id(), c.incarnation);
+                c.client = Some(Client::new(session, c.replicas.clone(), c.work.window, c.work.retry));
+                c.remaining = c.work.ops;
+                c.reported = false;
+                if c.work.interval.is_zero() {
+                    while c.remaining > 0 {
+                        c.next_op(ctx);
+                    }
+                } else {
+                    c.schedule(ctx);
+                }
+                c.check_done(ctx);
+            }
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: RaftMsg<Kv>) {
+        match self {
+            KvNode::Replica(r) => r.on_message(ctx, from, msg),
+            KvNode::Client(c) => {
+                let Some(client) = &mut c.client else { return };
+                let session = client.session();
+                for (seq, _) in client.on_message(ctx, from, msg) {
+                    ctx.op_end(op_id(session, seq));
+                }
+                c.check_done(ctx);
+            }
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: KvTimer) {
+        match (self, timer) {
+            (KvNode::Replica(r), KvTimer::Raft(t)) => r.on_timer(ctx, t),
+            (KvNode::Client(c), KvTimer::Raft(RaftTimer::ClientRetry)) => {
+                if let Some(client) = &mut c.client {
+                    client.on_retry(ctx);
+                }
+            }
+            (KvNode::Client(c), KvTimer::Next) => {
+                c.next_op(ctx);
+                c.schedule(ctx);
+                c.check_done(ctx);
+            }
+            _ => {}
+        }
+    }
+
+    fn background(&self) -> bool {
+        match self {
+            KvNode::Replica(r) => r.settled(),
+            KvNode::Client(c) => c.reported,
+        }
+    }
+}
+
+/// A run of the replicated key-value store.
+pub struct KvSetup {
+    pub replicas: usize,
+    pub clients: usize,
+    pub raft: Arc<Config>,
+    pub work: Workload,
+    /// Liveness is judged this long after the last fault.
+    pub settle: Duration,
+}
+
+impl KvSetup {
+    /// `replicas` replicas and `clients` clients with Raft's defaults for `timeout`, the
+    /// shortest election timeout.
+    pub fn new(replicas: usize, clients: usize, timeout: Duration, work: Workload) -> Self {
+        let ids = (0..replicas as u32).map(NodeId).collect();
+        KvSetup { replicas, clients, raft: Arc::new(Config::new(ids, timeout)), work, settle: timeout * 250 }
+    }
+}
+
+impl Setup for KvSetup {
+    type Node = KvNode;
+
+    fn name(&self) -> &'static str {
+        "raft"
+    }
+
+    fn nodes(&self) -> usize {
+        self.replicas + self.clients
+    }
+
+    fn build(&self, id: NodeId, stable: &Stable) -> KvNode {
+        if id.index() < self.replicas {
+            KvNode::Replica(Box::new(Replica::new(self.raft.clone(), id, stable)))
+        } else {
+            KvNode::Client(Box::new(KvClient {
+                client: None,
+                incarnation: stable.get(INCARNATION).ok().flatten().unwrap_or(0),
+                replicas: self.raft.replicas.clone(),
+                work: self.work.clone(),
+                remaining: 0,
+                reported: false,
+            }))
+        }
+    }
+
+    fn checker(&self) -> Box<dyn Checker<KvNode>> {
+        let clients: Vec<NodeId> = (self.replicas..self.nodes()).map(|i| NodeId(i as u32)).collect();
+        Box::new(RaftChecker::new(self.nodes(), &self.raft.replicas, &clients, self.settle))
+    }
+}

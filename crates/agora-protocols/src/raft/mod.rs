@@ -1,0 +1,315 @@
+//! `raft`: a replicated log (Ongaro & Ousterhout, *In Search of an Understandable Consensus
+//! Algorithm*, USENIX ATC 2014; Ongaro, *Consensus: Bridging Theory and Practice*, PhD thesis,
+//! Stanford, 2014 — "the thesis" below), as a sans-IO core that other protocols embed.
+//!
+//! **Parts.**
+//! - [`Replica`]: one member of the replicated log. Leader election with randomized timeouts
+//!   drawn from the injected random source; log replication with batching (one entry carries
+//!   a client's whole request message) and pipelining (up to `max_inflight` appends in flight
+//!   per follower, the next index advanced optimistically and rewound on a rejection or a
+//!   silent heartbeat period); commitment by majority of entries of the leader's own term
+//!   (§5.4.2 of the paper); log compaction into snapshots every `snapshot_every` applied
+//!   entries, and snapshots sent in chunks to followers that lag behind the leader's log.
+//!   Term, vote and log entries are persisted through persist effects in the step that
+//!   changes them, so they are durable before any answer leaves the node. A restarted replica
+//!   rebuilds from its snapshot and log and has lost its commit index, role and leader.
+//!   Leader stickiness (§4.2.3 of the thesis): a follower that heard from a live leader within
+//!   the minimum election timeout ignores vote requests, so a node cut off by a one-way
+//!   partition cannot depose a working leader.
+//! - [`StateMachine`]: the replicated application. It is generic: the key-value store of
+//!   [`kv`] is the example and test subject; the federated election and the trading post
+//!   plug in their own.
+//! - Client sessions (§6.3 of the thesis): every command carries its client's session id and
+//!   sequence number, and the state machine's session table remembers each session's
+//!   results, so a retried command is applied once and answered again with the same result.
+//!   Clients pipeline: a request names the lowest sequence number the client has not yet seen
+//!   answered, and results below it are forgotten.
+//! - [`client::Client`]: the client side — redirection to the leader, retries on a timeout,
+//!   a window of commands in flight, batching of what is queued into one request.
+//! - [`checker::RaftChecker`]: Raft's safety properties and a client oracle.
+//!
+//! **Linearizable reads: read index, not leases** (§6.4 of the thesis). A query is answered by
+//! the leader once (1) it has committed an entry of its own term (its no-op), (2) it has
+//! recorded its commit index as the read's index, (3) a majority has answered a heartbeat
+//! sent after the query arrived (it was still the leader then), and (4) it has applied the
+//! log up to the read index. One heartbeat round serves every query that arrived before it.
+//! Leases would save that round but rest on bounded clock drift; agora's simulator drifts and
+//! skews clocks on purpose, and a read-index read stays correct under any clock. The
+//! `stale-reads` variant answers from local state at once, and the checker catches it.
+//!
+//! **Tolerates** the crash and restart of any minority of replicas (3, 5, 7 replicas tolerate
+//! 1, 2, 3), message loss, duplication and reordering, symmetric and one-way partitions,
+//! pauses, and clock skew and drift: safety never depends on timing. Liveness needs a
+//! majority up and connected for a few election timeouts.
+//!
+//! **Not done:** membership changes (the replica set is fixed), pre-vote, and expiry of
+//! client sessions (the table keeps one small record per session ever seen).
+
+pub mod checker;
+pub mod client;
+pub mod kv;
+mod log;
+mod replica;
+
+pub use replica::{Config, Replica, Role};
+
+use agora_core::{Context, NodeId, Protocol, Rng, Time};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use std::time::Duration;
+
+/// A term number.
+pub type Term = u64;
+/// A log index; the first entry has index 1, and 0 is "before the log".
+pub type Index = u64;
+
+/// Where a command sits in the log: its entry and its place among that entry's commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Pos {
+    pub index: Index,
+    pub offset: u32,
+}
+
+/// The replicated application: deterministic, so every replica applying the same commands in
+/// the same order reaches the same state and the same outputs.
+pub trait StateMachine: Default + Clone + Debug + Send + Serialize + DeserializeOwned + 'static {
+    /// A command: changes the state, goes through the log.
+    type Command: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static;
+    /// A query: reads the state, answered by the leader through a read index.
+    type Query: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static;
+    /// The answer to a command or a query.
+    type Output: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static;
+
+    /// Applies a committed command at `pos`.
+    fn apply(&mut self, pos: Pos, cmd: &Self::Command) -> Self::Output;
+
+    /// Answers a query from the current state.
+    fn query(&self, q: &Self::Query) -> Self::Output;
+}
+
+/// A client's operation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum Op<SM: StateMachine> {
+    Command(SM::Command),
+    Query(SM::Query),
+}
+
+/// A log entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct Entry<SM: StateMachine> {
+    pub term: Term,
+    pub body: Body<SM>,
+}
+
+/// What an entry carries.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum Body<SM: StateMachine> {
+    /// A new leader's first entry: committing it commits everything before it (§5.4.2).
+    Noop,
+    /// One request message of one client session: its commands, in order.
+    Commands {
+        session: u64,
+        /// The client's node, answered by whoever leads when the entry is applied.
+        from: NodeId,
+        /// Results of this session below this sequence number can be forgotten.
+        acked_below: u64,
+        cmds: Vec<(u64, SM::Command)>,
+    },
+}
+
+/// The answer to one operation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum Outcome<SM: StateMachine> {
+    /// A command applied (now, or earlier: a retried command gets its first result).
+    Applied { pos: Pos, output: SM::Output },
+    /// A query answered at a read index.
+    Read { index: Index, output: SM::Output },
+}
+
+/// Raft's messages, and the client protocol's.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum RaftMsg<SM: StateMachine> {
+    Vote {
+        term: Term,
+        last_index: Index,
+        last_term: Term,
+    },
+    VoteReply {
+        term: Term,
+        granted: bool,
+    },
+    Append {
+        term: Term,
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry<SM>>,
+        commit: Index,
+        /// The leader's read round, echoed in the reply.
+        round: u64,
+    },
+    AppendReply {
+        term: Term,
+        ok: bool,
+        /// On success the last index known to match the leader's; on failure a hint: the
+        /// leader should retry from `last + 1`.
+        last: Index,
+        round: u64,
+    },
+    /// A chunk of the leader's snapshot.
+    Snapshot {
+        term: Term,
+        index: Index,
+        last_term: Term,
+        chain: u64,
+        offset: u64,
+        total: u64,
+        data: Vec<u8>,
+        round: u64,
+    },
+    SnapshotReply {
+        term: Term,
+        index: Index,
+        /// The next offset wanted; `total` when the snapshot is installed.
+        next: u64,
+        round: u64,
+    },
+    /// A client's operations, numbered in its session.
+    Request {
+        session: u64,
+        acked_below: u64,
+        ops: Vec<(u64, Op<SM>)>,
+    },
+    Reply {
+        session: u64,
+        results: Vec<(u64, Outcome<SM>)>,
+    },
+    /// Not the leader: try `leader` if known.
+    Redirect {
+        session: u64,
+        leader: Option<NodeId>,
+    },
+}
+
+impl<SM: StateMachine> agora_core::Message for RaftMsg<SM> {
+    fn kind(&self) -> &'static str {
+        match self {
+            RaftMsg::Vote { .. } => "VOTE",
+            RaftMsg::VoteReply { .. } => "VOTE-REPLY",
+            RaftMsg::Append { entries, .. } if entries.is_empty() => "HEARTBEAT",
+            RaftMsg::Append { .. } => "APPEND",
+            RaftMsg::AppendReply { .. } => "APPEND-REPLY",
+            RaftMsg::Snapshot { .. } => "SNAPSHOT",
+            RaftMsg::SnapshotReply { .. } => "SNAPSHOT-REPLY",
+            RaftMsg::Request { .. } => "REQUEST",
+            RaftMsg::Reply { .. } => "REPLY",
+            RaftMsg::Redirect { .. } => "REDIRECT",
+        }
+    }
+}
+
+/// Raft's timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaftTimer {
+    /// Follower or candidate: no leader heard from; start an election.
+    Election,
+    /// Leader: heartbeat, retransmit, start a read round.
+    Heartbeat,
+    /// Client: no answer; retry with another replica.
+    ClientRetry,
+}
+
+/// What replicas and clients report, for [`checker::RaftChecker`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RaftObs {
+    /// A replica (re)started with this durable state: its snapshot `(index, term, chain)` and
+    /// its log after it, `(term, chain)` per entry.
+    Restored { term: Term, voted_for: Option<NodeId>, base: (Index, Term, u64), log: Vec<(Term, u64)> },
+    /// Voted for `candidate` in `term`.
+    Voted { term: Term, candidate: NodeId },
+    /// Became leader of `term`.
+    Leader { term: Term },
+    /// Stopped leading.
+    SteppedDown { term: Term },
+    /// Wrote entries `(term, chain)` from index `first`, replacing any there and after.
+    Appended { first: Index, entries: Vec<(Term, u64)> },
+    /// Installed the leader's snapshot, which ends at `index`.
+    Installed { index: Index, term: Term, chain: u64 },
+    /// The leader's commit index reached `index`.
+    Committed { index: Index, chain: u64 },
+    /// Applied entry `index`: the sessions and sequence numbers that took effect (not
+    /// duplicates), and a digest of every result.
+    Applied { index: Index, chain: u64, fresh: Vec<(u64, u64)>, results: u64 },
+    /// A client got the result of command `seq`.
+    Acked { session: u64, seq: u64, pos: Pos },
+    /// A client sent query `seq` for the first time.
+    ReadBegin { session: u64, seq: u64 },
+    /// A client got the answer to query `seq`, read at `index`.
+    ReadDone { session: u64, seq: u64, index: Index },
+    /// A client has every answer it asked for.
+    ClientDone { session: u64 },
+}
+
+/// What the Raft core needs of its host: a clock, randomness, and effects. Any protocol whose
+/// message, timer and observation types wrap Raft's gets it for its [`Context`].
+pub trait Io<SM: StateMachine> {
+    fn now(&self) -> Time;
+    fn rng(&mut self) -> &mut Rng;
+    fn send(&mut self, to: NodeId, msg: RaftMsg<SM>);
+    fn set_timer(&mut self, timer: RaftTimer, after: Duration);
+    fn cancel_timer(&mut self, timer: RaftTimer);
+    fn persist(&mut self, key: String, value: Vec<u8>);
+    fn unpersist(&mut self, key: String);
+    fn observe(&mut self, obs: RaftObs);
+}
+
+impl<P, SM> Io<SM> for Context<'_, P>
+where
+    P: Protocol,
+    SM: StateMachine,
+    P::Msg: From<RaftMsg<SM>>,
+    P::Timer: From<RaftTimer>,
+    P::Obs: From<RaftObs>,
+{
+    fn now(&self) -> Time {
+        Context::now(self)
+    }
+    fn rng(&mut self) -> &mut Rng {
+        Context::rng(self)
+    }
+    fn send(&mut self, to: NodeId, msg: RaftMsg<SM>) {
+        Context::send(self, to, msg.into())
+    }
+    fn set_timer(&mut self, timer: RaftTimer, after: Duration) {
+        Context::set_timer(self, timer.into(), after)
+    }
+    fn cancel_timer(&mut self, timer: RaftTimer) {
+        Context::cancel_timer(self, timer.into())
+    }
+    fn persist(&mut self, key: String, value: Vec<u8>) {
+        self.persist_bytes(key, value)
+    }
+    fn unpersist(&mut self, key: String) {
+        Context::unpersist(self, key)
+    }
+    fn observe(&mut self, obs: RaftObs) {
+        Context::observe(self, obs.into())
+    }
+}
+
+/// The chain hash of an entry: it covers the entry and, through `prev`, every entry before
+/// it, so two logs with the same chain at an index hold the same entries up to it. Replicas
+/// report chains; the checker compares them.
+pub fn chain(prev: u64, term: Term, encoded_body: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    h.write_u64(prev);
+    h.write_u64(term);
+    h.write(encoded_body);
+    h.finish()
+}

@@ -1,0 +1,920 @@
+//! One replica of the Raft log: election, replication, commitment, application, snapshots,
+//! client sessions and read-index queries. See the module docs of [`super`].
+
+use super::log::Log;
+use super::{Body, Entry, Index, Io, Op, Outcome, Pos, RaftMsg, RaftObs, RaftTimer, StateMachine, Term};
+use agora_core::{wire, NodeId, Stable, Time};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const HARD_STATE: &str = "raft/hs";
+const SNAPSHOT: &str = "raft/snap";
+const LOG_PREFIX: &str = "raft/log/";
+
+fn log_key(i: Index) -> String {
+    format!("{LOG_PREFIX}{i:016x}")
+}
+
+/// Settings shared by the replicas of one log.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Every replica of the log, in a fixed order.
+    pub replicas: Vec<NodeId>,
+    /// The shortest election timeout; each is drawn uniformly from `[t, 2t)`.
+    pub election_timeout: Duration,
+    /// The leader's heartbeat period.
+    pub heartbeat: Duration,
+    /// Compact the log into a snapshot after this many applied entries.
+    pub snapshot_every: u64,
+    /// Appends in flight per follower.
+    pub max_inflight: usize,
+    /// Bytes and entries per append.
+    pub max_append_bytes: usize,
+    pub max_append_entries: usize,
+    /// Bytes per snapshot chunk.
+    pub snapshot_chunk: usize,
+    /// Broken variant: the leader answers queries from its own state at once.
+    pub stale_reads: bool,
+    /// Broken variant when false: retried commands are applied again.
+    pub dedup: bool,
+}
+
+impl Config {
+    pub fn new(replicas: Vec<NodeId>, election_timeout: Duration) -> Self {
+        Config {
+            replicas,
+            election_timeout,
+            heartbeat: election_timeout / 4,
+            snapshot_every: 1_000,
+            max_inflight: 8,
+            max_append_bytes: 256 * 1024,
+            max_append_entries: 512,
+            snapshot_chunk: 64 * 1024,
+            stale_reads: false,
+            dedup: true,
+        }
+    }
+
+    pub fn majority(&self) -> usize {
+        self.replicas.len() / 2 + 1
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// A client session's remembered results.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+struct Session<SM: StateMachine> {
+    /// Results below this sequence number were seen by the client and are forgotten.
+    below: u64,
+    done: BTreeMap<u64, (Pos, SM::Output)>,
+}
+
+impl<SM: StateMachine> Default for Session<SM> {
+    fn default() -> Self {
+        Session { below: 0, done: BTreeMap::new() }
+    }
+}
+
+type Sessions<SM> = BTreeMap<u64, Session<SM>>;
+
+/// Answers to one client session: sequence number and outcome.
+type Results<SM> = Vec<(u64, Outcome<SM>)>;
+
+/// What the leader knows of a follower.
+#[derive(Clone, Debug)]
+struct Peer {
+    id: NodeId,
+    next: Index,
+    matched: Index,
+    inflight: usize,
+    /// Heartbeat periods without an answer.
+    silent: u32,
+    /// The highest read round it answered in this term.
+    round: u64,
+    /// A snapshot being sent: its index and the offset of the chunk in flight.
+    snap: Option<(Index, u64)>,
+}
+
+struct PendingRead<SM: StateMachine> {
+    round: u64,
+    /// The commit index when the query arrived (`None` until the leader's no-op commits).
+    index: Option<Index>,
+    from: NodeId,
+    session: u64,
+    seq: u64,
+    query: SM::Query,
+}
+
+/// One replica of the log.
+pub struct Replica<SM: StateMachine> {
+    cfg: Arc<Config>,
+    me: NodeId,
+    term: Term,
+    voted_for: Option<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    votes: Vec<NodeId>,
+    log: Log<SM>,
+    commit: Index,
+    applied: Index,
+    sm: SM,
+    sessions: Sessions<SM>,
+    peers: Vec<Peer>,
+    /// The index of this leader's no-op.
+    term_start: Index,
+    /// Read rounds: the last started, and whether it awaits its majority.
+    round: u64,
+    round_open: bool,
+    reads: Vec<PendingRead<SM>>,
+    /// The encoded state at the log's base, kept to send to lagging followers.
+    snapshot: Option<Arc<Vec<u8>>>,
+    /// A snapshot being received: its index and the bytes so far.
+    incoming: Option<(Index, Vec<u8>)>,
+    /// When the current leader was last heard from.
+    heard_at: Option<Time>,
+}
+
+fn corrupt(me: NodeId, what: &str, e: impl std::fmt::Display) -> ! {
+    panic!("raft replica {me}: its persisted {what} cannot be decoded ({e}); the storage is corrupt")
+}
+
+impl<SM: StateMachine> Replica<SM> {
+    /// A replica in its initial state, or rebuilt from what it persisted.
+    pub fn new(cfg: Arc<Config>, me: NodeId, stable: &Stable) -> Self {
+        let (term, voted_for): (Term, Option<NodeId>) =
+            stable.get(HARD_STATE).unwrap_or_else(|e| corrupt(me, "term and vote", e)).unwrap_or((0, None));
+        let mut sm = SM::default();
+        let mut sessions = Sessions::new();
+        let mut log = Log::new(0, 0, 0);
+        let mut snapshot = None;
+        if let Some((index, sterm, chain, data)) =
+            stable.get::<(Index, Term, u64, Vec<u8>)>(SNAPSHOT).unwrap_or_else(|e| corrupt(me, "snapshot", e))
+        {
+            (sm, sessions) = wire::decode(&data).unwrap_or_else(|e| corrupt(me, "snapshot", e));
+            log = Log::new(index, sterm, chain);
+            snapshot = Some(Arc::new(data));
+        }
+        for (key, bytes) in stable.with_prefix(LOG_PREFIX) {
+            let i =
+                Index::from_str_radix(&key[LOG_PREFIX.len()..], 16).unwrap_or_else(|e| corrupt(me, key, e));
+            if i <= log.last() {
+                continue;
+            }
+            if i != log.last() + 1 {
+                corrupt(me, "log", format!("entry {i} follows {}", log.last()));
+            }
+            let entry: Entry<SM> = wire::decode(bytes).unwrap_or_else(|e| corrupt(me, key, e));
+            log.append(entry, bytes);
+        }
+        let base = log.base().0;
+        let peers = cfg
+            .replicas
+            .iter()
+            .filter(|r| **r != me)
+            .map(|&id| Peer { id, next: 1, matched: 0, inflight: 0, silent: 0, round: 0, snap: None })
+            .collect();
+        Replica {
+            cfg,
+            me,
+            term,
+            voted_for,
+            role: Role::Follower,
+            leader: None,
+            votes: Vec::new(),
+            log,
+            commit: base,
+            applied: base,
+            sm,
+            sessions,
+            peers,
+            term_start: 0,
+            round: 0,
+            round_open: false,
+            reads: Vec::new(),
+            snapshot,
+            incoming: None,
+            heard_at: None,
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    pub fn commit_index(&self) -> Index {
+        self.commit
+    }
+
+    pub fn applied_index(&self) -> Index {
+        self.applied
+    }
+
+    /// The replicated state as applied here.
+    pub fn state(&self) -> &SM {
+        &self.sm
+    }
+
+    /// Nothing in hand: the log is committed and applied to its end, and, for a leader, every
+    /// follower has all of it and no query waits. What remains is heartbeats.
+    pub fn settled(&self) -> bool {
+        let caught_up = self.applied == self.commit && self.commit == self.log.last();
+        match self.role {
+            Role::Candidate => false,
+            Role::Follower => caught_up && self.leader.is_some() && self.incoming.is_none(),
+            Role::Leader => {
+                caught_up && self.reads.is_empty() && self.peers.iter().all(|p| p.matched == self.log.last())
+            }
+        }
+    }
+
+    pub fn on_start(&mut self, io: &mut impl Io<SM>) {
+        let (b, t, c) = self.log.base();
+        io.observe(RaftObs::Restored {
+            term: self.term,
+            voted_for: self.voted_for,
+            base: (b, t, c),
+            log: self.log.summary(),
+        });
+        self.reset_election_timer(io);
+    }
+
+    pub fn on_timer(&mut self, io: &mut impl Io<SM>, timer: RaftTimer) {
+        match timer {
+            RaftTimer::Election => {
+                if self.role != Role::Leader {
+                    self.start_election(io);
+                }
+            }
+            RaftTimer::Heartbeat => {
+                if self.role == Role::Leader {
+                    self.heartbeat(io);
+                }
+            }
+            RaftTimer::ClientRetry => {}
+        }
+    }
+
+    pub fn on_message(&mut self, io: &mut impl Io<SM>, from: NodeId, msg: RaftMsg<SM>) {
+        let from_replica = self.cfg.replicas.contains(&from) && from != self.me;
+        match msg {
+            RaftMsg::Vote { term, last_index, last_term } if from_replica => {
+                self.on_vote(io, from, term, last_index, last_term)
+            }
+            RaftMsg::VoteReply { term, granted } if from_replica => {
+                self.on_vote_reply(io, from, term, granted)
+            }
+            RaftMsg::Append { term, prev_index, prev_term, entries, commit, round } if from_replica => {
+                self.on_append(io, from, term, prev_index, prev_term, entries, commit, round)
+            }
+            RaftMsg::AppendReply { term, ok, last, round } if from_replica => {
+                self.on_append_reply(io, from, term, ok, last, round)
+            }
+            RaftMsg::Snapshot { term, index, last_term, chain, offset, total, data, round }
+                if from_replica =>
+            {
+                self.on_snapshot(io, from, term, (index, last_term, chain), offset, total, data, round)
+            }
+            RaftMsg::SnapshotReply { term, index, next, round } if from_replica => {
+                self.on_snapshot_reply(io, from, term, index, next, round)
+            }
+            RaftMsg::Request { session, acked_below, ops } => {
+                self.on_request(io, from, session, acked_below, ops)
+            }
+            // Replies are for clients; anything else from a non-replica is ignored.
+            _ => {}
+        }
+    }
+
+    // ----- elections -----
+
+    fn reset_election_timer(&mut self, io: &mut impl Io<SM>) {
+        let t = self.cfg.election_timeout;
+        let after = t + t.mul_f64(io.rng().random::<f64>());
+        io.set_timer(RaftTimer::Election, after);
+    }
+
+    fn persist_hard_state(&self, io: &mut impl Io<SM>) {
+        io.persist(HARD_STATE.into(), wire::encode(&(self.term, self.voted_for)));
+    }
+
+    fn start_election(&mut self, io: &mut impl Io<SM>) {
+        self.term += 1;
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.voted_for = Some(self.me);
+        self.votes = vec![self.me];
+        self.persist_hard_state(io);
+        io.observe(RaftObs::Voted { term: self.term, candidate: self.me });
+        self.reset_election_timer(io);
+        if self.votes.len() >= self.cfg.majority() {
+            self.become_leader(io);
+            return;
+        }
+        let msg =
+            RaftMsg::Vote { term: self.term, last_index: self.log.last(), last_term: self.log.last_term() };
+        for p in &self.peers {
+            io.send(p.id, msg.clone());
+        }
+    }
+
+    /// Moves to `term` (if higher) as a follower.
+    fn step_down(&mut self, io: &mut impl Io<SM>, term: Term) {
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.persist_hard_state(io);
+        }
+        if self.role == Role::Leader {
+            io.observe(RaftObs::SteppedDown { term: self.term });
+            io.cancel_timer(RaftTimer::Heartbeat);
+            for r in std::mem::take(&mut self.reads) {
+                io.send(r.from, RaftMsg::Redirect { session: r.session, leader: None });
+            }
+            self.round_open = false;
+        }
+        if self.role != Role::Follower {
+            self.role = Role::Follower;
+            self.reset_election_timer(io);
+        }
+        self.votes.clear();
+    }
+
+    fn on_vote(
+        &mut self,
+        io: &mut impl Io<SM>,
+        from: NodeId,
+        term: Term,
+        last_index: Index,
+        last_term: Term,
+    ) {
+        if term > self.term {
+            // Leader stickiness: a follower that hears a live leader ignores disruptions.
+            let recently = self.heard_at.is_some_and(|t| io.now().since(t) < self.cfg.election_timeout);
+            if self.role == Role::Leader || (self.leader.is_some() && recently) {
+                return;
+            }
+            self.step_down(io, term);
+            self.leader = None;
+        }
+        let up_to_date = (last_term, last_index) >= (self.log.last_term(), self.log.last());
+        let granted = term == self.term && self.voted_for.is_none_or(|v| v == from) && up_to_date;
+        if granted && self.voted_for.is_none() {
+            self.voted_for = Some(from);
+            self.persist_hard_state(io);
+            io.observe(RaftObs::Voted { term, candidate: from });
+        }
+        if granted {
+            self.reset_election_timer(io);
+        }
+        io.send(from, RaftMsg::VoteReply { term: self.term, granted });
+    }
+
+    fn on_vote_reply(&mut self, io: &mut impl Io<SM>, from: NodeId, term: Term, granted: bool) {
+        if term > self.term {
+            self.step_down(io, term);
+            return;
+        }
+        if self.role != Role::Candidate || term != self.term || !granted || self.votes.contains(&from) {
+            return;
+        }
+        self.votes.push(from);
+        if self.votes.len() >= self.cfg.majority() {
+            self.become_leader(io);
+        }
+    }
+
+    fn become_leader(&mut self, io: &mut impl Io<SM>) {
+        self.role = Role::Leader;
+        self.leader = Some(self.me);
+        io.cancel_timer(RaftTimer::Election);
+        io.observe(RaftObs::Leader { term: self.term });
+        let next = self.log.last() + 1;
+        for p in &mut self.peers {
+            *p = Peer { id: p.id, next, matched: 0, inflight: 0, silent: 0, round: 0, snap: None };
+        }
+        self.round = 0;
+        self.round_open = false;
+        self.term_start = self.append(io, Body::Noop);
+        for i in 0..self.peers.len() {
+            self.replicate(io, i, true);
+        }
+        io.set_timer(RaftTimer::Heartbeat, self.cfg.heartbeat);
+        self.advance_commit(io);
+    }
+
+    // ----- replication (leader) -----
+
+    /// Appends to the leader's own log, durably; returns the entry's index.
+    fn append(&mut self, io: &mut impl Io<SM>, body: Body<SM>) -> Index {
+        let entry = Entry { term: self.term, body };
+        let bytes = wire::encode(&entry);
+        let index = self.log.last() + 1;
+        let chain = self.log.append(entry, &bytes);
+        io.persist(log_key(index), bytes);
+        io.observe(RaftObs::Appended { first: index, entries: vec![(self.term, chain)] });
+        index
+    }
+
+    /// Sends follower `i` what it needs: log entries while the pipeline has room, a snapshot
+    /// chunk when it lags behind the log, or (with `beat`) at least a heartbeat.
+    fn replicate(&mut self, io: &mut impl Io<SM>, i: usize, beat: bool) {
+        let (base, base_term, base_chain) = self.log.base();
+        let p = &mut self.peers[i];
+        if p.next <= base {
+            // Behind the log: one snapshot chunk at a time, resent on heartbeats.
+            if p.snap.is_some_and(|(idx, _)| idx == base) && !beat {
+                return;
+            }
+            let Some(data) = &self.snapshot else { return };
+            let offset = match p.snap {
+                Some((idx, off)) if idx == base => off,
+                _ => 0,
+            };
+            let end = (offset as usize + self.cfg.snapshot_chunk).min(data.len());
+            let chunk = data[offset as usize..end].to_vec();
+            p.snap = Some((base, offset));
+            io.send(
+                p.id,
+                RaftMsg::Snapshot {
+                    term: self.term,
+                    index: base,
+                    last_term: base_term,
+                    chain: base_chain,
+                    offset,
+                    total: data.len() as u64,
+                    data: chunk,
+                    round: self.round,
+                },
+            );
+            return;
+        }
+        let mut sent = false;
+        while p.inflight < self.cfg.max_inflight && p.next <= self.log.last() {
+            let entries = self.log.batch(p.next, self.cfg.max_append_bytes, self.cfg.max_append_entries);
+            let prev_index = p.next - 1;
+            let prev_term = self.log.term_at(prev_index).expect("next is past the base");
+            p.next += entries.len() as u64;
+            p.inflight += 1;
+            io.send(
+                p.id,
+                RaftMsg::Append {
+                    term: self.term,
+                    prev_index,
+                    prev_term,
+                    entries,
+                    commit: self.commit,
+                    round: self.round,
+                },
+            );
+            sent = true;
+        }
+        if beat && !sent {
+            let prev_index = p.next - 1;
+            let prev_term = self.log.term_at(prev_index).expect("next is past the base");
+            io.send(
+                p.id,
+                RaftMsg::Append {
+                    term: self.term,
+                    prev_index,
+                    prev_term,
+                    entries: Vec::new(),
+                    commit: self.commit,
+                    round: self.round,
+                },
+            );
+        }
+    }
+
+    fn heartbeat(&mut self, io: &mut impl Io<SM>) {
+        for i in 0..self.peers.len() {
+            let p = &mut self.peers[i];
+            p.silent += 1;
+            if p.silent >= 2 {
+                // Nothing heard for two periods: whatever was in flight is presumed lost.
+                p.next = p.next.min(p.matched + 1);
+                p.inflight = 0;
+                p.snap = None;
+            }
+            self.replicate(io, i, true);
+        }
+        if !self.round_open && self.reads.iter().any(|r| r.round > self.round) {
+            self.start_round(io);
+        }
+        io.set_timer(RaftTimer::Heartbeat, self.cfg.heartbeat);
+    }
+
+    fn on_append_reply(
+        &mut self,
+        io: &mut impl Io<SM>,
+        from: NodeId,
+        term: Term,
+        ok: bool,
+        last: Index,
+        round: u64,
+    ) {
+        if term > self.term {
+            self.step_down(io, term);
+            return;
+        }
+        if self.role != Role::Leader || term != self.term {
+            return;
+        }
+        let Some(i) = self.peers.iter().position(|p| p.id == from) else { return };
+        let log_last = self.log.last();
+        let p = &mut self.peers[i];
+        p.silent = 0;
+        p.round = p.round.max(round);
+        if ok {
+            p.matched = p.matched.max(last.min(log_last));
+            p.next = p.next.max(p.matched + 1);
+            p.inflight = p.inflight.saturating_sub(1);
+        } else {
+            p.next = (last + 1).clamp(p.matched + 1, log_last + 1);
+            p.inflight = 0;
+        }
+        self.advance_commit(io);
+        self.check_reads(io);
+        if self.role == Role::Leader {
+            self.replicate(io, i, false);
+        }
+    }
+
+    fn advance_commit(&mut self, io: &mut impl Io<SM>) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut matched: Vec<Index> = self.peers.iter().map(|p| p.matched).collect();
+        matched.push(self.log.last());
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let m = matched[self.cfg.majority() - 1];
+        // Only an entry of the leader's own term is committed by counting (§5.4.2).
+        if m > self.commit && self.log.term_at(m) == Some(self.term) {
+            self.commit = m;
+            io.observe(RaftObs::Committed { index: m, chain: self.log.chain_at(m).expect("present") });
+            self.apply(io);
+        }
+    }
+
+    // ----- replication (follower) -----
+
+    /// A message of the current (or a newer) leader: follow it.
+    fn follow(&mut self, io: &mut impl Io<SM>, from: NodeId, term: Term) {
+        if term > self.term || self.role != Role::Follower {
+            self.step_down(io, term);
+        }
+        self.leader = Some(from);
+        self.heard_at = Some(io.now());
+        self.reset_election_timer(io);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_append(
+        &mut self,
+        io: &mut impl Io<SM>,
+        from: NodeId,
+        term: Term,
+        prev_index: Index,
+        prev_term: Term,
+        mut entries: Vec<Entry<SM>>,
+        commit: Index,
+        round: u64,
+    ) {
+        if term < self.term {
+            io.send(from, RaftMsg::AppendReply { term: self.term, ok: false, last: 0, round });
+            return;
+        }
+        self.follow(io, from, term);
+        let (base, base_term, _) = self.log.base();
+        let (mut prev_index, mut prev_term) = (prev_index, prev_term);
+        if prev_index < base {
+            // Entries up to the base are committed and in the snapshot: skip them.
+            let skip = base - prev_index;
+            if skip >= entries.len() as u64 {
+                let last = prev_index + entries.len() as u64;
+                io.send(from, RaftMsg::AppendReply { term: self.term, ok: true, last, round });
+                return;
+            }
+            entries.drain(..skip as usize);
+            (prev_index, prev_term) = (base, base_term);
+        }
+        if prev_index > self.log.last() {
+            let last = self.log.last();
+            io.send(from, RaftMsg::AppendReply { term: self.term, ok: false, last, round });
+            return;
+        }
+        if self.log.term_at(prev_index) != Some(prev_term) {
+            let hint =
+                self.log.first_of_term(prev_index).saturating_sub(1).max(self.commit.min(prev_index - 1));
+            io.send(from, RaftMsg::AppendReply { term: self.term, ok: false, last: hint, round });
+            return;
+        }
+        let last_new = prev_index + entries.len() as u64;
+        let mut first_written = None;
+        let mut written = Vec::new();
+        for (k, e) in entries.into_iter().enumerate() {
+            let idx = prev_index + 1 + k as u64;
+            if first_written.is_none() {
+                if self.log.term_at(idx) == Some(e.term) {
+                    continue;
+                }
+                // A conflict (or the end): drop this entry and all after it.
+                for j in idx..=self.log.last() {
+                    io.unpersist(log_key(j));
+                }
+                self.log.truncate_from(idx);
+                first_written = Some(idx);
+            }
+            let bytes = wire::encode(&e);
+            let t = e.term;
+            let chain = self.log.append(e, &bytes);
+            io.persist(log_key(idx), bytes);
+            written.push((t, chain));
+        }
+        if let Some(first) = first_written {
+            io.observe(RaftObs::Appended { first, entries: written });
+        }
+        let new_commit = commit.min(last_new);
+        if new_commit > self.commit {
+            self.commit = new_commit;
+            self.apply(io);
+        }
+        io.send(from, RaftMsg::AppendReply { term: self.term, ok: true, last: last_new, round });
+    }
+
+    // ----- snapshots -----
+
+    fn take_snapshot(&mut self, io: &mut impl Io<SM>) {
+        let index = self.applied;
+        let (base, ..) = self.log.base();
+        let term = self.log.term_at(index).expect("applied entries are in the log");
+        let chain = self.log.chain_at(index).expect("applied entries are in the log");
+        let data = wire::encode(&(&self.sm, &self.sessions));
+        io.persist(SNAPSHOT.into(), wire::encode(&(index, term, chain, &data)));
+        for i in base + 1..=index {
+            io.unpersist(log_key(i));
+        }
+        self.log.compact(index);
+        self.snapshot = Some(Arc::new(data));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_snapshot(
+        &mut self,
+        io: &mut impl Io<SM>,
+        from: NodeId,
+        term: Term,
+        (index, last_term, chain): (Index, Term, u64),
+        offset: u64,
+        total: u64,
+        data: Vec<u8>,
+        round: u64,
+    ) {
+        if term < self.term {
+            io.send(from, RaftMsg::SnapshotReply { term: self.term, index, next: 0, round });
+            return;
+        }
+        self.follow(io, from, term);
+        if index <= self.commit {
+            io.send(from, RaftMsg::SnapshotReply { term: self.term, index, next: total, round });
+            return;
+        }
+        if offset == 0 {
+            self.incoming = Some((index, Vec::new()));
+        }
+        let next = match &mut self.incoming {
+            Some((idx, buf)) if *idx == index && buf.len() as u64 == offset => {
+                buf.extend_from_slice(&data);
+                buf.len() as u64
+            }
+            Some((idx, buf)) if *idx == index => buf.len() as u64,
+            _ => 0,
+        };
+        if next < total {
+            io.send(from, RaftMsg::SnapshotReply { term: self.term, index, next, round });
+            return;
+        }
+        let (_, buf) = self.incoming.take().expect("matched above");
+        let Ok((sm, sessions)) = wire::decode::<(SM, Sessions<SM>)>(&buf) else {
+            // Not a snapshot of ours: start over.
+            io.send(from, RaftMsg::SnapshotReply { term: self.term, index, next: 0, round });
+            return;
+        };
+        let (base, ..) = self.log.base();
+        if self.log.term_at(index) == Some(last_term) && self.log.chain_at(index) == Some(chain) {
+            // The snapshot covers a prefix of our log: keep what follows.
+            for i in base + 1..=index {
+                io.unpersist(log_key(i));
+            }
+            self.log.compact(index);
+        } else {
+            for i in base + 1..=self.log.last() {
+                io.unpersist(log_key(i));
+            }
+            self.log.reset(index, last_term, chain);
+        }
+        io.persist(SNAPSHOT.into(), wire::encode(&(index, last_term, chain, &buf)));
+        self.sm = sm;
+        self.sessions = sessions;
+        self.commit = self.commit.max(index);
+        self.applied = index;
+        self.snapshot = Some(Arc::new(buf));
+        io.observe(RaftObs::Installed { index, term: last_term, chain });
+        io.send(from, RaftMsg::SnapshotReply { term: self.term, index, next: total, round });
+    }
+
+    fn on_snapshot_reply(
+        &mut self,
+        io: &mut impl Io<SM>,
+        from: NodeId,
+        term: Term,
+        index: Index,
+        next: u64,
+        round: u64,
+    ) {
+        if term > self.term {
+            self.step_down(io, term);
+            return;
+        }
+        if self.role != Role::Leader || term != self.term {
+            return;
+        }
+        let Some(i) = self.peers.iter().position(|p| p.id == from) else { return };
+        let total = self.snapshot.as_ref().map_or(0, |s| s.len() as u64);
+        let (base, ..) = self.log.base();
+        let p = &mut self.peers[i];
+        p.silent = 0;
+        p.round = p.round.max(round);
+        if p.snap.is_some_and(|(idx, _)| idx == index) {
+            if index != base || next >= total {
+                // Installed (or already had it).
+                p.matched = p.matched.max(index);
+                p.next = p.next.max(index + 1);
+                p.snap = None;
+                p.inflight = 0;
+            } else {
+                p.snap = Some((index, next));
+            }
+            self.replicate(io, i, true);
+        }
+        self.advance_commit(io);
+        self.check_reads(io);
+    }
+
+    // ----- applying and answering -----
+
+    fn apply(&mut self, io: &mut impl Io<SM>) {
+        while self.applied < self.commit {
+            let index = self.applied + 1;
+            let entry = self.log.get(index).expect("committed entries are in the log");
+            let chain = self.log.chain_at(index).expect("present");
+            let mut fresh = Vec::new();
+            let mut results = Vec::new();
+            let mut answer = None;
+            if let Body::Commands { session, from, acked_below, cmds } = &entry.body {
+                let s = self.sessions.entry(*session).or_default();
+                if *acked_below > s.below {
+                    s.below = *acked_below;
+                    s.done = s.done.split_off(acked_below);
+                }
+                for (k, (seq, cmd)) in cmds.iter().enumerate() {
+                    let pos = Pos { index, offset: k as u32 };
+                    if self.cfg.dedup {
+                        if *seq < s.below {
+                            // Answered before, and the client has said it saw the answer.
+                            continue;
+                        }
+                        if let Some((p, out)) = s.done.get(seq) {
+                            results.push((*seq, Outcome::Applied { pos: *p, output: out.clone() }));
+                            continue;
+                        }
+                    }
+                    let output = self.sm.apply(pos, cmd);
+                    s.done.insert(*seq, (pos, output.clone()));
+                    fresh.push((*session, *seq));
+                    results.push((*seq, Outcome::Applied { pos, output }));
+                }
+                answer = Some((*from, *session));
+            }
+            self.applied = index;
+            let digest = super::chain(0, 0, &wire::encode(&results));
+            io.observe(RaftObs::Applied { index, chain, fresh, results: digest });
+            if let (Role::Leader, Some((to, session))) = (self.role, answer) {
+                if !results.is_empty() {
+                    io.send(to, RaftMsg::Reply { session, results });
+                }
+            }
+        }
+        self.check_reads(io);
+        if self.applied - self.log.base().0 >= self.cfg.snapshot_every {
+            self.take_snapshot(io);
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        io: &mut impl Io<SM>,
+        from: NodeId,
+        session: u64,
+        acked_below: u64,
+        ops: Vec<(u64, Op<SM>)>,
+    ) {
+        if self.role != Role::Leader {
+            io.send(from, RaftMsg::Redirect { session, leader: self.leader });
+            return;
+        }
+        let mut cmds = Vec::new();
+        let mut queries = false;
+        for (seq, op) in ops {
+            match op {
+                Op::Command(c) => cmds.push((seq, c)),
+                Op::Query(query) if self.cfg.stale_reads => {
+                    let output = self.sm.query(&query);
+                    let results = vec![(seq, Outcome::Read { index: self.applied, output })];
+                    io.send(from, RaftMsg::Reply { session, results });
+                }
+                Op::Query(query) => {
+                    let index = (self.commit >= self.term_start).then_some(self.commit);
+                    self.reads.push(PendingRead { round: self.round + 1, index, from, session, seq, query });
+                    queries = true;
+                }
+            }
+        }
+        if !cmds.is_empty() {
+            self.append(io, Body::Commands { session, from, acked_below, cmds });
+            for i in 0..self.peers.len() {
+                self.replicate(io, i, false);
+            }
+            self.advance_commit(io);
+        }
+        if queries && !self.round_open {
+            self.start_round(io);
+        }
+    }
+
+    /// Starts a read round: a heartbeat to every follower, answered with the round number.
+    fn start_round(&mut self, io: &mut impl Io<SM>) {
+        self.round += 1;
+        self.round_open = true;
+        for i in 0..self.peers.len() {
+            self.replicate(io, i, true);
+        }
+        self.check_reads(io);
+    }
+
+    /// Answers the queries whose round a majority confirmed and whose read index is applied.
+    fn check_reads(&mut self, io: &mut impl Io<SM>) {
+        if self.role != Role::Leader || self.reads.is_empty() && !self.round_open {
+            return;
+        }
+        let mut rounds: Vec<u64> = self.peers.iter().map(|p| p.round).collect();
+        rounds.push(self.round);
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        let confirmed = rounds[self.cfg.majority() - 1];
+        if confirmed >= self.round {
+            self.round_open = false;
+        }
+        if self.commit >= self.term_start {
+            for r in &mut self.reads {
+                r.index.get_or_insert(self.commit);
+            }
+        }
+        let applied = self.applied;
+        let mut answers: Vec<(NodeId, u64, Results<SM>)> = Vec::new();
+        let sm = &self.sm;
+        self.reads.retain(|r| {
+            if r.round > confirmed || r.index.is_none_or(|i| i > applied) {
+                return true;
+            }
+            let out = (r.seq, Outcome::Read { index: applied, output: sm.query(&r.query) });
+            match answers.iter_mut().find(|(to, s, _)| *to == r.from && *s == r.session) {
+                Some(a) => a.2.push(out),
+                None => answers.push((r.from, r.session, vec![out])),
+            }
+            false
+        });
+        for (to, session, results) in answers {
+            io.send(to, RaftMsg::Reply { session, results });
+        }
+        if !self.round_open && self.reads.iter().any(|r| r.round > self.round) {
+            self.start_round(io);
+        }
+    }
+}
