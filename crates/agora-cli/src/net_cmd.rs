@@ -112,14 +112,6 @@ impl Driver for Local {
     type Output = Result<RunSummary, UserError>;
 
     fn run<S: Setup>(self, setup: S) -> Self::Output {
-        if setup.nodes() != self.cfg.addrs.len() {
-            return Err(UserError(format!(
-                "the cluster file lists {} nodes but this {} cluster has {}",
-                self.cfg.addrs.len(),
-                setup.name(),
-                setup.nodes()
-            )));
-        }
         let setup = Arc::new(setup);
         let seed = self.cfg.seed;
         let n = setup.nodes();
@@ -200,6 +192,14 @@ impl Driver for OneNode {
     type Output = Result<i32, UserError>;
 
     fn run<S: Setup>(self, setup: S) -> Self::Output {
+        if setup.nodes() != self.cfg.addrs.len() {
+            return Err(UserError(format!(
+                "the cluster file lists {} nodes but this {} cluster has {}",
+                self.cfg.addrs.len(),
+                setup.name(),
+                setup.nodes()
+            )));
+        }
         let setup = Arc::new(setup);
         let seed = self.cfg.seed;
         runtime()?.block_on(async move {

@@ -20,9 +20,10 @@
 //! - *linearizable-reads*: a query is answered at a log index no older than any command or
 //!   query completed before it was sent (no stale reads).
 //! - *liveness* (at end, when a majority of replicas is up, no partition is in force, and the
-//!   run went on for `settle` after the last fault): a leader was in office in the final
-//!   stretch, every live replica applied every acknowledged command, and every live client
-//!   got every answer it asked for.
+//!   run either went on for `settle` after the last fault or ended because every node had
+//!   only heartbeats left): a leader was in office in the final stretch, every live replica
+//!   applied every acknowledged command, and every live client got every answer it asked
+//!   for.
 
 use super::{Index, RaftObs, Term};
 use agora_core::{Checker, EndState, Lifecycle, NodeId, Property, PropertyKind, Protocol, Time, Violation};
@@ -240,12 +241,14 @@ impl RaftChecker {
                 for (k, (term, chain)) in entries.iter().enumerate() {
                     let i = first + k as u64;
                     match self.chains.get(&(i, *term)) {
-                        Some(c) if c != chain => return v(
-                            "log-matching",
-                            format!(
+                        Some(c) if c != chain => {
+                            return v(
+                                "log-matching",
+                                format!(
                                 "entry {i} of term {term} follows a different log than on another replica"
                             ),
-                        ),
+                            )
+                        }
                         Some(_) => {}
                         None => {
                             self.chains.insert((i, *term), *chain);
@@ -388,7 +391,7 @@ impl RaftChecker {
         let replicas: Vec<usize> = (0..self.replica.len()).filter(|&i| self.replica[i]).collect();
         let up = replicas.iter().filter(|&&i| live(i)).count();
         let settled = end.at.0.saturating_sub(end.last_fault.0) >= self.settle.0;
-        if !settled || end.partitioned || up < replicas.len() / 2 + 1 {
+        if !(settled || end.quiescent) || end.partitioned || up < replicas.len() / 2 + 1 {
             return Vec::new();
         }
         let v = |node: Option<usize>, d: String| {

@@ -227,6 +227,21 @@ impl<SM: StateMachine> Replica<SM> {
         self.applied
     }
 
+    /// The last index of the log.
+    pub fn last_index(&self) -> Index {
+        self.log.last()
+    }
+
+    /// Entry `i`, unless compacted into the snapshot or beyond the end.
+    pub fn entry(&self, i: Index) -> Option<&Entry<SM>> {
+        self.log.get(i)
+    }
+
+    /// The chain hash at `i` (see [`super::chain`]).
+    pub fn chain_at(&self, i: Index) -> Option<u64> {
+        self.log.chain_at(i)
+    }
+
     /// The replicated state as applied here.
     pub fn state(&self) -> &SM {
         &self.sm
