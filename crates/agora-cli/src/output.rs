@@ -48,7 +48,14 @@ pub fn table(s: &RunSummary) -> String {
             l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
         );
     }
+    if let Some(r) = s.ops_per_s {
+        let unit = if s.runtime == "sim" { "virtual" } else { "wall" };
+        let _ = writeln!(t, "ops/s          {r:.0} completed per {unit} second (first start to last end)");
+    }
     let _ = writeln!(t, "throughput     {:.0} delivered msgs per wall second", s.delivered_per_s);
+    if let Some(f) = s.fsyncs {
+        let _ = writeln!(t, "fsyncs         {f} ({:.0} per second)", f as f64 / (s.wall_ms / 1e3).max(1e-9));
+    }
     if let Some(d) = &s.trace_digest {
         let _ = writeln!(t, "trace digest   {d}");
     }

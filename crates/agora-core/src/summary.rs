@@ -61,6 +61,9 @@ pub struct RunSummary {
     pub bytes_per_op: Option<f64>,
     /// Latency of completed operations.
     pub latency_ms: Quantiles,
+    /// Operations completed per second from the first one's start to the last one's end
+    /// (virtual seconds in the simulator).
+    pub ops_per_s: Option<f64>,
     pub virtual_time_ms: f64,
     pub wall_ms: f64,
     pub events: u64,
@@ -78,6 +81,8 @@ pub struct RunSummary {
     pub peak_rss_mb: Option<f64>,
     /// CPU time (user + system) of the node processes, runtime only.
     pub cpu_ms: Option<f64>,
+    /// Durable transactions (each one fsync) of all nodes, runtime with storage only.
+    pub fsyncs: Option<u64>,
 }
 
 /// Above this many nodes the JSON summary omits per-node counters (use a CSV instead).
@@ -101,6 +106,14 @@ impl RunSummary {
         let t = metrics.totals();
         let ops = metrics.ops();
         let per_op = |x: u64| (ops.begun > 0).then(|| x as f64 / ops.begun as f64);
+        let first = metrics.op_events().map(|(_, b, _)| b).min();
+        let last = metrics.op_events().filter_map(|(_, _, e)| e).max();
+        let ops_per_s = match (first, last) {
+            (Some(f), Some(l)) if l > f && f != crate::Time::MAX => {
+                Some(ops.completed as f64 / (l.since(f).as_secs_f64()))
+            }
+            _ => None,
+        };
         RunSummary {
             protocol: protocol.to_string(),
             runtime: runtime.to_string(),
@@ -118,6 +131,7 @@ impl RunSummary {
             msgs_per_op: per_op(t.sent),
             bytes_per_op: per_op(t.bytes_sent),
             latency_ms: ops.latency,
+            ops_per_s,
             virtual_time_ms,
             wall_ms,
             events,
@@ -133,6 +147,7 @@ impl RunSummary {
             per_node: (nodes <= PER_NODE_JSON_LIMIT).then(|| per_node.to_vec()),
             peak_rss_mb: None,
             cpu_ms: None,
+            fsyncs: None,
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct NodeOutput<O> {
     pub queue_full: u64,
     pub lost: u64,
     pub events: u64,
+    /// Durable transactions (fsyncs).
+    #[serde(default)]
+    pub commits: u64,
     pub wall_ms: f64,
     pub cpu_ms: f64,
     pub started_unix_ns: u64,
@@ -63,6 +66,7 @@ impl<O: Clone> NodeOutput<O> {
             queue_full: r.queue_full,
             lost: r.lost,
             events: r.events,
+            commits: r.commits,
             wall_ms,
             cpu_ms,
             started_unix_ns,
@@ -80,6 +84,7 @@ pub struct Gathered<O> {
     pub observations: Vec<(u64, NodeId, O)>,
     pub lost: u64,
     pub events: u64,
+    pub commits: u64,
     pub end: String,
     pub wall_ms: f64,
     pub cpu_ms: f64,
@@ -97,6 +102,7 @@ impl<O> Gathered<O> {
             observations: Vec::new(),
             lost: 0,
             events: 0,
+            commits: 0,
             end: end.to_string(),
             wall_ms,
             cpu_ms,
@@ -112,6 +118,7 @@ impl<O> Gathered<O> {
         self.reported[r.id.index()] = true;
         self.lost += r.lost;
         self.events += r.events;
+        self.commits += r.commits;
         self.observations.extend(r.observations.into_iter().map(|(t, o)| (t, r.id, o)));
     }
 
@@ -138,6 +145,7 @@ impl<O> Gathered<O> {
         }
         self.lost += o.lost;
         self.events += o.events;
+        self.commits += o.commits;
         self.cpu_ms += o.cpu_ms;
         self.observations.extend(o.observations.into_iter().map(|(t, obs)| (t, id, obs)));
     }
@@ -204,5 +212,6 @@ pub fn summarize<S: Setup>(
     summary.violations =
         violations.iter().map(|v| ViolationReport::new(v, seed, reproduce.to_string())).collect();
     summary.cpu_ms = Some(g.cpu_ms);
+    summary.fsyncs = (g.commits > 0).then_some(g.commits);
     summary
 }

@@ -66,15 +66,22 @@ impl<SM: StateMachine> Client<SM> {
         self.queued.len() + self.outstanding.len()
     }
 
-    /// Submits an operation; returns its sequence number.
+    /// Submits an operation and sends what the window allows; returns its sequence number.
     pub fn submit(&mut self, io: &mut impl Io<SM>, op: Op<SM>) -> u64 {
+        let seq = self.enqueue(io, op);
+        self.flush(io);
+        seq
+    }
+
+    /// Queues an operation without sending it yet (see [`Client::flush`]): operations queued
+    /// together leave in one request.
+    pub fn enqueue(&mut self, io: &mut impl Io<SM>, op: Op<SM>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         if matches!(op, Op::Query(_)) {
             io.observe(RaftObs::ReadBegin { session: self.session, seq });
         }
         self.queued.push_back((seq, op));
-        self.flush(io);
         seq
     }
 
@@ -85,7 +92,7 @@ impl<SM: StateMachine> Client<SM> {
     }
 
     /// Sends what waits, as far as the window allows, in one request.
-    fn flush(&mut self, io: &mut impl Io<SM>) {
+    pub fn flush(&mut self, io: &mut impl Io<SM>) {
         let room = self.window.saturating_sub(self.outstanding.len());
         if room == 0 || self.queued.is_empty() {
             return;
@@ -153,6 +160,11 @@ impl<SM: StateMachine> Client<SM> {
             }
             RaftMsg::Redirect { session, leader } if session == self.session => {
                 let hint = leader.and_then(|l| self.replicas.iter().position(|r| *r == l));
+                if hint.is_none() && !self.redirected {
+                    // No leader known there (an election): try another replica soon.
+                    self.redirected = true;
+                    io.set_timer(RaftTimer::ClientRetry, self.timeout / 4);
+                }
                 if let Some(t) = hint {
                     if t != self.target && !self.redirected {
                         self.target = t;

@@ -3,7 +3,8 @@
 //!
 //! Nodes `0..R` are replicas (`--nodes R`), nodes `R..R+C` are clients (`--clients C`). Each
 //! client runs `--msgs` operations (default 50) at random intervals (exponential, mean
-//! `--interval-ms`; 0 submits them all at once), at most `--window` in flight: a read
+//! `--interval-ms`), at most `--window` in flight; with `--interval-ms 0` it runs closed-loop,
+//! a new operation as soon as one is answered, `--window` in flight. An operation is a read
 //! (`Get`, through the read index) with probability `--reads`, otherwise a `Put` or an `Add`
 //! (not idempotent: applying it twice shows) on one of eight keys. A restarted client starts
 //! a new session and runs its workload again.
@@ -115,6 +116,8 @@ pub struct KvClient {
     work: Workload,
     remaining: u32,
     reported: bool,
+    /// Some operation of this session was answered.
+    answered: bool,
 }
 
 /// A node of the key-value protocol.
@@ -124,6 +127,7 @@ pub enum KvNode {
 }
 
 impl KvClient {
+    /// Queues the next operation of the workload (sent by the client's next flush).
     fn next_op(&mut self, ctx: &mut Context<'_, KvNode>) {
         let Some(client) = &mut self.client else { return };
         let rng = ctx.rng();
@@ -137,8 +141,21 @@ impl KvClient {
         };
         self.remaining -= 1;
         let session = client.session();
-        let seq = client.submit(ctx, op);
+        let seq = client.enqueue(ctx, op);
         ctx.op_begin(op_id(session, seq));
+    }
+
+    /// Closed loop: keeps `window` operations in flight until the workload is done, so an
+    /// operation's latency runs from its sending to its answer. Until the first answer (the
+    /// client has found the leader) only one is in flight.
+    fn fill(&mut self, ctx: &mut Context<'_, KvNode>) {
+        let window = if self.answered { self.work.window } else { 1 };
+        while self.remaining > 0 && self.client.as_ref().is_some_and(|c| c.pending() < window) {
+            self.next_op(ctx);
+        }
+        if let Some(c) = &mut self.client {
+            c.flush(ctx);
+        }
     }
 
     fn schedule(&mut self, ctx: &mut Context<'_, KvNode>) {
@@ -176,10 +193,9 @@ impl Protocol for KvNode {
                 c.client = Some(Client::new(session, c.replicas.clone(), c.work.window, c.work.retry));
                 c.remaining = c.work.ops;
                 c.reported = false;
+                c.answered = false;
                 if c.work.interval.is_zero() {
-                    while c.remaining > 0 {
-                        c.next_op(ctx);
-                    }
+                    c.fill(ctx);
                 } else {
                     c.schedule(ctx);
                 }
@@ -196,6 +212,10 @@ impl Protocol for KvNode {
                 let session = client.session();
                 for (seq, _) in client.on_message(ctx, from, msg) {
                     ctx.op_end(op_id(session, seq));
+                    c.answered = true;
+                }
+                if c.work.interval.is_zero() {
+                    c.fill(ctx);
                 }
                 c.check_done(ctx);
             }
@@ -212,6 +232,9 @@ impl Protocol for KvNode {
             }
             (KvNode::Client(c), KvTimer::Next) => {
                 c.next_op(ctx);
+                if let Some(client) = &mut c.client {
+                    client.flush(ctx);
+                }
                 c.schedule(ctx);
                 c.check_done(ctx);
             }
@@ -268,6 +291,7 @@ impl Setup for KvSetup {
                 work: self.work.clone(),
                 remaining: 0,
                 reported: false,
+                answered: false,
             }))
         }
     }
