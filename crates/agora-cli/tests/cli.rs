@@ -197,6 +197,11 @@ fn user_mistakes_exit_2_with_one_line() {
         (vec!["sim", "flood", "--nodes", "60", "--diagram", "x.svg"], "at most 50 nodes"),
         (vec!["sim", "flood", "--variant", "nonsense"], "no variant `nonsense`"),
         (vec!["sim", "all-to-all", "--nodes", "20001"], "above its limit"),
+        (vec!["sim", "raft", "--reads", "2"], "--reads 2"),
+        (vec!["sim", "raft", "--nodes", "16"], "at most 15"),
+        (vec!["sim", "raft", "--snapshot-every", "0"], "--snapshot-every"),
+        (vec!["sim", "raft", "--crash", "7@10"], "outside 0..7"),
+        (vec!["check", "raft", "--variant", "fast"], "no variant `fast`"),
         (vec!["frobnicate"], "unrecognized subcommand"),
     ];
     for (args, expected) in cases {
@@ -323,6 +328,52 @@ fn check_campaigns_report_failing_seeds_with_their_replay() {
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["runs"], 100);
     assert_eq!(agora(&["check", "2pc", "--seeds", "5..5"]).status.code(), Some(2));
+}
+
+#[test]
+fn raft_campaigns_pass_and_a_broken_variant_is_reported_with_its_replay() {
+    // Faults may name the clients (nodes 3 and 4 here) as well as the replicas.
+    let (v, code) = json(&[
+        "check",
+        "raft",
+        "--nodes",
+        "3",
+        "--seeds",
+        "0..60",
+        "--loss",
+        "0.2",
+        "--duplicate",
+        "0.1",
+        "--crash",
+        "4@30..200",
+        "--random-crashes",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["failed"], 0);
+    let (v, code) = json(&[
+        "check",
+        "raft",
+        "--variant",
+        "no-dedup",
+        "--nodes",
+        "3",
+        "--seeds",
+        "0..20",
+        "--loss",
+        "0.3",
+        "--duplicate",
+        "0.2",
+        "--json",
+    ]);
+    assert_eq!(code, 1);
+    let first = &v["failures"][0];
+    assert_eq!(first["property"], "exactly-once");
+    let replay: Vec<String> =
+        first["reproduce"].as_str().unwrap().split(' ').skip(1).map(str::to_string).collect();
+    let replay: Vec<&str> = replay.iter().map(String::as_str).collect();
+    assert_eq!(agora(&replay).status.code(), Some(1), "the replay finds the violation again");
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //! - *leader-append-only*: a leader never overwrites or removes entries of its log.
 //! - *log-matching*: two logs with an entry of the same index and term hold the same entries
 //!   up to it.
-//! - *leader-completeness*: a new leader's log holds every committed entry.
+//! - *leader-completeness*: a new leader's log holds every entry committed in an earlier term.
 //! - *state-machine-safety*: no two replicas apply (or commit) different entries at one index,
 //!   and they obtain the same results from them.
 //! - *durable-log*: a restarted replica's log is what it had written.
@@ -27,7 +27,7 @@
 
 use super::{Index, RaftObs, Term};
 use agora_core::{Checker, EndState, Lifecycle, NodeId, Property, PropertyKind, Protocol, Time, Violation};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 #[derive(Clone, Debug, Default)]
@@ -65,7 +65,8 @@ pub struct RaftChecker {
     mirrors: Vec<Mirror>,
     chains: HashMap<(Index, Term), u64>,
     committed: HashMap<Index, u64>,
-    max_committed: Option<(Index, u64)>,
+    /// Per term, the highest index its leader committed, with its chain.
+    committed_in: BTreeMap<Term, (Index, u64)>,
     applied: HashMap<Index, (u64, u64, u64)>,
     applied_upto: Vec<Index>,
     fresh_at: HashMap<(u64, u64), Index>,
@@ -99,7 +100,7 @@ impl RaftChecker {
             mirrors: vec![Mirror::default(); nodes],
             chains: HashMap::new(),
             committed: HashMap::new(),
-            max_committed: None,
+            committed_in: BTreeMap::new(),
             applied: HashMap::new(),
             applied_upto: vec![0; nodes],
             fresh_at: HashMap::new(),
@@ -120,7 +121,7 @@ impl RaftChecker {
             ),
             always("leader-append-only", "a leader never overwrites or deletes its log entries"),
             always("log-matching", "logs with an entry of the same index and term are identical up to it"),
-            always("leader-completeness", "a new leader's log holds every committed entry"),
+            always("leader-completeness", "a new leader's log holds every entry committed in earlier terms"),
             always(
                 "state-machine-safety",
                 "replicas apply the same entry at each index, with the same results",
@@ -196,7 +197,10 @@ impl RaftChecker {
                 self.leaders.insert(*term, node);
                 self.leading[n] = Some(*term);
                 self.leader_seen = at;
-                if let Some((c, chain)) = self.max_committed {
+                // Entries committed in earlier terms (§5.4 of the paper: a leader of a later
+                // term must hold them; one committed in a later term binds later leaders only).
+                let earlier = self.committed_in.range(..*term).map(|(_, c)| *c).max_by_key(|(i, _)| *i);
+                if let Some((c, chain)) = earlier {
                     let m = &self.mirrors[n];
                     let has = c <= m.base.0 || m.at(c).is_some_and(|(_, ch)| ch == chain);
                     if !has {
@@ -276,7 +280,7 @@ impl RaftChecker {
                 m.base = (*index, *term, *chain);
                 self.applied_upto[n] = self.applied_upto[n].max(*index);
             }
-            RaftObs::Committed { index, chain } => {
+            RaftObs::Committed { term, index, chain } => {
                 match self.committed.get(index) {
                     Some(c) if c != chain => {
                         return v(
@@ -288,8 +292,9 @@ impl RaftChecker {
                         self.committed.insert(*index, *chain);
                     }
                 }
-                if self.max_committed.is_none_or(|(c, _)| *index > c) {
-                    self.max_committed = Some((*index, *chain));
+                let top = self.committed_in.entry(*term).or_insert((*index, *chain));
+                if *index > top.0 {
+                    *top = (*index, *chain);
                 }
             }
             RaftObs::Applied { index, chain, fresh, results } => {

@@ -240,8 +240,8 @@ pub enum RaftObs {
     Appended { first: Index, entries: Vec<(Term, u64)> },
     /// Installed the leader's snapshot, which ends at `index`.
     Installed { index: Index, term: Term, chain: u64 },
-    /// The leader's commit index reached `index`.
-    Committed { index: Index, chain: u64 },
+    /// The leader of `term` advanced its commit index to `index`.
+    Committed { term: Term, index: Index, chain: u64 },
     /// Applied entry `index`: the sessions and sequence numbers that took effect (not
     /// duplicates), and a digest of every result.
     Applied { index: Index, chain: u64, fresh: Vec<(u64, u64)>, results: u64 },

@@ -583,7 +583,8 @@ impl<SM: StateMachine> Replica<SM> {
         // Only an entry of the leader's own term is committed by counting (§5.4.2).
         if m > self.commit && self.log.term_at(m) == Some(self.term) {
             self.commit = m;
-            io.observe(RaftObs::Committed { index: m, chain: self.log.chain_at(m).expect("present") });
+            let chain = self.log.chain_at(m).expect("present");
+            io.observe(RaftObs::Committed { term: self.term, index: m, chain });
             self.apply(io);
         }
     }
