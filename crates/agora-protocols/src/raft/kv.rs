@@ -9,6 +9,13 @@
 //! (not idempotent: applying it twice shows) on one of eight keys. A restarted client starts
 //! a new session and runs its workload again.
 //!
+//! **Checked** by [`RaftChecker`] on every run. Liveness is required within 250 shortest
+//! election timeouts (5 s at the default `--timeout-ms 20`) of the last fault, or when every
+//! node has only heartbeats left: a leader, every acknowledged command applied on every live
+//! replica, every live client answered. The election timeout must exceed the network's round
+//! trip (Raft's timing requirement, §5.6 of the paper): `agora check raft --latency
+//! uniform:5,40` needs `--timeout-ms 150` or so, or elections split forever.
+//!
 //! Variants that break the protocol, to watch the checker catch them: `stale-reads` (the
 //! leader answers queries at once from its own state) and `no-dedup` (retried commands are
 //! applied again).
