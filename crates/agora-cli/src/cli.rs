@@ -280,6 +280,12 @@ pub struct ProtocolArgs {
     /// Compact the log into a snapshot after this many applied entries (raft).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub snapshot_every: u64,
+    /// Voters on the roll (election).
+    #[arg(long, default_value_t = 2_000)]
+    pub voters: u64,
+    /// Share of bad ballots the citizens cast: forged, off the ballot, second votes (election).
+    #[arg(long, value_name = "P", default_value_t = 0.01)]
+    pub bad_ballots: f64,
 }
 
 /// Everything that can go wrong; flags add to (or override) a `--faults` file.

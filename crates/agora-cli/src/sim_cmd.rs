@@ -87,6 +87,8 @@ pub fn params(p: &ProtocolArgs, seed: u64) -> Result<Params, UserError> {
         clients: p.clients,
         reads: p.reads,
         snapshot_every: p.snapshot_every,
+        voters: p.voters,
+        bad_ballots: p.bad_ballots,
     })
 }
 

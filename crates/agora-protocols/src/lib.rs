@@ -16,6 +16,7 @@ pub mod raft;
 pub mod registry;
 pub mod stream;
 pub mod topology;
+pub mod vote_count;
 
 pub use registry::{dispatch, Driver, ParamError, Params, PROTOCOLS};
 pub use topology::{Graph, TopologyKind};

@@ -49,6 +49,7 @@ pub const PROTOCOLS: &[(&str, &str)] = &[
     ("bully", "bully leader election with heartbeats; --start picks who starts (best/worst case)"),
     ("ring-election", "Chang-Roberts election on a ring with heartbeats; --start: single initiator"),
     ("raft", "a Raft-replicated key-value store: --nodes replicas, --clients clients of --msgs operations"),
+    ("election", "the federated election count: --nodes legislature replicas, --voters ballots, 5 regions"),
 ];
 
 /// Parameters shared by the protocols; each protocol uses the ones it needs.
@@ -90,6 +91,10 @@ pub struct Params {
     pub reads: f64,
     /// Compact the log after this many applied entries (`raft`).
     pub snapshot_every: u64,
+    /// Voters on the roll (`election`).
+    pub voters: u64,
+    /// Share of bad ballots cast (`election`).
+    pub bad_ballots: f64,
 }
 
 impl Params {
@@ -113,6 +118,8 @@ impl Params {
             clients: 2,
             reads: 0.25,
             snapshot_every: 64,
+            voters: 2_000,
+            bad_ballots: 0.01,
         }
     }
 }
@@ -412,6 +419,22 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
             cfg.stale_reads = stale;
             cfg.dedup = variant != Some("no-dedup");
             Ok(driver.run(setup))
+        }
+        "election" => {
+            if let Some(v) = variant {
+                return Err(bad_variant(v));
+            }
+            let s = crate::vote_count::node::Settings {
+                spec: std::sync::Arc::new(crate::vote_count::default_spec(params.voters, params.seed)),
+                replicas: params.nodes,
+                timeout: timeout(params)?,
+                window: params.window as usize,
+                bad: params.bad_ballots,
+                close_after: std::time::Duration::from_secs(60),
+                seed: params.seed,
+            };
+            crate::vote_count::validate(&s).map_err(ParamError::Invalid)?;
+            Ok(driver.run(crate::vote_count::node::VoteSetup::new(s)))
         }
         _ => Err(ParamError::UnknownProtocol(name.to_string())),
     }

@@ -242,6 +242,12 @@ impl<SM: StateMachine> Replica<SM> {
         self.log.chain_at(i)
     }
 
+    /// The replicated state, for a host to take what its state machine noted for it (never to
+    /// change what is replicated).
+    pub fn state_mut(&mut self) -> &mut SM {
+        &mut self.sm
+    }
+
     /// The replicated state as applied here.
     pub fn state(&self) -> &SM {
         &self.sm

@@ -1,0 +1,248 @@
+//! The election's properties, on top of the legislature's Raft properties.
+//!
+//! - *counted-once* (always): no voter is counted twice, and every replica counts the same
+//!   ballot at each leaf.
+//! - *receipt-counted* (always): a receipt names a counted ballot: the voter's, with its hash,
+//!   at its leaf. Every acknowledged ballot is thus counted, exactly once.
+//! - *verification* (always): a valid ballot is never rejected as forged, off the ballot or
+//!   a second vote; a forged ballot, an option not on the ballot and a voter's second,
+//!   different ballot are rejected with that reason and never get a receipt.
+//! - *replicas-agree* (always): every replica that tallies reaches the same digest, over as
+//!   many ballots as were counted; results received anywhere carry that digest and count.
+//! - *results-everywhere* (at end, as Raft's liveness): every live region and citizen has the
+//!   results and every live citizen an answer to each of its ballots.
+
+use super::node::{Answer, Intent, Settings, VoteObs};
+use super::{Hash, Reason};
+use crate::raft::checker::RaftChecker;
+use agora_core::{Checker, EndState, Lifecycle, NodeId, Property, PropertyKind, Protocol, Time, Violation};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub struct VoteChecker {
+    raft: RaftChecker,
+    leaves: Vec<Option<(u64, Hash)>>,
+    voter_leaf: HashMap<u64, u64>,
+    digest: Option<(Hash, u64)>,
+    /// Regions and citizens (by node index) that must end with results.
+    audience: Vec<bool>,
+    citizens: Vec<bool>,
+    has_results: Vec<bool>,
+    cast: Vec<u64>,
+    answered: Vec<u64>,
+    settle: Time,
+}
+
+impl VoteChecker {
+    pub fn new(s: &Settings, replicas: Vec<NodeId>, settle: Duration) -> Self {
+        let n = s.nodes();
+        let regions = s.spec.regions.len();
+        let mut audience = vec![false; n];
+        let mut citizens = vec![false; n];
+        for r in 0..regions {
+            audience[s.region(r).index()] = true;
+            audience[s.citizen(r).index()] = true;
+            citizens[s.citizen(r).index()] = true;
+        }
+        // The Raft checker judges the legislature; its "clients" (the coordinators) are
+        // judged here through the regions and citizens instead.
+        VoteChecker {
+            raft: RaftChecker::new(n, &replicas, &[], settle),
+            leaves: Vec::new(),
+            voter_leaf: HashMap::new(),
+            digest: None,
+            audience,
+            citizens,
+            has_results: vec![false; n],
+            cast: vec![0; n],
+            answered: vec![0; n],
+            settle: Time(settle.as_nanos() as u64),
+        }
+    }
+}
+
+impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
+    fn properties(&self) -> Vec<Property> {
+        let always = |name, description| Property { name, kind: PropertyKind::Always, description };
+        let mut p = RaftChecker::properties();
+        p.extend([
+            always("counted-once", "no voter is counted twice; replicas count the same ballot at each leaf"),
+            always("receipt-counted", "a receipt names the voter's counted ballot at its leaf"),
+            always(
+                "verification",
+                "valid ballots are accepted; forged, off-ballot and second ballots rejected",
+            ),
+            always("replicas-agree", "every replica tallies the same digest; results carry it"),
+            Property {
+                name: "results-everywhere",
+                kind: PropertyKind::AtEnd,
+                description:
+                    "after the faults, every live region and citizen has the results and every answer",
+            },
+        ]);
+        p
+    }
+
+    fn observe(&mut self, at: Time, node: NodeId, obs: &VoteObs) -> Result<(), Violation> {
+        let v = |p: &'static str, d: String| Err(Violation::new(p, Some(node), at, d));
+        match obs {
+            VoteObs::Raft(o) => return self.raft.check(at, node, o),
+            VoteObs::Counted { ballots } => {
+                for &(voter, hash, leaf) in ballots {
+                    let i = leaf as usize;
+                    if i >= self.leaves.len() {
+                        self.leaves.resize(i + 1, None);
+                    }
+                    match self.leaves[i] {
+                        Some(x) if x != (voter, hash) => {
+                            return v(
+                                "counted-once",
+                                format!("replicas count different ballots at leaf {leaf}"),
+                            )
+                        }
+                        Some(_) => {}
+                        None => {
+                            if let Some(l) = self.voter_leaf.insert(voter, leaf) {
+                                return v(
+                                    "counted-once",
+                                    format!("voter {voter} counted at leaf {l} and {leaf}"),
+                                );
+                            }
+                            self.leaves[i] = Some((voter, hash));
+                        }
+                    }
+                }
+            }
+            VoteObs::Tallied { digest, counted } => match self.digest {
+                Some((d, c)) if d != *digest || c != *counted => {
+                    return v("replicas-agree", format!("tallied {counted} ballots to a different digest"))
+                }
+                Some(_) => {}
+                None => {
+                    let known = self.leaves.iter().filter(|l| l.is_some()).count() as u64;
+                    if known != *counted {
+                        return v(
+                            "replicas-agree",
+                            format!("tallied {counted} ballots, but {known} were reported counted"),
+                        );
+                    }
+                    self.digest = Some((*digest, *counted));
+                }
+            },
+            VoteObs::Cast { .. } => self.cast[node.index()] += 1,
+            VoteObs::Answered { voter, hash, intent, answer } => {
+                self.answered[node.index()] += 1;
+                match (intent, answer) {
+                    (Intent::Valid, Answer::Counted(r)) => {
+                        if r.voter != *voter || r.hash != *hash {
+                            return v(
+                                "receipt-counted",
+                                format!("voter {voter} got a receipt for another ballot"),
+                            );
+                        }
+                        match self.leaves.get(r.leaf as usize).copied().flatten() {
+                            Some((v2, h)) if v2 == *voter && h == *hash => {}
+                            other => {
+                                return v(
+                                    "receipt-counted",
+                                    format!(
+                                        "voter {voter}'s receipt names leaf {}, which holds {other:?}",
+                                        r.leaf
+                                    ),
+                                )
+                            }
+                        }
+                    }
+                    (Intent::Valid, Answer::Rejected(r))
+                        if matches!(
+                            r,
+                            Reason::BadCredential | Reason::NoSuchOption | Reason::UnknownVoter
+                        ) =>
+                    {
+                        return v("verification", format!("voter {voter}'s valid ballot was rejected: {r}"))
+                    }
+                    (Intent::Valid, Answer::Rejected(_)) => {}
+                    (bad, Answer::Counted(_)) => {
+                        return v("verification", format!("voter {voter}'s {bad:?} ballot got a receipt"))
+                    }
+                    (bad, Answer::Rejected(r)) => {
+                        let want = match bad {
+                            Intent::Forged => Reason::BadCredential,
+                            Intent::NoOption => Reason::NoSuchOption,
+                            _ => Reason::AlreadyVoted,
+                        };
+                        if *r != want && !matches!(r, Reason::NotOpen(_)) {
+                            return v(
+                                "verification",
+                                format!("voter {voter}'s {bad:?} ballot was rejected as {r}, not {want}"),
+                            );
+                        }
+                    }
+                }
+            }
+            VoteObs::Results { results } => {
+                self.has_results[node.index()] = true;
+                if let Some((d, c)) = self.digest {
+                    if d != results.digest || c != results.counted {
+                        return v(
+                            "replicas-agree",
+                            "received results that differ from the replicas' tally".into(),
+                        );
+                    }
+                }
+                let total: u64 = results.national.iter().sum();
+                if total != results.counted {
+                    return v(
+                        "replicas-agree",
+                        format!("results add up to {total}, not {}", results.counted),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn lifecycle(&mut self, at: Time, node: NodeId, event: Lifecycle) {
+        self.raft.on_lifecycle(at, node, event);
+        if event == Lifecycle::Crashed {
+            self.has_results[node.index()] = false;
+            self.cast[node.index()] = 0;
+            self.answered[node.index()] = 0;
+        }
+    }
+
+    fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
+        let out = self.raft.judge_end(end);
+        if !out.is_empty() {
+            return out;
+        }
+        let settled = end.at.0.saturating_sub(end.last_fault.0) >= self.settle.0;
+        if !(settled || end.quiescent) || end.partitioned {
+            return Vec::new();
+        }
+        let live = |i: usize| end.live.get(i).copied().unwrap_or(false);
+        for i in 0..self.audience.len() {
+            if self.audience[i] && live(i) && !self.has_results[i] {
+                return vec![Violation::new(
+                    "results-everywhere",
+                    Some(NodeId(i as u32)),
+                    end.at,
+                    "never received the results",
+                )];
+            }
+            if self.citizens[i] && live(i) && self.answered[i] < self.cast[i] {
+                return vec![Violation::new(
+                    "results-everywhere",
+                    Some(NodeId(i as u32)),
+                    end.at,
+                    format!(
+                        "{} of its {} ballots never got a final answer",
+                        self.cast[i] - self.answered[i],
+                        self.cast[i]
+                    ),
+                )];
+            }
+        }
+        Vec::new()
+    }
+}

@@ -1,0 +1,549 @@
+//! `election`: the federated election count — citizens vote through regional gateways, a
+//! coordinator stamps phases and forwards ballots to a legislature of Raft replicas that
+//! verify them, drop duplicates and log them; results are published once a majority of
+//! replicas agrees on the tally.
+//!
+//! **Roles** (node ids in this order):
+//! - *legislature* `0..R` (`--nodes R`, 3 by default, any odd number): [`Replica`]s of the
+//!   Raft log whose state machine is the [`Tally`]. Every replica verifies every ballot and
+//!   computes the tally from the committed log, so the count survives any minority of them.
+//! - *coordinators* (2): **stateless and restartable, and two of them**: each is a Raft
+//!   client with a session of its own (a restarted one opens a new session), stamps its view
+//!   of the phase on what it forwards, batches ballots into requests, answers the regions,
+//!   drives the phases and publishes. Whatever a coordinator knew is either in the log or
+//!   re-sent by the regions, so either coordinator (or both, or one after a restart) can do
+//!   the work: phase changes and publication are idempotent commands.
+//! - *regions* (5, one per group of states): gateways with no durable state. A region
+//!   forwards its citizens' ballots to its coordinator, fails over to the other when no answer
+//!   comes, and relays answers back.
+//! - *citizens* (one load generator per region, casting for that region's voters): cast each
+//!   ballot, retry the same ballot until it gets a final answer, and check their receipts.
+//!
+//! **The election** follows the phases setup → open → closed → tallied → published, each a
+//! command in the log; a ballot is counted only while `open`. A ballot carries the voter's id,
+//! state, option and credential; the credential is a keyed BLAKE3 hash of (election, voter,
+//! state) under the election authority's key, so a replica verifies it without a copy of the
+//! roll, and a credential is valid for one voter in one state. One ballot per voter: the same
+//! ballot again gets the same receipt; a different one is rejected (`already-voted`). Every
+//! rejection carries a [`Reason`]. A receipt (ballot hash, leaf number, log position) is sent
+//! only once the ballot is committed and applied. The tally digest covers the per-state
+//! counts and the Merkle root over every counted ballot in log order; publication needs a
+//! majority of replicas to report the same digest, and the `published` command is refused by
+//! any replica whose own digest differs. Results reach every region and every citizen from
+//! the coordinators, resent until acknowledged.
+//!
+//! While a majority of the legislature is down, a coordinator answers ballots it could not
+//! commit for a while with `unavailable`: not counted yet, retry. The citizen retries; the
+//! ballot is never lost, and if it did get in, the retry returns its receipt.
+
+pub mod checker;
+pub mod node;
+pub mod states;
+
+use crate::raft::{Pos, StateMachine};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The default election: three options, the 50 states in their default regions, `voters`
+/// voters, and a key derived from `seed` (a demo; a real authority draws its key at random
+/// and keeps it from everyone but the replicas).
+pub fn default_spec(voters: u64, seed: u64) -> Spec {
+    let mut key = [0u8; 32];
+    key.copy_from_slice(
+        blake3::hash(&[b"agora election demo key".as_slice(), &seed.to_le_bytes()].concat()).as_bytes(),
+    );
+    Spec {
+        id: "agora-demo".into(),
+        options: vec!["Alder".into(), "Birch".into(), "Cedar".into()],
+        regions: states::DEFAULT_REGIONS.iter().map(|r| r.to_string()).collect(),
+        state_region: states::STATES.iter().map(|s| s.region).collect(),
+        voters,
+        key,
+    }
+}
+
+/// Checks an election's settings; the error is one line for the user.
+pub fn validate(s: &node::Settings) -> Result<(), String> {
+    let spec = &s.spec;
+    if s.replicas == 0 || s.replicas > 15 {
+        return Err(format!("election: {} legislature replicas; 1 to 15", s.replicas));
+    }
+    if spec.voters == 0 || spec.voters > 100_000_000 {
+        return Err(format!("election: --voters {}; 1 to 100000000", spec.voters));
+    }
+    if spec.options.is_empty() || spec.options.len() > 16 {
+        return Err(format!("election: {} options on the ballot; 1 to 16", spec.options.len()));
+    }
+    if spec.regions.is_empty() || spec.regions.len() > 50 {
+        return Err(format!("election: {} regions; 1 to 50", spec.regions.len()));
+    }
+    if spec.state_region.len() != states::STATES.len()
+        || spec.state_region.iter().any(|r| *r as usize >= spec.regions.len())
+    {
+        return Err("election: every state needs one of the regions".into());
+    }
+    if !(0.0..=0.5).contains(&s.bad) {
+        return Err(format!("--bad-ballots {}: a share between 0 and 0.5", s.bad));
+    }
+    if s.window == 0 {
+        return Err("--window must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// A 128-bit hash (BLAKE3, truncated).
+pub type Hash = [u8; 16];
+
+pub fn hex(h: &[u8]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn h16(bytes: &[u8]) -> Hash {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&blake3::hash(bytes).as_bytes()[..16]);
+    out
+}
+
+/// The phases of an election, in order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Phase {
+    #[default]
+    Setup,
+    Open,
+    Closed,
+    Tallied,
+    Published,
+}
+
+impl Phase {
+    pub fn next(self) -> Option<Phase> {
+        match self {
+            Phase::Setup => Some(Phase::Open),
+            Phase::Open => Some(Phase::Closed),
+            Phase::Closed => Some(Phase::Tallied),
+            Phase::Tallied => Some(Phase::Published),
+            Phase::Published => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Setup => "setup",
+            Phase::Open => "open",
+            Phase::Closed => "closed",
+            Phase::Tallied => "tallied",
+            Phase::Published => "published",
+        }
+    }
+}
+
+/// What an election is: its id, the options on the ballot, the regions and which states each
+/// covers, the size of the roll, and the authority's key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spec {
+    pub id: String,
+    pub options: Vec<String>,
+    pub regions: Vec<String>,
+    /// The region of each state, in [`states::STATES`] order.
+    pub state_region: Vec<u8>,
+    /// Voters are numbered `0..voters`.
+    pub voters: u64,
+    pub key: [u8; 32],
+}
+
+impl Spec {
+    /// The credential of `voter` in `state`.
+    pub fn credential(&self, voter: u64, state: u8) -> Hash {
+        let mut msg = Vec::with_capacity(self.id.len() + 16);
+        msg.extend_from_slice(b"credential\0");
+        msg.extend_from_slice(self.id.as_bytes());
+        msg.extend_from_slice(&voter.to_le_bytes());
+        msg.push(state);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&blake3::keyed_hash(&self.key, &msg).as_bytes()[..16]);
+        out
+    }
+
+    /// The state of voter `v` in a synthetic roll: voters spread over the states in
+    /// proportion to their House seats.
+    pub fn synthetic_state(v: u64) -> u8 {
+        let k = v % states::SEATS_TOTAL;
+        let mut acc = 0;
+        for (i, s) in states::STATES.iter().enumerate() {
+            acc += s.seats as u64;
+            if k < acc {
+                return i as u8;
+            }
+        }
+        unreachable!("seats sum to SEATS_TOTAL")
+    }
+
+    /// A digest of the spec, for the nodes of one run to agree on.
+    pub fn digest(&self) -> Hash {
+        h16(&agora_core::wire::encode(self))
+    }
+}
+
+/// A ballot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ballot {
+    pub voter: u64,
+    pub state: u8,
+    pub option: u8,
+    pub credential: Hash,
+}
+
+impl Ballot {
+    pub fn hash(&self, election: &str) -> Hash {
+        let mut msg = Vec::with_capacity(64);
+        msg.extend_from_slice(b"ballot\0");
+        msg.extend_from_slice(election.as_bytes());
+        msg.extend_from_slice(&self.voter.to_le_bytes());
+        msg.push(self.state);
+        msg.push(self.option);
+        msg.extend_from_slice(&self.credential);
+        h16(&msg)
+    }
+}
+
+/// Why a ballot was not counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Reason {
+    /// Outside the `open` phase (the phase it is in).
+    NotOpen(Phase),
+    /// Not a voter of the roll.
+    UnknownVoter,
+    /// The credential is not this voter's in this state.
+    BadCredential,
+    NoSuchOption,
+    /// This voter's ballot, a different one, is already counted.
+    AlreadyVoted,
+    /// The legislature could not commit it for now (no majority): not counted yet, retry.
+    Unavailable,
+}
+
+impl Reason {
+    /// A final answer: retrying the same ballot cannot change it.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Reason::Unavailable | Reason::NotOpen(Phase::Setup))
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::NotOpen(Phase::Setup) => "not-open-yet",
+            Reason::NotOpen(_) => "closed",
+            Reason::UnknownVoter => "unknown-voter",
+            Reason::BadCredential => "bad-credential",
+            Reason::NoSuchOption => "no-such-option",
+            Reason::AlreadyVoted => "already-voted",
+            Reason::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Proof that a ballot is counted: its hash, its place among the counted ballots (the leaf of
+/// the Merkle tree) and its place in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub voter: u64,
+    pub hash: Hash,
+    pub leaf: u64,
+    pub pos: Pos,
+}
+
+/// The published results.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Results {
+    pub election: String,
+    pub options: Vec<String>,
+    /// Per state (in [`states::STATES`] order), per option.
+    pub per_state: Vec<Vec<u64>>,
+    pub national: Vec<u64>,
+    pub counted: u64,
+    pub root: Hash,
+    pub digest: Hash,
+}
+
+/// Commands of the tally.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Cmd {
+    /// Installs the election (in the `setup` phase; the same spec again is accepted).
+    Setup(Box<Spec>),
+    /// Moves to phase `to` if it is the next one (or the current one: idempotent). `published`
+    /// names the digest the publisher saw a majority agree on.
+    Advance { to: Phase, digest: Option<Hash> },
+    /// A ballot, stamped with the phase the coordinator saw.
+    Ballot { phase: Phase, ballot: Ballot },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Query {
+    Results,
+}
+
+/// Answers of the tally.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Out {
+    Receipt(Receipt),
+    Rejected(Reason),
+    /// The phase after an `Advance` or `Setup`, with the digest once tallied.
+    Phase {
+        phase: Phase,
+        digest: Option<Hash>,
+    },
+    /// A phase change or set-up that does not apply.
+    Refused(String),
+    Results(Box<Option<Results>>),
+}
+
+/// The replicated tally: the state machine of the legislature.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Tally {
+    spec: Option<Spec>,
+    phase: Phase,
+    /// Per voter: 1 + the leaf of its counted ballot, or 0.
+    voted: Vec<u32>,
+    /// Counted ballots in log order: hash and log position.
+    leaves: Vec<(Hash, Pos)>,
+    /// Per state and option.
+    counts: Vec<u64>,
+    root: Option<Hash>,
+    digest: Option<Hash>,
+    /// Ballots counted since the host last looked: `(voter, hash, leaf)`. Not replicated.
+    #[serde(skip)]
+    pub notes: Vec<(u64, Hash, u64)>,
+}
+
+impl Tally {
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn digest(&self) -> Option<Hash> {
+        self.digest
+    }
+
+    pub fn counted(&self) -> u64 {
+        self.leaves.len() as u64
+    }
+
+    fn results(&self) -> Option<Results> {
+        let spec = self.spec.as_ref()?;
+        let (root, digest) = (self.root?, self.digest?);
+        let k = spec.options.len();
+        let per_state: Vec<Vec<u64>> = self.counts.chunks(k).map(|c| c.to_vec()).collect();
+        let national = (0..k).map(|o| per_state.iter().map(|s| s[o]).sum()).collect();
+        Some(Results {
+            election: spec.id.clone(),
+            options: spec.options.clone(),
+            per_state,
+            national,
+            counted: self.counted(),
+            root,
+            digest,
+        })
+    }
+
+    fn ballot(&mut self, pos: Pos, stamped: Phase, b: &Ballot) -> Out {
+        if self.phase != Phase::Open || stamped != Phase::Open {
+            // The log's phase rules; a coordinator that has not yet seen `open` gets "not yet".
+            let phase = if self.phase == Phase::Open { stamped } else { self.phase };
+            return Out::Rejected(Reason::NotOpen(phase));
+        }
+        let spec = self.spec.as_ref().expect("open implies set up");
+        if b.voter >= spec.voters {
+            return Out::Rejected(Reason::UnknownVoter);
+        }
+        if b.state as usize >= states::STATES.len() || spec.credential(b.voter, b.state) != b.credential {
+            return Out::Rejected(Reason::BadCredential);
+        }
+        if b.option as usize >= spec.options.len() {
+            return Out::Rejected(Reason::NoSuchOption);
+        }
+        let hash = b.hash(&spec.id);
+        let slot = &mut self.voted[b.voter as usize];
+        if *slot != 0 {
+            let leaf = *slot as u64 - 1;
+            let (h, p) = self.leaves[leaf as usize];
+            return if h == hash {
+                Out::Receipt(Receipt { voter: b.voter, hash, leaf, pos: p })
+            } else {
+                Out::Rejected(Reason::AlreadyVoted)
+            };
+        }
+        let leaf = self.leaves.len() as u64;
+        *slot = leaf as u32 + 1;
+        self.leaves.push((hash, pos));
+        self.counts[b.state as usize * spec.options.len() + b.option as usize] += 1;
+        self.notes.push((b.voter, hash, leaf));
+        Out::Receipt(Receipt { voter: b.voter, hash, leaf, pos })
+    }
+
+    fn advance(&mut self, to: Phase, digest: Option<Hash>) -> Out {
+        let now = Out::Phase { phase: self.phase, digest: self.digest };
+        if to <= self.phase {
+            return now;
+        }
+        if Some(to) != self.phase.next() {
+            return Out::Refused(format!("cannot go from {} to {}", self.phase.name(), to.name()));
+        }
+        match to {
+            Phase::Open if self.spec.is_none() => return Out::Refused("no election is set up".into()),
+            Phase::Tallied => {
+                let spec = self.spec.as_ref().expect("set up");
+                let root = merkle_root(self.leaves.iter().map(|(h, _)| *h).collect());
+                let mut msg = agora_core::wire::encode(&(&spec.id, &self.counts, self.leaves.len() as u64));
+                msg.extend_from_slice(&root);
+                self.root = Some(root);
+                self.digest = Some(h16(&msg));
+            }
+            Phase::Published if digest != self.digest => {
+                return Out::Refused("the digest to publish is not this replica's".into())
+            }
+            _ => {}
+        }
+        self.phase = to;
+        Out::Phase { phase: self.phase, digest: self.digest }
+    }
+}
+
+impl StateMachine for Tally {
+    type Command = Cmd;
+    type Query = Query;
+    type Output = Out;
+
+    fn apply(&mut self, pos: Pos, cmd: &Cmd) -> Out {
+        match cmd {
+            Cmd::Setup(spec) => match &self.spec {
+                Some(s) if *s == **spec => Out::Phase { phase: self.phase, digest: self.digest },
+                Some(_) => Out::Refused("another election is set up".into()),
+                None if self.phase == Phase::Setup => {
+                    if spec.voters > u32::MAX as u64 - 1
+                        || spec.options.is_empty()
+                        || spec.options.len() > 255
+                    {
+                        return Out::Refused("roll or options out of range".into());
+                    }
+                    self.voted = vec![0; spec.voters as usize];
+                    self.counts = vec![0; states::STATES.len() * spec.options.len()];
+                    self.spec = Some((**spec).clone());
+                    Out::Phase { phase: self.phase, digest: None }
+                }
+                None => Out::Refused("set-up is over".into()),
+            },
+            Cmd::Advance { to, digest } => self.advance(*to, *digest),
+            Cmd::Ballot { phase, ballot } => self.ballot(pos, *phase, ballot),
+        }
+    }
+
+    fn query(&self, q: &Query) -> Out {
+        match q {
+            Query::Results => {
+                Out::Results(Box::new(if self.phase == Phase::Published { self.results() } else { None }))
+            }
+        }
+    }
+}
+
+/// The Merkle root over `leaves` (BLAKE3 of each pair; an odd node is carried up). The root
+/// of no leaves is the hash of nothing.
+pub fn merkle_root(mut level: Vec<Hash>) -> Hash {
+    if level.is_empty() {
+        return h16(b"");
+    }
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|p| match p {
+                [a, b] => {
+                    let mut m = [0u8; 33];
+                    m[0] = 1;
+                    m[1..17].copy_from_slice(a);
+                    m[17..].copy_from_slice(b);
+                    h16(&m)
+                }
+                [a] => *a,
+                _ => unreachable!(),
+            })
+            .collect();
+    }
+    level[0]
+}
+
+/// The sibling path of leaf `i`: what a receipt holder needs, with the root, to check that
+/// the leaf is included.
+pub fn merkle_path(leaves: &[Hash], mut i: usize) -> Vec<(bool, Hash)> {
+    let mut level = leaves.to_vec();
+    let mut path = Vec::new();
+    while level.len() > 1 {
+        let sib = i ^ 1;
+        if sib < level.len() {
+            path.push((sib < i, level[sib]));
+        }
+        level = level
+            .chunks(2)
+            .map(|p| match p {
+                [a, b] => {
+                    let mut m = [0u8; 33];
+                    m[0] = 1;
+                    m[1..17].copy_from_slice(a);
+                    m[17..].copy_from_slice(b);
+                    h16(&m)
+                }
+                [a] => *a,
+                _ => unreachable!(),
+            })
+            .collect();
+        i /= 2;
+    }
+    path
+}
+
+/// Checks a leaf against a root through its path.
+pub fn merkle_verify(leaf: Hash, path: &[(bool, Hash)], root: Hash) -> bool {
+    let mut h = leaf;
+    for (left, sib) in path {
+        let mut m = [0u8; 33];
+        m[0] = 1;
+        let (a, b) = if *left { (sib, &h) } else { (&h, sib) };
+        m[1..17].copy_from_slice(a);
+        m[17..].copy_from_slice(b);
+        h = h16(&m);
+    }
+    h == root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merkle_paths_verify_every_leaf_and_only_it() {
+        for n in [1usize, 2, 3, 5, 8, 13] {
+            let leaves: Vec<Hash> = (0..n as u8).map(|i| h16(&[i])).collect();
+            let root = merkle_root(leaves.clone());
+            for i in 0..n {
+                let path = merkle_path(&leaves, i);
+                assert!(merkle_verify(leaves[i], &path, root), "n={n} i={i}");
+                assert!(!merkle_verify(h16(b"x"), &path, root));
+            }
+        }
+    }
+
+    #[test]
+    fn synthetic_states_follow_the_seats() {
+        let mut per = [0u64; 50];
+        for v in 0..states::SEATS_TOTAL * 10 {
+            per[Spec::synthetic_state(v) as usize] += 1;
+        }
+        for (i, s) in states::STATES.iter().enumerate() {
+            assert_eq!(per[i], s.seats as u64 * 10, "{}", s.code);
+        }
+    }
+}
