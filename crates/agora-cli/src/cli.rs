@@ -46,6 +46,105 @@ pub enum Command {
     Up(UpArgs),
     /// Measure the simulator's speed and memory (runs each size in its own process).
     Bench(BenchArgs),
+    /// The federated election count: citizens vote through 5 regions, coordinators forward
+    /// ballots to a Raft legislature that verifies, counts and publishes them. Runs over
+    /// loopback TCP with redb (or in the simulator with --sim); `register` and `verify` below.
+    Election(Box<ElectionArgs>),
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, allow_negative_numbers = true)]
+pub struct ElectionArgs {
+    #[command(subcommand)]
+    pub action: Option<ElectionAction>,
+    #[command(flatten)]
+    pub run: ElectionRunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ElectionAction {
+    /// Write a voter roll with one secret credential per voter (CSV: voter,state,credential).
+    Register(RegisterArgs),
+    /// Check that a receipt's ballot is among the published counted ballots.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ElectionRunArgs {
+    /// The election file (TOML; see examples/election.toml) [default: a 3-option demo over
+    /// the 50 states in 5 regions].
+    #[arg(long, value_name = "FILE")]
+    pub election: Option<PathBuf>,
+    /// A voter roll from `agora election register` [default: a synthetic roll of --voters].
+    #[arg(long, value_name = "FILE")]
+    pub roll: Option<PathBuf>,
+    /// Voters of a synthetic roll.
+    #[arg(long, default_value_t = 100_000)]
+    pub voters: u64,
+    /// Legislature replicas (an odd number tolerates the crash of a minority).
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// Run in the deterministic simulator instead of over TCP (fault flags apply).
+    #[arg(long)]
+    pub sim: bool,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulator: crash this many random legislature replicas (one at a time at most a
+    /// minority), each restarted after a while.
+    #[arg(long, value_name = "K")]
+    pub crash_replicas: Option<u32>,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+    /// Ballots each citizen keeps in flight.
+    #[arg(long, default_value_t = 4_096)]
+    pub window: u32,
+    /// Share of bad ballots cast (forged credentials, options not on the ballot, second votes).
+    #[arg(long, value_name = "P", default_value_t = 0.001)]
+    pub bad_ballots: f64,
+    /// Timeout for elections and retries [default: 100 over TCP, 20 in the simulator].
+    #[arg(long, value_name = "MS")]
+    pub timeout_ms: Option<f64>,
+    /// Close the election this long after the start if some region has not finished.
+    #[arg(long, value_name = "MS", default_value_t = 600_000.0)]
+    pub close_after_ms: f64,
+    /// Keep the replicas' databases here [default: a temporary directory, removed afterwards].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Write results.json, results.csv, map.svg (a tile map of the states), board.csv (every
+    /// counted ballot) and receipts.csv here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Give up after this much (wall or virtual) time.
+    #[arg(long, value_name = "MS", default_value_t = 3_600_000.0)]
+    pub max_time_ms: f64,
+    /// Print exactly one JSON object on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RegisterArgs {
+    /// The election file [default: the demo election].
+    #[arg(long, value_name = "FILE")]
+    pub election: Option<PathBuf>,
+    #[arg(long, default_value_t = 100_000)]
+    pub voters: u64,
+    /// Seeds the demo election's key (as `agora election --seed`).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the roll.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// A receipt: one JSON object as in receipts/<voter>.json, or a line of receipts.csv.
+    #[arg(long, value_name = "FILE")]
+    pub receipt: PathBuf,
+    /// The folder an election wrote with --out (results.json and board.csv).
+    #[arg(long, value_name = "DIR")]
+    pub results: PathBuf,
 }
 
 #[derive(Args, Debug)]

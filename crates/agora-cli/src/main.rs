@@ -7,6 +7,7 @@ mod cli;
 mod clocks_cmd;
 mod cluster_file;
 mod complexity_cmd;
+mod election_cmd;
 mod error;
 mod faults;
 mod multicast_cmd;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
         Command::Up(args) => net_cmd::up(args, &argv),
         Command::Protocols => protocols(),
         Command::Bench(args) => bench::run(args),
+        Command::Election(args) => election_cmd::run(args, &argv),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

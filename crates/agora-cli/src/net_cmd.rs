@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn runtime() -> Result<tokio::runtime::Runtime, UserError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, UserError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

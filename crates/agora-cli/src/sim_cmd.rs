@@ -23,34 +23,40 @@ pub struct SimDriver {
     pub argv: Vec<String>,
 }
 
+/// The summary of a simulated run, with reproduce commands built from `argv`.
+pub fn summary_of<O>(out: &agora_sim::Outcome<O>, argv: &[String]) -> RunSummary {
+    let end =
+        serde_json::to_value(out.end).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let mut summary = RunSummary::from_metrics(
+        out.protocol,
+        "sim",
+        out.nodes,
+        out.seed,
+        &end,
+        &out.metrics,
+        &out.per_node,
+        out.virtual_time.as_millis_f64(),
+        out.wall.as_secs_f64() * 1e3,
+        out.events,
+    );
+    summary.trace_digest = Some(out.trace_digest.hex());
+    summary.properties = out.properties.iter().map(|p| p.name.to_string()).collect();
+    summary.violations = out
+        .violations
+        .iter()
+        .map(|v| ViolationReport::new(v, out.seed, repro::command(argv, out.seed)))
+        .collect();
+    summary.peak_rss_mb = output::peak_rss_mb();
+    summary
+}
+
 impl Driver for SimDriver {
     type Output = SimResult;
 
     fn run<S: Setup>(self, setup: S) -> SimResult {
         let title = format!("{} — {} nodes, seed {}", setup.name(), setup.nodes(), self.config.seed);
         let out = Simulation::new(setup, self.config).run();
-        let end =
-            serde_json::to_value(out.end).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        let mut summary = RunSummary::from_metrics(
-            out.protocol,
-            "sim",
-            out.nodes,
-            out.seed,
-            &end,
-            &out.metrics,
-            &out.per_node,
-            out.virtual_time.as_millis_f64(),
-            out.wall.as_secs_f64() * 1e3,
-            out.events,
-        );
-        summary.trace_digest = Some(out.trace_digest.hex());
-        summary.properties = out.properties.iter().map(|p| p.name.to_string()).collect();
-        summary.violations = out
-            .violations
-            .iter()
-            .map(|v| ViolationReport::new(v, out.seed, repro::command(&self.argv, out.seed)))
-            .collect();
-        summary.peak_rss_mb = output::peak_rss_mb();
+        let summary = summary_of(&out, &self.argv);
         let diagram = out.recording.as_ref().map(|r| {
             if r.complete() {
                 Ok(render_svg(&title, out.nodes, r))

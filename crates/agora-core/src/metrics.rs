@@ -150,6 +150,11 @@ impl Metrics {
         }
     }
 
+    /// Operations with an end so far (cheap enough to poll for a progress bar).
+    pub fn ops_ended(&self) -> u64 {
+        self.ops.values().filter(|(_, e)| e.is_some()).count() as u64
+    }
+
     /// Every operation: id, begin, last end.
     pub fn op_events(&self) -> impl Iterator<Item = (OpId, Time, Option<Time>)> + '_ {
         self.ops.iter().map(|(op, (b, e))| (*op, *b, *e))

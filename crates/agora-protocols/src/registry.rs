@@ -432,6 +432,7 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
                 bad: params.bad_ballots,
                 close_after: std::time::Duration::from_secs(60),
                 seed: params.seed,
+                roll: None,
             };
             crate::vote_count::validate(&s).map_err(ParamError::Invalid)?;
             Ok(driver.run(crate::vote_count::node::VoteSetup::new(s)))

@@ -85,6 +85,11 @@ pub fn validate(s: &node::Settings) -> Result<(), String> {
     if !(0.0..=0.5).contains(&s.bad) {
         return Err(format!("--bad-ballots {}: a share between 0 and 0.5", s.bad));
     }
+    if let Some(roll) = &s.roll {
+        if roll.len() as u64 != spec.voters {
+            return Err(format!("the roll has {} voters, the election {}", roll.len(), spec.voters));
+        }
+    }
     if s.window == 0 {
         return Err("--window must be at least 1".into());
     }

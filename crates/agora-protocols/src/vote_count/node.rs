@@ -168,6 +168,9 @@ pub struct Settings {
     /// reported done.
     pub close_after: Duration,
     pub seed: u64,
+    /// The voter roll: each voter's state and credential; `None`: a synthetic roll (states in
+    /// proportion to House seats, credentials from the key).
+    pub roll: Option<Arc<Vec<(u8, Hash)>>>,
 }
 
 impl Settings {
@@ -226,6 +229,8 @@ pub struct Coordinator {
     started: Option<Time>,
     /// Since when the log has not answered anything while commands wait.
     stalled_since: Option<Time>,
+    /// Ballots that came before this coordinator saw the election open.
+    held: Vec<(NodeId, Vec<Ballot>)>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -252,7 +257,7 @@ pub struct Citizen {
     /// Every ballot to cast, in order, with what it is meant to be.
     ballots: Vec<(Ballot, Intent)>,
     next: usize,
-    /// Cast and not finally answered: index into `ballots` → when last sent.
+    /// Cast and not finally answered: index into `ballots` → when to cast it again.
     in_flight: BTreeMap<usize, Time>,
     by_voter: BTreeMap<u64, Vec<usize>>,
     answered: usize,
@@ -299,6 +304,11 @@ impl Coordinator {
     }
 
     fn on_forward(&mut self, ctx: &mut Context<'_, VoteNode>, from: NodeId, ballots: Vec<Ballot>) {
+        if self.phase < Phase::Open {
+            // Until this coordinator has seen the election open, it holds what comes.
+            self.held.push((from, ballots));
+            return;
+        }
         let Some(region) = (0..self.s.spec.regions.len()).find(|&r| self.s.region(r) == from) else { return };
         let (now, phase) = (ctx.now(), self.phase);
         for ballot in ballots {
@@ -329,6 +339,11 @@ impl Coordinator {
                 }
                 (Purpose::Admin, Out::Phase { phase, digest }) => {
                     self.phase = self.phase.max(phase);
+                    if self.phase >= Phase::Open {
+                        for (from, ballots) in std::mem::take(&mut self.held) {
+                            self.on_forward(ctx, from, ballots);
+                        }
+                    }
                     if phase == Phase::Tallied && digest.is_some() && !self.publish_sent {
                         self.ask_digests(ctx);
                     }
@@ -484,12 +499,17 @@ impl Citizen {
         let mut seconds = Vec::new();
         let k = spec.options.len() as u8;
         for voter in 0..spec.voters {
-            let state = Spec::synthetic_state(voter);
+            let (state, credential) = match &s.roll {
+                Some(roll) => roll[voter as usize],
+                None => {
+                    let state = Spec::synthetic_state(voter);
+                    (state, spec.credential(voter, state))
+                }
+            };
             if spec.state_region[state as usize] as usize != index {
                 continue;
             }
             let option = rng.random_range(0..k);
-            let credential = spec.credential(voter, state);
             let good = Ballot { voter, state, option, credential };
             if s.bad > 0.0 && rng.random_bool(s.bad) {
                 match rng.random_range(0..3) {
@@ -535,7 +555,7 @@ impl Citizen {
 
     /// Casts more ballots while the window has room (second ballots wait for their first).
     fn fill(&mut self, ctx: &mut Context<'_, VoteNode>) {
-        let now = ctx.now();
+        let now = ctx.now().after(self.s.timeout * 25);
         let mut batch = Vec::new();
         while self.in_flight.len() < self.s.window && self.next < self.ballots.len() {
             let i = self.next;
@@ -556,7 +576,7 @@ impl Citizen {
 
     fn cast_one(&mut self, ctx: &mut Context<'_, VoteNode>, i: usize) {
         let (b, intent) = self.ballots[i];
-        self.in_flight.insert(i, ctx.now());
+        self.in_flight.insert(i, ctx.now().after(self.s.timeout * 25));
         ctx.observe(VoteObs::Cast { voter: b.voter, hash: b.hash(&self.s.spec.id), intent });
         ctx.op_begin(op_id(session_id(ctx.id(), 0), i as u64));
         ctx.send(self.region(), Msg::Cast { phase: self.phase, ballots: vec![b] });
@@ -580,9 +600,8 @@ impl Citizen {
                 Answer::Rejected(r) => r.is_final(),
             };
             if !final_answer {
-                // Not yet open, or no majority for now: cast again at the next tick but one.
-                let soon = Time(ctx.now().0.saturating_sub((self.s.timeout * 23).as_nanos() as u64));
-                self.in_flight.insert(i, soon);
+                // Not yet open, or no majority for now: cast again soon.
+                self.in_flight.insert(i, ctx.now().after(self.s.timeout * 2));
                 continue;
             }
             self.in_flight.remove(&i);
@@ -609,16 +628,11 @@ impl Citizen {
 
     fn on_tick(&mut self, ctx: &mut Context<'_, VoteNode>) {
         let now = ctx.now();
-        let stale: Vec<usize> = self
-            .in_flight
-            .iter()
-            .filter(|(_, t)| now.since(**t) >= self.s.timeout * 25)
-            .map(|(i, _)| *i)
-            .collect();
-        for chunk in stale.chunks(4096) {
+        let due: Vec<usize> = self.in_flight.iter().filter(|(_, t)| **t <= now).map(|(i, _)| *i).collect();
+        for chunk in due.chunks(4096) {
             let ballots = chunk.iter().map(|&i| self.ballots[i].0).collect();
             for &i in chunk {
-                self.in_flight.insert(i, now);
+                self.in_flight.insert(i, now.after(self.s.timeout * 25));
             }
             ctx.send(self.region(), Msg::Cast { phase: self.phase, ballots });
         }
@@ -813,6 +827,7 @@ impl Setup for VoteSetup {
                 acked: BTreeSet::new(),
                 started: None,
                 stalled_since: None,
+                held: Vec::new(),
             })),
             (RoleKind::Region, r) => VoteNode::Region(Box::new(Region {
                 s: s.clone(),
