@@ -96,7 +96,7 @@ pub struct ElectionRunArgs {
     #[command(flatten)]
     pub faults: FaultArgs,
     /// Ballots each citizen keeps in flight.
-    #[arg(long, default_value_t = 4_096)]
+    #[arg(long, default_value_t = 1_024)]
     pub window: u32,
     /// Share of bad ballots cast (forged credentials, options not on the ballot, second votes).
     #[arg(long, value_name = "P", default_value_t = 0.001)]

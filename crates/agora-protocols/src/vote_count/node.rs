@@ -554,10 +554,13 @@ impl Citizen {
     }
 
     /// Casts more ballots while the window has room (second ballots wait for their first).
+    /// Until a first ballot is answered (the election is open and has a leader) only one is in
+    /// flight, so that no ballot's latency includes the start-up.
     fn fill(&mut self, ctx: &mut Context<'_, VoteNode>) {
         let now = ctx.now().after(self.s.timeout * 25);
+        let window = if self.answered > 0 { self.s.window } else { 1 };
         let mut batch = Vec::new();
-        while self.in_flight.len() < self.s.window && self.next < self.ballots.len() {
+        while self.in_flight.len() < window && self.next < self.ballots.len() {
             let i = self.next;
             self.next += 1;
             let (b, intent) = self.ballots[i];
@@ -609,10 +612,14 @@ impl Citizen {
             let (_, intent) = self.ballots[i];
             ctx.observe(VoteObs::Answered { voter, hash, intent, answer });
             ctx.op_end(op_id(session_id(ctx.id(), 0), i as u64));
-            if let (Answer::Counted(_), Intent::Valid) = (answer, intent) {
+            if intent == Intent::Valid {
+                // A second ballot is cast once the first is counted; if the first was turned
+                // down for good there is nothing to be second to.
                 if let Some(&second) = self.by_voter[&voter].iter().find(|&&j| self.seconds.contains(&j)) {
                     self.seconds.retain(|&j| j != second);
-                    self.cast_one(ctx, second);
+                    if matches!(answer, Answer::Counted(_)) {
+                        self.cast_one(ctx, second);
+                    }
                 }
             }
         }
@@ -636,9 +643,12 @@ impl Citizen {
             }
             ctx.send(self.region(), Msg::Cast { phase: self.phase, ballots });
         }
-        // Seconds whose first was rejected for good are dropped (nothing to be second to).
         if self.is_done() && !self.results {
             ctx.send(self.region(), Msg::CitizenDone { phase: self.phase });
+            // Asks the coordinators for the results, in case they were sent before a restart.
+            for c in 0..COORDINATORS {
+                ctx.send(self.s.coordinator(c), Msg::Status { phase: self.phase, done: true });
+            }
         }
         ctx.set_timer(Timer::Tick, tick(&self.s));
     }
@@ -696,6 +706,11 @@ impl Protocol for VoteNode {
                         if done {
                             c.regions_done.insert(r);
                         }
+                    }
+                    // A region or citizen without the results (a restart lost them): again.
+                    if let Some(results) = &c.results {
+                        c.acked.remove(&from);
+                        ctx.send(from, Msg::Published { phase: c.phase, results: results.clone() });
                     }
                 }
                 Msg::DigestReply { digest, .. } => c.on_digest(ctx, from, digest),
@@ -790,7 +805,7 @@ pub struct VoteSetup {
 impl VoteSetup {
     pub fn new(s: Settings) -> Self {
         let mut cfg = raft::Config::new((0..s.replicas as u32).map(NodeId).collect(), s.timeout);
-        cfg.snapshot_every = 4_096;
+        cfg.snapshot_every = 8_192;
         cfg.max_append_bytes = 1 << 20;
         VoteSetup { s: Arc::new(s), raft: Arc::new(cfg) }
     }
