@@ -50,10 +50,8 @@ fn lossy_duplicating_reordering_links() {
 
 #[test]
 fn replicas_crash_and_restart() {
-    let faults = format!(
-        "[network]\nloss = 0.1\n[random_crashes]\ncount = 4\nnodes = \"0..3\"\nfrom_ms = 0\nto_ms = 1500\nmin_down_ms = 20\nmax_down_ms = 400\n"
-    );
-    campaign(0..30, 600, &faults);
+    let faults = "[network]\nloss = 0.1\n[random_crashes]\ncount = 4\nnodes = \"0..3\"\nfrom_ms = 0\nto_ms = 1500\nmin_down_ms = 20\nmax_down_ms = 400\n";
+    campaign(0..30, 600, faults);
 }
 
 #[test]
