@@ -48,6 +48,9 @@ pub struct ParamsFile {
     pub clients: Option<u32>,
     pub reads: Option<f64>,
     pub snapshot_every: Option<u64>,
+    /// Election: voters on the synthetic roll and the share of bad ballots.
+    pub voters: Option<u64>,
+    pub bad_ballots: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +119,8 @@ impl ClusterFile {
             clients: self.params.clients.unwrap_or(0),
             reads: self.params.reads.unwrap_or(defaults.reads),
             snapshot_every: self.params.snapshot_every.unwrap_or(defaults.snapshot_every),
+            voters: self.params.voters.unwrap_or(defaults.voters),
+            bad_ballots: self.params.bad_ballots.unwrap_or(defaults.bad_ballots),
             topology,
             origin: self.params.origin.unwrap_or(0),
             variant: self.params.variant.clone(),

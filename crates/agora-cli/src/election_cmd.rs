@@ -518,9 +518,10 @@ fn text(spec: &Spec, r: &Report) -> String {
         let reasons: Vec<String> = r.rejected_by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(t, "rejected       {}", reasons.join(", "));
     }
+    let clock = if r.runtime == "sim" { " (virtual time)" } else { "" };
     let _ = writeln!(
         t,
-        "speed          {:.0} acknowledged ballots/s, latency p50 {:.1} ms, p99 {:.1} ms",
+        "speed          {:.0} acknowledged ballots/s, latency p50 {:.1} ms, p99 {:.1} ms{clock}",
         r.ballots_per_s, r.latency_ms_p50, r.latency_ms_p99
     );
     let _ = writeln!(
@@ -531,7 +532,8 @@ fn text(spec: &Spec, r: &Report) -> String {
         r.merkle_root.as_deref().unwrap_or("-")
     );
     if let Some(m) = r.summary.peak_rss_mb {
-        let _ = writeln!(t, "memory         peak {m:.0} MiB; fsyncs {}", r.summary.fsyncs.unwrap_or(0));
+        let fsyncs = r.summary.fsyncs.map_or(String::new(), |f| format!("; {f} fsyncs"));
+        let _ = writeln!(t, "memory         peak {m:.0} MiB{fsyncs}");
     }
     if r.summary.violations.is_empty() {
         let _ = writeln!(t, "checks         ok: {}", r.summary.properties.join(", "));

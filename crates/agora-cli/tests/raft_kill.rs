@@ -5,82 +5,15 @@
 use agora_core::NodeId;
 use agora_protocols::raft::kv::Kv;
 use agora_protocols::raft::{Body, Config, Replica};
+mod procs;
+
+use procs::{free_ports, Cluster};
 use serde_json::Value;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const REPLICAS: usize = 3;
 const CLIENTS: usize = 2;
-
-/// Ports free right now, below Linux's ephemeral range.
-fn free_ports(n: usize) -> Vec<u16> {
-    let mut ports = Vec::new();
-    let mut p = 40_000 + (std::process::id() % 400) as u16 * 50;
-    while ports.len() < n {
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            ports.push(p);
-        }
-        p += 1;
-    }
-    ports
-}
-
-struct Cluster {
-    config: PathBuf,
-    metrics: Vec<u16>,
-    children: Vec<Option<Child>>,
-}
-
-impl Cluster {
-    fn start_node(&mut self, id: usize) {
-        let child = Command::new(env!("CARGO_BIN_EXE_agora"))
-            .args(["node", "--json", "--id", &id.to_string(), "--config"])
-            .arg(&self.config)
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", self.metrics[id])])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("agora node starts");
-        self.children[id] = Some(child);
-    }
-
-    fn kill(&mut self, id: usize) {
-        let mut c = self.children[id].take().expect("running");
-        c.kill().expect("SIGKILL");
-        c.wait().unwrap();
-    }
-
-    /// Messages of `kind` node `id` has sent (its Prometheus endpoint), 0 if unreachable.
-    fn sent(&self, id: usize, kinds: &[&str]) -> u64 {
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.metrics[id])) else { return 0 };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let mut text = String::new();
-        let _ = s.read_to_string(&mut text);
-        text.lines()
-            .filter(|l| l.starts_with("agora_kind_messages_sent_total"))
-            .filter(|l| kinds.iter().any(|k| l.contains(&format!("kind=\"{k}\""))))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-
-    /// The replica that is sending appends or heartbeats now.
-    fn leader(&self) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            let before: Vec<u64> = (0..REPLICAS).map(|i| self.sent(i, &["APPEND", "HEARTBEAT"])).collect();
-            std::thread::sleep(Duration::from_millis(150));
-            let after: Vec<u64> = (0..REPLICAS).map(|i| self.sent(i, &["APPEND", "HEARTBEAT"])).collect();
-            let active: Vec<usize> = (0..REPLICAS).filter(|&i| after[i] > before[i]).collect();
-            if active.len() == 1 {
-                return active[0];
-            }
-        }
-        panic!("no single leader found");
-    }
-}
 
 fn cluster_file(dir: &Path, ports: &[u16]) -> PathBuf {
     // No compaction here, so that each replica's durable log holds every entry to look at;
@@ -105,11 +38,7 @@ fn acknowledged_writes_survive_sigkill_of_leader_and_follower() {
     std::fs::create_dir_all(&dir).unwrap();
     let n = REPLICAS + CLIENTS;
     let ports = free_ports(2 * n);
-    let mut c = Cluster {
-        config: cluster_file(&dir, &ports[..n]),
-        metrics: ports[n..].to_vec(),
-        children: (0..n).map(|_| None).collect(),
-    };
+    let mut c = Cluster::new(cluster_file(&dir, &ports[..n]), ports[n..].to_vec(), REPLICAS);
     for id in 0..n {
         c.start_node(id);
     }

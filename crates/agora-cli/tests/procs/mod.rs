@@ -1,0 +1,86 @@
+//! Running nodes of a cluster file as real processes, for the tests that kill them.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Ports free right now, below Linux's ephemeral range.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let mut ports = Vec::new();
+    let mut p = 40_000 + (std::process::id() % 400) as u16 * 50;
+    while ports.len() < n {
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            ports.push(p);
+        }
+        p += 1;
+    }
+    ports
+}
+
+/// Node processes of a cluster file, each with a Prometheus endpoint.
+pub struct Cluster {
+    pub config: PathBuf,
+    pub metrics: Vec<u16>,
+    pub children: Vec<Option<Child>>,
+    /// Nodes `0..replicas` are the ones whose leader `leader` looks for.
+    pub replicas: usize,
+}
+
+impl Cluster {
+    pub fn new(config: PathBuf, metrics: Vec<u16>, replicas: usize) -> Self {
+        let children = (0..metrics.len()).map(|_| None).collect();
+        Cluster { config, metrics, children, replicas }
+    }
+
+    pub fn start_node(&mut self, id: usize) {
+        let child = Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(["node", "--json", "--id", &id.to_string(), "--config"])
+            .arg(&self.config)
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", self.metrics[id])])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("agora node starts");
+        self.children[id] = Some(child);
+    }
+
+    pub fn kill(&mut self, id: usize) {
+        let mut c = self.children[id].take().expect("running");
+        c.kill().expect("SIGKILL");
+        c.wait().unwrap();
+    }
+
+    /// Messages of `kind` node `id` has sent (its Prometheus endpoint), 0 if unreachable.
+    fn sent(&self, id: usize, kinds: &[&str]) -> u64 {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.metrics[id])) else { return 0 };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        text.lines()
+            .filter(|l| l.starts_with("agora_kind_messages_sent_total"))
+            .filter(|l| kinds.iter().any(|k| l.contains(&format!("kind=\"{k}\""))))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// The replica that is sending appends or heartbeats now.
+    pub fn leader(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let before: Vec<u64> =
+                (0..self.replicas).map(|i| self.sent(i, &["APPEND", "HEARTBEAT"])).collect();
+            std::thread::sleep(Duration::from_millis(150));
+            let after: Vec<u64> =
+                (0..self.replicas).map(|i| self.sent(i, &["APPEND", "HEARTBEAT"])).collect();
+            let active: Vec<usize> = (0..self.replicas).filter(|&i| after[i] > before[i]).collect();
+            if active.len() == 1 {
+                return active[0];
+            }
+        }
+        panic!("no single leader found");
+    }
+}
