@@ -47,15 +47,16 @@ struct RegionEntry {
     states: Vec<String>,
 }
 
-fn parse_key(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
+/// `N` bytes from `2N` hex digits.
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
         return None;
     }
-    let mut k = [0u8; 32];
-    for (i, b) in k.iter_mut().enumerate() {
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
         *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
-    Some(k)
+    Some(out)
 }
 
 /// The election of `path`, or the demo election, with `voters` voters.
@@ -73,7 +74,7 @@ fn load_spec(path: &Option<PathBuf>, voters: u64, seed: u64) -> Result<Spec, Use
         return Err(bad(format!("{} options; a ballot needs 1 to 16", f.options.len())));
     }
     let key = match &f.key {
-        Some(k) => parse_key(k).ok_or_else(|| bad("`key` must be 64 hex digits".into()))?,
+        Some(k) => unhex::<32>(k).ok_or_else(|| bad("`key` must be 64 hex digits".into()))?,
         None => *blake3::hash(f.id.as_bytes()).as_bytes(),
     };
     let mut state_region = vec![u8::MAX; STATES.len()];
@@ -121,15 +122,7 @@ fn load_roll(path: &Path) -> Result<Vec<(u8, Hash)>, UserError> {
             ));
         }
         let state = states::by_code(f[1].trim()).ok_or_else(|| bad(n + 1, "unknown state"))?;
-        let c = f[2].trim();
-        let mut cred = [0u8; 16];
-        if c.len() != 32 {
-            return Err(bad(n + 1, "credential must be 32 hex digits"));
-        }
-        for (i, b) in cred.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&c[2 * i..2 * i + 2], 16)
-                .map_err(|_| bad(n + 1, "credential is not hex"))?;
-        }
+        let cred = unhex::<16>(f[2].trim()).ok_or_else(|| bad(n + 1, "credential must be 32 hex digits"))?;
         roll.push((state as u8, cred));
     }
     if roll.is_empty() {
@@ -310,7 +303,6 @@ fn settings(a: &ElectionRunArgs) -> Result<Settings, UserError> {
 fn election(a: &ElectionRunArgs, argv: &[String]) -> Result<i32, UserError> {
     let s = settings(a)?;
     let spec = s.spec.clone();
-    let replicas = s.replicas;
     let setup = VoteSetup::new(s);
     let report = if a.sim {
         simulate(a, setup, argv)?
@@ -322,7 +314,6 @@ fn election(a: &ElectionRunArgs, argv: &[String]) -> Result<i32, UserError> {
         }
         over_tcp(a, setup, argv)?
     };
-    let _ = replicas;
     if let Some(dir) = &a.out {
         write_out(dir, &spec, &report)?;
     }
@@ -339,9 +330,6 @@ fn simulate(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Re
     let mut f = faults::build(&a.faults, n)?;
     if let Some(k) = a.crash_replicas {
         let replicas = setup.s.replicas as u32;
-        if k as usize >= replicas as usize && replicas > 0 {
-            // More crashes than replicas is fine over time; they are drawn one by one.
-        }
         f.random_crashes = Some(agora_sim::faults::RandomCrashes {
             count: k,
             nodes: Some(format!("0..{replicas}").parse().map_err(UserError)?),
@@ -687,17 +675,6 @@ fn write_out(dir: &Path, spec: &Spec, r: &Report) -> Result<(), UserError> {
 
 // ----- verify -----
 
-fn unhex16(s: &str) -> Option<Hash> {
-    if s.len() != 32 {
-        return None;
-    }
-    let mut h = [0u8; 16];
-    for (i, b) in h.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(h)
-}
-
 fn verify(a: &VerifyArgs) -> Result<i32, UserError> {
     let text = std::fs::read_to_string(&a.receipt)
         .map_err(|e| UserError(format!("cannot read receipt {}: {e}", a.receipt.display())))?;
@@ -714,7 +691,7 @@ fn verify(a: &VerifyArgs) -> Result<i32, UserError> {
         return Err(bad_receipt());
     }
     let voter: u64 = f[1].parse().map_err(|_| bad_receipt())?;
-    let hash = unhex16(f[2]).ok_or_else(bad_receipt)?;
+    let hash = unhex::<16>(f[2]).ok_or_else(bad_receipt)?;
     let leaf: usize = f[3].parse().map_err(|_| bad_receipt())?;
     let results_path = a.results.join("results.json");
     let results: serde_json::Value = serde_json::from_str(
@@ -724,7 +701,7 @@ fn verify(a: &VerifyArgs) -> Result<i32, UserError> {
     .map_err(|e| UserError(format!("{}: {e}", results_path.display())))?;
     let root = results["merkle_root"]
         .as_str()
-        .and_then(unhex16)
+        .and_then(unhex::<16>)
         .ok_or_else(|| UserError(format!("{}: no merkle_root", results_path.display())))?;
     if results["election"].as_str() != Some(f[0]) {
         println!(
@@ -740,7 +717,7 @@ fn verify(a: &VerifyArgs) -> Result<i32, UserError> {
     let mut voters = Vec::new();
     for (n, l) in board_text.lines().skip(1).enumerate() {
         let c: Vec<&str> = l.split(',').collect();
-        let h = (c.len() == 3).then(|| unhex16(c[2])).flatten().ok_or_else(|| {
+        let h = (c.len() == 3).then(|| unhex::<16>(c[2])).flatten().ok_or_else(|| {
             UserError(format!("{} line {}: expected leaf,voter,hash", board_path.display(), n + 2))
         })?;
         leaves.push(h);

@@ -154,6 +154,7 @@ fn bad_election_files_rolls_and_flags_exit_2_with_one_line() {
     let garbage = write("garbage.toml", "id = \n");
     let bad_roll =
         write("roll.csv", "voter,state,credential\n0,CA,00112233445566778899aabbccddeeff\n2,CA,00\n");
+    let wide_roll = write("wide.csv", &format!("0,TX,{}\n", "é".repeat(16)));
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["election", "--election", &no_texas], "`ZZ` is not a state"),
         (vec!["election", "--election", &twice], "TX is in two regions"),
@@ -162,6 +163,7 @@ fn bad_election_files_rolls_and_flags_exit_2_with_one_line() {
         (vec!["election", "--election", &garbage], "election file"),
         (vec!["election", "--election", "/nonexistent.toml"], "cannot read election file"),
         (vec!["election", "--roll", &bad_roll], "line 3"),
+        (vec!["election", "--roll", &wide_roll], "32 hex digits"),
         (vec!["election", "--voters", "0"], "--voters 0"),
         (vec!["election", "--replicas", "0"], "replicas"),
         (vec!["election", "--bad-ballots", "0.9"], "--bad-ballots"),
