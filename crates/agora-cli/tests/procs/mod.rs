@@ -29,6 +29,16 @@ pub struct Cluster {
     pub replicas: usize,
 }
 
+/// A failed test must not leave its nodes running.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 impl Cluster {
     pub fn new(config: PathBuf, metrics: Vec<u16>, replicas: usize) -> Self {
         let children = (0..metrics.len()).map(|_| None).collect();

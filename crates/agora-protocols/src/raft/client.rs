@@ -6,7 +6,7 @@
 //! restarted client never reuses a (session, sequence number) pair.
 
 use super::{Io, Op, Outcome, RaftMsg, RaftObs, RaftTimer, StateMachine};
-use agora_core::{NodeId, OpId};
+use agora_core::{NodeId, OpId, Time};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
@@ -31,7 +31,10 @@ pub struct Client<SM: StateMachine> {
     timeout: Duration,
     next_seq: u64,
     queued: VecDeque<(u64, Op<SM>)>,
-    outstanding: BTreeMap<u64, Op<SM>>,
+    /// Sent and not answered: the operation and when it was last sent.
+    outstanding: BTreeMap<u64, (Op<SM>, Time)>,
+    /// Some operation was answered since the retry timer last fired.
+    progress: bool,
     /// A redirection was followed since the last retry or progress.
     redirected: bool,
 }
@@ -48,6 +51,7 @@ impl<SM: StateMachine> Client<SM> {
             next_seq: 0,
             queued: VecDeque::new(),
             outstanding: BTreeMap::new(),
+            progress: false,
             redirected: false,
         }
     }
@@ -100,8 +104,9 @@ impl<SM: StateMachine> Client<SM> {
         let was_idle = self.outstanding.is_empty();
         let n = room.min(self.queued.len());
         let ops: Vec<(u64, Op<SM>)> = self.queued.drain(..n).collect();
+        let now = io.now();
         for (seq, op) in &ops {
-            self.outstanding.insert(*seq, op.clone());
+            self.outstanding.insert(*seq, (op.clone(), now));
         }
         let acked_below = self.acked_below();
         io.send(self.replicas[self.target], RaftMsg::Request { session: self.session, acked_below, ops });
@@ -110,14 +115,20 @@ impl<SM: StateMachine> Client<SM> {
         }
     }
 
-    /// Sends everything in flight again, to the current target.
-    fn resend(&mut self, io: &mut impl Io<SM>) {
-        if self.outstanding.is_empty() {
-            return;
+    /// Sends again, to the current target, what has been in flight for at least `age`.
+    fn resend(&mut self, io: &mut impl Io<SM>, age: Duration) {
+        let now = io.now();
+        let mut ops = Vec::new();
+        for (seq, (op, sent)) in self.outstanding.iter_mut() {
+            if now.since(*sent) >= age {
+                *sent = now;
+                ops.push((*seq, op.clone()));
+            }
         }
-        let ops: Vec<(u64, Op<SM>)> = self.outstanding.iter().map(|(s, o)| (*s, o.clone())).collect();
-        let acked_below = self.acked_below();
-        io.send(self.replicas[self.target], RaftMsg::Request { session: self.session, acked_below, ops });
+        if !ops.is_empty() {
+            let acked_below = self.acked_below();
+            io.send(self.replicas[self.target], RaftMsg::Request { session: self.session, acked_below, ops });
+        }
         io.set_timer(RaftTimer::ClientRetry, self.timeout);
     }
 
@@ -149,11 +160,12 @@ impl<SM: StateMachine> Client<SM> {
                     self.target = t;
                 }
                 if !done.is_empty() {
+                    // The retry timer keeps running: an operation lost while others are
+                    // answered (a leader change) is sent again when it is a timeout old.
                     self.redirected = false;
+                    self.progress = true;
                     if self.outstanding.is_empty() {
                         io.cancel_timer(RaftTimer::ClientRetry);
-                    } else {
-                        io.set_timer(RaftTimer::ClientRetry, self.timeout);
                     }
                     self.flush(io);
                 }
@@ -169,7 +181,7 @@ impl<SM: StateMachine> Client<SM> {
                     if t != self.target && !self.redirected {
                         self.target = t;
                         self.redirected = true;
-                        self.resend(io);
+                        self.resend(io, Duration::ZERO);
                     } else {
                         self.target = t;
                     }
@@ -180,13 +192,19 @@ impl<SM: StateMachine> Client<SM> {
         done
     }
 
-    /// The retry timer fired: try the next replica.
+    /// The retry timer fired: send again what has waited a timeout, to the next replica
+    /// unless this one is answering.
     pub fn on_retry(&mut self, io: &mut impl Io<SM>) {
         if self.outstanding.is_empty() {
             return;
         }
-        self.target = (self.target + 1) % self.replicas.len();
         self.redirected = false;
-        self.resend(io);
+        if std::mem::take(&mut self.progress) {
+            self.resend(io, self.timeout);
+        } else {
+            // Nothing answered for a whole period: everything goes to the next replica.
+            self.target = (self.target + 1) % self.replicas.len();
+            self.resend(io, Duration::ZERO);
+        }
     }
 }

@@ -290,6 +290,8 @@ pub enum Cmd {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Query {
     Results,
+    /// The phase (and the digest once tallied).
+    Phase,
 }
 
 /// Answers of the tally.
@@ -452,6 +454,7 @@ impl StateMachine for Tally {
             Query::Results => {
                 Out::Results(Box::new(if self.phase == Phase::Published { self.results() } else { None }))
             }
+            Query::Phase => Out::Phase { phase: self.phase, digest: self.digest },
         }
     }
 }

@@ -236,15 +236,24 @@ pub struct Coordinator {
 #[derive(Clone, Copy, Debug)]
 enum Purpose {
     Admin,
-    Ballot { region: usize, voter: u64, hash: Hash, since: Time, told: bool },
+    /// A read of the phase: another coordinator may have moved it on.
+    Phase,
+    Ballot {
+        region: usize,
+        voter: u64,
+        hash: Hash,
+        since: Time,
+        told: bool,
+    },
     Results,
 }
 
 pub struct Region {
     s: Arc<Settings>,
     index: usize,
-    /// Ballots waiting for an answer: voter → (ballot, when forwarded).
-    pending: BTreeMap<u64, (Ballot, Time)>,
+    /// Ballots waiting for an answer: (voter, ballot hash) → (ballot, when forwarded). A
+    /// voter may have several ballots in flight (a forged one beside the real one).
+    pending: BTreeMap<(u64, Hash), (Ballot, Time)>,
     coordinator: usize,
     citizen_done: bool,
     results: bool,
@@ -337,7 +346,7 @@ impl Coordinator {
                 (Purpose::Ballot { region, voter, hash, .. }, Out::Rejected(reason)) => {
                     answers.entry(region).or_default().push((voter, hash, Answer::Rejected(reason)))
                 }
-                (Purpose::Admin, Out::Phase { phase, digest }) => {
+                (Purpose::Admin | Purpose::Phase, Out::Phase { phase, digest }) => {
                     self.phase = self.phase.max(phase);
                     if self.phase >= Phase::Open {
                         for (from, ballots) in std::mem::take(&mut self.held) {
@@ -422,6 +431,13 @@ impl Coordinator {
         if self.results.is_some() {
             self.send_results(ctx);
         }
+        // The other coordinator may have closed, tallied or published meanwhile (this one may
+        // have restarted and missed it): read the phase from the log.
+        let asking = self.pending.values().any(|p| matches!(p, Purpose::Phase | Purpose::Results));
+        if self.phase < Phase::Published && self.phase >= Phase::Open && !asking {
+            let seq = self.client().enqueue(ctx, Op::Query(Query::Phase));
+            self.pending.insert(seq, Purpose::Phase);
+        }
         // Ballots the log has not answered for a while: tell the region it is unavailable.
         let waiting = self.pending.values().any(|p| matches!(p, Purpose::Ballot { .. }));
         if waiting && self.stalled_since.is_none() {
@@ -460,7 +476,7 @@ impl Region {
 
     fn on_tick(&mut self, ctx: &mut Context<'_, VoteNode>) {
         let now = ctx.now();
-        let stale: Vec<u64> = self
+        let stale: Vec<(u64, Hash)> = self
             .pending
             .iter()
             .filter(|(_, (_, t))| now.since(*t) >= self.s.timeout * 20)
@@ -727,19 +743,18 @@ impl Protocol for VoteNode {
                 Msg::Cast { ballots, .. } if from == r.s.citizen(r.index) => {
                     let now = ctx.now();
                     for b in &ballots {
-                        r.pending.insert(b.voter, (*b, now));
+                        r.pending.insert((b.voter, b.hash(&r.s.spec.id)), (*b, now));
                     }
                     r.forward(ctx, ballots);
                 }
                 Msg::Answers { phase, answers } if from.index() >= r.s.replicas => {
                     r.phase = r.phase.max(phase);
-                    let id = r.s.spec.id.clone();
                     let answers: Vec<_> = answers
                         .into_iter()
                         .filter(|(v, h, a)| {
-                            let known = r.pending.get(v).is_some_and(|(b, _)| b.hash(&id) == *h);
+                            let known = r.pending.contains_key(&(*v, *h));
                             if known && !matches!(a, Answer::Rejected(Reason::Unavailable)) {
-                                r.pending.remove(v);
+                                r.pending.remove(&(*v, *h));
                             }
                             known
                         })
