@@ -115,7 +115,7 @@ pub struct ElectionRunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Give up after this much (wall or virtual) time.
-    #[arg(long, value_name = "MS", default_value_t = 3_600_000.0)]
+    #[arg(long, value_name = "MS", default_value_t = 600_000.0)]
     pub max_time_ms: f64,
     /// Print exactly one JSON object on stdout instead of tables.
     #[arg(long)]
