@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tracing::warn;
 
 /// Why a runtime run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +111,12 @@ pub async fn run_local<S: Setup>(
             break End::TimeLimit;
         }
     };
+    if end == End::TimeLimit {
+        // A run that should have ended: say which nodes still had work of their own.
+        let busy: Vec<usize> =
+            (0..n).filter(|&i| shared[i].background_since_ns.load(Ordering::Acquire) == 0).collect();
+        warn!("time limit reached; nodes not yet in the background: {busy:?}");
+    }
     let _ = stop_tx.send(true);
     let mut reports = Vec::with_capacity(n);
     for h in handles {
