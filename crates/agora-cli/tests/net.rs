@@ -68,8 +68,10 @@ fn run_reports_a_broken_variant() {
 
 #[test]
 fn up_runs_every_node_as_a_process_and_state_survives_restarts() {
+    // Idle time: a node with nothing to do yet must not stop before its peers have started
+    // (the test runs beside others on a loaded machine).
     let dir = tempfile::tempdir().unwrap();
-    let file = cluster_file(dir.path(), "flood", "topology = \"ring\"\norigin = 2", 5, 500);
+    let file = cluster_file(dir.path(), "flood", "topology = \"ring\"\norigin = 2", 5, 2_000);
     let first = agora(&["up", "--config", file.to_str().unwrap(), "--json"]);
     assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
     let v = json_of(&first);
@@ -90,7 +92,7 @@ fn up_runs_every_node_as_a_process_and_state_survives_restarts() {
 #[test]
 fn a_single_node_runs_from_the_cluster_file() {
     let dir = tempfile::tempdir().unwrap();
-    let file = cluster_file(dir.path(), "all-to-all", "", 2, 300);
+    let file = cluster_file(dir.path(), "all-to-all", "", 2, 1_500);
     let f = file.to_str().unwrap();
     let mut other = Command::new(env!("CARGO_BIN_EXE_agora"))
         .args(["node", "--config", f, "--id", "1", "--json"])
