@@ -415,16 +415,7 @@ fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Re
     let _ = poller.join();
     bar.finish_and_clear();
     let out = out?;
-    let mut g = Gathered::new(
-        setup.nodes(),
-        out.end.as_str(),
-        out.wall.as_secs_f64() * 1e3,
-        out.cpu_ms,
-        out.started_unix_ns,
-    );
-    for r in out.reports {
-        g.add_report(r);
-    }
+    let mut g = Gathered::from_run(setup.nodes(), out);
     g.observations.sort_by_key(|(t, n, _)| (*t, *n));
     // The summary runs the checker; the report reads the same observations first.
     let empty =

@@ -41,17 +41,8 @@ pub fn run_in_process<S: Setup>(
     let out = runtime()?
         .block_on(run_local(setup.clone(), cfg, max_time, |_| {}))
         .map_err(|e| UserError(e.to_string()))?;
-    let mut g = Gathered::new(
-        setup.nodes(),
-        out.end.as_str(),
-        out.wall.as_secs_f64() * 1e3,
-        out.cpu_ms,
-        out.started_unix_ns,
-    );
-    for r in out.reports {
-        g.add_report(r);
-    }
-    Ok((g, out.last_active_unix_ns))
+    let last = out.last_active_unix_ns;
+    Ok((Gathered::from_run(setup.nodes(), out), last))
 }
 
 fn parse_addr(s: &Option<String>) -> Result<Option<SocketAddr>, UserError> {
@@ -120,16 +111,7 @@ impl Driver for Local {
             let out = run_local(setup.clone(), self.cfg, self.max_time, hook)
                 .await
                 .map_err(|e| UserError(e.to_string()))?;
-            let mut g = Gathered::new(
-                n,
-                out.end.as_str(),
-                out.wall.as_secs_f64() * 1e3,
-                out.cpu_ms,
-                out.started_unix_ns,
-            );
-            for r in out.reports {
-                g.add_report(r);
-            }
+            let g = Gathered::from_run(n, out);
             let mut summary = report::summarize(&*setup, seed, g, &self.reproduce);
             summary.peak_rss_mb = output::peak_rss_mb();
             Ok(summary)

@@ -18,24 +18,17 @@ const CLIENTS: usize = 2;
 fn cluster_file(dir: &Path, ports: &[u16]) -> PathBuf {
     // No compaction here, so that each replica's durable log holds every entry to look at;
     // snapshots are exercised by the simulator campaigns.
-    let mut text = String::from(
+    let head = String::from(
         "cluster = \"kill\"\nprotocol = \"raft\"\ndata_dir = \"data\"\nidle_ms = 1500\nmax_time_ms = 90000\n\
          [params]\nclients = 2\nmsgs = 5000\ninterval_ms = 0.6\nwindow = 16\nreads = 0.1\n\
          timeout_ms = 60\nsnapshot_every = 1000000\n",
     );
-    for (i, p) in ports.iter().enumerate() {
-        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{p}\"\n"));
-    }
-    let path = dir.join("cluster.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    procs::cluster_file(dir, &head, ports)
 }
 
 #[test]
 fn acknowledged_writes_survive_sigkill_of_leader_and_follower() {
-    let dir = std::env::temp_dir().join(format!("agora-raft-kill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = procs::scratch("agora-raft-kill");
     let n = REPLICAS + CLIENTS;
     let ports = free_ports(2 * n);
     let mut c = Cluster::new(cluster_file(&dir, &ports[..n]), ports[n..].to_vec(), REPLICAS);

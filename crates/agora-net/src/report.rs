@@ -111,6 +111,21 @@ impl<O> Gathered<O> {
         }
     }
 
+    /// Everything an in-process run (`run_local`) of `nodes` nodes reported.
+    pub fn from_run(nodes: usize, out: crate::RunOutcome<O>) -> Self {
+        let mut g = Gathered::new(
+            nodes,
+            out.end.as_str(),
+            out.wall.as_secs_f64() * 1e3,
+            out.cpu_ms,
+            out.started_unix_ns,
+        );
+        for r in out.reports {
+            g.add_report(r);
+        }
+        g
+    }
+
     /// Adds one node's in-process report.
     pub fn add_report(&mut self, r: NodeReport<O>) {
         self.metrics.merge(&r.metrics);

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -93,4 +93,23 @@ impl Cluster {
         }
         panic!("no single leader found");
     }
+}
+
+/// Writes `dir/cluster.toml`: `head` (cluster, protocol, params...) and one node per port.
+pub fn cluster_file(dir: &Path, head: &str, ports: &[u16]) -> PathBuf {
+    let mut text = head.to_string();
+    for (i, p) in ports.iter().enumerate() {
+        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{p}\"\n"));
+    }
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A fresh scratch folder for one test process.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -528,8 +528,10 @@ impl<SM: StateMachine> Replica<SM> {
         for i in 0..self.peers.len() {
             let p = &mut self.peers[i];
             p.silent += 1;
-            if p.silent >= 2 {
-                // Nothing heard for two periods: whatever was in flight is presumed lost.
+            if p.silent >= 4 {
+                // Nothing heard for an election timeout: whatever was in flight is presumed
+                // lost. (Sooner, a follower busy with a large backlog would be sent it again and
+                // again, and never catch up.)
                 p.next = p.next.min(p.matched + 1);
                 p.inflight = 0;
                 p.snap = None;
@@ -542,6 +544,23 @@ impl<SM: StateMachine> Replica<SM> {
         io.set_timer(RaftTimer::Heartbeat, self.cfg.heartbeat);
     }
 
+    /// A follower answered: steps down on a newer term; otherwise, if this is still its leader
+    /// in that term, notes that it is alive and the read round it saw, and returns its place.
+    fn answered_by(&mut self, io: &mut impl Io<SM>, from: NodeId, term: Term, round: u64) -> Option<usize> {
+        if term > self.term {
+            self.step_down(io, term);
+            return None;
+        }
+        if self.role != Role::Leader || term != self.term {
+            return None;
+        }
+        let i = self.peers.iter().position(|p| p.id == from)?;
+        let p = &mut self.peers[i];
+        p.silent = 0;
+        p.round = p.round.max(round);
+        Some(i)
+    }
+
     fn on_append_reply(
         &mut self,
         io: &mut impl Io<SM>,
@@ -551,18 +570,9 @@ impl<SM: StateMachine> Replica<SM> {
         last: Index,
         round: u64,
     ) {
-        if term > self.term {
-            self.step_down(io, term);
-            return;
-        }
-        if self.role != Role::Leader || term != self.term {
-            return;
-        }
-        let Some(i) = self.peers.iter().position(|p| p.id == from) else { return };
+        let Some(i) = self.answered_by(io, from, term, round) else { return };
         let log_last = self.log.last();
         let p = &mut self.peers[i];
-        p.silent = 0;
-        p.round = p.round.max(round);
         if ok {
             p.matched = p.matched.max(last.min(log_last));
             p.next = p.next.max(p.matched + 1);
@@ -771,19 +781,10 @@ impl<SM: StateMachine> Replica<SM> {
         next: u64,
         round: u64,
     ) {
-        if term > self.term {
-            self.step_down(io, term);
-            return;
-        }
-        if self.role != Role::Leader || term != self.term {
-            return;
-        }
-        let Some(i) = self.peers.iter().position(|p| p.id == from) else { return };
+        let Some(i) = self.answered_by(io, from, term, round) else { return };
         let total = self.snapshot.as_ref().map_or(0, |s| s.len() as u64);
         let (base, ..) = self.log.base();
         let p = &mut self.peers[i];
-        p.silent = 0;
-        p.round = p.round.max(round);
         if p.snap.is_some_and(|(idx, _)| idx == index) {
             if index != base || next >= total {
                 // Installed (or already had it).

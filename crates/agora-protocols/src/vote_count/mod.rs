@@ -466,22 +466,23 @@ pub fn merkle_root(mut level: Vec<Hash>) -> Hash {
         return h16(b"");
     }
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|p| match p {
-                [a, b] => {
-                    let mut m = [0u8; 33];
-                    m[0] = 1;
-                    m[1..17].copy_from_slice(a);
-                    m[17..].copy_from_slice(b);
-                    h16(&m)
-                }
-                [a] => *a,
-                _ => unreachable!(),
-            })
-            .collect();
+        level = up(&level);
     }
     level[0]
+}
+
+/// The hash of an inner node of the Merkle tree (prefixed, so it cannot pass for a leaf).
+fn parent(a: &Hash, b: &Hash) -> Hash {
+    let mut m = [0u8; 33];
+    m[0] = 1;
+    m[1..17].copy_from_slice(a);
+    m[17..].copy_from_slice(b);
+    h16(&m)
+}
+
+/// The level above `level` (an odd node is carried up).
+fn up(level: &[Hash]) -> Vec<Hash> {
+    level.chunks(2).map(|p| if let [a, b] = p { parent(a, b) } else { p[0] }).collect()
 }
 
 /// The sibling path of leaf `i`: what a receipt holder needs, with the root, to check that
@@ -494,20 +495,7 @@ pub fn merkle_path(leaves: &[Hash], mut i: usize) -> Vec<(bool, Hash)> {
         if sib < level.len() {
             path.push((sib < i, level[sib]));
         }
-        level = level
-            .chunks(2)
-            .map(|p| match p {
-                [a, b] => {
-                    let mut m = [0u8; 33];
-                    m[0] = 1;
-                    m[1..17].copy_from_slice(a);
-                    m[17..].copy_from_slice(b);
-                    h16(&m)
-                }
-                [a] => *a,
-                _ => unreachable!(),
-            })
-            .collect();
+        level = up(&level);
         i /= 2;
     }
     path
@@ -517,12 +505,7 @@ pub fn merkle_path(leaves: &[Hash], mut i: usize) -> Vec<(bool, Hash)> {
 pub fn merkle_verify(leaf: Hash, path: &[(bool, Hash)], root: Hash) -> bool {
     let mut h = leaf;
     for (left, sib) in path {
-        let mut m = [0u8; 33];
-        m[0] = 1;
-        let (a, b) = if *left { (sib, &h) } else { (&h, sib) };
-        m[1..17].copy_from_slice(a);
-        m[17..].copy_from_slice(b);
-        h = h16(&m);
+        h = if *left { parent(sib, &h) } else { parent(&h, sib) };
     }
     h == root
 }
