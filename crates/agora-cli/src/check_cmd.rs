@@ -57,6 +57,16 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
     // Validate the protocol and its parameters once, before spending time.
     sim_cmd::params(&args.params, seeds.start)
         .and_then(|p| agora_protocols::dispatch(&args.protocol, &p, Validate).map_err(UserError::from))?;
+    // A campaign's limits differ from `agora sim`'s defaults: its reproduce commands name them.
+    let mut argv = argv.to_vec();
+    for (flag, value) in
+        [("--max-time-ms", args.max_time_ms.to_string()), ("--max-events", args.max_events.to_string())]
+    {
+        if !argv.iter().any(|a| a == flag || a.starts_with(&format!("{flag}="))) {
+            argv.extend([flag.to_string(), value]);
+        }
+    }
+    let argv = &argv[..];
     let total = seeds.end - seeds.start;
     let threads =
         args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);

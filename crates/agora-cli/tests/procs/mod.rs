@@ -51,7 +51,17 @@ impl Cluster {
             .arg(&self.config)
             .args(["--metrics-addr", &format!("127.0.0.1:{}", self.metrics[id])])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // AGORA_TEST_NODE_LOGS=DIR keeps each node's log (appended across restarts) to debug a run.
+            .stderr(match std::env::var("AGORA_TEST_NODE_LOGS") {
+                Ok(d) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(format!("{d}/node-{id}.log"))
+                        .unwrap(),
+                ),
+                Err(_) => Stdio::null(),
+            })
             .spawn()
             .expect("agora node starts");
         self.children[id] = Some(child);

@@ -6,8 +6,9 @@
 //! - [`Replica`]: one member of the replicated log. Leader election with randomized timeouts
 //!   drawn from the injected random source; log replication with batching (one entry carries
 //!   a client's whole request message) and pipelining (up to `max_inflight` appends in flight
-//!   per follower, the next index advanced optimistically and rewound on a rejection or a
-//!   silent heartbeat period); commitment by majority of entries of the leader's own term
+//!   per follower once its log is known to match; after a rejection, one probe at a time until
+//!   one is accepted, and rejections of appends sent before are ignored, so a follower far
+//!   behind is not flooded with resends — the flow control of etcd's raft library); commitment by majority of entries of the leader's own term
 //!   (§5.4.2 of the paper); log compaction into snapshots every `snapshot_every` applied
 //!   entries, and snapshots sent in chunks to followers that lag behind the leader's log.
 //!   Term, vote and log entries are persisted through persist effects in the step that
@@ -156,6 +157,8 @@ pub enum RaftMsg<SM: StateMachine> {
     AppendReply {
         term: Term,
         ok: bool,
+        /// The `prev_index` of the append answered, so the leader can tell a stale rejection.
+        prev: Index,
         /// On success the last index known to match the leader's; on failure a hint: the
         /// leader should retry from `last + 1`.
         last: Index,

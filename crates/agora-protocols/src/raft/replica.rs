@@ -6,7 +6,7 @@ use super::{Body, Entry, Index, Io, Op, Outcome, Pos, RaftMsg, RaftObs, RaftTime
 use agora_core::{wire, NodeId, Stable, Time};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,19 +90,51 @@ type Sessions<SM> = BTreeMap<u64, Session<SM>>;
 /// Answers to one client session: sequence number and outcome.
 type Results<SM> = Vec<(u64, Outcome<SM>)>;
 
+/// How the leader sends entries to a follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    /// Where the follower's log matches is not known: one append at a time, at `next - 1`,
+    /// until one is accepted. `sent` says a probe carrying entries is out; until it is
+    /// answered, heartbeats probe with empty appends.
+    Probe { sent: bool },
+    /// The follower matched at `next - 1` when last heard: appends are pipelined.
+    Pipeline,
+}
+
 /// What the leader knows of a follower.
 #[derive(Clone, Debug)]
 struct Peer {
     id: NodeId,
     next: Index,
     matched: Index,
-    inflight: usize,
-    /// Heartbeat periods without an answer.
-    silent: u32,
+    flow: Flow,
+    /// In the pipeline: the last index of each append in flight, oldest first.
+    inflight: VecDeque<Index>,
     /// The highest read round it answered in this term.
     round: u64,
     /// A snapshot being sent: its index and the offset of the chunk in flight.
     snap: Option<(Index, u64)>,
+}
+
+impl Peer {
+    fn new(id: NodeId, next: Index) -> Self {
+        Peer {
+            id,
+            next,
+            matched: 0,
+            flow: Flow::Probe { sent: false },
+            inflight: VecDeque::new(),
+            round: 0,
+            snap: None,
+        }
+    }
+
+    /// Back to probing, from `next`.
+    fn probe(&mut self, next: Index) {
+        self.next = next;
+        self.flow = Flow::Probe { sent: false };
+        self.inflight.clear();
+    }
 }
 
 struct PendingRead<SM: StateMachine> {
@@ -177,12 +209,7 @@ impl<SM: StateMachine> Replica<SM> {
             log.append(entry, bytes);
         }
         let base = log.base().0;
-        let peers = cfg
-            .replicas
-            .iter()
-            .filter(|r| **r != me)
-            .map(|&id| Peer { id, next: 1, matched: 0, inflight: 0, silent: 0, round: 0, snap: None })
-            .collect();
+        let peers = cfg.replicas.iter().filter(|r| **r != me).map(|&id| Peer::new(id, 1)).collect();
         Replica {
             cfg,
             me,
@@ -305,8 +332,8 @@ impl<SM: StateMachine> Replica<SM> {
             RaftMsg::Append { term, prev_index, prev_term, entries, commit, round } if from_replica => {
                 self.on_append(io, from, term, prev_index, prev_term, entries, commit, round)
             }
-            RaftMsg::AppendReply { term, ok, last, round } if from_replica => {
-                self.on_append_reply(io, from, term, ok, last, round)
+            RaftMsg::AppendReply { term, ok, prev, last, round } if from_replica => {
+                self.on_append_reply(io, from, term, ok, prev, last, round)
             }
             RaftMsg::Snapshot { term, index, last_term, chain, offset, total, data, round }
                 if from_replica =>
@@ -429,7 +456,7 @@ impl<SM: StateMachine> Replica<SM> {
         io.observe(RaftObs::Leader { term: self.term });
         let next = self.log.last() + 1;
         for p in &mut self.peers {
-            *p = Peer { id: p.id, next, matched: 0, inflight: 0, silent: 0, round: 0, snap: None };
+            *p = Peer::new(p.id, next);
         }
         self.round = 0;
         self.round_open = false;
@@ -487,55 +514,55 @@ impl<SM: StateMachine> Replica<SM> {
             );
             return;
         }
-        let mut sent = false;
-        while p.inflight < self.cfg.max_inflight && p.next <= self.log.last() {
-            let entries = self.log.batch(p.next, self.cfg.max_append_bytes, self.cfg.max_append_entries);
-            let prev_index = p.next - 1;
-            let prev_term = self.log.term_at(prev_index).expect("next is past the base");
-            p.next += entries.len() as u64;
-            p.inflight += 1;
-            io.send(
-                p.id,
-                RaftMsg::Append {
-                    term: self.term,
-                    prev_index,
-                    prev_term,
-                    entries,
-                    commit: self.commit,
-                    round: self.round,
-                },
-            );
-            sent = true;
-        }
-        if beat && !sent {
-            let prev_index = p.next - 1;
-            let prev_term = self.log.term_at(prev_index).expect("next is past the base");
-            io.send(
-                p.id,
-                RaftMsg::Append {
-                    term: self.term,
-                    prev_index,
-                    prev_term,
-                    entries: Vec::new(),
-                    commit: self.commit,
-                    round: self.round,
-                },
-            );
+        // Past the base (a late answer to an append may have moved it): no snapshot is due.
+        p.snap = None;
+        let last = self.log.last();
+        let log = &self.log;
+        let append = |next: Index, entries: Vec<Entry<SM>>| RaftMsg::Append {
+            term: self.term,
+            prev_index: next - 1,
+            prev_term: log.term_at(next - 1).expect("next is past the base"),
+            entries,
+            commit: self.commit,
+            round: self.round,
+        };
+        match p.flow {
+            Flow::Probe { sent } => {
+                // One probe with entries at a time; a heartbeat while it is out probes empty.
+                if sent && !beat {
+                    return;
+                }
+                let entries = if sent || p.next > last {
+                    Vec::new()
+                } else {
+                    log.batch(p.next, self.cfg.max_append_bytes, self.cfg.max_append_entries)
+                };
+                if !entries.is_empty() {
+                    p.flow = Flow::Probe { sent: true };
+                }
+                io.send(p.id, append(p.next, entries));
+            }
+            Flow::Pipeline => {
+                let mut sent = false;
+                while p.inflight.len() < self.cfg.max_inflight && p.next <= last {
+                    let entries = log.batch(p.next, self.cfg.max_append_bytes, self.cfg.max_append_entries);
+                    let n = entries.len() as u64;
+                    io.send(p.id, append(p.next, entries));
+                    p.next += n;
+                    p.inflight.push_back(p.next - 1);
+                    sent = true;
+                }
+                if beat && !sent {
+                    // At `next - 1`, behind what is in flight: if an append was lost, the
+                    // follower rejects this and the leader goes back to probing.
+                    io.send(p.id, append(p.next, Vec::new()));
+                }
+            }
         }
     }
 
     fn heartbeat(&mut self, io: &mut impl Io<SM>) {
         for i in 0..self.peers.len() {
-            let p = &mut self.peers[i];
-            p.silent += 1;
-            if p.silent >= 4 {
-                // Nothing heard for an election timeout: whatever was in flight is presumed
-                // lost. (Sooner, a follower busy with a large backlog would be sent it again and
-                // again, and never catch up.)
-                p.next = p.next.min(p.matched + 1);
-                p.inflight = 0;
-                p.snap = None;
-            }
             self.replicate(io, i, true);
         }
         if !self.round_open && self.reads.iter().any(|r| r.round > self.round) {
@@ -556,17 +583,23 @@ impl<SM: StateMachine> Replica<SM> {
         }
         let i = self.peers.iter().position(|p| p.id == from)?;
         let p = &mut self.peers[i];
-        p.silent = 0;
         p.round = p.round.max(round);
         Some(i)
     }
 
+    /// A follower answered an append at `prev`. A success is a fact whenever it was sent: the
+    /// follower's log matches up to `last`. A rejection is acted on only if it answers what
+    /// the leader would send now — the probe at `next - 1`, or anything past `matched` in the
+    /// pipeline; a stale one (the pipeline had many appends in flight) is ignored, so that it
+    /// does not trigger resends of its own.
+    #[allow(clippy::too_many_arguments)]
     fn on_append_reply(
         &mut self,
         io: &mut impl Io<SM>,
         from: NodeId,
         term: Term,
         ok: bool,
+        prev: Index,
         last: Index,
         round: u64,
     ) {
@@ -575,11 +608,26 @@ impl<SM: StateMachine> Replica<SM> {
         let p = &mut self.peers[i];
         if ok {
             p.matched = p.matched.max(last.min(log_last));
-            p.next = p.next.max(p.matched + 1);
-            p.inflight = p.inflight.saturating_sub(1);
+            while p.inflight.front().is_some_and(|&x| x <= p.matched) {
+                p.inflight.pop_front();
+            }
+            match p.flow {
+                Flow::Probe { .. } if p.matched + 1 >= p.next => {
+                    p.flow = Flow::Pipeline;
+                    p.next = p.matched + 1;
+                }
+                _ => p.next = p.next.max(p.matched + 1),
+            }
         } else {
-            p.next = (last + 1).clamp(p.matched + 1, log_last + 1);
-            p.inflight = 0;
+            let current = match p.flow {
+                Flow::Probe { .. } => prev + 1 == p.next,
+                Flow::Pipeline => prev > p.matched,
+            };
+            if current {
+                // `last` is the follower's hint, below `prev`: retry from the lower of the two.
+                let next = (last + 1).min(prev).max(p.matched + 1);
+                p.probe(next);
+            }
         }
         self.advance_commit(io);
         self.check_reads(io);
@@ -630,18 +678,23 @@ impl<SM: StateMachine> Replica<SM> {
         round: u64,
     ) {
         if term < self.term {
-            io.send(from, RaftMsg::AppendReply { term: self.term, ok: false, last: 0, round });
+            let reply = RaftMsg::AppendReply { term: self.term, ok: false, prev: prev_index, last: 0, round };
+            io.send(from, reply);
             return;
         }
         self.follow(io, from, term);
         let (base, base_term, _) = self.log.base();
+        let sent_prev = prev_index;
         let (mut prev_index, mut prev_term) = (prev_index, prev_term);
         if prev_index < base {
             // Entries up to the base are committed and in the snapshot: skip them.
             let skip = base - prev_index;
             if skip >= entries.len() as u64 {
                 let last = prev_index + entries.len() as u64;
-                io.send(from, RaftMsg::AppendReply { term: self.term, ok: true, last, round });
+                io.send(
+                    from,
+                    RaftMsg::AppendReply { term: self.term, ok: true, prev: sent_prev, last, round },
+                );
                 return;
             }
             entries.drain(..skip as usize);
@@ -649,13 +702,15 @@ impl<SM: StateMachine> Replica<SM> {
         }
         if prev_index > self.log.last() {
             let last = self.log.last();
-            io.send(from, RaftMsg::AppendReply { term: self.term, ok: false, last, round });
+            io.send(from, RaftMsg::AppendReply { term: self.term, ok: false, prev: sent_prev, last, round });
             return;
         }
         if self.log.term_at(prev_index) != Some(prev_term) {
             let hint =
                 self.log.first_of_term(prev_index).saturating_sub(1).max(self.commit.min(prev_index - 1));
-            io.send(from, RaftMsg::AppendReply { term: self.term, ok: false, last: hint, round });
+            let reply =
+                RaftMsg::AppendReply { term: self.term, ok: false, prev: sent_prev, last: hint, round };
+            io.send(from, reply);
             return;
         }
         let last_new = prev_index + entries.len() as u64;
@@ -688,7 +743,9 @@ impl<SM: StateMachine> Replica<SM> {
             self.commit = new_commit;
             self.apply(io);
         }
-        io.send(from, RaftMsg::AppendReply { term: self.term, ok: true, last: last_new, round });
+        let reply =
+            RaftMsg::AppendReply { term: self.term, ok: true, prev: sent_prev, last: last_new, round };
+        io.send(from, reply);
     }
 
     // ----- snapshots -----
@@ -791,7 +848,8 @@ impl<SM: StateMachine> Replica<SM> {
                 p.matched = p.matched.max(index);
                 p.next = p.next.max(index + 1);
                 p.snap = None;
-                p.inflight = 0;
+                p.flow = Flow::Pipeline;
+                p.inflight.clear();
             } else {
                 p.snap = Some((index, next));
             }

@@ -802,9 +802,12 @@ impl Protocol for VoteNode {
         }
     }
 
+    /// Every role is done once the results are out and it has nothing in hand. A replica
+    /// whose log is settled before publication is only between ballots: a lost ballot may come
+    /// back with a citizen's retry many timeouts later.
     fn background(&self) -> bool {
         match self {
-            VoteNode::Replica(l) => l.replica.settled(),
+            VoteNode::Replica(l) => l.replica.settled() && l.replica.state().phase() == Phase::Published,
             VoteNode::Coordinator(c) => {
                 let everyone = 2 * c.s.spec.regions.len();
                 c.results.is_some() && c.acked.len() >= everyone && c.pending.is_empty()
