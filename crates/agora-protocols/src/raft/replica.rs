@@ -999,3 +999,119 @@ impl<SM: StateMachine> Replica<SM> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The leader's flow control, step by step: what it sends a follower after rejections.
+
+    use super::*;
+    use crate::raft::kv::Kv;
+    use rand::SeedableRng;
+
+    struct TestIo {
+        rng: agora_core::Rng,
+        sent: Vec<(NodeId, RaftMsg<Kv>)>,
+    }
+
+    impl Io<Kv> for TestIo {
+        fn now(&self) -> Time {
+            Time::from_millis(0)
+        }
+        fn rng(&mut self) -> &mut agora_core::Rng {
+            &mut self.rng
+        }
+        fn send(&mut self, to: NodeId, msg: RaftMsg<Kv>) {
+            self.sent.push((to, msg));
+        }
+        fn set_timer(&mut self, _: RaftTimer, _: Duration) {}
+        fn cancel_timer(&mut self, _: RaftTimer) {}
+        fn persist(&mut self, _: String, _: Vec<u8>) {}
+        fn unpersist(&mut self, _: String) {}
+        fn observe(&mut self, _: RaftObs) {}
+    }
+
+    impl TestIo {
+        /// The appends sent to `to` since the last call: (prev_index, entries), heartbeats too.
+        fn appends_to(&mut self, to: NodeId) -> Vec<(Index, usize)> {
+            let sent = std::mem::take(&mut self.sent);
+            sent.into_iter()
+                .filter_map(|(t, m)| match m {
+                    RaftMsg::Append { prev_index, entries, .. } if t == to => {
+                        Some((prev_index, entries.len()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    const F: NodeId = NodeId(2);
+
+    /// Node 0 leads 3 replicas (node 1 voted for it) with `n` one-entry appends after its no-op;
+    /// follower `F` has matched the no-op and is in the pipeline.
+    fn leader(n: usize) -> (Replica<Kv>, TestIo) {
+        let mut cfg = Config::new(vec![NodeId(0), NodeId(1), F], Duration::from_millis(100));
+        cfg.max_append_entries = 1;
+        let mut r = Replica::new(Arc::new(cfg), NodeId(0), &Stable::new());
+        let mut io = TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new() };
+        r.on_timer(&mut io, RaftTimer::Election);
+        r.on_message(&mut io, NodeId(1), RaftMsg::VoteReply { term: r.term(), granted: true });
+        assert_eq!(r.role(), Role::Leader);
+        let term = r.term();
+        // The first probe is at the no-op's predecessor; F accepts it and enters the pipeline.
+        r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: true, prev: 0, last: 1, round: 0 });
+        io.sent.clear();
+        for _ in 0..n {
+            r.append(&mut io, Body::Noop);
+        }
+        (r, io)
+    }
+
+    #[test]
+    fn the_pipeline_sends_at_most_a_window() {
+        let (mut r, mut io) = leader(40);
+        r.replicate(&mut io, 1, false);
+        let sent = io.appends_to(F);
+        assert_eq!(sent, (1..9).map(|p| (p, 1)).collect::<Vec<_>>(), "8 appends, one entry each");
+        let term = r.term();
+        // Accepting the first two opens room for two more, no others.
+        r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: true, prev: 2, last: 3, round: 0 });
+        assert_eq!(io.appends_to(F), vec![(9, 1), (10, 1)]);
+    }
+
+    #[test]
+    fn stale_rejections_cause_one_probe_not_a_window_each() {
+        let (mut r, mut io) = leader(40);
+        r.replicate(&mut io, 1, false);
+        io.appends_to(F);
+        let term = r.term();
+        // The append after index 1 was lost: F rejects the seven behind it (its log ends at 1).
+        r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: false, prev: 2, last: 1, round: 0 });
+        assert_eq!(io.appends_to(F), vec![(1, 1)], "one probe, from F's end");
+        for prev in 3..9 {
+            r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: false, prev, last: 1, round: 0 });
+        }
+        assert_eq!(io.appends_to(F), vec![], "the stale rejections send nothing");
+        // A heartbeat while the probe is out probes with an empty append.
+        r.heartbeat(&mut io);
+        assert_eq!(io.appends_to(F), vec![(1, 0)]);
+        // The probe is accepted: back to the pipeline, a window from there.
+        r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: true, prev: 1, last: 2, round: 0 });
+        assert_eq!(io.appends_to(F), (2..10).map(|p| (p, 1)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_rejected_probe_moves_back_to_the_followers_hint() {
+        let (mut r, mut io) = leader(40);
+        let term = r.term();
+        // F's log turns out to diverge after index 0: it rejects the append after 5 with hint 0.
+        r.replicate(&mut io, 1, false);
+        io.appends_to(F);
+        r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: false, prev: 5, last: 0, round: 0 });
+        // Never below what F has matched (1).
+        assert_eq!(io.appends_to(F), vec![(1, 1)]);
+        // Another rejection of an append sent before the probe changes nothing.
+        r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: false, prev: 7, last: 0, round: 0 });
+        assert_eq!(io.appends_to(F), vec![]);
+    }
+}
