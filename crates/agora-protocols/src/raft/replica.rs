@@ -389,6 +389,8 @@ impl<SM: StateMachine> Replica<SM> {
             self.term = term;
             self.voted_for = None;
             self.persist_hard_state(io);
+            // A snapshot being received came from an older leader: the new one starts over.
+            self.incoming = None;
         }
         if self.role == Role::Leader {
             io.observe(RaftObs::SteppedDown { term: self.term });
@@ -742,6 +744,10 @@ impl<SM: StateMachine> Replica<SM> {
         if new_commit > self.commit {
             self.commit = new_commit;
             self.apply(io);
+        }
+        if self.incoming.as_ref().is_some_and(|(idx, _)| *idx <= self.commit) {
+            // The leader gave up the snapshot: the log reached past it.
+            self.incoming = None;
         }
         let reply =
             RaftMsg::AppendReply { term: self.term, ok: true, prev: sent_prev, last: last_new, round };
@@ -1113,5 +1119,31 @@ mod tests {
         // Another rejection of an append sent before the probe changes nothing.
         r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: false, prev: 7, last: 0, round: 0 });
         assert_eq!(io.appends_to(F), vec![]);
+    }
+
+    #[test]
+    fn a_follower_drops_a_snapshot_the_leader_gave_up() {
+        let cfg = Config::new(vec![NodeId(0), NodeId(1), F], Duration::from_millis(100));
+        let mut f = Replica::<Kv>::new(Arc::new(cfg), F, &Stable::new());
+        let mut io = TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new() };
+        let leader = NodeId(0);
+        let chunk = RaftMsg::Snapshot {
+            term: 1,
+            index: 5,
+            last_term: 1,
+            chain: 0,
+            offset: 0,
+            total: 100,
+            data: vec![0; 10],
+            round: 0,
+        };
+        f.on_message(&mut io, leader, chunk);
+        assert!(!f.settled(), "a snapshot is half received");
+        // The leader learnt that F's log reaches far enough and sends entries instead.
+        let entries = (0..6).map(|_| Entry { term: 1, body: Body::Noop }).collect();
+        let append = RaftMsg::Append { term: 1, prev_index: 0, prev_term: 0, entries, commit: 6, round: 0 };
+        f.on_message(&mut io, leader, append);
+        assert_eq!(f.commit_index(), 6);
+        assert!(f.settled(), "the abandoned snapshot no longer holds the follower busy");
     }
 }
