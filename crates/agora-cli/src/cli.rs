@@ -95,13 +95,13 @@ pub struct ElectionRunArgs {
     pub crash_replicas: Option<u32>,
     #[command(flatten)]
     pub faults: FaultArgs,
-    /// Ballots each citizen keeps in flight.
-    #[arg(long, default_value_t = 1_024)]
+    /// Ballots each citizen keeps in flight (more: more throughput, longer queues).
+    #[arg(long, default_value_t = 384)]
     pub window: u32,
     /// Share of bad ballots cast (forged credentials, options not on the ballot, second votes).
     #[arg(long, value_name = "P", default_value_t = 0.001)]
     pub bad_ballots: f64,
-    /// Timeout for elections and retries [default: 100 over TCP, 20 in the simulator].
+    /// Timeout for elections and retries [default: 300 over TCP, 20 in the simulator].
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<f64>,
     /// Close the election this long after the start if some region has not finished.

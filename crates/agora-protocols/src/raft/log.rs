@@ -16,11 +16,18 @@ pub(crate) struct Log<SM: StateMachine> {
     base_chain: u64,
     /// Entry `base + 1 + i` is `slots[i]`.
     slots: Vec<Slot<SM>>,
+    /// The encoded size of the entries in `slots`.
+    bytes: u64,
 }
 
 impl<SM: StateMachine> Log<SM> {
     pub fn new(base: Index, base_term: Term, base_chain: u64) -> Self {
-        Log { base, base_term, base_chain, slots: Vec::new() }
+        Log { base, base_term, base_chain, slots: Vec::new(), bytes: 0 }
+    }
+
+    /// The encoded size of the entries after the base.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     pub fn base(&self) -> (Index, Term, u64) {
@@ -67,13 +74,16 @@ impl<SM: StateMachine> Log<SM> {
         let prev = self.slots.last().map_or(self.base_chain, |s| s.chain);
         let c = chain(prev, entry.term, encoded);
         self.slots.push(Slot { entry, chain: c, size: encoded.len() });
+        self.bytes += encoded.len() as u64;
         c
     }
 
     /// Removes entries `i..`.
     pub fn truncate_from(&mut self, i: Index) {
         if i > self.base {
-            self.slots.truncate((i - self.base - 1) as usize);
+            for s in self.slots.drain(((i - self.base - 1) as usize).min(self.slots.len())..) {
+                self.bytes -= s.size as u64;
+            }
         }
     }
 
@@ -84,13 +94,16 @@ impl<SM: StateMachine> Log<SM> {
         }
         let (term, chain) = (self.term_at(i).expect("compacting a present entry"), self.chain_at(i).unwrap());
         let n = ((i - self.base) as usize).min(self.slots.len());
-        self.slots.drain(..n);
+        for s in self.slots.drain(..n) {
+            self.bytes -= s.size as u64;
+        }
         (self.base, self.base_term, self.base_chain) = (i, term, chain);
     }
 
     /// Replaces everything with a snapshot base.
     pub fn reset(&mut self, base: Index, term: Term, chain: u64) {
         self.slots.clear();
+        self.bytes = 0;
         (self.base, self.base_term, self.base_chain) = (base, term, chain);
     }
 

@@ -16,7 +16,10 @@
 //!   rebuilds from its snapshot and log and has lost its commit index, role and leader.
 //!   Leader stickiness (§4.2.3 of the thesis): a follower that heard from a live leader within
 //!   the minimum election timeout ignores vote requests, so a node cut off by a one-way
-//!   partition cannot depose a working leader.
+//!   partition cannot depose a working leader. Pre-vote (§9.6 of the thesis): a follower whose
+//!   timer fires first asks whether a majority would vote for it, without changing its term;
+//!   only then does it stand. A follower that merely fell behind on its inbox (a loaded
+//!   machine) or was cut off therefore no longer raises the term and deposes a live leader.
 //! - [`StateMachine`]: the replicated application. It is generic: the key-value store of
 //!   [`kv`] is the example and test subject; the federated election and the trading post
 //!   plug in their own.
@@ -136,6 +139,17 @@ pub enum Outcome<SM: StateMachine> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(bound = "")]
 pub enum RaftMsg<SM: StateMachine> {
+    /// Would you vote for me in `term` (one above the sender's)? Changes no one's state.
+    PreVote {
+        term: Term,
+        last_index: Index,
+        last_term: Term,
+    },
+    /// `term` is the one asked about when granted, the answerer's own when refused.
+    PreVoteReply {
+        term: Term,
+        granted: bool,
+    },
     Vote {
         term: Term,
         last_index: Index,
@@ -202,6 +216,8 @@ pub enum RaftMsg<SM: StateMachine> {
 impl<SM: StateMachine> agora_core::Message for RaftMsg<SM> {
     fn kind(&self) -> &'static str {
         match self {
+            RaftMsg::PreVote { .. } => "PRE-VOTE",
+            RaftMsg::PreVoteReply { .. } => "PRE-VOTE-REPLY",
             RaftMsg::Vote { .. } => "VOTE",
             RaftMsg::VoteReply { .. } => "VOTE-REPLY",
             RaftMsg::Append { entries, .. } if entries.is_empty() => "HEARTBEAT",

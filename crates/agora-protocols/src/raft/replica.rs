@@ -27,8 +27,12 @@ pub struct Config {
     pub election_timeout: Duration,
     /// The leader's heartbeat period.
     pub heartbeat: Duration,
-    /// Compact the log into a snapshot after this many applied entries.
+    /// Compact the log into a snapshot after this many applied entries…
     pub snapshot_every: u64,
+    /// …and, when not 0, only once the log's bytes reach this many times the last snapshot's
+    /// (§5.1.3 of the thesis): a state that grows with the log (a tally of every ballot) is
+    /// then written a logarithmic number of times, not once per `snapshot_every` entries.
+    pub snapshot_growth: u64,
     /// Appends in flight per follower.
     pub max_inflight: usize,
     /// Bytes and entries per append.
@@ -49,6 +53,7 @@ impl Config {
             election_timeout,
             heartbeat: election_timeout / 4,
             snapshot_every: 1_000,
+            snapshot_growth: 0,
             max_inflight: 8,
             max_append_bytes: 256 * 1024,
             max_append_entries: 512,
@@ -156,6 +161,8 @@ pub struct Replica<SM: StateMachine> {
     role: Role,
     leader: Option<NodeId>,
     votes: Vec<NodeId>,
+    /// Pre-votes for the next term while pre-voting (empty otherwise).
+    prevotes: Vec<NodeId>,
     log: Log<SM>,
     commit: Index,
     applied: Index,
@@ -218,6 +225,7 @@ impl<SM: StateMachine> Replica<SM> {
             role: Role::Follower,
             leader: None,
             votes: Vec::new(),
+            prevotes: Vec::new(),
             log,
             commit: base,
             applied: base,
@@ -306,11 +314,11 @@ impl<SM: StateMachine> Replica<SM> {
 
     pub fn on_timer(&mut self, io: &mut impl Io<SM>, timer: RaftTimer) {
         match timer {
-            RaftTimer::Election => {
-                if self.role != Role::Leader {
-                    self.start_election(io);
-                }
-            }
+            RaftTimer::Election => match self.role {
+                Role::Follower => self.start_prevote(io),
+                Role::Candidate => self.start_election(io),
+                Role::Leader => {}
+            },
             RaftTimer::Heartbeat => {
                 if self.role == Role::Leader {
                     self.heartbeat(io);
@@ -323,6 +331,12 @@ impl<SM: StateMachine> Replica<SM> {
     pub fn on_message(&mut self, io: &mut impl Io<SM>, from: NodeId, msg: RaftMsg<SM>) {
         let from_replica = self.cfg.replicas.contains(&from) && from != self.me;
         match msg {
+            RaftMsg::PreVote { term, last_index, last_term } if from_replica => {
+                self.on_prevote(io, from, term, (last_term, last_index))
+            }
+            RaftMsg::PreVoteReply { term, granted } if from_replica => {
+                self.on_prevote_reply(io, from, term, granted)
+            }
             RaftMsg::Vote { term, last_index, last_term } if from_replica => {
                 self.on_vote(io, from, term, last_index, last_term)
             }
@@ -363,7 +377,65 @@ impl<SM: StateMachine> Replica<SM> {
         io.persist(HARD_STATE.into(), wire::encode(&(self.term, self.voted_for)));
     }
 
+    /// The timer fired on a follower: ask whether a majority would vote for it in the next term.
+    fn start_prevote(&mut self, io: &mut impl Io<SM>) {
+        self.prevotes = vec![self.me];
+        self.reset_election_timer(io);
+        if self.prevotes.len() >= self.cfg.majority() {
+            self.start_election(io);
+            return;
+        }
+        let msg = RaftMsg::PreVote {
+            term: self.term + 1,
+            last_index: self.log.last(),
+            last_term: self.log.last_term(),
+        };
+        for p in &self.peers {
+            io.send(p.id, msg.clone());
+        }
+    }
+
+    /// Whether a log ending at `(last_term, last_index)` is at least as up to date as ours.
+    fn at_least_as_current(&self, (last_term, last_index): (Term, Index)) -> bool {
+        (last_term, last_index) >= (self.log.last_term(), self.log.last())
+    }
+
+    /// Whether a leader was heard from within the shortest election timeout.
+    fn leader_alive(&self, io: &impl Io<SM>) -> bool {
+        let recently = self.heard_at.is_some_and(|t| io.now().since(t) < self.cfg.election_timeout);
+        self.role == Role::Leader || (self.leader.is_some() && recently)
+    }
+
+    /// Granted when this replica would vote in `term`: it is newer, no leader is alive, and the
+    /// candidate's log is at least as up to date. Nothing here changes.
+    fn on_prevote(&mut self, io: &mut impl Io<SM>, from: NodeId, term: Term, candidate_log: (Term, Index)) {
+        let granted = term > self.term && self.at_least_as_current(candidate_log) && !self.leader_alive(io);
+        let term = if granted { term } else { self.term };
+        io.send(from, RaftMsg::PreVoteReply { term, granted });
+    }
+
+    fn on_prevote_reply(&mut self, io: &mut impl Io<SM>, from: NodeId, term: Term, granted: bool) {
+        if !granted {
+            if term > self.term {
+                self.step_down(io, term);
+            }
+            return;
+        }
+        if self.role != Role::Follower || term != self.term + 1 || self.prevotes.contains(&from) {
+            return;
+        }
+        if self.prevotes.is_empty() {
+            // Not pre-voting (a leader was heard from since).
+            return;
+        }
+        self.prevotes.push(from);
+        if self.prevotes.len() >= self.cfg.majority() {
+            self.start_election(io);
+        }
+    }
+
     fn start_election(&mut self, io: &mut impl Io<SM>) {
+        self.prevotes.clear();
         self.term += 1;
         self.role = Role::Candidate;
         self.leader = None;
@@ -417,14 +489,13 @@ impl<SM: StateMachine> Replica<SM> {
     ) {
         if term > self.term {
             // Leader stickiness: a follower that hears a live leader ignores disruptions.
-            let recently = self.heard_at.is_some_and(|t| io.now().since(t) < self.cfg.election_timeout);
-            if self.role == Role::Leader || (self.leader.is_some() && recently) {
+            if self.leader_alive(io) {
                 return;
             }
             self.step_down(io, term);
             self.leader = None;
         }
-        let up_to_date = (last_term, last_index) >= (self.log.last_term(), self.log.last());
+        let up_to_date = self.at_least_as_current((last_term, last_index));
         let granted = term == self.term && self.voted_for.is_none_or(|v| v == from) && up_to_date;
         if granted && self.voted_for.is_none() {
             self.voted_for = Some(from);
@@ -664,6 +735,7 @@ impl<SM: StateMachine> Replica<SM> {
         }
         self.leader = Some(from);
         self.heard_at = Some(io.now());
+        self.prevotes.clear();
         self.reset_election_timer(io);
     }
 
@@ -848,7 +920,12 @@ impl<SM: StateMachine> Replica<SM> {
         let total = self.snapshot.as_ref().map_or(0, |s| s.len() as u64);
         let (base, ..) = self.log.base();
         let p = &mut self.peers[i];
-        if p.snap.is_some_and(|(idx, _)| idx == index) {
+        if let Some((_, offset)) = p.snap.filter(|(idx, _)| *idx == index) {
+            if next == offset && next < total && index == base {
+                // An answer to a chunk sent before (a heartbeat resends the one in flight): the
+                // chunk at `offset` is on its way. Acting on it would start a second stream.
+                return;
+            }
             if index != base || next >= total {
                 // Installed (or already had it).
                 p.matched = p.matched.max(index);
@@ -910,7 +987,10 @@ impl<SM: StateMachine> Replica<SM> {
             }
         }
         self.check_reads(io);
-        if self.applied - self.log.base().0 >= self.cfg.snapshot_every {
+        let last_snapshot = self.snapshot.as_ref().map_or(0, |s| s.len() as u64);
+        if self.applied - self.log.base().0 >= self.cfg.snapshot_every
+            && self.log.bytes() >= self.cfg.snapshot_growth.saturating_mul(last_snapshot)
+        {
             self.take_snapshot(io);
         }
     }
@@ -1061,6 +1141,9 @@ mod tests {
         let mut r = Replica::new(Arc::new(cfg), NodeId(0), &Stable::new());
         let mut io = TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new() };
         r.on_timer(&mut io, RaftTimer::Election);
+        assert_eq!(r.term(), 0, "a pre-vote first, in the same term");
+        r.on_message(&mut io, NodeId(1), RaftMsg::PreVoteReply { term: 1, granted: true });
+        assert_eq!(r.term(), 1);
         r.on_message(&mut io, NodeId(1), RaftMsg::VoteReply { term: r.term(), granted: true });
         assert_eq!(r.role(), Role::Leader);
         let term = r.term();
@@ -1145,5 +1228,29 @@ mod tests {
         f.on_message(&mut io, leader, append);
         assert_eq!(f.commit_index(), 6);
         assert!(f.settled(), "the abandoned snapshot no longer holds the follower busy");
+    }
+
+    #[test]
+    fn a_follower_that_hears_its_leader_refuses_pre_votes_and_keeps_its_term() {
+        let cfg = Config::new(vec![NodeId(0), NodeId(1), F], Duration::from_millis(100));
+        let mut f = Replica::<Kv>::new(Arc::new(cfg), F, &Stable::new());
+        let mut io = TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new() };
+        let prevote = RaftMsg::PreVote { term: 1, last_index: 0, last_term: 0 };
+        // No leader heard from yet: granted, and nothing changes here.
+        f.on_message(&mut io, NodeId(1), prevote.clone());
+        assert!(matches!(io.sent.pop(), Some((_, RaftMsg::PreVoteReply { term: 1, granted: true }))));
+        assert_eq!(f.term(), 0);
+        // Once the leader of term 1 is heard from, a pre-vote for term 2 is refused.
+        let beat =
+            RaftMsg::Append { term: 1, prev_index: 0, prev_term: 0, entries: vec![], commit: 0, round: 0 };
+        f.on_message(&mut io, NodeId(0), beat);
+        io.sent.clear();
+        f.on_message(&mut io, NodeId(1), RaftMsg::PreVote { term: 2, last_index: 0, last_term: 0 });
+        assert!(matches!(io.sent.pop(), Some((_, RaftMsg::PreVoteReply { term: 1, granted: false }))));
+        assert_eq!(f.term(), 1);
+        // Its own timer firing raises no term either: it only asks.
+        f.on_timer(&mut io, RaftTimer::Election);
+        assert_eq!(f.term(), 1);
+        assert!(io.sent.iter().all(|(_, m)| matches!(m, RaftMsg::PreVote { term: 2, .. })));
     }
 }

@@ -828,6 +828,7 @@ impl VoteSetup {
     pub fn new(s: Settings) -> Self {
         let mut cfg = raft::Config::new((0..s.replicas as u32).map(NodeId).collect(), s.timeout);
         cfg.snapshot_every = 8_192;
+        cfg.snapshot_growth = 2;
         VoteSetup { s: Arc::new(s), raft: Arc::new(cfg) }
     }
 }
