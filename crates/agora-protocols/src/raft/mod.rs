@@ -6,11 +6,13 @@
 //! - [`Replica`]: one member of the replicated log. Leader election with randomized timeouts
 //!   drawn from the injected random source; log replication with batching (one entry carries
 //!   a client's whole request message) and pipelining (up to `max_inflight` appends in flight
-//!   per follower once its log is known to match; after a rejection, one probe at a time until
-//!   one is accepted, and rejections of appends sent before are ignored, so a follower far
-//!   behind is not flooded with resends — the flow control of etcd's raft library); commitment by majority of entries of the leader's own term
-//!   (§5.4.2 of the paper); log compaction into snapshots every `snapshot_every` applied
-//!   entries, and snapshots sent in chunks to followers that lag behind the leader's log.
+//!   per follower once its log is known to match; after a rejection, one probe at a time
+//!   until one is accepted, and rejections of appends sent before are ignored, so a follower
+//!   far behind is not flooded with resends — the flow control of etcd's raft library);
+//!   commitment by majority of entries of the leader's own term (§5.4.2 of the paper); log
+//!   compaction into snapshots every `snapshot_every` applied entries (and, with
+//!   `snapshot_growth`, once the log is that many times the last snapshot's size), and
+//!   snapshots sent in chunks to followers that lag behind the leader's log.
 //!   Term, vote and log entries are persisted through persist effects in the step that
 //!   changes them, so they are durable before any answer leaves the node. A restarted replica
 //!   rebuilds from its snapshot and log and has lost its commit index, role and leader.
@@ -46,7 +48,7 @@
 //! pauses, and clock skew and drift: safety never depends on timing. Liveness needs a
 //! majority up and connected for a few election timeouts.
 //!
-//! **Not done:** membership changes (the replica set is fixed), pre-vote, and expiry of
+//! **Not done:** membership changes (the replica set is fixed) and expiry of
 //! client sessions (the table keeps one small record per session ever seen).
 
 pub mod checker;
