@@ -74,27 +74,23 @@ fn a_simulated_election_writes_its_map_board_and_receipts_and_receipts_verify() 
     let line = receipts.lines().nth(17).unwrap();
     let receipt = dir.path().join("receipt.csv");
     std::fs::write(&receipt, line).unwrap();
-    let ok = agora(&[
-        "election",
-        "verify",
-        "--receipt",
-        receipt.to_str().unwrap(),
-        "--results",
-        out.to_str().unwrap(),
-    ]);
+    let verify = || {
+        agora(&[
+            "election",
+            "verify",
+            "--receipt",
+            receipt.to_str().unwrap(),
+            "--results",
+            out.to_str().unwrap(),
+        ])
+    };
+    let ok = verify();
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("INCLUDED"));
     let mut f: Vec<String> = line.split(',').map(String::from).collect();
     f[2] = f[2].chars().rev().collect();
     std::fs::write(&receipt, f.join(",")).unwrap();
-    let bad = agora(&[
-        "election",
-        "verify",
-        "--receipt",
-        receipt.to_str().unwrap(),
-        "--results",
-        out.to_str().unwrap(),
-    ]);
+    let bad = verify();
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).starts_with("NOT INCLUDED"));
 }

@@ -421,11 +421,9 @@ impl<SM: StateMachine> Replica<SM> {
             }
             return;
         }
-        if self.role != Role::Follower || term != self.term + 1 || self.prevotes.contains(&from) {
-            return;
-        }
-        if self.prevotes.is_empty() {
-            // Not pre-voting (a leader was heard from since).
+        // An empty tally: not pre-voting (a leader was heard from since).
+        let counting = self.role == Role::Follower && !self.prevotes.is_empty();
+        if !counting || term != self.term + 1 || self.prevotes.contains(&from) {
             return;
         }
         self.prevotes.push(from);
