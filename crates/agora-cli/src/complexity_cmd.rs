@@ -391,13 +391,7 @@ fn chart(
             .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
             .map_err(|e| err(e.to_string()))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    crate::output::legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(err)?;
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
 }

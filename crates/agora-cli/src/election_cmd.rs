@@ -3,9 +3,10 @@
 
 use crate::cli::{ElectionAction, ElectionArgs, ElectionRunArgs, RegisterArgs, VerifyArgs};
 use crate::error::UserError;
-use crate::{faults, output, repro, sim_cmd};
+use crate::{faults, output, repro, sim_cmd, timeline};
 use agora_core::{NodeId, RunSummary, Setup, Time};
 use agora_net::{run_local, Gathered, NetConfig, NodeShared};
+use agora_protocols::raft::RaftObs;
 use agora_protocols::vote_count::node::{Answer, Intent, Settings, VoteObs, VoteSetup};
 use agora_protocols::vote_count::states::{self, STATES};
 use agora_protocols::vote_count::{self as vc, hex, Hash, Results, Spec};
@@ -176,6 +177,12 @@ struct Report {
     board: Vec<Option<(u64, Hash)>>,
     #[serde(skip)]
     receipts: Vec<(u64, vc::Receipt)>,
+    /// When replicas became leader: (ns, node, term).
+    #[serde(skip)]
+    leaders: Vec<(u64, u32, u64)>,
+    /// Every ballot's `(cast ns, final answer ns)`, on the clock of the observations.
+    #[serde(skip)]
+    ops: Vec<(u64, u64)>,
 }
 
 /// Reads the report off the observations `(time ns, node, observation)`.
@@ -194,6 +201,7 @@ fn report<'a>(
     let mut agree = true;
     let mut receipts = Vec::new();
     let (mut first, mut last) = (u64::MAX, 0u64);
+    let mut leaders = Vec::new();
     for (t, node, o) in obs {
         match o {
             VoteObs::Cast { .. } => {
@@ -226,6 +234,7 @@ fn report<'a>(
                 Some(p) => agree &= p == &**results,
                 None => published = Some((**results).clone()),
             },
+            VoteObs::Raft(RaftObs::Leader { term }) => leaders.push((t, node.0, *term)),
             VoteObs::Raft(_) => {}
         }
     }
@@ -269,7 +278,16 @@ fn report<'a>(
         published,
         board,
         receipts,
+        leaders,
+        ops: Vec::new(),
     }
+}
+
+/// Every ballot answered: `(cast, answered)`, ns.
+fn ops_of(m: &agora_core::Metrics) -> Vec<(u64, u64)> {
+    m.op_events()
+        .filter_map(|(_, b, e)| e.filter(|e| *e >= b && b != Time::MAX).map(|e| (b.as_nanos(), e.as_nanos())))
+        .collect()
 }
 
 fn settings(a: &ElectionRunArgs) -> Result<Settings, UserError> {
@@ -351,7 +369,7 @@ fn simulate(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Re
     let out = Simulation::new(setup, cfg).run();
     let summary = sim_cmd::summary_of(&out, argv);
     let obs = out.observations.iter().map(|(t, n, o)| (t.as_nanos(), *n, o));
-    Ok(report(&spec, replicas, "sim", obs, summary))
+    Ok(Report { ops: ops_of(&out.metrics), ..report(&spec, replicas, "sim", obs, summary) })
 }
 
 fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Report, UserError> {
@@ -423,6 +441,7 @@ fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Re
     let empty =
         RunSummary::from_metrics("election", "tcp", 0, 0, "", &agora_core::Metrics::new(), &[], 0.0, 0.0, 0);
     let pre = report(&spec, replicas, "tcp", g.observations.iter().map(|(t, n, o)| (*t, *n, o)), empty);
+    let ops = ops_of(&g.metrics);
     let mut summary = agora_net::summarize(&*setup, a.seed, g, &repro::command(argv, a.seed));
     summary.peak_rss_mb = output::peak_rss_mb();
     Ok(Report {
@@ -430,6 +449,7 @@ fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Re
         latency_ms_p99: summary.latency_ms.p99_ms,
         checks_passed: summary.violations.is_empty(),
         summary,
+        ops,
         ..pre
     })
 }
@@ -651,6 +671,7 @@ fn write_out(dir: &Path, spec: &Spec, r: &Report) -> Result<(), UserError> {
         }
     }
     output::write_file(&dir.join("board.csv"), &board)?;
+    timeline::build(&r.ops, &r.leaders).write(dir, "ballots", Some(50.0))?;
     let mut receipts = String::from("election,voter,hash,leaf,index,offset\n");
     for (v, rc) in &r.receipts {
         receipts.push_str(&format!(

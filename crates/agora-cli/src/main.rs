@@ -15,6 +15,7 @@ mod net_cmd;
 mod output;
 mod repro;
 mod sim_cmd;
+mod timeline;
 
 use agora_core::Setup;
 use agora_protocols::{Driver, Params, PROTOCOLS};

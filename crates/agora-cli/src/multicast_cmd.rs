@@ -382,13 +382,7 @@ fn bars(path: &Path, rows: &[Row], title: &str, value: impl Fn(&Row) -> f64) -> 
             .label(order.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    crate::output::legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(err)?;
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
 }

@@ -112,3 +112,18 @@ pub fn peak_rss_mb() -> Option<f64> {
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
+
+/// Draws a chart's legend, boxed on a translucent white, at `at`.
+pub fn legend<'a, DB: plotters::prelude::DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut plotters::prelude::ChartContext<'a, DB, CT>,
+    at: plotters::prelude::SeriesLabelPosition,
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}

@@ -53,7 +53,7 @@ pub use check::{Checker, EndState, Lifecycle, NoProperties, Property, PropertyKi
 pub use id::{NodeId, OpId, Time};
 pub use metrics::{Counters, Metrics, OpStats, Quantiles};
 pub use protocol::{
-    Context, Destinations, Effect, EffectOf, Message, Observation, Protocol, Rng, Setup, TimerName,
+    Context, Deferred, Destinations, Effect, EffectOf, Message, Observation, Protocol, Rng, Setup, TimerName,
 };
 pub use stable::Stable;
 pub use summary::{KindRow, RunSummary, ViolationReport};

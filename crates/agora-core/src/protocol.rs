@@ -95,6 +95,27 @@ pub enum Destinations {
     Nodes(Vec<NodeId>),
 }
 
+/// Bytes a protocol asks its driver to compute off the protocol's path: a pure function of
+/// state the protocol copied when it asked (see [`Effect::PersistLater`]).
+#[derive(Clone)]
+pub struct Deferred(std::sync::Arc<dyn Fn() -> Vec<u8> + Send + Sync>);
+
+impl Deferred {
+    pub fn new(f: impl Fn() -> Vec<u8> + Send + Sync + 'static) -> Self {
+        Deferred(std::sync::Arc::new(f))
+    }
+
+    pub fn compute(&self) -> Vec<u8> {
+        (self.0)()
+    }
+}
+
+impl Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred(..)")
+    }
+}
+
 /// What a protocol asks its driver to do. Effects of one step are applied in order; a driver
 /// makes every `Persist` of a step durable before any message of that step leaves the node.
 #[derive(Clone, Debug)]
@@ -122,6 +143,23 @@ pub enum Effect<M, T, O> {
     /// Durable removal of a key.
     Unpersist {
         key: String,
+    },
+    /// Durable removal of every key from `from` (included) to `to` (excluded), in byte order:
+    /// a log's compacted prefix in one effect, not one per entry.
+    UnpersistRange {
+        from: String,
+        to: String,
+    },
+    /// A durable write too slow for a step (a snapshot of a large state): the driver computes
+    /// `value` and writes it off the protocol's path, one such write after another in the order
+    /// asked, and then fires the timer `done`. The node meanwhile goes on handling events and
+    /// its other writes, which may land before this one. If the node crashes before `done`
+    /// fires, the write may or may not have landed. Until `done` fires the protocol must not
+    /// write or remove `key` by other means.
+    PersistLater {
+        key: String,
+        value: Deferred,
+        done: T,
     },
     Observe(O),
     /// An operation starts now (for msgs-per-op and latency).
@@ -209,6 +247,17 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
 
     pub fn unpersist(&mut self, key: impl Into<String>) {
         self.effects.push(Effect::Unpersist { key: key.into() });
+    }
+
+    /// Durably removes every key in `from..to` (byte order).
+    pub fn unpersist_range(&mut self, from: impl Into<String>, to: impl Into<String>) {
+        self.effects.push(Effect::UnpersistRange { from: from.into(), to: to.into() });
+    }
+
+    /// Durably stores what `value` computes under `key`, off the protocol's path; the timer
+    /// `done` fires once it is durable (see [`Effect::PersistLater`]).
+    pub fn persist_later(&mut self, key: impl Into<String>, value: Deferred, done: P::Timer) {
+        self.effects.push(Effect::PersistLater { key: key.into(), value, done });
     }
 
     pub fn observe(&mut self, obs: P::Obs) {

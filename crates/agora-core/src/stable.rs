@@ -68,6 +68,16 @@ impl Stable {
         }
     }
 
+    /// Records a durable removal of every key in `from..to` (for `Effect::UnpersistRange`).
+    pub fn remove_range(&mut self, from: &str, to: &str) {
+        if from >= to {
+            return;
+        }
+        let start = self.find(from).unwrap_or_else(|i| i);
+        let end = self.find(to).unwrap_or_else(|i| i);
+        self.entries.drain(start..end);
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.entries.iter().map(|(k, v)| (&**k, &**v))
     }
@@ -90,5 +100,22 @@ mod tests {
         s.remove("term");
         assert_eq!(s.len(), 2);
         assert!(s.get::<u64>("log/1").is_err(), "a string is not a u64");
+    }
+
+    #[test]
+    fn a_range_removal_takes_its_keys_only() {
+        let mut s = Stable::new();
+        for k in ["a", "log/1", "log/2", "log/3", "log/4", "z"] {
+            s.put(k.into(), vec![1]);
+        }
+        s.remove_range("log/2", "log/4");
+        let keys: Vec<_> = s.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["a", "log/1", "log/4", "z"], "from included, to excluded");
+        s.remove_range("log/", "log0");
+        assert_eq!(s.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["a", "z"]);
+        s.remove_range("z", "a");
+        assert_eq!(s.len(), 2, "an empty range removes nothing");
+        s.remove_range("b", "zz");
+        assert_eq!(s.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["a"], "past the end");
     }
 }

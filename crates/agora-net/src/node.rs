@@ -18,8 +18,8 @@ use crate::conn::{serve_inbound, serve_outbound, Inbound, WriterShared};
 use crate::handshake::{Expect, Hello};
 use crate::store::{Store, Write};
 use agora_core::{
-    wire, Context, Counters, Destinations, Effect, EffectOf, Message, Metrics, NodeId, Protocol, Rng, Setup,
-    Stable, Time,
+    wire, Context, Counters, Deferred, Destinations, Effect, EffectOf, Message, Metrics, NodeId, Protocol,
+    Rng, Setup, Stable, Time,
 };
 use bytes::Bytes;
 use rand::SeedableRng;
@@ -30,7 +30,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
+
+/// A step or a commit that takes this long is logged (at `info`): the node handled nothing
+/// else meanwhile.
+const SLOW: Duration = Duration::from_millis(20);
 
 /// Settings every node of a runtime cluster shares.
 #[derive(Clone, Debug)]
@@ -118,6 +122,9 @@ pub struct NodeReport<O> {
 
 type Msg<S> = <<S as Setup>::Node as Protocol>::Msg;
 type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
+type TimerOf<S> = <<S as Setup>::Node as Protocol>::Timer;
+/// A deferred write: key, value to compute, timer to fire once durable.
+type Later<S> = (String, Deferred, TimerOf<S>);
 
 /// A started node: its shared state now, its report when it stops.
 pub type Started<S> = (Arc<NodeShared>, tokio::task::JoinHandle<NodeReport<ObsOf<S>>>);
@@ -153,7 +160,7 @@ pub fn start<S: Setup>(
     let (store, stable) = match &cfg.data_dir {
         Some(dir) => {
             let (s, st) = Store::open(&dir.join(format!("node-{}.redb", id.0)))?;
-            (Some(s), st)
+            (Some(Arc::new(s)), st)
         }
         None => (None, Stable::new()),
     };
@@ -168,6 +175,7 @@ pub fn start<S: Setup>(
         background_since_ns: AtomicU64::new(0),
     });
     let (inbox_tx, inbox_rx) = mpsc::channel(cfg.inbox_capacity);
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
     let expect = Expect {
         cluster: cfg.cluster.clone(),
         protocol: setup.name().to_string(),
@@ -182,6 +190,9 @@ pub fn start<S: Setup>(
         cfg,
         node,
         store,
+        writer: None,
+        laters: Vec::new(),
+        done_tx,
         rng: Rng::seed_from_u64(cfg_seed ^ ((id.0 as u64) << 32)),
         writers: Vec::new(),
         writer_shared: Vec::new(),
@@ -201,7 +212,7 @@ pub fn start<S: Setup>(
         started: Instant::now(),
         stop: stop.clone(),
     };
-    let handle = tokio::spawn(driver.run(inbox_rx));
+    let handle = tokio::spawn(driver.run(inbox_rx, done_rx));
     Ok((shared, handle))
 }
 
@@ -249,7 +260,13 @@ struct Driver<S: Setup> {
     protocol: &'static str,
     cfg: Arc<NetConfig>,
     node: S::Node,
-    store: Option<Store>,
+    store: Option<Arc<Store>>,
+    /// Deferred writes for this node's writer thread (started on the first), and the
+    /// deferred writes of the steps since the last flush.
+    writer: Option<std::sync::mpsc::Sender<Later<S>>>,
+    laters: Vec<Later<S>>,
+    /// The writer thread's finished writes: the timers to fire.
+    done_tx: mpsc::UnboundedSender<TimerOf<S>>,
     rng: Rng,
     /// Outbound queue per peer, created on first send.
     writers: Vec<Option<mpsc::Sender<Bytes>>>,
@@ -280,7 +297,11 @@ impl<S: Setup> Driver<S> {
         Time(self.started.elapsed().as_nanos() as u64)
     }
 
-    async fn run(mut self, mut inbox: mpsc::Receiver<Inbound<Msg<S>>>) -> NodeReport<ObsOf<S>> {
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Inbound<Msg<S>>>,
+        mut written: mpsc::UnboundedReceiver<TimerOf<S>>,
+    ) -> NodeReport<ObsOf<S>> {
         self.step(|node, ctx| node.on_start(ctx));
         self.flush();
         self.shared.pending.fetch_sub(1, Ordering::AcqRel);
@@ -306,6 +327,12 @@ impl<S: Setup> Driver<S> {
                 }
                 _ = sleep_until(next_timer), if next_timer.is_some() => {
                     self.fire_timers();
+                    self.flush();
+                }
+                Some(done) = written.recv() => {
+                    // A deferred write is durable: its timer fires.
+                    self.step(|node, ctx| node.on_timer(ctx, done));
+                    self.fired += 1;
                     self.flush();
                 }
             }
@@ -353,7 +380,12 @@ impl<S: Setup> Driver<S> {
         self.events += 1;
         let now = self.now();
         let mut effects = std::mem::take(&mut self.effects);
+        let began = Instant::now();
         f(&mut self.node, &mut Context::new(self.id, self.n, now, &mut self.rng, &mut effects));
+        let took = began.elapsed();
+        if took >= SLOW {
+            info!(node = self.id.0, ms = took.as_secs_f64() * 1e3, effects = effects.len(), "slow step");
+        }
         let mut writes = Vec::new();
         let mut sends: Vec<(Destinations, Msg<S>)> = Vec::new();
         for e in effects.drain(..) {
@@ -382,6 +414,11 @@ impl<S: Setup> Driver<S> {
                 }
                 Effect::Persist { key, value } => writes.push(Write::Put(key, value)),
                 Effect::Unpersist { key } => writes.push(Write::Remove(key)),
+                Effect::UnpersistRange { from, to } => writes.push(Write::RemoveRange(from, to)),
+                Effect::PersistLater { key, value, done } => {
+                    self.shared.pending.fetch_add(1, Ordering::AcqRel);
+                    self.laters.push((key, value, done));
+                }
                 Effect::Observe(o) => self.observations.push((unix_ns(), o)),
                 Effect::OpBegin(op) => {
                     self.shared.live.lock().expect("metrics lock").0.op_begin(op, Time(unix_ns()))
@@ -408,7 +445,20 @@ impl<S: Setup> Driver<S> {
         if !self.writes.is_empty() {
             let writes = std::mem::take(&mut self.writes);
             if let Some(store) = &self.store {
-                if let Err(e) = tokio::task::block_in_place(|| store.apply(&writes)) {
+                let began = Instant::now();
+                let result = tokio::task::block_in_place(|| store.apply(&writes));
+                let took = began.elapsed();
+                if took >= SLOW {
+                    let bytes: usize = writes.iter().map(Write::bytes).sum();
+                    info!(
+                        node = self.id.0,
+                        ms = took.as_secs_f64() * 1e3,
+                        writes = writes.len(),
+                        bytes,
+                        "slow commit"
+                    );
+                }
+                if let Err(e) = result {
                     error!("node {}: stopping: {e}", self.id);
                     self.shared.failed.store(true, Ordering::Relaxed);
                     self.sends.clear();
@@ -417,11 +467,57 @@ impl<S: Setup> Driver<S> {
                 self.commits += 1;
             }
         }
+        for later in std::mem::take(&mut self.laters) {
+            // After this flush's commit: a deferred write lands after every write before it.
+            self.write_later(later);
+        }
         for (to, msg) in std::mem::take(&mut self.sends) {
             self.send(to, msg);
         }
         self.shared.in_flight.fetch_sub(std::mem::take(&mut self.handled), Ordering::AcqRel);
         self.shared.pending.fetch_sub(std::mem::take(&mut self.fired), Ordering::AcqRel);
+    }
+
+    /// Hands a deferred write to the node's writer thread, which computes the value, writes it
+    /// (if the node has storage) and then passes the timer back to the driver.
+    fn write_later(&mut self, later: Later<S>) {
+        let writer = self.writer.get_or_insert_with(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Later<S>>();
+            let (store, done_tx, shared, id) =
+                (self.store.clone(), self.done_tx.clone(), self.shared.clone(), self.id);
+            let spawned =
+                std::thread::Builder::new().name(format!("node-{}-writer", id.0)).spawn(move || {
+                    for (key, value, done) in rx {
+                        let bytes = value.compute();
+                        if let Some(store) = &store {
+                            let began = Instant::now();
+                            if let Err(e) = store.put_later(&key, &bytes) {
+                                error!("node {id}: stopping: {e}");
+                                shared.failed.store(true, Ordering::Relaxed);
+                                return;
+                            }
+                            debug!(
+                                node = id.0,
+                                ms = began.elapsed().as_secs_f64() * 1e3,
+                                bytes = bytes.len(),
+                                key,
+                                "deferred write"
+                            );
+                        }
+                        if done_tx.send(done).is_err() {
+                            return; // the node stopped
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                error!("node {id}: cannot start its writer thread: {e}");
+                self.shared.failed.store(true, Ordering::Relaxed);
+            }
+            tx
+        });
+        // A send fails only if the writer thread stopped on a storage failure, which has
+        // already stopped the node.
+        let _ = writer.send(later);
     }
 
     fn send(&mut self, to: Destinations, msg: Msg<S>) {

@@ -101,6 +101,31 @@ fn a_lagging_follower_is_sent_a_snapshot() {
 }
 
 #[test]
+fn snapshots_are_written_off_the_path_and_restarts_resume_from_them() {
+    // Snapshots every 4 entries, written as deferred writes; crashes land in the middle of
+    // some of them (the simulator then lets a random prefix of the pending writes land).
+    let faults = random_crashes(6, 800.0, true);
+    let (mut snapshots, mut resumed) = (0, 0);
+    for seed in 0..30 {
+        let r = run(
+            &Params { snapshot_every: 4, msgs: Some(40), interval_ms: 5.0, ..raft(3, 2, seed) },
+            &faults,
+            30_000,
+        );
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert!(count(&r, "ClientDone") >= 2, "seed {seed}");
+        snapshots += count(&r, "Snapshotted");
+        resumed += r
+            .observations
+            .iter()
+            .filter(|o| o.2.starts_with("Restored") && !o.2.contains("base: (0,"))
+            .count();
+    }
+    assert!(snapshots >= 500, "{snapshots} snapshots in 30 runs");
+    assert!(resumed >= 40, "{resumed} restarts from a snapshot in 30 runs");
+}
+
+#[test]
 fn retried_commands_are_applied_once_and_the_broken_variant_is_caught() {
     let faults = "[network]\nloss = 0.3\nduplicate = 0.2\n";
     let broken = (0..20)

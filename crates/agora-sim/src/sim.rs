@@ -17,7 +17,7 @@ use agora_core::{
     Checker, Context, Counters, Destinations, Effect, EffectOf, EndState, Lifecycle, Message, Metrics,
     NodeId, Protocol, Rng, Setup, Stable, Time, Violation,
 };
-use rand::SeedableRng;
+use rand::{Rng as _, SeedableRng};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -104,10 +104,32 @@ enum Action {
 }
 
 enum Event<M, T> {
-    Deliver { from: NodeId, to: NodeId, msg: M, id: u64, bytes: u32, kind: u16 },
-    Timer { node: NodeId, timer: T, gen: u64 },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg: M,
+        id: u64,
+        bytes: u32,
+        kind: u16,
+    },
+    Timer {
+        node: NodeId,
+        timer: T,
+        gen: u64,
+    },
+    /// A deferred write (`Effect::PersistLater`) is done: it lands, then `done` fires.
+    Written {
+        node: NodeId,
+        id: u64,
+        done: T,
+    },
     Fault(Action),
 }
+
+/// The simulated disk for deferred writes: a fixed cost per write plus a transfer rate. The
+/// node's deferred writes run one after another.
+const DISK_WRITE_NS: u64 = 1_000_000;
+const DISK_NS_PER_BYTE: u64 = 10; // 100 MB/s
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -128,6 +150,10 @@ struct Slot<N, T> {
     timers: Vec<(T, u64)>,
     /// What the node persisted: survives crashes.
     stable: Stable,
+    /// Deferred writes not yet landed, in order: (id, key, value).
+    later: std::collections::VecDeque<(u64, String, Vec<u8>)>,
+    /// When the node's last deferred write will be done.
+    disk_free: Time,
 }
 
 type Msg<S> = <<S as Setup>::Node as Protocol>::Msg;
@@ -149,6 +175,8 @@ pub struct Simulation<S: Setup> {
     net: Net,
     net_rng: Rng,
     proto_rng: Rng,
+    /// Decides which deferred writes a crash lets land.
+    disk_rng: Rng,
     now: Time,
     metrics: Metrics,
     checker: Box<dyn Checker<S::Node>>,
@@ -160,6 +188,7 @@ pub struct Simulation<S: Setup> {
     recorder: Option<Recorder>,
     next_msg_id: u64,
     next_timer_gen: u64,
+    next_later: u64,
     events: u64,
     /// When the last scheduled fault (crash, partition, ...) took effect.
     last_fault: Time,
@@ -192,6 +221,8 @@ impl<S: Setup> Simulation<S> {
                 counters: Counters::default(),
                 timers: Vec::new(),
                 stable: Stable::new(),
+                later: Default::default(),
+                disk_free: Time::ZERO,
             })
             .collect();
         let clocks = (!config.faults.clocks.is_empty()).then(|| {
@@ -208,6 +239,7 @@ impl<S: Setup> Simulation<S> {
             net: Net::new(&config.faults, n),
             net_rng: stream(config.seed, 1),
             proto_rng: stream(config.seed, 2),
+            disk_rng: stream(config.seed, 3),
             recorder: config.record_events.map(Recorder::new),
             setup,
             n,
@@ -224,6 +256,7 @@ impl<S: Setup> Simulation<S> {
             observations: Vec::new(),
             next_msg_id: 0,
             next_timer_gen: 0,
+            next_later: 0,
             events: 0,
             last_fault: Time::ZERO,
             faults_left: 0,
@@ -425,6 +458,23 @@ impl<S: Setup> Simulation<S> {
                     self.step(node, |n, ctx| n.on_timer(ctx, timer));
                 }
             },
+            Event::Written { node, id, done } => match self.slots[node.index()].status {
+                Status::Paused => {
+                    self.stash.entry(node.0).or_default().push(Event::Written { node, id, done })
+                }
+                Status::Down => {} // settled when it crashed
+                Status::Up => {
+                    let slot = &mut self.slots[node.index()];
+                    if slot.later.front().map(|l| l.0) != Some(id) {
+                        return; // from before a crash
+                    }
+                    let (_, key, value) = slot.later.pop_front().expect("checked");
+                    self.digest.bytes(key.as_bytes());
+                    self.digest.bytes(&value);
+                    slot.stable.put(key, value);
+                    self.step(node, |n, ctx| n.on_timer(ctx, done));
+                }
+            },
             Event::Fault(action) => {
                 self.faults_left -= 1;
                 self.fault(action)
@@ -456,6 +506,15 @@ impl<S: Setup> Simulation<S> {
                 slot.node = None;
                 slot.timers.clear();
                 slot.crashed_ever = true;
+                // Deferred writes under way: the first few may have landed, in order.
+                if !slot.later.is_empty() {
+                    let landed = self.disk_rng.random_range(0..=slot.later.len());
+                    for (_, key, value) in slot.later.drain(..).take(landed) {
+                        self.digest.bytes(key.as_bytes());
+                        slot.stable.put(key, value);
+                    }
+                    slot.disk_free = self.now;
+                }
                 for e in self.stash.remove(&id.0).unwrap_or_default() {
                     if let Event::Deliver { to, kind, id, .. } = e {
                         self.drop_message(to, kind as usize, id);
@@ -547,6 +606,22 @@ impl<S: Setup> Simulation<S> {
             Effect::Unpersist { key } => {
                 self.digest.bytes(key.as_bytes());
                 self.slots[id.index()].stable.remove(&key);
+            }
+            Effect::UnpersistRange { from, to } => {
+                self.digest.bytes(from.as_bytes());
+                self.digest.bytes(to.as_bytes());
+                self.slots[id.index()].stable.remove_range(&from, &to);
+            }
+            Effect::PersistLater { key, value, done } => {
+                let value = value.compute();
+                self.next_later += 1;
+                let wid = self.next_later;
+                let slot = &mut self.slots[id.index()];
+                let start = slot.disk_free.max(self.now);
+                let at = Time(start.0 + DISK_WRITE_NS + DISK_NS_PER_BYTE * value.len() as u64);
+                slot.disk_free = at;
+                slot.later.push_back((wid, key, value));
+                self.queue.push(at, Event::Written { node: id, id: wid, done });
             }
             Effect::Observe(obs) => {
                 self.scratch.clear();

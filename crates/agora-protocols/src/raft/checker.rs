@@ -261,6 +261,25 @@ impl RaftChecker {
                     m.log.push((*term, *chain));
                 }
             }
+            RaftObs::Snapshotted { index, chain } => {
+                if self.applied_upto[n] < *index {
+                    return v(
+                        "state-machine-safety",
+                        format!(
+                            "took a snapshot at {index}, but had applied only up to {}",
+                            self.applied_upto[n]
+                        ),
+                    );
+                }
+                if let Some(c) = self.committed.get(index).or(self.applied.get(index).map(|a| &a.0)) {
+                    if c != chain {
+                        return v(
+                            "state-machine-safety",
+                            format!("took a snapshot at {index} of another log"),
+                        );
+                    }
+                }
+            }
             RaftObs::Installed { index, term, chain } => {
                 if let Some(c) = self.committed.get(index).or(self.applied.get(index).map(|a| &a.0)) {
                     if c != chain {

@@ -156,16 +156,22 @@ impl<SM: StateMachine> Client<SM> {
                     }
                     done.push((seq, outcome));
                 }
-                if let Some(t) = self.replicas.iter().position(|r| *r == from) {
+                let moved = self.replicas.iter().position(|r| *r == from).filter(|&t| t != self.target);
+                if let Some(t) = moved {
                     self.target = t;
                 }
                 if !done.is_empty() {
                     // The retry timer keeps running: an operation lost while others are
-                    // answered (a leader change) is sent again when it is a timeout old.
+                    // answered is sent again when it is a timeout old.
                     self.redirected = false;
                     self.progress = true;
                     if self.outstanding.is_empty() {
                         io.cancel_timer(RaftTimer::ClientRetry);
+                    } else if moved.is_some() {
+                        // Another replica answers: the leader changed, and what the old one
+                        // had not replicated is lost. Sent again now, not a timeout later
+                        // (the session drops what the new leader already has).
+                        self.resend(io, Duration::ZERO);
                     }
                     self.flush(io);
                 }

@@ -59,7 +59,7 @@ mod replica;
 
 pub use replica::{Config, Replica, Role};
 
-use agora_core::{Context, NodeId, Protocol, Rng, Time};
+use agora_core::{Context, Deferred, NodeId, Protocol, Rng, Time};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
@@ -79,7 +79,9 @@ pub struct Pos {
 
 /// The replicated application: deterministic, so every replica applying the same commands in
 /// the same order reaches the same state and the same outputs.
-pub trait StateMachine: Default + Clone + Debug + Send + Serialize + DeserializeOwned + 'static {
+pub trait StateMachine:
+    Default + Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 'static
+{
     /// A command: changes the state, goes through the log.
     type Command: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static;
     /// A query: reads the state, answered by the leader through a read index.
@@ -243,6 +245,8 @@ pub enum RaftTimer {
     Heartbeat,
     /// Client: no answer; retry with another replica.
     ClientRetry,
+    /// Replica: the snapshot it asked to be written is durable.
+    SnapshotWritten,
 }
 
 /// What replicas and clients report, for [`checker::RaftChecker`].
@@ -259,6 +263,8 @@ pub enum RaftObs {
     SteppedDown { term: Term },
     /// Wrote entries `(term, chain)` from index `first`, replacing any there and after.
     Appended { first: Index, entries: Vec<(Term, u64)> },
+    /// Its own snapshot, which ends at `index`, is durable and the log before it compacted.
+    Snapshotted { index: Index, chain: u64 },
     /// Installed the leader's snapshot, which ends at `index`.
     Installed { index: Index, term: Term, chain: u64 },
     /// The leader of `term` advanced its commit index to `index`.
@@ -286,6 +292,9 @@ pub trait Io<SM: StateMachine> {
     fn cancel_timer(&mut self, timer: RaftTimer);
     fn persist(&mut self, key: String, value: Vec<u8>);
     fn unpersist(&mut self, key: String);
+    fn unpersist_range(&mut self, from: String, to: String);
+    /// A write off the replica's path; `done` fires once it is durable.
+    fn persist_later(&mut self, key: String, value: Deferred, done: RaftTimer);
     fn observe(&mut self, obs: RaftObs);
 }
 
@@ -317,6 +326,12 @@ where
     }
     fn unpersist(&mut self, key: String) {
         Context::unpersist(self, key)
+    }
+    fn unpersist_range(&mut self, from: String, to: String) {
+        Context::unpersist_range(self, from, to)
+    }
+    fn persist_later(&mut self, key: String, value: Deferred, done: RaftTimer) {
+        Context::persist_later(self, key, value, done.into())
     }
     fn observe(&mut self, obs: RaftObs) {
         Context::observe(self, obs.into())

@@ -3,7 +3,7 @@
 
 use super::log::Log;
 use super::{Body, Entry, Index, Io, Op, Outcome, Pos, RaftMsg, RaftObs, RaftTimer, StateMachine, Term};
-use agora_core::{wire, NodeId, Stable, Time};
+use agora_core::{wire, Deferred, NodeId, Stable, Time};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -11,11 +11,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const HARD_STATE: &str = "raft/hs";
-const SNAPSHOT: &str = "raft/snap";
+/// Snapshots, one key per index: the one at the log's base is current. A snapshot is written
+/// off the replica's path, so for a while there may be two (the older is removed once the
+/// newer is durable), and a crash may leave either as the newest.
+const SNAP_PREFIX: &str = "raft/snap/";
+/// Where builds before deferred snapshot writes kept their one snapshot.
+const LEGACY_SNAPSHOT: &str = "raft/snap";
 const LOG_PREFIX: &str = "raft/log/";
 
 fn log_key(i: Index) -> String {
     format!("{LOG_PREFIX}{i:016x}")
+}
+
+fn snap_key(i: Index) -> String {
+    format!("{SNAP_PREFIX}{i:016x}")
+}
+
+/// The serialized state machine and sessions, filled in by the writer of a deferred snapshot.
+type Cell = Arc<std::sync::OnceLock<Arc<Vec<u8>>>>;
+
+/// A snapshot being written: its index, term and chain, and its bytes once computed.
+struct Writing {
+    index: Index,
+    data: Cell,
 }
 
 /// Settings shared by the replicas of one log.
@@ -175,8 +193,15 @@ pub struct Replica<SM: StateMachine> {
     round: u64,
     round_open: bool,
     reads: Vec<PendingRead<SM>>,
-    /// The encoded state at the log's base, kept to send to lagging followers.
+    /// The encoded state at the log's base, kept to send to lagging followers, and the key it
+    /// is stored under.
     snapshot: Option<Arc<Vec<u8>>>,
+    snapshot_key: Option<String>,
+    /// A snapshot being written (one at a time).
+    writing: Option<Writing>,
+    /// What a restart found left over, removed on start: older snapshots' keys, and whether
+    /// log entries at or below the base remain.
+    leftover: (Vec<String>, bool),
     /// A snapshot being received: its index and the bytes so far.
     incoming: Option<(Index, Vec<u8>)>,
     /// When the current leader was last heard from.
@@ -196,17 +221,31 @@ impl<SM: StateMachine> Replica<SM> {
         let mut sessions = Sessions::new();
         let mut log = Log::new(0, 0, 0);
         let mut snapshot = None;
-        if let Some((index, sterm, chain, data)) =
-            stable.get::<(Index, Term, u64, Vec<u8>)>(SNAPSHOT).unwrap_or_else(|e| corrupt(me, "snapshot", e))
-        {
+        let mut snapshot_key = None;
+        // The newest snapshot wins: each is of a committed prefix, so a newer one extends an
+        // older one.
+        let mut keys: Vec<String> = stable.with_prefix(SNAP_PREFIX).map(|(k, _)| k.to_string()).collect();
+        if stable.get_bytes(LEGACY_SNAPSHOT).is_some() {
+            keys.insert(0, LEGACY_SNAPSHOT.to_string());
+        }
+        let mut stale = Vec::new();
+        if let Some(newest) = keys.pop() {
+            let bytes = stable.get_bytes(&newest).expect("listed");
+            let (index, sterm, chain, data): (Index, Term, u64, Vec<u8>) =
+                wire::decode(bytes).unwrap_or_else(|e| corrupt(me, "snapshot", e));
             (sm, sessions) = wire::decode(&data).unwrap_or_else(|e| corrupt(me, "snapshot", e));
             log = Log::new(index, sterm, chain);
             snapshot = Some(Arc::new(data));
+            snapshot_key = Some(newest);
+            stale = keys;
         }
+        let mut garbage = false;
         for (key, bytes) in stable.with_prefix(LOG_PREFIX) {
             let i =
                 Index::from_str_radix(&key[LOG_PREFIX.len()..], 16).unwrap_or_else(|e| corrupt(me, key, e));
             if i <= log.last() {
+                // Below the snapshot: its removal did not land before a crash.
+                garbage = true;
                 continue;
             }
             if i != log.last() + 1 {
@@ -237,6 +276,9 @@ impl<SM: StateMachine> Replica<SM> {
             round_open: false,
             reads: Vec::new(),
             snapshot,
+            snapshot_key,
+            writing: None,
+            leftover: (stale, garbage),
             incoming: None,
             heard_at: None,
         }
@@ -289,9 +331,11 @@ impl<SM: StateMachine> Replica<SM> {
     }
 
     /// Nothing in hand: the log is committed and applied to its end, and, for a leader, every
-    /// follower has all of it and no query waits. What remains is heartbeats.
+    /// follower has all of it and no query waits; no snapshot is being written. What remains is
+    /// heartbeats.
     pub fn settled(&self) -> bool {
-        let caught_up = self.applied == self.commit && self.commit == self.log.last();
+        let caught_up =
+            self.applied == self.commit && self.commit == self.log.last() && self.writing.is_none();
         match self.role {
             Role::Candidate => false,
             Role::Follower => caught_up && self.leader.is_some() && self.incoming.is_none(),
@@ -309,6 +353,13 @@ impl<SM: StateMachine> Replica<SM> {
             base: (b, t, c),
             log: self.log.summary(),
         });
+        let (stale, garbage) = std::mem::take(&mut self.leftover);
+        for key in stale {
+            io.unpersist(key);
+        }
+        if garbage {
+            io.unpersist_range(log_key(0), log_key(b + 1));
+        }
         self.reset_election_timer(io);
     }
 
@@ -324,6 +375,7 @@ impl<SM: StateMachine> Replica<SM> {
                     self.heartbeat(io);
                 }
             }
+            RaftTimer::SnapshotWritten => self.snapshot_written(io),
             RaftTimer::ClientRetry => {}
         }
     }
@@ -826,18 +878,42 @@ impl<SM: StateMachine> Replica<SM> {
 
     // ----- snapshots -----
 
+    /// Starts a snapshot of the applied state. Serializing and writing it, both O(state), run
+    /// off the replica's path ([`Io::persist_later`]): here the state is only copied. The log
+    /// is compacted once the snapshot is durable ([`Replica::snapshot_written`]).
     fn take_snapshot(&mut self, io: &mut impl Io<SM>) {
         let index = self.applied;
-        let (base, ..) = self.log.base();
         let term = self.log.term_at(index).expect("applied entries are in the log");
         let chain = self.log.chain_at(index).expect("applied entries are in the log");
-        let data = wire::encode(&(&self.sm, &self.sessions));
-        io.persist(SNAPSHOT.into(), wire::encode(&(index, term, chain, &data)));
-        for i in base + 1..=index {
-            io.unpersist(log_key(i));
+        let state = Arc::new((self.sm.clone(), self.sessions.clone()));
+        let data: Cell = Arc::default();
+        let cell = data.clone();
+        let value = Deferred::new(move || {
+            let bytes = cell.get_or_init(|| Arc::new(wire::encode(&(&state.0, &state.1))));
+            wire::encode(&(index, term, chain, &**bytes))
+        });
+        io.persist_later(snap_key(index), value, RaftTimer::SnapshotWritten);
+        self.writing = Some(Writing { index, data });
+    }
+
+    /// The snapshot started by [`Replica::take_snapshot`] is durable: the log up to it goes,
+    /// and so does the snapshot before it — unless a snapshot from the leader overtook it.
+    fn snapshot_written(&mut self, io: &mut impl Io<SM>) {
+        let Some(w) = self.writing.take() else { return };
+        let (base, ..) = self.log.base();
+        if w.index <= base {
+            io.unpersist(snap_key(w.index));
+            return;
         }
-        self.log.compact(index);
-        self.snapshot = Some(Arc::new(data));
+        let data = w.data.get().expect("computed before it was written").clone();
+        io.unpersist_range(log_key(base + 1), log_key(w.index + 1));
+        if let Some(old) = self.snapshot_key.replace(snap_key(w.index)) {
+            io.unpersist(old);
+        }
+        let chain = self.log.chain_at(w.index).expect("applied entries are in the log");
+        self.log.compact(w.index);
+        self.snapshot = Some(data);
+        io.observe(RaftObs::Snapshotted { index: w.index, chain });
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -883,19 +959,19 @@ impl<SM: StateMachine> Replica<SM> {
             return;
         };
         let (base, ..) = self.log.base();
+        // In this step's one transaction: the snapshot, and the log it replaces gone.
+        io.persist(snap_key(index), wire::encode(&(index, last_term, chain, &buf)));
+        if let Some(old) = self.snapshot_key.replace(snap_key(index)) {
+            io.unpersist(old);
+        }
         if self.log.term_at(index) == Some(last_term) && self.log.chain_at(index) == Some(chain) {
             // The snapshot covers a prefix of our log: keep what follows.
-            for i in base + 1..=index {
-                io.unpersist(log_key(i));
-            }
+            io.unpersist_range(log_key(base + 1), log_key(index + 1));
             self.log.compact(index);
         } else {
-            for i in base + 1..=self.log.last() {
-                io.unpersist(log_key(i));
-            }
+            io.unpersist_range(log_key(base + 1), log_key(self.log.last() + 1));
             self.log.reset(index, last_term, chain);
         }
-        io.persist(SNAPSHOT.into(), wire::encode(&(index, last_term, chain, &buf)));
         self.sm = sm;
         self.sessions = sessions;
         self.commit = self.commit.max(index);
@@ -986,7 +1062,8 @@ impl<SM: StateMachine> Replica<SM> {
         }
         self.check_reads(io);
         let last_snapshot = self.snapshot.as_ref().map_or(0, |s| s.len() as u64);
-        if self.applied - self.log.base().0 >= self.cfg.snapshot_every
+        if self.writing.is_none()
+            && self.applied - self.log.base().0 >= self.cfg.snapshot_every
             && self.log.bytes() >= self.cfg.snapshot_growth.saturating_mul(last_snapshot)
         {
             self.take_snapshot(io);
@@ -1111,6 +1188,8 @@ mod tests {
         fn cancel_timer(&mut self, _: RaftTimer) {}
         fn persist(&mut self, _: String, _: Vec<u8>) {}
         fn unpersist(&mut self, _: String) {}
+        fn unpersist_range(&mut self, _: String, _: String) {}
+        fn persist_later(&mut self, _: String, _: Deferred, _: RaftTimer) {}
         fn observe(&mut self, _: RaftObs) {}
     }
 
