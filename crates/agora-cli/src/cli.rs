@@ -96,7 +96,7 @@ pub struct ElectionRunArgs {
     #[command(flatten)]
     pub faults: FaultArgs,
     /// Ballots each citizen keeps in flight (more: more throughput, longer queues).
-    #[arg(long, default_value_t = 384)]
+    #[arg(long, default_value_t = 192)]
     pub window: u32,
     /// Share of bad ballots cast (forged credentials, options not on the ballot, second votes).
     #[arg(long, value_name = "P", default_value_t = 0.001)]

@@ -36,6 +36,9 @@ use tracing::{debug, error, info, warn};
 /// else meanwhile.
 const SLOW: Duration = Duration::from_millis(20);
 
+/// Observations per chunk of a node's record.
+const OBS_CHUNK: usize = 1 << 16;
+
 /// Settings every node of a runtime cluster shares.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
@@ -276,7 +279,9 @@ struct Driver<S: Setup> {
     timers: Vec<(<S::Node as Protocol>::Timer, u64, Instant)>,
     next_gen: u64,
     effects: Vec<EffectOf<S::Node>>,
-    observations: Vec<(u64, ObsOf<S>)>,
+    /// In chunks of [`OBS_CHUNK`]: one vector doubling would copy (and fault in) every
+    /// observation so far in the middle of a step, stalling the node for as long.
+    observations: Vec<Vec<(u64, ObsOf<S>)>>,
     queue_full: u64,
     events: u64,
     /// Writes and messages of the steps since the last flush (group commit).
@@ -302,7 +307,7 @@ impl<S: Setup> Driver<S> {
         mut inbox: mpsc::Receiver<Inbound<Msg<S>>>,
         mut written: mpsc::UnboundedReceiver<TimerOf<S>>,
     ) -> NodeReport<ObsOf<S>> {
-        self.step(|node, ctx| node.on_start(ctx));
+        self.step(|| "start".into(), |node, ctx| node.on_start(ctx));
         self.flush();
         self.shared.pending.fetch_sub(1, Ordering::AcqRel);
         let mut stop = self.stop.clone();
@@ -331,7 +336,8 @@ impl<S: Setup> Driver<S> {
                 }
                 Some(done) = written.recv() => {
                     // A deferred write is durable: its timer fires.
-                    self.step(|node, ctx| node.on_timer(ctx, done));
+                    let name = done.clone();
+                    self.step(move || format!("written {name:?}"), |node, ctx| node.on_timer(ctx, done));
                     self.fired += 1;
                     self.flush();
                 }
@@ -345,7 +351,7 @@ impl<S: Setup> Driver<S> {
             counters,
             queue_full: self.queue_full,
             lost,
-            observations: std::mem::take(&mut self.observations),
+            observations: std::mem::take(&mut self.observations).into_iter().flatten().collect(),
             failed: self.shared.failed.load(Ordering::Relaxed),
             events: self.events,
             commits: self.commits,
@@ -360,7 +366,8 @@ impl<S: Setup> Driver<S> {
             live.1.count_delivered(m.bytes as u64);
         }
         let from = m.from;
-        self.step(|node, ctx| node.on_message(ctx, from, m.msg));
+        let kind = m.msg.kind();
+        self.step(|| kind.into(), |node, ctx| node.on_message(ctx, from, m.msg));
         // Counted as handled once its step's messages are sent (in `flush`).
         self.handled += 1;
     }
@@ -369,13 +376,18 @@ impl<S: Setup> Driver<S> {
         let now = Instant::now();
         while let Some(pos) = self.timers.iter().position(|t| t.2 <= now) {
             let (timer, _, _) = self.timers.swap_remove(pos);
-            self.step(|node, ctx| node.on_timer(ctx, timer));
+            let name = timer.clone();
+            self.step(move || format!("timer {name:?}"), |node, ctx| node.on_timer(ctx, timer));
             self.fired += 1;
         }
     }
 
     /// Runs one handler and applies its effects: persists durably first, then sends.
-    fn step(&mut self, f: impl FnOnce(&mut S::Node, &mut Context<'_, S::Node>)) {
+    fn step(
+        &mut self,
+        what: impl FnOnce() -> String,
+        f: impl FnOnce(&mut S::Node, &mut Context<'_, S::Node>),
+    ) {
         self.shared.last_active_ns.store(unix_ns(), Ordering::Relaxed);
         self.events += 1;
         let now = self.now();
@@ -384,7 +396,14 @@ impl<S: Setup> Driver<S> {
         f(&mut self.node, &mut Context::new(self.id, self.n, now, &mut self.rng, &mut effects));
         let took = began.elapsed();
         if took >= SLOW {
-            info!(node = self.id.0, ms = took.as_secs_f64() * 1e3, effects = effects.len(), "slow step");
+            let what = what();
+            info!(
+                node = self.id.0,
+                ms = took.as_secs_f64() * 1e3,
+                effects = effects.len(),
+                what,
+                "slow step"
+            );
         }
         let mut writes = Vec::new();
         let mut sends: Vec<(Destinations, Msg<S>)> = Vec::new();
@@ -419,7 +438,12 @@ impl<S: Setup> Driver<S> {
                     self.shared.pending.fetch_add(1, Ordering::AcqRel);
                     self.laters.push((key, value, done));
                 }
-                Effect::Observe(o) => self.observations.push((unix_ns(), o)),
+                Effect::Observe(o) => {
+                    if self.observations.last().is_none_or(|c| c.len() == OBS_CHUNK) {
+                        self.observations.push(Vec::with_capacity(OBS_CHUNK));
+                    }
+                    self.observations.last_mut().expect("just ensured").push((unix_ns(), o));
+                }
                 Effect::OpBegin(op) => {
                     self.shared.live.lock().expect("metrics lock").0.op_begin(op, Time(unix_ns()))
                 }
@@ -488,7 +512,13 @@ impl<S: Setup> Driver<S> {
             let spawned =
                 std::thread::Builder::new().name(format!("node-{}-writer", id.0)).spawn(move || {
                     for (key, value, done) in rx {
-                        let bytes = value.compute();
+                        let computed =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| value.compute()));
+                        let Ok(bytes) = computed else {
+                            error!("node {id}: stopping: computing the value of {key} panicked");
+                            shared.failed.store(true, Ordering::Relaxed);
+                            return;
+                        };
                         if let Some(store) = &store {
                             let began = Instant::now();
                             if let Err(e) = store.put_later(&key, &bytes) {

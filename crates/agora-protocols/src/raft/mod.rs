@@ -53,10 +53,12 @@
 
 pub mod checker;
 pub mod client;
+mod cow;
 pub mod kv;
 mod log;
 mod replica;
 
+pub use cow::CowVec;
 pub use replica::{Config, Replica, Role};
 
 use agora_core::{Context, Deferred, NodeId, Protocol, Rng, Time};

@@ -40,7 +40,7 @@ pub mod checker;
 pub mod node;
 pub mod states;
 
-use crate::raft::{Pos, StateMachine};
+use crate::raft::{CowVec, Pos, StateMachine};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -315,9 +315,9 @@ pub struct Tally {
     spec: Option<Spec>,
     phase: Phase,
     /// Per voter: 1 + the leaf of its counted ballot, or 0.
-    voted: Vec<u32>,
+    voted: CowVec<u32>,
     /// Counted ballots in log order: hash and log position.
-    leaves: Vec<(Hash, Pos)>,
+    leaves: CowVec<(Hash, Pos)>,
     /// Per state and option.
     counts: Vec<u64>,
     root: Option<Hash>,
@@ -374,10 +374,10 @@ impl Tally {
             return Out::Rejected(Reason::NoSuchOption);
         }
         let hash = b.hash(&spec.id);
-        let slot = &mut self.voted[b.voter as usize];
-        if *slot != 0 {
-            let leaf = *slot as u64 - 1;
-            let (h, p) = self.leaves[leaf as usize];
+        let slot = *self.voted.get(b.voter as usize).expect("voters are checked above");
+        if slot != 0 {
+            let leaf = slot as u64 - 1;
+            let (h, p) = *self.leaves.get(leaf as usize).expect("a voter's leaf exists");
             return if h == hash {
                 Out::Receipt(Receipt { voter: b.voter, hash, leaf, pos: p })
             } else {
@@ -385,7 +385,7 @@ impl Tally {
             };
         }
         let leaf = self.leaves.len() as u64;
-        *slot = leaf as u32 + 1;
+        *self.voted.get_mut(b.voter as usize).expect("checked above") = leaf as u32 + 1;
         self.leaves.push((hash, pos));
         self.counts[b.state as usize * spec.options.len() + b.option as usize] += 1;
         self.notes.push((b.voter, hash, leaf));
@@ -437,7 +437,7 @@ impl StateMachine for Tally {
                     {
                         return Out::Refused("roll or options out of range".into());
                     }
-                    self.voted = vec![0; spec.voters as usize];
+                    self.voted = CowVec::from_elem(0, spec.voters as usize);
                     self.counts = vec![0; states::STATES.len() * spec.options.len()];
                     self.spec = Some((**spec).clone());
                     Out::Phase { phase: self.phase, digest: None }
