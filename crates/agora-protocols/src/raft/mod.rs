@@ -12,7 +12,12 @@
 //!   commitment by majority of entries of the leader's own term (§5.4.2 of the paper); log
 //!   compaction into snapshots every `snapshot_every` applied entries (and, with
 //!   `snapshot_growth`, once the log is that many times the last snapshot's size), and
-//!   snapshots sent in chunks to followers that lag behind the leader's log.
+//!   snapshots sent in chunks to followers that lag behind the leader's log. A snapshot is
+//!   written off the replica's path: the replica copies its state (a [`CowVec`] makes that
+//!   copy share its chunks) and hands it to a deferred write, which the driver serializes and
+//!   persists while the replica goes on; the log is compacted, in one range removal, once the
+//!   snapshot is durable. A crash in between leaves the old snapshot or the new, and a
+//!   restart takes the newest and removes the rest.
 //!   Term, vote and log entries are persisted through persist effects in the step that
 //!   changes them, so they are durable before any answer leaves the node. A restarted replica
 //!   rebuilds from its snapshot and log and has lost its commit index, role and leader.
