@@ -128,7 +128,7 @@ impl Store {
         let err = |e: std::io::Error| StoreError { path: self.blob_dir.clone(), source: redb::Error::Io(e) };
         let mut blobs = self.blobs.lock().expect("blob keys lock");
         let gone: Vec<String> = match to {
-            None => blobs.take(from).into_iter().collect(),
+            None => blobs.get(from).cloned().into_iter().collect(),
             Some(to) if from < to => blobs.range(from.to_string()..to.to_string()).cloned().collect(),
             Some(_) => Vec::new(),
         };

@@ -30,7 +30,7 @@ fn snap_key(i: Index) -> String {
 /// The serialized state machine and sessions, filled in by the writer of a deferred snapshot.
 type Cell = Arc<std::sync::OnceLock<Arc<Vec<u8>>>>;
 
-/// A snapshot being written: its index, term and chain, and its bytes once computed.
+/// A snapshot being written: its index, and its bytes once computed.
 struct Writing {
     index: Index,
     data: Cell,
