@@ -310,6 +310,15 @@ pub struct NodeArgs {
     /// Print this node's raw results as one JSON object (what `agora up` reads).
     #[arg(long)]
     pub json: bool,
+    /// Create this node's database if it does not exist: the first start of a new cluster.
+    /// Without it (or --rejoin) a missing database is refused: a node that has been part of a
+    /// cluster never comes back empty unasked.
+    #[arg(long, conflicts_with = "rejoin")]
+    pub new: bool,
+    /// This node lost its storage: start it empty; it catches up from the others before it
+    /// votes again (Raft replicas only). A damaged database is kept beside as `*.corrupt`.
+    #[arg(long)]
+    pub rejoin: bool,
 }
 
 #[derive(Args, Debug)]

@@ -358,6 +358,7 @@ fn simulate(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Re
             min_down_ms: 20.0,
             max_down_ms: 500.0,
             restart: true,
+            wipe: agora_sim::Wipe::No,
         });
     }
     f.validate(n).map_err(|e| UserError(e.to_string()))?;
@@ -430,7 +431,7 @@ fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Re
     let max = Duration::from_secs_f64(a.max_time_ms / 1e3);
     let out = crate::net_cmd::runtime()?
         .block_on(run_local(setup.clone(), cfg, max, hook))
-        .map_err(|e| UserError(e.to_string()));
+        .map_err(UserError::from_run);
     stop.store(true, Ordering::Relaxed);
     let _ = poller.join();
     bar.finish_and_clear();

@@ -1,5 +1,6 @@
 //! `agora`: the command-line entry point. Parses arguments, runs the subcommand, and maps
-//! outcomes to exit codes: 0 success, 1 a property violated, 2 a user's mistake.
+//! outcomes to exit codes: 0 success, 1 a property violated, 2 a user's mistake, 3 a node's
+//! storage that cannot be used as it is (missing, corrupt).
 
 mod bench;
 mod check_cmd;
@@ -68,9 +69,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
-        Err(UserError(msg)) => {
-            eprintln!("agora: {msg}");
-            ExitCode::from(2)
+        Err(e) => {
+            eprintln!("agora: {}", e.msg);
+            ExitCode::from(e.code)
         }
     }
 }

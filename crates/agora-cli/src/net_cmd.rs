@@ -4,9 +4,10 @@
 
 use crate::cli::{NodeArgs, RunArgs, UpArgs};
 use crate::cluster_file::ClusterFile;
-use crate::error::UserError;
+use crate::error::{UserError, EXIT_STORAGE};
 use crate::{output, repro};
 use agora_core::{Protocol, RunSummary, Setup};
+use agora_net::store::{OpenMode, Store};
 use agora_net::{prometheus, report, run_local, run_node, Gathered, NetConfig, NodeOutput, NodeShared};
 use agora_protocols::{Driver, Params};
 use std::net::SocketAddr;
@@ -38,9 +39,8 @@ pub fn run_in_process<S: Setup>(
     let mut cfg = NetConfig::new(cluster, Vec::new());
     cfg.data_dir = Some(dir.path().to_path_buf());
     cfg.seed = seed;
-    let out = runtime()?
-        .block_on(run_local(setup.clone(), cfg, max_time, |_| {}))
-        .map_err(|e| UserError(e.to_string()))?;
+    let out =
+        runtime()?.block_on(run_local(setup.clone(), cfg, max_time, |_| {})).map_err(UserError::from_run)?;
     let last = out.last_active_unix_ns;
     Ok((Gathered::from_run(setup.nodes(), out), last))
 }
@@ -108,9 +108,8 @@ impl Driver for Local {
         let n = setup.nodes();
         runtime()?.block_on(async move {
             let hook = metrics_endpoint(self.metrics_addr, (0..n as u32).collect()).await?;
-            let out = run_local(setup.clone(), self.cfg, self.max_time, hook)
-                .await
-                .map_err(|e| UserError(e.to_string()))?;
+            let out =
+                run_local(setup.clone(), self.cfg, self.max_time, hook).await.map_err(UserError::from_run)?;
             let g = Gathered::from_run(n, out);
             let mut summary = report::summarize(&*setup, seed, g, &self.reproduce);
             summary.peak_rss_mb = output::peak_rss_mb();
@@ -196,7 +195,7 @@ impl Driver for OneNode {
                 hook,
             )
             .await
-            .map_err(|e| UserError(e.to_string()))?;
+            .map_err(UserError::from_run)?;
             let wall_ms = out.wall.as_secs_f64() * 1e3;
             let report = &out.reports[0];
             if self.json {
@@ -233,6 +232,11 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
     }
     let mut cfg = NetConfig::new(&cf.cluster, addrs);
     cfg.data_dir = cf.data_dir.clone();
+    cfg.open = match (args.new, args.rejoin) {
+        (_, true) => OpenMode::Rejoin,
+        (true, _) => OpenMode::New,
+        _ => OpenMode::Existing,
+    };
     cfg.seed = cf.seed;
     let driver = OneNode {
         id: args.id,
@@ -247,6 +251,8 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
 
 struct Up {
     config: PathBuf,
+    /// Whether the nodes' databases are created (a new cluster) or must exist.
+    new: bool,
     nodes: usize,
     seed: u64,
     reproduce: String,
@@ -265,6 +271,9 @@ impl Driver for Up {
             for id in 0..self.nodes {
                 let mut cmd = tokio::process::Command::new(&exe);
                 cmd.args(["node", "--json", "--id", &id.to_string(), "--config"]).arg(&self.config);
+                if self.new {
+                    cmd.arg("--new");
+                }
                 cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true);
                 // SAFETY: prctl is async-signal-safe; the child asks to receive SIGTERM if this
                 // process dies, so no node outlives `agora up` even if it is killed.
@@ -338,8 +347,17 @@ pub fn up(args: &UpArgs, argv: &[String]) -> Result<i32, UserError> {
     let cf = ClusterFile::load(&args.config)?;
     let params: Params = cf.params()?;
     cf.addrs()?;
+    let new = match &cf.data_dir {
+        Some(dir) => {
+            Store::cluster_mode(dir, cf.nodes.len())
+                .map_err(|e| UserError { msg: e.to_string(), code: EXIT_STORAGE })?
+                == OpenMode::New
+        }
+        None => true,
+    };
     let driver = Up {
         config: args.config.clone(),
+        new,
         nodes: cf.nodes.len(),
         seed: cf.seed,
         reproduce: repro::command(argv, cf.seed),

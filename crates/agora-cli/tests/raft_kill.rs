@@ -3,6 +3,7 @@
 //! acknowledged write is found in every replica's durable log.
 
 use agora_core::NodeId;
+use agora_net::store::OpenMode;
 use agora_protocols::raft::kv::Kv;
 use agora_protocols::raft::{Body, Config, Replica};
 mod procs;
@@ -91,8 +92,9 @@ fn acknowledged_writes_survive_sigkill_of_leader_and_follower() {
     let mut chains = Vec::new();
     for r in 0..REPLICAS {
         let (_store, stable) =
-            agora_net::store::Store::open(&dir.join(format!("data/node-{r}.redb"))).unwrap();
-        let replica = Replica::<Kv>::new(cfg.clone(), NodeId(r as u32), &stable);
+            agora_net::store::Store::open(&dir.join(format!("data/node-{r}.redb")), OpenMode::Existing)
+                .unwrap();
+        let replica = Replica::<Kv>::new(cfg.clone(), NodeId(r as u32), &stable).unwrap();
         assert!(replica.last_index() >= top, "replica {r} ends at {} < {top}", replica.last_index());
         for &(session, seq, index, offset) in &acked {
             let entry = replica.entry(index).unwrap_or_else(|| panic!("replica {r} lacks entry {index}"));

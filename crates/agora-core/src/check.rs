@@ -61,6 +61,9 @@ pub enum Lifecycle {
     Restarted,
     Paused,
     Resumed,
+    /// The crashed node's storage was lost too: it restarts empty (and, if its protocol
+    /// [`crate::Setup::rejoins`], marked as rejoining).
+    Wiped,
 }
 
 /// What a checker knows when the run ends.

@@ -55,5 +55,5 @@ pub use metrics::{Counters, Metrics, OpStats, Quantiles};
 pub use protocol::{
     Context, Deferred, Destinations, Effect, EffectOf, Message, Observation, Protocol, Rng, Setup, TimerName,
 };
-pub use stable::Stable;
+pub use stable::{Corrupt, Stable, REJOINING};
 pub use summary::{KindRow, RunSummary, ViolationReport};

@@ -10,7 +10,7 @@
 
 use crate::check::Checker;
 use crate::id::{NodeId, OpId, Time};
-use crate::stable::Stable;
+use crate::stable::{Corrupt, Stable};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -79,8 +79,18 @@ pub trait Setup: Send + Sync + 'static {
     /// The number of nodes in the cluster; ids are `0..nodes`.
     fn nodes(&self) -> usize;
 
-    /// A node in its initial state, or rebuilt from `stable` after a crash.
-    fn build(&self, id: NodeId, stable: &Stable) -> Self::Node;
+    /// A node in its initial state, or rebuilt from `stable` after a crash. A persisted value
+    /// that does not decode is an error, never read as "nothing persisted": a 2PC participant
+    /// that cannot read its vote must not presume abort.
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<Self::Node, Corrupt>;
+
+    /// Whether node `id`, having lost its storage, may start again, empty, and catch up from its peers
+    /// before it takes part in decisions (see [`crate::stable::REJOINING`]). Protocols that
+    /// cannot make that safe (most: a node's persisted promises are its whole safety) say no,
+    /// and drivers refuse to start such a node empty.
+    fn rejoins(&self, _id: NodeId) -> bool {
+        false
+    }
 
     /// A fresh checker of the protocol's properties.
     fn checker(&self) -> Box<dyn Checker<Self::Node>>;

@@ -7,6 +7,31 @@
 use crate::wire::{self, WireError};
 use serde::de::DeserializeOwned;
 
+/// The key a driver writes when a node that lost its storage is started again on purpose
+/// (`agora node --rejoin`, or a simulated disk wipe): the node must catch up from its peers
+/// before it takes part in decisions it may already have taken part in (votes, quorums). A
+/// protocol that can rejoin safely removes it once it has caught up; see
+/// [`crate::Setup::rejoins`].
+pub const REJOINING: &str = "agora/rejoining";
+
+/// A persisted value that does not decode: the node's storage is corrupt. Never read as
+/// "nothing persisted": a protocol that meets one refuses to start.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("persisted value {key:?} is corrupt: {reason}")]
+pub struct Corrupt {
+    /// The key whose value is wrong.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl Corrupt {
+    /// A corrupt value under `key`, for `reason`.
+    pub fn new(key: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Corrupt { key: key.into(), reason: reason.to_string() }
+    }
+}
+
 /// A node's durable key-value state, as a vector sorted by key: most nodes persist a few keys,
 /// and logs append keys in order, so this is smaller and faster than a tree for both.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,6 +63,17 @@ impl Stable {
     /// Decodes the value stored under `key`, if any.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, WireError> {
         self.get_bytes(key).map(wire::decode).transpose()
+    }
+
+    /// Decodes the value stored under `key`, if any; a value that does not decode is
+    /// [`Corrupt`], naming the key.
+    pub fn load<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Corrupt> {
+        self.get(key).map_err(|e| Corrupt::new(key, e))
+    }
+
+    /// Whether a driver marked this node as rejoining after losing its storage ([`REJOINING`]).
+    pub fn rejoining(&self) -> bool {
+        self.get_bytes(REJOINING).is_some()
     }
 
     pub fn get_bytes(&self, key: &str) -> Option<&[u8]> {
@@ -100,6 +136,9 @@ mod tests {
         s.remove("term");
         assert_eq!(s.len(), 2);
         assert!(s.get::<u64>("log/1").is_err(), "a string is not a u64");
+        let e = s.load::<u64>("log/1").unwrap_err();
+        assert_eq!(e.key, "log/1", "a corrupt value names its key");
+        assert_eq!(s.load::<u64>("nothing"), Ok(None));
     }
 
     #[test]

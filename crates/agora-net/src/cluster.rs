@@ -10,6 +10,7 @@
 
 use crate::clock::{cpu_ms, unix_ns};
 use crate::node::{self, BoundNode, NetConfig, NodeReport, NodeShared};
+use crate::store::Store;
 use agora_core::{NodeId, Protocol, Setup};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -67,7 +68,9 @@ const BACKGROUND_SETTLE: Duration = Duration::from_millis(100);
 
 type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
 
-/// Runs every node of `setup` in this process on 127.0.0.1 with ephemeral ports.
+/// Runs every node of `setup` in this process on 127.0.0.1 with ephemeral ports. Their
+/// databases, if any, are all created (a new cluster) or must all exist (a restart): see
+/// [`Store::cluster_mode`].
 /// `metrics` receives the nodes' live state once they start (for `--metrics-addr`).
 pub async fn run_local<S: Setup>(
     setup: Arc<S>,
@@ -76,6 +79,9 @@ pub async fn run_local<S: Setup>(
     on_start: impl FnOnce(Vec<Arc<NodeShared>>),
 ) -> Result<RunOutcome<ObsOf<S>>, RunError> {
     let n = setup.nodes();
+    if let Some(dir) = &cfg.data_dir {
+        cfg.open = Store::cluster_mode(dir, n)?;
+    }
     let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
     let mut bound = Vec::with_capacity(n);
     for i in 0..n {

@@ -16,7 +16,7 @@
 use crate::clock::unix_ns;
 use crate::conn::{serve_inbound, serve_outbound, Inbound, WriterShared};
 use crate::handshake::{Expect, Hello};
-use crate::store::{Store, Write};
+use crate::store::{node_file, OpenMode, Store, StoreError, Write};
 use agora_core::{
     wire, Context, Counters, Deferred, Destinations, Effect, EffectOf, Message, Metrics, NodeId, Protocol,
     Rng, Setup, Stable, Time,
@@ -48,6 +48,9 @@ pub struct NetConfig {
     /// Where each node keeps its redb database (`node-<id>.redb`); `None`: nothing survives
     /// a restart.
     pub data_dir: Option<PathBuf>,
+    /// Whether a node's database must exist, may be created, or is being recreated after a
+    /// loss (see [`OpenMode`]).
+    pub open: OpenMode,
     /// Seeds each node's random source (mixed with its id).
     pub seed: u64,
     /// Frames waiting per outbound connection before new ones are dropped.
@@ -68,6 +71,7 @@ impl NetConfig {
             cluster: cluster.to_string(),
             addrs,
             data_dir: None,
+            open: OpenMode::Existing,
             seed: 1,
             queue_capacity: 16_384,
             inbox_capacity: 16_384,
@@ -128,6 +132,8 @@ type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
 type TimerOf<S> = <<S as Setup>::Node as Protocol>::Timer;
 /// A deferred write: key, value to compute, timer to fire once durable.
 type Later<S> = (String, Deferred, TimerOf<S>);
+/// A deferred write that landed: key, the hash of its value, its timer.
+type Landed<S> = (String, [u8; 32], TimerOf<S>);
 
 /// A started node: its shared state now, its report when it stops.
 pub type Started<S> = (Arc<NodeShared>, tokio::task::JoinHandle<NodeReport<ObsOf<S>>>);
@@ -157,17 +163,21 @@ pub fn start<S: Setup>(
     cfg: Arc<NetConfig>,
     in_flight: Arc<AtomicI64>,
     stop: watch::Receiver<bool>,
-) -> Result<Started<S>, crate::store::StoreError> {
+) -> Result<Started<S>, StoreError> {
     let id = bound.id;
     let cfg_seed = cfg.seed;
-    let (store, stable) = match &cfg.data_dir {
+    if cfg.open == OpenMode::Rejoin && !setup.rejoins(id) {
+        return Err(StoreError::CannotRejoin { id: id.0 });
+    }
+    let (store, stable, path) = match &cfg.data_dir {
         Some(dir) => {
-            let (s, st) = Store::open(&dir.join(format!("node-{}.redb", id.0)))?;
-            (Some(Arc::new(s)), st)
+            let path = dir.join(node_file(id.0));
+            let (s, st) = Store::open(&path, cfg.open)?;
+            (Some(Arc::new(s)), st, path)
         }
-        None => (None, Stable::new()),
+        None => (None, Stable::new(), PathBuf::new()),
     };
-    let node = setup.build(id, &stable);
+    let node = setup.build(id, &stable).map_err(|e| StoreError::Corrupt { path, reason: e.to_string() })?;
     let shared = Arc::new(NodeShared {
         in_flight,
         pending: AtomicI64::new(1),
@@ -269,7 +279,7 @@ struct Driver<S: Setup> {
     writer: Option<std::sync::mpsc::Sender<Later<S>>>,
     laters: Vec<Later<S>>,
     /// The writer thread's finished writes: the timers to fire.
-    done_tx: mpsc::UnboundedSender<TimerOf<S>>,
+    done_tx: mpsc::UnboundedSender<Landed<S>>,
     rng: Rng,
     /// Outbound queue per peer, created on first send.
     writers: Vec<Option<mpsc::Sender<Bytes>>>,
@@ -305,7 +315,7 @@ impl<S: Setup> Driver<S> {
     async fn run(
         mut self,
         mut inbox: mpsc::Receiver<Inbound<Msg<S>>>,
-        mut written: mpsc::UnboundedReceiver<TimerOf<S>>,
+        mut written: mpsc::UnboundedReceiver<Landed<S>>,
     ) -> NodeReport<ObsOf<S>> {
         self.step(|| "start".into(), |node, ctx| node.on_start(ctx));
         self.flush();
@@ -334,8 +344,12 @@ impl<S: Setup> Driver<S> {
                     self.fire_timers();
                     self.flush();
                 }
-                Some(done) = written.recv() => {
-                    // A deferred write is durable: its timer fires.
+                Some((key, hash, done)) = written.recv() => {
+                    // A deferred write is durable: the database records it (with the next
+                    // commit, before anything this step sends), and its timer fires.
+                    if self.store.is_some() {
+                        self.writes.push(Write::Landed(key, hash));
+                    }
                     let name = done.clone();
                     self.step(move || format!("written {name:?}"), |node, ctx| node.on_timer(ctx, done));
                     self.fired += 1;
@@ -519,12 +533,16 @@ impl<S: Setup> Driver<S> {
                             shared.failed.store(true, Ordering::Relaxed);
                             return;
                         };
+                        let mut hash = [0; 32];
                         if let Some(store) = &store {
                             let began = Instant::now();
-                            if let Err(e) = store.put_later(&key, &bytes) {
-                                error!("node {id}: stopping: {e}");
-                                shared.failed.store(true, Ordering::Relaxed);
-                                return;
+                            match store.put_later(&key, &bytes) {
+                                Ok(h) => hash = h,
+                                Err(e) => {
+                                    error!("node {id}: stopping: {e}");
+                                    shared.failed.store(true, Ordering::Relaxed);
+                                    return;
+                                }
                             }
                             debug!(
                                 node = id.0,
@@ -534,7 +552,7 @@ impl<S: Setup> Driver<S> {
                                 "deferred write"
                             );
                         }
-                        if done_tx.send(done).is_err() {
+                        if done_tx.send((key, hash, done)).is_err() {
                             return; // the node stopped
                         }
                     }

@@ -3,10 +3,10 @@
 //! node closes the offending connection and keeps serving its cluster, and what it persisted
 //! is still there.
 
-use agora_core::{wire, Checker, Context, Message, NoProperties, NodeId, Protocol, Setup, Stable};
+use agora_core::{wire, Checker, Context, Corrupt, Message, NoProperties, NodeId, Protocol, Setup, Stable};
 use agora_net::handshake::{Hello, Reply};
 use agora_net::node::{self, BoundNode, NetConfig, NodeShared};
-use agora_net::store::Store;
+use agora_net::store::{OpenMode, Store};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicI64;
@@ -55,8 +55,8 @@ impl Setup for TickerSetup {
     fn nodes(&self) -> usize {
         2
     }
-    fn build(&self, _: NodeId, stable: &Stable) -> Ticker {
-        Ticker { ticks: stable.get("ticks").unwrap().unwrap_or(0) }
+    fn build(&self, _: NodeId, stable: &Stable) -> Result<Ticker, Corrupt> {
+        Ok(Ticker { ticks: stable.load("ticks")?.unwrap_or(0) })
     }
     fn checker(&self) -> Box<dyn Checker<Ticker>> {
         Box::new(NoProperties)
@@ -79,6 +79,7 @@ async fn start_cluster() -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = NetConfig::new("hostile-test", addrs.clone());
     cfg.data_dir = Some(dir.path().to_path_buf());
+    cfg.open = OpenMode::New;
     cfg.handshake_timeout = Duration::from_millis(300);
     cfg.max_connections = 64;
     let cfg = Arc::new(cfg);
@@ -203,7 +204,7 @@ async fn hostile_peers_are_cut_off_and_the_node_keeps_serving() {
         assert!(reports.iter().all(|r| !r.failed));
         reports[0].counters.sent
     };
-    let (_, stable) = Store::open(&c.dir.path().join("node-0.redb")).unwrap();
+    let (_, stable) = Store::open(&c.dir.path().join("node-0.redb"), OpenMode::Existing).unwrap();
     let ticks: u64 = stable.get("ticks").unwrap().unwrap();
     assert_eq!(ticks, ticks_before_stop, "one persisted tick per ping sent");
 }

@@ -16,8 +16,8 @@
 //! leave greetings missing (the at-end property is then not judged).
 
 use agora_core::{
-    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time,
-    Violation,
+    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable,
+    Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -81,8 +81,8 @@ impl Setup for AllToAllSetup {
         self.nodes
     }
 
-    fn build(&self, _: NodeId, _: &Stable) -> AllToAll {
-        AllToAll { seen: vec![false; self.nodes] }
+    fn build(&self, _: NodeId, _: &Stable) -> Result<AllToAll, Corrupt> {
+        Ok(AllToAll { seen: vec![false; self.nodes] })
     }
 
     fn checker(&self) -> Box<dyn Checker<AllToAll>> {

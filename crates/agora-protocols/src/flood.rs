@@ -27,8 +27,8 @@
 
 use crate::topology::Graph;
 use agora_core::{
-    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time,
-    Violation,
+    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable,
+    Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -152,16 +152,15 @@ impl Setup for FloodSetup {
         self.graph.nodes()
     }
 
-    fn build(&self, id: NodeId, stable: &Stable) -> Flood {
-        Flood {
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<Flood, Corrupt> {
+        Ok(Flood {
             id,
             origin: self.origin,
             payload: self.payload,
             graph: self.graph.clone(),
-            // A corrupt entry would be a bug of this module: treat it as "not delivered".
-            delivered: stable.get::<Rumor>(DELIVERED).ok().flatten(),
+            delivered: stable.load::<Rumor>(DELIVERED)?,
             variant: self.variant,
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<Flood>> {

@@ -25,8 +25,8 @@
 //! its receiver waiting, and the events after it unexecuted (they are simply not judged).
 
 use agora_core::{
-    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Rng, Setup, Stable, Time,
-    Violation,
+    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Rng, Setup,
+    Stable, Time, Violation,
 };
 use rand::{Rng as _, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -416,8 +416,8 @@ impl Setup for LogicalClockSetup {
         self.scenario.processes.len()
     }
 
-    fn build(&self, id: NodeId, _: &Stable) -> LogicalClock {
-        LogicalClock {
+    fn build(&self, id: NodeId, _: &Stable) -> Result<LogicalClock, Corrupt> {
+        Ok(LogicalClock {
             id,
             kind: self.kind,
             events: self.scenario.processes[id.index()].clone(),
@@ -427,7 +427,7 @@ impl Setup for LogicalClockSetup {
             arrived: Vec::new(),
             received: Vec::new(),
             receivers: std::sync::Arc::new(self.receivers()),
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<LogicalClock>> {

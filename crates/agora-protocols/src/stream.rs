@@ -15,8 +15,8 @@
 //! **Tolerates** nothing in particular: it is a load generator, not a fault-tolerant protocol.
 
 use agora_core::{
-    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time,
-    Violation,
+    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable,
+    Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -99,13 +99,13 @@ impl Setup for StreamSetup {
         self.nodes
     }
 
-    fn build(&self, _: NodeId, _: &Stable) -> Stream {
-        Stream {
+    fn build(&self, _: NodeId, _: &Stable) -> Result<Stream, Corrupt> {
+        Ok(Stream {
             msgs: self.msgs,
             window: self.window,
             sent_to: vec![0; self.nodes],
             received_from: vec![0; self.nodes],
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<Stream>> {

@@ -110,6 +110,7 @@ pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
                         stretches.push((*node, from, *at, how));
                     }
                 }
+                Lifecycle::Wiped => {}
             }
         }
     }
@@ -219,6 +220,7 @@ pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
                     Lifecycle::Restarted => ("▲ restart", "#2ca02c"),
                     Lifecycle::Paused => ("❚❚ pause", "#f0ad4e"),
                     Lifecycle::Resumed => ("▶ resume", "#f0ad4e"),
+                    Lifecycle::Wiped => ("✕ disk lost", "#8c564b"),
                 };
                 let _ = writeln!(
                     s,

@@ -240,6 +240,26 @@ pub struct CrashSpec {
     pub at_ms: f64,
     #[serde(default)]
     pub restart_ms: Option<f64>,
+    /// Whether the crash loses the node's storage too.
+    #[serde(default)]
+    pub wipe: Wipe,
+}
+
+/// What a crash does to a node's storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Wipe {
+    /// It survives (the usual crash).
+    #[default]
+    No,
+    /// It is lost, and the node restarts empty, marked as rejoining (`agora node --rejoin`):
+    /// a protocol that can rejoin catches up before it votes again; a node whose protocol
+    /// cannot ([`agora_core::Setup::rejoins`]) stays down, as `agora node` refuses to start it.
+    Rejoin,
+    /// It is lost, and the node restarts as a brand-new member: what a runtime that treats a
+    /// missing database as a new one would do. A broken variant, for showing what checkers
+    /// find when that happens.
+    Fresh,
 }
 
 /// A pause: the node handles nothing (messages and timers wait) until it resumes.
@@ -276,6 +296,8 @@ pub struct RandomCrashes {
     pub min_down_ms: f64,
     pub max_down_ms: f64,
     pub restart: bool,
+    /// What each crash does to the node's storage.
+    pub wipe: Wipe,
 }
 
 impl Default for RandomCrashes {
@@ -288,6 +310,7 @@ impl Default for RandomCrashes {
             min_down_ms: 10.0,
             max_down_ms: 300.0,
             restart: true,
+            wipe: Wipe::No,
         }
     }
 }
@@ -310,6 +333,7 @@ impl RandomCrashes {
                     nodes: NodeSet::single(node),
                     at_ms,
                     restart_ms: self.restart.then_some(at_ms + down.max(0.001)),
+                    wipe: self.wipe,
                 }
             })
             .collect()
@@ -512,7 +536,7 @@ impl FromStr for CrashSpec {
     /// `3@100` (crash node 3 at 100 ms) or `3@100..400` (and restart it at 400 ms).
     fn from_str(s: &str) -> Result<Self, FaultError> {
         let (nodes, at_ms, restart_ms) = split_window(s, "--crash")?;
-        Ok(CrashSpec { nodes: parse_set(&nodes, "--crash")?, at_ms, restart_ms })
+        Ok(CrashSpec { nodes: parse_set(&nodes, "--crash")?, at_ms, restart_ms, wipe: Wipe::No })
     }
 }
 

@@ -16,7 +16,7 @@ pub mod sim;
 pub use digest::Digest;
 pub use faults::{
     ClockSpec, CrashSpec, FaultError, Faults, Latency, LinkSpec, Network, OneWaySpec, PartitionSpec,
-    PauseSpec, Regions,
+    PauseSpec, Regions, Wipe,
 };
 pub use nodeset::NodeSet;
 pub use sim::{EndReason, Outcome, SimConfig, Simulation};

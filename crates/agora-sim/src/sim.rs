@@ -10,12 +10,12 @@
 
 use crate::diagram::{Rec, Recorder};
 use crate::digest::Digest;
-use crate::faults::Faults;
+use crate::faults::{Faults, Wipe};
 use crate::net::{Fate, Net};
 use crate::queue::Queue;
 use agora_core::{
     Checker, Context, Counters, Destinations, Effect, EffectOf, EndState, Lifecycle, Message, Metrics,
-    NodeId, Protocol, Rng, Setup, Stable, Time, Violation,
+    NodeId, Protocol, Rng, Setup, Stable, Time, Violation, REJOINING,
 };
 use rand::{Rng as _, SeedableRng};
 use std::collections::HashMap;
@@ -97,7 +97,7 @@ enum Action {
     PartitionHeal(usize),
     OneWayStart(usize),
     OneWayHeal(usize),
-    Crash(NodeId),
+    Crash(NodeId, Wipe),
     Restart(NodeId),
     Pause(NodeId),
     Resume(NodeId),
@@ -154,6 +154,8 @@ struct Slot<N, T> {
     later: std::collections::VecDeque<(u64, String, Vec<u8>)>,
     /// When the node's last deferred write will be done.
     disk_free: Time,
+    /// What its last crash did to its storage, for its restart.
+    wiped: Wipe,
 }
 
 type Msg<S> = <<S as Setup>::Node as Protocol>::Msg;
@@ -215,7 +217,9 @@ impl<S: Setup> Simulation<S> {
         let empty = Stable::new();
         let slots = (0..n)
             .map(|i| Slot {
-                node: Some(setup.build(NodeId(i as u32), &empty)),
+                node: Some(
+                    setup.build(NodeId(i as u32), &empty).expect("nothing to decode in empty storage"),
+                ),
                 status: Status::Up,
                 crashed_ever: false,
                 counters: Counters::default(),
@@ -223,6 +227,7 @@ impl<S: Setup> Simulation<S> {
                 stable: Stable::new(),
                 later: Default::default(),
                 disk_free: Time::ZERO,
+                wiped: Wipe::No,
             })
             .collect();
         let clocks = (!config.faults.clocks.is_empty()).then(|| {
@@ -369,7 +374,7 @@ impl<S: Setup> Simulation<S> {
         }
         for c in &f.crashes {
             for id in c.nodes.iter() {
-                self.push_fault(at(c.at_ms), Event::Fault(Action::Crash(id)));
+                self.push_fault(at(c.at_ms), Event::Fault(Action::Crash(id, c.wipe)));
                 if let Some(r) = c.restart_ms {
                     self.push_fault(at(r), Event::Fault(Action::Restart(id)));
                 }
@@ -497,7 +502,7 @@ impl<S: Setup> Simulation<S> {
             Action::PartitionHeal(i) => self.net.heal(i),
             Action::OneWayStart(i) => self.net.start_one_way(faults.partitions.len() + i, &faults.one_way[i]),
             Action::OneWayHeal(i) => self.net.heal(faults.partitions.len() + i),
-            Action::Crash(id) => {
+            Action::Crash(id, wipe) => {
                 let slot = &mut self.slots[id.index()];
                 if slot.status == Status::Down {
                     return;
@@ -506,6 +511,12 @@ impl<S: Setup> Simulation<S> {
                 slot.node = None;
                 slot.timers.clear();
                 slot.crashed_ever = true;
+                slot.wiped = wipe;
+                if wipe != Wipe::No {
+                    slot.stable = Stable::new();
+                    slot.later.clear();
+                    slot.disk_free = self.now;
+                }
                 // Deferred writes under way: the first few may have landed, in order.
                 if !slot.later.is_empty() {
                     let landed = self.disk_rng.random_range(0..=slot.later.len());
@@ -521,13 +532,30 @@ impl<S: Setup> Simulation<S> {
                     }
                 }
                 self.lifecycle(id, Lifecycle::Crashed);
+                if wipe != Wipe::No {
+                    self.lifecycle(id, Lifecycle::Wiped);
+                }
             }
             Action::Restart(id) => {
                 let slot = &mut self.slots[id.index()];
                 if slot.status != Status::Down {
                     return;
                 }
-                slot.node = Some(self.setup.build(id, &slot.stable));
+                if slot.wiped == Wipe::Rejoin {
+                    if !self.setup.rejoins(id) {
+                        return;
+                    }
+                    slot.stable.put(REJOINING.to_string(), Vec::new());
+                }
+                slot.wiped = Wipe::No;
+                match self.setup.build(id, &slot.stable) {
+                    Ok(node) => slot.node = Some(node),
+                    Err(e) => {
+                        let detail = format!("cannot restart from what it persisted: {e}");
+                        self.violations.push(Violation::new("storage-decodes", Some(id), self.now, detail));
+                        return;
+                    }
+                }
                 slot.status = Status::Up;
                 self.lifecycle(id, Lifecycle::Restarted);
                 self.step(id, |node, ctx| node.on_start(ctx));

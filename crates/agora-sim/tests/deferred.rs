@@ -1,7 +1,9 @@
 //! Deferred writes (`Effect::PersistLater`): they take simulated disk time, land in order, fire
 //! their timer once durable, and a crash before that may or may not have let them land.
 
-use agora_core::{Checker, Context, Deferred, Message, NoProperties, NodeId, Protocol, Setup, Stable, Time};
+use agora_core::{
+    Checker, Context, Corrupt, Deferred, Message, NoProperties, NodeId, Protocol, Setup, Stable, Time,
+};
 use agora_sim::{Faults, Outcome, SimConfig, Simulation};
 use serde::{Deserialize, Serialize};
 
@@ -59,9 +61,9 @@ impl Setup for WriterSetup {
     fn nodes(&self) -> usize {
         1
     }
-    fn build(&self, _: NodeId, stable: &Stable) -> Writer {
+    fn build(&self, _: NodeId, stable: &Stable) -> Result<Writer, Corrupt> {
         let found: Vec<u8> = ["a", "b"].iter().map(|k| stable.get_bytes(k).map_or(0, |v| v[0])).collect();
-        Writer { generation: found.iter().max().unwrap() + 1, found }
+        Ok(Writer { generation: found.iter().max().unwrap() + 1, found })
     }
     fn checker(&self) -> Box<dyn Checker<Writer>> {
         Box::new(NoProperties)

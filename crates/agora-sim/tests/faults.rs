@@ -4,7 +4,7 @@
 //! ticks, both in volatile state and persisted. Observations carry global-time receipts, so each
 //! test reads off what the fault did.
 
-use agora_core::{Checker, Context, Message, NoProperties, NodeId, Protocol, Setup, Stable, Time};
+use agora_core::{Checker, Context, Corrupt, Message, NoProperties, NodeId, Protocol, Setup, Stable, Time};
 use agora_sim::{Faults, Latency, Outcome, Regions, SimConfig, Simulation};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -79,8 +79,8 @@ impl Setup for PingSetup {
     fn nodes(&self) -> usize {
         self.0
     }
-    fn build(&self, _: NodeId, stable: &Stable) -> Pinger {
-        Pinger { ticks: 0, persisted: stable.get("ticks").unwrap().unwrap_or(0), seq: 0 }
+    fn build(&self, _: NodeId, stable: &Stable) -> Result<Pinger, Corrupt> {
+        Ok(Pinger { ticks: 0, persisted: stable.load("ticks")?.unwrap_or(0), seq: 0 })
     }
     fn checker(&self) -> Box<dyn Checker<Pinger>> {
         Box::new(NoProperties)

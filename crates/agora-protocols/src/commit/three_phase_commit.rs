@@ -29,7 +29,7 @@
 
 use super::two_phase_commit::settle;
 use super::{CommitChecker, CommitObs, COORDINATOR};
-use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -390,17 +390,17 @@ impl Setup for ThreePhaseCommitSetup {
         self.nodes
     }
 
-    fn build(&self, id: NodeId, stable: &Stable) -> ThreePhaseCommit {
-        let get = |k| stable.get::<bool>(k).ok().flatten();
-        ThreePhaseCommit {
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<ThreePhaseCommit, Corrupt> {
+        let get = |k| stable.load::<bool>(k);
+        Ok(ThreePhaseCommit {
             id,
             n: self.nodes,
             timeout: self.timeout,
             wants_yes: !self.no_votes.contains(&id.0),
-            begun: get(BEGUN).unwrap_or(false),
-            vote: get(VOTE),
-            precommitted: get(PRECOMMIT).unwrap_or(false),
-            decision: get(DECISION),
+            begun: get(BEGUN)?.unwrap_or(false),
+            vote: get(VOTE)?,
+            precommitted: get(PRECOMMIT)?.unwrap_or(false),
+            decision: get(DECISION)?,
             leading: Leading::No,
             votes: vec![None; self.nodes],
             acked: vec![false; self.nodes],
@@ -408,7 +408,7 @@ impl Setup for ThreePhaseCommitSetup {
             confirmed: vec![false; self.nodes],
             blocked: false,
             restarted: !stable.is_empty(),
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<ThreePhaseCommit>> {

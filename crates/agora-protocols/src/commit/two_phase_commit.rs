@@ -22,7 +22,7 @@
 //! terminate while the coordinator is down after participants voted YES.
 
 use super::{CommitChecker, CommitObs, COORDINATOR};
-use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable, Time};
+use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable, Time};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -243,21 +243,21 @@ impl Setup for TwoPhaseCommitSetup {
         self.nodes
     }
 
-    fn build(&self, id: NodeId, stable: &Stable) -> TwoPhaseCommit {
-        let get = |k| stable.get::<bool>(k).ok().flatten();
-        TwoPhaseCommit {
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<TwoPhaseCommit, Corrupt> {
+        let get = |k| stable.load::<bool>(k);
+        Ok(TwoPhaseCommit {
             id,
             n: self.nodes,
             timeout: self.timeout,
             wants_yes: !self.no_votes.contains(&id.0),
-            begun: get(BEGUN).unwrap_or(false),
-            vote: get(VOTE),
-            decision: get(DECISION),
+            begun: get(BEGUN)?.unwrap_or(false),
+            vote: get(VOTE)?,
+            decision: get(DECISION)?,
             votes: vec![None; self.nodes],
             acked: vec![false; self.nodes],
             blocked: false,
             restarted: !stable.is_empty(),
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<TwoPhaseCommit>> {

@@ -32,7 +32,7 @@
 //! --random-crashes 3`). Once faults stop, heartbeats bring every live node to the highest.
 
 use super::{heartbeat, ElectionChecker, ElectionObs};
-use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -235,18 +235,18 @@ impl Setup for BullySetup {
         self.nodes
     }
 
-    fn build(&self, id: NodeId, stable: &Stable) -> Bully {
-        Bully {
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<Bully, Corrupt> {
+        Ok(Bully {
             id,
             n: self.nodes,
             timeout: self.timeout,
             starter: self.starter,
-            term: stable.get(TERM).ok().flatten().unwrap_or(0),
+            term: stable.load(TERM)?.unwrap_or(0),
             leader: None,
             failed: None,
             electing: false,
             restarted: !stable.is_empty(),
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<Bully>> {

@@ -32,7 +32,7 @@
 //! node skip a live successor; partitions can elect one leader per side.
 
 use super::{heartbeat, ElectionChecker, ElectionObs};
-use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -337,13 +337,13 @@ impl Setup for RingElectionSetup {
         self.nodes
     }
 
-    fn build(&self, id: NodeId, stable: &Stable) -> RingElection {
-        RingElection {
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<RingElection, Corrupt> {
+        Ok(RingElection {
             id,
             n: self.nodes,
             timeout: self.timeout,
             starter: self.starter,
-            term: stable.get(TERM).ok().flatten().unwrap_or(0),
+            term: stable.load(TERM)?.unwrap_or(0),
             leader: None,
             participant: false,
             pending: Vec::new(),
@@ -353,7 +353,7 @@ impl Setup for RingElectionSetup {
             seen: std::collections::VecDeque::new(),
             created: 0,
             restarted: !stable.is_empty(),
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<RingElection>> {

@@ -3,7 +3,7 @@
 
 use super::link::Link;
 use super::{McastChecker, McastObs, MsgId, Order};
-use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -674,9 +674,9 @@ impl Setup for MulticastSetup {
         self.nodes
     }
 
-    fn build(&self, id: NodeId, _: &Stable) -> Peer {
+    fn build(&self, id: NodeId, _: &Stable) -> Result<Peer, Corrupt> {
         let n = self.nodes;
-        Peer {
+        Ok(Peer {
             id,
             n,
             order: self.order,
@@ -705,7 +705,7 @@ impl Setup for MulticastSetup {
             collecting: None,
             to_assign: Vec::new(),
             silent: vec![0; n],
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<Peer>> {

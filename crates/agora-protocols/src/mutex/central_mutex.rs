@@ -13,7 +13,7 @@
 //! until that client releases; queued requests are lost and their clients wait. Loss blocks.
 
 use super::{op, think, MutexChecker, MutexObs, HOLD};
-use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -143,16 +143,16 @@ impl Setup for CentralMutexSetup {
         self.nodes
     }
 
-    fn build(&self, id: NodeId, stable: &Stable) -> CentralMutex {
-        CentralMutex {
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<CentralMutex, Corrupt> {
+        Ok(CentralMutex {
             id,
             left: self.requests,
             done: 0,
             waiting: false,
             inside: false,
-            holder: stable.get(HOLDER).ok().flatten().flatten(),
+            holder: stable.load(HOLDER)?.flatten(),
             queue: VecDeque::new(),
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<CentralMutex>> {

@@ -18,7 +18,7 @@
 //! request queue.
 
 use super::{op, think, MutexChecker, MutexObs, HOLD};
-use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -167,8 +167,8 @@ impl Setup for LamportMutexSetup {
         self.nodes
     }
 
-    fn build(&self, id: NodeId, _: &Stable) -> LamportMutex {
-        LamportMutex {
+    fn build(&self, id: NodeId, _: &Stable) -> Result<LamportMutex, Corrupt> {
+        Ok(LamportMutex {
             id,
             n: self.nodes,
             left: self.requests,
@@ -178,7 +178,7 @@ impl Setup for LamportMutexSetup {
             latest: vec![0; self.nodes],
             mine: None,
             inside: false,
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<LamportMutex>> {

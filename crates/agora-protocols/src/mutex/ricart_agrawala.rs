@@ -17,7 +17,7 @@
 //! requester.
 
 use super::{op, think, MutexChecker, MutexObs, HOLD};
-use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,9 +157,9 @@ impl Setup for RicartAgrawalaSetup {
         self.nodes
     }
 
-    fn build(&self, id: NodeId, stable: &Stable) -> RicartAgrawala {
-        RicartAgrawala {
-            inc: stable.get::<u32>(INCARNATION).ok().flatten().map_or(0, |i| i + 1),
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<RicartAgrawala, Corrupt> {
+        Ok(RicartAgrawala {
+            inc: stable.load::<u32>(INCARNATION)?.map_or(0, |i| i + 1),
             id,
             n: self.nodes,
             left: self.requests,
@@ -169,7 +169,7 @@ impl Setup for RicartAgrawalaSetup {
             replied: vec![false; self.nodes],
             deferred: Vec::new(),
             inside: false,
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<RicartAgrawala>> {

@@ -17,7 +17,7 @@
 //! implemented); safety holds under both.
 
 use super::{op, think, MutexChecker, MutexObs, HOLD};
-use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable};
+use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,8 +146,8 @@ impl Setup for TokenRingMutexSetup {
         self.nodes
     }
 
-    fn build(&self, id: NodeId, stable: &Stable) -> TokenRingMutex {
-        TokenRingMutex {
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<TokenRingMutex, Corrupt> {
+        Ok(TokenRingMutex {
             id,
             n: self.nodes,
             start: self.start,
@@ -158,8 +158,8 @@ impl Setup for TokenRingMutexSetup {
             inside: false,
             token: None,
             last_hop: None,
-            created: stable.get(CREATED).ok().flatten().unwrap_or(false),
-        }
+            created: stable.load(CREATED)?.unwrap_or(false),
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<TokenRingMutex>> {

@@ -14,8 +14,8 @@
 //! of serving it twice. A crashed server stalls the clients until it restarts.
 
 use agora_core::{
-    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time,
-    Violation,
+    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable,
+    Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -144,15 +144,15 @@ impl Setup for CentralSetup {
         self.nodes
     }
 
-    fn build(&self, id: NodeId, _: &Stable) -> Central {
-        Central {
+    fn build(&self, id: NodeId, _: &Stable) -> Result<Central, Corrupt> {
+        Ok(Central {
             id,
             requests: self.requests,
             timeout: self.timeout,
             joined: false,
             next: 0,
             served: vec![0; self.nodes],
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<Central>> {

@@ -20,8 +20,8 @@
 //! never does (a delivery is persisted, so a restarted node does not deliver again).
 
 use agora_core::{
-    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time,
-    Violation,
+    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable,
+    Time, Violation,
 };
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
@@ -152,8 +152,8 @@ impl Setup for GossipSetup {
         self.nodes
     }
 
-    fn build(&self, id: NodeId, stable: &Stable) -> Gossip {
-        Gossip {
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<Gossip, Corrupt> {
+        Ok(Gossip {
             id,
             n: self.nodes,
             origin: self.origin,
@@ -161,9 +161,9 @@ impl Setup for GossipSetup {
             fanout: self.fanout,
             period: self.period,
             rounds: self.rounds(),
-            known: stable.get(DELIVERED).ok().flatten(),
+            known: stable.load(DELIVERED)?,
             left: 0,
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<Gossip>> {

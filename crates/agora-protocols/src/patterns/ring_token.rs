@@ -12,8 +12,8 @@
 //! a crash of its holder ends the circulation (no regeneration).
 
 use agora_core::{
-    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time,
-    Violation,
+    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable,
+    Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -97,14 +97,14 @@ impl Setup for RingTokenSetup {
         self.nodes
     }
 
-    fn build(&self, id: NodeId, stable: &Stable) -> RingToken {
-        RingToken {
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<RingToken, Corrupt> {
+        Ok(RingToken {
             id,
             n: self.nodes,
             start: self.start,
             hops: self.nodes as u64 * self.rounds as u64,
-            last: stable.get(LAST).ok().flatten(),
-        }
+            last: stable.load(LAST)?,
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<RingToken>> {

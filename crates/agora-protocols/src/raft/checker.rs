@@ -14,7 +14,10 @@
 //! - *leader-completeness*: a new leader's log holds every entry committed in an earlier term.
 //! - *state-machine-safety*: no two replicas apply (or commit) different entries at one index,
 //!   and they obtain the same results from them.
-//! - *durable-log*: a restarted replica's log is what it had written.
+//! - *durable-log*: a restarted replica's log is what it had written (unless its storage was
+//!   wiped: it then restarts empty).
+//! - *rejoin-before-vote*: a replica that lost its storage votes only once it has rejoined
+//!   (caught up with a leader's log, see [`super::replica`]).
 //! - *exactly-once*: no command of a client session takes effect twice.
 //! - *acked-applied*: an acknowledged command took effect at the log position it was told.
 //! - *linearizable-reads*: a query is answered at a log index no older than any command or
@@ -75,6 +78,8 @@ pub struct RaftChecker {
     completed: Index,
     read_floor: HashMap<(u64, u64), Index>,
     client_done: Vec<bool>,
+    /// Replicas that restarted rejoining (after losing their storage) and have not caught up.
+    wiped: Vec<bool>,
 }
 
 impl RaftChecker {
@@ -108,6 +113,7 @@ impl RaftChecker {
             completed: 0,
             read_floor: HashMap::new(),
             client_done: vec![false; nodes],
+            wiped: vec![false; nodes],
         }
     }
 
@@ -127,6 +133,7 @@ impl RaftChecker {
                 "replicas apply the same entry at each index, with the same results",
             ),
             always("durable-log", "a restarted replica's log is what it had written"),
+            always("rejoin-before-vote", "a replica that lost its storage votes only once it has caught up"),
             always("exactly-once", "no command of a client session takes effect twice"),
             always("acked-applied", "an acknowledged command took effect at the position it was told"),
             always(
@@ -147,7 +154,8 @@ impl RaftChecker {
         let n = node.index();
         let v = |p: &'static str, d: String| Err(Violation::new(p, Some(node), at, d));
         match obs {
-            RaftObs::Restored { base, log, .. } => {
+            RaftObs::Restored { base, log, rejoining, .. } => {
+                self.wiped[n] = *rejoining;
                 let m = &self.mirrors[n];
                 if m.last() > 0 || !log.is_empty() || base.0 > 0 {
                     let want_last = base.0 + log.len() as u64;
@@ -174,6 +182,10 @@ impl RaftChecker {
                 self.applied_upto[n] = base.0;
                 self.leading[n] = None;
             }
+            RaftObs::Voted { term, .. } if self.wiped[n] => {
+                return v("rejoin-before-vote", format!("voted in term {term} before it rejoined"));
+            }
+            RaftObs::Rejoined { .. } => self.wiped[n] = false,
             RaftObs::Voted { term, candidate } => match self.votes.get(&(node, *term)) {
                 Some(c) if c != candidate => {
                     return v(
@@ -406,6 +418,10 @@ impl RaftChecker {
                 self.client_done[node.index()] = false;
             }
             Lifecycle::Restarted => self.client_done[node.index()] = false,
+            Lifecycle::Wiped => {
+                self.mirrors[node.index()] = Mirror::default();
+                self.applied_upto[node.index()] = 0;
+            }
             _ => {}
         }
     }

@@ -23,7 +23,7 @@
 use super::checker::RaftChecker;
 use super::client::{op_id, session_id, Client};
 use super::{Config, Op, Pos, RaftMsg, RaftObs, RaftTimer, Replica, StateMachine};
-use agora_core::{Checker, Context, NodeId, Protocol, Setup, Stable};
+use agora_core::{Checker, Context, Corrupt, NodeId, Protocol, Setup, Stable};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -287,20 +287,25 @@ impl Setup for KvSetup {
         self.replicas + self.clients
     }
 
-    fn build(&self, id: NodeId, stable: &Stable) -> KvNode {
-        if id.index() < self.replicas {
-            KvNode::Replica(Box::new(Replica::new(self.raft.clone(), id, stable)))
+    /// Replicas rejoin (see [`Replica`]); a client's session numbering would restart.
+    fn rejoins(&self, id: NodeId) -> bool {
+        id.index() < self.replicas
+    }
+
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<KvNode, Corrupt> {
+        Ok(if id.index() < self.replicas {
+            KvNode::Replica(Box::new(Replica::new(self.raft.clone(), id, stable)?))
         } else {
             KvNode::Client(Box::new(KvClient {
                 client: None,
-                incarnation: stable.get(INCARNATION).ok().flatten().unwrap_or(0),
+                incarnation: stable.load(INCARNATION)?.unwrap_or(0),
                 replicas: self.raft.replicas.clone(),
                 work: self.work.clone(),
                 remaining: 0,
                 reported: false,
                 answered: false,
             }))
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<KvNode>> {

@@ -178,6 +178,10 @@ pub enum RaftMsg<SM: StateMachine> {
         commit: Index,
         /// The leader's read round, echoed in the reply.
         round: u64,
+        /// The end of the leader's log: a replica rejoining after losing its storage votes
+        /// again only once its log reaches it (it then holds every entry it may have helped
+        /// commit before the loss).
+        leader_last: Index,
     },
     AppendReply {
         term: Term,
@@ -188,6 +192,9 @@ pub enum RaftMsg<SM: StateMachine> {
         /// leader should retry from `last + 1`.
         last: Index,
         round: u64,
+        /// The follower lost its storage and is rejoining: its log is only what it received
+        /// since, so what the leader recorded as matched may be gone.
+        lost: bool,
     },
     /// A chunk of the leader's snapshot.
     Snapshot {
@@ -260,10 +267,20 @@ pub enum RaftTimer {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RaftObs {
     /// A replica (re)started with this durable state: its snapshot `(index, term, chain)` and
-    /// its log after it, `(term, chain)` per entry.
-    Restored { term: Term, voted_for: Option<NodeId>, base: (Index, Term, u64), log: Vec<(Term, u64)> },
+    /// its log after it, `(term, chain)` per entry; `rejoining` if it lost its storage and
+    /// must catch up before it votes.
+    Restored {
+        term: Term,
+        voted_for: Option<NodeId>,
+        base: (Index, Term, u64),
+        log: Vec<(Term, u64)>,
+        rejoining: bool,
+    },
     /// Voted for `candidate` in `term`.
     Voted { term: Term, candidate: NodeId },
+    /// A replica that lost its storage caught up with the leader of `term` to `index`, the
+    /// end of that leader's log when first heard: it votes again, in later terms only.
+    Rejoined { term: Term, index: Index },
     /// Became leader of `term`.
     Leader { term: Term },
     /// Stopped leading.

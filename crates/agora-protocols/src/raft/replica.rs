@@ -3,7 +3,7 @@
 
 use super::log::Log;
 use super::{Body, Entry, Index, Io, Op, Outcome, Pos, RaftMsg, RaftObs, RaftTimer, StateMachine, Term};
-use agora_core::{wire, Deferred, NodeId, Stable, Time};
+use agora_core::{wire, Corrupt, Deferred, NodeId, Stable, Time, REJOINING};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -206,17 +206,20 @@ pub struct Replica<SM: StateMachine> {
     incoming: Option<(Index, Vec<u8>)>,
     /// When the current leader was last heard from.
     heard_at: Option<Time>,
-}
-
-fn corrupt(me: NodeId, what: &str, e: impl std::fmt::Display) -> ! {
-    panic!("raft replica {me}: its persisted {what} cannot be decoded ({e}); the storage is corrupt")
+    /// Set while this replica rejoins after losing its storage: it neither votes nor stands
+    /// for election until its log reaches the end of a leader's log as first heard (the
+    /// leader's term and last index, once heard).
+    rejoining: Option<Option<(Term, Index)>>,
+    /// The term of the last append accepted, and the index up to which this log then matched
+    /// the leader's.
+    matched: Option<(Term, Index)>,
 }
 
 impl<SM: StateMachine> Replica<SM> {
-    /// A replica in its initial state, or rebuilt from what it persisted.
-    pub fn new(cfg: Arc<Config>, me: NodeId, stable: &Stable) -> Self {
-        let (term, voted_for): (Term, Option<NodeId>) =
-            stable.get(HARD_STATE).unwrap_or_else(|e| corrupt(me, "term and vote", e)).unwrap_or((0, None));
+    /// A replica in its initial state, or rebuilt from what it persisted; a persisted value
+    /// that does not decode is [`Corrupt`].
+    pub fn new(cfg: Arc<Config>, me: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        let (term, voted_for): (Term, Option<NodeId>) = stable.load(HARD_STATE)?.unwrap_or((0, None));
         let mut sm = SM::default();
         let mut sessions = Sessions::new();
         let mut log = Log::new(0, 0, 0);
@@ -232,8 +235,8 @@ impl<SM: StateMachine> Replica<SM> {
         if let Some(newest) = keys.pop() {
             let bytes = stable.get_bytes(&newest).expect("listed");
             let (index, sterm, chain, data): (Index, Term, u64, Vec<u8>) =
-                wire::decode(bytes).unwrap_or_else(|e| corrupt(me, "snapshot", e));
-            (sm, sessions) = wire::decode(&data).unwrap_or_else(|e| corrupt(me, "snapshot", e));
+                wire::decode(bytes).map_err(|e| Corrupt::new(&newest, e))?;
+            (sm, sessions) = wire::decode(&data).map_err(|e| Corrupt::new(&newest, e))?;
             log = Log::new(index, sterm, chain);
             snapshot = Some(Arc::new(data));
             snapshot_key = Some(newest);
@@ -241,22 +244,21 @@ impl<SM: StateMachine> Replica<SM> {
         }
         let mut garbage = false;
         for (key, bytes) in stable.with_prefix(LOG_PREFIX) {
-            let i =
-                Index::from_str_radix(&key[LOG_PREFIX.len()..], 16).unwrap_or_else(|e| corrupt(me, key, e));
+            let i = Index::from_str_radix(&key[LOG_PREFIX.len()..], 16).map_err(|e| Corrupt::new(key, e))?;
             if i <= log.last() {
                 // Below the snapshot: its removal did not land before a crash.
                 garbage = true;
                 continue;
             }
             if i != log.last() + 1 {
-                corrupt(me, "log", format!("entry {i} follows {}", log.last()));
+                return Err(Corrupt::new(key, format!("log entry {i} follows entry {}", log.last())));
             }
-            let entry: Entry<SM> = wire::decode(bytes).unwrap_or_else(|e| corrupt(me, key, e));
+            let entry: Entry<SM> = wire::decode(bytes).map_err(|e| Corrupt::new(key, e))?;
             log.append(entry, bytes);
         }
         let base = log.base().0;
         let peers = cfg.replicas.iter().filter(|r| **r != me).map(|&id| Peer::new(id, 1)).collect();
-        Replica {
+        Ok(Replica {
             cfg,
             me,
             term,
@@ -281,7 +283,14 @@ impl<SM: StateMachine> Replica<SM> {
             leftover: (stale, garbage),
             incoming: None,
             heard_at: None,
-        }
+            rejoining: stable.rejoining().then_some(None),
+            matched: None,
+        })
+    }
+
+    /// Whether this replica is rejoining after losing its storage (it does not vote yet).
+    pub fn rejoining(&self) -> bool {
+        self.rejoining.is_some()
     }
 
     pub fn role(&self) -> Role {
@@ -338,6 +347,9 @@ impl<SM: StateMachine> Replica<SM> {
             self.applied == self.commit && self.commit == self.log.last() && self.writing.is_none();
         match self.role {
             Role::Candidate => false,
+            // A rejoining replica has work to do until it has caught up; its leader may not
+            // know yet that its log is gone.
+            Role::Follower if self.rejoining.is_some() => false,
             Role::Follower => caught_up && self.leader.is_some() && self.incoming.is_none(),
             Role::Leader => {
                 caught_up && self.reads.is_empty() && self.peers.iter().all(|p| p.matched == self.log.last())
@@ -352,6 +364,7 @@ impl<SM: StateMachine> Replica<SM> {
             voted_for: self.voted_for,
             base: (b, t, c),
             log: self.log.summary(),
+            rejoining: self.rejoining.is_some(),
         });
         let (stale, garbage) = std::mem::take(&mut self.leftover);
         for key in stale {
@@ -365,6 +378,7 @@ impl<SM: StateMachine> Replica<SM> {
 
     pub fn on_timer(&mut self, io: &mut impl Io<SM>, timer: RaftTimer) {
         match timer {
+            RaftTimer::Election if self.rejoining.is_some() => self.reset_election_timer(io),
             RaftTimer::Election => match self.role {
                 Role::Follower => self.start_prevote(io),
                 Role::Candidate => self.start_election(io),
@@ -395,11 +409,14 @@ impl<SM: StateMachine> Replica<SM> {
             RaftMsg::VoteReply { term, granted } if from_replica => {
                 self.on_vote_reply(io, from, term, granted)
             }
-            RaftMsg::Append { term, prev_index, prev_term, entries, commit, round } if from_replica => {
-                self.on_append(io, from, term, prev_index, prev_term, entries, commit, round)
+            RaftMsg::Append { term, prev_index, prev_term, entries, commit, round, leader_last }
+                if from_replica =>
+            {
+                self.on_append(io, from, term, (prev_index, prev_term), entries, commit, round);
+                self.rejoin_progress(io, from, term, leader_last);
             }
-            RaftMsg::AppendReply { term, ok, prev, last, round } if from_replica => {
-                self.on_append_reply(io, from, term, ok, prev, last, round)
+            RaftMsg::AppendReply { term, ok, prev, last, round, lost } if from_replica => {
+                self.on_append_reply(io, from, term, ok, (prev, last, lost), round)
             }
             RaftMsg::Snapshot { term, index, last_term, chain, offset, total, data, round }
                 if from_replica =>
@@ -461,7 +478,10 @@ impl<SM: StateMachine> Replica<SM> {
     /// Granted when this replica would vote in `term`: it is newer, no leader is alive, and the
     /// candidate's log is at least as up to date. Nothing here changes.
     fn on_prevote(&mut self, io: &mut impl Io<SM>, from: NodeId, term: Term, candidate_log: (Term, Index)) {
-        let granted = term > self.term && self.at_least_as_current(candidate_log) && !self.leader_alive(io);
+        let granted = term > self.term
+            && self.at_least_as_current(candidate_log)
+            && !self.leader_alive(io)
+            && self.rejoining.is_none();
         let term = if granted { term } else { self.term };
         io.send(from, RaftMsg::PreVoteReply { term, granted });
     }
@@ -546,7 +566,10 @@ impl<SM: StateMachine> Replica<SM> {
             self.leader = None;
         }
         let up_to_date = self.at_least_as_current((last_term, last_index));
-        let granted = term == self.term && self.voted_for.is_none_or(|v| v == from) && up_to_date;
+        let granted = term == self.term
+            && self.voted_for.is_none_or(|v| v == from)
+            && up_to_date
+            && self.rejoining.is_none();
         if granted && self.voted_for.is_none() {
             self.voted_for = Some(from);
             self.persist_hard_state(io);
@@ -648,6 +671,7 @@ impl<SM: StateMachine> Replica<SM> {
             entries,
             commit: self.commit,
             round: self.round,
+            leader_last: last,
         };
         match p.flow {
             Flow::Probe { sent } => {
@@ -722,8 +746,7 @@ impl<SM: StateMachine> Replica<SM> {
         from: NodeId,
         term: Term,
         ok: bool,
-        prev: Index,
-        last: Index,
+        (prev, last, lost): (Index, Index, bool),
         round: u64,
     ) {
         let Some(i) = self.answered_by(io, from, term, round) else { return };
@@ -742,6 +765,11 @@ impl<SM: StateMachine> Replica<SM> {
                 _ => p.next = p.next.max(p.matched + 1),
             }
         } else {
+            if lost && last < p.matched {
+                // The follower lost what it had matched (it rejoins): start over from its log.
+                p.matched = last;
+                p.inflight.clear();
+            }
             let current = match p.flow {
                 Flow::Probe { .. } => prev + 1 == p.next,
                 Flow::Pipeline => prev > p.matched,
@@ -795,14 +823,20 @@ impl<SM: StateMachine> Replica<SM> {
         io: &mut impl Io<SM>,
         from: NodeId,
         term: Term,
-        prev_index: Index,
-        prev_term: Term,
+        (prev_index, prev_term): (Index, Term),
         mut entries: Vec<Entry<SM>>,
         commit: Index,
         round: u64,
     ) {
         if term < self.term {
-            let reply = RaftMsg::AppendReply { term: self.term, ok: false, prev: prev_index, last: 0, round };
+            let reply = RaftMsg::AppendReply {
+                term: self.term,
+                ok: false,
+                prev: prev_index,
+                last: 0,
+                round,
+                lost: self.rejoining.is_some(),
+            };
             io.send(from, reply);
             return;
         }
@@ -817,7 +851,14 @@ impl<SM: StateMachine> Replica<SM> {
                 let last = prev_index + entries.len() as u64;
                 io.send(
                     from,
-                    RaftMsg::AppendReply { term: self.term, ok: true, prev: sent_prev, last, round },
+                    RaftMsg::AppendReply {
+                        term: self.term,
+                        ok: true,
+                        prev: sent_prev,
+                        last,
+                        round,
+                        lost: self.rejoining.is_some(),
+                    },
                 );
                 return;
             }
@@ -826,14 +867,30 @@ impl<SM: StateMachine> Replica<SM> {
         }
         if prev_index > self.log.last() {
             let last = self.log.last();
-            io.send(from, RaftMsg::AppendReply { term: self.term, ok: false, prev: sent_prev, last, round });
+            io.send(
+                from,
+                RaftMsg::AppendReply {
+                    term: self.term,
+                    ok: false,
+                    prev: sent_prev,
+                    last,
+                    round,
+                    lost: self.rejoining.is_some(),
+                },
+            );
             return;
         }
         if self.log.term_at(prev_index) != Some(prev_term) {
             let hint =
                 self.log.first_of_term(prev_index).saturating_sub(1).max(self.commit.min(prev_index - 1));
-            let reply =
-                RaftMsg::AppendReply { term: self.term, ok: false, prev: sent_prev, last: hint, round };
+            let reply = RaftMsg::AppendReply {
+                term: self.term,
+                ok: false,
+                prev: sent_prev,
+                last: hint,
+                round,
+                lost: self.rejoining.is_some(),
+            };
             io.send(from, reply);
             return;
         }
@@ -871,9 +928,42 @@ impl<SM: StateMachine> Replica<SM> {
             // The leader gave up the snapshot: the log reached past it.
             self.incoming = None;
         }
-        let reply =
-            RaftMsg::AppendReply { term: self.term, ok: true, prev: sent_prev, last: last_new, round };
+        self.matched = Some((self.term, last_new));
+        let reply = RaftMsg::AppendReply {
+            term: self.term,
+            ok: true,
+            prev: sent_prev,
+            last: last_new,
+            round,
+            lost: self.rejoining.is_some(),
+        };
         io.send(from, reply);
+    }
+
+    /// A rejoining replica heard the leader `from`, whose log ends at `leader_last`: the first
+    /// such end in a term is the target; once this replica's log matches the leader's up to it,
+    /// it holds every entry it may have acknowledged before it lost its storage (any entry
+    /// committed, or acknowledged and still to be counted, is in every later leader's log, and
+    /// was in this one's when it was first heard). It then votes again — never in this term,
+    /// where it may have voted before the loss, hence the vote recorded for the leader.
+    fn rejoin_progress(&mut self, io: &mut impl Io<SM>, from: NodeId, term: Term, leader_last: Index) {
+        let Some(target) = &mut self.rejoining else { return };
+        if term != self.term || self.leader != Some(from) {
+            return;
+        }
+        let (term, index) = *target.get_or_insert((self.term, leader_last));
+        if term != self.term {
+            // A new leader: its log is the one to reach.
+            *target = Some((self.term, leader_last));
+            return;
+        }
+        if self.matched.is_some_and(|(t, m)| t == term && m >= index) {
+            self.rejoining = None;
+            self.voted_for = Some(from);
+            self.persist_hard_state(io);
+            io.unpersist(REJOINING.to_string());
+            io.observe(RaftObs::Rejoined { term, index });
+        }
     }
 
     // ----- snapshots -----
@@ -1172,6 +1262,7 @@ mod tests {
     struct TestIo {
         rng: agora_core::Rng,
         sent: Vec<(NodeId, RaftMsg<Kv>)>,
+        observed: Vec<RaftObs>,
     }
 
     impl Io<Kv> for TestIo {
@@ -1190,7 +1281,9 @@ mod tests {
         fn unpersist(&mut self, _: String) {}
         fn unpersist_range(&mut self, _: String, _: String) {}
         fn persist_later(&mut self, _: String, _: Deferred, _: RaftTimer) {}
-        fn observe(&mut self, _: RaftObs) {}
+        fn observe(&mut self, o: RaftObs) {
+            self.observed.push(o);
+        }
     }
 
     impl TestIo {
@@ -1215,8 +1308,9 @@ mod tests {
     fn leader(n: usize) -> (Replica<Kv>, TestIo) {
         let mut cfg = Config::new(vec![NodeId(0), NodeId(1), F], Duration::from_millis(100));
         cfg.max_append_entries = 1;
-        let mut r = Replica::new(Arc::new(cfg), NodeId(0), &Stable::new());
-        let mut io = TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new() };
+        let mut r = Replica::new(Arc::new(cfg), NodeId(0), &Stable::new()).unwrap();
+        let mut io =
+            TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new(), observed: Vec::new() };
         r.on_timer(&mut io, RaftTimer::Election);
         assert_eq!(r.term(), 0, "a pre-vote first, in the same term");
         r.on_message(&mut io, NodeId(1), RaftMsg::PreVoteReply { term: 1, granted: true });
@@ -1225,7 +1319,11 @@ mod tests {
         assert_eq!(r.role(), Role::Leader);
         let term = r.term();
         // The first probe is at the no-op's predecessor; F accepts it and enters the pipeline.
-        r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: true, prev: 0, last: 1, round: 0 });
+        r.on_message(
+            &mut io,
+            F,
+            RaftMsg::AppendReply { term, ok: true, prev: 0, last: 1, round: 0, lost: false },
+        );
         io.sent.clear();
         for _ in 0..n {
             r.append(&mut io, Body::Noop);
@@ -1241,7 +1339,11 @@ mod tests {
         assert_eq!(sent, (1..9).map(|p| (p, 1)).collect::<Vec<_>>(), "8 appends, one entry each");
         let term = r.term();
         // Accepting the first two opens room for two more, no others.
-        r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: true, prev: 2, last: 3, round: 0 });
+        r.on_message(
+            &mut io,
+            F,
+            RaftMsg::AppendReply { term, ok: true, prev: 2, last: 3, round: 0, lost: false },
+        );
         assert_eq!(io.appends_to(F), vec![(9, 1), (10, 1)]);
     }
 
@@ -1252,17 +1354,29 @@ mod tests {
         io.appends_to(F);
         let term = r.term();
         // The append after index 1 was lost: F rejects the seven behind it (its log ends at 1).
-        r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: false, prev: 2, last: 1, round: 0 });
+        r.on_message(
+            &mut io,
+            F,
+            RaftMsg::AppendReply { term, ok: false, prev: 2, last: 1, round: 0, lost: false },
+        );
         assert_eq!(io.appends_to(F), vec![(1, 1)], "one probe, from F's end");
         for prev in 3..9 {
-            r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: false, prev, last: 1, round: 0 });
+            r.on_message(
+                &mut io,
+                F,
+                RaftMsg::AppendReply { term, ok: false, prev, last: 1, round: 0, lost: false },
+            );
         }
         assert_eq!(io.appends_to(F), vec![], "the stale rejections send nothing");
         // A heartbeat while the probe is out probes with an empty append.
         r.heartbeat(&mut io);
         assert_eq!(io.appends_to(F), vec![(1, 0)]);
         // The probe is accepted: back to the pipeline, a window from there.
-        r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: true, prev: 1, last: 2, round: 0 });
+        r.on_message(
+            &mut io,
+            F,
+            RaftMsg::AppendReply { term, ok: true, prev: 1, last: 2, round: 0, lost: false },
+        );
         assert_eq!(io.appends_to(F), (2..10).map(|p| (p, 1)).collect::<Vec<_>>());
     }
 
@@ -1273,19 +1387,28 @@ mod tests {
         // F's log turns out to diverge after index 0: it rejects the append after 5 with hint 0.
         r.replicate(&mut io, 1, false);
         io.appends_to(F);
-        r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: false, prev: 5, last: 0, round: 0 });
+        r.on_message(
+            &mut io,
+            F,
+            RaftMsg::AppendReply { term, ok: false, prev: 5, last: 0, round: 0, lost: false },
+        );
         // Never below what F has matched (1).
         assert_eq!(io.appends_to(F), vec![(1, 1)]);
         // Another rejection of an append sent before the probe changes nothing.
-        r.on_message(&mut io, F, RaftMsg::AppendReply { term, ok: false, prev: 7, last: 0, round: 0 });
+        r.on_message(
+            &mut io,
+            F,
+            RaftMsg::AppendReply { term, ok: false, prev: 7, last: 0, round: 0, lost: false },
+        );
         assert_eq!(io.appends_to(F), vec![]);
     }
 
     #[test]
     fn a_follower_drops_a_snapshot_the_leader_gave_up() {
         let cfg = Config::new(vec![NodeId(0), NodeId(1), F], Duration::from_millis(100));
-        let mut f = Replica::<Kv>::new(Arc::new(cfg), F, &Stable::new());
-        let mut io = TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new() };
+        let mut f = Replica::<Kv>::new(Arc::new(cfg), F, &Stable::new()).unwrap();
+        let mut io =
+            TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new(), observed: Vec::new() };
         let leader = NodeId(0);
         let chunk = RaftMsg::Snapshot {
             term: 1,
@@ -1301,7 +1424,15 @@ mod tests {
         assert!(!f.settled(), "a snapshot is half received");
         // The leader learnt that F's log reaches far enough and sends entries instead.
         let entries = (0..6).map(|_| Entry { term: 1, body: Body::Noop }).collect();
-        let append = RaftMsg::Append { term: 1, prev_index: 0, prev_term: 0, entries, commit: 6, round: 0 };
+        let append = RaftMsg::Append {
+            term: 1,
+            prev_index: 0,
+            prev_term: 0,
+            entries,
+            commit: 6,
+            round: 0,
+            leader_last: 6,
+        };
         f.on_message(&mut io, leader, append);
         assert_eq!(f.commit_index(), 6);
         assert!(f.settled(), "the abandoned snapshot no longer holds the follower busy");
@@ -1310,16 +1441,24 @@ mod tests {
     #[test]
     fn a_follower_that_hears_its_leader_refuses_pre_votes_and_keeps_its_term() {
         let cfg = Config::new(vec![NodeId(0), NodeId(1), F], Duration::from_millis(100));
-        let mut f = Replica::<Kv>::new(Arc::new(cfg), F, &Stable::new());
-        let mut io = TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new() };
+        let mut f = Replica::<Kv>::new(Arc::new(cfg), F, &Stable::new()).unwrap();
+        let mut io =
+            TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new(), observed: Vec::new() };
         let prevote = RaftMsg::PreVote { term: 1, last_index: 0, last_term: 0 };
         // No leader heard from yet: granted, and nothing changes here.
         f.on_message(&mut io, NodeId(1), prevote.clone());
         assert!(matches!(io.sent.pop(), Some((_, RaftMsg::PreVoteReply { term: 1, granted: true }))));
         assert_eq!(f.term(), 0);
         // Once the leader of term 1 is heard from, a pre-vote for term 2 is refused.
-        let beat =
-            RaftMsg::Append { term: 1, prev_index: 0, prev_term: 0, entries: vec![], commit: 0, round: 0 };
+        let beat = RaftMsg::Append {
+            term: 1,
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![],
+            commit: 0,
+            round: 0,
+            leader_last: 0,
+        };
         f.on_message(&mut io, NodeId(0), beat);
         io.sent.clear();
         f.on_message(&mut io, NodeId(1), RaftMsg::PreVote { term: 2, last_index: 0, last_term: 0 });
@@ -1329,5 +1468,48 @@ mod tests {
         f.on_timer(&mut io, RaftTimer::Election);
         assert_eq!(f.term(), 1);
         assert!(io.sent.iter().all(|(_, m)| matches!(m, RaftMsg::PreVote { term: 2, .. })));
+    }
+
+    #[test]
+    fn a_rejoining_replica_votes_only_after_reaching_the_leaders_log() {
+        let cfg = Arc::new(Config::new(vec![NodeId(0), NodeId(1), F], Duration::from_millis(100)));
+        let mut stable = Stable::new();
+        stable.put(REJOINING.into(), Vec::new());
+        let mut f = Replica::<Kv>::new(cfg, F, &stable).unwrap();
+        assert!(f.rejoining());
+        let mut io =
+            TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new(), observed: Vec::new() };
+        let refused =
+            |io: &mut TestIo| matches!(io.sent.pop(), Some((_, RaftMsg::VoteReply { granted: false, .. })));
+        // An empty log is as up to date as any: a replica that forgot would grant this.
+        f.on_message(&mut io, NodeId(1), RaftMsg::Vote { term: 3, last_index: 0, last_term: 0 });
+        assert!(refused(&mut io), "no vote while rejoining");
+        assert_eq!(f.term(), 3, "it still learns the term");
+        f.on_timer(&mut io, RaftTimer::Election);
+        assert!(io.sent.is_empty(), "no pre-vote or candidacy while rejoining");
+        // The leader of term 3 has a log up to 2; its first append carries entry 1 only.
+        let entry = |_: Index| Entry::<Kv> { term: 3, body: Body::Noop };
+        let append = |prev: Index, n: usize| RaftMsg::Append {
+            term: 3,
+            prev_index: prev,
+            prev_term: if prev == 0 { 0 } else { 3 },
+            entries: (0..n).map(|k| entry(prev + 1 + k as u64)).collect(),
+            commit: 0,
+            round: 0,
+            leader_last: 2,
+        };
+        f.on_message(&mut io, NodeId(0), append(0, 1));
+        assert!(f.rejoining(), "entry 2 is not here yet");
+        f.on_message(&mut io, NodeId(0), append(1, 1));
+        assert!(!f.rejoining());
+        assert!(io.observed.iter().any(|o| matches!(o, RaftObs::Rejoined { term: 3, index: 2 })));
+        // It may have voted in term 3 before its loss: never again in it...
+        f.on_message(&mut io, NodeId(1), RaftMsg::Vote { term: 3, last_index: 9, last_term: 3 });
+        assert!(refused(&mut io));
+        // ...but in later terms, as any replica.
+        io.sent.clear();
+        f.heard_at = None;
+        f.on_message(&mut io, NodeId(1), RaftMsg::Vote { term: 4, last_index: 9, last_term: 3 });
+        assert!(matches!(io.sent.pop(), Some((_, RaftMsg::VoteReply { granted: true, .. }))));
     }
 }

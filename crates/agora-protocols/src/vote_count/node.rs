@@ -5,7 +5,7 @@ use super::checker::VoteChecker;
 use super::{Ballot, Cmd, Hash, Out, Phase, Query, Reason, Receipt, Results, Spec, Tally};
 use crate::raft::client::{op_id, session_id, Client};
 use crate::raft::{self, Op, Outcome, RaftMsg, RaftObs, RaftTimer, Replica};
-use agora_core::{Checker, Context, Message, NodeId, Protocol, Setup, Stable, Time};
+use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable, Time};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -844,17 +844,23 @@ impl Setup for VoteSetup {
         self.s.nodes()
     }
 
-    fn build(&self, id: NodeId, stable: &Stable) -> VoteNode {
+    /// The legislature's replicas rejoin (see [`Replica`]); coordinators' session numbering
+    /// would restart.
+    fn rejoins(&self, id: NodeId) -> bool {
+        matches!(self.s.role_of(id), (RoleKind::Replica, _))
+    }
+
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<VoteNode, Corrupt> {
         let s = &self.s;
-        match s.role_of(id) {
+        Ok(match s.role_of(id) {
             (RoleKind::Replica, _) => VoteNode::Replica(Box::new(Legislator {
-                replica: Replica::new(self.raft.clone(), id, stable),
+                replica: Replica::new(self.raft.clone(), id, stable)?,
                 reported_digest: None,
             })),
             (RoleKind::Coordinator, _) => VoteNode::Coordinator(Box::new(Coordinator {
                 s: s.clone(),
                 client: None,
-                incarnation: stable.get(INCARNATION).ok().flatten().unwrap_or(0),
+                incarnation: stable.load(INCARNATION)?.unwrap_or(0),
                 pending: BTreeMap::new(),
                 phase: Phase::Setup,
                 regions_done: BTreeSet::new(),
@@ -876,7 +882,7 @@ impl Setup for VoteSetup {
                 phase: Phase::Setup,
             })),
             (RoleKind::Citizen, r) => VoteNode::Citizen(Box::new(Citizen::build(s, r))),
-        }
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<VoteNode>> {
