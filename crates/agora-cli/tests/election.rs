@@ -64,7 +64,7 @@ fn a_simulated_election_writes_its_map_board_and_receipts_and_receipts_verify() 
     let v = json(&o);
     check_report(&v, 3000);
     assert!(v["rejected"].as_u64().unwrap() > 0);
-    for f in ["results.json", "results.csv", "map.svg", "board.csv", "receipts.csv"] {
+    for f in ["results.json", "results.csv", "map.svg", "board.csv", "receipts.csv", "receipts.jsonl"] {
         assert!(out.join(f).exists(), "{f}");
     }
     let svg = std::fs::read_to_string(out.join("map.svg")).unwrap();
@@ -88,7 +88,7 @@ fn a_simulated_election_writes_its_map_board_and_receipts_and_receipts_verify() 
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("INCLUDED"));
     let mut f: Vec<String> = line.split(',').map(String::from).collect();
-    f[2] = f[2].chars().rev().collect();
+    f[4] = f[4].chars().rev().collect();
     std::fs::write(&receipt, f.join(",")).unwrap();
     let bad = verify();
     assert_eq!(bad.status.code(), Some(1));
