@@ -1,7 +1,7 @@
 //! `agora election`: the federated election count, end to end — over loopback TCP with redb
 //! (the default) or in the simulator (`--sim`) — and `register` and `verify`.
 
-use crate::cli::{ElectionAction, ElectionArgs, ElectionRunArgs, RegisterArgs};
+use crate::cli::{ElectionAction, ElectionArgs, ElectionRunArgs, FaultArgs, RegisterArgs};
 use crate::election_verify::{self, board_line, receipt_csv, receipt_json, BOARD_HEADER, RECEIPTS_HEADER};
 use crate::error::UserError;
 use crate::{faults, output, repro, sim_cmd, timeline};
@@ -327,20 +327,43 @@ fn settings(a: &ElectionRunArgs) -> Result<Settings, UserError> {
     Ok(s)
 }
 
+/// The fault flags set in `a`: over TCP the election injects none of them.
+fn fault_flags(a: &ElectionRunArgs) -> Vec<&'static str> {
+    let f: &FaultArgs = &a.faults;
+    let set = [
+        ("--faults", f.faults.is_some()),
+        ("--latency", f.latency.is_some()),
+        ("--loss", f.loss.is_some()),
+        ("--duplicate", f.duplicate.is_some()),
+        ("--reorder", f.reorder.is_some()),
+        ("--reorder-delay-ms", f.reorder_delay_ms.is_some()),
+        ("--fifo", f.fifo),
+        ("--partition", !f.partition.is_empty()),
+        ("--one-way", !f.one_way.is_empty()),
+        ("--crash", !f.crash.is_empty()),
+        ("--pause", !f.pause.is_empty()),
+        ("--skew", !f.skew.is_empty()),
+        ("--drift", !f.drift.is_empty()),
+        ("--regions", f.regions.is_some()),
+        ("--random-crashes", f.random_crashes.is_some()),
+        ("--crash-replicas", a.crash_replicas.is_some()),
+    ];
+    set.into_iter().filter(|(_, on)| *on).map(|(flag, _)| flag).collect()
+}
+
 fn election(a: &ElectionRunArgs, argv: &[String]) -> Result<i32, UserError> {
+    let refused = fault_flags(a);
+    if !a.sim && !refused.is_empty() {
+        return Err(UserError(format!(
+            "{} {} --sim: the election over TCP injects no faults (kill its processes instead; see docs/election.md)",
+            refused.join(", "),
+            if refused.len() == 1 { "needs" } else { "need" }
+        )));
+    }
     let s = settings(a)?;
     let spec = s.spec.clone();
     let setup = VoteSetup::new(s);
-    let report = if a.sim {
-        simulate(a, setup, argv)?
-    } else {
-        if a.crash_replicas.is_some() || a.faults.loss.is_some() || !a.faults.crash.is_empty() {
-            return Err(UserError(
-                "fault flags apply to the simulator: add --sim (over TCP, kill processes; see docs/election.md)".into(),
-            ));
-        }
-        over_tcp(a, setup, argv)?
-    };
+    let report = if a.sim { simulate(a, setup, argv)? } else { over_tcp(a, setup, argv)? };
     if let Some(dir) = &a.out {
         write_out(dir, &spec, &report)?;
     }

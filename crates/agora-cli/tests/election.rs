@@ -163,7 +163,8 @@ fn bad_election_files_rolls_and_flags_exit_2_with_one_line() {
         (vec!["election", "--voters", "0"], "--voters 0"),
         (vec!["election", "--replicas", "0"], "replicas"),
         (vec!["election", "--bad-ballots", "0.9"], "--bad-ballots"),
-        (vec!["election", "--loss", "0.1"], "--sim"),
+        (vec!["election", "--loss", "0.1"], "--loss needs --sim"),
+        (vec!["election", "--duplicate", "0.1", "--reorder", "0.2"], "--duplicate, --reorder need --sim"),
         (vec!["election", "verify", "--receipt", "/nonexistent", "--results", "/tmp"], "cannot read receipt"),
     ];
     for (args, expected) in cases {
@@ -172,5 +173,38 @@ fn bad_election_files_rolls_and_flags_exit_2_with_one_line() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: expected `{expected}` in `{stderr}`");
+    }
+}
+
+#[test]
+fn every_fault_flag_without_sim_is_refused_by_name() {
+    // Over TCP the election injects no faults: each flag is refused, none silently ignored.
+    let flags: [&[&str]; 16] = [
+        &["--faults", "/nonexistent.toml"],
+        &["--latency", "constant:5"],
+        &["--loss", "0.1"],
+        &["--duplicate", "0.1"],
+        &["--reorder", "0.1"],
+        &["--reorder-delay-ms", "5"],
+        &["--fifo"],
+        &["--partition", "0..2|2..5@100..500"],
+        &["--one-way", "0..2>2..5@100..500"],
+        &["--crash", "0@100..400"],
+        &["--pause", "0@100..400"],
+        &["--skew", "0=5"],
+        &["--drift", "0=100"],
+        &["--regions", "aws"],
+        &["--random-crashes", "2"],
+        &["--crash-replicas", "1"],
+    ];
+    for flag in flags {
+        let mut args = vec!["election", "--voters", "10"];
+        args.extend_from_slice(flag);
+        let out = agora(&args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("{} needs --sim", flag[0])), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing ran");
     }
 }
