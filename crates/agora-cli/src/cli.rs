@@ -65,7 +65,8 @@ pub struct ElectionArgs {
 pub enum ElectionAction {
     /// Write a voter roll with one secret credential per voter (CSV: voter,state,credential).
     Register(RegisterArgs),
-    /// Check that a receipt's ballot is among the published counted ballots.
+    /// Check the published bulletin board against the results (every leaf, the Merkle root,
+    /// the counts, the digest) and every receipt given against the board.
     Verify(VerifyArgs),
 }
 
@@ -111,7 +112,7 @@ pub struct ElectionRunArgs {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Write results.json, results.csv, map.svg (a tile map of the states), board.csv (every
-    /// counted ballot) and receipts.csv here.
+    /// counted ballot), receipts.csv and receipts.jsonl here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Give up after this much (wall or virtual) time.
@@ -139,7 +140,8 @@ pub struct RegisterArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// A receipt: one JSON object as in receipts/<voter>.json, or a line of receipts.csv.
+    /// Receipts, each checked: lines of receipts.csv or receipts.jsonl (as --out writes them),
+    /// one JSON object, or a JSON array of them.
     #[arg(long, value_name = "FILE")]
     pub receipt: PathBuf,
     /// The folder an election wrote with --out (results.json and board.csv).

@@ -1,7 +1,8 @@
 //! `agora election`: the federated election count, end to end — over loopback TCP with redb
 //! (the default) or in the simulator (`--sim`) — and `register` and `verify`.
 
-use crate::cli::{ElectionAction, ElectionArgs, ElectionRunArgs, RegisterArgs, VerifyArgs};
+use crate::cli::{ElectionAction, ElectionArgs, ElectionRunArgs, FaultArgs, RegisterArgs};
+use crate::election_verify::{self, board_line, receipt_csv, receipt_json, BOARD_HEADER, RECEIPTS_HEADER};
 use crate::error::UserError;
 use crate::{faults, output, repro, sim_cmd, timeline};
 use agora_core::{NodeId, RunSummary, Setup, Time};
@@ -23,7 +24,7 @@ use std::time::Duration;
 pub fn run(args: &ElectionArgs, argv: &[String]) -> Result<i32, UserError> {
     match &args.action {
         Some(ElectionAction::Register(a)) => register(a),
-        Some(ElectionAction::Verify(a)) => verify(a),
+        Some(ElectionAction::Verify(a)) => election_verify::verify(a),
         None => election(&args.run, argv),
     }
 }
@@ -49,7 +50,7 @@ struct RegionEntry {
 }
 
 /// `N` bytes from `2N` hex digits.
-fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+pub fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     if s.len() != 2 * N {
         return None;
     }
@@ -73,6 +74,9 @@ fn load_spec(path: &Option<PathBuf>, voters: u64, seed: u64) -> Result<Spec, Use
     }
     if f.options.is_empty() || f.options.len() > 16 {
         return Err(bad(format!("{} options; a ballot needs 1 to 16", f.options.len())));
+    }
+    if let Some((i, o)) = f.options.iter().enumerate().find(|(i, o)| f.options[..*i].contains(o)) {
+        return Err(bad(format!("option {} `{o}` is on the ballot twice", i + 1)));
     }
     let key = match &f.key {
         Some(k) => unhex::<32>(k).ok_or_else(|| bad("`key` must be 64 hex digits".into()))?,
@@ -173,10 +177,12 @@ struct Report {
     summary: RunSummary,
     #[serde(skip)]
     published: Option<Results>,
+    /// The bulletin board: every counted ballot's row, by leaf.
     #[serde(skip)]
-    board: Vec<Option<(u64, Hash)>>,
+    board: Vec<Option<vc::Receipt>>,
+    /// The receipts the citizens got for their valid ballots.
     #[serde(skip)]
-    receipts: Vec<(u64, vc::Receipt)>,
+    receipts: Vec<vc::Receipt>,
     /// When replicas became leader: (ns, node, term).
     #[serde(skip)]
     leaders: Vec<(u64, u32, u64)>,
@@ -195,7 +201,7 @@ fn report<'a>(
 ) -> Report {
     let (mut cast, mut acknowledged, mut rejected) = (0, 0, 0);
     let mut by_reason = BTreeMap::new();
-    let mut board: Vec<Option<(u64, Hash)>> = Vec::new();
+    let mut board: Vec<Option<vc::Receipt>> = Vec::new();
     let mut digests: BTreeMap<NodeId, Hash> = BTreeMap::new();
     let mut published: Option<Results> = None;
     let mut agree = true;
@@ -212,7 +218,7 @@ fn report<'a>(
                 acknowledged += 1;
                 last = last.max(t);
                 if *intent == Intent::Valid {
-                    receipts.push((r.voter, *r));
+                    receipts.push(*r);
                 }
             }
             VoteObs::Answered { answer: Answer::Rejected(r), .. } => {
@@ -220,11 +226,12 @@ fn report<'a>(
                 *by_reason.entry(r.code().to_string()).or_insert(0) += 1;
             }
             VoteObs::Counted { ballots } => {
-                for &(voter, hash, leaf) in ballots {
-                    if board.len() <= leaf as usize {
-                        board.resize(leaf as usize + 1, None);
+                for row in ballots {
+                    let leaf = row.leaf as usize;
+                    if board.len() <= leaf {
+                        board.resize(leaf + 1, None);
                     }
-                    board[leaf as usize] = Some((voter, hash));
+                    board[leaf] = Some(*row);
                 }
             }
             VoteObs::Tallied { digest, .. } => {
@@ -320,20 +327,43 @@ fn settings(a: &ElectionRunArgs) -> Result<Settings, UserError> {
     Ok(s)
 }
 
+/// The fault flags set in `a`: over TCP the election injects none of them.
+fn fault_flags(a: &ElectionRunArgs) -> Vec<&'static str> {
+    let f: &FaultArgs = &a.faults;
+    let set = [
+        ("--faults", f.faults.is_some()),
+        ("--latency", f.latency.is_some()),
+        ("--loss", f.loss.is_some()),
+        ("--duplicate", f.duplicate.is_some()),
+        ("--reorder", f.reorder.is_some()),
+        ("--reorder-delay-ms", f.reorder_delay_ms.is_some()),
+        ("--fifo", f.fifo),
+        ("--partition", !f.partition.is_empty()),
+        ("--one-way", !f.one_way.is_empty()),
+        ("--crash", !f.crash.is_empty()),
+        ("--pause", !f.pause.is_empty()),
+        ("--skew", !f.skew.is_empty()),
+        ("--drift", !f.drift.is_empty()),
+        ("--regions", f.regions.is_some()),
+        ("--random-crashes", f.random_crashes.is_some()),
+        ("--crash-replicas", a.crash_replicas.is_some()),
+    ];
+    set.into_iter().filter(|(_, on)| *on).map(|(flag, _)| flag).collect()
+}
+
 fn election(a: &ElectionRunArgs, argv: &[String]) -> Result<i32, UserError> {
+    let refused = fault_flags(a);
+    if !a.sim && !refused.is_empty() {
+        return Err(UserError(format!(
+            "{} {} --sim: the election over TCP injects no faults (kill its processes instead; see docs/election.md)",
+            refused.join(", "),
+            if refused.len() == 1 { "needs" } else { "need" }
+        )));
+    }
     let s = settings(a)?;
     let spec = s.spec.clone();
     let setup = VoteSetup::new(s);
-    let report = if a.sim {
-        simulate(a, setup, argv)?
-    } else {
-        if a.crash_replicas.is_some() || a.faults.loss.is_some() || !a.faults.crash.is_empty() {
-            return Err(UserError(
-                "fault flags apply to the simulator: add --sim (over TCP, kill processes; see docs/election.md)".into(),
-            ));
-        }
-        over_tcp(a, setup, argv)?
-    };
+    let report = if a.sim { simulate(a, setup, argv)? } else { over_tcp(a, setup, argv)? };
     if let Some(dir) = &a.out {
         write_out(dir, &spec, &report)?;
     }
@@ -664,99 +694,26 @@ fn write_out(dir: &Path, spec: &Spec, r: &Report) -> Result<(), UserError> {
     }
     output::write_file(&dir.join("results.csv"), &csv)?;
     output::write_file(&dir.join("map.svg"), &map_svg(spec, p))?;
-    let mut board = String::from("leaf,voter,hash\n");
-    for (leaf, b) in r.board.iter().enumerate() {
-        match b {
-            Some((v, h)) => board.push_str(&format!("{leaf},{v},{}\n", hex(h))),
-            None => return Err(UserError(format!("the counted ballot at leaf {leaf} was never reported"))),
-        }
+    if r.board.len() as u64 != p.counted {
+        return Err(UserError(format!("{} ballots were counted, {} reported", p.counted, r.board.len())));
+    }
+    let mut board = format!("{BOARD_HEADER}\n");
+    for (leaf, row) in r.board.iter().enumerate() {
+        let row =
+            row.ok_or_else(|| UserError(format!("the counted ballot at leaf {leaf} was never reported")))?;
+        board.push_str(&board_line(&spec.id, &row));
+        board.push('\n');
     }
     output::write_file(&dir.join("board.csv"), &board)?;
     timeline::build(&r.ops, &r.leaders).write(dir, "ballots", Some(50.0))?;
-    let mut receipts = String::from("election,voter,hash,leaf,index,offset\n");
-    for (v, rc) in &r.receipts {
-        receipts.push_str(&format!(
-            "{},{v},{},{},{},{}\n",
-            spec.id,
-            hex(&rc.hash),
-            rc.leaf,
-            rc.pos.index,
-            rc.pos.offset
-        ));
+    let (mut csv, mut jsonl) = (format!("{RECEIPTS_HEADER}\n"), String::new());
+    for rc in &r.receipts {
+        csv.push_str(&receipt_csv(&spec.id, rc));
+        csv.push('\n');
+        jsonl.push_str(&receipt_json(&spec.id, rc));
+        jsonl.push('\n');
     }
-    output::write_file(&dir.join("receipts.csv"), &receipts)?;
+    output::write_file(&dir.join("receipts.csv"), &csv)?;
+    output::write_file(&dir.join("receipts.jsonl"), &jsonl)?;
     Ok(())
-}
-
-// ----- verify -----
-
-fn verify(a: &VerifyArgs) -> Result<i32, UserError> {
-    let text = std::fs::read_to_string(&a.receipt)
-        .map_err(|e| UserError(format!("cannot read receipt {}: {e}", a.receipt.display())))?;
-    let bad_receipt = || {
-        UserError(format!(
-            "receipt {}: expected a line election,voter,hash,leaf,index,offset",
-            a.receipt.display()
-        ))
-    };
-    let line =
-        text.lines().find(|l| !l.starts_with("election,") && !l.trim().is_empty()).ok_or_else(bad_receipt)?;
-    let f: Vec<&str> = line.split(',').map(str::trim).collect();
-    if f.len() != 6 {
-        return Err(bad_receipt());
-    }
-    let voter: u64 = f[1].parse().map_err(|_| bad_receipt())?;
-    let hash = unhex::<16>(f[2]).ok_or_else(bad_receipt)?;
-    let leaf: usize = f[3].parse().map_err(|_| bad_receipt())?;
-    let results_path = a.results.join("results.json");
-    let results: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&results_path)
-            .map_err(|e| UserError(format!("cannot read {}: {e}", results_path.display())))?,
-    )
-    .map_err(|e| UserError(format!("{}: {e}", results_path.display())))?;
-    let root = results["merkle_root"]
-        .as_str()
-        .and_then(unhex::<16>)
-        .ok_or_else(|| UserError(format!("{}: no merkle_root", results_path.display())))?;
-    if results["election"].as_str() != Some(f[0]) {
-        println!(
-            "NOT INCLUDED: the receipt is for election `{}`, the results for {}",
-            f[0], results["election"]
-        );
-        return Ok(1);
-    }
-    let board_path = a.results.join("board.csv");
-    let board_text = std::fs::read_to_string(&board_path)
-        .map_err(|e| UserError(format!("cannot read {}: {e}", board_path.display())))?;
-    let mut leaves = Vec::new();
-    let mut voters = Vec::new();
-    for (n, l) in board_text.lines().skip(1).enumerate() {
-        let c: Vec<&str> = l.split(',').collect();
-        let h = (c.len() == 3).then(|| unhex::<16>(c[2])).flatten().ok_or_else(|| {
-            UserError(format!("{} line {}: expected leaf,voter,hash", board_path.display(), n + 2))
-        })?;
-        leaves.push(h);
-        voters.push(c[1].parse::<u64>().unwrap_or(u64::MAX));
-    }
-    if vc::merkle_root(leaves.clone()) != root {
-        println!("NOT VERIFIED: the board does not hash to the published Merkle root");
-        return Ok(1);
-    }
-    if leaf >= leaves.len() || leaves[leaf] != hash || voters[leaf] != voter {
-        println!(
-            "NOT INCLUDED: leaf {leaf} of the published board is not voter {voter}'s ballot {}",
-            hex(&hash)
-        );
-        return Ok(1);
-    }
-    let path = vc::merkle_path(&leaves, leaf);
-    assert!(vc::merkle_verify(hash, &path, root));
-    println!(
-        "INCLUDED: voter {voter}'s ballot {} is leaf {leaf} of {} under Merkle root {} ({} hashes on its path)",
-        hex(&hash),
-        leaves.len(),
-        hex(&root),
-        path.len()
-    );
-    Ok(0)
 }

@@ -9,6 +9,7 @@ mod clocks_cmd;
 mod cluster_file;
 mod complexity_cmd;
 mod election_cmd;
+mod election_verify;
 mod error;
 mod faults;
 mod multicast_cmd;

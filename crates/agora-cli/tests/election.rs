@@ -64,7 +64,7 @@ fn a_simulated_election_writes_its_map_board_and_receipts_and_receipts_verify() 
     let v = json(&o);
     check_report(&v, 3000);
     assert!(v["rejected"].as_u64().unwrap() > 0);
-    for f in ["results.json", "results.csv", "map.svg", "board.csv", "receipts.csv"] {
+    for f in ["results.json", "results.csv", "map.svg", "board.csv", "receipts.csv", "receipts.jsonl"] {
         assert!(out.join(f).exists(), "{f}");
     }
     let svg = std::fs::read_to_string(out.join("map.svg")).unwrap();
@@ -88,7 +88,7 @@ fn a_simulated_election_writes_its_map_board_and_receipts_and_receipts_verify() 
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("INCLUDED"));
     let mut f: Vec<String> = line.split(',').map(String::from).collect();
-    f[2] = f[2].chars().rev().collect();
+    f[4] = f[4].chars().rev().collect();
     std::fs::write(&receipt, f.join(",")).unwrap();
     let bad = verify();
     assert_eq!(bad.status.code(), Some(1));
@@ -163,7 +163,8 @@ fn bad_election_files_rolls_and_flags_exit_2_with_one_line() {
         (vec!["election", "--voters", "0"], "--voters 0"),
         (vec!["election", "--replicas", "0"], "replicas"),
         (vec!["election", "--bad-ballots", "0.9"], "--bad-ballots"),
-        (vec!["election", "--loss", "0.1"], "--sim"),
+        (vec!["election", "--loss", "0.1"], "--loss needs --sim"),
+        (vec!["election", "--duplicate", "0.1", "--reorder", "0.2"], "--duplicate, --reorder need --sim"),
         (vec!["election", "verify", "--receipt", "/nonexistent", "--results", "/tmp"], "cannot read receipt"),
     ];
     for (args, expected) in cases {
@@ -172,5 +173,38 @@ fn bad_election_files_rolls_and_flags_exit_2_with_one_line() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: expected `{expected}` in `{stderr}`");
+    }
+}
+
+#[test]
+fn every_fault_flag_without_sim_is_refused_by_name() {
+    // Over TCP the election injects no faults: each flag is refused, none silently ignored.
+    let flags: [&[&str]; 16] = [
+        &["--faults", "/nonexistent.toml"],
+        &["--latency", "constant:5"],
+        &["--loss", "0.1"],
+        &["--duplicate", "0.1"],
+        &["--reorder", "0.1"],
+        &["--reorder-delay-ms", "5"],
+        &["--fifo"],
+        &["--partition", "0..2|2..5@100..500"],
+        &["--one-way", "0..2>2..5@100..500"],
+        &["--crash", "0@100..400"],
+        &["--pause", "0@100..400"],
+        &["--skew", "0=5"],
+        &["--drift", "0=100"],
+        &["--regions", "aws"],
+        &["--random-crashes", "2"],
+        &["--crash-replicas", "1"],
+    ];
+    for flag in flags {
+        let mut args = vec!["election", "--voters", "10"];
+        args.extend_from_slice(flag);
+        let out = agora(&args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("{} needs --sim", flag[0])), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing ran");
     }
 }

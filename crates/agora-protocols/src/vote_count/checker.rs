@@ -1,9 +1,10 @@
 //! The election's properties, on top of the legislature's Raft properties.
 //!
 //! - *counted-once* (always): no voter is counted twice, and every replica counts the same
-//!   ballot at each leaf.
-//! - *receipt-counted* (always): a receipt names a counted ballot: the voter's, with its hash,
-//!   at its leaf. Every acknowledged ballot is thus counted, exactly once.
+//!   ballot at each leaf (the same row: voter, state, option, hash and log position).
+//! - *receipt-counted* (always): a receipt is a counted ballot's row: the voter's, with its
+//!   hash, at its leaf, field for field. Every acknowledged ballot is thus counted, exactly
+//!   once.
 //! - *verification* (always): a valid ballot is never rejected as forged, off the ballot or
 //!   a second vote; a forged ballot, an option not on the ballot and a voter's second,
 //!   different ballot are rejected with that reason and never get a receipt.
@@ -13,7 +14,7 @@
 //!   results and every live citizen an answer to each of its ballots.
 
 use super::node::{Answer, Intent, Settings, VoteObs};
-use super::{Hash, Reason};
+use super::{Hash, Reason, Receipt};
 use crate::raft::checker::RaftChecker;
 use agora_core::{Checker, EndState, Lifecycle, NodeId, Property, PropertyKind, Protocol, Time, Violation};
 use std::collections::HashMap;
@@ -21,7 +22,8 @@ use std::time::Duration;
 
 pub struct VoteChecker {
     raft: RaftChecker,
-    leaves: Vec<Option<(u64, Hash)>>,
+    /// The row of each leaf, as the first replica to count it reported it.
+    leaves: Vec<Option<Receipt>>,
     voter_leaf: HashMap<u64, u64>,
     digest: Option<(Hash, u64)>,
     /// Regions and citizens (by node index) that must end with results.
@@ -88,13 +90,14 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
         match obs {
             VoteObs::Raft(o) => return self.raft.check(at, node, o),
             VoteObs::Counted { ballots } => {
-                for &(voter, hash, leaf) in ballots {
+                for row in ballots {
+                    let (voter, leaf) = (row.voter, row.leaf);
                     let i = leaf as usize;
                     if i >= self.leaves.len() {
                         self.leaves.resize(i + 1, None);
                     }
                     match self.leaves[i] {
-                        Some(x) if x != (voter, hash) => {
+                        Some(x) if x != *row => {
                             return v(
                                 "counted-once",
                                 format!("replicas count different ballots at leaf {leaf}"),
@@ -108,7 +111,7 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
                                     format!("voter {voter} counted at leaf {l} and {leaf}"),
                                 );
                             }
-                            self.leaves[i] = Some((voter, hash));
+                            self.leaves[i] = Some(*row);
                         }
                     }
                 }
@@ -141,7 +144,7 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
                             );
                         }
                         match self.leaves.get(r.leaf as usize).copied().flatten() {
-                            Some((v2, h)) if v2 == *voter && h == *hash => {}
+                            Some(row) if row == *r => {}
                             other => {
                                 return v(
                                     "receipt-counted",

@@ -25,9 +25,13 @@
 //! state) under the election authority's key, so a replica verifies it without a copy of the
 //! roll, and a credential is valid for one voter in one state. One ballot per voter: the same
 //! ballot again gets the same receipt; a different one is rejected (`already-voted`). Every
-//! rejection carries a [`Reason`]. A receipt (ballot hash, leaf number, log position) is sent
-//! only once the ballot is committed and applied. The tally digest covers the per-state
-//! counts and the Merkle root over every counted ballot in log order; publication needs a
+//! rejection carries a [`Reason`]. A [`Receipt`] (voter, state, option, ballot hash, leaf
+//! number, log position) is sent only once the ballot is committed and applied; it is also
+//! the ballot's row on the public bulletin board, and the Merkle leaf is the hash of every one
+//! of its fields ([`Receipt::leaf_hash`]), so no column of the board can change without
+//! changing the root. The tally digest ([`tally_digest`]) covers the options, the per-state
+//! counts, the number counted and the Merkle root over every counted ballot in log order;
+//! anyone can recompute all of it from the board ([`Audit`]). Publication needs a
 //! majority of replicas to report the same digest, and the `published` command is refused by
 //! any replica whose own digest differs. Results reach every region and every citizen from
 //! the coordinators, resent until acknowledged.
@@ -252,14 +256,48 @@ impl fmt::Display for Reason {
     }
 }
 
-/// Proof that a ballot is counted: its hash, its place among the counted ballots (the leaf of
-/// the Merkle tree) and its place in the log.
+/// A counted ballot, as its voter holds it and as the bulletin board shows it: the voter, the
+/// state and option in the clear, the ballot's hash (which commits to the voter's secret
+/// credential), its place among the counted ballots (the leaf of the Merkle tree) and its
+/// place in the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     pub voter: u64,
+    /// In [`states::STATES`] order.
+    pub state: u8,
+    /// Its number among the election's options, from 0.
+    pub option: u8,
     pub hash: Hash,
     pub leaf: u64,
     pub pos: Pos,
+}
+
+impl Receipt {
+    /// The Merkle leaf of this counted ballot: a hash of every field and of the election, so
+    /// the root binds each column of the board. Prefixed so it cannot pass for an inner node.
+    pub fn leaf_hash(&self, election: &str) -> Hash {
+        let mut msg = Vec::with_capacity(64 + election.len());
+        msg.extend_from_slice(b"leaf\0");
+        msg.extend_from_slice(&(election.len() as u64).to_le_bytes());
+        msg.extend_from_slice(election.as_bytes());
+        msg.extend_from_slice(&self.leaf.to_le_bytes());
+        msg.extend_from_slice(&self.voter.to_le_bytes());
+        msg.push(self.state);
+        msg.push(self.option);
+        msg.extend_from_slice(&self.hash);
+        msg.extend_from_slice(&self.pos.index.to_le_bytes());
+        msg.extend_from_slice(&self.pos.offset.to_le_bytes());
+        h16(&msg)
+    }
+}
+
+/// The digest of a tally: the election, its options (so counts cannot be relabelled), the
+/// count of each option in each state (state-major), how many ballots were counted, and the
+/// Merkle root over their leaves.
+pub fn tally_digest(election: &str, options: &[String], counts: &[u64], counted: u64, root: &Hash) -> Hash {
+    let mut msg = agora_core::wire::encode(&(election, options, counts, counted));
+    msg.extend_from_slice(root);
+    h16(&msg)
 }
 
 /// The published results.
@@ -316,15 +354,15 @@ pub struct Tally {
     phase: Phase,
     /// Per voter: 1 + the leaf of its counted ballot, or 0.
     voted: CowVec<u32>,
-    /// Counted ballots in log order: hash and log position.
+    /// Counted ballots in log order: Merkle leaf ([`Receipt::leaf_hash`]) and log position.
     leaves: CowVec<(Hash, Pos)>,
     /// Per state and option.
     counts: Vec<u64>,
     root: Option<Hash>,
     digest: Option<Hash>,
-    /// Ballots counted since the host last looked: `(voter, hash, leaf)`. Not replicated.
+    /// Ballots counted since the host last looked (their rows of the board). Not replicated.
     #[serde(skip)]
-    pub notes: Vec<(u64, Hash, u64)>,
+    pub notes: Vec<Receipt>,
 }
 
 impl Tally {
@@ -342,19 +380,7 @@ impl Tally {
 
     fn results(&self) -> Option<Results> {
         let spec = self.spec.as_ref()?;
-        let (root, digest) = (self.root?, self.digest?);
-        let k = spec.options.len();
-        let per_state: Vec<Vec<u64>> = self.counts.chunks(k).map(|c| c.to_vec()).collect();
-        let national = (0..k).map(|o| per_state.iter().map(|s| s[o]).sum()).collect();
-        Some(Results {
-            election: spec.id.clone(),
-            options: spec.options.clone(),
-            per_state,
-            national,
-            counted: self.counted(),
-            root,
-            digest,
-        })
+        Some(results_of(&spec.id, &spec.options, &self.counts, self.counted(), self.root?, self.digest?))
     }
 
     fn ballot(&mut self, pos: Pos, stamped: Phase, b: &Ballot) -> Out {
@@ -376,20 +402,23 @@ impl Tally {
         let hash = b.hash(&spec.id);
         let slot = *self.voted.get(b.voter as usize).expect("voters are checked above");
         if slot != 0 {
+            // The same ballot again has the same leaf at the same place; any other differs.
             let leaf = slot as u64 - 1;
-            let (h, p) = *self.leaves.get(leaf as usize).expect("a voter's leaf exists");
-            return if h == hash {
-                Out::Receipt(Receipt { voter: b.voter, hash, leaf, pos: p })
+            let (h, pos) = *self.leaves.get(leaf as usize).expect("a voter's leaf exists");
+            let r = Receipt { voter: b.voter, state: b.state, option: b.option, hash, leaf, pos };
+            return if r.leaf_hash(&spec.id) == h {
+                Out::Receipt(r)
             } else {
                 Out::Rejected(Reason::AlreadyVoted)
             };
         }
         let leaf = self.leaves.len() as u64;
+        let r = Receipt { voter: b.voter, state: b.state, option: b.option, hash, leaf, pos };
         *self.voted.get_mut(b.voter as usize).expect("checked above") = leaf as u32 + 1;
-        self.leaves.push((hash, pos));
+        self.leaves.push((r.leaf_hash(&spec.id), pos));
         self.counts[b.state as usize * spec.options.len() + b.option as usize] += 1;
-        self.notes.push((b.voter, hash, leaf));
-        Out::Receipt(Receipt { voter: b.voter, hash, leaf, pos })
+        self.notes.push(r);
+        Out::Receipt(r)
     }
 
     fn advance(&mut self, to: Phase, digest: Option<Hash>) -> Out {
@@ -405,10 +434,9 @@ impl Tally {
             Phase::Tallied => {
                 let spec = self.spec.as_ref().expect("set up");
                 let root = merkle_root(self.leaves.iter().map(|(h, _)| *h).collect());
-                let mut msg = agora_core::wire::encode(&(&spec.id, &self.counts, self.leaves.len() as u64));
-                msg.extend_from_slice(&root);
+                self.digest =
+                    Some(tally_digest(&spec.id, &spec.options, &self.counts, self.counted(), &root));
                 self.root = Some(root);
-                self.digest = Some(h16(&msg));
             }
             Phase::Published if digest != self.digest => {
                 return Out::Refused("the digest to publish is not this replica's".into())
@@ -510,6 +538,104 @@ pub fn merkle_verify(leaf: Hash, path: &[(bool, Hash)], root: Hash) -> bool {
     h == root
 }
 
+/// The results of `counts` (state-major, one per option in each state).
+fn results_of(
+    election: &str,
+    options: &[String],
+    counts: &[u64],
+    counted: u64,
+    root: Hash,
+    digest: Hash,
+) -> Results {
+    let k = options.len();
+    let per_state: Vec<Vec<u64>> = counts.chunks(k).map(|c| c.to_vec()).collect();
+    let national = (0..k).map(|o| per_state.iter().map(|s| s[o]).sum()).collect();
+    Results {
+        election: election.to_string(),
+        options: options.to_vec(),
+        per_state,
+        national,
+        counted,
+        root,
+        digest,
+    }
+}
+
+/// Why a bulletin board cannot be the record of a tally.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BoardError {
+    #[error("row {row} says leaf {leaf}; the rows must be leaves 0, 1, 2... in order")]
+    OutOfOrder { row: u64, leaf: u64 },
+    #[error("leaf {leaf}: state {state} is not one of the {} states", states::STATES.len())]
+    NoSuchState { leaf: u64, state: u8 },
+    #[error("leaf {leaf}: option {option} is not on the ballot ({options} options)")]
+    NoSuchOption { leaf: u64, option: u8, options: usize },
+    #[error("voter {voter} is counted twice, at leaves {first} and {second}")]
+    CountedTwice { voter: u64, first: u64, second: u64 },
+}
+
+/// The tally recomputed from the bulletin board, row by row: what anyone can check without
+/// the authority's key. Fed every row in order, it gives the [`Results`] the replicas
+/// publish — counts, Merkle root and digest — or says why the rows cannot be a tally.
+pub struct Audit {
+    election: String,
+    options: Vec<String>,
+    /// Per state and option, as in the [`Tally`].
+    counts: Vec<u64>,
+    leaves: Vec<Hash>,
+    /// `(voter, leaf)` of every row, to find a voter counted twice.
+    voters: Vec<(u64, u64)>,
+}
+
+impl Audit {
+    pub fn new(election: &str, options: &[String]) -> Audit {
+        Audit {
+            election: election.to_string(),
+            options: options.to_vec(),
+            counts: vec![0; states::STATES.len() * options.len()],
+            leaves: Vec::new(),
+            voters: Vec::new(),
+        }
+    }
+
+    /// Adds the next row of the board and returns its Merkle leaf.
+    pub fn push(&mut self, row: &Receipt) -> Result<Hash, BoardError> {
+        let next = self.leaves.len() as u64;
+        if row.leaf != next {
+            return Err(BoardError::OutOfOrder { row: next, leaf: row.leaf });
+        }
+        if row.state as usize >= states::STATES.len() {
+            return Err(BoardError::NoSuchState { leaf: row.leaf, state: row.state });
+        }
+        if row.option as usize >= self.options.len() {
+            let options = self.options.len();
+            return Err(BoardError::NoSuchOption { leaf: row.leaf, option: row.option, options });
+        }
+        self.counts[row.state as usize * self.options.len() + row.option as usize] += 1;
+        let h = row.leaf_hash(&self.election);
+        self.leaves.push(h);
+        self.voters.push((row.voter, row.leaf));
+        Ok(h)
+    }
+
+    /// How many rows so far.
+    pub fn rows(&self) -> u64 {
+        self.leaves.len() as u64
+    }
+
+    /// The results the board adds up to.
+    pub fn finish(mut self) -> Result<Results, BoardError> {
+        self.voters.sort_unstable();
+        if let Some(w) = self.voters.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(BoardError::CountedTwice { voter: w[0].0, first: w[0].1, second: w[1].1 });
+        }
+        let counted = self.rows();
+        let root = merkle_root(self.leaves);
+        let digest = tally_digest(&self.election, &self.options, &self.counts, counted, &root);
+        Ok(results_of(&self.election, &self.options, &self.counts, counted, root, digest))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,6 +651,102 @@ mod tests {
                 assert!(!merkle_verify(h16(b"x"), &path, root));
             }
         }
+    }
+
+    /// A tallied election of `n` voters, and the rows it counted.
+    fn tallied(n: u64) -> (Tally, Vec<Receipt>) {
+        let spec = default_spec(n, 3);
+        let mut t = Tally::default();
+        let mut at = 0;
+        let mut apply = |t: &mut Tally, cmd: Cmd| {
+            at += 1;
+            t.apply(Pos { index: at / 4 + 1, offset: (at % 4) as u32 }, &cmd)
+        };
+        apply(&mut t, Cmd::Setup(Box::new(spec.clone())));
+        apply(&mut t, Cmd::Advance { to: Phase::Open, digest: None });
+        for voter in (0..n).rev() {
+            let state = Spec::synthetic_state(voter);
+            let ballot =
+                Ballot { voter, state, option: (voter % 3) as u8, credential: spec.credential(voter, state) };
+            let out = apply(&mut t, Cmd::Ballot { phase: Phase::Open, ballot });
+            assert!(matches!(out, Out::Receipt(_)), "{out:?}");
+            // The same ballot again: the same receipt.
+            assert_eq!(apply(&mut t, Cmd::Ballot { phase: Phase::Open, ballot }), out);
+            let other = Ballot { option: (ballot.option + 1) % 3, ..ballot };
+            let again = apply(&mut t, Cmd::Ballot { phase: Phase::Open, ballot: other });
+            assert_eq!(again, Out::Rejected(Reason::AlreadyVoted));
+        }
+        apply(&mut t, Cmd::Advance { to: Phase::Closed, digest: None });
+        apply(&mut t, Cmd::Advance { to: Phase::Tallied, digest: None });
+        let rows = std::mem::take(&mut t.notes);
+        (t, rows)
+    }
+
+    fn audit(rows: &[Receipt]) -> Result<Results, BoardError> {
+        let spec = default_spec(1, 3);
+        let mut a = Audit::new(&spec.id, &spec.options);
+        for r in rows {
+            a.push(r)?;
+        }
+        a.finish()
+    }
+
+    #[test]
+    fn the_board_adds_up_to_the_tallys_results() {
+        let (t, rows) = tallied(40);
+        assert_eq!(rows.len(), 40);
+        assert_eq!(audit(&rows), Ok(t.results().expect("tallied")));
+    }
+
+    #[test]
+    fn every_field_of_a_row_is_bound_to_the_root_and_the_digest() {
+        let (t, rows) = tallied(12);
+        let results = t.results().expect("tallied");
+        let tampered: [fn(&mut Receipt); 6] = [
+            |r| r.voter = 999,
+            |r| r.state = (r.state + 1) % 50,
+            |r| r.option = (r.option + 1) % 3,
+            |r| r.hash[0] ^= 1,
+            |r| r.pos.index += 1,
+            |r| r.pos.offset += 1,
+        ];
+        for (i, edit) in tampered.iter().enumerate() {
+            let mut rows = rows.clone();
+            let before = rows[5].leaf_hash("agora-demo");
+            edit(&mut rows[5]);
+            assert_ne!(rows[5].leaf_hash("agora-demo"), before, "edit {i}");
+            let forged = audit(&rows).expect("still a well-formed board");
+            assert_ne!(forged.root, results.root, "edit {i}");
+            assert_ne!(forged.digest, results.digest, "edit {i}");
+        }
+        // The leaf is bound to its election, and the digest to the options' names.
+        assert_ne!(rows[5].leaf_hash("agora-demo"), rows[5].leaf_hash("agora-demo2"));
+        let mut swapped = results.options.clone();
+        swapped.swap(0, 1);
+        let counts: Vec<u64> = results.per_state.concat();
+        let digest = |o: &[String]| tally_digest("agora-demo", o, &counts, 12, &results.root);
+        assert_eq!(digest(&results.options), results.digest);
+        assert_ne!(digest(&swapped), results.digest);
+    }
+
+    #[test]
+    fn a_board_that_cannot_be_a_tally_is_refused() {
+        let (_, rows) = tallied(6);
+        let mut twice = rows.clone();
+        twice[4].voter = twice[1].voter;
+        assert_eq!(
+            audit(&twice),
+            Err(BoardError::CountedTwice { voter: rows[1].voter, first: 1, second: 4 })
+        );
+        let mut skipped = rows.clone();
+        skipped.remove(2);
+        assert_eq!(audit(&skipped), Err(BoardError::OutOfOrder { row: 2, leaf: 3 }));
+        let mut off = rows.clone();
+        off[3].option = 3;
+        assert_eq!(audit(&off), Err(BoardError::NoSuchOption { leaf: 3, option: 3, options: 3 }));
+        let mut nowhere = rows;
+        nowhere[0].state = 50;
+        assert_eq!(audit(&nowhere), Err(BoardError::NoSuchState { leaf: 0, state: 50 }));
     }
 
     #[test]

@@ -120,9 +120,9 @@ impl From<RaftTimer> for Timer {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum VoteObs {
     Raft(RaftObs),
-    /// A replica counted these ballots: `(voter, hash, leaf)`.
+    /// A replica counted these ballots (their rows of the bulletin board).
     Counted {
-        ballots: Vec<(u64, Hash, u64)>,
+        ballots: Vec<Receipt>,
     },
     /// A replica tallied: its digest and how many ballots it counted.
     Tallied {
