@@ -95,11 +95,11 @@ fn a_single_node_runs_from_the_cluster_file() {
     let file = cluster_file(dir.path(), "all-to-all", "", 2, 1_500);
     let f = file.to_str().unwrap();
     let mut other = Command::new(env!("CARGO_BIN_EXE_agora"))
-        .args(["node", "--config", f, "--id", "1", "--json"])
+        .args(["node", "--config", f, "--id", "1", "--json", "--new"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let me = agora(&["node", "--config", f, "--id", "0"]);
+    let me = agora(&["node", "--config", f, "--id", "0", "--new"]);
     assert_eq!(me.status.code(), Some(0), "{}", String::from_utf8_lossy(&me.stderr));
     let text = String::from_utf8(me.stdout).unwrap();
     assert!(text.contains("sent 1  delivered 1"), "{text}");
@@ -199,7 +199,7 @@ fn what_a_node_persisted_survives_sigkill() {
     let mut nodes: Vec<_> = (0..3)
         .map(|id| {
             Command::new(env!("CARGO_BIN_EXE_agora"))
-                .args(["node", "--config", f, "--id", &id.to_string(), "--json"])
+                .args(["node", "--config", f, "--id", &id.to_string(), "--json", "--new"])
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

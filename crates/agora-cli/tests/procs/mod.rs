@@ -27,6 +27,8 @@ pub struct Cluster {
     pub children: Vec<Option<Child>>,
     /// Nodes `0..replicas` are the ones whose leader `leader` looks for.
     pub replicas: usize,
+    /// Whether each node has been started before (its first start creates its database).
+    pub started: Vec<bool>,
 }
 
 /// A failed test must not leave its nodes running.
@@ -42,7 +44,8 @@ impl Drop for Cluster {
 impl Cluster {
     pub fn new(config: PathBuf, metrics: Vec<u16>, replicas: usize) -> Self {
         let children = (0..metrics.len()).map(|_| None).collect();
-        Cluster { config, metrics, children, replicas }
+        let started = vec![false; metrics.len()];
+        Cluster { config, metrics, children, replicas, started }
     }
 
     pub fn start_node(&mut self, id: usize) {
@@ -50,6 +53,7 @@ impl Cluster {
             .args(["node", "--json", "--id", &id.to_string(), "--config"])
             .arg(&self.config)
             .args(["--metrics-addr", &format!("127.0.0.1:{}", self.metrics[id])])
+            .args(if self.started[id] { &[][..] } else { &["--new"][..] })
             .stdout(Stdio::piped())
             // AGORA_TEST_NODE_LOGS=DIR keeps each node's log (appended across restarts) to debug a run.
             .stderr(match std::env::var("AGORA_TEST_NODE_LOGS") {
@@ -65,6 +69,7 @@ impl Cluster {
             .spawn()
             .expect("agora node starts");
         self.children[id] = Some(child);
+        self.started[id] = true;
     }
 
     pub fn kill(&mut self, id: usize) {

@@ -1,0 +1,113 @@
+//! A node's storage as an operator may find it: missing, emptied, overwritten with garbage, a
+//! snapshot file damaged. Each is refused with one line naming the file and exit code 3,
+//! never started as a brand-new member; a replica told it lost its data (`--rejoin`) catches
+//! up from the others and then holds every write acknowledged before the loss.
+
+mod procs;
+
+use agora_core::NodeId;
+use agora_net::store::{OpenMode, Store};
+use agora_protocols::raft::kv::Kv;
+use agora_protocols::raft::{Config, Replica};
+use procs::free_ports;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const REPLICAS: usize = 3;
+
+fn agora(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agora")).args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+/// A Raft cluster of three replicas and one client, snapshots every 50 entries.
+fn cluster_file(dir: &Path) -> PathBuf {
+    let head = "cluster = \"disk\"\nprotocol = \"raft\"\ndata_dir = \"data\"\nidle_ms = 1500\n\
+                max_time_ms = 120000\n[params]\nclients = 1\nmsgs = 400\nwindow = 8\nsnapshot_every = 50\n";
+    procs::cluster_file(dir, head, &free_ports(REPLICAS + 1))
+}
+
+/// The replica's log, rebuilt from its database: (last index, whether it is rejoining).
+fn replica_log(db: &Path) -> (u64, bool) {
+    let (_store, stable) = Store::open(db, OpenMode::Existing).unwrap();
+    let cfg = Config::new((0..REPLICAS as u32).map(NodeId).collect(), Duration::from_millis(100));
+    let replica = Replica::<Kv>::new(std::sync::Arc::new(cfg), NodeId(1), &stable).unwrap();
+    (replica.last_index(), replica.rejoining())
+}
+
+/// One line on stderr, exit code 3, naming `file`, saying `what`; no panic.
+fn refused(out: &Output, file: &str, what: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(file) && err.contains(what), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn damaged_storage_is_refused_and_a_wiped_replica_rejoins() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = cluster_file(dir.path());
+    let f = file.to_str().unwrap();
+    let data = dir.path().join("data");
+    // A whole new cluster: `up` creates every database.
+    let first = agora(&["up", "--config", f, "--json"]);
+    let v: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(first.status.code(), Some(0), "{v}");
+    let (top, _) = replica_log(&data.join("node-1.redb"));
+    assert!(top >= 400 / 8, "replica 1 ends at {top}");
+
+    // Emptied, deleted, overwritten: each refused, in one line naming the file.
+    std::fs::write(data.join("node-1.redb"), b"").unwrap();
+    refused(&agora(&["node", "--config", f, "--id", "1"]), "node-1.redb", "0 bytes");
+    let saved = std::fs::read(data.join("node-2.redb")).unwrap();
+    std::fs::remove_file(data.join("node-2.redb")).unwrap();
+    refused(&agora(&["node", "--config", f, "--id", "2"]), "node-2.redb", "--rejoin");
+    let mut garbage = saved.clone();
+    garbage[..4096.min(saved.len())].iter_mut().for_each(|b| *b = 0x5A);
+    std::fs::write(data.join("node-2.redb"), &garbage).unwrap();
+    refused(&agora(&["node", "--config", f, "--id", "2"]), "node-2.redb", "corrupt");
+    std::fs::write(data.join("node-2.redb"), &saved).unwrap();
+    // `up` will not start a cluster one of whose members lost its database.
+    let dead = data.join("node-0.redb");
+    let kept = std::fs::read(&dead).unwrap();
+    std::fs::remove_file(&dead).unwrap();
+    refused(&agora(&["up", "--config", f]), "node-0.redb", "--rejoin");
+    std::fs::write(&dead, &kept).unwrap();
+    // A snapshot file with one bit flipped.
+    let snaps = data.join("node-0.later");
+    let snap = std::fs::read_dir(&snaps).unwrap().next().expect("a snapshot was written").unwrap().path();
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&snap, &bytes).unwrap();
+    refused(&agora(&["node", "--config", f, "--id", "0"]), "node-0.later", "checksum");
+    bytes[last] ^= 1;
+    std::fs::write(&snap, &bytes).unwrap();
+
+    // Replica 1 is told it lost its data: it starts empty (its damaged file kept beside) and
+    // catches up from replicas 0 and 2; all three end on their own once only heartbeats are
+    // left.
+    let nodes: Vec<_> = (0..REPLICAS)
+        .map(|id| {
+            let mut args = vec!["node", "--config", f, "--id"];
+            let id = id.to_string();
+            args.push(&id);
+            args.push("--json");
+            if id == "1" {
+                args.push("--rejoin");
+            }
+            Command::new(env!("CARGO_BIN_EXE_agora")).args(&args).stdout(Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    for (id, n) in nodes.into_iter().enumerate() {
+        let out = n.wait_with_output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("node {id}: {e}"));
+        assert_eq!(v["end"], "idle", "node {id}: {v}");
+    }
+    assert!(data.join("node-1.redb.corrupt").exists(), "the emptied file is kept for inspection");
+    let (now, rejoining) = replica_log(&data.join("node-1.redb"));
+    assert!(!rejoining, "replica 1 caught up and votes again");
+    assert!(now >= top, "replica 1 ends at {now}, below the {top} it had before");
+}
