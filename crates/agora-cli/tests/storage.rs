@@ -110,4 +110,11 @@ fn damaged_storage_is_refused_and_a_wiped_replica_rejoins() {
     let (now, rejoining) = replica_log(&data.join("node-1.redb"));
     assert!(!rejoining, "replica 1 caught up and votes again");
     assert!(now >= top, "replica 1 ends at {now}, below the {top} it had before");
+
+    // A value that does not decode (a sound database, a wrong value): refused, naming the key.
+    {
+        let (store, _) = Store::open(&data.join("node-2.redb"), OpenMode::Existing).unwrap();
+        store.apply(&[agora_net::store::Write::Put("raft/hs".into(), vec![0xFF; 3])]).unwrap();
+    }
+    refused(&agora(&["node", "--config", f, "--id", "2"]), "node-2.redb", "raft/hs");
 }
