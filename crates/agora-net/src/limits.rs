@@ -2,7 +2,7 @@
 //! starts, and a cap on the sockets the runtime holds, computed from that limit, so that a
 //! flood of connections can never take the descriptors storage needs.
 //!
-//! Every socket a node holds (inbound and outbound) counts against [`socket_cap`]: a quarter
+//! Every socket a node holds (inbound and outbound) counts against [`socket_cap`]: an eighth
 //! of the descriptor limit (at least [`RESERVE_MIN`]) stays free for databases, snapshot files,
 //! listeners and the runtime itself. An inbound connection over the cap is closed on accept;
 //! an outbound one (the node's own peers) is counted but never refused.
@@ -55,7 +55,7 @@ pub fn fd_limit() -> u64 {
 /// The most sockets the runtime holds at once in this process.
 pub fn socket_cap() -> usize {
     let limit = fd_limit();
-    limit.saturating_sub((limit / 4).max(RESERVE_MIN)).max(16) as usize
+    limit.saturating_sub((limit / 8).max(RESERVE_MIN)).max(16) as usize
 }
 
 /// Sockets the runtime holds now, in this process.
