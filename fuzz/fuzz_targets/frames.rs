@@ -14,5 +14,6 @@ fuzz_target!(|bytes: &[u8]| {
     let mut data: Vec<(Data, u32)> = Vec::new();
     let d = decode_frames(bytes, &mut data);
     assert!(d.consumed <= bytes.len());
-    assert_eq!(data.iter().map(|(_, b)| *b as usize).sum::<usize>(), d.consumed);
+    let keepalive_bytes = d.keepalives * agora_net::KEEPALIVE.len();
+    assert_eq!(data.iter().map(|(_, b)| *b as usize).sum::<usize>() + keepalive_bytes, d.consumed);
 });

@@ -23,7 +23,8 @@ struct Row {
     violations: usize,
 }
 
-/// A cluster file for `agora up` on free loopback ports below the ephemeral range.
+/// A cluster file for `agora up` on free loopback ports below the ephemeral range, with a
+/// secret drawn for this run.
 fn cluster_file(
     dir: &Path,
     args: &BenchArgs,
@@ -31,8 +32,12 @@ fn cluster_file(
     n: usize,
 ) -> Result<std::path::PathBuf, UserError> {
     let mut text = format!(
-        "cluster = \"bench\"\nprotocol = \"{protocol}\"\nseed = {}\nidle_ms = 1000\nmax_time_ms = 600000\n[params]\ntopology = \"{}\"\nmsgs = {}\nwindow = {}\n",
-        args.seed, args.topology, args.msgs, args.window
+        "cluster = \"bench\"\nprotocol = \"{protocol}\"\nsecret = \"{}\"\nseed = {}\nidle_ms = 1000\nmax_time_ms = 600000\n[params]\ntopology = \"{}\"\nmsgs = {}\nwindow = {}\n",
+        agora_net::Secret::random().to_hex(),
+        args.seed,
+        args.topology,
+        args.msgs,
+        args.window
     );
     let mut port = 21_000 + (std::process::id() % 400) as u16 * 20;
     for i in 0..n {

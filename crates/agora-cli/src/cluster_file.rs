@@ -1,6 +1,7 @@
 //! The cluster file read by `agora node` and `agora up` (see `examples/cluster.toml`).
 
 use crate::error::UserError;
+use agora_net::Secret;
 use agora_protocols::Params;
 use serde::Deserialize;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -12,6 +13,11 @@ pub struct ClusterFile {
     /// Name every handshake must carry: nodes of another cluster are refused.
     pub cluster: String,
     pub protocol: String,
+    /// The cluster secret, 64 hexadecimal digits: every handshake proves it (see
+    /// `agora_net::handshake`). Exactly one of `secret` and `secret_file` is required.
+    pub secret: Option<String>,
+    /// A file holding the secret; relative to the cluster file's folder.
+    pub secret_file: Option<PathBuf>,
     #[serde(default = "one")]
     pub seed: u64,
     /// Where nodes keep their databases; relative to the cluster file's folder.
@@ -95,12 +101,33 @@ impl ClusterFile {
                 )));
             }
         }
-        if let Some(d) = &f.data_dir {
-            if d.is_relative() {
-                f.data_dir = Some(path.parent().unwrap_or(Path::new(".")).join(d));
+        let folder = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut f.data_dir, &mut f.secret_file].into_iter().flatten() {
+            if p.is_relative() {
+                *p = folder.join(&*p);
             }
         }
         Ok(f)
+    }
+
+    /// The cluster secret, from `secret` or `secret_file`. Without either, the error says how
+    /// to add one and offers a freshly drawn secret.
+    pub fn secret(&self, path: &Path) -> Result<Secret, UserError> {
+        let at = |e: String| UserError(format!("cluster file {}: {e}", path.display()));
+        match (&self.secret, &self.secret_file) {
+            (Some(hex), None) => Secret::from_hex(hex).map_err(|e| at(format!("secret: {e}"))),
+            (None, Some(file)) => {
+                let hex = std::fs::read_to_string(file)
+                    .map_err(|e| at(format!("cannot read secret_file {}: {e}", file.display())))?;
+                Secret::from_hex(&hex).map_err(|e| at(format!("secret_file {}: {e}", file.display())))
+            }
+            (Some(_), Some(_)) => Err(at("give `secret` or `secret_file`, not both".into())),
+            (None, None) => Err(at(format!(
+                "no `secret`: every node must prove it holds the cluster's secret; add a line such as \
+                 secret = \"{}\" (freshly drawn; give every node the same), or secret_file = \"PATH\"",
+                Secret::random().to_hex()
+            ))),
+        }
     }
 
     pub fn params(&self) -> Result<Params, UserError> {

@@ -417,6 +417,7 @@ fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Re
             tmp.path().to_path_buf()
         }
     };
+    // Every node runs in this process: `NetConfig::new` draws the run's secret.
     let mut cfg = NetConfig::new("election", Vec::new());
     cfg.data_dir = Some(dir);
     cfg.seed = a.seed;

@@ -135,6 +135,7 @@ pub fn run(args: &RunArgs, argv: &[String]) -> Result<i32, UserError> {
             temp.path().to_path_buf()
         }
     };
+    // Every node runs in this process: `NetConfig::new` draws the run's secret.
     let mut cfg = NetConfig::new(&args.cluster, Vec::new());
     cfg.data_dir = Some(data_dir);
     cfg.seed = args.seed;
@@ -231,6 +232,7 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
         return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", args.id, addrs.len())));
     }
     let mut cfg = NetConfig::new(&cf.cluster, addrs);
+    cfg.secret = cf.secret(&args.config)?;
     cfg.data_dir = cf.data_dir.clone();
     cfg.open = match (args.new, args.rejoin) {
         (_, true) => OpenMode::Rejoin,
@@ -347,6 +349,8 @@ pub fn up(args: &UpArgs, argv: &[String]) -> Result<i32, UserError> {
     let cf = ClusterFile::load(&args.config)?;
     let params: Params = cf.params()?;
     cf.addrs()?;
+    // Checked here once, rather than by every child.
+    cf.secret(&args.config)?;
     let new = match &cf.data_dir {
         Some(dir) => {
             Store::cluster_mode(dir, cf.nodes.len())

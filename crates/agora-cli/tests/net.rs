@@ -5,6 +5,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The secret of the test cluster files.
+const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
 fn agora(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_agora")).args(args).output().expect("the agora binary runs")
 }
@@ -31,7 +34,7 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 fn cluster_file(dir: &Path, protocol: &str, params: &str, n: usize, idle_ms: u64) -> std::path::PathBuf {
     let mut text = format!(
-        "cluster = \"test\"\nprotocol = \"{protocol}\"\ndata_dir = \"data\"\nidle_ms = {idle_ms}\nmax_time_ms = 60000\n[params]\n{params}\n"
+        "cluster = \"test\"\nprotocol = \"{protocol}\"\nsecret = \"{SECRET}\"\ndata_dir = \"data\"\nidle_ms = {idle_ms}\nmax_time_ms = 60000\n[params]\n{params}\n"
     );
     for (i, port) in free_ports(n).into_iter().enumerate() {
         text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{port}\"\n"));
@@ -93,6 +96,11 @@ fn up_runs_every_node_as_a_process_and_state_survives_restarts() {
 fn a_single_node_runs_from_the_cluster_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = cluster_file(dir.path(), "all-to-all", "", 2, 1_500);
+    // The secret from a file, relative to the cluster file's folder.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace(&format!("secret = \"{SECRET}\""), "secret_file = \"key.hex\""))
+        .unwrap();
+    std::fs::write(dir.path().join("key.hex"), format!("{SECRET}\n")).unwrap();
     let f = file.to_str().unwrap();
     let mut other = Command::new(env!("CARGO_BIN_EXE_agora"))
         .args(["node", "--config", f, "--id", "1", "--json", "--new"])
@@ -169,7 +177,27 @@ fn bad_cluster_files_and_flags_exit_2() {
     let badaddr = dir.path().join("addr.toml");
     std::fs::write(&badaddr, "cluster = \"x\"\nprotocol = \"flood\"\n[[node]]\nid = 0\naddr = \"nowhere\"\n")
         .unwrap();
+    let node = "[[node]]\nid = 0\naddr = \"127.0.0.1:1\"\n";
+    let secrets = [
+        ("nosecret.toml", String::new()),
+        ("badsecret.toml", "secret = \"xyz\"\n".to_string()),
+        ("nofile.toml", "secret_file = \"absent.hex\"\n".to_string()),
+        ("both.toml", format!("secret = \"{SECRET}\"\nsecret_file = \"absent.hex\"\n")),
+    ]
+    .map(|(name, secret)| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("cluster = \"x\"\nprotocol = \"flood\"\n{secret}{node}")).unwrap();
+        path.to_str().unwrap().to_string()
+    });
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["up", "--config", &secrets[0]],
+            "no `secret`: every node must prove it holds the cluster's secret",
+        ),
+        (vec!["node", "--config", &secrets[0], "--id", "0"], "add a line such as secret = \""),
+        (vec!["up", "--config", &secrets[1]], "secret: a secret is 64 hexadecimal digits"),
+        (vec!["up", "--config", &secrets[2]], "cannot read secret_file"),
+        (vec!["up", "--config", &secrets[3]], "not both"),
         (vec!["up", "--config", "/nonexistent.toml"], "cannot read cluster file"),
         (vec!["up", "--config", bad.to_str().unwrap()], "ids 0, 1, 2"),
         (vec!["up", "--config", unknown.to_str().unwrap()], "nodez"),

@@ -74,18 +74,33 @@ type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
 /// `metrics` receives the nodes' live state once they start (for `--metrics-addr`).
 pub async fn run_local<S: Setup>(
     setup: Arc<S>,
+    cfg: NetConfig,
+    max_time: Duration,
+    on_start: impl FnOnce(Vec<Arc<NodeShared>>),
+) -> Result<RunOutcome<ObsOf<S>>, RunError> {
+    let n = setup.nodes();
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
+    let mut bound = Vec::with_capacity(n);
+    for i in 0..n {
+        bound.push(BoundNode::bind(NodeId(i as u32), any).await.map_err(|e| RunError::Bind(any, e))?);
+    }
+    run_bound(setup, bound, cfg, max_time, on_start).await
+}
+
+/// Runs every node of `setup` in this process on listeners already bound (node `i` on
+/// `bound[i]`), until quiescent as [`run_local`], with its databases as [`run_local`] opens
+/// them.
+pub async fn run_bound<S: Setup>(
+    setup: Arc<S>,
+    bound: Vec<BoundNode>,
     mut cfg: NetConfig,
     max_time: Duration,
     on_start: impl FnOnce(Vec<Arc<NodeShared>>),
 ) -> Result<RunOutcome<ObsOf<S>>, RunError> {
     let n = setup.nodes();
+    assert_eq!(bound.len(), n, "one listener per node");
     if let Some(dir) = &cfg.data_dir {
         cfg.open = Store::cluster_mode(dir, n)?;
-    }
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
-    let mut bound = Vec::with_capacity(n);
-    for i in 0..n {
-        bound.push(BoundNode::bind(NodeId(i as u32), any).await.map_err(|e| RunError::Bind(any, e))?);
     }
     cfg.addrs = bound.iter().map(|b| b.local_addr().expect("bound socket has an address")).collect();
     let cfg = Arc::new(cfg);

@@ -1,5 +1,6 @@
 //! agora-net: the TCP runtime. It drives the very same sans-IO protocols as the simulator
-//! over real sockets: length-prefixed postcard frames, a versioned handshake, persistent
+//! over real sockets: length-prefixed postcard frames, a versioned handshake authenticated with
+//! a cluster secret, bounded connection slots, memory and timeouts per peer, persistent
 //! connections with reconnect and backoff, bounded send queues, batched writes, timers on
 //! tokio's clock, and redb for what nodes persist.
 //!
@@ -9,12 +10,15 @@ pub mod clock;
 pub mod cluster;
 mod conn;
 pub mod handshake;
+pub mod limits;
 pub mod node;
 pub mod prometheus;
 pub mod report;
 pub mod store;
 
-pub use cluster::{run_local, run_node, End, RunError, RunOutcome};
-pub use conn::{decode_frames, Decoded, FrameError};
+pub use cluster::{run_bound, run_local, run_node, End, RunError, RunOutcome};
+pub use conn::{decode_frames, Decoded, FrameError, KEEPALIVE, MESSAGE_BUFFER_BYTES};
+pub use handshake::Secret;
+pub use limits::raise_fd_limit;
 pub use node::{BoundNode, NetConfig, NodeReport, NodeShared};
 pub use report::{summarize, Gathered, NodeOutput};

@@ -14,8 +14,9 @@
 //! retransmit as they must on any real network.
 
 use crate::clock::unix_ns;
-use crate::conn::{serve_inbound, serve_outbound, Inbound, WriterShared};
-use crate::handshake::{Expect, Hello};
+use crate::conn::{serve_inbound, serve_outbound, Budget, Dial, Inbound, InboundCtx, Slots, WriterShared};
+use crate::handshake::{Expect, Secret};
+use crate::limits::{self, Socket, Throttle};
 use crate::store::{node_file, OpenMode, Store, StoreError, Write};
 use agora_core::{
     wire, Context, Counters, Deferred, Destinations, Effect, EffectOf, Message, Metrics, NodeId, Protocol,
@@ -36,6 +37,9 @@ use tracing::{debug, error, info, warn};
 /// else meanwhile.
 const SLOW: Duration = Duration::from_millis(20);
 
+/// The first wait after a failed accept; it doubles up to a second while accepts fail.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+
 /// Observations per chunk of a node's record.
 const OBS_CHUNK: usize = 1 << 16;
 
@@ -45,6 +49,8 @@ pub struct NetConfig {
     pub cluster: String,
     /// Address of every node, indexed by node id.
     pub addrs: Vec<SocketAddr>,
+    /// The key every node proves it holds in the handshake (see `handshake`).
+    pub secret: Secret,
     /// Where each node keeps its redb database (`node-<id>.redb`); `None`: nothing survives
     /// a restart.
     pub data_dir: Option<PathBuf>,
@@ -59,24 +65,41 @@ pub struct NetConfig {
     pub inbox_capacity: usize,
     /// A peer must complete its handshake within this time.
     pub handshake_timeout: Duration,
-    /// Inbound connections a node serves at once; more are closed on accept.
-    pub max_connections: usize,
+    /// An authenticated connection that sends no frame for this long is closed. Dialers send a
+    /// keepalive every third of the acceptor's idle timeout (it tells them in its handshake).
+    pub idle_timeout: Duration,
+    /// A frame must arrive whole within this time of its first byte (waiting for budget
+    /// included), or its connection is closed.
+    pub frame_timeout: Duration,
+    /// Inbound connections still in their handshake a node serves at once; a newer one closes
+    /// the one that has waited longest. (Authenticated connections: one per peer.)
+    pub max_handshaking: usize,
+    /// Bytes a node's inbound connections may hold, together, for frames larger than their
+    /// own read buffer (`conn::MESSAGE_BUFFER_BYTES`); a frame larger than the whole budget
+    /// closes its connection, so keep it at least one frame of the maximum size.
+    pub frame_budget_bytes: usize,
     /// Bytes gathered into one socket write.
     pub max_batch_bytes: usize,
 }
 
 impl NetConfig {
+    /// Defaults, with a fresh random secret: right when every node runs in this process; nodes
+    /// in several processes must share a secret (a cluster file's `secret`).
     pub fn new(cluster: &str, addrs: Vec<SocketAddr>) -> Self {
         NetConfig {
             cluster: cluster.to_string(),
             addrs,
+            secret: Secret::random(),
             data_dir: None,
             open: OpenMode::Existing,
             seed: 1,
             queue_capacity: 16_384,
             inbox_capacity: 16_384,
             handshake_timeout: Duration::from_secs(5),
-            max_connections: 1_024,
+            idle_timeout: Duration::from_secs(30),
+            frame_timeout: Duration::from_secs(30),
+            max_handshaking: 64,
+            frame_budget_bytes: 4 * (wire::MAX_FRAME_BYTES + wire::FRAME_HEADER_BYTES),
             max_batch_bytes: 64 * 1024,
         }
     }
@@ -98,6 +121,10 @@ pub struct NodeShared {
     pub unsent: Arc<AtomicI64>,
     /// Since when (Unix ns) the protocol says only background work is left; 0: it has work.
     pub background_since_ns: AtomicU64,
+    /// Bytes held in the read buffers of the node's inbound connections: at most
+    /// `MESSAGE_BUFFER_BYTES` per authenticated peer, a handshake frame per stranger, and the
+    /// frame budget.
+    pub inbound_buffered_bytes: Arc<AtomicI64>,
 }
 
 impl NodeShared {
@@ -164,6 +191,8 @@ pub fn start<S: Setup>(
     in_flight: Arc<AtomicI64>,
     stop: watch::Receiver<bool>,
 ) -> Result<Started<S>, StoreError> {
+    // Raised once per process, before the first node holds a socket.
+    limits::fd_limit();
     let id = bound.id;
     let cfg_seed = cfg.seed;
     if cfg.open == OpenMode::Rejoin && !setup.rejoins(id) {
@@ -186,16 +215,32 @@ pub fn start<S: Setup>(
         failed: AtomicBool::new(false),
         unsent: Arc::new(AtomicI64::new(0)),
         background_since_ns: AtomicU64::new(0),
+        inbound_buffered_bytes: Arc::new(AtomicI64::new(0)),
     });
     let (inbox_tx, inbox_rx) = mpsc::channel(cfg.inbox_capacity);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let expect = Expect {
-        cluster: cfg.cluster.clone(),
-        protocol: setup.name().to_string(),
-        me: id.0,
-        nodes: cfg.addrs.len() as u32,
+    let budget = cfg.frame_budget_bytes;
+    let inbound = InboundCtx {
+        expect: Expect {
+            cluster: cfg.cluster.clone(),
+            protocol: setup.name().to_string(),
+            me: id.0,
+            nodes: cfg.addrs.len() as u32,
+        },
+        secret: cfg.secret.clone(),
+        handshake_timeout: cfg.handshake_timeout,
+        idle_timeout: cfg.idle_timeout,
+        frame_timeout: cfg.frame_timeout,
+        budget: Budget {
+            bytes: Arc::new(Semaphore::new(budget)),
+            total: budget,
+            buffered: shared.inbound_buffered_bytes.clone(),
+        },
+        slots: Slots::new(cfg.addrs.len(), cfg.max_handshaking.max(1)),
+        inbox: inbox_tx.clone(),
+        stop: stop.clone(),
     };
-    tokio::spawn(accept_loop::<Msg<S>>(bound.listener, expect, cfg.clone(), inbox_tx.clone(), stop.clone()));
+    tokio::spawn(accept_loop(bound.listener, Arc::new(inbound)));
     let driver = Driver::<S> {
         id,
         n: cfg.addrs.len(),
@@ -229,41 +274,47 @@ pub fn start<S: Setup>(
     Ok((shared, handle))
 }
 
-async fn accept_loop<M: Message>(
-    listener: TcpListener,
-    expect: Expect,
-    cfg: Arc<NetConfig>,
-    inbox: mpsc::Sender<Inbound<M>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+/// Accepts connections until the node stops. A connection over the process's socket cap is
+/// closed at once; a failed accept (out of descriptors, a connection reset before it was
+/// taken) backs off and goes on: nothing a peer does stops the node from accepting.
+async fn accept_loop<M: Message>(listener: TcpListener, ctx: Arc<InboundCtx<M>>) {
+    let me = ctx.expect.me;
+    let mut stop = ctx.stop.clone();
+    let over_cap = Throttle::new();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.wait_for(|s| *s) => return,
         };
         let (stream, addr) = match accepted {
-            Ok(a) => a,
+            Ok(a) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                a
+            }
             Err(e) => {
-                warn!("node {}: accept failed: {e}", expect.me);
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                if backoff == ACCEPT_BACKOFF_MIN {
+                    warn!("node {me}: accept failed: {e}; retrying");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            warn!(
-                "node {}: closing connection from {addr}: {} connections already open",
-                expect.me, cfg.max_connections
-            );
+        let Some(socket) = Socket::inbound() else {
+            if let Some(n) = over_cap.hit() {
+                warn!(
+                    "node {me}: closed {n} connection(s) on accept: the process holds {} sockets, its cap",
+                    limits::socket_cap()
+                );
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (expect, inbox, stop, timeout) =
-            (expect.clone(), inbox.clone(), stop.clone(), cfg.handshake_timeout);
-        tokio::spawn(async move {
-            serve_inbound(stream, addr, expect, timeout, inbox, stop).await;
-            drop(permit);
-        });
+        tokio::spawn(serve_inbound(stream, addr, ctx.clone(), socket));
     }
 }
 
@@ -627,17 +678,15 @@ impl<S: Setup> Driver<S> {
                 unsent: self.shared.unsent.clone(),
             });
             self.writer_shared.push(shared.clone());
-            let hello = Hello::new(&self.cfg.cluster, self.protocol, self.id.0, peer.0);
-            tokio::spawn(serve_outbound(
-                self.id.0,
-                peer.0,
-                self.cfg.addrs[peer.index()],
-                hello,
-                rx,
-                self.cfg.max_batch_bytes,
-                shared,
-                self.stop.clone(),
-            ));
+            let dial = Dial {
+                me: self.id.0,
+                peer: peer.0,
+                addr: self.cfg.addrs[peer.index()],
+                cluster: self.cfg.cluster.clone(),
+                protocol: self.protocol,
+                secret: self.cfg.secret.clone(),
+            };
+            tokio::spawn(serve_outbound(dial, rx, self.cfg.max_batch_bytes, shared, self.stop.clone()));
             self.writers[peer.index()] = Some(tx);
         }
         self.writers[peer.index()].as_ref().expect("just created")

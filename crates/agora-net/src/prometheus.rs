@@ -125,6 +125,7 @@ mod tests {
             failed: AtomicBool::new(false),
             unsent: Arc::new(AtomicI64::new(0)),
             background_since_ns: AtomicU64::new(0),
+            inbound_buffered_bytes: Arc::new(AtomicI64::new(0)),
         })
     }
 

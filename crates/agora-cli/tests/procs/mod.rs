@@ -110,9 +110,10 @@ impl Cluster {
     }
 }
 
-/// Writes `dir/cluster.toml`: `head` (cluster, protocol, params...) and one node per port.
+/// Writes `dir/cluster.toml`: a secret, `head` (cluster, protocol, params...) and one node
+/// per port.
 pub fn cluster_file(dir: &Path, head: &str, ports: &[u16]) -> PathBuf {
-    let mut text = head.to_string();
+    let mut text = format!("secret = \"{}\"\n{head}", "5e".repeat(32));
     for (i, p) in ports.iter().enumerate() {
         text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{p}\"\n"));
     }
