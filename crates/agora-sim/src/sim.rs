@@ -2,8 +2,9 @@
 //!
 //! One global queue holds every pending event (a delivery, a timer, a scheduled fault); the
 //! loop pops the earliest, hands it to its node, and applies the effects the node returns.
-//! Two random streams derive from the master seed: one for the network, one handed to the
-//! protocols, so a protocol's choices do not shift when the network model changes.
+//! Four random streams derive from the master seed: the network's, the protocols', the disk's
+//! (which deferred writes a crash lets land) and the random crashes' draw, so that one part's
+//! choices do not shift when another's model changes.
 //!
 //! **Invariant:** the run is a pure function of (setup, seed, faults, limits). Nothing here
 //! reads the wall clock except to report `wall_ms`.
@@ -200,6 +201,10 @@ pub struct Simulation<S: Setup> {
     next_idle_check: Time,
 }
 
+/// The stream of the random crashes' draw (1 to 3 are the network's, the protocols' and the
+/// disk's).
+const CRASH_STREAM: u64 = 4;
+
 /// Derives an independent stream seed from the master seed.
 fn stream(seed: u64, stream: u64) -> Rng {
     let mut d = Digest::default();
@@ -355,7 +360,7 @@ impl<S: Setup> Simulation<S> {
 
     fn schedule_faults(&mut self) {
         if let Some(r) = self.config.faults.random_crashes.clone() {
-            let drawn = r.draw(self.n, &mut stream(self.config.seed, 3));
+            let drawn = r.draw(self.n, &mut stream(self.config.seed, CRASH_STREAM));
             self.config.faults.crashes.extend(drawn);
         }
         let f = self.config.faults.clone();

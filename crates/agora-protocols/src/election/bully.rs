@@ -8,7 +8,11 @@
 //! comes. The leader sends HEARTBEAT every quarter timeout; a follower that misses them for a
 //! timeout starts an election, and so does a node that hears a leader with a lower id than its
 //! own (a restarted node listens for a heartbeat first, so that it learns the
-//! term in force). Terms grow with every announcement and are persisted.
+//! term in force). Terms grow with every announcement and are persisted. A term is
+//! `round · N + id` of the node that announces it, the round one above the highest it knows:
+//! two nodes never announce the same term, even when one of them restarted and missed the
+//! other's announcement (a restarted node that announced `last + 1` would collide with a
+//! leader elected, and crashed, while it was down).
 //!
 //! `--start S` picks the node that starts the first election and whose failure detector is the
 //! fastest (the others wait twice as long), to select the best or the worst case.
@@ -26,10 +30,9 @@
 //!
 //! **Tolerates** crashes and restarts of any nodes, assuming the timeout exceeds a round trip
 //! (a synchronous network). Bully is not consensus: under loss or partitions a node can
-//! wrongly conclude it is the highest, and a delayed duplicate ELECTION reaching a node that
-//! just restarted can make it announce a term someone else announced while it was down — two
-//! leaders in one term, which the checker catches (`agora check bully --duplicate 0.1
-//! --random-crashes 3`). Once faults stop, heartbeats bring every live node to the highest.
+//! wrongly conclude it is the highest, and two nodes can lead at once (each in its own term),
+//! which the checker's agreement judges once faults stop. Once faults stop, heartbeats bring
+//! every live node to the highest.
 
 use super::{heartbeat, ElectionChecker, ElectionObs};
 use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
@@ -98,7 +101,7 @@ impl Bully {
         self.leader = None;
         ctx.cancel_timer(Timer::LeaderSilent);
         ctx.observe(ElectionObs::Started { term: self.term });
-        ctx.op_begin(self.term);
+        ctx.op_begin(self.round());
         let higher: Vec<NodeId> = (self.id.0 + 1..self.n as u32).map(NodeId).collect();
         if higher.is_empty() {
             self.become_leader(ctx);
@@ -108,15 +111,21 @@ impl Bully {
         }
     }
 
+    /// The round of the current term: elections started in it are one operation.
+    fn round(&self) -> u64 {
+        self.term / self.n as u64
+    }
+
     fn become_leader(&mut self, ctx: &mut Context<'_, Self>) {
-        self.term += 1;
+        let round = self.round();
+        self.term = (round + 1) * self.n as u64 + self.id.0 as u64;
         ctx.persist(TERM, &self.term);
         self.electing = false;
         self.leader = Some(self.id);
         ctx.cancel_timer(Timer::NoAnswer);
         ctx.cancel_timer(Timer::NoCoordinator);
         ctx.observe(ElectionObs::Leader { leader: self.id, term: self.term });
-        ctx.op_end(self.term - 1);
+        ctx.op_end(round);
         // Everyone but the leader whose silence started this election.
         let to: Vec<NodeId> =
             (0..self.n as u32).map(NodeId).filter(|p| *p != self.id && Some(*p) != self.failed).collect();
@@ -134,7 +143,7 @@ impl Bully {
         if self.leader != Some(leader) {
             self.leader = Some(leader);
             ctx.observe(ElectionObs::Leader { leader, term });
-            ctx.op_end(term - 1);
+            ctx.op_end((term / self.n as u64).saturating_sub(1));
         }
         let t = self.detect_after(ctx);
         ctx.set_timer(Timer::LeaderSilent, t);
