@@ -176,9 +176,9 @@ fn user_mistakes_exit_2_with_one_line() {
     std::fs::write(&unknown_key, "[network]\nlos = 0.1\n").unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["sim", "paxos"], "unknown protocol `paxos`"),
-        (vec!["sim", "flood", "--loss", "1.5"], "--loss 1.5"),
+        (vec!["sim", "flood", "--loss", "1.5"], "'1.5' for '--loss"),
         (vec!["sim", "flood", "--duplicate", "-0.1"], "--duplicate"),
-        (vec!["sim", "flood", "--nodes", "0"], "--nodes must be at least 1"),
+        (vec!["sim", "flood", "--nodes", "0"], "0 is not in 1..=1000000"),
         (vec!["sim", "flood", "--nodes", "many"], "invalid value 'many'"),
         (vec!["sim", "flood", "--faults", bad_toml.to_str().unwrap()], "fault file"),
         (vec!["sim", "flood", "--faults", unknown_key.to_str().unwrap()], "los"),
@@ -197,7 +197,7 @@ fn user_mistakes_exit_2_with_one_line() {
         (vec!["sim", "flood", "--nodes", "60", "--diagram", "x.svg"], "at most 50 nodes"),
         (vec!["sim", "flood", "--variant", "nonsense"], "no variant `nonsense`"),
         (vec!["sim", "all-to-all", "--nodes", "20001"], "above its limit"),
-        (vec!["sim", "raft", "--reads", "2"], "--reads 2"),
+        (vec!["sim", "raft", "--reads", "2"], "'2' for '--reads"),
         (vec!["sim", "raft", "--nodes", "16"], "at most 15"),
         (vec!["sim", "raft", "--snapshot-every", "0"], "--snapshot-every"),
         (vec!["sim", "raft", "--crash", "7@10"], "outside 0..7"),

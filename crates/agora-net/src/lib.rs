@@ -17,4 +17,4 @@ pub mod store;
 pub use cluster::{run_local, run_node, End, RunError, RunOutcome};
 pub use conn::{decode_frames, Decoded, FrameError};
 pub use node::{BoundNode, NetConfig, NodeReport, NodeShared};
-pub use report::{summarize, Gathered, NodeOutput};
+pub use report::{summarize, summarize_alone, Gathered, NodeOutput};

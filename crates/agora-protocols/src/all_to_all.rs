@@ -16,8 +16,8 @@
 //! leave greetings missing (the at-end property is then not judged).
 
 use agora_core::{
-    Checker, Context, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable, Time,
-    Violation,
+    at_end_not_judged, Checker, Context, EndState, Message, NodeId, NotJudged, Property, PropertyKind,
+    Protocol, Setup, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +125,10 @@ impl Checker<AllToAll> for AllToAllChecker {
         }
         self.greeted[word] |= mask;
         Ok(())
+    }
+
+    fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        at_end_not_judged(&self.properties(), end.unjudged(false, false))
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {

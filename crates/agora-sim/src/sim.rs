@@ -89,6 +89,8 @@ pub struct Outcome<O> {
     pub stable: Vec<Stable>,
     /// The properties the run was judged by.
     pub properties: Vec<agora_core::Property>,
+    /// The at-end properties that were not judged, and why (see `Checker::not_judged`).
+    pub not_judged: Vec<(&'static str, agora_core::NotJudged)>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -300,7 +302,13 @@ impl<S: Setup> Simulation<S> {
             self.events += 1;
             self.handle(event);
         };
-        if end != EndReason::Violation {
+        let not_judged;
+        if end == EndReason::Violation {
+            not_judged = agora_core::at_end_not_judged(
+                &self.checker.properties(),
+                agora_core::NotJudged::AfterViolation,
+            );
+        } else {
             let live: Vec<bool> = self.slots.iter().map(|s| s.status == Status::Up).collect();
             let crashed_ever: Vec<bool> = self.slots.iter().map(|s| s.crashed_ever).collect();
             let state = EndState {
@@ -312,6 +320,7 @@ impl<S: Setup> Simulation<S> {
                 last_fault: self.last_fault,
                 partitioned: self.net.any_cut(),
             };
+            not_judged = self.checker.not_judged(&state);
             self.violations = self.checker.finish(&state);
         }
         let end = if self.violations.is_empty() { end } else { EndReason::Violation };
@@ -331,6 +340,7 @@ impl<S: Setup> Simulation<S> {
             recording: self.recorder,
             stable: self.slots.into_iter().map(|s| s.stable).collect(),
             properties: self.checker.properties(),
+            not_judged,
         }
     }
 
