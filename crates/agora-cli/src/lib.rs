@@ -56,7 +56,7 @@ pub fn one_line(rendered: &str) -> String {
             break;
         }
         if !line.is_empty() {
-            parts.push(line.trim_start_matches("error: "));
+            parts.push(agora_sim::faults::escape_controls(line.trim_start_matches("error: ")));
         }
     }
     let msg = if parts.is_empty() { "invalid arguments".to_string() } else { parts.join(" ") };

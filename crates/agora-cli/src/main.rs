@@ -65,7 +65,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(UserError(msg)) => {
-            eprintln!("agora: {msg}");
+            // A message may quote a path or a value with a newline in it: still one line.
+            eprintln!("agora: {}", agora_sim::faults::escape_controls(&msg));
             ExitCode::from(2)
         }
     }

@@ -108,10 +108,18 @@ pub fn checks(s: &RunSummary) -> String {
     t
 }
 
+/// One line per reason: `not judged     a, b (why)`.
 fn not_judged(s: &RunSummary) -> String {
-    let mut t = String::new();
+    let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
     for n in &s.not_judged {
-        let _ = writeln!(t, "not judged     {} ({})", n.property, n.reason);
+        match reasons.iter_mut().find(|(r, _)| *r == n.reason) {
+            Some((_, names)) => names.push(&n.property),
+            None => reasons.push((&n.reason, vec![&n.property])),
+        }
+    }
+    let mut t = String::new();
+    for (reason, names) in reasons {
+        let _ = writeln!(t, "not judged     {} ({reason})", names.join(", "));
     }
     t
 }

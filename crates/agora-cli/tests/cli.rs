@@ -422,3 +422,38 @@ fn multicast_compares_the_orders_with_one_command() {
     }
     assert_eq!(agora(&["multicast", "--order", "chaos"]).status.code(), Some(2));
 }
+
+#[test]
+fn a_run_cut_by_its_time_limit_says_what_was_not_judged() {
+    let (v, code) = json(&["sim", "flood", "--max-time-ms", "0.5", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["end"], "time-limit");
+    let not_judged = v["not_judged"].as_array().unwrap();
+    assert_eq!(not_judged.len(), 1, "{v}");
+    assert_eq!(not_judged[0]["property"], "reachable-delivered");
+    assert_eq!(not_judged[0]["reason"], "time limit");
+    let judged: Vec<&str> = v["properties"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(!judged.contains(&"reachable-delivered"), "{judged:?}");
+    let text = String::from_utf8(agora(&["sim", "flood", "--max-time-ms", "0.5"]).stdout).unwrap();
+    let ok_line = text.lines().find(|l| l.starts_with("checks")).unwrap();
+    assert!(!ok_line.contains("reachable-delivered"), "{ok_line}");
+    assert!(text.contains("not judged     reachable-delivered (time limit)"), "{text}");
+    // A run that ends on its own judges everything.
+    let (v, _) = json(&["sim", "flood", "--json"]);
+    assert_eq!(v["not_judged"].as_array().unwrap().len(), 0, "{v}");
+    assert!(v["properties"].as_array().unwrap().iter().any(|p| p == "reachable-delivered"));
+}
+
+#[test]
+fn a_lossy_run_does_not_call_its_delivery_property_ok() {
+    let (v, _) = json(&["sim", "flood", "--loss", "0.5", "--json"]);
+    assert_eq!(v["not_judged"][0]["reason"], "messages may have been lost", "{v}");
+}
+
+#[test]
+fn a_campaign_counts_the_runs_that_were_not_fully_judged() {
+    let (v, code) = json(&["check", "flood", "--seeds", "0..3", "--max-time-ms", "0.5", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["not_judged"]["runs"], 3, "{v}");
+    assert_eq!(v["not_judged"]["properties"][0], "reachable-delivered");
+}

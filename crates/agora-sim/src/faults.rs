@@ -17,6 +17,27 @@ use std::str::FromStr;
 #[error("{0}")]
 pub struct FaultError(pub String);
 
+impl FaultError {
+    /// An error whose text may quote the user's input: control characters (a newline in a
+    /// flag's value) are escaped, so the message stays one line.
+    pub fn new(msg: impl Into<String>) -> FaultError {
+        FaultError(escape_controls(&msg.into()))
+    }
+}
+
+/// `s` with its control characters escaped (`\n`, `\u{1b}`): one line, whatever it quotes.
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The largest time a fault may name (start, heal, restart, resume, a random-crash window):
 /// 10^9 ms, about 11.6 days of virtual time.
 pub const MAX_TIME_MS: f64 = 1e9;
@@ -36,7 +57,7 @@ pub const MAX_RANDOM_CRASHES: u32 = 10_000;
 pub const MAX_SPECS: usize = 10_000;
 
 fn err<T>(msg: impl Into<String>) -> Result<T, FaultError> {
-    Err(FaultError(msg.into()))
+    Err(FaultError::new(msg))
 }
 
 /// A one-way message latency distribution, in milliseconds.
@@ -506,11 +527,13 @@ fn one_line(s: &str) -> String {
 }
 
 fn parse_ms(s: &str, what: &str) -> Result<f64, FaultError> {
-    s.trim().parse::<f64>().map_err(|_| FaultError(format!("{what}: `{s}` is not a time in milliseconds")))
+    s.trim()
+        .parse::<f64>()
+        .map_err(|_| FaultError::new(format!("{what}: `{s}` is not a time in milliseconds")))
 }
 
 fn parse_set(s: &str, what: &str) -> Result<NodeSet, FaultError> {
-    s.parse::<NodeSet>().map_err(|e| FaultError(format!("{what}: {e}")))
+    s.parse::<NodeSet>().map_err(|e| FaultError::new(format!("{what}: {e}")))
 }
 
 /// Splits `X@START[..END]`.
@@ -579,8 +602,10 @@ pub fn parse_node_value(s: &str, what: &str) -> Result<(NodeSet, f64), FaultErro
     let Some((nodes, v)) = s.split_once('=') else {
         return err(format!("{what} `{s}`: expected NODES=VALUE, e.g. 0..3=5"));
     };
-    let v =
-        v.trim().parse::<f64>().map_err(|_| FaultError(format!("{what} `{s}`: `{v}` is not a number")))?;
+    let v = v
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| FaultError::new(format!("{what} `{s}`: `{v}` is not a number")))?;
     Ok((parse_set(nodes, what)?, v))
 }
 
