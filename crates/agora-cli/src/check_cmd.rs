@@ -33,7 +33,11 @@ impl Driver for One {
     fn run<S: Setup>(self, setup: S) -> Self::Output {
         let o = Simulation::new(setup, self.0).run();
         let unjudged = o.not_judged.iter().map(|(p, _)| *p).collect();
-        (o.violations.into_iter().next(), o.end == agora_sim::EndReason::EventLimit, unjudged)
+        (
+            o.violations.into_iter().next(),
+            matches!(o.end, agora_sim::EndReason::EventLimit | agora_sim::EndReason::QueueLimit),
+            unjudged,
+        )
     }
 }
 
@@ -158,7 +162,10 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
         );
         let l = limited.load(Ordering::Relaxed);
         if l > 0 {
-            println!("{l} run(s) stopped at --max-events {} before their end", args.max_events);
+            println!(
+                "{l} run(s) stopped at --max-events {} or with too many events waiting, before their end",
+                args.max_events
+            );
         }
         if unjudged_runs > 0 {
             println!(

@@ -8,8 +8,9 @@ use crate::values::{self, count, MAX_NODES};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Most voters of a roll (a synthetic roll is built in memory).
-pub const MAX_VOTERS: u64 = 10_000_000;
+/// Most voters of a synthetic roll: twice the 1M-ballot benchmark, whose replicas peak near
+/// 1.9 GiB (docs/benchmarks.md); memory grows with the roll.
+pub const MAX_VOTERS: u64 = 2_000_000;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -86,7 +87,7 @@ pub struct ElectionRunArgs {
     /// A voter roll from `agora election register` [default: a synthetic roll of --voters].
     #[arg(long, value_name = "FILE")]
     pub roll: Option<PathBuf>,
-    /// Voters of a synthetic roll [1..=10000000].
+    /// Voters of a synthetic roll [1..=2000000].
     #[arg(long, default_value_t = 100_000, value_parser = count::<u64>(1, MAX_VOTERS))]
     pub voters: u64,
     /// Legislature replicas (an odd number tolerates the crash of a minority) [1..=15].
@@ -139,7 +140,7 @@ pub struct RegisterArgs {
     /// The election file [default: the demo election].
     #[arg(long, value_name = "FILE")]
     pub election: Option<PathBuf>,
-    /// Voters on the roll [1..=10000000].
+    /// Voters on the roll [1..=2000000].
     #[arg(long, default_value_t = 100_000, value_parser = count::<u64>(1, MAX_VOTERS))]
     pub voters: u64,
     /// Seeds the demo election's key (as `agora election --seed`).
@@ -395,7 +396,7 @@ pub struct ProtocolArgs {
     /// Compact the log into a snapshot after this many applied entries (raft) [1..=1e9].
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = count::<u64>(1, 1_000_000_000))]
     pub snapshot_every: u64,
-    /// Voters on the roll (election) [1..=10000000].
+    /// Voters on the roll (election) [1..=2000000].
     #[arg(long, default_value_t = 2_000, value_parser = count::<u64>(1, MAX_VOTERS))]
     pub voters: u64,
     /// Share of bad ballots the citizens cast: forged, off the ballot, second votes (election)

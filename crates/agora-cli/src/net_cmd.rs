@@ -303,6 +303,7 @@ impl Driver for Up {
             let mut mistake = None;
             let interrupt = interrupted();
             tokio::pin!(interrupt);
+            let mut interrupted_once = false;
             loop {
                 tokio::select! {
                     next = done.recv() => match next {
@@ -319,7 +320,10 @@ impl Driver for Up {
                         }
                         None => break,
                     },
-                    _ = &mut interrupt => terminate(&pids),
+                    _ = &mut interrupt, if !interrupted_once => {
+                        interrupted_once = true;
+                        terminate(&pids);
+                    }
                 }
             }
             if let Some(m) = mistake {

@@ -196,7 +196,7 @@ fn user_mistakes_exit_2_with_one_line() {
         (vec!["sim", "flood", "--max-time-ms", "-1"], "--max-time-ms"),
         (vec!["sim", "flood", "--nodes", "60", "--diagram", "x.svg"], "at most 50 nodes"),
         (vec!["sim", "flood", "--variant", "nonsense"], "no variant `nonsense`"),
-        (vec!["sim", "all-to-all", "--nodes", "20001"], "above its limit"),
+        (vec!["sim", "all-to-all", "--nodes", "4001"], "above its limit"),
         (vec!["sim", "raft", "--reads", "2"], "'2' for '--reads"),
         (vec!["sim", "raft", "--nodes", "16"], "at most 15"),
         (vec!["sim", "raft", "--snapshot-every", "0"], "--snapshot-every"),

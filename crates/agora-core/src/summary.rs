@@ -177,6 +177,7 @@ impl RunSummary {
         let unended = match self.end.as_str() {
             "time-limit" => "time limit".to_string(),
             "event-limit" => "event limit".to_string(),
+            "queue-limit" => "too many events waiting at once".to_string(),
             "interrupted" => "interrupted".to_string(),
             other => format!("the run ended: {other}"),
         };

@@ -38,8 +38,9 @@ pub struct Greeted {
 }
 
 /// The largest cluster all-to-all accepts: its N(N−1) messages and the checker's N×N table
-/// grow quadratically.
-pub const MAX_NODES: usize = 20_000;
+/// grow quadratically. Every greeting is in flight at once, so the simulator's limit of 20M
+/// waiting events (`agora_sim::MAX_PENDING_EVENTS`) sets it: 4,000 × 3,999 is 16M.
+pub const MAX_NODES: usize = 4_000;
 
 pub struct AllToAll {
     /// Which senders have greeted this node (duplicates are ignored).

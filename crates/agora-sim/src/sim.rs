@@ -31,6 +31,9 @@ pub struct SimConfig {
     pub max_time: Time,
     /// The run stops after this many events.
     pub max_events: u64,
+    /// Stop (with `EndReason::QueueLimit`) when more events than this wait at once
+    /// [default: `MAX_PENDING_EVENTS`].
+    pub max_pending: usize,
     /// Record up to this many events for a space-time diagram.
     pub record_events: Option<usize>,
     /// Keep every observation in the outcome (for reports and tests).
@@ -44,6 +47,7 @@ impl SimConfig {
             faults: Faults::default(),
             max_time: Time::from_millis(600_000),
             max_events: u64::MAX,
+            max_pending: MAX_PENDING_EVENTS,
             record_events: None,
             keep_observations: false,
         }
@@ -55,6 +59,10 @@ impl SimConfig {
     }
 }
 
+/// The most events (messages in flight, timers, writes) the simulator holds at once: about
+/// 2.5 GB at some 120 bytes an event.
+pub const MAX_PENDING_EVENTS: usize = 20_000_000;
+
 /// Why a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -63,6 +71,9 @@ pub enum EndReason {
     Quiescent,
     TimeLimit,
     EventLimit,
+    /// More than [`MAX_PENDING_EVENTS`] events were waiting at once: a workload whose message
+    /// volume would exhaust memory (say, gossip to a million peers per round) is stopped.
+    QueueLimit,
     /// A checker found a violation.
     Violation,
 }
@@ -272,7 +283,7 @@ impl<S: Setup> Simulation<S> {
         let wall = Instant::now();
         self.schedule_faults();
         for i in 0..self.n {
-            if !self.violations.is_empty() {
+            if !self.violations.is_empty() || self.queue.len() > self.config.max_pending {
                 break;
             }
             self.step(NodeId(i as u32), |node, ctx| node.on_start(ctx));
@@ -283,6 +294,9 @@ impl<S: Setup> Simulation<S> {
             }
             if self.events >= self.config.max_events {
                 break EndReason::EventLimit;
+            }
+            if self.queue.len() > self.config.max_pending {
+                break EndReason::QueueLimit;
             }
             let Some((at, event)) = self.queue.pop() else {
                 break EndReason::Quiescent;
