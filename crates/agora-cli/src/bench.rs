@@ -77,6 +77,22 @@ pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
     } else {
         "one process"
     };
+    // Every size's parameters are checked before the first run, so a mistake is one line.
+    for &n in &sizes {
+        if tcp && !(2..=crate::values::MAX_TCP_NODES).contains(&n) {
+            return Err(UserError(format!(
+                "--nodes {n}: a TCP benchmark runs 2 to {} nodes",
+                crate::values::MAX_TCP_NODES
+            )));
+        }
+        let params = agora_protocols::Params {
+            topology: args.topology.parse().map_err(UserError)?,
+            msgs: Some(args.msgs),
+            window: args.window,
+            ..agora_protocols::Params::new(n, args.seed)
+        };
+        agora_protocols::dispatch(&protocol, &params, crate::check_cmd::Validate)?;
+    }
     let dir =
         tempfile::tempdir().map_err(|e| UserError(format!("cannot create a temporary directory: {e}")))?;
     let mut rows = Vec::new();
@@ -115,7 +131,10 @@ pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
         }
         let out = cmd.output().map_err(|e| UserError(format!("cannot start {}: {e}", exe.display())))?;
         if out.status.code() == Some(2) {
-            return Err(UserError(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+            // The run's own one-line mistake, without its `agora: ` (ours adds one).
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let line = stderr.lines().rev().find_map(|l| l.strip_prefix("agora: "));
+            return Err(UserError(line.unwrap_or("the benchmark run refused its arguments").to_string()));
         }
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)
             .map_err(|e| UserError(format!("the benchmark run for {n} nodes printed no summary: {e}")))?;

@@ -27,33 +27,25 @@ struct Failure {
 struct One(SimConfig);
 
 impl Driver for One {
-    /// The first violation, and whether the run hit the event limit.
-    type Output = (Option<Violation>, bool);
+    /// The first violation, whether the run hit the event limit, and the properties it
+    /// did not judge.
+    type Output = (Option<Violation>, bool, Vec<&'static str>);
     fn run<S: Setup>(self, setup: S) -> Self::Output {
         let o = Simulation::new(setup, self.0).run();
-        (o.violations.into_iter().next(), o.end == agora_sim::EndReason::EventLimit)
+        let unjudged = o.not_judged.iter().map(|(p, _)| *p).collect();
+        (
+            o.violations.into_iter().next(),
+            matches!(o.end, agora_sim::EndReason::EventLimit | agora_sim::EndReason::QueueLimit),
+            unjudged,
+        )
     }
-}
-
-/// Parses `A..B`.
-pub fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, UserError> {
-    let bad = || UserError(format!("--seeds `{s}`: expected A..B with A < B, e.g. 0..1000"));
-    let (a, b) = s.split_once("..").ok_or_else(bad)?;
-    let (a, b) = (a.trim().parse::<u64>().map_err(|_| bad())?, b.trim().parse::<u64>().map_err(|_| bad())?);
-    if a >= b {
-        return Err(bad());
-    }
-    Ok(a..b)
 }
 
 pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
-    let seeds = parse_seeds(&args.seeds)?;
+    let seeds = args.seeds.clone();
     let size =
         sim_cmd::params(&args.params, seeds.start).and_then(|p| sim_cmd::cluster_size(&args.protocol, &p))?;
     let fault_cfg = faults::build(&args.faults, size)?;
-    if !(args.max_time_ms.is_finite() && args.max_time_ms > 0.0) {
-        return Err(UserError(format!("--max-time-ms {}: must be a positive number", args.max_time_ms)));
-    }
     // Validate the protocol and its parameters once, before spending time.
     sim_cmd::params(&args.params, seeds.start)
         .and_then(|p| agora_protocols::dispatch(&args.protocol, &p, Validate).map_err(UserError::from))?;
@@ -82,27 +74,42 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
     } else {
         ProgressBar::hidden()
     };
-    let next = AtomicU64::new(seeds.start);
+    // Workers take the index of the next seed, not the seed: counting past the last seed of a
+    // range that ends at u64::MAX cannot wrap around.
+    let next = AtomicU64::new(0);
     let failures: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
     let limited = AtomicU64::new(0);
+    // Runs without violations whose at-end properties were (partly) not judged, and which.
+    let not_judged: Mutex<(u64, Vec<&'static str>)> = Mutex::new((0, Vec::new()));
     let started = std::time::Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= seeds.end {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
                     break;
                 }
+                let seed = seeds.start + i;
                 let params = sim_cmd::params(&args.params, seed).expect("validated above");
                 let mut cfg = SimConfig::new(seed).with_faults(fault_cfg.clone());
                 cfg.max_time = Time::from_millis_f64(args.max_time_ms);
                 cfg.max_events = args.max_events;
-                let Ok((violation, hit_limit)) = agora_protocols::dispatch(&args.protocol, &params, One(cfg))
+                let Ok((violation, hit_limit, unjudged)) =
+                    agora_protocols::dispatch(&args.protocol, &params, One(cfg))
                 else {
                     continue;
                 };
                 if hit_limit {
                     limited.fetch_add(1, Ordering::Relaxed);
+                }
+                if violation.is_none() && !unjudged.is_empty() {
+                    let mut n = not_judged.lock().expect("not-judged lock");
+                    n.0 += 1;
+                    for p in unjudged {
+                        if !n.1.contains(&p) {
+                            n.1.push(p);
+                        }
+                    }
                 }
                 if let Some(v) = violation {
                     let f = Failure {
@@ -133,6 +140,7 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
     let mut failures = failures.into_inner().expect("failures lock");
     failures.sort_by_key(|f| f.seed);
     let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    let (unjudged_runs, unjudged) = not_judged.into_inner().expect("not-judged lock");
     if args.json {
         let out = serde_json::json!({
             "protocol": args.protocol,
@@ -141,6 +149,7 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
             "failed": failures.len(),
             "failures": failures,
             "event_limited": limited.load(Ordering::Relaxed),
+            "not_judged": { "runs": unjudged_runs, "properties": unjudged },
             "wall_ms": wall_ms,
         });
         println!("{out}");
@@ -153,14 +162,23 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
         );
         let l = limited.load(Ordering::Relaxed);
         if l > 0 {
-            println!("{l} run(s) stopped at --max-events {} before their end", args.max_events);
+            println!(
+                "{l} run(s) stopped at --max-events {} or with too many events waiting, before their end",
+                args.max_events
+            );
+        }
+        if unjudged_runs > 0 {
+            println!(
+                "not judged in {unjudged_runs} run(s) (a limit, loss, a crash or a partition): {}",
+                unjudged.join(", ")
+            );
         }
     }
     Ok(if failures.is_empty() { 0 } else { 1 })
 }
 
 /// Builds the setup only, to report parameter mistakes before the campaign starts.
-struct Validate;
+pub(crate) struct Validate;
 impl Driver for Validate {
     type Output = ();
     fn run<S: Setup>(self, _: S) {}

@@ -1,7 +1,16 @@
 //! The command line: every subcommand and flag of `agora`, with the help a newcomer reads.
 
+//!
+//! Every number is parsed by a range-checked parser of [`crate::values`]; the range is in the
+//! flag's help.
+
+use crate::values::{self, count, MAX_NODES};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+
+/// Most voters of a synthetic roll: twice the 1M-ballot benchmark, whose replicas peak near
+/// 1.9 GiB (docs/benchmarks.md); memory grows with the roll.
+pub const MAX_VOTERS: u64 = 2_000_000;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -79,11 +88,11 @@ pub struct ElectionRunArgs {
     /// A voter roll from `agora election register` [default: a synthetic roll of --voters].
     #[arg(long, value_name = "FILE")]
     pub roll: Option<PathBuf>,
-    /// Voters of a synthetic roll.
-    #[arg(long, default_value_t = 100_000)]
+    /// Voters of a synthetic roll [1..=2000000].
+    #[arg(long, default_value_t = 100_000, value_parser = count::<u64>(1, MAX_VOTERS))]
     pub voters: u64,
-    /// Legislature replicas (an odd number tolerates the crash of a minority).
-    #[arg(long, default_value_t = 3)]
+    /// Legislature replicas (an odd number tolerates the crash of a minority) [1..=15].
+    #[arg(long, default_value_t = 3, value_parser = count::<usize>(1, 15))]
     pub replicas: usize,
     /// Run in the deterministic simulator instead of over TCP (fault flags apply).
     #[arg(long)]
@@ -91,22 +100,26 @@ pub struct ElectionRunArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Simulator: crash this many random legislature replicas (one at a time at most a
-    /// minority), each restarted after a while.
-    #[arg(long, value_name = "K")]
+    /// minority), each restarted after a while [0..=10000].
+    #[arg(long, value_name = "K", value_parser = count::<u32>(0, 10_000))]
     pub crash_replicas: Option<u32>,
     #[command(flatten)]
     pub faults: FaultArgs,
-    /// Ballots each citizen keeps in flight (more: more throughput, longer queues).
-    #[arg(long, default_value_t = 192)]
+    /// Ballots each citizen keeps in flight (more: more throughput, longer queues)
+    /// [1..=100000].
+    #[arg(long, default_value_t = 192, value_parser = count::<u32>(1, 100_000))]
     pub window: u32,
-    /// Share of bad ballots cast (forged credentials, options not on the ballot, second votes).
-    #[arg(long, value_name = "P", default_value_t = 0.001)]
+    /// Share of bad ballots cast (forged credentials, options not on the ballot, second votes)
+    /// [0..=1].
+    #[arg(long, value_name = "P", default_value_t = 0.001, value_parser = values::probability)]
     pub bad_ballots: f64,
-    /// Timeout for elections and retries [default: 300 over TCP, 20 in the simulator].
-    #[arg(long, value_name = "MS")]
+    /// Timeout for elections and retries [default: 300 over TCP, 20 in the simulator]
+    /// [0.001..=3600000].
+    #[arg(long, value_name = "MS", value_parser = values::timer_ms)]
     pub timeout_ms: Option<f64>,
-    /// Close the election this long after the start if some region has not finished.
-    #[arg(long, value_name = "MS", default_value_t = 600_000.0)]
+    /// Close the election this long after the start if some region has not finished
+    /// (0..=1e9].
+    #[arg(long, value_name = "MS", default_value_t = 600_000.0, value_parser = values::limit_ms)]
     pub close_after_ms: f64,
     /// Keep the replicas' databases here [default: a temporary directory, removed afterwards].
     #[arg(long, value_name = "DIR")]
@@ -115,8 +128,8 @@ pub struct ElectionRunArgs {
     /// counted ballot), receipts.csv and receipts.jsonl here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Give up after this much (wall or virtual) time.
-    #[arg(long, value_name = "MS", default_value_t = 600_000.0)]
+    /// Give up after this much (wall or virtual) time (0..=1e9].
+    #[arg(long, value_name = "MS", default_value_t = 600_000.0, value_parser = values::limit_ms)]
     pub max_time_ms: f64,
     /// Print exactly one JSON object on stdout instead of tables.
     #[arg(long)]
@@ -128,7 +141,8 @@ pub struct RegisterArgs {
     /// The election file [default: the demo election].
     #[arg(long, value_name = "FILE")]
     pub election: Option<PathBuf>,
-    #[arg(long, default_value_t = 100_000)]
+    /// Voters on the roll [1..=2000000].
+    #[arg(long, default_value_t = 100_000, value_parser = count::<u64>(1, MAX_VOTERS))]
     pub voters: u64,
     /// Seeds the demo election's key (as `agora election --seed`).
     #[arg(long, default_value_t = 1)]
@@ -159,25 +173,26 @@ pub struct MulticastArgs {
         default_value = "unordered,fifo,causal,total-lamport,total-sequencer"
     )]
     pub order: Vec<String>,
-    /// Numbers of peers, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "2,3,4,6,8")]
+    /// Numbers of peers, comma-separated [each 1..=256].
+    #[arg(long, value_delimiter = ',', default_value = "2,3,4,6,8", value_parser = count::<usize>(1, 256))]
     pub peers: Vec<usize>,
-    /// Messages per peer, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "10,50,100")]
+    /// Messages per peer, comma-separated [each 1..=100000].
+    #[arg(long, value_delimiter = ',', default_value = "10,50,100", value_parser = count::<u32>(1, 100_000))]
     pub msgs: Vec<u32>,
-    /// Repetitions of each configuration (seeds S, S+1, ...).
-    #[arg(long, default_value_t = 10)]
+    /// Repetitions of each configuration (seeds S, S+1, ...) [1..=10000].
+    #[arg(long, default_value_t = 10, value_parser = count::<u64>(1, 10_000))]
     pub reps: u64,
     /// Where to run: sim (the simulator) or tcp (loopback TCP).
     #[arg(long, default_value = "sim")]
     pub runtime: String,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Mean time between a peer's messages (exponentially distributed).
-    #[arg(long, value_name = "MS", default_value_t = 5.0)]
+    /// Mean time between a peer's messages (exponentially distributed) [0..=3600000].
+    #[arg(long, value_name = "MS", default_value_t = 5.0, value_parser = values::interval_ms)]
     pub interval_ms: f64,
-    /// Retransmission and failure-detection timeout [default: 20, or 700 with --regions].
-    #[arg(long, value_name = "MS")]
+    /// Retransmission and failure-detection timeout [default: 20, or 700 with --regions]
+    /// [0.001..=3600000].
+    #[arg(long, value_name = "MS", value_parser = values::timer_ms)]
     pub timeout_ms: Option<f64>,
     #[command(flatten)]
     pub faults: FaultArgs,
@@ -194,23 +209,23 @@ pub struct ComplexityArgs {
     /// Algorithms, comma-separated [default: all of the classic algorithms].
     #[arg(long, value_delimiter = ',')]
     pub algorithms: Vec<String>,
-    /// Cluster sizes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "2,4,8,16,32,64")]
+    /// Cluster sizes, comma-separated [each 1..=10000].
+    #[arg(long, value_delimiter = ',', default_value = "2,4,8,16,32,64", value_parser = count::<usize>(1, 10_000))]
     pub nodes: Vec<usize>,
     /// Where to run: sim (the simulator) or tcp (loopback TCP, energy from measured CPU time).
     #[arg(long, default_value = "sim")]
     pub runtime: String,
     /// Grid carbon intensity [default: 0.429, EPA eGRID 2018 US average, as in the seed report].
-    #[arg(long, value_name = "KG_PER_KWH", default_value_t = 0.429)]
+    #[arg(long, value_name = "KG_PER_KWH", default_value_t = 0.429, value_parser = values::constant)]
     pub carbon_intensity: f64,
     /// Network energy per byte sent (docs/energy.md) [default: 0.06 kWh/GB].
-    #[arg(long, value_name = "J", default_value_t = 2.16e-4)]
+    #[arg(long, value_name = "J", default_value_t = 2.16e-4, value_parser = values::constant)]
     pub network_j_per_byte: f64,
     /// Host energy per message, sent and handled, in the simulator (docs/energy.md).
-    #[arg(long, value_name = "J", default_value_t = 1e-5)]
+    #[arg(long, value_name = "J", default_value_t = 1e-5, value_parser = values::constant)]
     pub host_j_per_message: f64,
     /// Power of a busy core, for --runtime tcp (docs/energy.md).
-    #[arg(long, value_name = "W", default_value_t = 10.0)]
+    #[arg(long, value_name = "W", default_value_t = 10.0, value_parser = values::constant)]
     pub watts_per_core: f64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -230,11 +245,11 @@ pub struct ClocksArgs {
     /// notation, processes separated by `;`: 'PI MS0 PI MR1 MS2; MR3 MR0 MS1; MS3 PI MR2'.
     #[arg(long, default_value = "seed")]
     pub scenario: String,
-    /// Processes of a random scenario.
-    #[arg(long, short = 'n', default_value_t = 4)]
+    /// Processes of a random scenario [1..=200].
+    #[arg(long, short = 'n', default_value_t = 4, value_parser = count::<usize>(1, 200))]
     pub nodes: usize,
-    /// Events per process of a random scenario.
-    #[arg(long, default_value_t = 6)]
+    /// Events per process of a random scenario [1..=200].
+    #[arg(long, default_value_t = 6, value_parser = count::<u32>(1, 200))]
     pub events: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -251,21 +266,22 @@ pub struct ClocksArgs {
 pub struct CheckArgs {
     /// The protocol to check (see `agora protocols`).
     pub protocol: String,
-    /// Seeds to run, A..B (B excluded), e.g. 0..1000.
-    #[arg(long, default_value = "0..100")]
-    pub seeds: String,
+    /// Seeds to run, A..B (B excluded), e.g. 0..1000; at most 1000000 seeds.
+    #[arg(long, default_value = "0..100", value_parser = values::seeds)]
+    pub seeds: std::ops::Range<u64>,
     #[command(flatten)]
     pub params: ProtocolArgs,
     #[command(flatten)]
     pub faults: FaultArgs,
-    /// Stop each run at this virtual time.
-    #[arg(long, value_name = "MS", default_value_t = 60_000.0)]
+    /// Stop each run at this virtual time (0..=1e9].
+    #[arg(long, value_name = "MS", default_value_t = 60_000.0, value_parser = values::limit_ms)]
     pub max_time_ms: f64,
-    /// Stop each run after this many events (a runaway run is reported, not a failure).
-    #[arg(long, value_name = "N", default_value_t = 5_000_000)]
+    /// Stop each run after this many events (a runaway run is reported, not a failure)
+    /// [1..=1e12].
+    #[arg(long, value_name = "N", default_value_t = 5_000_000, value_parser = count::<u64>(1, values::MAX_EVENTS))]
     pub max_events: u64,
-    /// Worker threads [default: the number of cores].
-    #[arg(long)]
+    /// Worker threads [default: the number of cores] [1..=1024].
+    #[arg(long, value_parser = count::<usize>(1, 1024))]
     pub threads: Option<usize>,
     /// Print exactly one JSON object on stdout instead of text.
     #[arg(long)]
@@ -281,14 +297,14 @@ pub struct RunArgs {
     /// Seeds the nodes' random sources and random topologies.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Stop after this much wall time if the cluster has not gone quiet.
-    #[arg(long, value_name = "MS", default_value_t = 60_000.0)]
+    /// Stop after this much wall time if the cluster has not gone quiet (0..=1e9].
+    #[arg(long, value_name = "MS", default_value_t = 60_000.0, value_parser = values::limit_ms)]
     pub max_time_ms: f64,
     /// Keep the nodes' databases here [default: a temporary directory, removed afterwards].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The cluster name carried by every handshake.
-    #[arg(long, default_value = "agora")]
+    /// The cluster name carried by every handshake (1 to 128 letters, digits, `-`, `_`, `.`).
+    #[arg(long, default_value = "agora", value_parser = values::cluster_name)]
     pub cluster: String,
     /// Serve Prometheus metrics at http://HOST:PORT/metrics while running.
     #[arg(long, value_name = "HOST:PORT")]
@@ -304,7 +320,7 @@ pub struct NodeArgs {
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// This node's id in the cluster file.
-    #[arg(long)]
+    #[arg(long, value_parser = count::<u32>(0, MAX_NODES - 1))]
     pub id: u32,
     /// Serve Prometheus metrics at http://HOST:PORT/metrics while running.
     #[arg(long, value_name = "HOST:PORT")]
@@ -336,65 +352,67 @@ pub struct UpArgs {
 /// Parameters a protocol may use.
 #[derive(Args, Debug, Clone)]
 pub struct ProtocolArgs {
-    /// Number of nodes (ids 0..N).
-    #[arg(long, short = 'n', default_value_t = 5)]
+    /// Number of nodes (ids 0..N) [1..=1000000; over TCP at most 1000].
+    #[arg(long, short = 'n', default_value_t = 5, value_parser = count::<usize>(1, MAX_NODES))]
     pub nodes: usize,
     /// Topology of neighbour-to-neighbour protocols: complete, ring, grid or regular:K.
     #[arg(long, default_value = "complete")]
     pub topology: String,
-    /// The node that starts a broadcast.
-    #[arg(long, default_value_t = 0)]
+    /// The node that starts a broadcast (a node id, below --nodes).
+    #[arg(long, default_value_t = 0, value_parser = count::<u32>(0, MAX_NODES - 1))]
     pub origin: u32,
     /// A deliberately broken variant (e.g. flood's `no-dedup`) to watch the checker catch it.
     #[arg(long)]
     pub variant: Option<String>,
     /// Messages per stream (stream, default 1000); events per process of a random clock
-    /// scenario (lamport-clock, vector-clock, default 8).
-    #[arg(long)]
+    /// scenario (lamport-clock, vector-clock, default 8) [0..=10000000].
+    #[arg(long, value_parser = count::<u32>(0, 10_000_000))]
     pub msgs: Option<u32>,
-    /// Messages in flight per link (stream).
-    #[arg(long, default_value_t = 100)]
+    /// Messages in flight per link (stream) [1..=1000000].
+    #[arg(long, default_value_t = 100, value_parser = count::<u32>(1, 1_000_000))]
     pub window: u32,
-    /// Participants that vote no, comma-separated (2pc, 3pc).
-    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    /// Participants that vote no, comma-separated node ids (2pc, 3pc).
+    #[arg(long, value_delimiter = ',', value_name = "IDS", value_parser = count::<u32>(0, MAX_NODES - 1))]
     pub no_votes: Vec<u32>,
-    /// Protocol timeout: votes, retransmissions, failure detection.
-    #[arg(long, value_name = "MS", default_value_t = 20.0)]
+    /// Protocol timeout: votes, retransmissions, failure detection [0.001..=3600000].
+    #[arg(long, value_name = "MS", default_value_t = 20.0, value_parser = values::timer_ms)]
     pub timeout_ms: f64,
-    /// Critical-section entries per node (mutual exclusion).
-    #[arg(long, default_value_t = 3)]
+    /// Critical-section entries per node (mutual exclusion) [0..=1000000].
+    #[arg(long, default_value_t = 3, value_parser = count::<u32>(0, 1_000_000))]
     pub requests: u32,
-    /// Gossip fanout: peers told per round.
-    #[arg(long, default_value_t = 3)]
+    /// Gossip fanout: peers told per round [1..=1000000].
+    #[arg(long, default_value_t = 3, value_parser = count::<u32>(1, 1_000_000))]
     pub fanout: u32,
     /// The node that starts an election or holds the first token [default: per protocol].
-    #[arg(long)]
+    #[arg(long, value_parser = count::<u32>(0, MAX_NODES - 1))]
     pub start: Option<u32>,
-    /// Rounds of the ring token (ring-token).
-    #[arg(long, default_value_t = 1)]
+    /// Rounds of the ring token (ring-token) [0..=1000000].
+    #[arg(long, default_value_t = 1, value_parser = count::<u32>(0, 1_000_000))]
     pub rounds: u32,
     /// Logical clocks: `seed` (the seed report's example), `random` (drawn from --seed, --msgs
     /// events per process) or a scenario such as 'PI MS0 MR1; MR0 MS1'.
     #[arg(long, default_value = "random")]
     pub scenario: String,
     /// Mean time between a multicast peer's messages or a Raft client's operations,
-    /// exponentially distributed (multicast, raft; 0: a client submits all at once).
-    #[arg(long, value_name = "MS", default_value_t = 5.0)]
+    /// exponentially distributed (multicast, raft; 0: a client submits all at once)
+    /// [0..=3600000].
+    #[arg(long, value_name = "MS", default_value_t = 5.0, value_parser = values::interval_ms)]
     pub interval_ms: f64,
-    /// Client nodes, after the replicas (raft).
-    #[arg(long, default_value_t = 2)]
+    /// Client nodes, after the replicas (raft) [0..=1000].
+    #[arg(long, default_value_t = 2, value_parser = count::<u32>(0, 1_000))]
     pub clients: u32,
-    /// Probability that a client operation is a read (raft).
-    #[arg(long, value_name = "P", default_value_t = 0.25)]
+    /// Probability that a client operation is a read (raft) [0..=1].
+    #[arg(long, value_name = "P", default_value_t = 0.25, value_parser = values::probability)]
     pub reads: f64,
-    /// Compact the log into a snapshot after this many applied entries (raft).
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    /// Compact the log into a snapshot after this many applied entries (raft) [1..=1e9].
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = count::<u64>(1, 1_000_000_000))]
     pub snapshot_every: u64,
-    /// Voters on the roll (election).
-    #[arg(long, default_value_t = 2_000)]
+    /// Voters on the roll (election) [1..=2000000].
+    #[arg(long, default_value_t = 2_000, value_parser = count::<u64>(1, MAX_VOTERS))]
     pub voters: u64,
-    /// Share of bad ballots the citizens cast: forged, off the ballot, second votes (election).
-    #[arg(long, value_name = "P", default_value_t = 0.01)]
+    /// Share of bad ballots the citizens cast: forged, off the ballot, second votes (election)
+    /// [0..=1].
+    #[arg(long, value_name = "P", default_value_t = 0.01, value_parser = values::probability)]
     pub bad_ballots: f64,
 }
 
@@ -405,25 +423,27 @@ pub struct FaultArgs {
     /// A TOML fault file (see examples/faults.toml); the flags below add to it.
     #[arg(long, value_name = "FILE")]
     pub faults: Option<PathBuf>,
-    /// Link latency: constant:MS, uniform:MIN,MAX, exp:MEAN or lognormal:MEDIAN,SIGMA [default: constant:1].
+    /// Link latency: constant:MS, uniform:MIN,MAX, exp:MEAN or lognormal:MEDIAN,SIGMA
+    /// [default: constant:1] (milliseconds up to 3600000, sigma up to 10).
     #[arg(long, value_name = "DIST")]
     pub latency: Option<String>,
-    /// Probability that a message is lost.
-    #[arg(long, value_name = "P")]
+    /// Probability that a message is lost [0..=1].
+    #[arg(long, value_name = "P", value_parser = values::probability)]
     pub loss: Option<f64>,
-    /// Probability that a message is delivered twice.
-    #[arg(long, value_name = "P")]
+    /// Probability that a message is delivered twice [0..=1].
+    #[arg(long, value_name = "P", value_parser = values::probability)]
     pub duplicate: Option<f64>,
-    /// Probability that a message is held back (up to --reorder-delay-ms) and overtaken.
-    #[arg(long, value_name = "P")]
+    /// Probability that a message is held back (up to --reorder-delay-ms) and overtaken [0..=1].
+    #[arg(long, value_name = "P", value_parser = values::probability)]
     pub reorder: Option<f64>,
-    /// Largest extra delay of a reordered message.
-    #[arg(long, value_name = "MS")]
+    /// Largest extra delay of a reordered message [0..=3600000].
+    #[arg(long, value_name = "MS", value_parser = values::interval_ms)]
     pub reorder_delay_ms: Option<f64>,
     /// Deliver messages on each link in the order they were sent.
     #[arg(long)]
     pub fifo: bool,
-    /// Symmetric partition GROUP|GROUP[|...]@START[..HEAL] in ms, e.g. '0..2|2..5@100..500'.
+    /// Symmetric partition GROUP|GROUP[|...]@START[..HEAL] in ms, e.g. '0..2|2..5@100..500'
+    /// (times of every fault spec: 0..=1e9 ms; node ids below the cluster size).
     #[arg(long, value_name = "SPEC")]
     pub partition: Vec<String>,
     /// One-way partition FROM>TO@START[..HEAL], e.g. '0..2>2..5@100..500'.
@@ -435,10 +455,10 @@ pub struct FaultArgs {
     /// Pause NODES@T..RESUME: the node handles nothing meanwhile.
     #[arg(long, value_name = "SPEC")]
     pub pause: Vec<String>,
-    /// Clock skew NODES=MS (may be negative), e.g. 0..3=5.
+    /// Clock skew NODES=MS (may be negative, within ±1e9), e.g. 0..3=5.
     #[arg(long, value_name = "NODES=MS")]
     pub skew: Vec<String>,
-    /// Clock drift NODES=PPM, e.g. 2=100.
+    /// Clock drift NODES=PPM in (-1000000, 1000000], e.g. 2=100.
     #[arg(long, value_name = "NODES=PPM")]
     pub drift: Vec<String>,
     /// Place nodes in regions: `aws` (six AWS regions with measured inter-region latencies,
@@ -446,8 +466,9 @@ pub struct FaultArgs {
     #[arg(long, value_name = "PRESET")]
     pub regions: Option<String>,
     /// K crashes of random nodes at random times in the first 500 ms, each restarted after
-    /// 10..300 ms, drawn from the seed (finer control: [random_crashes] in a fault file).
-    #[arg(long, value_name = "K")]
+    /// 10..300 ms, drawn from the seed (finer control: [random_crashes] in a fault file)
+    /// [0..=10000].
+    #[arg(long, value_name = "K", value_parser = count::<u32>(0, 10_000))]
     pub random_crashes: Option<u32>,
 }
 
@@ -463,11 +484,11 @@ pub struct SimArgs {
     pub seed: u64,
     #[command(flatten)]
     pub faults: FaultArgs,
-    /// Stop at this virtual time.
-    #[arg(long, value_name = "MS", default_value_t = 600_000.0)]
+    /// Stop at this virtual time (0..=1e9].
+    #[arg(long, value_name = "MS", default_value_t = 600_000.0, value_parser = values::limit_ms)]
     pub max_time_ms: f64,
-    /// Stop after this many events.
-    #[arg(long, value_name = "N")]
+    /// Stop after this many events [1..=1e12].
+    #[arg(long, value_name = "N", value_parser = count::<u64>(1, values::MAX_EVENTS))]
     pub max_events: Option<u64>,
     /// Print exactly one JSON object on stdout instead of a table.
     #[arg(long)]
@@ -491,16 +512,17 @@ pub struct BenchArgs {
     /// The protocol to measure [default: flood for sim, stream for tcp].
     #[arg(long)]
     pub protocol: Option<String>,
-    /// Cluster sizes, comma-separated [default: 100000,1000000 for sim, 2,4,8 for tcp].
-    #[arg(long, value_delimiter = ',')]
+    /// Cluster sizes, comma-separated [default: 100000,1000000 for sim, 2,4,8 for tcp]
+    /// [each 1..=1000000; over TCP 2..=1000].
+    #[arg(long, value_delimiter = ',', value_parser = count::<usize>(1, MAX_NODES))]
     pub nodes: Vec<usize>,
     #[arg(long, default_value = "regular:8")]
     pub topology: String,
-    /// Messages per stream (stream).
-    #[arg(long, default_value_t = 200_000)]
+    /// Messages per stream (stream) [1..=10000000].
+    #[arg(long, default_value_t = 200_000, value_parser = count::<u32>(1, 10_000_000))]
     pub msgs: u32,
-    /// Messages in flight per link (stream).
-    #[arg(long, default_value_t = 1_000)]
+    /// Messages in flight per link (stream) [1..=1000000].
+    #[arg(long, default_value_t = 1_000, value_parser = count::<u32>(1, 1_000_000))]
     pub window: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -1,6 +1,11 @@
 //! The cluster file read by `agora node` and `agora up` (see `examples/cluster.toml`).
+//!
+//! Everything in it is checked when it is read, with the ranges of the matching flags
+//! ([`crate::values`]): a mistake is one line and exit code 2 in `agora node` and `agora up`
+//! alike, never a node that starts and then refuses its peers.
 
 use crate::error::UserError;
+use crate::values;
 use agora_net::Secret;
 use agora_protocols::Params;
 use serde::Deserialize;
@@ -77,30 +82,15 @@ fn max_time_default() -> u64 {
     60_000
 }
 
+/// The shortest and longest `idle_ms` of a cluster file.
+pub const IDLE_MS: (u64, u64) = (1, 3_600_000);
+
 impl ClusterFile {
     /// Reads and checks a cluster file; relative paths become relative to its folder.
     pub fn load(path: &Path) -> Result<ClusterFile, UserError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| UserError(format!("cannot read cluster file {}: {e}", path.display())))?;
-        let mut f: ClusterFile = toml::from_str(&text).map_err(|e| {
-            UserError(format!(
-                "cluster file {}: {}",
-                path.display(),
-                e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
-            ))
-        })?;
-        if f.nodes.is_empty() {
-            return Err(UserError(format!("cluster file {}: no [[node]] entries", path.display())));
-        }
-        for (i, n) in f.nodes.iter().enumerate() {
-            if n.id as usize != i {
-                return Err(UserError(format!(
-                    "cluster file {}: nodes must be listed with ids 0, 1, 2, ... in order (entry {i} has id {})",
-                    path.display(),
-                    n.id
-                )));
-            }
-        }
+        let text = crate::input::read_text(path, "cluster file", crate::input::MAX_CONFIG_BYTES)?;
+        let mut f = ClusterFile::parse(&text)
+            .map_err(|e| UserError(format!("cluster file {}: {}", path.display(), e.msg)))?;
         let folder = path.parent().unwrap_or(Path::new("."));
         for p in [&mut f.data_dir, &mut f.secret_file].into_iter().flatten() {
             if p.is_relative() {
@@ -128,6 +118,69 @@ impl ClusterFile {
                 Secret::random().to_hex()
             ))),
         }
+    }
+
+    /// Parses and checks a cluster file's text (paths are left as written).
+    pub fn parse(text: &str) -> Result<ClusterFile, UserError> {
+        let f: ClusterFile = toml::from_str(text)
+            .map_err(|e| UserError(e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")))?;
+        f.check()?;
+        Ok(f)
+    }
+
+    /// Every value against its range.
+    fn check(&self) -> Result<(), UserError> {
+        let bad = |msg: String| Err(UserError(msg));
+        if self.nodes.is_empty() || self.nodes.len() > values::MAX_TCP_NODES {
+            return bad(format!(
+                "{} [[node]] entries; 1 to {} are allowed",
+                self.nodes.len(),
+                values::MAX_TCP_NODES
+            ));
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.id as usize != i {
+                return bad(format!(
+                    "nodes must be listed with ids 0, 1, 2, ... in order (entry {i} has id {})",
+                    n.id
+                ));
+            }
+        }
+        values::cluster_name(&self.cluster)
+            .map_err(|e| UserError(format!("cluster = {:?}: {e}", self.cluster)))?;
+        if !(IDLE_MS.0..=IDLE_MS.1).contains(&self.idle_ms) {
+            return bad(format!("idle_ms = {}: must be in {}..={}", self.idle_ms, IDLE_MS.0, IDLE_MS.1));
+        }
+        if self.max_time_ms == 0 || self.max_time_ms as f64 > values::MAX_LIMIT_MS {
+            return bad(format!(
+                "max_time_ms = {}: must be in 1..={}",
+                self.max_time_ms,
+                values::MAX_LIMIT_MS
+            ));
+        }
+        let p = &self.params;
+        let float = |name: &str, v: Option<f64>, parse: fn(&str) -> Result<f64, String>| match v {
+            Some(v) => {
+                parse(&v.to_string()).map(|_| ()).map_err(|e| UserError(format!("params.{name}: {e}")))
+            }
+            None => Ok(()),
+        };
+        float("timeout_ms", p.timeout_ms, values::timer_ms)?;
+        float("interval_ms", p.interval_ms, values::interval_ms)?;
+        float("reads", p.reads, values::probability)?;
+        float("bad_ballots", p.bad_ballots, values::probability)?;
+        let int = |name: &str, v: Option<u64>, lo: u64, hi: u64| match v {
+            Some(v) if !(lo..=hi).contains(&v) => bad(format!("params.{name} = {v}: must be in {lo}..={hi}")),
+            _ => Ok(()),
+        };
+        int("msgs", p.msgs.map(u64::from), 0, 10_000_000)?;
+        int("window", p.window.map(u64::from), 1, 1_000_000)?;
+        int("requests", p.requests.map(u64::from), 0, 1_000_000)?;
+        int("fanout", p.fanout.map(u64::from), 1, 1_000_000)?;
+        int("rounds", p.rounds.map(u64::from), 0, 1_000_000)?;
+        int("snapshot_every", p.snapshot_every, 1, 1_000_000_000)?;
+        int("voters", p.voters, 1, crate::cli::MAX_VOTERS)?;
+        Ok(())
     }
 
     pub fn params(&self) -> Result<Params, UserError> {
@@ -165,17 +218,22 @@ impl ClusterFile {
         })
     }
 
-    /// Every node's address, resolved.
+    /// Every node's address, resolved; two nodes may not share one.
     pub fn addrs(&self) -> Result<Vec<SocketAddr>, UserError> {
-        self.nodes
-            .iter()
-            .map(|n| {
-                n.addr
-                    .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut a| a.next())
-                    .ok_or_else(|| UserError(format!("node {}: cannot resolve address `{}`", n.id, n.addr)))
-            })
-            .collect()
+        let addrs =
+            self.nodes
+                .iter()
+                .map(|n| {
+                    n.addr.to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| {
+                        UserError(format!("node {}: cannot resolve address `{}`", n.id, n.addr))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+        for (i, a) in addrs.iter().enumerate() {
+            if let Some(j) = addrs[..i].iter().position(|b| b == a && a.port() != 0) {
+                return Err(UserError(format!("nodes {j} and {i} both listen on {a}")));
+            }
+        }
+        Ok(addrs)
     }
 }

@@ -2,6 +2,7 @@
 //! (the default) or in the simulator (`--sim`) — and `register` and `verify`.
 
 use crate::cli::{ElectionAction, ElectionArgs, ElectionRunArgs, FaultArgs, RegisterArgs};
+use crate::election_file::{self, unhex};
 use crate::election_verify::{self, board_line, receipt_csv, receipt_json, BOARD_HEADER, RECEIPTS_HEADER};
 use crate::error::UserError;
 use crate::{faults, output, repro, sim_cmd, timeline};
@@ -13,7 +14,7 @@ use agora_protocols::vote_count::states::{self, STATES};
 use agora_protocols::vote_count::{self as vc, hex, Hash, Results, Spec};
 use agora_sim::{SimConfig, Simulation};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -31,79 +32,12 @@ pub fn run(args: &ElectionArgs, argv: &[String]) -> Result<i32, UserError> {
 
 // ----- the election file and the roll -----
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ElectionFile {
-    id: String,
-    options: Vec<String>,
-    /// The authority's key, 64 hex digits [default: derived from the id].
-    key: Option<String>,
-    #[serde(rename = "region")]
-    regions: Vec<RegionEntry>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegionEntry {
-    name: String,
-    states: Vec<String>,
-}
-
-/// `N` bytes from `2N` hex digits.
-pub fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// The election of `path`, or the demo election, with `voters` voters.
 fn load_spec(path: &Option<PathBuf>, voters: u64, seed: u64) -> Result<Spec, UserError> {
     let Some(path) = path else { return Ok(vc::default_spec(voters, seed)) };
-    let bad = |m: String| UserError(format!("election file {}: {m}", path.display()));
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UserError(format!("cannot read election file {}: {e}", path.display())))?;
-    let f: ElectionFile = toml::from_str(&text)
-        .map_err(|e| bad(e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")))?;
-    if f.id.trim().is_empty() {
-        return Err(bad("`id` is empty".into()));
-    }
-    if f.options.is_empty() || f.options.len() > 16 {
-        return Err(bad(format!("{} options; a ballot needs 1 to 16", f.options.len())));
-    }
-    if let Some((i, o)) = f.options.iter().enumerate().find(|(i, o)| f.options[..*i].contains(o)) {
-        return Err(bad(format!("option {} `{o}` is on the ballot twice", i + 1)));
-    }
-    let key = match &f.key {
-        Some(k) => unhex::<32>(k).ok_or_else(|| bad("`key` must be 64 hex digits".into()))?,
-        None => *blake3::hash(f.id.as_bytes()).as_bytes(),
-    };
-    let mut state_region = vec![u8::MAX; STATES.len()];
-    for (r, entry) in f.regions.iter().enumerate() {
-        for code in &entry.states {
-            let i = states::by_code(code)
-                .ok_or_else(|| bad(format!("region `{}`: `{code}` is not a state", entry.name)))?;
-            if state_region[i] != u8::MAX {
-                return Err(bad(format!("{code} is in two regions")));
-            }
-            state_region[i] = r as u8;
-        }
-    }
-    if let Some(i) = state_region.iter().position(|r| *r == u8::MAX) {
-        return Err(bad(format!("{} is in no region", STATES[i].code)));
-    }
-    Ok(Spec {
-        id: f.id,
-        options: f.options,
-        regions: f.regions.into_iter().map(|r| r.name).collect(),
-        state_region,
-        voters,
-        key,
-    })
+    let text = crate::input::read_text(path, "election file", crate::input::MAX_CONFIG_BYTES)?;
+    election_file::parse(&text, voters)
+        .map_err(|m| UserError(format!("election file {}: {m}", path.display())))
 }
 
 fn load_roll(path: &Path) -> Result<Vec<(u8, Hash)>, UserError> {
@@ -569,7 +503,7 @@ fn text(spec: &Spec, r: &Report) -> String {
         let _ = writeln!(t, "memory         peak {m:.0} MiB{fsyncs}");
     }
     if r.summary.violations.is_empty() {
-        let _ = writeln!(t, "checks         ok: {}", r.summary.properties.join(", "));
+        t.push_str(&crate::output::checks(&r.summary));
     }
     for v in &r.summary.violations {
         let _ = writeln!(t, "VIOLATION      `{}`: {}\nreproduce      {}", v.property, v.detail, v.reproduce);

@@ -8,7 +8,7 @@
 //! that fails is a verdict on stdout (exit code 1).
 
 use crate::cli::VerifyArgs;
-use crate::election_cmd::unhex;
+use crate::election_file::unhex;
 use crate::error::UserError;
 use agora_protocols::raft::Pos;
 use agora_protocols::vote_count::states::{self, STATES};

@@ -5,12 +5,12 @@ use crate::error::UserError;
 use agora_sim::faults::parse_node_value;
 use agora_sim::{ClockSpec, Faults};
 
-/// Reads the file, applies every flag on top, and validates against `nodes`.
+/// Reads the file, applies every flag on top, and validates against `nodes` (the cluster size,
+/// at most [`crate::values::MAX_NODES`]).
 pub fn build(args: &FaultArgs, nodes: usize) -> Result<Faults, UserError> {
     let mut f = match &args.faults {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| UserError(format!("cannot read fault file {}: {e}", path.display())))?;
+            let text = crate::input::read_text(path, "fault file", crate::input::MAX_CONFIG_BYTES)?;
             Faults::from_toml(&text).map_err(|e| UserError(format!("fault file {}: {e}", path.display())))?
         }
         None => Faults::default(),
@@ -58,6 +58,9 @@ pub fn build(args: &FaultArgs, nodes: usize) -> Result<Faults, UserError> {
     if let Some(k) = args.random_crashes {
         f.random_crashes = Some(agora_sim::faults::RandomCrashes { count: k, ..Default::default() });
     }
+    // Node sets are checked against the cluster size before `merge_clocks` sizes a table by
+    // them.
+    f.validate(nodes)?;
     merge_clocks(&mut f);
     f.validate(nodes)?;
     Ok(f)

@@ -4,14 +4,10 @@
 
 mod bench;
 mod check_cmd;
-mod cli;
 mod clocks_cmd;
-mod cluster_file;
 mod complexity_cmd;
 mod election_cmd;
 mod election_verify;
-mod error;
-mod faults;
 mod multicast_cmd;
 mod net_cmd;
 mod output;
@@ -19,10 +15,10 @@ mod repro;
 mod sim_cmd;
 mod timeline;
 
+use agora_cli::{cli, cluster_file, election_file, error, faults, input, values, Parsed};
 use agora_core::Setup;
 use agora_protocols::{Driver, Params, PROTOCOLS};
-use clap::Parser;
-use cli::{Cli, Command};
+use cli::Command;
 use error::UserError;
 use std::process::ExitCode;
 
@@ -33,18 +29,18 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
+    // Arguments need not be UTF-8: clap refuses those that must be text, in one line.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let argv: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let cli = match agora_cli::parse(args) {
+        Parsed::Run(cli) => cli,
+        Parsed::Print(text) => {
             // --help and --version.
-            let _ = e.print();
+            print!("{text}");
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("agora: {} (see `agora --help`)", first.trim_start_matches("error: "));
+        Parsed::Mistake(msg) => {
+            eprintln!("agora: {msg}");
             return ExitCode::from(2);
         }
     };
@@ -71,7 +67,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("agora: {}", e.msg);
+            // A message may quote a path or a value with a newline in it: still one line.
+            eprintln!("agora: {}", agora_sim::faults::escape_controls(&e.msg));
             ExitCode::from(e.code)
         }
     }

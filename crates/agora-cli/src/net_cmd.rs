@@ -5,7 +5,7 @@
 use crate::cli::{NodeArgs, RunArgs, UpArgs};
 use crate::cluster_file::ClusterFile;
 use crate::error::{UserError, EXIT_STORAGE};
-use crate::{output, repro};
+use crate::{output, repro, values};
 use agora_core::{Protocol, RunSummary, Setup};
 use agora_net::store::{OpenMode, Store};
 use agora_net::{prometheus, report, run_local, run_node, Gathered, NetConfig, NodeOutput, NodeShared};
@@ -84,8 +84,10 @@ fn print(summary: &RunSummary, json: bool) {
     }
 }
 
+/// 1 when a property was violated, or when the run reached its time limit with operations
+/// unfinished (over TCP the limit is a safety net: a healthy run ends on its own); else 0.
 fn exit_code(s: &RunSummary) -> i32 {
-    if s.violations.is_empty() {
+    if s.violations.is_empty() && s.ops_unfinished == 0 {
         0
     } else {
         1
@@ -121,8 +123,12 @@ impl Driver for Local {
 /// `agora run`: every node in this process over loopback TCP.
 pub fn run(args: &RunArgs, argv: &[String]) -> Result<i32, UserError> {
     let params = crate::sim_cmd::params(&args.params, args.seed)?;
-    if !(args.max_time_ms.is_finite() && args.max_time_ms > 0.0) {
-        return Err(UserError(format!("--max-time-ms {}: must be a positive number", args.max_time_ms)));
+    let nodes = crate::sim_cmd::cluster_size(&args.protocol, &params)?;
+    if nodes > values::MAX_TCP_NODES {
+        return Err(UserError(format!(
+            "{nodes} nodes over TCP; at most {} (one socket and a database each)",
+            values::MAX_TCP_NODES
+        )));
     }
     let temp;
     let data_dir = match &args.data_dir {
@@ -215,7 +221,7 @@ impl Driver for OneNode {
             let n = setup.nodes();
             let mut g = Gathered::new(n, out.end.as_str(), wall_ms, out.cpu_ms, out.started_unix_ns);
             g.add_report(out.reports.into_iter().next().expect("one report"));
-            let summary = report::summarize(&*setup, seed, g, "");
+            let summary = report::summarize_alone(&*setup, seed, g);
             print!("{}", output::table(&summary));
             println!("note           this is node {} alone; `agora up` checks the whole cluster", self.id);
             Ok(exit_code(&summary))
@@ -285,27 +291,61 @@ impl Driver for Up {
                         Ok(())
                     });
                 }
+                cmd.stderr(std::process::Stdio::piped());
                 let child = cmd.spawn().map_err(|e| UserError(format!("cannot start node {id}: {e}")))?;
                 children.push(child);
             }
             let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
-            let waits = futures_join(children);
-            tokio::pin!(waits);
-            let outputs = tokio::select! {
-                o = &mut waits => o,
-                _ = interrupted() => {
-                    for pid in &pids {
-                        // SAFETY: kill with a pid of our own child and a valid signal.
-                        unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
-                    }
-                    waits.await
+            let terminate = |pids: &[u32]| {
+                for pid in pids {
+                    // SAFETY: kill with a pid of our own child and a valid signal.
+                    unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
                 }
             };
+            let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+            for (id, child) in children.into_iter().enumerate() {
+                let tx = done_tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send((id, wait_child(child).await));
+                });
+            }
+            drop(done_tx);
+            let mut outputs: Vec<Option<std::io::Result<ChildEnd>>> = (0..self.nodes).map(|_| None).collect();
+            let mut mistake = None;
+            let interrupt = interrupted();
+            tokio::pin!(interrupt);
+            let mut interrupted_once = false;
+            loop {
+                tokio::select! {
+                    next = done.recv() => match next {
+                        Some((id, out)) => {
+                            // A node that exits 2 (a mistake in the cluster or its set-up) or 3 (its storage):
+                            // the others cannot succeed without it.
+                            if let Ok(end) = &out {
+                                let code = end.status.code().unwrap_or(0);
+                                if (code == 2 || code == 3) && mistake.is_none() {
+                                    mistake = Some((code as u8, format!("node {id}: {}", end.mistake)));
+                                    terminate(&pids);
+                                }
+                            }
+                            outputs[id] = Some(out);
+                        }
+                        None => break,
+                    },
+                    _ = &mut interrupt, if !interrupted_once => {
+                        interrupted_once = true;
+                        terminate(&pids);
+                    }
+                }
+            }
+            if let Some((code, msg)) = mistake {
+                return Err(UserError { msg, code });
+            }
             let mut g = Gathered::new(self.nodes, "idle", t0.elapsed().as_secs_f64() * 1e3, 0.0, 0);
             let mut starts = Vec::new();
             let mut last_active = 0u64;
             for (id, out) in outputs.into_iter().enumerate() {
-                match out {
+                match out.expect("every child reported its end") {
                     Ok(o) if o.status.success() => {
                         match serde_json::from_slice::<NodeOutput<<S::Node as Protocol>::Obs>>(&o.stdout) {
                             Ok(node) => {
@@ -335,20 +375,68 @@ impl Driver for Up {
     }
 }
 
-async fn futures_join(children: Vec<tokio::process::Child>) -> Vec<std::io::Result<std::process::Output>> {
-    let handles: Vec<_> = children.into_iter().map(|c| tokio::spawn(c.wait_with_output())).collect();
+/// How a node process ended: its status, its stdout (the JSON summary), and the last
+/// `agora: ...` line of its stderr (its one-line mistake when it exits 2).
+struct ChildEnd {
+    status: std::process::ExitStatus,
+    stdout: Vec<u8>,
+    mistake: String,
+}
+
+/// Waits for a node process, passing its log lines through to our stderr as they come, except
+/// its final `agora: ` line, which `up` reports in its own words.
+async fn wait_child(mut child: tokio::process::Child) -> std::io::Result<ChildEnd> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let forward = tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let mut mistake = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match line.strip_prefix("agora: ") {
+                Some(m) => {
+                    if !mistake.is_empty() {
+                        eprintln!("agora: {mistake}");
+                    }
+                    mistake = m.to_string();
+                }
+                None => eprintln!("{line}"),
+            }
+        }
+        mistake
+    });
     let mut out = Vec::new();
-    for h in handles {
-        out.push(h.await.unwrap_or_else(|e| Err(std::io::Error::other(e))));
+    stdout.read_to_end(&mut out).await?;
+    let status = child.wait().await?;
+    let mistake = forward.await.unwrap_or_default();
+    if !status.success() && !matches!(status.code(), Some(2 | 3)) && !mistake.is_empty() {
+        eprintln!("agora: {mistake}");
     }
-    out
+    Ok(ChildEnd { status, stdout: out, mistake })
+}
+
+/// What `agora up` can check before it starts any node: every address is distinct and free to
+/// listen on, and the data directory is a directory it can write to. A node process that
+/// still finds a mistake exits 2 with one line, which `up` reports as its own.
+fn preflight(cf: &ClusterFile) -> Result<(), UserError> {
+    for (id, addr) in cf.addrs()?.into_iter().enumerate() {
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| UserError(format!("node {id} cannot listen on {addr}: {e}")))?;
+    }
+    if let Some(dir) = &cf.data_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| UserError(format!("data directory {}: {e}", dir.display())))?;
+        tempfile::tempfile_in(dir)
+            .map_err(|e| UserError(format!("data directory {}: cannot write in it: {e}", dir.display())))?;
+    }
+    Ok(())
 }
 
 /// `agora up`: every node of a cluster file as a local child process.
 pub fn up(args: &UpArgs, argv: &[String]) -> Result<i32, UserError> {
     let cf = ClusterFile::load(&args.config)?;
     let params: Params = cf.params()?;
-    cf.addrs()?;
+    preflight(&cf)?;
     // Checked here once, rather than by every child.
     cf.secret(&args.config)?;
     let new = match &cf.data_dir {

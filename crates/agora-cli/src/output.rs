@@ -40,6 +40,13 @@ pub fn table(s: &RunSummary) -> String {
         per_op(s.msgs_per_op),
         per_op(s.bytes_per_op)
     );
+    if s.ops_unfinished > 0 {
+        let _ = writeln!(
+            t,
+            "unfinished     {} operations begun and never completed ({})",
+            s.ops_unfinished, s.end
+        );
+    }
     let l = &s.latency_ms;
     if l.count > 0 {
         let _ = writeln!(
@@ -76,13 +83,43 @@ pub fn table(s: &RunSummary) -> String {
         );
     }
     if s.violations.is_empty() {
-        let _ = writeln!(t, "checks         ok: {}", s.properties.join(", "));
+        t.push_str(&checks(s));
     } else {
         for v in &s.violations {
             let node = v.node.map_or(String::new(), |n| format!(" at node {n}"));
             let _ = writeln!(t, "VIOLATION      `{}`{node} at {:.3} ms: {}", v.property, v.at_ms, v.detail);
             let _ = writeln!(t, "reproduce      {}", v.reproduce);
         }
+        t.push_str(&not_judged(s));
+    }
+    t
+}
+
+/// The verdict of a run without violations: "ok" only about the properties judged, then one
+/// line per property that was not judged, with why.
+pub fn checks(s: &RunSummary) -> String {
+    let mut t = String::new();
+    if s.properties.is_empty() {
+        let _ = writeln!(t, "checks         none judged");
+    } else {
+        let _ = writeln!(t, "checks         ok: {}", s.properties.join(", "));
+    }
+    t.push_str(&not_judged(s));
+    t
+}
+
+/// One line per reason: `not judged     a, b (why)`.
+fn not_judged(s: &RunSummary) -> String {
+    let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+    for n in &s.not_judged {
+        match reasons.iter_mut().find(|(r, _)| *r == n.reason) {
+            Some((_, names)) => names.push(&n.property),
+            None => reasons.push((&n.reason, vec![&n.property])),
+        }
+    }
+    let mut t = String::new();
+    for (reason, names) in reasons {
+        let _ = writeln!(t, "not judged     {} ({reason})", names.join(", "));
     }
     t
 }

@@ -40,7 +40,7 @@ pub fn summary_of<O>(out: &agora_sim::Outcome<O>, argv: &[String]) -> RunSummary
         out.events,
     );
     summary.trace_digest = Some(out.trace_digest.hex());
-    summary.properties = out.properties.iter().map(|p| p.name.to_string()).collect();
+    summary.judged(&out.properties, &out.not_judged);
     summary.violations = out
         .violations
         .iter()
@@ -116,9 +116,6 @@ pub fn run(args: &SimArgs, argv: Vec<String>) -> Result<i32, UserError> {
     let p = &args.params;
     let params = params(p, args.seed)?;
     let faults = faults::build(&args.faults, cluster_size(&args.protocol, &params)?)?;
-    if !(args.max_time_ms.is_finite() && args.max_time_ms > 0.0) {
-        return Err(UserError(format!("--max-time-ms {}: must be a positive number", args.max_time_ms)));
-    }
     if args.diagram.is_some() && p.nodes > MAX_DIAGRAM_NODES {
         return Err(UserError(format!(
             "--diagram draws at most {MAX_DIAGRAM_NODES} nodes; this run has {}",

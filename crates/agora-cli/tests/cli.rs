@@ -176,9 +176,9 @@ fn user_mistakes_exit_2_with_one_line() {
     std::fs::write(&unknown_key, "[network]\nlos = 0.1\n").unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["sim", "paxos"], "unknown protocol `paxos`"),
-        (vec!["sim", "flood", "--loss", "1.5"], "--loss 1.5"),
+        (vec!["sim", "flood", "--loss", "1.5"], "'1.5' for '--loss"),
         (vec!["sim", "flood", "--duplicate", "-0.1"], "--duplicate"),
-        (vec!["sim", "flood", "--nodes", "0"], "--nodes must be at least 1"),
+        (vec!["sim", "flood", "--nodes", "0"], "0 is not in 1..=1000000"),
         (vec!["sim", "flood", "--nodes", "many"], "invalid value 'many'"),
         (vec!["sim", "flood", "--faults", bad_toml.to_str().unwrap()], "fault file"),
         (vec!["sim", "flood", "--faults", unknown_key.to_str().unwrap()], "los"),
@@ -196,8 +196,8 @@ fn user_mistakes_exit_2_with_one_line() {
         (vec!["sim", "flood", "--max-time-ms", "-1"], "--max-time-ms"),
         (vec!["sim", "flood", "--nodes", "60", "--diagram", "x.svg"], "at most 50 nodes"),
         (vec!["sim", "flood", "--variant", "nonsense"], "no variant `nonsense`"),
-        (vec!["sim", "all-to-all", "--nodes", "20001"], "above its limit"),
-        (vec!["sim", "raft", "--reads", "2"], "--reads 2"),
+        (vec!["sim", "all-to-all", "--nodes", "4001"], "above its limit"),
+        (vec!["sim", "raft", "--reads", "2"], "'2' for '--reads"),
         (vec!["sim", "raft", "--nodes", "16"], "at most 15"),
         (vec!["sim", "raft", "--snapshot-every", "0"], "--snapshot-every"),
         (vec!["sim", "raft", "--crash", "7@10"], "outside 0..7"),
@@ -421,4 +421,39 @@ fn multicast_compares_the_orders_with_one_command() {
         assert!(dir.path().join(f).exists(), "{f}");
     }
     assert_eq!(agora(&["multicast", "--order", "chaos"]).status.code(), Some(2));
+}
+
+#[test]
+fn a_run_cut_by_its_time_limit_says_what_was_not_judged() {
+    let (v, code) = json(&["sim", "flood", "--max-time-ms", "0.5", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["end"], "time-limit");
+    let not_judged = v["not_judged"].as_array().unwrap();
+    assert_eq!(not_judged.len(), 1, "{v}");
+    assert_eq!(not_judged[0]["property"], "reachable-delivered");
+    assert_eq!(not_judged[0]["reason"], "time limit");
+    let judged: Vec<&str> = v["properties"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(!judged.contains(&"reachable-delivered"), "{judged:?}");
+    let text = String::from_utf8(agora(&["sim", "flood", "--max-time-ms", "0.5"]).stdout).unwrap();
+    let ok_line = text.lines().find(|l| l.starts_with("checks")).unwrap();
+    assert!(!ok_line.contains("reachable-delivered"), "{ok_line}");
+    assert!(text.contains("not judged     reachable-delivered (time limit)"), "{text}");
+    // A run that ends on its own judges everything.
+    let (v, _) = json(&["sim", "flood", "--json"]);
+    assert_eq!(v["not_judged"].as_array().unwrap().len(), 0, "{v}");
+    assert!(v["properties"].as_array().unwrap().iter().any(|p| p == "reachable-delivered"));
+}
+
+#[test]
+fn a_lossy_run_does_not_call_its_delivery_property_ok() {
+    let (v, _) = json(&["sim", "flood", "--loss", "0.5", "--json"]);
+    assert_eq!(v["not_judged"][0]["reason"], "messages may have been lost", "{v}");
+}
+
+#[test]
+fn a_campaign_counts_the_runs_that_were_not_fully_judged() {
+    let (v, code) = json(&["check", "flood", "--seeds", "0..3", "--max-time-ms", "0.5", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["not_judged"]["runs"], 3, "{v}");
+    assert_eq!(v["not_judged"]["properties"][0], "reachable-delivered");
 }

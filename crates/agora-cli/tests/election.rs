@@ -160,7 +160,7 @@ fn bad_election_files_rolls_and_flags_exit_2_with_one_line() {
         (vec!["election", "--election", "/nonexistent.toml"], "cannot read election file"),
         (vec!["election", "--roll", &bad_roll], "line 3"),
         (vec!["election", "--roll", &wide_roll], "32 hex digits"),
-        (vec!["election", "--voters", "0"], "--voters 0"),
+        (vec!["election", "--voters", "0"], "'0' for '--voters"),
         (vec!["election", "--replicas", "0"], "replicas"),
         (vec!["election", "--bad-ballots", "0.9"], "--bad-ballots"),
         (vec!["election", "--loss", "0.1"], "--loss needs --sim"),

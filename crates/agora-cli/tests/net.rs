@@ -250,3 +250,105 @@ fn what_a_node_persisted_survives_sigkill() {
     assert_eq!(v["messages_sent"], 0, "{v}");
     assert_eq!(v["violations"].as_array().unwrap().len(), 0, "{v}");
 }
+
+/// `agora node` alone, on each node of a Raft cluster with clients: a client judges nothing it
+/// cannot (its acknowledgements are checked against what the replicas applied, in `agora
+/// up`), says so, and exits 0 once its operations are done.
+#[test]
+fn a_lone_raft_node_judges_only_what_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = cluster_file(dir.path(), "raft", "clients = 1\nmsgs = 20", 4, 500);
+    let f = file.to_str().unwrap();
+    let spawn = |id: &str| {
+        Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(["node", "--config", f, "--id", id])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let nodes: Vec<_> = ["0", "1", "2", "3"].into_iter().map(spawn).collect();
+    for (id, node) in nodes.into_iter().enumerate() {
+        let out = node.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "node {id}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!text.contains("VIOLATION"), "node {id}: {text}");
+        assert!(text.contains("checks         none judged"), "node {id}: {text}");
+        let line = text.lines().find(|l| l.starts_with("not judged")).unwrap_or_default();
+        assert!(line.contains("acked-applied") && line.contains("(this node's observations alone"), "{text}");
+        assert!(!text.contains("unfinished"), "node {id}: {text}");
+    }
+}
+
+/// Mistakes a node process would find, found by `up` first or passed on by it: one line,
+/// exit code 2.
+#[test]
+fn up_reports_set_up_mistakes_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let busy = dir.path().join("busy.toml");
+    std::fs::write(
+        &busy,
+        format!("cluster = \"c\"\nprotocol = \"flood\"\n[[node]]\nid = 0\naddr = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("file"), "not a directory").unwrap();
+    let data_file = dir.path().join("datafile.toml");
+    std::fs::write(
+        &data_file,
+        "cluster = \"c\"\nprotocol = \"flood\"\ndata_dir = \"file\"\n[[node]]\nid = 0\naddr = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let cases = [(busy, "cannot listen on"), (data_file, "data directory")];
+    for (file, expected) in cases {
+        let out = agora(&["up", "--config", file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "`{expected}` not in {stderr}");
+    }
+    // The same data directory mistake, found by the node process itself: one line, exit 2.
+    let out = agora(&["node", "--config", dir.path().join("datafile.toml").to_str().unwrap(), "--id", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(taken);
+}
+
+/// A cluster file of `protocol` over fresh ports, with a short time limit.
+fn short_cluster(dir: &Path, protocol: &str, params: &str, n: usize) -> String {
+    let mut text = format!(
+        "cluster = \"lone\"\nprotocol = \"{protocol}\"\nidle_ms = 100\nmax_time_ms = 1500\n[params]\n{params}\n"
+    );
+    for (i, port) in free_ports(n).into_iter().enumerate() {
+        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{port}\"\n"));
+    }
+    let path = dir.join("short.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A node whose peer never comes does not call itself idle (it would have stopped long before
+/// a late peer started): it runs to its time limit and says what it did not judge.
+#[test]
+fn a_node_does_not_go_idle_before_its_peers_are_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = short_cluster(dir.path(), "flood", "", 2);
+    let out = agora(&["node", "--config", &f, "--id", "0"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("end            time-limit"), "{text}");
+    assert!(text.contains("not judged"), "{text}");
+}
+
+/// A Raft client whose replicas never answer does not finish its operations: that is not a
+/// clean run, whatever the checker could judge.
+#[test]
+fn a_client_that_finishes_nothing_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = short_cluster(dir.path(), "raft", "clients = 1\nmsgs = 20", 4);
+    let out = agora(&["node", "--config", &f, "--id", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("unfinished     20 operations begun and never completed"), "{text}");
+    let out = agora(&["node", "--config", &f, "--id", "3", "--json"]);
+    assert_eq!(json_of(&out)["end"], "time-limit");
+}

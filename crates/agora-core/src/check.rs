@@ -3,6 +3,10 @@
 //! A checker sees every [`crate::Effect::Observe`] as it happens (`always` properties, checked
 //! at every observation) and the end state of the run (`at-end` properties, such as "every live
 //! node delivered"). The first violation stops a simulated run.
+//!
+//! An at-end property is judged only when the run gives it a fair chance (it ended on its own,
+//! no message was lost, ...). A checker says which properties it did not judge and why
+//! ([`Checker::not_judged`]), so that no summary calls an unjudged property "ok".
 
 use crate::id::{NodeId, Time};
 use crate::protocol::Protocol;
@@ -88,10 +92,73 @@ pub struct EndState<'a> {
 }
 
 impl EndState<'_> {
+    /// Why a property judged only at a quiet end without lost messages (and, when
+    /// `crash_free` is asked, without a crash: `crashed` says whether one happened) is not
+    /// judged; `None` when it is.
+    pub fn unjudged(&self, crash_free: bool, crashed: bool) -> Option<NotJudged> {
+        if !self.quiescent {
+            Some(NotJudged::Unended)
+        } else if !self.network_reliable {
+            Some(NotJudged::Unreliable)
+        } else if crash_free && crashed {
+            Some(NotJudged::Crashed)
+        } else {
+            None
+        }
+    }
+
     /// Nodes that were up for the whole run.
     pub fn never_crashed(&self, n: NodeId) -> bool {
         !self.crashed_ever[n.index()] && self.live[n.index()]
     }
+}
+
+/// Why an at-end property was not judged at the end of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotJudged {
+    /// The run did not end on its own: a time or event limit, an interrupt, or a violation
+    /// stopped it (the driver names which).
+    Unended,
+    /// An `always` property was violated first, which ends the judging.
+    AfterViolation,
+    /// Messages between live nodes may have been lost (loss, partitions, broken connections).
+    Unreliable,
+    /// A node crashed: the property holds only among nodes that never did.
+    Crashed,
+    /// The run did not go on long enough after the last fault for the protocol to settle.
+    Unsettled,
+    /// A partition was still in force at the end.
+    Partitioned,
+    /// Fewer than a majority of the replicas were up at the end.
+    NoMajority,
+    /// Only one node's observations were seen (`agora node`): cluster-wide properties need
+    /// every node's.
+    OneNode,
+}
+
+impl fmt::Display for NotJudged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NotJudged::Unended => "the run did not end on its own",
+            NotJudged::AfterViolation => "a violation was found first",
+            NotJudged::Unreliable => "messages may have been lost",
+            NotJudged::Crashed => "a node crashed",
+            NotJudged::Unsettled => "the run ended too soon after the last fault",
+            NotJudged::Partitioned => "a partition was still in force",
+            NotJudged::NoMajority => "no majority of replicas was up",
+            NotJudged::OneNode => "this node's observations alone cannot judge it",
+        })
+    }
+}
+
+/// Every at-end property of `properties`, not judged for `why` (none when `why` is `None`).
+pub fn at_end_not_judged(
+    properties: &[Property],
+    why: impl Into<Option<NotJudged>>,
+) -> Vec<(&'static str, NotJudged)> {
+    let Some(why) = why.into() else { return Vec::new() };
+    properties.iter().filter(|p| p.kind == PropertyKind::AtEnd).map(|p| (p.name, why)).collect()
 }
 
 /// Judges one protocol's runs.
@@ -107,6 +174,13 @@ pub trait Checker<P: Protocol + ?Sized> {
 
     /// Judges `at-end` properties.
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation>;
+
+    /// The at-end properties `finish` does not judge at `end`, and why. It must name every
+    /// property that `finish` skips: a summary reports the others as judged. The default:
+    /// all of them when the run did not end on its own.
+    fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        at_end_not_judged(&self.properties(), (!end.quiescent).then_some(NotJudged::Unended))
+    }
 }
 
 /// A checker that judges nothing: for workloads and test harness protocols whose runs are

@@ -49,11 +49,14 @@ pub mod stable;
 pub mod summary;
 pub mod wire;
 
-pub use check::{Checker, EndState, Lifecycle, NoProperties, Property, PropertyKind, Violation};
+pub use check::{
+    at_end_not_judged, Checker, EndState, Lifecycle, NoProperties, NotJudged, Property, PropertyKind,
+    Violation,
+};
 pub use id::{NodeId, OpId, Time};
 pub use metrics::{Counters, Metrics, OpStats, Quantiles};
 pub use protocol::{
     Context, Deferred, Destinations, Effect, EffectOf, Message, Observation, Protocol, Rng, Setup, TimerName,
 };
 pub use stable::{Corrupt, Stable, REJOINING};
-pub use summary::{KindRow, RunSummary, ViolationReport};
+pub use summary::{KindRow, NotJudgedReport, RunSummary, ViolationReport};

@@ -1,7 +1,7 @@
 //! `RunSummary`: the one result format of every driver (`agora sim --json`, later
 //! `agora run --json`), so tables, reports and scripts read one shape.
 
-use crate::check::Violation;
+use crate::check::{NotJudged, Property, Violation};
 use crate::metrics::{Counters, Metrics, Quantiles};
 use serde::Serialize;
 
@@ -30,6 +30,14 @@ impl ViolationReport {
     }
 }
 
+/// A property the run did not judge, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NotJudgedReport {
+    pub property: String,
+    /// E.g. "time limit", "messages may have been lost".
+    pub reason: String,
+}
+
 /// Counters of one message type.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct KindRow {
@@ -56,6 +64,9 @@ pub struct RunSummary {
     pub bytes_delivered: u64,
     pub ops_begun: u64,
     pub ops_completed: u64,
+    /// Operations begun and never completed in a run that did not end on its own (a time or
+    /// event limit, an interrupt): unfinished work, not a quiet end.
+    pub ops_unfinished: u64,
     /// Messages sent per operation begun (`null` without operations).
     pub msgs_per_op: Option<f64>,
     pub bytes_per_op: Option<f64>,
@@ -71,8 +82,10 @@ pub struct RunSummary {
     pub delivered_per_s: f64,
     /// The run's fingerprint (simulator only).
     pub trace_digest: Option<String>,
-    /// The checked properties, by name.
+    /// The properties judged, by name (see [`RunSummary::judged`]).
     pub properties: Vec<String>,
+    /// The properties not judged, with why: never reported as "ok".
+    pub not_judged: Vec<NotJudgedReport>,
     pub violations: Vec<ViolationReport>,
     pub by_kind: Vec<KindRow>,
     /// Per-node counters, for runs of at most [`PER_NODE_JSON_LIMIT`] nodes.
@@ -128,6 +141,11 @@ impl RunSummary {
             bytes_delivered: t.bytes_delivered,
             ops_begun: ops.begun,
             ops_completed: ops.completed,
+            ops_unfinished: if matches!(end, "quiescent" | "idle") {
+                0
+            } else {
+                ops.begun.saturating_sub(ops.completed)
+            },
             msgs_per_op: per_op(t.sent),
             bytes_per_op: per_op(t.bytes_sent),
             latency_ms: ops.latency,
@@ -138,6 +156,7 @@ impl RunSummary {
             delivered_per_s: if wall_ms > 0.0 { t.delivered as f64 / (wall_ms / 1e3) } else { 0.0 },
             trace_digest: None,
             properties: Vec::new(),
+            not_judged: Vec::new(),
             violations: Vec::new(),
             by_kind: metrics
                 .by_kind()
@@ -149,5 +168,52 @@ impl RunSummary {
             cpu_ms: None,
             fsyncs: None,
         }
+    }
+
+    /// Records which of the checker's `properties` were judged: all but those in
+    /// `not_judged`. A property skipped because the run did not end on its own gets the
+    /// run's end (`self.end`: time limit, event limit, ...) as its reason.
+    pub fn judged(&mut self, properties: &[Property], not_judged: &[(&'static str, NotJudged)]) {
+        let unended = match self.end.as_str() {
+            "time-limit" => "time limit".to_string(),
+            "event-limit" => "event limit".to_string(),
+            "queue-limit" => "too many events waiting at once".to_string(),
+            "interrupted" => "interrupted".to_string(),
+            other => format!("the run ended: {other}"),
+        };
+        self.not_judged = not_judged
+            .iter()
+            .map(|(name, why)| NotJudgedReport {
+                property: name.to_string(),
+                reason: if *why == NotJudged::Unended { unended.clone() } else { why.to_string() },
+            })
+            .collect();
+        self.properties = properties
+            .iter()
+            .filter(|p| !not_judged.iter().any(|(n, _)| *n == p.name))
+            .map(|p| p.name.to_string())
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::PropertyKind;
+
+    #[test]
+    fn an_unjudged_property_is_not_listed_as_judged_and_says_why() {
+        let props = [
+            Property { name: "safe", kind: PropertyKind::Always, description: "" },
+            Property { name: "live", kind: PropertyKind::AtEnd, description: "" },
+        ];
+        let mut s =
+            RunSummary::from_metrics("p", "sim", 1, 1, "time-limit", &Metrics::new(), &[], 0.0, 0.0, 0);
+        s.judged(&props, &[("live", NotJudged::Unended)]);
+        assert_eq!(s.properties, ["safe"]);
+        assert_eq!(s.not_judged, [NotJudgedReport { property: "live".into(), reason: "time limit".into() }]);
+        s.judged(&props, &[]);
+        assert_eq!(s.properties, ["safe", "live"]);
+        assert!(s.not_judged.is_empty());
     }
 }

@@ -7,6 +7,10 @@
 //! send queues empty) for `idle`. Nodes that heartbeat forever count as done once their
 //! protocol says only that is left (`Protocol::background`): every node of the process for
 //! 100 ms, or the lone node for `idle`. Both stop at `max_time` regardless.
+//!
+//! A lone node's idle time counts only from the moment every peer of the cluster file has
+//! been seen listening: a replica started long before its clients must not stop before they
+//! come (the node dials each peer until its port accepts a connection, then closes it).
 
 use crate::clock::{cpu_ms, unix_ns};
 use crate::node::{self, BoundNode, NetConfig, NodeReport, NodeShared};
@@ -154,6 +158,32 @@ pub async fn run_bound<S: Setup>(
     })
 }
 
+/// Dials each of `peers` until its port accepts a connection (then closes it: the peer logs a
+/// connection closed before its handshake at debug level), and sends the Unix ns at which the
+/// last one did. Gives up when `stop` is set. One task, one connection attempt at a time.
+async fn await_peers(
+    mut peers: Vec<SocketAddr>,
+    all_up: watch::Sender<Option<u64>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    const RETRY: Duration = Duration::from_millis(50);
+    const DIAL_TIMEOUT: Duration = Duration::from_millis(500);
+    while !peers.is_empty() {
+        let addr = peers[peers.len() - 1];
+        let dial = tokio::time::timeout(DIAL_TIMEOUT, tokio::net::TcpStream::connect(addr));
+        if let Ok(Ok(stream)) = dial.await {
+            drop(stream);
+            peers.pop();
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETRY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+    let _ = all_up.send(Some(unix_ns()));
+}
+
 /// Runs node `id` of a cluster whose addresses are in `cfg`, until it is idle for `idle`,
 /// `max_time` passes, or `interrupt` resolves (a signal).
 pub async fn run_node<S: Setup>(
@@ -170,8 +200,12 @@ pub async fn run_node<S: Setup>(
     let cfg = Arc::new(cfg);
     let (stop_tx, stop) = watch::channel(false);
     let (t0, cpu0, unix0) = (Instant::now(), cpu_ms(), unix_ns());
-    let (shared, handle) = node::start(setup, bound, cfg, Arc::new(AtomicI64::new(0)), stop)?;
+    let peers: Vec<SocketAddr> =
+        cfg.addrs.iter().enumerate().filter(|(i, _)| *i != id.index()).map(|(_, a)| *a).collect();
+    let (shared, handle) = node::start(setup, bound, cfg, Arc::new(AtomicI64::new(0)), stop.clone())?;
     on_start(vec![shared.clone()]);
+    let (all_up_tx, all_up) = watch::channel(None::<u64>);
+    tokio::spawn(await_peers(peers, all_up_tx, stop));
     tokio::pin!(interrupt);
     let end = loop {
         tokio::select! {
@@ -181,12 +215,17 @@ pub async fn run_node<S: Setup>(
         if shared.failed.load(Ordering::Relaxed) {
             break End::Failed;
         }
-        let quiet_ns = unix_ns().saturating_sub(shared.last_active_ns.load(Ordering::Relaxed));
-        let drained = shared.unsent.load(Ordering::Acquire) == 0;
-        let quiet =
-            drained && shared.pending.load(Ordering::Acquire) == 0 && quiet_ns >= idle.as_nanos() as u64;
-        if quiet || shared.background_for(idle) {
-            break End::Idle;
+        // Idle time counts from the last event or from when the last peer came up.
+        if let Some(all_up_ns) = *all_up.borrow() {
+            let now = unix_ns();
+            let since_up = now.saturating_sub(all_up_ns) >= idle.as_nanos() as u64;
+            let quiet_ns = now.saturating_sub(shared.last_active_ns.load(Ordering::Relaxed));
+            let drained = shared.unsent.load(Ordering::Acquire) == 0;
+            let quiet =
+                drained && shared.pending.load(Ordering::Acquire) == 0 && quiet_ns >= idle.as_nanos() as u64;
+            if since_up && (quiet || shared.background_for(idle)) {
+                break End::Idle;
+            }
         }
         if t0.elapsed() >= max_time {
             break End::TimeLimit;

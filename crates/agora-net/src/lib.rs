@@ -21,4 +21,4 @@ pub use conn::{decode_frames, Decoded, FrameError, KEEPALIVE, MESSAGE_BUFFER_BYT
 pub use handshake::Secret;
 pub use limits::raise_fd_limit;
 pub use node::{BoundNode, NetConfig, NodeReport, NodeShared};
-pub use report::{summarize, Gathered, NodeOutput};
+pub use report::{summarize, summarize_alone, Gathered, NodeOutput};

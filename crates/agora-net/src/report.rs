@@ -179,6 +179,43 @@ fn intern(name: &str) -> &'static str {
     n
 }
 
+/// The summary of one node's run (`agora node` alone): its counters and operations, with no
+/// property judged. Properties are judged over every node's observations (a client's
+/// acknowledgement is checked against what the replicas applied), so one node's alone would
+/// report violations that did not happen; `agora up` judges them all.
+pub fn summarize_alone<S: Setup>(
+    setup: &S,
+    seed: u64,
+    g: Gathered<<S::Node as Protocol>::Obs>,
+) -> RunSummary {
+    let mut summary = metrics_summary(setup, seed, &g);
+    let properties = setup.checker().properties();
+    let alone: Vec<_> = properties.iter().map(|p| (p.name, agora_core::NotJudged::OneNode)).collect();
+    summary.judged(&properties, &alone);
+    summary
+}
+
+/// The summary's counters, times and operations, before any judging.
+fn metrics_summary<S: Setup, O>(setup: &S, seed: u64, g: &Gathered<O>) -> RunSummary {
+    let mut summary = RunSummary::from_metrics(
+        setup.name(),
+        "tcp",
+        g.nodes,
+        seed,
+        &g.end,
+        &g.metrics,
+        &g.per_node,
+        // In the runtime, "virtual" time is the wall time the run took.
+        g.wall_ms,
+        g.wall_ms,
+        g.events,
+    );
+    summary.messages_dropped += g.lost;
+    summary.cpu_ms = Some(g.cpu_ms);
+    summary.fsyncs = (g.commits > 0).then_some(g.commits);
+    summary
+}
+
 /// Runs the protocol's checker over the gathered observations and builds the summary.
 pub fn summarize<S: Setup>(
     setup: &S,
@@ -196,37 +233,28 @@ pub fn summarize<S: Setup>(
             break;
         }
     }
-    let mut summary = RunSummary::from_metrics(
-        setup.name(),
-        "tcp",
-        g.nodes,
-        seed,
-        &g.end,
-        &g.metrics,
-        &g.per_node,
-        // In the runtime, "virtual" time is the wall time the run took.
-        g.wall_ms,
-        g.wall_ms,
-        g.events,
-    );
-    summary.messages_dropped += g.lost;
+    let mut summary = metrics_summary(setup, seed, &g);
+    let mut not_judged =
+        agora_core::at_end_not_judged(&checker.properties(), agora_core::NotJudged::AfterViolation);
     if violations.is_empty() {
         let crashed: Vec<bool> = g.reported.iter().map(|r| !r).collect();
         let end = EndState {
             at: Time((g.wall_ms * 1e6) as u64),
             live: &g.reported,
             crashed_ever: &crashed,
-            network_reliable: summary.messages_dropped == 0,
+            // A message sent and never delivered (a peer unreachable, a refused handshake) is
+            // as lost as a dropped one.
+            network_reliable: summary.messages_dropped == 0
+                && summary.messages_delivered >= summary.messages_sent,
             quiescent: matches!(g.end.as_str(), "quiescent" | "idle"),
             last_fault: Time::ZERO,
             partitioned: false,
         };
+        not_judged = checker.not_judged(&end);
         violations = checker.finish(&end);
     }
-    summary.properties = checker.properties().iter().map(|p| p.name.to_string()).collect();
+    summary.judged(&checker.properties(), &not_judged);
     summary.violations =
         violations.iter().map(|v| ViolationReport::new(v, seed, reproduce.to_string())).collect();
-    summary.cpu_ms = Some(g.cpu_ms);
-    summary.fsyncs = (g.commits > 0).then_some(g.commits);
     summary
 }

@@ -27,8 +27,8 @@
 
 use crate::topology::Graph;
 use agora_core::{
-    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable,
-    Time, Violation,
+    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
+    PropertyKind, Protocol, Setup, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -240,6 +240,10 @@ impl Checker<Flood> for FloodChecker {
                 Ok(())
             }
         }
+    }
+
+    fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        at_end_not_judged(&self.properties(), end.unjudged(false, false))
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {

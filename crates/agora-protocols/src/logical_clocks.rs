@@ -25,8 +25,8 @@
 //! its receiver waiting, and the events after it unexecuted (they are simply not judged).
 
 use agora_core::{
-    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Rng, Setup,
-    Stable, Time, Violation,
+    Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property, PropertyKind, Protocol, Rng,
+    Setup, Stable, Time, Violation,
 };
 use rand::{Rng as _, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -468,6 +468,11 @@ impl Checker<LogicalClock> for ClockChecker {
     fn observe(&mut self, _: Time, node: NodeId, obs: &Executed) -> Result<(), Violation> {
         self.stamps.push((self.scenario.global(node.index(), obs.i as usize), obs.stamp.clone()));
         Ok(())
+    }
+
+    /// Judged over whatever executed, whenever the run ended.
+    fn not_judged(&self, _: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        Vec::new()
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {

@@ -15,8 +15,8 @@
 //! **Tolerates** nothing in particular: it is a load generator, not a fault-tolerant protocol.
 
 use agora_core::{
-    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable,
-    Time, Violation,
+    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
+    PropertyKind, Protocol, Setup, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +148,10 @@ impl Checker<Stream> for StreamChecker {
         }
         *slot = true;
         Ok(())
+    }
+
+    fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        at_end_not_judged(&self.properties(), end.unjudged(false, false))
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {

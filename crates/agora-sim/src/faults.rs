@@ -17,8 +17,47 @@ use std::str::FromStr;
 #[error("{0}")]
 pub struct FaultError(pub String);
 
+impl FaultError {
+    /// An error whose text may quote the user's input: control characters (a newline in a
+    /// flag's value) are escaped, so the message stays one line.
+    pub fn new(msg: impl Into<String>) -> FaultError {
+        FaultError(escape_controls(&msg.into()))
+    }
+}
+
+/// `s` with its control characters escaped (`\n`, `\u{1b}`): one line, whatever it quotes.
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The largest time a fault may name (start, heal, restart, resume, a random-crash window):
+/// 10^9 ms, about 11.6 days of virtual time.
+pub const MAX_TIME_MS: f64 = 1e9;
+/// The largest latency a distribution may name (constant, bounds, mean, median), a region's
+/// base latency and `reorder_delay_ms`: one hour. Samples of heavy tails are capped there too.
+pub const MAX_LATENCY_MS: f64 = 3.6e6;
+/// The largest clock skew, either way: 10^9 ms.
+pub const MAX_SKEW_MS: f64 = 1e9;
+/// Clock drift lies in `(-10^6, 10^6]` ppm: a clock stands still at -10^6 and runs twice as
+/// fast at 10^6.
+pub const MAX_DRIFT_PPM: f64 = 1e6;
+/// The largest sigma of a log-normal latency.
+pub const MAX_SIGMA: f64 = 10.0;
+/// At most this many random crashes per run.
+pub const MAX_RANDOM_CRASHES: u32 = 10_000;
+/// At most this many entries of each list (partitions, crashes, links, regions, ...).
+pub const MAX_SPECS: usize = 10_000;
+
 fn err<T>(msg: impl Into<String>) -> Result<T, FaultError> {
-    Err(FaultError(msg.into()))
+    Err(FaultError::new(msg))
 }
 
 /// A one-way message latency distribution, in milliseconds.
@@ -50,17 +89,22 @@ impl Default for Latency {
 
 impl Latency {
     fn validate(&self, what: &str) -> Result<(), FaultError> {
-        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        let ok = |v: f64| (0.0..=MAX_LATENCY_MS).contains(&v);
         let fine = match *self {
             Latency::Constant { ms } => ok(ms),
             Latency::Uniform { min_ms, max_ms } => ok(min_ms) && ok(max_ms) && min_ms <= max_ms,
             Latency::Exponential { mean_ms } => ok(mean_ms),
-            Latency::LogNormal { median_ms, sigma } => ok(median_ms) && median_ms > 0.0 && ok(sigma),
+            Latency::LogNormal { median_ms, sigma } => {
+                ok(median_ms) && median_ms > 0.0 && (0.0..=MAX_SIGMA).contains(&sigma)
+            }
         };
         if fine {
             Ok(())
         } else {
-            err(format!("{what}: invalid latency `{self}` (values must be finite, non-negative, min <= max)"))
+            err(format!(
+                "{what}: invalid latency {self:?} (milliseconds in 0..={MAX_LATENCY_MS}, min <= max, \
+                 a log-normal median above 0 and sigma in 0..={MAX_SIGMA})"
+            ))
         }
     }
 }
@@ -380,11 +424,27 @@ impl Faults {
         let n = &self.network;
         for (name, p) in [("loss", n.loss), ("duplicate", n.duplicate), ("reorder", n.reorder)] {
             if !(0.0..=1.0).contains(&p) || p.is_nan() {
-                return err(format!("--{name} {p}: a probability must be between 0 and 1"));
+                return err(format!("--{name} {p:?}: a probability must be between 0 and 1"));
             }
         }
-        if !(n.reorder_delay_ms.is_finite() && n.reorder_delay_ms >= 0.0) {
-            return err(format!("--reorder-delay-ms {}: must be a non-negative number", n.reorder_delay_ms));
+        if !(0.0..=MAX_LATENCY_MS).contains(&n.reorder_delay_ms) {
+            return err(format!(
+                "--reorder-delay-ms {:?}: must be in 0..={MAX_LATENCY_MS} ms",
+                n.reorder_delay_ms
+            ));
+        }
+        let lists = [
+            ("network.links", n.links.len()),
+            ("partition", self.partitions.len()),
+            ("one_way", self.one_way.len()),
+            ("crash", self.crashes.len()),
+            ("pause", self.pauses.len()),
+            ("clock", self.clocks.len()),
+        ];
+        for (what, len) in lists {
+            if len > MAX_SPECS {
+                return err(format!("{what}: {len} entries; at most {MAX_SPECS}"));
+            }
         }
         n.latency.validate("network.latency")?;
         let in_range = |set: &NodeSet, what: &str| {
@@ -403,14 +463,14 @@ impl Faults {
         }
         if let Some(r) = &n.regions {
             let k = r.names.len();
-            if k == 0 {
-                return err("regions: at least one region is needed");
+            if k == 0 || k > 1_000 {
+                return err(format!("regions: {k} regions; 1 to 1000 are allowed"));
             }
             if r.latency_ms.len() != k || r.latency_ms.iter().any(|row| row.len() != k) {
                 return err(format!("regions: latency_ms must be a {k}x{k} matrix"));
             }
-            if r.latency_ms.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
-                return err("regions: latencies must be finite and non-negative");
+            if r.latency_ms.iter().flatten().any(|v| !(0.0..=MAX_LATENCY_MS).contains(v)) {
+                return err(format!("regions: latencies must be in 0..={MAX_LATENCY_MS} ms"));
             }
             r.jitter.validate("regions.jitter")?;
             if let Some(sets) = &r.nodes {
@@ -423,13 +483,13 @@ impl Faults {
             }
         }
         let window = |what: &str, at: f64, end: Option<f64>| {
-            if !(at.is_finite() && at >= 0.0) {
-                return err(format!("{what}: start time {at} ms must be a non-negative number"));
+            if !(0.0..=MAX_TIME_MS).contains(&at) {
+                return err(format!("{what}: start time {at:?} ms must be in 0..={MAX_TIME_MS}"));
             }
             match end {
-                Some(e) if !(e.is_finite() && e > at) => {
-                    err(format!("{what}: end time {e} ms must come after the start ({at} ms)"))
-                }
+                Some(e) if !(e > at && e <= MAX_TIME_MS) => err(format!(
+                    "{what}: end time {e:?} ms must come after the start ({at:?} ms), at most {MAX_TIME_MS}"
+                )),
                 _ => Ok(()),
             }
         };
@@ -459,7 +519,10 @@ impl Faults {
             if let Some(set) = &r.nodes {
                 in_range(set, "random crashes")?;
             }
-            let ok = |v: f64| v.is_finite() && v >= 0.0;
+            if r.count > MAX_RANDOM_CRASHES {
+                return err(format!("random crashes: count {}; at most {MAX_RANDOM_CRASHES}", r.count));
+            }
+            let ok = |v: f64| (0.0..=MAX_TIME_MS).contains(&v);
             if !(ok(r.from_ms) && ok(r.to_ms) && r.from_ms <= r.to_ms) {
                 return err("random crashes: from_ms..to_ms must be a non-negative window");
             }
@@ -469,8 +532,14 @@ impl Faults {
         }
         for c in &self.clocks {
             in_range(&c.nodes, "clock")?;
-            if !c.skew_ms.is_finite() || !c.drift_ppm.is_finite() || c.drift_ppm <= -1e6 {
-                return err("clock: skew must be finite and drift above -1000000 ppm");
+            let skew_ok = (-MAX_SKEW_MS..=MAX_SKEW_MS).contains(&c.skew_ms);
+            let drift_ok = c.drift_ppm > -MAX_DRIFT_PPM && c.drift_ppm <= MAX_DRIFT_PPM;
+            if !(skew_ok && drift_ok) {
+                return err(format!(
+                    "clock: skew {:?} ms, drift {:?} ppm: skew must be within ±{MAX_SKEW_MS} ms and drift in \
+                     (-{MAX_DRIFT_PPM}, {MAX_DRIFT_PPM}] ppm",
+                    c.skew_ms, c.drift_ppm
+                ));
             }
         }
         Ok(())
@@ -482,11 +551,13 @@ fn one_line(s: &str) -> String {
 }
 
 fn parse_ms(s: &str, what: &str) -> Result<f64, FaultError> {
-    s.trim().parse::<f64>().map_err(|_| FaultError(format!("{what}: `{s}` is not a time in milliseconds")))
+    s.trim()
+        .parse::<f64>()
+        .map_err(|_| FaultError::new(format!("{what}: `{s}` is not a time in milliseconds")))
 }
 
 fn parse_set(s: &str, what: &str) -> Result<NodeSet, FaultError> {
-    s.parse::<NodeSet>().map_err(|e| FaultError(format!("{what}: {e}")))
+    s.parse::<NodeSet>().map_err(|e| FaultError::new(format!("{what}: {e}")))
 }
 
 /// Splits `X@START[..END]`.
@@ -555,8 +626,10 @@ pub fn parse_node_value(s: &str, what: &str) -> Result<(NodeSet, f64), FaultErro
     let Some((nodes, v)) = s.split_once('=') else {
         return err(format!("{what} `{s}`: expected NODES=VALUE, e.g. 0..3=5"));
     };
-    let v =
-        v.trim().parse::<f64>().map_err(|_| FaultError(format!("{what} `{s}`: `{v}` is not a number")))?;
+    let v = v
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| FaultError::new(format!("{what} `{s}`: `{v}` is not a number")))?;
     Ok((parse_set(nodes, what)?, v))
 }
 

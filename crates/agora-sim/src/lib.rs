@@ -19,4 +19,4 @@ pub use faults::{
     PauseSpec, Regions, Wipe,
 };
 pub use nodeset::NodeSet;
-pub use sim::{EndReason, Outcome, SimConfig, Simulation};
+pub use sim::{EndReason, Outcome, SimConfig, Simulation, MAX_PENDING_EVENTS};

@@ -51,7 +51,9 @@ impl FromStr for NodeSet {
                 ranges.push((a, b));
             } else {
                 let n = num(part)?;
-                ranges.push((n, n + 1));
+                let end =
+                    n.checked_add(1).ok_or_else(|| format!("node id {n} in node set `{s}` is too large"))?;
+                ranges.push((n, end));
             }
         }
         Ok(NodeSet { ranges })

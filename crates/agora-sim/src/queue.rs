@@ -53,7 +53,7 @@ impl<E> Queue<E> {
         Some((self.floor, e))
     }
 
-    #[cfg(test)]
+    /// Events waiting.
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }

@@ -32,6 +32,9 @@ pub struct SimConfig {
     pub max_time: Time,
     /// The run stops after this many events.
     pub max_events: u64,
+    /// Stop (with `EndReason::QueueLimit`) when more events than this wait at once
+    /// [default: `MAX_PENDING_EVENTS`].
+    pub max_pending: usize,
     /// Record up to this many events for a space-time diagram.
     pub record_events: Option<usize>,
     /// Keep every observation in the outcome (for reports and tests).
@@ -45,6 +48,7 @@ impl SimConfig {
             faults: Faults::default(),
             max_time: Time::from_millis(600_000),
             max_events: u64::MAX,
+            max_pending: MAX_PENDING_EVENTS,
             record_events: None,
             keep_observations: false,
         }
@@ -56,6 +60,10 @@ impl SimConfig {
     }
 }
 
+/// The most events (messages in flight, timers, writes) the simulator holds at once: about
+/// 2.5 GB at some 120 bytes an event.
+pub const MAX_PENDING_EVENTS: usize = 20_000_000;
+
 /// Why a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -64,6 +72,9 @@ pub enum EndReason {
     Quiescent,
     TimeLimit,
     EventLimit,
+    /// More than [`MAX_PENDING_EVENTS`] events were waiting at once: a workload whose message
+    /// volume would exhaust memory (say, gossip to a million peers per round) is stopped.
+    QueueLimit,
     /// A checker found a violation.
     Violation,
 }
@@ -90,6 +101,8 @@ pub struct Outcome<O> {
     pub stable: Vec<Stable>,
     /// The properties the run was judged by.
     pub properties: Vec<agora_core::Property>,
+    /// The at-end properties that were not judged, and why (see `Checker::not_judged`).
+    pub not_judged: Vec<(&'static str, agora_core::NotJudged)>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -280,7 +293,7 @@ impl<S: Setup> Simulation<S> {
         let wall = Instant::now();
         self.schedule_faults();
         for i in 0..self.n {
-            if !self.violations.is_empty() {
+            if !self.violations.is_empty() || self.queue.len() > self.config.max_pending {
                 break;
             }
             self.step(NodeId(i as u32), |node, ctx| node.on_start(ctx));
@@ -291,6 +304,9 @@ impl<S: Setup> Simulation<S> {
             }
             if self.events >= self.config.max_events {
                 break EndReason::EventLimit;
+            }
+            if self.queue.len() > self.config.max_pending {
+                break EndReason::QueueLimit;
             }
             let Some((at, event)) = self.queue.pop() else {
                 break EndReason::Quiescent;
@@ -310,7 +326,13 @@ impl<S: Setup> Simulation<S> {
             self.events += 1;
             self.handle(event);
         };
-        if end != EndReason::Violation {
+        let not_judged;
+        if end == EndReason::Violation {
+            not_judged = agora_core::at_end_not_judged(
+                &self.checker.properties(),
+                agora_core::NotJudged::AfterViolation,
+            );
+        } else {
             let live: Vec<bool> = self.slots.iter().map(|s| s.status == Status::Up).collect();
             let crashed_ever: Vec<bool> = self.slots.iter().map(|s| s.crashed_ever).collect();
             let state = EndState {
@@ -322,6 +344,7 @@ impl<S: Setup> Simulation<S> {
                 last_fault: self.last_fault,
                 partitioned: self.net.any_cut(),
             };
+            not_judged = self.checker.not_judged(&state);
             self.violations = self.checker.finish(&state);
         }
         let end = if self.violations.is_empty() { end } else { EndReason::Violation };
@@ -341,6 +364,7 @@ impl<S: Setup> Simulation<S> {
             recording: self.recorder,
             stable: self.slots.into_iter().map(|s| s.stable).collect(),
             properties: self.checker.properties(),
+            not_judged,
         }
     }
 

@@ -312,3 +312,15 @@ fn same_seed_same_digest_and_different_seed_different_digest() {
     assert_eq!(a.observations, b.observations);
     assert_ne!(a.trace_digest, c.trace_digest);
 }
+
+#[test]
+fn a_run_with_too_many_events_waiting_stops_at_the_queue_limit() {
+    // 30 pingers broadcast every 10 ms over 1-second links: thousands of pings in flight.
+    let mut cfg =
+        SimConfig::new(1).with_faults(faults("[network]\nlatency = { dist = \"constant\", ms = 1000 }"));
+    cfg.max_time = Time::from_millis(5_000);
+    cfg.max_pending = 1_000;
+    let o = Simulation::new(PingSetup(30), cfg).run();
+    assert_eq!(o.end, agora_sim::EndReason::QueueLimit);
+    assert!(o.virtual_time < Time::from_millis(1_000), "stopped before the first ping arrived");
+}

@@ -17,7 +17,7 @@
 pub mod three_phase_commit;
 pub mod two_phase_commit;
 
-use agora_core::{Checker, EndState, NodeId, Property, PropertyKind, Protocol, Time, Violation};
+use agora_core::{Checker, EndState, NodeId, NotJudged, Property, PropertyKind, Protocol, Time, Violation};
 use serde::{Deserialize, Serialize};
 
 /// The coordinator.
@@ -132,6 +132,20 @@ impl<P: Protocol<Obs = CommitObs> + ?Sized> Checker<P> for CommitChecker {
         if event == agora_core::Lifecycle::Crashed {
             self.crash_free = false;
         }
+    }
+
+    fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        if !end.network_reliable {
+            return vec![("non-triviality", NotJudged::Unreliable), ("termination", NotJudged::Unreliable)];
+        }
+        let settled = end.at.0.saturating_sub(end.last_fault.0) >= self.settle.0;
+        if !settled {
+            return vec![("termination", NotJudged::Unsettled)];
+        }
+        if !end.live[COORDINATOR.index()] && self.needs_coordinator {
+            return vec![("termination", NotJudged::Crashed)];
+        }
+        Vec::new()
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {

@@ -9,7 +9,10 @@
 pub mod bully;
 pub mod ring_election;
 
-use agora_core::{Checker, EndState, NodeId, Property, PropertyKind, Protocol, Time, Violation};
+use agora_core::{
+    at_end_not_judged, Checker, EndState, NodeId, NotJudged, Property, PropertyKind, Protocol, Time,
+    Violation,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -87,6 +90,18 @@ impl<P: Protocol<Obs = ElectionObs> + ?Sized> Checker<P> for ElectionChecker {
         if event == agora_core::Lifecycle::Crashed {
             self.following[node.index()] = None;
         }
+    }
+
+    fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        let settled = end.at.0.saturating_sub(end.last_fault.0) >= self.settle.0;
+        let why = if !end.network_reliable {
+            NotJudged::Unreliable
+        } else if !settled {
+            NotJudged::Unsettled
+        } else {
+            return Vec::new();
+        };
+        at_end_not_judged(&Checker::<P>::properties(self), why)
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {

@@ -53,7 +53,10 @@
 pub mod link;
 pub mod ordered;
 
-use agora_core::{Checker, EndState, Lifecycle, NodeId, Property, PropertyKind, Protocol, Time, Violation};
+use agora_core::{
+    at_end_not_judged, Checker, EndState, Lifecycle, NodeId, NotJudged, Property, PropertyKind, Protocol,
+    Time, Violation,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -227,6 +230,17 @@ impl<P: Protocol<Obs = McastObs> + ?Sized> Checker<P> for McastChecker {
         if event == Lifecycle::Crashed {
             self.crashed[node.index()] = true;
         }
+    }
+
+    fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        let why = if !end.quiescent {
+            NotJudged::Unended
+        } else if self.order == Order::Unordered && !end.network_reliable {
+            NotJudged::Unreliable
+        } else {
+            return Vec::new();
+        };
+        at_end_not_judged(&Checker::<P>::properties(self), why)
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {

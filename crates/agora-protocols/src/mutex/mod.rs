@@ -15,7 +15,10 @@ pub mod lamport_mutex;
 pub mod ricart_agrawala;
 pub mod token_ring_mutex;
 
-use agora_core::{Checker, EndState, Lifecycle, NodeId, Property, PropertyKind, Protocol, Time, Violation};
+use agora_core::{
+    at_end_not_judged, Checker, EndState, Lifecycle, NodeId, NotJudged, Property, PropertyKind, Protocol,
+    Time, Violation,
+};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -105,6 +108,10 @@ impl<P: Protocol<Obs = MutexObs> + ?Sized> Checker<P> for MutexChecker {
                 self.holder = None;
             }
         }
+    }
+
+    fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        at_end_not_judged(&Checker::<P>::properties(self), end.unjudged(true, self.crashed))
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {

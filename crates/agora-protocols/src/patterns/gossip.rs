@@ -20,8 +20,8 @@
 //! never does (a delivery is persisted, so a restarted node does not deliver again).
 
 use agora_core::{
-    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable,
-    Time, Violation,
+    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
+    PropertyKind, Protocol, Setup, Stable, Time, Violation,
 };
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
@@ -226,6 +226,10 @@ impl Checker<Gossip> for GossipChecker {
         if event == agora_core::Lifecycle::Crashed {
             self.crashed = true;
         }
+    }
+
+    fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        at_end_not_judged(&self.properties(), end.unjudged(true, self.crashed))
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {

@@ -12,8 +12,8 @@
 //! a crash of its holder ends the circulation (no regeneration).
 
 use agora_core::{
-    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable,
-    Time, Violation,
+    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
+    PropertyKind, Protocol, Setup, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -161,6 +161,10 @@ impl Checker<RingToken> for RingTokenChecker {
         if event == agora_core::Lifecycle::Crashed {
             self.crashed = true;
         }
+    }
+
+    fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        at_end_not_judged(&self.properties(), end.unjudged(true, self.crashed))
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {

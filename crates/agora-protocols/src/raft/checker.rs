@@ -29,7 +29,9 @@
 //!   for.
 
 use super::{Index, RaftObs, Term};
-use agora_core::{Checker, EndState, Lifecycle, NodeId, Property, PropertyKind, Protocol, Time, Violation};
+use agora_core::{
+    Checker, EndState, Lifecycle, NodeId, NotJudged, Property, PropertyKind, Protocol, Time, Violation,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -426,6 +428,23 @@ impl RaftChecker {
         }
     }
 
+    /// Why `judge_end` would not judge liveness at `end` (the same conditions).
+    pub fn unjudged(&self, end: &EndState<'_>) -> Option<NotJudged> {
+        let live = |i: usize| end.live.get(i).copied().unwrap_or(false);
+        let replicas = self.replica.iter().filter(|r| **r).count();
+        let up = (0..self.replica.len()).filter(|&i| self.replica[i] && live(i)).count();
+        let settled = end.at.0.saturating_sub(end.last_fault.0) >= self.settle.0;
+        if !(settled || end.quiescent) {
+            Some(if end.last_fault == Time::ZERO { NotJudged::Unended } else { NotJudged::Unsettled })
+        } else if end.partitioned {
+            Some(NotJudged::Partitioned)
+        } else if up < replicas / 2 + 1 {
+            Some(NotJudged::NoMajority)
+        } else {
+            None
+        }
+    }
+
     pub fn judge_end(&mut self, end: &EndState<'_>) -> Vec<Violation> {
         let live = |i: usize| end.live.get(i).copied().unwrap_or(false);
         let replicas: Vec<usize> = (0..self.replica.len()).filter(|&i| self.replica[i]).collect();
@@ -473,5 +492,9 @@ impl<P: Protocol<Obs = RaftObs> + ?Sized> Checker<P> for RaftChecker {
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
         self.judge_end(end)
+    }
+
+    fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        self.unjudged(end).map_or(Vec::new(), |why| vec![("liveness", why)])
     }
 }

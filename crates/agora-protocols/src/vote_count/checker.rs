@@ -16,7 +16,9 @@
 use super::node::{Answer, Intent, Settings, VoteObs};
 use super::{Hash, Reason, Receipt};
 use crate::raft::checker::RaftChecker;
-use agora_core::{Checker, EndState, Lifecycle, NodeId, Property, PropertyKind, Protocol, Time, Violation};
+use agora_core::{
+    Checker, EndState, Lifecycle, NodeId, NotJudged, Property, PropertyKind, Protocol, Time, Violation,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -212,6 +214,20 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
             self.cast[node.index()] = 0;
             self.answered[node.index()] = 0;
         }
+    }
+
+    fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
+        let settled = end.at.0.saturating_sub(end.last_fault.0) >= self.settle.0;
+        let own = if !(settled || end.quiescent) {
+            Some(if end.last_fault == Time::ZERO { NotJudged::Unended } else { NotJudged::Unsettled })
+        } else if end.partitioned {
+            Some(NotJudged::Partitioned)
+        } else {
+            None
+        };
+        let mut out: Vec<_> = self.raft.unjudged(end).map(|why| ("liveness", why)).into_iter().collect();
+        out.extend(own.map(|why| ("results-everywhere", why)));
+        out
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {

@@ -1,0 +1,149 @@
+//! The typed, range-checked values of the command line: every number a flag takes is parsed
+//! here against a documented range, so that a value out of range is a one-line error before
+//! anything runs (no overflow, no huge allocation, no zero-length timer later).
+//!
+//! Each range is named once below and quoted in the flag's help text.
+
+use clap::builder::RangedU64ValueParser;
+use std::ops::Range;
+
+/// Most nodes of a simulated cluster (and of `bench` and `complexity` sizes).
+pub const MAX_NODES: u64 = 1_000_000;
+/// Most nodes of a TCP cluster: one socket and a few tasks each, in one process or machine.
+pub const MAX_TCP_NODES: usize = 1_000;
+/// Longest time limit (`--max-time-ms`, `--close-after-ms`): 10^9 ms, about 11.6 days.
+pub const MAX_LIMIT_MS: f64 = 1e9;
+/// Shortest protocol timer (`--timeout-ms`): 1 µs. Longest: one hour.
+pub const MIN_TIMER_MS: f64 = 0.001;
+pub const MAX_TIMER_MS: f64 = 3.6e6;
+/// Longest mean interval between a workload's operations: one hour.
+pub const MAX_INTERVAL_MS: f64 = 3.6e6;
+/// Most seeds of one `agora check` campaign.
+pub const MAX_SEEDS: u64 = 1_000_000;
+/// Most events of one simulated run.
+pub const MAX_EVENTS: u64 = 1_000_000_000_000;
+/// Largest energy or carbon constant (`complexity`).
+pub const MAX_CONSTANT: f64 = 1e6;
+
+/// An integer flag within `lo..=hi` (clap's message names the range).
+pub fn count<T>(lo: u64, hi: u64) -> RangedU64ValueParser<T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<u64>>::Error: std::error::Error + Send + Sync + 'static,
+{
+    RangedU64ValueParser::<T>::new().range(lo..=hi)
+}
+
+fn number(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` is not a finite number"))
+    }
+}
+
+/// `s` as a number in `lo..=hi` (above `lo` when `lo_open`); the error quotes `s` and names
+/// the range.
+fn within(s: &str, lo: f64, hi: f64, lo_open: bool, unit: &str) -> Result<f64, String> {
+    let v = number(s)?;
+    let above = if lo_open { v > lo } else { v >= lo };
+    if above && v <= hi {
+        Ok(v)
+    } else {
+        let open = if lo_open { "(" } else { "[" };
+        Err(format!("{} is not in {open}{lo}, {hi}]{unit}", s.trim()))
+    }
+}
+
+/// A time limit in milliseconds: above 0, at most [`MAX_LIMIT_MS`].
+pub fn limit_ms(s: &str) -> Result<f64, String> {
+    within(s, 0.0, MAX_LIMIT_MS, true, " ms")
+}
+
+/// A protocol timer in milliseconds, in [`MIN_TIMER_MS`]..=[`MAX_TIMER_MS`].
+pub fn timer_ms(s: &str) -> Result<f64, String> {
+    within(s, MIN_TIMER_MS, MAX_TIMER_MS, false, " ms")
+}
+
+/// A mean interval or a delay in milliseconds, in `0..=`[`MAX_INTERVAL_MS`].
+pub fn interval_ms(s: &str) -> Result<f64, String> {
+    within(s, 0.0, MAX_INTERVAL_MS, false, " ms")
+}
+
+/// A probability, in `0..=1`.
+pub fn probability(s: &str) -> Result<f64, String> {
+    within(s, 0.0, 1.0, false, " (a probability)")
+}
+
+/// A non-negative physical constant, at most [`MAX_CONSTANT`].
+pub fn constant(s: &str) -> Result<f64, String> {
+    within(s, 0.0, MAX_CONSTANT, false, "")
+}
+
+/// A seed range `A..B` (B excluded), A < B, at most [`MAX_SEEDS`] seeds.
+pub fn seeds(s: &str) -> Result<Range<u64>, String> {
+    let bad = || format!("`{s}`: expected A..B with A < B, e.g. 0..1000");
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let a = a.trim().parse::<u64>().map_err(|_| bad())?;
+    let b = b.trim().parse::<u64>().map_err(|_| bad())?;
+    if a >= b {
+        return Err(bad());
+    }
+    if b - a > MAX_SEEDS {
+        return Err(format!("`{s}` names {} seeds; a campaign runs at most {MAX_SEEDS}", b - a));
+    }
+    Ok(a..b)
+}
+
+/// A cluster name, carried by every handshake: 1 to
+/// [`agora_net::handshake::MAX_NAME_BYTES`] bytes of ASCII letters, digits, `-`, `_` and `.`.
+pub fn cluster_name(s: &str) -> Result<String, String> {
+    let max = agora_net::handshake::MAX_NAME_BYTES;
+    if s.is_empty() || s.len() > max {
+        return Err(format!("a cluster name has 1 to {max} bytes; this one has {}", s.len()));
+    }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(format!("{c:?} in a cluster name: use letters, digits, `-`, `_` and `.`"));
+    }
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_outside_their_range_are_refused() {
+        assert_eq!(limit_ms("60000"), Ok(60_000.0));
+        for bad in ["0", "-1", "1e300", "inf", "NaN", "", "1e10"] {
+            assert!(limit_ms(bad).is_err(), "{bad}");
+        }
+        assert!(timer_ms("0.000001").is_err());
+        assert_eq!(timer_ms("0.001"), Ok(0.001));
+        assert!(probability("1.0001").is_err());
+        assert!(probability("-0").is_ok());
+        assert!(interval_ms("0").is_ok());
+        assert!(constant("-1e-9").is_err());
+    }
+
+    #[test]
+    fn cluster_names_fit_the_handshake() {
+        assert!(cluster_name("agora-1.test_a").is_ok());
+        assert!(cluster_name(&"a".repeat(agora_net::handshake::MAX_NAME_BYTES)).is_ok());
+        assert!(cluster_name(&"a".repeat(agora_net::handshake::MAX_NAME_BYTES + 1)).is_err());
+        for bad in ["", "a b", "é", "a\n"] {
+            assert!(cluster_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn seed_ranges_are_capped_and_never_wrap() {
+        assert_eq!(seeds("0..100"), Ok(0..100));
+        assert_eq!(seeds("18446744073709551614..18446744073709551615"), Ok(u64::MAX - 1..u64::MAX));
+        assert!(seeds("0..18446744073709551615").unwrap_err().contains("at most"));
+        for bad in ["5..5", "6..5", "..5", "0..", "a..b", "0...5", "-1..3"] {
+            assert!(seeds(bad).is_err(), "{bad}");
+        }
+    }
+}
