@@ -1,0 +1,499 @@
+//! One replica of the Raft log: the [`Replica`] struct, its [`Config`], its restart from what
+//! it persisted, its public accessors, and the dispatch of its events (start, timers,
+//! messages) to the files that implement each part of the algorithm, one concept per file:
+//!
+//! | file | what | where in the literature |
+//! | --- | --- | --- |
+//! | `election.rs` | timers, pre-vote, vote, step down, become leader, rejoin after a disk loss | §5.2 of the paper; §4.2.3, §9.6 of the thesis |
+//! | `replication.rs` | the leader's appends and heartbeats, the follower's `on_append`, commitment | §5.3, §5.4.2 of the paper |
+//! | `progress.rs` | the leader's view of each follower: `Peer` and its probe/pipeline `Flow` | etcd/raft-rs `tracker/progress.rs` |
+//! | `snapshot.rs` | taking, writing, sending and installing snapshots | §7 of the paper; §5 of the thesis |
+//! | `read_index.rs` | read rounds and pending queries | §6.4 of the thesis |
+//! | `apply.rs` | applying committed entries, client sessions, requests | §6.3 of the thesis |
+//!
+//! See the module docs of [`super`] for the algorithm as a whole.
+//!
+//! **Invariants**, checked after every step in debug builds ([`Replica::check_step`]): the term
+//! never decreases and a vote once cast in a term stands; `base <= applied <= commit`; a
+//! leader's log only grows in its term; a leader voted for itself, and only a leader has
+//! pending reads or an open read round; a rejoining replica is a follower; for every
+//! follower, what the leader knows obeys [`progress::Peer::check`].
+
+mod apply;
+mod election;
+mod progress;
+mod read_index;
+mod replication;
+mod snapshot;
+#[cfg(test)]
+mod testing;
+
+use self::apply::Sessions;
+use self::progress::Peer;
+use self::read_index::PendingRead;
+use self::snapshot::Writing;
+use super::log::Log;
+use super::{Entry, Index, Io, RaftMsg, RaftObs, RaftTimer, StateMachine, Term};
+use agora_core::{wire, Corrupt, NodeId, Stable, Time};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+// ----- what a replica persists, and where -----
+
+/// The term and the vote in it, `(Term, Option<NodeId>)`.
+const HARD_STATE: &str = "raft/hs";
+/// Snapshots, one key per index: the one at the log's base is current. A snapshot is written
+/// off the replica's path, so for a while there may be two (the older is removed once the
+/// newer is durable), and a crash may leave either as the newest.
+const SNAP_PREFIX: &str = "raft/snap/";
+/// Where builds before deferred snapshot writes kept their one snapshot.
+const LEGACY_SNAPSHOT: &str = "raft/snap";
+/// Log entries after the snapshot, one key per index.
+const LOG_PREFIX: &str = "raft/log/";
+
+fn log_key(i: Index) -> String {
+    format!("{LOG_PREFIX}{i:016x}")
+}
+
+fn snap_key(i: Index) -> String {
+    format!("{SNAP_PREFIX}{i:016x}")
+}
+
+/// Settings shared by the replicas of one log.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Every replica of the log, in a fixed order.
+    pub replicas: Vec<NodeId>,
+    /// The shortest election timeout; each is drawn uniformly from `[t, 2t)`.
+    pub election_timeout: Duration,
+    /// The leader's heartbeat period.
+    pub heartbeat: Duration,
+    /// Compact the log into a snapshot after this many applied entries…
+    pub snapshot_every: u64,
+    /// …and, when not 0, only once the log's bytes reach this many times the last snapshot's
+    /// (§5.1.3 of the thesis): a state that grows with the log (a tally of every ballot) is
+    /// then written a logarithmic number of times, not once per `snapshot_every` entries.
+    pub snapshot_growth: u64,
+    /// Appends in flight per follower.
+    pub max_inflight: usize,
+    /// Bytes and entries per append.
+    pub max_append_bytes: usize,
+    pub max_append_entries: usize,
+    /// Bytes per snapshot chunk.
+    pub snapshot_chunk: usize,
+    /// Broken variant: the leader answers queries from its own state at once.
+    pub stale_reads: bool,
+    /// Broken variant when false: retried commands are applied again.
+    pub dedup: bool,
+}
+
+impl Config {
+    pub fn new(replicas: Vec<NodeId>, election_timeout: Duration) -> Self {
+        Config {
+            replicas,
+            election_timeout,
+            heartbeat: election_timeout / 4,
+            snapshot_every: 1_000,
+            snapshot_growth: 0,
+            max_inflight: 8,
+            max_append_bytes: 256 * 1024,
+            max_append_entries: 512,
+            snapshot_chunk: 64 * 1024,
+            stale_reads: false,
+            dedup: true,
+        }
+    }
+
+    pub fn majority(&self) -> usize {
+        self.replicas.len() / 2 + 1
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// One replica of the log.
+pub struct Replica<SM: StateMachine> {
+    cfg: Arc<Config>,
+    me: NodeId,
+    // --- election (`election.rs`) ---
+    /// The current term, persisted with `voted_for`; it never decreases.
+    term: Term,
+    /// The candidate voted for in `term`, if any; once set in a term it stands.
+    voted_for: Option<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    /// Votes received as a candidate in `term`, this replica's own first.
+    votes: Vec<NodeId>,
+    /// Pre-votes for the next term while pre-voting (empty otherwise).
+    prevotes: Vec<NodeId>,
+    /// When the current leader was last heard from.
+    heard_at: Option<Time>,
+    /// Set while this replica rejoins after losing its storage: it neither votes nor stands
+    /// for election until its log reaches the end of a leader's log as first heard (the
+    /// leader's term and last index, once heard).
+    rejoining: Option<Option<(Term, Index)>>,
+    /// The term of the last append accepted, and the index up to which this log then matched
+    /// the leader's.
+    matched: Option<(Term, Index)>,
+    // --- the log and its application (`replication.rs`, `apply.rs`) ---
+    log: Log<SM>,
+    /// The highest index known committed: `applied <= commit`.
+    commit: Index,
+    /// The highest index applied to `sm`: `log.base() <= applied`.
+    applied: Index,
+    sm: SM,
+    sessions: Sessions<SM>,
+    // --- leading (`progress.rs`, `read_index.rs`) ---
+    /// The leader's view of every other replica, in the order of `cfg.replicas`.
+    peers: Vec<Peer>,
+    /// The index of this leader's no-op.
+    term_start: Index,
+    /// Read rounds: the last started, and whether it awaits its majority.
+    round: u64,
+    round_open: bool,
+    reads: Vec<PendingRead<SM>>,
+    // --- snapshots (`snapshot.rs`) ---
+    /// The encoded state at the log's base, kept to send to lagging followers, and the key it
+    /// is stored under.
+    snapshot: Option<Arc<Vec<u8>>>,
+    snapshot_key: Option<String>,
+    /// A snapshot being written (one at a time).
+    writing: Option<Writing>,
+    /// What a restart found left over, removed on start: older snapshots' keys, and whether
+    /// log entries at or below the base remain.
+    leftover: (Vec<String>, bool),
+    /// A snapshot being received: its index and the bytes so far.
+    incoming: Option<(Index, Vec<u8>)>,
+}
+
+/// What a restart found in stable storage: the newest snapshot, if any, with the keys of
+/// older ones left over.
+struct Restored<SM: StateMachine> {
+    sm: SM,
+    sessions: Sessions<SM>,
+    log: Log<SM>,
+    snapshot: Option<Arc<Vec<u8>>>,
+    snapshot_key: Option<String>,
+    stale: Vec<String>,
+}
+
+impl<SM: StateMachine> Replica<SM> {
+    /// A replica in its initial state, or rebuilt from what it persisted; a persisted value
+    /// that does not decode is [`Corrupt`].
+    pub fn new(cfg: Arc<Config>, me: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        let (term, voted_for): (Term, Option<NodeId>) = stable.load(HARD_STATE)?.unwrap_or((0, None));
+        let Restored { sm, sessions, mut log, snapshot, snapshot_key, stale } =
+            Self::restore_snapshot(stable)?;
+        let garbage = Self::restore_log(stable, &mut log)?;
+        let base = log.base().0;
+        let peers = cfg.replicas.iter().filter(|r| **r != me).map(|&id| Peer::new(id, 1)).collect();
+        let replica = Replica {
+            cfg,
+            me,
+            term,
+            voted_for,
+            role: Role::Follower,
+            leader: None,
+            votes: Vec::new(),
+            prevotes: Vec::new(),
+            heard_at: None,
+            rejoining: stable.rejoining().then_some(None),
+            matched: None,
+            log,
+            commit: base,
+            applied: base,
+            sm,
+            sessions,
+            peers,
+            term_start: 0,
+            round: 0,
+            round_open: false,
+            reads: Vec::new(),
+            snapshot,
+            snapshot_key,
+            writing: None,
+            leftover: (stale, garbage),
+            incoming: None,
+        };
+        replica.check_invariants();
+        Ok(replica)
+    }
+
+    /// The newest snapshot wins: each is of a committed prefix, so a newer one extends an
+    /// older one.
+    fn restore_snapshot(stable: &Stable) -> Result<Restored<SM>, Corrupt> {
+        let mut keys: Vec<String> = stable.with_prefix(SNAP_PREFIX).map(|(k, _)| k.to_string()).collect();
+        if stable.get_bytes(LEGACY_SNAPSHOT).is_some() {
+            keys.insert(0, LEGACY_SNAPSHOT.to_string());
+        }
+        let Some(newest) = keys.pop() else {
+            let (sm, sessions, log) = (SM::default(), Sessions::new(), Log::new(0, 0, 0));
+            return Ok(Restored { sm, sessions, log, snapshot: None, snapshot_key: None, stale: Vec::new() });
+        };
+        let bytes = stable.get_bytes(&newest).expect("listed");
+        let (index, sterm, chain, data): (Index, Term, u64, Vec<u8>) =
+            wire::decode(bytes).map_err(|e| Corrupt::new(&newest, e))?;
+        let (sm, sessions) = wire::decode(&data).map_err(|e| Corrupt::new(&newest, e))?;
+        Ok(Restored {
+            sm,
+            sessions,
+            log: Log::new(index, sterm, chain),
+            snapshot: Some(Arc::new(data)),
+            snapshot_key: Some(newest),
+            stale: keys,
+        })
+    }
+
+    /// Appends the persisted entries after the snapshot to `log`; returns whether entries at or
+    /// below its base remain (their removal did not land before a crash).
+    fn restore_log(stable: &Stable, log: &mut Log<SM>) -> Result<bool, Corrupt> {
+        let mut garbage = false;
+        for (key, bytes) in stable.with_prefix(LOG_PREFIX) {
+            let i = Index::from_str_radix(&key[LOG_PREFIX.len()..], 16).map_err(|e| Corrupt::new(key, e))?;
+            if i <= log.last() {
+                garbage = true;
+                continue;
+            }
+            if i != log.last() + 1 {
+                return Err(Corrupt::new(key, format!("log entry {i} follows entry {}", log.last())));
+            }
+            let entry: Entry<SM> = wire::decode(bytes).map_err(|e| Corrupt::new(key, e))?;
+            log.append(entry, bytes);
+        }
+        Ok(garbage)
+    }
+
+    /// Whether this replica is rejoining after losing its storage (it does not vote yet).
+    pub fn rejoining(&self) -> bool {
+        self.rejoining.is_some()
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    pub fn commit_index(&self) -> Index {
+        self.commit
+    }
+
+    pub fn applied_index(&self) -> Index {
+        self.applied
+    }
+
+    /// The last index of the log.
+    pub fn last_index(&self) -> Index {
+        self.log.last()
+    }
+
+    /// Entry `i`, unless compacted into the snapshot or beyond the end.
+    pub fn entry(&self, i: Index) -> Option<&Entry<SM>> {
+        self.log.get(i)
+    }
+
+    /// The chain hash at `i` (see [`super::chain`]).
+    pub fn chain_at(&self, i: Index) -> Option<u64> {
+        self.log.chain_at(i)
+    }
+
+    /// The replicated state, for a host to take what its state machine noted for it (never to
+    /// change what is replicated).
+    pub fn state_mut(&mut self) -> &mut SM {
+        &mut self.sm
+    }
+
+    /// The replicated state as applied here.
+    pub fn state(&self) -> &SM {
+        &self.sm
+    }
+
+    /// Nothing in hand: the log is committed and applied to its end, and, for a leader, every
+    /// follower has all of it and no query waits; no snapshot is being written. What remains is
+    /// heartbeats.
+    pub fn settled(&self) -> bool {
+        let caught_up =
+            self.applied == self.commit && self.commit == self.log.last() && self.writing.is_none();
+        match self.role {
+            Role::Candidate => false,
+            // A rejoining replica has work to do until it has caught up; its leader may not
+            // know yet that its log is gone.
+            Role::Follower if self.rejoining.is_some() => false,
+            Role::Follower => caught_up && self.leader.is_some() && self.incoming.is_none(),
+            Role::Leader => {
+                caught_up && self.reads.is_empty() && self.peers.iter().all(|p| p.matched == self.log.last())
+            }
+        }
+    }
+
+    // ----- events -----
+
+    pub fn on_start(&mut self, io: &mut impl Io<SM>) {
+        let before = Step::of(self);
+        let (b, t, c) = self.log.base();
+        io.observe(RaftObs::Restored {
+            term: self.term,
+            voted_for: self.voted_for,
+            base: (b, t, c),
+            log: self.log.summary(),
+            rejoining: self.rejoining.is_some(),
+        });
+        let (stale, garbage) = std::mem::take(&mut self.leftover);
+        for key in stale {
+            io.unpersist(key);
+        }
+        if garbage {
+            io.unpersist_range(log_key(0), log_key(b + 1));
+        }
+        self.reset_election_timer(io);
+        self.check_step(&before);
+    }
+
+    pub fn on_timer(&mut self, io: &mut impl Io<SM>, timer: RaftTimer) {
+        let before = Step::of(self);
+        match timer {
+            RaftTimer::Election if self.rejoining.is_some() => self.reset_election_timer(io),
+            RaftTimer::Election => match self.role {
+                Role::Follower => self.start_prevote(io),
+                Role::Candidate => self.start_election(io),
+                Role::Leader => {}
+            },
+            RaftTimer::Heartbeat => {
+                if self.role == Role::Leader {
+                    self.heartbeat(io);
+                }
+            }
+            RaftTimer::SnapshotWritten => self.snapshot_written(io),
+            RaftTimer::ClientRetry => {}
+        }
+        self.check_step(&before);
+    }
+
+    pub fn on_message(&mut self, io: &mut impl Io<SM>, from: NodeId, msg: RaftMsg<SM>) {
+        let before = Step::of(self);
+        self.dispatch(io, from, msg);
+        self.check_step(&before);
+    }
+
+    fn dispatch(&mut self, io: &mut impl Io<SM>, from: NodeId, msg: RaftMsg<SM>) {
+        let from_replica = self.cfg.replicas.contains(&from) && from != self.me;
+        match msg {
+            RaftMsg::PreVote { term, last_index, last_term } if from_replica => {
+                self.on_prevote(io, from, term, (last_term, last_index))
+            }
+            RaftMsg::PreVoteReply { term, granted } if from_replica => {
+                self.on_prevote_reply(io, from, term, granted)
+            }
+            RaftMsg::Vote { term, last_index, last_term } if from_replica => {
+                self.on_vote(io, from, term, last_index, last_term)
+            }
+            RaftMsg::VoteReply { term, granted } if from_replica => {
+                self.on_vote_reply(io, from, term, granted)
+            }
+            RaftMsg::Append { term, prev_index, prev_term, entries, commit, round, leader_last }
+                if from_replica =>
+            {
+                self.on_append(io, from, term, (prev_index, prev_term), entries, commit, round);
+                self.rejoin_progress(io, from, term, leader_last);
+            }
+            RaftMsg::AppendReply { term, ok, prev, last, round, lost } if from_replica => {
+                self.on_append_reply(io, from, term, ok, (prev, last, lost), round)
+            }
+            RaftMsg::Snapshot { term, index, last_term, chain, offset, total, data, round }
+                if from_replica =>
+            {
+                self.on_snapshot(io, from, term, (index, last_term, chain), offset, total, data, round)
+            }
+            RaftMsg::SnapshotReply { term, index, next, round } if from_replica => {
+                self.on_snapshot_reply(io, from, term, index, next, round)
+            }
+            RaftMsg::Request { session, acked_below, ops } => {
+                self.on_request(io, from, session, acked_below, ops)
+            }
+            // Replies are for clients; anything else from a non-replica is ignored.
+            _ => {}
+        }
+    }
+
+    // ----- invariants -----
+
+    /// What holds between any two steps. Only facts this replica keeps by itself: nothing that
+    /// a peer's message (or a broken variant's forgetful peer) could make false.
+    fn check_invariants(&self) {
+        let (base, ..) = self.log.base();
+        debug_assert!(base <= self.applied, "applied {} below the snapshot base {base}", self.applied);
+        debug_assert!(self.applied <= self.commit, "applied {} past commit {}", self.applied, self.commit);
+        debug_assert!(
+            self.writing.as_ref().is_none_or(|w| w.index <= self.applied),
+            "a snapshot of unapplied state"
+        );
+        debug_assert!(self.rejoining.is_none() || self.role == Role::Follower, "a rejoining replica stands");
+        debug_assert!(
+            self.role == Role::Leader || (self.reads.is_empty() && !self.round_open),
+            "reads pending on a {:?}",
+            self.role
+        );
+        if self.role == Role::Leader {
+            debug_assert_eq!(self.leader, Some(self.me), "a leader that does not know it leads");
+            debug_assert_eq!(self.voted_for, Some(self.me), "a leader that did not vote for itself");
+            for p in &self.peers {
+                p.check(self.log.last(), self.cfg.max_inflight);
+            }
+        }
+    }
+
+    /// Checks what a step may change against what it was before it, then the invariants.
+    fn check_step(&self, before: &Step) {
+        debug_assert!(self.term >= before.term, "term {} went back to {}", before.term, self.term);
+        if self.term == before.term && before.voted_for.is_some() {
+            debug_assert_eq!(self.voted_for, before.voted_for, "a second vote in term {}", self.term);
+        }
+        if before.role == Role::Leader && self.role == Role::Leader {
+            debug_assert_eq!(self.term, before.term, "a leader's term changed while it led");
+            debug_assert!(self.log.last() >= before.last, "a leader's log shrank");
+        }
+        debug_assert!(self.commit >= before.commit, "commit {} went back to {}", before.commit, self.commit);
+        debug_assert!(
+            self.applied >= before.applied,
+            "applied {} went back to {}",
+            before.applied,
+            self.applied
+        );
+        self.check_invariants();
+    }
+}
+
+/// What [`Replica::check_step`] compares a step's outcome with.
+struct Step {
+    term: Term,
+    voted_for: Option<NodeId>,
+    role: Role,
+    last: Index,
+    commit: Index,
+    applied: Index,
+}
+
+impl Step {
+    fn of<SM: StateMachine>(r: &Replica<SM>) -> Self {
+        Step {
+            term: r.term,
+            voted_for: r.voted_for,
+            role: r.role,
+            last: r.log.last(),
+            commit: r.commit,
+            applied: r.applied,
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! A recording [`Io`] for the unit tests of the replica's files: it keeps what was sent and
+//! observed, and drops timers and writes.
+
+use super::{Config, Replica};
+use crate::raft::kv::Kv;
+use crate::raft::{Index, Io, RaftMsg, RaftObs, RaftTimer};
+use agora_core::{Deferred, NodeId, Stable, Time};
+use rand::SeedableRng;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(super) struct TestIo {
+    pub rng: agora_core::Rng,
+    pub sent: Vec<(NodeId, RaftMsg<Kv>)>,
+    pub observed: Vec<RaftObs>,
+}
+
+impl Io<Kv> for TestIo {
+    fn now(&self) -> Time {
+        Time::from_millis(0)
+    }
+    fn rng(&mut self) -> &mut agora_core::Rng {
+        &mut self.rng
+    }
+    fn send(&mut self, to: NodeId, msg: RaftMsg<Kv>) {
+        self.sent.push((to, msg));
+    }
+    fn set_timer(&mut self, _: RaftTimer, _: Duration) {}
+    fn cancel_timer(&mut self, _: RaftTimer) {}
+    fn persist(&mut self, _: String, _: Vec<u8>) {}
+    fn unpersist(&mut self, _: String) {}
+    fn unpersist_range(&mut self, _: String, _: String) {}
+    fn persist_later(&mut self, _: String, _: Deferred, _: RaftTimer) {}
+    fn observe(&mut self, o: RaftObs) {
+        self.observed.push(o);
+    }
+}
+
+impl TestIo {
+    pub fn new() -> Self {
+        TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new(), observed: Vec::new() }
+    }
+
+    /// The appends sent to `to` since the last call: (prev_index, entries), heartbeats too.
+    pub fn appends_to(&mut self, to: NodeId) -> Vec<(Index, usize)> {
+        let sent = std::mem::take(&mut self.sent);
+        sent.into_iter()
+            .filter_map(|(t, m)| match m {
+                RaftMsg::Append { prev_index, entries, .. } if t == to => Some((prev_index, entries.len())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The follower the tests watch.
+pub(super) const F: NodeId = NodeId(2);
+
+/// The configuration of the tests' three replicas, 0, 1 and `F`.
+pub(super) fn config() -> Config {
+    Config::new(vec![NodeId(0), NodeId(1), F], Duration::from_millis(100))
+}
+
+/// Replica `me` of [`config`], started from `stable`.
+pub(super) fn replica(cfg: Config, me: NodeId, stable: &Stable) -> Replica<Kv> {
+    Replica::new(Arc::new(cfg), me, stable).unwrap()
+}
