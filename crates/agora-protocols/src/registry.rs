@@ -424,7 +424,7 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
             if let Some(v) = variant {
                 return Err(bad_variant(v));
             }
-            let s = crate::vote_count::node::Settings {
+            let s = crate::vote_count::settings::Settings {
                 spec: std::sync::Arc::new(crate::vote_count::default_spec(params.voters, params.seed)),
                 replicas: params.nodes,
                 timeout: timeout(params)?,
@@ -435,7 +435,7 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
                 roll: None,
             };
             crate::vote_count::validate(&s).map_err(ParamError::Invalid)?;
-            Ok(driver.run(crate::vote_count::node::VoteSetup::new(s)))
+            Ok(driver.run(crate::vote_count::setup::VoteSetup::new(s)))
         }
         _ => Err(ParamError::UnknownProtocol(name.to_string())),
     }
