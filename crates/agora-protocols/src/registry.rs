@@ -11,7 +11,7 @@ use crate::election::bully::BullySetup;
 use crate::election::ring_election::RingElectionSetup;
 use crate::flood::{self, FloodSetup};
 use crate::logical_clocks::{ClockKind, LogicalClockSetup, Scenario};
-use crate::multicast::ordered::MulticastSetup;
+use crate::multicast::peer::MulticastSetup;
 use crate::multicast::Order;
 use crate::mutex::central_mutex::CentralMutexSetup;
 use crate::mutex::lamport_mutex::LamportMutexSetup;
