@@ -11,7 +11,7 @@ use crate::election::bully::BullySetup;
 use crate::election::ring_election::RingElectionSetup;
 use crate::flood::{self, FloodSetup};
 use crate::logical_clocks::{ClockKind, LogicalClockSetup, Scenario};
-use crate::multicast::ordered::MulticastSetup;
+use crate::multicast::peer::MulticastSetup;
 use crate::multicast::Order;
 use crate::mutex::central_mutex::CentralMutexSetup;
 use crate::mutex::lamport_mutex::LamportMutexSetup;
@@ -424,7 +424,7 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
             if let Some(v) = variant {
                 return Err(bad_variant(v));
             }
-            let s = crate::vote_count::node::Settings {
+            let s = crate::vote_count::settings::Settings {
                 spec: std::sync::Arc::new(crate::vote_count::default_spec(params.voters, params.seed)),
                 replicas: params.nodes,
                 timeout: timeout(params)?,
@@ -435,7 +435,7 @@ pub fn dispatch<D: Driver>(name: &str, params: &Params, driver: D) -> Result<D::
                 roll: None,
             };
             crate::vote_count::validate(&s).map_err(ParamError::Invalid)?;
-            Ok(driver.run(crate::vote_count::node::VoteSetup::new(s)))
+            Ok(driver.run(crate::vote_count::setup::VoteSetup::new(s)))
         }
         _ => Err(ParamError::UnknownProtocol(name.to_string())),
     }

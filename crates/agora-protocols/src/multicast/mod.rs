@@ -51,7 +51,9 @@
 //! peer delivered every message of every peer that never crashed.
 
 pub mod link;
-pub mod ordered;
+mod order;
+pub mod peer;
+pub mod wire;
 
 use agora_core::{
     at_end_not_judged, Checker, EndState, Lifecycle, NodeId, NotJudged, Property, PropertyKind, Protocol,
@@ -94,6 +96,13 @@ impl Order {
 pub struct MsgId {
     pub origin: u32,
     pub seq: u32,
+}
+
+impl MsgId {
+    /// The operation this message is: from its multicast to its last delivery.
+    pub fn op(self) -> u64 {
+        (self.origin as u64) << 32 | self.seq as u64
+    }
 }
 
 /// What multicast peers report.

@@ -13,7 +13,8 @@
 //! - *results-everywhere* (at end, as Raft's liveness): every live region and citizen has the
 //!   results and every live citizen an answer to each of its ballots.
 
-use super::node::{Answer, Intent, Settings, VoteObs};
+use super::obs::{Answer, Intent, VoteObs};
+use super::settings::Settings;
 use super::{Hash, Reason, Receipt};
 use crate::raft::checker::RaftChecker;
 use agora_core::{

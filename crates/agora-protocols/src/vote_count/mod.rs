@@ -42,6 +42,9 @@
 
 pub mod checker;
 pub mod node;
+pub mod obs;
+pub mod settings;
+pub mod setup;
 pub mod states;
 
 use crate::raft::{CowVec, Pos, StateMachine};
@@ -67,7 +70,7 @@ pub fn default_spec(voters: u64, seed: u64) -> Spec {
 }
 
 /// Checks an election's settings; the error is one line for the user.
-pub fn validate(s: &node::Settings) -> Result<(), String> {
+pub fn validate(s: &settings::Settings) -> Result<(), String> {
     let spec = &s.spec;
     if s.replicas == 0 || s.replicas > 15 {
         return Err(format!("election: {} legislature replicas; 1 to 15", s.replicas));
