@@ -2,11 +2,11 @@
 
 use crate::error::UserError;
 use agora_protocols::Params;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
     /// Name every handshake must carry: nodes of another cluster are refused.
@@ -27,7 +27,7 @@ pub struct ClusterFile {
     pub nodes: Vec<NodeEntry>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParamsFile {
     pub topology: Option<String>,
@@ -53,7 +53,7 @@ pub struct ParamsFile {
     pub bad_ballots: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEntry {
     pub id: u32,
@@ -136,6 +136,30 @@ impl ClusterFile {
             interval_ms: self.params.interval_ms.unwrap_or(defaults.interval_ms),
             ..defaults
         })
+    }
+
+    /// A copy of this file with `addrs` in place of the nodes' addresses and an absolute
+    /// data folder, for nodes started from another folder (`agora up` with port 0).
+    pub fn resolved(&self, addrs: &[SocketAddr]) -> Result<String, UserError> {
+        let data_dir = match &self.data_dir {
+            Some(d) => Some(
+                std::path::absolute(d).map_err(|e| UserError(format!("data folder {}: {e}", d.display())))?,
+            ),
+            None => None,
+        };
+        let nodes = self.nodes.iter().zip(addrs).map(|(n, a)| NodeEntry { id: n.id, addr: a.to_string() });
+        let copy = ClusterFile {
+            cluster: self.cluster.clone(),
+            protocol: self.protocol.clone(),
+            seed: self.seed,
+            data_dir,
+            params: toml::from_str(&toml::to_string(&self.params).expect("params serialize"))
+                .expect("params read back"),
+            idle_ms: self.idle_ms,
+            max_time_ms: self.max_time_ms,
+            nodes: nodes.collect(),
+        };
+        toml::to_string(&copy).map_err(|e| UserError(format!("cannot write the cluster file: {e}")))
     }
 
     /// Every node's address, resolved.

@@ -7,7 +7,10 @@ use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
 use crate::{output, repro};
 use agora_core::{Protocol, RunSummary, Setup};
-use agora_net::{prometheus, report, run_local, run_node, Gathered, NetConfig, NodeOutput, NodeShared};
+use agora_net::{
+    hand_down_listener, prometheus, report, run_local, run_node, Gathered, Lone, NetConfig, NodeOutput,
+    NodeShared, ObsHook, LISTEN_FD,
+};
 use agora_protocols::{Driver, Params};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -157,6 +160,32 @@ struct OneNode {
     max_time: Duration,
     metrics_addr: Option<SocketAddr>,
     json: bool,
+    listener: Option<std::net::TcpListener>,
+    events: bool,
+}
+
+/// One `--events` line on stderr: `event {JSON}`, written whole.
+fn event(v: serde_json::Value) {
+    use std::io::Write;
+    let line = format!("event {v}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// The socket of `--listen-fd FD`, checked to listen at `addr`, the node's address.
+fn inherited_listener(fd: i32, addr: SocketAddr) -> Result<std::net::TcpListener, UserError> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl only queries whether `fd` is open.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(UserError(format!("--listen-fd {fd}: not an open file descriptor above stderr")));
+    }
+    // SAFETY: `fd` is open, was handed to this process for this purpose and nothing else here
+    // owns it; if it is not a socket, local_addr fails below and it is closed.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    match listener.local_addr() {
+        Ok(a) if a == addr => Ok(listener),
+        Ok(a) => Err(UserError(format!("--listen-fd {fd}: listens at {a}, the cluster file says {addr}"))),
+        Err(e) => Err(UserError(format!("--listen-fd {fd}: not a listening socket: {e}"))),
+    }
 }
 
 async fn interrupted() {
@@ -186,17 +215,24 @@ impl Driver for OneNode {
         let seed = self.cfg.seed;
         runtime()?.block_on(async move {
             let hook = metrics_endpoint(self.metrics_addr, vec![self.id]).await?;
-            let out = run_node(
-                setup.clone(),
-                agora_core::NodeId(self.id),
-                self.cfg,
-                self.idle,
-                self.max_time,
-                interrupted(),
-                hook,
-            )
-            .await
-            .map_err(|e| UserError(e.to_string()))?;
+            let id = self.id;
+            let on_obs: Option<ObsHook<_>> = self.events.then(|| {
+                Arc::new(move |_at: u64, o: &<S::Node as Protocol>::Obs| {
+                    event(serde_json::json!({ "node": id, "obs": o }));
+                }) as ObsHook<_>
+            });
+            let events = self.events;
+            let lone = Lone { idle: self.idle, max_time: self.max_time, listener: self.listener, on_obs };
+            let on_start = move |nodes: Vec<Arc<NodeShared>>, local: SocketAddr| {
+                hook(nodes);
+                if events {
+                    event(serde_json::json!({ "node": id, "listening": local.to_string() }));
+                }
+            };
+            let out =
+                run_node(setup.clone(), agora_core::NodeId(self.id), self.cfg, lone, interrupted(), on_start)
+                    .await
+                    .map_err(|e| UserError(e.to_string()))?;
             let wall_ms = out.wall.as_secs_f64() * 1e3;
             let report = &out.reports[0];
             if self.json {
@@ -231,6 +267,12 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
     if args.id as usize >= addrs.len() {
         return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", args.id, addrs.len())));
     }
+    if let Some(i) = addrs.iter().position(|a| a.port() == 0) {
+        return Err(UserError(format!(
+            "node {i}: port 0 in the cluster file; only `agora up` chooses ports (nodes must know each other's)"
+        )));
+    }
+    let listener = args.listen_fd.map(|fd| inherited_listener(fd, addrs[args.id as usize])).transpose()?;
     let mut cfg = NetConfig::new(&cf.cluster, addrs);
     cfg.data_dir = cf.data_dir.clone();
     cfg.seed = cf.seed;
@@ -241,15 +283,19 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
         max_time: Duration::from_millis(cf.max_time_ms),
         metrics_addr: parse_addr(&args.metrics_addr)?,
         json: args.json,
+        listener,
+        events: args.events,
     };
     agora_protocols::dispatch(&cf.protocol, &params, driver)?
 }
 
 struct Up {
     config: PathBuf,
-    nodes: usize,
+    /// Every node's socket, bound here and handed to its process as `--listen-fd 3`.
+    listeners: Vec<std::net::TcpListener>,
     seed: u64,
     reproduce: String,
+    events: bool,
 }
 
 impl Driver for Up {
@@ -262,16 +308,23 @@ impl Driver for Up {
                 .map_err(|e| UserError(format!("cannot find the agora binary: {e}")))?;
             let t0 = std::time::Instant::now();
             let mut children = Vec::new();
-            for id in 0..self.nodes {
+            let nodes = self.listeners.len();
+            for id in 0..nodes {
                 let mut cmd = tokio::process::Command::new(&exe);
                 cmd.args(["node", "--json", "--id", &id.to_string(), "--config"]).arg(&self.config);
+                cmd.args(["--listen-fd", &LISTEN_FD.to_string()]);
+                if self.events {
+                    cmd.arg("--events");
+                }
                 cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true);
-                // SAFETY: prctl is async-signal-safe; the child asks to receive SIGTERM if this
-                // process dies, so no node outlives `agora up` even if it is killed.
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&self.listeners[id]);
+                // SAFETY: prctl is async-signal-safe, and so is hand_down_listener. The child
+                // asks to receive SIGTERM if this process dies, so no node outlives `agora up`
+                // even if it is killed; and it gets its listening socket at LISTEN_FD.
                 unsafe {
-                    cmd.pre_exec(|| {
+                    cmd.pre_exec(move || {
                         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                        Ok(())
+                        hand_down_listener(fd)
                     });
                 }
                 let child = cmd.spawn().map_err(|e| UserError(format!("cannot start node {id}: {e}")))?;
@@ -290,7 +343,7 @@ impl Driver for Up {
                     waits.await
                 }
             };
-            let mut g = Gathered::new(self.nodes, "idle", t0.elapsed().as_secs_f64() * 1e3, 0.0, 0);
+            let mut g = Gathered::new(nodes, "idle", t0.elapsed().as_secs_f64() * 1e3, 0.0, 0);
             let mut starts = Vec::new();
             let mut last_active = 0u64;
             for (id, out) in outputs.into_iter().enumerate() {
@@ -318,7 +371,7 @@ impl Driver for Up {
             if last_active > g.started_unix_ns {
                 g.wall_ms = (last_active - g.started_unix_ns) as f64 / 1e6;
             }
-            let missing = self.nodes - starts.len();
+            let missing = nodes - starts.len();
             Ok((report::summarize(&setup, self.seed, g, &self.reproduce), missing))
         })
     }
@@ -337,12 +390,34 @@ async fn futures_join(children: Vec<tokio::process::Child>) -> Vec<std::io::Resu
 pub fn up(args: &UpArgs, argv: &[String]) -> Result<i32, UserError> {
     let cf = ClusterFile::load(&args.config)?;
     let params: Params = cf.params()?;
-    cf.addrs()?;
+    // Every node's socket is bound here, before any node starts: a node never dials a peer
+    // that is not listening yet, and a port 0 becomes one the kernel chose, free for sure.
+    let mut listeners = Vec::new();
+    for (id, addr) in cf.addrs()?.into_iter().enumerate() {
+        let l = std::net::TcpListener::bind(addr)
+            .map_err(|e| UserError(format!("node {id}: cannot listen on {addr}: {e}")))?;
+        listeners.push(l);
+    }
+    let bound: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().expect("bound")).collect();
+    let temp;
+    let config = if cf.addrs()? == bound {
+        args.config.clone()
+    } else {
+        temp = tempfile::Builder::new()
+            .prefix("agora-up-")
+            .tempdir()
+            .map_err(|e| UserError(format!("cannot create a temporary directory: {e}")))?;
+        let path = temp.path().join("cluster.toml");
+        std::fs::write(&path, cf.resolved(&bound)?)
+            .map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
+        path
+    };
     let driver = Up {
-        config: args.config.clone(),
-        nodes: cf.nodes.len(),
+        config,
+        listeners,
         seed: cf.seed,
         reproduce: repro::command(argv, cf.seed),
+        events: args.events,
     };
     let (summary, missing) = agora_protocols::dispatch(&cf.protocol, &params, driver)??;
     print(&summary, args.json);

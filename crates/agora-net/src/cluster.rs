@@ -9,7 +9,7 @@
 //! 100 ms, or the lone node for `idle`. Both stop at `max_time` regardless.
 
 use crate::clock::{cpu_ms, unix_ns};
-use crate::node::{self, BoundNode, NetConfig, NodeReport, NodeShared};
+use crate::node::{self, BoundNode, NetConfig, NodeReport, NodeShared, ObsHook};
 use agora_core::{NodeId, Protocol, Setup};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -89,7 +89,7 @@ pub async fn run_local<S: Setup>(
     let mut shared = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
     for b in bound {
-        let (s, h) = node::start(setup.clone(), b, cfg.clone(), in_flight.clone(), stop.clone())?;
+        let (s, h) = node::start(setup.clone(), b, cfg.clone(), in_flight.clone(), stop.clone(), None)?;
         shared.push(s);
         handles.push(h);
     }
@@ -133,24 +133,40 @@ pub async fn run_local<S: Setup>(
     })
 }
 
-/// Runs node `id` of a cluster whose addresses are in `cfg`, until it is idle for `idle`,
-/// `max_time` passes, or `interrupt` resolves (a signal).
+/// How a lone node is run besides its cluster's settings.
+pub struct Lone<O> {
+    pub idle: Duration,
+    pub max_time: Duration,
+    /// A socket already listening at the node's address (else it binds its address itself).
+    pub listener: Option<std::net::TcpListener>,
+    /// Called with each observation as it is made.
+    pub on_obs: Option<ObsHook<O>>,
+}
+
+/// Runs node `id` of a cluster whose addresses are in `cfg`, until it is idle for
+/// `lone.idle`, `lone.max_time` passes, or `interrupt` resolves (a signal). `on_start` gets
+/// the node's shared state and the address it listens on.
 pub async fn run_node<S: Setup>(
     setup: Arc<S>,
     id: NodeId,
     cfg: NetConfig,
-    idle: Duration,
-    max_time: Duration,
+    lone: Lone<ObsOf<S>>,
     interrupt: impl std::future::Future<Output = ()>,
-    on_start: impl FnOnce(Vec<Arc<NodeShared>>),
+    on_start: impl FnOnce(Vec<Arc<NodeShared>>, SocketAddr),
 ) -> Result<RunOutcome<ObsOf<S>>, RunError> {
+    let Lone { idle, max_time, listener, on_obs } = lone;
     let addr = cfg.addrs[id.index()];
-    let bound = BoundNode::bind(id, addr).await.map_err(|e| RunError::Bind(addr, e))?;
+    let bound = match listener {
+        Some(l) => BoundNode::from_std(id, l),
+        None => BoundNode::bind(id, addr).await,
+    }
+    .map_err(|e| RunError::Bind(addr, e))?;
+    let local = bound.local_addr().map_err(|e| RunError::Bind(addr, e))?;
     let cfg = Arc::new(cfg);
     let (stop_tx, stop) = watch::channel(false);
     let (t0, cpu0, unix0) = (Instant::now(), cpu_ms(), unix_ns());
-    let (shared, handle) = node::start(setup, bound, cfg, Arc::new(AtomicI64::new(0)), stop)?;
-    on_start(vec![shared.clone()]);
+    let (shared, handle) = node::start(setup, bound, cfg, Arc::new(AtomicI64::new(0)), stop, on_obs)?;
+    on_start(vec![shared.clone()], local);
     tokio::pin!(interrupt);
     let end = loop {
         tokio::select! {

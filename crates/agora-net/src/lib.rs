@@ -14,7 +14,7 @@ pub mod prometheus;
 pub mod report;
 pub mod store;
 
-pub use cluster::{run_local, run_node, End, RunError, RunOutcome};
+pub use cluster::{run_local, run_node, End, Lone, RunError, RunOutcome};
 pub use conn::{decode_frames, Decoded, FrameError};
-pub use node::{BoundNode, NetConfig, NodeReport, NodeShared};
+pub use node::{hand_down_listener, BoundNode, NetConfig, NodeReport, NodeShared, ObsHook, LISTEN_FD};
 pub use report::{summarize, Gathered, NodeOutput};
