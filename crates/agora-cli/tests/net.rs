@@ -145,7 +145,21 @@ fn bad_cluster_files_and_flags_exit_2() {
     let badaddr = dir.path().join("addr.toml");
     std::fs::write(&badaddr, "cluster = \"x\"\nprotocol = \"flood\"\n[[node]]\nid = 0\naddr = \"nowhere\"\n")
         .unwrap();
+    let port0 = dir.path().join("port0.toml");
+    std::fs::write(
+        &port0,
+        "cluster = \"x\"\nprotocol = \"flood\"\n[[node]]\nid = 0\naddr = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let one = dir.path().join("one.toml");
+    std::fs::write(&one, "cluster = \"x\"\nprotocol = \"flood\"\n[[node]]\nid = 0\naddr = \"127.0.0.1:1\"\n")
+        .unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["node", "--config", port0.to_str().unwrap(), "--id", "0"], "port 0 in the cluster file"),
+        (
+            vec!["node", "--config", one.to_str().unwrap(), "--id", "0", "--listen-fd", "999"],
+            "--listen-fd 999: not an open file descriptor",
+        ),
         (vec!["up", "--config", "/nonexistent.toml"], "cannot read cluster file"),
         (vec!["up", "--config", bad.to_str().unwrap()], "ids 0, 1, 2"),
         (vec!["up", "--config", unknown.to_str().unwrap()], "nodez"),
