@@ -316,7 +316,8 @@ pub struct NodeArgs {
     #[arg(long, value_name = "FD")]
     pub listen_fd: Option<i32>,
     /// Print progress on stderr, one `event {JSON}` line each: the address the node listens
-    /// on once it runs, then every observation as it is made.
+    /// on (and its process id) once it runs, then every observation once what its step
+    /// persisted is durable.
     #[arg(long)]
     pub events: bool,
 }

@@ -226,7 +226,8 @@ impl Driver for OneNode {
             let on_start = move |nodes: Vec<Arc<NodeShared>>, local: SocketAddr| {
                 hook(nodes);
                 if events {
-                    event(serde_json::json!({ "node": id, "listening": local.to_string() }));
+                    let pid = std::process::id();
+                    event(serde_json::json!({ "node": id, "listening": local.to_string(), "pid": pid }));
                 }
             };
             let out =

@@ -97,9 +97,8 @@ fn ctrl_c_stops_up_and_every_node_with_it() {
     let dir = tempfile::tempdir().unwrap();
     // Nodes would idle for a minute before stopping on their own.
     let file = cluster_file(dir.path(), "all-to-all", "", 3, 60_000);
-    let f = file.to_str().unwrap().to_string();
     let mut up = Command::new(env!("CARGO_BIN_EXE_agora"))
-        .args(["up", "--config", &f, "--json", "--events"])
+        .args(["up", "--config", file.to_str().unwrap(), "--json", "--events"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -107,10 +106,13 @@ fn ctrl_c_stops_up_and_every_node_with_it() {
     // The nodes' events come through `up`'s stderr: wait until every greeting was received.
     let stderr = std::io::BufReader::new(up.stderr.take().unwrap());
     let mut lines = std::io::BufRead::lines(stderr);
-    let mut greeted = 0;
-    while greeted < 6 {
+    let (mut greeted, mut pids) = (0, Vec::new());
+    while greeted < 6 || pids.len() < 3 {
         let line = lines.next().expect("up's stderr ends only when up does").unwrap();
-        greeted += (line.starts_with("event ") && line.contains("\"obs\"")) as usize;
+        let Some(event) = line.strip_prefix("event ") else { continue };
+        let e: Value = serde_json::from_str(event).unwrap();
+        greeted += e.get("obs").is_some() as usize;
+        pids.extend(e["pid"].as_u64());
     }
     // SAFETY: sending SIGINT to our own child process.
     unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
@@ -122,15 +124,8 @@ fn ctrl_c_stops_up_and_every_node_with_it() {
     assert_eq!(v["messages_delivered"], 6, "the greetings were exchanged before the interrupt");
     assert!(status.code().is_some());
     // `up` waits for its nodes before it exits: none is left.
-    let orphans: Vec<u32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(&f))
-                .unwrap_or(false)
-        })
-        .collect();
+    let orphans: Vec<u64> =
+        pids.into_iter().filter(|pid| Path::new(&format!("/proc/{pid}")).exists()).collect();
     assert!(orphans.is_empty(), "orphan node processes left: {orphans:?}");
 }
 
