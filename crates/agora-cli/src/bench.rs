@@ -23,8 +23,8 @@ struct Row {
     violations: usize,
 }
 
-/// A cluster file for `agora up` on free loopback ports below the ephemeral range, with a
-/// secret drawn for this run.
+/// A cluster file for `agora up` on loopback, port 0 (`up` binds each node's socket on a port
+/// the kernel picks), with a secret drawn for this run.
 fn cluster_file(
     dir: &Path,
     args: &BenchArgs,
@@ -39,13 +39,8 @@ fn cluster_file(
         args.msgs,
         args.window
     );
-    let mut port = 21_000 + (std::process::id() % 400) as u16 * 20;
     for i in 0..n {
-        while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-            port += 1;
-        }
-        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{port}\"\n"));
-        port += 1;
+        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:0\"\n"));
     }
     let path = dir.join("bench-cluster.toml");
     std::fs::write(&path, text).map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;

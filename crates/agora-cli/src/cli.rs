@@ -337,16 +337,30 @@ pub struct NodeArgs {
     /// votes again (Raft replicas only). A damaged database is kept beside as `*.corrupt`.
     #[arg(long)]
     pub rejoin: bool,
+    /// Listen on this inherited file descriptor, a socket already bound to this node's
+    /// address and listening, instead of binding the address (what `agora up` and the tests
+    /// do: the parent binds port 0 and keeps the socket, so no one else can take the port).
+    #[arg(long, value_name = "FD")]
+    pub listen_fd: Option<i32>,
+    /// Print progress on stderr, one `event {JSON}` line each: the address the node listens
+    /// on (and its process id) once it runs, then every observation once what its step
+    /// persisted is durable.
+    #[arg(long)]
+    pub events: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
-    /// The cluster file (see examples/cluster.toml).
+    /// The cluster file (see examples/cluster.toml). Addresses with port 0 get a port the
+    /// kernel chooses.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// Print exactly one JSON object on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Pass `--events` to every node: their progress lines on stderr.
+    #[arg(long)]
+    pub events: bool,
 }
 
 /// Parameters a protocol may use.

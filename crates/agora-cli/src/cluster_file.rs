@@ -8,11 +8,11 @@ use crate::error::UserError;
 use crate::values;
 use agora_net::Secret;
 use agora_protocols::Params;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
     /// Name every handshake must carry: nodes of another cluster are refused.
@@ -38,7 +38,7 @@ pub struct ClusterFile {
     pub nodes: Vec<NodeEntry>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParamsFile {
     pub topology: Option<String>,
@@ -64,7 +64,7 @@ pub struct ParamsFile {
     pub bad_ballots: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEntry {
     pub id: u32,
@@ -216,6 +216,38 @@ impl ClusterFile {
             interval_ms: self.params.interval_ms.unwrap_or(defaults.interval_ms),
             ..defaults
         })
+    }
+
+    /// A copy of this file with `addrs` in place of the nodes' addresses and an absolute
+    /// data folder, for nodes started from another folder (`agora up` with port 0).
+    pub fn resolved(&self, addrs: &[SocketAddr]) -> Result<String, UserError> {
+        let data_dir = match &self.data_dir {
+            Some(d) => Some(
+                std::path::absolute(d).map_err(|e| UserError(format!("data folder {}: {e}", d.display())))?,
+            ),
+            None => None,
+        };
+        let nodes = self.nodes.iter().zip(addrs).map(|(n, a)| NodeEntry { id: n.id, addr: a.to_string() });
+        let copy = ClusterFile {
+            cluster: self.cluster.clone(),
+            protocol: self.protocol.clone(),
+            seed: self.seed,
+            data_dir,
+            params: toml::from_str(&toml::to_string(&self.params).expect("params serialize"))
+                .expect("params read back"),
+            idle_ms: self.idle_ms,
+            max_time_ms: self.max_time_ms,
+            secret: self.secret.clone(),
+            secret_file: match &self.secret_file {
+                Some(f) => Some(
+                    std::path::absolute(f)
+                        .map_err(|e| UserError(format!("secret_file {}: {e}", f.display())))?,
+                ),
+                None => None,
+            },
+            nodes: nodes.collect(),
+        };
+        toml::to_string(&copy).map_err(|e| UserError(format!("cannot write the cluster file: {e}")))
     }
 
     /// Every node's address, resolved; two nodes may not share one.

@@ -8,7 +8,10 @@ use crate::error::{UserError, EXIT_STORAGE};
 use crate::{output, repro, values};
 use agora_core::{Protocol, RunSummary, Setup};
 use agora_net::store::{OpenMode, Store};
-use agora_net::{prometheus, report, run_local, run_node, Gathered, NetConfig, NodeOutput, NodeShared};
+use agora_net::{
+    hand_down_listener, prometheus, report, run_local, run_node, Gathered, Lone, NetConfig, NodeOutput,
+    NodeShared, ObsHook, LISTEN_FD,
+};
 use agora_protocols::{Driver, Params};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -163,6 +166,32 @@ struct OneNode {
     max_time: Duration,
     metrics_addr: Option<SocketAddr>,
     json: bool,
+    listener: Option<std::net::TcpListener>,
+    events: bool,
+}
+
+/// One `--events` line on stderr: `event {JSON}`, written whole.
+fn event(v: serde_json::Value) {
+    use std::io::Write;
+    let line = format!("event {v}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// The socket of `--listen-fd FD`, checked to listen at `addr`, the node's address.
+fn inherited_listener(fd: i32, addr: SocketAddr) -> Result<std::net::TcpListener, UserError> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl only queries whether `fd` is open.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(UserError(format!("--listen-fd {fd}: not an open file descriptor above stderr")));
+    }
+    // SAFETY: `fd` is open, was handed to this process for this purpose and nothing else here
+    // owns it; if it is not a socket, local_addr fails below and it is closed.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    match listener.local_addr() {
+        Ok(a) if a == addr => Ok(listener),
+        Ok(a) => Err(UserError(format!("--listen-fd {fd}: listens at {a}, the cluster file says {addr}"))),
+        Err(e) => Err(UserError(format!("--listen-fd {fd}: not a listening socket: {e}"))),
+    }
 }
 
 async fn interrupted() {
@@ -192,17 +221,25 @@ impl Driver for OneNode {
         let seed = self.cfg.seed;
         runtime()?.block_on(async move {
             let hook = metrics_endpoint(self.metrics_addr, vec![self.id]).await?;
-            let out = run_node(
-                setup.clone(),
-                agora_core::NodeId(self.id),
-                self.cfg,
-                self.idle,
-                self.max_time,
-                interrupted(),
-                hook,
-            )
-            .await
-            .map_err(UserError::from_run)?;
+            let id = self.id;
+            let on_obs: Option<ObsHook<_>> = self.events.then(|| {
+                Arc::new(move |_at: u64, o: &<S::Node as Protocol>::Obs| {
+                    event(serde_json::json!({ "node": id, "obs": o }));
+                }) as ObsHook<_>
+            });
+            let events = self.events;
+            let lone = Lone { idle: self.idle, max_time: self.max_time, listener: self.listener, on_obs };
+            let on_start = move |nodes: Vec<Arc<NodeShared>>, local: SocketAddr| {
+                hook(nodes);
+                if events {
+                    let pid = std::process::id();
+                    event(serde_json::json!({ "node": id, "listening": local.to_string(), "pid": pid }));
+                }
+            };
+            let out =
+                run_node(setup.clone(), agora_core::NodeId(self.id), self.cfg, lone, interrupted(), on_start)
+                    .await
+                    .map_err(UserError::from_run)?;
             let wall_ms = out.wall.as_secs_f64() * 1e3;
             let report = &out.reports[0];
             if self.json {
@@ -237,6 +274,12 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
     if args.id as usize >= addrs.len() {
         return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", args.id, addrs.len())));
     }
+    if let Some(i) = addrs.iter().position(|a| a.port() == 0) {
+        return Err(UserError(format!(
+            "node {i}: port 0 in the cluster file; only `agora up` chooses ports (nodes must know each other's)"
+        )));
+    }
+    let listener = args.listen_fd.map(|fd| inherited_listener(fd, addrs[args.id as usize])).transpose()?;
     let mut cfg = NetConfig::new(&cf.cluster, addrs);
     cfg.secret = cf.secret(&args.config)?;
     cfg.data_dir = cf.data_dir.clone();
@@ -253,6 +296,8 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
         max_time: Duration::from_millis(cf.max_time_ms),
         metrics_addr: parse_addr(&args.metrics_addr)?,
         json: args.json,
+        listener,
+        events: args.events,
     };
     agora_protocols::dispatch(&cf.protocol, &params, driver)?
 }
@@ -261,9 +306,11 @@ struct Up {
     config: PathBuf,
     /// Whether the nodes' databases are created (a new cluster) or must exist.
     new: bool,
-    nodes: usize,
+    /// Every node's socket, bound here and handed to its process as `--listen-fd 3`.
+    listeners: Vec<std::net::TcpListener>,
     seed: u64,
     reproduce: String,
+    events: bool,
 }
 
 impl Driver for Up {
@@ -276,19 +323,26 @@ impl Driver for Up {
                 .map_err(|e| UserError(format!("cannot find the agora binary: {e}")))?;
             let t0 = std::time::Instant::now();
             let mut children = Vec::new();
-            for id in 0..self.nodes {
+            let nodes = self.listeners.len();
+            for id in 0..nodes {
                 let mut cmd = tokio::process::Command::new(&exe);
                 cmd.args(["node", "--json", "--id", &id.to_string(), "--config"]).arg(&self.config);
                 if self.new {
                     cmd.arg("--new");
                 }
+                cmd.args(["--listen-fd", &LISTEN_FD.to_string()]);
+                if self.events {
+                    cmd.arg("--events");
+                }
                 cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true);
-                // SAFETY: prctl is async-signal-safe; the child asks to receive SIGTERM if this
-                // process dies, so no node outlives `agora up` even if it is killed.
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&self.listeners[id]);
+                // SAFETY: prctl is async-signal-safe, and so is hand_down_listener. The child
+                // asks to receive SIGTERM if this process dies, so no node outlives `agora up`
+                // even if it is killed; and it gets its listening socket at LISTEN_FD.
                 unsafe {
-                    cmd.pre_exec(|| {
+                    cmd.pre_exec(move || {
                         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                        Ok(())
+                        hand_down_listener(fd)
                     });
                 }
                 cmd.stderr(std::process::Stdio::piped());
@@ -310,7 +364,7 @@ impl Driver for Up {
                 });
             }
             drop(done_tx);
-            let mut outputs: Vec<Option<std::io::Result<ChildEnd>>> = (0..self.nodes).map(|_| None).collect();
+            let mut outputs: Vec<Option<std::io::Result<ChildEnd>>> = (0..nodes).map(|_| None).collect();
             let mut mistake = None;
             let interrupt = interrupted();
             tokio::pin!(interrupt);
@@ -341,7 +395,7 @@ impl Driver for Up {
             if let Some((code, msg)) = mistake {
                 return Err(UserError { msg, code });
             }
-            let mut g = Gathered::new(self.nodes, "idle", t0.elapsed().as_secs_f64() * 1e3, 0.0, 0);
+            let mut g = Gathered::new(nodes, "idle", t0.elapsed().as_secs_f64() * 1e3, 0.0, 0);
             let mut starts = Vec::new();
             let mut last_active = 0u64;
             for (id, out) in outputs.into_iter().enumerate() {
@@ -369,7 +423,7 @@ impl Driver for Up {
             if last_active > g.started_unix_ns {
                 g.wall_ms = (last_active - g.started_unix_ns) as f64 / 1e6;
             }
-            let missing = self.nodes - starts.len();
+            let missing = nodes - starts.len();
             Ok((report::summarize(&setup, self.seed, g, &self.reproduce), missing))
         })
     }
@@ -415,14 +469,10 @@ async fn wait_child(mut child: tokio::process::Child) -> std::io::Result<ChildEn
     Ok(ChildEnd { status, stdout: out, mistake })
 }
 
-/// What `agora up` can check before it starts any node: every address is distinct and free to
-/// listen on, and the data directory is a directory it can write to. A node process that
-/// still finds a mistake exits 2 with one line, which `up` reports as its own.
+/// What `agora up` can check before it starts any node, besides binding every address: the
+/// data directory is a directory it can write to. A node process that still finds a mistake
+/// exits 2 with one line (3 for its storage), which `up` reports as its own.
 fn preflight(cf: &ClusterFile) -> Result<(), UserError> {
-    for (id, addr) in cf.addrs()?.into_iter().enumerate() {
-        std::net::TcpListener::bind(addr)
-            .map_err(|e| UserError(format!("node {id} cannot listen on {addr}: {e}")))?;
-    }
     if let Some(dir) = &cf.data_dir {
         std::fs::create_dir_all(dir)
             .map_err(|e| UserError(format!("data directory {}: {e}", dir.display())))?;
@@ -447,12 +497,35 @@ pub fn up(args: &UpArgs, argv: &[String]) -> Result<i32, UserError> {
         }
         None => true,
     };
+    // Every node's socket is bound here, before any node starts: a node never dials a peer
+    // that is not listening yet, and a port 0 becomes one the kernel chose, free for sure.
+    let mut listeners = Vec::new();
+    for (id, addr) in cf.addrs()?.into_iter().enumerate() {
+        let l = std::net::TcpListener::bind(addr)
+            .map_err(|e| UserError(format!("node {id}: cannot listen on {addr}: {e}")))?;
+        listeners.push(l);
+    }
+    let bound: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().expect("bound")).collect();
+    let temp;
+    let config = if cf.addrs()? == bound {
+        args.config.clone()
+    } else {
+        temp = tempfile::Builder::new()
+            .prefix("agora-up-")
+            .tempdir()
+            .map_err(|e| UserError(format!("cannot create a temporary directory: {e}")))?;
+        let path = temp.path().join("cluster.toml");
+        std::fs::write(&path, cf.resolved(&bound)?)
+            .map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
+        path
+    };
     let driver = Up {
-        config: args.config.clone(),
+        config,
         new,
-        nodes: cf.nodes.len(),
+        listeners,
         seed: cf.seed,
         reproduce: repro::command(argv, cf.seed),
+        events: args.events,
     };
     let (summary, missing) = agora_protocols::dispatch(&cf.protocol, &params, driver)??;
     print(&summary, args.json);

@@ -5,63 +5,85 @@
 
 mod procs;
 
-use procs::{free_ports, Cluster};
+use procs::{obs, Cluster};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 const REPLICAS: usize = 3;
 const NODES: usize = REPLICAS + 12;
+const CITIZENS: usize = 5;
 const VOTERS: u64 = 60_000;
 
-fn cluster_file(dir: &Path, ports: &[u16]) -> PathBuf {
-    let head = format!(
-        "cluster = \"kill\"\nprotocol = \"election\"\ndata_dir = \"data\"\nidle_ms = 2000\nmax_time_ms = 30000\n\
-         [params]\nclients = 12\nvoters = {VOTERS}\nbad_ballots = 0.001\nwindow = 64\ntimeout_ms = 60\n"
-    );
-    procs::cluster_file(dir, &head, ports)
+/// What the test has read of the run so far.
+#[derive(Default)]
+struct Progress {
+    /// Ballots answered to citizens.
+    answered: u64,
+    /// The replica that most recently became leader, and its term.
+    leader: (u64, usize),
+    /// Nodes that received the results.
+    results: BTreeSet<usize>,
+    /// Replicas that tallied since they last started.
+    tallied: BTreeSet<usize>,
+}
+
+impl Progress {
+    fn note(&mut self, node: usize, event: &Value) {
+        if event.get("listening").is_some() {
+            self.tallied.remove(&node);
+        }
+        let Some(o) = obs(event) else { return };
+        if o.get("Answered").is_some() {
+            self.answered += 1;
+        } else if let Some(l) = o.get("Raft").and_then(|r| r.get("Leader")) {
+            self.leader = self.leader.max((l["term"].as_u64().unwrap(), node));
+        } else if o.get("Results").is_some() {
+            self.results.insert(node);
+        } else if o.get("Tallied").is_some() {
+            self.tallied.insert(node);
+        }
+    }
+}
+
+/// Reads events until `k` ballots in all have been answered.
+fn after_answers(c: &Cluster, p: &mut Progress, k: u64) {
+    c.until(|node, e| {
+        p.note(node, e);
+        p.answered >= k
+    })
 }
 
 #[test]
 fn every_acknowledged_ballot_is_counted_once_across_sigkills() {
     let dir = procs::scratch("agora-election-kill");
-    let ports = free_ports(2 * NODES);
-    let mut c = Cluster::new(cluster_file(&dir, &ports[..NODES]), ports[NODES..].to_vec(), REPLICAS);
-    for id in 0..NODES {
-        c.start_node(id);
-    }
-    std::thread::sleep(Duration::from_millis(700));
-    let leader = c.leader();
+    let head = format!(
+        "cluster = \"kill\"\nprotocol = \"election\"\ndata_dir = \"data\"\nidle_ms = 600000\nmax_time_ms = 3600000\n\
+         [params]\nclients = 12\nvoters = {VOTERS}\nbad_ballots = 0.001\nwindow = 64\ntimeout_ms = 60\n"
+    );
+    let mut c = Cluster::new(&dir, &head, NODES);
+    c.start_all();
+    let mut p = Progress::default();
+    // The legislature's leader while ballots flow; restarted once the others have gone on
+    // without it. Then a coordinator (node 3) and a region gateway (node 6), likewise.
+    after_answers(&c, &mut p, 5_000);
+    let leader = p.leader.1;
     c.kill(leader);
-    std::thread::sleep(Duration::from_millis(400));
+    after_answers(&c, &mut p, 10_000);
     c.start_node(leader);
-    std::thread::sleep(Duration::from_millis(500));
-    // A coordinator (node 3) and a region gateway (node 6), at another moment.
+    after_answers(&c, &mut p, 15_000);
     c.kill(3);
     c.kill(6);
-    std::thread::sleep(Duration::from_millis(300));
+    after_answers(&c, &mut p, 20_000);
     c.start_node(3);
     c.start_node(6);
     eprintln!("killed replica {leader}, then coordinator 3 and region 6");
+    // Every citizen has the results and every replica tallied since its last start.
+    c.until(|node, e| {
+        p.note(node, e);
+        (NODES - CITIZENS..NODES).all(|n| p.results.contains(&n)) && p.tallied.len() == REPLICAS
+    });
+    let outputs = c.stop_all();
 
-    let mut outputs = Vec::new();
-    for (id, child) in c.children.iter_mut().enumerate() {
-        let out = child.take().unwrap().wait_with_output().unwrap();
-        let v: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("node {id}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
-        if v["end"] != "idle" {
-            // What the node was doing last, to tell why it never went to the background.
-            let obs = v["observations"].as_array().unwrap();
-            let last: Vec<String> = obs.iter().rev().take(5).map(|o| o.to_string()).collect();
-            eprintln!(
-                "node {id} ended by {}; by kind {}; last observations {last:#?}",
-                v["end"], v["by_kind"]
-            );
-        }
-        assert_eq!(v["end"], "idle", "node {id} ended by {}", v["end"]);
-        outputs.push(v);
-    }
     // The citizens: their receipts, and the results they received.
     let mut receipts: BTreeMap<u64, u64> = BTreeMap::new();
     let mut results = BTreeSet::new();

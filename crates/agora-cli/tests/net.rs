@@ -3,7 +3,6 @@
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 /// The secret of the test cluster files.
 const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -17,29 +16,18 @@ fn json_of(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// Ports free right now, below Linux's ephemeral range (32768 and up), so that no outgoing
-/// connection of another test can take one between this check and the node's bind.
-fn free_ports(n: usize) -> Vec<u16> {
-    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
-    let mut ports = Vec::new();
-    while ports.len() < n {
-        let p = base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10_000;
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            ports.push(p);
-        }
-    }
-    ports
-}
+mod procs;
 
+/// A cluster file for `agora up` at `dir/up.toml`: every address has port 0, so `up` binds
+/// each node's socket on a port the kernel picks and hands it to the node.
 fn cluster_file(dir: &Path, protocol: &str, params: &str, n: usize, idle_ms: u64) -> std::path::PathBuf {
     let mut text = format!(
         "cluster = \"test\"\nprotocol = \"{protocol}\"\nsecret = \"{SECRET}\"\ndata_dir = \"data\"\nidle_ms = {idle_ms}\nmax_time_ms = 60000\n[params]\n{params}\n"
     );
-    for (i, port) in free_ports(n).into_iter().enumerate() {
-        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{port}\"\n"));
+    for i in 0..n {
+        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:0\"\n"));
     }
-    let path = dir.join("cluster.toml");
+    let path = dir.join("up.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -95,24 +83,21 @@ fn up_runs_every_node_as_a_process_and_state_survives_restarts() {
 #[test]
 fn a_single_node_runs_from_the_cluster_file() {
     let dir = tempfile::tempdir().unwrap();
-    let file = cluster_file(dir.path(), "all-to-all", "", 2, 1_500);
+    let head = "cluster = \"test\"\nprotocol = \"all-to-all\"\ndata_dir = \"data\"\nidle_ms = 1500\n";
+    let mut c = procs::Cluster::new(dir.path(), head, 2);
     // The secret from a file, relative to the cluster file's folder.
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replace(&format!("secret = \"{SECRET}\""), "secret_file = \"key.hex\""))
-        .unwrap();
-    std::fs::write(dir.path().join("key.hex"), format!("{SECRET}\n")).unwrap();
-    let f = file.to_str().unwrap();
-    let mut other = Command::new(env!("CARGO_BIN_EXE_agora"))
-        .args(["node", "--config", f, "--id", "1", "--json", "--new"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let me = agora(&["node", "--config", f, "--id", "0", "--new"]);
+    let text = std::fs::read_to_string(&c.config).unwrap();
+    let secret = format!("secret = \"{}\"", "5e".repeat(32));
+    std::fs::write(&c.config, text.replace(&secret, "secret_file = \"key.hex\"")).unwrap();
+    std::fs::write(dir.path().join("key.hex"), format!("{}\n", "5e".repeat(32))).unwrap();
+    c.start_node(1);
+    let me = c.command(0).output().unwrap();
     assert_eq!(me.status.code(), Some(0), "{}", String::from_utf8_lossy(&me.stderr));
     let text = String::from_utf8(me.stdout).unwrap();
     assert!(text.contains("sent 1  delivered 1"), "{text}");
     assert!(text.contains("node 0 alone"));
-    other.wait().unwrap();
+    // Node 1's own results are not looked at: dropping the cluster stops it.
+    drop(c);
 }
 
 #[test]
@@ -120,50 +105,36 @@ fn ctrl_c_stops_up_and_every_node_with_it() {
     let dir = tempfile::tempdir().unwrap();
     // Nodes would idle for a minute before stopping on their own.
     let file = cluster_file(dir.path(), "all-to-all", "", 3, 60_000);
-    let f = file.to_str().unwrap().to_string();
     let mut up = Command::new(env!("CARGO_BIN_EXE_agora"))
-        .args(["up", "--config", &f, "--json"])
+        .args(["up", "--config", file.to_str().unwrap(), "--json", "--events"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until all three nodes are running.
-    let children = || -> Vec<u32> {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .map(|c| {
-                        String::from_utf8_lossy(&c).contains(&f)
-                            && String::from_utf8_lossy(&c).contains("node")
-                    })
-                    .unwrap_or(false)
-            })
-            .collect()
-    };
-    let t0 = Instant::now();
-    while children().len() < 3 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "nodes did not start");
-        std::thread::sleep(Duration::from_millis(20));
+    // The nodes' events come through `up`'s stderr: wait until every greeting was received.
+    let stderr = std::io::BufReader::new(up.stderr.take().unwrap());
+    let mut lines = std::io::BufRead::lines(stderr);
+    let (mut greeted, mut pids) = (0, Vec::new());
+    while greeted < 6 || pids.len() < 3 {
+        let line = lines.next().expect("up's stderr ends only when up does").unwrap();
+        let Some(event) = line.strip_prefix("event ") else { continue };
+        let e: Value = serde_json::from_str(event).unwrap();
+        greeted += e.get("obs").is_some() as usize;
+        pids.extend(e["pid"].as_u64());
     }
-    std::thread::sleep(Duration::from_millis(300));
     // SAFETY: sending SIGINT to our own child process.
     unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
-    let t1 = Instant::now();
     let status = up.wait().unwrap();
-    assert!(t1.elapsed() < Duration::from_secs(10), "up stopped promptly");
     let mut out = String::new();
     std::io::Read::read_to_string(up.stdout.as_mut().unwrap(), &mut out).unwrap();
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["end"], "interrupted");
     assert_eq!(v["messages_delivered"], 6, "the greetings were exchanged before the interrupt");
     assert!(status.code().is_some());
-    let t2 = Instant::now();
-    while !children().is_empty() {
-        assert!(t2.elapsed() < Duration::from_secs(5), "orphan node processes left: {:?}", children());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // `up` waits for its nodes before it exits: none is left.
+    let orphans: Vec<u64> =
+        pids.into_iter().filter(|pid| Path::new(&format!("/proc/{pid}")).exists()).collect();
+    assert!(orphans.is_empty(), "orphan node processes left: {orphans:?}");
 }
 
 #[test]
@@ -189,7 +160,21 @@ fn bad_cluster_files_and_flags_exit_2() {
         std::fs::write(&path, format!("cluster = \"x\"\nprotocol = \"flood\"\n{secret}{node}")).unwrap();
         path.to_str().unwrap().to_string()
     });
+    let port0 = dir.path().join("port0.toml");
+    std::fs::write(
+        &port0,
+        format!("cluster = \"x\"\nprotocol = \"flood\"\nsecret = \"{SECRET}\"\n[[node]]\nid = 0\naddr = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
+    let one = dir.path().join("one.toml");
+    std::fs::write(&one, format!("cluster = \"x\"\nprotocol = \"flood\"\nsecret = \"{SECRET}\"\n[[node]]\nid = 0\naddr = \"127.0.0.1:1\"\n"))
+        .unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["node", "--config", port0.to_str().unwrap(), "--id", "0"], "port 0 in the cluster file"),
+        (
+            vec!["node", "--config", one.to_str().unwrap(), "--id", "0", "--listen-fd", "999"],
+            "--listen-fd 999: not an open file descriptor",
+        ),
         (
             vec!["up", "--config", &secrets[0]],
             "no `secret`: every node must prove it holds the cluster's secret",
@@ -222,30 +207,26 @@ fn bad_cluster_files_and_flags_exit_2() {
 #[test]
 fn what_a_node_persisted_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let file = cluster_file(dir.path(), "flood", "topology = \"complete\"", 3, 60_000);
-    let f = file.to_str().unwrap();
-    let mut nodes: Vec<_> = (0..3)
-        .map(|id| {
-            Command::new(env!("CARGO_BIN_EXE_agora"))
-                .args(["node", "--config", f, "--id", &id.to_string(), "--json", "--new"])
-                .env("RUST_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    // Let the flood happen (milliseconds), then kill every node without warning.
-    std::thread::sleep(Duration::from_millis(1_500));
-    for n in &mut nodes {
-        n.kill().unwrap();
-        n.wait().unwrap();
+    let head = "cluster = \"test\"\nprotocol = \"flood\"\ndata_dir = \"data\"\nidle_ms = 600000\n\
+        [params]\ntopology = \"complete\"\n";
+    let mut c = procs::Cluster::new(dir.path(), head, 3);
+    c.start_all();
+    // Once every node has delivered the flood, kill every node without warning.
+    let mut delivered = std::collections::BTreeSet::new();
+    c.until(|node, e| {
+        if e["obs"].get("Delivered").is_some() {
+            delivered.insert(node);
+        }
+        delivered.len() == 3
+    });
+    for id in 0..3 {
+        c.kill(id);
     }
+    drop(c);
     // Restarted on the same data, every node knows it delivered: nothing is sent again, and
     // the checker accepts the restored deliveries.
-    let text = std::fs::read_to_string(&file).unwrap().replace("idle_ms = 60000", "idle_ms = 300");
-    std::fs::write(&file, text).unwrap();
-    let again = agora(&["up", "--config", f, "--json"]);
+    let file = cluster_file(dir.path(), "flood", "topology = \"complete\"", 3, 300);
+    let again = agora(&["up", "--config", file.to_str().unwrap(), "--json"]);
     let v = json_of(&again);
     assert_eq!(v["messages_sent"], 0, "{v}");
     assert_eq!(v["violations"].as_array().unwrap().len(), 0, "{v}");
@@ -314,17 +295,21 @@ fn up_reports_set_up_mistakes_in_one_line() {
     drop(taken);
 }
 
-/// A cluster file of `protocol` over fresh ports, with a short time limit.
-fn short_cluster(dir: &Path, protocol: &str, params: &str, n: usize) -> String {
-    let mut text = format!(
-        "cluster = \"lone\"\nprotocol = \"{protocol}\"\nidle_ms = 100\nmax_time_ms = 1500\n[params]\n{params}\n"
-    );
-    for (i, port) in free_ports(n).into_iter().enumerate() {
-        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{port}\"\n"));
+/// A cluster of `protocol` with a short time limit in which only node `me` will ever run: its
+/// peers are at privileged ports where nothing listens.
+fn short_cluster(dir: &Path, protocol: &str, params: &str, n: usize, me: usize) -> procs::Cluster {
+    let head =
+        format!("cluster = \"lone\"\nprotocol = \"{protocol}\"\nidle_ms = 100\nmax_time_ms = 1500\n[params]\n{params}\n");
+    let c = procs::Cluster::new(dir, &head, n);
+    let mut text = std::fs::read_to_string(&c.config).unwrap();
+    for i in (0..n).filter(|&i| i != me) {
+        let at = text.find(&format!("id = {i}\naddr = ")).unwrap();
+        let line_end = at + text[at..].find("\"\n").unwrap() + 2;
+        let line = text[at..line_end].to_string();
+        text = text.replace(&line, &format!("id = {i}\naddr = \"127.0.0.1:{}\"\n", i + 1));
     }
-    let path = dir.join("short.toml");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
+    std::fs::write(&c.config, text).unwrap();
+    c
 }
 
 /// A node whose peer never comes does not call itself idle (it would have stopped long before
@@ -332,8 +317,8 @@ fn short_cluster(dir: &Path, protocol: &str, params: &str, n: usize) -> String {
 #[test]
 fn a_node_does_not_go_idle_before_its_peers_are_up() {
     let dir = tempfile::tempdir().unwrap();
-    let f = short_cluster(dir.path(), "flood", "", 2);
-    let out = agora(&["node", "--config", &f, "--id", "0"]);
+    let c = short_cluster(dir.path(), "flood", "", 2, 0);
+    let out = c.command(0).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("end            time-limit"), "{text}");
     assert!(text.contains("not judged"), "{text}");
@@ -344,11 +329,11 @@ fn a_node_does_not_go_idle_before_its_peers_are_up() {
 #[test]
 fn a_client_that_finishes_nothing_exits_1() {
     let dir = tempfile::tempdir().unwrap();
-    let f = short_cluster(dir.path(), "raft", "clients = 1\nmsgs = 20", 4);
-    let out = agora(&["node", "--config", &f, "--id", "3"]);
+    let c = short_cluster(dir.path(), "raft", "clients = 1\nmsgs = 20", 4, 3);
+    let out = c.command(3).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("unfinished     20 operations begun and never completed"), "{text}");
-    let out = agora(&["node", "--config", &f, "--id", "3", "--json"]);
+    let out = c.command(3).arg("--json").output().unwrap();
     assert_eq!(json_of(&out)["end"], "time-limit");
 }

@@ -8,58 +8,85 @@ use agora_protocols::raft::kv::Kv;
 use agora_protocols::raft::{Body, Config, Replica};
 mod procs;
 
-use procs::{free_ports, Cluster};
+use procs::{obs, Cluster};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const REPLICAS: usize = 3;
 const CLIENTS: usize = 2;
 
-fn cluster_file(dir: &Path, ports: &[u16]) -> PathBuf {
-    // No compaction here, so that each replica's durable log holds every entry to look at;
-    // snapshots are exercised by the simulator campaigns.
-    let head = String::from(
-        "cluster = \"kill\"\nprotocol = \"raft\"\ndata_dir = \"data\"\nidle_ms = 1500\nmax_time_ms = 90000\n\
-         [params]\nclients = 2\nmsgs = 5000\ninterval_ms = 0.6\nwindow = 16\nreads = 0.1\n\
-         timeout_ms = 60\nsnapshot_every = 1000000\n",
-    );
-    procs::cluster_file(dir, &head, ports)
+// No compaction here, so that each replica's durable log holds every entry to look at;
+// snapshots are exercised by the simulator campaigns. Nodes run until the test stops them.
+const HEAD: &str =
+    "cluster = \"kill\"\nprotocol = \"raft\"\ndata_dir = \"data\"\nidle_ms = 600000\nmax_time_ms = 3600000\n\
+    [params]\nclients = 2\nmsgs = 5000\ninterval_ms = 0.6\nwindow = 16\nreads = 0.1\n\
+    timeout_ms = 60\nsnapshot_every = 1000000\n";
+
+/// What the test has read of the run so far.
+#[derive(Default)]
+struct Progress {
+    /// Writes acknowledged to clients, and the highest log index among them.
+    acked: usize,
+    top: u64,
+    /// The replica that most recently became leader, and its term.
+    leader: (u64, usize),
+    clients_done: usize,
+    /// The highest index each replica has applied.
+    applied: [u64; REPLICAS],
+}
+
+impl Progress {
+    fn note(&mut self, node: usize, event: &Value) {
+        let Some(o) = obs(event) else { return };
+        if let Some(a) = o.get("Acked") {
+            self.acked += 1;
+            self.top = self.top.max(a["pos"]["index"].as_u64().unwrap());
+        } else if let Some(l) = o.get("Leader") {
+            self.leader = self.leader.max((l["term"].as_u64().unwrap(), node));
+        } else if o.get("ClientDone").is_some() {
+            self.clients_done += 1;
+        } else if let Some(a) = o.get("Applied") {
+            self.applied[node] = self.applied[node].max(a["index"].as_u64().unwrap());
+        }
+    }
+}
+
+/// Reads events until `k` writes in all have been acknowledged.
+fn after_acks(c: &Cluster, p: &mut Progress, k: usize) {
+    c.until(|node, e| {
+        p.note(node, e);
+        p.acked >= k
+    })
 }
 
 #[test]
 fn acknowledged_writes_survive_sigkill_of_leader_and_follower() {
     let dir = procs::scratch("agora-raft-kill");
-    let n = REPLICAS + CLIENTS;
-    let ports = free_ports(2 * n);
-    let mut c = Cluster::new(cluster_file(&dir, &ports[..n]), ports[n..].to_vec(), REPLICAS);
-    for id in 0..n {
-        c.start_node(id);
-    }
+    let mut c = Cluster::new(&dir, HEAD, REPLICAS + CLIENTS);
+    c.start_all();
+    let mut p = Progress::default();
 
-    // Kill the leader under load, restart it; later kill a follower, restart it.
-    std::thread::sleep(Duration::from_millis(500));
-    let first = c.leader();
+    // Kill the leader under load; restart it once the others have gone on without it. Later
+    // kill a follower of the new leader, and restart it once the others have gone on.
+    after_acks(&c, &mut p, 1000);
+    let first = p.leader.1;
     c.kill(first);
-    std::thread::sleep(Duration::from_millis(400));
+    after_acks(&c, &mut p, 2000);
     c.start_node(first);
-    std::thread::sleep(Duration::from_millis(500));
-    let leader = c.leader();
+    after_acks(&c, &mut p, 3500);
+    let leader = p.leader.1;
     let follower = (0..REPLICAS).find(|&i| i != leader).unwrap();
     c.kill(follower);
     eprintln!("killed leader {first} and, later, follower {follower} (leader {leader})");
-    std::thread::sleep(Duration::from_millis(400));
+    after_acks(&c, &mut p, 4500);
     c.start_node(follower);
 
-    // Every node ends on its own once only heartbeats are left.
-    let mut outputs = Vec::new();
-    for (id, child) in c.children.iter_mut().enumerate() {
-        let out = child.take().unwrap().wait_with_output().unwrap();
-        let v: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("node {id}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
-        assert_eq!(v["end"], "idle", "node {id} ended by {}", v["end"]);
-        outputs.push(v);
-    }
+    // Every client has its answers and every replica has applied every acknowledged write.
+    c.until(|node, e| {
+        p.note(node, e);
+        p.clients_done == CLIENTS && p.applied.iter().all(|&a| a >= p.top)
+    });
+    let outputs = c.stop_all();
 
     // What the clients were told: (session, seq, index, offset) of every acknowledged write.
     let mut acked = Vec::new();

@@ -9,7 +9,7 @@ use agora_core::NodeId;
 use agora_net::store::{OpenMode, Store};
 use agora_protocols::raft::kv::Kv;
 use agora_protocols::raft::{Config, Replica};
-use procs::free_ports;
+use procs::Cluster;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -22,10 +22,18 @@ fn agora(args: &[&str]) -> Output {
 }
 
 /// A Raft cluster of three replicas and one client, snapshots every 50 entries.
-fn cluster_file(dir: &Path) -> PathBuf {
-    let head = "cluster = \"disk\"\nprotocol = \"raft\"\ndata_dir = \"data\"\nidle_ms = 1500\n\
-                max_time_ms = 120000\n[params]\nclients = 1\nmsgs = 400\nwindow = 8\nsnapshot_every = 50\n";
-    procs::cluster_file(dir, head, &free_ports(REPLICAS + 1))
+const HEAD: &str = "cluster = \"disk\"\nprotocol = \"raft\"\ndata_dir = \"data\"\nidle_ms = 1500\n\
+                    max_time_ms = 120000\n[params]\nclients = 1\nmsgs = 400\nwindow = 8\nsnapshot_every = 50\n";
+
+/// The same cluster for `agora up`, on port 0 (up binds each node's socket).
+fn up_file(dir: &Path) -> PathBuf {
+    let mut text = format!("secret = \"{}\"\n{HEAD}", "5e".repeat(32));
+    for i in 0..=REPLICAS {
+        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:0\"\n"));
+    }
+    let path = dir.join("up.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// The replica's log, rebuilt from its database: (last index, whether it is rejoining).
@@ -48,7 +56,7 @@ fn refused(out: &Output, file: &str, what: &str) {
 #[test]
 fn damaged_storage_is_refused_and_a_wiped_replica_rejoins() {
     let dir = tempfile::tempdir().unwrap();
-    let file = cluster_file(dir.path());
+    let file = up_file(dir.path());
     let f = file.to_str().unwrap();
     let data = dir.path().join("data");
     // A whole new cluster: `up` creates every database.
@@ -58,16 +66,19 @@ fn damaged_storage_is_refused_and_a_wiped_replica_rejoins() {
     let (top, _) = replica_log(&data.join("node-1.redb"));
     assert!(top >= 400 / 8, "replica 1 ends at {top}");
 
+    // The same nodes one by one, each on a socket this test holds.
+    let c = Cluster::new(dir.path(), HEAD, REPLICAS + 1);
+    let node = |id: usize| c.command_as_is(id).output().unwrap();
     // Emptied, deleted, overwritten: each refused, in one line naming the file.
     std::fs::write(data.join("node-1.redb"), b"").unwrap();
-    refused(&agora(&["node", "--config", f, "--id", "1"]), "node-1.redb", "0 bytes");
+    refused(&node(1), "node-1.redb", "0 bytes");
     let saved = std::fs::read(data.join("node-2.redb")).unwrap();
     std::fs::remove_file(data.join("node-2.redb")).unwrap();
-    refused(&agora(&["node", "--config", f, "--id", "2"]), "node-2.redb", "--rejoin");
+    refused(&node(2), "node-2.redb", "--rejoin");
     let mut garbage = saved.clone();
     garbage[..4096.min(saved.len())].iter_mut().for_each(|b| *b = 0x5A);
     std::fs::write(data.join("node-2.redb"), &garbage).unwrap();
-    refused(&agora(&["node", "--config", f, "--id", "2"]), "node-2.redb", "corrupt");
+    refused(&node(2), "node-2.redb", "corrupt");
     std::fs::write(data.join("node-2.redb"), &saved).unwrap();
     // `up` will not start a cluster one of whose members lost its database.
     let dead = data.join("node-0.redb");
@@ -82,7 +93,7 @@ fn damaged_storage_is_refused_and_a_wiped_replica_rejoins() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&snap, &bytes).unwrap();
-    refused(&agora(&["node", "--config", f, "--id", "0"]), "node-0.later", "checksum");
+    refused(&node(0), "node-0.later", "checksum");
     bytes[last] ^= 1;
     std::fs::write(&snap, &bytes).unwrap();
 
@@ -91,14 +102,12 @@ fn damaged_storage_is_refused_and_a_wiped_replica_rejoins() {
     // left.
     let nodes: Vec<_> = (0..REPLICAS)
         .map(|id| {
-            let mut args = vec!["node", "--config", f, "--id"];
-            let id = id.to_string();
-            args.push(&id);
-            args.push("--json");
-            if id == "1" {
-                args.push("--rejoin");
+            let mut cmd = c.command_as_is(id);
+            cmd.arg("--json");
+            if id == 1 {
+                cmd.arg("--rejoin");
             }
-            Command::new(env!("CARGO_BIN_EXE_agora")).args(&args).stdout(Stdio::piped()).spawn().unwrap()
+            cmd.stdout(Stdio::piped()).spawn().unwrap()
         })
         .collect();
     for (id, n) in nodes.into_iter().enumerate() {
@@ -116,5 +125,5 @@ fn damaged_storage_is_refused_and_a_wiped_replica_rejoins() {
         let (store, _) = Store::open(&data.join("node-2.redb"), OpenMode::Existing).unwrap();
         store.apply(&[agora_net::store::Write::Put("raft/hs".into(), vec![0xFF; 3])]).unwrap();
     }
-    refused(&agora(&["node", "--config", f, "--id", "2"]), "node-2.redb", "raft/hs");
+    refused(&node(2), "node-2.redb", "raft/hs");
 }

@@ -13,7 +13,7 @@
 //! come (the node dials each peer until its port accepts a connection, then closes it).
 
 use crate::clock::{cpu_ms, unix_ns};
-use crate::node::{self, BoundNode, NetConfig, NodeReport, NodeShared};
+use crate::node::{self, BoundNode, NetConfig, NodeReport, NodeShared, ObsHook};
 use crate::store::Store;
 use agora_core::{NodeId, Protocol, Setup};
 use std::net::SocketAddr;
@@ -114,7 +114,7 @@ pub async fn run_bound<S: Setup>(
     let mut shared = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
     for b in bound {
-        let (s, h) = node::start(setup.clone(), b, cfg.clone(), in_flight.clone(), stop.clone())?;
+        let (s, h) = node::start(setup.clone(), b, cfg.clone(), in_flight.clone(), stop.clone(), None)?;
         shared.push(s);
         handles.push(h);
     }
@@ -184,26 +184,42 @@ async fn await_peers(
     let _ = all_up.send(Some(unix_ns()));
 }
 
-/// Runs node `id` of a cluster whose addresses are in `cfg`, until it is idle for `idle`,
-/// `max_time` passes, or `interrupt` resolves (a signal).
+/// How a lone node is run besides its cluster's settings.
+pub struct Lone<O> {
+    pub idle: Duration,
+    pub max_time: Duration,
+    /// A socket already listening at the node's address (else it binds its address itself).
+    pub listener: Option<std::net::TcpListener>,
+    /// Called with each observation as it is made.
+    pub on_obs: Option<ObsHook<O>>,
+}
+
+/// Runs node `id` of a cluster whose addresses are in `cfg`, until it is idle for
+/// `lone.idle`, `lone.max_time` passes, or `interrupt` resolves (a signal). `on_start` gets
+/// the node's shared state and the address it listens on.
 pub async fn run_node<S: Setup>(
     setup: Arc<S>,
     id: NodeId,
     cfg: NetConfig,
-    idle: Duration,
-    max_time: Duration,
+    lone: Lone<ObsOf<S>>,
     interrupt: impl std::future::Future<Output = ()>,
-    on_start: impl FnOnce(Vec<Arc<NodeShared>>),
+    on_start: impl FnOnce(Vec<Arc<NodeShared>>, SocketAddr),
 ) -> Result<RunOutcome<ObsOf<S>>, RunError> {
+    let Lone { idle, max_time, listener, on_obs } = lone;
     let addr = cfg.addrs[id.index()];
-    let bound = BoundNode::bind(id, addr).await.map_err(|e| RunError::Bind(addr, e))?;
+    let bound = match listener {
+        Some(l) => BoundNode::from_std(id, l),
+        None => BoundNode::bind(id, addr).await,
+    }
+    .map_err(|e| RunError::Bind(addr, e))?;
+    let local = bound.local_addr().map_err(|e| RunError::Bind(addr, e))?;
     let cfg = Arc::new(cfg);
     let (stop_tx, stop) = watch::channel(false);
     let (t0, cpu0, unix0) = (Instant::now(), cpu_ms(), unix_ns());
     let peers: Vec<SocketAddr> =
         cfg.addrs.iter().enumerate().filter(|(i, _)| *i != id.index()).map(|(_, a)| *a).collect();
-    let (shared, handle) = node::start(setup, bound, cfg, Arc::new(AtomicI64::new(0)), stop.clone())?;
-    on_start(vec![shared.clone()]);
+    let (shared, handle) = node::start(setup, bound, cfg, Arc::new(AtomicI64::new(0)), stop.clone(), on_obs)?;
+    on_start(vec![shared.clone()], local);
     let (all_up_tx, all_up) = watch::channel(None::<u64>);
     tokio::spawn(await_peers(peers, all_up_tx, stop));
     tokio::pin!(interrupt);

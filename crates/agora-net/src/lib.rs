@@ -16,9 +16,9 @@ pub mod prometheus;
 pub mod report;
 pub mod store;
 
-pub use cluster::{run_bound, run_local, run_node, End, RunError, RunOutcome};
+pub use cluster::{run_bound, run_local, run_node, End, Lone, RunError, RunOutcome};
 pub use conn::{decode_frames, Decoded, FrameError, KEEPALIVE, MESSAGE_BUFFER_BYTES};
 pub use handshake::Secret;
 pub use limits::raise_fd_limit;
-pub use node::{BoundNode, NetConfig, NodeReport, NodeShared};
+pub use node::{hand_down_listener, BoundNode, NetConfig, NodeReport, NodeShared, ObsHook, LISTEN_FD};
 pub use report::{summarize, summarize_alone, Gathered, NodeOutput};

@@ -165,6 +165,32 @@ type Landed<S> = (String, [u8; 32], TimerOf<S>);
 /// A started node: its shared state now, its report when it stops.
 pub type Started<S> = (Arc<NodeShared>, tokio::task::JoinHandle<NodeReport<ObsOf<S>>>);
 
+/// Where a node started by another process (`agora up`, the process tests) finds its
+/// listening socket: `agora node --listen-fd 3`.
+pub const LISTEN_FD: i32 = 3;
+
+/// In a child between fork and exec (`pre_exec`): puts the listening socket `fd` at
+/// [`LISTEN_FD`], open across exec. Only async-signal-safe calls (fcntl, dup2).
+pub fn hand_down_listener(fd: i32) -> std::io::Result<()> {
+    // SAFETY: fcntl and dup2 on descriptors of this process; the caller owns `fd`.
+    let ok = unsafe {
+        if fd == LISTEN_FD {
+            libc::fcntl(fd, libc::F_SETFD, 0) != -1
+        } else {
+            libc::dup2(fd, LISTEN_FD) != -1
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Called with each observation as the node makes it (Unix ns, observation): to follow a
+/// node's progress while it runs (`agora node --events`).
+pub type ObsHook<O> = Arc<dyn Fn(u64, &O) + Send + Sync>;
+
 /// A node bound to its address, ready to run.
 pub struct BoundNode {
     pub id: NodeId,
@@ -174,6 +200,14 @@ pub struct BoundNode {
 impl BoundNode {
     pub async fn bind(id: NodeId, addr: SocketAddr) -> std::io::Result<BoundNode> {
         Ok(BoundNode { id, listener: TcpListener::bind(addr).await? })
+    }
+
+    /// A node on a socket already bound and listening, e.g. one its parent process bound to
+    /// port 0 and handed down (`agora node --listen-fd`): the port is never free for anyone
+    /// else to take, also while the node restarts.
+    pub fn from_std(id: NodeId, listener: std::net::TcpListener) -> std::io::Result<BoundNode> {
+        listener.set_nonblocking(true)?;
+        Ok(BoundNode { id, listener: TcpListener::from_std(listener)? })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -190,6 +224,7 @@ pub fn start<S: Setup>(
     cfg: Arc<NetConfig>,
     in_flight: Arc<AtomicI64>,
     stop: watch::Receiver<bool>,
+    on_obs: Option<ObsHook<ObsOf<S>>>,
 ) -> Result<Started<S>, StoreError> {
     // Raised once per process, before the first node holds a socket.
     limits::fd_limit();
@@ -259,6 +294,8 @@ pub fn start<S: Setup>(
         next_gen: 0,
         effects: Vec::new(),
         observations: Vec::new(),
+        on_obs,
+        unreported: Vec::new(),
         queue_full: 0,
         events: 0,
         writes: Vec::new(),
@@ -343,6 +380,10 @@ struct Driver<S: Setup> {
     /// In chunks of [`OBS_CHUNK`]: one vector doubling would copy (and fault in) every
     /// observation so far in the middle of a step, stalling the node for as long.
     observations: Vec<Vec<(u64, ObsOf<S>)>>,
+    on_obs: Option<ObsHook<ObsOf<S>>>,
+    /// Observations for `on_obs` since the last flush: reported once what their steps
+    /// persisted is durable, so a test that kills the node on one finds it on disk.
+    unreported: Vec<(u64, ObsOf<S>)>,
     queue_full: u64,
     events: u64,
     /// Writes and messages of the steps since the last flush (group commit).
@@ -507,7 +548,11 @@ impl<S: Setup> Driver<S> {
                     if self.observations.last().is_none_or(|c| c.len() == OBS_CHUNK) {
                         self.observations.push(Vec::with_capacity(OBS_CHUNK));
                     }
-                    self.observations.last_mut().expect("just ensured").push((unix_ns(), o));
+                    let at = unix_ns();
+                    if self.on_obs.is_some() {
+                        self.unreported.push((at, o.clone()));
+                    }
+                    self.observations.last_mut().expect("just ensured").push((at, o));
                 }
                 Effect::OpBegin(op) => {
                     self.shared.live.lock().expect("metrics lock").0.op_begin(op, Time(unix_ns()))
@@ -554,6 +599,11 @@ impl<S: Setup> Driver<S> {
                     return;
                 }
                 self.commits += 1;
+            }
+        }
+        if let Some(hook) = &self.on_obs {
+            for (at, o) in self.unreported.drain(..) {
+                hook(at, &o);
             }
         }
         for later in std::mem::take(&mut self.laters) {

@@ -111,8 +111,8 @@ async fn start_cluster(phantoms: usize, tune: impl FnOnce(&mut NetConfig)) -> Cl
     let (stop, rx) = watch::channel(false);
     let in_flight = Arc::new(AtomicI64::new(0));
     let setup = Arc::new(TickerSetup);
-    let (s0, h0) = node::start(setup.clone(), b0, cfg.clone(), in_flight.clone(), rx.clone()).unwrap();
-    let (s1, h1) = node::start(setup, b1, cfg.clone(), in_flight, rx).unwrap();
+    let (s0, h0) = node::start(setup.clone(), b0, cfg.clone(), in_flight.clone(), rx.clone(), None).unwrap();
+    let (s1, h1) = node::start(setup, b1, cfg.clone(), in_flight, rx, None).unwrap();
     Cluster { addr0: addrs[0], cfg, shared: vec![s0, s1], stop, handles: vec![h0, h1], dir }
 }
 

@@ -1,34 +1,43 @@
-//! Running nodes of a cluster file as real processes, for the tests that kill them.
+//! Nodes of a cluster file as real processes, for the tests that start, kill and stop them —
+//! the one helper of every process test.
+//!
+//! **Ports.** The helper binds every node's socket on port 0 (the kernel picks a free port),
+//! writes the cluster file with the ports it got, and hands each node its socket as
+//! `agora node --listen-fd 3`. It keeps the sockets for the whole test: no other process can
+//! take a port between a check and a bind, a restarted node listens where its peers expect
+//! it, and a peer dialling a node that is not running yet waits in the socket's backlog.
+//!
+//! **Synchronisation.** Nodes run with `--events`: one `event {JSON}` line on stderr when
+//! they listen and one per observation. Tests wait for what they need to have happened (so
+//! many writes acknowledged, a leader elected, every client done) and act on it; nothing
+//! waits for a time to pass. At the end a test stops the nodes itself (SIGTERM: each prints
+//! its results and ends as `interrupted`) once it has read what it needs.
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use agora_net::LISTEN_FD;
+use serde_json::Value;
+use std::io::BufRead;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
 
-/// Ports free right now, below Linux's ephemeral range.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let mut ports = Vec::new();
-    let mut p = 40_000 + (std::process::id() % 400) as u16 * 50;
-    while ports.len() < n {
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            ports.push(p);
-        }
-        p += 1;
-    }
-    ports
-}
+/// How long a test waits for the next event before it calls the cluster stuck: a guard
+/// against hanging forever, not a measure of speed.
+const STUCK: Duration = Duration::from_secs(300);
 
-/// Node processes of a cluster file, each with a Prometheus endpoint.
+/// Node processes of one cluster file.
 pub struct Cluster {
+    pub dir: PathBuf,
     pub config: PathBuf,
-    pub metrics: Vec<u16>,
-    pub children: Vec<Option<Child>>,
-    /// Nodes `0..replicas` are the ones whose leader `leader` looks for.
-    pub replicas: usize,
-    /// Whether each node has been started before (its first start creates its database).
-    pub started: Vec<bool>,
+    listeners: Vec<TcpListener>,
+    children: Vec<Option<Child>>,
+    tx: mpsc::Sender<(usize, Value)>,
+    rx: mpsc::Receiver<(usize, Value)>,
 }
 
 /// A failed test must not leave its nodes running.
@@ -42,84 +51,132 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    pub fn new(config: PathBuf, metrics: Vec<u16>, replicas: usize) -> Self {
-        let children = (0..metrics.len()).map(|_| None).collect();
-        let started = vec![false; metrics.len()];
-        Cluster { config, metrics, children, replicas, started }
+    /// `n` nodes of a cluster file `dir/cluster.toml` that starts with `head` (cluster,
+    /// protocol, params...), each on a port of its own.
+    pub fn new(dir: &Path, head: &str, n: usize) -> Self {
+        let listeners: Vec<TcpListener> =
+            (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0")).collect();
+        // Every cluster file holds the cluster's secret.
+        let mut text = format!("secret = \"{}\"\n{head}", "5e".repeat(32));
+        for (i, l) in listeners.iter().enumerate() {
+            text.push_str(&format!("[[node]]\nid = {i}\naddr = \"{}\"\n", l.local_addr().unwrap()));
+        }
+        let config = dir.join("cluster.toml");
+        std::fs::write(&config, text).unwrap();
+        let (tx, rx) = mpsc::channel();
+        Cluster {
+            dir: dir.to_path_buf(),
+            config,
+            listeners,
+            children: (0..n).map(|_| None).collect(),
+            tx,
+            rx,
+        }
     }
 
+    /// `agora node --id id` of this cluster, with its socket at `--listen-fd 3`; `--new` on
+    /// the node's first start (its database in `data/` does not exist yet: a restart must find
+    /// it).
+    pub fn command(&self, id: usize) -> Command {
+        let mut cmd = self.command_as_is(id);
+        if !self.dir.join("data").join(format!("node-{id}.redb")).exists() {
+            cmd.arg("--new");
+        }
+        cmd
+    }
+
+    /// `agora node --id id` of this cluster, with its socket at `--listen-fd 3`, and nothing
+    /// said about its database: it must be there.
+    pub fn command_as_is(&self, id: usize) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agora"));
+        cmd.args(["node", "--id", &id.to_string(), "--listen-fd", &LISTEN_FD.to_string(), "--config"])
+            .arg(&self.config);
+        let fd = self.listeners[id].as_raw_fd();
+        // SAFETY: hand_down_listener is async-signal-safe.
+        unsafe { cmd.pre_exec(move || agora_net::hand_down_listener(fd)) };
+        cmd
+    }
+
+    /// Starts node `id` (again, after a kill), printing its results as JSON at the end and
+    /// its events as it goes.
     pub fn start_node(&mut self, id: usize) {
-        let child = Command::new(env!("CARGO_BIN_EXE_agora"))
-            .args(["node", "--json", "--id", &id.to_string(), "--config"])
-            .arg(&self.config)
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", self.metrics[id])])
-            .args(if self.started[id] { &[][..] } else { &["--new"][..] })
+        let mut child = self
+            .command(id)
+            .args(["--json", "--events"])
             .stdout(Stdio::piped())
-            // AGORA_TEST_NODE_LOGS=DIR keeps each node's log (appended across restarts) to debug a run.
-            .stderr(match std::env::var("AGORA_TEST_NODE_LOGS") {
-                Ok(d) => Stdio::from(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(format!("{d}/node-{id}.log"))
-                        .unwrap(),
-                ),
-                Err(_) => Stdio::null(),
-            })
+            .stderr(Stdio::piped())
             .spawn()
             .expect("agora node starts");
+        let stderr = child.stderr.take().unwrap();
+        let tx = self.tx.clone();
+        // AGORA_TEST_NODE_LOGS=DIR keeps each node's other stderr lines (appended across
+        // restarts; set RUST_LOG for log lines) to debug a run.
+        let mut log = std::env::var("AGORA_TEST_NODE_LOGS").ok().map(|d| {
+            std::fs::OpenOptions::new().create(true).append(true).open(format!("{d}/node-{id}.log")).unwrap()
+        });
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                match line.strip_prefix("event ") {
+                    Some(json) => {
+                        let v: Value = serde_json::from_str(json).expect("an event is JSON");
+                        let _ = tx.send((id, v));
+                    }
+                    None => {
+                        if let Some(f) = &mut log {
+                            let _ = std::io::Write::write_all(f, format!("{line}\n").as_bytes());
+                        }
+                    }
+                }
+            }
+        });
         self.children[id] = Some(child);
-        self.started[id] = true;
     }
 
+    pub fn start_all(&mut self) {
+        for id in 0..self.children.len() {
+            self.start_node(id);
+        }
+    }
+
+    /// SIGKILL: the node gets no chance to do anything more.
     pub fn kill(&mut self, id: usize) {
         let mut c = self.children[id].take().expect("running");
         c.kill().expect("SIGKILL");
         c.wait().unwrap();
     }
 
-    /// Messages of `kind` node `id` has sent (its Prometheus endpoint), 0 if unreachable.
-    fn sent(&self, id: usize, kinds: &[&str]) -> u64 {
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.metrics[id])) else { return 0 };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let mut text = String::new();
-        let _ = s.read_to_string(&mut text);
-        text.lines()
-            .filter(|l| l.starts_with("agora_kind_messages_sent_total"))
-            .filter(|l| kinds.iter().any(|k| l.contains(&format!("kind=\"{k}\""))))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-
-    /// The replica that is sending appends or heartbeats now.
-    pub fn leader(&self) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            let before: Vec<u64> =
-                (0..self.replicas).map(|i| self.sent(i, &["APPEND", "HEARTBEAT"])).collect();
-            std::thread::sleep(Duration::from_millis(150));
-            let after: Vec<u64> =
-                (0..self.replicas).map(|i| self.sent(i, &["APPEND", "HEARTBEAT"])).collect();
-            let active: Vec<usize> = (0..self.replicas).filter(|&i| after[i] > before[i]).collect();
-            if active.len() == 1 {
-                return active[0];
+    /// Hands every event, in arrival order, to `f` (node, event) until it returns true.
+    pub fn until(&self, mut f: impl FnMut(usize, &Value) -> bool) {
+        loop {
+            let (id, v) = self.rx.recv_timeout(STUCK).expect("no event from any node for 5 minutes");
+            if f(id, &v) {
+                return;
             }
         }
-        panic!("no single leader found");
+    }
+
+    /// SIGTERM to every running node; their results (each ends as `interrupted`).
+    pub fn stop_all(&mut self) -> Vec<Value> {
+        for c in self.children.iter().flatten() {
+            // SAFETY: a signal to our own child process.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        }
+        let mut outputs = Vec::new();
+        for (id, child) in self.children.iter_mut().enumerate() {
+            let out = child.take().expect("running").wait_with_output().unwrap();
+            let v: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("node {id}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+            assert_eq!(v["end"], "interrupted", "node {id} ended by {} before it was stopped", v["end"]);
+            outputs.push(v);
+        }
+        outputs
     }
 }
 
-/// Writes `dir/cluster.toml`: a secret, `head` (cluster, protocol, params...) and one node
-/// per port.
-pub fn cluster_file(dir: &Path, head: &str, ports: &[u16]) -> PathBuf {
-    let mut text = format!("secret = \"{}\"\n{head}", "5e".repeat(32));
-    for (i, p) in ports.iter().enumerate() {
-        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{p}\"\n"));
-    }
-    let path = dir.join("cluster.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+/// The observation an event carries, if it is one.
+pub fn obs(event: &Value) -> Option<&Value> {
+    event.get("obs")
 }
 
 /// A fresh scratch folder for one test process.
