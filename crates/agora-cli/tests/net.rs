@@ -238,17 +238,12 @@ fn what_a_node_persisted_survives_sigkill() {
 #[test]
 fn a_lone_raft_node_judges_only_what_it_can() {
     let dir = tempfile::tempdir().unwrap();
-    let file = cluster_file(dir.path(), "raft", "clients = 1\nmsgs = 20", 4, 500);
-    let f = file.to_str().unwrap();
-    let spawn = |id: &str| {
-        Command::new(env!("CARGO_BIN_EXE_agora"))
-            .args(["node", "--config", f, "--id", id])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let nodes: Vec<_> = ["0", "1", "2", "3"].into_iter().map(spawn).collect();
+    let head =
+        "cluster = \"test\"\nprotocol = \"raft\"\ndata_dir = \"data\"\nidle_ms = 500\nmax_time_ms = 60000\n\
+                [params]\nclients = 1\nmsgs = 20\n";
+    let c = procs::Cluster::new(dir.path(), head, 4);
+    let spawn = |id: usize| c.command(id).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let nodes: Vec<_> = (0..4).map(spawn).collect();
     for (id, node) in nodes.into_iter().enumerate() {
         let out = node.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -271,14 +266,18 @@ fn up_reports_set_up_mistakes_in_one_line() {
     let busy = dir.path().join("busy.toml");
     std::fs::write(
         &busy,
-        format!("cluster = \"c\"\nprotocol = \"flood\"\n[[node]]\nid = 0\naddr = \"127.0.0.1:{port}\"\n"),
+        format!(
+            "cluster = \"c\"\nprotocol = \"flood\"\nsecret = \"{SECRET}\"\n[[node]]\nid = 0\naddr = \"127.0.0.1:{port}\"\n"
+        ),
     )
     .unwrap();
     std::fs::write(dir.path().join("file"), "not a directory").unwrap();
     let data_file = dir.path().join("datafile.toml");
     std::fs::write(
         &data_file,
-        "cluster = \"c\"\nprotocol = \"flood\"\ndata_dir = \"file\"\n[[node]]\nid = 0\naddr = \"127.0.0.1:0\"\n",
+        format!(
+            "cluster = \"c\"\nprotocol = \"flood\"\nsecret = \"{SECRET}\"\ndata_dir = \"file\"\n[[node]]\nid = 0\naddr = \"127.0.0.1:0\"\n"
+        ),
     )
     .unwrap();
     let cases = [(busy, "cannot listen on"), (data_file, "data directory")];
@@ -290,8 +289,12 @@ fn up_reports_set_up_mistakes_in_one_line() {
         assert!(stderr.contains(expected), "`{expected}` not in {stderr}");
     }
     // The same data directory mistake, found by the node process itself: one line, exit 2.
-    let out = agora(&["node", "--config", dir.path().join("datafile.toml").to_str().unwrap(), "--id", "0"]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let c =
+        procs::Cluster::new(dir.path(), "cluster = \"c\"\nprotocol = \"flood\"\ndata_dir = \"file\"\n", 1);
+    let out = c.command_as_is(0).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     drop(taken);
 }
 
