@@ -83,7 +83,8 @@ fn every_path_architecture_names_exists() {
             continue;
         }
         let t = token.trim_end_matches('/');
-        let found = known.iter().any(|p| p == t || p.ends_with(&format!("/{t}")) || p.starts_with(&format!("{t}/")));
+        let found =
+            known.iter().any(|p| p == t || p.ends_with(&format!("/{t}")) || p.starts_with(&format!("{t}/")));
         if !found {
             missing.push(token.to_string());
         }
