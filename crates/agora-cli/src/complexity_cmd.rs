@@ -132,23 +132,7 @@ impl Driver for SimRun {
     fn run<S: Setup>(self, setup: S) -> RunSummary {
         let mut cfg = SimConfig::new(self.seed);
         cfg.max_time = self.max_time;
-        let o = Simulation::new(setup, cfg).run();
-        let end = format!("{:?}", o.end);
-        let mut s = RunSummary::from_metrics(
-            o.protocol,
-            "sim",
-            o.nodes,
-            o.seed,
-            &end,
-            &o.metrics,
-            &o.per_node,
-            o.virtual_time.as_millis_f64(),
-            o.wall.as_secs_f64() * 1e3,
-            o.events,
-        );
-        s.violations =
-            o.violations.iter().map(|v| agora_core::ViolationReport::new(v, o.seed, String::new())).collect();
-        s
+        Simulation::new(setup, cfg).run().summary("")
     }
 }
 

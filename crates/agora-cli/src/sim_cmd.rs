@@ -3,7 +3,7 @@
 use crate::cli::{ProtocolArgs, SimArgs};
 use crate::error::UserError;
 use crate::{faults, output, repro};
-use agora_core::{Counters, RunSummary, Setup, Time, ViolationReport};
+use agora_core::{Counters, RunSummary, Setup, Time};
 use agora_protocols::{Driver, Params};
 use agora_sim::diagram::{render_svg, MAX_DIAGRAM_EVENTS, MAX_DIAGRAM_NODES};
 use agora_sim::{SimConfig, Simulation};
@@ -25,27 +25,7 @@ pub struct SimDriver {
 
 /// The summary of a simulated run, with reproduce commands built from `argv`.
 pub fn summary_of<O>(out: &agora_sim::Outcome<O>, argv: &[String]) -> RunSummary {
-    let end =
-        serde_json::to_value(out.end).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    let mut summary = RunSummary::from_metrics(
-        out.protocol,
-        "sim",
-        out.nodes,
-        out.seed,
-        &end,
-        &out.metrics,
-        &out.per_node,
-        out.virtual_time.as_millis_f64(),
-        out.wall.as_secs_f64() * 1e3,
-        out.events,
-    );
-    summary.trace_digest = Some(out.trace_digest.hex());
-    summary.judged(&out.properties, &out.not_judged);
-    summary.violations = out
-        .violations
-        .iter()
-        .map(|v| ViolationReport::new(v, out.seed, repro::command(argv, out.seed)))
-        .collect();
+    let mut summary = out.summary(&repro::command(argv, out.seed));
     summary.peak_rss_mb = output::peak_rss_mb();
     summary
 }

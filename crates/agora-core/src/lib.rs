@@ -43,6 +43,7 @@
 
 pub mod check;
 pub mod id;
+pub mod interp;
 pub mod metrics;
 pub mod protocol;
 pub mod stable;
@@ -54,6 +55,7 @@ pub use check::{
     Violation,
 };
 pub use id::{NodeId, OpId, Time};
+pub use interp::{Frame, Host, Interp, Targets, Timers, Write};
 pub use metrics::{Counters, Metrics, OpStats, Quantiles};
 pub use protocol::{
     Context, Deferred, Destinations, Effect, EffectOf, Message, Observation, Protocol, Rng, Setup, TimerName,

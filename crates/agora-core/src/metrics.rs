@@ -29,6 +29,12 @@ impl Counters {
         self.bytes_sent += bytes;
     }
 
+    /// `copies` messages of `bytes` each handed to the network (a multicast).
+    pub fn count_sent_many(&mut self, copies: u64, bytes: u64) {
+        self.sent += copies;
+        self.bytes_sent += copies * bytes;
+    }
+
     pub fn count_delivered(&mut self, bytes: u64) {
         self.delivered += 1;
         self.bytes_delivered += bytes;
@@ -102,6 +108,11 @@ impl Metrics {
 
     pub fn sent(&mut self, kind: usize, bytes: u64) {
         self.kinds[kind].1.count_sent(bytes);
+    }
+
+    /// `copies` messages of type `kind` and `bytes` each sent (a multicast).
+    pub fn sent_many(&mut self, kind: usize, copies: u64, bytes: u64) {
+        self.kinds[kind].1.count_sent_many(copies, bytes);
     }
 
     pub fn delivered(&mut self, kind: usize, bytes: u64) {

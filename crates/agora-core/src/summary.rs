@@ -1,5 +1,6 @@
-//! `RunSummary`: the one result format of every driver (`agora sim --json`, later
-//! `agora run --json`), so tables, reports and scripts read one shape.
+//! `RunSummary`: the one result format of every driver (`agora sim --json`, `agora run --json`),
+//! so tables, reports and scripts read one shape. It is built in one place per driver:
+//! `agora_sim::Outcome::summary` and `agora_net::report::summarize`.
 
 use crate::check::{NotJudged, Property, Violation};
 use crate::metrics::{Counters, Metrics, Quantiles};
@@ -54,7 +55,9 @@ pub struct RunSummary {
     pub runtime: String,
     pub nodes: usize,
     pub seed: u64,
-    /// Why the run ended: quiescent, time-limit, event-limit, violation.
+    /// Why the run ended, in kebab case: `quiescent`, `time-limit`, `event-limit` or `violation`
+    /// in the simulator (`agora_sim::EndReason`); `quiescent`, `idle`, `time-limit`,
+    /// `interrupted` or `storage-failure` in the runtime (`agora_net::End`).
     pub end: String,
     pub messages_sent: u64,
     pub messages_delivered: u64,

@@ -18,9 +18,10 @@ use crate::conn::{serve_inbound, serve_outbound, Budget, Dial, Inbound, InboundC
 use crate::handshake::{Expect, Secret};
 use crate::limits::{self, Socket, Throttle};
 use crate::store::{node_file, OpenMode, Store, StoreError, Write};
+use agora_core::interp::{Frame, Host, Interp, Targets, Timers, Write as Effected};
 use agora_core::{
-    wire, Context, Counters, Deferred, Destinations, Effect, EffectOf, Message, Metrics, NodeId, Protocol,
-    Rng, Setup, Stable, Time,
+    wire, Context, Counters, Deferred, EffectOf, Message, Metrics, NodeId, OpId, Protocol, Rng, Setup,
+    Stable, Time, Violation,
 };
 use bytes::Bytes;
 use rand::SeedableRng;
@@ -152,6 +153,10 @@ pub struct NodeReport<O> {
     pub events: u64,
     /// Durable transactions committed, each one fsync (group commit: one per batch of steps).
     pub commits: u64,
+    /// `(Unix ns, violation)`: rules every driver enforces that this node's protocol broke (a
+    /// destination outside the cluster, a frame over the limit, a message that does not
+    /// round-trip), logged when they happened.
+    pub violations: Vec<(u64, Violation)>,
 }
 
 type Msg<S> = <<S as Setup>::Node as Protocol>::Msg;
@@ -161,6 +166,17 @@ type TimerOf<S> = <<S as Setup>::Node as Protocol>::Timer;
 type Later<S> = (String, Deferred, TimerOf<S>);
 /// A deferred write that landed: key, the hash of its value, its timer.
 type Landed<S> = (String, [u8; 32], TimerOf<S>);
+
+/// A message of a step waiting for the step's writes to be durable (group commit), already
+/// checked and counted as sent by the interpreter.
+struct Outgoing<M> {
+    to: Vec<NodeId>,
+    /// The frame, shared by every destination's queue.
+    frame: Bytes,
+    /// The decoded copy, for a message to this node itself.
+    msg: M,
+    kind: usize,
+}
 
 /// A started node: its shared state now, its report when it stops.
 pub type Started<S> = (Arc<NodeShared>, tokio::task::JoinHandle<NodeReport<ObsOf<S>>>);
@@ -229,7 +245,7 @@ pub fn start<S: Setup>(
     // Raised once per process, before the first node holds a socket.
     limits::fd_limit();
     let id = bound.id;
-    let cfg_seed = cfg.seed;
+    let (cfg_seed, cfg_nodes) = (cfg.seed, cfg.addrs.len());
     if cfg.open == OpenMode::Rejoin && !setup.rejoins(id) {
         return Err(StoreError::CannotRejoin { id: id.0 });
     }
@@ -290,8 +306,8 @@ pub fn start<S: Setup>(
         writers: Vec::new(),
         writer_shared: Vec::new(),
         self_tx: inbox_tx,
-        timers: Vec::new(),
-        next_gen: 0,
+        interp: Interp::new(cfg_nodes),
+        timers: Timers::new(),
         effects: Vec::new(),
         observations: Vec::new(),
         on_obs,
@@ -300,6 +316,7 @@ pub fn start<S: Setup>(
         events: 0,
         writes: Vec::new(),
         sends: Vec::new(),
+        violations: Vec::new(),
         handled: 0,
         fired: 0,
         commits: 0,
@@ -373,9 +390,10 @@ struct Driver<S: Setup> {
     writers: Vec<Option<mpsc::Sender<Bytes>>>,
     writer_shared: Vec<Arc<WriterShared>>,
     self_tx: mpsc::Sender<Inbound<Msg<S>>>,
-    /// Pending named timers: name, generation, deadline.
-    timers: Vec<(<S::Node as Protocol>::Timer, u64, Instant)>,
-    next_gen: u64,
+    /// Applies effects: timers, destinations, frames, round trips, accounting.
+    interp: Interp,
+    /// Pending named timers, on tokio's clock.
+    timers: Timers<TimerOf<S>, Instant>,
     effects: Vec<EffectOf<S::Node>>,
     /// In chunks of [`OBS_CHUNK`]: one vector doubling would copy (and fault in) every
     /// observation so far in the middle of a step, stalling the node for as long.
@@ -388,7 +406,9 @@ struct Driver<S: Setup> {
     events: u64,
     /// Writes and messages of the steps since the last flush (group commit).
     writes: Vec<Write>,
-    sends: Vec<(Destinations, Msg<S>)>,
+    sends: Vec<Outgoing<Msg<S>>>,
+    /// See [`NodeReport::violations`].
+    violations: Vec<(u64, Violation)>,
     /// Messages handled and timers fired since the last flush.
     handled: i64,
     fired: i64,
@@ -414,7 +434,7 @@ impl<S: Setup> Driver<S> {
         self.shared.pending.fetch_sub(1, Ordering::AcqRel);
         let mut stop = self.stop.clone();
         while !self.shared.failed.load(Ordering::Relaxed) {
-            let next_timer = self.timers.iter().map(|t| t.2).min();
+            let next_timer = self.timers.next_deadline();
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break,
@@ -461,15 +481,16 @@ impl<S: Setup> Driver<S> {
             failed: self.shared.failed.load(Ordering::Relaxed),
             events: self.events,
             commits: self.commits,
+            violations: std::mem::take(&mut self.violations),
         }
     }
 
     fn deliver(&mut self, m: Inbound<Msg<S>>) {
         {
             let mut live = self.shared.live.lock().expect("metrics lock");
-            let kind = live.0.kind_index(m.msg.kind());
-            live.0.delivered(kind, m.bytes as u64);
-            live.1.count_delivered(m.bytes as u64);
+            let (metrics, counters) = &mut *live;
+            let kind = metrics.kind_index(m.msg.kind());
+            Interp::delivered(metrics, counters, kind, m.bytes as u64);
         }
         let from = m.from;
         let kind = m.msg.kind();
@@ -480,8 +501,7 @@ impl<S: Setup> Driver<S> {
 
     fn fire_timers(&mut self) {
         let now = Instant::now();
-        while let Some(pos) = self.timers.iter().position(|t| t.2 <= now) {
-            let (timer, _, _) = self.timers.swap_remove(pos);
+        while let Some(timer) = self.timers.pop_due(now) {
             let name = timer.clone();
             self.step(move || format!("timer {name:?}"), |node, ctx| node.on_timer(ctx, timer));
             self.fired += 1;
@@ -511,60 +531,24 @@ impl<S: Setup> Driver<S> {
                 "slow step"
             );
         }
-        let mut writes = Vec::new();
-        let mut sends: Vec<(Destinations, Msg<S>)> = Vec::new();
+        let mut host = NetHost::<S> {
+            id: self.id,
+            started: self.started,
+            shared: &self.shared,
+            live: self.shared.live.lock().expect("metrics lock"),
+            timers: &mut self.timers,
+            writes: &mut self.writes,
+            laters: &mut self.laters,
+            sends: &mut self.sends,
+            observations: &mut self.observations,
+            unreported: self.on_obs.is_some().then_some(&mut self.unreported),
+            violations: &mut self.violations,
+        };
         for e in effects.drain(..) {
-            match e {
-                Effect::Send { to, msg } => sends.push((Destinations::Nodes(vec![to]), msg)),
-                Effect::Multicast { to, msg } => sends.push((to, msg)),
-                Effect::SetTimer { timer, after } => {
-                    self.next_gen += 1;
-                    let deadline = Instant::now() + after;
-                    match self.timers.iter_mut().find(|t| t.0 == timer) {
-                        Some(t) => {
-                            t.1 = self.next_gen;
-                            t.2 = deadline;
-                        }
-                        None => {
-                            self.timers.push((timer, self.next_gen, deadline));
-                            self.shared.pending.fetch_add(1, Ordering::AcqRel);
-                        }
-                    }
-                }
-                Effect::CancelTimer { timer } => {
-                    if let Some(pos) = self.timers.iter().position(|t| t.0 == timer) {
-                        self.timers.swap_remove(pos);
-                        self.shared.pending.fetch_sub(1, Ordering::AcqRel);
-                    }
-                }
-                Effect::Persist { key, value } => writes.push(Write::Put(key, value)),
-                Effect::Unpersist { key } => writes.push(Write::Remove(key)),
-                Effect::UnpersistRange { from, to } => writes.push(Write::RemoveRange(from, to)),
-                Effect::PersistLater { key, value, done } => {
-                    self.shared.pending.fetch_add(1, Ordering::AcqRel);
-                    self.laters.push((key, value, done));
-                }
-                Effect::Observe(o) => {
-                    if self.observations.last().is_none_or(|c| c.len() == OBS_CHUNK) {
-                        self.observations.push(Vec::with_capacity(OBS_CHUNK));
-                    }
-                    let at = unix_ns();
-                    if self.on_obs.is_some() {
-                        self.unreported.push((at, o.clone()));
-                    }
-                    self.observations.last_mut().expect("just ensured").push((at, o));
-                }
-                Effect::OpBegin(op) => {
-                    self.shared.live.lock().expect("metrics lock").0.op_begin(op, Time(unix_ns()))
-                }
-                Effect::OpEnd(op) => {
-                    self.shared.live.lock().expect("metrics lock").0.op_end_unmatched(op, Time(unix_ns()))
-                }
-            }
+            self.interp.apply(&mut host, self.id, e);
         }
+        drop(host);
         self.effects = effects;
-        self.writes.append(&mut writes);
-        self.sends.append(&mut sends);
         let background = self.node.background();
         let since = self.shared.background_since_ns.load(Ordering::Relaxed);
         if background && since == 0 {
@@ -595,7 +579,14 @@ impl<S: Setup> Driver<S> {
                 if let Err(e) = result {
                     error!("node {}: stopping: {e}", self.id);
                     self.shared.failed.store(true, Ordering::Relaxed);
-                    self.sends.clear();
+                    // Counted as sent when their step ran: they are lost with the node.
+                    let mut live = self.shared.live.lock().expect("metrics lock");
+                    let (metrics, counters) = &mut *live;
+                    for out in self.sends.drain(..) {
+                        for _ in &out.to {
+                            Interp::dropped(metrics, counters, out.kind);
+                        }
+                    }
                     return;
                 }
                 self.commits += 1;
@@ -610,8 +601,8 @@ impl<S: Setup> Driver<S> {
             // After this flush's commit: a deferred write lands after every write before it.
             self.write_later(later);
         }
-        for (to, msg) in std::mem::take(&mut self.sends) {
-            self.send(to, msg);
+        for out in std::mem::take(&mut self.sends) {
+            self.send(out);
         }
         self.shared.in_flight.fetch_sub(std::mem::take(&mut self.handled), Ordering::AcqRel);
         self.shared.pending.fetch_sub(std::mem::take(&mut self.fired), Ordering::AcqRel);
@@ -669,37 +660,20 @@ impl<S: Setup> Driver<S> {
         let _ = writer.send(later);
     }
 
-    fn send(&mut self, to: Destinations, msg: Msg<S>) {
-        let mut frame = Vec::new();
-        if let Err(e) = wire::write_frame(&msg, &mut frame) {
-            error!("node {}: cannot send {}: {e}", self.id, msg.kind());
-            return;
-        }
-        let bytes = frame.len() as u64;
-        let frame = Bytes::from(frame);
-        let targets: Vec<NodeId> = match to {
-            Destinations::AllOthers => (0..self.n as u32).map(NodeId).filter(|t| *t != self.id).collect(),
-            Destinations::Nodes(v) => v,
-        };
+    /// Queues one message (checked and counted as sent when its step ran) to each of its
+    /// destinations; a full queue drops the copy and counts it.
+    fn send(&mut self, out: Outgoing<Msg<S>>) {
+        let bytes = out.frame.len() as u32;
         let shared = self.shared.clone();
         let mut live = shared.live.lock().expect("metrics lock");
-        let kind = live.0.kind_index(msg.kind());
-        for t in targets {
-            if t.index() >= self.n {
-                error!(
-                    "node {}: protocol {} sent to node {t}, which is not in the cluster",
-                    self.id, self.protocol
-                );
-                continue;
-            }
-            live.0.sent(kind, bytes);
-            live.1.count_sent(bytes);
+        let (metrics, counters) = &mut *live;
+        for t in out.to {
             self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
             let ok = if t == self.id {
-                let m = Inbound { from: self.id, msg: msg.clone(), bytes: bytes as u32 };
+                let m = Inbound { from: self.id, msg: out.msg.clone(), bytes };
                 self.self_tx.try_send(m).is_ok()
             } else {
-                let queued = self.writer(t).try_send(frame.clone()).is_ok();
+                let queued = self.writer(t).try_send(out.frame.clone()).is_ok();
                 if queued {
                     shared.unsent.fetch_add(1, Ordering::AcqRel);
                 }
@@ -707,8 +681,7 @@ impl<S: Setup> Driver<S> {
             };
             if !ok {
                 self.queue_full += 1;
-                live.0.dropped(kind);
-                live.1.dropped += 1;
+                Interp::dropped(metrics, counters, out.kind);
                 self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
                 debug!(node = self.id.0, to = t.0, "send queue full: message dropped");
             }
@@ -747,5 +720,97 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+/// A runtime node as the interpreter's host: its timers on tokio's clock, and the writes and
+/// messages of the steps since the last flush (group commit).
+struct NetHost<'a, S: Setup> {
+    id: NodeId,
+    started: Instant,
+    shared: &'a NodeShared,
+    /// Held while one step's effects are applied.
+    live: std::sync::MutexGuard<'a, (Metrics, Counters)>,
+    timers: &'a mut Timers<TimerOf<S>, Instant>,
+    writes: &'a mut Vec<Write>,
+    laters: &'a mut Vec<Later<S>>,
+    sends: &'a mut Vec<Outgoing<Msg<S>>>,
+    observations: &'a mut Vec<Vec<(u64, ObsOf<S>)>>,
+    /// Observations for the node's observation hook, if it has one.
+    unreported: Option<&'a mut Vec<(u64, ObsOf<S>)>>,
+    violations: &'a mut Vec<(u64, Violation)>,
+}
+
+impl<S: Setup> Host<S::Node> for NetHost<'_, S> {
+    type Deadline = Instant;
+
+    fn now(&self) -> Time {
+        Time(self.started.elapsed().as_nanos() as u64)
+    }
+
+    fn accounts(&mut self, _: NodeId) -> (&mut Metrics, &mut Counters) {
+        let (metrics, counters) = &mut *self.live;
+        (metrics, counters)
+    }
+
+    fn timers(&mut self, _: NodeId) -> &mut Timers<TimerOf<S>, Instant> {
+        self.timers
+    }
+
+    fn deadline(&self, _: NodeId, after: Duration) -> Instant {
+        Instant::now() + after
+    }
+
+    fn timer_set(&mut self, _: NodeId, _: TimerOf<S>, _: u64, _: Instant, replaced: bool) {
+        if !replaced {
+            self.shared.pending.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn timer_cancelled(&mut self, _: NodeId) {
+        self.shared.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn transmit(&mut self, _: NodeId, to: Targets<'_>, msg: Msg<S>, frame: &Frame<'_>) {
+        let frame_bytes = Bytes::copy_from_slice(frame.wire);
+        self.sends.push(Outgoing { to: to.to_vec(), frame: frame_bytes, msg, kind: frame.kind });
+    }
+
+    fn persist(&mut self, _: NodeId, write: Effected) {
+        self.writes.push(match write {
+            Effected::Put(key, value) => Write::Put(key, value),
+            Effected::Remove(key) => Write::Remove(key),
+            Effected::RemoveRange(from, to) => Write::RemoveRange(from, to),
+        });
+    }
+
+    fn persist_later(&mut self, _: NodeId, key: String, value: Deferred, done: TimerOf<S>) {
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
+        self.laters.push((key, value, done));
+    }
+
+    fn observe(&mut self, _: NodeId, obs: ObsOf<S>) {
+        if self.observations.last().is_none_or(|c| c.len() == OBS_CHUNK) {
+            self.observations.push(Vec::with_capacity(OBS_CHUNK));
+        }
+        let at = unix_ns();
+        if let Some(unreported) = &mut self.unreported {
+            unreported.push((at, obs.clone()));
+        }
+        self.observations.last_mut().expect("just ensured").push((at, obs));
+    }
+
+    fn operation(&mut self, _: NodeId, op: OpId, end: bool) {
+        let at = Time(unix_ns());
+        if end {
+            self.live.0.op_end_unmatched(op, at);
+        } else {
+            self.live.0.op_begin(op, at);
+        }
+    }
+
+    fn violation(&mut self, v: Violation) {
+        error!("node {}: {v}", self.id);
+        self.violations.push((unix_ns(), v));
     }
 }

@@ -6,7 +6,8 @@
 
 use crate::node::NodeReport;
 use agora_core::{
-    Checker, Counters, EndState, KindRow, Metrics, NodeId, Protocol, RunSummary, Setup, Time, ViolationReport,
+    Checker, Counters, EndState, KindRow, Metrics, NodeId, Protocol, RunSummary, Setup, Time, Violation,
+    ViolationReport,
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,18 @@ pub struct NodeOutput<O> {
     pub started_unix_ns: u64,
     /// When this node last handled an event.
     pub last_active_unix_ns: u64,
+    /// Rules every driver enforces that the node's protocol broke (see `NodeReport`).
+    #[serde(default)]
+    pub violations: Vec<NodeViolation>,
+}
+
+/// A violation the node's driver found, in a form that crosses process boundaries.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeViolation {
+    pub property: String,
+    pub node: Option<u32>,
+    pub unix_ns: u64,
+    pub detail: String,
 }
 
 impl<O: Clone> NodeOutput<O> {
@@ -71,6 +84,16 @@ impl<O: Clone> NodeOutput<O> {
             cpu_ms,
             started_unix_ns,
             last_active_unix_ns,
+            violations: r
+                .violations
+                .iter()
+                .map(|(t, v)| NodeViolation {
+                    property: v.property.to_string(),
+                    node: v.node.map(|n| n.0),
+                    unix_ns: *t,
+                    detail: v.detail.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -91,6 +114,8 @@ pub struct Gathered<O> {
     pub started_unix_ns: u64,
     /// Nodes that reported (a node killed before reporting is missing).
     pub reported: Vec<bool>,
+    /// `(Unix ns, violation)` the nodes' drivers found.
+    pub violations: Vec<(u64, Violation)>,
 }
 
 impl<O> Gathered<O> {
@@ -108,6 +133,7 @@ impl<O> Gathered<O> {
             cpu_ms,
             started_unix_ns,
             reported: vec![false; nodes],
+            violations: Vec::new(),
         }
     }
 
@@ -135,6 +161,7 @@ impl<O> Gathered<O> {
         self.events += r.events;
         self.commits += r.commits;
         self.observations.extend(r.observations.into_iter().map(|(t, o)| (t, r.id, o)));
+        self.violations.extend(r.violations);
     }
 
     /// Adds one node process's output.
@@ -163,6 +190,10 @@ impl<O> Gathered<O> {
         self.commits += o.commits;
         self.cpu_ms += o.cpu_ms;
         self.observations.extend(o.observations.into_iter().map(|(t, obs)| (t, id, obs)));
+        self.violations.extend(o.violations.into_iter().map(|v| {
+            let at = Time(v.unix_ns);
+            (v.unix_ns, Violation::new(intern(&v.property), v.node.map(NodeId), at, v.detail))
+        }));
     }
 }
 
@@ -216,7 +247,8 @@ fn metrics_summary<S: Setup, O>(setup: &S, seed: u64, g: &Gathered<O>) -> RunSum
     summary
 }
 
-/// Runs the protocol's checker over the gathered observations and builds the summary.
+/// Runs the protocol's checker over the gathered observations and builds the summary: the
+/// violations the nodes' drivers found come first, in time order, then the checker's.
 pub fn summarize<S: Setup>(
     setup: &S,
     seed: u64,
@@ -226,6 +258,8 @@ pub fn summarize<S: Setup>(
     let mut checker: Box<dyn Checker<S::Node>> = setup.checker();
     g.observations.sort_by_key(|(t, n, _)| (*t, *n));
     let rel = |t: u64| Time(t.saturating_sub(g.started_unix_ns));
+    g.violations.sort_by_key(|(t, v)| (*t, v.node));
+    let driver: Vec<Violation> = g.violations.drain(..).map(|(t, v)| Violation { at: rel(t), ..v }).collect();
     let mut violations = Vec::new();
     for (t, node, obs) in &g.observations {
         if let Err(v) = checker.observe(rel(*t), *node, obs) {
@@ -236,7 +270,9 @@ pub fn summarize<S: Setup>(
     let mut summary = metrics_summary(setup, seed, &g);
     let mut not_judged =
         agora_core::at_end_not_judged(&checker.properties(), agora_core::NotJudged::AfterViolation);
-    if violations.is_empty() {
+    // As in the simulator, where the first violation ends the run, a run in which a node broke
+    // a driver's rule is not judged at its end.
+    if violations.is_empty() && driver.is_empty() {
         let crashed: Vec<bool> = g.reported.iter().map(|r| !r).collect();
         let end = EndState {
             at: Time((g.wall_ms * 1e6) as u64),
@@ -254,7 +290,10 @@ pub fn summarize<S: Setup>(
         violations = checker.finish(&end);
     }
     summary.judged(&checker.properties(), &not_judged);
-    summary.violations =
-        violations.iter().map(|v| ViolationReport::new(v, seed, reproduce.to_string())).collect();
+    summary.violations = driver
+        .iter()
+        .chain(&violations)
+        .map(|v| ViolationReport::new(v, seed, reproduce.to_string()))
+        .collect();
     summary
 }

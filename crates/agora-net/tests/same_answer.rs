@@ -1,5 +1,8 @@
 //! One protocol, two runtimes, same answer: failure-free runs of `flood` and `all-to-all` in
-//! the simulator and over TCP (one process) agree on every count and every observation.
+//! the simulator and over TCP (one process) agree on every count and every observation; and a
+//! protocol that breaks a rule every driver enforces (a destination outside the cluster, a
+//! frame over the limit, a message that does not round-trip) gets the same named violation
+//! from both.
 
 use agora_core::{Counters, Protocol, Setup};
 use agora_net::{report, run_local, Gathered, NetConfig};
@@ -103,4 +106,143 @@ fn all_to_all_agrees_between_simulator_and_tcp() {
     for n in [1, 2, 5, 10] {
         both("all-to-all", Params::new(n, 1));
     }
+}
+
+/// How [`Bad`] breaks the rules: node 0 sends one bad message at start, then a good one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    /// To node `n`, in a cluster of nodes `0..n`.
+    Outside,
+    /// A payload one byte over the frame limit.
+    Oversized,
+    /// A message whose deserialize fails.
+    Undecodable,
+}
+
+/// A message type with one variant that encodes and never decodes.
+#[derive(Clone, Debug, serde::Serialize)]
+enum BadMsg {
+    Fine(u32),
+    Big(Vec<u8>),
+    Broken,
+}
+
+impl<'de> serde::Deserialize<'de> for BadMsg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        enum Wire {
+            Fine(u32),
+            Big(Vec<u8>),
+            Broken,
+        }
+        match Wire::deserialize(d)? {
+            Wire::Fine(x) => Ok(BadMsg::Fine(x)),
+            Wire::Big(b) => Ok(BadMsg::Big(b)),
+            Wire::Broken => Err(serde::de::Error::custom("Broken never decodes")),
+        }
+    }
+}
+
+impl agora_core::Message for BadMsg {
+    fn kind(&self) -> &'static str {
+        match self {
+            BadMsg::Fine(_) => "FINE",
+            BadMsg::Big(_) => "BIG",
+            BadMsg::Broken => "BROKEN",
+        }
+    }
+}
+
+struct Bad(Fault);
+
+impl Protocol for Bad {
+    type Msg = BadMsg;
+    type Timer = ();
+    type Obs = u32;
+
+    fn on_start(&mut self, ctx: &mut agora_core::Context<'_, Self>) {
+        if ctx.id().0 != 0 {
+            return;
+        }
+        let n = ctx.nodes() as u32;
+        match self.0 {
+            Fault::Outside => ctx.send(agora_core::NodeId(n), BadMsg::Fine(1)),
+            Fault::Oversized => {
+                ctx.send(agora_core::NodeId(1), BadMsg::Big(vec![7; agora_core::wire::MAX_FRAME_BYTES]))
+            }
+            Fault::Undecodable => ctx.send(agora_core::NodeId(1), BadMsg::Broken),
+        }
+        ctx.send(agora_core::NodeId(1), BadMsg::Fine(2));
+    }
+
+    fn on_message(&mut self, ctx: &mut agora_core::Context<'_, Self>, _: agora_core::NodeId, msg: BadMsg) {
+        if let BadMsg::Fine(x) = msg {
+            ctx.observe(x);
+        }
+    }
+
+    fn on_timer(&mut self, _: &mut agora_core::Context<'_, Self>, _: ()) {}
+}
+
+struct BadSetup(Fault);
+
+impl Setup for BadSetup {
+    type Node = Bad;
+    fn name(&self) -> &'static str {
+        "bad"
+    }
+    fn nodes(&self) -> usize {
+        3
+    }
+    fn build(&self, _: agora_core::NodeId, _: &agora_core::Stable) -> Result<Bad, agora_core::Corrupt> {
+        Ok(Bad(self.0))
+    }
+    fn checker(&self) -> Box<dyn agora_core::Checker<Bad>> {
+        Box::new(agora_core::NoProperties)
+    }
+}
+
+/// The violations of a summary: (property, node), in order.
+type Verdict = Vec<(String, Option<u32>)>;
+
+fn verdict(s: &agora_core::RunSummary) -> Verdict {
+    s.violations.iter().map(|v| (v.property.clone(), v.node)).collect()
+}
+
+/// Both drivers' verdicts on `fault`, and what the runtime's node 1 delivered.
+fn verdicts(fault: Fault) -> (Verdict, Verdict) {
+    let sim = Simulation::new(BadSetup(fault), SimConfig::new(1)).run().summary("");
+    assert_eq!(sim.end, "violation");
+    let setup = Arc::new(BadSetup(fault));
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let cfg = NetConfig::new("same-verdict", Vec::new());
+    let out = rt.block_on(run_local(setup.clone(), cfg, Duration::from_secs(30), |_| {})).unwrap();
+    assert_eq!(out.end, agora_net::End::Quiescent);
+    let g = Gathered::from_run(3, out);
+    // The bad message was refused, not sent; the good one after it went through.
+    assert_eq!(g.metrics.totals().sent, 1, "{fault:?}");
+    assert_eq!(g.observations.iter().map(|(_, n, o)| (n.0, *o)).collect::<Vec<_>>(), vec![(1, 2)]);
+    let tcp = report::summarize(&*setup, 1, g, "");
+    (verdict(&sim), verdict(&tcp))
+}
+
+#[test]
+fn a_send_outside_the_cluster_is_the_same_violation_in_both() {
+    let (sim, tcp) = verdicts(Fault::Outside);
+    assert_eq!(sim, vec![("valid-destination".to_string(), Some(0))]);
+    assert_eq!(tcp, sim);
+}
+
+#[test]
+fn a_frame_over_the_limit_is_the_same_violation_in_both() {
+    let (sim, tcp) = verdicts(Fault::Oversized);
+    assert_eq!(sim, vec![("frame-limit".to_string(), Some(0))]);
+    assert_eq!(tcp, sim);
+}
+
+#[test]
+fn a_message_that_does_not_decode_is_the_same_violation_in_both() {
+    let (sim, tcp) = verdicts(Fault::Undecodable);
+    assert_eq!(sim, vec![("wire-round-trip".to_string(), Some(0))]);
+    assert_eq!(tcp, sim);
 }

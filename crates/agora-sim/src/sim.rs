@@ -14,9 +14,10 @@ use crate::digest::Digest;
 use crate::faults::{Faults, Wipe};
 use crate::net::{Fate, Net};
 use crate::queue::Queue;
+use agora_core::interp::{Frame, Host, Interp, Targets, Timers, Write};
 use agora_core::{
-    Checker, Context, Counters, Destinations, Effect, EffectOf, EndState, Lifecycle, Message, Metrics,
-    NodeId, Protocol, Rng, Setup, Stable, Time, Violation, REJOINING,
+    Checker, Context, Counters, Deferred, EffectOf, EndState, Lifecycle, Message, Metrics, NodeId, OpId,
+    Protocol, Rng, RunSummary, Setup, Stable, Time, Violation, ViolationReport, REJOINING,
 };
 use rand::{Rng as _, SeedableRng};
 use std::collections::HashMap;
@@ -79,6 +80,19 @@ pub enum EndReason {
     Violation,
 }
 
+impl EndReason {
+    /// The name a [`RunSummary`]'s `end` gives it (as serde spells it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Quiescent => "quiescent",
+            EndReason::TimeLimit => "time-limit",
+            EndReason::EventLimit => "event-limit",
+            EndReason::QueueLimit => "queue-limit",
+            EndReason::Violation => "violation",
+        }
+    }
+}
+
 /// Everything a run produced.
 pub struct Outcome<O> {
     pub protocol: &'static str,
@@ -103,6 +117,33 @@ pub struct Outcome<O> {
     pub properties: Vec<agora_core::Property>,
     /// The at-end properties that were not judged, and why (see `Checker::not_judged`).
     pub not_judged: Vec<(&'static str, agora_core::NotJudged)>,
+}
+
+impl<O> Outcome<O> {
+    /// The run's summary: the one place a simulated run becomes a [`RunSummary`] (`reproduce`:
+    /// the command that replays it, for its violations).
+    pub fn summary(&self, reproduce: &str) -> RunSummary {
+        let mut summary = RunSummary::from_metrics(
+            self.protocol,
+            "sim",
+            self.nodes,
+            self.seed,
+            self.end.as_str(),
+            &self.metrics,
+            &self.per_node,
+            self.virtual_time.as_millis_f64(),
+            self.wall.as_secs_f64() * 1e3,
+            self.events,
+        );
+        summary.trace_digest = Some(self.trace_digest.hex());
+        summary.judged(&self.properties, &self.not_judged);
+        summary.violations = self
+            .violations
+            .iter()
+            .map(|v| ViolationReport::new(v, self.seed, reproduce.to_string()))
+            .collect();
+        summary
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -160,8 +201,8 @@ struct Slot<N, T> {
     status: Status,
     crashed_ever: bool,
     counters: Counters,
-    /// Pending named timers with their generation.
-    timers: Vec<(T, u64)>,
+    /// Pending named timers (the interpreter's table; the event queue holds their firings).
+    timers: Timers<T, Time>,
     /// What the node persisted: survives crashes.
     stable: Stable,
     /// Deferred writes not yet landed, in order: (id, key, value).
@@ -198,12 +239,14 @@ pub struct Simulation<S: Setup> {
     checker: Box<dyn Checker<S::Node>>,
     digest: Digest,
     effects: Vec<EffectOf<S::Node>>,
+    /// Applies effects: timers, destinations, frames, round trips, accounting.
+    interp: Interp,
+    /// The encoding of an observation, for the digest.
     scratch: Vec<u8>,
     violations: Vec<Violation>,
     observations: Vec<(Time, NodeId, ObsOf<S>)>,
     recorder: Option<Recorder>,
     next_msg_id: u64,
-    next_timer_gen: u64,
     next_later: u64,
     events: u64,
     /// When the last scheduled fault (crash, partition, ...) took effect.
@@ -241,7 +284,7 @@ impl<S: Setup> Simulation<S> {
                 status: Status::Up,
                 crashed_ever: false,
                 counters: Counters::default(),
-                timers: Vec::new(),
+                timers: Timers::new(),
                 stable: Stable::new(),
                 later: Default::default(),
                 disk_free: Time::ZERO,
@@ -274,11 +317,11 @@ impl<S: Setup> Simulation<S> {
             metrics: Metrics::new(),
             digest: Digest::default(),
             effects: Vec::new(),
+            interp: Interp::new(n),
             scratch: Vec::new(),
             violations: Vec::new(),
             observations: Vec::new(),
             next_msg_id: 0,
-            next_timer_gen: 0,
             next_later: 0,
             events: 0,
             last_fault: Time::ZERO,
@@ -467,8 +510,8 @@ impl<S: Setup> Simulation<S> {
                 Status::Down => self.drop_message(to, kind as usize, id),
                 Status::Up if self.net.partitioned(from, to) => self.drop_message(to, kind as usize, id),
                 Status::Up => {
-                    self.metrics.delivered(kind as usize, bytes as u64);
-                    self.slots[to.index()].counters.count_delivered(bytes as u64);
+                    let counters = &mut self.slots[to.index()].counters;
+                    Interp::delivered(&mut self.metrics, counters, kind as usize, bytes as u64);
                     self.digest.word(self.now.0);
                     self.digest.word(id);
                     let at = self.now;
@@ -482,11 +525,9 @@ impl<S: Setup> Simulation<S> {
                 }
                 Status::Down => {}
                 Status::Up => {
-                    let pending = &mut self.slots[node.index()].timers;
-                    let Some(pos) = pending.iter().position(|(_, g)| *g == gen) else {
+                    if !self.slots[node.index()].timers.fire(gen) {
                         return; // cancelled or replaced
-                    };
-                    pending.swap_remove(pos);
+                    }
                     self.digest.word(self.now.0);
                     self.digest.word(gen);
                     self.step(node, |n, ctx| n.on_timer(ctx, timer));
@@ -517,8 +558,7 @@ impl<S: Setup> Simulation<S> {
     }
 
     fn drop_message(&mut self, to: NodeId, kind: usize, id: u64) {
-        self.metrics.dropped(kind);
-        self.slots[to.index()].counters.dropped += 1;
+        Interp::dropped(&mut self.metrics, &mut self.slots[to.index()].counters, kind);
         let at = self.now;
         self.record(|| Rec::Drop { id, at });
     }
@@ -607,7 +647,7 @@ impl<S: Setup> Simulation<S> {
         }
     }
 
-    /// Runs one handler of node `id` and applies its effects.
+    /// Runs one handler of node `id` and has the interpreter apply its effects.
     fn step(&mut self, id: NodeId, f: impl FnOnce(&mut S::Node, &mut Context<'_, S::Node>)) {
         let local = self.local_time(id);
         let Some(node) = self.slots[id.index()].node.as_mut() else {
@@ -616,112 +656,33 @@ impl<S: Setup> Simulation<S> {
         let mut ctx = Context::new(id, self.n, local, &mut self.proto_rng, &mut self.effects);
         f(node, &mut ctx);
         let mut effects = std::mem::take(&mut self.effects);
+        let mut interp = std::mem::take(&mut self.interp);
+        let mut host = SimHost(self);
         for e in effects.drain(..) {
-            self.apply(id, e);
+            interp.apply(&mut host, id, e);
         }
+        self.interp = interp;
         self.effects = effects;
     }
 
-    fn apply(&mut self, id: NodeId, effect: EffectOf<S::Node>) {
-        match effect {
-            Effect::Send { to, msg } => {
-                let (kind, bytes, hash) = self.encode(&msg);
-                self.transmit(id, to, msg, kind, bytes, hash);
-            }
-            Effect::Multicast { to, msg } => {
-                let (kind, bytes, hash) = self.encode(&msg);
-                match to {
-                    Destinations::AllOthers => {
-                        for t in (0..self.n as u32).map(NodeId).filter(|t| *t != id) {
-                            self.transmit(id, t, msg.clone(), kind, bytes, hash);
-                        }
-                    }
-                    Destinations::Nodes(list) => {
-                        for t in list {
-                            self.transmit(id, t, msg.clone(), kind, bytes, hash);
-                        }
-                    }
-                }
-            }
-            Effect::SetTimer { timer, after } => {
-                self.next_timer_gen += 1;
-                let gen = self.next_timer_gen;
-                let pending = &mut self.slots[id.index()].timers;
-                match pending.iter_mut().find(|(t, _)| *t == timer) {
-                    Some(slot) => slot.1 = gen,
-                    None => pending.push((timer.clone(), gen)),
-                }
-                let at = self.now.after(self.to_global(id, after));
-                self.queue.push(at, Event::Timer { node: id, timer, gen });
-            }
-            Effect::CancelTimer { timer } => self.slots[id.index()].timers.retain(|(t, _)| *t != timer),
-            Effect::Persist { key, value } => {
-                self.digest.bytes(key.as_bytes());
-                self.digest.bytes(&value);
-                self.slots[id.index()].stable.put(key, value);
-            }
-            Effect::Unpersist { key } => {
-                self.digest.bytes(key.as_bytes());
-                self.slots[id.index()].stable.remove(&key);
-            }
-            Effect::UnpersistRange { from, to } => {
-                self.digest.bytes(from.as_bytes());
-                self.digest.bytes(to.as_bytes());
-                self.slots[id.index()].stable.remove_range(&from, &to);
-            }
-            Effect::PersistLater { key, value, done } => {
-                let value = value.compute();
-                self.next_later += 1;
-                let wid = self.next_later;
-                let slot = &mut self.slots[id.index()];
-                let start = slot.disk_free.max(self.now);
-                let at = Time(start.0 + DISK_WRITE_NS + DISK_NS_PER_BYTE * value.len() as u64);
-                slot.disk_free = at;
-                slot.later.push_back((wid, key, value));
-                self.queue.push(at, Event::Written { node: id, id: wid, done });
-            }
-            Effect::Observe(obs) => {
-                self.scratch.clear();
-                agora_core::wire::encode_into(&obs, &mut self.scratch);
-                self.digest.bytes(&self.scratch);
-                if self.recorder.is_some() {
-                    let (at, label) = (self.now, format!("{obs:?}"));
-                    self.record(|| Rec::Observe { node: id, at, label });
-                }
-                if let Err(v) = self.checker.observe(self.now, id, &obs) {
-                    if self.violations.is_empty() {
-                        self.violations.push(v);
-                    }
-                }
-                if self.config.keep_observations {
-                    self.observations.push((self.now, id, obs));
-                }
-            }
-            Effect::OpBegin(op) => self.metrics.op_begin(op, self.now),
-            Effect::OpEnd(op) => self.metrics.op_end(op, self.now),
-        }
-    }
-
-    /// The message's type index, wire bytes (frame included) and content hash.
-    fn encode(&mut self, msg: &Msg<S>) -> (u16, u32, u64) {
-        let kind = self.metrics.kind_index(msg.kind()) as u16;
-        self.scratch.clear();
-        let len = agora_core::wire::encode_into(msg, &mut self.scratch);
+    /// Hands one message to the network: one copy per destination, the last one moved.
+    fn transmit_all(&mut self, from: NodeId, to: Targets<'_>, msg: Msg<S>, frame: &Frame<'_>) {
         let mut h = Digest::default();
-        h.bytes(&self.scratch);
-        (kind, agora_core::wire::frame_bytes(len) as u32, h.value())
+        h.bytes(frame.payload());
+        let (kind, bytes, hash) = (frame.kind as u16, frame.bytes() as u32, h.value());
+        let mut left = to.len();
+        let mut msg = Some(msg);
+        to.for_each(|t| {
+            left -= 1;
+            let m = if left == 0 { msg.take() } else { msg.clone() };
+            self.transmit(from, t, m.expect("one copy per destination"), kind, bytes, hash);
+        });
     }
 
+    /// Routes one copy (already checked and counted by the interpreter) to node `to`.
     fn transmit(&mut self, from: NodeId, to: NodeId, msg: Msg<S>, kind: u16, bytes: u32, hash: u64) {
-        if to.index() >= self.n {
-            let detail = format!("sent {} to node {to}, but the cluster has nodes 0..{}", msg.kind(), self.n);
-            self.violations.push(Violation::new("valid-destination", Some(from), self.now, detail));
-            return;
-        }
         self.next_msg_id += 1;
         let id = self.next_msg_id;
-        self.metrics.sent(kind as usize, bytes as u64);
-        self.slots[from.index()].counters.count_sent(bytes as u64);
         for w in [self.now.0, (from.0 as u64) << 32 | to.0 as u64, hash] {
             self.digest.word(w);
         }
@@ -744,5 +705,106 @@ impl<S: Setup> Simulation<S> {
                 self.queue.push(at, Event::Deliver { from, to, msg, id, bytes, kind });
             }
         }
+    }
+}
+
+/// The simulator as the interpreter's host: its event queue, node slots, storage and checker.
+struct SimHost<'a, S: Setup>(&'a mut Simulation<S>);
+
+impl<S: Setup> Host<S::Node> for SimHost<'_, S> {
+    type Deadline = Time;
+
+    fn now(&self) -> Time {
+        self.0.now
+    }
+
+    fn accounts(&mut self, node: NodeId) -> (&mut Metrics, &mut Counters) {
+        let sim = &mut *self.0;
+        (&mut sim.metrics, &mut sim.slots[node.index()].counters)
+    }
+
+    fn timers(&mut self, node: NodeId) -> &mut Timers<TimerOf<S>, Time> {
+        &mut self.0.slots[node.index()].timers
+    }
+
+    fn deadline(&self, node: NodeId, after: Duration) -> Time {
+        self.0.now.after(self.0.to_global(node, after))
+    }
+
+    fn timer_set(&mut self, node: NodeId, timer: TimerOf<S>, gen: u64, at: Time, _replaced: bool) {
+        // A replaced setting's event stays queued; its stale generation makes it a no-op.
+        self.0.queue.push(at, Event::Timer { node, timer, gen });
+    }
+
+    fn timer_cancelled(&mut self, _: NodeId) {}
+
+    fn transmit(&mut self, from: NodeId, to: Targets<'_>, msg: Msg<S>, frame: &Frame<'_>) {
+        self.0.transmit_all(from, to, msg, frame);
+    }
+
+    fn persist(&mut self, node: NodeId, write: Write) {
+        let sim = &mut *self.0;
+        let stable = &mut sim.slots[node.index()].stable;
+        match write {
+            Write::Put(key, value) => {
+                sim.digest.bytes(key.as_bytes());
+                sim.digest.bytes(&value);
+                stable.put(key, value);
+            }
+            Write::Remove(key) => {
+                sim.digest.bytes(key.as_bytes());
+                stable.remove(&key);
+            }
+            Write::RemoveRange(from, to) => {
+                sim.digest.bytes(from.as_bytes());
+                sim.digest.bytes(to.as_bytes());
+                stable.remove_range(&from, &to);
+            }
+        }
+    }
+
+    fn persist_later(&mut self, node: NodeId, key: String, value: Deferred, done: TimerOf<S>) {
+        let sim = &mut *self.0;
+        let value = value.compute();
+        sim.next_later += 1;
+        let wid = sim.next_later;
+        let slot = &mut sim.slots[node.index()];
+        let start = slot.disk_free.max(sim.now);
+        let at = Time(start.0 + DISK_WRITE_NS + DISK_NS_PER_BYTE * value.len() as u64);
+        slot.disk_free = at;
+        slot.later.push_back((wid, key, value));
+        sim.queue.push(at, Event::Written { node, id: wid, done });
+    }
+
+    fn observe(&mut self, node: NodeId, obs: ObsOf<S>) {
+        let sim = &mut *self.0;
+        sim.scratch.clear();
+        agora_core::wire::encode_into(&obs, &mut sim.scratch);
+        sim.digest.bytes(&sim.scratch);
+        if sim.recorder.is_some() {
+            let (at, label) = (sim.now, format!("{obs:?}"));
+            sim.record(|| Rec::Observe { node, at, label });
+        }
+        if let Err(v) = sim.checker.observe(sim.now, node, &obs) {
+            if sim.violations.is_empty() {
+                sim.violations.push(v);
+            }
+        }
+        if sim.config.keep_observations {
+            sim.observations.push((sim.now, node, obs));
+        }
+    }
+
+    fn operation(&mut self, _: NodeId, op: OpId, end: bool) {
+        let sim = &mut *self.0;
+        if end {
+            sim.metrics.op_end(op, sim.now);
+        } else {
+            sim.metrics.op_begin(op, sim.now);
+        }
+    }
+
+    fn violation(&mut self, v: Violation) {
+        self.0.violations.push(v);
     }
 }
