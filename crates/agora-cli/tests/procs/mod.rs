@@ -38,6 +38,8 @@ pub struct Cluster {
     children: Vec<Option<Child>>,
     tx: mpsc::Sender<(usize, Value)>,
     rx: mpsc::Receiver<(usize, Value)>,
+    /// The open-file limit (soft and hard) of the node processes, if not the test's own.
+    pub fd_limit: Option<u64>,
 }
 
 /// A failed test must not leave its nodes running.
@@ -71,6 +73,7 @@ impl Cluster {
             children: (0..n).map(|_| None).collect(),
             tx,
             rx,
+            fd_limit: None,
         }
     }
 
@@ -94,6 +97,16 @@ impl Cluster {
         let fd = self.listeners[id].as_raw_fd();
         // SAFETY: hand_down_listener is async-signal-safe.
         unsafe { cmd.pre_exec(move || agora_net::hand_down_listener(fd)) };
+        if let Some(n) = self.fd_limit {
+            let limit = libc::rlimit { rlim_cur: n as libc::rlim_t, rlim_max: n as libc::rlim_t };
+            // SAFETY: setrlimit is async-signal-safe; the limit is the child's own.
+            unsafe {
+                cmd.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                })
+            };
+        }
         cmd
     }
 
