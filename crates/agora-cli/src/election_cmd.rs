@@ -2,17 +2,20 @@
 //! (the default) or in the simulator (`--sim`) — and `register` and `verify`.
 
 use crate::cli::{ElectionAction, ElectionArgs, ElectionRunArgs, FaultArgs, RegisterArgs};
-use crate::election_file::{self, unhex};
-use crate::election_verify::{self, board_line, receipt_csv, receipt_json, BOARD_HEADER, RECEIPTS_HEADER};
+use crate::election_file;
+use crate::election_verify;
 use crate::error::UserError;
 use crate::{faults, output, repro, sim_cmd, timeline};
+use agora_cli::election_formats::{
+    self, board_line, receipt_csv, receipt_json, BOARD_HEADER, RECEIPTS_HEADER,
+};
 use agora_core::{NodeId, RunSummary, Setup, Time};
 use agora_net::{run_local, Gathered, NetConfig, NodeShared};
 use agora_protocols::raft::RaftObs;
 use agora_protocols::vote_count::obs::{Answer, Intent, VoteObs};
 use agora_protocols::vote_count::settings::Settings;
 use agora_protocols::vote_count::setup::VoteSetup;
-use agora_protocols::vote_count::states::{self, STATES};
+use agora_protocols::vote_count::states::STATES;
 use agora_protocols::vote_count::{self as vc, hex, Hash, Results, Spec};
 use agora_sim::{SimConfig, Simulation};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -43,33 +46,9 @@ fn load_spec(path: &Option<PathBuf>, voters: u64, seed: u64) -> Result<Spec, Use
 }
 
 fn load_roll(path: &Path) -> Result<Vec<(u8, Hash)>, UserError> {
-    let bad = |line: usize, m: &str| UserError(format!("roll {} line {line}: {m}", path.display()));
     let text = std::fs::read_to_string(path)
         .map_err(|e| UserError(format!("cannot read roll {}: {e}", path.display())))?;
-    let mut roll = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if n == 0 && line.starts_with("voter") {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 3 {
-            return Err(bad(n + 1, "expected voter,state,credential"));
-        }
-        let voter: u64 = f[0].trim().parse().map_err(|_| bad(n + 1, "voter is not a number"))?;
-        if voter != roll.len() as u64 {
-            return Err(bad(
-                n + 1,
-                &format!("voters must be numbered 0, 1, 2... in order (expected {})", roll.len()),
-            ));
-        }
-        let state = states::by_code(f[1].trim()).ok_or_else(|| bad(n + 1, "unknown state"))?;
-        let cred = unhex::<16>(f[2].trim()).ok_or_else(|| bad(n + 1, "credential must be 32 hex digits"))?;
-        roll.push((state as u8, cred));
-    }
-    if roll.is_empty() {
-        return Err(UserError(format!("roll {}: no voters", path.display())));
-    }
-    Ok(roll)
+    election_formats::parse_roll(&text).map_err(|e| UserError(e.in_file(&format!("roll {}", path.display()))))
 }
 
 fn register(a: &RegisterArgs) -> Result<i32, UserError> {

@@ -1,11 +1,13 @@
 //! The parsing half of the `agora` binary, as a library: the command line ([`cli`]) with its
 //! range-checked values ([`values`]), the fault flags and files ([`faults`]), cluster files
-//! ([`cluster_file`]), election files ([`election_file`]) and bounded file reading ([`input`]). The binary runs what these parse;
+//! ([`cluster_file`]), election files ([`election_file`]), the election's roll, receipts and board
+//! ([`election_formats`]) and bounded file reading ([`input`]). The binary runs what these parse;
 //! the fuzz targets in `fuzz/` call them without running anything.
 
 pub mod cli;
 pub mod cluster_file;
 pub mod election_file;
+pub mod election_formats;
 pub mod error;
 pub mod faults;
 pub mod input;
