@@ -45,9 +45,11 @@ fn load_spec(path: &Option<PathBuf>, voters: u64, seed: u64) -> Result<Spec, Use
         .map_err(|m| UserError(format!("election file {}: {m}", path.display())))
 }
 
+/// A roll bigger than this is refused before it is read (about 3.5 million voters).
+const MAX_ROLL_BYTES: u64 = 256 << 20;
+
 fn load_roll(path: &Path) -> Result<Vec<(u8, Hash)>, UserError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UserError(format!("cannot read roll {}: {e}", path.display())))?;
+    let text = crate::input::read_text(path, "roll", MAX_ROLL_BYTES)?;
     election_formats::parse_roll(&text).map_err(|e| UserError(e.in_file(&format!("roll {}", path.display()))))
 }
 

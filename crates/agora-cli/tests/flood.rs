@@ -22,13 +22,17 @@ fn raise_own_limit() -> u64 {
         l.rlim_cur = l.rlim_max;
         libc::setrlimit(libc::RLIMIT_NOFILE, &l);
     }
-    l.rlim_cur as u64
+    l.rlim_cur
 }
 
 #[test]
 fn a_connection_flood_at_the_usual_descriptor_limit_does_not_stop_the_cluster() {
     let own = raise_own_limit();
-    assert!(own as usize > REPLICAS * PER_REPLICA + 256, "this test needs {} descriptors", REPLICAS * PER_REPLICA);
+    assert!(
+        own as usize > REPLICAS * PER_REPLICA + 256,
+        "this test needs {} descriptors",
+        REPLICAS * PER_REPLICA
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut c = Cluster::new(dir.path(), HEAD, REPLICAS + 1);
     c.fd_limit = Some(1_024);
