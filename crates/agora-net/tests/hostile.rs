@@ -87,6 +87,8 @@ struct Cluster {
     stop: watch::Sender<bool>,
     handles: Vec<tokio::task::JoinHandle<agora_net::NodeReport<u64>>>,
     dir: tempfile::TempDir,
+    /// Node 0's observations as they are made: (pings, marks) received.
+    seen0: watch::Receiver<(u64, u64)>,
 }
 
 /// Nodes 0 and 1 running the ticker, in a cluster of `2 + phantoms` node ids: the phantoms'
@@ -111,9 +113,14 @@ async fn start_cluster(phantoms: usize, tune: impl FnOnce(&mut NetConfig)) -> Cl
     let (stop, rx) = watch::channel(false);
     let in_flight = Arc::new(AtomicI64::new(0));
     let setup = Arc::new(TickerSetup);
-    let (s0, h0) = node::start(setup.clone(), b0, cfg.clone(), in_flight.clone(), rx.clone(), None).unwrap();
+    let (seen_tx, seen0) = watch::channel((0u64, 0u64));
+    let count: agora_net::ObsHook<u64> = Arc::new(move |_, o: &u64| {
+        seen_tx.send_modify(|(pings, marks)| if *o == MARK { *marks += 1 } else { *pings += 1 })
+    });
+    let (s0, h0) =
+        node::start(setup.clone(), b0, cfg.clone(), in_flight.clone(), rx.clone(), Some(count)).unwrap();
     let (s1, h1) = node::start(setup, b1, cfg.clone(), in_flight, rx, None).unwrap();
-    Cluster { addr0: addrs[0], cfg, shared: vec![s0, s1], stop, handles: vec![h0, h1], dir }
+    Cluster { addr0: addrs[0], cfg, shared: vec![s0, s1], stop, handles: vec![h0, h1], dir, seen0 }
 }
 
 impl Cluster {
@@ -128,25 +135,22 @@ impl Cluster {
     }
 }
 
-fn delivered(s: &NodeShared, kind: &str) -> u64 {
-    let live = s.live.lock().unwrap();
-    live.0.by_kind().iter().filter(|(k, _)| *k == kind).map(|(_, c)| c.delivered).sum()
-}
-
 fn buffered(s: &NodeShared) -> usize {
     s.inbound_buffered_bytes.load(Ordering::Acquire) as usize
 }
 
-/// The node keeps receiving its peer's pings.
+/// Waits until node 0 has observed what `done` asks of (pings, marks); the time limit only
+/// keeps a broken node from hanging the test.
+async fn until_seen(c: &Cluster, what: &str, done: impl FnMut(&(u64, u64)) -> bool) {
+    let mut seen = c.seen0.clone();
+    let got = tokio::time::timeout(Duration::from_secs(120), seen.wait_for(done)).await;
+    got.unwrap_or_else(|_| panic!("{what}")).expect("node 0 still runs");
+}
+
+/// The node keeps receiving its peer's pings: five more arrive.
 async fn still_serving(c: &Cluster) {
-    let before = delivered(&c.shared[0], "PING");
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while delivered(&c.shared[0], "PING") < before + 5 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("node 0 keeps receiving from node 1");
+    let before = c.seen0.borrow().0;
+    until_seen(c, "node 0 keeps receiving from node 1", |(pings, _)| *pings >= before + 5).await;
 }
 
 /// Reads until the node closes the connection (30 s is a hang guard, not a timing
@@ -295,13 +299,7 @@ async fn without_the_secret_or_with_a_replayed_handshake_nothing_is_delivered() 
     assert!(matches!(last, Reply::Accepted { .. }));
     // The authenticated connection delivers: one mark.
     s.write_all(&frame(&Ping(MARK))).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while delivered(&c.shared[0], "MARK") < 1 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the authenticated mark is delivered");
+    until_seen(&c, "the authenticated mark is delivered", |(_, marks)| *marks >= 1).await;
     drop(s);
     let mut s = TcpStream::connect(c.addr0).await.unwrap();
     s.write_all(&recorded).await.unwrap();
