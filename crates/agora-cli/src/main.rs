@@ -2,23 +2,16 @@
 //! outcomes to exit codes: 0 success, 1 a property violated, 2 a user's mistake, 3 a node's
 //! storage that cannot be used as it is (missing, corrupt).
 
-mod bench;
-mod check_cmd;
-mod clocks_cmd;
-mod complexity_cmd;
-mod election_cmd;
-mod election_verify;
-mod multicast_cmd;
-mod net_cmd;
-mod output;
-mod repro;
-mod sim_cmd;
-mod timeline;
+mod commands;
 
 use agora_cli::{cli, cluster_file, election_file, error, faults, input, values, Parsed};
 use agora_core::Setup;
 use agora_protocols::{Driver, Params, PROTOCOLS};
 use cli::Command;
+use commands::{
+    bench, check as check_cmd, clocks as clocks_cmd, complexity as complexity_cmd, election as election_cmd,
+    multicast as multicast_cmd, sim as sim_cmd, up as net_cmd,
+};
 use error::UserError;
 use std::process::ExitCode;
 

@@ -4,8 +4,8 @@
 //! docs/energy.md.
 
 use crate::cli::ComplexityArgs;
+use crate::commands::shared::output;
 use crate::error::UserError;
-use crate::output;
 use agora_core::{RunSummary, Setup, Time};
 use agora_net::report;
 use agora_protocols::logical_clocks::{Ev, Scenario};
@@ -145,7 +145,7 @@ impl Driver for TcpRun {
     type Output = Result<RunSummary, UserError>;
     fn run<S: Setup>(self, setup: S) -> Self::Output {
         let setup = Arc::new(setup);
-        let (g, _) = crate::net_cmd::run_in_process(&setup, "complexity", self.seed, self.max_time)?;
+        let (g, _) = crate::commands::up::run_in_process(&setup, "complexity", self.seed, self.max_time)?;
         Ok(report::summarize(&*setup, self.seed, g, ""))
     }
 }
@@ -375,7 +375,7 @@ fn chart(
             .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
             .map_err(|e| err(e.to_string()))?;
     }
-    crate::output::legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(err)?;
+    crate::commands::shared::output::legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(err)?;
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
 }

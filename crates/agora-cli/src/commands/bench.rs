@@ -86,7 +86,7 @@ pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
             window: args.window,
             ..agora_protocols::Params::new(n, args.seed)
         };
-        agora_protocols::dispatch(&protocol, &params, crate::check_cmd::Validate)?;
+        agora_protocols::dispatch(&protocol, &params, crate::commands::check::Validate)?;
     }
     let dir =
         tempfile::tempdir().map_err(|e| UserError(format!("cannot create a temporary directory: {e}")))?;

@@ -2,8 +2,10 @@
 //! every failing seed with the command that replays it.
 
 use crate::cli::CheckArgs;
+use crate::commands::shared::repro;
+use crate::commands::sim as sim_cmd;
 use crate::error::UserError;
-use crate::{faults, repro, sim_cmd};
+use crate::faults;
 use agora_core::{Setup, Time, Violation};
 use agora_protocols::Driver;
 use agora_sim::{SimConfig, Simulation};

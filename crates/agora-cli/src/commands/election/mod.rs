@@ -3,9 +3,13 @@
 
 use crate::cli::{ElectionAction, ElectionArgs, ElectionRunArgs, FaultArgs, RegisterArgs};
 use crate::election_file;
-use crate::election_verify;
+mod timeline;
+mod verify;
+
+use crate::commands::shared::{output, repro};
+use crate::commands::sim as sim_cmd;
 use crate::error::UserError;
-use crate::{faults, output, repro, sim_cmd, timeline};
+use crate::faults;
 use agora_cli::election_formats::{
     self, board_line, receipt_csv, receipt_json, BOARD_HEADER, RECEIPTS_HEADER,
 };
@@ -30,7 +34,7 @@ use std::time::Duration;
 pub fn run(args: &ElectionArgs, argv: &[String]) -> Result<i32, UserError> {
     match &args.action {
         Some(ElectionAction::Register(a)) => register(a),
-        Some(ElectionAction::Verify(a)) => election_verify::verify(a),
+        Some(ElectionAction::Verify(a)) => verify::verify(a),
         None => election(&args.run, argv),
     }
 }
@@ -377,7 +381,7 @@ fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Re
         move |shared: Vec<Arc<NodeShared>>| *nodes.lock().expect("nodes lock") = shared
     };
     let max = Duration::from_secs_f64(a.max_time_ms / 1e3);
-    let out = crate::net_cmd::runtime()?
+    let out = crate::commands::up::runtime()?
         .block_on(run_local(setup.clone(), cfg, max, hook))
         .map_err(UserError::from_run);
     stop.store(true, Ordering::Relaxed);
@@ -486,7 +490,7 @@ fn text(spec: &Spec, r: &Report) -> String {
         let _ = writeln!(t, "memory         peak {m:.0} MiB{fsyncs}");
     }
     if r.summary.violations.is_empty() {
-        t.push_str(&crate::output::checks(&r.summary));
+        t.push_str(&crate::commands::shared::output::checks(&r.summary));
     }
     for v in &r.summary.violations {
         let _ = writeln!(t, "VIOLATION      `{}`: {}\nreproduce      {}", v.property, v.detail, v.reproduce);

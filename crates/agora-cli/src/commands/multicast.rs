@@ -3,8 +3,9 @@
 //! (with any fault, a multi-region latency model included) or over loopback TCP.
 
 use crate::cli::MulticastArgs;
+use crate::commands::shared::output;
 use crate::error::UserError;
-use crate::{faults, output};
+use crate::faults;
 use agora_core::{Setup, Time};
 use agora_protocols::multicast::{analyse, quantile, McastObs, Order};
 use agora_protocols::{Driver, Params};
@@ -90,7 +91,7 @@ impl Driver for Tcp {
     fn run<S: Setup>(self, setup: S) -> Self::Output {
         let setup = Arc::new(setup);
         let (g, last_active_unix_ns) =
-            crate::net_cmd::run_in_process(&setup, "multicast", self.seed, Duration::from_secs(60))?;
+            crate::commands::up::run_in_process(&setup, "multicast", self.seed, Duration::from_secs(60))?;
         let started = g.started_unix_ns;
         let mut obs: Vec<(f64, u32, McastObs)> = g
             .observations
@@ -382,7 +383,7 @@ fn bars(path: &Path, rows: &[Row], title: &str, value: impl Fn(&Row) -> f64) -> 
             .label(order.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
-    crate::output::legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(err)?;
+    crate::commands::shared::output::legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(err)?;
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! `agora sim`: one simulated run, its summary, and on request a diagram and per-node CSV.
 
 use crate::cli::{ProtocolArgs, SimArgs};
+use crate::commands::shared::{output, repro};
 use crate::error::UserError;
-use crate::{faults, output, repro};
+use crate::faults;
 use agora_core::{Counters, RunSummary, Setup, Time};
 use agora_protocols::{Driver, Params};
 use agora_sim::diagram::{render_svg, MAX_DIAGRAM_EVENTS, MAX_DIAGRAM_NODES};

@@ -4,8 +4,9 @@
 
 use crate::cli::{NodeArgs, RunArgs, UpArgs};
 use crate::cluster_file::ClusterFile;
+use crate::commands::shared::{output, repro};
 use crate::error::{UserError, EXIT_STORAGE};
-use crate::{output, repro, values};
+use crate::values;
 use agora_core::{Protocol, RunSummary, Setup};
 use agora_net::store::{OpenMode, Store};
 use agora_net::{
@@ -125,8 +126,8 @@ impl Driver for Local {
 
 /// `agora run`: every node in this process over loopback TCP.
 pub fn run(args: &RunArgs, argv: &[String]) -> Result<i32, UserError> {
-    let params = crate::sim_cmd::params(&args.params, args.seed)?;
-    let nodes = crate::sim_cmd::cluster_size(&args.protocol, &params)?;
+    let params = crate::commands::sim::params(&args.params, args.seed)?;
+    let nodes = crate::commands::sim::cluster_size(&args.protocol, &params)?;
     if nodes > values::MAX_TCP_NODES {
         return Err(UserError(format!(
             "{nodes} nodes over TCP; at most {} (one socket and a database each)",

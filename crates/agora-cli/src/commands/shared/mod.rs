@@ -1,0 +1,4 @@
+//! What several commands share.
+
+pub mod output;
+pub mod repro;
