@@ -5,14 +5,8 @@
 mod commands;
 
 use agora_cli::{cli, cluster_file, election_file, error, faults, input, values, Parsed};
-use agora_core::Setup;
-use agora_protocols::{Driver, Params, PROTOCOLS};
 use cli::Command;
-use commands::{
-    bench, check as check_cmd, clocks as clocks_cmd, complexity as complexity_cmd, election as election_cmd,
-    multicast as multicast_cmd, sim as sim_cmd, up as net_cmd,
-};
-use error::UserError;
+use commands::{bench, check, clocks, complexity, election, multicast, node, protocols, run, sim, up};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -45,17 +39,17 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match &cli.command {
-        Command::Sim(args) => sim_cmd::run(args, argv),
-        Command::Complexity(args) => complexity_cmd::run(args),
-        Command::Multicast(args) => multicast_cmd::run(args),
-        Command::Clocks(args) => clocks_cmd::run(args),
-        Command::Check(args) => check_cmd::run(args, &argv),
-        Command::Run(args) => net_cmd::run(args, &argv),
-        Command::Node(args) => net_cmd::node(args),
-        Command::Up(args) => net_cmd::up(args, &argv),
-        Command::Protocols => protocols(),
+        Command::Sim(args) => sim::run(args, argv),
+        Command::Complexity(args) => complexity::run(args),
+        Command::Multicast(args) => multicast::run(args),
+        Command::Clocks(args) => clocks::run(args),
+        Command::Check(args) => check::run(args, &argv),
+        Command::Run(args) => run::run(args, &argv),
+        Command::Node(args) => node::node(args),
+        Command::Up(args) => up::up(args, &argv),
+        Command::Protocols => protocols::run(),
         Command::Bench(args) => bench::run(args),
-        Command::Election(args) => election_cmd::run(args, &argv),
+        Command::Election(args) => election::run(args, &argv),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -65,28 +59,6 @@ fn main() -> ExitCode {
             ExitCode::from(e.code)
         }
     }
-}
-
-/// Lists every protocol with the properties its checker judges.
-fn protocols() -> Result<i32, UserError> {
-    struct Properties;
-    impl Driver for Properties {
-        type Output = Vec<agora_core::Property>;
-        fn run<S: Setup>(self, setup: S) -> Self::Output {
-            setup.checker().properties()
-        }
-    }
-    for (name, about) in PROTOCOLS {
-        println!("{name:<14} {about}");
-        for p in agora_protocols::dispatch(name, &Params::new(4, 1), Properties)? {
-            let kind = match p.kind {
-                agora_core::PropertyKind::Always => "always",
-                agora_core::PropertyKind::AtEnd => "at end",
-            };
-            println!("    {:<22} {kind:<7} {}", p.name, p.description);
-        }
-    }
-    Ok(0)
 }
 
 /// mimalloc: the simulator allocates and frees millions of small messages and effect buffers;

@@ -2,6 +2,8 @@
 //! in one process or one process per node. Every size runs in its own process (`agora sim`,
 //! `agora run` or `agora up`), so peak memory and CPU time belong to that size alone.
 
+use super::shared::tcp::temp_dir;
+use super::shared::{tcp_runtime, Validate};
 use crate::cli::BenchArgs;
 use crate::error::UserError;
 use serde::Serialize;
@@ -47,13 +49,10 @@ fn cluster_file(
     Ok(path)
 }
 
+/// Runs `agora bench`; returns the process exit code.
 pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
     let exe = std::env::current_exe().map_err(|e| UserError(format!("cannot find the agora binary: {e}")))?;
-    let tcp = match args.runtime.as_str() {
-        "sim" => false,
-        "tcp" => true,
-        other => return Err(UserError(format!("--runtime `{other}`: expected sim or tcp"))),
-    };
+    let tcp = tcp_runtime(&args.runtime)?;
     if args.processes && !tcp {
         return Err(UserError("--processes goes with --runtime tcp".into()));
     }
@@ -72,53 +71,20 @@ pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
     } else {
         "one process"
     };
-    // Every size's parameters are checked before the first run, so a mistake is one line.
-    for &n in &sizes {
-        if tcp && !(2..=crate::values::MAX_TCP_NODES).contains(&n) {
-            return Err(UserError(format!(
-                "--nodes {n}: a TCP benchmark runs 2 to {} nodes",
-                crate::values::MAX_TCP_NODES
-            )));
-        }
-        let params = agora_protocols::Params {
-            topology: args.topology.parse().map_err(UserError)?,
-            msgs: Some(args.msgs),
-            window: args.window,
-            ..agora_protocols::Params::new(n, args.seed)
-        };
-        agora_protocols::dispatch(&protocol, &params, crate::commands::check::Validate)?;
-    }
-    let dir =
-        tempfile::tempdir().map_err(|e| UserError(format!("cannot create a temporary directory: {e}")))?;
+    validate(args, tcp, &protocol, &sizes)?;
+    let dir = temp_dir()?;
     let mut rows = Vec::new();
     for &n in &sizes {
         if !args.json {
             eprintln!("bench: {protocol} on {} ({mode}) with {n} nodes ...", args.runtime);
         }
         let mut cmd = Command::new(&exe);
-        let common = |c: &mut Command| {
-            c.args([
-                "--nodes",
-                &n.to_string(),
-                "--topology",
-                &args.topology,
-                "--seed",
-                &args.seed.to_string(),
-            ])
-            .args([
-                "--msgs",
-                &args.msgs.to_string(),
-                "--window",
-                &args.window.to_string(),
-                "--json",
-            ]);
-        };
         if !tcp {
             cmd.args(["sim", &protocol]);
-            common(&mut cmd);
+            common_args(&mut cmd, args, n);
         } else if !args.processes {
             cmd.args(["run", &protocol]);
-            common(&mut cmd);
+            common_args(&mut cmd, args, n);
             cmd.arg("--data-dir").arg(dir.path().join(format!("run-{n}")));
         } else {
             let file = cluster_file(dir.path(), args, &protocol, n)?;
@@ -151,25 +117,56 @@ pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
     if args.json {
         println!("{}", serde_json::json!({ "rows": rows }));
     } else {
-        println!(
-            "{:<9} {:<4} {:<17} {:>9} {:>12} {:>9} {:>13} {:>9} {:>9}",
-            "protocol", "run", "mode", "nodes", "delivered", "wall ms", "delivered/s", "peak MiB", "cpu ms"
-        );
-        for r in &rows {
-            let opt = |v: Option<f64>| v.map_or("-".into(), |m| format!("{m:.0}"));
-            println!(
-                "{:<9} {:<4} {:<17} {:>9} {:>12} {:>9.0} {:>13.0} {:>9} {:>9}",
-                r.protocol,
-                r.runtime,
-                r.mode,
-                r.nodes,
-                r.messages_delivered,
-                r.wall_ms,
-                r.delivered_per_s,
-                opt(r.peak_rss_mb),
-                opt(r.cpu_ms)
-            );
-        }
+        print!("{}", table(&rows));
     }
     Ok(if rows.iter().all(|r| r.violations == 0) { 0 } else { 1 })
+}
+
+/// Every size's parameters, checked before the first run, so a mistake is one line.
+fn validate(args: &BenchArgs, tcp: bool, protocol: &str, sizes: &[usize]) -> Result<(), UserError> {
+    for &n in sizes {
+        if tcp && !(2..=crate::values::MAX_TCP_NODES).contains(&n) {
+            return Err(UserError(format!(
+                "--nodes {n}: a TCP benchmark runs 2 to {} nodes",
+                crate::values::MAX_TCP_NODES
+            )));
+        }
+        let params = agora_protocols::Params {
+            topology: args.topology.parse().map_err(UserError)?,
+            msgs: Some(args.msgs),
+            window: args.window,
+            ..agora_protocols::Params::new(n, args.seed)
+        };
+        agora_protocols::dispatch(protocol, &params, Validate)?;
+    }
+    Ok(())
+}
+
+/// The flags `agora sim` and `agora run` take alike.
+fn common_args(c: &mut Command, args: &BenchArgs, n: usize) {
+    c.args(["--nodes", &n.to_string(), "--topology", &args.topology, "--seed", &args.seed.to_string()])
+        .args(["--msgs", &args.msgs.to_string(), "--window", &args.window.to_string(), "--json"]);
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut t = format!(
+        "{:<9} {:<4} {:<17} {:>9} {:>12} {:>9} {:>13} {:>9} {:>9}\n",
+        "protocol", "run", "mode", "nodes", "delivered", "wall ms", "delivered/s", "peak MiB", "cpu ms"
+    );
+    for r in rows {
+        let opt = |v: Option<f64>| v.map_or("-".into(), |m| format!("{m:.0}"));
+        t.push_str(&format!(
+            "{:<9} {:<4} {:<17} {:>9} {:>12} {:>9.0} {:>13.0} {:>9} {:>9}\n",
+            r.protocol,
+            r.runtime,
+            r.mode,
+            r.nodes,
+            r.messages_delivered,
+            r.wall_ms,
+            r.delivered_per_s,
+            opt(r.peak_rss_mb),
+            opt(r.cpu_ms)
+        ));
+    }
+    t
 }

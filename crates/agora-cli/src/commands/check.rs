@@ -1,17 +1,16 @@
 //! `agora check`: a campaign — one protocol, one fault configuration, many seeds — that prints
 //! every failing seed with the command that replays it.
 
+use super::shared::{progress_bar, repro, Validate};
+use super::sim;
 use crate::cli::CheckArgs;
-use crate::commands::shared::repro;
-use crate::commands::sim as sim_cmd;
 use crate::error::UserError;
 use crate::faults;
 use agora_core::{Setup, Time, Violation};
 use agora_protocols::Driver;
 use agora_sim::{SimConfig, Simulation};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -43,15 +42,43 @@ impl Driver for One {
     }
 }
 
+/// Runs `agora check`; returns the process exit code.
 pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
     let seeds = args.seeds.clone();
-    let size =
-        sim_cmd::params(&args.params, seeds.start).and_then(|p| sim_cmd::cluster_size(&args.protocol, &p))?;
+    let size = sim::params(&args.params, seeds.start).and_then(|p| sim::cluster_size(&args.protocol, &p))?;
     let fault_cfg = faults::build(&args.faults, size)?;
     // Validate the protocol and its parameters once, before spending time.
-    sim_cmd::params(&args.params, seeds.start)
+    sim::params(&args.params, seeds.start)
         .and_then(|p| agora_protocols::dispatch(&args.protocol, &p, Validate).map_err(UserError::from))?;
-    // A campaign's limits differ from `agora sim`'s defaults: its reproduce commands name them.
+    let argv = replay_argv(args, argv);
+    let total = seeds.end - seeds.start;
+    let threads =
+        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let bar = progress_bar(total, "{msg} [{bar:40}] {pos}/{len} seeds, {elapsed} (eta {eta})", args.json);
+    bar.set_message(format!("checking {}", args.protocol));
+    let campaign = Campaign {
+        args,
+        faults: fault_cfg,
+        argv: &argv,
+        bar: &bar,
+        next: AtomicU64::new(0),
+        failures: Mutex::new(Vec::new()),
+        limited: AtomicU64::new(0),
+        not_judged: Mutex::new((0, Vec::new())),
+    };
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| campaign.work());
+        }
+    });
+    bar.finish_and_clear();
+    Ok(campaign.report(started.elapsed().as_secs_f64() * 1e3))
+}
+
+/// The arguments of this campaign as a reproduce command takes them: a campaign's limits
+/// differ from `agora sim`'s defaults, so its reproduce commands name them.
+fn replay_argv(args: &CheckArgs, argv: &[String]) -> Vec<String> {
     let mut argv = argv.to_vec();
     for (flag, value) in
         [("--max-time-ms", args.max_time_ms.to_string()), ("--max-events", args.max_events.to_string())]
@@ -60,128 +87,128 @@ pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
             argv.extend([flag.to_string(), value]);
         }
     }
-    let argv = &argv[..];
-    let total = seeds.end - seeds.start;
-    let threads =
-        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    let bar = if !args.json && std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(total);
-        b.set_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} seeds, {elapsed} (eta {eta})")
-                .expect("static template")
-                .progress_chars("=> "),
-        );
-        b.set_message(format!("checking {}", args.protocol));
-        b
-    } else {
-        ProgressBar::hidden()
-    };
-    // Workers take the index of the next seed, not the seed: counting past the last seed of a
-    // range that ends at u64::MAX cannot wrap around.
-    let next = AtomicU64::new(0);
-    let failures: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
-    let limited = AtomicU64::new(0);
-    // Runs without violations whose at-end properties were (partly) not judged, and which.
-    let not_judged: Mutex<(u64, Vec<&'static str>)> = Mutex::new((0, Vec::new()));
-    let started = std::time::Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let seed = seeds.start + i;
-                let params = sim_cmd::params(&args.params, seed).expect("validated above");
-                let mut cfg = SimConfig::new(seed).with_faults(fault_cfg.clone());
-                cfg.max_time = Time::from_millis_f64(args.max_time_ms);
-                cfg.max_events = args.max_events;
-                let Ok((violation, hit_limit, unjudged)) =
-                    agora_protocols::dispatch(&args.protocol, &params, One(cfg))
-                else {
-                    continue;
-                };
-                if hit_limit {
-                    limited.fetch_add(1, Ordering::Relaxed);
-                }
-                if violation.is_none() && !unjudged.is_empty() {
-                    let mut n = not_judged.lock().expect("not-judged lock");
-                    n.0 += 1;
-                    for p in unjudged {
-                        if !n.1.contains(&p) {
-                            n.1.push(p);
-                        }
-                    }
-                }
-                if let Some(v) = violation {
-                    let f = Failure {
-                        seed,
-                        property: v.property.to_string(),
-                        node: v.node.map(|n| n.0),
-                        at_ms: v.at.as_millis_f64(),
-                        detail: v.detail,
-                        reproduce: repro::command(argv, seed),
-                    };
-                    if !args.json {
-                        bar.suspend(|| {
-                            let node = f.node.map_or(String::new(), |n| format!(" at node {n}"));
-                            println!(
-                                "seed {}: `{}`{node} at {:.3} ms: {}",
-                                f.seed, f.property, f.at_ms, f.detail
-                            );
-                            println!("    reproduce: {}", f.reproduce);
-                        });
-                    }
-                    failures.lock().expect("failures lock").push(f);
-                }
-                bar.inc(1);
-            });
-        }
-    });
-    bar.finish_and_clear();
-    let mut failures = failures.into_inner().expect("failures lock");
-    failures.sort_by_key(|f| f.seed);
-    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
-    let (unjudged_runs, unjudged) = not_judged.into_inner().expect("not-judged lock");
-    if args.json {
-        let out = serde_json::json!({
-            "protocol": args.protocol,
-            "seeds": { "from": seeds.start, "to": seeds.end },
-            "runs": total,
-            "failed": failures.len(),
-            "failures": failures,
-            "event_limited": limited.load(Ordering::Relaxed),
-            "not_judged": { "runs": unjudged_runs, "properties": unjudged },
-            "wall_ms": wall_ms,
-        });
-        println!("{out}");
-    } else {
-        println!(
-            "checked {total} seeds of {} in {:.1} s: {} failed",
-            args.protocol,
-            wall_ms / 1e3,
-            failures.len()
-        );
-        let l = limited.load(Ordering::Relaxed);
-        if l > 0 {
-            println!(
-                "{l} run(s) stopped at --max-events {} or with too many events waiting, before their end",
-                args.max_events
-            );
-        }
-        if unjudged_runs > 0 {
-            println!(
-                "not judged in {unjudged_runs} run(s) (a limit, loss, a crash or a partition): {}",
-                unjudged.join(", ")
-            );
-        }
-    }
-    Ok(if failures.is_empty() { 0 } else { 1 })
+    argv
 }
 
-/// Builds the setup only, to report parameter mistakes before the campaign starts.
-pub(crate) struct Validate;
-impl Driver for Validate {
-    type Output = ();
-    fn run<S: Setup>(self, _: S) {}
+/// A campaign under way: what its worker threads share.
+struct Campaign<'a> {
+    args: &'a CheckArgs,
+    faults: agora_sim::Faults,
+    argv: &'a [String],
+    bar: &'a ProgressBar,
+    /// The index of the next seed to run, not the seed: counting past the last seed of a
+    /// range that ends at u64::MAX cannot wrap around.
+    next: AtomicU64,
+    failures: Mutex<Vec<Failure>>,
+    /// Runs stopped by the event limit or with too many events waiting.
+    limited: AtomicU64,
+    /// Runs without violations whose at-end properties were (partly) not judged, and which.
+    not_judged: Mutex<(u64, Vec<&'static str>)>,
+}
+
+impl Campaign<'_> {
+    /// One worker: runs seeds until none is left.
+    fn work(&self) {
+        let seeds = &self.args.seeds;
+        let total = seeds.end - seeds.start;
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= total {
+                break;
+            }
+            if self.seed(seeds.start + i).is_some() {
+                self.bar.inc(1);
+            }
+        }
+    }
+
+    /// Runs one seed and records what it found; `None` if the run could not be set up.
+    fn seed(&self, seed: u64) -> Option<()> {
+        let args = self.args;
+        let params = sim::params(&args.params, seed).expect("validated above");
+        let mut cfg = SimConfig::new(seed).with_faults(self.faults.clone());
+        cfg.max_time = Time::from_millis_f64(args.max_time_ms);
+        cfg.max_events = args.max_events;
+        let (violation, hit_limit, unjudged) =
+            agora_protocols::dispatch(&args.protocol, &params, One(cfg)).ok()?;
+        if hit_limit {
+            self.limited.fetch_add(1, Ordering::Relaxed);
+        }
+        if violation.is_none() && !unjudged.is_empty() {
+            let mut n = self.not_judged.lock().expect("not-judged lock");
+            n.0 += 1;
+            for p in unjudged {
+                if !n.1.contains(&p) {
+                    n.1.push(p);
+                }
+            }
+        }
+        if let Some(v) = violation {
+            let f = Failure {
+                seed,
+                property: v.property.to_string(),
+                node: v.node.map(|n| n.0),
+                at_ms: v.at.as_millis_f64(),
+                detail: v.detail,
+                reproduce: repro::command(self.argv, seed),
+            };
+            if !args.json {
+                self.bar.suspend(|| {
+                    let node = f.node.map_or(String::new(), |n| format!(" at node {n}"));
+                    println!("seed {}: `{}`{node} at {:.3} ms: {}", f.seed, f.property, f.at_ms, f.detail);
+                    println!("    reproduce: {}", f.reproduce);
+                });
+            }
+            self.failures.lock().expect("failures lock").push(f);
+        }
+        Some(())
+    }
+
+    /// Prints the campaign's result; returns the exit code.
+    fn report(self, wall_ms: f64) -> i32 {
+        let args = self.args;
+        let seeds = &args.seeds;
+        let total = seeds.end - seeds.start;
+        let mut failures = self.failures.into_inner().expect("failures lock");
+        failures.sort_by_key(|f| f.seed);
+        let limited = self.limited.into_inner();
+        let (unjudged_runs, unjudged) = self.not_judged.into_inner().expect("not-judged lock");
+        if args.json {
+            let out = serde_json::json!({
+                "protocol": args.protocol,
+                "seeds": { "from": seeds.start, "to": seeds.end },
+                "runs": total,
+                "failed": failures.len(),
+                "failures": failures,
+                "event_limited": limited,
+                "not_judged": { "runs": unjudged_runs, "properties": unjudged },
+                "wall_ms": wall_ms,
+            });
+            println!("{out}");
+        } else {
+            println!(
+                "checked {total} seeds of {} in {:.1} s: {} failed",
+                args.protocol,
+                wall_ms / 1e3,
+                failures.len()
+            );
+            if limited > 0 {
+                println!(
+                    "{limited} run(s) stopped at --max-events {} or with too many events waiting, before their end",
+                    args.max_events
+                );
+            }
+            if unjudged_runs > 0 {
+                println!(
+                    "not judged in {unjudged_runs} run(s) (a limit, loss, a crash or a partition): {}",
+                    unjudged.join(", ")
+                );
+            }
+        }
+        if failures.is_empty() {
+            0
+        } else {
+            1
+        }
+    }
 }

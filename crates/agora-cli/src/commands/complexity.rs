@@ -3,18 +3,17 @@
 //! and CO2e, and each count next to its textbook formula. The energy model is in
 //! docs/energy.md.
 
+use super::shared::tcp::run_in_process;
+use super::shared::{create_dir, output, sweep, tcp_runtime};
 use crate::cli::ComplexityArgs;
-use crate::commands::shared::output;
 use crate::error::UserError;
 use agora_core::{RunSummary, Setup, Time};
 use agora_net::report;
 use agora_protocols::logical_clocks::{Ev, Scenario};
 use agora_protocols::{Driver, Params};
 use agora_sim::{SimConfig, Simulation};
-use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 use serde::Serialize;
-use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,11 +144,12 @@ impl Driver for TcpRun {
     type Output = Result<RunSummary, UserError>;
     fn run<S: Setup>(self, setup: S) -> Self::Output {
         let setup = Arc::new(setup);
-        let (g, _) = crate::commands::up::run_in_process(&setup, "complexity", self.seed, self.max_time)?;
+        let (g, _) = run_in_process(&setup, "complexity", self.seed, self.max_time)?;
         Ok(report::summarize(&*setup, self.seed, g, ""))
     }
 }
 
+/// Runs `agora complexity`; returns the process exit code.
 pub fn run(args: &ComplexityArgs) -> Result<i32, UserError> {
     let algorithms: Vec<String> = if args.algorithms.is_empty() {
         ALGORITHMS.iter().map(|s| s.to_string()).collect()
@@ -159,11 +159,7 @@ pub fn run(args: &ComplexityArgs) -> Result<i32, UserError> {
     if let Some(a) = algorithms.iter().find(|a| !ALGORITHMS.contains(&a.as_str())) {
         return Err(UserError(format!("--algorithms: `{a}` is not one of {}", ALGORITHMS.join(", "))));
     }
-    let tcp = match args.runtime.as_str() {
-        "sim" => false,
-        "tcp" => true,
-        r => return Err(UserError(format!("--runtime `{r}`: expected sim or tcp"))),
-    };
+    let tcp = tcp_runtime(&args.runtime)?;
     for (name, v) in [
         ("--carbon-intensity", args.carbon_intensity),
         ("--network-j-per-byte", args.network_j_per_byte),
@@ -180,64 +176,17 @@ pub fn run(args: &ComplexityArgs) -> Result<i32, UserError> {
     if tcp && args.nodes.iter().any(|&n| n > 64) {
         return Err(UserError("--runtime tcp: at most 64 nodes per run".into()));
     }
-    let total = (algorithms.len() * args.nodes.len()) as u64;
-    let bar = if !args.json && std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(total);
-        b.set_style(
-            ProgressStyle::with_template("{msg:24} [{bar:40}] {pos}/{len} runs, {elapsed}")
-                .expect("static template")
-                .progress_chars("=> "),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
-    let mut rows = Vec::new();
-    for a in &algorithms {
-        for &n in &args.nodes {
-            bar.set_message(format!("{a} N={n}"));
-            let p = params(a, n, args.seed);
-            let elections = matches!(a.as_str(), "bully" | "ring-election");
-            let m = if tcp {
-                let max = Duration::from_millis(if elections { 300 } else { 30_000 });
-                measured(agora_protocols::dispatch(a, &p, TcpRun { seed: args.seed, max_time: max })??, a)
-            } else {
-                let max = Time::from_millis(if elections { 500 } else { 600_000 });
-                measured(agora_protocols::dispatch(a, &p, SimRun { seed: args.seed, max_time: max })?, a)
-            };
-            let energy_j = if tcp {
-                m.summary.cpu_ms.unwrap_or(0.0) / 1e3 * args.watts_per_core
-                    + m.bytes as f64 * args.network_j_per_byte
-            } else {
-                m.messages as f64 * args.host_j_per_message + m.bytes as f64 * args.network_j_per_byte
-            };
-            let co2e_g = energy_j / 3.6e6 * args.carbon_intensity * 1e3;
-            let f = formula(a, n as u64, args.seed);
-            let s = &m.summary;
-            rows.push(Row {
-                algorithm: a.clone(),
-                nodes: n,
-                runtime: args.runtime.clone(),
-                messages: m.messages,
-                bytes: m.bytes,
-                ops: s.ops_completed,
-                msgs_per_op: (s.ops_completed > 0).then(|| m.messages as f64 / s.ops_completed as f64),
-                latency_ms_p50: s.latency_ms.p50_ms,
-                latency_ms_p99: s.latency_ms.p99_ms,
-                energy_j,
-                co2e_g,
-                formula: f.as_ref().map(|x| x.0),
-                formula_text: f.map(|x| x.1),
-                violations: s.violations.len(),
-                note: if excluded(a).is_empty() { String::new() } else { "heartbeats excluded".into() },
-            });
-            bar.inc(1);
-        }
-    }
-    bar.finish_and_clear();
+    let points: Vec<(&str, usize)> =
+        algorithms.iter().flat_map(|a| args.nodes.iter().map(move |&n| (a.as_str(), n))).collect();
+    let rows = sweep(
+        &points,
+        "{msg:24} [{bar:40}] {pos}/{len} runs, {elapsed}",
+        args.json,
+        |(a, n)| format!("{a} N={n}"),
+        |&(a, n)| row(args, tcp, a, n),
+    )?;
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| UserError(format!("cannot create {}: {e}", dir.display())))?;
+        create_dir(dir)?;
         output::write_file(&dir.join("complexity.csv"), &csv(&rows))?;
         chart(&dir.join("messages.svg"), &rows, "Messages against N (measured)", "messages", |r| {
             r.messages as f64
@@ -263,6 +212,44 @@ pub fn run(args: &ComplexityArgs) -> Result<i32, UserError> {
         }
     }
     Ok(if rows.iter().all(|r| r.violations == 0) { 0 } else { 1 })
+}
+
+/// Runs `algorithm` with `n` nodes and measures it.
+fn row(args: &ComplexityArgs, tcp: bool, a: &str, n: usize) -> Result<Row, UserError> {
+    let p = params(a, n, args.seed);
+    let elections = matches!(a, "bully" | "ring-election");
+    let m = if tcp {
+        let max = Duration::from_millis(if elections { 300 } else { 30_000 });
+        measured(agora_protocols::dispatch(a, &p, TcpRun { seed: args.seed, max_time: max })??, a)
+    } else {
+        let max = Time::from_millis(if elections { 500 } else { 600_000 });
+        measured(agora_protocols::dispatch(a, &p, SimRun { seed: args.seed, max_time: max })?, a)
+    };
+    let energy_j = if tcp {
+        m.summary.cpu_ms.unwrap_or(0.0) / 1e3 * args.watts_per_core + m.bytes as f64 * args.network_j_per_byte
+    } else {
+        m.messages as f64 * args.host_j_per_message + m.bytes as f64 * args.network_j_per_byte
+    };
+    let co2e_g = energy_j / 3.6e6 * args.carbon_intensity * 1e3;
+    let f = formula(a, n as u64, args.seed);
+    let s = &m.summary;
+    Ok(Row {
+        algorithm: a.to_string(),
+        nodes: n,
+        runtime: args.runtime.clone(),
+        messages: m.messages,
+        bytes: m.bytes,
+        ops: s.ops_completed,
+        msgs_per_op: (s.ops_completed > 0).then(|| m.messages as f64 / s.ops_completed as f64),
+        latency_ms_p50: s.latency_ms.p50_ms,
+        latency_ms_p99: s.latency_ms.p99_ms,
+        energy_j,
+        co2e_g,
+        formula: f.as_ref().map(|x| x.0),
+        formula_text: f.map(|x| x.1),
+        violations: s.violations.len(),
+        note: if excluded(a).is_empty() { String::new() } else { "heartbeats excluded".into() },
+    })
 }
 
 fn table(rows: &[Row]) -> String {
@@ -375,7 +362,7 @@ fn chart(
             .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
             .map_err(|e| err(e.to_string()))?;
     }
-    crate::commands::shared::output::legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(err)?;
+    output::legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(err)?;
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! Every subcommand of `agora`, one module each, and what several of them share.
+//! Every subcommand of `agora`, one module each (`election` a folder of its own), and
+//! [`shared`]: what several of them use.
 
 pub mod bench;
 pub mod check;
@@ -6,6 +7,9 @@ pub mod clocks;
 pub mod complexity;
 pub mod election;
 pub mod multicast;
+pub mod node;
+pub mod protocols;
+pub mod run;
 pub mod shared;
 pub mod sim;
 pub mod up;

@@ -2,18 +2,17 @@
 //! every ordering guarantee over a sweep of peers, messages and repetitions, in the simulator
 //! (with any fault, a multi-region latency model included) or over loopback TCP.
 
+use super::shared::tcp::run_in_process;
+use super::shared::{create_dir, output, sweep, tcp_runtime};
 use crate::cli::MulticastArgs;
-use crate::commands::shared::output;
 use crate::error::UserError;
 use crate::faults;
-use agora_core::{Setup, Time};
+use agora_core::Time;
+use agora_protocols::multicast::peer::MulticastSetup;
 use agora_protocols::multicast::{analyse, quantile, McastObs, Order};
-use agora_protocols::{Driver, Params};
 use agora_sim::{Faults, SimConfig, Simulation};
-use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 use serde::Serialize;
-use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,63 +52,15 @@ struct RunData {
     wall_ms: f64,
 }
 
-struct Sim(SimConfig);
-
-impl Driver for Sim {
-    type Output = RunData;
-    fn run<S: Setup>(self, setup: S) -> RunData {
-        let mut cfg = self.0;
-        cfg.keep_observations = true;
-        let o = Simulation::new(setup, cfg).run();
-        let t = o.metrics.totals();
-        RunData {
-            obs: o
-                .observations
-                .into_iter()
-                .filter_map(|(t, n, ob)| to_mcast(&ob).map(|m| (t.as_millis_f64(), n.0, m)))
-                .collect(),
-            messages: t.sent,
-            bytes: t.bytes_sent,
-            violations: o.violations.len(),
-            wall_ms: o.wall.as_secs_f64() * 1e3,
-        }
-    }
+/// One run of the sweep.
+struct Point {
+    order: Order,
+    peers: usize,
+    msgs: u32,
+    rep: u64,
 }
 
-/// Observations of the multicast protocols are `McastObs`; recover them through serde so the
-/// drivers stay generic.
-fn to_mcast<O: serde::Serialize>(o: &O) -> Option<McastObs> {
-    serde_json::to_value(o).ok().and_then(|v| serde_json::from_value(v).ok())
-}
-
-struct Tcp {
-    seed: u64,
-}
-
-impl Driver for Tcp {
-    type Output = Result<RunData, UserError>;
-    fn run<S: Setup>(self, setup: S) -> Self::Output {
-        let setup = Arc::new(setup);
-        let (g, last_active_unix_ns) =
-            crate::commands::up::run_in_process(&setup, "multicast", self.seed, Duration::from_secs(60))?;
-        let started = g.started_unix_ns;
-        let mut obs: Vec<(f64, u32, McastObs)> = g
-            .observations
-            .iter()
-            .filter_map(|(t, node, o)| {
-                to_mcast(o).map(|m| (t.saturating_sub(started) as f64 / 1e6, node.0, m))
-            })
-            .collect();
-        obs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let totals = g.metrics.totals();
-        let (messages, bytes) = (totals.sent, totals.bytes_sent);
-        let summary = agora_net::report::summarize(&*setup, self.seed, g, "");
-        // From the nodes' start to the last event handled (quiescence detection excluded).
-        let wall_ms = last_active_unix_ns.saturating_sub(started) as f64 / 1e6;
-        Ok(RunData { obs, messages, bytes, violations: summary.violations.len(), wall_ms })
-    }
-}
-
+/// Runs `agora multicast`; returns the process exit code.
 pub fn run(args: &MulticastArgs) -> Result<i32, UserError> {
     let orders: Vec<Order> = args
         .order
@@ -122,11 +73,7 @@ pub fn run(args: &MulticastArgs) -> Result<i32, UserError> {
             })
         })
         .collect::<Result<_, _>>()?;
-    let tcp = match args.runtime.as_str() {
-        "sim" => false,
-        "tcp" => true,
-        r => return Err(UserError(format!("--runtime `{r}`: expected sim or tcp"))),
-    };
+    let tcp = tcp_runtime(&args.runtime)?;
     if args.peers.is_empty() || args.peers.iter().any(|&p| !(2..=64).contains(&p)) {
         return Err(UserError("--peers: from 2 to 64 peers".into()));
     }
@@ -136,7 +83,6 @@ pub fn run(args: &MulticastArgs) -> Result<i32, UserError> {
     if args.reps == 0 || args.reps > 1_000 {
         return Err(UserError("--reps: from 1 to 1000".into()));
     }
-    let timeout_ms = args.timeout_ms.unwrap_or(if args.faults.regions.is_some() { 700.0 } else { 20.0 });
     let max_peers = *args.peers.iter().max().expect("checked non-empty");
     let fault_cfg: Faults = faults::build(&args.faults, max_peers)?;
     if tcp && fault_cfg != Faults::default() {
@@ -144,97 +90,26 @@ pub fn run(args: &MulticastArgs) -> Result<i32, UserError> {
             "--runtime tcp runs over the real loopback network: fault flags apply to sim only".into(),
         ));
     }
-    let total = (orders.len() * args.peers.len() * args.msgs.len()) as u64 * args.reps;
-    let bar = if !args.json && std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(total);
-        b.set_style(
-            ProgressStyle::with_template("{msg:28} [{bar:40}] {pos}/{len} runs, {elapsed} (eta {eta})")
-                .expect("static template")
-                .progress_chars("=> "),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
-    let mut rows = Vec::new();
+    let mut points = Vec::new();
     for &order in &orders {
         for &peers in &args.peers {
             for &msgs in &args.msgs {
-                for rep in 0..args.reps {
-                    bar.set_message(format!("{} {peers}x{msgs} #{rep}", order.name()));
-                    let seed = args.seed + rep;
-                    let params = Params {
-                        msgs: Some(msgs),
-                        interval_ms: args.interval_ms,
-                        timeout_ms,
-                        ..Params::new(peers, seed)
-                    };
-                    let data = if tcp {
-                        agora_protocols::dispatch(order.name(), &params, Tcp { seed })??
-                    } else {
-                        let mut f = fault_cfg.clone();
-                        f.validate(peers)
-                            .map_err(|e| UserError(format!("faults do not fit {peers} peers: {e}")))?;
-                        if let Some(r) = &mut f.network.regions {
-                            r.nodes = None;
-                        }
-                        let mut cfg = SimConfig::new(seed).with_faults(f);
-                        cfg.max_time = Time::from_millis(3_600_000);
-                        agora_protocols::dispatch(order.name(), &params, Sim(cfg))?
-                    };
-                    let mut a = analyse(peers, &data.obs);
-                    let multicasts = (peers as u64 * msgs as u64).max(1);
-                    let delivered =
-                        data.obs.iter().filter(|(_, _, o)| matches!(o, McastObs::Delivered { .. })).count()
-                            as u64;
-                    rows.push(Row {
-                        order: order.name().to_string(),
-                        peers,
-                        msgs,
-                        rep,
-                        seed,
-                        runtime: args.runtime.clone(),
-                        disagreements: a.disagreements,
-                        fifo_violations: a.fifo_violations,
-                        causal_violations: a.causal_violations,
-                        messages: data.messages,
-                        bytes: data.bytes,
-                        messages_per_multicast: data.messages as f64 / multicasts as f64,
-                        bytes_per_multicast: data.bytes as f64 / multicasts as f64,
-                        latency_ms_p50: quantile(&mut a.latencies_ms, 0.5),
-                        latency_ms_p99: quantile(&mut a.latencies_ms, 0.99),
-                        delivered,
-                        expected: multicasts * peers as u64,
-                        violations: data.violations,
-                        wall_ms: data.wall_ms,
-                        deliveries_per_s: if data.wall_ms > 0.0 {
-                            delivered as f64 / (data.wall_ms / 1e3)
-                        } else {
-                            0.0
-                        },
-                    });
-                    bar.inc(1);
-                }
+                points.extend((0..args.reps).map(|rep| Point { order, peers, msgs, rep }));
             }
         }
     }
-    bar.finish_and_clear();
+    let rows = sweep(
+        &points,
+        "{msg:28} [{bar:40}] {pos}/{len} runs, {elapsed} (eta {eta})",
+        args.json,
+        |p| format!("{} {}x{} #{}", p.order.name(), p.peers, p.msgs, p.rep),
+        |p| {
+            let data = if tcp { over_tcp(args, p)? } else { simulate(args, &fault_cfg, p)? };
+            Ok(row(args, p, data))
+        },
+    )?;
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| UserError(format!("cannot create {}: {e}", dir.display())))?;
-        output::write_file(&dir.join("multicast.csv"), &csv(&rows))?;
-        bars(
-            &dir.join("disagreements.svg"),
-            &rows,
-            "Positions where receivers disagree (mean over reps)",
-            |r| r.disagreements as f64,
-        )?;
-        bars(&dir.join("latency.svg"), &rows, "Delivery latency p50 (ms, mean over reps)", |r| {
-            r.latency_ms_p50
-        })?;
-        bars(&dir.join("cost.svg"), &rows, "Messages per multicast (mean over reps)", |r| {
-            r.messages_per_multicast
-        })?;
+        write_out(dir, &rows)?;
     }
     if args.json {
         println!("{}", serde_json::json!({ "rows": rows }));
@@ -248,6 +123,118 @@ pub fn run(args: &MulticastArgs) -> Result<i32, UserError> {
         }
     }
     Ok(if rows.iter().all(|r| r.violations == 0) { 0 } else { 1 })
+}
+
+/// The setup of one run, refused with the messages `agora_protocols::dispatch` gives for a
+/// multicast protocol's parameters, in the same order.
+fn setup(args: &MulticastArgs, p: &Point) -> Result<MulticastSetup, UserError> {
+    let timeout_ms = args.timeout_ms.unwrap_or(if args.faults.regions.is_some() { 700.0 } else { 20.0 });
+    let interval_ms = args.interval_ms;
+    if p.peers == 0 {
+        return Err(UserError("--nodes must be at least 1".into()));
+    }
+    if p.peers > 256 || p.msgs > 100_000 {
+        return Err(UserError("multicast: at most 256 peers and 100000 --msgs each".into()));
+    }
+    if !(interval_ms.is_finite() && interval_ms > 0.0) {
+        return Err(UserError(format!("--interval-ms {interval_ms}: must be a positive number")));
+    }
+    if !(timeout_ms.is_finite() && timeout_ms > 0.0 && timeout_ms < 3.6e6) {
+        return Err(UserError(format!(
+            "--timeout-ms {timeout_ms}: must be a positive number of milliseconds"
+        )));
+    }
+    Ok(MulticastSetup {
+        order: p.order,
+        nodes: p.peers,
+        msgs: p.msgs,
+        interval_ms,
+        timeout: Duration::from_secs_f64(timeout_ms / 1e3),
+    })
+}
+
+/// One run in the simulator, under the faults of the command line.
+fn simulate(args: &MulticastArgs, faults: &Faults, p: &Point) -> Result<RunData, UserError> {
+    let peers = p.peers;
+    let mut f = faults.clone();
+    f.validate(peers).map_err(|e| UserError(format!("faults do not fit {peers} peers: {e}")))?;
+    if let Some(r) = &mut f.network.regions {
+        r.nodes = None;
+    }
+    let mut cfg = SimConfig::new(args.seed + p.rep).with_faults(f);
+    cfg.max_time = Time::from_millis(3_600_000);
+    cfg.keep_observations = true;
+    let o = Simulation::new(setup(args, p)?, cfg).run();
+    let t = o.metrics.totals();
+    Ok(RunData {
+        obs: o.observations.into_iter().map(|(t, n, ob)| (t.as_millis_f64(), n.0, ob)).collect(),
+        messages: t.sent,
+        bytes: t.bytes_sent,
+        violations: o.violations.len(),
+        wall_ms: o.wall.as_secs_f64() * 1e3,
+    })
+}
+
+/// One run over loopback TCP, every peer in this process.
+fn over_tcp(args: &MulticastArgs, p: &Point) -> Result<RunData, UserError> {
+    let seed = args.seed + p.rep;
+    let setup = Arc::new(setup(args, p)?);
+    let (g, last_active_unix_ns) = run_in_process(&setup, "multicast", seed, Duration::from_secs(60))?;
+    let started = g.started_unix_ns;
+    let mut obs: Vec<(f64, u32, McastObs)> = g
+        .observations
+        .iter()
+        .map(|(t, node, o)| (t.saturating_sub(started) as f64 / 1e6, node.0, o.clone()))
+        .collect();
+    obs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let totals = g.metrics.totals();
+    let (messages, bytes) = (totals.sent, totals.bytes_sent);
+    let summary = agora_net::report::summarize(&*setup, seed, g, "");
+    // From the nodes' start to the last event handled (quiescence detection excluded).
+    let wall_ms = last_active_unix_ns.saturating_sub(started) as f64 / 1e6;
+    Ok(RunData { obs, messages, bytes, violations: summary.violations.len(), wall_ms })
+}
+
+/// The row of one run: what its observations show, and its cost.
+fn row(args: &MulticastArgs, p: &Point, data: RunData) -> Row {
+    let (peers, msgs) = (p.peers, p.msgs);
+    let mut a = analyse(peers, &data.obs);
+    let multicasts = (peers as u64 * msgs as u64).max(1);
+    let delivered =
+        data.obs.iter().filter(|(_, _, o)| matches!(o, McastObs::Delivered { .. })).count() as u64;
+    Row {
+        order: p.order.name().to_string(),
+        peers,
+        msgs,
+        rep: p.rep,
+        seed: args.seed + p.rep,
+        runtime: args.runtime.clone(),
+        disagreements: a.disagreements,
+        fifo_violations: a.fifo_violations,
+        causal_violations: a.causal_violations,
+        messages: data.messages,
+        bytes: data.bytes,
+        messages_per_multicast: data.messages as f64 / multicasts as f64,
+        bytes_per_multicast: data.bytes as f64 / multicasts as f64,
+        latency_ms_p50: quantile(&mut a.latencies_ms, 0.5),
+        latency_ms_p99: quantile(&mut a.latencies_ms, 0.99),
+        delivered,
+        expected: multicasts * peers as u64,
+        violations: data.violations,
+        wall_ms: data.wall_ms,
+        deliveries_per_s: if data.wall_ms > 0.0 { delivered as f64 / (data.wall_ms / 1e3) } else { 0.0 },
+    }
+}
+
+/// `--out`: the rows as CSV and three charts.
+fn write_out(dir: &Path, rows: &[Row]) -> Result<(), UserError> {
+    create_dir(dir)?;
+    output::write_file(&dir.join("multicast.csv"), &csv(rows))?;
+    bars(&dir.join("disagreements.svg"), rows, "Positions where receivers disagree (mean over reps)", |r| {
+        r.disagreements as f64
+    })?;
+    bars(&dir.join("latency.svg"), rows, "Delivery latency p50 (ms, mean over reps)", |r| r.latency_ms_p50)?;
+    bars(&dir.join("cost.svg"), rows, "Messages per multicast (mean over reps)", |r| r.messages_per_multicast)
 }
 
 /// Rows averaged over repetitions, per (order, peers, msgs).
@@ -383,7 +370,7 @@ fn bars(path: &Path, rows: &[Row], title: &str, value: impl Fn(&Row) -> f64) -> 
             .label(order.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
-    crate::commands::shared::output::legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(err)?;
+    output::legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(err)?;
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `agora sim`: one simulated run, its summary, and on request a diagram and per-node CSV.
 
+use super::shared::{output, print, repro};
 use crate::cli::{ProtocolArgs, SimArgs};
-use crate::commands::shared::{output, repro};
 use crate::error::UserError;
 use crate::faults;
 use agora_core::{Counters, RunSummary, Setup, Time};
@@ -109,11 +109,7 @@ pub fn run(args: &SimArgs, argv: Vec<String>) -> Result<i32, UserError> {
     config.record_events = args.diagram.as_ref().map(|_| MAX_DIAGRAM_EVENTS);
     let result = agora_protocols::dispatch(&args.protocol, &params, SimDriver { config, argv })?;
 
-    if args.json {
-        println!("{}", serde_json::to_string(&result.summary).expect("summaries serialize"));
-    } else {
-        print!("{}", output::table(&result.summary));
-    }
+    print(&result.summary, args.json);
     if let Some(path) = &args.per_node {
         output::write_file(path, &output::per_node_csv(&result.per_node))?;
     }

@@ -381,7 +381,7 @@ fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Re
         move |shared: Vec<Arc<NodeShared>>| *nodes.lock().expect("nodes lock") = shared
     };
     let max = Duration::from_secs_f64(a.max_time_ms / 1e3);
-    let out = crate::commands::up::runtime()?
+    let out = crate::commands::shared::tcp::runtime()?
         .block_on(run_local(setup.clone(), cfg, max, hook))
         .map_err(UserError::from_run);
     stop.store(true, Ordering::Relaxed);

@@ -1,0 +1,164 @@
+//! `agora node`: one node of a cluster file, in this process; `agora up` starts one of these
+//! per node. With `--json` it prints its own report for `up` to gather; otherwise a summary of
+//! what this node alone saw.
+
+use super::shared::tcp::{interrupted, metrics_endpoint, parse_addr, runtime};
+use super::shared::{exit_code, output};
+use crate::cli::NodeArgs;
+use crate::cluster_file::ClusterFile;
+use crate::error::UserError;
+use agora_core::{NodeId, Protocol, Setup};
+use agora_net::store::OpenMode;
+use agora_net::{report, run_node, Gathered, Lone, NetConfig, NodeOutput, NodeShared, ObsHook, RunOutcome};
+use agora_protocols::Driver;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The observations of a setup's nodes.
+type Obs<S> = <<S as Setup>::Node as Protocol>::Obs;
+
+/// `agora node`: one node of a cluster file.
+pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
+    let cf = ClusterFile::load(&args.config)?;
+    let params = cf.params()?;
+    let addrs = cf.addrs()?;
+    if args.id as usize >= addrs.len() {
+        return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", args.id, addrs.len())));
+    }
+    if let Some(i) = addrs.iter().position(|a| a.port() == 0) {
+        return Err(UserError(format!(
+            "node {i}: port 0 in the cluster file; only `agora up` chooses ports (nodes must know each other's)"
+        )));
+    }
+    let listener = args.listen_fd.map(|fd| inherited_listener(fd, addrs[args.id as usize])).transpose()?;
+    let mut cfg = NetConfig::new(&cf.cluster, addrs);
+    cfg.secret = cf.secret(&args.config)?;
+    cfg.data_dir = cf.data_dir.clone();
+    cfg.open = match (args.new, args.rejoin) {
+        (_, true) => OpenMode::Rejoin,
+        (true, _) => OpenMode::New,
+        _ => OpenMode::Existing,
+    };
+    cfg.seed = cf.seed;
+    let driver = OneNode {
+        id: args.id,
+        cfg,
+        idle: Duration::from_millis(cf.idle_ms),
+        max_time: Duration::from_millis(cf.max_time_ms),
+        metrics_addr: parse_addr(&args.metrics_addr)?,
+        json: args.json,
+        listener,
+        events: args.events,
+    };
+    agora_protocols::dispatch(&cf.protocol, &params, driver)?
+}
+
+/// The socket of `--listen-fd FD`, checked to listen at `addr`, the node's address.
+fn inherited_listener(fd: i32, addr: SocketAddr) -> Result<std::net::TcpListener, UserError> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl only queries whether `fd` is open.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(UserError(format!("--listen-fd {fd}: not an open file descriptor above stderr")));
+    }
+    // SAFETY: `fd` is open, was handed to this process for this purpose and nothing else here
+    // owns it; if it is not a socket, local_addr fails below and it is closed.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    match listener.local_addr() {
+        Ok(a) if a == addr => Ok(listener),
+        Ok(a) => Err(UserError(format!("--listen-fd {fd}: listens at {a}, the cluster file says {addr}"))),
+        Err(e) => Err(UserError(format!("--listen-fd {fd}: not a listening socket: {e}"))),
+    }
+}
+
+/// Runs node `id` of any protocol's setup.
+struct OneNode {
+    id: u32,
+    cfg: NetConfig,
+    idle: Duration,
+    max_time: Duration,
+    metrics_addr: Option<SocketAddr>,
+    json: bool,
+    listener: Option<std::net::TcpListener>,
+    events: bool,
+}
+
+impl Driver for OneNode {
+    type Output = Result<i32, UserError>;
+
+    fn run<S: Setup>(self, setup: S) -> Self::Output {
+        if setup.nodes() != self.cfg.addrs.len() {
+            return Err(UserError(format!(
+                "the cluster file lists {} nodes but this {} cluster has {}",
+                self.cfg.addrs.len(),
+                setup.name(),
+                setup.nodes()
+            )));
+        }
+        let setup = Arc::new(setup);
+        let (id, seed, json) = (self.id, self.cfg.seed, self.json);
+        let out = runtime()?.block_on(self.start(setup.clone()))?;
+        if json {
+            print_output(&*setup, out);
+            return Ok(0);
+        }
+        Ok(summarize_alone(&*setup, seed, id, out))
+    }
+}
+
+impl OneNode {
+    /// Runs the node until it is idle, reaches its time limit or is interrupted; with
+    /// `--events`, reports its address and every observation on stderr as they come.
+    async fn start<S: Setup>(self, setup: Arc<S>) -> Result<RunOutcome<Obs<S>>, UserError> {
+        let hook = metrics_endpoint(self.metrics_addr, vec![self.id]).await?;
+        let (id, events) = (self.id, self.events);
+        let on_obs: Option<ObsHook<_>> = events.then(|| {
+            Arc::new(move |_at: u64, o: &Obs<S>| {
+                event(serde_json::json!({ "node": id, "obs": o }));
+            }) as ObsHook<_>
+        });
+        let lone = Lone { idle: self.idle, max_time: self.max_time, listener: self.listener, on_obs };
+        let on_start = move |nodes: Vec<Arc<NodeShared>>, local: SocketAddr| {
+            hook(nodes);
+            if events {
+                let pid = std::process::id();
+                event(serde_json::json!({ "node": id, "listening": local.to_string(), "pid": pid }));
+            }
+        };
+        run_node(setup, NodeId(id), self.cfg, lone, interrupted(), on_start)
+            .await
+            .map_err(UserError::from_run)
+    }
+}
+
+/// One `--events` line on stderr: `event {JSON}`, written whole.
+fn event(v: serde_json::Value) {
+    use std::io::Write;
+    let line = format!("event {v}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// `--json`: the node's report as one line, for `agora up` to gather.
+fn print_output<S: Setup>(setup: &S, out: RunOutcome<Obs<S>>) {
+    let o = NodeOutput::from_report(
+        &out.reports[0],
+        setup.name(),
+        out.end.as_str(),
+        out.wall.as_secs_f64() * 1e3,
+        out.cpu_ms,
+        out.started_unix_ns,
+        out.last_active_unix_ns,
+    );
+    println!("{}", serde_json::to_string(&o).expect("node outputs serialize"));
+}
+
+/// The summary table of what node `id` alone saw; returns the exit code.
+fn summarize_alone<S: Setup>(setup: &S, seed: u64, id: u32, out: RunOutcome<Obs<S>>) -> i32 {
+    let wall_ms = out.wall.as_secs_f64() * 1e3;
+    let mut g = Gathered::new(setup.nodes(), out.end.as_str(), wall_ms, out.cpu_ms, out.started_unix_ns);
+    g.add_report(out.reports.into_iter().next().expect("one report"));
+    let summary = report::summarize_alone(setup, seed, g);
+    print!("{}", output::table(&summary));
+    println!("note           this is node {id} alone; `agora up` checks the whole cluster");
+    exit_code(&summary)
+}

@@ -1,0 +1,27 @@
+//! `agora protocols`: every protocol with the properties its checker judges.
+
+use crate::error::UserError;
+use agora_core::Setup;
+use agora_protocols::{Driver, Params, PROTOCOLS};
+
+/// Lists every protocol with the properties its checker judges.
+pub fn run() -> Result<i32, UserError> {
+    struct Properties;
+    impl Driver for Properties {
+        type Output = Vec<agora_core::Property>;
+        fn run<S: Setup>(self, setup: S) -> Self::Output {
+            setup.checker().properties()
+        }
+    }
+    for (name, about) in PROTOCOLS {
+        println!("{name:<14} {about}");
+        for p in agora_protocols::dispatch(name, &Params::new(4, 1), Properties)? {
+            let kind = match p.kind {
+                agora_core::PropertyKind::Always => "always",
+                agora_core::PropertyKind::AtEnd => "at end",
+            };
+            println!("    {:<22} {kind:<7} {}", p.name, p.description);
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,96 @@
+//! The TCP runtime as the commands use it: the async runtime, every node of a cluster in this
+//! process over loopback (`run_in_process`, for the commands that sweep many runs), the
+//! Prometheus endpoint of `--metrics-addr`, and waiting for an interrupt.
+
+use crate::error::UserError;
+use agora_core::{Protocol, Setup};
+use agora_net::{prometheus, run_local, Gathered, NetConfig, NodeShared};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, UserError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UserError(format!("cannot start the async runtime: {e}")))
+}
+
+/// The configuration of a cluster whose nodes all run in this process, with their databases
+/// in `data_dir`: `NetConfig::new` draws the run's secret.
+pub fn local_config(cluster: &str, data_dir: PathBuf, seed: u64) -> NetConfig {
+    let mut cfg = NetConfig::new(cluster, Vec::new());
+    cfg.data_dir = Some(data_dir);
+    cfg.seed = seed;
+    cfg
+}
+
+/// A new temporary directory, removed when dropped.
+pub fn temp_dir() -> Result<tempfile::TempDir, UserError> {
+    tempfile::tempdir().map_err(|e| UserError(format!("cannot create a temporary directory: {e}")))
+}
+
+/// The gathered reports of an in-process run, and when its last event was handled.
+pub type InProcess<S> = (Gathered<<<S as Setup>::Node as Protocol>::Obs>, u64);
+
+/// Runs every node of `setup` in this process over loopback TCP, with databases in a
+/// temporary directory, and gathers their reports; also returns when the last event was
+/// handled (Unix ns). For commands that sweep many runs (`complexity`, `multicast`).
+pub fn run_in_process<S: Setup>(
+    setup: &Arc<S>,
+    cluster: &str,
+    seed: u64,
+    max_time: Duration,
+) -> Result<InProcess<S>, UserError> {
+    let dir = temp_dir()?;
+    let cfg = local_config(cluster, dir.path().to_path_buf(), seed);
+    let out =
+        runtime()?.block_on(run_local(setup.clone(), cfg, max_time, |_| {})).map_err(UserError::from_run)?;
+    let last = out.last_active_unix_ns;
+    Ok((Gathered::from_run(setup.nodes(), out), last))
+}
+
+/// The address of `--metrics-addr`, if given.
+pub fn parse_addr(s: &Option<String>) -> Result<Option<SocketAddr>, UserError> {
+    s.as_ref()
+        .map(|a| {
+            a.parse().map_err(|_| {
+                UserError(format!("--metrics-addr `{a}`: expected HOST:PORT, e.g. 127.0.0.1:9100"))
+            })
+        })
+        .transpose()
+}
+
+/// Starts the Prometheus endpoint if asked, returning a hook that registers nodes with it.
+pub async fn metrics_endpoint(
+    addr: Option<SocketAddr>,
+    ids: Vec<u32>,
+) -> Result<impl FnOnce(Vec<Arc<NodeShared>>), UserError> {
+    let list = match addr {
+        Some(a) => {
+            let (local, list) =
+                prometheus::start(a).await.map_err(|e| UserError(format!("--metrics-addr {a}: {e}")))?;
+            tracing::info!("metrics at http://{local}/metrics");
+            Some(list)
+        }
+        None => None,
+    };
+    Ok(move |nodes: Vec<Arc<NodeShared>>| {
+        if let Some(list) = list {
+            *list.lock().expect("metrics nodes lock") = ids.into_iter().zip(nodes).collect();
+        }
+    })
+}
+
+/// Resolves at Ctrl-C or SIGTERM (never, if SIGTERM cannot be watched).
+pub async fn interrupted() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
