@@ -23,22 +23,14 @@ struct Comparison {
     relation: String,
 }
 
+/// Runs `agora clocks`; returns the process exit code.
 pub fn run(args: &ClocksArgs) -> Result<i32, UserError> {
     let kind = match args.kind.as_str() {
         "lamport" => ClockKind::Lamport,
         "vector" => ClockKind::Vector,
         k => return Err(UserError(format!("clock `{k}`: expected lamport or vector"))),
     };
-    let scenario = if args.scenario == "random" {
-        if args.nodes == 0 || args.nodes > 200 || args.events > 200 {
-            return Err(UserError(
-                "a random scenario takes 1 to 200 processes and at most 200 --events".into(),
-            ));
-        }
-        Scenario::random(args.nodes, args.events as usize, args.seed)
-    } else {
-        Scenario::parse(&args.scenario).map_err(UserError)?
-    };
+    let scenario = scenario(args)?;
     let setup = LogicalClockSetup { kind, scenario: scenario.clone() };
     let properties: Vec<String> = setup.checker().properties().iter().map(|p| p.name.to_string()).collect();
     let mut cfg = SimConfig::new(args.seed);
@@ -51,48 +43,9 @@ pub fn run(args: &ClocksArgs) -> Result<i32, UserError> {
     for (_, node, Executed { i, stamp }) in &out.observations {
         stamps[node.index()][*i as usize] = Some(stamp.clone());
     }
-    let find = |name: &str| -> Result<(usize, usize), UserError> {
-        for (p, evs) in scenario.processes.iter().enumerate() {
-            for i in 0..evs.len() {
-                if scenario.name(p, i) == name {
-                    return Ok((p, i));
-                }
-            }
-        }
-        Err(UserError(format!("--compare: no event named `{name}` (names look like PI_0_2, MS_1, MR_3)")))
-    };
     let hb = scenario.happened_before();
-    let mut comparisons = Vec::new();
-    for c in &args.compare {
-        let (a, b) = c.split_once(',').ok_or_else(|| UserError(format!("--compare `{c}`: expected A,B")))?;
-        let ((pa, ia), (pb, ib)) = (find(a.trim())?, find(b.trim())?);
-        let (ga, gb) = (scenario.global(pa, ia), scenario.global(pb, ib));
-        let by_clock = match (&stamps[pa][ia], &stamps[pb][ib]) {
-            (Some(Stamp::Vector(x)), Some(Stamp::Vector(y))) => {
-                if vector_less(x, y) {
-                    Some(format!("{a} → {b}: {a} happened before {b}"))
-                } else if vector_less(y, x) {
-                    Some(format!("{b} → {a}: {b} happened before {a}"))
-                } else {
-                    Some(format!("{a} ∥ {b}: concurrent"))
-                }
-            }
-            _ => None,
-        };
-        let relation = by_clock.unwrap_or_else(|| {
-            // Lamport clocks cannot tell; say what causality says, and that the clock can't.
-            let truth = if hb[ga][gb] {
-                format!("{a} happened before {b}")
-            } else if hb[gb][ga] {
-                format!("{b} happened before {a}")
-            } else {
-                "concurrent".to_string()
-            };
-            format!("{a} vs {b}: {truth} (Lamport clocks alone cannot distinguish this from concurrency)")
-        });
-        comparisons.push(Comparison { a: a.to_string(), b: b.to_string(), relation });
-    }
-
+    let comparisons =
+        args.compare.iter().map(|c| compare(&scenario, &hb, &stamps, c)).collect::<Result<Vec<_>, _>>()?;
     let mut events = Vec::new();
     let mut lines = Vec::new();
     for (p, row) in stamps.iter().enumerate() {
@@ -106,6 +59,7 @@ pub fn run(args: &ClocksArgs) -> Result<i32, UserError> {
         lines.push(line.join(" "));
     }
     let violations: Vec<String> = out.violations.iter().map(|v| v.to_string()).collect();
+    let messages = out.metrics.totals().sent;
     if args.json {
         println!(
             "{}",
@@ -114,7 +68,7 @@ pub fn run(args: &ClocksArgs) -> Result<i32, UserError> {
                 "scenario": scenario.to_string(),
                 "events": events,
                 "comparisons": comparisons,
-                "messages": out.metrics.totals().sent,
+                "messages": messages,
                 "properties": properties,
                 "violations": violations,
             })
@@ -125,7 +79,7 @@ pub fn run(args: &ClocksArgs) -> Result<i32, UserError> {
         for l in &lines {
             println!("    {l}");
         }
-        println!("messages: {}", out.metrics.totals().sent);
+        println!("messages: {messages}");
         for c in &comparisons {
             println!("{}", c.relation);
         }
@@ -141,4 +95,63 @@ pub fn run(args: &ClocksArgs) -> Result<i32, UserError> {
         }
     }
     Ok(if violations.is_empty() { 0 } else { 1 })
+}
+
+/// The scenario of `--scenario`: a random one of `--nodes` processes and `--events` events
+/// each, or one in the seed report's notation.
+fn scenario(args: &ClocksArgs) -> Result<Scenario, UserError> {
+    if args.scenario != "random" {
+        return Scenario::parse(&args.scenario).map_err(UserError);
+    }
+    if args.nodes == 0 || args.nodes > 200 || args.events > 200 {
+        return Err(UserError("a random scenario takes 1 to 200 processes and at most 200 --events".into()));
+    }
+    Ok(Scenario::random(args.nodes, args.events as usize, args.seed))
+}
+
+/// The process and index of the event called `name`.
+fn find(scenario: &Scenario, name: &str) -> Result<(usize, usize), UserError> {
+    for (p, evs) in scenario.processes.iter().enumerate() {
+        for i in 0..evs.len() {
+            if scenario.name(p, i) == name {
+                return Ok((p, i));
+            }
+        }
+    }
+    Err(UserError(format!("--compare: no event named `{name}` (names look like PI_0_2, MS_1, MR_3)")))
+}
+
+/// `--compare A,B`: what the clocks say of two events. Vector clocks tell causality from
+/// concurrency; of Lamport clocks, say what causality (`hb`) says, and that the clock can't.
+fn compare(
+    scenario: &Scenario,
+    hb: &[Vec<bool>],
+    stamps: &[Vec<Option<Stamp>>],
+    c: &str,
+) -> Result<Comparison, UserError> {
+    let (a, b) = c.split_once(',').ok_or_else(|| UserError(format!("--compare `{c}`: expected A,B")))?;
+    let ((pa, ia), (pb, ib)) = (find(scenario, a.trim())?, find(scenario, b.trim())?);
+    let relation = match (&stamps[pa][ia], &stamps[pb][ib]) {
+        (Some(Stamp::Vector(x)), Some(Stamp::Vector(y))) => {
+            if vector_less(x, y) {
+                format!("{a} → {b}: {a} happened before {b}")
+            } else if vector_less(y, x) {
+                format!("{b} → {a}: {b} happened before {a}")
+            } else {
+                format!("{a} ∥ {b}: concurrent")
+            }
+        }
+        _ => {
+            let (ga, gb) = (scenario.global(pa, ia), scenario.global(pb, ib));
+            let truth = if hb[ga][gb] {
+                format!("{a} happened before {b}")
+            } else if hb[gb][ga] {
+                format!("{b} happened before {a}")
+            } else {
+                "concurrent".to_string()
+            };
+            format!("{a} vs {b}: {truth} (Lamport clocks alone cannot distinguish this from concurrency)")
+        }
+    };
+    Ok(Comparison { a: a.to_string(), b: b.to_string(), relation })
 }

@@ -170,7 +170,7 @@ impl Timeline {
         .legend(|(x, y)| PathElement::new([(x + 8, y - 6), (x + 8, y + 6)], GREEN));
         rate.draw_series(marks.map(|x| PathElement::new([(x, 0.0), (x, rate_max)], GREEN.stroke_width(1))))
             .map_err(|e| err(e.to_string()))?;
-        crate::commands::shared::output::legend(&mut lat, SeriesLabelPosition::UpperRight).map_err(err)?;
+        output::legend(&mut lat, SeriesLabelPosition::UpperRight).map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))?;
         Ok(())
     }

@@ -1,0 +1,147 @@
+//! Running the election: in the simulator, under the fault flags (`--sim`), or over loopback
+//! TCP with every node in this process and its own redb database, a progress bar counting the
+//! ballots answered.
+
+use super::report::{ops_of, report, Report};
+use crate::cli::ElectionRunArgs;
+use crate::commands::shared::tcp::{local_config, runtime, temp_dir};
+use crate::commands::shared::{output, progress_bar, repro};
+use crate::commands::sim;
+use crate::error::UserError;
+use crate::faults;
+use agora_core::{RunSummary, Setup, Time};
+use agora_net::{run_local, Gathered, NodeShared};
+use agora_protocols::vote_count::setup::VoteSetup;
+use agora_sim::{Faults, SimConfig, Simulation};
+use indicatif::ProgressBar;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The election in the simulator.
+pub(super) fn simulate(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Report, UserError> {
+    let mut cfg = SimConfig::new(a.seed).with_faults(sim_faults(a, &setup)?);
+    cfg.max_time = Time::from_millis_f64(a.max_time_ms);
+    cfg.keep_observations = true;
+    let spec = setup.s.spec.clone();
+    let replicas = setup.s.replicas;
+    let out = Simulation::new(setup, cfg).run();
+    let summary = sim::summary_of(&out, argv);
+    let obs = out.observations.iter().map(|(t, n, o)| (t.as_nanos(), *n, o));
+    Ok(Report { ops: ops_of(&out.metrics), ..report(&spec, replicas, "sim", obs, summary) })
+}
+
+/// The fault flags, with `--crash-replicas K`: K random crashes of replicas, restarted.
+fn sim_faults(a: &ElectionRunArgs, setup: &VoteSetup) -> Result<Faults, UserError> {
+    let n = setup.nodes();
+    let mut f = faults::build(&a.faults, n)?;
+    if let Some(k) = a.crash_replicas {
+        let replicas = setup.s.replicas as u32;
+        f.random_crashes = Some(agora_sim::faults::RandomCrashes {
+            count: k,
+            nodes: Some(format!("0..{replicas}").parse().map_err(UserError)?),
+            from_ms: 0.0,
+            to_ms: 2_000.0,
+            min_down_ms: 20.0,
+            max_down_ms: 500.0,
+            restart: true,
+            wipe: agora_sim::Wipe::No,
+        });
+    }
+    f.validate(n).map_err(|e| UserError(e.to_string()))?;
+    Ok(f)
+}
+
+/// The election over loopback TCP, every node in this process.
+pub(super) fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Report, UserError> {
+    let spec = setup.s.spec.clone();
+    let replicas = setup.s.replicas;
+    let citizens: Vec<usize> = (0..spec.regions.len()).map(|r| setup.s.citizen(r).index()).collect();
+    let setup = Arc::new(setup);
+    let tmp;
+    let dir = match &a.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = temp_dir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let mut cfg = local_config("election", dir, a.seed);
+    cfg.max_batch_bytes = 256 * 1024;
+    let progress = Progress::start(citizens, spec.voters, a.json);
+    let max = Duration::from_secs_f64(a.max_time_ms / 1e3);
+    let out =
+        runtime()?.block_on(run_local(setup.clone(), cfg, max, progress.hook())).map_err(UserError::from_run);
+    progress.finish();
+    let mut g = Gathered::from_run(setup.nodes(), out?);
+    g.observations.sort_by_key(|(t, n, _)| (*t, *n));
+    // The summary runs the checker; the report reads the same observations first.
+    let empty =
+        RunSummary::from_metrics("election", "tcp", 0, 0, "", &agora_core::Metrics::new(), &[], 0.0, 0.0, 0);
+    let pre = report(&spec, replicas, "tcp", g.observations.iter().map(|(t, n, o)| (*t, *n, o)), empty);
+    let ops = ops_of(&g.metrics);
+    let mut summary = agora_net::summarize(&*setup, a.seed, g, &repro::command(argv, a.seed));
+    summary.peak_rss_mb = output::peak_rss_mb();
+    Ok(Report {
+        latency_ms_p50: summary.latency_ms.p50_ms,
+        latency_ms_p99: summary.latency_ms.p99_ms,
+        checks_passed: summary.violations.is_empty(),
+        summary,
+        ops,
+        ..pre
+    })
+}
+
+/// The progress bar of an election over TCP: ballots answered, polled from the citizens'
+/// live metrics by a thread of its own.
+struct Progress {
+    bar: ProgressBar,
+    /// The nodes, once the run has started them.
+    nodes: Arc<Mutex<Vec<Arc<NodeShared>>>>,
+    stop: Arc<AtomicBool>,
+    poller: std::thread::JoinHandle<()>,
+}
+
+impl Progress {
+    /// Starts polling the nodes `citizens` (by index) for the ballots they have had answered.
+    fn start(citizens: Vec<usize>, voters: u64, json: bool) -> Self {
+        let bar = progress_bar(
+            voters,
+            "voting [{bar:40}] {pos}/{len} ballots answered, {per_sec}, {elapsed}",
+            json,
+        );
+        let nodes: Arc<Mutex<Vec<Arc<NodeShared>>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (nodes, stop, bar) = (nodes.clone(), stop.clone(), bar.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(250));
+                    let done: u64 = {
+                        let nodes = nodes.lock().expect("nodes lock");
+                        citizens
+                            .iter()
+                            .filter_map(|&i| nodes.get(i))
+                            .map(|n| n.live.lock().expect("metrics lock").0.ops_ended())
+                            .sum()
+                    };
+                    bar.set_position(done);
+                }
+            })
+        };
+        Progress { bar, nodes, stop, poller }
+    }
+
+    /// The hook that hands the run's nodes to the poller when they start.
+    fn hook(&self) -> impl FnOnce(Vec<Arc<NodeShared>>) {
+        let nodes = self.nodes.clone();
+        move |shared: Vec<Arc<NodeShared>>| *nodes.lock().expect("nodes lock") = shared
+    }
+
+    /// Stops the poller and clears the bar.
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.poller.join();
+        self.bar.finish_and_clear();
+    }
+}
