@@ -32,13 +32,17 @@ fn cluster_file(
     n: usize,
 ) -> Result<std::path::PathBuf, UserError> {
     let mut text = format!(
-        "cluster = \"bench\"\nprotocol = \"{protocol}\"\nsecret = \"{}\"\nseed = {}\nidle_ms = 1000\nmax_time_ms = 600000\n[params]\ntopology = \"{}\"\nmsgs = {}\nwindow = {}\n",
+        "cluster = \"bench\"\nprotocol = \"{protocol}\"\nsecret = \"{}\"\nseed = {}\nidle_ms = 1000\nmax_time_ms = 600000\n[params]\n",
         agora_net::Secret::random().to_hex(),
         args.seed,
-        args.topology,
-        args.msgs,
-        args.window
     );
+    for (name, value) in bench_params(protocol, n, args)?.given() {
+        let value = match value {
+            agora_protocols::params::Value::Text(t) => format!("{t:?}"),
+            v => v.to_string(),
+        };
+        text.push_str(&format!("{name} = {value}\n"));
+    }
     for i in 0..n {
         text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:0\"\n"));
     }
@@ -80,12 +84,7 @@ pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
                 crate::values::MAX_TCP_NODES
             )));
         }
-        let params = agora_protocols::Params {
-            topology: args.topology.parse().map_err(UserError)?,
-            msgs: Some(args.msgs),
-            window: args.window,
-            ..agora_protocols::Params::new(n, args.seed)
-        };
+        let params = bench_params(&protocol, n, args)?;
         agora_protocols::dispatch(&protocol, &params, crate::check_cmd::Validate)?;
     }
     let dir =
@@ -96,22 +95,12 @@ pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
             eprintln!("bench: {protocol} on {} ({mode}) with {n} nodes ...", args.runtime);
         }
         let mut cmd = Command::new(&exe);
+        let params = bench_params(&protocol, n, args)?;
         let common = |c: &mut Command| {
-            c.args([
-                "--nodes",
-                &n.to_string(),
-                "--topology",
-                &args.topology,
-                "--seed",
-                &args.seed.to_string(),
-            ])
-            .args([
-                "--msgs",
-                &args.msgs.to_string(),
-                "--window",
-                &args.window.to_string(),
-                "--json",
-            ]);
+            c.args(["--nodes", &n.to_string(), "--seed", &args.seed.to_string(), "--json"]);
+            for (name, value) in params.given() {
+                c.arg(format!("--{}", name.replace('_', "-"))).arg(value.to_string());
+            }
         };
         if !tcp {
             cmd.args(["sim", &protocol]);
@@ -172,4 +161,14 @@ pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
         }
     }
     Ok(if rows.iter().all(|r| r.violations == 0) { 0 } else { 1 })
+}
+
+/// The benchmark's parameters, for whichever of them `protocol` reads.
+fn bench_params(protocol: &str, n: usize, args: &BenchArgs) -> Result<agora_protocols::Params, UserError> {
+    use agora_protocols::params::{MSGS, TOPOLOGY, WINDOW};
+    let mut all = agora_protocols::Params::new(n, args.seed);
+    all.set(&TOPOLOGY, args.topology.as_str())?;
+    all.set(&MSGS, args.msgs)?;
+    all.set(&WINDOW, args.window)?;
+    Ok(all.only_used_by(agora_protocols::registry::entry(protocol)?.specs))
 }

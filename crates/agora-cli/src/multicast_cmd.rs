@@ -162,12 +162,10 @@ pub fn run(args: &MulticastArgs) -> Result<i32, UserError> {
                 for rep in 0..args.reps {
                     bar.set_message(format!("{} {peers}x{msgs} #{rep}", order.name()));
                     let seed = args.seed + rep;
-                    let params = Params {
-                        msgs: Some(msgs),
-                        interval_ms: args.interval_ms,
-                        timeout_ms,
-                        ..Params::new(peers, seed)
-                    };
+                    let params = Params::new(peers, seed)
+                        .with(&agora_protocols::params::MSGS, msgs)
+                        .with(&agora_protocols::params::INTERVAL_MS, args.interval_ms)
+                        .with(&agora_protocols::params::TIMEOUT_MS, timeout_ms);
                     let data = if tcp {
                         agora_protocols::dispatch(order.name(), &params, Tcp { seed })??
                     } else {

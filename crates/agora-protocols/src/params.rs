@@ -340,14 +340,14 @@ pub enum ParamError {
     #[error("unknown protocol `{0}`; known protocols: {known}", known = crate::registry::names())]
     UnknownProtocol(String),
     /// The protocol does not read this parameter.
-    #[error("{param} is not a parameter of {protocol} (its parameters: {used})")]
+    #[error("{param} is not a parameter of {protocol} (its parameters: {})", list(used))]
     NotUsed {
         /// The protocol.
         protocol: &'static str,
         /// The parameter given.
         param: &'static str,
         /// The parameters it reads.
-        used: String,
+        used: Vec<&'static str>,
     },
     /// A value the protocol cannot take. `param` is `nodes` for the number of nodes.
     #[error("{param}: {why}")]
@@ -357,6 +357,15 @@ pub enum ParamError {
         /// What is wrong, starting with the value where there is one.
         why: String,
     },
+}
+
+/// Names, comma-separated, or `none`.
+pub fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 impl ParamError {
@@ -413,8 +422,7 @@ impl Params {
     /// parameter the protocol does not read is an error.
     pub fn resolve(&self, protocol: &'static str, specs: &'static [Spec]) -> Result<Resolved, ParamError> {
         if let Some(param) = self.given.keys().find(|k| !specs.iter().any(|s| s.param.name == **k)) {
-            let used: Vec<&str> = specs.iter().map(|s| s.param.name).collect();
-            let used = if used.is_empty() { "none".to_string() } else { used.join(", ") };
+            let used = specs.iter().map(|s| s.param.name).collect();
             return Err(ParamError::NotUsed { protocol, param, used });
         }
         if self.nodes == 0 {
