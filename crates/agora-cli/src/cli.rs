@@ -5,12 +5,12 @@
 //! flag's help.
 
 use crate::values::{self, count, MAX_NODES};
-use clap::{Args, Parser, Subcommand};
+use agora_protocols::params::{Kind, Param, Value};
+use agora_protocols::Params;
+use clap::{Arg, ArgAction, Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Most voters of a synthetic roll: twice the 1M-ballot benchmark, whose replicas peak near
-/// 1.9 GiB (docs/benchmarks.md); memory grows with the roll.
-pub const MAX_VOTERS: u64 = 2_000_000;
+pub use agora_protocols::params::MAX_VOTERS;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -363,71 +363,101 @@ pub struct UpArgs {
     pub events: bool,
 }
 
-/// Parameters a protocol may use.
-#[derive(Args, Debug, Clone)]
+/// A protocol's parameters from the command line: `--nodes`, and a flag for every parameter of
+/// the schema ([`agora_protocols::params`]), named after it (`timeout_ms` is `--timeout-ms`),
+/// with its help, its range and each protocol's default. Only the flags given are kept; the
+/// protocol's defaults fill in the rest, and a flag the protocol does not read is refused when
+/// the protocol is built.
+#[derive(Debug, Clone, Default)]
 pub struct ProtocolArgs {
-    /// Number of nodes (ids 0..N) [1..=1000000; over TCP at most 1000].
-    #[arg(long, short = 'n', default_value_t = 5, value_parser = count::<usize>(1, MAX_NODES))]
+    /// Number of nodes.
     pub nodes: usize,
-    /// Topology of neighbour-to-neighbour protocols: complete, ring, grid or regular:K.
-    #[arg(long, default_value = "complete")]
-    pub topology: String,
-    /// The node that starts a broadcast (a node id, below --nodes).
-    #[arg(long, default_value_t = 0, value_parser = count::<u32>(0, MAX_NODES - 1))]
-    pub origin: u32,
-    /// A deliberately broken variant (e.g. flood's `no-dedup`) to watch the checker catch it.
-    #[arg(long)]
-    pub variant: Option<String>,
-    /// Messages per stream (stream, default 1000); events per process of a random clock
-    /// scenario (lamport-clock, vector-clock, default 8) [0..=10000000].
-    #[arg(long, value_parser = count::<u32>(0, 10_000_000))]
-    pub msgs: Option<u32>,
-    /// Messages in flight per link (stream) [1..=1000000].
-    #[arg(long, default_value_t = 100, value_parser = count::<u32>(1, 1_000_000))]
-    pub window: u32,
-    /// Participants that vote no, comma-separated node ids (2pc, 3pc).
-    #[arg(long, value_delimiter = ',', value_name = "IDS", value_parser = count::<u32>(0, MAX_NODES - 1))]
-    pub no_votes: Vec<u32>,
-    /// Protocol timeout: votes, retransmissions, failure detection [0.001..=3600000].
-    #[arg(long, value_name = "MS", default_value_t = 20.0, value_parser = values::timer_ms)]
-    pub timeout_ms: f64,
-    /// Critical-section entries per node (mutual exclusion) [0..=1000000].
-    #[arg(long, default_value_t = 3, value_parser = count::<u32>(0, 1_000_000))]
-    pub requests: u32,
-    /// Gossip fanout: peers told per round [1..=1000000].
-    #[arg(long, default_value_t = 3, value_parser = count::<u32>(1, 1_000_000))]
-    pub fanout: u32,
-    /// The node that starts an election or holds the first token [default: per protocol].
-    #[arg(long, value_parser = count::<u32>(0, MAX_NODES - 1))]
-    pub start: Option<u32>,
-    /// Rounds of the ring token (ring-token) [0..=1000000].
-    #[arg(long, default_value_t = 1, value_parser = count::<u32>(0, 1_000_000))]
-    pub rounds: u32,
-    /// Logical clocks: `seed` (the seed report's example), `random` (drawn from --seed, --msgs
-    /// events per process) or a scenario such as 'PI MS0 MR1; MR0 MS1'.
-    #[arg(long, default_value = "random")]
-    pub scenario: String,
-    /// Mean time between a multicast peer's messages or a Raft client's operations,
-    /// exponentially distributed (multicast, raft; 0: a client submits all at once)
-    /// [0..=3600000].
-    #[arg(long, value_name = "MS", default_value_t = 5.0, value_parser = values::interval_ms)]
-    pub interval_ms: f64,
-    /// Client nodes, after the replicas (raft) [0..=1000].
-    #[arg(long, default_value_t = 2, value_parser = count::<u32>(0, 1_000))]
-    pub clients: u32,
-    /// Probability that a client operation is a read (raft) [0..=1].
-    #[arg(long, value_name = "P", default_value_t = 0.25, value_parser = values::probability)]
-    pub reads: f64,
-    /// Compact the log into a snapshot after this many applied entries (raft) [1..=1e9].
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = count::<u64>(1, 1_000_000_000))]
-    pub snapshot_every: u64,
-    /// Voters on the roll (election) [1..=2000000].
-    #[arg(long, default_value_t = 2_000, value_parser = count::<u64>(1, MAX_VOTERS))]
-    pub voters: u64,
-    /// Share of bad ballots the citizens cast: forged, off the ballot, second votes (election)
-    /// [0..=1].
-    #[arg(long, value_name = "P", default_value_t = 0.01, value_parser = values::probability)]
-    pub bad_ballots: f64,
+    /// The parameters given, in the schema's order.
+    pub given: Vec<(&'static Param, Value)>,
+}
+
+impl ProtocolArgs {
+    /// The registry's parameters, with `seed`.
+    pub fn params(&self, seed: u64) -> Params {
+        let mut p = Params::new(self.nodes, seed);
+        for (param, value) in &self.given {
+            p.set(param, value.clone()).expect("checked when parsed");
+        }
+        p
+    }
+}
+
+/// The flag of a parameter: `timeout_ms` is `--timeout-ms`.
+pub fn flag(param: &Param) -> String {
+    format!("--{}", param.name.replace('_', "-"))
+}
+
+/// A parameter's help: its text, its range, and which protocols read it with which default.
+fn param_help(param: &'static Param) -> String {
+    let mut defaults: Vec<(String, Vec<&str>)> = Vec::new();
+    for e in agora_protocols::PROTOCOLS {
+        if let Some(s) = e.specs.iter().find(|s| std::ptr::eq(s.param, param)) {
+            let d = s.default.as_ref().map(|d| d.to_string()).filter(|d| !d.is_empty());
+            let d = d.unwrap_or_else(|| "none".to_string());
+            match defaults.iter_mut().find(|(v, _)| *v == d) {
+                Some((_, names)) => names.push(e.name),
+                None => defaults.push((d, vec![e.name])),
+            }
+        }
+    }
+    let used: Vec<String> = if defaults.len() == 1 {
+        vec![format!("{} [default: {}]", defaults[0].1.join(", "), defaults[0].0)]
+    } else {
+        defaults.iter().map(|(d, names)| format!("{} (default {d})", names.join(", "))).collect()
+    };
+    format!("{} {}\nUsed by: {}.", param.help, param.range(), used.join("; "))
+}
+
+fn param_arg(param: &'static Param) -> Arg {
+    let value_name = match param.kind {
+        Kind::Real { unit: " ms", .. } => "MS",
+        Kind::Real { .. } => "P",
+        Kind::Nodes => "IDS",
+        Kind::Count { .. } | Kind::Text => "VALUE",
+    };
+    Arg::new(param.name)
+        .long(param.name.replace('_', "-"))
+        .value_name(value_name)
+        .help(param_help(param))
+        .action(ArgAction::Set)
+        .value_parser(move |s: &str| param.parse(s))
+}
+
+impl clap::Args for ProtocolArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let nodes = Arg::new("nodes")
+            .long("nodes")
+            .short('n')
+            .default_value("5")
+            .value_parser(count::<usize>(1, MAX_NODES))
+            .help("Number of nodes (ids 0..N) [1..=1000000; over TCP at most 1000].");
+        agora_protocols::params::ALL.iter().fold(cmd.arg(nodes), |cmd, p| cmd.arg(param_arg(p)))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for ProtocolArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let nodes = *m.get_one::<usize>("nodes").expect("--nodes has a default");
+        let given = agora_protocols::params::ALL
+            .iter()
+            .filter_map(|p| m.get_one::<Value>(p.name).map(|v| (*p, v.clone())))
+            .collect();
+        Ok(ProtocolArgs { nodes, given })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
 }
 
 /// Everything that can go wrong; flags add to (or override) a `--faults` file.

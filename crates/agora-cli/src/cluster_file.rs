@@ -7,7 +7,8 @@
 use crate::error::UserError;
 use crate::values;
 use agora_net::Secret;
-use agora_protocols::Params;
+use agora_protocols::params::{Value, CLIENTS};
+use agora_protocols::{ParamError, Params};
 use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -27,8 +28,10 @@ pub struct ClusterFile {
     pub seed: u64,
     /// Where nodes keep their databases; relative to the cluster file's folder.
     pub data_dir: Option<PathBuf>,
+    /// The protocol's parameters, by their names in the schema ([`agora_protocols::params`]),
+    /// and `clients`: how many of the nodes (the last ones) are not replicas.
     #[serde(default)]
-    pub params: ParamsFile,
+    pub params: toml::Table,
     /// A node that has handled nothing for this long, with no timer pending, is done.
     #[serde(default = "idle_default")]
     pub idle_ms: u64,
@@ -36,32 +39,6 @@ pub struct ClusterFile {
     pub max_time_ms: u64,
     #[serde(rename = "node")]
     pub nodes: Vec<NodeEntry>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ParamsFile {
-    pub topology: Option<String>,
-    pub origin: Option<u32>,
-    pub variant: Option<String>,
-    pub msgs: Option<u32>,
-    pub window: Option<u32>,
-    #[serde(default)]
-    pub no_votes: Vec<u32>,
-    pub timeout_ms: Option<f64>,
-    pub requests: Option<u32>,
-    pub fanout: Option<u32>,
-    pub start: Option<u32>,
-    pub rounds: Option<u32>,
-    pub scenario: Option<String>,
-    pub interval_ms: Option<f64>,
-    /// Raft: how many of the nodes (the last ones) are clients; the others are replicas.
-    pub clients: Option<u32>,
-    pub reads: Option<f64>,
-    pub snapshot_every: Option<u64>,
-    /// Election: voters on the synthetic roll and the share of bad ballots.
-    pub voters: Option<u64>,
-    pub bad_ballots: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -158,64 +135,40 @@ impl ClusterFile {
                 values::MAX_LIMIT_MS
             ));
         }
-        let p = &self.params;
-        let float = |name: &str, v: Option<f64>, parse: fn(&str) -> Result<f64, String>| match v {
-            Some(v) => {
-                parse(&v.to_string()).map(|_| ()).map_err(|e| UserError(format!("params.{name}: {e}")))
-            }
-            None => Ok(()),
-        };
-        float("timeout_ms", p.timeout_ms, values::timer_ms)?;
-        float("interval_ms", p.interval_ms, values::interval_ms)?;
-        float("reads", p.reads, values::probability)?;
-        float("bad_ballots", p.bad_ballots, values::probability)?;
-        let int = |name: &str, v: Option<u64>, lo: u64, hi: u64| match v {
-            Some(v) if !(lo..=hi).contains(&v) => bad(format!("params.{name} = {v}: must be in {lo}..={hi}")),
-            _ => Ok(()),
-        };
-        int("msgs", p.msgs.map(u64::from), 0, 10_000_000)?;
-        int("window", p.window.map(u64::from), 1, 1_000_000)?;
-        int("requests", p.requests.map(u64::from), 0, 1_000_000)?;
-        int("fanout", p.fanout.map(u64::from), 1, 1_000_000)?;
-        int("rounds", p.rounds.map(u64::from), 0, 1_000_000)?;
-        int("snapshot_every", p.snapshot_every, 1, 1_000_000_000)?;
-        int("voters", p.voters, 1, crate::cli::MAX_VOTERS)?;
+        for (key, value) in &self.params {
+            param_value(key, value)?;
+        }
         Ok(())
     }
 
+    /// The protocol's parameters: the file's values, its nodes (less its `clients`), its
+    /// seed. Checked against the protocol: a value it does not read is an error here.
     pub fn params(&self) -> Result<Params, UserError> {
-        let topology = self.params.topology.as_deref().unwrap_or("complete").parse().map_err(UserError)?;
-        let mut nodes = self.nodes.len();
-        if let Some(c) = self.params.clients {
-            if c as usize >= nodes {
-                return Err(UserError(format!(
-                    "cluster file: clients = {c} leaves no replica among its {nodes} nodes"
-                )));
+        let total = self.nodes.len();
+        let mut clients = 0;
+        let mut given = Vec::new();
+        for (key, value) in &self.params {
+            let (param, value) = param_value(key, value)?;
+            if std::ptr::eq(param, &CLIENTS) {
+                let Value::Count(c) = value else { unreachable!("clients is a count") };
+                clients = c as usize;
+            } else {
+                given.push((param, value));
             }
-            nodes -= c as usize;
         }
-        let defaults = Params::new(nodes, self.seed);
-        Ok(Params {
-            clients: self.params.clients.unwrap_or(0),
-            reads: self.params.reads.unwrap_or(defaults.reads),
-            snapshot_every: self.params.snapshot_every.unwrap_or(defaults.snapshot_every),
-            voters: self.params.voters.unwrap_or(defaults.voters),
-            bad_ballots: self.params.bad_ballots.unwrap_or(defaults.bad_ballots),
-            topology,
-            origin: self.params.origin.unwrap_or(0),
-            variant: self.params.variant.clone(),
-            msgs: self.params.msgs.or(defaults.msgs),
-            window: self.params.window.unwrap_or(defaults.window),
-            no_votes: self.params.no_votes.clone(),
-            timeout_ms: self.params.timeout_ms.unwrap_or(defaults.timeout_ms),
-            requests: self.params.requests.unwrap_or(defaults.requests),
-            fanout: self.params.fanout.unwrap_or(defaults.fanout),
-            start: self.params.start.or(defaults.start),
-            rounds: self.params.rounds.unwrap_or(defaults.rounds),
-            scenario: self.params.scenario.clone().unwrap_or(defaults.scenario),
-            interval_ms: self.params.interval_ms.unwrap_or(defaults.interval_ms),
-            ..defaults
-        })
+        if clients >= total {
+            return Err(UserError(format!("params.clients = {clients} leaves no replica among the {total} nodes")));
+        }
+        let entry = agora_protocols::registry::entry(&self.protocol).map_err(in_file)?;
+        let mut p = Params::new(total - clients, self.seed);
+        if entry.specs.iter().any(|s| std::ptr::eq(s.param, &CLIENTS)) {
+            p.set(&CLIENTS, clients as u64).map_err(in_file)?;
+        }
+        for (param, value) in given {
+            p.set(param, value).map_err(in_file)?;
+        }
+        agora_protocols::registry::cluster_size(&self.protocol, &p).map_err(in_file)?;
+        Ok(p)
     }
 
     /// A copy of this file with `addrs` in place of the nodes' addresses and an absolute
@@ -233,8 +186,7 @@ impl ClusterFile {
             protocol: self.protocol.clone(),
             seed: self.seed,
             data_dir,
-            params: toml::from_str(&toml::to_string(&self.params).expect("params serialize"))
-                .expect("params read back"),
+            params: self.params.clone(),
             idle_ms: self.idle_ms,
             max_time_ms: self.max_time_ms,
             secret: self.secret.clone(),
@@ -268,4 +220,40 @@ impl ClusterFile {
         }
         Ok(addrs)
     }
+}
+
+/// A `[params]` entry as a parameter and its value, checked against the parameter's kind.
+fn param_value(key: &str, value: &toml::Value) -> Result<(&'static agora_protocols::params::Param, Value), UserError> {
+    let param = agora_protocols::params::named(key).ok_or_else(|| {
+        let names: Vec<&str> = agora_protocols::params::ALL.iter().map(|p| p.name).collect();
+        UserError(format!("params.{key}: no such parameter (parameters: {})", names.join(", ")))
+    })?;
+    let text = match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Array(ids) => {
+            let ids: Option<Vec<String>> = ids.iter().map(|v| v.as_integer().map(|i| i.to_string())).collect();
+            ids.ok_or_else(|| UserError(format!("params.{key}: expected a list of node ids")))?.join(",")
+        }
+        other => return Err(UserError(format!("params.{key} = {other}: expected a number, text or a list of node ids"))),
+    };
+    let textual = matches!(value, toml::Value::String(_));
+    if textual != matches!(param.kind, agora_protocols::params::Kind::Text) {
+        return Err(UserError(format!("params.{key} = {value}: of the wrong type")));
+    }
+    let value = param.parse(&text).map_err(|e| UserError(format!("params.{key}: {e}")))?;
+    Ok((param, value))
+}
+
+/// A parameter's mistake in the file's words: `params.origin`, not `--origin`.
+fn in_file(e: ParamError) -> UserError {
+    UserError(match e {
+        ParamError::UnknownProtocol(_) => e.to_string(),
+        ParamError::NotUsed { protocol, param, used } => {
+            format!("params.{param} is not a parameter of {protocol} (its parameters: {})", agora_protocols::params::list(&used))
+        }
+        ParamError::Invalid { param: "nodes", why } => format!("the nodes of the file, less params.clients: {why}"),
+        ParamError::Invalid { param, why } => format!("params.{param} {why}"),
+    })
 }

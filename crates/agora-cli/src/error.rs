@@ -46,8 +46,23 @@ impl From<agora_sim::FaultError> for UserError {
     }
 }
 
+/// A parameter's mistake in the command line's words: `--origin`, not `origin`.
 impl From<agora_protocols::ParamError> for UserError {
     fn from(e: agora_protocols::ParamError) -> Self {
-        UserError(e.to_string())
+        use agora_protocols::ParamError::*;
+        let flag = |name: &str| format!("--{}", name.replace('_', "-"));
+        UserError(match e {
+            UnknownProtocol(_) => e.to_string(),
+            NotUsed { protocol, param, used } => {
+                let used: Vec<String> = used.iter().map(|u| flag(u)).collect();
+                let used: Vec<&str> = used.iter().map(String::as_str).collect();
+                format!(
+                    "{} is not a parameter of {protocol} (its parameters: {})",
+                    flag(param),
+                    agora_protocols::params::list(&used)
+                )
+            }
+            Invalid { param, why } => format!("{} {why}", flag(param)),
+        })
     }
 }

@@ -8,14 +8,12 @@ use clap::builder::RangedU64ValueParser;
 use std::ops::Range;
 
 /// Most nodes of a simulated cluster (and of `bench` and `complexity` sizes).
-pub const MAX_NODES: u64 = 1_000_000;
+pub use agora_protocols::params::MAX_NODES;
 /// Most nodes of a TCP cluster: one socket and a few tasks each, in one process or machine.
 pub const MAX_TCP_NODES: usize = 1_000;
 /// Longest time limit (`--max-time-ms`, `--close-after-ms`): 10^9 ms, about 11.6 days.
 pub const MAX_LIMIT_MS: f64 = 1e9;
-/// Shortest protocol timer (`--timeout-ms`): 1 µs. Longest: one hour.
-pub const MIN_TIMER_MS: f64 = 0.001;
-pub const MAX_TIMER_MS: f64 = 3.6e6;
+pub use agora_protocols::params::{MAX_TIMER_MS, MIN_TIMER_MS};
 /// Longest mean interval between a workload's operations: one hour.
 pub const MAX_INTERVAL_MS: f64 = 3.6e6;
 /// Most seeds of one `agora check` campaign.

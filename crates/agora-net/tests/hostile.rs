@@ -10,6 +10,7 @@ use agora_net::handshake::{self, Hello, Proof, Reply, Role, Secret, MAX_HANDSHAK
 use agora_net::node::{self, BoundNode, NetConfig, NodeShared};
 use agora_net::store::{OpenMode, Store};
 use agora_net::{report, run_bound, Gathered, MESSAGE_BUFFER_BYTES};
+use agora_protocols::params::{TOPOLOGY};
 use agora_protocols::{dispatch, Driver, Params};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -442,7 +443,7 @@ impl Driver for Flooded {
 
 #[test]
 fn a_flood_of_silent_connections_does_not_keep_real_peers_out() {
-    let params = Params { topology: "complete".parse().unwrap(), ..Params::new(4, 1) };
+    let params = Params::new(4, 1).with(&TOPOLOGY, "complete");
     let summary = dispatch("flood", &params, Flooded { per_node: 40 }).unwrap();
     assert!(summary.violations.is_empty(), "{:?}", summary.violations);
     assert!(summary.messages_sent > 0);

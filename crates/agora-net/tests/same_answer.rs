@@ -6,6 +6,7 @@
 
 use agora_core::{Counters, Protocol, Setup};
 use agora_net::{report, run_local, Gathered, NetConfig};
+use agora_protocols::params::{ORIGIN, TOPOLOGY};
 use agora_protocols::{dispatch, Driver, Params};
 use agora_sim::{SimConfig, Simulation};
 use std::sync::Arc;
@@ -96,7 +97,7 @@ fn both(protocol: &str, params: Params) {
 #[test]
 fn flood_agrees_between_simulator_and_tcp() {
     for (n, topology) in [(2, "ring"), (7, "ring"), (9, "grid"), (12, "regular:4"), (6, "complete")] {
-        let params = Params { topology: topology.parse().unwrap(), origin: 1, ..Params::new(n, 3) };
+        let params = Params::new(n, 3).with(&TOPOLOGY, topology).with(&ORIGIN, 1u32);
         both("flood", params);
     }
 }

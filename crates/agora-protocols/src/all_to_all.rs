@@ -190,3 +190,11 @@ mod tests {
         assert!(c.finish(&end(&live, &crashed, true)).is_empty());
     }
 }
+
+impl crate::registry::FromParams for AllToAllSetup {
+    const SPECS: &'static [crate::params::Spec] = &[];
+    fn from_params(p: &crate::params::Resolved) -> Result<Self, crate::params::ParamError> {
+        p.at_most_nodes(MAX_NODES, "all-to-all sends N(N-1) messages:")?;
+        Ok(AllToAllSetup { nodes: p.nodes })
+    }
+}

@@ -263,3 +263,33 @@ impl Checker<Flood> for FloodChecker {
         }
     }
 }
+
+impl crate::registry::FromParams for FloodSetup {
+    const SPECS: &'static [crate::params::Spec] = {
+        use crate::params::{count, text, Spec, ORIGIN, TOPOLOGY, VARIANT};
+        &[Spec::new(&TOPOLOGY, text("complete")), Spec::new(&ORIGIN, count(0)), Spec::optional(&VARIANT)]
+    };
+    fn from_params(p: &crate::params::Resolved) -> Result<Self, crate::params::ParamError> {
+        use crate::params::{ParamError, ORIGIN, TOPOLOGY};
+        let variant = match p.variant(&["correct", "no-dedup", "no-relay"])? {
+            "no-dedup" => Variant::NoDedup,
+            "no-relay" => Variant::NoRelay,
+            _ => Variant::Correct,
+        };
+        let topology: crate::topology::TopologyKind =
+            p.text(&TOPOLOGY).unwrap_or("complete").parse().map_err(|e| ParamError::invalid(&TOPOLOGY, e))?;
+        if topology == crate::topology::TopologyKind::Complete {
+            p.at_most_nodes(
+                crate::all_to_all::MAX_NODES,
+                "flood on a complete graph sends (N-1)^2 messages; use the topology regular:K above",
+            )?;
+        }
+        let graph = Graph::build(topology, p.nodes, p.seed).map_err(|e| ParamError::invalid(&TOPOLOGY, e))?;
+        Ok(FloodSetup {
+            graph: Arc::new(graph),
+            origin: p.node(&ORIGIN)?.unwrap_or(NodeId(0)),
+            payload: p.seed,
+            variant,
+        })
+    }
+}

@@ -10,7 +10,9 @@ pub mod election;
 pub mod flood;
 pub mod logical_clocks;
 pub mod multicast;
+
 pub mod mutex;
+pub mod params;
 pub mod patterns;
 pub mod raft;
 pub mod registry;
@@ -18,5 +20,6 @@ pub mod stream;
 pub mod topology;
 pub mod vote_count;
 
-pub use registry::{dispatch, Driver, ParamError, Params, PROTOCOLS};
+pub use params::{ParamError, Params};
+pub use registry::{dispatch, Driver, FromParams, PROTOCOLS};
 pub use topology::{Graph, TopologyKind};

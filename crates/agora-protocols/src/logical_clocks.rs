@@ -517,3 +517,34 @@ impl Checker<LogicalClock> for ClockChecker {
         Vec::new()
     }
 }
+
+impl crate::registry::FromParams for LogicalClockSetup {
+    const SPECS: &'static [crate::params::Spec] = {
+        use crate::params::{count, text, Spec, MSGS, SCENARIO};
+        &[Spec::new(&SCENARIO, text("random")), Spec::new(&MSGS, count(8))]
+    };
+    /// The scenario's processes are the nodes: a given scenario needs as many nodes.
+    fn from_params(p: &crate::params::Resolved) -> Result<Self, crate::params::ParamError> {
+        use crate::params::{ParamError, MSGS, SCENARIO};
+        let scenario = match p.text(&SCENARIO).unwrap_or("random") {
+            "random" => {
+                let events: u64 = p.count(&MSGS);
+                p.at_most_nodes(200, "a random clock scenario has processes:")?;
+                if events > 200 {
+                    return Err(ParamError::invalid(&MSGS, format!("{events}: at most 200 events per process")));
+                }
+                Scenario::random(p.nodes, events as usize, p.seed)
+            }
+            text => Scenario::parse(text).map_err(|e| ParamError::invalid(&SCENARIO, e))?,
+        };
+        if scenario.processes.len() != p.nodes {
+            return Err(ParamError::nodes(format!(
+                "{}: the scenario has {} processes; run it with as many nodes",
+                p.nodes,
+                scenario.processes.len()
+            )));
+        }
+        let kind = if p.protocol == "vector-clock" { ClockKind::Vector } else { ClockKind::Lamport };
+        Ok(LogicalClockSetup { kind, scenario })
+    }
+}

@@ -173,3 +173,15 @@ impl Checker<Stream> for StreamChecker {
         Vec::new()
     }
 }
+
+impl crate::registry::FromParams for StreamSetup {
+    const SPECS: &'static [crate::params::Spec] = {
+        use crate::params::{count, Spec, MSGS, WINDOW};
+        &[Spec::new(&MSGS, count(1000)), Spec::new(&WINDOW, count(100))]
+    };
+    fn from_params(p: &crate::params::Resolved) -> Result<Self, crate::params::ParamError> {
+        use crate::params::{MSGS, WINDOW};
+        p.at_most_nodes(1_000, "stream nodes:")?;
+        Ok(StreamSetup { nodes: p.nodes, msgs: p.count(&MSGS), window: p.count(&WINDOW) })
+    }
+}

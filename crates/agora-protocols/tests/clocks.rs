@@ -5,6 +5,7 @@
 mod common;
 
 use agora_core::{EndState, NodeId, Setup, Time};
+use agora_protocols::params::{MSGS, SCENARIO};
 use agora_protocols::logical_clocks::{
     ClockKind, Executed, LogicalClockSetup, Scenario, Stamp, SEED_SCENARIO,
 };
@@ -12,7 +13,7 @@ use agora_protocols::Params;
 use common::check;
 
 fn clocks(n: usize, scenario: &str, seed: u64) -> Params {
-    Params { scenario: scenario.into(), msgs: Some(8), ..Params::new(n, seed) }
+    Params::new(n, seed).with(&SCENARIO, scenario).with(&MSGS, 8u32)
 }
 
 #[test]

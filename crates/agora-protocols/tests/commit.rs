@@ -3,6 +3,7 @@
 
 mod common;
 
+use agora_protocols::params::{NO_VOTES};
 use agora_protocols::Params;
 use common::{campaign, check, random_crashes};
 
@@ -36,7 +37,7 @@ fn failure_free_message_counts_match_the_formulas() {
 #[test]
 fn one_no_vote_aborts_everywhere() {
     for protocol in ["2pc", "3pc"] {
-        let p = Params { no_votes: vec![2], ..commit(5, 1) };
+        let p = commit(5, 1).with(&NO_VOTES, vec![2]);
         let r = check(protocol, &p, "");
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         let d = decisions(&r);
@@ -83,7 +84,7 @@ fn two_phase_commit_is_safe_under_crashes_loss_and_duplication() {
         random_crashes(3, 8.0, true)
     );
     campaign("2pc", |s| commit(4, s), 0..300, &faults);
-    campaign("2pc", |s| Params { no_votes: vec![1], ..commit(3, s) }, 0..100, &faults);
+    campaign("2pc", |s| commit(3, s).with(&NO_VOTES, vec![1]), 0..100, &faults);
     campaign("2pc", |s| commit(5, s), 0..100, &random_crashes(1, 8.0, false));
 }
 
@@ -91,7 +92,7 @@ fn two_phase_commit_is_safe_under_crashes_loss_and_duplication() {
 fn three_phase_commit_is_safe_and_live_under_crashes() {
     campaign("3pc", |s| commit(4, s), 0..300, &random_crashes(3, 8.0, true));
     campaign("3pc", |s| commit(5, s), 0..100, &random_crashes(2, 8.0, false));
-    campaign("3pc", |s| Params { no_votes: vec![3], ..commit(5, s) }, 0..100, &random_crashes(3, 8.0, true));
+    campaign("3pc", |s| commit(5, s).with(&NO_VOTES, vec![3]), 0..100, &random_crashes(3, 8.0, true));
 }
 
 #[test]

@@ -3,10 +3,15 @@
 
 mod common;
 
+use agora_protocols::params::{START};
 use agora_protocols::Params;
 
 fn election(n: usize, start: Option<u32>, seed: u64) -> Params {
-    Params { start, ..Params::new(n, seed) }
+    let p = Params::new(n, seed);
+    match start {
+        Some(s) => p.with(&START, s),
+        None => p,
+    }
 }
 
 fn sent(r: &common::Run, kind: &str) -> u64 {

@@ -6,6 +6,7 @@
 mod common;
 
 use agora_core::{Setup, Time};
+use agora_protocols::params::{MSGS};
 use agora_protocols::multicast::{analyse, Analysis, McastObs};
 use agora_protocols::{dispatch, Driver, Params};
 use agora_sim::{Faults, SimConfig, Simulation};
@@ -61,7 +62,7 @@ fn run_excluding(order: &str, peers: usize, msgs: u32, seed: u64, faults: &str, 
     let f = Faults::from_toml(faults).unwrap();
     let mut cfg = SimConfig::new(seed).with_faults(f);
     cfg.max_time = Time::from_millis(600_000);
-    let p = Params { msgs: Some(msgs), ..Params::new(peers, seed) };
+    let p = Params::new(peers, seed).with(&MSGS, msgs);
     dispatch(order, &p, Run(cfg, crashed)).unwrap()
 }
 

@@ -4,11 +4,12 @@
 
 mod common;
 
+use agora_protocols::params::{REQUESTS};
 use agora_protocols::Params;
 use common::{campaign, check};
 
 fn mutex(n: usize, requests: u32, seed: u64) -> Params {
-    Params { requests, ..Params::new(n, seed) }
+    Params::new(n, seed).with(&REQUESTS, requests)
 }
 
 #[test]

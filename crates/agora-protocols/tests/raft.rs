@@ -4,18 +4,20 @@
 
 mod common;
 
+use agora_protocols::params::{CLIENTS, INTERVAL_MS, MSGS, READS, SNAPSHOT_EVERY, VARIANT};
+use agora_protocols::registry::cluster_size;
 use agora_protocols::{dispatch, Params};
 use agora_sim::{Faults, SimConfig};
 use common::{random_crashes, Run, Sim};
 
 fn raft(replicas: usize, clients: u32, seed: u64) -> Params {
-    Params { clients, ..Params::new(replicas, seed) }
+    Params::new(replicas, seed).with(&CLIENTS, clients)
 }
 
 /// Runs the key-value store with the faults in `faults` (TOML), to `ms` of virtual time.
 fn run(params: &Params, faults: &str, ms: u64) -> Run {
     let faults = Faults::from_toml(faults).unwrap();
-    faults.validate(params.nodes + params.clients as usize).unwrap();
+    faults.validate(cluster_size("raft", params).unwrap()).unwrap();
     let mut cfg = SimConfig::new(params.seed).with_faults(faults);
     cfg.max_time = agora_core::Time::from_millis(ms);
     cfg.keep_observations = true;
@@ -28,7 +30,7 @@ fn campaign(make: impl Fn(u64) -> Params, seeds: std::ops::Range<u64>, faults: &
         let r = run(&p, faults, 30_000);
         assert!(r.violations.is_empty(), "seed {seed} [{faults}]: {:?}", r.violations);
         let done = r.observations.iter().filter(|o| o.2.starts_with("ClientDone")).count();
-        assert!(done >= p.clients as usize, "seed {seed}: {done} clients finished");
+        assert!(done >= cluster_size("raft", &p).unwrap() - p.nodes, "seed {seed}: {done} clients finished");
     }
 }
 
@@ -42,7 +44,7 @@ fn three_replicas_under_loss_duplication_reordering_and_crash_restarts() {
         "[network]\nlatency = {{ dist = \"uniform\", min_ms = 1.0, max_ms = 5.0 }}\nloss = 0.3\nduplicate = 0.2\nreorder = 0.3\nreorder_delay_ms = 20\n{}",
         random_crashes(5, 800.0, true)
     );
-    campaign(|s| Params { snapshot_every: 4, msgs: Some(40), ..raft(3, 2, s) }, 0..120, &faults);
+    campaign(|s| raft(3, 2, s).with(&SNAPSHOT_EVERY, 4u32).with(&MSGS, 40u32), 0..120, &faults);
 }
 
 #[test]
@@ -54,7 +56,7 @@ fn five_replicas_under_partitions_pauses_and_skewed_clocks() {
         [[clock]]\nnodes = \"0..2\"\nskew_ms = 7\ndrift_ppm = 300\n\
         [[clock]]\nnodes = \"3\"\nskew_ms = -5\ndrift_ppm = -200\n";
     campaign(
-        |s| Params { snapshot_every: 8, msgs: Some(60), interval_ms: 10.0, ..raft(5, 2, s) },
+        |s| raft(5, 2, s).with(&SNAPSHOT_EVERY, 8u32).with(&MSGS, 60u32).with(&INTERVAL_MS, 10.0),
         0..80,
         faults,
     );
@@ -64,7 +66,7 @@ fn five_replicas_under_partitions_pauses_and_skewed_clocks() {
 fn seven_replicas_keep_serving_with_three_crashed() {
     let faults = "[[crash]]\nnodes = \"4..7\"\nat_ms = 100\n";
     for seed in 0..20 {
-        let r = run(&Params { interval_ms: 10.0, ..raft(7, 2, seed) }, faults, 30_000);
+        let r = run(&raft(7, 2, seed).with(&INTERVAL_MS, 10.0), faults, 30_000);
         assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
         assert_eq!(count(&r, "ClientDone"), 2, "seed {seed}");
         // The workload runs well past the crashes: acknowledgements kept coming after them.
@@ -78,7 +80,7 @@ fn a_majority_down_blocks_progress_until_it_returns() {
     // is lost, and every client finishes after they return.
     let faults = "[[crash]]\nnodes = \"1..3\"\nat_ms = 200\nrestart_ms = 1200\n";
     for seed in 0..20 {
-        let r = run(&Params { interval_ms: 10.0, ..raft(3, 2, seed) }, faults, 30_000);
+        let r = run(&raft(3, 2, seed).with(&INTERVAL_MS, 10.0), faults, 30_000);
         assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
         let blocked =
             r.observations.iter().filter(|o| o.0 > 210.0 && o.0 < 1200.0 && o.2.starts_with("Acked"));
@@ -92,7 +94,7 @@ fn a_majority_down_blocks_progress_until_it_returns() {
 fn a_lagging_follower_is_sent_a_snapshot() {
     let faults = "[[crash]]\nnodes = \"2\"\nat_ms = 20\nrestart_ms = 800\n";
     for seed in 0..10 {
-        let r = run(&Params { snapshot_every: 4, interval_ms: 5.0, ..raft(3, 2, seed) }, faults, 30_000);
+        let r = run(&raft(3, 2, seed).with(&SNAPSHOT_EVERY, 4u32).with(&INTERVAL_MS, 5.0), faults, 30_000);
         assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
         let installed = r.observations.iter().filter(|o| o.1 == 2 && o.2.starts_with("Installed")).count();
         assert!(installed >= 1, "seed {seed}: node 2 never installed a snapshot");
@@ -108,7 +110,7 @@ fn snapshots_are_written_off_the_path_and_restarts_resume_from_them() {
     let (mut snapshots, mut resumed) = (0, 0);
     for seed in 0..30 {
         let r = run(
-            &Params { snapshot_every: 4, msgs: Some(40), interval_ms: 5.0, ..raft(3, 2, seed) },
+            &raft(3, 2, seed).with(&SNAPSHOT_EVERY, 4u32).with(&MSGS, 40u32).with(&INTERVAL_MS, 5.0),
             &faults,
             30_000,
         );
@@ -130,7 +132,7 @@ fn retried_commands_are_applied_once_and_the_broken_variant_is_caught() {
     let faults = "[network]\nloss = 0.3\nduplicate = 0.2\n";
     let broken = (0..20)
         .filter(|&s| {
-            let r = run(&Params { variant: Some("no-dedup".into()), ..raft(3, 2, s) }, faults, 30_000);
+            let r = run(&raft(3, 2, s).with(&VARIANT, "no-dedup"), faults, 30_000);
             r.violations.iter().any(|v| v.property == "exactly-once")
         })
         .count();
@@ -143,10 +145,10 @@ fn reads_are_linearizable_and_stale_reads_are_caught() {
     // Replicas 0, 1 and client 5 are cut off from replicas 2..5 and client 6: whoever leads
     // on the minority side must not answer reads from its own state.
     let faults = "[[partition]]\ngroups = [\"0,1,5\", \"2,3,4,6\"]\nat_ms = 100\nheal_ms = 600\n";
-    let p = |s| Params { reads: 0.5, interval_ms: 2.0, msgs: Some(200), ..raft(5, 2, s) };
+    let p = |s| raft(5, 2, s).with(&READS, 0.5).with(&INTERVAL_MS, 2.0).with(&MSGS, 200u32);
     let broken = (0..40)
         .filter(|&s| {
-            let r = run(&Params { variant: Some("stale-reads".into()), ..p(s) }, faults, 30_000);
+            let r = run(&p(s).with(&VARIANT, "stale-reads"), faults, 30_000);
             r.violations.iter().any(|v| v.property == "linearizable-reads")
         })
         .count();
@@ -184,7 +186,7 @@ fn lost_disk_scenario(wipe: &str) -> String {
 
 #[test]
 fn a_replica_that_lost_its_disk_rejoins_without_losing_acknowledged_writes() {
-    let params = |s| Params { interval_ms: 5.0, msgs: Some(150), ..raft(3, 1, s) };
+    let params = |s| raft(3, 1, s).with(&INTERVAL_MS, 5.0).with(&MSGS, 150u32);
     let mut lost = 0;
     for seed in 0..10 {
         // Back as a brand-new member, node 1 votes with the lagging node 2: writes it had
@@ -212,7 +214,7 @@ fn replicas_losing_their_disks_at_random_under_loss_lose_nothing() {
         max_down_ms = 150\nrestart = true\nwipe = \"rejoin\"\n";
     let mut rejoined = 0;
     for seed in 0..60 {
-        let p = Params { snapshot_every: 6, msgs: Some(40), ..raft(5, 2, seed) };
+        let p = raft(5, 2, seed).with(&SNAPSHOT_EVERY, 6u32).with(&MSGS, 40u32);
         let r = run(&p, faults, 30_000);
         assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
         assert_eq!(count(&r, "ClientDone"), 2, "seed {seed}");

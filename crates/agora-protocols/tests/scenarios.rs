@@ -3,7 +3,8 @@
 
 mod common;
 
-use agora_protocols::{dispatch, Params, TopologyKind};
+use agora_protocols::params::{ORIGIN, TOPOLOGY, VARIANT};
+use agora_protocols::{dispatch, Params};
 use agora_sim::SimConfig;
 use common::{check, params, Sim};
 
@@ -73,7 +74,7 @@ fn flood_without_loss_reaches_every_node_that_stayed_up() {
 #[test]
 fn the_broken_flood_variant_is_caught_and_replays_identically() {
     let mut p = params(30, 11, "regular:4");
-    p.variant = Some("no-dedup".into());
+    p.set(&VARIANT, "no-dedup").unwrap();
     let faults = "[network]\nlatency = { dist = \"uniform\", min_ms = 1, max_ms = 9 }";
     let a = check("flood", &p, faults);
     let b = check("flood", &p, faults);
@@ -86,7 +87,7 @@ fn the_broken_flood_variant_is_caught_and_replays_identically() {
 #[test]
 fn a_flood_that_does_not_relay_fails_the_at_end_check() {
     let mut p = params(10, 1, "ring");
-    p.variant = Some("no-relay".into());
+    p.set(&VARIANT, "no-relay").unwrap();
     let r = check("flood", &p, "");
     assert_eq!(r.violations.len(), 1);
     assert_eq!(r.violations[0].property, "reachable-delivered");
@@ -105,8 +106,8 @@ fn different_seeds_give_different_random_graphs_and_runs() {
 fn bad_parameters_are_refused_with_a_reason() {
     let err = |name: &str, p: Params| dispatch(name, &p, Sim(SimConfig::new(1))).err().unwrap().to_string();
     assert!(err("paxos", Params::new(3, 1)).contains("unknown protocol `paxos`"));
-    assert!(err("flood", Params::new(0, 1)).contains("--nodes"));
-    assert!(err("flood", Params { origin: 9, ..Params::new(3, 1) }).contains("--origin 9"));
-    assert!(err("flood", Params { topology: TopologyKind::Regular(3), ..Params::new(5, 1) }).contains("even"));
-    assert!(err("all-to-all", Params { variant: Some("x".into()), ..Params::new(3, 1) }).contains("variant"));
+    assert!(err("flood", Params::new(0, 1)).starts_with("nodes: 0"));
+    assert!(err("flood", Params::new(3, 1).with(&ORIGIN, 9u32)).contains("origin: 9 is not a node"));
+    assert!(err("flood", Params::new(5, 1).with(&TOPOLOGY, "regular:3")).contains("even"));
+    assert!(err("all-to-all", Params::new(3, 1).with(&VARIANT, "x")).contains("variant"));
 }

@@ -4,13 +4,14 @@
 
 mod common;
 
+use agora_protocols::params::{BAD_BALLOTS, TIMEOUT_MS, VOTERS, WINDOW};
 use agora_protocols::{dispatch, Params};
 use agora_sim::{Faults, SimConfig};
 use common::{random_crashes, Run, Sim};
 
 /// 3 replicas, 2 coordinators, 5 regions, 5 citizens: nodes 0..15.
 fn election(voters: u64, seed: u64) -> Params {
-    Params { voters, window: 64, bad_ballots: 0.02, ..Params::new(3, seed) }
+    Params::new(3, seed).with(&VOTERS, voters).with(&WINDOW, 64u32).with(&BAD_BALLOTS, 0.02)
 }
 
 fn run(p: &Params, faults: &str) -> Run {
@@ -78,7 +79,7 @@ fn while_a_majority_is_down_ballots_are_refused_not_lost() {
     // citizens cast again, and in the end every ballot has its final answer.
     let faults = "[[crash]]\nnodes = \"1..3\"\nat_ms = 30\nrestart_ms = 2000\n";
     for seed in 0..10 {
-        let r = run(&Params { timeout_ms: 10.0, ..election(2000, seed) }, faults);
+        let r = run(&election(2000, seed).with(&TIMEOUT_MS, 10.0), faults);
         assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
         assert!(count(&r, "Results") >= 10, "seed {seed}");
         let late = r.observations.iter().filter(|o| o.0 > 2000.0 && o.2.contains("Counted(Receipt")).count();
@@ -100,7 +101,7 @@ fn the_same_ballots_give_the_same_results_whatever_the_faults() {
 
 #[test]
 fn bad_ballots_are_rejected_with_their_reason() {
-    let r = run(&Params { bad_ballots: 0.2, ..election(500, 3) }, "");
+    let r = run(&election(500, 3).with(&BAD_BALLOTS, 0.2), "");
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     for reason in ["BadCredential", "NoSuchOption", "AlreadyVoted"] {
         assert!(

@@ -34,13 +34,17 @@ fn cluster_file(
     n: usize,
 ) -> Result<std::path::PathBuf, UserError> {
     let mut text = format!(
-        "cluster = \"bench\"\nprotocol = \"{protocol}\"\nsecret = \"{}\"\nseed = {}\nidle_ms = 1000\nmax_time_ms = 600000\n[params]\ntopology = \"{}\"\nmsgs = {}\nwindow = {}\n",
+        "cluster = \"bench\"\nprotocol = \"{protocol}\"\nsecret = \"{}\"\nseed = {}\nidle_ms = 1000\nmax_time_ms = 600000\n[params]\n",
         agora_net::Secret::random().to_hex(),
         args.seed,
-        args.topology,
-        args.msgs,
-        args.window
     );
+    for (name, value) in bench_params(protocol, n, args)?.given() {
+        let value = match value {
+            agora_protocols::params::Value::Text(t) => format!("{t:?}"),
+            v => v.to_string(),
+        };
+        text.push_str(&format!("{name} = {value}\n"));
+    }
     for i in 0..n {
         text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:0\"\n"));
     }
@@ -81,10 +85,10 @@ pub fn run(args: &BenchArgs) -> Result<i32, UserError> {
         let mut cmd = Command::new(&exe);
         if !tcp {
             cmd.args(["sim", &protocol]);
-            common_args(&mut cmd, args, n);
+            common_args(&mut cmd, args, &protocol, n)?;
         } else if !args.processes {
             cmd.args(["run", &protocol]);
-            common_args(&mut cmd, args, n);
+            common_args(&mut cmd, args, &protocol, n)?;
             cmd.arg("--data-dir").arg(dir.path().join(format!("run-{n}")));
         } else {
             let file = cluster_file(dir.path(), args, &protocol, n)?;
@@ -131,21 +135,29 @@ fn validate(args: &BenchArgs, tcp: bool, protocol: &str, sizes: &[usize]) -> Res
                 crate::values::MAX_TCP_NODES
             )));
         }
-        let params = agora_protocols::Params {
-            topology: args.topology.parse().map_err(UserError)?,
-            msgs: Some(args.msgs),
-            window: args.window,
-            ..agora_protocols::Params::new(n, args.seed)
-        };
-        agora_protocols::dispatch(protocol, &params, Validate)?;
+        agora_protocols::dispatch(protocol, &bench_params(protocol, n, args)?, Validate)?;
     }
     Ok(())
 }
 
-/// The flags `agora sim` and `agora run` take alike.
-fn common_args(c: &mut Command, args: &BenchArgs, n: usize) {
-    c.args(["--nodes", &n.to_string(), "--topology", &args.topology, "--seed", &args.seed.to_string()])
-        .args(["--msgs", &args.msgs.to_string(), "--window", &args.window.to_string(), "--json"]);
+/// The flags `agora sim` and `agora run` take alike: the benchmark's parameters that
+/// `protocol` reads.
+fn common_args(c: &mut Command, args: &BenchArgs, protocol: &str, n: usize) -> Result<(), UserError> {
+    c.args(["--nodes", &n.to_string(), "--seed", &args.seed.to_string(), "--json"]);
+    for (name, value) in bench_params(protocol, n, args)?.given() {
+        c.arg(format!("--{}", name.replace('_', "-"))).arg(value.to_string());
+    }
+    Ok(())
+}
+
+/// The benchmark's parameters, for whichever of them `protocol` reads.
+fn bench_params(protocol: &str, n: usize, args: &BenchArgs) -> Result<agora_protocols::Params, UserError> {
+    use agora_protocols::params::{MSGS, TOPOLOGY, WINDOW};
+    let mut all = agora_protocols::Params::new(n, args.seed);
+    all.set(&TOPOLOGY, args.topology.as_str())?;
+    all.set(&MSGS, args.msgs)?;
+    all.set(&WINDOW, args.window)?;
+    Ok(all.only_used_by(agora_protocols::registry::entry(protocol)?.specs))
 }
 
 fn table(rows: &[Row]) -> String {

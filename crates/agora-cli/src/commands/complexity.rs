@@ -62,14 +62,17 @@ pub struct Row {
     pub note: String,
 }
 
+/// The report's workload, for whichever of its parameters `algorithm` reads: R requests,
+/// elections started by node 0, random clock scenarios of EVENTS events per process.
 fn params(algorithm: &str, n: usize, seed: u64) -> Params {
-    Params {
-        requests: R as u32,
-        start: matches!(algorithm, "bully" | "ring-election").then_some(0),
-        scenario: "random".into(),
-        msgs: Some(EVENTS),
-        ..Params::new(n, seed)
-    }
+    use agora_protocols::params::{MSGS, REQUESTS, SCENARIO, START};
+    let workload = Params::new(n, seed)
+        .with(&REQUESTS, R as u32)
+        .with(&START, 0u32)
+        .with(&SCENARIO, "random")
+        .with(&MSGS, EVENTS);
+    let entry = agora_protocols::registry::entry(algorithm).expect("ALGORITHMS are in the registry");
+    workload.only_used_by(entry.specs)
 }
 
 /// The textbook message count of the report's workload, with its formula.

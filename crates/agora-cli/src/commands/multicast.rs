@@ -125,32 +125,18 @@ pub fn run(args: &MulticastArgs) -> Result<i32, UserError> {
     Ok(if rows.iter().all(|r| r.violations == 0) { 0 } else { 1 })
 }
 
-/// The setup of one run, refused with the messages `agora_protocols::dispatch` gives for a
-/// multicast protocol's parameters, in the same order.
+/// The setup of one run, from the parameter schema: the same values and checks as
+/// `agora sim ORDER` with these flags.
 fn setup(args: &MulticastArgs, p: &Point) -> Result<MulticastSetup, UserError> {
+    use agora_protocols::params::{INTERVAL_MS, MSGS, TIMEOUT_MS};
+    use agora_protocols::FromParams;
     let timeout_ms = args.timeout_ms.unwrap_or(if args.faults.regions.is_some() { 700.0 } else { 20.0 });
-    let interval_ms = args.interval_ms;
-    if p.peers == 0 {
-        return Err(UserError("--nodes must be at least 1".into()));
-    }
-    if p.peers > 256 || p.msgs > 100_000 {
-        return Err(UserError("multicast: at most 256 peers and 100000 --msgs each".into()));
-    }
-    if !(interval_ms.is_finite() && interval_ms > 0.0) {
-        return Err(UserError(format!("--interval-ms {interval_ms}: must be a positive number")));
-    }
-    if !(timeout_ms.is_finite() && timeout_ms > 0.0 && timeout_ms < 3.6e6) {
-        return Err(UserError(format!(
-            "--timeout-ms {timeout_ms}: must be a positive number of milliseconds"
-        )));
-    }
-    Ok(MulticastSetup {
-        order: p.order,
-        nodes: p.peers,
-        msgs: p.msgs,
-        interval_ms,
-        timeout: Duration::from_secs_f64(timeout_ms / 1e3),
-    })
+    let mut params = agora_protocols::Params::new(p.peers, args.seed);
+    params.set(&MSGS, p.msgs)?;
+    params.set(&INTERVAL_MS, args.interval_ms)?;
+    params.set(&TIMEOUT_MS, timeout_ms)?;
+    let entry = agora_protocols::registry::entry(p.order.name())?;
+    Ok(MulticastSetup::from_params(&params.resolve(entry.name, entry.specs)?)?)
 }
 
 /// One run in the simulator, under the faults of the command line.

@@ -13,9 +13,20 @@ pub fn run() -> Result<i32, UserError> {
             setup.checker().properties()
         }
     }
-    for (name, about) in PROTOCOLS {
-        println!("{name:<14} {about}");
-        for p in agora_protocols::dispatch(name, &Params::new(4, 1), Properties)? {
+    for e in PROTOCOLS {
+        println!("{:<14} {}", e.name, e.about);
+        if !e.specs.is_empty() {
+            let params: Vec<String> = e
+                .specs
+                .iter()
+                .map(|s| match &s.default {
+                    Some(d) => format!("{} {d}", crate::cli::flag(s.param)),
+                    None => crate::cli::flag(s.param),
+                })
+                .collect();
+            println!("    parameters: {}", params.join(", "));
+        }
+        for p in agora_protocols::dispatch(e.name, &Params::new(4, 1), Properties)? {
             let kind = match p.kind {
                 agora_core::PropertyKind::Always => "always",
                 agora_core::PropertyKind::AtEnd => "at end",

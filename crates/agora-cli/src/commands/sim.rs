@@ -54,42 +54,13 @@ impl Driver for SimDriver {
 
 /// The registry's parameters from the protocol flags.
 pub fn params(p: &ProtocolArgs, seed: u64) -> Result<Params, UserError> {
-    let topology = p.topology.parse().map_err(UserError)?;
-    Ok(Params {
-        nodes: p.nodes,
-        seed,
-        topology,
-        origin: p.origin,
-        variant: p.variant.clone(),
-        msgs: p.msgs,
-        window: p.window,
-        no_votes: p.no_votes.clone(),
-        timeout_ms: p.timeout_ms,
-        requests: p.requests,
-        fanout: p.fanout,
-        start: p.start,
-        rounds: p.rounds,
-        scenario: p.scenario.clone(),
-        interval_ms: p.interval_ms,
-        clients: p.clients,
-        reads: p.reads,
-        snapshot_every: p.snapshot_every,
-        voters: p.voters,
-        bad_ballots: p.bad_ballots,
-    })
+    Ok(p.params(seed))
 }
 
 /// The number of nodes of a protocol's cluster (a Raft cluster has clients besides its
 /// `--nodes` replicas), to validate fault specs against.
 pub fn cluster_size(protocol: &str, params: &Params) -> Result<usize, UserError> {
-    struct Size;
-    impl agora_protocols::Driver for Size {
-        type Output = usize;
-        fn run<S: agora_core::Setup>(self, setup: S) -> usize {
-            setup.nodes()
-        }
-    }
-    Ok(agora_protocols::dispatch(protocol, params, Size)?)
+    Ok(agora_protocols::registry::cluster_size(protocol, params)?)
 }
 
 /// Runs `agora sim`; returns the process exit code.

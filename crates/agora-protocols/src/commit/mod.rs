@@ -15,6 +15,7 @@
 //!   down; 3PC's termination protocol decides without it.
 
 pub mod three_phase_commit;
+mod params;
 pub mod two_phase_commit;
 
 use agora_core::{Checker, EndState, NodeId, NotJudged, Property, PropertyKind, Protocol, Time, Violation};

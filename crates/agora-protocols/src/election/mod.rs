@@ -7,6 +7,7 @@
 //! every live node follows the highest live id.
 
 pub mod bully;
+mod params;
 pub mod ring_election;
 
 use agora_core::{

@@ -52,6 +52,7 @@
 
 pub mod link;
 mod order;
+pub mod params;
 pub mod peer;
 pub mod wire;
 

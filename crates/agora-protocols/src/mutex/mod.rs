@@ -12,6 +12,7 @@
 
 pub mod central_mutex;
 pub mod lamport_mutex;
+mod params;
 pub mod ricart_agrawala;
 pub mod token_ring_mutex;
 

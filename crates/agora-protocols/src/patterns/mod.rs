@@ -3,4 +3,5 @@
 
 pub mod central;
 pub mod gossip;
+mod params;
 pub mod ring_token;

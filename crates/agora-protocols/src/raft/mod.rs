@@ -61,6 +61,7 @@ pub mod client;
 mod cow;
 pub mod kv;
 mod log;
+pub mod params;
 mod replica;
 
 pub use cow::CowVec;

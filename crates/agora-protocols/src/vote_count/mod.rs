@@ -43,6 +43,7 @@
 pub mod checker;
 pub mod node;
 pub mod obs;
+mod params;
 pub mod settings;
 pub mod setup;
 pub mod states;
@@ -76,7 +77,7 @@ pub fn validate(s: &settings::Settings) -> Result<(), String> {
         return Err(format!("election: {} legislature replicas; 1 to 15", s.replicas));
     }
     if spec.voters == 0 || spec.voters > 100_000_000 {
-        return Err(format!("election: --voters {}; 1 to 100000000", spec.voters));
+        return Err(format!("election: {} voters; 1 to 100000000", spec.voters));
     }
     if spec.options.is_empty() || spec.options.len() > 16 {
         return Err(format!("election: {} options on the ballot; 1 to 16", spec.options.len()));
@@ -90,7 +91,7 @@ pub fn validate(s: &settings::Settings) -> Result<(), String> {
         return Err("election: every state needs one of the regions".into());
     }
     if !(0.0..=0.5).contains(&s.bad) {
-        return Err(format!("--bad-ballots {}: a share between 0 and 0.5", s.bad));
+        return Err(format!("a share of bad ballots of {}: between 0 and 0.5", s.bad));
     }
     if let Some(roll) = &s.roll {
         if roll.len() as u64 != spec.voters {
@@ -98,7 +99,7 @@ pub fn validate(s: &settings::Settings) -> Result<(), String> {
         }
     }
     if s.window == 0 {
-        return Err("--window must be at least 1".into());
+        return Err("a window of 0 ballots: at least 1".into());
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use agora_core::{Counters, Metrics, OpStats, Protocol, Setup, Time, Violation};
+use agora_protocols::params::{TOPOLOGY};
 use agora_protocols::{dispatch, Driver, Params};
 use agora_sim::{Digest, Faults, SimConfig, Simulation};
 
@@ -59,7 +60,7 @@ pub fn check_until(protocol: &str, params: &Params, faults: &str, ms: u64) -> Ru
 }
 
 pub fn params(nodes: usize, seed: u64, topology: &str) -> Params {
-    Params { topology: topology.parse().unwrap(), ..Params::new(nodes, seed) }
+    Params::new(nodes, seed).with(&TOPOLOGY, topology)
 }
 
 /// Asserts that `protocol` holds every property across `seeds` under `faults`.

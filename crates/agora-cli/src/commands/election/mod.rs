@@ -80,6 +80,9 @@ fn settings(a: &ElectionRunArgs) -> Result<Settings, UserError> {
     if !(a.max_time_ms.is_finite() && a.max_time_ms > 0.0) {
         return Err(UserError(format!("--max-time-ms {}: a positive number", a.max_time_ms)));
     }
+    if a.bad_ballots > 0.5 {
+        return Err(UserError(format!("--bad-ballots {}: a share between 0 and 0.5", a.bad_ballots)));
+    }
     let s = Settings {
         spec: Arc::new(spec),
         replicas: a.replicas,
