@@ -157,7 +157,9 @@ impl ClusterFile {
             }
         }
         if clients >= total {
-            return Err(UserError(format!("params.clients = {clients} leaves no replica among the {total} nodes")));
+            return Err(UserError(format!(
+                "params.clients = {clients} leaves no replica among the {total} nodes"
+            )));
         }
         let entry = agora_protocols::registry::entry(&self.protocol).map_err(in_file)?;
         let mut p = Params::new(total - clients, self.seed);
@@ -223,7 +225,10 @@ impl ClusterFile {
 }
 
 /// A `[params]` entry as a parameter and its value, checked against the parameter's kind.
-fn param_value(key: &str, value: &toml::Value) -> Result<(&'static agora_protocols::params::Param, Value), UserError> {
+fn param_value(
+    key: &str,
+    value: &toml::Value,
+) -> Result<(&'static agora_protocols::params::Param, Value), UserError> {
     let param = agora_protocols::params::named(key).ok_or_else(|| {
         let names: Vec<&str> = agora_protocols::params::ALL.iter().map(|p| p.name).collect();
         UserError(format!("params.{key}: no such parameter (parameters: {})", names.join(", ")))
@@ -233,10 +238,15 @@ fn param_value(key: &str, value: &toml::Value) -> Result<(&'static agora_protoco
         toml::Value::Integer(i) => i.to_string(),
         toml::Value::Float(f) => f.to_string(),
         toml::Value::Array(ids) => {
-            let ids: Option<Vec<String>> = ids.iter().map(|v| v.as_integer().map(|i| i.to_string())).collect();
+            let ids: Option<Vec<String>> =
+                ids.iter().map(|v| v.as_integer().map(|i| i.to_string())).collect();
             ids.ok_or_else(|| UserError(format!("params.{key}: expected a list of node ids")))?.join(",")
         }
-        other => return Err(UserError(format!("params.{key} = {other}: expected a number, text or a list of node ids"))),
+        other => {
+            return Err(UserError(format!(
+                "params.{key} = {other}: expected a number, text or a list of node ids"
+            )))
+        }
     };
     let textual = matches!(value, toml::Value::String(_));
     if textual != matches!(param.kind, agora_protocols::params::Kind::Text) {
@@ -251,9 +261,14 @@ fn in_file(e: ParamError) -> UserError {
     UserError(match e {
         ParamError::UnknownProtocol(_) => e.to_string(),
         ParamError::NotUsed { protocol, param, used } => {
-            format!("params.{param} is not a parameter of {protocol} (its parameters: {})", agora_protocols::params::list(&used))
+            format!(
+                "params.{param} is not a parameter of {protocol} (its parameters: {})",
+                agora_protocols::params::list(&used)
+            )
         }
-        ParamError::Invalid { param: "nodes", why } => format!("the nodes of the file, less params.clients: {why}"),
+        ParamError::Invalid { param: "nodes", why } => {
+            format!("the nodes of the file, less params.clients: {why}")
+        }
         ParamError::Invalid { param, why } => format!("params.{param} {why}"),
     })
 }

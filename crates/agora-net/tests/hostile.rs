@@ -10,7 +10,7 @@ use agora_net::handshake::{self, Hello, Proof, Reply, Role, Secret, MAX_HANDSHAK
 use agora_net::node::{self, BoundNode, NetConfig, NodeShared};
 use agora_net::store::{OpenMode, Store};
 use agora_net::{report, run_bound, Gathered, MESSAGE_BUFFER_BYTES};
-use agora_protocols::params::{TOPOLOGY};
+use agora_protocols::params::TOPOLOGY;
 use agora_protocols::{dispatch, Driver, Params};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

@@ -153,6 +153,14 @@ impl Checker<AllToAll> for AllToAllChecker {
     }
 }
 
+impl crate::registry::FromParams for AllToAllSetup {
+    const SPECS: &'static [crate::params::Spec] = &[];
+    fn from_params(p: &crate::params::Resolved) -> Result<Self, crate::params::ParamError> {
+        p.at_most_nodes(MAX_NODES, "all-to-all sends N(N-1) messages:")?;
+        Ok(AllToAllSetup { nodes: p.nodes })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,13 +196,5 @@ mod tests {
         c.observe(Time::ZERO, NodeId(0), &Greeted { from: NodeId(1) }).unwrap();
         let (live, crashed) = ([true, true], [false, true]);
         assert!(c.finish(&end(&live, &crashed, true)).is_empty());
-    }
-}
-
-impl crate::registry::FromParams for AllToAllSetup {
-    const SPECS: &'static [crate::params::Spec] = &[];
-    fn from_params(p: &crate::params::Resolved) -> Result<Self, crate::params::ParamError> {
-        p.at_most_nodes(MAX_NODES, "all-to-all sends N(N-1) messages:")?;
-        Ok(AllToAllSetup { nodes: p.nodes })
     }
 }

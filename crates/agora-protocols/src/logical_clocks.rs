@@ -531,7 +531,10 @@ impl crate::registry::FromParams for LogicalClockSetup {
                 let events: u64 = p.count(&MSGS);
                 p.at_most_nodes(200, "a random clock scenario has processes:")?;
                 if events > 200 {
-                    return Err(ParamError::invalid(&MSGS, format!("{events}: at most 200 events per process")));
+                    return Err(ParamError::invalid(
+                        &MSGS,
+                        format!("{events}: at most 200 events per process"),
+                    ));
                 }
                 Scenario::random(p.nodes, events as usize, p.seed)
             }

@@ -108,7 +108,9 @@ impl Param {
     pub fn parse(&self, text: &str) -> Result<Value, String> {
         let t = text.trim();
         let value = match self.kind {
-            Kind::Count { .. } => Value::Count(t.parse().map_err(|_| format!("`{t}` is not a whole number"))?),
+            Kind::Count { .. } => {
+                Value::Count(t.parse().map_err(|_| format!("`{t}` is not a whole number"))?)
+            }
             Kind::Real { .. } => {
                 let v: f64 = t.parse().map_err(|_| format!("`{t}` is not a number"))?;
                 Value::Real(v)
@@ -228,7 +230,8 @@ pub static VARIANT: Param = Param {
 /// Messages per sender, or events per process.
 pub static MSGS: Param = Param {
     name: "msgs",
-    help: "Messages per stream or per multicast peer, operations per Raft client, or events per process of a \
+    help:
+        "Messages per stream or per multicast peer, operations per Raft client, or events per process of a \
            random clock scenario.",
     kind: count_kind(0, 10_000_000),
 };
@@ -476,7 +479,9 @@ impl Resolved {
     /// A whole number.
     pub fn count<T: TryFrom<u64>>(&self, p: &Param) -> T {
         match self.required(p) {
-            Value::Count(v) => T::try_from(*v).unwrap_or_else(|_| panic!("`{}`'s range fits its type", p.name)),
+            Value::Count(v) => {
+                T::try_from(*v).unwrap_or_else(|_| panic!("`{}`'s range fits its type", p.name))
+            }
             v => panic!("`{}` = {v:?} is not a count", p.name),
         }
     }
@@ -546,7 +551,10 @@ impl Resolved {
         match self.text(&VARIANT) {
             None => Ok(known[0]),
             Some(v) => known.iter().copied().find(|k| *k == v).ok_or_else(|| {
-                ParamError::invalid(&VARIANT, format!("{} has no variant `{v}` (it has: {})", self.protocol, known.join(", ")))
+                ParamError::invalid(
+                    &VARIANT,
+                    format!("{} has no variant `{v}` (it has: {})", self.protocol, known.join(", ")),
+                )
             }),
         }
     }

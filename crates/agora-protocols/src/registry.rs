@@ -138,7 +138,8 @@ mod tests {
     fn every_protocol_builds_from_its_defaults_and_reads_only_what_it_declares() {
         for e in PROTOCOLS {
             // Reading an undeclared parameter panics, so building each one checks its specs.
-            let n = dispatch(e.name, &Params::new(4, 1), Nodes).unwrap_or_else(|err| panic!("{}: {err}", e.name));
+            let n =
+                dispatch(e.name, &Params::new(4, 1), Nodes).unwrap_or_else(|err| panic!("{}: {err}", e.name));
             assert!(n >= 4, "{}", e.name);
             for s in e.specs {
                 assert!(crate::params::named(s.param.name).is_some(), "{}: {}", e.name, s.param.name);

@@ -5,10 +5,10 @@
 mod common;
 
 use agora_core::{EndState, NodeId, Setup, Time};
-use agora_protocols::params::{MSGS, SCENARIO};
 use agora_protocols::logical_clocks::{
     ClockKind, Executed, LogicalClockSetup, Scenario, Stamp, SEED_SCENARIO,
 };
+use agora_protocols::params::{MSGS, SCENARIO};
 use agora_protocols::Params;
 use common::check;
 

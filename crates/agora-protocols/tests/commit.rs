@@ -3,7 +3,7 @@
 
 mod common;
 
-use agora_protocols::params::{NO_VOTES};
+use agora_protocols::params::NO_VOTES;
 use agora_protocols::Params;
 use common::{campaign, check, random_crashes};
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use agora_protocols::params::{START};
+use agora_protocols::params::START;
 use agora_protocols::Params;
 
 fn election(n: usize, start: Option<u32>, seed: u64) -> Params {

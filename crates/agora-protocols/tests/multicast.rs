@@ -6,8 +6,8 @@
 mod common;
 
 use agora_core::{Setup, Time};
-use agora_protocols::params::{MSGS};
 use agora_protocols::multicast::{analyse, Analysis, McastObs};
+use agora_protocols::params::MSGS;
 use agora_protocols::{dispatch, Driver, Params};
 use agora_sim::{Faults, SimConfig, Simulation};
 

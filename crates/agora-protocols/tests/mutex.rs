@@ -4,7 +4,7 @@
 
 mod common;
 
-use agora_protocols::params::{REQUESTS};
+use agora_protocols::params::REQUESTS;
 use agora_protocols::Params;
 use common::{campaign, check};
 

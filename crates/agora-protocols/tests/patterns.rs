@@ -52,11 +52,21 @@ fn gossip_reaches_everyone_for_far_less_than_all_to_all() {
 fn patterns_stay_safe_under_loss_duplication_and_crashes() {
     let faults = "[network]\nlatency = { dist = \"uniform\", min_ms = 0.5, max_ms = 3 }\nloss = 0.1\nduplicate = 0.1\n[random_crashes]\ncount = 2\nfrom_ms = 0\nto_ms = 100\nmin_down_ms = 1\nmax_down_ms = 50\n";
     for (protocol, param) in [("central", &REQUESTS), ("ring-token", &ROUNDS), ("gossip", &FANOUT)] {
-        campaign(protocol, |s| Params::new(8, s).with(param, if param == &ROUNDS { 2u32 } else { 3 }), 0..200, faults);
+        campaign(
+            protocol,
+            |s| Params::new(8, s).with(param, if param == &ROUNDS { 2u32 } else { 3 }),
+            0..200,
+            faults,
+        );
     }
     // Without loss, the at-end properties are judged too.
     let lossless = "[network]\nlatency = { dist = \"uniform\", min_ms = 0.5, max_ms = 3 }\nduplicate = 0.1\n";
     for (protocol, param) in [("central", &REQUESTS), ("ring-token", &ROUNDS), ("gossip", &FANOUT)] {
-        campaign(protocol, |s| Params::new(8, s).with(param, if param == &ROUNDS { 2u32 } else { 3 }), 0..200, lossless);
+        campaign(
+            protocol,
+            |s| Params::new(8, s).with(param, if param == &ROUNDS { 2u32 } else { 3 }),
+            0..200,
+            lossless,
+        );
     }
 }

@@ -14,8 +14,8 @@
 //!   decided — for 2PC only when the coordinator is up at the end, since 2PC blocks while it is
 //!   down; 3PC's termination protocol decides without it.
 
-pub mod three_phase_commit;
 mod params;
+pub mod three_phase_commit;
 pub mod two_phase_commit;
 
 use agora_core::{Checker, EndState, NodeId, NotJudged, Property, PropertyKind, Protocol, Time, Violation};

@@ -4,7 +4,9 @@
 use super::central::CentralSetup;
 use super::gossip::GossipSetup;
 use super::ring_token::RingTokenSetup;
-use crate::params::{count, real, ParamError, Resolved, Spec, FANOUT, ORIGIN, REQUESTS, ROUNDS, START, TIMEOUT_MS};
+use crate::params::{
+    count, real, ParamError, Resolved, Spec, FANOUT, ORIGIN, REQUESTS, ROUNDS, START, TIMEOUT_MS,
+};
 use crate::registry::FromParams;
 use agora_core::NodeId;
 

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use agora_core::{Counters, Metrics, OpStats, Protocol, Setup, Time, Violation};
-use agora_protocols::params::{TOPOLOGY};
+use agora_protocols::params::TOPOLOGY;
 use agora_protocols::{dispatch, Driver, Params};
 use agora_sim::{Digest, Faults, SimConfig, Simulation};
 
