@@ -16,7 +16,7 @@ impl FromParams for MulticastSetup {
         &[Spec::new(&MSGS, count(10)), Spec::new(&INTERVAL_MS, real(5.0)), Spec::new(&TIMEOUT_MS, real(20.0))];
     fn from_params(p: &Resolved) -> Result<Self, ParamError> {
         let order = Order::parse(p.protocol).expect("the table names multicast protocols by their order");
-        p.at_most_nodes(MAX_PEERS, "multicast peers:")?;
+        p.at_most_nodes(MAX_PEERS, "multicast peers")?;
         let msgs: u32 = p.count(&MSGS);
         if msgs > MAX_MSGS {
             return Err(ParamError::invalid(&MSGS, format!("{msgs}: a multicast peer sends at most {MAX_MSGS}")));
