@@ -24,7 +24,7 @@ fuzz_target!(|bytes: &[u8]| {
             };
             if let Some((f, nodes)) = fault_args {
                 if let Err(e) = faults::build(f, nodes.min(64)) {
-                    assert!(!e.0.contains('\n'), "not one line: {:?}", e.0);
+                    assert!(!e.msg.contains('\n'), "not one line: {:?}", e.msg);
                 }
             }
         }

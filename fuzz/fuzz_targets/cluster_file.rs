@@ -11,9 +11,9 @@ fuzz_target!(|bytes: &[u8]| {
         Ok(f) => {
             assert!(!f.nodes.is_empty());
             if let Err(e) = f.params() {
-                assert!(!e.0.contains('\n'));
+                assert!(!e.msg.contains('\n'));
             }
         }
-        Err(e) => assert!(!e.0.contains('\n'), "not one line: {:?}", e.0),
+        Err(e) => assert!(!e.msg.contains('\n'), "not one line: {:?}", e.msg),
     }
 });

@@ -197,6 +197,8 @@ fn user_mistakes_exit_2_with_one_line() {
         (vec!["sim", "flood", "--nodes", "60", "--diagram", "x.svg"], "at most 50 nodes"),
         (vec!["sim", "flood", "--variant", "nonsense"], "no variant `nonsense`"),
         (vec!["sim", "all-to-all", "--nodes", "4001"], "above its limit"),
+        (vec!["sim", "raft", "--fanout", "3"], "--fanout is not a parameter of raft"),
+        (vec!["sim", "2pc", "--no-votes", "0"], "--no-votes 0: participants are nodes 1..5"),
         (vec!["sim", "raft", "--reads", "2"], "'2' for '--reads"),
         (vec!["sim", "raft", "--nodes", "16"], "at most 15"),
         (vec!["sim", "raft", "--snapshot-every", "0"], "--snapshot-every"),

@@ -156,7 +156,7 @@ impl Checker<AllToAll> for AllToAllChecker {
 impl crate::registry::FromParams for AllToAllSetup {
     const SPECS: &'static [crate::params::Spec] = &[];
     fn from_params(p: &crate::params::Resolved) -> Result<Self, crate::params::ParamError> {
-        p.at_most_nodes(MAX_NODES, "all-to-all sends N(N-1) messages:")?;
+        p.at_most_nodes(MAX_NODES, "nodes, as all-to-all sends N(N-1) messages")?;
         Ok(AllToAllSetup { nodes: p.nodes })
     }
 }

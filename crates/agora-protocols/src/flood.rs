@@ -281,7 +281,7 @@ impl crate::registry::FromParams for FloodSetup {
         if topology == crate::topology::TopologyKind::Complete {
             p.at_most_nodes(
                 crate::all_to_all::MAX_NODES,
-                "flood on a complete graph sends (N-1)^2 messages; use the topology regular:K above",
+                "nodes on a complete graph, where flood sends (N-1)^2 messages; use the topology regular:K",
             )?;
         }
         let graph = Graph::build(topology, p.nodes, p.seed).map_err(|e| ParamError::invalid(&TOPOLOGY, e))?;

@@ -529,7 +529,7 @@ impl crate::registry::FromParams for LogicalClockSetup {
         let scenario = match p.text(&SCENARIO).unwrap_or("random") {
             "random" => {
                 let events: u64 = p.count(&MSGS);
-                p.at_most_nodes(200, "a random clock scenario has processes:")?;
+                p.at_most_nodes(200, "processes in a random clock scenario")?;
                 if events > 200 {
                     return Err(ParamError::invalid(
                         &MSGS,

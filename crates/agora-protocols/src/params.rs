@@ -530,10 +530,11 @@ impl Resolved {
         }
     }
 
-    /// An error unless the protocol has at most `max` nodes.
-    pub fn at_most_nodes(&self, max: usize, why: &str) -> Result<(), ParamError> {
+    /// An error unless the protocol has at most `max` nodes; `what` names them in the message
+    /// ("Raft replicas").
+    pub fn at_most_nodes(&self, max: usize, what: &str) -> Result<(), ParamError> {
         if self.nodes > max {
-            return Err(ParamError::nodes(format!("{}: {why} at most {max}", self.nodes)));
+            return Err(ParamError::nodes(format!("{} is above its limit: at most {max} {what}", self.nodes)));
         }
         Ok(())
     }

@@ -181,7 +181,7 @@ impl crate::registry::FromParams for StreamSetup {
     };
     fn from_params(p: &crate::params::Resolved) -> Result<Self, crate::params::ParamError> {
         use crate::params::{MSGS, WINDOW};
-        p.at_most_nodes(1_000, "stream nodes:")?;
+        p.at_most_nodes(1_000, "nodes stream to each other")?;
         Ok(StreamSetup { nodes: p.nodes, msgs: p.count(&MSGS), window: p.count(&WINDOW) })
     }
 }

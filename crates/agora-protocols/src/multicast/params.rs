@@ -19,7 +19,7 @@ impl FromParams for MulticastSetup {
     ];
     fn from_params(p: &Resolved) -> Result<Self, ParamError> {
         let order = Order::parse(p.protocol).expect("the table names multicast protocols by their order");
-        p.at_most_nodes(MAX_PEERS, "multicast peers:")?;
+        p.at_most_nodes(MAX_PEERS, "multicast peers")?;
         let msgs: u32 = p.count(&MSGS);
         if msgs > MAX_MSGS {
             return Err(ParamError::invalid(

@@ -26,7 +26,7 @@ impl FromParams for KvSetup {
     /// `nodes` are the replicas; the clients come after them.
     fn from_params(p: &Resolved) -> Result<Self, ParamError> {
         let variant = p.variant(&["correct", "stale-reads", "no-dedup"])?;
-        p.at_most_nodes(MAX_REPLICAS, "Raft replicas:")?;
+        p.at_most_nodes(MAX_REPLICAS, "Raft replicas")?;
         let timeout = p.millis(&TIMEOUT_MS);
         let work = Workload {
             ops: p.count(&MSGS),
