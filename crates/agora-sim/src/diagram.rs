@@ -9,17 +9,60 @@ use agora_core::{Lifecycle, NodeId, Time};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+/// The most nodes a diagram draws: beyond it the lines are too close to read.
 pub const MAX_DIAGRAM_NODES: usize = 50;
+/// The most events a diagram draws (and a run records for one); more make an SVG no browser
+/// renders usefully.
 pub const MAX_DIAGRAM_EVENTS: usize = 5_000;
 
-/// One recorded event.
+/// One recorded event. Times are the simulator's global (virtual) time.
 #[derive(Clone, Debug)]
 pub enum Rec {
-    Send { id: u64, from: NodeId, to: NodeId, kind: &'static str, at: Time },
-    Deliver { id: u64, at: Time },
-    Drop { id: u64, at: Time },
-    Life { node: NodeId, at: Time, what: Lifecycle },
-    Observe { node: NodeId, at: Time, label: String },
+    /// A message left `from` for `to` (a duplicate the network made is a send of its own).
+    Send {
+        /// The message's id in this run, which its `Deliver` or `Drop` names.
+        id: u64,
+        /// The sender.
+        from: NodeId,
+        /// The destination.
+        to: NodeId,
+        /// The message type ([`agora_core::Message::kind`]), the arrow's label.
+        kind: &'static str,
+        /// When it was sent.
+        at: Time,
+    },
+    /// The message `id` reached its destination.
+    Deliver {
+        /// The message's id, as its `Send` gave it.
+        id: u64,
+        /// When it arrived.
+        at: Time,
+    },
+    /// The message `id` was lost (loss, partition, a crashed destination).
+    Drop {
+        /// The message's id, as its `Send` gave it.
+        id: u64,
+        /// When it was lost.
+        at: Time,
+    },
+    /// A node crashed, restarted, paused, resumed or lost its storage.
+    Life {
+        /// The node.
+        node: NodeId,
+        /// When.
+        at: Time,
+        /// What happened to it.
+        what: Lifecycle,
+    },
+    /// A node reported an observation.
+    Observe {
+        /// The node.
+        node: NodeId,
+        /// When.
+        at: Time,
+        /// The observation's `Debug` text, shown on hover.
+        label: String,
+    },
 }
 
 impl Rec {
@@ -44,10 +87,12 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// A recorder that keeps the first `limit` events and counts the rest.
     pub fn new(limit: usize) -> Self {
         Recorder { limit, recs: Vec::new(), seen: 0 }
     }
 
+    /// Records `rec` while fewer than the limit are recorded; counts it either way.
     pub fn push(&mut self, rec: Rec) {
         self.seen += 1;
         if self.recs.len() < self.limit {
@@ -60,10 +105,12 @@ impl Recorder {
         self.seen <= self.limit
     }
 
+    /// Events seen in all, recorded or not.
     pub fn events_seen(&self) -> usize {
         self.seen
     }
 
+    /// The events recorded, in the order they happened.
     pub fn records(&self) -> &[Rec] {
         &self.recs
     }

@@ -64,19 +64,29 @@ fn err<T>(msg: impl Into<String>) -> Result<T, FaultError> {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Latency {
+    /// Always the same.
     Constant {
+        /// The latency, in milliseconds.
         ms: f64,
     },
+    /// Uniform between two bounds.
     Uniform {
+        /// The lower bound, in milliseconds.
         min_ms: f64,
+        /// The upper bound, in milliseconds (at least `min_ms`).
         max_ms: f64,
     },
+    /// Exponential: many short delays and a long tail (capped at [`MAX_LATENCY_MS`]).
     Exponential {
+        /// The mean, in milliseconds.
         mean_ms: f64,
     },
     /// Log-normal with the given median and shape (`sigma` of the underlying normal).
     LogNormal {
+        /// The median, in milliseconds (above zero).
         median_ms: f64,
+        /// The spread: 0 is constant at the median, larger values have a heavier tail (at
+        /// most [`MAX_SIGMA`]).
         sigma: f64,
     },
 }
@@ -147,8 +157,12 @@ impl FromStr for Latency {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkSpec {
+    /// The senders whose links it covers.
     pub from: NodeSet,
+    /// The destinations whose links it covers.
     pub to: NodeSet,
+    /// The latency of those links; the first matching override wins over regions and the base
+    /// latency.
     pub latency: Latency,
 }
 
@@ -157,6 +171,7 @@ pub struct LinkSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Regions {
+    /// The regions' names, in the order of `latency_ms`' rows and columns (1 to 1,000).
     pub names: Vec<String>,
     /// `latency_ms[a][b]`: base one-way latency from region a to region b.
     pub latency_ms: Vec<Vec<f64>>,
@@ -230,10 +245,14 @@ pub struct Network {
     /// Probability that a message is held back by an extra delay uniform in
     /// `[0, reorder_delay_ms]`, so that later messages overtake it.
     pub reorder: f64,
+    /// The most extra delay a reordered message gets, in milliseconds (0 to [`MAX_LATENCY_MS`]).
     pub reorder_delay_ms: f64,
     /// Per-link FIFO: messages on one link are delivered in the order they were sent.
     pub fifo: bool,
+    /// Places nodes in regions, whose latencies replace `latency`; an override in `links` still
+    /// wins.
     pub regions: Option<Regions>,
+    /// Latency overrides for links between two sets of nodes (first match wins).
     pub links: Vec<LinkSpec>,
 }
 
@@ -257,7 +276,9 @@ impl Default for Network {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionSpec {
+    /// The groups, at least one; a node named in two belongs to the first.
     pub groups: Vec<NodeSet>,
+    /// When it begins, in milliseconds of virtual time since the run began.
     pub at_ms: f64,
     /// When it heals; never if omitted.
     #[serde(default)]
@@ -268,9 +289,13 @@ pub struct PartitionSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OneWaySpec {
+    /// The senders whose messages are lost.
     pub from: NodeSet,
+    /// The destinations they cannot reach.
     pub to: NodeSet,
+    /// When it begins, in milliseconds of virtual time since the run began.
     pub at_ms: f64,
+    /// When it heals, after `at_ms`; never if omitted.
     #[serde(default)]
     pub heal_ms: Option<f64>,
 }
@@ -280,8 +305,11 @@ pub struct OneWaySpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrashSpec {
+    /// The nodes that crash, all at the same time.
     pub nodes: NodeSet,
+    /// When they crash, in milliseconds of virtual time since the run began.
     pub at_ms: f64,
+    /// When they restart, after `at_ms`; if omitted they stay down.
     #[serde(default)]
     pub restart_ms: Option<f64>,
     /// Whether the crash loses the node's storage too.
@@ -310,8 +338,11 @@ pub enum Wipe {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PauseSpec {
+    /// The nodes that pause, all at the same time.
     pub nodes: NodeSet,
+    /// When they pause, in milliseconds of virtual time since the run began.
     pub at_ms: f64,
+    /// When they resume, after `at_ms`; if omitted they stay paused.
     #[serde(default)]
     pub resume_ms: Option<f64>,
 }
@@ -320,9 +351,14 @@ pub struct PauseSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClockSpec {
+    /// The nodes whose clock this is.
     pub nodes: NodeSet,
+    /// A constant offset in milliseconds (within ±[`MAX_SKEW_MS`]); a local time below zero reads
+    /// as zero.
     #[serde(default)]
     pub skew_ms: f64,
+    /// How much faster (or, negative, slower) the clock runs, in parts per million, in
+    /// `(-`[`MAX_DRIFT_PPM`]`, `[`MAX_DRIFT_PPM`]`]`.
     #[serde(default)]
     pub drift_ppm: f64,
 }
@@ -333,12 +369,19 @@ pub struct ClockSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomCrashes {
+    /// How many crashes to draw (at most [`MAX_RANDOM_CRASHES`]); a node may be drawn more than once.
     pub count: u32,
+    /// The nodes to draw from; every node of the cluster if omitted.
     pub nodes: Option<NodeSet>,
+    /// The start of the window crash times are drawn from, in milliseconds of virtual time.
     pub from_ms: f64,
+    /// The end of that window (included).
     pub to_ms: f64,
+    /// The shortest downtime before a restart, in milliseconds.
     pub min_down_ms: f64,
+    /// The longest downtime before a restart, in milliseconds.
     pub max_down_ms: f64,
+    /// Whether crashed nodes restart at all.
     pub restart: bool,
     /// What each crash does to the node's storage.
     pub wipe: Wipe,
@@ -388,14 +431,20 @@ impl RandomCrashes {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Faults {
+    /// Latency, loss, duplication, reordering and links.
     pub network: Network,
+    /// Symmetric partitions (`[[partition]]` in TOML).
     #[serde(rename = "partition")]
     pub partitions: Vec<PartitionSpec>,
+    /// One-way partitions (`[[one_way]]`).
     pub one_way: Vec<OneWaySpec>,
+    /// Scheduled crashes (`[[crash]]`).
     #[serde(rename = "crash")]
     pub crashes: Vec<CrashSpec>,
+    /// Scheduled pauses (`[[pause]]`).
     #[serde(rename = "pause")]
     pub pauses: Vec<PauseSpec>,
+    /// Clock skew and drift per node (`[[clock]]`); nodes not named keep the global clock.
     #[serde(rename = "clock")]
     pub clocks: Vec<ClockSpec>,
     /// Crashes drawn from the run's seed (for campaigns over many seeds).

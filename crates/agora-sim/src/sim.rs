@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 pub struct SimConfig {
     /// The master seed: every random choice of the run derives from it.
     pub seed: u64,
+    /// What goes wrong in the run; validated against the cluster size ([`Faults::validate`])
+    /// before the run is built.
     pub faults: Faults,
     /// The run stops at this virtual time.
     pub max_time: Time,
@@ -43,6 +45,7 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
+    /// A run of seed `seed` without faults, stopped at 600 s of virtual time, with no event limit.
     pub fn new(seed: u64) -> Self {
         SimConfig {
             seed,
@@ -55,6 +58,7 @@ impl SimConfig {
         }
     }
 
+    /// The same configuration with `faults` instead.
     pub fn with_faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
         self
@@ -71,7 +75,9 @@ pub const MAX_PENDING_EVENTS: usize = 20_000_000;
 pub enum EndReason {
     /// Nothing was left to do.
     Quiescent,
+    /// Virtual time reached [`SimConfig::max_time`] with work left.
     TimeLimit,
+    /// [`SimConfig::max_events`] events were handled with work left.
     EventLimit,
     /// More than [`MAX_PENDING_EVENTS`] events were waiting at once: a workload whose message
     /// volume would exhaust memory (say, gossip to a million peers per round) is stopped.
@@ -95,17 +101,27 @@ impl EndReason {
 
 /// Everything a run produced.
 pub struct Outcome<O> {
+    /// The protocol's CLI name.
     pub protocol: &'static str,
+    /// The cluster size.
     pub nodes: usize,
+    /// The run's seed.
     pub seed: u64,
+    /// Messages and operations of the run, by message type.
     pub metrics: Metrics,
     /// Message counters of each node.
     pub per_node: Vec<Counters>,
+    /// The violations found; the run stops once there is one.
     pub violations: Vec<Violation>,
+    /// Why the run ended.
     pub end: EndReason,
+    /// Virtual time when the run ended.
     pub virtual_time: Time,
+    /// Wall-clock time the run took to compute.
     pub wall: Duration,
+    /// Events handled: deliveries, timer firings, faults and writes.
     pub events: u64,
+    /// The run's fingerprint: the same inputs give the same digest.
     pub trace_digest: Digest,
     /// `(global time, node, observation)`, when asked for.
     pub observations: Vec<(Time, NodeId, O)>,
