@@ -470,20 +470,23 @@ impl Faults {
 
     /// Checks every value against the cluster size; the error names the offending setting.
     pub fn validate(&self, nodes: usize) -> Result<(), FaultError> {
-        let n = &self.network;
-        for (name, p) in [("loss", n.loss), ("duplicate", n.duplicate), ("reorder", n.reorder)] {
-            if !(0.0..=1.0).contains(&p) || p.is_nan() {
-                return err(format!("--{name} {p:?}: a probability must be between 0 and 1"));
-            }
+        self.network.validate_values()?;
+        self.validate_list_lengths()?;
+        self.network.validate_shape(nodes)?;
+        self.validate_schedule(nodes)?;
+        if let Some(r) = &self.random_crashes {
+            r.validate(nodes)?;
         }
-        if !(0.0..=MAX_LATENCY_MS).contains(&n.reorder_delay_ms) {
-            return err(format!(
-                "--reorder-delay-ms {:?}: must be in 0..={MAX_LATENCY_MS} ms",
-                n.reorder_delay_ms
-            ));
+        for c in &self.clocks {
+            c.validate(nodes)?;
         }
+        Ok(())
+    }
+
+    /// No list is longer than [`MAX_SPECS`].
+    fn validate_list_lengths(&self) -> Result<(), FaultError> {
         let lists = [
-            ("network.links", n.links.len()),
+            ("network.links", self.network.links.len()),
             ("partition", self.partitions.len()),
             ("one_way", self.one_way.len()),
             ("crash", self.crashes.len()),
@@ -495,103 +498,157 @@ impl Faults {
                 return err(format!("{what}: {len} entries; at most {MAX_SPECS}"));
             }
         }
-        n.latency.validate("network.latency")?;
-        let in_range = |set: &NodeSet, what: &str| {
-            if set.end() as usize > nodes {
-                return err(format!("{what} `{set}` names a node outside 0..{nodes}"));
-            }
-            if set.is_empty() {
-                return err(format!("{what} is empty"));
-            }
-            Ok(())
-        };
-        for l in &n.links {
-            in_range(&l.from, "link from")?;
-            in_range(&l.to, "link to")?;
-            l.latency.validate("link latency")?;
-        }
-        if let Some(r) = &n.regions {
-            let k = r.names.len();
-            if k == 0 || k > 1_000 {
-                return err(format!("regions: {k} regions; 1 to 1000 are allowed"));
-            }
-            if r.latency_ms.len() != k || r.latency_ms.iter().any(|row| row.len() != k) {
-                return err(format!("regions: latency_ms must be a {k}x{k} matrix"));
-            }
-            if r.latency_ms.iter().flatten().any(|v| !(0.0..=MAX_LATENCY_MS).contains(v)) {
-                return err(format!("regions: latencies must be in 0..={MAX_LATENCY_MS} ms"));
-            }
-            r.jitter.validate("regions.jitter")?;
-            if let Some(sets) = &r.nodes {
-                if sets.len() != k {
-                    return err(format!("regions: `nodes` must list {k} node sets, one per region"));
-                }
-                for s in sets {
-                    in_range(s, "region nodes")?;
-                }
-            }
-        }
-        let window = |what: &str, at: f64, end: Option<f64>| {
-            if !(0.0..=MAX_TIME_MS).contains(&at) {
-                return err(format!("{what}: start time {at:?} ms must be in 0..={MAX_TIME_MS}"));
-            }
-            match end {
-                Some(e) if !(e > at && e <= MAX_TIME_MS) => err(format!(
-                    "{what}: end time {e:?} ms must come after the start ({at:?} ms), at most {MAX_TIME_MS}"
-                )),
-                _ => Ok(()),
-            }
-        };
+        Ok(())
+    }
+
+    /// Partitions, one-way partitions, crashes and pauses name nodes of the cluster, and each
+    /// window starts in range and ends after it starts.
+    fn validate_schedule(&self, nodes: usize) -> Result<(), FaultError> {
         for p in &self.partitions {
             if p.groups.is_empty() {
                 return err("partition: at least one group is needed");
             }
             for g in &p.groups {
-                in_range(g, "partition group")?;
+                in_range(g, "partition group", nodes)?;
             }
             window("partition", p.at_ms, p.heal_ms)?;
         }
         for p in &self.one_way {
-            in_range(&p.from, "one-way partition from")?;
-            in_range(&p.to, "one-way partition to")?;
+            in_range(&p.from, "one-way partition from", nodes)?;
+            in_range(&p.to, "one-way partition to", nodes)?;
             window("one-way partition", p.at_ms, p.heal_ms)?;
         }
         for c in &self.crashes {
-            in_range(&c.nodes, "crash")?;
+            in_range(&c.nodes, "crash", nodes)?;
             window("crash", c.at_ms, c.restart_ms)?;
         }
         for p in &self.pauses {
-            in_range(&p.nodes, "pause")?;
+            in_range(&p.nodes, "pause", nodes)?;
             window("pause", p.at_ms, p.resume_ms)?;
         }
-        if let Some(r) = &self.random_crashes {
-            if let Some(set) = &r.nodes {
-                in_range(set, "random crashes")?;
-            }
-            if r.count > MAX_RANDOM_CRASHES {
-                return err(format!("random crashes: count {}; at most {MAX_RANDOM_CRASHES}", r.count));
-            }
-            let ok = |v: f64| (0.0..=MAX_TIME_MS).contains(&v);
-            if !(ok(r.from_ms) && ok(r.to_ms) && r.from_ms <= r.to_ms) {
-                return err("random crashes: from_ms..to_ms must be a non-negative window");
-            }
-            if !(ok(r.min_down_ms) && ok(r.max_down_ms) && r.min_down_ms <= r.max_down_ms) {
-                return err("random crashes: min_down_ms..max_down_ms must be a non-negative range");
+        Ok(())
+    }
+}
+
+impl Network {
+    /// The probabilities and the reorder delay are in range.
+    fn validate_values(&self) -> Result<(), FaultError> {
+        for (name, p) in [("loss", self.loss), ("duplicate", self.duplicate), ("reorder", self.reorder)] {
+            if !(0.0..=1.0).contains(&p) || p.is_nan() {
+                return err(format!("--{name} {p:?}: a probability must be between 0 and 1"));
             }
         }
-        for c in &self.clocks {
-            in_range(&c.nodes, "clock")?;
-            let skew_ok = (-MAX_SKEW_MS..=MAX_SKEW_MS).contains(&c.skew_ms);
-            let drift_ok = c.drift_ppm > -MAX_DRIFT_PPM && c.drift_ppm <= MAX_DRIFT_PPM;
-            if !(skew_ok && drift_ok) {
-                return err(format!(
-                    "clock: skew {:?} ms, drift {:?} ppm: skew must be within ±{MAX_SKEW_MS} ms and drift in \
-                     (-{MAX_DRIFT_PPM}, {MAX_DRIFT_PPM}] ppm",
-                    c.skew_ms, c.drift_ppm
-                ));
+        if !(0.0..=MAX_LATENCY_MS).contains(&self.reorder_delay_ms) {
+            return err(format!(
+                "--reorder-delay-ms {:?}: must be in 0..={MAX_LATENCY_MS} ms",
+                self.reorder_delay_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// The latencies are valid, and links and regions name nodes of the cluster.
+    fn validate_shape(&self, nodes: usize) -> Result<(), FaultError> {
+        self.latency.validate("network.latency")?;
+        for l in &self.links {
+            in_range(&l.from, "link from", nodes)?;
+            in_range(&l.to, "link to", nodes)?;
+            l.latency.validate("link latency")?;
+        }
+        if let Some(r) = &self.regions {
+            r.validate(nodes)?;
+        }
+        Ok(())
+    }
+}
+
+impl Regions {
+    /// 1 to 1,000 regions, a square matrix of latencies in range, valid jitter, and one node
+    /// set per region if they are given.
+    fn validate(&self, nodes: usize) -> Result<(), FaultError> {
+        let k = self.names.len();
+        if k == 0 || k > 1_000 {
+            return err(format!("regions: {k} regions; 1 to 1000 are allowed"));
+        }
+        if self.latency_ms.len() != k || self.latency_ms.iter().any(|row| row.len() != k) {
+            return err(format!("regions: latency_ms must be a {k}x{k} matrix"));
+        }
+        if self.latency_ms.iter().flatten().any(|v| !(0.0..=MAX_LATENCY_MS).contains(v)) {
+            return err(format!("regions: latencies must be in 0..={MAX_LATENCY_MS} ms"));
+        }
+        self.jitter.validate("regions.jitter")?;
+        if let Some(sets) = &self.nodes {
+            if sets.len() != k {
+                return err(format!("regions: `nodes` must list {k} node sets, one per region"));
+            }
+            for s in sets {
+                in_range(s, "region nodes", nodes)?;
             }
         }
         Ok(())
+    }
+}
+
+impl RandomCrashes {
+    /// The node set is in the cluster, the count bounded, and both windows ordered and in
+    /// range.
+    fn validate(&self, nodes: usize) -> Result<(), FaultError> {
+        if let Some(set) = &self.nodes {
+            in_range(set, "random crashes", nodes)?;
+        }
+        if self.count > MAX_RANDOM_CRASHES {
+            return err(format!("random crashes: count {}; at most {MAX_RANDOM_CRASHES}", self.count));
+        }
+        let ok = |v: f64| (0.0..=MAX_TIME_MS).contains(&v);
+        if !(ok(self.from_ms) && ok(self.to_ms) && self.from_ms <= self.to_ms) {
+            return err("random crashes: from_ms..to_ms must be a non-negative window");
+        }
+        if !(ok(self.min_down_ms) && ok(self.max_down_ms) && self.min_down_ms <= self.max_down_ms) {
+            return err("random crashes: min_down_ms..max_down_ms must be a non-negative range");
+        }
+        Ok(())
+    }
+}
+
+impl ClockSpec {
+    /// The nodes are in the cluster, the skew and drift in range.
+    fn validate(&self, nodes: usize) -> Result<(), FaultError> {
+        in_range(&self.nodes, "clock", nodes)?;
+        let skew_ok = (-MAX_SKEW_MS..=MAX_SKEW_MS).contains(&self.skew_ms);
+        let drift_ok = self.drift_ppm > -MAX_DRIFT_PPM && self.drift_ppm <= MAX_DRIFT_PPM;
+        if !(skew_ok && drift_ok) {
+            return err(format!(
+                "clock: skew {:?} ms, drift {:?} ppm: skew must be within ±{MAX_SKEW_MS} ms and drift in \
+                 (-{MAX_DRIFT_PPM}, {MAX_DRIFT_PPM}] ppm",
+                self.skew_ms, self.drift_ppm
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `set` names at least one node, all in `0..nodes`.
+fn in_range(set: &NodeSet, what: &str, nodes: usize) -> Result<(), FaultError> {
+    if set.end() as usize > nodes {
+        return err(format!("{what} `{set}` names a node outside 0..{nodes}"));
+    }
+    if set.is_empty() {
+        return err(format!("{what} is empty"));
+    }
+    Ok(())
+}
+
+/// A fault's window: it starts in `0..=MAX_TIME_MS` and, if it ends, ends after it starts, at
+/// most at `MAX_TIME_MS`.
+fn window(what: &str, at: f64, end: Option<f64>) -> Result<(), FaultError> {
+    if !(0.0..=MAX_TIME_MS).contains(&at) {
+        return err(format!("{what}: start time {at:?} ms must be in 0..={MAX_TIME_MS}"));
+    }
+    match end {
+        Some(e) if !(e > at && e <= MAX_TIME_MS) => err(format!(
+            "{what}: end time {e:?} ms must come after the start ({at:?} ms), at most {MAX_TIME_MS}"
+        )),
+        _ => Ok(()),
     }
 }
 
