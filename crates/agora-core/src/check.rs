@@ -26,22 +26,29 @@ pub enum PropertyKind {
 /// A named property, as a checker declares it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Property {
+    /// The property's name, as summaries and violations print it (kebab case, "no-duplication").
     pub name: &'static str,
+    /// When it is judged: at every observation, or once at the end.
     pub kind: PropertyKind,
+    /// One line saying what the property asserts, for `agora protocols` and reports.
     pub description: &'static str,
 }
 
 /// A broken property: which, where, when, and what was seen.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Violation {
+    /// The name of the broken property (a [`Property::name`], or one of the interpreter's own).
     pub property: &'static str,
+    /// The node where it was seen broken; `None` for a property of the whole run.
     pub node: Option<NodeId>,
     /// Global (simulator or wall) time since the run began.
     pub at: Time,
+    /// What was seen, in words, for the person reading the report.
     pub detail: String,
 }
 
 impl Violation {
+    /// A violation of `property` seen at `node` at time `at`.
     pub fn new(property: &'static str, node: Option<NodeId>, at: Time, detail: impl Into<String>) -> Self {
         Violation { property, node, at, detail: detail.into() }
     }
@@ -61,9 +68,13 @@ impl fmt::Display for Violation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Lifecycle {
+    /// The node stopped, losing everything it did not persist.
     Crashed,
+    /// The node was rebuilt from what it persisted and started again.
     Restarted,
+    /// The node stopped handling events; its messages and timers wait until it resumes.
     Paused,
+    /// A paused node handles again, in arrival order, what waited for it.
     Resumed,
     /// The crashed node's storage was lost too: it restarts empty (and, if its protocol
     /// [`crate::Setup::rejoins`], marked as rejoining).
@@ -72,6 +83,7 @@ pub enum Lifecycle {
 
 /// What a checker knows when the run ends.
 pub struct EndState<'a> {
+    /// When the run ended.
     pub at: Time,
     /// `live[i]`: node i is up (not crashed, not paused) at the end.
     pub live: &'a [bool],

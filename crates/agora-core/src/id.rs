@@ -45,21 +45,28 @@ pub type OpId = u64;
 pub struct Time(pub u64);
 
 impl Time {
+    /// The moment the run begins.
     pub const ZERO: Time = Time(0);
+    /// The latest representable time: "never" for deadlines and limits.
     pub const MAX: Time = Time(u64::MAX);
 
+    /// `ms` milliseconds after the run began, saturating at [`Time::MAX`].
     pub fn from_millis(ms: u64) -> Time {
         Time(ms.saturating_mul(1_000_000))
     }
 
+    /// Fractional milliseconds (from a user's setting or a sampled latency), rounded to the
+    /// nearest nanosecond; negative values become zero and values past the range saturate.
     pub fn from_millis_f64(ms: f64) -> Time {
         Time((ms.max(0.0) * 1e6).round() as u64)
     }
 
+    /// Nanoseconds since the run began.
     pub fn as_nanos(self) -> u64 {
         self.0
     }
 
+    /// Milliseconds since the run began, as a float for reports (exact below about 104 days).
     pub fn as_millis_f64(self) -> f64 {
         self.0 as f64 / 1e6
     }

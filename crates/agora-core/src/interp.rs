@@ -56,6 +56,7 @@ impl<T, D> Default for Timers<T, D> {
 }
 
 impl<T: PartialEq, D: Copy + Ord> Timers<T, D> {
+    /// An empty table.
     pub fn new() -> Self {
         Self::default()
     }
@@ -119,6 +120,7 @@ impl<T: PartialEq, D: Copy + Ord> Timers<T, D> {
         self.pending.len()
     }
 
+    /// Whether no timer is pending.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
@@ -133,7 +135,12 @@ impl<T: PartialEq, D: Copy + Ord> Timers<T, D> {
 #[derive(Clone, Copy, Debug)]
 pub enum Targets<'a> {
     /// Every node but `me`.
-    AllOthers { me: NodeId, n: u32 },
+    AllOthers {
+        /// The sender, left out.
+        me: NodeId,
+        /// The cluster size: destinations are `0..n`.
+        n: u32,
+    },
     /// These nodes, in this order.
     Nodes(&'a [NodeId]),
 }
@@ -156,6 +163,7 @@ impl Targets<'_> {
         }
     }
 
+    /// Whether the send has no destination at all.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -192,7 +200,9 @@ impl Frame<'_> {
 /// A durable write of one step (`Persist`, `Unpersist`, `UnpersistRange`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Write {
+    /// Store `value` under `key`, replacing what was there.
     Put(String, Vec<u8>),
+    /// Remove `key`, if present.
     Remove(String),
     /// Every key in `from..to`, byte order.
     RemoveRange(String, String),
@@ -218,8 +228,13 @@ pub trait Host<P: Protocol> {
     fn timer_cancelled(&mut self, node: NodeId);
     /// Hands one message (already counted as sent to each destination) to the network.
     fn transmit(&mut self, from: NodeId, to: Targets<'_>, msg: P::Msg, frame: &Frame<'_>);
+    /// A durable write of node `node`'s step: the host makes it durable before any message of
+    /// the same step leaves the node.
     fn persist(&mut self, node: NodeId, write: Write);
+    /// Computes `value` off the protocol's path and writes it under `key`, then fires the
+    /// node's timer `done` (see [`Effect::PersistLater`](crate::Effect::PersistLater)).
     fn persist_later(&mut self, node: NodeId, key: String, value: Deferred, done: P::Timer);
+    /// Hands an observation to the run's checker and trace.
     fn observe(&mut self, node: NodeId, obs: P::Obs);
     /// An operation begins (`end` false) or ends here.
     fn operation(&mut self, node: NodeId, op: OpId, end: bool);
@@ -247,6 +262,7 @@ impl Interp {
         Interp { n, ..Interp::default() }
     }
 
+    /// The cluster size `n` this interpreter checks destinations against.
     pub fn nodes(&self) -> usize {
         self.n
     }

@@ -24,6 +24,7 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// One message of `bytes` wire bytes handed to the network.
     pub fn count_sent(&mut self, bytes: u64) {
         self.sent += 1;
         self.bytes_sent += bytes;
@@ -35,6 +36,7 @@ impl Counters {
         self.bytes_sent += copies * bytes;
     }
 
+    /// One message of `bytes` wire bytes handed to the node.
     pub fn count_delivered(&mut self, bytes: u64) {
         self.delivered += 1;
         self.bytes_delivered += bytes;
@@ -53,10 +55,15 @@ impl Counters {
 /// Latency quantiles in milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Quantiles {
+    /// Operations measured.
     pub count: u64,
+    /// Median, in milliseconds.
     pub p50_ms: f64,
+    /// 90th percentile, in milliseconds.
     pub p90_ms: f64,
+    /// 99th percentile, in milliseconds.
     pub p99_ms: f64,
+    /// The largest, in milliseconds.
     pub max_ms: f64,
 }
 
@@ -93,6 +100,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Empty metrics: no message type, no operation.
     pub fn new() -> Self {
         Self::default()
     }
@@ -106,6 +114,8 @@ impl Metrics {
         self.kinds.len() - 1
     }
 
+    /// One message of type `kind` (an index from [`Metrics::kind_index`]) and `bytes` wire bytes
+    /// sent. Panics if `kind` was not issued by these metrics.
     pub fn sent(&mut self, kind: usize, bytes: u64) {
         self.kinds[kind].1.count_sent(bytes);
     }
@@ -115,6 +125,7 @@ impl Metrics {
         self.kinds[kind].1.count_sent_many(copies, bytes);
     }
 
+    /// One message of type `kind` and `bytes` wire bytes delivered.
     pub fn delivered(&mut self, kind: usize, bytes: u64) {
         self.kinds[kind].1.count_delivered(bytes);
     }
@@ -124,10 +135,12 @@ impl Metrics {
         self.kinds[kind].1.add(c);
     }
 
+    /// One message of type `kind` lost (by the network, or to a crashed node).
     pub fn dropped(&mut self, kind: usize) {
         self.kinds[kind].1.dropped += 1;
     }
 
+    /// One extra copy of a message of type `kind` made by the network.
     pub fn duplicated(&mut self, kind: usize) {
         self.kinds[kind].1.duplicated += 1;
     }
@@ -177,6 +190,7 @@ impl Metrics {
         e.1 = Some(e.1.map_or(at, |x| x.max(at)));
     }
 
+    /// The counters of every message type added up: the run's totals.
     pub fn totals(&self) -> Counters {
         let mut t = Counters::default();
         for (_, c) in &self.kinds {
@@ -185,6 +199,7 @@ impl Metrics {
         t
     }
 
+    /// The counters of each message type, in the order the types were first seen.
     pub fn by_kind(&self) -> &[(&'static str, Counters)] {
         &self.kinds
     }
@@ -211,8 +226,11 @@ impl Metrics {
 /// Operation statistics of a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct OpStats {
+    /// Operations that began (an end whose begin was never seen is not counted).
     pub begun: u64,
+    /// Operations that began and ended.
     pub completed: u64,
+    /// The latency of completed operations, from begin to last end.
     pub latency: Quantiles,
 }
 

@@ -42,8 +42,11 @@ impl<T: Clone + Debug + Serialize + DeserializeOwned + Send + 'static> Observati
 /// A protocol: the state machine of one node. It is `Send` so that a runtime may move it
 /// between threads; it is only ever driven by one thread at a time.
 pub trait Protocol: Send + 'static {
+    /// The messages its nodes exchange.
     type Msg: Message;
+    /// The names of its timers.
     type Timer: TimerName;
+    /// What its nodes report to the checker (and, over TCP, to the process that checks the cluster).
     type Obs: Observation;
 
     /// Called once when the node starts, and again after every restart (on a node freshly built
@@ -71,6 +74,7 @@ pub trait Protocol: Send + 'static {
 /// shared by every node. On restart the driver calls [`Setup::build`] again with the node's
 /// persisted state: whatever the node did not persist is gone.
 pub trait Setup: Send + Sync + 'static {
+    /// The protocol each node runs.
     type Node: Protocol;
 
     /// The protocol's CLI name ("flood").
@@ -111,10 +115,12 @@ pub enum Destinations {
 pub struct Deferred(std::sync::Arc<dyn Fn() -> Vec<u8> + Send + Sync>);
 
 impl Deferred {
+    /// Wraps `f`; it may run on another thread, later, so it must own what it reads.
     pub fn new(f: impl Fn() -> Vec<u8> + Send + Sync + 'static) -> Self {
         Deferred(std::sync::Arc::new(f))
     }
 
+    /// Runs the computation (the driver does, once, off the protocol's path).
     pub fn compute(&self) -> Vec<u8> {
         (self.0)()
     }
@@ -130,34 +136,51 @@ impl Debug for Deferred {
 /// makes every `Persist` of a step durable before any message of that step leaves the node.
 #[derive(Clone, Debug)]
 pub enum Effect<M, T, O> {
+    /// One message to one node.
     Send {
+        /// The destination, in `0..nodes`; any other id is the violation `valid-destination`.
         to: NodeId,
+        /// The message.
         msg: M,
     },
+    /// One message to several nodes, encoded once.
     Multicast {
+        /// The destinations; an id outside the cluster is the violation `valid-destination`.
         to: Destinations,
+        /// The message, the same for every destination.
         msg: M,
     },
+    /// Sets the timer `timer` to fire `after` from now on the node's clock, replacing its pending
+    /// setting if it has one.
     SetTimer {
+        /// Which timer.
         timer: T,
+        /// The delay, on the node's clock (which may be skewed or drift in the simulator).
         after: Duration,
     },
+    /// Cancels the timer `timer`, if it is pending.
     CancelTimer {
+        /// Which timer.
         timer: T,
     },
     /// Durable write: survives a crash of the node.
     Persist {
+        /// Where: a key of the node's own storage, replacing what it held.
         key: String,
+        /// The bytes, handed back unchanged in [`Stable`] after a restart.
         value: Vec<u8>,
     },
     /// Durable removal of a key.
     Unpersist {
+        /// The key removed; removing an absent key does nothing.
         key: String,
     },
     /// Durable removal of every key from `from` (included) to `to` (excluded), in byte order:
     /// a log's compacted prefix in one effect, not one per entry.
     UnpersistRange {
+        /// The first key removed.
         from: String,
+        /// The first key kept; a range with `to <= from` removes nothing.
         to: String,
     },
     /// A durable write too slow for a step (a snapshot of a large state): the driver computes
@@ -167,10 +190,14 @@ pub enum Effect<M, T, O> {
     /// fires, the write may or may not have landed. Until `done` fires the protocol must not
     /// write or remove `key` by other means.
     PersistLater {
+        /// Where the computed bytes go.
         key: String,
+        /// What computes them.
         value: Deferred,
+        /// The timer fired once the write is durable.
         done: T,
     },
+    /// Reports an observation to the run's checker (and the simulator's trace digest).
     Observe(O),
     /// An operation starts now (for msgs-per-op and latency).
     OpBegin(OpId),
@@ -203,6 +230,7 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
         Context { id, nodes, now, rng, effects }
     }
 
+    /// This node's id, in `0..nodes()`.
     pub fn id(&self) -> NodeId {
         self.id
     }
@@ -222,10 +250,12 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
         self.rng
     }
 
+    /// Sends `msg` to node `to`.
     pub fn send(&mut self, to: NodeId, msg: P::Msg) {
         self.effects.push(Effect::Send { to, msg });
     }
 
+    /// Sends `msg` to each node of `to`, in that order; the message is encoded once.
     pub fn multicast(&mut self, to: Vec<NodeId>, msg: P::Msg) {
         self.effects.push(Effect::Multicast { to: Destinations::Nodes(to), msg });
     }
@@ -240,6 +270,7 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
         self.effects.push(Effect::SetTimer { timer, after });
     }
 
+    /// Cancels the timer `timer`; nothing happens if it is not pending.
     pub fn cancel_timer(&mut self, timer: P::Timer) {
         self.effects.push(Effect::CancelTimer { timer });
     }
@@ -255,6 +286,7 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
         self.effects.push(Effect::Persist { key: key.into(), value });
     }
 
+    /// Durably removes `key`.
     pub fn unpersist(&mut self, key: impl Into<String>) {
         self.effects.push(Effect::Unpersist { key: key.into() });
     }
@@ -270,14 +302,17 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
         self.effects.push(Effect::PersistLater { key: key.into(), value, done });
     }
 
+    /// Reports `obs` to the run's checker.
     pub fn observe(&mut self, obs: P::Obs) {
         self.effects.push(Effect::Observe(obs));
     }
 
+    /// Operation `op` begins now (for msgs-per-op and latency; the first begin counts).
     pub fn op_begin(&mut self, op: OpId) {
         self.effects.push(Effect::OpBegin(op));
     }
 
+    /// Operation `op` ends here; its latency runs to the last end reported for it.
     pub fn op_end(&mut self, op: OpId) {
         self.effects.push(Effect::OpEnd(op));
     }

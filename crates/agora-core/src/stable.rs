@@ -40,14 +40,17 @@ pub struct Stable {
 }
 
 impl Stable {
+    /// Nothing persisted: a node's state on its first start (or after its storage was lost).
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Whether no key is stored.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// The number of keys stored.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -76,6 +79,7 @@ impl Stable {
         self.get_bytes(REJOINING).is_some()
     }
 
+    /// The raw bytes stored under `key`, if any (for values the protocol encodes itself).
     pub fn get_bytes(&self, key: &str) -> Option<&[u8]> {
         self.find(key).ok().map(|i| &*self.entries[i].1)
     }
@@ -114,6 +118,7 @@ impl Stable {
         self.entries.drain(start..end);
     }
 
+    /// Every entry, in key order (byte order of the keys).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.entries.iter().map(|(k, v)| (&**k, &**v))
     }

@@ -9,16 +9,22 @@ use serde::Serialize;
 /// A violation as reported to a user: where, when, and how to replay it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ViolationReport {
+    /// The name of the broken property.
     pub property: String,
+    /// The node where it was seen broken; `None` for a property of the whole run.
     pub node: Option<u32>,
+    /// When, in milliseconds since the run began.
     pub at_ms: f64,
+    /// What was seen, in words.
     pub detail: String,
+    /// The run's seed (in the runtime, the cluster's).
     pub seed: u64,
     /// One shell command that replays this run.
     pub reproduce: String,
 }
 
 impl ViolationReport {
+    /// The report of `v` in a run of seed `seed`, with the command that replays it.
     pub fn new(v: &Violation, seed: u64, reproduce: String) -> Self {
         ViolationReport {
             property: v.property.to_string(),
@@ -34,6 +40,7 @@ impl ViolationReport {
 /// A property the run did not judge, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NotJudgedReport {
+    /// The property's name.
     pub property: String,
     /// E.g. "time limit", "messages may have been lost".
     pub reason: String,
@@ -42,7 +49,9 @@ pub struct NotJudgedReport {
 /// Counters of one message type.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct KindRow {
+    /// The message type's name ([`crate::Message::kind`]).
     pub kind: String,
+    /// Its messages and bytes; flattened into the row in JSON.
     #[serde(flatten)]
     pub counters: Counters,
 }
@@ -50,36 +59,53 @@ pub struct KindRow {
 /// The summary of one run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunSummary {
+    /// The protocol's CLI name ("flood").
     pub protocol: String,
     /// "sim" or "tcp".
     pub runtime: String,
+    /// The cluster size.
     pub nodes: usize,
+    /// The run's seed (in the runtime, the cluster's: it seeds every node's random source).
     pub seed: u64,
     /// Why the run ended, in kebab case: `quiescent`, `time-limit`, `event-limit` or `violation`
     /// in the simulator (`agora_sim::EndReason`); `quiescent`, `idle`, `time-limit`,
     /// `interrupted` or `storage-failure` in the runtime (`agora_net::End`).
     pub end: String,
+    /// Messages handed to the network, one per destination.
     pub messages_sent: u64,
+    /// Messages handed to a node, duplicates included.
     pub messages_delivered: u64,
+    /// Messages lost: link loss, partition, a crashed destination or a full send queue.
     pub messages_dropped: u64,
+    /// Extra copies the network made (simulator only; zero over TCP).
     pub messages_duplicated: u64,
+    /// Wire bytes sent, each frame's 4-byte header included.
     pub bytes_sent: u64,
+    /// Wire bytes delivered, each frame's 4-byte header included.
     pub bytes_delivered: u64,
+    /// Operations begun (see [`crate::Effect::OpBegin`]).
     pub ops_begun: u64,
+    /// Operations begun that ended.
     pub ops_completed: u64,
     /// Operations begun and never completed in a run that did not end on its own (a time or
     /// event limit, an interrupt): unfinished work, not a quiet end.
     pub ops_unfinished: u64,
     /// Messages sent per operation begun (`null` without operations).
     pub msgs_per_op: Option<f64>,
+    /// Wire bytes sent per operation begun (`null` without operations).
     pub bytes_per_op: Option<f64>,
     /// Latency of completed operations.
     pub latency_ms: Quantiles,
     /// Operations completed per second from the first one's start to the last one's end
     /// (virtual seconds in the simulator).
     pub ops_per_s: Option<f64>,
+    /// How long the run lasted on its clock, in milliseconds: virtual time in the simulator, wall
+    /// time since the start in the runtime.
     pub virtual_time_ms: f64,
+    /// Wall-clock milliseconds the run took to compute (not a property of the protocol).
     pub wall_ms: f64,
+    /// Events handled: every queued event in the simulator (deliveries, timer firings, faults);
+    /// every handler step (start, message, timer) in the runtime.
     pub events: u64,
     /// Delivered messages per second of wall time.
     pub delivered_per_s: f64,
@@ -89,7 +115,9 @@ pub struct RunSummary {
     pub properties: Vec<String>,
     /// The properties not judged, with why: never reported as "ok".
     pub not_judged: Vec<NotJudgedReport>,
+    /// The violations seen, in the order they were found (a simulated run stops at the first).
     pub violations: Vec<ViolationReport>,
+    /// The counters of each message type, in the order the types were first seen.
     pub by_kind: Vec<KindRow>,
     /// Per-node counters, for runs of at most [`PER_NODE_JSON_LIMIT`] nodes.
     pub per_node: Option<Vec<Counters>>,

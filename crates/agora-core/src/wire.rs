@@ -21,12 +21,21 @@ pub const FRAME_HEADER_BYTES: usize = 4;
 /// The largest payload a frame may carry. Larger length prefixes are refused unread.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
+/// Why bytes are not a message: what a peer or a disk may hand in, reported, never a panic.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WireError {
+    /// The payload is not a postcard encoding of the expected type (postcard's reason).
     #[error("cannot decode payload: {0}")]
     Decode(String),
+    /// A length prefix over the limit, refused before anything is allocated.
     #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
-    FrameTooLarge { len: usize, max: usize },
+    FrameTooLarge {
+        /// The length the prefix announced, in bytes.
+        len: usize,
+        /// The limit it exceeds ([`MAX_FRAME_BYTES`]), in bytes.
+        max: usize,
+    },
+    /// The value decoded but did not use every byte of its payload: this many were left over.
     #[error("trailing {0} bytes after the payload")]
     Trailing(usize),
 }

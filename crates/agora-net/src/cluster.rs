@@ -26,14 +26,22 @@ use tracing::warn;
 /// Why a runtime run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {
+    /// All nodes in one process: nothing in flight and no timer pending, or every node only in
+    /// the background, for a few checks in a row.
     Quiescent,
+    /// A lone node: no event (or only background work) for its idle time, counted once every
+    /// peer's port accepted a connection.
     Idle,
+    /// The time limit passed first.
     TimeLimit,
+    /// A signal (Ctrl-C, SIGTERM) stopped the node.
     Interrupted,
+    /// A node's storage failed: its writes could not be made durable, so it stopped.
     Failed,
 }
 
 impl End {
+    /// The name a [`agora_core::RunSummary`]'s `end` gives it (kebab case).
     pub fn as_str(self) -> &'static str {
         match self {
             End::Quiescent => "quiescent",
@@ -47,8 +55,11 @@ impl End {
 
 /// What a runtime run produced.
 pub struct RunOutcome<O> {
+    /// One report per node of the run, in id order.
     pub reports: Vec<NodeReport<O>>,
+    /// Why the run ended.
     pub end: End,
+    /// Wall-clock time the run took.
     pub wall: Duration,
     /// CPU time of this process during the run.
     pub cpu_ms: f64,
@@ -58,10 +69,13 @@ pub struct RunOutcome<O> {
     pub last_active_unix_ns: u64,
 }
 
+/// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// A node's socket could not be bound to its address.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// A node's database could not be opened or created.
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
 }
@@ -186,7 +200,9 @@ async fn await_peers(
 
 /// How a lone node is run besides its cluster's settings.
 pub struct Lone<O> {
+    /// How long the node must be idle (or only in the background) before it ends.
     pub idle: Duration,
+    /// The longest the node runs, whatever it is doing.
     pub max_time: Duration,
     /// A socket already listening at the node's address (else it binds its address itself).
     pub listener: Option<std::net::TcpListener>,

@@ -517,48 +517,86 @@ pub(crate) struct Dial {
 /// connection: the writer reconnects at once.
 pub(crate) async fn serve_outbound(
     dial: Dial,
-    mut queue: mpsc::Receiver<Bytes>,
+    queue: mpsc::Receiver<Bytes>,
     max_batch: usize,
     shared: Arc<WriterShared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let (me, peer, addr) = (dial.me, dial.peer, dial.addr);
-    let mut backoff = Duration::from_millis(5);
-    let mut batch: Vec<u8> = Vec::with_capacity(max_batch);
-    'connect: loop {
-        let connected = tokio::select! {
-            r = connect(&dial) => r,
-            _ = stop.wait_for(|s| *s) => return,
+    let mut out = Outbound { dial, queue, max_batch, batch: Vec::with_capacity(max_batch), shared, stop };
+    loop {
+        let Some((mut stream, idle_timeout, _socket)) = out.connect().await else {
+            return;
         };
-        let (mut stream, idle_timeout, _socket) = match connected {
-            Ok(c) => c,
-            Err(e) => {
-                if matches!(e, ConnError::Refused(_)) {
-                    warn!("node {me}: peer {peer} at {addr} refused us: {e}");
-                } else {
-                    debug!(node = me, peer, %addr, "connect failed: {e}");
+        if let Session::Stopped = out.session(&mut stream, idle_timeout).await {
+            return;
+        }
+    }
+}
+
+/// How a connection's session ended.
+enum Session {
+    /// The connection broke or the acceptor closed it: dial again.
+    Broken,
+    /// The node stopped or dropped the queue: the writer ends.
+    Stopped,
+}
+
+/// A writer's state that outlives its connections.
+struct Outbound {
+    dial: Dial,
+    queue: mpsc::Receiver<Bytes>,
+    max_batch: usize,
+    /// The frames of one write, reused.
+    batch: Vec<u8>,
+    shared: Arc<WriterShared>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Outbound {
+    /// Dials until a handshake succeeds, waiting 5 ms after the first failure and twice as
+    /// long after each next one (at most a second); `None` once the node stops.
+    async fn connect(&mut self) -> Option<(TcpStream, Duration, Socket)> {
+        let (me, peer, addr) = (self.dial.me, self.dial.peer, self.dial.addr);
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let connected = tokio::select! {
+                r = connect(&self.dial) => r,
+                _ = self.stop.wait_for(|s| *s) => return None,
+            };
+            match connected {
+                Ok(c) => return Some(c),
+                Err(e) => {
+                    if matches!(e, ConnError::Refused(_)) {
+                        warn!("node {me}: peer {peer} at {addr} refused us: {e}");
+                    } else {
+                        debug!(node = me, peer, %addr, "connect failed: {e}");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.stop.wait_for(|s| *s) => return None,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue 'connect;
             }
-        };
-        backoff = Duration::from_millis(5);
+        }
+    }
+
+    /// Writes batches of queued frames, and keepalives when idle, until the connection breaks
+    /// or the node stops.
+    async fn session(&mut self, stream: &mut TcpStream, idle_timeout: Duration) -> Session {
+        let (me, peer, addr) = (self.dial.me, self.dial.peer, self.dial.addr);
         let keepalive_every = (idle_timeout / 3).max(Duration::from_millis(1));
         let mut last_write = Instant::now();
         loop {
             let first = tokio::select! {
-                f = queue.recv() => match f {
+                f = self.queue.recv() => match f {
                     Some(f) => f,
-                    None => return,
+                    None => return Session::Stopped,
                 },
                 _ = tokio::time::sleep_until((last_write + keepalive_every).into()) => {
                     if let Err(e) = stream.write_all(&KEEPALIVE).await {
                         debug!(node = me, peer, %addr, "keepalive failed: {e}");
-                        continue 'connect;
+                        return Session::Broken;
                     }
                     last_write = Instant::now();
                     continue;
@@ -570,32 +608,39 @@ pub(crate) async fn serve_outbound(
                         Ok(_) => warn!("node {me}: peer {peer} at {addr} wrote after its handshake"),
                         Err(e) => debug!(node = me, peer, %addr, "connection broke: {e}"),
                     }
-                    continue 'connect;
+                    return Session::Broken;
                 }
-                _ = stopped(&mut stop) => return,
+                _ = stopped(&mut self.stop) => return Session::Stopped,
             };
-            batch.clear();
-            batch.extend_from_slice(&first);
-            let mut count = 1u64;
-            while batch.len() < max_batch {
-                match queue.try_recv() {
-                    Ok(f) => {
-                        batch.extend_from_slice(&f);
-                        count += 1;
-                    }
-                    Err(_) => break,
-                }
-            }
-            let written = stream.write_all(&batch).await;
-            shared.unsent.fetch_sub(count as i64, Ordering::AcqRel);
+            let count = self.fill_batch(&first);
+            let written = stream.write_all(&self.batch).await;
+            self.shared.unsent.fetch_sub(count as i64, Ordering::AcqRel);
             last_write = Instant::now();
             if let Err(e) = written {
-                shared.lost.fetch_add(count, Ordering::Relaxed);
-                shared.in_flight.fetch_sub(count as i64, Ordering::AcqRel);
+                self.shared.lost.fetch_add(count, Ordering::Relaxed);
+                self.shared.in_flight.fetch_sub(count as i64, Ordering::AcqRel);
                 warn!("node {me}: connection to peer {peer} at {addr} broke, {count} message(s) lost: {e}");
-                continue 'connect;
+                return Session::Broken;
             }
         }
+    }
+
+    /// Puts `first` and the frames already queued behind it into the batch, until it holds
+    /// `max_batch` bytes or more; returns how many frames it holds.
+    fn fill_batch(&mut self, first: &[u8]) -> u64 {
+        self.batch.clear();
+        self.batch.extend_from_slice(first);
+        let mut count = 1u64;
+        while self.batch.len() < self.max_batch {
+            match self.queue.try_recv() {
+                Ok(f) => {
+                    self.batch.extend_from_slice(&f);
+                    count += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        count
     }
 }
 

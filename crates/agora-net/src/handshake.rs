@@ -50,6 +50,7 @@ pub const KEY_BYTES: usize = 32;
 pub struct Secret([u8; KEY_BYTES]);
 
 impl Secret {
+    /// A secret with this key.
     pub fn from_bytes(key: [u8; KEY_BYTES]) -> Secret {
         Secret(key)
     }
@@ -79,6 +80,7 @@ impl Secret {
         Ok(Secret(key))
     }
 
+    /// The key as 64 lowercase hexadecimal digits (what [`Secret::from_hex`] reads).
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -100,13 +102,21 @@ pub fn os_random() -> [u8; KEY_BYTES] {
     out
 }
 
+/// The dialer's first frame: who it is, whom it wants, for which cluster and protocol.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
+    /// [`MAGIC`]: a stray client is refused at once.
     pub magic: [u8; 4],
+    /// [`WIRE_VERSION`] of the dialer; another version is refused.
     pub wire_version: u16,
+    /// The cluster's name (at most [`MAX_NAME_BYTES`]); a node of another cluster is refused.
     pub cluster: String,
+    /// The protocol's CLI name (at most [`MAX_NAME_BYTES`]); it must be the acceptor's.
     pub protocol: String,
+    /// The dialer's node id.
     pub from: u32,
+    /// The node id the dialer means to reach: a node at a reused address refuses a hello for
+    /// another id.
     pub to: u32,
     /// Fresh for each connection: the acceptor's MAC covers it, so the dialer knows the
     /// acceptor's answer is not a recording.
@@ -121,9 +131,13 @@ pub enum Reply {
     /// The proof holds. `mac` is the acceptor's own proof; `idle_timeout_ms` is how long the
     /// acceptor lets the connection go without a frame (the dialer sends keepalives).
     Accepted {
+        /// The acceptor's MAC, [`Role::Acceptor`], over the hello and its challenge.
         mac: [u8; KEY_BYTES],
+        /// Milliseconds without a frame after which the acceptor closes the connection.
         idle_timeout_ms: u64,
     },
+    /// The hello or the proof is not accepted: the one-line reason. The acceptor closes the
+    /// connection after it.
     Refused(String),
 }
 
@@ -134,7 +148,9 @@ pub struct Proof(pub [u8; KEY_BYTES]);
 /// Which side of the handshake a MAC speaks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Role {
+    /// The side that opens the connection and sends the hello.
     Dialer,
+    /// The side that accepts it and sends the challenge.
     Acceptor,
 }
 
@@ -161,9 +177,13 @@ pub fn verify(
 /// What the accepting node expects of a hello.
 #[derive(Clone, Debug)]
 pub struct Expect {
+    /// The acceptor's cluster name.
     pub cluster: String,
+    /// The acceptor's protocol name.
     pub protocol: String,
+    /// The acceptor's own id: a hello must be addressed to it.
     pub me: u32,
+    /// The cluster size: a hello must come from another node in `0..nodes`.
     pub nodes: u32,
 }
 

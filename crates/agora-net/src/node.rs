@@ -47,6 +47,8 @@ const OBS_CHUNK: usize = 1 << 16;
 /// Settings every node of a runtime cluster shares.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
+    /// The cluster's name: a hello naming another cluster is refused, so two clusters on the
+    /// same hosts never mix.
     pub cluster: String,
     /// Address of every node, indexed by node id.
     pub addrs: Vec<SocketAddr>,
@@ -138,8 +140,12 @@ impl NodeShared {
 
 /// What a node reports when it stops.
 pub struct NodeReport<O> {
+    /// The node's id.
     pub id: NodeId,
+    /// This node's share of the run's metrics: what it sent and delivered, per message type, and
+    /// the operations it began or ended.
     pub metrics: Metrics,
+    /// This node's message counters.
     pub counters: Counters,
     /// Messages dropped because a send queue was full.
     pub queue_full: u64,
@@ -209,11 +215,14 @@ pub type ObsHook<O> = Arc<dyn Fn(u64, &O) + Send + Sync>;
 
 /// A node bound to its address, ready to run.
 pub struct BoundNode {
+    /// The node's id.
     pub id: NodeId,
+    /// Its listening socket, already bound (and listening).
     pub listener: TcpListener,
 }
 
 impl BoundNode {
+    /// Binds node `id`'s socket to `addr` (port 0: the kernel picks one, see [`Self::local_addr`]).
     pub async fn bind(id: NodeId, addr: SocketAddr) -> std::io::Result<BoundNode> {
         Ok(BoundNode { id, listener: TcpListener::bind(addr).await? })
     }
@@ -226,6 +235,7 @@ impl BoundNode {
         Ok(BoundNode { id, listener: TcpListener::from_std(listener)? })
     }
 
+    /// The address the node listens on (the port the kernel picked, for a port-0 bind).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }

@@ -15,23 +15,34 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "O: Serialize + serde::de::DeserializeOwned")]
 pub struct NodeOutput<O> {
+    /// The node's id.
     pub node: u32,
+    /// The protocol's CLI name.
     pub protocol: String,
+    /// Why the node's run ended ([`crate::End::as_str`]).
     pub end: String,
+    /// The node's counters per message type.
     pub by_kind: Vec<KindRow>,
+    /// The node's message counters.
     pub counters: Counters,
     /// `(operation, begin Unix ns or none, last end Unix ns or none)`.
     pub ops: Vec<(u64, Option<u64>, Option<u64>)>,
     /// `(Unix ns, observation)`.
     pub observations: Vec<(u64, O)>,
+    /// Messages dropped because a send queue was full (already counted in `counters.dropped`).
     pub queue_full: u64,
+    /// Messages lost in a connection that broke.
     pub lost: u64,
+    /// Handler steps the node ran: start, messages, timers.
     pub events: u64,
     /// Durable transactions (fsyncs).
     #[serde(default)]
     pub commits: u64,
+    /// Wall-clock milliseconds the node ran.
     pub wall_ms: f64,
+    /// CPU milliseconds (user + system) of the node's process.
     pub cpu_ms: f64,
+    /// Unix ns when the node started.
     pub started_unix_ns: u64,
     /// When this node last handled an event.
     pub last_active_unix_ns: u64,
@@ -43,13 +54,19 @@ pub struct NodeOutput<O> {
 /// A violation the node's driver found, in a form that crosses process boundaries.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeViolation {
+    /// The name of the rule broken (`valid-destination`, `frame-limit`, `wire-round-trip`).
     pub property: String,
+    /// The node that broke it.
     pub node: Option<u32>,
+    /// When, in Unix ns.
     pub unix_ns: u64,
+    /// What was seen, in words.
     pub detail: String,
 }
 
 impl<O: Clone> NodeOutput<O> {
+    /// The output of node report `r`, with the run's facts the report does not hold (ns since the
+    /// Unix epoch, milliseconds of wall and CPU time).
     pub fn from_report(
         r: &NodeReport<O>,
         protocol: &str,
@@ -100,17 +117,28 @@ impl<O: Clone> NodeOutput<O> {
 
 /// Everything needed to summarize a runtime run, gathered from all its nodes.
 pub struct Gathered<O> {
+    /// The cluster size.
     pub nodes: usize,
+    /// The run's metrics, every node's merged: counters by message type name, operations by id
+    /// (earliest begin, latest end).
     pub metrics: Metrics,
+    /// Each node's counters, in id order (zero for a node that did not report).
     pub per_node: Vec<Counters>,
     /// `(Unix ns, node, observation)`.
     pub observations: Vec<(u64, NodeId, O)>,
+    /// Messages lost in connections that broke, all nodes together.
     pub lost: u64,
+    /// Handler steps, all nodes together.
     pub events: u64,
+    /// Durable transactions (fsyncs), all nodes together.
     pub commits: u64,
+    /// Why the run ended, as the summary spells it.
     pub end: String,
+    /// Wall-clock milliseconds the run took.
     pub wall_ms: f64,
+    /// CPU milliseconds of the run: this process's, plus each node process's output.
     pub cpu_ms: f64,
+    /// Unix ns when the run started: observation times count from it.
     pub started_unix_ns: u64,
     /// Nodes that reported (a node killed before reporting is missing).
     pub reported: Vec<bool>,
@@ -119,6 +147,7 @@ pub struct Gathered<O> {
 }
 
 impl<O> Gathered<O> {
+    /// Nothing gathered yet, for a run of `nodes` nodes.
     pub fn new(nodes: usize, end: &str, wall_ms: f64, cpu_ms: f64, started_unix_ns: u64) -> Self {
         Gathered {
             nodes,

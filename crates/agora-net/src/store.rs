@@ -42,21 +42,54 @@ pub enum OpenMode {
 /// Why a node's storage cannot be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The system failed a file operation (permissions, a full disk, no descriptors left).
     #[error("storage {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// redb failed for a reason other than corruption (the database already open elsewhere,
+    /// the system's IO).
     #[error("storage {path}: {source}")]
-    Db { path: PathBuf, source: redb::Error },
+    Db {
+        /// The database file.
+        path: PathBuf,
+        /// redb's error.
+        source: redb::Error,
+    },
+    /// The database or a deferred-write file does not hold what was written: never read as
+    /// empty.
     #[error("storage {path} is corrupt: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database is missing and the node was not told to create one ([`OpenMode::Existing`]).
     #[error(
         "storage {path} does not exist: start a new cluster's node with --new, or a node that lost its \
          data with --rejoin (it catches up from the others before it votes)"
     )]
-    Missing { path: PathBuf },
+    Missing {
+        /// The database file expected.
+        path: PathBuf,
+    },
+    /// [`OpenMode::Rejoin`] was asked of a database that still holds data.
     #[error("storage {path} holds data: --rejoin is only for a node that lost its storage")]
-    NotLost { path: PathBuf },
+    NotLost {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// [`OpenMode::Rejoin`] was asked for a node whose protocol cannot catch up safely
+    /// ([`agora_core::Setup::rejoins`] says no).
     #[error("node {id}: its protocol cannot rejoin safely after losing its storage")]
-    CannotRejoin { id: u32 },
+    CannotRejoin {
+        /// The node's id.
+        id: u32,
+    },
 }
 
 impl StoreError {
@@ -91,7 +124,9 @@ impl StoreError {
 /// One durable write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Write {
+    /// Store the value under the key, replacing what was there.
     Put(String, Vec<u8>),
+    /// Remove the key, if present.
     Remove(String),
     /// Every key from the first (included) to the second (excluded).
     RemoveRange(String, String),
@@ -111,6 +146,8 @@ impl Write {
     }
 }
 
+/// One node's durable storage: its redb database and, beside it, the files of its deferred
+/// writes. Writes of a batch of steps are committed in one fsynced transaction.
 pub struct Store {
     db: Database,
     path: PathBuf,

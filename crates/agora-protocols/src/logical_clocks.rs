@@ -35,8 +35,11 @@ use std::fmt;
 /// One event of a process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Ev {
+    /// `PI`: an internal event.
     Internal,
+    /// `MS<k>`: the send of message `k` (each message is sent once, and received once).
     Send(u32),
+    /// `MR<k>`: the receipt of message `k`; the process waits until it arrives.
     Recv(u32),
 }
 
@@ -46,6 +49,7 @@ pub const SEED_SCENARIO: &str = "PI MS0 PI MR1 MS2; MR3 MR0 MS1; MS3 PI MR2";
 /// Per process, its events in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scenario {
+    /// `processes[p]`: process `p`'s events, in program order.
     pub processes: Vec<Vec<Ev>>,
 }
 
@@ -255,14 +259,18 @@ impl fmt::Display for Scenario {
 /// Which clock a node keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClockKind {
+    /// Lamport's scalar clock.
     Lamport,
+    /// A vector clock with one entry per process.
     Vector,
 }
 
 /// A timestamp: a Lamport clock or a vector.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stamp {
+    /// A Lamport clock's value.
     Lamport(u64),
+    /// A vector clock's value: `v[p]` counts process `p`'s events known.
     Vector(Vec<u64>),
 }
 
@@ -283,9 +291,12 @@ pub fn vector_less(a: &[u64], b: &[u64]) -> bool {
     a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
 }
 
+/// Message `k` of the scenario, with its sender's timestamp.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClockMsg {
+    /// The message's number in the scenario.
     pub k: u32,
+    /// The sender's clock at the send event.
     pub stamp: Stamp,
 }
 
@@ -298,10 +309,13 @@ impl Message for ClockMsg {
 /// "Process `p` executed its event `i` with this timestamp."
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Executed {
+    /// The event's index in the process's list.
     pub i: u32,
+    /// The process's clock after the event.
     pub stamp: Stamp,
 }
 
+/// A process of a scenario, running its events in order with a logical clock.
 pub struct LogicalClock {
     id: NodeId,
     kind: ClockKind,
@@ -383,8 +397,11 @@ impl Protocol for LogicalClock {
     fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
 }
 
+/// A run of a scenario with one kind of clock.
 pub struct LogicalClockSetup {
+    /// Which clock every process keeps.
     pub kind: ClockKind,
+    /// The events each process runs; the cluster has one node per process.
     pub scenario: Scenario,
 }
 

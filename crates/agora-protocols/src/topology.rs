@@ -57,9 +57,17 @@ impl fmt::Display for TopologyKind {
 #[derive(Clone, Debug)]
 pub enum Graph {
     /// Implicit: no adjacency is stored.
-    Complete { n: u32 },
+    Complete {
+        /// The number of nodes.
+        n: u32,
+    },
     /// Compressed sparse rows: the neighbours of i are `adj[offsets[i]..offsets[i + 1]]`.
-    Csr { offsets: Vec<u32>, adj: Vec<u32> },
+    Csr {
+        /// `n + 1` offsets into `adj`, from 0 to `adj.len()`.
+        offsets: Vec<u32>,
+        /// Every node's neighbours, one node after another, each list in increasing order.
+        adj: Vec<u32>,
+    },
 }
 
 impl Graph {
@@ -118,6 +126,7 @@ impl Graph {
         Graph::Csr { offsets, adj }
     }
 
+    /// The number of nodes.
     pub fn nodes(&self) -> usize {
         match self {
             Graph::Complete { n } => *n as usize,
@@ -125,6 +134,7 @@ impl Graph {
         }
     }
 
+    /// The number of neighbours of node `i`, which must be a node of the graph.
     pub fn degree(&self, i: NodeId) -> usize {
         match self {
             Graph::Complete { n } => *n as usize - 1,

@@ -9,17 +9,60 @@ use agora_core::{Lifecycle, NodeId, Time};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+/// The most nodes a diagram draws: beyond it the lines are too close to read.
 pub const MAX_DIAGRAM_NODES: usize = 50;
+/// The most events a diagram draws (and a run records for one); more make an SVG no browser
+/// renders usefully.
 pub const MAX_DIAGRAM_EVENTS: usize = 5_000;
 
-/// One recorded event.
+/// One recorded event. Times are the simulator's global (virtual) time.
 #[derive(Clone, Debug)]
 pub enum Rec {
-    Send { id: u64, from: NodeId, to: NodeId, kind: &'static str, at: Time },
-    Deliver { id: u64, at: Time },
-    Drop { id: u64, at: Time },
-    Life { node: NodeId, at: Time, what: Lifecycle },
-    Observe { node: NodeId, at: Time, label: String },
+    /// A message left `from` for `to` (a duplicate the network made is a send of its own).
+    Send {
+        /// The message's id in this run, which its `Deliver` or `Drop` names.
+        id: u64,
+        /// The sender.
+        from: NodeId,
+        /// The destination.
+        to: NodeId,
+        /// The message type ([`agora_core::Message::kind`]), the arrow's label.
+        kind: &'static str,
+        /// When it was sent.
+        at: Time,
+    },
+    /// The message `id` reached its destination.
+    Deliver {
+        /// The message's id, as its `Send` gave it.
+        id: u64,
+        /// When it arrived.
+        at: Time,
+    },
+    /// The message `id` was lost (loss, partition, a crashed destination).
+    Drop {
+        /// The message's id, as its `Send` gave it.
+        id: u64,
+        /// When it was lost.
+        at: Time,
+    },
+    /// A node crashed, restarted, paused, resumed or lost its storage.
+    Life {
+        /// The node.
+        node: NodeId,
+        /// When.
+        at: Time,
+        /// What happened to it.
+        what: Lifecycle,
+    },
+    /// A node reported an observation.
+    Observe {
+        /// The node.
+        node: NodeId,
+        /// When.
+        at: Time,
+        /// The observation's `Debug` text, shown on hover.
+        label: String,
+    },
 }
 
 impl Rec {
@@ -44,10 +87,12 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// A recorder that keeps the first `limit` events and counts the rest.
     pub fn new(limit: usize) -> Self {
         Recorder { limit, recs: Vec::new(), seen: 0 }
     }
 
+    /// Records `rec` while fewer than the limit are recorded; counts it either way.
     pub fn push(&mut self, rec: Rec) {
         self.seen += 1;
         if self.recs.len() < self.limit {
@@ -60,10 +105,12 @@ impl Recorder {
         self.seen <= self.limit
     }
 
+    /// Events seen in all, recorded or not.
     pub fn events_seen(&self) -> usize {
         self.seen
     }
 
+    /// The events recorded, in the order they happened.
     pub fn records(&self) -> &[Rec] {
         &self.recs
     }
@@ -82,12 +129,43 @@ fn esc(s: &str) -> String {
 pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
     let recs = rec.records();
     let end = recs.iter().map(Rec::at).max().unwrap_or(Time::ZERO).0.max(1) as f64;
-    let (left, top, width, row) = (80.0, 60.0, 1200.0, 34.0);
-    let height = top + row * nodes.max(1) as f64 + 90.0;
-    let x = |t: Time| left + t.0 as f64 / end * width;
-    let y = |n: NodeId| top + row * n.0 as f64;
+    let l = Layout { left: 80.0, top: 60.0, width: 1200.0, row: 34.0, end, nodes };
     let mut s = String::new();
-    let total_w = left + width + 60.0;
+    header(&mut s, &l, title);
+    node_lines(&mut s, &l, recs);
+    let kinds = messages(&mut s, &l, recs);
+    marks(&mut s, &l, recs);
+    axis_and_legend(&mut s, &l, &kinds);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Where things go: time runs left to right over `width`, one row per node.
+struct Layout {
+    left: f64,
+    top: f64,
+    width: f64,
+    row: f64,
+    /// The last recorded time in ns (at least 1): the right edge.
+    end: f64,
+    nodes: usize,
+}
+
+impl Layout {
+    fn x(&self, t: Time) -> f64 {
+        self.left + t.0 as f64 / self.end * self.width
+    }
+
+    fn y(&self, n: NodeId) -> f64 {
+        self.top + self.row * n.0 as f64
+    }
+}
+
+/// The document's opening tag, arrow marker, background and title.
+fn header(s: &mut String, l: &Layout, title: &str) {
+    let left = l.left;
+    let height = l.top + l.row * l.nodes.max(1) as f64 + 90.0;
+    let total_w = left + l.width + 60.0;
     let _ = writeln!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{total_w}" height="{height}" viewBox="0 0 {total_w} {height}" font-family="sans-serif" font-size="11">"#
@@ -95,8 +173,11 @@ pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
     s.push_str(r##"<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="context-stroke"/></marker></defs>"##);
     s.push_str("\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
     let _ = writeln!(s, r#"<text x="{left}" y="24" font-size="15" font-weight="bold">{}</text>"#, esc(title));
+}
 
-    // Node lines, with down and paused stretches.
+/// When each node was down (crashed) or paused: `(node, from, to, why)`, up to the end for a
+/// node that never came back.
+fn down_stretches(recs: &[Rec], end: f64) -> Vec<(NodeId, Time, Time, Lifecycle)> {
     let mut down_since: HashMap<u32, (Time, Lifecycle)> = HashMap::new();
     let mut stretches: Vec<(NodeId, Time, Time, Lifecycle)> = Vec::new();
     for r in recs {
@@ -117,15 +198,22 @@ pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
     for (node, (from, how)) in down_since {
         stretches.push((NodeId(node), from, Time(end as u64), how));
     }
-    for i in 0..nodes {
+    stretches
+}
+
+/// One labelled line per node, with its down and paused stretches drawn over it.
+fn node_lines(s: &mut String, l: &Layout, recs: &[Rec]) {
+    let stretches = down_stretches(recs, l.end);
+    let (left, width) = (l.left, l.width);
+    for i in 0..l.nodes {
         let n = NodeId(i as u32);
         let _ = writeln!(
             s,
             r##"<text x="{}" y="{}" text-anchor="end">node {i}</text><line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#333" stroke-width="1.5"/>"##,
             left - 10.0,
-            y(n) + 4.0,
+            l.y(n) + 4.0,
             left + width,
-            y = y(n)
+            y = l.y(n)
         );
     }
     for (n, a, b, how) in &stretches {
@@ -133,85 +221,108 @@ pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
         let _ = writeln!(
             s,
             r##"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="white" stroke-width="3"/><line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/>"##,
-            x(*a),
-            x(*b),
-            x(*a),
-            x(*b),
-            y = y(*n)
+            l.x(*a),
+            l.x(*b),
+            l.x(*a),
+            l.x(*b),
+            y = l.y(*n)
         );
     }
+}
 
-    // Messages.
-    let mut kinds: Vec<&'static str> = Vec::new();
-    let mut sends: HashMap<u64, (NodeId, NodeId, &'static str, Time)> = HashMap::new();
-    let mut fates: HashMap<u64, (Time, bool)> = HashMap::new();
+/// The recorded messages: each send by id, each message's fate (`true`: delivered, `false`:
+/// lost) by id, and the message types in the order first sent (which picks their colours).
+struct Traffic {
+    sends: HashMap<u64, (NodeId, NodeId, &'static str, Time)>,
+    fates: HashMap<u64, (Time, bool)>,
+    kinds: Vec<&'static str>,
+}
+
+fn traffic(recs: &[Rec]) -> Traffic {
+    let mut t = Traffic { sends: HashMap::new(), fates: HashMap::new(), kinds: Vec::new() };
     for r in recs {
         match r {
             Rec::Send { id, from, to, kind, at } => {
-                sends.insert(*id, (*from, *to, kind, *at));
-                if !kinds.contains(kind) {
-                    kinds.push(kind);
+                t.sends.insert(*id, (*from, *to, kind, *at));
+                if !t.kinds.contains(kind) {
+                    t.kinds.push(kind);
                 }
             }
             Rec::Deliver { id, at } => {
-                fates.insert(*id, (*at, true));
+                t.fates.insert(*id, (*at, true));
             }
             Rec::Drop { id, at } => {
-                fates.insert(*id, (*at, false));
+                t.fates.insert(*id, (*at, false));
             }
             _ => {}
         }
     }
-    let label_all = sends.len() <= 150;
-    let mut ids: Vec<_> = sends.keys().copied().collect();
+    t
+}
+
+/// An arrow per message, in id order (labelled with its type when there are few); returns the
+/// message types in colour order, for the legend.
+fn messages(s: &mut String, l: &Layout, recs: &[Rec]) -> Vec<&'static str> {
+    let t = traffic(recs);
+    let label_all = t.sends.len() <= 150;
+    let mut ids: Vec<_> = t.sends.keys().copied().collect();
     ids.sort_unstable();
     for id in ids {
-        let (from, to, kind, sent) = sends[&id];
-        let color = PALETTE[kinds.iter().position(|k| *k == kind).unwrap_or(0) % PALETTE.len()];
-        let (x1, y1, y2full) = (x(sent), y(from), y(to));
-        let (x2, y2, dropped, in_flight) = match fates.get(&id) {
-            Some((at, true)) => (x(*at), y2full, false, false),
-            Some((at, false)) if *at == sent => {
-                // Lost on the way: a stub a third of the way towards the receiver.
-                (x1 + 18.0, y1 + (y2full - y1) / 3.0, true, false)
-            }
-            Some((at, false)) => (x(*at), y2full, true, false),
-            None => (left + width, y1 + (y2full - y1) / 2.0, false, true),
-        };
-        let dash = if in_flight { r#" stroke-dasharray="3 3""# } else { "" };
-        let marker = if dropped { "" } else { r#" marker-end="url(#arrow)""# };
-        let status = if dropped {
-            "lost"
-        } else if in_flight {
-            "in flight at the end"
-        } else {
-            "delivered"
-        };
+        message(s, l, &t, id, label_all);
+    }
+    t.kinds
+}
+
+/// The arrow of message `id`: to its destination if delivered, ending in a red cross if lost,
+/// dashed to the right edge if still in flight at the end.
+fn message(s: &mut String, l: &Layout, t: &Traffic, id: u64, label_all: bool) {
+    let (from, to, kind, sent) = t.sends[&id];
+    let color = PALETTE[t.kinds.iter().position(|k| *k == kind).unwrap_or(0) % PALETTE.len()];
+    let (x1, y1, y2full) = (l.x(sent), l.y(from), l.y(to));
+    let (x2, y2, dropped, in_flight) = match t.fates.get(&id) {
+        Some((at, true)) => (l.x(*at), y2full, false, false),
+        Some((at, false)) if *at == sent => {
+            // Lost on the way: a stub a third of the way towards the receiver.
+            (x1 + 18.0, y1 + (y2full - y1) / 3.0, true, false)
+        }
+        Some((at, false)) => (l.x(*at), y2full, true, false),
+        None => (l.left + l.width, y1 + (y2full - y1) / 2.0, false, true),
+    };
+    let dash = if in_flight { r#" stroke-dasharray="3 3""# } else { "" };
+    let marker = if dropped { "" } else { r#" marker-end="url(#arrow)""# };
+    let status = if dropped {
+        "lost"
+    } else if in_flight {
+        "in flight at the end"
+    } else {
+        "delivered"
+    };
+    let _ = writeln!(
+        s,
+        r#"<g><title>{kind} #{id}: node {from} → node {to}, sent {sent}, {status}</title><line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" stroke="{color}" stroke-width="1.2"{marker}{dash}/></g>"#,
+        kind = esc(kind)
+    );
+    if dropped {
         let _ = writeln!(
             s,
-            r#"<g><title>{kind} #{id}: node {from} → node {to}, sent {sent}, {status}</title><line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" stroke="{color}" stroke-width="1.2"{marker}{dash}/></g>"#,
-            kind = esc(kind)
+            r##"<path d="M{a:.1},{b:.1} l6,6 m0,-6 l-6,6" stroke="#d62728" stroke-width="2"/>"##,
+            a = x2 - 3.0,
+            b = y2 - 3.0
         );
-        if dropped {
-            let _ = writeln!(
-                s,
-                r##"<path d="M{a:.1},{b:.1} l6,6 m0,-6 l-6,6" stroke="#d62728" stroke-width="2"/>"##,
-                a = x2 - 3.0,
-                b = y2 - 3.0
-            );
-        }
-        if label_all {
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.1}" y="{:.1}" fill="{color}" font-size="9">{}</text>"#,
-                (x1 + x2) / 2.0 + 2.0,
-                (y1 + y2) / 2.0 - 2.0,
-                esc(kind)
-            );
-        }
     }
+    if label_all {
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" fill="{color}" font-size="9">{}</text>"#,
+            (x1 + x2) / 2.0 + 2.0,
+            (y1 + y2) / 2.0 - 2.0,
+            esc(kind)
+        );
+    }
+}
 
-    // Lifecycle markers and observations.
+/// Lifecycle markers (crash, restart, pause, resume, disk lost) and observation dots.
+fn marks(s: &mut String, l: &Layout, recs: &[Rec]) {
     for r in recs {
         match r {
             Rec::Life { node, at, what } => {
@@ -225,25 +336,28 @@ pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
                 let _ = writeln!(
                     s,
                     r#"<text x="{:.1}" y="{:.1}" fill="{color}" font-size="10" font-weight="bold">{sym}</text>"#,
-                    x(*at) - 4.0,
-                    y(*node) - 6.0
+                    l.x(*at) - 4.0,
+                    l.y(*node) - 6.0
                 );
             }
             Rec::Observe { node, at, label } => {
                 let _ = writeln!(
                     s,
                     r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="#0b3d91"><title>node {node} at {at}: {}</title></circle>"##,
-                    x(*at),
-                    y(*node),
+                    l.x(*at),
+                    l.y(*node),
                     esc(label)
                 );
             }
             _ => {}
         }
     }
+}
 
-    // Time axis and legend.
-    let axis_y = top + row * nodes.max(1) as f64 - row / 2.0 + 14.0;
+/// The time axis (nine ticks in ms) and the legend: one arrow per message type, then the key.
+fn axis_and_legend(s: &mut String, l: &Layout, kinds: &[&'static str]) {
+    let (left, width, end) = (l.left, l.width, l.end);
+    let axis_y = l.top + l.row * l.nodes.max(1) as f64 - l.row / 2.0 + 14.0;
     let _ = writeln!(
         s,
         r##"<line x1="{left}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#999"/>"##,
@@ -257,7 +371,7 @@ pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
             axis_y + 5.0,
             axis_y + 17.0,
             t.as_millis_f64(),
-            xx = x(t)
+            xx = l.x(t)
         );
     }
     let mut lx = left;
@@ -279,8 +393,6 @@ pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
         r##"<text x="{lx}" y="{}" fill="#555">red ✕: message lost · dashed red: node down · orange: paused · dots: observations (hover)</text>"##,
         ly + 4.0
     );
-    s.push_str("</svg>\n");
-    s
 }
 
 #[cfg(test)]

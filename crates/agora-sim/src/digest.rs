@@ -14,6 +14,7 @@ impl Default for Digest {
 }
 
 impl Digest {
+    /// Folds one word into the digest.
     pub fn word(&mut self, w: u64) {
         let mut z = (self.0 ^ w).wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -21,6 +22,8 @@ impl Digest {
         self.0 = z ^ (z >> 31);
     }
 
+    /// Folds a byte string into the digest, its length first, so that `"ab" + "c"` and
+    /// `"a" + "bc"` differ.
     pub fn bytes(&mut self, b: &[u8]) {
         self.word(b.len() as u64);
         let mut chunks = b.chunks_exact(8);
@@ -32,6 +35,7 @@ impl Digest {
         self.word(u64::from_le_bytes(last));
     }
 
+    /// The digest so far.
     pub fn value(&self) -> u64 {
         self.0
     }

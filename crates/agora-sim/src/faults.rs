@@ -64,19 +64,29 @@ fn err<T>(msg: impl Into<String>) -> Result<T, FaultError> {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Latency {
+    /// Always the same.
     Constant {
+        /// The latency, in milliseconds.
         ms: f64,
     },
+    /// Uniform between two bounds.
     Uniform {
+        /// The lower bound, in milliseconds.
         min_ms: f64,
+        /// The upper bound, in milliseconds (at least `min_ms`).
         max_ms: f64,
     },
+    /// Exponential: many short delays and a long tail (capped at [`MAX_LATENCY_MS`]).
     Exponential {
+        /// The mean, in milliseconds.
         mean_ms: f64,
     },
     /// Log-normal with the given median and shape (`sigma` of the underlying normal).
     LogNormal {
+        /// The median, in milliseconds (above zero).
         median_ms: f64,
+        /// The spread: 0 is constant at the median, larger values have a heavier tail (at
+        /// most [`MAX_SIGMA`]).
         sigma: f64,
     },
 }
@@ -147,8 +157,12 @@ impl FromStr for Latency {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkSpec {
+    /// The senders whose links it covers.
     pub from: NodeSet,
+    /// The destinations whose links it covers.
     pub to: NodeSet,
+    /// The latency of those links; the first matching override wins over regions and the base
+    /// latency.
     pub latency: Latency,
 }
 
@@ -157,6 +171,7 @@ pub struct LinkSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Regions {
+    /// The regions' names, in the order of `latency_ms`' rows and columns (1 to 1,000).
     pub names: Vec<String>,
     /// `latency_ms[a][b]`: base one-way latency from region a to region b.
     pub latency_ms: Vec<Vec<f64>>,
@@ -230,10 +245,14 @@ pub struct Network {
     /// Probability that a message is held back by an extra delay uniform in
     /// `[0, reorder_delay_ms]`, so that later messages overtake it.
     pub reorder: f64,
+    /// The most extra delay a reordered message gets, in milliseconds (0 to [`MAX_LATENCY_MS`]).
     pub reorder_delay_ms: f64,
     /// Per-link FIFO: messages on one link are delivered in the order they were sent.
     pub fifo: bool,
+    /// Places nodes in regions, whose latencies replace `latency`; an override in `links` still
+    /// wins.
     pub regions: Option<Regions>,
+    /// Latency overrides for links between two sets of nodes (first match wins).
     pub links: Vec<LinkSpec>,
 }
 
@@ -257,7 +276,9 @@ impl Default for Network {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionSpec {
+    /// The groups, at least one; a node named in two belongs to the first.
     pub groups: Vec<NodeSet>,
+    /// When it begins, in milliseconds of virtual time since the run began.
     pub at_ms: f64,
     /// When it heals; never if omitted.
     #[serde(default)]
@@ -268,9 +289,13 @@ pub struct PartitionSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OneWaySpec {
+    /// The senders whose messages are lost.
     pub from: NodeSet,
+    /// The destinations they cannot reach.
     pub to: NodeSet,
+    /// When it begins, in milliseconds of virtual time since the run began.
     pub at_ms: f64,
+    /// When it heals, after `at_ms`; never if omitted.
     #[serde(default)]
     pub heal_ms: Option<f64>,
 }
@@ -280,8 +305,11 @@ pub struct OneWaySpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrashSpec {
+    /// The nodes that crash, all at the same time.
     pub nodes: NodeSet,
+    /// When they crash, in milliseconds of virtual time since the run began.
     pub at_ms: f64,
+    /// When they restart, after `at_ms`; if omitted they stay down.
     #[serde(default)]
     pub restart_ms: Option<f64>,
     /// Whether the crash loses the node's storage too.
@@ -310,8 +338,11 @@ pub enum Wipe {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PauseSpec {
+    /// The nodes that pause, all at the same time.
     pub nodes: NodeSet,
+    /// When they pause, in milliseconds of virtual time since the run began.
     pub at_ms: f64,
+    /// When they resume, after `at_ms`; if omitted they stay paused.
     #[serde(default)]
     pub resume_ms: Option<f64>,
 }
@@ -320,9 +351,14 @@ pub struct PauseSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClockSpec {
+    /// The nodes whose clock this is.
     pub nodes: NodeSet,
+    /// A constant offset in milliseconds (within ±[`MAX_SKEW_MS`]); a local time below zero reads
+    /// as zero.
     #[serde(default)]
     pub skew_ms: f64,
+    /// How much faster (or, negative, slower) the clock runs, in parts per million, in
+    /// `(-`[`MAX_DRIFT_PPM`]`, `[`MAX_DRIFT_PPM`]`]`.
     #[serde(default)]
     pub drift_ppm: f64,
 }
@@ -333,12 +369,19 @@ pub struct ClockSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomCrashes {
+    /// How many crashes to draw (at most [`MAX_RANDOM_CRASHES`]); a node may be drawn more than once.
     pub count: u32,
+    /// The nodes to draw from; every node of the cluster if omitted.
     pub nodes: Option<NodeSet>,
+    /// The start of the window crash times are drawn from, in milliseconds of virtual time.
     pub from_ms: f64,
+    /// The end of that window (included).
     pub to_ms: f64,
+    /// The shortest downtime before a restart, in milliseconds.
     pub min_down_ms: f64,
+    /// The longest downtime before a restart, in milliseconds.
     pub max_down_ms: f64,
+    /// Whether crashed nodes restart at all.
     pub restart: bool,
     /// What each crash does to the node's storage.
     pub wipe: Wipe,
@@ -388,14 +431,20 @@ impl RandomCrashes {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Faults {
+    /// Latency, loss, duplication, reordering and links.
     pub network: Network,
+    /// Symmetric partitions (`[[partition]]` in TOML).
     #[serde(rename = "partition")]
     pub partitions: Vec<PartitionSpec>,
+    /// One-way partitions (`[[one_way]]`).
     pub one_way: Vec<OneWaySpec>,
+    /// Scheduled crashes (`[[crash]]`).
     #[serde(rename = "crash")]
     pub crashes: Vec<CrashSpec>,
+    /// Scheduled pauses (`[[pause]]`).
     #[serde(rename = "pause")]
     pub pauses: Vec<PauseSpec>,
+    /// Clock skew and drift per node (`[[clock]]`); nodes not named keep the global clock.
     #[serde(rename = "clock")]
     pub clocks: Vec<ClockSpec>,
     /// Crashes drawn from the run's seed (for campaigns over many seeds).
@@ -421,20 +470,23 @@ impl Faults {
 
     /// Checks every value against the cluster size; the error names the offending setting.
     pub fn validate(&self, nodes: usize) -> Result<(), FaultError> {
-        let n = &self.network;
-        for (name, p) in [("loss", n.loss), ("duplicate", n.duplicate), ("reorder", n.reorder)] {
-            if !(0.0..=1.0).contains(&p) || p.is_nan() {
-                return err(format!("--{name} {p:?}: a probability must be between 0 and 1"));
-            }
+        self.network.validate_values()?;
+        self.validate_list_lengths()?;
+        self.network.validate_shape(nodes)?;
+        self.validate_schedule(nodes)?;
+        if let Some(r) = &self.random_crashes {
+            r.validate(nodes)?;
         }
-        if !(0.0..=MAX_LATENCY_MS).contains(&n.reorder_delay_ms) {
-            return err(format!(
-                "--reorder-delay-ms {:?}: must be in 0..={MAX_LATENCY_MS} ms",
-                n.reorder_delay_ms
-            ));
+        for c in &self.clocks {
+            c.validate(nodes)?;
         }
+        Ok(())
+    }
+
+    /// No list is longer than [`MAX_SPECS`].
+    fn validate_list_lengths(&self) -> Result<(), FaultError> {
         let lists = [
-            ("network.links", n.links.len()),
+            ("network.links", self.network.links.len()),
             ("partition", self.partitions.len()),
             ("one_way", self.one_way.len()),
             ("crash", self.crashes.len()),
@@ -446,103 +498,157 @@ impl Faults {
                 return err(format!("{what}: {len} entries; at most {MAX_SPECS}"));
             }
         }
-        n.latency.validate("network.latency")?;
-        let in_range = |set: &NodeSet, what: &str| {
-            if set.end() as usize > nodes {
-                return err(format!("{what} `{set}` names a node outside 0..{nodes}"));
-            }
-            if set.is_empty() {
-                return err(format!("{what} is empty"));
-            }
-            Ok(())
-        };
-        for l in &n.links {
-            in_range(&l.from, "link from")?;
-            in_range(&l.to, "link to")?;
-            l.latency.validate("link latency")?;
-        }
-        if let Some(r) = &n.regions {
-            let k = r.names.len();
-            if k == 0 || k > 1_000 {
-                return err(format!("regions: {k} regions; 1 to 1000 are allowed"));
-            }
-            if r.latency_ms.len() != k || r.latency_ms.iter().any(|row| row.len() != k) {
-                return err(format!("regions: latency_ms must be a {k}x{k} matrix"));
-            }
-            if r.latency_ms.iter().flatten().any(|v| !(0.0..=MAX_LATENCY_MS).contains(v)) {
-                return err(format!("regions: latencies must be in 0..={MAX_LATENCY_MS} ms"));
-            }
-            r.jitter.validate("regions.jitter")?;
-            if let Some(sets) = &r.nodes {
-                if sets.len() != k {
-                    return err(format!("regions: `nodes` must list {k} node sets, one per region"));
-                }
-                for s in sets {
-                    in_range(s, "region nodes")?;
-                }
-            }
-        }
-        let window = |what: &str, at: f64, end: Option<f64>| {
-            if !(0.0..=MAX_TIME_MS).contains(&at) {
-                return err(format!("{what}: start time {at:?} ms must be in 0..={MAX_TIME_MS}"));
-            }
-            match end {
-                Some(e) if !(e > at && e <= MAX_TIME_MS) => err(format!(
-                    "{what}: end time {e:?} ms must come after the start ({at:?} ms), at most {MAX_TIME_MS}"
-                )),
-                _ => Ok(()),
-            }
-        };
+        Ok(())
+    }
+
+    /// Partitions, one-way partitions, crashes and pauses name nodes of the cluster, and each
+    /// window starts in range and ends after it starts.
+    fn validate_schedule(&self, nodes: usize) -> Result<(), FaultError> {
         for p in &self.partitions {
             if p.groups.is_empty() {
                 return err("partition: at least one group is needed");
             }
             for g in &p.groups {
-                in_range(g, "partition group")?;
+                in_range(g, "partition group", nodes)?;
             }
             window("partition", p.at_ms, p.heal_ms)?;
         }
         for p in &self.one_way {
-            in_range(&p.from, "one-way partition from")?;
-            in_range(&p.to, "one-way partition to")?;
+            in_range(&p.from, "one-way partition from", nodes)?;
+            in_range(&p.to, "one-way partition to", nodes)?;
             window("one-way partition", p.at_ms, p.heal_ms)?;
         }
         for c in &self.crashes {
-            in_range(&c.nodes, "crash")?;
+            in_range(&c.nodes, "crash", nodes)?;
             window("crash", c.at_ms, c.restart_ms)?;
         }
         for p in &self.pauses {
-            in_range(&p.nodes, "pause")?;
+            in_range(&p.nodes, "pause", nodes)?;
             window("pause", p.at_ms, p.resume_ms)?;
         }
-        if let Some(r) = &self.random_crashes {
-            if let Some(set) = &r.nodes {
-                in_range(set, "random crashes")?;
-            }
-            if r.count > MAX_RANDOM_CRASHES {
-                return err(format!("random crashes: count {}; at most {MAX_RANDOM_CRASHES}", r.count));
-            }
-            let ok = |v: f64| (0.0..=MAX_TIME_MS).contains(&v);
-            if !(ok(r.from_ms) && ok(r.to_ms) && r.from_ms <= r.to_ms) {
-                return err("random crashes: from_ms..to_ms must be a non-negative window");
-            }
-            if !(ok(r.min_down_ms) && ok(r.max_down_ms) && r.min_down_ms <= r.max_down_ms) {
-                return err("random crashes: min_down_ms..max_down_ms must be a non-negative range");
+        Ok(())
+    }
+}
+
+impl Network {
+    /// The probabilities and the reorder delay are in range.
+    fn validate_values(&self) -> Result<(), FaultError> {
+        for (name, p) in [("loss", self.loss), ("duplicate", self.duplicate), ("reorder", self.reorder)] {
+            if !(0.0..=1.0).contains(&p) || p.is_nan() {
+                return err(format!("--{name} {p:?}: a probability must be between 0 and 1"));
             }
         }
-        for c in &self.clocks {
-            in_range(&c.nodes, "clock")?;
-            let skew_ok = (-MAX_SKEW_MS..=MAX_SKEW_MS).contains(&c.skew_ms);
-            let drift_ok = c.drift_ppm > -MAX_DRIFT_PPM && c.drift_ppm <= MAX_DRIFT_PPM;
-            if !(skew_ok && drift_ok) {
-                return err(format!(
-                    "clock: skew {:?} ms, drift {:?} ppm: skew must be within ±{MAX_SKEW_MS} ms and drift in \
-                     (-{MAX_DRIFT_PPM}, {MAX_DRIFT_PPM}] ppm",
-                    c.skew_ms, c.drift_ppm
-                ));
+        if !(0.0..=MAX_LATENCY_MS).contains(&self.reorder_delay_ms) {
+            return err(format!(
+                "--reorder-delay-ms {:?}: must be in 0..={MAX_LATENCY_MS} ms",
+                self.reorder_delay_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// The latencies are valid, and links and regions name nodes of the cluster.
+    fn validate_shape(&self, nodes: usize) -> Result<(), FaultError> {
+        self.latency.validate("network.latency")?;
+        for l in &self.links {
+            in_range(&l.from, "link from", nodes)?;
+            in_range(&l.to, "link to", nodes)?;
+            l.latency.validate("link latency")?;
+        }
+        if let Some(r) = &self.regions {
+            r.validate(nodes)?;
+        }
+        Ok(())
+    }
+}
+
+impl Regions {
+    /// 1 to 1,000 regions, a square matrix of latencies in range, valid jitter, and one node
+    /// set per region if they are given.
+    fn validate(&self, nodes: usize) -> Result<(), FaultError> {
+        let k = self.names.len();
+        if k == 0 || k > 1_000 {
+            return err(format!("regions: {k} regions; 1 to 1000 are allowed"));
+        }
+        if self.latency_ms.len() != k || self.latency_ms.iter().any(|row| row.len() != k) {
+            return err(format!("regions: latency_ms must be a {k}x{k} matrix"));
+        }
+        if self.latency_ms.iter().flatten().any(|v| !(0.0..=MAX_LATENCY_MS).contains(v)) {
+            return err(format!("regions: latencies must be in 0..={MAX_LATENCY_MS} ms"));
+        }
+        self.jitter.validate("regions.jitter")?;
+        if let Some(sets) = &self.nodes {
+            if sets.len() != k {
+                return err(format!("regions: `nodes` must list {k} node sets, one per region"));
+            }
+            for s in sets {
+                in_range(s, "region nodes", nodes)?;
             }
         }
         Ok(())
+    }
+}
+
+impl RandomCrashes {
+    /// The node set is in the cluster, the count bounded, and both windows ordered and in
+    /// range.
+    fn validate(&self, nodes: usize) -> Result<(), FaultError> {
+        if let Some(set) = &self.nodes {
+            in_range(set, "random crashes", nodes)?;
+        }
+        if self.count > MAX_RANDOM_CRASHES {
+            return err(format!("random crashes: count {}; at most {MAX_RANDOM_CRASHES}", self.count));
+        }
+        let ok = |v: f64| (0.0..=MAX_TIME_MS).contains(&v);
+        if !(ok(self.from_ms) && ok(self.to_ms) && self.from_ms <= self.to_ms) {
+            return err("random crashes: from_ms..to_ms must be a non-negative window");
+        }
+        if !(ok(self.min_down_ms) && ok(self.max_down_ms) && self.min_down_ms <= self.max_down_ms) {
+            return err("random crashes: min_down_ms..max_down_ms must be a non-negative range");
+        }
+        Ok(())
+    }
+}
+
+impl ClockSpec {
+    /// The nodes are in the cluster, the skew and drift in range.
+    fn validate(&self, nodes: usize) -> Result<(), FaultError> {
+        in_range(&self.nodes, "clock", nodes)?;
+        let skew_ok = (-MAX_SKEW_MS..=MAX_SKEW_MS).contains(&self.skew_ms);
+        let drift_ok = self.drift_ppm > -MAX_DRIFT_PPM && self.drift_ppm <= MAX_DRIFT_PPM;
+        if !(skew_ok && drift_ok) {
+            return err(format!(
+                "clock: skew {:?} ms, drift {:?} ppm: skew must be within ±{MAX_SKEW_MS} ms and drift in \
+                 (-{MAX_DRIFT_PPM}, {MAX_DRIFT_PPM}] ppm",
+                self.skew_ms, self.drift_ppm
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `set` names at least one node, all in `0..nodes`.
+fn in_range(set: &NodeSet, what: &str, nodes: usize) -> Result<(), FaultError> {
+    if set.end() as usize > nodes {
+        return err(format!("{what} `{set}` names a node outside 0..{nodes}"));
+    }
+    if set.is_empty() {
+        return err(format!("{what} is empty"));
+    }
+    Ok(())
+}
+
+/// A fault's window: it starts in `0..=MAX_TIME_MS` and, if it ends, ends after it starts, at
+/// most at `MAX_TIME_MS`.
+fn window(what: &str, at: f64, end: Option<f64>) -> Result<(), FaultError> {
+    if !(0.0..=MAX_TIME_MS).contains(&at) {
+        return err(format!("{what}: start time {at:?} ms must be in 0..={MAX_TIME_MS}"));
+    }
+    match end {
+        Some(e) if !(e > at && e <= MAX_TIME_MS) => err(format!(
+            "{what}: end time {e:?} ms must come after the start ({at:?} ms), at most {MAX_TIME_MS}"
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -12,6 +12,7 @@ pub struct NodeSet {
 }
 
 impl NodeSet {
+    /// Whether node `n` is in the set.
     pub fn contains(&self, n: NodeId) -> bool {
         self.ranges.iter().any(|&(a, b)| a <= n.0 && n.0 < b)
     }
@@ -21,14 +22,18 @@ impl NodeSet {
         self.ranges.iter().map(|r| r.1).max().unwrap_or(0)
     }
 
+    /// Whether the set holds no node.
     pub fn is_empty(&self) -> bool {
         self.ranges.iter().all(|(a, b)| a >= b)
     }
 
+    /// Every node of the set, range by range in the order written (a node in two ranges comes
+    /// twice).
     pub fn iter(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.ranges.iter().flat_map(|&(a, b)| (a..b).map(NodeId))
     }
 
+    /// The set holding node `n` alone. Panics if `n` is `u32::MAX`.
     pub fn single(n: u32) -> Self {
         NodeSet { ranges: vec![(n, n + 1)] }
     }

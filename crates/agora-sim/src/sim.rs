@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 pub struct SimConfig {
     /// The master seed: every random choice of the run derives from it.
     pub seed: u64,
+    /// What goes wrong in the run; validated against the cluster size ([`Faults::validate`])
+    /// before the run is built.
     pub faults: Faults,
     /// The run stops at this virtual time.
     pub max_time: Time,
@@ -43,6 +45,7 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
+    /// A run of seed `seed` without faults, stopped at 600 s of virtual time, with no event limit.
     pub fn new(seed: u64) -> Self {
         SimConfig {
             seed,
@@ -55,6 +58,7 @@ impl SimConfig {
         }
     }
 
+    /// The same configuration with `faults` instead.
     pub fn with_faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
         self
@@ -71,7 +75,9 @@ pub const MAX_PENDING_EVENTS: usize = 20_000_000;
 pub enum EndReason {
     /// Nothing was left to do.
     Quiescent,
+    /// Virtual time reached [`SimConfig::max_time`] with work left.
     TimeLimit,
+    /// [`SimConfig::max_events`] events were handled with work left.
     EventLimit,
     /// More than [`MAX_PENDING_EVENTS`] events were waiting at once: a workload whose message
     /// volume would exhaust memory (say, gossip to a million peers per round) is stopped.
@@ -95,17 +101,27 @@ impl EndReason {
 
 /// Everything a run produced.
 pub struct Outcome<O> {
+    /// The protocol's CLI name.
     pub protocol: &'static str,
+    /// The cluster size.
     pub nodes: usize,
+    /// The run's seed.
     pub seed: u64,
+    /// Messages and operations of the run, by message type.
     pub metrics: Metrics,
     /// Message counters of each node.
     pub per_node: Vec<Counters>,
+    /// The violations found; the run stops once there is one.
     pub violations: Vec<Violation>,
+    /// Why the run ended.
     pub end: EndReason,
+    /// Virtual time when the run ended.
     pub virtual_time: Time,
+    /// Wall-clock time the run took to compute.
     pub wall: Duration,
+    /// Events handled: deliveries, timer firings, faults and writes.
     pub events: u64,
+    /// The run's fingerprint: the same inputs give the same digest.
     pub trace_digest: Digest,
     /// `(global time, node, observation)`, when asked for.
     pub observations: Vec<(Time, NodeId, O)>,
@@ -335,62 +351,88 @@ impl<S: Setup> Simulation<S> {
     pub fn run(mut self) -> Outcome<ObsOf<S>> {
         let wall = Instant::now();
         self.schedule_faults();
+        self.start_nodes();
+        let end = self.event_loop();
+        let not_judged = self.judge_end(end);
+        let end = if self.violations.is_empty() { end } else { EndReason::Violation };
+        self.outcome(end, not_judged, wall)
+    }
+
+    /// Starts every node in id order, unless a violation or the queue limit stops the run first.
+    fn start_nodes(&mut self) {
         for i in 0..self.n {
             if !self.violations.is_empty() || self.queue.len() > self.config.max_pending {
                 break;
             }
             self.step(NodeId(i as u32), |node, ctx| node.on_start(ctx));
         }
-        let end = loop {
+    }
+
+    /// Handles queued events in time order until the run ends, and says why it did.
+    fn event_loop(&mut self) -> EndReason {
+        loop {
             if !self.violations.is_empty() {
-                break EndReason::Violation;
+                return EndReason::Violation;
             }
             if self.events >= self.config.max_events {
-                break EndReason::EventLimit;
+                return EndReason::EventLimit;
             }
             if self.queue.len() > self.config.max_pending {
-                break EndReason::QueueLimit;
+                return EndReason::QueueLimit;
             }
             let Some((at, event)) = self.queue.pop() else {
-                break EndReason::Quiescent;
+                return EndReason::Quiescent;
             };
             if at > self.config.max_time {
                 self.now = self.config.max_time;
-                break EndReason::TimeLimit;
+                return EndReason::TimeLimit;
             }
             if at >= self.next_idle_check {
                 // Protocols that heartbeat forever end when every node says only that is left.
                 self.next_idle_check = at.after(std::time::Duration::from_millis(10));
                 if self.all_background() {
-                    break EndReason::Quiescent;
+                    return EndReason::Quiescent;
                 }
             }
             self.now = at;
             self.events += 1;
             self.handle(event);
-        };
-        let not_judged;
+        }
+    }
+
+    /// The checker's verdict on the end state: its at-end violations (kept in
+    /// `self.violations`) and the properties it did not judge. After a violation, no at-end
+    /// property is judged.
+    fn judge_end(&mut self, end: EndReason) -> Vec<(&'static str, agora_core::NotJudged)> {
         if end == EndReason::Violation {
-            not_judged = agora_core::at_end_not_judged(
+            return agora_core::at_end_not_judged(
                 &self.checker.properties(),
                 agora_core::NotJudged::AfterViolation,
             );
-        } else {
-            let live: Vec<bool> = self.slots.iter().map(|s| s.status == Status::Up).collect();
-            let crashed_ever: Vec<bool> = self.slots.iter().map(|s| s.crashed_ever).collect();
-            let state = EndState {
-                at: self.now,
-                live: &live,
-                crashed_ever: &crashed_ever,
-                network_reliable: self.config.faults.lossless(),
-                quiescent: end == EndReason::Quiescent,
-                last_fault: self.last_fault,
-                partitioned: self.net.any_cut(),
-            };
-            not_judged = self.checker.not_judged(&state);
-            self.violations = self.checker.finish(&state);
         }
-        let end = if self.violations.is_empty() { end } else { EndReason::Violation };
+        let live: Vec<bool> = self.slots.iter().map(|s| s.status == Status::Up).collect();
+        let crashed_ever: Vec<bool> = self.slots.iter().map(|s| s.crashed_ever).collect();
+        let state = EndState {
+            at: self.now,
+            live: &live,
+            crashed_ever: &crashed_ever,
+            network_reliable: self.config.faults.lossless(),
+            quiescent: end == EndReason::Quiescent,
+            last_fault: self.last_fault,
+            partitioned: self.net.any_cut(),
+        };
+        let not_judged = self.checker.not_judged(&state);
+        self.violations = self.checker.finish(&state);
+        not_judged
+    }
+
+    /// What the run produced; `wall` is when it began on the wall clock.
+    fn outcome(
+        self,
+        end: EndReason,
+        not_judged: Vec<(&'static str, agora_core::NotJudged)>,
+        wall: Instant,
+    ) -> Outcome<ObsOf<S>> {
         Outcome {
             protocol: self.setup.name(),
             nodes: self.n,
@@ -571,64 +613,8 @@ impl<S: Setup> Simulation<S> {
             Action::PartitionHeal(i) => self.net.heal(i),
             Action::OneWayStart(i) => self.net.start_one_way(faults.partitions.len() + i, &faults.one_way[i]),
             Action::OneWayHeal(i) => self.net.heal(faults.partitions.len() + i),
-            Action::Crash(id, wipe) => {
-                let slot = &mut self.slots[id.index()];
-                if slot.status == Status::Down {
-                    return;
-                }
-                slot.status = Status::Down;
-                slot.node = None;
-                slot.timers.clear();
-                slot.crashed_ever = true;
-                slot.wiped = wipe;
-                if wipe != Wipe::No {
-                    slot.stable = Stable::new();
-                    slot.later.clear();
-                    slot.disk_free = self.now;
-                }
-                // Deferred writes under way: the first few may have landed, in order.
-                if !slot.later.is_empty() {
-                    let landed = self.disk_rng.random_range(0..=slot.later.len());
-                    for (_, key, value) in slot.later.drain(..).take(landed) {
-                        self.digest.bytes(key.as_bytes());
-                        slot.stable.put(key, value);
-                    }
-                    slot.disk_free = self.now;
-                }
-                for e in self.stash.remove(&id.0).unwrap_or_default() {
-                    if let Event::Deliver { to, kind, id, .. } = e {
-                        self.drop_message(to, kind as usize, id);
-                    }
-                }
-                self.lifecycle(id, Lifecycle::Crashed);
-                if wipe != Wipe::No {
-                    self.lifecycle(id, Lifecycle::Wiped);
-                }
-            }
-            Action::Restart(id) => {
-                let slot = &mut self.slots[id.index()];
-                if slot.status != Status::Down {
-                    return;
-                }
-                if slot.wiped == Wipe::Rejoin {
-                    if !self.setup.rejoins(id) {
-                        return;
-                    }
-                    slot.stable.put(REJOINING.to_string(), Vec::new());
-                }
-                slot.wiped = Wipe::No;
-                match self.setup.build(id, &slot.stable) {
-                    Ok(node) => slot.node = Some(node),
-                    Err(e) => {
-                        let detail = format!("cannot restart from what it persisted: {e}");
-                        self.violations.push(Violation::new("storage-decodes", Some(id), self.now, detail));
-                        return;
-                    }
-                }
-                slot.status = Status::Up;
-                self.lifecycle(id, Lifecycle::Restarted);
-                self.step(id, |node, ctx| node.on_start(ctx));
-            }
+            Action::Crash(id, wipe) => self.crash(id, wipe),
+            Action::Restart(id) => self.restart(id),
             Action::Pause(id) => {
                 if self.slots[id.index()].status == Status::Up {
                     self.slots[id.index()].status = Status::Paused;
@@ -645,6 +631,72 @@ impl<S: Setup> Simulation<S> {
                 }
             }
         }
+    }
+
+    /// Node `id` crashes (if it is up or paused): its volatile state and timers are gone, its
+    /// storage too if `wipe` says so, a random prefix of its deferred writes lands, and the
+    /// messages that waited for it while paused are lost.
+    fn crash(&mut self, id: NodeId, wipe: Wipe) {
+        let slot = &mut self.slots[id.index()];
+        if slot.status == Status::Down {
+            return;
+        }
+        slot.status = Status::Down;
+        slot.node = None;
+        slot.timers.clear();
+        slot.crashed_ever = true;
+        slot.wiped = wipe;
+        if wipe != Wipe::No {
+            slot.stable = Stable::new();
+            slot.later.clear();
+            slot.disk_free = self.now;
+        }
+        // Deferred writes under way: the first few may have landed, in order.
+        if !slot.later.is_empty() {
+            let landed = self.disk_rng.random_range(0..=slot.later.len());
+            for (_, key, value) in slot.later.drain(..).take(landed) {
+                self.digest.bytes(key.as_bytes());
+                slot.stable.put(key, value);
+            }
+            slot.disk_free = self.now;
+        }
+        for e in self.stash.remove(&id.0).unwrap_or_default() {
+            if let Event::Deliver { to, kind, id, .. } = e {
+                self.drop_message(to, kind as usize, id);
+            }
+        }
+        self.lifecycle(id, Lifecycle::Crashed);
+        if wipe != Wipe::No {
+            self.lifecycle(id, Lifecycle::Wiped);
+        }
+    }
+
+    /// Node `id` restarts (if it is down), rebuilt from what it persisted; after a
+    /// [`Wipe::Rejoin`] it is marked as rejoining, or stays down if its protocol cannot rejoin.
+    /// A value that does not decode is the violation `storage-decodes`.
+    fn restart(&mut self, id: NodeId) {
+        let slot = &mut self.slots[id.index()];
+        if slot.status != Status::Down {
+            return;
+        }
+        if slot.wiped == Wipe::Rejoin {
+            if !self.setup.rejoins(id) {
+                return;
+            }
+            slot.stable.put(REJOINING.to_string(), Vec::new());
+        }
+        slot.wiped = Wipe::No;
+        match self.setup.build(id, &slot.stable) {
+            Ok(node) => slot.node = Some(node),
+            Err(e) => {
+                let detail = format!("cannot restart from what it persisted: {e}");
+                self.violations.push(Violation::new("storage-decodes", Some(id), self.now, detail));
+                return;
+            }
+        }
+        slot.status = Status::Up;
+        self.lifecycle(id, Lifecycle::Restarted);
+        self.step(id, |node, ctx| node.on_start(ctx));
     }
 
     /// Runs one handler of node `id` and has the interpreter apply its effects.

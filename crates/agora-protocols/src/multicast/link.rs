@@ -53,6 +53,7 @@ impl<B: Clone> Link<B> {
         out
     }
 
+    /// Whether every frame sent has been acknowledged.
     pub fn idle(&self) -> bool {
         self.unacked.is_empty()
     }

@@ -66,17 +66,24 @@ use std::collections::HashSet;
 /// Which ordering guarantee.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Order {
+    /// Best effort: sent once, delivered on arrival; no reliability, no order.
     Unordered,
+    /// Each sender's messages delivered in the order it sent them.
     Fifo,
+    /// A message delivered after everything that happened before it (vector clocks).
     Causal,
+    /// One order for all, by (Lamport timestamp, sender), with timestamped acknowledgements.
     TotalLamport,
+    /// One order for all, set by a sequencer that a new one replaces when it falls silent.
     TotalSequencer,
 }
 
 impl Order {
+    /// Every order, from the weakest to the strongest guarantee.
     pub const ALL: [Order; 5] =
         [Order::Unordered, Order::Fifo, Order::Causal, Order::TotalLamport, Order::TotalSequencer];
 
+    /// The order's name on the command line (`--order`), also the protocol's name.
     pub fn name(self) -> &'static str {
         match self {
             Order::Unordered => "unordered",
@@ -87,6 +94,7 @@ impl Order {
         }
     }
 
+    /// The order named `s` (as [`Order::name`] spells it), if any.
     pub fn parse(s: &str) -> Option<Order> {
         Order::ALL.into_iter().find(|o| o.name() == s)
     }
@@ -95,7 +103,9 @@ impl Order {
 /// A multicast message: its sender and the sender's sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MsgId {
+    /// The sender's node id.
     pub origin: u32,
+    /// The sender's sequence number, from 0.
     pub seq: u32,
 }
 
@@ -112,10 +122,14 @@ pub enum McastObs {
     /// A multicast, with its causal past: how many messages of each sender the sender had
     /// delivered (its own: sent) before this one — ground truth for the causal checks.
     Multicast {
+        /// The message.
         id: MsgId,
+        /// `past[p]`: messages of peer `p` the sender had delivered (its own: sent) before.
         past: Vec<u32>,
     },
+    /// A peer delivered message `id`.
     Delivered {
+        /// The message.
         id: MsgId,
     },
 }
@@ -135,6 +149,7 @@ pub struct McastChecker {
 }
 
 impl McastChecker {
+    /// A checker of order `order` over `n` peers.
     pub fn new(order: Order, n: usize) -> Self {
         McastChecker {
             order,

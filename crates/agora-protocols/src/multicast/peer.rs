@@ -235,11 +235,17 @@ impl Protocol for Peer {
     }
 }
 
+/// A run of ordered multicast: which order, how many peers, and each peer's workload.
 pub struct MulticastSetup {
+    /// The ordering guarantee (and so the delivery rule) every peer runs.
     pub order: Order,
+    /// The number of peers.
     pub nodes: usize,
+    /// Messages each peer multicasts.
     pub msgs: u32,
+    /// Mean time between a peer's multicasts, in milliseconds (exponentially distributed).
     pub interval_ms: f64,
+    /// The link timeout: retransmission after half of it, giving up on a silent peer after ten.
     pub timeout: Duration,
 }
 

@@ -119,6 +119,8 @@ impl RaftChecker {
         }
     }
 
+    /// Raft's properties: the safety properties judged at every observation, and `liveness` at
+    /// the end.
     pub fn properties() -> Vec<Property> {
         let always = |name, description| Property { name, kind: PropertyKind::Always, description };
         vec![
@@ -411,6 +413,8 @@ impl RaftChecker {
         Ok(())
     }
 
+    /// Takes a crash, restart or storage loss into account: a crashed leader no longer leads, a
+    /// restarted client must finish again, a wiped replica's mirrored log is forgotten.
     pub fn on_lifecycle(&mut self, at: Time, node: NodeId, event: Lifecycle) {
         match event {
             Lifecycle::Crashed => {
@@ -445,6 +449,8 @@ impl RaftChecker {
         }
     }
 
+    /// The `liveness` violations at `end` (none when [`Self::unjudged`] gives a reason): a leader
+    /// recently, every live replica applied every acknowledged command, every live client done.
     pub fn judge_end(&mut self, end: &EndState<'_>) -> Vec<Violation> {
         let live = |i: usize| end.live.get(i).copied().unwrap_or(false);
         let replicas: Vec<usize> = (0..self.replica.len()).filter(|&i| self.replica[i]).collect();

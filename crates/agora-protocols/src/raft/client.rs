@@ -40,6 +40,9 @@ pub struct Client<SM: StateMachine> {
 }
 
 impl<SM: StateMachine> Client<SM> {
+    /// A client of session `session` to the replicas `replicas` (not empty), with at most `window`
+    /// operations in flight (at least 1), retrying after `timeout` without progress. It starts with
+    /// the replica at `session % replicas.len()`.
     pub fn new(session: u64, replicas: Vec<NodeId>, window: usize, timeout: Duration) -> Self {
         assert!(!replicas.is_empty(), "a client needs replicas");
         Client {
@@ -56,6 +59,7 @@ impl<SM: StateMachine> Client<SM> {
         }
     }
 
+    /// The client's session number, unique among the clients of a log.
     pub fn session(&self) -> u64 {
         self.session
     }

@@ -30,6 +30,7 @@ impl<T> Default for CowVec<T> {
 }
 
 impl<T: Clone> CowVec<T> {
+    /// An empty vector.
     pub fn new() -> Self {
         CowVec { chunks: Vec::new(), len: 0 }
     }
@@ -46,14 +47,17 @@ impl<T: Clone> CowVec<T> {
         CowVec { chunks, len: n }
     }
 
+    /// The number of elements.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether it holds no element.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The element at `i`, if `i < len`.
     pub fn get(&self, i: usize) -> Option<&T> {
         (i < self.len).then(|| &self.chunks[i / CHUNK][i % CHUNK])
     }
@@ -64,6 +68,7 @@ impl<T: Clone> CowVec<T> {
         (i < self.len).then(|| &mut Arc::make_mut(&mut self.chunks[i / CHUNK])[i % CHUNK])
     }
 
+    /// Appends `value`, copying the last chunk first if a copy of this vector shares it.
     pub fn push(&mut self, value: T) {
         if self.len % CHUNK == 0 {
             self.chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
@@ -72,6 +77,7 @@ impl<T: Clone> CowVec<T> {
         self.len += 1;
     }
 
+    /// Every element, in order.
     pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
         self.chunks.iter().flat_map(|c| c.iter())
     }

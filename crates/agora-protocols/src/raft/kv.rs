@@ -36,27 +36,41 @@ pub struct Kv {
     map: BTreeMap<u64, u64>,
 }
 
+/// A command of the key-value store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvCmd {
+    /// Sets `key` to `value`; answers [`KvOut::Done`].
     Put {
+        /// The key.
         key: u64,
+        /// The new value.
         value: u64,
     },
     /// Adds `delta` to the value (0 if absent); answers the new value.
     Add {
+        /// The key.
         key: u64,
+        /// What to add (wrapping at `u64::MAX`).
         delta: u64,
     },
 }
 
+/// A query of the key-value store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvQuery {
-    Get { key: u64 },
+    /// The value of `key`, if it has one.
+    Get {
+        /// The key read.
+        key: u64,
+    },
 }
 
+/// What the key-value store answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvOut {
+    /// A `Put` took effect.
     Done,
+    /// A value: the new one after an `Add`, the one read by a `Get` (`None`: no such key).
     Value(Option<u64>),
 }
 
@@ -89,6 +103,7 @@ impl StateMachine for Kv {
 /// Timers of the key-value protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KvTimer {
+    /// One of the Raft timers of a replica or client.
     Raft(RaftTimer),
     /// A client's next operation.
     Next,
@@ -106,7 +121,9 @@ const INCARNATION: &str = "client/incarnation";
 /// The workload of one client.
 #[derive(Clone, Debug)]
 pub struct Workload {
+    /// Operations the client runs in all.
     pub ops: u32,
+    /// Operations in flight at most (the client's window).
     pub window: usize,
     /// Mean time between operations; zero submits them all at once.
     pub interval: Duration,
@@ -116,6 +133,8 @@ pub struct Workload {
     pub retry: Duration,
 }
 
+/// A client node: a session of the key-value store running its workload. A restarted client
+/// starts a new session.
 pub struct KvClient {
     client: Option<Client<Kv>>,
     incarnation: u32,
@@ -129,7 +148,9 @@ pub struct KvClient {
 
 /// A node of the key-value protocol.
 pub enum KvNode {
+    /// A replica of the store.
     Replica(Box<Replica<Kv>>),
+    /// A client running a workload.
     Client(Box<KvClient>),
 }
 
@@ -259,9 +280,13 @@ impl Protocol for KvNode {
 
 /// A run of the replicated key-value store.
 pub struct KvSetup {
+    /// Replicas, node ids `0..replicas`.
     pub replicas: usize,
+    /// Client nodes, after the replicas.
     pub clients: usize,
+    /// The replicas' settings, shared.
     pub raft: Arc<Config>,
+    /// Every client's workload.
     pub work: Workload,
     /// Liveness is judged this long after the last fault.
     pub settle: Duration,

@@ -81,7 +81,9 @@ pub type Index = u64;
 /// Where a command sits in the log: its entry and its place among that entry's commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Pos {
+    /// The log entry.
     pub index: Index,
+    /// The command's place in that entry's batch, from 0.
     pub offset: u32,
 }
 
@@ -108,7 +110,9 @@ pub trait StateMachine:
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(bound = "")]
 pub enum Op<SM: StateMachine> {
+    /// A command: goes through the log and is applied once, whatever the retries.
     Command(SM::Command),
+    /// A query: answered by the leader at a read index, without a log entry.
     Query(SM::Query),
 }
 
@@ -116,7 +120,9 @@ pub enum Op<SM: StateMachine> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(bound = "")]
 pub struct Entry<SM: StateMachine> {
+    /// The term of the leader that created it.
     pub term: Term,
+    /// What it carries.
     pub body: Body<SM>,
 }
 
@@ -128,11 +134,13 @@ pub enum Body<SM: StateMachine> {
     Noop,
     /// One request message of one client session: its commands, in order.
     Commands {
+        /// The client session the commands belong to.
         session: u64,
         /// The client's node, answered by whoever leads when the entry is applied.
         from: NodeId,
         /// Results of this session below this sequence number can be forgotten.
         acked_below: u64,
+        /// `(sequence number, command)`, in the session's order.
         cmds: Vec<(u64, SM::Command)>,
     },
 }
@@ -142,9 +150,19 @@ pub enum Body<SM: StateMachine> {
 #[serde(bound = "")]
 pub enum Outcome<SM: StateMachine> {
     /// A command applied (now, or earlier: a retried command gets its first result).
-    Applied { pos: Pos, output: SM::Output },
+    Applied {
+        /// Where the command was applied (its first application, for a retry).
+        pos: Pos,
+        /// What the state machine returned.
+        output: SM::Output,
+    },
     /// A query answered at a read index.
-    Read { index: Index, output: SM::Output },
+    Read {
+        /// The read index: the state answered from includes every entry up to it.
+        index: Index,
+        /// What the state machine returned.
+        output: SM::Output,
+    },
 }
 
 /// Raft's messages, and the client protocol's.
@@ -153,29 +171,47 @@ pub enum Outcome<SM: StateMachine> {
 pub enum RaftMsg<SM: StateMachine> {
     /// Would you vote for me in `term` (one above the sender's)? Changes no one's state.
     PreVote {
+        /// The term the sender would stand in.
         term: Term,
+        /// The index of the sender's last entry.
         last_index: Index,
+        /// The term of the sender's last entry: with `last_index`, how up to date it is (§5.4.1).
         last_term: Term,
     },
     /// `term` is the one asked about when granted, the answerer's own when refused.
     PreVoteReply {
+        /// The term asked about if granted; the answerer's own if refused.
         term: Term,
+        /// Whether the answerer would vote.
         granted: bool,
     },
+    /// RequestVote (§5.2): vote for me in `term`.
     Vote {
+        /// The candidate's term.
         term: Term,
+        /// The index of the candidate's last entry.
         last_index: Index,
+        /// The term of the candidate's last entry.
         last_term: Term,
     },
+    /// The answer to a [`RaftMsg::Vote`].
     VoteReply {
+        /// The answerer's term.
         term: Term,
+        /// Whether it voted for the candidate (durably, before answering).
         granted: bool,
     },
+    /// AppendEntries (§5.3): entries after `prev_index`, or none (a heartbeat).
     Append {
+        /// The leader's term.
         term: Term,
+        /// The index of the entry just before `entries`.
         prev_index: Index,
+        /// Its term: the follower accepts only if its own entry there has this term.
         prev_term: Term,
+        /// The entries, in index order from `prev_index + 1`.
         entries: Vec<Entry<SM>>,
+        /// The leader's commit index.
         commit: Index,
         /// The leader's read round, echoed in the reply.
         round: u64,
@@ -184,14 +220,18 @@ pub enum RaftMsg<SM: StateMachine> {
         /// commit before the loss).
         leader_last: Index,
     },
+    /// The answer to an [`RaftMsg::Append`].
     AppendReply {
+        /// The follower's term.
         term: Term,
+        /// Whether the entries were accepted (the log matched at `prev`).
         ok: bool,
         /// The `prev_index` of the append answered, so the leader can tell a stale rejection.
         prev: Index,
         /// On success the last index known to match the leader's; on failure a hint: the
         /// leader should retry from `last + 1`.
         last: Index,
+        /// The leader's read round, echoed.
         round: u64,
         /// The follower lost its storage and is rejoining: its log is only what it received
         /// since, so what the leader recorded as matched may be gone.
@@ -199,35 +239,55 @@ pub enum RaftMsg<SM: StateMachine> {
     },
     /// A chunk of the leader's snapshot.
     Snapshot {
+        /// The leader's term.
         term: Term,
+        /// The last index the snapshot covers.
         index: Index,
+        /// The term of the entry at `index`.
         last_term: Term,
+        /// The chain hash at `index` (see [`chain`]).
         chain: u64,
+        /// Where this chunk starts in the snapshot's bytes.
         offset: u64,
+        /// The snapshot's size in bytes.
         total: u64,
+        /// The chunk's bytes.
         data: Vec<u8>,
+        /// The leader's read round, echoed.
         round: u64,
     },
+    /// The answer to a [`RaftMsg::Snapshot`] chunk.
     SnapshotReply {
+        /// The follower's term.
         term: Term,
+        /// The snapshot's last index, as the chunk gave it.
         index: Index,
         /// The next offset wanted; `total` when the snapshot is installed.
         next: u64,
+        /// The leader's read round, echoed.
         round: u64,
     },
     /// A client's operations, numbered in its session.
     Request {
+        /// The client's session.
         session: u64,
+        /// The client has every result below this sequence number: the replicas may forget them.
         acked_below: u64,
+        /// `(sequence number, operation)`, in order.
         ops: Vec<(u64, Op<SM>)>,
     },
+    /// The leader's answers to a session's operations.
     Reply {
+        /// The client's session.
         session: u64,
+        /// `(sequence number, outcome)`.
         results: Vec<(u64, Outcome<SM>)>,
     },
     /// Not the leader: try `leader` if known.
     Redirect {
+        /// The client's session.
         session: u64,
+        /// The leader the replica knows of, if any.
         leader: Option<NodeId>,
     },
 }
@@ -271,55 +331,140 @@ pub enum RaftObs {
     /// its log after it, `(term, chain)` per entry; `rejoining` if it lost its storage and
     /// must catch up before it votes.
     Restored {
+        /// The durable current term.
         term: Term,
+        /// The durable vote in that term.
         voted_for: Option<NodeId>,
+        /// The snapshot: `(last index, its term, its chain hash)`.
         base: (Index, Term, u64),
+        /// `(term, chain hash)` of each entry after the snapshot.
         log: Vec<(Term, u64)>,
+        /// It lost its storage and must catch up before it votes.
         rejoining: bool,
     },
     /// Voted for `candidate` in `term`.
-    Voted { term: Term, candidate: NodeId },
+    Voted {
+        /// The term of the vote.
+        term: Term,
+        /// The candidate voted for.
+        candidate: NodeId,
+    },
     /// A replica that lost its storage caught up with the leader of `term` to `index`, the
     /// end of that leader's log when first heard: it votes again, in later terms only.
-    Rejoined { term: Term, index: Index },
+    Rejoined {
+        /// The leader's term.
+        term: Term,
+        /// The index caught up to.
+        index: Index,
+    },
     /// Became leader of `term`.
-    Leader { term: Term },
+    Leader {
+        /// The term it leads.
+        term: Term,
+    },
     /// Stopped leading.
-    SteppedDown { term: Term },
+    SteppedDown {
+        /// The term it led.
+        term: Term,
+    },
     /// Wrote entries `(term, chain)` from index `first`, replacing any there and after.
-    Appended { first: Index, entries: Vec<(Term, u64)> },
+    Appended {
+        /// The index of the first entry written.
+        first: Index,
+        /// `(term, chain hash)` of each entry written.
+        entries: Vec<(Term, u64)>,
+    },
     /// Its own snapshot, which ends at `index`, is durable and the log before it compacted.
-    Snapshotted { index: Index, chain: u64 },
+    Snapshotted {
+        /// The snapshot's last index.
+        index: Index,
+        /// The chain hash at `index`.
+        chain: u64,
+    },
     /// Installed the leader's snapshot, which ends at `index`.
-    Installed { index: Index, term: Term, chain: u64 },
+    Installed {
+        /// The snapshot's last index.
+        index: Index,
+        /// The term of the entry at `index`.
+        term: Term,
+        /// The chain hash at `index`.
+        chain: u64,
+    },
     /// The leader of `term` advanced its commit index to `index`.
-    Committed { term: Term, index: Index, chain: u64 },
+    Committed {
+        /// The leader's term.
+        term: Term,
+        /// The new commit index.
+        index: Index,
+        /// The chain hash at `index`: what was committed.
+        chain: u64,
+    },
     /// Applied entry `index`: the sessions and sequence numbers that took effect (not
     /// duplicates), and a digest of every result.
-    Applied { index: Index, chain: u64, fresh: Vec<(u64, u64)>, results: u64 },
+    Applied {
+        /// The entry applied.
+        index: Index,
+        /// Its chain hash.
+        chain: u64,
+        /// `(session, sequence number)` of each command applied for the first time.
+        fresh: Vec<(u64, u64)>,
+        /// A digest of every result the entry produced.
+        results: u64,
+    },
     /// A client got the result of command `seq`.
-    Acked { session: u64, seq: u64, pos: Pos },
+    Acked {
+        /// The client's session.
+        session: u64,
+        /// The command's sequence number.
+        seq: u64,
+        /// Where the command was applied.
+        pos: Pos,
+    },
     /// A client sent query `seq` for the first time.
-    ReadBegin { session: u64, seq: u64 },
+    ReadBegin {
+        /// The client's session.
+        session: u64,
+        /// The query's sequence number.
+        seq: u64,
+    },
     /// A client got the answer to query `seq`, read at `index`.
-    ReadDone { session: u64, seq: u64, index: Index },
+    ReadDone {
+        /// The client's session.
+        session: u64,
+        /// The query's sequence number.
+        seq: u64,
+        /// The read index the answer was read at.
+        index: Index,
+    },
     /// A client has every answer it asked for.
-    ClientDone { session: u64 },
+    ClientDone {
+        /// The client's session.
+        session: u64,
+    },
 }
 
 /// What the Raft core needs of its host: a clock, randomness, and effects. Any protocol whose
 /// message, timer and observation types wrap Raft's gets it for its [`Context`].
 pub trait Io<SM: StateMachine> {
+    /// The node's clock.
     fn now(&self) -> Time;
+    /// The node's seeded random source (election timeouts).
     fn rng(&mut self) -> &mut Rng;
+    /// Sends a Raft message to `to`.
     fn send(&mut self, to: NodeId, msg: RaftMsg<SM>);
+    /// Sets (or resets) a Raft timer to fire `after` from now.
     fn set_timer(&mut self, timer: RaftTimer, after: Duration);
+    /// Cancels a Raft timer, if pending.
     fn cancel_timer(&mut self, timer: RaftTimer);
+    /// Durably writes `value` under `key`, before any message of the step leaves.
     fn persist(&mut self, key: String, value: Vec<u8>);
+    /// Durably removes `key`.
     fn unpersist(&mut self, key: String);
+    /// Durably removes every key in `from..to` (a compacted log prefix).
     fn unpersist_range(&mut self, from: String, to: String);
     /// A write off the replica's path; `done` fires once it is durable.
     fn persist_later(&mut self, key: String, value: Deferred, done: RaftTimer);
+    /// Reports an observation for the checker.
     fn observe(&mut self, obs: RaftObs);
 }
 

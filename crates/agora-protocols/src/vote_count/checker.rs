@@ -23,6 +23,8 @@ use agora_core::{
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// The election's checker: Raft's properties on the legislature, and the election's own on
+/// ballots, receipts, the board and the results.
 pub struct VoteChecker {
     raft: RaftChecker,
     /// The row of each leaf, as the first replica to count it reported it.
@@ -39,6 +41,8 @@ pub struct VoteChecker {
 }
 
 impl VoteChecker {
+    /// A checker for a run of `s` whose legislature is `replicas`; liveness is judged only once
+    /// the run went on for `settle` after its last fault.
     pub fn new(s: &Settings, replicas: Vec<NodeId>, settle: Duration) -> Self {
         let n = s.nodes();
         let regions = s.spec.regions.len();

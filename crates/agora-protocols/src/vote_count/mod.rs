@@ -107,6 +107,7 @@ pub fn validate(s: &settings::Settings) -> Result<(), String> {
 /// A 128-bit hash (BLAKE3, truncated).
 pub type Hash = [u8; 16];
 
+/// `h` as lowercase hexadecimal digits, two per byte.
 pub fn hex(h: &[u8]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -120,15 +121,21 @@ fn h16(bytes: &[u8]) -> Hash {
 /// The phases of an election, in order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Phase {
+    /// The election is being installed; no ballot is counted yet.
     #[default]
     Setup,
+    /// Ballots are counted.
     Open,
+    /// No more ballots are counted: the count is final.
     Closed,
+    /// The tally's Merkle root and digest are computed.
     Tallied,
+    /// A majority of replicas agreed on the digest and the results are public.
     Published,
 }
 
 impl Phase {
+    /// The phase after this one; `None` after `Published`.
     pub fn next(self) -> Option<Phase> {
         match self {
             Phase::Setup => Some(Phase::Open),
@@ -139,6 +146,7 @@ impl Phase {
         }
     }
 
+    /// The phase's name, as observations and tables print it.
     pub fn name(self) -> &'static str {
         match self {
             Phase::Setup => "setup",
@@ -154,13 +162,17 @@ impl Phase {
 /// covers, the size of the roll, and the authority's key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spec {
+    /// The election's id, covered by every credential, ballot hash and leaf.
     pub id: String,
+    /// The options on the ballot, numbered from 0.
     pub options: Vec<String>,
+    /// The regions' names, numbered from 0.
     pub regions: Vec<String>,
     /// The region of each state, in [`states::STATES`] order.
     pub state_region: Vec<u8>,
     /// Voters are numbered `0..voters`.
     pub voters: u64,
+    /// The election authority's key: it makes the credentials, so only the replicas may hold it.
     pub key: [u8; 32],
 }
 
@@ -200,13 +212,18 @@ impl Spec {
 /// A ballot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ballot {
+    /// The voter's number on the roll, in `0..voters`.
     pub voter: u64,
+    /// The voter's state, in [`states::STATES`] order.
     pub state: u8,
+    /// The option chosen, numbered from 0.
     pub option: u8,
+    /// The voter's credential ([`Spec::credential`]).
     pub credential: Hash,
 }
 
 impl Ballot {
+    /// The ballot's hash in election `election`: it covers every field, the credential included.
     pub fn hash(&self, election: &str) -> Hash {
         let mut msg = Vec::with_capacity(64);
         msg.extend_from_slice(b"ballot\0");
@@ -228,6 +245,7 @@ pub enum Reason {
     UnknownVoter,
     /// The credential is not this voter's in this state.
     BadCredential,
+    /// The option is not on the ballot.
     NoSuchOption,
     /// This voter's ballot, a different one, is already counted.
     AlreadyVoted,
@@ -241,6 +259,7 @@ impl Reason {
         !matches!(self, Reason::Unavailable | Reason::NotOpen(Phase::Setup))
     }
 
+    /// The reason's code, as receipts, tables and JSON spell it (kebab case).
     pub fn code(self) -> &'static str {
         match self {
             Reason::NotOpen(Phase::Setup) => "not-open-yet",
@@ -266,13 +285,17 @@ impl fmt::Display for Reason {
 /// place in the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
+    /// The voter's number on the roll.
     pub voter: u64,
     /// In [`states::STATES`] order.
     pub state: u8,
     /// Its number among the election's options, from 0.
     pub option: u8,
+    /// The ballot's hash ([`Ballot::hash`]), committing to the voter's credential.
     pub hash: Hash,
+    /// Its place among the counted ballots: the leaf number, from 0, in log order.
     pub leaf: u64,
+    /// Where its command sits in the log.
     pub pos: Pos,
 }
 
@@ -307,13 +330,19 @@ pub fn tally_digest(election: &str, options: &[String], counts: &[u64], counted:
 /// The published results.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Results {
+    /// The election's id.
     pub election: String,
+    /// The options, in ballot order.
     pub options: Vec<String>,
     /// Per state (in [`states::STATES`] order), per option.
     pub per_state: Vec<Vec<u64>>,
+    /// Per option, over every state.
     pub national: Vec<u64>,
+    /// Ballots counted.
     pub counted: u64,
+    /// The Merkle root over the counted ballots' leaves, in log order.
     pub root: Hash,
+    /// The tally digest ([`tally_digest`]).
     pub digest: Hash,
 }
 
@@ -324,13 +353,25 @@ pub enum Cmd {
     Setup(Box<Spec>),
     /// Moves to phase `to` if it is the next one (or the current one: idempotent). `published`
     /// names the digest the publisher saw a majority agree on.
-    Advance { to: Phase, digest: Option<Hash> },
+    Advance {
+        /// The phase to move to.
+        to: Phase,
+        /// For `published`: the digest a majority reported.
+        digest: Option<Hash>,
+    },
     /// A ballot, stamped with the phase the coordinator saw.
-    Ballot { phase: Phase, ballot: Ballot },
+    Ballot {
+        /// The phase the coordinator saw when it forwarded the ballot.
+        phase: Phase,
+        /// The ballot.
+        ballot: Ballot,
+    },
 }
 
+/// Queries of the tally, answered at a read index.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Query {
+    /// The results, once published (`None` before).
     Results,
     /// The phase (and the digest once tallied).
     Phase,
@@ -339,15 +380,20 @@ pub enum Query {
 /// Answers of the tally.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Out {
+    /// A counted ballot's receipt (the same again for the same ballot).
     Receipt(Receipt),
+    /// A ballot not counted, and why.
     Rejected(Reason),
     /// The phase after an `Advance` or `Setup`, with the digest once tallied.
     Phase {
+        /// The tally's phase.
         phase: Phase,
+        /// The tally digest, once tallied.
         digest: Option<Hash>,
     },
     /// A phase change or set-up that does not apply.
     Refused(String),
+    /// The answer to [`Query::Results`].
     Results(Box<Option<Results>>),
 }
 
@@ -370,14 +416,17 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// The phase the tally is in.
     pub fn phase(&self) -> Phase {
         self.phase
     }
 
+    /// The tally digest, once tallied.
     pub fn digest(&self) -> Option<Hash> {
         self.digest
     }
 
+    /// How many ballots are counted.
     pub fn counted(&self) -> u64 {
         self.leaves.len() as u64
     }
@@ -568,14 +617,42 @@ fn results_of(
 /// Why a bulletin board cannot be the record of a tally.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BoardError {
+    /// A row's leaf number is not its place on the board.
     #[error("row {row} says leaf {leaf}; the rows must be leaves 0, 1, 2... in order")]
-    OutOfOrder { row: u64, leaf: u64 },
+    OutOfOrder {
+        /// The row's place on the board, from 0.
+        row: u64,
+        /// The leaf number the row gives.
+        leaf: u64,
+    },
+    /// A row names a state that does not exist.
     #[error("leaf {leaf}: state {state} is not one of the {} states", states::STATES.len())]
-    NoSuchState { leaf: u64, state: u8 },
+    NoSuchState {
+        /// The row's leaf number.
+        leaf: u64,
+        /// The state number it gives.
+        state: u8,
+    },
+    /// A row names an option that is not on the ballot.
     #[error("leaf {leaf}: option {option} is not on the ballot ({options} options)")]
-    NoSuchOption { leaf: u64, option: u8, options: usize },
+    NoSuchOption {
+        /// The row's leaf number.
+        leaf: u64,
+        /// The option number it gives.
+        option: u8,
+        /// How many options the ballot has.
+        options: usize,
+    },
+    /// Two rows count the same voter.
     #[error("voter {voter} is counted twice, at leaves {first} and {second}")]
-    CountedTwice { voter: u64, first: u64, second: u64 },
+    CountedTwice {
+        /// The voter.
+        voter: u64,
+        /// The leaf of the first row.
+        first: u64,
+        /// The leaf of the second.
+        second: u64,
+    },
 }
 
 /// The tally recomputed from the bulletin board, row by row: what anyone can check without
@@ -592,6 +669,7 @@ pub struct Audit {
 }
 
 impl Audit {
+    /// An audit of election `election` with these options, before any row.
     pub fn new(election: &str, options: &[String]) -> Audit {
         Audit {
             election: election.to_string(),

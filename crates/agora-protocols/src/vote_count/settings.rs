@@ -12,8 +12,12 @@ pub const COORDINATORS: usize = 2;
 /// Shared settings of one election run.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// The election: options, regions, roll size, authority key.
     pub spec: Arc<Spec>,
+    /// Legislators (Raft replicas), node ids `0..replicas`.
     pub replicas: usize,
+    /// The base timeout: the replicas' election timeout, and the unit of every retry and failover
+    /// of coordinators, regions and citizens.
     pub timeout: Duration,
     /// Ballots a citizen keeps in flight.
     pub window: usize,
@@ -22,6 +26,7 @@ pub struct Settings {
     /// Coordinators close the election this long after they start if the regions have not all
     /// reported done.
     pub close_after: Duration,
+    /// The run's seed: the citizens' ballots and choices are drawn from it.
     pub seed: u64,
     /// The voter roll: each voter's state and credential; `None`: a synthetic roll (states in
     /// proportion to House seats, credentials from the key).
@@ -38,15 +43,19 @@ pub(crate) enum RoleKind {
 }
 
 impl Settings {
+    /// The number of nodes: replicas, coordinators, and per region one gateway and one citizen.
     pub fn nodes(&self) -> usize {
         self.replicas + COORDINATORS + 2 * self.spec.regions.len()
     }
+    /// The id of coordinator `i` (`i < COORDINATORS`).
     pub fn coordinator(&self, i: usize) -> NodeId {
         NodeId((self.replicas + i) as u32)
     }
+    /// The id of region `r`'s gateway.
     pub fn region(&self, r: usize) -> NodeId {
         NodeId((self.replicas + COORDINATORS + r) as u32)
     }
+    /// The id of region `r`'s citizen (its load generator).
     pub fn citizen(&self, r: usize) -> NodeId {
         NodeId((self.replicas + COORDINATORS + self.spec.regions.len() + r) as u32)
     }

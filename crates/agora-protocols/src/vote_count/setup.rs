@@ -11,11 +11,15 @@ use std::sync::Arc;
 
 /// A run of an election.
 pub struct VoteSetup {
+    /// The run's settings, shared with every node and the checker.
     pub s: Arc<Settings>,
+    /// The legislature's Raft settings, shared by its replicas.
     pub raft: Arc<raft::Config>,
 }
 
 impl VoteSetup {
+    /// A run of `s`: the legislature's Raft log is compacted every 8,192 entries, once it has
+    /// doubled since the last snapshot.
     pub fn new(s: Settings) -> Self {
         let mut cfg = raft::Config::new((0..s.replicas as u32).map(NodeId).collect(), s.timeout);
         cfg.snapshot_every = 8_192;

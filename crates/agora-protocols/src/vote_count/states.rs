@@ -10,21 +10,28 @@
 /// One state.
 #[derive(Clone, Copy, Debug)]
 pub struct State {
+    /// The two-letter postal code ("CA").
     pub code: &'static str,
+    /// The full name ("California").
     pub name: &'static str,
+    /// Its column on the tile map, `0..12`.
     pub col: u8,
+    /// Its row on the tile map, `0..8`.
     pub row: u8,
+    /// Its House seats (2020 apportionment).
     pub seats: u32,
     /// Index into [`DEFAULT_REGIONS`].
     pub region: u8,
 }
 
+/// The default regions' names; a state's `region` indexes this.
 pub const DEFAULT_REGIONS: [&str; 5] = ["west", "midwest", "south-central", "south-atlantic", "northeast"];
 
 const fn s(code: &'static str, name: &'static str, col: u8, row: u8, seats: u32, region: u8) -> State {
     State { code, name, col, row, seats, region }
 }
 
+/// The 50 states; a state's number in ballots, receipts and results is its index here.
 pub const STATES: [State; 50] = [
     s("AK", "Alaska", 0, 0, 1, 0),
     s("ME", "Maine", 11, 0, 2, 4),

@@ -79,6 +79,7 @@ pub struct Config {
     pub max_inflight: usize,
     /// Bytes and entries per append.
     pub max_append_bytes: usize,
+    /// Entries per append, at most.
     pub max_append_entries: usize,
     /// Bytes per snapshot chunk.
     pub snapshot_chunk: usize,
@@ -89,6 +90,9 @@ pub struct Config {
 }
 
 impl Config {
+    /// The defaults for a log replicated on `replicas`: heartbeats every quarter of
+    /// `election_timeout`, a snapshot every 1,000 entries, 8 appends in flight, appends of at most
+    /// 256 KiB and 512 entries, 64 KiB snapshot chunks, and the correct (not broken) behaviour.
     pub fn new(replicas: Vec<NodeId>, election_timeout: Duration) -> Self {
         Config {
             replicas,
@@ -105,15 +109,20 @@ impl Config {
         }
     }
 
+    /// How many replicas make a majority: more than half of them.
     pub fn majority(&self) -> usize {
         self.replicas.len() / 2 + 1
     }
 }
 
+/// A replica's role in its current term (§5.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Role {
+    /// Follows the leader it hears from, if any; starts a (pre-)election when none is heard.
     Follower,
+    /// Asks for votes in its term.
     Candidate,
+    /// Won its term's election: replicates, commits and answers clients.
     Leader,
 }
 
@@ -274,22 +283,27 @@ impl<SM: StateMachine> Replica<SM> {
         self.rejoining.is_some()
     }
 
+    /// The replica's role now.
     pub fn role(&self) -> Role {
         self.role
     }
 
+    /// The replica's current term.
     pub fn term(&self) -> Term {
         self.term
     }
 
+    /// The leader of the current term, if this replica knows it.
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
     }
 
+    /// The highest index known to be committed.
     pub fn commit_index(&self) -> Index {
         self.commit
     }
 
+    /// The highest index applied to the state machine (`commit_index` at most).
     pub fn applied_index(&self) -> Index {
         self.applied
     }
@@ -340,6 +354,8 @@ impl<SM: StateMachine> Replica<SM> {
 
     // ----- events -----
 
+    /// Starts (or restarts) the replica: reports what it restored, clears storage left over from an
+    /// interrupted compaction, and sets its election timer.
     pub fn on_start(&mut self, io: &mut impl Io<SM>) {
         let before = Step::of(self);
         let (b, t, c) = self.log.base();
@@ -361,6 +377,7 @@ impl<SM: StateMachine> Replica<SM> {
         self.check_step(&before);
     }
 
+    /// Handles one of Raft's timers (a `ClientRetry` is a client's and is ignored).
     pub fn on_timer(&mut self, io: &mut impl Io<SM>, timer: RaftTimer) {
         let before = Step::of(self);
         match timer {
@@ -381,6 +398,8 @@ impl<SM: StateMachine> Replica<SM> {
         self.check_step(&before);
     }
 
+    /// Handles a message from node `from`; Raft messages from a node outside the replicas (or
+    /// from itself) are ignored, and client requests are answered.
     pub fn on_message(&mut self, io: &mut impl Io<SM>, from: NodeId, msg: RaftMsg<SM>) {
         let before = Step::of(self);
         self.dispatch(io, from, msg);

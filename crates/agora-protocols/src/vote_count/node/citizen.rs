@@ -13,6 +13,8 @@ use rand::Rng as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The citizens of one region: casts their ballots (and some bad ones), retries each until
+/// it has a final answer, checks every receipt, and waits for the results.
 pub struct Citizen {
     s: Arc<Settings>,
     index: usize,

@@ -18,6 +18,9 @@ const INCARNATION: &str = "coordinator/incarnation";
 /// Answers to send, by region: `(voter, ballot hash, answer)`.
 type Answers = BTreeMap<usize, Vec<(u64, Hash, Answer)>>;
 
+/// A coordinator: a Raft client of the legislature with a session of its own. It forwards
+/// ballots in batches, answers the regions, drives the phases and publishes the results;
+/// everything it knows is in the log or re-sent by the regions, so it may restart at any time.
 pub struct Coordinator {
     s: Arc<Settings>,
     client: Option<Client<Tally>>,

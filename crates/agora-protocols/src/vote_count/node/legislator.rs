@@ -8,6 +8,7 @@ use crate::vote_count::{Hash, Phase, Tally};
 use agora_core::{Context, Corrupt, NodeId, Stable};
 use std::sync::Arc;
 
+/// A member of the legislature: a Raft replica whose state machine is the [`Tally`].
 pub struct Legislator {
     replica: Replica<Tally>,
     /// The digest last reported, so that each is reported once.

@@ -20,48 +20,69 @@ use agora_core::{Context, Message, NodeId, Protocol};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// What the nodes of an election send each other. Every message but Raft's carries the
+/// sender's view of the phase (the latest it has heard of), so views only move forward.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Msg {
+    /// Raft's own messages: between legislators, and between a coordinator's client and them.
     Raft(RaftMsg<Tally>),
     /// Citizen → region.
     Cast {
+        /// The sender's view of the phase.
         phase: Phase,
+        /// The ballots cast (or cast again).
         ballots: Vec<Ballot>,
     },
     /// Region → coordinator.
     Forward {
+        /// The sender's view of the phase.
         phase: Phase,
+        /// The ballots forwarded.
         ballots: Vec<Ballot>,
     },
     /// Coordinator → region, region → citizen: `(voter, ballot hash as cast, answer)`.
     Answers {
+        /// The sender's view of the phase.
         phase: Phase,
+        /// One per ballot answered.
         answers: Vec<(u64, Hash, Answer)>,
     },
     /// Citizen → its region: every ballot answered.
     CitizenDone {
+        /// The sender's view of the phase.
         phase: Phase,
     },
     /// Region → coordinators, until results come.
     Status {
+        /// The sender's view of the phase.
         phase: Phase,
+        /// Whether the region's citizen has every ballot answered.
         done: bool,
     },
     /// Coordinator → replica, and the answer.
     DigestQuery {
+        /// The sender's view of the phase.
         phase: Phase,
     },
+    /// A replica's answer to a [`Msg::DigestQuery`].
     DigestReply {
+        /// The sender's view of the phase.
         phase: Phase,
+        /// The replica's tally digest, once it has tallied.
         digest: Option<Hash>,
     },
     /// Coordinator → regions and citizens, resent until acknowledged.
     Published {
+        /// The sender's view of the phase.
         phase: Phase,
+        /// The published results.
         results: Box<Results>,
     },
+    /// Region or citizen → coordinator: the results arrived.
     ResultsAck {
+        /// The sender's view of the phase.
         phase: Phase,
+        /// The digest of the results received.
         digest: Hash,
     },
 }
@@ -89,8 +110,10 @@ impl Message for Msg {
     }
 }
 
+/// The timers of an election's nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
+    /// A legislator's replica's, or a coordinator's client's.
     Raft(RaftTimer),
     /// Periodic work of coordinators, regions and citizens.
     Tick,
@@ -104,9 +127,13 @@ impl From<RaftTimer> for Timer {
 
 /// A node of an election, by role.
 pub enum VoteNode {
+    /// A member of the legislature: a Raft replica of the tally.
     Replica(Box<Legislator>),
+    /// A stateless coordinator: drives the phases, forwards ballots, publishes.
     Coordinator(Box<Coordinator>),
+    /// A region's gateway between its citizens and the coordinators.
     Region(Box<Region>),
+    /// A region's citizens: a load generator casting their ballots.
     Citizen(Box<Citizen>),
 }
 

@@ -10,6 +10,8 @@ use agora_core::{Context, NodeId, Time};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// A region's gateway: forwards its citizen's ballots to a coordinator (failing over to the
+/// other when none answers), relays the answers back, and reports when its citizen is done.
 pub struct Region {
     s: Arc<Settings>,
     index: usize,
