@@ -534,7 +534,10 @@ impl Resolved {
     /// ("Raft replicas").
     pub fn at_most_nodes(&self, max: usize, what: &str) -> Result<(), ParamError> {
         if self.nodes > max {
-            return Err(ParamError::nodes(format!("{} is above its limit: at most {max} {what}", self.nodes)));
+            return Err(ParamError::nodes(format!(
+                "{} is above its limit: at most {max} {what}",
+                self.nodes
+            )));
         }
         Ok(())
     }
