@@ -10,7 +10,7 @@ use agora_core::{Protocol, RunSummary, Setup};
 use agora_net::store::{OpenMode, Store};
 use agora_net::{
     hand_down_listener, prometheus, report, run_local, run_node, Gathered, Lone, NetConfig, NodeOutput,
-    NodeShared, ObsHook, LISTEN_FD,
+    NodeShared, ObsHook, Supervised, LISTEN_FD,
 };
 use agora_protocols::{Driver, Params};
 use std::net::SocketAddr;
@@ -168,6 +168,7 @@ struct OneNode {
     json: bool,
     listener: Option<std::net::TcpListener>,
     events: bool,
+    supervised: bool,
 }
 
 /// One `--events` line on stderr: `event {JSON}`, written whole.
@@ -192,6 +193,27 @@ fn inherited_listener(fd: i32, addr: SocketAddr) -> Result<std::net::TcpListener
         Ok(a) => Err(UserError(format!("--listen-fd {fd}: listens at {a}, the cluster file says {addr}"))),
         Err(e) => Err(UserError(format!("--listen-fd {fd}: not a listening socket: {e}"))),
     }
+}
+
+/// Resolves when stdin reaches its end: how `agora up` stops a `--supervised` node. Read on a
+/// thread of its own, which ends with the process (a blocking read in the runtime's pool
+/// would hold up its shutdown when the node ends otherwise).
+fn stdin_closed() -> agora_net::cluster::StopFuture {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        loop {
+            match std::io::Read::read(&mut std::io::stdin().lock(), &mut buf) {
+                Ok(0) => break,
+                Err(e) if e.kind() != std::io::ErrorKind::Interrupted => break,
+                _ => {}
+            }
+        }
+        let _ = tx.send(());
+    });
+    Box::pin(async move {
+        let _ = rx.await;
+    })
 }
 
 async fn interrupted() {
@@ -228,7 +250,13 @@ impl Driver for OneNode {
                 }) as ObsHook<_>
             });
             let events = self.events;
-            let lone = Lone { idle: self.idle, max_time: self.max_time, listener: self.listener, on_obs };
+            // Under `agora up`: idleness is reported, and the end comes from `up`.
+            let supervised = self.supervised.then(|| Supervised {
+                on_idle: Box::new(move |idle| event(serde_json::json!({ "node": id, "idle": idle }))),
+                stop: stdin_closed(),
+            });
+            let lone =
+                Lone { idle: self.idle, max_time: self.max_time, listener: self.listener, on_obs, supervised };
             let on_start = move |nodes: Vec<Arc<NodeShared>>, local: SocketAddr| {
                 hook(nodes);
                 if events {
@@ -298,6 +326,7 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
         json: args.json,
         listener,
         events: args.events,
+        supervised: args.supervised,
     };
     agora_protocols::dispatch(&cf.protocol, &params, driver)?
 }
@@ -330,11 +359,12 @@ impl Driver for Up {
                 if self.new {
                     cmd.arg("--new");
                 }
-                cmd.args(["--listen-fd", &LISTEN_FD.to_string()]);
+                // Each node reports when it is idle and stops when `up` closes its stdin.
+                cmd.args(["--listen-fd", &LISTEN_FD.to_string(), "--supervised"]);
                 if self.events {
                     cmd.arg("--events");
                 }
-                cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true);
+                cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).kill_on_drop(true);
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&self.listeners[id]);
                 // SAFETY: prctl is async-signal-safe, and so is hand_down_listener. The child
                 // asks to receive SIGTERM if this process dies, so no node outlives `agora up`
@@ -356,14 +386,24 @@ impl Driver for Up {
                     unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
                 }
             };
+            // Replicas that stopped one at a time would look crashed to the others: the nodes
+            // stop together, once every node still running has said it is idle.
+            let mut stdins: Vec<_> = children.iter_mut().map(|c| c.stdin.take()).collect();
+            let (mut idle, mut exited) = (vec![false; nodes], vec![false; nodes]);
+            let (idle_tx, mut idle_rx) = tokio::sync::mpsc::unbounded_channel();
             let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
             for (id, child) in children.into_iter().enumerate() {
                 let tx = done_tx.clone();
+                let idle_tx = idle_tx.clone();
+                let on_idle = move |is_idle| {
+                    let _ = idle_tx.send((id, is_idle));
+                };
+                let events = self.events;
                 tokio::spawn(async move {
-                    let _ = tx.send((id, wait_child(child).await));
+                    let _ = tx.send((id, wait_child(child, on_idle, events).await));
                 });
             }
-            drop(done_tx);
+            drop((done_tx, idle_tx));
             let mut outputs: Vec<Option<std::io::Result<ChildEnd>>> = (0..nodes).map(|_| None).collect();
             let mut mistake = None;
             let interrupt = interrupted();
@@ -383,13 +423,19 @@ impl Driver for Up {
                                 }
                             }
                             outputs[id] = Some(out);
+                            exited[id] = true;
                         }
                         None => break,
                     },
+                    Some((id, is_idle)) = idle_rx.recv() => idle[id] = is_idle,
                     _ = &mut interrupt, if !interrupted_once => {
                         interrupted_once = true;
                         terminate(&pids);
                     }
+                }
+                if (0..nodes).all(|i| idle[i] || exited[i]) {
+                    // A closed stdin is each node's cue to stop (see `agora node --supervised`).
+                    stdins.iter_mut().for_each(|s| drop(s.take()));
                 }
             }
             if let Some((code, msg)) = mistake {
@@ -438,8 +484,13 @@ struct ChildEnd {
 }
 
 /// Waits for a node process, passing its log lines through to our stderr as they come, except
-/// its final `agora: ` line, which `up` reports in its own words.
-async fn wait_child(mut child: tokio::process::Child) -> std::io::Result<ChildEnd> {
+/// its final `agora: ` line, which `up` reports in its own words, and its reports of being idle
+/// or busy, which go to `on_idle` (and through only with `--events`).
+async fn wait_child(
+    mut child: tokio::process::Child,
+    on_idle: impl Fn(bool) + Send + 'static,
+    events: bool,
+) -> std::io::Result<ChildEnd> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt};
     let mut stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
@@ -454,7 +505,15 @@ async fn wait_child(mut child: tokio::process::Child) -> std::io::Result<ChildEn
                     }
                     mistake = m.to_string();
                 }
-                None => eprintln!("{line}"),
+                None => {
+                    let idle = idle_report(&line);
+                    if let Some(is_idle) = idle {
+                        on_idle(is_idle);
+                    }
+                    if idle.is_none() || events {
+                        eprintln!("{line}");
+                    }
+                }
             }
         }
         mistake
@@ -467,6 +526,15 @@ async fn wait_child(mut child: tokio::process::Child) -> std::io::Result<ChildEn
         eprintln!("agora: {mistake}");
     }
     Ok(ChildEnd { status, stdout: out, mistake })
+}
+
+/// The idleness a `--supervised` node reports in an `event {"node":ID,"idle":BOOL}` line.
+fn idle_report(line: &str) -> Option<bool> {
+    let json = line.strip_prefix("event ")?;
+    if !json.contains("\"idle\":") {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(json).ok()?.get("idle")?.as_bool()
 }
 
 /// What `agora up` can check before it starts any node, besides binding every address: the
