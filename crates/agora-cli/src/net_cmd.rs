@@ -528,7 +528,7 @@ async fn wait_child(
     Ok(ChildEnd { status, stdout: out, mistake })
 }
 
-/// The idleness a `--supervised` node reports in an `event {"node":ID,"idle":BOOL}` line.
+/// The idleness a `--supervised` node reports in an `event {"idle":BOOL,"node":ID}` line.
 fn idle_report(line: &str) -> Option<bool> {
     let json = line.strip_prefix("event ")?;
     if !json.contains("\"idle\":") {
