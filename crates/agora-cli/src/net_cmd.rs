@@ -255,8 +255,13 @@ impl Driver for OneNode {
                 on_idle: Box::new(move |idle| event(serde_json::json!({ "node": id, "idle": idle }))),
                 stop: stdin_closed(),
             });
-            let lone =
-                Lone { idle: self.idle, max_time: self.max_time, listener: self.listener, on_obs, supervised };
+            let lone = Lone {
+                idle: self.idle,
+                max_time: self.max_time,
+                listener: self.listener,
+                on_obs,
+                supervised,
+            };
             let on_start = move |nodes: Vec<Arc<NodeShared>>, local: SocketAddr| {
                 hook(nodes);
                 if events {
@@ -364,7 +369,9 @@ impl Driver for Up {
                 if self.events {
                     cmd.arg("--events");
                 }
-                cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).kill_on_drop(true);
+                cmd.stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .kill_on_drop(true);
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&self.listeners[id]);
                 // SAFETY: prctl is async-signal-safe, and so is hand_down_listener. The child
                 // asks to receive SIGTERM if this process dies, so no node outlives `agora up`
