@@ -347,6 +347,11 @@ pub struct NodeArgs {
     /// persisted is durable.
     #[arg(long)]
     pub events: bool,
+    /// Run under a supervisor that sees the whole cluster (what `agora up` does): do not stop
+    /// when idle, print `event {"idle":true,"node":ID}` on stderr when the node becomes idle
+    /// (`false` when it has work again), and stop as idle when stdin reaches its end.
+    #[arg(long)]
+    pub supervised: bool,
 }
 
 #[derive(Args, Debug)]

@@ -80,6 +80,36 @@ fn up_runs_every_node_as_a_process_and_state_survives_restarts() {
     assert_eq!(second["violations"].as_array().unwrap().len(), 0);
 }
 
+/// `agora up` on a Raft cluster ends when the whole cluster is idle, every node at once: a
+/// replica stopping on its own while the others still heartbeat would look crashed to them, and
+/// they would hold elections until `max_time_ms` instead of ending.
+#[test]
+fn up_stops_a_raft_cluster_together_once_every_node_is_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3 replicas and 2 clients of 30 operations each, with Raft's default 20 ms election
+    // timeout, which a loaded machine makes a replica miss now and then.
+    let file = cluster_file(dir.path(), "raft", "clients = 2\nmsgs = 30", 5, 300);
+    let out = agora(&["up", "--config", file.to_str().unwrap(), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v = json_of(&out);
+    // Every node reported and ended idle (any other end, such as `time-limit`, would be the
+    // summary's).
+    assert_eq!(v["end"], "idle", "{v}");
+    assert_eq!(v["per_node"].as_array().unwrap().len(), 5, "{v}");
+    assert_eq!(v["ops_begun"], 60, "{v}");
+    assert_eq!(v["ops_completed"], 60, "{v}");
+    assert_eq!(v["ops_unfinished"], 0, "{v}");
+    assert_eq!(v["violations"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(v["not_judged"].as_array().unwrap().len(), 0, "{v}");
+    let judged: Vec<&str> = v["properties"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    for p in ["election-safety", "state-machine-safety", "exactly-once", "acked-applied", "liveness"] {
+        assert!(judged.contains(&p), "{p} not judged: {v}");
+    }
+    // The nodes' idle reports are `up`'s business: without --events they are not printed.
+    assert!(!stderr.contains("\"idle\""), "{stderr}");
+}
+
 #[test]
 fn a_single_node_runs_from_the_cluster_file() {
     let dir = tempfile::tempdir().unwrap();

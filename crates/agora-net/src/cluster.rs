@@ -11,6 +11,12 @@
 //! A lone node's idle time counts only from the moment every peer of the cluster file has
 //! been seen listening: a replica started long before its clients must not stop before they
 //! come (the node dials each peer until its port accepts a connection, then closes it).
+//!
+//! A node whose idleness alone must not end it — one of a cluster that a supervisor sees
+//! whole ([`Supervised`], `agora up`) — reports each change of its idleness instead, and ends
+//! when the supervisor, having seen every node idle at once, tells it to. A replica that
+//! stopped on its own would look crashed to the others, which would start elections and
+//! never be idle again.
 
 use crate::clock::{cpu_ms, unix_ns};
 use crate::node::{self, BoundNode, NetConfig, NodeReport, NodeShared, ObsHook};
@@ -208,11 +214,27 @@ pub struct Lone<O> {
     pub listener: Option<std::net::TcpListener>,
     /// Called with each observation as it is made.
     pub on_obs: Option<ObsHook<O>>,
+    /// Set when a supervisor decides when the whole cluster is done: the node then does not
+    /// end when it is idle.
+    pub supervised: Option<Supervised>,
 }
 
+/// The node's side of a supervisor that sees every node of the cluster.
+pub struct Supervised {
+    /// Called with `true` when the node becomes idle (when a lone node would end) and with
+    /// `false` when it has work again.
+    pub on_idle: Box<dyn FnMut(bool) + Send>,
+    /// Resolves when the supervisor has seen every node idle at once: the node ends as idle.
+    pub stop: StopFuture,
+}
+
+/// What a supervisor's stop is to a node.
+pub type StopFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// Runs node `id` of a cluster whose addresses are in `cfg`, until it is idle for
-/// `lone.idle`, `lone.max_time` passes, or `interrupt` resolves (a signal). `on_start` gets
-/// the node's shared state and the address it listens on.
+/// `lone.idle` (under a supervisor: until the supervisor stops it), `lone.max_time` passes, or
+/// `interrupt` resolves (a signal). `on_start` gets the node's shared state and the address it
+/// listens on.
 pub async fn run_node<S: Setup>(
     setup: Arc<S>,
     id: NodeId,
@@ -221,7 +243,12 @@ pub async fn run_node<S: Setup>(
     interrupt: impl std::future::Future<Output = ()>,
     on_start: impl FnOnce(Vec<Arc<NodeShared>>, SocketAddr),
 ) -> Result<RunOutcome<ObsOf<S>>, RunError> {
-    let Lone { idle, max_time, listener, on_obs } = lone;
+    let Lone { idle, max_time, listener, on_obs, supervised } = lone;
+    let (mut on_idle, mut stopped) = match supervised {
+        Some(s) => (Some(s.on_idle), s.stop),
+        None => (None, Box::pin(std::future::pending()) as StopFuture),
+    };
+    let mut was_idle = false;
     let addr = cfg.addrs[id.index()];
     let bound = match listener {
         Some(l) => BoundNode::from_std(id, l),
@@ -242,22 +269,30 @@ pub async fn run_node<S: Setup>(
     let end = loop {
         tokio::select! {
             _ = &mut interrupt => break End::Interrupted,
+            _ = &mut stopped => break End::Idle,
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
         if shared.failed.load(Ordering::Relaxed) {
             break End::Failed;
         }
         // Idle time counts from the last event or from when the last peer came up.
-        if let Some(all_up_ns) = *all_up.borrow() {
+        let all_up_ns = *all_up.borrow();
+        let is_idle = all_up_ns.is_some_and(|all_up_ns| {
             let now = unix_ns();
             let since_up = now.saturating_sub(all_up_ns) >= idle.as_nanos() as u64;
             let quiet_ns = now.saturating_sub(shared.last_active_ns.load(Ordering::Relaxed));
             let drained = shared.unsent.load(Ordering::Acquire) == 0;
             let quiet =
                 drained && shared.pending.load(Ordering::Acquire) == 0 && quiet_ns >= idle.as_nanos() as u64;
-            if since_up && (quiet || shared.background_for(idle)) {
-                break End::Idle;
+            since_up && (quiet || shared.background_for(idle))
+        });
+        match &mut on_idle {
+            None if is_idle => break End::Idle,
+            Some(report) if is_idle != was_idle => {
+                was_idle = is_idle;
+                report(is_idle);
             }
+            _ => {}
         }
         if t0.elapsed() >= max_time {
             break End::TimeLimit;

@@ -16,7 +16,7 @@ pub mod prometheus;
 pub mod report;
 pub mod store;
 
-pub use cluster::{run_bound, run_local, run_node, End, Lone, RunError, RunOutcome};
+pub use cluster::{run_bound, run_local, run_node, End, Lone, RunError, RunOutcome, Supervised};
 pub use conn::{decode_frames, Decoded, FrameError, KEEPALIVE, MESSAGE_BUFFER_BYTES};
 pub use handshake::Secret;
 pub use limits::raise_fd_limit;

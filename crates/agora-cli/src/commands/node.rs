@@ -9,7 +9,9 @@ use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
 use agora_core::{NodeId, Protocol, Setup};
 use agora_net::store::OpenMode;
-use agora_net::{report, run_node, Gathered, Lone, NetConfig, NodeOutput, NodeShared, ObsHook, RunOutcome};
+use agora_net::{
+    report, run_node, Gathered, Lone, NetConfig, NodeOutput, NodeShared, ObsHook, RunOutcome, Supervised,
+};
 use agora_protocols::Driver;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +52,7 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
         json: args.json,
         listener,
         events: args.events,
+        supervised: args.supervised,
     };
     agora_protocols::dispatch(&cf.protocol, &params, driver)?
 }
@@ -81,6 +84,7 @@ struct OneNode {
     json: bool,
     listener: Option<std::net::TcpListener>,
     events: bool,
+    supervised: bool,
 }
 
 impl Driver for OneNode {
@@ -117,7 +121,13 @@ impl OneNode {
                 event(serde_json::json!({ "node": id, "obs": o }));
             }) as ObsHook<_>
         });
-        let lone = Lone { idle: self.idle, max_time: self.max_time, listener: self.listener, on_obs };
+        // Under `agora up`: idleness is reported, and the end comes from `up`.
+        let supervised = self.supervised.then(|| Supervised {
+            on_idle: Box::new(move |idle| event(serde_json::json!({ "node": id, "idle": idle }))),
+            stop: stdin_closed(),
+        });
+        let lone =
+            Lone { idle: self.idle, max_time: self.max_time, listener: self.listener, on_obs, supervised };
         let on_start = move |nodes: Vec<Arc<NodeShared>>, local: SocketAddr| {
             hook(nodes);
             if events {
@@ -129,6 +139,27 @@ impl OneNode {
             .await
             .map_err(UserError::from_run)
     }
+}
+
+/// Resolves when stdin reaches its end: how `agora up` stops a `--supervised` node. Read on a
+/// thread of its own, which ends with the process (a blocking read in the runtime's pool
+/// would hold up its shutdown when the node ends otherwise).
+fn stdin_closed() -> agora_net::cluster::StopFuture {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        loop {
+            match std::io::Read::read(&mut std::io::stdin().lock(), &mut buf) {
+                Ok(0) => break,
+                Err(e) if e.kind() != std::io::ErrorKind::Interrupted => break,
+                _ => {}
+            }
+        }
+        let _ = tx.send(());
+    });
+    Box::pin(async move {
+        let _ = rx.await;
+    })
 }
 
 /// One `--events` line on stderr: `event {JSON}`, written whole.

@@ -36,7 +36,7 @@ impl Driver for Up {
             let t0 = std::time::Instant::now();
             let nodes = self.listeners.len();
             let children = (0..nodes).map(|id| self.spawn(&exe, id)).collect::<Result<Vec<_>, _>>()?;
-            let ends = wait_all(children).await?;
+            let ends = wait_all(children, self.events).await?;
             let (g, missing) = gather::<S>(ends, t0.elapsed().as_secs_f64() * 1e3);
             Ok((report::summarize(&setup, self.seed, g, &self.reproduce), missing))
         })
@@ -54,11 +54,12 @@ impl Up {
         if self.new {
             cmd.arg("--new");
         }
-        cmd.args(["--listen-fd", &LISTEN_FD.to_string()]);
+        // Each node reports when it is idle and stops when `up` closes its stdin.
+        cmd.args(["--listen-fd", &LISTEN_FD.to_string(), "--supervised"]);
         if self.events {
             cmd.arg("--events");
         }
-        cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true);
+        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).kill_on_drop(true);
         let fd = std::os::fd::AsRawFd::as_raw_fd(&self.listeners[id]);
         // SAFETY: prctl is async-signal-safe, and so is hand_down_listener. The child
         // asks to receive SIGTERM if this process dies, so no node outlives `agora up`
@@ -74,11 +75,16 @@ impl Up {
     }
 }
 
-/// Waits for every node process to end, in node order. The first node that exits 2 (a
-/// mistake in the cluster or its set-up) or 3 (its storage) stops the others, which cannot
-/// succeed without it, and its mistake is the result; an interrupt stops them all, and their
-/// reports so far are gathered.
-async fn wait_all(children: Vec<tokio::process::Child>) -> Result<Vec<std::io::Result<ChildEnd>>, UserError> {
+/// Waits for every node process to end, in node order. The nodes stop together: once every
+/// node still running has said it is idle, `up` closes their stdins (replicas that stopped one
+/// at a time would look crashed to the others). The first node that exits 2 (a mistake in the
+/// cluster or its set-up) or 3 (its storage) stops the others, which cannot succeed without
+/// it, and its mistake is the result; an interrupt stops them all, and their reports so far
+/// are gathered.
+async fn wait_all(
+    mut children: Vec<tokio::process::Child>,
+    events: bool,
+) -> Result<Vec<std::io::Result<ChildEnd>>, UserError> {
     let nodes = children.len();
     let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
     let terminate = |pids: &[u32]| {
@@ -87,14 +93,21 @@ async fn wait_all(children: Vec<tokio::process::Child>) -> Result<Vec<std::io::R
             unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
         }
     };
+    let mut stdins: Vec<_> = children.iter_mut().map(|c| c.stdin.take()).collect();
+    let (mut idle, mut exited) = (vec![false; nodes], vec![false; nodes]);
+    let (idle_tx, mut idle_rx) = tokio::sync::mpsc::unbounded_channel();
     let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
     for (id, child) in children.into_iter().enumerate() {
         let tx = done_tx.clone();
+        let idle_tx = idle_tx.clone();
+        let on_idle = move |is_idle| {
+            let _ = idle_tx.send((id, is_idle));
+        };
         tokio::spawn(async move {
-            let _ = tx.send((id, wait_child(child).await));
+            let _ = tx.send((id, wait_child(child, on_idle, events).await));
         });
     }
-    drop(done_tx);
+    drop((done_tx, idle_tx));
     let mut outputs: Vec<Option<std::io::Result<ChildEnd>>> = (0..nodes).map(|_| None).collect();
     let mut mistake = None;
     let interrupt = interrupted();
@@ -112,13 +125,19 @@ async fn wait_all(children: Vec<tokio::process::Child>) -> Result<Vec<std::io::R
                         }
                     }
                     outputs[id] = Some(out);
+                    exited[id] = true;
                 }
                 None => break,
             },
+            Some((id, is_idle)) = idle_rx.recv() => idle[id] = is_idle,
             _ = &mut interrupt, if !interrupted_once => {
                 interrupted_once = true;
                 terminate(&pids);
             }
+        }
+        if (0..nodes).all(|i| idle[i] || exited[i]) {
+            // A closed stdin is each node's cue to stop (see `agora node --supervised`).
+            stdins.iter_mut().for_each(|s| drop(s.take()));
         }
     }
     if let Some((code, msg)) = mistake {
@@ -169,8 +188,13 @@ struct ChildEnd {
 }
 
 /// Waits for a node process, passing its log lines through to our stderr as they come, except
-/// its final `agora: ` line, which `up` reports in its own words.
-async fn wait_child(mut child: tokio::process::Child) -> std::io::Result<ChildEnd> {
+/// its final `agora: ` line, which `up` reports in its own words, and its reports of being idle
+/// or busy, which go to `on_idle` (and through only with `--events`).
+async fn wait_child(
+    mut child: tokio::process::Child,
+    on_idle: impl Fn(bool) + Send + 'static,
+    events: bool,
+) -> std::io::Result<ChildEnd> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt};
     let mut stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
@@ -185,7 +209,15 @@ async fn wait_child(mut child: tokio::process::Child) -> std::io::Result<ChildEn
                     }
                     mistake = m.to_string();
                 }
-                None => eprintln!("{line}"),
+                None => {
+                    let idle = idle_report(&line);
+                    if let Some(is_idle) = idle {
+                        on_idle(is_idle);
+                    }
+                    if idle.is_none() || events {
+                        eprintln!("{line}");
+                    }
+                }
             }
         }
         mistake
@@ -198,6 +230,15 @@ async fn wait_child(mut child: tokio::process::Child) -> std::io::Result<ChildEn
         eprintln!("agora: {mistake}");
     }
     Ok(ChildEnd { status, stdout: out, mistake })
+}
+
+/// The idleness a `--supervised` node reports in an `event {"idle":BOOL,"node":ID}` line.
+fn idle_report(line: &str) -> Option<bool> {
+    let json = line.strip_prefix("event ")?;
+    if !json.contains("\"idle\":") {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(json).ok()?.get("idle")?.as_bool()
 }
 
 /// What `agora up` can check before it starts any node, besides binding every address: the
