@@ -17,7 +17,7 @@
 
 use agora_core::{
     at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
-    PropertyKind, Protocol, Setup, Stable, Time, Violation,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,13 @@ pub struct AllToAll {
     seen: Vec<bool>,
 }
 
+impl AllToAll {
+    /// A node nobody has greeted yet.
+    fn new(setup: &AllToAllSetup, _: NodeId, _: &Stable) -> Result<Self, Corrupt> {
+        Ok(AllToAll { seen: vec![false; setup.nodes] })
+    }
+}
+
 impl Protocol for AllToAll {
     type Msg = Hello;
     type Timer = ();
@@ -71,25 +78,10 @@ pub struct AllToAllSetup {
     pub nodes: usize,
 }
 
-impl Setup for AllToAllSetup {
-    type Node = AllToAll;
-
-    fn name(&self) -> &'static str {
-        "all-to-all"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, _: NodeId, _: &Stable) -> Result<AllToAll, Corrupt> {
-        Ok(AllToAll { seen: vec![false; self.nodes] })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<AllToAll>> {
-        Box::new(AllToAllChecker { n: self.nodes, greeted: vec![0; (self.nodes * self.nodes).div_ceil(64)] })
-    }
-}
+setup!(AllToAllSetup => AllToAll, "all-to-all", checker: |s| AllToAllChecker {
+    n: s.nodes,
+    greeted: vec![0; (s.nodes * s.nodes).div_ceil(64)],
+});
 
 /// Judges all-to-all runs with an N×N bit table of (receiver, sender) greetings.
 pub struct AllToAllChecker {

@@ -16,7 +16,7 @@
 
 use agora_core::{
     at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
-    PropertyKind, Protocol, Setup, Stable, Time, Violation,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +46,16 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// A node that has sent and received nothing yet.
+    fn new(setup: &StreamSetup, _: NodeId, _: &Stable) -> Result<Self, Corrupt> {
+        Ok(Stream {
+            msgs: setup.msgs,
+            window: setup.window,
+            sent_to: vec![0; setup.nodes],
+            received_from: vec![0; setup.nodes],
+        })
+    }
+
     fn send(&mut self, ctx: &mut Context<'_, Self>, to: NodeId) {
         let seq = self.sent_to[to.index()];
         self.sent_to[to.index()] += 1;
@@ -88,30 +98,11 @@ pub struct StreamSetup {
     pub window: u32,
 }
 
-impl Setup for StreamSetup {
-    type Node = Stream;
-
-    fn name(&self) -> &'static str {
-        "stream"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, _: NodeId, _: &Stable) -> Result<Stream, Corrupt> {
-        Ok(Stream {
-            msgs: self.msgs,
-            window: self.window,
-            sent_to: vec![0; self.nodes],
-            received_from: vec![0; self.nodes],
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<Stream>> {
-        Box::new(StreamChecker { n: self.nodes, msgs: self.msgs, done: vec![false; self.nodes * self.nodes] })
-    }
-}
+setup!(StreamSetup => Stream, "stream", checker: |s| StreamChecker {
+    n: s.nodes,
+    msgs: s.msgs,
+    done: vec![false; s.nodes * s.nodes],
+});
 
 pub struct StreamChecker {
     n: usize,

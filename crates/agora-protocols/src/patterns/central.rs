@@ -14,7 +14,7 @@
 //! of serving it twice. A crashed server stalls the clients until it restarts.
 
 use agora_core::{
-    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable,
+    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Stable,
     Time, Violation,
 };
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,18 @@ pub struct Central {
 }
 
 impl Central {
+    /// Node `id`: the server or a client that has not joined yet.
+    fn new(setup: &CentralSetup, id: NodeId, _: &Stable) -> Result<Self, Corrupt> {
+        Ok(Central {
+            id,
+            requests: setup.requests,
+            timeout: setup.timeout,
+            joined: false,
+            next: 0,
+            served: vec![0; setup.nodes],
+        })
+    }
+
     fn ask(&mut self, ctx: &mut Context<'_, Self>) {
         if !self.joined {
             ctx.send(SERVER, Msg::Join);
@@ -133,36 +145,11 @@ pub struct CentralSetup {
     pub timeout: Duration,
 }
 
-impl Setup for CentralSetup {
-    type Node = Central;
-
-    fn name(&self) -> &'static str {
-        "central"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, _: &Stable) -> Result<Central, Corrupt> {
-        Ok(Central {
-            id,
-            requests: self.requests,
-            timeout: self.timeout,
-            joined: false,
-            next: 0,
-            served: vec![0; self.nodes],
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<Central>> {
-        Box::new(CentralChecker {
-            requests: self.requests,
-            joined: vec![false; self.nodes],
-            served: vec![0; self.nodes],
-        })
-    }
-}
+setup!(CentralSetup => Central, "central", checker: |s| CentralChecker {
+    requests: s.requests,
+    joined: vec![false; s.nodes],
+    served: vec![0; s.nodes],
+});
 
 pub struct CentralChecker {
     requests: u32,

@@ -21,7 +21,7 @@
 
 use agora_core::{
     at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
-    PropertyKind, Protocol, Setup, Stable, Time, Violation,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
@@ -72,6 +72,21 @@ pub struct Gossip {
 }
 
 impl Gossip {
+    /// Node `id`, with the rumour it delivered in an earlier life, if any.
+    fn new(setup: &GossipSetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(Gossip {
+            id,
+            n: setup.nodes,
+            origin: setup.origin,
+            payload: setup.payload,
+            fanout: setup.fanout,
+            period: setup.period,
+            rounds: setup.rounds(),
+            known: stable.load(DELIVERED)?,
+            left: 0,
+        })
+    }
+
     fn learn(&mut self, ctx: &mut Context<'_, Self>, p: Push) {
         ctx.persist(DELIVERED, &p);
         ctx.observe(GossipObs::Delivered { payload: p.payload });
@@ -141,35 +156,11 @@ impl GossipSetup {
     }
 }
 
-impl Setup for GossipSetup {
-    type Node = Gossip;
-
-    fn name(&self) -> &'static str {
-        "gossip"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, stable: &Stable) -> Result<Gossip, Corrupt> {
-        Ok(Gossip {
-            id,
-            n: self.nodes,
-            origin: self.origin,
-            payload: self.payload,
-            fanout: self.fanout,
-            period: self.period,
-            rounds: self.rounds(),
-            known: stable.load(DELIVERED)?,
-            left: 0,
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<Gossip>> {
-        Box::new(GossipChecker { broadcast: None, delivered: vec![false; self.nodes], crashed: false })
-    }
-}
+setup!(GossipSetup => Gossip, "gossip", checker: |s| GossipChecker {
+    broadcast: None,
+    delivered: vec![false; s.nodes],
+    crashed: false,
+});
 
 pub struct GossipChecker {
     broadcast: Option<u64>,

@@ -13,7 +13,7 @@
 
 use agora_core::{
     at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
-    PropertyKind, Protocol, Setup, Stable, Time, Violation,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,17 @@ pub struct RingToken {
 }
 
 impl RingToken {
+    /// Node `id`, with the last hop it held in an earlier life, if any.
+    fn new(setup: &RingTokenSetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(RingToken {
+            id,
+            n: setup.nodes,
+            start: setup.start,
+            hops: setup.nodes as u64 * setup.rounds as u64,
+            last: stable.load(LAST)?,
+        })
+    }
+
     fn hold(&mut self, ctx: &mut Context<'_, Self>, hop: u64) {
         self.last = Some(hop);
         ctx.persist(LAST, &hop);
@@ -86,36 +97,12 @@ pub struct RingTokenSetup {
     pub start: NodeId,
 }
 
-impl Setup for RingTokenSetup {
-    type Node = RingToken;
-
-    fn name(&self) -> &'static str {
-        "ring-token"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, stable: &Stable) -> Result<RingToken, Corrupt> {
-        Ok(RingToken {
-            id,
-            n: self.nodes,
-            start: self.start,
-            hops: self.nodes as u64 * self.rounds as u64,
-            last: stable.load(LAST)?,
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<RingToken>> {
-        Box::new(RingTokenChecker {
-            rounds: self.rounds,
-            last: None,
-            held: vec![0; self.nodes],
-            crashed: false,
-        })
-    }
-}
+setup!(RingTokenSetup => RingToken, "ring-token", checker: |s| RingTokenChecker {
+    rounds: s.rounds,
+    last: None,
+    held: vec![0; s.nodes],
+    crashed: false,
+});
 
 pub struct RingTokenChecker {
     rounds: u32,
