@@ -31,18 +31,6 @@ pub struct Property {
     pub description: &'static str,
 }
 
-impl Property {
-    /// A safety property: judged at every step, it must always hold.
-    pub const fn always(name: &'static str, description: &'static str) -> Self {
-        Property { name, kind: PropertyKind::Always, description }
-    }
-
-    /// A property judged once, on the state the run ends in.
-    pub const fn at_end(name: &'static str, description: &'static str) -> Self {
-        Property { name, kind: PropertyKind::AtEnd, description }
-    }
-}
-
 /// A broken property: which, where, when, and what was seen.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Violation {

@@ -202,10 +202,14 @@ impl RunSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::PropertyKind;
 
     #[test]
     fn an_unjudged_property_is_not_listed_as_judged_and_says_why() {
-        let props = [Property::always("safe", ""), Property::at_end("live", "")];
+        let props = [
+            Property { name: "safe", kind: PropertyKind::Always, description: "" },
+            Property { name: "live", kind: PropertyKind::AtEnd, description: "" },
+        ];
         let mut s =
             RunSummary::from_metrics("p", "sim", 1, 1, "time-limit", &Metrics::new(), &[], 0.0, 0.0, 0);
         s.judged(&props, &[("live", NotJudged::Unended)]);

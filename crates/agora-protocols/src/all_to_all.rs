@@ -16,8 +16,8 @@
 //! leave greetings missing (the at-end property is then not judged).
 
 use agora_core::{
-    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property, Protocol,
-    Stable, Time, Violation,
+    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -92,11 +92,16 @@ pub struct AllToAllChecker {
 impl Checker<AllToAll> for AllToAllChecker {
     fn properties(&self) -> Vec<Property> {
         vec![
-            Property::always("greeted-once", "one greeting per sender per node"),
-            Property::at_end(
-                "all-greeted",
-                "with no loss, every never-crashed node was greeted by every other",
-            ),
+            Property {
+                name: "greeted-once",
+                kind: PropertyKind::Always,
+                description: "one greeting per sender per node",
+            },
+            Property {
+                name: "all-greeted",
+                kind: PropertyKind::AtEnd,
+                description: "with no loss, every never-crashed node was greeted by every other",
+            },
         ]
     }
 

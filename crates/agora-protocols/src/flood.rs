@@ -27,8 +27,8 @@
 
 use crate::topology::Graph;
 use agora_core::{
-    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property, Protocol,
-    Stable, Time, Violation,
+    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -171,12 +171,22 @@ pub struct FloodChecker {
 impl Checker<Flood> for FloodChecker {
     fn properties(&self) -> Vec<Property> {
         vec![
-            Property::always("no-duplication", "a node delivers the rumour at most once"),
-            Property::always("no-creation", "only the origin's broadcast rumour is delivered"),
-            Property::at_end(
-                "reachable-delivered",
-                "with no loss, every node reachable from the origin through never-crashed nodes delivered",
-            ),
+            Property {
+                name: "no-duplication",
+                kind: PropertyKind::Always,
+                description: "a node delivers the rumour at most once",
+            },
+            Property {
+                name: "no-creation",
+                kind: PropertyKind::Always,
+                description: "only the origin's broadcast rumour is delivered",
+            },
+            Property {
+                name: "reachable-delivered",
+                kind: PropertyKind::AtEnd,
+                description:
+                    "with no loss, every node reachable from the origin through never-crashed nodes delivered",
+            },
         ]
     }
 

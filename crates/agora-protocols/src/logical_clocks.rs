@@ -25,8 +25,8 @@
 //! its receiver waiting, and the events after it unexecuted (they are simply not judged).
 
 use agora_core::{
-    Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property, Protocol, Rng, Setup, Stable,
-    Time, Violation,
+    Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property, PropertyKind, Protocol, Rng,
+    Setup, Stable, Time, Violation,
 };
 use rand::{Rng as _, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -452,13 +452,16 @@ pub struct ClockChecker {
 impl Checker<LogicalClock> for ClockChecker {
     fn properties(&self) -> Vec<Property> {
         match self.kind {
-            ClockKind::Lamport => {
-                vec![Property::at_end("clock-condition", "if a happened before b then C(a) < C(b)")]
-            }
-            ClockKind::Vector => vec![Property::at_end(
-                "characterizes-causality",
-                "a happened before b if and only if V(a) < V(b)",
-            )],
+            ClockKind::Lamport => vec![Property {
+                name: "clock-condition",
+                kind: PropertyKind::AtEnd,
+                description: "if a happened before b then C(a) < C(b)",
+            }],
+            ClockKind::Vector => vec![Property {
+                name: "characterizes-causality",
+                kind: PropertyKind::AtEnd,
+                description: "a happened before b if and only if V(a) < V(b)",
+            }],
         }
     }
 

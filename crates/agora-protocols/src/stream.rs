@@ -15,8 +15,8 @@
 //! **Tolerates** nothing in particular: it is a load generator, not a fault-tolerant protocol.
 
 use agora_core::{
-    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property, Protocol,
-    Stable, Time, Violation,
+    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -114,11 +114,16 @@ pub struct StreamChecker {
 impl Checker<Stream> for StreamChecker {
     fn properties(&self) -> Vec<Property> {
         vec![
-            Property::always("complete-once", "each stream completes once, with exactly M messages"),
-            Property::at_end(
-                "all-streams-complete",
-                "with no loss, every never-crashed node received M from every other",
-            ),
+            Property {
+                name: "complete-once",
+                kind: PropertyKind::Always,
+                description: "each stream completes once, with exactly M messages",
+            },
+            Property {
+                name: "all-streams-complete",
+                kind: PropertyKind::AtEnd,
+                description: "with no loss, every never-crashed node received M from every other",
+            },
         ]
     }
 

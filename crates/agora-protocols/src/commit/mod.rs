@@ -18,7 +18,8 @@ pub mod three_phase_commit;
 pub mod two_phase_commit;
 
 use agora_core::{
-    Checker, Context, Corrupt, EndState, NodeId, NotJudged, Property, Protocol, Stable, Time, Violation,
+    Checker, Context, Corrupt, EndState, NodeId, NotJudged, Property, PropertyKind, Protocol, Stable, Time,
+    Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -32,25 +33,25 @@ const DECISION: &str = "decision";
 
 /// What a node of either commit protocol is, whatever its role: its place, its input, what it
 /// persisted (each written before it is acted on) and the coordinator's tallies.
-pub(super) struct Core {
+pub struct Core {
     /// This node.
-    pub(super) id: NodeId,
+    pub id: NodeId,
     /// The cluster size: the coordinator and N−1 participants.
-    pub(super) n: usize,
+    pub n: usize,
     /// The protocol's timeout (votes, acknowledgements, resending, blocking).
-    pub(super) timeout: Duration,
+    pub timeout: Duration,
     /// This participant's vote (its input).
-    pub(super) wants_yes: bool,
+    pub wants_yes: bool,
     /// Persisted: the coordinator began the transaction.
-    pub(super) begun: bool,
+    pub begun: bool,
     /// Persisted: this participant's vote.
-    pub(super) vote: Option<bool>,
+    pub vote: Option<bool>,
     /// Persisted: the decision.
-    pub(super) decision: Option<bool>,
+    pub decision: Option<bool>,
     /// Volatile, coordinator only: the participants' votes.
-    pub(super) votes: Vec<Option<bool>>,
+    pub votes: Vec<Option<bool>>,
     /// Volatile, coordinator only: who acknowledged.
-    pub(super) acked: Vec<bool>,
+    pub acked: Vec<bool>,
     /// Whether this node reported being blocked since it last learnt something.
     blocked: bool,
     /// Whether this node was rebuilt from what it persisted.
@@ -59,7 +60,7 @@ pub(super) struct Core {
 
 impl Core {
     /// Node `id` of `nodes`, voting no if listed in `no_votes`, with what it persisted.
-    pub(super) fn new(
+    pub fn new(
         id: NodeId,
         nodes: usize,
         no_votes: &[u32],
@@ -83,46 +84,38 @@ impl Core {
     }
 
     /// Every node but the coordinator.
-    pub(super) fn participants(&self) -> impl Iterator<Item = NodeId> {
+    pub fn participants(&self) -> impl Iterator<Item = NodeId> {
         (1..self.n as u32).map(NodeId)
     }
 
     /// At start: reports the decision persisted in an earlier life, if any.
-    pub(super) fn restored<P: Protocol<Obs = CommitObs> + ?Sized>(&self, ctx: &mut Context<'_, P>) {
+    pub fn restored<P: Protocol<Obs = CommitObs> + ?Sized>(&self, ctx: &mut Context<'_, P>) {
         if let (true, Some(commit)) = (self.restarted, self.decision) {
             ctx.observe(CommitObs::Restored { commit });
         }
     }
 
     /// The coordinator begins the transaction (persisted): its operation begins.
-    pub(super) fn begin<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
+    pub fn begin<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
         self.begun = true;
         ctx.persist(BEGUN, &true);
         ctx.op_begin(0);
     }
 
     /// Persists this participant's vote.
-    pub(super) fn record_vote<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>, yes: bool) {
+    pub fn record_vote<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>, yes: bool) {
         self.vote = Some(yes);
         ctx.persist(VOTE, &yes);
     }
 
     /// Votes: persisted, then reported.
-    pub(super) fn cast<P: Protocol<Obs = CommitObs> + ?Sized>(
-        &mut self,
-        ctx: &mut Context<'_, P>,
-        yes: bool,
-    ) {
+    pub fn cast<P: Protocol<Obs = CommitObs> + ?Sized>(&mut self, ctx: &mut Context<'_, P>, yes: bool) {
         self.record_vote(ctx, yes);
         ctx.observe(CommitObs::Voted { yes });
     }
 
     /// Decides, unless already decided: persisted, then reported. Whether it decided now.
-    pub(super) fn decide<P: Protocol<Obs = CommitObs> + ?Sized>(
-        &mut self,
-        ctx: &mut Context<'_, P>,
-        commit: bool,
-    ) -> bool {
+    pub fn decide<P: Protocol<Obs = CommitObs> + ?Sized>(&mut self, ctx: &mut Context<'_, P>, commit: bool) -> bool {
         if self.decision.is_some() {
             return false;
         }
@@ -133,7 +126,7 @@ impl Core {
     }
 
     /// Reports, once until the node learns something, that it waits without a decision.
-    pub(super) fn block<P: Protocol<Obs = CommitObs> + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
+    pub fn block<P: Protocol<Obs = CommitObs> + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
         if !self.blocked {
             self.blocked = true;
             ctx.observe(CommitObs::Blocked);
@@ -143,7 +136,7 @@ impl Core {
     /// A (recovery) coordinator sends the decision, `msg(commit)`, to the nodes in `to` that
     /// have not confirmed it and resends it on `resend`; once none is left, the transaction's
     /// operation ends.
-    pub(super) fn send_decision<P: Protocol + ?Sized>(
+    pub fn send_decision<P: Protocol + ?Sized>(
         &self,
         ctx: &mut Context<'_, P>,
         to: Vec<NodeId>,
@@ -237,13 +230,26 @@ impl CommitChecker {
 impl<P: Protocol<Obs = CommitObs> + ?Sized> Checker<P> for CommitChecker {
     fn properties(&self) -> Vec<Property> {
         vec![
-            Property::always("atomicity", "no node commits while another aborts"),
-            Property::always("validity", "commit only if every participant voted yes"),
-            Property::at_end("non-triviality", "without crashes or loss, all-yes votes lead to commit"),
-            Property::at_end(
-                "termination",
-                "without loss, every live node decides (2PC: while the coordinator is up)",
-            ),
+            Property {
+                name: "atomicity",
+                kind: PropertyKind::Always,
+                description: "no node commits while another aborts",
+            },
+            Property {
+                name: "validity",
+                kind: PropertyKind::Always,
+                description: "commit only if every participant voted yes",
+            },
+            Property {
+                name: "non-triviality",
+                kind: PropertyKind::AtEnd,
+                description: "without crashes or loss, all-yes votes lead to commit",
+            },
+            Property {
+                name: "termination",
+                kind: PropertyKind::AtEnd,
+                description: "without loss, every live node decides (2PC: while the coordinator is up)",
+            },
         ]
     }
 

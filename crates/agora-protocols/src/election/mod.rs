@@ -10,8 +10,8 @@ pub mod bully;
 pub mod ring_election;
 
 use agora_core::{
-    at_end_not_judged, Checker, Context, Corrupt, EndState, NodeId, NotJudged, Property, Protocol, Stable,
-    Time, Violation,
+    at_end_not_judged, Checker, Context, Corrupt, EndState, NodeId, NotJudged, Property, PropertyKind,
+    Protocol, Stable, Time, Violation,
 };
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ const TERM: &str = "term";
 /// What a node of either election knows of its leader — the highest term it knows
 /// (persisted) and the leader it follows — and its failure detector, which waits for the
 /// leader's heartbeats.
-pub(super) struct View {
+pub struct View {
     /// The failure-detection timeout.
     timeout: Duration,
     /// Whether this node notices a silent leader first (it waits one timeout, the others
@@ -47,55 +47,49 @@ pub(super) struct View {
     /// Whether this node was rebuilt from what it persisted.
     restarted: bool,
     /// The highest term this node knows.
-    pub(super) term: u64,
+    pub term: u64,
     /// The leader this node follows (itself when it leads).
-    pub(super) leader: Option<NodeId>,
+    pub leader: Option<NodeId>,
 }
 
 impl View {
     /// A node's view, with the term it persisted in an earlier life.
-    pub(super) fn new(timeout: Duration, fast: bool, stable: &Stable) -> Result<Self, Corrupt> {
-        Ok(View {
-            timeout,
-            fast,
-            restarted: !stable.is_empty(),
-            term: stable.load(TERM)?.unwrap_or(0),
-            leader: None,
-        })
+    pub fn new(timeout: Duration, fast: bool, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(View { timeout, fast, restarted: !stable.is_empty(), term: stable.load(TERM)?.unwrap_or(0), leader: None })
     }
 
     /// The failure-detection timeout.
-    pub(super) fn timeout(&self) -> Duration {
+    pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// Whether this node starts the first election: the fast node, unless it restarted (a
     /// restarted node listens for a heartbeat first, to learn the term in force).
-    pub(super) fn starts(&self) -> bool {
+    pub fn starts(&self) -> bool {
         self.fast && !self.restarted
     }
 
     /// How long the detector waits for a heartbeat before it suspects the leader, jittered.
-    pub(super) fn detect_after(&self, rng: &mut agora_core::Rng) -> Duration {
+    pub fn detect_after(&self, rng: &mut agora_core::Rng) -> Duration {
         let base = if self.fast { self.timeout } else { self.timeout * 3 };
         base + self.timeout.mul_f64(rng.random_range(0.0..0.25))
     }
 
     /// Waits for the leader's heartbeat: the timer `silent` fires if none comes.
-    pub(super) fn listen<P: Protocol + ?Sized>(&self, ctx: &mut Context<'_, P>, silent: P::Timer) {
+    pub fn listen<P: Protocol + ?Sized>(&self, ctx: &mut Context<'_, P>, silent: P::Timer) {
         let t = self.detect_after(ctx.rng());
         ctx.set_timer(silent, t);
     }
 
     /// Persists the term, the highest of this node's and `term`.
-    pub(super) fn raise<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>, term: u64) {
+    pub fn raise<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>, term: u64) {
         self.term = self.term.max(term);
         ctx.persist(TERM, &self.term);
     }
 
     /// Leads in `term` (persisted): the timers in `cancel` cancelled, the leadership reported,
     /// and `op`, the election's operation, ended.
-    pub(super) fn lead<P: Protocol<Obs = ElectionObs> + ?Sized>(
+    pub fn lead<P: Protocol<Obs = ElectionObs> + ?Sized>(
         &mut self,
         ctx: &mut Context<'_, P>,
         term: u64,
@@ -115,7 +109,7 @@ impl View {
     /// Follows `leader`, announced in `term`: the term raised and persisted, the timers in
     /// `cancel` cancelled, a new leader reported (its election's operation, `op(term)`, ends),
     /// and the leader's next heartbeat awaited.
-    pub(super) fn follow<P: Protocol<Obs = ElectionObs> + ?Sized>(
+    pub fn follow<P: Protocol<Obs = ElectionObs> + ?Sized>(
         &mut self,
         ctx: &mut Context<'_, P>,
         (leader, term): (NodeId, u64),
@@ -156,11 +150,16 @@ impl ElectionChecker {
 impl<P: Protocol<Obs = ElectionObs> + ?Sized> Checker<P> for ElectionChecker {
     fn properties(&self) -> Vec<Property> {
         vec![
-            Property::always("one-leader-per-term", "no two leaders are announced in the same term"),
-            Property::at_end(
-                "highest-live-leader",
-                "with no loss, once faults stop every live node follows the highest live id",
-            ),
+            Property {
+                name: "one-leader-per-term",
+                kind: PropertyKind::Always,
+                description: "no two leaders are announced in the same term",
+            },
+            Property {
+                name: "highest-live-leader",
+                kind: PropertyKind::AtEnd,
+                description: "with no loss, once faults stop every live node follows the highest live id",
+            },
         ]
     }
 

@@ -56,7 +56,8 @@ pub mod peer;
 pub mod wire;
 
 use agora_core::{
-    at_end_not_judged, Checker, EndState, Lifecycle, NodeId, NotJudged, Property, Protocol, Time, Violation,
+    at_end_not_judged, Checker, EndState, Lifecycle, NodeId, NotJudged, Property, PropertyKind, Protocol,
+    Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -148,28 +149,34 @@ impl McastChecker {
 
 impl<P: Protocol<Obs = McastObs> + ?Sized> Checker<P> for McastChecker {
     fn properties(&self) -> Vec<Property> {
-        let mut p = vec![Property::always(
-            "exactly-once",
-            "a peer delivers a multicast message at most once, and only multicast ones",
-        )];
+        let mut p = vec![Property {
+            name: "exactly-once",
+            kind: PropertyKind::Always,
+            description: "a peer delivers a multicast message at most once, and only multicast ones",
+        }];
         match self.order {
             Order::Unordered => {}
-            Order::Fifo => {
-                p.push(Property::always("fifo-order", "a sender's messages are delivered in the order sent"))
-            }
-            Order::Causal => p.push(Property::always(
-                "causal-order",
-                "a message is delivered after everything that happened before it",
-            )),
-            Order::TotalLamport | Order::TotalSequencer => p.push(Property::always(
-                "total-order",
-                "the k-th delivery of every peer still up is the same message",
-            )),
+            Order::Fifo => p.push(Property {
+                name: "fifo-order",
+                kind: PropertyKind::Always,
+                description: "a sender's messages are delivered in the order sent",
+            }),
+            Order::Causal => p.push(Property {
+                name: "causal-order",
+                kind: PropertyKind::Always,
+                description: "a message is delivered after everything that happened before it",
+            }),
+            Order::TotalLamport | Order::TotalSequencer => p.push(Property {
+                name: "total-order",
+                kind: PropertyKind::Always,
+                description: "the k-th delivery of every peer still up is the same message",
+            }),
         }
-        p.push(Property::at_end(
-            "all-delivered",
-            "every live peer delivered every message of every never-crashed peer",
-        ));
+        p.push(Property {
+            name: "all-delivered",
+            kind: PropertyKind::AtEnd,
+            description: "every live peer delivered every message of every never-crashed peer",
+        });
         p
     }
 

@@ -16,8 +16,8 @@ pub mod ricart_agrawala;
 pub mod token_ring_mutex;
 
 use agora_core::{
-    at_end_not_judged, Checker, Context, EndState, Lifecycle, NodeId, NotJudged, Property, Protocol, Time,
-    Violation,
+    at_end_not_judged, Checker, Context, EndState, Lifecycle, NodeId, NotJudged, Property, PropertyKind,
+    Protocol, Time, Violation,
 };
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -138,11 +138,16 @@ impl MutexChecker {
 impl<P: Protocol<Obs = MutexObs> + ?Sized> Checker<P> for MutexChecker {
     fn properties(&self) -> Vec<Property> {
         vec![
-            Property::always("mutual-exclusion", "never two nodes in the critical section at once"),
-            Property::at_end(
-                "every-request-served",
-                "with no loss and no crash, every node entered as often as it asked",
-            ),
+            Property {
+                name: "mutual-exclusion",
+                kind: PropertyKind::Always,
+                description: "never two nodes in the critical section at once",
+            },
+            Property {
+                name: "every-request-served",
+                kind: PropertyKind::AtEnd,
+                description: "with no loss and no crash, every node entered as often as it asked",
+            },
         ]
     }
 

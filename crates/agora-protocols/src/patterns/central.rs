@@ -14,7 +14,8 @@
 //! of serving it twice. A crashed server stalls the clients until it restarts.
 
 use agora_core::{
-    Checker, Context, Corrupt, EndState, Message, NodeId, Property, Protocol, Stable, Time, Violation,
+    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Stable,
+    Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -159,11 +160,16 @@ pub struct CentralChecker {
 impl Checker<Central> for CentralChecker {
     fn properties(&self) -> Vec<Property> {
         vec![
-            Property::always("reply-once", "one reply per request, in order"),
-            Property::at_end(
-                "all-served",
-                "when the run went quiet, every never-crashed client was served fully",
-            ),
+            Property {
+                name: "reply-once",
+                kind: PropertyKind::Always,
+                description: "one reply per request, in order",
+            },
+            Property {
+                name: "all-served",
+                kind: PropertyKind::AtEnd,
+                description: "when the run went quiet, every never-crashed client was served fully",
+            },
         ]
     }
 

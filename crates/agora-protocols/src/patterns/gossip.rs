@@ -20,8 +20,8 @@
 //! never does (a delivery is persisted, so a restarted node does not deliver again).
 
 use agora_core::{
-    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property, Protocol,
-    Stable, Time, Violation,
+    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
@@ -171,12 +171,21 @@ pub struct GossipChecker {
 impl Checker<Gossip> for GossipChecker {
     fn properties(&self) -> Vec<Property> {
         vec![
-            Property::always("no-duplication", "a node delivers at most once"),
-            Property::always("no-creation", "only the origin's rumour"),
-            Property::at_end(
-                "full-coverage",
-                "with no loss and no crash, every node delivered (probabilistic)",
-            ),
+            Property {
+                name: "no-duplication",
+                kind: PropertyKind::Always,
+                description: "a node delivers at most once",
+            },
+            Property {
+                name: "no-creation",
+                kind: PropertyKind::Always,
+                description: "only the origin's rumour",
+            },
+            Property {
+                name: "full-coverage",
+                kind: PropertyKind::AtEnd,
+                description: "with no loss and no crash, every node delivered (probabilistic)",
+            },
         ]
     }
 

@@ -12,8 +12,8 @@
 //! a crash of its holder ends the circulation (no regeneration).
 
 use agora_core::{
-    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property, Protocol,
-    Stable, Time, Violation,
+    at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -114,11 +114,16 @@ pub struct RingTokenChecker {
 impl Checker<RingToken> for RingTokenChecker {
     fn properties(&self) -> Vec<Property> {
         vec![
-            Property::always("single-token", "the token's hop count only grows"),
-            Property::at_end(
-                "all-rounds",
-                "with no loss and no crash, every node held the token once per round",
-            ),
+            Property {
+                name: "single-token",
+                kind: PropertyKind::Always,
+                description: "the token's hop count only grows",
+            },
+            Property {
+                name: "all-rounds",
+                kind: PropertyKind::AtEnd,
+                description: "with no loss and no crash, every node held the token once per round",
+            },
         ]
     }
 

@@ -29,7 +29,9 @@
 //!   for.
 
 use super::{Index, RaftObs, Term};
-use agora_core::{Checker, EndState, Lifecycle, NodeId, NotJudged, Property, Protocol, Time, Violation};
+use agora_core::{
+    Checker, EndState, Lifecycle, NodeId, NotJudged, Property, PropertyKind, Protocol, Time, Violation,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -118,44 +120,34 @@ impl RaftChecker {
     }
 
     pub fn properties() -> Vec<Property> {
+        let always = |name, description| Property { name, kind: PropertyKind::Always, description };
         vec![
-            Property::always("election-safety", "at most one leader per term"),
-            Property::always(
+            always("election-safety", "at most one leader per term"),
+            always(
                 "one-vote-per-term",
                 "a replica votes for at most one candidate per term, across restarts",
             ),
-            Property::always("leader-append-only", "a leader never overwrites or deletes its log entries"),
-            Property::always(
-                "log-matching",
-                "logs with an entry of the same index and term are identical up to it",
-            ),
-            Property::always(
-                "leader-completeness",
-                "a new leader's log holds every entry committed in earlier terms",
-            ),
-            Property::always(
+            always("leader-append-only", "a leader never overwrites or deletes its log entries"),
+            always("log-matching", "logs with an entry of the same index and term are identical up to it"),
+            always("leader-completeness", "a new leader's log holds every entry committed in earlier terms"),
+            always(
                 "state-machine-safety",
                 "replicas apply the same entry at each index, with the same results",
             ),
-            Property::always("durable-log", "a restarted replica's log is what it had written"),
-            Property::always(
-                "rejoin-before-vote",
-                "a replica that lost its storage votes only once it has caught up",
-            ),
-            Property::always("exactly-once", "no command of a client session takes effect twice"),
-            Property::always(
-                "acked-applied",
-                "an acknowledged command took effect at the position it was told",
-            ),
-            Property::always(
+            always("durable-log", "a restarted replica's log is what it had written"),
+            always("rejoin-before-vote", "a replica that lost its storage votes only once it has caught up"),
+            always("exactly-once", "no command of a client session takes effect twice"),
+            always("acked-applied", "an acknowledged command took effect at the position it was told"),
+            always(
                 "linearizable-reads",
                 "a query never reads older state than an operation completed before it",
             ),
-            Property::at_end(
-                "liveness",
-                "after the faults: a leader, every acknowledged command applied on every live \
+            Property {
+                name: "liveness",
+                kind: PropertyKind::AtEnd,
+                description: "after the faults: a leader, every acknowledged command applied on every live \
                               replica, every live client answered",
-            ),
+            },
         ]
     }
 

@@ -17,7 +17,9 @@ use super::obs::{Answer, Intent, VoteObs};
 use super::settings::Settings;
 use super::{Hash, Reason, Receipt};
 use crate::raft::checker::RaftChecker;
-use agora_core::{Checker, EndState, Lifecycle, NodeId, NotJudged, Property, Protocol, Time, Violation};
+use agora_core::{
+    Checker, EndState, Lifecycle, NodeId, NotJudged, Property, PropertyKind, Protocol, Time, Violation,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -66,22 +68,22 @@ impl VoteChecker {
 
 impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
     fn properties(&self) -> Vec<Property> {
+        let always = |name, description| Property { name, kind: PropertyKind::Always, description };
         let mut p = RaftChecker::properties();
         p.extend([
-            Property::always(
-                "counted-once",
-                "no voter is counted twice; replicas count the same ballot at each leaf",
-            ),
-            Property::always("receipt-counted", "a receipt names the voter's counted ballot at its leaf"),
-            Property::always(
+            always("counted-once", "no voter is counted twice; replicas count the same ballot at each leaf"),
+            always("receipt-counted", "a receipt names the voter's counted ballot at its leaf"),
+            always(
                 "verification",
                 "valid ballots are accepted; forged, off-ballot and second ballots rejected",
             ),
-            Property::always("replicas-agree", "every replica tallies the same digest; results carry it"),
-            Property::at_end(
-                "results-everywhere",
-                "after the faults, every live region and citizen has the results and every answer",
-            ),
+            always("replicas-agree", "every replica tallies the same digest; results carry it"),
+            Property {
+                name: "results-everywhere",
+                kind: PropertyKind::AtEnd,
+                description:
+                    "after the faults, every live region and citizen has the results and every answer",
+            },
         ]);
         p
     }
