@@ -33,25 +33,25 @@ const DECISION: &str = "decision";
 
 /// What a node of either commit protocol is, whatever its role: its place, its input, what it
 /// persisted (each written before it is acted on) and the coordinator's tallies.
-pub struct Core {
+pub(super) struct Core {
     /// This node.
-    pub id: NodeId,
+    pub(super) id: NodeId,
     /// The cluster size: the coordinator and N−1 participants.
-    pub n: usize,
+    pub(super) n: usize,
     /// The protocol's timeout (votes, acknowledgements, resending, blocking).
-    pub timeout: Duration,
+    pub(super) timeout: Duration,
     /// This participant's vote (its input).
-    pub wants_yes: bool,
+    pub(super) wants_yes: bool,
     /// Persisted: the coordinator began the transaction.
-    pub begun: bool,
+    pub(super) begun: bool,
     /// Persisted: this participant's vote.
-    pub vote: Option<bool>,
+    pub(super) vote: Option<bool>,
     /// Persisted: the decision.
-    pub decision: Option<bool>,
+    pub(super) decision: Option<bool>,
     /// Volatile, coordinator only: the participants' votes.
-    pub votes: Vec<Option<bool>>,
+    pub(super) votes: Vec<Option<bool>>,
     /// Volatile, coordinator only: who acknowledged.
-    pub acked: Vec<bool>,
+    pub(super) acked: Vec<bool>,
     /// Whether this node reported being blocked since it last learnt something.
     blocked: bool,
     /// Whether this node was rebuilt from what it persisted.
@@ -60,7 +60,7 @@ pub struct Core {
 
 impl Core {
     /// Node `id` of `nodes`, voting no if listed in `no_votes`, with what it persisted.
-    pub fn new(
+    pub(super) fn new(
         id: NodeId,
         nodes: usize,
         no_votes: &[u32],
@@ -84,38 +84,46 @@ impl Core {
     }
 
     /// Every node but the coordinator.
-    pub fn participants(&self) -> impl Iterator<Item = NodeId> {
+    pub(super) fn participants(&self) -> impl Iterator<Item = NodeId> {
         (1..self.n as u32).map(NodeId)
     }
 
     /// At start: reports the decision persisted in an earlier life, if any.
-    pub fn restored<P: Protocol<Obs = CommitObs> + ?Sized>(&self, ctx: &mut Context<'_, P>) {
+    pub(super) fn restored<P: Protocol<Obs = CommitObs> + ?Sized>(&self, ctx: &mut Context<'_, P>) {
         if let (true, Some(commit)) = (self.restarted, self.decision) {
             ctx.observe(CommitObs::Restored { commit });
         }
     }
 
     /// The coordinator begins the transaction (persisted): its operation begins.
-    pub fn begin<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
+    pub(super) fn begin<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
         self.begun = true;
         ctx.persist(BEGUN, &true);
         ctx.op_begin(0);
     }
 
     /// Persists this participant's vote.
-    pub fn record_vote<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>, yes: bool) {
+    pub(super) fn record_vote<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>, yes: bool) {
         self.vote = Some(yes);
         ctx.persist(VOTE, &yes);
     }
 
     /// Votes: persisted, then reported.
-    pub fn cast<P: Protocol<Obs = CommitObs> + ?Sized>(&mut self, ctx: &mut Context<'_, P>, yes: bool) {
+    pub(super) fn cast<P: Protocol<Obs = CommitObs> + ?Sized>(
+        &mut self,
+        ctx: &mut Context<'_, P>,
+        yes: bool,
+    ) {
         self.record_vote(ctx, yes);
         ctx.observe(CommitObs::Voted { yes });
     }
 
     /// Decides, unless already decided: persisted, then reported. Whether it decided now.
-    pub fn decide<P: Protocol<Obs = CommitObs> + ?Sized>(&mut self, ctx: &mut Context<'_, P>, commit: bool) -> bool {
+    pub(super) fn decide<P: Protocol<Obs = CommitObs> + ?Sized>(
+        &mut self,
+        ctx: &mut Context<'_, P>,
+        commit: bool,
+    ) -> bool {
         if self.decision.is_some() {
             return false;
         }
@@ -126,7 +134,7 @@ impl Core {
     }
 
     /// Reports, once until the node learns something, that it waits without a decision.
-    pub fn block<P: Protocol<Obs = CommitObs> + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
+    pub(super) fn block<P: Protocol<Obs = CommitObs> + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
         if !self.blocked {
             self.blocked = true;
             ctx.observe(CommitObs::Blocked);
@@ -136,7 +144,7 @@ impl Core {
     /// A (recovery) coordinator sends the decision, `msg(commit)`, to the nodes in `to` that
     /// have not confirmed it and resends it on `resend`; once none is left, the transaction's
     /// operation ends.
-    pub fn send_decision<P: Protocol + ?Sized>(
+    pub(super) fn send_decision<P: Protocol + ?Sized>(
         &self,
         ctx: &mut Context<'_, P>,
         to: Vec<NodeId>,

@@ -38,7 +38,7 @@ const TERM: &str = "term";
 /// What a node of either election knows of its leader — the highest term it knows
 /// (persisted) and the leader it follows — and its failure detector, which waits for the
 /// leader's heartbeats.
-pub struct View {
+pub(super) struct View {
     /// The failure-detection timeout.
     timeout: Duration,
     /// Whether this node notices a silent leader first (it waits one timeout, the others
@@ -47,49 +47,55 @@ pub struct View {
     /// Whether this node was rebuilt from what it persisted.
     restarted: bool,
     /// The highest term this node knows.
-    pub term: u64,
+    pub(super) term: u64,
     /// The leader this node follows (itself when it leads).
-    pub leader: Option<NodeId>,
+    pub(super) leader: Option<NodeId>,
 }
 
 impl View {
     /// A node's view, with the term it persisted in an earlier life.
-    pub fn new(timeout: Duration, fast: bool, stable: &Stable) -> Result<Self, Corrupt> {
-        Ok(View { timeout, fast, restarted: !stable.is_empty(), term: stable.load(TERM)?.unwrap_or(0), leader: None })
+    pub(super) fn new(timeout: Duration, fast: bool, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(View {
+            timeout,
+            fast,
+            restarted: !stable.is_empty(),
+            term: stable.load(TERM)?.unwrap_or(0),
+            leader: None,
+        })
     }
 
     /// The failure-detection timeout.
-    pub fn timeout(&self) -> Duration {
+    pub(super) fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// Whether this node starts the first election: the fast node, unless it restarted (a
     /// restarted node listens for a heartbeat first, to learn the term in force).
-    pub fn starts(&self) -> bool {
+    pub(super) fn starts(&self) -> bool {
         self.fast && !self.restarted
     }
 
     /// How long the detector waits for a heartbeat before it suspects the leader, jittered.
-    pub fn detect_after(&self, rng: &mut agora_core::Rng) -> Duration {
+    pub(super) fn detect_after(&self, rng: &mut agora_core::Rng) -> Duration {
         let base = if self.fast { self.timeout } else { self.timeout * 3 };
         base + self.timeout.mul_f64(rng.random_range(0.0..0.25))
     }
 
     /// Waits for the leader's heartbeat: the timer `silent` fires if none comes.
-    pub fn listen<P: Protocol + ?Sized>(&self, ctx: &mut Context<'_, P>, silent: P::Timer) {
+    pub(super) fn listen<P: Protocol + ?Sized>(&self, ctx: &mut Context<'_, P>, silent: P::Timer) {
         let t = self.detect_after(ctx.rng());
         ctx.set_timer(silent, t);
     }
 
     /// Persists the term, the highest of this node's and `term`.
-    pub fn raise<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>, term: u64) {
+    pub(super) fn raise<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>, term: u64) {
         self.term = self.term.max(term);
         ctx.persist(TERM, &self.term);
     }
 
     /// Leads in `term` (persisted): the timers in `cancel` cancelled, the leadership reported,
     /// and `op`, the election's operation, ended.
-    pub fn lead<P: Protocol<Obs = ElectionObs> + ?Sized>(
+    pub(super) fn lead<P: Protocol<Obs = ElectionObs> + ?Sized>(
         &mut self,
         ctx: &mut Context<'_, P>,
         term: u64,
@@ -109,7 +115,7 @@ impl View {
     /// Follows `leader`, announced in `term`: the term raised and persisted, the timers in
     /// `cancel` cancelled, a new leader reported (its election's operation, `op(term)`, ends),
     /// and the leader's next heartbeat awaited.
-    pub fn follow<P: Protocol<Obs = ElectionObs> + ?Sized>(
+    pub(super) fn follow<P: Protocol<Obs = ElectionObs> + ?Sized>(
         &mut self,
         ctx: &mut Context<'_, P>,
         (leader, term): (NodeId, u64),

@@ -13,7 +13,7 @@
 //! until that client releases; queued requests are lost and their clients wait. Loss blocks.
 
 pub use super::Timer;
-use super::{MutexChecker, Workload, MutexObs};
+use super::{MutexChecker, MutexObs, Workload};
 use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;

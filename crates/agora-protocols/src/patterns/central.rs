@@ -14,8 +14,8 @@
 //! of serving it twice. A crashed server stalls the clients until it restarts.
 
 use agora_core::{
-    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Stable,
-    Time, Violation,
+    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Stable, Time,
+    Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
