@@ -5,6 +5,8 @@
 //! runtime) — except in its tests.
 
 #[macro_use]
+mod kinds;
+#[macro_use]
 mod setup;
 
 pub mod all_to_all;

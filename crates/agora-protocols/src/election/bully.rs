@@ -35,7 +35,7 @@
 //! every live node to the highest.
 
 use super::{heartbeat, ElectionChecker, ElectionObs, View};
-use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
+use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -47,16 +47,12 @@ pub enum Msg {
     Heartbeat { term: u64 },
 }
 
-impl Message for Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Election { .. } => "ELECTION",
-            Msg::Ok { .. } => "OK",
-            Msg::Coordinator { .. } => "COORDINATOR",
-            Msg::Heartbeat { .. } => "HEARTBEAT",
-        }
-    }
-}
+kinds!(Msg {
+    Election => "ELECTION",
+    Ok => "OK",
+    Coordinator => "COORDINATOR",
+    Heartbeat => "HEARTBEAT",
+});
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {

@@ -72,14 +72,11 @@ pub struct Envelope {
     pub msg: Msg,
 }
 
+kinds!(Msg { Election => "ELECTION", Elected => "ELECTED", Ack => "ACK", Heartbeat => "HEARTBEAT" });
+
 impl Message for Envelope {
     fn kind(&self) -> &'static str {
-        match self.msg {
-            Msg::Election { .. } => "ELECTION",
-            Msg::Elected { .. } => "ELECTED",
-            Msg::Ack { .. } => "ACK",
-            Msg::Heartbeat { .. } => "HEARTBEAT",
-        }
+        self.msg.kind()
     }
 }
 

@@ -14,7 +14,7 @@
 
 pub use super::Timer;
 use super::{MutexChecker, MutexObs, Workload};
-use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
+use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -28,15 +28,7 @@ pub enum Msg {
     Release { seq: u32 },
 }
 
-impl Message for Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Request { .. } => "REQUEST",
-            Msg::Grant { .. } => "GRANT",
-            Msg::Release { .. } => "RELEASE",
-        }
-    }
-}
+kinds!(Msg { Request => "REQUEST", Grant => "GRANT", Release => "RELEASE" });
 
 pub struct CentralMutex {
     id: NodeId,

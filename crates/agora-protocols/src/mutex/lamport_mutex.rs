@@ -19,7 +19,7 @@
 
 pub use super::Timer;
 use super::{MutexChecker, MutexObs, Workload};
-use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
+use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -30,15 +30,7 @@ pub enum Msg {
     Release { ts: u64, request: u64 },
 }
 
-impl Message for Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Request { .. } => "REQUEST",
-            Msg::Reply { .. } => "REPLY",
-            Msg::Release { .. } => "RELEASE",
-        }
-    }
-}
+kinds!(Msg { Request => "REQUEST", Reply => "REPLY", Release => "RELEASE" });
 
 pub struct LamportMutex {
     id: NodeId,

@@ -18,7 +18,7 @@
 
 pub use super::Timer;
 use super::{MutexChecker, MutexObs, Workload};
-use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
+use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,14 +34,7 @@ pub enum Msg {
     },
 }
 
-impl Message for Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Request { .. } => "REQUEST",
-            Msg::Reply { .. } => "REPLY",
-        }
-    }
-}
+kinds!(Msg { Request => "REQUEST", Reply => "REPLY" });
 
 const INCARNATION: &str = "incarnation";
 

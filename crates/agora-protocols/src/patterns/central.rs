@@ -14,8 +14,7 @@
 //! of serving it twice. A crashed server stalls the clients until it restarts.
 
 use agora_core::{
-    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Stable, Time,
-    Violation,
+    Checker, Context, Corrupt, EndState, NodeId, Property, PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -30,16 +29,7 @@ pub enum Msg {
     Reply { seq: u32, result: u64 },
 }
 
-impl Message for Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Join => "JOIN",
-            Msg::Welcome => "WELCOME",
-            Msg::Request { .. } => "REQUEST",
-            Msg::Reply { .. } => "REPLY",
-        }
-    }
-}
+kinds!(Msg { Join => "JOIN", Welcome => "WELCOME", Request => "REQUEST", Reply => "REPLY" });
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CentralObs {
