@@ -148,6 +148,7 @@ impl Checker<AllToAll> for AllToAllChecker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agora_core::Setup;
 
     fn end<'a>(live: &'a [bool], crashed: &'a [bool], lossless: bool) -> EndState<'a> {
         EndState {

@@ -141,6 +141,4 @@ pub struct LamportMutexSetup {
     pub requests: u32,
 }
 
-setup!(LamportMutexSetup => LamportMutex, "lamport-mutex", checker: |s| {
-    MutexChecker::new(vec![s.requests; s.nodes])
-});
+setup!(LamportMutexSetup => LamportMutex, "lamport-mutex", checker: |s| MutexChecker::each(s.nodes, s.requests));

@@ -133,6 +133,11 @@ impl MutexChecker {
         let n = expected.len();
         MutexChecker { expected, holder: None, entries: vec![0; n], crashed: false }
     }
+
+    /// A checker of `nodes` nodes that each enter `requests` times.
+    pub fn each(nodes: usize, requests: u32) -> Self {
+        MutexChecker::new(vec![requests; nodes])
+    }
 }
 
 impl<P: Protocol<Obs = MutexObs> + ?Sized> Checker<P> for MutexChecker {

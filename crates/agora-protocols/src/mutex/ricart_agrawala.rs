@@ -132,6 +132,4 @@ pub struct RicartAgrawalaSetup {
     pub requests: u32,
 }
 
-setup!(RicartAgrawalaSetup => RicartAgrawala, "ricart-agrawala", checker: |s| {
-    MutexChecker::new(vec![s.requests; s.nodes])
-});
+setup!(RicartAgrawalaSetup => RicartAgrawala, "ricart-agrawala", checker: |s| MutexChecker::each(s.nodes, s.requests));

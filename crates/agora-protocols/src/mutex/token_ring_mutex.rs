@@ -130,6 +130,4 @@ pub struct TokenRingMutexSetup {
     pub start: NodeId,
 }
 
-setup!(TokenRingMutexSetup => TokenRingMutex, "token-ring-mutex", checker: |s| {
-    MutexChecker::new(vec![s.requests; s.nodes])
-});
+setup!(TokenRingMutexSetup => TokenRingMutex, "token-ring-mutex", checker: |s| MutexChecker::each(s.nodes, s.requests));
