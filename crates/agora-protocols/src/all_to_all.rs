@@ -34,6 +34,7 @@ impl Message for Hello {
 /// "node `from` greeted me".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Greeted {
+    /// The node whose greeting or stream this is.
     pub from: NodeId,
 }
 
@@ -42,6 +43,7 @@ pub struct Greeted {
 /// waiting events (`agora_sim::MAX_PENDING_EVENTS`) sets it: 4,000 × 3,999 is 16M.
 pub const MAX_NODES: usize = 4_000;
 
+/// One all-to-all node.
 pub struct AllToAll {
     /// Which senders have greeted this node (duplicates are ignored).
     seen: Vec<bool>,
@@ -74,7 +76,9 @@ impl Protocol for AllToAll {
     fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
 }
 
+/// An all-to-all run.
 pub struct AllToAllSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
 }
 

@@ -36,7 +36,9 @@ use std::sync::Arc;
 /// The rumour.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rumor {
+    /// The node that broadcasts.
     pub origin: NodeId,
+    /// What it broadcasts.
     pub payload: u64,
 }
 
@@ -147,9 +149,13 @@ impl Protocol for Flood {
 
 /// A flood run: the topology, the origin and the variant.
 pub struct FloodSetup {
+    /// The topology.
     pub graph: Arc<Graph>,
+    /// The node that broadcasts.
     pub origin: NodeId,
+    /// What it broadcasts.
     pub payload: u64,
+    /// Correct, or deliberately broken.
     pub variant: Variant,
 }
 

@@ -20,8 +20,10 @@ use agora_core::{
 };
 use serde::{Deserialize, Serialize};
 
+/// One message of a stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Data {
+    /// The message's number in its stream.
     pub seq: u32,
 }
 
@@ -34,10 +36,13 @@ impl Message for Data {
 /// "The stream from `from` is complete."
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Complete {
+    /// The node whose greeting or stream this is.
     pub from: NodeId,
+    /// Messages received in it.
     pub received: u32,
 }
 
+/// One stream node: a sender to every peer and a receiver from each.
 pub struct Stream {
     msgs: u32,
     window: u32,
@@ -92,9 +97,13 @@ impl Protocol for Stream {
     fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
 }
 
+/// A stream run.
 pub struct StreamSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Messages each node streams to every other.
     pub msgs: u32,
+    /// Messages in flight per directed link.
     pub window: u32,
 }
 
@@ -104,6 +113,7 @@ setup!(StreamSetup => Stream, "stream", checker: |s| StreamChecker {
     done: vec![false; s.nodes * s.nodes],
 });
 
+/// Judges stream runs.
 pub struct StreamChecker {
     n: usize,
     msgs: u32,

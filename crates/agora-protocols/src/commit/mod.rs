@@ -194,6 +194,7 @@ pub struct CommitChecker {
 }
 
 impl CommitChecker {
+    /// A checker of `n` nodes; termination is required only `settle` after the last fault (and, for 2PC, only with the coordinator up).
     pub fn new(n: usize, needs_coordinator: bool, settle: Time) -> Self {
         CommitChecker {
             n,

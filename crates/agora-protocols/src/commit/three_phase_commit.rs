@@ -44,6 +44,7 @@ pub enum State {
     Aborted,
 }
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     VoteReq,
@@ -73,6 +74,7 @@ impl Message for Msg {
     }
 }
 
+/// The protocol's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
     /// Coordinator: votes are overdue.
@@ -99,6 +101,7 @@ enum Leading {
     Decided,
 }
 
+/// The coordinator (node 0) or a participant of 3PC.
 pub struct ThreePhaseCommit {
     /// What 2PC's nodes have too.
     core: Core,
@@ -355,9 +358,13 @@ impl Protocol for ThreePhaseCommit {
     }
 }
 
+/// A 3PC run.
 pub struct ThreePhaseCommitSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Participants that vote no.
     pub no_votes: Vec<u32>,
+    /// The protocol's timeout.
     pub timeout: Duration,
 }
 

@@ -26,6 +26,7 @@ use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     VoteReq,
@@ -49,6 +50,7 @@ impl Message for Msg {
     }
 }
 
+/// The protocol's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
     /// Coordinator: votes are overdue.
@@ -59,6 +61,7 @@ pub enum Timer {
     Uncertain,
 }
 
+/// The coordinator (node 0) or a participant of 2PC.
 pub struct TwoPhaseCommit {
     /// Everything a 2PC node has: 3PC's nodes have it too.
     core: Core,
@@ -190,9 +193,13 @@ impl Protocol for TwoPhaseCommit {
     }
 }
 
+/// A 2PC run.
 pub struct TwoPhaseCommitSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Participants that vote no.
     pub no_votes: Vec<u32>,
+    /// The protocol's timeout.
     pub timeout: Duration,
 }
 

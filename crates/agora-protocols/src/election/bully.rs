@@ -39,6 +39,7 @@ use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     Election { term: u64 },
@@ -54,6 +55,7 @@ kinds!(Msg {
     Heartbeat => "HEARTBEAT",
 });
 
+/// The protocol's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
     /// No OK came: we are the highest.
@@ -66,6 +68,7 @@ pub enum Timer {
     Beat,
 }
 
+/// One node of the bully algorithm.
 pub struct Bully {
     id: NodeId,
     n: usize,
@@ -202,9 +205,13 @@ impl Protocol for Bully {
     }
 }
 
+/// A bully run.
 pub struct BullySetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// The node that starts the first election and notices a silent leader first.
     pub starter: NodeId,
+    /// The protocol's timeout.
     pub timeout: Duration,
 }
 

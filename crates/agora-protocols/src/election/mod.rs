@@ -144,6 +144,7 @@ pub struct ElectionChecker {
 }
 
 impl ElectionChecker {
+    /// A checker of `n` nodes whose failure detectors wait `timeout`.
     pub fn new(n: usize, timeout: Duration) -> Self {
         ElectionChecker {
             settle: Time(timeout.as_nanos() as u64 * 10),

@@ -36,6 +36,7 @@ use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     /// `id` names this ring message (creator, counter) so that network duplicates are dropped.
@@ -68,7 +69,9 @@ struct Hop {
 /// A ring message with its hop sequence number, for acknowledgement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
+    /// The hop's sequence number, acknowledged by the next node.
     pub seq: u64,
+    /// The ring message.
     pub msg: Msg,
 }
 
@@ -80,6 +83,7 @@ impl Message for Envelope {
     }
 }
 
+/// The protocol's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
     /// The successor did not acknowledge hop `seq`.
@@ -88,6 +92,7 @@ pub enum Timer {
     Beat,
 }
 
+/// One node of the ring election.
 pub struct RingElection {
     id: NodeId,
     n: usize,
@@ -308,9 +313,13 @@ impl Protocol for RingElection {
     }
 }
 
+/// A ring-election run.
 pub struct RingElectionSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// The single initiator of the first election (every node, if none).
     pub starter: Option<NodeId>,
+    /// The protocol's timeout.
     pub timeout: Duration,
 }
 

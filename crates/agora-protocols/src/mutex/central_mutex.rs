@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 const COORDINATOR: NodeId = NodeId(0);
 const HOLDER: &str = "holder";
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     Request { seq: u32 },
@@ -30,6 +31,7 @@ pub enum Msg {
 
 kinds!(Msg { Request => "REQUEST", Grant => "GRANT", Release => "RELEASE" });
 
+/// The coordinator (node 0) or a client.
 pub struct CentralMutex {
     id: NodeId,
     work: Workload,
@@ -113,8 +115,11 @@ impl Protocol for CentralMutex {
     }
 }
 
+/// A central-mutex run.
 pub struct CentralMutexSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Critical-section entries (or requests) per node.
     pub requests: u32,
 }
 

@@ -23,6 +23,7 @@ use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     Request { ts: u64 },
@@ -32,6 +33,7 @@ pub enum Msg {
 
 kinds!(Msg { Request => "REQUEST", Reply => "REPLY", Release => "RELEASE" });
 
+/// One node of Lamport's algorithm.
 pub struct LamportMutex {
     id: NodeId,
     n: usize,
@@ -136,8 +138,11 @@ impl Protocol for LamportMutex {
     }
 }
 
+/// A lamport-mutex run.
 pub struct LamportMutexSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Critical-section entries (or requests) per node.
     pub requests: u32,
 }
 

@@ -129,6 +129,7 @@ pub struct MutexChecker {
 }
 
 impl MutexChecker {
+    /// A checker of nodes that each enter `expected[node]` times.
     pub fn new(expected: Vec<u32>) -> Self {
         let n = expected.len();
         MutexChecker { expected, holder: None, entries: vec![0; n], crashed: false }

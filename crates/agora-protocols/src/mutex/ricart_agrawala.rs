@@ -21,6 +21,7 @@ use super::{MutexChecker, MutexObs, Workload};
 use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     Request {
@@ -38,6 +39,7 @@ kinds!(Msg { Request => "REQUEST", Reply => "REPLY" });
 
 const INCARNATION: &str = "incarnation";
 
+/// One node of Ricart and Agrawala's algorithm.
 pub struct RicartAgrawala {
     id: NodeId,
     n: usize,
@@ -127,8 +129,11 @@ impl Protocol for RicartAgrawala {
     }
 }
 
+/// A ricart-agrawala run.
 pub struct RicartAgrawalaSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Critical-section entries (or requests) per node.
     pub requests: u32,
 }
 

@@ -21,6 +21,7 @@ use super::{MutexChecker, MutexObs, Workload};
 use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 
+/// The token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Token {
     /// Passes so far: strictly increasing, so stale copies are recognised.
@@ -37,6 +38,7 @@ impl Message for Token {
 
 const CREATED: &str = "created";
 
+/// One node of the token ring.
 pub struct TokenRingMutex {
     id: NodeId,
     n: usize,
@@ -124,9 +126,13 @@ impl Protocol for TokenRingMutex {
     }
 }
 
+/// A token-ring-mutex run.
 pub struct TokenRingMutexSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Critical-section entries (or requests) per node.
     pub requests: u32,
+    /// The node that holds the token first.
     pub start: NodeId,
 }
 

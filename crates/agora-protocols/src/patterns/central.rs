@@ -21,6 +21,7 @@ use std::time::Duration;
 
 const SERVER: NodeId = NodeId(0);
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     Join,
@@ -31,15 +32,18 @@ pub enum Msg {
 
 kinds!(Msg { Join => "JOIN", Welcome => "WELCOME", Request => "REQUEST", Reply => "REPLY" });
 
+/// What client–server nodes report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CentralObs {
     Joined,
     Served { seq: u32 },
 }
 
+/// The client's retransmission timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Retry;
 
+/// The server (node 0) or a client.
 pub struct Central {
     id: NodeId,
     requests: u32,
@@ -129,9 +133,13 @@ impl Protocol for Central {
     }
 }
 
+/// A client–server run.
 pub struct CentralSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Critical-section entries (or requests) per node.
     pub requests: u32,
+    /// The protocol's timeout.
     pub timeout: Duration,
 }
 
@@ -141,6 +149,7 @@ setup!(CentralSetup => Central, "central", checker: |s| CentralChecker {
     served: vec![0; s.nodes],
 });
 
+/// Judges client–server runs.
 pub struct CentralChecker {
     requests: u32,
     joined: Vec<bool>,

@@ -27,9 +27,12 @@ use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The rumour, pushed to a few random peers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Push {
+    /// The node that broadcasts.
     pub origin: NodeId,
+    /// What it broadcasts.
     pub payload: u64,
 }
 
@@ -39,6 +42,7 @@ impl Message for Push {
     }
 }
 
+/// What gossip nodes report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GossipObs {
     Broadcast {
@@ -56,9 +60,11 @@ pub enum GossipObs {
 /// The delivered rumour, persisted before it is observed.
 const DELIVERED: &str = "delivered";
 
+/// The timer of the next gossip round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Round;
 
+/// One gossip node.
 pub struct Gossip {
     id: NodeId,
     n: usize,
@@ -142,15 +148,22 @@ impl Protocol for Gossip {
     }
 }
 
+/// A gossip run.
 pub struct GossipSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// The node that broadcasts.
     pub origin: NodeId,
+    /// What it broadcasts.
     pub payload: u64,
+    /// Peers told per round.
     pub fanout: usize,
+    /// Time between rounds.
     pub period: Duration,
 }
 
 impl GossipSetup {
+    /// Rounds a node pushes after it learnt the rumour: ⌈log₂N⌉ + 4.
     pub fn rounds(&self) -> u32 {
         (self.nodes.max(2) as f64).log2().ceil() as u32 + 4
     }
@@ -162,6 +175,7 @@ setup!(GossipSetup => Gossip, "gossip", checker: |s| GossipChecker {
     crashed: false,
 });
 
+/// Judges gossip runs.
 pub struct GossipChecker {
     broadcast: Option<u64>,
     delivered: Vec<bool>,

@@ -17,8 +17,10 @@ use agora_core::{
 };
 use serde::{Deserialize, Serialize};
 
+/// The token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Token {
+    /// Passes so far.
     pub hop: u64,
 }
 
@@ -31,6 +33,7 @@ impl Message for Token {
 /// "I hold the token at hop `hop`."
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
+    /// Passes so far.
     pub hop: u64,
 }
 
@@ -38,6 +41,7 @@ pub struct Held {
 /// accepts a stale copy.
 const LAST: &str = "last";
 
+/// One node of the ring.
 pub struct RingToken {
     id: NodeId,
     n: usize,
@@ -91,9 +95,13 @@ impl Protocol for RingToken {
     fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
 }
 
+/// A ring-token run.
 pub struct RingTokenSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Times the token goes round.
     pub rounds: u32,
+    /// The node that holds the token first.
     pub start: NodeId,
 }
 
@@ -104,6 +112,7 @@ setup!(RingTokenSetup => RingToken, "ring-token", checker: |s| RingTokenChecker 
     crashed: false,
 });
 
+/// Judges ring-token runs.
 pub struct RingTokenChecker {
     rounds: u32,
     last: Option<u64>,
