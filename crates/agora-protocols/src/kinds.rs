@@ -1,7 +1,7 @@
 //! `kinds!`: a protocol's [`agora_core::Message`] implementation as the table it is — the
 //! kind each variant of its message enum is counted under in metrics and diagrams.
 //!
-//! ```ignore
+//! ```text
 //! kinds!(Msg { Request => "REQUEST", Grant => "GRANT", Release => "RELEASE" });
 //! kinds!(Msg { Raft(m) => m.kind(), Cast => "CAST" });
 //! ```

@@ -3,7 +3,7 @@
 //! (which builds itself with `new(setup, id, stable)`), how many nodes it has (`nodes` unless
 //! said otherwise) and its checker.
 //!
-//! ```ignore
+//! ```text
 //! setup!(BullySetup => Bully, "bully", checker: |s| ElectionChecker::new(s.nodes, s.timeout));
 //! setup!(FloodSetup => Flood, "flood", nodes: |s| s.graph.nodes(), checker: |s| FloodChecker::new(s));
 //! ```
