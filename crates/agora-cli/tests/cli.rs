@@ -1,6 +1,8 @@
 //! The `agora` binary end to end: JSON summaries, exit codes, reproduce commands, diagrams,
 //! and every documented user error.
 
+mod common;
+
 use serde_json::Value;
 use std::process::{Command, Output};
 
@@ -207,12 +209,7 @@ fn user_mistakes_exit_2_with_one_line() {
         (vec!["frobnicate"], "unrecognized subcommand"),
     ];
     for (args, expected) in cases {
-        let out = agora(&args);
-        let stderr = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?} printed more than one line: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: expected `{expected}` in `{stderr}`");
-        assert!(!stderr.contains("panicked"), "{args:?}");
+        common::assert_mistake(&args, expected);
     }
 }
 

@@ -1,6 +1,8 @@
 //! `agora election` end to end: in the simulator and over TCP, its files, `register` and
 //! `verify`, and bad input.
 
+mod common;
+
 use serde_json::Value;
 use std::process::{Command, Output};
 
@@ -168,11 +170,7 @@ fn bad_election_files_rolls_and_flags_exit_2_with_one_line() {
         (vec!["election", "verify", "--receipt", "/nonexistent", "--results", "/tmp"], "cannot read receipt"),
     ];
     for (args, expected) in cases {
-        let out = agora(&args);
-        let stderr = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: expected `{expected}` in `{stderr}`");
+        common::assert_mistake(&args, expected);
     }
 }
 

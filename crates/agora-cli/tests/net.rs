@@ -1,5 +1,7 @@
 //! `agora run`, `agora node` and `agora up` end to end over loopback TCP.
 
+mod common;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -226,11 +228,7 @@ fn bad_cluster_files_and_flags_exit_2() {
         (vec!["run", "flood", "--max-time-ms", "0"], "--max-time-ms"),
     ];
     for (args, expected) in cases {
-        let out = agora(&args);
-        let stderr = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: `{expected}` not in `{stderr}`");
+        common::assert_mistake(&args, expected);
     }
 }
 

@@ -17,7 +17,7 @@
 
 use agora_core::{
     at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
-    PropertyKind, Protocol, Setup, Stable, Time, Violation,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +34,7 @@ impl Message for Hello {
 /// "node `from` greeted me".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Greeted {
+    /// The node whose greeting or stream this is.
     pub from: NodeId,
 }
 
@@ -42,9 +43,17 @@ pub struct Greeted {
 /// waiting events (`agora_sim::MAX_PENDING_EVENTS`) sets it: 4,000 × 3,999 is 16M.
 pub const MAX_NODES: usize = 4_000;
 
+/// One all-to-all node.
 pub struct AllToAll {
     /// Which senders have greeted this node (duplicates are ignored).
     seen: Vec<bool>,
+}
+
+impl AllToAll {
+    /// A node nobody has greeted yet.
+    fn new(setup: &AllToAllSetup, _: NodeId, _: &Stable) -> Result<Self, Corrupt> {
+        Ok(AllToAll { seen: vec![false; setup.nodes] })
+    }
 }
 
 impl Protocol for AllToAll {
@@ -67,29 +76,16 @@ impl Protocol for AllToAll {
     fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
 }
 
+/// An all-to-all run.
 pub struct AllToAllSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
 }
 
-impl Setup for AllToAllSetup {
-    type Node = AllToAll;
-
-    fn name(&self) -> &'static str {
-        "all-to-all"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, _: NodeId, _: &Stable) -> Result<AllToAll, Corrupt> {
-        Ok(AllToAll { seen: vec![false; self.nodes] })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<AllToAll>> {
-        Box::new(AllToAllChecker { n: self.nodes, greeted: vec![0; (self.nodes * self.nodes).div_ceil(64)] })
-    }
-}
+setup!(AllToAllSetup => AllToAll, "all-to-all", checker: |s| AllToAllChecker {
+    n: s.nodes,
+    greeted: vec![0; (s.nodes * s.nodes).div_ceil(64)],
+});
 
 /// Judges all-to-all runs with an N×N bit table of (receiver, sender) greetings.
 pub struct AllToAllChecker {
@@ -164,6 +160,7 @@ impl crate::registry::FromParams for AllToAllSetup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agora_core::Setup;
 
     fn end<'a>(live: &'a [bool], crashed: &'a [bool], lossless: bool) -> EndState<'a> {
         EndState {

@@ -28,7 +28,7 @@
 use crate::topology::Graph;
 use agora_core::{
     at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
-    PropertyKind, Protocol, Setup, Stable, Time, Violation,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -36,7 +36,9 @@ use std::sync::Arc;
 /// The rumour.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rumor {
+    /// The node that broadcasts.
     pub origin: NodeId,
+    /// What it broadcasts.
     pub payload: u64,
 }
 
@@ -91,6 +93,18 @@ pub struct Flood {
 }
 
 impl Flood {
+    /// Node `id` of the flood, with the rumour it delivered in an earlier life, if any.
+    fn new(setup: &FloodSetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(Flood {
+            id,
+            origin: setup.origin,
+            payload: setup.payload,
+            graph: setup.graph.clone(),
+            delivered: stable.load::<Rumor>(DELIVERED)?,
+            variant: setup.variant,
+        })
+    }
+
     fn deliver(&mut self, ctx: &mut Context<'_, Self>, from: Option<NodeId>, rumor: &Rumor) {
         let first = self.delivered.is_none();
         if first || self.variant == Variant::NoDedup {
@@ -135,43 +149,22 @@ impl Protocol for Flood {
 
 /// A flood run: the topology, the origin and the variant.
 pub struct FloodSetup {
+    /// The topology.
     pub graph: Arc<Graph>,
+    /// The node that broadcasts.
     pub origin: NodeId,
+    /// What it broadcasts.
     pub payload: u64,
+    /// Correct, or deliberately broken.
     pub variant: Variant,
 }
 
-impl Setup for FloodSetup {
-    type Node = Flood;
-
-    fn name(&self) -> &'static str {
-        "flood"
-    }
-
-    fn nodes(&self) -> usize {
-        self.graph.nodes()
-    }
-
-    fn build(&self, id: NodeId, stable: &Stable) -> Result<Flood, Corrupt> {
-        Ok(Flood {
-            id,
-            origin: self.origin,
-            payload: self.payload,
-            graph: self.graph.clone(),
-            delivered: stable.load::<Rumor>(DELIVERED)?,
-            variant: self.variant,
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<Flood>> {
-        Box::new(FloodChecker {
-            graph: self.graph.clone(),
-            origin: self.origin,
-            broadcast: None,
-            delivered: vec![false; self.graph.nodes()],
-        })
-    }
-}
+setup!(FloodSetup => Flood, "flood", nodes: |s| s.graph.nodes(), checker: |s| FloodChecker {
+    graph: s.graph.clone(),
+    origin: s.origin,
+    broadcast: None,
+    delivered: vec![false; s.graph.nodes()],
+});
 
 /// Judges flood runs.
 pub struct FloodChecker {

@@ -4,6 +4,11 @@
 //! **Invariant:** this crate depends on `agora-core` only — never on a driver (simulator or
 //! runtime) — except in its tests.
 
+#[macro_use]
+mod kinds;
+#[macro_use]
+mod setup;
+
 pub mod all_to_all;
 pub mod commit;
 pub mod election;

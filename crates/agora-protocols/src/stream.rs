@@ -16,12 +16,14 @@
 
 use agora_core::{
     at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
-    PropertyKind, Protocol, Setup, Stable, Time, Violation,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
+/// One message of a stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Data {
+    /// The message's number in its stream.
     pub seq: u32,
 }
 
@@ -34,10 +36,13 @@ impl Message for Data {
 /// "The stream from `from` is complete."
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Complete {
+    /// The node whose greeting or stream this is.
     pub from: NodeId,
+    /// Messages received in it.
     pub received: u32,
 }
 
+/// One stream node: a sender to every peer and a receiver from each.
 pub struct Stream {
     msgs: u32,
     window: u32,
@@ -46,6 +51,16 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// A node that has sent and received nothing yet.
+    fn new(setup: &StreamSetup, _: NodeId, _: &Stable) -> Result<Self, Corrupt> {
+        Ok(Stream {
+            msgs: setup.msgs,
+            window: setup.window,
+            sent_to: vec![0; setup.nodes],
+            received_from: vec![0; setup.nodes],
+        })
+    }
+
     fn send(&mut self, ctx: &mut Context<'_, Self>, to: NodeId) {
         let seq = self.sent_to[to.index()];
         self.sent_to[to.index()] += 1;
@@ -82,37 +97,23 @@ impl Protocol for Stream {
     fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
 }
 
+/// A stream run.
 pub struct StreamSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Messages each node streams to every other.
     pub msgs: u32,
+    /// Messages in flight per directed link.
     pub window: u32,
 }
 
-impl Setup for StreamSetup {
-    type Node = Stream;
+setup!(StreamSetup => Stream, "stream", checker: |s| StreamChecker {
+    n: s.nodes,
+    msgs: s.msgs,
+    done: vec![false; s.nodes * s.nodes],
+});
 
-    fn name(&self) -> &'static str {
-        "stream"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, _: NodeId, _: &Stable) -> Result<Stream, Corrupt> {
-        Ok(Stream {
-            msgs: self.msgs,
-            window: self.window,
-            sent_to: vec![0; self.nodes],
-            received_from: vec![0; self.nodes],
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<Stream>> {
-        Box::new(StreamChecker { n: self.nodes, msgs: self.msgs, done: vec![false; self.nodes * self.nodes] })
-    }
-}
-
+/// Judges stream runs.
 pub struct StreamChecker {
     n: usize,
     msgs: u32,

@@ -18,11 +18,155 @@ mod params;
 pub mod three_phase_commit;
 pub mod two_phase_commit;
 
-use agora_core::{Checker, EndState, NodeId, NotJudged, Property, PropertyKind, Protocol, Time, Violation};
+use agora_core::{
+    Checker, Context, Corrupt, EndState, NodeId, NotJudged, Property, PropertyKind, Protocol, Stable, Time,
+    Violation,
+};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// The coordinator.
 pub const COORDINATOR: NodeId = NodeId(0);
+
+const BEGUN: &str = "begun";
+const VOTE: &str = "vote";
+const DECISION: &str = "decision";
+
+/// What a node of either commit protocol is, whatever its role: its place, its input, what it
+/// persisted (each written before it is acted on) and the coordinator's tallies.
+pub(super) struct Core {
+    /// This node.
+    pub(super) id: NodeId,
+    /// The cluster size: the coordinator and N−1 participants.
+    pub(super) n: usize,
+    /// The protocol's timeout (votes, acknowledgements, resending, blocking).
+    pub(super) timeout: Duration,
+    /// This participant's vote (its input).
+    pub(super) wants_yes: bool,
+    /// Persisted: the coordinator began the transaction.
+    pub(super) begun: bool,
+    /// Persisted: this participant's vote.
+    pub(super) vote: Option<bool>,
+    /// Persisted: the decision.
+    pub(super) decision: Option<bool>,
+    /// Volatile, coordinator only: the participants' votes.
+    pub(super) votes: Vec<Option<bool>>,
+    /// Volatile, coordinator only: who acknowledged.
+    pub(super) acked: Vec<bool>,
+    /// Whether this node reported being blocked since it last learnt something.
+    blocked: bool,
+    /// Whether this node was rebuilt from what it persisted.
+    restarted: bool,
+}
+
+impl Core {
+    /// Node `id` of `nodes`, voting no if listed in `no_votes`, with what it persisted.
+    pub(super) fn new(
+        id: NodeId,
+        nodes: usize,
+        no_votes: &[u32],
+        timeout: Duration,
+        stable: &Stable,
+    ) -> Result<Self, Corrupt> {
+        let get = |k| stable.load::<bool>(k);
+        Ok(Core {
+            id,
+            n: nodes,
+            timeout,
+            wants_yes: !no_votes.contains(&id.0),
+            begun: get(BEGUN)?.unwrap_or(false),
+            vote: get(VOTE)?,
+            decision: get(DECISION)?,
+            votes: vec![None; nodes],
+            acked: vec![false; nodes],
+            blocked: false,
+            restarted: !stable.is_empty(),
+        })
+    }
+
+    /// Every node but the coordinator.
+    pub(super) fn participants(&self) -> impl Iterator<Item = NodeId> {
+        (1..self.n as u32).map(NodeId)
+    }
+
+    /// At start: reports the decision persisted in an earlier life, if any.
+    pub(super) fn restored<P: Protocol<Obs = CommitObs> + ?Sized>(&self, ctx: &mut Context<'_, P>) {
+        if let (true, Some(commit)) = (self.restarted, self.decision) {
+            ctx.observe(CommitObs::Restored { commit });
+        }
+    }
+
+    /// The coordinator begins the transaction (persisted): its operation begins.
+    pub(super) fn begin<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
+        self.begun = true;
+        ctx.persist(BEGUN, &true);
+        ctx.op_begin(0);
+    }
+
+    /// Persists this participant's vote.
+    pub(super) fn record_vote<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>, yes: bool) {
+        self.vote = Some(yes);
+        ctx.persist(VOTE, &yes);
+    }
+
+    /// Votes: persisted, then reported.
+    pub(super) fn cast<P: Protocol<Obs = CommitObs> + ?Sized>(
+        &mut self,
+        ctx: &mut Context<'_, P>,
+        yes: bool,
+    ) {
+        self.record_vote(ctx, yes);
+        ctx.observe(CommitObs::Voted { yes });
+    }
+
+    /// Decides, unless already decided: persisted, then reported. Whether it decided now.
+    pub(super) fn decide<P: Protocol<Obs = CommitObs> + ?Sized>(
+        &mut self,
+        ctx: &mut Context<'_, P>,
+        commit: bool,
+    ) -> bool {
+        if self.decision.is_some() {
+            return false;
+        }
+        self.decision = Some(commit);
+        ctx.persist(DECISION, &commit);
+        ctx.observe(CommitObs::Decided { commit });
+        true
+    }
+
+    /// Reports, once until the node learns something, that it waits without a decision.
+    pub(super) fn block<P: Protocol<Obs = CommitObs> + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
+        if !self.blocked {
+            self.blocked = true;
+            ctx.observe(CommitObs::Blocked);
+        }
+    }
+
+    /// A (recovery) coordinator sends the decision, `msg(commit)`, to the nodes in `to` that
+    /// have not confirmed it and resends it on `resend`; once none is left, the transaction's
+    /// operation ends.
+    pub(super) fn send_decision<P: Protocol + ?Sized>(
+        &self,
+        ctx: &mut Context<'_, P>,
+        to: Vec<NodeId>,
+        msg: impl FnOnce(bool) -> P::Msg,
+        resend: P::Timer,
+    ) {
+        let Some(commit) = self.decision else { return };
+        if to.is_empty() {
+            ctx.cancel_timer(resend);
+            ctx.op_end(0);
+            return;
+        }
+        ctx.multicast(to, msg(commit));
+        ctx.set_timer(resend, self.timeout);
+    }
+}
+
+/// How long after the last fault every live node must have decided: a few timeouts.
+fn settle(timeout: Duration) -> Time {
+    Time(timeout.as_nanos() as u64 * 10)
+}
 
 /// What commit nodes report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +195,7 @@ pub struct CommitChecker {
 }
 
 impl CommitChecker {
+    /// A checker of `n` nodes; termination is required only `settle` after the last fault (and, for 2PC, only with the coordinator up).
     pub fn new(n: usize, needs_coordinator: bool, settle: Time) -> Self {
         CommitChecker {
             n,

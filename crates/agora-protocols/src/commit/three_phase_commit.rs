@@ -27,9 +27,8 @@
 //! It does **not** tolerate partitions or lost messages mistaken for crashes: each side of a
 //! partition may then decide differently, the known limit of 3PC.
 
-use super::two_phase_commit::settle;
-use super::{CommitChecker, CommitObs, COORDINATOR};
-use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
+use super::{settle, CommitChecker, CommitObs, Core, COORDINATOR};
+use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -45,6 +44,7 @@ pub enum State {
     Aborted,
 }
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     VoteReq,
@@ -74,6 +74,7 @@ impl Message for Msg {
     }
 }
 
+/// The protocol's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
     /// Coordinator: votes are overdue.
@@ -88,10 +89,7 @@ pub enum Timer {
     States,
 }
 
-const BEGUN: &str = "begun";
-const VOTE: &str = "vote";
 const PRECOMMIT: &str = "precommit";
-const DECISION: &str = "decision";
 
 /// What a recovery (or the original) coordinator is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,31 +101,37 @@ enum Leading {
     Decided,
 }
 
+/// The coordinator (node 0) or a participant of 3PC.
 pub struct ThreePhaseCommit {
-    id: NodeId,
-    n: usize,
-    timeout: Duration,
-    wants_yes: bool,
-    begun: bool,
-    vote: Option<bool>,
+    /// What 2PC's nodes have too.
+    core: Core,
+    /// Persisted: this node pre-committed.
     precommitted: bool,
-    decision: Option<bool>,
     leading: Leading,
-    votes: Vec<Option<bool>>,
-    acked: Vec<bool>,
+    /// Recovery coordinator: the states collected.
     states: Vec<Option<State>>,
+    /// (Recovery) coordinator: who confirmed the decision.
     confirmed: Vec<bool>,
-    blocked: bool,
-    restarted: bool,
 }
 
 impl ThreePhaseCommit {
+    /// Node `id`, with what it persisted in an earlier life.
+    fn new(setup: &ThreePhaseCommitSetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(ThreePhaseCommit {
+            core: Core::new(id, setup.nodes, &setup.no_votes, setup.timeout, stable)?,
+            precommitted: stable.load(PRECOMMIT)?.unwrap_or(false),
+            leading: Leading::No,
+            states: vec![None; setup.nodes],
+            confirmed: vec![false; setup.nodes],
+        })
+    }
+
     fn others(&self) -> Vec<NodeId> {
-        (0..self.n as u32).map(NodeId).filter(|p| *p != self.id).collect()
+        (0..self.core.n as u32).map(NodeId).filter(|p| *p != self.core.id).collect()
     }
 
     fn state(&self) -> State {
-        match (self.decision, self.precommitted, self.vote) {
+        match (self.core.decision, self.precommitted, self.core.vote) {
             (Some(true), _, _) => State::Committed,
             (Some(false), _, _) => State::Aborted,
             (None, true, _) => State::PreCommitted,
@@ -138,16 +142,13 @@ impl ThreePhaseCommit {
 
     /// The wait before a participant takes over: lower ids first.
     fn takeover_delay(&self) -> Duration {
-        self.timeout + self.timeout.mul_f64(0.5 * self.id.0 as f64)
+        self.core.timeout + self.core.timeout.mul_f64(0.5 * self.core.id.0 as f64)
     }
 
     fn decide(&mut self, ctx: &mut Context<'_, Self>, commit: bool) {
-        if self.decision.is_some() {
+        if !self.core.decide(ctx, commit) {
             return;
         }
-        self.decision = Some(commit);
-        ctx.persist(DECISION, &commit);
-        ctx.observe(CommitObs::Decided { commit });
         ctx.cancel_timer(Timer::Takeover);
         ctx.cancel_timer(Timer::Votes);
         ctx.cancel_timer(Timer::Acks);
@@ -160,15 +161,8 @@ impl ThreePhaseCommit {
 
     /// A (recovery) coordinator tells every node that has not confirmed the decision.
     fn send_decision(&mut self, ctx: &mut Context<'_, Self>) {
-        let Some(commit) = self.decision else { return };
         let to: Vec<NodeId> = self.others().into_iter().filter(|p| !self.confirmed[p.index()]).collect();
-        if to.is_empty() {
-            ctx.cancel_timer(Timer::Resend);
-            ctx.op_end(0);
-            return;
-        }
-        ctx.multicast(to, Msg::Decision { commit });
-        ctx.set_timer(Timer::Resend, self.timeout);
+        self.core.send_decision(ctx, to, |commit| Msg::Decision { commit }, Timer::Resend);
     }
 
     fn precommit(&mut self, ctx: &mut Context<'_, Self>) {
@@ -182,23 +176,23 @@ impl ThreePhaseCommit {
     fn start_precommit(&mut self, ctx: &mut Context<'_, Self>, to: Vec<NodeId>) {
         self.precommit(ctx);
         self.leading = Leading::PreCommitting;
-        self.acked = vec![false; self.n];
-        for p in (0..self.n).filter(|p| !to.contains(&NodeId(*p as u32))) {
-            self.acked[p] = true;
+        self.core.acked = vec![false; self.core.n];
+        for p in (0..self.core.n).filter(|p| !to.contains(&NodeId(*p as u32))) {
+            self.core.acked[p] = true;
         }
         if to.is_empty() {
             self.decide(ctx, true);
             return;
         }
         ctx.multicast(to, Msg::PreCommit);
-        ctx.set_timer(Timer::Acks, self.timeout);
+        ctx.set_timer(Timer::Acks, self.core.timeout);
     }
 
     /// Skeen's termination rules over the states collected.
     fn terminate(&mut self, ctx: &mut Context<'_, Self>) {
-        self.states[self.id.index()] = Some(self.state());
+        self.states[self.core.id.index()] = Some(self.state());
         let seen: Vec<(NodeId, State)> =
-            (0..self.n).filter_map(|i| self.states[i].map(|s| (NodeId(i as u32), s))).collect();
+            (0..self.core.n).filter_map(|i| self.states[i].map(|s| (NodeId(i as u32), s))).collect();
         if seen.iter().any(|(_, s)| *s == State::Committed) {
             self.decide(ctx, true);
         } else if seen.iter().any(|(_, s)| matches!(s, State::Aborted | State::Initial)) {
@@ -207,7 +201,7 @@ impl ThreePhaseCommit {
         } else if seen.iter().any(|(_, s)| *s == State::PreCommitted) {
             let uncertain: Vec<NodeId> = seen
                 .iter()
-                .filter(|(p, s)| *s == State::Uncertain && *p != self.id)
+                .filter(|(p, s)| *s == State::Uncertain && *p != self.core.id)
                 .map(|(p, _)| *p)
                 .collect();
             self.start_precommit(ctx, uncertain);
@@ -223,29 +217,25 @@ impl Protocol for ThreePhaseCommit {
     type Obs = CommitObs;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
-        if let (true, Some(commit)) = (self.restarted, self.decision) {
-            ctx.observe(CommitObs::Restored { commit });
-        }
-        if self.decision.is_some() {
-            if self.id == COORDINATOR {
+        self.core.restored(ctx);
+        if self.core.decision.is_some() {
+            if self.core.id == COORDINATOR {
                 self.leading = Leading::Decided;
                 self.send_decision(ctx);
             }
             return;
         }
-        if self.id == COORDINATOR && !self.begun {
-            self.begun = true;
-            ctx.persist(BEGUN, &true);
-            ctx.op_begin(0);
+        if self.core.id == COORDINATOR && !self.core.begun {
+            self.core.begin(ctx);
             self.leading = Leading::Voting;
             ctx.multicast(self.others(), Msg::VoteReq);
-            ctx.set_timer(Timer::Votes, self.timeout);
-        } else if self.id == COORDINATOR && !self.precommitted {
+            ctx.set_timer(Timer::Votes, self.core.timeout);
+        } else if self.core.id == COORDINATOR && !self.precommitted {
             // Recovered before any PRE-COMMIT left: nobody can be pre-committed, so nobody
             // can commit. Abort.
             self.leading = Leading::Decided;
             self.decide(ctx, false);
-        } else if self.vote == Some(true) || self.precommitted {
+        } else if self.core.vote == Some(true) || self.precommitted {
             // Recovered undecided after voting YES (or pre-committing): ask, never decide alone.
             ctx.broadcast(Msg::StateReq);
             ctx.set_timer(Timer::Takeover, self.takeover_delay());
@@ -254,54 +244,52 @@ impl Protocol for ThreePhaseCommit {
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
         match msg {
-            Msg::VoteReq if self.id != COORDINATOR => {
-                if self.vote.is_none() {
-                    let yes = self.wants_yes && self.decision.is_none();
-                    self.vote = Some(yes);
-                    ctx.persist(VOTE, &yes);
-                    ctx.observe(CommitObs::Voted { yes });
+            Msg::VoteReq if self.core.id != COORDINATOR => {
+                if self.core.vote.is_none() {
+                    let yes = self.core.wants_yes && self.core.decision.is_none();
+                    self.core.cast(ctx, yes);
                     if yes {
                         ctx.set_timer(Timer::Takeover, self.takeover_delay());
                     } else {
                         self.decide(ctx, false);
                     }
                 }
-                ctx.send(from, Msg::Vote { yes: self.vote == Some(true) });
+                ctx.send(from, Msg::Vote { yes: self.core.vote == Some(true) });
             }
-            Msg::Vote { yes } if self.id == COORDINATOR => {
+            Msg::Vote { yes } if self.core.id == COORDINATOR => {
                 if self.leading != Leading::Voting {
-                    if let Some(commit) = self.decision {
+                    if let Some(commit) = self.core.decision {
                         ctx.send(from, Msg::Decision { commit });
                     }
                     return;
                 }
-                self.votes[from.index()] = Some(yes);
+                self.core.votes[from.index()] = Some(yes);
                 if !yes {
                     self.decide(ctx, false);
-                } else if (1..self.n).all(|p| self.votes[p] == Some(true)) {
+                } else if (1..self.core.n).all(|p| self.core.votes[p] == Some(true)) {
                     ctx.cancel_timer(Timer::Votes);
                     let all: Vec<NodeId> = self.others();
                     self.start_precommit(ctx, all);
                 }
             }
             Msg::PreCommit => {
-                if self.decision.is_none() {
+                if self.core.decision.is_none() {
                     self.precommit(ctx);
                     ctx.set_timer(Timer::Takeover, self.takeover_delay());
                     ctx.send(from, Msg::Ack);
-                } else if let Some(commit) = self.decision {
+                } else if let Some(commit) = self.core.decision {
                     ctx.send(from, Msg::Decision { commit });
                 }
             }
             Msg::Ack if self.leading == Leading::PreCommitting => {
-                self.acked[from.index()] = true;
-                if self.acked.iter().enumerate().all(|(i, a)| *a || i == self.id.index()) {
+                self.core.acked[from.index()] = true;
+                if self.core.acked.iter().enumerate().all(|(i, a)| *a || i == self.core.id.index()) {
                     self.decide(ctx, true);
                 }
             }
             Msg::Decision { commit } => {
                 self.decide(ctx, commit);
-                if self.decision == Some(commit) {
+                if self.core.decision == Some(commit) {
                     ctx.send(from, Msg::HaveCommitted);
                 }
             }
@@ -314,18 +302,18 @@ impl Protocol for ThreePhaseCommit {
                 }
             }
             Msg::StateReq => {
-                if let Some(commit) = self.decision {
+                if let Some(commit) = self.core.decision {
                     ctx.send(from, Msg::Decision { commit });
                     return;
                 }
                 ctx.send(from, Msg::StateIs(self.state()));
                 // Someone else is terminating: defer our own takeover, unless we outrank them.
-                if from.0 < self.id.0 || self.leading == Leading::No {
-                    if self.leading == Leading::CollectingStates && from.0 < self.id.0 {
+                if from.0 < self.core.id.0 || self.leading == Leading::No {
+                    if self.leading == Leading::CollectingStates && from.0 < self.core.id.0 {
                         self.leading = Leading::No;
                         ctx.cancel_timer(Timer::States);
                     }
-                    if self.vote == Some(true) || self.precommitted {
+                    if self.core.vote == Some(true) || self.precommitted {
                         ctx.set_timer(Timer::Takeover, self.takeover_delay() * 2);
                     }
                 }
@@ -352,17 +340,14 @@ impl Protocol for ThreePhaseCommit {
             }
             Timer::Resend => self.send_decision(ctx),
             Timer::Takeover => {
-                if self.decision.is_some() {
+                if self.core.decision.is_some() {
                     return;
                 }
-                if !self.blocked {
-                    self.blocked = true;
-                    ctx.observe(CommitObs::Blocked);
-                }
+                self.core.block(ctx);
                 self.leading = Leading::CollectingStates;
-                self.states = vec![None; self.n];
+                self.states = vec![None; self.core.n];
                 ctx.multicast(self.others(), Msg::StateReq);
-                ctx.set_timer(Timer::States, self.timeout / 2);
+                ctx.set_timer(Timer::States, self.core.timeout / 2);
             }
             Timer::States => {
                 if self.leading == Leading::CollectingStates {
@@ -373,45 +358,16 @@ impl Protocol for ThreePhaseCommit {
     }
 }
 
+/// A 3PC run.
 pub struct ThreePhaseCommitSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Participants that vote no.
     pub no_votes: Vec<u32>,
+    /// The protocol's timeout.
     pub timeout: Duration,
 }
 
-impl Setup for ThreePhaseCommitSetup {
-    type Node = ThreePhaseCommit;
-
-    fn name(&self) -> &'static str {
-        "3pc"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, stable: &Stable) -> Result<ThreePhaseCommit, Corrupt> {
-        let get = |k| stable.load::<bool>(k);
-        Ok(ThreePhaseCommit {
-            id,
-            n: self.nodes,
-            timeout: self.timeout,
-            wants_yes: !self.no_votes.contains(&id.0),
-            begun: get(BEGUN)?.unwrap_or(false),
-            vote: get(VOTE)?,
-            precommitted: get(PRECOMMIT)?.unwrap_or(false),
-            decision: get(DECISION)?,
-            leading: Leading::No,
-            votes: vec![None; self.nodes],
-            acked: vec![false; self.nodes],
-            states: vec![None; self.nodes],
-            confirmed: vec![false; self.nodes],
-            blocked: false,
-            restarted: !stable.is_empty(),
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<ThreePhaseCommit>> {
-        Box::new(CommitChecker::new(self.nodes, false, settle(self.timeout)))
-    }
-}
+setup!(ThreePhaseCommitSetup => ThreePhaseCommit, "3pc", checker: |s| {
+    CommitChecker::new(s.nodes, false, settle(s.timeout))
+});

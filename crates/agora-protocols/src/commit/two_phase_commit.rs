@@ -21,11 +21,12 @@
 //! loss, duplication and reordering (every step is retried or idempotent). It does **not**
 //! terminate while the coordinator is down after participants voted YES.
 
-use super::{CommitChecker, CommitObs, COORDINATOR};
-use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable, Time};
+use super::{settle, CommitChecker, CommitObs, Core, COORDINATOR};
+use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     VoteReq,
@@ -49,6 +50,7 @@ impl Message for Msg {
     }
 }
 
+/// The protocol's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
     /// Coordinator: votes are overdue.
@@ -59,41 +61,23 @@ pub enum Timer {
     Uncertain,
 }
 
-const BEGUN: &str = "begun";
-const VOTE: &str = "vote";
-const DECISION: &str = "decision";
-
+/// The coordinator (node 0) or a participant of 2PC.
 pub struct TwoPhaseCommit {
-    id: NodeId,
-    n: usize,
-    timeout: Duration,
-    /// This participant's vote (its input).
-    wants_yes: bool,
-    /// Persisted state.
-    begun: bool,
-    vote: Option<bool>,
-    decision: Option<bool>,
-    /// Volatile, coordinator only.
-    votes: Vec<Option<bool>>,
-    acked: Vec<bool>,
-    /// Whether this node reported being blocked since it last learnt something.
-    blocked: bool,
-    restarted: bool,
+    /// Everything a 2PC node has: 3PC's nodes have it too.
+    core: Core,
 }
 
 impl TwoPhaseCommit {
-    fn participants(&self) -> impl Iterator<Item = NodeId> {
-        (1..self.n as u32).map(NodeId)
+    /// Node `id`, with what it persisted in an earlier life.
+    fn new(setup: &TwoPhaseCommitSetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(TwoPhaseCommit { core: Core::new(id, setup.nodes, &setup.no_votes, setup.timeout, stable)? })
     }
 
     fn decide(&mut self, ctx: &mut Context<'_, Self>, commit: bool) {
-        if self.decision.is_some() {
+        if !self.core.decide(ctx, commit) {
             return;
         }
-        self.decision = Some(commit);
-        ctx.persist(DECISION, &commit);
-        ctx.observe(CommitObs::Decided { commit });
-        if self.id == COORDINATOR {
+        if self.core.id == COORDINATOR {
             ctx.cancel_timer(Timer::Votes);
             self.send_decision(ctx);
         } else {
@@ -103,15 +87,8 @@ impl TwoPhaseCommit {
 
     /// Coordinator: the decision to every participant that has not acknowledged it.
     fn send_decision(&mut self, ctx: &mut Context<'_, Self>) {
-        let Some(commit) = self.decision else { return };
-        let to: Vec<NodeId> = self.participants().filter(|p| !self.acked[p.index()]).collect();
-        if to.is_empty() {
-            ctx.cancel_timer(Timer::Resend);
-            ctx.op_end(0);
-            return;
-        }
-        ctx.multicast(to, Msg::Decision { commit });
-        ctx.set_timer(Timer::Resend, self.timeout);
+        let to: Vec<NodeId> = self.core.participants().filter(|p| !self.core.acked[p.index()]).collect();
+        self.core.send_decision(ctx, to, |commit| Msg::Decision { commit }, Timer::Resend);
     }
 }
 
@@ -121,46 +98,39 @@ impl Protocol for TwoPhaseCommit {
     type Obs = CommitObs;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
-        if let (true, Some(commit)) = (self.restarted, self.decision) {
-            ctx.observe(CommitObs::Restored { commit });
-        }
-        if self.id == COORDINATOR {
-            match (self.begun, self.decision) {
+        self.core.restored(ctx);
+        if self.core.id == COORDINATOR {
+            match (self.core.begun, self.core.decision) {
                 (false, _) => {
-                    self.begun = true;
-                    ctx.persist(BEGUN, &true);
-                    ctx.op_begin(0);
-                    ctx.multicast(self.participants().collect(), Msg::VoteReq);
-                    ctx.set_timer(Timer::Votes, self.timeout);
+                    self.core.begin(ctx);
+                    ctx.multicast(self.core.participants().collect(), Msg::VoteReq);
+                    ctx.set_timer(Timer::Votes, self.core.timeout);
                 }
                 // Recovered with a decision: finish telling everyone.
                 (true, Some(_)) => self.send_decision(ctx),
                 // Recovered without one: presumed abort.
                 (true, None) => self.decide(ctx, false),
             }
-        } else if self.vote == Some(true) && self.decision.is_none() {
+        } else if self.core.vote == Some(true) && self.core.decision.is_none() {
             // Recovered uncertain: ask at once.
             ctx.broadcast(Msg::DecisionReq);
-            ctx.set_timer(Timer::Uncertain, self.timeout);
+            ctx.set_timer(Timer::Uncertain, self.core.timeout);
         }
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
         match msg {
-            Msg::VoteReq if self.id != COORDINATOR => match (self.vote, self.decision) {
+            Msg::VoteReq if self.core.id != COORDINATOR => match (self.core.vote, self.core.decision) {
                 // Already told the outcome (the request was overtaken): vote to match it.
                 (None, Some(commit)) => {
-                    self.vote = Some(commit);
-                    ctx.persist(VOTE, &commit);
+                    self.core.record_vote(ctx, commit);
                     ctx.send(from, Msg::Vote { yes: commit });
                 }
                 (None, None) => {
-                    let yes = self.wants_yes;
-                    self.vote = Some(yes);
-                    ctx.persist(VOTE, &yes);
-                    ctx.observe(CommitObs::Voted { yes });
+                    let yes = self.core.wants_yes;
+                    self.core.cast(ctx, yes);
                     if yes {
-                        ctx.set_timer(Timer::Uncertain, self.timeout);
+                        ctx.set_timer(Timer::Uncertain, self.core.timeout);
                     } else {
                         self.decide(ctx, false);
                     }
@@ -169,34 +139,34 @@ impl Protocol for TwoPhaseCommit {
                 // A retransmitted request: repeat the vote.
                 (Some(yes), _) => ctx.send(from, Msg::Vote { yes }),
             },
-            Msg::Vote { yes } if self.id == COORDINATOR => {
-                if self.decision.is_some() {
+            Msg::Vote { yes } if self.core.id == COORDINATOR => {
+                if self.core.decision.is_some() {
                     // A late vote: the participant still needs the decision.
                     self.send_decision(ctx);
                     return;
                 }
-                self.votes[from.index()] = Some(yes);
+                self.core.votes[from.index()] = Some(yes);
                 if !yes {
                     self.decide(ctx, false);
-                } else if self.participants().all(|p| self.votes[p.index()] == Some(true)) {
+                } else if self.core.participants().all(|p| self.core.votes[p.index()] == Some(true)) {
                     self.decide(ctx, true);
                 }
             }
-            Msg::Decision { commit } if self.id != COORDINATOR => {
+            Msg::Decision { commit } if self.core.id != COORDINATOR => {
                 self.decide(ctx, commit);
                 if from == COORDINATOR {
                     ctx.send(from, Msg::Ack);
                 }
             }
-            Msg::Ack if self.id == COORDINATOR => {
-                self.acked[from.index()] = true;
-                if self.participants().all(|p| self.acked[p.index()]) {
+            Msg::Ack if self.core.id == COORDINATOR => {
+                self.core.acked[from.index()] = true;
+                if self.core.participants().all(|p| self.core.acked[p.index()]) {
                     ctx.cancel_timer(Timer::Resend);
                     ctx.op_end(0);
                 }
             }
             Msg::DecisionReq => {
-                if let Some(commit) = self.decision {
+                if let Some(commit) = self.core.decision {
                     ctx.send(from, Msg::Decision { commit });
                 }
             }
@@ -207,65 +177,32 @@ impl Protocol for TwoPhaseCommit {
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Timer) {
         match timer {
             Timer::Votes => {
-                if self.decision.is_none() {
+                if self.core.decision.is_none() {
                     self.decide(ctx, false);
                 }
             }
             Timer::Resend => self.send_decision(ctx),
             Timer::Uncertain => {
-                if self.decision.is_none() {
-                    if !self.blocked {
-                        self.blocked = true;
-                        ctx.observe(CommitObs::Blocked);
-                    }
+                if self.core.decision.is_none() {
+                    self.core.block(ctx);
                     ctx.broadcast(Msg::DecisionReq);
-                    ctx.set_timer(Timer::Uncertain, self.timeout);
+                    ctx.set_timer(Timer::Uncertain, self.core.timeout);
                 }
             }
         }
     }
 }
 
+/// A 2PC run.
 pub struct TwoPhaseCommitSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Participants that vote no.
     pub no_votes: Vec<u32>,
+    /// The protocol's timeout.
     pub timeout: Duration,
 }
 
-impl Setup for TwoPhaseCommitSetup {
-    type Node = TwoPhaseCommit;
-
-    fn name(&self) -> &'static str {
-        "2pc"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, stable: &Stable) -> Result<TwoPhaseCommit, Corrupt> {
-        let get = |k| stable.load::<bool>(k);
-        Ok(TwoPhaseCommit {
-            id,
-            n: self.nodes,
-            timeout: self.timeout,
-            wants_yes: !self.no_votes.contains(&id.0),
-            begun: get(BEGUN)?.unwrap_or(false),
-            vote: get(VOTE)?,
-            decision: get(DECISION)?,
-            votes: vec![None; self.nodes],
-            acked: vec![false; self.nodes],
-            blocked: false,
-            restarted: !stable.is_empty(),
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<TwoPhaseCommit>> {
-        Box::new(CommitChecker::new(self.nodes, true, settle(self.timeout)))
-    }
-}
-
-/// How long after the last fault every live node must have decided: a few timeouts.
-pub(super) fn settle(timeout: Duration) -> Time {
-    Time(timeout.as_nanos() as u64 * 10)
-}
+setup!(TwoPhaseCommitSetup => TwoPhaseCommit, "2pc", checker: |s| {
+    CommitChecker::new(s.nodes, true, settle(s.timeout))
+});

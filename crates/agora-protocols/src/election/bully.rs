@@ -34,12 +34,12 @@
 //! which the checker's agreement judges once faults stop. Once faults stop, heartbeats bring
 //! every live node to the highest.
 
-use super::{heartbeat, ElectionChecker, ElectionObs};
-use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
-use rand::Rng as _;
+use super::{heartbeat, ElectionChecker, ElectionObs, View};
+use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     Election { term: u64 },
@@ -48,17 +48,14 @@ pub enum Msg {
     Heartbeat { term: u64 },
 }
 
-impl Message for Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Election { .. } => "ELECTION",
-            Msg::Ok { .. } => "OK",
-            Msg::Coordinator { .. } => "COORDINATOR",
-            Msg::Heartbeat { .. } => "HEARTBEAT",
-        }
-    }
-}
+kinds!(Msg {
+    Election => "ELECTION",
+    Ok => "OK",
+    Coordinator => "COORDINATOR",
+    Heartbeat => "HEARTBEAT",
+});
 
+/// The protocol's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
     /// No OK came: we are the highest.
@@ -71,26 +68,22 @@ pub enum Timer {
     Beat,
 }
 
-const TERM: &str = "term";
-
+/// One node of the bully algorithm.
 pub struct Bully {
     id: NodeId,
     n: usize,
-    timeout: Duration,
-    starter: NodeId,
-    term: u64,
-    leader: Option<NodeId>,
+    /// The term, the leader and the failure detector (the starter notices first).
+    view: View,
     /// The leader whose silence started the current election (not told of the result).
     failed: Option<NodeId>,
     electing: bool,
-    restarted: bool,
 }
 
 impl Bully {
-    fn detect_after(&self, ctx: &mut Context<'_, Self>) -> Duration {
-        // The starter notices first; the others wait long enough for its whole election.
-        let base = if self.id == self.starter { self.timeout } else { self.timeout * 3 };
-        base + self.timeout.mul_f64(ctx.rng().random_range(0.0..0.25))
+    /// Node `id`, with the term it persisted in an earlier life.
+    fn new(setup: &BullySetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        let view = View::new(setup.timeout, id == setup.starter, stable)?;
+        Ok(Bully { id, n: setup.nodes, view, failed: None, electing: false })
     }
 
     fn start_election(&mut self, ctx: &mut Context<'_, Self>) {
@@ -98,55 +91,41 @@ impl Bully {
             return;
         }
         self.electing = true;
-        self.leader = None;
+        self.view.leader = None;
         ctx.cancel_timer(Timer::LeaderSilent);
-        ctx.observe(ElectionObs::Started { term: self.term });
+        ctx.observe(ElectionObs::Started { term: self.view.term });
         ctx.op_begin(self.round());
         let higher: Vec<NodeId> = (self.id.0 + 1..self.n as u32).map(NodeId).collect();
         if higher.is_empty() {
             self.become_leader(ctx);
         } else {
-            ctx.multicast(higher, Msg::Election { term: self.term });
-            ctx.set_timer(Timer::NoAnswer, self.timeout);
+            ctx.multicast(higher, Msg::Election { term: self.view.term });
+            ctx.set_timer(Timer::NoAnswer, self.view.timeout());
         }
     }
 
     /// The round of the current term: elections started in it are one operation.
     fn round(&self) -> u64 {
-        self.term / self.n as u64
+        self.view.term / self.n as u64
     }
 
     fn become_leader(&mut self, ctx: &mut Context<'_, Self>) {
         let round = self.round();
-        self.term = (round + 1) * self.n as u64 + self.id.0 as u64;
-        ctx.persist(TERM, &self.term);
+        let term = (round + 1) * self.n as u64 + self.id.0 as u64;
         self.electing = false;
-        self.leader = Some(self.id);
-        ctx.cancel_timer(Timer::NoAnswer);
-        ctx.cancel_timer(Timer::NoCoordinator);
-        ctx.observe(ElectionObs::Leader { leader: self.id, term: self.term });
-        ctx.op_end(round);
+        self.view.lead(ctx, term, &[Timer::NoAnswer, Timer::NoCoordinator], round);
         // Everyone but the leader whose silence started this election.
         let to: Vec<NodeId> =
             (0..self.n as u32).map(NodeId).filter(|p| *p != self.id && Some(*p) != self.failed).collect();
-        ctx.multicast(to, Msg::Coordinator { term: self.term });
-        ctx.set_timer(Timer::Beat, heartbeat(self.timeout));
+        ctx.multicast(to, Msg::Coordinator { term: self.view.term });
+        ctx.set_timer(Timer::Beat, heartbeat(self.view.timeout()));
     }
 
     fn follow(&mut self, ctx: &mut Context<'_, Self>, leader: NodeId, term: u64) {
-        self.term = self.term.max(term);
-        ctx.persist(TERM, &self.term);
         self.electing = false;
-        ctx.cancel_timer(Timer::NoAnswer);
-        ctx.cancel_timer(Timer::NoCoordinator);
-        ctx.cancel_timer(Timer::Beat);
-        if self.leader != Some(leader) {
-            self.leader = Some(leader);
-            ctx.observe(ElectionObs::Leader { leader, term });
-            ctx.op_end((term / self.n as u64).saturating_sub(1));
-        }
-        let t = self.detect_after(ctx);
-        ctx.set_timer(Timer::LeaderSilent, t);
+        let n = self.n as u64;
+        let cancel = [Timer::NoAnswer, Timer::NoCoordinator, Timer::Beat];
+        self.view.follow(ctx, (leader, term), &cancel, Timer::LeaderSilent, |t| (t / n).saturating_sub(1));
     }
 }
 
@@ -156,14 +135,13 @@ impl Protocol for Bully {
     type Obs = ElectionObs;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
-        if self.id == self.starter && !self.restarted {
+        if self.view.starts() {
             self.start_election(ctx);
         } else {
             // A restarted node first listens for a heartbeat period: the current leader's
             // heartbeat tells it the term in force, and if that leader's id is lower, the
             // bully rule starts an election with a newer term.
-            let t = self.detect_after(ctx);
-            ctx.set_timer(Timer::LeaderSilent, t);
+            self.view.listen(ctx, Timer::LeaderSilent);
         }
     }
 
@@ -171,10 +149,10 @@ impl Protocol for Bully {
         match msg {
             Msg::Election { term } => {
                 if from.0 < self.id.0 {
-                    let newer = term >= self.term;
-                    self.term = self.term.max(term);
-                    ctx.send(from, Msg::Ok { term: self.term });
-                    if self.leader != Some(self.id) {
+                    let newer = term >= self.view.term;
+                    self.view.term = self.view.term.max(term);
+                    ctx.send(from, Msg::Ok { term: self.view.term });
+                    if self.view.leader != Some(self.id) {
                         self.start_election(ctx);
                     } else if newer {
                         // We lead, but the elector knows a term as new as ours (it missed our
@@ -184,19 +162,19 @@ impl Protocol for Bully {
                 }
             }
             Msg::Ok { term } => {
-                self.term = self.term.max(term);
+                self.view.term = self.view.term.max(term);
                 if self.electing {
                     ctx.cancel_timer(Timer::NoAnswer);
-                    ctx.set_timer(Timer::NoCoordinator, self.timeout * 2);
+                    ctx.set_timer(Timer::NoCoordinator, self.view.timeout() * 2);
                 }
             }
             Msg::Coordinator { term } | Msg::Heartbeat { term } => {
                 if from.0 < self.id.0 {
                     // A lower node leads: bully it.
-                    self.term = self.term.max(term);
-                    self.leader = None;
+                    self.view.term = self.view.term.max(term);
+                    self.view.leader = None;
                     self.start_election(ctx);
-                } else if term >= self.term || self.leader == Some(from) {
+                } else if term >= self.view.term || self.view.leader == Some(from) {
                     self.follow(ctx, from, term);
                 }
             }
@@ -212,53 +190,29 @@ impl Protocol for Bully {
             }
             Timer::NoCoordinator | Timer::LeaderSilent => {
                 if timer == Timer::LeaderSilent {
-                    self.failed = self.leader;
+                    self.failed = self.view.leader;
                 }
                 self.electing = false;
                 self.start_election(ctx);
             }
             Timer::Beat => {
-                if self.leader == Some(self.id) {
-                    ctx.broadcast(Msg::Heartbeat { term: self.term });
-                    ctx.set_timer(Timer::Beat, heartbeat(self.timeout));
+                if self.view.leader == Some(self.id) {
+                    ctx.broadcast(Msg::Heartbeat { term: self.view.term });
+                    ctx.set_timer(Timer::Beat, heartbeat(self.view.timeout()));
                 }
             }
         }
     }
 }
 
+/// A bully run.
 pub struct BullySetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// The node that starts the first election and notices a silent leader first.
     pub starter: NodeId,
+    /// The protocol's timeout.
     pub timeout: Duration,
 }
 
-impl Setup for BullySetup {
-    type Node = Bully;
-
-    fn name(&self) -> &'static str {
-        "bully"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, stable: &Stable) -> Result<Bully, Corrupt> {
-        Ok(Bully {
-            id,
-            n: self.nodes,
-            timeout: self.timeout,
-            starter: self.starter,
-            term: stable.load(TERM)?.unwrap_or(0),
-            leader: None,
-            failed: None,
-            electing: false,
-            restarted: !stable.is_empty(),
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<Bully>> {
-        Box::new(ElectionChecker::new(self.nodes, self.timeout))
-    }
-}
+setup!(BullySetup => Bully, "bully", checker: |s| ElectionChecker::new(s.nodes, s.timeout));

@@ -11,9 +11,10 @@ mod params;
 pub mod ring_election;
 
 use agora_core::{
-    at_end_not_judged, Checker, EndState, NodeId, NotJudged, Property, PropertyKind, Protocol, Time,
-    Violation,
+    at_end_not_judged, Checker, Context, Corrupt, EndState, NodeId, NotJudged, Property, PropertyKind,
+    Protocol, Stable, Time, Violation,
 };
+use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,6 +33,110 @@ pub fn heartbeat(timeout: Duration) -> Duration {
     timeout / 4
 }
 
+/// The key under which a node persists the highest term it knows.
+const TERM: &str = "term";
+
+/// What a node of either election knows of its leader — the highest term it knows
+/// (persisted) and the leader it follows — and its failure detector, which waits for the
+/// leader's heartbeats.
+pub(super) struct View {
+    /// The failure-detection timeout.
+    timeout: Duration,
+    /// Whether this node notices a silent leader first (it waits one timeout, the others
+    /// three, long enough for its whole election) and starts the first election.
+    fast: bool,
+    /// Whether this node was rebuilt from what it persisted.
+    restarted: bool,
+    /// The highest term this node knows.
+    pub(super) term: u64,
+    /// The leader this node follows (itself when it leads).
+    pub(super) leader: Option<NodeId>,
+}
+
+impl View {
+    /// A node's view, with the term it persisted in an earlier life.
+    pub(super) fn new(timeout: Duration, fast: bool, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(View {
+            timeout,
+            fast,
+            restarted: !stable.is_empty(),
+            term: stable.load(TERM)?.unwrap_or(0),
+            leader: None,
+        })
+    }
+
+    /// The failure-detection timeout.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Whether this node starts the first election: the fast node, unless it restarted (a
+    /// restarted node listens for a heartbeat first, to learn the term in force).
+    pub(super) fn starts(&self) -> bool {
+        self.fast && !self.restarted
+    }
+
+    /// How long the detector waits for a heartbeat before it suspects the leader, jittered.
+    pub(super) fn detect_after(&self, rng: &mut agora_core::Rng) -> Duration {
+        let base = if self.fast { self.timeout } else { self.timeout * 3 };
+        base + self.timeout.mul_f64(rng.random_range(0.0..0.25))
+    }
+
+    /// Waits for the leader's heartbeat: the timer `silent` fires if none comes.
+    pub(super) fn listen<P: Protocol + ?Sized>(&self, ctx: &mut Context<'_, P>, silent: P::Timer) {
+        let t = self.detect_after(ctx.rng());
+        ctx.set_timer(silent, t);
+    }
+
+    /// Persists the term, the highest of this node's and `term`.
+    pub(super) fn raise<P: Protocol + ?Sized>(&mut self, ctx: &mut Context<'_, P>, term: u64) {
+        self.term = self.term.max(term);
+        ctx.persist(TERM, &self.term);
+    }
+
+    /// Leads in `term` (persisted): the timers in `cancel` cancelled, the leadership reported,
+    /// and `op`, the election's operation, ended.
+    pub(super) fn lead<P: Protocol<Obs = ElectionObs> + ?Sized>(
+        &mut self,
+        ctx: &mut Context<'_, P>,
+        term: u64,
+        cancel: &[P::Timer],
+        op: u64,
+    ) {
+        self.term = term;
+        ctx.persist(TERM, &self.term);
+        self.leader = Some(ctx.id());
+        for timer in cancel {
+            ctx.cancel_timer(timer.clone());
+        }
+        ctx.observe(ElectionObs::Leader { leader: ctx.id(), term });
+        ctx.op_end(op);
+    }
+
+    /// Follows `leader`, announced in `term`: the term raised and persisted, the timers in
+    /// `cancel` cancelled, a new leader reported (its election's operation, `op(term)`, ends),
+    /// and the leader's next heartbeat awaited.
+    pub(super) fn follow<P: Protocol<Obs = ElectionObs> + ?Sized>(
+        &mut self,
+        ctx: &mut Context<'_, P>,
+        (leader, term): (NodeId, u64),
+        cancel: &[P::Timer],
+        silent: P::Timer,
+        op: impl FnOnce(u64) -> u64,
+    ) {
+        self.raise(ctx, term);
+        for timer in cancel {
+            ctx.cancel_timer(timer.clone());
+        }
+        if self.leader != Some(leader) {
+            self.leader = Some(leader);
+            ctx.observe(ElectionObs::Leader { leader, term });
+            ctx.op_end(op(term));
+        }
+        self.listen(ctx, silent);
+    }
+}
+
 /// Judges election runs.
 pub struct ElectionChecker {
     settle: Time,
@@ -40,6 +145,7 @@ pub struct ElectionChecker {
 }
 
 impl ElectionChecker {
+    /// A checker of `n` nodes whose failure detectors wait `timeout`.
     pub fn new(n: usize, timeout: Duration) -> Self {
         ElectionChecker {
             settle: Time(timeout.as_nanos() as u64 * 10),

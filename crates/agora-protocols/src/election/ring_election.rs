@@ -31,12 +31,12 @@
 //! leaders in one term (a majority vote, as in Raft, is what closes this gap). Loss can make a
 //! node skip a live successor; partitions can elect one leader per side.
 
-use super::{heartbeat, ElectionChecker, ElectionObs};
-use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
-use rand::Rng as _;
+use super::{heartbeat, ElectionChecker, ElectionObs, View};
+use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     /// `id` names this ring message (creator, counter) so that network duplicates are dropped.
@@ -69,21 +69,21 @@ struct Hop {
 /// A ring message with its hop sequence number, for acknowledgement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
+    /// The hop's sequence number, acknowledged by the next node.
     pub seq: u64,
+    /// The ring message.
     pub msg: Msg,
 }
 
+kinds!(Msg { Election => "ELECTION", Elected => "ELECTED", Ack => "ACK", Heartbeat => "HEARTBEAT" });
+
 impl Message for Envelope {
     fn kind(&self) -> &'static str {
-        match self.msg {
-            Msg::Election { .. } => "ELECTION",
-            Msg::Elected { .. } => "ELECTED",
-            Msg::Ack { .. } => "ACK",
-            Msg::Heartbeat { .. } => "HEARTBEAT",
-        }
+        self.msg.kind()
     }
 }
 
+/// The protocol's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
     /// The successor did not acknowledge hop `seq`.
@@ -92,15 +92,13 @@ pub enum Timer {
     Beat,
 }
 
-const TERM: &str = "term";
-
+/// One node of the ring election.
 pub struct RingElection {
     id: NodeId,
     n: usize,
-    timeout: Duration,
-    starter: Option<NodeId>,
-    term: u64,
-    leader: Option<NodeId>,
+    /// The term, the leader and the failure detector (the single initiator, if any, notices
+    /// first).
+    view: View,
     participant: bool,
     /// Hops sent and not yet acknowledged.
     pending: Vec<Hop>,
@@ -113,10 +111,26 @@ pub struct RingElection {
     seen: std::collections::VecDeque<(u32, u64)>,
     /// Counter for the ids of ring messages this node creates.
     created: u64,
-    restarted: bool,
 }
 
 impl RingElection {
+    /// Node `id`, with the term it persisted in an earlier life.
+    fn new(setup: &RingElectionSetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        let fast = setup.starter.is_none_or(|s| s == id);
+        Ok(RingElection {
+            id,
+            n: setup.nodes,
+            view: View::new(setup.timeout, fast, stable)?,
+            participant: false,
+            pending: Vec::new(),
+            next_seq: 0,
+            suspected: vec![false; setup.nodes],
+            forwarded_elected: None,
+            seen: std::collections::VecDeque::new(),
+            created: 0,
+        })
+    }
+
     fn successor(&self, after: u32) -> Option<u32> {
         (1..self.n as u32)
             .map(|k| (after + k) % self.n as u32)
@@ -133,7 +147,7 @@ impl RingElection {
         let seq = self.next_seq;
         self.pending.push(Hop { seq, msg: msg.clone(), to });
         ctx.send(NodeId(to), Envelope { seq, msg });
-        ctx.set_timer(Timer::HopTimeout(seq), self.timeout / 2);
+        ctx.set_timer(Timer::HopTimeout(seq), self.view.timeout() / 2);
     }
 
     fn new_id(&mut self) -> (u32, u64) {
@@ -141,16 +155,10 @@ impl RingElection {
         (self.id.0, self.created)
     }
 
-    fn detect_after(&self, ctx: &mut Context<'_, Self>) -> Duration {
-        let fast = self.starter.is_none_or(|s| s == self.id);
-        let base = if fast { self.timeout } else { self.timeout * 3 };
-        base + self.timeout.mul_f64(ctx.rng().random_range(0.0..0.25))
-    }
-
     /// How long a participant waits for an election to finish: an election crosses the ring up
     /// to three times, so the wait grows with the ring's size.
     fn election_wait(&self, ctx: &mut Context<'_, Self>) -> Duration {
-        self.detect_after(ctx) * 2 + self.timeout.mul_f64(self.n as f64 / 8.0)
+        self.view.detect_after(ctx.rng()) * 2 + self.view.timeout().mul_f64(self.n as f64 / 8.0)
     }
 
     fn initiate(&mut self, ctx: &mut Context<'_, Self>) {
@@ -158,10 +166,10 @@ impl RingElection {
             return;
         }
         self.participant = true;
-        self.leader = None;
-        ctx.observe(ElectionObs::Started { term: self.term });
-        ctx.op_begin(self.term);
-        let (term, id) = (self.term, self.new_id());
+        self.view.leader = None;
+        ctx.observe(ElectionObs::Started { term: self.view.term });
+        ctx.op_begin(self.view.term);
+        let (term, id) = (self.view.term, self.new_id());
         self.forward(ctx, Msg::Election { candidate: self.id.0, term, id });
         let t = self.election_wait(ctx);
         ctx.set_timer(Timer::LeaderSilent, t);
@@ -179,15 +187,15 @@ impl RingElection {
                 ctx.set_timer(Timer::LeaderSilent, t);
                 // The message gathers the highest term of every node it passes, so the winner
                 // announces a term newer than any in use, even after a restart.
-                let term = self.term.max(term);
+                let term = self.view.term.max(term);
                 if candidate > self.id.0 {
                     self.participant = true;
                     self.forward(ctx, Msg::Election { candidate, term, id });
                 } else if candidate < self.id.0 {
-                    if self.leader == Some(self.id) {
+                    if self.view.leader == Some(self.id) {
                         // We lead, yet someone elects: a node that missed our announcement, or
                         // that knows a term as new as ours. Announce again, in a newer term.
-                        if term >= self.term {
+                        if term >= self.view.term {
                             self.announce(ctx, term + 1);
                         }
                     } else if !self.participant {
@@ -195,14 +203,14 @@ impl RingElection {
                         let id = self.new_id();
                         self.forward(ctx, Msg::Election { candidate: self.id.0, term, id });
                     }
-                } else if self.leader != Some(self.id) {
+                } else if self.view.leader != Some(self.id) {
                     // Our own id came back: we have the highest id in the ring.
                     self.announce(ctx, term + 1);
                 }
             }
             Msg::Elected { leader, term, id } => {
                 let known = self.forwarded_elected.is_some_and(|(l, t)| l == leader && t >= term);
-                if leader == self.id.0 || known || term < self.term {
+                if leader == self.id.0 || known || term < self.view.term {
                     // Back at the winner, already forwarded here, or stale: it has gone round.
                     return;
                 }
@@ -214,9 +222,9 @@ impl RingElection {
                 let from = _from;
                 if from.0 < self.id.0 && !self.participant {
                     // A lower node leads: this node's id would win; elect again.
-                    self.term = self.term.max(term);
+                    self.view.term = self.view.term.max(term);
                     self.initiate(ctx);
-                } else if from.0 >= self.id.0 && (term >= self.term || self.leader == Some(from)) {
+                } else if from.0 >= self.id.0 && (term >= self.view.term || self.view.leader == Some(from)) {
                     self.accept(ctx, from, term);
                 }
             }
@@ -226,30 +234,17 @@ impl RingElection {
 
     /// Leads in `term` and sends ELECTED around the ring.
     fn announce(&mut self, ctx: &mut Context<'_, Self>, term: u64) {
-        self.term = term;
-        ctx.persist(TERM, &self.term);
         self.participant = false;
-        self.leader = Some(self.id);
-        ctx.observe(ElectionObs::Leader { leader: self.id, term });
-        ctx.op_end(term - 1);
+        self.view.lead(ctx, term, &[], term - 1);
         let id = self.new_id();
         self.forward(ctx, Msg::Elected { leader: self.id.0, term, id });
         ctx.cancel_timer(Timer::LeaderSilent);
-        ctx.set_timer(Timer::Beat, heartbeat(self.timeout));
+        ctx.set_timer(Timer::Beat, heartbeat(self.view.timeout()));
     }
 
     fn accept(&mut self, ctx: &mut Context<'_, Self>, leader: NodeId, term: u64) {
-        self.term = self.term.max(term);
-        ctx.persist(TERM, &self.term);
         self.participant = false;
-        ctx.cancel_timer(Timer::Beat);
-        if self.leader != Some(leader) {
-            self.leader = Some(leader);
-            ctx.observe(ElectionObs::Leader { leader, term });
-            ctx.op_end(term - 1);
-        }
-        let t = self.detect_after(ctx);
-        ctx.set_timer(Timer::LeaderSilent, t);
+        self.view.follow(ctx, (leader, term), &[Timer::Beat], Timer::LeaderSilent, |t| t - 1);
     }
 }
 
@@ -259,12 +254,10 @@ impl Protocol for RingElection {
     type Obs = ElectionObs;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
-        let first = !self.restarted && self.starter.is_none_or(|s| s == self.id);
-        if first {
+        if self.view.starts() {
             self.initiate(ctx);
         } else {
-            let t = self.detect_after(ctx);
-            ctx.set_timer(Timer::LeaderSilent, t);
+            self.view.listen(ctx, Timer::LeaderSilent);
         }
     }
 
@@ -303,7 +296,7 @@ impl Protocol for RingElection {
             }
             Timer::LeaderSilent => {
                 self.participant = false;
-                if let Some(l) = self.leader {
+                if let Some(l) = self.view.leader {
                     if l != self.id {
                         self.suspected[l.index()] = true;
                     }
@@ -311,52 +304,25 @@ impl Protocol for RingElection {
                 self.initiate(ctx);
             }
             Timer::Beat => {
-                if self.leader == Some(self.id) {
-                    ctx.broadcast(Envelope { seq: 0, msg: Msg::Heartbeat { term: self.term } });
-                    ctx.set_timer(Timer::Beat, heartbeat(self.timeout));
+                if self.view.leader == Some(self.id) {
+                    ctx.broadcast(Envelope { seq: 0, msg: Msg::Heartbeat { term: self.view.term } });
+                    ctx.set_timer(Timer::Beat, heartbeat(self.view.timeout()));
                 }
             }
         }
     }
 }
 
+/// A ring-election run.
 pub struct RingElectionSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// The single initiator of the first election (every node, if none).
     pub starter: Option<NodeId>,
+    /// The protocol's timeout.
     pub timeout: Duration,
 }
 
-impl Setup for RingElectionSetup {
-    type Node = RingElection;
-
-    fn name(&self) -> &'static str {
-        "ring-election"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, stable: &Stable) -> Result<RingElection, Corrupt> {
-        Ok(RingElection {
-            id,
-            n: self.nodes,
-            timeout: self.timeout,
-            starter: self.starter,
-            term: stable.load(TERM)?.unwrap_or(0),
-            leader: None,
-            participant: false,
-            pending: Vec::new(),
-            next_seq: 0,
-            suspected: vec![false; self.nodes],
-            forwarded_elected: None,
-            seen: std::collections::VecDeque::new(),
-            created: 0,
-            restarted: !stable.is_empty(),
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<RingElection>> {
-        Box::new(ElectionChecker::new(self.nodes, self.timeout))
-    }
-}
+setup!(RingElectionSetup => RingElection, "ring-election", checker: |s| {
+    ElectionChecker::new(s.nodes, s.timeout)
+});

@@ -12,14 +12,16 @@
 //! as safety goes: it persists who holds the section, so after a restart it grants nobody else
 //! until that client releases; queued requests are lost and their clients wait. Loss blocks.
 
-use super::{op, think, MutexChecker, MutexObs, HOLD};
-use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
+pub use super::Timer;
+use super::{MutexChecker, MutexObs, Workload};
+use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 const COORDINATOR: NodeId = NodeId(0);
 const HOLDER: &str = "holder";
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     Request { seq: u32 },
@@ -27,34 +29,31 @@ pub enum Msg {
     Release { seq: u32 },
 }
 
-impl Message for Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Request { .. } => "REQUEST",
-            Msg::Grant { .. } => "GRANT",
-            Msg::Release { .. } => "RELEASE",
-        }
-    }
-}
+kinds!(Msg { Request => "REQUEST", Grant => "GRANT", Release => "RELEASE" });
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Timer {
-    Think,
-    Hold,
-}
-
+/// The coordinator (node 0) or a client.
 pub struct CentralMutex {
     id: NodeId,
-    left: u32,
-    done: u32,
+    work: Workload,
     waiting: bool,
-    inside: bool,
     /// Coordinator: who holds the section (persisted), and who waits.
     holder: Option<(NodeId, u32)>,
     queue: VecDeque<(NodeId, u32)>,
 }
 
 impl CentralMutex {
+    /// Node `id`: the coordinator, knowing whom it granted the section in an earlier life, or
+    /// a client before its first request.
+    fn new(setup: &CentralMutexSetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(CentralMutex {
+            id,
+            work: Workload::new(setup.requests),
+            waiting: false,
+            holder: stable.load(HOLDER)?.flatten(),
+            queue: VecDeque::new(),
+        })
+    }
+
     fn grant_next(&mut self, ctx: &mut Context<'_, Self>) {
         if self.holder.is_some() {
             return;
@@ -73,9 +72,8 @@ impl Protocol for CentralMutex {
     type Obs = MutexObs;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
-        if self.id != COORDINATOR && self.left > 0 {
-            let t = think(ctx.rng());
-            ctx.set_timer(Timer::Think, t);
+        if self.id != COORDINATOR {
+            self.work.think(ctx);
         }
     }
 
@@ -93,12 +91,9 @@ impl Protocol for CentralMutex {
                 ctx.persist(HOLDER, &self.holder);
                 self.grant_next(ctx);
             }
-            Msg::Grant { seq } if self.waiting && seq == self.done => {
+            Msg::Grant { seq } if self.waiting && seq == self.work.done() => {
                 self.waiting = false;
-                self.inside = true;
-                ctx.observe(MutexObs::Entered);
-                ctx.op_end(op(self.id, self.done));
-                ctx.set_timer(Timer::Hold, HOLD);
+                self.work.enter(ctx);
             }
             _ => {}
         }
@@ -108,56 +103,28 @@ impl Protocol for CentralMutex {
         match timer {
             Timer::Think => {
                 self.waiting = true;
-                ctx.observe(MutexObs::Requested);
-                ctx.op_begin(op(self.id, self.done));
-                ctx.send(COORDINATOR, Msg::Request { seq: self.done });
+                self.work.request(ctx);
+                ctx.send(COORDINATOR, Msg::Request { seq: self.work.done() });
             }
             Timer::Hold => {
-                self.inside = false;
-                ctx.observe(MutexObs::Exited);
-                ctx.send(COORDINATOR, Msg::Release { seq: self.done });
-                self.done += 1;
-                self.left -= 1;
-                if self.left > 0 {
-                    let t = think(ctx.rng());
-                    ctx.set_timer(Timer::Think, t);
-                }
+                self.work.exit(ctx);
+                ctx.send(COORDINATOR, Msg::Release { seq: self.work.done() });
+                self.work.next(ctx);
             }
         }
     }
 }
 
+/// A central-mutex run.
 pub struct CentralMutexSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Critical-section entries (or requests) per node.
     pub requests: u32,
 }
 
-impl Setup for CentralMutexSetup {
-    type Node = CentralMutex;
-
-    fn name(&self) -> &'static str {
-        "central-mutex"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, stable: &Stable) -> Result<CentralMutex, Corrupt> {
-        Ok(CentralMutex {
-            id,
-            left: self.requests,
-            done: 0,
-            waiting: false,
-            inside: false,
-            holder: stable.load(HOLDER)?.flatten(),
-            queue: VecDeque::new(),
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<CentralMutex>> {
-        let mut expected = vec![self.requests; self.nodes];
-        expected[COORDINATOR.index()] = 0;
-        Box::new(MutexChecker::new(expected))
-    }
-}
+setup!(CentralMutexSetup => CentralMutex, "central-mutex", checker: |s| {
+    let mut expected = vec![s.requests; s.nodes];
+    expected[COORDINATOR.index()] = 0;
+    MutexChecker::new(expected)
+});

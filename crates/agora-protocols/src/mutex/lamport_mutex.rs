@@ -17,11 +17,13 @@
 //! 0.05` shows it. It does **not** tolerate crash-recovery: a restarted node has lost the
 //! request queue.
 
-use super::{op, think, MutexChecker, MutexObs, HOLD};
-use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
+pub use super::Timer;
+use super::{MutexChecker, MutexObs, Workload};
+use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     Request { ts: u64 },
@@ -29,51 +31,46 @@ pub enum Msg {
     Release { ts: u64, request: u64 },
 }
 
-impl Message for Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Request { .. } => "REQUEST",
-            Msg::Reply { .. } => "REPLY",
-            Msg::Release { .. } => "RELEASE",
-        }
-    }
-}
+kinds!(Msg { Request => "REQUEST", Reply => "REPLY", Release => "RELEASE" });
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Timer {
-    Think,
-    Hold,
-}
-
+/// One node of Lamport's algorithm.
 pub struct LamportMutex {
     id: NodeId,
     n: usize,
-    left: u32,
-    done: u32,
+    work: Workload,
     clock: u64,
     /// (timestamp, node) of every known outstanding request.
     queue: BTreeSet<(u64, u32)>,
     /// The latest timestamp received from each node.
     latest: Vec<u64>,
     mine: Option<u64>,
-    inside: bool,
 }
 
 impl LamportMutex {
+    /// Node `id`, before its first request.
+    fn new(setup: &LamportMutexSetup, id: NodeId, _: &Stable) -> Result<Self, Corrupt> {
+        Ok(LamportMutex {
+            id,
+            n: setup.nodes,
+            work: Workload::new(setup.requests),
+            clock: 0,
+            queue: BTreeSet::new(),
+            latest: vec![0; setup.nodes],
+            mine: None,
+        })
+    }
+
     fn tick(&mut self, seen: u64) {
         self.clock = self.clock.max(seen) + 1;
     }
 
     fn try_enter(&mut self, ctx: &mut Context<'_, Self>) {
         let Some(ts) = self.mine else { return };
-        if self.inside || self.queue.first() != Some(&(ts, self.id.0)) {
+        if self.work.inside() || self.queue.first() != Some(&(ts, self.id.0)) {
             return;
         }
         if (0..self.n).all(|j| j == self.id.index() || self.latest[j] > ts) {
-            self.inside = true;
-            ctx.observe(MutexObs::Entered);
-            ctx.op_end(op(self.id, self.done));
-            ctx.set_timer(Timer::Hold, HOLD);
+            self.work.enter(ctx);
         }
     }
 }
@@ -84,10 +81,7 @@ impl Protocol for LamportMutex {
     type Obs = MutexObs;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
-        if self.left > 0 {
-            let t = think(ctx.rng());
-            ctx.set_timer(Timer::Think, t);
-        }
+        self.work.think(ctx);
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
@@ -128,60 +122,28 @@ impl Protocol for LamportMutex {
                 let ts = self.clock;
                 self.mine = Some(ts);
                 self.queue.insert((ts, self.id.0));
-                ctx.observe(MutexObs::Requested);
-                ctx.op_begin(op(self.id, self.done));
+                self.work.request(ctx);
                 ctx.broadcast(Msg::Request { ts });
                 self.try_enter(ctx);
             }
             Timer::Hold => {
-                self.inside = false;
-                ctx.observe(MutexObs::Exited);
+                self.work.exit(ctx);
                 let request = self.mine.take().expect("inside means requested");
                 self.queue.remove(&(request, self.id.0));
                 self.clock += 1;
                 ctx.broadcast(Msg::Release { ts: self.clock, request });
-                self.done += 1;
-                self.left -= 1;
-                if self.left > 0 {
-                    let t = think(ctx.rng());
-                    ctx.set_timer(Timer::Think, t);
-                }
+                self.work.next(ctx);
             }
         }
     }
 }
 
+/// A lamport-mutex run.
 pub struct LamportMutexSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Critical-section entries (or requests) per node.
     pub requests: u32,
 }
 
-impl Setup for LamportMutexSetup {
-    type Node = LamportMutex;
-
-    fn name(&self) -> &'static str {
-        "lamport-mutex"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, _: &Stable) -> Result<LamportMutex, Corrupt> {
-        Ok(LamportMutex {
-            id,
-            n: self.nodes,
-            left: self.requests,
-            done: 0,
-            clock: 0,
-            queue: BTreeSet::new(),
-            latest: vec![0; self.nodes],
-            mine: None,
-            inside: false,
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<LamportMutex>> {
-        Box::new(MutexChecker::new(vec![self.requests; self.nodes]))
-    }
-}
+setup!(LamportMutexSetup => LamportMutex, "lamport-mutex", checker: |s| MutexChecker::each(s.nodes, s.requests));

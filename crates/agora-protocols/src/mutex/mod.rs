@@ -17,8 +17,8 @@ pub mod ricart_agrawala;
 pub mod token_ring_mutex;
 
 use agora_core::{
-    at_end_not_judged, Checker, EndState, Lifecycle, NodeId, NotJudged, Property, PropertyKind, Protocol,
-    Time, Violation,
+    at_end_not_judged, Checker, Context, EndState, Lifecycle, NodeId, NotJudged, Property, PropertyKind,
+    Protocol, Time, Violation,
 };
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,81 @@ pub fn op(node: NodeId, k: u32) -> u64 {
     (node.0 as u64) << 32 | k as u64
 }
 
+/// The timers of every mutual-exclusion node: the workload's two waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Thinking is over: request the critical section.
+    Think,
+    /// The critical section has been held long enough: release it.
+    Hold,
+}
+
+/// One node's side of the workload every algorithm runs: think, request, enter, hold, exit,
+/// as many times as it was asked to. The algorithm decides when the node may enter; the
+/// workload reports the steps, times the operations and sets the timers, the same way for all.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Entries still to make.
+    left: u32,
+    /// Entries made: the current request's number.
+    done: u32,
+    /// Whether the node is in the critical section.
+    inside: bool,
+}
+
+impl Workload {
+    /// A workload of `requests` entries.
+    pub fn new(requests: u32) -> Self {
+        Workload { left: requests, done: 0, inside: false }
+    }
+
+    /// The number of the current (or next) request: the entries made so far.
+    pub fn done(&self) -> u32 {
+        self.done
+    }
+
+    /// Whether the node is in the critical section.
+    pub fn inside(&self) -> bool {
+        self.inside
+    }
+
+    /// Thinks before the next request, if one is left.
+    pub fn think<P: Protocol<Timer = Timer> + ?Sized>(&self, ctx: &mut Context<'_, P>) {
+        if self.left > 0 {
+            let t = think(ctx.rng());
+            ctx.set_timer(Timer::Think, t);
+        }
+    }
+
+    /// The node requests the critical section: its operation begins.
+    pub fn request<P: Protocol<Obs = MutexObs> + ?Sized>(&self, ctx: &mut Context<'_, P>) {
+        ctx.observe(MutexObs::Requested);
+        ctx.op_begin(op(ctx.id(), self.done));
+    }
+
+    /// The node enters the critical section: its operation ends, and it holds the section
+    /// for [`HOLD`].
+    pub fn enter<P: Protocol<Obs = MutexObs, Timer = Timer> + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
+        self.inside = true;
+        ctx.observe(MutexObs::Entered);
+        ctx.op_end(op(ctx.id(), self.done));
+        ctx.set_timer(Timer::Hold, HOLD);
+    }
+
+    /// The node leaves the critical section (the algorithm then tells whom it must).
+    pub fn exit<P: Protocol<Obs = MutexObs> + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
+        self.inside = false;
+        ctx.observe(MutexObs::Exited);
+    }
+
+    /// The entry is over: counted, and the node thinks before its next request, if any.
+    pub fn next<P: Protocol<Timer = Timer> + ?Sized>(&mut self, ctx: &mut Context<'_, P>) {
+        self.done += 1;
+        self.left -= 1;
+        self.think(ctx);
+    }
+}
+
 /// Judges mutual-exclusion runs.
 pub struct MutexChecker {
     /// Nodes expected to enter, and how often each.
@@ -55,9 +130,15 @@ pub struct MutexChecker {
 }
 
 impl MutexChecker {
+    /// A checker of nodes that each enter `expected[node]` times.
     pub fn new(expected: Vec<u32>) -> Self {
         let n = expected.len();
         MutexChecker { expected, holder: None, entries: vec![0; n], crashed: false }
+    }
+
+    /// A checker of `nodes` nodes that each enter `requests` times.
+    pub fn each(nodes: usize, requests: u32) -> Self {
+        MutexChecker::new(vec![requests; nodes])
     }
 }
 

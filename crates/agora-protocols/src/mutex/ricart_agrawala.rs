@@ -16,10 +16,12 @@
 //! others may wait forever but never enter together. Loss of a REQUEST or REPLY blocks the
 //! requester.
 
-use super::{op, think, MutexChecker, MutexObs, HOLD};
-use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
+pub use super::Timer;
+use super::{MutexChecker, MutexObs, Workload};
+use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     Request {
@@ -33,28 +35,15 @@ pub enum Msg {
     },
 }
 
-impl Message for Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Request { .. } => "REQUEST",
-            Msg::Reply { .. } => "REPLY",
-        }
-    }
-}
+kinds!(Msg { Request => "REQUEST", Reply => "REPLY" });
 
 const INCARNATION: &str = "incarnation";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Timer {
-    Think,
-    Hold,
-}
-
+/// One node of Ricart and Agrawala's algorithm.
 pub struct RicartAgrawala {
     id: NodeId,
     n: usize,
-    left: u32,
-    done: u32,
+    work: Workload,
     clock: u64,
     /// This node's incarnation: persisted, one more at every start.
     inc: u32,
@@ -62,7 +51,22 @@ pub struct RicartAgrawala {
     replied: Vec<bool>,
     /// Requests answered when this node exits: (node, their timestamp, their incarnation).
     deferred: Vec<(NodeId, u64, u32)>,
-    inside: bool,
+}
+
+impl RicartAgrawala {
+    /// Node `id`, in the incarnation after the one it persisted, if any.
+    fn new(setup: &RicartAgrawalaSetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(RicartAgrawala {
+            inc: stable.load::<u32>(INCARNATION)?.map_or(0, |i| i + 1),
+            id,
+            n: setup.nodes,
+            work: Workload::new(setup.requests),
+            clock: 0,
+            mine: None,
+            replied: vec![false; setup.nodes],
+            deferred: Vec::new(),
+        })
+    }
 }
 
 impl Protocol for RicartAgrawala {
@@ -72,10 +76,7 @@ impl Protocol for RicartAgrawala {
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
         ctx.persist(INCARNATION, &self.inc);
-        if self.left > 0 {
-            let t = think(ctx.rng());
-            ctx.set_timer(Timer::Think, t);
-        }
+        self.work.think(ctx);
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
@@ -83,7 +84,7 @@ impl Protocol for RicartAgrawala {
             Msg::Request { ts, inc } => {
                 self.clock = self.clock.max(ts) + 1;
                 let mine_first = self.mine.is_some_and(|m| (m, self.id.0) < (ts, from.0));
-                if self.inside || mine_first {
+                if self.work.inside() || mine_first {
                     if !self.deferred.contains(&(from, ts, inc)) {
                         self.deferred.push((from, ts, inc));
                     }
@@ -92,15 +93,12 @@ impl Protocol for RicartAgrawala {
                 }
             }
             Msg::Reply { ts, inc } => {
-                if self.mine != Some(ts) || inc != self.inc || self.inside {
+                if self.mine != Some(ts) || inc != self.inc || self.work.inside() {
                     return; // for an earlier request of ours
                 }
                 self.replied[from.index()] = true;
                 if (0..self.n).all(|j| j == self.id.index() || self.replied[j]) {
-                    self.inside = true;
-                    ctx.observe(MutexObs::Entered);
-                    ctx.op_end(op(self.id, self.done));
-                    ctx.set_timer(Timer::Hold, HOLD);
+                    self.work.enter(ctx);
                 }
             }
         }
@@ -112,67 +110,31 @@ impl Protocol for RicartAgrawala {
                 self.clock += 1;
                 self.mine = Some(self.clock);
                 self.replied = vec![false; self.n];
-                ctx.observe(MutexObs::Requested);
-                ctx.op_begin(op(self.id, self.done));
+                self.work.request(ctx);
                 if self.n == 1 {
-                    self.inside = true;
-                    ctx.observe(MutexObs::Entered);
-                    ctx.op_end(op(self.id, self.done));
-                    ctx.set_timer(Timer::Hold, HOLD);
+                    self.work.enter(ctx);
                 } else {
                     ctx.broadcast(Msg::Request { ts: self.clock, inc: self.inc });
                 }
             }
             Timer::Hold => {
-                self.inside = false;
                 self.mine = None;
-                ctx.observe(MutexObs::Exited);
+                self.work.exit(ctx);
                 for (to, ts, inc) in std::mem::take(&mut self.deferred) {
                     ctx.send(to, Msg::Reply { ts, inc });
                 }
-                self.done += 1;
-                self.left -= 1;
-                if self.left > 0 {
-                    let t = think(ctx.rng());
-                    ctx.set_timer(Timer::Think, t);
-                }
+                self.work.next(ctx);
             }
         }
     }
 }
 
+/// A ricart-agrawala run.
 pub struct RicartAgrawalaSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Critical-section entries (or requests) per node.
     pub requests: u32,
 }
 
-impl Setup for RicartAgrawalaSetup {
-    type Node = RicartAgrawala;
-
-    fn name(&self) -> &'static str {
-        "ricart-agrawala"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, stable: &Stable) -> Result<RicartAgrawala, Corrupt> {
-        Ok(RicartAgrawala {
-            inc: stable.load::<u32>(INCARNATION)?.map_or(0, |i| i + 1),
-            id,
-            n: self.nodes,
-            left: self.requests,
-            done: 0,
-            clock: 0,
-            mine: None,
-            replied: vec![false; self.nodes],
-            deferred: Vec::new(),
-            inside: false,
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<RicartAgrawala>> {
-        Box::new(MutexChecker::new(vec![self.requests; self.nodes]))
-    }
-}
+setup!(RicartAgrawalaSetup => RicartAgrawala, "ricart-agrawala", checker: |s| MutexChecker::each(s.nodes, s.requests));

@@ -16,10 +16,12 @@
 //! the token, or a crash of its holder, stops the ring (token regeneration is not
 //! implemented); safety holds under both.
 
-use super::{op, think, MutexChecker, MutexObs, HOLD};
-use agora_core::{Checker, Context, Corrupt, Message, NodeId, Protocol, Setup, Stable};
+pub use super::Timer;
+use super::{MutexChecker, MutexObs, Workload};
+use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 
+/// The token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Token {
     /// Passes so far: strictly increasing, so stale copies are recognised.
@@ -34,40 +36,45 @@ impl Message for Token {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Timer {
-    Think,
-    Hold,
-}
-
 const CREATED: &str = "created";
 
+/// One node of the token ring.
 pub struct TokenRingMutex {
     id: NodeId,
     n: usize,
     start: NodeId,
     total: u64,
-    left: u32,
-    done: u32,
+    work: Workload,
     wants: bool,
-    inside: bool,
     token: Option<Token>,
     last_hop: Option<u64>,
     created: bool,
 }
 
 impl TokenRingMutex {
+    /// Node `id`, knowing whether it created the token in an earlier life.
+    fn new(setup: &TokenRingMutexSetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(TokenRingMutex {
+            id,
+            n: setup.nodes,
+            start: setup.start,
+            total: setup.nodes as u64 * setup.requests as u64,
+            work: Workload::new(setup.requests),
+            wants: false,
+            token: None,
+            last_hop: None,
+            created: stable.load(CREATED)?.unwrap_or(false),
+        })
+    }
+
     fn use_token(&mut self, ctx: &mut Context<'_, Self>) {
         let Some(t) = &self.token else { return };
-        if self.inside {
+        if self.work.inside() {
             return;
         }
         if self.wants {
             self.wants = false;
-            self.inside = true;
-            ctx.observe(MutexObs::Entered);
-            ctx.op_end(op(self.id, self.done));
-            ctx.set_timer(Timer::Hold, HOLD);
+            self.work.enter(ctx);
         } else if t.remaining > 0 && self.n > 1 {
             let mut t = self.token.take().expect("checked");
             t.hop += 1;
@@ -82,10 +89,7 @@ impl Protocol for TokenRingMutex {
     type Obs = MutexObs;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
-        if self.left > 0 {
-            let t = think(ctx.rng());
-            ctx.set_timer(Timer::Think, t);
-        }
+        self.work.think(ctx);
         if self.id == self.start && !self.created {
             self.created = true;
             ctx.persist(CREATED, &true);
@@ -107,62 +111,29 @@ impl Protocol for TokenRingMutex {
         match timer {
             Timer::Think => {
                 self.wants = true;
-                ctx.observe(MutexObs::Requested);
-                ctx.op_begin(op(self.id, self.done));
+                self.work.request(ctx);
                 self.use_token(ctx);
             }
             Timer::Hold => {
-                self.inside = false;
-                ctx.observe(MutexObs::Exited);
+                self.work.exit(ctx);
                 if let Some(t) = &mut self.token {
                     t.remaining = t.remaining.saturating_sub(1);
                 }
-                self.done += 1;
-                self.left -= 1;
-                if self.left > 0 {
-                    let t = think(ctx.rng());
-                    ctx.set_timer(Timer::Think, t);
-                }
+                self.work.next(ctx);
                 self.use_token(ctx);
             }
         }
     }
 }
 
+/// A token-ring-mutex run.
 pub struct TokenRingMutexSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Critical-section entries (or requests) per node.
     pub requests: u32,
+    /// The node that holds the token first.
     pub start: NodeId,
 }
 
-impl Setup for TokenRingMutexSetup {
-    type Node = TokenRingMutex;
-
-    fn name(&self) -> &'static str {
-        "token-ring-mutex"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, stable: &Stable) -> Result<TokenRingMutex, Corrupt> {
-        Ok(TokenRingMutex {
-            id,
-            n: self.nodes,
-            start: self.start,
-            total: self.nodes as u64 * self.requests as u64,
-            left: self.requests,
-            done: 0,
-            wants: false,
-            inside: false,
-            token: None,
-            last_hop: None,
-            created: stable.load(CREATED)?.unwrap_or(false),
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<TokenRingMutex>> {
-        Box::new(MutexChecker::new(vec![self.requests; self.nodes]))
-    }
-}
+setup!(TokenRingMutexSetup => TokenRingMutex, "token-ring-mutex", checker: |s| MutexChecker::each(s.nodes, s.requests));

@@ -14,14 +14,14 @@
 //! of serving it twice. A crashed server stalls the clients until it restarts.
 
 use agora_core::{
-    Checker, Context, Corrupt, EndState, Message, NodeId, Property, PropertyKind, Protocol, Setup, Stable,
-    Time, Violation,
+    Checker, Context, Corrupt, EndState, NodeId, Property, PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 const SERVER: NodeId = NodeId(0);
 
+/// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     Join,
@@ -30,26 +30,20 @@ pub enum Msg {
     Reply { seq: u32, result: u64 },
 }
 
-impl Message for Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Join => "JOIN",
-            Msg::Welcome => "WELCOME",
-            Msg::Request { .. } => "REQUEST",
-            Msg::Reply { .. } => "REPLY",
-        }
-    }
-}
+kinds!(Msg { Join => "JOIN", Welcome => "WELCOME", Request => "REQUEST", Reply => "REPLY" });
 
+/// What client–server nodes report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CentralObs {
     Joined,
     Served { seq: u32 },
 }
 
+/// The client's retransmission timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Retry;
 
+/// The server (node 0) or a client.
 pub struct Central {
     id: NodeId,
     requests: u32,
@@ -62,6 +56,18 @@ pub struct Central {
 }
 
 impl Central {
+    /// Node `id`: the server or a client that has not joined yet.
+    fn new(setup: &CentralSetup, id: NodeId, _: &Stable) -> Result<Self, Corrupt> {
+        Ok(Central {
+            id,
+            requests: setup.requests,
+            timeout: setup.timeout,
+            joined: false,
+            next: 0,
+            served: vec![0; setup.nodes],
+        })
+    }
+
     fn ask(&mut self, ctx: &mut Context<'_, Self>) {
         if !self.joined {
             ctx.send(SERVER, Msg::Join);
@@ -127,43 +133,23 @@ impl Protocol for Central {
     }
 }
 
+/// A client–server run.
 pub struct CentralSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Critical-section entries (or requests) per node.
     pub requests: u32,
+    /// The protocol's timeout.
     pub timeout: Duration,
 }
 
-impl Setup for CentralSetup {
-    type Node = Central;
+setup!(CentralSetup => Central, "central", checker: |s| CentralChecker {
+    requests: s.requests,
+    joined: vec![false; s.nodes],
+    served: vec![0; s.nodes],
+});
 
-    fn name(&self) -> &'static str {
-        "central"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, _: &Stable) -> Result<Central, Corrupt> {
-        Ok(Central {
-            id,
-            requests: self.requests,
-            timeout: self.timeout,
-            joined: false,
-            next: 0,
-            served: vec![0; self.nodes],
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<Central>> {
-        Box::new(CentralChecker {
-            requests: self.requests,
-            joined: vec![false; self.nodes],
-            served: vec![0; self.nodes],
-        })
-    }
-}
-
+/// Judges client–server runs.
 pub struct CentralChecker {
     requests: u32,
     joined: Vec<bool>,

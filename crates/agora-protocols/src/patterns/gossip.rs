@@ -21,15 +21,18 @@
 
 use agora_core::{
     at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
-    PropertyKind, Protocol, Setup, Stable, Time, Violation,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The rumour, pushed to a few random peers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Push {
+    /// The node that broadcasts.
     pub origin: NodeId,
+    /// What it broadcasts.
     pub payload: u64,
 }
 
@@ -39,6 +42,7 @@ impl Message for Push {
     }
 }
 
+/// What gossip nodes report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GossipObs {
     Broadcast {
@@ -56,9 +60,11 @@ pub enum GossipObs {
 /// The delivered rumour, persisted before it is observed.
 const DELIVERED: &str = "delivered";
 
+/// The timer of the next gossip round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Round;
 
+/// One gossip node.
 pub struct Gossip {
     id: NodeId,
     n: usize,
@@ -72,6 +78,21 @@ pub struct Gossip {
 }
 
 impl Gossip {
+    /// Node `id`, with the rumour it delivered in an earlier life, if any.
+    fn new(setup: &GossipSetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(Gossip {
+            id,
+            n: setup.nodes,
+            origin: setup.origin,
+            payload: setup.payload,
+            fanout: setup.fanout,
+            period: setup.period,
+            rounds: setup.rounds(),
+            known: stable.load(DELIVERED)?,
+            left: 0,
+        })
+    }
+
     fn learn(&mut self, ctx: &mut Context<'_, Self>, p: Push) {
         ctx.persist(DELIVERED, &p);
         ctx.observe(GossipObs::Delivered { payload: p.payload });
@@ -127,50 +148,34 @@ impl Protocol for Gossip {
     }
 }
 
+/// A gossip run.
 pub struct GossipSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// The node that broadcasts.
     pub origin: NodeId,
+    /// What it broadcasts.
     pub payload: u64,
+    /// Peers told per round.
     pub fanout: usize,
+    /// Time between rounds.
     pub period: Duration,
 }
 
 impl GossipSetup {
+    /// Rounds a node pushes after it learnt the rumour: ⌈log₂N⌉ + 4.
     pub fn rounds(&self) -> u32 {
         (self.nodes.max(2) as f64).log2().ceil() as u32 + 4
     }
 }
 
-impl Setup for GossipSetup {
-    type Node = Gossip;
+setup!(GossipSetup => Gossip, "gossip", checker: |s| GossipChecker {
+    broadcast: None,
+    delivered: vec![false; s.nodes],
+    crashed: false,
+});
 
-    fn name(&self) -> &'static str {
-        "gossip"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, stable: &Stable) -> Result<Gossip, Corrupt> {
-        Ok(Gossip {
-            id,
-            n: self.nodes,
-            origin: self.origin,
-            payload: self.payload,
-            fanout: self.fanout,
-            period: self.period,
-            rounds: self.rounds(),
-            known: stable.load(DELIVERED)?,
-            left: 0,
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<Gossip>> {
-        Box::new(GossipChecker { broadcast: None, delivered: vec![false; self.nodes], crashed: false })
-    }
-}
-
+/// Judges gossip runs.
 pub struct GossipChecker {
     broadcast: Option<u64>,
     delivered: Vec<bool>,

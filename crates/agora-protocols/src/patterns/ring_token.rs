@@ -13,12 +13,14 @@
 
 use agora_core::{
     at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
-    PropertyKind, Protocol, Setup, Stable, Time, Violation,
+    PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
 
+/// The token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Token {
+    /// Passes so far.
     pub hop: u64,
 }
 
@@ -31,6 +33,7 @@ impl Message for Token {
 /// "I hold the token at hop `hop`."
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
+    /// Passes so far.
     pub hop: u64,
 }
 
@@ -38,6 +41,7 @@ pub struct Held {
 /// accepts a stale copy.
 const LAST: &str = "last";
 
+/// One node of the ring.
 pub struct RingToken {
     id: NodeId,
     n: usize,
@@ -47,6 +51,17 @@ pub struct RingToken {
 }
 
 impl RingToken {
+    /// Node `id`, with the last hop it held in an earlier life, if any.
+    fn new(setup: &RingTokenSetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        Ok(RingToken {
+            id,
+            n: setup.nodes,
+            start: setup.start,
+            hops: setup.nodes as u64 * setup.rounds as u64,
+            last: stable.load(LAST)?,
+        })
+    }
+
     fn hold(&mut self, ctx: &mut Context<'_, Self>, hop: u64) {
         self.last = Some(hop);
         ctx.persist(LAST, &hop);
@@ -80,43 +95,24 @@ impl Protocol for RingToken {
     fn on_timer(&mut self, _: &mut Context<'_, Self>, _: ()) {}
 }
 
+/// A ring-token run.
 pub struct RingTokenSetup {
+    /// The cluster size: ids are `0..nodes`.
     pub nodes: usize,
+    /// Times the token goes round.
     pub rounds: u32,
+    /// The node that holds the token first.
     pub start: NodeId,
 }
 
-impl Setup for RingTokenSetup {
-    type Node = RingToken;
+setup!(RingTokenSetup => RingToken, "ring-token", checker: |s| RingTokenChecker {
+    rounds: s.rounds,
+    last: None,
+    held: vec![0; s.nodes],
+    crashed: false,
+});
 
-    fn name(&self) -> &'static str {
-        "ring-token"
-    }
-
-    fn nodes(&self) -> usize {
-        self.nodes
-    }
-
-    fn build(&self, id: NodeId, stable: &Stable) -> Result<RingToken, Corrupt> {
-        Ok(RingToken {
-            id,
-            n: self.nodes,
-            start: self.start,
-            hops: self.nodes as u64 * self.rounds as u64,
-            last: stable.load(LAST)?,
-        })
-    }
-
-    fn checker(&self) -> Box<dyn Checker<RingToken>> {
-        Box::new(RingTokenChecker {
-            rounds: self.rounds,
-            last: None,
-            held: vec![0; self.nodes],
-            crashed: false,
-        })
-    }
-}
-
+/// Judges ring-token runs.
 pub struct RingTokenChecker {
     rounds: u32,
     last: Option<u64>,

@@ -16,7 +16,7 @@ use super::obs::{Answer, VoteObs};
 use super::settings::Settings;
 use super::{Ballot, Hash, Phase, Results, Tally};
 use crate::raft::{RaftMsg, RaftTimer};
-use agora_core::{Context, Message, NodeId, Protocol};
+use agora_core::{Context, NodeId, Protocol};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -93,22 +93,18 @@ impl From<RaftMsg<Tally>> for Msg {
     }
 }
 
-impl Message for Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Raft(m) => m.kind(),
-            Msg::Cast { .. } => "CAST",
-            Msg::Forward { .. } => "FORWARD",
-            Msg::Answers { .. } => "ANSWERS",
-            Msg::CitizenDone { .. } => "CITIZEN-DONE",
-            Msg::Status { .. } => "STATUS",
-            Msg::DigestQuery { .. } => "DIGEST-QUERY",
-            Msg::DigestReply { .. } => "DIGEST-REPLY",
-            Msg::Published { .. } => "RESULTS",
-            Msg::ResultsAck { .. } => "RESULTS-ACK",
-        }
-    }
-}
+kinds!(Msg {
+    Raft(m) => m.kind(),
+    Cast => "CAST",
+    Forward => "FORWARD",
+    Answers => "ANSWERS",
+    CitizenDone => "CITIZEN-DONE",
+    Status => "STATUS",
+    DigestQuery => "DIGEST-QUERY",
+    DigestReply => "DIGEST-REPLY",
+    Published => "RESULTS",
+    ResultsAck => "RESULTS-ACK",
+});
 
 /// The timers of an election's nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
