@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 pub use agora_protocols::params::MAX_VOTERS;
 
+/// The whole command line.
 #[derive(Parser, Debug)]
 #[command(
     name = "agora",
@@ -27,10 +28,12 @@ pub use agora_protocols::params::MAX_VOTERS;
         Exit codes: 0 success, 1 a property was violated, 2 a mistake in the command or its input."
 )]
 pub struct Cli {
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// `agora`'s subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a protocol in the deterministic simulator and check it.
@@ -61,15 +64,19 @@ pub enum Command {
     Election(Box<ElectionArgs>),
 }
 
+/// The arguments of `agora election`.
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, allow_negative_numbers = true)]
 pub struct ElectionArgs {
+    /// `register` or `verify`; none runs an election.
     #[command(subcommand)]
     pub action: Option<ElectionAction>,
+    /// The election to run when no action is given.
     #[command(flatten)]
     pub run: ElectionRunArgs,
 }
 
+/// What `agora election` can do besides running one.
 #[derive(Subcommand, Debug)]
 pub enum ElectionAction {
     /// Write a voter roll with one secret credential per voter (CSV: voter,state,credential).
@@ -79,6 +86,7 @@ pub enum ElectionAction {
     Verify(VerifyArgs),
 }
 
+/// The arguments of an election run (`agora election`).
 #[derive(Args, Debug)]
 pub struct ElectionRunArgs {
     /// The election file (TOML; see examples/election.toml) [default: a 3-option demo over
@@ -97,12 +105,14 @@ pub struct ElectionRunArgs {
     /// Run in the deterministic simulator instead of over TCP (fault flags apply).
     #[arg(long)]
     pub sim: bool,
+    /// The seed of the run's random sources: the same seed gives the same run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Simulator: crash this many random legislature replicas (one at a time at most a
     /// minority), each restarted after a while [0..=10000].
     #[arg(long, value_name = "K", value_parser = count::<u32>(0, 10_000))]
     pub crash_replicas: Option<u32>,
+    /// The faults to inject.
     #[command(flatten)]
     pub faults: FaultArgs,
     /// Ballots each citizen keeps in flight (more: more throughput, longer queues)
@@ -136,6 +146,7 @@ pub struct ElectionRunArgs {
     pub json: bool,
 }
 
+/// The arguments of `agora election register`.
 #[derive(Args, Debug)]
 pub struct RegisterArgs {
     /// The election file [default: the demo election].
@@ -152,6 +163,7 @@ pub struct RegisterArgs {
     pub out: PathBuf,
 }
 
+/// The arguments of `agora election verify`.
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// Receipts, each checked: lines of receipts.csv or receipts.jsonl (as --out writes them),
@@ -163,6 +175,7 @@ pub struct VerifyArgs {
     pub results: PathBuf,
 }
 
+/// The arguments of `agora multicast`.
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
 pub struct MulticastArgs {
@@ -185,6 +198,7 @@ pub struct MulticastArgs {
     /// Where to run: sim (the simulator) or tcp (loopback TCP).
     #[arg(long, default_value = "sim")]
     pub runtime: String,
+    /// The seed of the run's random sources: the same seed gives the same run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Mean time between a peer's messages (exponentially distributed) [0..=3600000].
@@ -194,6 +208,7 @@ pub struct MulticastArgs {
     /// [0.001..=3600000].
     #[arg(long, value_name = "MS", value_parser = values::timer_ms)]
     pub timeout_ms: Option<f64>,
+    /// The faults to inject.
     #[command(flatten)]
     pub faults: FaultArgs,
     /// Write multicast.csv and SVG charts here.
@@ -204,6 +219,7 @@ pub struct MulticastArgs {
     pub json: bool,
 }
 
+/// The arguments of `agora complexity`.
 #[derive(Args, Debug)]
 pub struct ComplexityArgs {
     /// Algorithms, comma-separated [default: all of the classic algorithms].
@@ -227,6 +243,7 @@ pub struct ComplexityArgs {
     /// Power of a busy core, for --runtime tcp (docs/energy.md).
     #[arg(long, value_name = "W", default_value_t = 10.0, value_parser = values::constant)]
     pub watts_per_core: f64,
+    /// The seed of the run's random sources: the same seed gives the same run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Write complexity.csv, messages.svg and carbon.svg here.
@@ -237,6 +254,7 @@ pub struct ComplexityArgs {
     pub json: bool,
 }
 
+/// The arguments of `agora clocks`.
 #[derive(Args, Debug)]
 pub struct ClocksArgs {
     /// lamport or vector.
@@ -251,6 +269,7 @@ pub struct ClocksArgs {
     /// Events per process of a random scenario [1..=200].
     #[arg(long, default_value_t = 6, value_parser = count::<u32>(1, 200))]
     pub events: u32,
+    /// The seed of the run's random sources: the same seed gives the same run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Two events to compare, e.g. MS_0,MR_3 (repeatable): ordered or concurrent?
@@ -261,6 +280,7 @@ pub struct ClocksArgs {
     pub json: bool,
 }
 
+/// The arguments of `agora check`.
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
 pub struct CheckArgs {
@@ -269,8 +289,10 @@ pub struct CheckArgs {
     /// Seeds to run, A..B (B excluded), e.g. 0..1000; at most 1000000 seeds.
     #[arg(long, default_value = "0..100", value_parser = values::seeds)]
     pub seeds: std::ops::Range<u64>,
+    /// The protocol\'s parameters.
     #[command(flatten)]
     pub params: ProtocolArgs,
+    /// The faults to inject.
     #[command(flatten)]
     pub faults: FaultArgs,
     /// Stop each run at this virtual time (0..=1e9].
@@ -288,10 +310,12 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+/// The arguments of `agora run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The protocol to run (see `agora protocols`).
     pub protocol: String,
+    /// The protocol\'s parameters.
     #[command(flatten)]
     pub params: ProtocolArgs,
     /// Seeds the nodes' random sources and random topologies.
@@ -314,6 +338,7 @@ pub struct RunArgs {
     pub json: bool,
 }
 
+/// The arguments of `agora node`.
 #[derive(Args, Debug)]
 pub struct NodeArgs {
     /// The cluster file (see examples/cluster.toml).
@@ -354,6 +379,7 @@ pub struct NodeArgs {
     pub supervised: bool,
 }
 
+/// The arguments of `agora up`.
 #[derive(Args, Debug)]
 pub struct UpArgs {
     /// The cluster file (see examples/cluster.toml). Addresses with port 0 get a port the
@@ -521,16 +547,19 @@ pub struct FaultArgs {
     pub random_crashes: Option<u32>,
 }
 
+/// The arguments of `agora sim`.
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
 pub struct SimArgs {
     /// The protocol to run (see `agora protocols`).
     pub protocol: String,
+    /// The protocol\'s parameters.
     #[command(flatten)]
     pub params: ProtocolArgs,
     /// The master seed: the same seed replays the same run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The faults to inject.
     #[command(flatten)]
     pub faults: FaultArgs,
     /// Stop at this virtual time (0..=1e9].
@@ -550,6 +579,7 @@ pub struct SimArgs {
     pub per_node: Option<PathBuf>,
 }
 
+/// The arguments of `agora bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Where to run: sim (the simulator) or tcp (loopback TCP).
@@ -565,6 +595,7 @@ pub struct BenchArgs {
     /// [each 1..=1000000; over TCP 2..=1000].
     #[arg(long, value_delimiter = ',', value_parser = count::<usize>(1, MAX_NODES))]
     pub nodes: Vec<usize>,
+    /// Topology of the flood benchmark: complete, ring, grid or regular:K.
     #[arg(long, default_value = "regular:8")]
     pub topology: String,
     /// Messages per stream (stream) [1..=10000000].
@@ -573,6 +604,7 @@ pub struct BenchArgs {
     /// Messages in flight per link (stream) [1..=1000000].
     #[arg(long, default_value_t = 1_000, value_parser = count::<u32>(1, 1_000_000))]
     pub window: u32,
+    /// The seed of the run's random sources: the same seed gives the same run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Print one JSON object instead of a table.

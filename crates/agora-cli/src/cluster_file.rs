@@ -13,17 +13,20 @@ use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
+/// A cluster file, as read and checked.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
     /// Name every handshake must carry: nodes of another cluster are refused.
     pub cluster: String,
+    /// The protocol every node runs (a name of `agora protocols`).
     pub protocol: String,
     /// The cluster secret, 64 hexadecimal digits: every handshake proves it (see
     /// `agora_net::handshake`). Exactly one of `secret` and `secret_file` is required.
     pub secret: Option<String>,
     /// A file holding the secret; relative to the cluster file's folder.
     pub secret_file: Option<PathBuf>,
+    /// Seeds the nodes' random sources and random topologies.
     #[serde(default = "one")]
     pub seed: u64,
     /// Where nodes keep their databases; relative to the cluster file's folder.
@@ -35,15 +38,19 @@ pub struct ClusterFile {
     /// A node that has handled nothing for this long, with no timer pending, is done.
     #[serde(default = "idle_default")]
     pub idle_ms: u64,
+    /// A node stops after this long even if it is not done.
     #[serde(default = "max_time_default")]
     pub max_time_ms: u64,
+    /// The nodes, with ids 0, 1, 2, ... in order.
     #[serde(rename = "node")]
     pub nodes: Vec<NodeEntry>,
 }
 
+/// One `[[node]]` of a cluster file.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEntry {
+    /// The node's id: its position in the file.
     pub id: u32,
     /// `host:port`; a host name is resolved when the node starts.
     pub addr: String,

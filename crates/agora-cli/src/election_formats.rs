@@ -25,8 +25,11 @@ pub const LINE_BYTES_MAX: usize = 1024;
 /// a JSON array (from 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {
+    /// The file as a whole.
     File,
+    /// A line, numbered from 1.
     Line(usize),
+    /// The n-th receipt of a JSON array, from 1.
     Receipt(usize),
 }
 
@@ -44,7 +47,9 @@ impl Place {
 /// A malformed file: where, and what is wrong, in one line.
 #[derive(Debug)]
 pub struct FormatError {
+    /// Where the mistake is.
     pub at: Place,
+    /// What is wrong.
     pub msg: String,
 }
 
@@ -72,7 +77,9 @@ impl fmt::Display for FormatError {
 /// Reading lines failed: the reader's error, or a line that is too long or not UTF-8.
 #[derive(Debug)]
 pub enum ReadError {
+    /// The reader failed.
     Io(std::io::Error),
+    /// A line too long or not UTF-8.
     Format(FormatError),
 }
 
@@ -124,6 +131,7 @@ pub struct Lines<R> {
 }
 
 impl<R: BufRead> Lines<R> {
+    /// Lines of `reader`, none read yet.
     pub fn new(reader: R) -> Self {
         Lines { reader, n: 0, buf: Vec::new() }
     }
@@ -138,6 +146,8 @@ impl<R: BufRead> Lines<R> {
         FormatError::new(Place::Line(self.n), m)
     }
 
+    /// The next line without its line end, `None` at the end of the input. A line longer
+    /// than [`LINE_BYTES_MAX`] or not UTF-8 is an error.
     pub fn next_line(&mut self) -> Result<Option<&str>, ReadError> {
         self.buf.clear();
         let read = (&mut self.reader)
@@ -245,8 +255,11 @@ struct ReceiptJson {
 /// A receipt given to `verify`: where it was found, the election it names, what it says.
 #[derive(Debug)]
 pub struct GivenReceipt {
+    /// Where it was found.
     pub at: Place,
+    /// The election it names (its id, as published).
     pub election: String,
+    /// What it says.
     pub receipt: Receipt,
 }
 

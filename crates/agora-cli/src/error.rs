@@ -8,8 +8,10 @@ pub const EXIT_MISTAKE: u8 = 2;
 /// Exit code of storage that cannot be used as it is: an operator must look at it.
 pub const EXIT_STORAGE: u8 = 3;
 
+/// A mistake the user can fix, or storage an operator must look at: one line and an exit code.
 #[derive(Debug)]
 pub struct UserError {
+    /// What is wrong, in one line.
     pub msg: String,
     /// The process's exit code.
     pub code: u8,

@@ -20,8 +20,11 @@ use std::ffi::OsString;
 /// user's mistake in one line (exit 2).
 #[derive(Debug)]
 pub enum Parsed {
+    /// A command to run.
     Run(cli::Cli),
+    /// Help or version text, for stdout.
     Print(String),
+    /// What is wrong with the arguments, in one line.
     Mistake(String),
 }
 

@@ -29,9 +29,23 @@ pub const MAX_TIMER_MS: f64 = 3.6e6;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
     /// A whole number in `min..=max`.
-    Count { min: u64, max: u64 },
-    /// A finite number in `min..=max` (above `min` when `min_open`); `unit` follows it in messages.
-    Real { min: f64, max: f64, min_open: bool, unit: &'static str },
+    Count {
+        /// The smallest value.
+        min: u64,
+        /// The largest value.
+        max: u64,
+    },
+    /// A finite number in `min..=max`.
+    Real {
+        /// The smallest value (excluded when `min_open`).
+        min: f64,
+        /// The largest value.
+        max: f64,
+        /// Whether `min` itself is excluded.
+        min_open: bool,
+        /// What follows the number in messages (` ms`).
+        unit: &'static str,
+    },
     /// Text the protocol reads itself (a topology, a scenario, a variant).
     Text,
     /// Node ids, comma-separated.
