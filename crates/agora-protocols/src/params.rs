@@ -308,18 +308,23 @@ pub static BAD_BALLOTS: Param = Param {
     kind: PROBABILITY,
 };
 /// Buys per buyer of the trading post.
-pub static BUYS: Param =
-    Param { name: "buys", help: "Buys each buyer of the market makes, one at a time.", kind: count_kind(0, 1_000_000) };
+pub static BUYS: Param = Param {
+    name: "buys",
+    help: "Buys each buyer of the market makes, one at a time.",
+    kind: count_kind(0, 1_000_000),
+};
 /// The trader's chance of falling sick.
 pub static SICK: Param = Param {
     name: "sick",
-    help: "Chance per transaction that the market's trader falls sick (it leaves the post and recovers later).",
+    help:
+        "Chance per transaction that the market's trader falls sick (it leaves the post and recovers later).",
     kind: PROBABILITY,
 };
 /// Where the market keeps its ledger.
 pub static LEDGER: Param = Param {
     name: "ledger",
-    help: "Where the market keeps its ledger: `replicated` (a Raft log, the default) or `local` (the trader's \
+    help:
+        "Where the market keeps its ledger: `replicated` (a Raft log, the default) or `local` (the trader's \
            memory, the original design).",
     kind: Kind::Text,
 };

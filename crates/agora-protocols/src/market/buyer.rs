@@ -54,7 +54,13 @@ impl Buyer {
     }
 
     /// Its timer: sends the buy in flight again, or asks for the next one.
-    pub fn on_work(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, trading: bool, clock: &mut u64) {
+    pub fn on_work(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        trading: bool,
+        clock: &mut u64,
+    ) {
         if self.outstanding.is_some() {
             self.resend(ctx);
         } else if !trading && self.next_seq < s.buys {
@@ -76,7 +82,13 @@ impl Buyer {
     }
 
     /// The trader's answer to buy `seq`: the first one for the buy in flight is taken.
-    pub fn on_answer(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, seq: u64, result: BuyResult) {
+    pub fn on_answer(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        seq: u64,
+        result: BuyResult,
+    ) {
         if self.outstanding.is_none_or(|b| b.seq != seq) {
             return;
         }

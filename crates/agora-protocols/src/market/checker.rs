@@ -115,7 +115,8 @@ impl MarketChecker {
             }
             Event::Trade { trader, fence, buy, answer: Some(answer), fresh: true } => {
                 if book == 0 && (*fence != self.fence || self.fences.get(fence) != Some(trader)) {
-                    let d = format!("trader {trader} traded under fence {fence}; the newest is {}", self.fence);
+                    let d =
+                        format!("trader {trader} traded under fence {fence}; the newest is {}", self.fence);
                     return violation("one-trader-per-term", node, at, d);
                 }
                 self.trade(at, node, book, *buy, answer)?;
@@ -135,7 +136,14 @@ impl MarketChecker {
     }
 
     /// A trade that took effect: once per request id, never selling what was not brought.
-    fn trade(&mut self, at: Time, node: NodeId, book: u64, buy: Buy, answer: &BuyResult) -> Result<(), Violation> {
+    fn trade(
+        &mut self,
+        at: Time,
+        node: NodeId,
+        book: u64,
+        buy: Buy,
+        answer: &BuyResult,
+    ) -> Result<(), Violation> {
         let req = (buy.buyer, buy.seq);
         if let Some(first) = self.applied.insert(req, answer.clone()) {
             let d = format!("buy {} of buyer {} took effect again (first: {first:?})", buy.seq, buy.buyer);
@@ -172,7 +180,9 @@ impl MarketChecker {
         for &(seller, good, units) in &note.stock {
             let want = b.held.get(&(seller, good)).copied().unwrap_or(0);
             if units != want {
-                let d = format!("book {book}: {units} {good} of seller {seller} on deposit, {want} deposited less sold");
+                let d = format!(
+                    "book {book}: {units} {good} of seller {seller} on deposit, {want} deposited less sold"
+                );
                 return violation("goods-conserved", node, at, d);
             }
         }
@@ -186,9 +196,12 @@ impl MarketChecker {
 
     /// Judges a request's answer against the requests it overtook or was overtaken by.
     fn fair(&mut self, at: Time, node: NodeId, req: Req, answer: &BuyResult) -> Result<(), Violation> {
-        let got = |r: &Req, applied: &HashMap<Req, BuyResult>| applied.get(r).map(|a| *a != BuyResult::OutOfStock);
+        let got =
+            |r: &Req, applied: &HashMap<Req, BuyResult>| applied.get(r).map(|a| *a != BuyResult::OutOfStock);
         let unfair = match answer {
-            BuyResult::OutOfStock => self.overtook.get(&req).into_iter().flatten().find(|l| got(l, &self.applied) == Some(true)),
+            BuyResult::OutOfStock => {
+                self.overtook.get(&req).into_iter().flatten().find(|l| got(l, &self.applied) == Some(true))
+            }
             BuyResult::Receipt { .. } => {
                 self.overtaken.get(&req).into_iter().flatten().find(|e| got(e, &self.applied) == Some(false))
             }
@@ -196,7 +209,9 @@ impl MarketChecker {
         match unfair {
             None => Ok(()),
             Some(other) => {
-                let d = format!("of buys {req:?} and {other:?} of the same good, the later one got the last units");
+                let d = format!(
+                    "of buys {req:?} and {other:?} of the same good, the later one got the last units"
+                );
                 violation("fair-last-unit", node, at, d)
             }
         }
@@ -220,7 +235,9 @@ impl MarketChecker {
         match self.applied.get(&(node, seq)) {
             Some(r) if r == result => Ok(()),
             other => {
-                let d = format!("buyer {node} was answered {result:?} for buy {seq}; the books applied {other:?}");
+                let d = format!(
+                    "buyer {node} was answered {result:?} for buy {seq}; the books applied {other:?}"
+                );
                 violation("trade-exactly-once", node, at, d)
             }
         }
@@ -253,7 +270,10 @@ impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
             always("fair-last-unit", "a later buy never takes the last units from an earlier waiting one"),
         ]);
         if self.raft.is_some() {
-            p.push(always("one-trader-per-term", "a fence has one trader; only the newest fence's trades apply"));
+            p.push(always(
+                "one-trader-per-term",
+                "a fence has one trader; only the newest fence's trades apply",
+            ));
         }
         p.push(Property {
             name: "all-answered",
@@ -274,7 +294,10 @@ impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
             MarketObs::Applied { book, note } => self.applied(at, node, *book, note)?,
             MarketObs::Fenced { fence } if self.raft.is_some() => {
                 if self.fences.get(fence) != Some(&node) {
-                    let d = format!("trades under fence {fence}, which the books gave {:?}", self.fences.get(fence));
+                    let d = format!(
+                        "trades under fence {fence}, which the books gave {:?}",
+                        self.fences.get(fence)
+                    );
                     return violation("one-trader-per-term", node, at, d);
                 }
             }

@@ -9,7 +9,7 @@ use super::obs::{announcement, MarketObs};
 use super::roles::Role;
 use super::seller::Seller;
 use super::setup::{LedgerMode, Settings};
-use super::trader::{Trader, Traded};
+use super::trader::{Traded, Trader};
 use super::{Msg, Timer};
 use crate::election::ElectionObs;
 use crate::raft::{RaftMsg, RaftTimer, Replica};
@@ -104,7 +104,17 @@ impl MarketNode {
         let mut t = Trader::new(&self.s, self.me, self.stints);
         t.start(ctx, &self.s);
         self.trader = Some(t);
-        // Its own request in flight, if any, it now serves itself.
+        if let (Account::Seller(sl), LedgerMode::Local) = (&self.account, self.s.ledger) {
+            let (me, (good, left)) = (self.me, sl.at_market());
+            self.with_trader(ctx, |t, ctx, s| t.on_inventory(ctx, s, me, good, left));
+        }
+        self.serve_own(ctx);
+    }
+
+    /// The trader hands its own request in flight, if any, to itself (its multicasts reach
+    /// only the others). Done again on every retry: its answer to itself may be lost.
+    fn serve_own(&mut self, ctx: &mut Context<'_, Self>) {
+        let me = self.me;
         match &self.account {
             Account::Buyer(b) => {
                 if let Some(buy) = b.outstanding() {
@@ -112,11 +122,7 @@ impl MarketNode {
                 }
             }
             Account::Seller(sl) => {
-                let (me, deposit, (good, left)) = (self.me, sl.outstanding(), sl.at_market());
-                if self.s.ledger == LedgerMode::Local {
-                    self.with_trader(ctx, |t, ctx, s| t.on_inventory(ctx, s, me, good, left));
-                }
-                if let Some((id, good, qty)) = deposit {
+                if let Some((id, good, qty)) = sl.outstanding() {
                     self.with_trader(ctx, |t, ctx, s| t.on_deposit(ctx, s, me, id, good, qty));
                 }
             }
@@ -288,6 +294,7 @@ impl Protocol for MarketNode {
                     Account::Buyer(b) => b.on_work(ctx, &self.s, trading, &mut self.clock),
                     Account::Seller(s) => s.on_work(ctx, &self.s, trading),
                 }
+                self.serve_own(ctx);
             }
         }
         self.report(ctx);

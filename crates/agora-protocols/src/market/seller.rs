@@ -82,7 +82,14 @@ impl Seller {
     }
 
     /// Units of its `good` sold, `left` on deposit; sold out, it restocks (unless it trades).
-    pub fn on_sold(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, good: Good, left: u64, trading: bool) {
+    pub fn on_sold(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        good: Good,
+        left: u64,
+        trading: bool,
+    ) {
         if good != self.good || self.outstanding.is_some() {
             return;
         }

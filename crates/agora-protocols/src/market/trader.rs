@@ -71,7 +71,12 @@ impl Trader {
     pub fn new(s: &Settings, me: NodeId, stint: u32) -> Self {
         let books = match s.ledger {
             LedgerMode::Replicated => Books::Replicated {
-                client: Box::new(Client::new(session_id(me, stint), s.raft.replicas.clone(), WINDOW, s.retry)),
+                client: Box::new(Client::new(
+                    session_id(me, stint),
+                    s.raft.replicas.clone(),
+                    WINDOW,
+                    s.retry,
+                )),
                 pending: BTreeMap::new(),
             },
             LedgerMode::Local => {
@@ -96,7 +101,11 @@ impl Trader {
             Books::Replicated { client, .. } => client.is_idle(),
             Books::Local { .. } => true,
         };
-        self.fence.is_some() && self.queue.is_empty() && self.serving.is_none() && self.waiting.is_empty() && books
+        self.fence.is_some()
+            && self.queue.is_empty()
+            && self.serving.is_none()
+            && self.waiting.is_empty()
+            && books
     }
 
     /// Takes the post: commits its takeover (and, with a local book, asks the sellers what
@@ -109,7 +118,13 @@ impl Trader {
         self.submit(ctx, s, Command::Takeover { trader: self.me }, Purpose::Takeover)
     }
 
-    fn submit(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, cmd: Command, p: Purpose) -> Traded {
+    fn submit(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        cmd: Command,
+        p: Purpose,
+    ) -> Traded {
         match &mut self.books {
             Books::Replicated { client, pending } => {
                 let seq = client.submit(ctx, Op::Command(cmd));
@@ -129,7 +144,13 @@ impl Trader {
     }
 
     /// What the books answered to a change.
-    fn outcome(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, p: Purpose, out: Output) -> Traded {
+    fn outcome(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        p: Purpose,
+        out: Output,
+    ) -> Traded {
         match (p, out) {
             (Purpose::Takeover, Output::Fenced(fence)) => {
                 self.fence = Some(fence);
@@ -155,7 +176,13 @@ impl Trader {
         Traded::Ok
     }
 
-    fn answer(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, buy: Buy, result: BuyResult) -> Traded {
+    fn answer(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        buy: Buy,
+        result: BuyResult,
+    ) -> Traded {
         self.serving = None;
         self.ids.remove(&(buy.buyer, buy.seq));
         if let BuyResult::Receipt { lots, .. } = &result {
@@ -248,7 +275,9 @@ impl Trader {
         let Books::Replicated { client, .. } = &mut self.books else { return Traded::Ok };
         for (seq, outcome) in client.on_message(ctx, from, m) {
             let Books::Replicated { pending, .. } = &mut self.books else { unreachable!() };
-            let (Some(p), Outcome::Applied { output, .. }) = (pending.remove(&seq), outcome) else { continue };
+            let (Some(p), Outcome::Applied { output, .. }) = (pending.remove(&seq), outcome) else {
+                continue;
+            };
             if self.outcome(ctx, s, p, output) == Traded::Sick {
                 return Traded::Sick;
             }
