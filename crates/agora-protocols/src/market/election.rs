@@ -53,7 +53,7 @@ impl Election {
 
     /// Starts the node.
     pub fn start(&mut self, ctx: &mut Context<'_, MarketNode>) -> Vec<ElectionObs> {
-        self.step(ctx, |b, c| agora_core::Protocol::on_start(b, c))
+        self.step(ctx, agora_core::Protocol::on_start)
     }
 
     /// Hands the node a message.
