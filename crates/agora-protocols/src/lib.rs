@@ -14,6 +14,7 @@ pub mod commit;
 pub mod election;
 pub mod flood;
 pub mod logical_clocks;
+pub mod market;
 pub mod multicast;
 
 pub mod mutex;

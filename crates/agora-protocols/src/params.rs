@@ -321,6 +321,33 @@ pub static BAD_BALLOTS: Param = Param {
     help: "Share of bad ballots the citizens cast: forged, off the ballot, second votes.",
     kind: PROBABILITY,
 };
+/// Buys per buyer of the trading post.
+pub static BUYS: Param = Param {
+    name: "buys",
+    help: "Buys each buyer of the market makes, one at a time.",
+    kind: count_kind(0, 1_000_000),
+};
+/// The trader's chance of falling sick.
+pub static SICK: Param = Param {
+    name: "sick",
+    help:
+        "Chance per transaction that the market's trader falls sick (it leaves the post and recovers later).",
+    kind: PROBABILITY,
+};
+/// Where the market keeps its ledger.
+pub static LEDGER: Param = Param {
+    name: "ledger",
+    help:
+        "Where the market keeps its ledger: `replicated` (a Raft log, the default) or `local` (the trader's \
+           memory, the original design).",
+    kind: Kind::Text,
+};
+/// How long a sick trader stays away.
+pub static RECOVER_MS: Param = Param {
+    name: "recover_ms",
+    help: "Milliseconds a sick trader stays away before it rejoins the market.",
+    kind: TIMER,
+};
 
 /// Every parameter, in the order help texts list them.
 pub static ALL: &[&Param] = &[
@@ -342,6 +369,10 @@ pub static ALL: &[&Param] = &[
     &SNAPSHOT_EVERY,
     &VOTERS,
     &BAD_BALLOTS,
+    &BUYS,
+    &SICK,
+    &LEDGER,
+    &RECOVER_MS,
 ];
 
 /// The parameter named `name`.

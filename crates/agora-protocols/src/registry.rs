@@ -12,6 +12,7 @@ use crate::election::bully::BullySetup;
 use crate::election::ring_election::RingElectionSetup;
 use crate::flood::FloodSetup;
 use crate::logical_clocks::LogicalClockSetup;
+use crate::market::MarketSetup;
 use crate::multicast::peer::MulticastSetup;
 use crate::mutex::central_mutex::CentralMutexSetup;
 use crate::mutex::lamport_mutex::LamportMutexSetup;
@@ -95,6 +96,7 @@ table! {
     "bully" => BullySetup, "bully leader election with heartbeats; --start picks who starts (best/worst case)";
     "ring-election" => RingElectionSetup, "Chang-Roberts election on a ring with heartbeats; --start: single initiator";
     "raft" => KvSetup, "a Raft-replicated key-value store: --nodes replicas, --clients clients of --msgs operations";
+    "market" => MarketSetup, "the trading post: buyers and sellers trade through a bully-elected trader, --ledger replicated|local";
     "election" => VoteSetup, "the federated election count: --nodes legislature replicas, --voters ballots, 5 regions";
 }
 

@@ -1,0 +1,109 @@
+//! The election of the trader: agora's [`bully`](crate::election::bully) algorithm, embedded
+//! unchanged. The market peer hands it a context of its own, then lifts the effects it made
+//! into the market's: its messages and timers wrapped, its storage keys prefixed, its
+//! observations returned to the peer (which learns from them who trades) and reported.
+//!
+//! A sick peer stops the election's clock (its timers and messages are dropped) and, when it
+//! recovers, rebuilds it from its persisted term as after a restart: it listens for the
+//! trader's heartbeat first, and bullies a lower one out of the post.
+
+use super::{MarketNode, Msg, Timer};
+use crate::election::bully::{self, Bully, BullySetup};
+use crate::election::ElectionObs;
+use agora_core::{Context, Corrupt, Destinations, Effect, NodeId, Setup, Stable};
+
+/// Where the election's storage keys go.
+const PREFIX: &str = "bully/";
+/// The one key bully persists: its term.
+const TERM: &str = "term";
+
+/// A peer's election: the bully node and its persisted term.
+pub struct Election {
+    bully: Bully,
+    /// The term's bytes as last persisted, to rebuild the node after a sickness.
+    term: Option<Vec<u8>>,
+}
+
+impl Election {
+    /// The election of peer `id`, from what the peer persisted.
+    pub fn new(setup: &BullySetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        let term = stable.get_bytes(&format!("{PREFIX}{TERM}")).map(<[u8]>::to_vec);
+        let bully = setup.build(id, &Self::own(&term))?;
+        Ok(Election { bully, term })
+    }
+
+    /// The bully node's own storage: its term, if it persisted one.
+    fn own(term: &Option<Vec<u8>>) -> Stable {
+        let mut s = Stable::new();
+        if let Some(t) = term {
+            s.put(TERM.into(), t.clone());
+        }
+        s
+    }
+
+    /// Rebuilds the node from its persisted term, as after a restart, and starts it.
+    pub fn restart(
+        &mut self,
+        setup: &BullySetup,
+        ctx: &mut Context<'_, MarketNode>,
+    ) -> Result<Vec<ElectionObs>, Corrupt> {
+        self.bully = setup.build(ctx.id(), &Self::own(&self.term))?;
+        Ok(self.start(ctx))
+    }
+
+    /// Starts the node.
+    pub fn start(&mut self, ctx: &mut Context<'_, MarketNode>) -> Vec<ElectionObs> {
+        self.step(ctx, agora_core::Protocol::on_start)
+    }
+
+    /// Hands the node a message.
+    pub fn on_message(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        from: NodeId,
+        msg: bully::Msg,
+    ) -> Vec<ElectionObs> {
+        self.step(ctx, |b, c| agora_core::Protocol::on_message(b, c, from, msg))
+    }
+
+    /// Hands the node one of its timers.
+    pub fn on_timer(&mut self, ctx: &mut Context<'_, MarketNode>, timer: bully::Timer) -> Vec<ElectionObs> {
+        self.step(ctx, |b, c| agora_core::Protocol::on_timer(b, c, timer))
+    }
+
+    /// Runs one step of the bully node and lifts its effects into the peer's context.
+    fn step(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        f: impl FnOnce(&mut Bully, &mut Context<'_, Bully>),
+    ) -> Vec<ElectionObs> {
+        let (id, nodes, now) = (ctx.id(), ctx.nodes(), ctx.now());
+        let mut effects = Vec::new();
+        f(&mut self.bully, &mut Context::new(id, nodes, now, ctx.rng(), &mut effects));
+        let mut seen = Vec::new();
+        for e in effects {
+            match e {
+                Effect::Send { to, msg } => ctx.send(to, Msg::Bully(msg)),
+                Effect::Multicast { to: Destinations::AllOthers, msg } => ctx.broadcast(Msg::Bully(msg)),
+                Effect::Multicast { to: Destinations::Nodes(to), msg } => ctx.multicast(to, Msg::Bully(msg)),
+                Effect::SetTimer { timer, after } => ctx.set_timer(Timer::Bully(timer), after),
+                Effect::CancelTimer { timer } => ctx.cancel_timer(Timer::Bully(timer)),
+                Effect::Persist { key, value } => {
+                    if key == TERM {
+                        self.term = Some(value.clone());
+                    }
+                    ctx.persist_bytes(format!("{PREFIX}{key}"), value);
+                }
+                Effect::Unpersist { key } => ctx.unpersist(format!("{PREFIX}{key}")),
+                Effect::UnpersistRange { from, to } => {
+                    ctx.unpersist_range(format!("{PREFIX}{from}"), format!("{PREFIX}{to}"))
+                }
+                Effect::PersistLater { .. } => unreachable!("bully writes nothing off its path"),
+                Effect::Observe(o) => seen.push(o),
+                // An election is not a market operation: the market counts buys only.
+                Effect::OpBegin(_) | Effect::OpEnd(_) => {}
+            }
+        }
+        seen
+    }
+}

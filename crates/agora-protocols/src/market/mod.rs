@@ -1,0 +1,165 @@
+//! `market`: the trading post of the Asterix lab (`../shared/seeds/004_*`), as a sans-IO
+//! protocol: buyers and sellers of fish, salt and boar trade through a trader whom the bully
+//! election picks; the trader falls sick at random and the market elects another; no trade is
+//! lost or made twice.
+//!
+//! **Peers.** Every node is a peer, a buyer or a seller drawn from the seed (at least one of
+//! each, [`roles::draw_roles`]). A seller hands its stock to the trader when the market opens
+//! (a deposit) and, told it sold out, restocks [`roles::RESTOCK`] units of a good drawn from
+//! the seed. A buyer makes `--buys` buys, one at a time: a buy is `(buyer, request id, good,
+//! quantity, Lamport timestamp)`, multicast to every peer as in the report (every peer's
+//! Lamport clock moves past it), and sent again on a timeout or when a new trader is
+//! announced. Prices are constants: one dollar a unit, ten cents of it the trader's
+//! commission, in integer cents so that money is exact.
+//!
+//! **The trader** is elected by agora's bully algorithm, embedded unchanged
+//! ([`election`]); the winner announces itself with the report's line ([`obs::announcement`])
+//! and stops buying and selling while it trades. It queues the buys it receives and serves
+//! them one at a time, the earliest by `(timestamp, buyer)` first, so when one unit is left
+//! the earliest pending buy gets it. With probability `--sick` per trade it falls sick: it
+//! drops its queue (the buyers send their buys again to the next trader: nothing is lost),
+//! leaves the election, and comes back `--recover-ms` later as a restarted bully node — a
+//! higher id then bullies its way back to the post.
+//!
+//! **The ledger** ([`ledger::Ledger`]) holds deposits, seller income, commission, receipts
+//! and the request ids served; a trade applies only if stock suffices, and a request id
+//! takes effect once. Two modes (`--ledger`):
+//! - `replicated` (the default): the ledger is the state machine of agora's Raft log, hosted
+//!   by the first 3 or 5 peers ([`setup::Settings::replica_count`]); the trader submits
+//!   through a Raft client session and answers a buyer only once the trade is committed. A
+//!   new trader first commits a takeover, which gives it the next *fence*; the ledger refuses
+//!   trades with an older fence. Bully alone cannot stop two peers from both thinking they
+//!   trade (loss, a partition): the fence makes that harmless — only the newest trader's
+//!   trades apply, and no deposit is sold twice. The market survives any minority of ledger
+//!   replicas failing at any moment, the trader included.
+//! - `local`: the report's design. The trader keeps the books in its own memory; a new trader
+//!   starts a book and asks the sellers what they have left. Under loss or a partition two
+//!   traders sell the same stock, and a request served by one is served again by the next:
+//!   the checker catches both (`no-negative-stock`, `trade-exactly-once`).
+//!
+//! A sick trader's ledger replica keeps serving the log — the report's sickness is the
+//! trader's, not a crash; crashes are the simulator's faults, which do stop the replica.
+//!
+//! **Checked** by [`checker::MarketChecker`] on every run, with Raft's own properties in the
+//! replicated mode.
+//!
+//! **Message complexity** per buy: N−1 for the multicast, then with the replicated ledger a
+//! Raft commit (one request, 2(R−1) appends and replies for R replicas, one reply), one
+//! answer and a sale notice per seller whose deposit it touched: about N + 2R messages.
+
+pub mod buyer;
+pub mod checker;
+pub mod election;
+pub mod ledger;
+pub mod obs;
+mod params;
+pub mod peer;
+pub mod roles;
+pub mod seller;
+pub mod setup;
+pub mod trader;
+
+pub use checker::MarketChecker;
+pub use ledger::Ledger;
+pub use obs::MarketObs;
+pub use peer::MarketNode;
+pub use setup::{MarketSetup, Settings};
+
+use crate::election::bully;
+use crate::raft::{RaftMsg, RaftTimer};
+use agora_core::Message;
+use roles::{Buy, BuyResult, Good};
+use serde::{Deserialize, Serialize};
+
+/// What market peers send each other.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Msg {
+    /// The ledger's Raft messages: between replicas, and a trader's client's.
+    Raft(RaftMsg<Ledger>),
+    /// The election's.
+    Bully(bully::Msg),
+    /// Buyer → every peer: a buy (and its retries).
+    Buy(Buy),
+    /// Trader → buyer: the answer to buy `seq`.
+    Answer {
+        /// The request id.
+        seq: u64,
+        /// The answer.
+        result: BuyResult,
+    },
+    /// Seller → every peer: new goods for the trader (and its retries).
+    Deposit {
+        /// The seller's deposit number.
+        id: u64,
+        /// The good.
+        good: Good,
+        /// Units.
+        qty: u64,
+    },
+    /// Trader → seller: deposit `id` is in the books.
+    DepositAck {
+        /// The deposit number.
+        id: u64,
+    },
+    /// Trader → seller: units of its deposit were sold; `left` remain.
+    Sold {
+        /// The good.
+        good: Good,
+        /// Units sold.
+        units: u64,
+        /// Units left in its deposit.
+        left: u64,
+    },
+    /// A new trader of the local ledger → sellers: what do you have on deposit?
+    InventoryRequest,
+    /// Seller → trader: what it believes it has on deposit.
+    Inventory {
+        /// The good.
+        good: Good,
+        /// Units.
+        qty: u64,
+    },
+}
+
+impl From<RaftMsg<Ledger>> for Msg {
+    fn from(m: RaftMsg<Ledger>) -> Self {
+        Msg::Raft(m)
+    }
+}
+
+impl Message for Msg {
+    fn kind(&self) -> &'static str {
+        match self {
+            Msg::Raft(m) => m.kind(),
+            Msg::Bully(m) => m.kind(),
+            Msg::Buy(_) => "BUY",
+            Msg::Answer { .. } => "ANSWER",
+            Msg::Deposit { .. } => "DEPOSIT",
+            Msg::DepositAck { .. } => "DEPOSIT-ACK",
+            Msg::Sold { .. } => "SOLD",
+            Msg::InventoryRequest => "INVENTORY-REQUEST",
+            Msg::Inventory { .. } => "INVENTORY",
+        }
+    }
+}
+
+/// The timers of a market peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// The ledger replica's, or the trader's ledger client's.
+    Raft(RaftTimer),
+    /// The election's.
+    Bully(bully::Timer),
+    /// A buyer's next buy or retry; a seller's deposit retry.
+    Work,
+    /// A sick peer recovers.
+    Recover,
+    /// A trader refused as stale takes the post over again.
+    Retake,
+}
+
+impl From<RaftTimer> for Timer {
+    fn from(t: RaftTimer) -> Self {
+        Timer::Raft(t)
+    }
+}

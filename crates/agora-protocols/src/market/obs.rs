@@ -1,0 +1,84 @@
+//! What market peers report (observations), shared by the nodes and the checker: node code
+//! never imports the checker.
+
+use super::ledger::Note;
+use super::roles::{Buy, BuyResult, Good};
+use crate::election::ElectionObs;
+use crate::raft::RaftObs;
+use agora_core::NodeId;
+use serde::{Deserialize, Serialize};
+
+/// The announcement of a new trader, as the report prints it.
+pub fn announcement(id: NodeId) -> String {
+    format!("Dear buyers and sellers, My ID is {id}, and I am the new coordinator")
+}
+
+/// What market peers report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MarketObs {
+    /// The embedded ledger replica's, or a trader's ledger client's (replicated ledger).
+    Raft(RaftObs),
+    /// The embedded bully election's.
+    Election(ElectionObs),
+    /// This peer became the trader: [`announcement`].
+    Announced {
+        /// The announcement line.
+        line: String,
+    },
+    /// A book applied a command. `book` is 0 for the replicated ledger (every replica reports
+    /// every position); a local book is numbered by its trader and stint.
+    Applied {
+        /// The book.
+        book: u64,
+        /// What it applied.
+        note: Note,
+    },
+    /// The trader's takeover is in the books: it trades under `fence`.
+    Fenced {
+        /// The fence.
+        fence: u64,
+    },
+    /// The trader queued a buy it had not seen in this stint.
+    Queued {
+        /// The buy.
+        buy: Buy,
+    },
+    /// The trader submits a buy to the books (the earliest pending, in the fair order).
+    Serving {
+        /// The buy.
+        buy: Buy,
+    },
+    /// This peer is no longer the trader: its queue is gone.
+    Resigned,
+    /// A buyer asked for a buy (the first time).
+    Asked {
+        /// The buy.
+        buy: Buy,
+    },
+    /// A buyer got the answer to its buy `seq`.
+    Answered {
+        /// The request id.
+        seq: u64,
+        /// The answer.
+        result: BuyResult,
+    },
+    /// A seller's deposit `id` is in the books.
+    Handed {
+        /// Its deposit number.
+        id: u64,
+        /// The good.
+        good: Good,
+        /// Units.
+        qty: u64,
+    },
+    /// The trader fell sick: it leaves the market.
+    Sick,
+    /// A sick peer recovered and rejoins the market.
+    Recovered,
+}
+
+impl From<RaftObs> for MarketObs {
+    fn from(o: RaftObs) -> Self {
+        MarketObs::Raft(o)
+    }
+}

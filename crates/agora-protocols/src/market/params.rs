@@ -1,0 +1,59 @@
+//! The parameters of the market: buys per buyer, the trader's sickness and recovery, where the
+//! ledger lives, the timeout, the buyers' pace, and the broken variant its checker must catch.
+
+use super::roles::draw_roles;
+use super::setup::{LedgerMode, MarketSetup, Order, Settings};
+use crate::election::bully::BullySetup;
+use crate::params::{
+    count, real, text, ParamError, Resolved, Spec, BUYS, INTERVAL_MS, LEDGER, RECOVER_MS, SICK, TIMEOUT_MS,
+    VARIANT,
+};
+use crate::raft;
+use crate::registry::FromParams;
+use agora_core::NodeId;
+use std::sync::Arc;
+
+/// Most peers of one market: the bully election sends O(N²) messages.
+pub const MAX_PEERS: usize = 256;
+
+impl FromParams for MarketSetup {
+    const SPECS: &'static [Spec] = &[
+        Spec::new(&BUYS, count(10)),
+        Spec::new(&SICK, real(0.02)),
+        Spec::new(&LEDGER, text("replicated")),
+        Spec::new(&RECOVER_MS, real(200.0)),
+        Spec::new(&TIMEOUT_MS, real(20.0)),
+        Spec::new(&INTERVAL_MS, real(2.0)),
+        Spec::optional(&VARIANT),
+    ];
+    /// Every node is a peer; the first election is started by a peer drawn from the seed.
+    fn from_params(p: &Resolved) -> Result<Self, ParamError> {
+        let variant = p.variant(&["correct", "arrival-order"])?;
+        p.at_least_nodes(2, "needs a buyer and a seller")?;
+        p.at_most_nodes(MAX_PEERS, "market peers")?;
+        let ledger = match p.text(&LEDGER) {
+            Some("replicated") | None => LedgerMode::Replicated,
+            Some("local") => LedgerMode::Local,
+            Some(other) => {
+                return Err(ParamError::invalid(&LEDGER, format!("`{other}`: it is `replicated` or `local`")))
+            }
+        };
+        let timeout = p.millis(&TIMEOUT_MS);
+        let n = p.nodes;
+        let replicas = (0..Settings::replica_count(n) as u32).map(NodeId).collect();
+        let starter = NodeId((p.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 33) as u32 % n as u32);
+        let s = Settings {
+            roles: draw_roles(n, p.seed),
+            buys: p.count(&BUYS),
+            sick: p.real(&SICK),
+            recover: p.millis(&RECOVER_MS),
+            ledger,
+            order: if variant == "arrival-order" { Order::Arrival } else { Order::Fair },
+            election: BullySetup { nodes: n, starter, timeout },
+            raft: Arc::new(raft::Config::new(replicas, timeout)),
+            retry: timeout * 5,
+            interval: p.millis(&INTERVAL_MS),
+        };
+        Ok(MarketSetup { s: Arc::new(s) })
+    }
+}

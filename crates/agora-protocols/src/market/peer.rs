@@ -1,0 +1,317 @@
+//! A market peer: [`MarketNode`] holds what every peer has — its election, its ledger replica
+//! (if it hosts one), its role's account (buyer or seller), the trader's post while it holds
+//! it, its Lamport clock and its health — and dispatches events to them.
+
+use super::buyer::Buyer;
+use super::election::Election;
+use super::ledger::Ledger;
+use super::obs::{announcement, MarketObs};
+use super::roles::Role;
+use super::seller::Seller;
+use super::setup::{LedgerMode, Settings};
+use super::trader::{Traded, Trader};
+use super::{Msg, Timer};
+use crate::election::ElectionObs;
+use crate::raft::{RaftMsg, RaftTimer, Replica};
+use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
+use std::sync::Arc;
+
+/// Where a peer keeps the number of its stints as trader (its client sessions and books).
+const STINTS: &str = "market/stints";
+
+/// A peer's role and its account.
+pub enum Account {
+    /// A buyer.
+    Buyer(Buyer),
+    /// A seller.
+    Seller(Seller),
+}
+
+/// A market peer.
+pub struct MarketNode {
+    pub(super) s: Arc<Settings>,
+    pub(super) me: NodeId,
+    election: Election,
+    /// The trader the election names, if any.
+    pub(super) leader: Option<NodeId>,
+    replica: Option<Box<Replica<Ledger>>>,
+    pub(super) account: Account,
+    /// The post, while this peer holds it.
+    trader: Option<Trader>,
+    /// Stints as trader so far (persisted): numbers the trader's client session or book.
+    stints: u32,
+    /// The Lamport clock: past every buy seen.
+    pub(super) clock: u64,
+    /// Sick: out of the market until `Timer::Recover`.
+    sick: bool,
+}
+
+impl MarketNode {
+    /// Peer `id` of a run of `s`, from what it persisted.
+    pub fn new(s: Arc<Settings>, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        let replica = match s.is_replica(id) {
+            true => Some(Box::new(Replica::new(s.raft.clone(), id, stable)?)),
+            false => None,
+        };
+        let account = match s.roles[id.index()] {
+            Role::Buyer => Account::Buyer(Buyer::load(stable)?),
+            Role::Seller { good, stock } => Account::Seller(Seller::load(stable, good, stock)?),
+        };
+        let clock = match &account {
+            Account::Buyer(b) => b.clock(),
+            Account::Seller(_) => 0,
+        };
+        Ok(MarketNode {
+            election: Election::new(&s.election, id, stable)?,
+            s,
+            me: id,
+            leader: None,
+            replica,
+            account,
+            trader: None,
+            stints: stable.load(STINTS)?.unwrap_or(0),
+            clock,
+            sick: false,
+        })
+    }
+
+    /// Learns from the election who trades.
+    fn elected(&mut self, ctx: &mut Context<'_, Self>, seen: Vec<ElectionObs>) {
+        for o in seen {
+            ctx.observe(MarketObs::Election(o.clone()));
+            match o {
+                ElectionObs::Started { .. } => {
+                    self.leader = None;
+                    self.resign(ctx);
+                }
+                ElectionObs::Leader { leader, .. } => {
+                    self.leader = Some(leader);
+                    if leader != self.me {
+                        self.resign(ctx);
+                        self.resend(ctx);
+                    } else if self.trader.is_none() {
+                        self.take_post(ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_post(&mut self, ctx: &mut Context<'_, Self>) {
+        self.stints += 1;
+        ctx.persist(STINTS, &self.stints);
+        ctx.observe(MarketObs::Announced { line: announcement(self.me) });
+        let mut t = Trader::new(&self.s, self.me, self.stints);
+        t.start(ctx, &self.s);
+        self.trader = Some(t);
+        if let (Account::Seller(sl), LedgerMode::Local) = (&self.account, self.s.ledger) {
+            let (me, (good, left)) = (self.me, sl.at_market());
+            self.with_trader(ctx, |t, ctx, s| t.on_inventory(ctx, s, me, good, left));
+        }
+        self.serve_own(ctx);
+    }
+
+    /// The trader hands its own request in flight, if any, to itself (its multicasts reach
+    /// only the others). Done again on every retry: its answer to itself may be lost.
+    fn serve_own(&mut self, ctx: &mut Context<'_, Self>) {
+        let me = self.me;
+        match &self.account {
+            Account::Buyer(b) => {
+                if let Some(buy) = b.outstanding() {
+                    self.with_trader(ctx, |t, ctx, s| t.on_buy(ctx, s, buy));
+                }
+            }
+            Account::Seller(sl) => {
+                if let Some((id, good, qty)) = sl.outstanding() {
+                    self.with_trader(ctx, |t, ctx, s| t.on_deposit(ctx, s, me, id, good, qty));
+                }
+            }
+        }
+    }
+
+    fn resign(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.trader.take().is_some() {
+            ctx.cancel_timer(Timer::Retake);
+            ctx.cancel_timer(Timer::Raft(RaftTimer::ClientRetry));
+            ctx.observe(MarketObs::Resigned);
+            self.resume(ctx);
+        }
+    }
+
+    /// Runs `f` on the post, if held, and falls sick if the trade said so.
+    fn with_trader(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        f: impl FnOnce(&mut Trader, &mut Context<'_, Self>, &Settings) -> Traded,
+    ) {
+        let Some(t) = &mut self.trader else { return };
+        if f(t, ctx, &self.s) == Traded::Sick {
+            self.fall_sick(ctx);
+        }
+    }
+
+    fn fall_sick(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.observe(MarketObs::Sick);
+        self.resign(ctx);
+        self.sick = true;
+        self.leader = None;
+        ctx.set_timer(Timer::Recover, self.s.recover);
+    }
+
+    fn recover(&mut self, ctx: &mut Context<'_, Self>) -> Result<(), Corrupt> {
+        self.sick = false;
+        ctx.observe(MarketObs::Recovered);
+        let seen = self.election.restart(&self.s.election, ctx)?;
+        self.elected(ctx, seen);
+        self.resume(ctx);
+        Ok(())
+    }
+
+    /// Sends the peer's request in flight again (a new trader is known).
+    fn resend(&mut self, ctx: &mut Context<'_, Self>) {
+        match &mut self.account {
+            Account::Buyer(b) => b.resend(ctx),
+            Account::Seller(s) => s.resend(ctx),
+        }
+    }
+
+    /// Picks the peer's own work up again (after a sickness or a stint as trader).
+    fn resume(&mut self, ctx: &mut Context<'_, Self>) {
+        if !self.sick {
+            ctx.set_timer(Timer::Work, std::time::Duration::ZERO);
+        }
+    }
+
+    /// Reports what the ledger replica applied since the last step.
+    fn report(&mut self, ctx: &mut Context<'_, Self>) {
+        if let Some(r) = &mut self.replica {
+            for note in std::mem::take(&mut r.state_mut().notes) {
+                ctx.observe(MarketObs::Applied { book: 0, note });
+            }
+        }
+    }
+
+    fn on_raft(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, m: RaftMsg<Ledger>) {
+        match m {
+            RaftMsg::Reply { .. } | RaftMsg::Redirect { .. } => {
+                self.with_trader(ctx, |t, ctx, s| t.on_raft(ctx, s, from, m))
+            }
+            m => {
+                if let Some(r) = &mut self.replica {
+                    r.on_message(ctx, from, m);
+                }
+            }
+        }
+    }
+
+    fn on_market(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::Raft(_) | Msg::Bully(_) => unreachable!("dispatched before"),
+            Msg::Buy(buy) => {
+                self.clock = self.clock.max(buy.ts) + 1;
+                self.with_trader(ctx, |t, ctx, s| t.on_buy(ctx, s, buy));
+            }
+            Msg::Deposit { id, good, qty } => {
+                self.with_trader(ctx, |t, ctx, s| t.on_deposit(ctx, s, from, id, good, qty))
+            }
+            Msg::Inventory { good, qty } => {
+                self.with_trader(ctx, |t, ctx, s| t.on_inventory(ctx, s, from, good, qty))
+            }
+            Msg::Answer { seq, result } => {
+                if let Account::Buyer(b) = &mut self.account {
+                    b.on_answer(ctx, &self.s, seq, result);
+                }
+            }
+            Msg::DepositAck { id } => {
+                if let Account::Seller(s) = &mut self.account {
+                    s.on_ack(ctx, id);
+                }
+            }
+            Msg::Sold { good, left, .. } => {
+                if let Account::Seller(s) = &mut self.account {
+                    s.on_sold(ctx, &self.s, good, left, self.trader.is_some());
+                }
+            }
+            Msg::InventoryRequest => {
+                if let Account::Seller(s) = &mut self.account {
+                    s.on_inventory_request(ctx, from);
+                }
+            }
+        }
+    }
+}
+
+impl Protocol for MarketNode {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Obs = MarketObs;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        if let Some(r) = &mut self.replica {
+            r.on_start(ctx);
+        }
+        let seen = self.election.start(ctx);
+        self.elected(ctx, seen);
+        self.resume(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
+        match msg {
+            // A sick peer's ledger replica keeps serving the log.
+            Msg::Raft(m) => self.on_raft(ctx, from, m),
+            _ if self.sick => {}
+            Msg::Bully(m) => {
+                let seen = self.election.on_message(ctx, from, m);
+                self.elected(ctx, seen);
+            }
+            msg => self.on_market(ctx, from, msg),
+        }
+        self.report(ctx);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Timer) {
+        match timer {
+            Timer::Raft(RaftTimer::ClientRetry) => self.with_trader(ctx, |t, ctx, _| t.on_retry(ctx)),
+            Timer::Raft(t) => {
+                if let Some(r) = &mut self.replica {
+                    r.on_timer(ctx, t);
+                }
+            }
+            Timer::Recover => {
+                // The election's persisted term decoded when the peer was built; it is only
+                // rebuilt from the same bytes.
+                self.recover(ctx).expect("the term decoded when the peer was built");
+            }
+            _ if self.sick => {}
+            Timer::Bully(t) => {
+                let seen = self.election.on_timer(ctx, t);
+                self.elected(ctx, seen);
+            }
+            Timer::Retake => self.with_trader(ctx, |t, ctx, s| t.start(ctx, s)),
+            Timer::Work => {
+                let trading = self.trader.is_some();
+                match &mut self.account {
+                    Account::Buyer(b) => b.on_work(ctx, &self.s, trading, &mut self.clock),
+                    Account::Seller(s) => s.on_work(ctx, &self.s, trading),
+                }
+                self.serve_own(ctx);
+            }
+        }
+        self.report(ctx);
+    }
+
+    /// Nothing in hand: the election names a trader, the ledger replica is settled, the peer's
+    /// own request is answered (a buyer that trades makes no new ones), and the trader, if
+    /// this peer is it, is fenced with nothing queued or in flight.
+    fn background(&self) -> bool {
+        let own = match &self.account {
+            Account::Buyer(b) => b.done(&self.s, self.trader.is_some()),
+            Account::Seller(s) => s.outstanding().is_none(),
+        };
+        !self.sick
+            && self.leader.is_some()
+            && own
+            && self.replica.as_ref().is_none_or(|r| r.settled())
+            && self.trader.as_ref().is_none_or(|t| t.idle())
+    }
+}

@@ -1,0 +1,102 @@
+//! A run of the market: its settings (roles drawn from the seed, the workload, the ledger's
+//! mode), building each peer (also after a crash, from what it persisted) and the checker.
+
+use super::checker::MarketChecker;
+use super::roles::Role;
+use super::MarketNode;
+use crate::election::bully::BullySetup;
+use crate::raft;
+use agora_core::{Checker, Corrupt, NodeId, Setup, Stable};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the ledger lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LedgerMode {
+    /// Every trade is committed to a Raft log before the buyer is answered.
+    Replicated,
+    /// The trader's own memory: the report's design, which the checker catches.
+    Local,
+}
+
+/// How the trader orders its pending buys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// By Lamport timestamp, ties by buyer: the fair order.
+    Fair,
+    /// In the order they reached the trader: the broken variant `arrival-order`.
+    Arrival,
+}
+
+/// The settings of a run, shared by every peer and the checker.
+pub struct Settings {
+    /// Each peer's role, by id.
+    pub roles: Vec<Role>,
+    /// Buys each buyer makes.
+    pub buys: u64,
+    /// Chance per transaction that the trader falls sick.
+    pub sick: f64,
+    /// How long a sick trader stays away.
+    pub recover: Duration,
+    /// Where the ledger lives.
+    pub ledger: LedgerMode,
+    /// The trader's order of pending buys.
+    pub order: Order,
+    /// The election's settings (its failure-detection timeout is the market's timeout).
+    pub election: BullySetup,
+    /// The replicated ledger's Raft settings: its replicas are the first peers.
+    pub raft: Arc<raft::Config>,
+    /// A buyer's or seller's request is sent again after this long unanswered.
+    pub retry: Duration,
+    /// Mean time a buyer waits between an answer and its next buy.
+    pub interval: Duration,
+}
+
+impl Settings {
+    /// The number of peers.
+    pub fn nodes(&self) -> usize {
+        self.roles.len()
+    }
+
+    /// The ledger's replicas for `n` peers: all of them up to 3, then 3 up to 4 peers, and 5
+    /// from 5 peers on. An odd number: a fourth or sixth replica tolerates no more failures
+    /// and makes every commit wait for one more answer.
+    pub fn replica_count(n: usize) -> usize {
+        match n {
+            0..=3 => n,
+            4 => 3,
+            _ => 5,
+        }
+    }
+
+    /// Whether peer `id` hosts a replica of the ledger.
+    pub fn is_replica(&self, id: NodeId) -> bool {
+        self.ledger == LedgerMode::Replicated && self.raft.replicas.contains(&id)
+    }
+}
+
+/// A run of the market.
+pub struct MarketSetup {
+    /// The settings, shared.
+    pub s: Arc<Settings>,
+}
+
+impl Setup for MarketSetup {
+    type Node = MarketNode;
+
+    fn name(&self) -> &'static str {
+        "market"
+    }
+
+    fn nodes(&self) -> usize {
+        self.s.nodes()
+    }
+
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<MarketNode, Corrupt> {
+        MarketNode::new(self.s.clone(), id, stable)
+    }
+
+    fn checker(&self) -> Box<dyn Checker<MarketNode>> {
+        Box::new(MarketChecker::new(&self.s))
+    }
+}

@@ -1,0 +1,305 @@
+//! The trader's post: fencing itself in the books, queuing the buys it receives, serving them
+//! one at a time in the fair order, answering buyers and telling sellers what sold, and
+//! falling sick at random.
+//!
+//! With the replicated ledger every change goes through a Raft client session of the trader's
+//! (a new session per stint); with the local ledger the trader applies it to a book of its own.
+//! Either way nothing is served before the trader's takeover is in the books, and a trade
+//! refused as stale (a newer trader took over) goes back to the queue while the trader takes
+//! the post over again a retry period later — if the election still names it.
+
+use super::ledger::{Command, Ledger, Output};
+use super::obs::MarketObs;
+use super::roles::{Buy, BuyResult, Good};
+use super::setup::{LedgerMode, Order, Settings};
+use super::{MarketNode, Msg, Timer};
+use crate::raft::client::{session_id, Client};
+use crate::raft::{Op, Outcome, Pos, RaftMsg, StateMachine};
+use agora_core::{Context, NodeId};
+use rand::Rng as _;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Changes a trader's client keeps in flight.
+const WINDOW: usize = 8;
+
+/// What a step of the trader leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traded {
+    /// It goes on trading.
+    Ok,
+    /// It fell sick: it leaves the post.
+    Sick,
+}
+
+/// What a change submitted to the books was for.
+#[derive(Clone, Copy, Debug)]
+enum Purpose {
+    Takeover,
+    Deposit { seller: NodeId, id: u64 },
+    Inventory,
+    Trade(Buy),
+}
+
+/// Where the trader's changes go.
+enum Books {
+    /// Through a Raft client session: `pending` by sequence number.
+    Replicated { client: Box<Client<Ledger>>, pending: BTreeMap<u64, Purpose> },
+    /// Into a book of its own: `id` names it, `n` numbers its changes.
+    Local { id: u64, ledger: Box<Ledger>, n: u64 },
+}
+
+/// The trader's post.
+pub struct Trader {
+    me: NodeId,
+    books: Books,
+    /// The fence of its takeover, once in the books.
+    fence: Option<u64>,
+    /// Buys waiting, by the order they are served in.
+    queue: BTreeMap<(u64, u32), Buy>,
+    /// Request ids queued or being served.
+    ids: BTreeSet<(NodeId, u64)>,
+    /// Buys received in this stint (the `arrival-order` variant's key).
+    arrivals: u64,
+    /// The buy submitted and not yet answered.
+    serving: Option<Buy>,
+    /// Deposits and inventories received before the takeover was in the books.
+    waiting: Vec<Command>,
+}
+
+impl Trader {
+    /// The post of peer `me` in its stint number `stint`.
+    pub fn new(s: &Settings, me: NodeId, stint: u32) -> Self {
+        let books = match s.ledger {
+            LedgerMode::Replicated => Books::Replicated {
+                client: Box::new(Client::new(
+                    session_id(me, stint),
+                    s.raft.replicas.clone(),
+                    WINDOW,
+                    s.retry,
+                )),
+                pending: BTreeMap::new(),
+            },
+            LedgerMode::Local => {
+                Books::Local { id: (u64::from(me.0) << 32) | u64::from(stint), ledger: Box::default(), n: 0 }
+            }
+        };
+        Trader {
+            me,
+            books,
+            fence: None,
+            queue: BTreeMap::new(),
+            ids: BTreeSet::new(),
+            arrivals: 0,
+            serving: None,
+            waiting: Vec::new(),
+        }
+    }
+
+    /// Nothing in hand: fenced, nothing queued, waiting or in flight.
+    pub fn idle(&self) -> bool {
+        let books = match &self.books {
+            Books::Replicated { client, .. } => client.is_idle(),
+            Books::Local { .. } => true,
+        };
+        self.fence.is_some()
+            && self.queue.is_empty()
+            && self.serving.is_none()
+            && self.waiting.is_empty()
+            && books
+    }
+
+    /// Takes the post: commits its takeover (and, with a local book, asks the sellers what
+    /// they have).
+    pub fn start(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings) -> Traded {
+        self.fence = None;
+        if matches!(self.books, Books::Local { .. }) {
+            ctx.broadcast(Msg::InventoryRequest);
+        }
+        self.submit(ctx, s, Command::Takeover { trader: self.me }, Purpose::Takeover)
+    }
+
+    fn submit(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        cmd: Command,
+        p: Purpose,
+    ) -> Traded {
+        match &mut self.books {
+            Books::Replicated { client, pending } => {
+                let seq = client.submit(ctx, Op::Command(cmd));
+                pending.insert(seq, p);
+                Traded::Ok
+            }
+            Books::Local { id, ledger, n } => {
+                *n += 1;
+                let out = ledger.apply(Pos { index: *n, offset: 0 }, &cmd);
+                let book = *id;
+                for note in std::mem::take(&mut ledger.notes) {
+                    ctx.observe(MarketObs::Applied { book, note });
+                }
+                self.outcome(ctx, s, p, out)
+            }
+        }
+    }
+
+    /// What the books answered to a change.
+    fn outcome(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        p: Purpose,
+        out: Output,
+    ) -> Traded {
+        match (p, out) {
+            (Purpose::Takeover, Output::Fenced(fence)) => {
+                self.fence = Some(fence);
+                ctx.observe(MarketObs::Fenced { fence });
+                for cmd in std::mem::take(&mut self.waiting) {
+                    let p = purpose(&cmd);
+                    self.submit(ctx, s, cmd, p);
+                }
+                return self.serve_next(ctx, s);
+            }
+            (Purpose::Deposit { seller, id }, Output::Stocked) => ctx.send(seller, Msg::DepositAck { id }),
+            (Purpose::Trade(buy), Output::Answer(result)) => return self.answer(ctx, s, buy, result),
+            (Purpose::Trade(buy), Output::Stale { .. }) => {
+                // A newer trader took over: the buy waits for this one's next takeover.
+                self.serving = None;
+                self.fence = None;
+                let key = self.key(s, buy);
+                self.queue.insert(key, buy);
+                ctx.set_timer(Timer::Retake, s.retry);
+            }
+            _ => {}
+        }
+        Traded::Ok
+    }
+
+    fn answer(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        buy: Buy,
+        result: BuyResult,
+    ) -> Traded {
+        self.serving = None;
+        self.ids.remove(&(buy.buyer, buy.seq));
+        if let BuyResult::Receipt { lots, .. } = &result {
+            for l in lots {
+                ctx.send(l.seller, Msg::Sold { good: buy.good, units: l.units, left: l.left });
+            }
+        }
+        ctx.send(buy.buyer, Msg::Answer { seq: buy.seq, result });
+        if s.sick > 0.0 && ctx.rng().random_bool(s.sick) {
+            return Traded::Sick;
+        }
+        self.serve_next(ctx, s)
+    }
+
+    /// Submits the first buy of the queue, if fenced and none is in flight.
+    fn serve_next(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings) -> Traded {
+        let Some(fence) = self.fence else { return Traded::Ok };
+        if self.serving.is_some() {
+            return Traded::Ok;
+        }
+        let Some((_, buy)) = self.queue.pop_first() else { return Traded::Ok };
+        self.serving = Some(buy);
+        ctx.observe(MarketObs::Serving { buy });
+        self.submit(ctx, s, Command::Trade { fence, trader: self.me, buy }, Purpose::Trade(buy))
+    }
+
+    /// Where `buy` goes in the queue: its fair order, or (variant) its arrival.
+    fn key(&mut self, s: &Settings, buy: Buy) -> (u64, u32) {
+        self.arrivals += 1;
+        match s.order {
+            Order::Fair => buy.order(),
+            Order::Arrival => (self.arrivals, buy.buyer.0),
+        }
+    }
+
+    /// A buy reached the trader: queued unless already queued or in flight.
+    pub fn on_buy(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, buy: Buy) -> Traded {
+        if !self.ids.insert((buy.buyer, buy.seq)) {
+            return Traded::Ok;
+        }
+        let key = self.key(s, buy);
+        self.queue.insert(key, buy);
+        ctx.observe(MarketObs::Queued { buy });
+        self.serve_next(ctx, s)
+    }
+
+    /// New goods from `seller`.
+    pub fn on_deposit(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        seller: NodeId,
+        id: u64,
+        good: Good,
+        qty: u64,
+    ) -> Traded {
+        self.change(ctx, s, Command::Deposit { seller, id, good, qty })
+    }
+
+    /// A seller's inventory (local ledger).
+    pub fn on_inventory(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        seller: NodeId,
+        good: Good,
+        qty: u64,
+    ) -> Traded {
+        self.change(ctx, s, Command::Inventory { seller, good, qty })
+    }
+
+    /// Submits a deposit or inventory now if fenced, else once fenced.
+    fn change(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, cmd: Command) -> Traded {
+        if self.fence.is_none() {
+            self.waiting.push(cmd);
+            return Traded::Ok;
+        }
+        let p = purpose(&cmd);
+        self.submit(ctx, s, cmd, p)
+    }
+
+    /// Answers from the ledger's replicas to the trader's client.
+    pub fn on_raft(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        from: NodeId,
+        m: RaftMsg<Ledger>,
+    ) -> Traded {
+        let Books::Replicated { client, .. } = &mut self.books else { return Traded::Ok };
+        for (seq, outcome) in client.on_message(ctx, from, m) {
+            let Books::Replicated { pending, .. } = &mut self.books else { unreachable!() };
+            let (Some(p), Outcome::Applied { output, .. }) = (pending.remove(&seq), outcome) else {
+                continue;
+            };
+            if self.outcome(ctx, s, p, output) == Traded::Sick {
+                return Traded::Sick;
+            }
+        }
+        Traded::Ok
+    }
+
+    /// The client's retry timer.
+    pub fn on_retry(&mut self, ctx: &mut Context<'_, MarketNode>) -> Traded {
+        if let Books::Replicated { client, .. } = &mut self.books {
+            client.on_retry(ctx);
+        }
+        Traded::Ok
+    }
+}
+
+/// What a deposit or inventory change is for.
+fn purpose(cmd: &Command) -> Purpose {
+    match *cmd {
+        Command::Deposit { seller, id, .. } => Purpose::Deposit { seller, id },
+        Command::Inventory { .. } => Purpose::Inventory,
+        Command::Takeover { .. } => Purpose::Takeover,
+        Command::Trade { buy, .. } => Purpose::Trade(buy),
+    }
+}
