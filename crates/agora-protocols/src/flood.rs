@@ -51,17 +51,26 @@ impl Message for Rumor {
 /// What a flood node reports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FloodObs {
+    /// At start, the origin broadcasts its rumour (reported before it delivers it itself):
+    /// the only rumour any node may deliver.
     Broadcast {
+        /// The rumour's content.
         payload: u64,
     },
+    /// A node delivered a rumour (the origin its own, the others the first copy received);
+    /// persisted before it is reported.
     Delivered {
+        /// The node that broadcast the rumour.
         origin: NodeId,
+        /// The rumour's content.
         payload: u64,
     },
     /// At start, a node rebuilt from storage reports the rumour it delivered in an earlier
     /// life (before a crash, or in an earlier run on the same data).
     Restored {
+        /// The node that broadcast the rumour.
         origin: NodeId,
+        /// The rumour's content.
         payload: u64,
     },
 }
@@ -69,6 +78,7 @@ pub enum FloodObs {
 /// Correct or deliberately broken behaviour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
+    /// Delivers the first copy only and forwards it: the algorithm as described above.
     Correct,
     /// Delivers every copy it receives: violates no-duplication.
     NoDedup,

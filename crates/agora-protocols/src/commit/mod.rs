@@ -172,13 +172,22 @@ fn settle(timeout: Duration) -> Time {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommitObs {
     /// A participant voted (persisted before the vote was sent).
-    Voted { yes: bool },
+    Voted {
+        /// Whether the vote was yes.
+        yes: bool,
+    },
     /// A node decided (persisted before it was acted on).
-    Decided { commit: bool },
+    Decided {
+        /// Whether the decision is commit (`false`: abort).
+        commit: bool,
+    },
     /// A participant that voted yes waited past its timeout without learning the decision.
     Blocked,
     /// At start after a crash: the decision a node had persisted in an earlier life.
-    Restored { commit: bool },
+    Restored {
+        /// Whether the persisted decision is commit (`false`: abort).
+        commit: bool,
+    },
 }
 
 /// Judges 2PC and 3PC runs.

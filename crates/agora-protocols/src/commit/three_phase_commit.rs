@@ -39,21 +39,47 @@ pub enum State {
     Initial,
     /// Voted YES, not pre-committed.
     Uncertain,
+    /// Persisted a PRE-COMMIT (so every participant voted YES), not yet decided.
     PreCommitted,
+    /// Decided commit.
     Committed,
+    /// Decided abort.
     Aborted,
 }
 
 /// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
+    /// Coordinator to every participant, phase 1: asks for its vote. Answered again if it
+    /// is retransmitted.
     VoteReq,
-    Vote { yes: bool },
+    /// Participant to coordinator, in answer to VOTE-REQ: its vote (YES or NO), persisted
+    /// before it is sent.
+    Vote {
+        /// Whether the participant votes to commit.
+        yes: bool,
+    },
+    /// Phase 2: the coordinator, once every vote is YES, or a recovery coordinator that found
+    /// a pre-committed node, tells participants to pre-commit; they persist it and ACK.
     PreCommit,
+    /// Participant to the (recovery) coordinator: it has persisted PRE-COMMIT.
     Ack,
-    Decision { commit: bool },
+    /// The decision (COMMIT or ABORT): phase 3 from the (recovery) coordinator, resent until
+    /// every node confirms it; also the answer of an already decided node to VOTE,
+    /// PRE-COMMIT or STATE-REQ.
+    Decision {
+        /// Whether the transaction commits (`false`: it aborts).
+        commit: bool,
+    },
+    /// To the sender of a decision: it is persisted here (whether commit or abort), so the
+    /// sender stops resending it.
     HaveCommitted,
+    /// Sent by a participant taking over as recovery coordinator, and by a node that restarts
+    /// undecided after voting YES: asks every other node for its [`State`]. It also makes
+    /// the receivers defer their own takeover.
     StateReq,
+    /// An undecided node's answer to STATE-REQ: its current state (a decided node sends its
+    /// decision instead).
     StateIs(State),
 }
 

@@ -29,10 +29,28 @@ use std::time::Duration;
 /// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
+    /// Coordinator to every participant, at the start: asks for its vote. Answered again if
+    /// it is retransmitted.
     VoteReq,
-    Vote { yes: bool },
-    Decision { commit: bool },
+    /// Participant to coordinator, in answer to VOTE-REQ: its vote (YES or NO), persisted
+    /// before it is sent.
+    Vote {
+        /// Whether the participant votes to commit.
+        yes: bool,
+    },
+    /// The decision (COMMIT or ABORT): sent by the coordinator to every participant that has
+    /// not acknowledged it, resent every timeout; also sent by any node that knows it in
+    /// answer to DECISION-REQ.
+    Decision {
+        /// Whether the transaction commits (`false`: it aborts).
+        commit: bool,
+    },
+    /// Participant to coordinator: the decision it received is persisted; the coordinator
+    /// stops resending it there.
     Ack,
+    /// Broadcast by an uncertain participant (past its timeout, or on restart after voting
+    /// YES) asking anyone who knows the decision to send it: the cooperative termination
+    /// protocol.
     DecisionReq,
 }
 

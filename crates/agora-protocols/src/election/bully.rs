@@ -42,10 +42,31 @@ use std::time::Duration;
 /// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
-    Election { term: u64 },
-    Ok { term: u64 },
-    Coordinator { term: u64 },
-    Heartbeat { term: u64 },
+    /// Sent by a node starting an election to every node with a higher id; an answer (OK)
+    /// means a higher node is alive and takes over.
+    Election {
+        /// The highest term the elector knows.
+        term: u64,
+    },
+    /// Answer of a higher node to ELECTION: the elector waits for a COORDINATOR instead of
+    /// announcing itself. The answering node starts its own election.
+    Ok {
+        /// The highest term the answering node knows, so that the elector's next term is newer.
+        term: u64,
+    },
+    /// Sent by a node that got no OK to every node (except the leader whose silence started
+    /// the election): it is the new leader. A receiver with a higher id bullies it with an
+    /// election of its own.
+    Coordinator {
+        /// The new leader's term: `round · N + id`, the round one above the highest known.
+        term: u64,
+    },
+    /// Broadcast by the leader every quarter timeout; followers that miss them for a timeout
+    /// start an election, and a receiver with a higher id than the leader starts one at once.
+    Heartbeat {
+        /// The leader's term.
+        term: u64,
+    },
 }
 
 kinds!(Msg {

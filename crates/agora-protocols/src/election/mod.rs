@@ -23,9 +23,18 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ElectionObs {
     /// An election began here.
-    Started { term: u64 },
+    Started {
+        /// The highest term this node knew when it started the election; the winner announces
+        /// a newer one.
+        term: u64,
+    },
     /// This node now follows `leader`, elected in `term` (the leader reports itself too).
-    Leader { leader: NodeId, term: u64 },
+    Leader {
+        /// The node now followed (this node itself, when it won).
+        leader: NodeId,
+        /// The term in which `leader` was announced; the checker requires one leader per term.
+        term: u64,
+    },
 }
 
 /// Heartbeat period, as a fraction of the failure-detection timeout.

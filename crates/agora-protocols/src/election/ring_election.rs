@@ -39,21 +39,41 @@ use std::time::Duration;
 /// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
-    /// `id` names this ring message (creator, counter) so that network duplicates are dropped.
+    /// Passed to the successor: started by an initiator with its own id, forwarded while the
+    /// candidate is higher than the receiver's id, replaced by a higher receiver's id (or
+    /// dropped, if that receiver already participates). A node that gets its own id back has
+    /// won. `id` names this ring message (creator, counter) so that network duplicates are
+    /// dropped.
     Election {
+        /// The highest id the message has met so far: the candidate for leader.
         candidate: u32,
+        /// The highest term of every node the message has passed; the winner announces the
+        /// next one.
         term: u64,
+        /// This message's name: (creating node, its counter).
         id: (u32, u64),
     },
+    /// Sent round the ring by the winner: each node follows `leader` and forwards it, until it
+    /// is back at the winner (or at a node that already passed it on).
     Elected {
+        /// The winner's id.
         leader: u32,
+        /// The winner's new term.
         term: u64,
+        /// This message's name: (creating node, its counter).
         id: (u32, u64),
     },
+    /// Returned to the predecessor for every ELECTION or ELECTED hop; a successor that does not
+    /// acknowledge within half a timeout is skipped.
     Ack {
+        /// The sequence number of the hop acknowledged (its [`Envelope::seq`]).
         seq: u64,
     },
+    /// Broadcast by the leader every quarter timeout (not acknowledged); a follower that misses
+    /// them starts an election, and a receiver with a higher id than the leader starts one at
+    /// once.
     Heartbeat {
+        /// The leader's term.
         term: u64,
     },
 }
@@ -88,7 +108,10 @@ impl Message for Envelope {
 pub enum Timer {
     /// The successor did not acknowledge hop `seq`.
     HopTimeout(u64),
+    /// No heartbeat came from the leader, or the election under way did not finish, in time:
+    /// suspect the leader and initiate an election.
     LeaderSilent,
+    /// Leader: time to broadcast HEARTBEAT.
     Beat,
 }
 

@@ -24,9 +24,25 @@ const HOLDER: &str = "holder";
 /// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
-    Request { seq: u32 },
-    Grant { seq: u32 },
-    Release { seq: u32 },
+    /// Client to coordinator, when it wants the critical section; the coordinator queues it
+    /// (once, however often it arrives) and grants it when the section is free.
+    Request {
+        /// The client's request number: how many entries it made before this one.
+        seq: u32,
+    },
+    /// Coordinator to the client at the head of its queue: the section is free, enter.
+    Grant {
+        /// The number of the request granted; a client enters only on a grant of its current
+        /// request.
+        seq: u32,
+    },
+    /// Client to coordinator, on leaving the critical section: the coordinator grants the
+    /// next queued request.
+    Release {
+        /// The number of the request whose entry is over; the coordinator frees the section
+        /// only if that request holds it.
+        seq: u32,
+    },
 }
 
 kinds!(Msg { Request => "REQUEST", Grant => "GRANT", Release => "RELEASE" });

@@ -26,9 +26,26 @@ use std::collections::BTreeSet;
 /// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
-    Request { ts: u64 },
-    Reply { ts: u64 },
-    Release { ts: u64, request: u64 },
+    /// Sent to every other node by a node that wants the critical section; each receiver
+    /// queues the request (replacing an older one of the same node) and answers REPLY.
+    Request {
+        /// The request's Lamport timestamp: with the sender's id, its place in every queue.
+        ts: u64,
+    },
+    /// Answer to REQUEST: a message stamped later than the request, which the requester needs
+    /// from every other node before it may enter.
+    Reply {
+        /// The replier's Lamport clock, after it received the request.
+        ts: u64,
+    },
+    /// Sent to every other node on leaving the critical section: the receivers dequeue the
+    /// sender's request.
+    Release {
+        /// The sender's Lamport clock when it left.
+        ts: u64,
+        /// The timestamp of the request being released.
+        request: u64,
+    },
 }
 
 kinds!(Msg { Request => "REQUEST", Reply => "REPLY", Release => "RELEASE" });

@@ -27,8 +27,12 @@ use std::time::Duration;
 /// What mutual-exclusion nodes report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MutexObs {
+    /// The node asked for the critical section; its operation begins.
     Requested,
+    /// The node entered the critical section; its operation ends. The checker requires that
+    /// no other node is inside.
     Entered,
+    /// The node left the critical section, after holding it for [`HOLD`].
     Exited,
 }
 

@@ -24,13 +24,22 @@ use serde::{Deserialize, Serialize};
 /// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
+    /// Sent to every other node by a node that wants the critical section. A receiver answers
+    /// REPLY at once, unless it is inside or requesting with an earlier (timestamp, id); then
+    /// it defers the reply until it exits.
     Request {
+        /// The request's Lamport timestamp; ties are broken by the sender's id.
         ts: u64,
+        /// The sender's incarnation, returned in the REPLY.
         inc: u32,
     },
-    /// Permission for the request stamped `ts` in incarnation `inc`.
+    /// Permission for the request stamped `ts` in incarnation `inc`: the requester enters once
+    /// it holds one from every other node.
     Reply {
+        /// The timestamp of the request answered; a reply to an earlier request is ignored.
         ts: u64,
+        /// The incarnation of the request answered; a reply to a request of an earlier life is
+        /// ignored.
         inc: u32,
     },
 }

@@ -24,10 +24,24 @@ const SERVER: NodeId = NodeId(0);
 /// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
+    /// Client to server, at start: asks to join; resent every timeout until WELCOMEd.
     Join,
+    /// Server to client, in answer to every JOIN: the client may now send requests.
     Welcome,
-    Request { seq: u32 },
-    Reply { seq: u32, result: u64 },
+    /// Client to server, after joining: one request at a time, resent every timeout until
+    /// its REPLY comes.
+    Request {
+        /// The request's number, from 0 up to `--requests` − 1.
+        seq: u32,
+    },
+    /// Server to client, in answer to every REQUEST (a repeat gets the same answer).
+    Reply {
+        /// The number of the request answered; the client accepts only the reply to the request
+        /// it awaits.
+        seq: u32,
+        /// The server's "work": a deterministic function of the client and the request number.
+        result: u64,
+    },
 }
 
 kinds!(Msg { Join => "JOIN", Welcome => "WELCOME", Request => "REQUEST", Reply => "REPLY" });
@@ -35,8 +49,13 @@ kinds!(Msg { Join => "JOIN", Welcome => "WELCOME", Request => "REQUEST", Reply =
 /// What client–server nodes report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CentralObs {
+    /// A client was WELCOMEd: it has joined and starts its requests.
     Joined,
-    Served { seq: u32 },
+    /// A client accepted the reply to one of its requests.
+    Served {
+        /// The number of the request answered; the checker expects them in order, each once.
+        seq: u32,
+    },
 }
 
 /// The client's retransmission timer.

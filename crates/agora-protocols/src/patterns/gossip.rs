@@ -45,14 +45,21 @@ impl Message for Push {
 /// What gossip nodes report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GossipObs {
+    /// At start, the origin broadcasts its rumour (reported before it delivers it itself):
+    /// the only rumour any node may deliver.
     Broadcast {
+        /// The rumour's content.
         payload: u64,
     },
+    /// A node learnt the rumour (the origin at start, the others from their first PUSH) and
+    /// starts pushing it; persisted before it is reported.
     Delivered {
+        /// The rumour's content.
         payload: u64,
     },
     /// At restart: the rumour this node delivered in an earlier life.
     Restored {
+        /// The rumour's content.
         payload: u64,
     },
 }
