@@ -1,6 +1,7 @@
 //! Conventions the whole repository keeps, checked rather than remembered: every Rust file
 //! opens with a `//!` line saying what it is; no test is switched off or passes by panicking;
-//! every file or folder ARCHITECTURE.md names exists.
+//! every file or folder ARCHITECTURE.md names exists; every crate takes the workspace's lints
+//! (`missing_docs` among them).
 
 use std::path::{Path, PathBuf};
 
@@ -90,4 +91,23 @@ fn every_path_architecture_names_exists() {
         }
     }
     assert!(missing.is_empty(), "ARCHITECTURE.md names paths that do not exist: {missing:?}");
+}
+
+#[test]
+fn every_crate_takes_the_workspace_lints() {
+    let workspace = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    assert!(workspace.contains("[workspace.lints.rust]") && workspace.contains("missing_docs"));
+    let mut crates = 0;
+    for entry in std::fs::read_dir(root().join("crates")).unwrap() {
+        let manifest = entry.unwrap().path().join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let lints = text.split("\n[").find(|section| section.starts_with("lints]"));
+        assert!(
+            lints.is_some_and(|l| l.lines().any(|line| line.replace(' ', "") == "workspace=true")),
+            "{} does not opt into the workspace lints ([lints] workspace = true)",
+            manifest.display()
+        );
+        crates += 1;
+    }
+    assert!(crates >= 5, "found {crates} crates");
 }
