@@ -279,3 +279,45 @@ fn in_file(e: ParamError) -> UserError {
         ParamError::Invalid { param, why } => format!("params.{param} {why}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(name: &str) -> ClusterFile {
+        ClusterFile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)).unwrap()
+    }
+
+    #[test]
+    fn the_example_cluster_files_build_clusters_of_their_nodes() {
+        for name in ["cluster.toml", "election-cluster.toml"] {
+            let f = example(name);
+            let p = f.params().unwrap_or_else(|e| panic!("{name}: {e}"));
+            let size = agora_protocols::registry::cluster_size(&f.protocol, &p).unwrap();
+            assert_eq!(size, f.nodes.len(), "{name}");
+        }
+    }
+
+    #[test]
+    fn parameters_are_checked_in_the_files_words() {
+        let file = |params: &str| {
+            format!(
+                "cluster = \"c\"\nprotocol = \"raft\"\nsecret = \"{}\"\n[params]\n{params}\n\
+                 [[node]]\nid = 0\naddr = \"127.0.0.1:1\"\n[[node]]\nid = 1\naddr = \"127.0.0.1:2\"\n",
+                "5e".repeat(32)
+            )
+        };
+        let err = |params: &str| match ClusterFile::parse(&file(params)).and_then(|f| f.params()) {
+            Ok(_) => panic!("{params}: accepted"),
+            Err(e) => e.msg,
+        };
+        assert!(err("fanout = 3").starts_with("params.fanout is not a parameter of raft"));
+        assert!(err("fanotu = 3").contains("params.fanotu: no such parameter"));
+        assert!(err("reads = 2.0").contains("params.reads: 2 is not in [0, 1]"));
+        assert!(err("window = \"many\"").contains("params.window"));
+        assert!(err("clients = 2").contains("leaves no replica"));
+        let ok = ClusterFile::parse(&file("clients = 1\nreads = 0.5")).unwrap().params().unwrap();
+        assert_eq!(ok.nodes, 1, "one of the two nodes is a client");
+        assert_eq!(agora_protocols::registry::cluster_size("raft", &ok).unwrap(), 2);
+    }
+}
