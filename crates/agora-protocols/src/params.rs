@@ -290,7 +290,8 @@ pub static ROUNDS: Param =
 pub static SCENARIO: Param = Param {
     name: "scenario",
     help: "Logical clocks: `seed` (the seed report's example), `random` (drawn from the seed, `msgs` events per \
-           process) or a scenario such as 'PI MS0 MR1; MR0 MS1'.",
+           process) or a scenario such as 'PI MS0 MR1; MR0 MS1'. Market: test-case-1, test-case-2, \
+           test-case-3 (the report's roles) or normal (roles drawn from the seed).",
     kind: Kind::Text,
 };
 /// Mean time between a workload's operations.

@@ -4,7 +4,7 @@
 //! asks again for the same buy, never a different one under the same request id.
 
 use super::obs::MarketObs;
-use super::roles::{Buy, BuyResult, Good, MAX_QTY};
+use super::roles::{Buy, BuyResult, Good, Role, MAX_QTY};
 use super::setup::Settings;
 use super::{MarketNode, Msg, Timer};
 use agora_core::{Context, Corrupt, Stable};
@@ -65,8 +65,12 @@ impl Buyer {
             self.resend(ctx);
         } else if !trading && self.next_seq < s.buys {
             *clock += 1;
+            let role = s.roles[ctx.id().index()];
             let rng = ctx.rng();
-            let good = Good::draw(rng);
+            let good = match role {
+                Role::Buyer { wants: Some(good) } => good,
+                _ => Good::draw(rng),
+            };
             let qty = rng.random_range(1..=MAX_QTY);
             let buy = Buy { buyer: ctx.id(), seq: self.next_seq, good, qty, ts: *clock };
             self.next_seq += 1;

@@ -3,8 +3,9 @@
 //! election picks; the trader falls sick at random and the market elects another; no trade is
 //! lost or made twice.
 //!
-//! **Peers.** Every node is a peer, a buyer or a seller drawn from the seed (at least one of
-//! each, [`roles::draw_roles`]). A seller hands its stock to the trader when the market opens
+//! **Peers.** Every node is a peer, a buyer or a seller: drawn from the seed (at least one of
+//! each, [`roles::draw_roles`]) in the `normal` scenario, fixed by the report's test cases in
+//! the others ([`scenario`]). A seller hands its stock to the trader when the market opens
 //! (a deposit) and, told it sold out, restocks [`roles::RESTOCK`] units of a good drawn from
 //! the seed. A buyer makes `--buys` buys, one at a time: a buy is `(buyer, request id, good,
 //! quantity, Lamport timestamp)`, multicast to every peer as in the report (every peer's
@@ -55,6 +56,7 @@ pub mod obs;
 mod params;
 pub mod peer;
 pub mod roles;
+pub mod scenario;
 pub mod seller;
 pub mod setup;
 pub mod trader;

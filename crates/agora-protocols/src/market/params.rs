@@ -1,12 +1,12 @@
 //! The parameters of the market: buys per buyer, the trader's sickness and recovery, where the
 //! ledger lives, the timeout, the buyers' pace, and the broken variant its checker must catch.
 
-use super::roles::draw_roles;
+use super::scenario;
 use super::setup::{LedgerMode, MarketSetup, Order, Settings};
 use crate::election::bully::BullySetup;
 use crate::params::{
-    count, real, text, ParamError, Resolved, Spec, BUYS, INTERVAL_MS, LEDGER, RECOVER_MS, SICK, TIMEOUT_MS,
-    VARIANT,
+    count, real, text, ParamError, Resolved, Spec, BUYS, INTERVAL_MS, LEDGER, RECOVER_MS, SCENARIO, SICK,
+    TIMEOUT_MS, VARIANT,
 };
 use crate::raft;
 use crate::registry::FromParams;
@@ -25,8 +25,10 @@ impl FromParams for MarketSetup {
         Spec::new(&TIMEOUT_MS, real(20.0)),
         Spec::new(&INTERVAL_MS, real(2.0)),
         Spec::optional(&VARIANT),
+        Spec::new(&SCENARIO, text("normal")),
     ];
-    /// Every node is a peer; the first election is started by a peer drawn from the seed.
+    /// Every node is a peer, its role the scenario's; the first election is started by the
+    /// scenario's starter or a peer drawn from the seed.
     fn from_params(p: &Resolved) -> Result<Self, ParamError> {
         let variant = p.variant(&["correct", "arrival-order"])?;
         p.at_least_nodes(2, "needs a buyer and a seller")?;
@@ -41,9 +43,13 @@ impl FromParams for MarketSetup {
         let timeout = p.millis(&TIMEOUT_MS);
         let n = p.nodes;
         let replicas = (0..Settings::replica_count(n) as u32).map(NodeId).collect();
-        let starter = NodeId((p.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 33) as u32 % n as u32);
+        let name = p.text(&SCENARIO).unwrap_or("normal");
+        let sc = scenario::build(name, n, p.seed).map_err(|e| ParamError::invalid(&SCENARIO, e))?;
+        let drawn = NodeId((p.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 33) as u32 % n as u32);
+        let starter = sc.starter.unwrap_or(drawn);
         let s = Settings {
-            roles: draw_roles(n, p.seed),
+            roles: sc.roles,
+            sick_at_open: sc.sick_at_open,
             buys: p.count(&BUYS),
             sick: p.real(&SICK),
             recover: p.millis(&RECOVER_MS),

@@ -54,7 +54,7 @@ impl MarketNode {
             false => None,
         };
         let account = match s.roles[id.index()] {
-            Role::Buyer => Account::Buyer(Buyer::load(stable)?),
+            Role::Buyer { .. } => Account::Buyer(Buyer::load(stable)?),
             Role::Seller { good, stock } => Account::Seller(Seller::load(stable, good, stock)?),
         };
         let clock = match &account {
@@ -249,6 +249,14 @@ impl Protocol for MarketNode {
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
         if let Some(r) = &mut self.replica {
             r.on_start(ctx);
+        }
+        if self.s.sick_at_open.contains(&self.me) {
+            // A scenario's peer sick at the opening (again after a restart): it joins the
+            // market, election included, when it recovers.
+            ctx.observe(MarketObs::Sick);
+            self.sick = true;
+            ctx.set_timer(Timer::Recover, self.s.recover);
+            return;
         }
         let seen = self.election.start(ctx);
         self.elected(ctx, seen);

@@ -52,7 +52,10 @@ impl fmt::Display for Good {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     /// Buys goods, one at a time.
-    Buyer,
+    Buyer {
+        /// The good it always asks for (a scenario's), or `None`: each buy's good is drawn.
+        wants: Option<Good>,
+    },
     /// Sells one good at a time; `stock` units when the market opens.
     Seller {
         /// The good it sells first.
@@ -62,6 +65,9 @@ pub enum Role {
     },
 }
 
+/// A buyer of goods drawn from the seed.
+const BUYER: Role = Role::Buyer { wants: None };
+
 /// The roles of `n` peers (`n >= 2`) drawn from `seed`: each peer is a buyer or a seller with
 /// even odds, but at least one of each (peer 0 is turned into a buyer, or peer 1 into a
 /// seller, when the draw made none).
@@ -70,11 +76,11 @@ pub fn draw_roles(n: usize, seed: u64) -> Vec<Role> {
     let mut rng = Rng::seed_from_u64(seed ^ 0x6d61_726b_6574);
     let seller = |rng: &mut Rng| Role::Seller { good: Good::draw(rng), stock: rng.random_range(3..=8) };
     let mut roles: Vec<Role> =
-        (0..n).map(|_| if rng.random_bool(0.5) { Role::Buyer } else { seller(&mut rng) }).collect();
-    if !roles.contains(&Role::Buyer) {
-        roles[0] = Role::Buyer;
+        (0..n).map(|_| if rng.random_bool(0.5) { BUYER } else { seller(&mut rng) }).collect();
+    if !roles.contains(&BUYER) {
+        roles[0] = BUYER;
     }
-    if roles.iter().all(|r| *r == Role::Buyer) {
+    if roles.iter().all(|r| *r == BUYER) {
         roles[1] = seller(&mut rng);
     }
     roles

@@ -32,6 +32,8 @@ pub enum Order {
 pub struct Settings {
     /// Each peer's role, by id.
     pub roles: Vec<Role>,
+    /// Peers sick when the market opens (a scenario's): they recover after `recover`.
+    pub sick_at_open: Vec<NodeId>,
     /// Buys each buyer makes.
     pub buys: u64,
     /// Chance per transaction that the trader falls sick.
