@@ -5,7 +5,7 @@
 //! flag's help.
 
 use crate::values::{self, count, MAX_NODES};
-use agora_protocols::params::{Kind, Param, Value};
+use agora_protocols::params::{self, Kind, Param, Value};
 use agora_protocols::Params;
 use clap::{Arg, ArgAction, Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -62,6 +62,67 @@ pub enum Command {
     /// ballots to a Raft legislature that verifies, counts and publishes them. Runs over
     /// loopback TCP with redb (or in the simulator with --sim); `register` and `verify` below.
     Election(Box<ElectionArgs>),
+    /// The trading post of the seed report: buyers and sellers of fish, salt and boar trade
+    /// through a bully-elected trader who falls sick now and then; every trade committed to a
+    /// replicated ledger. Runs the report's test case 1 over loopback TCP with redb by default
+    /// (or in the simulator with --sim), prints the trade log, the announcements, the accounts
+    /// and the checker's verdict.
+    Market(Box<MarketArgs>),
+}
+
+/// A flag of a protocol parameter, parsed (and range-checked) by the parameter schema.
+fn schema(p: &'static Param) -> impl Fn(&str) -> Result<Value, String> + Clone + Send + Sync + 'static {
+    move |s: &str| p.parse(s)
+}
+
+/// The arguments of `agora market`.
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct MarketArgs {
+    /// The report's scenario: test-case-1 (7 peers: 5 sellers, 2 buyers after two different
+    /// goods), test-case-2 (5 peers: 4 sellers, 1 buyer, peer 4 sick at the start),
+    /// test-case-3 (as 1, both buyers after the same good) or normal (roles drawn from the seed).
+    #[arg(long, default_value = "test-case-1", value_parser = schema(&params::SCENARIO))]
+    pub scenario: Value,
+    /// Peers [default: the scenario's; 7 for normal] [2..=256].
+    #[arg(long, value_name = "N", value_parser = count::<usize>(2, 256))]
+    pub peers: Option<usize>,
+    /// Buys each buyer makes, one at a time [default: 1000 in test-case-2, else 10]
+    /// [0..=1000000].
+    #[arg(long, value_name = "N", value_parser = schema(&params::BUYS))]
+    pub buys: Option<Value>,
+    /// Chance per transaction that the trader falls sick [default: 0.02] [0..=1].
+    #[arg(long, value_name = "P", value_parser = schema(&params::SICK))]
+    pub sick: Option<Value>,
+    /// How long a sick peer stays away before it rejoins [default: 200] [0.001..=3600000].
+    #[arg(long, value_name = "MS", value_parser = schema(&params::RECOVER_MS))]
+    pub recover_ms: Option<Value>,
+    /// Where the ledger lives: replicated (a Raft log on the first 3 or 5 peers) or local (the
+    /// trader's memory, the report's design) [default: replicated].
+    #[arg(long, value_name = "MODE", value_parser = schema(&params::LEDGER))]
+    pub ledger: Option<Value>,
+    /// Timeout for elections and retries [default: 20] [0.001..=3600000].
+    #[arg(long, value_name = "MS", value_parser = schema(&params::TIMEOUT_MS))]
+    pub timeout_ms: Option<Value>,
+    /// The seed of the run's random sources (roles of `normal`, sickness, goods).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Run in the deterministic simulator instead of over TCP (fault flags apply).
+    #[arg(long)]
+    pub sim: bool,
+    /// The faults to inject (with --sim).
+    #[command(flatten)]
+    pub faults: FaultArgs,
+    /// Give up after this much (wall or virtual) time (0..=1e9].
+    #[arg(long, value_name = "MS", default_value_t = 600_000.0, value_parser = values::limit_ms)]
+    pub max_time_ms: f64,
+    /// Write market.svg (the response time of every buy against its number, elections marked:
+    /// the report's Figure 2) and market.csv here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print exactly one JSON object on stdout instead of the log and tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The arguments of `agora election`.
@@ -545,6 +606,30 @@ pub struct FaultArgs {
     /// [0..=10000].
     #[arg(long, value_name = "K", value_parser = count::<u32>(0, 10_000))]
     pub random_crashes: Option<u32>,
+}
+
+impl FaultArgs {
+    /// The flags given, by name: for commands that inject faults only in the simulator.
+    pub fn given(&self) -> Vec<&'static str> {
+        let set = [
+            ("--faults", self.faults.is_some()),
+            ("--latency", self.latency.is_some()),
+            ("--loss", self.loss.is_some()),
+            ("--duplicate", self.duplicate.is_some()),
+            ("--reorder", self.reorder.is_some()),
+            ("--reorder-delay-ms", self.reorder_delay_ms.is_some()),
+            ("--fifo", self.fifo),
+            ("--partition", !self.partition.is_empty()),
+            ("--one-way", !self.one_way.is_empty()),
+            ("--crash", !self.crash.is_empty()),
+            ("--pause", !self.pause.is_empty()),
+            ("--skew", !self.skew.is_empty()),
+            ("--drift", !self.drift.is_empty()),
+            ("--regions", self.regions.is_some()),
+            ("--random-crashes", self.random_crashes.is_some()),
+        ];
+        set.into_iter().filter(|(_, on)| *on).map(|(flag, _)| flag).collect()
+    }
 }
 
 /// The arguments of `agora sim`.

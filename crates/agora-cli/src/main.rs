@@ -6,7 +6,7 @@ mod commands;
 
 use agora_cli::{cli, cluster_file, election_file, error, faults, input, values, Parsed};
 use cli::Command;
-use commands::{bench, check, clocks, complexity, election, multicast, node, protocols, run, sim, up};
+use commands::{bench, check, clocks, complexity, election, market, multicast, node, protocols, run, sim, up};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Command::Protocols => protocols::run(),
         Command::Bench(args) => bench::run(args),
         Command::Election(args) => election::run(args, &argv),
+        Command::Market(args) => market::run(args, &argv),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

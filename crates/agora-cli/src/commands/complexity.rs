@@ -147,7 +147,7 @@ impl Driver for TcpRun {
     type Output = Result<RunSummary, UserError>;
     fn run<S: Setup>(self, setup: S) -> Self::Output {
         let setup = Arc::new(setup);
-        let (g, _) = run_in_process(&setup, "complexity", self.seed, self.max_time)?;
+        let (g, _) = run_in_process(&setup, "complexity", self.seed, self.max_time, |_| {})?;
         Ok(report::summarize(&*setup, self.seed, g, ""))
     }
 }

@@ -9,8 +9,8 @@ mod run;
 mod timeline;
 mod verify;
 
-use crate::cli::{ElectionAction, ElectionArgs, ElectionRunArgs, FaultArgs, RegisterArgs};
-use crate::commands::shared::output;
+use crate::cli::{ElectionAction, ElectionArgs, ElectionRunArgs, RegisterArgs};
+use crate::commands::shared::{output, sim_only};
 use crate::election_file;
 use crate::error::UserError;
 use agora_cli::election_formats;
@@ -99,36 +99,16 @@ fn settings(a: &ElectionRunArgs) -> Result<Settings, UserError> {
 
 /// The fault flags set in `a`: over TCP the election injects none of them.
 fn fault_flags(a: &ElectionRunArgs) -> Vec<&'static str> {
-    let f: &FaultArgs = &a.faults;
-    let set = [
-        ("--faults", f.faults.is_some()),
-        ("--latency", f.latency.is_some()),
-        ("--loss", f.loss.is_some()),
-        ("--duplicate", f.duplicate.is_some()),
-        ("--reorder", f.reorder.is_some()),
-        ("--reorder-delay-ms", f.reorder_delay_ms.is_some()),
-        ("--fifo", f.fifo),
-        ("--partition", !f.partition.is_empty()),
-        ("--one-way", !f.one_way.is_empty()),
-        ("--crash", !f.crash.is_empty()),
-        ("--pause", !f.pause.is_empty()),
-        ("--skew", !f.skew.is_empty()),
-        ("--drift", !f.drift.is_empty()),
-        ("--regions", f.regions.is_some()),
-        ("--random-crashes", f.random_crashes.is_some()),
-        ("--crash-replicas", a.crash_replicas.is_some()),
-    ];
-    set.into_iter().filter(|(_, on)| *on).map(|(flag, _)| flag).collect()
+    let mut set = a.faults.given();
+    if a.crash_replicas.is_some() {
+        set.push("--crash-replicas");
+    }
+    set
 }
 
 fn election(a: &ElectionRunArgs, argv: &[String]) -> Result<i32, UserError> {
-    let refused = fault_flags(a);
-    if !a.sim && !refused.is_empty() {
-        return Err(UserError(format!(
-            "{} {} --sim: the election over TCP injects no faults (kill its processes instead; see docs/election.md)",
-            refused.join(", "),
-            if refused.len() == 1 { "needs" } else { "need" }
-        )));
+    if !a.sim {
+        sim_only(&fault_flags(a), "the election over TCP injects no faults (kill its processes instead; see docs/election.md)")?;
     }
     let s = settings(a)?;
     let spec = s.spec.clone();

@@ -4,18 +4,16 @@
 
 use super::report::{ops_of, report, Report};
 use crate::cli::ElectionRunArgs;
-use crate::commands::shared::tcp::{local_config, runtime, temp_dir};
+use crate::commands::shared::tcp::{local_config, runtime, temp_dir, Progress};
 use crate::commands::shared::{output, progress_bar, repro};
 use crate::commands::sim;
 use crate::error::UserError;
 use crate::faults;
 use agora_core::{RunSummary, Setup, Time};
-use agora_net::{run_local, Gathered, NodeShared};
+use agora_net::{run_local, Gathered};
 use agora_protocols::vote_count::setup::VoteSetup;
 use agora_sim::{Faults, SimConfig, Simulation};
-use indicatif::ProgressBar;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The election in the simulator.
@@ -68,7 +66,14 @@ pub(super) fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -
     };
     let mut cfg = local_config("election", dir, a.seed);
     cfg.max_batch_bytes = 256 * 1024;
-    let progress = Progress::start(citizens, spec.voters, a.json);
+    let bar = progress_bar(
+        spec.voters,
+        "voting [{bar:40}] {pos}/{len} ballots answered, {per_sec}, {elapsed}",
+        a.json,
+    );
+    let progress = Progress::start(bar, move |nodes| {
+        citizens.iter().filter_map(|&i| nodes.get(i)).map(|n| n.live.lock().expect("metrics lock").0.ops_ended()).sum()
+    });
     let max = Duration::from_secs_f64(a.max_time_ms / 1e3);
     let out =
         runtime()?.block_on(run_local(setup.clone(), cfg, max, progress.hook())).map_err(UserError::from_run);
@@ -90,58 +95,4 @@ pub(super) fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -
         ops,
         ..pre
     })
-}
-
-/// The progress bar of an election over TCP: ballots answered, polled from the citizens'
-/// live metrics by a thread of its own.
-struct Progress {
-    bar: ProgressBar,
-    /// The nodes, once the run has started them.
-    nodes: Arc<Mutex<Vec<Arc<NodeShared>>>>,
-    stop: Arc<AtomicBool>,
-    poller: std::thread::JoinHandle<()>,
-}
-
-impl Progress {
-    /// Starts polling the nodes `citizens` (by index) for the ballots they have had answered.
-    fn start(citizens: Vec<usize>, voters: u64, json: bool) -> Self {
-        let bar = progress_bar(
-            voters,
-            "voting [{bar:40}] {pos}/{len} ballots answered, {per_sec}, {elapsed}",
-            json,
-        );
-        let nodes: Arc<Mutex<Vec<Arc<NodeShared>>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let poller = {
-            let (nodes, stop, bar) = (nodes.clone(), stop.clone(), bar.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(250));
-                    let done: u64 = {
-                        let nodes = nodes.lock().expect("nodes lock");
-                        citizens
-                            .iter()
-                            .filter_map(|&i| nodes.get(i))
-                            .map(|n| n.live.lock().expect("metrics lock").0.ops_ended())
-                            .sum()
-                    };
-                    bar.set_position(done);
-                }
-            })
-        };
-        Progress { bar, nodes, stop, poller }
-    }
-
-    /// The hook that hands the run's nodes to the poller when they start.
-    fn hook(&self) -> impl FnOnce(Vec<Arc<NodeShared>>) {
-        let nodes = self.nodes.clone();
-        move |shared: Vec<Arc<NodeShared>>| *nodes.lock().expect("nodes lock") = shared
-    }
-
-    /// Stops the poller and clears the bar.
-    fn finish(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.poller.join();
-        self.bar.finish_and_clear();
-    }
 }

@@ -73,6 +73,15 @@ pub fn sweep<P, R>(
     Ok(rows)
 }
 
+/// Refuses the fault flags `given` to a run that is not simulated: `why` says what to do instead.
+pub fn sim_only(given: &[&str], why: &str) -> Result<(), UserError> {
+    if given.is_empty() {
+        return Ok(());
+    }
+    let verb = if given.len() == 1 { "needs" } else { "need" };
+    Err(UserError(format!("{} {verb} --sim: {why}", given.join(", "))))
+}
+
 /// Creates the directory `--out` names, with its parents.
 pub fn create_dir(dir: &Path) -> Result<(), UserError> {
     std::fs::create_dir_all(dir).map_err(|e| UserError(format!("cannot create {}: {e}", dir.display())))

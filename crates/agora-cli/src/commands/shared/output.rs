@@ -82,16 +82,23 @@ pub fn table(s: &RunSummary) -> String {
             k.kind, c.sent, c.delivered, c.dropped, c.duplicated, c.bytes_sent
         );
     }
+    t.push_str(&verdict(s));
+    t
+}
+
+/// The checker's verdict: each violation with its reproduce command, or the properties judged
+/// ok; then the properties not judged, with why.
+pub fn verdict(s: &RunSummary) -> String {
     if s.violations.is_empty() {
-        t.push_str(&checks(s));
-    } else {
-        for v in &s.violations {
-            let node = v.node.map_or(String::new(), |n| format!(" at node {n}"));
-            let _ = writeln!(t, "VIOLATION      `{}`{node} at {:.3} ms: {}", v.property, v.at_ms, v.detail);
-            let _ = writeln!(t, "reproduce      {}", v.reproduce);
-        }
-        t.push_str(&not_judged(s));
+        return checks(s);
     }
+    let mut t = String::new();
+    for v in &s.violations {
+        let node = v.node.map_or(String::new(), |n| format!(" at node {n}"));
+        let _ = writeln!(t, "VIOLATION      `{}`{node} at {:.3} ms: {}", v.property, v.at_ms, v.detail);
+        let _ = writeln!(t, "reproduce      {}", v.reproduce);
+    }
+    t.push_str(&not_judged(s));
     t
 }
 

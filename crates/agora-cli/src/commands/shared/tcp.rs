@@ -1,13 +1,16 @@
 //! The TCP runtime as the commands use it: the async runtime, every node of a cluster in this
 //! process over loopback (`run_in_process`, for the commands that sweep many runs), the
-//! Prometheus endpoint of `--metrics-addr`, and waiting for an interrupt.
+//! Prometheus endpoint of `--metrics-addr`, waiting for an interrupt, and a progress bar fed
+//! by the running nodes.
 
 use crate::error::UserError;
 use agora_core::{Protocol, Setup};
 use agora_net::{prometheus, run_local, Gathered, NetConfig, NodeShared};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use indicatif::ProgressBar;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, UserError> {
@@ -36,17 +39,18 @@ pub type InProcess<S> = (Gathered<<<S as Setup>::Node as Protocol>::Obs>, u64);
 
 /// Runs every node of `setup` in this process over loopback TCP, with databases in a
 /// temporary directory, and gathers their reports; also returns when the last event was
-/// handled (Unix ns). For commands that sweep many runs (`complexity`, `multicast`).
+/// handled (Unix ns). `hook` gets the nodes when they start (a progress bar's, or `|_| {}`).
 pub fn run_in_process<S: Setup>(
     setup: &Arc<S>,
     cluster: &str,
     seed: u64,
     max_time: Duration,
+    hook: impl FnOnce(Vec<Arc<NodeShared>>),
 ) -> Result<InProcess<S>, UserError> {
     let dir = temp_dir()?;
     let cfg = local_config(cluster, dir.path().to_path_buf(), seed);
     let out =
-        runtime()?.block_on(run_local(setup.clone(), cfg, max_time, |_| {})).map_err(UserError::from_run)?;
+        runtime()?.block_on(run_local(setup.clone(), cfg, max_time, hook)).map_err(UserError::from_run)?;
     let last = out.last_active_unix_ns;
     Ok((Gathered::from_run(setup.nodes(), out), last))
 }
@@ -92,5 +96,47 @@ pub async fn interrupted() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// A progress bar of a run over TCP, its position polled from the running nodes by a thread
+/// of its own.
+pub struct Progress {
+    bar: ProgressBar,
+    /// The nodes, once the run has started them.
+    nodes: Arc<Mutex<Vec<Arc<NodeShared>>>>,
+    stop: Arc<AtomicBool>,
+    poller: std::thread::JoinHandle<()>,
+}
+
+impl Progress {
+    /// Starts setting `bar` to what `count` reads from the nodes, four times a second.
+    pub fn start(bar: ProgressBar, count: impl Fn(&[Arc<NodeShared>]) -> u64 + Send + 'static) -> Self {
+        let nodes: Arc<Mutex<Vec<Arc<NodeShared>>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (nodes, stop, bar) = (nodes.clone(), stop.clone(), bar.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(250));
+                    let done = count(&nodes.lock().expect("nodes lock"));
+                    bar.set_position(done);
+                }
+            })
+        };
+        Progress { bar, nodes, stop, poller }
+    }
+
+    /// The hook that hands the run's nodes to the poller when they start.
+    pub fn hook(&self) -> impl FnOnce(Vec<Arc<NodeShared>>) {
+        let nodes = self.nodes.clone();
+        move |shared: Vec<Arc<NodeShared>>| *nodes.lock().expect("nodes lock") = shared
+    }
+
+    /// Stops the poller and clears the bar.
+    pub fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.poller.join();
+        self.bar.finish_and_clear();
     }
 }

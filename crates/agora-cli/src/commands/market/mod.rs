@@ -1,0 +1,59 @@
+//! `agora market`: the trading post of the seed report, end to end — over loopback TCP with
+//! redb (the default) or in the simulator (`--sim`). This file turns the flags into the
+//! market's parameters (the same schema as `agora sim market`); [`run`] runs it, [`report`]
+//! reads what the peers observed, [`render`] prints it and writes the files of `--out`.
+
+mod render;
+mod report;
+mod run;
+
+use crate::cli::MarketArgs;
+use crate::commands::shared::{create_dir, sim_only};
+use crate::error::UserError;
+use agora_protocols::market::{scenario, MarketSetup};
+use agora_protocols::params::{BUYS, LEDGER, RECOVER_MS, SCENARIO, SICK, TIMEOUT_MS};
+use agora_protocols::registry::FromParams;
+use agora_protocols::Params;
+
+/// Peers of the `normal` scenario when `--peers` is not given.
+const NORMAL_PEERS: usize = 7;
+/// Buys of test case 2's one buyer, as in the report, when `--buys` is not given.
+const TEST_CASE_2_BUYS: u64 = 1000;
+
+/// Runs `agora market`; returns the process exit code.
+pub fn run(a: &MarketArgs, argv: &[String]) -> Result<i32, UserError> {
+    if !a.sim {
+        sim_only(&a.faults.given(), "over TCP the only fault is the trader's sickness (--sick)")?;
+    }
+    let name = a.scenario.to_string();
+    let setup = MarketSetup::from_params(&params(a, &name)?.resolve("market", MarketSetup::SPECS)?)?;
+    let report = if a.sim { run::simulate(a, &name, setup, argv)? } else { run::over_tcp(a, &name, setup, argv)? };
+    if let Some(dir) = &a.out {
+        create_dir(dir)?;
+        render::write_out(dir, &report)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report).expect("reports serialize"));
+    } else {
+        print!("{}", render::text(&report));
+    }
+    Ok(if report.checks_passed { 0 } else { 1 })
+}
+
+/// The market's parameters from the flags: the scenario's peers unless `--peers` says, and
+/// every protocol flag given.
+fn params(a: &MarketArgs, name: &str) -> Result<Params, UserError> {
+    let n = a.peers.or(scenario::peers(name)).unwrap_or(NORMAL_PEERS);
+    let mut p = Params::new(n, a.seed);
+    p.set(&SCENARIO, a.scenario.clone())?;
+    let given = [(&BUYS, &a.buys), (&SICK, &a.sick), (&RECOVER_MS, &a.recover_ms), (&LEDGER, &a.ledger)];
+    for (param, value) in given.into_iter().chain([(&TIMEOUT_MS, &a.timeout_ms)]) {
+        if let Some(v) = value {
+            p.set(param, v.clone())?;
+        }
+    }
+    if name == "test-case-2" && a.buys.is_none() {
+        p.set(&BUYS, TEST_CASE_2_BUYS)?;
+    }
+    Ok(p)
+}

@@ -1,0 +1,248 @@
+//! What a market run says, read from the peers' observations in time order: the trade log,
+//! every buy with its response time, the announcements, the accounts, and the checker's
+//! verdict from the run's summary.
+
+use agora_core::{NodeId, RunSummary};
+use agora_protocols::market::roles::{Buy, BuyResult, Role, COMMISSION_CENTS, PRICE_CENTS};
+use agora_protocols::market::setup::LedgerMode;
+use agora_protocols::market::{MarketObs, Settings};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A market run, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    /// `tcp` or `sim`.
+    pub runtime: &'static str,
+    pub peers: usize,
+    /// `replicated` or `local`.
+    pub ledger: &'static str,
+    pub seed: u64,
+    /// Buys asked.
+    pub buys: u64,
+    /// Buys answered with a receipt.
+    pub served: u64,
+    /// Buys answered without a sale, by reason.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Buys asked and never answered.
+    pub unanswered: u64,
+    /// Traders announced (the first election included).
+    pub elections: u64,
+    /// Times a peer fell sick, and times one recovered.
+    pub sick: u64,
+    pub recovered: u64,
+    /// The trader's commission on the units sold, in cents.
+    pub commission_cents: u64,
+    pub accounts: Vec<Account>,
+    /// No property violated.
+    pub checks_passed: bool,
+    pub wall_ms: f64,
+    /// Response times of the answered buys (virtual time in the simulator).
+    pub latency_ms: Latency,
+    /// Buys answered per second, from the first buy asked to the last answered, in the run's
+    /// time (virtual in the simulator).
+    pub buys_per_s: f64,
+    pub summary: RunSummary,
+    /// The trade log, in time order.
+    #[serde(skip)]
+    pub log: Vec<String>,
+    /// Every buy in the order asked.
+    #[serde(skip)]
+    pub points: Vec<Point>,
+    /// The traders announced, with the number of buys asked before each.
+    #[serde(skip)]
+    pub traders: Vec<(u64, NodeId)>,
+}
+
+/// A peer's account as the answers tell it: a buyer's cash paid (negative) and goods bought; a
+/// seller's cash earned (price less commission) and goods sold.
+#[derive(Debug, Serialize)]
+pub struct Account {
+    pub peer: u32,
+    /// `buyer` or `seller`.
+    pub role: &'static str,
+    pub cash_cents: i64,
+    /// Units by good: bought (a buyer) or sold (a seller).
+    pub goods: BTreeMap<String, u64>,
+    /// Times it was announced trader.
+    pub trader: u64,
+}
+
+/// Response-time quantiles, in ms.
+#[derive(Debug, Default, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// One buy: when asked (ms since the first observation) and its answer.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub buy: Buy,
+    pub asked_ms: f64,
+    /// Response time; `None` if never answered.
+    pub response_ms: Option<f64>,
+    /// `receipt`, `out-of-stock` or `unanswered`.
+    pub result: &'static str,
+}
+
+/// What the observations say so far.
+struct Reader {
+    start: u64,
+    log: Vec<String>,
+    points: Vec<Point>,
+    /// Index in `points` of each buy by (buyer, request id).
+    by_id: BTreeMap<(NodeId, u64), usize>,
+    traders: Vec<(u64, NodeId)>,
+    accounts: Vec<Account>,
+    counts: (u64, u64),
+}
+
+/// The report of a run of `s` from its observations (time in ns, in order) and its summary.
+pub fn report<'a>(
+    s: &Settings,
+    scenario: &str,
+    runtime: &'static str,
+    obs: impl Iterator<Item = (u64, NodeId, &'a MarketObs)>,
+    summary: RunSummary,
+) -> Report {
+    let mut r = Reader::new(s);
+    for (t, node, o) in obs {
+        r.read(t, node, o);
+    }
+    let answered: Vec<f64> = r.points.iter().filter_map(|p| p.response_ms).collect();
+    let count = |what: &str| r.points.iter().filter(|p| p.result == what).count() as u64;
+    let served = count("receipt");
+    let span_ms = r.points.iter().filter_map(|p| p.response_ms.map(|d| p.asked_ms + d)).fold(0.0, f64::max)
+        - r.points.first().map_or(0.0, |p| p.asked_ms);
+    let sold: u64 = r.accounts.iter().filter(|a| a.role == "seller").flat_map(|a| a.goods.values()).sum();
+    Report {
+        scenario: scenario.to_string(),
+        runtime,
+        peers: s.nodes(),
+        ledger: if s.ledger == LedgerMode::Replicated { "replicated" } else { "local" },
+        seed: summary.seed,
+        buys: r.points.len() as u64,
+        served,
+        rejected: [("out_of_stock", count("out-of-stock"))].into_iter().filter(|(_, n)| *n > 0).collect(),
+        unanswered: count("unanswered"),
+        elections: r.traders.len() as u64,
+        sick: r.counts.0,
+        recovered: r.counts.1,
+        commission_cents: sold * COMMISSION_CENTS,
+        accounts: r.accounts,
+        checks_passed: summary.violations.is_empty(),
+        wall_ms: summary.wall_ms,
+        latency_ms: latency(answered.clone()),
+        buys_per_s: if span_ms > 0.0 { answered.len() as f64 / (span_ms / 1e3) } else { 0.0 },
+        summary,
+        log: r.log,
+        points: r.points,
+        traders: r.traders,
+    }
+}
+
+impl Reader {
+    fn new(s: &Settings) -> Self {
+        let accounts = s
+            .roles
+            .iter()
+            .enumerate()
+            .map(|(i, role)| Account {
+                peer: i as u32,
+                role: if matches!(role, Role::Buyer { .. }) { "buyer" } else { "seller" },
+                cash_cents: 0,
+                goods: BTreeMap::new(),
+                trader: 0,
+            })
+            .collect();
+        Reader {
+            start: u64::MAX,
+            log: Vec::new(),
+            points: Vec::new(),
+            by_id: BTreeMap::new(),
+            traders: Vec::new(),
+            accounts,
+            counts: (0, 0),
+        }
+    }
+
+    fn read(&mut self, t: u64, node: NodeId, o: &MarketObs) {
+        self.start = self.start.min(t);
+        let ms = (t - self.start) as f64 / 1e6;
+        match o {
+            MarketObs::Asked { buy } => {
+                self.by_id.insert((node, buy.seq), self.points.len());
+                self.points.push(Point { buy: *buy, asked_ms: ms, response_ms: None, result: "unanswered" });
+            }
+            MarketObs::Answered { seq, result } => self.answered(ms, node, *seq, result),
+            MarketObs::Announced { line } => {
+                self.traders.push((self.points.len() as u64, node));
+                self.accounts[node.index()].trader += 1;
+                self.line(ms, line.clone());
+            }
+            MarketObs::Sick => {
+                self.counts.0 += 1;
+                self.line(ms, format!("peer {node} fell sick and leaves the market"));
+            }
+            MarketObs::Recovered => {
+                self.counts.1 += 1;
+                self.line(ms, format!("peer {node} recovered and rejoins the market"));
+            }
+            _ => {}
+        }
+    }
+
+    fn line(&mut self, ms: f64, text: String) {
+        self.log.push(format!("{ms:>10.3} ms  {text}"));
+    }
+
+    /// A buyer's answer: the trade log's lines and both sides' accounts.
+    fn answered(&mut self, ms: f64, buyer: NodeId, seq: u64, result: &BuyResult) {
+        let Some(&i) = self.by_id.get(&(buyer, seq)) else { return };
+        let buy = self.points[i].buy;
+        self.points[i].response_ms = Some(ms - self.points[i].asked_ms);
+        match result {
+            BuyResult::Receipt { lots, paid } => {
+                self.points[i].result = "receipt";
+                self.accounts[buyer.index()].cash_cents -= *paid as i64;
+                for lot in lots {
+                    *self.accounts[buyer.index()].goods.entry(buy.good.to_string()).or_default() += lot.units;
+                    let seller = &mut self.accounts[lot.seller.index()];
+                    seller.cash_cents += (lot.units * (PRICE_CENTS - COMMISSION_CENTS)) as i64;
+                    *seller.goods.entry(buy.good.to_string()).or_default() += lot.units;
+                    let text = format!("buyer {buyer} bought {} {} from peer {}", lot.units, buy.good, lot.seller);
+                    self.line(ms, text);
+                }
+            }
+            BuyResult::OutOfStock => {
+                self.points[i].result = "out-of-stock";
+                self.line(ms, format!("buyer {buyer} found too little {} ({} asked)", buy.good, buy.qty));
+            }
+        }
+    }
+}
+
+/// p50, p99 and max of `ms` (nearest rank).
+fn latency(mut ms: Vec<f64>) -> Latency {
+    if ms.is_empty() {
+        return Latency::default();
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((q * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
+    Latency { p50: at(0.5), p99: at(0.99), max: ms[ms.len() - 1] }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let l = latency((1..=100).map(f64::from).collect());
+        assert_eq!((l.p50, l.p99, l.max), (50.0, 99.0, 100.0));
+        assert_eq!(latency(vec![]).max, 0.0);
+    }
+}

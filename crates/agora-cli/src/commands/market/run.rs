@@ -1,0 +1,73 @@
+//! Running the market: in the simulator under the fault flags (`--sim`), or over loopback TCP
+//! with every peer in this process and its own redb database, a progress bar counting the
+//! answers the buyers got.
+
+use super::report::{report, Report};
+use crate::cli::MarketArgs;
+use crate::commands::shared::tcp::{run_in_process, Progress};
+use crate::commands::shared::{output, progress_bar, repro};
+use crate::commands::sim;
+use crate::error::UserError;
+use crate::faults;
+use agora_core::{NodeId, Setup, Time};
+use agora_net::NodeShared;
+use agora_protocols::market::roles::Role;
+use agora_protocols::market::{MarketObs, MarketSetup};
+use agora_sim::{SimConfig, Simulation};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The market in the simulator.
+pub(super) fn simulate(
+    a: &MarketArgs,
+    scenario: &str,
+    setup: MarketSetup,
+    argv: &[String],
+) -> Result<Report, UserError> {
+    let faults = faults::build(&a.faults, setup.nodes())?;
+    let mut cfg = SimConfig::new(a.seed).with_faults(faults);
+    cfg.max_time = Time::from_millis_f64(a.max_time_ms);
+    cfg.keep_observations = true;
+    let s = setup.s.clone();
+    let out = Simulation::new(setup, cfg).run();
+    let summary = sim::summary_of(&out, argv);
+    let obs = out.observations.iter().map(|(t, n, o)| (t.as_nanos(), *n, o));
+    Ok(report(&s, scenario, "sim", obs, summary))
+}
+
+/// The market over loopback TCP, every peer in this process.
+pub(super) fn over_tcp(
+    a: &MarketArgs,
+    scenario: &str,
+    setup: MarketSetup,
+    argv: &[String],
+) -> Result<Report, UserError> {
+    let s = setup.s.clone();
+    let buyers: Vec<usize> =
+        s.roles.iter().enumerate().filter(|(_, r)| matches!(r, Role::Buyer { .. })).map(|(i, _)| i).collect();
+    let total = buyers.len() as u64 * s.buys;
+    let template = "trading [{bar:40}] {pos}/{len} buys answered, {per_sec}, {elapsed}";
+    let progress = Progress::start(progress_bar(total, template, a.json), move |nodes| {
+        answers(nodes, &buyers).min(total)
+    });
+    let setup = Arc::new(setup);
+    let max = Duration::from_secs_f64(a.max_time_ms / 1e3);
+    let run = run_in_process(&setup, "market", a.seed, max, progress.hook());
+    progress.finish();
+    let (mut g, _) = run?;
+    g.observations.sort_by_key(|(t, n, _)| (*t, *n));
+    let obs: Vec<(u64, NodeId, MarketObs)> = g.observations.clone();
+    let mut summary = agora_net::summarize(&*setup, a.seed, g, &repro::command(argv, a.seed));
+    summary.peak_rss_mb = output::peak_rss_mb();
+    Ok(report(&s, scenario, "tcp", obs.iter().map(|(t, n, o)| (*t, *n, o)), summary))
+}
+
+/// Answers delivered to the buyers so far (a retried buy's second answer counts too: the bar
+/// is a guide, the report counts from the observations).
+fn answers(nodes: &[Arc<NodeShared>], buyers: &[usize]) -> u64 {
+    let delivered = |n: &NodeShared| {
+        let live = n.live.lock().expect("metrics lock");
+        live.0.by_kind().iter().filter(|(k, _)| *k == "ANSWER").map(|(_, c)| c.delivered).sum::<u64>()
+    };
+    buyers.iter().filter_map(|&i| nodes.get(i)).map(|n| delivered(n)).sum()
+}
