@@ -101,7 +101,8 @@ pub struct MarketArgs {
     /// trader's memory, the report's design) [default: replicated].
     #[arg(long, value_name = "MODE", value_parser = schema(&params::LEDGER))]
     pub ledger: Option<Value>,
-    /// Timeout for elections and retries [default: 20] [0.001..=3600000].
+    /// Timeout for elections and retries [default: 200 over TCP, 20 in the simulator]
+    /// [0.001..=3600000].
     #[arg(long, value_name = "MS", value_parser = schema(&params::TIMEOUT_MS))]
     pub timeout_ms: Option<Value>,
     /// The seed of the run's random sources (roles of `normal`, sickness, goods).

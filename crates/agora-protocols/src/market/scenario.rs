@@ -1,7 +1,8 @@
 //! The report's scenarios (its section 1): who buys, who sells what, and who is sick when the
 //! market opens. `test-case-1` is 7 peers, 5 sellers and 2 buyers after two different goods;
-//! `test-case-2` is 5 peers, 4 sellers and one buyer, peer 4 sick at the start so that peer 3
-//! is the first trader; `test-case-3` is test case 1 with both buyers after the same good, so
+//! `test-case-2` is 5 peers, 4 sellers and one buyer of goods drawn from the seed (so that
+//! every good sells out and restocks, and a long run keeps trading), peer 4 sick at the start
+//! so that peer 3 is the first trader; `test-case-3` is test case 1 with both buyers after the same good, so
 //! their buys compete and the Lamport order settles who gets the last unit; `normal` draws the
 //! roles of any number of peers from the seed ([`draw_roles`]).
 
@@ -43,7 +44,7 @@ pub fn build(name: &str, n: usize, seed: u64) -> Result<Scenario, String> {
         "normal" => return Ok(Scenario { roles: draw_roles(n, seed), sick_at_open: Vec::new(), starter: None }),
         "test-case-1" => (vec![buyer(Good::Fish), buyer(Good::Salt)], sellers.to_vec(), vec![]),
         "test-case-3" => (vec![buyer(Good::Fish), buyer(Good::Fish)], sellers.to_vec(), vec![]),
-        "test-case-2" => (vec![buyer(Good::Fish)], sellers[..4].to_vec(), vec![NodeId(4)]),
+        "test-case-2" => (vec![Role::Buyer { wants: None }], sellers[..4].to_vec(), vec![NodeId(4)]),
         other => return Err(format!("`{other}`: one of {}", NAMES.join(", "))),
     };
     let roles: Vec<Role> = buyers.into_iter().chain(sellers).collect();

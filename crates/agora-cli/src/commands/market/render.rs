@@ -51,8 +51,7 @@ fn accounts(r: &Report) -> String {
     let _ = writeln!(t, "accounts       {:>4}  {:<6}  {:>9}  {:>5} {:>5} {:>5}  trader", "peer", "role", "cash", "fish", "salt", "boar");
     for a in &r.accounts {
         let units = |g: Good| a.goods.get(&g.to_string()).copied().unwrap_or(0);
-        let _ = writeln!(
-            t,
+        let row = format!(
             "               {:>4}  {:<6}  {:>9}  {:>5} {:>5} {:>5}  {}",
             a.peer,
             a.role,
@@ -62,6 +61,7 @@ fn accounts(r: &Report) -> String {
             units(Good::Boar),
             if a.trader > 0 { format!("{}x", a.trader) } else { String::new() }
         );
+        let _ = writeln!(t, "{}", row.trim_end());
     }
     let _ = writeln!(t, "               (a buyer's goods bought and cash paid; a seller's goods sold and cash earned)");
     t

@@ -1,0 +1,113 @@
+//! `agora market` end to end: the report's scenarios in the simulator and over TCP, the local
+//! ledger caught under a partition, the files of `--out`, and bad flags.
+
+mod common;
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn agora(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agora")).args(args).output().expect("the agora binary runs")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A passing run: checks passed, every buy asked was answered (served or out of stock), and
+/// the money adds up: what buyers paid is what sellers got plus the commission.
+fn assert_healthy(out: &Output) -> Value {
+    let v = json(out);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(v["checks_passed"], true, "{}", v["summary"]["violations"]);
+    assert_eq!(v["unanswered"], 0, "{v}");
+    let rejected: u64 = v["rejected"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+    let buys = v["buys"].as_u64().unwrap();
+    assert!(buys > 0 && v["served"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["served"].as_u64().unwrap() + rejected, buys, "{v}");
+    let cash: i64 = v["accounts"].as_array().unwrap().iter().map(|a| a["cash_cents"].as_i64().unwrap()).sum();
+    assert_eq!(cash + v["commission_cents"].as_i64().unwrap(), 0, "{v}");
+    for k in ["elections", "wall_ms", "latency_ms", "buys_per_s"] {
+        assert!(v.get(k).is_some(), "no `{k}` in {v}");
+    }
+    v
+}
+
+#[test]
+fn every_scenario_in_the_simulator_passes_its_checks() {
+    for (scenario, peers) in [("test-case-1", 7), ("test-case-2", 5), ("test-case-3", 7), ("normal", 7)] {
+        let out = agora(&["market", "--sim", "--scenario", scenario, "--buys", "20", "--json"]);
+        let v = assert_healthy(&out);
+        assert_eq!(v["peers"], peers, "{scenario}");
+        assert_eq!(v["accounts"].as_array().unwrap().len(), peers, "{scenario}");
+        assert!(v["elections"].as_u64().unwrap() >= 1, "{scenario}: a trader was announced");
+    }
+}
+
+#[test]
+fn test_case_1_has_five_sellers_and_two_buyers() {
+    let v = assert_healthy(&agora(&["market", "--sim", "--json"]));
+    let roles: Vec<&str> = v["accounts"].as_array().unwrap().iter().map(|a| a["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["buyer", "buyer", "seller", "seller", "seller", "seller", "seller"]);
+}
+
+#[test]
+fn the_text_shows_trades_announcements_and_the_verdict() {
+    let out = agora(&["market", "--sim", "--sick", "0.2"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Dear buyers and sellers, My ID is 6, and I am the new coordinator"), "{text}");
+    assert!(text.contains("buyer 0 bought"), "{text}");
+    assert!(text.contains("fell sick"), "{text}");
+    assert!(text.contains("checks         ok: "), "{text}");
+}
+
+#[test]
+fn the_local_ledger_under_a_partition_is_caught() {
+    let args =
+        ["market", "--sim", "--ledger", "local", "--sick", "0", "--partition", "0..5|5..7@10..300", "--seed", "3"];
+    let out = agora(&[&args[..], &["--json"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["checks_passed"], false);
+    let named: Vec<&str> =
+        v["summary"]["violations"].as_array().unwrap().iter().map(|x| x["property"].as_str().unwrap()).collect();
+    assert!(
+        named.iter().any(|p| ["trade-exactly-once", "no-negative-stock", "one-trader-per-term"].contains(p)),
+        "{named:?}"
+    );
+    // The replicated ledger under the same partition keeps every property.
+    assert_healthy(&agora(&[&args[..2], &args[4..], &["--json"]].concat()));
+}
+
+#[test]
+fn over_tcp_a_small_market_passes_its_checks() {
+    let v = assert_healthy(&agora(&["market", "--scenario", "test-case-3", "--buys", "3", "--json"]));
+    assert_eq!(v["runtime"], "tcp");
+}
+
+#[test]
+fn out_writes_the_figure_and_the_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = agora(&["market", "--sim", "--json", "--out", d]);
+    let v = assert_healthy(&out);
+    let csv = std::fs::read_to_string(dir.path().join("market.csv")).unwrap();
+    assert_eq!(csv.lines().count() as u64, v["buys"].as_u64().unwrap() + 1);
+    assert!(csv.starts_with("buy,buyer,seq,good,qty,asked_ms,response_ms,result,new_trader"));
+    let svg = std::fs::read_to_string(dir.path().join("market.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("new trader"));
+}
+
+#[test]
+fn bad_flags_are_one_line_and_exit_2() {
+    common::assert_mistake(&["market", "--scenario", "test-case-9"], "--scenario `test-case-9`");
+    common::assert_mistake(&["market", "--scenario", "test-case-1", "--peers", "5"], "has 7 peers");
+    common::assert_mistake(&["market", "--peers", "1"], "--peers");
+    common::assert_mistake(&["market", "--sick", "1.5"], "--sick");
+    common::assert_mistake(&["market", "--buys", "-3"], "--buys");
+    common::assert_mistake(&["market", "--recover-ms", "0"], "--recover-ms");
+    common::assert_mistake(&["market", "--ledger", "shared"], "--ledger `shared`");
+    common::assert_mistake(&["market", "--loss", "0.1"], "--loss needs --sim");
+}
