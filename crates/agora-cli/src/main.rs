@@ -6,7 +6,9 @@ mod commands;
 
 use agora_cli::{cli, cluster_file, election_file, error, faults, input, values, Parsed};
 use cli::Command;
-use commands::{bench, check, clocks, complexity, election, market, multicast, node, protocols, run, sim, up};
+use commands::{
+    bench, check, clocks, complexity, election, market, multicast, node, protocols, run, sim, up,
+};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -48,7 +48,8 @@ fn every_scenario_in_the_simulator_passes_its_checks() {
 #[test]
 fn test_case_1_has_five_sellers_and_two_buyers() {
     let v = assert_healthy(&agora(&["market", "--sim", "--json"]));
-    let roles: Vec<&str> = v["accounts"].as_array().unwrap().iter().map(|a| a["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> =
+        v["accounts"].as_array().unwrap().iter().map(|a| a["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["buyer", "buyer", "seller", "seller", "seller", "seller", "seller"]);
 }
 
@@ -65,14 +66,28 @@ fn the_text_shows_trades_announcements_and_the_verdict() {
 
 #[test]
 fn the_local_ledger_under_a_partition_is_caught() {
-    let args =
-        ["market", "--sim", "--ledger", "local", "--sick", "0", "--partition", "0..5|5..7@10..300", "--seed", "3"];
+    let args = [
+        "market",
+        "--sim",
+        "--ledger",
+        "local",
+        "--sick",
+        "0",
+        "--partition",
+        "0..5|5..7@10..300",
+        "--seed",
+        "3",
+    ];
     let out = agora(&[&args[..], &["--json"]].concat());
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
     assert_eq!(v["checks_passed"], false);
-    let named: Vec<&str> =
-        v["summary"]["violations"].as_array().unwrap().iter().map(|x| x["property"].as_str().unwrap()).collect();
+    let named: Vec<&str> = v["summary"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["property"].as_str().unwrap())
+        .collect();
     assert!(
         named.iter().any(|p| ["trade-exactly-once", "no-negative-stock", "one-trader-per-term"].contains(p)),
         "{named:?}"

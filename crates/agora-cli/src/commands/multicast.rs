@@ -165,7 +165,8 @@ fn simulate(args: &MulticastArgs, faults: &Faults, p: &Point) -> Result<RunData,
 fn over_tcp(args: &MulticastArgs, p: &Point) -> Result<RunData, UserError> {
     let seed = args.seed + p.rep;
     let setup = Arc::new(setup(args, p)?);
-    let (g, last_active_unix_ns) = run_in_process(&setup, "multicast", seed, Duration::from_secs(60), |_| {})?;
+    let (g, last_active_unix_ns) =
+        run_in_process(&setup, "multicast", seed, Duration::from_secs(60), |_| {})?;
     let started = g.started_unix_ns;
     let mut obs: Vec<(f64, u32, McastObs)> = g
         .observations

@@ -41,7 +41,9 @@ pub fn build(name: &str, n: usize, seed: u64) -> Result<Scenario, String> {
     let buyer = |good| Role::Buyer { wants: Some(good) };
     let sellers = [Good::Fish, Good::Salt, Good::Boar, Good::Fish, Good::Salt].map(seller);
     let (buyers, sellers, sick) = match name {
-        "normal" => return Ok(Scenario { roles: draw_roles(n, seed), sick_at_open: Vec::new(), starter: None }),
+        "normal" => {
+            return Ok(Scenario { roles: draw_roles(n, seed), sick_at_open: Vec::new(), starter: None })
+        }
         "test-case-1" => (vec![buyer(Good::Fish), buyer(Good::Salt)], sellers.to_vec(), vec![]),
         "test-case-3" => (vec![buyer(Good::Fish), buyer(Good::Fish)], sellers.to_vec(), vec![]),
         "test-case-2" => (vec![Role::Buyer { wants: None }], sellers[..4].to_vec(), vec![NodeId(4)]),

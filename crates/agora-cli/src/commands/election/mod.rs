@@ -108,7 +108,10 @@ fn fault_flags(a: &ElectionRunArgs) -> Vec<&'static str> {
 
 fn election(a: &ElectionRunArgs, argv: &[String]) -> Result<i32, UserError> {
     if !a.sim {
-        sim_only(&fault_flags(a), "the election over TCP injects no faults (kill its processes instead; see docs/election.md)")?;
+        sim_only(
+            &fault_flags(a),
+            "the election over TCP injects no faults (kill its processes instead; see docs/election.md)",
+        )?;
     }
     let s = settings(a)?;
     let spec = s.spec.clone();

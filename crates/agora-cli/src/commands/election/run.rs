@@ -72,7 +72,11 @@ pub(super) fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -
         a.json,
     );
     let progress = Progress::start(bar, move |nodes| {
-        citizens.iter().filter_map(|&i| nodes.get(i)).map(|n| n.live.lock().expect("metrics lock").0.ops_ended()).sum()
+        citizens
+            .iter()
+            .filter_map(|&i| nodes.get(i))
+            .map(|n| n.live.lock().expect("metrics lock").0.ops_ended())
+            .sum()
     });
     let max = Duration::from_secs_f64(a.max_time_ms / 1e3);
     let out =

@@ -30,7 +30,8 @@ pub fn run(a: &MarketArgs, argv: &[String]) -> Result<i32, UserError> {
     }
     let name = a.scenario.to_string();
     let setup = MarketSetup::from_params(&params(a, &name)?.resolve("market", MarketSetup::SPECS)?)?;
-    let report = if a.sim { run::simulate(a, &name, setup, argv)? } else { run::over_tcp(a, &name, setup, argv)? };
+    let report =
+        if a.sim { run::simulate(a, &name, setup, argv)? } else { run::over_tcp(a, &name, setup, argv)? };
     if let Some(dir) = &a.out {
         create_dir(dir)?;
         render::write_out(dir, &report)?;

@@ -24,15 +24,24 @@ pub fn text(r: &Report) -> String {
         let _ = writeln!(t, "{line}");
     }
     let _ = writeln!(t);
-    let _ = writeln!(t, "market         {}, {} peers, {} ledger, {}, seed {}", r.scenario, r.peers, r.ledger, r.runtime, r.seed);
-    let rejected: Vec<String> = r.rejected.iter().map(|(why, n)| format!("{n} {}", why.replace('_', " "))).collect();
+    let _ = writeln!(
+        t,
+        "market         {}, {} peers, {} ledger, {}, seed {}",
+        r.scenario, r.peers, r.ledger, r.runtime, r.seed
+    );
+    let rejected: Vec<String> =
+        r.rejected.iter().map(|(why, n)| format!("{n} {}", why.replace('_', " "))).collect();
     let rejected = if rejected.is_empty() { "none".to_string() } else { rejected.join(", ") };
     let _ = writeln!(
         t,
         "buys           {} asked, {} served, rejected: {rejected}, {} unanswered",
         r.buys, r.served, r.unanswered
     );
-    let _ = writeln!(t, "elections      {} traders announced; {} fell sick, {} recovered", r.elections, r.sick, r.recovered);
+    let _ = writeln!(
+        t,
+        "elections      {} traders announced; {} fell sick, {} recovered",
+        r.elections, r.sick, r.recovered
+    );
     let l = &r.latency_ms;
     let _ = writeln!(
         t,
@@ -48,7 +57,11 @@ pub fn text(r: &Report) -> String {
 /// The accounts table: cash and goods (bought or sold) per peer.
 fn accounts(r: &Report) -> String {
     let mut t = String::new();
-    let _ = writeln!(t, "accounts       {:>4}  {:<6}  {:>9}  {:>5} {:>5} {:>5}  trader", "peer", "role", "cash", "fish", "salt", "boar");
+    let _ = writeln!(
+        t,
+        "accounts       {:>4}  {:<6}  {:>9}  {:>5} {:>5} {:>5}  trader",
+        "peer", "role", "cash", "fish", "salt", "boar"
+    );
     for a in &r.accounts {
         let units = |g: Good| a.goods.get(&g.to_string()).copied().unwrap_or(0);
         let row = format!(
@@ -63,7 +76,10 @@ fn accounts(r: &Report) -> String {
         );
         let _ = writeln!(t, "{}", row.trim_end());
     }
-    let _ = writeln!(t, "               (a buyer's goods bought and cash paid; a seller's goods sold and cash earned)");
+    let _ = writeln!(
+        t,
+        "               (a buyer's goods bought and cash paid; a seller's goods sold and cash earned)"
+    );
     t
 }
 
@@ -102,7 +118,8 @@ fn svg(r: &Report, path: &Path) -> Result<(), UserError> {
     let top = r.points.iter().filter_map(|p| p.response_ms).fold(1e-3, f64::max) * 1.1;
     let root = SVGBackend::new(path, (1100, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let caption = format!("market {}: response time of each buy ({} ledger, {})", r.scenario, r.ledger, r.runtime);
+    let caption =
+        format!("market {}: response time of each buy ({} ledger, {})", r.scenario, r.ledger, r.runtime);
     let mut chart = ChartBuilder::on(&root)
         .caption(caption, ("sans-serif", 20))
         .margin(15)
@@ -110,7 +127,12 @@ fn svg(r: &Report, path: &Path) -> Result<(), UserError> {
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..n + 1.0, 0.0..top)
         .map_err(|e| err(e.to_string()))?;
-    chart.configure_mesh().x_desc("buy number").y_desc("response time, ms").draw().map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("buy number")
+        .y_desc("response time, ms")
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
     let points: Vec<(f64, f64)> =
         r.points.iter().enumerate().filter_map(|(i, p)| p.response_ms.map(|d| (i as f64 + 1.0, d))).collect();
     chart

@@ -213,7 +213,8 @@ impl Reader {
                     let seller = &mut self.accounts[lot.seller.index()];
                     seller.cash_cents += (lot.units * (PRICE_CENTS - COMMISSION_CENTS)) as i64;
                     *seller.goods.entry(buy.good.to_string()).or_default() += lot.units;
-                    let text = format!("buyer {buyer} bought {} {} from peer {}", lot.units, buy.good, lot.seller);
+                    let text =
+                        format!("buyer {buyer} bought {} {} from peer {}", lot.units, buy.good, lot.seller);
                     self.line(ms, text);
                 }
             }

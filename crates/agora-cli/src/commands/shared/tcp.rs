@@ -6,9 +6,9 @@
 use crate::error::UserError;
 use agora_core::{Protocol, Setup};
 use agora_net::{prometheus, run_local, Gathered, NetConfig, NodeShared};
+use indicatif::ProgressBar;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use indicatif::ProgressBar;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
