@@ -75,29 +75,29 @@ macro_rules! table {
 
 table! {
     "all-to-all" => AllToAllSetup, "every node greets every other: N(N-1) messages";
-    "flood" => FloodSetup, "flooding broadcast from --origin over --topology";
-    "stream" => StreamSetup, "every node streams --msgs messages to every other, --window in flight per link (load)";
-    "2pc" => TwoPhaseCommitSetup, "two-phase commit: node 0 coordinates, --no-votes lists participants voting no";
+    "flood" => FloodSetup, "flooding broadcast from the origin over a topology";
+    "stream" => StreamSetup, "every node streams messages to every other, a window in flight per link (load)";
+    "2pc" => TwoPhaseCommitSetup, "two-phase commit: node 0 coordinates, the participants in no_votes vote no";
     "3pc" => ThreePhaseCommitSetup, "three-phase commit with Skeen's termination protocol";
     "central-mutex" => CentralMutexSetup, "mutual exclusion granted by coordinator node 0: 3 messages per entry";
     "lamport-mutex" => LamportMutexSetup, "Lamport's mutual exclusion: 3(N-1) messages per entry";
     "ricart-agrawala" => RicartAgrawalaSetup, "Ricart-Agrawala mutual exclusion: 2(N-1) messages per entry";
-    "token-ring-mutex" => TokenRingMutexSetup, "mutual exclusion by a token circulating a ring from --start";
-    "central" => CentralSetup, "clients JOIN server node 0, then make --requests request/reply exchanges";
-    "ring-token" => RingTokenSetup, "a token circulates the ring for --rounds rounds from --start";
-    "gossip" => GossipSetup, "push gossip of a rumour from --origin to --fanout random peers per round";
-    "lamport-clock" => LogicalClockSetup, "Lamport clocks over a scenario (--scenario seed|random|TEXT)";
-    "vector-clock" => LogicalClockSetup, "vector clocks over a scenario (--scenario seed|random|TEXT)";
-    "unordered" => MulticastSetup, "multicast, best effort: --msgs per peer at random intervals";
+    "token-ring-mutex" => TokenRingMutexSetup, "mutual exclusion by a token circulating a ring from its start";
+    "central" => CentralSetup, "clients JOIN server node 0, then make request/reply exchanges";
+    "ring-token" => RingTokenSetup, "a token circulates the ring for some rounds from its start";
+    "gossip" => GossipSetup, "push gossip of a rumour from the origin to fanout random peers per round";
+    "lamport-clock" => LogicalClockSetup, "Lamport clocks over a scenario (seed, random or one written out)";
+    "vector-clock" => LogicalClockSetup, "vector clocks over a scenario (seed, random or one written out)";
+    "unordered" => MulticastSetup, "multicast, best effort: messages from every peer at random intervals";
     "fifo" => MulticastSetup, "reliable multicast delivered in each sender's order";
     "causal" => MulticastSetup, "reliable causal multicast (vector clocks)";
     "total-lamport" => MulticastSetup, "reliable total-order multicast by Lamport timestamps and acknowledgements";
     "total-sequencer" => MulticastSetup, "reliable total-order multicast by a sequencer, with failover";
-    "bully" => BullySetup, "bully leader election with heartbeats; --start picks who starts (best/worst case)";
-    "ring-election" => RingElectionSetup, "Chang-Roberts election on a ring with heartbeats; --start: single initiator";
-    "raft" => KvSetup, "a Raft-replicated key-value store: --nodes replicas, --clients clients of --msgs operations";
-    "market" => MarketSetup, "the trading post: buyers and sellers trade through a bully-elected trader, --ledger replicated|local";
-    "election" => VoteSetup, "the federated election count: --nodes legislature replicas, --voters ballots, 5 regions";
+    "bully" => BullySetup, "bully leader election with heartbeats; start picks who starts (best/worst case)";
+    "ring-election" => RingElectionSetup, "Chang-Roberts election on a ring with heartbeats; start: a single initiator";
+    "raft" => KvSetup, "a Raft-replicated key-value store: the nodes are replicas, clients come after them";
+    "market" => MarketSetup, "the trading post: buyers and sellers trade through a bully-elected trader, the ledger replicated or local";
+    "election" => VoteSetup, "the federated election count: the nodes are legislature replicas; voters vote through 5 regions";
 }
 
 /// The table's entry for `name`.
