@@ -1,12 +1,12 @@
 //! `agora check`: a campaign — one protocol, one fault configuration, many seeds — that prints
 //! every failing seed with the command that replays it.
 
-use super::shared::{progress_bar, repro, Validate};
-use super::sim;
+use super::shared::{progress_bar, repro};
 use crate::cli::CheckArgs;
 use crate::error::UserError;
 use crate::faults;
 use agora_core::{Setup, Time, Violation};
+use agora_protocols::registry::cluster_size;
 use agora_protocols::Driver;
 use agora_sim::{SimConfig, Simulation};
 use indicatif::ProgressBar;
@@ -45,11 +45,9 @@ impl Driver for One {
 /// Runs `agora check`; returns the process exit code.
 pub fn run(args: &CheckArgs, argv: &[String]) -> Result<i32, UserError> {
     let seeds = args.seeds.clone();
-    let size = sim::params(&args.params, seeds.start).and_then(|p| sim::cluster_size(&args.protocol, &p))?;
+    // Building the cluster once checks the protocol and its parameters before any run.
+    let size = cluster_size(&args.protocol, &args.params.params(seeds.start))?;
     let fault_cfg = faults::build(&args.faults, size)?;
-    // Validate the protocol and its parameters once, before spending time.
-    sim::params(&args.params, seeds.start)
-        .and_then(|p| agora_protocols::dispatch(&args.protocol, &p, Validate).map_err(UserError::from))?;
     let argv = replay_argv(args, argv);
     let total = seeds.end - seeds.start;
     let threads =
@@ -125,7 +123,7 @@ impl Campaign<'_> {
     /// Runs one seed and records what it found; `None` if the run could not be set up.
     fn seed(&self, seed: u64) -> Option<()> {
         let args = self.args;
-        let params = sim::params(&args.params, seed).expect("validated above");
+        let params = args.params.params(seed);
         let mut cfg = SimConfig::new(seed).with_faults(self.faults.clone());
         cfg.max_time = Time::from_millis_f64(args.max_time_ms);
         cfg.max_events = args.max_events;

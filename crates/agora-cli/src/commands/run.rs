@@ -2,12 +2,12 @@
 
 use super::shared::tcp::{local_config, metrics_endpoint, parse_addr, runtime};
 use super::shared::{exit_code, output, print, repro};
-use super::sim;
 use crate::cli::RunArgs;
 use crate::error::UserError;
 use crate::values;
 use agora_core::{RunSummary, Setup};
 use agora_net::{report, run_local, Gathered, NetConfig};
+use agora_protocols::registry::cluster_size;
 use agora_protocols::Driver;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,8 +41,8 @@ impl Driver for Local {
 
 /// `agora run`: every node in this process over loopback TCP.
 pub fn run(args: &RunArgs, argv: &[String]) -> Result<i32, UserError> {
-    let params = sim::params(&args.params, args.seed)?;
-    let nodes = sim::cluster_size(&args.protocol, &params)?;
+    let params = args.params.params(args.seed);
+    let nodes = cluster_size(&args.protocol, &params)?;
     if nodes > values::MAX_TCP_NODES {
         return Err(UserError(format!(
             "{nodes} nodes over TCP; at most {} (one socket and a database each)",

@@ -1,11 +1,12 @@
 //! `agora sim`: one simulated run, its summary, and on request a diagram and per-node CSV.
 
 use super::shared::{output, print, repro};
-use crate::cli::{ProtocolArgs, SimArgs};
+use crate::cli::SimArgs;
 use crate::error::UserError;
 use crate::faults;
 use agora_core::{Counters, RunSummary, Setup, Time};
-use agora_protocols::{Driver, Params};
+use agora_protocols::registry::cluster_size;
+use agora_protocols::Driver;
 use agora_sim::diagram::{render_svg, MAX_DIAGRAM_EVENTS, MAX_DIAGRAM_NODES};
 use agora_sim::{SimConfig, Simulation};
 
@@ -52,21 +53,10 @@ impl Driver for SimDriver {
     }
 }
 
-/// The registry's parameters from the protocol flags.
-pub fn params(p: &ProtocolArgs, seed: u64) -> Result<Params, UserError> {
-    Ok(p.params(seed))
-}
-
-/// The number of nodes of a protocol's cluster (a Raft cluster has clients besides its
-/// `--nodes` replicas), to validate fault specs against.
-pub fn cluster_size(protocol: &str, params: &Params) -> Result<usize, UserError> {
-    Ok(agora_protocols::registry::cluster_size(protocol, params)?)
-}
-
 /// Runs `agora sim`; returns the process exit code.
 pub fn run(args: &SimArgs, argv: Vec<String>) -> Result<i32, UserError> {
     let p = &args.params;
-    let params = params(p, args.seed)?;
+    let params = p.params(args.seed);
     let faults = faults::build(&args.faults, cluster_size(&args.protocol, &params)?)?;
     if args.diagram.is_some() && p.nodes > MAX_DIAGRAM_NODES {
         return Err(UserError(format!(
