@@ -101,6 +101,10 @@ pub struct MarketArgs {
     /// trader's memory, the report's design) [default: replicated].
     #[arg(long, value_name = "MODE", value_parser = schema(&params::LEDGER))]
     pub ledger: Option<Value>,
+    /// Mean pause of a buyer between an answer and its next buy, drawn from an exponential
+    /// distribution; 0 buys back to back [default: 2] [0..=3600000].
+    #[arg(long, value_name = "MS", value_parser = schema(&params::INTERVAL_MS))]
+    pub interval_ms: Option<Value>,
     /// Timeout for elections and retries [default: 200 over TCP, 20 in the simulator]
     /// [0.001..=3600000].
     #[arg(long, value_name = "MS", value_parser = schema(&params::TIMEOUT_MS))]

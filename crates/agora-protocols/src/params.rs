@@ -297,7 +297,7 @@ pub static SCENARIO: Param = Param {
 /// Mean time between a workload's operations.
 pub static INTERVAL_MS: Param = Param {
     name: "interval_ms",
-    help: "Mean time in milliseconds between a multicast peer's messages or a Raft client's operations, \
+    help: "Mean time in milliseconds between a multicast peer's messages, a Raft client's operations or a buyer's buys, \
            exponentially distributed (0: a client submits all at once).",
     kind: Kind::Real { min: 0.0, max: MAX_TIMER_MS, min_open: false, unit: " ms" },
 };

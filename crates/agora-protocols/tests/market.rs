@@ -115,3 +115,41 @@ fn a_run_replays_from_its_seed() {
     let c = check("market", &market(5, 12).with(&SICK, 0.1), LOSSY);
     assert_ne!(a.digest, c.digest);
 }
+
+/// A sick trader says it leaves and hands its pending buys on: the next trader is elected at
+/// once (within a few message delays of virtual time, where the bully election would otherwise
+/// wait a 20 ms timeout for the leaver's silence), unless every peer is sick.
+#[test]
+fn a_sick_trader_hands_on_and_its_successor_is_elected_without_waiting_for_a_timeout() {
+    let mut fast = 0;
+    for seed in 0..20 {
+        let r = check("market", &market(5, seed).with(&SICK, 0.15), "");
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert_eq!(
+            count(&r, "Sick"),
+            count(&r, "HandedOn { to: None"),
+            "seed {seed}: every sick trader hands on"
+        );
+        let mut sick = [false; 5];
+        let mut waiting: Option<f64> = None;
+        for (ms, node, o) in &r.observations {
+            if o.starts_with("Sick") {
+                sick[*node as usize] = true;
+                if sick.iter().any(|s| !s) {
+                    waiting = Some(*ms);
+                }
+            } else if o.starts_with("Recovered") {
+                sick[*node as usize] = false;
+            } else if o.starts_with("Announced") {
+                if let Some(at) = waiting.take() {
+                    assert!(
+                        ms - at <= 5.0,
+                        "seed {seed}: the trader that fell sick at {at} ms was replaced at {ms} ms"
+                    );
+                    fast += 1;
+                }
+            }
+        }
+    }
+    assert!(fast >= 10, "only {fast} sicknesses were followed by an election");
+}

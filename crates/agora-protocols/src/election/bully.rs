@@ -14,6 +14,11 @@
 //! other's announcement (a restarted node that announced `last + 1` would collide with a
 //! leader elected, and crashed, while it was down).
 //!
+//! A node that says it leaves ([`Bully::peer_left`], used by the market's sick trader) is
+//! not waited for: if it led, the others elect at once rather than a timeout later, and the
+//! highest of them wins without waiting for the leaver's silence. It is back when it says
+//! so ([`Bully::peer_back`]) or at its first message.
+//!
 //! `--start S` picks the node that starts the first election and whose failure detector is the
 //! fastest (the others wait twice as long), to select the best or the worst case.
 //!
@@ -98,13 +103,50 @@ pub struct Bully {
     /// The leader whose silence started the current election (not told of the result).
     failed: Option<NodeId>,
     electing: bool,
+    /// In the current election, a higher node answered OK.
+    answered: bool,
+    /// Nodes that said they left ([`Bully::peer_left`]), by id: an election does not wait
+    /// for their answer until they are heard from again.
+    gone: Vec<bool>,
 }
 
 impl Bully {
     /// Node `id`, with the term it persisted in an earlier life.
     fn new(setup: &BullySetup, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
         let view = View::new(setup.timeout, id == setup.starter, stable)?;
-        Ok(Bully { id, n: setup.nodes, view, failed: None, electing: false })
+        Ok(Bully {
+            id,
+            n: setup.nodes,
+            view,
+            failed: None,
+            electing: false,
+            answered: false,
+            gone: vec![false; setup.nodes],
+        })
+    }
+
+    /// Node `who` said it is back: elections wait for its answer again.
+    pub fn peer_back(&mut self, who: NodeId) {
+        if let Some(gone) = self.gone.get_mut(who.index()) {
+            *gone = false;
+        }
+    }
+
+    /// Node `who` said it leaves (a clean exit, or a market trader falling sick): elections
+    /// no longer wait for its answer, and if it led, an election starts now instead of after
+    /// its heartbeats have been missed for a timeout. Any message from it later brings it back.
+    pub fn peer_left(&mut self, ctx: &mut Context<'_, Self>, who: NodeId) {
+        let Some(gone) = self.gone.get_mut(who.index()) else { return };
+        *gone = true;
+        if self.view.leader == Some(who) {
+            self.failed = Some(who);
+            self.electing = false;
+            self.start_election(ctx);
+        } else if self.electing && !self.answered && self.gone[self.id.index() + 1..].iter().all(|g| *g) {
+            // Every node it asked has left: none will answer.
+            ctx.cancel_timer(Timer::NoAnswer);
+            self.become_leader(ctx);
+        }
     }
 
     fn start_election(&mut self, ctx: &mut Context<'_, Self>) {
@@ -112,11 +154,13 @@ impl Bully {
             return;
         }
         self.electing = true;
+        self.answered = false;
         self.view.leader = None;
         ctx.cancel_timer(Timer::LeaderSilent);
         ctx.observe(ElectionObs::Started { term: self.view.term });
         ctx.op_begin(self.round());
-        let higher: Vec<NodeId> = (self.id.0 + 1..self.n as u32).map(NodeId).collect();
+        let higher: Vec<NodeId> =
+            (self.id.0 + 1..self.n as u32).map(NodeId).filter(|h| !self.gone[h.index()]).collect();
         if higher.is_empty() {
             self.become_leader(ctx);
         } else {
@@ -167,6 +211,9 @@ impl Protocol for Bully {
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
+        if let Some(gone) = self.gone.get_mut(from.index()) {
+            *gone = false;
+        }
         match msg {
             Msg::Election { term } => {
                 if from.0 < self.id.0 {
@@ -185,6 +232,7 @@ impl Protocol for Bully {
             Msg::Ok { term } => {
                 self.view.term = self.view.term.max(term);
                 if self.electing {
+                    self.answered = true;
                     ctx.cancel_timer(Timer::NoAnswer);
                     ctx.set_timer(Timer::NoCoordinator, self.view.timeout() * 2);
                 }

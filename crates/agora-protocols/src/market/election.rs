@@ -1,11 +1,12 @@
 //! The election of the trader: agora's [`bully`](crate::election::bully) algorithm, embedded
-//! unchanged. The market peer hands it a context of its own, then lifts the effects it made
+//! as it is (its one extension, a peer that says it leaves, is bully's own). The market peer hands it a context of its own, then lifts the effects it made
 //! into the market's: its messages and timers wrapped, its storage keys prefixed, its
 //! observations returned to the peer (which learns from them who trades) and reported.
 //!
 //! A sick peer stops the election's clock (its timers and messages are dropped) and, when it
 //! recovers, rebuilds it from its persisted term as after a restart: it listens for the
-//! trader's heartbeat first, and bullies a lower one out of the post.
+//! trader's heartbeat first, and bullies a lower one out of the post. A trader falling sick
+//! says it leaves ([`Election::peer_left`]): the others elect its successor at once.
 
 use super::{MarketNode, Msg, Timer};
 use crate::election::bully::{self, Bully, BullySetup};
@@ -64,6 +65,17 @@ impl Election {
         msg: bully::Msg,
     ) -> Vec<ElectionObs> {
         self.step(ctx, |b, c| agora_core::Protocol::on_message(b, c, from, msg))
+    }
+
+    /// Peer `who` said it leaves the market (a sick trader's handover): see
+    /// [`Bully::peer_left`].
+    pub fn peer_left(&mut self, ctx: &mut Context<'_, MarketNode>, who: NodeId) -> Vec<ElectionObs> {
+        self.step(ctx, |b, c| b.peer_left(c, who))
+    }
+
+    /// Peer `who` recovered and rejoins: see [`Bully::peer_back`].
+    pub fn peer_back(&mut self, who: NodeId) {
+        self.bully.peer_back(who);
     }
 
     /// Hands the node one of its timers.

@@ -13,14 +13,18 @@
 //! announced. Prices are constants: one dollar a unit, ten cents of it the trader's
 //! commission, in integer cents so that money is exact.
 //!
-//! **The trader** is elected by agora's bully algorithm, embedded unchanged
-//! ([`election`]); the winner announces itself with the report's line ([`obs::announcement`])
-//! and stops buying and selling while it trades. It queues the buys it receives and serves
-//! them one at a time, the earliest by `(timestamp, buyer)` first, so when one unit is left
-//! the earliest pending buy gets it. With probability `--sick` per trade it falls sick: it
-//! drops its queue (the buyers send their buys again to the next trader: nothing is lost),
-//! leaves the election, and comes back `--recover-ms` later as a restarted bully node — a
-//! higher id then bullies its way back to the post.
+//! **The trader** is elected by agora's bully algorithm ([`election`]), extended with one
+//! message: a peer that leaves says so, and elections stop waiting for it. The winner
+//! announces itself with the report's line ([`obs::announcement`]) and stops buying and
+//! selling while it trades. It queues the buys it receives and serves them one at a time, the
+//! earliest by `(timestamp, buyer)` first, so when one unit is left the earliest pending buy
+//! gets it. With probability `--sick` per trade it falls sick: it tells every peer it leaves
+//! and hands on its pending buys (LEAVE), so the others elect at once, without waiting for its
+//! silence, and the next trader serves them first. It comes back `--recover-ms` later as a
+//! restarted bully node, and a higher id bullies its way back to the post — safe at any
+//! moment, because its takeover fences the trader it replaces, which hands its own pending
+//! buys on to it (HANDOVER). Buyers also send their buy in flight again to every new trader:
+//! a lost handover loses nothing.
 //!
 //! **The ledger** ([`ledger::Ledger`]) holds deposits, seller income, commission, receipts
 //! and the request ids served; a trade applies only if stock suffices, and a request id
@@ -112,6 +116,20 @@ pub enum Msg {
         /// Units left in its deposit.
         left: u64,
     },
+    /// A trader falling sick → every peer: it leaves the market (the election goes on
+    /// without waiting for it) and hands on its pending buys, for whoever trades next.
+    Leave {
+        /// The buys it had queued or in flight.
+        pending: Vec<Buy>,
+    },
+    /// A sick peer that recovered → every peer: it is back in the market (elections wait
+    /// for it again).
+    Rejoin,
+    /// A trader that another peer took the post from → the new trader: its pending buys.
+    Handover {
+        /// The buys it had queued or in flight.
+        pending: Vec<Buy>,
+    },
     /// A new trader of the local ledger → sellers: what do you have on deposit?
     InventoryRequest,
     /// Seller → trader: what it believes it has on deposit.
@@ -139,6 +157,9 @@ impl Message for Msg {
             Msg::Deposit { .. } => "DEPOSIT",
             Msg::DepositAck { .. } => "DEPOSIT-ACK",
             Msg::Sold { .. } => "SOLD",
+            Msg::Leave { .. } => "LEAVE",
+            Msg::Handover { .. } => "HANDOVER",
+            Msg::Rejoin => "REJOIN",
             Msg::InventoryRequest => "INVENTORY-REQUEST",
             Msg::Inventory { .. } => "INVENTORY",
         }

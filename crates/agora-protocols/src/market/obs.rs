@@ -71,6 +71,14 @@ pub enum MarketObs {
         /// Units.
         qty: u64,
     },
+    /// A trader leaving its post handed its pending buys on: to every peer when it fell
+    /// sick (`to` is `None`), or to the peer that took the post from it.
+    HandedOn {
+        /// The new trader, if known.
+        to: Option<NodeId>,
+        /// How many buys.
+        buys: usize,
+    },
     /// The trader fell sick: it leaves the market.
     Sick,
     /// A sick peer recovered and rejoins the market.

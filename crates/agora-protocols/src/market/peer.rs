@@ -6,18 +6,21 @@ use super::buyer::Buyer;
 use super::election::Election;
 use super::ledger::Ledger;
 use super::obs::{announcement, MarketObs};
-use super::roles::Role;
+use super::roles::{Buy, Role};
 use super::seller::Seller;
 use super::setup::{LedgerMode, Settings};
 use super::trader::{Traded, Trader};
 use super::{Msg, Timer};
-use crate::election::ElectionObs;
+use crate::election::{bully, ElectionObs};
 use crate::raft::{RaftMsg, RaftTimer, Replica};
 use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use std::sync::Arc;
 
 /// Where a peer keeps the number of its stints as trader (its client sessions and books).
 const STINTS: &str = "market/stints";
+/// Most buys a peer holds for the next trader: a buyer has one buy in flight, so a real
+/// handover is at most one buy per peer; a hostile one is cut short.
+const MAX_HANDED: usize = 4 * super::params::MAX_PEERS;
 
 /// A peer's role and its account.
 pub enum Account {
@@ -44,6 +47,10 @@ pub struct MarketNode {
     pub(super) clock: u64,
     /// Sick: out of the market until `Timer::Recover`.
     sick: bool,
+    /// Buys a sick trader handed on (LEAVE): served if this peer trades next.
+    inherited: Vec<Buy>,
+    /// This peer's own pending buys when it left the post: for the next trader.
+    resigned: Vec<Buy>,
 }
 
 impl MarketNode {
@@ -72,6 +79,8 @@ impl MarketNode {
             stints: stable.load(STINTS)?.unwrap_or(0),
             clock,
             sick: false,
+            inherited: Vec::new(),
+            resigned: Vec::new(),
         })
     }
 
@@ -88,6 +97,12 @@ impl MarketNode {
                     self.leader = Some(leader);
                     if leader != self.me {
                         self.resign(ctx);
+                        self.inherited.clear();
+                        let pending = std::mem::take(&mut self.resigned);
+                        if !pending.is_empty() {
+                            ctx.observe(MarketObs::HandedOn { to: Some(leader), buys: pending.len() });
+                            ctx.send(leader, Msg::Handover { pending });
+                        }
                         self.resend(ctx);
                     } else if self.trader.is_none() {
                         self.take_post(ctx);
@@ -104,6 +119,11 @@ impl MarketNode {
         let mut t = Trader::new(&self.s, self.me, self.stints);
         t.start(ctx, &self.s);
         self.trader = Some(t);
+        let handed =
+            std::mem::take(&mut self.inherited).into_iter().chain(std::mem::take(&mut self.resigned));
+        for buy in handed.collect::<Vec<_>>() {
+            self.with_trader(ctx, |t, ctx, s| t.on_buy(ctx, s, buy));
+        }
         if let (Account::Seller(sl), LedgerMode::Local) = (&self.account, self.s.ledger) {
             let (me, (good, left)) = (self.me, sl.at_market());
             self.with_trader(ctx, |t, ctx, s| t.on_inventory(ctx, s, me, good, left));
@@ -129,8 +149,10 @@ impl MarketNode {
         }
     }
 
+    /// Leaves the post, if held, keeping its pending buys for the next trader.
     fn resign(&mut self, ctx: &mut Context<'_, Self>) {
-        if self.trader.take().is_some() {
+        if let Some(t) = self.trader.take() {
+            self.resigned = t.pending();
             ctx.cancel_timer(Timer::Retake);
             ctx.cancel_timer(Timer::Raft(RaftTimer::ClientRetry));
             ctx.observe(MarketObs::Resigned);
@@ -150,9 +172,14 @@ impl MarketNode {
         }
     }
 
+    /// Falls sick: leaves the post and the market, handing its pending buys to every peer.
     fn fall_sick(&mut self, ctx: &mut Context<'_, Self>) {
         ctx.observe(MarketObs::Sick);
         self.resign(ctx);
+        let pending = std::mem::take(&mut self.resigned);
+        ctx.observe(MarketObs::HandedOn { to: None, buys: pending.len() });
+        ctx.broadcast(Msg::Leave { pending });
+        self.inherited.clear();
         self.sick = true;
         self.leader = None;
         ctx.set_timer(Timer::Recover, self.s.recover);
@@ -161,6 +188,7 @@ impl MarketNode {
     fn recover(&mut self, ctx: &mut Context<'_, Self>) -> Result<(), Corrupt> {
         self.sick = false;
         ctx.observe(MarketObs::Recovered);
+        ctx.broadcast(Msg::Rejoin);
         let seen = self.election.restart(&self.s.election, ctx)?;
         self.elected(ctx, seen);
         self.resume(ctx);
@@ -204,9 +232,30 @@ impl MarketNode {
         }
     }
 
+    /// Buys handed on by a trader leaving its post: queued if this peer trades, else kept in
+    /// case it trades next.
+    fn take_over(&mut self, ctx: &mut Context<'_, Self>, pending: Vec<Buy>) {
+        for buy in pending.into_iter().take(MAX_HANDED) {
+            self.clock = self.clock.max(buy.ts) + 1;
+            if self.trader.is_some() {
+                self.with_trader(ctx, |t, ctx, s| t.on_buy(ctx, s, buy));
+            } else if self.inherited.len() < MAX_HANDED {
+                self.inherited.push(buy);
+            }
+        }
+    }
+
     fn on_market(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
         match msg {
             Msg::Raft(_) | Msg::Bully(_) => unreachable!("dispatched before"),
+            Msg::Leave { pending } => {
+                // Held before the election goes on: this peer may be the next trader at once.
+                self.take_over(ctx, pending);
+                let seen = self.election.peer_left(ctx, from);
+                self.elected(ctx, seen);
+            }
+            Msg::Handover { pending } => self.take_over(ctx, pending),
+            Msg::Rejoin => self.election.peer_back(from),
             Msg::Buy(buy) => {
                 self.clock = self.clock.max(buy.ts) + 1;
                 self.with_trader(ctx, |t, ctx, s| t.on_buy(ctx, s, buy));
@@ -267,6 +316,10 @@ impl Protocol for MarketNode {
         match msg {
             // A sick peer's ledger replica keeps serving the log.
             Msg::Raft(m) => self.on_raft(ctx, from, m),
+            // A sick peer asked to elect says it is out, so the elector need not wait for it.
+            Msg::Bully(bully::Msg::Election { .. }) if self.sick => {
+                ctx.send(from, Msg::Leave { pending: Vec::new() })
+            }
             _ if self.sick => {}
             Msg::Bully(m) => {
                 let seen = self.election.on_message(ctx, from, m);

@@ -108,6 +108,12 @@ impl Trader {
             && books
     }
 
+    /// The buys it holds and has not answered: in flight first, then the queue in its order.
+    /// A trader leaving its post hands them on.
+    pub fn pending(&self) -> Vec<Buy> {
+        self.serving.iter().chain(self.queue.values()).copied().collect()
+    }
+
     /// Takes the post: commits its takeover (and, with a local book, asks the sellers what
     /// they have).
     pub fn start(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings) -> Traded {

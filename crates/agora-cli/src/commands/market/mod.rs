@@ -11,7 +11,7 @@ use crate::cli::MarketArgs;
 use crate::commands::shared::{create_dir, sim_only};
 use crate::error::UserError;
 use agora_protocols::market::{scenario, MarketSetup};
-use agora_protocols::params::{BUYS, LEDGER, RECOVER_MS, SCENARIO, SICK, TIMEOUT_MS};
+use agora_protocols::params::{BUYS, INTERVAL_MS, LEDGER, RECOVER_MS, SCENARIO, SICK, TIMEOUT_MS};
 use agora_protocols::registry::FromParams;
 use agora_protocols::Params;
 
@@ -51,7 +51,8 @@ fn params(a: &MarketArgs, name: &str) -> Result<Params, UserError> {
     let mut p = Params::new(n, a.seed);
     p.set(&SCENARIO, a.scenario.clone())?;
     let given = [(&BUYS, &a.buys), (&SICK, &a.sick), (&RECOVER_MS, &a.recover_ms), (&LEDGER, &a.ledger)];
-    for (param, value) in given.into_iter().chain([(&TIMEOUT_MS, &a.timeout_ms)]) {
+    let more = [(&TIMEOUT_MS, &a.timeout_ms), (&INTERVAL_MS, &a.interval_ms)];
+    for (param, value) in given.into_iter().chain(more) {
         if let Some(v) = value {
             p.set(param, v.clone())?;
         }

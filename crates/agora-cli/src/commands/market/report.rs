@@ -187,6 +187,11 @@ impl Reader {
                 self.counts.0 += 1;
                 self.line(ms, format!("peer {node} fell sick and leaves the market"));
             }
+            MarketObs::HandedOn { to, buys } if *buys > 0 => {
+                let whom = to.map_or("the next trader".to_string(), |t| format!("peer {t}"));
+                let s = if *buys == 1 { "" } else { "s" };
+                self.line(ms, format!("peer {node} hands {buys} pending buy{s} on to {whom}"));
+            }
             MarketObs::Recovered => {
                 self.counts.1 += 1;
                 self.line(ms, format!("peer {node} recovered and rejoins the market"));
