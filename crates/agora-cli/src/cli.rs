@@ -81,13 +81,16 @@ fn schema(p: &'static Param) -> impl Fn(&str) -> Result<Value, String> + Clone +
 pub struct MarketArgs {
     /// The report's scenario: test-case-1 (7 peers: 5 sellers, 2 buyers after two different
     /// goods), test-case-2 (5 peers: 4 sellers, 1 buyer, peer 4 sick at the start),
-    /// test-case-3 (as 1, both buyers after the same good) or normal (roles drawn from the seed).
+    /// test-case-3 (as 1, both buyers after the same good), experiment (the report's table: 5
+    /// peers, 3 buyers, 1 seller, peer 4 the first trader; 334 buys each) or normal (roles
+    /// drawn from the seed).
     #[arg(long, default_value = "test-case-1", value_parser = schema(&params::SCENARIO))]
     pub scenario: Value,
     /// Peers [default: the scenario's; 7 for normal] [2..=256].
     #[arg(long, value_name = "N", value_parser = count::<usize>(2, 256))]
     pub peers: Option<usize>,
-    /// Buys each buyer makes, one at a time [default: 1000 in test-case-2, else 10]
+    /// Buys each buyer makes, one at a time [default: 1000 in test-case-2, 334 in experiment,
+    /// else 10]
     /// [0..=1000000].
     #[arg(long, value_name = "N", value_parser = schema(&params::BUYS))]
     pub buys: Option<Value>,

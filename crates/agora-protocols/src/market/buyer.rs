@@ -63,42 +63,57 @@ impl Buyer {
     ) {
         if self.outstanding.is_some() {
             self.resend(ctx);
-        } else if !trading && self.next_seq < s.buys {
-            *clock += 1;
-            let role = s.roles[ctx.id().index()];
-            let rng = ctx.rng();
-            let good = match role {
-                Role::Buyer { wants: Some(good) } => good,
-                _ => Good::draw(rng),
-            };
-            let qty = rng.random_range(1..=MAX_QTY);
-            let buy = Buy { buyer: ctx.id(), seq: self.next_seq, good, qty, ts: *clock };
-            self.next_seq += 1;
-            self.clock = *clock;
-            self.outstanding = Some(buy);
-            ctx.persist(KEY, self);
-            ctx.observe(MarketObs::Asked { buy });
-            ctx.broadcast(Msg::Buy(buy));
+            ctx.set_timer(Timer::Work, s.retry);
         } else {
+            self.ask(ctx, s, trading, clock);
+        }
+    }
+
+    /// Asks for its next buy, if it has one to make and does not trade: persisted before it
+    /// leaves, then multicast.
+    fn ask(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, trading: bool, clock: &mut u64) {
+        if trading || self.next_seq >= s.buys {
             return;
         }
+        *clock += 1;
+        let role = s.roles[ctx.id().index()];
+        let rng = ctx.rng();
+        let good = match role {
+            Role::Buyer { wants: Some(good) } => good,
+            _ => Good::draw(rng),
+        };
+        let qty = rng.random_range(1..=MAX_QTY);
+        let buy = Buy { buyer: ctx.id(), seq: self.next_seq, good, qty, ts: *clock };
+        self.next_seq += 1;
+        self.clock = *clock;
+        self.outstanding = Some(buy);
+        ctx.persist(KEY, self);
+        ctx.observe(MarketObs::Asked { buy });
+        ctx.broadcast(Msg::Buy(buy));
         ctx.set_timer(Timer::Work, s.retry);
     }
 
-    /// The trader's answer to buy `seq`: the first one for the buy in flight is taken.
+    /// The trader's answer to buy `seq`: the first one for the buy in flight is taken. The
+    /// next buy follows after a pause drawn around `interval`, or at once (one write to disk
+    /// for both) when it is zero.
     pub fn on_answer(
         &mut self,
         ctx: &mut Context<'_, MarketNode>,
         s: &Settings,
-        seq: u64,
-        result: BuyResult,
+        (seq, result): (u64, BuyResult),
+        trading: bool,
+        clock: &mut u64,
     ) {
         if self.outstanding.is_none_or(|b| b.seq != seq) {
             return;
         }
         self.outstanding = None;
-        ctx.persist(KEY, self);
         ctx.observe(MarketObs::Answered { seq, result });
+        if s.interval.is_zero() && !trading && self.next_seq < s.buys {
+            self.ask(ctx, s, trading, clock);
+            return;
+        }
+        ctx.persist(KEY, self);
         let mean = s.interval.as_secs_f64();
         let u: f64 = ctx.rng().random();
         ctx.set_timer(Timer::Work, Duration::from_secs_f64(-mean * (1.0 - u).ln()));

@@ -16,8 +16,8 @@
 //! **The trader** is elected by agora's bully algorithm ([`election`]), extended with one
 //! message: a peer that leaves says so, and elections stop waiting for it. The winner
 //! announces itself with the report's line ([`obs::announcement`]) and stops buying and
-//! selling while it trades. It queues the buys it receives and serves them one at a time, the
-//! earliest by `(timestamp, buyer)` first, so when one unit is left the earliest pending buy
+//! selling while it trades. It queues the buys it receives and serves them in order, the
+//! earliest by `(timestamp, buyer)` first (a few in flight at once, applied in that order), so when one unit is left the earliest pending buy
 //! gets it. With probability `--sick` per trade it falls sick: it tells every peer it leaves
 //! and hands on its pending buys (LEAVE), so the others elect at once, without waiting for its
 //! silence, and the next trader serves them first. It comes back `--recover-ms` later as a

@@ -267,8 +267,9 @@ impl MarketNode {
                 self.with_trader(ctx, |t, ctx, s| t.on_inventory(ctx, s, from, good, qty))
             }
             Msg::Answer { seq, result } => {
+                let trading = self.trader.is_some();
                 if let Account::Buyer(b) = &mut self.account {
-                    b.on_answer(ctx, &self.s, seq, result);
+                    b.on_answer(ctx, &self.s, (seq, result), trading, &mut self.clock);
                 }
             }
             Msg::DepositAck { id } => {

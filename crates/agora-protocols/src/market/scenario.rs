@@ -3,14 +3,16 @@
 //! `test-case-2` is 5 peers, 4 sellers and one buyer of goods drawn from the seed (so that
 //! every good sells out and restocks, and a long run keeps trading), peer 4 sick at the start
 //! so that peer 3 is the first trader; `test-case-3` is test case 1 with both buyers after the same good, so
-//! their buys compete and the Lamport order settles who gets the last unit; `normal` draws the
-//! roles of any number of peers from the seed ([`draw_roles`]).
+//! their buys compete and the Lamport order settles who gets the last unit; `experiment` is
+//! the report's measurement (its table): 5 peers, 3 buyers of goods drawn from the seed, one
+//! seller, and peer 4, the first trader (it sells too whenever another peer trades);
+//! `normal` draws the roles of any number of peers from the seed ([`draw_roles`]).
 
 use super::roles::{draw_roles, Good, Role};
 use agora_core::NodeId;
 
 /// The scenarios, by name.
-pub const NAMES: [&str; 4] = ["test-case-1", "test-case-2", "test-case-3", "normal"];
+pub const NAMES: [&str; 5] = ["test-case-1", "test-case-2", "test-case-3", "experiment", "normal"];
 
 /// Units each seller of a test case brings when the market opens.
 const STOCK: u64 = 5;
@@ -30,7 +32,7 @@ pub struct Scenario {
 pub fn peers(name: &str) -> Option<usize> {
     match name {
         "test-case-1" | "test-case-3" => Some(7),
-        "test-case-2" => Some(5),
+        "test-case-2" | "experiment" => Some(5),
         _ => None,
     }
 }
@@ -47,6 +49,7 @@ pub fn build(name: &str, n: usize, seed: u64) -> Result<Scenario, String> {
         "test-case-1" => (vec![buyer(Good::Fish), buyer(Good::Salt)], sellers.to_vec(), vec![]),
         "test-case-3" => (vec![buyer(Good::Fish), buyer(Good::Fish)], sellers.to_vec(), vec![]),
         "test-case-2" => (vec![Role::Buyer { wants: None }], sellers[..4].to_vec(), vec![NodeId(4)]),
+        "experiment" => (vec![Role::Buyer { wants: None }; 3], sellers[..2].to_vec(), vec![]),
         other => return Err(format!("`{other}`: one of {}", NAMES.join(", "))),
     };
     let roles: Vec<Role> = buyers.into_iter().chain(sellers).collect();
@@ -70,6 +73,7 @@ mod tests {
             match name {
                 "test-case-1" | "test-case-3" => assert_eq!(buyers, 2),
                 "test-case-2" => assert_eq!((buyers, s.sick_at_open.clone()), (1, vec![NodeId(4)])),
+                "experiment" => assert_eq!((buyers, s.sick_at_open.len()), (3, 0)),
                 _ => assert!(buyers >= 1 && buyers < n),
             }
         }

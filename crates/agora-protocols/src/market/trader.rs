@@ -1,6 +1,6 @@
 //! The trader's post: fencing itself in the books, queuing the buys it receives, serving them
-//! one at a time in the fair order, answering buyers and telling sellers what sold, and
-//! falling sick at random.
+//! in the fair order (several in flight, applied in that order), answering buyers and telling
+//! sellers what sold, and falling sick at random.
 //!
 //! With the replicated ledger every change goes through a Raft client session of the trader's
 //! (a new session per stint); with the local ledger the trader applies it to a book of its own.
@@ -19,7 +19,9 @@ use agora_core::{Context, NodeId};
 use rand::Rng as _;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Changes a trader's client keeps in flight.
+/// Changes a trader's client keeps in flight, and buys it serves at once: they apply in the
+/// order it submits them, the fair order of its queue, so serving several at a time changes
+/// no outcome and spares each buy a commit's wait behind the one before.
 const WINDOW: usize = 8;
 
 /// What a step of the trader leads to.
@@ -60,8 +62,8 @@ pub struct Trader {
     ids: BTreeSet<(NodeId, u64)>,
     /// Buys received in this stint (the `arrival-order` variant's key).
     arrivals: u64,
-    /// The buy submitted and not yet answered.
-    serving: Option<Buy>,
+    /// The buys submitted and not yet answered, in the order submitted.
+    serving: Vec<Buy>,
     /// Deposits and inventories received before the takeover was in the books.
     waiting: Vec<Command>,
 }
@@ -90,7 +92,7 @@ impl Trader {
             queue: BTreeMap::new(),
             ids: BTreeSet::new(),
             arrivals: 0,
-            serving: None,
+            serving: Vec::new(),
             waiting: Vec::new(),
         }
     }
@@ -103,7 +105,7 @@ impl Trader {
         };
         self.fence.is_some()
             && self.queue.is_empty()
-            && self.serving.is_none()
+            && self.serving.is_empty()
             && self.waiting.is_empty()
             && books
     }
@@ -171,7 +173,7 @@ impl Trader {
             (Purpose::Trade(buy), Output::Answer(result)) => return self.answer(ctx, s, buy, result),
             (Purpose::Trade(buy), Output::Stale { .. }) => {
                 // A newer trader took over: the buy waits for this one's next takeover.
-                self.serving = None;
+                self.served(buy);
                 self.fence = None;
                 let key = self.key(s, buy);
                 self.queue.insert(key, buy);
@@ -189,7 +191,7 @@ impl Trader {
         buy: Buy,
         result: BuyResult,
     ) -> Traded {
-        self.serving = None;
+        self.served(buy);
         self.ids.remove(&(buy.buyer, buy.seq));
         if let BuyResult::Receipt { lots, .. } = &result {
             for l in lots {
@@ -203,16 +205,26 @@ impl Trader {
         self.serve_next(ctx, s)
     }
 
-    /// Submits the first buy of the queue, if fenced and none is in flight.
+    /// `buy` is no longer in flight.
+    fn served(&mut self, buy: Buy) {
+        self.serving.retain(|b| (b.buyer, b.seq) != (buy.buyer, buy.seq));
+    }
+
+    /// Submits the first buys of the queue, in order, while fenced and the window has room.
     fn serve_next(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings) -> Traded {
-        let Some(fence) = self.fence else { return Traded::Ok };
-        if self.serving.is_some() {
-            return Traded::Ok;
+        while let Some(fence) = self.fence {
+            if self.serving.len() >= WINDOW {
+                break;
+            }
+            let Some((_, buy)) = self.queue.pop_first() else { break };
+            self.serving.push(buy);
+            ctx.observe(MarketObs::Serving { buy });
+            let cmd = Command::Trade { fence, trader: self.me, buy };
+            if self.submit(ctx, s, cmd, Purpose::Trade(buy)) == Traded::Sick {
+                return Traded::Sick;
+            }
         }
-        let Some((_, buy)) = self.queue.pop_first() else { return Traded::Ok };
-        self.serving = Some(buy);
-        ctx.observe(MarketObs::Serving { buy });
-        self.submit(ctx, s, Command::Trade { fence, trader: self.me, buy }, Purpose::Trade(buy))
+        Traded::Ok
     }
 
     /// Where `buy` goes in the queue: its fair order, or (variant) its arrival.

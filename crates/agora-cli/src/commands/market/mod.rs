@@ -19,6 +19,9 @@ use agora_protocols::Params;
 const NORMAL_PEERS: usize = 7;
 /// Buys of test case 2's one buyer, as in the report, when `--buys` is not given.
 const TEST_CASE_2_BUYS: u64 = 1000;
+/// Buys of each of the experiment's 3 buyers when `--buys` is not given: about the report's
+/// 1000 in all (1002).
+const EXPERIMENT_BUYS: u64 = 334;
 /// The timeout over TCP when `--timeout-ms` is not given: the simulator's 20 ms makes peers
 /// sharing busy cores with fsyncs suspect a live trader and hold needless elections.
 const TCP_TIMEOUT_MS: f64 = 200.0;
@@ -60,8 +63,12 @@ fn params(a: &MarketArgs, name: &str) -> Result<Params, UserError> {
     if !a.sim && a.timeout_ms.is_none() {
         p.set(&TIMEOUT_MS, TCP_TIMEOUT_MS)?;
     }
-    if name == "test-case-2" && a.buys.is_none() {
-        p.set(&BUYS, TEST_CASE_2_BUYS)?;
+    if a.buys.is_none() {
+        match name {
+            "test-case-2" => p.set(&BUYS, TEST_CASE_2_BUYS)?,
+            "experiment" => p.set(&BUYS, EXPERIMENT_BUYS)?,
+            _ => {}
+        }
     }
     Ok(p)
 }
