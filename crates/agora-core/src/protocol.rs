@@ -59,6 +59,12 @@ pub trait Protocol: Send + 'static {
     /// Called when a timer set with [`Context::set_timer`] fires.
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Self::Timer);
 
+    /// Called once when the node is asked to leave cleanly (a lone `agora node` told to stop
+    /// with SIGTERM or Ctrl-C): what it does here — a goodbye to its peers, a handover — is
+    /// written and sent before it stops. Never called on a crash, nor when a whole cluster
+    /// ends together. The default does nothing.
+    fn on_stop(&mut self, _ctx: &mut Context<'_, Self>) {}
+
     /// Whether all that is left for this node is background work that never ends on its own
     /// (heartbeats, failure detection). Drivers end a run when every node is in the background
     /// (and no fault is still to come), as they do when nothing at all is left to do. The

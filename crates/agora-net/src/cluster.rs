@@ -231,6 +231,24 @@ pub struct Supervised {
 /// What a supervisor's stop is to a node.
 pub type StopFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
+/// How long a node told to stop waits for its goodbye (`Protocol::on_stop`) to be written to
+/// its connections before it stops anyway.
+const LEAVE_GRACE: Duration = Duration::from_secs(2);
+
+/// Asks the node to leave cleanly and waits, at most [`LEAVE_GRACE`], until it has run
+/// `on_stop` and its connections have written everything it sent.
+async fn leave(id: NodeId, shared: &NodeShared) {
+    shared.leave.notify_one();
+    let deadline = Instant::now() + LEAVE_GRACE;
+    while Instant::now() < deadline {
+        if shared.left.load(Ordering::Acquire) && shared.unsent.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tracing::warn!("node {id}: stopping before its last messages were written");
+}
+
 /// Runs node `id` of a cluster whose addresses are in `cfg`, until it is idle for
 /// `lone.idle` (under a supervisor: until the supervisor stops it), `lone.max_time` passes, or
 /// `interrupt` resolves (a signal). `on_start` gets the node's shared state and the address it
@@ -268,7 +286,10 @@ pub async fn run_node<S: Setup>(
     tokio::pin!(interrupt);
     let end = loop {
         tokio::select! {
-            _ = &mut interrupt => break End::Interrupted,
+            _ = &mut interrupt => {
+                leave(id, &shared).await;
+                break End::Interrupted;
+            }
             _ = &mut stopped => break End::Idle,
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }

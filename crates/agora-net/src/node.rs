@@ -128,6 +128,10 @@ pub struct NodeShared {
     /// `MESSAGE_BUFFER_BYTES` per authenticated peer, a handshake frame per stranger, and the
     /// frame budget.
     pub inbound_buffered_bytes: Arc<AtomicI64>,
+    /// Asks the node to leave cleanly: it runs [`agora_core::Protocol::on_stop`] and flushes.
+    pub leave: tokio::sync::Notify,
+    /// Set once the node has run `on_stop` and handed what it sent to its connections.
+    pub left: AtomicBool,
 }
 
 impl NodeShared {
@@ -277,6 +281,8 @@ pub fn start<S: Setup>(
         unsent: Arc::new(AtomicI64::new(0)),
         background_since_ns: AtomicU64::new(0),
         inbound_buffered_bytes: Arc::new(AtomicI64::new(0)),
+        leave: tokio::sync::Notify::new(),
+        left: AtomicBool::new(false),
     });
     let (inbox_tx, inbox_rx) = mpsc::channel(cfg.inbox_capacity);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -448,6 +454,11 @@ impl<S: Setup> Driver<S> {
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break,
+                _ = self.shared.leave.notified(), if !self.shared.left.load(Ordering::Relaxed) => {
+                    self.step(|| "stop".into(), |node, ctx| node.on_stop(ctx));
+                    self.flush();
+                    self.shared.left.store(true, Ordering::Release);
+                }
                 m = inbox.recv() => {
                     let Some(m) = m else { break };
                     self.deliver(m);

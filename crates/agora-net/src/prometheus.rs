@@ -126,6 +126,8 @@ mod tests {
             unsent: Arc::new(AtomicI64::new(0)),
             background_since_ns: AtomicU64::new(0),
             inbound_buffered_bytes: Arc::new(AtomicI64::new(0)),
+            leave: tokio::sync::Notify::new(),
+            left: AtomicBool::new(false),
         })
     }
 

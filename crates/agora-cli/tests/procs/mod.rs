@@ -159,6 +159,18 @@ impl Cluster {
         c.wait().unwrap();
     }
 
+    /// SIGTERM to node `id` alone: it leaves cleanly. Its results (it ends as `interrupted`).
+    pub fn terminate(&mut self, id: usize) -> Value {
+        let c = self.children[id].take().expect("running");
+        // SAFETY: a signal to our own child process.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let out = c.wait_with_output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("node {id}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(v["end"], "interrupted", "node {id} ended by {} before it was stopped", v["end"]);
+        v
+    }
+
     /// Hands every event, in arrival order, to `f` (node, event) until it returns true.
     pub fn until(&self, mut f: impl FnMut(usize, &Value) -> bool) {
         loop {

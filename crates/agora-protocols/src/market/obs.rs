@@ -81,6 +81,9 @@ pub enum MarketObs {
     },
     /// The trader fell sick: it leaves the market.
     Sick,
+    /// This peer was told to stop and left the market cleanly: it said so to every peer and,
+    /// if it traded, handed its pending buys on.
+    Left,
     /// A sick peer recovered and rejoins the market.
     Recovered,
 }

@@ -172,14 +172,20 @@ impl MarketNode {
         }
     }
 
-    /// Falls sick: leaves the post and the market, handing its pending buys to every peer.
-    fn fall_sick(&mut self, ctx: &mut Context<'_, Self>) {
-        ctx.observe(MarketObs::Sick);
+    /// Leaves the post, if held, and the market: tells every peer, handing them its pending
+    /// buys for whoever trades next.
+    fn leave(&mut self, ctx: &mut Context<'_, Self>) {
         self.resign(ctx);
         let pending = std::mem::take(&mut self.resigned);
         ctx.observe(MarketObs::HandedOn { to: None, buys: pending.len() });
         ctx.broadcast(Msg::Leave { pending });
         self.inherited.clear();
+    }
+
+    /// Falls sick: leaves the post and the market until it recovers.
+    fn fall_sick(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.observe(MarketObs::Sick);
+        self.leave(ctx);
         self.sick = true;
         self.leader = None;
         ctx.set_timer(Timer::Recover, self.s.recover);
@@ -360,6 +366,14 @@ impl Protocol for MarketNode {
             }
         }
         self.report(ctx);
+    }
+
+    /// Told to stop: leaves the market cleanly, as a sick trader does — its pending buys
+    /// handed on, and no election waiting for it. What it persisted is all a restart needs:
+    /// a buyer asks again for its buy in flight, a seller for its deposit.
+    fn on_stop(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.observe(MarketObs::Left);
+        self.leave(ctx);
     }
 
     /// Nothing in hand: the election names a trader, the ledger replica is settled, the peer's

@@ -192,6 +192,7 @@ impl Reader {
                 let s = if *buys == 1 { "" } else { "s" };
                 self.line(ms, format!("peer {node} hands {buys} pending buy{s} on to {whom}"));
             }
+            MarketObs::Left => self.line(ms, format!("peer {node} was told to stop and left the market")),
             MarketObs::Recovered => {
                 self.counts.1 += 1;
                 self.line(ms, format!("peer {node} recovered and rejoins the market"));
