@@ -349,6 +349,14 @@ pub static RECOVER_MS: Param = Param {
     help: "Milliseconds a sick trader stays away before it rejoins the market.",
     kind: TIMER,
 };
+/// A market file.
+pub static MARKET: Param = Param {
+    name: "market",
+    help: "A market file (TOML, see examples/market.toml): goods, prices, the commission, the restock \
+           amount and every peer's role, in place of a scenario; the nodes are its peers. In a cluster \
+           file's [params], a relative path is relative to the cluster file.",
+    kind: Kind::Text,
+};
 
 /// Every parameter, in the order help texts list them.
 pub static ALL: &[&Param] = &[
@@ -374,6 +382,7 @@ pub static ALL: &[&Param] = &[
     &SICK,
     &LEDGER,
     &RECOVER_MS,
+    &MARKET,
 ];
 
 /// The parameter named `name`.

@@ -51,6 +51,9 @@
 pub mod buyer;
 pub mod checker;
 pub mod election;
+pub mod file;
+pub mod flaw;
+pub mod goods;
 pub mod ledger;
 pub mod obs;
 mod params;
@@ -70,7 +73,8 @@ pub use setup::{MarketSetup, Settings};
 use crate::election::bully;
 use crate::raft::{RaftMsg, RaftTimer};
 use agora_core::Message;
-use roles::{Buy, BuyResult, Good};
+use goods::Good;
+use roles::{Buy, BuyResult};
 use serde::{Deserialize, Serialize};
 
 /// What market peers send each other.

@@ -1,9 +1,12 @@
 //! A market peer: [`MarketNode`] holds what every peer has — its election, its ledger replica
 //! (if it hosts one), its role's account (buyer or seller), the trader's post while it holds
-//! it, its Lamport clock and its health — and dispatches events to them.
+//! it, its Lamport clock and its health — and dispatches events to them. It refuses what no
+//! honest peer sends: a buy from another peer than its buyer, and an answer from another peer
+//! than the trader the election named (a forged receipt never reaches the buyer's account).
 
 use super::buyer::Buyer;
 use super::election::Election;
+use super::flaw::Flaw;
 use super::ledger::Ledger;
 use super::obs::{announcement, MarketObs};
 use super::roles::Role;
@@ -207,8 +210,11 @@ impl MarketNode {
     fn on_market(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
         match msg {
             Msg::Raft(_) | Msg::Bully(_) => unreachable!("dispatched before"),
+            Msg::Buy(buy) if buy.buyer != from => {
+                ctx.observe(MarketObs::Refused { from, why: Flaw::Impostor });
+            }
             Msg::Buy(buy) => {
-                self.clock = self.clock.max(buy.ts) + 1;
+                self.clock = self.clock.max(buy.ts).saturating_add(1);
                 self.with_trader(ctx, |t, ctx, s| t.on_buy(ctx, s, buy));
             }
             Msg::Deposit { id, good, qty } => {
@@ -219,7 +225,11 @@ impl MarketNode {
             }
             Msg::Answer { seq, result } => {
                 if let Account::Buyer(b) = &mut self.account {
-                    b.on_answer(ctx, &self.s, seq, result);
+                    if self.leader == Some(from) {
+                        b.on_answer(ctx, &self.s, seq, result);
+                    } else {
+                        ctx.observe(MarketObs::Refused { from, why: Flaw::NotTrader });
+                    }
                 }
             }
             Msg::DepositAck { id } => {
