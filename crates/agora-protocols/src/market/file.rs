@@ -132,7 +132,9 @@ pub fn load(path: &Path) -> Result<Market, String> {
 /// Parses and checks a market file's `text`.
 pub fn parse(text: &str) -> Result<Market, String> {
     let f: File = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        let line = e
+            .span()
+            .map(|s| 1 + text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count());
         let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
         line.map_or(msg.clone(), |l| format!("line {l}: {msg}"))
     })?;
@@ -156,8 +158,13 @@ fn catalog(f: &File) -> Result<Catalog, String> {
                     "goods.{name:?}: a name is 1 to {MAX_NAME_BYTES} letters, digits, `-` or `_`"
                 ));
             }
-            if *price == 0 || *price > MAX_PRICE_CENTS {
-                return Err(format!("goods.{name}: price must be 1 to {MAX_PRICE_CENTS} cents, not {price}"));
+            if *price == 0 {
+                return Err(format!("goods.{name}: price must be above 0"));
+            }
+            if *price > MAX_PRICE_CENTS {
+                return Err(format!(
+                    "goods.{name}: price must be at most {MAX_PRICE_CENTS} cents, not {price}"
+                ));
             }
             c.wares.push(Ware { name: name.clone(), price_cents: *price });
         }
@@ -270,7 +277,8 @@ mod tests {
         let cases = [
             ("[market\n", "line 1"),
             ("[market]\nfee = 3\n", "unknown field `fee`"),
-            ("[goods]\nfish = 0\n", "goods.fish: price must be"),
+            ("[goods]\nfish = 0\n", "goods.fish: price must be above 0"),
+            ("[goods]\nfish = 1000000000\n", "goods.fish: price must be at most"),
             ("[goods]\nfish = -5\n", "line 2"),
             ("[goods]\nfish = 5\n", "market.commission_cents: 10 is not below the price of fish"),
             ("[market]\nmax_qty = 0\n", "market.max_qty: 0"),
