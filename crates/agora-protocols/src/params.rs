@@ -291,7 +291,8 @@ pub static SCENARIO: Param = Param {
     name: "scenario",
     help: "Logical clocks: `seed` (the seed report's example), `random` (drawn from the seed, `msgs` events per \
            process) or a scenario such as 'PI MS0 MR1; MR0 MS1'. Market: test-case-1, test-case-2, \
-           test-case-3 (the report's roles) or normal (roles drawn from the seed).",
+           test-case-3 (the report's roles) or normal (roles drawn from the seed; the default unless a `market` \
+           file gives the roles).",
     kind: Kind::Text,
 };
 /// Mean time between a workload's operations.
