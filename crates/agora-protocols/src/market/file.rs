@@ -264,7 +264,7 @@ mod tests {
             "[[peer]]\nrole = \"buyer\"\n"
         );
         let m = parse(&text).unwrap();
-        let names: Vec<&str> = m.catalog.goods().map(|g| m.catalog.name(g)).collect();
+        let names: Vec<&str> = m.catalog.wares.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(names, ["wine", "amber"]);
         assert_eq!((m.catalog.commission_cents, m.catalog.restock, m.catalog.max_qty), (5, 2, 4));
         assert_eq!(m.scenario.roles[0], Role::Buyer { wants: Some(Good(1)) });

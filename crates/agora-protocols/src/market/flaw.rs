@@ -23,20 +23,6 @@ pub enum Flaw {
     NotTrader,
 }
 
-impl Flaw {
-    /// Its name in reports: `unknown-good`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Flaw::UnknownGood => "unknown-good",
-            Flaw::Quantity => "bad-quantity",
-            Flaw::Price => "bad-price",
-            Flaw::Overflow => "overflow",
-            Flaw::Impostor => "impostor",
-            Flaw::NotTrader => "not-the-trader",
-        }
-    }
-}
-
 impl fmt::Display for Flaw {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
