@@ -5,7 +5,7 @@
 //!
 //! **Peers.** Every node is a peer, a buyer or a seller: drawn from the seed (at least one of
 //! each, [`roles::draw_roles`]) in the `normal` scenario, fixed by the report's test cases in
-//! the others ([`scenario`]), or listed in a market file ([`file`], the `market` parameter). A
+//! the others ([`scenario`]), or listed in a market file ([`file`](mod@file), the `market` parameter). A
 //! seller hands its stock to the trader when the market opens (a deposit) and, told it sold
 //! out, restocks [`Catalog::restock`](goods::Catalog::restock) units of a good drawn from the
 //! seed. A buyer makes `--buys` buys, one at a time: a buy is `(buyer, request id, good,
@@ -21,7 +21,7 @@
 //!
 //! **Bad input** ([`flaw`]) is refused, observed ([`MarketObs::Refused`]) and never reaches
 //! the books: the trader answers a buy of a good the catalog does not list or of a quantity
-//! outside `1..=max_qty` with [`BuyResult::Invalid`](roles::BuyResult::Invalid) before queuing
+//! outside `1..=max_qty` with [`BuyResult::Invalid`] before queuing
 //! it, and drops a deposit out of bounds; a peer drops a buy sent by another peer than its
 //! buyer; a buyer takes an answer only from the peer the election named trader, so a forged
 //! receipt never reaches its account (an answer from a trader just deposed is refused too: the

@@ -1,7 +1,6 @@
 //! Who is who in the market: the roles peers are drawn into (buyer or seller), a buy and its
 //! answer. The trader is not a role of its own: it is whichever peer the election picks
-//! ([`super::election`]). What is traded, and at what price, is the run's
-//! [`Catalog`](super::goods::Catalog).
+//! ([`super::election`]). What is traded, and at what price, is the run's [`Catalog`].
 
 use super::flaw::Flaw;
 use super::goods::{Catalog, Good};
