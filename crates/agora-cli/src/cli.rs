@@ -83,10 +83,14 @@ pub struct MarketArgs {
     /// goods), test-case-2 (5 peers: 4 sellers, 1 buyer, peer 4 sick at the start),
     /// test-case-3 (as 1, both buyers after the same good), experiment (the report's table: 5
     /// peers, 3 buyers, 1 seller, peer 4 the first trader; 334 buys each) or normal (roles
-    /// drawn from the seed).
-    #[arg(long, default_value = "test-case-1", value_parser = schema(&params::SCENARIO))]
-    pub scenario: Value,
-    /// Peers [default: the scenario's; 7 for normal] [2..=256].
+    /// drawn from the seed) [default: test-case-1, unless --market gives the roles].
+    #[arg(long, value_parser = schema(&params::SCENARIO))]
+    pub scenario: Option<Value>,
+    /// A market file (TOML, see examples/market.toml): the goods, their prices, the trader's
+    /// commission, the restock amount and every peer's role, in place of a scenario.
+    #[arg(long, value_name = "FILE")]
+    pub market: Option<PathBuf>,
+    /// Peers [default: the scenario's or the market file's; 7 for normal] [2..=256].
     #[arg(long, value_name = "N", value_parser = count::<usize>(2, 256))]
     pub peers: Option<usize>,
     /// Buys each buyer makes, one at a time [default: 1000 in test-case-2, 334 in experiment,

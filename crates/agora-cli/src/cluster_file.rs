@@ -7,7 +7,7 @@
 use crate::error::UserError;
 use crate::values;
 use agora_net::Secret;
-use agora_protocols::params::{Value, CLIENTS};
+use agora_protocols::params::{Value, CLIENTS, MARKET};
 use agora_protocols::{ParamError, Params};
 use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -32,7 +32,8 @@ pub struct ClusterFile {
     /// Where nodes keep their databases; relative to the cluster file's folder.
     pub data_dir: Option<PathBuf>,
     /// The protocol's parameters, by their names in the schema ([`agora_protocols::params`]),
-    /// and `clients`: how many of the nodes (the last ones) are not replicas.
+    /// and `clients`: how many of the nodes (the last ones) are not replicas. A `market` file
+    /// is relative to the cluster file's folder.
     #[serde(default)]
     pub params: toml::Table,
     /// A node that has handled nothing for this long, with no timer pending, is done.
@@ -79,6 +80,11 @@ impl ClusterFile {
         for p in [&mut f.data_dir, &mut f.secret_file].into_iter().flatten() {
             if p.is_relative() {
                 *p = folder.join(&*p);
+            }
+        }
+        if let Some(market) = market_file(&mut f.params) {
+            if Path::new(market.as_str()).is_relative() {
+                *market = folder.join(&*market).to_string_lossy().into_owned();
             }
         }
         Ok(f)
@@ -190,12 +196,18 @@ impl ClusterFile {
             None => None,
         };
         let nodes = self.nodes.iter().zip(addrs).map(|(n, a)| NodeEntry { id: n.id, addr: a.to_string() });
+        let mut params = self.params.clone();
+        if let Some(market) = market_file(&mut params) {
+            let path = std::path::absolute(&*market)
+                .map_err(|e| UserError(format!("params.market {market}: {e}")))?;
+            *market = path.to_string_lossy().into_owned();
+        }
         let copy = ClusterFile {
             cluster: self.cluster.clone(),
             protocol: self.protocol.clone(),
             seed: self.seed,
             data_dir,
-            params: self.params.clone(),
+            params,
             idle_ms: self.idle_ms,
             max_time_ms: self.max_time_ms,
             secret: self.secret.clone(),
@@ -228,6 +240,14 @@ impl ClusterFile {
             }
         }
         Ok(addrs)
+    }
+}
+
+/// The market file a `[params]` table names, if any.
+fn market_file(params: &mut toml::Table) -> Option<&mut String> {
+    match params.get_mut(MARKET.name) {
+        Some(toml::Value::String(path)) => Some(path),
+        _ => None,
     }
 }
 
@@ -319,5 +339,32 @@ mod tests {
         let ok = ClusterFile::parse(&file("clients = 1\nreads = 0.5")).unwrap().params().unwrap();
         assert_eq!(ok.nodes, 1, "one of the two nodes is a client");
         assert_eq!(agora_protocols::registry::cluster_size("raft", &ok).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_market_file_is_relative_to_the_cluster_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let market =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/market.toml"))
+                .unwrap();
+        std::fs::create_dir(dir.path().join("shop")).unwrap();
+        std::fs::write(dir.path().join("shop/m.toml"), &market).unwrap();
+        let peers = agora_protocols::market::file::parse(&market).unwrap().peers();
+        let nodes: String =
+            (0..peers).map(|i| format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:0\"\n")).collect();
+        let cluster = format!(
+            "cluster = \"c\"\nprotocol = \"market\"\nsecret = \"{}\"\n[params]\nmarket = \"shop/m.toml\"\n{nodes}",
+            "5e".repeat(32)
+        );
+        std::fs::write(dir.path().join("cluster.toml"), cluster).unwrap();
+        let f = ClusterFile::load(&dir.path().join("cluster.toml")).unwrap();
+        let p = f.params().unwrap();
+        assert_eq!(agora_protocols::registry::cluster_size("market", &p).unwrap(), peers);
+        let copy = ClusterFile::parse(&f.resolved(&f.addrs().unwrap()).unwrap()).unwrap();
+        let path = copy.params["market"].as_str().unwrap().to_string();
+        assert!(Path::new(&path).is_absolute() && path.ends_with("shop/m.toml"), "{path}");
+        std::fs::write(dir.path().join("shop/m.toml"), "[goods]\nfish = 0\n").unwrap();
+        let e = f.params().unwrap_err().msg;
+        assert!(e.starts_with("params.market ") && e.ends_with("goods.fish: price must be above 0"), "{e}");
     }
 }

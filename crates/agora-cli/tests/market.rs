@@ -1,10 +1,15 @@
 //! `agora market` end to end: the report's scenarios in the simulator and over TCP, the local
-//! ledger caught under a partition, the files of `--out`, and bad flags.
+//! ledger caught under a partition, the files of `--out`, a market file (and `agora sim` and
+//! `agora check` with one), and bad flags and bad market files.
 
 mod common;
 
 use serde_json::Value;
+use std::path::Path;
 use std::process::{Command, Output};
+
+/// The example market file.
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/market.toml");
 
 fn agora(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_agora")).args(args).output().expect("the agora binary runs")
@@ -125,4 +130,71 @@ fn bad_flags_are_one_line_and_exit_2() {
     common::assert_mistake(&["market", "--recover-ms", "0"], "--recover-ms");
     common::assert_mistake(&["market", "--ledger", "shared"], "--ledger `shared`");
     common::assert_mistake(&["market", "--loss", "0.1"], "--loss needs --sim");
+}
+
+#[test]
+fn a_market_file_gives_the_roles_goods_and_prices() {
+    let v = assert_healthy(&agora(&["market", "--sim", "--market", EXAMPLE, "--sick", "0.1", "--json"]));
+    assert_eq!(v["peers"], 6);
+    assert_eq!(v["scenario"], EXAMPLE);
+    let roles: Vec<&str> =
+        v["accounts"].as_array().unwrap().iter().map(|a| a["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["buyer", "buyer", "seller", "seller", "seller", "seller"]);
+    // Buyers pay the file's prices (fish 100, salt 120, boar 250 cents), and some bought salt
+    // or boar.
+    let price = |good: &str| match good {
+        "fish" => 100,
+        "salt" => 120,
+        "boar" => 250,
+        other => panic!("a good not in the file: {other}"),
+    };
+    let mut not_fish = 0;
+    for a in &v["accounts"].as_array().unwrap()[..2] {
+        let goods = a["goods"].as_object().unwrap();
+        let cost: i64 = goods.iter().map(|(g, n)| price(g) * n.as_i64().unwrap()).sum();
+        assert_eq!(a["cash_cents"].as_i64(), Some(-cost), "{a}");
+        not_fish += goods.iter().filter(|(g, _)| *g != "fish").map(|(_, n)| n.as_i64().unwrap()).sum::<i64>();
+    }
+    assert!(not_fish > 0, "nothing but fish sold: {}", v["accounts"]);
+    let text = String::from_utf8(agora(&["market", "--sim", "--market", EXAMPLE]).stdout).unwrap();
+    assert!(text.contains("bought") && text.contains("checks         ok: "), "{text}");
+    // `agora sim` and `agora check` read it as the market's parameter.
+    let sim = agora(&["sim", "market", "--nodes", "6", "--market", EXAMPLE, "--json"]);
+    assert_eq!(sim.status.code(), Some(0), "{}", String::from_utf8_lossy(&sim.stderr));
+    let check = agora(&["check", "market", "--nodes", "6", "--market", EXAMPLE, "--seeds", "0..5"]);
+    assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stdout));
+}
+
+#[test]
+fn bad_market_files_are_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers = "[[peer]]\nrole = \"buyer\"\n[[peer]]\nrole = \"seller\"\ngood = \"fish\"\n";
+    let cases = [
+        ("[market\n".to_string(), "line 1"),
+        (format!("[market]\nfee = 1\n{peers}"), "unknown field `fee`"),
+        (format!("[goods]\nfish = 0\n{peers}"), "goods.fish: price must be above 0"),
+        (
+            format!("{peers}[[peer]]\nrole = \"buyer\"\nwants = \"salmon\"\n"),
+            "peer[2].wants: no good `salmon`",
+        ),
+        ("[[peer]]\nrole = \"seller\"\ngood = \"fish\"\n".repeat(2), "no buyer"),
+        (format!("[market]\nmax_qty = 0\n{peers}"), "market.max_qty: 0"),
+        (
+            format!("{peers}[[peer]]\nrole = \"seller\"\ngood = \"salt\"\nstock = 1000000000000000\n"),
+            "peer[2].stock",
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("m{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let p = path.to_str().unwrap();
+        common::assert_mistake(&["market", "--sim", "--market", p], &format!("market file {p}: "));
+        common::assert_mistake(&["market", "--sim", "--market", p], want);
+    }
+    let missing = dir.path().join("none.toml");
+    common::assert_mistake(&["market", "--market", missing.to_str().unwrap()], "cannot read it");
+    common::assert_mistake(&["market", "--market", EXAMPLE, "--scenario", "normal"], "not both");
+    common::assert_mistake(&["market", "--market", EXAMPLE, "--peers", "7"], "it has 6 peers, not --peers 7");
+    common::assert_mistake(&["sim", "market", "--nodes", "7", "--market", EXAMPLE], "has 6 peers, not 7");
+    assert!(Path::new(EXAMPLE).is_file());
 }

@@ -291,7 +291,8 @@ pub static SCENARIO: Param = Param {
     name: "scenario",
     help: "Logical clocks: `seed` (the seed report's example), `random` (drawn from the seed, `msgs` events per \
            process) or a scenario such as 'PI MS0 MR1; MR0 MS1'. Market: test-case-1, test-case-2, \
-           test-case-3 (the report's roles), experiment (the report's measurement: 3 buyers, 1 seller, peer 4 trades) or normal (roles drawn from the seed).",
+           test-case-3 (the report's roles), experiment (the report's measurement: 3 buyers, 1 seller, peer 4 \
+           trades) or normal (roles drawn from the seed; the default unless a `market` file gives the roles).",
     kind: Kind::Text,
 };
 /// Mean time between a workload's operations.
@@ -349,6 +350,14 @@ pub static RECOVER_MS: Param = Param {
     help: "Milliseconds a sick trader stays away before it rejoins the market.",
     kind: TIMER,
 };
+/// A market file.
+pub static MARKET: Param = Param {
+    name: "market",
+    help: "A market file (TOML, see examples/market.toml): goods, prices, the commission, the restock \
+           amount and every peer's role, in place of a scenario; the nodes are its peers. In a cluster \
+           file's [params], a relative path is relative to the cluster file.",
+    kind: Kind::Text,
+};
 
 /// Every parameter, in the order help texts list them.
 pub static ALL: &[&Param] = &[
@@ -374,6 +383,7 @@ pub static ALL: &[&Param] = &[
     &SICK,
     &LEDGER,
     &RECOVER_MS,
+    &MARKET,
 ];
 
 /// The parameter named `name`.

@@ -1,11 +1,12 @@
 //! The trading post in the simulator: the replicated ledger holds every property under loss,
 //! duplication, reordering, crashes of a minority and a partition; the local ledger (the
 //! report's design) is caught by the checker under a partition; sick traders come back and
-//! every buy is answered; runs replay from their seed.
+//! every buy is answered; runs replay from their seed; the example market file's goods and
+//! prices trade with every property held.
 
 mod common;
 
-use agora_protocols::params::{BUYS, LEDGER, SICK, VARIANT};
+use agora_protocols::params::{BUYS, LEDGER, MARKET, SICK, VARIANT};
 use agora_protocols::Params;
 use common::{check, random_crashes, Run};
 
@@ -152,4 +153,25 @@ fn a_sick_trader_hands_on_and_its_successor_is_elected_without_waiting_for_a_tim
         }
     }
     assert!(fast >= 10, "only {fast} sicknesses were followed by an election");
+}
+
+#[test]
+fn the_example_market_file_trades_its_goods_at_its_prices() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/market.toml");
+    let mut priced = 0;
+    for seed in 0..10 {
+        let p = market(6, seed).with(&MARKET, path).with(&SICK, 0.1);
+        let r = check("market", &p, LOSSY);
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        let (asked, answered) = buys(&r);
+        assert!(asked > 0 && answered == asked, "seed {seed}: {answered} of {asked} answered");
+        // Salt at 120 cents a unit, boar at 250: 1 to 3 units of either.
+        let paid = ["120", "240", "360", "250", "500", "750"].map(|c| format!("paid: {c} "));
+        priced += r
+            .observations
+            .iter()
+            .filter(|o| o.2.starts_with("Answered") && paid.iter().any(|p| o.2.contains(p)))
+            .count();
+    }
+    assert!(priced > 0, "no salt or boar sold at its price");
 }

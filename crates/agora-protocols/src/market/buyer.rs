@@ -4,7 +4,7 @@
 //! asks again for the same buy, never a different one under the same request id.
 
 use super::obs::MarketObs;
-use super::roles::{Buy, BuyResult, Good, Role, MAX_QTY};
+use super::roles::{Buy, BuyResult, Role};
 use super::setup::Settings;
 use super::{MarketNode, Msg, Timer};
 use agora_core::{Context, Corrupt, Stable};
@@ -75,14 +75,14 @@ impl Buyer {
         if trading || self.next_seq >= s.buys {
             return;
         }
-        *clock += 1;
+        *clock = clock.saturating_add(1);
         let role = s.roles[ctx.id().index()];
         let rng = ctx.rng();
         let good = match role {
             Role::Buyer { wants: Some(good) } => good,
-            _ => Good::draw(rng),
+            _ => s.catalog.draw(rng),
         };
-        let qty = rng.random_range(1..=MAX_QTY);
+        let qty = rng.random_range(1..=s.catalog.max_qty);
         let buy = Buy { buyer: ctx.id(), seq: self.next_seq, good, qty, ts: *clock };
         self.next_seq += 1;
         self.clock = *clock;

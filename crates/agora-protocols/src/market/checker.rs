@@ -6,7 +6,9 @@
 //! - *money-conserved* (always): in every book, what buyers paid = what sellers got + the
 //!   commission, to the cent, and the book's totals are the sum of its receipts.
 //! - *trade-exactly-once* (always): no request id `(buyer, seq)` takes effect twice, in any
-//!   book; every answer a buyer gets is the one the books applied for its request.
+//!   book; every answer a buyer gets is the one the books applied for its request (or a
+//!   refusal as bad input, for a request the books never applied): a forged receipt a buyer
+//!   took is caught here.
 //! - *no-negative-stock* (always): across every book, the units of a seller's good sold never
 //!   exceed the new goods it brought (deposits, each counted once): nothing is sold twice.
 //! - *fair-last-unit* (always): a buy served while an earlier one (by timestamp, then buyer)
@@ -18,9 +20,10 @@
 //!   the replicated ledger, a majority of its replicas up): every live buyer has an answer to
 //!   every buy it asked, and every live peer that fell sick came back.
 
+use super::goods::{Catalog, Good};
 use super::ledger::{Event, Money, Note};
 use super::obs::MarketObs;
-use super::roles::{Buy, BuyResult, Good, COMMISSION_CENTS, PRICE_CENTS};
+use super::roles::{Buy, BuyResult};
 use super::setup::{LedgerMode, Settings};
 use crate::raft::checker::RaftChecker;
 use agora_core::{
@@ -42,6 +45,7 @@ struct Book {
 /// Judges market runs.
 pub struct MarketChecker {
     raft: Option<RaftChecker>,
+    catalog: Catalog,
     replicas: Vec<NodeId>,
     /// Positions already judged, by book.
     seen: HashSet<(u64, u64, u32)>,
@@ -78,6 +82,7 @@ impl MarketChecker {
         let settle = s.raft.election_timeout * 250;
         MarketChecker {
             raft: replicated.then(|| RaftChecker::new(n, &s.raft.replicas, &[], settle)),
+            catalog: s.catalog.clone(),
             replicas: if replicated { s.raft.replicas.clone() } else { Vec::new() },
             seen: HashSet::new(),
             books: HashMap::new(),
@@ -151,22 +156,27 @@ impl MarketChecker {
         }
         let b = self.books.entry(book).or_default();
         if let BuyResult::Receipt { lots, paid } = answer {
-            let units: u64 = lots.iter().map(|l| l.units).sum();
-            if units != buy.qty || *paid != units * PRICE_CENTS {
+            let units = lots.iter().fold(0u64, |sum, l| sum.saturating_add(l.units));
+            let (price, share) = match (self.catalog.price(buy.good), self.catalog.to_seller(buy.good)) {
+                (Some(price), Some(share)) => (price, share),
+                _ => return violation("money-conserved", node, at, format!("a receipt for {:?}", buy.good)),
+            };
+            if units != buy.qty || *paid != units.saturating_mul(price) {
                 let d = format!("a receipt of {units} units for {paid} cents answers a buy of {}", buy.qty);
                 return violation("money-conserved", node, at, d);
             }
             b.money.paid += paid;
             for l in lots {
-                b.money.to_sellers += l.units * (PRICE_CENTS - COMMISSION_CENTS);
-                b.money.commission += l.units * COMMISSION_CENTS;
+                b.money.to_sellers += l.units * share;
+                b.money.commission += l.units * (price - share);
                 let held = b.held.entry((l.seller, buy.good)).or_default();
                 *held = held.saturating_sub(l.units);
                 let sold = self.sold.entry((l.seller, buy.good)).or_default();
                 *sold += l.units;
                 let brought = self.brought.get(&(l.seller, buy.good)).copied().unwrap_or(0);
                 if *sold > brought {
-                    let d = format!("{sold} {} of seller {} sold, {brought} brought", buy.good, l.seller);
+                    let good = self.catalog.name(buy.good);
+                    let d = format!("{sold} {good} of seller {} sold, {brought} brought", l.seller);
                     return violation("no-negative-stock", node, at, d);
                 }
             }
@@ -180,6 +190,7 @@ impl MarketChecker {
         for &(seller, good, units) in &note.stock {
             let want = b.held.get(&(seller, good)).copied().unwrap_or(0);
             if units != want {
+                let good = self.catalog.name(good);
                 let d = format!(
                     "book {book}: {units} {good} of seller {seller} on deposit, {want} deposited less sold"
                 );
@@ -199,6 +210,7 @@ impl MarketChecker {
         let got =
             |r: &Req, applied: &HashMap<Req, BuyResult>| applied.get(r).map(|a| *a != BuyResult::OutOfStock);
         let unfair = match answer {
+            BuyResult::Invalid { .. } => None,
             BuyResult::OutOfStock => {
                 self.overtook.get(&req).into_iter().flatten().find(|l| got(l, &self.applied) == Some(true))
             }
@@ -232,9 +244,10 @@ impl MarketChecker {
 
     fn answered(&mut self, at: Time, node: NodeId, seq: u64, result: &BuyResult) -> Result<(), Violation> {
         self.answered[node.index()].insert(seq);
-        match self.applied.get(&(node, seq)) {
-            Some(r) if r == result => Ok(()),
-            other => {
+        match (self.applied.get(&(node, seq)), result) {
+            (Some(r), _) if r == result => Ok(()),
+            (None, BuyResult::Invalid { .. }) => Ok(()),
+            (other, _) => {
                 let d = format!(
                     "buyer {node} was answered {result:?} for buy {seq}; the books applied {other:?}"
                 );

@@ -8,6 +8,11 @@
 //!
 //! - A trade applies only if the good's deposits hold enough units, so no deposit goes below
 //!   zero, however many traders submit trades.
+//! - **Bad input is refused**, never applied and never a panic: a deposit or inventory above
+//!   [`MAX_STOCK`] units, a trade of no units or more than [`MAX_STOCK`], a price outside
+//!   `1..=`[`MAX_PRICE_CENTS`] or a commission not below it, anything that would overflow the
+//!   books' totals ([`Output::Refused`]). The trader checks buys and deposits against the
+//!   catalog before they reach the books; this is the second line of defence.
 //! - A request id `(buyer, seq)` takes effect once: its answer (a receipt or "out of stock") is
 //!   kept, and the same request submitted again, by a retry or by a new trader, gets it back.
 //! - **Fencing.** A trader first commits [`Command::Takeover`]; the book gives it the next
@@ -16,7 +21,9 @@
 //!
 //! Each command leaves a [`Note`] for the host to report, which the checker judges.
 
-use super::roles::{Buy, BuyResult, Good, Lot, COMMISSION_CENTS, PRICE_CENTS};
+use super::flaw::Flaw;
+use super::goods::{Good, MAX_PRICE_CENTS, MAX_STOCK};
+use super::roles::{Buy, BuyResult, Lot};
 use crate::raft::{Pos, StateMachine};
 use agora_core::NodeId;
 use serde::{Deserialize, Serialize};
@@ -51,7 +58,7 @@ pub enum Command {
         /// Units declared.
         qty: u64,
     },
-    /// The trader of fence `fence` sells for `buy`.
+    /// The trader of fence `fence` sells for `buy`, at its catalog's terms.
     Trade {
         /// The fence the trader got with its takeover.
         fence: u64,
@@ -59,6 +66,10 @@ pub enum Command {
         trader: NodeId,
         /// The buy served.
         buy: Buy,
+        /// The price of a unit of the good, in cents.
+        price: u64,
+        /// The trader's commission on each unit, in cents: below the price.
+        commission: u64,
     },
 }
 
@@ -76,6 +87,8 @@ pub enum Output {
         /// The newest fence.
         fence: u64,
     },
+    /// Out of bounds: nothing applied.
+    Refused(Flaw),
 }
 
 /// What a command did to the books, for the checker.
@@ -124,6 +137,11 @@ pub enum Event {
         answer: Option<BuyResult>,
         /// It took effect now.
         fresh: bool,
+    },
+    /// A command refused as out of bounds: nothing changed.
+    Refused {
+        /// Why.
+        why: Flaw,
     },
 }
 
@@ -195,25 +213,47 @@ impl Ledger {
         self.notes.push(Note { pos, event, stock, money: self.money });
     }
 
+    /// Refuses the command at `pos` for `why`: nothing changes.
+    fn refuse(&mut self, pos: Pos, why: Flaw) -> Output {
+        self.note(pos, Event::Refused { why }, &[]);
+        Output::Refused(why)
+    }
+
+    /// `seller`'s deposit of `good` with `qty` more units, if within bounds.
+    fn stocked(&self, seller: NodeId, good: Good, qty: u64) -> Result<u64, Flaw> {
+        if qty > MAX_STOCK {
+            return Err(Flaw::Quantity);
+        }
+        self.on_deposit(seller, good).checked_add(qty).ok_or(Flaw::Overflow)
+    }
+
     fn deposit(&mut self, pos: Pos, seller: NodeId, id: u64, good: Good, qty: u64) -> Output {
+        let total = match self.stocked(seller, good, qty) {
+            Ok(total) => total,
+            Err(why) => return self.refuse(pos, why),
+        };
         let fresh = self.deposited.insert((seller, id));
         if fresh {
-            *self.deposits.entry((seller, good)).or_insert(0) += qty;
+            self.deposits.insert((seller, good), total);
         }
         self.note(pos, Event::Deposit { seller, id, good, qty, fresh }, &[(seller, good)]);
         Output::Stocked
     }
 
     fn inventory(&mut self, pos: Pos, seller: NodeId, good: Good, qty: u64) -> Output {
+        let total = match self.stocked(seller, good, qty) {
+            Ok(total) => total,
+            Err(why) => return self.refuse(pos, why),
+        };
         let fresh = self.declared.insert(seller);
         if fresh {
-            *self.deposits.entry((seller, good)).or_insert(0) += qty;
+            self.deposits.insert((seller, good), total);
         }
         self.note(pos, Event::Inventory { seller, good, qty, fresh }, &[(seller, good)]);
         Output::Stocked
     }
 
-    fn trade(&mut self, pos: Pos, fence: u64, trader: NodeId, buy: Buy) -> Output {
+    fn trade(&mut self, pos: Pos, fence: u64, trader: NodeId, buy: Buy, terms: Terms) -> Output {
         let key = (buy.buyer, buy.seq);
         if fence != self.fence {
             self.note(pos, Event::Trade { trader, fence, buy, answer: None, fresh: false }, &[]);
@@ -224,11 +264,14 @@ impl Ledger {
             self.note(pos, event, &[]);
             return Output::Answer(answer);
         }
-        let answer = self.sell(trader, buy);
+        let answer = match self.sell(trader, buy, terms) {
+            Ok(answer) => answer,
+            Err(why) => return self.refuse(pos, why),
+        };
         self.served.insert(key, answer.clone());
         let touched: Vec<(NodeId, Good)> = match &answer {
             BuyResult::Receipt { lots, .. } => lots.iter().map(|l| (l.seller, buy.good)).collect(),
-            BuyResult::OutOfStock => Vec::new(),
+            BuyResult::OutOfStock | BuyResult::Invalid { .. } => Vec::new(),
         };
         let event = Event::Trade { trader, fence, buy, answer: Some(answer.clone()), fresh: true };
         self.note(pos, event, &touched);
@@ -236,17 +279,35 @@ impl Ledger {
     }
 
     /// Takes `buy.qty` units of the good from the deposits, in seller order, and moves the
-    /// money; out of stock, and nothing changes, if the deposits hold fewer.
-    fn sell(&mut self, trader: NodeId, buy: Buy) -> BuyResult {
+    /// money; out of stock, and nothing changes, if the deposits hold fewer. Refused, and
+    /// nothing changes, if the quantity or the terms are out of bounds or a total would
+    /// overflow.
+    fn sell(&mut self, trader: NodeId, buy: Buy, terms: Terms) -> Result<BuyResult, Flaw> {
+        if buy.qty == 0 || buy.qty > MAX_STOCK {
+            return Err(Flaw::Quantity);
+        }
+        let Terms { price, commission } = terms;
+        if price == 0 || price > MAX_PRICE_CENTS || commission >= price {
+            return Err(Flaw::Price);
+        }
         let holders: Vec<(NodeId, u64)> = self
             .deposits
             .iter()
             .filter(|((_, g), units)| *g == buy.good && **units > 0)
             .map(|((s, _), units)| (*s, *units))
             .collect();
-        if holders.iter().map(|(_, u)| u).sum::<u64>() < buy.qty {
-            return BuyResult::OutOfStock;
+        if holders.iter().fold(0u64, |sum, (_, u)| sum.saturating_add(*u)) < buy.qty {
+            return Ok(BuyResult::OutOfStock);
         }
+        // Both factors are bounded, so the products fit; the totals are checked before anything
+        // moves, and each seller's income and trader's commission is a part of a total.
+        let (paid, to_sellers) = (buy.qty * price, buy.qty * (price - commission));
+        let add = |total: u64, more: u64| total.checked_add(more).ok_or(Flaw::Overflow);
+        let money = Money {
+            paid: add(self.money.paid, paid)?,
+            to_sellers: add(self.money.to_sellers, to_sellers)?,
+            commission: add(self.money.commission, paid - to_sellers)?,
+        };
         let mut want = buy.qty;
         let mut lots = Vec::new();
         for (seller, units) in holders {
@@ -257,16 +318,20 @@ impl Ledger {
             want -= take;
             let left = units - take;
             self.deposits.insert((seller, buy.good), left);
-            *self.income.entry(seller).or_insert(0) += take * (PRICE_CENTS - COMMISSION_CENTS);
-            *self.commission.entry(trader).or_insert(0) += take * COMMISSION_CENTS;
+            *self.income.entry(seller).or_insert(0) += take * (price - commission);
+            *self.commission.entry(trader).or_insert(0) += take * commission;
             lots.push(Lot { seller, units: take, left });
         }
-        let paid = buy.qty * PRICE_CENTS;
-        self.money.paid += paid;
-        self.money.to_sellers += buy.qty * (PRICE_CENTS - COMMISSION_CENTS);
-        self.money.commission += buy.qty * COMMISSION_CENTS;
-        BuyResult::Receipt { lots, paid }
+        self.money = money;
+        Ok(BuyResult::Receipt { lots, paid })
     }
+}
+
+/// The terms of a trade: the price of a unit and the commission on it, in cents.
+#[derive(Clone, Copy, Debug)]
+struct Terms {
+    price: u64,
+    commission: u64,
 }
 
 impl StateMachine for Ledger {
@@ -284,7 +349,9 @@ impl StateMachine for Ledger {
             }
             Command::Deposit { seller, id, good, qty } => self.deposit(pos, seller, id, good, qty),
             Command::Inventory { seller, good, qty } => self.inventory(pos, seller, good, qty),
-            Command::Trade { fence, trader, buy } => self.trade(pos, fence, trader, buy),
+            Command::Trade { fence, trader, buy, price, commission } => {
+                self.trade(pos, fence, trader, buy, Terms { price, commission })
+            }
         }
     }
 
@@ -301,31 +368,75 @@ mod tests {
         Pos { index: i, offset: 0 }
     }
 
+    const FISH: Good = Good(0);
+
     fn buy(buyer: u32, seq: u64, qty: u64) -> Buy {
-        Buy { buyer: NodeId(buyer), seq, good: Good::Fish, qty, ts: seq + 1 }
+        Buy { buyer: NodeId(buyer), seq, good: FISH, qty, ts: seq + 1 }
+    }
+
+    /// Trader 4's trade for `buy` under `fence`, at the report's terms.
+    fn trade(fence: u64, buy: Buy) -> Command {
+        Command::Trade { fence, trader: NodeId(4), buy, price: 100, commission: 10 }
     }
 
     #[test]
     fn a_trade_sells_once_never_below_zero_and_only_under_the_newest_fence() {
         let mut l = Ledger::default();
         assert_eq!(l.apply(pos(1), &Command::Takeover { trader: NodeId(4) }), Output::Fenced(1));
-        let dep = Command::Deposit { seller: NodeId(1), id: 0, good: Good::Fish, qty: 3 };
+        let dep = Command::Deposit { seller: NodeId(1), id: 0, good: FISH, qty: 3 };
         l.apply(pos(2), &dep);
         l.apply(pos(3), &dep);
-        assert_eq!(l.on_deposit(NodeId(1), Good::Fish), 3, "a deposit applies once");
-        let first = l.apply(pos(4), &Command::Trade { fence: 1, trader: NodeId(4), buy: buy(0, 0, 2) });
+        assert_eq!(l.on_deposit(NodeId(1), FISH), 3, "a deposit applies once");
+        let first = l.apply(pos(4), &trade(1, buy(0, 0, 2)));
         let lots = vec![Lot { seller: NodeId(1), units: 2, left: 1 }];
         assert_eq!(first, Output::Answer(BuyResult::Receipt { lots, paid: 200 }));
-        let again = l.apply(pos(5), &Command::Trade { fence: 1, trader: NodeId(4), buy: buy(0, 0, 2) });
+        let again = l.apply(pos(5), &trade(1, buy(0, 0, 2)));
         assert_eq!(again, first, "a retried request gets its first answer");
-        let short = l.apply(pos(6), &Command::Trade { fence: 1, trader: NodeId(4), buy: buy(2, 0, 2) });
+        let short = l.apply(pos(6), &trade(1, buy(2, 0, 2)));
         assert_eq!(short, Output::Answer(BuyResult::OutOfStock));
         assert_eq!(l.apply(pos(7), &Command::Takeover { trader: NodeId(3) }), Output::Fenced(2));
-        let stale = l.apply(pos(8), &Command::Trade { fence: 1, trader: NodeId(4), buy: buy(2, 1, 1) });
+        let stale = l.apply(pos(8), &trade(1, buy(2, 1, 1)));
         assert_eq!(stale, Output::Stale { fence: 2 });
-        assert_eq!(l.on_deposit(NodeId(1), Good::Fish), 1);
+        assert_eq!(l.on_deposit(NodeId(1), FISH), 1);
         let m = l.money();
         assert_eq!((m.paid, m.to_sellers, m.commission), (200, 180, 20));
         assert_eq!(l.notes.len(), 8);
+    }
+
+    #[test]
+    fn bad_input_is_refused_and_changes_nothing() {
+        let mut l = Ledger::default();
+        l.apply(pos(1), &Command::Takeover { trader: NodeId(4) });
+        l.apply(pos(2), &Command::Deposit { seller: NodeId(1), id: 0, good: FISH, qty: 3 });
+        let absurd = Command::Deposit { seller: NodeId(1), id: 1, good: FISH, qty: u64::MAX };
+        assert_eq!(l.apply(pos(3), &absurd), Output::Refused(Flaw::Quantity));
+        let declared = Command::Inventory { seller: NodeId(2), good: FISH, qty: 1 << 60 };
+        assert_eq!(l.apply(pos(4), &declared), Output::Refused(Flaw::Quantity));
+        for qty in [0, MAX_STOCK + 1, u64::MAX] {
+            assert_eq!(l.apply(pos(5), &trade(1, buy(0, 9, qty))), Output::Refused(Flaw::Quantity));
+        }
+        for (price, commission) in [(0, 0), (100, 100), (MAX_PRICE_CENTS + 1, 10)] {
+            let t = Command::Trade { fence: 1, trader: NodeId(4), buy: buy(0, 7, 1), price, commission };
+            assert_eq!(l.apply(pos(6), &t), Output::Refused(Flaw::Price));
+        }
+        assert_eq!(l.on_deposit(NodeId(1), FISH), 3);
+        assert_eq!(l.money(), Money::default());
+        assert!(l.served.is_empty() && !l.deposited.contains(&(NodeId(1), 1)));
+        // The request refused can still be served at sane terms.
+        let ok = l.apply(pos(7), &trade(1, buy(0, 7, 1)));
+        assert!(matches!(ok, Output::Answer(BuyResult::Receipt { paid: 100, .. })), "{ok:?}");
+    }
+
+    #[test]
+    fn totals_that_would_overflow_are_refused() {
+        let mut l = Ledger::default();
+        l.apply(pos(1), &Command::Takeover { trader: NodeId(4) });
+        l.money.paid = u64::MAX - 50;
+        l.apply(pos(2), &Command::Deposit { seller: NodeId(1), id: 0, good: FISH, qty: 3 });
+        assert_eq!(l.apply(pos(3), &trade(1, buy(0, 0, 1))), Output::Refused(Flaw::Overflow));
+        assert_eq!(l.on_deposit(NodeId(1), FISH), 3);
+        l.deposits.insert((NodeId(1), FISH), u64::MAX - 1);
+        let more = Command::Deposit { seller: NodeId(1), id: 1, good: FISH, qty: 2 };
+        assert_eq!(l.apply(pos(4), &more), Output::Refused(Flaw::Overflow));
     }
 }

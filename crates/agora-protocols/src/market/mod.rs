@@ -1,17 +1,34 @@
 //! `market`: the trading post of the Asterix lab (`../shared/seeds/004_*`), as a sans-IO
-//! protocol: buyers and sellers of fish, salt and boar trade through a trader whom the bully
-//! election picks; the trader falls sick at random and the market elects another; no trade is
-//! lost or made twice.
+//! protocol: buyers and sellers of fish, salt and boar (or the goods of a market file) trade
+//! through a trader whom the bully election picks; the trader falls sick at random and the
+//! market elects another; no trade is lost or made twice.
 //!
 //! **Peers.** Every node is a peer, a buyer or a seller: drawn from the seed (at least one of
 //! each, [`roles::draw_roles`]) in the `normal` scenario, fixed by the report's test cases in
-//! the others ([`scenario`]). A seller hands its stock to the trader when the market opens
-//! (a deposit) and, told it sold out, restocks [`roles::RESTOCK`] units of a good drawn from
-//! the seed. A buyer makes `--buys` buys, one at a time: a buy is `(buyer, request id, good,
+//! the others ([`scenario`]), or listed in a market file ([`file`](mod@file), the `market` parameter). A
+//! seller hands its stock to the trader when the market opens (a deposit) and, told it sold
+//! out, restocks [`Catalog::restock`](goods::Catalog::restock) units of a good drawn from the
+//! seed. A buyer makes `--buys` buys, one at a time: a buy is `(buyer, request id, good,
 //! quantity, Lamport timestamp)`, multicast to every peer as in the report (every peer's
 //! Lamport clock moves past it), and sent again on a timeout or when a new trader is
-//! announced. Prices are constants: one dollar a unit, ten cents of it the trader's
-//! commission, in integer cents so that money is exact.
+//! announced.
+//!
+//! **Goods and prices** are data ([`goods`]): a good is an index into the run's catalog, which
+//! names each good and its price, the trader's commission per unit, the restock amount and the
+//! most units per buy. The default catalog is the report's — fish, salt and boar at one dollar
+//! a unit, ten cents of it the commission; a market file gives its own. Money is in integer
+//! cents, so it is exact: what buyers pay is what sellers get plus the commission.
+//!
+//! **Bad input** ([`flaw`]) is refused, observed ([`MarketObs::Refused`]) and never reaches
+//! the books: the trader answers a buy of a good the catalog does not list or of a quantity
+//! outside `1..=max_qty` with [`BuyResult::Invalid`] before queuing
+//! it, and drops a deposit out of bounds; a peer drops a buy sent by another peer than its
+//! buyer; a buyer takes an answer only from the peer the election named trader, so a forged
+//! receipt never reaches its account (an answer from a trader just deposed is refused too: the
+//! buyer sends its buy again and the replicated books give the next trader the same answer). The ledger
+//! refuses out-of-bounds commands itself, with checked arithmetic, as a second line of
+//! defence. Garbage bytes never reach a peer: the runtime drops an undecodable frame and its
+//! connection.
 //!
 //! **The trader** is elected by agora's bully algorithm ([`election`]), extended with one
 //! message: a peer that leaves says so, and elections stop waiting for it. The winner
@@ -55,6 +72,9 @@
 pub mod buyer;
 pub mod checker;
 pub mod election;
+pub mod file;
+pub mod flaw;
+pub mod goods;
 pub mod ledger;
 pub mod obs;
 mod params;
@@ -74,7 +94,8 @@ pub use setup::{MarketSetup, Settings};
 use crate::election::bully;
 use crate::raft::{RaftMsg, RaftTimer};
 use agora_core::Message;
-use roles::{Buy, BuyResult, Good};
+use goods::Good;
+use roles::{Buy, BuyResult};
 use serde::{Deserialize, Serialize};
 
 /// What market peers send each other.

@@ -1,8 +1,10 @@
 //! What market peers report (observations), shared by the nodes and the checker: node code
 //! never imports the checker.
 
+use super::flaw::Flaw;
+use super::goods::Good;
 use super::ledger::Note;
-use super::roles::{Buy, BuyResult, Good};
+use super::roles::{Buy, BuyResult};
 use crate::election::ElectionObs;
 use crate::raft::RaftObs;
 use agora_core::NodeId;
@@ -78,6 +80,15 @@ pub enum MarketObs {
         to: Option<NodeId>,
         /// How many buys.
         buys: usize,
+    },
+    /// This peer refused a message from `from` as bad input ([`Flaw`]): a buy or deposit the
+    /// trader did not queue (a buy's buyer is answered [`BuyResult::Invalid`]), or an answer
+    /// a buyer did not take. Nothing of it reached the books or the peer's account.
+    Refused {
+        /// The sender.
+        from: NodeId,
+        /// What is wrong with it.
+        why: Flaw,
     },
     /// The trader fell sick: it leaves the market.
     Sick,

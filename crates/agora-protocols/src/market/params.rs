@@ -1,16 +1,19 @@
-//! The parameters of the market: buys per buyer, the trader's sickness and recovery, where the
-//! ledger lives, the timeout, the buyers' pace, and the broken variant its checker must catch.
+//! The parameters of the market: who is who (a scenario, or a market file with the goods and
+//! prices too), buys per buyer, the trader's sickness and recovery, where the ledger lives, the
+//! timeout, the buyers' pace, and the broken variant its checker must catch.
 
-use super::scenario;
+use super::goods::Catalog;
 use super::setup::{LedgerMode, MarketSetup, Order, Settings};
+use super::{file, scenario};
 use crate::election::bully::BullySetup;
 use crate::params::{
-    count, real, text, ParamError, Resolved, Spec, BUYS, INTERVAL_MS, LEDGER, RECOVER_MS, SCENARIO, SICK,
-    TIMEOUT_MS, VARIANT,
+    count, real, text, ParamError, Resolved, Spec, BUYS, INTERVAL_MS, LEDGER, MARKET, RECOVER_MS, SCENARIO,
+    SICK, TIMEOUT_MS, VARIANT,
 };
 use crate::raft;
 use crate::registry::FromParams;
 use agora_core::NodeId;
+use std::path::Path;
 use std::sync::Arc;
 
 /// Most peers of one market: the bully election sends O(N²) messages.
@@ -25,9 +28,11 @@ impl FromParams for MarketSetup {
         Spec::new(&TIMEOUT_MS, real(20.0)),
         Spec::new(&INTERVAL_MS, real(2.0)),
         Spec::optional(&VARIANT),
-        Spec::new(&SCENARIO, text("normal")),
+        Spec::optional(&SCENARIO),
+        Spec::optional(&MARKET),
     ];
-    /// Every node is a peer, its role the scenario's; the first election is started by the
+    /// Every node is a peer, its role the scenario's (`normal` unless given) or the market
+    /// file's, which gives the goods and prices too; the first election is started by the
     /// scenario's starter or a peer drawn from the seed.
     fn from_params(p: &Resolved) -> Result<Self, ParamError> {
         let variant = p.variant(&["correct", "arrival-order"])?;
@@ -43,12 +48,32 @@ impl FromParams for MarketSetup {
         let timeout = p.millis(&TIMEOUT_MS);
         let n = p.nodes;
         let replicas = (0..Settings::replica_count(n) as u32).map(NodeId).collect();
-        let name = p.text(&SCENARIO).unwrap_or("normal");
-        let sc = scenario::build(name, n, p.seed).map_err(|e| ParamError::invalid(&SCENARIO, e))?;
+        let (sc, catalog) = match (p.text(&MARKET), p.text(&SCENARIO)) {
+            (Some(_), Some(_)) => {
+                return Err(ParamError::invalid(&MARKET, "and a scenario both give the roles: give one"))
+            }
+            (Some(path), None) => {
+                let m = file::load(Path::new(path))
+                    .map_err(|e| ParamError::invalid(&MARKET, format!("{path}: {e}")))?;
+                if m.peers() != n {
+                    return Err(ParamError::invalid(
+                        &MARKET,
+                        format!("{path} has {} peers, not {n}", m.peers()),
+                    ));
+                }
+                (m.scenario, m.catalog)
+            }
+            (None, name) => {
+                let sc = scenario::build(name.unwrap_or("normal"), n, p.seed)
+                    .map_err(|e| ParamError::invalid(&SCENARIO, e))?;
+                (sc, Catalog::default())
+            }
+        };
         let drawn = NodeId((p.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 33) as u32 % n as u32);
         let starter = sc.starter.unwrap_or(drawn);
         let s = Settings {
             roles: sc.roles,
+            catalog,
             sick_at_open: sc.sick_at_open,
             buys: p.count(&BUYS),
             sick: p.real(&SICK),

@@ -1,9 +1,12 @@
 //! A market peer: [`MarketNode`] holds what every peer has — its election, its ledger replica
 //! (if it hosts one), its role's account (buyer or seller), the trader's post while it holds
-//! it, its Lamport clock and its health — and dispatches events to them.
+//! it, its Lamport clock and its health — and dispatches events to them. It refuses what no
+//! honest peer sends: a buy from another peer than its buyer, and an answer from another peer
+//! than the trader the election named (a forged receipt never reaches the buyer's account).
 
 use super::buyer::Buyer;
 use super::election::Election;
+use super::flaw::Flaw;
 use super::ledger::Ledger;
 use super::obs::{announcement, MarketObs};
 use super::roles::{Buy, Role};
@@ -37,6 +40,8 @@ pub struct MarketNode {
     election: Election,
     /// The trader the election names, if any.
     pub(super) leader: Option<NodeId>,
+    /// The trader before it: the one peer whose handover this peer takes.
+    former: Option<NodeId>,
     replica: Option<Box<Replica<Ledger>>>,
     pub(super) account: Account,
     /// The post, while this peer holds it.
@@ -73,6 +78,7 @@ impl MarketNode {
             s,
             me: id,
             leader: None,
+            former: None,
             replica,
             account,
             trader: None,
@@ -90,10 +96,16 @@ impl MarketNode {
             ctx.observe(MarketObs::Election(o.clone()));
             match o {
                 ElectionObs::Started { .. } => {
+                    if self.leader.is_some() {
+                        self.former = self.leader;
+                    }
                     self.leader = None;
                     self.resign(ctx);
                 }
                 ElectionObs::Leader { leader, .. } => {
+                    if self.leader.is_some_and(|l| l != leader) {
+                        self.former = self.leader;
+                    }
                     self.leader = Some(leader);
                     if leader != self.me {
                         self.resign(ctx);
@@ -256,14 +268,21 @@ impl MarketNode {
             Msg::Raft(_) | Msg::Bully(_) => unreachable!("dispatched before"),
             Msg::Leave { pending } => {
                 // Held before the election goes on: this peer may be the next trader at once.
-                self.take_over(ctx, pending);
+                // Only the trader's own pending buys are taken; anyone may say it leaves.
+                if self.leader == Some(from) {
+                    self.take_over(ctx, pending);
+                }
                 let seen = self.election.peer_left(ctx, from);
                 self.elected(ctx, seen);
             }
-            Msg::Handover { pending } => self.take_over(ctx, pending),
+            Msg::Handover { pending } if self.former == Some(from) => self.take_over(ctx, pending),
+            Msg::Handover { .. } => ctx.observe(MarketObs::Refused { from, why: Flaw::NotTrader }),
             Msg::Rejoin => self.election.peer_back(from),
+            Msg::Buy(buy) if buy.buyer != from => {
+                ctx.observe(MarketObs::Refused { from, why: Flaw::Impostor });
+            }
             Msg::Buy(buy) => {
-                self.clock = self.clock.max(buy.ts) + 1;
+                self.clock = self.clock.max(buy.ts).saturating_add(1);
                 self.with_trader(ctx, |t, ctx, s| t.on_buy(ctx, s, buy));
             }
             Msg::Deposit { id, good, qty } => {
@@ -275,7 +294,11 @@ impl MarketNode {
             Msg::Answer { seq, result } => {
                 let trading = self.trader.is_some();
                 if let Account::Buyer(b) = &mut self.account {
-                    b.on_answer(ctx, &self.s, (seq, result), trading, &mut self.clock);
+                    if self.leader == Some(from) {
+                        b.on_answer(ctx, &self.s, (seq, result), trading, &mut self.clock);
+                    } else {
+                        ctx.observe(MarketObs::Refused { from, why: Flaw::NotTrader });
+                    }
                 }
             }
             Msg::DepositAck { id } => {

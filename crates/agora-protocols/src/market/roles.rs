@@ -1,52 +1,12 @@
-//! Who is who in the market: the goods, the roles peers are drawn into (buyer or seller), a
-//! buy and its answer, and the prices. The trader is not a role of its own: it is whichever
-//! peer the election picks ([`super::election`]).
+//! Who is who in the market: the roles peers are drawn into (buyer or seller), a buy and its
+//! answer. The trader is not a role of its own: it is whichever peer the election picks
+//! ([`super::election`]). What is traded, and at what price, is the run's [`Catalog`].
 
+use super::flaw::Flaw;
+use super::goods::{Catalog, Good};
 use agora_core::{NodeId, Rng};
 use rand::{Rng as _, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// The price of one unit of any good, in cents (one dollar, as the report).
-pub const PRICE_CENTS: u64 = 100;
-/// The trader's commission on each unit sold, in cents (10% of the price). Integer cents keep
-/// money exact: what buyers pay is what sellers get plus the commission, to the cent.
-pub const COMMISSION_CENTS: u64 = 10;
-/// Units a seller brings when it restocks after selling out.
-pub const RESTOCK: u64 = 5;
-/// Most units in one buy.
-pub const MAX_QTY: u64 = 3;
-
-/// What is traded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Good {
-    /// Fish.
-    Fish,
-    /// Salt.
-    Salt,
-    /// Boar.
-    Boar,
-}
-
-impl Good {
-    /// Every good.
-    pub const ALL: [Good; 3] = [Good::Fish, Good::Salt, Good::Boar];
-
-    /// A good drawn from `rng`.
-    pub fn draw(rng: &mut Rng) -> Good {
-        Good::ALL[rng.random_range(0..Good::ALL.len())]
-    }
-}
-
-impl fmt::Display for Good {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Good::Fish => "fish",
-            Good::Salt => "salt",
-            Good::Boar => "boar",
-        })
-    }
-}
 
 /// A peer's role, drawn from the run's seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,13 +28,13 @@ pub enum Role {
 /// A buyer of goods drawn from the seed.
 const BUYER: Role = Role::Buyer { wants: None };
 
-/// The roles of `n` peers (`n >= 2`) drawn from `seed`: each peer is a buyer or a seller with
+/// The roles of `n` peers (`n >= 2`) drawn from `seed`, selling goods of `catalog`: each peer is a buyer or a seller with
 /// even odds, but at least one of each (peer 0 is turned into a buyer, or peer 1 into a
 /// seller, when the draw made none).
-pub fn draw_roles(n: usize, seed: u64) -> Vec<Role> {
+pub fn draw_roles(n: usize, seed: u64, catalog: &Catalog) -> Vec<Role> {
     assert!(n >= 2, "a market needs a buyer and a seller");
     let mut rng = Rng::seed_from_u64(seed ^ 0x6d61_726b_6574);
-    let seller = |rng: &mut Rng| Role::Seller { good: Good::draw(rng), stock: rng.random_range(3..=8) };
+    let seller = |rng: &mut Rng| Role::Seller { good: catalog.draw(rng), stock: rng.random_range(3..=8) };
     let mut roles: Vec<Role> =
         (0..n).map(|_| if rng.random_bool(0.5) { BUYER } else { seller(&mut rng) }).collect();
     if !roles.contains(&BUYER) {
@@ -96,7 +56,7 @@ pub struct Buy {
     pub seq: u64,
     /// What it wants.
     pub good: Good,
-    /// How many units, `1..=MAX_QTY`.
+    /// How many units, `1..=`[`Catalog::max_qty`].
     pub qty: u64,
     /// The buyer's Lamport clock when it asked.
     pub ts: u64,
@@ -127,9 +87,15 @@ pub enum BuyResult {
     Receipt {
         /// The deposits the units came from, in seller order.
         lots: Vec<Lot>,
-        /// Cents paid: units × [`PRICE_CENTS`].
+        /// Cents paid: units × the good's price.
         paid: u64,
     },
     /// Not enough units of the good on deposit: nothing sold.
     OutOfStock,
+    /// Refused as bad input (a good the catalog does not list, an absurd quantity): nothing
+    /// sold, nothing in the books.
+    Invalid {
+        /// What is wrong with the buy.
+        why: Flaw,
+    },
 }

@@ -8,7 +8,8 @@
 //! seller, and peer 4, the first trader (it sells too whenever another peer trades);
 //! `normal` draws the roles of any number of peers from the seed ([`draw_roles`]).
 
-use super::roles::{draw_roles, Good, Role};
+use super::goods::{Catalog, Good};
+use super::roles::{draw_roles, Role};
 use agora_core::NodeId;
 
 /// The scenarios, by name.
@@ -16,6 +17,10 @@ pub const NAMES: [&str; 5] = ["test-case-1", "test-case-2", "test-case-3", "expe
 
 /// Units each seller of a test case brings when the market opens.
 const STOCK: u64 = 5;
+/// The goods of the default catalog ([`Catalog::default`]), which the scenarios trade.
+const FISH: Good = Good(0);
+const SALT: Good = Good(1);
+const BOAR: Good = Good(2);
 
 /// Who is who in a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,13 +46,17 @@ pub fn peers(name: &str) -> Option<usize> {
 pub fn build(name: &str, n: usize, seed: u64) -> Result<Scenario, String> {
     let seller = |good| Role::Seller { good, stock: STOCK };
     let buyer = |good| Role::Buyer { wants: Some(good) };
-    let sellers = [Good::Fish, Good::Salt, Good::Boar, Good::Fish, Good::Salt].map(seller);
+    let sellers = [FISH, SALT, BOAR, FISH, SALT].map(seller);
     let (buyers, sellers, sick) = match name {
         "normal" => {
-            return Ok(Scenario { roles: draw_roles(n, seed), sick_at_open: Vec::new(), starter: None })
+            return Ok(Scenario {
+                roles: draw_roles(n, seed, &Catalog::default()),
+                sick_at_open: Vec::new(),
+                starter: None,
+            })
         }
-        "test-case-1" => (vec![buyer(Good::Fish), buyer(Good::Salt)], sellers.to_vec(), vec![]),
-        "test-case-3" => (vec![buyer(Good::Fish), buyer(Good::Fish)], sellers.to_vec(), vec![]),
+        "test-case-1" => (vec![buyer(FISH), buyer(SALT)], sellers.to_vec(), vec![]),
+        "test-case-3" => (vec![buyer(FISH), buyer(FISH)], sellers.to_vec(), vec![]),
         "test-case-2" => (vec![Role::Buyer { wants: None }], sellers[..4].to_vec(), vec![NodeId(4)]),
         "experiment" => (vec![Role::Buyer { wants: None }; 3], sellers[..2].to_vec(), vec![]),
         other => return Err(format!("`{other}`: one of {}", NAMES.join(", "))),

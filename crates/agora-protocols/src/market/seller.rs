@@ -3,8 +3,8 @@
 //! from the trader's sale notices — and restocks a good drawn from the seed when told it sold
 //! out. A new trader of the local ledger asks it what it has left.
 
+use super::goods::Good;
 use super::obs::MarketObs;
-use super::roles::{Good, RESTOCK};
 use super::setup::Settings;
 use super::{MarketNode, Msg, Timer};
 use agora_core::{Context, Corrupt, NodeId, Stable};
@@ -53,7 +53,7 @@ impl Seller {
     /// Its timer: sends the deposit in flight again, or restocks if it sold out.
     pub fn on_work(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, trading: bool) {
         if self.outstanding.is_none() && self.at_market == 0 && !trading {
-            self.restock(ctx);
+            self.restock(ctx, s);
         }
         if self.outstanding.is_some() {
             self.resend(ctx);
@@ -61,9 +61,9 @@ impl Seller {
         }
     }
 
-    fn restock(&mut self, ctx: &mut Context<'_, MarketNode>) {
-        self.good = Good::draw(ctx.rng());
-        self.outstanding = Some((self.next_id, self.good, RESTOCK));
+    fn restock(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings) {
+        self.good = s.catalog.draw(ctx.rng());
+        self.outstanding = Some((self.next_id, self.good, s.catalog.restock));
         self.next_id += 1;
         ctx.persist(KEY, self);
     }

@@ -1,7 +1,8 @@
-//! A run of the market: its settings (roles drawn from the seed, the workload, the ledger's
-//! mode), building each peer (also after a crash, from what it persisted) and the checker.
+//! A run of the market: its settings (roles drawn from the seed or read from a market file,
+//! the goods and prices, the workload, the ledger's mode), building each peer (also after a crash, from what it persisted) and the checker.
 
 use super::checker::MarketChecker;
+use super::goods::Catalog;
 use super::roles::Role;
 use super::MarketNode;
 use crate::election::bully::BullySetup;
@@ -32,6 +33,8 @@ pub enum Order {
 pub struct Settings {
     /// Each peer's role, by id.
     pub roles: Vec<Role>,
+    /// The goods, their prices and the market's terms.
+    pub catalog: Catalog,
     /// Peers sick when the market opens (a scenario's): they recover after `recover`.
     pub sick_at_open: Vec<NodeId>,
     /// Buys each buyer makes.

@@ -1,6 +1,8 @@
 //! The trader's post: fencing itself in the books, queuing the buys it receives, serving them
 //! in the fair order (several in flight, applied in that order), answering buyers and telling
-//! sellers what sold, and falling sick at random.
+//! sellers what sold, and falling sick at random. A buy or deposit the catalog does not allow
+//! (an unknown good, an absurd quantity) is refused before it is queued: the buyer is answered
+//! [`BuyResult::Invalid`] and the books never see it.
 //!
 //! With the replicated ledger every change goes through a Raft client session of the trader's
 //! (a new session per stint); with the local ledger the trader applies it to a book of its own.
@@ -8,9 +10,10 @@
 //! refused as stale (a newer trader took over) goes back to the queue while the trader takes
 //! the post over again a retry period later — if the election still names it.
 
+use super::goods::Good;
 use super::ledger::{Command, Ledger, Output};
 use super::obs::MarketObs;
-use super::roles::{Buy, BuyResult, Good};
+use super::roles::{Buy, BuyResult};
 use super::setup::{LedgerMode, Order, Settings};
 use super::{MarketNode, Msg, Timer};
 use crate::raft::client::{session_id, Client};
@@ -171,6 +174,9 @@ impl Trader {
             }
             (Purpose::Deposit { seller, id }, Output::Stocked) => ctx.send(seller, Msg::DepositAck { id }),
             (Purpose::Trade(buy), Output::Answer(result)) => return self.answer(ctx, s, buy, result),
+            (Purpose::Trade(buy), Output::Refused(why)) => {
+                return self.answer(ctx, s, buy, BuyResult::Invalid { why })
+            }
             (Purpose::Trade(buy), Output::Stale { .. }) => {
                 // A newer trader took over: the buy waits for this one's next takeover.
                 self.served(buy);
@@ -219,7 +225,10 @@ impl Trader {
             let Some((_, buy)) = self.queue.pop_first() else { break };
             self.serving.push(buy);
             ctx.observe(MarketObs::Serving { buy });
-            let cmd = Command::Trade { fence, trader: self.me, buy };
+            // Checked against the catalog when queued; a price of 0 would be refused by the books.
+            let price = s.catalog.price(buy.good).unwrap_or(0);
+            let commission = s.catalog.commission_cents;
+            let cmd = Command::Trade { fence, trader: self.me, buy, price, commission };
             if self.submit(ctx, s, cmd, Purpose::Trade(buy)) == Traded::Sick {
                 return Traded::Sick;
             }
@@ -236,8 +245,14 @@ impl Trader {
         }
     }
 
-    /// A buy reached the trader: queued unless already queued or in flight.
+    /// A buy reached the trader: queued unless already queued or in flight; answered
+    /// [`BuyResult::Invalid`] if the catalog does not allow it.
     pub fn on_buy(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, buy: Buy) -> Traded {
+        if let Err(why) = s.catalog.check_buy(buy.good, buy.qty) {
+            ctx.observe(MarketObs::Refused { from: buy.buyer, why });
+            ctx.send(buy.buyer, Msg::Answer { seq: buy.seq, result: BuyResult::Invalid { why } });
+            return Traded::Ok;
+        }
         if !self.ids.insert((buy.buyer, buy.seq)) {
             return Traded::Ok;
         }
@@ -247,7 +262,7 @@ impl Trader {
         self.serve_next(ctx, s)
     }
 
-    /// New goods from `seller`.
+    /// New goods from `seller`, unless the catalog does not allow them.
     pub fn on_deposit(
         &mut self,
         ctx: &mut Context<'_, MarketNode>,
@@ -257,10 +272,14 @@ impl Trader {
         good: Good,
         qty: u64,
     ) -> Traded {
+        if let Err(why) = s.catalog.check_stock(good, qty, 1) {
+            ctx.observe(MarketObs::Refused { from: seller, why });
+            return Traded::Ok;
+        }
         self.change(ctx, s, Command::Deposit { seller, id, good, qty })
     }
 
-    /// A seller's inventory (local ledger).
+    /// A seller's inventory (local ledger), unless the catalog does not allow it.
     pub fn on_inventory(
         &mut self,
         ctx: &mut Context<'_, MarketNode>,
@@ -269,6 +288,10 @@ impl Trader {
         good: Good,
         qty: u64,
     ) -> Traded {
+        if let Err(why) = s.catalog.check_stock(good, qty, 0) {
+            ctx.observe(MarketObs::Refused { from: seller, why });
+            return Traded::Ok;
+        }
         self.change(ctx, s, Command::Inventory { seller, good, qty })
     }
 

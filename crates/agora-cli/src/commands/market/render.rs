@@ -6,7 +6,6 @@
 use super::report::Report;
 use crate::commands::shared::output;
 use crate::error::UserError;
-use agora_protocols::market::roles::Good;
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -54,24 +53,30 @@ pub fn text(r: &Report) -> String {
     t
 }
 
-/// The accounts table: cash and goods (bought or sold) per peer.
+/// The accounts table: cash and goods (bought or sold) per peer, a column per good.
 fn accounts(r: &Report) -> String {
+    let columns = |cell: &dyn Fn(&str) -> String| -> String {
+        let cells: Vec<String> =
+            r.goods.iter().map(|g| format!("{:>w$}", cell(g), w = g.len().max(5))).collect();
+        cells.join(" ")
+    };
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "accounts       {:>4}  {:<6}  {:>9}  {:>5} {:>5} {:>5}  trader",
-        "peer", "role", "cash", "fish", "salt", "boar"
+        "accounts       {:>4}  {:<6}  {:>9}  {}  trader",
+        "peer",
+        "role",
+        "cash",
+        columns(&|g| g.to_string())
     );
     for a in &r.accounts {
-        let units = |g: Good| a.goods.get(&g.to_string()).copied().unwrap_or(0);
+        let units = |g: &str| a.goods.get(g).copied().unwrap_or(0).to_string();
         let row = format!(
-            "               {:>4}  {:<6}  {:>9}  {:>5} {:>5} {:>5}  {}",
+            "               {:>4}  {:<6}  {:>9}  {}  {}",
             a.peer,
             a.role,
             dollars(a.cash_cents),
-            units(Good::Fish),
-            units(Good::Salt),
-            units(Good::Boar),
+            columns(&units),
             if a.trader > 0 { format!("{}x", a.trader) } else { String::new() }
         );
         let _ = writeln!(t, "{}", row.trim_end());
@@ -94,13 +99,14 @@ fn csv(r: &Report) -> String {
         }
         let response = p.response_ms.map_or(String::new(), |d| format!("{d:.3}"));
         let b = &p.buy;
+        let good = r.goods.get(usize::from(b.good.0)).map_or("unknown", String::as_str);
         let _ = writeln!(
             s,
             "{},{},{},{},{},{:.3},{response},{},{}",
             i + 1,
             b.buyer,
             b.seq,
-            b.good,
+            good,
             b.qty,
             p.asked_ms,
             p.result,

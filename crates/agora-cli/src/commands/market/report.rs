@@ -3,7 +3,8 @@
 //! verdict from the run's summary.
 
 use agora_core::{NodeId, RunSummary};
-use agora_protocols::market::roles::{Buy, BuyResult, Role, COMMISSION_CENTS, PRICE_CENTS};
+use agora_protocols::market::goods::Catalog;
+use agora_protocols::market::roles::{Buy, BuyResult, Role};
 use agora_protocols::market::setup::LedgerMode;
 use agora_protocols::market::{MarketObs, Settings};
 use serde::Serialize;
@@ -44,6 +45,9 @@ pub struct Report {
     /// time (virtual in the simulator).
     pub buys_per_s: f64,
     pub summary: RunSummary,
+    /// The names of the goods, in catalog order.
+    #[serde(skip)]
+    pub goods: Vec<String>,
     /// The trade log, in time order.
     #[serde(skip)]
     pub log: Vec<String>,
@@ -84,12 +88,13 @@ pub struct Point {
     pub asked_ms: f64,
     /// Response time; `None` if never answered.
     pub response_ms: Option<f64>,
-    /// `receipt`, `out-of-stock` or `unanswered`.
+    /// `receipt`, `out-of-stock`, `invalid` (refused as bad input) or `unanswered`.
     pub result: &'static str,
 }
 
 /// What the observations say so far.
-struct Reader {
+struct Reader<'s> {
+    catalog: &'s Catalog,
     start: u64,
     log: Vec<String>,
     points: Vec<Point>,
@@ -126,26 +131,30 @@ pub fn report<'a>(
         seed: summary.seed,
         buys: r.points.len() as u64,
         served,
-        rejected: [("out_of_stock", count("out-of-stock"))].into_iter().filter(|(_, n)| *n > 0).collect(),
+        rejected: [("out_of_stock", count("out-of-stock")), ("invalid", count("invalid"))]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect(),
         unanswered: count("unanswered"),
         elections: r.traders.len() as u64,
         sick: r.counts.0,
         recovered: r.counts.1,
-        commission_cents: sold * COMMISSION_CENTS,
+        commission_cents: sold * s.catalog.commission_cents,
         accounts: r.accounts,
         checks_passed: summary.violations.is_empty(),
         wall_ms: summary.wall_ms,
         latency_ms: latency(answered.clone()),
         buys_per_s: if span_ms > 0.0 { answered.len() as f64 / (span_ms / 1e3) } else { 0.0 },
         summary,
+        goods: s.catalog.wares.iter().map(|w| w.name.clone()).collect(),
         log: r.log,
         points: r.points,
         traders: r.traders,
     }
 }
 
-impl Reader {
-    fn new(s: &Settings) -> Self {
+impl<'s> Reader<'s> {
+    fn new(s: &'s Settings) -> Self {
         let accounts = s
             .roles
             .iter()
@@ -159,6 +168,7 @@ impl Reader {
             })
             .collect();
         Reader {
+            catalog: &s.catalog,
             start: u64::MAX,
             log: Vec::new(),
             points: Vec::new(),
@@ -193,6 +203,9 @@ impl Reader {
                 self.line(ms, format!("peer {node} hands {buys} pending buy{s} on to {whom}"));
             }
             MarketObs::Left => self.line(ms, format!("peer {node} was told to stop and left the market")),
+            MarketObs::Refused { from, why } => {
+                self.line(ms, format!("peer {node} refused a message from peer {from}: {why}"));
+            }
             MarketObs::Recovered => {
                 self.counts.1 += 1;
                 self.line(ms, format!("peer {node} recovered and rejoins the market"));
@@ -209,24 +222,29 @@ impl Reader {
     fn answered(&mut self, ms: f64, buyer: NodeId, seq: u64, result: &BuyResult) {
         let Some(&i) = self.by_id.get(&(buyer, seq)) else { return };
         let buy = self.points[i].buy;
+        let good = self.catalog.name(buy.good).to_string();
         self.points[i].response_ms = Some(ms - self.points[i].asked_ms);
         match result {
             BuyResult::Receipt { lots, paid } => {
                 self.points[i].result = "receipt";
                 self.accounts[buyer.index()].cash_cents -= *paid as i64;
+                let share = self.catalog.to_seller(buy.good).unwrap_or(0);
                 for lot in lots {
-                    *self.accounts[buyer.index()].goods.entry(buy.good.to_string()).or_default() += lot.units;
+                    *self.accounts[buyer.index()].goods.entry(good.clone()).or_default() += lot.units;
                     let seller = &mut self.accounts[lot.seller.index()];
-                    seller.cash_cents += (lot.units * (PRICE_CENTS - COMMISSION_CENTS)) as i64;
-                    *seller.goods.entry(buy.good.to_string()).or_default() += lot.units;
-                    let text =
-                        format!("buyer {buyer} bought {} {} from peer {}", lot.units, buy.good, lot.seller);
+                    seller.cash_cents += (lot.units * share) as i64;
+                    *seller.goods.entry(good.clone()).or_default() += lot.units;
+                    let text = format!("buyer {buyer} bought {} {good} from peer {}", lot.units, lot.seller);
                     self.line(ms, text);
                 }
             }
             BuyResult::OutOfStock => {
                 self.points[i].result = "out-of-stock";
-                self.line(ms, format!("buyer {buyer} found too little {} ({} asked)", buy.good, buy.qty));
+                self.line(ms, format!("buyer {buyer} found too little {good} ({} asked)", buy.qty));
+            }
+            BuyResult::Invalid { why } => {
+                self.points[i].result = "invalid";
+                self.line(ms, format!("buyer {buyer}'s buy of {} {good} was refused: {why}", buy.qty));
             }
         }
     }
