@@ -1,6 +1,7 @@
 //! Bad input to the trading post, in the simulator: a hostile buyer sends the trader buys of a
 //! good the catalog does not list, of no units, of `u64::MAX` units and of one unit too many, a
-//! buy in another buyer's name, deposits of an absurd quantity and of an unknown good; and it
+//! buy in another buyer's name, deposits of an absurd quantity and of an unknown good, buys in
+//! the other buyer's name handed on as if it were a trader leaving its post; and it
 //! answers the other buyer's buys itself with forged receipts. Every one is refused and
 //! observed, the books never hold any of it, and the run passes every check. A forged receipt
 //! that reaches the buyer under the trader's name (a spoofed sender, which the buyer's guard
@@ -55,6 +56,9 @@ fn bad_input() -> Vec<Msg> {
         Msg::Buy(Buy { buyer: VICTIM, seq: 0, good: Good(0), qty: 1, ts: 1 }),
         Msg::Deposit { id: BAD_SEQ, good: Good(0), qty: 1 << 60 },
         Msg::Deposit { id: BAD_SEQ + 1, good: Good(7), qty: 1 },
+        // Buys in the victim's name, handed on as if by a trader leaving its post.
+        Msg::Handover { pending: vec![Buy { buyer: VICTIM, seq: BAD_SEQ, good: Good(0), qty: 3, ts: 1 }] },
+        Msg::Leave { pending: vec![Buy { buyer: VICTIM, seq: BAD_SEQ + 1, good: Good(0), qty: 3, ts: 1 }] },
     ]
 }
 

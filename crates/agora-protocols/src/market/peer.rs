@@ -254,7 +254,7 @@ impl MarketNode {
     /// case it trades next.
     fn take_over(&mut self, ctx: &mut Context<'_, Self>, pending: Vec<Buy>) {
         for buy in pending.into_iter().take(MAX_HANDED) {
-            self.clock = self.clock.max(buy.ts) + 1;
+            self.clock = self.clock.max(buy.ts).saturating_add(1);
             if self.trader.is_some() {
                 self.with_trader(ctx, |t, ctx, s| t.on_buy(ctx, s, buy));
             } else if self.inherited.len() < MAX_HANDED {
