@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The trading post's benchmarks in docs/benchmarks.md, on a release build:
+#   1. the report's experiment: 5 peers (3 buyers, 1 seller, peer 4 trades), 1002 buys back
+#      to back (334 per buyer), the trader falling sick with chance 0.1%, 0.2%, 0.4%, 0.5% per
+#      trade, over loopback TCP with the replicated, fsynced ledger;
+#   2. many buyers at once: a market file of 64 buyers and 4 sellers, BUYS buys each (a
+#      1000 ms timeout: with 68 peers in one process a 200 ms one suspects live traders).
+# Prints one CSV line per run. Usage: scripts/bench-market.sh [RUNS] [BUYS]
+set -euo pipefail
+agora=${AGORA:-target/release/agora}
+runs=${1:-3}
+buys=${2:-100}
+row() {
+    python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+s = d["summary"]
+answered = d["buys"] - d["unanswered"]
+trading = answered / d["buys_per_s"] * 1e3 if d["buys_per_s"] else 0
+l = d["latency_ms"]
+print(",".join(str(x) for x in [sys.argv[1], d["buys"], d["served"], d["elections"], d["sick"],
+      round(trading, 1), round(d["wall_ms"], 1), round(l["p50"], 3), round(l["p99"], 3), round(l["max"], 1),
+      round(d["buys_per_s"]), s.get("peak_rss_mb"), d["checks_passed"]]))' "$1"
+}
+echo "run,buys,answered_receipts,elections,sick,trading_ms,wall_ms,p50_ms,p99_ms,max_ms,buys_per_s,peak_rss_mb,checks"
+for p in 0.001 0.002 0.004 0.005; do
+    for r in $(seq 1 "$runs"); do
+        "$agora" market --scenario experiment --sick "$p" --interval-ms 0 --seed "$r" --json | row "experiment sick=$p seed=$r"
+    done
+done
+file=$(mktemp --suffix=.toml)
+trap 'rm -f "$file"' EXIT
+{
+    printf '[goods]\nfish = 100\nsalt = 120\nboar = 250\n'
+    for _ in $(seq 1 64); do printf '[[peer]]\nrole = "buyer"\n'; done
+    for g in fish salt boar fish; do printf '[[peer]]\nrole = "seller"\ngood = "%s"\nstock = 1000000\n' "$g"; done
+} >"$file"
+for r in $(seq 1 "$runs"); do
+    "$agora" market --market "$file" --buys "$buys" --sick 0 --interval-ms 0 --timeout-ms 1000 --seed "$r" --json | row "64 buyers x $buys seed=$r"
+done
