@@ -197,6 +197,18 @@ impl History {
                 h.ops.push(p.into_op(Outcome::Info, None, Value::Nil));
             }
         }
+        if model == ModelKind::Kv {
+            // A store's get of a key never written returns nothing, and many say "" for it.
+            for o in &mut h.ops {
+                empty_is_nil(&mut o.arg);
+                empty_is_nil(&mut o.out);
+                if o.func == Func::Cas {
+                    if let Value::List(pair) = &mut o.arg {
+                        pair.iter_mut().for_each(empty_is_nil);
+                    }
+                }
+            }
+        }
         h.ops.sort_by_key(|o| o.call);
         for (i, o) in h.ops.iter_mut().enumerate() {
             o.id = i;
@@ -267,6 +279,13 @@ fn is_independent(events: &[Event]) -> bool {
         any = true;
     }
     any
+}
+
+/// In the kv model an empty string and no value are the same.
+fn empty_is_nil(v: &mut Value) {
+    if matches!(v, Value::Str(s) if s.is_empty()) {
+        *v = Value::Nil;
+    }
 }
 
 /// The event's key and value.

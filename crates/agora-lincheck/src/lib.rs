@@ -63,7 +63,7 @@ impl Format {
         if start.starts_with(['[', '(', '#', ';']) {
             return Ok(Format::Edn);
         }
-        if [":invoke", ":ok", ":fail", ":info"].iter().any(|k| text.contains(&format!("\t{k}\t"))) {
+        if text.lines().take(10_000).any(jepsen_log::is_event_line) {
             return Ok(Format::JepsenLog);
         }
         if start.is_empty() {

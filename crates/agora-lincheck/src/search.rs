@@ -24,6 +24,7 @@ use crate::history::{Op, Outcome};
 use crate::model::{step, Step};
 use crate::value::Value;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// No entry: the end of the list.
 const NONE: u32 = u32::MAX;
@@ -35,10 +36,12 @@ pub enum Found {
     Linearizable,
     /// There is none. The longest linearizable prefix the search reached, and where it stuck.
     Violation(Stuck),
-    /// The search took more steps than it was allowed; nothing is known.
+    /// The search took more steps than it was allowed, or was cancelled; nothing is known.
     Unknown {
         /// The steps taken.
         steps: u64,
+        /// Whether it was cancelled (rather than out of steps).
+        cancelled: bool,
     },
 }
 
@@ -74,9 +77,13 @@ struct Frame {
     state: Value,
 }
 
+/// How often (in steps) the search looks at its cancel flag.
+const CANCEL_EVERY: u64 = 1 << 12;
+
 /// Searches for a linearization of `ops` (one key's operations, ordered by invocation),
-/// starting from nil, taking at most `max_steps` steps (attempts to linearize an operation).
-pub fn search(ops: &[&Op], max_steps: Option<u64>) -> Found {
+/// starting from nil, taking at most `max_steps` steps (attempts to linearize an operation),
+/// and giving up soon after `cancel` is set.
+pub fn search(ops: &[&Op], max_steps: Option<u64>, cancel: &AtomicBool) -> Found {
     let n = ops.len();
     // Bit positions: ok operations first, then the ambiguous ones, each by invocation.
     let mut bit = vec![0u32; n];
@@ -154,7 +161,10 @@ pub fn search(ops: &[&Op], max_steps: Option<u64>) -> Found {
             Some(Entry { op, call: true }) => {
                 steps += 1;
                 if max_steps.is_some_and(|m| steps > m) {
-                    return Found::Unknown { steps: steps - 1 };
+                    return Found::Unknown { steps: steps - 1, cancelled: false };
+                }
+                if steps % CANCEL_EVERY == 0 && cancel.load(Ordering::Relaxed) {
+                    return Found::Unknown { steps, cancelled: true };
                 }
                 let o = ops[op as usize];
                 let new = match step(&state, o.func, &o.arg, &o.out) {

@@ -7,7 +7,7 @@ use crate::model::ModelKind;
 use crate::search::{search, Found};
 use crate::value::Value;
 use serde::Serialize;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// How many of the operations concurrent with a culprit a verdict lists.
@@ -20,12 +20,15 @@ pub struct Options {
     pub max_steps: Option<u64>,
     /// Threads checking keys at once (at least 1).
     pub threads: usize,
+    /// Check every key even after one is found not linearizable (by default the keys still
+    /// being checked then are given up: the verdict is known).
+    pub all_keys: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Options { max_steps: None, threads }
+        Options { max_steps: None, threads, all_keys: false }
     }
 }
 
@@ -74,7 +77,8 @@ pub struct Failure {
     pub key_ops: Vec<usize>,
 }
 
-/// A key whose search gave up.
+/// A key whose search gave up (out of steps), or was not finished or begun once another key
+/// was found not linearizable.
 #[derive(Clone, Debug, Serialize)]
 pub struct GaveUp {
     /// The key.
@@ -83,6 +87,8 @@ pub struct GaveUp {
     pub operations: usize,
     /// The steps taken.
     pub steps: u64,
+    /// Whether it was left because another key was found not linearizable.
+    pub cancelled: bool,
 }
 
 /// What checking a history found.
@@ -107,9 +113,9 @@ pub struct Report {
     /// Keys whose operations cannot be linearized, in order of first invocation; the first
     /// is the verdict's key.
     pub failures: Vec<Failure>,
-    /// Keys whose search gave up.
+    /// Keys whose search gave up, or were left once a violation was found.
     pub unknown: Vec<GaveUp>,
-    /// Search steps taken over every key.
+    /// Search steps taken by the keys that failed or gave up.
     pub steps: u64,
 }
 
@@ -118,12 +124,20 @@ pub fn check(history: &History, model: ModelKind, opts: &Options) -> Report {
     let parts = history.partitions();
     let results: Vec<Mutex<Option<Found>>> = parts.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
+    let cancel = AtomicBool::new(false);
     // Big keys first would balance better; keys in order keep it simple and deterministic.
     let work = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some((_, ids)) = parts.get(i) else { break };
-        let ops: Vec<&Op> = ids.iter().map(|&id| &history.ops[id]).collect();
-        let found = search(&ops, opts.max_steps);
+        let found = if cancel.load(Ordering::Relaxed) {
+            Found::Unknown { steps: 0, cancelled: true }
+        } else {
+            let ops: Vec<&Op> = ids.iter().map(|&id| &history.ops[id]).collect();
+            search(&ops, opts.max_steps, &cancel)
+        };
+        if matches!(found, Found::Violation(_)) && !opts.all_keys {
+            cancel.store(true, Ordering::Relaxed);
+        }
         *results[i].lock().expect("no thread panics holding it") = Some(found);
     };
     let threads = opts.threads.clamp(1, parts.len().max(1));
@@ -154,9 +168,9 @@ pub fn check(history: &History, model: ModelKind, opts: &Options) -> Report {
         let found = found.into_inner().expect("no thread panics holding it").expect("every key is searched");
         match found {
             Found::Linearizable => {}
-            Found::Unknown { steps } => {
+            Found::Unknown { steps, cancelled } => {
                 report.steps += steps;
-                report.unknown.push(GaveUp { key, operations: ids.len(), steps });
+                report.unknown.push(GaveUp { key, operations: ids.len(), steps, cancelled });
             }
             Found::Violation(s) => {
                 report.steps += s.steps;
