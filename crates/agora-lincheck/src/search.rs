@@ -21,9 +21,9 @@
 
 use crate::fxhash::FxBuildHasher;
 use crate::history::{Op, Outcome};
-use crate::model::{step, Step};
+use crate::model::{step, Func, Step};
 use crate::value::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// No entry: the end of the list.
@@ -75,6 +75,16 @@ struct Entry {
 struct Frame {
     entry: u32,
     state: Value,
+    /// The pass the call was taken in.
+    pass: Pass,
+}
+
+/// Which calls a walk of the list tries: ok operations first, ambiguous ones only when no ok
+/// one fits (the order does not change what the search finds, only how soon).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Ok,
+    Info,
 }
 
 /// How often (in steps) the search looks at its cancel flag.
@@ -100,6 +110,8 @@ pub fn search(ops: &[&Op], max_steps: Option<u64>, cancel: &AtomicBool) -> Found
     if n_ok == 0 {
         return Found::Linearizable;
     }
+    let twin = twins(ops);
+    let impossible = impossible(ops);
 
     // Entries in real-time order; the list's head is the extra entry at index `len`.
     let mut timed: Vec<(usize, Entry)> = Vec::with_capacity(n + n_ok);
@@ -152,12 +164,29 @@ pub fn search(ops: &[&Op], max_steps: Option<u64>, cancel: &AtomicBool) -> Found
     let mut low = 0usize;
 
     let mut entry = next[head as usize];
+    let mut pass = Pass::Ok;
     loop {
         if ok_left == 0 {
             return Found::Linearizable;
         }
         let e = if entry == NONE { None } else { Some(entries[entry as usize]) };
         match e {
+            Some(Entry { op, call: true })
+                if (ops[op as usize].outcome == Outcome::Ok) != (pass == Pass::Ok)
+                    || twin[op as usize].is_some_and(|t| !is_set(&linearized, bit[t] as usize)) =>
+            {
+                // Not this pass's; or an ambiguous operation whose identical twin, invoked
+                // before it, is not linearized yet: that one goes first.
+                entry = next[entry as usize];
+            }
+            Some(Entry { op, call: false }) if pass == Pass::Ok && impossible[op as usize] => {
+                // No state allows this operation: nothing before it can help.
+                return Found::Violation(stuck(ops, &best, best_state, steps));
+            }
+            Some(Entry { call: false, .. }) | None if pass == Pass::Ok => {
+                pass = Pass::Info;
+                entry = next[head as usize];
+            }
             Some(Entry { op, call: true }) => {
                 steps += 1;
                 if max_steps.is_some_and(|m| steps > m) {
@@ -169,6 +198,9 @@ pub fn search(ops: &[&Op], max_steps: Option<u64>, cancel: &AtomicBool) -> Found
                 let o = ops[op as usize];
                 let new = match step(&state, o.func, &o.arg, &o.out) {
                     Step::Illegal => None,
+                    // An ambiguous operation that changes nothing is better kept for later.
+                    Step::Same if pass == Pass::Info => None,
+                    Step::New(v) if pass == Pass::Info && v == state => None,
                     Step::Same => Some(state.clone()),
                     Step::New(v) => Some(v),
                 };
@@ -181,7 +213,7 @@ pub fn search(ops: &[&Op], max_steps: Option<u64>, cancel: &AtomicBool) -> Found
                 runs(&linearized, &mut runs_buf);
                 if cache.insert((runs_buf.as_slice().into(), new.clone())) {
                     let old = std::mem::replace(&mut state, new);
-                    stack.push(Frame { entry, state: old });
+                    stack.push(Frame { entry, state: old, pass });
                     unlink(&mut next, &mut prev, entry);
                     if ret_of[op as usize] != NONE {
                         unlink(&mut next, &mut prev, ret_of[op as usize]);
@@ -194,6 +226,7 @@ pub fn search(ops: &[&Op], max_steps: Option<u64>, cancel: &AtomicBool) -> Found
                         low = stack.len();
                     }
                     entry = next[head as usize];
+                    pass = Pass::Ok;
                 } else {
                     linearized[b / 64] &= !(1 << (b % 64));
                     entry = next[entry as usize];
@@ -214,10 +247,61 @@ pub fn search(ops: &[&Op], max_steps: Option<u64>, cancel: &AtomicBool) -> Found
                 }
                 relink(&mut next, &mut prev, frame.entry);
                 state = frame.state;
+                pass = frame.pass;
                 entry = next[frame.entry as usize];
             }
         }
     }
+}
+
+fn is_set(words: &[u64], b: usize) -> bool {
+    words[b / 64] & (1 << (b % 64)) != 0
+}
+
+/// For each ambiguous operation, the last one invoked before it that does exactly the same
+/// (function and argument). Any linearization that takes a later one and not its earlier twin
+/// can take the twin in its place, so the search takes twins in invocation order only.
+fn twins(ops: &[&Op]) -> Vec<Option<usize>> {
+    let mut last: HashMap<(Func, &Value), usize> = HashMap::new();
+    ops.iter()
+        .enumerate()
+        .map(|(i, o)| match o.outcome {
+            Outcome::Info => last.insert((o.func, &o.arg), i),
+            Outcome::Ok => None,
+        })
+        .collect()
+}
+
+/// Ok operations no state can allow: a read of a value nothing writes, a CAS from one. (Not
+/// worked out when there are appends, whose values are built.)
+fn impossible(ops: &[&Op]) -> Vec<bool> {
+    if ops.iter().any(|o| o.func == Func::Append) {
+        return vec![false; ops.len()];
+    }
+    let mut held: HashSet<&Value> = HashSet::from([&Value::Nil]);
+    for o in ops {
+        match o.func {
+            Func::Write => {
+                held.insert(&o.arg);
+            }
+            Func::Cas => {
+                if let Some((_, new)) = o.arg.pair() {
+                    held.insert(new);
+                }
+            }
+            _ => {}
+        }
+    }
+    ops.iter()
+        .map(|o| {
+            o.outcome == Outcome::Ok
+                && match o.func {
+                    Func::Read => !held.contains(&o.out),
+                    Func::Cas => o.arg.pair().is_some_and(|(old, _)| !held.contains(old)),
+                    _ => false,
+                }
+        })
+        .collect()
 }
 
 /// Where the search stuck, from the longest prefix it found.
