@@ -91,7 +91,7 @@ pub struct Op {
     pub ret: Option<usize>,
     /// The invocation's line in the file.
     pub call_line: usize,
-    /// The completion's line, if it completed (ok or info).
+    /// The completion's line, if it completed (ok, or info: then `ret` is `None`).
     pub ret_line: Option<usize>,
     /// The invocation's time, if recorded.
     pub call_time: Option<i64>,
@@ -177,7 +177,11 @@ impl History {
                     match e.kind {
                         Kind::Fail => h.failed += 1,
                         Kind::Info if func == Func::Read => h.ambiguous_reads += 1,
-                        Kind::Info => h.ops.push(p.into_op(Outcome::Info, None, Value::Nil)),
+                        Kind::Info => {
+                            let mut op = p.into_op(Outcome::Info, None, Value::Nil);
+                            op.ret_line = Some(e.line);
+                            h.ops.push(op);
+                        }
                         _ => {
                             let out = match func {
                                 Func::Read => split_key(e, independent).1,

@@ -114,12 +114,12 @@ pub fn timeline(history: &History, failure: &Failure) -> String {
         let dash = if o.ret.is_none() { r#" stroke-dasharray="4 2""# } else { "" };
         let placed = order.get(&o.id).map_or("not in the prefix".to_string(), |n| format!("#{n} in the prefix"));
         let tip = format!(
-            "process {} {} ({:?}), lines {}..{}; {placed}",
+            "process {} {} ({}), lines {}..{}; {placed}",
             o.process,
             o.label(),
-            o.outcome,
+            if o.ret.is_some() { "ok" } else { "ambiguous" },
             o.call_line,
-            o.ret_line.map_or("open".to_string(), |l| l.to_string())
+            o.ret_line.map_or("never completed".to_string(), |l| l.to_string())
         );
         let _ = writeln!(
             s,
@@ -134,22 +134,20 @@ pub fn timeline(history: &History, failure: &Failure) -> String {
         let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}">{}</text></g>"#, x0 + 3.0, y + 13.0, esc(&label));
     }
     let ly = height - 30.0;
-    for (i, (fill, what)) in [
+    let mut lx = 10.0;
+    for (fill, what) in [
         ("#d62728", "cannot be linearized"),
         ("#f4a6a6", "concurrent, not placed either"),
         ("#a6d8a6", "in the longest linearizable prefix (#order)"),
         ("#dddddd", "other"),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let lx = 10.0 + i as f64 * 260.0;
+    ] {
         let _ = writeln!(
             s,
-            r#"<rect x="{lx}" y="{:.1}" width="14" height="12" fill="{fill}"/><text x="{:.1}" y="{ly:.1}">{what}</text>"#,
+            r#"<rect x="{lx:.1}" y="{:.1}" width="14" height="12" fill="{fill}"/><text x="{:.1}" y="{ly:.1}">{what}</text>"#,
             ly - 10.0,
             lx + 20.0
         );
+        lx += 40.0 + 7.0 * what.chars().count() as f64;
     }
     let _ = writeln!(s, r##"<text x="10" y="{:.1}" fill="#555">dashed: ambiguous (:info or never completed), open to the end</text>"##, ly + 18.0);
     s.push_str("</svg>\n");

@@ -163,10 +163,9 @@ fn failure_text(t: &mut String, f: &Failure) {
 
 fn op_text(o: &Op) -> String {
     let ret = match (o.outcome, o.ret_line) {
-        (agora_lincheck::Outcome::Info, Some(l)) => format!("info at line {l}"),
-        (agora_lincheck::Outcome::Info, None) => "never completed".to_string(),
-        (_, Some(l)) => format!("line {l}"),
-        (_, None) => "open".to_string(),
+        (agora_lincheck::Outcome::Info, Some(l)) => format!("{l} (info: open to the end)"),
+        (agora_lincheck::Outcome::Info, None) => "(never completed: open to the end)".to_string(),
+        (_, l) => l.map_or(String::new(), |l| l.to_string()),
     };
     format!("process {:<4} {:<20} lines {}..{}", o.process, o.label(), o.call_line, ret)
 }
