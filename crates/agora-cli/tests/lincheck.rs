@@ -83,7 +83,8 @@ fn out_writes_the_timeline_and_the_verdict() {
     assert_eq!(out.status.code(), Some(1));
     let svg = std::fs::read_to_string(out_dir.join("lincheck.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("#d62728") && svg.contains(">process 2<"));
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("lincheck.json")).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("lincheck.json")).unwrap()).unwrap();
     assert_eq!(v["verdict"], "not-linearizable");
 }
 

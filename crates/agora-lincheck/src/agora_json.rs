@@ -74,7 +74,9 @@ fn value(v: &serde_json::Value) -> Value {
         J::Number(n) => n.as_i64().map_or_else(|| Value::Str(n.to_string()), Value::Int),
         J::String(s) => Value::Str(s.clone()),
         J::Array(items) => Value::List(items.iter().map(value).collect()),
-        J::Object(m) => Value::List(m.iter().map(|(k, v)| Value::List(vec![Value::Str(k.clone()), value(v)])).collect()),
+        J::Object(m) => {
+            Value::List(m.iter().map(|(k, v)| Value::List(vec![Value::Str(k.clone()), value(v)])).collect())
+        }
     }
 }
 

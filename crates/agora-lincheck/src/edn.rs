@@ -45,7 +45,9 @@ impl Edn {
     /// The value of `:key` in a map.
     pub fn get(&self, key: &str) -> Option<&Edn> {
         match self {
-            Edn::Map(pairs) => pairs.iter().find(|(k, _)| matches!(k, Edn::Keyword(x) if x == key)).map(|(_, v)| v),
+            Edn::Map(pairs) => {
+                pairs.iter().find(|(k, _)| matches!(k, Edn::Keyword(x) if x == key)).map(|(_, v)| v)
+            }
             _ => None,
         }
     }
@@ -60,9 +62,9 @@ impl Edn {
             Edn::Char(c) => Value::Str(c.to_string()),
             Edn::Keyword(k) => Value::Keyword(k.clone()),
             Edn::Seq(items) => Value::List(items.iter().map(Edn::to_value).collect()),
-            Edn::Map(pairs) => {
-                Value::List(pairs.iter().map(|(k, v)| Value::List(vec![k.to_value(), v.to_value()])).collect())
-            }
+            Edn::Map(pairs) => Value::List(
+                pairs.iter().map(|(k, v)| Value::List(vec![k.to_value(), v.to_value()])).collect(),
+            ),
             Edn::Set(items) => {
                 let mut v: Vec<Value> = items.iter().map(Edn::to_value).collect();
                 v.sort();
@@ -135,9 +137,9 @@ pub fn event(line: usize, form: &Edn) -> Result<Option<Event>, Error> {
         None => return Err(Error::parse(line, "an operation without :process")),
     };
     let kind = match form.get("type") {
-        Some(Edn::Keyword(k)) | Some(Edn::Str(k)) => {
-            Kind::parse(k).ok_or_else(|| Error::parse(line, format!(":type :{k}: expected :invoke, :ok, :fail or :info")))?
-        }
+        Some(Edn::Keyword(k)) | Some(Edn::Str(k)) => Kind::parse(k).ok_or_else(|| {
+            Error::parse(line, format!(":type :{k}: expected :invoke, :ok, :fail or :info"))
+        })?,
         _ => return Err(Error::parse(line, "an operation without :type")),
     };
     let f = match form.get("f") {
@@ -343,7 +345,10 @@ impl Reader<'_> {
                 'b' => s.push('\u{8}'),
                 'f' => s.push('\u{c}'),
                 'u' => {
-                    let hex = self.text.get(self.pos..self.pos + 4).ok_or_else(|| self.err("a short \\u escape"))?;
+                    let hex = self
+                        .text
+                        .get(self.pos..self.pos + 4)
+                        .ok_or_else(|| self.err("a short \\u escape"))?;
                     let code = u32::from_str_radix(hex, 16).map_err(|_| self.err("a bad \\u escape"))?;
                     s.push(char::from_u32(code).unwrap_or('\u{fffd}'));
                     self.pos += 4;
@@ -400,7 +405,10 @@ mod tests {
         assert_eq!(one("99999999999999999999"), Edn::Number("99999999999999999999".into()));
         assert_eq!(one(r#""a\"b\n\u0041""#), Edn::Str("a\"b\nA".into()));
         assert_eq!(one(":ok"), Edn::Keyword("ok".into()));
-        assert_eq!(one("[1 (2) #{3}]"), Edn::Seq(vec![Edn::Int(1), Edn::Seq(vec![Edn::Int(2)]), Edn::Set(vec![Edn::Int(3)])]));
+        assert_eq!(
+            one("[1 (2) #{3}]"),
+            Edn::Seq(vec![Edn::Int(1), Edn::Seq(vec![Edn::Int(2)]), Edn::Set(vec![Edn::Int(3)])])
+        );
         assert_eq!(one("{:a 1, :b [nil]}").get("b"), Some(&Edn::Seq(vec![Edn::Nil])));
         assert_eq!(one("#inst \"2020\""), Edn::Str("2020".into()));
         assert_eq!(one("#jepsen.history.Op{:process 1}").get("process"), Some(&Edn::Int(1)));
@@ -419,7 +427,10 @@ mod tests {
             ("#", 1, "without a tag"),
         ] {
             let e = read_all(text).unwrap_err();
-            assert!(matches!(&e, Error::Parse { line: l, msg } if *l == line && msg.contains(what)), "{text}: {e}");
+            assert!(
+                matches!(&e, Error::Parse { line: l, msg } if *l == line && msg.contains(what)),
+                "{text}: {e}"
+            );
         }
         let deep = "[".repeat(10_000);
         assert!(read_all(&deep).unwrap_err().to_string().contains("nested"));
@@ -432,13 +443,19 @@ mod tests {
                      {:process 0, :type :ok, :f :read, :value 3, :time 12}\n";
         let events = parse_events(lines).unwrap();
         assert_eq!(events.len(), 2);
-        assert_eq!((events[1].kind, events[1].value.clone(), events[1].time, events[1].line), (Kind::Ok, Value::Int(3), Some(12), 3));
+        assert_eq!(
+            (events[1].kind, events[1].value.clone(), events[1].time, events[1].line),
+            (Kind::Ok, Value::Int(3), Some(12), 3)
+        );
         let vector = "[{:process 0, :type :invoke, :f :cas, :value [1 2]}\n {:process 0 :type :fail :f :cas :value [1 2]}]";
         let events = parse_events(vector).unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].value, Value::List(vec![Value::Int(1), Value::Int(2)]));
         assert!(parse_events("[{:process 0 :f :read}]").unwrap_err().to_string().contains("without :type"));
-        assert!(parse_events("{:process 0 :type :maybe :f :read}").unwrap_err().to_string().contains(":maybe"));
+        assert!(parse_events("{:process 0 :type :maybe :f :read}")
+            .unwrap_err()
+            .to_string()
+            .contains(":maybe"));
         assert!(parse_events("3").unwrap_err().to_string().contains("operation map"));
     }
 }

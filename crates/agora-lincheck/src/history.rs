@@ -358,7 +358,10 @@ mod tests {
         let e = History::build(&[ev(1, Ok, "read", Value::Nil)], ModelKind::CasRegister).unwrap_err();
         assert!(e.to_string().contains("did not invoke"), "{e}");
         let twice = [ev(1, Invoke, "read", Value::Nil), ev(1, Invoke, "read", Value::Nil)];
-        assert!(History::build(&twice, ModelKind::CasRegister).unwrap_err().to_string().contains("still open"));
+        assert!(History::build(&twice, ModelKind::CasRegister)
+            .unwrap_err()
+            .to_string()
+            .contains("still open"));
         let cas = [ev(1, Invoke, "cas", Value::Int(1))];
         assert!(History::build(&cas, ModelKind::CasRegister).unwrap_err().to_string().contains("[old new]"));
         let other = [ev(1, Invoke, "lock", Value::Nil)];

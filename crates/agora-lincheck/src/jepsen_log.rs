@@ -1,7 +1,8 @@
-//! Jepsen's log lines: `INFO  jepsen.util - 3	:invoke	:read	nil`, and its `history.txt`
-//! (`3	:ok	:read	4`). Tab separated: whatever comes before the process (a timestamp, a
-//! level, a logger), the process, the type, the function, the value as EDN, and perhaps an
-//! error after. Other lines of the log are skipped, as are the nemesis's events.
+//! Jepsen's log lines: `INFO  jepsen.util - 3<TAB>:invoke<TAB>:read<TAB>nil`, and its
+//! `history.txt` (`3<TAB>:ok<TAB>:read<TAB>4`). Separated by tabs or spaces: whatever comes
+//! before the process (a timestamp, a level, a logger), the process, the type, the function,
+//! the value as EDN, and perhaps an error after. Other lines of the log are skipped, as are the
+//! nemesis's events.
 
 use crate::edn;
 use crate::error::Error;
@@ -19,16 +20,27 @@ pub fn parse_events(text: &str) -> Result<Vec<Event>, Error> {
             continue;
         };
         let values = edn::read_all(m.value).map_err(|e| match e {
-            Error::Parse { msg, .. } => Error::parse(line_no, format!("the value `{}`: {msg}", m.value.trim())),
+            Error::Parse { msg, .. } => {
+                Error::parse(line_no, format!("the value `{}`: {msg}", m.value.trim()))
+            }
             other => other,
         })?;
         // What follows the value, if anything, is an error message (`:timed-out`).
         let value = values.into_iter().next().map_or(Value::Nil, |(_, v)| v.to_value());
-        events.push(Event { process, kind: m.kind, f: m.f.to_string(), key: None, value, time: None, line: line_no });
+        events.push(Event {
+            process,
+            kind: m.kind,
+            f: m.f.to_string(),
+            key: None,
+            value,
+            time: None,
+            line: line_no,
+        });
     }
     if events.is_empty() {
         return Err(Error::Invalid(
-            "no history events in the log (expected lines like `INFO  jepsen.util - 3\t:invoke\t:read\tnil`)".into(),
+            "no history events in the log (expected lines like `INFO  jepsen.util - 3\t:invoke\t:read\tnil`)"
+                .into(),
         ));
     }
     Ok(events)
@@ -100,7 +112,10 @@ mod tests {
         let events = parse_events(log).unwrap();
         assert_eq!(events.len(), 6);
         assert_eq!(events[5].value, Value::List(vec![Value::Int(4), Value::Int(3)]));
-        assert_eq!((events[0].process, events[0].kind, events[0].f.as_str(), events[0].line), (3, Kind::Invoke, "read", 2));
+        assert_eq!(
+            (events[0].process, events[0].kind, events[0].f.as_str(), events[0].line),
+            (3, Kind::Invoke, "read", 2)
+        );
         assert_eq!(events[1].value, Value::Int(4));
         assert_eq!(events[2].value, Value::List(vec![Value::Int(1), Value::Int(2)]));
         assert_eq!((events[4].process, events[4].kind), (7, Kind::Fail));

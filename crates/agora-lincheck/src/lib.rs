@@ -97,7 +97,11 @@ impl std::fmt::Display for Format {
 
 /// Reads a history: its format (`None`: detected), its model (`None`: kv if an operation is a
 /// get, put or append, else cas-register), its events and operations.
-pub fn read(text: &str, format: Option<Format>, model: Option<ModelKind>) -> Result<(Format, ModelKind, History), Error> {
+pub fn read(
+    text: &str,
+    format: Option<Format>,
+    model: Option<ModelKind>,
+) -> Result<(Format, ModelKind, History), Error> {
     let format = match format {
         Some(f) => f,
         None => Format::detect(text)?,
@@ -117,7 +121,10 @@ mod tests {
         assert_eq!(Format::detect("  {\"process\":1}").unwrap(), Format::Agora);
         assert_eq!(Format::detect("{:process 1}").unwrap(), Format::Edn);
         assert_eq!(Format::detect("[{:process 1}]").unwrap(), Format::Edn);
-        assert_eq!(Format::detect("x\nINFO jepsen.util - 1\t:invoke\t:read\tnil\n").unwrap(), Format::JepsenLog);
+        assert_eq!(
+            Format::detect("x\nINFO jepsen.util - 1\t:invoke\t:read\tnil\n").unwrap(),
+            Format::JepsenLog
+        );
         assert!(Format::detect("\n \n").unwrap_err().to_string().contains("empty"));
         assert!(Format::detect("hello").unwrap_err().to_string().contains("--format"));
     }

@@ -315,8 +315,7 @@ fn stuck(ops: &[&Op], best: &[u32], state: Value, steps: u64) -> Stuck {
         .min_by_key(|&i| ops[i].ret)
         .expect("a violation leaves an ok operation");
     let until = ops[culprit].ret.unwrap_or(usize::MAX);
-    let concurrent =
-        (0..ops.len()).filter(|&i| i != culprit && !done[i] && ops[i].call < until).collect();
+    let concurrent = (0..ops.len()).filter(|&i| i != culprit && !done[i] && ops[i].call < until).collect();
     Stuck { prefix: best.iter().map(|&i| i as usize).collect(), state, culprit, concurrent, steps }
 }
 

@@ -25,7 +25,8 @@ const TOP: f64 = 56.0;
 pub fn timeline(history: &History, failure: &Failure) -> String {
     let ops = &history.ops;
     let stuck: BTreeSet<usize> = failure.stuck.iter().copied().collect();
-    let order: HashMap<usize, usize> = failure.prefix.iter().enumerate().map(|(i, &id)| (id, i + 1)).collect();
+    let order: HashMap<usize, usize> =
+        failure.prefix.iter().enumerate().map(|(i, &id)| (id, i + 1)).collect();
     let culprit = failure.culprit.id;
 
     // The window: from the earliest of the stuck ops and the prefix's last few, to the last
@@ -33,7 +34,8 @@ pub fn timeline(history: &History, failure: &Failure) -> String {
     let context = &failure.prefix[failure.prefix.len().saturating_sub(CONTEXT)..];
     let picked = stuck.iter().chain(context.iter());
     let lo = picked.clone().map(|&id| ops[id].call).min().unwrap_or(0);
-    let hi = stuck.iter().filter_map(|&id| ops[id].ret).max().unwrap_or(ops[culprit].call).max(ops[culprit].call);
+    let hi =
+        stuck.iter().filter_map(|&id| ops[id].ret).max().unwrap_or(ops[culprit].call).max(ops[culprit].call);
     let mut drawn: Vec<&Op> = failure
         .key_ops
         .iter()
@@ -112,7 +114,8 @@ pub fn timeline(history: &History, failure: &Failure) -> String {
             ("#dddddd", "#999999")
         };
         let dash = if o.ret.is_none() { r#" stroke-dasharray="4 2""# } else { "" };
-        let placed = order.get(&o.id).map_or("not in the prefix".to_string(), |n| format!("#{n} in the prefix"));
+        let placed =
+            order.get(&o.id).map_or("not in the prefix".to_string(), |n| format!("#{n} in the prefix"));
         let tip = format!(
             "process {} {} ({}), lines {}..{}; {placed}",
             o.process,
@@ -149,7 +152,11 @@ pub fn timeline(history: &History, failure: &Failure) -> String {
         );
         lx += 40.0 + 7.0 * what.chars().count() as f64;
     }
-    let _ = writeln!(s, r##"<text x="10" y="{:.1}" fill="#555">dashed: ambiguous (:info or never completed), open to the end</text>"##, ly + 18.0);
+    let _ = writeln!(
+        s,
+        r##"<text x="10" y="{:.1}" fill="#555">dashed: ambiguous (:info or never completed), open to the end</text>"##,
+        ly + 18.0
+    );
     s.push_str("</svg>\n");
     s
 }

@@ -80,7 +80,8 @@ mod tests {
 
     #[test]
     fn displays_as_edn_and_serializes_as_json() {
-        let v = Value::List(vec![Value::Int(1), Value::Nil, Value::Str("a".into()), Value::Keyword("k".into())]);
+        let v =
+            Value::List(vec![Value::Int(1), Value::Nil, Value::Str("a".into()), Value::Keyword("k".into())]);
         assert_eq!(v.to_string(), r#"[1 nil "a" :k]"#);
         assert_eq!(serde_json::to_string(&v).unwrap(), r#"[1,null,"a",":k"]"#);
         assert_eq!(v.pair(), None);

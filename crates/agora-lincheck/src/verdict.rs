@@ -175,7 +175,8 @@ pub fn check(history: &History, model: ModelKind, opts: &Options) -> Report {
             Found::Violation(s) => {
                 report.steps += s.steps;
                 let op = |i: usize| history.ops[ids[i]].clone();
-                let stuck: Vec<usize> = std::iter::once(s.culprit).chain(s.concurrent.iter().copied()).collect();
+                let stuck: Vec<usize> =
+                    std::iter::once(s.culprit).chain(s.concurrent.iter().copied()).collect();
                 let tail = s.prefix.len().saturating_sub(8);
                 report.failures.push(Failure {
                     key,

@@ -14,9 +14,16 @@ const OPS: usize = 50_000;
 enum Busy {
     Idle,
     /// Invoked, not yet taken effect.
-    Invoked { f: &'static str, value: Value },
+    Invoked {
+        f: &'static str,
+        value: Value,
+    },
     /// Taken effect at its linearization point; completes with this event.
-    Done { kind: Kind, f: &'static str, value: Value },
+    Done {
+        kind: Kind,
+        f: &'static str,
+        value: Value,
+    },
 }
 
 /// Runs clients against one atomic register: each operation is invoked, takes effect at one
@@ -38,7 +45,13 @@ fn simulate(seed: u64, ambiguous: f64) -> Vec<Event> {
                 let (f, value) = match rng.random_range(0..3) {
                     0 => ("read", Value::Nil),
                     1 => ("write", Value::Int(rng.random_range(0..5))),
-                    _ => ("cas", Value::List(vec![Value::Int(rng.random_range(0..5)), Value::Int(rng.random_range(0..5))])),
+                    _ => (
+                        "cas",
+                        Value::List(vec![
+                            Value::Int(rng.random_range(0..5)),
+                            Value::Int(rng.random_range(0..5)),
+                        ]),
+                    ),
                 };
                 push(&mut events, p, Kind::Invoke, f, value.clone());
                 procs[p] = Busy::Invoked { f, value };
@@ -118,7 +131,9 @@ fn a_stale_read_deep_in_a_long_history_is_found() {
             r.func == agora_lincheck::Func::Read && r.out == Value::Int(1) && {
                 let (a, b) = (r.call, r.ret.unwrap());
                 // Nothing touching the register overlaps it or just precedes it.
-                h.ops.iter().all(|o| o.func == agora_lincheck::Func::Read || o.ret.is_some_and(|x| x < a) || o.call > b)
+                h.ops.iter().all(|o| {
+                    o.func == agora_lincheck::Func::Read || o.ret.is_some_and(|x| x < a) || o.call > b
+                })
             }
         })
         .map(|r| r.ret_line.unwrap() - 1)

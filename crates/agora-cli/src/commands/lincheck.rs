@@ -117,7 +117,8 @@ fn text_report(out: &JsonOut) -> String {
         );
     }
     if left > 0 {
-        let _ = writeln!(t, "{left} key(s) left unchecked once a violation was found (--all-keys checks them)");
+        let _ =
+            writeln!(t, "{left} key(s) left unchecked once a violation was found (--all-keys checks them)");
     }
     let _ = match r.verdict {
         Verdict::Linearizable => writeln!(t, "verdict        linearizable"),
@@ -128,7 +129,9 @@ fn text_report(out: &JsonOut) -> String {
             r.keys - left,
             key_name(&r.failures[0].key)
         ),
-        Verdict::Unknown => writeln!(t, "verdict        unknown: {} keys not decided within --max-steps", r.unknown.len()),
+        Verdict::Unknown => {
+            writeln!(t, "verdict        unknown: {} keys not decided within --max-steps", r.unknown.len())
+        }
     };
     if let Some(svg) = &out.svg {
         let _ = writeln!(t, "timeline       {}", svg.display());
@@ -156,7 +159,8 @@ fn failure_text(t: &mut String, f: &Failure) {
         let _ = writeln!(t, "  ... and {} more concurrent", f.concurrent_count - f.concurrent.len());
     }
     if !f.prefix_tail.is_empty() {
-        let tail: Vec<String> = f.prefix_tail.iter().map(|o| format!("p{} {}", o.process, o.label())).collect();
+        let tail: Vec<String> =
+            f.prefix_tail.iter().map(|o| format!("p{} {}", o.process, o.label())).collect();
         let _ = writeln!(t, "  after the prefix ending: {}", tail.join(", "));
     }
 }
