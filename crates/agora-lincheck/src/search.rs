@@ -196,6 +196,15 @@ pub fn search(ops: &[&Op], max_steps: Option<u64>, cancel: &AtomicBool) -> Found
                     return Found::Unknown { steps, cancelled: true };
                 }
                 let o = ops[op as usize];
+                // Right after an ambiguous operation, a blind write would undo it: that order
+                // is no better than the one without the ambiguous operation, searched anyway.
+                let after_info = stack
+                    .last()
+                    .is_some_and(|f| ops[entries[f.entry as usize].op as usize].outcome == Outcome::Info);
+                if after_info && o.func == Func::Write {
+                    entry = next[entry as usize];
+                    continue;
+                }
                 let new = match step(&state, o.func, &o.arg, &o.out) {
                     Step::Illegal => None,
                     // An ambiguous operation that changes nothing is better kept for later.
