@@ -10,6 +10,10 @@
 //! and trying the next call after it. The history is linearizable when every ok operation is
 //! lifted; it is not when the search must backtrack from an empty stack.
 //!
+//! A read that fits the current state is taken at once and alone (it changes nothing, so if
+//! anything works, it works with the read first); the refinements are listed in
+//! docs/lincheck.md.
+//!
 //! An ambiguous operation has a call and no return: it may be linearized at any point after
 //! its call, or never. Failed operations and ambiguous reads were dropped before: they cannot
 //! have changed anything.
@@ -77,6 +81,9 @@ struct Frame {
     state: Value,
     /// The pass the call was taken in.
     pass: Pass,
+    /// Taken as the only move worth trying (a read that fits now): when it fails, so does the
+    /// configuration it was taken from.
+    forced: bool,
 }
 
 /// Which calls a walk of the list tries: ok operations first, ambiguous ones only when no ok
@@ -165,84 +172,124 @@ pub fn search(ops: &[&Op], max_steps: Option<u64>, cancel: &AtomicBool) -> Found
 
     let mut entry = next[head as usize];
     let mut pass = Pass::Ok;
+    // At a configuration reached anew: look for a read that fits first.
+    let mut fresh = true;
     loop {
         if ok_left == 0 {
             return Found::Linearizable;
         }
-        let e = if entry == NONE { None } else { Some(entries[entry as usize]) };
-        match e {
-            Some(Entry { op, call: true })
-                if (ops[op as usize].outcome == Outcome::Ok) != (pass == Pass::Ok)
-                    || twin[op as usize].is_some_and(|t| !is_set(&linearized, bit[t] as usize)) =>
-            {
-                // Not this pass's; or an ambiguous operation whose identical twin, invoked
-                // before it, is not linearized yet: that one goes first.
-                entry = next[entry as usize];
+        let mut take: Option<(u32, Value, bool)> = None;
+        let mut back = false;
+        if fresh {
+            fresh = false;
+            // An ok read that fits now (or a CAS from v to v) changes nothing: if the
+            // operations left can be linearized, they can with it first. So it is the only
+            // move tried here, and if it fails the configuration fails.
+            let mut e = next[head as usize];
+            while e != NONE && entries[e as usize].call {
+                let o = ops[entries[e as usize].op as usize];
+                let reads = o.func == Func::Read
+                    || (o.func == Func::Cas && o.arg.pair().is_some_and(|(a, b)| a == b));
+                if o.outcome == Outcome::Ok && reads && step(&state, o.func, &o.arg, &o.out) != Step::Illegal
+                {
+                    break;
+                }
+                e = next[e as usize];
             }
-            Some(Entry { op, call: false }) if pass == Pass::Ok && impossible[op as usize] => {
-                // No state allows this operation: nothing before it can help.
-                return Found::Violation(stuck(ops, &best, best_state, steps));
-            }
-            Some(Entry { call: false, .. }) | None if pass == Pass::Ok => {
-                pass = Pass::Info;
-                entry = next[head as usize];
-            }
-            Some(Entry { op, call: true }) => {
+            if e != NONE && entries[e as usize].call {
                 steps += 1;
-                if max_steps.is_some_and(|m| steps > m) {
-                    return Found::Unknown { steps: steps - 1, cancelled: false };
-                }
-                if steps % CANCEL_EVERY == 0 && cancel.load(Ordering::Relaxed) {
-                    return Found::Unknown { steps, cancelled: true };
-                }
-                let o = ops[op as usize];
-                // Right after an ambiguous operation, a blind write would undo it: that order
-                // is no better than the one without the ambiguous operation, searched anyway.
-                let after_info = stack
-                    .last()
-                    .is_some_and(|f| ops[entries[f.entry as usize].op as usize].outcome == Outcome::Info);
-                if after_info && o.func == Func::Write {
+                take = Some((e, state.clone(), true));
+            }
+        }
+        if take.is_none() {
+            let e = if entry == NONE { None } else { Some(entries[entry as usize]) };
+            match e {
+                Some(Entry { op, call: true })
+                    if (ops[op as usize].outcome == Outcome::Ok) != (pass == Pass::Ok)
+                        || twin[op as usize].is_some_and(|t| !is_set(&linearized, bit[t] as usize)) =>
+                {
+                    // Not this pass's; or an ambiguous operation whose identical twin, invoked
+                    // before it, is not linearized yet: that one goes first.
                     entry = next[entry as usize];
-                    continue;
                 }
-                let new = match step(&state, o.func, &o.arg, &o.out) {
-                    Step::Illegal => None,
-                    // An ambiguous operation that changes nothing is better kept for later.
-                    Step::Same if pass == Pass::Info => None,
-                    Step::New(v) if pass == Pass::Info && v == state => None,
-                    Step::Same => Some(state.clone()),
-                    Step::New(v) => Some(v),
-                };
-                let Some(new) = new else {
-                    entry = next[entry as usize];
-                    continue;
-                };
-                let b = bit[op as usize] as usize;
-                linearized[b / 64] |= 1 << (b % 64);
-                runs(&linearized, &mut runs_buf);
-                if cache.insert((runs_buf.as_slice().into(), new.clone())) {
-                    let old = std::mem::replace(&mut state, new);
-                    stack.push(Frame { entry, state: old, pass });
-                    unlink(&mut next, &mut prev, entry);
-                    if ret_of[op as usize] != NONE {
-                        unlink(&mut next, &mut prev, ret_of[op as usize]);
-                        ok_left -= 1;
-                    }
-                    if stack.len() > best.len() {
-                        best.truncate(low);
-                        best.extend(stack[low..].iter().map(|f| entries[f.entry as usize].op));
-                        best_state = state.clone();
-                        low = stack.len();
-                    }
+                Some(Entry { op, call: false }) if pass == Pass::Ok && impossible[op as usize] => {
+                    // No state allows this operation: nothing before it can help.
+                    return Found::Violation(stuck(ops, &best, best_state, steps));
+                }
+                Some(Entry { call: false, .. }) | None if pass == Pass::Ok => {
+                    pass = Pass::Info;
                     entry = next[head as usize];
-                    pass = Pass::Ok;
+                }
+                Some(Entry { op, call: true }) => {
+                    steps += 1;
+                    if max_steps.is_some_and(|m| steps > m) {
+                        return Found::Unknown { steps: steps - 1, cancelled: false };
+                    }
+                    if steps % CANCEL_EVERY == 0 && cancel.load(Ordering::Relaxed) {
+                        return Found::Unknown { steps, cancelled: true };
+                    }
+                    let o = ops[op as usize];
+                    // Right after an ambiguous operation, a blind write would undo it: that order
+                    // is no better than the one without the ambiguous operation, searched anyway.
+                    let after_info = stack
+                        .last()
+                        .is_some_and(|f| ops[entries[f.entry as usize].op as usize].outcome == Outcome::Info);
+                    if after_info && o.func == Func::Write {
+                        entry = next[entry as usize];
+                        continue;
+                    }
+                    let new = match step(&state, o.func, &o.arg, &o.out) {
+                        Step::Illegal => None,
+                        // An ambiguous operation that changes nothing is better kept for later.
+                        Step::Same if pass == Pass::Info => None,
+                        Step::New(v) if pass == Pass::Info && v == state => None,
+                        Step::Same => Some(state.clone()),
+                        Step::New(v) => Some(v),
+                    };
+                    match new {
+                        Some(new) => take = Some((entry, new, false)),
+                        None => entry = next[entry as usize],
+                    }
+                }
+                // A return whose operation is not linearized yet (or the end): backtrack.
+                _ => back = true,
+            }
+        }
+        if let Some((at, new, forced)) = take {
+            let op = entries[at as usize].op;
+            let b = bit[op as usize] as usize;
+            linearized[b / 64] |= 1 << (b % 64);
+            runs(&linearized, &mut runs_buf);
+            if cache.insert((runs_buf.as_slice().into(), new.clone())) {
+                let old = std::mem::replace(&mut state, new);
+                stack.push(Frame { entry: at, state: old, pass, forced });
+                unlink(&mut next, &mut prev, at);
+                if ret_of[op as usize] != NONE {
+                    unlink(&mut next, &mut prev, ret_of[op as usize]);
+                    ok_left -= 1;
+                }
+                if stack.len() > best.len() {
+                    best.truncate(low);
+                    best.extend(stack[low..].iter().map(|f| entries[f.entry as usize].op));
+                    best_state = state.clone();
+                    low = stack.len();
+                }
+                entry = next[head as usize];
+                pass = Pass::Ok;
+                fresh = true;
+            } else {
+                linearized[b / 64] &= !(1 << (b % 64));
+                if forced {
+                    // Its configuration was searched before: this one fails with it.
+                    back = true;
                 } else {
-                    linearized[b / 64] &= !(1 << (b % 64));
-                    entry = next[entry as usize];
+                    entry = next[at as usize];
                 }
             }
-            // A return whose operation is not linearized yet (or the end): backtrack.
-            _ => {
+        }
+        if back {
+            // Undo steps until one whose configuration still has moves to try.
+            loop {
                 let Some(frame) = stack.pop() else {
                     return Found::Violation(stuck(ops, &best, best_state, steps));
                 };
@@ -258,6 +305,9 @@ pub fn search(ops: &[&Op], max_steps: Option<u64>, cancel: &AtomicBool) -> Found
                 state = frame.state;
                 pass = frame.pass;
                 entry = next[frame.entry as usize];
+                if !frame.forced {
+                    break;
+                }
             }
         }
     }
