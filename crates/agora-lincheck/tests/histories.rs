@@ -1,6 +1,7 @@
 //! Histories built by hand to be, or not to be, linearizable — a stale read, a lost write, a
 //! write that reappears, a CAS on a wrong value, orders that only work one non-obvious way,
-//! ambiguous operations that must and must not have happened — and knossos-style files.
+//! ambiguous operations that must and must not have happened — knossos-style files, and the
+//! search against brute force on thousands of small random histories.
 
 use agora_lincheck::{check, read, Format, ModelKind, Options, Report, Value, Verdict};
 
@@ -331,4 +332,84 @@ fn the_timeline_draws_the_offending_operations() {
         assert!(svg.contains(&format!(">process {p}<")), "a lane for process {p}");
     }
     assert!(svg.contains("stroke-dasharray"), "the ambiguous write drawn open");
+}
+
+/// Exhaustive search without any pruning: is there an order of the ok operations and some of
+/// the ambiguous ones, respecting real time, that the model allows?
+fn brute_force(ops: &[&agora_lincheck::Op], used: &mut Vec<bool>, state: &Value) -> bool {
+    use agora_lincheck::model::{step, Step};
+    if ops.iter().zip(used.iter()).all(|(o, &u)| u || o.outcome == agora_lincheck::Outcome::Info) {
+        return true;
+    }
+    for i in 0..ops.len() {
+        if used[i] {
+            continue;
+        }
+        let o = ops[i];
+        // Everything that returned before it was invoked must come before it.
+        if (0..ops.len()).any(|j| !used[j] && j != i && ops[j].ret.is_some_and(|r| r < o.call)) {
+            continue;
+        }
+        let next = match step(state, o.func, &o.arg, &o.out) {
+            Step::Illegal => continue,
+            Step::Same => state.clone(),
+            Step::New(v) => v,
+        };
+        used[i] = true;
+        let found = brute_force(ops, used, &next);
+        used[i] = false;
+        if found {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn the_search_agrees_with_brute_force_on_small_random_histories() {
+    use agora_lincheck::{Event, History, Kind};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+    let (mut yes, mut no) = (0, 0);
+    for _ in 0..3000 {
+        let mut events = Vec::new();
+        let mut open: [Option<(&str, Value)>; 3] = [None, None, None];
+        let n_events = rng.random_range(2..16);
+        let val = |rng: &mut rand_xoshiro::Xoshiro256PlusPlus| Value::Int(rng.random_range(0..3));
+        for line in 0..n_events {
+            let p = rng.random_range(0..3);
+            let (kind, f, value) = match open[p].take() {
+                None => {
+                    let (f, v) = match rng.random_range(0..3) {
+                        0 => ("read", Value::Nil),
+                        1 => ("write", val(&mut rng)),
+                        _ => ("cas", Value::List(vec![val(&mut rng), val(&mut rng)])),
+                    };
+                    open[p] = Some((f, v.clone()));
+                    (Kind::Invoke, f, v)
+                }
+                Some((f, v)) => {
+                    let kind = match rng.random_range(0..10) {
+                        0 => Kind::Fail,
+                        1 => Kind::Info,
+                        _ => Kind::Ok,
+                    };
+                    let v = if f == "read" && kind == Kind::Ok { val(&mut rng) } else { v };
+                    (kind, f, v)
+                }
+            };
+            events.push(Event { process: p as i64, kind, f: f.into(), key: None, value, time: None, line });
+        }
+        let h = History::build(&events, ModelKind::CasRegister).unwrap();
+        let ops: Vec<&agora_lincheck::Op> = h.ops.iter().collect();
+        let expected = brute_force(&ops, &mut vec![false; ops.len()], &Value::Nil);
+        let r = check(&h, ModelKind::CasRegister, &Options { threads: 1, ..Options::default() });
+        assert_eq!(r.verdict == Verdict::Linearizable, expected, "{events:#?}");
+        if expected {
+            yes += 1;
+        } else {
+            no += 1;
+        }
+    }
+    assert!(yes > 300 && no > 300, "both kinds drawn: {yes} linearizable, {no} not");
 }
