@@ -174,9 +174,19 @@ pub fn search(ops: &[&Op], max_steps: Option<u64>, cancel: &AtomicBool) -> Found
     let mut pass = Pass::Ok;
     // At a configuration reached anew: look for a read that fits first.
     let mut fresh = true;
+    let mut cancel_at = CANCEL_EVERY;
     loop {
         if ok_left == 0 {
             return Found::Linearizable;
+        }
+        if let Some(m) = max_steps.filter(|&m| steps > m) {
+            return Found::Unknown { steps: m, cancelled: false };
+        }
+        if steps >= cancel_at {
+            cancel_at = steps + CANCEL_EVERY;
+            if cancel.load(Ordering::Relaxed) {
+                return Found::Unknown { steps, cancelled: true };
+            }
         }
         let mut take: Option<(u32, Value, bool)> = None;
         let mut back = false;
@@ -222,12 +232,6 @@ pub fn search(ops: &[&Op], max_steps: Option<u64>, cancel: &AtomicBool) -> Found
                 }
                 Some(Entry { op, call: true }) => {
                     steps += 1;
-                    if max_steps.is_some_and(|m| steps > m) {
-                        return Found::Unknown { steps: steps - 1, cancelled: false };
-                    }
-                    if steps % CANCEL_EVERY == 0 && cancel.load(Ordering::Relaxed) {
-                        return Found::Unknown { steps, cancelled: true };
-                    }
                     let o = ops[op as usize];
                     // Right after an ambiguous operation, a blind write would undo it: that order
                     // is no better than the one without the ambiguous operation, searched anyway.
