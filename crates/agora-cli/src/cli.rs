@@ -25,7 +25,8 @@ pub use agora_protocols::params::MAX_VOTERS;
         Start here:\n  agora protocols\n  agora sim flood --nodes 20 --topology ring --diagram flood.svg\n  \
         agora sim all-to-all --nodes 8 --loss 0.1 --json\n  agora run flood --nodes 8 --topology ring    (over TCP)\n\n\
         Logs (network runs) go to stderr; set RUST_LOG=info or debug for more.\n\n\
-        Exit codes: 0 success, 1 a property was violated, 2 a mistake in the command or its input."
+        Exit codes: 0 success, 1 a property was violated, 2 a mistake in the command or its input\n\
+        (agora lincheck: 4 unknown, its search gave up)."
 )]
 pub struct Cli {
     /// The subcommand to run.
@@ -68,6 +69,40 @@ pub enum Command {
     /// (or in the simulator with --sim), prints the trade log, the announcements, the accounts
     /// and the checker's verdict.
     Market(Box<MarketArgs>),
+    /// Check a history of key-value or compare-and-set register operations for
+    /// linearizability (Jepsen's EDN or log lines, or agora's JSON lines), key by key; exit 0
+    /// linearizable, 1 not, 2 bad input, 4 unknown (--max-steps reached).
+    Lincheck(LincheckArgs),
+}
+
+/// The arguments of `agora lincheck`.
+#[derive(Args, Debug)]
+pub struct LincheckArgs {
+    /// The history file.
+    pub history: PathBuf,
+    /// The sequential object: kv (get, put, append, cas), cas-register (read, write, cas), or
+    /// auto (kv if an operation is a get, put or append).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "kv", "cas-register"])]
+    pub model: String,
+    /// The file's format: edn (Jepsen's history.edn), jepsen-log (Jepsen's log lines or
+    /// history.txt), agora (agora's JSON lines), or auto (from its first characters).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "edn", "jepsen-log", "agora"])]
+    pub format: String,
+    /// Give up on a key after this many search steps and call it unknown [1..=10^15]
+    /// [default: no limit].
+    #[arg(long, value_name = "N", value_parser = count::<u64>(1, 1_000_000_000_000_000))]
+    pub max_steps: Option<u64>,
+    /// Check every key even after one is found not linearizable (by default the others are
+    /// left then: the verdict is known, and a key with many concurrent clients can take long).
+    #[arg(long)]
+    pub all_keys: bool,
+    /// Write lincheck.svg (the timeline of the first key that is not linearizable) and
+    /// lincheck.json (the verdict) here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print exactly one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A flag of a protocol parameter, parsed (and range-checked) by the parameter schema.

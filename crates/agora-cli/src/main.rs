@@ -1,13 +1,14 @@
 //! `agora`: the command-line entry point. Parses arguments, runs the subcommand, and maps
 //! outcomes to exit codes: 0 success, 1 a property violated, 2 a user's mistake, 3 a node's
-//! storage that cannot be used as it is (missing, corrupt).
+//! storage that cannot be used as it is (missing, corrupt), 4 a check that could not decide
+//! (`agora lincheck` past its `--max-steps`).
 
 mod commands;
 
 use agora_cli::{cli, cluster_file, election_file, error, faults, input, values, Parsed};
 use cli::Command;
 use commands::{
-    bench, check, clocks, complexity, election, market, multicast, node, protocols, run, sim, up,
+    bench, check, clocks, complexity, election, lincheck, market, multicast, node, protocols, run, sim, up,
 };
 use std::process::ExitCode;
 
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Election(args) => election::run(args, &argv),
         Command::Market(args) => market::run(args, &argv),
+        Command::Lincheck(args) => lincheck::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
