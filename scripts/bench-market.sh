@@ -15,14 +15,12 @@ row() {
 import json, sys
 d = json.loads(sys.stdin.read())
 s = d["summary"]
-answered = d["buys"] - d["unanswered"]
-trading = answered / d["buys_per_s"] * 1e3 if d["buys_per_s"] else 0
 l = d["latency_ms"]
 print(",".join(str(x) for x in [sys.argv[1], d["buys"], d["served"], d["elections"], d["sick"],
-      round(trading, 1), round(d["wall_ms"], 1), round(l["p50"], 3), round(l["p99"], 3), round(l["max"], 1),
+      round(d["trading_ms"], 1), round(d["open_wait_ms"], 1), round(d["wall_ms"], 1), round(l["p50"], 3), round(l["p99"], 3), round(l["max"], 1),
       round(d["buys_per_s"]), s.get("peak_rss_mb"), d["checks_passed"]]))' "$1"
 }
-echo "run,buys,answered_receipts,elections,sick,trading_ms,wall_ms,p50_ms,p99_ms,max_ms,buys_per_s,peak_rss_mb,checks"
+echo "run,buys,receipts,elections,sick,trading_ms,open_wait_ms,wall_ms,p50_ms,p99_ms,max_ms,buys_per_s,peak_rss_mb,checks"
 for p in 0.001 0.002 0.004 0.005; do
     for r in $(seq 1 "$runs"); do
         "$agora" market --scenario experiment --sick "$p" --interval-ms 0 --seed "$r" --json | row "experiment sick=$p seed=$r"

@@ -36,6 +36,12 @@ fn assert_healthy(out: &Output) -> Value {
     for k in ["elections", "wall_ms", "latency_ms", "buys_per_s"] {
         assert!(v.get(k).is_some(), "no `{k}` in {v}");
     }
+    // The market opens (a trader's takeover in the books) within the trading span, and the
+    // rate is the answers over that span.
+    let (trading, wait) = (v["trading_ms"].as_f64().unwrap(), v["open_wait_ms"].as_f64().unwrap());
+    assert!(trading > 0.0 && (0.0..=trading).contains(&wait), "{v}");
+    let rate = buys as f64 / (trading / 1e3);
+    assert!((v["buys_per_s"].as_f64().unwrap() - rate).abs() <= rate * 1e-9, "{v}");
     v
 }
 

@@ -47,6 +47,11 @@ pub fn text(r: &Report) -> String {
         "response       p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; {:.0} buys/s; wall {:.0} ms",
         l.p50, l.p99, l.max, r.buys_per_s, r.wall_ms
     );
+    let _ = writeln!(
+        t,
+        "trading        {:.0} ms from the first buy to the last answer, {:.0} ms of it before the market opened",
+        r.trading_ms, r.open_wait_ms
+    );
     let _ = writeln!(t, "commission     {}", dollars(r.commission_cents as i64));
     t.push_str(&accounts(r));
     t.push_str(&output::verdict(&r.summary));

@@ -44,6 +44,12 @@ pub struct Report {
     /// Buys answered per second, from the first buy asked to the last answered, in the run's
     /// time (virtual in the simulator).
     pub buys_per_s: f64,
+    /// From the first buy asked to the last answered, in the run's time.
+    pub trading_ms: f64,
+    /// Of `trading_ms`, the wait from the first buy asked until the first trader's takeover
+    /// was in the books (the market open: an election, and with the replicated ledger the
+    /// ledger's first Raft election).
+    pub open_wait_ms: f64,
     pub summary: RunSummary,
     /// The names of the goods, in catalog order.
     #[serde(skip)]
@@ -103,6 +109,8 @@ struct Reader<'s> {
     traders: Vec<(u64, NodeId)>,
     accounts: Vec<Account>,
     counts: (u64, u64),
+    /// When the first trader's takeover was in the books.
+    opened_ms: Option<f64>,
 }
 
 /// The report of a run of `s` from its observations (time in ns, in order) and its summary.
@@ -120,8 +128,10 @@ pub fn report<'a>(
     let answered: Vec<f64> = r.points.iter().filter_map(|p| p.response_ms).collect();
     let count = |what: &str| r.points.iter().filter(|p| p.result == what).count() as u64;
     let served = count("receipt");
-    let span_ms = r.points.iter().filter_map(|p| p.response_ms.map(|d| p.asked_ms + d)).fold(0.0, f64::max)
-        - r.points.first().map_or(0.0, |p| p.asked_ms);
+    let first_ms = r.points.first().map_or(0.0, |p| p.asked_ms);
+    let span_ms =
+        r.points.iter().filter_map(|p| p.response_ms.map(|d| p.asked_ms + d)).fold(0.0, f64::max) - first_ms;
+    let open_wait_ms = r.opened_ms.map_or(0.0, |o| (o - first_ms).clamp(0.0, span_ms.max(0.0)));
     let sold: u64 = r.accounts.iter().filter(|a| a.role == "seller").flat_map(|a| a.goods.values()).sum();
     Report {
         scenario: scenario.to_string(),
@@ -145,6 +155,8 @@ pub fn report<'a>(
         wall_ms: summary.wall_ms,
         latency_ms: latency(answered.clone()),
         buys_per_s: if span_ms > 0.0 { answered.len() as f64 / (span_ms / 1e3) } else { 0.0 },
+        trading_ms: span_ms.max(0.0),
+        open_wait_ms,
         summary,
         goods: s.catalog.wares.iter().map(|w| w.name.clone()).collect(),
         log: r.log,
@@ -176,6 +188,7 @@ impl<'s> Reader<'s> {
             traders: Vec::new(),
             accounts,
             counts: (0, 0),
+            opened_ms: None,
         }
     }
 
@@ -188,6 +201,7 @@ impl<'s> Reader<'s> {
                 self.points.push(Point { buy: *buy, asked_ms: ms, response_ms: None, result: "unanswered" });
             }
             MarketObs::Answered { seq, result } => self.answered(ms, node, *seq, result),
+            MarketObs::Fenced { .. } if self.opened_ms.is_none() => self.opened_ms = Some(ms),
             MarketObs::Announced { line } => {
                 self.traders.push((self.points.len() as u64, node));
                 self.accounts[node.index()].trader += 1;
