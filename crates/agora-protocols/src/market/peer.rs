@@ -131,11 +131,9 @@ impl MarketNode {
         let mut t = Trader::new(&self.s, self.me, self.stints);
         t.start(ctx, &self.s);
         self.trader = Some(t);
-        let handed =
-            std::mem::take(&mut self.inherited).into_iter().chain(std::mem::take(&mut self.resigned));
-        for buy in handed.collect::<Vec<_>>() {
-            self.with_trader(ctx, |t, ctx, s| t.on_buy(ctx, s, buy));
-        }
+        let mut handed = std::mem::take(&mut self.inherited);
+        handed.append(&mut self.resigned);
+        self.take_over(ctx, handed);
         if let (Account::Seller(sl), LedgerMode::Local) = (&self.account, self.s.ledger) {
             let (me, (good, left)) = (self.me, sl.at_market());
             self.with_trader(ctx, |t, ctx, s| t.on_inventory(ctx, s, me, good, left));
