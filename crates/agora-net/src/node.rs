@@ -450,17 +450,26 @@ impl<S: Setup> Driver<S> {
         self.shared.pending.fetch_sub(1, Ordering::AcqRel);
         let mut stop = self.stop.clone();
         while !self.shared.failed.load(Ordering::Relaxed) {
-            let next_timer = self.timers.next_deadline();
+            // A node that has left is delivered nothing more: no message, no timer. It only
+            // waits, its goodbye written, for the process to end.
+            let gone = self.shared.left.load(Ordering::Relaxed);
+            let next_timer = self.timers.next_deadline().filter(|_| !gone);
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break,
-                _ = self.shared.leave.notified(), if !self.shared.left.load(Ordering::Relaxed) => {
+                _ = self.shared.leave.notified(), if !gone => {
                     self.step(|| "stop".into(), |node, ctx| node.on_stop(ctx));
                     self.flush();
                     self.shared.left.store(true, Ordering::Release);
                 }
                 m = inbox.recv() => {
                     let Some(m) = m else { break };
+                    if gone {
+                        // Dropped, and no longer in flight.
+                        self.handled += 1;
+                        self.flush();
+                        continue;
+                    }
                     self.deliver(m);
                     // Drain what is already queued without going back to the scheduler.
                     for _ in 0..256 {
@@ -482,6 +491,10 @@ impl<S: Setup> Driver<S> {
                     // commit, before anything this step sends), and its timer fires.
                     if self.store.is_some() {
                         self.writes.push(Write::Landed(key, hash));
+                    }
+                    if gone {
+                        self.flush();
+                        continue;
                     }
                     let name = done.clone();
                     self.step(move || format!("written {name:?}"), |node, ctx| node.on_timer(ctx, done));

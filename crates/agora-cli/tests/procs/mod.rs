@@ -29,6 +29,11 @@ use std::time::Duration;
 /// How long a test waits for the next event before it calls the cluster stuck: a guard
 /// against hanging forever, not a measure of speed.
 const STUCK: Duration = Duration::from_secs(300);
+/// How long a test waits, at most, for what it waits for while events keep coming: a guard
+/// against a cluster that is busy going nowhere, not a measure of speed.
+const GIVE_UP: Duration = Duration::from_secs(900);
+/// The latest events a test that gives up prints, to show what the nodes were doing.
+const LAST_EVENTS: usize = 40;
 
 /// Node processes of one cluster file.
 pub struct Cluster {
@@ -122,24 +127,20 @@ impl Cluster {
             .expect("agora node starts");
         let stderr = child.stderr.take().unwrap();
         let tx = self.tx.clone();
-        // AGORA_TEST_NODE_LOGS=DIR keeps each node's other stderr lines (appended across
-        // restarts; set RUST_LOG for log lines) to debug a run.
+        // AGORA_TEST_NODE_LOGS=DIR keeps each node's stderr lines, events included (appended
+        // across restarts; set RUST_LOG for log lines) to debug a run.
         let mut log = std::env::var("AGORA_TEST_NODE_LOGS").ok().map(|d| {
             std::fs::OpenOptions::new().create(true).append(true).open(format!("{d}/node-{id}.log")).unwrap()
         });
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                match line.strip_prefix("event ") {
-                    Some(json) => {
-                        let v: Value = serde_json::from_str(json).expect("an event is JSON");
-                        let _ = tx.send((id, v));
-                    }
-                    None => {
-                        if let Some(f) = &mut log {
-                            let _ = std::io::Write::write_all(f, format!("{line}\n").as_bytes());
-                        }
-                    }
+                if let Some(f) = &mut log {
+                    let _ = std::io::Write::write_all(f, format!("{line}\n").as_bytes());
+                }
+                if let Some(json) = line.strip_prefix("event ") {
+                    let v: Value = serde_json::from_str(json).expect("an event is JSON");
+                    let _ = tx.send((id, v));
                 }
             }
         });
@@ -172,11 +173,26 @@ impl Cluster {
     }
 
     /// Hands every event, in arrival order, to `f` (node, event) until it returns true.
+    /// Panics, printing the latest events, if the nodes go quiet for `STUCK` or `f` is not
+    /// satisfied within `GIVE_UP`.
     pub fn until(&self, mut f: impl FnMut(usize, &Value) -> bool) {
+        let since = std::time::Instant::now();
+        let mut last = std::collections::VecDeque::with_capacity(LAST_EVENTS);
         loop {
-            let (id, v) = self.rx.recv_timeout(STUCK).expect("no event from any node for 5 minutes");
+            let got = self.rx.recv_timeout(STUCK);
+            let waited = since.elapsed();
+            let Ok((id, v)) = got else {
+                panic!("no event from any node for {STUCK:?}; the latest:\n{}", lines(&last));
+            };
             if f(id, &v) {
                 return;
+            }
+            if last.len() == LAST_EVENTS {
+                last.pop_front();
+            }
+            last.push_back((id, v));
+            if waited > GIVE_UP {
+                panic!("still waiting after {GIVE_UP:?} of events; the latest:\n{}", lines(&last));
             }
         }
     }
@@ -197,6 +213,11 @@ impl Cluster {
         }
         outputs
     }
+}
+
+/// Events, one `node: JSON` line each.
+fn lines(events: &std::collections::VecDeque<(usize, Value)>) -> String {
+    events.iter().map(|(id, v)| format!("  {id}: {v}\n")).collect()
 }
 
 /// The observation an event carries, if it is one.
