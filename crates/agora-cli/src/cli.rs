@@ -73,6 +73,45 @@ pub enum Command {
     /// linearizability (Jepsen's EDN or log lines, or agora's JSON lines), key by key; exit 0
     /// linearizable, 1 not, 2 bad input, 4 unknown (--max-steps reached).
     Lincheck(LincheckArgs),
+    /// Explore every interleaving of a small cluster's deliveries and timers, with bounded
+    /// loss, duplication, crashes and restarts, judging the protocol's safety properties in
+    /// every state; a violation prints its shortest trace. Exit 0 none found, 1 found.
+    Explore(Box<ExploreArgs>),
+}
+
+/// The arguments of `agora explore`.
+#[derive(Args, Debug)]
+pub struct ExploreArgs {
+    /// The protocol to explore: 2pc, 3pc, bully or ring-election.
+    pub protocol: String,
+    /// The protocol\'s parameters.
+    #[command(flatten)]
+    pub params: ProtocolArgs,
+    /// Explore at most this many steps from the start [1..=1000].
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = count::<usize>(1, 1000))]
+    pub depth: usize,
+    /// Stop after this many distinct states [1..=10^9].
+    #[arg(long, value_name = "N", default_value_t = 2_000_000, value_parser = count::<usize>(1, 1_000_000_000))]
+    pub max_states: usize,
+    /// Messages the network may lose in any one trace [0..=10].
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = count::<u8>(0, 10))]
+    pub loss: u8,
+    /// Messages the network may duplicate in any one trace [0..=10].
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = count::<u8>(0, 10))]
+    pub duplicate: u8,
+    /// Nodes that may crash in any one trace [0..=10].
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = count::<u8>(0, 10))]
+    pub crashes: u8,
+    /// Restarts of crashed nodes in any one trace [0..=10].
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = count::<u8>(0, 10))]
+    pub restarts: u8,
+    /// When timers fire: async (at any step, before any message arrives) or sync (only when
+    /// no message is in flight: the synchronous network classic elections assume).
+    #[arg(long, default_value = "async", value_parser = ["async", "sync"])]
+    pub timing: String,
+    /// Print exactly one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The arguments of `agora lincheck`.

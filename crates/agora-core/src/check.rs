@@ -187,6 +187,13 @@ pub trait Checker<P: Protocol + ?Sized> {
     /// Judges `at-end` properties.
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation>;
 
+    /// A copy of this checker as it stands, for a driver that branches a run into many (the
+    /// exhaustive explorer): `None` if it cannot be copied, and then its protocol cannot be
+    /// explored. The default: `None`.
+    fn fork(&self) -> Option<Box<dyn Checker<P>>> {
+        None
+    }
+
     /// The at-end properties `finish` does not judge at `end`, and why. It must name every
     /// property that `finish` skips: a summary reports the others as judged. The default:
     /// all of them when the run did not end on its own.

@@ -124,6 +124,39 @@ pub fn names() -> String {
     PROTOCOLS.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
 }
 
+/// Runs a setup whose nodes can be copied and hashed state by state (exhaustive exploration);
+/// implemented by the explorer's driver.
+pub trait ExploreDriver {
+    /// What an exploration gives.
+    type Output;
+    /// Explores `setup`.
+    fn run<S: Setup>(self, setup: S) -> Self::Output
+    where
+        S::Node: Clone + std::hash::Hash,
+        <S::Node as agora_core::Protocol>::Timer: std::hash::Hash;
+}
+
+/// The protocols `agora explore` explores: those whose node states and checkers can be copied.
+pub const EXPLORABLE: &[&str] = &["2pc", "3pc", "bully", "ring-election"];
+
+/// Builds explorable protocol `name` from `params` and explores it with `driver`; `None` if
+/// the protocol is not one of [`EXPLORABLE`].
+pub fn dispatch_explore<D: ExploreDriver>(
+    name: &str,
+    params: &Params,
+    driver: D,
+) -> Result<Option<D::Output>, ParamError> {
+    let entry = entry(name)?;
+    let resolved = params.resolve(entry.name, entry.specs)?;
+    Ok(Some(match entry.name {
+        "2pc" => driver.run(TwoPhaseCommitSetup::from_params(&resolved)?),
+        "3pc" => driver.run(ThreePhaseCommitSetup::from_params(&resolved)?),
+        "bully" => driver.run(BullySetup::from_params(&resolved)?),
+        "ring-election" => driver.run(RingElectionSetup::from_params(&resolved)?),
+        _ => return Ok(None),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 
 pub mod diagram;
 pub mod digest;
+pub mod explore;
 pub mod faults;
 mod net;
 pub mod nodeset;

@@ -34,6 +34,7 @@ const DECISION: &str = "decision";
 
 /// What a node of either commit protocol is, whatever its role: its place, its input, what it
 /// persisted (each written before it is acted on) and the coordinator's tallies.
+#[derive(Clone, Hash)]
 pub(super) struct Core {
     /// This node.
     pub(super) id: NodeId,
@@ -191,6 +192,7 @@ pub enum CommitObs {
 }
 
 /// Judges 2PC and 3PC runs.
+#[derive(Clone)]
 pub struct CommitChecker {
     n: usize,
     /// Whether the coordinator must be up at the end for termination to be required (2PC).
@@ -247,6 +249,9 @@ impl CommitChecker {
 }
 
 impl<P: Protocol<Obs = CommitObs> + ?Sized> Checker<P> for CommitChecker {
+    fn fork(&self) -> Option<Box<dyn Checker<P>>> {
+        Some(Box::new(self.clone()))
+    }
     fn properties(&self) -> Vec<Property> {
         vec![
             Property {

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// A participant's state, as reported in the termination protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum State {
     /// Has not voted YES (it may still abort on its own).
     Initial,
@@ -101,7 +101,7 @@ impl Message for Msg {
 }
 
 /// The protocol's timers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Timer {
     /// Coordinator: votes are overdue.
     Votes,
@@ -118,7 +118,7 @@ pub enum Timer {
 const PRECOMMIT: &str = "precommit";
 
 /// What a recovery (or the original) coordinator is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Leading {
     No,
     Voting,
@@ -128,6 +128,7 @@ enum Leading {
 }
 
 /// The coordinator (node 0) or a participant of 3PC.
+#[derive(Clone, Hash)]
 pub struct ThreePhaseCommit {
     /// What 2PC's nodes have too.
     core: Core,

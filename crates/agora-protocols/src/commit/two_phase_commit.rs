@@ -69,7 +69,7 @@ impl Message for Msg {
 }
 
 /// The protocol's timers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Timer {
     /// Coordinator: votes are overdue.
     Votes,
@@ -80,6 +80,7 @@ pub enum Timer {
 }
 
 /// The coordinator (node 0) or a participant of 2PC.
+#[derive(Clone, Hash)]
 pub struct TwoPhaseCommit {
     /// Everything a 2PC node has: 3PC's nodes have it too.
     core: Core,

@@ -82,7 +82,7 @@ kinds!(Msg {
 });
 
 /// The protocol's timers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Timer {
     /// No OK came: we are the highest.
     NoAnswer,
@@ -95,6 +95,7 @@ pub enum Timer {
 }
 
 /// One node of the bully algorithm.
+#[derive(Clone, Hash)]
 pub struct Bully {
     id: NodeId,
     n: usize,

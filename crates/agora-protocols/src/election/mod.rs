@@ -48,6 +48,7 @@ const TERM: &str = "term";
 /// What a node of either election knows of its leader — the highest term it knows
 /// (persisted) and the leader it follows — and its failure detector, which waits for the
 /// leader's heartbeats.
+#[derive(Clone, Hash)]
 pub(super) struct View {
     /// The failure-detection timeout.
     timeout: Duration,
@@ -147,6 +148,7 @@ impl View {
 }
 
 /// Judges election runs.
+#[derive(Clone)]
 pub struct ElectionChecker {
     settle: Time,
     leaders: HashMap<u64, NodeId>,
@@ -165,6 +167,9 @@ impl ElectionChecker {
 }
 
 impl<P: Protocol<Obs = ElectionObs> + ?Sized> Checker<P> for ElectionChecker {
+    fn fork(&self) -> Option<Box<dyn Checker<P>>> {
+        Some(Box::new(self.clone()))
+    }
     fn properties(&self) -> Vec<Property> {
         vec![
             Property {

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The protocol's messages.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Msg {
     /// Passed to the successor: started by an initiator with its own id, forwarded while the
     /// candidate is higher than the receiver's id, replaced by a higher receiver's id (or
@@ -79,7 +79,7 @@ pub enum Msg {
 }
 
 /// A hop awaiting its ACK.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct Hop {
     seq: u64,
     msg: Msg,
@@ -104,7 +104,7 @@ impl Message for Envelope {
 }
 
 /// The protocol's timers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Timer {
     /// The successor did not acknowledge hop `seq`.
     HopTimeout(u64),
@@ -116,6 +116,7 @@ pub enum Timer {
 }
 
 /// One node of the ring election.
+#[derive(Clone, Hash)]
 pub struct RingElection {
     id: NodeId,
     n: usize,

@@ -1,0 +1,156 @@
+//! `agora explore`: every state of a small cluster within bounds, the protocol's safety
+//! properties judged in each (see `agora_sim::explore` for the model), and the shortest trace
+//! to the first violation.
+
+use super::shared::progress_bar;
+use crate::cli::ExploreArgs;
+use crate::error::UserError;
+use agora_core::{PropertyKind, Protocol, Setup};
+use agora_protocols::registry::{dispatch_explore, ExploreDriver, EXPLORABLE};
+use agora_sim::explore::{explore, Bounds, ExploreError, Report, Timing};
+use serde_json::json;
+use std::hash::Hash;
+
+/// Explores a setup; what it found, with the properties judged and not judged.
+struct Explorer {
+    bounds: Bounds,
+    json: bool,
+}
+
+/// An exploration's result.
+struct Explored {
+    report: Report,
+    judged: Vec<&'static str>,
+    not_judged: Vec<&'static str>,
+}
+
+impl ExploreDriver for Explorer {
+    type Output = Result<Explored, ExploreError>;
+
+    fn run<S: Setup>(self, setup: S) -> Self::Output
+    where
+        S::Node: Clone + Hash,
+        <S::Node as Protocol>::Timer: Hash,
+    {
+        let props = setup.checker().properties();
+        let judged = props.iter().filter(|p| p.kind == PropertyKind::Always).map(|p| p.name).collect();
+        let not_judged = props.iter().filter(|p| p.kind == PropertyKind::AtEnd).map(|p| p.name).collect();
+        let bar = progress_bar(0, "{spinner} {msg}", self.json);
+        let report = explore(&setup, &self.bounds, |p| {
+            let rate = p.states as f64 / p.elapsed.as_secs_f64().max(1e-9);
+            bar.set_message(format!(
+                "states {} · unique {} · depth {} · {:.0} states/s",
+                p.states, p.unique, p.depth, rate
+            ));
+            bar.tick();
+        });
+        bar.finish_and_clear();
+        Ok(Explored { report: report?, judged, not_judged })
+    }
+}
+
+/// Runs `agora explore`; returns the process exit code.
+pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
+    if !EXPLORABLE.contains(&args.protocol.as_str()) {
+        // An unknown name gets the registry's own message, with every protocol's name.
+        agora_protocols::registry::entry(&args.protocol)?;
+        return Err(UserError(format!(
+            "{} cannot be explored yet; explorable protocols: {}",
+            args.protocol,
+            EXPLORABLE.join(", ")
+        )));
+    }
+    let bounds = Bounds {
+        depth: args.depth,
+        states: args.max_states,
+        loss: args.loss,
+        duplicate: args.duplicate,
+        crashes: args.crashes,
+        restarts: args.restarts,
+        timing: if args.timing == "sync" { Timing::Sync } else { Timing::Async },
+    };
+    let params = args.params.params(0);
+    let driver = Explorer { bounds: bounds.clone(), json: args.json };
+    let Some(explored) = dispatch_explore(&args.protocol, &params, driver)? else {
+        unreachable!("checked explorable above")
+    };
+    let Explored { report, judged, not_judged } = explored.map_err(|e| UserError(e.to_string()))?;
+    let command =
+        std::iter::once("agora").chain(argv.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+    let p = &report.progress;
+    let rate = p.states as f64 / p.elapsed.as_secs_f64().max(1e-9);
+    if args.json {
+        let violation = report.found.as_ref().map(|f| {
+            json!({
+                "property": f.violation.property,
+                "node": f.violation.node.map(|n| n.0),
+                "step": f.violation.at.0,
+                "detail": f.violation.detail,
+                "trace": f.trace,
+                "reproduce": command,
+            })
+        });
+        let out = json!({
+            "protocol": args.protocol,
+            "nodes": args.params.nodes,
+            "bounds": {
+                "depth": bounds.depth, "max_states": bounds.states, "loss": bounds.loss,
+                "duplicate": bounds.duplicate, "crashes": bounds.crashes, "restarts": bounds.restarts,
+                "timing": args.timing,
+            },
+            "states": p.states,
+            "unique": p.unique,
+            "depth": p.depth,
+            "depth_complete": report.depth_done,
+            "complete": report.complete,
+            "seconds": p.elapsed.as_secs_f64(),
+            "states_per_second": rate,
+            "judged": judged,
+            "not_judged": not_judged,
+            "violation": violation,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "explore {} — timing {}, at most {} lost, {} duplicated, {} crashes, {} restarts, depth {}",
+            args.protocol,
+            args.timing,
+            bounds.loss,
+            bounds.duplicate,
+            bounds.crashes,
+            bounds.restarts,
+            bounds.depth
+        );
+        println!(
+            "states {} · unique {} · depth {} · {:.2} s ({:.0} states/s)",
+            p.states,
+            p.unique,
+            p.depth,
+            p.elapsed.as_secs_f64(),
+            rate
+        );
+        match &report.found {
+            Some(f) => {
+                println!("{}", f.violation);
+                println!("shortest trace ({} steps):", f.trace.len());
+                for (i, s) in f.trace.iter().enumerate() {
+                    println!("  {:>3}. {s}", i + 1);
+                }
+                println!("reproduce: {command}");
+            }
+            None if report.complete => {
+                println!("every state within the bounds explored: no violation of {}", judged.join(", "))
+            }
+            None => println!(
+                "no violation of {} in the states explored; the bounds cut the search off (every state \
+                 explored to depth {}): raise --depth or --max-states to go further",
+                judged.join(", "),
+                report.depth_done
+            ),
+        }
+        if !not_judged.is_empty() {
+            println!("not judged (properties of a run's end): {}", not_judged.join(", "));
+        }
+    }
+    Ok(if report.found.is_some() { 1 } else { 0 })
+}

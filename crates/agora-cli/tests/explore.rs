@@ -1,0 +1,121 @@
+//! `agora explore` end to end: the classic elections break one-leader-per-term on an
+//! asynchronous network, with a shortest trace, and hold on a synchronous one (with a crash and
+//! a restart too); 3PC breaks atomicity when timeouts prove nothing and holds when they do;
+//! 2PC holds with a crash and a restart. Explorations are deterministic, and mistakes exit 2.
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn agora(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agora")).args(args).output().expect("the agora binary runs")
+}
+
+/// `agora explore ARGS --json`: its exit code and its report.
+fn explore(args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["explore"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = agora(&all);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    (out.status.code().expect("an exit code"), v)
+}
+
+/// The violated property and the length of the shortest trace to it.
+fn violation(v: &Value) -> (&str, usize) {
+    let f = &v["violation"];
+    (f["property"].as_str().expect("a violation"), f["trace"].as_array().unwrap().len())
+}
+
+/// Searched every state within the bounds, and found nothing.
+fn holds(code: i32, v: &Value) {
+    assert_eq!(code, 0, "{v}");
+    assert!(v["violation"].is_null(), "{v}");
+    assert_eq!(v["complete"], true, "the bounds cut the search off: {v}");
+}
+
+#[test]
+fn bully_elects_two_leaders_in_a_term_only_when_timeouts_prove_nothing() {
+    let (code, v) = explore(&["bully", "--nodes", "3"]);
+    assert_eq!(code, 1);
+    // Node 1's timeout fires before node 2's OK arrives; both lead in the same term.
+    assert_eq!(violation(&v), ("one-leader-per-term", 7), "{v}");
+    let trace: Vec<&str> =
+        v["violation"]["trace"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(trace.iter().any(|s| s.starts_with("fire timer NoAnswer")), "{trace:?}");
+    assert_eq!(v["judged"], serde_json::json!(["one-leader-per-term"]));
+    assert_eq!(v["not_judged"], serde_json::json!(["highest-live-leader"]));
+
+    let (code, v) = explore(&["bully", "--nodes", "3", "--timing", "sync"]);
+    holds(code, &v);
+    let (code, v) =
+        explore(&["bully", "--nodes", "3", "--timing", "sync", "--crashes", "1", "--restarts", "1"]);
+    holds(code, &v);
+    assert!(v["unique"].as_u64().unwrap() > 1000, "crashes and restarts add states: {v}");
+}
+
+#[test]
+fn ring_election_breaks_asynchronously_and_holds_synchronously_within_the_depth() {
+    let (code, v) = explore(&["ring-election", "--nodes", "3"]);
+    assert_eq!(code, 1);
+    assert_eq!(violation(&v), ("one-leader-per-term", 4), "{v}");
+    let (code, v) = explore(&["ring-election", "--nodes", "3", "--timing", "sync", "--depth", "8"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(v["violation"].is_null());
+    assert_eq!(v["depth_complete"], 8, "{v}");
+}
+
+#[test]
+fn three_phase_commit_needs_synchrony_and_two_phase_commit_does_not() {
+    let (code, v) = explore(&["3pc", "--nodes", "3"]);
+    assert_eq!(code, 1);
+    assert_eq!(violation(&v).0, "atomicity", "{v}");
+    let (code, v) = explore(&["3pc", "--nodes", "3", "--timing", "sync", "--crashes", "1"]);
+    holds(code, &v);
+    let (code, v) =
+        explore(&["2pc", "--nodes", "3", "--timing", "sync", "--crashes", "1", "--restarts", "1"]);
+    holds(code, &v);
+    // Asynchronously 2PC's state space has no end (the coordinator resends); within a depth,
+    // it holds.
+    let (code, v) = explore(&["2pc", "--nodes", "3", "--depth", "8"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(v["violation"].is_null());
+}
+
+#[test]
+fn an_exploration_is_the_same_every_time() {
+    let (_, a) = explore(&["bully", "--nodes", "3", "--loss", "1", "--duplicate", "1"]);
+    let (_, b) = explore(&["bully", "--nodes", "3", "--loss", "1", "--duplicate", "1"]);
+    for key in ["states", "unique", "depth", "violation"] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+}
+
+#[test]
+fn the_state_limit_is_reported_as_an_incomplete_search() {
+    let (code, v) = explore(&["2pc", "--nodes", "3", "--max-states", "50"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["complete"], false);
+    assert!(v["unique"].as_u64().unwrap() <= 50, "{v}");
+    let out = agora(&["explore", "2pc", "--nodes", "3", "--max-states", "50"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("the bounds cut the search off"), "{text}");
+}
+
+#[test]
+fn mistakes_are_one_line_and_exit_2() {
+    for args in [
+        &["explore", "raft", "--nodes", "3"][..],
+        &["explore", "no-such-protocol"],
+        &["explore", "bully", "--timing", "sometimes"],
+        &["explore", "bully", "--depth", "0"],
+        &["explore", "bully", "--loss", "-1"],
+        &["explore", "bully", "--msgs", "3"],
+    ] {
+        let out = agora(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}

@@ -1,0 +1,539 @@
+//! Exhaustive exploration: every interleaving of a small cluster's message deliveries and
+//! timer firings, the real protocol code run state by state, with bounded loss, duplication,
+//! crashes and restarts, and the protocol's `always` properties judged at every step.
+//!
+//! **The model.** A state is the whole system: every node's state (the protocol's own
+//! struct, compared by its `Hash`), what each node persisted, each node's pending timers,
+//! the multiset of messages in flight, which nodes are down, the faults spent, and each
+//! node's observations so far (a hash chain: the checker's verdicts depend on them). From a
+//! state, a step is one of: deliver a message in flight (any of them: the network may reorder
+//! anything), deliver it and keep a copy (duplication), drop it (loss), fire a pending timer,
+//! crash a node (it loses what it did not persist; messages on their way to it are lost with
+//! its connections) and restart a crashed node from what it persisted.
+//!
+//! **Time.** With [`Timing::Async`] any pending timer may fire at any step, before any message
+//! arrives and whatever its delay — an asynchronous network, where a timeout proves nothing.
+//! With [`Timing::Sync`] messages take no time and timers keep their delays: a timer fires
+//! only when no message is in flight, and only the one due first (any of them, if several are
+//! due together) — the synchronous network the classic elections assume. Virtual time then
+//! advances to the timer's deadline; states compare deadlines relative to the present, so a
+//! state that recurs later is the same state. Handlers see time zero and the same random draws
+//! at every step: time and randomness are not read by the protocols explored.
+//!
+//! **Search.** Breadth first, so the first violation found is a shortest trace; states are
+//! deduplicated by a 64-bit hash of the whole system (a collision may hide a state: the
+//! search is exhaustive up to that chance, about n²/2⁶⁵ for n states). A violation comes with
+//! the steps that lead to it, replayed from the initial state.
+
+use agora_core::{
+    wire, Checker, Context, Destinations, Effect, EffectOf, Lifecycle, Message as _, NodeId, Protocol, Rng,
+    Setup, Stable, Time, Violation,
+};
+use rand::SeedableRng as _;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+type MsgOf<S> = <<S as Setup>::Node as Protocol>::Msg;
+type TimerOf<S> = <<S as Setup>::Node as Protocol>::Timer;
+
+/// When timers may fire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// At any step: an asynchronous network.
+    Async,
+    /// Only when no message is in flight: a synchronous network.
+    Sync,
+}
+
+/// How far the search goes and which faults it may use.
+#[derive(Clone, Debug)]
+pub struct Bounds {
+    /// Steps from the initial state.
+    pub depth: usize,
+    /// Unique states; the search stops when it has seen this many.
+    pub states: usize,
+    /// Messages it may drop, in any one trace.
+    pub loss: u8,
+    /// Messages it may duplicate.
+    pub duplicate: u8,
+    /// Crashes.
+    pub crashes: u8,
+    /// Restarts of crashed nodes.
+    pub restarts: u8,
+    /// When timers may fire.
+    pub timing: Timing,
+}
+
+/// Where the search is, for a progress line.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Steps taken (states generated, duplicates included).
+    pub states: u64,
+    /// Distinct states seen.
+    pub unique: u64,
+    /// The depth being explored.
+    pub depth: usize,
+    /// Since the search began.
+    pub elapsed: Duration,
+}
+
+/// A violation and the shortest trace to it.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// What broke.
+    pub violation: Violation,
+    /// The steps from the initial state, in words; the last one broke the property.
+    pub trace: Vec<String>,
+}
+
+/// What a search found.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Where it ended.
+    pub progress: Progress,
+    /// Every state this many steps or fewer from the start was reached and judged.
+    pub depth_done: usize,
+    /// Every state within the bounds was explored: the depth or state limit cut nothing off.
+    pub complete: bool,
+    /// The first violation, if any (the search stops there).
+    pub found: Option<Found>,
+}
+
+/// Why a protocol cannot be explored.
+#[derive(Debug, thiserror::Error)]
+pub enum ExploreError {
+    /// Its checker cannot be copied ([`Checker::fork`]).
+    #[error("the checker of {0} cannot be copied, so its runs cannot be branched")]
+    NoFork(&'static str),
+    /// A node could not be rebuilt from what it persisted.
+    #[error("node {0} could not be rebuilt from what it persisted: {1}")]
+    Corrupt(NodeId, agora_core::Corrupt),
+}
+
+/// A message on its way.
+struct Flight<M> {
+    from: NodeId,
+    to: NodeId,
+    msg: M,
+    /// Of `(from, to, encoding)`: orders the multiset and identifies equal messages.
+    hash: u64,
+}
+
+impl<M: Clone> Clone for Flight<M> {
+    fn clone(&self) -> Self {
+        Flight { from: self.from, to: self.to, msg: self.msg.clone(), hash: self.hash }
+    }
+}
+
+/// Faults spent on the way to a state.
+#[derive(Clone, Copy, Default, Hash)]
+struct Spent {
+    loss: u8,
+    duplicate: u8,
+    crashes: u8,
+    restarts: u8,
+}
+
+/// One step from a state (indices into the state's canonical order).
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Deliver(usize),
+    Duplicate(usize),
+    Drop(usize),
+    Fire(usize, usize),
+    Crash(usize),
+    Restart(usize),
+}
+
+/// The whole system.
+struct World<S: Setup> {
+    nodes: Vec<Option<S::Node>>,
+    stable: Vec<Stable>,
+    /// Pending timers with their deadlines (ns of virtual time).
+    timers: Vec<Vec<(TimerOf<S>, u64)>>,
+    /// Virtual time: the deadline of the last timer fired ([`Timing::Sync`]; it stays 0 with
+    /// [`Timing::Async`], where delays do not count).
+    now: u64,
+    sync: bool,
+    /// Sorted by hash: a canonical order for the multiset.
+    flight: Vec<Flight<MsgOf<S>>>,
+    /// Each node's observations, as a hash chain.
+    seen: Vec<u64>,
+    spent: Spent,
+    checker: Box<dyn Checker<S::Node>>,
+}
+
+fn hash_of(v: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
+}
+
+impl<S: Setup> World<S>
+where
+    S::Node: Clone + Hash,
+    TimerOf<S>: Hash,
+{
+    fn fork(&self) -> Self {
+        World {
+            nodes: self.nodes.clone(),
+            stable: self.stable.clone(),
+            timers: self.timers.clone(),
+            now: self.now,
+            sync: self.sync,
+            flight: self.flight.clone(),
+            seen: self.seen.clone(),
+            spent: self.spent,
+            checker: self.checker.fork().expect("checked forkable before the search"),
+        }
+    }
+
+    /// Every node built empty and started, in id order.
+    fn initial(setup: &S, timing: Timing) -> Result<(Self, Option<Violation>), ExploreError> {
+        let n = setup.nodes();
+        let checker = setup.checker();
+        if checker.fork().is_none() {
+            return Err(ExploreError::NoFork(setup.name()));
+        }
+        let empty = Stable::new();
+        let nodes = (0..n)
+            .map(|i| {
+                setup
+                    .build(NodeId(i as u32), &empty)
+                    .map(Some)
+                    .map_err(|e| ExploreError::Corrupt(NodeId(i as u32), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut w = World {
+            nodes,
+            stable: vec![Stable::new(); n],
+            timers: vec![Vec::new(); n],
+            now: 0,
+            sync: timing == Timing::Sync,
+            flight: Vec::new(),
+            seen: vec![0; n],
+            spent: Spent::default(),
+            checker,
+        };
+        let mut broke = None;
+        for i in 0..n {
+            if let Err(v) = w.step(i, 0, |node: &mut S::Node, ctx| node.on_start(ctx)) {
+                broke.get_or_insert(v);
+            }
+        }
+        Ok((w, broke))
+    }
+
+    /// The state's identity.
+    fn fingerprint(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        for node in &self.nodes {
+            node.hash(&mut h);
+        }
+        for st in &self.stable {
+            st.len().hash(&mut h);
+            for (k, v) in st.iter() {
+                k.hash(&mut h);
+                v.hash(&mut h);
+            }
+        }
+        for timers in &self.timers {
+            // A set: the order timers were set in does not matter.
+            let set: u64 =
+                timers.iter().map(|(t, due)| hash_of(&(t, due - self.now))).fold(0, u64::wrapping_add);
+            (timers.len(), set).hash(&mut h);
+        }
+        for f in &self.flight {
+            f.hash.hash(&mut h);
+        }
+        self.seen.hash(&mut h);
+        self.spent.hash(&mut h);
+        h.finish()
+    }
+
+    /// The steps this state allows within `b`.
+    fn steps(&self, b: &Bounds) -> Vec<Step> {
+        let mut out = Vec::new();
+        for (i, f) in self.flight.iter().enumerate() {
+            if i > 0 && self.flight[i - 1].hash == f.hash {
+                continue; // the same message again: the same successors
+            }
+            out.push(Step::Deliver(i));
+            if self.spent.duplicate < b.duplicate {
+                out.push(Step::Duplicate(i));
+            }
+            if self.spent.loss < b.loss {
+                out.push(Step::Drop(i));
+            }
+        }
+        let first = self.timers.iter().flatten().map(|(_, due)| *due).min();
+        for (n, timers) in self.timers.iter().enumerate() {
+            for (t, (_, due)) in timers.iter().enumerate() {
+                let fires = match b.timing {
+                    Timing::Async => true,
+                    Timing::Sync => self.flight.is_empty() && Some(*due) == first,
+                };
+                if fires {
+                    out.push(Step::Fire(n, t));
+                }
+            }
+        }
+        for (n, node) in self.nodes.iter().enumerate() {
+            match node {
+                Some(_) if self.spent.crashes < b.crashes => out.push(Step::Crash(n)),
+                None if self.spent.restarts < b.restarts => out.push(Step::Restart(n)),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The step in words, as taken from this state.
+    fn describe(&self, s: Step) -> String {
+        let msg = |i: usize| {
+            let f = &self.flight[i];
+            format!("{} {:?} from node {} to node {}", f.msg.kind(), f.msg, f.from, f.to)
+        };
+        match s {
+            Step::Deliver(i) => format!("deliver {}", msg(i)),
+            Step::Duplicate(i) => format!("deliver, and keep a duplicate of, {}", msg(i)),
+            Step::Drop(i) => format!("lose {}", msg(i)),
+            Step::Fire(n, t) => format!("fire timer {:?} at node {n}", self.timers[n][t].0),
+            Step::Crash(n) => format!("crash node {n}"),
+            Step::Restart(n) => format!("restart node {n} from what it persisted"),
+        }
+    }
+
+    /// Takes step `s`, the `depth`th of its trace.
+    fn apply(&mut self, setup: &S, s: Step, depth: usize) -> Result<(), Violation> {
+        let at = Time(depth as u64);
+        match s {
+            Step::Deliver(i) | Step::Duplicate(i) => {
+                let f = match s {
+                    Step::Duplicate(_) => {
+                        self.spent.duplicate += 1;
+                        self.flight[i].clone()
+                    }
+                    _ => self.flight.remove(i),
+                };
+                self.step(f.to.index(), depth, |node, ctx| node.on_message(ctx, f.from, f.msg))
+            }
+            Step::Drop(i) => {
+                self.spent.loss += 1;
+                self.flight.remove(i);
+                Ok(())
+            }
+            Step::Fire(n, t) => {
+                let (timer, due) = self.timers[n].remove(t);
+                if self.sync {
+                    self.now = self.now.max(due);
+                }
+                self.step(n, depth, |node, ctx| node.on_timer(ctx, timer))
+            }
+            Step::Crash(n) => {
+                self.spent.crashes += 1;
+                self.nodes[n] = None;
+                self.timers[n].clear();
+                self.flight.retain(|f| f.to.index() != n);
+                self.checker.lifecycle(at, NodeId(n as u32), Lifecycle::Crashed);
+                Ok(())
+            }
+            Step::Restart(n) => {
+                self.spent.restarts += 1;
+                let id = NodeId(n as u32);
+                let node = setup.build(id, &self.stable[n]).map_err(|e| {
+                    Violation::new("restart", Some(id), at, format!("cannot rebuild from its storage: {e}"))
+                })?;
+                self.nodes[n] = Some(node);
+                self.checker.lifecycle(at, id, Lifecycle::Restarted);
+                self.step(n, depth, |node, ctx| node.on_start(ctx))
+            }
+        }
+    }
+
+    /// Runs one handler of node `n` and applies its effects.
+    fn step(
+        &mut self,
+        n: usize,
+        depth: usize,
+        f: impl FnOnce(&mut S::Node, &mut Context<'_, S::Node>),
+    ) -> Result<(), Violation> {
+        let count = self.nodes.len();
+        let id = NodeId(n as u32);
+        let Some(node) = self.nodes[n].as_mut() else { return Ok(()) };
+        let mut rng = Rng::seed_from_u64(n as u64);
+        let mut effects: Vec<EffectOf<S::Node>> = Vec::new();
+        f(node, &mut Context::new(id, count, Time::ZERO, &mut rng, &mut effects));
+        let at = Time(depth as u64);
+        let mut broke = None;
+        for e in effects {
+            match e {
+                Effect::Send { to, msg } => self.send(id, to, &msg, at, &mut broke),
+                Effect::Multicast { to, msg } => {
+                    let to: Vec<NodeId> = match to {
+                        Destinations::AllOthers => {
+                            (0..count as u32).map(NodeId).filter(|d| *d != id).collect()
+                        }
+                        Destinations::Nodes(v) => v,
+                    };
+                    for d in to {
+                        self.send(id, d, &msg, at, &mut broke);
+                    }
+                }
+                Effect::SetTimer { timer, after } => {
+                    let due = self.now.saturating_add(after.as_nanos() as u64);
+                    let timers = &mut self.timers[n];
+                    timers.retain(|(t, _)| *t != timer);
+                    timers.push((timer, due));
+                }
+                Effect::CancelTimer { timer } => self.timers[n].retain(|(t, _)| *t != timer),
+                Effect::Persist { key, value } => self.stable[n].put(key, value),
+                Effect::Unpersist { key } => self.stable[n].remove(&key),
+                Effect::UnpersistRange { from, to } => self.stable[n].remove_range(&from, &to),
+                Effect::PersistLater { key, value, done } => {
+                    self.stable[n].put(key, value.compute());
+                    let timers = &mut self.timers[n];
+                    timers.retain(|(t, _)| *t != done);
+                    timers.push((done, self.now));
+                }
+                Effect::Observe(o) => {
+                    self.seen[n] = hash_of(&(self.seen[n], wire::encode(&o)));
+                    if broke.is_none() {
+                        if let Err(v) = self.checker.observe(at, id, &o) {
+                            broke = Some(v);
+                        }
+                    }
+                }
+                Effect::OpBegin(_) | Effect::OpEnd(_) => {}
+            }
+        }
+        self.flight.sort_by_key(|f| f.hash);
+        broke.map_or(Ok(()), Err)
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, msg: &MsgOf<S>, at: Time, broke: &mut Option<Violation>) {
+        match self.nodes.get(to.index()) {
+            None => {
+                broke.get_or_insert_with(|| {
+                    Violation::new(
+                        "valid-destination",
+                        Some(from),
+                        at,
+                        format!("sent to node {to}, outside the cluster"),
+                    )
+                });
+            }
+            // A crashed node's connections are gone: what is sent to it is lost.
+            Some(None) => {}
+            Some(Some(_)) => {
+                let hash = hash_of(&(from, to, wire::encode(msg)));
+                self.flight.push(Flight { from, to, msg: msg.clone(), hash });
+            }
+        }
+    }
+}
+
+/// Explores every state of `setup`'s cluster within `bounds`, breadth first, and stops at the
+/// first violation. `progress` is called now and then (about every 64k states).
+pub fn explore<S: Setup>(
+    setup: &S,
+    bounds: &Bounds,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Report, ExploreError>
+where
+    S::Node: Clone + Hash,
+    TimerOf<S>: Hash,
+{
+    let began = Instant::now();
+    let (init, broke) = World::initial(setup, bounds.timing)?;
+    let root = init.fingerprint();
+    let mut p = Progress { states: 1, unique: 1, depth: 0, elapsed: Duration::ZERO };
+    if let Some(violation) = broke {
+        let found = Found { violation, trace: vec!["start every node".into()] };
+        return Ok(Report { progress: p, depth_done: 0, complete: false, found: Some(found) });
+    }
+    // Each state's parent and the step from it: the trace back to the root.
+    let mut parents: HashMap<u64, (u64, Step)> = HashMap::new();
+    parents.insert(root, (root, Step::Deliver(usize::MAX)));
+    let mut frontier: VecDeque<(World<S>, u64, usize)> = VecDeque::from([(init, root, 0)]);
+    // A state at the depth limit had steps left / the state limit turned states away.
+    let (mut cut, mut limited) = (false, false);
+    let mut depth_done = 0;
+    while let Some((w, fp, depth)) = frontier.pop_front() {
+        if depth > p.depth {
+            depth_done = p.depth;
+            p.depth = depth;
+        }
+        if depth >= bounds.depth {
+            cut |= !w.steps(bounds).is_empty();
+            continue;
+        }
+        for s in w.steps(bounds) {
+            p.states += 1;
+            if p.states % (1 << 16) == 0 {
+                p.elapsed = began.elapsed();
+                progress(&p);
+            }
+            let mut next = w.fork();
+            if let Err(violation) = next.apply(setup, s, depth + 1) {
+                p.elapsed = began.elapsed();
+                let mut steps = path(&parents, root, fp);
+                steps.push(s);
+                let trace = replay(setup, bounds.timing, &steps)?;
+                return Ok(Report {
+                    progress: p,
+                    depth_done,
+                    complete: false,
+                    found: Some(Found { violation, trace }),
+                });
+            }
+            let nfp = next.fingerprint();
+            if parents.contains_key(&nfp) {
+                continue;
+            }
+            if parents.len() >= bounds.states {
+                limited = true;
+                continue;
+            }
+            parents.insert(nfp, (fp, s));
+            p.unique += 1;
+            frontier.push_back((next, nfp, depth + 1));
+        }
+    }
+    if !limited {
+        depth_done = p.depth;
+    }
+    let complete = !cut && !limited;
+    p.elapsed = began.elapsed();
+    Ok(Report { progress: p, depth_done, complete, found: None })
+}
+
+/// The steps from the root to state `fp`.
+fn path(parents: &HashMap<u64, (u64, Step)>, root: u64, mut fp: u64) -> Vec<Step> {
+    let mut steps = Vec::new();
+    while fp != root {
+        let (parent, s) = parents[&fp];
+        steps.push(s);
+        fp = parent;
+    }
+    steps.reverse();
+    steps
+}
+
+/// The steps in words, each described in the state it is taken from.
+fn replay<S: Setup>(setup: &S, timing: Timing, steps: &[Step]) -> Result<Vec<String>, ExploreError>
+where
+    S::Node: Clone + Hash,
+    TimerOf<S>: Hash,
+{
+    let (mut w, _) = World::initial(setup, timing)?;
+    let mut out = Vec::with_capacity(steps.len());
+    for (i, s) in steps.iter().enumerate() {
+        out.push(w.describe(*s));
+        // The last step is the one that broke a property.
+        let _ = w.apply(setup, *s, i + 1);
+    }
+    Ok(out)
+}
