@@ -449,7 +449,8 @@ pub enum CheckAction {
 /// The arguments of `agora check merge`.
 #[derive(Args, Debug)]
 pub struct MergeArgs {
-    /// The findings files, one per shard, in any order.
+    /// The findings files, one per shard, in any order; a directory stands for the *.jsonl
+    /// files in it.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Report what the files hold even if shards are missing or unfinished (the report counts

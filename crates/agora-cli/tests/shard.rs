@@ -211,6 +211,8 @@ fn merge_refuses_what_is_not_one_whole_campaign() {
     let not_findings = write("empty.jsonl", "");
     assert_mistake(&["check", "merge", &not_findings], "not a findings file");
     assert_mistake(&["check", "merge", "/nonexistent/shard.jsonl"], "cannot read findings file");
+    let empty = tempfile::tempdir().unwrap();
+    assert_mistake(&["check", "merge", empty.path().to_str().unwrap()], "holds no findings files");
 }
 
 #[test]
@@ -232,9 +234,40 @@ fn shards_are_checked_and_one_with_no_seeds_still_finishes() {
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["runs"], u64::from(i < 2), "{v}");
     }
-    let files = shard_files(dir.path());
-    assert!(seed_lines(Path::new(&files[2])).is_empty());
-    let out = agora(&["check", "merge", "--json", &files[0], &files[1], &files[2]]);
+    assert!(seed_lines(&dir.path().join("shard-2-of-3.jsonl")).is_empty());
+    // A directory stands for the findings files in it.
+    let out = agora(&["check", "merge", "--json", path]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((v["runs"].as_u64(), out.status.code()), (Some(2), Some(0)), "{v}");
+}
+
+#[test]
+fn a_shard_stopped_midway_leaves_the_seeds_it_ran() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stopped.jsonl");
+    // Every seed of this broken variant fails; a million would take long. The failures are
+    // printed as they are found, each after its line is written: stop at the first.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["check", "flood", "--nodes", "10", "--variant", "no-dedup", "--seeds", "0..1000000"])
+        .args(["--threads", "1", "--findings", file.to_str().unwrap()])
+        .env_remove("AGORA_SHARD")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let first = stdout.lines().map(Result::unwrap).find(|l| l.starts_with("    reproduce: ")).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let path = file.to_str().unwrap();
+    assert_mistake(&["check", "merge", path], "stopped.jsonl");
+    let out = agora(&["check", "merge", "--partial", "--json", path]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = v["runs"].as_u64().unwrap();
+    assert!(runs >= 1 && runs == v["failed"].as_u64().unwrap(), "{v}");
+    assert_eq!(v["shards"]["seeds_not_run"].as_u64(), Some(1_000_000 - runs));
+    assert_eq!(v["shards"]["files"][0]["finished"], false);
+    assert_eq!(format!("    reproduce: {}", v["failures"][0]["reproduce"].as_str().unwrap()), first);
 }

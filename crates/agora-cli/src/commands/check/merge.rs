@@ -10,7 +10,7 @@ use crate::cli::MergeArgs;
 use crate::error::UserError;
 use crate::values::Shard;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The shards merged so far.
 struct Merged {
@@ -33,8 +33,8 @@ struct Merged {
 /// Runs `agora check merge`; returns the exit code (1 if a seed failed, else 0).
 pub fn run(args: &MergeArgs) -> Result<i32, UserError> {
     let mut merged: Option<Merged> = None;
-    for path in &args.files {
-        read(path, &mut merged, args.partial)?;
+    for path in files(&args.files)? {
+        read(&path, &mut merged, args.partial)?;
     }
     let m = merged.ok_or_else(|| UserError("agora check merge needs findings files".into()))?;
     let range = m.campaign.seeds;
@@ -63,6 +63,31 @@ pub fn run(args: &MergeArgs) -> Result<i32, UserError> {
         scope: Scope::Merged { count: m.count, files, not_run },
     };
     Ok(report.print(args.json, true))
+}
+
+/// The files named, a directory standing for the `*.jsonl` files in it (in name order).
+fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UserError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let fail = |e: std::io::Error| UserError(format!("cannot list {}: {e}", path.display()));
+        let mut inside = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(fail)? {
+            let p = entry.map_err(fail)?.path();
+            if p.extension().is_some_and(|e| e == "jsonl") && !p.is_dir() {
+                inside.push(p);
+            }
+        }
+        if inside.is_empty() {
+            return Err(UserError(format!("{} holds no findings files (*.jsonl)", path.display())));
+        }
+        inside.sort();
+        files.extend(inside);
+    }
+    Ok(files)
 }
 
 /// Reads one findings file into `merged` (the first file starts it).
