@@ -223,8 +223,10 @@ fn shards_are_checked_and_one_with_no_seeds_still_finishes() {
         assert_mistake(&["check", "3pc", "--shard", shard], expected);
     }
     // Two seeds in three shards: the third has none, and says so in a finished file.
+    // A path ending in `/` is a directory, made if need be.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_str().unwrap();
+    let dir = dir.path().join("findings");
+    let path = &format!("{}/", dir.display());
     for i in 0..3 {
         let out = Command::new(env!("CARGO_BIN_EXE_agora"))
             .args(["check", "2pc", "--seeds", "7..9", "--findings", path, "--json"])
@@ -234,7 +236,7 @@ fn shards_are_checked_and_one_with_no_seeds_still_finishes() {
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["runs"], u64::from(i < 2), "{v}");
     }
-    assert!(seed_lines(&dir.path().join("shard-2-of-3.jsonl")).is_empty());
+    assert!(seed_lines(&dir.join("shard-2-of-3.jsonl")).is_empty());
     // A directory stands for the findings files in it.
     let out = agora(&["check", "merge", "--json", path]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -185,16 +185,19 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Creates (or truncates) the findings file at `path`; a directory gets a file named
-    /// after the shard.
+    /// Creates (or truncates) the findings file at `path`; a directory (one that exists, or
+    /// a path ending in `/`, created) gets a file named after the shard.
     pub fn create(path: &Path, shard: Shard) -> Result<Writer, UserError> {
-        let path = if path.is_dir() {
+        let fail = |path: &Path, e: std::io::Error| {
+            UserError(format!("cannot write findings file {}: {e}", path.display()))
+        };
+        let path = if path.is_dir() || path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+            std::fs::create_dir_all(path).map_err(|e| fail(path, e))?;
             path.join(format!("shard-{}-of-{}.jsonl", shard.index, shard.count))
         } else {
             path.to_path_buf()
         };
-        let file = File::create(&path)
-            .map_err(|e| UserError(format!("cannot write findings file {}: {e}", path.display())))?;
+        let file = File::create(&path).map_err(|e| fail(&path, e))?;
         Ok(Writer { path, out: Mutex::new((file, None)) })
     }
 
