@@ -407,13 +407,13 @@ pub struct CheckArgs {
     pub seeds: std::ops::Range<u64>,
     /// Run only shard I of N of the seeds, I counted from 0 (0/3, 1/3, 2/3): the seeds whose
     /// index in the range leaves I when divided by N. Each seed runs as it does unsharded.
-    /// The environment variable serves where a flag cannot be templated (a Swarm job)
-    /// [N in 1..=1000000].
+    /// AGORA_SHARD stands for the flag where a command cannot be templated (a Swarm job's
+    /// environment can) [N in 1..=1000000].
     #[arg(long, value_name = "I/N", env = "AGORA_SHARD", value_parser = values::shard)]
     pub shard: Option<values::Shard>,
     /// Write the campaign's findings here as JSON lines, as they are found: the campaign, one
-    /// line per seed run, the totals (what `agora check merge` joins). A directory gets a file
-    /// named after the shard, shard-I-of-N.jsonl.
+    /// line per seed run, the totals (what `agora check merge` joins). A directory (or a path
+    /// ending in `/`, made if need be) gets a file named after the shard, shard-I-of-N.jsonl.
     #[arg(long, value_name = "FILE")]
     pub findings: Option<PathBuf>,
     /// The protocol\'s parameters.

@@ -273,3 +273,26 @@ fn a_shard_stopped_midway_leaves_the_seeds_it_ran() {
     assert_eq!(v["shards"]["files"][0]["finished"], false);
     assert_eq!(format!("    reproduce: {}", v["failures"][0]["reproduce"].as_str().unwrap()), first);
 }
+
+#[test]
+fn merge_keeps_a_bounded_report_whatever_the_files_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.jsonl");
+    agora(&["check", "2pc", "--seeds", "0..2", "--findings", real.to_str().unwrap(), "--json"]);
+    let header =
+        std::fs::read_to_string(&real).unwrap().lines().next().unwrap().replace(r#""to":2"#, r#""to":2000"#);
+    // 1001 seeds, each naming another property it did not judge: more names than a report lists.
+    let mut text = header + "\n";
+    for seed in 0..1001 {
+        text += &format!(
+            r#"{{"line":"seed","seed":{seed},"verdict":"partly-judged","not_judged":["p{seed}"],"event_limited":false,"events":1,"virtual_ms":1.0}}"#
+        );
+        text.push('\n');
+    }
+    let forged = dir.path().join("forged.jsonl");
+    std::fs::write(&forged, text).unwrap();
+    assert_mistake(
+        &["check", "merge", "--partial", forged.to_str().unwrap()],
+        "line 1002: more failures than a report holds",
+    );
+}

@@ -232,6 +232,8 @@ pub struct Reader {
     pub line: u64,
     /// Whether the file ended inside a line (a writer stopped mid-line): that line is not read.
     pub cut: bool,
+    /// The length of the last line read, in bytes.
+    pub line_bytes: u64,
 }
 
 impl Reader {
@@ -239,7 +241,13 @@ impl Reader {
     pub fn open(path: &Path) -> Result<Reader, UserError> {
         let file = File::open(path)
             .map_err(|e| UserError(format!("cannot read findings file {}: {e}", path.display())))?;
-        Ok(Reader { path: path.to_path_buf(), lines: BufReader::new(file), line: 0, cut: false })
+        Ok(Reader {
+            path: path.to_path_buf(),
+            lines: BufReader::new(file),
+            line: 0,
+            cut: false,
+            line_bytes: 0,
+        })
     }
 
     /// A mistake at the current line, in one line.
@@ -252,6 +260,7 @@ impl Reader {
         let mut bytes = Vec::new();
         let read = (&mut self.lines).take(MAX_LINE_BYTES + 1).read_until(b'\n', &mut bytes);
         self.line += 1;
+        self.line_bytes = bytes.len() as u64;
         read.map_err(|e| self.mistake(e))?;
         if bytes.is_empty() {
             return Ok(None);

@@ -12,6 +12,12 @@ use crate::values::Shard;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The most bytes of failed seeds' lines a merge keeps for its report: a file's size bounds
+/// nothing held in memory.
+const MAX_KEPT_BYTES: u64 = 256 << 20;
+/// The most names of properties not judged a report lists (a protocol has a few).
+const MAX_PROPERTIES: usize = 1_000;
+
 /// The shards merged so far.
 struct Merged {
     /// The campaign, from the first file.
@@ -28,6 +34,8 @@ struct Merged {
     tally: Tally,
     /// The longest shard's wall time.
     wall_ms: f64,
+    /// Bytes of the failed seeds' lines read, kept in the report.
+    kept_bytes: u64,
 }
 
 /// Runs `agora check merge`; returns the exit code (1 if a seed failed, else 0).
@@ -107,6 +115,7 @@ fn read(path: &Path, merged: &mut Option<Merged>, partial: bool) -> Result<(), U
         seen: vec![0; header.campaign.seeds.len().div_ceil(64) as usize],
         tally: Tally::default(),
         wall_ms: 0.0,
+        kept_bytes: 0,
     });
     if let Some(field) = m.campaign.differs(&header.campaign) {
         return Err(UserError(format!(
@@ -178,7 +187,15 @@ fn seeds(
                     return Err(r.mistake(format!("seed {} a second time", run.seed)));
                 }
                 m.seen[word] |= mask;
-                tally.add(&run);
+                if tally.add(&run).is_some() {
+                    m.kept_bytes += r.line_bytes;
+                }
+                let properties = m.tally.unjudged.len() + tally.unjudged.len();
+                if m.kept_bytes > MAX_KEPT_BYTES || properties > MAX_PROPERTIES {
+                    return Err(r.mistake(format!(
+                        "more failures than a report holds (at most {MAX_KEPT_BYTES} bytes of failed seeds' lines and {MAX_PROPERTIES} property names)"
+                    )));
+                }
             }
         }
     }
