@@ -427,15 +427,34 @@ pub struct ClocksArgs {
     pub json: bool,
 }
 
-/// The arguments of `agora check`.
+/// The arguments of `agora check`: a campaign, or `merge`.
 #[derive(Args, Debug)]
-#[command(allow_negative_numbers = true)]
+#[command(
+    allow_negative_numbers = true,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct CheckArgs {
+    /// `merge`; none runs a campaign.
+    #[command(subcommand)]
+    pub action: Option<CheckAction>,
     /// The protocol to check (see `agora protocols`).
-    pub protocol: String,
+    #[arg(required = true)]
+    pub protocol: Option<String>,
     /// Seeds to run, A..B (B excluded), e.g. 0..1000; at most 1000000 seeds.
     #[arg(long, default_value = "0..100", value_parser = values::seeds)]
     pub seeds: std::ops::Range<u64>,
+    /// Run only shard I of N of the seeds, I counted from 0 (0/3, 1/3, 2/3): the seeds whose
+    /// index in the range leaves I when divided by N. Each seed runs as it does unsharded.
+    /// AGORA_SHARD stands for the flag where a command cannot be templated (a Swarm job's
+    /// environment can) [N in 1..=1000000].
+    #[arg(long, value_name = "I/N", env = "AGORA_SHARD", value_parser = values::shard)]
+    pub shard: Option<values::Shard>,
+    /// Write the campaign's findings here as JSON lines, as they are found: the campaign, one
+    /// line per seed run, the totals (what `agora check merge` joins). A directory (or a path
+    /// ending in `/`, made if need be) gets a file named after the shard, shard-I-of-N.jsonl.
+    #[arg(long, value_name = "FILE")]
+    pub findings: Option<PathBuf>,
     /// The protocol\'s parameters.
     #[command(flatten)]
     pub params: ProtocolArgs,
@@ -452,6 +471,31 @@ pub struct CheckArgs {
     /// Worker threads [default: the number of cores] [1..=1024].
     #[arg(long, value_parser = count::<usize>(1, 1024))]
     pub threads: Option<usize>,
+    /// Print exactly one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `agora check` can do besides running a campaign.
+#[derive(Subcommand, Debug)]
+pub enum CheckAction {
+    /// Join the findings files of a campaign's shards (`agora check --shard I/N --findings
+    /// FILE`) into the report one run over every seed prints; exit 1 if a seed failed, 0 if
+    /// none, 2 if the files are of different campaigns, damaged, or leave seeds unrun.
+    Merge(MergeArgs),
+}
+
+/// The arguments of `agora check merge`.
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The findings files, one per shard, in any order; a directory stands for the *.jsonl
+    /// files in it.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Report what the files hold even if shards are missing or unfinished (the report counts
+    /// the seeds not run; the exit code judges only the seeds that ran).
+    #[arg(long)]
+    pub partial: bool,
     /// Print exactly one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,

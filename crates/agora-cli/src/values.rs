@@ -94,6 +94,61 @@ pub fn seeds(s: &str) -> Result<Range<u64>, String> {
     Ok(a..b)
 }
 
+/// One of the `count` shards of a campaign: the seeds whose index in the range (seed minus
+/// the range's first seed) leaves `index` when divided by `count`. `index` counts from 0, as
+/// Kubernetes' completion index and a Swarm replicated job's task slot do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    /// Which shard, in `0..count`.
+    pub index: u64,
+    /// How many shards the campaign has, in `1..=`[`MAX_SEEDS`].
+    pub count: u64,
+}
+
+impl Shard {
+    /// The whole campaign as one shard.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether the seed at `offset` in the range (its index from the first seed) is this
+    /// shard's.
+    pub fn has(self, offset: u64) -> bool {
+        offset % self.count == self.index
+    }
+
+    /// How many of the `total` seeds of a range are this shard's.
+    pub fn seeds_of(self, total: u64) -> u64 {
+        if self.index >= total {
+            0
+        } else {
+            (total - self.index).div_ceil(self.count)
+        }
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// A shard `I/N`: N shards (1..=[`MAX_SEEDS`]), I counted from 0 (`0/3`, `1/3`, `2/3`).
+pub fn shard(s: &str) -> Result<Shard, String> {
+    let bad = || format!("`{s}`: expected I/N, shard I of N counted from 0, e.g. 0/3 (0/3, 1/3, 2/3)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let index = i.trim().parse::<u64>().map_err(|_| bad())?;
+    let count = n.trim().parse::<u64>().map_err(|_| bad())?;
+    if count == 0 || count > MAX_SEEDS {
+        return Err(format!("`{s}`: the number of shards is in 1..={MAX_SEEDS}"));
+    }
+    if index >= count {
+        return Err(format!(
+            "`{s}`: shards of {count} are 0/{count} to {}/{count} (counted from 0)",
+            count - 1
+        ));
+    }
+    Ok(Shard { index, count })
+}
+
 /// A cluster name, carried by every handshake: 1 to
 /// [`agora_net::handshake::MAX_NAME_BYTES`] bytes of ASCII letters, digits, `-`, `_` and `.`.
 pub fn cluster_name(s: &str) -> Result<String, String> {
@@ -132,6 +187,28 @@ mod tests {
         assert!(cluster_name(&"a".repeat(agora_net::handshake::MAX_NAME_BYTES + 1)).is_err());
         for bad in ["", "a b", "é", "a\n"] {
             assert!(cluster_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn shards_count_from_zero_and_split_a_range_evenly() {
+        assert_eq!(shard("0/3"), Ok(Shard { index: 0, count: 3 }));
+        assert_eq!(shard(" 2 / 3 "), Ok(Shard { index: 2, count: 3 }));
+        for bad in ["0/0", "3/3", "5/3", "x", "1", "/3", "1/", "-1/3", "1/2/3", "0/1000001"] {
+            assert!(shard(bad).is_err(), "{bad}");
+        }
+        // Every seed of a range is in exactly one shard, and `seeds_of` counts them.
+        for total in [1u64, 2, 7, 60] {
+            for count in [1u64, 2, 3, 8, 61] {
+                let mut covered = 0;
+                for index in 0..count {
+                    let s = Shard { index, count };
+                    let mine = (0..total).filter(|&o| s.has(o)).count() as u64;
+                    assert_eq!(mine, s.seeds_of(total), "{s} of {total}");
+                    covered += mine;
+                }
+                assert_eq!(covered, total);
+            }
         }
     }
 

@@ -1,12 +1,19 @@
 //! Reproduce commands: the exact command line that replays a run with a given seed.
 
 /// Flags that do not change what a run does (only where its output goes).
-const OUTPUT_FLAGS_WITH_VALUE: &[&str] = &["--diagram", "--per-node", "--threads"];
+/// A campaign's `--shard` and `--findings` only choose which seeds run and where their
+/// findings go: a seed runs the same in every shard.
+const OUTPUT_FLAGS_WITH_VALUE: &[&str] = &["--diagram", "--per-node", "--threads", "--shard", "--findings"];
 const OUTPUT_FLAGS: &[&str] = &["--json"];
 
 /// `agora <args...> --seed SEED`, from this process's arguments with output flags and any
 /// earlier `--seed`/`--seeds` removed; arguments are shell-quoted where needed.
 pub fn command(args: &[String], seed: u64) -> String {
+    format!("{} --seed {seed}", prefix(args))
+}
+
+/// The reproduce command of any seed, less its `--seed SEED`.
+pub fn prefix(args: &[String]) -> String {
     let mut out = vec!["agora".to_string()];
     let mut i = 0;
     // A campaign's failing seed replays as a single simulated run.
@@ -29,8 +36,6 @@ pub fn command(args: &[String], seed: u64) -> String {
         out.push(quote(a));
         i += 1;
     }
-    out.push("--seed".into());
-    out.push(seed.to_string());
     out.join(" ")
 }
 
@@ -58,5 +63,11 @@ mod tests {
         let check: Vec<String> =
             ["check", "2pc", "--seeds", "0..100", "--loss", "0.1"].iter().map(|s| s.to_string()).collect();
         assert_eq!(command(&check, 42), "agora sim 2pc --loss 0.1 --seed 42");
+        let shard: Vec<String> =
+            ["check", "2pc", "--shard", "1/3", "--loss", "0.1", "--findings=f.jsonl", "--seeds", "0..9"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        assert_eq!(command(&shard, 42), "agora sim 2pc --loss 0.1 --seed 42");
     }
 }
