@@ -41,7 +41,12 @@ impl Io<Kv> for TestIo {
 
 impl TestIo {
     pub fn new() -> Self {
-        TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new(), observed: Vec::new(), timers: Vec::new() }
+        TestIo {
+            rng: agora_core::Rng::seed_from_u64(7),
+            sent: Vec::new(),
+            observed: Vec::new(),
+            timers: Vec::new(),
+        }
     }
 
     /// The appends sent to `to` since the last call: (prev_index, entries), heartbeats too.
