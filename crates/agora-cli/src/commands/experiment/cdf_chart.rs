@@ -42,8 +42,9 @@ fn bottom(r: &TimeoutRange) -> bool {
 /// Draws the chart of `lines` into an SVG file at `path`.
 pub fn draw(path: &Path, lines: &[Line], caption: &str) -> Result<(), UserError> {
     let err = |e: String| UserError(format!("cannot draw {}: {e}", path.display()));
-    let top: Vec<&Line> = lines.iter().filter(|l| top(&l.range)).collect();
-    let bottom: Vec<&Line> = lines.iter().filter(|l| bottom(&l.range)).collect();
+    // Each line with its colour, its place among all the lines.
+    let top: Vec<(&Line, usize)> = lines.iter().zip(0..).filter(|(l, _)| top(&l.range)).collect();
+    let bottom: Vec<(&Line, usize)> = lines.iter().zip(0..).filter(|(l, _)| bottom(&l.range)).collect();
     let panels = [(&top, true), (&bottom, false)].into_iter().filter(|(p, _)| !p.is_empty()).count();
     let root = SVGBackend::new(path, (1000, 20 + 420 * panels as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
@@ -55,9 +56,8 @@ pub fn draw(path: &Path, lines: &[Line], caption: &str) -> Result<(), UserError>
             continue;
         }
         let Some(a) = area.next() else { break };
-        let longest = panel.iter().flat_map(|l| l.downtimes.iter().flatten()).copied().fold(0.0, f64::max);
-        let shortest =
-            panel.iter().flat_map(|l| l.downtimes.iter().flatten()).copied().fold(f64::INFINITY, f64::min);
+        let all = || panel.iter().flat_map(|(l, _)| l.downtimes.iter().flatten()).copied();
+        let (longest, shortest) = (all().fold(0.0, f64::max), all().fold(f64::INFINITY, f64::min));
         if log {
             let x0 = shortest.clamp(1.0, 100.0);
             let x1 = (longest * 1.2).max(100_000.0);
@@ -75,7 +75,7 @@ pub fn draw(path: &Path, lines: &[Line], caption: &str) -> Result<(), UserError>
 /// One panel: a step line per range, with its legend.
 fn panel_chart<X>(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
-    lines: &[&Line],
+    lines: &[(&Line, usize)],
     x: X,
     x_desc: &str,
 ) -> Result<(), String>
@@ -97,8 +97,9 @@ where
         .y_label_formatter(&|v| format!("{v:.0}%"))
         .draw()
         .map_err(|e| e.to_string())?;
-    for l in lines {
-        let color = Palette99::pick(palette_index(&l.range)).to_rgba();
+    for (l, i) in lines {
+        let (r, g, b) = COLORS[i % COLORS.len()];
+        let color = RGBColor(r, g, b).to_rgba();
         let points = cdf(&l.downtimes);
         let mut steps = Vec::with_capacity(points.len() * 2 + 1);
         let mut below = 0.0;
@@ -110,16 +111,35 @@ where
         chart
             .draw_series(LineSeries::new(steps, color.stroke_width(2)))
             .map_err(|e| e.to_string())?
-            .label(format!("{}-{} ms", l.range.min_ms, l.range.max_ms))
+            .label(label(l))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
     }
     crate::commands::shared::output::legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
-/// The same colour for a range in both panels.
-fn palette_index(r: &TimeoutRange) -> usize {
-    (r.min_ms as usize * 31 + r.max_ms as usize * 7) % 99
+/// A line's legend: its range, and how many trials found no leader.
+fn label(l: &Line) -> String {
+    let none = l.downtimes.iter().filter(|d| d.is_none()).count();
+    let range = format!("{}-{} ms", l.range.min_ms, l.range.max_ms);
+    match none {
+        0 => range,
+        n => format!("{range} ({n} of {} trials: no leader)", l.downtimes.len()),
+    }
 }
+
+/// Ten colours told apart at a glance; a range keeps its colour in both panels.
+const COLORS: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (90, 90, 90),
+    (188, 189, 34),
+    (23, 190, 207),
+];
 
 #[cfg(test)]
 mod tests {
