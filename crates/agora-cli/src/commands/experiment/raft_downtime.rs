@@ -572,7 +572,7 @@ mod tests {
             t.iter().map(|t| t.terms.unwrap() as f64).sum::<f64>() / t.len() as f64
         };
         let (equal, wide) = (mean_terms(150, 150), mean_terms(150, 300));
-        assert!(wide < equal, "150-300 took {wide} terms on average, 150-150 {equal}");
+        assert!(equal > 10.0 * wide, "150-300 took {wide} terms on average, 150-150 {equal}");
         assert!(wide < 1.5, "150-300 split votes in most trials: {wide} terms on average");
     }
 
