@@ -1,7 +1,6 @@
 //! `agora experiment`: published experiments reproduced in the simulator, one module each —
-//! [`raft_downtime`] (Figure 16 of the Raft paper), drawn by [`cdf_chart`].
+//! [`raft_downtime`] (Figure 16 of the Raft paper).
 
-pub mod cdf_chart;
 pub mod raft_downtime;
 
 use crate::cli::{Experiment, ExperimentArgs};
