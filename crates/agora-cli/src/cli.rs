@@ -106,7 +106,8 @@ pub struct RaftDowntimeArgs {
     /// Trial i of every range runs seed SEED+i: `--trials 1 --seed SEED+i` replays it alone.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Election timeout ranges MIN-MAX in ms, comma-separated [default: the paper's,
+    /// Election timeout ranges MIN-MAX in ms, comma-separated, 1 <= MIN <= MAX <= 6000
+    /// [default: the paper's,
     /// 150-150,150-151,150-155,150-175,150-200,150-300 and 12-24,25-50,50-100,100-200].
     #[arg(long, value_delimiter = ',', value_parser = values::timeout_range)]
     pub ranges: Vec<values::TimeoutRange>,

@@ -71,6 +71,7 @@ fn bad_ranges_and_counts_are_refused_in_one_line() {
     assert_mistake(&rd(&["--ranges", "0-0"]), "0-0");
     assert_mistake(&rd(&["--ranges", "abc"]), "MIN-MAX");
     assert_mistake(&rd(&["--ranges", "150-300,12-"]), "12-");
+    assert_mistake(&rd(&["--ranges", "150-7000"]), "6000");
     assert_mistake(&rd(&["--trials", "0"]), "--trials");
     assert_mistake(&rd(&["--latency", "uniform:9,4"]), "latency");
     assert_mistake(&rd(&["--pre-vote", "maybe"]), "--pre-vote");
