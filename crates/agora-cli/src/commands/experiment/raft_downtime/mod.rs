@@ -3,9 +3,10 @@
 //! simulator — how long a cluster of five replicas is without a leader after its leader
 //! crashes, over many trials, for each election timeout range.
 //!
-//! One trial is two runs of the same seed. The first, without faults, elects a leader and
-//! ends once the cluster only heartbeats; it names the leader, its term and when it was
-//! elected. The second replays the same run and crashes that leader (no restart) at a time
+//! One trial is two runs of the same seed. In the first the replicas boot at random moments
+//! within one maximum timeout (each down from time 0 until then) and elect a leader; it ends
+//! once the cluster only heartbeats, and names the leader, its term and when it was elected.
+//! The second replays the same run and crashes that leader (no restart) at a time
 //! drawn uniformly within one heartbeat interval, ten intervals after its election, so the
 //! followers' timers are at a random phase as in the paper. The **downtime** is the virtual
 //! time from the crash to the first replica that becomes leader in a later term (its
