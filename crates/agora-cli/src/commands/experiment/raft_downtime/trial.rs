@@ -199,6 +199,10 @@ impl Settings {
                 _ => None,
             });
             if let Some((at, node, later)) = next {
+                debug_assert!(
+                    at >= crash_at && node != leader,
+                    "a leader elected before the crash, or the dead one"
+                );
                 t.ending = Ending::Elected;
                 t.downtime_ms = Some(since_crash(at));
                 t.terms = Some(later - term);
