@@ -91,7 +91,7 @@ pub struct ExperimentArgs {
 pub enum Experiment {
     /// Figure 16 of Ongaro and Ousterhout's Raft paper (USENIX ATC 2014): 5 replicas, the
     /// leader crashed, the time until a new leader is elected, over many trials for each
-    /// election timeout range; a table per range, a CSV of every trial and the two CDF charts
+    /// election timeout range; a table row per range, a CSV of every trial and the two CDF charts
     /// (docs/raft-downtime.md).
     RaftDowntime(RaftDowntimeArgs),
 }
