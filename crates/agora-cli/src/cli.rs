@@ -77,6 +77,9 @@ pub enum Command {
     /// loss, duplication, crashes and restarts, judging the protocol's safety properties in
     /// every state; a violation prints its shortest trace. Exit 0 none found, 1 found.
     Explore(Box<ExploreArgs>),
+    /// A published experiment reproduced in the simulator: `raft-downtime` (Figure 16 of the
+    /// Raft paper: how long a 5-replica cluster is without a leader after its leader crashes).
+    Experiment(ExperimentArgs),
 }
 
 /// The arguments of `agora explore`.
@@ -110,6 +113,56 @@ pub struct ExploreArgs {
     #[arg(long, default_value = "async", value_parser = ["async", "sync"])]
     pub timing: String,
     /// Print exactly one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `agora experiment`.
+#[derive(Args, Debug)]
+pub struct ExperimentArgs {
+    /// The experiment to run.
+    #[command(subcommand)]
+    pub which: Experiment,
+}
+
+/// The experiments `agora experiment` reproduces.
+#[derive(Subcommand, Debug)]
+pub enum Experiment {
+    /// Figure 16 of Ongaro and Ousterhout's Raft paper (USENIX ATC 2014): 5 replicas, the
+    /// leader crashed, the time until a new leader is elected, over many trials for each
+    /// election timeout range; a table row per range, a CSV of every trial and the two CDF charts
+    /// (docs/raft-downtime.md).
+    RaftDowntime(RaftDowntimeArgs),
+}
+
+/// The arguments of `agora experiment raft-downtime`.
+#[derive(Args, Debug)]
+pub struct RaftDowntimeArgs {
+    /// Trials per range [1..=100000] [default: the paper's, 1000 per range and 100 for a range
+    /// whose bounds are equal].
+    #[arg(long, value_name = "N", value_parser = count::<u32>(1, 100_000))]
+    pub trials: Option<u32>,
+    /// Trial i of every range runs seed SEED+i: `--trials 1 --seed SEED+i` replays it alone.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Election timeout ranges MIN-MAX in ms, comma-separated, 1 <= MIN <= MAX <= 6000
+    /// [default: the paper's,
+    /// 150-150,150-151,150-155,150-175,150-200,150-300 and 12-24,25-50,50-100,100-200].
+    #[arg(long, value_delimiter = ',', value_parser = values::timeout_range)]
+    pub ranges: Vec<values::TimeoutRange>,
+    /// One-way message latency: constant:MS, uniform:MIN,MAX, exp:MEAN or
+    /// lognormal:MEDIAN,SIGMA [default: uniform:4,9, a broadcast time of about 15 ms as in the
+    /// paper].
+    #[arg(long, value_name = "DIST", default_value = "uniform:4,9", value_parser = values::latency)]
+    pub latency: agora_sim::Latency,
+    /// Pre-vote (§9.6 of Ongaro's thesis): off, as in the paper's implementation, or on, as
+    /// agora's Raft runs by default.
+    #[arg(long, default_value = "off", value_parser = ["off", "on"])]
+    pub pre_vote: String,
+    /// Write raft-downtime.csv (one row per trial) and raft-downtime.svg (the CDF charts) here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print exactly one JSON object on stdout instead of the tables.
     #[arg(long)]
     pub json: bool,
 }

@@ -8,8 +8,8 @@ mod commands;
 use agora_cli::{cli, cluster_file, election_file, error, faults, input, values, Parsed};
 use cli::Command;
 use commands::{
-    bench, check, clocks, complexity, election, explore, lincheck, market, multicast, node, protocols, run,
-    sim, up,
+    bench, check, clocks, complexity, election, experiment, explore, lincheck, market, multicast, node,
+    protocols, run, sim, up,
 };
 use std::process::ExitCode;
 
@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         Command::Market(args) => market::run(args, &argv),
         Command::Lincheck(args) => lincheck::run(args),
         Command::Explore(args) => explore::run(args, &argv),
+        Command::Experiment(args) => experiment::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -149,6 +149,46 @@ pub fn shard(s: &str) -> Result<Shard, String> {
     Ok(Shard { index, count })
 }
 
+/// Longest election timeout of `agora experiment raft-downtime`'s ranges: 6 s, so that 20 of
+/// them fit in its two-minute wait for a leader.
+pub const MAX_ELECTION_TIMEOUT_MS: u32 = 6_000;
+
+/// An election timeout range `MIN-MAX` in whole milliseconds, as the Raft paper writes them
+/// (`150-300`): timeouts are drawn uniformly between the two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeoutRange {
+    /// The shortest timeout, in milliseconds (at least 1).
+    pub min_ms: u32,
+    /// The longest, in milliseconds (at least `min_ms`, at most [`MAX_ELECTION_TIMEOUT_MS`]).
+    pub max_ms: u32,
+}
+
+impl std::fmt::Display for TimeoutRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.min_ms, self.max_ms)
+    }
+}
+
+/// `MIN-MAX`: whole milliseconds, `1 <= MIN <= MAX <=` [`MAX_ELECTION_TIMEOUT_MS`].
+pub fn timeout_range(s: &str) -> Result<TimeoutRange, String> {
+    let max = MAX_ELECTION_TIMEOUT_MS;
+    let bad =
+        || format!("`{s}`: expected MIN-MAX in whole milliseconds, 1 <= MIN <= MAX <= {max}, e.g. 150-300");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let min_ms = a.trim().parse::<u32>().map_err(|_| bad())?;
+    let max_ms = b.trim().parse::<u32>().map_err(|_| bad())?;
+    if min_ms == 0 || min_ms > max_ms || max_ms > max {
+        return Err(bad());
+    }
+    Ok(TimeoutRange { min_ms, max_ms })
+}
+
+/// A one-way latency distribution (`constant:MS`, `uniform:MIN,MAX`, `exp:MEAN`,
+/// `lognormal:MEDIAN,SIGMA`), checked as `--latency` is everywhere.
+pub fn latency(s: &str) -> Result<agora_sim::Latency, String> {
+    s.parse::<agora_sim::Latency>().map_err(|e| e.0)
+}
+
 /// A cluster name, carried by every handshake: 1 to
 /// [`agora_net::handshake::MAX_NAME_BYTES`] bytes of ASCII letters, digits, `-`, `_` and `.`.
 pub fn cluster_name(s: &str) -> Result<String, String> {
@@ -219,6 +259,16 @@ mod tests {
         assert!(seeds("0..18446744073709551615").unwrap_err().contains("at most"));
         for bad in ["5..5", "6..5", "..5", "0..", "a..b", "0...5", "-1..3"] {
             assert!(seeds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timeout_ranges_are_ordered_whole_milliseconds() {
+        assert_eq!(timeout_range("150-300"), Ok(TimeoutRange { min_ms: 150, max_ms: 300 }));
+        assert_eq!(timeout_range("150-150").map(|r| r.to_string()), Ok("150-150".into()));
+        assert_eq!(timeout_range("1-6000"), Ok(TimeoutRange { min_ms: 1, max_ms: 6000 }));
+        for bad in ["200-100", "0-0", "0-5", "abc", "150", "150-", "-300", "1.5-3", "150-6001", "-1-5"] {
+            assert!(timeout_range(bad).is_err(), "{bad}");
         }
     }
 }

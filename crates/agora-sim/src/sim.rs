@@ -33,6 +33,10 @@ pub struct SimConfig {
     pub faults: Faults,
     /// The run stops at this virtual time.
     pub max_time: Time,
+    /// The run does not end for having only background work left (heartbeats) before this
+    /// virtual time: an experiment that crashes a leader watches the election that follows,
+    /// though the followers, still trusting the dead leader for a while, are in the background.
+    pub min_time: Time,
     /// The run stops after this many events.
     pub max_events: u64,
     /// Stop (with `EndReason::QueueLimit`) when more events than this wait at once
@@ -51,6 +55,7 @@ impl SimConfig {
             seed,
             faults: Faults::default(),
             max_time: Time::from_millis(600_000),
+            min_time: Time::ZERO,
             max_events: u64::MAX,
             max_pending: MAX_PENDING_EVENTS,
             record_events: None,
@@ -387,7 +392,7 @@ impl<S: Setup> Simulation<S> {
                 self.now = self.config.max_time;
                 return EndReason::TimeLimit;
             }
-            if at >= self.next_idle_check {
+            if at >= self.next_idle_check && at >= self.config.min_time {
                 // Protocols that heartbeat forever end when every node says only that is left.
                 self.next_idle_check = at.after(std::time::Duration::from_millis(10));
                 if self.all_background() {

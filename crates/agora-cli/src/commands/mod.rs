@@ -1,11 +1,12 @@
-//! Every subcommand of `agora`, one module each (`election` a folder of its own), and
-//! [`shared`]: what several of them use.
+//! Every subcommand of `agora`, one module each (`election` and `experiment` folders of their
+//! own), and [`shared`]: what several of them use.
 
 pub mod bench;
 pub mod check;
 pub mod clocks;
 pub mod complexity;
 pub mod election;
+pub mod experiment;
 pub mod explore;
 pub mod lincheck;
 pub mod market;

@@ -1,6 +1,8 @@
 //! Leader election (§5.2 of the paper) with the thesis's refinements: randomized timeouts
-//! drawn from the injected random source, pre-vote (§9.6: a follower whose timer fires asks
-//! first whether a majority would vote for it, without changing its term), leader stickiness
+//! drawn from the injected random source (uniformly between `Config::election_timeout` and
+//! `Config::election_timeout_max`), pre-vote (§9.6: a follower whose timer fires asks first
+//! whether a majority would vote for it, without changing its term; `Config::pre_vote`
+//! turns it off, as in the paper), leader stickiness
 //! (§4.2.3: a follower that heard a live leader within the minimum election timeout ignores
 //! vote requests), stepping down, becoming leader, following a leader — and the rejoin gate:
 //! a replica that lost its storage votes again only once its log has caught up with a
@@ -18,8 +20,9 @@ use rand::Rng as _;
 
 impl<SM: StateMachine> Replica<SM> {
     pub(super) fn reset_election_timer(&mut self, io: &mut impl Io<SM>) {
-        let t = self.cfg.election_timeout;
-        let after = t + t.mul_f64(io.rng().random::<f64>());
+        let (min, max) = (self.cfg.election_timeout, self.cfg.election_timeout_max);
+        debug_assert!(min <= max, "election timeouts from {min:?} to {max:?}");
+        let after = min + max.saturating_sub(min).mul_f64(io.rng().random::<f64>());
         io.set_timer(RaftTimer::Election, after);
     }
 
@@ -260,6 +263,7 @@ mod tests {
     use super::*;
     use crate::raft::Entry;
     use agora_core::Stable;
+    use std::time::Duration;
 
     #[test]
     fn a_follower_that_hears_its_leader_refuses_pre_votes_and_keeps_its_term() {
@@ -330,5 +334,47 @@ mod tests {
         f.heard_at = None;
         f.on_message(&mut io, NodeId(1), RaftMsg::Vote { term: 4, last_index: 9, last_term: 3 });
         assert!(matches!(io.sent.pop(), Some((_, RaftMsg::VoteReply { granted: true, .. }))));
+    }
+
+    #[test]
+    fn election_timers_are_drawn_from_the_configured_range() {
+        let ms = Duration::from_millis;
+        let drawn = |min: u64, max: u64| {
+            let mut cfg = config();
+            (cfg.election_timeout, cfg.election_timeout_max) = (ms(min), ms(max));
+            let mut f = replica(cfg, F, &Stable::new());
+            let mut io = TestIo::new();
+            for _ in 0..200 {
+                f.on_timer(&mut io, RaftTimer::Election);
+            }
+            let d: Vec<Duration> =
+                io.timers.iter().filter(|(t, _)| *t == RaftTimer::Election).map(|t| t.1).collect();
+            assert_eq!(d.len(), 200);
+            (d.iter().copied().min().unwrap(), d.iter().copied().max().unwrap())
+        };
+        // The default: [t, 2t), spread over most of it.
+        let (lo, hi) = drawn(100, 200);
+        assert!(lo >= ms(100) && lo < ms(110) && hi > ms(190) && hi < ms(200), "{lo:?}..{hi:?}");
+        let (lo, hi) = drawn(150, 155);
+        assert!(lo >= ms(150) && hi < ms(155) && hi > ms(154), "{lo:?}..{hi:?}");
+        assert_eq!(drawn(150, 150), (ms(150), ms(150)));
+    }
+
+    #[test]
+    fn without_pre_vote_a_follower_stands_when_its_timer_fires() {
+        let mut cfg = config();
+        cfg.pre_vote = false;
+        let mut f = replica(cfg, F, &Stable::new());
+        let mut io = TestIo::new();
+        f.on_timer(&mut io, RaftTimer::Election);
+        assert_eq!(f.term(), 1, "a new term at once");
+        assert_eq!(io.sent.len(), 2);
+        assert!(io.sent.iter().all(|(_, m)| matches!(m, RaftMsg::Vote { term: 1, .. })));
+        // With pre-vote (the default), the same timer only asks.
+        let mut f = replica(config(), F, &Stable::new());
+        let mut io = TestIo::new();
+        f.on_timer(&mut io, RaftTimer::Election);
+        assert_eq!(f.term(), 0);
+        assert!(io.sent.iter().all(|(_, m)| matches!(m, RaftMsg::PreVote { term: 1, .. })));
     }
 }

@@ -65,8 +65,15 @@ fn snap_key(i: Index) -> String {
 pub struct Config {
     /// Every replica of the log, in a fixed order.
     pub replicas: Vec<NodeId>,
-    /// The shortest election timeout; each is drawn uniformly from `[t, 2t)`.
+    /// The shortest election timeout; each is drawn uniformly from
+    /// `[election_timeout, election_timeout_max)`.
     pub election_timeout: Duration,
+    /// The longest election timeout, at least `election_timeout` (equal: every timer is the
+    /// same length, the setting Figure 16 of the paper shows to split votes again and again).
+    pub election_timeout_max: Duration,
+    /// Whether a follower whose timer fires asks for pre-votes first (§9.6 of the thesis), or
+    /// stands at once, as in the paper.
+    pub pre_vote: bool,
     /// The leader's heartbeat period.
     pub heartbeat: Duration,
     /// Compact the log into a snapshot after this many applied entries…
@@ -90,13 +97,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults for a log replicated on `replicas`: heartbeats every quarter of
+    /// The defaults for a log replicated on `replicas`: election timeouts drawn from
+    /// `[election_timeout, 2 * election_timeout)`, pre-vote, heartbeats every quarter of
     /// `election_timeout`, a snapshot every 1,000 entries, 8 appends in flight, appends of at most
     /// 256 KiB and 512 entries, 64 KiB snapshot chunks, and the correct (not broken) behaviour.
     pub fn new(replicas: Vec<NodeId>, election_timeout: Duration) -> Self {
         Config {
             replicas,
             election_timeout,
+            election_timeout_max: election_timeout * 2,
+            pre_vote: true,
             heartbeat: election_timeout / 4,
             snapshot_every: 1_000,
             snapshot_growth: 0,
@@ -383,7 +393,8 @@ impl<SM: StateMachine> Replica<SM> {
         match timer {
             RaftTimer::Election if self.rejoining.is_some() => self.reset_election_timer(io),
             RaftTimer::Election => match self.role {
-                Role::Follower => self.start_prevote(io),
+                Role::Follower if self.cfg.pre_vote => self.start_prevote(io),
+                Role::Follower => self.start_election(io),
                 Role::Candidate => self.start_election(io),
                 Role::Leader => {}
             },

@@ -1,5 +1,5 @@
 //! A recording [`Io`] for the unit tests of the replica's files: it keeps what was sent and
-//! observed, and drops timers and writes.
+//! observed and the timers set, and drops writes.
 
 use super::{Config, Replica};
 use crate::raft::kv::Kv;
@@ -13,6 +13,7 @@ pub(super) struct TestIo {
     pub rng: agora_core::Rng,
     pub sent: Vec<(NodeId, RaftMsg<Kv>)>,
     pub observed: Vec<RaftObs>,
+    pub timers: Vec<(RaftTimer, Duration)>,
 }
 
 impl Io<Kv> for TestIo {
@@ -25,7 +26,9 @@ impl Io<Kv> for TestIo {
     fn send(&mut self, to: NodeId, msg: RaftMsg<Kv>) {
         self.sent.push((to, msg));
     }
-    fn set_timer(&mut self, _: RaftTimer, _: Duration) {}
+    fn set_timer(&mut self, timer: RaftTimer, after: Duration) {
+        self.timers.push((timer, after));
+    }
     fn cancel_timer(&mut self, _: RaftTimer) {}
     fn persist(&mut self, _: String, _: Vec<u8>) {}
     fn unpersist(&mut self, _: String) {}
@@ -38,7 +41,12 @@ impl Io<Kv> for TestIo {
 
 impl TestIo {
     pub fn new() -> Self {
-        TestIo { rng: agora_core::Rng::seed_from_u64(7), sent: Vec::new(), observed: Vec::new() }
+        TestIo {
+            rng: agora_core::Rng::seed_from_u64(7),
+            sent: Vec::new(),
+            observed: Vec::new(),
+            timers: Vec::new(),
+        }
     }
 
     /// The appends sent to `to` since the last call: (prev_index, entries), heartbeats too.
