@@ -85,7 +85,8 @@ pub enum Command {
 /// The arguments of `agora explore`.
 #[derive(Args, Debug)]
 pub struct ExploreArgs {
-    /// The protocol to explore: 2pc, 3pc, bully or ring-election.
+    /// The protocol to explore: 2pc, 3pc, bully, ring-election, central-mutex, lamport-mutex,
+    /// ricart-agrawala or token-ring-mutex.
     pub protocol: String,
     /// The protocol\'s parameters.
     #[command(flatten)]
@@ -112,6 +113,10 @@ pub struct ExploreArgs {
     /// no message is in flight: the synchronous network classic elections assume).
     #[arg(long, default_value = "async", value_parser = ["async", "sync"])]
     pub timing: String,
+    /// FIFO links: each link delivers in the order sent (as TCP does); by default the network
+    /// may reorder any messages.
+    #[arg(long)]
+    pub fifo: bool,
     /// Print exactly one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,

@@ -119,3 +119,28 @@ fn mistakes_are_one_line_and_exit_2() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn lamport_mutex_needs_fifo_links_and_ricart_agrawala_does_not() {
+    // Reordering links: a REPLY overtakes the REQUEST before it, and two nodes enter together.
+    let (code, v) = explore(&["lamport-mutex", "--nodes", "3"]);
+    assert_eq!(code, 1);
+    assert_eq!(violation(&v), ("mutual-exclusion", 10), "{v}");
+    // FIFO links, its model: no violation within the depth; one lost message breaks it.
+    let (code, v) = explore(&["lamport-mutex", "--nodes", "3", "--fifo", "--depth", "12"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["depth_complete"], 12, "{v}");
+    let (code, v) =
+        explore(&["lamport-mutex", "--nodes", "3", "--fifo", "--loss", "1", "--max-states", "400000"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(violation(&v).0, "mutual-exclusion", "{v}");
+    // Ricart-Agrawala's timestamps need no FIFO links.
+    let (code, v) = explore(&["ricart-agrawala", "--nodes", "3", "--depth", "14"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["depth_complete"], 14, "{v}");
+    for p in ["central-mutex", "token-ring-mutex"] {
+        let (code, v) = explore(&[p, "--nodes", "3", "--depth", "14"]);
+        assert_eq!(code, 0, "{p}: {v}");
+        assert!(v["violation"].is_null(), "{p}: {v}");
+    }
+}

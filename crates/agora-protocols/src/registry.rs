@@ -137,7 +137,16 @@ pub trait ExploreDriver {
 }
 
 /// The protocols `agora explore` explores: those whose node states and checkers can be copied.
-pub const EXPLORABLE: &[&str] = &["2pc", "3pc", "bully", "ring-election"];
+pub const EXPLORABLE: &[&str] = &[
+    "2pc",
+    "3pc",
+    "bully",
+    "ring-election",
+    "central-mutex",
+    "lamport-mutex",
+    "ricart-agrawala",
+    "token-ring-mutex",
+];
 
 /// Builds explorable protocol `name` from `params` and explores it with `driver`; `None` if
 /// the protocol is not one of [`EXPLORABLE`].
@@ -153,6 +162,10 @@ pub fn dispatch_explore<D: ExploreDriver>(
         "3pc" => driver.run(ThreePhaseCommitSetup::from_params(&resolved)?),
         "bully" => driver.run(BullySetup::from_params(&resolved)?),
         "ring-election" => driver.run(RingElectionSetup::from_params(&resolved)?),
+        "central-mutex" => driver.run(CentralMutexSetup::from_params(&resolved)?),
+        "lamport-mutex" => driver.run(LamportMutexSetup::from_params(&resolved)?),
+        "ricart-agrawala" => driver.run(RicartAgrawalaSetup::from_params(&resolved)?),
+        "token-ring-mutex" => driver.run(TokenRingMutexSetup::from_params(&resolved)?),
         _ => return Ok(None),
     }))
 }

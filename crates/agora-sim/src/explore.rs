@@ -64,6 +64,9 @@ pub struct Bounds {
     pub restarts: u8,
     /// When timers may fire.
     pub timing: Timing,
+    /// Links deliver in the order sent (a duplicate comes right after its original); else
+    /// the network may reorder anything.
+    pub fifo: bool,
 }
 
 /// Where the search is, for a progress line.
@@ -119,11 +122,13 @@ struct Flight<M> {
     msg: M,
     /// Of `(from, to, encoding)`: orders the multiset and identifies equal messages.
     hash: u64,
+    /// When it was sent (a count of sends): its place on its link, for FIFO links.
+    sent: u64,
 }
 
 impl<M: Clone> Clone for Flight<M> {
     fn clone(&self) -> Self {
-        Flight { from: self.from, to: self.to, msg: self.msg.clone(), hash: self.hash }
+        Flight { from: self.from, to: self.to, msg: self.msg.clone(), hash: self.hash, sent: self.sent }
     }
 }
 
@@ -157,6 +162,9 @@ struct World<S: Setup> {
     /// [`Timing::Async`], where delays do not count).
     now: u64,
     sync: bool,
+    fifo: bool,
+    /// Messages sent so far: stamps each with its place on its link.
+    sends: u64,
     /// Sorted by hash: a canonical order for the multiset.
     flight: Vec<Flight<MsgOf<S>>>,
     /// Each node's observations, as a hash chain.
@@ -183,6 +191,8 @@ where
             timers: self.timers.clone(),
             now: self.now,
             sync: self.sync,
+            fifo: self.fifo,
+            sends: self.sends,
             flight: self.flight.clone(),
             seen: self.seen.clone(),
             spent: self.spent,
@@ -191,7 +201,7 @@ where
     }
 
     /// Every node built empty and started, in id order.
-    fn initial(setup: &S, timing: Timing) -> Result<(Self, Option<Violation>), ExploreError> {
+    fn initial(setup: &S, b: &Bounds) -> Result<(Self, Option<Violation>), ExploreError> {
         let n = setup.nodes();
         let checker = setup.checker();
         if checker.fork().is_none() {
@@ -211,7 +221,9 @@ where
             stable: vec![Stable::new(); n],
             timers: vec![Vec::new(); n],
             now: 0,
-            sync: timing == Timing::Sync,
+            sync: b.timing == Timing::Sync,
+            fifo: b.fifo,
+            sends: 0,
             flight: Vec::new(),
             seen: vec![0; n],
             spent: Spent::default(),
@@ -247,6 +259,10 @@ where
         }
         for f in &self.flight {
             f.hash.hash(&mut h);
+            if self.fifo {
+                // The order on its link matters; when it was sent does not.
+                self.ahead(f).hash(&mut h);
+            }
         }
         self.seen.hash(&mut h);
         self.spent.hash(&mut h);
@@ -254,11 +270,19 @@ where
     }
 
     /// The steps this state allows within `b`.
+    /// Messages sent before `f` on its link and still in flight.
+    fn ahead(&self, f: &Flight<MsgOf<S>>) -> usize {
+        self.flight.iter().filter(|g| (g.from, g.to) == (f.from, f.to) && g.sent < f.sent).count()
+    }
+
     fn steps(&self, b: &Bounds) -> Vec<Step> {
         let mut out = Vec::new();
         for (i, f) in self.flight.iter().enumerate() {
             if i > 0 && self.flight[i - 1].hash == f.hash {
                 continue; // the same message again: the same successors
+            }
+            if self.fifo && self.ahead(f) > 0 {
+                continue; // not the first on its link
             }
             out.push(Step::Deliver(i));
             if self.spent.duplicate < b.duplicate {
@@ -429,7 +453,8 @@ where
             Some(None) => {}
             Some(Some(_)) => {
                 let hash = hash_of(&(from, to, wire::encode(msg)));
-                self.flight.push(Flight { from, to, msg: msg.clone(), hash });
+                self.sends += 1;
+                self.flight.push(Flight { from, to, msg: msg.clone(), hash, sent: self.sends });
             }
         }
     }
@@ -447,7 +472,7 @@ where
     TimerOf<S>: Hash,
 {
     let began = Instant::now();
-    let (init, broke) = World::initial(setup, bounds.timing)?;
+    let (init, broke) = World::initial(setup, bounds)?;
     let root = init.fingerprint();
     let mut p = Progress { states: 1, unique: 1, depth: 0, elapsed: Duration::ZERO };
     if let Some(violation) = broke {
@@ -481,7 +506,7 @@ where
                 p.elapsed = began.elapsed();
                 let mut steps = path(&parents, root, fp);
                 steps.push(s);
-                let trace = replay(setup, bounds.timing, &steps)?;
+                let trace = replay(setup, bounds, &steps)?;
                 return Ok(Report {
                     progress: p,
                     depth_done,
@@ -523,12 +548,12 @@ fn path(parents: &HashMap<u64, (u64, Step)>, root: u64, mut fp: u64) -> Vec<Step
 }
 
 /// The steps in words, each described in the state it is taken from.
-fn replay<S: Setup>(setup: &S, timing: Timing, steps: &[Step]) -> Result<Vec<String>, ExploreError>
+fn replay<S: Setup>(setup: &S, bounds: &Bounds, steps: &[Step]) -> Result<Vec<String>, ExploreError>
 where
     S::Node: Clone + Hash,
     TimerOf<S>: Hash,
 {
-    let (mut w, _) = World::initial(setup, timing)?;
+    let (mut w, _) = World::initial(setup, bounds)?;
     let mut out = Vec::with_capacity(steps.len());
     for (i, s) in steps.iter().enumerate() {
         out.push(w.describe(*s));

@@ -68,6 +68,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         crashes: args.crashes,
         restarts: args.restarts,
         timing: if args.timing == "sync" { Timing::Sync } else { Timing::Async },
+        fifo: args.fifo,
     };
     let params = args.params.params(0);
     let driver = Explorer { bounds: bounds.clone(), json: args.json };
@@ -96,7 +97,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
             "bounds": {
                 "depth": bounds.depth, "max_states": bounds.states, "loss": bounds.loss,
                 "duplicate": bounds.duplicate, "crashes": bounds.crashes, "restarts": bounds.restarts,
-                "timing": args.timing,
+                "timing": args.timing, "fifo": args.fifo,
             },
             "states": p.states,
             "unique": p.unique,
@@ -112,9 +113,10 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         println!("{out}");
     } else {
         println!(
-            "explore {} — timing {}, at most {} lost, {} duplicated, {} crashes, {} restarts, depth {}",
+            "explore {} — timing {}, {} links, at most {} lost, {} duplicated, {} crashes, {} restarts, depth {}",
             args.protocol,
             args.timing,
+            if args.fifo { "FIFO" } else { "reordering" },
             bounds.loss,
             bounds.duplicate,
             bounds.crashes,

@@ -48,6 +48,7 @@ pub enum Msg {
 kinds!(Msg { Request => "REQUEST", Grant => "GRANT", Release => "RELEASE" });
 
 /// The coordinator (node 0) or a client.
+#[derive(Clone, Hash)]
 pub struct CentralMutex {
     id: NodeId,
     work: Workload,

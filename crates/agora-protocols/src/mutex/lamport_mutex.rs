@@ -51,6 +51,7 @@ pub enum Msg {
 kinds!(Msg { Request => "REQUEST", Reply => "REPLY", Release => "RELEASE" });
 
 /// One node of Lamport's algorithm.
+#[derive(Clone, Hash)]
 pub struct LamportMutex {
     id: NodeId,
     n: usize,

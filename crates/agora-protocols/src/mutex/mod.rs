@@ -50,7 +50,7 @@ pub fn op(node: NodeId, k: u32) -> u64 {
 }
 
 /// The timers of every mutual-exclusion node: the workload's two waits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Timer {
     /// Thinking is over: request the critical section.
     Think,
@@ -61,7 +61,7 @@ pub enum Timer {
 /// One node's side of the workload every algorithm runs: think, request, enter, hold, exit,
 /// as many times as it was asked to. The algorithm decides when the node may enter; the
 /// workload reports the steps, times the operations and sets the timers, the same way for all.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub struct Workload {
     /// Entries still to make.
     left: u32,
@@ -125,6 +125,7 @@ impl Workload {
 }
 
 /// Judges mutual-exclusion runs.
+#[derive(Clone)]
 pub struct MutexChecker {
     /// Nodes expected to enter, and how often each.
     pub expected: Vec<u32>,
@@ -147,6 +148,9 @@ impl MutexChecker {
 }
 
 impl<P: Protocol<Obs = MutexObs> + ?Sized> Checker<P> for MutexChecker {
+    fn fork(&self) -> Option<Box<dyn Checker<P>>> {
+        Some(Box::new(self.clone()))
+    }
     fn properties(&self) -> Vec<Property> {
         vec![
             Property {

@@ -49,6 +49,7 @@ kinds!(Msg { Request => "REQUEST", Reply => "REPLY" });
 const INCARNATION: &str = "incarnation";
 
 /// One node of Ricart and Agrawala's algorithm.
+#[derive(Clone, Hash)]
 pub struct RicartAgrawala {
     id: NodeId,
     n: usize,

@@ -22,7 +22,7 @@ use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 
 /// The token.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Token {
     /// Passes so far: strictly increasing, so stale copies are recognised.
     pub hop: u64,
@@ -39,6 +39,7 @@ impl Message for Token {
 const CREATED: &str = "created";
 
 /// One node of the token ring.
+#[derive(Clone, Hash)]
 pub struct TokenRingMutex {
     id: NodeId,
     n: usize,
