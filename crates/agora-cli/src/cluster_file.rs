@@ -55,6 +55,10 @@ pub struct NodeEntry {
     pub id: u32,
     /// `host:port`; a host name is resolved when the node starts.
     pub addr: String,
+    /// Where an `agora kv serve` replica serves RESP clients (`host:port`); only for
+    /// `protocol = "kv"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resp: Option<String>,
 }
 
 fn one() -> u64 {
@@ -195,7 +199,11 @@ impl ClusterFile {
             ),
             None => None,
         };
-        let nodes = self.nodes.iter().zip(addrs).map(|(n, a)| NodeEntry { id: n.id, addr: a.to_string() });
+        let nodes = self.nodes.iter().zip(addrs).map(|(n, a)| NodeEntry {
+            id: n.id,
+            addr: a.to_string(),
+            resp: n.resp.clone(),
+        });
         let mut params = self.params.clone();
         if let Some(market) = market_file(&mut params) {
             let path = std::path::absolute(&*market)

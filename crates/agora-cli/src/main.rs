@@ -5,10 +5,11 @@
 
 mod commands;
 
-use agora_cli::{cli, cluster_file, election_file, error, faults, input, values, Parsed};
+use agora_cli::{cli, cluster_file, election_file, error, faults, input, resp, values, Parsed};
 use cli::Command;
 use commands::{
-    bench, check, clocks, complexity, election, lincheck, market, multicast, node, protocols, run, sim, up,
+    bench, check, clocks, complexity, election, kv, lincheck, market, multicast, node, protocols, run, sim,
+    up,
 };
 use std::process::ExitCode;
 
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         Command::Election(args) => election::run(args, &argv),
         Command::Market(args) => market::run(args, &argv),
         Command::Lincheck(args) => lincheck::run(args),
+        Command::Kv(args) => kv::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

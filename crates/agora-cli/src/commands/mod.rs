@@ -6,6 +6,7 @@ pub mod check;
 pub mod clocks;
 pub mod complexity;
 pub mod election;
+pub mod kv;
 pub mod lincheck;
 pub mod market;
 pub mod multicast;

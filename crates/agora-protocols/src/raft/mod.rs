@@ -63,6 +63,7 @@ pub mod kv;
 mod log;
 pub mod params;
 mod replica;
+pub mod strings;
 
 pub use cow::CowVec;
 pub use replica::{Config, Replica, Role};
