@@ -327,6 +327,16 @@ mod tests {
     }
 
     #[test]
+    fn the_kv_example_gives_every_replica_a_resp_address() {
+        let f = example("kv-cluster.toml");
+        assert_eq!(f.protocol, "kv");
+        assert_eq!(f.addrs().unwrap().len(), 3);
+        assert!(f.nodes.iter().all(|n| n.resp.is_some()));
+        let copy = ClusterFile::parse(&f.resolved(&f.addrs().unwrap()).unwrap()).unwrap();
+        assert_eq!(copy.nodes[2].resp.as_deref(), Some("127.0.0.1:6382"), "resolved keeps resp");
+    }
+
+    #[test]
     fn parameters_are_checked_in_the_files_words() {
         let file = |params: &str| {
             format!(

@@ -361,7 +361,7 @@ mod tests {
         let l = Limits::default();
         let (args, used) = parse(b"set k \"a b\\n\" 'c'\r\nGET k\n", &l).unwrap().unwrap();
         assert_eq!(args, words(&["set", "k", "a b\n", "c"]));
-        assert_eq!(used, 20);
+        assert_eq!(used, 19);
         assert_eq!(parse(b"  \r\n", &l).unwrap().unwrap().0, Vec::<Vec<u8>>::new());
         assert_eq!(parse(b"GET k", &l).unwrap(), None);
         assert!(parse(b"GET \"k\n", &l).unwrap_err().0.contains("unbalanced"));

@@ -495,19 +495,15 @@ impl<S: Setup> Driver<S> {
                             Err(_) => break,
                         }
                     }
-                    // A busy inbox must not starve the timers.
+                    // A busy inbox must not starve the timers, nor the local calls.
+                    self.local_calls(&mut local);
                     self.fire_timers();
                     self.flush();
                 }
                 Some(call) = recv_local(&mut local) => {
                     self.step(|| "local call".into(), call);
                     // The calls that arrived meanwhile: one commit for all of them.
-                    for _ in 0..1024 {
-                        match local.as_mut().map(|l| l.try_recv()) {
-                            Some(Ok(call)) => self.step(|| "local call".into(), call),
-                            _ => break,
-                        }
-                    }
+                    self.local_calls(&mut local);
                     self.fire_timers();
                     self.flush();
                 }
@@ -541,6 +537,17 @@ impl<S: Setup> Driver<S> {
             events: self.events,
             commits: self.commits,
             violations: std::mem::take(&mut self.violations),
+        }
+    }
+
+    /// Runs the local calls waiting now (up to 1024) as steps.
+    fn local_calls(&mut self, local: &mut Option<mpsc::UnboundedReceiver<LocalCall<S::Node>>>) {
+        let Some(l) = local else { return };
+        for _ in 0..1024 {
+            match l.try_recv() {
+                Ok(call) => self.step(|| "local call".into(), call),
+                Err(_) => break,
+            }
         }
     }
 
