@@ -27,6 +27,8 @@ struct Cluster {
     peers: Vec<TcpListener>,
     resps: Vec<TcpListener>,
     children: Vec<Option<Child>>,
+    tx: std::sync::mpsc::Sender<(usize, serde_json::Value)>,
+    rx: std::sync::mpsc::Receiver<(usize, serde_json::Value)>,
 }
 
 impl Drop for Cluster {
@@ -63,7 +65,16 @@ impl Cluster {
         }
         let config = dir.join("cluster.toml");
         std::fs::write(&config, text).unwrap();
-        Cluster { dir: dir.to_path_buf(), config, peers, resps, children: (0..n).map(|_| None).collect() }
+        let (tx, rx) = std::sync::mpsc::channel();
+        Cluster {
+            dir: dir.to_path_buf(),
+            config,
+            peers,
+            resps,
+            children: (0..n).map(|_| None).collect(),
+            tx,
+            rx,
+        }
     }
 
     fn resp_addr(&self, i: usize) -> SocketAddr {
@@ -93,9 +104,17 @@ impl Cluster {
         };
         let mut child =
             cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("agora kv serve starts");
-        // Drain stderr (events, logs) so the node never blocks on it.
+        // Events to the test; other lines (logs) dropped, so the node never blocks on stderr.
         let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || for _ in std::io::BufReader::new(stderr).lines() {});
+        let tx = self.tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(json) = line.strip_prefix("event ") {
+                    let _ = tx.send((i, serde_json::from_str(json).expect("an event is JSON")));
+                }
+            }
+        });
         self.children[i] = Some(child);
     }
 
@@ -105,24 +124,21 @@ impl Cluster {
         c.wait().unwrap();
     }
 
-    /// The replica that says it leads, once one does (asked with ROLE).
-    fn leader(&self) -> usize {
-        let t0 = Instant::now();
+    /// The replica that became leader in a term above `after`, from the replicas' events, once
+    /// it still says so when asked (ROLE): a leader of a term since deposed is passed over.
+    fn leader(&self, after: u64) -> (usize, u64) {
         loop {
-            for i in 0..self.children.len() {
-                if self.children[i].is_none() {
-                    continue;
-                }
-                if let Ok(mut c) = Client::try_connect(self.resp_addr(i)) {
-                    if let Some(Reply::Array(items)) = c.try_cmd(&["ROLE"]) {
-                        if items.first() == Some(&Reply::Bulk(b"leader".to_vec())) {
-                            return i;
-                        }
-                    }
+            let (i, v) = self.rx.recv_timeout(STUCK).expect("no event for a long time: no leader");
+            let Some(term) = v.get("term").and_then(|t| t.as_u64()) else { continue };
+            if v.get("leader").is_none() || term <= after || self.children[i].is_none() {
+                continue;
+            }
+            let mut c = Client::connect(self.resp_addr(i));
+            if let Some(Reply::Array(items)) = c.try_cmd(&["ROLE"]) {
+                if items.first() == Some(&bulk("leader")) && items.get(1) == Some(&Reply::Int(term as i64)) {
+                    return (i, term);
                 }
             }
-            assert!(t0.elapsed() < STUCK, "no leader");
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
@@ -198,7 +214,7 @@ fn a_three_replica_cluster_speaks_resp_forwards_survives_sigkill_and_keeps_a_lin
     for (i, h) in histories.iter().enumerate() {
         c.start(i, &["--history", h]);
     }
-    let leader = c.leader();
+    let (leader, term) = c.leader(0);
     let follower = (leader + 1) % 3;
     let mut l = Client::connect(c.resp_addr(leader));
     let mut f = Client::connect(c.resp_addr(follower));
@@ -283,7 +299,16 @@ fn a_three_replica_cluster_speaks_resp_forwards_survives_sigkill_and_keeps_a_lin
         assert_eq!(p.read(), Some(Reply::Simple("PONG".into())));
     }
 
-    // Many connections at once, on every replica: every INCR applied exactly once.
+    // Many connections at once, on every replica: every INCR applied exactly once, and the
+    // commands grouped into few log entries (the leader's commit index counts them).
+    let commit = |cl: &mut Client| match cl.cmd(&["ROLE"]) {
+        Reply::Array(items) => match items[3] {
+            Reply::Int(i) => i,
+            _ => panic!("ROLE: {items:?}"),
+        },
+        other => panic!("ROLE: {other:?}"),
+    };
+    let before = commit(&mut l);
     let addrs: Vec<SocketAddr> = (0..3).map(|i| c.resp_addr(i)).collect();
     let threads: Vec<_> = (0..24)
         .map(|t| {
@@ -325,13 +350,16 @@ fn a_three_replica_cluster_speaks_resp_forwards_survives_sigkill_and_keeps_a_lin
     }
     seen.sort_unstable();
     assert_eq!(seen, (1..=1200).collect::<Vec<_>>(), "each INCR once, each result once");
+    let entries = commit(&mut l) - before;
+    eprintln!("1200 INCRs from 24 connections: {entries} log entries");
+    assert!(entries <= 120, "1200 INCRs (and a few more commands) took {entries} log entries");
 
     // Acknowledged writes survive SIGKILL of the leader.
     for i in 0..100 {
         assert_eq!(l.cmd(&["SET", &format!("d{i}"), &i.to_string()]), ok());
     }
     c.kill(leader);
-    let next = c.leader();
+    let (next, _) = c.leader(term);
     assert_ne!(next, leader);
     let mut survivor = Client::connect(c.resp_addr(next));
     for i in 0..100 {
@@ -392,7 +420,7 @@ fn redis_cli_and_redis_benchmark_work_unmodified() {
     let dir = scratch("agora-kv-cli");
     let mut c = Cluster::new(&dir, 3);
     c.start_all();
-    let leader = c.leader();
+    let (leader, _) = c.leader(0);
     let follower = (leader + 1) % 3;
     let port = c.resp_addr(follower).port().to_string();
     let cli = |args: &[&str]| {
