@@ -91,9 +91,12 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
 
 /// `*N\r\n` or `$N\r\n` at `at`: the number and where the line ends.
 fn header(buf: &[u8], at: usize, limits: &Limits) -> Result<Option<(i64, usize)>, ProtocolError> {
+    // A count has at most 20 digits and a sign; a longer line is refused whether or not its
+    // end has arrived (so how a socket splits the bytes never changes the verdict).
+    let longest = limits.max_inline.min(32);
     let rest = &buf[at + 1..];
-    let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-        if rest.len() > limits.max_inline.min(32) {
+    let Some(nl) = rest.iter().take(longest + 1).position(|&b| b == b'\n') else {
+        if rest.len() > longest {
             return err(if buf[at] == b'*' {
                 "too big mbulk count string"
             } else {
@@ -386,6 +389,76 @@ mod tests {
             assert!(e.0.contains(want), "{:?}: {e}", String::from_utf8_lossy(input));
         }
         assert_eq!(parse(b"*0\r\n", &l).unwrap(), Some((vec![], 4)));
+    }
+
+    /// Every request stream parses the same whole as split in two at any point (as a socket
+    /// may deliver it): the same requests, the same error.
+    #[test]
+    fn split_input_parses_as_whole() {
+        let l = Limits { max_bulk: 8, max_array: 4, max_inline: 24, max_pending: 64 };
+        let all = |bytes: &[u8]| {
+            let (mut out, mut at) = (Vec::new(), 0);
+            loop {
+                match parse(&bytes[at..], &l) {
+                    Ok(Some((args, used))) => {
+                        assert!(used > 0);
+                        out.push(args);
+                        at += used;
+                    }
+                    Ok(None) => return (out, at, false),
+                    Err(_) => return (out, at, true),
+                }
+            }
+        };
+        let pieces: &[&[u8]] = &[
+            b"*",
+            b"$",
+            b"1",
+            b"2",
+            b"3",
+            b"-",
+            b"0",
+            b"\r\n",
+            b"\n",
+            b"a",
+            b" ",
+            b"\"",
+            b"'",
+            b"\\",
+            b"x",
+            b"9",
+            b"*2\r\n",
+            b"$3\r\nGET\r\n",
+            b"$1\r\nk\r\n",
+            b"PING\r\n",
+            b"0000000000000000000000000000005",
+        ];
+        let mut x: u64 = 7;
+        let mut next = || {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) as usize
+        };
+        for _ in 0..20_000 {
+            let mut input = Vec::new();
+            for _ in 0..next() % 12 {
+                input.extend_from_slice(pieces[next() % pieces.len()]);
+            }
+            let whole = all(&input);
+            let cut = if input.is_empty() { 0 } else { next() % input.len() };
+            let (first, consumed, failed) = all(&input[..cut]);
+            let shown = String::from_utf8_lossy(&input).into_owned();
+            if failed {
+                assert!(whole.2 && whole.0.len() == first.len(), "{shown:?} cut at {cut}");
+                continue;
+            }
+            let (rest, used, rest_failed) = all(&input[consumed..]);
+            let mut joined = first;
+            joined.extend(rest);
+            assert_eq!((joined, consumed + used, rest_failed), whole, "{shown:?} cut at {cut}");
+        }
     }
 
     #[test]
