@@ -510,3 +510,44 @@ fn a_cluster_file_for_kv_is_checked() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("params.clients: not a parameter of kv"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn without_a_majority_a_write_times_out_as_ambiguous_and_takes_effect_once_one_returns() {
+    let dir = scratch("agora-kv-minority");
+    let mut c = Cluster::new(&dir, 3);
+    let history = dir.join("h.jsonl");
+    let h = history.to_str().unwrap().to_string();
+    for i in 0..3 {
+        c.start(i, &["--timeout-ms", "300", "--history", &h.replace(".jsonl", &format!("-{i}.jsonl"))]);
+    }
+    let (leader, _) = c.leader(0);
+    let mut l = Client::connect(c.resp_addr(leader));
+    assert_eq!(l.cmd(&["SET", "k", "before"]), ok());
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &i in &others {
+        c.kill(i);
+    }
+    // No majority: no answer within --timeout-ms, and the client is told so.
+    match l.cmd(&["SET", "k", "during"]) {
+        Reply::Error(e) => assert!(e.starts_with("TRYAGAIN "), "{e}"),
+        other => panic!("a write without a majority answered {other:?}"),
+    }
+    let lines = std::fs::read_to_string(h.replace(".jsonl", &format!("-{leader}.jsonl"))).unwrap();
+    let last: serde_json::Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    assert_eq!((last["type"].as_str(), last["value"].as_str()), (Some("info"), Some("during")), "{lines}");
+    // A replica comes back: the write, still retried by the leader's session, takes effect.
+    c.start(others[0], &["--timeout-ms", "300"]);
+    let t0 = Instant::now();
+    loop {
+        if let Some(r) =
+            Client::try_connect(c.resp_addr(leader)).ok().and_then(|mut x| x.try_cmd(&["GET", "k"]))
+        {
+            if r == bulk("during") {
+                break;
+            }
+        }
+        assert!(t0.elapsed() < STUCK, "the ambiguous write never took effect");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
