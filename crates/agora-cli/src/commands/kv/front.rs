@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{debug, warn};
 
 /// Replies waiting per connection, written or not: past it the connection is not read.
-const MAX_QUEUED_REPLIES: usize = 16 * 1024;
+const MAX_QUEUED_REPLIES: usize = 1024;
 /// Bytes of replies gathered into one write.
 const WRITE_BATCH: usize = 64 * 1024;
 
