@@ -783,8 +783,9 @@ pub struct KvCommon {
     /// RESP connections served at once per replica [1..=100000].
     #[arg(long, default_value_t = 10_000, value_parser = count::<usize>(1, 100_000))]
     pub max_clients: usize,
-    /// The longest bulk string a client may send, in bytes [1..=8388608].
-    #[arg(long, default_value_t = 1 << 20, value_parser = count::<usize>(1, 8 << 20))]
+    /// The longest bulk string a client may send, in bytes [1..=4194304]. A request must also
+    /// fit in max(2 × this, 4 MiB), so that a batch of commands fits one Raft message.
+    #[arg(long, default_value_t = 1 << 20, value_parser = count::<usize>(1, 4 << 20))]
     pub max_bulk: usize,
 }
 

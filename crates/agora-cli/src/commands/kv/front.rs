@@ -142,6 +142,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>) {
     let mut c = Conn { id, peer, stale: false, name: None, writes_open: Arc::new(AtomicUsize::new(0)) };
     let writer = tokio::spawn(write_replies(wr, rx, front.clone(), c.writes_open.clone()));
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
     let mut start = 0;
     'conn: loop {
         if buf.len() - start > front.limits.max_pending {
@@ -157,10 +158,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>) {
             buf.drain(..start);
             start = 0;
         }
-        buf.reserve(16 * 1024);
-        match rd.read_buf(&mut buf).await {
+        // At most a chunk per read: what is buffered stays within the limit plus one chunk.
+        match rd.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
-            Ok(_) => {}
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
         let mut jobs = Vec::new();
         let mut replies = Vec::new();

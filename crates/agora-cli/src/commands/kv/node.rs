@@ -25,7 +25,8 @@ use tokio::sync::oneshot;
 
 /// Operations per batch (one log entry), at most.
 pub const BATCH_OPS: usize = 4096;
-/// Bytes of keys and values per batch, about (a batch must fit one frame with room to spare).
+/// Bytes of keys and values per batch, about: a batch is at most this plus one request (at
+/// most 8 MiB, `--max-bulk`), within a frame's 16 MiB with room to spare.
 pub const BATCH_BYTES: usize = 4 << 20;
 
 const INCARNATION: &str = "kv/incarnation";
