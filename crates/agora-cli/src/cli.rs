@@ -80,6 +80,11 @@ pub enum Command {
     /// A published experiment reproduced in the simulator: `raft-downtime` (Figure 16 of the
     /// Raft paper: how long a 5-replica cluster is without a leader after its leader crashes).
     Experiment(ExperimentArgs),
+    /// A Raft-replicated key-value store that speaks the Redis protocol (RESP): redis-cli,
+    /// redis-benchmark and Redis client libraries work unmodified. Without a subcommand: 3
+    /// replicas on loopback with redb, their RESP ports printed, until Ctrl-C (or a built-in
+    /// workload with --workload); `serve` runs one replica of a cluster file (docs/kv.md).
+    Kv(Box<KvArgs>),
 }
 
 /// The arguments of `agora explore`.
@@ -883,4 +888,111 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The arguments of `agora kv`.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct KvArgs {
+    /// `serve`: one replica of a cluster file; none runs every replica in this process.
+    #[command(subcommand)]
+    pub action: Option<KvAction>,
+    /// The embedded cluster, when no action is given.
+    #[command(flatten)]
+    pub local: KvLocalArgs,
+}
+
+/// What `agora kv` can do besides running an embedded cluster.
+#[derive(Subcommand, Debug)]
+pub enum KvAction {
+    /// Run one replica of a cluster file (`protocol = "kv"`, a `resp` address per node).
+    Serve(KvServeArgs),
+}
+
+/// What both `agora kv` and `agora kv serve` take.
+#[derive(Args, Debug)]
+pub struct KvCommon {
+    /// Record every client operation's invocation and completion here (agora's JSON lines;
+    /// judge it with `agora lincheck FILE`). With --workload the workload's clients record it;
+    /// otherwise the server does, for every RESP connection.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// A command not answered within this time gets `-TRYAGAIN` (it may still take effect)
+    /// [1..=3600000].
+    #[arg(long, default_value_t = 10_000, value_parser = count::<u64>(1, 3_600_000))]
+    pub timeout_ms: u64,
+    /// RESP connections served at once per replica [1..=100000].
+    #[arg(long, default_value_t = 10_000, value_parser = count::<usize>(1, 100_000))]
+    pub max_clients: usize,
+    /// The longest bulk string a client may send, in bytes [1..=4194304]. A request must also
+    /// fit in max(2 × this, 4 MiB), so that a batch of commands fits one Raft message.
+    #[arg(long, default_value_t = 1 << 20, value_parser = count::<usize>(1, 4 << 20))]
+    pub max_bulk: usize,
+}
+
+/// The arguments of `agora kv` without an action: the embedded cluster.
+#[derive(Args, Debug)]
+pub struct KvLocalArgs {
+    /// Replicas, each in this process with its own redb database [1..=15].
+    #[arg(long, default_value_t = 3, value_parser = count::<usize>(1, 15))]
+    pub replicas: usize,
+    /// The RESP port of replica 0; replica i listens on PORT + i. 0: ports the kernel picks
+    /// [0..=65535].
+    #[arg(long, default_value_t = 7379, value_parser = count::<u16>(0, 65535))]
+    pub port: u16,
+    /// Keep the databases here (a later run with the same folder finds its data) [default: a
+    /// temporary folder, removed at the end].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Raft's shortest election timeout, in ms [1..=60000].
+    #[arg(long, default_value_t = 150, value_parser = count::<u64>(1, 60_000))]
+    pub election_timeout_ms: u64,
+    /// Run the built-in workload of this many operations (GET, SET, APPEND, CAS, MSET, MGET on
+    /// --keys keys from --clients connections, spread over the replicas), print what it
+    /// measured and stop [1..=100000000].
+    #[arg(long, value_name = "OPS", value_parser = count::<u64>(1, 100_000_000))]
+    pub workload: Option<u64>,
+    /// The workload's clients, one connection each, one operation at a time [1..=1000].
+    #[arg(long, default_value_t = 8, value_parser = count::<usize>(1, 1000))]
+    pub clients: usize,
+    /// The keys the workload uses [1..=1000000].
+    #[arg(long, default_value_t = 8, value_parser = count::<usize>(1, 1_000_000))]
+    pub keys: usize,
+    /// Seeds the workload's choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Settings shared with `agora kv serve`.
+    #[command(flatten)]
+    pub common: KvCommon,
+}
+
+/// The arguments of `agora kv serve`.
+#[derive(Args, Debug)]
+pub struct KvServeArgs {
+    /// The cluster file (`protocol = "kv"`; see docs/kv.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// This replica's id in the cluster file.
+    #[arg(long, value_parser = count::<u32>(0, MAX_NODES - 1))]
+    pub id: u32,
+    /// Create this replica's database if it does not exist: the first start of a new cluster.
+    #[arg(long, conflicts_with = "rejoin")]
+    pub new: bool,
+    /// This replica lost its storage: start it empty; it catches up before it votes again.
+    #[arg(long)]
+    pub rejoin: bool,
+    /// Take the cluster socket from this inherited file descriptor (as `agora node --listen-fd`).
+    #[arg(long, value_name = "FD")]
+    pub listen_fd: Option<i32>,
+    /// Take the RESP socket from this inherited file descriptor, a socket already bound to the
+    /// node's `resp` address and listening (tests bind port 0 and hand it down).
+    #[arg(long, value_name = "FD")]
+    pub resp_fd: Option<i32>,
+    /// Print `event {JSON}` lines on stderr: the addresses once listening, then each change of
+    /// leader this replica sees.
+    #[arg(long)]
+    pub events: bool,
+    /// Settings shared with `agora kv`.
+    #[command(flatten)]
+    pub common: KvCommon,
 }

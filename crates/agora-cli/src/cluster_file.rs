@@ -55,6 +55,10 @@ pub struct NodeEntry {
     pub id: u32,
     /// `host:port`; a host name is resolved when the node starts.
     pub addr: String,
+    /// Where an `agora kv serve` replica serves RESP clients (`host:port`); only for
+    /// `protocol = "kv"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resp: Option<String>,
 }
 
 fn one() -> u64 {
@@ -195,7 +199,11 @@ impl ClusterFile {
             ),
             None => None,
         };
-        let nodes = self.nodes.iter().zip(addrs).map(|(n, a)| NodeEntry { id: n.id, addr: a.to_string() });
+        let nodes = self.nodes.iter().zip(addrs).map(|(n, a)| NodeEntry {
+            id: n.id,
+            addr: a.to_string(),
+            resp: n.resp.clone(),
+        });
         let mut params = self.params.clone();
         if let Some(market) = market_file(&mut params) {
             let path = std::path::absolute(&*market)
@@ -316,6 +324,16 @@ mod tests {
             let size = agora_protocols::registry::cluster_size(&f.protocol, &p).unwrap();
             assert_eq!(size, f.nodes.len(), "{name}");
         }
+    }
+
+    #[test]
+    fn the_kv_example_gives_every_replica_a_resp_address() {
+        let f = example("kv-cluster.toml");
+        assert_eq!(f.protocol, "kv");
+        assert_eq!(f.addrs().unwrap().len(), 3);
+        assert!(f.nodes.iter().all(|n| n.resp.is_some()));
+        let copy = ClusterFile::parse(&f.resolved(&f.addrs().unwrap()).unwrap()).unwrap();
+        assert_eq!(copy.nodes[2].resp.as_deref(), Some("127.0.0.1:6382"), "resolved keeps resp");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod election_formats;
 pub mod error;
 pub mod faults;
 pub mod input;
+pub mod resp;
 pub mod values;
 
 use clap::Parser;

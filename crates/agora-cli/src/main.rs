@@ -5,10 +5,10 @@
 
 mod commands;
 
-use agora_cli::{cli, cluster_file, election_file, error, faults, input, values, Parsed};
+use agora_cli::{cli, cluster_file, election_file, error, faults, input, resp, values, Parsed};
 use cli::Command;
 use commands::{
-    bench, check, clocks, complexity, election, experiment, explore, lincheck, market, multicast, node,
+    bench, check, clocks, complexity, election, experiment, explore, kv, lincheck, market, multicast, node,
     protocols, run, sim, up,
 };
 use std::process::ExitCode;
@@ -58,6 +58,7 @@ fn main() -> ExitCode {
         Command::Lincheck(args) => lincheck::run(args),
         Command::Explore(args) => explore::run(args, &argv),
         Command::Experiment(args) => experiment::run(args),
+        Command::Kv(args) => kv::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

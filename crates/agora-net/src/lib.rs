@@ -20,5 +20,7 @@ pub use cluster::{run_bound, run_local, run_node, End, Lone, RunError, RunOutcom
 pub use conn::{decode_frames, Decoded, FrameError, KEEPALIVE, MESSAGE_BUFFER_BYTES};
 pub use handshake::Secret;
 pub use limits::raise_fd_limit;
-pub use node::{hand_down_listener, BoundNode, NetConfig, NodeReport, NodeShared, ObsHook, LISTEN_FD};
+pub use node::{
+    hand_down_listener, BoundNode, LocalCall, NetConfig, NodeReport, NodeShared, ObsHook, LISTEN_FD,
+};
 pub use report::{summarize, summarize_alone, Gathered, NodeOutput};

@@ -83,6 +83,10 @@ pub struct NetConfig {
     pub frame_budget_bytes: usize,
     /// Bytes gathered into one socket write.
     pub max_batch_bytes: usize,
+    /// Keep every observation for the node's report (the checker judges them at the end).
+    /// A server that runs for days turns it off: observations then only reach the node's
+    /// observation hook, if any.
+    pub keep_observations: bool,
 }
 
 impl NetConfig {
@@ -104,6 +108,7 @@ impl NetConfig {
             max_handshaking: 64,
             frame_budget_bytes: 4 * (wire::MAX_FRAME_BYTES + wire::FRAME_HEADER_BYTES),
             max_batch_bytes: 64 * 1024,
+            keep_observations: true,
         }
     }
 }
@@ -245,6 +250,11 @@ impl BoundNode {
     }
 }
 
+/// A call into a running node from its own process (a front end serving local clients, such
+/// as `agora kv`'s RESP connections): run as one step of the node, with the same effects as
+/// a message's (persist first, then send).
+pub type LocalCall<N> = Box<dyn FnOnce(&mut N, &mut Context<'_, N>) + Send>;
+
 /// Starts a node: opens its storage, builds the protocol from what it persisted, starts
 /// accepting connections and drives it until `stop` is set. Returns the shared state now and
 /// the report when the node stops.
@@ -255,6 +265,21 @@ pub fn start<S: Setup>(
     in_flight: Arc<AtomicI64>,
     stop: watch::Receiver<bool>,
     on_obs: Option<ObsHook<ObsOf<S>>>,
+) -> Result<Started<S>, StoreError> {
+    start_with(setup, bound, cfg, in_flight, stop, on_obs, None)
+}
+
+/// [`start`], with calls into the node from this process: each one received on `local` runs
+/// as a step of the node; the calls waiting together run one after another and their writes
+/// are committed together (group commit), as messages are.
+pub fn start_with<S: Setup>(
+    setup: Arc<S>,
+    bound: BoundNode,
+    cfg: Arc<NetConfig>,
+    in_flight: Arc<AtomicI64>,
+    stop: watch::Receiver<bool>,
+    on_obs: Option<ObsHook<ObsOf<S>>>,
+    local: Option<mpsc::UnboundedReceiver<LocalCall<S::Node>>>,
 ) -> Result<Started<S>, StoreError> {
     // Raised once per process, before the first node holds a socket.
     limits::fd_limit();
@@ -340,7 +365,7 @@ pub fn start<S: Setup>(
         started: Instant::now(),
         stop: stop.clone(),
     };
-    let handle = tokio::spawn(driver.run(inbox_rx, done_rx));
+    let handle = tokio::spawn(driver.run(inbox_rx, done_rx, local));
     Ok((shared, handle))
 }
 
@@ -444,6 +469,7 @@ impl<S: Setup> Driver<S> {
         mut self,
         mut inbox: mpsc::Receiver<Inbound<Msg<S>>>,
         mut written: mpsc::UnboundedReceiver<Landed<S>>,
+        mut local: Option<mpsc::UnboundedReceiver<LocalCall<S::Node>>>,
     ) -> NodeReport<ObsOf<S>> {
         self.step(|| "start".into(), |node, ctx| node.on_start(ctx));
         self.flush();
@@ -478,7 +504,15 @@ impl<S: Setup> Driver<S> {
                             Err(_) => break,
                         }
                     }
-                    // A busy inbox must not starve the timers.
+                    // A busy inbox must not starve the timers, nor the local calls.
+                    self.local_calls(&mut local);
+                    self.fire_timers();
+                    self.flush();
+                }
+                Some(call) = recv_local(&mut local) => {
+                    self.step(|| "local call".into(), call);
+                    // The calls that arrived meanwhile: one commit for all of them.
+                    self.local_calls(&mut local);
                     self.fire_timers();
                     self.flush();
                 }
@@ -516,6 +550,17 @@ impl<S: Setup> Driver<S> {
             events: self.events,
             commits: self.commits,
             violations: std::mem::take(&mut self.violations),
+        }
+    }
+
+    /// Runs the local calls waiting now (up to 1024) as steps.
+    fn local_calls(&mut self, local: &mut Option<mpsc::UnboundedReceiver<LocalCall<S::Node>>>) {
+        let Some(l) = local else { return };
+        for _ in 0..1024 {
+            match l.try_recv() {
+                Ok(call) => self.step(|| "local call".into(), call),
+                Err(_) => break,
+            }
         }
     }
 
@@ -577,6 +622,7 @@ impl<S: Setup> Driver<S> {
             observations: &mut self.observations,
             unreported: self.on_obs.is_some().then_some(&mut self.unreported),
             violations: &mut self.violations,
+            keep: self.cfg.keep_observations,
         };
         for e in effects.drain(..) {
             self.interp.apply(&mut host, self.id, e);
@@ -750,6 +796,22 @@ impl<S: Setup> Driver<S> {
     }
 }
 
+/// The next local call; never, without a channel or once every sender is gone.
+async fn recv_local<N: Protocol>(
+    local: &mut Option<mpsc::UnboundedReceiver<LocalCall<N>>>,
+) -> Option<LocalCall<N>> {
+    match local {
+        Some(l) => match l.recv().await {
+            Some(c) => Some(c),
+            None => {
+                *local = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -773,6 +835,8 @@ struct NetHost<'a, S: Setup> {
     /// Observations for the node's observation hook, if it has one.
     unreported: Option<&'a mut Vec<(u64, ObsOf<S>)>>,
     violations: &'a mut Vec<(u64, Violation)>,
+    /// See [`NetConfig::keep_observations`].
+    keep: bool,
 }
 
 impl<S: Setup> Host<S::Node> for NetHost<'_, S> {
@@ -824,6 +888,12 @@ impl<S: Setup> Host<S::Node> for NetHost<'_, S> {
     }
 
     fn observe(&mut self, _: NodeId, obs: ObsOf<S>) {
+        if !self.keep {
+            if let Some(unreported) = &mut self.unreported {
+                unreported.push((unix_ns(), obs));
+            }
+            return;
+        }
         if self.observations.last().is_none_or(|c| c.len() == OBS_CHUNK) {
             self.observations.push(Vec::with_capacity(OBS_CHUNK));
         }

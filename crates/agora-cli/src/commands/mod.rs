@@ -8,6 +8,7 @@ pub mod complexity;
 pub mod election;
 pub mod experiment;
 pub mod explore;
+pub mod kv;
 pub mod lincheck;
 pub mod market;
 pub mod multicast;

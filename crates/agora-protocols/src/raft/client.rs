@@ -64,6 +64,19 @@ impl<SM: StateMachine> Client<SM> {
         self.session
     }
 
+    /// Sends to `replica` from now on (if it is one of the client's replicas): a client next
+    /// to a replica tries it first.
+    pub fn prefer(&mut self, replica: NodeId) {
+        if let Some(t) = self.replicas.iter().position(|r| *r == replica) {
+            self.target = t;
+        }
+    }
+
+    /// Operations sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.outstanding.len()
+    }
+
     /// No operation waits or is in flight.
     pub fn is_idle(&self) -> bool {
         self.queued.is_empty() && self.outstanding.is_empty()

@@ -29,7 +29,8 @@
 //!   machine) or was cut off therefore no longer raises the term and deposes a live leader.
 //! - [`StateMachine`]: the replicated application. It is generic: the key-value store of
 //!   [`kv`] is the example and test subject; the federated election and the trading post
-//!   plug in their own.
+//!   plug in their own; [`strings`] is the byte-string store with Redis's string commands and a
+//!   compare-and-set behind `agora kv` (docs/kv.md).
 //! - Client sessions (§6.3 of the thesis): every command carries its client's session id and
 //!   sequence number, and the state machine's session table remembers each session's
 //!   results, so a retried command is applied once and answered again with the same result.
@@ -63,6 +64,7 @@ pub mod kv;
 mod log;
 pub mod params;
 mod replica;
+pub mod strings;
 
 pub use cow::CowVec;
 pub use replica::{Config, Replica, Role};

@@ -1,0 +1,357 @@
+//! `agora kv`: a Raft-replicated key-value store with a Redis protocol (RESP) front end on
+//! every replica (docs/kv.md). `agora kv` runs every replica in this process on loopback
+//! with redb; `agora kv serve` runs one replica of a cluster file.
+//!
+//! The replica is the sans-IO Raft of `agora_protocols::raft` over the [`Strings`] state
+//! machine, driven by agora-net's node driver like every other protocol; the RESP front end
+//! ([`front`]) is tokio I/O beside it and reaches the replica through local calls.
+//!
+//! [`Strings`]: agora_protocols::raft::strings::Strings
+
+pub mod front;
+pub mod history;
+pub mod node;
+mod workload;
+
+use super::shared::tcp::{interrupted, runtime};
+use crate::cli::{KvAction, KvArgs, KvCommon, KvLocalArgs, KvServeArgs};
+use crate::cluster_file::ClusterFile;
+use crate::error::UserError;
+use crate::resp::Limits;
+use agora_core::{NodeId, Setup};
+use agora_net::node::{start_with, BoundNode};
+use agora_net::store::{OpenMode, Store};
+use agora_net::{LocalCall, NetConfig, ObsHook};
+use agora_protocols::raft::RaftObs;
+use front::Front;
+use history::History;
+use node::{KvNode, KvSetup};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// `agora kv` and `agora kv serve`.
+pub fn run(args: &KvArgs) -> Result<i32, UserError> {
+    match &args.action {
+        Some(KvAction::Serve(a)) => serve(a),
+        None => local(&args.local),
+    }
+}
+
+/// One replica to start: its id, its cluster socket, its RESP socket.
+struct Replica {
+    id: NodeId,
+    bound: BoundNode,
+    resp: TcpListener,
+}
+
+/// How the replicas of this process run.
+struct Plan {
+    setup: Arc<KvSetup>,
+    cfg: NetConfig,
+    replicas: Vec<Replica>,
+    resp_addrs: Vec<SocketAddr>,
+    common: Limits,
+    timeout: Duration,
+    max_clients: usize,
+    /// The server's history, if it writes one.
+    history: Option<Arc<History>>,
+    on_obs: Option<ObsHook<RaftObs>>,
+}
+
+/// Starts every replica of `plan` with its front end and runs until `until` resolves or a
+/// replica fails; returns 0, or 3 when a replica stopped on a storage failure.
+async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> Result<i32, UserError> {
+    let Plan { setup, cfg, replicas, resp_addrs, common, timeout, max_clients, history, on_obs } = plan;
+    let cfg = Arc::new(cfg);
+    let (stop_tx, stop) = watch::channel(false);
+    let in_flight = Arc::new(AtomicI64::new(0));
+    let mut shared = Vec::new();
+    let mut handles = Vec::new();
+    for r in replicas {
+        let (calls_tx, calls_rx) = mpsc::unbounded_channel::<LocalCall<KvNode>>();
+        let (s, h) = start_with(
+            setup.clone(),
+            r.bound,
+            cfg.clone(),
+            in_flight.clone(),
+            stop.clone(),
+            on_obs.clone(),
+            Some(calls_rx),
+        )
+        .map_err(|e| UserError::from_run(e.into()))?;
+        let front = Arc::new(Front {
+            me: r.id,
+            calls: calls_tx,
+            limits: common,
+            timeout,
+            max_clients,
+            history: history.clone(),
+            resp_addrs: resp_addrs.clone(),
+            accepted: AtomicU64::new(0),
+        });
+        tokio::spawn(front::serve(r.resp, front, stop.clone()));
+        shared.push(s);
+        handles.push(h);
+    }
+    tokio::pin!(until);
+    let failed = loop {
+        tokio::select! {
+            _ = &mut until => break false,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        if shared.iter().any(|s| s.failed.load(Ordering::Relaxed)) {
+            break true;
+        }
+    };
+    let _ = stop_tx.send(true);
+    for h in handles {
+        let _ = h.await;
+    }
+    if let Some(h) = &history {
+        h.flush();
+    }
+    Ok(if failed { 3 } else { 0 })
+}
+
+fn limits(c: &KvCommon) -> Limits {
+    Limits { max_bulk: c.max_bulk, max_pending: (c.max_bulk * 2).max(4 << 20), ..Limits::default() }
+}
+
+fn open_history(path: &Path, first: u64) -> Result<Arc<History>, UserError> {
+    History::create(path, first)
+        .map(Arc::new)
+        .map_err(|e| UserError(format!("--history {}: {e}", path.display())))
+}
+
+/// `agora kv`: every replica in this process.
+fn local(a: &KvLocalArgs) -> Result<i32, UserError> {
+    let n = a.replicas;
+    let temp;
+    let data_dir = match &a.data_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| UserError(format!("--data-dir {}: {e}", d.display())))?;
+            d.clone()
+        }
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("agora-kv-")
+                .tempdir()
+                .map_err(|e| UserError(format!("cannot create a temporary data directory: {e}")))?;
+            temp.path().to_path_buf()
+        }
+    };
+    let setup = Arc::new(KvSetup::new(n, Duration::from_millis(a.election_timeout_ms)));
+    let rt = runtime()?;
+    rt.block_on(async {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
+        let mut replicas = Vec::new();
+        let mut addrs = Vec::new();
+        let mut resp_addrs = Vec::new();
+        for i in 0..n {
+            let id = NodeId(i as u32);
+            let bound =
+                BoundNode::bind(id, any).await.map_err(|e| UserError(format!("cannot bind {any}: {e}")))?;
+            let port = if a.port == 0 { 0 } else { a.port.checked_add(i as u16).unwrap_or(0) };
+            let want = SocketAddr::from(([127, 0, 0, 1], port));
+            let resp = TcpListener::bind(want).await.map_err(|e| {
+                UserError(format!(
+                    "replica {i}: cannot listen for RESP on {want}: {e} (another server there? try --port 0)"
+                ))
+            })?;
+            addrs.push(bound.local_addr().expect("bound"));
+            resp_addrs.push(resp.local_addr().expect("bound"));
+            replicas.push(Replica { id, bound, resp });
+        }
+        let mut cfg = NetConfig::new("kv", addrs);
+        cfg.open = Store::cluster_mode(&data_dir, n).map_err(|e| UserError::from_run(e.into()))?;
+        cfg.data_dir = Some(data_dir.clone());
+        cfg.keep_observations = false;
+        let history = match (&a.common.history, a.workload) {
+            (Some(p), None) => Some(open_history(p, 0)?),
+            _ => None,
+        };
+        let plan = Plan {
+            setup,
+            cfg,
+            replicas,
+            resp_addrs: resp_addrs.clone(),
+            common: limits(&a.common),
+            timeout: Duration::from_millis(a.common.timeout_ms),
+            max_clients: a.common.max_clients,
+            history,
+            on_obs: None,
+        };
+        for (i, r) in resp_addrs.iter().enumerate() {
+            println!("replica {i}  resp {r}   redis-cli -p {}", r.port());
+        }
+        println!("data     {}", data_dir.display());
+        match a.workload {
+            None => {
+                println!("serving until Ctrl-C");
+                run_plan(plan, interrupted()).await
+            }
+            Some(ops) => {
+                let w = workload::Spec {
+                    ops,
+                    clients: a.clients,
+                    keys: a.keys,
+                    seed: a.seed,
+                    timeout: Duration::from_millis(a.common.timeout_ms),
+                    history: a.common.history.clone(),
+                };
+                let (report_tx, report_rx) = tokio::sync::oneshot::channel();
+                let run = async move {
+                    let r = workload::run(w, resp_addrs).await;
+                    let _ = report_tx.send(r);
+                };
+                let code = run_plan(plan, run).await?;
+                let report =
+                    report_rx.await.map_err(|_| UserError("the workload did not finish".into()))??;
+                print!("{report}");
+                Ok(code)
+            }
+        }
+    })
+}
+
+/// `agora kv serve`: one replica of a cluster file.
+fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
+    let cf = ClusterFile::load(&a.config)?;
+    if cf.protocol != "kv" {
+        return Err(UserError(format!(
+            "cluster file {}: protocol = {:?}; `agora kv serve` runs `protocol = \"kv\"` clusters",
+            a.config.display(),
+            cf.protocol
+        )));
+    }
+    let addrs = cf.addrs()?;
+    let me = a.id as usize;
+    if me >= addrs.len() {
+        return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", a.id, addrs.len())));
+    }
+    if let Some(i) = addrs.iter().position(|a| a.port() == 0) {
+        return Err(UserError(format!(
+            "node {i}: port 0 for its cluster address; replicas must know each other's"
+        )));
+    }
+    let mut resp_addrs = Vec::new();
+    for n in &cf.nodes {
+        let r = n.resp.as_deref().ok_or_else(|| {
+            UserError(format!(
+                "node {}: no `resp` address (where it serves RESP clients, e.g. resp = \"127.0.0.1:6380\")",
+                n.id
+            ))
+        })?;
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(r)
+            .ok()
+            .and_then(|mut i| i.next())
+            .ok_or_else(|| UserError(format!("node {}: cannot resolve resp address `{r}`", n.id)))?;
+        resp_addrs.push(addr);
+    }
+    let timeout_ms = match cf.params.get("timeout_ms") {
+        None => 150.0,
+        Some(toml::Value::Integer(i)) if *i > 0 => *i as f64,
+        Some(toml::Value::Float(f)) if *f > 0.0 && *f <= 60_000.0 => *f,
+        Some(v) => {
+            return Err(UserError(format!("params.timeout_ms = {v}: expected a positive number of ms")))
+        }
+    };
+    if let Some(k) = cf.params.keys().find(|k| k.as_str() != "timeout_ms") {
+        return Err(UserError(format!("params.{k}: not a parameter of kv (its parameters: timeout_ms)")));
+    }
+    let setup = Arc::new(KvSetup::new(addrs.len(), Duration::from_secs_f64(timeout_ms / 1e3)));
+    let mut cfg = NetConfig::new(&cf.cluster, addrs.clone());
+    cfg.secret = cf.secret(&a.config)?;
+    cfg.data_dir = cf.data_dir.clone();
+    cfg.seed = cf.seed;
+    cfg.keep_observations = false;
+    cfg.open = match (a.new, a.rejoin) {
+        (_, true) => OpenMode::Rejoin,
+        (true, _) => OpenMode::New,
+        _ => OpenMode::Existing,
+    };
+    let cluster_listener = a.listen_fd.map(|fd| inherited(fd, addrs[me], "--listen-fd")).transpose()?;
+    let resp_listener = a.resp_fd.map(|fd| inherited(fd, resp_addrs[me], "--resp-fd")).transpose()?;
+    let history = a.common.history.as_deref().map(|p| open_history(p, (me as u64) << 40)).transpose()?;
+    let events = a.events;
+    let id = a.id;
+    let on_obs: Option<ObsHook<RaftObs>> = events.then(|| {
+        Arc::new(move |_at: u64, o: &RaftObs| match o {
+            RaftObs::Leader { term } => event(serde_json::json!({ "node": id, "leader": id, "term": term })),
+            RaftObs::SteppedDown { term } => event(serde_json::json!({ "node": id, "stepped_down": term })),
+            _ => {}
+        }) as ObsHook<RaftObs>
+    });
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let nid = NodeId(a.id);
+        let bound = match cluster_listener {
+            Some(l) => BoundNode::from_std(nid, l),
+            None => BoundNode::bind(nid, addrs[me]).await,
+        }
+        .map_err(|e| UserError(format!("cannot listen at {}: {e}", addrs[me])))?;
+        let resp = match resp_listener {
+            Some(l) => {
+                l.set_nonblocking(true).map_err(|e| UserError(format!("--resp-fd: {e}")))?;
+                TcpListener::from_std(l).map_err(|e| UserError(format!("--resp-fd: {e}")))?
+            }
+            None => TcpListener::bind(resp_addrs[me])
+                .await
+                .map_err(|e| UserError(format!("cannot listen for RESP at {}: {e}", resp_addrs[me])))?,
+        };
+        let resp_local = resp.local_addr().map_err(|e| UserError(e.to_string()))?;
+        if events {
+            event(serde_json::json!({
+                "node": id,
+                "listening": bound.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                "resp": resp_local.to_string(),
+                "pid": std::process::id(),
+            }));
+        } else {
+            eprintln!("agora kv: replica {id} serving RESP at {resp_local}");
+        }
+        let plan = Plan {
+            setup: setup.clone(),
+            cfg,
+            replicas: vec![Replica { id: nid, bound, resp }],
+            resp_addrs,
+            common: limits(&a.common),
+            timeout: Duration::from_millis(a.common.timeout_ms),
+            max_clients: a.common.max_clients,
+            history,
+            on_obs,
+        };
+        let _ = setup.nodes();
+        run_plan(plan, interrupted()).await
+    })
+}
+
+/// The socket of `--listen-fd`/`--resp-fd FD`, checked to listen at `addr` (port 0 in the
+/// file: any port).
+fn inherited(fd: i32, addr: SocketAddr, flag: &str) -> Result<std::net::TcpListener, UserError> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl only queries whether `fd` is open.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(UserError(format!("{flag} {fd}: not an open file descriptor above stderr")));
+    }
+    // SAFETY: `fd` is open and was handed to this process for this purpose; nothing else here
+    // owns it.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    match listener.local_addr() {
+        Ok(a) if a == addr || (addr.port() == 0 && a.ip() == addr.ip()) => Ok(listener),
+        Ok(a) => Err(UserError(format!("{flag} {fd}: listens at {a}, the cluster file says {addr}"))),
+        Err(e) => Err(UserError(format!("{flag} {fd}: not a listening socket: {e}"))),
+    }
+}
+
+/// One `--events` line on stderr: `event {JSON}`, written whole.
+fn event(v: serde_json::Value) {
+    use std::io::Write;
+    let line = format!("event {v}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
