@@ -110,6 +110,11 @@ impl<T: PartialEq, D: Copy + Ord> Timers<T, D> {
         Some(self.pending.swap_remove(pos).0)
     }
 
+    /// The pending timers: `(name, generation, deadline)`, in the table's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&T, u64, D)> + '_ {
+        self.pending.iter().map(|(t, g, d)| (t, *g, *d))
+    }
+
     /// The earliest deadline pending.
     pub fn next_deadline(&self) -> Option<D> {
         self.pending.iter().map(|p| p.2).min()

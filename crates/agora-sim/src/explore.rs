@@ -26,8 +26,8 @@
 //! the steps that lead to it, replayed from the initial state.
 
 use agora_core::{
-    wire, Checker, Context, Destinations, Effect, EffectOf, Lifecycle, Message as _, NodeId, Protocol, Rng,
-    Setup, Stable, Time, Violation,
+    wire, Checker, Context, Counters, Deferred, EffectOf, Frame, Host, Interp, Lifecycle, Message as _,
+    Metrics, NodeId, OpId, Protocol, Rng, Setup, Stable, Targets, Time, Timers, Violation, Write,
 };
 use rand::SeedableRng as _;
 use std::collections::hash_map::DefaultHasher;
@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 type MsgOf<S> = <<S as Setup>::Node as Protocol>::Msg;
 type TimerOf<S> = <<S as Setup>::Node as Protocol>::Timer;
+type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
 
 /// When timers may fire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,7 +158,7 @@ struct World<S: Setup> {
     nodes: Vec<Option<S::Node>>,
     stable: Vec<Stable>,
     /// Pending timers with their deadlines (ns of virtual time).
-    timers: Vec<Vec<(TimerOf<S>, u64)>>,
+    timers: Vec<Timers<TimerOf<S>, u64>>,
     /// Virtual time: the deadline of the last timer fired ([`Timing::Sync`]; it stays 0 with
     /// [`Timing::Async`], where delays do not count).
     now: u64,
@@ -201,7 +202,7 @@ where
     }
 
     /// Every node built empty and started, in id order.
-    fn initial(setup: &S, b: &Bounds) -> Result<(Self, Option<Violation>), ExploreError> {
+    fn initial(setup: &S, b: &Bounds, d: &mut Driver) -> Result<(Self, Option<Violation>), ExploreError> {
         let n = setup.nodes();
         let checker = setup.checker();
         if checker.fork().is_none() {
@@ -219,7 +220,7 @@ where
         let mut w = World {
             nodes,
             stable: vec![Stable::new(); n],
-            timers: vec![Vec::new(); n],
+            timers: vec![Timers::new(); n],
             now: 0,
             sync: b.timing == Timing::Sync,
             fifo: b.fifo,
@@ -231,7 +232,7 @@ where
         };
         let mut broke = None;
         for i in 0..n {
-            if let Err(v) = w.step(i, 0, |node: &mut S::Node, ctx| node.on_start(ctx)) {
+            if let Err(v) = w.step(d, i, 0, |node: &mut S::Node, ctx| node.on_start(ctx)) {
                 broke.get_or_insert(v);
             }
         }
@@ -254,7 +255,7 @@ where
         for timers in &self.timers {
             // A set: the order timers were set in does not matter.
             let set: u64 =
-                timers.iter().map(|(t, due)| hash_of(&(t, due - self.now))).fold(0, u64::wrapping_add);
+                timers.iter().map(|(t, _, due)| hash_of(&(t, due - self.now))).fold(0, u64::wrapping_add);
             (timers.len(), set).hash(&mut h);
         }
         for f in &self.flight {
@@ -292,12 +293,12 @@ where
                 out.push(Step::Drop(i));
             }
         }
-        let first = self.timers.iter().flatten().map(|(_, due)| *due).min();
+        let first = self.timers.iter().filter_map(Timers::next_deadline).min();
         for (n, timers) in self.timers.iter().enumerate() {
-            for (t, (_, due)) in timers.iter().enumerate() {
+            for (t, (_, _, due)) in timers.iter().enumerate() {
                 let fires = match b.timing {
                     Timing::Async => true,
-                    Timing::Sync => self.flight.is_empty() && Some(*due) == first,
+                    Timing::Sync => self.flight.is_empty() && Some(due) == first,
                 };
                 if fires {
                     out.push(Step::Fire(n, t));
@@ -324,14 +325,20 @@ where
             Step::Deliver(i) => format!("deliver {}", msg(i)),
             Step::Duplicate(i) => format!("deliver, and keep a duplicate of, {}", msg(i)),
             Step::Drop(i) => format!("lose {}", msg(i)),
-            Step::Fire(n, t) => format!("fire timer {:?} at node {n}", self.timers[n][t].0),
+            Step::Fire(n, t) => format!("fire timer {:?} at node {n}", self.timer(n, t).0),
             Step::Crash(n) => format!("crash node {n}"),
             Step::Restart(n) => format!("restart node {n} from what it persisted"),
         }
     }
 
+    /// The `t`th of node `n`'s pending timers, in its table's order: name, generation, deadline.
+    fn timer(&self, n: usize, t: usize) -> (TimerOf<S>, u64, u64) {
+        let (timer, gen, due) = self.timers[n].iter().nth(t).expect("a step names a pending timer");
+        (timer.clone(), gen, due)
+    }
+
     /// Takes step `s`, the `depth`th of its trace.
-    fn apply(&mut self, setup: &S, s: Step, depth: usize) -> Result<(), Violation> {
+    fn apply(&mut self, d: &mut Driver, setup: &S, s: Step, depth: usize) -> Result<(), Violation> {
         let at = Time(depth as u64);
         match s {
             Step::Deliver(i) | Step::Duplicate(i) => {
@@ -342,7 +349,7 @@ where
                     }
                     _ => self.flight.remove(i),
                 };
-                self.step(f.to.index(), depth, |node, ctx| node.on_message(ctx, f.from, f.msg))
+                self.step(d, f.to.index(), depth, |node, ctx| node.on_message(ctx, f.from, f.msg))
             }
             Step::Drop(i) => {
                 self.spent.loss += 1;
@@ -350,11 +357,12 @@ where
                 Ok(())
             }
             Step::Fire(n, t) => {
-                let (timer, due) = self.timers[n].remove(t);
+                let (timer, gen, due) = self.timer(n, t);
+                self.timers[n].fire(gen);
                 if self.sync {
                     self.now = self.now.max(due);
                 }
-                self.step(n, depth, |node, ctx| node.on_timer(ctx, timer))
+                self.step(d, n, depth, |node, ctx| node.on_timer(ctx, timer))
             }
             Step::Crash(n) => {
                 self.spent.crashes += 1;
@@ -372,14 +380,16 @@ where
                 })?;
                 self.nodes[n] = Some(node);
                 self.checker.lifecycle(at, id, Lifecycle::Restarted);
-                self.step(n, depth, |node, ctx| node.on_start(ctx))
+                self.step(d, n, depth, |node, ctx| node.on_start(ctx))
             }
         }
     }
 
-    /// Runs one handler of node `n` and applies its effects.
+    /// Runs one handler of node `n` and applies its effects through the interpreter every
+    /// driver shares; a deferred write lands at once and its timer fires right after.
     fn step(
         &mut self,
+        d: &mut Driver,
         n: usize,
         depth: usize,
         f: impl FnOnce(&mut S::Node, &mut Context<'_, S::Node>),
@@ -390,73 +400,121 @@ where
         let mut rng = Rng::seed_from_u64(n as u64);
         let mut effects: Vec<EffectOf<S::Node>> = Vec::new();
         f(node, &mut Context::new(id, count, Time::ZERO, &mut rng, &mut effects));
-        let at = Time(depth as u64);
-        let mut broke = None;
-        for e in effects {
-            match e {
-                Effect::Send { to, msg } => self.send(id, to, &msg, at, &mut broke),
-                Effect::Multicast { to, msg } => {
-                    let to: Vec<NodeId> = match to {
-                        Destinations::AllOthers => {
-                            (0..count as u32).map(NodeId).filter(|d| *d != id).collect()
-                        }
-                        Destinations::Nodes(v) => v,
-                    };
-                    for d in to {
-                        self.send(id, d, &msg, at, &mut broke);
-                    }
-                }
-                Effect::SetTimer { timer, after } => {
-                    let due = self.now.saturating_add(after.as_nanos() as u64);
-                    let timers = &mut self.timers[n];
-                    timers.retain(|(t, _)| *t != timer);
-                    timers.push((timer, due));
-                }
-                Effect::CancelTimer { timer } => self.timers[n].retain(|(t, _)| *t != timer),
-                Effect::Persist { key, value } => self.stable[n].put(key, value),
-                Effect::Unpersist { key } => self.stable[n].remove(&key),
-                Effect::UnpersistRange { from, to } => self.stable[n].remove_range(&from, &to),
-                Effect::PersistLater { key, value, done } => {
-                    self.stable[n].put(key, value.compute());
-                    let timers = &mut self.timers[n];
-                    timers.retain(|(t, _)| *t != done);
-                    timers.push((done, self.now));
-                }
-                Effect::Observe(o) => {
-                    self.seen[n] = hash_of(&(self.seen[n], wire::encode(&o)));
-                    if broke.is_none() {
-                        if let Err(v) = self.checker.observe(at, id, &o) {
-                            broke = Some(v);
-                        }
-                    }
-                }
-                Effect::OpBegin(_) | Effect::OpEnd(_) => {}
-            }
-        }
-        self.flight.sort_by_key(|f| f.hash);
-        broke.map_or(Ok(()), Err)
+        self.effects(d, n, depth, effects)
     }
 
-    fn send(&mut self, from: NodeId, to: NodeId, msg: &MsgOf<S>, at: Time, broke: &mut Option<Violation>) {
-        match self.nodes.get(to.index()) {
-            None => {
-                broke.get_or_insert_with(|| {
-                    Violation::new(
-                        "valid-destination",
-                        Some(from),
-                        at,
-                        format!("sent to node {to}, outside the cluster"),
-                    )
-                });
-            }
+    /// Applies node `n`'s effects of one step.
+    fn effects(
+        &mut self,
+        d: &mut Driver,
+        n: usize,
+        depth: usize,
+        effects: Vec<EffectOf<S::Node>>,
+    ) -> Result<(), Violation> {
+        let id = NodeId(n as u32);
+        let at = Time(depth as u64);
+        let mut host = StepHost { world: self, at, scratch: &mut d.scratch, broke: None, landed: Vec::new() };
+        for e in effects {
+            d.interp.apply(&mut host, id, e);
+        }
+        let StepHost { broke, landed, .. } = host;
+        self.flight.sort_by_key(|f| f.hash);
+        if let Some(v) = broke {
+            return Err(v);
+        }
+        for done in landed {
+            self.step(d, n, depth, |node, ctx| node.on_timer(ctx, done))?;
+        }
+        Ok(())
+    }
+}
+
+/// What the explorer keeps across steps: the interpreter every driver shares, and the
+/// accounts it keeps (part of no state).
+struct Driver {
+    interp: Interp,
+    scratch: (Metrics, Counters),
+}
+
+impl Driver {
+    fn new(n: usize) -> Self {
+        Driver { interp: Interp::new(n), scratch: (Metrics::new(), Counters::default()) }
+    }
+}
+
+/// The explorer's side of one step's effects: the state's timers, network, storage and checker.
+struct StepHost<'a, S: Setup> {
+    world: &'a mut World<S>,
+    at: Time,
+    scratch: &'a mut (Metrics, Counters),
+    broke: Option<Violation>,
+    /// The timers of deferred writes, which land at once.
+    landed: Vec<TimerOf<S>>,
+}
+
+impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
+    type Deadline = u64;
+
+    fn now(&self) -> Time {
+        self.at
+    }
+
+    fn accounts(&mut self, _: NodeId) -> (&mut Metrics, &mut Counters) {
+        (&mut self.scratch.0, &mut self.scratch.1)
+    }
+
+    fn timers(&mut self, node: NodeId) -> &mut Timers<TimerOf<S>, u64> {
+        &mut self.world.timers[node.index()]
+    }
+
+    fn deadline(&self, _: NodeId, after: Duration) -> u64 {
+        self.world.now.saturating_add(after.as_nanos() as u64)
+    }
+
+    fn timer_set(&mut self, _: NodeId, _: TimerOf<S>, _: u64, _: u64, _: bool) {}
+
+    fn timer_cancelled(&mut self, _: NodeId) {}
+
+    fn transmit(&mut self, from: NodeId, to: Targets<'_>, msg: MsgOf<S>, frame: &Frame<'_>) {
+        let w = &mut *self.world;
+        to.for_each(|to| {
             // A crashed node's connections are gone: what is sent to it is lost.
-            Some(None) => {}
-            Some(Some(_)) => {
-                let hash = hash_of(&(from, to, wire::encode(msg)));
-                self.sends += 1;
-                self.flight.push(Flight { from, to, msg: msg.clone(), hash, sent: self.sends });
+            if w.nodes[to.index()].is_some() {
+                let hash = hash_of(&(from, to, frame.payload()));
+                w.sends += 1;
+                w.flight.push(Flight { from, to, msg: msg.clone(), hash, sent: w.sends });
+            }
+        });
+    }
+
+    fn persist(&mut self, node: NodeId, write: Write) {
+        let st = &mut self.world.stable[node.index()];
+        match write {
+            Write::Put(key, value) => st.put(key, value),
+            Write::Remove(key) => st.remove(&key),
+            Write::RemoveRange(from, to) => st.remove_range(&from, &to),
+        }
+    }
+
+    fn persist_later(&mut self, node: NodeId, key: String, value: Deferred, done: TimerOf<S>) {
+        self.world.stable[node.index()].put(key, value.compute());
+        self.landed.push(done);
+    }
+
+    fn observe(&mut self, node: NodeId, obs: ObsOf<S>) {
+        let n = node.index();
+        self.world.seen[n] = hash_of(&(self.world.seen[n], wire::encode(&obs)));
+        if self.broke.is_none() {
+            if let Err(v) = self.world.checker.observe(self.at, node, &obs) {
+                self.broke = Some(v);
             }
         }
+    }
+
+    fn operation(&mut self, _: NodeId, _: OpId, _: bool) {}
+
+    fn violation(&mut self, v: Violation) {
+        self.broke.get_or_insert(v);
     }
 }
 
@@ -472,7 +530,8 @@ where
     TimerOf<S>: Hash,
 {
     let began = Instant::now();
-    let (init, broke) = World::initial(setup, bounds)?;
+    let mut d = Driver::new(setup.nodes());
+    let (init, broke) = World::initial(setup, bounds, &mut d)?;
     let root = init.fingerprint();
     let mut p = Progress { states: 1, unique: 1, depth: 0, elapsed: Duration::ZERO };
     if let Some(violation) = broke {
@@ -502,7 +561,7 @@ where
                 progress(&p);
             }
             let mut next = w.fork();
-            if let Err(violation) = next.apply(setup, s, depth + 1) {
+            if let Err(violation) = next.apply(&mut d, setup, s, depth + 1) {
                 p.elapsed = began.elapsed();
                 let mut steps = path(&parents, root, fp);
                 steps.push(s);
@@ -553,12 +612,13 @@ where
     S::Node: Clone + Hash,
     TimerOf<S>: Hash,
 {
-    let (mut w, _) = World::initial(setup, bounds)?;
+    let mut d = Driver::new(setup.nodes());
+    let (mut w, _) = World::initial(setup, bounds, &mut d)?;
     let mut out = Vec::with_capacity(steps.len());
     for (i, s) in steps.iter().enumerate() {
         out.push(w.describe(*s));
         // The last step is the one that broke a property.
-        let _ = w.apply(setup, *s, i + 1);
+        let _ = w.apply(&mut d, setup, *s, i + 1);
     }
     Ok(out)
 }
