@@ -3,12 +3,11 @@
 //! what this node alone saw.
 
 use super::shared::tcp::{interrupted, metrics_endpoint, parse_addr, runtime};
-use super::shared::{exit_code, output};
+use super::shared::{exit_code, inherited_listener, open_mode, output};
 use crate::cli::NodeArgs;
 use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
 use agora_core::{NodeId, Protocol, Setup};
-use agora_net::store::OpenMode;
 use agora_net::{
     report, run_node, Gathered, Lone, NetConfig, NodeOutput, NodeShared, ObsHook, RunOutcome, Supervised,
 };
@@ -33,15 +32,14 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
             "node {i}: port 0 in the cluster file; only `agora up` chooses ports (nodes must know each other's)"
         )));
     }
-    let listener = args.listen_fd.map(|fd| inherited_listener(fd, addrs[args.id as usize])).transpose()?;
+    let listener = args
+        .listen_fd
+        .map(|fd| inherited_listener(fd, addrs[args.id as usize], "--listen-fd"))
+        .transpose()?;
     let mut cfg = NetConfig::new(&cf.cluster, addrs);
     cfg.secret = cf.secret(&args.config)?;
     cfg.data_dir = cf.data_dir.clone();
-    cfg.open = match (args.new, args.rejoin) {
-        (_, true) => OpenMode::Rejoin,
-        (true, _) => OpenMode::New,
-        _ => OpenMode::Existing,
-    };
+    cfg.open = open_mode(args.new, args.rejoin);
     cfg.seed = cf.seed;
     let driver = OneNode {
         id: args.id,
@@ -55,23 +53,6 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
         supervised: args.supervised,
     };
     agora_protocols::dispatch(&cf.protocol, &params, driver)?
-}
-
-/// The socket of `--listen-fd FD`, checked to listen at `addr`, the node's address.
-fn inherited_listener(fd: i32, addr: SocketAddr) -> Result<std::net::TcpListener, UserError> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: fcntl only queries whether `fd` is open.
-    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-        return Err(UserError(format!("--listen-fd {fd}: not an open file descriptor above stderr")));
-    }
-    // SAFETY: `fd` is open, was handed to this process for this purpose and nothing else here
-    // owns it; if it is not a socket, local_addr fails below and it is closed.
-    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-    match listener.local_addr() {
-        Ok(a) if a == addr => Ok(listener),
-        Ok(a) => Err(UserError(format!("--listen-fd {fd}: listens at {a}, the cluster file says {addr}"))),
-        Err(e) => Err(UserError(format!("--listen-fd {fd}: not a listening socket: {e}"))),
-    }
 }
 
 /// Runs node `id` of any protocol's setup.

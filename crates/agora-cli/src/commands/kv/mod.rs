@@ -14,13 +14,14 @@ pub mod node;
 mod workload;
 
 use super::shared::tcp::{interrupted, runtime};
+use super::shared::{inherited_listener, open_mode};
 use crate::cli::{KvAction, KvArgs, KvCommon, KvLocalArgs, KvServeArgs};
 use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
 use crate::resp::Limits;
 use agora_core::{NodeId, Setup};
 use agora_net::node::{start_with, BoundNode};
-use agora_net::store::{OpenMode, Store};
+use agora_net::store::Store;
 use agora_net::{LocalCall, NetConfig, ObsHook};
 use agora_protocols::raft::RaftObs;
 use front::Front;
@@ -270,13 +271,11 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
     cfg.data_dir = cf.data_dir.clone();
     cfg.seed = cf.seed;
     cfg.keep_observations = false;
-    cfg.open = match (a.new, a.rejoin) {
-        (_, true) => OpenMode::Rejoin,
-        (true, _) => OpenMode::New,
-        _ => OpenMode::Existing,
-    };
-    let cluster_listener = a.listen_fd.map(|fd| inherited(fd, addrs[me], "--listen-fd")).transpose()?;
-    let resp_listener = a.resp_fd.map(|fd| inherited(fd, resp_addrs[me], "--resp-fd")).transpose()?;
+    cfg.open = open_mode(a.new, a.rejoin);
+    let cluster_listener =
+        a.listen_fd.map(|fd| inherited_listener(fd, addrs[me], "--listen-fd")).transpose()?;
+    let resp_listener =
+        a.resp_fd.map(|fd| inherited_listener(fd, resp_addrs[me], "--resp-fd")).transpose()?;
     let history = a.common.history.as_deref().map(|p| open_history(p, (me as u64) << 40)).transpose()?;
     let events = a.events;
     let id = a.id;
@@ -329,24 +328,6 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
         let _ = setup.nodes();
         run_plan(plan, interrupted()).await
     })
-}
-
-/// The socket of `--listen-fd`/`--resp-fd FD`, checked to listen at `addr` (port 0 in the
-/// file: any port).
-fn inherited(fd: i32, addr: SocketAddr, flag: &str) -> Result<std::net::TcpListener, UserError> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: fcntl only queries whether `fd` is open.
-    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-        return Err(UserError(format!("{flag} {fd}: not an open file descriptor above stderr")));
-    }
-    // SAFETY: `fd` is open and was handed to this process for this purpose; nothing else here
-    // owns it.
-    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-    match listener.local_addr() {
-        Ok(a) if a == addr || (addr.port() == 0 && a.ip() == addr.ip()) => Ok(listener),
-        Ok(a) => Err(UserError(format!("{flag} {fd}: listens at {a}, the cluster file says {addr}"))),
-        Err(e) => Err(UserError(format!("{flag} {fd}: not a listening socket: {e}"))),
-    }
 }
 
 /// One `--events` line on stderr: `event {JSON}`, written whole.

@@ -94,3 +94,35 @@ impl Driver for Validate {
     type Output = ();
     fn run<S: Setup>(self, _: S) {}
 }
+
+/// The database a node opens: `--rejoin` (it lost its storage), `--new` (its first start), or
+/// the one it has.
+pub fn open_mode(new: bool, rejoin: bool) -> agora_net::store::OpenMode {
+    match (new, rejoin) {
+        (_, true) => agora_net::store::OpenMode::Rejoin,
+        (true, _) => agora_net::store::OpenMode::New,
+        _ => agora_net::store::OpenMode::Existing,
+    }
+}
+
+/// The listening socket handed down as file descriptor `fd` (the value of `flag`), checked to
+/// listen at `addr` (port 0 in the cluster file: any port on its address).
+pub fn inherited_listener(
+    fd: i32,
+    addr: std::net::SocketAddr,
+    flag: &str,
+) -> Result<std::net::TcpListener, UserError> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl only queries whether `fd` is open.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(UserError(format!("{flag} {fd}: not an open file descriptor above stderr")));
+    }
+    // SAFETY: `fd` is open, was handed to this process for this purpose and nothing else here
+    // owns it; if it is not a socket, local_addr fails below and it is closed.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    match listener.local_addr() {
+        Ok(a) if a == addr || (addr.port() == 0 && a.ip() == addr.ip()) => Ok(listener),
+        Ok(a) => Err(UserError(format!("{flag} {fd}: listens at {a}, the cluster file says {addr}"))),
+        Err(e) => Err(UserError(format!("{flag} {fd}: not a listening socket: {e}"))),
+    }
+}
