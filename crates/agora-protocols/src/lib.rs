@@ -25,6 +25,7 @@ pub mod registry;
 pub mod stream;
 pub mod topology;
 pub mod vote_count;
+pub mod vote_service;
 
 pub use params::{ParamError, Params};
 pub use registry::{dispatch, Driver, FromParams, PROTOCOLS};

@@ -293,6 +293,11 @@ impl<SM: StateMachine> Replica<SM> {
         self.rejoining.is_some()
     }
 
+    /// This replica's id.
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
     /// The replica's role now.
     pub fn role(&self) -> Role {
         self.role

@@ -1,0 +1,361 @@
+//! One server of the voting service, as a sans-IO part that a node embeds: a Raft replica of
+//! the [`Board`], the client session its front end submits through (one request in flight,
+//! everything queued meanwhile in the next: one log entry per batch), its clients' heartbeats
+//! batched into one [`BoardCmd::Touch`] per tick, and — while its replica leads — the failure
+//! detector that expires silent sessions through the log.
+//!
+//! The simulator's node (simulated members as peers) and the TCP service's node (members on
+//! line-protocol connections) both embed it, so the two cannot disagree about what the service
+//! does. The embedding node routes Raft's messages and timers here and, after each event,
+//! drains [`Server::take_done`] (answers to what it submitted) and [`Server::take_events`]
+//! (events the board emitted, in log order, to push to its members).
+//!
+//! **The failure detector** (see [`board`](super::board)): every [`ServerTimer::Tick`]
+//! (a quarter of the session timeout) the leader compares each session's latest sign of life
+//! in the log with what it saw before; a session whose sign has not moved for the whole timeout
+//! on the leader's clock is expired with [`BoardCmd::Expire`]. A new leader starts every clock
+//! afresh, so a leader change never fails a member early; a heartbeat committed before the
+//! expiry keeps the member alive, whatever the leader saw.
+
+use super::board::{Board, BoardCmd, BoardOut, Event};
+use super::Sid;
+use crate::raft::client::{session_id, Client};
+use crate::raft::{Config, Io, Op, Outcome, Pos, RaftMsg, RaftObs, RaftTimer, Replica, Role, Term};
+use agora_core::{Context, Corrupt, NodeId, Protocol, Stable, Time};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Operations per batch (one log entry), at most.
+pub const BATCH_OPS: usize = 2048;
+
+const INCARNATION: &str = "vote/incarnation";
+
+/// The settings every server of a cluster shares.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The replicas' Raft settings.
+    pub raft: Arc<Config>,
+    /// The front end's session retries with another replica after this long without progress.
+    pub retry: Duration,
+    /// A member with no sign of life for this long fails.
+    pub session_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// `n` servers with `election` as the shortest election timeout and `session` as the
+    /// session timeout.
+    pub fn new(n: usize, election: Duration, session: Duration) -> Self {
+        let ids = (0..n as u32).map(NodeId).collect();
+        ServerConfig {
+            raft: Arc::new(Config::new(ids, election)),
+            retry: election * 4,
+            session_timeout: session,
+        }
+    }
+
+    /// How often a server flushes heartbeats and its leader looks for silent sessions.
+    pub fn tick(&self) -> Duration {
+        self.session_timeout / 4
+    }
+}
+
+/// The server's own timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ServerTimer {
+    /// Flush heartbeats; on the leader, look for silent sessions.
+    Tick,
+}
+
+/// What a server reports of the service, for checkers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerObs {
+    /// The board emitted these events (numbered, in log order) on this server.
+    Events(Vec<(u64, Event)>),
+    /// The leader submits the expiry of `sid`: silent since `seen` for `silent_ms` on its
+    /// clock.
+    Expiring {
+        /// The session.
+        sid: Sid,
+        /// Its latest sign of life the leader knew of.
+        seen: Pos,
+        /// How long the leader has seen no other.
+        silent_ms: u64,
+    },
+}
+
+/// What a server needs of its host: Raft's [`Io`], its timer and its observations.
+pub trait ServerIo: Io<Board> {
+    /// Sets the server's timer.
+    fn set_server_timer(&mut self, timer: ServerTimer, after: Duration);
+    /// Reports an observation.
+    fn observe_server(&mut self, obs: ServerObs);
+}
+
+impl<P> ServerIo for Context<'_, P>
+where
+    P: Protocol,
+    P::Msg: From<RaftMsg<Board>>,
+    P::Timer: From<RaftTimer> + From<ServerTimer>,
+    P::Obs: From<RaftObs> + From<ServerObs>,
+{
+    fn set_server_timer(&mut self, timer: ServerTimer, after: Duration) {
+        Context::set_timer(self, timer.into(), after)
+    }
+    fn observe_server(&mut self, obs: ServerObs) {
+        Context::observe(self, obs.into())
+    }
+}
+
+/// Whose operation it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// The front end's, with its tag.
+    Front(u64),
+    /// A heartbeat batch.
+    Touch,
+    /// An expiry.
+    Expire(Sid),
+}
+
+/// What the front end can learn of its server at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The replica's role.
+    pub role: Role,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// Its term.
+    pub term: Term,
+    /// Its commit index.
+    pub commit: u64,
+    /// Its applied index.
+    pub applied: u64,
+    /// The members online in its board.
+    pub members: usize,
+    /// The latest event number in its board.
+    pub last_event: u64,
+}
+
+/// One server.
+pub struct Server {
+    cfg: Arc<ServerConfig>,
+    replica: Replica<Board>,
+    client: Option<Client<Board>>,
+    incarnation: u32,
+    /// Submitted, not yet handed to the session: the next batch.
+    queue: VecDeque<(Op<Board>, Origin)>,
+    /// Handed to the session: its sequence number to whose it is.
+    waiting: HashMap<u64, Origin>,
+    /// Answers to the front end not yet taken.
+    done: Vec<(u64, BoardOut)>,
+    /// Sessions that showed a sign of life since the last tick.
+    touched: BTreeSet<Sid>,
+    /// The last event handed out.
+    cursor: u64,
+    /// Events emitted and not yet taken.
+    events: Vec<(u64, Event)>,
+    /// On the leader: each session's latest sign of life and when the leader first saw it.
+    watch: BTreeMap<Sid, (Pos, Time)>,
+    /// The term `watch` belongs to.
+    watch_term: Option<Term>,
+    /// Expiries submitted and not yet answered.
+    expiring: BTreeSet<Sid>,
+}
+
+impl Server {
+    /// Server `id`, rebuilt from what it persisted.
+    pub fn new(cfg: Arc<ServerConfig>, id: NodeId, stable: &Stable) -> Result<Self, Corrupt> {
+        let replica: Replica<Board> = Replica::new(cfg.raft.clone(), id, stable)?;
+        let cursor = replica.state().last_event();
+        Ok(Server {
+            replica,
+            client: None,
+            incarnation: stable.load(INCARNATION)?.unwrap_or(0),
+            cfg,
+            queue: VecDeque::new(),
+            waiting: HashMap::new(),
+            done: Vec::new(),
+            touched: BTreeSet::new(),
+            cursor,
+            events: Vec::new(),
+            watch: BTreeMap::new(),
+            watch_term: None,
+            expiring: BTreeSet::new(),
+        })
+    }
+
+    /// The replica's board (this server's copy: it may lag the leader's).
+    pub fn board(&self) -> &Board {
+        self.replica.state()
+    }
+
+    /// The replica's role, leader and progress.
+    pub fn status(&self) -> Status {
+        Status {
+            role: self.replica.role(),
+            leader: self.replica.leader(),
+            term: self.replica.term(),
+            commit: self.replica.commit_index(),
+            applied: self.replica.applied_index(),
+            members: self.board().members(),
+            last_event: self.board().last_event(),
+        }
+    }
+
+    /// Nothing waits: the replica has settled and no operation is pending.
+    pub fn settled(&self) -> bool {
+        self.replica.settled() && self.waiting.is_empty() && self.queue.is_empty() && self.touched.is_empty()
+    }
+
+    /// Starts (or restarts) the server: a new client session, since the old one's sequence
+    /// numbers are spent.
+    pub fn on_start(&mut self, io: &mut impl ServerIo) {
+        self.replica.on_start(io);
+        self.incarnation += 1;
+        io.persist(INCARNATION.into(), agora_core::wire::encode(&self.incarnation));
+        let me = self.replica.me();
+        let replicas = self.cfg.raft.replicas.clone();
+        let mut client =
+            Client::new(session_id(me, self.incarnation), replicas, BATCH_OPS * 2, self.cfg.retry);
+        client.prefer(me);
+        self.client = Some(client);
+        io.set_server_timer(ServerTimer::Tick, self.cfg.tick());
+        self.collect(io);
+    }
+
+    /// Submits an operation of the front end, tagged `tag`; its answer comes out of
+    /// [`Server::take_done`] with that tag. The session counts as alive.
+    pub fn submit(&mut self, io: &mut impl ServerIo, op: Op<Board>, tag: u64) {
+        self.queue.push_back((op, Origin::Front(tag)));
+        self.send_batch(io);
+    }
+
+    /// Records a sign of life of `sid` (a heartbeat), sent to the log with the next tick.
+    pub fn touch(&mut self, sid: Sid) {
+        self.touched.insert(sid);
+    }
+
+    /// Answers to the front end's operations, with their tags.
+    pub fn take_done(&mut self) -> Vec<(u64, BoardOut)> {
+        std::mem::take(&mut self.done)
+    }
+
+    /// The events the board emitted since the last call, numbered, in log order.
+    pub fn take_events(&mut self) -> Vec<(u64, Event)> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// A Raft message for this server (the replica's, or its session's answers).
+    pub fn on_message(&mut self, io: &mut impl ServerIo, from: NodeId, msg: RaftMsg<Board>) {
+        match msg {
+            RaftMsg::Reply { .. } | RaftMsg::Redirect { .. } => {
+                let Some(client) = &mut self.client else { return };
+                for (seq, outcome) in client.on_message(io, from, msg) {
+                    let output = match outcome {
+                        Outcome::Applied { output, .. } | Outcome::Read { output, .. } => output,
+                    };
+                    match self.waiting.remove(&seq) {
+                        Some(Origin::Front(tag)) => self.done.push((tag, output)),
+                        Some(Origin::Expire(sid)) => {
+                            self.expiring.remove(&sid);
+                        }
+                        Some(Origin::Touch) | None => {}
+                    }
+                }
+                self.send_batch(io);
+            }
+            msg => self.replica.on_message(io, from, msg),
+        }
+        self.collect(io);
+    }
+
+    /// One of Raft's timers.
+    pub fn on_raft_timer(&mut self, io: &mut impl ServerIo, timer: RaftTimer) {
+        match timer {
+            RaftTimer::ClientRetry => {
+                if let Some(client) = &mut self.client {
+                    client.on_retry(io);
+                }
+            }
+            t => self.replica.on_timer(io, t),
+        }
+        self.collect(io);
+    }
+
+    /// The server's own timer.
+    pub fn on_timer(&mut self, io: &mut impl ServerIo, timer: ServerTimer) {
+        match timer {
+            ServerTimer::Tick => {
+                if !self.touched.is_empty() {
+                    let sids = std::mem::take(&mut self.touched).into_iter().collect();
+                    self.queue.push_back((Op::Command(BoardCmd::Touch { sids }), Origin::Touch));
+                }
+                self.look_for_silence(io);
+                self.send_batch(io);
+                io.set_server_timer(ServerTimer::Tick, self.cfg.tick());
+            }
+        }
+        self.collect(io);
+    }
+
+    /// On the leader: expire the sessions silent for the whole timeout.
+    fn look_for_silence(&mut self, io: &mut impl ServerIo) {
+        let term = self.replica.term();
+        if self.replica.role() != Role::Leader {
+            self.watch.clear();
+            self.watch_term = None;
+            return;
+        }
+        if self.watch_term != Some(term) {
+            self.watch.clear();
+            self.watch_term = Some(term);
+        }
+        let now = io.now();
+        let board = self.replica.state();
+        self.watch.retain(|sid, _| board.session(*sid).is_some());
+        for (sid, s) in board.sessions() {
+            match self.watch.get_mut(&sid) {
+                Some((pos, _)) if *pos == s.touched => {}
+                Some(seen) => *seen = (s.touched, now),
+                None => {
+                    self.watch.insert(sid, (s.touched, now));
+                }
+            }
+        }
+        let timeout = self.cfg.session_timeout;
+        for (&sid, &(seen, since)) in &self.watch {
+            let silent = now.since(since);
+            if silent >= timeout && self.expiring.insert(sid) {
+                io.observe_server(ServerObs::Expiring { sid, seen, silent_ms: silent.as_millis() as u64 });
+                self.queue.push_back((Op::Command(BoardCmd::Expire { sid, seen }), Origin::Expire(sid)));
+            }
+        }
+    }
+
+    fn send_batch(&mut self, io: &mut impl ServerIo) {
+        let Some(client) = &mut self.client else { return };
+        if client.pending() > 0 || self.queue.is_empty() {
+            return;
+        }
+        let n = self.queue.len().min(BATCH_OPS);
+        for (op, origin) in self.queue.drain(..n) {
+            let seq = client.enqueue(io, op);
+            self.waiting.insert(seq, origin);
+        }
+        client.flush(io);
+    }
+
+    /// Hands out the events the board emitted since the last look.
+    fn collect(&mut self, io: &mut impl ServerIo) {
+        let board = self.replica.state();
+        if board.last_event() <= self.cursor {
+            return;
+        }
+        let fresh: Vec<(u64, Event)> = board.events_after(self.cursor).cloned().collect();
+        self.cursor = board.last_event();
+        io.observe_server(ServerObs::Events(fresh.clone()));
+        self.events.extend(fresh);
+    }
+}
