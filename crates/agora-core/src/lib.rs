@@ -45,6 +45,7 @@ pub mod check;
 pub mod id;
 pub mod interp;
 pub mod metrics;
+pub mod model;
 pub mod protocol;
 pub mod stable;
 pub mod summary;
@@ -57,6 +58,7 @@ pub use check::{
 pub use id::{NodeId, OpId, Time};
 pub use interp::{Frame, Host, Interp, Targets, Timers, Write};
 pub use metrics::{Counters, Metrics, OpStats, Quantiles};
+pub use model::{Crashes, FaultModel, RunFaults};
 pub use protocol::{
     Context, Deferred, Destinations, Effect, EffectOf, Message, Observation, Protocol, Rng, Setup, TimerName,
 };

@@ -105,6 +105,12 @@ pub trait Setup: Send + Sync + 'static {
 
     /// A fresh checker of the protocol's properties.
     fn checker(&self) -> Box<dyn Checker<Self::Node>>;
+
+    /// The faults under which this setup's safety properties are claimed to hold
+    /// ([`crate::model`]); drivers label violations outside it as expected.
+    fn fault_model(&self) -> crate::FaultModel {
+        crate::FaultModel::UNDECLARED
+    }
 }
 
 /// The destinations of a multicast.

@@ -117,6 +117,10 @@ pub struct RunSummary {
     pub not_judged: Vec<NotJudgedReport>,
     /// The violations seen, in the order they were found (a simulated run stops at the first).
     pub violations: Vec<ViolationReport>,
+    /// The run's faults outside its protocol's fault model, in words (see [`crate::model`]):
+    /// when not empty, violations are what the model's assumption buys, not bugs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outside_model: Vec<String>,
     /// The counters of each message type, in the order the types were first seen.
     pub by_kind: Vec<KindRow>,
     /// Per-node counters, for runs of at most [`PER_NODE_JSON_LIMIT`] nodes.
@@ -189,6 +193,7 @@ impl RunSummary {
             properties: Vec::new(),
             not_judged: Vec::new(),
             violations: Vec::new(),
+            outside_model: Vec::new(),
             by_kind: metrics
                 .by_kind()
                 .iter()

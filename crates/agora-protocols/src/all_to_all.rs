@@ -82,7 +82,10 @@ pub struct AllToAllSetup {
     pub nodes: usize,
 }
 
-setup!(AllToAllSetup => AllToAll, "all-to-all", checker: |s| AllToAllChecker {
+/// The faults under which the checker's safety properties hold: duplicates are counted once; loss leaves greetings missing (not judged).
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel::asynchronous(agora_core::Crashes::None);
+
+setup!(AllToAllSetup => AllToAll, "all-to-all", model: MODEL, checker: |s| AllToAllChecker {
     n: s.nodes,
     greeted: vec![0; (s.nodes * s.nodes).div_ceil(64)],
 });

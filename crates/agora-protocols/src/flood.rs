@@ -169,7 +169,10 @@ pub struct FloodSetup {
     pub variant: Variant,
 }
 
-setup!(FloodSetup => Flood, "flood", nodes: |s| s.graph.nodes(), checker: |s| FloodChecker {
+/// The faults under which the checker's safety properties hold: duplicates are ignored; loss and crashes only reduce coverage.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel::asynchronous(agora_core::Crashes::Stop);
+
+setup!(FloodSetup => Flood, "flood", nodes: |s| s.graph.nodes(), model: MODEL, checker: |s| FloodChecker {
     graph: s.graph.clone(),
     origin: s.origin,
     broadcast: None,

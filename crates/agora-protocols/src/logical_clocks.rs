@@ -447,6 +447,12 @@ impl Setup for LogicalClockSetup {
         })
     }
 
+    fn fault_model(&self) -> agora_core::FaultModel {
+        // A message is received once; loss leaves later events unexecuted (not judged).
+        use agora_core::FaultModel;
+        FaultModel { loss: true, duplication: true, reordering: true, partitions: true, ..FaultModel::NONE }
+    }
+
     fn checker(&self) -> Box<dyn Checker<LogicalClock>> {
         Box::new(ClockChecker {
             kind: self.kind,

@@ -1,21 +1,22 @@
 //! `setup!`: the [`agora_core::Setup`] implementation a protocol's setup struct shares with
 //! the others, so that each protocol states only what is its own — its name, its node type
 //! (which builds itself with `new(setup, id, stable)`), how many nodes it has (`nodes` unless
-//! said otherwise) and its checker.
+//! said otherwise), its fault model ([`agora_core::model`]) and its checker.
 //!
 //! ```text
-//! setup!(BullySetup => Bully, "bully", checker: |s| ElectionChecker::new(s.nodes, s.timeout));
-//! setup!(FloodSetup => Flood, "flood", nodes: |s| s.graph.nodes(), checker: |s| FloodChecker::new(s));
+//! setup!(BullySetup => Bully, "bully", model: MODEL, checker: |s| ElectionChecker::new(s.nodes, s.timeout));
+//! setup!(FloodSetup => Flood, "flood", nodes: |s| s.graph.nodes(), model: MODEL, checker: |s| FloodChecker::new(s));
 //! ```
 
 /// Implements `Setup` for `$setup`: named `$name`, its nodes built by
 /// `$node::new(&$setup, NodeId, &Stable) -> Result<$node, Corrupt>`, its node count the
-/// `nodes` expression (the field `nodes` by default), its checker the `checker` expression.
+/// `nodes` expression (the field `nodes` by default), its fault model `model`, its checker
+/// the `checker` expression.
 macro_rules! setup {
-    ($setup:ty => $node:ty, $name:literal, checker: |$c:ident| $checker:expr $(,)?) => {
-        setup!($setup => $node, $name, nodes: |s| s.nodes, checker: |$c| $checker);
+    ($setup:ty => $node:ty, $name:literal, model: $model:expr, checker: |$c:ident| $checker:expr $(,)?) => {
+        setup!($setup => $node, $name, nodes: |s| s.nodes, model: $model, checker: |$c| $checker);
     };
-    ($setup:ty => $node:ty, $name:literal, nodes: |$n:ident| $nodes:expr, checker: |$c:ident| $checker:expr $(,)?) => {
+    ($setup:ty => $node:ty, $name:literal, nodes: |$n:ident| $nodes:expr, model: $model:expr, checker: |$c:ident| $checker:expr $(,)?) => {
         impl agora_core::Setup for $setup {
             type Node = $node;
 
@@ -39,6 +40,10 @@ macro_rules! setup {
             fn checker(&self) -> Box<dyn agora_core::Checker<$node>> {
                 let $c = self;
                 Box::new($checker)
+            }
+
+            fn fault_model(&self) -> agora_core::FaultModel {
+                $model
             }
         }
     };

@@ -107,7 +107,10 @@ pub struct StreamSetup {
     pub window: u32,
 }
 
-setup!(StreamSetup => Stream, "stream", checker: |s| StreamChecker {
+/// The faults under which the checker's safety properties hold: a load generator: no fault tolerance.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel::NONE;
+
+setup!(StreamSetup => Stream, "stream", model: MODEL, checker: |s| StreamChecker {
     n: s.nodes,
     msgs: s.msgs,
     done: vec![false; s.nodes * s.nodes],

@@ -8,6 +8,7 @@
 //! injected by ad-hoc code.
 
 use crate::nodeset::NodeSet;
+use agora_core::RunFaults;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -98,6 +99,16 @@ impl Default for Latency {
 }
 
 impl Latency {
+    /// Every sample is the same: messages on one link keep their order.
+    pub fn is_constant(&self) -> bool {
+        match *self {
+            Latency::Constant { .. } => true,
+            Latency::Uniform { min_ms, max_ms } => min_ms == max_ms,
+            Latency::LogNormal { sigma, .. } => sigma == 0.0,
+            Latency::Exponential { .. } => false,
+        }
+    }
+
     fn validate(&self, what: &str) -> Result<(), FaultError> {
         let ok = |v: f64| (0.0..=MAX_LATENCY_MS).contains(&v);
         let fine = match *self {
@@ -461,6 +472,34 @@ impl Faults {
     /// Crashes and pauses may still happen: checkers judge liveness among never-crashed nodes.
     pub fn lossless(&self) -> bool {
         self.network.loss == 0.0 && self.partitions.is_empty() && self.one_way.is_empty()
+    }
+
+    /// The kinds of fault this configuration injects, to compare with a protocol's
+    /// [`FaultModel`](agora_core::FaultModel). Random crashes count only once drawn into
+    /// `crashes` (the simulator draws them at the start of a run and judges the run with
+    /// them).
+    pub fn kinds(&self) -> RunFaults {
+        let net = &self.network;
+        let jitter = !net.latency.is_constant()
+            || net.regions.as_ref().is_some_and(|r| !r.jitter.is_constant())
+            || net.links.iter().any(|l| !l.latency.is_constant());
+        let downs: Vec<(f64, Option<f64>, u32)> = self
+            .crashes
+            .iter()
+            .flat_map(|c| c.nodes.iter().map(move |id| (c.at_ms, c.restart_ms, id.0)))
+            .collect();
+        RunFaults {
+            loss: net.loss > 0.0,
+            duplication: net.duplicate > 0.0,
+            reordering: net.reorder > 0.0 || (jitter && !net.fifo),
+            partitions: !self.partitions.is_empty() || !self.one_way.is_empty(),
+            crashes: !downs.is_empty(),
+            restarts: self.crashes.iter().any(|c| c.restart_ms.is_some()),
+            downs,
+            wipes: self.crashes.iter().any(|c| c.wipe != Wipe::No),
+            pauses: !self.pauses.is_empty(),
+            clocks: self.clocks.iter().any(|c| c.skew_ms != 0.0 || c.drift_ppm != 0.0),
+        }
     }
 
     /// True when no node crashes (scheduled or random).

@@ -138,6 +138,9 @@ pub struct Outcome<O> {
     pub properties: Vec<agora_core::Property>,
     /// The at-end properties that were not judged, and why (see `Checker::not_judged`).
     pub not_judged: Vec<(&'static str, agora_core::NotJudged)>,
+    /// The run's faults outside the protocol's fault model ([`agora_core::model`]), in words;
+    /// when not empty, its violations are expected there.
+    pub outside_model: Vec<String>,
 }
 
 impl<O> Outcome<O> {
@@ -158,6 +161,7 @@ impl<O> Outcome<O> {
         );
         summary.trace_digest = Some(self.trace_digest.hex());
         summary.judged(&self.properties, &self.not_judged);
+        summary.outside_model = self.outside_model.clone();
         summary.violations = self
             .violations
             .iter()
@@ -438,7 +442,10 @@ impl<S: Setup> Simulation<S> {
         not_judged: Vec<(&'static str, agora_core::NotJudged)>,
         wall: Instant,
     ) -> Outcome<ObsOf<S>> {
+        // The crashes drawn from the seed are in `crashes` by now.
+        let outside_model = self.config.faults.kinds().outside(&self.setup.fault_model());
         Outcome {
+            outside_model,
             protocol: self.setup.name(),
             nodes: self.n,
             seed: self.config.seed,

@@ -1,4 +1,5 @@
-//! `agora protocols`: every protocol with the properties its checker judges.
+//! `agora protocols`: every protocol with its parameters, the faults its safety tolerates (its
+//! fault model) and the properties its checker judges.
 
 use crate::error::UserError;
 use agora_core::Setup;
@@ -8,9 +9,9 @@ use agora_protocols::{Driver, Params, PROTOCOLS};
 pub fn run() -> Result<i32, UserError> {
     struct Properties;
     impl Driver for Properties {
-        type Output = Vec<agora_core::Property>;
+        type Output = (Vec<agora_core::Property>, agora_core::FaultModel);
         fn run<S: Setup>(self, setup: S) -> Self::Output {
-            setup.checker().properties()
+            (setup.checker().properties(), setup.fault_model())
         }
     }
     for e in PROTOCOLS {
@@ -26,7 +27,9 @@ pub fn run() -> Result<i32, UserError> {
                 .collect();
             println!("    parameters: {}", params.join(", "));
         }
-        for p in agora_protocols::dispatch(e.name, &Params::new(4, 1), Properties)? {
+        let (properties, model) = agora_protocols::dispatch(e.name, &Params::new(4, 1), Properties)?;
+        println!("    tolerates: {}", model.describe());
+        for p in properties {
             let kind = match p.kind {
                 agora_core::PropertyKind::Always => "always",
                 agora_core::PropertyKind::AtEnd => "at end",

@@ -395,6 +395,13 @@ pub struct ThreePhaseCommitSetup {
     pub timeout: Duration,
 }
 
-setup!(ThreePhaseCommitSetup => ThreePhaseCommit, "3pc", checker: |s| {
+/// The faults under which the checker's safety properties hold: crash-recovery on a synchronous network; a partition or a lost message mistaken for a crash splits the decision.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel {
+    crashes: agora_core::Crashes::Recover,
+    synchronous: true,
+    ..agora_core::FaultModel::NONE
+};
+
+setup!(ThreePhaseCommitSetup => ThreePhaseCommit, "3pc", model: MODEL, checker: |s| {
     CommitChecker::new(s.nodes, false, settle(s.timeout))
 });

@@ -222,6 +222,9 @@ pub struct TwoPhaseCommitSetup {
     pub timeout: Duration,
 }
 
-setup!(TwoPhaseCommitSetup => TwoPhaseCommit, "2pc", checker: |s| {
+/// The faults under which the checker's safety properties hold: every step is persisted, retried or idempotent; it blocks, it never disagrees.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel::asynchronous(agora_core::Crashes::Recover);
+
+setup!(TwoPhaseCommitSetup => TwoPhaseCommit, "2pc", model: MODEL, checker: |s| {
     CommitChecker::new(s.nodes, true, settle(s.timeout))
 });

@@ -285,4 +285,11 @@ pub struct BullySetup {
     pub timeout: Duration,
 }
 
-setup!(BullySetup => Bully, "bully", checker: |s| ElectionChecker::new(s.nodes, s.timeout));
+/// The faults under which the checker's safety properties hold: crash-recovery, on a synchronous network: loss or a partition can make two leaders.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel {
+    crashes: agora_core::Crashes::Recover,
+    synchronous: true,
+    ..agora_core::FaultModel::NONE
+};
+
+setup!(BullySetup => Bully, "bully", model: MODEL, checker: |s| ElectionChecker::new(s.nodes, s.timeout));

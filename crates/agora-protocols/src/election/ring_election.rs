@@ -347,6 +347,14 @@ pub struct RingElectionSetup {
     pub timeout: Duration,
 }
 
-setup!(RingElectionSetup => RingElection, "ring-election", checker: |s| {
+/// The faults under which the checker's safety properties hold: crash-stop and duplication, on a synchronous network.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel {
+    duplication: true,
+    crashes: agora_core::Crashes::Stop,
+    synchronous: true,
+    ..agora_core::FaultModel::NONE
+};
+
+setup!(RingElectionSetup => RingElection, "ring-election", model: MODEL, checker: |s| {
     ElectionChecker::new(s.nodes, s.timeout)
 });

@@ -101,6 +101,22 @@ impl Setup for MarketSetup {
         MarketNode::new(self.s.clone(), id, stable)
     }
 
+    fn fault_model(&self) -> agora_core::FaultModel {
+        use agora_core::{Crashes, FaultModel};
+        match self.s.ledger {
+            // The ledger is the Raft log: a minority of its replicas may fail; a wiped peer
+            // is refused (it would reuse its request ids).
+            LedgerMode::Replicated => {
+                let replicas = self.s.raft.replicas.len();
+                FaultModel { wipes: false, ..FaultModel::any(Some((replicas - 1) / 2)).among_first(replicas) }
+            }
+            // The report's design: the trader's memory and a bully election.
+            LedgerMode::Local => {
+                FaultModel { crashes: Crashes::Recover, synchronous: true, ..FaultModel::NONE }
+            }
+        }
+    }
+
     fn checker(&self) -> Box<dyn Checker<MarketNode>> {
         Box::new(MarketChecker::new(&self.s))
     }

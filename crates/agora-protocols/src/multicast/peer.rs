@@ -281,6 +281,30 @@ impl Setup for MulticastSetup {
         Ok(Peer { core, rule: order::rule(self.order, n) })
     }
 
+    fn fault_model(&self) -> agora_core::FaultModel {
+        use agora_core::{Crashes, FaultModel};
+        // Every variant runs over the reliable link layer (or, unordered, promises nothing
+        // under loss); no variant survives a restart, which loses the link state.
+        let crashes = match self.order {
+            Order::TotalLamport => Crashes::None,
+            _ => Crashes::Stop,
+        };
+        let links = FaultModel {
+            loss: true,
+            duplication: true,
+            reordering: true,
+            pauses: true,
+            clocks: true,
+            crashes,
+            ..FaultModel::NONE
+        };
+        match self.order {
+            // Failover rests on the detector never suspecting a live sequencer.
+            Order::TotalSequencer => FaultModel { synchronous: true, pauses: false, ..links },
+            _ => FaultModel { partitions: true, ..links },
+        }
+    }
+
     fn checker(&self) -> Box<dyn Checker<Peer>> {
         Box::new(McastChecker::new(self.order, self.nodes))
     }

@@ -140,7 +140,10 @@ pub struct CentralMutexSetup {
     pub requests: u32,
 }
 
-setup!(CentralMutexSetup => CentralMutex, "central-mutex", checker: |s| {
+/// The faults under which the checker's safety properties hold: the holder is persisted: loss and crashes block, they never grant twice.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel::asynchronous(agora_core::Crashes::Recover);
+
+setup!(CentralMutexSetup => CentralMutex, "central-mutex", model: MODEL, checker: |s| {
     let mut expected = vec![s.requests; s.nodes];
     expected[COORDINATOR.index()] = 0;
     MutexChecker::new(expected)

@@ -164,4 +164,13 @@ pub struct LamportMutexSetup {
     pub requests: u32,
 }
 
-setup!(LamportMutexSetup => LamportMutex, "lamport-mutex", checker: |s| MutexChecker::each(s.nodes, s.requests));
+/// The faults under which the checker's safety properties hold: reliable FIFO links and crash-stop, as Lamport's algorithm assumes.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel {
+    duplication: true,
+    crashes: agora_core::Crashes::Stop,
+    pauses: true,
+    clocks: true,
+    ..agora_core::FaultModel::NONE
+};
+
+setup!(LamportMutexSetup => LamportMutex, "lamport-mutex", model: MODEL, checker: |s| MutexChecker::each(s.nodes, s.requests));

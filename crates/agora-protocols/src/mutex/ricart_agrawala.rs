@@ -147,4 +147,7 @@ pub struct RicartAgrawalaSetup {
     pub requests: u32,
 }
 
-setup!(RicartAgrawalaSetup => RicartAgrawala, "ricart-agrawala", checker: |s| MutexChecker::each(s.nodes, s.requests));
+/// The faults under which the checker's safety properties hold: replies name their request and incarnation: loss and crashes block, never two in the section.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel::asynchronous(agora_core::Crashes::Recover);
+
+setup!(RicartAgrawalaSetup => RicartAgrawala, "ricart-agrawala", model: MODEL, checker: |s| MutexChecker::each(s.nodes, s.requests));

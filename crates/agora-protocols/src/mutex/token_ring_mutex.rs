@@ -137,4 +137,7 @@ pub struct TokenRingMutexSetup {
     pub start: NodeId,
 }
 
-setup!(TokenRingMutexSetup => TokenRingMutex, "token-ring-mutex", checker: |s| MutexChecker::each(s.nodes, s.requests));
+/// The faults under which the checker's safety properties hold: a token copy is ignored by its hop counter; loss or a crashed holder stops the ring, safely.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel::asynchronous(agora_core::Crashes::Stop);
+
+setup!(TokenRingMutexSetup => TokenRingMutex, "token-ring-mutex", model: MODEL, checker: |s| MutexChecker::each(s.nodes, s.requests));

@@ -162,7 +162,10 @@ pub struct CentralSetup {
     pub timeout: Duration,
 }
 
-setup!(CentralSetup => Central, "central", checker: |s| CentralChecker {
+/// The faults under which the checker's safety properties hold: loss, duplication and reordering are retried or answered from the cache; a crash only stalls.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel::asynchronous(agora_core::Crashes::Recover);
+
+setup!(CentralSetup => Central, "central", model: MODEL, checker: |s| CentralChecker {
     requests: s.requests,
     joined: vec![false; s.nodes],
     served: vec![0; s.nodes],

@@ -176,7 +176,10 @@ impl GossipSetup {
     }
 }
 
-setup!(GossipSetup => Gossip, "gossip", checker: |s| GossipChecker {
+/// The faults under which the checker's safety properties hold: coverage degrades under faults, safety does not; a lost disk would deliver again.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel::asynchronous(agora_core::Crashes::Recover);
+
+setup!(GossipSetup => Gossip, "gossip", model: MODEL, checker: |s| GossipChecker {
     broadcast: None,
     delivered: vec![false; s.nodes],
     crashed: false,

@@ -105,7 +105,10 @@ pub struct RingTokenSetup {
     pub start: NodeId,
 }
 
-setup!(RingTokenSetup => RingToken, "ring-token", checker: |s| RingTokenChecker {
+/// The faults under which the checker's safety properties hold: duplicates and stale tokens are ignored by the persisted hop counter; loss ends the circulation.
+pub const MODEL: agora_core::FaultModel = agora_core::FaultModel::asynchronous(agora_core::Crashes::Recover);
+
+setup!(RingTokenSetup => RingToken, "ring-token", model: MODEL, checker: |s| RingTokenChecker {
     rounds: s.rounds,
     last: None,
     held: vec![0; s.nodes],

@@ -333,6 +333,10 @@ impl Setup for KvSetup {
         })
     }
 
+    fn fault_model(&self) -> agora_core::FaultModel {
+        agora_core::FaultModel::any(Some((self.replicas - 1) / 2)).among_first(self.replicas)
+    }
+
     fn checker(&self) -> Box<dyn Checker<KvNode>> {
         let clients: Vec<NodeId> = (self.replicas..self.nodes()).map(|i| NodeId(i as u32)).collect();
         Box::new(RaftChecker::new(self.nodes(), &self.raft.replicas, &clients, self.settle))

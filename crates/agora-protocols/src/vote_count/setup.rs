@@ -57,6 +57,11 @@ impl Setup for VoteSetup {
         })
     }
 
+    fn fault_model(&self) -> agora_core::FaultModel {
+        let replicas = self.raft.replicas.len();
+        agora_core::FaultModel::any(Some((replicas - 1) / 2)).among_first(replicas)
+    }
+
     fn checker(&self) -> Box<dyn Checker<VoteNode>> {
         Box::new(VoteChecker::new(&self.s, self.raft.replicas.clone(), self.raft.election_timeout * 250))
     }

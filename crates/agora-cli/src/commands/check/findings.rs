@@ -131,6 +131,9 @@ pub struct SeedRun {
     pub events: u64,
     /// Virtual time when the run ended.
     pub virtual_ms: f64,
+    /// A failed run's faults outside the protocol's fault model: its violation is expected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outside_model: Vec<String>,
 }
 
 impl SeedRun {
@@ -305,6 +308,7 @@ mod tests {
             event_limited: false,
             events: 10,
             virtual_ms: 1.5,
+            outside_model: vec![],
         }
     }
 

@@ -37,6 +37,8 @@ struct Ran {
     events: u64,
     /// Virtual time at its end.
     virtual_ms: f64,
+    /// Its faults outside the protocol's fault model.
+    outside_model: Vec<String>,
 }
 
 impl Driver for One {
@@ -49,6 +51,7 @@ impl Driver for One {
             violation: o.violations.into_iter().next(),
             events: o.events,
             virtual_ms: o.virtual_time.as_millis_f64(),
+            outside_model: o.outside_model,
         }
     }
 }
@@ -196,6 +199,7 @@ impl Running<'_> {
         };
         let line = SeedRun {
             seed,
+            outside_model: if ran.violation.is_some() { ran.outside_model.clone() } else { Vec::new() },
             verdict,
             reproduce: ran.violation.as_ref().map(|_| repro::command(self.argv, seed)),
             violated: ran.violation.map(|v| Violated {

@@ -22,6 +22,10 @@ pub struct Failure {
     pub detail: String,
     /// The command that replays the run.
     pub reproduce: String,
+    /// The run's faults outside the protocol's fault model: the violation is what the
+    /// algorithm's assumption buys, expected there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outside_model: Vec<String>,
 }
 
 impl Failure {
@@ -29,6 +33,9 @@ impl Failure {
     pub fn print(&self) {
         let node = self.node.map_or(String::new(), |n| format!(" at node {n}"));
         println!("seed {}: `{}`{node} at {:.3} ms: {}", self.seed, self.property, self.at_ms, self.detail);
+        if !self.outside_model.is_empty() {
+            println!("    expected: outside the fault model ({})", self.outside_model.join(", "));
+        }
         println!("    reproduce: {}", self.reproduce);
     }
 }
@@ -65,8 +72,14 @@ impl Tally {
             at_ms: v.at_ms,
             detail: v.detail.clone(),
             reproduce: reproduce.clone(),
+            outside_model: run.outside_model.clone(),
         });
         self.failures.last()
+    }
+
+    /// The failed seeds whose faults were outside the protocol's fault model.
+    pub fn expected(&self) -> usize {
+        self.failures.iter().filter(|f| !f.outside_model.is_empty()).count()
     }
 
     /// Adds another tally's seeds.
@@ -136,6 +149,7 @@ impl Report {
                 "seeds": { "from": self.seeds.start, "to": self.seeds.end },
                 "runs": t.runs,
                 "failed": t.failures.len(),
+                "failed_outside_model": t.expected(),
                 "failures": t.failures,
                 "event_limited": t.event_limited,
                 "not_judged": { "runs": t.unjudged_runs, "properties": t.unjudged },
@@ -192,6 +206,17 @@ impl Report {
                     );
                 }
             }
+        }
+        let expected = t.expected();
+        if expected > 0 {
+            let why: BTreeSet<&str> =
+                t.failures.iter().flat_map(|f| f.outside_model.iter().map(String::as_str)).collect();
+            let why: Vec<&str> = why.into_iter().collect();
+            println!(
+                "{expected} of the {failed} failed outside {protocol}'s fault model ({}): expected there, not bugs; \
+                 `agora protocols` shows what it tolerates",
+                why.join(", ")
+            );
         }
         if t.event_limited > 0 {
             println!(

@@ -77,6 +77,11 @@ impl Setup for KvSetup {
         })
     }
 
+    fn fault_model(&self) -> agora_core::FaultModel {
+        let n = self.raft.replicas.len();
+        agora_core::FaultModel::any(Some((n - 1) / 2))
+    }
+
     fn checker(&self) -> Box<dyn Checker<KvNode>> {
         let n = self.nodes();
         Box::new(RaftChecker::new(n, &self.raft.replicas, &[], self.raft.election_timeout * 250))

@@ -89,10 +89,18 @@ pub fn table(s: &RunSummary) -> String {
 /// The checker's verdict: each violation with its reproduce command, or the properties judged
 /// ok; then the properties not judged, with why.
 pub fn verdict(s: &RunSummary) -> String {
-    if s.violations.is_empty() {
-        return checks(s);
-    }
     let mut t = String::new();
+    if !s.outside_model.is_empty() {
+        let _ = writeln!(
+            t,
+            "fault model    outside it: {} (a violation is expected here, not a bug)",
+            s.outside_model.join(", ")
+        );
+    }
+    if s.violations.is_empty() {
+        t.push_str(&checks(s));
+        return t;
+    }
     for v in &s.violations {
         let node = v.node.map_or(String::new(), |n| format!(" at node {n}"));
         let _ = writeln!(t, "VIOLATION      `{}`{node} at {:.3} ms: {}", v.property, v.at_ms, v.detail);
