@@ -8,6 +8,7 @@ use crate::values::{self, count, MAX_NODES};
 use agora_protocols::params::{self, Kind, Param, Value};
 use agora_protocols::Params;
 use clap::{Arg, ArgAction, Args, Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use agora_protocols::params::MAX_VOTERS;
@@ -907,6 +908,38 @@ pub struct KvArgs {
 pub enum KvAction {
     /// Run one replica of a cluster file (`protocol = "kv"`, a `resp` address per node).
     Serve(KvServeArgs),
+    /// Run the workload's clients against a running cluster (any RESP servers), recording
+    /// what they saw: the client side of a Jepsen-style test. Ctrl-C (or SIGTERM) stops it
+    /// after each client's operation in flight, the history complete.
+    Workload(KvWorkloadArgs),
+}
+
+/// The arguments of `agora kv workload`.
+#[derive(Args, Debug)]
+pub struct KvWorkloadArgs {
+    /// The replicas' RESP addresses, comma-separated (HOST:PORT,...).
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',', required = true)]
+    pub servers: Vec<SocketAddr>,
+    /// Operations in all [1..=100000000].
+    #[arg(long, default_value_t = 10_000, value_parser = count::<u64>(1, 100_000_000))]
+    pub ops: u64,
+    /// Clients, one connection each, one operation at a time [1..=1000].
+    #[arg(long, default_value_t = 8, value_parser = count::<usize>(1, 1000))]
+    pub clients: usize,
+    /// The keys the workload uses [1..=1000000].
+    #[arg(long, default_value_t = 8, value_parser = count::<usize>(1, 1_000_000))]
+    pub keys: usize,
+    /// Seeds the workload's choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// An operation not answered within this time is recorded as unknown (`info`) and the
+    /// client moves to the next replica [1..=3600000].
+    #[arg(long, default_value_t = 2_000, value_parser = count::<u64>(1, 3_600_000))]
+    pub timeout_ms: u64,
+    /// Record every operation's invocation and completion here (agora's JSON lines; judge it
+    /// with `agora lincheck FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
 }
 
 /// What both `agora kv` and `agora kv serve` take.

@@ -462,6 +462,33 @@ fn redis_cli_and_redis_benchmark_work_unmodified() {
 }
 
 impl Cluster {
+    /// Polls `probe`'s replica until its commit index reaches `index` (a guard gives up after
+    /// a long while); the index it saw.
+    fn wait_for_commits(&self, probe: &mut Client, index: u64) -> u64 {
+        let deadline = Instant::now() + STUCK;
+        loop {
+            let Reply::Bulk(info) = probe.cmd(&["INFO"]) else { panic!("INFO answers a bulk string") };
+            let info = String::from_utf8_lossy(&info).into_owned();
+            let commit: u64 = info
+                .lines()
+                .find_map(|l| l.strip_prefix("raft_commit_index:")?.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{info}"));
+            if commit >= index {
+                return commit;
+            }
+            assert!(Instant::now() < deadline, "the log stopped at {commit}, short of {index}");
+            // Paced polling of a condition, not a guess at how long it takes.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether replica `i` says it leads in `term` (ROLE).
+    fn leads(&self, i: usize, term: u64) -> bool {
+        let Ok(mut c) = Client::try_connect(self.resp_addr(i)) else { return false };
+        matches!(c.try_cmd(&["ROLE"]), Some(Reply::Array(items))
+            if items.first() == Some(&bulk("leader")) && items.get(1) == Some(&Reply::Int(term as i64)))
+    }
+
     fn start_all(&mut self) {
         for i in 0..self.children.len() {
             self.start(i, &[]);
@@ -549,5 +576,72 @@ fn without_a_majority_a_write_times_out_as_ambiguous_and_takes_effect_once_one_r
         assert!(t0.elapsed() < STUCK, "the ambiguous write never took effect");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 17's Jepsen-style test: clients no server recorded for (`agora kv workload`, its own
+/// process) write a history while the nemesis kills replicas with SIGKILL and restarts them —
+/// the leader three times, then a follower — and `agora lincheck` judges what the clients saw.
+#[test]
+fn a_client_history_across_repeated_kills_and_restarts_is_linearizable() {
+    let dir = scratch("agora-kv-nemesis");
+    let mut c = Cluster::new(&dir, 3);
+    c.start_all();
+    let (mut leader, mut term) = c.leader(0);
+    let history = dir.join("clients.jsonl");
+    let servers: Vec<String> = (0..3).map(|i| c.resp_addr(i).to_string()).collect();
+    let mut workload = Command::new(BIN)
+        .args(["kv", "workload", "--servers", &servers.join(","), "--ops", "100000000", "--clients", "4"])
+        .args(["--keys", "3", "--timeout-ms", "1000", "--seed", "7", "--history"])
+        .arg(&history)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut kills = 0;
+    let mut since = 0;
+    for round in 0..4 {
+        // The cluster serves (a write of the nemesis's own key, outside the clients' keys,
+        // through the replica after the leader, which forwards), and the clients' writes have
+        // moved the log 20 entries on, before each fault.
+        let mut probe = Client::connect(c.resp_addr((leader + 1) % 3));
+        assert_eq!(probe.cmd(&["SET", "nemesis", &round.to_string()]), ok());
+        since = c.wait_for_commits(&mut probe, since + 20);
+        // The leader may have changed on its own meanwhile: follow the events until the one
+        // known still says so.
+        while !c.leads(leader, term) {
+            (leader, term) = c.leader(term);
+        }
+        let victim = if round < 3 { leader } else { (leader + 1) % 3 };
+        assert!(workload.try_wait().unwrap().is_none(), "the workload runs through every fault");
+        c.kill(victim);
+        kills += 1;
+        if victim == leader {
+            (leader, term) = c.leader(term);
+        }
+        c.start(victim, &[]);
+    }
+    // Serving again with every replica back, then the clients are told to stop.
+    let mut probe = Client::connect(c.resp_addr((leader + 2) % 3));
+    assert_eq!(probe.cmd(&["SET", "nemesis", "done"]), ok());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(workload.id() as i32, libc::SIGTERM) };
+    let out = workload.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("{report}");
+    assert!(report.contains("stopped        when told to"), "{report}");
+    let ok_ops: u64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("outcomes")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(ok_ops > 0, "{report}");
+    assert_eq!(kills, 4);
+    let judged = Command::new(BIN).arg("lincheck").arg(&history).output().unwrap();
+    assert!(
+        judged.status.success(),
+        "the clients' history across {kills} kills is not linearizable:\n{}",
+        String::from_utf8_lossy(&judged.stdout)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

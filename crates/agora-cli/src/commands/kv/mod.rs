@@ -39,6 +39,7 @@ use tokio::sync::{mpsc, watch};
 pub fn run(args: &KvArgs) -> Result<i32, UserError> {
     match &args.action {
         Some(KvAction::Serve(a)) => serve(a),
+        Some(KvAction::Workload(a)) => clients(a),
         None => local(&args.local),
     }
 }
@@ -207,7 +208,7 @@ fn local(a: &KvLocalArgs) -> Result<i32, UserError> {
                 };
                 let (report_tx, report_rx) = tokio::sync::oneshot::channel();
                 let run = async move {
-                    let r = workload::run(w, resp_addrs).await;
+                    let r = workload::run(w, resp_addrs, std::future::pending()).await;
                     let _ = report_tx.send(r);
                 };
                 let code = run_plan(plan, run).await?;
@@ -218,6 +219,22 @@ fn local(a: &KvLocalArgs) -> Result<i32, UserError> {
             }
         }
     })
+}
+
+/// `agora kv workload`: the workload's clients against running replicas, until done or told
+/// to stop.
+fn clients(a: &crate::cli::KvWorkloadArgs) -> Result<i32, UserError> {
+    let spec = workload::Spec {
+        ops: a.ops,
+        clients: a.clients,
+        keys: a.keys,
+        seed: a.seed,
+        timeout: Duration::from_millis(a.timeout_ms),
+        history: a.history.clone(),
+    };
+    let report = runtime()?.block_on(workload::run(spec, a.servers.clone(), interrupted()))?;
+    print!("{report}");
+    Ok(0)
 }
 
 /// `agora kv serve`: one replica of a cluster file.

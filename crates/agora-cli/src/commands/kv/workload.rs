@@ -1,5 +1,5 @@
-//! `agora kv --workload OPS`: clients over RESP, one connection and one operation at a time
-//! each, spread over the replicas; with `--history`, the clients record what they invoked and
+//! `agora kv --workload OPS` and `agora kv workload --servers ...`: clients over RESP, one
+//! connection and one operation at a time each, spread over the replicas; with `--history`, the clients record what they invoked and
 //! what they saw (the honest place for a history: a client knows what it was told).
 //!
 //! An operation is GET, SET, APPEND, CAS (expecting the value the client last saw there),
@@ -56,8 +56,13 @@ impl Mix {
     }
 }
 
-/// Runs the workload against `addrs`; the report to print.
-pub async fn run(spec: Spec, addrs: Vec<SocketAddr>) -> Result<String, UserError> {
+/// Runs the workload against `addrs` until its operations are done or `stop` resolves (each
+/// client then finishes its operation in flight); the report to print.
+pub async fn run(
+    spec: Spec,
+    addrs: Vec<SocketAddr>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<String, UserError> {
     let history = match &spec.history {
         Some(p) => Some(Arc::new(
             History::create(p, 0).map_err(|e| UserError(format!("--history {}: {e}", p.display())))?,
@@ -65,6 +70,15 @@ pub async fn run(spec: Spec, addrs: Vec<SocketAddr>) -> Result<String, UserError
         None => None,
     };
     let left = Arc::new(AtomicU64::new(spec.ops));
+    let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopper = {
+        let (left, stopped) = (left.clone(), stopped.clone());
+        tokio::spawn(async move {
+            stop.await;
+            stopped.store(true, Ordering::Release);
+            left.store(0, Ordering::Release);
+        })
+    };
     let tally = Arc::new(Mutex::new(Tally::default()));
     let began = Instant::now();
     let mut tasks = Vec::new();
@@ -86,6 +100,7 @@ pub async fn run(spec: Spec, addrs: Vec<SocketAddr>) -> Result<String, UserError
     for t in tasks {
         let _ = t.await;
     }
+    stopper.abort();
     let wall = began.elapsed();
     if let Some(h) = &history {
         h.flush();
@@ -114,6 +129,9 @@ pub async fn run(spec: Spec, addrs: Vec<SocketAddr>) -> Result<String, UserError
         "outcomes       {} ok, {} fail (did not take effect), {} info (unknown)",
         t.ok, t.fail, t.info
     );
+    if stopped.load(Ordering::Acquire) {
+        let _ = writeln!(out, "stopped        when told to, after {total} of {} operations", spec.ops);
+    }
     let _ = writeln!(out, "latency ms     p50 {:.2}  p99 {:.2}  max {:.2}", pct(0.5), pct(0.99), pct(1.0));
     if let Some(p) = &spec.history {
         let _ = writeln!(out, "history        {}   (judge it: agora lincheck {})", p.display(), p.display());
@@ -221,8 +239,13 @@ impl Client {
             });
             (vec!["MGET".into(), a, b], r)
         };
-        let reply = self.call(&args).await;
+        let reply = if self.connected().await { self.call(&args).await } else { None };
         let kind = match &reply {
+            // The replica could not be reached: the command never left, so it did not happen.
+            None if self.conn.is_none() => {
+                self.reconnect();
+                Kind::Fail
+            }
             None | Some(Reply::Error(_)) => {
                 // An error that may hide an effect (TRYAGAIN, a replica that stopped) or a
                 // lost connection: unknown. Try the next replica.
@@ -293,17 +316,27 @@ impl Client {
         self.target = (self.target + 1) % self.addrs.len();
     }
 
-    /// Sends one command and reads its reply; `None` if the connection failed or timed out.
+    /// Connects to the current replica if not connected; false if it cannot be reached (then
+    /// nothing was sent).
+    async fn connected(&mut self) -> bool {
+        if self.conn.is_some() {
+            return true;
+        }
+        let timeout = self.timeout + Duration::from_secs(1);
+        match tokio::time::timeout(timeout, TcpStream::connect(self.addrs[self.target])).await {
+            Ok(Ok(c)) => {
+                let _ = c.set_nodelay(true);
+                self.conn = Some(c);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sends one command and reads its reply; `None` if the connection failed or timed out
+    /// after the command may have left.
     async fn call(&mut self, args: &[String]) -> Option<Reply> {
         let timeout = self.timeout + Duration::from_secs(1);
-        if self.conn.is_none() {
-            let c = tokio::time::timeout(timeout, TcpStream::connect(self.addrs[self.target]))
-                .await
-                .ok()?
-                .ok()?;
-            let _ = c.set_nodelay(true);
-            self.conn = Some(c);
-        }
         let mut req = Vec::new();
         resp::encode_request(args, &mut req);
         let conn = self.conn.as_mut()?;
