@@ -923,6 +923,22 @@ pub struct KvWorkloadArgs {
     /// Operations in all [1..=100000000].
     #[arg(long, default_value_t = 10_000, value_parser = count::<u64>(1, 100_000_000))]
     pub ops: u64,
+    /// Who the clients are.
+    #[command(flatten)]
+    pub shape: KvClients,
+    /// An operation not answered within this time is recorded as unknown (`info`) and the
+    /// client moves to the next replica [1..=3600000].
+    #[arg(long, default_value_t = 2_000, value_parser = count::<u64>(1, 3_600_000))]
+    pub timeout_ms: u64,
+    /// Record every operation's invocation and completion here (agora's JSON lines; judge it
+    /// with `agora lincheck FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+}
+
+/// The clients of a key-value workload (`agora kv --workload`, `agora kv workload`).
+#[derive(Args, Debug)]
+pub struct KvClients {
     /// Clients, one connection each, one operation at a time [1..=1000].
     #[arg(long, default_value_t = 8, value_parser = count::<usize>(1, 1000))]
     pub clients: usize,
@@ -932,14 +948,6 @@ pub struct KvWorkloadArgs {
     /// Seeds the workload's choices.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// An operation not answered within this time is recorded as unknown (`info`) and the
-    /// client moves to the next replica [1..=3600000].
-    #[arg(long, default_value_t = 2_000, value_parser = count::<u64>(1, 3_600_000))]
-    pub timeout_ms: u64,
-    /// Record every operation's invocation and completion here (agora's JSON lines; judge it
-    /// with `agora lincheck FILE`).
-    #[arg(long, value_name = "FILE")]
-    pub history: Option<PathBuf>,
 }
 
 /// What both `agora kv` and `agora kv serve` take.
@@ -985,15 +993,9 @@ pub struct KvLocalArgs {
     /// measured and stop [1..=100000000].
     #[arg(long, value_name = "OPS", value_parser = count::<u64>(1, 100_000_000))]
     pub workload: Option<u64>,
-    /// The workload's clients, one connection each, one operation at a time [1..=1000].
-    #[arg(long, default_value_t = 8, value_parser = count::<usize>(1, 1000))]
-    pub clients: usize,
-    /// The keys the workload uses [1..=1000000].
-    #[arg(long, default_value_t = 8, value_parser = count::<usize>(1, 1_000_000))]
-    pub keys: usize,
-    /// Seeds the workload's choices.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// The workload's clients.
+    #[command(flatten)]
+    pub shape: KvClients,
     /// Settings shared with `agora kv serve`.
     #[command(flatten)]
     pub common: KvCommon,

@@ -200,9 +200,9 @@ fn local(a: &KvLocalArgs) -> Result<i32, UserError> {
             Some(ops) => {
                 let w = workload::Spec {
                     ops,
-                    clients: a.clients,
-                    keys: a.keys,
-                    seed: a.seed,
+                    clients: a.shape.clients,
+                    keys: a.shape.keys,
+                    seed: a.shape.seed,
                     timeout: Duration::from_millis(a.common.timeout_ms),
                     history: a.common.history.clone(),
                 };
@@ -226,9 +226,9 @@ fn local(a: &KvLocalArgs) -> Result<i32, UserError> {
 fn clients(a: &crate::cli::KvWorkloadArgs) -> Result<i32, UserError> {
     let spec = workload::Spec {
         ops: a.ops,
-        clients: a.clients,
-        keys: a.keys,
-        seed: a.seed,
+        clients: a.shape.clients,
+        keys: a.shape.keys,
+        seed: a.shape.seed,
         timeout: Duration::from_millis(a.timeout_ms),
         history: a.history.clone(),
     };
