@@ -126,6 +126,10 @@ pub struct ExploreArgs {
     /// Print exactly one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    /// When a violation is found, draw its shortest trace as a space-time diagram (SVG), one
+    /// step per millisecond.
+    #[arg(long, value_name = "FILE.svg")]
+    pub diagram: Option<PathBuf>,
 }
 
 /// The arguments of `agora experiment`.

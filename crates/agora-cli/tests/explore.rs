@@ -144,3 +144,28 @@ fn lamport_mutex_needs_fifo_links_and_ricart_agrawala_does_not() {
         assert!(v["violation"].is_null(), "{p}: {v}");
     }
 }
+
+#[test]
+fn a_violations_trace_is_drawn_as_a_space_time_diagram() {
+    let dir = std::env::temp_dir().join(format!("agora-explore-diagram-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("bully.svg");
+    let (code, v) = explore(&["bully", "--nodes", "3", "--diagram", svg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["violation"]["diagram"], svg.to_str().unwrap());
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg"), "{text}");
+    assert!(text.contains("the shortest trace to `one-leader-per-term`"), "{text}");
+    // Every message the trace delivered is an arrow with its kind: the steps name ELECTION, OK
+    // and HEARTBEAT deliveries.
+    for kind in ["ELECTION", "OK", "HEARTBEAT"] {
+        assert!(text.contains(&format!(">{kind}<")), "{kind} is drawn");
+    }
+    // Nothing is drawn when nothing is found.
+    let quiet = dir.join("none.svg");
+    let (code, _) =
+        explore(&["bully", "--nodes", "3", "--timing", "sync", "--diagram", quiet.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(!quiet.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -25,6 +25,7 @@
 //! search is exhaustive up to that chance, about n²/2⁶⁵ for n states). A violation comes with
 //! the steps that lead to it, replayed from the initial state.
 
+use crate::diagram::{Rec, Recorder};
 use agora_core::{
     wire, Checker, Context, Counters, Deferred, EffectOf, Frame, Host, Interp, Lifecycle, Message as _,
     Metrics, NodeId, OpId, Protocol, Rng, Setup, Stable, Targets, Time, Timers, Violation, Write,
@@ -90,6 +91,10 @@ pub struct Found {
     pub violation: Violation,
     /// The steps from the initial state, in words; the last one broke the property.
     pub trace: Vec<String>,
+    /// The trace as a space-time diagram's events: step `i` at `i` ms (start at 0), each
+    /// message from the step that sent it to the one that delivered or lost it
+    /// ([`crate::diagram::render_svg`]).
+    pub diagram: Recorder,
 }
 
 /// What a search found.
@@ -535,7 +540,8 @@ where
     let root = init.fingerprint();
     let mut p = Progress { states: 1, unique: 1, depth: 0, elapsed: Duration::ZERO };
     if let Some(violation) = broke {
-        let found = Found { violation, trace: vec!["start every node".into()] };
+        let (_, diagram) = replay(setup, bounds, &[])?;
+        let found = Found { violation, trace: vec!["start every node".into()], diagram };
         return Ok(Report { progress: p, depth_done: 0, complete: false, found: Some(found) });
     }
     // Each state's parent and the step from it: the trace back to the root.
@@ -565,12 +571,12 @@ where
                 p.elapsed = began.elapsed();
                 let mut steps = path(&parents, root, fp);
                 steps.push(s);
-                let trace = replay(setup, bounds, &steps)?;
+                let (trace, diagram) = replay(setup, bounds, &steps)?;
                 return Ok(Report {
                     progress: p,
                     depth_done,
                     complete: false,
-                    found: Some(Found { violation, trace }),
+                    found: Some(Found { violation, trace, diagram }),
                 });
             }
             let nfp = next.fingerprint();
@@ -606,19 +612,54 @@ fn path(parents: &HashMap<u64, (u64, Step)>, root: u64, mut fp: u64) -> Vec<Step
     steps
 }
 
-/// The steps in words, each described in the state it is taken from.
-fn replay<S: Setup>(setup: &S, bounds: &Bounds, steps: &[Step]) -> Result<Vec<String>, ExploreError>
+/// The steps in words, each described in the state it is taken from, and the diagram of the
+/// trace.
+fn replay<S: Setup>(
+    setup: &S,
+    bounds: &Bounds,
+    steps: &[Step],
+) -> Result<(Vec<String>, Recorder), ExploreError>
 where
     S::Node: Clone + Hash,
     TimerOf<S>: Hash,
 {
     let mut d = Driver::new(setup.nodes());
     let (mut w, _) = World::initial(setup, bounds, &mut d)?;
+    let mut rec = Recorder::new(usize::MAX);
+    let ms = |i: usize| Time::from_millis_f64(i as f64);
+    // Sends are numbered in order: those above `shown` are not drawn yet.
+    let mut shown = 0;
+    let mut sends = |w: &World<S>, rec: &mut Recorder, at: Time| {
+        for f in w.flight.iter().filter(|f| f.sent > shown) {
+            rec.push(Rec::Send { id: f.sent, from: f.from, to: f.to, kind: f.msg.kind(), at });
+        }
+        shown = shown.max(w.sends);
+    };
+    sends(&w, &mut rec, ms(0));
+    let mut copies = u64::MAX;
     let mut out = Vec::with_capacity(steps.len());
     for (i, s) in steps.iter().enumerate() {
+        let at = ms(i + 1);
         out.push(w.describe(*s));
+        match *s {
+            Step::Deliver(f) => rec.push(Rec::Deliver { id: w.flight[f].sent, at }),
+            Step::Drop(f) => rec.push(Rec::Drop { id: w.flight[f].sent, at }),
+            Step::Duplicate(f) => {
+                // The copy delivered now is a message of its own; the original stays in flight.
+                let f = &w.flight[f];
+                copies -= 1;
+                rec.push(Rec::Send { id: copies, from: f.from, to: f.to, kind: f.msg.kind(), at });
+                rec.push(Rec::Deliver { id: copies, at });
+            }
+            Step::Crash(n) => rec.push(Rec::Life { node: NodeId(n as u32), at, what: Lifecycle::Crashed }),
+            Step::Restart(n) => {
+                rec.push(Rec::Life { node: NodeId(n as u32), at, what: Lifecycle::Restarted })
+            }
+            Step::Fire(..) => {}
+        }
         // The last step is the one that broke a property.
         let _ = w.apply(&mut d, setup, *s, i + 1);
+        sends(&w, &mut rec, at);
     }
-    Ok(out)
+    Ok((out, rec))
 }

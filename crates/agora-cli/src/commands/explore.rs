@@ -2,11 +2,12 @@
 //! properties judged in each (see `agora_sim::explore` for the model), and the shortest trace
 //! to the first violation.
 
-use super::shared::progress_bar;
+use super::shared::{output, progress_bar};
 use crate::cli::ExploreArgs;
 use crate::error::UserError;
 use agora_core::{PropertyKind, Protocol, Setup};
 use agora_protocols::registry::{dispatch_explore, ExploreDriver, EXPLORABLE};
+use agora_sim::diagram::{render_svg, MAX_DIAGRAM_NODES};
 use agora_sim::explore::{explore, Bounds, ExploreError, Report, Timing};
 use serde_json::json;
 use std::hash::Hash;
@@ -60,6 +61,9 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
             EXPLORABLE.join(", ")
         )));
     }
+    if args.diagram.is_some() && args.params.nodes > MAX_DIAGRAM_NODES {
+        return Err(UserError(format!("--diagram draws at most {MAX_DIAGRAM_NODES} nodes")));
+    }
     let bounds = Bounds {
         depth: args.depth,
         states: args.max_states,
@@ -80,6 +84,17 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         std::iter::once("agora").chain(argv.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
     let p = &report.progress;
     let rate = p.states as f64 / p.elapsed.as_secs_f64().max(1e-9);
+    let diagram = match (&args.diagram, &report.found) {
+        (Some(path), Some(f)) => {
+            let title = format!(
+                "{}: the shortest trace to `{}` (step i at i ms)",
+                args.protocol, f.violation.property
+            );
+            output::write_file(path, &render_svg(&title, args.params.nodes, &f.diagram))?;
+            Some(path.display().to_string())
+        }
+        _ => None,
+    };
     if args.json {
         let violation = report.found.as_ref().map(|f| {
             json!({
@@ -88,6 +103,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
                 "step": f.violation.at.0,
                 "detail": f.violation.detail,
                 "trace": f.trace,
+                "diagram": diagram,
                 "reproduce": command,
             })
         });
@@ -137,6 +153,9 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
                 println!("shortest trace ({} steps):", f.trace.len());
                 for (i, s) in f.trace.iter().enumerate() {
                     println!("  {:>3}. {s}", i + 1);
+                }
+                if let Some(path) = &diagram {
+                    println!("diagram: {path}");
                 }
                 println!("reproduce: {command}");
             }
