@@ -130,6 +130,10 @@ pub struct ExploreArgs {
     /// step per millisecond.
     #[arg(long, value_name = "FILE.svg")]
     pub diagram: Option<PathBuf>,
+    /// When a violation is found, write its shortest trace as a schedule that `agora sim
+    /// --schedule FILE` replays step by step.
+    #[arg(long, value_name = "FILE.json")]
+    pub schedule: Option<PathBuf>,
 }
 
 /// The arguments of `agora experiment`.
@@ -860,6 +864,11 @@ pub struct SimArgs {
     /// Write per-node message counters as CSV.
     #[arg(long, value_name = "FILE.csv")]
     pub per_node: Option<PathBuf>,
+    /// Replay, step by step, a schedule `agora explore --schedule` wrote (the interleaving of
+    /// deliveries, losses, timer firings, crashes and restarts it found) instead of drawing one
+    /// from the seed; the fault flags do not apply.
+    #[arg(long, value_name = "FILE.json")]
+    pub schedule: Option<PathBuf>,
 }
 
 /// The arguments of `agora bench`.

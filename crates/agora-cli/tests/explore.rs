@@ -169,3 +169,44 @@ fn a_violations_trace_is_drawn_as_a_space_time_diagram() {
     assert!(!quiet.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn agora_sim_replays_a_schedule_to_the_same_violation() {
+    let dir = std::env::temp_dir().join(format!("agora-explore-schedule-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lamport.json");
+    let path = file.to_str().unwrap();
+    let (code, v) = explore(&["lamport-mutex", "--nodes", "3", "--schedule", path]);
+    assert_eq!(code, 1, "{v}");
+    let (property, steps) = violation(&v);
+    let replay = v["violation"]["replay"].as_str().unwrap();
+    assert_eq!(replay, format!("agora sim lamport-mutex --nodes 3 --schedule {path}"));
+    let sim = |extra: &[&str]| {
+        let mut args = vec!["sim", "lamport-mutex", "--nodes", "3", "--schedule", path, "--json"];
+        args.extend_from_slice(extra);
+        agora(&args)
+    };
+    let out = sim(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["violation"]["property"], property);
+    assert_eq!(r["steps"], v["violation"]["trace"], "the same steps, described the same way");
+    assert_eq!(r["steps"].as_array().unwrap().len(), steps);
+    // A schedule cut short breaks nothing; a step the state does not allow, a fault flag, or
+    // another protocol is a mistake.
+    let mut s: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    s["steps"].as_array_mut().unwrap().pop();
+    std::fs::write(&file, s.to_string()).unwrap();
+    let out = sim(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    s["steps"].as_array_mut().unwrap().push(serde_json::json!({"deliver": 99}));
+    std::fs::write(&file, s.to_string()).unwrap();
+    let out = sim(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not possible in the state it is taken from"));
+    let out = sim(&["--loss", "0.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = agora(&["sim", "bully", "--schedule", path]);
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

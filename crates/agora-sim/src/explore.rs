@@ -95,6 +95,19 @@ pub struct Found {
     /// message from the step that sent it to the one that delivered or lost it
     /// ([`crate::diagram::render_svg`]).
     pub diagram: Recorder,
+    /// The steps themselves: a schedule [`replay`] takes again to the same violation.
+    pub steps: Vec<Step>,
+}
+
+/// A schedule taken step by step ([`replay`]).
+#[derive(Debug)]
+pub struct Replayed {
+    /// The steps in words, each described in the state it was taken from.
+    pub trace: Vec<String>,
+    /// The steps as a space-time diagram's events (see [`Found::diagram`]).
+    pub diagram: Recorder,
+    /// The violation a step (the last one taken) led to, if any.
+    pub violation: Option<Violation>,
 }
 
 /// What a search found.
@@ -119,6 +132,9 @@ pub enum ExploreError {
     /// A node could not be rebuilt from what it persisted.
     #[error("node {0} could not be rebuilt from what it persisted: {1}")]
     Corrupt(NodeId, agora_core::Corrupt),
+    /// A schedule's step is not one the state it is taken from allows.
+    #[error("step {0} of the schedule ({1:?}) is not possible in the state it is taken from")]
+    Impossible(usize, Step),
 }
 
 /// A message on its way.
@@ -147,14 +163,23 @@ struct Spent {
     restarts: u8,
 }
 
-/// One step from a state (indices into the state's canonical order).
-#[derive(Clone, Copy, Debug)]
-enum Step {
+/// One step from a state: indices into the state's canonical order (messages in flight sorted
+/// by their hash, each node's pending timers in its table's order), so a schedule of steps
+/// replays the same way every time from the same start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Deliver the `i`th message in flight.
     Deliver(usize),
+    /// Deliver a copy of the `i`th message in flight and keep it in flight.
     Duplicate(usize),
+    /// Lose the `i`th message in flight.
     Drop(usize),
+    /// Fire node `n`'s `t`th pending timer.
     Fire(usize, usize),
+    /// Crash node `n`.
     Crash(usize),
+    /// Restart crashed node `n` from what it persisted.
     Restart(usize),
 }
 
@@ -344,7 +369,7 @@ where
 
     /// Takes step `s`, the `depth`th of its trace.
     fn apply(&mut self, d: &mut Driver, setup: &S, s: Step, depth: usize) -> Result<(), Violation> {
-        let at = Time(depth as u64);
+        let at = Time::from_millis_f64(depth as f64);
         match s {
             Step::Deliver(i) | Step::Duplicate(i) => {
                 let f = match s {
@@ -417,7 +442,7 @@ where
         effects: Vec<EffectOf<S::Node>>,
     ) -> Result<(), Violation> {
         let id = NodeId(n as u32);
-        let at = Time(depth as u64);
+        let at = Time::from_millis_f64(depth as f64);
         let mut host = StepHost { world: self, at, scratch: &mut d.scratch, broke: None, landed: Vec::new() };
         for e in effects {
             d.interp.apply(&mut host, id, e);
@@ -540,8 +565,8 @@ where
     let root = init.fingerprint();
     let mut p = Progress { states: 1, unique: 1, depth: 0, elapsed: Duration::ZERO };
     if let Some(violation) = broke {
-        let (_, diagram) = replay(setup, bounds, &[])?;
-        let found = Found { violation, trace: vec!["start every node".into()], diagram };
+        let diagram = replay(setup, bounds, &[])?.diagram;
+        let found = Found { violation, trace: vec!["start every node".into()], diagram, steps: Vec::new() };
         return Ok(Report { progress: p, depth_done: 0, complete: false, found: Some(found) });
     }
     // Each state's parent and the step from it: the trace back to the root.
@@ -571,12 +596,12 @@ where
                 p.elapsed = began.elapsed();
                 let mut steps = path(&parents, root, fp);
                 steps.push(s);
-                let (trace, diagram) = replay(setup, bounds, &steps)?;
+                let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps)?;
                 return Ok(Report {
                     progress: p,
                     depth_done,
                     complete: false,
-                    found: Some(Found { violation, trace, diagram }),
+                    found: Some(Found { violation, trace, diagram, steps }),
                 });
             }
             let nfp = next.fingerprint();
@@ -612,19 +637,16 @@ fn path(parents: &HashMap<u64, (u64, Step)>, root: u64, mut fp: u64) -> Vec<Step
     steps
 }
 
-/// The steps in words, each described in the state it is taken from, and the diagram of the
-/// trace.
-fn replay<S: Setup>(
-    setup: &S,
-    bounds: &Bounds,
-    steps: &[Step],
-) -> Result<(Vec<String>, Recorder), ExploreError>
+/// Takes `steps` from the initial state, one by one, each checked to be one the state allows
+/// within `bounds`, until the schedule ends or a step breaks a property: the trace in words,
+/// its diagram, and the violation.
+pub fn replay<S: Setup>(setup: &S, bounds: &Bounds, steps: &[Step]) -> Result<Replayed, ExploreError>
 where
     S::Node: Clone + Hash,
     TimerOf<S>: Hash,
 {
     let mut d = Driver::new(setup.nodes());
-    let (mut w, _) = World::initial(setup, bounds, &mut d)?;
+    let (mut w, broke) = World::initial(setup, bounds, &mut d)?;
     let mut rec = Recorder::new(usize::MAX);
     let ms = |i: usize| Time::from_millis_f64(i as f64);
     // Sends are numbered in order: those above `shown` are not drawn yet.
@@ -638,7 +660,13 @@ where
     sends(&w, &mut rec, ms(0));
     let mut copies = u64::MAX;
     let mut out = Vec::with_capacity(steps.len());
+    if let Some(violation) = broke {
+        return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation) });
+    }
     for (i, s) in steps.iter().enumerate() {
+        if !w.steps(bounds).contains(s) {
+            return Err(ExploreError::Impossible(i + 1, *s));
+        }
         let at = ms(i + 1);
         out.push(w.describe(*s));
         match *s {
@@ -657,9 +685,11 @@ where
             }
             Step::Fire(..) => {}
         }
-        // The last step is the one that broke a property.
-        let _ = w.apply(&mut d, setup, *s, i + 1);
+        let broke = w.apply(&mut d, setup, *s, i + 1);
         sends(&w, &mut rec, at);
+        if let Err(violation) = broke {
+            return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation) });
+        }
     }
-    Ok((out, rec))
+    Ok(Replayed { trace: out, diagram: rec, violation: None })
 }

@@ -2,6 +2,7 @@
 //! properties judged in each (see `agora_sim::explore` for the model), and the shortest trace
 //! to the first violation.
 
+use super::schedule::{replay_command, Schedule};
 use super::shared::{output, progress_bar};
 use crate::cli::ExploreArgs;
 use crate::error::UserError;
@@ -84,6 +85,24 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         std::iter::once("agora").chain(argv.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
     let p = &report.progress;
     let rate = p.states as f64 / p.elapsed.as_secs_f64().max(1e-9);
+    let schedule = match (&args.schedule, &report.found) {
+        (Some(path), Some(f)) => {
+            let s = Schedule {
+                protocol: args.protocol.clone(),
+                timing: args.timing.clone(),
+                fifo: args.fifo,
+                loss: args.loss,
+                duplicate: args.duplicate,
+                crashes: args.crashes,
+                restarts: args.restarts,
+                violated: Some(f.violation.property.to_string()),
+                steps: f.steps.clone(),
+            };
+            s.write(path)?;
+            Some(replay_command(argv, path))
+        }
+        _ => None,
+    };
     let diagram = match (&args.diagram, &report.found) {
         (Some(path), Some(f)) => {
             let title = format!(
@@ -100,10 +119,11 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
             json!({
                 "property": f.violation.property,
                 "node": f.violation.node.map(|n| n.0),
-                "step": f.violation.at.0,
+                "step": f.violation.at.as_millis_f64() as u64,
                 "detail": f.violation.detail,
                 "trace": f.trace,
                 "diagram": diagram,
+                "replay": schedule,
                 "reproduce": command,
             })
         });
@@ -156,6 +176,9 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
                 }
                 if let Some(path) = &diagram {
                     println!("diagram: {path}");
+                }
+                if let Some(cmd) = &schedule {
+                    println!("replay: {cmd}");
                 }
                 println!("reproduce: {command}");
             }

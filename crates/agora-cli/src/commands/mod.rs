@@ -15,6 +15,7 @@ pub mod multicast;
 pub mod node;
 pub mod protocols;
 pub mod run;
+pub mod schedule;
 pub mod shared;
 pub mod sim;
 pub mod up;

@@ -55,6 +55,9 @@ impl Driver for SimDriver {
 
 /// Runs `agora sim`; returns the process exit code.
 pub fn run(args: &SimArgs, argv: Vec<String>) -> Result<i32, UserError> {
+    if let Some(path) = &args.schedule {
+        return super::schedule::sim(args, path);
+    }
     let p = &args.params;
     let params = p.params(args.seed);
     let faults = faults::build(&args.faults, cluster_size(&args.protocol, &params)?)?;
