@@ -1060,9 +1060,10 @@ pub struct ClusterUpArgs {
     /// the whole image; a dynamically linked one comes with the libraries its loader names.
     #[arg(long, value_name = "FILE")]
     pub binary: Option<PathBuf>,
-    /// Replace the files of an earlier `up` in DIR (the cluster must be down).
+    /// Write the files and build the image, start nothing: for `docker stack deploy` on a
+    /// Swarm, or to read the files first.
     #[arg(long)]
-    pub force: bool,
+    pub no_start: bool,
 }
 
 /// Where a cluster's files are.

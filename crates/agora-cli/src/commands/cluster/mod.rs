@@ -104,10 +104,14 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     write(&files.cluster, &plan.cluster_file(&secret))?;
     write(&files.compose, &plan.compose_file())?;
     write(&a.dir.dir.join("Dockerfile"), image::DOCKERFILE)?;
-    docker.compose(&files.name, &files.compose, &["up", "-d"])?;
     let linked = if is_static { "static binary" } else { "dynamically linked binary and its libraries" };
     println!("cluster  {} ({} nodes, {:?}) from image {tag} ({linked})", files.name, plan.nodes, a.system);
     println!("files    {}, {}", files.cluster.display(), files.compose.display());
+    if a.no_start {
+        println!("next     docker stack deploy -c {} {}", files.compose.display(), files.name);
+        return Ok(0);
+    }
+    docker.compose(&files.name, &files.compose, &["up", "-d"])?;
     if a.system == System::Raft {
         let answered = status::wait_for_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?;
         let Some((leader, addr)) = answered else {
