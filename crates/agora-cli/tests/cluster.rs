@@ -198,3 +198,40 @@ fn a_raft_cluster_in_containers_keeps_every_acknowledged_write_when_its_leader_i
         }
     }
 }
+
+/// One line on stderr and exit code `code`, the line containing `says`.
+fn refused(cmd: &mut Command, code: i32, says: &str) {
+    let out = cmd.output().expect("the agora binary runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{cmd:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{cmd:?}: one line: {err}");
+    assert!(err.contains(says), "{cmd:?}: {err}");
+}
+
+#[test]
+fn mistakes_and_a_missing_docker_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args);
+        c
+    };
+    refused(&mut cmd(&["cluster", "up", "--system", "raft", "--nodes", "2"]), 2, "--nodes");
+    refused(&mut cmd(&["cluster", "up", "--system", "paxos"]), 2, "paxos");
+    refused(&mut cmd(&["cluster", "up", "--system", "raft", "--dir", &at("Kv 3")]), 2, "names the cluster");
+    refused(&mut cmd(&["cluster", "status", "--dir", &at("none")]), 2, "no cluster was started there");
+    refused(&mut cmd(&["cluster", "down", "--dir", &at("none")]), 2, "no cluster was started there");
+    // No docker on the PATH: what a machine without Docker says.
+    let mut no_docker = cmd(&["cluster", "up", "--system", "raft", "--dir", &at("kv3")]);
+    no_docker.env("PATH", dir.path());
+    refused(&mut no_docker, 2, "`docker` is not installed");
+    refused(&mut cmd(&["health", "--resp", "no-such-host.invalid:6379"]), 2, "no-such-host.invalid");
+    refused(&mut cmd(&["health"]), 2, "--resp");
+    // A socket that accepts and never answers (held here: no port is probed): unhealthy once
+    // the check's read times out, exit 1.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    refused(&mut cmd(&["health", "--metrics", &addr]), 1, "unhealthy");
+    refused(&mut cmd(&["health", "--resp", &addr]), 1, "unhealthy");
+}

@@ -53,14 +53,14 @@ pub fn info(addr: SocketAddr) -> Result<BTreeMap<String, String>, String> {
     let mut s = connect(addr)?;
     let mut req = Vec::new();
     resp::encode_request(&["INFO", "replication"], &mut req);
-    s.write_all(&req).map_err(|e| e.to_string())?;
+    s.write_all(&req).map_err(io)?;
     let mut buf = Vec::new();
     let reply = loop {
         if let Some((r, _)) = resp::parse_reply(&buf).map_err(|e| e.0)? {
             break r;
         }
         let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+        let n = s.read(&mut chunk).map_err(io)?;
         if n == 0 {
             return Err("closed the connection".into());
         }
@@ -88,12 +88,11 @@ pub fn info(addr: SocketAddr) -> Result<BTreeMap<String, String>, String> {
 /// A node's metrics endpoint: healthy if it answers `200`.
 fn metrics(addr: SocketAddr) -> Result<String, String> {
     let mut s = connect(addr)?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: agora\r\nConnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: agora\r\nConnection: close\r\n\r\n").map_err(io)?;
     let mut head = [0u8; 64];
     let mut got = 0;
     while got < 12 {
-        match s.read(&mut head[got..]).map_err(|e| e.to_string())? {
+        match s.read(&mut head[got..]).map_err(io)? {
             0 => break,
             n => got += n,
         }
