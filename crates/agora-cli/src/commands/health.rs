@@ -39,11 +39,19 @@ pub fn run(args: &HealthArgs) -> Result<i32, UserError> {
     }
 }
 
+/// An I/O error in words: a timeout says so (a socket's timeout is `WouldBlock` on Linux).
+fn io(e: std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            format!("no answer within {} s", TIMEOUT.as_secs())
+        }
+        _ => e.to_string(),
+    }
+}
+
 fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
-    let s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(TIMEOUT))
-        .and_then(|_| s.set_write_timeout(Some(TIMEOUT)))
-        .map_err(|e| e.to_string())?;
+    let s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(io)?;
+    s.set_read_timeout(Some(TIMEOUT)).and_then(|_| s.set_write_timeout(Some(TIMEOUT))).map_err(io)?;
     Ok(s)
 }
 
