@@ -4,7 +4,8 @@
 #   up_s        from `agora cluster up --system raft` to a majority following one leader
 #               (what `up` prints; the image already built, except on run 1 if it was new);
 #   failover_ms from `docker kill` (SIGKILL) of the leader's container to the first SET
-#               acknowledged by a replica left (a new connection per try, tries back to back).
+#               acknowledged by a replica left (a new connection per try, tries back to back);
+#   kill_ms     how long of that the `docker kill` command itself took.
 # Prints one CSV line per run. Usage: scripts/bench-cluster.sh [RUNS]
 # AGORA: the binary (default: the static one `cargo static` builds).
 set -euo pipefail
@@ -13,7 +14,7 @@ runs=${1:-5}
 parent=$(mktemp -d)
 dir=""
 trap '[ -n "$dir" ] && "$agora" cluster down --dir "$dir" >/dev/null 2>&1; rm -rf "$parent"' EXIT
-echo "run,up_s,failover_ms,served_by"
+echo "run,up_s,failover_ms,kill_ms,served_by"
 for r in $(seq 1 "$runs"); do
     dir="$parent/benchkv$r"
     up_s=$("$agora" cluster up --system raft --dir "$dir" 2>/dev/null | sed -n 's/^answering \([0-9.]*\) s.*/\1/p')
@@ -33,13 +34,14 @@ def set_ok(ip):
         return False
 t0 = time.monotonic()
 subprocess.run(["docker", "kill", "--signal", "KILL", victim], check=True, capture_output=True)
+kill_ms = (time.monotonic() - t0) * 1e3
 i = 0
 while not set_ok(left[i % 2][0]):
     i += 1
     if time.monotonic() - t0 > 120:
         sys.exit("no replica served within 120 s")
 ms = (time.monotonic() - t0) * 1e3
-print(f"{sys.argv[1]},{sys.argv[2]},{ms:.0f},{left[i % 2][1]}")
+print(f"{sys.argv[1]},{sys.argv[2]},{ms:.0f},{kill_ms:.0f},{left[i % 2][1]}")
 ' "$r" "$up_s"
     "$agora" cluster down --dir "$dir" >/dev/null 2>&1
     dir=""
