@@ -103,17 +103,27 @@ impl Client {
     }
 }
 
-/// `agora cluster status --json`: every replica's RESP address and the agreed leader.
-fn status(dir: &Path) -> (Vec<(usize, String, Option<SocketAddr>)>, Option<usize>) {
+/// A replica as `agora cluster status --json` shows it.
+#[derive(Debug)]
+struct Node {
+    id: usize,
+    container: String,
+    /// Its RESP address, while its container has an address.
+    resp: Option<SocketAddr>,
+}
+
+/// `agora cluster status --json`: every replica and the leader a majority follows.
+fn status(dir: &Path) -> (Vec<Node>, Option<usize>) {
     let out = agora(&["cluster", "status", "--json", "--dir", &dir.to_string_lossy()]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json prints JSON");
     let nodes = v["containers"]
         .as_array()
         .expect("containers")
         .iter()
-        .map(|c| {
-            let ip = c["ip"].as_str().map(|ip| SocketAddr::new(ip.parse().expect("an IP"), 6379));
-            (c["node"].as_u64().unwrap() as usize, c["id"].as_str().unwrap().to_string(), ip)
+        .map(|c| Node {
+            id: c["node"].as_u64().unwrap() as usize,
+            container: c["id"].as_str().unwrap().to_string(),
+            resp: c["ip"].as_str().map(|ip| SocketAddr::new(ip.parse().expect("an IP"), 6379)),
         })
         .collect();
     (nodes, v["leader"]["node"].as_u64().map(|n| n as usize))
@@ -170,21 +180,21 @@ fn a_raft_cluster_in_containers_keeps_every_acknowledged_write_when_its_leader_i
     assert_eq!(nodes.len(), 3, "{nodes:?}");
     let leader = leader.expect("up returns once a majority follows a leader");
     let addrs: Vec<SocketAddr> =
-        nodes.iter().map(|n| n.2.expect("a running replica has an address")).collect();
+        nodes.iter().map(|n| n.resp.expect("a running replica has an address")).collect();
     write_all(&addrs, 0..100);
 
     // SIGKILL: the leader gets no chance to say goodbye.
-    let killed = &nodes.iter().find(|n| n.0 == leader).expect("the leader's container").1;
+    let killed = &nodes.iter().find(|n| n.id == leader).expect("the leader's container").container;
     let kill = Command::new("docker").args(["kill", "--signal", "KILL", killed]).output().unwrap();
     assert!(kill.status.success(), "docker kill: {}", String::from_utf8_lossy(&kill.stderr));
-    let left: Vec<SocketAddr> = nodes.iter().filter(|n| n.0 != leader).map(|n| n.2.unwrap()).collect();
+    let left: Vec<SocketAddr> = nodes.iter().filter(|n| n.id != leader).map(|n| n.resp.unwrap()).collect();
     write_all(&left, 100..200);
 
     let (after, new_leader) = status(&dir);
     let new_leader = new_leader.expect("the two replicas left elect a leader");
     assert_ne!(new_leader, leader, "the killed replica cannot lead");
     assert!(
-        after.iter().any(|n| n.0 == leader && n.2.is_none()),
+        after.iter().any(|n| n.id == leader && n.resp.is_none()),
         "the killed container has no address: {after:?}"
     );
 

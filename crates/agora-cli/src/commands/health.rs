@@ -15,9 +15,12 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// The most a reply may hold.
 const MAX_REPLY_BYTES: usize = 64 * 1024;
 
+/// One kind of check: what it found, or why the node is not healthy.
+type Check = fn(SocketAddr) -> Result<String, String>;
+
 /// `agora health`: 0 healthy, 1 not (one line), 2 a bad address.
 pub fn run(args: &HealthArgs) -> Result<i32, UserError> {
-    let (given, check): (&str, fn(SocketAddr) -> Result<String, String>) = match (&args.resp, &args.metrics) {
+    let (given, check): (&str, Check) = match (&args.resp, &args.metrics) {
         (Some(a), _) => (a, |addr| info(addr).map(|i| format!("raft_role:{}", i["raft_role"]))),
         (None, Some(a)) => (a, metrics),
         (None, None) => unreachable!("clap requires one of --resp and --metrics"),
