@@ -5,8 +5,15 @@
 //!
 //! The Compose file keeps to what `docker-compose` 1.29 and `docker stack deploy` both read
 //! (file format 3.8): the cluster file, which holds the cluster's secret, is a `secret` (a
-//! bind mount under Compose, a Swarm secret on a Swarm; Compose 1.x ignores `configs`), each node has a named volume, the network's driver is left to the
-//! tool (a bridge, an overlay on a Swarm), and no host port is published.
+//! bind mount under Compose, a Swarm secret on a Swarm; Compose 1.x ignores `configs`), each
+//! node has a named volume, the network's driver is left to the tool (a bridge, an overlay
+//! on a Swarm), and no host port is published. On a Swarm a name resolves to its task's
+//! own address (`endpoint_mode: dnsrr`; Compose ignores `deploy`).
+//!
+//! **No `healthcheck`.** A Swarm leaves a task whose health check has not yet passed out of
+//! its DNS, while a node waits for its peers' names before it listens: with a health check
+//! no node of a Swarm would ever start. `agora health` is run by hand (`docker exec`) or by
+//! `agora cluster status`, which asks every replica the same question.
 
 use crate::cli::System;
 use std::fmt::Write as _;
@@ -19,7 +26,7 @@ pub const CONFIG: &str = "/run/secrets/cluster";
 pub const PEER_PORT: u16 = 7000;
 /// The RESP port of a key-value replica.
 pub const RESP_PORT: u16 = 6379;
-/// The metrics port of an `agora node` (the election's health check reads it).
+/// The metrics port of an `agora node` (`agora health --metrics` reads it).
 pub const METRICS_PORT: u16 = 9100;
 /// How long a node waits for its peers' names to resolve when it starts.
 const WAIT_RESOLVE_MS: u64 = 120_000;
@@ -101,15 +108,6 @@ impl Plan {
         c
     }
 
-    /// The health check of node `id`: `agora health`, run in its container.
-    fn health(&self, id: usize) -> Vec<String> {
-        let (flag, addr) = match self.system {
-            System::Raft => ("--resp", format!("{}:{RESP_PORT}", service(id))),
-            System::Election => ("--metrics", format!("127.0.0.1:{METRICS_PORT}")),
-        };
-        ["CMD", "/agora", "health", flag, &addr].map(String::from).to_vec()
-    }
-
     /// The Compose file.
     pub fn compose_file(&self) -> String {
         let list = |v: Vec<String>| {
@@ -131,12 +129,10 @@ impl Plan {
                  \x20   labels:\n      agora.cluster: {name:?}\n      agora.node: \"{id}\"\n\
                  \x20   secrets:\n      - cluster\n\
                  \x20   volumes:\n      - {n}-data:{DATA}\n    networks:\n      - agora\n\
-                 \x20   healthcheck:\n      test: {health}\n      interval: 5s\n      timeout: 3s\n\
-                 \x20     retries: 3\n      start_period: 10s\n",
+                 \x20   deploy:\n      endpoint_mode: dnsrr\n",
                 image = self.image,
                 command = list(self.command(id)),
                 name = self.name,
-                health = list(self.health(id)),
             );
         }
         s.push_str("volumes:\n");
@@ -175,16 +171,16 @@ mod tests {
     }
 
     #[test]
-    fn every_node_is_a_service_with_its_volume_and_health_check() {
+    fn every_node_is_a_service_with_its_volume() {
         let plan = Plan::new("t-1", System::Raft, 3, "agora-node:0123");
         let yml = plan.compose_file();
         for id in 0..3 {
             assert!(yml.contains(&format!("  n{id}:\n    image: agora-node:0123\n")), "{yml}");
             assert!(yml.contains(&format!("      - n{id}-data:/data\n")));
             assert!(yml.contains(&format!("\"--id\", \"{id}\"")));
-            assert!(yml.contains(&format!("[\"CMD\", \"/agora\", \"health\", \"--resp\", \"n{id}:6379\"]")));
         }
         assert!(!yml.contains("ports:"), "no host port is published");
+        assert!(!yml.contains("healthcheck"), "a Swarm keeps a starting task's name out of its DNS");
         assert!(!yml.contains("\t"));
     }
 }

@@ -7,8 +7,8 @@ use super::docker::Docker;
 use crate::error::UserError;
 use std::path::{Path, PathBuf};
 
-/// The image's Dockerfile: the image has no shell, so its health check is `agora health`,
-/// written per service in the Compose file (it needs the node's address).
+/// The image's Dockerfile. It declares no health check: `agora health` needs the node's
+/// address, and a Swarm would keep a starting node out of its DNS (see `files.rs`).
 pub const DOCKERFILE: &str = "\
 # The agora node image (docs/cluster.md): nothing but the agora binary (and, when it is
 # linked dynamically, the libraries its loader names, at their paths).
