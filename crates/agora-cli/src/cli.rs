@@ -86,6 +86,13 @@ pub enum Command {
     /// replicas on loopback with redb, their RESP ports printed, until Ctrl-C (or a built-in
     /// workload with --workload); `serve` runs one replica of a cluster file (docs/kv.md).
     Kv(Box<KvArgs>),
+    /// A cluster of containers on this machine's Docker (or a Swarm): `up` writes a cluster
+    /// file and a Compose file, builds the image if missing and starts every node in its own
+    /// container; `status` says who is up and who leads; `down` removes what `up` made.
+    Cluster(ClusterArgs),
+    /// Exit 0 if the node at an address answers (the containers' health check: the image has
+    /// no shell), 1 with one line if it does not.
+    Health(HealthArgs),
 }
 
 /// The arguments of `agora explore`.
@@ -640,6 +647,10 @@ pub struct NodeArgs {
     /// (`false` when it has work again), and stop as idle when stdin reaches its end.
     #[arg(long)]
     pub supervised: bool,
+    /// Wait up to this long for the names of the cluster file to resolve (peers in
+    /// containers that have not started yet) [0..=600000]; 0: fail at once.
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = count::<u64>(0, MAX_WAIT_RESOLVE_MS))]
+    pub wait_resolve_ms: u64,
 }
 
 /// The arguments of `agora up`.
@@ -1040,7 +1051,90 @@ pub struct KvServeArgs {
     /// leader this replica sees.
     #[arg(long)]
     pub events: bool,
+    /// Wait up to this long for the names of the cluster file to resolve (as `agora node
+    /// --wait-resolve-ms`) [0..=600000].
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = count::<u64>(0, MAX_WAIT_RESOLVE_MS))]
+    pub wait_resolve_ms: u64,
     /// Settings shared with `agora kv`.
     #[command(flatten)]
     pub common: KvCommon,
+}
+
+/// The longest `--wait-resolve-ms`: ten minutes.
+pub const MAX_WAIT_RESOLVE_MS: u64 = 600_000;
+
+/// The arguments of `agora cluster`.
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    /// `up`, `status` or `down`.
+    #[command(subcommand)]
+    pub action: ClusterAction,
+}
+
+/// What `agora cluster` does.
+#[derive(Subcommand, Debug)]
+pub enum ClusterAction {
+    /// Write DIR/cluster.toml and DIR/docker-compose.yml, build the image if missing, start
+    /// every node in its own container on a private network, each with its own volume.
+    Up(ClusterUpArgs),
+    /// Who is up, who leads and what can be said of the checks.
+    Status(ClusterDirArgs),
+    /// Remove the containers, the network and the volumes `up` made (not the image).
+    Down(ClusterDirArgs),
+}
+
+/// The systems `agora cluster up` can start.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum System {
+    /// The Raft key-value store (`agora kv serve`): a RESP front end on every replica.
+    Raft,
+    /// The federated election (`agora node`, protocol `election`): it runs, checks and ends.
+    Election,
+}
+
+/// The arguments of `agora cluster up`.
+#[derive(Args, Debug)]
+pub struct ClusterUpArgs {
+    /// What to run.
+    #[arg(long, value_enum)]
+    pub system: System,
+    /// Replicas [3..=9]: the Raft replicas of the store, or the election's legislature.
+    #[arg(long, default_value_t = 3, value_parser = count::<usize>(3, 9))]
+    pub nodes: usize,
+    /// Where the generated files go; it names the Compose project too.
+    #[command(flatten)]
+    pub dir: ClusterDirArgs,
+    /// The agora binary the image holds (default: this one). A statically linked binary is
+    /// the whole image; a dynamically linked one comes with the libraries its loader names.
+    #[arg(long, value_name = "FILE")]
+    pub binary: Option<PathBuf>,
+    /// Write the files and build the image, start nothing: for `docker stack deploy` on a
+    /// Swarm, or to read the files first.
+    #[arg(long)]
+    pub no_start: bool,
+}
+
+/// Where a cluster's files are.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterDirArgs {
+    /// The folder of the cluster's files; its name (letters, digits, `-`, `_`) names the
+    /// cluster and its Compose project.
+    #[arg(long, value_name = "DIR", default_value = "agora-cluster")]
+    pub dir: PathBuf,
+    /// Print one JSON object instead of a table (`status`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `agora health`.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct HealthArgs {
+    /// A key-value replica's RESP address: healthy if it answers `INFO replication` with its
+    /// Raft role.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub resp: Option<String>,
+    /// A node's metrics address (`--metrics-addr`): healthy if it serves its metrics.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
 }

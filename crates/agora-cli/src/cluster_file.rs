@@ -233,15 +233,29 @@ impl ClusterFile {
 
     /// Every node's address, resolved; two nodes may not share one.
     pub fn addrs(&self) -> Result<Vec<SocketAddr>, UserError> {
-        let addrs =
-            self.nodes
-                .iter()
-                .map(|n| {
-                    n.addr.to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| {
-                        UserError(format!("node {}: cannot resolve address `{}`", n.id, n.addr))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+        self.addrs_within(std::time::Duration::ZERO)
+    }
+
+    /// Every node's address, resolved, trying again for up to `wait` while a name does not
+    /// resolve: in containers, a peer's name exists only once its container runs.
+    pub fn addrs_within(&self, wait: std::time::Duration) -> Result<Vec<SocketAddr>, UserError> {
+        let resolve = |n: &NodeEntry| n.addr.to_socket_addrs().ok().and_then(|mut a| a.next());
+        let deadline = std::time::Instant::now() + wait;
+        let mut addrs = Vec::with_capacity(self.nodes.len());
+        for n in &self.nodes {
+            let addr = loop {
+                match resolve(n) {
+                    Some(a) => break a,
+                    None if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(200))
+                    }
+                    None => {
+                        return Err(UserError(format!("node {}: cannot resolve address `{}`", n.id, n.addr)))
+                    }
+                }
+            };
+            addrs.push(addr);
+        }
         for (i, a) in addrs.iter().enumerate() {
             if let Some(j) = addrs[..i].iter().position(|b| b == a && a.port() != 0) {
                 return Err(UserError(format!("nodes {j} and {i} both listen on {a}")));

@@ -8,8 +8,8 @@ mod commands;
 use agora_cli::{cli, cluster_file, election_file, error, faults, input, resp, values, Parsed};
 use cli::Command;
 use commands::{
-    bench, check, clocks, complexity, election, experiment, explore, kv, lincheck, market, multicast, node,
-    protocols, run, sim, up,
+    bench, check, clocks, cluster, complexity, election, experiment, explore, health, kv, lincheck, market,
+    multicast, node, protocols, run, sim, up,
 };
 use std::process::ExitCode;
 
@@ -59,6 +59,8 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore::run(args, &argv),
         Command::Experiment(args) => experiment::run(args),
         Command::Kv(args) => kv::run(args),
+        Command::Cluster(args) => cluster::run(args),
+        Command::Health(args) => health::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -4,10 +4,12 @@
 pub mod bench;
 pub mod check;
 pub mod clocks;
+pub mod cluster;
 pub mod complexity;
 pub mod election;
 pub mod experiment;
 pub mod explore;
+pub mod health;
 pub mod kv;
 pub mod lincheck;
 pub mod market;

@@ -23,7 +23,7 @@ type Obs<S> = <<S as Setup>::Node as Protocol>::Obs;
 pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
     let cf = ClusterFile::load(&args.config)?;
     let params = cf.params()?;
-    let addrs = cf.addrs()?;
+    let addrs = cf.addrs_within(Duration::from_millis(args.wait_resolve_ms))?;
     if args.id as usize >= addrs.len() {
         return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", args.id, addrs.len())));
     }

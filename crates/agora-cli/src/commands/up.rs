@@ -148,7 +148,10 @@ async fn wait_all(
 
 /// The nodes' reports gathered into one run, and how many nodes gave none (each said on
 /// stderr). `wall_ms` is used only if no node says when it last handled an event.
-fn gather<S: Setup>(ends: Vec<std::io::Result<ChildEnd>>, wall_ms: f64) -> (Gathered<Obs<S>>, usize) {
+pub(crate) fn gather<S: Setup>(
+    ends: Vec<std::io::Result<ChildEnd>>,
+    wall_ms: f64,
+) -> (Gathered<Obs<S>>, usize) {
     let nodes = ends.len();
     let mut g = Gathered::new(nodes, "idle", wall_ms, 0.0, 0);
     let mut starts = Vec::new();
@@ -181,10 +184,23 @@ fn gather<S: Setup>(ends: Vec<std::io::Result<ChildEnd>>, wall_ms: f64) -> (Gath
 
 /// How a node process ended: its status, its stdout (the JSON summary), and the last
 /// `agora: ...` line of its stderr (its one-line mistake when it exits 2).
-struct ChildEnd {
+pub(crate) struct ChildEnd {
     status: std::process::ExitStatus,
     stdout: Vec<u8>,
     mistake: String,
+}
+
+impl ChildEnd {
+    /// A node that ran elsewhere (in a container) and exited with `code`, having printed
+    /// `stdout`.
+    pub(crate) fn exited(code: i64, stdout: Vec<u8>) -> ChildEnd {
+        use std::os::unix::process::ExitStatusExt;
+        ChildEnd {
+            status: std::process::ExitStatus::from_raw(((code & 0xff) as i32) << 8),
+            stdout,
+            mistake: String::new(),
+        }
+    }
 }
 
 /// Waits for a node process, passing its log lines through to our stderr as they come, except

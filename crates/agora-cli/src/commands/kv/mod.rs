@@ -247,7 +247,7 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
             cf.protocol
         )));
     }
-    let addrs = cf.addrs()?;
+    let addrs = cf.addrs_within(Duration::from_millis(a.wait_resolve_ms))?;
     let me = a.id as usize;
     if me >= addrs.len() {
         return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", a.id, addrs.len())));

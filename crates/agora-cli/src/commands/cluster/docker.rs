@@ -1,0 +1,110 @@
+//! Running `docker` and Docker Compose: the one place `agora cluster` starts them, so a
+//! missing or silent Docker is one line and exit code 2 wherever it is met.
+
+use crate::error::UserError;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Docker, checked to answer, and the Compose command found beside it.
+pub struct Docker {
+    /// `docker-compose` (the 1.x tool), or `docker compose` (the plugin).
+    compose: Vec<&'static str>,
+}
+
+/// What a command printed, or why it could not run, in one line.
+fn output(program: &str, args: &[&OsStr], quiet: bool) -> Result<Output, UserError> {
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null());
+    if !quiet {
+        cmd.stderr(Stdio::inherit());
+    }
+    cmd.output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => UserError(format!(
+            "`{program}` is not installed: agora cluster runs every node in a Docker container \
+             (https://docs.docker.com/engine/install/)"
+        )),
+        _ => UserError(format!("cannot run `{program}`: {e}")),
+    })
+}
+
+/// The last line a failed command wrote on stderr, for a one-line error.
+fn last_line(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim().to_string()
+}
+
+impl Docker {
+    /// Checks that the Docker daemon answers and finds Compose.
+    pub fn find() -> Result<Docker, UserError> {
+        let v = output(
+            "docker",
+            &[OsStr::new("version"), OsStr::new("--format"), OsStr::new("{{.Server.Version}}")],
+            true,
+        )?;
+        if !v.status.success() {
+            return Err(UserError(format!("the Docker daemon does not answer: {}", last_line(&v))));
+        }
+        let answers = |cmd: &[&'static str]| {
+            let mut args: Vec<&OsStr> = cmd[1..].iter().map(OsStr::new).collect();
+            args.push(OsStr::new("version"));
+            output(cmd[0], &args, true).is_ok_and(|o| o.status.success())
+        };
+        for compose in [vec!["docker-compose"], vec!["docker", "compose"]] {
+            if answers(&compose) {
+                return Ok(Docker { compose });
+            }
+        }
+        Err(UserError(
+            "neither `docker-compose` nor `docker compose` is installed: agora cluster starts its \
+             containers with Docker Compose"
+                .into(),
+        ))
+    }
+
+    /// `docker ARGS`, its output captured; an error is its last line of stderr.
+    pub fn docker<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<Vec<u8>, UserError> {
+        let args: Vec<&OsStr> = args.iter().map(AsRef::as_ref).collect();
+        let o = output("docker", &args, true)?;
+        if !o.status.success() {
+            let what = args.first().map(|a| a.to_string_lossy()).unwrap_or_default();
+            return Err(UserError(format!("docker {what}: {}", last_line(&o))));
+        }
+        Ok(o.stdout)
+    }
+
+    /// The last line a container wrote (on stdout or stderr), for a one-line error.
+    pub fn last_log_line(&self, id: &str) -> String {
+        let args = ["logs", "--tail", "5", id].map(OsStr::new);
+        match output("docker", &args, true) {
+            Ok(o) => {
+                let text = [String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout)].concat();
+                text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("nothing").trim().to_string()
+            }
+            Err(e) => e.msg,
+        }
+    }
+
+    /// Whether `docker ARGS` succeeds (its output dropped).
+    pub fn succeeds(&self, args: &[&str]) -> bool {
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        output("docker", &args, true).is_ok_and(|o| o.status.success())
+    }
+
+    /// Compose on the project `name` of `file`, its progress on our stderr.
+    pub fn compose(&self, name: &str, file: &Path, args: &[&str]) -> Result<(), UserError> {
+        let mut all: Vec<&OsStr> = self.compose[1..].iter().map(OsStr::new).collect();
+        all.extend([OsStr::new("-p"), OsStr::new(name), OsStr::new("-f"), file.as_os_str()]);
+        all.extend(args.iter().map(OsStr::new));
+        let o = output(self.compose[0], &all, false)?;
+        if !o.status.success() {
+            return Err(UserError(format!(
+                "`{} {}` failed (exit status {}); see the lines above",
+                self.compose.join(" "),
+                args.join(" "),
+                o.status.code().unwrap_or(-1)
+            )));
+        }
+        Ok(())
+    }
+}

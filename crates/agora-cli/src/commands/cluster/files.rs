@@ -1,0 +1,186 @@
+//! The files `agora cluster up` writes: the cluster file every node reads, and the Compose
+//! file that starts one container per node. Both name nodes by service (`n0`, `n1`, ...):
+//! Docker's DNS resolves a service's name on the cluster's network, in Compose as on a
+//! Swarm, so the same two files run on one machine and on many.
+//!
+//! The Compose file keeps to what `docker-compose` 1.29 and `docker stack deploy` both read
+//! (file format 3.8): the cluster file, which holds the cluster's secret, is a `secret` (a
+//! bind mount under Compose, a Swarm secret on a Swarm; Compose 1.x ignores `configs`), each
+//! node has a named volume, the network's driver is left to the tool (a bridge, an overlay
+//! on a Swarm), and no host port is published. On a Swarm a name resolves to its task's
+//! own address (`endpoint_mode: dnsrr`; Compose ignores `deploy`).
+//!
+//! **No `healthcheck`.** A Swarm leaves a task whose health check has not yet passed out of
+//! its DNS, while a node waits for its peers' names before it listens: with a health check
+//! no node of a Swarm would ever start. `agora health` is run by hand (`docker exec`) or by
+//! `agora cluster status`, which asks every replica the same question.
+
+use crate::cli::System;
+use std::fmt::Write as _;
+
+/// Where a node's data volume is mounted.
+pub const DATA: &str = "/data";
+/// Where the cluster file is mounted.
+pub const CONFIG: &str = "/run/secrets/cluster";
+/// The port the nodes talk to each other on.
+pub const PEER_PORT: u16 = 7000;
+/// The RESP port of a key-value replica.
+pub const RESP_PORT: u16 = 6379;
+/// The metrics port of an `agora node` (`agora health --metrics` reads it).
+pub const METRICS_PORT: u16 = 9100;
+/// How long a node waits for its peers' names to resolve when it starts.
+const WAIT_RESOLVE_MS: u64 = 120_000;
+
+/// A cluster to write the files of.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The cluster's name: its Compose project, its handshake's cluster name, its label.
+    pub name: String,
+    /// What runs.
+    pub system: System,
+    /// Every node: the replicas first, then (for the election) its other roles.
+    pub nodes: usize,
+    /// The election's nodes that are not replicas (`params.clients`); 0 for Raft.
+    pub clients: usize,
+    /// The image every container runs.
+    pub image: String,
+}
+
+/// A node's service name, also its host name.
+pub fn service(id: usize) -> String {
+    format!("n{id}")
+}
+
+impl Plan {
+    /// The nodes of `system` around `replicas` replicas.
+    pub fn new(name: &str, system: System, replicas: usize, image: &str) -> Plan {
+        let clients = match system {
+            System::Raft => 0,
+            System::Election => {
+                let p = agora_protocols::Params::new(replicas, 1);
+                let total = agora_protocols::registry::cluster_size("election", &p)
+                    .expect("the election takes any legislature of 3 to 9 replicas");
+                total - replicas
+            }
+        };
+        Plan { name: name.into(), system, nodes: replicas + clients, clients, image: image.into() }
+    }
+
+    /// The cluster file (`secret`: 64 hex digits).
+    pub fn cluster_file(&self, secret: &str) -> String {
+        let mut s = format!(
+            "# Written by `agora cluster up` (docs/cluster.md): read by every node of the cluster at {CONFIG}.\n\
+             cluster = \"{}\"\nsecret = \"{secret}\"\ndata_dir = \"{DATA}\"\n",
+            self.name
+        );
+        match self.system {
+            System::Raft => s.push_str("protocol = \"kv\"\n\n[params]\ntimeout_ms = 150\n"),
+            System::Election => {
+                let _ = write!(
+                    s,
+                    "protocol = \"election\"\nidle_ms = 3000\nmax_time_ms = 600000\n\n[params]\n\
+                     clients = {}\nvoters = 20000\ntimeout_ms = 100\n",
+                    self.clients
+                );
+            }
+        }
+        for id in 0..self.nodes {
+            let _ = write!(s, "\n[[node]]\nid = {id}\naddr = \"{}:{PEER_PORT}\"\n", service(id));
+            if self.system == System::Raft {
+                let _ = writeln!(s, "resp = \"{}:{RESP_PORT}\"", service(id));
+            }
+        }
+        s
+    }
+
+    /// A node's command line, after the image's `agora` entry point.
+    fn command(&self, id: usize) -> Vec<String> {
+        let mut c: Vec<String> = match self.system {
+            System::Raft => vec!["kv".into(), "serve".into()],
+            System::Election => vec!["node".into(), "--json".into()],
+        };
+        let id = id.to_string();
+        let wait = WAIT_RESOLVE_MS.to_string();
+        c.extend(["--config", CONFIG, "--id", &id, "--new", "--wait-resolve-ms", &wait].map(String::from));
+        if self.system == System::Election {
+            c.extend(["--metrics-addr".into(), format!("0.0.0.0:{METRICS_PORT}")]);
+        }
+        c
+    }
+
+    /// The Compose file.
+    pub fn compose_file(&self) -> String {
+        let list = |v: Vec<String>| {
+            format!("[{}]", v.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", "))
+        };
+        let mut s = format!(
+            "# Written by `agora cluster up` (docs/cluster.md). One machine:\n\
+             #   docker-compose -p {name} -f docker-compose.yml up -d\n\
+             # A Swarm (the image on every machine, or in a registry):\n\
+             #   docker stack deploy -c docker-compose.yml {name}\n\
+             version: \"3.8\"\nservices:\n",
+            name = self.name
+        );
+        for id in 0..self.nodes {
+            let n = service(id);
+            let _ = write!(
+                s,
+                "  {n}:\n    image: {image}\n    hostname: {n}\n    command: {command}\n\
+                 \x20   labels:\n      agora.cluster: {name:?}\n      agora.node: \"{id}\"\n\
+                 \x20   secrets:\n      - cluster\n\
+                 \x20   volumes:\n      - {n}-data:{DATA}\n    networks:\n      - agora\n\
+                 \x20   deploy:\n      endpoint_mode: dnsrr\n",
+                image = self.image,
+                command = list(self.command(id)),
+                name = self.name,
+            );
+        }
+        s.push_str("volumes:\n");
+        for id in 0..self.nodes {
+            let _ = writeln!(s, "  {}-data: {{}}", service(id));
+        }
+        s.push_str("networks:\n  agora: {}\nsecrets:\n  cluster:\n    file: ./cluster.toml\n");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster_file::ClusterFile;
+
+    fn check(system: System, replicas: usize) -> (Plan, ClusterFile) {
+        let plan = Plan::new("t-1", system, replicas, "agora-node:0123");
+        let f = ClusterFile::parse(&plan.cluster_file(&"ab".repeat(32))).unwrap();
+        assert_eq!(f.nodes.len(), plan.nodes);
+        if system == System::Election {
+            let p = f.params().unwrap();
+            assert_eq!(agora_protocols::registry::cluster_size("election", &p).unwrap(), plan.nodes);
+        }
+        (plan, f)
+    }
+
+    #[test]
+    fn the_cluster_files_are_clusters_of_their_nodes() {
+        let (plan, f) = check(System::Raft, 5);
+        assert_eq!((plan.nodes, f.nodes.len()), (5, 5));
+        assert_eq!(f.nodes[4].resp.as_deref(), Some("n4:6379"));
+        let (plan, f) = check(System::Election, 3);
+        assert_eq!(plan.nodes, f.nodes.len());
+        assert!(plan.clients > 0 && f.nodes.iter().all(|n| n.resp.is_none()));
+    }
+
+    #[test]
+    fn every_node_is_a_service_with_its_volume() {
+        let plan = Plan::new("t-1", System::Raft, 3, "agora-node:0123");
+        let yml = plan.compose_file();
+        for id in 0..3 {
+            assert!(yml.contains(&format!("  n{id}:\n    image: agora-node:0123\n")), "{yml}");
+            assert!(yml.contains(&format!("      - n{id}-data:/data\n")));
+            assert!(yml.contains(&format!("\"--id\", \"{id}\"")));
+        }
+        assert!(!yml.contains("ports:"), "no host port is published");
+        assert!(!yml.contains("healthcheck"), "a Swarm keeps a starting task's name out of its DNS");
+        assert!(!yml.contains("\t"));
+    }
+}

@@ -1,0 +1,145 @@
+//! `agora cluster up|status|down` (docs/cluster.md): a cluster of containers, one node per
+//! container, on a private network, each with its own address and volume; started with
+//! Docker Compose from files written here, which also deploy on a Swarm.
+
+mod docker;
+mod files;
+mod image;
+mod status;
+
+use crate::cli::{ClusterAction, ClusterArgs, ClusterDirArgs, ClusterUpArgs, System};
+use crate::cluster_file::ClusterFile;
+use crate::error::UserError;
+use docker::Docker;
+use files::Plan;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long `up` waits for a key-value cluster to answer: a guard, not a measure.
+const ANSWER_WITHIN: Duration = Duration::from_secs(300);
+
+/// `agora cluster`.
+pub fn run(args: &ClusterArgs) -> Result<i32, UserError> {
+    match &args.action {
+        ClusterAction::Up(a) => up(a),
+        ClusterAction::Status(a) => status::run(&Docker::find()?, &Files::of(a)?, a.json),
+        ClusterAction::Down(a) => down(a),
+    }
+}
+
+/// The files of a cluster's folder.
+pub struct Files {
+    /// The cluster's name (the folder's).
+    pub name: String,
+    /// `cluster.toml`.
+    pub cluster: PathBuf,
+    /// `docker-compose.yml`.
+    pub compose: PathBuf,
+}
+
+impl Files {
+    fn of(a: &ClusterDirArgs) -> Result<Files, UserError> {
+        let name = cluster_name(&a.dir)?;
+        Ok(Files { name, cluster: a.dir.join("cluster.toml"), compose: a.dir.join("docker-compose.yml") })
+    }
+
+    /// The cluster file `up` wrote, or a line saying there is none.
+    fn load(&self) -> Result<ClusterFile, UserError> {
+        if !self.cluster.exists() {
+            return Err(UserError(format!(
+                "{} does not exist: no cluster was started there (`agora cluster up --dir ...`)",
+                self.cluster.display()
+            )));
+        }
+        ClusterFile::load(&self.cluster)
+    }
+}
+
+/// The cluster's name, from its folder's: what Compose keeps of a project name (lower-case
+/// letters, digits, `-` and `_`, a letter or digit first), so that its labels are ours.
+pub fn cluster_name(dir: &Path) -> Result<String, UserError> {
+    let name = std::path::absolute(dir)
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let ok = name.len() <= 48
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !ok {
+        return Err(UserError(format!(
+            "--dir {}: the folder's name names the cluster: 1 to 48 lower-case letters, digits, `-` \
+             and `_`, starting with a letter or digit",
+            dir.display()
+        )));
+    }
+    Ok(name)
+}
+
+/// `agora cluster up`.
+fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
+    let t0 = Instant::now();
+    let files = Files::of(&a.dir)?;
+    let binary = match &a.binary {
+        Some(b) => b.clone(),
+        None => {
+            std::env::current_exe().map_err(|e| UserError(format!("cannot find the agora binary: {e}")))?
+        }
+    };
+    let docker = Docker::find()?;
+    if !status::containers(&docker, &files.name)?.is_empty() {
+        return Err(UserError(format!(
+            "cluster {} has containers already: `agora cluster status --dir {d}` or `agora cluster down --dir {d}`",
+            files.name,
+            d = a.dir.dir.display()
+        )));
+    }
+    let (tag, is_static) = image::ensure(&docker, &binary)?;
+    let plan = Plan::new(&files.name, a.system, a.nodes, &tag);
+    std::fs::create_dir_all(&a.dir.dir)
+        .map_err(|e| UserError(format!("--dir {}: {e}", a.dir.dir.display())))?;
+    let secret = agora_net::Secret::random().to_hex();
+    let write = |path: &Path, text: &str| {
+        std::fs::write(path, text).map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))
+    };
+    write(&files.cluster, &plan.cluster_file(&secret))?;
+    write(&files.compose, &plan.compose_file())?;
+    write(&a.dir.dir.join("Dockerfile"), image::DOCKERFILE)?;
+    let linked = if is_static { "static binary" } else { "dynamically linked binary and its libraries" };
+    println!("cluster  {} ({} nodes, {:?}) from image {tag} ({linked})", files.name, plan.nodes, a.system);
+    println!("files    {}, {}", files.cluster.display(), files.compose.display());
+    if a.no_start {
+        println!("next     docker stack deploy -c {} {}", files.compose.display(), files.name);
+        return Ok(0);
+    }
+    docker.compose(&files.name, &files.compose, &["up", "-d"])?;
+    if a.system == System::Raft {
+        let answered = status::wait_for_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?;
+        let Some((leader, addr)) = answered else {
+            eprintln!("agora: no leader within {} s; see `agora cluster status`", ANSWER_WITHIN.as_secs());
+            return Ok(1);
+        };
+        println!(
+            "answering {:.1} s after `up` began: node {leader} leads; redis-cli -h {} -p {}",
+            t0.elapsed().as_secs_f64(),
+            addr.ip(),
+            addr.port()
+        );
+    }
+    let d = a.dir.dir.display();
+    println!("next     agora cluster status --dir {d}    agora cluster down --dir {d}");
+    Ok(0)
+}
+
+/// `agora cluster down`: Compose removes the containers, the network and the volumes.
+fn down(a: &ClusterDirArgs) -> Result<i32, UserError> {
+    let files = Files::of(a)?;
+    files.load()?;
+    let docker = Docker::find()?;
+    docker.compose(
+        &files.name,
+        &files.compose,
+        &["down", "--volumes", "--remove-orphans", "--timeout", "5"],
+    )?;
+    println!("cluster {} is down: its containers, network and volumes are removed", files.name);
+    Ok(0)
+}

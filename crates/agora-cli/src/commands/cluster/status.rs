@@ -1,0 +1,272 @@
+//! `agora cluster status`: the cluster's containers as Docker sees them, and what the nodes
+//! say: a key-value replica its Raft role, term, leader and commit index (`INFO
+//! replication`); the election, once every node has ended, its checker's verdict on the
+//! reports the nodes printed.
+
+use super::docker::Docker;
+use super::files::RESP_PORT;
+use super::Files;
+use crate::commands::health;
+use crate::commands::shared::{exit_code, output};
+use crate::error::UserError;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// A node's container.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Container {
+    /// The node's id (its `agora.node` label).
+    pub node: usize,
+    /// Docker's container id.
+    pub id: String,
+    /// `running`, `exited`, `paused`, ...
+    pub state: String,
+    /// Its exit code, once exited.
+    pub exit_code: i64,
+    /// Its health check's verdict, if it has one: `starting`, `healthy`, `unhealthy`.
+    pub health: Option<String>,
+    /// Its address on the cluster's network, while it has one.
+    pub ip: Option<IpAddr>,
+}
+
+/// The containers labelled as nodes of cluster `name`, by node id.
+pub fn containers(docker: &Docker, name: &str) -> Result<Vec<Container>, UserError> {
+    let label = format!("label=agora.cluster={name}");
+    let ids =
+        String::from_utf8_lossy(&docker.docker(&["ps", "-a", "-q", "--no-trunc", "--filter", &label])?)
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args = vec!["inspect".to_string()];
+    args.extend(ids);
+    let json: serde_json::Value = serde_json::from_slice(&docker.docker(&args)?)
+        .map_err(|e| UserError(format!("docker inspect printed no JSON: {e}")))?;
+    let mut out: Vec<Container> = json.as_array().into_iter().flatten().filter_map(container).collect();
+    out.sort_by_key(|c| c.node);
+    Ok(out)
+}
+
+/// One container of `docker inspect`; `None` without our label.
+fn container(v: &serde_json::Value) -> Option<Container> {
+    let node = v["Config"]["Labels"]["agora.node"].as_str()?.parse().ok()?;
+    let state = &v["State"];
+    let ip = v["NetworkSettings"]["Networks"]
+        .as_object()
+        .into_iter()
+        .flat_map(|n| n.values())
+        .filter_map(|n| n["IPAddress"].as_str()?.parse().ok())
+        .next();
+    Some(Container {
+        node,
+        id: v["Id"].as_str().unwrap_or_default().chars().take(12).collect(),
+        state: state["Status"].as_str().unwrap_or("unknown").to_string(),
+        exit_code: state["ExitCode"].as_i64().unwrap_or(0),
+        health: state["Health"]["Status"].as_str().map(String::from),
+        ip,
+    })
+}
+
+/// What a key-value replica says of itself.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Replica {
+    /// `leader`, `follower` or `candidate`.
+    pub role: String,
+    /// Its current term.
+    pub term: u64,
+    /// The leader it follows, if any.
+    pub leader: Option<usize>,
+    /// Its commit index.
+    pub commit: u64,
+}
+
+fn replica(c: &Container) -> Option<Replica> {
+    let ip = c.ip.filter(|_| c.state == "running")?;
+    let i: BTreeMap<String, String> = health::info(SocketAddr::new(ip, RESP_PORT)).ok()?;
+    Some(Replica {
+        role: i["raft_role"].clone(),
+        term: i.get("raft_term")?.parse().ok()?,
+        leader: i.get("raft_leader").and_then(|l| l.parse().ok()),
+        commit: i.get("raft_commit_index").and_then(|l| l.parse().ok()).unwrap_or(0),
+    })
+}
+
+/// The leader a majority of `nodes` replicas follow (itself included), and its RESP address.
+fn agreed_leader(cs: &[Container], rs: &[Option<Replica>], nodes: usize) -> Option<(usize, SocketAddr)> {
+    let (c, _) = cs.iter().zip(rs).find(|(_, r)| r.as_ref().is_some_and(|r| r.role == "leader"))?;
+    let followers = rs.iter().flatten().filter(|r| r.leader == Some(c.node)).count();
+    (followers > nodes / 2).then(|| SocketAddr::new(c.ip.expect("answered"), RESP_PORT)).map(|a| (c.node, a))
+}
+
+/// Asks every replica until a majority follows one leader, or `deadline`.
+pub fn wait_for_leader(
+    docker: &Docker,
+    name: &str,
+    nodes: usize,
+    deadline: Instant,
+) -> Result<Option<(usize, SocketAddr)>, UserError> {
+    loop {
+        let cs = containers(docker, name)?;
+        if let Some(c) = cs.iter().find(|c| c.state == "exited" || c.state == "dead") {
+            return Err(UserError(format!(
+                "node {} stopped (exit code {}): {}",
+                c.node,
+                c.exit_code,
+                docker.last_log_line(&c.id)
+            )));
+        }
+        let rs: Vec<Option<Replica>> = cs.iter().map(replica).collect();
+        if let Some(found) = agreed_leader(&cs, &rs, nodes) {
+            return Ok(Some(found));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `agora cluster status`: 0 if every node is up (or, for a finished election, every check
+/// held), 1 otherwise.
+pub fn run(docker: &Docker, files: &Files, json: bool) -> Result<i32, UserError> {
+    let cf = files.load()?;
+    let cs = containers(docker, &files.name)?;
+    let nodes = cf.nodes.len();
+    match cf.protocol.as_str() {
+        "kv" => Ok(raft(&files.name, &cs, nodes, json)),
+        "election" => election(docker, &cs, &cf, json),
+        other => Err(UserError(format!(
+            "{}: protocol {other:?} is not one agora cluster starts",
+            files.cluster.display()
+        ))),
+    }
+}
+
+fn state(c: &Container) -> String {
+    match (c.state.as_str(), &c.health) {
+        ("exited", _) => format!("exited({})", c.exit_code),
+        (s, Some(h)) => format!("{s} ({h})"),
+        (s, None) => s.to_string(),
+    }
+}
+
+fn raft(name: &str, cs: &[Container], nodes: usize, json: bool) -> i32 {
+    let rs: Vec<Option<Replica>> = cs.iter().map(replica).collect();
+    let leader = agreed_leader(cs, &rs, nodes);
+    // Election safety, as far as the answers show it: one leader per term.
+    let mut leaders: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (c, r) in cs.iter().zip(&rs) {
+        if let Some(r) = r.as_ref().filter(|r| r.role == "leader") {
+            leaders.entry(r.term).or_default().push(c.node);
+        }
+    }
+    let two = leaders.iter().find(|(_, l)| l.len() > 1);
+    let up = rs.iter().flatten().count();
+    if json {
+        let v = serde_json::json!({
+            "cluster": name, "system": "raft", "nodes": nodes,
+            "containers": cs, "replicas": rs, "answering": up,
+            "leader": leader.map(|(n, a)| serde_json::json!({ "node": n, "resp": a.to_string() })),
+            "one_leader_per_term": two.is_none(),
+        });
+        println!("{v}");
+    } else {
+        println!("cluster {name}: raft, {nodes} replicas, {} container(s)", cs.len());
+        println!(
+            "{:<5} {:<22} {:<18} {:<10} {:>6} {:>7} {:>8}",
+            "node", "container", "resp", "role", "term", "leader", "commit"
+        );
+        for (c, r) in cs.iter().zip(&rs) {
+            let addr = c.ip.map(|ip| SocketAddr::new(ip, RESP_PORT).to_string()).unwrap_or("-".into());
+            let (role, term, follows, commit) = match r {
+                Some(r) => (
+                    r.role.clone(),
+                    r.term.to_string(),
+                    r.leader.map_or("-".into(), |l| l.to_string()),
+                    r.commit.to_string(),
+                ),
+                None => ("-".into(), "-".into(), "-".into(), "-".into()),
+            };
+            println!(
+                "{:<5} {:<22} {addr:<18} {role:<10} {term:>6} {follows:>7} {commit:>8}",
+                c.node,
+                state(c)
+            );
+        }
+        match leader {
+            Some((n, a)) => {
+                println!("leader  node {n}, followed by a majority; redis-cli -h {} -p {}", a.ip(), a.port())
+            }
+            None => println!("leader  none followed by a majority of the {nodes} replicas"),
+        }
+        println!(
+            "answering  {up} of {nodes} replicas (a majority: {})",
+            if up > nodes / 2 { "yes" } else { "no" }
+        );
+        match two {
+            None => println!("checks  one leader per term among the answers: ok"),
+            Some((t, l)) => println!("checks  one leader per term: VIOLATED, term {t} has leaders {l:?}"),
+        }
+    }
+    i32::from(!(leader.is_some() && up == nodes && two.is_none()))
+}
+
+fn election(
+    docker: &Docker,
+    cs: &[Container],
+    cf: &crate::cluster_file::ClusterFile,
+    json: bool,
+) -> Result<i32, UserError> {
+    let nodes = cf.nodes.len();
+    let ended = cs.len() == nodes && cs.iter().all(|c| c.state == "exited");
+    if !ended || json {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "system": "election", "nodes": nodes, "containers": cs, "ended": ended })
+            );
+        } else {
+            println!("cluster {}: election, {nodes} nodes, {} container(s)", cf.cluster, cs.len());
+            for c in cs {
+                println!("{:<5} {:<22} {}", c.node, state(c), c.ip.map_or("-".into(), |ip| ip.to_string()));
+            }
+            println!("checks  judged once every node has ended (their reports are in their logs)");
+        }
+        if !ended {
+            return Ok(1);
+        }
+    }
+    // Every node printed its report (`agora node --json`) on stdout: judge them as `agora up`.
+    let mut ends = Vec::new();
+    for c in cs {
+        let log = docker.docker(&["logs", &c.id]);
+        ends.push(
+            log.map(|stdout| crate::commands::up::ChildEnd::exited(c.exit_code, stdout))
+                .map_err(|e| std::io::Error::other(e.msg)),
+        );
+    }
+    let params = cf.params()?;
+    let summary = agora_protocols::dispatch(&cf.protocol, &params, Judge { ends, seed: cf.seed })??;
+    if !json {
+        print!("{}", output::table(&summary));
+    }
+    Ok(exit_code(&summary))
+}
+
+/// The election's reports, judged by its checker.
+struct Judge {
+    ends: Vec<std::io::Result<crate::commands::up::ChildEnd>>,
+    seed: u64,
+}
+
+impl agora_protocols::Driver for Judge {
+    type Output = Result<agora_core::RunSummary, UserError>;
+
+    fn run<S: agora_core::Setup>(self, setup: S) -> Self::Output {
+        let (g, _missing) = crate::commands::up::gather::<S>(self.ends, 0.0);
+        Ok(agora_net::report::summarize(&setup, self.seed, g, "agora cluster status"))
+    }
+}

@@ -1,0 +1,117 @@
+//! `agora health`: whether a node answers, for the containers' health check (the image has no
+//! shell, no curl and no redis-cli: the binary checks itself). Also the one RESP `INFO`
+//! client `agora cluster status` uses.
+
+use crate::cli::HealthArgs;
+use crate::error::UserError;
+use crate::resp::{self, Reply};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// How long one check may take: connecting, then every read and write.
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// The most a reply may hold.
+const MAX_REPLY_BYTES: usize = 64 * 1024;
+
+/// One kind of check: what it found, or why the node is not healthy.
+type Check = fn(SocketAddr) -> Result<String, String>;
+
+/// `agora health`: 0 healthy, 1 not (one line), 2 a bad address.
+pub fn run(args: &HealthArgs) -> Result<i32, UserError> {
+    let (given, check): (&str, Check) = match (&args.resp, &args.metrics) {
+        (Some(a), _) => (a, |addr| info(addr).map(|i| format!("raft_role:{}", i["raft_role"]))),
+        (None, Some(a)) => (a, metrics),
+        (None, None) => unreachable!("clap requires one of --resp and --metrics"),
+    };
+    let addr = given
+        .to_socket_addrs()
+        .map_err(|e| UserError(format!("{given}: {e}")))?
+        .next()
+        .ok_or_else(|| UserError(format!("{given}: the name has no address")))?;
+    match check(addr) {
+        Ok(what) => {
+            println!("healthy {addr} {what}");
+            Ok(0)
+        }
+        Err(why) => {
+            eprintln!("agora: unhealthy {addr}: {why}");
+            Ok(1)
+        }
+    }
+}
+
+/// An I/O error in words: a timeout says so (a socket's timeout is `WouldBlock` on Linux).
+fn io(e: std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            format!("no answer within {} s", TIMEOUT.as_secs())
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+    let s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(io)?;
+    s.set_read_timeout(Some(TIMEOUT)).and_then(|_| s.set_write_timeout(Some(TIMEOUT))).map_err(io)?;
+    Ok(s)
+}
+
+/// A key-value replica's `INFO replication` as its `key:value` lines; an error unless it
+/// names the replica's Raft role.
+pub fn info(addr: SocketAddr) -> Result<BTreeMap<String, String>, String> {
+    let mut s = connect(addr)?;
+    let mut req = Vec::new();
+    resp::encode_request(&["INFO", "replication"], &mut req);
+    s.write_all(&req).map_err(io)?;
+    let mut buf = Vec::new();
+    let reply = loop {
+        if let Some((r, _)) = resp::parse_reply(&buf).map_err(|e| e.0)? {
+            break r;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).map_err(io)?;
+        if n == 0 {
+            return Err("closed the connection".into());
+        }
+        if buf.len() + n > MAX_REPLY_BYTES {
+            return Err(format!("a reply over {MAX_REPLY_BYTES} bytes"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let text = match reply {
+        Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        Reply::Error(e) => return Err(e),
+        other => return Err(format!("an unexpected reply to INFO: {other:?}")),
+    };
+    let fields: BTreeMap<String, String> = text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    if !fields.contains_key("raft_role") {
+        return Err("INFO replication names no raft_role".into());
+    }
+    Ok(fields)
+}
+
+/// A node's metrics endpoint: healthy if it answers `200`.
+fn metrics(addr: SocketAddr) -> Result<String, String> {
+    let mut s = connect(addr)?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: agora\r\nConnection: close\r\n\r\n").map_err(io)?;
+    let mut head = [0u8; 64];
+    let mut got = 0;
+    while got < 12 {
+        match s.read(&mut head[got..]).map_err(io)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    let line = String::from_utf8_lossy(&head[..got]);
+    if line.starts_with("HTTP/1.1 200") {
+        Ok("metrics served".into())
+    } else {
+        Err(format!("answered {:?}", line.lines().next().unwrap_or("nothing")))
+    }
+}
