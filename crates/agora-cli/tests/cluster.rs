@@ -175,6 +175,9 @@ fn a_raft_cluster_in_containers_keeps_every_acknowledged_write_when_its_leader_i
     }
     assert!(up.status.success(), "cluster up: {said}{err}");
     assert!(said.contains("answering"), "{said}");
+    // Started, the file no longer creates databases: a node recreated from it must find its own.
+    let compose = std::fs::read_to_string(dir.join("docker-compose.yml")).unwrap();
+    assert!(!compose.contains("--new"), "{compose}");
 
     let (nodes, leader) = status(&dir);
     assert_eq!(nodes.len(), 3, "{nodes:?}");

@@ -93,23 +93,29 @@ impl Plan {
         s
     }
 
-    /// A node's command line, after the image's `agora` entry point.
-    fn command(&self, id: usize) -> Vec<String> {
+    /// A node's command line, after the image's `agora` entry point; `first` for the cluster's
+    /// first start, when each node creates its database (`--new`).
+    fn command(&self, id: usize, first: bool) -> Vec<String> {
         let mut c: Vec<String> = match self.system {
             System::Raft => vec!["kv".into(), "serve".into()],
             System::Election => vec!["node".into(), "--json".into()],
         };
         let id = id.to_string();
         let wait = WAIT_RESOLVE_MS.to_string();
-        c.extend(["--config", CONFIG, "--id", &id, "--new", "--wait-resolve-ms", &wait].map(String::from));
+        c.extend(["--config", CONFIG, "--id", &id, "--wait-resolve-ms", &wait].map(String::from));
+        if first {
+            c.push("--new".into());
+        }
         if self.system == System::Election {
             c.extend(["--metrics-addr".into(), format!("0.0.0.0:{METRICS_PORT}")]);
         }
         c
     }
 
-    /// The Compose file.
-    pub fn compose_file(&self) -> String {
+    /// The Compose file: with `first`, for the cluster's first start (each node creates its
+    /// database); without, for every start after it, when a node whose volume is empty
+    /// refuses to start rather than join as a new, empty replica (docs/cluster.md).
+    pub fn compose_file(&self, first: bool) -> String {
         let list = |v: Vec<String>| {
             format!("[{}]", v.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", "))
         };
@@ -131,7 +137,7 @@ impl Plan {
                  \x20   volumes:\n      - {n}-data:{DATA}\n    networks:\n      - agora\n\
                  \x20   deploy:\n      endpoint_mode: dnsrr\n",
                 image = self.image,
-                command = list(self.command(id)),
+                command = list(self.command(id, first)),
                 name = self.name,
             );
         }
@@ -173,7 +179,9 @@ mod tests {
     #[test]
     fn every_node_is_a_service_with_its_volume() {
         let plan = Plan::new("t-1", System::Raft, 3, "agora-node:0123");
-        let yml = plan.compose_file();
+        let yml = plan.compose_file(true);
+        assert_eq!(yml.matches("\"--new\"").count(), 3, "every node creates its database at first");
+        assert!(!plan.compose_file(false).contains("--new"), "and never after");
         for id in 0..3 {
             assert!(yml.contains(&format!("  n{id}:\n    image: agora-node:0123\n")), "{yml}");
             assert!(yml.contains(&format!("      - n{id}-data:/data\n")));

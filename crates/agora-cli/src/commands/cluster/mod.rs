@@ -102,16 +102,26 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
         std::fs::write(path, text).map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))
     };
     write(&files.cluster, &plan.cluster_file(&secret))?;
-    write(&files.compose, &plan.compose_file())?;
+    write(&files.compose, &plan.compose_file(true))?;
+    let steady = files.compose.with_extension("steady.yml");
     write(&a.dir.dir.join("Dockerfile"), image::DOCKERFILE)?;
     let linked = if is_static { "static binary" } else { "dynamically linked binary and its libraries" };
     println!("cluster  {} ({} nodes, {:?}) from image {tag} ({linked})", files.name, plan.nodes, a.system);
     println!("files    {}, {}", files.cluster.display(), files.compose.display());
     if a.no_start {
+        write(&steady, &plan.compose_file(false))?;
         println!("next     docker stack deploy -c {} {}", files.compose.display(), files.name);
+        println!(
+            "then     docker stack deploy -c {} {}   (once every node has its database)",
+            steady.display(),
+            files.name
+        );
         return Ok(0);
     }
     docker.compose(&files.name, &files.compose, &["up", "-d"])?;
+    // The containers exist, each with its database: from now on a node recreated from the
+    // file must find its database, not make an empty one.
+    write(&files.compose, &plan.compose_file(false))?;
     if a.system == System::Raft {
         let answered = status::wait_for_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?;
         let Some((leader, addr)) = answered else {
