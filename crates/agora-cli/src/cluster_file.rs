@@ -231,6 +231,12 @@ impl ClusterFile {
         toml::to_string(&copy).map_err(|e| UserError(format!("cannot write the cluster file: {e}")))
     }
 
+    /// For each node given by host name rather than by address, that `host:port`: the
+    /// runtime resolves it again at every dial (`NetConfig::names`).
+    pub fn names(&self) -> Vec<Option<String>> {
+        self.nodes.iter().map(|n| n.addr.parse::<SocketAddr>().is_err().then(|| n.addr.clone())).collect()
+    }
+
     /// Every node's address, resolved; two nodes may not share one.
     pub fn addrs(&self) -> Result<Vec<SocketAddr>, UserError> {
         self.addrs_within(std::time::Duration::ZERO)
@@ -371,6 +377,15 @@ mod tests {
         let ok = ClusterFile::parse(&file("clients = 1\nreads = 0.5")).unwrap().params().unwrap();
         assert_eq!(ok.nodes, 1, "one of the two nodes is a client");
         assert_eq!(agora_protocols::registry::cluster_size("raft", &ok).unwrap(), 2);
+    }
+
+    #[test]
+    fn nodes_given_by_name_are_named_for_dialling_again() {
+        let mut f = example("cluster.toml");
+        f.nodes[1].addr = "localhost:7001".into();
+        let names = f.names();
+        assert_eq!(names[1].as_deref(), Some("localhost:7001"));
+        assert!(names.iter().enumerate().all(|(i, n)| i == 1 || n.is_none()), "{names:?}");
     }
 
     #[test]

@@ -505,6 +505,8 @@ pub(crate) struct Dial {
     pub me: u32,
     pub peer: u32,
     pub addr: SocketAddr,
+    /// The name `addr` was resolved from, resolved again at every dial.
+    pub name: Option<String>,
     pub cluster: String,
     pub protocol: &'static str,
     pub secret: Secret,
@@ -652,7 +654,13 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// Dials and runs the dialer's side of the handshake: the stream and the acceptor's idle
 /// timeout.
 async fn connect(dial: &Dial) -> Result<(TcpStream, Duration, Socket), ConnError> {
-    let mut stream = TcpStream::connect(dial.addr).await?;
+    // A peer given by name is looked up again: its host may have come back elsewhere. The
+    // handshake, not the address, proves who answers.
+    let fresh = match &dial.name {
+        Some(name) => tokio::net::lookup_host(name.as_str()).await.ok().and_then(|mut a| a.next()),
+        None => None,
+    };
+    let mut stream = TcpStream::connect(fresh.unwrap_or(dial.addr)).await?;
     let socket = Socket::outbound();
     stream.set_nodelay(true)?;
     let hello = Hello::new(&dial.cluster, dial.protocol, dial.me, dial.peer);

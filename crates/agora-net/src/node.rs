@@ -52,6 +52,11 @@ pub struct NetConfig {
     pub cluster: String,
     /// Address of every node, indexed by node id.
     pub addrs: Vec<SocketAddr>,
+    /// The `host:port` a node's address was resolved from, for the nodes given by name (none
+    /// for an address given as such): resolved again at every dial, so a peer whose host
+    /// comes back with another address (a restarted container) is found there. `addrs` is
+    /// the fallback when a name does not resolve. Empty: every address is final.
+    pub names: Vec<Option<String>>,
     /// The key every node proves it holds in the handshake (see `handshake`).
     pub secret: Secret,
     /// Where each node keeps its redb database (`node-<id>.redb`); `None`: nothing survives
@@ -96,6 +101,7 @@ impl NetConfig {
         NetConfig {
             cluster: cluster.to_string(),
             addrs,
+            names: Vec::new(),
             secret: Secret::random(),
             data_dir: None,
             open: OpenMode::Existing,
@@ -785,6 +791,7 @@ impl<S: Setup> Driver<S> {
                 me: self.id.0,
                 peer: peer.0,
                 addr: self.cfg.addrs[peer.index()],
+                name: self.cfg.names.get(peer.index()).cloned().flatten(),
                 cluster: self.cfg.cluster.clone(),
                 protocol: self.protocol,
                 secret: self.cfg.secret.clone(),

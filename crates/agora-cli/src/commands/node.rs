@@ -37,6 +37,7 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
         .map(|fd| inherited_listener(fd, addrs[args.id as usize], "--listen-fd"))
         .transpose()?;
     let mut cfg = NetConfig::new(&cf.cluster, addrs);
+    cfg.names = cf.names();
     cfg.secret = cf.secret(&args.config)?;
     cfg.data_dir = cf.data_dir.clone();
     cfg.open = open_mode(args.new, args.rejoin);

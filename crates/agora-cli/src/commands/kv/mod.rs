@@ -284,6 +284,7 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
     }
     let setup = Arc::new(KvSetup::new(addrs.len(), Duration::from_secs_f64(timeout_ms / 1e3)));
     let mut cfg = NetConfig::new(&cf.cluster, addrs.clone());
+    cfg.names = cf.names();
     cfg.secret = cf.secret(&a.config)?;
     cfg.data_dir = cf.data_dir.clone();
     cfg.seed = cf.seed;
