@@ -8,7 +8,7 @@ mod commands;
 use agora_cli::{cli, cluster_file, election_file, error, faults, input, resp, values, Parsed};
 use cli::Command;
 use commands::{
-    bench, check, clocks, complexity, election, experiment, explore, kv, lincheck, market, multicast, node,
+    bench, check, clocks, complexity, election, experiment, explore, kv, lincheck, market, multicast, node, vote,
     protocols, run, sim, up,
 };
 use std::process::ExitCode;
@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore::run(args, &argv),
         Command::Experiment(args) => experiment::run(args),
         Command::Kv(args) => kv::run(args),
+        Command::Vote(args) => vote::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

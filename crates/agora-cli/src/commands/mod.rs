@@ -18,3 +18,4 @@ pub mod run;
 pub mod shared;
 pub mod sim;
 pub mod up;
+pub mod vote;
