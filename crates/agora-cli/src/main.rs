@@ -8,8 +8,8 @@ mod commands;
 use agora_cli::{cli, cluster_file, election_file, error, faults, input, resp, values, Parsed};
 use cli::Command;
 use commands::{
-    bench, check, clocks, complexity, election, experiment, explore, kv, lincheck, market, multicast, node, vote,
-    protocols, run, sim, up,
+    bench, check, clocks, complexity, election, experiment, explore, kv, lincheck, market, multicast, node,
+    protocols, run, sim, up, vote,
 };
 use std::process::ExitCode;
 

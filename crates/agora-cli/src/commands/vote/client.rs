@@ -63,8 +63,16 @@ impl Client {
                 }
             }
         });
-        let mut c =
-            Client { wr, lines: rx, events: Vec::new(), gaps: 0, bye: None, hello: String::new(), patience, pings_owed: 0 };
+        let mut c = Client {
+            wr,
+            lines: rx,
+            events: Vec::new(),
+            gaps: 0,
+            bye: None,
+            hello: String::new(),
+            patience,
+            pings_owed: 0,
+        };
         c.hello = c.raw_line().await?;
         if !c.hello.starts_with("HELLO ") {
             return Err(broken(format!("the first line is not HELLO: {:?}", c.hello)));

@@ -77,11 +77,17 @@ impl Run {
 
     async fn accounts(&mut self) -> Case {
         let mut c = self.connect().await?;
-        expect(&c.cmd(&format!("ACCOUNT {} {}", self.names[0], self.password)).await.map_err(io)?, "ERR not-admin")?;
+        expect(
+            &c.cmd(&format!("ACCOUNT {} {}", self.names[0], self.password)).await.map_err(io)?,
+            "ERR not-admin",
+        )?;
         expect(&c.cmd("ADMIN not-the-token").await.map_err(io)?, "ERR bad-token")?;
         expect(&c.cmd(&format!("ADMIN {}", self.admin)).await.map_err(io)?, "OK ADMIN")?;
         for name in &self.names {
-            expect(&c.cmd(&format!("ACCOUNT {name} {}", self.password)).await.map_err(io)?, "OK ACCOUNT pin=")?;
+            expect(
+                &c.cmd(&format!("ACCOUNT {name} {}", self.password)).await.map_err(io)?,
+                "OK ACCOUNT pin=",
+            )?;
         }
         let again = c.cmd(&format!("ACCOUNT {} other", self.names[0])).await.map_err(io)?;
         expect(&again, "ERR name-taken")?;
@@ -91,13 +97,17 @@ impl Run {
 
     async fn login(&mut self) -> Case {
         let mut a = self.connect().await?;
-        expect(&a.cmd(&format!("LOGIN {} wrong-password", self.names[0])).await.map_err(io)?, "ERR bad-login")?;
+        expect(
+            &a.cmd(&format!("LOGIN {} wrong-password", self.names[0])).await.map_err(io)?,
+            "ERR bad-login",
+        )?;
         expect(&a.cmd(&format!("LOGIN nobody-{} x", self.names[0])).await.map_err(io)?, "ERR bad-login")?;
         let mut b = self.connect().await?;
         for (i, c) in [&mut a, &mut b].into_iter().enumerate() {
             let r = c.cmd(&format!("LOGIN {} {}", self.names[i], self.password)).await.map_err(io)?;
             expect(&r, "OK LOGIN ")?;
-            self.pins[i] = field(&r, "pin").and_then(|p| p.parse().ok()).ok_or(format!("no pin= in `{r}`"))?;
+            self.pins[i] =
+                field(&r, "pin").and_then(|p| p.parse().ok()).ok_or(format!("no pin= in `{r}`"))?;
             self.tokens[i] = field(&r, "token").ok_or(format!("no token= in `{r}`"))?.to_string();
             field(&r, "events").and_then(|n| n.parse::<u64>().ok()).ok_or(format!("no events= in `{r}`"))?;
         }
@@ -151,7 +161,10 @@ impl Run {
         let a = self.a()?;
         let first = a.cmd(&format!("VOTE {q} A")).await.map_err(io)?;
         expect(&first, &format!("OK VOTE question={q} option=A again=no"))?;
-        expect(&a.cmd(&format!("VOTE {q} tea")).await.map_err(io)?, &format!("OK VOTE question={q} option=A again=yes"))?;
+        expect(
+            &a.cmd(&format!("VOTE {q} tea")).await.map_err(io)?,
+            &format!("OK VOTE question={q} option=A again=yes"),
+        )?;
         expect(&a.cmd(&format!("VOTE {q} B")).await.map_err(io)?, "ERR already-voted")?;
         expect(&a.cmd(&format!("VOTE {q} Z")).await.map_err(io)?, "ERR no-option")?;
         let b = self.b()?;
@@ -169,7 +182,7 @@ impl Run {
                 c.wait_event(PATIENCE, |e| e.starts_with(&want)).await.map_err(|e| format!("{want}: {e}"))?;
             }
             let b = self.b()?;
-            expect(&b.cmd(&format!("VOTE {q} B")).await.map_err(io)?, "ERR closed")?;
+            expect(&b.cmd(&format!("VOTE {q} B")).await.map_err(io)?, "ERR already-voted")?;
         }
         Ok(())
     }

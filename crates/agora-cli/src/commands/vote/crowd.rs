@@ -108,7 +108,8 @@ pub async fn run(spec: Spec, addrs: Vec<SocketAddr>) -> Result<Report, UserError
     let patience = spec.session_timeout * 10 + Duration::from_secs(60);
     let names: Vec<String> = (0..n).map(|i| format!("member{i:04}")).collect();
     let passwords: Vec<String> = (0..n).map(|i| format!("pw-{:016x}", mix(spec.seed, i as u64))).collect();
-    let mut admin = Client::connect(addrs[0], patience).await.map_err(|e| UserError(format!("server 0: {e}")))?;
+    let mut admin =
+        Client::connect(addrs[0], patience).await.map_err(|e| UserError(format!("server 0: {e}")))?;
     let setup = async {
         admin.ok(&format!("ADMIN {}", spec.admin)).await?;
         for i in 0..n - 1 {
@@ -288,7 +289,8 @@ async fn second_part(
         let other = if option == "A" { "B" } else { "A" };
         let refused = c.cmd(&format!("VOTE {question} {other}")).await.map_err(e("VOTE"))?;
         let ok = field(&again, "again") == Some("yes") && refused.starts_with("ERR already-voted");
-        let verdict = if ok { Ok(()) } else { Err(format!("the same vote: `{again}`; another: `{refused}`")) };
+        let verdict =
+            if ok { Ok(()) } else { Err(format!("the same vote: `{again}`; another: `{refused}`")) };
         seen.own.push(("one-vote-per-member", verdict));
     }
     if i == 1 && s.addrs.len() > 1 {
@@ -316,7 +318,13 @@ async fn roam(s: &Shared, i: usize, c: &mut Client, seen: &mut Seen) -> Result<(
 }
 
 /// After every vote: wait for the close (and the failures), look at the statistics, leave.
-async fn third_part(s: &Shared, i: usize, c: &mut Client, seen: &mut Seen, ping: Duration) -> Result<(), String> {
+async fn third_part(
+    s: &Shared,
+    i: usize,
+    c: &mut Client,
+    seen: &mut Seen,
+    ping: Duration,
+) -> Result<(), String> {
     c.wait_event(ping, |e| e.starts_with("CLOSED ")).await.map_err(e("waiting for CLOSED"))?;
     let fails = |c: &Client| c.events.iter().filter(|(_, e)| e.starts_with("FAIL ")).count();
     while fails(c) < s.spec.vanish {
@@ -333,7 +341,8 @@ async fn third_part(s: &Shared, i: usize, c: &mut Client, seen: &mut Seen, ping:
         let all = c.ok("EVENTS 0").await.map_err(e("EVENTS"))?;
         let count: usize = field(&all, "count").and_then(|n| n.parse().ok()).unwrap_or(0);
         let history = c.read_events(count).await.map_err(e("EVENTS"))?;
-        *s.final_stats.lock().expect("not poisoned") = Some((json_tail(&stats, 2).unwrap_or_default(), history));
+        *s.final_stats.lock().expect("not poisoned") =
+            Some((json_tail(&stats, 2).unwrap_or_default(), history));
         c.ok("EXIT").await.map_err(e("EXIT"))?;
     } else {
         if i == 2 {
@@ -356,9 +365,16 @@ async fn third_part(s: &Shared, i: usize, c: &mut Client, seen: &mut Seen, ping:
 
 impl Report {
     fn judge(&mut self) {
-        let problems: Vec<String> =
-            self.seen.iter().enumerate().flat_map(|(i, s)| s.problems.iter().map(move |p| format!("member {i}: {p}"))).collect();
-        self.checks.push(("members-did-their-part", if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }));
+        let problems: Vec<String> = self
+            .seen
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.problems.iter().map(move |p| format!("member {i}: {p}")))
+            .collect();
+        self.checks.push((
+            "members-did-their-part",
+            if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) },
+        ));
         for name in ["one-vote-per-member", "resume-elsewhere", "logout-ends-session"] {
             let verdicts: Vec<&Result<(), String>> =
                 self.seen.iter().flat_map(|s| &s.own).filter(|(n, _)| *n == name).map(|(_, v)| v).collect();
@@ -401,7 +417,13 @@ impl Report {
     fn counted_once(&self) -> Result<(), String> {
         let counts: BTreeMap<String, u64> = self.stats["options"]
             .as_array()
-            .map(|a| a.iter().map(|o| (o["option"].as_str().unwrap_or("").to_string(), o["votes"].as_u64().unwrap_or(0))).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|o| {
+                        (o["option"].as_str().unwrap_or("").to_string(), o["votes"].as_u64().unwrap_or(0))
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let mut acked: BTreeMap<String, u64> = BTreeMap::new();
         for s in &self.seen {
@@ -440,7 +462,10 @@ impl Report {
 
     fn membership(&self) -> Result<(), String> {
         let count = |kind: &str, pin: u32| {
-            self.history.iter().filter(|(_, e)| e.split_whitespace().take(2).eq([kind, &pin.to_string()])).count()
+            self.history
+                .iter()
+                .filter(|(_, e)| e.split_whitespace().take(2).eq([kind, &pin.to_string()]))
+                .count()
         };
         for (i, s) in self.seen.iter().enumerate() {
             let want = (1, usize::from(s.left && i != 0), usize::from(s.vanished));
@@ -448,7 +473,10 @@ impl Report {
             // Member 0 asked for the history before it left; member 1 logged out once to roam.
             let leave_ok = got.1 == want.1 || (i == 1 && got.1 == 1 && !s.left);
             if got.0 != want.0 || got.2 != want.2 || !leave_ok {
-                return Err(format!("member {i} (pin {}): JOIN/LEAVE/FAIL {got:?}, expected {want:?}", s.pin));
+                return Err(format!(
+                    "member {i} (pin {}): JOIN/LEAVE/FAIL {got:?}, expected {want:?}",
+                    s.pin
+                ));
             }
         }
         Ok(())

@@ -36,10 +36,13 @@ const BURST: f64 = 512.0;
 const RATE_PER_S: f64 = 256.0;
 /// Refused lines in a row (garbage) before the connection is closed.
 const MAX_ERRORS_IN_ROW: u32 = 100;
-/// `slow-down` replies in a row before the connection is closed.
+/// `slow-down` replies before the connection is closed, unless the client was quiet long
+/// enough to fill its bucket again meanwhile.
 const MAX_SLOW_DOWNS: u32 = 1024;
 /// A write to a client that does not read for this long closes its connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a closed connection's input is still read and dropped.
+const LINGER: Duration = Duration::from_secs(1);
 /// The first delay of a failed login, doubled per failure up to [`LOGIN_DELAY_MAX`].
 const LOGIN_DELAY: Duration = Duration::from_millis(250);
 const LOGIN_DELAY_MAX: Duration = Duration::from_secs(8);
@@ -285,6 +288,18 @@ where
         }
     };
     let _ = wr.shutdown().await;
+    // A lingering close: what the client still sends is read and dropped for a moment, so
+    // that closing with unread input does not reset the connection before the client has
+    // read the last lines (the `BYE`).
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 8192];
+        while let Ok(n) = lines.rd.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
     match reason {
         Some(r @ ("flood" | "errors")) => {
             info!("vote {}: connection {} from {}: closed ({r})", front.me, c.id, c.peer)
@@ -329,16 +344,30 @@ async fn deliver(
         }
         Err(broadcast::error::RecvError::Lagged(_)) => {
             c.events = c.events.resubscribe();
-            catch_up(front, c, c.cursor, out).await;
+            if catch_up(front, c, c.cursor, out).await.is_err() {
+                // Not a reply to anything: the member is told what it missed, and asks.
+                out.push(format!("GAP after={}", c.cursor));
+            }
         }
         Err(broadcast::error::RecvError::Closed) => c.session = None,
     }
 }
 
-/// The events after `after`, from the cluster; returns how many and whether some were lost.
-async fn catch_up(front: &Front, c: &mut Conn, after: u64, out: &mut Vec<String>) -> Option<(usize, bool)> {
-    match ask(front, Op::Query(BoardQuery::Events { after })).await {
-        Ok((BoardOut::Events { events, gap }, _)) => {
+/// The events after `after`, from the cluster, as lines in `out`; returns how many and
+/// whether some were no longer kept.
+async fn catch_up(
+    front: &Front,
+    c: &mut Conn,
+    after: u64,
+    out: &mut Vec<String>,
+) -> Result<(usize, bool), Reply> {
+    let q = BoardQuery::Events { after };
+    let op = match c.session {
+        Some((sid, _)) => as_member(sid, q),
+        None => Op::Query(q),
+    };
+    match ask(front, op).await? {
+        (BoardOut::Events { events, gap }, _) => {
             if gap {
                 out.push(format!("GAP after={after}"));
             }
@@ -346,9 +375,9 @@ async fn catch_up(front: &Front, c: &mut Conn, after: u64, out: &mut Vec<String>
                 out.push(event_line(*n, e));
                 c.cursor = c.cursor.max(*n);
             }
-            Some((events.len(), gap))
+            Ok((events.len(), gap))
         }
-        _ => None,
+        (other, _) => Err(refused(other)),
     }
 }
 
@@ -370,6 +399,11 @@ fn event_line(n: u64, e: &Event) -> String {
         }
         Event::Closed { id } => format!("EVENT {n} CLOSED {id}"),
     }
+}
+
+/// A query of a session's: answered only while the session is live.
+fn as_member(sid: Sid, query: BoardQuery) -> Op<Board> {
+    Op::Query(BoardQuery::As { sid, query: Box::new(query) })
 }
 
 /// Runs an operation on the cluster: its answer and the latest event published with it.
@@ -408,9 +442,12 @@ fn allowed(c: &mut Conn) -> bool {
     let now = Instant::now();
     c.tokens = (c.tokens + now.duration_since(c.refilled).as_secs_f64() * RATE_PER_S).min(BURST);
     c.refilled = now;
+    if c.tokens >= BURST {
+        // Quiet long enough to fill the bucket: past refusals are forgiven.
+        c.slow_downs = 0;
+    }
     if c.tokens >= 1.0 {
         c.tokens -= 1.0;
-        c.slow_downs = 0;
         true
     } else {
         c.slow_downs += 1;
@@ -421,7 +458,10 @@ fn allowed(c: &mut Conn) -> bool {
 async fn command(front: &Front, c: &mut Conn, line: Result<String, LineError>) -> Reply {
     if !allowed(c) {
         if c.slow_downs > MAX_SLOW_DOWNS {
-            return Reply { lines: vec![], after: After::Close("flood", "too many commands too fast".into()) };
+            return Reply {
+                lines: vec![],
+                after: After::Close("flood", "too many commands too fast".into()),
+            };
         }
         return Reply::err("slow-down", "too many commands too fast; this one was not run");
     }
@@ -436,7 +476,9 @@ async fn command(front: &Front, c: &mut Conn, line: Result<String, LineError>) -
         c.session = None;
     }
     let refused = reply.lines.iter().any(|l| {
-        ["ERR unknown-command", "ERR usage", "ERR too-long", "ERR invalid-utf8"].iter().any(|p| l.starts_with(p))
+        ["ERR unknown-command", "ERR usage", "ERR too-long", "ERR invalid-utf8"]
+            .iter()
+            .any(|p| l.starts_with(p))
     });
     c.errors_in_row = if refused { c.errors_in_row + 1 } else { 0 };
     if c.errors_in_row >= MAX_ERRORS_IN_ROW {
@@ -561,7 +603,7 @@ async fn run(front: &Front, c: &mut Conn, line: &str) -> Reply {
                 },
                 _ => return Reply::err("usage", "RECEIVE <pin>|all"),
             };
-            match ask(front, Op::Query(BoardQuery::Receive { pin })).await {
+            match ask(front, as_member(sid, BoardQuery::Receive { pin })).await {
                 Ok((BoardOut::Info(items), _)) => {
                     let v: Vec<_> = items
                         .iter()
@@ -575,7 +617,7 @@ async fn run(front: &Front, c: &mut Conn, line: &str) -> Reply {
                 Err(r) => r,
             }
         }
-        "DISCOVER" => match ask(front, Op::Query(BoardQuery::Discover)).await {
+        "DISCOVER" => match ask(front, as_member(sid, BoardQuery::Discover)).await {
             Ok((BoardOut::Members(ms), _)) => {
                 let mut l = format!("OK DISCOVER count={}", ms.len());
                 for m in ms {
@@ -606,7 +648,7 @@ async fn run(front: &Front, c: &mut Conn, line: &str) -> Reply {
                 },
                 _ => return Reply::err("usage", "STATS [<question>]"),
             };
-            match ask(front, Op::Query(BoardQuery::Stats { question })).await {
+            match ask(front, as_member(sid, BoardQuery::Stats { question })).await {
                 Ok((BoardOut::Stats(s), _)) => Reply::ok(format!("OK STATS {}", stats_json(&s))),
                 Ok((out, _)) => refused(out),
                 Err(r) => r,
@@ -617,12 +659,12 @@ async fn run(front: &Front, c: &mut Conn, line: &str) -> Reply {
                 Ok(after) => {
                     let mut pushed = Vec::new();
                     match catch_up(front, c, after, &mut pushed).await {
-                        Some((n, gap)) => {
+                        Ok((n, gap)) => {
                             let mut lines = vec![format!("OK EVENTS count={n} gap={}", yes(gap))];
                             lines.extend(pushed);
                             Reply { lines, after: After::Stay }
                         }
-                        None => Reply::err("unavailable", "no answer from the cluster"),
+                        Err(r) => r,
                     }
                 }
                 Err(_) => Reply::err("usage", "EVENTS <after>"),
@@ -752,7 +794,10 @@ fn dummy_phc() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
         let Some(salt) = new_salt() else { return String::new() };
-        Argon2::default().hash_password(random_token().as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default()
+        Argon2::default()
+            .hash_password(random_token().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
     })
 }
 
@@ -874,8 +919,12 @@ async fn resume(front: &Front, c: &mut Conn, args: &[&str]) -> Reply {
     if let Some(after) = after {
         let mut pushed = Vec::new();
         c.cursor = after;
-        catch_up(front, c, after, &mut pushed).await;
+        let caught = catch_up(front, c, after, &mut pushed).await;
         c.cursor = c.cursor.max(last);
+        if let Err(r) = caught {
+            c.session = None;
+            return r;
+        }
         lines.extend(pushed);
     }
     Reply { lines, after: After::Stay }
@@ -921,7 +970,7 @@ async fn vote(front: &Front, sid: Sid, rest: &str) -> Reply {
     };
     let (question, index) = match (question, letter_of(option)) {
         (Some(q), Some(i)) => (q, i),
-        _ => match ask(front, Op::Query(BoardQuery::Stats { question })).await {
+        _ => match ask(front, as_member(sid, BoardQuery::Stats { question })).await {
             Ok((BoardOut::Stats(s), _)) => {
                 let by_text = s.counts.iter().position(|(t, _)| t == option).map(|i| i as u32);
                 match by_text.or_else(|| letter_of(option)) {

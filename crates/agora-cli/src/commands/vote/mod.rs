@@ -233,7 +233,9 @@ fn load(path: &std::path::Path) -> Result<ServeFile, UserError> {
     }
     let addrs = cf.addrs()?;
     if let Some(i) = addrs.iter().position(|a| a.port() == 0) {
-        return Err(UserError(format!("node {i}: port 0 for its cluster address; servers must know each other's")));
+        return Err(UserError(format!(
+            "node {i}: port 0 for its cluster address; servers must know each other's"
+        )));
     }
     let mut member_addrs = Vec::new();
     for n in &cf.nodes {
