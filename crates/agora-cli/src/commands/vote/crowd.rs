@@ -84,6 +84,9 @@ fn e(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
     move |err| format!("{what}: {err}")
 }
 
+/// What member 0 asks last: the final `STATS` and every event from the first.
+type Final = (serde_json::Value, Vec<(u64, String)>);
+
 /// What every member task shares.
 struct Shared {
     spec: Spec,
@@ -98,7 +101,7 @@ struct Shared {
     /// Members who said yes to storing their info.
     stored: usize,
     /// Final results from member 0.
-    final_stats: Mutex<Option<(serde_json::Value, Vec<(u64, String)>)>>,
+    final_stats: Mutex<Option<Final>>,
     bar: indicatif::ProgressBar,
 }
 
