@@ -1099,6 +1099,12 @@ pub struct VoteServeArgs {
     /// leader this server sees.
     #[arg(long)]
     pub events: bool,
+    /// Serve members over TLS with this certificate chain (PEM); with --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Settings shared with `agora vote`.
     #[command(flatten)]
     pub common: VoteCommon,

@@ -470,3 +470,47 @@ fn the_embedded_cluster_runs_its_crowd_and_passes_its_checks() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1);
 }
+
+#[test]
+fn tls_serves_the_line_protocol_to_openssl_s_client() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("note: openssl is not installed; TLS was not tested");
+        return;
+    }
+    let dir = scratch("agora-vote-tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let mut c = Cluster::new(&dir, 1);
+    c.start(0, &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+
+    let mut s = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &c.addr(0).to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    s.stdin.take().unwrap().write_all(b"PING\nEXIT\n").unwrap();
+    let out = s.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.first().is_some_and(|l| l.starts_with("HELLO agora-vote 1 ")), "{text}");
+    assert!(lines.contains(&"OK PING"), "{text}");
+    assert!(lines.last().is_some_and(|l| l.starts_with("BYE exit")), "{text}");
+
+    // Plain text on the TLS port is not the protocol: no HELLO, and the connection closes.
+    let mut plain = TcpStream::connect(c.addr(0)).unwrap();
+    plain.set_read_timeout(Some(STUCK)).unwrap();
+    plain.write_all(b"PING\n").unwrap();
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut got);
+    assert!(!String::from_utf8_lossy(&got).contains("HELLO"));
+}

@@ -9,6 +9,7 @@
 //! on the blocking pool, a few at a time.
 
 use super::node::{Answer, Numbered, VoteNode};
+use super::tls::HANDSHAKE_TIMEOUT;
 use agora_core::NodeId;
 use agora_net::LocalCall;
 use agora_protocols::raft::Op;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 /// The longest line a client may send, in bytes.
@@ -109,8 +111,13 @@ pub fn admin_token(secret_hex: &str) -> String {
     hex(&blake3::derive_key("agora vote administrator token v1", secret_hex.as_bytes()))
 }
 
-/// Serves the line protocol on `listener` until `stop` is set.
-pub async fn serve(listener: TcpListener, front: Arc<Front>, mut stop: watch::Receiver<bool>) {
+/// Serves the line protocol on `listener` until `stop` is set; inside TLS when `tls` is given.
+pub async fn serve(
+    listener: TcpListener,
+    front: Arc<Front>,
+    tls: Option<TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(front.max_clients));
     loop {
         let accepted = tokio::select! {
@@ -134,8 +141,16 @@ pub async fn serve(listener: TcpListener, front: Arc<Front>, mut stop: watch::Re
         };
         let front = front.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            connection(stream, peer, front, stop).await;
+            match tls {
+                None => connection(stream, peer, front, stop).await,
+                Some(tls) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => connection(stream, peer, front, stop).await,
+                    Ok(Err(e)) => info!("vote {}: TLS handshake with {peer} failed: {e}; closed", front.me),
+                    Err(_) => info!("vote {}: TLS handshake with {peer} not done in time; closed", front.me),
+                },
+            }
             drop(permit);
         });
     }

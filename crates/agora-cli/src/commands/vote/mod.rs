@@ -16,6 +16,7 @@ mod conformance;
 mod crowd;
 pub mod front;
 pub mod node;
+mod tls;
 
 use super::shared::tcp::{interrupted, runtime};
 use super::shared::{inherited_listener, open_mode};
@@ -71,6 +72,7 @@ struct FrontSettings {
     max_clients: usize,
     admin: Option<String>,
     session_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl FrontSettings {
@@ -80,6 +82,7 @@ impl FrontSettings {
             max_clients: c.max_clients,
             admin,
             session_timeout,
+            tls: None,
         }
     }
 }
@@ -115,7 +118,7 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
             common.admin.as_deref(),
             common.session_timeout,
         ));
-        tokio::spawn(front::serve(s.members, front, stop.clone()));
+        tokio::spawn(front::serve(s.members, front, common.tls.clone(), stop.clone()));
         shared.push(sh);
         handles.push(h);
     }
@@ -293,6 +296,11 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
         a.listen_fd.map(|fd| inherited_listener(fd, addrs[me], "--listen-fd")).transpose()?;
     let member_listener =
         a.vote_fd.map(|fd| inherited_listener(fd, member_addrs[me], "--vote-fd")).transpose()?;
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some(tls::acceptor(c, k)?),
+        (None, None) => None,
+        _ => return Err(UserError("--tls-cert and --tls-key go together".into())),
+    };
     let events = a.events;
     let id = a.id;
     let on_obs: Option<ObsHook<VoteObs>> = events.then(|| {
@@ -324,11 +332,13 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
                 .map_err(|e| UserError(format!("cannot listen for members at {}: {e}", member_addrs[me])))?,
         };
         let local = members.local_addr().map_err(|e| UserError(e.to_string()))?;
+        let tls_on = tls.is_some();
         if events {
             event(serde_json::json!({
                 "node": id,
                 "listening": bound.local_addr().map(|a| a.to_string()).unwrap_or_default(),
                 "vote": local.to_string(),
+                "tls": tls_on,
                 "pid": std::process::id(),
             }));
         } else {
@@ -338,7 +348,7 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
             setup,
             cfg,
             servers: vec![Listening { id: nid, bound, members }],
-            common: FrontSettings::new(&a.common, Some(admin), session_timeout),
+            common: FrontSettings { tls, ..FrontSettings::new(&a.common, Some(admin), session_timeout) },
             on_obs,
         };
         run_plan(plan, interrupted()).await
