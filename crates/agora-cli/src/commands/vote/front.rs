@@ -13,7 +13,7 @@ use super::tls::HANDSHAKE_TIMEOUT;
 use agora_core::NodeId;
 use agora_net::LocalCall;
 use agora_protocols::raft::Op;
-use agora_protocols::vote_service::board::{token_hash, Closing, Event, NodeInfo, Stats};
+use agora_protocols::vote_service::board::{token_hash, Closing, Event, NodeInfo, Stats, MAX_NAME};
 use agora_protocols::vote_service::{Board, BoardCmd, BoardOut, BoardQuery, Pin, QuestionId, Sid};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -446,7 +446,9 @@ fn refused(out: BoardOut) -> Reply {
     match out {
         BoardOut::Err(e) => Reply::err(e.word(), "refused by the service"),
         other => {
-            warn!("unexpected answer {other:?}");
+            // Only the kind: an answer may hold a password hash, which no log line shows.
+            let kind = format!("{other:?}");
+            warn!("unexpected answer of kind {}", kind.split(['(', ' ', '{']).next().unwrap_or(""));
             Reply::err("unavailable", "unexpected answer from the service")
         }
     }
@@ -831,7 +833,7 @@ async fn create(
     if !password_ok(password) {
         return Reply::err("invalid", "a password is 1 to 1024 bytes");
     }
-    if name.len() > agora_protocols::vote_service::board::MAX_NAME {
+    if name.len() > MAX_NAME {
         return Reply::err("invalid", "a name is 1 to 32 of A-Z a-z 0-9 _ - .");
     }
     let Some(phc) = hash_password(front, password.to_string()).await else {
@@ -858,6 +860,10 @@ fn account_failures(front: &Front, name: &str) -> u32 {
 }
 
 fn record_failure(front: &Front, name: &str, failed: bool) {
+    if name.len() > MAX_NAME {
+        // No account has such a name: the connection's own count slows it down.
+        return;
+    }
     let mut map = front.failures.lock().expect("not poisoned");
     if !failed {
         map.remove(name);
