@@ -7,6 +7,8 @@
 //! Ports: the test binds every server's cluster and member sockets on port 0 and hands them
 //! down (`--listen-fd 3 --vote-fd 4`), as tests/kv.rs does.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -453,7 +455,18 @@ fn everything(m: &mut Member) -> Vec<String> {
 #[test]
 fn the_embedded_cluster_runs_its_crowd_and_passes_its_checks() {
     let out = Command::new(BIN)
-        .args(["vote", "--json", "--clients", "9", "--vanish", "2", "--seed", "5"])
+        .args([
+            "vote",
+            "--json",
+            "--clients",
+            "9",
+            "--vanish",
+            "2",
+            "--seed",
+            "5",
+            "--session-timeout-ms",
+            "3000",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -513,4 +526,35 @@ fn tls_serves_the_line_protocol_to_openssl_s_client() {
     let mut got = Vec::new();
     let _ = std::io::Read::read_to_end(&mut plain, &mut got);
     assert!(!String::from_utf8_lossy(&got).contains("HELLO"));
+}
+
+#[test]
+fn vote_mistakes_exit_2_with_one_line() {
+    let dir = scratch("agora-vote-mistakes");
+    let c = Cluster::new(&dir, 1);
+    let config = c.config.to_str().unwrap().to_string();
+    let kv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kv-cluster.toml");
+    let no_vote_addr = dir.join("novote.toml");
+    std::fs::write(&no_vote_addr, std::fs::read_to_string(&c.config).unwrap().replace("vote = ", "resp = "))
+        .unwrap();
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let np = not_pem.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["vote", "serve", "--config", kv.to_str().unwrap(), "--id", "0"], "runs `protocol = \"vote\"`"),
+        (vec!["vote", "serve", "--config", no_vote_addr.to_str().unwrap(), "--id", "0"], "no `vote` address"),
+        (vec!["vote", "serve", "--config", &config, "--id", "3"], "--id 3"),
+        (vec!["vote", "serve", "--config", &config, "--id", "0", "--tls-cert", np], "--tls-key"),
+        (
+            vec!["vote", "serve", "--config", &config, "--id", "0", "--tls-cert", np, "--tls-key", np],
+            "--tls-cert",
+        ),
+        (vec!["vote", "--clients", "2"], "--clients"),
+        (vec!["vote", "--clients", "6", "--vanish", "3"], "--vanish 3"),
+        (vec!["vote", "conformance", "--server", "no-such-host.invalid:1", "--admin-token", "x"], "--server"),
+        (vec!["vote", "admin-token", "--config", "/nonexistent.toml"], "/nonexistent.toml"),
+    ];
+    for (args, expected) in cases {
+        common::assert_mistake(&args, expected);
+    }
 }
