@@ -19,7 +19,7 @@ pub mod node;
 mod tls;
 
 use super::shared::tcp::{interrupted, runtime};
-use super::shared::{inherited_listener, open_mode};
+use super::shared::{event, inherited_listener, open_mode};
 use crate::cli::{VoteAction, VoteArgs, VoteCommon, VoteLocalArgs, VoteServeArgs, VoteTokenArgs};
 use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
@@ -353,11 +353,4 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
         };
         run_plan(plan, interrupted()).await
     })
-}
-
-/// One `--events` line on stderr: `event {JSON}`, written whole.
-fn event(v: serde_json::Value) {
-    use std::io::Write;
-    let line = format!("event {v}\n");
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
