@@ -154,7 +154,17 @@ impl Client {
     /// Waits until an event matches `want` (an event already received counts), sending `PING`
     /// every `ping` meanwhile so the session stays alive; the pings' replies are dropped.
     pub async fn wait_event(&mut self, ping: Duration, want: impl Fn(&str) -> bool) -> io::Result<u64> {
-        let mut seen = 0;
+        self.wait_event_from(0, ping, want).await
+    }
+
+    /// As [`Client::wait_event`], among the events from index `from` of [`Client::events`] on.
+    pub async fn wait_event_from(
+        &mut self,
+        from: usize,
+        ping: Duration,
+        want: impl Fn(&str) -> bool,
+    ) -> io::Result<u64> {
+        let mut seen = from.min(self.events.len());
         let deadline = tokio::time::Instant::now() + self.patience;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
         loop {
