@@ -93,6 +93,12 @@ pub enum Command {
     /// Exit 0 if the node at an address answers (the containers' health check: the image has
     /// no shell), 1 with one line if it does not.
     Health(HealthArgs),
+    /// The voting service (docs/vote-protocol.md): members log in, declare and negotiate their
+    /// node info, discover each other, vote, and see every join, leave, failure and consensus
+    /// pushed to them; the state is a Raft log on a cluster of servers. Without a subcommand:
+    /// 3 servers on loopback and a crowd of simulated members, then the result and the checks;
+    /// `serve` runs one server of a cluster file; `conformance` tests any server.
+    Vote(Box<VoteArgs>),
 }
 
 /// The arguments of `agora explore`.
@@ -1137,4 +1143,133 @@ pub struct HealthArgs {
     /// A node's metrics address (`--metrics-addr`): healthy if it serves its metrics.
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics: Option<String>,
+}
+
+/// The arguments of `agora vote`.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct VoteArgs {
+    /// `serve`, `conformance` or `admin-token`; none runs the embedded cluster and its crowd.
+    #[command(subcommand)]
+    pub action: Option<VoteAction>,
+    /// The embedded cluster, when no action is given.
+    #[command(flatten)]
+    pub local: VoteLocalArgs,
+}
+
+/// What `agora vote` can do besides running an embedded cluster.
+#[derive(Subcommand, Debug)]
+pub enum VoteAction {
+    /// Run one server of a cluster file (`protocol = "vote"`, a `vote` address per node).
+    Serve(VoteServeArgs),
+    /// Test a server of any implementation against docs/vote-protocol.md; exit 1 if it fails.
+    Conformance(VoteConformanceArgs),
+    /// Print the administrator token of a cluster file (for `ADMIN <token>`).
+    AdminToken(VoteTokenArgs),
+}
+
+/// What both `agora vote` and `agora vote serve` take.
+#[derive(Args, Debug)]
+pub struct VoteCommon {
+    /// A command not answered by the cluster within this time gets `ERR unavailable`
+    /// [1..=3600000].
+    #[arg(long, default_value_t = 10_000, value_parser = count::<u64>(1, 3_600_000))]
+    pub timeout_ms: u64,
+    /// Connections served at once per server [1..=100000].
+    #[arg(long, default_value_t = 20_000, value_parser = count::<usize>(1, 100_000))]
+    pub max_clients: usize,
+}
+
+/// The arguments of `agora vote` without an action.
+#[derive(Args, Debug)]
+pub struct VoteLocalArgs {
+    /// Servers, each in this process with its own redb database [1..=15].
+    #[arg(long, default_value_t = 3, value_parser = count::<usize>(1, 15))]
+    pub servers: usize,
+    /// Simulated members, each a connection speaking the line protocol [3..=5000].
+    #[arg(long, default_value_t = 24, value_parser = count::<usize>(3, 5000))]
+    pub clients: usize,
+    /// Members that go silent without logging out, to be failed by the cluster [0..=1000].
+    #[arg(long, default_value_t = 1, value_parser = count::<usize>(0, 1000))]
+    pub vanish: usize,
+    /// A member silent this long fails, in ms [100..=3600000].
+    #[arg(long, default_value_t = 2_000, value_parser = count::<u64>(100, 3_600_000))]
+    pub session_timeout_ms: u64,
+    /// Raft's shortest election timeout, in ms [1..=60000].
+    #[arg(long, default_value_t = 150, value_parser = count::<u64>(1, 60_000))]
+    pub election_timeout_ms: u64,
+    /// Seeds the members' choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Keep the servers up after the crowd is done, until Ctrl-C, for people to connect to.
+    #[arg(long)]
+    pub stay: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Settings shared with `agora vote serve`.
+    #[command(flatten)]
+    pub common: VoteCommon,
+}
+
+/// The arguments of `agora vote serve`.
+#[derive(Args, Debug)]
+pub struct VoteServeArgs {
+    /// The cluster file (`protocol = "vote"`; see docs/vote-protocol.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// This server's id in the cluster file.
+    #[arg(long, value_parser = count::<u32>(0, MAX_NODES - 1))]
+    pub id: u32,
+    /// Create this server's database if it does not exist: the first start of a new cluster.
+    #[arg(long, conflicts_with = "rejoin")]
+    pub new: bool,
+    /// This server lost its storage: start it empty; it catches up before it votes again.
+    #[arg(long)]
+    pub rejoin: bool,
+    /// A member silent this long fails, in ms [100..=3600000].
+    #[arg(long, default_value_t = 30_000, value_parser = count::<u64>(100, 3_600_000))]
+    pub session_timeout_ms: u64,
+    /// Take the cluster socket from this inherited file descriptor (as `agora node --listen-fd`).
+    #[arg(long, value_name = "FD")]
+    pub listen_fd: Option<i32>,
+    /// Take the members' socket from this inherited file descriptor, a socket already bound to
+    /// the node's `vote` address and listening.
+    #[arg(long, value_name = "FD")]
+    pub vote_fd: Option<i32>,
+    /// Print `event {JSON}` lines on stderr: the addresses once listening, then each change of
+    /// leader this server sees.
+    #[arg(long)]
+    pub events: bool,
+    /// Serve members over TLS with this certificate chain (PEM); with --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Settings shared with `agora vote`.
+    #[command(flatten)]
+    pub common: VoteCommon,
+}
+
+/// The arguments of `agora vote conformance`.
+#[derive(Args, Debug)]
+pub struct VoteConformanceArgs {
+    /// The server to test, `host:port`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub server: String,
+    /// The administrator token (to create the test's accounts with `ADMIN`/`ACCOUNT`).
+    #[arg(long, value_name = "TOKEN", env = "AGORA_VOTE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `agora vote admin-token`.
+#[derive(Args, Debug)]
+pub struct VoteTokenArgs {
+    /// The cluster file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
 }

@@ -59,6 +59,10 @@ pub struct NodeEntry {
     /// `protocol = "kv"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resp: Option<String>,
+    /// Where an `agora vote serve` server serves members (`host:port`, the line protocol of
+    /// docs/vote-protocol.md); only for `protocol = "vote"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vote: Option<String>,
 }
 
 fn one() -> u64 {
@@ -203,6 +207,7 @@ impl ClusterFile {
             id: n.id,
             addr: a.to_string(),
             resp: n.resp.clone(),
+            vote: n.vote.clone(),
         });
         let mut params = self.params.clone();
         if let Some(market) = market_file(&mut params) {

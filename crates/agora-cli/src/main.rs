@@ -9,7 +9,7 @@ use agora_cli::{cli, cluster_file, election_file, error, faults, input, resp, va
 use cli::Command;
 use commands::{
     bench, check, clocks, cluster, complexity, election, experiment, explore, health, kv, lincheck, market,
-    multicast, node, protocols, run, sim, up,
+    multicast, node, protocols, run, sim, up, vote,
 };
 use std::process::ExitCode;
 
@@ -61,6 +61,7 @@ fn main() -> ExitCode {
         Command::Kv(args) => kv::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Health(args) => health::run(args),
+        Command::Vote(args) => vote::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

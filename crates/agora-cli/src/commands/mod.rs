@@ -21,3 +21,4 @@ pub mod schedule;
 pub mod shared;
 pub mod sim;
 pub mod up;
+pub mod vote;

@@ -278,6 +278,14 @@ pub enum BoardQuery {
         /// The last event already seen.
         after: u64,
     },
+    /// A query asked for a session: answered only while the session is live, so that no
+    /// session reads anything after its logout or expiry (`no-session` otherwise).
+    As {
+        /// The session.
+        sid: Sid,
+        /// The query.
+        query: Box<BoardQuery>,
+    },
 }
 
 /// Why a command or query was refused: a stable word a program can match
@@ -743,6 +751,10 @@ impl StateMachine for Board {
                 BoardOut::Info(self.stored.iter().map(|(p, i)| (*p, i.clone())).collect())
             }
             BoardQuery::Stats { question } => self.stats(*question),
+            BoardQuery::As { sid, query } => match self.sessions.get(sid) {
+                Some(_) => self.query(query),
+                None => BoardOut::Err(VoteError::NoSession),
+            },
             BoardQuery::Events { after } => {
                 let events: Vec<_> = self.events_after(*after).cloned().collect();
                 let first = events.first().map_or(self.last_event + 1, |(n, _)| *n);
@@ -839,6 +851,9 @@ mod tests {
             BoardOut::Err(VoteError::NoSession),
             "no session works after its logout"
         );
+        let read = |sid| BoardQuery::As { sid, query: Box::new(BoardQuery::Discover) };
+        assert_eq!(t.board.query(&read(sa)), BoardOut::Err(VoteError::NoSession), "nor reads");
+        assert!(matches!(t.board.query(&read(sb)), BoardOut::Members(_)));
         // A touch after the leader's look wins over its expiry.
         let seen = t.board.session(sb).unwrap().touched;
         t.run(BoardCmd::Touch { sids: vec![sb] });

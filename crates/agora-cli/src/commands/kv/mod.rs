@@ -14,7 +14,7 @@ pub mod node;
 mod workload;
 
 use super::shared::tcp::{interrupted, runtime};
-use super::shared::{inherited_listener, open_mode};
+use super::shared::{event, inherited_listener, open_mode};
 use crate::cli::{KvAction, KvArgs, KvCommon, KvLocalArgs, KvServeArgs};
 use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
@@ -346,11 +346,4 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
         let _ = setup.nodes();
         run_plan(plan, interrupted()).await
     })
-}
-
-/// One `--events` line on stderr: `event {JSON}`, written whole.
-fn event(v: serde_json::Value) {
-    use std::io::Write;
-    let line = format!("event {v}\n");
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }

@@ -126,3 +126,11 @@ pub fn inherited_listener(
         Err(e) => Err(UserError(format!("{flag} {fd}: not a listening socket: {e}"))),
     }
 }
+
+/// One `--events` line on stderr (`agora kv serve`, `agora vote serve`): `event {JSON}`,
+/// written whole.
+pub fn event(v: serde_json::Value) {
+    use std::io::Write;
+    let line = format!("event {v}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}

@@ -1,0 +1,357 @@
+//! `agora vote`: the voting service of `../shared/seeds/003_*` on a cluster of servers
+//! (docs/vote-protocol.md). `agora vote` runs the servers in this process on loopback with
+//! redb and a crowd of simulated members speaking the line protocol, then judges what they
+//! saw; `agora vote serve` runs one server of a cluster file; `agora vote conformance` tests
+//! any server against the protocol.
+//!
+//! Each server is the sans-IO [`Server`] of `agora_protocols::vote_service` (a Raft replica of
+//! the board and its front end's session), driven by agora-net's node driver like every other
+//! protocol; the line-protocol front end ([`front`]) is tokio I/O beside it and reaches it
+//! through local calls.
+//!
+//! [`Server`]: agora_protocols::vote_service::server::Server
+
+pub mod client;
+mod conformance;
+mod crowd;
+pub mod front;
+pub mod node;
+mod tls;
+
+use super::shared::tcp::{interrupted, runtime};
+use super::shared::{event, inherited_listener, open_mode};
+use crate::cli::{VoteAction, VoteArgs, VoteCommon, VoteLocalArgs, VoteServeArgs, VoteTokenArgs};
+use crate::cluster_file::ClusterFile;
+use crate::error::UserError;
+use agora_core::NodeId;
+use agora_net::handshake::Secret;
+use agora_net::node::{start_with, BoundNode};
+use agora_net::store::Store;
+use agora_net::{LocalCall, NetConfig, ObsHook};
+use agora_protocols::raft::RaftObs;
+use agora_protocols::vote_service::server::ServerConfig;
+use front::Front;
+use node::{VoteNode, VoteObs, VoteSetup};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// `agora vote` and its actions.
+pub fn run(args: &VoteArgs) -> Result<i32, UserError> {
+    match &args.action {
+        Some(VoteAction::Serve(a)) => serve(a),
+        Some(VoteAction::Conformance(a)) => conformance::run(a),
+        Some(VoteAction::AdminToken(a)) => print_admin_token(a),
+        None => local(&args.local),
+    }
+}
+
+/// One server to start: its id, its cluster socket, its members' socket.
+struct Listening {
+    id: NodeId,
+    bound: BoundNode,
+    members: TcpListener,
+}
+
+/// How the servers of this process run.
+struct Plan {
+    setup: Arc<VoteSetup>,
+    cfg: NetConfig,
+    servers: Vec<Listening>,
+    common: FrontSettings,
+    on_obs: Option<ObsHook<VoteObs>>,
+}
+
+/// What every front end of this process is given.
+#[derive(Clone)]
+struct FrontSettings {
+    timeout: Duration,
+    max_clients: usize,
+    admin: Option<String>,
+    session_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl FrontSettings {
+    fn new(c: &VoteCommon, admin: Option<String>, session_timeout: Duration) -> Self {
+        FrontSettings {
+            timeout: Duration::from_millis(c.timeout_ms),
+            max_clients: c.max_clients,
+            admin,
+            session_timeout,
+            tls: None,
+        }
+    }
+}
+
+/// Starts every server of `plan` with its front end and runs until `until` resolves or a
+/// server fails; returns 0, or 3 when a server stopped on a storage failure.
+async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> Result<i32, UserError> {
+    let Plan { setup, cfg, servers, common, on_obs } = plan;
+    let cfg = Arc::new(cfg);
+    let (stop_tx, stop) = watch::channel(false);
+    let in_flight = Arc::new(AtomicI64::new(0));
+    let mut shared = Vec::new();
+    let mut handles = Vec::new();
+    for s in servers {
+        let (calls_tx, calls_rx) = mpsc::unbounded_channel::<LocalCall<VoteNode>>();
+        let events = setup.events[s.id.index()].clone();
+        let (sh, h) = start_with(
+            setup.clone(),
+            s.bound,
+            cfg.clone(),
+            in_flight.clone(),
+            stop.clone(),
+            on_obs.clone(),
+            Some(calls_rx),
+        )
+        .map_err(|e| UserError::from_run(e.into()))?;
+        let front = Arc::new(Front::new(
+            s.id,
+            calls_tx,
+            events,
+            common.timeout,
+            common.max_clients,
+            common.admin.as_deref(),
+            common.session_timeout,
+        ));
+        tokio::spawn(front::serve(s.members, front, common.tls.clone(), stop.clone()));
+        shared.push(sh);
+        handles.push(h);
+    }
+    tokio::pin!(until);
+    let failed = loop {
+        tokio::select! {
+            _ = &mut until => break false,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        if shared.iter().any(|s| s.failed.load(Ordering::Relaxed)) {
+            break true;
+        }
+    };
+    let _ = stop_tx.send(true);
+    for h in handles {
+        let _ = h.await;
+    }
+    Ok(if failed { 3 } else { 0 })
+}
+
+/// `agora vote`: every server in this process, and a crowd of members unless `--stay` alone.
+fn local(a: &VoteLocalArgs) -> Result<i32, UserError> {
+    if a.vanish * 2 >= a.clients {
+        return Err(UserError(format!(
+            "--vanish {}: fewer than half the --clients ({}) may vanish",
+            a.vanish, a.clients
+        )));
+    }
+    let n = a.servers;
+    let temp = tempfile::Builder::new()
+        .prefix("agora-vote-")
+        .tempdir()
+        .map_err(|e| UserError(format!("cannot create a temporary data directory: {e}")))?;
+    let data_dir = temp.path().to_path_buf();
+    let session_timeout = Duration::from_millis(a.session_timeout_ms);
+    let election = Duration::from_millis(a.election_timeout_ms);
+    let setup = Arc::new(VoteSetup::new(ServerConfig::new(n, election, session_timeout)));
+    let admin = front::admin_token(&Secret::random().to_hex());
+    let rt = runtime()?;
+    rt.block_on(async {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
+        let mut servers = Vec::new();
+        let mut addrs = Vec::new();
+        let mut member_addrs = Vec::new();
+        for i in 0..n {
+            let id = NodeId(i as u32);
+            let bound =
+                BoundNode::bind(id, any).await.map_err(|e| UserError(format!("cannot bind {any}: {e}")))?;
+            let members =
+                TcpListener::bind(any).await.map_err(|e| UserError(format!("cannot bind {any}: {e}")))?;
+            addrs.push(bound.local_addr().expect("bound"));
+            member_addrs.push(members.local_addr().expect("bound"));
+            servers.push(Listening { id, bound, members });
+        }
+        let mut cfg = NetConfig::new("vote", addrs);
+        cfg.open = Store::cluster_mode(&data_dir, n).map_err(|e| UserError::from_run(e.into()))?;
+        cfg.data_dir = Some(data_dir.clone());
+        cfg.keep_observations = false;
+        let plan = Plan {
+            setup,
+            cfg,
+            servers,
+            common: FrontSettings::new(&a.common, Some(admin.clone()), session_timeout),
+            on_obs: None,
+        };
+        let spec = crowd::Spec {
+            clients: a.clients,
+            vanish: a.vanish,
+            seed: a.seed,
+            session_timeout,
+            admin: admin.clone(),
+            json: a.json,
+        };
+        let stay = a.stay;
+        let (report_tx, report_rx) = tokio::sync::oneshot::channel();
+        let addrs_for_crowd = member_addrs.clone();
+        let work = async move {
+            let r = crowd::run(spec, addrs_for_crowd).await;
+            let failed = r.is_err();
+            let _ = report_tx.send(r);
+            if stay && !failed {
+                for (i, addr) in member_addrs.iter().enumerate() {
+                    println!("server {i}  {addr}   nc {} {}", addr.ip(), addr.port());
+                }
+                println!("admin token {admin}");
+                println!("serving until Ctrl-C");
+                interrupted().await;
+            }
+        };
+        let code = run_plan(plan, work).await?;
+        let report = report_rx.await.map_err(|_| UserError("the crowd did not finish".into()))??;
+        if code != 0 {
+            return Ok(code);
+        }
+        Ok(report.print(a.json))
+    })
+}
+
+/// The cluster file of `agora vote serve`, checked.
+struct ServeFile {
+    cf: ClusterFile,
+    addrs: Vec<SocketAddr>,
+    member_addrs: Vec<SocketAddr>,
+    election: Duration,
+}
+
+fn load(path: &std::path::Path) -> Result<ServeFile, UserError> {
+    let cf = ClusterFile::load(path)?;
+    if cf.protocol != "vote" {
+        return Err(UserError(format!(
+            "cluster file {}: protocol = {:?}; `agora vote serve` runs `protocol = \"vote\"` clusters",
+            path.display(),
+            cf.protocol
+        )));
+    }
+    let addrs = cf.addrs()?;
+    if let Some(i) = addrs.iter().position(|a| a.port() == 0) {
+        return Err(UserError(format!(
+            "node {i}: port 0 for its cluster address; servers must know each other's"
+        )));
+    }
+    let mut member_addrs = Vec::new();
+    for n in &cf.nodes {
+        let r = n.vote.as_deref().ok_or_else(|| {
+            UserError(format!(
+                "node {}: no `vote` address (where it serves members, e.g. vote = \"127.0.0.1:7400\")",
+                n.id
+            ))
+        })?;
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(r)
+            .ok()
+            .and_then(|mut i| i.next())
+            .ok_or_else(|| UserError(format!("node {}: cannot resolve vote address `{r}`", n.id)))?;
+        member_addrs.push(addr);
+    }
+    let election_ms = match cf.params.get("timeout_ms") {
+        None => 150.0,
+        Some(toml::Value::Integer(i)) if *i > 0 && *i <= 60_000 => *i as f64,
+        Some(toml::Value::Float(f)) if *f > 0.0 && *f <= 60_000.0 => *f,
+        Some(v) => {
+            return Err(UserError(format!("params.timeout_ms = {v}: expected a number of ms in (0, 60000]")))
+        }
+    };
+    if let Some(k) = cf.params.keys().find(|k| k.as_str() != "timeout_ms") {
+        return Err(UserError(format!("params.{k}: not a parameter of vote (its parameters: timeout_ms)")));
+    }
+    Ok(ServeFile { cf, addrs, member_addrs, election: Duration::from_secs_f64(election_ms / 1e3) })
+}
+
+/// `agora vote admin-token`.
+fn print_admin_token(a: &VoteTokenArgs) -> Result<i32, UserError> {
+    let f = load(&a.config)?;
+    println!("{}", front::admin_token(&f.cf.secret(&a.config)?.to_hex()));
+    Ok(0)
+}
+
+/// `agora vote serve`: one server of a cluster file.
+fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
+    let ServeFile { cf, addrs, member_addrs, election } = load(&a.config)?;
+    let me = a.id as usize;
+    if me >= addrs.len() {
+        return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", a.id, addrs.len())));
+    }
+    let session_timeout = Duration::from_millis(a.session_timeout_ms);
+    let setup = Arc::new(VoteSetup::new(ServerConfig::new(addrs.len(), election, session_timeout)));
+    let secret = cf.secret(&a.config)?;
+    let admin = front::admin_token(&secret.to_hex());
+    let mut cfg = NetConfig::new(&cf.cluster, addrs.clone());
+    cfg.names = cf.names();
+    cfg.secret = secret;
+    cfg.data_dir = cf.data_dir.clone();
+    cfg.seed = cf.seed;
+    cfg.keep_observations = false;
+    cfg.open = open_mode(a.new, a.rejoin);
+    let cluster_listener =
+        a.listen_fd.map(|fd| inherited_listener(fd, addrs[me], "--listen-fd")).transpose()?;
+    let member_listener =
+        a.vote_fd.map(|fd| inherited_listener(fd, member_addrs[me], "--vote-fd")).transpose()?;
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some(tls::acceptor(c, k)?),
+        (None, None) => None,
+        _ => return Err(UserError("--tls-cert and --tls-key go together".into())),
+    };
+    let events = a.events;
+    let id = a.id;
+    let on_obs: Option<ObsHook<VoteObs>> = events.then(|| {
+        Arc::new(move |_at: u64, o: &VoteObs| match o {
+            VoteObs::Raft(RaftObs::Leader { term }) => {
+                event(serde_json::json!({ "node": id, "leader": id, "term": term }))
+            }
+            VoteObs::Raft(RaftObs::SteppedDown { term }) => {
+                event(serde_json::json!({ "node": id, "stepped_down": term }))
+            }
+            _ => {}
+        }) as ObsHook<VoteObs>
+    });
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let nid = NodeId(a.id);
+        let bound = match cluster_listener {
+            Some(l) => BoundNode::from_std(nid, l),
+            None => BoundNode::bind(nid, addrs[me]).await,
+        }
+        .map_err(|e| UserError(format!("cannot listen at {}: {e}", addrs[me])))?;
+        let members = match member_listener {
+            Some(l) => {
+                l.set_nonblocking(true).map_err(|e| UserError(format!("--vote-fd: {e}")))?;
+                TcpListener::from_std(l).map_err(|e| UserError(format!("--vote-fd: {e}")))?
+            }
+            None => TcpListener::bind(member_addrs[me])
+                .await
+                .map_err(|e| UserError(format!("cannot listen for members at {}: {e}", member_addrs[me])))?,
+        };
+        let local = members.local_addr().map_err(|e| UserError(e.to_string()))?;
+        let tls_on = tls.is_some();
+        if events {
+            event(serde_json::json!({
+                "node": id,
+                "listening": bound.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                "vote": local.to_string(),
+                "tls": tls_on,
+                "pid": std::process::id(),
+            }));
+        } else {
+            eprintln!("agora vote: server {id} serving members at {local}");
+        }
+        let plan = Plan {
+            setup,
+            cfg,
+            servers: vec![Listening { id: nid, bound, members }],
+            common: FrontSettings { tls, ..FrontSettings::new(&a.common, Some(admin), session_timeout) },
+            on_obs,
+        };
+        run_plan(plan, interrupted()).await
+    })
+}
