@@ -52,7 +52,7 @@ pub fn check(protocol: &str, params: &Params, faults: &str) -> Run {
 /// Like [`check`], stopping at `ms` of virtual time.
 pub fn check_until(protocol: &str, params: &Params, faults: &str, ms: u64) -> Run {
     let faults = Faults::from_toml(faults).unwrap();
-    faults.validate(params.nodes).unwrap();
+    faults.validate(agora_protocols::registry::cluster_size(protocol, params).unwrap()).unwrap();
     let mut cfg = SimConfig::new(params.seed).with_faults(faults);
     cfg.max_time = Time::from_millis(ms);
     cfg.keep_observations = true;
