@@ -34,13 +34,17 @@ fn events(r: &Run, what: &str) -> usize {
     seen.len()
 }
 
+/// No violation, votes acknowledged, and every at-end property judged.
 fn assert_clean(r: &Run, what: &str) {
     assert!(r.violations.is_empty(), "{what}: {:?}", r.violations);
     assert!(count(r, "VoteAcked") > 0, "{what}: no vote acknowledged");
+    assert!(r.not_judged.is_empty(), "{what}: not judged {:?} (end {} ms)", r.not_judged, r.end_ms);
 }
 
 const LOSSY: &str = "[network]\nlatency = { dist = \"uniform\", min_ms = 1.0, max_ms = 4.0 }\nloss = 0.05\n\
     duplicate = 0.05\nreorder = 0.1\nreorder_delay_ms = 10\n";
+
+const JITTER: &str = "[network]\nlatency = { dist = \"uniform\", min_ms = 1.0, max_ms = 4.0 }\n";
 
 #[test]
 fn every_property_holds_under_loss_duplication_and_reordering() {
@@ -51,14 +55,16 @@ fn every_property_holds_under_loss_duplication_and_reordering() {
     }
 }
 
-/// One server (seed % 3) crashes while members vote and stays down: its members resume
-/// their sessions elsewhere; in some seeds it is the leader.
+/// One server (seed % 3) crashes while members vote and comes back 400 ms later: its members
+/// resume their sessions elsewhere at once; in some seeds it is the leader. (A server down for
+/// good is the same for safety, but a leader with a follower missing never settles, so such a
+/// run ends at its time limit with the at-end properties not judged.)
 #[test]
 fn a_crashed_server_loses_nothing_and_its_members_resume_elsewhere() {
     let mut leader_crashed = 0;
     for seed in 0..12 {
         let victim = seed % 3;
-        let faults = format!("{LOSSY}[[crash]]\nnodes = \"{victim}\"\nat_ms = 110\n");
+        let faults = format!("{LOSSY}[[crash]]\nnodes = \"{victim}\"\nat_ms = 110\nrestart_ms = 510\n");
         let r = check("vote-service", &service(seed), &faults);
         assert_clean(&r, &format!("seed {seed}"));
         let leader = r.observations.iter().filter(|o| o.0 < 110.0 && o.2.starts_with("Raft(Leader")).last();
@@ -68,16 +74,18 @@ fn a_crashed_server_loses_nothing_and_its_members_resume_elsewhere() {
     assert!(leader_crashed > 0, "the leader never crashed");
 }
 
-/// Two members crash for good: the cluster fails each one that had a session, once, and only
-/// after the timeout (`fail-after-timeout`, judged in every run).
+/// Two members (not the first, which opens the question) crash for good: the cluster fails
+/// each one that had a session, once, and only after the timeout (`fail-after-timeout`,
+/// judged in every run). Without loss, no live member fails: under loss a live member's
+/// heartbeats may all be lost for the timeout, and it is failed and logs in again.
 #[test]
 fn crashed_members_are_failed_by_the_cluster() {
     let mut failed = 0;
     for seed in 0..12 {
-        let faults = format!("{LOSSY}[[crash]]\nnodes = \"3,4\"\nat_ms = 120\n");
+        let faults = format!("{JITTER}[[crash]]\nnodes = \"4,5\"\nat_ms = 120\n");
         let r = check("vote-service", &service(seed), &faults);
-        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
-        let logged_in = (3..5)
+        assert_clean(&r, &format!("seed {seed}"));
+        let logged_in = (4..6)
             .filter(|&m| r.observations.iter().any(|o| o.1 == m && o.0 < 120.0 && o.2.starts_with("Session")))
             .count();
         let fails = events(&r, "Fail");

@@ -266,8 +266,16 @@ impl VoteServiceChecker {
         self.raft.unjudged(end)
     }
 
+    /// A member down at the end whose session is still open, if any: a violation once the run
+    /// went on for one and a half session timeouts after the last fault, not judged before.
+    fn down_in_session(&self, end: &EndState<'_>) -> Option<(usize, Sid)> {
+        (self.servers..end.live.len())
+            .filter(|&i| !end.live[i])
+            .find_map(|i| self.session[i].filter(|sid| !self.ended.contains_key(sid)).map(|sid| (i, sid)))
+    }
+
     fn settled(&self, end: &EndState<'_>) -> bool {
-        end.last_fault == Time::ZERO || end.at.since(end.last_fault) >= self.timeout * 3 / 2
+        end.at.since(end.last_fault) >= self.timeout * 3 / 2
     }
 
     fn judge(&self, end: &EndState<'_>) -> Option<Violation> {
@@ -298,18 +306,12 @@ impl VoteServiceChecker {
                 return v("members-caught-up", i, format!("took events to {:?} of {last}", self.stream[i]));
             }
         }
-        if self.settled(end) {
-            for i in (self.servers..end.live.len()).filter(|&i| !end.live[i]) {
-                if let Some(sid) = self.session[i].filter(|sid| !self.ended.contains_key(sid)) {
-                    return v(
-                        "crashed-members-fail",
-                        i,
-                        format!("down at the end, its session {sid} still open"),
-                    );
-                }
+        match self.down_in_session(end) {
+            Some((i, sid)) if self.settled(end) => {
+                v("crashed-members-fail", i, format!("down at the end, its session {sid} still open"))
             }
+            _ => None,
         }
-        None
     }
 }
 
@@ -374,7 +376,7 @@ impl<P: Protocol<Obs = VsObs> + ?Sized> Checker<P> for VoteServiceChecker {
             out.extend(
                 ["votes-on-every-server", "members-caught-up", "crashed-members-fail"].map(|p| (p, why)),
             );
-        } else if !self.settled(end) {
+        } else if self.down_in_session(end).is_some() && !self.settled(end) {
             out.push(("crashed-members-fail", NotJudged::Unsettled));
         }
         out

@@ -6,8 +6,8 @@
 //! EXIT — and meanwhile it heartbeats and follows the events.
 //!
 //! **One request at a time**, as a person at a terminal. A request unanswered for
-//! [`Settings::retry`] (or a server silent to heartbeats as long) makes the member reconnect to
-//! the next server and RESUME its session with its token; what it was doing is asked again
+//! [`Settings::patience`], or a server silent to heartbeats for [`Settings::retry`], makes the
+//! member reconnect to the next server and RESUME its session with its token; what it was doing is asked again
 //! there (the script only moves on an answer), so a command may be applied twice: a repeated
 //! vote is acknowledged again, a repeated question opening opens a second question.
 //!
@@ -274,7 +274,7 @@ impl Member {
         let id = (u64::from(self.saved.incarnation) << 32) | self.next_id;
         self.outstanding = Some((id, req.clone()));
         ctx.send(self.server, Msg::Request { id, req });
-        ctx.set_timer(Timer::Wait, self.s.retry);
+        ctx.set_timer(Timer::Wait, self.s.patience);
     }
 
     /// What to ask next.

@@ -85,8 +85,11 @@ pub struct Settings {
     pub server: Arc<ServerConfig>,
     /// The session timeout members heartbeat against and the checker judges.
     pub session_timeout: Duration,
-    /// A member with no answer from its server for this long reconnects to another.
+    /// A member whose server answers no heartbeat for this long reconnects to another.
     pub retry: Duration,
+    /// A member whose request is unanswered for this long reconnects to another server (a
+    /// server that answers heartbeats may still be cut off from the leader).
+    pub patience: Duration,
     /// Each member's script.
     pub plans: Vec<Plan>,
     /// The run's variant.
@@ -132,6 +135,7 @@ impl Settings {
             server: Arc::new(server),
             session_timeout,
             retry: session_timeout / 2,
+            patience: session_timeout,
             plans,
             variant,
         }

@@ -18,6 +18,8 @@ pub struct Run {
     /// `(time ms, node, observation as text)`.
     pub observations: Vec<(f64, u32, String)>,
     pub end_ms: f64,
+    /// The at-end properties the checker did not judge.
+    pub not_judged: Vec<&'static str>,
 }
 
 pub struct Sim(pub SimConfig);
@@ -39,6 +41,7 @@ impl Driver for Sim {
                 })
                 .collect(),
             end_ms: o.virtual_time.as_millis_f64(),
+            not_judged: o.not_judged.iter().map(|(p, _)| *p).collect(),
             metrics: o.metrics,
         }
     }
