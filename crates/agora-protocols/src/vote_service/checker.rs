@@ -390,3 +390,200 @@ impl<P: Protocol<Obs = VsObs> + ?Sized> Checker<P> for VoteServiceChecker {
         self.judge(end).into_iter().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each property fed a history that breaks it, next to one that keeps it.
+
+    use super::*;
+    use crate::vote_service::sim::{Variant, VoteServiceNode};
+
+    const A: NodeId = NodeId(0);
+    const B: NodeId = NodeId(1);
+    /// The first member.
+    const M: NodeId = NodeId(3);
+
+    fn checker() -> VoteServiceChecker {
+        let s =
+            Settings::new(3, 2, Duration::from_millis(20), Duration::from_millis(200), Variant::Correct, 0);
+        VoteServiceChecker::new(&s)
+    }
+
+    fn at(ms: u64) -> Time {
+        Time::from_millis(ms)
+    }
+
+    fn pos(index: u64) -> Pos {
+        Pos { index, offset: 0 }
+    }
+
+    fn see(c: &mut VoteServiceChecker, ms: u64, node: NodeId, obs: VsObs) -> Result<(), &'static str> {
+        Checker::<VoteServiceNode>::observe(c, at(ms), node, &obs).map_err(|v| v.property)
+    }
+
+    fn events(list: &[(u64, Event)]) -> VsObs {
+        VsObs::Server(ServerObs::Events(list.to_vec()))
+    }
+
+    fn notes(list: &[(u64, Note)]) -> VsObs {
+        VsObs::Server(ServerObs::Applied(list.iter().map(|(i, n)| (pos(*i), n.clone())).collect()))
+    }
+
+    fn join(pin: Pin) -> Event {
+        Event::Join { pin, name: format!("m{pin}") }
+    }
+
+    /// The at-end verdict of a quiet run with every node up but those in `down`.
+    fn finish(c: &mut VoteServiceChecker, down: &[usize]) -> Vec<&'static str> {
+        let live: Vec<bool> = (0..5).map(|i| !down.contains(&i)).collect();
+        let crashed = vec![false; 5];
+        let end = EndState {
+            at: at(1000),
+            live: &live,
+            crashed_ever: &crashed,
+            network_reliable: true,
+            quiescent: true,
+            last_fault: Time::ZERO,
+            partitioned: false,
+        };
+        let mut out: Vec<_> =
+            Checker::<VoteServiceNode>::finish(c, &end).iter().map(|v| v.property).collect();
+        out.retain(|p| *p != "liveness");
+        out
+    }
+
+    #[test]
+    fn event_order() {
+        let mut c = checker();
+        assert_eq!(see(&mut c, 1, A, events(&[(1, join(1))])), Ok(()));
+        assert_eq!(see(&mut c, 2, B, events(&[(1, join(1))])), Ok(()));
+        assert_eq!(see(&mut c, 3, B, events(&[(2, join(2))])), Ok(()));
+        assert_eq!(see(&mut c, 4, A, events(&[(2, join(3))])), Err("event-order"));
+    }
+
+    #[test]
+    fn consensus_once() {
+        let consensus = |option, votes, members| Event::Consensus { id: 1, option, votes, members };
+        let mut c = checker();
+        assert_eq!(see(&mut c, 1, A, events(&[(1, consensus(0, 2, 3))])), Ok(()));
+        assert_eq!(see(&mut c, 2, A, events(&[(2, consensus(1, 2, 3))])), Err("consensus-once"));
+        let mut c = checker();
+        assert_eq!(see(&mut c, 1, A, events(&[(1, consensus(0, 2, 4))])), Err("consensus-once"), "2 of 4");
+        let mut c = checker();
+        assert_eq!(see(&mut c, 1, A, events(&[(1, consensus(0, 1, 1))])), Err("consensus-once"), "one vote");
+    }
+
+    #[test]
+    fn one_vote_per_member() {
+        let counted = |option| Note::Counted { question: 1, pin: 7, option };
+        let mut c = checker();
+        assert_eq!(see(&mut c, 1, A, notes(&[(5, counted(0))])), Ok(()));
+        assert_eq!(see(&mut c, 2, B, notes(&[(5, counted(0))])), Ok(()), "the same count, another server");
+        assert_eq!(see(&mut c, 3, M, VsObs::VoteAcked { pin: 7, question: 1, option: 0 }), Ok(()));
+        assert_eq!(
+            see(&mut c, 4, M, VsObs::VoteAcked { pin: 7, question: 1, option: 1 }),
+            Err("one-vote-per-member")
+        );
+        assert_eq!(see(&mut c, 5, A, notes(&[(6, counted(0))])), Err("one-vote-per-member"), "counted twice");
+    }
+
+    #[test]
+    fn acked_vote_counted() {
+        let mut c = checker();
+        let ack = VsObs::VoteAcked { pin: 7, question: 1, option: 0 };
+        assert_eq!(see(&mut c, 1, M, ack.clone()), Err("acked-vote-counted"));
+        let mut c = checker();
+        see(&mut c, 1, A, notes(&[(5, Note::Counted { question: 1, pin: 7, option: 0 })])).unwrap();
+        assert_eq!(see(&mut c, 2, M, ack), Ok(()));
+    }
+
+    #[test]
+    fn votes_on_every_server() {
+        let mut c = checker();
+        see(&mut c, 1, A, notes(&[(5, Note::Counted { question: 1, pin: 7, option: 0 })])).unwrap();
+        let digest = tally_digest([(1, 7, 0)].into_iter());
+        for server in [A, B] {
+            see(&mut c, 2, server, VsObs::Server(ServerObs::Tally { votes: 1, digest })).unwrap();
+        }
+        assert_eq!(finish(&mut c, &[2]), Vec::<&str>::new(), "server 2 is down");
+        assert_eq!(finish(&mut c, &[]), vec!["votes-on-every-server"], "server 2 counts nothing");
+        let mut c = checker();
+        see(&mut c, 1, A, notes(&[(5, Note::Counted { question: 1, pin: 7, option: 0 })])).unwrap();
+        let wrong = tally_digest([(1, 7, 1)].into_iter());
+        see(&mut c, 2, A, VsObs::Server(ServerObs::Tally { votes: 1, digest })).unwrap();
+        see(&mut c, 2, B, VsObs::Server(ServerObs::Tally { votes: 1, digest: wrong })).unwrap();
+        assert_eq!(finish(&mut c, &[2]), vec!["votes-on-every-server"], "another vote counted");
+        assert_eq!(finish(&mut c, &[1, 2]), Vec::<&str>::new(), "no majority up: not judged");
+    }
+
+    #[test]
+    fn members_see_every_event() {
+        let mut c = checker();
+        see(&mut c, 1, A, events(&[(1, join(1)), (2, join(2)), (3, join(3))])).unwrap();
+        see(&mut c, 2, M, VsObs::Stream { from: 1 }).unwrap();
+        assert_eq!(see(&mut c, 3, M, VsObs::Delivered { n: 1, event: join(1) }), Ok(()));
+        assert_eq!(
+            see(&mut c, 4, M, VsObs::Delivered { n: 3, event: join(3) }),
+            Err("members-see-every-event")
+        );
+        let mut c = checker();
+        see(&mut c, 1, A, events(&[(1, join(1))])).unwrap();
+        see(&mut c, 2, M, VsObs::Stream { from: 1 }).unwrap();
+        assert_eq!(
+            see(&mut c, 3, M, VsObs::Delivered { n: 1, event: join(2) }),
+            Err("members-see-every-event")
+        );
+        let mut c = checker();
+        see(&mut c, 2, M, VsObs::Stream { from: 1 }).unwrap();
+        see(&mut c, 3, M, VsObs::Delivered { n: 1, event: join(2) }).unwrap();
+        assert_eq!(see(&mut c, 4, A, events(&[(1, join(1))])), Err("members-see-every-event"), "seen later");
+    }
+
+    #[test]
+    fn members_caught_up() {
+        let mut c = checker();
+        see(&mut c, 1, A, events(&[(1, join(1)), (2, join(2))])).unwrap();
+        see(&mut c, 2, M, VsObs::Session { sid: 1, pin: 1, fresh: true }).unwrap();
+        see(&mut c, 3, M, VsObs::Stream { from: 1 }).unwrap();
+        see(&mut c, 4, M, VsObs::Delivered { n: 1, event: join(1) }).unwrap();
+        assert_eq!(finish(&mut c, &[]), vec!["members-caught-up"]);
+        see(&mut c, 5, M, VsObs::Delivered { n: 2, event: join(2) }).unwrap();
+        assert_eq!(finish(&mut c, &[]), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn fail_after_timeout() {
+        let ended = Note::Ended { sid: 1, pin: 1, failed: true };
+        let mut c = checker();
+        see(&mut c, 10, A, notes(&[(1, Note::Alive { sid: 1 })])).unwrap();
+        see(&mut c, 100, A, notes(&[(2, Note::Alive { sid: 1 })])).unwrap();
+        assert_eq!(see(&mut c, 250, A, notes(&[(3, ended.clone())])), Err("fail-after-timeout"));
+        let mut c = checker();
+        see(&mut c, 10, A, notes(&[(1, Note::Alive { sid: 1 })])).unwrap();
+        see(&mut c, 100, A, notes(&[(2, Note::Alive { sid: 1 })])).unwrap();
+        see(&mut c, 120, B, notes(&[(1, Note::Alive { sid: 1 })])).unwrap();
+        assert_eq!(see(&mut c, 300, A, notes(&[(3, ended)])), Ok(()));
+    }
+
+    #[test]
+    fn crashed_members_fail() {
+        let mut c = checker();
+        see(&mut c, 1, A, notes(&[(1, Note::Alive { sid: 1 })])).unwrap();
+        see(&mut c, 2, M, VsObs::Session { sid: 1, pin: 1, fresh: true }).unwrap();
+        assert_eq!(finish(&mut c, &[3]), vec!["crashed-members-fail"]);
+        see(&mut c, 500, A, notes(&[(2, Note::Ended { sid: 1, pin: 1, failed: true })])).unwrap();
+        assert_eq!(finish(&mut c, &[3]), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn no_work_after_end() {
+        let mut c = checker();
+        see(&mut c, 1, A, notes(&[(1, Note::Alive { sid: 1 }), (1, Note::Op { sid: 1, ok: true })])).unwrap();
+        assert_eq!(see(&mut c, 2, M, VsObs::Answered { sid: 1, ok: true }), Ok(()));
+        assert_eq!(see(&mut c, 3, M, VsObs::Answered { sid: 1, ok: true }), Err("no-work-after-end"));
+        let mut c = checker();
+        see(&mut c, 1, A, notes(&[(2, Note::Ended { sid: 1, pin: 1, failed: false })])).unwrap();
+        assert_eq!(see(&mut c, 2, A, notes(&[(3, Note::Op { sid: 1, ok: false })])), Ok(()));
+        assert_eq!(see(&mut c, 3, A, notes(&[(4, Note::Op { sid: 1, ok: true })])), Err("no-work-after-end"));
+    }
+}
