@@ -37,7 +37,13 @@ fn one_run_reports_every_property_judged() {
     let out = agora(&["sim", "vote-service", "-n", "3", "--seed", "3"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
-    for p in ["one-vote-per-member", "members-caught-up", "fail-after-timeout", "no-work-after-end", "log-matching"] {
+    for p in [
+        "one-vote-per-member",
+        "members-caught-up",
+        "fail-after-timeout",
+        "no-work-after-end",
+        "log-matching",
+    ] {
         assert!(t.lines().any(|l| l.starts_with("checks") && l.contains(p)), "{p} not judged ok: {t}");
     }
     assert!(t.contains("BALLOT") && t.contains("PUSH"), "{t}");

@@ -67,7 +67,7 @@ fn a_crashed_server_loses_nothing_and_its_members_resume_elsewhere() {
         let faults = format!("{LOSSY}[[crash]]\nnodes = \"{victim}\"\nat_ms = 110\nrestart_ms = 510\n");
         let r = check("vote-service", &service(seed), &faults);
         assert_clean(&r, &format!("seed {seed}"));
-        let leader = r.observations.iter().filter(|o| o.0 < 110.0 && o.2.starts_with("Raft(Leader")).last();
+        let leader = r.observations.iter().rev().find(|o| o.0 < 110.0 && o.2.starts_with("Raft(Leader"));
         leader_crashed += usize::from(leader.is_some_and(|o| o.1 == victim as u32));
         assert!(count(&r, "Session { sid") > 6, "seed {seed}: no member resumed");
     }
