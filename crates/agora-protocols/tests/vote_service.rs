@@ -123,6 +123,24 @@ fn random_crashes_of_servers_and_members() {
     }
 }
 
+/// Crashes that lose the node's storage (one server, members): the server rejoins as Raft's
+/// rejoin allows and opens a client session of a new id (a reused one would be answered with
+/// the old session's results, never applied: `no-work-after-end` caught it); a member that lost
+/// its token logs in again.
+#[test]
+fn crashes_that_lose_storage() {
+    for seed in 0..20 {
+        let server = 1 + seed % 2;
+        let faults = format!(
+            "{LOSSY}[[crash]]\nnodes = \"{server}\"\nat_ms = 150\nrestart_ms = 300\nwipe = \"rejoin\"\n\
+             [random_crashes]\ncount = 2\nnodes = \"3..9\"\nfrom_ms = 0\nto_ms = 400\nmin_down_ms = 10\n\
+             max_down_ms = 300\nwipe = \"rejoin\"\n"
+        );
+        let r = check("vote-service", &service(seed), &faults);
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+    }
+}
+
 #[test]
 fn a_run_replays_from_its_seed() {
     let a = check("vote-service", &service(5), LOSSY);

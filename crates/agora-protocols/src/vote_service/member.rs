@@ -39,8 +39,6 @@ type Ctx<'a> = Context<'a, VoteServiceNode>;
 /// What a member persists.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Saved {
-    /// Incarnations so far: request ids of different incarnations differ.
-    incarnation: u32,
     /// Its session's token, while it has one.
     token: Option<String>,
     /// The last event taken, while it follows the events.
@@ -117,6 +115,9 @@ pub struct Member {
     known_last: u64,
     /// The request in flight: its id and what it is.
     outstanding: Option<(u64, Req)>,
+    /// Request ids are `(nonce << 32) | n`: the nonce is drawn at every start, so the ids of
+    /// a restarted member (even one that lost its storage) are not its earlier ones.
+    nonce: u32,
     next_id: u64,
     /// When its server last answered anything.
     heard: Time,
@@ -147,6 +148,7 @@ impl Member {
             catch_up: false,
             known_last: 0,
             outstanding: None,
+            nonce: 0,
             next_id: 0,
             heard: Time::ZERO,
         })
@@ -157,8 +159,7 @@ impl Member {
     }
 
     pub(super) fn on_start(&mut self, ctx: &mut Ctx<'_>) {
-        self.saved.incarnation += 1;
-        ctx.persist(SAVED, &self.saved);
+        self.nonce = ctx.rng().random();
         self.heard = ctx.now();
         let offset = ctx.rng().random_range(0..=self.beat().as_micros() as u64);
         ctx.set_timer(Timer::Beat, std::time::Duration::from_micros(offset));
@@ -271,7 +272,7 @@ impl Member {
         }
         let Some(req) = self.next() else { return };
         self.next_id += 1;
-        let id = (u64::from(self.saved.incarnation) << 32) | self.next_id;
+        let id = (u64::from(self.nonce) << 32) | self.next_id;
         self.outstanding = Some((id, req.clone()));
         ctx.send(self.server, Msg::Request { id, req });
         ctx.set_timer(Timer::Wait, self.s.patience);

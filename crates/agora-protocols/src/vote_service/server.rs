@@ -250,7 +250,14 @@ impl Server {
     /// numbers are spent.
     pub fn on_start(&mut self, io: &mut impl ServerIo) {
         self.replica.on_start(io);
-        self.incarnation += 1;
+        // The client session's id must be new: the replicas' session table would answer a
+        // reused id's sequence numbers with the results of the old session's commands, never
+        // applying the new ones. A server that lost its storage lost its count of
+        // incarnations too, so it draws one (the top bit set, where the count never goes).
+        self.incarnation = match self.replica.rejoining() {
+            true => rand::Rng::random::<u32>(io.rng()) | 1 << 31,
+            false => self.incarnation + 1,
+        };
         io.persist(INCARNATION.into(), agora_core::wire::encode(&self.incarnation));
         let me = self.replica.me();
         let replicas = self.cfg.raft.replicas.clone();

@@ -444,8 +444,9 @@ enum Stage {
 struct Conn {
     /// The session it runs through this server.
     sid: Option<Sid>,
-    /// The latest request id taken from it: a member numbers its requests upwards, so a
-    /// duplicate or a late copy is dropped, not submitted twice.
+    /// The latest request id taken from it: a member numbers its requests upwards after a
+    /// nonce drawn at each start (the high 32 bits), so a duplicate or a late copy of the same
+    /// start is dropped, not submitted twice.
     last_id: u64,
     /// The last event it had taken, as its latest heartbeat said.
     took: u64,
@@ -483,7 +484,7 @@ impl ServerNode {
 
     fn on_request(&mut self, ctx: &mut Context<'_, VoteServiceNode>, from: NodeId, id: u64, req: Req) {
         let conn = self.conns.entry(from).or_default();
-        if id <= conn.last_id {
+        if id >> 32 == conn.last_id >> 32 && id <= conn.last_id {
             return;
         }
         conn.last_id = id;
