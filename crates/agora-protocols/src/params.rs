@@ -359,6 +359,19 @@ pub static MARKET: Param = Param {
     kind: Kind::Text,
 };
 
+/// Members of the voting service.
+pub static MEMBERS: Param = Param {
+    name: "members",
+    help: "Members of the voting service: simulated clients after the servers.",
+    kind: count_kind(1, 1_000),
+};
+/// The voting service's session timeout.
+pub static SESSION_MS: Param = Param {
+    name: "session_ms",
+    help: "Milliseconds without a sign of life after which the voting service fails a member's session.",
+    kind: TIMER,
+};
+
 /// Every parameter, in the order help texts list them.
 pub static ALL: &[&Param] = &[
     &TOPOLOGY,
@@ -384,6 +397,8 @@ pub static ALL: &[&Param] = &[
     &LEDGER,
     &RECOVER_MS,
     &MARKET,
+    &MEMBERS,
+    &SESSION_MS,
 ];
 
 /// The parameter named `name`.

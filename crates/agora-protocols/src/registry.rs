@@ -25,6 +25,7 @@ use crate::patterns::ring_token::RingTokenSetup;
 use crate::raft::kv::KvSetup;
 use crate::stream::StreamSetup;
 use crate::vote_count::setup::VoteSetup;
+use crate::vote_service::VoteServiceSetup;
 use agora_core::Setup;
 
 /// A setup built from parameters: what every protocol of the table implements.
@@ -98,6 +99,7 @@ table! {
     "raft" => KvSetup, "a Raft-replicated key-value store: the nodes are replicas, clients come after them";
     "market" => MarketSetup, "the trading post: buyers and sellers trade through a bully-elected trader, the ledger replicated or local";
     "election" => VoteSetup, "the federated election count: the nodes are legislature replicas; voters vote through 5 regions";
+    "vote-service" => VoteServiceSetup, "the voting service: members log in, negotiate, vote and follow JOIN/LEAVE/FAIL/CONSENSUS events; the nodes are Raft servers, members come after them";
 }
 
 /// The table's entry for `name`.
@@ -186,9 +188,10 @@ mod tests {
     fn every_protocol_builds_from_its_defaults_and_reads_only_what_it_declares() {
         for e in PROTOCOLS {
             // Reading an undeclared parameter panics, so building each one checks its specs.
+            // Five: the voting service runs an odd number of servers.
             let n =
-                dispatch(e.name, &Params::new(4, 1), Nodes).unwrap_or_else(|err| panic!("{}: {err}", e.name));
-            assert!(n >= 4, "{}", e.name);
+                dispatch(e.name, &Params::new(5, 1), Nodes).unwrap_or_else(|err| panic!("{}: {err}", e.name));
+            assert!(n >= 5, "{}", e.name);
             for s in e.specs {
                 assert!(crate::params::named(s.param.name).is_some(), "{}: {}", e.name, s.param.name);
                 if let Some(d) = &s.default {

@@ -413,6 +413,43 @@ pub enum BoardOut {
     Err(VoteError),
 }
 
+/// What the board did at one log position, for checkers: every replica notes what it applies,
+/// and a server hands its notes out (or drops them) after each step.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Note {
+    /// Session `sid` showed a sign of life: its login, a command of it, or a touch.
+    Alive {
+        /// The session.
+        sid: Sid,
+    },
+    /// A command of session `sid` (setup, negotiate, open, vote, logout) was applied.
+    Op {
+        /// The session.
+        sid: Sid,
+        /// It succeeded (not refused).
+        ok: bool,
+    },
+    /// Session `sid` of member `pin` ended: logged out, expired (`failed`), or replaced by a
+    /// new login of the same account.
+    Ended {
+        /// The session.
+        sid: Sid,
+        /// The member.
+        pin: Pin,
+        /// It expired: a FAIL.
+        failed: bool,
+    },
+    /// A vote was counted for the first time.
+    Counted {
+        /// The question.
+        question: QuestionId,
+        /// The voter.
+        pin: Pin,
+        /// The option.
+        option: u32,
+    },
+}
+
 /// The voting service's replicated state.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Board {
@@ -430,6 +467,9 @@ pub struct Board {
     next_question: QuestionId,
     events: VecDeque<(u64, Event)>,
     last_event: u64,
+    /// What was applied since the last [`Board::take_notes`]: not state (not in snapshots).
+    #[serde(skip)]
+    notes: Vec<(Pos, Note)>,
 }
 
 fn text_ok(s: &str) -> bool {
@@ -482,6 +522,16 @@ impl Board {
         self.accounts.len()
     }
 
+    /// What the board applied since the last call, by position, in order.
+    pub fn take_notes(&mut self) -> Vec<(Pos, Note)> {
+        std::mem::take(&mut self.notes)
+    }
+
+    /// Every counted vote, as `(question, voter, option)`, in order.
+    pub fn votes(&self) -> impl Iterator<Item = (QuestionId, Pin, u32)> + '_ {
+        self.questions.iter().flat_map(|(q, x)| x.votes.iter().map(move |(p, o)| (*q, *p, *o)))
+    }
+
     fn emit(&mut self, event: Event) {
         self.last_event += 1;
         self.events.push_back((self.last_event, event));
@@ -508,17 +558,20 @@ impl Board {
     fn live(&mut self, sid: Sid, pos: Pos) -> Result<Pin, VoteError> {
         let s = self.sessions.get_mut(&sid).ok_or(VoteError::NoSession)?;
         s.touched = pos;
-        Ok(s.pin)
+        let pin = s.pin;
+        self.notes.push((pos, Note::Alive { sid }));
+        Ok(pin)
     }
 
-    fn end(&mut self, sid: Sid) -> Option<Pin> {
+    fn end(&mut self, sid: Sid, pos: Pos, failed: bool) -> Option<Pin> {
         let s = self.sessions.remove(&sid)?;
         self.tokens.remove(&s.token);
         self.online.remove(&s.pin);
+        self.notes.push((pos, Note::Ended { sid, pin: s.pin, failed }));
         Some(s.pin)
     }
 
-    fn vote(&mut self, voter: Pin, qid: QuestionId, option: u32) -> BoardOut {
+    fn vote(&mut self, pos: Pos, voter: Pin, qid: QuestionId, option: u32) -> BoardOut {
         let members = self.online.len() as u32;
         let Some(q) = self.questions.get_mut(&qid) else {
             return BoardOut::Err(VoteError::NoQuestion);
@@ -533,6 +586,7 @@ impl Board {
             None => {}
         }
         q.votes.insert(voter, option);
+        self.notes.push((pos, Note::Counted { question: qid, pin: voter, option }));
         let mut counts = vec![0u32; q.options.len()];
         for &o in q.votes.values() {
             counts[o as usize] += 1;
@@ -603,6 +657,29 @@ impl StateMachine for Board {
     type Output = BoardOut;
 
     fn apply(&mut self, pos: Pos, cmd: &BoardCmd) -> BoardOut {
+        let out = self.command(pos, cmd);
+        let sid = match cmd {
+            BoardCmd::Logout { sid }
+            | BoardCmd::Setup { sid, .. }
+            | BoardCmd::Negotiate { sid, .. }
+            | BoardCmd::Open { sid, .. }
+            | BoardCmd::Vote { sid, .. } => Some(*sid),
+            _ => None,
+        };
+        if let Some(sid) = sid {
+            self.notes.push((pos, Note::Op { sid, ok: !matches!(out, BoardOut::Err(_)) }));
+        }
+        out
+    }
+
+    fn query(&self, q: &BoardQuery) -> BoardOut {
+        self.answer(q)
+    }
+}
+
+impl Board {
+    /// Applies `cmd` at `pos`.
+    fn command(&mut self, pos: Pos, cmd: &BoardCmd) -> BoardOut {
         let err = BoardOut::Err;
         match cmd {
             BoardCmd::CreateAccount { name, phc } => self.create(name, phc),
@@ -629,7 +706,7 @@ impl StateMachine for Board {
                 }
                 let rejoined = match self.online.get(&pin).copied() {
                     Some(old) => {
-                        self.end(old);
+                        self.end(old, pos, false);
                         true
                     }
                     None => false,
@@ -637,6 +714,7 @@ impl StateMachine for Board {
                 self.next_sid += 1;
                 let sid = self.next_sid;
                 self.sessions.insert(sid, Session { pin, token: *token, touched: pos });
+                self.notes.push((pos, Note::Alive { sid }));
                 self.tokens.insert(*token, sid);
                 self.online.insert(pin, sid);
                 if !rejoined {
@@ -644,7 +722,7 @@ impl StateMachine for Board {
                 }
                 BoardOut::Session { sid, pin, name: name.clone() }
             }
-            BoardCmd::Logout { sid } => match self.end(*sid) {
+            BoardCmd::Logout { sid } => match self.end(*sid, pos, false) {
                 Some(pin) => {
                     self.emit(Event::Leave { pin });
                     BoardOut::Ok
@@ -657,7 +735,7 @@ impl StateMachine for Board {
             }
             BoardCmd::Expire { sid, seen } => match self.sessions.get(sid) {
                 Some(s) if s.touched <= *seen => {
-                    if let Some(pin) = self.end(*sid) {
+                    if let Some(pin) = self.end(*sid, pos, true) {
                         self.emit(Event::Fail { pin });
                     }
                     BoardOut::Ok
@@ -721,13 +799,14 @@ impl StateMachine for Board {
                 BoardOut::Opened { id }
             }
             BoardCmd::Vote { sid, question, option } => match self.live(*sid, pos) {
-                Ok(pin) => self.vote(pin, *question, *option),
+                Ok(pin) => self.vote(pos, pin, *question, *option),
                 Err(e) => err(e),
             },
         }
     }
 
-    fn query(&self, q: &BoardQuery) -> BoardOut {
+    /// Answers `q`.
+    fn answer(&self, q: &BoardQuery) -> BoardOut {
         match q {
             BoardQuery::Account { name } => match self.accounts.get(name) {
                 Some(a) => BoardOut::Account(a.clone()),
@@ -959,7 +1038,7 @@ mod tests {
             if i % 2 == 0 {
                 t.run(BoardCmd::Logout { sid });
             } else {
-                t.board.end(sid);
+                t.board.end(sid, Pos { index: 0, offset: 0 }, false);
             }
         }
         let BoardOut::Events { events, gap } = t.board.query(&BoardQuery::Events { after: 3 }) else {

@@ -10,11 +10,19 @@
 //! - [`server`]: one server — a Raft replica of the board, the session its front end submits
 //!   through, the batched heartbeats of its clients and, on the leader, the failure detector
 //!   that expires silent sessions through the log.
+//! - [`sim`]: the service as a simulated system (`agora sim|check vote-service`): server nodes
+//!   embedding [`server::Server`] and [`member`]s, simulated clients that follow the report's
+//!   menu; [`checker`] judges every run. docs/vote-service.md tells the design.
 
 pub mod board;
+pub mod checker;
+pub mod member;
+mod params;
 pub mod server;
+pub mod sim;
 
 pub use board::{Board, BoardCmd, BoardOut, BoardQuery, Event, VoteError};
+pub use sim::VoteServiceSetup;
 
 /// A member's identifier, shown to others (the report's "PIN"): unique, never reused.
 pub type Pin = u32;

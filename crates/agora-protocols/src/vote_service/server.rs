@@ -17,7 +17,7 @@
 //! afresh, so a leader change never fails a member early; a heartbeat committed before the
 //! expiry keeps the member alive, whatever the leader saw.
 
-use super::board::{Board, BoardCmd, BoardOut, Event};
+use super::board::{Board, BoardCmd, BoardOut, Event, Note};
 use super::Sid;
 use crate::raft::client::{session_id, Client};
 use crate::raft::{Config, Io, Op, Outcome, Pos, RaftMsg, RaftObs, RaftTimer, Replica, Role, Term};
@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub retry: Duration,
     /// A member with no sign of life for this long fails.
     pub session_timeout: Duration,
+    /// Report what the board applies ([`ServerObs::Applied`], [`ServerObs::Tally`]): for the
+    /// simulator's checker; off by default (a note per command and heartbeat).
+    pub notes: bool,
 }
 
 impl ServerConfig {
@@ -52,6 +55,7 @@ impl ServerConfig {
             raft: Arc::new(Config::new(ids, election)),
             retry: election * 4,
             session_timeout: session,
+            notes: false,
         }
     }
 
@@ -83,6 +87,26 @@ pub enum ServerObs {
         /// How long the leader has seen no other.
         silent_ms: u64,
     },
+    /// What this server's board applied, by position (only with [`ServerConfig::notes`]).
+    Applied(Vec<(Pos, Note)>),
+    /// This server's board now counts `votes` votes; `digest` is [`tally_digest`] of them
+    /// (only with [`ServerConfig::notes`]).
+    Tally {
+        /// The votes counted.
+        votes: u64,
+        /// Their digest.
+        digest: u64,
+    },
+}
+
+/// A digest of a set of counted votes `(question, voter, option)`, whatever their order: two
+/// boards with the same digest count the same votes (but for a 64-bit collision).
+pub fn tally_digest(votes: impl Iterator<Item = (u32, u32, u32)>) -> u64 {
+    votes.fold(0u64, |sum, (q, p, o)| {
+        let h = blake3::hash(&[q.to_le_bytes(), p.to_le_bytes(), o.to_le_bytes()].concat());
+        let word = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
+        sum.wrapping_add(word)
+    })
 }
 
 /// What a server needs of its host: Raft's [`Io`], its timer and its observations.
@@ -162,6 +186,11 @@ pub struct Server {
     watch_term: Option<Term>,
     /// Expiries submitted and not yet answered.
     expiring: BTreeSet<Sid>,
+    /// On the leader: some session has been silent for half the timeout or more (the run is
+    /// not over until it shows a sign of life or fails).
+    suspects: bool,
+    /// The votes the board counted when last reported ([`ServerConfig::notes`]).
+    tallied: usize,
 }
 
 impl Server {
@@ -183,6 +212,8 @@ impl Server {
             watch: BTreeMap::new(),
             watch_term: None,
             expiring: BTreeSet::new(),
+            suspects: false,
+            tallied: 0,
         })
     }
 
@@ -209,11 +240,24 @@ impl Server {
         self.replica.settled() && self.waiting.is_empty() && self.queue.is_empty() && self.touched.is_empty()
     }
 
+    /// Only background work is left (heartbeats): the replica has settled, nothing submitted
+    /// waits, and, on the leader, no session is silent long enough to be suspected.
+    pub fn background(&self) -> bool {
+        self.replica.settled() && self.waiting.is_empty() && self.queue.is_empty() && !self.suspects
+    }
+
     /// Starts (or restarts) the server: a new client session, since the old one's sequence
     /// numbers are spent.
     pub fn on_start(&mut self, io: &mut impl ServerIo) {
         self.replica.on_start(io);
-        self.incarnation += 1;
+        // The client session's id must be new: the replicas' session table would answer a
+        // reused id's sequence numbers with the results of the old session's commands, never
+        // applying the new ones. A server that lost its storage lost its count of
+        // incarnations too, so it draws one (the top bit set, where the count never goes).
+        self.incarnation = match self.replica.rejoining() {
+            true => rand::Rng::random::<u32>(io.rng()) | 1 << 31,
+            false => self.incarnation + 1,
+        };
         io.persist(INCARNATION.into(), agora_core::wire::encode(&self.incarnation));
         let me = self.replica.me();
         let replicas = self.cfg.raft.replicas.clone();
@@ -303,6 +347,7 @@ impl Server {
     /// On the leader: expire the sessions silent for the whole timeout.
     fn look_for_silence(&mut self, io: &mut impl ServerIo) {
         let term = self.replica.term();
+        self.suspects = false;
         if self.replica.role() != Role::Leader {
             self.watch.clear();
             self.watch_term = None;
@@ -327,6 +372,7 @@ impl Server {
         let timeout = self.cfg.session_timeout;
         for (&sid, &(seen, since)) in &self.watch {
             let silent = now.since(since);
+            self.suspects |= silent >= timeout / 2;
             if silent >= timeout && self.expiring.insert(sid) {
                 io.observe_server(ServerObs::Expiring { sid, seen, silent_ms: silent.as_millis() as u64 });
                 self.queue.push_back((Op::Command(BoardCmd::Expire { sid, seen }), Origin::Expire(sid)));
@@ -349,6 +395,19 @@ impl Server {
 
     /// Hands out the events the board emitted since the last look.
     fn collect(&mut self, io: &mut impl ServerIo) {
+        let notes = self.replica.state_mut().take_notes();
+        if self.cfg.notes {
+            if !notes.is_empty() {
+                io.observe_server(ServerObs::Applied(notes));
+            }
+            let board = self.replica.state();
+            let votes: usize = board.questions().values().map(|q| q.votes.len()).sum();
+            if votes != self.tallied {
+                self.tallied = votes;
+                let digest = tally_digest(board.votes());
+                io.observe_server(ServerObs::Tally { votes: votes as u64, digest });
+            }
+        }
         let board = self.replica.state();
         if board.last_event() <= self.cursor {
             return;

@@ -18,6 +18,8 @@ pub struct Run {
     /// `(time ms, node, observation as text)`.
     pub observations: Vec<(f64, u32, String)>,
     pub end_ms: f64,
+    /// The at-end properties the checker did not judge.
+    pub not_judged: Vec<&'static str>,
 }
 
 pub struct Sim(pub SimConfig);
@@ -39,6 +41,7 @@ impl Driver for Sim {
                 })
                 .collect(),
             end_ms: o.virtual_time.as_millis_f64(),
+            not_judged: o.not_judged.iter().map(|(p, _)| *p).collect(),
             metrics: o.metrics,
         }
     }
@@ -52,7 +55,7 @@ pub fn check(protocol: &str, params: &Params, faults: &str) -> Run {
 /// Like [`check`], stopping at `ms` of virtual time.
 pub fn check_until(protocol: &str, params: &Params, faults: &str, ms: u64) -> Run {
     let faults = Faults::from_toml(faults).unwrap();
-    faults.validate(params.nodes).unwrap();
+    faults.validate(agora_protocols::registry::cluster_size(protocol, params).unwrap()).unwrap();
     let mut cfg = SimConfig::new(params.seed).with_faults(faults);
     cfg.max_time = Time::from_millis(ms);
     cfg.keep_observations = true;
