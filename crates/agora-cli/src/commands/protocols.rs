@@ -27,7 +27,7 @@ pub fn run() -> Result<i32, UserError> {
                 .collect();
             println!("    parameters: {}", params.join(", "));
         }
-        let (properties, model) = agora_protocols::dispatch(e.name, &Params::new(4, 1), Properties)?;
+        let (properties, model) = agora_protocols::dispatch(e.name, &Params::new(5, 1), Properties)?;
         println!("    tolerates: {}", model.describe());
         for p in properties {
             let kind = match p.kind {

@@ -10,6 +10,19 @@ use agora_core::{NodeId, OpId, Time};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+/// The incarnation of a client that starts again after `previous` (0 if it never started):
+/// the next one, or, when its node lost its storage and with it the count (`rejoining`), one
+/// drawn from `rng` with the top bit set, where the count never goes. A session id must never
+/// be used twice: the replicas' session table would answer a reused id's sequence numbers with
+/// the results of the old session's commands, never applying the new ones.
+pub fn next_incarnation(previous: u32, rejoining: bool, rng: &mut agora_core::Rng) -> u32 {
+    if rejoining {
+        rand::Rng::random::<u32>(rng) | 1 << 31
+    } else {
+        previous + 1
+    }
+}
+
 /// The session id of incarnation `incarnation` of the client on `node`.
 pub fn session_id(node: NodeId, incarnation: u32) -> u64 {
     (u64::from(node.0) << 32) | u64::from(incarnation)

@@ -19,7 +19,7 @@
 
 use super::board::{Board, BoardCmd, BoardOut, Event, Note};
 use super::Sid;
-use crate::raft::client::{session_id, Client};
+use crate::raft::client::{next_incarnation, session_id, Client};
 use crate::raft::{Config, Io, Op, Outcome, Pos, RaftMsg, RaftObs, RaftTimer, Replica, Role, Term};
 use agora_core::{Context, Corrupt, NodeId, Protocol, Stable, Time};
 use serde::{Deserialize, Serialize};
@@ -250,14 +250,8 @@ impl Server {
     /// numbers are spent.
     pub fn on_start(&mut self, io: &mut impl ServerIo) {
         self.replica.on_start(io);
-        // The client session's id must be new: the replicas' session table would answer a
-        // reused id's sequence numbers with the results of the old session's commands, never
-        // applying the new ones. A server that lost its storage lost its count of
-        // incarnations too, so it draws one (the top bit set, where the count never goes).
-        self.incarnation = match self.replica.rejoining() {
-            true => rand::Rng::random::<u32>(io.rng()) | 1 << 31,
-            false => self.incarnation + 1,
-        };
+        // A new session per start (see `next_incarnation`): the old one's numbers are spent.
+        self.incarnation = next_incarnation(self.incarnation, self.replica.rejoining(), io.rng());
         io.persist(INCARNATION.into(), agora_core::wire::encode(&self.incarnation));
         let me = self.replica.me();
         let replicas = self.cfg.raft.replicas.clone();

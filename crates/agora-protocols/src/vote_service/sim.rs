@@ -684,4 +684,12 @@ impl Setup for VoteServiceSetup {
     fn checker(&self) -> Box<dyn Checker<VoteServiceNode>> {
         Box::new(VoteServiceChecker::new(&self.s))
     }
+
+    /// A minority of servers down at once (members may all crash: the cluster fails them);
+    /// not clock drift, since the leader times sessions on its own clock.
+    fn fault_model(&self) -> agora_core::FaultModel {
+        let servers = self.s.servers;
+        let any = agora_core::FaultModel::any(Some((servers - 1) / 2)).among_first(servers);
+        agora_core::FaultModel { clocks: false, ..any }
+    }
 }

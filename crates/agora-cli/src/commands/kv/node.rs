@@ -15,7 +15,7 @@
 
 use agora_core::{Checker, Context, Corrupt, NodeId, Protocol, Setup, Stable};
 use agora_protocols::raft::checker::RaftChecker;
-use agora_protocols::raft::client::{session_id, Client};
+use agora_protocols::raft::client::{next_incarnation, session_id, Client};
 use agora_protocols::raft::strings::{StrOut, Strings};
 use agora_protocols::raft::{Config, Op, Outcome, RaftMsg, RaftObs, RaftTimer, Replica, Role};
 use std::collections::{HashMap, VecDeque};
@@ -178,8 +178,9 @@ impl Protocol for KvNode {
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
         self.replica.on_start(ctx);
-        // A new session per start: the old one's sequence numbers are spent.
-        self.incarnation += 1;
+        // A new session per start (see `next_incarnation`): the old one's numbers are spent,
+        // also when this replica lost its storage and rejoins.
+        self.incarnation = next_incarnation(self.incarnation, self.replica.rejoining(), ctx.rng());
         ctx.persist(INCARNATION, &self.incarnation);
         let mut client = Client::new(
             session_id(ctx.id(), self.incarnation),
