@@ -7,6 +7,8 @@
 //! Every wait polls the page's DOM, or the replicas, until its condition holds or a generous
 //! deadline passes; none is a sleep standing in for an event.
 
+mod common;
+
 use agora_cli::resp::{self, Reply};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -328,4 +330,10 @@ fn the_page_shows_the_real_leader_and_a_new_one_after_crash_is_clicked() {
         std::fs::copy(&path, keep).unwrap();
     }
     eprintln!("screenshot: {} ({} bytes)", path.display(), png.len());
+}
+
+#[test]
+fn an_address_the_view_cannot_listen_on_is_a_mistake() {
+    common::assert_mistake(&["kv", "--port", "0", "--ui", "nonsense"], "--ui nonsense");
+    common::assert_mistake(&["kv", "--port", "0", "--ui", "203.0.113.7:0"], "--ui 203.0.113.7:0");
 }
