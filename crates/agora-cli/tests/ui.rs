@@ -1,7 +1,8 @@
 //! `agora kv --ui` in a real browser: chromium, driven through chromedriver's WebDriver HTTP
 //! API (plain JSON over a socket), reads the leader from the page, checks it against the
 //! replicas' own word (RESP `ROLE`), clicks "Crash" on it, waits for the page to show another
-//! leader, and saves a screenshot. Without chromium and chromedriver (`.ci/run` installs
+//! leader, restarts the crashed replica with the keyboard (Enter on the focused control), and
+//! saves a screenshot. Without chromium and chromedriver (`.ci/run` installs
 //! Debian's `chromium` and `chromium-driver`) the test prints a note and passes.
 //!
 //! Every wait polls the page's DOM, or the replicas, until its condition holds or a generous
@@ -194,6 +195,25 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Presses Enter on the element that has the focus, as a keyboard user would. A redraw
+    /// between finding it and pressing makes the reference stale: then it is found again.
+    fn press_enter(&self) {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let pressed = self.call("GET", "/element/active", None).and_then(|e| {
+                let id = e.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).unwrap_or("");
+                self.call("POST", &format!("/element/{id}/value"), Some(&json!({ "text": "\u{E007}" })))
+            });
+            match pressed {
+                Ok(_) => return,
+                Err(e) => assert!(Instant::now() < until, "cannot press Enter: {e}"),
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = webdriver(self.driver, "DELETE", &format!("/session/{}", self.id), None);
@@ -320,6 +340,20 @@ fn the_page_shows_the_real_leader_and_a_new_one_after_crash_is_clicked() {
     }
     let timeline = page.eval("return document.querySelector('#timeline').textContent;");
     assert!(timeline.as_str().unwrap_or("").contains(&format!("replica {leader} crashed")), "{timeline}");
+
+    // The clicked control keeps the focus across redraws, now as "Restart": Enter on it
+    // restarts the replica, which the replicas confirm (it answers RESP again).
+    let focused = "const a = document.activeElement; return a ? a.getAttribute('data-restart') : null;";
+    page.wait_for("the focus on the crashed replica's Restart", focused, |v| {
+        (v.as_str() == Some(leader.to_string().as_str())).then_some(())
+    });
+    page.press_enter();
+    page.wait_for("the replica restarted", &row, |v| {
+        (v.as_str().is_some_and(|r| r != "crashed")).then_some(())
+    });
+    assert!(role(resp_addrs[leader]).is_some(), "the restarted replica does not answer RESP");
+    let timeline = page.eval("return document.querySelector('#timeline').textContent;");
+    assert!(timeline.as_str().unwrap_or("").contains(&format!("replica {leader} restarted")), "{timeline}");
 
     let shot = page.call("GET", "/screenshot", None).expect("a screenshot");
     let png = base64_decode(shot.as_str().expect("base64"));

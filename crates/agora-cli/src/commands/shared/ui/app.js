@@ -29,8 +29,8 @@ async function act(verb, node) {
   }
 }
 
-// The replicas' rows are rebuilt in place; a button that had the focus gets it back, so the
-// keyboard user is not thrown out of the table by a redraw.
+// The replicas' rows are rebuilt from each snapshot; the control of the replica that had the
+// focus gets it back (Crash becomes Restart), so a keyboard user stays where they were.
 function drawReplicas(replicas) {
   const focused = document.activeElement && document.activeElement.dataset.key;
   const body = $("#nodes tbody");
@@ -40,9 +40,9 @@ function drawReplicas(replicas) {
     if (r.role === "leader" && (leader === null || r.term > leader.term)) leader = r;
     const crashed = r.role === "crashed";
     const button = crashed
-      ? el("button", { type: "button", "data-restart": r.id, "data-key": `restart-${r.id}`,
+      ? el("button", { type: "button", "data-restart": r.id, "data-key": `control-${r.id}`,
           "aria-label": `Restart replica ${r.id}` }, "Restart")
-      : el("button", { type: "button", class: "danger", "data-crash": r.id, "data-key": `crash-${r.id}`,
+      : el("button", { type: "button", class: "danger", "data-crash": r.id, "data-key": `control-${r.id}`,
           "aria-label": `Crash replica ${r.id}` }, "Crash");
     button.addEventListener("click", () => act(crashed ? "restart" : "crash", r.id));
     body.append(el("tr", { class: crashed ? "crashed" : "", "data-replica": r.id, "data-role": r.role },
