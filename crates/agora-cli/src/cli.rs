@@ -1023,6 +1023,11 @@ pub struct KvLocalArgs {
     /// measured and stop [1..=100000000].
     #[arg(long, value_name = "OPS", value_parser = count::<u64>(1, 100_000_000))]
     pub workload: Option<u64>,
+    /// Serve the live view of the replicas at this address (e.g. 127.0.0.1:0, port 0: one the
+    /// kernel picks; the URL is printed): roles, terms, commit indexes, messages per second,
+    /// a timeline, and buttons that crash and restart replicas (docs/live-view.md).
+    #[arg(long, value_name = "ADDR")]
+    pub ui: Option<String>,
     /// The workload's clients.
     #[command(flatten)]
     pub shape: KvClients,

@@ -46,7 +46,7 @@ pub struct Front {
     pub accepted: AtomicU64,
 }
 
-/// Serves RESP on `listener` until `stop` is set.
+/// Serves RESP on `listener` until `stop` is set, which also closes every connection.
 pub async fn serve(listener: TcpListener, front: Arc<Front>, mut stop: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(front.max_clients));
     loop {
@@ -69,8 +69,9 @@ pub async fn serve(listener: TcpListener, front: Arc<Front>, mut stop: watch::Re
             continue;
         };
         let front = front.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
-            connection(stream, peer, front).await;
+            connection(stream, peer, front, stop).await;
             drop(permit);
         });
     }
@@ -134,7 +135,7 @@ struct Conn {
     writes_open: Arc<AtomicUsize>,
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>) {
+async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>, mut stop: watch::Receiver<bool>) {
     let id = front.accepted.fetch_add(1, Ordering::Relaxed);
     debug!("kv {}: connection {id} from {peer}", front.me);
     let (mut rd, wr) = stream.into_split();
@@ -159,7 +160,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>) {
             start = 0;
         }
         // At most a chunk per read: what is buffered stays within the limit plus one chunk.
-        match rd.read(&mut chunk).await {
+        let read = tokio::select! {
+            r = rd.read(&mut chunk) => r,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }

@@ -8,28 +8,32 @@
 //!
 //! [`Strings`]: agora_protocols::raft::strings::Strings
 
+mod embedded;
 pub mod front;
 pub mod history;
+mod live;
 pub mod node;
 mod workload;
 
 use super::shared::tcp::{interrupted, runtime};
+use super::shared::ui;
 use super::shared::{event, inherited_listener, open_mode};
 use crate::cli::{KvAction, KvArgs, KvCommon, KvLocalArgs, KvServeArgs};
 use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
 use crate::resp::Limits;
 use agora_core::{NodeId, Setup};
-use agora_net::node::{start_with, BoundNode};
+use agora_net::node::BoundNode;
 use agora_net::store::Store;
-use agora_net::{LocalCall, NetConfig, ObsHook};
+use agora_net::{NetConfig, ObsHook};
 use agora_protocols::raft::RaftObs;
-use front::Front;
+use embedded::{Launcher, Running};
 use history::History;
-use node::{KvNode, KvSetup};
+use live::Live;
+use node::KvSetup;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -63,61 +67,108 @@ struct Plan {
     /// The server's history, if it writes one.
     history: Option<Arc<History>>,
     on_obs: Option<ObsHook<RaftObs>>,
+    /// The live view's socket (`--ui`), if any.
+    ui: Option<TcpListener>,
 }
 
 /// Starts every replica of `plan` with its front end and runs until `until` resolves or a
-/// replica fails; returns 0, or 3 when a replica stopped on a storage failure.
+/// replica fails; returns 0, or 3 when a replica stopped on a storage failure. With a live
+/// view (`plan.ui`), also samples the replicas for it and crashes and restarts them when
+/// the page asks.
 async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> Result<i32, UserError> {
-    let Plan { setup, cfg, replicas, resp_addrs, common, timeout, max_clients, history, on_obs } = plan;
-    let cfg = Arc::new(cfg);
-    let (stop_tx, stop) = watch::channel(false);
-    let in_flight = Arc::new(AtomicI64::new(0));
-    let mut shared = Vec::new();
-    let mut handles = Vec::new();
+    let Plan { setup, cfg, replicas, resp_addrs, common, timeout, max_clients, history, on_obs, ui } = plan;
+    let (leaders_tx, mut leaders) = mpsc::channel(1024);
+    let launcher = Launcher {
+        setup,
+        cfg: Arc::new(cfg),
+        in_flight: Arc::new(AtomicI64::new(0)),
+        resp_addrs: resp_addrs.clone(),
+        limits: common,
+        timeout,
+        max_clients,
+        history: history.clone(),
+        on_obs,
+        leaders: ui.is_some().then_some(leaders_tx),
+    };
+    let mut running = Vec::new();
     for r in replicas {
-        let (calls_tx, calls_rx) = mpsc::unbounded_channel::<LocalCall<KvNode>>();
-        let (s, h) = start_with(
-            setup.clone(),
-            r.bound,
-            cfg.clone(),
-            in_flight.clone(),
-            stop.clone(),
-            on_obs.clone(),
-            Some(calls_rx),
-        )
-        .map_err(|e| UserError::from_run(e.into()))?;
-        let front = Arc::new(Front {
-            me: r.id,
-            calls: calls_tx,
-            limits: common,
-            timeout,
-            max_clients,
-            history: history.clone(),
-            resp_addrs: resp_addrs.clone(),
-            accepted: AtomicU64::new(0),
-        });
-        tokio::spawn(front::serve(r.resp, front, stop.clone()));
-        shared.push(s);
-        handles.push(h);
+        running.push(Some(launcher.launch(r.id, r.bound, r.resp)?));
     }
+    let (actions_tx, mut actions) = mpsc::channel(16);
+    let mut live = None;
+    if let Some(listener) = ui {
+        let (snapshot_tx, snapshot) = watch::channel(String::new());
+        tokio::spawn(ui::serve(listener, snapshot, actions_tx));
+        live = Some(Live::new(resp_addrs, snapshot_tx));
+    }
+    let mut next_sample = tokio::time::Instant::now();
     tokio::pin!(until);
     let failed = loop {
         tokio::select! {
             _ = &mut until => break false,
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            Some((id, o)) = leaders.recv() => {
+                if let Some(l) = &mut live {
+                    l.observed(id, &o);
+                }
+            }
+            Some(a) = actions.recv() => {
+                if let Some(l) = &mut live {
+                    act(a, &launcher, &mut running, l).await;
+                    next_sample = tokio::time::Instant::now();
+                }
+            }
         }
-        if shared.iter().any(|s| s.failed.load(Ordering::Relaxed)) {
+        if running.iter().flatten().any(|s| s.shared.failed.load(Ordering::Relaxed)) {
             break true;
         }
+        if let Some(l) = &mut live {
+            if tokio::time::Instant::now() >= next_sample {
+                l.sample(&running).await;
+                next_sample = tokio::time::Instant::now() + live::SAMPLE;
+            }
+        }
     };
-    let _ = stop_tx.send(true);
-    for h in handles {
-        let _ = h.await;
+    for r in running.into_iter().flatten() {
+        r.stop().await;
     }
     if let Some(h) = &history {
         h.flush();
     }
     Ok(if failed { 3 } else { 0 })
+}
+
+/// Runs an action of the live view's page and puts it on the timeline.
+async fn act(a: ui::Action, launcher: &Launcher, running: &mut [Option<Running>], live: &mut Live) {
+    let i = a.node;
+    let outcome = match (a.verb.as_str(), running.get_mut(i)) {
+        (_, None) => Err(format!("no replica {i}: the replicas are 0..{}", running.len())),
+        ("crash", Some(slot)) => match slot.take() {
+            Some(r) => {
+                r.crash().await;
+                live.event("crash", Some(i), format!("replica {i} crashed (from the page)"));
+                Ok(format!("replica {i} crashed"))
+            }
+            None => Err(format!("replica {i} is already crashed")),
+        },
+        ("restart", Some(slot)) => match slot {
+            Some(_) => Err(format!("replica {i} is running")),
+            None => match launcher.restart(NodeId(i as u32)).await {
+                Ok(r) => {
+                    *slot = Some(r);
+                    live.restarted(i);
+                    live.event("restart", Some(i), format!("replica {i} restarted from its database"));
+                    Ok(format!("replica {i} restarted"))
+                }
+                Err(e) => {
+                    live.event("failure", Some(i), format!("replica {i} did not restart: {e}"));
+                    Err(format!("replica {i} did not restart: {e}"))
+                }
+            },
+        },
+        (verb, Some(_)) => Err(format!("unknown action {verb:?} (crash, restart)")),
+    };
+    let _ = a.done.send(outcome);
 }
 
 fn limits(c: &KvCommon) -> Limits {
@@ -187,9 +238,17 @@ fn local(a: &KvLocalArgs) -> Result<i32, UserError> {
             max_clients: a.common.max_clients,
             history,
             on_obs: None,
+            ui: match &a.ui {
+                Some(addr) => Some(ui::bind(addr).await?),
+                None => None,
+            },
         };
         for (i, r) in resp_addrs.iter().enumerate() {
             println!("replica {i}  resp {r}   redis-cli -p {}", r.port());
+        }
+        if let Some(l) = &plan.ui {
+            let addr = l.local_addr().map_err(|e| UserError(format!("--ui: {e}")))?;
+            println!("ui       {}", ui::url(addr));
         }
         println!("data     {}", data_dir.display());
         match a.workload {
@@ -342,6 +401,7 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
             max_clients: a.common.max_clients,
             history,
             on_obs,
+            ui: None,
         };
         let _ = setup.nodes();
         run_plan(plan, interrupted()).await

@@ -6,6 +6,7 @@
 pub mod output;
 pub mod repro;
 pub mod tcp;
+pub mod ui;
 
 use crate::error::UserError;
 use agora_core::{RunSummary, Setup};
