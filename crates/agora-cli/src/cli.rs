@@ -1215,6 +1215,13 @@ pub struct VoteLocalArgs {
     /// Settings shared with `agora vote serve`.
     #[command(flatten)]
     pub common: VoteCommon,
+    /// Run in the deterministic simulator instead of over TCP: `agora sim vote-service` with
+    /// these servers and members (the fault flags apply), its summary and the checks.
+    #[arg(long)]
+    pub sim: bool,
+    /// The faults to inject (with --sim).
+    #[command(flatten)]
+    pub faults: FaultArgs,
 }
 
 /// The arguments of `agora vote serve`.

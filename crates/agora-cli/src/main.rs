@@ -61,7 +61,7 @@ fn main() -> ExitCode {
         Command::Kv(args) => kv::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Health(args) => health::run(args),
-        Command::Vote(args) => vote::run(args),
+        Command::Vote(args) => vote::run(args, argv),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -74,3 +74,22 @@ fn bad_parameters_are_one_line_and_exit_2() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn agora_vote_sim_runs_the_service_in_the_simulator_with_faults() {
+    let out = agora(&["vote", "--sim", "--loss", "0.05", "--random-crashes", "1", "--seed", "3", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["protocol"], "vote-service");
+    assert_eq!(v["runtime"], "sim");
+    // 3 servers and the default 24 members.
+    assert_eq!(v["nodes"], 27);
+    assert!(v["properties"].as_array().unwrap().iter().any(|p| p == "fail-after-timeout"), "{v}");
+    assert!(v["violations"].as_array().unwrap().is_empty(), "{v}");
+    // Fault flags need the simulator; an even number of servers is refused.
+    for args in [&["vote", "--loss", "0.1"][..], &["vote", "--sim", "--servers", "4"]] {
+        let out = agora(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    }
+}

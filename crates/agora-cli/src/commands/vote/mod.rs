@@ -40,13 +40,37 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 /// `agora vote` and its actions.
-pub fn run(args: &VoteArgs) -> Result<i32, UserError> {
+pub fn run(args: &VoteArgs, argv: Vec<String>) -> Result<i32, UserError> {
     match &args.action {
         Some(VoteAction::Serve(a)) => serve(a),
         Some(VoteAction::Conformance(a)) => conformance::run(a),
         Some(VoteAction::AdminToken(a)) => print_admin_token(a),
-        None => local(&args.local),
+        None if args.local.sim => simulate(&args.local, argv),
+        None => {
+            super::shared::sim_only(&args.local.faults.given(), "over TCP the servers run unharmed")?;
+            local(&args.local)
+        }
     }
+}
+
+/// `agora vote --sim`: the same service in the simulator (`agora sim vote-service`), with the
+/// fault flags; its summary and the checker's verdict.
+fn simulate(a: &VoteLocalArgs, argv: Vec<String>) -> Result<i32, UserError> {
+    use agora_protocols::params::{MEMBERS, SESSION_MS, TIMEOUT_MS};
+    if a.servers % 2 == 0 {
+        return Err(UserError(format!("--servers {}: an odd number of servers", a.servers)));
+    }
+    let params = agora_protocols::Params::new(a.servers, a.seed)
+        .with(&MEMBERS, a.clients as u32)
+        .with(&SESSION_MS, a.session_timeout_ms as f64)
+        .with(&TIMEOUT_MS, a.election_timeout_ms as f64);
+    let n = agora_protocols::registry::cluster_size("vote-service", &params)?;
+    let faults = crate::faults::build(&a.faults, n)?;
+    let config = agora_sim::SimConfig::new(a.seed).with_faults(faults);
+    let driver = super::sim::SimDriver { config, argv };
+    let result = agora_protocols::dispatch("vote-service", &params, driver)?;
+    super::shared::print(&result.summary, a.json);
+    Ok(if result.summary.violations.is_empty() { 0 } else { 1 })
 }
 
 /// One server to start: its id, its cluster socket, its members' socket.
