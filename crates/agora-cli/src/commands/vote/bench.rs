@@ -32,6 +32,9 @@ use tokio::task::JoinSet;
 const PATIENCE: Duration = Duration::from_secs(1800);
 /// Connections that create the accounts at once.
 const ADMINS: usize = 8;
+/// Logins in flight at once: argon2id's work queues at the servers, and a login still queued
+/// after the servers' `--timeout-ms` gets `ERR unavailable`.
+const LOGINS_IN_FLIGHT: usize = 64;
 /// The options of every question: members spread their votes over them evenly, so that no
 /// consensus closes a question before everyone voted.
 const OPTIONS: [&str; 3] = ["A", "B", "C"];
@@ -308,14 +311,19 @@ async fn create_accounts(cluster: &Cluster, count: usize, quiet: bool) -> Result
     Ok(())
 }
 
-/// Connects and logs in `n` members at once, spread over the servers.
+/// Connects and logs in `n` members, spread over the servers, at most [`LOGINS_IN_FLIGHT`]
+/// logins at a time; all stay connected at once.
 async fn login_all(cluster: &Cluster, n: usize, quiet: bool) -> Result<Vec<Member>, UserError> {
     let bar = progress_bar(n as u64, "{bar:30} {pos}/{len} logged in {per_sec}", quiet);
     let mut set = JoinSet::new();
+    let logins = Arc::new(tokio::sync::Semaphore::new(LOGINS_IN_FLIGHT));
     for i in 0..n {
         let server = i % cluster.addrs.len();
-        let (addr, bar) = (cluster.addrs[server], bar.clone());
+        let (addr, bar, logins) = (cluster.addrs[server], bar.clone(), logins.clone());
         set.spawn(async move {
+            // Connected only when its login may go: a connection without a session is
+            // closed after 60 s idle.
+            let _permit = logins.acquire().await.map_err(std::io::Error::other)?;
             let mut c = Client::connect(addr, PATIENCE).await?;
             let r = c.ok(&format!("LOGIN {} {}", name(i), password(i))).await?;
             bar.inc(1);
