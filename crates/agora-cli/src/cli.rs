@@ -1171,6 +1171,35 @@ pub enum VoteAction {
     Conformance(VoteConformanceArgs),
     /// Print the administrator token of a cluster file (for `ADMIN <token>`).
     AdminToken(VoteTokenArgs),
+    /// Load a cluster with many members at once: logins/s, votes/s, vote latency, a JOIN to
+    /// everyone, recovery after SIGKILL of the leader, memory per member.
+    Bench(VoteBenchArgs),
+}
+
+/// The arguments of `agora vote bench`.
+#[derive(Args, Debug)]
+pub struct VoteBenchArgs {
+    /// Members connected at once [1..=100000].
+    #[arg(long, default_value_t = 10_000, value_parser = count::<usize>(1, 100_000))]
+    pub clients: usize,
+    /// Questions every member votes on, one after the other [1..=1000].
+    #[arg(long, default_value_t = 1, value_parser = count::<usize>(1, 1000))]
+    pub questions: usize,
+    /// Servers of the cluster the bench starts (`agora vote serve` processes) [1..=15].
+    #[arg(long, default_value_t = 3, value_parser = count::<usize>(1, 15))]
+    pub cluster_size: usize,
+    /// Load these running servers (`host:port,...`) instead of starting a cluster.
+    #[arg(long, value_name = "HOST:PORT,...", requires = "admin_token")]
+    pub servers: Option<String>,
+    /// The administrator token of --servers.
+    #[arg(long, value_name = "TOKEN", env = "AGORA_VOTE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// After the votes, SIGKILL the leader and time its members' RESUME on another server.
+    #[arg(long, conflicts_with = "servers")]
+    pub kill_leader: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What both `agora vote` and `agora vote serve` take.

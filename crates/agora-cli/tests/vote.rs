@@ -558,3 +558,39 @@ fn vote_mistakes_exit_2_with_one_line() {
         common::assert_mistake(&args, expected);
     }
 }
+
+#[test]
+fn the_bench_at_a_small_size_reports_consistent_figures() {
+    let out = Command::new(BIN)
+        .args(["vote", "bench", "--json", "--clients", "30", "--questions", "2", "--kill-leader"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|_| panic!("{text}{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["consistent"], true, "{v}");
+    assert_eq!(v["clients"], 30);
+    assert_eq!(v["votes_cast"], 60, "{v}");
+    assert_eq!(v["votes_acknowledged"], 60, "every vote cast is acknowledged: {v}");
+    assert_eq!(v["votes_counted"], 60, "STATS after the kill counts every acknowledged vote: {v}");
+    assert_eq!(v["votes_lost"], 0, "{v}");
+    assert_eq!(v["join_seen_by"], 30, "every member saw the probe's JOIN: {v}");
+    let k = &v["kill_leader"];
+    assert_eq!(k["to_resume"], 10, "a third of the members were on the leader: {v}");
+    assert_eq!(k["resumed"], k["to_resume"], "{v}");
+    assert_eq!(v["argon2id"]["m_kib"], 19456, "{v}");
+    for key in
+        ["votes_per_s", "logins_per_s", "join_to_all_ms", "servers_peak_mib", "server_bytes_per_member"]
+    {
+        assert!(v[key].as_f64().is_some_and(|x| x >= 0.0), "{key}: {v}");
+    }
+    assert!(out.status.success());
+    // A mistake is one line and exit code 2.
+    let out = Command::new(BIN).args(["vote", "bench", "--clients", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN)
+        .args(["vote", "bench", "--servers", "127.0.0.1:1", "--kill-leader"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -73,7 +73,7 @@ pub struct Report {
 }
 
 /// A small seeded generator (splitmix64): the members' choices.
-fn mix(seed: u64, i: u64) -> u64 {
+pub(super) fn mix(seed: u64, i: u64) -> u64 {
     let mut z = seed.wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -363,6 +363,16 @@ async fn third_part(
     Ok(())
 }
 
+/// The `q` quantile (0..=1) of `l` in ms, sorting it; none when it is empty.
+pub(super) fn percentile_ms(l: &mut [Duration], q: f64) -> Option<f64> {
+    l.sort_unstable();
+    if l.is_empty() {
+        return None;
+    }
+    let i = ((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1;
+    Some(l[i].as_secs_f64() * 1e3)
+}
+
 impl Report {
     fn judge(&mut self) {
         let problems: Vec<String> = self
@@ -484,12 +494,7 @@ impl Report {
 
     fn latency_ms(&self, q: f64) -> Option<f64> {
         let mut l: Vec<Duration> = self.seen.iter().filter_map(|s| s.vote_latency).collect();
-        l.sort();
-        if l.is_empty() {
-            return None;
-        }
-        let i = ((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1;
-        Some(l[i].as_secs_f64() * 1e3)
+        percentile_ms(&mut l, q)
     }
 
     /// Prints the report; returns the exit code (1 when a check failed).

@@ -2,7 +2,7 @@
 //! (docs/vote-protocol.md). `agora vote` runs the servers in this process on loopback with
 //! redb and a crowd of simulated members speaking the line protocol, then judges what they
 //! saw; `agora vote serve` runs one server of a cluster file; `agora vote conformance` tests
-//! any server against the protocol.
+//! any server against the protocol; `agora vote bench` loads a cluster with many members.
 //!
 //! Each server is the sans-IO [`Server`] of `agora_protocols::vote_service` (a Raft replica of
 //! the board and its front end's session), driven by agora-net's node driver like every other
@@ -11,6 +11,7 @@
 //!
 //! [`Server`]: agora_protocols::vote_service::server::Server
 
+mod bench;
 pub mod client;
 mod conformance;
 mod crowd;
@@ -44,6 +45,7 @@ pub fn run(args: &VoteArgs, argv: Vec<String>) -> Result<i32, UserError> {
     match &args.action {
         Some(VoteAction::Serve(a)) => serve(a),
         Some(VoteAction::Conformance(a)) => conformance::run(a),
+        Some(VoteAction::Bench(a)) => bench::run(a),
         Some(VoteAction::AdminToken(a)) => print_admin_token(a),
         None if args.local.sim => simulate(&args.local, argv),
         None => {

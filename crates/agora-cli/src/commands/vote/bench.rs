@@ -1,0 +1,520 @@
+//! `agora vote bench`: the voting service under load (issue 16, "Speed"). Many members connect
+//! at once, each logged in, each voting; the bench measures what the goals speak of — logins
+//! per second (argon2id's deliberate work, apart), acknowledged votes per second and their
+//! latency, how long one `JOIN` takes to reach every member, and, with `--kill-leader`, how
+//! long after SIGKILL of the leader every member of the dead server is back in its session,
+//! with no acknowledged vote lost — and the memory a member costs.
+//!
+//! By default the bench starts its own cluster: `agora vote serve` processes (so that the
+//! members' sockets and the servers' sockets are in different processes, each within its
+//! open-file limit), each handed its two sockets bound here. With `--servers` it loads a
+//! running cluster instead (no kill, no server memory). It is a benchmark, not a test: it
+//! prints figures; the only verdicts are the consistency checks (`consistent`).
+
+use super::client::{field, json_tail, Client};
+use super::crowd::{mix, percentile_ms};
+use super::front::admin_token;
+use crate::cli::VoteBenchArgs;
+use crate::commands::shared::progress_bar;
+use crate::commands::shared::tcp::runtime;
+use crate::error::UserError;
+use agora_net::handshake::Secret;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
+use tokio::task::JoinSet;
+
+/// How long a member waits for a line: a guard against a stuck cluster, long enough for every
+/// login of a large run to queue behind argon2id.
+const PATIENCE: Duration = Duration::from_secs(1800);
+/// Connections that create the accounts at once.
+const ADMINS: usize = 8;
+/// Logins in flight at once: argon2id's work queues at the servers, and a login still queued
+/// after the servers' `--timeout-ms` gets `ERR unavailable`.
+const LOGINS_IN_FLIGHT: usize = 64;
+/// The options of every question: members spread their votes over them evenly, so that no
+/// consensus closes a question before everyone voted.
+const OPTIONS: [&str; 3] = ["A", "B", "C"];
+
+/// `agora vote bench`.
+pub fn run(a: &VoteBenchArgs) -> Result<i32, UserError> {
+    let fd_limit = raise_fd_limit();
+    let need = a.clients as u64 + 64;
+    if fd_limit < need {
+        eprintln!(
+            "agora vote bench: the open-file limit is {fd_limit}, {need} wanted for {} members: \
+             some connections will fail (raise `ulimit -Hn`)",
+            a.clients
+        );
+    }
+    runtime()?.block_on(async move {
+        let mut cluster = match &a.servers {
+            Some(list) => Cluster::remote(list, a.admin_token.clone())?,
+            None => Cluster::spawn(a.cluster_size).await?,
+        };
+        if a.kill_leader && cluster.children.is_empty() {
+            return Err(UserError("--kill-leader: only with the cluster the bench starts itself".into()));
+        }
+        let r = bench(a, &mut cluster).await;
+        cluster.stop();
+        let mut report = r?;
+        report["fd_limit"] = json!(fd_limit);
+        print(&report, a.json);
+        Ok(i32::from(report["consistent"] != json!(true)))
+    })
+}
+
+/// Raises the soft open-file limit to the hard one; returns the soft limit now in force.
+fn raise_fd_limit() -> u64 {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid resource and a pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 0;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let want = libc::rlimit { rlim_cur: r.rlim_max, rlim_max: r.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                r = want;
+            }
+        }
+    }
+    r.rlim_cur
+}
+
+/// The servers under load.
+struct Cluster {
+    addrs: Vec<SocketAddr>,
+    admin: String,
+    /// The processes the bench started (none with `--servers`), by server id.
+    children: Vec<Option<tokio::process::Child>>,
+    /// The latest (term, server) that said it leads, from the servers' `--events`.
+    leader: Arc<Mutex<Option<(u64, usize)>>>,
+    /// The data directory of the servers the bench started.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    fn remote(list: &str, admin: Option<String>) -> Result<Cluster, UserError> {
+        let admin = admin.ok_or_else(|| UserError("--servers needs --admin-token".into()))?;
+        let addrs = list
+            .split(',')
+            .map(|s| {
+                std::net::ToSocketAddrs::to_socket_addrs(s.trim())
+                    .ok()
+                    .and_then(|mut i| i.next())
+                    .ok_or_else(|| UserError(format!("--servers: cannot resolve `{s}`")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Cluster { addrs, admin, children: Vec::new(), leader: Arc::default(), _dir: None })
+    }
+
+    /// Starts `n` `agora vote serve` processes of a new cluster file, each handed its cluster
+    /// and members' sockets (bound here on port 0) as descriptors 3 and 4.
+    async fn spawn(n: usize) -> Result<Cluster, UserError> {
+        let io = |e: std::io::Error| UserError(format!("starting the servers: {e}"));
+        let dir = tempfile::Builder::new().prefix("agora-vote-bench-").tempdir().map_err(io)?;
+        let bind = || std::net::TcpListener::bind("127.0.0.1:0");
+        let peers = (0..n).map(|_| bind()).collect::<Result<Vec<_>, _>>().map_err(io)?;
+        let members = (0..n).map(|_| bind()).collect::<Result<Vec<_>, _>>().map_err(io)?;
+        let secret = Secret::random().to_hex();
+        let mut text = format!(
+            "cluster = \"vote-bench\"\nprotocol = \"vote\"\nsecret = \"{secret}\"\ndata_dir = \"data\"\n"
+        );
+        let mut addrs = Vec::new();
+        for i in 0..n {
+            let (p, m) = (peers[i].local_addr().map_err(io)?, members[i].local_addr().map_err(io)?);
+            text.push_str(&format!("[[node]]\nid = {i}\naddr = \"{p}\"\nvote = \"{m}\"\n"));
+            addrs.push(m);
+        }
+        let config = dir.path().join("cluster.toml");
+        std::fs::write(&config, text).map_err(io)?;
+        let exe = std::env::current_exe().map_err(io)?;
+        let leader: Arc<Mutex<Option<(u64, usize)>>> = Arc::default();
+        let mut children = Vec::new();
+        for i in 0..n {
+            let mut cmd = tokio::process::Command::new(&exe);
+            cmd.args(["vote", "serve", "--new", "--events", "--listen-fd", "3", "--vote-fd", "4"])
+                .args(["--id", &i.to_string(), "--session-timeout-ms", "3600000", "--config"])
+                .arg(&config)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true);
+            let (a, b) = (peers[i].as_raw_fd(), members[i].as_raw_fd());
+            // SAFETY: prctl, fcntl and dup2 are async-signal-safe; the descriptors are ours.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    let (a2, b2) = (libc::fcntl(a, libc::F_DUPFD, 100), libc::fcntl(b, libc::F_DUPFD, 100));
+                    if a2 < 0 || b2 < 0 || libc::dup2(a2, 3) < 0 || libc::dup2(b2, 4) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let mut child = cmd.spawn().map_err(io)?;
+            let stderr = child.stderr.take().ok_or_else(|| UserError("no stderr".into()))?;
+            tokio::spawn(follow(i, stderr, leader.clone()));
+            children.push(Some(child));
+        }
+        Ok(Cluster { addrs, admin: admin_token(&secret), children, leader, _dir: Some(dir) })
+    }
+
+    /// The process ids of the servers still running.
+    fn pids(&self) -> Vec<u32> {
+        self.children.iter().flatten().filter_map(|c| c.id()).collect()
+    }
+
+    /// The sum of `key` (`VmRSS`, `VmHWM`) over the running servers, in bytes.
+    fn memory(&self, key: &str) -> Option<u64> {
+        let pids = self.pids();
+        (!pids.is_empty())
+            .then(|| pids.iter().filter_map(|p| status_bytes(&format!("/proc/{p}/status"), key)).sum())
+    }
+
+    fn stop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+/// Reads a server's `event {JSON}` lines and keeps the latest leader.
+async fn follow(i: usize, stderr: tokio::process::ChildStderr, leader: Arc<Mutex<Option<(u64, usize)>>>) {
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let Some(v) =
+            line.strip_prefix("event ").and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+        else {
+            continue;
+        };
+        if let (Some(t), Some(_)) = (v["term"].as_u64(), v.get("leader")) {
+            let mut l = leader.lock().expect("not poisoned");
+            if l.is_none_or(|(lt, _)| t > lt) {
+                *l = Some((t, i));
+            }
+        }
+    }
+}
+
+/// A `kB` line of a `/proc/.../status` file, in bytes.
+fn status_bytes(path: &str, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(path).ok()?;
+    let line = status.lines().find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+fn io_err(what: &'static str) -> impl Fn(std::io::Error) -> UserError {
+    move |e| UserError(format!("{what}: {e}"))
+}
+
+/// One member of the bench: its connection and which server it is on.
+struct Member {
+    c: Client,
+    server: usize,
+    token: String,
+}
+
+fn name(i: usize) -> String {
+    format!("bench{i:05}")
+}
+
+fn password(i: usize) -> String {
+    format!("pw-{:016x}", mix(0xbe4c, i as u64))
+}
+
+/// Runs the phases in order and gathers the figures.
+async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::Value, UserError> {
+    let n = a.clients;
+    // Account n is the probe: its login is the JOIN everyone waits for; it opens the questions.
+    let t = Instant::now();
+    create_accounts(cluster, n + 1, a.json).await?;
+    let accounts_s = t.elapsed().as_secs_f64();
+    let idle = cluster.memory("VmRSS");
+    let bench_idle = status_bytes("/proc/self/status", "VmRSS");
+    let t = Instant::now();
+    let mut members = login_all(cluster, n, a.json).await?;
+    let logins_s = t.elapsed().as_secs_f64();
+    let connected = cluster.memory("VmRSS");
+    let bench_connected = status_bytes("/proc/self/status", "VmRSS");
+    let (join_ms, join_seen, mut probe) = join_to_all(cluster, &mut members).await?;
+    let mut questions = Vec::new();
+    for q in 0..a.questions {
+        let r = probe
+            .c
+            .ok(&format!("OPEN Bench question {q}? | one | two | three"))
+            .await
+            .map_err(io_err("OPEN"))?;
+        questions.push(field(&r, "question").ok_or_else(|| UserError(format!("OPEN: {r}")))?.to_string());
+    }
+    let t = Instant::now();
+    let (members, latencies, acked, cast) = vote_all(members, &questions, a.json).await;
+    let votes_s = t.elapsed().as_secs_f64();
+    let mut latencies = latencies;
+    let kill = if a.kill_leader { Some(kill_leader(cluster, members).await?) } else { None };
+    let counted = count_votes(cluster, &questions).await?;
+    let argon = argon2::Params::default();
+    let per_member =
+        |hi: Option<u64>, lo: Option<u64>| hi.zip(lo).map(|(h, l)| (h.saturating_sub(l)) as f64 / n as f64);
+    let lost = acked.saturating_sub(counted);
+    let resumed_all = kill.as_ref().is_none_or(|k| k["resumed"] == k["to_resume"]);
+    let consistent = acked == cast && counted == acked && join_seen == n && resumed_all;
+    Ok(json!({
+        "clients": n,
+        "servers": cluster.addrs.len(),
+        "questions": questions.len(),
+        "argon2id": {"m_kib": argon.m_cost(), "t": argon.t_cost(), "p": argon.p_cost()},
+        "accounts_per_s": (n + 1) as f64 / accounts_s,
+        "logins_per_s": n as f64 / logins_s,
+        "votes_cast": cast,
+        "votes_acknowledged": acked,
+        "votes_counted": counted,
+        "votes_lost": lost,
+        "votes_per_s": acked as f64 / votes_s,
+        "vote_latency_ms": {"p50": percentile_ms(&mut latencies, 0.5), "p99": percentile_ms(&mut latencies, 0.99)},
+        "join_to_all_ms": join_ms,
+        "join_seen_by": join_seen,
+        "kill_leader": kill,
+        "servers_peak_mib": cluster.memory("VmHWM").map(|b| b as f64 / (1 << 20) as f64),
+        "bench_peak_mib": status_bytes("/proc/self/status", "VmHWM").map(|b| b as f64 / (1 << 20) as f64),
+        "server_bytes_per_member": per_member(connected, idle),
+        "bench_bytes_per_member": per_member(bench_connected, bench_idle),
+        "consistent": consistent,
+    }))
+}
+
+/// Creates accounts 0..count over [`ADMINS`] administrator connections.
+async fn create_accounts(cluster: &Cluster, count: usize, quiet: bool) -> Result<(), UserError> {
+    let bar = progress_bar(count as u64, "{bar:30} {pos}/{len} accounts {per_sec}", quiet);
+    let mut set = JoinSet::new();
+    for k in 0..ADMINS.min(count) {
+        let (addr, token, bar) = (cluster.addrs[k % cluster.addrs.len()], cluster.admin.clone(), bar.clone());
+        set.spawn(async move {
+            let mut c = Client::connect(addr, PATIENCE).await?;
+            c.ok(&format!("ADMIN {token}")).await?;
+            for i in (k..count).step_by(ADMINS) {
+                c.ok(&format!("ACCOUNT {} {}", name(i), password(i))).await?;
+                bar.inc(1);
+            }
+            c.ok("EXIT").await.map(|_| ())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.map_err(|e| UserError(format!("an account task failed: {e}")))?
+            .map_err(io_err("creating the accounts"))?;
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Connects and logs in `n` members, spread over the servers, at most [`LOGINS_IN_FLIGHT`]
+/// logins at a time; all stay connected at once.
+async fn login_all(cluster: &Cluster, n: usize, quiet: bool) -> Result<Vec<Member>, UserError> {
+    let bar = progress_bar(n as u64, "{bar:30} {pos}/{len} logged in {per_sec}", quiet);
+    let mut set = JoinSet::new();
+    let logins = Arc::new(tokio::sync::Semaphore::new(LOGINS_IN_FLIGHT));
+    for i in 0..n {
+        let server = i % cluster.addrs.len();
+        let (addr, bar, logins) = (cluster.addrs[server], bar.clone(), logins.clone());
+        set.spawn(async move {
+            // Connected only when its login may go: a connection without a session is
+            // closed after 60 s idle.
+            let _permit = logins.acquire().await.map_err(std::io::Error::other)?;
+            let mut c = Client::connect(addr, PATIENCE).await?;
+            let r = c.ok(&format!("LOGIN {} {}", name(i), password(i))).await?;
+            bar.inc(1);
+            let token = field(&r, "token").unwrap_or_default().to_string();
+            Ok::<_, std::io::Error>((i, Member { c, server, token }))
+        });
+    }
+    let mut members: Vec<Option<Member>> = (0..n).map(|_| None).collect();
+    while let Some(r) = set.join_next().await {
+        let (i, m) =
+            r.map_err(|e| UserError(format!("a member task failed: {e}")))?.map_err(io_err("logging in"))?;
+        members[i] = Some(m);
+    }
+    bar.finish_and_clear();
+    Ok(members.into_iter().flatten().collect())
+}
+
+/// The probe logs in; every member waits for its `JOIN`. Returns the time from the probe's
+/// login reply to the last member's `EVENT` line, how many members saw it, and the probe.
+async fn join_to_all(
+    cluster: &Cluster,
+    members: &mut Vec<Member>,
+) -> Result<(f64, usize, Member), UserError> {
+    let n = members.len();
+    let probe = name(n);
+    let mut set = JoinSet::new();
+    for (i, mut m) in std::mem::take(members).into_iter().enumerate() {
+        let suffix = format!(" {probe}");
+        set.spawn(async move {
+            let r = m.c.wait_event(PATIENCE, |e| e.starts_with("JOIN ") && e.ends_with(&suffix)).await;
+            (i, m, r.ok().map(|_| Instant::now()))
+        });
+    }
+    let mut c = Client::connect(cluster.addrs[0], PATIENCE).await.map_err(io_err("the probe"))?;
+    let r = c.ok(&format!("LOGIN {probe} {}", password(n))).await;
+    let replied = Instant::now();
+    let r = r.map_err(io_err("the probe's LOGIN"))?;
+    let token = field(&r, "token").unwrap_or_default().to_string();
+    let mut back: Vec<Option<Member>> = (0..set.len()).map(|_| None).collect();
+    let (mut last, mut seen) = (replied, 0);
+    while let Some(r) = set.join_next().await {
+        let (i, m, at) = r.map_err(|e| UserError(format!("a member task failed: {e}")))?;
+        if let Some(at) = at {
+            seen += 1;
+            last = last.max(at);
+        }
+        back[i] = Some(m);
+    }
+    *members = back.into_iter().flatten().collect();
+    let ms = last.saturating_duration_since(replied).as_secs_f64() * 1e3;
+    Ok((ms, seen, Member { c, server: 0, token }))
+}
+
+/// Every member votes on every question; returns the members, the latencies of the
+/// acknowledged votes, how many were acknowledged and how many cast.
+async fn vote_all(
+    members: Vec<Member>,
+    questions: &[String],
+    quiet: bool,
+) -> (Vec<Member>, Vec<Duration>, usize, usize) {
+    let total = (members.len() * questions.len()) as u64;
+    let bar = progress_bar(total, "{bar:30} {pos}/{len} votes {per_sec}", quiet);
+    let questions: Arc<[String]> = questions.into();
+    let mut set = JoinSet::new();
+    for (i, mut m) in members.into_iter().enumerate() {
+        let (questions, bar) = (questions.clone(), bar.clone());
+        set.spawn(async move {
+            let (mut lat, mut cast) = (Vec::new(), 0);
+            for q in questions.iter() {
+                let vote = format!("VOTE {q} {}", OPTIONS[i % OPTIONS.len()]);
+                let sent = Instant::now();
+                cast += 1;
+                if m.c.ok(&vote).await.is_ok() {
+                    lat.push(sent.elapsed());
+                }
+                bar.inc(1);
+            }
+            (m, lat, cast)
+        });
+    }
+    let (mut back, mut lat, mut cast) = (Vec::new(), Vec::new(), 0);
+    while let Some(Ok((m, l, c))) = set.join_next().await {
+        back.push(m);
+        lat.extend(l);
+        cast += c;
+    }
+    bar.finish_and_clear();
+    let acked = lat.len();
+    (back, lat, acked, cast)
+}
+
+/// SIGKILLs the leader; every member of its server reconnects to the next live server and
+/// resumes its session. Returns the figures: the time from the kill to the last `RESUME` reply.
+async fn kill_leader(cluster: &mut Cluster, members: Vec<Member>) -> Result<serde_json::Value, UserError> {
+    let leader = cluster.leader.lock().expect("not poisoned").map(|(_, s)| s);
+    let leader = leader.ok_or_else(|| UserError("no server said it leads".into()))?;
+    let addrs = cluster.addrs.clone();
+    let next = addrs[(leader + 1) % addrs.len()];
+    let mut child =
+        cluster.children[leader].take().ok_or_else(|| UserError("the leader is not running".into()))?;
+    let to_resume = members.iter().filter(|m| m.server == leader).count();
+    let killed = Instant::now();
+    child.start_kill().map_err(io_err("SIGKILL"))?;
+    let _ = child.wait().await;
+    let mut set = JoinSet::new();
+    for m in members.into_iter().filter(|m| m.server == leader) {
+        set.spawn(async move {
+            let mut m = m;
+            m.c.drain().await;
+            let last = m.c.events.last().map_or(0, |(n, _)| *n);
+            let mut d = Client::connect(next, PATIENCE).await.ok()?;
+            let r = d.ok(&format!("RESUME {} {last}", m.token)).await.ok()?;
+            field(&r, "pin")?;
+            Some(Instant::now())
+        });
+    }
+    let (mut resumed, mut last) = (0, killed);
+    while let Some(r) = set.join_next().await {
+        if let Ok(Some(at)) = r {
+            resumed += 1;
+            last = last.max(at);
+        }
+    }
+    Ok(json!({
+        "leader": leader,
+        "to_resume": to_resume,
+        "resumed": resumed,
+        "all_back_ms": last.duration_since(killed).as_secs_f64() * 1e3,
+    }))
+}
+
+/// The votes `STATS` counts over `questions`, asked of a live server by the probe's account.
+async fn count_votes(cluster: &Cluster, questions: &[String]) -> Result<usize, UserError> {
+    let live = (0..cluster.addrs.len())
+        .find(|i| cluster.children.is_empty() || cluster.children[*i].is_some())
+        .unwrap_or(0);
+    let mut c = Client::connect(cluster.addrs[live], PATIENCE).await.map_err(io_err("STATS"))?;
+    let mut counted = 0;
+    // A fresh account for the count: STATS needs a session.
+    c.ok(&format!("ADMIN {}", cluster.admin)).await.map_err(io_err("ADMIN"))?;
+    c.ok("ACCOUNT bench-counter pw-counter").await.map_err(io_err("ACCOUNT"))?;
+    c.ok("LOGIN bench-counter pw-counter").await.map_err(io_err("LOGIN"))?;
+    for q in questions {
+        let r = c.ok(&format!("STATS {q}")).await.map_err(io_err("STATS"))?;
+        let v = json_tail(&r, 2).ok_or_else(|| UserError(format!("STATS: {r}")))?;
+        counted += v["votes"].as_u64().unwrap_or(0) as usize;
+    }
+    Ok(counted)
+}
+
+fn print(r: &serde_json::Value, json: bool) {
+    if json {
+        println!("{r}");
+        return;
+    }
+    let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.1}"));
+    let a = &r["argon2id"];
+    println!(
+        "members                 {} on {} servers, {} question(s)",
+        r["clients"], r["servers"], r["questions"]
+    );
+    println!("argon2id                m={} KiB t={} p={}", a["m_kib"], a["t"], a["p"]);
+    println!("accounts created        {}/s", f(&r["accounts_per_s"]));
+    println!("logins                  {}/s", f(&r["logins_per_s"]));
+    println!(
+        "votes                   cast {}, acknowledged {}, counted {}, lost {}",
+        r["votes_cast"], r["votes_acknowledged"], r["votes_counted"], r["votes_lost"]
+    );
+    println!("acknowledged votes      {}/s", f(&r["votes_per_s"]));
+    let l = &r["vote_latency_ms"];
+    println!("vote latency            p50 {} ms, p99 {} ms", f(&l["p50"]), f(&l["p99"]));
+    println!("JOIN to every member    {} ms (seen by {})", f(&r["join_to_all_ms"]), r["join_seen_by"]);
+    if let Some(k) = r["kill_leader"].as_object() {
+        println!(
+            "SIGKILL of leader {}     {}/{} resumed, the last after {} ms",
+            k["leader"],
+            k["resumed"],
+            k["to_resume"],
+            f(&k["all_back_ms"])
+        );
+    }
+    println!(
+        "peak memory             servers {} MiB, bench {} MiB",
+        f(&r["servers_peak_mib"]),
+        f(&r["bench_peak_mib"])
+    );
+    println!(
+        "bytes per member        servers {}, bench {}",
+        f(&r["server_bytes_per_member"]),
+        f(&r["bench_bytes_per_member"])
+    );
+    println!("open-file limit         {}", r["fd_limit"]);
+    println!("consistent              {}", r["consistent"]);
+}
