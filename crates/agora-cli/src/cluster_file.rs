@@ -242,6 +242,27 @@ impl ClusterFile {
         self.nodes.iter().map(|n| n.addr.parse::<SocketAddr>().is_err().then(|| n.addr.clone())).collect()
     }
 
+    /// Every node's client-facing address (`field` of its entry, named `key` in the file, e.g.
+    /// `resp` or `vote`), resolved; a node without one is a mistake (`example` shows one).
+    pub fn client_addrs(
+        &self,
+        key: &str,
+        example: &str,
+        field: impl Fn(&NodeEntry) -> Option<&str>,
+    ) -> Result<Vec<SocketAddr>, UserError> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let r = field(n)
+                    .ok_or_else(|| UserError(format!("node {}: no `{key}` address ({example})", n.id)))?;
+                r.to_socket_addrs()
+                    .ok()
+                    .and_then(|mut i| i.next())
+                    .ok_or_else(|| UserError(format!("node {}: cannot resolve {key} address `{r}`", n.id)))
+            })
+            .collect()
+    }
+
     /// Every node's address, resolved; two nodes may not share one.
     pub fn addrs(&self) -> Result<Vec<SocketAddr>, UserError> {
         self.addrs_within(std::time::Duration::ZERO)

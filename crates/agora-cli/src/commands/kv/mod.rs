@@ -316,20 +316,10 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
             "node {i}: port 0 for its cluster address; replicas must know each other's"
         )));
     }
-    let mut resp_addrs = Vec::new();
-    for n in &cf.nodes {
-        let r = n.resp.as_deref().ok_or_else(|| {
-            UserError(format!(
-                "node {}: no `resp` address (where it serves RESP clients, e.g. resp = \"127.0.0.1:6380\")",
-                n.id
-            ))
+    let resp_addrs =
+        cf.client_addrs("resp", "where it serves RESP clients, e.g. resp = \"127.0.0.1:6380\"", |n| {
+            n.resp.as_deref()
         })?;
-        let addr = std::net::ToSocketAddrs::to_socket_addrs(r)
-            .ok()
-            .and_then(|mut i| i.next())
-            .ok_or_else(|| UserError(format!("node {}: cannot resolve resp address `{r}`", n.id)))?;
-        resp_addrs.push(addr);
-    }
     let timeout_ms = match cf.params.get("timeout_ms") {
         None => 150.0,
         Some(toml::Value::Integer(i)) if *i > 0 => *i as f64,

@@ -266,20 +266,10 @@ fn load(path: &std::path::Path) -> Result<ServeFile, UserError> {
             "node {i}: port 0 for its cluster address; servers must know each other's"
         )));
     }
-    let mut member_addrs = Vec::new();
-    for n in &cf.nodes {
-        let r = n.vote.as_deref().ok_or_else(|| {
-            UserError(format!(
-                "node {}: no `vote` address (where it serves members, e.g. vote = \"127.0.0.1:7400\")",
-                n.id
-            ))
+    let member_addrs =
+        cf.client_addrs("vote", "where it serves members, e.g. vote = \"127.0.0.1:7400\"", |n| {
+            n.vote.as_deref()
         })?;
-        let addr = std::net::ToSocketAddrs::to_socket_addrs(r)
-            .ok()
-            .and_then(|mut i| i.next())
-            .ok_or_else(|| UserError(format!("node {}: cannot resolve vote address `{r}`", n.id)))?;
-        member_addrs.push(addr);
-    }
     let election_ms = match cf.params.get("timeout_ms") {
         None => 150.0,
         Some(toml::Value::Integer(i)) if *i > 0 && *i <= 60_000 => *i as f64,
