@@ -24,7 +24,9 @@ pub fn read_text(path: &Path, what: &str, max_bytes: u64) -> Result<String, User
         return Err(fail(format!("{} bytes; at most {max_bytes} are read", meta.len())));
     }
     // The size can change between the check and the read: read one byte past the cap at most.
-    let mut bytes = Vec::new();
+    // Sized once from the metadata (at most `max_bytes`): a history of a few hundred MB grown by
+    // doubling would be copied and zeroed page by page several times over.
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
     file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(|e| fail(e.to_string()))?;
     if bytes.len() as u64 > max_bytes {
         return Err(fail(format!("larger than {max_bytes} bytes")));

@@ -45,7 +45,7 @@ impl AgoraEvent {
 
 /// The history events of agora JSON lines; blank lines are skipped.
 pub fn parse_events(text: &str) -> Result<Vec<Event>, Error> {
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(text.bytes().filter(|&b| b == b'\n').count() + 1);
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;

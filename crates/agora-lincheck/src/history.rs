@@ -135,8 +135,9 @@ impl History {
     pub fn build(events: &[Event], model: ModelKind) -> Result<History, Error> {
         let independent = is_independent(events);
         let mut open: HashMap<i64, usize> = HashMap::new();
-        let mut pending: Vec<Option<PendingOp>> = Vec::new();
+        let mut pending: Vec<Option<PendingOp>> = Vec::with_capacity(events.len() / 2 + 1);
         let mut h = History { events: events.len(), independent, ..History::default() };
+        h.ops.reserve(events.len() / 2 + 1);
         for (pos, e) in events.iter().enumerate() {
             let bad = |msg: String| Error::parse(e.line, msg);
             let func = model.func(&e.f).map_err(bad)?;
