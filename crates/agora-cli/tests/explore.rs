@@ -122,16 +122,27 @@ fn mistakes_are_one_line_and_exit_2() {
 
 #[test]
 fn lamport_mutex_needs_fifo_links_and_ricart_agrawala_does_not() {
-    // Reordering links: a REPLY overtakes the REQUEST before it, and two nodes enter together.
-    let (code, v) = explore(&["lamport-mutex", "--nodes", "3"]);
+    // Raw reordering links: a REPLY overtakes the REQUEST before it, and two nodes enter
+    // together.
+    let (code, v) = explore(&["lamport-mutex", "--links", "raw", "--nodes", "3"]);
     assert_eq!(code, 1);
     assert_eq!(violation(&v), ("mutual-exclusion", 10), "{v}");
     // FIFO links, its model: no violation within the depth; one lost message breaks it.
-    let (code, v) = explore(&["lamport-mutex", "--nodes", "3", "--fifo", "--depth", "12"]);
+    let (code, v) = explore(&["lamport-mutex", "--links", "raw", "--nodes", "3", "--fifo", "--depth", "12"]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["depth_complete"], 12, "{v}");
-    let (code, v) =
-        explore(&["lamport-mutex", "--nodes", "3", "--fifo", "--loss", "1", "--max-states", "400000"]);
+    let (code, v) = explore(&[
+        "lamport-mutex",
+        "--links",
+        "raw",
+        "--nodes",
+        "3",
+        "--fifo",
+        "--loss",
+        "1",
+        "--max-states",
+        "400000",
+    ]);
     assert_eq!(code, 1, "{v}");
     assert_eq!(violation(&v).0, "mutual-exclusion", "{v}");
     // Ricart-Agrawala's timestamps need no FIFO links.
@@ -176,13 +187,14 @@ fn agora_sim_replays_a_schedule_to_the_same_violation() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("lamport.json");
     let path = file.to_str().unwrap();
-    let (code, v) = explore(&["lamport-mutex", "--nodes", "3", "--schedule", path]);
+    let (code, v) = explore(&["lamport-mutex", "--links", "raw", "--nodes", "3", "--schedule", path]);
     assert_eq!(code, 1, "{v}");
     let (property, steps) = violation(&v);
     let replay = v["violation"]["replay"].as_str().unwrap();
-    assert_eq!(replay, format!("agora sim lamport-mutex --nodes 3 --schedule {path}"));
+    assert_eq!(replay, format!("agora sim lamport-mutex --links raw --nodes 3 --schedule {path}"));
     let sim = |extra: &[&str]| {
-        let mut args = vec!["sim", "lamport-mutex", "--nodes", "3", "--schedule", path, "--json"];
+        let mut args =
+            vec!["sim", "lamport-mutex", "--nodes", "3", "--links", "raw", "--schedule", path, "--json"];
         args.extend_from_slice(extra);
         agora(&args)
     };

@@ -25,14 +25,30 @@ fn every_protocol_declares_what_it_tolerates() {
     assert_eq!(declared, protocols, "{out}");
     assert!(!out.contains("not declared"), "{out}");
     assert!(
-        out.contains("tolerates: crash-stop, duplication, pauses, clock skew and drift"),
-        "lamport-mutex:\n{out}"
+        out.contains(
+            "tolerates: crash-stop, loss, duplication, reordering, partitions, pauses, clock skew and drift"
+        ),
+        "lamport-mutex over the link layer:\n{out}"
     );
 }
 
 #[test]
 fn lamport_mutex_broken_by_loss_is_labelled_expected() {
+    // Over the reliable link layer, its default, loss reaches no message of the algorithm.
     let (v, code) = json(&["check", "lamport-mutex", "--seeds", "91000..91040", "--loss", "0.1", "--json"]);
+    assert_eq!((code, v["failed"].as_u64()), (0, Some(0)), "{v}");
+    // On raw links, loss breaks it, outside its model.
+    let (v, code) = json(&[
+        "check",
+        "lamport-mutex",
+        "--links",
+        "raw",
+        "--seeds",
+        "91000..91040",
+        "--loss",
+        "0.1",
+        "--json",
+    ]);
     assert_eq!(code, 1, "{v}");
     let failed = v["failed"].as_u64().unwrap();
     assert!(failed > 0, "loss breaks Lamport's algorithm: {v}");

@@ -22,6 +22,7 @@ pub mod params;
 pub mod patterns;
 pub mod raft;
 pub mod registry;
+pub mod reliable;
 pub mod stream;
 pub mod topology;
 pub mod vote_count;

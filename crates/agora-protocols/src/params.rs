@@ -241,6 +241,14 @@ pub static VARIANT: Param = Param {
     help: "A deliberately broken variant (e.g. flood's `no-dedup`) to watch the checker catch it.",
     kind: Kind::Text,
 };
+/// The links under an algorithm that assumes reliable FIFO ones.
+pub static LINKS: Param = Param {
+    name: "links",
+    help: "Links under an algorithm that assumes reliable FIFO ones (lamport-mutex): reliable (the default: \
+           sequence numbers, acknowledgements and retransmission, as over TCP) or raw (the network's faults \
+           reach the algorithm).",
+    kind: Kind::Text,
+};
 /// Messages per sender, or events per process.
 pub static MSGS: Param = Param {
     name: "msgs",
@@ -377,6 +385,7 @@ pub static ALL: &[&Param] = &[
     &TOPOLOGY,
     &ORIGIN,
     &VARIANT,
+    &LINKS,
     &MSGS,
     &WINDOW,
     &NO_VOTES,

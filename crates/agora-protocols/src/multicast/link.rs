@@ -6,7 +6,7 @@ use agora_core::Time;
 use std::collections::{BTreeMap, VecDeque};
 
 /// The sending and receiving state of one peer's link.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub struct Link<B> {
     next_seq: u64,
     /// Sent, not yet acknowledged: (seq, body, when first sent, when last sent).

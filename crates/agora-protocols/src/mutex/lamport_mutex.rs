@@ -13,18 +13,21 @@
 //! **Tolerates** duplication (requests and releases carry their timestamp, so a stale copy
 //! changes nothing) and crash-stop failures (the survivors block; they never enter together).
 //! It **requires reliable FIFO links**: a lost or overtaken REQUEST leaves a node unaware of an
-//! earlier request, and two nodes may then enter together — `agora check lamport-mutex --loss
-//! 0.05` shows it. It does **not** tolerate crash-recovery: a restarted node has lost the
-//! request queue.
+//! earlier request, and two nodes may then enter together. agora therefore runs it over its
+//! reliable link layer ([`crate::reliable`]) by default, as it would run over TCP, so that
+//! `--loss`, `--duplicate` and `--reorder` test it as deployed; `--links raw` takes the layer
+//! away, and `agora check lamport-mutex --links raw --loss 0.05` shows what the assumption
+//! buys. It does **not** tolerate crash-recovery: a restarted node has lost the request queue.
 
 pub use super::Timer;
 use super::{MutexChecker, MutexObs, Workload};
+use crate::reliable::{Links, Reliable};
 use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// The protocol's messages.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Msg {
     /// Sent to every other node by a node that wants the critical section; each receiver
     /// queues the request (replacing an older one of the same node) and answers REPLY.
@@ -162,9 +165,13 @@ pub struct LamportMutexSetup {
     pub nodes: usize,
     /// Critical-section entries (or requests) per node.
     pub requests: u32,
+    /// Reliable FIFO links (the default, as over TCP) or raw ones (`--links raw`).
+    pub links: Links,
 }
 
-/// The faults under which the checker's safety properties hold: reliable FIFO links and crash-stop, as Lamport's algorithm assumes.
+/// The faults under which the checker's safety properties hold over raw links: reliable FIFO
+/// links and crash-stop, as Lamport's algorithm assumes. Over [`Links::Reliable`] (the
+/// default) loss, duplication, reordering and partitions are added: the link layer hides them.
 pub const MODEL: agora_core::FaultModel = agora_core::FaultModel {
     duplication: true,
     crashes: agora_core::Crashes::Stop,
@@ -173,4 +180,29 @@ pub const MODEL: agora_core::FaultModel = agora_core::FaultModel {
     ..agora_core::FaultModel::NONE
 };
 
-setup!(LamportMutexSetup => LamportMutex, "lamport-mutex", model: MODEL, checker: |s| MutexChecker::each(s.nodes, s.requests));
+/// A node of the algorithm over its links.
+pub type Node = Reliable<LamportMutex>;
+
+impl agora_core::Setup for LamportMutexSetup {
+    type Node = Node;
+
+    fn name(&self) -> &'static str {
+        "lamport-mutex"
+    }
+
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    fn build(&self, id: NodeId, stable: &Stable) -> Result<Node, Corrupt> {
+        Ok(Reliable::new(LamportMutex::new(self, id, stable)?, self.nodes, self.links))
+    }
+
+    fn checker(&self) -> Box<dyn agora_core::Checker<Node>> {
+        Box::new(MutexChecker::each(self.nodes, self.requests).over(self.links))
+    }
+
+    fn fault_model(&self) -> agora_core::FaultModel {
+        self.links.model(MODEL)
+    }
+}

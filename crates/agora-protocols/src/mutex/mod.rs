@@ -8,7 +8,8 @@
 //!
 //! **Properties.** *mutual-exclusion* (always): never two nodes in the critical section at
 //! once (a node that crashes inside leaves it). *every-request-served* (at end, with no loss
-//! and no crash): every node entered as often as it asked.
+//! and no crash; over reliable links, with loss too once partitions have healed): every node
+//! entered as often as it asked.
 
 pub mod central_mutex;
 pub mod lamport_mutex;
@@ -132,13 +133,40 @@ pub struct MutexChecker {
     holder: Option<NodeId>,
     entries: Vec<u32>,
     crashed: bool,
+    /// The algorithm runs over reliable links ([`crate::reliable`]): lost messages are sent
+    /// again, so whether every request was served is judged under loss too, once partitions
+    /// have healed.
+    reliable_links: bool,
 }
 
 impl MutexChecker {
     /// A checker of nodes that each enter `expected[node]` times.
     pub fn new(expected: Vec<u32>) -> Self {
         let n = expected.len();
-        MutexChecker { expected, holder: None, entries: vec![0; n], crashed: false }
+        MutexChecker { expected, holder: None, entries: vec![0; n], crashed: false, reliable_links: false }
+    }
+
+    /// The same checker, for an algorithm run over `links`.
+    pub fn over(mut self, links: crate::reliable::Links) -> Self {
+        self.reliable_links = links == crate::reliable::Links::Reliable;
+        self
+    }
+
+    /// Why `every-request-served` is not judged at `end`, if it is not.
+    fn unjudged(&self, end: &EndState<'_>) -> Option<NotJudged> {
+        if self.reliable_links && !end.network_reliable {
+            if !end.quiescent {
+                Some(NotJudged::Unended)
+            } else if end.partitioned {
+                Some(NotJudged::Partitioned)
+            } else if self.crashed {
+                Some(NotJudged::Crashed)
+            } else {
+                None
+            }
+        } else {
+            end.unjudged(true, self.crashed)
+        }
     }
 
     /// A checker of `nodes` nodes that each enter `requests` times.
@@ -201,11 +229,11 @@ impl<P: Protocol<Obs = MutexObs> + ?Sized> Checker<P> for MutexChecker {
     }
 
     fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
-        at_end_not_judged(&Checker::<P>::properties(self), end.unjudged(true, self.crashed))
+        at_end_not_judged(&Checker::<P>::properties(self), self.unjudged(end))
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
-        if !end.network_reliable || self.crashed || !end.quiescent {
+        if self.unjudged(end).is_some() {
             return Vec::new();
         }
         match (0..self.entries.len()).find(|&i| self.entries[i] < self.expected[i]) {

@@ -5,8 +5,9 @@ use super::central_mutex::CentralMutexSetup;
 use super::lamport_mutex::LamportMutexSetup;
 use super::ricart_agrawala::RicartAgrawalaSetup;
 use super::token_ring_mutex::TokenRingMutexSetup;
-use crate::params::{count, ParamError, Resolved, Spec, REQUESTS, START};
+use crate::params::{count, text, ParamError, Resolved, Spec, LINKS, REQUESTS, START};
 use crate::registry::FromParams;
+use crate::reliable::Links;
 use agora_core::NodeId;
 
 static SPECS: &[Spec] = &[Spec::new(&REQUESTS, count(3))];
@@ -20,9 +21,12 @@ impl FromParams for CentralMutexSetup {
 }
 
 impl FromParams for LamportMutexSetup {
-    const SPECS: &'static [Spec] = SPECS;
+    const SPECS: &'static [Spec] = &[Spec::new(&REQUESTS, count(3)), Spec::new(&LINKS, text("reliable"))];
     fn from_params(p: &Resolved) -> Result<Self, ParamError> {
-        Ok(LamportMutexSetup { nodes: p.nodes, requests: p.count(&REQUESTS) })
+        let links = Links::parse(p.text(&LINKS)).ok_or_else(|| {
+            ParamError::invalid(&LINKS, format!("expected one of {}", Links::NAMES.join(", ")))
+        })?;
+        Ok(LamportMutexSetup { nodes: p.nodes, requests: p.count(&REQUESTS), links })
     }
 }
 
