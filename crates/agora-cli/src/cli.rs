@@ -878,6 +878,11 @@ pub struct SimArgs {
     /// Write a space-time diagram of the run (at most 50 nodes and 5000 events).
     #[arg(long, value_name = "FILE.svg")]
     pub diagram: Option<PathBuf>,
+    /// Write the run as one self-contained page to replay offline in a browser: its diagram,
+    /// a time slider, each node's state at the chosen time and the checker's verdicts (at most
+    /// 50 nodes and 5000 events).
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
     /// Write per-node message counters as CSV.
     #[arg(long, value_name = "FILE.csv")]
     pub per_node: Option<PathBuf>,

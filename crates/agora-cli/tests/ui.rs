@@ -2,8 +2,10 @@
 //! API (plain JSON over a socket), reads the leader from the page, checks it against the
 //! replicas' own word (RESP `ROLE`), clicks "Crash" on it, waits for the page to show another
 //! leader, restarts the crashed replica with the keyboard (Enter on the focused control), and
-//! saves a screenshot. Without chromium and chromedriver (`.ci/run` installs
-//! Debian's `chromium` and `chromium-driver`) the test prints a note and passes.
+//! saves a screenshot. The page `agora sim --html` writes is opened from its file and moved to
+//! the end of the run with the keyboard, where it must show the leader the run elected.
+//! Without chromium and chromedriver (`.ci/run` installs Debian's `chromium` and
+//! `chromium-driver`) the tests print a note and pass.
 //!
 //! Every wait polls the page's DOM, or the replicas, until its condition holds or a generous
 //! deadline passes; none is a sleep standing in for an event.
@@ -212,6 +214,14 @@ impl Session {
             std::thread::sleep(POLL);
         }
     }
+
+    /// Presses `key` (a WebDriver key code) as a keyboard would, wherever the focus is (on
+    /// the page itself when no element has it).
+    fn key(&self, key: &str) {
+        let keys = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
+            { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key }] }] });
+        self.call("POST", "/actions", Some(&keys)).expect("the key is pressed");
+    }
 }
 
 impl Drop for Session {
@@ -287,14 +297,32 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// chromium and chromedriver, if both are on the PATH; else a note that `test` did not run.
+fn browser(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let found = (find(&["chromium", "chromium-browser", "google-chrome"]), find(&["chromedriver"]));
+    let (Some(chromium), Some(chromedriver)) = found else {
+        eprintln!("note: chromium and chromedriver not found; the browser test {test} did not run");
+        return None;
+    };
+    Some((chromium, chromedriver))
+}
+
+/// Saves a WebDriver screenshot as `name` in `dir`, and where `keep_var` names, if set.
+fn save_screenshot(page: &Session, dir: &Path, name: &str, keep_var: &str) {
+    let shot = page.call("GET", "/screenshot", None).expect("a screenshot");
+    let png = base64_decode(shot.as_str().expect("base64"));
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let path = dir.join(name);
+    std::fs::write(&path, &png).unwrap();
+    if let Some(keep) = std::env::var_os(keep_var) {
+        std::fs::copy(&path, keep).unwrap();
+    }
+    eprintln!("screenshot: {} ({} bytes)", path.display(), png.len());
+}
+
 #[test]
 fn the_page_shows_the_real_leader_and_a_new_one_after_crash_is_clicked() {
-    let (Some(chromium), Some(chromedriver)) =
-        (find(&["chromium", "chromium-browser", "google-chrome"]), find(&["chromedriver"]))
-    else {
-        eprintln!("note: chromium and chromedriver not found; the browser test did not run");
-        return;
-    };
+    let Some((chromium, chromedriver)) = browser("of agora kv --ui") else { return };
     let dir = tempfile::Builder::new().prefix("agora-ui-test-").tempdir().unwrap();
     let (_agora, url, resp_addrs) = start_cluster();
     assert_eq!(resp_addrs.len(), 3);
@@ -355,19 +383,72 @@ fn the_page_shows_the_real_leader_and_a_new_one_after_crash_is_clicked() {
     let timeline = page.eval("return document.querySelector('#timeline').textContent;");
     assert!(timeline.as_str().unwrap_or("").contains(&format!("replica {leader} restarted")), "{timeline}");
 
-    let shot = page.call("GET", "/screenshot", None).expect("a screenshot");
-    let png = base64_decode(shot.as_str().expect("base64"));
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
-    let path = dir.path().join("live-view.png");
-    std::fs::write(&path, &png).unwrap();
-    if let Some(keep) = std::env::var_os("AGORA_UI_SCREENSHOT") {
-        std::fs::copy(&path, keep).unwrap();
-    }
-    eprintln!("screenshot: {} ({} bytes)", path.display(), png.len());
+    save_screenshot(&page, dir.path(), "live-view.png", "AGORA_UI_SCREENSHOT");
 }
 
 #[test]
 fn an_address_the_view_cannot_listen_on_is_a_mistake() {
     common::assert_mistake(&["kv", "--port", "0", "--ui", "nonsense"], "--ui nonsense");
     common::assert_mistake(&["kv", "--port", "0", "--ui", "203.0.113.7:0"], "--ui 203.0.113.7:0");
+}
+
+/// Each node's row on the replay page: `[state, text of its latest Leader observation]`.
+const REPLAY_ROWS: &str = "return [...document.querySelectorAll('#nodes tr[data-node]')].map(r => \
+     [r.dataset.state, (r.querySelector('li[data-kind=\"Leader\"]') || {}).textContent || null]);";
+
+#[test]
+fn the_replay_page_shows_at_the_end_the_leader_the_run_elected() {
+    let Some((chromium, chromedriver)) = browser("of agora sim --html") else { return };
+    let dir = tempfile::Builder::new().prefix("agora-replay-test-").tempdir().unwrap();
+    let file = dir.path().join("bully.html");
+    // Node 4, the highest, wins the first election and crashes at 40 ms: the four others
+    // elect node 3, the highest still up, and follow it to the end.
+    let out = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["sim", "bully", "--nodes", "5", "--crash", "4@40", "--max-time-ms", "300", "--json", "--html"])
+        .arg(&file)
+        .output()
+        .expect("agora runs");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("a JSON summary");
+
+    let (_driver, driver) = start_driver(&chromedriver);
+    let page = Session::new(driver, &chromium, &dir.path().join("profile"));
+    page.call("POST", "/url", Some(&json!({ "url": format!("file://{}", file.display()) })))
+        .expect("the page loads from its file");
+    let title = page.eval("return document.title;");
+    assert_eq!(title, "agora: bully — 5 nodes, seed 1");
+
+    // At the start: no event yet, every node up, nothing observed.
+    assert_eq!(page.eval("return document.querySelector('#slider').value;"), "0");
+    let up = json!(["up", null]);
+    assert_eq!(page.eval(REPLAY_ROWS), json!([up, up, up, up, up]));
+
+    // End, pressed on the focused slider, moves to the run's last event.
+    page.eval("document.querySelector('#slider').focus(); return null;");
+    page.key("\u{E010}");
+    let last = "const s = document.querySelector('#slider'); return [s.value, s.max];";
+    let end =
+        page.wait_for("the slider at the end", last, |v| (v[0] == v[1] && v[0] != "0").then(|| v[0].clone()));
+    let rows = page.eval(REPLAY_ROWS);
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[4][0], "crashed", "{rows:?}");
+    for (i, row) in rows[..4].iter().enumerate() {
+        assert_eq!(row[0], "up", "node {i}: {rows:?}");
+        let leader = row[1].as_str().unwrap_or("");
+        assert!(leader.contains("Leader { leader: n3,"), "node {i} follows node 3 at the end: {rows:?}");
+    }
+    // Every property the run judged is shown as holding.
+    let verdicts = "return [...document.querySelectorAll('#verdicts li[data-verdict=\"holds\"]')]\
+         .map(l => l.dataset.property);";
+    assert_eq!(page.eval(verdicts), summary["properties"]);
+    assert!(!summary["properties"].as_array().unwrap().is_empty());
+
+    // The left arrow, anywhere on the page, moves one event back.
+    page.eval("document.activeElement.blur(); return null;");
+    page.key("\u{E012}");
+    let value = "return document.querySelector('#slider').value;";
+    let back = (end.as_str().unwrap().parse::<u64>().unwrap() - 1).to_string();
+    page.wait_for("one event back", value, |v| (v.as_str() == Some(back.as_str())).then_some(()));
+    save_screenshot(&page, dir.path(), "replay.png", "AGORA_REPLAY_SCREENSHOT");
 }

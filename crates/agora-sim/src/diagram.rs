@@ -2,8 +2,13 @@
 //!
 //! One horizontal line per node, time running left to right; an arrow per message labelled
 //! with its type; a red cross where a message was lost; crashes, restarts and pauses marked on
-//! the node's line; a dot per observation (hover for its text). Meant for runs of up to
-//! [`MAX_DIAGRAM_NODES`] nodes and [`MAX_DIAGRAM_EVENTS`] events.
+//! the node's line; a dot per observation (hover for its text); a shaded band while a
+//! partition is in force. Meant for runs of up to [`MAX_DIAGRAM_NODES`] nodes and
+//! [`MAX_DIAGRAM_EVENTS`] events.
+//!
+//! The SVG carries what a page needs to put a cursor over it: the root's `data-left`,
+//! `data-width` and `data-end-ns` map a time to an x coordinate, `data-top` and `data-bottom`
+//! span the node lines, and every mark of an event has its time in `data-t` (ns).
 
 use agora_core::{Lifecycle, NodeId, Time};
 use std::collections::HashMap;
@@ -63,16 +68,30 @@ pub enum Rec {
         /// The observation's `Debug` text, shown on hover.
         label: String,
     },
+    /// A partition (symmetric or one-way) began, or healed.
+    Cut {
+        /// The partition's index in the run's faults (symmetric ones first, then one-way): its
+        /// heal names the same.
+        id: usize,
+        /// When.
+        at: Time,
+        /// The partition in words: `partition 0..2 | 2..5`, `one-way 8 → 9..12`.
+        label: String,
+        /// It healed (else it began).
+        healed: bool,
+    },
 }
 
 impl Rec {
-    fn at(&self) -> Time {
+    /// When it happened.
+    pub fn at(&self) -> Time {
         match self {
             Rec::Send { at, .. }
             | Rec::Deliver { at, .. }
             | Rec::Drop { at, .. }
             | Rec::Life { at, .. }
-            | Rec::Observe { at, .. } => *at,
+            | Rec::Observe { at, .. }
+            | Rec::Cut { at, .. } => *at,
         }
     }
 }
@@ -121,7 +140,8 @@ const PALETTE: [&str; 10] = [
     "#d62728",
 ];
 
-fn esc(s: &str) -> String {
+/// `s` with the characters XML and HTML give a meaning to (`& < > "`) escaped.
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -132,6 +152,7 @@ pub fn render_svg(title: &str, nodes: usize, rec: &Recorder) -> String {
     let l = Layout { left: 80.0, top: 60.0, width: 1200.0, row: 34.0, end, nodes };
     let mut s = String::new();
     header(&mut s, &l, title);
+    cuts(&mut s, &l, recs);
     node_lines(&mut s, &l, recs);
     let kinds = messages(&mut s, &l, recs);
     marks(&mut s, &l, recs);
@@ -159,6 +180,11 @@ impl Layout {
     fn y(&self, n: NodeId) -> f64 {
         self.top + self.row * n.0 as f64
     }
+
+    /// The time axis, under the last node's line.
+    fn axis_y(&self) -> f64 {
+        self.top + self.row * self.nodes.max(1) as f64 - self.row / 2.0 + 14.0
+    }
 }
 
 /// The document's opening tag, arrow marker, background and title.
@@ -168,7 +194,11 @@ fn header(s: &mut String, l: &Layout, title: &str) {
     let total_w = left + l.width + 60.0;
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{total_w}" height="{height}" viewBox="0 0 {total_w} {height}" font-family="sans-serif" font-size="11">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{total_w}" height="{height}" viewBox="0 0 {total_w} {height}" font-family="sans-serif" font-size="11" data-left="{left}" data-width="{}" data-end-ns="{}" data-top="{}" data-bottom="{}">"#,
+        l.width,
+        l.end,
+        l.top - 24.0,
+        l.axis_y()
     );
     s.push_str(r##"<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="context-stroke"/></marker></defs>"##);
     s.push_str("\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
@@ -220,7 +250,8 @@ fn node_lines(s: &mut String, l: &Layout, recs: &[Rec]) {
         let (color, dash) = if *how == Lifecycle::Crashed { ("#d62728", "4 3") } else { ("#f0ad4e", "") };
         let _ = writeln!(
             s,
-            r##"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="white" stroke-width="3"/><line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/>"##,
+            r##"<g data-t="{}"><line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="white" stroke-width="3"/><line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/></g>"##,
+            a.0,
             l.x(*a),
             l.x(*b),
             l.x(*a),
@@ -297,13 +328,14 @@ fn message(s: &mut String, l: &Layout, t: &Traffic, id: u64, label_all: bool) {
     } else {
         "delivered"
     };
-    let _ = writeln!(
+    let _ = write!(
         s,
-        r#"<g><title>{kind} #{id}: node {from} → node {to}, sent {sent}, {status}</title><line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" stroke="{color}" stroke-width="1.2"{marker}{dash}/></g>"#,
+        r#"<g data-t="{}"><title>{kind} #{id}: node {from} → node {to}, sent {sent}, {status}</title><line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" stroke="{color}" stroke-width="1.2"{marker}{dash}/>"#,
+        sent.0,
         kind = esc(kind)
     );
     if dropped {
-        let _ = writeln!(
+        let _ = write!(
             s,
             r##"<path d="M{a:.1},{b:.1} l6,6 m0,-6 l-6,6" stroke="#d62728" stroke-width="2"/>"##,
             a = x2 - 3.0,
@@ -311,12 +343,45 @@ fn message(s: &mut String, l: &Layout, t: &Traffic, id: u64, label_all: bool) {
         );
     }
     if label_all {
-        let _ = writeln!(
+        let _ = write!(
             s,
             r#"<text x="{:.1}" y="{:.1}" fill="{color}" font-size="9">{}</text>"#,
             (x1 + x2) / 2.0 + 2.0,
             (y1 + y2) / 2.0 - 2.0,
             esc(kind)
+        );
+    }
+    s.push_str("</g>\n");
+}
+
+/// A shaded band over every node line while a partition is in force, labelled above them.
+fn cuts(s: &mut String, l: &Layout, recs: &[Rec]) {
+    let mut begun: HashMap<usize, (Time, &str)> = HashMap::new();
+    let mut bands: Vec<(Time, Time, &str)> = Vec::new();
+    for r in recs {
+        if let Rec::Cut { id, at, label, healed } = r {
+            if !*healed {
+                begun.insert(*id, (*at, label.as_str()));
+            } else if let Some((from, label)) = begun.remove(id) {
+                bands.push((from, *at, label));
+            }
+        }
+    }
+    bands.extend(begun.into_values().map(|(from, label)| (from, Time(l.end as u64), label)));
+    bands.sort_by(|a, b| (a.0, a.2).cmp(&(b.0, b.2)));
+    let (top, bottom) = (l.top - l.row / 2.0, l.axis_y() - 14.0);
+    for (i, (from, to, label)) in bands.iter().enumerate() {
+        let (x1, x2) = (l.x(*from), l.x(*to));
+        let _ = writeln!(
+            s,
+            r##"<g data-t="{}"><title>{} from {from} to {to}</title><rect x="{x1:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="#9467bd" fill-opacity="0.12"/><text x="{:.1}" y="{:.1}" fill="#5b3a8a" font-size="10">{}</text></g>"##,
+            from.0,
+            esc(label),
+            (x2 - x1).max(1.0),
+            bottom - top,
+            x1 + 2.0,
+            top - 2.0 - 11.0 * (i % 2) as f64,
+            esc(label)
         );
     }
 }
@@ -335,17 +400,19 @@ fn marks(s: &mut String, l: &Layout, recs: &[Rec]) {
                 };
                 let _ = writeln!(
                     s,
-                    r#"<text x="{:.1}" y="{:.1}" fill="{color}" font-size="10" font-weight="bold">{sym}</text>"#,
+                    r#"<text x="{:.1}" y="{:.1}" fill="{color}" font-size="10" font-weight="bold" data-t="{}">{sym}</text>"#,
                     l.x(*at) - 4.0,
-                    l.y(*node) - 6.0
+                    l.y(*node) - 6.0,
+                    at.0
                 );
             }
             Rec::Observe { node, at, label } => {
                 let _ = writeln!(
                     s,
-                    r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="#0b3d91"><title>node {node} at {at}: {}</title></circle>"##,
+                    r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="#0b3d91" data-t="{}"><title>node {node} at {at}: {}</title></circle>"##,
                     l.x(*at),
                     l.y(*node),
+                    at.0,
                     esc(label)
                 );
             }
@@ -357,7 +424,7 @@ fn marks(s: &mut String, l: &Layout, recs: &[Rec]) {
 /// The time axis (nine ticks in ms) and the legend: one arrow per message type, then the key.
 fn axis_and_legend(s: &mut String, l: &Layout, kinds: &[&'static str]) {
     let (left, width, end) = (l.left, l.width, l.end);
-    let axis_y = l.top + l.row * l.nodes.max(1) as f64 - l.row / 2.0 + 14.0;
+    let axis_y = l.axis_y();
     let _ = writeln!(
         s,
         r##"<line x1="{left}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#999"/>"##,
@@ -390,7 +457,7 @@ fn axis_and_legend(s: &mut String, l: &Layout, kinds: &[&'static str]) {
     }
     let _ = writeln!(
         s,
-        r##"<text x="{lx}" y="{}" fill="#555">red ✕: message lost · dashed red: node down · orange: paused · dots: observations (hover)</text>"##,
+        r##"<text x="{lx}" y="{}" fill="#555">red ✕: message lost · dashed red: node down · orange: paused · purple band: partition · dots: observations (hover)</text>"##,
         ly + 4.0
     );
 }
@@ -408,10 +475,16 @@ mod tests {
         r.push(Rec::Drop { id: 2, at: Time(1_000_000) });
         r.push(Rec::Life { node: NodeId(1), at: Time(2_000_000), what: Lifecycle::Crashed });
         r.push(Rec::Observe { node: NodeId(0), at: Time(500_000), label: "a<b".into() });
+        r.push(Rec::Cut { id: 0, at: Time(600_000), label: "partition 0 | 1".into(), healed: false });
+        r.push(Rec::Cut { id: 0, at: Time(700_000), label: "partition 0 | 1".into(), healed: true });
         let svg = render_svg("t", 2, &r);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("PING #1") && svg.contains("PONG #2"));
         assert!(svg.contains("lost") && svg.contains("crash") && svg.contains("a&lt;b"));
+        assert!(svg.contains(r#"data-t="600000"><title>partition 0 | 1 from 0.600 ms to 0.700 ms"#), "{svg}");
+        assert!(
+            svg.contains(r#"data-end-ns="2000000""#) && svg.contains(r#"<g data-t="1000000"><title>PONG"#)
+        );
         assert!(r.complete());
         let mut small = Recorder::new(1);
         small.push(Rec::Deliver { id: 1, at: Time(0) });

@@ -542,6 +542,26 @@ impl<S: Setup> Simulation<S> {
         }
     }
 
+    /// Records that partition `id` (symmetric ones first, then one-way) began or healed.
+    fn record_cut(&mut self, id: usize, healed: bool) {
+        if self.recorder.is_none() {
+            return;
+        }
+        let f = &self.config.faults;
+        let label = match f.partitions.get(id) {
+            Some(p) => {
+                let groups: Vec<String> = p.groups.iter().map(|g| g.to_string()).collect();
+                format!("partition {}", groups.join(" | "))
+            }
+            None => {
+                let p = &f.one_way[id - f.partitions.len()];
+                format!("one-way {} → {}", p.from, p.to)
+            }
+        };
+        let at = self.now;
+        self.record(|| Rec::Cut { id, at, label, healed });
+    }
+
     fn lifecycle(&mut self, id: NodeId, what: Lifecycle) {
         self.digest.word(0xF0 + what as u64);
         self.digest.word(id.0 as u64);
@@ -620,11 +640,24 @@ impl<S: Setup> Simulation<S> {
     fn fault(&mut self, action: Action) {
         self.last_fault = self.now;
         let faults = &self.config.faults;
+        let symmetric = faults.partitions.len();
         match action {
-            Action::PartitionStart(i) => self.net.start_partition(i, &faults.partitions[i]),
-            Action::PartitionHeal(i) => self.net.heal(i),
-            Action::OneWayStart(i) => self.net.start_one_way(faults.partitions.len() + i, &faults.one_way[i]),
-            Action::OneWayHeal(i) => self.net.heal(faults.partitions.len() + i),
+            Action::PartitionStart(i) => {
+                self.net.start_partition(i, &faults.partitions[i]);
+                self.record_cut(i, false);
+            }
+            Action::PartitionHeal(i) => {
+                self.net.heal(i);
+                self.record_cut(i, true);
+            }
+            Action::OneWayStart(i) => {
+                self.net.start_one_way(symmetric + i, &faults.one_way[i]);
+                self.record_cut(symmetric + i, false);
+            }
+            Action::OneWayHeal(i) => {
+                self.net.heal(symmetric + i);
+                self.record_cut(symmetric + i, true);
+            }
             Action::Crash(id, wipe) => self.crash(id, wipe),
             Action::Restart(id) => self.restart(id),
             Action::Pause(id) => {

@@ -133,6 +133,9 @@ impl ExploreDriver for Replayer {
 /// `agora sim PROTOCOL --schedule FILE`: the schedule replayed; exit 1 if it breaks a property,
 /// as a simulated run that does.
 pub fn sim(args: &SimArgs, path: &Path) -> Result<i32, UserError> {
+    if args.html.is_some() {
+        return Err(UserError("--html replays a seeded run; a --schedule is drawn with --diagram".into()));
+    }
     let schedule = Schedule::read(path)?;
     if schedule.protocol != args.protocol {
         return Err(UserError(format!(

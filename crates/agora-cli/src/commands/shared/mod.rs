@@ -1,9 +1,10 @@
 //! What several commands share: the progress bar, printing a run's summary and its exit code,
 //! the sweep of runs behind `complexity` and `multicast`, and small checks of their flags.
-//! [`output`] renders tables and files, [`repro`] builds reproduce commands, [`tcp`] runs
-//! nodes over loopback TCP in this process.
+//! [`output`] renders tables and files, [`replay`] the page that replays a simulated run,
+//! [`repro`] builds reproduce commands, [`tcp`] runs nodes over loopback TCP in this process.
 
 pub mod output;
+pub mod replay;
 pub mod repro;
 pub mod tcp;
 pub mod ui;

@@ -3,7 +3,8 @@
 /// Flags that do not change what a run does (only where its output goes).
 /// A campaign's `--shard` and `--findings` only choose which seeds run and where their
 /// findings go: a seed runs the same in every shard.
-const OUTPUT_FLAGS_WITH_VALUE: &[&str] = &["--diagram", "--per-node", "--threads", "--shard", "--findings"];
+const OUTPUT_FLAGS_WITH_VALUE: &[&str] =
+    &["--diagram", "--html", "--per-node", "--threads", "--shard", "--findings"];
 const OUTPUT_FLAGS: &[&str] = &["--json"];
 
 /// `agora <args...> --seed SEED`, from this process's arguments with output flags and any
@@ -54,11 +55,21 @@ mod tests {
 
     #[test]
     fn drops_output_flags_and_quotes() {
-        let args: Vec<String> =
-            ["sim", "flood", "--json", "--seed", "3", "--partition", "0..2|2..5@1", "--diagram=x.svg"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        let args: Vec<String> = [
+            "sim",
+            "flood",
+            "--json",
+            "--seed",
+            "3",
+            "--partition",
+            "0..2|2..5@1",
+            "--diagram=x.svg",
+            "--html",
+            "r.html",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(command(&args, 9), "agora sim flood --partition '0..2|2..5@1' --seed 9");
         let check: Vec<String> =
             ["check", "2pc", "--seeds", "0..100", "--loss", "0.1"].iter().map(|s| s.to_string()).collect();
