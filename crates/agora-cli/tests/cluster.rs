@@ -295,7 +295,7 @@ fn a_raft_cluster_in_containers_stays_linearizable_under_the_nemesis_and_stale_r
         "--quiet",
         "3s",
         "--seed",
-        "2",
+        "7",
     ];
     let (code, v) = nemesis(&dir, &[&args[..], &["--out", &o]].concat());
     assert_eq!(code, Some(0), "{v:#}");
