@@ -1097,6 +1097,73 @@ pub enum ClusterAction {
     Status(ClusterDirArgs),
     /// Remove the containers, the network and the volumes `up` made (not the image).
     Down(ClusterDirArgs),
+    /// Break a running key-value cluster on purpose (kills, pauses, partitions, ...) on a
+    /// schedule drawn from --seed while clients run from outside; then heal it and judge what
+    /// the clients saw (linearizable?) and whether the cluster answers again.
+    Nemesis(ClusterNemesisArgs),
+}
+
+/// The faults `agora cluster nemesis` applies.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NemesisFault {
+    /// SIGKILL a replica's container (`docker kill --signal KILL`); `docker start` at the end.
+    Kill,
+    /// Freeze a replica's container (`docker pause`); `docker unpause` at the end.
+    Pause,
+    /// Cut a minority of the replicas off from the others, both ways (iptables rules in each
+    /// container's network namespace).
+    Partition,
+    /// A one-way cut: what one replica sends to the others is lost, what they send it arrives.
+    Cut,
+    /// Stop a replica cleanly (`docker stop`: SIGTERM); `docker start` at the end.
+    Restart,
+    /// Take a replica's container off the network (`docker network disconnect`); connected
+    /// again at the end.
+    Disconnect,
+}
+
+/// The arguments of `agora cluster nemesis`.
+#[derive(Args, Debug)]
+pub struct ClusterNemesisArgs {
+    /// The cluster (`agora cluster up --system raft --dir DIR`), and --json: one JSON object.
+    #[command(flatten)]
+    pub dir: ClusterDirArgs,
+    /// The faults to draw from, comma-separated; each round of the schedule applies every one
+    /// once, in an order drawn from --seed.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "kill,pause,partition")]
+    pub faults: Vec<NemesisFault>,
+    /// How long faults are applied, e.g. 60s, 90s, 2m, 1500ms [1 s..=24 h].
+    #[arg(long = "for", value_name = "TIME", default_value = "60s", value_parser = values::nemesis_span)]
+    pub duration: std::time::Duration,
+    /// Seeds the schedule (and the clients' choices).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The mean time a fault lasts; the healthy gap between two faults is about half of it
+    /// [100..=600000].
+    #[arg(long, default_value_t = 3_000, value_parser = count::<u64>(100, 600_000))]
+    pub interval_ms: u64,
+    /// How long the clients go on once every fault is healed, e.g. 5s [1 s..=24 h].
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = values::nemesis_span)]
+    pub quiet: std::time::Duration,
+    /// Write the history (history.jsonl), the timeline (timeline.svg, timeline.csv), the
+    /// verdict (nemesis.json, lincheck.json) and a violation's timeline (lincheck.svg) here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Clients, one connection and one operation at a time each [1..=1000].
+    #[arg(long, default_value_t = 4, value_parser = count::<usize>(1, 1000))]
+    pub clients: usize,
+    /// The keys the clients use [1..=1000000].
+    #[arg(long, default_value_t = 16, value_parser = count::<usize>(1, 1_000_000))]
+    pub keys: usize,
+    /// An operation not answered within this time is recorded as unknown (`info`) and its
+    /// client moves to the next replica [1..=3600000].
+    #[arg(long, default_value_t = 1_000, value_parser = count::<u64>(1, 3_600_000))]
+    pub timeout_ms: u64,
+    /// The clients send READONLY: a follower answers their reads from its own state, which
+    /// may be stale. Not linearizable on purpose: to watch the checker catch it.
+    #[arg(long)]
+    pub stale_reads: bool,
 }
 
 /// The systems `agora cluster up` can start.

@@ -202,9 +202,40 @@ pub fn cluster_name(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// A span of wall time written with its unit (`1500ms`, `15s`, `2m`, `1h`), 1 s to 24 h: how
+/// long `agora cluster nemesis` breaks a cluster, and how long it lets it recover.
+pub fn nemesis_span(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("`{s}`: a number and its unit, e.g. 500ms, 60s, 2m, 1h")),
+    };
+    let secs = number(n)? * scale;
+    if !(1.0..=86_400.0).contains(&secs) {
+        return Err(format!("{t} is not between 1 s and 24 h"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nemesis_spans_have_a_unit_and_a_range() {
+        assert_eq!(nemesis_span("60s"), Ok(std::time::Duration::from_secs(60)));
+        assert_eq!(nemesis_span("1500ms"), Ok(std::time::Duration::from_millis(1500)));
+        assert_eq!(nemesis_span("2m"), Ok(std::time::Duration::from_secs(120)));
+        assert_eq!(nemesis_span(" 1.5 s"), Ok(std::time::Duration::from_millis(1500)));
+        for bad in ["60", "s", "0s", "999ms", "25h", "-1s", "1e3s", "1x"] {
+            assert!(nemesis_span(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn numbers_outside_their_range_are_refused() {

@@ -1,6 +1,10 @@
 //! `agora cluster` on this machine's Docker: a 3-replica Raft key-value store in containers,
 //! written to over RESP at the containers' addresses, its leader's container killed
-//! (SIGKILL), then every acknowledged write read back from the replicas left.
+//! (SIGKILL), then every acknowledged write read back from the replicas left; and one broken by
+//! `agora cluster nemesis` (kills, pauses, partitions) while clients record a history that
+//! must be linearizable — and is not when the clients read stale values on purpose.
+//!
+//! The Docker tests run one at a time: they share the machine's cores and the image.
 //!
 //! The image holds the binary this test build made (with its libraries when it is linked
 //! dynamically): no second build. Everything the test makes — containers, network, volumes,
@@ -12,6 +16,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_agora");
@@ -28,6 +34,20 @@ fn docker_runs() -> bool {
         Command::new(program).args(args).output().is_ok_and(|o| o.status.success())
     };
     ok("docker", &["info"]) && (ok("docker-compose", &["version"]) || ok("docker", &["compose", "version"]))
+}
+
+/// Docker tests waiting for their turn.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+/// The image a finished test built, left for the next to use and remove.
+static LEFT_IMAGE: Mutex<Option<String>> = Mutex::new(None);
+
+/// One Docker test at a time (a failed one leaves the lock usable).
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static DOCKER: Mutex<()> = Mutex::new(());
+    WAITING.fetch_add(1, Ordering::SeqCst);
+    let turn = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    WAITING.fetch_sub(1, Ordering::SeqCst);
+    turn
 }
 
 /// Removes what the test made when it ends, however it ends.
@@ -63,9 +83,14 @@ impl Drop for Cleanup {
         for id in listed(&["volume", "ls", "-q", "--filter", &project]) {
             docker(&["volume", "rm", "-f", &id]);
         }
-        if let Some(image) = &self.image {
-            // Refused while another run uses it: then that run removes it.
-            docker(&["rmi", image]);
+        if let Some(image) = self.image.take() {
+            if WAITING.load(Ordering::SeqCst) > 0 {
+                // A test of this run waits for its turn: it uses the image, then removes it.
+                *LEFT_IMAGE.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
+            } else {
+                // Refused while another run uses it: then that run removes it.
+                docker(&["rmi", &image]);
+            }
         }
         let _ = std::fs::remove_dir_all(self.dir.parent().expect("a parent"));
     }
@@ -155,29 +180,41 @@ fn write_all(addrs: &[SocketAddr], keys: std::ops::Range<usize>) {
     }
 }
 
-#[test]
-fn a_raft_cluster_in_containers_keeps_every_acknowledged_write_when_its_leader_is_killed() {
-    if !docker_runs() {
-        eprintln!("note: Docker (with Compose) does not run here; test skipped");
-        return;
-    }
+/// A 3-replica store started with `agora cluster up` in a new temporary folder, and the
+/// guard that removes it.
+fn up3(what: &str) -> (Cleanup, PathBuf) {
     let parent = tempfile::tempdir().unwrap().keep();
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let name = format!("agora-test-{}-{nanos}", std::process::id());
+    let name = format!("agora-{what}-{}-{nanos}", std::process::id());
     let dir = parent.join(&name);
-    let mut cleanup = Cleanup { dir: dir.clone(), name: name.clone(), image: None };
+    let mut cleanup = Cleanup { dir: dir.clone(), name, image: None };
 
     let up = agora(&["cluster", "up", "--system", "raft", "--nodes", "3", "--dir", &dir.to_string_lossy()]);
     let said = String::from_utf8_lossy(&up.stdout).into_owned();
     let err = String::from_utf8_lossy(&up.stderr);
-    if err.contains("building the image") {
-        cleanup.image = said.split_whitespace().find(|w| w.starts_with("agora-node:")).map(String::from);
+    let image = said.split_whitespace().find(|w| w.starts_with("agora-node:")).map(String::from);
+    let left = LEFT_IMAGE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if err.contains("building the image") || (left.is_some() && left == image) {
+        cleanup.image = image;
+    } else if let Some(other) = left {
+        let _ = Command::new("docker").args(["rmi", &other]).output();
     }
     assert!(up.status.success(), "cluster up: {said}{err}");
     assert!(said.contains("answering"), "{said}");
     // Started, the file no longer creates databases: a node recreated from it must find its own.
     let compose = std::fs::read_to_string(dir.join("docker-compose.yml")).unwrap();
     assert!(!compose.contains("--new"), "{compose}");
+    (cleanup, dir)
+}
+
+#[test]
+fn a_raft_cluster_in_containers_keeps_every_acknowledged_write_when_its_leader_is_killed() {
+    if !docker_runs() {
+        eprintln!("note: Docker (with Compose) does not run here; test skipped");
+        return;
+    }
+    let _one = one_at_a_time();
+    let (_cleanup, dir) = up3("test");
 
     let (nodes, leader) = status(&dir);
     assert_eq!(nodes.len(), 3, "{nodes:?}");
@@ -210,6 +247,121 @@ fn a_raft_cluster_in_containers_keeps_every_acknowledged_write_when_its_leader_i
             assert_eq!(got, Some(Reply::Bulk(format!("v{k}").into_bytes())), "k{k} at {addr}");
         }
     }
+}
+
+/// `agora cluster nemesis ARGS --dir DIR --json`: its exit code and its JSON object.
+fn nemesis(dir: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut all = vec!["cluster", "nemesis", "--json"];
+    let d = dir.to_string_lossy();
+    all.extend(["--dir", &d]);
+    all.extend_from_slice(args);
+    let out = agora(&all);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "nemesis printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
+
+/// The verdict of property `name`.
+fn property(v: &serde_json::Value, name: &str) -> serde_json::Value {
+    let props = v["properties"].as_array().expect("properties");
+    props.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("no property {name}: {v}"))["ok"]
+        .clone()
+}
+
+#[test]
+fn a_raft_cluster_in_containers_stays_linearizable_under_the_nemesis_and_stale_reads_are_caught() {
+    if !docker_runs() {
+        eprintln!("note: Docker (with Compose) does not run here; test skipped");
+        return;
+    }
+    let _one = one_at_a_time();
+    let (cleanup, dir) = up3("nemesis");
+    let out = dir.parent().expect("a parent").join("out");
+    let o = out.to_string_lossy().into_owned();
+
+    // About 15 s of kills, pauses and partitions; seed 7 aims every fault at the leader.
+    let args = [
+        "--faults",
+        "kill,pause,partition",
+        "--for",
+        "15s",
+        "--interval-ms",
+        "2500",
+        "--quiet",
+        "3s",
+        "--seed",
+        "7",
+    ];
+    let (code, v) = nemesis(&dir, &[&args[..], &["--out", &o]].concat());
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["linearizable"], true, "{v:#}");
+    for p in ["faults applied", "healed", "linearizable", "answering after healing"] {
+        assert_eq!(property(&v, p), true, "{p}: {v:#}");
+    }
+    let faults = v["faults"].as_array().expect("faults");
+    for kind in ["kill", "pause", "partition"] {
+        assert!(faults.iter().any(|f| f["kind"] == kind), "no {kind}: {v:#}");
+    }
+    for f in faults {
+        assert!(f["error"].is_null() && f["heal_error"].is_null(), "{f}");
+        assert!(f["end_s"].as_f64() > f["start_s"].as_f64(), "{f}");
+        assert!(!f["healed"].as_array().unwrap().is_empty(), "every fault left something to undo: {f}");
+    }
+    // The faults bit: operations went unanswered while they lasted, and cutting the leader
+    // off made another replica lead.
+    let unanswered: u64 =
+        faults.iter().map(|f| f["fail"].as_u64().unwrap() + f["info"].as_u64().unwrap()).sum();
+    assert!(unanswered > 0, "{v:#}");
+    let cut_off = faults
+        .iter()
+        .find(|f| f["kind"] == "partition" && f["leader_found"] == true)
+        .unwrap_or_else(|| panic!("seed 7 partitions the leader away: {v:#}"));
+    assert_ne!(cut_off["leader_at_end"], cut_off["nodes"][0], "{cut_off}");
+    assert!(cut_off["leader_at_end"].is_u64(), "the majority side elected a leader: {cut_off}");
+    assert!(v["operations"]["ok"].as_u64().unwrap() > 100, "{v:#}");
+    let svg = std::fs::read_to_string(out.join("timeline.svg")).expect("timeline.svg");
+    assert!(svg.contains("<svg") && svg.contains("partition"), "the faults are drawn");
+    let history = std::fs::read_to_string(out.join("history.jsonl")).expect("history.jsonl");
+    assert!(history.lines().count() > 200, "{}", history.lines().count());
+
+    // The same path judges a history of stale reads: the clients read from followers' own
+    // state, which a partition keeps behind.
+    let stale = [
+        "--faults",
+        "partition",
+        "--for",
+        "8s",
+        "--interval-ms",
+        "3000",
+        "--quiet",
+        "1s",
+        "--seed",
+        "2",
+        "--keys",
+        "4",
+    ];
+    let (code, v) = nemesis(&dir, &[&stale[..], &["--stale-reads"]].concat());
+    assert_eq!(v["linearizable"], false, "{v:#}");
+    assert_eq!(property(&v, "linearizable"), false, "{v:#}");
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(property(&v, "healed"), true, "{v:#}");
+
+    // Everything the test made goes with the guard.
+    let name = cleanup.name.clone();
+    drop(cleanup);
+    let listed = |args: &[&str]| {
+        let o = Command::new("docker").args(args).output().expect("docker runs");
+        String::from_utf8_lossy(&o.stdout).split_whitespace().count()
+    };
+    assert_eq!(listed(&["ps", "-aq", "--filter", &format!("label=agora.cluster={name}")]), 0);
+    let project = format!("label=com.docker.compose.project={name}");
+    assert_eq!(listed(&["network", "ls", "-q", "--filter", &project]), 0);
+    assert_eq!(listed(&["volume", "ls", "-q", "--filter", &project]), 0);
 }
 
 /// One line on stderr and exit code `code`, the line containing `says`.

@@ -9,7 +9,7 @@ use crate::input::read_text;
 use agora_lincheck::{Failure, Format, ModelKind, Op, Options, Report, Verdict};
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The largest history read: 4 GiB.
 pub const MAX_HISTORY_BYTES: u64 = 4 << 30;
@@ -31,8 +31,6 @@ struct JsonOut<'a> {
 
 /// Runs `agora lincheck`; returns the process exit code.
 pub fn run(args: &LincheckArgs) -> Result<i32, UserError> {
-    let started = std::time::Instant::now();
-    let text = read_text(&args.history, "history", MAX_HISTORY_BYTES)?;
     let format = match args.format.as_str() {
         "auto" => None,
         f => Some(Format::parse(f).expect("clap checked the format")),
@@ -41,15 +39,68 @@ pub fn run(args: &LincheckArgs) -> Result<i32, UserError> {
         "auto" => None,
         m => Some(ModelKind::parse(m).expect("clap checked the model")),
     };
-    let path = args.history.display();
-    let (format, model, history) =
-        agora_lincheck::read(&text, format, model).map_err(|e| UserError(format!("{path}: {e}")))?;
-    drop(text);
     let opts = Options { max_steps: args.max_steps, all_keys: args.all_keys, ..Options::default() };
-    let report = agora_lincheck::check(&history, model, &opts);
+    let judged = judge(&args.history, format, model, &opts, args.out.as_deref())?;
+    if args.json {
+        println!("{}", judged.json);
+    } else {
+        print!("{}", judged.text);
+    }
+    Ok(judged.exit_code())
+}
+
+/// A history judged: the checker's report and what `agora lincheck` prints of it.
+pub struct Judged {
+    pub report: Report,
+    /// The verdict for a reader.
+    pub text: String,
+    /// The verdict as one JSON object (what `--json` prints).
+    pub json: String,
+}
+
+impl Judged {
+    /// `Some(true)` linearizable, `Some(false)` not, `None` unknown (the search gave up).
+    pub fn linearizable(&self) -> Option<bool> {
+        decided(self.report.verdict)
+    }
+
+    /// 0 linearizable, 1 not, [`EXIT_UNKNOWN`] unknown.
+    pub fn exit_code(&self) -> i32 {
+        match self.linearizable() {
+            Some(true) => 0,
+            Some(false) => 1,
+            None => EXIT_UNKNOWN,
+        }
+    }
+}
+
+fn decided(v: Verdict) -> Option<bool> {
+    match v {
+        Verdict::Linearizable => Some(true),
+        Verdict::NotLinearizable => Some(false),
+        Verdict::Unknown => None,
+    }
+}
+
+/// Reads the history at `path` and checks it; with `out`, writes lincheck.json there and, if
+/// a key fails, the timeline of the first (lincheck.svg).
+pub fn judge(
+    path: &Path,
+    format: Option<Format>,
+    model: Option<ModelKind>,
+    opts: &Options,
+    out: Option<&Path>,
+) -> Result<Judged, UserError> {
+    let started = std::time::Instant::now();
+    let text = read_text(path, "history", MAX_HISTORY_BYTES)?;
+    let shown = path.display();
+    let (format, model, history) =
+        agora_lincheck::read(&text, format, model).map_err(|e| UserError(format!("{shown}: {e}")))?;
+    drop(text);
+    let report = agora_lincheck::check(&history, model, opts);
 
     let mut svg = None;
-    if let Some(dir) = &args.out {
+    if let Some(dir) = out {
         create_dir(dir)?;
         if let Some(first) = report.failures.first() {
             let file = dir.join("lincheck.svg");
@@ -57,33 +108,20 @@ pub fn run(args: &LincheckArgs) -> Result<i32, UserError> {
             svg = Some(file);
         }
     }
-    let linearizable = match report.verdict {
-        Verdict::Linearizable => Some(true),
-        Verdict::NotLinearizable => Some(false),
-        Verdict::Unknown => None,
-    };
-    let out = JsonOut {
-        file: path.to_string(),
+    let out_json = JsonOut {
+        file: shown.to_string(),
         format,
-        linearizable,
+        linearizable: decided(report.verdict),
         report: &report,
-        svg: svg.clone(),
+        svg,
         wall_ms: started.elapsed().as_secs_f64() * 1e3,
     };
-    let json = serde_json::to_string(&out).expect("the verdict serializes");
-    if let Some(dir) = &args.out {
+    let json = serde_json::to_string(&out_json).expect("the verdict serializes");
+    if let Some(dir) = out {
         write_file(&dir.join("lincheck.json"), &format!("{json}\n"))?;
     }
-    if args.json {
-        println!("{json}");
-    } else {
-        print!("{}", text_report(&out));
-    }
-    Ok(match report.verdict {
-        Verdict::Linearizable => 0,
-        Verdict::NotLinearizable => 1,
-        Verdict::Unknown => EXIT_UNKNOWN,
-    })
+    let text = text_report(&out_json);
+    Ok(Judged { report, text, json })
 }
 
 /// The verdict for a reader.

@@ -20,10 +20,11 @@ fn output(program: &str, args: &[&OsStr], quiet: bool) -> Result<Output, UserErr
         cmd.stderr(Stdio::inherit());
     }
     cmd.output().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => UserError(format!(
+        std::io::ErrorKind::NotFound if program.starts_with("docker") => UserError(format!(
             "`{program}` is not installed: agora cluster runs every node in a Docker container \
              (https://docs.docker.com/engine/install/)"
         )),
+        std::io::ErrorKind::NotFound => UserError(format!("`{program}` is not installed")),
         _ => UserError(format!("cannot run `{program}`: {e}")),
     })
 }
@@ -32,6 +33,18 @@ fn output(program: &str, args: &[&OsStr], quiet: bool) -> Result<Output, UserErr
 fn last_line(o: &Output) -> String {
     let err = String::from_utf8_lossy(&o.stderr);
     err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim().to_string()
+}
+
+/// `PROGRAM ARGS` on this machine, its output captured; an error names the program and its
+/// first argument, with its last line of stderr.
+pub fn host<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<Vec<u8>, UserError> {
+    let args: Vec<&OsStr> = args.iter().map(AsRef::as_ref).collect();
+    let o = output(program, &args, true)?;
+    if !o.status.success() {
+        let what = args.first().map(|a| a.to_string_lossy()).unwrap_or_default();
+        return Err(UserError(format!("{program} {what}: {}", last_line(&o))));
+    }
+    Ok(o.stdout)
 }
 
 impl Docker {
@@ -64,13 +77,7 @@ impl Docker {
 
     /// `docker ARGS`, its output captured; an error is its last line of stderr.
     pub fn docker<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<Vec<u8>, UserError> {
-        let args: Vec<&OsStr> = args.iter().map(AsRef::as_ref).collect();
-        let o = output("docker", &args, true)?;
-        if !o.status.success() {
-            let what = args.first().map(|a| a.to_string_lossy()).unwrap_or_default();
-            return Err(UserError(format!("docker {what}: {}", last_line(&o))));
-        }
-        Ok(o.stdout)
+        host("docker", args)
     }
 
     /// The last line a container wrote (on stdout or stderr), for a one-line error.

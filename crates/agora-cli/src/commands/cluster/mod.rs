@@ -1,10 +1,12 @@
-//! `agora cluster up|status|down` (docs/cluster.md): a cluster of containers, one node per
-//! container, on a private network, each with its own address and volume; started with
-//! Docker Compose from files written here, which also deploy on a Swarm.
+//! `agora cluster up|status|down|nemesis` (docs/cluster.md): a cluster of containers, one
+//! node per container, on a private network, each with its own address and volume; started
+//! with Docker Compose from files written here, which also deploy on a Swarm; broken on
+//! purpose and judged by `nemesis`.
 
 mod docker;
 mod files;
 mod image;
+mod nemesis;
 mod status;
 
 use crate::cli::{ClusterAction, ClusterArgs, ClusterDirArgs, ClusterUpArgs, System};
@@ -24,6 +26,7 @@ pub fn run(args: &ClusterArgs) -> Result<i32, UserError> {
         ClusterAction::Up(a) => up(a),
         ClusterAction::Status(a) => status::run(&Docker::find()?, &Files::of(a)?, a.json),
         ClusterAction::Down(a) => down(a),
+        ClusterAction::Nemesis(a) => nemesis::run(a),
     }
 }
 

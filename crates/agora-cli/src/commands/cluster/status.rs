@@ -94,8 +94,17 @@ fn replica(c: &Container) -> Option<Replica> {
     })
 }
 
+/// What every replica says of itself (`None`: it did not answer), all asked at once so that a
+/// silent one (a paused container) costs one timeout, not one each.
+pub fn replicas(cs: &[Container]) -> Vec<Option<Replica>> {
+    std::thread::scope(|s| {
+        let asked: Vec<_> = cs.iter().map(|c| s.spawn(move || replica(c))).collect();
+        asked.into_iter().map(|h| h.join().ok().flatten()).collect()
+    })
+}
+
 /// The leader a majority of `nodes` replicas follow (itself included), and its RESP address.
-fn agreed_leader(cs: &[Container], rs: &[Option<Replica>], nodes: usize) -> Option<(usize, SocketAddr)> {
+pub fn agreed_leader(cs: &[Container], rs: &[Option<Replica>], nodes: usize) -> Option<(usize, SocketAddr)> {
     let (c, _) = cs.iter().zip(rs).find(|(_, r)| r.as_ref().is_some_and(|r| r.role == "leader"))?;
     let followers = rs.iter().flatten().filter(|r| r.leader == Some(c.node)).count();
     (followers > nodes / 2).then(|| SocketAddr::new(c.ip.expect("answered"), RESP_PORT)).map(|a| (c.node, a))
@@ -118,7 +127,7 @@ pub fn wait_for_leader(
                 docker.last_log_line(&c.id)
             )));
         }
-        let rs: Vec<Option<Replica>> = cs.iter().map(replica).collect();
+        let rs = replicas(&cs);
         if let Some(found) = agreed_leader(&cs, &rs, nodes) {
             return Ok(Some(found));
         }
@@ -154,7 +163,7 @@ fn state(c: &Container) -> String {
 }
 
 fn raft(name: &str, cs: &[Container], nodes: usize, json: bool) -> i32 {
-    let rs: Vec<Option<Replica>> = cs.iter().map(replica).collect();
+    let rs = replicas(cs);
     let leader = agreed_leader(cs, &rs, nodes);
     // Election safety, as far as the answers show it: one leader per term.
     let mut leaders: BTreeMap<u64, Vec<usize>> = BTreeMap::new();

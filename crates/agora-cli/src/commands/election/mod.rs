@@ -6,7 +6,7 @@
 mod render;
 mod report;
 mod run;
-mod timeline;
+pub mod timeline;
 mod verify;
 
 use crate::cli::{ElectionAction, ElectionArgs, ElectionRunArgs, RegisterArgs};

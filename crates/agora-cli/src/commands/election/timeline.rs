@@ -24,12 +24,24 @@ pub struct Bucket {
     pub max_ms: f64,
 }
 
-/// A run's timeline: buckets of `width_ms`, and when leaders took over (ms, node, term).
+/// A stretch of the run to shade (a fault), in ms since the first operation began.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Band {
+    pub from_ms: f64,
+    pub to_ms: f64,
+    pub label: String,
+}
+
+/// A run's timeline: buckets of `width_ms`, when leaders took over (ms, node, term), and
+/// stretches to shade.
 #[derive(Clone, Debug, Default)]
 pub struct Timeline {
     pub width_ms: f64,
     pub buckets: Vec<Bucket>,
     pub leaders: Vec<(f64, u32, u64)>,
+    pub bands: Vec<Band>,
+    /// When the first operation began (the clock of `build`'s input).
+    pub origin_ns: u64,
 }
 
 /// Builds the timeline from operations `(begin ns, end ns)` and leader changes `(ns, node,
@@ -72,7 +84,7 @@ pub fn build(ops: &[(u64, u64)], leaders: &[(u64, u32, u64)]) -> Timeline {
         .filter(|l| l.0 >= origin)
         .map(|&(t, node, term)| ((t - origin) as f64 / 1e6, node, term))
         .collect();
-    Timeline { width_ms, buckets, leaders }
+    Timeline { width_ms, buckets, leaders, bands: Vec::new(), origin_ns: origin }
 }
 
 /// The smallest of 1, 2, 5 × 10^k ms at least `ms`.
@@ -104,7 +116,8 @@ impl Timeline {
     }
 
     /// Two panels sharing the time axis: operations answered per second, and latency (p50,
-    /// p99, max; logarithmic). A vertical line marks each new leader.
+    /// p99, max; logarithmic). A vertical line marks each new leader; bands are shaded, with
+    /// their labels along the top.
     pub fn svg(&self, path: &Path, what: &str, goal_ms: Option<f64>) -> Result<(), UserError> {
         let err = |e: String| UserError(format!("cannot draw {}: {e}", path.display()));
         let end = self.buckets.len() as f64 * self.width_ms / 1e3;
@@ -120,6 +133,18 @@ impl Timeline {
             .build_cartesian_2d(0.0..end.max(1e-3), 0.0..rate_max)
             .map_err(|e| err(e.to_string()))?;
         rate.configure_mesh().x_desc("s").draw().map_err(|e| err(e.to_string()))?;
+        let band = |b: &Band| (b.from_ms.clamp(0.0, end * 1e3) / 1e3, b.to_ms.clamp(0.0, end * 1e3) / 1e3);
+        let shade = RGBColor(255, 165, 0).mix(0.25).filled();
+        rate.draw_series(self.bands.iter().map(|b| {
+            let (x0, x1) = band(b);
+            Rectangle::new([(x0, 0.0), (x1, rate_max)], shade)
+        }))
+        .map_err(|e| err(e.to_string()))?;
+        rate.draw_series(self.bands.iter().enumerate().map(|(i, b)| {
+            let y = rate_max * (0.97 - 0.06 * (i % 3) as f64);
+            Text::new(b.label.clone(), (band(b).0, y), ("sans-serif", 13).into_font().color(&BLACK))
+        }))
+        .map_err(|e| err(e.to_string()))?;
         let w = self.width_ms / 1e3;
         rate.draw_series(self.buckets.iter().map(|b| {
             let x = b.at_ms / 1e3;
@@ -137,8 +162,13 @@ impl Timeline {
             .y_label_area_size(80)
             .build_cartesian_2d(0.0..end.max(1e-3), (lat_min..lat_max).log_scale())
             .map_err(|e| err(e.to_string()))?;
+        lat.draw_series(self.bands.iter().map(|b| {
+            let (x0, x1) = band(b);
+            Rectangle::new([(x0, lat_min), (x1, lat_max)], shade)
+        }))
+        .map_err(|e| err(e.to_string()))?;
         lat.configure_mesh()
-            .x_desc("seconds since the first was cast")
+            .x_desc(format!("seconds since the first of the {what} began"))
             .draw()
             .map_err(|e| err(e.to_string()))?;
         let series: [Series; 3] =

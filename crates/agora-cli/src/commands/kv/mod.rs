@@ -13,7 +13,7 @@ pub mod front;
 pub mod history;
 mod live;
 pub mod node;
-mod workload;
+pub mod workload;
 
 use super::shared::tcp::{interrupted, runtime};
 use super::shared::ui;
@@ -264,6 +264,8 @@ fn local(a: &KvLocalArgs) -> Result<i32, UserError> {
                     seed: a.shape.seed,
                     timeout: Duration::from_millis(a.common.timeout_ms),
                     history: a.common.history.clone(),
+                    stale_reads: false,
+                    key_prefix: String::new(),
                 };
                 let (report_tx, report_rx) = tokio::sync::oneshot::channel();
                 let run = async move {
@@ -290,6 +292,8 @@ fn clients(a: &crate::cli::KvWorkloadArgs) -> Result<i32, UserError> {
         seed: a.shape.seed,
         timeout: Duration::from_millis(a.timeout_ms),
         history: a.history.clone(),
+        stale_reads: false,
+        key_prefix: String::new(),
     };
     let report = runtime()?.block_on(workload::run(spec, a.servers.clone(), interrupted()))?;
     print!("{report}");

@@ -24,12 +24,19 @@ use tokio::net::TcpStream;
 
 /// What to run.
 pub struct Spec {
+    /// Operations in all (`u64::MAX`: until told to stop).
     pub ops: u64,
     pub clients: usize,
     pub keys: usize,
     pub seed: u64,
     pub timeout: Duration,
     pub history: Option<PathBuf>,
+    /// Each connection sends READONLY first: a follower answers its reads from its own
+    /// state (stale reads, to watch a checker catch them).
+    pub stale_reads: bool,
+    /// Put before every key's name (`k0`, `k1`, ...): a run of its own on a store that
+    /// already holds another run's keys.
+    pub key_prefix: String,
 }
 
 #[derive(Default)]
@@ -41,17 +48,18 @@ struct Tally {
 }
 
 /// splitmix64: the workload's choices, reproducible from `--seed`.
-struct Mix(u64);
+pub struct Mix(pub u64);
 
 impl Mix {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
@@ -94,6 +102,8 @@ pub async fn run(
             timeout: spec.timeout,
             seen: HashMap::new(),
             history: history.clone(),
+            stale_reads: spec.stale_reads,
+            key_prefix: spec.key_prefix.clone(),
         };
         tasks.push(tokio::spawn(client.run(left.clone(), tally.clone())));
     }
@@ -129,7 +139,9 @@ pub async fn run(
         "outcomes       {} ok, {} fail (did not take effect), {} info (unknown)",
         t.ok, t.fail, t.info
     );
-    if stopped.load(Ordering::Acquire) {
+    if stopped.load(Ordering::Acquire) && spec.ops == u64::MAX {
+        let _ = writeln!(out, "stopped        when told to");
+    } else if stopped.load(Ordering::Acquire) {
         let _ = writeln!(out, "stopped        when told to, after {total} of {} operations", spec.ops);
     }
     let _ = writeln!(out, "latency ms     p50 {:.2}  p99 {:.2}  max {:.2}", pct(0.5), pct(0.99), pct(1.0));
@@ -151,6 +163,8 @@ struct Client {
     /// The value this client last saw at each key (what its CAS expects).
     seen: HashMap<String, Option<String>>,
     history: Option<Arc<History>>,
+    stale_reads: bool,
+    key_prefix: String,
 }
 
 /// What one operation's history looks like.
@@ -183,7 +197,7 @@ impl Client {
     }
 
     fn key(&mut self) -> String {
-        format!("k{}", self.rng.below(self.keys as u64))
+        format!("{}k{}", self.key_prefix, self.rng.below(self.keys as u64))
     }
 
     /// One operation, recorded; its outcome.
@@ -327,6 +341,11 @@ impl Client {
             Ok(Ok(c)) => {
                 let _ = c.set_nodelay(true);
                 self.conn = Some(c);
+                if self.stale_reads && self.call(&["READONLY".to_string()]).await != Some(Reply::ok()) {
+                    self.conn = None;
+                    self.buf.clear();
+                    return false;
+                }
                 true
             }
             _ => false,
