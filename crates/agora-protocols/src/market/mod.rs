@@ -151,6 +151,10 @@ pub enum Msg {
         /// The buys it had queued or in flight.
         pending: Vec<Buy>,
     },
+    /// A trader → the ledger's Raft leader: hand this peer's replica the leadership (its
+    /// commits then skip two hops). A hint: the leader transfers only to a replica whose log
+    /// has caught up, and the transfer is Raft's own.
+    LeadLedger,
     /// A new trader of the local ledger → sellers: what do you have on deposit?
     InventoryRequest,
     /// Seller → trader: what it believes it has on deposit.
@@ -181,6 +185,7 @@ impl Message for Msg {
             Msg::Leave { .. } => "LEAVE",
             Msg::Handover { .. } => "HANDOVER",
             Msg::Rejoin => "REJOIN",
+            Msg::LeadLedger => "LEAD-LEDGER",
             Msg::InventoryRequest => "INVENTORY-REQUEST",
             Msg::Inventory { .. } => "INVENTORY",
         }
