@@ -59,6 +59,15 @@
 //!   traders sell the same stock, and a request served by one is served again by the next:
 //!   the checker catches both (`no-negative-stock`, `trade-exactly-once`).
 //!
+//! **The ledger's leadership follows the trader** (replicated mode): a trader's commits
+//! go through its own replica when it leads the log, two hops fewer per buy. A new trader's
+//! replica stands at once when no ledger leader is alive
+//! ([`Replica::campaign`](crate::raft::Replica::campaign): the opening waits no election
+//! timeout), and otherwise the trader asks the live leader for the post
+//! ([`Msg::LeadLedger`]), which hands it over by Raft's leadership transfer
+//! ([`Replica::transfer`](crate::raft::Replica::transfer)). Both are hints to Raft, never a
+//! safety matter: the trader's replica wins only with a majority's votes.
+//!
 //! A sick trader's ledger replica keeps serving the log — the report's sickness is the
 //! trader's, not a crash; crashes are the simulator's faults, which do stop the replica.
 //!
