@@ -175,3 +175,64 @@ fn the_example_market_file_trades_its_goods_at_its_prices() {
     }
     assert!(priced > 0, "no salt or boar sold at its price");
 }
+
+/// The ledger's leadership follows the trader. When the market opens, the first trader's
+/// replica stands at once: the ledger's first leader is that trader, elected before the
+/// shortest election timeout (20 ms in the simulator) could fire anywhere.
+#[test]
+fn the_first_trader_leads_the_ledger_from_the_opening() {
+    for seed in 0..20 {
+        let r = check("market", &market(5, seed).with(&SICK, 0.0), "");
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        let first = |kind: &str| r.observations.iter().find(|o| o.2.starts_with(kind)).cloned();
+        let trader = first("Announced").expect("a trader").1;
+        let (ms, leader, _) = first("Raft(Leader").expect("a ledger leader");
+        assert_eq!(leader, trader, "seed {seed}: the ledger's first leader is not the trader");
+        assert!(ms < 20.0, "seed {seed}: the ledger's first leader was elected at {ms} ms");
+    }
+}
+
+/// ...and after a change of trader the new one asks the ledger's leader for the post, which
+/// hands it over (Raft's leadership transfer): a trader whose stint lasts leads the ledger
+/// before it ends.
+#[test]
+fn the_ledger_leadership_follows_each_new_trader() {
+    let (mut stints, mut led) = (0, 0);
+    for seed in 0..20 {
+        let r = check("market", &market(5, seed).with(&BUYS, 30u32).with(&SICK, 0.05), "");
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        // The ledger's leader as last elected, and each trader's stint: (trader, served, led).
+        let mut leader = None;
+        let mut stint: Option<(u32, usize, bool)> = None;
+        let mut done = Vec::new();
+        for (_, node, o) in &r.observations {
+            if o.starts_with("Raft(Leader") {
+                leader = Some(*node);
+            } else if o.starts_with("Raft(SteppedDown") && leader == Some(*node) {
+                leader = None;
+            } else if o.starts_with("Announced") {
+                done.extend(stint.replace((*node, 0, false)));
+            } else if (o.starts_with("Resigned") || o.starts_with("Sick"))
+                && stint.is_some_and(|s| s.0 == *node)
+            {
+                done.extend(stint.take());
+            } else if o.starts_with("Serving") {
+                if let Some(s) = stint.as_mut().filter(|s| s.0 == *node) {
+                    s.1 += 1;
+                }
+            }
+            if let Some(s) = stint.as_mut() {
+                s.2 |= leader == Some(s.0);
+            }
+        }
+        done.extend(stint);
+        for (_, served, has_led) in done {
+            if served >= 10 {
+                stints += 1;
+                led += usize::from(has_led);
+            }
+        }
+    }
+    assert!(stints >= 20, "only {stints} stints of 10 buys or more");
+    assert_eq!(led, stints, "{led} of {stints} traders led the ledger");
+}

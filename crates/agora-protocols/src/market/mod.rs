@@ -59,6 +59,15 @@
 //!   traders sell the same stock, and a request served by one is served again by the next:
 //!   the checker catches both (`no-negative-stock`, `trade-exactly-once`).
 //!
+//! **The ledger's leadership follows the trader** (replicated mode): a trader's commits
+//! go through its own replica when it leads the log, two hops fewer per buy. A new trader's
+//! replica stands at once when no ledger leader is alive
+//! ([`Replica::campaign`](crate::raft::Replica::campaign): the opening waits no election
+//! timeout), and otherwise the trader asks the live leader for the post
+//! ([`Msg::LeadLedger`]), which hands it over by Raft's leadership transfer
+//! ([`Replica::transfer`](crate::raft::Replica::transfer)). Both are hints to Raft, never a
+//! safety matter: the trader's replica wins only with a majority's votes.
+//!
 //! A sick trader's ledger replica keeps serving the log — the report's sickness is the
 //! trader's, not a crash; crashes are the simulator's faults, which do stop the replica.
 //!
@@ -151,6 +160,10 @@ pub enum Msg {
         /// The buys it had queued or in flight.
         pending: Vec<Buy>,
     },
+    /// A trader → the ledger's Raft leader: hand this peer's replica the leadership (its
+    /// commits then skip two hops). A hint: the leader transfers only to a replica whose log
+    /// has caught up, and the transfer is Raft's own.
+    LeadLedger,
     /// A new trader of the local ledger → sellers: what do you have on deposit?
     InventoryRequest,
     /// Seller → trader: what it believes it has on deposit.
@@ -181,6 +194,7 @@ impl Message for Msg {
             Msg::Leave { .. } => "LEAVE",
             Msg::Handover { .. } => "HANDOVER",
             Msg::Rejoin => "REJOIN",
+            Msg::LeadLedger => "LEAD-LEDGER",
             Msg::InventoryRequest => "INVENTORY-REQUEST",
             Msg::Inventory { .. } => "INVENTORY",
         }

@@ -15,7 +15,7 @@ use super::setup::{LedgerMode, Settings};
 use super::trader::{Traded, Trader};
 use super::{Msg, Timer};
 use crate::election::{bully, ElectionObs};
-use crate::raft::{RaftMsg, RaftTimer, Replica};
+use crate::raft::{RaftMsg, RaftTimer, Replica, Role as RaftRole};
 use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
 use std::sync::Arc;
 
@@ -43,6 +43,10 @@ pub struct MarketNode {
     /// The trader before it: the one peer whose handover this peer takes.
     former: Option<NodeId>,
     replica: Option<Box<Replica<Ledger>>>,
+    /// The replica led the ledger after the last step.
+    leading: bool,
+    /// The ledger leader this peer, trading, last asked for the leadership.
+    asked: Option<NodeId>,
     pub(super) account: Account,
     /// The post, while this peer holds it.
     trader: Option<Trader>,
@@ -80,6 +84,8 @@ impl MarketNode {
             leader: None,
             former: None,
             replica,
+            leading: false,
+            asked: None,
             account,
             trader: None,
             stints: stable.load(STINTS)?.unwrap_or(0),
@@ -129,6 +135,18 @@ impl MarketNode {
         ctx.persist(STINTS, &self.stints);
         ctx.observe(MarketObs::Announced { line: announcement(self.me) });
         let mut t = Trader::new(&self.s, self.me, self.stints);
+        if let Some(r) = &mut self.replica {
+            // The ledger's leadership follows the trader: its replica stands at once when no
+            // ledger leader is alive (the market's first election, mostly), rather than an
+            // election timeout later. Its commits then skip two hops.
+            r.campaign(ctx);
+            let leader = match r.role() {
+                RaftRole::Follower => r.leader().unwrap_or(self.me),
+                RaftRole::Candidate | RaftRole::Leader => self.me,
+            };
+            t.ledger_leader(ctx, leader);
+        }
+        self.asked = None;
         t.start(ctx, &self.s);
         self.trader = Some(t);
         let mut handed = std::mem::take(&mut self.inherited);
@@ -226,12 +244,34 @@ impl MarketNode {
         }
     }
 
-    /// Reports what the ledger replica applied since the last step.
+    /// Reports what the ledger replica applied since the last step; and when the replica
+    /// has just become the ledger's leader, points the trader's client, if this peer
+    /// trades, at it.
     fn report(&mut self, ctx: &mut Context<'_, Self>) {
         if let Some(r) = &mut self.replica {
             for note in std::mem::take(&mut r.state_mut().notes) {
                 ctx.observe(MarketObs::Applied { book: 0, note });
             }
+            let leads = r.role() == RaftRole::Leader;
+            if leads && !self.leading {
+                if let Some(t) = &mut self.trader {
+                    t.ledger_leader(ctx, self.me);
+                }
+            }
+            self.leading = leads;
+        }
+        self.ask_for_ledger(ctx);
+    }
+
+    /// While this peer trades, the ledger's leadership follows it: its replica, following
+    /// another leader, asks that leader once to hand it the post (a trader that is not a
+    /// replica, or whose replica stands, asks nothing).
+    fn ask_for_ledger(&mut self, ctx: &mut Context<'_, Self>) {
+        let (Some(r), Some(_)) = (&self.replica, &self.trader) else { return };
+        let Some(leader) = r.leader().filter(|&l| l != self.me) else { return };
+        if self.asked != Some(leader) {
+            self.asked = Some(leader);
+            ctx.send(leader, Msg::LeadLedger);
         }
     }
 
@@ -263,7 +303,7 @@ impl MarketNode {
 
     fn on_market(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
         match msg {
-            Msg::Raft(_) | Msg::Bully(_) => unreachable!("dispatched before"),
+            Msg::Raft(_) | Msg::Bully(_) | Msg::LeadLedger => unreachable!("dispatched before"),
             Msg::Leave { pending } => {
                 // Held before the election goes on: this peer may be the next trader at once.
                 // Only the trader's own pending buys are taken; anyone may say it leaves.
@@ -344,6 +384,14 @@ impl Protocol for MarketNode {
         match msg {
             // A sick peer's ledger replica keeps serving the log.
             Msg::Raft(m) => self.on_raft(ctx, from, m),
+            // Its leadership too: it hands it to the trader that asks (only a leader does, and
+            // only to another replica; asked by a peer that is not the trader, it costs an
+            // election and no safety).
+            Msg::LeadLedger => {
+                if let Some(r) = &mut self.replica {
+                    r.transfer(ctx, from);
+                }
+            }
             // A sick peer asked to elect says it is out, so the elector need not wait for it.
             Msg::Bully(bully::Msg::Election { .. }) if self.sick => {
                 ctx.send(from, Msg::Leave { pending: Vec::new() })

@@ -326,6 +326,15 @@ impl Trader {
         Traded::Ok
     }
 
+    /// The ledger's Raft leader is `replica` (known, or about to be: this peer's own replica
+    /// stands): the client's requests go there, and what waits for an answer is sent there
+    /// at once.
+    pub fn ledger_leader(&mut self, ctx: &mut Context<'_, MarketNode>, replica: NodeId) {
+        if let Books::Replicated { client, .. } = &mut self.books {
+            client.leader_is(ctx, replica);
+        }
+    }
+
     /// The client's retry timer.
     pub fn on_retry(&mut self, ctx: &mut Context<'_, MarketNode>) -> Traded {
         if let Books::Replicated { client, .. } = &mut self.books {

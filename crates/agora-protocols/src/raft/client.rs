@@ -228,6 +228,22 @@ impl<SM: StateMachine> Client<SM> {
         done
     }
 
+    /// The host learned that `replica` leads (a replica of its own just won an election):
+    /// from now on requests go there, and what waits for an answer is sent there at once
+    /// rather than a retry period later — unless it went there already and was not turned
+    /// away. A duplicate is harmless: the session applies a command once.
+    pub fn leader_is(&mut self, io: &mut impl Io<SM>, replica: NodeId) {
+        let Some(t) = self.replicas.iter().position(|r| *r == replica) else { return };
+        if t == self.target && !self.redirected {
+            return;
+        }
+        self.target = t;
+        self.redirected = false;
+        if !self.outstanding.is_empty() {
+            self.resend(io, Duration::ZERO);
+        }
+    }
+
     /// The retry timer fired: send again what has waited a timeout, to the next replica
     /// unless this one is answering.
     pub fn on_retry(&mut self, io: &mut impl Io<SM>) {

@@ -27,6 +27,14 @@
 //!   timer fires first asks whether a majority would vote for it, without changing its term;
 //!   only then does it stand. A follower that merely fell behind on its inbox (a loaded
 //!   machine) or was cut off therefore no longer raises the term and deposes a live leader.
+//!   A host may move the leadership where it wants it: [`Replica::campaign`] makes a replica
+//!   that hears no live leader stand at once instead of an election timeout later, and
+//!   [`Replica::transfer`] is the leadership transfer of §3.10 of the thesis — the leader
+//!   waits for the target's log to match its own, takes no new commands, and tells it to
+//!   stand at once (`TimeoutNow`); the target's vote requests say so and are answered despite
+//!   leader stickiness. Neither touches safety: a candidate still needs a majority's votes
+//!   for an up-to-date log. The trading post uses both to keep its ledger's leader on its
+//!   trader.
 //! - [`StateMachine`]: the replicated application. It is generic: the key-value store of
 //!   [`kv`] is the example and test subject; the federated election and the trading post
 //!   plug in their own; [`strings`] is the byte-string store with Redis's string commands and a
@@ -195,6 +203,10 @@ pub enum RaftMsg<SM: StateMachine> {
         last_index: Index,
         /// The term of the candidate's last entry.
         last_term: Term,
+        /// The candidate stands because its leader handed it the post ([`RaftMsg::TimeoutNow`]):
+        /// voters answer it even while they hear that leader (leader stickiness does not
+        /// apply), and the leader steps down for it.
+        transfer: bool,
     },
     /// The answer to a [`RaftMsg::Vote`].
     VoteReply {
@@ -269,6 +281,12 @@ pub enum RaftMsg<SM: StateMachine> {
         /// The leader's read round, echoed.
         round: u64,
     },
+    /// Leader → a follower whose log matches its own to the end: stand now (a leadership
+    /// transfer, §3.10 of the thesis).
+    TimeoutNow {
+        /// The leader's term.
+        term: Term,
+    },
     /// A client's operations, numbered in its session.
     Request {
         /// The client's session.
@@ -306,6 +324,7 @@ impl<SM: StateMachine> agora_core::Message for RaftMsg<SM> {
             RaftMsg::AppendReply { .. } => "APPEND-REPLY",
             RaftMsg::Snapshot { .. } => "SNAPSHOT",
             RaftMsg::SnapshotReply { .. } => "SNAPSHOT-REPLY",
+            RaftMsg::TimeoutNow { .. } => "TIMEOUT-NOW",
             RaftMsg::Request { .. } => "REQUEST",
             RaftMsg::Reply { .. } => "REPLY",
             RaftMsg::Redirect { .. } => "REDIRECT",

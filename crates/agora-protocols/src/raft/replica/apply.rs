@@ -108,6 +108,11 @@ impl<SM: StateMachine> Replica<SM> {
             io.send(from, RaftMsg::Redirect { session, leader: self.leader });
             return;
         }
+        if let Some(to) = self.transferring(io) {
+            // Its log must not outgrow the target's while the target stands.
+            io.send(from, RaftMsg::Redirect { session, leader: Some(to) });
+            return;
+        }
         let mut cmds = Vec::new();
         let mut queries = false;
         for (seq, op) in ops {

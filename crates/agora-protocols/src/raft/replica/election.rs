@@ -55,7 +55,7 @@ impl<SM: StateMachine> Replica<SM> {
     }
 
     /// Whether a leader was heard from within the shortest election timeout.
-    fn leader_alive(&self, io: &impl Io<SM>) -> bool {
+    pub(super) fn leader_alive(&self, io: &impl Io<SM>) -> bool {
         let recently = self.heard_at.is_some_and(|t| io.now().since(t) < self.cfg.election_timeout);
         self.role == Role::Leader || (self.leader.is_some() && recently)
     }
@@ -97,6 +97,12 @@ impl<SM: StateMachine> Replica<SM> {
 
     /// Stands in the next term, voting for itself.
     pub(super) fn start_election(&mut self, io: &mut impl Io<SM>) {
+        self.stand(io, false);
+    }
+
+    /// Stands in the next term, voting for itself; `transfer` when its leader handed it the
+    /// post, which its vote requests say.
+    pub(super) fn stand(&mut self, io: &mut impl Io<SM>, transfer: bool) {
         debug_assert!(self.rejoining.is_none(), "a rejoining replica stands");
         self.prevotes.clear();
         self.term += 1;
@@ -111,8 +117,12 @@ impl<SM: StateMachine> Replica<SM> {
             self.become_leader(io);
             return;
         }
-        let msg =
-            RaftMsg::Vote { term: self.term, last_index: self.log.last(), last_term: self.log.last_term() };
+        let msg = RaftMsg::Vote {
+            term: self.term,
+            last_index: self.log.last(),
+            last_term: self.log.last_term(),
+            transfer,
+        };
         for p in &self.peers {
             io.send(p.id, msg.clone());
         }
@@ -128,6 +138,7 @@ impl<SM: StateMachine> Replica<SM> {
             // A snapshot being received came from an older leader: the new one starts over.
             self.incoming = None;
         }
+        self.transfer = None;
         if self.role == Role::Leader {
             io.observe(RaftObs::SteppedDown { term: self.term });
             io.cancel_timer(RaftTimer::Heartbeat);
@@ -148,12 +159,13 @@ impl<SM: StateMachine> Replica<SM> {
         io: &mut impl Io<SM>,
         from: NodeId,
         term: Term,
-        last_index: Index,
-        last_term: Term,
+        (last_index, last_term): (Index, Term),
+        transfer: bool,
     ) {
         if term > self.term {
-            // Leader stickiness: a follower that hears a live leader ignores disruptions.
-            if self.leader_alive(io) {
+            // Leader stickiness: a follower that hears a live leader ignores disruptions —
+            // except the candidate that leader handed the post to.
+            if self.leader_alive(io) && !transfer {
                 return;
             }
             self.step_down(io, term);
@@ -204,6 +216,7 @@ impl<SM: StateMachine> Replica<SM> {
         }
         self.round = 0;
         self.round_open = false;
+        self.transfer = None;
         self.term_start = self.append(io, Body::Noop);
         for i in 0..self.peers.len() {
             self.replicate(io, i, true);
@@ -305,7 +318,8 @@ mod tests {
         let refused =
             |io: &mut TestIo| matches!(io.sent.pop(), Some((_, RaftMsg::VoteReply { granted: false, .. })));
         // An empty log is as up to date as any: a replica that forgot would grant this.
-        f.on_message(&mut io, NodeId(1), RaftMsg::Vote { term: 3, last_index: 0, last_term: 0 });
+        let vote = RaftMsg::Vote { term: 3, last_index: 0, last_term: 0, transfer: false };
+        f.on_message(&mut io, NodeId(1), vote);
         assert!(refused(&mut io), "no vote while rejoining");
         assert_eq!(f.term(), 3, "it still learns the term");
         f.on_timer(&mut io, RaftTimer::Election);
@@ -327,13 +341,48 @@ mod tests {
         assert!(!f.rejoining());
         assert!(io.observed.iter().any(|o| matches!(o, RaftObs::Rejoined { term: 3, index: 2 })));
         // It may have voted in term 3 before its loss: never again in it...
-        f.on_message(&mut io, NodeId(1), RaftMsg::Vote { term: 3, last_index: 9, last_term: 3 });
+        f.on_message(
+            &mut io,
+            NodeId(1),
+            RaftMsg::Vote { term: 3, last_index: 9, last_term: 3, transfer: false },
+        );
         assert!(refused(&mut io));
         // ...but in later terms, as any replica.
         io.sent.clear();
         f.heard_at = None;
-        f.on_message(&mut io, NodeId(1), RaftMsg::Vote { term: 4, last_index: 9, last_term: 3 });
+        f.on_message(
+            &mut io,
+            NodeId(1),
+            RaftMsg::Vote { term: 4, last_index: 9, last_term: 3, transfer: false },
+        );
         assert!(matches!(io.sent.pop(), Some((_, RaftMsg::VoteReply { granted: true, .. }))));
+    }
+
+    #[test]
+    fn a_campaign_asks_at_once_unless_a_leader_is_alive() {
+        let mut f = replica(config(), F, &Stable::new());
+        let mut io = TestIo::new();
+        f.campaign(&mut io);
+        assert_eq!(f.term(), 0, "a pre-vote first, as the timer would");
+        assert_eq!(io.sent.len(), 2);
+        assert!(io.sent.iter().all(|(_, m)| matches!(m, RaftMsg::PreVote { term: 1, .. })));
+        // A follower that hears its leader stays put.
+        let beat = RaftMsg::Append {
+            term: 1,
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![],
+            commit: 0,
+            round: 0,
+            leader_last: 0,
+        };
+        let mut g = replica(config(), F, &Stable::new());
+        let mut io = TestIo::new();
+        g.on_message(&mut io, NodeId(0), beat);
+        io.sent.clear();
+        g.campaign(&mut io);
+        assert!(io.sent.is_empty());
+        assert_eq!((g.term(), g.role(), g.leader()), (1, Role::Follower, Some(NodeId(0))));
     }
 
     #[test]

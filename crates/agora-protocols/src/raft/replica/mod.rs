@@ -5,6 +5,7 @@
 //! | file | what | where in the literature |
 //! | --- | --- | --- |
 //! | `election.rs` | timers, pre-vote, vote, step down, become leader, rejoin after a disk loss | §5.2 of the paper; §4.2.3, §9.6 of the thesis |
+//! | `transfer.rs` | leadership transfer: `TimeoutNow` to a caught-up follower | §3.10 of the thesis |
 //! | `replication.rs` | the leader's appends and heartbeats, the follower's `on_append`, commitment | §5.3, §5.4.2 of the paper |
 //! | `progress.rs` | the leader's view of each follower: `Peer` and its probe/pipeline `Flow` | etcd/raft-rs `tracker/progress.rs` |
 //! | `snapshot.rs` | taking, writing, sending and installing snapshots | §7 of the paper; §5 of the thesis |
@@ -27,11 +28,13 @@ mod replication;
 mod snapshot;
 #[cfg(test)]
 mod testing;
+mod transfer;
 
 use self::apply::Sessions;
 use self::progress::Peer;
 use self::read_index::PendingRead;
 use self::snapshot::Writing;
+use self::transfer::Transfer;
 use super::log::Log;
 use super::{Entry, Index, Io, RaftMsg, RaftObs, RaftTimer, StateMachine, Term};
 use agora_core::{wire, Corrupt, NodeId, Stable, Time};
@@ -173,6 +176,8 @@ pub struct Replica<SM: StateMachine> {
     peers: Vec<Peer>,
     /// The index of this leader's no-op.
     term_start: Index,
+    /// A leadership transfer this leader was asked for (`transfer.rs`).
+    transfer: Option<Transfer>,
     /// Read rounds: the last started, and whether it awaits its majority.
     round: u64,
     round_open: bool,
@@ -231,6 +236,7 @@ impl<SM: StateMachine> Replica<SM> {
             sessions,
             peers,
             term_start: 0,
+            transfer: None,
             round: 0,
             round_open: false,
             reads: Vec::new(),
@@ -414,6 +420,24 @@ impl<SM: StateMachine> Replica<SM> {
         self.check_step(&before);
     }
 
+    /// Stands now rather than when its election timer fires, because its host has a reason
+    /// to want this replica to lead (the market's trader is its host): a follower that hears
+    /// no live leader does what its timer would do — asks for pre-votes first when configured,
+    /// else stands. Anything else (a leader, a candidate, a follower of a live leader, a
+    /// rejoining replica) does nothing. As safe as the timer firing early: Raft's safety
+    /// never depends on when a replica stands, and with pre-vote a live leader is not
+    /// disturbed.
+    pub fn campaign(&mut self, io: &mut impl Io<SM>) {
+        let before = Step::of(self);
+        if self.role == Role::Follower && self.rejoining.is_none() && !self.leader_alive(io) {
+            match self.cfg.pre_vote {
+                true => self.start_prevote(io),
+                false => self.start_election(io),
+            }
+        }
+        self.check_step(&before);
+    }
+
     /// Handles a message from node `from`; Raft messages from a node outside the replicas (or
     /// from itself) are ignored, and client requests are answered.
     pub fn on_message(&mut self, io: &mut impl Io<SM>, from: NodeId, msg: RaftMsg<SM>) {
@@ -431,8 +455,8 @@ impl<SM: StateMachine> Replica<SM> {
             RaftMsg::PreVoteReply { term, granted } if from_replica => {
                 self.on_prevote_reply(io, from, term, granted)
             }
-            RaftMsg::Vote { term, last_index, last_term } if from_replica => {
-                self.on_vote(io, from, term, last_index, last_term)
+            RaftMsg::Vote { term, last_index, last_term, transfer } if from_replica => {
+                self.on_vote(io, from, term, (last_index, last_term), transfer)
             }
             RaftMsg::VoteReply { term, granted } if from_replica => {
                 self.on_vote_reply(io, from, term, granted)
@@ -454,6 +478,7 @@ impl<SM: StateMachine> Replica<SM> {
             RaftMsg::SnapshotReply { term, index, next, round } if from_replica => {
                 self.on_snapshot_reply(io, from, term, index, next, round)
             }
+            RaftMsg::TimeoutNow { term } if from_replica => self.on_timeout_now(io, from, term),
             RaftMsg::Request { session, acked_below, ops } => {
                 self.on_request(io, from, session, acked_below, ops)
             }

@@ -147,6 +147,7 @@ impl<SM: StateMachine> Replica<SM> {
         self.check_reads(io);
         if self.role == Role::Leader {
             self.replicate(io, i, false);
+            self.transfer_progress(io);
         }
     }
 
