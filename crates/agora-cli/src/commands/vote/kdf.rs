@@ -107,7 +107,16 @@ mod tests {
         });
         started_rx.await.expect("the first job runs");
         let second = kdf.run(|| 2);
-        assert_eq!(kdf.run(|| 3).await, Err(Busy), "a job beyond the queue is refused");
+        // Refused at once: its future is ready on the first poll (a queued one would wait for
+        // the held thread, and the test would fail here rather than hang).
+        let third = kdf.run(|| 3);
+        tokio::pin!(third);
+        let at_once = tokio::select! {
+            biased;
+            r = &mut third => Some(r),
+            _ = std::future::ready(()) => None,
+        };
+        assert_eq!(at_once, Some(Err(Busy)), "a job beyond the queue is refused at once");
         hold_tx.send(()).expect("the first job waits");
         assert_eq!(first.await, Ok(true));
         assert_eq!(second.await, Ok(2), "the queued job is done");
