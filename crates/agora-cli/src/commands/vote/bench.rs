@@ -22,6 +22,7 @@ use agora_net::handshake::Secret;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
@@ -32,9 +33,12 @@ use tokio::task::JoinSet;
 const PATIENCE: Duration = Duration::from_secs(1800);
 /// Connections that create the accounts at once.
 const ADMINS: usize = 8;
-/// Logins in flight at once: argon2id's work queues at the servers, and a login still queued
-/// after the servers' `--timeout-ms` gets `ERR unavailable`.
+/// Logins in flight at once: argon2id's work queues at the servers.
 const LOGINS_IN_FLIGHT: usize = 64;
+/// Tries of one `LOGIN` answered `ERR unavailable` or `ERR busy`, at most.
+const LOGIN_TRIES: u32 = 8;
+/// The pause before the second try of a `LOGIN`; twice as long before the third, and so on.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// The options of every question: members spread their votes over them evenly, so that no
 /// consensus closes a question before everyone voted.
 const OPTIONS: [&str; 3] = ["A", "B", "C"];
@@ -91,8 +95,8 @@ struct Cluster {
     admin: String,
     /// The processes the bench started (none with `--servers`), by server id.
     children: Vec<Option<tokio::process::Child>>,
-    /// The latest (term, server) that said it leads, from the servers' `--events`.
-    leader: Arc<Mutex<Option<(u64, usize)>>>,
+    /// Who leads, from the servers' `--events`.
+    leader: Arc<Mutex<Leaders>>,
     /// The data directory of the servers the bench started.
     _dir: Option<tempfile::TempDir>,
 }
@@ -133,7 +137,7 @@ impl Cluster {
         let config = dir.path().join("cluster.toml");
         std::fs::write(&config, text).map_err(io)?;
         let exe = std::env::current_exe().map_err(io)?;
-        let leader: Arc<Mutex<Option<(u64, usize)>>> = Arc::default();
+        let leader: Arc<Mutex<Leaders>> = Arc::default();
         let mut children = Vec::new();
         for i in 0..n {
             let mut cmd = tokio::process::Command::new(&exe);
@@ -143,6 +147,7 @@ impl Cluster {
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
+                .env("RUST_LOG", "warn,agora_net::node=info")
                 .kill_on_drop(true);
             let (a, b) = (peers[i].as_raw_fd(), members[i].as_raw_fd());
             // SAFETY: prctl, fcntl and dup2 are async-signal-safe; the descriptors are ours.
@@ -164,6 +169,17 @@ impl Cluster {
         Ok(Cluster { addrs, admin: admin_token(&secret), children, leader, _dir: Some(dir) })
     }
 
+    /// How many times a server said it became leader so far (none with `--servers`).
+    fn elected(&self) -> u64 {
+        self.leader.lock().expect("not poisoned").elected
+    }
+
+    /// The servers' driver steps and commits of 20 ms or more: how many, and the longest (ms).
+    fn slow(&self) -> serde_json::Value {
+        let l = self.leader.lock().expect("not poisoned");
+        json!({"count": l.slow, "longest_ms": l.slowest_ms})
+    }
+
     /// The process ids of the servers still running.
     fn pids(&self) -> Vec<u32> {
         self.children.iter().flatten().filter_map(|c| c.id()).collect()
@@ -183,10 +199,34 @@ impl Cluster {
     }
 }
 
-/// Reads a server's `event {JSON}` lines and keeps the latest leader.
-async fn follow(i: usize, stderr: tokio::process::ChildStderr, leader: Arc<Mutex<Option<(u64, usize)>>>) {
+/// The leaders the servers reported.
+#[derive(Default)]
+struct Leaders {
+    /// The latest (term, server) that said it leads.
+    latest: Option<(u64, usize)>,
+    /// How many times a server said it became leader (the first election included).
+    elected: u64,
+    /// Steps and commits of the servers' drivers that took 20 ms or more, and the longest.
+    slow: u64,
+    slowest_ms: f64,
+}
+
+/// Reads a server's `event {JSON}` lines: keeps the latest leader and counts elections.
+async fn follow(i: usize, stderr: tokio::process::ChildStderr, leader: Arc<Mutex<Leaders>>) {
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(at) = line.find("slow ") {
+            // The driver's own log line (`RUST_LOG` below): a step or a commit that held the
+            // node up, with how long.
+            let ms = line[at..]
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("ms=").and_then(|x| x.parse::<f64>().ok()))
+                .unwrap_or(0.0);
+            let mut l = leader.lock().expect("not poisoned");
+            l.slow += 1;
+            l.slowest_ms = l.slowest_ms.max(ms);
+            continue;
+        }
         let Some(v) =
             line.strip_prefix("event ").and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
         else {
@@ -194,8 +234,9 @@ async fn follow(i: usize, stderr: tokio::process::ChildStderr, leader: Arc<Mutex
         };
         if let (Some(t), Some(_)) = (v["term"].as_u64(), v.get("leader")) {
             let mut l = leader.lock().expect("not poisoned");
-            if l.is_none_or(|(lt, _)| t > lt) {
-                *l = Some((t, i));
+            l.elected += 1;
+            if l.latest.is_none_or(|(lt, _)| t > lt) {
+                l.latest = Some((t, i));
             }
         }
     }
@@ -236,12 +277,15 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
     let accounts_s = t.elapsed().as_secs_f64();
     let idle = cluster.memory("VmRSS");
     let bench_idle = status_bytes("/proc/self/status", "VmRSS");
+    let retries = Arc::new(AtomicU64::new(0));
+    let elected_before_logins = cluster.elected();
     let t = Instant::now();
-    let mut members = login_all(cluster, n, a.json).await?;
+    let waiting = login_all(cluster, n, &retries, a.json).await?;
     let logins_s = t.elapsed().as_secs_f64();
+    let elected_in_logins = cluster.elected() - elected_before_logins;
     let connected = cluster.memory("VmRSS");
     let bench_connected = status_bytes("/proc/self/status", "VmRSS");
-    let (join_ms, join_seen, mut probe) = join_to_all(cluster, &mut members).await?;
+    let (join_ms, join_seen, members, mut probe) = join_to_all(cluster, waiting, n, &retries).await?;
     let mut questions = Vec::new();
     for q in 0..a.questions {
         let r = probe
@@ -255,6 +299,7 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
     let (members, latencies, acked, cast) = vote_all(members, &questions, a.json).await;
     let votes_s = t.elapsed().as_secs_f64();
     let mut latencies = latencies;
+    let elected_before_kill = cluster.elected();
     let kill = if a.kill_leader { Some(kill_leader(cluster, members).await?) } else { None };
     let counted = count_votes(cluster, &questions).await?;
     let argon = argon2::Params::default();
@@ -270,6 +315,14 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
         "argon2id": {"m_kib": argon.m_cost(), "t": argon.t_cost(), "p": argon.p_cost()},
         "accounts_per_s": (n + 1) as f64 / accounts_s,
         "logins_per_s": n as f64 / logins_s,
+        "login_retries": retries.load(Ordering::Relaxed),
+        "leaders_elected": {
+            "before_logins": elected_before_logins,
+            "during_logins": elected_in_logins,
+            "before_kill": elected_before_kill,
+            "total": cluster.elected(),
+        },
+        "slow_driver_steps": cluster.slow(),
         "votes_cast": cast,
         "votes_acknowledged": acked,
         "votes_counted": counted,
@@ -311,70 +364,111 @@ async fn create_accounts(cluster: &Cluster, count: usize, quiet: bool) -> Result
     Ok(())
 }
 
+/// The members after the login phase, each still reading its events until the probe's `JOIN`.
+type Waiting = JoinSet<std::io::Result<(usize, Member, Option<Instant>)>>;
+
 /// Connects and logs in `n` members, spread over the servers, at most [`LOGINS_IN_FLIGHT`]
-/// logins at a time; all stay connected at once.
-async fn login_all(cluster: &Cluster, n: usize, quiet: bool) -> Result<Vec<Member>, UserError> {
+/// logins at a time; all stay connected at once. Returns once every member is logged in: each
+/// keeps reading the events pushed to it (the `JOIN`s of those after it) until the probe's
+/// `JOIN`, whose arrival it notes.
+async fn login_all(
+    cluster: &Cluster,
+    n: usize,
+    retries: &Arc<AtomicU64>,
+    quiet: bool,
+) -> Result<Waiting, UserError> {
     let bar = progress_bar(n as u64, "{bar:30} {pos}/{len} logged in {per_sec}", quiet);
     let mut set = JoinSet::new();
     let logins = Arc::new(tokio::sync::Semaphore::new(LOGINS_IN_FLIGHT));
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
+    let joined = format!(" {}", name(n));
     for i in 0..n {
         let server = i % cluster.addrs.len();
-        let (addr, bar, logins) = (cluster.addrs[server], bar.clone(), logins.clone());
+        let (addr, logins, retries, done_tx) =
+            (cluster.addrs[server], logins.clone(), retries.clone(), done_tx.clone());
+        let joined = joined.clone();
         set.spawn(async move {
-            // Connected only when its login may go: a connection without a session is
-            // closed after 60 s idle.
-            let _permit = logins.acquire().await.map_err(std::io::Error::other)?;
-            let mut c = Client::connect(addr, PATIENCE).await?;
-            let r = c.ok(&format!("LOGIN {} {}", name(i), password(i))).await?;
-            bar.inc(1);
-            let token = field(&r, "token").unwrap_or_default().to_string();
-            Ok::<_, std::io::Error>((i, Member { c, server, token }))
+            let logged_in = async {
+                // Connected only when its login may go: a connection without a session is
+                // closed after 60 s idle.
+                let _permit = logins.acquire().await.map_err(std::io::Error::other)?;
+                let mut c = Client::connect(addr, PATIENCE).await?;
+                let r = login(&mut c, i, &retries).await?;
+                let token = field(&r, "token").unwrap_or_default().to_string();
+                Ok::<_, std::io::Error>(Member { c, server, token })
+            };
+            let mut m = match logged_in.await {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = done_tx.send(Err(e.to_string()));
+                    return Err(e);
+                }
+            };
+            let _ = done_tx.send(Ok(()));
+            let seen = m.c.skip_to_event(|e| e.starts_with("JOIN ") && e.ends_with(&joined)).await;
+            Ok((i, m, seen.ok().map(|_| Instant::now())))
         });
     }
-    let mut members: Vec<Option<Member>> = (0..n).map(|_| None).collect();
-    while let Some(r) = set.join_next().await {
-        let (i, m) =
-            r.map_err(|e| UserError(format!("a member task failed: {e}")))?.map_err(io_err("logging in"))?;
-        members[i] = Some(m);
+    drop(done_tx);
+    for _ in 0..n {
+        match done.recv().await {
+            Some(Ok(())) => bar.inc(1),
+            Some(Err(e)) => return Err(UserError(format!("logging in: {e}"))),
+            None => return Err(UserError("logging in: the members' tasks stopped".into())),
+        }
     }
     bar.finish_and_clear();
-    Ok(members.into_iter().flatten().collect())
+    Ok(set)
 }
 
-/// The probe logs in; every member waits for its `JOIN`. Returns the time from the probe's
-/// login reply to the last member's `EVENT` line, how many members saw it, and the probe.
+/// Logs member `i` in; a `LOGIN` answered `ERR unavailable` (it may have taken effect, and a
+/// second one replaces its session) or `ERR busy` is sent again after a pause, up to
+/// [`LOGIN_TRIES`] times in all. Each retry is counted in `retries`.
+async fn login(c: &mut Client, i: usize, retries: &AtomicU64) -> std::io::Result<String> {
+    let line = format!("LOGIN {} {}", name(i), password(i));
+    let mut tries = 1;
+    loop {
+        let r = c.cmd(&line).await?;
+        if r.starts_with("OK LOGIN") {
+            return Ok(r);
+        }
+        let again = r.starts_with("ERR unavailable") || r.starts_with("ERR busy");
+        if !again || tries >= LOGIN_TRIES {
+            return Err(std::io::Error::other(format!("LOGIN of {}: {r} (try {tries})", name(i))));
+        }
+        retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(RETRY_PAUSE * tries).await;
+        tries += 1;
+    }
+}
+
+/// The probe logs in on server 0; every member, reading its events since its own login, notes
+/// the probe's `JOIN`. Returns the time from the probe's login reply to the last member's
+/// `EVENT` line, how many members saw it, the members and the probe.
 async fn join_to_all(
     cluster: &Cluster,
-    members: &mut Vec<Member>,
-) -> Result<(f64, usize, Member), UserError> {
-    let n = members.len();
-    let probe = name(n);
-    let mut set = JoinSet::new();
-    for (i, mut m) in std::mem::take(members).into_iter().enumerate() {
-        let suffix = format!(" {probe}");
-        set.spawn(async move {
-            let r = m.c.wait_event(PATIENCE, |e| e.starts_with("JOIN ") && e.ends_with(&suffix)).await;
-            (i, m, r.ok().map(|_| Instant::now()))
-        });
-    }
+    mut waiting: Waiting,
+    n: usize,
+    retries: &AtomicU64,
+) -> Result<(f64, usize, Vec<Member>, Member), UserError> {
     let mut c = Client::connect(cluster.addrs[0], PATIENCE).await.map_err(io_err("the probe"))?;
-    let r = c.ok(&format!("LOGIN {probe} {}", password(n))).await;
+    let r = login(&mut c, n, retries).await;
     let replied = Instant::now();
     let r = r.map_err(io_err("the probe's LOGIN"))?;
     let token = field(&r, "token").unwrap_or_default().to_string();
-    let mut back: Vec<Option<Member>> = (0..set.len()).map(|_| None).collect();
+    let mut back: Vec<Option<Member>> = (0..n).map(|_| None).collect();
     let (mut last, mut seen) = (replied, 0);
-    while let Some(r) = set.join_next().await {
-        let (i, m, at) = r.map_err(|e| UserError(format!("a member task failed: {e}")))?;
+    while let Some(r) = waiting.join_next().await {
+        let (i, m, at) =
+            r.map_err(|e| UserError(format!("a member task failed: {e}")))?.map_err(io_err("a member"))?;
         if let Some(at) = at {
             seen += 1;
             last = last.max(at);
         }
         back[i] = Some(m);
     }
-    *members = back.into_iter().flatten().collect();
     let ms = last.saturating_duration_since(replied).as_secs_f64() * 1e3;
-    Ok((ms, seen, Member { c, server: 0, token }))
+    Ok((ms, seen, back.into_iter().flatten().collect(), Member { c, server: 0, token }))
 }
 
 /// Every member votes on every question; returns the members, the latencies of the
@@ -418,7 +512,7 @@ async fn vote_all(
 /// SIGKILLs the leader; every member of its server reconnects to the next live server and
 /// resumes its session. Returns the figures: the time from the kill to the last `RESUME` reply.
 async fn kill_leader(cluster: &mut Cluster, members: Vec<Member>) -> Result<serde_json::Value, UserError> {
-    let leader = cluster.leader.lock().expect("not poisoned").map(|(_, s)| s);
+    let leader = cluster.leader.lock().expect("not poisoned").latest.map(|(_, s)| s);
     let leader = leader.ok_or_else(|| UserError("no server said it leads".into()))?;
     let addrs = cluster.addrs.clone();
     let next = addrs[(leader + 1) % addrs.len()];
@@ -487,7 +581,14 @@ fn print(r: &serde_json::Value, json: bool) {
     );
     println!("argon2id                m={} KiB t={} p={}", a["m_kib"], a["t"], a["p"]);
     println!("accounts created        {}/s", f(&r["accounts_per_s"]));
-    println!("logins                  {}/s", f(&r["logins_per_s"]));
+    println!("logins                  {}/s ({} retried)", f(&r["logins_per_s"]), r["login_retries"]);
+    let e = &r["leaders_elected"];
+    println!(
+        "leaders elected         {} before the logins, {} during them, {} in all",
+        e["before_logins"], e["during_logins"], e["total"]
+    );
+    let d = &r["slow_driver_steps"];
+    println!("driver steps >= 20 ms   {}, the longest {} ms", d["count"], f(&d["longest_ms"]));
     println!(
         "votes                   cast {}, acknowledged {}, counted {}, lost {}",
         r["votes_cast"], r["votes_acknowledged"], r["votes_counted"], r["votes_lost"]

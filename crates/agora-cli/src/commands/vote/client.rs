@@ -195,6 +195,30 @@ impl Client {
         }
     }
 
+    /// Reads pushed lines until an event matches `want` (an event already received counts),
+    /// keeping only the latest event in [`Client::events`]: for a member that hears of many
+    /// others and must neither hold them all nor stop reading (a server does not wait for
+    /// ever on a member that does not read).
+    pub async fn skip_to_event(&mut self, want: impl Fn(&str) -> bool) -> io::Result<u64> {
+        loop {
+            let found = self.events.iter().find(|(_, e)| want(e)).map(|(n, _)| *n);
+            if let Some(last) = self.events.pop() {
+                self.events.clear();
+                self.events.push(last);
+            }
+            if let Some(n) = found {
+                return Ok(n);
+            }
+            if self.bye.is_some() {
+                return Err(broken(format!("closed: {}", self.bye.clone().unwrap_or_default())));
+            }
+            let line = self.raw_line().await?;
+            if let Some(r) = self.take(line) {
+                return Err(broken(format!("an unexpected reply: {r}")));
+            }
+        }
+    }
+
     /// Reads the next `k` events (the replay after `OK EVENTS`) and hands them out rather
     /// than keeping them.
     pub async fn read_events(&mut self, k: usize) -> io::Result<Vec<(u64, String)>> {

@@ -6,8 +6,9 @@
 //! A connection runs one command at a time: a client that pipelines waits in its own socket
 //! buffer, and the node batches the commands of all connections into one log entry per round.
 //! Passwords are verified here (argon2id is slow on purpose; a state machine must be cheap),
-//! on the blocking pool, a few at a time.
+//! on the server's hashing threads ([`Kdf`]), a few at a time, behind a bounded queue.
 
+use super::kdf::{Busy, Kdf};
 use super::node::{Answer, Numbered, VoteNode};
 use super::tls::HANDSHAKE_TIMEOUT;
 use agora_core::NodeId;
@@ -43,6 +44,8 @@ const MAX_ERRORS_IN_ROW: u32 = 100;
 const MAX_SLOW_DOWNS: u32 = 1024;
 /// A write to a client that does not read for this long closes its connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Events written to a connection in one go, at most.
+const EVENTS_PER_WRITE: usize = 256;
 /// How long a closed connection's input is still read and dropped.
 const LINGER: Duration = Duration::from_secs(1);
 /// The first delay of a failed login, doubled per failure up to [`LOGIN_DELAY_MAX`].
@@ -54,6 +57,8 @@ const LOGIN_MEMORY: Duration = Duration::from_secs(15 * 60);
 const FAILURES_KEPT: usize = 100_000;
 /// The longest password, in bytes.
 const MAX_PASSWORD: usize = 1024;
+/// Password hashes waiting for a hashing thread, at most; one more is refused (`ERR busy`).
+const KDF_QUEUE: usize = 256;
 
 /// What every connection of one server's front end shares.
 pub struct Front {
@@ -71,8 +76,8 @@ pub struct Front {
     pub admin: Option<blake3::Hash>,
     /// Sessions are touched at most this often per connection.
     pub touch_every: Duration,
-    /// Password hashes computed or verified at once.
-    pub kdf: Semaphore,
+    /// The password-hashing threads (as many as the cores) and their queue.
+    pub kdf: Kdf,
     /// Recent failed logins per account name: how many, and the latest.
     pub failures: Mutex<HashMap<String, (u32, Instant)>>,
     /// Connections accepted so far (their ids in log lines).
@@ -99,7 +104,7 @@ impl Front {
             max_clients,
             admin: admin.map(|t| blake3::hash(t.as_bytes())),
             touch_every: session_timeout / 8,
-            kdf: Semaphore::new(cores),
+            kdf: Kdf::new(cores, KDF_QUEUE),
             failures: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
         }
@@ -277,6 +282,20 @@ where
         tokio::select! {
             got = c.events.recv(), if c.session.is_some() => {
                 deliver(&front, &mut c, got, &mut out).await;
+                // The events already waiting go out in the same write: a crowd of members
+                // joining costs each connection one write per burst, not one per event.
+                while out.len() < EVENTS_PER_WRITE && c.session.is_some() {
+                    match c.events.try_recv() {
+                        Ok(e) => deliver(&front, &mut c, Ok(e), &mut out).await,
+                        Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                            deliver(&front, &mut c, Err(broadcast::error::RecvError::Lagged(n)), &mut out).await
+                        }
+                        Err(broadcast::error::TryRecvError::Empty) => break,
+                        Err(broadcast::error::TryRecvError::Closed) => {
+                            deliver(&front, &mut c, Err(broadcast::error::RecvError::Closed), &mut out).await
+                        }
+                    }
+                }
             }
             line = lines.next() => {
                 idle_until = tokio::time::Instant::now() + IDLE;
@@ -778,32 +797,36 @@ fn new_salt() -> Option<SaltString> {
     SaltString::encode_b64(&b).ok()
 }
 
-/// Hashes a password with argon2id and a fresh salt, on the blocking pool.
-async fn hash_password(front: &Front, password: String) -> Option<String> {
-    let _permit = front.kdf.acquire().await.ok()?;
-    tokio::task::spawn_blocking(move || {
-        let salt = new_salt()?;
-        Argon2::default().hash_password(password.as_bytes(), &salt).ok().map(|h| h.to_string())
-    })
-    .await
-    .ok()
-    .flatten()
+/// Hashes a password with argon2id and a fresh salt, on a hashing thread.
+async fn hash_password(front: &Front, password: String) -> Result<Option<String>, Busy> {
+    front
+        .kdf
+        .run(move || {
+            let salt = new_salt()?;
+            Argon2::default().hash_password(password.as_bytes(), &salt).ok().map(|h| h.to_string())
+        })
+        .await
 }
 
 /// Verifies a password against a PHC string (or against a dummy hash, for an unknown name,
-/// so both take the same work), on the blocking pool.
-async fn verify_password(front: &Front, password: String, phc: Option<String>) -> bool {
-    let Ok(_permit) = front.kdf.acquire().await else { return false };
-    tokio::task::spawn_blocking(move || {
-        let known = phc.is_some();
-        let phc = phc.unwrap_or_else(|| dummy_phc().to_string());
-        let ok = PasswordHash::new(&phc)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-            .unwrap_or(false);
-        ok && known
-    })
-    .await
-    .unwrap_or(false)
+/// so both take the same work), on a hashing thread.
+async fn verify_password(front: &Front, password: String, phc: Option<String>) -> Result<bool, Busy> {
+    front
+        .kdf
+        .run(move || {
+            let known = phc.is_some();
+            let phc = phc.unwrap_or_else(|| dummy_phc().to_string());
+            let ok = PasswordHash::new(&phc)
+                .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+                .unwrap_or(false);
+            ok && known
+        })
+        .await
+}
+
+/// The reply to a command refused because the hashing queue is full.
+fn kdf_busy() -> Reply {
+    Reply::err("busy", format!("{KDF_QUEUE} passwords are waiting to be checked here; try again shortly"))
 }
 
 /// A hash no password is checked against successfully (its password is random and dropped).
@@ -836,8 +859,10 @@ async fn create(
     if name.len() > MAX_NAME {
         return Reply::err("invalid", "a name is 1 to 32 of A-Z a-z 0-9 _ - .");
     }
-    let Some(phc) = hash_password(front, password.to_string()).await else {
-        return Reply::err("unavailable", "cannot hash the password");
+    let phc = match hash_password(front, password.to_string()).await {
+        Ok(Some(phc)) => phc,
+        Ok(None) => return Reply::err("unavailable", "cannot hash the password"),
+        Err(Busy) => return kdf_busy(),
     };
     match ask(front, Op::Command(cmd(phc))).await {
         Ok((BoardOut::Created { pin }, _)) => Reply::ok(format!("OK {word} pin={pin}")),
@@ -891,7 +916,13 @@ async fn login(front: &Front, c: &mut Conn, name: &str, password: &str) -> Reply
         Ok(_) => None,
         Err(r) => return r,
     };
-    if !password_ok(password) || !verify_password(front, password.to_string(), phc).await {
+    let verified = password_ok(password) && {
+        match verify_password(front, password.to_string(), phc).await {
+            Ok(ok) => ok,
+            Err(Busy) => return kdf_busy(),
+        }
+    };
+    if !verified {
         c.failed_logins = c.failed_logins.saturating_add(1);
         record_failure(front, name, true);
         info!("vote {}: connection {} from {}: failed login", front.me, c.id, c.peer);

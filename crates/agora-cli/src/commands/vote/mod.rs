@@ -16,6 +16,7 @@ pub mod client;
 mod conformance;
 mod crowd;
 pub mod front;
+mod kdf;
 pub mod node;
 mod tls;
 
@@ -122,19 +123,29 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
     let in_flight = Arc::new(AtomicI64::new(0));
     let mut shared = Vec::new();
     let mut handles = Vec::new();
+    let nodes = NodeThread::new()?;
     for s in servers {
         let (calls_tx, calls_rx) = mpsc::unbounded_channel::<LocalCall<VoteNode>>();
         let events = setup.events[s.id.index()].clone();
-        let (sh, h) = start_with(
-            setup.clone(),
-            s.bound,
-            cfg.clone(),
-            in_flight.clone(),
-            stop.clone(),
-            on_obs.clone(),
-            Some(calls_rx),
-        )
-        .map_err(|e| UserError::from_run(e.into()))?;
+        let (sh, h) = {
+            let _on_node_thread = nodes.enter();
+            let bound = s
+                .bound
+                .listener
+                .into_std()
+                .and_then(|l| BoundNode::from_std(s.id, l))
+                .map_err(|e| UserError(format!("server {}: its cluster socket: {e}", s.id)))?;
+            start_with(
+                setup.clone(),
+                bound,
+                cfg.clone(),
+                in_flight.clone(),
+                stop.clone(),
+                on_obs.clone(),
+                Some(calls_rx),
+            )
+            .map_err(|e| UserError::from_run(e.into()))?
+        };
         let front = Arc::new(Front::new(
             s.id,
             calls_tx,
@@ -163,6 +174,38 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
         let _ = h.await;
     }
     Ok(if failed { 3 } else { 0 })
+}
+
+/// The thread the servers' nodes run on — their Raft drivers, timers and peer connections —
+/// apart from the members' connections and the password hashing: a crowd of members, however
+/// busy, cannot queue a heartbeat behind its own work past the election timeout.
+struct NodeThread(Option<tokio::runtime::Runtime>);
+
+impl NodeThread {
+    fn new() -> Result<NodeThread, UserError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("agora-vote-node")
+            .enable_all()
+            .build()
+            .map_err(|e| UserError(format!("cannot start the nodes' runtime: {e}")))?;
+        Ok(NodeThread(Some(rt)))
+    }
+
+    /// While the guard lives, what is spawned or registered runs on the node thread.
+    fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.0.as_ref().expect("running").enter()
+    }
+}
+
+impl Drop for NodeThread {
+    fn drop(&mut self) {
+        // Dropped inside the members' runtime, where waiting is not allowed: the nodes have
+        // stopped by then (or never started); what is left is let go.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// `agora vote`: every server in this process, and a crowd of members unless `--stay` alone.
@@ -370,4 +413,61 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
         };
         run_plan(plan, interrupted()).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The node runs on its own thread: with every thread of the members' runtime held (here
+    /// its only one, blocked), a one-server cluster still elects itself and reports it.
+    #[test]
+    fn the_node_makes_progress_while_the_members_runtime_is_blocked() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let (leader_tx, leader_rx) = std::sync::mpsc::channel::<u64>();
+        let leader_tx = std::sync::Mutex::new(leader_tx);
+        let on_obs: ObsHook<VoteObs> = Arc::new(move |_, o: &VoteObs| {
+            if let VoteObs::Raft(RaftObs::Leader { term }) = o {
+                let _ = leader_tx.lock().expect("not poisoned").send(*term);
+            }
+        });
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+        rt.block_on(async move {
+            let peer = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = peer.local_addr().expect("address");
+            let bound = BoundNode::from_std(NodeId(0), peer).expect("listener");
+            let members = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let session = Duration::from_secs(60);
+            let setup = Arc::new(VoteSetup::new(ServerConfig::new(1, Duration::from_millis(150), session)));
+            let plan = Plan {
+                setup,
+                cfg: NetConfig::new("isolated", vec![addr]),
+                servers: vec![Listening { id: NodeId(0), bound, members }],
+                common: FrontSettings {
+                    timeout: Duration::from_secs(10),
+                    max_clients: 16,
+                    admin: None,
+                    session_timeout: session,
+                    tls: None,
+                },
+                on_obs: Some(on_obs),
+            };
+            let run = run_plan(plan, async {
+                let _ = end_rx.await;
+            });
+            tokio::pin!(run);
+            // Polled once: the node is started (everything before the plan's first wait).
+            tokio::select! {
+                biased;
+                r = &mut run => panic!("the plan ended at once: {r:?}"),
+                _ = std::future::ready(()) => {}
+            }
+            // This thread, the members' runtime's only one, now blocks: nothing of that
+            // runtime runs until the node has reported its election (or the guard runs out).
+            let term = leader_rx.recv_timeout(Duration::from_secs(120));
+            assert!(term.is_ok(), "no election reported while the members' runtime was blocked");
+            let _ = end_tx.send(());
+            assert_eq!(run.await.ok(), Some(0));
+        });
+    }
 }
