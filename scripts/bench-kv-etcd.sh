@@ -52,28 +52,24 @@ done
 leader=$(ETCDCTL_API=3 etcdctl --endpoints "$endpoints" endpoint status -w json |
     python3 -c 'import json,sys; s=json.load(sys.stdin); print([e["Endpoint"] for e in s if e["Status"]["leader"]==e["Status"]["header"]["member_id"]][0])')
 echo "etcd leader: $leader"
-cat >"$work/put.lua" <<'EOF'
+# One request script per operation: POST to PATH a JSON body with the key (and for a put, a
+# value), over 100,000 distinct keys.
+request_lua() { # PATH EXTRA-JSON
+    cat <<EOF
 local n = 0
 request = function()
   n = n + 1
-  local key = "key:" .. (n % 100000)
-  local body = string.format('{"key":"%s","value":"dmFsdWU="}', ngx_b64(key))
-  return wrk.format("POST", "/v3/kv/put", {["Content-Type"] = "application/json"}, body)
+  local body = string.format('{"key":"%s"$2}', b64("key:" .. (n % 100000)))
+  return wrk.format("POST", "$1", {["Content-Type"] = "application/json"}, body)
 end
 EOF
-cat >"$work/get.lua" <<'EOF'
-local n = 0
-request = function()
-  n = n + 1
-  local key = "key:" .. (n % 100000)
-  local body = string.format('{"key":"%s"}', ngx_b64(key))
-  return wrk.format("POST", "/v3/kv/range", {["Content-Type"] = "application/json"}, body)
-end
-EOF
+}
+request_lua /v3/kv/put ',"value":"dmFsdWU="' >"$work/put.lua"
+request_lua /v3/kv/range '' >"$work/get.lua"
 # wrk's Lua has no base64: a small encoder, prepended to both scripts.
 cat >"$work/b64.lua" <<'EOF'
 local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-function ngx_b64(s)
+function b64(s)
   return ((s:gsub(".", function(x)
     local r, b = "", x:byte()
     for i = 8, 1, -1 do r = r .. (b % 2 ^ i - b % 2 ^ (i - 1) > 0 and "1" or "0") end

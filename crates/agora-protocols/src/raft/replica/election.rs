@@ -272,7 +272,7 @@ impl<SM: StateMachine> Replica<SM> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{config, replica, TestIo, F};
+    use super::super::testing::{config, heartbeat, replica, TestIo, F};
     use super::*;
     use crate::raft::Entry;
     use agora_core::Stable;
@@ -288,15 +288,7 @@ mod tests {
         assert!(matches!(io.sent.pop(), Some((_, RaftMsg::PreVoteReply { term: 1, granted: true }))));
         assert_eq!(f.term(), 0);
         // Once the leader of term 1 is heard from, a pre-vote for term 2 is refused.
-        let beat = RaftMsg::Append {
-            term: 1,
-            prev_index: 0,
-            prev_term: 0,
-            entries: vec![],
-            commit: 0,
-            round: 0,
-            leader_last: 0,
-        };
+        let beat = heartbeat(1);
         f.on_message(&mut io, NodeId(0), beat);
         io.sent.clear();
         f.on_message(&mut io, NodeId(1), RaftMsg::PreVote { term: 2, last_index: 0, last_term: 0 });
@@ -367,15 +359,7 @@ mod tests {
         assert_eq!(io.sent.len(), 2);
         assert!(io.sent.iter().all(|(_, m)| matches!(m, RaftMsg::PreVote { term: 1, .. })));
         // A follower that hears its leader stays put.
-        let beat = RaftMsg::Append {
-            term: 1,
-            prev_index: 0,
-            prev_term: 0,
-            entries: vec![],
-            commit: 0,
-            round: 0,
-            leader_last: 0,
-        };
+        let beat = heartbeat(1);
         let mut g = replica(config(), F, &Stable::new());
         let mut io = TestIo::new();
         g.on_message(&mut io, NodeId(0), beat);

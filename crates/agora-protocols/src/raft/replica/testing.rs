@@ -69,6 +69,19 @@ pub(super) fn config() -> Config {
     Config::new(vec![NodeId(0), NodeId(1), F], Duration::from_millis(100))
 }
 
+/// An empty append of the leader of `term`, whose log is empty too: a heartbeat.
+pub(super) fn heartbeat(term: crate::raft::Term) -> RaftMsg<Kv> {
+    RaftMsg::Append {
+        term,
+        prev_index: 0,
+        prev_term: 0,
+        entries: vec![],
+        commit: 0,
+        round: 0,
+        leader_last: 0,
+    }
+}
+
 /// Replica `me` of [`config`], started from `stable`.
 pub(super) fn replica(cfg: Config, me: NodeId, stable: &Stable) -> Replica<Kv> {
     Replica::new(Arc::new(cfg), me, stable).unwrap()

@@ -85,7 +85,7 @@ impl<SM: StateMachine> Replica<SM> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{config, replica, TestIo, F};
+    use super::super::testing::{config, heartbeat, replica, TestIo, F};
     use super::*;
     use crate::raft::kv::{Kv, KvCmd};
     use crate::raft::{Op, RaftTimer};
@@ -152,15 +152,7 @@ mod tests {
 
     #[test]
     fn a_follower_stands_on_its_leaders_timeout_now_and_is_voted_for_despite_stickiness() {
-        let beat = RaftMsg::Append {
-            term: 1,
-            prev_index: 0,
-            prev_term: 0,
-            entries: vec![],
-            commit: 0,
-            round: 0,
-            leader_last: 0,
-        };
+        let beat = heartbeat(1);
         let mut f = replica(config(), F, &Stable::new());
         let mut io = TestIo::new();
         f.on_message(&mut io, NodeId(0), beat.clone());
