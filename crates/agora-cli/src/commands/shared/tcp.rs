@@ -140,3 +140,18 @@ impl Progress {
         self.bar.finish_and_clear();
     }
 }
+
+/// The accept queue a client-facing listener asks the kernel for (it is capped at
+/// `net.core.somaxconn`, 4096 on current Linux). A crowd of clients reconnecting at once when
+/// their server dies arrives within a few milliseconds; a short queue overflows, and with SYN
+/// cookies a client may then believe itself connected to a server that never heard of it.
+pub const CLIENT_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with an accept queue of [`CLIENT_BACKLOG`].
+pub fn listen_for_clients(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket =
+        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(CLIENT_BACKLOG)
+}

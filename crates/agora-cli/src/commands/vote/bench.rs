@@ -16,7 +16,7 @@ use super::crowd::{mix, percentile_ms};
 use super::front::admin_token;
 use crate::cli::VoteBenchArgs;
 use crate::commands::shared::progress_bar;
-use crate::commands::shared::tcp::runtime;
+use crate::commands::shared::tcp::{listen_for_clients, runtime};
 use crate::error::UserError;
 use agora_net::handshake::Secret;
 use serde_json::json;
@@ -39,6 +39,13 @@ const LOGINS_IN_FLIGHT: usize = 64;
 const LOGIN_TRIES: u32 = 8;
 /// The pause before the second try of a `LOGIN`; twice as long before the third, and so on.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// A member back from a dead server that has no `HELLO` within this time connects again,
+/// to the next live server. On a loaded loopback a burst of connections can overflow a
+/// server's accept queue; with SYN cookies the client may then believe itself connected to a
+/// server that has no trace of it, and would wait for its `HELLO` forever.
+const HELLO_WITHIN: Duration = Duration::from_secs(3);
+/// Connections a member back from a dead server tries, at most.
+const RECONNECT_TRIES: u32 = 10;
 /// The options of every question: members spread their votes over them evenly, so that no
 /// consensus closes a question before everyone voted.
 const OPTIONS: [&str; 3] = ["A", "B", "C"];
@@ -123,7 +130,13 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("agora-vote-bench-").tempdir().map_err(io)?;
         let bind = || std::net::TcpListener::bind("127.0.0.1:0");
         let peers = (0..n).map(|_| bind()).collect::<Result<Vec<_>, _>>().map_err(io)?;
-        let members = (0..n).map(|_| bind()).collect::<Result<Vec<_>, _>>().map_err(io)?;
+        // The members' sockets with a long accept queue: the dead leader's members all come
+        // back at once.
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
+        let members = (0..n)
+            .map(|_| listen_for_clients(any).and_then(|l| l.into_std()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io)?;
         let secret = Secret::random().to_hex();
         let mut text = format!(
             "cluster = \"vote-bench\"\nprotocol = \"vote\"\nsecret = \"{secret}\"\ndata_dir = \"data\"\n"
@@ -158,6 +171,8 @@ impl Cluster {
                     if a2 < 0 || b2 < 0 || libc::dup2(a2, 3) < 0 || libc::dup2(b2, 4) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
+                    libc::close(a2);
+                    libc::close(b2);
                     Ok(())
                 });
             }
@@ -166,7 +181,24 @@ impl Cluster {
             tokio::spawn(follow(i, stderr, leader.clone()));
             children.push(Some(child));
         }
+        // The servers hold their sockets now. The bench lets go of its own: a server that dies
+        // must refuse connections, not leave them queued on a socket no one accepts on.
+        drop((peers, members));
         Ok(Cluster { addrs, admin: admin_token(&secret), children, leader, _dir: Some(dir) })
+    }
+
+    /// An error naming every server the bench started that has exited, and how, if any has.
+    fn all_running(&mut self, phase: &str) -> Result<(), UserError> {
+        let mut gone = Vec::new();
+        for (i, c) in self.children.iter_mut().enumerate() {
+            if let Some(Ok(Some(status))) = c.as_mut().map(|c| c.try_wait()) {
+                gone.push(format!("server {i} ({status})"));
+            }
+        }
+        if gone.is_empty() {
+            return Ok(());
+        }
+        Err(UserError(format!("{} exited {phase}; its log lines are above", gone.join(", "))))
     }
 
     /// How many times a server said it became leader so far (none with `--servers`).
@@ -193,6 +225,7 @@ impl Cluster {
     }
 
     fn stop(&mut self) {
+        self.leader.lock().expect("not poisoned").killed.extend(0..self.children.len());
         for c in self.children.iter_mut().flatten() {
             let _ = c.start_kill();
         }
@@ -209,12 +242,22 @@ struct Leaders {
     /// Steps and commits of the servers' drivers that took 20 ms or more, and the longest.
     slow: u64,
     slowest_ms: f64,
+    /// The servers the bench itself stopped or killed.
+    killed: Vec<usize>,
 }
 
 /// Reads a server's `event {JSON}` lines: keeps the latest leader and counts elections.
 async fn follow(i: usize, stderr: tokio::process::ChildStderr, leader: Arc<Mutex<Leaders>>) {
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut rd = tokio::io::BufReader::new(stderr);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match rd.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end();
         if let Some(at) = line.find("slow ") {
             // The driver's own log line (`RUST_LOG` below): a step or a commit that held the
             // node up, with how long.
@@ -230,6 +273,11 @@ async fn follow(i: usize, stderr: tokio::process::ChildStderr, leader: Arc<Mutex
         let Some(v) =
             line.strip_prefix("event ").and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
         else {
+            // What a server says beyond its routine (`INFO` at most) is the bench's to show: a
+            // warning, an error, a panic. A run that stalls says why.
+            if ![" INFO ", " DEBUG ", " TRACE "].iter().any(|l| line.contains(l)) {
+                eprintln!("server {i}: {line}");
+            }
             continue;
         };
         if let (Some(t), Some(_)) = (v["term"].as_u64(), v.get("leader")) {
@@ -239,6 +287,9 @@ async fn follow(i: usize, stderr: tokio::process::ChildStderr, leader: Arc<Mutex
                 l.latest = Some((t, i));
             }
         }
+    }
+    if !leader.lock().expect("not poisoned").killed.contains(&i) {
+        eprintln!("server {i}: exited (its standard error closed) though the bench did not stop it");
     }
 }
 
@@ -280,7 +331,9 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
     let retries = Arc::new(AtomicU64::new(0));
     let elected_before_logins = cluster.elected();
     let t = Instant::now();
+    cluster.all_running("while the accounts were created")?;
     let waiting = login_all(cluster, n, &retries, a.json).await?;
+    cluster.all_running("during the logins")?;
     let logins_s = t.elapsed().as_secs_f64();
     let elected_in_logins = cluster.elected() - elected_before_logins;
     let connected = cluster.memory("VmRSS");
@@ -297,6 +350,7 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
     }
     let t = Instant::now();
     let (members, latencies, acked, cast) = vote_all(members, &questions, a.json).await;
+    cluster.all_running("before the leader's SIGKILL")?;
     let votes_s = t.elapsed().as_secs_f64();
     let mut latencies = latencies;
     let elected_before_kill = cluster.elected();
@@ -509,29 +563,42 @@ async fn vote_all(
     (back, lat, acked, cast)
 }
 
-/// SIGKILLs the leader; every member of its server reconnects to the next live server and
-/// resumes its session. Returns the figures: the time from the kill to the last `RESUME` reply.
+/// SIGKILLs the leader; every member of its server reconnects to the next live server (the
+/// one after it when no `HELLO` comes in time) and resumes its session. Returns the figures: the time from the kill to the last `RESUME` reply.
 async fn kill_leader(cluster: &mut Cluster, members: Vec<Member>) -> Result<serde_json::Value, UserError> {
     let leader = cluster.leader.lock().expect("not poisoned").latest.map(|(_, s)| s);
     let leader = leader.ok_or_else(|| UserError("no server said it leads".into()))?;
     let addrs = cluster.addrs.clone();
-    let next = addrs[(leader + 1) % addrs.len()];
+    // The live servers, the next one after the leader first: a member tries them in turn.
+    let live: Arc<[SocketAddr]> = (1..addrs.len()).map(|k| addrs[(leader + k) % addrs.len()]).collect();
     let mut child =
         cluster.children[leader].take().ok_or_else(|| UserError("the leader is not running".into()))?;
     let to_resume = members.iter().filter(|m| m.server == leader).count();
+    cluster.leader.lock().expect("not poisoned").killed.push(leader);
     let killed = Instant::now();
     child.start_kill().map_err(io_err("SIGKILL"))?;
     let _ = child.wait().await;
     let mut set = JoinSet::new();
+    let reconnects = Arc::new(AtomicU64::new(0));
     for m in members.into_iter().filter(|m| m.server == leader) {
+        let (live, reconnects) = (live.clone(), reconnects.clone());
         set.spawn(async move {
             let mut m = m;
             m.c.drain().await;
             let last = m.c.events.last().map_or(0, |(n, _)| *n);
-            let mut d = Client::connect(next, PATIENCE).await.ok()?;
-            let r = d.ok(&format!("RESUME {} {last}", m.token)).await.ok()?;
-            field(&r, "pin")?;
-            Some(Instant::now())
+            for t in 0..RECONNECT_TRIES {
+                let server = live[t as usize % live.len()];
+                let Ok(Ok(mut d)) =
+                    tokio::time::timeout(HELLO_WITHIN, Client::connect(server, PATIENCE)).await
+                else {
+                    reconnects.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let r = d.ok(&format!("RESUME {} {last}", m.token)).await.ok()?;
+                field(&r, "pin")?;
+                return Some(Instant::now());
+            }
+            None
         });
     }
     let (mut resumed, mut last) = (0, killed);
@@ -546,6 +613,7 @@ async fn kill_leader(cluster: &mut Cluster, members: Vec<Member>) -> Result<serd
         "to_resume": to_resume,
         "resumed": resumed,
         "all_back_ms": last.duration_since(killed).as_secs_f64() * 1e3,
+        "connects_retried": reconnects.load(Ordering::Relaxed),
     }))
 }
 
@@ -599,11 +667,12 @@ fn print(r: &serde_json::Value, json: bool) {
     println!("JOIN to every member    {} ms (seen by {})", f(&r["join_to_all_ms"]), r["join_seen_by"]);
     if let Some(k) = r["kill_leader"].as_object() {
         println!(
-            "SIGKILL of leader {}     {}/{} resumed, the last after {} ms",
+            "SIGKILL of leader {}     {}/{} resumed, the last after {} ms ({} connections tried again)",
             k["leader"],
             k["resumed"],
             k["to_resume"],
-            f(&k["all_back_ms"])
+            f(&k["all_back_ms"]),
+            k["connects_retried"]
         );
     }
     println!(

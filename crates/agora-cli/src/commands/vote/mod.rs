@@ -236,8 +236,8 @@ fn local(a: &VoteLocalArgs) -> Result<i32, UserError> {
             let id = NodeId(i as u32);
             let bound =
                 BoundNode::bind(id, any).await.map_err(|e| UserError(format!("cannot bind {any}: {e}")))?;
-            let members =
-                TcpListener::bind(any).await.map_err(|e| UserError(format!("cannot bind {any}: {e}")))?;
+            let members = crate::commands::shared::tcp::listen_for_clients(any)
+                .map_err(|e| UserError(format!("cannot bind {any}: {e}")))?;
             addrs.push(bound.local_addr().expect("bound"));
             member_addrs.push(members.local_addr().expect("bound"));
             servers.push(Listening { id, bound, members });
@@ -387,8 +387,7 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
                 l.set_nonblocking(true).map_err(|e| UserError(format!("--vote-fd: {e}")))?;
                 TcpListener::from_std(l).map_err(|e| UserError(format!("--vote-fd: {e}")))?
             }
-            None => TcpListener::bind(member_addrs[me])
-                .await
+            None => crate::commands::shared::tcp::listen_for_clients(member_addrs[me])
                 .map_err(|e| UserError(format!("cannot listen for members at {}: {e}", member_addrs[me])))?,
         };
         let local = members.local_addr().map_err(|e| UserError(e.to_string()))?;
