@@ -1173,6 +1173,8 @@ pub enum System {
     Raft,
     /// The federated election (`agora node`, protocol `election`): it runs, checks and ends.
     Election,
+    /// The voting service (`agora vote serve`): members' line protocol on every server.
+    Vote,
 }
 
 /// The arguments of `agora cluster up`.
@@ -1195,6 +1197,10 @@ pub struct ClusterUpArgs {
     /// Swarm, or to read the files first.
     #[arg(long)]
     pub no_start: bool,
+    /// The voting service's session timeout: a member silent this long fails, in ms
+    /// [100..=3600000] (`--system vote` only).
+    #[arg(long, value_name = "MS", value_parser = count::<u64>(100, 3_600_000))]
+    pub session_timeout_ms: Option<u64>,
 }
 
 /// Where a cluster's files are.
@@ -1220,6 +1226,9 @@ pub struct HealthArgs {
     /// A node's metrics address (`--metrics-addr`): healthy if it serves its metrics.
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics: Option<String>,
+    /// A voting-service server's members' address: healthy if it greets with `HELLO`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub vote: Option<String>,
 }
 
 /// The arguments of `agora vote`.
@@ -1343,6 +1352,10 @@ pub struct VoteServeArgs {
     /// A member silent this long fails, in ms [100..=3600000].
     #[arg(long, default_value_t = 30_000, value_parser = count::<u64>(100, 3_600_000))]
     pub session_timeout_ms: u64,
+    /// Wait up to this long for the names of the cluster file to resolve (as `agora node
+    /// --wait-resolve-ms`) [0..=600000].
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = count::<u64>(0, MAX_WAIT_RESOLVE_MS))]
+    pub wait_resolve_ms: u64,
     /// Take the cluster socket from this inherited file descriptor (as `agora node --listen-fd`).
     #[arg(long, value_name = "FD")]
     pub listen_fd: Option<i32>,

@@ -268,6 +268,22 @@ impl ClusterFile {
         self.addrs_within(std::time::Duration::ZERO)
     }
 
+    /// [`ClusterFile::addrs_within`] for `who` (`replicas`, `servers`) that dial each other:
+    /// port 0 (let the kernel pick) is refused, since a peer must know where to dial.
+    pub fn peer_addrs_within(
+        &self,
+        wait: std::time::Duration,
+        who: &str,
+    ) -> Result<Vec<SocketAddr>, UserError> {
+        let addrs = self.addrs_within(wait)?;
+        if let Some(i) = addrs.iter().position(|a| a.port() == 0) {
+            return Err(UserError(format!(
+                "node {i}: port 0 for its cluster address; {who} must know each other's"
+            )));
+        }
+        Ok(addrs)
+    }
+
     /// Every node's address, resolved, trying again for up to `wait` while a name does not
     /// resolve: in containers, a peer's name exists only once its container runs.
     pub fn addrs_within(&self, wait: std::time::Duration) -> Result<Vec<SocketAddr>, UserError> {

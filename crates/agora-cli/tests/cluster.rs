@@ -2,7 +2,12 @@
 //! written to over RESP at the containers' addresses, its leader's container killed
 //! (SIGKILL), then every acknowledged write read back from the replicas left; and one broken by
 //! `agora cluster nemesis` (kills, pauses, partitions) while clients record a history that
-//! must be linearizable — and is not when the clients read stale values on purpose.
+//! must be linearizable — and is not when the clients read stale values on purpose. And the
+//! voting service, 3 servers in containers: members on the host invited, registered and
+//! voting; a member whose process is stopped (SIGSTOP of the Python client of
+//! examples/vote_client.py: its connection stays open, it says nothing) failed for the others
+//! after the session timeout, one treated the same but not stopped not; then the leader's
+//! container SIGKILLed, its member resuming elsewhere, and every acknowledged vote counted.
 //!
 //! The Docker tests run one at a time: they share the machine's cores and the image.
 //!
@@ -16,8 +21,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_agora");
@@ -128,17 +134,24 @@ impl Client {
     }
 }
 
-/// A replica as `agora cluster status --json` shows it.
+/// A node as `agora cluster status --json` shows it.
 #[derive(Debug)]
 struct Node {
     id: usize,
     container: String,
-    /// Its RESP address, while its container has an address.
-    resp: Option<SocketAddr>,
+    /// Its clients' address (RESP, or the voting service's members'), while its container has
+    /// an address.
+    addr: Option<SocketAddr>,
 }
 
-/// `agora cluster status --json`: every replica and the leader a majority follows.
-fn status(dir: &Path) -> (Vec<Node>, Option<usize>) {
+/// The RESP port of a key-value replica.
+const RESP_PORT: u16 = 6379;
+/// The members' port of a voting-service server.
+const VOTE_PORT: u16 = 7400;
+
+/// `agora cluster status --json`: every node, its clients' address at `port`, and the leader
+/// (for the store, the one a majority follows; for the voting service, the one that says so).
+fn status(dir: &Path, port: u16) -> (Vec<Node>, Option<usize>) {
     let out = agora(&["cluster", "status", "--json", "--dir", &dir.to_string_lossy()]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json prints JSON");
     let nodes = v["containers"]
@@ -148,7 +161,7 @@ fn status(dir: &Path) -> (Vec<Node>, Option<usize>) {
         .map(|c| Node {
             id: c["node"].as_u64().unwrap() as usize,
             container: c["id"].as_str().unwrap().to_string(),
-            resp: c["ip"].as_str().map(|ip| SocketAddr::new(ip.parse().expect("an IP"), 6379)),
+            addr: c["ip"].as_str().map(|ip| SocketAddr::new(ip.parse().expect("an IP"), port)),
         })
         .collect();
     (nodes, v["leader"]["node"].as_u64().map(|n| n as usize))
@@ -183,13 +196,20 @@ fn write_all(addrs: &[SocketAddr], keys: std::ops::Range<usize>) {
 /// A 3-replica store started with `agora cluster up` in a new temporary folder, and the
 /// guard that removes it.
 fn up3(what: &str) -> (Cleanup, PathBuf) {
+    up(what, &["--system", "raft"])
+}
+
+/// A cluster of 3 started with `agora cluster up ARGS` in a new temporary folder, and the
+/// guard that removes it.
+fn up(what: &str, args: &[&str]) -> (Cleanup, PathBuf) {
     let parent = tempfile::tempdir().unwrap().keep();
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     let name = format!("agora-{what}-{}-{nanos}", std::process::id());
     let dir = parent.join(&name);
     let mut cleanup = Cleanup { dir: dir.clone(), name, image: None };
 
-    let up = agora(&["cluster", "up", "--system", "raft", "--nodes", "3", "--dir", &dir.to_string_lossy()]);
+    let d = dir.to_string_lossy().into_owned();
+    let up = agora(&[&["cluster", "up", "--nodes", "3", "--dir", &d], args].concat());
     let said = String::from_utf8_lossy(&up.stdout).into_owned();
     let err = String::from_utf8_lossy(&up.stderr);
     let image = said.split_whitespace().find(|w| w.starts_with("agora-node:")).map(String::from);
@@ -216,25 +236,25 @@ fn a_raft_cluster_in_containers_keeps_every_acknowledged_write_when_its_leader_i
     let _one = one_at_a_time();
     let (_cleanup, dir) = up3("test");
 
-    let (nodes, leader) = status(&dir);
+    let (nodes, leader) = status(&dir, RESP_PORT);
     assert_eq!(nodes.len(), 3, "{nodes:?}");
     let leader = leader.expect("up returns once a majority follows a leader");
     let addrs: Vec<SocketAddr> =
-        nodes.iter().map(|n| n.resp.expect("a running replica has an address")).collect();
+        nodes.iter().map(|n| n.addr.expect("a running replica has an address")).collect();
     write_all(&addrs, 0..100);
 
     // SIGKILL: the leader gets no chance to say goodbye.
     let killed = &nodes.iter().find(|n| n.id == leader).expect("the leader's container").container;
     let kill = Command::new("docker").args(["kill", "--signal", "KILL", killed]).output().unwrap();
     assert!(kill.status.success(), "docker kill: {}", String::from_utf8_lossy(&kill.stderr));
-    let left: Vec<SocketAddr> = nodes.iter().filter(|n| n.id != leader).map(|n| n.resp.unwrap()).collect();
+    let left: Vec<SocketAddr> = nodes.iter().filter(|n| n.id != leader).map(|n| n.addr.unwrap()).collect();
     write_all(&left, 100..200);
 
-    let (after, new_leader) = status(&dir);
+    let (after, new_leader) = status(&dir, RESP_PORT);
     let new_leader = new_leader.expect("the two replicas left elect a leader");
     assert_ne!(new_leader, leader, "the killed replica cannot lead");
     assert!(
-        after.iter().any(|n| n.id == leader && n.resp.is_none()),
+        after.iter().any(|n| n.id == leader && n.addr.is_none()),
         "the killed container has no address: {after:?}"
     );
 
@@ -364,6 +384,328 @@ fn a_raft_cluster_in_containers_stays_linearizable_under_the_nemesis_and_stale_r
     assert_eq!(listed(&["volume", "ls", "-q", "--filter", &project]), 0);
 }
 
+/// A member of the voting service from the host, on the line protocol
+/// (docs/vote-protocol.md): a reader thread hands over the server's lines, a pinger thread
+/// keeps the session alive (`PING` every `PING_EVERY`, its `OK PING` replies dropped), so a
+/// member that is slow to be asked something is not taken for a silent one.
+struct Member {
+    conn: Arc<Mutex<TcpStream>>,
+    lines: Receiver<String>,
+    /// Every `EVENT` received, as (number, the rest of the line).
+    events: Vec<(u64, String)>,
+    stop: Arc<AtomicBool>,
+}
+
+/// How often members say they are alive; the cluster's session timeout is `SESSION_MS`.
+const PING_EVERY: Duration = Duration::from_millis(500);
+const SESSION_MS: &str = "4000";
+
+/// The lines of `from`, one by one, on a channel, until it closes.
+fn line_reader(from: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(from)) {
+            let Ok(line) = line else { break };
+            if tx.send(line.trim_end_matches('\r').to_string()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Member {
+    /// A connection to `addr`, greeted.
+    fn connect(addr: SocketAddr) -> Member {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("a server answers");
+        let lines = line_reader(stream.try_clone().unwrap());
+        let conn = Arc::new(Mutex::new(stream));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (conn.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                std::thread::sleep(PING_EVERY);
+                let _ = c.lock().unwrap_or_else(|e| e.into_inner()).write_all(b"PING\n");
+            }
+        });
+        let mut m = Member { conn, lines, events: Vec::new(), stop };
+        let hello = m.line().expect("HELLO");
+        assert!(hello.starts_with("HELLO agora-vote 1 "), "{hello}");
+        m
+    }
+
+    /// The next line, `None` once the connection is gone.
+    fn line(&mut self) -> Option<String> {
+        self.lines.recv_timeout(STUCK).ok()
+    }
+
+    /// Keeps a pushed line; returns a reply (not a ping's).
+    fn take(&mut self, l: String) -> Option<String> {
+        if let Some(rest) = l.strip_prefix("EVENT ") {
+            let (n, e) = rest.split_once(' ').expect("EVENT <n> ...");
+            self.events.push((n.parse().expect("an event number"), e.to_string()));
+            None
+        } else if l == "OK PING" || l.starts_with('#') || l.starts_with("HELLO") || l.starts_with("GAP") {
+            None
+        } else {
+            Some(l)
+        }
+    }
+
+    /// Sends a command; its reply, `None` if the connection is gone.
+    fn try_cmd(&mut self, line: &str) -> Option<String> {
+        self.conn.lock().unwrap().write_all(format!("{line}\n").as_bytes()).ok()?;
+        loop {
+            let l = self.line()?;
+            if let Some(r) = self.take(l) {
+                return Some(r);
+            }
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.try_cmd(line).unwrap_or_else(|| panic!("{line}: the connection closed"))
+    }
+
+    /// Reads until an event equal to `want` has come (one already received counts).
+    fn wait_event(&mut self, want: &str) {
+        let deadline = Instant::now() + STUCK;
+        while !self.events.iter().any(|(_, e)| e == want) {
+            assert!(Instant::now() < deadline, "no {want} within {STUCK:?}: {:?}", self.events);
+            let l = self.line().unwrap_or_else(|| panic!("the connection closed while waiting for {want}"));
+            if let Some(r) = self.take(l) {
+                panic!("a reply while waiting for {want}: {r}");
+            }
+        }
+    }
+
+    /// The latest event number seen.
+    fn last_event(&self) -> u64 {
+        self.events.last().map_or(0, |(n, _)| *n)
+    }
+
+    /// Goes on at `addr` with the session of `token` (`RESUME`), asking again while the
+    /// cluster has no leader to answer; returns the reply.
+    fn resume_at(&mut self, addr: SocketAddr, token: &str) -> String {
+        let deadline = Instant::now() + STUCK;
+        loop {
+            let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("a server left");
+            self.lines = line_reader(stream.try_clone().unwrap());
+            *self.conn.lock().unwrap() = stream;
+            let after = self.last_event();
+            let r = self.try_cmd(&format!("RESUME {token} {after}"));
+            match r {
+                Some(r) if r.starts_with("OK RESUME ") => return r,
+                Some(r) if r.starts_with("ERR unavailable") && Instant::now() < deadline => {}
+                other => panic!("RESUME at {addr}: {other:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn field<'a>(reply: &'a str, key: &str) -> &'a str {
+    reply
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key}= in {reply}"))
+}
+
+/// A member in a process of its own: the Python client of the protocol
+/// (examples/vote_client.py, interactive), logged in; this test writes `PING` to its stdin
+/// every `PING_EVERY` and reads what it prints. Killed when dropped.
+struct PyMember {
+    child: std::process::Child,
+    lines: Receiver<String>,
+    printed: Vec<String>,
+    pin: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl PyMember {
+    fn start(addr: SocketAddr, name: &str) -> PyMember {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vote_client.py");
+        let mut child = Command::new("python3")
+            .arg("-u")
+            .arg(script)
+            .args(["--server", &addr.to_string(), "--name", name, "--password", &format!("pw-{name}")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("python3 runs");
+        let lines = line_reader(child.stdout.take().unwrap());
+        let mut stdin = child.stdin.take().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) && stdin.write_all(b"PING\n").is_ok() {
+                std::thread::sleep(PING_EVERY);
+            }
+        });
+        let mut m = PyMember { child, lines, printed: Vec::new(), pin: String::new(), stop };
+        m.wait_for(|l| l.starts_with("OK LOGIN ") || l.starts_with("ERR "));
+        let login = m.printed.iter().find(|l| l.starts_with("OK LOGIN ")).expect("logged in").clone();
+        m.pin = field(&login, "pin").to_string();
+        m
+    }
+
+    /// Reads what it prints until a line satisfies `want` (one already printed counts).
+    fn wait_for(&mut self, want: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + STUCK;
+        while !self.printed.iter().any(|l| want(l)) {
+            assert!(Instant::now() < deadline, "not printed within {STUCK:?}: {:?}", self.printed);
+            let l = self.lines.recv_timeout(STUCK).expect("the Python member prints on");
+            self.printed.push(l);
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let r = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(r, 0, "kill({sig}): {}", std::io::Error::last_os_error());
+    }
+}
+
+impl Drop for PyMember {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The event of an `EVENT <n> ...` line, without its number.
+fn event_of(line: &str) -> Option<&str> {
+    Some(line.strip_prefix("EVENT ")?.split_once(' ')?.1)
+}
+
+/// The option each member votes for.
+const LETTERS: [&str; 3] = ["A", "B", "C"];
+
+/// Member `k % 3` opens question `k` with three options; member `i` votes for option `i`,
+/// each vote acknowledged as a first vote and recorded in `acked`.
+fn vote_round(ms: &mut [Member], acked: &mut Vec<(String, usize)>, k: usize) {
+    let q = field(&ms[k % 3].cmd(&format!("OPEN question {k} | red | green | blue")), "question").to_string();
+    for (i, m) in ms.iter_mut().enumerate() {
+        let r = m.cmd(&format!("VOTE {q} {}", LETTERS[i]));
+        assert!(r.starts_with("OK VOTE ") && r.contains("again=no"), "m{i} on {q}: {r}");
+        acked.push((q.clone(), i));
+    }
+}
+
+#[test]
+fn a_vote_cluster_in_containers_fails_a_paused_member_and_keeps_every_vote_when_its_leader_is_killed() {
+    if !docker_runs() {
+        eprintln!("note: Docker (with Compose) does not run here; test skipped");
+        return;
+    }
+    let python = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
+    let _one = one_at_a_time();
+    let (_cleanup, dir) = up("vote", &["--system", "vote", "--session-timeout-ms", SESSION_MS]);
+    let (nodes, leader) = status(&dir, VOTE_PORT);
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    let leader = leader.expect("up returns once a server leads");
+    let addrs: Vec<SocketAddr> =
+        nodes.iter().map(|n| n.addr.expect("a running server has an address")).collect();
+    let config = dir.join("cluster.toml");
+    let token = agora(&["vote", "admin-token", "--config", &config.to_string_lossy()]);
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+
+    // The administrator invites; each member registers with its invitation and logs in, the
+    // member m<i> at server i.
+    let mut admin = Member::connect(addrs[0]);
+    assert_eq!(admin.cmd(&format!("ADMIN {token}")), "OK ADMIN");
+    let names = ["m0", "m1", "m2", "paused", "live"];
+    for name in names {
+        let invite = admin.cmd("INVITE");
+        let mut m = Member::connect(addrs[1]);
+        let r = m.cmd(&format!("REGISTER {} {name} pw-{name}", field(&invite, "token")));
+        assert!(r.starts_with("OK REGISTER pin="), "{name}: {r}");
+    }
+    let mut ms: Vec<Member> = (0..3).map(|i| Member::connect(addrs[i])).collect();
+    let mut sessions = Vec::new();
+    for (i, m) in ms.iter_mut().enumerate() {
+        let r = m.cmd(&format!("LOGIN m{i} pw-m{i}"));
+        assert!(r.starts_with("OK LOGIN "), "m{i}: {r}");
+        sessions.push((field(&r, "pin").to_string(), field(&r, "token").to_string()));
+    }
+
+    // Questions, each voted on by every member, one option each: no consensus closes them.
+    let mut acked: Vec<(String, usize)> = Vec::new();
+    for k in 0..4 {
+        vote_round(&mut ms, &mut acked, k);
+    }
+
+    // A member whose process stops (SIGSTOP: its connection stays open, it says nothing) is
+    // failed for every other member once its session times out; one treated the same but
+    // not stopped is not.
+    if python {
+        let paused = PyMember::start(addrs[(leader + 1) % 3], "paused");
+        let mut live = PyMember::start(addrs[(leader + 2) % 3], "live");
+        for m in ms.iter_mut() {
+            m.wait_event(&format!("JOIN {} paused", paused.pin));
+            m.wait_event(&format!("JOIN {} live", live.pin));
+        }
+        paused.signal(libc::SIGSTOP);
+        let failed = format!("FAIL {}", paused.pin);
+        for m in ms.iter_mut() {
+            m.wait_event(&failed);
+        }
+        live.wait_for(|l| event_of(l) == Some(&failed));
+        paused.signal(libc::SIGCONT);
+        for (i, m) in ms.iter().enumerate() {
+            let fails: Vec<_> = m.events.iter().filter(|(_, e)| e.starts_with("FAIL ")).collect();
+            assert_eq!(fails.len(), 1, "m{i} saw only the paused member fail: {fails:?}");
+        }
+    } else {
+        eprintln!("note: python3 is not installed; the paused member was not run");
+    }
+
+    // SIGKILL of the leader's container: its member resumes its session on another server.
+    let killed = &nodes.iter().find(|n| n.id == leader).expect("the leader's container").container;
+    let kill = Command::new("docker").args(["kill", "--signal", "KILL", killed]).output().unwrap();
+    assert!(kill.status.success(), "docker kill: {}", String::from_utf8_lossy(&kill.stderr));
+    let elsewhere = addrs[(leader + 1) % 3];
+    let r = ms[leader].resume_at(elsewhere, &sessions[leader].1);
+    assert_eq!(field(&r, "pin"), sessions[leader].0, "the same member: {r}");
+
+    // Every vote acknowledged before the kill is still there (the same vote again is
+    // acknowledged again), voting goes on, and the counts are exactly the acknowledged votes.
+    for (q, i) in &acked {
+        let r = ms[*i].cmd(&format!("VOTE {q} {}", LETTERS[*i]));
+        assert!(r.starts_with("OK VOTE ") && r.contains("again=yes"), "m{i} on {q} after the kill: {r}");
+    }
+    for k in 4..6 {
+        vote_round(&mut ms, &mut acked, k);
+    }
+    let questions: std::collections::BTreeSet<&String> = acked.iter().map(|(q, _)| q).collect();
+    assert_eq!(questions.len(), 6);
+    for q in questions {
+        let r = ms[(leader + 2) % 3].cmd(&format!("STATS {q}"));
+        let v: serde_json::Value =
+            serde_json::from_str(r.strip_prefix("OK STATS ").expect("OK STATS")).unwrap();
+        assert_eq!(v["votes"], 3, "{q}: {v}");
+        let options = v["options"].as_array().unwrap();
+        assert!(options.len() == 3 && options.iter().all(|o| o["votes"] == 1), "{q}: {v}");
+    }
+    for (i, m) in ms.iter().enumerate() {
+        let fails = m.events.iter().filter(|(_, e)| e.starts_with("FAIL ")).count();
+        assert_eq!(fails, usize::from(python), "m{i}: no member but the paused one failed: {:?}", m.events);
+    }
+
+    let (after, new_leader) = status(&dir, VOTE_PORT);
+    let new_leader = new_leader.expect("the two servers left elect a leader");
+    assert_ne!(new_leader, leader, "the killed server cannot lead");
+    assert!(after.iter().any(|n| n.id == leader && n.addr.is_none()), "{after:?}");
+}
+
 /// One line on stderr and exit code `code`, the line containing `says`.
 fn refused(cmd: &mut Command, code: i32, says: &str) {
     let out = cmd.output().expect("the agora binary runs");
@@ -399,4 +741,10 @@ fn mistakes_and_a_missing_docker_are_one_line() {
     let addr = silent.local_addr().unwrap().to_string();
     refused(&mut cmd(&["health", "--metrics", &addr]), 1, "unhealthy");
     refused(&mut cmd(&["health", "--resp", &addr]), 1, "unhealthy");
+    refused(&mut cmd(&["health", "--vote", &addr]), 1, "unhealthy");
+    refused(
+        &mut cmd(&["cluster", "up", "--system", "raft", "--session-timeout-ms", "1000", "--dir", &at("kv3")]),
+        2,
+        "only with --system vote",
+    );
 }

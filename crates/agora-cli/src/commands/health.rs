@@ -1,6 +1,6 @@
 //! `agora health`: whether a node answers, for the containers' health check (the image has no
 //! shell, no curl and no redis-cli: the binary checks itself). Also the one RESP `INFO`
-//! client `agora cluster status` uses.
+//! client and the one voting-service greeting reader `agora cluster status` uses.
 
 use crate::cli::HealthArgs;
 use crate::error::UserError;
@@ -23,7 +23,10 @@ pub fn run(args: &HealthArgs) -> Result<i32, UserError> {
     let (given, check): (&str, Check) = match (&args.resp, &args.metrics) {
         (Some(a), _) => (a, |addr| info(addr).map(|i| format!("raft_role:{}", i["raft_role"]))),
         (None, Some(a)) => (a, metrics),
-        (None, None) => unreachable!("clap requires one of --resp and --metrics"),
+        (None, None) => match &args.vote {
+            Some(a) => (a, hello),
+            None => unreachable!("clap requires one of --resp, --metrics and --vote"),
+        },
     };
     let addr = given
         .to_socket_addrs()
@@ -94,6 +97,26 @@ pub fn info(addr: SocketAddr) -> Result<BTreeMap<String, String>, String> {
         return Err("INFO replication names no raft_role".into());
     }
     Ok(fields)
+}
+
+/// A voting-service server's members' port: its greeting (`HELLO agora-vote 1 server=ID`), or
+/// why there is none.
+pub fn hello(addr: SocketAddr) -> Result<String, String> {
+    let mut s = connect(addr)?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < 256 && byte[0] != b'\n' {
+        match s.read(&mut byte).map_err(io)? {
+            0 => break,
+            _ => line.push(byte[0]),
+        }
+    }
+    let line = String::from_utf8_lossy(&line).trim_end().to_string();
+    if line.starts_with("HELLO agora-vote ") {
+        Ok(line)
+    } else {
+        Err(format!("greeted with {line:?}, not HELLO agora-vote"))
+    }
 }
 
 /// A node's metrics endpoint: healthy if it answers `200`.

@@ -92,6 +92,15 @@ impl Docker {
         }
     }
 
+    /// What a container wrote on stderr, all of its runs (`docker logs` keeps them).
+    pub fn stderr_log(&self, id: &str) -> Result<String, UserError> {
+        let o = output("docker", &["logs", id].map(OsStr::new), true)?;
+        if !o.status.success() {
+            return Err(UserError(format!("docker logs {id}: {}", last_line(&o))));
+        }
+        Ok(String::from_utf8_lossy(&o.stderr).into_owned())
+    }
+
     /// Whether `docker ARGS` succeeds (its output dropped).
     pub fn succeeds(&self, args: &[&str]) -> bool {
         let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();

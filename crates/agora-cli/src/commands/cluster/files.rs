@@ -28,6 +28,10 @@ pub const PEER_PORT: u16 = 7000;
 pub const RESP_PORT: u16 = 6379;
 /// The metrics port of an `agora node` (`agora health --metrics` reads it).
 pub const METRICS_PORT: u16 = 9100;
+/// The members' port of a voting-service server (the line protocol).
+pub const VOTE_PORT: u16 = 7400;
+/// The voting service's session timeout unless `up` is given one.
+pub const SESSION_TIMEOUT_MS: u64 = 30_000;
 /// How long a node waits for its peers' names to resolve when it starts.
 const WAIT_RESOLVE_MS: u64 = 120_000;
 
@@ -44,6 +48,8 @@ pub struct Plan {
     pub clients: usize,
     /// The image every container runs.
     pub image: String,
+    /// The voting service's session timeout (ms): a member silent this long fails.
+    pub session_timeout_ms: u64,
 }
 
 /// A node's service name, also its host name.
@@ -55,7 +61,7 @@ impl Plan {
     /// The nodes of `system` around `replicas` replicas.
     pub fn new(name: &str, system: System, replicas: usize, image: &str) -> Plan {
         let clients = match system {
-            System::Raft => 0,
+            System::Raft | System::Vote => 0,
             System::Election => {
                 let p = agora_protocols::Params::new(replicas, 1);
                 let total = agora_protocols::registry::cluster_size("election", &p)
@@ -63,7 +69,14 @@ impl Plan {
                 total - replicas
             }
         };
-        Plan { name: name.into(), system, nodes: replicas + clients, clients, image: image.into() }
+        Plan {
+            name: name.into(),
+            system,
+            nodes: replicas + clients,
+            clients,
+            image: image.into(),
+            session_timeout_ms: SESSION_TIMEOUT_MS,
+        }
     }
 
     /// The cluster file (`secret`: 64 hex digits).
@@ -75,6 +88,7 @@ impl Plan {
         );
         match self.system {
             System::Raft => s.push_str("protocol = \"kv\"\n\n[params]\ntimeout_ms = 150\n"),
+            System::Vote => s.push_str("protocol = \"vote\"\n\n[params]\ntimeout_ms = 150\n"),
             System::Election => {
                 let _ = write!(
                     s,
@@ -86,8 +100,14 @@ impl Plan {
         }
         for id in 0..self.nodes {
             let _ = write!(s, "\n[[node]]\nid = {id}\naddr = \"{}:{PEER_PORT}\"\n", service(id));
-            if self.system == System::Raft {
-                let _ = writeln!(s, "resp = \"{}:{RESP_PORT}\"", service(id));
+            match self.system {
+                System::Raft => {
+                    let _ = writeln!(s, "resp = \"{}:{RESP_PORT}\"", service(id));
+                }
+                System::Vote => {
+                    let _ = writeln!(s, "vote = \"{}:{VOTE_PORT}\"", service(id));
+                }
+                System::Election => {}
             }
         }
         s
@@ -99,6 +119,8 @@ impl Plan {
         let mut c: Vec<String> = match self.system {
             System::Raft => vec!["kv".into(), "serve".into()],
             System::Election => vec!["node".into(), "--json".into()],
+            // `--events`: each server says on stderr when it leads; `status` reads its log.
+            System::Vote => vec!["vote".into(), "serve".into(), "--events".into()],
         };
         let id = id.to_string();
         let wait = WAIT_RESOLVE_MS.to_string();
@@ -106,8 +128,10 @@ impl Plan {
         if first {
             c.push("--new".into());
         }
-        if self.system == System::Election {
-            c.extend(["--metrics-addr".into(), format!("0.0.0.0:{METRICS_PORT}")]);
+        match self.system {
+            System::Election => c.extend(["--metrics-addr".into(), format!("0.0.0.0:{METRICS_PORT}")]),
+            System::Vote => c.extend(["--session-timeout-ms".into(), self.session_timeout_ms.to_string()]),
+            System::Raft => {}
         }
         c
     }
@@ -174,6 +198,32 @@ mod tests {
         let (plan, f) = check(System::Election, 3);
         assert_eq!(plan.nodes, f.nodes.len());
         assert!(plan.clients > 0 && f.nodes.iter().all(|n| n.resp.is_none()));
+        let (plan, f) = check(System::Vote, 3);
+        assert_eq!((plan.nodes, plan.clients, f.protocol.as_str()), (3, 0, "vote"));
+        assert!(f.nodes.iter().all(|n| n.resp.is_none()));
+        assert_eq!(f.nodes[2].vote.as_deref(), Some("n2:7400"));
+        assert_eq!(f.nodes[2].addr, "n2:7000");
+    }
+
+    #[test]
+    fn a_vote_server_waits_for_its_peers_and_says_when_it_leads() {
+        let mut plan = Plan::new("t-1", System::Vote, 3, "agora-node:0123");
+        plan.session_timeout_ms = 1500;
+        let yml = plan.compose_file(true);
+        for id in 0..3 {
+            let cmd = format!(
+                "[\"vote\", \"serve\", \"--events\", \"--config\", \"/run/secrets/cluster\", \"--id\", \"{id}\", \
+                 \"--wait-resolve-ms\", \"120000\", \"--new\", \"--session-timeout-ms\", \"1500\"]"
+            );
+            assert!(yml.contains(&format!("    command: {cmd}\n")), "{yml}");
+            assert!(yml.contains(&format!("      - n{id}-data:/data\n")));
+        }
+        assert!(!plan.compose_file(false).contains("--new"));
+        assert!(!yml.contains("ports:"), "the members' port is reached at the container's address");
+        // The file the servers read: what `agora vote serve` accepts (its only parameter).
+        let f = ClusterFile::parse(&plan.cluster_file(&"cd".repeat(32))).unwrap();
+        assert_eq!(f.params.keys().collect::<Vec<_>>(), ["timeout_ms"]);
+        assert_eq!(f.data_dir.as_deref(), Some(std::path::Path::new("/data")));
     }
 
     #[test]

@@ -88,6 +88,9 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
             std::env::current_exe().map_err(|e| UserError(format!("cannot find the agora binary: {e}")))?
         }
     };
+    if a.session_timeout_ms.is_some() && a.system != System::Vote {
+        return Err(UserError("--session-timeout-ms: only with --system vote".into()));
+    }
     let docker = Docker::find()?;
     if !status::containers(&docker, &files.name)?.is_empty() {
         return Err(UserError(format!(
@@ -97,7 +100,10 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
         )));
     }
     let (tag, is_static) = image::ensure(&docker, &binary)?;
-    let plan = Plan::new(&files.name, a.system, a.nodes, &tag);
+    let mut plan = Plan::new(&files.name, a.system, a.nodes, &tag);
+    if let Some(ms) = a.session_timeout_ms {
+        plan.session_timeout_ms = ms;
+    }
     std::fs::create_dir_all(&a.dir.dir)
         .map_err(|e| UserError(format!("--dir {}: {e}", a.dir.dir.display())))?;
     let secret = agora_net::Secret::random().to_hex();
@@ -125,18 +131,28 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     // The containers exist, each with its database: from now on a node recreated from the
     // file must find its database, not make an empty one.
     write(&files.compose, &plan.compose_file(false))?;
-    if a.system == System::Raft {
-        let answered = status::wait_for_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?;
-        let Some((leader, addr)) = answered else {
+    let waited = match a.system {
+        System::Raft => status::wait_for_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?,
+        System::Vote => status::wait_for_vote_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?,
+        System::Election => None,
+    };
+    if a.system != System::Election {
+        let Some((leader, addr)) = waited else {
             eprintln!("agora: no leader within {} s; see `agora cluster status`", ANSWER_WITHIN.as_secs());
             return Ok(1);
         };
+        let (ip, port) = (addr.ip(), addr.port());
+        let connect = match a.system {
+            System::Vote => format!("nc {ip} {port}"),
+            _ => format!("redis-cli -h {ip} -p {port}"),
+        };
         println!(
-            "answering {:.1} s after `up` began: node {leader} leads; redis-cli -h {} -p {}",
-            t0.elapsed().as_secs_f64(),
-            addr.ip(),
-            addr.port()
+            "answering {:.1} s after `up` began: node {leader} leads; {connect}",
+            t0.elapsed().as_secs_f64()
         );
+        if a.system == System::Vote {
+            println!("admin    agora vote admin-token --config {}", files.cluster.display());
+        }
     }
     let d = a.dir.dir.display();
     println!("next     agora cluster status --dir {d}    agora cluster down --dir {d}");

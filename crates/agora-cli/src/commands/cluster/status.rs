@@ -1,10 +1,11 @@
 //! `agora cluster status`: the cluster's containers as Docker sees them, and what the nodes
 //! say: a key-value replica its Raft role, term, leader and commit index (`INFO
-//! replication`); the election, once every node has ended, its checker's verdict on the
-//! reports the nodes printed.
+//! replication`); a voting-service server its greeting on the members' port and, in its log
+//! (`--events`), the terms it led; the election, once every node has ended, its checker's
+//! verdict on the reports the nodes printed.
 
 use super::docker::Docker;
-use super::files::RESP_PORT;
+use super::files::{RESP_PORT, VOTE_PORT};
 use super::Files;
 use crate::commands::health;
 use crate::commands::shared::{exit_code, output};
@@ -117,6 +118,32 @@ pub fn wait_for_leader(
     nodes: usize,
     deadline: Instant,
 ) -> Result<Option<(usize, SocketAddr)>, UserError> {
+    wait_until(docker, name, deadline, |cs| agreed_leader(cs, &replicas(cs), nodes))
+}
+
+/// Asks every voting-service server until all `nodes` greet and one says it leads, or
+/// `deadline`; the leader's members' address.
+pub fn wait_for_vote_leader(
+    docker: &Docker,
+    name: &str,
+    nodes: usize,
+    deadline: Instant,
+) -> Result<Option<(usize, SocketAddr)>, UserError> {
+    wait_until(docker, name, deadline, |cs| {
+        let vs = vote_servers(docker, cs);
+        let all = vs.iter().filter(|v| v.answers).count() == nodes;
+        vote_leader(cs, &vs).filter(|_| all).map(|(n, a, _)| (n, a))
+    })
+}
+
+/// Looks at the cluster's containers until `found` finds what it looks for, or `deadline`;
+/// a container that stopped meanwhile is an error with its last log line.
+fn wait_until<T>(
+    docker: &Docker,
+    name: &str,
+    deadline: Instant,
+    found: impl Fn(&[Container]) -> Option<T>,
+) -> Result<Option<T>, UserError> {
     loop {
         let cs = containers(docker, name)?;
         if let Some(c) = cs.iter().find(|c| c.state == "exited" || c.state == "dead") {
@@ -127,9 +154,8 @@ pub fn wait_for_leader(
                 docker.last_log_line(&c.id)
             )));
         }
-        let rs = replicas(&cs);
-        if let Some(found) = agreed_leader(&cs, &rs, nodes) {
-            return Ok(Some(found));
+        if let Some(it) = found(&cs) {
+            return Ok(Some(it));
         }
         if Instant::now() >= deadline {
             return Ok(None);
@@ -147,6 +173,7 @@ pub fn run(docker: &Docker, files: &Files, json: bool) -> Result<i32, UserError>
     match cf.protocol.as_str() {
         "kv" => Ok(raft(&files.name, &cs, nodes, json)),
         "election" => election(docker, &cs, &cf, json),
+        "vote" => Ok(vote(docker, &files.name, &cs, nodes, json)),
         other => Err(UserError(format!(
             "{}: protocol {other:?} is not one agora cluster starts",
             files.cluster.display()
@@ -218,6 +245,111 @@ fn raft(name: &str, cs: &[Container], nodes: usize, json: bool) -> i32 {
         match two {
             None => println!("checks  one leader per term among the answers: ok"),
             Some((t, l)) => println!("checks  one leader per term: VIOLATED, term {t} has leaders {l:?}"),
+        }
+    }
+    i32::from(!(leader.is_some() && up == nodes && two.is_none()))
+}
+
+/// What a voting-service server shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VoteServer {
+    /// It greets on the members' port (`HELLO agora-vote ...`).
+    pub answers: bool,
+    /// The term it says it leads, from its log: the latest term it began leading in its
+    /// current run and has not stepped down from.
+    pub leads: Option<u64>,
+    /// Every term it said it began to lead, over all its runs.
+    pub led: Vec<u64>,
+}
+
+/// The terms a server's `--events` log says it led: `(leads now, every term it began to lead)`.
+/// A new run (its `listening` line) leads nothing until it says so again.
+pub fn leading(log: &str) -> (Option<u64>, Vec<u64>) {
+    let (mut now, mut led) = (None, Vec::new());
+    for v in log.lines().filter_map(|l| l.strip_prefix("event ")?.parse::<serde_json::Value>().ok()) {
+        if v.get("listening").is_some() {
+            now = None;
+        } else if let (Some(t), Some(_)) = (v["term"].as_u64(), v.get("leader")) {
+            now = Some(t);
+            led.push(t);
+        } else if v["stepped_down"].as_u64().is_some_and(|t| now == Some(t)) {
+            now = None;
+        }
+    }
+    (now, led)
+}
+
+/// Every server's greeting and log, the greetings asked all at once.
+fn vote_servers(docker: &Docker, cs: &[Container]) -> Vec<VoteServer> {
+    let greets: Vec<bool> = std::thread::scope(|s| {
+        let asked: Vec<_> = cs
+            .iter()
+            .map(|c| {
+                s.spawn(move || {
+                    let ip = c.ip.filter(|_| c.state == "running");
+                    ip.is_some_and(|ip| health::hello(SocketAddr::new(ip, VOTE_PORT)).is_ok())
+                })
+            })
+            .collect();
+        asked.into_iter().map(|h| h.join().unwrap_or(false)).collect()
+    });
+    cs.iter()
+        .zip(greets)
+        .map(|(c, answers)| {
+            let (leads, led) = docker.stderr_log(&c.id).map(|l| leading(&l)).unwrap_or_default();
+            VoteServer { answers, leads: leads.filter(|_| c.state == "running"), led }
+        })
+        .collect()
+}
+
+/// The server that leads the highest term among those running that say they lead: its id,
+/// its members' address and the term.
+fn vote_leader(cs: &[Container], vs: &[VoteServer]) -> Option<(usize, SocketAddr, u64)> {
+    cs.iter()
+        .zip(vs)
+        .filter_map(|(c, v)| Some((c.node, SocketAddr::new(c.ip?, VOTE_PORT), v.leads?)))
+        .max_by_key(|&(_, _, t)| t)
+}
+
+fn vote(docker: &Docker, name: &str, cs: &[Container], nodes: usize, json: bool) -> i32 {
+    let vs = vote_servers(docker, cs);
+    let leader = vote_leader(cs, &vs);
+    let up = vs.iter().filter(|v| v.answers).count();
+    // Election safety, as far as the logs show it: no term led by two servers.
+    let mut by_term: BTreeMap<u64, std::collections::BTreeSet<usize>> = BTreeMap::new();
+    for (c, v) in cs.iter().zip(&vs) {
+        for &t in &v.led {
+            by_term.entry(t).or_default().insert(c.node);
+        }
+    }
+    let two = by_term.iter().find(|(_, l)| l.len() > 1);
+    if json {
+        let v = serde_json::json!({
+            "cluster": name, "system": "vote", "nodes": nodes,
+            "containers": cs, "servers": vs, "answering": up,
+            "leader": leader.map(|(n, a, t)| serde_json::json!({ "node": n, "vote": a.to_string(), "term": t })),
+            "one_leader_per_term": two.is_none(),
+        });
+        println!("{v}");
+    } else {
+        println!("cluster {name}: vote, {nodes} servers, {} container(s)", cs.len());
+        println!("{:<5} {:<22} {:<20} {:<7} {:>9}", "node", "container", "members at", "greets", "leads");
+        for (c, v) in cs.iter().zip(&vs) {
+            let addr = c.ip.map(|ip| SocketAddr::new(ip, VOTE_PORT).to_string()).unwrap_or("-".into());
+            let leads = v.leads.map_or("-".into(), |t| format!("term {t}"));
+            let greets = if v.answers { "yes" } else { "no" };
+            println!("{:<5} {:<22} {addr:<20} {greets:<7} {leads:>9}", c.node, state(c));
+        }
+        match leader {
+            Some((n, a, t)) => {
+                println!("leader  node {n} (term {t}); a member connects with: nc {} {}", a.ip(), a.port())
+            }
+            None => println!("leader  none says it leads"),
+        }
+        println!("answering  {up} of {nodes} servers");
+        match two {
+            None => println!("checks  one leader per term in the servers' logs: ok"),
+            Some((t, l)) => println!("checks  one leader per term: VIOLATED, term {t} was led by {l:?}"),
         }
     }
     i32::from(!(leader.is_some() && up == nodes && two.is_none()))

@@ -310,15 +310,10 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
             cf.protocol
         )));
     }
-    let addrs = cf.addrs_within(Duration::from_millis(a.wait_resolve_ms))?;
+    let addrs = cf.peer_addrs_within(Duration::from_millis(a.wait_resolve_ms), "replicas")?;
     let me = a.id as usize;
     if me >= addrs.len() {
         return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", a.id, addrs.len())));
-    }
-    if let Some(i) = addrs.iter().position(|a| a.port() == 0) {
-        return Err(UserError(format!(
-            "node {i}: port 0 for its cluster address; replicas must know each other's"
-        )));
     }
     let resp_addrs =
         cf.client_addrs("resp", "where it serves RESP clients, e.g. resp = \"127.0.0.1:6380\"", |n| {

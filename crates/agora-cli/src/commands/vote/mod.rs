@@ -286,7 +286,7 @@ fn local(a: &VoteLocalArgs) -> Result<i32, UserError> {
     })
 }
 
-/// The cluster file of `agora vote serve`, checked.
+/// The cluster file of `agora vote serve`, checked, its names resolved.
 struct ServeFile {
     cf: ClusterFile,
     addrs: Vec<SocketAddr>,
@@ -294,7 +294,9 @@ struct ServeFile {
     election: Duration,
 }
 
-fn load(path: &std::path::Path) -> Result<ServeFile, UserError> {
+/// A `protocol = "vote"` cluster file and its election timeout, checked; no name resolved
+/// (the administrator token needs none, and may be asked where the names mean nothing).
+fn load(path: &std::path::Path) -> Result<(ClusterFile, Duration), UserError> {
     let cf = ClusterFile::load(path)?;
     if cf.protocol != "vote" {
         return Err(UserError(format!(
@@ -303,16 +305,6 @@ fn load(path: &std::path::Path) -> Result<ServeFile, UserError> {
             cf.protocol
         )));
     }
-    let addrs = cf.addrs()?;
-    if let Some(i) = addrs.iter().position(|a| a.port() == 0) {
-        return Err(UserError(format!(
-            "node {i}: port 0 for its cluster address; servers must know each other's"
-        )));
-    }
-    let member_addrs =
-        cf.client_addrs("vote", "where it serves members, e.g. vote = \"127.0.0.1:7400\"", |n| {
-            n.vote.as_deref()
-        })?;
     let election_ms = match cf.params.get("timeout_ms") {
         None => 150.0,
         Some(toml::Value::Integer(i)) if *i > 0 && *i <= 60_000 => *i as f64,
@@ -324,19 +316,32 @@ fn load(path: &std::path::Path) -> Result<ServeFile, UserError> {
     if let Some(k) = cf.params.keys().find(|k| k.as_str() != "timeout_ms") {
         return Err(UserError(format!("params.{k}: not a parameter of vote (its parameters: timeout_ms)")));
     }
-    Ok(ServeFile { cf, addrs, member_addrs, election: Duration::from_secs_f64(election_ms / 1e3) })
+    Ok((cf, Duration::from_secs_f64(election_ms / 1e3)))
+}
+
+/// [`load`], then every server's cluster and members' address, resolved — trying again for
+/// up to `wait` while a peer's name does not resolve (peers in containers not yet started).
+fn load_resolved(path: &std::path::Path, wait: Duration) -> Result<ServeFile, UserError> {
+    let (cf, election) = load(path)?;
+    let addrs = cf.peer_addrs_within(wait, "servers")?;
+    let member_addrs =
+        cf.client_addrs("vote", "where it serves members, e.g. vote = \"127.0.0.1:7400\"", |n| {
+            n.vote.as_deref()
+        })?;
+    Ok(ServeFile { cf, addrs, member_addrs, election })
 }
 
 /// `agora vote admin-token`.
 fn print_admin_token(a: &VoteTokenArgs) -> Result<i32, UserError> {
-    let f = load(&a.config)?;
-    println!("{}", front::admin_token(&f.cf.secret(&a.config)?.to_hex()));
+    let (cf, _) = load(&a.config)?;
+    println!("{}", front::admin_token(&cf.secret(&a.config)?.to_hex()));
     Ok(0)
 }
 
 /// `agora vote serve`: one server of a cluster file.
 fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
-    let ServeFile { cf, addrs, member_addrs, election } = load(&a.config)?;
+    let ServeFile { cf, addrs, member_addrs, election } =
+        load_resolved(&a.config, Duration::from_millis(a.wait_resolve_ms))?;
     let me = a.id as usize;
     if me >= addrs.len() {
         return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", a.id, addrs.len())));
