@@ -233,6 +233,15 @@ pub trait Host<P: Protocol> {
     fn timer_cancelled(&mut self, node: NodeId);
     /// Hands one message (already counted as sent to each destination) to the network.
     fn transmit(&mut self, from: NodeId, to: Targets<'_>, msg: P::Msg, frame: &Frame<'_>);
+    /// Like [`Host::transmit`], for a message that may leave before the durable writes of its
+    /// step and of the steps before it ([`Effect::SendEarly`](crate::Effect::SendEarly)). A
+    /// host whose writes are durable at once hands it over as any other.
+    fn transmit_early(&mut self, from: NodeId, to: Targets<'_>, msg: P::Msg, frame: &Frame<'_>) {
+        self.transmit(from, to, msg, frame)
+    }
+    /// Fires node `node`'s timer `done` once its writes so far are durable
+    /// ([`Effect::Synced`](crate::Effect::Synced)).
+    fn synced(&mut self, node: NodeId, done: P::Timer);
     /// A durable write of node `node`'s step: the host makes it durable before any message of
     /// the same step leaves the node.
     fn persist(&mut self, node: NodeId, write: Write);
@@ -275,9 +284,12 @@ impl Interp {
     /// Applies one effect of node `id`'s step.
     pub fn apply<P: Protocol, H: Host<P>>(&mut self, host: &mut H, id: NodeId, effect: EffectOf<P>) {
         match effect {
-            Effect::Send { to, msg } => self.send(host, id, Some(std::slice::from_ref(&to)), msg),
-            Effect::Multicast { to: Destinations::AllOthers, msg } => self.send(host, id, None, msg),
-            Effect::Multicast { to: Destinations::Nodes(list), msg } => self.send(host, id, Some(&list), msg),
+            Effect::Send { to, msg } => self.send(host, id, Some(std::slice::from_ref(&to)), msg, false),
+            Effect::SendEarly { to, msg } => self.send(host, id, Some(std::slice::from_ref(&to)), msg, true),
+            Effect::Multicast { to: Destinations::AllOthers, msg } => self.send(host, id, None, msg, false),
+            Effect::Multicast { to: Destinations::Nodes(list), msg } => {
+                self.send(host, id, Some(&list), msg, false)
+            }
             Effect::SetTimer { timer, after } => {
                 self.gen += 1;
                 let at = host.deadline(id, after);
@@ -293,6 +305,7 @@ impl Interp {
             Effect::Unpersist { key } => host.persist(id, Write::Remove(key)),
             Effect::UnpersistRange { from, to } => host.persist(id, Write::RemoveRange(from, to)),
             Effect::PersistLater { key, value, done } => host.persist_later(id, key, value, done),
+            Effect::Synced { done } => host.synced(id, done),
             Effect::Observe(obs) => host.observe(id, obs),
             Effect::OpBegin(op) => host.operation(id, op, false),
             Effect::OpEnd(op) => host.operation(id, op, true),
@@ -300,13 +313,14 @@ impl Interp {
     }
 
     /// Encodes, checks, counts and hands over one message for all its destinations (`None`:
-    /// every other node).
+    /// every other node); `early` if it may leave before its step's writes are durable.
     fn send<P: Protocol, H: Host<P>>(
         &mut self,
         host: &mut H,
         from: NodeId,
         to: Option<&[NodeId]>,
         msg: P::Msg,
+        early: bool,
     ) {
         let n = self.n as u32;
         let checked;
@@ -335,7 +349,10 @@ impl Interp {
         let frame = Frame { kind, wire: &self.frame };
         metrics.sent_many(kind, copies, frame.bytes());
         counters.count_sent_many(copies, frame.bytes());
-        host.transmit(from, targets, msg, &frame);
+        match early {
+            true => host.transmit_early(from, targets, msg, &frame),
+            false => host.transmit(from, targets, msg, &frame),
+        }
     }
 
     /// Encodes `msg` as a frame into `self.frame` and checks it against the frame limit and the
@@ -480,6 +497,7 @@ mod tests {
         }
         fn persist(&mut self, _: NodeId, _: Write) {}
         fn persist_later(&mut self, _: NodeId, _: String, _: Deferred, _: u8) {}
+        fn synced(&mut self, _: NodeId, _: u8) {}
         fn observe(&mut self, _: NodeId, _: u32) {}
         fn operation(&mut self, _: NodeId, _: OpId, _: bool) {}
         fn violation(&mut self, v: Violation) {

@@ -146,11 +146,24 @@ impl Debug for Deferred {
 }
 
 /// What a protocol asks its driver to do. Effects of one step are applied in order; a driver
-/// makes every `Persist` of a step durable before any message of that step leaves the node.
+/// makes every `Persist` of a step durable before any message of that step leaves the node
+/// (except a message sent with [`Effect::SendEarly`]).
 #[derive(Clone, Debug)]
 pub enum Effect<M, T, O> {
     /// One message to one node.
     Send {
+        /// The destination, in `0..nodes`; any other id is the violation `valid-destination`.
+        to: NodeId,
+        /// The message.
+        msg: M,
+    },
+    /// One message to one node that may leave before the writes of its step (and of the
+    /// steps before it) are durable, and so may overtake messages sent before it. Only for a
+    /// message whose meaning does not rest on those writes, such as a Raft leader's append
+    /// of entries it is still writing (§10.2.1 of the Raft thesis); a step that needs to know
+    /// when its writes are durable asks with [`Effect::Synced`]. If the node crashes first,
+    /// the message may be out and the writes lost.
+    SendEarly {
         /// The destination, in `0..nodes`; any other id is the violation `valid-destination`.
         to: NodeId,
         /// The message.
@@ -210,6 +223,12 @@ pub enum Effect<M, T, O> {
         /// The timer fired once the write is durable.
         done: T,
     },
+    /// Fires the timer `done` once every write of this step, and of the steps before it, is
+    /// durable; every request fires once, in the order asked, unless the node crashes first.
+    Synced {
+        /// The timer fired.
+        done: T,
+    },
     /// Reports an observation to the run's checker (and the simulator's trace digest).
     Observe(O),
     /// An operation starts now (for msgs-per-op and latency).
@@ -266,6 +285,18 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
     /// Sends `msg` to node `to`.
     pub fn send(&mut self, to: NodeId, msg: P::Msg) {
         self.effects.push(Effect::Send { to, msg });
+    }
+
+    /// Sends `msg` to node `to`, perhaps before this step's writes are durable (see
+    /// [`Effect::SendEarly`]).
+    pub fn send_early(&mut self, to: NodeId, msg: P::Msg) {
+        self.effects.push(Effect::SendEarly { to, msg });
+    }
+
+    /// Fires the timer `done` once this step's writes, and those before them, are durable
+    /// (see [`Effect::Synced`]).
+    pub fn when_synced(&mut self, done: P::Timer) {
+        self.effects.push(Effect::Synced { done });
     }
 
     /// Sends `msg` to each node of `to`, in that order; the message is encoded once.

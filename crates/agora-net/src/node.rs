@@ -5,7 +5,11 @@
 //! one step after another, gathers their writes, commits them in one redb transaction (one
 //! fsync), and only then hands the messages of all those steps to the network. Every step's
 //! writes are thus durable before any of its messages leave, as the protocol API promises, at
-//! the cost of one fsync per batch rather than per message.
+//! the cost of one fsync per batch rather than per message. The exception is a message sent
+//! early (`Effect::SendEarly`): it is handed to the network before the commit, so that it
+//! travels while the disk syncs (a Raft leader's appends reach its followers while it writes
+//! the same entries), and a step that asked to hear of its writes' durability
+//! (`Effect::Synced`) is told by a timer right after the commit.
 //!
 //! Send queues are bounded (`NetConfig::queue_capacity` frames per peer). **When a queue is
 //! full the message is dropped and counted** (`messages_dropped`, and `queue_full` in the
@@ -363,6 +367,8 @@ pub fn start_with<S: Setup>(
         events: 0,
         writes: Vec::new(),
         sends: Vec::new(),
+        early: Vec::new(),
+        synced: Vec::new(),
         violations: Vec::new(),
         handled: 0,
         fired: 0,
@@ -454,6 +460,10 @@ struct Driver<S: Setup> {
     /// Writes and messages of the steps since the last flush (group commit).
     writes: Vec<Write>,
     sends: Vec<Outgoing<Msg<S>>>,
+    /// Messages of those steps that may leave before their writes are durable, and the timers
+    /// to fire once they are.
+    early: Vec<Outgoing<Msg<S>>>,
+    synced: Vec<TimerOf<S>>,
     /// See [`NodeReport::violations`].
     violations: Vec<(u64, Violation)>,
     /// Messages handled and timers fired since the last flush.
@@ -625,6 +635,8 @@ impl<S: Setup> Driver<S> {
             writes: &mut self.writes,
             laters: &mut self.laters,
             sends: &mut self.sends,
+            early: &mut self.early,
+            synced: &mut self.synced,
             observations: &mut self.observations,
             unreported: self.on_obs.is_some().then_some(&mut self.unreported),
             violations: &mut self.violations,
@@ -644,8 +656,34 @@ impl<S: Setup> Driver<S> {
         }
     }
 
-    /// Makes the gathered writes durable in one transaction, then sends the gathered messages.
+    /// Sends the messages that need not wait, makes the gathered writes durable in one
+    /// transaction, sends the other messages, then tells the steps that asked that their
+    /// writes are durable (as timers, each a step whose own effects are flushed in turn).
     fn flush(&mut self) {
+        loop {
+            if !self.commit_and_send() {
+                return;
+            }
+            let synced = std::mem::take(&mut self.synced);
+            if synced.is_empty() {
+                return;
+            }
+            let gone = self.shared.left.load(Ordering::Relaxed);
+            for done in synced {
+                if !gone {
+                    let name = done.clone();
+                    self.step(move || format!("synced {name:?}"), |node, ctx| node.on_timer(ctx, done));
+                }
+                self.fired += 1;
+            }
+        }
+    }
+
+    /// One round of [`Driver::flush`]; false if the node failed to write.
+    fn commit_and_send(&mut self) -> bool {
+        for out in std::mem::take(&mut self.early) {
+            self.send(out);
+        }
         if !self.writes.is_empty() {
             let writes = std::mem::take(&mut self.writes);
             if let Some(store) = &self.store {
@@ -673,7 +711,7 @@ impl<S: Setup> Driver<S> {
                             Interp::dropped(metrics, counters, out.kind);
                         }
                     }
-                    return;
+                    return false;
                 }
                 self.commits += 1;
             }
@@ -692,6 +730,7 @@ impl<S: Setup> Driver<S> {
         }
         self.shared.in_flight.fetch_sub(std::mem::take(&mut self.handled), Ordering::AcqRel);
         self.shared.pending.fetch_sub(std::mem::take(&mut self.fired), Ordering::AcqRel);
+        true
     }
 
     /// Hands a deferred write to the node's writer thread, which computes the value, writes it
@@ -838,6 +877,8 @@ struct NetHost<'a, S: Setup> {
     writes: &'a mut Vec<Write>,
     laters: &'a mut Vec<Later<S>>,
     sends: &'a mut Vec<Outgoing<Msg<S>>>,
+    early: &'a mut Vec<Outgoing<Msg<S>>>,
+    synced: &'a mut Vec<TimerOf<S>>,
     observations: &'a mut Vec<Vec<(u64, ObsOf<S>)>>,
     /// Observations for the node's observation hook, if it has one.
     unreported: Option<&'a mut Vec<(u64, ObsOf<S>)>>,
@@ -879,6 +920,16 @@ impl<S: Setup> Host<S::Node> for NetHost<'_, S> {
     fn transmit(&mut self, _: NodeId, to: Targets<'_>, msg: Msg<S>, frame: &Frame<'_>) {
         let frame_bytes = Bytes::copy_from_slice(frame.wire);
         self.sends.push(Outgoing { to: to.to_vec(), frame: frame_bytes, msg, kind: frame.kind });
+    }
+
+    fn transmit_early(&mut self, _: NodeId, to: Targets<'_>, msg: Msg<S>, frame: &Frame<'_>) {
+        let frame_bytes = Bytes::copy_from_slice(frame.wire);
+        self.early.push(Outgoing { to: to.to_vec(), frame: frame_bytes, msg, kind: frame.kind });
+    }
+
+    fn synced(&mut self, _: NodeId, done: TimerOf<S>) {
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
+        self.synced.push(done);
     }
 
     fn persist(&mut self, _: NodeId, write: Effected) {

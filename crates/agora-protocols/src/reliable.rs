@@ -162,7 +162,8 @@ impl<P: Protocol> Reliable<P> {
         }
         for e in effects {
             match e {
-                Effect::Send { to, msg } => self.send(ctx, to, msg),
+                // Sending early is a permission, not a duty: over a link it goes out in order.
+                Effect::Send { to, msg } | Effect::SendEarly { to, msg } => self.send(ctx, to, msg),
                 Effect::Multicast { to, msg } => {
                     let to: Vec<NodeId> = match to {
                         Destinations::AllOthers => {
@@ -186,6 +187,7 @@ impl<P: Protocol> Reliable<P> {
                 Effect::PersistLater { key, value, done } => {
                     ctx.persist_later(key, value, LinkTimer::Inner(done))
                 }
+                Effect::Synced { done } => ctx.when_synced(LinkTimer::Inner(done)),
                 Effect::Observe(o) => ctx.observe(o),
                 Effect::OpBegin(op) => ctx.op_begin(op),
                 Effect::OpEnd(op) => ctx.op_end(op),

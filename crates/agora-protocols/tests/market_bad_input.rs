@@ -76,6 +76,7 @@ fn inner(ctx: &mut Context<'_, Hostile>, f: impl FnOnce(&mut Context<'_, MarketN
     for e in effects {
         match e {
             Effect::Send { to, msg } => ctx.send(to, msg),
+            Effect::SendEarly { to, msg } => ctx.send_early(to, msg),
             Effect::Multicast { to: Destinations::AllOthers, msg } => ctx.broadcast(msg),
             Effect::Multicast { to: Destinations::Nodes(to), msg } => ctx.multicast(to, msg),
             Effect::SetTimer { timer, after } => ctx.set_timer(timer, after),
@@ -84,6 +85,7 @@ fn inner(ctx: &mut Context<'_, Hostile>, f: impl FnOnce(&mut Context<'_, MarketN
             Effect::Unpersist { key } => ctx.unpersist(key),
             Effect::UnpersistRange { from, to } => ctx.unpersist_range(from, to),
             Effect::PersistLater { key, value, done } => ctx.persist_later(key, value, done),
+            Effect::Synced { done } => ctx.when_synced(done),
             Effect::Observe(o) => ctx.observe(o),
             Effect::OpBegin(op) => ctx.op_begin(op),
             Effect::OpEnd(op) => ctx.op_end(op),

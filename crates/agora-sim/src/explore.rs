@@ -531,6 +531,11 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
         self.landed.push(done);
     }
 
+    fn synced(&mut self, _: NodeId, done: TimerOf<S>) {
+        // Writes are durable at once here.
+        self.landed.push(done);
+    }
+
     fn observe(&mut self, node: NodeId, obs: ObsOf<S>) {
         let n = node.index();
         self.world.seen[n] = hash_of(&(self.world.seen[n], wire::encode(&obs)));

@@ -203,6 +203,12 @@ enum Event<M, T> {
         id: u64,
         done: T,
     },
+    /// The node's writes up to a step that asked (`Effect::Synced`) are durable: `done` fires.
+    Synced {
+        node: NodeId,
+        id: u64,
+        done: T,
+    },
     Fault(Action),
 }
 
@@ -210,6 +216,11 @@ enum Event<M, T> {
 /// node's deferred writes run one after another.
 const DISK_WRITE_NS: u64 = 1_000_000;
 const DISK_NS_PER_BYTE: u64 = 10; // 100 MB/s
+/// A node's writes are durable at once in the simulator; what it asks to hear of with
+/// `Effect::Synced` is told up to this long later (uniformly drawn, in the order asked), so
+/// that answers of its peers may come first, as they may over TCP where the node sends before
+/// its fsync ends.
+const SYNC_MAX_NS: u64 = 2_000_000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -234,6 +245,9 @@ struct Slot<N, T> {
     later: std::collections::VecDeque<(u64, String, Vec<u8>)>,
     /// When the node's last deferred write will be done.
     disk_free: Time,
+    /// `Effect::Synced` requests not yet told, in order (their ids), and when the last is.
+    syncs: std::collections::VecDeque<u64>,
+    synced_at: Time,
     /// What its last crash did to its storage, for its restart.
     wiped: Wipe,
 }
@@ -313,6 +327,8 @@ impl<S: Setup> Simulation<S> {
                 stable: Stable::new(),
                 later: Default::default(),
                 disk_free: Time::ZERO,
+                syncs: Default::default(),
+                synced_at: Time::ZERO,
                 wiped: Wipe::No,
             })
             .collect();
@@ -624,6 +640,21 @@ impl<S: Setup> Simulation<S> {
                     self.step(node, |n, ctx| n.on_timer(ctx, done));
                 }
             },
+            Event::Synced { node, id, done } => match self.slots[node.index()].status {
+                Status::Paused => {
+                    self.stash.entry(node.0).or_default().push(Event::Synced { node, id, done })
+                }
+                Status::Down => {}
+                Status::Up => {
+                    let slot = &mut self.slots[node.index()];
+                    if slot.syncs.front() != Some(&id) {
+                        return; // from before a crash
+                    }
+                    slot.syncs.pop_front();
+                    self.digest.word(id);
+                    self.step(node, |n, ctx| n.on_timer(ctx, done));
+                }
+            },
             Event::Fault(action) => {
                 self.faults_left -= 1;
                 self.fault(action)
@@ -689,6 +720,7 @@ impl<S: Setup> Simulation<S> {
         slot.status = Status::Down;
         slot.node = None;
         slot.timers.clear();
+        slot.syncs.clear();
         slot.crashed_ever = true;
         slot.wiped = wipe;
         if wipe != Wipe::No {
@@ -871,6 +903,18 @@ impl<S: Setup> Host<S::Node> for SimHost<'_, S> {
         slot.disk_free = at;
         slot.later.push_back((wid, key, value));
         sim.queue.push(at, Event::Written { node, id: wid, done });
+    }
+
+    fn synced(&mut self, node: NodeId, done: TimerOf<S>) {
+        let sim = &mut *self.0;
+        sim.next_later += 1;
+        let id = sim.next_later;
+        let delay = sim.disk_rng.random_range(0..=SYNC_MAX_NS);
+        let slot = &mut sim.slots[node.index()];
+        let at = Time(sim.now.0 + delay).max(slot.synced_at);
+        slot.synced_at = at;
+        slot.syncs.push_back(id);
+        sim.queue.push(at, Event::Synced { node, id, done });
     }
 
     fn observe(&mut self, node: NodeId, obs: ObsOf<S>) {

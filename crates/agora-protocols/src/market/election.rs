@@ -96,6 +96,7 @@ impl Election {
         for e in effects {
             match e {
                 Effect::Send { to, msg } => ctx.send(to, Msg::Bully(msg)),
+                Effect::SendEarly { to, msg } => ctx.send_early(to, Msg::Bully(msg)),
                 Effect::Multicast { to: Destinations::AllOthers, msg } => ctx.broadcast(Msg::Bully(msg)),
                 Effect::Multicast { to: Destinations::Nodes(to), msg } => ctx.multicast(to, Msg::Bully(msg)),
                 Effect::SetTimer { timer, after } => ctx.set_timer(Timer::Bully(timer), after),
@@ -111,6 +112,7 @@ impl Election {
                     ctx.unpersist_range(format!("{PREFIX}{from}"), format!("{PREFIX}{to}"))
                 }
                 Effect::PersistLater { .. } => unreachable!("bully writes nothing off its path"),
+                Effect::Synced { done } => ctx.when_synced(Timer::Bully(done)),
                 Effect::Observe(o) => seen.push(o),
                 // An election is not a market operation: the market counts buys only.
                 Effect::OpBegin(_) | Effect::OpEnd(_) => {}

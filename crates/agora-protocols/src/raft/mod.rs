@@ -19,7 +19,10 @@
 //!   snapshot is durable. A crash in between leaves the old snapshot or the new, and a
 //!   restart takes the newest and removes the rest.
 //!   Term, vote and log entries are persisted through persist effects in the step that
-//!   changes them, so they are durable before any answer leaves the node. A restarted replica
+//!   changes them, so they are durable before any answer leaves the node. One exception, §10.2.1
+//!   of the thesis: a leader sends its appends while it is still writing the same entries
+//!   (they may leave before its own write is durable), and counts itself in the majority
+//!   that commits an entry only once its driver has told it that its log is durable up to it. A restarted replica
 //!   rebuilds from its snapshot and log and has lost its commit index, role and leader.
 //!   Leader stickiness (§4.2.3 of the thesis): a follower that heard from a live leader within
 //!   the minimum election timeout ignores vote requests, so a node cut off by a one-way
@@ -343,6 +346,13 @@ pub enum RaftTimer {
     ClientRetry,
     /// Replica: the snapshot it asked to be written is durable.
     SnapshotWritten,
+    /// Leader: its log up to `index`, appended while it led in `term`, is durable.
+    Synced {
+        /// The term it led in when it asked.
+        term: Term,
+        /// Its last index then.
+        index: Index,
+    },
 }
 
 /// What replicas and clients report, for [`checker::RaftChecker`].
@@ -473,6 +483,8 @@ pub trait Io<SM: StateMachine> {
     fn rng(&mut self) -> &mut Rng;
     /// Sends a Raft message to `to`.
     fn send(&mut self, to: NodeId, msg: RaftMsg<SM>);
+    /// Sends a Raft message to `to` that may leave before the step's writes are durable.
+    fn send_early(&mut self, to: NodeId, msg: RaftMsg<SM>);
     /// Sets (or resets) a Raft timer to fire `after` from now.
     fn set_timer(&mut self, timer: RaftTimer, after: Duration);
     /// Cancels a Raft timer, if pending.
@@ -485,6 +497,8 @@ pub trait Io<SM: StateMachine> {
     fn unpersist_range(&mut self, from: String, to: String);
     /// A write off the replica's path; `done` fires once it is durable.
     fn persist_later(&mut self, key: String, value: Deferred, done: RaftTimer);
+    /// Fires `done` once the writes so far are durable.
+    fn when_synced(&mut self, done: RaftTimer);
     /// Reports an observation for the checker.
     fn observe(&mut self, obs: RaftObs);
 }
@@ -506,6 +520,9 @@ where
     fn send(&mut self, to: NodeId, msg: RaftMsg<SM>) {
         Context::send(self, to, msg.into())
     }
+    fn send_early(&mut self, to: NodeId, msg: RaftMsg<SM>) {
+        Context::send_early(self, to, msg.into())
+    }
     fn set_timer(&mut self, timer: RaftTimer, after: Duration) {
         Context::set_timer(self, timer.into(), after)
     }
@@ -523,6 +540,9 @@ where
     }
     fn persist_later(&mut self, key: String, value: Deferred, done: RaftTimer) {
         Context::persist_later(self, key, value, done.into())
+    }
+    fn when_synced(&mut self, done: RaftTimer) {
+        Context::when_synced(self, done.into())
     }
     fn observe(&mut self, obs: RaftObs) {
         Context::observe(self, obs.into())

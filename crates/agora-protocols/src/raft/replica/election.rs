@@ -217,6 +217,8 @@ impl<SM: StateMachine> Replica<SM> {
         self.round = 0;
         self.round_open = false;
         self.transfer = None;
+        // Nothing of this term is durable yet: the no-op's write will say so.
+        self.durable = 0;
         self.term_start = self.append(io, Body::Noop);
         for i in 0..self.peers.len() {
             self.replicate(io, i, true);

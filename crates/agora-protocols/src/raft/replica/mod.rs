@@ -16,7 +16,8 @@
 //!
 //! **Invariants**, checked after every step in debug builds ([`Replica::check_step`]): the term
 //! never decreases and a vote once cast in a term stands; `base <= applied <= commit`; a
-//! leader's log only grows in its term; a leader voted for itself, and only a leader has
+//! leader's log only grows in its term and is known durable no further than its end; a leader
+//! voted for itself, and only a leader has
 //! pending reads or an open read round; a rejoining replica is a follower; for every
 //! follower, what the leader knows obeys [`progress::Peer::check`].
 
@@ -176,6 +177,10 @@ pub struct Replica<SM: StateMachine> {
     peers: Vec<Peer>,
     /// The index of this leader's no-op.
     term_start: Index,
+    /// How far this leader's own log is known durable (its driver said so): it counts itself
+    /// in a commit majority up to here only, since its appends leave before its own write is
+    /// durable (§10.2.1 of the thesis). Below `term_start` until its no-op is durable.
+    durable: Index,
     /// A leadership transfer this leader was asked for (`transfer.rs`).
     transfer: Option<Transfer>,
     /// Read rounds: the last started, and whether it awaits its majority.
@@ -236,6 +241,7 @@ impl<SM: StateMachine> Replica<SM> {
             sessions,
             peers,
             term_start: 0,
+            durable: 0,
             transfer: None,
             round: 0,
             round_open: false,
@@ -415,6 +421,7 @@ impl<SM: StateMachine> Replica<SM> {
                 }
             }
             RaftTimer::SnapshotWritten => self.snapshot_written(io),
+            RaftTimer::Synced { term, index } => self.on_synced(io, term, index),
             RaftTimer::ClientRetry => {}
         }
         self.check_step(&before);
@@ -508,6 +515,7 @@ impl<SM: StateMachine> Replica<SM> {
         if self.role == Role::Leader {
             debug_assert_eq!(self.leader, Some(self.me), "a leader that does not know it leads");
             debug_assert_eq!(self.voted_for, Some(self.me), "a leader that did not vote for itself");
+            debug_assert!(self.durable <= self.log.last(), "durable past the log's end");
             for p in &self.peers {
                 p.check(self.log.last(), self.cfg.max_inflight);
             }

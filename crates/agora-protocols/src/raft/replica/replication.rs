@@ -1,12 +1,15 @@
 //! Log replication (§5.3 of the paper) and commitment (§5.4.2). The leader appends to its own
-//! log durably, sends each follower what it lacks — entries while its flow (`progress.rs`)
+//! log, sends each follower what it lacks — entries while its flow (`progress.rs`)
 //! has room, a snapshot chunk (`snapshot.rs`) once it lags behind the log's base, and at
 //! least a heartbeat every period — and commits an entry of its own term once a majority
-//! holds it. A follower checks that its log matches the leader's before the new entries,
-//! drops a conflicting suffix, appends and advances its commit index.
+//! holds it. The leader's appends leave while its own write of the same entries is under way
+//! (§10.2.1 of the thesis: `Io::send_early`); it counts itself among the holders of an entry
+//! only once its driver says its log is durable up to it (`RaftTimer::Synced`). A follower
+//! checks that its log matches the leader's before the new entries, drops a conflicting
+//! suffix, appends and advances its commit index; its answer leaves once its write is durable.
 //!
 //! **Invariants**: a leader never truncates its log, and commits only entries of its own term
-//! that a majority holds; after a change, `applied <= commit <= log.last()`; an append goes
+//! that a majority holds durably, itself included only up to what it knows durable; after a change, `applied <= commit <= log.last()`; an append goes
 //! out only at `next - 1` past the base.
 
 use super::log_key;
@@ -18,7 +21,8 @@ use agora_core::{wire, NodeId};
 impl<SM: StateMachine> Replica<SM> {
     // ----- the leader -----
 
-    /// Appends to the leader's own log, durably; returns the entry's index.
+    /// Appends to the leader's own log and writes the entry; returns its index. The leader
+    /// hears when the write is durable ([`Replica::on_synced`]).
     pub(super) fn append(&mut self, io: &mut impl Io<SM>, body: Body<SM>) -> Index {
         debug_assert_eq!(self.role, Role::Leader, "only the leader appends on its own");
         let entry = Entry { term: self.term, body };
@@ -26,6 +30,7 @@ impl<SM: StateMachine> Replica<SM> {
         let index = self.log.last() + 1;
         let chain = self.log.append(entry, &bytes);
         io.persist(log_key(index), bytes);
+        io.when_synced(RaftTimer::Synced { term: self.term, index });
         io.observe(RaftObs::Appended { first: index, entries: vec![(self.term, chain)] });
         index
     }
@@ -69,21 +74,21 @@ impl<SM: StateMachine> Replica<SM> {
                 if !entries.is_empty() {
                     p.flow = Flow::Probe { sent: true };
                 }
-                io.send(p.id, append(p.next, entries));
+                io.send_early(p.id, append(p.next, entries));
             }
             Flow::Pipeline => {
                 let mut sent = false;
                 while p.inflight.len() < self.cfg.max_inflight && p.next <= last {
                     let entries = log.batch(p.next, self.cfg.max_append_bytes, self.cfg.max_append_entries);
                     let n = entries.len() as u64;
-                    io.send(p.id, append(p.next, entries));
+                    io.send_early(p.id, append(p.next, entries));
                     p.sent(n);
                     sent = true;
                 }
                 if beat && !sent {
                     // At `next - 1`, behind what is in flight: if an append was lost, the
                     // follower rejects this and the leader goes back to probing.
-                    io.send(p.id, append(p.next, Vec::new()));
+                    io.send_early(p.id, append(p.next, Vec::new()));
                 }
             }
         }
@@ -151,13 +156,26 @@ impl<SM: StateMachine> Replica<SM> {
         }
     }
 
-    /// Commits the highest index a majority holds, if it is of this leader's term.
+    /// The driver says this leader's log is durable up to `index`, as it was when the leader
+    /// asked in `term`; within a term a leader's log only grows, so those are the same entries.
+    pub(super) fn on_synced(&mut self, io: &mut impl Io<SM>, term: Term, index: Index) {
+        if self.role != Role::Leader || term != self.term {
+            return;
+        }
+        debug_assert!(index <= self.log.last(), "synced past the log's end");
+        self.durable = self.durable.max(index);
+        self.advance_commit(io);
+        self.check_reads(io);
+    }
+
+    /// Commits the highest index a majority holds durably, if it is of this leader's term.
     pub(super) fn advance_commit(&mut self, io: &mut impl Io<SM>) {
         if self.role != Role::Leader {
             return;
         }
         let mut matched: Vec<Index> = self.peers.iter().map(|p| p.matched).collect();
-        matched.push(self.log.last());
+        // Itself: only as far as its own writes are durable.
+        matched.push(self.durable);
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let m = matched[self.cfg.majority() - 1];
         // Only an entry of the leader's own term is committed by counting (§5.4.2).
@@ -299,6 +317,73 @@ mod tests {
             r.append(&mut io, Body::Noop);
         }
         (r, io)
+    }
+
+    #[test]
+    fn the_leader_counts_itself_only_once_its_own_write_is_durable() {
+        let (mut r, mut io) = leader(1);
+        let term = r.term();
+        let early = io.early;
+        r.replicate(&mut io, 1, false);
+        assert_eq!(io.appends_to(F), vec![(1, 1)], "entry 2 goes out");
+        assert_eq!(io.early, early + 1, "before the leader's own write is durable");
+        // F holds the no-op and entry 2, the leader has written both but heard of neither's
+        // durability: a majority of 3 does not hold them yet.
+        r.on_message(
+            &mut io,
+            F,
+            RaftMsg::AppendReply { term, ok: true, prev: 1, last: 2, round: 0, lost: false },
+        );
+        assert_eq!(r.commit_index(), 0, "committed on F's write alone");
+        let synced = std::mem::take(&mut io.synced);
+        assert_eq!(
+            synced,
+            vec![RaftTimer::Synced { term, index: 1 }, RaftTimer::Synced { term, index: 2 }],
+            "one request per entry appended, in order"
+        );
+        r.on_timer(&mut io, synced[0]);
+        assert_eq!(r.commit_index(), 1, "the no-op is durable here and on F");
+        r.on_timer(&mut io, synced[1]);
+        assert_eq!(r.commit_index(), 2);
+    }
+
+    #[test]
+    fn a_synced_timer_of_an_earlier_leadership_counts_for_nothing() {
+        let (mut r, mut io) = leader(2);
+        let old = r.term();
+        // Its log is 1..=3 of its term; the request for 3 is still to be told.
+        let stale = RaftTimer::Synced { term: old, index: 3 };
+        // Node 1 leads the next term and replaces entries 2 and 3 with one of its own.
+        let replaced = Entry::<Kv> { term: old + 1, body: Body::Noop };
+        r.on_message(
+            &mut io,
+            NodeId(1),
+            RaftMsg::Append {
+                term: old + 1,
+                prev_index: 1,
+                prev_term: old,
+                entries: vec![replaced],
+                commit: 0,
+                round: 0,
+                leader_last: 2,
+            },
+        );
+        assert_eq!((r.role(), r.last_index()), (Role::Follower, 2));
+        // Elected again: its new no-op is entry 3, not the entry 3 the request was about.
+        r.on_timer(&mut io, RaftTimer::Election);
+        let t = r.term() + 1;
+        r.on_message(&mut io, NodeId(1), RaftMsg::PreVoteReply { term: t, granted: true });
+        r.on_message(&mut io, NodeId(1), RaftMsg::VoteReply { term: t, granted: true });
+        assert_eq!((r.role(), r.term(), r.last_index()), (Role::Leader, t, 3));
+        r.on_message(
+            &mut io,
+            NodeId(1),
+            RaftMsg::AppendReply { term: t, ok: true, prev: 2, last: 3, round: 0, lost: false },
+        );
+        r.on_timer(&mut io, stale);
+        assert_eq!(r.commit_index(), 0, "an earlier leadership's durability taken for this one's");
+        r.on_timer(&mut io, RaftTimer::Synced { term: t, index: 3 });
+        assert_eq!(r.commit_index(), 3);
     }
 
     #[test]

@@ -12,8 +12,12 @@ use std::time::Duration;
 pub(super) struct TestIo {
     pub rng: agora_core::Rng,
     pub sent: Vec<(NodeId, RaftMsg<Kv>)>,
+    /// How many of them were sent early (before the step's writes are durable).
+    pub early: usize,
     pub observed: Vec<RaftObs>,
     pub timers: Vec<(RaftTimer, Duration)>,
+    /// What the replica asked to hear of once durable, in order, not yet told.
+    pub synced: Vec<RaftTimer>,
 }
 
 impl Io<Kv> for TestIo {
@@ -26,6 +30,10 @@ impl Io<Kv> for TestIo {
     fn send(&mut self, to: NodeId, msg: RaftMsg<Kv>) {
         self.sent.push((to, msg));
     }
+    fn send_early(&mut self, to: NodeId, msg: RaftMsg<Kv>) {
+        self.early += 1;
+        self.sent.push((to, msg));
+    }
     fn set_timer(&mut self, timer: RaftTimer, after: Duration) {
         self.timers.push((timer, after));
     }
@@ -34,6 +42,9 @@ impl Io<Kv> for TestIo {
     fn unpersist(&mut self, _: String) {}
     fn unpersist_range(&mut self, _: String, _: String) {}
     fn persist_later(&mut self, _: String, _: Deferred, _: RaftTimer) {}
+    fn when_synced(&mut self, done: RaftTimer) {
+        self.synced.push(done);
+    }
     fn observe(&mut self, o: RaftObs) {
         self.observed.push(o);
     }
@@ -44,8 +55,10 @@ impl TestIo {
         TestIo {
             rng: agora_core::Rng::seed_from_u64(7),
             sent: Vec::new(),
+            early: 0,
             observed: Vec::new(),
             timers: Vec::new(),
+            synced: Vec::new(),
         }
     }
 
