@@ -17,8 +17,12 @@
 //! only when no message is in flight, and only the one due first (any of them, if several are
 //! due together) — the synchronous network the classic elections assume. Virtual time then
 //! advances to the timer's deadline; states compare deadlines relative to the present, so a
-//! state that recurs later is the same state. Handlers see time zero and the same random draws
-//! at every step: time and randomness are not read by the protocols explored.
+//! state that recurs later is the same state. In both, firing a timer moves virtual time to
+//! its deadline (if later than the present), and handlers read virtual time as their clock: a
+//! protocol that compares times (Raft's leader stickiness, a client's retry) sees that a
+//! timeout has passed when one fired, and asynchronously a timer may fire while messages sent
+//! long before are still on their way. Handlers see the same random draws at every step.
+//! [`Bounds::fires`] bounds the timer firings of a trace.
 //!
 //! **Search.** Breadth first, so the first violation found is a shortest trace; states are
 //! deduplicated by a 64-bit hash of the whole system (a collision may hide a state: the
@@ -64,6 +68,10 @@ pub struct Bounds {
     pub crashes: u8,
     /// Restarts of crashed nodes.
     pub restarts: u8,
+    /// Timer firings, in any one trace (`None`: as many as the depth allows). Bounds what a
+    /// protocol driven by its timers does: a Raft cluster's terms (each begins with an
+    /// election timer firing), and with them its log.
+    pub fires: Option<u32>,
     /// When timers may fire.
     pub timing: Timing,
     /// Links deliver in the order sent (a duplicate comes right after its original); else
@@ -161,6 +169,7 @@ struct Spent {
     duplicate: u8,
     crashes: u8,
     restarts: u8,
+    fires: u32,
 }
 
 /// One step from a state: indices into the state's canonical order (messages in flight sorted
@@ -189,11 +198,12 @@ struct World<S: Setup> {
     stable: Vec<Stable>,
     /// Pending timers with their deadlines (ns of virtual time).
     timers: Vec<Timers<TimerOf<S>, u64>>,
-    /// Virtual time: the deadline of the last timer fired ([`Timing::Sync`]; it stays 0 with
-    /// [`Timing::Async`], where delays do not count).
+    /// Virtual time: the latest deadline of a timer fired. What handlers read as the clock.
     now: u64,
-    sync: bool,
     fifo: bool,
+    /// Timer firings are bounded, so they are counted (and part of the state); unbounded,
+    /// counting them would make a state that recurs later (a heartbeat round) a new one.
+    count_fires: bool,
     /// Messages sent so far: stamps each with its place on its link.
     sends: u64,
     /// Sorted by hash: a canonical order for the multiset.
@@ -221,8 +231,8 @@ where
             stable: self.stable.clone(),
             timers: self.timers.clone(),
             now: self.now,
-            sync: self.sync,
             fifo: self.fifo,
+            count_fires: self.count_fires,
             sends: self.sends,
             flight: self.flight.clone(),
             seen: self.seen.clone(),
@@ -252,8 +262,8 @@ where
             stable: vec![Stable::new(); n],
             timers: vec![Timers::new(); n],
             now: 0,
-            sync: b.timing == Timing::Sync,
             fifo: b.fifo,
+            count_fires: b.fires.is_some(),
             sends: 0,
             flight: Vec::new(),
             seen: vec![0; n],
@@ -284,8 +294,12 @@ where
         }
         for timers in &self.timers {
             // A set: the order timers were set in does not matter.
-            let set: u64 =
-                timers.iter().map(|(t, _, due)| hash_of(&(t, due - self.now))).fold(0, u64::wrapping_add);
+            // Relative to the present; a timer already due (asynchronously, a later one fired
+            // first) is due now.
+            let set: u64 = timers
+                .iter()
+                .map(|(t, _, due)| hash_of(&(t, due.saturating_sub(self.now))))
+                .fold(0, u64::wrapping_add);
             (timers.len(), set).hash(&mut h);
         }
         for f in &self.flight {
@@ -324,7 +338,8 @@ where
             }
         }
         let first = self.timers.iter().filter_map(Timers::next_deadline).min();
-        for (n, timers) in self.timers.iter().enumerate() {
+        let fire = b.fires.is_none_or(|f| self.spent.fires < f);
+        for (n, timers) in self.timers.iter().enumerate().filter(|_| fire) {
             for (t, (_, _, due)) in timers.iter().enumerate() {
                 let fires = match b.timing {
                     Timing::Async => true,
@@ -389,9 +404,10 @@ where
             Step::Fire(n, t) => {
                 let (timer, gen, due) = self.timer(n, t);
                 self.timers[n].fire(gen);
-                if self.sync {
-                    self.now = self.now.max(due);
+                if self.count_fires {
+                    self.spent.fires += 1;
                 }
+                self.now = self.now.max(due);
                 self.step(d, n, depth, |node, ctx| node.on_timer(ctx, timer))
             }
             Step::Crash(n) => {
@@ -429,7 +445,7 @@ where
         let Some(node) = self.nodes[n].as_mut() else { return Ok(()) };
         let mut rng = Rng::seed_from_u64(n as u64);
         let mut effects: Vec<EffectOf<S::Node>> = Vec::new();
-        f(node, &mut Context::new(id, count, Time::ZERO, &mut rng, &mut effects));
+        f(node, &mut Context::new(id, count, Time(self.now), &mut rng, &mut effects));
         self.effects(d, n, depth, effects)
     }
 
