@@ -17,12 +17,13 @@
 //! only when no message is in flight, and only the one due first (any of them, if several are
 //! due together) — the synchronous network the classic elections assume. Virtual time then
 //! advances to the timer's deadline; states compare deadlines relative to the present, so a
-//! state that recurs later is the same state. In both, firing a timer moves virtual time to
-//! its deadline (if later than the present), and handlers read virtual time as their clock: a
-//! protocol that compares times (Raft's leader stickiness, a client's retry) sees that a
-//! timeout has passed when one fired, and asynchronously a timer may fire while messages sent
-//! long before are still on their way. Handlers see the same random draws at every step.
-//! [`Bounds::fires`] bounds the timer firings of a trace.
+//! state that recurs later is the same state. Handlers of most protocols see time zero: they
+//! do not read the clock. A protocol that does ([`Setup::reads_clock`]: Raft's leader
+//! stickiness, a client's retry) reads virtual time, which then moves to a timer's deadline
+//! whenever that timer fires, in both timings, so a timeout has passed when one fired; the
+//! time is then part of a state (a node may keep times it read), so its states recur only
+//! within a bound on timer firings ([`Bounds::fires`]). Handlers see the same random draws at
+//! every step.
 //!
 //! **Search.** Breadth first, so the first violation found is a shortest trace; states are
 //! deduplicated by a 64-bit hash of the whole system (a collision may hide a state: the
@@ -198,8 +199,14 @@ struct World<S: Setup> {
     stable: Vec<Stable>,
     /// Pending timers with their deadlines (ns of virtual time).
     timers: Vec<Timers<TimerOf<S>, u64>>,
-    /// Virtual time: the latest deadline of a timer fired. What handlers read as the clock.
+    /// Virtual time: the latest deadline of a timer fired, with [`Timing::Sync`] or when the
+    /// protocol reads the clock (else it stays 0 with [`Timing::Async`], where delays do not
+    /// count).
     now: u64,
+    sync: bool,
+    /// The protocol reads the clock ([`Setup::reads_clock`]): handlers see `now`, and it is
+    /// part of the state (a node may keep times it read).
+    clock: bool,
     fifo: bool,
     /// Timer firings are bounded, so they are counted (and part of the state); unbounded,
     /// counting them would make a state that recurs later (a heartbeat round) a new one.
@@ -231,6 +238,8 @@ where
             stable: self.stable.clone(),
             timers: self.timers.clone(),
             now: self.now,
+            sync: self.sync,
+            clock: self.clock,
             fifo: self.fifo,
             count_fires: self.count_fires,
             sends: self.sends,
@@ -262,6 +271,8 @@ where
             stable: vec![Stable::new(); n],
             timers: vec![Timers::new(); n],
             now: 0,
+            sync: b.timing == Timing::Sync,
+            clock: setup.reads_clock(),
             fifo: b.fifo,
             count_fires: b.fires.is_some(),
             sends: 0,
@@ -308,6 +319,10 @@ where
                 // The order on its link matters; when it was sent does not.
                 self.ahead(f).hash(&mut h);
             }
+        }
+        if self.clock {
+            // Nodes may hold times they read: the same state at another time may act otherwise.
+            self.now.hash(&mut h);
         }
         self.seen.hash(&mut h);
         self.spent.hash(&mut h);
@@ -407,7 +422,9 @@ where
                 if self.count_fires {
                     self.spent.fires += 1;
                 }
-                self.now = self.now.max(due);
+                if self.sync || self.clock {
+                    self.now = self.now.max(due);
+                }
                 self.step(d, n, depth, |node, ctx| node.on_timer(ctx, timer))
             }
             Step::Crash(n) => {
@@ -445,7 +462,8 @@ where
         let Some(node) = self.nodes[n].as_mut() else { return Ok(()) };
         let mut rng = Rng::seed_from_u64(n as u64);
         let mut effects: Vec<EffectOf<S::Node>> = Vec::new();
-        f(node, &mut Context::new(id, count, Time(self.now), &mut rng, &mut effects));
+        let now = if self.clock { Time(self.now) } else { Time::ZERO };
+        f(node, &mut Context::new(id, count, now, &mut rng, &mut effects));
         self.effects(d, n, depth, effects)
     }
 

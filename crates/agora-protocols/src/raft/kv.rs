@@ -353,6 +353,12 @@ impl Setup for KvSetup {
         agora_core::FaultModel::any(Some((self.replicas - 1) / 2)).among_first(self.replicas)
     }
 
+    /// Leader stickiness compares when the leader was last heard with the clock, and a
+    /// client resends what has waited a retry timeout.
+    fn reads_clock(&self) -> bool {
+        true
+    }
+
     fn checker(&self) -> Box<dyn Checker<KvNode>> {
         let clients: Vec<NodeId> = (self.replicas..self.nodes()).map(|i| NodeId(i as u32)).collect();
         Box::new(RaftChecker::new(self.nodes(), &self.raft.replicas, &clients, self.settle))
