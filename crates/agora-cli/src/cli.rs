@@ -104,8 +104,8 @@ pub enum Command {
 /// The arguments of `agora explore`.
 #[derive(Args, Debug)]
 pub struct ExploreArgs {
-    /// The protocol to explore: 2pc, 3pc, bully, ring-election, central-mutex, lamport-mutex,
-    /// ricart-agrawala or token-ring-mutex.
+    /// The protocol to explore: flood, 2pc, 3pc, bully, ring-election, central-mutex,
+    /// lamport-mutex, ricart-agrawala, token-ring-mutex or raft.
     pub protocol: String,
     /// The protocol\'s parameters.
     #[command(flatten)]
@@ -128,6 +128,10 @@ pub struct ExploreArgs {
     /// Restarts of crashed nodes in any one trace [0..=10].
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = count::<u8>(0, 10))]
     pub restarts: u8,
+    /// Timer firings in any one trace [0..=1000] (default: no bound but the depth): bounds a
+    /// protocol driven by its timers, such as Raft's terms.
+    #[arg(long, value_name = "N", value_parser = count::<u32>(0, 1000))]
+    pub fires: Option<u32>,
     /// When timers fire: async (at any step, before any message arrives) or sync (only when
     /// no message is in flight: the synchronous network classic elections assume).
     #[arg(long, default_value = "async", value_parser = ["async", "sync"])]

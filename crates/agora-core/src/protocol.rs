@@ -106,6 +106,13 @@ pub trait Setup: Send + Sync + 'static {
     /// A fresh checker of the protocol's properties.
     fn checker(&self) -> Box<dyn Checker<Self::Node>>;
 
+    /// Whether a node's behaviour depends on the clock it reads ([`Context::now`]), not only
+    /// on which timers fire. The exhaustive explorer then gives handlers its virtual time
+    /// and counts the time in a state's identity. The default: no.
+    fn reads_clock(&self) -> bool {
+        false
+    }
+
     /// The faults under which this setup's safety properties are claimed to hold
     /// ([`crate::model`]); drivers label violations outside it as expected.
     fn fault_model(&self) -> crate::FaultModel {

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// The rumour.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rumor {
     /// The node that broadcasts.
     pub origin: NodeId,
@@ -92,6 +92,7 @@ const DELIVERED: &str = "delivered";
 const OP: u64 = 0;
 
 /// One flood node.
+#[derive(Clone)]
 pub struct Flood {
     id: NodeId,
     origin: NodeId,
@@ -100,6 +101,14 @@ pub struct Flood {
     /// The rumour this node delivered, if any (persisted before it is observed).
     delivered: Option<Rumor>,
     variant: Variant,
+}
+
+/// A node's state for the explorer: only the rumour it delivered changes; the rest is the
+/// setup's, the same in every state.
+impl std::hash::Hash for Flood {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.delivered.hash(state);
+    }
 }
 
 impl Flood {
@@ -180,6 +189,7 @@ setup!(FloodSetup => Flood, "flood", nodes: |s| s.graph.nodes(), model: MODEL, c
 });
 
 /// Judges flood runs.
+#[derive(Clone)]
 pub struct FloodChecker {
     graph: Arc<Graph>,
     origin: NodeId,
@@ -188,6 +198,10 @@ pub struct FloodChecker {
 }
 
 impl Checker<Flood> for FloodChecker {
+    fn fork(&self) -> Option<Box<dyn Checker<Flood>>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn properties(&self) -> Vec<Property> {
         vec![
             Property {

@@ -140,6 +140,7 @@ pub trait ExploreDriver {
 
 /// The protocols `agora explore` explores: those whose node states and checkers can be copied.
 pub const EXPLORABLE: &[&str] = &[
+    "flood",
     "2pc",
     "3pc",
     "bully",
@@ -148,6 +149,7 @@ pub const EXPLORABLE: &[&str] = &[
     "lamport-mutex",
     "ricart-agrawala",
     "token-ring-mutex",
+    "raft",
 ];
 
 /// Builds explorable protocol `name` from `params` and explores it with `driver`; `None` if
@@ -160,6 +162,7 @@ pub fn dispatch_explore<D: ExploreDriver>(
     let entry = entry(name)?;
     let resolved = params.resolve(entry.name, entry.specs)?;
     Ok(Some(match entry.name {
+        "flood" => driver.run(FloodSetup::from_params(&resolved)?),
         "2pc" => driver.run(TwoPhaseCommitSetup::from_params(&resolved)?),
         "3pc" => driver.run(ThreePhaseCommitSetup::from_params(&resolved)?),
         "bully" => driver.run(BullySetup::from_params(&resolved)?),
@@ -168,6 +171,7 @@ pub fn dispatch_explore<D: ExploreDriver>(
         "lamport-mutex" => driver.run(LamportMutexSetup::from_params(&resolved)?),
         "ricart-agrawala" => driver.run(RicartAgrawalaSetup::from_params(&resolved)?),
         "token-ring-mutex" => driver.run(TokenRingMutexSetup::from_params(&resolved)?),
+        "raft" => driver.run(KvSetup::from_params(&resolved)?),
         _ => return Ok(None),
     }))
 }

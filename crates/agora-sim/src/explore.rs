@@ -17,8 +17,13 @@
 //! only when no message is in flight, and only the one due first (any of them, if several are
 //! due together) — the synchronous network the classic elections assume. Virtual time then
 //! advances to the timer's deadline; states compare deadlines relative to the present, so a
-//! state that recurs later is the same state. Handlers see time zero and the same random draws
-//! at every step: time and randomness are not read by the protocols explored.
+//! state that recurs later is the same state. Handlers of most protocols see time zero: they
+//! do not read the clock. A protocol that does ([`Setup::reads_clock`]: Raft's leader
+//! stickiness, a client's retry) reads virtual time, which then moves to a timer's deadline
+//! whenever that timer fires, in both timings, so a timeout has passed when one fired; the
+//! time is then part of a state (a node may keep times it read), so its states recur only
+//! within a bound on timer firings ([`Bounds::fires`]). Handlers see the same random draws at
+//! every step.
 //!
 //! **Search.** Breadth first, so the first violation found is a shortest trace; states are
 //! deduplicated by a 64-bit hash of the whole system (a collision may hide a state: the
@@ -64,6 +69,10 @@ pub struct Bounds {
     pub crashes: u8,
     /// Restarts of crashed nodes.
     pub restarts: u8,
+    /// Timer firings, in any one trace (`None`: as many as the depth allows). Bounds what a
+    /// protocol driven by its timers does: a Raft cluster's terms (each begins with an
+    /// election timer firing), and with them its log.
+    pub fires: Option<u32>,
     /// When timers may fire.
     pub timing: Timing,
     /// Links deliver in the order sent (a duplicate comes right after its original); else
@@ -161,6 +170,7 @@ struct Spent {
     duplicate: u8,
     crashes: u8,
     restarts: u8,
+    fires: u32,
 }
 
 /// One step from a state: indices into the state's canonical order (messages in flight sorted
@@ -189,11 +199,18 @@ struct World<S: Setup> {
     stable: Vec<Stable>,
     /// Pending timers with their deadlines (ns of virtual time).
     timers: Vec<Timers<TimerOf<S>, u64>>,
-    /// Virtual time: the deadline of the last timer fired ([`Timing::Sync`]; it stays 0 with
-    /// [`Timing::Async`], where delays do not count).
+    /// Virtual time: the latest deadline of a timer fired, with [`Timing::Sync`] or when the
+    /// protocol reads the clock (else it stays 0 with [`Timing::Async`], where delays do not
+    /// count).
     now: u64,
     sync: bool,
+    /// The protocol reads the clock ([`Setup::reads_clock`]): handlers see `now`, and it is
+    /// part of the state (a node may keep times it read).
+    clock: bool,
     fifo: bool,
+    /// Timer firings are bounded, so they are counted (and part of the state); unbounded,
+    /// counting them would make a state that recurs later (a heartbeat round) a new one.
+    count_fires: bool,
     /// Messages sent so far: stamps each with its place on its link.
     sends: u64,
     /// Sorted by hash: a canonical order for the multiset.
@@ -222,7 +239,9 @@ where
             timers: self.timers.clone(),
             now: self.now,
             sync: self.sync,
+            clock: self.clock,
             fifo: self.fifo,
+            count_fires: self.count_fires,
             sends: self.sends,
             flight: self.flight.clone(),
             seen: self.seen.clone(),
@@ -253,7 +272,9 @@ where
             timers: vec![Timers::new(); n],
             now: 0,
             sync: b.timing == Timing::Sync,
+            clock: setup.reads_clock(),
             fifo: b.fifo,
+            count_fires: b.fires.is_some(),
             sends: 0,
             flight: Vec::new(),
             seen: vec![0; n],
@@ -284,8 +305,12 @@ where
         }
         for timers in &self.timers {
             // A set: the order timers were set in does not matter.
-            let set: u64 =
-                timers.iter().map(|(t, _, due)| hash_of(&(t, due - self.now))).fold(0, u64::wrapping_add);
+            // Relative to the present; a timer already due (asynchronously, a later one fired
+            // first) is due now.
+            let set: u64 = timers
+                .iter()
+                .map(|(t, _, due)| hash_of(&(t, due.saturating_sub(self.now))))
+                .fold(0, u64::wrapping_add);
             (timers.len(), set).hash(&mut h);
         }
         for f in &self.flight {
@@ -294,6 +319,10 @@ where
                 // The order on its link matters; when it was sent does not.
                 self.ahead(f).hash(&mut h);
             }
+        }
+        if self.clock {
+            // Nodes may hold times they read: the same state at another time may act otherwise.
+            self.now.hash(&mut h);
         }
         self.seen.hash(&mut h);
         self.spent.hash(&mut h);
@@ -324,7 +353,8 @@ where
             }
         }
         let first = self.timers.iter().filter_map(Timers::next_deadline).min();
-        for (n, timers) in self.timers.iter().enumerate() {
+        let fire = b.fires.is_none_or(|f| self.spent.fires < f);
+        for (n, timers) in self.timers.iter().enumerate().filter(|_| fire) {
             for (t, (_, _, due)) in timers.iter().enumerate() {
                 let fires = match b.timing {
                     Timing::Async => true,
@@ -389,7 +419,10 @@ where
             Step::Fire(n, t) => {
                 let (timer, gen, due) = self.timer(n, t);
                 self.timers[n].fire(gen);
-                if self.sync {
+                if self.count_fires {
+                    self.spent.fires += 1;
+                }
+                if self.sync || self.clock {
                     self.now = self.now.max(due);
                 }
                 self.step(d, n, depth, |node, ctx| node.on_timer(ctx, timer))
@@ -429,7 +462,8 @@ where
         let Some(node) = self.nodes[n].as_mut() else { return Ok(()) };
         let mut rng = Rng::seed_from_u64(n as u64);
         let mut effects: Vec<EffectOf<S::Node>> = Vec::new();
-        f(node, &mut Context::new(id, count, Time::ZERO, &mut rng, &mut effects));
+        let now = if self.clock { Time(self.now) } else { Time::ZERO };
+        f(node, &mut Context::new(id, count, now, &mut rng, &mut effects));
         self.effects(d, n, depth, effects)
     }
 

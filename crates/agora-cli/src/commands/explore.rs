@@ -72,6 +72,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         duplicate: args.duplicate,
         crashes: args.crashes,
         restarts: args.restarts,
+        fires: args.fires,
         timing: if args.timing == "sync" { Timing::Sync } else { Timing::Async },
         fifo: args.fifo,
     };
@@ -95,6 +96,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
                 duplicate: args.duplicate,
                 crashes: args.crashes,
                 restarts: args.restarts,
+                fires: args.fires,
                 violated: Some(f.violation.property.to_string()),
                 steps: f.steps.clone(),
             };
@@ -133,6 +135,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
             "bounds": {
                 "depth": bounds.depth, "max_states": bounds.states, "loss": bounds.loss,
                 "duplicate": bounds.duplicate, "crashes": bounds.crashes, "restarts": bounds.restarts,
+                "fires": bounds.fires,
                 "timing": args.timing, "fifo": args.fifo,
             },
             "states": p.states,
@@ -148,8 +151,9 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         });
         println!("{out}");
     } else {
+        let fires = bounds.fires.map_or(String::new(), |f| format!(", {f} timer firings"));
         println!(
-            "explore {} — timing {}, {} links, at most {} lost, {} duplicated, {} crashes, {} restarts, depth {}",
+            "explore {} — timing {}, {} links, at most {} lost, {} duplicated, {} crashes, {} restarts{fires}, depth {}",
             args.protocol,
             args.timing,
             if args.fifo { "FIFO" } else { "reordering" },

@@ -36,6 +36,9 @@ pub struct Schedule {
     pub crashes: u8,
     /// Restarts allowed.
     pub restarts: u8,
+    /// Timer firings allowed (absent: no bound).
+    #[serde(default)]
+    pub fires: Option<u32>,
     /// The property the schedule broke when it was written.
     pub violated: Option<String>,
     /// The steps, from the initial state.
@@ -57,6 +60,7 @@ impl Schedule {
             duplicate: self.duplicate,
             crashes: self.crashes,
             restarts: self.restarts,
+            fires: self.fires,
             timing,
             fifo: self.fifo,
         })
@@ -90,6 +94,7 @@ pub fn replay_command(argv: &[String], path: &Path) -> String {
         "--duplicate",
         "--crashes",
         "--restarts",
+        "--fires",
         "--timing",
         "--diagram",
         "--schedule",

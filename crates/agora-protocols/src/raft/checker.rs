@@ -58,6 +58,7 @@ impl Mirror {
 }
 
 /// Judges runs of any protocol whose observations include Raft's.
+#[derive(Clone)]
 pub struct RaftChecker {
     replica: Vec<bool>,
     client: Vec<bool>,
@@ -484,6 +485,10 @@ impl RaftChecker {
 
 /// The checker of a protocol whose observations are Raft's own.
 impl<P: Protocol<Obs = RaftObs> + ?Sized> Checker<P> for RaftChecker {
+    fn fork(&self) -> Option<Box<dyn Checker<P>>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn properties(&self) -> Vec<Property> {
         RaftChecker::properties()
     }

@@ -8,6 +8,7 @@
 use super::{Io, Op, Outcome, RaftMsg, RaftObs, RaftTimer, StateMachine};
 use agora_core::{NodeId, OpId, Time};
 use std::collections::{BTreeMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 /// The incarnation of a client that starts again after `previous` (0 if it never started):
@@ -35,6 +36,7 @@ pub fn op_id(session: u64, seq: u64) -> OpId {
 }
 
 /// A client session.
+#[derive(Clone)]
 pub struct Client<SM: StateMachine> {
     session: u64,
     replicas: Vec<NodeId>,
@@ -50,6 +52,15 @@ pub struct Client<SM: StateMachine> {
     progress: bool,
     /// A redirection was followed since the last retry or progress.
     redirected: bool,
+}
+
+/// A client's state for the exhaustive explorer: its replicas and settings are the setup's;
+/// its operations are compared by their encoding.
+impl<SM: StateMachine> Hash for Client<SM> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self.session, self.target, self.next_seq, self.progress, self.redirected).hash(h);
+        agora_core::wire::encode(&(&self.queued, &self.outstanding)).hash(h);
+    }
 }
 
 impl<SM: StateMachine> Client<SM> {

@@ -27,6 +27,7 @@ use agora_core::{Checker, Context, Corrupt, NodeId, Protocol, Setup, Stable};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,7 +102,7 @@ impl StateMachine for Kv {
 }
 
 /// Timers of the key-value protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KvTimer {
     /// One of the Raft timers of a replica or client.
     Raft(RaftTimer),
@@ -135,6 +136,7 @@ pub struct Workload {
 
 /// A client node: a session of the key-value store running its workload. A restarted client
 /// starts a new session.
+#[derive(Clone)]
 pub struct KvClient {
     client: Option<Client<Kv>>,
     incarnation: u32,
@@ -147,11 +149,25 @@ pub struct KvClient {
 }
 
 /// A node of the key-value protocol.
+#[derive(Clone)]
 pub enum KvNode {
     /// A replica of the store.
     Replica(Box<Replica<Kv>>),
     /// A client running a workload.
     Client(Box<KvClient>),
+}
+
+/// A node's state for the exhaustive explorer (a client's replicas and workload are the
+/// setup's).
+impl Hash for KvNode {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match self {
+            KvNode::Replica(r) => r.hash(h),
+            KvNode::Client(c) => {
+                (&c.client, c.incarnation, c.remaining, c.reported, c.answered).hash(h);
+            }
+        }
+    }
 }
 
 impl KvClient {
@@ -335,6 +351,12 @@ impl Setup for KvSetup {
 
     fn fault_model(&self) -> agora_core::FaultModel {
         agora_core::FaultModel::any(Some((self.replicas - 1) / 2)).among_first(self.replicas)
+    }
+
+    /// Leader stickiness compares when the leader was last heard with the clock, and a
+    /// client resends what has waited a retry timeout.
+    fn reads_clock(&self) -> bool {
+        true
     }
 
     fn checker(&self) -> Box<dyn Checker<KvNode>> {

@@ -3,12 +3,14 @@
 
 use super::{chain, Entry, Index, StateMachine, Term};
 
+#[derive(Clone)]
 struct Slot<SM: StateMachine> {
     entry: Entry<SM>,
     chain: u64,
     size: usize,
 }
 
+#[derive(Clone)]
 pub(crate) struct Log<SM: StateMachine> {
     /// The last index covered by the snapshot (0: none).
     base: Index,
@@ -121,6 +123,17 @@ impl<SM: StateMachine> Log<SM> {
             i += 1;
         }
         out
+    }
+
+    /// Feeds the log's identity to `h`: the base and each entry's chain hash, which covers the
+    /// entry and every one before it.
+    pub fn hash_into<H: std::hash::Hasher>(&self, h: &mut H) {
+        use std::hash::Hash;
+        (self.base, self.base_term, self.base_chain).hash(h);
+        self.slots.len().hash(h);
+        for s in &self.slots {
+            s.chain.hash(h);
+        }
     }
 
     /// `(term, chain)` of every entry after the base, for the checker.

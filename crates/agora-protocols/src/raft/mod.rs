@@ -336,7 +336,7 @@ impl<SM: StateMachine> agora_core::Message for RaftMsg<SM> {
 }
 
 /// Raft's timers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RaftTimer {
     /// Follower or candidate: no leader heard from; start an election.
     Election,

@@ -40,6 +40,7 @@ use super::log::Log;
 use super::{Entry, Index, Io, RaftMsg, RaftObs, RaftTimer, StateMachine, Term};
 use agora_core::{wire, Corrupt, NodeId, Stable, Time};
 use serde::Serialize;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,7 +131,7 @@ impl Config {
 }
 
 /// A replica's role in its current term (§5.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Role {
     /// Follows the leader it hears from, if any; starts a (pre-)election when none is heard.
     Follower,
@@ -141,6 +142,7 @@ pub enum Role {
 }
 
 /// One replica of the log.
+#[derive(Clone)]
 pub struct Replica<SM: StateMachine> {
     cfg: Arc<Config>,
     me: NodeId,
@@ -199,6 +201,21 @@ pub struct Replica<SM: StateMachine> {
     leftover: (Vec<String>, bool),
     /// A snapshot being received: its index and the bytes so far.
     incoming: Option<(Index, Vec<u8>)>,
+}
+
+/// A replica's state for the exhaustive explorer: everything that changes (the settings and
+/// the replica's id are the setup's). The log is compared by its chain hashes, the state
+/// machine and the session table by their encoding; the snapshot's bytes follow from its
+/// base, which the log's identity includes.
+impl<SM: StateMachine> Hash for Replica<SM> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self.term, self.voted_for, self.role, self.leader, &self.votes, &self.prevotes).hash(h);
+        (self.heard_at, self.rejoining, self.matched, self.commit, self.applied).hash(h);
+        self.log.hash_into(h);
+        wire::encode(&(&self.sm, &self.sessions)).hash(h);
+        (&self.peers, self.term_start, self.transfer, self.round, self.round_open, &self.reads).hash(h);
+        (&self.snapshot_key, self.writing.as_ref().map(|w| w.index), &self.leftover, &self.incoming).hash(h);
+    }
 }
 
 /// What a restart found in stable storage: the newest snapshot, if any, with the keys of

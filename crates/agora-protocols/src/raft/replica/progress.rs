@@ -13,7 +13,7 @@ use agora_core::NodeId;
 use std::collections::VecDeque;
 
 /// How the leader sends entries to a follower.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Flow {
     /// Where the follower's log matches is not known: one append at a time, at `next - 1`,
     /// until one is accepted. `sent` says a probe carrying entries is out; until it is
@@ -24,7 +24,7 @@ pub(super) enum Flow {
 }
 
 /// What the leader knows of a follower.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(super) struct Peer {
     pub(super) id: NodeId,
     /// The next index to send it.

@@ -12,8 +12,10 @@ use super::apply::Results;
 use super::{Replica, Role};
 use crate::raft::{Index, Io, Outcome, RaftMsg, StateMachine};
 use agora_core::NodeId;
+use std::hash::{Hash, Hasher};
 
 /// A query waiting for its round and its read index.
+#[derive(Clone)]
 pub(super) struct PendingRead<SM: StateMachine> {
     /// The round that must confirm this leader: the first started after the query arrived.
     pub(super) round: u64,
@@ -23,6 +25,13 @@ pub(super) struct PendingRead<SM: StateMachine> {
     pub(super) session: u64,
     seq: u64,
     query: SM::Query,
+}
+
+impl<SM: StateMachine> Hash for PendingRead<SM> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self.round, self.index, self.from, self.session, self.seq).hash(h);
+        agora_core::wire::encode(&self.query).hash(h);
+    }
 }
 
 impl<SM: StateMachine> Replica<SM> {

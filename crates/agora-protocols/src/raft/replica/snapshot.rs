@@ -22,6 +22,7 @@ use std::sync::Arc;
 type Cell = Arc<std::sync::OnceLock<Arc<Vec<u8>>>>;
 
 /// A snapshot being written: its index, and its bytes once computed.
+#[derive(Clone)]
 pub(super) struct Writing {
     pub(super) index: Index,
     data: Cell,

@@ -21,7 +21,7 @@ use crate::raft::{Io, RaftMsg, StateMachine, Term};
 use agora_core::{NodeId, Time};
 
 /// A transfer under way.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Hash)]
 pub(super) struct Transfer {
     /// The replica to hand the post to.
     to: NodeId,
