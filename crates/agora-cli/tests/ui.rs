@@ -505,6 +505,37 @@ fn snapshot_until(addr: &str, what: &str, mut done: impl FnMut(&Value) -> bool) 
     }
 }
 
+/// A page opened once the run has ended (and the view lingers) gets the last snapshot, and
+/// its stream then stays open, waiting for more, instead of ending (the page would show
+/// itself disconnected and retry without end).
+fn assert_stream_stays_open(addr: &str) {
+    let mut s = TcpStream::connect(addr).expect("the view accepts");
+    s.write_all(format!("GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut r = BufReader::new(s);
+    read_until(&mut r, "the last snapshot", |l| {
+        let v: Value = serde_json::from_str(l.strip_prefix("data: ")?).ok()?;
+        (!v["verdicts"].is_null()).then_some(())
+    });
+    // Nothing more comes (but the blank line that ends the event): a read waits, and times
+    // out, rather than finding the stream ended.
+    r.get_ref().set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut rest = [0u8; 64];
+    loop {
+        match r.read(&mut rest) {
+            Ok(0) => panic!("the stream ended after the last snapshot"),
+            Ok(n) if rest[..n].iter().all(u8::is_ascii_whitespace) => continue,
+            Ok(n) => panic!("more after the last snapshot: {:?}", String::from_utf8_lossy(&rest[..n])),
+            Err(e) => {
+                let waited =
+                    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut);
+                assert!(waited, "{e}");
+                return;
+            }
+        }
+    }
+}
+
 /// The JSON report a run prints on stdout when it ends (the page stays up: --ui-linger).
 fn report(out: &mut impl BufRead) -> Value {
     read_until(out, "the report", |l| serde_json::from_str(l).ok())
@@ -535,6 +566,7 @@ fn the_election_serves_its_page_and_snapshots_with_the_nodes_and_the_verdicts() 
     let report = report(&mut out);
     let last = snapshot_until(&addr, "the verdicts", |s| !s["verdicts"].is_null());
     let summary = &report["summary"];
+    assert_stream_stays_open(&addr);
     assert_eq!(last["replicas"].as_array().unwrap().len() as u64, summary["nodes"].as_u64().unwrap());
     assert!(last["replicas"].as_array().unwrap().iter().all(|r| r["health"] == "ended"), "{last}");
     let verdicts = last["verdicts"]["properties"].as_array().expect("verdicts");

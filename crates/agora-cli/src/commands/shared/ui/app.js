@@ -123,7 +123,7 @@ function drawLinks(s) {
   const section = $("#links-section");
   section.hidden = s.links === undefined;
   if (section.hidden) return;
-  drawBars($("#links"), s.links.map((k) => ({ label: `${k.from} → ${k.to}`, per_s: k.per_s })));
+  drawBars($("#links"), s.links.map((k) => ({ label: `${k.from} → ${k.to} (${k.total} so far)`, per_s: k.per_s })));
   const more = s.links_active - s.links.length;
   $("#links-note").textContent = s.links_active === 0 ? "no traffic in the last sample"
     : more > 0 ? `the ${s.links.length} busiest of ${s.links_active} links` : "";

@@ -77,7 +77,9 @@ pub struct LiveRun<O> {
     dropped: Arc<AtomicU64>,
     nodes: Option<oneshot::Sender<Vec<Arc<NodeShared>>>>,
     done: Option<oneshot::Sender<Value>>,
-    sampler: tokio::task::JoinHandle<()>,
+    /// Ends with the last snapshot published, handing back the channel's sender: the page's
+    /// streams stay open as long as it lives.
+    sampler: tokio::task::JoinHandle<watch::Sender<String>>,
 }
 
 impl<O: Observation> LiveRun<O> {
@@ -138,12 +140,13 @@ impl<O: Observation> LiveRun<O> {
         })
     }
 
-    /// Publishes the last snapshot, with the checker's verdicts of `summary`.
-    async fn finish(mut self, summary: &RunSummary, reproduce: &str) {
+    /// Publishes the last snapshot, with the checker's verdicts of `summary`; returns the
+    /// snapshots' sender, which keeps the page's streams open.
+    async fn finish(mut self, summary: &RunSummary, reproduce: &str) -> Option<watch::Sender<String>> {
         if let Some(done) = self.done.take() {
             let _ = done.send(verdicts(summary, reproduce));
         }
-        let _ = (&mut self.sampler).await;
+        (&mut self.sampler).await.ok()
     }
 }
 
@@ -212,8 +215,8 @@ impl<O: Observation> Watched<O> {
         match live {
             Some(live) => {
                 let linger = live.linger;
-                rt.block_on(live.finish(summary, reproduce));
-                Linger(linger.then_some(rt))
+                let snapshots = rt.block_on(live.finish(summary, reproduce));
+                Linger(linger.then_some((rt, snapshots)))
             }
             None => Linger(None),
         }
@@ -221,12 +224,12 @@ impl<O: Observation> Watched<O> {
 }
 
 /// The page of a run that has ended, still served if `--ui-linger` asked for it.
-pub struct Linger(Option<tokio::runtime::Runtime>);
+pub struct Linger(Option<(tokio::runtime::Runtime, Option<watch::Sender<String>>)>);
 
 impl Linger {
     /// Serves the page until Ctrl-C (or SIGTERM), if asked; returns at once otherwise.
     pub fn wait(self) {
-        if let Some(rt) = self.0 {
+        if let Some((rt, _snapshots)) = self.0 {
             eprintln!("ui: the run has ended; the page stays up until Ctrl-C");
             rt.block_on(interrupted());
         }
@@ -311,13 +314,13 @@ impl<O: Observation> View<O> {
         nodes: oneshot::Receiver<Vec<Arc<NodeShared>>>,
         mut obs: mpsc::Receiver<(NodeId, O)>,
         mut done: oneshot::Receiver<Value>,
-    ) {
+    ) -> watch::Sender<String> {
         self.publish(&[], None, None);
         let nodes = tokio::select! {
             n = nodes => n.unwrap_or_default(),
             v = &mut done => {
                 self.publish(&[], None, v.ok());
-                return;
+                return self.snapshot;
             }
         };
         let mut tick = tokio::time::interval(SAMPLE);
@@ -330,7 +333,7 @@ impl<O: Observation> View<O> {
                 v = &mut done => {
                     self.drain(&mut obs);
                     self.publish(&nodes, Some(true), v.ok());
-                    return;
+                    return self.snapshot;
                 }
             }
         }
