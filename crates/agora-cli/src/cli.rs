@@ -298,6 +298,9 @@ pub struct MarketArgs {
     /// Print exactly one JSON object on stdout instead of the log and tables.
     #[arg(long)]
     pub json: bool,
+    /// The live view of the run in a browser (docs/live-view.md).
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 /// The arguments of `agora election`.
@@ -380,6 +383,9 @@ pub struct ElectionRunArgs {
     /// Print exactly one JSON object on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// The live view of the run in a browser (docs/live-view.md).
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 /// The arguments of `agora election register`.
@@ -590,6 +596,21 @@ pub struct MergeArgs {
     pub json: bool,
 }
 
+/// `--ui` on a run of every node in this process: `agora run`, `agora election`,
+/// `agora market`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LiveArgs {
+    /// Serve the live view of the run at this address (e.g. 127.0.0.1:0; port 0: one the
+    /// kernel picks; the URL is printed on stderr): the nodes, their roles, messages per
+    /// second by kind and by link, their observations, and the checker's verdicts at the end
+    /// (docs/live-view.md). Over TCP only.
+    #[arg(long, value_name = "ADDR")]
+    pub ui: Option<String>,
+    /// With --ui: keep serving the page once the run has ended, until Ctrl-C [default: exit].
+    #[arg(long, requires = "ui")]
+    pub ui_linger: bool,
+}
+
 /// The arguments of `agora run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -616,6 +637,9 @@ pub struct RunArgs {
     /// Print exactly one JSON object on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The live view of the run in a browser (docs/live-view.md).
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 /// The arguments of `agora node`.

@@ -4,6 +4,10 @@
 //! leader, restarts the crashed replica with the keyboard (Enter on the focused control), and
 //! saves a screenshot. The page `agora sim --html` writes is opened from its file and moved to
 //! the end of the run with the keyboard, where it must show the leader the run elected.
+//! `agora market --ui` is watched to its end, where the page must name the trader the run's
+//! report names and show the checker's verdicts. `agora election --ui` and `agora run --ui`
+//! are read as plain HTTP, no browser: the page, and the stream of snapshots with the nodes,
+//! the system's own view and, once the run has ended, the checker's verdicts.
 //! Without chromium and chromedriver (`.ci/run` installs Debian's `chromium` and
 //! `chromium-driver`) the tests print a note and pass.
 //!
@@ -451,4 +455,230 @@ fn the_replay_page_shows_at_the_end_the_leader_the_run_elected() {
     let back = (end.as_str().unwrap().parse::<u64>().unwrap() - 1).to_string();
     page.wait_for("one event back", value, |v| (v.as_str() == Some(back.as_str())).then_some(()));
     save_screenshot(&page, dir.path(), "replay.png", "AGORA_REPLAY_SCREENSHOT");
+}
+
+/// `agora ARGS` with its live view, which prints the page's address on stderr (`ui: URL`):
+/// (process, page URL, its stdout).
+fn start_run(args: &[&str]) -> (Killed, String, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agora runs");
+    let mut err = BufReader::new(child.stderr.take().expect("piped"));
+    let url = read_until(&mut err, "the ui line", |l| l.strip_prefix("ui: ").map(str::to_string));
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let out = BufReader::new(child.stdout.take().expect("piped"));
+    (Killed(child), url, out)
+}
+
+/// `GET path` on the view: (status line, body).
+fn get(addr: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).expect("the view accepts");
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+/// Reads the stream of snapshots until `done` accepts one; returns it.
+fn snapshot_until(addr: &str, what: &str, mut done: impl FnMut(&Value) -> bool) -> Value {
+    let mut s = TcpStream::connect(addr).expect("the view accepts");
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(format!("GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    let mut last = Value::Null;
+    loop {
+        line.clear();
+        let n = r.read_line(&mut line).unwrap_or(0);
+        assert!(n > 0, "the stream ended before {what}; last snapshot: {last}");
+        if let Some(data) = line.trim_end().strip_prefix("data: ") {
+            last = serde_json::from_str(data).expect("a JSON snapshot");
+            if done(&last) {
+                return last;
+            }
+        }
+    }
+}
+
+/// A page opened once the run has ended (and the view lingers) gets the last snapshot, and
+/// its stream then stays open, waiting for more, instead of ending (the page would show
+/// itself disconnected and retry without end).
+fn assert_stream_stays_open(addr: &str) {
+    let mut s = TcpStream::connect(addr).expect("the view accepts");
+    s.write_all(format!("GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut r = BufReader::new(s);
+    read_until(&mut r, "the last snapshot", |l| {
+        let v: Value = serde_json::from_str(l.strip_prefix("data: ")?).ok()?;
+        (!v["verdicts"].is_null()).then_some(())
+    });
+    // Nothing more comes (but the blank line that ends the event): a read waits, and times
+    // out, rather than finding the stream ended.
+    r.get_ref().set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut rest = [0u8; 64];
+    loop {
+        match r.read(&mut rest) {
+            Ok(0) => panic!("the stream ended after the last snapshot"),
+            Ok(n) if rest[..n].iter().all(u8::is_ascii_whitespace) => continue,
+            Ok(n) => panic!("more after the last snapshot: {:?}", String::from_utf8_lossy(&rest[..n])),
+            Err(e) => {
+                let waited =
+                    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut);
+                assert!(waited, "{e}");
+                return;
+            }
+        }
+    }
+}
+
+/// The JSON report a run prints on stdout when it ends (the page stays up: --ui-linger).
+fn report(out: &mut impl BufRead) -> Value {
+    read_until(out, "the report", |l| serde_json::from_str(l).ok())
+}
+
+#[test]
+fn the_election_serves_its_page_and_snapshots_with_the_nodes_and_the_verdicts() {
+    let (_agora, url, mut out) =
+        start_run(&["election", "--voters", "200", "--ui", "127.0.0.1:0", "--ui-linger", "--json"]);
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let (status, page) = get(&addr, "/");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(page.contains("<title>agora: live view</title>"), "{page}");
+    let (status, script) = get(&addr, "/app.js");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(script.contains("drawVerdicts"), "the script draws the verdicts");
+
+    // While the run goes, or once it has ended: a snapshot with every node.
+    let first = snapshot_until(&addr, "the nodes", |s| s["started"] == true);
+    let rows = first["replicas"].as_array().expect("rows");
+    assert!(rows.len() > 3, "{first}");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["id"], i);
+        assert!(["running", "ended"].contains(&r["health"].as_str().unwrap()), "{r}");
+    }
+
+    // The run ends: its report on stdout, then the last snapshot with the checker's verdicts.
+    let report = report(&mut out);
+    let last = snapshot_until(&addr, "the verdicts", |s| !s["verdicts"].is_null());
+    let summary = &report["summary"];
+    assert_stream_stays_open(&addr);
+    assert_eq!(last["replicas"].as_array().unwrap().len() as u64, summary["nodes"].as_u64().unwrap());
+    assert!(last["replicas"].as_array().unwrap().iter().all(|r| r["health"] == "ended"), "{last}");
+    let verdicts = last["verdicts"]["properties"].as_array().expect("verdicts");
+    let ok: Vec<&Value> = verdicts.iter().filter(|v| v["verdict"] == "ok").map(|v| &v["property"]).collect();
+    let judged: Vec<&Value> = summary["properties"].as_array().unwrap().iter().collect();
+    assert!(!judged.is_empty());
+    assert_eq!(ok, judged, "every property judged, none violated: {last}");
+    let not_judged = verdicts.iter().filter(|v| v["verdict"] == "not judged").count();
+    assert_eq!(not_judged, summary["not_judged"].as_array().unwrap().len());
+    assert!(last["verdicts"]["reproduce"].as_str().unwrap().starts_with("agora election --voters 200"));
+
+    // One replica leads, as the replicas observed; the ballots the view counted per state
+    // are the ones the report counted.
+    let leaders = last["replicas"].as_array().unwrap().iter().filter(|r| r["role"] == "leader").count();
+    assert!(leaders >= 1, "{last}");
+    assert_eq!(last["lead"]["label"], "Leader");
+    assert!(last["lead"]["id"].is_u64(), "{last}");
+    assert_eq!(last["obs_dropped"], 0);
+    let counted: u64 = last["system"]["rows"]
+        .as_array()
+        .expect("the ballots per state")
+        .iter()
+        .map(|r| r[2].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, report["counted"].as_u64().unwrap(), "{}", last["system"]);
+    assert!(counted > 0);
+    assert!(last["kinds"].is_array() && last["links"].is_array());
+}
+
+#[test]
+fn run_serves_the_links_between_its_nodes_and_the_verdicts() {
+    let (_agora, url, mut out) =
+        start_run(&["run", "flood", "--nodes", "4", "--ui", "127.0.0.1:0", "--ui-linger", "--json"]);
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let summary = report(&mut out);
+    let last = snapshot_until(&addr, "the verdicts", |s| !s["verdicts"].is_null());
+    assert_eq!(last["replicas"].as_array().unwrap().len(), 4);
+    // Every message went over one of the links (at most 16 of them: all shown), none lost.
+    assert_eq!(summary["messages_dropped"], 0);
+    let links = last["links"].as_array().expect("links");
+    assert!(!links.is_empty() && links.len() <= 16, "{links:?}");
+    let total: u64 = links.iter().map(|l| l["total"].as_u64().unwrap()).sum();
+    assert_eq!(total, summary["messages_sent"].as_u64().unwrap(), "{links:?}");
+    assert_eq!(last["verdicts"]["end"], summary["end"]);
+    let shown: Vec<&Value> = last["verdicts"]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["verdict"] != "not judged")
+        .map(|v| &v["property"])
+        .collect();
+    let judged: Vec<&Value> = summary["properties"].as_array().unwrap().iter().collect();
+    assert_eq!(shown, judged);
+}
+
+#[test]
+fn the_view_is_refused_where_it_cannot_watch() {
+    common::assert_mistake(&["election", "--sim", "--voters", "10", "--ui", "127.0.0.1:0"], "--ui");
+    common::assert_mistake(&["market", "--sim", "--ui", "127.0.0.1:0"], "--ui");
+    common::assert_mistake(&["election", "--voters", "10", "--ui", "nonsense"], "--ui nonsense");
+    common::assert_mistake(&["run", "flood", "--nodes", "3", "--ui", "nonsense"], "--ui nonsense");
+}
+
+/// The column headers of the nodes' table.
+const NODE_COLUMNS: &str =
+    "return [...document.querySelectorAll('#nodes thead th')].map(t => t.textContent);";
+
+#[test]
+fn the_market_page_names_the_trader_the_run_reports_and_the_verdicts() {
+    let Some((chromium, chromedriver)) = browser("of agora market --ui") else { return };
+    let dir = tempfile::Builder::new().prefix("agora-market-ui-test-").tempdir().unwrap();
+    let (_agora, url, mut out) =
+        start_run(&["market", "--buys", "5", "--ui", "127.0.0.1:0", "--ui-linger", "--json"]);
+    let (_driver, driver) = start_driver(&chromedriver);
+    let page = Session::new(driver, &chromium, &dir.path().join("profile"));
+    page.call("POST", "/url", Some(&json!({ "url": url }))).expect("the page loads");
+    assert_eq!(page.eval("return document.title;"), "agora: live view");
+
+    let report = report(&mut out);
+    let traders = report["traders"].as_array().expect("the traders announced");
+    let trader = traders.last().expect("a trader was announced")[1].as_u64().expect("a node id");
+
+    let status = "return document.querySelector('#checker-status').textContent;";
+    page.wait_for("the end of the run", status, |v| {
+        v.as_str().filter(|t| t.starts_with("Run ended")).map(|_| ())
+    });
+    assert_eq!(page.eval("return document.querySelector('#lead-label').textContent;"), "Trader");
+    let shown = page.eval("return document.querySelector('#leader').dataset.id;");
+    assert_eq!(shown, trader.to_string(), "the page's trader against the report's {traders:?}");
+    let row = format!("return document.querySelector('tr[data-replica=\"{trader}\"]').dataset.role;");
+    assert_eq!(page.eval(&row), "trader");
+
+    // Every property the run judged holds, on the page as in the report.
+    let ok = "return [...document.querySelectorAll('#verdicts li[data-verdict=\"ok\"]')].map(l => l.dataset.property);";
+    assert_eq!(page.eval(ok), report["summary"]["properties"]);
+    assert!(report["summary"]["violations"].as_array().unwrap().is_empty());
+    let violated = "return document.querySelectorAll('#verdicts li[data-verdict=\"violated\"]').length;";
+    assert_eq!(page.eval(violated), 0);
+
+    // Only the columns a run of any protocol has: the key-value store's and the controls
+    // are hidden. Each section is named by its heading; the trades are a table with headers.
+    let columns = page.eval(NODE_COLUMNS);
+    assert_eq!(columns[0], "Node", "{columns}");
+    for kv_only in ["Commit", "Applied", "Keys", "RESP", "Control"] {
+        assert!(!columns.as_array().unwrap().iter().any(|c| c == kv_only), "{columns}");
+    }
+    let unnamed = "return [...document.querySelectorAll('section:not([hidden])')]\
+         .filter(s => !document.getElementById(s.getAttribute('aria-labelledby'))).length;";
+    assert_eq!(page.eval(unnamed), 0);
+    let trades = "return document.querySelectorAll('#system thead th[scope=col]').length;";
+    assert_eq!(page.eval(trades), 6);
+    // The keyboard reaches nothing that acts: the page of these runs has no controls yet.
+    assert_eq!(page.eval("return document.querySelectorAll('button').length;"), 0);
+    save_screenshot(&page, dir.path(), "market-live-view.png", "AGORA_MARKET_UI_SCREENSHOT");
 }

@@ -92,6 +92,9 @@ const BACKGROUND_SETTLE: Duration = Duration::from_millis(100);
 
 type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
 
+/// Makes each node's observation hook, given the node's id (see [`run_local_observed`]).
+pub type ObsHooks<O> = Box<dyn Fn(NodeId) -> ObsHook<O> + Send + Sync>;
+
 /// Runs every node of `setup` in this process on 127.0.0.1 with ephemeral ports. Their
 /// databases, if any, are all created (a new cluster) or must all exist (a restart): see
 /// [`Store::cluster_mode`].
@@ -102,13 +105,27 @@ pub async fn run_local<S: Setup>(
     max_time: Duration,
     on_start: impl FnOnce(Vec<Arc<NodeShared>>),
 ) -> Result<RunOutcome<ObsOf<S>>, RunError> {
+    run_local_observed(setup, cfg, max_time, on_start, None).await
+}
+
+/// [`run_local`], with each node's observations also handed to the hook `on_obs` makes for it
+/// (called once per node, with its id) as they are made, once what their steps persisted is
+/// durable: to follow the run while it goes (a live view). The hook runs on the node's task:
+/// it must be quick.
+pub async fn run_local_observed<S: Setup>(
+    setup: Arc<S>,
+    cfg: NetConfig,
+    max_time: Duration,
+    on_start: impl FnOnce(Vec<Arc<NodeShared>>),
+    on_obs: Option<ObsHooks<ObsOf<S>>>,
+) -> Result<RunOutcome<ObsOf<S>>, RunError> {
     let n = setup.nodes();
     let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
     let mut bound = Vec::with_capacity(n);
     for i in 0..n {
         bound.push(BoundNode::bind(NodeId(i as u32), any).await.map_err(|e| RunError::Bind(any, e))?);
     }
-    run_bound(setup, bound, cfg, max_time, on_start).await
+    run_bound_observed(setup, bound, cfg, max_time, on_start, on_obs).await
 }
 
 /// Runs every node of `setup` in this process on listeners already bound (node `i` on
@@ -117,9 +134,21 @@ pub async fn run_local<S: Setup>(
 pub async fn run_bound<S: Setup>(
     setup: Arc<S>,
     bound: Vec<BoundNode>,
+    cfg: NetConfig,
+    max_time: Duration,
+    on_start: impl FnOnce(Vec<Arc<NodeShared>>),
+) -> Result<RunOutcome<ObsOf<S>>, RunError> {
+    run_bound_observed(setup, bound, cfg, max_time, on_start, None).await
+}
+
+/// [`run_bound`], with the observations handed to `on_obs` as [`run_local_observed`] does.
+pub async fn run_bound_observed<S: Setup>(
+    setup: Arc<S>,
+    bound: Vec<BoundNode>,
     mut cfg: NetConfig,
     max_time: Duration,
     on_start: impl FnOnce(Vec<Arc<NodeShared>>),
+    on_obs: Option<ObsHooks<ObsOf<S>>>,
 ) -> Result<RunOutcome<ObsOf<S>>, RunError> {
     let n = setup.nodes();
     assert_eq!(bound.len(), n, "one listener per node");
@@ -134,7 +163,10 @@ pub async fn run_bound<S: Setup>(
     let mut shared = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
     for b in bound {
-        let (s, h) = node::start(setup.clone(), b, cfg.clone(), in_flight.clone(), stop.clone(), None)?;
+        let (s, h) = {
+            let hook = on_obs.as_ref().map(|make| make(b.id));
+            node::start(setup.clone(), b, cfg.clone(), in_flight.clone(), stop.clone(), hook)?
+        };
         shared.push(s);
         handles.push(h);
     }

@@ -16,7 +16,10 @@ pub mod prometheus;
 pub mod report;
 pub mod store;
 
-pub use cluster::{run_bound, run_local, run_node, End, Lone, RunError, RunOutcome, Supervised};
+pub use cluster::{
+    run_bound, run_bound_observed, run_local, run_local_observed, run_node, End, Lone, ObsHooks, RunError,
+    RunOutcome, Supervised,
+};
 pub use conn::{decode_frames, Decoded, FrameError, KEEPALIVE, MESSAGE_BUFFER_BYTES};
 pub use handshake::Secret;
 pub use limits::raise_fd_limit;

@@ -147,6 +147,9 @@ pub struct NodeShared {
     pub leave: tokio::sync::Notify,
     /// Set once the node has run `on_stop` and handed what it sent to its connections.
     pub left: AtomicBool,
+    /// Messages queued to each node of the cluster (by id; this node's own included): the
+    /// traffic per link, for a live view. One relaxed add per destination.
+    pub sent_to: Vec<AtomicU64>,
 }
 
 impl NodeShared {
@@ -318,6 +321,7 @@ pub fn start_with<S: Setup>(
         inbound_buffered_bytes: Arc::new(AtomicI64::new(0)),
         leave: tokio::sync::Notify::new(),
         left: AtomicBool::new(false),
+        sent_to: (0..cfg.addrs.len()).map(|_| AtomicU64::new(0)).collect(),
     });
     let (inbox_tx, inbox_rx) = mpsc::channel(cfg.inbox_capacity);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -804,7 +808,11 @@ impl<S: Setup> Driver<S> {
                 }
                 queued
             };
-            if !ok {
+            if ok {
+                if let Some(c) = self.shared.sent_to.get(t.index()) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            } else {
                 self.queue_full += 1;
                 Interp::dropped(metrics, counters, out.kind);
                 self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);

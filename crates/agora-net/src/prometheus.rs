@@ -128,6 +128,7 @@ mod tests {
             inbound_buffered_bytes: Arc::new(AtomicI64::new(0)),
             leave: tokio::sync::Notify::new(),
             left: AtomicBool::new(false),
+            sent_to: Vec::new(),
         })
     }
 

@@ -1,41 +1,44 @@
 //! `agora run`: every node of a protocol's cluster in this process over loopback TCP.
 
-use super::shared::tcp::{local_config, metrics_endpoint, parse_addr, runtime};
+use super::shared::tcp::{local_config, metrics_endpoint, parse_addr};
+use super::shared::ui::sampler::{Linger, Plain, Watched};
 use super::shared::{exit_code, output, print, repro};
-use crate::cli::RunArgs;
+use crate::cli::{LiveArgs, RunArgs};
 use crate::error::UserError;
 use crate::values;
-use agora_core::{RunSummary, Setup};
-use agora_net::{report, run_local, Gathered, NetConfig};
+use agora_core::{Protocol, RunSummary, Setup};
+use agora_net::{report, Gathered, NetConfig};
 use agora_protocols::registry::cluster_size;
 use agora_protocols::Driver;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
+
 struct Local {
     cfg: NetConfig,
     max_time: Duration,
     metrics_addr: Option<SocketAddr>,
     reproduce: String,
+    live: LiveArgs,
 }
 
 impl Driver for Local {
-    type Output = Result<RunSummary, UserError>;
+    type Output = Result<(RunSummary, Linger), UserError>;
 
     fn run<S: Setup>(self, setup: S) -> Self::Output {
         let setup = Arc::new(setup);
         let seed = self.cfg.seed;
         let n = setup.nodes();
-        runtime()?.block_on(async move {
-            let hook = metrics_endpoint(self.metrics_addr, (0..n as u32).collect()).await?;
-            let out =
-                run_local(setup.clone(), self.cfg, self.max_time, hook).await.map_err(UserError::from_run)?;
-            let g = Gathered::from_run(n, out);
-            let mut summary = report::summarize(&*setup, seed, g, &self.reproduce);
-            summary.peak_rss_mb = output::peak_rss_mb();
-            Ok(summary)
-        })
+        let mut run = Watched::<ObsOf<S>>::new(&self.live, n, Box::new(Plain), |_| true)?;
+        let hook = run.runtime().block_on(metrics_endpoint(self.metrics_addr, (0..n as u32).collect()))?;
+        let out = run.run(&setup, self.cfg, self.max_time, hook)?;
+        let g = Gathered::from_run(n, out);
+        let mut summary = report::summarize(&*setup, seed, g, &self.reproduce);
+        summary.peak_rss_mb = output::peak_rss_mb();
+        let linger = run.finish(&summary, &self.reproduce);
+        Ok((summary, linger))
     }
 }
 
@@ -65,8 +68,10 @@ pub fn run(args: &RunArgs, argv: &[String]) -> Result<i32, UserError> {
         max_time: Duration::from_secs_f64(args.max_time_ms / 1e3),
         metrics_addr: parse_addr(&args.metrics_addr)?,
         reproduce: repro::command(argv, args.seed),
+        live: args.live.clone(),
     };
-    let summary = agora_protocols::dispatch(&args.protocol, &params, driver)??;
+    let (summary, linger) = agora_protocols::dispatch(&args.protocol, &params, driver)??;
     print(&summary, args.json);
+    linger.wait();
     Ok(exit_code(&summary))
 }

@@ -3,6 +3,7 @@
 //! the flags into the election's settings; [`run`] runs it, [`report`] reads what it
 //! produced, [`render`] prints and writes it, [`verify`] checks the files it wrote.
 
+mod live;
 mod render;
 mod report;
 mod run;
@@ -113,10 +114,18 @@ fn election(a: &ElectionRunArgs, argv: &[String]) -> Result<i32, UserError> {
             "the election over TCP injects no faults (kill its processes instead; see docs/election.md)",
         )?;
     }
+    if a.sim && a.live.ui.is_some() {
+        return Err(UserError("--ui: the live view watches a run over TCP, not --sim".into()));
+    }
     let s = settings(a)?;
     let spec = s.spec.clone();
     let setup = VoteSetup::new(s);
-    let report = if a.sim { run::simulate(a, setup, argv)? } else { run::over_tcp(a, setup, argv)? };
+    let (report, linger) = if a.sim {
+        (run::simulate(a, setup, argv)?, None)
+    } else {
+        let (report, linger) = run::over_tcp(a, setup, argv)?;
+        (report, Some(linger))
+    };
     if let Some(dir) = &a.out {
         render::write_out(dir, &spec, &report)?;
     }
@@ -124,6 +133,9 @@ fn election(a: &ElectionRunArgs, argv: &[String]) -> Result<i32, UserError> {
         println!("{}", serde_json::to_string(&report).expect("reports serialize"));
     } else {
         print!("{}", render::text(&spec, &report));
+    }
+    if let Some(linger) = linger {
+        linger.wait();
     }
     Ok(if report.checks_passed && report.replicas_agree { 0 } else { 1 })
 }

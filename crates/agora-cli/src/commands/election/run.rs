@@ -2,15 +2,17 @@
 //! TCP with every node in this process and its own redb database, a progress bar counting the
 //! ballots answered.
 
+use super::live::{keep, Ballots};
 use super::report::{ops_of, report, Report};
 use crate::cli::ElectionRunArgs;
-use crate::commands::shared::tcp::{local_config, runtime, temp_dir, Progress};
+use crate::commands::shared::tcp::{local_config, temp_dir, Progress};
+use crate::commands::shared::ui::sampler::{Linger, Watched};
 use crate::commands::shared::{output, progress_bar, repro};
 use crate::commands::sim;
 use crate::error::UserError;
 use crate::faults;
 use agora_core::{RunSummary, Setup, Time};
-use agora_net::{run_local, Gathered};
+use agora_net::Gathered;
 use agora_protocols::vote_count::setup::VoteSetup;
 use agora_sim::{Faults, SimConfig, Simulation};
 use std::sync::Arc;
@@ -50,8 +52,13 @@ fn sim_faults(a: &ElectionRunArgs, setup: &VoteSetup) -> Result<Faults, UserErro
     Ok(f)
 }
 
-/// The election over loopback TCP, every node in this process.
-pub(super) fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -> Result<Report, UserError> {
+/// The election over loopback TCP, every node in this process, with its live view if `--ui`
+/// asks (still to be waited for, with `--ui-linger`, once the report is printed).
+pub(super) fn over_tcp(
+    a: &ElectionRunArgs,
+    setup: VoteSetup,
+    argv: &[String],
+) -> Result<(Report, Linger), UserError> {
     let spec = setup.s.spec.clone();
     let replicas = setup.s.replicas;
     let citizens: Vec<usize> = (0..spec.regions.len()).map(|r| setup.s.citizen(r).index()).collect();
@@ -66,6 +73,7 @@ pub(super) fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -
     };
     let mut cfg = local_config("election", dir, a.seed);
     cfg.max_batch_bytes = 256 * 1024;
+    let mut run = Watched::new(&a.live, setup.nodes(), Box::<Ballots>::default(), keep)?;
     let bar = progress_bar(
         spec.voters,
         "voting [{bar:40}] {pos}/{len} ballots answered, {per_sec}, {elapsed}",
@@ -79,8 +87,7 @@ pub(super) fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -
             .sum()
     });
     let max = Duration::from_secs_f64(a.max_time_ms / 1e3);
-    let out =
-        runtime()?.block_on(run_local(setup.clone(), cfg, max, progress.hook())).map_err(UserError::from_run);
+    let out = run.run(&setup, cfg, max, progress.hook());
     progress.finish();
     let mut g = Gathered::from_run(setup.nodes(), out?);
     g.observations.sort_by_key(|(t, n, _)| (*t, *n));
@@ -89,14 +96,17 @@ pub(super) fn over_tcp(a: &ElectionRunArgs, setup: VoteSetup, argv: &[String]) -
         RunSummary::from_metrics("election", "tcp", 0, 0, "", &agora_core::Metrics::new(), &[], 0.0, 0.0, 0);
     let pre = report(&spec, replicas, "tcp", g.observations.iter().map(|(t, n, o)| (*t, *n, o)), empty);
     let ops = ops_of(&g.metrics);
-    let mut summary = agora_net::summarize(&*setup, a.seed, g, &repro::command(argv, a.seed));
+    let reproduce = repro::command(argv, a.seed);
+    let mut summary = agora_net::summarize(&*setup, a.seed, g, &reproduce);
     summary.peak_rss_mb = output::peak_rss_mb();
-    Ok(Report {
+    let linger = run.finish(&summary, &reproduce);
+    let report = Report {
         latency_ms_p50: summary.latency_ms.p50_ms,
         latency_ms_p99: summary.latency_ms.p99_ms,
         checks_passed: summary.violations.is_empty(),
         summary,
         ops,
         ..pre
-    })
+    };
+    Ok((report, linger))
 }

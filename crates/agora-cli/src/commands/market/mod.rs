@@ -4,6 +4,7 @@
 //! run's); [`run`] runs it, [`report`] reads what the peers observed, [`render`] prints it and
 //! writes the files of `--out`.
 
+mod live;
 mod render;
 mod report;
 mod run;
@@ -34,10 +35,17 @@ pub fn run(a: &MarketArgs, argv: &[String]) -> Result<i32, UserError> {
     if !a.sim {
         sim_only(&a.faults.given(), "over TCP the only fault is the trader's sickness (--sick)")?;
     }
+    if a.sim && a.live.ui.is_some() {
+        return Err(UserError("--ui: the live view watches a run over TCP, not --sim".into()));
+    }
     let (name, params) = params(a)?;
     let setup = MarketSetup::from_params(&params.resolve("market", MarketSetup::SPECS)?)?;
-    let report =
-        if a.sim { run::simulate(a, &name, setup, argv)? } else { run::over_tcp(a, &name, setup, argv)? };
+    let (report, linger) = if a.sim {
+        (run::simulate(a, &name, setup, argv)?, None)
+    } else {
+        let (report, linger) = run::over_tcp(a, &name, setup, argv)?;
+        (report, Some(linger))
+    };
     if let Some(dir) = &a.out {
         create_dir(dir)?;
         render::write_out(dir, &report)?;
@@ -46,6 +54,9 @@ pub fn run(a: &MarketArgs, argv: &[String]) -> Result<i32, UserError> {
         println!("{}", serde_json::to_string(&report).expect("reports serialize"));
     } else {
         print!("{}", render::text(&report));
+    }
+    if let Some(linger) = linger {
+        linger.wait();
     }
     Ok(if report.checks_passed { 0 } else { 1 })
 }

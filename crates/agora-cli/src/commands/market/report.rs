@@ -60,8 +60,7 @@ pub struct Report {
     /// Every buy in the order asked.
     #[serde(skip)]
     pub points: Vec<Point>,
-    /// The traders announced, with the number of buys asked before each.
-    #[serde(skip)]
+    /// The traders announced, in order, each with the number of buys asked before it.
     pub traders: Vec<(u64, NodeId)>,
 }
 

@@ -2,15 +2,17 @@
 //! with every peer in this process and its own redb database, a progress bar counting the
 //! answers the buyers got.
 
+use super::live::{keep, Trades};
 use super::report::{report, Report};
 use crate::cli::MarketArgs;
-use crate::commands::shared::tcp::{run_in_process, Progress};
+use crate::commands::shared::tcp::{local_config, temp_dir, Progress};
+use crate::commands::shared::ui::sampler::{Linger, Watched};
 use crate::commands::shared::{output, progress_bar, repro};
 use crate::commands::sim;
 use crate::error::UserError;
 use crate::faults;
 use agora_core::{NodeId, Setup, Time};
-use agora_net::NodeShared;
+use agora_net::{Gathered, NodeShared};
 use agora_protocols::market::roles::Role;
 use agora_protocols::market::{MarketObs, MarketSetup};
 use agora_sim::{SimConfig, Simulation};
@@ -35,14 +37,16 @@ pub(super) fn simulate(
     Ok(report(&s, scenario, "sim", obs, summary))
 }
 
-/// The market over loopback TCP, every peer in this process.
+/// The market over loopback TCP, every peer in this process, with its live view if `--ui`
+/// asks (still to be waited for, with `--ui-linger`, once the report is printed).
 pub(super) fn over_tcp(
     a: &MarketArgs,
     scenario: &str,
     setup: MarketSetup,
     argv: &[String],
-) -> Result<Report, UserError> {
+) -> Result<(Report, Linger), UserError> {
     let s = setup.s.clone();
+    let mut run = Watched::new(&a.live, setup.nodes(), Box::new(Trades::new(s.clone())), keep)?;
     let buyers: Vec<usize> =
         s.roles.iter().enumerate().filter(|(_, r)| matches!(r, Role::Buyer { .. })).map(|(i, _)| i).collect();
     let total = buyers.len() as u64 * s.buys;
@@ -52,14 +56,18 @@ pub(super) fn over_tcp(
     });
     let setup = Arc::new(setup);
     let max = Duration::from_secs_f64(a.max_time_ms / 1e3);
-    let run = run_in_process(&setup, "market", a.seed, max, progress.hook());
+    let dir = temp_dir()?;
+    let cfg = local_config("market", dir.path().to_path_buf(), a.seed);
+    let out = run.run(&setup, cfg, max, progress.hook());
     progress.finish();
-    let (mut g, _) = run?;
+    let mut g = Gathered::from_run(setup.nodes(), out?);
     g.observations.sort_by_key(|(t, n, _)| (*t, *n));
     let obs: Vec<(u64, NodeId, MarketObs)> = g.observations.clone();
-    let mut summary = agora_net::summarize(&*setup, a.seed, g, &repro::command(argv, a.seed));
+    let reproduce = repro::command(argv, a.seed);
+    let mut summary = agora_net::summarize(&*setup, a.seed, g, &reproduce);
     summary.peak_rss_mb = output::peak_rss_mb();
-    Ok(report(&s, scenario, "tcp", obs.iter().map(|(t, n, o)| (*t, *n, o)), summary))
+    let linger = run.finish(&summary, &reproduce);
+    Ok((report(&s, scenario, "tcp", obs.iter().map(|(t, n, o)| (*t, *n, o)), summary), linger))
 }
 
 /// Answers delivered to the buyers so far (a retried buy's second answer counts too: the bar

@@ -2,10 +2,10 @@
 
 /// Flags that do not change what a run does (only where its output goes).
 /// A campaign's `--shard` and `--findings` only choose which seeds run and where their
-/// findings go: a seed runs the same in every shard.
+/// findings go: a seed runs the same in every shard. The live view (`--ui`) only watches.
 const OUTPUT_FLAGS_WITH_VALUE: &[&str] =
-    &["--diagram", "--html", "--per-node", "--threads", "--shard", "--findings"];
-const OUTPUT_FLAGS: &[&str] = &["--json"];
+    &["--diagram", "--html", "--per-node", "--threads", "--shard", "--findings", "--ui"];
+const OUTPUT_FLAGS: &[&str] = &["--json", "--ui-linger"];
 
 /// `agora <args...> --seed SEED`, from this process's arguments with output flags and any
 /// earlier `--seed`/`--seeds` removed; arguments are shell-quoted where needed.

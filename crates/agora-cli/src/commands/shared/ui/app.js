@@ -29,51 +29,149 @@ async function act(verb, node) {
   }
 }
 
-// The replicas' rows are rebuilt from each snapshot; the control of the replica that had the
-// focus gets it back (Crash becomes Restart), so a keyboard user stays where they were.
-function drawReplicas(replicas) {
+// The table's columns, each shown only when some row has its field: `agora kv` samples its
+// replicas' Raft state (commit, applied, keys, RESP), a run of any protocol its nodes'
+// observations (observed, latest).
+const COLUMNS = [
+  { key: "role", head: "Role", cell: (r) => el("span", { class: `role role-${r.role}` }, r.role) },
+  { key: "term", head: "Term", num: true },
+  { key: "commit", head: "Commit", num: true },
+  { key: "applied", head: "Applied", num: true },
+  { key: "keys", head: "Keys", num: true },
+  { key: "health", head: "Health" },
+  { key: "sent_per_s", head: "Sent/s", num: true },
+  { key: "delivered_per_s", head: "Received/s", num: true },
+  { key: "observed", head: "Observations", num: true },
+  { key: "latest", head: "Latest observation", class: "obs" },
+  { key: "resp", head: "RESP" },
+];
+
+function drawHead(cols, noun, controls) {
+  const heads = [el("th", { scope: "col" }, noun[0].toUpperCase() + noun.slice(1))];
+  for (const c of cols) heads.push(el("th", { scope: "col" }, c.head));
+  if (controls) heads.push(el("th", { scope: "col" }, "Control"));
+  $("#nodes thead").replaceChildren(el("tr", {}, ...heads));
+}
+
+// The leader the snapshot names (`lead`), or else the replica that says it leads in the
+// highest term.
+function leadOf(s) {
+  if (s.lead) return s.lead;
+  let leader = null;
+  for (const r of s.replicas) {
+    if (r.role === "leader" && (leader === null || r.term > leader.term)) leader = r;
+  }
+  return { label: "Leader", id: leader ? leader.id : null, term: leader ? leader.term : null };
+}
+
+// The rows are rebuilt from each snapshot; the control of the replica that had the focus
+// gets it back (Crash becomes Restart), so a keyboard user stays where they were.
+function drawReplicas(s) {
+  const noun = s.noun || "replica";
+  const controls = s.controls !== false;
+  const rows = s.replicas;
+  const cols = COLUMNS.filter((c) => rows.some((r) => r[c.key] !== undefined));
+  drawHead(cols, noun, controls);
   const focused = document.activeElement && document.activeElement.dataset.key;
   const body = $("#nodes tbody");
   body.replaceChildren();
-  let leader = null;
-  for (const r of replicas) {
-    if (r.role === "leader" && (leader === null || r.term > leader.term)) leader = r;
+  for (const r of rows) {
     const crashed = r.role === "crashed";
-    const button = crashed
-      ? el("button", { type: "button", "data-restart": r.id, "data-key": `control-${r.id}`,
-          "aria-label": `Restart replica ${r.id}` }, "Restart")
-      : el("button", { type: "button", class: "danger", "data-crash": r.id, "data-key": `control-${r.id}`,
-          "aria-label": `Crash replica ${r.id}` }, "Crash");
-    button.addEventListener("click", () => act(crashed ? "restart" : "crash", r.id));
-    body.append(el("tr", { class: crashed ? "crashed" : "", "data-replica": r.id, "data-role": r.role },
-      el("th", { scope: "row" }, `replica ${r.id}`),
-      el("td", {}, el("span", { class: `role role-${r.role}` }, r.role)),
-      el("td", { class: "num" }, fmt(r.term)),
-      el("td", { class: "num" }, fmt(r.commit)),
-      el("td", { class: "num" }, fmt(r.applied)),
-      el("td", { class: "num" }, fmt(r.keys)),
-      el("td", {}, r.health),
-      el("td", { class: "num" }, fmt(r.sent_per_s)),
-      el("td", { class: "num" }, fmt(r.delivered_per_s)),
-      el("td", {}, r.resp),
-      el("td", {}, button)));
-    if (focused && button.dataset.key === focused) button.focus();
+    const cells = [el("th", { scope: "row" }, `${noun} ${r.id}`)];
+    for (const c of cols) {
+      const v = c.cell ? c.cell(r) : fmt(r[c.key]);
+      cells.push(el("td", { class: c.num ? "num" : (c.class || "") }, v));
+    }
+    let button = null;
+    if (controls) {
+      button = crashed
+        ? el("button", { type: "button", "data-restart": r.id, "data-key": `control-${r.id}`,
+            "aria-label": `Restart ${noun} ${r.id}` }, "Restart")
+        : el("button", { type: "button", class: "danger", "data-crash": r.id, "data-key": `control-${r.id}`,
+            "aria-label": `Crash ${noun} ${r.id}` }, "Crash");
+      button.addEventListener("click", () => act(crashed ? "restart" : "crash", r.id));
+      cells.push(el("td", {}, button));
+    }
+    body.append(el("tr", { class: crashed ? "crashed" : "", "data-replica": r.id, "data-role": r.role,
+      "data-health": r.health }, ...cells));
+    if (button && focused && button.dataset.key === focused) button.focus();
   }
+  const lead = leadOf(s);
+  $("#lead-label").textContent = lead.label;
   const l = $("#leader");
-  l.textContent = leader ? `replica ${leader.id} (term ${leader.term})` : "none";
-  l.dataset.id = leader ? String(leader.id) : "";
+  const term = lead.term === null || lead.term === undefined ? "" : ` (term ${lead.term})`;
+  l.textContent = lead.id === null ? "none" : `${noun} ${lead.id}${term}`;
+  l.dataset.id = lead.id === null ? "" : String(lead.id);
+}
+
+function drawBars(list, rows) {
+  const max = Math.max(1, ...rows.map((r) => r.per_s));
+  list.replaceChildren(...rows.map((r) => {
+    const bar = el("span", { class: "bar", "aria-hidden": "true" });
+    bar.style.width = `${(100 * r.per_s) / max}%`;
+    return el("li", {}, el("span", {}, r.label), bar, el("span", { class: "num" }, fmt(r.per_s)));
+  }));
 }
 
 function drawKinds(kinds) {
-  const max = Math.max(1, ...kinds.map((k) => k.per_s));
-  $("#kinds").replaceChildren(...kinds.map((k) =>
-    el("li", {}, el("span", {}, k.kind),
-      el("span", { class: "bar", style: "", "aria-hidden": "true" }),
-      el("span", { class: "num" }, fmt(k.per_s)))));
-  // Widths after creation: a style attribute per bar.
-  [...$("#kinds").children].forEach((li, i) => {
-    li.children[1].style.width = `${(100 * kinds[i].per_s) / max}%`;
-  });
+  drawBars($("#kinds"), kinds.map((k) => ({ label: k.kind, per_s: k.per_s })));
+}
+
+// Messages per second on each link (from → to), the busiest first; only runs that count
+// them per link (`links` in the snapshot) show the section.
+function drawLinks(s) {
+  const section = $("#links-section");
+  section.hidden = s.links === undefined;
+  if (section.hidden) return;
+  drawBars($("#links"), s.links.map((k) => ({ label: `${k.from} → ${k.to} (${k.total} so far)`, per_s: k.per_s })));
+  const more = s.links_active - s.links.length;
+  $("#links-note").textContent = s.links_active === 0 ? "no traffic in the last sample"
+    : more > 0 ? `the ${s.links.length} busiest of ${s.links_active} links` : "";
+}
+
+// The system's own view, as a table the command fills in (the election's ballots per
+// state, the market's trades).
+function drawSystem(view) {
+  const section = $("#system-section");
+  section.hidden = !view;
+  if (!view) return;
+  $("#system-title").textContent = view.title;
+  $("#system-note").textContent = view.note || "";
+  $("#system thead").replaceChildren(el("tr", {}, ...view.columns.map((c) => el("th", { scope: "col" }, c))));
+  $("#system tbody").replaceChildren(...view.rows.map((row) =>
+    el("tr", {}, ...row.map((v) => el("td", { class: typeof v === "number" ? "num" : "" }, fmt(v))))));
+}
+
+// The checker's verdicts, once the run has ended: every property judged (ok or violated,
+// with the command that reproduces the run) and every one not judged, with why.
+function drawVerdicts(s) {
+  const section = $("#checker-section");
+  section.hidden = !("verdicts" in s);
+  if (section.hidden) return;
+  const v = s.verdicts;
+  const status = $("#checker-status");
+  const list = $("#verdicts");
+  if (!v) {
+    status.textContent = "The checker judges the run when it ends.";
+    list.replaceChildren();
+    return;
+  }
+  const broken = v.properties.filter((p) => p.verdict === "violated").length;
+  status.textContent = `Run ended (${v.end}): ${broken === 0 ? "no property violated" : `${broken} ${broken === 1 ? "property" : "properties"} violated`}.`;
+  status.className = broken ? "violated" : "";
+  list.replaceChildren(...v.properties.map((p) => {
+    const parts = [el("strong", {}, p.property), `: ${p.verdict}`];
+    if (p.verdict === "violated") {
+      const where = p.node === null || p.node === undefined ? "" : ` at node ${p.node}`;
+      parts.push(`${where}, ${p.at_ms.toFixed(1)} ms: ${p.detail}`);
+      parts.push(el("br"), "Reproduce: ", el("code", {}, p.reproduce));
+    } else if (p.detail) {
+      parts.push(` (${p.detail})`);
+    }
+    const cls = `verdict verdict-${p.verdict.replace(" ", "-")}`;
+    return el("li", { class: cls, "data-property": p.property, "data-verdict": p.verdict }, ...parts);
+  }));
+  $("#reproduce").textContent = v.reproduce;
 }
 
 function drawTimeline(events) {
@@ -89,10 +187,16 @@ function connect() {
   source.onerror = () => { status.textContent = "disconnected: retrying"; status.className = "down"; };
   source.onmessage = (m) => {
     const s = JSON.parse(m.data);
-    status.textContent = `live: sampled every ${s.sample_ms} ms, ${(s.t_ms / 1000).toFixed(1)} s since start`;
-    drawReplicas(s.replicas);
+    const when = `${(s.t_ms / 1000).toFixed(1)} s since start`;
+    status.textContent = s.ended ? `the run has ended, ${when}` : `live: sampled every ${s.sample_ms} ms, ${when}`;
+    if (s.title) $("#nodes-title").textContent = s.title;
+    drawReplicas(s);
     drawKinds(s.kinds);
+    drawLinks(s);
+    drawSystem(s.system);
     drawTimeline(s.events);
+    $("#dropped").textContent = s.obs_dropped ? `${s.obs_dropped} observations not shown: the queue to the view was full` : "";
+    drawVerdicts(s);
   };
 }
 

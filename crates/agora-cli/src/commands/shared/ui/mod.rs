@@ -8,6 +8,8 @@
 //! never waits for a page. Actions go to that command through a bounded channel and are
 //! answered with one line of text.
 
+pub mod sampler;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
