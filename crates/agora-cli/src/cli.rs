@@ -1306,6 +1306,11 @@ pub struct VoteBenchArgs {
     /// After the votes, SIGKILL the leader and time its members' RESUME on another server.
     #[arg(long, conflicts_with = "servers")]
     pub kill_leader: bool,
+    /// Pace the votes at this many per second in all (an open loop: each vote is due at its
+    /// own time, its latency counted from then), instead of every member voting at once
+    /// [1..=10000000].
+    #[arg(long, value_name = "VOTES_PER_S", value_parser = count::<u64>(1, 10_000_000))]
+    pub rate: Option<u64>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

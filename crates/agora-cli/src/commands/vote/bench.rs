@@ -349,7 +349,7 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
         questions.push(field(&r, "question").ok_or_else(|| UserError(format!("OPEN: {r}")))?.to_string());
     }
     let t = Instant::now();
-    let (members, latencies, acked, cast) = vote_all(members, &questions, a.json).await;
+    let (members, latencies, acked, cast) = vote_all(members, &questions, a.rate, a.json).await;
     cluster.all_running("before the leader's SIGKILL")?;
     let votes_s = t.elapsed().as_secs_f64();
     let mut latencies = latencies;
@@ -382,6 +382,7 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
         "votes_counted": counted,
         "votes_lost": lost,
         "votes_per_s": acked as f64 / votes_s,
+        "paced_votes_per_s": a.rate,
         "vote_latency_ms": {"p50": percentile_ms(&mut latencies, 0.5), "p99": percentile_ms(&mut latencies, 0.99)},
         "join_to_all_ms": join_ms,
         "join_seen_by": join_seen,
@@ -527,22 +528,38 @@ async fn join_to_all(
 
 /// Every member votes on every question; returns the members, the latencies of the
 /// acknowledged votes, how many were acknowledged and how many cast.
+///
+/// Without `rate`, every member sends its first vote at once and the next as soon as the
+/// previous one is answered (a closed loop). With `rate`, vote `k` of member `i` is due at
+/// `(k × members + i) / rate` seconds from the start, so the votes arrive at that rate
+/// whatever the answers' latency, and a vote's latency counts from when it was due, not from
+/// when a member that was still waiting could send it.
 async fn vote_all(
     members: Vec<Member>,
     questions: &[String],
+    rate: Option<u64>,
     quiet: bool,
 ) -> (Vec<Member>, Vec<Duration>, usize, usize) {
-    let total = (members.len() * questions.len()) as u64;
+    let n = members.len();
+    let total = (n * questions.len()) as u64;
     let bar = progress_bar(total, "{bar:30} {pos}/{len} votes {per_sec}", quiet);
     let questions: Arc<[String]> = questions.into();
+    let start = tokio::time::Instant::now();
     let mut set = JoinSet::new();
     for (i, mut m) in members.into_iter().enumerate() {
         let (questions, bar) = (questions.clone(), bar.clone());
         set.spawn(async move {
             let (mut lat, mut cast) = (Vec::new(), 0);
-            for q in questions.iter() {
+            for (k, q) in questions.iter().enumerate() {
                 let vote = format!("VOTE {q} {}", OPTIONS[i % OPTIONS.len()]);
-                let sent = Instant::now();
+                let sent = match rate {
+                    Some(r) => {
+                        let due = start + Duration::from_secs_f64((k * n + i) as f64 / r as f64);
+                        tokio::time::sleep_until(due).await;
+                        due.into_std()
+                    }
+                    None => Instant::now(),
+                };
                 cast += 1;
                 if m.c.ok(&vote).await.is_ok() {
                     lat.push(sent.elapsed());
@@ -661,7 +678,10 @@ fn print(r: &serde_json::Value, json: bool) {
         "votes                   cast {}, acknowledged {}, counted {}, lost {}",
         r["votes_cast"], r["votes_acknowledged"], r["votes_counted"], r["votes_lost"]
     );
-    println!("acknowledged votes      {}/s", f(&r["votes_per_s"]));
+    match r["paced_votes_per_s"].as_u64() {
+        Some(p) => println!("acknowledged votes      {}/s (paced at {p}/s)", f(&r["votes_per_s"])),
+        None => println!("acknowledged votes      {}/s (every member at once)", f(&r["votes_per_s"])),
+    }
     let l = &r["vote_latency_ms"];
     println!("vote latency            p50 {} ms, p99 {} ms", f(&l["p50"]), f(&l["p99"]));
     println!("JOIN to every member    {} ms (seen by {})", f(&r["join_to_all_ms"]), r["join_seen_by"]);
