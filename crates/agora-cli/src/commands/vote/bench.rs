@@ -52,7 +52,8 @@ const OPTIONS: [&str; 3] = ["A", "B", "C"];
 
 /// `agora vote bench`.
 pub fn run(a: &VoteBenchArgs) -> Result<i32, UserError> {
-    let fd_limit = raise_fd_limit();
+    // Raised to the hard limit, as every command that holds many sockets does.
+    let fd_limit = agora_net::limits::fd_limit();
     let need = a.clients as u64 + 64;
     if fd_limit < need {
         eprintln!(
@@ -76,24 +77,6 @@ pub fn run(a: &VoteBenchArgs) -> Result<i32, UserError> {
         print(&report, a.json);
         Ok(i32::from(report["consistent"] != json!(true)))
     })
-}
-
-/// Raises the soft open-file limit to the hard one; returns the soft limit now in force.
-fn raise_fd_limit() -> u64 {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid resource and a pointer to a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return 0;
-        }
-        if r.rlim_cur < r.rlim_max {
-            let want = libc::rlimit { rlim_cur: r.rlim_max, rlim_max: r.rlim_max };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                r = want;
-            }
-        }
-    }
-    r.rlim_cur
 }
 
 /// The servers under load.
