@@ -12,6 +12,7 @@
 use super::front::{self, Front};
 use super::history::History;
 use super::node::{KvNode, KvSetup};
+use crate::commands::shared::tcp::listen_for_clients;
 use crate::error::UserError;
 use crate::resp::Limits;
 use agora_core::NodeId;
@@ -117,7 +118,7 @@ impl Launcher {
     pub async fn restart(&self, id: NodeId) -> Result<Running, String> {
         let i = id.index();
         let bound = rebind(|| BoundNode::bind(id, self.cfg.addrs[i])).await?;
-        let resp = rebind(|| TcpListener::bind(self.resp_addrs[i])).await?;
+        let resp = rebind(|| async { listen_for_clients(self.resp_addrs[i]) }).await?;
         let mut cfg = (*self.cfg).clone();
         cfg.open = OpenMode::Existing;
         self.start(id, bound, resp, Arc::new(cfg)).map_err(|e| e.msg)

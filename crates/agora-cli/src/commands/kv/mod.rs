@@ -15,7 +15,7 @@ mod live;
 pub mod node;
 pub mod workload;
 
-use super::shared::tcp::{interrupted, runtime};
+use super::shared::tcp::{interrupted, listen_for_clients, runtime};
 use super::shared::ui;
 use super::shared::{event, inherited_listener, open_mode};
 use crate::cli::{KvAction, KvArgs, KvCommon, KvLocalArgs, KvServeArgs};
@@ -211,7 +211,7 @@ fn local(a: &KvLocalArgs) -> Result<i32, UserError> {
                 BoundNode::bind(id, any).await.map_err(|e| UserError(format!("cannot bind {any}: {e}")))?;
             let port = if a.port == 0 { 0 } else { a.port.checked_add(i as u16).unwrap_or(0) };
             let want = SocketAddr::from(([127, 0, 0, 1], port));
-            let resp = TcpListener::bind(want).await.map_err(|e| {
+            let resp = listen_for_clients(want).map_err(|e| {
                 UserError(format!(
                     "replica {i}: cannot listen for RESP on {want}: {e} (another server there? try --port 0)"
                 ))
@@ -365,8 +365,7 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
                 l.set_nonblocking(true).map_err(|e| UserError(format!("--resp-fd: {e}")))?;
                 TcpListener::from_std(l).map_err(|e| UserError(format!("--resp-fd: {e}")))?
             }
-            None => TcpListener::bind(resp_addrs[me])
-                .await
+            None => listen_for_clients(resp_addrs[me])
                 .map_err(|e| UserError(format!("cannot listen for RESP at {}: {e}", resp_addrs[me])))?,
         };
         let resp_local = resp.local_addr().map_err(|e| UserError(e.to_string()))?;
