@@ -453,3 +453,73 @@ impl Server {
         self.events.extend(fresh);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vote_service::board::BoardQuery;
+    use crate::vote_service::sim::{Msg, Timer, VoteServiceNode};
+    use agora_core::{Effect, Rng};
+    use rand::SeedableRng;
+
+    type Effects = Vec<agora_core::EffectOf<VoteServiceNode>>;
+
+    /// Runs `f` on `server` at `ms` on its clock; returns the effects.
+    fn at(
+        server: &mut Server,
+        ms: f64,
+        f: impl FnOnce(&mut Server, &mut Context<'_, VoteServiceNode>),
+    ) -> Effects {
+        let mut rng = Rng::seed_from_u64(1);
+        let mut effects = Vec::new();
+        let mut ctx = Context::new(NodeId(0), 3, Time::from_millis_f64(ms), &mut rng, &mut effects);
+        f(server, &mut ctx);
+        effects
+    }
+
+    /// The number of operations of each request sent.
+    fn requests(effects: &Effects) -> Vec<usize> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send { msg: Msg::Raft(RaftMsg::Request { ops, .. }), .. } => Some(ops.len()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn batch_timers(effects: &Effects) -> Vec<Duration> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::SetTimer { timer: Timer::Server(ServerTimer::Batch), after } => Some(*after),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn stats() -> Op<Board> {
+        Op::Query(BoardQuery::Stats { question: None })
+    }
+
+    #[test]
+    fn a_batch_leaves_while_another_is_in_flight_but_not_within_the_gap() {
+        let cfg = Arc::new(ServerConfig::new(3, Duration::from_millis(150), Duration::from_secs(2)));
+        let mut s = Server::new(cfg, NodeId(0), &Stable::new()).unwrap();
+        at(&mut s, 0.0, |s, io| s.on_start(io));
+        // Nothing in flight: the first operation leaves at once.
+        let e = at(&mut s, 10.0, |s, io| s.submit(io, stats(), 1));
+        assert_eq!(requests(&e), vec![1]);
+        // In flight, and the gap not over: the next ones wait for one timer, set once.
+        let e = at(&mut s, 10.5, |s, io| s.submit(io, stats(), 2));
+        assert_eq!((requests(&e), batch_timers(&e)), (vec![], vec![BATCH_GAP - Duration::from_micros(500)]));
+        let e = at(&mut s, 11.0, |s, io| s.submit(io, stats(), 3));
+        assert_eq!((requests(&e), batch_timers(&e)), (vec![], vec![]));
+        // The timer: both leave in one request, though the first is still unanswered.
+        let e = at(&mut s, 12.0, |s, io| s.on_timer(io, ServerTimer::Batch));
+        assert_eq!(requests(&e), vec![2]);
+        // Past the gap, the next leaves at once.
+        let e = at(&mut s, 20.0, |s, io| s.submit(io, stats(), 4));
+        assert_eq!(requests(&e), vec![1]);
+    }
+}
