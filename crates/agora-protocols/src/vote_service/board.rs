@@ -108,6 +108,10 @@ pub struct Question {
     pub closing: Closing,
     /// Each voter's option.
     pub votes: BTreeMap<Pin, u32>,
+    /// The votes of each option (as many as `options`), kept as votes are counted: the
+    /// consensus rule looks at them after every vote, and counting `votes` again each time
+    /// would make a question of n voters cost O(n²) to the replicas that apply it.
+    pub counts: Vec<u32>,
     /// The consensus, once reached: the option.
     pub consensus: Option<u32>,
     /// No more votes are taken.
@@ -586,19 +590,16 @@ impl Board {
             None => {}
         }
         q.votes.insert(voter, option);
+        q.counts[option as usize] += 1;
         self.notes.push((pos, Note::Counted { question: qid, pin: voter, option }));
-        let mut counts = vec![0u32; q.options.len()];
-        for &o in q.votes.values() {
-            counts[o as usize] += 1;
-        }
         let mut events = Vec::new();
         if q.consensus.is_none() {
-            if let Some(winner) = consensus(&counts, members) {
+            if let Some(winner) = consensus(&q.counts, members) {
                 q.consensus = Some(winner);
                 events.push(Event::Consensus {
                     id: qid,
                     option: winner,
-                    votes: counts[winner as usize],
+                    votes: q.counts[winner as usize],
                     members,
                 });
                 if q.closing == Closing::Consensus {
@@ -626,10 +627,7 @@ impl Board {
             None => self.questions.iter().next_back(),
         };
         let Some((&id, q)) = found else { return BoardOut::Err(VoteError::NoQuestion) };
-        let mut counts: Vec<(String, u32)> = q.options.iter().map(|o| (o.clone(), 0)).collect();
-        for &o in q.votes.values() {
-            counts[o as usize].1 += 1;
-        }
+        let counts: Vec<(String, u32)> = q.options.iter().cloned().zip(q.counts.iter().copied()).collect();
         BoardOut::Stats(Stats {
             id,
             text: q.text.clone(),
@@ -791,6 +789,7 @@ impl Board {
                         options: options.clone(),
                         closing: *closing,
                         votes: BTreeMap::new(),
+                        counts: vec![0; options.len()],
                         consensus: None,
                         closed: false,
                     },
@@ -995,6 +994,42 @@ mod tests {
         let BoardOut::Stats(s) = t.board.query(&BoardQuery::Stats { question: None }) else { panic!() };
         assert_eq!(s.counts, vec![("A".to_string(), 3), ("B".to_string(), 0)]);
         assert!(s.closed);
+    }
+
+    #[test]
+    fn the_tally_kept_is_the_count_of_the_votes() {
+        let mut t = T::new();
+        let sids: Vec<Sid> = (0..30)
+            .map(|i| {
+                let n = format!("m{i}");
+                t.account(&n);
+                t.login(&n)
+            })
+            .collect();
+        let three = BoardCmd::Open {
+            sid: sids[0],
+            text: "which".into(),
+            options: vec!["A".into(), "B".into(), "C".into()],
+            closing: Closing::Votes(100),
+        };
+        assert_eq!(t.run(three), BoardOut::Opened { id: 1 });
+        for (i, &sid) in sids.iter().enumerate() {
+            // 10 voters each (no consensus: 10 of 30 is not more than half), each vote twice:
+            // the repeated one is acknowledged again and not counted again.
+            let option = (i % 3) as u32;
+            assert_eq!(t.run(vote(sid, option)), BoardOut::Voted { again: false, consensus: None });
+            assert_eq!(t.run(vote(sid, option)), BoardOut::Voted { again: true, consensus: None });
+            assert_eq!(t.run(vote(sid, (option + 1) % 3)), BoardOut::Err(VoteError::AlreadyVoted));
+        }
+        let q = &t.board.questions()[&1];
+        let mut recount = vec![0u32; 3];
+        for &o in q.votes.values() {
+            recount[o as usize] += 1;
+        }
+        assert_eq!(q.counts, recount);
+        assert_eq!(q.counts, vec![10, 10, 10]);
+        let BoardOut::Stats(s) = t.board.query(&BoardQuery::Stats { question: Some(1) }) else { panic!() };
+        assert_eq!(s.counts.iter().map(|(_, n)| *n).collect::<Vec<_>>(), vec![10, 10, 10]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! One server of the voting service, as a sans-IO part that a node embeds: a Raft replica of
-//! the [`Board`], the client session its front end submits through (one request in flight,
-//! everything queued meanwhile in the next: one log entry per batch), its clients' heartbeats
+//! the [`Board`], the client session its front end submits through (what waits leaves in one
+//! request, one log entry, at most every [`BATCH_GAP`]; see [`Server::submit`]), its clients' heartbeats
 //! batched into one [`BoardCmd::Touch`] per tick, and — while its replica leads — the failure
 //! detector that expires silent sessions through the log.
 //!
@@ -29,6 +29,14 @@ use std::time::Duration;
 
 /// Operations per batch (one log entry), at most.
 pub const BATCH_OPS: usize = 2048;
+/// A batch leaves at once when none is in flight, else this long after the previous one at
+/// the earliest. Waiting for the answer to the previous batch instead (one request in flight)
+/// holds an operation back for a whole round — the leader's write, a follower's, their
+/// answers — before its own round begins; a few batches per round keep the entries (and the
+/// leader's work per entry) few while an operation waits a couple of milliseconds at most.
+pub const BATCH_GAP: Duration = Duration::from_millis(2);
+/// Operations the session may have in flight, at most (its batches together).
+const WINDOW_OPS: usize = BATCH_OPS * 4;
 
 const INCARNATION: &str = "vote/incarnation";
 
@@ -70,6 +78,8 @@ impl ServerConfig {
 pub enum ServerTimer {
     /// Flush heartbeats; on the leader, look for silent sessions.
     Tick,
+    /// Send the operations waiting since the last batch left ([`BATCH_GAP`]).
+    Batch,
 }
 
 /// What a server reports of the service, for checkers.
@@ -170,6 +180,9 @@ pub struct Server {
     incarnation: u32,
     /// Submitted, not yet handed to the session: the next batch.
     queue: VecDeque<(Op<Board>, Origin)>,
+    /// When the latest batch left, and whether [`ServerTimer::Batch`] is set.
+    batch_sent: Option<Time>,
+    batch_timer: bool,
     /// Handed to the session: its sequence number to whose it is.
     waiting: HashMap<u64, Origin>,
     /// Answers to the front end not yet taken.
@@ -204,6 +217,8 @@ impl Server {
             incarnation: stable.load(INCARNATION)?.unwrap_or(0),
             cfg,
             queue: VecDeque::new(),
+            batch_sent: None,
+            batch_timer: false,
             waiting: HashMap::new(),
             done: Vec::new(),
             touched: BTreeSet::new(),
@@ -255,8 +270,7 @@ impl Server {
         io.persist(INCARNATION.into(), agora_core::wire::encode(&self.incarnation));
         let me = self.replica.me();
         let replicas = self.cfg.raft.replicas.clone();
-        let mut client =
-            Client::new(session_id(me, self.incarnation), replicas, BATCH_OPS * 2, self.cfg.retry);
+        let mut client = Client::new(session_id(me, self.incarnation), replicas, WINDOW_OPS, self.cfg.retry);
         client.prefer(me);
         self.client = Some(client);
         io.set_server_timer(ServerTimer::Tick, self.cfg.tick());
@@ -264,7 +278,11 @@ impl Server {
     }
 
     /// Submits an operation of the front end, tagged `tag`; its answer comes out of
-    /// [`Server::take_done`] with that tag. The session counts as alive.
+    /// [`Server::take_done`] with that tag. The session counts as alive. It leaves with the
+    /// next batch: at once if no batch is in flight, else [`BATCH_GAP`] after the previous
+    /// one at the earliest, with what else was submitted meanwhile. Batches in flight together
+    /// are concurrent operations, so any order the log gives them is one the session allows;
+    /// a retried one is applied once (the replicas' session table).
     pub fn submit(&mut self, io: &mut impl ServerIo, op: Op<Board>, tag: u64) {
         self.queue.push_back((op, Origin::Front(tag)));
         self.send_batch(io);
@@ -334,6 +352,10 @@ impl Server {
                 self.send_batch(io);
                 io.set_server_timer(ServerTimer::Tick, self.cfg.tick());
             }
+            ServerTimer::Batch => {
+                self.batch_timer = false;
+                self.send_batch(io);
+            }
         }
         self.collect(io);
     }
@@ -374,17 +396,36 @@ impl Server {
         }
     }
 
+    /// Hands the next batch to the session if it may leave now (see [`Server::submit`]);
+    /// otherwise sets [`ServerTimer::Batch`] for when it may, or waits for an answer to make
+    /// room in the session's window.
     fn send_batch(&mut self, io: &mut impl ServerIo) {
         let Some(client) = &mut self.client else { return };
-        if client.pending() > 0 || self.queue.is_empty() {
+        if self.queue.is_empty() {
             return;
         }
-        let n = self.queue.len().min(BATCH_OPS);
+        let room = WINDOW_OPS.saturating_sub(client.pending());
+        if room == 0 {
+            // An answer makes room, and sends what waits.
+            return;
+        }
+        if client.pending() > 0 {
+            let since = self.batch_sent.map_or(BATCH_GAP, |t| io.now().since(t));
+            if since < BATCH_GAP {
+                if !self.batch_timer {
+                    self.batch_timer = true;
+                    io.set_server_timer(ServerTimer::Batch, BATCH_GAP - since);
+                }
+                return;
+            }
+        }
+        let n = self.queue.len().min(BATCH_OPS).min(room);
         for (op, origin) in self.queue.drain(..n) {
             let seq = client.enqueue(io, op);
             self.waiting.insert(seq, origin);
         }
         client.flush(io);
+        self.batch_sent = Some(io.now());
     }
 
     /// Hands out the events the board emitted since the last look.
@@ -410,5 +451,75 @@ impl Server {
         self.cursor = board.last_event();
         io.observe_server(ServerObs::Events(fresh.clone()));
         self.events.extend(fresh);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vote_service::board::BoardQuery;
+    use crate::vote_service::sim::{Msg, Timer, VoteServiceNode};
+    use agora_core::{Effect, Rng};
+    use rand::SeedableRng;
+
+    type Effects = Vec<agora_core::EffectOf<VoteServiceNode>>;
+
+    /// Runs `f` on `server` at `ms` on its clock; returns the effects.
+    fn at(
+        server: &mut Server,
+        ms: f64,
+        f: impl FnOnce(&mut Server, &mut Context<'_, VoteServiceNode>),
+    ) -> Effects {
+        let mut rng = Rng::seed_from_u64(1);
+        let mut effects = Vec::new();
+        let mut ctx = Context::new(NodeId(0), 3, Time::from_millis_f64(ms), &mut rng, &mut effects);
+        f(server, &mut ctx);
+        effects
+    }
+
+    /// The number of operations of each request sent.
+    fn requests(effects: &Effects) -> Vec<usize> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send { msg: Msg::Raft(RaftMsg::Request { ops, .. }), .. } => Some(ops.len()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn batch_timers(effects: &Effects) -> Vec<Duration> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::SetTimer { timer: Timer::Server(ServerTimer::Batch), after } => Some(*after),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn stats() -> Op<Board> {
+        Op::Query(BoardQuery::Stats { question: None })
+    }
+
+    #[test]
+    fn a_batch_leaves_while_another_is_in_flight_but_not_within_the_gap() {
+        let cfg = Arc::new(ServerConfig::new(3, Duration::from_millis(150), Duration::from_secs(2)));
+        let mut s = Server::new(cfg, NodeId(0), &Stable::new()).unwrap();
+        at(&mut s, 0.0, |s, io| s.on_start(io));
+        // Nothing in flight: the first operation leaves at once.
+        let e = at(&mut s, 10.0, |s, io| s.submit(io, stats(), 1));
+        assert_eq!(requests(&e), vec![1]);
+        // In flight, and the gap not over: the next ones wait for one timer, set once.
+        let e = at(&mut s, 10.5, |s, io| s.submit(io, stats(), 2));
+        assert_eq!((requests(&e), batch_timers(&e)), (vec![], vec![BATCH_GAP - Duration::from_micros(500)]));
+        let e = at(&mut s, 11.0, |s, io| s.submit(io, stats(), 3));
+        assert_eq!((requests(&e), batch_timers(&e)), (vec![], vec![]));
+        // The timer: both leave in one request, though the first is still unanswered.
+        let e = at(&mut s, 12.0, |s, io| s.on_timer(io, ServerTimer::Batch));
+        assert_eq!(requests(&e), vec![2]);
+        // Past the gap, the next leaves at once.
+        let e = at(&mut s, 20.0, |s, io| s.submit(io, stats(), 4));
+        assert_eq!(requests(&e), vec![1]);
     }
 }
