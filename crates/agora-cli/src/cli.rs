@@ -140,6 +140,15 @@ pub struct ExploreArgs {
     /// may reorder any messages.
     #[arg(long)]
     pub fifo: bool,
+    /// Threads exploring each level [1..=256] (default: one per core). Any number finds the
+    /// same states and the same shortest trace.
+    #[arg(long, value_name = "N", value_parser = count::<usize>(1, 256))]
+    pub threads: Option<usize>,
+    /// Count a state and its renamings of interchangeable nodes apart (by default they count
+    /// as one, where the protocol declares interchangeable nodes: 2PC's participants with the
+    /// same vote, flood's nodes other than the origin on a complete graph).
+    #[arg(long)]
+    pub no_symmetry: bool,
     /// Print exactly one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,

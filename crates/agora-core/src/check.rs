@@ -173,8 +173,9 @@ pub fn at_end_not_judged(
     properties.iter().filter(|p| p.kind == PropertyKind::AtEnd).map(|p| (p.name, why)).collect()
 }
 
-/// Judges one protocol's runs.
-pub trait Checker<P: Protocol + ?Sized> {
+/// Judges one protocol's runs. `Send`, so that the explorer's threads can take a branched
+/// run's copy ([`Checker::fork`]) from one another.
+pub trait Checker<P: Protocol + ?Sized>: Send {
     /// The properties this checker judges.
     fn properties(&self) -> Vec<Property>;
 

@@ -281,6 +281,13 @@ impl Interp {
         self.n
     }
 
+    /// Issues no generation at or below `gen` from now on: a driver that moves a node's timer
+    /// table between interpreters (the explorer's threads, each with its own) keeps the
+    /// table's generations growing.
+    pub fn generations_above(&mut self, gen: u64) {
+        self.gen = self.gen.max(gen);
+    }
+
     /// Applies one effect of node `id`'s step.
     pub fn apply<P: Protocol, H: Host<P>>(&mut self, host: &mut H, id: NodeId, effect: EffectOf<P>) {
         match effect {

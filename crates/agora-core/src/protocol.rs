@@ -118,6 +118,30 @@ pub trait Setup: Send + Sync + 'static {
     fn fault_model(&self) -> crate::FaultModel {
         crate::FaultModel::UNDECLARED
     }
+
+    /// The nodes that are interchangeable, for the exhaustive explorer's symmetry reduction.
+    /// The default: none.
+    fn symmetry(&self) -> Option<Symmetry<Self::Node>> {
+        None
+    }
+}
+
+/// Nodes of a setup that are interchangeable: renaming them (a permutation within each class)
+/// in any state of the cluster gives a state whose futures are the first one's, renamed, and
+/// in which every property holds or breaks as in the first. The explorer then counts a state
+/// and its renamings as one.
+///
+/// What makes nodes interchangeable: the same input (a 2PC participant's vote), the same
+/// place (the same neighbours, renamed), and behaviour that never compares their ids. The
+/// declaring protocol vouches that its messages, timers, storage and observations carry no
+/// id of a node in a class (the explorer renames only who holds what and who sends to whom),
+/// and that its checker's properties do not single out such a node.
+pub struct Symmetry<P> {
+    /// Disjoint sets of nodes, any two nodes of a set interchangeable.
+    pub classes: Vec<Vec<NodeId>>,
+    /// A node's state with every node id renamed: node `i` becomes `to[i]` (its own id, and
+    /// whatever it keeps per node).
+    pub rename: fn(&P, &[NodeId]) -> P,
 }
 
 /// The destinations of a multicast.

@@ -186,7 +186,24 @@ setup!(FloodSetup => Flood, "flood", nodes: |s| s.graph.nodes(), model: MODEL, c
     origin: s.origin,
     broadcast: None,
     delivered: vec![false; s.graph.nodes()],
-});
+}, symmetry: |s| s.interchangeable());
+
+impl FloodSetup {
+    /// On a complete graph every node but the origin has the same place, and a node's
+    /// behaviour never compares ids but the origin's (which messages and observations name):
+    /// those nodes are interchangeable. On another topology, none are.
+    fn interchangeable(&self) -> Option<agora_core::Symmetry<Flood>> {
+        if !matches!(*self.graph, Graph::Complete { .. }) {
+            return None;
+        }
+        let others: Vec<NodeId> =
+            (0..self.graph.nodes() as u32).map(NodeId).filter(|n| *n != self.origin).collect();
+        Some(agora_core::Symmetry {
+            classes: vec![others],
+            rename: |node, to| Flood { id: to[node.id.index()], ..node.clone() },
+        })
+    }
+}
 
 /// Judges flood runs.
 #[derive(Clone)]

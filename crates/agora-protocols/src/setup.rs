@@ -1,7 +1,8 @@
 //! `setup!`: the [`agora_core::Setup`] implementation a protocol's setup struct shares with
 //! the others, so that each protocol states only what is its own — its name, its node type
 //! (which builds itself with `new(setup, id, stable)`), how many nodes it has (`nodes` unless
-//! said otherwise), its fault model ([`agora_core::model`]) and its checker.
+//! said otherwise), its fault model ([`agora_core::model`]), its checker and, if any, which of
+//! its nodes are interchangeable ([`agora_core::Symmetry`]).
 //!
 //! ```text
 //! setup!(BullySetup => Bully, "bully", model: MODEL, checker: |s| ElectionChecker::new(s.nodes, s.timeout));
@@ -13,10 +14,13 @@
 /// `nodes` expression (the field `nodes` by default), its fault model `model`, its checker
 /// the `checker` expression.
 macro_rules! setup {
-    ($setup:ty => $node:ty, $name:literal, model: $model:expr, checker: |$c:ident| $checker:expr $(,)?) => {
-        setup!($setup => $node, $name, nodes: |s| s.nodes, model: $model, checker: |$c| $checker);
+    ($setup:ty => $node:ty, $name:literal, model: $model:expr, checker: |$c:ident| $checker:expr
+     $(, symmetry: |$y:ident| $symmetry:expr)? $(,)?) => {
+        setup!($setup => $node, $name, nodes: |s| s.nodes, model: $model, checker: |$c| $checker
+            $(, symmetry: |$y| $symmetry)?);
     };
-    ($setup:ty => $node:ty, $name:literal, nodes: |$n:ident| $nodes:expr, model: $model:expr, checker: |$c:ident| $checker:expr $(,)?) => {
+    ($setup:ty => $node:ty, $name:literal, nodes: |$n:ident| $nodes:expr, model: $model:expr, checker: |$c:ident| $checker:expr
+     $(, symmetry: |$y:ident| $symmetry:expr)? $(,)?) => {
         impl agora_core::Setup for $setup {
             type Node = $node;
 
@@ -45,6 +49,12 @@ macro_rules! setup {
             fn fault_model(&self) -> agora_core::FaultModel {
                 $model
             }
+            $(
+            fn symmetry(&self) -> Option<agora_core::Symmetry<$node>> {
+                let $y = self;
+                $symmetry
+            }
+            )?
         }
     };
 }

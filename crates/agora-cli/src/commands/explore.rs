@@ -9,13 +9,14 @@ use crate::error::UserError;
 use agora_core::{PropertyKind, Protocol, Setup};
 use agora_protocols::registry::{dispatch_explore, ExploreDriver, EXPLORABLE};
 use agora_sim::diagram::{render_svg, MAX_DIAGRAM_NODES};
-use agora_sim::explore::{explore, Bounds, ExploreError, Report, Timing};
+use agora_sim::explore::{explore, Bounds, ExploreError, Report, Search, Timing};
 use serde_json::json;
 use std::hash::Hash;
 
 /// Explores a setup; what it found, with the properties judged and not judged.
 struct Explorer {
     bounds: Bounds,
+    search: Search,
     json: bool,
 }
 
@@ -38,7 +39,7 @@ impl ExploreDriver for Explorer {
         let judged = props.iter().filter(|p| p.kind == PropertyKind::Always).map(|p| p.name).collect();
         let not_judged = props.iter().filter(|p| p.kind == PropertyKind::AtEnd).map(|p| p.name).collect();
         let bar = progress_bar(0, "{spinner} {msg}", self.json);
-        let report = explore(&setup, &self.bounds, |p| {
+        let report = explore(&setup, &self.bounds, self.search, |p| {
             let rate = p.states as f64 / p.elapsed.as_secs_f64().max(1e-9);
             bar.set_message(format!(
                 "states {} · unique {} · depth {} · {:.0} states/s",
@@ -77,7 +78,9 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         fifo: args.fifo,
     };
     let params = args.params.params(0);
-    let driver = Explorer { bounds: bounds.clone(), json: args.json };
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let search = Search { threads, symmetry: !args.no_symmetry };
+    let driver = Explorer { bounds: bounds.clone(), search, json: args.json };
     let Some(explored) = dispatch_explore(&args.protocol, &params, driver)? else {
         unreachable!("checked explorable above")
     };
@@ -132,6 +135,8 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         let out = json!({
             "protocol": args.protocol,
             "nodes": args.params.nodes,
+            "threads": threads,
+            "symmetry": report.symmetry,
             "bounds": {
                 "depth": bounds.depth, "max_states": bounds.states, "loss": bounds.loss,
                 "duplicate": bounds.duplicate, "crashes": bounds.crashes, "restarts": bounds.restarts,
@@ -163,8 +168,9 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
             bounds.restarts,
             bounds.depth
         );
+        let symmetry = if report.symmetry { ", renamings of interchangeable nodes counted once" } else { "" };
         println!(
-            "states {} · unique {} · depth {} · {:.2} s ({:.0} states/s)",
+            "states {} · unique {} · depth {} · {:.2} s ({:.0} states/s, {threads} threads{symmetry})",
             p.states,
             p.unique,
             p.depth,

@@ -28,6 +28,16 @@ use std::time::Duration;
 /// The coordinator.
 pub const COORDINATOR: NodeId = NodeId(0);
 
+/// 2PC's interchangeable nodes: the participants voting yes, and those voting no. A
+/// participant's behaviour depends on its vote and never on its id; messages, timers, storage
+/// and observations name no participant, and atomicity and validity single none out. (3PC's
+/// participants are not interchangeable: the lowest live id takes over as coordinator.)
+pub(super) fn participant_classes(nodes: usize, no_votes: &[u32]) -> Vec<Vec<NodeId>> {
+    let (no, yes): (Vec<NodeId>, Vec<NodeId>) =
+        (1..nodes as u32).map(NodeId).partition(|p| no_votes.contains(&p.0));
+    [yes, no].into_iter().filter(|class| class.len() > 1).collect()
+}
+
 const BEGUN: &str = "begun";
 const VOTE: &str = "vote";
 const DECISION: &str = "decision";
@@ -83,6 +93,18 @@ impl Core {
             blocked: false,
             restarted: !stable.is_empty(),
         })
+    }
+
+    /// This node's state with node `i` renamed `to[i]`: its id, and the coordinator's tallies
+    /// (see [`participant_classes`]).
+    pub(super) fn renamed(&self, to: &[NodeId]) -> Core {
+        let mut c = self.clone();
+        c.id = to[self.id.index()];
+        for (i, (vote, acked)) in self.votes.iter().zip(&self.acked).enumerate() {
+            c.votes[to[i].index()] = *vote;
+            c.acked[to[i].index()] = *acked;
+        }
+        c
     }
 
     /// Every node but the coordinator.

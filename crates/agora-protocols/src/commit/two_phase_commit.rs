@@ -21,7 +21,7 @@
 //! loss, duplication and reordering (every step is retried or idempotent). It does **not**
 //! terminate while the coordinator is down after participants voted YES.
 
-use super::{settle, CommitChecker, CommitObs, Core, COORDINATOR};
+use super::{participant_classes, settle, CommitChecker, CommitObs, Core, COORDINATOR};
 use agora_core::{Context, Corrupt, Message, NodeId, Protocol, Stable};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -227,4 +227,7 @@ pub const MODEL: agora_core::FaultModel = agora_core::FaultModel::asynchronous(a
 
 setup!(TwoPhaseCommitSetup => TwoPhaseCommit, "2pc", model: MODEL, checker: |s| {
     CommitChecker::new(s.nodes, true, settle(s.timeout))
-});
+}, symmetry: |s| Some(agora_core::Symmetry {
+    classes: participant_classes(s.nodes, &s.no_votes),
+    rename: |node: &TwoPhaseCommit, to| TwoPhaseCommit { core: node.core.renamed(to) },
+}));

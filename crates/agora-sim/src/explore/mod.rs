@@ -30,15 +30,17 @@
 //! search is exhaustive up to that chance, about n²/2⁶⁵ for n states). A violation comes with
 //! the steps that lead to it, replayed from the initial state.
 
+mod symmetry;
+
 use crate::diagram::{Rec, Recorder};
 use agora_core::{
     wire, Checker, Context, Counters, Deferred, EffectOf, Frame, Host, Interp, Lifecycle, Message as _,
-    Metrics, NodeId, OpId, Protocol, Rng, Setup, Stable, Targets, Time, Timers, Violation, Write,
+    Metrics, NodeId, OpId, Protocol, Rng, Setup, Stable, Symmetry, Targets, Time, Timers, Violation, Write,
 };
 use rand::SeedableRng as _;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 type MsgOf<S> = <<S as Setup>::Node as Protocol>::Msg;
@@ -78,6 +80,19 @@ pub struct Bounds {
     /// Links deliver in the order sent (a duplicate comes right after its original); else
     /// the network may reorder anything.
     pub fifo: bool,
+}
+
+/// How the search runs: on how many threads, and whether it counts renamings of a state as
+/// one. Neither changes what it finds — whether a property breaks, and the length of the
+/// shortest trace — only how fast, and (symmetry) in how many unique states.
+#[derive(Clone, Copy, Debug)]
+pub struct Search {
+    /// Threads expanding each level (1: the caller's alone). Any number gives the same states,
+    /// the same counts and the same trace.
+    pub threads: usize,
+    /// Counts a state and its renamings of interchangeable nodes as one, where the protocol
+    /// declares some ([`Setup::symmetry`]; see the `symmetry` module).
+    pub symmetry: bool,
 }
 
 /// Where the search is, for a progress line.
@@ -130,6 +145,8 @@ pub struct Report {
     pub complete: bool,
     /// The first violation, if any (the search stops there).
     pub found: Option<Found>,
+    /// Renamings of interchangeable nodes were counted as one state.
+    pub symmetry: bool,
 }
 
 /// Why a protocol cannot be explored.
@@ -151,15 +168,24 @@ struct Flight<M> {
     from: NodeId,
     to: NodeId,
     msg: M,
-    /// Of `(from, to, encoding)`: orders the multiset and identifies equal messages.
+    /// Of `(from, to, body)`: orders the multiset and identifies equal messages.
     hash: u64,
+    /// Of the encoding: the message whoever sends it to whomever (symmetry renames the ends).
+    body: u64,
     /// When it was sent (a count of sends): its place on its link, for FIFO links.
     sent: u64,
 }
 
 impl<M: Clone> Clone for Flight<M> {
     fn clone(&self) -> Self {
-        Flight { from: self.from, to: self.to, msg: self.msg.clone(), hash: self.hash, sent: self.sent }
+        Flight {
+            from: self.from,
+            to: self.to,
+            msg: self.msg.clone(),
+            hash: self.hash,
+            body: self.body,
+            sent: self.sent,
+        }
     }
 }
 
@@ -290,43 +316,89 @@ where
         Ok((w, broke))
     }
 
-    /// The state's identity.
-    fn fingerprint(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        for node in &self.nodes {
-            node.hash(&mut h);
+    /// The state's identity; with `sym`, the same for every renaming of its interchangeable
+    /// nodes (that of its canonical renaming, [`symmetry`]).
+    fn fingerprint(&self, sym: Option<&Symmetry<S::Node>>) -> u64 {
+        match sym {
+            None => self.identity(None),
+            Some(sym) => self.identity(Some(&symmetry::Renaming::canonical(self, sym))),
         }
-        for st in &self.stable {
-            st.len().hash(&mut h);
-            for (k, v) in st.iter() {
-                k.hash(&mut h);
-                v.hash(&mut h);
+    }
+
+    /// The hash of the state, or of the state its nodes renamed by `r` would be.
+    fn identity(&self, r: Option<&symmetry::Renaming<'_, S::Node>>) -> u64 {
+        let mut h = DefaultHasher::new();
+        // The node at place `j` of the renamed state.
+        let at = |j: usize| r.map_or(j, |r| r.from[j]);
+        for j in 0..self.nodes.len() {
+            match (&self.nodes[at(j)], r) {
+                (Some(node), Some(r)) => Some((r.sym.rename)(node, &r.to)).hash(&mut h),
+                (node, _) => node.hash(&mut h),
             }
         }
-        for timers in &self.timers {
-            // A set: the order timers were set in does not matter.
-            // Relative to the present; a timer already due (asynchronously, a later one fired
-            // first) is due now.
-            let set: u64 = timers
-                .iter()
-                .map(|(t, _, due)| hash_of(&(t, due.saturating_sub(self.now))))
-                .fold(0, u64::wrapping_add);
-            (timers.len(), set).hash(&mut h);
+        for j in 0..self.nodes.len() {
+            self.stable_hash(at(j)).hash(&mut h);
         }
-        for f in &self.flight {
-            f.hash.hash(&mut h);
-            if self.fifo {
-                // The order on its link matters; when it was sent does not.
-                self.ahead(f).hash(&mut h);
+        for j in 0..self.nodes.len() {
+            self.timers_hash(at(j)).hash(&mut h);
+        }
+        match r {
+            None => {
+                for f in &self.flight {
+                    self.flight_hash(f, f.hash).hash(&mut h);
+                }
+            }
+            Some(r) => {
+                let mut renamed: Vec<_> = self
+                    .flight
+                    .iter()
+                    .map(|f| {
+                        self.flight_hash(f, hash_of(&(r.to[f.from.index()], r.to[f.to.index()], f.body)))
+                    })
+                    .collect();
+                renamed.sort_unstable();
+                renamed.hash(&mut h);
             }
         }
         if self.clock {
             // Nodes may hold times they read: the same state at another time may act otherwise.
             self.now.hash(&mut h);
         }
-        self.seen.hash(&mut h);
+        for j in 0..self.nodes.len() {
+            self.seen[at(j)].hash(&mut h);
+        }
         self.spent.hash(&mut h);
         h.finish()
+    }
+
+    /// What node `n` persisted.
+    fn stable_hash(&self, n: usize) -> u64 {
+        let mut h = DefaultHasher::new();
+        let st = &self.stable[n];
+        st.len().hash(&mut h);
+        for (k, v) in st.iter() {
+            k.hash(&mut h);
+            v.hash(&mut h);
+        }
+        h.finish()
+    }
+
+    /// Node `n`'s pending timers: a set (the order they were set in does not matter), each
+    /// deadline relative to the present (a timer already due, asynchronously when a later one
+    /// fired first, is due now).
+    fn timers_hash(&self, n: usize) -> (usize, u64) {
+        let timers = &self.timers[n];
+        let set = timers
+            .iter()
+            .map(|(t, _, due)| hash_of(&(t, due.saturating_sub(self.now))))
+            .fold(0, u64::wrapping_add);
+        (timers.len(), set)
+    }
+
+    /// A message in flight, `hash` its `(from, to, body)` as named in the state hashed: on
+    /// FIFO links, with its place on its link (the order matters; when it was sent does not).
+    fn flight_hash(&self, f: &Flight<MsgOf<S>>, hash: u64) -> (u64, usize) {
+        (hash, if self.fifo { self.ahead(f) } else { 0 })
     }
 
     /// The steps this state allows within `b`.
@@ -464,6 +536,11 @@ where
         let mut effects: Vec<EffectOf<S::Node>> = Vec::new();
         let now = if self.clock { Time(self.now) } else { Time::ZERO };
         f(node, &mut Context::new(id, count, now, &mut rng, &mut effects));
+        // This state may have been reached on another thread, whose interpreter issued its
+        // timers' generations.
+        if let Some(gen) = self.timers[n].iter().map(|(_, gen, _)| gen).max() {
+            d.interp.generations_above(gen);
+        }
         self.effects(d, n, depth, effects)
     }
 
@@ -541,12 +618,13 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
 
     fn transmit(&mut self, from: NodeId, to: Targets<'_>, msg: MsgOf<S>, frame: &Frame<'_>) {
         let w = &mut *self.world;
+        let body = hash_of(&frame.payload());
         to.for_each(|to| {
             // A crashed node's connections are gone: what is sent to it is lost.
             if w.nodes[to.index()].is_some() {
-                let hash = hash_of(&(from, to, frame.payload()));
                 w.sends += 1;
-                w.flight.push(Flight { from, to, msg: msg.clone(), hash, sent: w.sends });
+                let hash = hash_of(&(from, to, body));
+                w.flight.push(Flight { from, to, msg: msg.clone(), hash, body, sent: w.sends });
             }
         });
     }
@@ -589,9 +667,15 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
 
 /// Explores every state of `setup`'s cluster within `bounds`, breadth first, and stops at the
 /// first violation. `progress` is called now and then (about every 64k states).
+///
+/// Threads ([`Search::threads`]) expand each level's states in parallel. The search is the
+/// same whatever their number: a level is taken in batches, each batch's states split among
+/// the threads in order, and what they found merged in that order, so the states counted, the
+/// unique states, the trace found and the state limit's cut are those of one thread.
 pub fn explore<S: Setup>(
     setup: &S,
     bounds: &Bounds,
+    search: Search,
     mut progress: impl FnMut(&Progress),
 ) -> Result<Report, ExploreError>
 where
@@ -599,73 +683,202 @@ where
     TimerOf<S>: Hash,
 {
     let began = Instant::now();
-    let mut d = Driver::new(setup.nodes());
-    let (init, broke) = World::initial(setup, bounds, &mut d)?;
-    let root = init.fingerprint();
+    let threads = search.threads.max(1);
+    let symmetry = if search.symmetry { setup.symmetry() } else { None };
+    let sym = symmetry.as_ref();
+    let mut drivers: Vec<Driver> = (0..threads).map(|_| Driver::new(setup.nodes())).collect();
+    let (init, broke) = World::initial(setup, bounds, &mut drivers[0])?;
+    let root = init.fingerprint(sym);
     let mut p = Progress { states: 1, unique: 1, depth: 0, elapsed: Duration::ZERO };
+    let symmetry = sym.is_some();
     if let Some(violation) = broke {
         let diagram = replay(setup, bounds, &[])?.diagram;
         let found = Found { violation, trace: vec!["start every node".into()], diagram, steps: Vec::new() };
-        return Ok(Report { progress: p, depth_done: 0, complete: false, found: Some(found) });
+        return Ok(Report { progress: p, depth_done: 0, complete: false, found: Some(found), symmetry });
     }
     // Each state's parent and the step from it: the trace back to the root.
-    let mut parents: HashMap<u64, (u64, Step)> = HashMap::new();
+    let mut parents: Seen = Seen::default();
     parents.insert(root, (root, Step::Deliver(usize::MAX)));
-    let mut frontier: VecDeque<(World<S>, u64, usize)> = VecDeque::from([(init, root, 0)]);
+    let mut level: Vec<(World<S>, u64)> = vec![(init, root)];
     // A state at the depth limit had steps left / the state limit turned states away.
     let (mut cut, mut limited) = (false, false);
     let mut depth_done = 0;
-    while let Some((w, fp, depth)) = frontier.pop_front() {
+    let mut depth = 0;
+    while !level.is_empty() {
         if depth > p.depth {
             depth_done = p.depth;
             p.depth = depth;
         }
         if depth >= bounds.depth {
-            cut |= !w.steps(bounds).is_empty();
-            continue;
+            cut |= level.iter().any(|(w, _)| !w.steps(bounds).is_empty());
+            break;
         }
-        for s in w.steps(bounds) {
-            p.states += 1;
-            if p.states % (1 << 16) == 0 {
-                p.elapsed = began.elapsed();
-                progress(&p);
+        let mut next = Vec::new();
+        let mut states = level.into_iter();
+        loop {
+            let batch: Vec<_> = states.by_ref().take(BATCH * threads).collect();
+            if batch.is_empty() {
+                break;
             }
-            let mut next = w.fork();
-            if let Err(violation) = next.apply(&mut d, setup, s, depth + 1) {
-                p.elapsed = began.elapsed();
-                let mut steps = path(&parents, root, fp);
-                steps.push(s);
-                let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps)?;
-                return Ok(Report {
-                    progress: p,
-                    depth_done,
-                    complete: false,
-                    found: Some(Found { violation, trace, diagram, steps }),
-                });
+            let expanded = expand_batch(setup, bounds, sym, &mut drivers, &parents, batch, depth + 1);
+            for outcome in expanded.into_iter().flatten() {
+                p.states += 1;
+                if p.states % (1 << 16) == 0 {
+                    p.elapsed = began.elapsed();
+                    progress(&p);
+                }
+                match outcome {
+                    Outcome::Known => {}
+                    Outcome::Broke { violation, parent, step } => {
+                        p.elapsed = began.elapsed();
+                        let mut steps = path(&parents, root, parent);
+                        steps.push(step);
+                        let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps)?;
+                        let found = Found { violation, trace, diagram, steps };
+                        return Ok(Report {
+                            progress: p,
+                            depth_done,
+                            complete: false,
+                            found: Some(found),
+                            symmetry,
+                        });
+                    }
+                    Outcome::New { world, fp, parent, step } => {
+                        if parents.contains_key(&fp) {
+                            continue;
+                        }
+                        if parents.len() >= bounds.states {
+                            limited = true;
+                            continue;
+                        }
+                        parents.insert(fp, (parent, step));
+                        p.unique += 1;
+                        next.push((world, fp));
+                    }
+                }
             }
-            let nfp = next.fingerprint();
-            if parents.contains_key(&nfp) {
-                continue;
-            }
-            if parents.len() >= bounds.states {
-                limited = true;
-                continue;
-            }
-            parents.insert(nfp, (fp, s));
-            p.unique += 1;
-            frontier.push_back((next, nfp, depth + 1));
         }
+        level = next;
+        depth += 1;
     }
     if !limited {
         depth_done = p.depth;
     }
     let complete = !cut && !limited;
     p.elapsed = began.elapsed();
-    Ok(Report { progress: p, depth_done, complete, found: None })
+    Ok(Report { progress: p, depth_done, complete, found: None, symmetry })
+}
+
+/// States a thread expands between two merges: large enough that starting the threads costs
+/// little, small enough that the successors waiting to be merged take little memory.
+const BATCH: usize = 512;
+
+/// The unique states seen, each with its parent and the step from it. Keys are already
+/// hashes, so the map hashes them no further.
+type Seen = HashMap<u64, (u64, Step), BuildHasherDefault<Prehashed>>;
+
+/// A hasher for keys that are already uniform 64-bit hashes: it keeps them as they are.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is expected; anything else is still hashed, if poorly.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// What one step from a state of the level led to.
+enum Outcome<S: Setup> {
+    /// A state seen at an earlier level (or batch).
+    Known,
+    /// A state not seen when the batch began (its own batch may have found it twice).
+    New { world: World<S>, fp: u64, parent: u64, step: Step },
+    /// A violation.
+    Broke { violation: Violation, parent: u64, step: Step },
+}
+
+/// The steps from each state of `batch`, at `depth`, split among the threads in order: each
+/// thread's outcomes in its states' and their steps' order, up to its first violation (the
+/// merge stops there). The states move to the threads (a state is `Send`, not `Sync`).
+fn expand_batch<S: Setup>(
+    setup: &S,
+    bounds: &Bounds,
+    sym: Option<&Symmetry<S::Node>>,
+    drivers: &mut [Driver],
+    parents: &Seen,
+    mut batch: Vec<(World<S>, u64)>,
+    depth: usize,
+) -> Vec<Vec<Outcome<S>>>
+where
+    S::Node: Clone + Hash,
+    TimerOf<S>: Hash,
+{
+    let share = batch.len().div_ceil(drivers.len());
+    if drivers.len() == 1 || batch.len() < 2 {
+        return vec![expand(setup, bounds, sym, &mut drivers[0], parents, &batch, depth)];
+    }
+    let mut parts = Vec::with_capacity(drivers.len());
+    while batch.len() > share {
+        parts.push(batch.split_off(batch.len() - share));
+    }
+    parts.push(batch);
+    parts.reverse();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .zip(drivers.iter_mut())
+            .map(|(part, d)| scope.spawn(move || expand(setup, bounds, sym, d, parents, &part, depth)))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("an exploring thread does not panic")).collect()
+    })
+}
+
+/// One thread's share of a batch (see [`expand_batch`]).
+fn expand<S: Setup>(
+    setup: &S,
+    bounds: &Bounds,
+    sym: Option<&Symmetry<S::Node>>,
+    d: &mut Driver,
+    parents: &Seen,
+    part: &[(World<S>, u64)],
+    depth: usize,
+) -> Vec<Outcome<S>>
+where
+    S::Node: Clone + Hash,
+    TimerOf<S>: Hash,
+{
+    let mut out = Vec::new();
+    for (w, parent) in part {
+        for step in w.steps(bounds) {
+            let mut next = w.fork();
+            if let Err(violation) = next.apply(d, setup, step, depth) {
+                out.push(Outcome::Broke { violation, parent: *parent, step });
+                return out;
+            }
+            let fp = next.fingerprint(sym);
+            out.push(if parents.contains_key(&fp) {
+                Outcome::Known
+            } else {
+                Outcome::New { world: next, fp, parent: *parent, step }
+            });
+        }
+    }
+    out
 }
 
 /// The steps from the root to state `fp`.
-fn path(parents: &HashMap<u64, (u64, Step)>, root: u64, mut fp: u64) -> Vec<Step> {
+fn path(parents: &Seen, root: u64, mut fp: u64) -> Vec<Step> {
     let mut steps = Vec::new();
     while fp != root {
         let (parent, s) = parents[&fp];
