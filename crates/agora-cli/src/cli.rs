@@ -1212,6 +1212,9 @@ pub enum System {
     Election,
     /// The voting service (`agora vote serve`): members' line protocol on every server.
     Vote,
+    /// The trading post (`agora node`, protocol `market`): buyers and sellers trade through
+    /// an elected trader, the books kept in a Raft log; it runs until stopped.
+    Market,
 }
 
 /// The arguments of `agora cluster up`.
@@ -1220,7 +1223,8 @@ pub struct ClusterUpArgs {
     /// What to run.
     #[arg(long, value_enum)]
     pub system: System,
-    /// Replicas [3..=9]: the Raft replicas of the store, or the election's legislature.
+    /// Replicas [3..=9]: the Raft replicas of the store, the election's legislature, the
+    /// voting service's servers, or the market's peers.
     #[arg(long, default_value_t = 3, value_parser = count::<usize>(3, 9))]
     pub nodes: usize,
     /// Where the generated files go; it names the Compose project too.

@@ -8,6 +8,9 @@
 //! examples/vote_client.py: its connection stays open, it says nothing) failed for the others
 //! after the session timeout, one treated the same but not stopped not; then the leader's
 //! container SIGKILLed, its member resuming elsewhere, and every acknowledged vote counted.
+//! And the trading post, 3 peers in containers: its trader's container SIGKILLed, every trade
+//! acknowledged before in the books of the peers left, and the market's checker judging the
+//! history the peers logged; then the same market under the nemesis (kills, partitions).
 //!
 //! The Docker tests run one at a time: they share the machine's cores and the image.
 //!
@@ -17,6 +20,7 @@
 //! Docker the test prints a note and passes (CI checks that Docker runs: `.ci/run`).
 
 use agora_cli::resp::{self, Reply};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -46,6 +50,15 @@ fn docker_runs() -> bool {
 static WAITING: AtomicUsize = AtomicUsize::new(0);
 /// The image a finished test built, left for the next to use and remove.
 static LEFT_IMAGE: Mutex<Option<String>> = Mutex::new(None);
+
+/// This test's turn to use Docker, or `None` (a note printed) where Docker does not run.
+fn docker_turn() -> Option<MutexGuard<'static, ()>> {
+    if !docker_runs() {
+        eprintln!("note: Docker (with Compose) does not run here; test skipped");
+        return None;
+    }
+    Some(one_at_a_time())
+}
 
 /// One Docker test at a time (a failed one leaves the lock usable).
 fn one_at_a_time() -> MutexGuard<'static, ()> {
@@ -229,11 +242,7 @@ fn up(what: &str, args: &[&str]) -> (Cleanup, PathBuf) {
 
 #[test]
 fn a_raft_cluster_in_containers_keeps_every_acknowledged_write_when_its_leader_is_killed() {
-    if !docker_runs() {
-        eprintln!("note: Docker (with Compose) does not run here; test skipped");
-        return;
-    }
-    let _one = one_at_a_time();
+    let Some(_one) = docker_turn() else { return };
     let (_cleanup, dir) = up3("test");
 
     let (nodes, leader) = status(&dir, RESP_PORT);
@@ -295,11 +304,7 @@ fn property(v: &serde_json::Value, name: &str) -> serde_json::Value {
 
 #[test]
 fn a_raft_cluster_in_containers_stays_linearizable_under_the_nemesis_and_stale_reads_are_caught() {
-    if !docker_runs() {
-        eprintln!("note: Docker (with Compose) does not run here; test skipped");
-        return;
-    }
-    let _one = one_at_a_time();
+    let Some(_one) = docker_turn() else { return };
     let (cleanup, dir) = up3("nemesis");
     let out = dir.parent().expect("a parent").join("out");
     let o = out.to_string_lossy().into_owned();
@@ -601,12 +606,8 @@ fn vote_round(ms: &mut [Member], acked: &mut Vec<(String, usize)>, k: usize) {
 
 #[test]
 fn a_vote_cluster_in_containers_fails_a_paused_member_and_keeps_every_vote_when_its_leader_is_killed() {
-    if !docker_runs() {
-        eprintln!("note: Docker (with Compose) does not run here; test skipped");
-        return;
-    }
+    let Some(_one) = docker_turn() else { return };
     let python = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
-    let _one = one_at_a_time();
     let (_cleanup, dir) = up("vote", &["--system", "vote", "--session-timeout-ms", SESSION_MS]);
     let (nodes, leader) = status(&dir, VOTE_PORT);
     assert_eq!(nodes.len(), 3, "{nodes:?}");
@@ -704,6 +705,156 @@ fn a_vote_cluster_in_containers_fails_a_paused_member_and_keeps_every_vote_when_
     let new_leader = new_leader.expect("the two servers left elect a leader");
     assert_ne!(new_leader, leader, "the killed server cannot lead");
     assert!(after.iter().any(|n| n.id == leader && n.addr.is_none()), "{after:?}");
+}
+
+/// `agora cluster status --json` of a market, and its exit code.
+fn market_status(dir: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = agora(&["cluster", "status", "--json", "--dir", &dir.to_string_lossy()]);
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), v)
+}
+
+/// Asks `agora cluster status` until `done` holds of its JSON; that JSON.
+fn market_until(dir: &Path, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + STUCK;
+    loop {
+        let (_, v) = market_status(dir);
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {STUCK:?}: {v}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The observations container `id` logged (`--events`), every run's.
+fn logged(id: &str) -> Vec<serde_json::Value> {
+    let out = Command::new("docker").args(["logs", id]).output().expect("docker logs runs");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.strip_prefix("event ")?).ok())
+        .filter_map(|e| e.get("obs").cloned())
+        .collect()
+}
+
+/// The buys a peer's log says it was answered: `(buyer, seq) -> answer`.
+fn answers(node: u64, obs: &[serde_json::Value]) -> BTreeMap<(u64, u64), serde_json::Value> {
+    obs.iter()
+        .filter_map(|o| o.get("Answered"))
+        .map(|a| ((node, a["seq"].as_u64().unwrap()), a["result"].clone()))
+        .collect()
+}
+
+/// The trades a ledger replica's log says it applied: `(buyer, seq) -> answer`.
+fn applied(obs: &[serde_json::Value]) -> BTreeMap<(u64, u64), serde_json::Value> {
+    obs.iter()
+        .filter_map(|o| o["Applied"]["note"]["event"].get("Trade"))
+        .map(|t| {
+            ((t["buy"]["buyer"].as_u64().unwrap(), t["buy"]["seq"].as_u64().unwrap()), t["answer"].clone())
+        })
+        .collect()
+}
+
+fn answered(v: &serde_json::Value) -> u64 {
+    v["answered"].as_u64().expect("answered")
+}
+
+fn trader(v: &serde_json::Value) -> Option<u64> {
+    v["trader"]["node"].as_u64()
+}
+
+/// The containers of a market's status, by node.
+fn market_containers(v: &serde_json::Value) -> Vec<String> {
+    v["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_market_in_containers_loses_no_acknowledged_trade_when_its_traders_container_is_killed() {
+    let Some(_one) = docker_turn() else { return };
+    // 3 peers, each a replica of the books: peer 0 buys, peers 1 and 2 sell; peer 2 trades.
+    let (_cleanup, dir) = up("market", &["--system", "market"]);
+    let v = market_until(&dir, "trading", |v| answered(v) >= 20);
+    let killed = trader(&v).expect("a trader");
+    let containers = market_containers(&v);
+
+    // SIGKILL: the trader gets no chance to hand anything on.
+    let kill = Command::new("docker")
+        .args(["kill", "--signal", "KILL", &containers[killed as usize]])
+        .output()
+        .unwrap();
+    assert!(kill.status.success(), "docker kill: {}", String::from_utf8_lossy(&kill.stderr));
+    // What the buyer was answered up to the kill (it may take more answers meanwhile: those
+    // are checked too, below).
+    let acked = answers(0, &logged(&containers[0]));
+    assert!(acked.len() >= 20, "{acked:?}");
+    let before = answered(&v);
+    market_until(&dir, "another trader", |v| {
+        trader(v).is_some_and(|t| t != killed) && answered(v) >= before + 20
+    });
+
+    // Restarted, the killed peer takes its post back and trading goes on.
+    let start = Command::new("docker").args(["start", &containers[killed as usize]]).output().unwrap();
+    assert!(start.status.success(), "docker start: {}", String::from_utf8_lossy(&start.stderr));
+    let v = market_status(&dir).1;
+    let before = answered(&v);
+    market_until(&dir, "the restarted peer trading", |v| {
+        let runs = &v["runs"][killed as usize]["runs"];
+        trader(v) == Some(killed) && runs == 2 && answered(v) >= before + 20
+    });
+
+    // No acknowledged trade lost: every answer the buyer took before the kill is a trade in the
+    // books of each peer that was not killed, with the same answer.
+    for (node, c) in containers.iter().enumerate().filter(|(n, _)| *n as u64 != killed) {
+        let books = applied(&logged(c));
+        for (req, answer) in &acked {
+            assert_eq!(books.get(req), Some(answer), "node {node}: buy {req:?} acknowledged before the kill");
+        }
+    }
+    // And the market's checker, on every peer's history (the killed run's included), finds every
+    // property it judges held.
+    let (code, v) = market_status(&dir);
+    let checks = &v["checks"];
+    assert_eq!(checks["violations"].as_array().map(Vec::len), Some(0), "{checks:#}");
+    for p in [
+        "trade-exactly-once",
+        "no-negative-stock",
+        "goods-conserved",
+        "money-conserved",
+        "one-trader-per-term",
+    ] {
+        assert!(
+            checks["properties"].as_array().unwrap().iter().any(|q| q == p),
+            "{p} not judged: {checks:#}"
+        );
+    }
+    assert_eq!(code, Some(0), "{v:#}");
+}
+
+#[test]
+fn a_market_in_containers_keeps_its_books_under_the_nemesis() {
+    let Some(_one) = docker_turn() else { return };
+    let (_cleanup, dir) = up("mnemesis", &["--system", "market"]);
+    // About 12 s of kills and partitions; seed 7 aims faults at the trader.
+    let args: Vec<&str> =
+        "--faults kill,partition --for 12s --interval-ms 2500 --quiet 3s --seed 7".split(' ').collect();
+    let (code, v) = nemesis(&dir, &args);
+    for p in ["faults applied", "healed", "trade-exactly-once", "no-negative-stock", "trading after healing"]
+    {
+        assert_eq!(property(&v, p), true, "{p}: {v:#}");
+    }
+    assert_eq!(code, Some(0), "{v:#}");
+    let faults = v["faults"].as_array().expect("faults");
+    for kind in ["kill", "partition"] {
+        assert!(faults.iter().any(|f| f["kind"] == kind && f["error"].is_null()), "no {kind}: {v:#}");
+    }
+    assert!(faults.iter().any(|f| f["leader_found"] == true), "no fault hit the trader: {v:#}");
+    assert!(v["buys"]["answered"].as_u64() > Some(0), "{v:#}");
 }
 
 /// One line on stderr and exit code `code`, the line containing `says`.

@@ -185,6 +185,14 @@ pub trait Checker<P: Protocol + ?Sized>: Send {
     /// Learns of crashes, restarts and pauses. The default ignores them.
     fn lifecycle(&mut self, _at: Time, _node: NodeId, _event: Lifecycle) {}
 
+    /// Learns that `node`'s latest observations may be missing: its process was killed from
+    /// outside (SIGKILL) between making a write durable and reporting it, as a node of a
+    /// history read back from logs can be (a node reports a step's observations after its
+    /// writes are committed). Told before that node's `Crashed`. The default ignores it; a
+    /// checker that compares what a node restarts with against what it reported writing
+    /// must then accept a restart that extends it.
+    fn reports_lost(&mut self, _at: Time, _node: NodeId) {}
+
     /// Judges `at-end` properties.
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation>;
 

@@ -69,7 +69,8 @@ pub struct RunSummary {
     pub seed: u64,
     /// Why the run ended, in kebab case: `quiescent`, `time-limit`, `event-limit` or `violation`
     /// in the simulator (`agora_sim::EndReason`); `quiescent`, `idle`, `time-limit`,
-    /// `interrupted` or `storage-failure` in the runtime (`agora_net::End`).
+    /// `interrupted` or `storage-failure` in the runtime (`agora_net::End`); `running` for a
+    /// history judged while its nodes run.
     pub end: String,
     /// Messages handed to the network, one per destination.
     pub messages_sent: u64,
@@ -215,6 +216,8 @@ impl RunSummary {
             "event-limit" => "event limit".to_string(),
             "queue-limit" => "too many events waiting at once".to_string(),
             "interrupted" => "interrupted".to_string(),
+            // A history read from nodes that still run (`agora cluster status`).
+            "running" => "the nodes still run".to_string(),
             other => format!("the run ended: {other}"),
         };
         self.not_judged = not_judged

@@ -6,8 +6,8 @@
 
 use crate::node::NodeReport;
 use agora_core::{
-    Checker, Counters, EndState, KindRow, Metrics, NodeId, Protocol, RunSummary, Setup, Time, Violation,
-    ViolationReport,
+    Checker, Counters, EndState, KindRow, Lifecycle, Metrics, NodeId, Protocol, RunSummary, Setup, Time,
+    Violation, ViolationReport,
 };
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +144,11 @@ pub struct Gathered<O> {
     pub reported: Vec<bool>,
     /// `(Unix ns, violation)` the nodes' drivers found.
     pub violations: Vec<(u64, Violation)>,
+    /// `(Unix ns, node, event)`: a node's process killed and started again, when the history
+    /// spans several of its runs (read back from logs); the checker hears of them in time
+    /// order with the observations, as it does in the simulator, each `Crashed` after being
+    /// told that the node's last reports may be lost (`Checker::reports_lost`).
+    pub lifecycle: Vec<(u64, NodeId, Lifecycle)>,
 }
 
 impl<O> Gathered<O> {
@@ -163,6 +168,7 @@ impl<O> Gathered<O> {
             started_unix_ns,
             reported: vec![false; nodes],
             violations: Vec::new(),
+            lifecycle: Vec::new(),
         }
     }
 
@@ -276,6 +282,15 @@ fn metrics_summary<S: Setup, O>(setup: &S, seed: u64, g: &Gathered<O>) -> RunSum
     summary
 }
 
+/// Tells `checker` of a lifecycle event of a history read back from logs: a crash there is a
+/// process killed from outside, whose last reports may be lost.
+fn tell<P: Protocol + ?Sized>(checker: &mut dyn Checker<P>, at: Time, node: NodeId, event: Lifecycle) {
+    if event == Lifecycle::Crashed {
+        checker.reports_lost(at, node);
+    }
+    checker.lifecycle(at, node, event);
+}
+
 /// Runs the protocol's checker over the gathered observations and builds the summary: the
 /// violations the nodes' drivers found come first, in time order, then the checker's.
 pub fn summarize<S: Setup>(
@@ -290,10 +305,21 @@ pub fn summarize<S: Setup>(
     g.violations.sort_by_key(|(t, v)| (*t, v.node));
     let driver: Vec<Violation> = g.violations.drain(..).map(|(t, v)| Violation { at: rel(t), ..v }).collect();
     let mut violations = Vec::new();
+    g.lifecycle.sort_by_key(|(t, n, _)| (*t, *n));
+    let mut lifecycle = g.lifecycle.iter().peekable();
     for (t, node, obs) in &g.observations {
+        // A lifecycle event comes before an observation of the same time.
+        while let Some((at, n, e)) = lifecycle.next_if(|(at, _, _)| at <= t) {
+            tell(&mut *checker, rel(*at), *n, *e);
+        }
         if let Err(v) = checker.observe(rel(*t), *node, obs) {
             violations.push(v);
             break;
+        }
+    }
+    if violations.is_empty() {
+        for (at, n, e) in lifecycle {
+            tell(&mut *checker, rel(*at), *n, *e);
         }
     }
     let mut summary = metrics_summary(setup, seed, &g);

@@ -42,6 +42,9 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
     cfg.data_dir = cf.data_dir.clone();
     cfg.open = open_mode(args.new, args.rejoin);
     cfg.seed = cf.seed;
+    // Only the JSON report lists the observations: a node without it keeps none, so one that
+    // runs for days (a market in a container) does not grow.
+    cfg.keep_observations = args.json;
     let driver = OneNode {
         id: args.id,
         cfg,
@@ -94,13 +97,15 @@ impl Driver for OneNode {
 
 impl OneNode {
     /// Runs the node until it is idle, reaches its time limit or is interrupted; with
-    /// `--events`, reports its address and every observation on stderr as they come.
+    /// `--events`, reports its address and every observation on stderr as they come, each
+    /// with its time (`at`, Unix ns): a killed node's history is what it said before, which
+    /// `agora cluster` reads back from the containers' logs to judge.
     async fn start<S: Setup>(self, setup: Arc<S>) -> Result<RunOutcome<Obs<S>>, UserError> {
         let hook = metrics_endpoint(self.metrics_addr, vec![self.id]).await?;
         let (id, events) = (self.id, self.events);
         let on_obs: Option<ObsHook<_>> = events.then(|| {
-            Arc::new(move |_at: u64, o: &Obs<S>| {
-                event(serde_json::json!({ "node": id, "obs": o }));
+            Arc::new(move |at: u64, o: &Obs<S>| {
+                event(serde_json::json!({ "node": id, "at": at, "obs": o }));
             }) as ObsHook<_>
         });
         // Under `agora up`: idleness is reported, and the end comes from `up`.
@@ -114,7 +119,10 @@ impl OneNode {
             hook(nodes);
             if events {
                 let pid = std::process::id();
-                event(serde_json::json!({ "node": id, "listening": local.to_string(), "pid": pid }));
+                let at = agora_net::clock::unix_ns();
+                event(
+                    serde_json::json!({ "node": id, "at": at, "listening": local.to_string(), "pid": pid }),
+                );
             }
         };
         run_node(setup, NodeId(id), self.cfg, lone, interrupted(), on_start)

@@ -336,6 +336,12 @@ impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
         }
     }
 
+    fn reports_lost(&mut self, _at: Time, node: NodeId) {
+        if let Some(r) = &mut self.raft {
+            r.on_reports_lost(node);
+        }
+    }
+
     fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
         let raft = self.raft.as_ref().and_then(|r| r.unjudged(end));
         let mut out: Vec<_> = raft.map(|why| ("liveness", why)).into_iter().collect();

@@ -83,6 +83,8 @@ pub struct RaftChecker {
     client_done: Vec<bool>,
     /// Replicas that restarted rejoining (after losing their storage) and have not caught up.
     wiped: Vec<bool>,
+    /// Per node: its reports before its latest crash may be missing ([`Checker::reports_lost`]).
+    lagging: Vec<bool>,
 }
 
 impl RaftChecker {
@@ -117,6 +119,7 @@ impl RaftChecker {
             read_floor: HashMap::new(),
             client_done: vec![false; nodes],
             wiped: vec![false; nodes],
+            lagging: vec![false; nodes],
         }
     }
 
@@ -161,10 +164,14 @@ impl RaftChecker {
         match obs {
             RaftObs::Restored { base, log, rejoining, .. } => {
                 self.wiped[n] = *rejoining;
+                let lagging = std::mem::take(&mut self.lagging[n]);
                 let m = &self.mirrors[n];
                 if m.last() > 0 || !log.is_empty() || base.0 > 0 {
                     let want_last = base.0 + log.len() as u64;
-                    if want_last != m.last() {
+                    // Entries written and never reported are no violation; entries reported
+                    // and not restored are.
+                    let lost_tail = lagging && want_last > m.last();
+                    if want_last != m.last() && !lost_tail {
                         return v(
                             "durable-log",
                             format!(
@@ -414,6 +421,11 @@ impl RaftChecker {
         Ok(())
     }
 
+    /// See [`Checker::reports_lost`]: the node's next restart may extend the log it reported.
+    pub fn on_reports_lost(&mut self, node: NodeId) {
+        self.lagging[node.index()] = true;
+    }
+
     /// Takes a crash, restart or storage loss into account: a crashed leader no longer leads, a
     /// restarted client must finish again, a wiped replica's mirrored log is forgotten.
     pub fn on_lifecycle(&mut self, at: Time, node: NodeId, event: Lifecycle) {
@@ -501,11 +513,50 @@ impl<P: Protocol<Obs = RaftObs> + ?Sized> Checker<P> for RaftChecker {
         self.on_lifecycle(at, node, event)
     }
 
+    fn reports_lost(&mut self, _at: Time, node: NodeId) {
+        self.on_reports_lost(node)
+    }
+
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
         self.judge_end(end)
     }
 
     fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
         self.unjudged(end).map_or(Vec::new(), |why| vec![("liveness", why)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restored(log: Vec<(Term, u64)>) -> RaftObs {
+        RaftObs::Restored { term: 1, voted_for: None, base: (0, 0, 0), log, rejoining: false }
+    }
+
+    /// A replica that reported writing entry 1, restarted with `log`; `lost`: told first that
+    /// its last reports may be missing.
+    fn restart(log: Vec<(Term, u64)>, lost: bool) -> Result<(), Violation> {
+        let n = NodeId(0);
+        let mut c = RaftChecker::new(3, &[NodeId(0), NodeId(1), NodeId(2)], &[], Duration::from_secs(1));
+        c.check(Time(1), n, &restored(Vec::new()))?;
+        c.check(Time(2), n, &RaftObs::Appended { first: 1, entries: vec![(1, 7)] })?;
+        if lost {
+            c.on_reports_lost(n);
+        }
+        c.on_lifecycle(Time(3), n, Lifecycle::Crashed);
+        c.on_lifecycle(Time(4), n, Lifecycle::Restarted);
+        c.check(Time(5), n, &restored(log))
+    }
+
+    #[test]
+    fn a_restart_extends_what_a_replica_reported_writing_only_if_its_last_reports_were_lost() {
+        assert!(restart(vec![(1, 7)], false).is_ok());
+        let longer = || vec![(1, 7), (1, 8)];
+        assert_eq!(restart(longer(), false).unwrap_err().property, "durable-log");
+        assert!(restart(longer(), true).is_ok(), "written, killed before reporting it");
+        // What it reported writing is durable: losing it, or changing it, is a violation still.
+        assert_eq!(restart(Vec::new(), true).unwrap_err().property, "durable-log");
+        assert_eq!(restart(vec![(1, 9), (1, 8)], true).unwrap_err().property, "durable-log");
     }
 }

@@ -10,6 +10,9 @@
 //! on a Swarm), and no host port is published. On a Swarm a name resolves to its task's
 //! own address (`endpoint_mode: dnsrr`; Compose ignores `deploy`).
 //!
+//! The market's peers also read a market file, [`MARKET_FILE`] beside the cluster file (a
+//! second secret): who buys and who sells.
+//!
 //! **No `healthcheck`.** A Swarm leaves a task whose health check has not yet passed out of
 //! its DNS, while a node waits for its peers' names before it listens: with a health check
 //! no node of a Swarm would ever start. `agora health` is run by hand (`docker exec`) or by
@@ -32,6 +35,10 @@ pub const METRICS_PORT: u16 = 9100;
 pub const VOTE_PORT: u16 = 7400;
 /// The voting service's session timeout unless `up` is given one.
 pub const SESSION_TIMEOUT_MS: u64 = 30_000;
+/// The market file's name, beside the cluster file on this machine and in the containers.
+pub const MARKET_FILE: &str = "market.toml";
+/// Buys each buyer of a market makes: enough to trade for hours.
+const MARKET_BUYS: u64 = 1_000_000;
 /// How long a node waits for its peers' names to resolve when it starts.
 const WAIT_RESOLVE_MS: u64 = 120_000;
 
@@ -61,7 +68,7 @@ impl Plan {
     /// The nodes of `system` around `replicas` replicas.
     pub fn new(name: &str, system: System, replicas: usize, image: &str) -> Plan {
         let clients = match system {
-            System::Raft | System::Vote => 0,
+            System::Raft | System::Vote | System::Market => 0,
             System::Election => {
                 let p = agora_protocols::Params::new(replicas, 1);
                 let total = agora_protocols::registry::cluster_size("election", &p)
@@ -89,6 +96,14 @@ impl Plan {
         match self.system {
             System::Raft => s.push_str("protocol = \"kv\"\n\n[params]\ntimeout_ms = 150\n"),
             System::Vote => s.push_str("protocol = \"vote\"\n\n[params]\ntimeout_ms = 150\n"),
+            // It trades until stopped: an hour idle or ten days, whichever comes first.
+            System::Market => {
+                let _ = write!(
+                    s,
+                    "protocol = \"market\"\nidle_ms = 3600000\nmax_time_ms = 864000000\n\n[params]\n\
+                     market = \"{MARKET_FILE}\"\nbuys = {MARKET_BUYS}\ntimeout_ms = 200\nsick = 0.0\ninterval_ms = 20\n"
+                );
+            }
             System::Election => {
                 let _ = write!(
                     s,
@@ -107,7 +122,7 @@ impl Plan {
                 System::Vote => {
                     let _ = writeln!(s, "vote = \"{}:{VOTE_PORT}\"", service(id));
                 }
-                System::Election => {}
+                System::Election | System::Market => {}
             }
         }
         s
@@ -119,6 +134,9 @@ impl Plan {
         let mut c: Vec<String> = match self.system {
             System::Raft => vec!["kv".into(), "serve".into()],
             System::Election => vec!["node".into(), "--json".into()],
+            // `--events`: every observation, with its time, in the container's log, where
+            // `status` and `nemesis` read the history back, a killed run's too.
+            System::Market => vec!["node".into(), "--events".into()],
             // `--events`: each server says on stderr when it leads; `status` reads its log.
             System::Vote => vec!["vote".into(), "serve".into(), "--events".into()],
         };
@@ -129,7 +147,9 @@ impl Plan {
             c.push("--new".into());
         }
         match self.system {
-            System::Election => c.extend(["--metrics-addr".into(), format!("0.0.0.0:{METRICS_PORT}")]),
+            System::Election | System::Market => {
+                c.extend(["--metrics-addr".into(), format!("0.0.0.0:{METRICS_PORT}")])
+            }
             System::Vote => c.extend(["--session-timeout-ms".into(), self.session_timeout_ms.to_string()]),
             System::Raft => {}
         }
@@ -157,12 +177,17 @@ impl Plan {
                 s,
                 "  {n}:\n    image: {image}\n    hostname: {n}\n    command: {command}\n\
                  \x20   labels:\n      agora.cluster: {name:?}\n      agora.node: \"{id}\"\n\
-                 \x20   secrets:\n      - cluster\n\
+                 \x20   secrets:\n      - cluster\n{market}\
                  \x20   volumes:\n      - {n}-data:{DATA}\n    networks:\n      - agora\n\
                  \x20   deploy:\n      endpoint_mode: dnsrr\n",
                 image = self.image,
                 command = list(self.command(id, first)),
                 name = self.name,
+                market = if self.system == System::Market {
+                    format!("      - source: market\n        target: {MARKET_FILE}\n")
+                } else {
+                    String::new()
+                },
             );
         }
         s.push_str("volumes:\n");
@@ -170,6 +195,28 @@ impl Plan {
             let _ = writeln!(s, "  {}-data: {{}}", service(id));
         }
         s.push_str("networks:\n  agora: {}\nsecrets:\n  cluster:\n    file: ./cluster.toml\n");
+        if self.system == System::Market {
+            let _ = writeln!(s, "  market:\n    file: ./{MARKET_FILE}");
+        }
+        s
+    }
+
+    /// The market file: the two highest peers sell fish and salt, the others buy. The first
+    /// trader is the highest peer and the next the one below it (the bully election), so
+    /// whichever of them trades, the other sells and every buyer keeps buying.
+    pub fn market_file(&self) -> String {
+        let mut s = String::from(
+            "# Written by `agora cluster up --system market` (docs/cluster.md): who buys and who\n\
+             # sells. Read by every peer at /run/secrets/market.toml.\n[goods]\nfish = 100\nsalt = 100\n",
+        );
+        for id in 0..self.nodes {
+            let role = match self.nodes - id {
+                1 => "role = \"seller\"\ngood = \"fish\"",
+                2 => "role = \"seller\"\ngood = \"salt\"",
+                _ => "role = \"buyer\"",
+            };
+            let _ = write!(s, "\n[[peer]]    # peer {id}\n{role}\n");
+        }
         s
     }
 }
@@ -224,6 +271,30 @@ mod tests {
         let f = ClusterFile::parse(&plan.cluster_file(&"cd".repeat(32))).unwrap();
         assert_eq!(f.params.keys().collect::<Vec<_>>(), ["timeout_ms"]);
         assert_eq!(f.data_dir.as_deref(), Some(std::path::Path::new("/data")));
+    }
+
+    #[test]
+    fn a_market_reads_who_buys_and_sells_from_the_market_file_beside_its_cluster_file() {
+        use agora_protocols::market::{roles::Role, MarketSetup};
+        use agora_protocols::registry::FromParams;
+        let dir = tempfile::tempdir().unwrap();
+        let plan = Plan::new("t-1", System::Market, 5, "agora-node:0123");
+        std::fs::write(dir.path().join("cluster.toml"), plan.cluster_file(&"ab".repeat(32))).unwrap();
+        std::fs::write(dir.path().join(MARKET_FILE), plan.market_file()).unwrap();
+        let f = ClusterFile::load(&dir.path().join("cluster.toml")).unwrap();
+        let p = f.params().unwrap().resolve("market", MarketSetup::SPECS).unwrap();
+        let setup = MarketSetup::from_params(&p).unwrap();
+        let buys: Vec<bool> = setup.s.roles.iter().map(|r| matches!(r, Role::Buyer { .. })).collect();
+        assert_eq!(buys, [true, true, true, false, false], "the two highest peers sell");
+        assert_eq!(setup.s.sick, 0.0, "a trader leaves only when the nemesis says");
+        let yml = plan.compose_file(true);
+        assert!(
+            yml.contains("      - cluster\n      - source: market\n        target: market.toml\n"),
+            "{yml}"
+        );
+        assert!(yml.ends_with("  market:\n    file: ./market.toml\n"), "{yml}");
+        assert_eq!(yml.matches("[\"node\", \"--events\", ").count(), 5, "every peer logs its history");
+        assert!(!Plan::new("t-1", System::Raft, 3, "i").compose_file(true).contains("market"));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 mod docker;
 mod files;
+mod history;
 mod image;
+mod market;
 mod nemesis;
 mod status;
 
@@ -112,6 +114,9 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     };
     write(&files.cluster, &plan.cluster_file(&secret))?;
     write(&files.compose, &plan.compose_file(true))?;
+    if a.system == System::Market {
+        write(&a.dir.dir.join(files::MARKET_FILE), &plan.market_file())?;
+    }
     let steady = files.compose.with_extension("steady.yml");
     write(&a.dir.dir.join("Dockerfile"), image::DOCKERFILE)?;
     let linked = if is_static { "static binary" } else { "dynamically linked binary and its libraries" };
@@ -135,8 +140,24 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
         System::Raft => status::wait_for_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?,
         System::Vote => status::wait_for_vote_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?,
         System::Election => None,
+        System::Market => {
+            let Some(t) = market::wait_for_trading(&docker, &files.name, t0 + ANSWER_WITHIN)? else {
+                eprintln!(
+                    "agora: no buy answered within {} s; see `agora cluster status`",
+                    ANSWER_WITHIN.as_secs()
+                );
+                return Ok(1);
+            };
+            let (trader, term) = t.trader.expect("trading has a trader");
+            println!(
+                "answering {:.1} s after `up` began: node {trader} trades (term {term}), {} buy(s) answered",
+                t0.elapsed().as_secs_f64(),
+                t.answered
+            );
+            None
+        }
     };
-    if a.system != System::Election {
+    if !matches!(a.system, System::Election | System::Market) {
         let Some((leader, addr)) = waited else {
             eprintln!("agora: no leader within {} s; see `agora cluster status`", ANSWER_WITHIN.as_secs());
             return Ok(1);

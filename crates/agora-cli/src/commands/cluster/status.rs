@@ -2,7 +2,8 @@
 //! say: a key-value replica its Raft role, term, leader and commit index (`INFO
 //! replication`); a voting-service server its greeting on the members' port and, in its log
 //! (`--events`), the terms it led; the election, once every node has ended, its checker's
-//! verdict on the reports the nodes printed.
+//! verdict on the reports the nodes printed; the market, its trader and its checker's verdict
+//! on the history its peers logged so far ([`super::market`]).
 
 use super::docker::Docker;
 use super::files::{RESP_PORT, VOTE_PORT};
@@ -138,7 +139,7 @@ pub fn wait_for_vote_leader(
 
 /// Looks at the cluster's containers until `found` finds what it looks for, or `deadline`;
 /// a container that stopped meanwhile is an error with its last log line.
-fn wait_until<T>(
+pub(super) fn wait_until<T>(
     docker: &Docker,
     name: &str,
     deadline: Instant,
@@ -174,6 +175,7 @@ pub fn run(docker: &Docker, files: &Files, json: bool) -> Result<i32, UserError>
         "kv" => Ok(raft(&files.name, &cs, nodes, json)),
         "election" => election(docker, &cs, &cf, json),
         "vote" => Ok(vote(docker, &files.name, &cs, nodes, json)),
+        "market" => super::market::status(docker, &files.name, &cs, &cf, json),
         other => Err(UserError(format!(
             "{}: protocol {other:?} is not one agora cluster starts",
             files.cluster.display()
@@ -181,7 +183,7 @@ pub fn run(docker: &Docker, files: &Files, json: bool) -> Result<i32, UserError>
     }
 }
 
-fn state(c: &Container) -> String {
+pub(super) fn state(c: &Container) -> String {
     match (c.state.as_str(), &c.health) {
         ("exited", _) => format!("exited({})", c.exit_code),
         (s, Some(h)) => format!("{s} ({h})"),

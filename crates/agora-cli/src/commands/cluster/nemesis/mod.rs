@@ -1,11 +1,14 @@
-//! `agora cluster nemesis` (docs/cluster.md): breaks a running key-value cluster on purpose —
-//! kills, pauses, partitions, one-way cuts, clean restarts, disconnections — on a schedule
-//! drawn from a seed, while clients on this machine run the key-value workload against the
-//! containers' addresses and record a history. Then it heals every fault, lets the clients go
-//! on for a quiet period, and judges: is the history linearizable, were the faults applied
-//! and healed, does the cluster answer again.
+//! `agora cluster nemesis` (docs/cluster.md): breaks a running cluster on purpose — kills,
+//! pauses, partitions, one-way cuts, clean restarts, disconnections — on a schedule drawn from
+//! a seed, then heals every fault, lets the system go on for a quiet period, and judges: were
+//! the faults applied and healed, does the cluster answer again, and what does the system's
+//! checker say of the history. A key-value store's history is recorded by clients on this
+//! machine, run against the containers' addresses, and judged linearizable or not; a market's
+//! workload runs inside its peers (the buyers), whose logs hold the history its checker
+//! judges ([`market`]).
 
 mod faults;
+mod market;
 mod report;
 mod schedule;
 
@@ -44,6 +47,18 @@ struct Clock {
 }
 
 impl Clock {
+    /// The clock of a run starting now, stopped by Ctrl-C (or by a message on the sender
+    /// returned, whose drop does not stop it).
+    fn start(rt: &tokio::runtime::Runtime) -> (Clock, mpsc::Sender<()>) {
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let ctrl_c = stop_tx.clone();
+        rt.spawn(async move {
+            interrupted().await;
+            let _ = ctrl_c.send(());
+        });
+        (Clock { start: Instant::now(), start_ns: unix_ns(), stop: stop_rx, interrupted: false }, stop_tx)
+    }
+
     /// Waits until `at` after the start; false (at once, and from then on) once interrupted.
     fn until(&mut self, at: Duration) -> bool {
         if self.interrupted {
@@ -74,15 +89,30 @@ impl Clock {
 pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
     let files = Files::of(&a.dir)?;
     let cf = files.load()?;
-    if cf.protocol != "kv" {
+    if !matches!(cf.protocol.as_str(), "kv" | "market") {
         return Err(UserError(format!(
-            "cluster {} runs {:?}: the nemesis breaks key-value clusters (`agora cluster up --system raft`)",
+            "cluster {} runs {:?}: the nemesis breaks key-value stores and markets \
+             (`agora cluster up --system raft|market`)",
             files.name, cf.protocol
         )));
     }
     let docker = Docker::find()?;
-    let replicas = cf.nodes.len();
-    let cs = status::containers(&docker, &files.name)?;
+    let faults = prepare(&docker, &files, cf.nodes.len(), a)?;
+    if cf.protocol == "market" {
+        return market::run(a, &docker, &files, &cf, &faults);
+    }
+    key_value(a, &docker, &files, cf.nodes.len(), &faults)
+}
+
+/// The faults of a healthy cluster's `nodes` containers, every leftover of an interrupted run
+/// healed, packet filters checked to work if partitions or cuts are asked for.
+fn prepare<'a>(
+    docker: &'a Docker,
+    files: &Files,
+    replicas: usize,
+    a: &ClusterNemesisArgs,
+) -> Result<Faults<'a>, UserError> {
+    let cs = status::containers(docker, &files.name)?;
     let mut nodes = Vec::new();
     for id in 0..replicas {
         let c = cs.iter().find(|c| c.node == id && c.state == "running").ok_or_else(|| {
@@ -96,13 +126,24 @@ pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
         let ip = c.ip.ok_or_else(|| UserError(format!("node {id}'s container has no address")))?;
         nodes.push(Node { id, container: c.id.clone(), ip });
     }
-    let faults = Faults::new(&docker, nodes)?;
+    let faults = Faults::new(docker, nodes)?;
     if a.faults.iter().any(|f| matches!(f, NemesisFault::Partition | NemesisFault::Cut)) {
         faults.check_filters()?;
     }
     // Leftovers of an interrupted run (a paused container, filters) go before anything starts.
     faults.heal()?;
-    if status::wait_for_leader(&docker, &files.name, replicas, Instant::now() + ANSWER_WITHIN)?.is_none() {
+    Ok(faults)
+}
+
+/// The nemesis of a key-value store, its clients on this machine.
+fn key_value(
+    a: &ClusterNemesisArgs,
+    docker: &Docker,
+    files: &Files,
+    replicas: usize,
+    faults: &Faults,
+) -> Result<i32, UserError> {
+    if status::wait_for_leader(docker, &files.name, replicas, Instant::now() + ANSWER_WITHIN)?.is_none() {
         return Err(UserError(format!(
             "cluster {}: no leader followed by a majority within {} s; the nemesis starts from a healthy cluster",
             files.name,
@@ -112,7 +153,8 @@ pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
 
     let plan = schedule::draw(&a.faults, replicas, a.duration, Duration::from_millis(a.interval_ms), a.seed);
     if !a.dir.json {
-        print!("{}", report::schedule_text(&files.name, a, &plan));
+        let clients = format!("{} client(s) on {} key(s)", a.clients, a.keys);
+        print!("{}", report::schedule_text(&files.name, a, &clients, &plan));
     }
     if let Some(out) = &a.out {
         create_dir(out)?;
@@ -133,40 +175,23 @@ pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
     };
 
     let rt = runtime()?;
-    let (stop_tx, stop_rx) = mpsc::channel();
-    let ctrl_c = stop_tx.clone();
-    rt.spawn(async move {
-        interrupted().await;
-        let _ = ctrl_c.send(());
-    });
+    let (mut clock, stop_tx) = Clock::start(&rt);
     let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut clock = Clock { start: Instant::now(), start_ns: unix_ns(), stop: stop_rx, interrupted: false };
     let clients = rt.spawn(workload::run(spec, addrs, async move {
         let _ = end_rx.await;
     }));
 
-    let mut runs = Vec::new();
-    for p in &plan {
-        if !clock.until(p.at) {
-            break;
-        }
-        let run = apply(&docker, &files.name, &faults, p, &clock, a.dir.json);
-        let lasted = clock.until(p.until);
-        runs.push(heal(&docker, &files.name, &faults, run, &clock, a.dir.json));
-        if !lasted {
-            break;
-        }
-    }
+    let leader = || leader(docker, &files.name, replicas);
+    let mut runs = apply_all(faults, &plan, &mut clock, a.dir.json, &leader);
     let healed_ns = unix_ns();
     let last_heal = faults.heal();
-    let answered = answering(&docker, &files.name, replicas, healed_ns);
+    let answered = answering(docker, &files.name, replicas, healed_ns);
     let moved = faults.moved()?;
     clock.until(Duration::from_nanos(healed_ns - clock.start_ns) + a.quiet);
     let _ = end_tx.send(());
     let workload_text =
         rt.block_on(clients).map_err(|e| UserError(format!("the clients stopped: {e}")))??;
     drop(stop_tx);
-    drop(faults);
 
     let opts = agora_lincheck::Options::default();
     let judged =
@@ -191,12 +216,42 @@ pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
     outcome.print(a.dir.json, a.out.as_deref())
 }
 
+/// Applies the schedule's faults, each healed when it ends, until its end or an interrupt;
+/// `leader` finds the replica leading now (the one a fault on the leader hits).
+fn apply_all(
+    faults: &Faults,
+    plan: &[Planned],
+    clock: &mut Clock,
+    quiet: bool,
+    leader: &dyn Fn() -> Option<usize>,
+) -> Vec<FaultRun> {
+    let mut runs = Vec::new();
+    for p in plan {
+        if !clock.until(p.at) {
+            break;
+        }
+        let run = apply(faults, p, clock, quiet, leader);
+        let lasted = clock.until(p.until);
+        runs.push(heal(faults, run, clock, quiet, leader));
+        if !lasted {
+            break;
+        }
+    }
+    runs
+}
+
 /// Applies one fault of the schedule, resolving "the leader" first; what became of it.
-fn apply(docker: &Docker, name: &str, faults: &Faults, p: &Planned, clock: &Clock, quiet: bool) -> FaultRun {
+fn apply(
+    faults: &Faults,
+    p: &Planned,
+    clock: &Clock,
+    quiet: bool,
+    leader: &dyn Fn() -> Option<usize>,
+) -> FaultRun {
     let (nodes, leader) = match &p.side {
         Side::Nodes(ns) => (ns.clone(), None),
         Side::Leader => {
-            let found = leader(docker, name, faults.nodes().len());
+            let found = leader();
             (vec![found.unwrap_or(p.fallback)], Some(found.is_some()))
         }
     };
@@ -211,15 +266,14 @@ fn apply(docker: &Docker, name: &str, faults: &Faults, p: &Planned, clock: &Cloc
 
 /// Heals after `run` (after asking who leads, for a partition or a cut); its end.
 fn heal(
-    docker: &Docker,
-    name: &str,
     faults: &Faults,
     mut run: FaultRun,
     clock: &Clock,
     quiet: bool,
+    leader: &dyn Fn() -> Option<usize>,
 ) -> FaultRun {
     if run.error.is_none() && matches!(run.kind, NemesisFault::Partition | NemesisFault::Cut) {
-        run.leader_at_end = leader(docker, name, faults.nodes().len());
+        run.leader_at_end = leader();
     }
     match faults.heal() {
         Ok(did) => run.healed = did,

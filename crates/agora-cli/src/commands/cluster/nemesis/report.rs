@@ -17,16 +17,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// The schedule, printed before anything is broken.
-pub fn schedule_text(cluster: &str, a: &ClusterNemesisArgs, plan: &[Planned]) -> String {
+pub fn schedule_text(cluster: &str, a: &ClusterNemesisArgs, workload: &str, plan: &[Planned]) -> String {
     let kinds: Vec<&str> = a.faults.iter().map(|f| fault_name(*f)).collect();
     let mut t = format!(
-        "nemesis  cluster {cluster}: faults {} for {:.1} s, seed {}, about {} ms each; {} client(s) on {} key(s)\n",
+        "nemesis  cluster {cluster}: faults {} for {:.1} s, seed {}, about {} ms each; {workload}\n",
         kinds.join(","),
         a.duration.as_secs_f64(),
         a.seed,
         a.interval_ms,
-        a.clients,
-        a.keys
     );
     if a.stale_reads {
         t.push_str(
@@ -121,6 +119,21 @@ impl FaultRun {
                 )
             }
         }
+    }
+
+    /// Its row in the final list: times, fault, whom, what the operations begun meanwhile got.
+    pub fn row(&self) -> String {
+        format!(
+            "{:>7.2} .. {:>7.2}  {:<10} {:<32} {:>6} ok {:>4} fail {:>4} info{}",
+            self.start_s,
+            self.end_s,
+            fault_name(self.kind),
+            self.whom(),
+            self.ok,
+            self.fail,
+            self.info,
+            self.error.as_ref().map_or(String::new(), |e| format!("  NOT APPLIED: {e}"))
+        )
     }
 
     pub fn ended_line(&self) -> String {
@@ -324,34 +337,15 @@ impl Outcome {
             "history": self.history,
             "ok": code == 0,
         });
-        if let Some(dir) = out {
-            write_file(&dir.join("nemesis.json"), &format!("{v}\n"))?;
-            self.timeline().write(dir, "operations", None)?;
-        }
-        if json {
-            println!("{v}");
+        let drawn = timeline(&self.ops, &self.runs, self.start_ns);
+        let Some(mut t) = emit(&v, json, out, self.interrupted, &drawn, "operations")? else {
             return Ok(code);
-        }
-        let mut t = String::new();
-        if self.interrupted {
-            t.push_str("interrupted: the schedule stopped there; every fault is healed\n");
-        }
+        };
         t.push_str(&self.workload);
         let _ =
             writeln!(t, "faults   (times in s from the start; the history's operations invoked meanwhile)");
         for r in &self.runs {
-            let _ = writeln!(
-                t,
-                "  {:>7.2} .. {:>7.2}  {:<10} {:<32} {:>6} ok {:>4} fail {:>4} info{}",
-                r.start_s,
-                r.end_s,
-                fault_name(r.kind),
-                r.whom(),
-                r.ok,
-                r.fail,
-                r.info,
-                r.error.as_ref().map_or(String::new(), |e| format!("  NOT APPLIED: {e}"))
-            );
+            let _ = writeln!(t, "  {}", r.row());
         }
         if !self.judged.report.failures.is_empty() {
             t.push_str(&self.judged.text);
@@ -379,29 +373,53 @@ impl Outcome {
         print!("{t}");
         Ok(code)
     }
+}
 
-    /// Operations answered (ok or fail) per second and their latency, with the faults as bands.
-    fn timeline(&self) -> timeline::Timeline {
-        let answered: Vec<(u64, u64)> = self
-            .ops
-            .iter()
-            .filter(|o| matches!(o.kind, Kind::Ok | Kind::Fail))
-            .filter_map(|o| Some((o.begin, o.end?)))
-            .collect();
-        let mut t = timeline::build(&answered, &[]);
-        let ms = |s: f64| ((self.start_ns as f64 + s * 1e9) - t.origin_ns as f64) / 1e6;
-        t.bands = self
-            .runs
-            .iter()
-            .filter(|r| r.error.is_none())
-            .map(|r| Band {
-                from_ms: ms(r.start_s),
-                to_ms: ms(r.end_s),
-                label: format!("{} {}", fault_name(r.kind), names(&r.nodes)),
-            })
-            .collect();
-        t
+/// Writes `nemesis.json` and the timeline (`what` per second) into `out` if given, and prints
+/// `v` with `--json`; otherwise the start of the text to print (whether it was interrupted).
+pub fn emit(
+    v: &serde_json::Value,
+    json: bool,
+    out: Option<&Path>,
+    interrupted: bool,
+    drawn: &timeline::Timeline,
+    what: &str,
+) -> Result<Option<String>, UserError> {
+    if let Some(dir) = out {
+        write_file(&dir.join("nemesis.json"), &format!("{v}\n"))?;
+        drawn.write(dir, what, None)?;
     }
+    if json {
+        println!("{v}");
+        return Ok(None);
+    }
+    let mut t = String::new();
+    if interrupted {
+        t.push_str("interrupted: the schedule stopped there; every fault is healed\n");
+    }
+    Ok(Some(t))
+}
+
+/// Operations answered (ok or fail) per second and their latency, with the faults as bands
+/// (`start_ns`: the run's start, the clock of the faults' times).
+pub fn timeline(ops: &[HistOp], runs: &[FaultRun], start_ns: u64) -> timeline::Timeline {
+    let answered: Vec<(u64, u64)> = ops
+        .iter()
+        .filter(|o| matches!(o.kind, Kind::Ok | Kind::Fail))
+        .filter_map(|o| Some((o.begin, o.end?)))
+        .collect();
+    let mut t = timeline::build(&answered, &[]);
+    let ms = |s: f64| ((start_ns as f64 + s * 1e9) - t.origin_ns as f64) / 1e6;
+    t.bands = runs
+        .iter()
+        .filter(|r| r.error.is_none())
+        .map(|r| Band {
+            from_ms: ms(r.start_s),
+            to_ms: ms(r.end_s),
+            label: format!("{} {}", fault_name(r.kind), names(&r.nodes)),
+        })
+        .collect();
+    t
 }
 
 #[cfg(test)]

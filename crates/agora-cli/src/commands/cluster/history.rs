@@ -1,0 +1,145 @@
+//! A cluster's history read back from its containers' logs, and its checker's verdict on it.
+//!
+//! A node run with `--events` writes every observation on stderr as it makes it, with its
+//! time (`at`, Unix ns, one clock for every container of a machine), and one line each time
+//! it starts. Docker keeps a container's log across its runs, so the history of a node that
+//! was SIGKILLed holds all it observed before the kill: nothing a node reported is lost with
+//! it. The protocol's checker judges the observations in time order, told of each restart
+//! (`Crashed` after the earlier run's last line, `Restarted` at the new run's start), as
+//! `agora up` judges the reports of local nodes. The nodes still run, so the properties
+//! judged at a run's end are not judged: the verdict is on the history so far.
+
+use super::docker::Docker;
+use super::status::Container;
+use crate::cluster_file::ClusterFile;
+use crate::error::UserError;
+use agora_core::{Lifecycle, NodeId, Protocol, RunSummary, Setup};
+use agora_net::Gathered;
+use serde_json::Value;
+
+/// What one node's log says.
+#[derive(Debug, Default)]
+pub struct NodeLog {
+    /// The node's id.
+    pub node: usize,
+    /// When each of its runs began (Unix ns), in order.
+    pub runs: Vec<u64>,
+    /// `(Unix ns, observation)`, as the protocol serializes it, in log order.
+    pub obs: Vec<(u64, Value)>,
+}
+
+impl NodeLog {
+    /// The `event {JSON}` lines of node `node`'s log; other lines are the node's own words.
+    pub fn parse(node: usize, log: &str) -> NodeLog {
+        let mut out = NodeLog { node, ..NodeLog::default() };
+        for v in log.lines().filter_map(|l| l.strip_prefix("event ")?.parse::<Value>().ok()) {
+            let Some(at) = v["at"].as_u64() else { continue };
+            if v.get("listening").is_some() {
+                out.runs.push(at);
+            } else if let Some(o) = v.get("obs") {
+                out.obs.push((at, o.clone()));
+            }
+        }
+        out
+    }
+
+    /// `(Unix ns, event)`: each run after the first is a crash (after the last line of the
+    /// run before it) and a restart.
+    fn lifecycle(&self) -> Vec<(u64, Lifecycle)> {
+        let mut out = Vec::new();
+        for w in self.runs.windows(2) {
+            let last = self.obs.iter().map(|(t, _)| *t).filter(|t| (w[0]..w[1]).contains(t)).max();
+            out.push((last.unwrap_or(w[0]), Lifecycle::Crashed));
+            out.push((w[1], Lifecycle::Restarted));
+        }
+        out
+    }
+}
+
+/// Every container's log, by node.
+pub fn read(docker: &Docker, cs: &[Container]) -> Result<Vec<NodeLog>, UserError> {
+    cs.iter().map(|c| Ok(NodeLog::parse(c.node, &docker.stderr_log(&c.id)?))).collect()
+}
+
+/// The checker's verdict on the logs of a cluster of `cf` (`running`: at-end properties are
+/// not judged).
+pub fn judge(cf: &ClusterFile, logs: &[NodeLog], reproduce: &str) -> Result<RunSummary, UserError> {
+    let params = cf.params()?;
+    let judge = Judge { logs, seed: cf.seed, reproduce, protocol: &cf.protocol };
+    agora_protocols::dispatch(&cf.protocol, &params, judge)?
+}
+
+/// The logs, judged by a protocol's checker.
+struct Judge<'a> {
+    logs: &'a [NodeLog],
+    seed: u64,
+    reproduce: &'a str,
+    protocol: &'a str,
+}
+
+impl agora_protocols::Driver for Judge<'_> {
+    type Output = Result<RunSummary, UserError>;
+
+    fn run<S: Setup>(self, setup: S) -> Self::Output {
+        let nodes = setup.nodes();
+        let start = self.logs.iter().filter_map(|l| l.runs.first()).min().copied().unwrap_or(0);
+        let last = self.logs.iter().filter_map(|l| l.obs.last()).map(|(t, _)| *t).max().unwrap_or(start);
+        let wall_ms = last.saturating_sub(start) as f64 / 1e6;
+        let mut g: Gathered<<S::Node as Protocol>::Obs> =
+            Gathered::new(nodes, "running", wall_ms, 0.0, start);
+        for log in self.logs.iter().filter(|l| l.node < nodes) {
+            let id = NodeId(log.node as u32);
+            g.reported[log.node] = !log.runs.is_empty();
+            for (at, v) in &log.obs {
+                let o = serde_json::from_value(v.clone()).map_err(|e| {
+                    UserError(format!(
+                        "node {}: its log holds what no {} node observes: {e}",
+                        log.node, self.protocol
+                    ))
+                })?;
+                g.observations.push((*at, id, o));
+            }
+            g.lifecycle.extend(log.lifecycle().into_iter().map(|(t, e)| (t, id, e)));
+        }
+        Ok(agora_net::summarize(&setup, self.seed, g, self.reproduce))
+    }
+}
+
+/// The verdict in lines: each property judged (`ok`, or its first violation), each one not
+/// judged with why.
+pub fn verdict_lines(s: &RunSummary) -> Vec<String> {
+    let mut out: Vec<String> = s
+        .properties
+        .iter()
+        .map(|p| match s.violations.iter().find(|v| v.property == *p) {
+            Some(v) => format!("{p:<24} VIOLATED at {:.0} ms: {}", v.at_ms, v.detail),
+            None => format!("{p:<24} ok"),
+        })
+        .collect();
+    out.extend(s.not_judged.iter().map(|n| format!("{:<24} not judged: {}", n.property, n.reason)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_gives_each_run_and_each_observation_with_its_time() {
+        let log = "agora: a line of its own\n\
+                   event {\"node\":2,\"at\":100,\"listening\":\"0.0.0.0:7000\",\"pid\":1}\n\
+                   event {\"node\":2,\"at\":150,\"obs\":\"Left\"}\n\
+                   event {\"node\":2,\"at\":170,\"obs\":{\"Sick\":null}}\n\
+                   event {\"node\":2,\"obs\":\"no time: skipped\"}\n\
+                   event {\"node\":2,\"at\":400,\"listening\":\"0.0.0.0:7000\",\"pid\":1}\n\
+                   event {not json}\n\
+                   event {\"node\":2,\"at\":450,\"obs\":\"Recovered\"}\n";
+        let l = NodeLog::parse(2, log);
+        assert_eq!(l.runs, [100, 400]);
+        assert_eq!(l.obs.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [150, 170, 450]);
+        assert_eq!(l.obs[0].1, "Left");
+        assert_eq!(l.lifecycle(), [(170, Lifecycle::Crashed), (400, Lifecycle::Restarted)]);
+        let once = NodeLog::parse(0, "event {\"node\":0,\"at\":5,\"listening\":\"x\"}\n");
+        assert!(once.lifecycle().is_empty(), "one run: no crash");
+    }
+}

@@ -1,0 +1,279 @@
+//! The nemesis of a market: its workload is its buyers, inside the peers, and its history is
+//! what the peers logged ([`history`]), a killed run's included. A fault "on the leader" hits
+//! the trader. Once every fault is healed the market must trade again (every peer running, a
+//! buy answered after the healing), and its checker judges the whole history: every answer a
+//! buyer took is a trade the books applied, once, and the books balance.
+
+use super::super::docker::Docker;
+use super::super::history::{self, NodeLog};
+use super::super::market::Trading;
+use super::super::{status, Files};
+use super::faults::Faults;
+use super::report::{self, count_during, FaultRun, HistOp};
+use super::{apply_all, schedule, unix_ns, Clock, ANSWER_WITHIN};
+use crate::cli::ClusterNemesisArgs;
+use crate::cluster_file::ClusterFile;
+use crate::commands::shared::create_dir;
+use crate::commands::shared::tcp::runtime;
+use crate::error::UserError;
+use agora_core::RunSummary;
+use agora_lincheck::Kind;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// `agora cluster nemesis` on a market.
+pub fn run(
+    a: &ClusterNemesisArgs,
+    docker: &Docker,
+    files: &Files,
+    cf: &ClusterFile,
+    faults: &Faults,
+) -> Result<i32, UserError> {
+    let peers = cf.nodes.len();
+    let name = &files.name;
+    if super::super::market::wait_for_trading(docker, name, Instant::now() + ANSWER_WITHIN)?.is_none() {
+        return Err(UserError(format!(
+            "cluster {name}: no buy answered within {} s; the nemesis starts from a market that trades",
+            ANSWER_WITHIN.as_secs()
+        )));
+    }
+    let plan = schedule::draw(&a.faults, peers, a.duration, Duration::from_millis(a.interval_ms), a.seed);
+    if !a.dir.json {
+        print!("{}", report::schedule_text(name, a, "the workload: the market's own buyers", &plan));
+    }
+    if let Some(out) = &a.out {
+        create_dir(out)?;
+    }
+    let rt = runtime()?;
+    let (mut clock, stop_tx) = Clock::start(&rt);
+    let trader = || {
+        let cs = status::containers(docker, name).ok()?;
+        Trading::of(&history::read(docker, &cs).ok()?).trader.map(|(n, _)| n)
+    };
+    let mut runs = apply_all(faults, &plan, &mut clock, a.dir.json, &trader);
+    let healed_ns = unix_ns();
+    let last_heal = faults.heal().err().map(|e| e.msg);
+    let again = trading_again(docker, name, peers, healed_ns)?;
+    let moved = faults.moved()?;
+    clock.until(Duration::from_nanos(healed_ns - clock.start_ns) + a.quiet);
+    drop(stop_tx);
+
+    let logs = history::read(docker, &status::containers(docker, name)?)?;
+    let reproduce = format!("agora cluster nemesis --dir {} --seed {}", a.dir.dir.display(), a.seed);
+    let checks = history::judge(cf, &logs, &reproduce)?;
+    let ops = buys(&logs);
+    count_during(&mut runs, &ops, clock.start_ns);
+    let mut heal_errors: Vec<String> =
+        runs.iter().filter_map(|r| r.heal_error.clone()).chain(last_heal).collect();
+    heal_errors.extend(moved.iter().map(|(n, ip)| match ip {
+        Some(ip) => format!("n{n} came back at another address, {ip}: its peers do not follow"),
+        None => format!("n{n} has no address on the cluster's network"),
+    }));
+    let outcome = Outcome {
+        cluster: name.clone(),
+        seed: a.seed,
+        interrupted: clock.interrupted,
+        healed_at_s: clock.s_of(healed_ns),
+        heal_errors,
+        again,
+        checks,
+        start_ns: clock.start_ns,
+        runs,
+        ops,
+    };
+    outcome.print(a.dir.json, a.out.as_deref())
+}
+
+/// Whether the market trades again after the healing.
+#[derive(Debug, Serialize)]
+struct Again {
+    /// Peers whose container runs.
+    running: usize,
+    peers: usize,
+    /// Buys answered after the healing.
+    answered: u64,
+    /// Seconds from the healing to the first answer after it (or to giving up).
+    after_s: f64,
+}
+
+/// Reads the logs until every peer runs and a buy is answered after `healed_ns`, or
+/// [`ANSWER_WITHIN`] has passed.
+fn trading_again(docker: &Docker, name: &str, peers: usize, healed_ns: u64) -> Result<Again, UserError> {
+    let deadline = Instant::now() + ANSWER_WITHIN;
+    loop {
+        let cs = status::containers(docker, name)?;
+        let running = cs.iter().filter(|c| c.state == "running").count();
+        let logs = history::read(docker, &cs)?;
+        let answers: Vec<u64> = logs
+            .iter()
+            .flat_map(|l| &l.obs)
+            .filter(|(t, o)| *t >= healed_ns && o.get("Answered").is_some())
+            .map(|(t, _)| *t)
+            .collect();
+        let first = answers.iter().min().copied();
+        if (running == peers && first.is_some()) || Instant::now() >= deadline {
+            let until = first.unwrap_or_else(unix_ns);
+            return Ok(Again {
+                running,
+                peers,
+                answered: answers.len() as u64,
+                after_s: until.saturating_sub(healed_ns) as f64 / 1e9,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every buy of the logs as an operation: from its buyer's first ask to the answer it took
+/// (unanswered: `info`).
+fn buys(logs: &[NodeLog]) -> Vec<HistOp> {
+    let mut ops = Vec::new();
+    let mut open: HashMap<(usize, u64), usize> = HashMap::new();
+    let mut events: Vec<(u64, usize, &serde_json::Value)> =
+        logs.iter().flat_map(|l| l.obs.iter().map(move |(t, o)| (*t, l.node, o))).collect();
+    events.sort_by_key(|(t, n, _)| (*t, *n));
+    for (t, node, o) in events {
+        if let Some(seq) = o["Asked"]["buy"]["seq"].as_u64() {
+            open.insert((node, seq), ops.len());
+            ops.push(HistOp { begin: t, end: None, kind: Kind::Info });
+        } else if let Some(seq) = o["Answered"]["seq"].as_u64() {
+            if let Some(i) = open.remove(&(node, seq)) {
+                ops[i].end = Some(t);
+                ops[i].kind = Kind::Ok;
+            }
+        }
+    }
+    ops
+}
+
+/// A property and its verdict.
+#[derive(Debug, Serialize)]
+struct Property {
+    name: String,
+    ok: bool,
+    detail: String,
+}
+
+/// Everything the run found.
+struct Outcome {
+    cluster: String,
+    seed: u64,
+    interrupted: bool,
+    runs: Vec<FaultRun>,
+    healed_at_s: f64,
+    heal_errors: Vec<String>,
+    again: Again,
+    checks: RunSummary,
+    ops: Vec<HistOp>,
+    start_ns: u64,
+}
+
+impl Outcome {
+    fn properties(&self) -> Vec<Property> {
+        let applied = self.runs.iter().filter(|r| r.error.is_none()).count();
+        let a = &self.again;
+        let mut p = vec![
+            Property {
+                name: "faults applied".into(),
+                ok: applied == self.runs.len() && !self.runs.is_empty(),
+                detail: format!("{applied} of {} applied", self.runs.len()),
+            },
+            Property {
+                name: "healed".into(),
+                ok: self.heal_errors.is_empty(),
+                detail: if self.heal_errors.is_empty() {
+                    format!("every fault undone at {:.2} s", self.healed_at_s)
+                } else {
+                    self.heal_errors.join("; ")
+                },
+            },
+        ];
+        // The market checker's properties judged on the history, each ok or its violation.
+        for name in &self.checks.properties {
+            let broken = self.checks.violations.iter().find(|v| v.property == *name);
+            p.push(Property {
+                name: name.clone(),
+                ok: broken.is_none(),
+                detail: broken.map_or("the checker, on every peer's history".into(), |v| {
+                    format!("at {:.0} ms, node {:?}: {}", v.at_ms, v.node, v.detail)
+                }),
+            });
+        }
+        p.push(Property {
+            name: "trading after healing".into(),
+            ok: a.running == a.peers && a.answered > 0,
+            detail: format!(
+                "{} of {} peers run; {} buys answered after the healing, the first {:.2} s after it",
+                a.running, a.peers, a.answered, a.after_s
+            ),
+        });
+        p
+    }
+
+    /// Prints the outcome (and writes `out`'s files); the exit code: 0 if every property held.
+    fn print(&self, json: bool, out: Option<&Path>) -> Result<i32, UserError> {
+        let props = self.properties();
+        let code = i32::from(props.iter().any(|p| !p.ok));
+        let answered = self.ops.iter().filter(|o| o.kind == Kind::Ok).count();
+        let v = serde_json::json!({
+            "cluster": self.cluster,
+            "system": "market",
+            "seed": self.seed,
+            "interrupted": self.interrupted,
+            "faults": self.runs,
+            "healed_at_s": self.healed_at_s,
+            "buys": { "answered": answered, "unanswered": self.ops.len() - answered },
+            "trading_after_healing": self.again,
+            "properties": props,
+            "not_judged": self.checks.not_judged,
+            "ok": code == 0,
+        });
+        let drawn = report::timeline(&self.ops, &self.runs, self.start_ns);
+        let Some(mut t) = report::emit(&v, json, out, self.interrupted, &drawn, "buys")? else {
+            return Ok(code);
+        };
+        let _ = writeln!(t, "buys     {answered} answered, {} not (yet)", self.ops.len() - answered);
+        t.push_str("faults   (times in s from the start; the buys asked meanwhile: ok answered, info not)\n");
+        for r in &self.runs {
+            let _ = writeln!(t, "  {}", r.row());
+        }
+        t.push_str("properties\n");
+        for p in &props {
+            let _ = writeln!(t, "  {:<24} {:<8} {}", p.name, if p.ok { "ok" } else { "VIOLATED" }, p.detail);
+        }
+        for n in &self.checks.not_judged {
+            let _ = writeln!(t, "  {:<24} {:<8} not judged: {}", n.property, "-", n.reason);
+        }
+        match out {
+            Some(dir) => {
+                let _ = writeln!(t, "out      {}: timeline.svg, timeline.csv, nemesis.json", dir.display());
+            }
+            None => t.push_str("out      --out DIR draws the timeline\n"),
+        }
+        print!("{t}");
+        Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buy_runs_from_its_ask_to_its_answer_at_its_buyer() {
+        let line = |at: u64, o: &str| format!("event {{\"node\":0,\"at\":{at},\"obs\":{o}}}\n");
+        let asked = |seq| format!("{{\"Asked\":{{\"buy\":{{\"seq\":{seq}}}}}}}");
+        let answered = |seq| format!("{{\"Answered\":{{\"seq\":{seq},\"result\":\"OutOfStock\"}}}}");
+        let buyer =
+            NodeLog::parse(0, &[line(10, &asked(0)), line(30, &answered(0)), line(40, &asked(1))].concat());
+        // Another peer's answer to the same seq is not this buyer's.
+        let other = NodeLog::parse(1, &line(50, &answered(1)).replace("\"node\":0", "\"node\":1"));
+        let ops = buys(&[buyer, other]);
+        assert_eq!(ops.len(), 2);
+        assert_eq!((ops[0].begin, ops[0].end, ops[0].kind), (10, Some(30), Kind::Ok));
+        assert_eq!((ops[1].begin, ops[1].end, ops[1].kind), (40, None, Kind::Info));
+    }
+}
