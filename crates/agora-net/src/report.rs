@@ -4,6 +4,7 @@
 //! The same code serves `agora run` (all reports from one process) and `agora up` (reports
 //! gathered from node processes as [`NodeOutput`] JSON).
 
+use crate::faults::{FaultState, Happened};
 use crate::node::NodeReport;
 use agora_core::{
     Checker, Counters, EndState, KindRow, Metrics, NodeId, Protocol, RunSummary, Setup, Time, Violation,
@@ -144,6 +145,8 @@ pub struct Gathered<O> {
     pub reported: Vec<bool>,
     /// `(Unix ns, violation)` the nodes' drivers found.
     pub violations: Vec<(u64, Violation)>,
+    /// The faults injected while the run went (a live view's controls), in time order.
+    pub faults: Vec<(u64, Happened)>,
 }
 
 impl<O> Gathered<O> {
@@ -163,6 +166,7 @@ impl<O> Gathered<O> {
             started_unix_ns,
             reported: vec![false; nodes],
             violations: Vec::new(),
+            faults: Vec::new(),
         }
     }
 
@@ -175,6 +179,7 @@ impl<O> Gathered<O> {
             out.cpu_ms,
             out.started_unix_ns,
         );
+        g.faults = out.faults;
         for r in out.reports {
             g.add_report(r);
         }
@@ -289,31 +294,49 @@ pub fn summarize<S: Setup>(
     let rel = |t: u64| Time(t.saturating_sub(g.started_unix_ns));
     g.violations.sort_by_key(|(t, v)| (*t, v.node));
     let driver: Vec<Violation> = g.violations.drain(..).map(|(t, v)| Violation { at: rel(t), ..v }).collect();
+    // The checker learns of each crash, restart and pause where it falls among the
+    // observations (a crashed node's observations all come before its crash).
+    let mut faults = g.faults.iter().peekable();
+    let mut lifecycle = |checker: &mut Box<dyn Checker<S::Node>>, upto: u64| {
+        while let Some((t, h)) = faults.next_if(|(t, _)| *t <= upto) {
+            if let Happened::Life(node, event) = h {
+                checker.lifecycle(rel(*t), *node, *event);
+            }
+        }
+    };
     let mut violations = Vec::new();
     for (t, node, obs) in &g.observations {
+        lifecycle(&mut checker, *t);
         if let Err(v) = checker.observe(rel(*t), *node, obs) {
             violations.push(v);
             break;
         }
     }
+    if violations.is_empty() {
+        lifecycle(&mut checker, u64::MAX);
+    }
+    let faulted = FaultState::of(g.nodes, &g.faults, g.started_unix_ns);
     let mut summary = metrics_summary(setup, seed, &g);
+    summary.outside_model = faulted.kinds.outside(&setup.fault_model());
     let mut not_judged =
         agora_core::at_end_not_judged(&checker.properties(), agora_core::NotJudged::AfterViolation);
     // As in the simulator, where the first violation ends the run, a run in which a node broke
     // a driver's rule is not judged at its end.
     if violations.is_empty() && driver.is_empty() {
-        let crashed: Vec<bool> = g.reported.iter().map(|r| !r).collect();
+        let live: Vec<bool> = (0..g.nodes).map(|i| g.reported[i] && !faulted.down_at_end[i]).collect();
+        let crashed: Vec<bool> = (0..g.nodes).map(|i| !g.reported[i] || faulted.crashed_ever[i]).collect();
         let end = EndState {
             at: Time((g.wall_ms * 1e6) as u64),
-            live: &g.reported,
+            live: &live,
             crashed_ever: &crashed,
-            // A message sent and never delivered (a peer unreachable, a refused handshake) is
-            // as lost as a dropped one.
+            // A message sent and never delivered (a peer unreachable, a refused handshake, a
+            // cut link) is as lost as a dropped one.
             network_reliable: summary.messages_dropped == 0
-                && summary.messages_delivered >= summary.messages_sent,
+                && summary.messages_delivered >= summary.messages_sent
+                && !faulted.any_cut,
             quiescent: matches!(g.end.as_str(), "quiescent" | "idle"),
-            last_fault: Time::ZERO,
-            partitioned: false,
+            last_fault: if faulted.last_unix_ns == 0 { Time::ZERO } else { rel(faulted.last_unix_ns) },
+            partitioned: faulted.cut_at_end,
         };
         not_judged = checker.not_judged(&end);
         violations = checker.finish(&end);
