@@ -611,13 +611,19 @@ pub struct MergeArgs {
 pub struct LiveArgs {
     /// Serve the live view of the run at this address (e.g. 127.0.0.1:0; port 0: one the
     /// kernel picks; the URL is printed on stderr): the nodes, their roles, messages per
-    /// second by kind and by link, their observations, and the checker's verdicts at the end
-    /// (docs/live-view.md). Over TCP only.
+    /// second by kind and by link, their observations, and the checker's verdicts at the end;
+    /// its controls crash, restart, pause and resume nodes, cut links and partition the
+    /// cluster (docs/live-view.md). Over TCP only.
     #[arg(long, value_name = "ADDR")]
     pub ui: Option<String>,
     /// With --ui: keep serving the page once the run has ended, until Ctrl-C [default: exit].
     #[arg(long, requires = "ui")]
     pub ui_linger: bool,
+    /// With --ui: keep the run going once it is quiet, so that the page's controls can still
+    /// break it, until the page's "Let the run end" (or --max-time-ms) [default: it ends when
+    /// quiet].
+    #[arg(long, requires = "ui")]
+    pub ui_hold: bool,
 }
 
 /// The arguments of `agora run`.

@@ -666,8 +666,8 @@ fn the_market_page_names_the_trader_the_run_reports_and_the_verdicts() {
     let violated = "return document.querySelectorAll('#verdicts li[data-verdict=\"violated\"]').length;";
     assert_eq!(page.eval(violated), 0);
 
-    // Only the columns a run of any protocol has: the key-value store's and the controls
-    // are hidden. Each section is named by its heading; the trades are a table with headers.
+    // Only the columns a run of any protocol has: the key-value store's, and the controls
+    // once the run has ended, are hidden. Each section is named by its heading; the trades are a table with headers.
     let columns = page.eval(NODE_COLUMNS);
     assert_eq!(columns[0], "Node", "{columns}");
     for kv_only in ["Commit", "Applied", "Keys", "RESP", "Control"] {
@@ -678,7 +678,246 @@ fn the_market_page_names_the_trader_the_run_reports_and_the_verdicts() {
     assert_eq!(page.eval(unnamed), 0);
     let trades = "return document.querySelectorAll('#system thead th[scope=col]').length;";
     assert_eq!(page.eval(trades), 6);
-    // The keyboard reaches nothing that acts: the page of these runs has no controls yet.
-    assert_eq!(page.eval("return document.querySelectorAll('button').length;"), 0);
+    // Once the run has ended the controls are gone: the keyboard reaches nothing that acts.
+    let shown = "return [...document.querySelectorAll('button, input, select')]\
+         .filter(b => b.offsetParent !== null).length;";
+    assert_eq!(page.eval(shown), 0);
     save_screenshot(&page, dir.path(), "market-live-view.png", "AGORA_MARKET_UI_SCREENSHOT");
+}
+
+/// `POST /action/PATH` on the view, from the page (with its header) or not: (status, body).
+fn post(addr: &str, path: &str, from_page: bool) -> (String, String) {
+    let mut s = TcpStream::connect(addr).expect("the view accepts");
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let header = if from_page { "X-Agora-Action: 1\r\n" } else { "" };
+    let request =
+        format!("POST /action/{path} HTTP/1.1\r\nHost: {addr}\r\n{header}Content-Length: 0\r\n\r\n");
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
+    (head.lines().next().unwrap_or("").to_string(), body.trim_end().to_string())
+}
+
+/// Posts an action the run must take: its answer.
+fn act(addr: &str, path: &str) -> String {
+    let (status, body) = post(addr, path, true);
+    assert_eq!(status, "HTTP/1.1 200 OK", "{path}: {body}");
+    body
+}
+
+/// Node `i`'s row of a snapshot.
+fn row(s: &Value, i: usize) -> &Value {
+    &s["replicas"][i]
+}
+
+/// The leader by the nodes' own word in a snapshot: the running node that last observed
+/// itself leading, in the highest term.
+fn said_leader(s: &Value) -> Option<(usize, i64)> {
+    s["replicas"]
+        .as_array()?
+        .iter()
+        .filter(|r| r["said"] == "leader" && r["health"] == "running")
+        .filter_map(|r| Some((r["id"].as_u64()? as usize, r["term"].as_i64()?)))
+        .max_by_key(|(_, t)| *t)
+}
+
+/// The leader by the traffic the node drivers counted in the last sample (not by what any
+/// node observed): the one running replica of `replicas` that sends to every other replica,
+/// crashed ones included — a Raft leader's appends and heartbeats go to every peer, while a
+/// follower only answers the leader.
+fn traffic_leader(s: &Value, replicas: usize) -> Option<usize> {
+    let sends = |from: usize, to: usize| {
+        s["links"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|l| l["from"] == from && l["to"] == to && l["per_s"].as_f64().is_some_and(|r| r > 0.0))
+    };
+    let mut leaders = (0..replicas)
+        .filter(|&a| row(s, a)["health"] == "running")
+        .filter(|&a| (0..replicas).all(|b| a == b || sends(a, b)));
+    let first = leaders.next();
+    if leaders.next().is_some() {
+        return None; // an election under way: candidates ask everyone
+    }
+    first
+}
+
+/// The first snapshot of a new stream: the latest the run has published.
+fn latest(addr: &str) -> Value {
+    snapshot_until(addr, "a snapshot", |_| true)
+}
+
+/// `agora run raft` with 3 replicas and a client, held (`--ui-hold`) once quiet until the page
+/// lets it end, and `more` flags: (process, the view's address, its stdout).
+fn held_raft(more: &[&str]) -> (Killed, String, BufReader<std::process::ChildStdout>) {
+    let mut args = vec!["run", "raft", "--nodes", "3", "--clients", "1", "--msgs", "10"];
+    args.extend(["--ui", "127.0.0.1:0", "--ui-hold"]);
+    args.extend(more);
+    let (agora, url, out) = start_run(&args);
+    (agora, url.trim_start_matches("http://").trim_end_matches('/').to_string(), out)
+}
+
+#[test]
+fn the_controls_break_a_raft_run_and_the_checker_is_told_of_the_faults() {
+    let (_agora, addr, mut out) = held_raft(&["--ui-linger", "--json"]);
+    snapshot_until(&addr, "a leader", |s| said_leader(s).is_some());
+
+    // Bad input: 400 with the reason; not from the page: 403. Nothing reaches the run.
+    for (path, why) in [
+        ("crash/7", "no node 7: the nodes are 0 to 3"),
+        ("explode/1", "unknown action \"explode\""),
+        ("cut/1/1", "to itself"),
+        ("cut/1", "cut needs two nodes"),
+        ("partition/0,1,2,3", "both sides"),
+        ("pause/-1", "not a node number"),
+    ] {
+        let (status, body) = post(&addr, path, true);
+        assert_eq!(status, "HTTP/1.1 400 Bad Request", "{path}: {body}");
+        assert!(body.contains(why), "{path}: {body}");
+    }
+    assert_eq!(post(&addr, "crash/0", false).0, "HTTP/1.1 403 Forbidden");
+
+    // Pause and resume: the row says so, and a whole sample goes by in which the paused
+    // replica handled and sent nothing (a running one gets or sends heartbeats); a second
+    // resume is refused (409, why).
+    assert_eq!(act(&addr, "pause/0"), "node 0 paused");
+    snapshot_until(&addr, "node 0 paused and idle", |s| {
+        let r = row(s, 0);
+        r["role"] == "paused"
+            && r["health"] == "paused"
+            && r["sent_per_s"] == 0.0
+            && r["delivered_per_s"] == 0.0
+    });
+    act(&addr, "resume/0");
+    let (status, body) = post(&addr, "resume/0", true);
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 409 Conflict", "node 0 is not paused"));
+
+    // A link cut one way, from the leader to a follower: its sender shown partitioned, the
+    // link listed, and nothing more queued on it (its total stands still over three samples,
+    // where the leader heartbeats many times a second); heal mends it.
+    let s = snapshot_until(&addr, "a leader", |s| said_leader(s).is_some());
+    let (leader, _) = said_leader(&s).unwrap();
+    let follower = (leader + 1) % 3;
+    act(&addr, &format!("cut/{leader}/{follower}"));
+    let total = |s: &Value| {
+        let links = s["links"].as_array().unwrap();
+        let link = links.iter().find(|l| l["from"] == leader && l["to"] == follower);
+        link.map_or(0, |l| l["total"].as_u64().unwrap())
+    };
+    let (mut samples, mut at_cut) = (0, None);
+    snapshot_until(&addr, "the cut link", |s| {
+        if s["cuts"] != json!([[leader, follower]]) || row(s, leader)["role"] != "partitioned" {
+            return false;
+        }
+        samples += 1;
+        let first = *at_cut.get_or_insert(total(s));
+        assert_eq!(total(s), first, "traffic on the cut link {leader} → {follower}: {}", s["links"]);
+        samples == 4
+    });
+    act(&addr, "heal");
+    snapshot_until(&addr, "the link mended", |s| {
+        s["cuts_total"] == 0 && row(s, leader)["role"] != "partitioned"
+    });
+
+    // Two replicas of three crashed at once (outside Raft's model: it tolerates one), then
+    // restarted from their databases.
+    act(&addr, "crash/1");
+    act(&addr, "crash/2");
+    let (status, body) = post(&addr, "crash/1", true);
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 409 Conflict", "node 1 has already crashed"));
+    snapshot_until(&addr, "two crashed", |s| (1..3).all(|i| row(s, i)["role"] == "crashed"));
+    assert_eq!(act(&addr, "restart/1"), "node 1 restarted from its database");
+    act(&addr, "restart/2");
+    snapshot_until(&addr, "a leader after the restarts", |s| {
+        said_leader(s).is_some() && (1..3).all(|i| row(s, i)["health"] == "running")
+    });
+
+    // The client cut off from the replicas, and left so: the run ends (it is quiet) with a
+    // partition in force.
+    assert_eq!(act(&addr, "partition/3"), "partitioned: 3 | 0,1,2");
+    snapshot_until(&addr, "the partition", |s| s["cuts_total"] == 6 && row(s, 3)["role"] == "partitioned");
+    act(&addr, "release");
+    let report = report(&mut out);
+    let last = snapshot_until(&addr, "the verdicts", |s| !s["verdicts"].is_null());
+
+    // The checker was told: the faults outside the model are named, liveness is not judged
+    // (a partition was still in force), and no safety property was broken.
+    let summary = &report;
+    let outside = summary["outside_model"].as_array().expect("outside_model");
+    assert!(outside.iter().any(|o| o == "2 nodes down at once (it tolerates 1)"), "{summary}");
+    let not_judged = summary["not_judged"].as_array().unwrap();
+    assert!(
+        not_judged
+            .iter()
+            .any(|n| n["property"] == "liveness" && n["reason"] == "a partition was still in force"),
+        "{summary}"
+    );
+    assert!(!summary["properties"].as_array().unwrap().iter().any(|p| p == "liveness"), "{summary}");
+    assert_eq!(summary["violations"], json!([]), "{summary}");
+    let verdicts = last["verdicts"]["properties"].as_array().unwrap();
+    let liveness = verdicts.iter().find(|v| v["property"] == "liveness").expect("liveness listed");
+    assert_eq!(liveness["verdict"], "not judged", "{liveness}");
+
+    // Each fault is on the timeline.
+    let kinds: Vec<&str> =
+        last["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["pause", "resume", "cut", "heal", "crash", "restart", "partition", "release"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+}
+
+#[test]
+fn the_raft_page_shows_the_real_leader_and_a_new_one_after_crash_is_clicked() {
+    let Some((chromium, chromedriver)) = browser("of agora run raft --ui") else { return };
+    let dir = tempfile::Builder::new().prefix("agora-raft-ui-test-").tempdir().unwrap();
+    let (_agora, addr, _out) = held_raft(&[]);
+    let url = format!("http://{addr}/");
+    let (_driver, driver) = start_driver(&chromedriver);
+    let page = Session::new(driver, &chromium, &dir.path().join("profile"));
+    page.call("POST", "/url", Some(&json!({ "url": url }))).expect("the page loads");
+    assert_eq!(page.eval("return document.title;"), "agora: live view");
+
+    // The page's leader is the real one: the replica whose driver sends to every other
+    // replica, and which says it leads, in the term the page shows. Polled until the page
+    // and the run agree (an election may be under way when either is asked).
+    let agreed = |page: &Session, not: Option<usize>| {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let shown = page_leader(&page.eval(PAGE_LEADER));
+            let s = latest(&addr);
+            let (said, traffic) = (said_leader(&s), traffic_leader(&s, 3));
+            match (shown, said, traffic) {
+                (Some(shown), Some(said), Some(t)) if shown == said && t == said.0 && Some(t) != not => {
+                    return shown;
+                }
+                _ => assert!(
+                    Instant::now() < until,
+                    "the page shows {shown:?}, the nodes say {said:?}, the traffic says {traffic:?}"
+                ),
+            }
+            std::thread::sleep(POLL);
+        }
+    };
+    let (leader, term) = agreed(&page, None);
+
+    page.click(&format!("button[data-crash=\"{leader}\"]"));
+    let role = format!("return document.querySelector('tr[data-replica=\"{leader}\"]').dataset.role;");
+    page.wait_for("the crashed leader", &role, |v| (v == "crashed").then_some(()));
+    let (new_leader, new_term) = agreed(&page, Some(leader));
+    assert_ne!(new_leader, leader);
+    assert!(new_term > term, "the new leader's term {new_term} after {term}");
+    let timeline = page.eval("return document.querySelector('#timeline').textContent;");
+    assert!(timeline.as_str().unwrap_or("").contains(&format!("node {leader} crashed")), "{timeline}");
+    save_screenshot(&page, dir.path(), "raft-live-view.png", "AGORA_RAFT_UI_SCREENSHOT");
+
+    // The clicked control keeps the focus, now as "Restart": Enter restarts the node.
+    let focused = "const a = document.activeElement; return a ? a.getAttribute('data-restart') : null;";
+    page.wait_for("the focus on Restart", focused, |v| {
+        (v.as_str() == Some(leader.to_string().as_str())).then_some(())
+    });
+    page.press_enter();
+    let health = format!("return document.querySelector('tr[data-replica=\"{leader}\"]').dataset.health;");
+    page.wait_for("the node restarted", &health, |v| (v == "running").then_some(()));
 }

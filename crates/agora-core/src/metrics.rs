@@ -42,7 +42,8 @@ impl Counters {
         self.bytes_delivered += bytes;
     }
 
-    fn add(&mut self, o: &Counters) {
+    /// Adds `o`'s counts (two incarnations of one node, or two nodes).
+    pub fn add(&mut self, o: &Counters) {
         self.sent += o.sent;
         self.delivered += o.delivered;
         self.dropped += o.dropped;

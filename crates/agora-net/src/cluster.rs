@@ -19,6 +19,7 @@
 //! never be idle again.
 
 use crate::clock::{cpu_ms, unix_ns};
+use crate::faults::{Controls, Happened, Nodes, Order};
 use crate::node::{self, BoundNode, NetConfig, NodeReport, NodeShared, ObsHook};
 use crate::store::Store;
 use agora_core::{NodeId, Protocol, Setup};
@@ -26,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::warn;
 
 /// Why a runtime run ended.
@@ -73,6 +74,8 @@ pub struct RunOutcome<O> {
     pub started_unix_ns: u64,
     /// Unix ns of the last event any node handled.
     pub last_active_unix_ns: u64,
+    /// The faults injected while it ran (`Controls`), with their Unix ns, in order.
+    pub faults: Vec<(u64, Happened)>,
 }
 
 /// Why a run could not start.
@@ -90,6 +93,10 @@ pub enum RunError {
 /// heartbeats left, see `Protocol::background`) before the run ends.
 const BACKGROUND_SETTLE: Duration = Duration::from_millis(100);
 
+/// After a crash, how long the running nodes must have handled nothing before the run counts
+/// as quiescent (see [`idle`]).
+const AFTER_CRASH_SETTLE: Duration = Duration::from_millis(1500);
+
 type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
 
 /// Makes each node's observation hook, given the node's id (see [`run_local_observed`]).
@@ -105,19 +112,20 @@ pub async fn run_local<S: Setup>(
     max_time: Duration,
     on_start: impl FnOnce(Vec<Arc<NodeShared>>),
 ) -> Result<RunOutcome<ObsOf<S>>, RunError> {
-    run_local_observed(setup, cfg, max_time, on_start, None).await
+    run_local_observed(setup, cfg, max_time, on_start, None, None).await
 }
 
 /// [`run_local`], with each node's observations also handed to the hook `on_obs` makes for it
 /// (called once per node, with its id) as they are made, once what their steps persisted is
 /// durable: to follow the run while it goes (a live view). The hook runs on the node's task:
-/// it must be quick.
+/// it must be quick. With `controls`, the faults they ask for are injected while it runs.
 pub async fn run_local_observed<S: Setup>(
     setup: Arc<S>,
     cfg: NetConfig,
     max_time: Duration,
     on_start: impl FnOnce(Vec<Arc<NodeShared>>),
     on_obs: Option<ObsHooks<ObsOf<S>>>,
+    controls: Option<Controls>,
 ) -> Result<RunOutcome<ObsOf<S>>, RunError> {
     let n = setup.nodes();
     let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
@@ -125,7 +133,7 @@ pub async fn run_local_observed<S: Setup>(
     for i in 0..n {
         bound.push(BoundNode::bind(NodeId(i as u32), any).await.map_err(|e| RunError::Bind(any, e))?);
     }
-    run_bound_observed(setup, bound, cfg, max_time, on_start, on_obs).await
+    run_bound_observed(setup, bound, cfg, max_time, on_start, on_obs, controls).await
 }
 
 /// Runs every node of `setup` in this process on listeners already bound (node `i` on
@@ -138,10 +146,11 @@ pub async fn run_bound<S: Setup>(
     max_time: Duration,
     on_start: impl FnOnce(Vec<Arc<NodeShared>>),
 ) -> Result<RunOutcome<ObsOf<S>>, RunError> {
-    run_bound_observed(setup, bound, cfg, max_time, on_start, None).await
+    run_bound_observed(setup, bound, cfg, max_time, on_start, None, None).await
 }
 
-/// [`run_bound`], with the observations handed to `on_obs` as [`run_local_observed`] does.
+/// [`run_bound`], with the observations handed to `on_obs` as [`run_local_observed`] does,
+/// and, with `controls`, the faults it asks for injected while the run goes (see `faults`).
 pub async fn run_bound_observed<S: Setup>(
     setup: Arc<S>,
     bound: Vec<BoundNode>,
@@ -149,6 +158,7 @@ pub async fn run_bound_observed<S: Setup>(
     max_time: Duration,
     on_start: impl FnOnce(Vec<Arc<NodeShared>>),
     on_obs: Option<ObsHooks<ObsOf<S>>>,
+    controls: Option<Controls>,
 ) -> Result<RunOutcome<ObsOf<S>>, RunError> {
     let n = setup.nodes();
     assert_eq!(bound.len(), n, "one listener per node");
@@ -157,30 +167,32 @@ pub async fn run_bound_observed<S: Setup>(
     }
     cfg.addrs = bound.iter().map(|b| b.local_addr().expect("bound socket has an address")).collect();
     let cfg = Arc::new(cfg);
-    let (stop_tx, stop) = watch::channel(false);
     let in_flight = Arc::new(AtomicI64::new(0));
     let (t0, cpu0, unix0) = (Instant::now(), cpu_ms(), unix_ns());
-    let mut shared = Vec::with_capacity(n);
-    let mut handles = Vec::with_capacity(n);
+    let mut nodes = Nodes::new(setup.clone(), cfg, in_flight.clone(), on_obs);
     for b in bound {
-        let (s, h) = {
-            let hook = on_obs.as_ref().map(|make| make(b.id));
-            node::start(setup.clone(), b, cfg.clone(), in_flight.clone(), stop.clone(), hook)?
-        };
-        shared.push(s);
-        handles.push(h);
+        nodes.start(b)?;
     }
-    on_start(shared.clone());
+    on_start(nodes.shared());
+    let (mut orders, hold, mut on_fault) = match controls {
+        Some(c) => (Some(c.orders), Some(c.hold), Some(c.on_fault)),
+        None => (None, None, None),
+    };
     let mut quiet = 0;
     let end = loop {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        if shared.iter().any(|s| s.failed.load(Ordering::Relaxed)) {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+            Some(order) = next_order(&mut orders) => {
+                let on_fault = on_fault.as_mut().expect("orders come with controls");
+                let outcome = nodes.apply(order.fault, on_fault).await;
+                let _ = order.done.send(outcome);
+            }
+        }
+        if nodes.running().any(|s| s.failed.load(Ordering::Relaxed)) {
             break End::Failed;
         }
-        let idle = (in_flight.load(Ordering::Acquire) == 0
-            && shared.iter().all(|s| s.pending.load(Ordering::Acquire) == 0))
-            || shared.iter().all(|s| s.background_for(BACKGROUND_SETTLE));
-        quiet = if idle { quiet + 1 } else { 0 };
+        let held = hold.as_ref().is_some_and(|h| h.load(Ordering::Relaxed));
+        quiet = if !held && idle(&nodes, &in_flight) { quiet + 1 } else { 0 };
         if quiet >= 3 {
             break End::Quiescent;
         }
@@ -188,17 +200,14 @@ pub async fn run_bound_observed<S: Setup>(
             break End::TimeLimit;
         }
     };
+    let shared = nodes.shared();
     if end == End::TimeLimit {
         // A run that should have ended: say which nodes still had work of their own.
         let busy: Vec<usize> =
             (0..n).filter(|&i| shared[i].background_since_ns.load(Ordering::Acquire) == 0).collect();
         warn!("time limit reached; nodes not yet in the background: {busy:?}");
     }
-    let _ = stop_tx.send(true);
-    let mut reports = Vec::with_capacity(n);
-    for h in handles {
-        reports.push(h.await.expect("node task does not panic"));
-    }
+    let (reports, faults) = nodes.stop().await;
     let last = shared.iter().map(|s| s.last_active_ns.load(Ordering::Relaxed)).max().unwrap_or(unix0);
     Ok(RunOutcome {
         reports,
@@ -207,7 +216,43 @@ pub async fn run_bound_observed<S: Setup>(
         cpu_ms: cpu_ms() - cpu0,
         started_unix_ns: unix0,
         last_active_unix_ns: last,
+        faults,
     })
+}
+
+/// The next fault asked for; never, without controls or once the askers are gone.
+async fn next_order(orders: &mut Option<mpsc::Receiver<Order>>) -> Option<Order> {
+    match orders {
+        Some(o) => match o.recv().await {
+            Some(order) => Some(order),
+            None => {
+                *orders = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether the nodes of a one-process run have nothing left to do: no paused node (its work
+/// waits for it), and either every running node only in the background, or nothing in flight
+/// and no timer pending. Once a node has crashed, the messages lost with it stay counted in
+/// flight, so then the running nodes must instead have had no timer pending and handled
+/// nothing for [`AFTER_CRASH_SETTLE`] (longer than a writer's reconnect backoff, so a message
+/// waiting for a restarted node has reached it).
+fn idle<S: Setup>(nodes: &Nodes<S>, in_flight: &AtomicI64) -> bool {
+    if nodes.any_paused() {
+        return false;
+    }
+    if nodes.running().all(|s| s.background_for(BACKGROUND_SETTLE)) {
+        return true;
+    }
+    let no_timers = nodes.running().all(|s| s.pending.load(Ordering::Acquire) == 0);
+    if !nodes.any_crashed() {
+        return no_timers && in_flight.load(Ordering::Acquire) == 0;
+    }
+    let settled = unix_ns().saturating_sub(AFTER_CRASH_SETTLE.as_nanos() as u64);
+    no_timers && nodes.running().all(|s| s.last_active_ns.load(Ordering::Relaxed) <= settled)
 }
 
 /// Dials each of `peers` until its port accepts a connection (then closes it: the peer logs a
@@ -360,5 +405,6 @@ pub async fn run_node<S: Setup>(
         cpu_ms: cpu_ms() - cpu0,
         started_unix_ns: unix0,
         last_active_unix_ns: shared.last_active_ns.load(Ordering::Relaxed),
+        faults: Vec::new(),
     })
 }

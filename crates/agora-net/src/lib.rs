@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod cluster;
 mod conn;
+pub mod faults;
 pub mod handshake;
 pub mod limits;
 pub mod node;
@@ -21,6 +22,7 @@ pub use cluster::{
     RunOutcome, Supervised,
 };
 pub use conn::{decode_frames, Decoded, FrameError, KEEPALIVE, MESSAGE_BUFFER_BYTES};
+pub use faults::{Controls, Fault, FaultState, Happened, Order};
 pub use handshake::Secret;
 pub use limits::raise_fd_limit;
 pub use node::{

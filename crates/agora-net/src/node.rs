@@ -150,6 +150,15 @@ pub struct NodeShared {
     /// Messages queued to each node of the cluster (by id; this node's own included): the
     /// traffic per link, for a live view. One relaxed add per destination.
     pub sent_to: Vec<AtomicU64>,
+    /// While `true` the node handles nothing (no message, timer or local call): what arrives
+    /// waits for it (`faults`: a pause).
+    pub paused: watch::Sender<bool>,
+    /// `cut_to[j]`: the link from this node to node `j` is cut; what the node would queue on
+    /// it is dropped (`faults`: a cut or a partition).
+    pub cut_to: Vec<AtomicBool>,
+    /// `cut_from[j]`: the link from node `j` to this node is cut; what arrives on it (sent
+    /// before the cut) is dropped.
+    pub cut_from: Vec<AtomicBool>,
 }
 
 impl NodeShared {
@@ -185,6 +194,21 @@ pub struct NodeReport<O> {
     /// destination outside the cluster, a frame over the limit, a message that does not
     /// round-trip), logged when they happened.
     pub violations: Vec<(u64, Violation)>,
+}
+
+impl<O> NodeReport<O> {
+    /// Adds the report of the same node's next incarnation (after a crash and a restart).
+    pub fn absorb(&mut self, later: NodeReport<O>) {
+        self.metrics.merge(&later.metrics);
+        self.counters.add(&later.counters);
+        self.queue_full += later.queue_full;
+        self.lost += later.lost;
+        self.observations.extend(later.observations);
+        self.failed |= later.failed;
+        self.events += later.events;
+        self.commits += later.commits;
+        self.violations.extend(later.violations);
+    }
 }
 
 type Msg<S> = <<S as Setup>::Node as Protocol>::Msg;
@@ -322,6 +346,9 @@ pub fn start_with<S: Setup>(
         leave: tokio::sync::Notify::new(),
         left: AtomicBool::new(false),
         sent_to: (0..cfg.addrs.len()).map(|_| AtomicU64::new(0)).collect(),
+        paused: watch::Sender::new(false),
+        cut_to: (0..cfg.addrs.len()).map(|_| AtomicBool::new(false)).collect(),
+        cut_from: (0..cfg.addrs.len()).map(|_| AtomicBool::new(false)).collect(),
     });
     let (inbox_tx, inbox_rx) = mpsc::channel(cfg.inbox_capacity);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -495,7 +522,16 @@ impl<S: Setup> Driver<S> {
         self.flush();
         self.shared.pending.fetch_sub(1, Ordering::AcqRel);
         let mut stop = self.stop.clone();
+        let mut paused = self.shared.paused.subscribe();
         while !self.shared.failed.load(Ordering::Relaxed) {
+            if *paused.borrow_and_update() {
+                // Paused: nothing is handled until it resumes (or stops); what arrives waits.
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|s| *s) => break,
+                    _ = paused.wait_for(|p| !*p) => continue,
+                }
+            }
             // A node that has left is delivered nothing more: no message, no timer. It only
             // waits, its goodbye written, for the process to end.
             let gone = self.shared.left.load(Ordering::Relaxed);
@@ -503,6 +539,7 @@ impl<S: Setup> Driver<S> {
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break,
+                _ = paused.changed() => continue,
                 _ = self.shared.leave.notified(), if !gone => {
                     self.step(|| "stop".into(), |node, ctx| node.on_stop(ctx));
                     self.flush();
@@ -585,10 +622,17 @@ impl<S: Setup> Driver<S> {
     }
 
     fn deliver(&mut self, m: Inbound<Msg<S>>) {
+        let cut = self.shared.cut_from.get(m.from.index()).is_some_and(|c| c.load(Ordering::Relaxed));
         {
             let mut live = self.shared.live.lock().expect("metrics lock");
             let (metrics, counters) = &mut *live;
             let kind = metrics.kind_index(m.msg.kind());
+            if cut && m.from != self.id {
+                // Sent before its link was cut: lost on the link, as if it never arrived.
+                Interp::dropped(metrics, counters, kind);
+                self.handled += 1;
+                return;
+            }
             Interp::delivered(metrics, counters, kind, m.bytes as u64);
         }
         let from = m.from;
@@ -797,6 +841,11 @@ impl<S: Setup> Driver<S> {
         let mut live = shared.live.lock().expect("metrics lock");
         let (metrics, counters) = &mut *live;
         for t in out.to {
+            if t != self.id && self.shared.cut_to.get(t.index()).is_some_and(|c| c.load(Ordering::Relaxed)) {
+                // The link is cut: lost, as on a lossy link.
+                Interp::dropped(metrics, counters, out.kind);
+                continue;
+            }
             self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
             let ok = if t == self.id {
                 let m = Inbound { from: self.id, msg: out.msg.clone(), bytes };

@@ -129,6 +129,9 @@ mod tests {
             leave: tokio::sync::Notify::new(),
             left: AtomicBool::new(false),
             sent_to: Vec::new(),
+            paused: tokio::sync::watch::Sender::new(false),
+            cut_to: Vec::new(),
+            cut_from: Vec::new(),
         })
     }
 

@@ -4,6 +4,7 @@
 //! The same code serves `agora run` (all reports from one process) and `agora up` (reports
 //! gathered from node processes as [`NodeOutput`] JSON).
 
+use crate::faults::{FaultState, Happened};
 use crate::node::NodeReport;
 use agora_core::{
     Checker, Counters, EndState, KindRow, Lifecycle, Metrics, NodeId, Protocol, RunSummary, Setup, Time,
@@ -149,6 +150,8 @@ pub struct Gathered<O> {
     /// order with the observations, as it does in the simulator, each `Crashed` after being
     /// told that the node's last reports may be lost (`Checker::reports_lost`).
     pub lifecycle: Vec<(u64, NodeId, Lifecycle)>,
+    /// The faults injected while the run went (a live view's controls), in time order.
+    pub faults: Vec<(u64, Happened)>,
 }
 
 impl<O> Gathered<O> {
@@ -169,6 +172,7 @@ impl<O> Gathered<O> {
             reported: vec![false; nodes],
             violations: Vec::new(),
             lifecycle: Vec::new(),
+            faults: Vec::new(),
         }
     }
 
@@ -181,6 +185,7 @@ impl<O> Gathered<O> {
             out.cpu_ms,
             out.started_unix_ns,
         );
+        g.faults = out.faults;
         for r in out.reports {
             g.add_report(r);
         }
@@ -304,42 +309,61 @@ pub fn summarize<S: Setup>(
     let rel = |t: u64| Time(t.saturating_sub(g.started_unix_ns));
     g.violations.sort_by_key(|(t, v)| (*t, v.node));
     let driver: Vec<Violation> = g.violations.drain(..).map(|(t, v)| Violation { at: rel(t), ..v }).collect();
-    let mut violations = Vec::new();
-    g.lifecycle.sort_by_key(|(t, n, _)| (*t, *n));
-    let mut lifecycle = g.lifecycle.iter().peekable();
-    for (t, node, obs) in &g.observations {
-        // A lifecycle event comes before an observation of the same time.
-        while let Some((at, n, e)) = lifecycle.next_if(|(at, _, _)| at <= t) {
-            tell(&mut *checker, rel(*at), *n, *e);
+    // The checker learns of each crash, restart and pause where it falls among the
+    // observations (a crashed node's observations all come before its crash; a lifecycle
+    // event comes before an observation of the same time). A process killed outside this
+    // run (read back from logs) may have lost its last reports; a node the live view's
+    // controls crashed stopped between two batches and lost none.
+    let mut events: Vec<(u64, NodeId, Lifecycle, bool)> =
+        g.lifecycle.iter().map(|&(t, n, e)| (t, n, e, true)).collect();
+    events.extend(g.faults.iter().filter_map(|(t, h)| match h {
+        Happened::Life(n, e) => Some((*t, *n, *e, false)),
+        _ => None,
+    }));
+    events.sort_by_key(|&(t, n, _, _)| (t, n));
+    let mut events = events.into_iter().peekable();
+    let mut lifecycle = |checker: &mut Box<dyn Checker<S::Node>>, upto: u64| {
+        while let Some((t, n, e, from_logs)) = events.next_if(|(t, ..)| *t <= upto) {
+            if from_logs {
+                tell(&mut **checker, rel(t), n, e);
+            } else {
+                checker.lifecycle(rel(t), n, e);
+            }
         }
+    };
+    let mut violations = Vec::new();
+    for (t, node, obs) in &g.observations {
+        lifecycle(&mut checker, *t);
         if let Err(v) = checker.observe(rel(*t), *node, obs) {
             violations.push(v);
             break;
         }
     }
     if violations.is_empty() {
-        for (at, n, e) in lifecycle {
-            tell(&mut *checker, rel(*at), *n, *e);
-        }
+        lifecycle(&mut checker, u64::MAX);
     }
+    let faulted = FaultState::of(g.nodes, &g.faults, g.started_unix_ns);
     let mut summary = metrics_summary(setup, seed, &g);
+    summary.outside_model = faulted.kinds.outside(&setup.fault_model());
     let mut not_judged =
         agora_core::at_end_not_judged(&checker.properties(), agora_core::NotJudged::AfterViolation);
     // As in the simulator, where the first violation ends the run, a run in which a node broke
     // a driver's rule is not judged at its end.
     if violations.is_empty() && driver.is_empty() {
-        let crashed: Vec<bool> = g.reported.iter().map(|r| !r).collect();
+        let live: Vec<bool> = (0..g.nodes).map(|i| g.reported[i] && !faulted.down_at_end[i]).collect();
+        let crashed: Vec<bool> = (0..g.nodes).map(|i| !g.reported[i] || faulted.crashed_ever[i]).collect();
         let end = EndState {
             at: Time((g.wall_ms * 1e6) as u64),
-            live: &g.reported,
+            live: &live,
             crashed_ever: &crashed,
-            // A message sent and never delivered (a peer unreachable, a refused handshake) is
-            // as lost as a dropped one.
+            // A message sent and never delivered (a peer unreachable, a refused handshake, a
+            // cut link) is as lost as a dropped one.
             network_reliable: summary.messages_dropped == 0
-                && summary.messages_delivered >= summary.messages_sent,
+                && summary.messages_delivered >= summary.messages_sent
+                && !faulted.any_cut,
             quiescent: matches!(g.end.as_str(), "quiescent" | "idle"),
-            last_fault: Time::ZERO,
-            partitioned: false,
+            last_fault: if faulted.last_unix_ns == 0 { Time::ZERO } else { rel(faulted.last_unix_ns) },
+            partitioned: faulted.cut_at_end,
         };
         not_judged = checker.not_judged(&end);
         violations = checker.finish(&end);

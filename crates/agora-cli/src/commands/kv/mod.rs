@@ -98,7 +98,8 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
     let mut live = None;
     if let Some(listener) = ui {
         let (snapshot_tx, snapshot) = watch::channel(String::new());
-        tokio::spawn(ui::serve(listener, snapshot, actions_tx));
+        let accepts = ui::Accepts { nodes: running.len(), verbs: &["crash", "restart"] };
+        tokio::spawn(ui::serve(listener, snapshot, actions_tx, accepts));
         live = Some(Live::new(resp_addrs, snapshot_tx));
     }
     let mut next_sample = tokio::time::Instant::now();
@@ -140,10 +141,17 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
 
 /// Runs an action of the live view's page and puts it on the timeline.
 async fn act(a: ui::Action, launcher: &Launcher, running: &mut [Option<Running>], live: &mut Live) {
-    let i = a.node;
-    let outcome = match (a.verb.as_str(), running.get_mut(i)) {
+    let (crash, i) = match a.command {
+        ui::Command::Crash(i) => (true, i),
+        ui::Command::Restart(i) => (false, i),
+        other => {
+            let _ = a.done.send(Err(format!("{}: not a control of agora kv", other.verb())));
+            return;
+        }
+    };
+    let outcome = match (crash, running.get_mut(i)) {
         (_, None) => Err(format!("no replica {i}: the replicas are 0..{}", running.len())),
-        ("crash", Some(slot)) => match slot.take() {
+        (true, Some(slot)) => match slot.take() {
             Some(r) => {
                 r.crash().await;
                 live.event("crash", Some(i), format!("replica {i} crashed (from the page)"));
@@ -151,7 +159,7 @@ async fn act(a: ui::Action, launcher: &Launcher, running: &mut [Option<Running>]
             }
             None => Err(format!("replica {i} is already crashed")),
         },
-        ("restart", Some(slot)) => match slot {
+        (false, Some(slot)) => match slot {
             Some(_) => Err(format!("replica {i} is running")),
             None => match launcher.restart(NodeId(i as u32)).await {
                 Ok(r) => {
@@ -166,7 +174,6 @@ async fn act(a: ui::Action, launcher: &Launcher, running: &mut [Option<Running>]
                 }
             },
         },
-        (verb, Some(_)) => Err(format!("unknown action {verb:?} (crash, restart)")),
     };
     let _ = a.done.send(outcome);
 }

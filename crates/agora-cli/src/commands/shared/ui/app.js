@@ -18,14 +18,17 @@ function el(tag, attrs, ...children) {
 
 const fmt = (v) => (v === undefined || v === null ? "–" : String(v));
 
-async function act(verb, node) {
+// Posts an action (`crash/2`, `cut/0/1`, `heal`) and announces the server's one-line answer.
+async function act(path) {
   const out = $("#action-result");
-  out.textContent = `${verb} replica ${node}…`;
+  out.textContent = `${path.replace(/\//g, " ")}…`;
   try {
-    const r = await fetch(`/action/${verb}/${node}`, { method: "POST", headers: { "X-Agora-Action": "1" } });
+    const r = await fetch(`/action/${path}`, { method: "POST", headers: { "X-Agora-Action": "1" } });
     out.textContent = (await r.text()).trim();
+    out.className = r.ok ? "" : "refused";
   } catch (e) {
-    out.textContent = `${verb} replica ${node}: ${e}`;
+    out.textContent = `${path}: ${e}`;
+    out.className = "refused";
   }
 }
 
@@ -64,11 +67,22 @@ function leadOf(s) {
   return { label: "Leader", id: leader ? leader.id : null, term: leader ? leader.term : null };
 }
 
-// The rows are rebuilt from each snapshot; the control of the replica that had the focus
-// gets it back (Crash becomes Restart), so a keyboard user stays where they were.
+// One control of a row: a button that posts `verb/id`, keyed so that it keeps the focus
+// across redraws (Crash becomes Restart under the same key).
+function control(key, verb, label, noun, id, danger) {
+  const b = el("button", { type: "button", class: danger ? "danger" : "", [`data-${verb}`]: id,
+    "data-key": `${key}-${id}`, "aria-label": `${label} ${noun} ${id}` }, label);
+  b.addEventListener("click", () => act(`${verb}/${id}`));
+  return b;
+}
+
+// The rows are rebuilt from each snapshot; the control that had the focus gets it back, so
+// a keyboard user stays where they were. `agora kv` crashes and restarts; the runs of any
+// protocol also pause and resume (`verbs`).
 function drawReplicas(s) {
   const noun = s.noun || "replica";
-  const controls = s.controls !== false;
+  const controls = s.controls !== false && !s.ended;
+  const verbs = s.verbs || ["crash", "restart"];
   const rows = s.replicas;
   const cols = COLUMNS.filter((c) => rows.some((r) => r[c.key] !== undefined));
   drawHead(cols, noun, controls);
@@ -77,24 +91,25 @@ function drawReplicas(s) {
   body.replaceChildren();
   for (const r of rows) {
     const crashed = r.role === "crashed";
+    const paused = r.health === "paused";
     const cells = [el("th", { scope: "row" }, `${noun} ${r.id}`)];
     for (const c of cols) {
       const v = c.cell ? c.cell(r) : fmt(r[c.key]);
       cells.push(el("td", { class: c.num ? "num" : (c.class || "") }, v));
     }
-    let button = null;
+    const buttons = [];
     if (controls) {
-      button = crashed
-        ? el("button", { type: "button", "data-restart": r.id, "data-key": `control-${r.id}`,
-            "aria-label": `Restart ${noun} ${r.id}` }, "Restart")
-        : el("button", { type: "button", class: "danger", "data-crash": r.id, "data-key": `control-${r.id}`,
-            "aria-label": `Crash ${noun} ${r.id}` }, "Crash");
-      button.addEventListener("click", () => act(crashed ? "restart" : "crash", r.id));
-      cells.push(el("td", {}, button));
+      buttons.push(crashed ? control("control", "restart", "Restart", noun, r.id, false)
+        : control("control", "crash", "Crash", noun, r.id, true));
+      if (verbs.includes("pause") && !crashed) {
+        buttons.push(paused ? control("pause", "resume", "Resume", noun, r.id, false)
+          : control("pause", "pause", "Pause", noun, r.id, false));
+      }
+      cells.push(el("td", { class: "controls" }, ...buttons));
     }
     body.append(el("tr", { class: crashed ? "crashed" : "", "data-replica": r.id, "data-role": r.role,
       "data-health": r.health }, ...cells));
-    if (button && focused && button.dataset.key === focused) button.focus();
+    for (const b of buttons) if (focused && b.dataset.key === focused) b.focus();
   }
   const lead = leadOf(s);
   $("#lead-label").textContent = lead.label;
@@ -174,6 +189,46 @@ function drawVerdicts(s) {
   $("#reproduce").textContent = v.reproduce;
 }
 
+// The link controls (cut one way, partition, heal, let a held run end), for the runs that
+// take them. The node pickers are rebuilt only when the number of nodes changes, so a choice
+// in progress is kept.
+function drawFaults(s) {
+  const section = $("#faults-section");
+  const verbs = s.verbs || [];
+  section.hidden = !verbs.includes("cut") || s.ended;
+  if (section.hidden) return;
+  const n = s.replicas.length;
+  for (const id of ["#cut-from", "#cut-to"]) {
+    const select = $(id);
+    if (select.options.length !== n) {
+      const keep = select.value;
+      select.replaceChildren(...s.replicas.map((r) => el("option", { value: String(r.id) }, `${s.noun} ${r.id}`)));
+      if (keep) select.value = keep;
+      if (id === "#cut-to" && !keep && n > 1) select.value = "1";
+    }
+  }
+  const cuts = s.cuts || [];
+  const more = (s.cuts_total || 0) - cuts.length;
+  $("#cuts").textContent = cuts.length === 0 ? "No link is cut."
+    : `Cut: ${cuts.map(([a, b]) => `${a} → ${b}`).join(", ")}${more > 0 ? ` and ${more} more` : ""}.`;
+  $("#heal").disabled = cuts.length === 0;
+  $("#release").hidden = !s.held;
+}
+
+function setupFaults() {
+  $("#cut-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    act(`cut/${$("#cut-from").value}/${$("#cut-to").value}`);
+  });
+  $("#partition-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const side = $("#partition-side").value.split(/[\s,]+/).filter((x) => x !== "").join(",");
+    act(`partition/${side}`);
+  });
+  $("#heal").addEventListener("click", () => act("heal"));
+  $("#release").addEventListener("click", () => act("release"));
+}
+
 function drawTimeline(events) {
   const items = events.slice().reverse().map((e) =>
     el("li", { class: `ev-${e.kind}` }, el("span", { class: "t" }, `${(e.t_ms / 1000).toFixed(1)} s`), e.text));
@@ -193,6 +248,7 @@ function connect() {
     drawReplicas(s);
     drawKinds(s.kinds);
     drawLinks(s);
+    drawFaults(s);
     drawSystem(s.system);
     drawTimeline(s.events);
     $("#dropped").textContent = s.obs_dropped ? `${s.obs_dropped} observations not shown: the queue to the view was full` : "";
@@ -200,4 +256,5 @@ function connect() {
   };
 }
 
+setupFaults();
 connect();

@@ -1,7 +1,8 @@
 //! `--ui ADDR`: the live view of a running cluster in the browser (docs/live-view.md). A
 //! minimal HTTP/1.1 responder serves one page (HTML, script and style embedded in the binary:
 //! no CDN, works offline), a stream of the cluster's state as Server-Sent Events, and the
-//! page's controls as `POST /action/VERB/NODE`.
+//! page's controls as `POST /action/VERB[/ARGS]` ([`Command`]; a request the command cannot
+//! take is answered 400 with why).
 //!
 //! The command that runs the cluster samples it and publishes one JSON snapshot at a time in a
 //! `watch` channel: a slow page only ever gets the latest, never a backlog, and the cluster
@@ -9,6 +10,7 @@
 //! answered with one line of text.
 
 pub mod sampler;
+mod steer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,21 +33,118 @@ const MAX_STREAMS: usize = 16;
 /// Connections served at once, streams included.
 const MAX_CONNECTIONS: usize = 64;
 
-/// An action asked for by the page: a verb (`crash`, `restart`) and a node index.
+/// A control of the page, checked against the cluster's size before it reaches the command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `crash/N`
+    Crash(usize),
+    /// `restart/N`
+    Restart(usize),
+    /// `pause/N`
+    Pause(usize),
+    /// `resume/N`
+    Resume(usize),
+    /// `cut/FROM/TO`: the link from one node to another, one way.
+    Cut(usize, usize),
+    /// `partition/A,B,..`: these nodes on one side, the others on the other.
+    Partition(Vec<usize>),
+    /// `heal`: every link mended.
+    Heal,
+    /// `release`: a held run may end once it goes quiet.
+    Release,
+}
+
+impl Command {
+    /// The verb of the path.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::Crash(_) => "crash",
+            Command::Restart(_) => "restart",
+            Command::Pause(_) => "pause",
+            Command::Resume(_) => "resume",
+            Command::Cut(..) => "cut",
+            Command::Partition(_) => "partition",
+            Command::Heal => "heal",
+            Command::Release => "release",
+        }
+    }
+
+    /// Reads `VERB[/ARGS]` for a cluster of `nodes` nodes whose command takes `verbs`; the
+    /// reason, in one line, when it cannot.
+    pub fn parse(what: &str, nodes: usize, verbs: &[&str]) -> Result<Command, String> {
+        let (verb, args) = what.split_once('/').unwrap_or((what, ""));
+        if !verbs.contains(&verb) {
+            return Err(format!("unknown action {verb:?}: this run takes {}", verbs.join(", ")));
+        }
+        let node = |s: &str| match s.parse::<usize>() {
+            Ok(i) if i < nodes => Ok(i),
+            Ok(i) => Err(format!("no node {i}: the nodes are 0 to {}", nodes.saturating_sub(1))),
+            Err(_) => Err(format!("not a node number: {s:?}")),
+        };
+        let one = |args: &str| {
+            if args.is_empty() {
+                Err(format!("{verb} needs a node: /action/{verb}/N"))
+            } else {
+                node(args)
+            }
+        };
+        let none =
+            |c: Command| if args.is_empty() { Ok(c) } else { Err(format!("{verb} takes nothing after it")) };
+        match verb {
+            "crash" => one(args).map(Command::Crash),
+            "restart" => one(args).map(Command::Restart),
+            "pause" => one(args).map(Command::Pause),
+            "resume" => one(args).map(Command::Resume),
+            "cut" => {
+                let Some((from, to)) = args.split_once('/') else {
+                    return Err("cut needs two nodes: /action/cut/FROM/TO".into());
+                };
+                let (from, to) = (node(from)?, node(to)?);
+                if from == to {
+                    return Err(format!("node {from} to itself is no link"));
+                }
+                Ok(Command::Cut(from, to))
+            }
+            "partition" => {
+                let mut side = args.split(',').map(node).collect::<Result<Vec<_>, _>>()?;
+                side.sort_unstable();
+                side.dedup();
+                if side.len() >= nodes {
+                    return Err("a partition needs nodes on both sides: list one side only".into());
+                }
+                Ok(Command::Partition(side))
+            }
+            "heal" => none(Command::Heal),
+            "release" => none(Command::Release),
+            _ => Err(format!("unknown action {verb:?}")),
+        }
+    }
+}
+
+/// An action asked for by the page, already checked ([`Command::parse`]).
 #[derive(Debug)]
 pub struct Action {
     /// What to do.
-    pub verb: String,
-    /// To which node.
-    pub node: usize,
-    /// The outcome in one line: `Ok` done, `Err` refused (why).
+    pub command: Command,
+    /// The outcome in one line: `Ok` done, `Err` refused (why: the cluster is not in a state
+    /// that allows it).
     pub done: oneshot::Sender<Result<String, String>>,
+}
+
+/// What the view's controls may ask: the cluster's size and the verbs its command takes.
+#[derive(Clone, Copy, Debug)]
+pub struct Accepts {
+    /// Nodes in the cluster, numbered from 0.
+    pub nodes: usize,
+    /// The verbs of [`Command`] the command takes.
+    pub verbs: &'static [&'static str],
 }
 
 /// What every connection of the view shares.
 struct View {
     snapshot: watch::Receiver<String>,
     actions: mpsc::Sender<Action>,
+    accepts: Accepts,
     streams: Arc<Semaphore>,
 }
 
@@ -59,9 +158,15 @@ pub fn url(addr: SocketAddr) -> String {
     format!("http://{addr}/")
 }
 
-/// Serves the view on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<String>, actions: mpsc::Sender<Action>) {
-    let view = Arc::new(View { snapshot, actions, streams: Arc::new(Semaphore::new(MAX_STREAMS)) });
+/// Serves the view on `listener` until the task is dropped; the page's controls, as
+/// `accepts` allows them, are handed over on `actions`.
+pub async fn serve(
+    listener: TcpListener,
+    snapshot: watch::Receiver<String>,
+    actions: mpsc::Sender<Action>,
+    accepts: Accepts,
+) {
+    let view = Arc::new(View { snapshot, actions, accepts, streams: Arc::new(Semaphore::new(MAX_STREAMS)) });
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -152,16 +257,14 @@ async fn connection(mut stream: TcpStream, view: &View) -> std::io::Result<()> {
     }
 }
 
-/// Runs `VERB/NODE` through the command that owns the cluster.
+/// Runs `VERB[/ARGS]` through the command that owns the cluster.
 async fn act(view: &View, what: &str) -> (&'static str, String) {
-    let Some((verb, node)) = what.split_once('/') else {
-        return ("400 Bad Request", "expected /action/VERB/NODE\n".into());
-    };
-    let Ok(node) = node.parse::<usize>() else {
-        return ("400 Bad Request", format!("not a node index: {node:?}\n"));
+    let command = match Command::parse(what, view.accepts.nodes, view.accepts.verbs) {
+        Ok(c) => c,
+        Err(why) => return ("400 Bad Request", why + "\n"),
     };
     let (done, answer) = oneshot::channel();
-    let action = Action { verb: verb.to_string(), node, done };
+    let action = Action { command, done };
     if view.actions.send(action).await.is_err() {
         return ("503 Service Unavailable", "the cluster has stopped\n".into());
     }
@@ -189,5 +292,38 @@ async fn events(mut stream: TcpStream, view: &View) -> std::io::Result<()> {
         if snapshot.changed().await.is_err() {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: &[&str] = &["crash", "restart", "pause", "resume", "cut", "partition", "heal", "release"];
+
+    #[test]
+    fn commands_are_read_and_bad_ones_refused_with_why() {
+        let parse = |s: &str| Command::parse(s, 5, ALL);
+        assert_eq!(parse("crash/4"), Ok(Command::Crash(4)));
+        assert_eq!(parse("resume/0"), Ok(Command::Resume(0)));
+        assert_eq!(parse("cut/1/3"), Ok(Command::Cut(1, 3)));
+        assert_eq!(parse("partition/3,0,3"), Ok(Command::Partition(vec![0, 3])));
+        assert_eq!(parse("heal"), Ok(Command::Heal));
+        for (bad, why) in [
+            ("crash/5", "no node 5: the nodes are 0 to 4"),
+            ("crash/x", "not a node number"),
+            ("crash", "crash needs a node"),
+            ("cut/1", "cut needs two nodes"),
+            ("cut/2/2", "to itself"),
+            ("partition/0,1,2,3,4", "both sides"),
+            ("partition/", "not a node number"),
+            ("heal/3", "takes nothing"),
+            ("explode/1", "unknown action \"explode\""),
+        ] {
+            let e = parse(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let kv = Command::parse("pause/1", 3, &["crash", "restart"]).expect_err("kv does not pause");
+        assert!(kv.contains("this run takes crash, restart"), "{kv}");
     }
 }

@@ -10,9 +10,12 @@
 //! the sampler through a bounded queue, as they make them: a node only clones the observation
 //! and tries to queue it (a full queue drops it and counts it, and the page says so); the
 //! sampler renders and reads them on its own task. At the end of the run the last snapshot
-//! carries the checker's verdicts.
+//! carries the checker's verdicts. The page's controls inject faults into the running nodes
+//! (`steer`); each sample shows what they did: a node crashed, paused or partitioned, the links
+//! cut, each fault on the timeline.
 
-use super::{bind, serve, url, Action};
+use super::steer::{self, State, Steered};
+use super::{bind, serve, url, Accepts};
 use crate::cli::LiveArgs;
 use crate::commands::shared::tcp::{interrupted, runtime};
 use crate::error::UserError;
@@ -27,7 +30,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -39,7 +42,7 @@ const QUEUE: usize = 16_384;
 const TIMELINE: usize = 200;
 /// An observation's text is cut at this many bytes.
 const TEXT: usize = 240;
-/// Links shown, the busiest first.
+/// Links shown, the busiest first; and cut links listed.
 const LINKS: usize = 40;
 
 /// What a command adds to the view: the system's own, read from the observations the
@@ -61,12 +64,14 @@ impl<O> System<O> for Plain {
     }
 }
 
-/// The view's flags: `--ui ADDR` and `--ui-linger`.
+/// The view's flags: `--ui ADDR`, `--ui-linger` and `--ui-hold`.
 pub struct Flags<'a> {
     /// Where to serve the page.
     pub addr: &'a str,
     /// Keep serving after the run, until Ctrl-C.
     pub linger: bool,
+    /// Keep the run going once it is quiet, until the page lets it end.
+    pub hold: bool,
 }
 
 /// A live view of a run in this process: started before the run, finished after it.
@@ -77,6 +82,8 @@ pub struct LiveRun<O> {
     dropped: Arc<AtomicU64>,
     nodes: Option<oneshot::Sender<Vec<Arc<NodeShared>>>>,
     done: Option<oneshot::Sender<Value>>,
+    /// The page's controls, for the run to take.
+    controls: Option<agora_net::Controls>,
     /// Ends with the last snapshot published, handing back the channel's sender: the page's
     /// streams stay open as long as it lives.
     sampler: tokio::task::JoinHandle<watch::Sender<String>>,
@@ -96,14 +103,13 @@ impl<O: Observation> LiveRun<O> {
         let addr = listener.local_addr().map_err(|e| UserError(format!("--ui: {e}")))?;
         eprintln!("ui: {}", url(addr));
         let (snapshot_tx, snapshot) = watch::channel(String::new());
-        let (actions, refused) = mpsc::channel::<Action>(16);
-        tokio::spawn(serve(listener, snapshot, actions));
-        tokio::spawn(refuse(refused));
+        let (controls, actions, steered) = steer::controls(nodes, flags.hold);
+        tokio::spawn(serve(listener, snapshot, actions, Accepts { nodes, verbs: steer::VERBS }));
         let (obs, obs_rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let (nodes_tx, nodes_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
-        let view = View::new(nodes, system, dropped.clone(), snapshot_tx);
+        let view = View::new(nodes, system, dropped.clone(), snapshot_tx, steered);
         let sampler = tokio::spawn(view.run(nodes_rx, obs_rx, done_rx));
         Ok(LiveRun {
             linger: flags.linger,
@@ -112,6 +118,7 @@ impl<O: Observation> LiveRun<O> {
             dropped,
             nodes: Some(nodes_tx),
             done: Some(done_tx),
+            controls: Some(controls),
             sampler,
         })
     }
@@ -169,7 +176,7 @@ impl<O: Observation> Watched<O> {
         let rt = runtime()?;
         let live = match &args.ui {
             Some(addr) => {
-                let flags = Flags { addr, linger: args.ui_linger };
+                let flags = Flags { addr, linger: args.ui_linger, hold: args.ui_hold };
                 Some(rt.block_on(LiveRun::start(flags, nodes, system, keep))?)
             }
             None => None,
@@ -197,13 +204,14 @@ impl<O: Observation> Watched<O> {
     {
         let mine = self.live.as_mut().map(LiveRun::on_start);
         let on_obs = self.live.as_ref().map(LiveRun::on_obs);
+        let controls = self.live.as_mut().and_then(|l| l.controls.take());
         let both = move |nodes: Vec<Arc<NodeShared>>| {
             if let Some(mine) = mine {
                 mine(nodes.clone());
             }
             on_start(nodes);
         };
-        let run = agora_net::run_local_observed(setup.clone(), cfg, max_time, both, on_obs);
+        let run = agora_net::run_local_observed(setup.clone(), cfg, max_time, both, on_obs, controls);
         self.rt.block_on(run).map_err(UserError::from_run)
     }
 
@@ -233,13 +241,6 @@ impl Linger {
             eprintln!("ui: the run has ended; the page stays up until Ctrl-C");
             rt.block_on(interrupted());
         }
-    }
-}
-
-/// These runs have no controls yet: every action is refused.
-async fn refuse(mut actions: mpsc::Receiver<Action>) {
-    while let Some(a) = actions.recv().await {
-        let _ = a.done.send(Err(format!("{}: this command has no controls", a.verb)));
     }
 }
 
@@ -283,6 +284,10 @@ struct Seen {
     counted: (u64, u64),
     kinds: BTreeMap<&'static str, u64>,
     links: Vec<u64>,
+    /// What earlier incarnations sent on each link (a restarted node counts from zero).
+    links_before: Vec<u64>,
+    /// The incarnation whose counters `counted`, `kinds` and `links` are (its shared state).
+    incarnation: usize,
 }
 
 /// The sampler's state.
@@ -295,6 +300,7 @@ struct View<O> {
     system: Box<dyn System<O>>,
     dropped: Arc<AtomicU64>,
     snapshot: watch::Sender<String>,
+    steered: Arc<Mutex<Steered>>,
 }
 
 impl<O: Observation> View<O> {
@@ -303,10 +309,41 @@ impl<O: Observation> View<O> {
         system: Box<dyn System<O>>,
         dropped: Arc<AtomicU64>,
         snapshot: watch::Sender<String>,
+        steered: Arc<Mutex<Steered>>,
     ) -> Self {
         let now = Instant::now();
         let seen = (0..n).map(|_| Seen::default()).collect();
-        View { started: now, last: now, seen, read: 0, events: VecDeque::new(), system, dropped, snapshot }
+        let events = VecDeque::new();
+        View { started: now, last: now, seen, read: 0, events, system, dropped, snapshot, steered }
+    }
+
+    /// Adds an event to the timeline, the oldest dropped beyond [`TIMELINE`].
+    fn push_event(&mut self, event: Value) {
+        if self.events.len() == TIMELINE {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
+    /// Takes the faults that took effect since the last sample onto the timeline (a crashed
+    /// node's role is forgotten: it says again what it is once it runs); returns the nodes'
+    /// shared state as it now is, if a fault changed it.
+    fn faults(&mut self) -> Option<Vec<Arc<NodeShared>>> {
+        let (events, nodes) = {
+            let mut s = self.steered.lock().expect("steered lock");
+            let nodes = (!s.nodes.is_empty()).then(|| s.nodes.clone());
+            (std::mem::take(&mut s.events), nodes)
+        };
+        for e in events {
+            if let (Some(i), "crash") = (e.node, e.kind) {
+                if let Some(seen) = self.seen.get_mut(i) {
+                    seen.role = None;
+                }
+            }
+            let t_ms = e.at.saturating_duration_since(self.started).as_millis() as u64;
+            self.push_event(json!({ "t_ms": t_ms, "kind": e.kind, "node": e.node, "text": e.text }));
+        }
+        nodes
     }
 
     async fn run(
@@ -323,15 +360,22 @@ impl<O: Observation> View<O> {
                 return self.snapshot;
             }
         };
+        let mut nodes = nodes;
         let mut tick = tokio::time::interval(SAMPLE);
         loop {
             tokio::select! {
                 _ = tick.tick() => {
                     self.drain(&mut obs);
+                    if let Some(now) = self.faults() {
+                        nodes = now;
+                    }
                     self.publish(&nodes, Some(false), None);
                 }
                 v = &mut done => {
                     self.drain(&mut obs);
+                    if let Some(now) = self.faults() {
+                        nodes = now;
+                    }
                     self.publish(&nodes, Some(true), v.ok());
                     return self.snapshot;
                 }
@@ -370,15 +414,12 @@ impl<O: Observation> View<O> {
                 continue;
             }
             let text = capped(o);
+            seen.latest = Some(text.clone());
             if k >= render_from {
-                if self.events.len() == TIMELINE {
-                    self.events.pop_front();
-                }
                 let kind = if role.is_some() { "role" } else { "obs" };
-                self.events
-                    .push_back(json!({ "t_ms": t_ms, "kind": kind, "node": id.index(), "text": format!("node {id}: {text}") }));
+                let text = format!("node {id}: {text}");
+                self.push_event(json!({ "t_ms": t_ms, "kind": kind, "node": id.index(), "text": text }));
             }
-            seen.latest = Some(text);
         }
     }
 
@@ -392,23 +433,50 @@ impl<O: Observation> View<O> {
         let mut rows = Vec::new();
         let mut kinds: BTreeMap<&'static str, f64> = BTreeMap::new();
         let mut links = Vec::new();
+        let (state, cut, held) = {
+            let s = self.steered.lock().expect("steered lock");
+            let state: Vec<(State, bool)> = (0..nodes.len())
+                .map(|i| (s.state.get(i).copied().unwrap_or(State::Up), s.partitioned(i)))
+                .collect();
+            let cut: Vec<Value> = s.cut.iter().take(LINKS).map(|(a, b)| json!([a, b])).collect();
+            (state, (cut, s.cut.len()), s.held)
+        };
         for (i, (node, seen)) in nodes.iter().zip(&mut self.seen).enumerate() {
+            let incarnation = Arc::as_ptr(node) as usize;
+            if seen.incarnation != incarnation {
+                // A restarted node's counters start from zero.
+                seen.incarnation = incarnation;
+                seen.counted = (0, 0);
+                seen.kinds.clear();
+                seen.links_before.resize(seen.links.len(), 0);
+                for (before, now) in seen.links_before.iter_mut().zip(&mut seen.links) {
+                    *before += std::mem::take(now);
+                }
+            }
             let (counted, by_kind) = {
                 let live = node.live.lock().expect("metrics lock");
                 let by_kind: Vec<(&'static str, u64)> =
                     live.0.by_kind().iter().map(|(k, c)| (*k, c.sent)).collect();
                 ((live.1.sent, live.1.delivered), by_kind)
             };
-            let health = if node.failed.load(Ordering::Relaxed) {
-                "failed"
-            } else if ended == Some(true) {
-                "ended"
-            } else {
-                "running"
+            let (fault, partitioned) = state[i];
+            let health = match fault {
+                _ if node.failed.load(Ordering::Relaxed) => "failed",
+                State::Crashed => "crashed",
+                State::Paused => "paused",
+                State::Up if ended == Some(true) => "ended",
+                State::Up => "running",
+            };
+            let role = match fault {
+                State::Crashed => "crashed",
+                State::Paused => "paused",
+                State::Up if partitioned => "partitioned",
+                State::Up => seen.role.unwrap_or("none"),
             };
             rows.push(json!({
                 "id": i,
-                "role": seen.role.unwrap_or("none"),
+                "role": role,
+                "said": seen.role,
                 "term": seen.term,
                 "health": health,
                 "sent_per_s": rate(counted.0, seen.counted.0),
@@ -422,12 +490,14 @@ impl<O: Observation> View<O> {
                 *kinds.entry(k).or_default() += rate(sent, before);
             }
             seen.links.resize(node.sent_to.len(), 0);
+            seen.links_before.resize(node.sent_to.len(), 0);
             for (to, c) in node.sent_to.iter().enumerate() {
                 let sent = c.load(Ordering::Relaxed);
                 let per_s = rate(sent, seen.links[to]);
                 seen.links[to] = sent;
-                if sent > 0 {
-                    links.push((per_s, sent, i, to));
+                let total = sent + seen.links_before[to];
+                if total > 0 {
+                    links.push((per_s, total, i, to));
                 }
             }
         }
@@ -445,7 +515,11 @@ impl<O: Observation> View<O> {
             "sample_ms": SAMPLE.as_millis() as u64,
             "title": "Nodes",
             "noun": "node",
-            "controls": false,
+            "controls": true,
+            "verbs": steer::VERBS,
+            "cuts": cut.0,
+            "cuts_total": cut.1,
+            "held": held && ended != Some(true),
             "started": ended.is_some(),
             "ended": ended == Some(true),
             "lead": self.lead(),

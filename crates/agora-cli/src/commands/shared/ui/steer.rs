@@ -1,0 +1,183 @@
+//! The controls of a run of every node in this process (`agora run`, `election`, `market`
+//! with `--ui`): the page's actions become agora-net's faults (`agora_net::faults`), applied
+//! by the run itself, and each fault that took effect is kept here for the sampler to show —
+//! the node's state (crashed, paused, partitioned), the links cut, the timeline.
+//!
+//! The run tells [`Steered`] of each fault as it takes effect, under a lock the sampler takes
+//! once per sample; what it keeps is bounded (the nodes' state, the links cut, the events not
+//! yet shown, at most [`EVENTS`]).
+
+use super::{Action, Command};
+use agora_core::{Lifecycle, NodeId};
+use agora_net::{Controls, Fault, Happened, NodeShared, Order};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// The verbs these runs take.
+pub const VERBS: &[&str] = &["crash", "restart", "pause", "resume", "cut", "partition", "heal", "release"];
+
+/// Events kept until the sampler takes them; older ones are dropped (and counted).
+const EVENTS: usize = 256;
+
+/// A node's state, as the faults left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Up,
+    Crashed,
+    Paused,
+}
+
+/// A fault that took effect, for the timeline.
+pub struct Event {
+    pub at: Instant,
+    /// `crash`, `restart`, `pause`, `resume`, `cut`, `partition`, `heal`, `release`.
+    pub kind: &'static str,
+    pub node: Option<usize>,
+    pub text: String,
+}
+
+/// What the faults did to the run, as the sampler reads it.
+pub struct Steered {
+    /// Every node's shared state, in id order (a restarted node's new one).
+    pub nodes: Vec<Arc<NodeShared>>,
+    pub state: Vec<State>,
+    /// The links cut now, `(from, to)`.
+    pub cut: BTreeSet<(usize, usize)>,
+    /// Events the sampler has not taken yet.
+    pub events: VecDeque<Event>,
+    /// Events dropped because the sampler did not take them in time.
+    pub dropped: u64,
+    /// The run does not end when it goes quiet, until released.
+    pub held: bool,
+}
+
+impl Steered {
+    fn event(&mut self, kind: &'static str, node: Option<usize>, text: String) {
+        if self.events.len() == EVENTS {
+            self.events.pop_front();
+            self.dropped += 1;
+        }
+        self.events.push_back(Event { at: Instant::now(), kind, node, text });
+    }
+
+    /// Node `i` has a link cut, to or from it.
+    pub fn partitioned(&self, i: usize) -> bool {
+        // Cuts are few next to the nodes' count in any run a person steers by hand.
+        self.cut.iter().any(|&(a, b)| a == i || b == i)
+    }
+
+    fn happened(&mut self, h: &Happened, nodes: &[Arc<NodeShared>]) {
+        self.nodes = nodes.to_vec();
+        let n = self.state.len();
+        match h {
+            Happened::Life(id, what) => {
+                let i = id.index();
+                let (state, kind, text) = match what {
+                    Lifecycle::Crashed => {
+                        (State::Crashed, "crash", format!("node {id} crashed (from the page)"))
+                    }
+                    Lifecycle::Restarted => {
+                        (State::Up, "restart", format!("node {id} restarted from its database"))
+                    }
+                    Lifecycle::Paused => {
+                        (State::Paused, "pause", format!("node {id} paused (from the page)"))
+                    }
+                    Lifecycle::Resumed => (State::Up, "resume", format!("node {id} resumed")),
+                    Lifecycle::Wiped => (State::Crashed, "crash", format!("node {id} lost its storage")),
+                };
+                if let Some(s) = self.state.get_mut(i) {
+                    *s = state;
+                }
+                self.event(kind, Some(i), text);
+            }
+            Happened::Cut { from, to } => {
+                self.cut.insert((from.index(), to.index()));
+                self.event("cut", Some(from.index()), format!("link {from} → {to} cut (from the page)"));
+            }
+            Happened::Partition(side) => {
+                let side: BTreeSet<usize> = side.iter().map(|i| i.index()).collect();
+                for a in &side {
+                    for b in (0..n).filter(|b| !side.contains(b)) {
+                        self.cut.insert((*a, b));
+                        self.cut.insert((b, *a));
+                    }
+                }
+                let one: Vec<String> = side.iter().map(|i| i.to_string()).collect();
+                let other: Vec<String> =
+                    (0..n).filter(|b| !side.contains(b)).map(|i| i.to_string()).collect();
+                let text = format!("partition {} | {} (from the page)", one.join(","), other.join(","));
+                self.event("partition", None, text);
+            }
+            Happened::Healed => {
+                self.cut.clear();
+                self.event("heal", None, "every link mended".into());
+            }
+        }
+    }
+}
+
+/// The controls of a run of `n` nodes: what the run needs (`Controls`), the channel the page's
+/// actions go to, and the state the sampler reads. `hold` keeps the run going once it is quiet
+/// until the page releases it.
+pub fn controls(n: usize, hold: bool) -> (Controls, mpsc::Sender<Action>, Arc<Mutex<Steered>>) {
+    let steered = Arc::new(Mutex::new(Steered {
+        nodes: Vec::new(),
+        state: vec![State::Up; n],
+        cut: BTreeSet::new(),
+        events: VecDeque::new(),
+        dropped: 0,
+        held: hold,
+    }));
+    let held = Arc::new(AtomicBool::new(hold));
+    let (orders_tx, orders) = mpsc::channel(16);
+    let (actions_tx, actions) = mpsc::channel(16);
+    tokio::spawn(steer(actions, orders_tx, held.clone(), steered.clone()));
+    let seen = steered.clone();
+    let on_fault = Box::new(move |_at: u64, h: &Happened, nodes: &[Arc<NodeShared>]| {
+        seen.lock().expect("steered lock").happened(h, nodes);
+    });
+    (Controls { orders, hold: held, on_fault }, actions_tx, steered)
+}
+
+/// Hands each action of the page to the run as a fault and its outcome back to the page.
+async fn steer(
+    mut actions: mpsc::Receiver<Action>,
+    orders: mpsc::Sender<Order>,
+    held: Arc<AtomicBool>,
+    steered: Arc<Mutex<Steered>>,
+) {
+    let id = |i: usize| NodeId(i as u32);
+    while let Some(a) = actions.recv().await {
+        let fault = match a.command {
+            Command::Crash(i) => Fault::Crash(id(i)),
+            Command::Restart(i) => Fault::Restart(id(i)),
+            Command::Pause(i) => Fault::Pause(id(i)),
+            Command::Resume(i) => Fault::Resume(id(i)),
+            Command::Cut(from, to) => Fault::Cut { from: id(from), to: id(to) },
+            Command::Partition(side) => Fault::Partition(side.into_iter().map(id).collect()),
+            Command::Heal => Fault::Heal,
+            Command::Release => {
+                let was = held.swap(false, Ordering::Relaxed);
+                let mut s = steered.lock().expect("steered lock");
+                s.held = false;
+                let outcome = if was {
+                    s.event("release", None, "the run may end once it is quiet (from the page)".into());
+                    Ok("the run ends once it is quiet".to_string())
+                } else {
+                    Err("the run is not held".to_string())
+                };
+                let _ = a.done.send(outcome);
+                continue;
+            }
+        };
+        let (done, outcome) = oneshot::channel();
+        let answer = match orders.send(Order { fault, done }).await {
+            Ok(()) => outcome.await.unwrap_or_else(|_| Err("the run has ended".into())),
+            Err(_) => Err("the run has ended".into()),
+        };
+        let _ = a.done.send(answer);
+    }
+}
