@@ -5,7 +5,17 @@
 //! one step after another, gathers their writes, commits them in one redb transaction (one
 //! fsync), and only then hands the messages of all those steps to the network. Every step's
 //! writes are thus durable before any of its messages leave, as the protocol API promises, at
-//! the cost of one fsync per batch rather than per message. The exception is a message sent
+//! the cost of one fsync per batch rather than per message.
+//!
+//! **Pipelined.** The transaction is committed on the node's committer thread, not on the
+//! driver's: while the disk syncs, the driver goes on handling what arrives, and gathers the
+//! next batch's writes and messages. That batch is held — its messages, the timers of
+//! `Effect::Synced`, its deferred writes and its observations — until the batch before it is
+//! durable; then its own transaction starts, and so on, one transaction in flight at a time.
+//! So nothing leaves before every write of its step *and of every step before it* is durable:
+//! what the outside sees is what one synchronous commit per batch would show, and a crash
+//! loses only steps whose messages never left. A driver whose held batch has grown to
+//! [`HELD_MAX`] effects stops taking messages and calls until the commit lands. The exception is a message sent
 //! early (`Effect::SendEarly`): it is handed to the network before the commit, so that it
 //! travels while the disk syncs (a Raft leader's appends reach its followers while it writes
 //! the same entries), and a step that asked to hear of its writes' durability
@@ -41,6 +51,10 @@ use tracing::{debug, error, info, warn};
 /// A step or a commit that takes this long is logged (at `info`): the node handled nothing
 /// else meanwhile.
 const SLOW: Duration = Duration::from_millis(20);
+
+/// Writes and messages a batch may gather while the batch before it is being committed;
+/// past this, the driver takes no more messages or local calls until that commit lands.
+const HELD_MAX: usize = 16 * 1024;
 
 /// The first wait after a failed accept; it doubles up to a second while accepts fail.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -219,6 +233,32 @@ type Later<S> = (String, Deferred, TimerOf<S>);
 /// A deferred write that landed: key, the hash of its value, its timer.
 type Landed<S> = (String, [u8; 32], TimerOf<S>);
 
+/// What the steps of one batch do once their writes, and every write before them, are
+/// durable.
+struct Held<S: Setup> {
+    sends: Vec<Outgoing<Msg<S>>>,
+    synced: Vec<TimerOf<S>>,
+    laters: Vec<Later<S>>,
+    unreported: Vec<(u64, ObsOf<S>)>,
+    /// Messages handled and timers fired by those steps.
+    handled: i64,
+    fired: i64,
+}
+
+/// A transaction committed by the committer thread: its outcome, its time, its size.
+struct Committed {
+    result: Result<(), StoreError>,
+    took: Duration,
+    writes: usize,
+    bytes: usize,
+}
+
+/// The thread that commits a node's batches, one after another, in the order given.
+struct Committer {
+    tx: std::sync::mpsc::Sender<Vec<Write>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
 /// A message of a step waiting for the step's writes to be durable (group commit), already
 /// checked and counted as sent by the interpreter.
 struct Outgoing<M> {
@@ -352,6 +392,7 @@ pub fn start_with<S: Setup>(
     });
     let (inbox_tx, inbox_rx) = mpsc::channel(cfg.inbox_capacity);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let (committed_tx, committed_rx) = mpsc::unbounded_channel();
     let budget = cfg.frame_budget_bytes;
     let inbound = InboundCtx {
         expect: Expect {
@@ -384,6 +425,9 @@ pub fn start_with<S: Setup>(
         writer: None,
         laters: Vec::new(),
         done_tx,
+        committer: None,
+        committed_tx,
+        committing: None,
         rng: Rng::seed_from_u64(cfg_seed ^ ((id.0 as u64) << 32)),
         writers: Vec::new(),
         writer_shared: Vec::new(),
@@ -408,7 +452,7 @@ pub fn start_with<S: Setup>(
         started: Instant::now(),
         stop: stop.clone(),
     };
-    let handle = tokio::spawn(driver.run(inbox_rx, done_rx, local));
+    let handle = tokio::spawn(driver.run(inbox_rx, done_rx, committed_rx, local));
     Ok((shared, handle))
 }
 
@@ -469,6 +513,11 @@ struct Driver<S: Setup> {
     laters: Vec<Later<S>>,
     /// The writer thread's finished writes: the timers to fire.
     done_tx: mpsc::UnboundedSender<Landed<S>>,
+    /// Commits the batches (started on the first), and tells the driver on `committed_tx`.
+    committer: Option<Committer>,
+    committed_tx: mpsc::UnboundedSender<Committed>,
+    /// The batch whose transaction is being committed, if one is: held until it lands.
+    committing: Option<Held<S>>,
     rng: Rng,
     /// Outbound queue per peer, created on first send.
     writers: Vec<Option<mpsc::Sender<Bytes>>>,
@@ -516,11 +565,13 @@ impl<S: Setup> Driver<S> {
         mut self,
         mut inbox: mpsc::Receiver<Inbound<Msg<S>>>,
         mut written: mpsc::UnboundedReceiver<Landed<S>>,
+        mut committed: mpsc::UnboundedReceiver<Committed>,
         mut local: Option<mpsc::UnboundedReceiver<LocalCall<S::Node>>>,
     ) -> NodeReport<ObsOf<S>> {
         self.step(|| "start".into(), |node, ctx| node.on_start(ctx));
+        // The start is pending until its batch is released.
+        self.fired += 1;
         self.flush();
-        self.shared.pending.fetch_sub(1, Ordering::AcqRel);
         let mut stop = self.stop.clone();
         let mut paused = self.shared.paused.subscribe();
         while !self.shared.failed.load(Ordering::Relaxed) {
@@ -536,16 +587,22 @@ impl<S: Setup> Driver<S> {
             // waits, its goodbye written, for the process to end.
             let gone = self.shared.left.load(Ordering::Relaxed);
             let next_timer = self.timers.next_deadline().filter(|_| !gone);
+            let committing = self.committing.is_some();
+            // A batch held behind a slow commit stops growing: what arrives waits in the
+            // inbox, whose bound then holds back the connections.
+            let open = !committing || self.writes.len() + self.sends.len() < HELD_MAX;
+            let mut leaving = false;
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break,
                 _ = paused.changed() => continue,
+                Some(done) = committed.recv(), if committing => self.landed(done),
                 _ = self.shared.leave.notified(), if !gone => {
                     self.step(|| "stop".into(), |node, ctx| node.on_stop(ctx));
                     self.flush();
-                    self.shared.left.store(true, Ordering::Release);
+                    leaving = true;
                 }
-                m = inbox.recv() => {
+                m = inbox.recv(), if open => {
                     let Some(m) = m else { break };
                     if gone {
                         // Dropped, and no longer in flight.
@@ -566,7 +623,7 @@ impl<S: Setup> Driver<S> {
                     self.fire_timers();
                     self.flush();
                 }
-                Some(call) = recv_local(&mut local) => {
+                Some(call) = recv_local(&mut local), if open => {
                     self.step(|| "local call".into(), call);
                     // The calls that arrived meanwhile: one commit for all of them.
                     self.local_calls(&mut local);
@@ -593,7 +650,17 @@ impl<S: Setup> Driver<S> {
                     self.flush();
                 }
             }
+            if leaving {
+                // Left once the goodbye is handed to the connections, so after the batches
+                // before it, and its own, are durable.
+                while self.committing.is_some() {
+                    let Some(done) = committed.recv().await else { break };
+                    self.landed(done);
+                }
+                self.shared.left.store(true, Ordering::Release);
+            }
         }
+        self.stop_committer(&mut committed).await;
         let (metrics, counters) = std::mem::take(&mut *self.shared.live.lock().expect("metrics lock"));
         let lost = self.writer_shared.iter().map(|w| w.lost.load(Ordering::Relaxed)).sum();
         NodeReport {
@@ -704,81 +771,165 @@ impl<S: Setup> Driver<S> {
         }
     }
 
-    /// Sends the messages that need not wait, makes the gathered writes durable in one
-    /// transaction, sends the other messages, then tells the steps that asked that their
-    /// writes are durable (as timers, each a step whose own effects are flushed in turn).
+    /// Sends the messages that need not wait, then hands the gathered writes to the committer
+    /// thread, holding the batch's messages, deferred writes, observations and `Synced`
+    /// timers until the transaction lands ([`Driver::landed`]). A batch with nothing to write
+    /// is released at once. While a transaction is in flight, this does nothing: the steps
+    /// since then form the next batch, which waits for it (and for the early messages too:
+    /// they may leave before their own step's writes, not before an earlier step's).
     fn flush(&mut self) {
-        loop {
-            if !self.commit_and_send() {
-                return;
+        while self.committing.is_none() {
+            for out in std::mem::take(&mut self.early) {
+                self.send(out);
             }
-            let synced = std::mem::take(&mut self.synced);
-            if synced.is_empty() {
-                return;
-            }
-            let gone = self.shared.left.load(Ordering::Relaxed);
-            for done in synced {
-                if !gone {
-                    let name = done.clone();
-                    self.step(move || format!("synced {name:?}"), |node, ctx| node.on_timer(ctx, done));
+            let writes = std::mem::take(&mut self.writes);
+            let held = Held {
+                sends: std::mem::take(&mut self.sends),
+                synced: std::mem::take(&mut self.synced),
+                laters: std::mem::take(&mut self.laters),
+                unreported: std::mem::take(&mut self.unreported),
+                handled: std::mem::take(&mut self.handled),
+                fired: std::mem::take(&mut self.fired),
+            };
+            if !writes.is_empty() && self.store.is_some() {
+                if self.commit(writes) {
+                    self.committing = Some(held);
+                } else {
+                    self.fail_with(held);
                 }
-                self.fired += 1;
+                return;
+            }
+            if !self.release(held) {
+                return;
             }
         }
     }
 
-    /// One round of [`Driver::flush`]; false if the node failed to write.
-    fn commit_and_send(&mut self) -> bool {
-        for out in std::mem::take(&mut self.early) {
-            self.send(out);
-        }
-        if !self.writes.is_empty() {
-            let writes = std::mem::take(&mut self.writes);
-            if let Some(store) = &self.store {
-                let began = Instant::now();
-                let result = tokio::task::block_in_place(|| store.apply(&writes));
-                let took = began.elapsed();
-                if took >= SLOW {
-                    let bytes: usize = writes.iter().map(Write::bytes).sum();
-                    info!(
-                        node = self.id.0,
-                        ms = took.as_secs_f64() * 1e3,
-                        writes = writes.len(),
-                        bytes,
-                        "slow commit"
-                    );
-                }
-                if let Err(e) = result {
-                    error!("node {}: stopping: {e}", self.id);
-                    self.shared.failed.store(true, Ordering::Relaxed);
-                    // Counted as sent when their step ran: they are lost with the node.
-                    let mut live = self.shared.live.lock().expect("metrics lock");
-                    let (metrics, counters) = &mut *live;
-                    for out in self.sends.drain(..) {
-                        for _ in &out.to {
-                            Interp::dropped(metrics, counters, out.kind);
+    /// Hands one batch's writes to the committer thread (started on first use); false if it
+    /// cannot be started or has stopped.
+    fn commit(&mut self, writes: Vec<Write>) -> bool {
+        if self.committer.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<Write>>();
+            let store = self.store.clone().expect("committing only with a store");
+            let done = self.committed_tx.clone();
+            let spawned =
+                std::thread::Builder::new().name(format!("node-{}-commit", self.id.0)).spawn(move || {
+                    for writes in rx {
+                        let began = Instant::now();
+                        let result = store.apply(&writes);
+                        let committed = Committed {
+                            result,
+                            took: began.elapsed(),
+                            writes: writes.len(),
+                            bytes: writes.iter().map(Write::bytes).sum(),
+                        };
+                        if done.send(committed).is_err() {
+                            return; // the node stopped
                         }
                     }
+                });
+            match spawned {
+                Ok(thread) => self.committer = Some(Committer { tx, thread }),
+                Err(e) => {
+                    error!("node {}: stopping: cannot start its committer thread: {e}", self.id);
                     return false;
                 }
-                self.commits += 1;
             }
         }
+        self.committer.as_ref().is_some_and(|c| c.tx.send(writes).is_ok())
+    }
+
+    /// The transaction of the batch in flight has landed: releases that batch (its `Synced`
+    /// timers run as steps, joining the next batch), then commits the next one.
+    fn landed(&mut self, done: Committed) {
+        let held = self.committing.take().expect("a commit lands only while one is in flight");
+        if done.took >= SLOW {
+            info!(
+                node = self.id.0,
+                ms = done.took.as_secs_f64() * 1e3,
+                writes = done.writes,
+                bytes = done.bytes,
+                "slow commit"
+            );
+        }
+        if let Err(e) = done.result {
+            error!("node {}: stopping: {e}", self.id);
+            self.fail_with(held);
+            return;
+        }
+        self.commits += 1;
+        self.release(held);
+        self.flush();
+    }
+
+    /// Stops the node on a failed write: the held batch's messages are lost with it.
+    fn fail_with(&mut self, held: Held<S>) {
+        self.shared.failed.store(true, Ordering::Relaxed);
+        self.lose(held.sends);
+    }
+
+    /// Messages held for a batch that will never be released. They were counted as sent when
+    /// their step ran: they are lost with the node.
+    fn lose(&self, sends: Vec<Outgoing<Msg<S>>>) {
+        let mut live = self.shared.live.lock().expect("metrics lock");
+        let (metrics, counters) = &mut *live;
+        for out in sends {
+            for _ in &out.to {
+                Interp::dropped(metrics, counters, out.kind);
+            }
+        }
+    }
+
+    /// Lets a durable batch go: reports its observations, hands its deferred writes to the
+    /// writer thread, sends its messages, then runs its `Synced` timers as steps (their
+    /// effects join the next batch). True if it had such timers.
+    fn release(&mut self, held: Held<S>) -> bool {
         if let Some(hook) = &self.on_obs {
-            for (at, o) in self.unreported.drain(..) {
-                hook(at, &o);
+            for (at, o) in &held.unreported {
+                hook(*at, o);
             }
         }
-        for later in std::mem::take(&mut self.laters) {
-            // After this flush's commit: a deferred write lands after every write before it.
+        for later in held.laters {
+            // After its batch's commit: a deferred write lands after every write before it.
             self.write_later(later);
         }
-        for out in std::mem::take(&mut self.sends) {
+        for out in held.sends {
             self.send(out);
         }
-        self.shared.in_flight.fetch_sub(std::mem::take(&mut self.handled), Ordering::AcqRel);
-        self.shared.pending.fetch_sub(std::mem::take(&mut self.fired), Ordering::AcqRel);
+        self.shared.in_flight.fetch_sub(held.handled, Ordering::AcqRel);
+        self.shared.pending.fetch_sub(held.fired, Ordering::AcqRel);
+        if held.synced.is_empty() {
+            return false;
+        }
+        let gone = self.shared.left.load(Ordering::Relaxed);
+        for done in held.synced {
+            if !gone {
+                let name = done.clone();
+                self.step(move || format!("synced {name:?}"), |node, ctx| node.on_timer(ctx, done));
+            }
+            self.fired += 1;
+        }
         true
+    }
+
+    /// At the end of the run: waits for the transaction in flight, if any (what the node
+    /// acknowledged before it stopped must be on disk once it has), drops what that batch
+    /// held as a crash would, and lets the committer thread end.
+    async fn stop_committer(&mut self, committed: &mut mpsc::UnboundedReceiver<Committed>) {
+        if let Some(held) = self.committing.take() {
+            match committed.recv().await {
+                Some(Committed { result: Ok(()), .. }) => self.commits += 1,
+                Some(Committed { result: Err(e), .. }) => error!("node {}: {e}", self.id),
+                None => {}
+            }
+            self.lose(held.sends);
+        }
+        if let Some(Committer { tx, thread }) = self.committer.take() {
+            drop(tx);
+            // The thread has nothing left to commit: it ends at once, and with it its hold
+            // on the database, which a restart of this node opens again.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 
     /// Hands a deferred write to the node's writer thread, which computes the value, writes it
@@ -1031,5 +1182,127 @@ impl<S: Setup> Host<S::Node> for NetHost<'_, S> {
     fn violation(&mut self, v: Violation) {
         error!("node {}: {v}", self.id);
         self.violations.push((unix_ns(), v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::disk_probe;
+    use agora_core::{Checker, Corrupt, NoProperties};
+    use serde::{Deserialize, Serialize};
+
+    const PINGS: u64 = 300;
+    const EVERY: u64 = 30;
+
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    enum Msg {
+        Ping(u64),
+        Pong(u64),
+    }
+
+    impl Message for Msg {
+        fn kind(&self) -> &'static str {
+            match self {
+                Msg::Ping(_) => "PING",
+                Msg::Pong(_) => "PONG",
+            }
+        }
+    }
+
+    /// Node 0 pings node 1 [`PINGS`] times, a ping a millisecond; node 1 persists every
+    /// [`EVERY`]th ping and answers each; node 0 observes every answer.
+    struct Echo;
+
+    impl Protocol for Echo {
+        type Msg = Msg;
+        type Timer = u64;
+        type Obs = u64;
+        fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+            if ctx.id() == NodeId(0) {
+                ctx.set_timer(0, Duration::from_millis(1));
+            }
+        }
+        fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
+            match msg {
+                Msg::Ping(i) => {
+                    if i % EVERY == 0 {
+                        ctx.persist(format!("ping-{i}"), &i);
+                    }
+                    ctx.send(from, Msg::Pong(i));
+                }
+                Msg::Pong(i) => ctx.observe(i),
+            }
+        }
+        fn on_timer(&mut self, ctx: &mut Context<'_, Self>, i: u64) {
+            ctx.send(NodeId(1), Msg::Ping(i));
+            if i + 1 < PINGS {
+                ctx.set_timer(i + 1, Duration::from_millis(1));
+            }
+        }
+    }
+
+    struct EchoSetup;
+    impl Setup for EchoSetup {
+        type Node = Echo;
+        fn name(&self) -> &'static str {
+            "echo"
+        }
+        fn nodes(&self) -> usize {
+            2
+        }
+        fn build(&self, _: NodeId, _: &Stable) -> Result<Echo, Corrupt> {
+            Ok(Echo)
+        }
+        fn checker(&self) -> Box<dyn Checker<Echo>> {
+            Box::new(NoProperties)
+        }
+    }
+
+    /// With a disk slow enough that the pings keep arriving while node 1 commits, no answer
+    /// reaches node 0 before the last write node 1 made before answering is durable, whether
+    /// that write was of the answer's own step or of an earlier one: a batch held behind a
+    /// commit in flight waits for it, and for its own, if it has writes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_message_leaves_before_the_writes_of_its_step_are_durable() {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let b0 = BoundNode::bind(NodeId(0), any).await.unwrap();
+        let b1 = BoundNode::bind(NodeId(1), any).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg =
+            NetConfig::new("pipelined-commit-test", vec![b0.local_addr().unwrap(), b1.local_addr().unwrap()]);
+        cfg.data_dir = Some(dir.path().to_path_buf());
+        cfg.open = OpenMode::New;
+        let db1 = dir.path().join(node_file(1));
+        disk_probe::watch(&db1, Duration::from_millis(15));
+        let cfg = Arc::new(cfg);
+        let (stop, rx) = watch::channel(false);
+        let in_flight = Arc::new(AtomicI64::new(0));
+        let (seen_tx, mut seen) = watch::channel((0u64, Vec::<u64>::new()));
+        let probe = db1.clone();
+        let hook: ObsHook<u64> = Arc::new(move |_, i: &u64| {
+            let durable = disk_probe::durable(&probe, &format!("ping-{}", i - i % EVERY));
+            seen_tx.send_modify(|(answers, early)| {
+                *answers += 1;
+                if !durable {
+                    early.push(*i);
+                }
+            });
+        });
+        let setup = Arc::new(EchoSetup);
+        let (_, h0) =
+            start(setup.clone(), b0, cfg.clone(), in_flight.clone(), rx.clone(), Some(hook)).unwrap();
+        let (_, h1) = start(setup, b1, cfg, in_flight, rx, None).unwrap();
+        let all =
+            tokio::time::timeout(Duration::from_secs(120), seen.wait_for(|(n, _)| *n == PINGS)).await.is_ok();
+        let (answers, early) = seen.borrow().clone();
+        let _ = stop.send(true);
+        let (r0, r1) = (h0.await.unwrap(), h1.await.unwrap());
+        assert!(all, "only {answers} of {PINGS} answers arrived");
+        assert!(early.is_empty(), "answers that left before their ping was durable: {early:?}");
+        assert!(!r0.failed && !r1.failed);
+        // Group commit: fewer transactions than pings, and every ping on disk.
+        assert!(r1.commits >= 1 && r1.commits < PINGS, "{} commits", r1.commits);
+        assert!((0..PINGS).step_by(EVERY as usize).all(|i| disk_probe::durable(&db1, &format!("ping-{i}"))));
     }
 }

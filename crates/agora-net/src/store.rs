@@ -412,6 +412,17 @@ impl Store {
 
     /// Applies `writes` in one durable transaction.
     pub fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
+        #[cfg(test)]
+        std::thread::sleep(disk_probe::delay(&self.path));
+        let applied = self.apply_now(writes);
+        #[cfg(test)]
+        if applied.is_ok() {
+            disk_probe::landed(&self.path, writes);
+        }
+        applied
+    }
+
+    fn apply_now(&self, writes: &[Write]) -> Result<(), StoreError> {
         let err = |e: redb::Error| StoreError::db(&self.path, e);
         let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
         {
@@ -449,6 +460,47 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// For the driver's tests: a database made slow on purpose, and the keys its transactions
+/// have made durable, so a test can tell whether a message left before the write it depends on.
+#[cfg(test)]
+pub(crate) mod disk_probe {
+    use super::Write;
+    use std::collections::{BTreeSet, HashMap};
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Per database: the wait before each commit, and the keys put by the commits so far.
+    static PROBED: Mutex<Option<HashMap<PathBuf, (Duration, BTreeSet<String>)>>> = Mutex::new(None);
+
+    /// Makes every commit to the database at `path` wait `delay` first, and records its keys.
+    pub(crate) fn watch(path: &Path, delay: Duration) {
+        PROBED
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .insert(path.to_path_buf(), (delay, BTreeSet::new()));
+    }
+
+    pub(super) fn delay(path: &Path) -> Duration {
+        PROBED.lock().unwrap().as_ref().and_then(|m| m.get(path)).map_or(Duration::ZERO, |(d, _)| *d)
+    }
+
+    pub(super) fn landed(path: &Path, writes: &[Write]) {
+        if let Some((_, keys)) = PROBED.lock().unwrap().as_mut().and_then(|m| m.get_mut(path)) {
+            keys.extend(writes.iter().filter_map(|w| match w {
+                Write::Put(k, _) => Some(k.clone()),
+                _ => None,
+            }));
+        }
+    }
+
+    /// Whether a commit to the watched database at `path` has made `key` durable.
+    pub(crate) fn durable(path: &Path, key: &str) -> bool {
+        PROBED.lock().unwrap().as_ref().and_then(|m| m.get(path)).is_some_and(|(_, keys)| keys.contains(key))
     }
 }
 
