@@ -474,7 +474,8 @@ pub(crate) mod disk_probe {
     use std::time::Duration;
 
     /// Per database: the wait before each commit, and the keys put by the commits so far.
-    static PROBED: Mutex<Option<HashMap<PathBuf, (Duration, BTreeSet<String>)>>> = Mutex::new(None);
+    type Probes = HashMap<PathBuf, (Duration, BTreeSet<String>)>;
+    static PROBED: Mutex<Option<Probes>> = Mutex::new(None);
 
     /// Makes every commit to the database at `path` wait `delay` first, and records its keys.
     pub(crate) fn watch(path: &Path, delay: Duration) {
