@@ -189,10 +189,14 @@ impl Cluster {
         self.leader.lock().expect("not poisoned").elected
     }
 
-    /// The servers' driver steps and commits of 20 ms or more: how many, and the longest (ms).
-    fn slow(&self) -> serde_json::Value {
+    /// The servers' driver steps of 20 ms or more (which held their driver up), and their
+    /// commits of 20 ms or more (on the committer thread, which held up only the messages of
+    /// their batch): how many of each, and the longest (ms).
+    fn slow(&self) -> (serde_json::Value, serde_json::Value) {
         let l = self.leader.lock().expect("not poisoned");
-        json!({"count": l.slow, "longest_ms": l.slowest_ms})
+        let [steps, commits] =
+            l.slow.map(|(count, longest_ms)| json!({"count": count, "longest_ms": longest_ms}));
+        (steps, commits)
     }
 
     /// The process ids of the servers still running.
@@ -222,9 +226,9 @@ struct Leaders {
     latest: Option<(u64, usize)>,
     /// How many times a server said it became leader (the first election included).
     elected: u64,
-    /// Steps and commits of the servers' drivers that took 20 ms or more, and the longest.
-    slow: u64,
-    slowest_ms: f64,
+    /// Steps, then commits, of the servers' nodes that took 20 ms or more: how many, and the
+    /// longest (ms).
+    slow: [(u64, f64); 2],
     /// The servers the bench itself stopped or killed.
     killed: Vec<usize>,
 }
@@ -242,15 +246,17 @@ async fn follow(i: usize, stderr: tokio::process::ChildStderr, leader: Arc<Mutex
         let line = String::from_utf8_lossy(&buf);
         let line = line.trim_end();
         if let Some(at) = line.find("slow ") {
-            // The driver's own log line (`RUST_LOG` below): a step or a commit that held the
-            // node up, with how long.
+            // The node's own log line (`RUST_LOG` below): a step that held its driver up, or a
+            // commit that held up its batch's messages, with how long.
             let ms = line[at..]
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("ms=").and_then(|x| x.parse::<f64>().ok()))
                 .unwrap_or(0.0);
+            let which = usize::from(line[at..].starts_with("slow commit"));
             let mut l = leader.lock().expect("not poisoned");
-            l.slow += 1;
-            l.slowest_ms = l.slowest_ms.max(ms);
+            let (count, longest) = &mut l.slow[which];
+            *count += 1;
+            *longest = longest.max(ms);
             continue;
         }
         let Some(v) =
@@ -345,6 +351,7 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
     let lost = acked.saturating_sub(counted);
     let resumed_all = kill.as_ref().is_none_or(|k| k["resumed"] == k["to_resume"]);
     let consistent = acked == cast && counted == acked && join_seen == n && resumed_all;
+    let (slow_steps, slow_commits) = cluster.slow();
     Ok(json!({
         "clients": n,
         "servers": cluster.addrs.len(),
@@ -359,7 +366,8 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
             "before_kill": elected_before_kill,
             "total": cluster.elected(),
         },
-        "slow_driver_steps": cluster.slow(),
+        "slow_driver_steps": slow_steps,
+        "slow_commits": slow_commits,
         "votes_cast": cast,
         "votes_acknowledged": acked,
         "votes_counted": counted,
@@ -657,6 +665,8 @@ fn print(r: &serde_json::Value, json: bool) {
     );
     let d = &r["slow_driver_steps"];
     println!("driver steps >= 20 ms   {}, the longest {} ms", d["count"], f(&d["longest_ms"]));
+    let d = &r["slow_commits"];
+    println!("commits >= 20 ms        {}, the longest {} ms", d["count"], f(&d["longest_ms"]));
     println!(
         "votes                   cast {}, acknowledged {}, counted {}, lost {}",
         r["votes_cast"], r["votes_acknowledged"], r["votes_counted"], r["votes_lost"]
