@@ -34,7 +34,7 @@ mod symmetry;
 
 use crate::diagram::{Rec, Recorder};
 use agora_core::{
-    wire, Checker, Context, Counters, Deferred, EffectOf, Frame, Host, Interp, Lifecycle, Message as _,
+    wire, Checker, Context, Counters, Deferred, EffectOf, EndState, Frame, Host, Interp, Lifecycle, Message as _,
     Metrics, NodeId, OpId, Protocol, Rng, Setup, Stable, Symmetry, Targets, Time, Timers, Violation, Write,
 };
 use rand::SeedableRng as _;
@@ -46,6 +46,11 @@ use std::time::{Duration, Instant};
 type MsgOf<S> = <<S as Setup>::Node as Protocol>::Msg;
 type TimerOf<S> = <<S as Setup>::Node as Protocol>::Timer;
 type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
+
+/// The time a dead end is judged at: later than any fault by more than any protocol's
+/// settling time, and far enough from [`Time::MAX`] that a checker's arithmetic on it cannot
+/// overflow.
+const FOR_EVER: Time = Time(u64::MAX / 4);
 
 /// When timers may fire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +126,9 @@ pub struct Found {
     pub diagram: Recorder,
     /// The steps themselves: a schedule [`replay`] takes again to the same violation.
     pub steps: Vec<Step>,
+    /// The violation is of an at-end property in a dead end: a state with nothing left to
+    /// deliver or fire (see [`Report::dead_ends`]), not of a safety property.
+    pub dead_end: bool,
 }
 
 /// A schedule taken step by step ([`replay`]).
@@ -132,6 +140,8 @@ pub struct Replayed {
     pub diagram: Recorder,
     /// The violation a step (the last one taken) led to, if any.
     pub violation: Option<Violation>,
+    /// That violation is of an at-end property, in the dead end the last step reached.
+    pub dead_end: bool,
 }
 
 /// What a search found.
@@ -147,6 +157,14 @@ pub struct Report {
     pub found: Option<Found>,
     /// Renamings of interchangeable nodes were counted as one state.
     pub symmetry: bool,
+    /// Distinct dead ends reached: states with no message in flight and no timer pending at
+    /// any node, where nothing will ever happen again but faults. The checker's at-end
+    /// properties are judged in each, as at the quiet end of a run that went on for ever
+    /// after its last fault (the checker still declines those its conditions exclude: after
+    /// a message was lost, say).
+    pub dead_ends: u64,
+    /// The at-end properties the checker judged in at least one dead end.
+    pub judged_at_end: Vec<&'static str>,
 }
 
 /// Why a protocol cannot be explored.
@@ -243,8 +261,15 @@ struct World<S: Setup> {
     flight: Vec<Flight<MsgOf<S>>>,
     /// Each node's observations, as a hash chain.
     seen: Vec<u64>,
+    /// Each node crashed at least once on the way here (a dead end's checker is told).
+    crashed_ever: Vec<bool>,
     spent: Spent,
     checker: Box<dyn Checker<S::Node>>,
+}
+
+/// The names of a checker's at-end properties, in its order.
+fn at_end<P: Protocol + ?Sized>(c: &dyn Checker<P>) -> impl Iterator<Item = &'static str> {
+    c.properties().into_iter().filter(|p| p.kind == agora_core::PropertyKind::AtEnd).map(|p| p.name).take(64)
 }
 
 fn hash_of(v: &impl Hash) -> u64 {
@@ -271,6 +296,7 @@ where
             sends: self.sends,
             flight: self.flight.clone(),
             seen: self.seen.clone(),
+            crashed_ever: self.crashed_ever.clone(),
             spent: self.spent,
             checker: self.checker.fork().expect("checked forkable before the search"),
         }
@@ -304,6 +330,7 @@ where
             sends: 0,
             flight: Vec::new(),
             seen: vec![0; n],
+            crashed_ever: vec![false; n],
             spent: Spent::default(),
             checker,
         };
@@ -365,7 +392,7 @@ where
             self.now.hash(&mut h);
         }
         for j in 0..self.nodes.len() {
-            self.seen[at(j)].hash(&mut h);
+            (self.seen[at(j)], self.crashed_ever[at(j)]).hash(&mut h);
         }
         self.spent.hash(&mut h);
         h.finish()
@@ -447,6 +474,41 @@ where
         out
     }
 
+    /// Nothing is left to deliver or fire: no message in flight, no timer pending. Only a
+    /// fault (a crash, a restart) could change this state.
+    fn dead_end(&self) -> bool {
+        self.flight.is_empty() && self.timers.iter().all(Timers::is_empty)
+    }
+
+    /// The at-end properties judged in this state, a dead end reached in `depth` steps: those
+    /// the checker judged (bit `i`: its `i`th at-end property), or the first it finds broken.
+    /// The end is that of a run that went quiet here and stayed so for ever after its last
+    /// fault, since nothing else will happen in it.
+    fn judge_end(&self, depth: usize) -> Result<u64, Violation> {
+        let mut checker = self.checker.fork().expect("checked forkable before the search");
+        let live: Vec<bool> = self.nodes.iter().map(Option::is_some).collect();
+        let end = EndState {
+            at: FOR_EVER,
+            live: &live,
+            crashed_ever: &self.crashed_ever,
+            network_reliable: self.spent.loss == 0,
+            quiescent: true,
+            last_fault: Time::ZERO,
+            partitioned: false,
+            timely: self.sync,
+        };
+        if let Some(mut v) = checker.finish(&end).into_iter().next() {
+            v.at = Time::from_millis_f64(depth as f64);
+            return Err(v);
+        }
+        let skipped = checker.not_judged(&end);
+        let judged = at_end(checker.as_ref())
+            .enumerate()
+            .filter(|(_, p)| !skipped.iter().any(|(q, _)| q == p))
+            .fold(0, |mask, (i, _)| mask | 1 << i);
+        Ok(judged)
+    }
+
     /// The step in words, as taken from this state.
     fn describe(&self, s: Step) -> String {
         let msg = |i: usize| {
@@ -501,6 +563,7 @@ where
             }
             Step::Crash(n) => {
                 self.spent.crashes += 1;
+                self.crashed_ever[n] = true;
                 self.nodes[n] = None;
                 self.timers[n].clear();
                 self.flight.retain(|f| f.to.index() != n);
@@ -691,10 +754,42 @@ where
     let root = init.fingerprint(sym);
     let mut p = Progress { states: 1, unique: 1, depth: 0, elapsed: Duration::ZERO };
     let symmetry = sym.is_some();
+    let mut dead_ends = u64::from(init.dead_end());
+    // The at-end properties judged in some dead end, as bits (see `World::judge_end`).
+    let mut judged = 0;
+    // The bit of the at-end property a dead end broke.
+    let bit = |v: &Violation| at_end(setup.checker().as_ref()).position(|p| p == v.property).map_or(0, |i| 1 << i);
+    let names = |mask: u64| {
+        at_end(setup.checker().as_ref()).enumerate().filter(|(i, _)| mask & 1 << i != 0).map(|(_, p)| p).collect()
+    };
+    let (broke, dead_end) = match broke {
+        Some(v) => (Some(v), false),
+        None if init.dead_end() => match init.judge_end(0) {
+            Ok(mask) => {
+                judged = mask;
+                (None, true)
+            }
+            Err(v) => {
+                judged = bit(&v);
+                (Some(v), true)
+            }
+        },
+        None => (None, false),
+    };
     if let Some(violation) = broke {
         let diagram = replay(setup, bounds, &[])?.diagram;
-        let found = Found { violation, trace: vec!["start every node".into()], diagram, steps: Vec::new() };
-        return Ok(Report { progress: p, depth_done: 0, complete: false, found: Some(found), symmetry });
+        let trace = vec!["start every node".into()];
+        let found = Found { violation, trace, diagram, steps: Vec::new(), dead_end };
+        let (found, judged_at_end) = (Some(found), names(judged));
+        return Ok(Report {
+            progress: p,
+            depth_done: 0,
+            complete: false,
+            found,
+            symmetry,
+            dead_ends,
+            judged_at_end,
+        });
     }
     // Each state's parent and the step from it: the trace back to the root.
     let mut parents: Seen = Seen::default();
@@ -729,21 +824,27 @@ where
                 }
                 match outcome {
                     Outcome::Known => {}
-                    Outcome::Broke { violation, parent, step } => {
+                    Outcome::Broke { violation, parent, step, dead_end } => {
                         p.elapsed = began.elapsed();
+                        if dead_end {
+                            dead_ends += 1;
+                            judged |= bit(&violation);
+                        }
                         let mut steps = path(&parents, root, parent);
                         steps.push(step);
                         let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps)?;
-                        let found = Found { violation, trace, diagram, steps };
+                        let found = Found { violation, trace, diagram, steps, dead_end };
                         return Ok(Report {
                             progress: p,
                             depth_done,
                             complete: false,
                             found: Some(found),
                             symmetry,
+                            dead_ends,
+                            judged_at_end: names(judged),
                         });
                     }
-                    Outcome::New { world, fp, parent, step } => {
+                    Outcome::New { world, fp, parent, step, dead_end } => {
                         if parents.contains_key(&fp) {
                             continue;
                         }
@@ -753,6 +854,10 @@ where
                         }
                         parents.insert(fp, (parent, step));
                         p.unique += 1;
+                        if let Some(mask) = dead_end {
+                            dead_ends += 1;
+                            judged |= mask;
+                        }
                         next.push((world, fp));
                     }
                 }
@@ -766,7 +871,8 @@ where
     }
     let complete = !cut && !limited;
     p.elapsed = began.elapsed();
-    Ok(Report { progress: p, depth_done, complete, found: None, symmetry })
+    let judged_at_end = names(judged);
+    Ok(Report { progress: p, depth_done, complete, found: None, symmetry, dead_ends, judged_at_end })
 }
 
 /// States a thread expands between two merges: large enough that starting the threads costs
@@ -802,10 +908,11 @@ impl Hasher for Prehashed {
 enum Outcome<S: Setup> {
     /// A state seen at an earlier level (or batch).
     Known,
-    /// A state not seen when the batch began (its own batch may have found it twice).
-    New { world: World<S>, fp: u64, parent: u64, step: Step },
-    /// A violation.
-    Broke { violation: Violation, parent: u64, step: Step },
+    /// A state not seen when the batch began (its own batch may have found it twice); if a
+    /// dead end, the at-end properties judged in it, which hold.
+    New { world: World<S>, fp: u64, parent: u64, step: Step, dead_end: Option<u64> },
+    /// A violation: of a safety property, or of an at-end property in a dead end.
+    Broke { violation: Violation, parent: u64, step: Step, dead_end: bool },
 }
 
 /// The steps from each state of `batch`, at `depth`, split among the threads in order: each
@@ -863,15 +970,23 @@ where
         for step in w.steps(bounds) {
             let mut next = w.fork();
             if let Err(violation) = next.apply(d, setup, step, depth) {
-                out.push(Outcome::Broke { violation, parent: *parent, step });
+                out.push(Outcome::Broke { violation, parent: *parent, step, dead_end: false });
                 return out;
             }
             let fp = next.fingerprint(sym);
-            out.push(if parents.contains_key(&fp) {
-                Outcome::Known
-            } else {
-                Outcome::New { world: next, fp, parent: *parent, step }
-            });
+            if parents.contains_key(&fp) {
+                out.push(Outcome::Known);
+                continue;
+            }
+            let dead_end = match next.dead_end().then(|| next.judge_end(depth)) {
+                None => None,
+                Some(Ok(judged)) => Some(judged),
+                Some(Err(violation)) => {
+                    out.push(Outcome::Broke { violation, parent: *parent, step, dead_end: true });
+                    return out;
+                }
+            };
+            out.push(Outcome::New { world: next, fp, parent: *parent, step, dead_end });
         }
     }
     out
@@ -913,7 +1028,10 @@ where
     let mut copies = u64::MAX;
     let mut out = Vec::with_capacity(steps.len());
     if let Some(violation) = broke {
-        return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation) });
+        return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: false });
+    }
+    if let Some(Err(violation)) = w.dead_end().then(|| w.judge_end(0)) {
+        return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: true });
     }
     for (i, s) in steps.iter().enumerate() {
         if !w.steps(bounds).contains(s) {
@@ -940,8 +1058,11 @@ where
         let broke = w.apply(&mut d, setup, *s, i + 1);
         sends(&w, &mut rec, at);
         if let Err(violation) = broke {
-            return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation) });
+            return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: false });
+        }
+        if let Some(Err(violation)) = w.dead_end().then(|| w.judge_end(i + 1)) {
+            return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: true });
         }
     }
-    Ok(Replayed { trace: out, diagram: rec, violation: None })
+    Ok(Replayed { trace: out, diagram: rec, violation: None, dead_end: false })
 }

@@ -80,5 +80,5 @@ where
             (false, false) => None,
         })
         .fold(0, u64::wrapping_add);
-    hash_of(&(node, w.stable_hash(n), w.timers_hash(n), w.seen[n], flight))
+    hash_of(&(node, w.stable_hash(n), w.timers_hash(n), w.seen[n], w.crashed_ever[n], flight))
 }
