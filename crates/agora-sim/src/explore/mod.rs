@@ -26,9 +26,14 @@
 //! every step.
 //!
 //! **Search.** Breadth first, so the first violation found is a shortest trace; states are
-//! deduplicated by a 64-bit hash of the whole system (a collision may hide a state: the
-//! search is exhaustive up to that chance, about n²/2⁶⁵ for n states). A violation comes with
-//! the steps that lead to it, replayed from the initial state.
+//! deduplicated by a 128-bit fingerprint of the whole system ([`fingerprint`]; a collision
+//! may hide a state: the search is exhaustive up to that chance, about n²/2¹²⁹ for n states).
+//! A violation comes with the steps that lead to it, replayed from the initial state.
+//!
+//! **Dead ends.** A state with no message in flight and no timer pending will never change
+//! but by a fault: the checker's at-end properties are judged there, as at the quiet end of a
+//! run that went on for ever after its last fault ([`EndState`]), and one that does not hold
+//! is a liveness violation, reported with the shortest trace to it like a safety one.
 
 mod fingerprint;
 mod symmetry;
