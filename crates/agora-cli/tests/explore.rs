@@ -429,3 +429,74 @@ fn symmetry_counts_renamings_of_interchangeable_nodes_once_and_finds_the_same() 
     let (_, bully) = explore(&["bully", "--nodes", "3", "--timing", "sync"]);
     assert_eq!(bully["symmetry"], false);
 }
+
+#[test]
+fn dead_ends_are_judged_by_the_at_end_properties_a_deadlock_is_found_and_correct_runs_pass() {
+    // Ricart-Agrawala without the timestamps' priority: both nodes request, each defers the
+    // other's REQUEST, and nothing is left to deliver or fire.
+    let (code, v) = explore(&["ricart-agrawala", "--nodes", "2", "--requests", "1", "--variant", "no-priority"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["violation"]["dead_end"], true, "{v}");
+    // Both think timers fire, both REQUESTs arrive: four steps.
+    assert_eq!(violation(&v), ("every-request-served", 4), "{v}");
+    // The algorithm itself reaches dead ends only with every request served, on three nodes
+    // too and with a duplicate; so does flood, whose dead ends are reached with every node
+    // delivered.
+    for args in [
+        &["ricart-agrawala", "--nodes", "2", "--requests", "1"][..],
+        &["ricart-agrawala", "--nodes", "3", "--requests", "1", "--duplicate", "1"],
+        &["flood", "--nodes", "4", "--topology", "ring", "--duplicate", "1"],
+    ] {
+        let (code, v) = explore(args);
+        holds(code, &v);
+        assert!(v["dead_ends"].as_u64().unwrap() > 0, "{args:?}: {v}");
+        assert_eq!(v["not_judged"], serde_json::json!([]), "{args:?}: {v}");
+        assert_eq!(v["judged_at_dead_ends"], v["at_end"], "{args:?}: {v}");
+    }
+    // Asynchronously a timeout proves nothing: 2PC's coordinator may abort before the votes
+    // arrive, so non-triviality is judged only with synchronous timing; termination always.
+    let (code, v) = explore(&["2pc", "--nodes", "3", "--fires", "2"]);
+    holds(code, &v);
+    assert_eq!(v["judged_at_dead_ends"], serde_json::json!(["termination"]), "{v}");
+    assert_eq!(v["not_judged"], serde_json::json!(["non-triviality"]), "{v}");
+    let (code, v) = explore(&["2pc", "--nodes", "3", "--timing", "sync", "--crashes", "1", "--restarts", "1"]);
+    holds(code, &v);
+    assert_eq!(v["judged_at_dead_ends"], serde_json::json!(["non-triviality", "termination"]), "{v}");
+    // A lost message is a fault to blame: the checker does not judge the dead ends it leaves.
+    let (code, v) = explore(&["ricart-agrawala", "--nodes", "3", "--requests", "1", "--loss", "1"]);
+    holds(code, &v);
+    // Flood that does not relay: on a ring, the nodes beyond the origin's neighbours never
+    // deliver.
+    let (code, v) = explore(&["flood", "--nodes", "4", "--topology", "ring", "--variant", "no-relay"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["violation"]["dead_end"], true, "{v}");
+    assert_eq!(violation(&v), ("reachable-delivered", 2), "{v}");
+    // With heartbeats a protocol never goes quiet: no dead end, its at-end property unjudged.
+    let (code, v) = explore(&["bully", "--nodes", "3", "--timing", "sync"]);
+    holds(code, &v);
+    assert_eq!(v["dead_ends"], 0, "{v}");
+    assert_eq!(v["not_judged"], serde_json::json!(["highest-live-leader"]));
+}
+
+#[test]
+fn agora_sim_replays_a_schedule_to_the_same_dead_end() {
+    let dir = std::env::temp_dir().join(format!("agora-explore-dead-end-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ra.json");
+    let path = file.to_str().unwrap();
+    let args = ["ricart-agrawala", "--nodes", "2", "--requests", "1", "--variant", "no-priority"];
+    let mut with_schedule = args.to_vec();
+    with_schedule.extend(["--schedule", path]);
+    let (code, v) = explore(&with_schedule);
+    assert_eq!(code, 1, "{v}");
+    let mut sim = vec!["sim"];
+    sim.extend(args);
+    sim.extend(["--schedule", path, "--json"]);
+    let out = agora(&sim);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["violation"]["property"], "every-request-served");
+    assert_eq!(r["violation"]["dead_end"], true);
+    assert_eq!(r["steps"], v["violation"]["trace"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -101,6 +101,13 @@ pub struct EndState<'a> {
     pub last_fault: Time,
     /// A partition is still in force at the end (it never healed).
     pub partitioned: bool,
+    /// Timers fired after their delays, with messages taking their time: a timeout means what
+    /// its protocol takes it to mean, as far as the network's delays allow (the simulator,
+    /// the runtime, the explorer with synchronous timing). `false` when the driver let any
+    /// timer fire at any moment (the explorer's asynchronous timing): a timeout then proves
+    /// nothing, and a property that rests on timeouts firing only after the messages they
+    /// wait for (2PC's non-triviality) cannot be judged.
+    pub timely: bool,
 }
 
 impl EndState<'_> {
@@ -147,6 +154,8 @@ pub enum NotJudged {
     /// Only one node's observations were seen (`agora node`): cluster-wide properties need
     /// every node's.
     OneNode,
+    /// Timers could fire before the messages they wait for arrived ([`EndState::timely`]).
+    Untimely,
 }
 
 impl fmt::Display for NotJudged {
@@ -160,6 +169,7 @@ impl fmt::Display for NotJudged {
             NotJudged::Partitioned => "a partition was still in force",
             NotJudged::NoMajority => "no majority of replicas was up",
             NotJudged::OneNode => "this node's observations alone cannot judge it",
+            NotJudged::Untimely => "timers could fire before the messages they wait for arrived",
         })
     }
 }

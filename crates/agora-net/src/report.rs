@@ -364,6 +364,7 @@ pub fn summarize<S: Setup>(
             quiescent: matches!(g.end.as_str(), "quiescent" | "idle"),
             last_fault: if faulted.last_unix_ns == 0 { Time::ZERO } else { rel(faulted.last_unix_ns) },
             partitioned: faulted.cut_at_end,
+            timely: true,
         };
         not_judged = checker.not_judged(&end);
         violations = checker.finish(&end);

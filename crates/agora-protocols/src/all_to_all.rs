@@ -174,6 +174,7 @@ mod tests {
             quiescent: true,
             last_fault: Time::ZERO,
             partitioned: false,
+            timely: true,
         }
     }
 

@@ -22,6 +22,7 @@ fn quiet_end<'a>(live: &'a [bool], crashed_ever: &'a [bool]) -> EndState<'a> {
         quiescent: true,
         last_fault: Time::ZERO,
         partitioned: false,
+        timely: true,
     }
 }
 

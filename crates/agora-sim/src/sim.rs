@@ -445,6 +445,7 @@ impl<S: Setup> Simulation<S> {
             quiescent: end == EndReason::Quiescent,
             last_fault: self.last_fault,
             partitioned: self.net.any_cut(),
+            timely: true,
         };
         let not_judged = self.checker.not_judged(&state);
         self.violations = self.checker.finish(&state);

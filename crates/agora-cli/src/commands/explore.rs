@@ -1,6 +1,6 @@
 //! `agora explore`: every state of a small cluster within bounds, the protocol's safety
-//! properties judged in each (see `agora_sim::explore` for the model), and the shortest trace
-//! to the first violation.
+//! properties judged in each and its at-end properties in each dead end (see
+//! `agora_sim::explore` for the model), and the shortest trace to the first violation.
 
 use super::schedule::{replay_command, Schedule};
 use super::shared::{output, progress_bar};
@@ -24,7 +24,7 @@ struct Explorer {
 struct Explored {
     report: Report,
     judged: Vec<&'static str>,
-    not_judged: Vec<&'static str>,
+    at_end: Vec<&'static str>,
 }
 
 impl ExploreDriver for Explorer {
@@ -37,7 +37,7 @@ impl ExploreDriver for Explorer {
     {
         let props = setup.checker().properties();
         let judged = props.iter().filter(|p| p.kind == PropertyKind::Always).map(|p| p.name).collect();
-        let not_judged = props.iter().filter(|p| p.kind == PropertyKind::AtEnd).map(|p| p.name).collect();
+        let at_end = props.iter().filter(|p| p.kind == PropertyKind::AtEnd).map(|p| p.name).collect();
         let bar = progress_bar(0, "{spinner} {msg}", self.json);
         let report = explore(&setup, &self.bounds, self.search, |p| {
             let rate = p.states as f64 / p.elapsed.as_secs_f64().max(1e-9);
@@ -48,7 +48,7 @@ impl ExploreDriver for Explorer {
             bar.tick();
         });
         bar.finish_and_clear();
-        Ok(Explored { report: report?, judged, not_judged })
+        Ok(Explored { report: report?, judged, at_end })
     }
 }
 
@@ -84,7 +84,9 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
     let Some(explored) = dispatch_explore(&args.protocol, &params, driver)? else {
         unreachable!("checked explorable above")
     };
-    let Explored { report, judged, not_judged } = explored.map_err(|e| UserError(e.to_string()))?;
+    let Explored { report, judged, at_end } = explored.map_err(|e| UserError(e.to_string()))?;
+    // At-end properties are judged in dead ends, as far as the checker's conditions allow.
+    let not_judged: Vec<&str> = at_end.iter().copied().filter(|p| !report.judged_at_end.contains(p)).collect();
     let command =
         std::iter::once("agora").chain(argv.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
     let p = &report.progress;
@@ -123,6 +125,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         let violation = report.found.as_ref().map(|f| {
             json!({
                 "property": f.violation.property,
+                "dead_end": f.dead_end,
                 "node": f.violation.node.map(|n| n.0),
                 "step": f.violation.at.as_millis_f64() as u64,
                 "detail": f.violation.detail,
@@ -151,6 +154,9 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
             "seconds": p.elapsed.as_secs_f64(),
             "states_per_second": rate,
             "judged": judged,
+            "at_end": at_end,
+            "dead_ends": report.dead_ends,
+            "judged_at_dead_ends": report.judged_at_end,
             "not_judged": not_judged,
             "violation": violation,
         });
@@ -179,6 +185,9 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         );
         match &report.found {
             Some(f) => {
+                if f.dead_end {
+                    println!("a dead end: nothing left to deliver or fire, and");
+                }
                 println!("{}", f.violation);
                 println!("shortest trace ({} steps):", f.trace.len());
                 for (i, s) in f.trace.iter().enumerate() {
@@ -202,8 +211,20 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
                 report.depth_done
             ),
         }
+        if !report.judged_at_end.is_empty() {
+            println!(
+                "{} dead end(s) (nothing left to deliver or fire) reached; judged in them as at a run's \
+                 quiet end: {}",
+                report.dead_ends,
+                report.judged_at_end.join(", ")
+            );
+        }
         if !not_judged.is_empty() {
-            println!("not judged (properties of a run's end): {}", not_judged.join(", "));
+            println!(
+                "not judged (properties of a run's end; {} dead end(s) reached, the checker judged them in none): {}",
+                report.dead_ends,
+                not_judged.join(", ")
+            );
         }
     }
     Ok(if report.found.is_some() { 1 } else { 0 })

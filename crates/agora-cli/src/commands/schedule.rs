@@ -177,7 +177,7 @@ pub fn sim(args: &SimArgs, path: &Path) -> Result<i32, UserError> {
         let violation = r
             .violation
             .as_ref()
-            .map(|v| json!({ "property": v.property, "node": v.node.map(|n| n.0), "detail": v.detail }));
+            .map(|v| json!({ "property": v.property, "node": v.node.map(|n| n.0), "detail": v.detail, "dead_end": r.dead_end }));
         println!("{}", json!({ "protocol": args.protocol, "steps": r.trace, "violation": violation }));
     } else {
         println!("replay {} — {} steps of {}", args.protocol, r.trace.len(), path.display());
@@ -185,6 +185,7 @@ pub fn sim(args: &SimArgs, path: &Path) -> Result<i32, UserError> {
             println!("  {:>3}. {s}", i + 1);
         }
         match &r.violation {
+            Some(v) if r.dead_end => println!("a dead end: nothing left to deliver or fire, and\n{v}"),
             Some(v) => println!("{v}"),
             None => println!("the schedule ended with no property broken"),
         }

@@ -8,8 +8,10 @@
 //! Database Systems*, 1987, §7.2, AC1–AC5):
 //! - *atomicity* (always): no node commits while another aborts (AC1);
 //! - *validity* (always): a node commits only if every participant voted yes (AC3);
-//! - *non-triviality* (at end, no crashes and no loss): if every participant voted yes, the
-//!   decision is commit (AC4);
+//! - *non-triviality* (at end, no crashes and no loss, timers that fire only after their
+//!   delays — not when the explorer lets any timer fire at any step, where the coordinator's
+//!   vote timeout may beat a vote: [`agora_core::EndState::timely`]): if every participant
+//!   voted yes, the decision is commit (AC4);
 //! - *termination* (at end, no loss, long enough after the last fault): every live node has
 //!   decided — for 2PC only when the coordinator is up at the end, since 2PC blocks while it is
 //!   down; 3PC's termination protocol decides without it.
@@ -320,14 +322,20 @@ impl<P: Protocol<Obs = CommitObs> + ?Sized> Checker<P> for CommitChecker {
         if !end.network_reliable {
             return vec![("non-triviality", NotJudged::Unreliable), ("termination", NotJudged::Unreliable)];
         }
+        let mut out = Vec::new();
+        if !end.timely {
+            // The coordinator's vote timeout may have fired before every vote could arrive.
+            out.push(("non-triviality", NotJudged::Untimely));
+        }
         let settled = end.at.0.saturating_sub(end.last_fault.0) >= self.settle.0;
         if !settled {
-            return vec![("termination", NotJudged::Unsettled)];
+            out.push(("termination", NotJudged::Unsettled));
+            return out;
         }
         if !end.live[COORDINATOR.index()] && self.needs_coordinator {
-            return vec![("termination", NotJudged::Crashed)];
+            out.push(("termination", NotJudged::Crashed));
         }
-        Vec::new()
+        out
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
@@ -335,6 +343,7 @@ impl<P: Protocol<Obs = CommitObs> + ?Sized> Checker<P> for CommitChecker {
             return Vec::new();
         }
         if self.crash_free
+            && end.timely
             && (1..self.n).all(|p| self.votes[p] == Some(true))
             && self.first_decision.map(|d| d.1) == Some(false)
         {

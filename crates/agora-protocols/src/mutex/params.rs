@@ -5,7 +5,7 @@ use super::central_mutex::CentralMutexSetup;
 use super::lamport_mutex::LamportMutexSetup;
 use super::ricart_agrawala::RicartAgrawalaSetup;
 use super::token_ring_mutex::TokenRingMutexSetup;
-use crate::params::{count, text, ParamError, Resolved, Spec, LINKS, REQUESTS, START};
+use crate::params::{count, text, ParamError, Resolved, Spec, LINKS, REQUESTS, START, VARIANT};
 use crate::registry::FromParams;
 use crate::reliable::Links;
 use agora_core::NodeId;
@@ -31,9 +31,10 @@ impl FromParams for LamportMutexSetup {
 }
 
 impl FromParams for RicartAgrawalaSetup {
-    const SPECS: &'static [Spec] = SPECS;
+    const SPECS: &'static [Spec] = &[Spec::new(&REQUESTS, count(3)), Spec::optional(&VARIANT)];
     fn from_params(p: &Resolved) -> Result<Self, ParamError> {
-        Ok(RicartAgrawalaSetup { nodes: p.nodes, requests: p.count(&REQUESTS) })
+        let no_priority = p.variant(&["correct", "no-priority"])? == "no-priority";
+        Ok(RicartAgrawalaSetup { nodes: p.nodes, requests: p.count(&REQUESTS), no_priority })
     }
 }
 

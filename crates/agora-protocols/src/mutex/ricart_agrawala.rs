@@ -15,6 +15,11 @@
 //! can never count for a new one; a restarted node has lost only its own deferred replies, so
 //! others may wait forever but never enter together. Loss of a REQUEST or REPLY blocks the
 //! requester.
+//!
+//! **Variant** `no-priority` (a deliberate bug): a node that is requesting defers every
+//! REQUEST, whatever its timestamp, instead of answering the earlier one. Two nodes requesting
+//! together then each wait for the other's REPLY for ever — a deadlock, never two in the
+//! section: `agora explore ricart-agrawala --variant no-priority` finds the dead end.
 
 pub use super::Timer;
 use super::{MutexChecker, MutexObs, Workload};
@@ -61,6 +66,8 @@ pub struct RicartAgrawala {
     replied: Vec<bool>,
     /// Requests answered when this node exits: (node, their timestamp, their incarnation).
     deferred: Vec<(NodeId, u64, u32)>,
+    /// The `no-priority` variant: defer every REQUEST while requesting.
+    no_priority: bool,
 }
 
 impl RicartAgrawala {
@@ -75,6 +82,7 @@ impl RicartAgrawala {
             mine: None,
             replied: vec![false; setup.nodes],
             deferred: Vec::new(),
+            no_priority: setup.no_priority,
         })
     }
 }
@@ -93,7 +101,8 @@ impl Protocol for RicartAgrawala {
         match msg {
             Msg::Request { ts, inc } => {
                 self.clock = self.clock.max(ts) + 1;
-                let mine_first = self.mine.is_some_and(|m| (m, self.id.0) < (ts, from.0));
+                let mine_first =
+                    self.mine.is_some_and(|m| self.no_priority || (m, self.id.0) < (ts, from.0));
                 if self.work.inside() || mine_first {
                     if !self.deferred.contains(&(from, ts, inc)) {
                         self.deferred.push((from, ts, inc));
@@ -145,6 +154,8 @@ pub struct RicartAgrawalaSetup {
     pub nodes: usize,
     /// Critical-section entries (or requests) per node.
     pub requests: u32,
+    /// The `no-priority` variant (see the module's docs): deadlocks.
+    pub no_priority: bool,
 }
 
 /// The faults under which the checker's safety properties hold: replies name their request and incarnation: loss and crashes block, never two in the section.

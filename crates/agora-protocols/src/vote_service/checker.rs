@@ -445,6 +445,7 @@ mod tests {
             quiescent: true,
             last_fault: Time::ZERO,
             partitioned: false,
+            timely: true,
         };
         let mut out: Vec<_> =
             Checker::<VoteServiceNode>::finish(c, &end).iter().map(|v| v.property).collect();

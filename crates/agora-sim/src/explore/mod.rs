@@ -26,26 +26,39 @@
 //! every step.
 //!
 //! **Search.** Breadth first, so the first violation found is a shortest trace; states are
-//! deduplicated by a 64-bit hash of the whole system (a collision may hide a state: the
-//! search is exhaustive up to that chance, about n²/2⁶⁵ for n states). A violation comes with
-//! the steps that lead to it, replayed from the initial state.
+//! deduplicated by a 128-bit fingerprint of the whole system ([`fingerprint`]; a collision
+//! may hide a state: the search is exhaustive up to that chance, about n²/2¹²⁹ for n states).
+//! A violation comes with the steps that lead to it, replayed from the initial state.
+//!
+//! **Dead ends.** A state with no message in flight and no timer pending will never change
+//! but by a fault: the checker's at-end properties are judged there, as at the quiet end of a
+//! run that went on for ever after its last fault ([`EndState`]), and one that does not hold
+//! is a liveness violation, reported with the shortest trace to it like a safety one.
 
+mod fingerprint;
 mod symmetry;
+
+use fingerprint::{hash_of, Fingerprinter};
 
 use crate::diagram::{Rec, Recorder};
 use agora_core::{
-    wire, Checker, Context, Counters, Deferred, EffectOf, Frame, Host, Interp, Lifecycle, Message as _,
+    wire, Checker, Context, Counters, Deferred, EffectOf, EndState, Frame, Host, Interp, Lifecycle, Message as _,
     Metrics, NodeId, OpId, Protocol, Rng, Setup, Stable, Symmetry, Targets, Time, Timers, Violation, Write,
 };
 use rand::SeedableRng as _;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type MsgOf<S> = <<S as Setup>::Node as Protocol>::Msg;
 type TimerOf<S> = <<S as Setup>::Node as Protocol>::Timer;
 type ObsOf<S> = <<S as Setup>::Node as Protocol>::Obs;
+
+/// The time a dead end is judged at: later than any fault by more than any protocol's
+/// settling time, and far enough from [`Time::MAX`] that a checker's arithmetic on it cannot
+/// overflow.
+const FOR_EVER: Time = Time(u64::MAX / 4);
 
 /// When timers may fire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +134,9 @@ pub struct Found {
     pub diagram: Recorder,
     /// The steps themselves: a schedule [`replay`] takes again to the same violation.
     pub steps: Vec<Step>,
+    /// The violation is of an at-end property in a dead end: a state with nothing left to
+    /// deliver or fire (see [`Report::dead_ends`]), not of a safety property.
+    pub dead_end: bool,
 }
 
 /// A schedule taken step by step ([`replay`]).
@@ -132,6 +148,8 @@ pub struct Replayed {
     pub diagram: Recorder,
     /// The violation a step (the last one taken) led to, if any.
     pub violation: Option<Violation>,
+    /// That violation is of an at-end property, in the dead end the last step reached.
+    pub dead_end: bool,
 }
 
 /// What a search found.
@@ -147,6 +165,14 @@ pub struct Report {
     pub found: Option<Found>,
     /// Renamings of interchangeable nodes were counted as one state.
     pub symmetry: bool,
+    /// Distinct dead ends reached: states with no message in flight and no timer pending at
+    /// any node, where nothing will ever happen again but faults. The checker's at-end
+    /// properties are judged in each, as at the quiet end of a run that went on for ever
+    /// after its last fault (the checker still declines those its conditions exclude: after
+    /// a message was lost, say).
+    pub dead_ends: u64,
+    /// The at-end properties the checker judged in at least one dead end.
+    pub judged_at_end: Vec<&'static str>,
 }
 
 /// Why a protocol cannot be explored.
@@ -169,9 +195,9 @@ struct Flight<M> {
     to: NodeId,
     msg: M,
     /// Of `(from, to, body)`: orders the multiset and identifies equal messages.
-    hash: u64,
+    hash: u128,
     /// Of the encoding: the message whoever sends it to whomever (symmetry renames the ends).
-    body: u64,
+    body: u128,
     /// When it was sent (a count of sends): its place on its link, for FIFO links.
     sent: u64,
 }
@@ -219,10 +245,43 @@ pub enum Step {
     Restart(usize),
 }
 
+impl Step {
+    /// The step in a word: its kind in the top byte, its two indices in 28 bits each (a
+    /// state's messages, nodes and timers number far fewer).
+    fn pack(self) -> u64 {
+        let (kind, a, b) = match self {
+            Step::Deliver(i) => (0, i, 0),
+            Step::Duplicate(i) => (1, i, 0),
+            Step::Drop(i) => (2, i, 0),
+            Step::Fire(n, t) => (3, n, t),
+            Step::Crash(n) => (4, n, 0),
+            Step::Restart(n) => (5, n, 0),
+        };
+        debug_assert!(a < 1 << 28 && b < 1 << 28);
+        (kind << 56) | ((a as u64 & 0xfff_ffff) << 28) | (b as u64 & 0xfff_ffff)
+    }
+
+    /// The step [`Step::pack`] made `w` of.
+    fn unpack(w: u64) -> Step {
+        let (a, b) = (((w >> 28) & 0xfff_ffff) as usize, (w & 0xfff_ffff) as usize);
+        match w >> 56 {
+            0 => Step::Deliver(a),
+            1 => Step::Duplicate(a),
+            2 => Step::Drop(a),
+            3 => Step::Fire(a, b),
+            4 => Step::Crash(a),
+            _ => Step::Restart(a),
+        }
+    }
+}
+
 /// The whole system.
 struct World<S: Setup> {
     nodes: Vec<Option<S::Node>>,
-    stable: Vec<Stable>,
+    /// Shared between a state and its successors until a node writes to its own.
+    stable: Vec<Arc<Stable>>,
+    /// The hash of each node's storage, kept up to date as it is written.
+    stable_hash: Vec<u128>,
     /// Pending timers with their deadlines (ns of virtual time).
     timers: Vec<Timers<TimerOf<S>, u64>>,
     /// Virtual time: the latest deadline of a timer fired, with [`Timing::Sync`] or when the
@@ -242,15 +301,27 @@ struct World<S: Setup> {
     /// Sorted by hash: a canonical order for the multiset.
     flight: Vec<Flight<MsgOf<S>>>,
     /// Each node's observations, as a hash chain.
-    seen: Vec<u64>,
+    seen: Vec<u128>,
+    /// Each node crashed at least once on the way here (a dead end's checker is told).
+    crashed_ever: Vec<bool>,
     spent: Spent,
     checker: Box<dyn Checker<S::Node>>,
 }
 
-fn hash_of(v: &impl Hash) -> u64 {
-    let mut h = DefaultHasher::new();
-    v.hash(&mut h);
-    h.finish()
+/// The names of a checker's at-end properties, in its order.
+fn at_end<P: Protocol + ?Sized>(c: &dyn Checker<P>) -> impl Iterator<Item = &'static str> {
+    c.properties().into_iter().filter(|p| p.kind == agora_core::PropertyKind::AtEnd).map(|p| p.name).take(64)
+}
+
+/// The hash of what a node persisted.
+fn storage_hash(st: &Stable) -> u128 {
+    let mut h = Fingerprinter::new();
+    st.len().hash(&mut h);
+    for (k, v) in st.iter() {
+        k.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish128()
 }
 
 impl<S: Setup> World<S>
@@ -262,6 +333,7 @@ where
         World {
             nodes: self.nodes.clone(),
             stable: self.stable.clone(),
+            stable_hash: self.stable_hash.clone(),
             timers: self.timers.clone(),
             now: self.now,
             sync: self.sync,
@@ -271,6 +343,7 @@ where
             sends: self.sends,
             flight: self.flight.clone(),
             seen: self.seen.clone(),
+            crashed_ever: self.crashed_ever.clone(),
             spent: self.spent,
             checker: self.checker.fork().expect("checked forkable before the search"),
         }
@@ -294,7 +367,8 @@ where
             .collect::<Result<Vec<_>, _>>()?;
         let mut w = World {
             nodes,
-            stable: vec![Stable::new(); n],
+            stable: vec![Arc::new(Stable::new()); n],
+            stable_hash: vec![storage_hash(&Stable::new()); n],
             timers: vec![Timers::new(); n],
             now: 0,
             sync: b.timing == Timing::Sync,
@@ -304,6 +378,7 @@ where
             sends: 0,
             flight: Vec::new(),
             seen: vec![0; n],
+            crashed_ever: vec![false; n],
             spent: Spent::default(),
             checker,
         };
@@ -318,7 +393,7 @@ where
 
     /// The state's identity; with `sym`, the same for every renaming of its interchangeable
     /// nodes (that of its canonical renaming, [`symmetry`]).
-    fn fingerprint(&self, sym: Option<&Symmetry<S::Node>>) -> u64 {
+    fn fingerprint(&self, sym: Option<&Symmetry<S::Node>>) -> u128 {
         match sym {
             None => self.identity(None),
             Some(sym) => self.identity(Some(&symmetry::Renaming::canonical(self, sym))),
@@ -326,8 +401,8 @@ where
     }
 
     /// The hash of the state, or of the state its nodes renamed by `r` would be.
-    fn identity(&self, r: Option<&symmetry::Renaming<'_, S::Node>>) -> u64 {
-        let mut h = DefaultHasher::new();
+    fn identity(&self, r: Option<&symmetry::Renaming<'_, S::Node>>) -> u128 {
+        let mut h = Fingerprinter::new();
         // The node at place `j` of the renamed state.
         let at = |j: usize| r.map_or(j, |r| r.from[j]);
         for j in 0..self.nodes.len() {
@@ -337,7 +412,7 @@ where
             }
         }
         for j in 0..self.nodes.len() {
-            self.stable_hash(at(j)).hash(&mut h);
+            self.stable_hash[at(j)].hash(&mut h);
         }
         for j in 0..self.nodes.len() {
             self.timers_hash(at(j)).hash(&mut h);
@@ -365,39 +440,27 @@ where
             self.now.hash(&mut h);
         }
         for j in 0..self.nodes.len() {
-            self.seen[at(j)].hash(&mut h);
+            (self.seen[at(j)], self.crashed_ever[at(j)]).hash(&mut h);
         }
         self.spent.hash(&mut h);
-        h.finish()
-    }
-
-    /// What node `n` persisted.
-    fn stable_hash(&self, n: usize) -> u64 {
-        let mut h = DefaultHasher::new();
-        let st = &self.stable[n];
-        st.len().hash(&mut h);
-        for (k, v) in st.iter() {
-            k.hash(&mut h);
-            v.hash(&mut h);
-        }
-        h.finish()
+        h.finish128()
     }
 
     /// Node `n`'s pending timers: a set (the order they were set in does not matter), each
     /// deadline relative to the present (a timer already due, asynchronously when a later one
     /// fired first, is due now).
-    fn timers_hash(&self, n: usize) -> (usize, u64) {
+    fn timers_hash(&self, n: usize) -> (usize, u128) {
         let timers = &self.timers[n];
         let set = timers
             .iter()
             .map(|(t, _, due)| hash_of(&(t, due.saturating_sub(self.now))))
-            .fold(0, u64::wrapping_add);
+            .fold(0, u128::wrapping_add);
         (timers.len(), set)
     }
 
     /// A message in flight, `hash` its `(from, to, body)` as named in the state hashed: on
     /// FIFO links, with its place on its link (the order matters; when it was sent does not).
-    fn flight_hash(&self, f: &Flight<MsgOf<S>>, hash: u64) -> (u64, usize) {
+    fn flight_hash(&self, f: &Flight<MsgOf<S>>, hash: u128) -> (u128, usize) {
         (hash, if self.fifo { self.ahead(f) } else { 0 })
     }
 
@@ -445,6 +508,41 @@ where
             }
         }
         out
+    }
+
+    /// Nothing is left to deliver or fire: no message in flight, no timer pending. Only a
+    /// fault (a crash, a restart) could change this state.
+    fn dead_end(&self) -> bool {
+        self.flight.is_empty() && self.timers.iter().all(Timers::is_empty)
+    }
+
+    /// The at-end properties judged in this state, a dead end reached in `depth` steps: those
+    /// the checker judged (bit `i`: its `i`th at-end property), or the first it finds broken.
+    /// The end is that of a run that went quiet here and stayed so for ever after its last
+    /// fault, since nothing else will happen in it.
+    fn judge_end(&self, depth: usize) -> Result<u64, Violation> {
+        let mut checker = self.checker.fork().expect("checked forkable before the search");
+        let live: Vec<bool> = self.nodes.iter().map(Option::is_some).collect();
+        let end = EndState {
+            at: FOR_EVER,
+            live: &live,
+            crashed_ever: &self.crashed_ever,
+            network_reliable: self.spent.loss == 0,
+            quiescent: true,
+            last_fault: Time::ZERO,
+            partitioned: false,
+            timely: self.sync,
+        };
+        if let Some(mut v) = checker.finish(&end).into_iter().next() {
+            v.at = Time::from_millis_f64(depth as f64);
+            return Err(v);
+        }
+        let skipped = checker.not_judged(&end);
+        let judged = at_end(checker.as_ref())
+            .enumerate()
+            .filter(|(_, p)| !skipped.iter().any(|(q, _)| q == p))
+            .fold(0, |mask, (i, _)| mask | 1 << i);
+        Ok(judged)
     }
 
     /// The step in words, as taken from this state.
@@ -501,6 +599,7 @@ where
             }
             Step::Crash(n) => {
                 self.spent.crashes += 1;
+                self.crashed_ever[n] = true;
                 self.nodes[n] = None;
                 self.timers[n].clear();
                 self.flight.retain(|f| f.to.index() != n);
@@ -630,16 +729,21 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
     }
 
     fn persist(&mut self, node: NodeId, write: Write) {
-        let st = &mut self.world.stable[node.index()];
+        let n = node.index();
+        let st = Arc::make_mut(&mut self.world.stable[n]);
         match write {
             Write::Put(key, value) => st.put(key, value),
             Write::Remove(key) => st.remove(&key),
             Write::RemoveRange(from, to) => st.remove_range(&from, &to),
         }
+        self.world.stable_hash[n] = storage_hash(st);
     }
 
     fn persist_later(&mut self, node: NodeId, key: String, value: Deferred, done: TimerOf<S>) {
-        self.world.stable[node.index()].put(key, value.compute());
+        let n = node.index();
+        let st = Arc::make_mut(&mut self.world.stable[n]);
+        st.put(key, value.compute());
+        self.world.stable_hash[n] = storage_hash(st);
         self.landed.push(done);
     }
 
@@ -688,18 +792,52 @@ where
     let sym = symmetry.as_ref();
     let mut drivers: Vec<Driver> = (0..threads).map(|_| Driver::new(setup.nodes())).collect();
     let (init, broke) = World::initial(setup, bounds, &mut drivers[0])?;
-    let root = init.fingerprint(sym);
+    let root = Fp::of(init.fingerprint(sym));
     let mut p = Progress { states: 1, unique: 1, depth: 0, elapsed: Duration::ZERO };
     let symmetry = sym.is_some();
+    let mut dead_ends = u64::from(init.dead_end());
+    // The at-end properties judged in some dead end, as bits (see `World::judge_end`).
+    let mut judged = 0;
+    // The bit of the at-end property a dead end broke.
+    let bit = |v: &Violation| at_end(setup.checker().as_ref()).position(|p| p == v.property).map_or(0, |i| 1 << i);
+    let names = |mask: u64| {
+        at_end(setup.checker().as_ref()).enumerate().filter(|(i, _)| mask & 1 << i != 0).map(|(_, p)| p).collect()
+    };
+    let (broke, dead_end) = match broke {
+        Some(v) => (Some(v), false),
+        None if init.dead_end() => match init.judge_end(0) {
+            Ok(mask) => {
+                judged = mask;
+                (None, true)
+            }
+            Err(v) => {
+                judged = bit(&v);
+                (Some(v), true)
+            }
+        },
+        None => (None, false),
+    };
     if let Some(violation) = broke {
         let diagram = replay(setup, bounds, &[])?.diagram;
-        let found = Found { violation, trace: vec!["start every node".into()], diagram, steps: Vec::new() };
-        return Ok(Report { progress: p, depth_done: 0, complete: false, found: Some(found), symmetry });
+        let trace = vec!["start every node".into()];
+        let found = Found { violation, trace, diagram, steps: Vec::new(), dead_end };
+        let (found, judged_at_end) = (Some(found), names(judged));
+        return Ok(Report {
+            progress: p,
+            depth_done: 0,
+            complete: false,
+            found,
+            symmetry,
+            dead_ends,
+            judged_at_end,
+        });
     }
-    // Each state's parent and the step from it: the trace back to the root.
-    let mut parents: Seen = Seen::default();
-    parents.insert(root, (root, Step::Deliver(usize::MAX)));
-    let mut level: Vec<(World<S>, u64)> = vec![(init, root)];
+    // Each state's number (in the order found), and each number's parent and the step from
+    // it: the trace back to the root, state 0.
+    let mut seen: Seen = Seen::default();
+    seen.insert(root, 0);
+    let mut tree: Vec<(u32, u64)> = vec![(0, 0)];
+    let mut level: Vec<(World<S>, u32)> = vec![(init, 0)];
     // A state at the depth limit had steps left / the state limit turned states away.
     let (mut cut, mut limited) = (false, false);
     let mut depth_done = 0;
@@ -720,7 +858,7 @@ where
             if batch.is_empty() {
                 break;
             }
-            let expanded = expand_batch(setup, bounds, sym, &mut drivers, &parents, batch, depth + 1);
+            let expanded = expand_batch(setup, bounds, sym, &mut drivers, &seen, batch, depth + 1);
             for outcome in expanded.into_iter().flatten() {
                 p.states += 1;
                 if p.states % (1 << 16) == 0 {
@@ -729,31 +867,43 @@ where
                 }
                 match outcome {
                     Outcome::Known => {}
-                    Outcome::Broke { violation, parent, step } => {
+                    Outcome::Broke { violation, parent, step, dead_end } => {
                         p.elapsed = began.elapsed();
-                        let mut steps = path(&parents, root, parent);
+                        if dead_end {
+                            dead_ends += 1;
+                            judged |= bit(&violation);
+                        }
+                        let mut steps = path(&tree, parent);
                         steps.push(step);
                         let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps)?;
-                        let found = Found { violation, trace, diagram, steps };
+                        let found = Found { violation, trace, diagram, steps, dead_end };
                         return Ok(Report {
                             progress: p,
                             depth_done,
                             complete: false,
                             found: Some(found),
                             symmetry,
+                            dead_ends,
+                            judged_at_end: names(judged),
                         });
                     }
-                    Outcome::New { world, fp, parent, step } => {
-                        if parents.contains_key(&fp) {
+                    Outcome::New { world, fp, parent, step, dead_end } => {
+                        if seen.contains_key(&fp) {
                             continue;
                         }
-                        if parents.len() >= bounds.states {
+                        if seen.len() >= bounds.states.min(u32::MAX as usize) {
                             limited = true;
                             continue;
                         }
-                        parents.insert(fp, (parent, step));
+                        let number = tree.len() as u32;
+                        seen.insert(fp, number);
+                        tree.push((parent, step.pack()));
                         p.unique += 1;
-                        next.push((world, fp));
+                        if let Some(mask) = dead_end {
+                            dead_ends += 1;
+                            judged |= mask;
+                        }
+                        next.push((world, number));
                     }
                 }
             }
@@ -766,16 +916,35 @@ where
     }
     let complete = !cut && !limited;
     p.elapsed = began.elapsed();
-    Ok(Report { progress: p, depth_done, complete, found: None, symmetry })
+    let judged_at_end = names(judged);
+    Ok(Report { progress: p, depth_done, complete, found: None, symmetry, dead_ends, judged_at_end })
 }
 
 /// States a thread expands between two merges: large enough that starting the threads costs
 /// little, small enough that the successors waiting to be merged take little memory.
 const BATCH: usize = 512;
 
-/// The unique states seen, each with its parent and the step from it. Keys are already
+/// A state's fingerprint (two halves of a 128-bit hash: aligned as `u64`, so an entry of
+/// [`Seen`] takes 24 bytes, not the 32 a `u128` key would).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Fp(u64, u64);
+
+impl Fp {
+    fn of(h: u128) -> Self {
+        Fp(h as u64, (h >> 64) as u64)
+    }
+}
+
+impl Hash for Fp {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already a uniform hash: one half is a bucket, the other tells states apart.
+        state.write_u64(self.0);
+    }
+}
+
+/// The unique states seen, each with its number (its place in the search's tree). Keys are already
 /// hashes, so the map hashes them no further.
-type Seen = HashMap<u64, (u64, Step), BuildHasherDefault<Prehashed>>;
+type Seen = HashMap<Fp, u32, BuildHasherDefault<Prehashed>>;
 
 /// A hasher for keys that are already uniform 64-bit hashes: it keeps them as they are.
 #[derive(Default)]
@@ -802,10 +971,11 @@ impl Hasher for Prehashed {
 enum Outcome<S: Setup> {
     /// A state seen at an earlier level (or batch).
     Known,
-    /// A state not seen when the batch began (its own batch may have found it twice).
-    New { world: World<S>, fp: u64, parent: u64, step: Step },
-    /// A violation.
-    Broke { violation: Violation, parent: u64, step: Step },
+    /// A state not seen when the batch began (its own batch may have found it twice); if a
+    /// dead end, the at-end properties judged in it, which hold.
+    New { world: World<S>, fp: Fp, parent: u32, step: Step, dead_end: Option<u64> },
+    /// A violation: of a safety property, or of an at-end property in a dead end.
+    Broke { violation: Violation, parent: u32, step: Step, dead_end: bool },
 }
 
 /// The steps from each state of `batch`, at `depth`, split among the threads in order: each
@@ -817,7 +987,7 @@ fn expand_batch<S: Setup>(
     sym: Option<&Symmetry<S::Node>>,
     drivers: &mut [Driver],
     parents: &Seen,
-    mut batch: Vec<(World<S>, u64)>,
+    mut batch: Vec<(World<S>, u32)>,
     depth: usize,
 ) -> Vec<Vec<Outcome<S>>>
 where
@@ -851,7 +1021,7 @@ fn expand<S: Setup>(
     sym: Option<&Symmetry<S::Node>>,
     d: &mut Driver,
     parents: &Seen,
-    part: &[(World<S>, u64)],
+    part: &[(World<S>, u32)],
     depth: usize,
 ) -> Vec<Outcome<S>>
 where
@@ -863,27 +1033,35 @@ where
         for step in w.steps(bounds) {
             let mut next = w.fork();
             if let Err(violation) = next.apply(d, setup, step, depth) {
-                out.push(Outcome::Broke { violation, parent: *parent, step });
+                out.push(Outcome::Broke { violation, parent: *parent, step, dead_end: false });
                 return out;
             }
-            let fp = next.fingerprint(sym);
-            out.push(if parents.contains_key(&fp) {
-                Outcome::Known
-            } else {
-                Outcome::New { world: next, fp, parent: *parent, step }
-            });
+            let fp = Fp::of(next.fingerprint(sym));
+            if parents.contains_key(&fp) {
+                out.push(Outcome::Known);
+                continue;
+            }
+            let dead_end = match next.dead_end().then(|| next.judge_end(depth)) {
+                None => None,
+                Some(Ok(judged)) => Some(judged),
+                Some(Err(violation)) => {
+                    out.push(Outcome::Broke { violation, parent: *parent, step, dead_end: true });
+                    return out;
+                }
+            };
+            out.push(Outcome::New { world: next, fp, parent: *parent, step, dead_end });
         }
     }
     out
 }
 
-/// The steps from the root to state `fp`.
-fn path(parents: &Seen, root: u64, mut fp: u64) -> Vec<Step> {
+/// The steps from the root to state number `n`.
+fn path(tree: &[(u32, u64)], mut n: u32) -> Vec<Step> {
     let mut steps = Vec::new();
-    while fp != root {
-        let (parent, s) = parents[&fp];
-        steps.push(s);
-        fp = parent;
+    while n != 0 {
+        let (parent, s) = tree[n as usize];
+        steps.push(Step::unpack(s));
+        n = parent;
     }
     steps.reverse();
     steps
@@ -913,7 +1091,10 @@ where
     let mut copies = u64::MAX;
     let mut out = Vec::with_capacity(steps.len());
     if let Some(violation) = broke {
-        return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation) });
+        return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: false });
+    }
+    if let Some(Err(violation)) = w.dead_end().then(|| w.judge_end(0)) {
+        return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: true });
     }
     for (i, s) in steps.iter().enumerate() {
         if !w.steps(bounds).contains(s) {
@@ -940,8 +1121,33 @@ where
         let broke = w.apply(&mut d, setup, *s, i + 1);
         sends(&w, &mut rec, at);
         if let Err(violation) = broke {
-            return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation) });
+            return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: false });
+        }
+        if let Some(Err(violation)) = w.dead_end().then(|| w.judge_end(i + 1)) {
+            return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: true });
         }
     }
-    Ok(Replayed { trace: out, diagram: rec, violation: None })
+    Ok(Replayed { trace: out, diagram: rec, violation: None, dead_end: false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Step;
+
+    #[test]
+    fn a_packed_step_unpacks_to_itself() {
+        let big = (1 << 28) - 1;
+        for s in [
+            Step::Deliver(0),
+            Step::Deliver(big),
+            Step::Duplicate(3),
+            Step::Drop(7),
+            Step::Fire(2, 5),
+            Step::Fire(big, big),
+            Step::Crash(4),
+            Step::Restart(1),
+        ] {
+            assert_eq!(Step::unpack(s.pack()), s);
+        }
+    }
 }

@@ -17,7 +17,7 @@
 //! contract). Traces stay real: each step recorded was taken from the state kept, so a
 //! schedule replays as found.
 
-use super::{hash_of, World};
+use super::{fingerprint::hash_of, World};
 use agora_core::{NodeId, Setup, Symmetry};
 use std::hash::Hash;
 
@@ -39,7 +39,7 @@ impl<'a, P: agora_core::Protocol> Renaming<'a, P> {
         let n = w.nodes.len();
         let mut to: Vec<NodeId> = (0..n as u32).map(NodeId).collect();
         for class in &sym.classes {
-            let mut ranked: Vec<(u64, NodeId)> =
+            let mut ranked: Vec<(u128, NodeId)> =
                 class.iter().map(|&i| (signature(w, sym, class, i), i)).collect();
             ranked.sort_unstable();
             let mut ids = class.clone();
@@ -57,7 +57,7 @@ impl<'a, P: agora_core::Protocol> Renaming<'a, P> {
 }
 
 /// Node `i`'s signature in `w`, the same for every node of `class` in the same place.
-fn signature<S: Setup>(w: &World<S>, sym: &Symmetry<S::Node>, class: &[NodeId], i: NodeId) -> u64
+fn signature<S: Setup>(w: &World<S>, sym: &Symmetry<S::Node>, class: &[NodeId], i: NodeId) -> u128
 where
     S::Node: Clone + Hash,
     <S::Node as agora_core::Protocol>::Timer: Hash,
@@ -79,6 +79,6 @@ where
             (false, true) => Some(hash_of(&(2u8, other(f.from), f.body))),
             (false, false) => None,
         })
-        .fold(0, u64::wrapping_add);
-    hash_of(&(node, w.stable_hash(n), w.timers_hash(n), w.seen[n], flight))
+        .fold(0, u128::wrapping_add);
+    hash_of(&(node, w.stable_hash[n], w.timers_hash(n), w.seen[n], w.crashed_ever[n], flight))
 }
