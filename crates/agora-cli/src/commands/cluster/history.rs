@@ -6,8 +6,9 @@
 //! was SIGKILLed holds all it observed before the kill: nothing a node reported is lost with
 //! it. The protocol's checker judges the observations in time order, told of each restart
 //! (`Crashed` after the earlier run's last line, `Restarted` at the new run's start), as
-//! `agora up` judges the reports of local nodes. The nodes still run, so the properties
-//! judged at a run's end are not judged: the verdict is on the history so far.
+//! `agora up` judges the reports of local nodes. While the nodes still run, the properties
+//! judged at a run's end are not judged: the verdict is on the history so far; once every
+//! node has ended on its own (an election), they are.
 
 use super::docker::Docker;
 use super::status::Container;
@@ -61,11 +62,23 @@ pub fn read(docker: &Docker, cs: &[Container]) -> Result<Vec<NodeLog>, UserError
     cs.iter().map(|c| Ok(NodeLog::parse(c.node, &docker.stderr_log(&c.id)?))).collect()
 }
 
-/// The checker's verdict on the logs of a cluster of `cf` (`running`: at-end properties are
-/// not judged).
-pub fn judge(cf: &ClusterFile, logs: &[NodeLog], reproduce: &str) -> Result<RunSummary, UserError> {
+/// Whether the nodes whose logs are judged still run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    /// They run: the properties judged at a run's end are not judged.
+    Going,
+    /// Every node ended on its own, idle: the run's end is judged too.
+    Ended,
+}
+
+/// The checker's verdict on the logs of a cluster of `cf`.
+pub fn judge(cf: &ClusterFile, logs: &[NodeLog], reproduce: &str, run: Run) -> Result<RunSummary, UserError> {
     let params = cf.params()?;
-    let judge = Judge { logs, seed: cf.seed, reproduce, protocol: &cf.protocol };
+    let end = match run {
+        Run::Going => "running",
+        Run::Ended => "idle",
+    };
+    let judge = Judge { logs, seed: cf.seed, reproduce, protocol: &cf.protocol, end };
     agora_protocols::dispatch(&cf.protocol, &params, judge)?
 }
 
@@ -75,6 +88,8 @@ struct Judge<'a> {
     seed: u64,
     reproduce: &'a str,
     protocol: &'a str,
+    /// Why the run ended, as a summary spells it.
+    end: &'a str,
 }
 
 impl agora_protocols::Driver for Judge<'_> {
@@ -86,7 +101,7 @@ impl agora_protocols::Driver for Judge<'_> {
         let last = self.logs.iter().filter_map(|l| l.obs.last()).map(|(t, _)| *t).max().unwrap_or(start);
         let wall_ms = last.saturating_sub(start) as f64 / 1e6;
         let mut g: Gathered<<S::Node as Protocol>::Obs> =
-            Gathered::new(nodes, "running", wall_ms, 0.0, start);
+            Gathered::new(nodes, self.end, wall_ms, 0.0, start);
         for log in self.logs.iter().filter(|l| l.node < nodes) {
             let id = NodeId(log.node as u32);
             g.reported[log.node] = !log.runs.is_empty();
