@@ -186,10 +186,17 @@ impl Plan {
                  \x20   labels:\n      agora.cluster: {name:?}\n      agora.node: \"{id}\"\n\
                  \x20   secrets:\n      - cluster\n{market}\
                  \x20   volumes:\n      - {n}-data:{DATA}\n    networks:\n      - agora\n\
-                 \x20   deploy:\n      endpoint_mode: dnsrr\n",
+                 \x20   deploy:\n      endpoint_mode: dnsrr\n{logging}",
                 image = self.image,
                 command = list(self.command(id, first)),
                 name = self.name,
+                logging = if self.system == System::Election {
+                    // Its history is its log, judged whole once it ends: room for all of it
+                    // (a Docker daemon may rotate logs at a few MB).
+                    "    logging:\n      driver: json-file\n      options:\n        max-size: \"100m\"\n        max-file: \"10\"\n"
+                } else {
+                    ""
+                },
                 market = if self.system == System::Market {
                     format!("      - source: market\n        target: {MARKET_FILE}\n")
                 } else {
@@ -252,6 +259,9 @@ mod tests {
         let (plan, f) = check(System::Election, 3);
         assert_eq!(plan.nodes, f.nodes.len());
         assert!(plan.clients > 0 && f.nodes.iter().all(|n| n.resp.is_none()));
+        let yml = plan.compose_file(true);
+        assert_eq!(yml.matches("[\"node\", \"--json\", \"--events\", ").count(), plan.nodes, "{yml}");
+        assert_eq!(yml.matches("        max-size: \"100m\"\n").count(), plan.nodes, "{yml}");
         let (plan, f) = check(System::Vote, 3);
         assert_eq!((plan.nodes, plan.clients, f.protocol.as_str()), (3, 0, "vote"));
         assert!(f.nodes.iter().all(|n| n.resp.is_none()));

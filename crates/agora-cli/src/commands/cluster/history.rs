@@ -27,6 +27,9 @@ pub struct NodeLog {
     pub runs: Vec<u64>,
     /// `(Unix ns, observation)`, as the protocol serializes it, in log order.
     pub obs: Vec<(u64, Value)>,
+    /// The log does not begin with a run's start: its beginning is gone (Docker rotates a
+    /// container's log past its size limit), and with it part of the history.
+    pub truncated: bool,
 }
 
 impl NodeLog {
@@ -38,6 +41,7 @@ impl NodeLog {
             if v.get("listening").is_some() {
                 out.runs.push(at);
             } else if let Some(o) = v.get("obs") {
+                out.truncated |= out.runs.is_empty();
                 out.obs.push((at, o.clone()));
             }
         }
@@ -73,6 +77,13 @@ pub enum Run {
 
 /// The checker's verdict on the logs of a cluster of `cf`.
 pub fn judge(cf: &ClusterFile, logs: &[NodeLog], reproduce: &str, run: Run) -> Result<RunSummary, UserError> {
+    if let Some(l) = logs.iter().find(|l| l.truncated) {
+        return Err(UserError(format!(
+            "node {}'s log has lost its beginning (Docker rotated it past its size limit): the history \
+             is not whole and is not judged",
+            l.node
+        )));
+    }
     let params = cf.params()?;
     let end = match run {
         Run::Going => "running",
@@ -154,6 +165,9 @@ mod tests {
         assert_eq!(l.obs.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [150, 170, 450]);
         assert_eq!(l.obs[0].1, "Left");
         assert_eq!(l.lifecycle(), [(170, Lifecycle::Crashed), (400, Lifecycle::Restarted)]);
+        assert!(!l.truncated);
+        let rotated = NodeLog::parse(2, &log[log.find("event {\"node\":2,\"at\":150").unwrap()..]);
+        assert!(rotated.truncated, "an observation before any run: the log lost its beginning");
         let once = NodeLog::parse(0, "event {\"node\":0,\"at\":5,\"listening\":\"x\"}\n");
         assert!(once.lifecycle().is_empty(), "one run: no crash");
     }

@@ -103,15 +103,19 @@ impl Outcome {
                 },
             },
         ];
-        // The checker's properties judged on the history, each ok or its violation.
+        // The checker's properties judged on the history, each ok or its violation. The checker
+        // stops at its first violation: the others held until then.
+        let first = self.checks.violations.first();
         for name in &self.checks.properties {
             let broken = self.checks.violations.iter().find(|v| v.property == *name);
+            let held = match first {
+                None => "the checker, on every node's history".to_string(),
+                Some(v) => format!("held until the checker's first violation, at {:.0} ms", v.at_ms),
+            };
             p.push(Property {
                 name: name.clone(),
                 ok: broken.is_none(),
-                detail: broken.map_or("the checker, on every node's history".into(), |v| {
-                    format!("at {:.0} ms, node {:?}: {}", v.at_ms, v.node, v.detail)
-                }),
+                detail: broken.map_or(held, |v| format!("at {:.0} ms, node {:?}: {}", v.at_ms, v.node, v.detail)),
             });
         }
         p
