@@ -873,7 +873,8 @@ fn an_election_in_containers_loses_no_acknowledged_ballot_when_its_leader_is_par
     let (_cleanup, dir) = up("enemesis", &["--system", "election", "--voters", "100000"]);
     // Seed 23 partitions the legislature's leader away from every other node (1.25 s to 4.6 s),
     // then SIGKILLs the leader of then (6.5 s to 9.3 s), each healed; the count goes on to its end.
-    let args: Vec<&str> = "--faults kill,partition --for 10s --interval-ms 2500 --seed 23".split(' ').collect();
+    let args: Vec<&str> =
+        "--faults kill,partition --for 10s --interval-ms 2500 --seed 23".split(' ').collect();
     let (code, v) = nemesis(&dir, &args);
     let faults = v["faults"].as_array().expect("faults");
     for kind in ["partition", "kill"] {
@@ -973,7 +974,10 @@ fn swarm_roles(name: &str) -> BTreeMap<usize, String> {
         let mut f = line.split_whitespace();
         let (Some(id), Some(Ok(node))) = (f.next(), f.next().map(str::parse::<usize>)) else { continue };
         let said = docker(&["exec", id, "/agora", "health", "--resp", &format!("n{node}:{RESP_PORT}")]);
-        if let Some(role) = said.ok().and_then(|s| s.split_whitespace().find_map(|w| w.strip_prefix("raft_role:").map(String::from))) {
+        if let Some(role) = said
+            .ok()
+            .and_then(|s| s.split_whitespace().find_map(|w| w.strip_prefix("raft_role:").map(String::from)))
+        {
             out.insert(node, role);
         }
     }
@@ -998,7 +1002,8 @@ fn the_files_up_writes_deploy_a_raft_cluster_on_a_single_node_swarm() {
     if state == "inactive" {
         if let Err(e) = docker(&["swarm", "init"]) {
             // A machine with several addresses must be told which to advertise.
-            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]).unwrap_or_else(|e2| panic!("{e}; {e2}"));
+            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"])
+                .unwrap_or_else(|e2| panic!("{e}; {e2}"));
         }
         stack.left_swarm = true;
     }
@@ -1015,7 +1020,10 @@ fn the_files_up_writes_deploy_a_raft_cluster_on_a_single_node_swarm() {
         if roles.len() == 3 && leaders == 1 && followers == 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "no leader with two followers on the swarm within {STUCK:?}: {roles:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no leader with two followers on the swarm within {STUCK:?}: {roles:?}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     drop(stack);

@@ -111,8 +111,7 @@ impl agora_protocols::Driver for Judge<'_> {
         let start = self.logs.iter().filter_map(|l| l.runs.first()).min().copied().unwrap_or(0);
         let last = self.logs.iter().filter_map(|l| l.obs.last()).map(|(t, _)| *t).max().unwrap_or(start);
         let wall_ms = last.saturating_sub(start) as f64 / 1e6;
-        let mut g: Gathered<<S::Node as Protocol>::Obs> =
-            Gathered::new(nodes, self.end, wall_ms, 0.0, start);
+        let mut g: Gathered<<S::Node as Protocol>::Obs> = Gathered::new(nodes, self.end, wall_ms, 0.0, start);
         for log in self.logs.iter().filter(|l| l.node < nodes) {
             let id = NodeId(log.node as u32);
             g.reported[log.node] = !log.runs.is_empty();

@@ -188,7 +188,8 @@ fn wait_for_end(
             nodes,
             after_s: unix_ns().saturating_sub(healed_ns) as f64 / 1e9,
         };
-        let wait = Duration::from_nanos(unix_ns().saturating_sub(clock.start_ns)) + Duration::from_millis(250);
+        let wait =
+            Duration::from_nanos(unix_ns().saturating_sub(clock.start_ns)) + Duration::from_millis(250);
         if ended.all() || Instant::now() >= deadline || !clock.until(wait) {
             return Ok(ended);
         }
@@ -240,7 +241,11 @@ impl Counted {
             if !there {
                 c.missing += 1;
                 c.example.get_or_insert_with(|| {
-                    format!("voter {} at leaf {leaf}: {:?}", receipt["voter"], rows.get(&leaf).map(|r| r.to_string()))
+                    format!(
+                        "voter {} at leaf {leaf}: {:?}",
+                        receipt["voter"],
+                        rows.get(&leaf).map(|r| r.to_string())
+                    )
                 });
             }
         }
@@ -250,10 +255,15 @@ impl Counted {
 
     fn property(&self) -> Property {
         let (ok, detail) = match (self.tallied, &self.example) {
-            (None, _) => (false, format!("{} voters were given a receipt, and no replica tallied", self.voters)),
+            (None, _) => {
+                (false, format!("{} voters were given a receipt, and no replica tallied", self.voters))
+            }
             (Some(n), None) => (
                 self.voters > 0,
-                format!("every one of the {} receipts is a ballot at its leaf among the {n} tallied", self.voters),
+                format!(
+                    "every one of the {} receipts is a ballot at its leaf among the {n} tallied",
+                    self.voters
+                ),
             ),
             (Some(n), Some(e)) => {
                 (false, format!("{} receipts are not among the {n} ballots tallied, e.g. {e}", self.missing))
@@ -269,16 +279,22 @@ mod tests {
     use agora_lincheck::Kind;
 
     fn log(node: usize, lines: &[(u64, &str)]) -> NodeLog {
-        let text: String =
-            lines.iter().map(|(at, o)| format!("event {{\"node\":{node},\"at\":{at},\"obs\":{o}}}\n")).collect();
+        let text: String = lines
+            .iter()
+            .map(|(at, o)| format!("event {{\"node\":{node},\"at\":{at},\"obs\":{o}}}\n"))
+            .collect();
         NodeLog::parse(node, &text)
     }
 
-    const ROW0: &str = r#"{"voter":7,"state":1,"option":0,"hash":"aa","leaf":0,"pos":{"index":3,"offset":0}}"#;
-    const ROW1: &str = r#"{"voter":9,"state":2,"option":1,"hash":"bb","leaf":1,"pos":{"index":3,"offset":1}}"#;
+    const ROW0: &str =
+        r#"{"voter":7,"state":1,"option":0,"hash":"aa","leaf":0,"pos":{"index":3,"offset":0}}"#;
+    const ROW1: &str =
+        r#"{"voter":9,"state":2,"option":1,"hash":"bb","leaf":1,"pos":{"index":3,"offset":1}}"#;
 
     fn receipt(voter: u64, row: &str) -> String {
-        format!(r#"{{"Answered":{{"voter":{voter},"hash":"x","intent":"Valid","answer":{{"Counted":{row}}}}}}}"#)
+        format!(
+            r#"{{"Answered":{{"voter":{voter},"hash":"x","intent":"Valid","answer":{{"Counted":{row}}}}}}}"#
+        )
     }
 
     #[test]
@@ -312,8 +328,11 @@ mod tests {
 
     #[test]
     fn a_legislator_leads_until_it_steps_down_or_restarts() {
-        let leader = |t| format!("event {{\"node\":0,\"at\":1,\"obs\":{{\"Raft\":{{\"Leader\":{{\"term\":{t}}}}}}}}}");
-        let down = |t| format!("event {{\"node\":0,\"at\":2,\"obs\":{{\"Raft\":{{\"SteppedDown\":{{\"term\":{t}}}}}}}}}");
+        let leader =
+            |t| format!("event {{\"node\":0,\"at\":1,\"obs\":{{\"Raft\":{{\"Leader\":{{\"term\":{t}}}}}}}}}");
+        let down = |t| {
+            format!("event {{\"node\":0,\"at\":2,\"obs\":{{\"Raft\":{{\"SteppedDown\":{{\"term\":{t}}}}}}}}}")
+        };
         let listening = "event {\"node\":0,\"at\":0,\"listening\":\"0.0.0.0:7000\",\"pid\":1}";
         assert_eq!(leads(&[listening, &leader(2)].join("\n")), Some(2));
         assert_eq!(leads(&[listening, &leader(2), &down(2)].join("\n")), None);

@@ -115,7 +115,8 @@ impl Outcome {
             p.push(Property {
                 name: name.clone(),
                 ok: broken.is_none(),
-                detail: broken.map_or(held, |v| format!("at {:.0} ms, node {:?}: {}", v.at_ms, v.node, v.detail)),
+                detail: broken
+                    .map_or(held, |v| format!("at {:.0} ms, node {:?}: {}", v.at_ms, v.node, v.detail)),
             });
         }
         p
