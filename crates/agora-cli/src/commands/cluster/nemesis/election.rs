@@ -14,12 +14,10 @@ use super::super::status::{self, Container};
 use super::super::Files;
 use super::faults::Faults;
 use super::logged::{self, Outcome, Property};
-use super::report::{self, count_during, HistOp};
-use super::{apply_all, schedule, unix_ns, Clock, ANSWER_WITHIN};
+use super::report::{count_during, HistOp};
+use super::{unix_ns, Clock, ANSWER_WITHIN};
 use crate::cli::ClusterNemesisArgs;
 use crate::cluster_file::ClusterFile;
-use crate::commands::shared::create_dir;
-use crate::commands::shared::tcp::runtime;
 use crate::error::UserError;
 use serde::Serialize;
 use serde_json::Value;
@@ -52,24 +50,15 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let plan = schedule::draw(&a.faults, nodes, a.duration, Duration::from_millis(a.interval_ms), a.seed);
-    if !a.dir.json {
-        print!("{}", report::schedule_text(name, a, "the workload: the election's own citizens", &plan));
-    }
-    if let Some(out) = &a.out {
-        create_dir(out)?;
-    }
-    let rt = runtime()?;
-    let (mut clock, stop_tx) = Clock::start(&rt);
-    let mut runs = apply_all(faults, &plan, &mut clock, a.dir.json, &leader);
-    let healed_ns = unix_ns();
-    let last_heal = faults.heal().err().map(|e| e.msg);
+    let workload = "the workload: the election's own citizens";
+    let logged::Broken { _rt, mut clock, stop, mut runs, healed_ns, last_heal } =
+        logged::break_and_heal(a, name, nodes, workload, faults, &leader)?;
     let moved = faults.moved()?;
     // From here the nodes end on their own: a container that has exited is done, not to be
     // started again.
     faults.disarm();
     let ended = wait_for_end(docker, name, nodes, healed_ns, &mut clock)?;
-    drop(stop_tx);
+    drop(stop);
 
     let logs = history::read(docker, &status::containers(docker, name)?)?;
     let reproduce = format!("agora cluster nemesis --dir {} --seed {}", a.dir.dir.display(), a.seed);

@@ -4,7 +4,12 @@
 //! healed; printed as text or one JSON object, with the timeline of its operations.
 
 use super::super::history::NodeLog;
+use super::faults::Faults;
 use super::report::{self, FaultRun, HistOp};
+use super::{apply_all, schedule, unix_ns, Clock};
+use crate::cli::ClusterNemesisArgs;
+use crate::commands::shared::create_dir;
+use crate::commands::shared::tcp::runtime;
 use crate::error::UserError;
 use agora_core::RunSummary;
 use agora_lincheck::Kind;
@@ -43,6 +48,46 @@ pub struct Outcome {
     pub after: Vec<Property>,
     /// More of the JSON object.
     pub extra: Vec<(&'static str, serde_json::Value)>,
+}
+
+/// A schedule run on a system whose workload is its own, every fault healed.
+pub struct Broken {
+    /// The runtime of the clock's Ctrl-C watch, kept while the clock is used.
+    pub _rt: tokio::runtime::Runtime,
+    pub clock: Clock,
+    /// Dropped once the run is over.
+    pub stop: std::sync::mpsc::Sender<()>,
+    pub runs: Vec<FaultRun>,
+    /// When every fault was healed (Unix ns), and why that last healing failed.
+    pub healed_ns: u64,
+    pub last_heal: Option<String>,
+}
+
+/// Draws the schedule of `a` over `nodes` nodes, prints it (`workload`: what the operations
+/// are), applies every fault, each healed when it ends (`leader`: the node a fault on the
+/// leader hits), and heals everything once more.
+pub fn break_and_heal(
+    a: &ClusterNemesisArgs,
+    name: &str,
+    nodes: usize,
+    workload: &str,
+    faults: &Faults,
+    leader: &dyn Fn() -> Option<usize>,
+) -> Result<Broken, UserError> {
+    let plan =
+        schedule::draw(&a.faults, nodes, a.duration, std::time::Duration::from_millis(a.interval_ms), a.seed);
+    if !a.dir.json {
+        print!("{}", report::schedule_text(name, a, workload, &plan));
+    }
+    if let Some(out) = &a.out {
+        create_dir(out)?;
+    }
+    let rt = runtime()?;
+    let (mut clock, stop) = Clock::start(&rt);
+    let runs = apply_all(faults, &plan, &mut clock, a.dir.json, leader);
+    let healed_ns = unix_ns();
+    let last_heal = faults.heal().err().map(|e| e.msg);
+    Ok(Broken { _rt: rt, clock, stop, runs, healed_ns, last_heal })
 }
 
 /// The workload's operations in the logs: each from the observation `begins` gives a key for

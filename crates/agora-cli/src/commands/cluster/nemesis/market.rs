@@ -10,12 +10,10 @@ use super::super::market::Trading;
 use super::super::{status, Files};
 use super::faults::Faults;
 use super::logged::{self, Outcome, Property};
-use super::report::{self, count_during, HistOp};
-use super::{apply_all, schedule, unix_ns, Clock, ANSWER_WITHIN};
+use super::report::{count_during, HistOp};
+use super::{unix_ns, ANSWER_WITHIN};
 use crate::cli::ClusterNemesisArgs;
 use crate::cluster_file::ClusterFile;
-use crate::commands::shared::create_dir;
-use crate::commands::shared::tcp::runtime;
 use crate::error::UserError;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -36,26 +34,17 @@ pub fn run(
             ANSWER_WITHIN.as_secs()
         )));
     }
-    let plan = schedule::draw(&a.faults, peers, a.duration, Duration::from_millis(a.interval_ms), a.seed);
-    if !a.dir.json {
-        print!("{}", report::schedule_text(name, a, "the workload: the market's own buyers", &plan));
-    }
-    if let Some(out) = &a.out {
-        create_dir(out)?;
-    }
-    let rt = runtime()?;
-    let (mut clock, stop_tx) = Clock::start(&rt);
     let trader = || {
         let cs = status::containers(docker, name).ok()?;
         Trading::of(&history::read(docker, &cs).ok()?).trader.map(|(n, _)| n)
     };
-    let mut runs = apply_all(faults, &plan, &mut clock, a.dir.json, &trader);
-    let healed_ns = unix_ns();
-    let last_heal = faults.heal().err().map(|e| e.msg);
+    let workload = "the workload: the market's own buyers";
+    let logged::Broken { _rt, mut clock, stop, mut runs, healed_ns, last_heal } =
+        logged::break_and_heal(a, name, peers, workload, faults, &trader)?;
     let again = trading_again(docker, name, peers, healed_ns)?;
     let moved = faults.moved()?;
     clock.until(Duration::from_nanos(healed_ns - clock.start_ns) + a.quiet);
-    drop(stop_tx);
+    drop(stop);
 
     let logs = history::read(docker, &status::containers(docker, name)?)?;
     let reproduce = format!("agora cluster nemesis --dir {} --seed {}", a.dir.dir.display(), a.seed);
