@@ -1248,6 +1248,10 @@ pub struct ClusterUpArgs {
     /// [100..=3600000] (`--system vote` only).
     #[arg(long, value_name = "MS", value_parser = count::<u64>(100, 3_600_000))]
     pub session_timeout_ms: Option<u64>,
+    /// The election's voters [1000..=10000000] (`--system election` only; default 20000):
+    /// more voters, a longer count (it closes 60 s after the coordinators start at the latest).
+    #[arg(long, value_name = "N", value_parser = count::<u64>(1_000, 10_000_000))]
+    pub voters: Option<u64>,
 }
 
 /// Where a cluster's files are.

@@ -215,6 +215,18 @@ fn up3(what: &str) -> (Cleanup, PathBuf) {
 /// A cluster of 3 started with `agora cluster up ARGS` in a new temporary folder, and the
 /// guard that removes it.
 fn up(what: &str, args: &[&str]) -> (Cleanup, PathBuf) {
+    let (cleanup, dir, said) = cluster_up(what, args);
+    // An election counts, is judged and ends: `up` does not wait for it to answer.
+    assert!(said.contains("answering") || args.contains(&"election"), "{said}");
+    // Started, the file no longer creates databases: a node recreated from it must find its own.
+    let compose = std::fs::read_to_string(dir.join("docker-compose.yml")).unwrap();
+    assert!(!compose.contains("--new"), "{compose}");
+    (cleanup, dir)
+}
+
+/// `agora cluster up --nodes 3 ARGS` in a new temporary folder, which must succeed: the guard
+/// that removes what it made, the folder, and what `up` printed.
+fn cluster_up(what: &str, args: &[&str]) -> (Cleanup, PathBuf, String) {
     let parent = tempfile::tempdir().unwrap().keep();
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     let name = format!("agora-{what}-{}-{nanos}", std::process::id());
@@ -233,11 +245,7 @@ fn up(what: &str, args: &[&str]) -> (Cleanup, PathBuf) {
         let _ = Command::new("docker").args(["rmi", &other]).output();
     }
     assert!(up.status.success(), "cluster up: {said}{err}");
-    assert!(said.contains("answering"), "{said}");
-    // Started, the file no longer creates databases: a node recreated from it must find its own.
-    let compose = std::fs::read_to_string(dir.join("docker-compose.yml")).unwrap();
-    assert!(!compose.contains("--new"), "{compose}");
-    (cleanup, dir)
+    (cleanup, dir, said)
 }
 
 #[test]
@@ -857,6 +865,177 @@ fn a_market_in_containers_keeps_its_books_under_the_nemesis() {
     assert!(v["buys"]["answered"].as_u64() > Some(0), "{v:#}");
 }
 
+#[test]
+fn an_election_in_containers_loses_no_acknowledged_ballot_when_its_leader_is_partitioned_and_killed() {
+    let Some(_one) = docker_turn() else { return };
+    // 15 containers: 3 legislators, 2 coordinators, 5 regions, 5 citizens' nodes; enough
+    // voters that the count outlasts the faults (it closes 60 s after it starts at the latest).
+    let (_cleanup, dir) = up("enemesis", &["--system", "election", "--voters", "100000"]);
+    // Seed 23 partitions the legislature's leader away from every other node (1.25 s to 4.6 s),
+    // then SIGKILLs the leader of then (6.5 s to 9.3 s), each healed; the count goes on to its end.
+    let args: Vec<&str> =
+        "--faults kill,partition --for 10s --interval-ms 2500 --seed 23".split(' ').collect();
+    let (code, v) = nemesis(&dir, &args);
+    let faults = v["faults"].as_array().expect("faults");
+    for kind in ["partition", "kill"] {
+        let f = faults
+            .iter()
+            .find(|f| f["kind"] == kind)
+            .unwrap_or_else(|| panic!("seed 23 has a {kind}: {v:#}"));
+        assert!(f["error"].is_null() && f["heal_error"].is_null(), "{f}");
+        assert_eq!(f["leader_found"], true, "the {kind} hit the legislature's leader: {f}");
+        assert!(f["nodes"][0].as_u64() < Some(3), "a legislator: {f}");
+    }
+    let cut_off = faults.iter().find(|f| f["kind"] == "partition").unwrap();
+    assert!(cut_off["leader_at_end"].is_u64(), "the majority side elected a leader: {cut_off}");
+    assert_ne!(cut_off["leader_at_end"], cut_off["nodes"][0], "{cut_off}");
+    // Every property held: the election's checker's, judged on the history every node logged
+    // (the killed run's too) and, since the election ended, at its end; Raft's among them.
+    for p in v["properties"].as_array().expect("properties") {
+        assert_eq!(p["ok"], true, "{p}: {v:#}");
+    }
+    for p in [
+        "faults applied",
+        "healed",
+        "election-safety",
+        "durable-log",
+        "counted-once",
+        "receipt-counted",
+        "verification",
+        "replicas-agree",
+        "results-everywhere",
+        "election ended",
+        "acknowledged ballots counted",
+    ] {
+        assert_eq!(property(&v, p), true, "{p}: {v:#}");
+    }
+    assert_eq!(v["not_judged"].as_array().map(Vec::len), Some(0), "{v:#}");
+    assert_eq!(code, Some(0), "{v:#}");
+    // No acknowledged ballot lost: every receipt a citizen took is a ballot of the tally.
+    let receipts = &v["receipts"];
+    assert_eq!(receipts["missing"], 0, "{v:#}");
+    assert!(receipts["voters"].as_u64() > Some(1000), "{v:#}");
+    assert!(receipts["tallied"].as_u64() >= receipts["voters"].as_u64(), "{v:#}");
+    assert!(v["ballots"]["answered"].as_u64() > Some(1000), "{v:#}");
+}
+
+/// `docker ARGS`: its stdout, or why it failed.
+fn docker(args: &[&str]) -> Result<String, String> {
+    let o = Command::new("docker").args(args).output().map_err(|e| e.to_string())?;
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    } else {
+        Err(format!("docker {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim()))
+    }
+}
+
+/// Removes a stack and what it left (its tasks' containers, volumes and network go
+/// asynchronously), and leaves the swarm if the test made it: however the test ends.
+struct Stack {
+    name: String,
+    /// The test ran `docker swarm init`: the machine was in no swarm before.
+    left_swarm: bool,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = docker(&["stack", "rm", &self.name]);
+        let ns = format!("label=com.docker.stack.namespace={}", self.name);
+        let listed = |args: &[&str]| -> Vec<String> {
+            docker(args).map(|o| o.split_whitespace().map(String::from).collect()).unwrap_or_default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline
+            && !(listed(&["ps", "-aq", "--filter", &ns]).is_empty()
+                && listed(&["network", "ls", "-q", "--filter", &ns]).is_empty())
+        {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        for id in listed(&["ps", "-aq", "--filter", &ns]) {
+            let _ = docker(&["rm", "-f", "-v", &id]);
+        }
+        for id in listed(&["volume", "ls", "-q", "--filter", &ns]) {
+            let _ = docker(&["volume", "rm", "-f", &id]);
+        }
+        if self.left_swarm {
+            if let Err(e) = docker(&["swarm", "leave", "--force"]) {
+                eprintln!("{e}");
+            }
+        }
+    }
+}
+
+/// What `agora health --resp` says inside a running container of stack `name`, by node.
+fn swarm_roles(name: &str) -> BTreeMap<usize, String> {
+    let ns = format!("label=com.docker.stack.namespace={name}");
+    let format = "{{.ID}} {{.Label \"agora.node\"}}";
+    let mut out = BTreeMap::new();
+    for line in docker(&["ps", "--filter", &ns, "--format", format]).unwrap_or_default().lines() {
+        let mut f = line.split_whitespace();
+        let (Some(id), Some(Ok(node))) = (f.next(), f.next().map(str::parse::<usize>)) else { continue };
+        let said = docker(&["exec", id, "/agora", "health", "--resp", &format!("n{node}:{RESP_PORT}")]);
+        if let Some(role) = said
+            .ok()
+            .and_then(|s| s.split_whitespace().find_map(|w| w.strip_prefix("raft_role:").map(String::from)))
+        {
+            out.insert(node, role);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_files_up_writes_deploy_a_raft_cluster_on_a_single_node_swarm() {
+    let Some(_one) = docker_turn() else { return };
+    let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).expect("docker info");
+    let state = state.trim();
+    if state != "inactive" && state != "active" {
+        eprintln!("note: this machine's swarm is {state:?}, neither in one nor out of one; test skipped");
+        return;
+    }
+    // The folder and image first: dropped last, once the stack is gone.
+    let (cleanup, dir, said) = cluster_up("swarm", &["--system", "raft", "--no-start"]);
+    assert!(said.contains("docker stack deploy"), "{said}");
+    let name = cleanup.name.clone();
+
+    let mut stack = Stack { name: name.clone(), left_swarm: false };
+    if state == "inactive" {
+        if let Err(e) = docker(&["swarm", "init"]) {
+            // A machine with several addresses must be told which to advertise.
+            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"])
+                .unwrap_or_else(|e2| panic!("{e}; {e2}"));
+        }
+        stack.left_swarm = true;
+    }
+    let compose = dir.join("docker-compose.yml");
+    docker(&["stack", "deploy", "-c", &compose.to_string_lossy(), &name]).unwrap_or_else(|e| panic!("{e}"));
+
+    // Each replica, asked from inside its own task's container by its service name (the
+    // overlay network is not routed from the host): one leads, the others follow.
+    let deadline = Instant::now() + STUCK;
+    loop {
+        let roles = swarm_roles(&name);
+        let leaders = roles.values().filter(|r| *r == "leader").count();
+        let followers = roles.values().filter(|r| *r == "follower").count();
+        if roles.len() == 3 && leaders == 1 && followers == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader with two followers on the swarm within {STUCK:?}: {roles:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(stack);
+    let ns = format!("label=com.docker.stack.namespace={name}");
+    assert_eq!(docker(&["ps", "-aq", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
+    if state == "inactive" {
+        let now = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).unwrap();
+        assert_eq!(now.trim(), "inactive", "the machine left the swarm it was not in");
+    }
+}
+
 /// One line on stderr and exit code `code`, the line containing `says`.
 fn refused(cmd: &mut Command, code: i32, says: &str) {
     let out = cmd.output().expect("the agora binary runs");
@@ -897,5 +1076,10 @@ fn mistakes_and_a_missing_docker_are_one_line() {
         &mut cmd(&["cluster", "up", "--system", "raft", "--session-timeout-ms", "1000", "--dir", &at("kv3")]),
         2,
         "only with --system vote",
+    );
+    refused(
+        &mut cmd(&["cluster", "up", "--system", "raft", "--voters", "5000", "--dir", &at("kv3")]),
+        2,
+        "only with --system election",
     );
 }

@@ -221,6 +221,12 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
         }
     }
 
+    fn reports_lost(&mut self, _at: Time, node: NodeId) {
+        // A legislator killed between making its writes durable and reporting them restarts
+        // with a log longer than it reported: Raft's `durable-log` must accept that.
+        self.raft.on_reports_lost(node);
+    }
+
     fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
         let settled = end.at.0.saturating_sub(end.last_fault.0) >= self.settle.0;
         let own = if !(settled || end.quiescent) {
@@ -268,5 +274,40 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
             }
         }
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::node::VoteNode;
+    use super::super::setup::VoteSetup;
+    use super::*;
+    use crate::raft::RaftObs;
+    use crate::registry::FromParams;
+    use agora_core::Setup;
+
+    /// Legislator 0 reports writing entry 1, is killed (`lost`: told its last reports may be
+    /// missing, as a node killed outside the run is) and restarts with entries 1 and 2.
+    fn restart(lost: bool) -> Result<(), Violation> {
+        let p = crate::Params::new(3, 1).resolve("election", VoteSetup::SPECS).unwrap();
+        let mut c: Box<dyn Checker<VoteNode>> = VoteSetup::from_params(&p).unwrap().checker();
+        let n = NodeId(0);
+        let restored = |log: Vec<(u64, u64)>| {
+            VoteObs::Raft(RaftObs::Restored { term: 1, voted_for: None, base: (0, 0, 0), log, rejoining: false })
+        };
+        c.observe(Time(1), n, &restored(Vec::new()))?;
+        c.observe(Time(2), n, &VoteObs::Raft(RaftObs::Appended { first: 1, entries: vec![(1, 7)] }))?;
+        if lost {
+            c.reports_lost(Time(3), n);
+        }
+        c.lifecycle(Time(3), n, Lifecycle::Crashed);
+        c.lifecycle(Time(4), n, Lifecycle::Restarted);
+        c.observe(Time(5), n, &restored(vec![(1, 7), (1, 8)]))
+    }
+
+    #[test]
+    fn a_legislator_killed_before_reporting_its_last_write_restarts_with_it() {
+        assert!(restart(true).is_ok(), "written, killed before reporting it");
+        assert_eq!(restart(false).unwrap_err().property, "durable-log", "reported all, restarted with more");
     }
 }

@@ -39,6 +39,8 @@ pub const SESSION_TIMEOUT_MS: u64 = 30_000;
 pub const MARKET_FILE: &str = "market.toml";
 /// Buys each buyer of a market makes: enough to trade for hours.
 const MARKET_BUYS: u64 = 1_000_000;
+/// The election's voters unless `up` is given a number.
+pub const VOTERS: u64 = 20_000;
 /// How long a node waits for its peers' names to resolve when it starts.
 const WAIT_RESOLVE_MS: u64 = 120_000;
 
@@ -57,6 +59,8 @@ pub struct Plan {
     pub image: String,
     /// The voting service's session timeout (ms): a member silent this long fails.
     pub session_timeout_ms: u64,
+    /// The election's voters.
+    pub voters: u64,
 }
 
 /// A node's service name, also its host name.
@@ -83,6 +87,7 @@ impl Plan {
             clients,
             image: image.into(),
             session_timeout_ms: SESSION_TIMEOUT_MS,
+            voters: VOTERS,
         }
     }
 
@@ -108,8 +113,8 @@ impl Plan {
                 let _ = write!(
                     s,
                     "protocol = \"election\"\nidle_ms = 3000\nmax_time_ms = 600000\n\n[params]\n\
-                     clients = {}\nvoters = 20000\ntimeout_ms = 100\n",
-                    self.clients
+                     clients = {}\nvoters = {}\ntimeout_ms = 100\n",
+                    self.clients, self.voters
                 );
             }
         }
@@ -133,7 +138,9 @@ impl Plan {
     fn command(&self, id: usize, first: bool) -> Vec<String> {
         let mut c: Vec<String> = match self.system {
             System::Raft => vec!["kv".into(), "serve".into()],
-            System::Election => vec!["node".into(), "--json".into()],
+            // `--json`: its report at its end, which `status` judges; `--events`: every
+            // observation as it comes, which the nemesis reads back, a killed run's too.
+            System::Election => vec!["node".into(), "--json".into(), "--events".into()],
             // `--events`: every observation, with its time, in the container's log, where
             // `status` and `nemesis` read the history back, a killed run's too.
             System::Market => vec!["node".into(), "--events".into()],
@@ -179,10 +186,17 @@ impl Plan {
                  \x20   labels:\n      agora.cluster: {name:?}\n      agora.node: \"{id}\"\n\
                  \x20   secrets:\n      - cluster\n{market}\
                  \x20   volumes:\n      - {n}-data:{DATA}\n    networks:\n      - agora\n\
-                 \x20   deploy:\n      endpoint_mode: dnsrr\n",
+                 \x20   deploy:\n      endpoint_mode: dnsrr\n{logging}",
                 image = self.image,
                 command = list(self.command(id, first)),
                 name = self.name,
+                logging = if self.system == System::Election {
+                    // Its history is its log, judged whole once it ends: room for all of it
+                    // (a Docker daemon may rotate logs at a few MB).
+                    "    logging:\n      driver: json-file\n      options:\n        max-size: \"100m\"\n        max-file: \"10\"\n"
+                } else {
+                    ""
+                },
                 market = if self.system == System::Market {
                     format!("      - source: market\n        target: {MARKET_FILE}\n")
                 } else {
@@ -245,6 +259,9 @@ mod tests {
         let (plan, f) = check(System::Election, 3);
         assert_eq!(plan.nodes, f.nodes.len());
         assert!(plan.clients > 0 && f.nodes.iter().all(|n| n.resp.is_none()));
+        let yml = plan.compose_file(true);
+        assert_eq!(yml.matches("[\"node\", \"--json\", \"--events\", ").count(), plan.nodes, "{yml}");
+        assert_eq!(yml.matches("        max-size: \"100m\"\n").count(), plan.nodes, "{yml}");
         let (plan, f) = check(System::Vote, 3);
         assert_eq!((plan.nodes, plan.clients, f.protocol.as_str()), (3, 0, "vote"));
         assert!(f.nodes.iter().all(|n| n.resp.is_none()));

@@ -6,8 +6,9 @@
 //! was SIGKILLed holds all it observed before the kill: nothing a node reported is lost with
 //! it. The protocol's checker judges the observations in time order, told of each restart
 //! (`Crashed` after the earlier run's last line, `Restarted` at the new run's start), as
-//! `agora up` judges the reports of local nodes. The nodes still run, so the properties
-//! judged at a run's end are not judged: the verdict is on the history so far.
+//! `agora up` judges the reports of local nodes. While the nodes still run, the properties
+//! judged at a run's end are not judged: the verdict is on the history so far; once every
+//! node has ended on its own (an election), they are.
 
 use super::docker::Docker;
 use super::status::Container;
@@ -26,6 +27,9 @@ pub struct NodeLog {
     pub runs: Vec<u64>,
     /// `(Unix ns, observation)`, as the protocol serializes it, in log order.
     pub obs: Vec<(u64, Value)>,
+    /// The log does not begin with a run's start: its beginning is gone (Docker rotates a
+    /// container's log past its size limit), and with it part of the history.
+    pub truncated: bool,
 }
 
 impl NodeLog {
@@ -37,6 +41,7 @@ impl NodeLog {
             if v.get("listening").is_some() {
                 out.runs.push(at);
             } else if let Some(o) = v.get("obs") {
+                out.truncated |= out.runs.is_empty();
                 out.obs.push((at, o.clone()));
             }
         }
@@ -61,11 +66,30 @@ pub fn read(docker: &Docker, cs: &[Container]) -> Result<Vec<NodeLog>, UserError
     cs.iter().map(|c| Ok(NodeLog::parse(c.node, &docker.stderr_log(&c.id)?))).collect()
 }
 
-/// The checker's verdict on the logs of a cluster of `cf` (`running`: at-end properties are
-/// not judged).
-pub fn judge(cf: &ClusterFile, logs: &[NodeLog], reproduce: &str) -> Result<RunSummary, UserError> {
+/// Whether the nodes whose logs are judged still run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    /// They run: the properties judged at a run's end are not judged.
+    Going,
+    /// Every node ended on its own, idle: the run's end is judged too.
+    Ended,
+}
+
+/// The checker's verdict on the logs of a cluster of `cf`.
+pub fn judge(cf: &ClusterFile, logs: &[NodeLog], reproduce: &str, run: Run) -> Result<RunSummary, UserError> {
+    if let Some(l) = logs.iter().find(|l| l.truncated) {
+        return Err(UserError(format!(
+            "node {}'s log has lost its beginning (Docker rotated it past its size limit): the history \
+             is not whole and is not judged",
+            l.node
+        )));
+    }
     let params = cf.params()?;
-    let judge = Judge { logs, seed: cf.seed, reproduce, protocol: &cf.protocol };
+    let end = match run {
+        Run::Going => "running",
+        Run::Ended => "idle",
+    };
+    let judge = Judge { logs, seed: cf.seed, reproduce, protocol: &cf.protocol, end };
     agora_protocols::dispatch(&cf.protocol, &params, judge)?
 }
 
@@ -75,6 +99,8 @@ struct Judge<'a> {
     seed: u64,
     reproduce: &'a str,
     protocol: &'a str,
+    /// Why the run ended, as a summary spells it.
+    end: &'a str,
 }
 
 impl agora_protocols::Driver for Judge<'_> {
@@ -85,8 +111,7 @@ impl agora_protocols::Driver for Judge<'_> {
         let start = self.logs.iter().filter_map(|l| l.runs.first()).min().copied().unwrap_or(0);
         let last = self.logs.iter().filter_map(|l| l.obs.last()).map(|(t, _)| *t).max().unwrap_or(start);
         let wall_ms = last.saturating_sub(start) as f64 / 1e6;
-        let mut g: Gathered<<S::Node as Protocol>::Obs> =
-            Gathered::new(nodes, "running", wall_ms, 0.0, start);
+        let mut g: Gathered<<S::Node as Protocol>::Obs> = Gathered::new(nodes, self.end, wall_ms, 0.0, start);
         for log in self.logs.iter().filter(|l| l.node < nodes) {
             let id = NodeId(log.node as u32);
             g.reported[log.node] = !log.runs.is_empty();
@@ -139,6 +164,9 @@ mod tests {
         assert_eq!(l.obs.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [150, 170, 450]);
         assert_eq!(l.obs[0].1, "Left");
         assert_eq!(l.lifecycle(), [(170, Lifecycle::Crashed), (400, Lifecycle::Restarted)]);
+        assert!(!l.truncated);
+        let rotated = NodeLog::parse(2, &log[log.find("event {\"node\":2,\"at\":150").unwrap()..]);
+        assert!(rotated.truncated, "an observation before any run: the log lost its beginning");
         let once = NodeLog::parse(0, "event {\"node\":0,\"at\":5,\"listening\":\"x\"}\n");
         assert!(once.lifecycle().is_empty(), "one run: no crash");
     }

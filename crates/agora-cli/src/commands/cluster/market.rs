@@ -62,7 +62,7 @@ pub fn status(
     let nodes = cf.nodes.len();
     let logs = history::read(docker, cs)?;
     let t = Trading::of(&logs);
-    let summary = history::judge(cf, &logs, "agora cluster status")?;
+    let summary = history::judge(cf, &logs, "agora cluster status", history::Run::Going)?;
     let running = cs.iter().filter(|c| c.state == "running").count();
     if json {
         let runs: Vec<Value> =

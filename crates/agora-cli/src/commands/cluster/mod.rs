@@ -93,6 +93,9 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     if a.session_timeout_ms.is_some() && a.system != System::Vote {
         return Err(UserError("--session-timeout-ms: only with --system vote".into()));
     }
+    if a.voters.is_some() && a.system != System::Election {
+        return Err(UserError("--voters: only with --system election".into()));
+    }
     let docker = Docker::find()?;
     if !status::containers(&docker, &files.name)?.is_empty() {
         return Err(UserError(format!(
@@ -105,6 +108,9 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     let mut plan = Plan::new(&files.name, a.system, a.nodes, &tag);
     if let Some(ms) = a.session_timeout_ms {
         plan.session_timeout_ms = ms;
+    }
+    if let Some(v) = a.voters {
+        plan.voters = v;
     }
     std::fs::create_dir_all(&a.dir.dir)
         .map_err(|e| UserError(format!("--dir {}: {e}", a.dir.dir.display())))?;

@@ -43,6 +43,8 @@ pub struct Faults<'a> {
     nodes: Vec<Node>,
     /// The cluster's network.
     network: String,
+    /// Whether dropping it heals (not once the nodes are to end on their own).
+    armed: std::cell::Cell<bool>,
 }
 
 /// A container as `docker inspect` sees it now.
@@ -71,7 +73,7 @@ impl<'a> Faults<'a> {
         if network.is_empty() {
             return Err(UserError(format!("node {}'s container is on no network", first.id)));
         }
-        Ok(Faults { docker, nodes, network })
+        Ok(Faults { docker, nodes, network, armed: std::cell::Cell::new(true) })
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -226,6 +228,12 @@ impl<'a> Faults<'a> {
         Ok(())
     }
 
+    /// From now on the nodes end on their own (an election): dropping the faults heals nothing,
+    /// so a container that has exited is not started again.
+    pub fn disarm(&self) {
+        self.armed.set(false);
+    }
+
     /// The replicas whose address is not the one they had when the run began (a container
     /// connected again may be given another): `(node, now)`.
     pub fn moved(&self) -> Result<Vec<(usize, Option<IpAddr>)>, UserError> {
@@ -242,6 +250,9 @@ impl<'a> Faults<'a> {
 
 impl Drop for Faults<'_> {
     fn drop(&mut self) {
+        if !self.armed.get() {
+            return;
+        }
         match self.heal() {
             Ok(did) if !did.is_empty() => {
                 eprintln!("agora: nemesis healed on the way out: {}", did.join(", "))

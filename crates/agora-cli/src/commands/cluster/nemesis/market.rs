@@ -9,19 +9,13 @@ use super::super::history::{self, NodeLog};
 use super::super::market::Trading;
 use super::super::{status, Files};
 use super::faults::Faults;
-use super::report::{self, count_during, FaultRun, HistOp};
-use super::{apply_all, schedule, unix_ns, Clock, ANSWER_WITHIN};
+use super::logged::{self, Outcome, Property};
+use super::report::{count_during, HistOp};
+use super::{unix_ns, ANSWER_WITHIN};
 use crate::cli::ClusterNemesisArgs;
 use crate::cluster_file::ClusterFile;
-use crate::commands::shared::create_dir;
-use crate::commands::shared::tcp::runtime;
 use crate::error::UserError;
-use agora_core::RunSummary;
-use agora_lincheck::Kind;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// `agora cluster nemesis` on a market.
@@ -40,49 +34,46 @@ pub fn run(
             ANSWER_WITHIN.as_secs()
         )));
     }
-    let plan = schedule::draw(&a.faults, peers, a.duration, Duration::from_millis(a.interval_ms), a.seed);
-    if !a.dir.json {
-        print!("{}", report::schedule_text(name, a, "the workload: the market's own buyers", &plan));
-    }
-    if let Some(out) = &a.out {
-        create_dir(out)?;
-    }
-    let rt = runtime()?;
-    let (mut clock, stop_tx) = Clock::start(&rt);
     let trader = || {
         let cs = status::containers(docker, name).ok()?;
         Trading::of(&history::read(docker, &cs).ok()?).trader.map(|(n, _)| n)
     };
-    let mut runs = apply_all(faults, &plan, &mut clock, a.dir.json, &trader);
-    let healed_ns = unix_ns();
-    let last_heal = faults.heal().err().map(|e| e.msg);
+    let workload = "the workload: the market's own buyers";
+    let logged::Broken { _rt, mut clock, stop, mut runs, healed_ns, last_heal } =
+        logged::break_and_heal(a, name, peers, workload, faults, &trader)?;
     let again = trading_again(docker, name, peers, healed_ns)?;
     let moved = faults.moved()?;
     clock.until(Duration::from_nanos(healed_ns - clock.start_ns) + a.quiet);
-    drop(stop_tx);
+    drop(stop);
 
     let logs = history::read(docker, &status::containers(docker, name)?)?;
     let reproduce = format!("agora cluster nemesis --dir {} --seed {}", a.dir.dir.display(), a.seed);
-    let checks = history::judge(cf, &logs, &reproduce)?;
+    let checks = history::judge(cf, &logs, &reproduce, history::Run::Going)?;
     let ops = buys(&logs);
     count_during(&mut runs, &ops, clock.start_ns);
-    let mut heal_errors: Vec<String> =
-        runs.iter().filter_map(|r| r.heal_error.clone()).chain(last_heal).collect();
-    heal_errors.extend(moved.iter().map(|(n, ip)| match ip {
-        Some(ip) => format!("n{n} came back at another address, {ip}: its peers do not follow"),
-        None => format!("n{n} has no address on the cluster's network"),
-    }));
+    let heal_errors = logged::heal_errors(&runs, last_heal, &moved);
+    let trading = Property {
+        name: "trading after healing".into(),
+        ok: again.running == again.peers && again.answered > 0,
+        detail: format!(
+            "{} of {} peers run; {} buys answered after the healing, the first {:.2} s after it",
+            again.running, again.peers, again.answered, again.after_s
+        ),
+    };
     let outcome = Outcome {
         cluster: name.clone(),
+        system: "market",
         seed: a.seed,
         interrupted: clock.interrupted,
         healed_at_s: clock.s_of(healed_ns),
         heal_errors,
-        again,
         checks,
         start_ns: clock.start_ns,
         runs,
         ops,
+        what: "buys",
+        after: vec![trading],
+        extra: vec![("trading_after_healing", serde_json::to_value(&again).expect("serializes"))],
     };
     outcome.print(a.dir.json, a.out.as_deref())
 }
@@ -130,137 +121,13 @@ fn trading_again(docker: &Docker, name: &str, peers: usize, healed_ns: u64) -> R
 /// Every buy of the logs as an operation: from its buyer's first ask to the answer it took
 /// (unanswered: `info`).
 fn buys(logs: &[NodeLog]) -> Vec<HistOp> {
-    let mut ops = Vec::new();
-    let mut open: HashMap<(usize, u64), usize> = HashMap::new();
-    let mut events: Vec<(u64, usize, &serde_json::Value)> =
-        logs.iter().flat_map(|l| l.obs.iter().map(move |(t, o)| (*t, l.node, o))).collect();
-    events.sort_by_key(|(t, n, _)| (*t, *n));
-    for (t, node, o) in events {
-        if let Some(seq) = o["Asked"]["buy"]["seq"].as_u64() {
-            open.insert((node, seq), ops.len());
-            ops.push(HistOp { begin: t, end: None, kind: Kind::Info });
-        } else if let Some(seq) = o["Answered"]["seq"].as_u64() {
-            if let Some(i) = open.remove(&(node, seq)) {
-                ops[i].end = Some(t);
-                ops[i].kind = Kind::Ok;
-            }
-        }
-    }
-    ops
-}
-
-/// A property and its verdict.
-#[derive(Debug, Serialize)]
-struct Property {
-    name: String,
-    ok: bool,
-    detail: String,
-}
-
-/// Everything the run found.
-struct Outcome {
-    cluster: String,
-    seed: u64,
-    interrupted: bool,
-    runs: Vec<FaultRun>,
-    healed_at_s: f64,
-    heal_errors: Vec<String>,
-    again: Again,
-    checks: RunSummary,
-    ops: Vec<HistOp>,
-    start_ns: u64,
-}
-
-impl Outcome {
-    fn properties(&self) -> Vec<Property> {
-        let applied = self.runs.iter().filter(|r| r.error.is_none()).count();
-        let a = &self.again;
-        let mut p = vec![
-            Property {
-                name: "faults applied".into(),
-                ok: applied == self.runs.len() && !self.runs.is_empty(),
-                detail: format!("{applied} of {} applied", self.runs.len()),
-            },
-            Property {
-                name: "healed".into(),
-                ok: self.heal_errors.is_empty(),
-                detail: if self.heal_errors.is_empty() {
-                    format!("every fault undone at {:.2} s", self.healed_at_s)
-                } else {
-                    self.heal_errors.join("; ")
-                },
-            },
-        ];
-        // The market checker's properties judged on the history, each ok or its violation.
-        for name in &self.checks.properties {
-            let broken = self.checks.violations.iter().find(|v| v.property == *name);
-            p.push(Property {
-                name: name.clone(),
-                ok: broken.is_none(),
-                detail: broken.map_or("the checker, on every peer's history".into(), |v| {
-                    format!("at {:.0} ms, node {:?}: {}", v.at_ms, v.node, v.detail)
-                }),
-            });
-        }
-        p.push(Property {
-            name: "trading after healing".into(),
-            ok: a.running == a.peers && a.answered > 0,
-            detail: format!(
-                "{} of {} peers run; {} buys answered after the healing, the first {:.2} s after it",
-                a.running, a.peers, a.answered, a.after_s
-            ),
-        });
-        p
-    }
-
-    /// Prints the outcome (and writes `out`'s files); the exit code: 0 if every property held.
-    fn print(&self, json: bool, out: Option<&Path>) -> Result<i32, UserError> {
-        let props = self.properties();
-        let code = i32::from(props.iter().any(|p| !p.ok));
-        let answered = self.ops.iter().filter(|o| o.kind == Kind::Ok).count();
-        let v = serde_json::json!({
-            "cluster": self.cluster,
-            "system": "market",
-            "seed": self.seed,
-            "interrupted": self.interrupted,
-            "faults": self.runs,
-            "healed_at_s": self.healed_at_s,
-            "buys": { "answered": answered, "unanswered": self.ops.len() - answered },
-            "trading_after_healing": self.again,
-            "properties": props,
-            "not_judged": self.checks.not_judged,
-            "ok": code == 0,
-        });
-        let drawn = report::timeline(&self.ops, &self.runs, self.start_ns);
-        let Some(mut t) = report::emit(&v, json, out, self.interrupted, &drawn, "buys")? else {
-            return Ok(code);
-        };
-        let _ = writeln!(t, "buys     {answered} answered, {} not (yet)", self.ops.len() - answered);
-        t.push_str("faults   (times in s from the start; the buys asked meanwhile: ok answered, info not)\n");
-        for r in &self.runs {
-            let _ = writeln!(t, "  {}", r.row());
-        }
-        t.push_str("properties\n");
-        for p in &props {
-            let _ = writeln!(t, "  {:<24} {:<8} {}", p.name, if p.ok { "ok" } else { "VIOLATED" }, p.detail);
-        }
-        for n in &self.checks.not_judged {
-            let _ = writeln!(t, "  {:<24} {:<8} not judged: {}", n.property, "-", n.reason);
-        }
-        match out {
-            Some(dir) => {
-                let _ = writeln!(t, "out      {}: timeline.svg, timeline.csv, nemesis.json", dir.display());
-            }
-            None => t.push_str("out      --out DIR draws the timeline\n"),
-        }
-        print!("{t}");
-        Ok(code)
-    }
+    logged::operations(logs, |o| o["Asked"]["buy"]["seq"].as_u64(), |o| o["Answered"]["seq"].as_u64())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agora_lincheck::Kind;
 
     #[test]
     fn a_buy_runs_from_its_ask_to_its_answer_at_its_buyer() {

@@ -7,7 +7,9 @@
 //! workload runs inside its peers (the buyers), whose logs hold the history its checker
 //! judges ([`market`]).
 
+mod election;
 mod faults;
+mod logged;
 mod market;
 mod report;
 mod schedule;
@@ -89,17 +91,19 @@ impl Clock {
 pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
     let files = Files::of(&a.dir)?;
     let cf = files.load()?;
-    if !matches!(cf.protocol.as_str(), "kv" | "market") {
+    if !matches!(cf.protocol.as_str(), "kv" | "market" | "election") {
         return Err(UserError(format!(
-            "cluster {} runs {:?}: the nemesis breaks key-value stores and markets \
-             (`agora cluster up --system raft|market`)",
+            "cluster {} runs {:?}: the nemesis breaks key-value stores, markets and elections \
+             (`agora cluster up --system raft|market|election`)",
             files.name, cf.protocol
         )));
     }
     let docker = Docker::find()?;
     let faults = prepare(&docker, &files, cf.nodes.len(), a)?;
-    if cf.protocol == "market" {
-        return market::run(a, &docker, &files, &cf, &faults);
+    match cf.protocol.as_str() {
+        "market" => return market::run(a, &docker, &files, &cf, &faults),
+        "election" => return election::run(a, &docker, &files, &cf, &faults),
+        _ => {}
     }
     key_value(a, &docker, &files, cf.nodes.len(), &faults)
 }
