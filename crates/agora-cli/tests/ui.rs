@@ -610,6 +610,20 @@ fn run_serves_the_links_between_its_nodes_and_the_verdicts() {
     assert!(!links.is_empty() && links.len() <= 16, "{links:?}");
     let total: u64 = links.iter().map(|l| l["total"].as_u64().unwrap()).sum();
     assert_eq!(total, summary["messages_sent"].as_u64().unwrap(), "{links:?}");
+    // The space-time diagram's sample: flood's few messages all fit in it, so it pairs every
+    // one, each sent before it is received, on the links as their totals count them.
+    let messages = last["messages"].as_array().expect("messages");
+    assert_eq!(messages.len() as u64, total, "{messages:?}");
+    for l in links {
+        let on_link = messages.iter().filter(|m| m["from"] == l["from"] && m["to"] == l["to"]).count();
+        assert_eq!(on_link as u64, l["total"].as_u64().unwrap(), "{l} {messages:?}");
+    }
+    let kinds: Vec<&str> =
+        summary["by_kind"].as_array().expect("kinds").iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    for m in messages {
+        assert!(kinds.contains(&m["kind"].as_str().unwrap()), "{m} {kinds:?}");
+        assert!(m["sent_ms"].as_f64().unwrap() <= m["received_ms"].as_f64().unwrap(), "{m}");
+    }
     assert_eq!(last["verdicts"]["end"], summary["end"]);
     let shown: Vec<&Value> = last["verdicts"]["properties"]
         .as_array()
@@ -920,4 +934,101 @@ fn the_raft_page_shows_the_real_leader_and_a_new_one_after_crash_is_clicked() {
     page.press_enter();
     let health = format!("return document.querySelector('tr[data-replica=\"{leader}\"]').dataset.health;");
     page.wait_for("the node restarted", &health, |v| (v == "running").then_some(()));
+}
+
+/// Asks `agora` (child `pid`) to stop as Ctrl-C would (SIGTERM, which it takes the same way).
+fn terminate(pid: u32) {
+    let ok = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs").success();
+    assert!(ok, "kill -TERM {pid}");
+}
+
+#[test]
+fn the_vote_page_shows_the_servers_the_members_and_the_votes_the_run_reports() {
+    // `--stay`: once the members are done the servers keep serving (the page's controls with
+    // them) until SIGTERM; `--ui-linger`: then the page stays up with the verdicts.
+    let (agora, url, mut out) =
+        start_run(&["vote", "--clients", "8", "--stay", "--json", "--ui", "127.0.0.1:0", "--ui-linger"]);
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    read_until(&mut out, "the servers staying up", |l| (l == "serving until Ctrl-C").then_some(()));
+
+    // The servers, with Raft's roles: one leads.
+    let s = snapshot_until(&addr, "a leader", |s| s["lead"]["id"].is_u64());
+    assert_eq!(s["replicas"].as_array().unwrap().len(), 3, "{s}");
+    assert!(s["replicas"].as_array().unwrap().iter().all(|r| r["health"] == "running"), "{s}");
+    assert!(s["kinds"].as_array().is_some_and(|k| !k.is_empty()), "{s}");
+
+    // The controls this run takes: pauses and links, no crash (400, with why).
+    let (status, why) = post(&addr, "crash/0", true);
+    assert_eq!(status, "HTTP/1.1 400 Bad Request", "{why}");
+    assert!(why.contains("this run takes pause, resume, cut, partition, heal"), "{why}");
+    act(&addr, "pause/1");
+    snapshot_until(&addr, "server 1 paused", |s| row(s, 1)["health"] == "paused");
+    let (status, why) = post(&addr, "pause/1", true);
+    assert_eq!(status, "HTTP/1.1 409 Conflict", "{why}");
+    act(&addr, "resume/1");
+    act(&addr, "cut/2/0");
+    snapshot_until(&addr, "the cut listed", |s| {
+        s["cuts"] == json!([[2, 0]]) && row(s, 2)["role"] == "partitioned"
+    });
+    act(&addr, "heal");
+    snapshot_until(&addr, "every link mended", |s| {
+        s["cuts"] == json!([]) && row(s, 1)["health"] == "running"
+    });
+
+    terminate(agora.0.id());
+    let report = report(&mut out);
+    let last = snapshot_until(&addr, "the verdicts", |s| !s["verdicts"].is_null());
+
+    // The service's own view: the members' accounts, and the question the members voted on
+    // with the votes and consensus the members' final STATS reported.
+    let view = &last["system"];
+    assert_eq!(view["accounts"], report["members"], "{view}");
+    let question = view["questions"]
+        .as_array()
+        .expect("questions")
+        .iter()
+        .find(|q| q["question"] == report["stats"]["question"])
+        .unwrap_or_else(|| panic!("the report's question on the page: {view}"));
+    let votes = |q: &Value| -> Vec<(String, u64, f64)> {
+        q["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["option"].as_str().unwrap().to_string(),
+                    o["votes"].as_u64().unwrap(),
+                    o["percent"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(votes(question), votes(&report["stats"]), "{view}");
+    let cast: u64 = votes(question).iter().map(|v| v.1).sum();
+    assert_eq!(cast, report["votes_cast"].as_u64().unwrap(), "{view}");
+    assert_eq!(question["consensus"], report["consensus"], "{view}");
+    // The table the page draws: a row per option, with its votes and what was decided.
+    let rows = view["rows"].as_array().unwrap();
+    let decided = match report["consensus"].as_str() {
+        Some(c) => format!("consensus: {c}"),
+        None => "closed, no consensus".to_string(),
+    };
+    let table: Vec<u64> = rows.iter().map(|r| r[2].as_u64().unwrap()).collect();
+    assert_eq!(table, votes(&report["stats"]).iter().map(|v| v.1).collect::<Vec<_>>(), "{view}");
+    assert!(rows.iter().all(|r| r[4] == decided.as_str()), "{view}");
+
+    // The checks the members' run judged, each as the page's verdict.
+    let checks = report["checks"].as_object().expect("checks");
+    let verdicts = last["verdicts"]["properties"].as_array().expect("verdicts");
+    assert_eq!(verdicts.len(), checks.len(), "{last}");
+    for v in verdicts {
+        let check = &checks[v["property"].as_str().unwrap()];
+        assert_eq!(v["verdict"], if check == "ok" { "ok" } else { "violated" }, "{v} {check}");
+    }
+    assert!(last["verdicts"]["reproduce"].as_str().unwrap().starts_with("agora vote --clients 8 --stay"));
+    let timeline: Vec<&str> =
+        last["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["pause", "resume", "cut", "heal"] {
+        assert!(timeline.contains(&kind), "{kind} on the timeline: {timeline:?}");
+    }
 }
