@@ -1032,3 +1032,56 @@ fn the_vote_page_shows_the_servers_the_members_and_the_votes_the_run_reports() {
         assert!(timeline.contains(&kind), "{kind} on the timeline: {timeline:?}");
     }
 }
+
+/// What a snapshot may weigh at 100 nodes: the sum of what the sampler caps — a row per node
+/// (its latest observation cut at 240 bytes), the 200 events of the timeline, the 40 busiest
+/// links, the 120 latest messages, the system's table — with room to spare. Whatever the
+/// message rate, the page gets at most this every half second.
+const SNAPSHOT_BYTES_AT_100_NODES: usize = 128 * 1024;
+
+#[test]
+fn at_100_nodes_every_snapshot_stays_under_its_bound() {
+    // Flood over a random 8-regular graph: 100 nodes, about 800 messages, every node's
+    // sends and receipts within its driver's sample (32 of each), so the diagram's pairs
+    // outnumber what a snapshot may carry.
+    let (_agora, url, mut out) = start_run(&[
+        "run",
+        "flood",
+        "--nodes",
+        "100",
+        "--topology",
+        "regular:8",
+        "--ui",
+        "127.0.0.1:0",
+        "--ui-linger",
+        "--json",
+    ]);
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let summary = report(&mut out);
+    let kinds: Vec<&str> =
+        summary["by_kind"].as_array().expect("kinds").iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    let mut s = TcpStream::connect(&addr).expect("the view accepts");
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(format!("GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    let data = read_until(&mut r, "the last snapshot", |l| l.strip_prefix("data: ").map(str::to_string));
+    eprintln!("the last snapshot at 100 nodes: {} bytes", data.len());
+    assert!(data.len() <= SNAPSHOT_BYTES_AT_100_NODES, "a snapshot of {} bytes", data.len());
+    let v: Value = serde_json::from_str(&data).expect("a JSON snapshot");
+    assert!(!v["verdicts"].is_null(), "the run has ended: {v}");
+    assert_eq!(v["replicas"].as_array().unwrap().len(), 100);
+    assert_eq!(v["links"].as_array().unwrap().len(), 40, "the 40 busiest of {} links", v["links_active"]);
+    assert!(v["links_active"].as_u64().unwrap() > 40);
+    assert!(v["events"].as_array().unwrap().len() <= 200);
+    let messages = v["messages"].as_array().unwrap();
+    assert!(summary["messages_sent"].as_u64().unwrap() > 120, "{summary}");
+    assert_eq!(messages.len(), 120, "the latest 120 of the messages paired");
+    for m in messages {
+        assert!(kinds.contains(&m["kind"].as_str().unwrap()), "{m} {kinds:?}");
+        assert_ne!(m["from"], m["to"], "{m}");
+        assert!(m["sent_ms"].as_f64().unwrap() <= m["received_ms"].as_f64().unwrap(), "{m}");
+    }
+    // The latest: sorted by receipt.
+    let received: Vec<f64> = messages.iter().map(|m| m["received_ms"].as_f64().unwrap()).collect();
+    assert!(received.windows(2).all(|w| w[0] <= w[1]), "{received:?}");
+}

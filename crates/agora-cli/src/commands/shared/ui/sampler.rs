@@ -336,6 +336,8 @@ struct View<O> {
     verbs: &'static [&'static str],
     /// When the view started, Unix ns: the messages' times are counted from it.
     started_ns: u64,
+    /// How long the sampler took to build and write the previous snapshot, µs.
+    last_build_us: u64,
 }
 
 impl<O: Observation> View<O> {
@@ -363,6 +365,7 @@ impl<O: Observation> View<O> {
             steered,
             verbs,
             started_ns,
+            last_build_us: 0,
         }
     }
 
@@ -476,6 +479,7 @@ impl<O: Observation> View<O> {
     /// start, then whether the run has ended).
     fn publish(&mut self, nodes: &[Arc<NodeShared>], ended: Option<bool>, verdicts: Option<Value>) {
         let now = Instant::now();
+        let build = now;
         let dt = now.duration_since(self.last).as_secs_f64().max(1e-3);
         self.last = now;
         let rate = |now: u64, then: u64| (now.saturating_sub(then) as f64 / dt).round();
@@ -583,8 +587,10 @@ impl<O: Observation> View<O> {
             "obs_dropped": self.dropped.load(Ordering::Relaxed),
             "system": self.system.view(),
             "verdicts": verdicts,
+            "build_us": self.last_build_us,
         });
         self.snapshot.send_replace(snapshot.to_string());
+        self.last_build_us = build.elapsed().as_micros() as u64;
     }
 
     /// The latest messages, for the space-time diagram: each node's latest receipts paired
