@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""The live view at 100 nodes: `agora run stream --nodes 100` with and without `--ui`.
+"""The live view under load: `agora run stream --nodes N` with and without `--ui`.
 
 Runs ROUNDS rounds, each one run without the view and one with it (a page open: this script
 follows the stream of snapshots as a page does), and prints per run the report's `wall_ms`
 and `delivered_per_s`, and for the runs with the view the snapshots' size in bytes and the
 sampler's own time to build each one (`build_us`), largest and median.
 
-    scripts/bench-ui-100.py target/release/agora [ROUNDS] [MSGS]
+    scripts/bench-ui.py target/release/agora [ROUNDS] [MSGS] [NODES]
+
+(100 nodes by default; at 100 every pair of nodes needs a connection, 19,800 sockets in one
+process, above what the runtime allows itself, so such a run ends at its time limit.)
 """
 import json
 import socket
@@ -18,7 +21,8 @@ import threading
 agora = sys.argv[1]
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 msgs = sys.argv[3] if len(sys.argv) > 3 else "20"
-base = [agora, "run", "stream", "--nodes", "100", "--msgs", msgs, "--json"]
+nodes = sys.argv[4] if len(sys.argv) > 4 else "100"
+base = [agora, "run", "stream", "--nodes", nodes, "--msgs", msgs, "--json"]
 
 
 def plain():
