@@ -640,6 +640,8 @@ fn run_serves_the_links_between_its_nodes_and_the_verdicts() {
 fn the_view_is_refused_where_it_cannot_watch() {
     common::assert_mistake(&["election", "--sim", "--voters", "10", "--ui", "127.0.0.1:0"], "--ui");
     common::assert_mistake(&["market", "--sim", "--ui", "127.0.0.1:0"], "--ui");
+    common::assert_mistake(&["vote", "--sim", "--ui", "127.0.0.1:0"], "--ui");
+    common::assert_mistake(&["vote", "--clients", "3", "--ui", "nonsense"], "--ui nonsense");
     common::assert_mistake(&["election", "--voters", "10", "--ui", "nonsense"], "--ui nonsense");
     common::assert_mistake(&["run", "flood", "--nodes", "3", "--ui", "nonsense"], "--ui nonsense");
 }
@@ -692,6 +694,28 @@ fn the_market_page_names_the_trader_the_run_reports_and_the_verdicts() {
     assert_eq!(page.eval(unnamed), 0);
     let trades = "return document.querySelectorAll('#system thead th[scope=col]').length;";
     assert_eq!(page.eval(trades), 6);
+    // The space-time diagram draws an arrow for each message of the last snapshot, each of a
+    // kind the run counted, and says in its caption what it draws.
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let last = snapshot_until(addr, "the verdicts", |s| !s["verdicts"].is_null());
+    let messages = last["messages"].as_array().expect("messages");
+    assert!(!messages.is_empty(), "{last}");
+    let arrows = "return [...document.querySelectorAll('#spacetime line.st-msg')].map(l => l.dataset.kind);";
+    let drawn = page.eval(arrows);
+    let kinds: Vec<&Value> = messages.iter().map(|m| &m["kind"]).collect();
+    assert_eq!(drawn.as_array().unwrap().iter().collect::<Vec<_>>(), kinds);
+    let counted: Vec<&str> = report["summary"]["by_kind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.iter().all(|k| counted.contains(&k.as_str().unwrap())), "{kinds:?} {counted:?}");
+    let caption = page.eval("return document.querySelector('#messages-summary').textContent;");
+    assert!(
+        caption.as_str().unwrap().starts_with(&format!("The {} latest messages", messages.len())),
+        "{caption}"
+    );
     // Once the run has ended the controls are gone: the keyboard reaches nothing that acts.
     let shown = "return [...document.querySelectorAll('button, input, select')]\
          .filter(b => b.offsetParent !== null).length;";
