@@ -1388,6 +1388,15 @@ pub struct VoteLocalArgs {
     /// The faults to inject (with --sim).
     #[command(flatten)]
     pub faults: FaultArgs,
+    /// Serve the live view of the run at this address (e.g. 127.0.0.1:0; the URL is printed
+    /// on stderr): the servers with their Raft roles and traffic, the members online and each
+    /// question's votes; its controls pause and resume servers, cut links and partition the
+    /// cluster (docs/live-view.md). Over TCP only.
+    #[arg(long, value_name = "ADDR")]
+    pub ui: Option<String>,
+    /// With --ui: keep serving the page once the run has ended, until Ctrl-C [default: exit].
+    #[arg(long, requires = "ui")]
+    pub ui_linger: bool,
 }
 
 /// The arguments of `agora vote serve`.

@@ -610,6 +610,20 @@ fn run_serves_the_links_between_its_nodes_and_the_verdicts() {
     assert!(!links.is_empty() && links.len() <= 16, "{links:?}");
     let total: u64 = links.iter().map(|l| l["total"].as_u64().unwrap()).sum();
     assert_eq!(total, summary["messages_sent"].as_u64().unwrap(), "{links:?}");
+    // The space-time diagram's sample: flood's few messages all fit in it, so it pairs every
+    // one, each sent before it is received, on the links as their totals count them.
+    let messages = last["messages"].as_array().expect("messages");
+    assert_eq!(messages.len() as u64, total, "{messages:?}");
+    for l in links {
+        let on_link = messages.iter().filter(|m| m["from"] == l["from"] && m["to"] == l["to"]).count();
+        assert_eq!(on_link as u64, l["total"].as_u64().unwrap(), "{l} {messages:?}");
+    }
+    let kinds: Vec<&str> =
+        summary["by_kind"].as_array().expect("kinds").iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    for m in messages {
+        assert!(kinds.contains(&m["kind"].as_str().unwrap()), "{m} {kinds:?}");
+        assert!(m["sent_ms"].as_f64().unwrap() <= m["received_ms"].as_f64().unwrap(), "{m}");
+    }
     assert_eq!(last["verdicts"]["end"], summary["end"]);
     let shown: Vec<&Value> = last["verdicts"]["properties"]
         .as_array()
@@ -626,6 +640,8 @@ fn run_serves_the_links_between_its_nodes_and_the_verdicts() {
 fn the_view_is_refused_where_it_cannot_watch() {
     common::assert_mistake(&["election", "--sim", "--voters", "10", "--ui", "127.0.0.1:0"], "--ui");
     common::assert_mistake(&["market", "--sim", "--ui", "127.0.0.1:0"], "--ui");
+    common::assert_mistake(&["vote", "--sim", "--ui", "127.0.0.1:0"], "--ui");
+    common::assert_mistake(&["vote", "--clients", "3", "--ui", "nonsense"], "--ui nonsense");
     common::assert_mistake(&["election", "--voters", "10", "--ui", "nonsense"], "--ui nonsense");
     common::assert_mistake(&["run", "flood", "--nodes", "3", "--ui", "nonsense"], "--ui nonsense");
 }
@@ -678,6 +694,28 @@ fn the_market_page_names_the_trader_the_run_reports_and_the_verdicts() {
     assert_eq!(page.eval(unnamed), 0);
     let trades = "return document.querySelectorAll('#system thead th[scope=col]').length;";
     assert_eq!(page.eval(trades), 6);
+    // The space-time diagram draws an arrow for each message of the last snapshot, each of a
+    // kind the run counted, and says in its caption what it draws.
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let last = snapshot_until(addr, "the verdicts", |s| !s["verdicts"].is_null());
+    let messages = last["messages"].as_array().expect("messages");
+    assert!(!messages.is_empty(), "{last}");
+    let arrows = "return [...document.querySelectorAll('#spacetime line.st-msg')].map(l => l.dataset.kind);";
+    let drawn = page.eval(arrows);
+    let kinds: Vec<&Value> = messages.iter().map(|m| &m["kind"]).collect();
+    assert_eq!(drawn.as_array().unwrap().iter().collect::<Vec<_>>(), kinds);
+    let counted: Vec<&str> = report["summary"]["by_kind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.iter().all(|k| counted.contains(&k.as_str().unwrap())), "{kinds:?} {counted:?}");
+    let caption = page.eval("return document.querySelector('#messages-summary').textContent;");
+    assert!(
+        caption.as_str().unwrap().starts_with(&format!("The {} latest messages", messages.len())),
+        "{caption}"
+    );
     // Once the run has ended the controls are gone: the keyboard reaches nothing that acts.
     let shown = "return [...document.querySelectorAll('button, input, select')]\
          .filter(b => b.offsetParent !== null).length;";
@@ -920,4 +958,154 @@ fn the_raft_page_shows_the_real_leader_and_a_new_one_after_crash_is_clicked() {
     page.press_enter();
     let health = format!("return document.querySelector('tr[data-replica=\"{leader}\"]').dataset.health;");
     page.wait_for("the node restarted", &health, |v| (v == "running").then_some(()));
+}
+
+/// Asks `agora` (child `pid`) to stop as Ctrl-C would (SIGTERM, which it takes the same way).
+fn terminate(pid: u32) {
+    let ok = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs").success();
+    assert!(ok, "kill -TERM {pid}");
+}
+
+#[test]
+fn the_vote_page_shows_the_servers_the_members_and_the_votes_the_run_reports() {
+    // `--stay`: once the members are done the servers keep serving (the page's controls with
+    // them) until SIGTERM; `--ui-linger`: then the page stays up with the verdicts.
+    let (agora, url, mut out) =
+        start_run(&["vote", "--clients", "8", "--stay", "--json", "--ui", "127.0.0.1:0", "--ui-linger"]);
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    read_until(&mut out, "the servers staying up", |l| (l == "serving until Ctrl-C").then_some(()));
+
+    // The servers, with Raft's roles: one leads.
+    let s = snapshot_until(&addr, "a leader", |s| s["lead"]["id"].is_u64());
+    assert_eq!(s["replicas"].as_array().unwrap().len(), 3, "{s}");
+    assert!(s["replicas"].as_array().unwrap().iter().all(|r| r["health"] == "running"), "{s}");
+    assert!(s["kinds"].as_array().is_some_and(|k| !k.is_empty()), "{s}");
+
+    // The controls this run takes: pauses and links, no crash (400, with why).
+    let (status, why) = post(&addr, "crash/0", true);
+    assert_eq!(status, "HTTP/1.1 400 Bad Request", "{why}");
+    assert!(why.contains("this run takes pause, resume, cut, partition, heal"), "{why}");
+    act(&addr, "pause/1");
+    snapshot_until(&addr, "server 1 paused", |s| row(s, 1)["health"] == "paused");
+    let (status, why) = post(&addr, "pause/1", true);
+    assert_eq!(status, "HTTP/1.1 409 Conflict", "{why}");
+    act(&addr, "resume/1");
+    act(&addr, "cut/2/0");
+    snapshot_until(&addr, "the cut listed", |s| {
+        s["cuts"] == json!([[2, 0]]) && row(s, 2)["role"] == "partitioned"
+    });
+    act(&addr, "heal");
+    snapshot_until(&addr, "every link mended", |s| {
+        s["cuts"] == json!([]) && row(s, 1)["health"] == "running"
+    });
+
+    terminate(agora.0.id());
+    let report = report(&mut out);
+    let last = snapshot_until(&addr, "the verdicts", |s| !s["verdicts"].is_null());
+
+    // The service's own view: the members' accounts, and the question the members voted on
+    // with the votes and consensus the members' final STATS reported.
+    let view = &last["system"];
+    assert_eq!(view["accounts"], report["members"], "{view}");
+    let question = view["questions"]
+        .as_array()
+        .expect("questions")
+        .iter()
+        .find(|q| q["question"] == report["stats"]["question"])
+        .unwrap_or_else(|| panic!("the report's question on the page: {view}"));
+    let votes = |q: &Value| -> Vec<(String, u64, f64)> {
+        q["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["option"].as_str().unwrap().to_string(),
+                    o["votes"].as_u64().unwrap(),
+                    o["percent"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(votes(question), votes(&report["stats"]), "{view}");
+    let cast: u64 = votes(question).iter().map(|v| v.1).sum();
+    assert_eq!(cast, report["votes_cast"].as_u64().unwrap(), "{view}");
+    assert_eq!(question["consensus"], report["consensus"], "{view}");
+    // The table the page draws: a row per option, with its votes and what was decided.
+    let rows = view["rows"].as_array().unwrap();
+    let decided = match report["consensus"].as_str() {
+        Some(c) => format!("consensus: {c}"),
+        None => "closed, no consensus".to_string(),
+    };
+    let table: Vec<u64> = rows.iter().map(|r| r[2].as_u64().unwrap()).collect();
+    assert_eq!(table, votes(&report["stats"]).iter().map(|v| v.1).collect::<Vec<_>>(), "{view}");
+    assert!(rows.iter().all(|r| r[4] == decided.as_str()), "{view}");
+
+    // The checks the members' run judged, each as the page's verdict.
+    let checks = report["checks"].as_object().expect("checks");
+    let verdicts = last["verdicts"]["properties"].as_array().expect("verdicts");
+    assert_eq!(verdicts.len(), checks.len(), "{last}");
+    for v in verdicts {
+        let check = &checks[v["property"].as_str().unwrap()];
+        assert_eq!(v["verdict"], if check == "ok" { "ok" } else { "violated" }, "{v} {check}");
+    }
+    assert!(last["verdicts"]["reproduce"].as_str().unwrap().starts_with("agora vote --clients 8 --stay"));
+    let timeline: Vec<&str> =
+        last["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["pause", "resume", "cut", "heal"] {
+        assert!(timeline.contains(&kind), "{kind} on the timeline: {timeline:?}");
+    }
+}
+
+/// What a snapshot may weigh at 100 nodes: the sum of what the sampler caps — a row per node
+/// (its latest observation cut at 240 bytes), the 200 events of the timeline, the 40 busiest
+/// links, the 120 latest messages, the system's table — with room to spare. Whatever the
+/// message rate, the page gets at most this every half second.
+const SNAPSHOT_BYTES_AT_100_NODES: usize = 128 * 1024;
+
+#[test]
+fn at_100_nodes_every_snapshot_stays_under_its_bound() {
+    // Flood over a random 8-regular graph: 100 nodes, about 800 messages, every node's
+    // sends and receipts within its driver's sample (32 of each), so the diagram's pairs
+    // outnumber what a snapshot may carry.
+    let (_agora, url, mut out) = start_run(&[
+        "run",
+        "flood",
+        "--nodes",
+        "100",
+        "--topology",
+        "regular:8",
+        "--ui",
+        "127.0.0.1:0",
+        "--ui-linger",
+        "--json",
+    ]);
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let summary = report(&mut out);
+    let kinds: Vec<&str> =
+        summary["by_kind"].as_array().expect("kinds").iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    let mut s = TcpStream::connect(&addr).expect("the view accepts");
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(format!("GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    let data = read_until(&mut r, "the last snapshot", |l| l.strip_prefix("data: ").map(str::to_string));
+    eprintln!("the last snapshot at 100 nodes: {} bytes", data.len());
+    assert!(data.len() <= SNAPSHOT_BYTES_AT_100_NODES, "a snapshot of {} bytes", data.len());
+    let v: Value = serde_json::from_str(&data).expect("a JSON snapshot");
+    assert!(!v["verdicts"].is_null(), "the run has ended: {v}");
+    assert_eq!(v["replicas"].as_array().unwrap().len(), 100);
+    assert_eq!(v["links"].as_array().unwrap().len(), 40, "the 40 busiest of {} links", v["links_active"]);
+    assert!(v["links_active"].as_u64().unwrap() > 40);
+    assert!(v["events"].as_array().unwrap().len() <= 200);
+    let messages = v["messages"].as_array().unwrap();
+    assert!(summary["messages_sent"].as_u64().unwrap() > 120, "{summary}");
+    assert_eq!(messages.len(), 120, "the latest 120 of the messages paired");
+    for m in messages {
+        assert!(kinds.contains(&m["kind"].as_str().unwrap()), "{m} {kinds:?}");
+        assert_ne!(m["from"], m["to"], "{m}");
+        assert!(m["sent_ms"].as_f64().unwrap() <= m["received_ms"].as_f64().unwrap(), "{m}");
+    }
+    // The latest: sorted by receipt.
+    let received: Vec<f64> = messages.iter().map(|m| m["received_ms"].as_f64().unwrap()).collect();
+    assert!(received.windows(2).all(|w| w[0] <= w[1]), "{received:?}");
 }

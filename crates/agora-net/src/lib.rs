@@ -14,6 +14,7 @@ pub mod handshake;
 pub mod limits;
 pub mod node;
 pub mod prometheus;
+pub mod recent;
 pub mod report;
 pub mod store;
 

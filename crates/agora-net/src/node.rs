@@ -110,6 +110,9 @@ pub struct NetConfig {
     /// A server that runs for days turns it off: observations then only reach the node's
     /// observation hook, if any.
     pub keep_observations: bool,
+    /// Keep a sample of each node's latest messages, this many sent and received
+    /// (`NodeShared::recent`), for a live view; 0: none (the default).
+    pub recent_messages: usize,
 }
 
 impl NetConfig {
@@ -133,6 +136,7 @@ impl NetConfig {
             frame_budget_bytes: 4 * (wire::MAX_FRAME_BYTES + wire::FRAME_HEADER_BYTES),
             max_batch_bytes: 64 * 1024,
             keep_observations: true,
+            recent_messages: 0,
         }
     }
 }
@@ -173,6 +177,9 @@ pub struct NodeShared {
     /// `cut_from[j]`: the link from node `j` to this node is cut; what arrives on it (sent
     /// before the cut) is dropped.
     pub cut_from: Vec<AtomicBool>,
+    /// The latest messages sent and received, numbered per link, if the configuration asks
+    /// (`NetConfig::recent_messages`).
+    pub recent: Option<Mutex<crate::recent::Recent>>,
 }
 
 impl NodeShared {
@@ -389,6 +396,8 @@ pub fn start_with<S: Setup>(
         paused: watch::Sender::new(false),
         cut_to: (0..cfg.addrs.len()).map(|_| AtomicBool::new(false)).collect(),
         cut_from: (0..cfg.addrs.len()).map(|_| AtomicBool::new(false)).collect(),
+        recent: (cfg.recent_messages > 0)
+            .then(|| Mutex::new(crate::recent::Recent::new(cfg.recent_messages, cfg.addrs.len()))),
     });
     let (inbox_tx, inbox_rx) = mpsc::channel(cfg.inbox_capacity);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -690,6 +699,9 @@ impl<S: Setup> Driver<S> {
 
     fn deliver(&mut self, m: Inbound<Msg<S>>) {
         let cut = self.shared.cut_from.get(m.from.index()).is_some_and(|c| c.load(Ordering::Relaxed));
+        if let Some(recent) = &self.shared.recent {
+            recent.lock().expect("recent lock").received(m.from.0, m.msg.kind(), unix_ns());
+        }
         {
             let mut live = self.shared.live.lock().expect("metrics lock");
             let (metrics, counters) = &mut *live;
@@ -991,6 +1003,7 @@ impl<S: Setup> Driver<S> {
         let shared = self.shared.clone();
         let mut live = shared.live.lock().expect("metrics lock");
         let (metrics, counters) = &mut *live;
+        let mut recent = shared.recent.as_ref().map(|r| (r.lock().expect("recent lock"), unix_ns()));
         for t in out.to {
             if t != self.id && self.shared.cut_to.get(t.index()).is_some_and(|c| c.load(Ordering::Relaxed)) {
                 // The link is cut: lost, as on a lossy link.
@@ -1011,6 +1024,9 @@ impl<S: Setup> Driver<S> {
             if ok {
                 if let Some(c) = self.shared.sent_to.get(t.index()) {
                     c.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some((r, at)) = recent.as_mut() {
+                    r.sent(t.0, metrics.by_kind()[out.kind].0, *at);
                 }
             } else {
                 self.queue_full += 1;

@@ -132,6 +132,7 @@ mod tests {
             paused: tokio::sync::watch::Sender::new(false),
             cut_to: Vec::new(),
             cut_from: Vec::new(),
+            recent: None,
         })
     }
 

@@ -497,6 +497,23 @@ impl Report {
         percentile_ms(&mut l, q)
     }
 
+    /// The checks as the live page shows a checker's verdicts: each `ok`, or `violated` with
+    /// why (the members' checks carry no node or time), and the command that runs it again.
+    pub fn verdicts(&self, reproduce: &str) -> serde_json::Value {
+        let rows: Vec<serde_json::Value> = self
+            .checks
+            .iter()
+            .map(|(name, r)| match r {
+                Ok(()) => json!({ "property": name, "verdict": "ok" }),
+                Err(why) => json!({
+                    "property": name, "verdict": "violated", "node": null, "detail": why,
+                    "reproduce": reproduce, "count": 1,
+                }),
+            })
+            .collect();
+        json!({ "end": "the members are done", "reproduce": reproduce, "properties": rows })
+    }
+
     /// Prints the report; returns the exit code (1 when a check failed).
     pub fn print(&self, json: bool) -> i32 {
         let passed = self.checks.iter().all(|(_, r)| r.is_ok());

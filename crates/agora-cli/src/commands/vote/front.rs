@@ -1046,7 +1046,7 @@ async fn vote(front: &Front, sid: Sid, rest: &str) -> Reply {
     }
 }
 
-fn stats_json(s: &Stats) -> serde_json::Value {
+pub(super) fn stats_json(s: &Stats) -> serde_json::Value {
     let total: u32 = s.counts.iter().map(|(_, n)| n).sum();
     let options: Vec<_> = s
         .counts

@@ -17,11 +17,14 @@ mod conformance;
 mod crowd;
 pub mod front;
 mod kdf;
+mod live;
 pub mod node;
 mod tls;
 
 use super::shared::tcp::{interrupted, runtime};
-use super::shared::{event, inherited_listener, open_mode};
+use super::shared::ui::sampler::{Flags, LiveRun, RECENT};
+use super::shared::ui::steer;
+use super::shared::{event, inherited_listener, open_mode, repro};
 use crate::cli::{VoteAction, VoteArgs, VoteCommon, VoteLocalArgs, VoteServeArgs, VoteTokenArgs};
 use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
@@ -29,7 +32,7 @@ use agora_core::NodeId;
 use agora_net::handshake::Secret;
 use agora_net::node::{start_with, BoundNode};
 use agora_net::store::Store;
-use agora_net::{LocalCall, NetConfig, ObsHook};
+use agora_net::{LocalCall, NetConfig, NodeShared, ObsHook, ObsHooks};
 use agora_protocols::raft::RaftObs;
 use agora_protocols::vote_service::server::ServerConfig;
 use front::Front;
@@ -48,10 +51,13 @@ pub fn run(args: &VoteArgs, argv: Vec<String>) -> Result<i32, UserError> {
         Some(VoteAction::Conformance(a)) => conformance::run(a),
         Some(VoteAction::Bench(a)) => bench::run(a),
         Some(VoteAction::AdminToken(a)) => print_admin_token(a),
+        None if args.local.sim && args.local.ui.is_some() => {
+            Err(UserError("--ui: the live view watches a run over TCP, not --sim".into()))
+        }
         None if args.local.sim => simulate(&args.local, argv),
         None => {
             super::shared::sim_only(&args.local.faults.given(), "over TCP the servers run unharmed")?;
-            local(&args.local)
+            local(&args.local, &argv)
         }
     }
 }
@@ -89,8 +95,14 @@ struct Plan {
     cfg: NetConfig,
     servers: Vec<Listening>,
     common: FrontSettings,
-    on_obs: Option<ObsHook<VoteObs>>,
+    /// Each server's observation hook.
+    on_obs: Option<ObsHooks<VoteObs>>,
+    /// Told of the servers once they have all started: their shared state and local calls.
+    on_start: Option<OnStart>,
 }
+
+/// See [`Plan::on_start`].
+type OnStart = Box<dyn FnOnce(Vec<Arc<NodeShared>>, live::Calls) + Send>;
 
 /// What every front end of this process is given.
 #[derive(Clone)]
@@ -117,12 +129,13 @@ impl FrontSettings {
 /// Starts every server of `plan` with its front end and runs until `until` resolves or a
 /// server fails; returns 0, or 3 when a server stopped on a storage failure.
 async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> Result<i32, UserError> {
-    let Plan { setup, cfg, servers, common, on_obs } = plan;
+    let Plan { setup, cfg, servers, common, on_obs, on_start } = plan;
     let cfg = Arc::new(cfg);
     let (stop_tx, stop) = watch::channel(false);
     let in_flight = Arc::new(AtomicI64::new(0));
     let mut shared = Vec::new();
     let mut handles = Vec::new();
+    let mut calls = Vec::new();
     let nodes = NodeThread::new()?;
     for s in servers {
         let (calls_tx, calls_rx) = mpsc::unbounded_channel::<LocalCall<VoteNode>>();
@@ -141,11 +154,12 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
                 cfg.clone(),
                 in_flight.clone(),
                 stop.clone(),
-                on_obs.clone(),
+                on_obs.as_ref().map(|hook| hook(s.id)),
                 Some(calls_rx),
             )
             .map_err(|e| UserError::from_run(e.into()))?
         };
+        calls.push(calls_tx.clone());
         let front = Arc::new(Front::new(
             s.id,
             calls_tx,
@@ -158,6 +172,9 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
         tokio::spawn(front::serve(s.members, front, common.tls.clone(), stop.clone()));
         shared.push(sh);
         handles.push(h);
+    }
+    if let Some(on_start) = on_start {
+        on_start(shared.clone(), calls);
     }
     tokio::pin!(until);
     let failed = loop {
@@ -209,7 +226,7 @@ impl Drop for NodeThread {
 }
 
 /// `agora vote`: every server in this process, and a crowd of members unless `--stay` alone.
-fn local(a: &VoteLocalArgs) -> Result<i32, UserError> {
+fn local(a: &VoteLocalArgs, argv: &[String]) -> Result<i32, UserError> {
     if a.vanish * 2 >= a.clients {
         return Err(UserError(format!(
             "--vanish {}: fewer than half the --clients ({}) may vanish",
@@ -228,6 +245,33 @@ fn local(a: &VoteLocalArgs) -> Result<i32, UserError> {
     let admin = front::admin_token(&Secret::random().to_hex());
     let rt = runtime()?;
     rt.block_on(async {
+        let mut view = match &a.ui {
+            Some(addr) => {
+                let flags = Flags { addr, linger: a.ui_linger, hold: false, verbs: steer::SWITCHES };
+                let boards = live::Boards::default();
+                let run = LiveRun::start(flags, n, Box::new(boards.clone()), live::keep).await?;
+                Some((run, boards))
+            }
+            None => None,
+        };
+        let (last_tx, last_rx) = tokio::sync::oneshot::channel::<tokio::sync::oneshot::Sender<()>>();
+        let (on_obs, on_start) = match view.as_mut() {
+            Some((run, boards)) => {
+                let nodes_to_view = run.on_start();
+                let controls = run.take_controls();
+                let boards = boards.clone();
+                let on_start: OnStart = Box::new(move |shared, calls| {
+                    nodes_to_view(shared.clone());
+                    if let Some(controls) = controls {
+                        tokio::spawn(steer::switch(controls, shared));
+                    }
+                    tokio::spawn(live::read_boards(calls, boards, last_rx));
+                });
+                (Some(run.on_obs()), Some(on_start))
+            }
+            None => (None, None),
+        };
+        let last_read = view.is_some().then_some(last_tx);
         let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
         let mut servers = Vec::new();
         let mut addrs = Vec::new();
@@ -246,12 +290,16 @@ fn local(a: &VoteLocalArgs) -> Result<i32, UserError> {
         cfg.open = Store::cluster_mode(&data_dir, n).map_err(|e| UserError::from_run(e.into()))?;
         cfg.data_dir = Some(data_dir.clone());
         cfg.keep_observations = false;
+        if view.is_some() {
+            cfg.recent_messages = RECENT;
+        }
         let plan = Plan {
             setup,
             cfg,
             servers,
             common: FrontSettings::new(&a.common, Some(admin.clone()), session_timeout),
-            on_obs: None,
+            on_obs,
+            on_start,
         };
         let spec = crowd::Spec {
             clients: a.clients,
@@ -276,13 +324,29 @@ fn local(a: &VoteLocalArgs) -> Result<i32, UserError> {
                 println!("serving until Ctrl-C");
                 interrupted().await;
             }
+            // The live view reads the boards once more, as the members left them.
+            if let Some(last) = last_read {
+                let (ack, acked) = tokio::sync::oneshot::channel();
+                if last.send(ack).is_ok() {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), acked).await;
+                }
+            }
         };
         let code = run_plan(plan, work).await?;
         let report = report_rx.await.map_err(|_| UserError("the crowd did not finish".into()))??;
         if code != 0 {
             return Ok(code);
         }
-        Ok(report.print(a.json))
+        let Some((run, _)) = view else { return Ok(report.print(a.json)) };
+        let linger = run.lingers();
+        let snapshots = run.finish_with(report.verdicts(&repro::command(argv, a.seed))).await;
+        let code = report.print(a.json);
+        if linger {
+            eprintln!("ui: the run has ended; the page stays up until Ctrl-C");
+            interrupted().await;
+        }
+        drop(snapshots);
+        Ok(code)
     })
 }
 
@@ -413,7 +477,8 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
             cfg,
             servers: vec![Listening { id: nid, bound, members }],
             common: FrontSettings { tls, ..FrontSettings::new(&a.common, Some(admin), session_timeout) },
-            on_obs,
+            on_obs: on_obs.map(|hook| Box::new(move |_| hook.clone()) as ObsHooks<VoteObs>),
+            on_start: None,
         };
         run_plan(plan, interrupted()).await
     })
@@ -454,7 +519,8 @@ mod tests {
                     session_timeout: session,
                     tls: None,
                 },
-                on_obs: Some(on_obs),
+                on_obs: Some(Box::new(move |_| on_obs.clone())),
+                on_start: None,
             };
             let run = run_plan(plan, async {
                 let _ = end_rx.await;

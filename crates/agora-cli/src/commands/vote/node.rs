@@ -12,7 +12,8 @@
 
 use agora_core::{Checker, Context, Corrupt, NoProperties, NodeId, Protocol, Setup, Stable};
 use agora_protocols::raft::{Op, RaftMsg, RaftObs, RaftTimer};
-use agora_protocols::vote_service::server::{Server, ServerConfig, ServerObs, ServerTimer};
+use agora_protocols::vote_service::board::Stats;
+use agora_protocols::vote_service::server::{Server, ServerConfig, ServerObs, ServerTimer, Status};
 use agora_protocols::vote_service::{Board, BoardOut, Event, Sid};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -119,6 +120,18 @@ impl Setup for VoteSetup {
     }
 }
 
+/// A server as the live view sees it ([`VoteNode::glance`]).
+pub struct Glance {
+    /// Its replica's role, term, progress, members online.
+    pub status: Status,
+    /// Accounts on its board.
+    pub accounts: usize,
+    /// Questions on its board.
+    pub questions: usize,
+    /// The latest questions, newest first, with their votes.
+    pub latest: Vec<Stats>,
+}
+
 /// One server with its waiting answers.
 pub struct VoteNode {
     server: Server,
@@ -143,6 +156,34 @@ impl VoteNode {
             self.server.submit(ctx, op, tag);
         }
         self.flush();
+    }
+
+    /// What the live view shows of this server: its Raft status, and its board's members
+    /// online, accounts and latest `questions` questions (newest first). Called as a local
+    /// call.
+    pub fn glance(&self, questions: usize) -> Glance {
+        let board = self.server.board();
+        let members = board.members() as u32;
+        let latest = board
+            .questions()
+            .iter()
+            .rev()
+            .take(questions)
+            .map(|(&id, q)| Stats {
+                id,
+                text: q.text.clone(),
+                counts: q.options.iter().cloned().zip(q.counts.iter().copied()).collect(),
+                members,
+                consensus: q.consensus,
+                closed: q.closed,
+            })
+            .collect();
+        Glance {
+            status: self.server.status(),
+            accounts: board.accounts(),
+            questions: board.questions().len(),
+            latest,
+        }
     }
 
     /// Records signs of life of sessions (heartbeats, sent with the next tick).

@@ -99,8 +99,10 @@ function drawReplicas(s) {
     }
     const buttons = [];
     if (controls) {
-      buttons.push(crashed ? control("control", "restart", "Restart", noun, r.id, false)
-        : control("control", "crash", "Crash", noun, r.id, true));
+      if (verbs.includes("crash")) {
+        buttons.push(crashed ? control("control", "restart", "Restart", noun, r.id, false)
+          : control("control", "crash", "Crash", noun, r.id, true));
+      }
       if (verbs.includes("pause") && !crashed) {
         buttons.push(paused ? control("pause", "resume", "Resume", noun, r.id, false)
           : control("pause", "pause", "Pause", noun, r.id, false));
@@ -144,6 +146,63 @@ function drawLinks(s) {
     : more > 0 ? `the ${s.links.length} busiest of ${s.links_active} links` : "";
 }
 
+// The space-time diagram of the latest messages (`messages` in the snapshot, at most a
+// hundred or so whatever the message rate): one horizontal line per node that sent or
+// received one of them, time from left to right, an arrow from each send to its receipt.
+// Every arrow has its kind, ends and times as a tooltip; the caption says what is drawn.
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs, text) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function drawMessages(s) {
+  const section = $("#messages-section");
+  section.hidden = !Array.isArray(s.messages);
+  if (section.hidden) return;
+  const msgs = s.messages;
+  const plot = $("#spacetime");
+  if (msgs.length === 0) {
+    plot.replaceChildren();
+    plot.setAttribute("height", "0");
+    $("#messages-summary").textContent = "No message paired in the last sample.";
+    $("#messages-note").textContent = "";
+    return;
+  }
+  const ids = [...new Set(msgs.flatMap((m) => [m.from, m.to]))].sort((a, b) => a - b);
+  const row = new Map(ids.map((id, i) => [id, i]));
+  const t0 = Math.min(...msgs.map((m) => m.sent_ms));
+  const t1 = Math.max(...msgs.map((m) => m.received_ms));
+  const width = 900, left = 80, right = 10, gap = 22, top = 16;
+  const height = top + gap * ids.length;
+  const x = (t) => left + ((t - t0) / Math.max(t1 - t0, 0.001)) * (width - left - right);
+  const y = (id) => top + gap * row.get(id);
+  plot.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  plot.setAttribute("height", String(Math.min(height, 2000)));
+  const defs = svg("defs");
+  const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto" });
+  marker.append(svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#1f3a93" }));
+  defs.append(marker);
+  const parts = [defs];
+  for (const id of ids) {
+    parts.push(svg("line", { x1: left, x2: width - right, y1: y(id), y2: y(id), class: "st-node" }));
+    parts.push(svg("text", { x: 4, y: y(id) + 4, class: "st-label" }, `${s.noun || "node"} ${id}`));
+  }
+  for (const m of msgs) {
+    const a = svg("line", { x1: x(m.sent_ms), y1: y(m.from), x2: x(m.received_ms), y2: y(m.to),
+      class: "st-msg", "marker-end": "url(#arrow)", "data-kind": m.kind, "data-from": m.from, "data-to": m.to });
+    a.append(svg("title", {}, `${m.kind} ${m.from} → ${m.to}: sent ${m.sent_ms} ms, received ${m.received_ms} ms`));
+    parts.push(a);
+  }
+  plot.replaceChildren(...parts);
+  const kinds = [...new Set(msgs.map((m) => m.kind))].join(", ");
+  $("#messages-summary").textContent = `The ${msgs.length} latest messages paired (${kinds}) between ${ids.length} ` +
+    `nodes, from ${(t0 / 1000).toFixed(3)} s to ${(t1 / 1000).toFixed(3)} s: each node a line, each message an arrow from its send to its receipt.`;
+  $("#messages-note").textContent = "A sample: each node keeps its latest messages sent and received; the view pairs them.";
+}
+
 // The system's own view, as a table the command fills in (the election's ballots per
 // state, the market's trades).
 function drawSystem(view) {
@@ -178,7 +237,8 @@ function drawVerdicts(s) {
     const parts = [el("strong", {}, p.property), `: ${p.verdict}`];
     if (p.verdict === "violated") {
       const where = p.node === null || p.node === undefined ? "" : ` at node ${p.node}`;
-      parts.push(`${where}, ${p.at_ms.toFixed(1)} ms: ${p.detail}`);
+      const when = typeof p.at_ms === "number" ? `, ${p.at_ms.toFixed(1)} ms` : "";
+      parts.push(`${where}${when}: ${p.detail}`);
       parts.push(el("br"), "Reproduce: ", el("code", {}, p.reproduce));
     } else if (p.detail) {
       parts.push(` (${p.detail})`);
@@ -248,6 +308,7 @@ function connect() {
     drawReplicas(s);
     drawKinds(s.kinds);
     drawLinks(s);
+    drawMessages(s);
     drawFaults(s);
     drawSystem(s.system);
     drawTimeline(s.events);

@@ -10,7 +10,7 @@
 //! answered with one line of text.
 
 pub mod sampler;
-mod steer;
+pub mod steer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

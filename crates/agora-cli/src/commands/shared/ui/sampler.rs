@@ -18,8 +18,10 @@ use super::steer::{self, State, Steered};
 use super::{bind, serve, url, Accepts};
 use crate::cli::LiveArgs;
 use crate::commands::shared::tcp::{interrupted, runtime};
+use crate::commands::vote::node::VoteObs as ServiceObs;
 use crate::error::UserError;
 use agora_core::{NodeId, Observation, RunSummary};
+use agora_net::recent::Mark;
 use agora_net::{NodeShared, ObsHook, ObsHooks};
 use agora_protocols::election::ElectionObs;
 use agora_protocols::market::MarketObs;
@@ -27,7 +29,7 @@ use agora_protocols::raft::RaftObs;
 use agora_protocols::vote_count::obs::VoteObs;
 use serde_json::{json, Value};
 use std::any::Any;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,6 +46,11 @@ const TIMELINE: usize = 200;
 const TEXT: usize = 240;
 /// Links shown, the busiest first; and cut links listed.
 const LINKS: usize = 40;
+/// Messages each node's driver keeps of the latest it sent and received
+/// (`agora_net::NetConfig::recent_messages`), for the space-time diagram.
+pub const RECENT: usize = 32;
+/// Messages a snapshot carries for the space-time diagram, the latest received.
+pub const MESSAGES: usize = 120;
 
 /// What a command adds to the view: the system's own, read from the observations the
 /// sampler sees.
@@ -72,6 +79,8 @@ pub struct Flags<'a> {
     pub linger: bool,
     /// Keep the run going once it is quiet, until the page lets it end.
     pub hold: bool,
+    /// The page's controls this run takes (of [`steer::VERBS`]).
+    pub verbs: &'static [&'static str],
 }
 
 /// A live view of a run in this process: started before the run, finished after it.
@@ -104,12 +113,12 @@ impl<O: Observation> LiveRun<O> {
         eprintln!("ui: {}", url(addr));
         let (snapshot_tx, snapshot) = watch::channel(String::new());
         let (controls, actions, steered) = steer::controls(nodes, flags.hold);
-        tokio::spawn(serve(listener, snapshot, actions, Accepts { nodes, verbs: steer::VERBS }));
+        tokio::spawn(serve(listener, snapshot, actions, Accepts { nodes, verbs: flags.verbs }));
         let (obs, obs_rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let (nodes_tx, nodes_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
-        let view = View::new(nodes, system, dropped.clone(), snapshot_tx, steered);
+        let view = View::new(nodes, system, dropped.clone(), snapshot_tx, steered, flags.verbs);
         let sampler = tokio::spawn(view.run(nodes_rx, obs_rx, done_rx));
         Ok(LiveRun {
             linger: flags.linger,
@@ -147,11 +156,27 @@ impl<O: Observation> LiveRun<O> {
         })
     }
 
+    /// The page's controls, for a run that applies them itself (once; `None` after).
+    pub fn take_controls(&mut self) -> Option<agora_net::Controls> {
+        self.controls.take()
+    }
+
+    /// Whether `--ui-linger` asked to keep serving the page once the run has ended.
+    pub fn lingers(&self) -> bool {
+        self.linger
+    }
+
     /// Publishes the last snapshot, with the checker's verdicts of `summary`; returns the
     /// snapshots' sender, which keeps the page's streams open.
-    async fn finish(mut self, summary: &RunSummary, reproduce: &str) -> Option<watch::Sender<String>> {
+    async fn finish(self, summary: &RunSummary, reproduce: &str) -> Option<watch::Sender<String>> {
+        self.finish_with(verdicts(summary, reproduce)).await
+    }
+
+    /// Publishes the last snapshot with `verdicts` (as [`verdicts`] writes them); returns the
+    /// snapshots' sender, which keeps the page's streams open.
+    pub async fn finish_with(mut self, verdicts: Value) -> Option<watch::Sender<String>> {
         if let Some(done) = self.done.take() {
-            let _ = done.send(verdicts(summary, reproduce));
+            let _ = done.send(verdicts);
         }
         (&mut self.sampler).await.ok()
     }
@@ -176,7 +201,7 @@ impl<O: Observation> Watched<O> {
         let rt = runtime()?;
         let live = match &args.ui {
             Some(addr) => {
-                let flags = Flags { addr, linger: args.ui_linger, hold: args.ui_hold };
+                let flags = Flags { addr, linger: args.ui_linger, hold: args.ui_hold, verbs: steer::VERBS };
                 Some(rt.block_on(LiveRun::start(flags, nodes, system, keep))?)
             }
             None => None,
@@ -205,6 +230,10 @@ impl<O: Observation> Watched<O> {
         let mine = self.live.as_mut().map(LiveRun::on_start);
         let on_obs = self.live.as_ref().map(LiveRun::on_obs);
         let controls = self.live.as_mut().and_then(|l| l.controls.take());
+        let mut cfg = cfg;
+        if self.live.is_some() {
+            cfg.recent_messages = RECENT;
+        }
         let both = move |nodes: Vec<Arc<NodeShared>>| {
             if let Some(mine) = mine {
                 mine(nodes.clone());
@@ -288,6 +317,9 @@ struct Seen {
     links_before: Vec<u64>,
     /// The incarnation whose counters `counted`, `kinds` and `links` are (its shared state).
     incarnation: usize,
+    /// A later incarnation than the first runs: its links' numbering no longer matches its
+    /// peers' (`agora_net::recent`), so its messages are left out of the diagram.
+    restarted: bool,
 }
 
 /// The sampler's state.
@@ -301,6 +333,11 @@ struct View<O> {
     dropped: Arc<AtomicU64>,
     snapshot: watch::Sender<String>,
     steered: Arc<Mutex<Steered>>,
+    verbs: &'static [&'static str],
+    /// When the view started, Unix ns: the messages' times are counted from it.
+    started_ns: u64,
+    /// How long the sampler took to build and write the previous snapshot, µs.
+    last_build_us: u64,
 }
 
 impl<O: Observation> View<O> {
@@ -310,11 +347,26 @@ impl<O: Observation> View<O> {
         dropped: Arc<AtomicU64>,
         snapshot: watch::Sender<String>,
         steered: Arc<Mutex<Steered>>,
+        verbs: &'static [&'static str],
     ) -> Self {
         let now = Instant::now();
         let seen = (0..n).map(|_| Seen::default()).collect();
         let events = VecDeque::new();
-        View { started: now, last: now, seen, read: 0, events, system, dropped, snapshot, steered }
+        let started_ns = agora_net::clock::unix_ns();
+        View {
+            started: now,
+            last: now,
+            seen,
+            read: 0,
+            events,
+            system,
+            dropped,
+            snapshot,
+            steered,
+            verbs,
+            started_ns,
+            last_build_us: 0,
+        }
     }
 
     /// Adds an event to the timeline, the oldest dropped beyond [`TIMELINE`].
@@ -427,6 +479,7 @@ impl<O: Observation> View<O> {
     /// start, then whether the run has ended).
     fn publish(&mut self, nodes: &[Arc<NodeShared>], ended: Option<bool>, verdicts: Option<Value>) {
         let now = Instant::now();
+        let build = now;
         let dt = now.duration_since(self.last).as_secs_f64().max(1e-3);
         self.last = now;
         let rate = |now: u64, then: u64| (now.saturating_sub(then) as f64 / dt).round();
@@ -445,6 +498,7 @@ impl<O: Observation> View<O> {
             let incarnation = Arc::as_ptr(node) as usize;
             if seen.incarnation != incarnation {
                 // A restarted node's counters start from zero.
+                seen.restarted |= seen.incarnation != 0;
                 seen.incarnation = incarnation;
                 seen.counted = (0, 0);
                 seen.kinds.clear();
@@ -510,13 +564,14 @@ impl<O: Observation> View<O> {
             .collect();
         let kinds: Vec<Value> =
             kinds.into_iter().map(|(k, per_s)| json!({ "kind": k, "per_s": per_s })).collect();
+        let messages = self.messages(nodes);
         let snapshot = json!({
             "t_ms": self.started.elapsed().as_millis() as u64,
             "sample_ms": SAMPLE.as_millis() as u64,
             "title": "Nodes",
             "noun": "node",
             "controls": true,
-            "verbs": steer::VERBS,
+            "verbs": self.verbs,
             "cuts": cut.0,
             "cuts_total": cut.1,
             "held": held && ended != Some(true),
@@ -527,12 +582,56 @@ impl<O: Observation> View<O> {
             "kinds": kinds,
             "links": shown_links,
             "links_active": links.len(),
+            "messages": messages,
             "events": self.events,
             "obs_dropped": self.dropped.load(Ordering::Relaxed),
             "system": self.system.view(),
             "verdicts": verdicts,
+            "build_us": self.last_build_us,
         });
         self.snapshot.send_replace(snapshot.to_string());
+        self.last_build_us = build.elapsed().as_micros() as u64;
+    }
+
+    /// The latest messages, for the space-time diagram: each node's latest receipts paired
+    /// with its peers' latest sends by their number on the link (`agora_net::recent`), at
+    /// most [`MESSAGES`], the latest received last; times in ms since the view started. A
+    /// pair whose kinds differ, or whose receipt comes before its send, is no message and is
+    /// left out, as are the links of a restarted node.
+    fn messages(&self, nodes: &[Arc<NodeShared>]) -> Vec<Value> {
+        let marks: Vec<(Vec<Mark>, Vec<Mark>)> = nodes
+            .iter()
+            .map(|n| n.recent.as_ref().map(|r| r.lock().expect("recent lock").marks()).unwrap_or_default())
+            .collect();
+        let restarted = |i: usize| self.seen.get(i).is_some_and(|s| s.restarted);
+        let mut sends: HashMap<(usize, usize, u64), Mark> = HashMap::new();
+        for (from, (sent, _)) in marks.iter().enumerate() {
+            for m in sent {
+                sends.insert((from, m.peer as usize, m.seq), *m);
+            }
+        }
+        let mut pairs = Vec::new();
+        for (to, (_, received)) in marks.iter().enumerate() {
+            for r in received {
+                let from = r.peer as usize;
+                if restarted(from) || restarted(to) {
+                    continue;
+                }
+                let Some(s) = sends.get(&(from, to, r.seq)) else { continue };
+                if s.kind == r.kind && s.at_ns <= r.at_ns {
+                    pairs.push((from, to, s.kind, s.at_ns, r.at_ns));
+                }
+            }
+        }
+        pairs.sort_by_key(|p| (p.4, p.3, p.0, p.1));
+        let ms = |ns: u64| (ns.saturating_sub(self.started_ns) as f64 / 1e4).round() / 100.0;
+        let latest = &pairs[pairs.len().saturating_sub(MESSAGES)..];
+        latest
+            .iter()
+            .map(|&(from, to, kind, sent, received)| {
+                json!({ "from": from, "to": to, "kind": kind, "sent_ms": ms(sent), "received_ms": ms(received) })
+            })
+            .collect()
     }
 
     /// The trader who took the post last, if any; else the leader of the highest term (the
@@ -566,6 +665,9 @@ fn role_of<O: Any>(o: &O, me: NodeId) -> Option<(&'static str, Option<u64>)> {
         return election_role(o, me);
     }
     if let Some(VoteObs::Raft(o)) = o.downcast_ref::<VoteObs>() {
+        return raft_role(o);
+    }
+    if let Some(ServiceObs::Raft(o)) = o.downcast_ref::<ServiceObs>() {
         return raft_role(o);
     }
     if let Some(o) = o.downcast_ref::<MarketObs>() {

@@ -19,6 +19,10 @@ use tokio::sync::{mpsc, oneshot};
 /// The verbs these runs take.
 pub const VERBS: &[&str] = &["crash", "restart", "pause", "resume", "cut", "partition", "heal", "release"];
 
+/// The verbs of a run whose nodes this module can only switch, not stop and start again
+/// ([`switch`]): a pause and the links.
+pub const SWITCHES: &[&str] = &["pause", "resume", "cut", "partition", "heal"];
+
 /// Events kept until the sampler takes them; older ones are dropped (and counted).
 const EVENTS: usize = 256;
 
@@ -179,5 +183,87 @@ async fn steer(
             Err(_) => Err("the run has ended".into()),
         };
         let _ = a.done.send(answer);
+    }
+}
+
+/// Applies the page's pauses and cuts to nodes that a command started itself (its own
+/// `agora_net::node::start_with`, not `run_local_observed`, which applies every fault): each
+/// node's driver already obeys its `paused` switch and its `cut_to`/`cut_from` flags, so these
+/// faults need nothing of the command but the nodes' shared state. A crash or a restart,
+/// which would need the command to stop and start its own tasks, is refused. Runs until the
+/// page's actions end.
+pub async fn switch(mut controls: Controls, nodes: Vec<Arc<NodeShared>>) {
+    let n = nodes.len();
+    let mut paused = vec![false; n];
+    let mut cut: BTreeSet<(usize, usize)> = BTreeSet::new();
+    let set = |from: usize, to: usize, on: bool| {
+        if let Some(c) = nodes[from].cut_to.get(to) {
+            c.store(on, Ordering::Relaxed);
+        }
+        if let Some(c) = nodes[to].cut_from.get(from) {
+            c.store(on, Ordering::Relaxed);
+        }
+    };
+    while let Some(Order { fault, done }) = controls.orders.recv().await {
+        let outcome = match fault {
+            Fault::Pause(id) if id.index() < n => {
+                let i = id.index();
+                if paused[i] {
+                    Err(format!("node {id} is already paused"))
+                } else {
+                    paused[i] = true;
+                    nodes[i].paused.send_replace(true);
+                    Ok((Happened::Life(id, Lifecycle::Paused), format!("node {id} paused")))
+                }
+            }
+            Fault::Resume(id) if id.index() < n => {
+                let i = id.index();
+                if !paused[i] {
+                    Err(format!("node {id} is not paused"))
+                } else {
+                    paused[i] = false;
+                    nodes[i].paused.send_replace(false);
+                    Ok((Happened::Life(id, Lifecycle::Resumed), format!("node {id} resumed")))
+                }
+            }
+            Fault::Cut { from, to } if from.index() < n && to.index() < n && from != to => {
+                if !cut.insert((from.index(), to.index())) {
+                    Err(format!("the link {from} → {to} is already cut"))
+                } else {
+                    set(from.index(), to.index(), true);
+                    Ok((Happened::Cut { from, to }, format!("link {from} → {to} cut")))
+                }
+            }
+            Fault::Partition(side)
+                if !side.is_empty() && side.len() < n && side.iter().all(|i| i.index() < n) =>
+            {
+                let one: BTreeSet<usize> = side.iter().map(|i| i.index()).collect();
+                for &a in &one {
+                    for b in (0..n).filter(|b| !one.contains(b)) {
+                        for (from, to) in [(a, b), (b, a)] {
+                            cut.insert((from, to));
+                            set(from, to, true);
+                        }
+                    }
+                }
+                Ok((Happened::Partition(side), "partitioned".to_string()))
+            }
+            Fault::Heal if cut.is_empty() => Err("no link is cut".to_string()),
+            Fault::Heal => {
+                for (from, to) in std::mem::take(&mut cut) {
+                    set(from, to, false);
+                }
+                Ok((Happened::Healed, "every link mended".to_string()))
+            }
+            Fault::Crash(_) | Fault::Restart(_) => {
+                Err("this run's servers cannot be crashed or restarted from the page".to_string())
+            }
+            other => Err(format!("not a fault of this cluster: {other:?}")),
+        };
+        let answer = outcome.map(|(happened, text)| {
+            (controls.on_fault)(agora_net::clock::unix_ns(), &happened, &nodes);
+            text
+        });
+        let _ = done.send(answer);
     }
 }
