@@ -328,15 +328,17 @@ async fn leave(id: NodeId, shared: &NodeShared) {
 
 /// Runs node `id` of a cluster whose addresses are in `cfg`, until it is idle for
 /// `lone.idle` (under a supervisor: until the supervisor stops it), `lone.max_time` passes, or
-/// `interrupt` resolves (a signal). `on_start` gets the node's shared state and the address it
-/// listens on.
+/// `interrupt` resolves (a signal). `on_bound` gets the address it listens on before the node
+/// starts, so before its first observation; `on_start` gets the node's shared state once it
+/// runs.
 pub async fn run_node<S: Setup>(
     setup: Arc<S>,
     id: NodeId,
     cfg: NetConfig,
     lone: Lone<ObsOf<S>>,
     interrupt: impl std::future::Future<Output = ()>,
-    on_start: impl FnOnce(Vec<Arc<NodeShared>>, SocketAddr),
+    on_bound: impl FnOnce(SocketAddr),
+    on_start: impl FnOnce(Vec<Arc<NodeShared>>),
 ) -> Result<RunOutcome<ObsOf<S>>, RunError> {
     let Lone { idle, max_time, listener, on_obs, supervised } = lone;
     let (mut on_idle, mut stopped) = match supervised {
@@ -356,8 +358,9 @@ pub async fn run_node<S: Setup>(
     let (t0, cpu0, unix0) = (Instant::now(), cpu_ms(), unix_ns());
     let peers: Vec<SocketAddr> =
         cfg.addrs.iter().enumerate().filter(|(i, _)| *i != id.index()).map(|(_, a)| *a).collect();
+    on_bound(local);
     let (shared, handle) = node::start(setup, bound, cfg, Arc::new(AtomicI64::new(0)), stop.clone(), on_obs)?;
-    on_start(vec![shared.clone()], local);
+    on_start(vec![shared.clone()]);
     let (all_up_tx, all_up) = watch::channel(None::<u64>);
     tokio::spawn(await_peers(peers, all_up_tx, stop));
     tokio::pin!(interrupt);

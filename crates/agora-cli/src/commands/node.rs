@@ -115,8 +115,10 @@ impl OneNode {
         });
         let lone =
             Lone { idle: self.idle, max_time: self.max_time, listener: self.listener, on_obs, supervised };
-        let on_start = move |nodes: Vec<Arc<NodeShared>>, local: SocketAddr| {
-            hook(nodes);
+        // The address is reported before the node starts: a log's observations then all
+        // follow the run's `listening` line, which is how `agora cluster` tells a whole log
+        // from one Docker rotated.
+        let on_bound = move |local: SocketAddr| {
             if events {
                 let pid = std::process::id();
                 let at = agora_net::clock::unix_ns();
@@ -125,7 +127,7 @@ impl OneNode {
                 );
             }
         };
-        run_node(setup, NodeId(id), self.cfg, lone, interrupted(), on_start)
+        run_node(setup, NodeId(id), self.cfg, lone, interrupted(), on_bound, hook)
             .await
             .map_err(UserError::from_run)
     }

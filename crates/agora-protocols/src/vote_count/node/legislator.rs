@@ -57,6 +57,10 @@ impl Legislator {
         if let Timer::Raft(t) = timer {
             self.replica.on_timer(ctx, t);
         }
+        // A timer may apply entries too (the leader's own log made durable, `Synced`, can
+        // commit them), and their receipts leave in this step: what it counted is reported
+        // in it, not at the next message.
+        self.report(ctx);
     }
 
     /// Done once the results are published and the log is settled. A replica whose log is
