@@ -170,20 +170,33 @@ impl StateMachine for Strings {
 
     fn apply(&mut self, _: Pos, cmd: &StrCmd) -> StrOut {
         match cmd {
-            StrCmd::Set { key, value, cond, get } => {
-                let old = self.map.get(key);
-                let holds = match cond {
-                    SetIf::Always => true,
-                    SetIf::Absent => old.is_none(),
-                    SetIf::Present => old.is_some(),
-                };
-                let answer = if *get { old.cloned().map_or(StrOut::Nil, StrOut::Bulk) } else { StrOut::Ok };
-                if !holds {
-                    return if *get { answer } else { StrOut::Nil };
-                }
-                self.map.insert(key.clone(), value.clone());
-                answer
-            }
+            // One search of the map for a key that exists (the common case under load), two
+            // for a new one; the key is copied only when it is inserted.
+            StrCmd::Set { key, value, cond, get } => match self.map.get_mut(key) {
+                Some(old) => match cond {
+                    SetIf::Absent if *get => StrOut::Bulk(old.clone()),
+                    SetIf::Absent => StrOut::Nil,
+                    SetIf::Always | SetIf::Present => {
+                        let old = std::mem::replace(old, value.clone());
+                        if *get {
+                            StrOut::Bulk(old)
+                        } else {
+                            StrOut::Ok
+                        }
+                    }
+                },
+                None => match cond {
+                    SetIf::Present => StrOut::Nil,
+                    SetIf::Always | SetIf::Absent => {
+                        self.map.insert(key.clone(), value.clone());
+                        if *get {
+                            StrOut::Nil
+                        } else {
+                            StrOut::Ok
+                        }
+                    }
+                },
+            },
             StrCmd::Del { keys } => {
                 let n = keys.iter().filter(|k| self.map.remove(*k).is_some()).count();
                 StrOut::Int(n as i64)
@@ -265,6 +278,17 @@ mod tests {
         let get = StrCmd::Set { key: b("k"), value: b("4"), cond: SetIf::Always, get: true };
         assert_eq!(run(&mut sm, get), StrOut::Bulk(b("3")));
         assert_eq!(sm.query(&StrQuery::Get { key: b("k") }), StrOut::Bulk(b("4")));
+        // With GET: NX on a key that exists answers its value and changes nothing; XX on a
+        // missing key answers nil and creates nothing; a plain SET of a new key answers nil.
+        let nx = StrCmd::Set { key: b("k"), value: b("5"), cond: SetIf::Absent, get: true };
+        assert_eq!(run(&mut sm, nx), StrOut::Bulk(b("4")));
+        assert_eq!(sm.query(&StrQuery::Get { key: b("k") }), StrOut::Bulk(b("4")));
+        let xx = StrCmd::Set { key: b("m"), value: b("1"), cond: SetIf::Present, get: true };
+        assert_eq!(run(&mut sm, xx), StrOut::Nil);
+        assert_eq!(sm.query(&StrQuery::Get { key: b("m") }), StrOut::Nil);
+        let new = StrCmd::Set { key: b("n"), value: b("1"), cond: SetIf::Always, get: true };
+        assert_eq!(run(&mut sm, new), StrOut::Nil);
+        assert_eq!(sm.query(&StrQuery::Get { key: b("n") }), StrOut::Bulk(b("1")));
     }
 
     #[test]
