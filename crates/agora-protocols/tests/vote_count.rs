@@ -43,6 +43,20 @@ fn campaign(seeds: std::ops::Range<u64>, voters: u64, faults: &str) {
     }
 }
 
+/// A legislature of one replica commits each entry when its own write is durable (the
+/// `Synced` timer), so every receipt leaves in a timer's step: what that step counted must be
+/// reported in it, before the receipt reaches its citizen, or `receipt-counted` sees a receipt
+/// for a leaf no replica has reported (as it did until the legislator reported on timers).
+#[test]
+fn a_lone_replica_reports_what_it_counts_before_its_receipts_arrive() {
+    for seed in 0..5 {
+        let p = Params::new(1, seed).with(&VOTERS, 600u64).with(&WINDOW, 64u32).with(&BAD_BALLOTS, 0.02);
+        let r = run(&p, "");
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert!(count(&r, "Results") >= 10, "seed {seed}: every region and citizen has the results");
+    }
+}
+
 #[test]
 fn lossy_duplicating_reordering_links() {
     let faults = "[network]\nloss = 0.3\nduplicate = 0.2\nreorder = 0.3\nreorder_delay_ms = 20\n";
