@@ -25,14 +25,22 @@ struct Progress {
     results: BTreeSet<usize>,
     /// Replicas that tallied since they last started.
     tallied: BTreeSet<usize>,
+    /// Nodes that said where they listen: a node says it before it observes anything (what
+    /// `agora cluster` relies on to tell a whole log from a rotated one).
+    listening: BTreeSet<usize>,
 }
 
 impl Progress {
     fn note(&mut self, node: usize, event: &Value) {
         if event.get("listening").is_some() {
             self.tallied.remove(&node);
+            self.listening.insert(node);
         }
         let Some(o) = obs(event) else { return };
+        assert!(
+            self.listening.contains(&node),
+            "node {node} observed before it said where it listens: {event}"
+        );
         if o.get("Answered").is_some() {
             self.answered += 1;
         } else if let Some(l) = o.get("Raft").and_then(|r| r.get("Leader")) {
