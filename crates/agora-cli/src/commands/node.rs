@@ -8,9 +8,7 @@ use crate::cli::NodeArgs;
 use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
 use agora_core::{NodeId, Protocol, Setup};
-use agora_net::{
-    report, run_node, Gathered, Lone, NetConfig, NodeOutput, NodeShared, ObsHook, RunOutcome, Supervised,
-};
+use agora_net::{report, run_node, Gathered, Lone, NetConfig, NodeOutput, ObsHook, RunOutcome, Supervised};
 use agora_protocols::Driver;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -368,7 +368,7 @@ where
             .collect::<Result<Vec<_>, _>>()?;
         let mut w = World {
             nodes,
-            stable: vec![Arc::new(Stable::new()); n],
+            stable: (0..n).map(|_| Arc::new(Stable::new())).collect(),
             stable_hash: vec![storage_hash(&Stable::new()); n],
             timers: vec![Timers::new(); n],
             now: 0,
