@@ -593,45 +593,11 @@ impl<O: Observation> View<O> {
         self.last_build_us = build.elapsed().as_micros() as u64;
     }
 
-    /// The latest messages, for the space-time diagram: each node's latest receipts paired
-    /// with its peers' latest sends by their number on the link (`agora_net::recent`), at
-    /// most [`MESSAGES`], the latest received last; times in ms since the view started. A
-    /// pair whose kinds differ, or whose receipt comes before its send, is no message and is
-    /// left out, as are the links of a restarted node.
+    /// The latest messages, for the space-time diagram ([`latest_messages`]), the links of a
+    /// restarted node left out.
     fn messages(&self, nodes: &[Arc<NodeShared>]) -> Vec<Value> {
-        let marks: Vec<(Vec<Mark>, Vec<Mark>)> = nodes
-            .iter()
-            .map(|n| n.recent.as_ref().map(|r| r.lock().expect("recent lock").marks()).unwrap_or_default())
-            .collect();
         let restarted = |i: usize| self.seen.get(i).is_some_and(|s| s.restarted);
-        let mut sends: HashMap<(usize, usize, u64), Mark> = HashMap::new();
-        for (from, (sent, _)) in marks.iter().enumerate() {
-            for m in sent {
-                sends.insert((from, m.peer as usize, m.seq), *m);
-            }
-        }
-        let mut pairs = Vec::new();
-        for (to, (_, received)) in marks.iter().enumerate() {
-            for r in received {
-                let from = r.peer as usize;
-                if restarted(from) || restarted(to) {
-                    continue;
-                }
-                let Some(s) = sends.get(&(from, to, r.seq)) else { continue };
-                if s.kind == r.kind && s.at_ns <= r.at_ns {
-                    pairs.push((from, to, s.kind, s.at_ns, r.at_ns));
-                }
-            }
-        }
-        pairs.sort_by_key(|p| (p.4, p.3, p.0, p.1));
-        let ms = |ns: u64| (ns.saturating_sub(self.started_ns) as f64 / 1e4).round() / 100.0;
-        let latest = &pairs[pairs.len().saturating_sub(MESSAGES)..];
-        latest
-            .iter()
-            .map(|&(from, to, kind, sent, received)| {
-                json!({ "from": from, "to": to, "kind": kind, "sent_ms": ms(sent), "received_ms": ms(received) })
-            })
-            .collect()
+        latest_messages(nodes.iter().map(|n| Some(&**n)), restarted, self.started_ns)
     }
 
     /// The trader who took the post last, if any; else the leader of the highest term (the
@@ -652,6 +618,54 @@ impl<O: Observation> View<O> {
             None => json!({ "label": "Leader", "id": null, "term": null }),
         }
     }
+}
+
+/// The latest messages, for the space-time diagram: each node's latest receipts paired with
+/// its peers' latest sends by their number on the link (`agora_net::recent`), at most
+/// [`MESSAGES`], the latest received last; times in ms since `since_ns` (Unix ns). `nodes` in
+/// id order (`None`: a node not running); a pair whose kinds differ, or whose receipt comes
+/// before its send, is no message and is left out, as are the links of the nodes `skip`
+/// names (restarted: they number their links from 1 again while their peers go on).
+pub fn latest_messages<'a>(
+    nodes: impl Iterator<Item = Option<&'a NodeShared>>,
+    skip: impl Fn(usize) -> bool,
+    since_ns: u64,
+) -> Vec<Value> {
+    let marks: Vec<(Vec<Mark>, Vec<Mark>)> = nodes
+        .map(|n| {
+            n.and_then(|n| n.recent.as_ref())
+                .map(|r| r.lock().expect("recent lock").marks())
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut sends: HashMap<(usize, usize, u64), Mark> = HashMap::new();
+    for (from, (sent, _)) in marks.iter().enumerate() {
+        for m in sent {
+            sends.insert((from, m.peer as usize, m.seq), *m);
+        }
+    }
+    let mut pairs = Vec::new();
+    for (to, (_, received)) in marks.iter().enumerate() {
+        for r in received {
+            let from = r.peer as usize;
+            if skip(from) || skip(to) {
+                continue;
+            }
+            let Some(s) = sends.get(&(from, to, r.seq)) else { continue };
+            if s.kind == r.kind && s.at_ns <= r.at_ns {
+                pairs.push((from, to, s.kind, s.at_ns, r.at_ns));
+            }
+        }
+    }
+    pairs.sort_by_key(|p| (p.4, p.3, p.0, p.1));
+    let ms = |ns: u64| (ns.saturating_sub(since_ns) as f64 / 1e4).round() / 100.0;
+    let latest = &pairs[pairs.len().saturating_sub(MESSAGES)..];
+    latest
+        .iter()
+        .map(|&(from, to, kind, sent, received)| {
+            json!({ "from": from, "to": to, "kind": kind, "sent_ms": ms(sent), "received_ms": ms(received) })
+        })
+        .collect()
 }
 
 /// The role an observation gives its node, where the protocol's observations tell one:
