@@ -529,6 +529,53 @@ fn the_kv_page_pauses_cuts_partitions_and_draws_the_latest_messages() {
 }
 
 #[test]
+fn the_kv_page_refuses_what_its_cluster_cannot_do_and_a_crash_ends_a_pause() {
+    let (_agora, url, _resp_addrs) = start_cluster();
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    snapshot_until(&addr, "the replicas", |s| s["replicas"].as_array().is_some_and(|r| r.len() == 3));
+
+    // No action of this cluster: 400 with why; not from the page: 403.
+    for (path, why) in [
+        ("pause/3", "no node 3: the nodes are 0 to 2"),
+        ("release", "this run takes crash, restart, pause, resume, cut, partition, heal"),
+        ("cut/1/1", "to itself"),
+        ("partition/0,1,2", "both sides"),
+    ] {
+        let (status, body) = post(&addr, path, true);
+        assert_eq!(status, "HTTP/1.1 400 Bad Request", "{path}: {body}");
+        assert!(body.contains(why), "{path}: {body}");
+    }
+    assert_eq!(post(&addr, "pause/0", false).0, "HTTP/1.1 403 Forbidden");
+    // Not allowed in the cluster's state: 409 with why.
+    let refused = |path: &str, why: &str| {
+        let (status, body) = post(&addr, path, true);
+        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 409 Conflict", why), "{path}");
+    };
+    refused("resume/0", "node 0 is not paused");
+    refused("heal", "no link is cut");
+    act(&addr, "crash/1");
+    refused("pause/1", "node 1 is not running: only a running node pauses");
+    act(&addr, "restart/1");
+
+    // A paused replica crashed restarts running, not paused.
+    assert_eq!(act(&addr, "pause/2"), "node 2 paused");
+    snapshot_until(&addr, "replica 2 paused", |s| row(s, 2)["health"] == "paused");
+    refused("pause/2", "node 2 is already paused");
+    act(&addr, "crash/2");
+    act(&addr, "restart/2");
+    snapshot_until(&addr, "replica 2 running again", |s| {
+        row(s, 2)["health"] == "ok" && row(s, 2)["role"] != "paused"
+    });
+    refused("resume/2", "node 2 is not paused");
+    let last = latest(&addr);
+    let kinds: Vec<&str> =
+        last["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["crash", "restart", "pause"] {
+        assert!(kinds.contains(&kind), "{kind} on the timeline: {kinds:?}");
+    }
+}
+
+#[test]
 fn an_address_the_view_cannot_listen_on_is_a_mistake() {
     common::assert_mistake(&["kv", "--port", "0", "--ui", "nonsense"], "--ui nonsense");
     common::assert_mistake(&["kv", "--port", "0", "--ui", "203.0.113.7:0"], "--ui 203.0.113.7:0");
@@ -630,10 +677,12 @@ fn snapshot_until(addr: &str, what: &str, mut done: impl FnMut(&Value) -> bool) 
     let mut r = BufReader::new(s);
     let mut line = String::new();
     let mut last = Value::Null;
+    let until = Instant::now() + DEADLINE;
     loop {
         line.clear();
         let n = r.read_line(&mut line).unwrap_or(0);
         assert!(n > 0, "the stream ended before {what}; last snapshot: {last}");
+        assert!(Instant::now() < until, "no snapshot showed {what} in time; last: {last}");
         if let Some(data) = line.trim_end().strip_prefix("data: ") {
             last = serde_json::from_str(data).expect("a JSON snapshot");
             if done(&last) {
@@ -892,6 +941,7 @@ fn the_market_page_names_the_trader_the_run_reports_and_the_verdicts() {
             accounts.iter().filter(|a| a["role"] == "buyer").filter_map(|a| a["goods"][good].as_u64()).sum();
         assert_eq!(row[4], bought.to_string(), "units of {good} sold: {prices}");
     }
+    page.eval("document.querySelector('#system-section').scrollIntoView(); return null;");
     save_screenshot(&page, dir.path(), "market-live-view.png", "AGORA_MARKET_UI_SCREENSHOT");
 }
 
