@@ -945,9 +945,11 @@ fn the_market_page_names_the_trader_the_run_reports_and_the_verdicts() {
     save_screenshot(&page, dir.path(), "market-live-view.png", "AGORA_MARKET_UI_SCREENSHOT");
 }
 
-/// The tiles of the election's map: `[state, leading option, ballots counted, text]` each.
+/// The tiles of the election's map: `[state, leading option, ballots counted, text, the
+/// fill's height, the accessible name, its last line: counted/on the roll]` each.
 const PAGE_TILES: &str = "return [...document.querySelectorAll('#tiles li.tile')].map(t => \
-     [t.dataset.state, t.dataset.leader, Number(t.dataset.counted), t.textContent]);";
+     [t.dataset.state, t.dataset.leader, Number(t.dataset.counted), t.textContent, \
+      t.querySelector('.fill').style.height, t.getAttribute('aria-label'), t.lastElementChild.textContent]);";
 
 #[test]
 fn the_election_page_draws_the_tile_map_of_the_final_tally() {
@@ -992,7 +994,17 @@ fn the_election_page_draws_the_tile_map_of_the_final_tally() {
         if total > 0 {
             let share = (1000.0 * top as f64 / total as f64).round() / 10.0;
             assert!(text.contains(&format!("{share}%")), "{code}: {text} ({share}%)");
+            let name = tile[5].as_str().unwrap();
+            assert!(name.contains(&format!("{share}% of {total} ballots counted")), "{code}: {name}");
+            assert!(name.contains(if leader == "tied" { "tied" } else { &leader }), "{code}: {name}");
         }
+        // Filled as far as its ballots are counted, of its voters on the roll (written last).
+        let (c, roll) = tile[6].as_str().unwrap().split_once('/').expect("counted/roll");
+        let (c, roll): (f64, f64) = (c.parse().unwrap(), roll.parse().unwrap());
+        assert_eq!(c, total as f64, "{code}: {text}");
+        let height: f64 = tile[4].as_str().unwrap().trim_end_matches('%').parse().unwrap();
+        let filled = if roll > 0.0 { (100.0 * c / roll).min(100.0) } else { 0.0 };
+        assert!((height - filled).abs() < 1e-6, "{code}: filled {height}% for {c} of {roll}");
         *leads.entry(leader).or_default() += 1;
         counted += total;
     }
