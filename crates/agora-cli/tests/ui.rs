@@ -567,10 +567,38 @@ fn the_kv_page_refuses_what_its_cluster_cannot_do_and_a_crash_ends_a_pause() {
         row(s, 2)["health"] == "ok" && row(s, 2)["role"] != "paused"
     });
     refused("resume/2", "node 2 is not paused");
-    let last = latest(&addr);
+
+    // Messages by link: the link from the leader to a follower cut, its total stands still
+    // over four samples, while the leader's link to the other follower goes on growing.
+    let s = snapshot_until(&addr, "a leader", |s| s["lead"]["id"].is_u64());
+    let leader = s["lead"]["id"].as_u64().unwrap() as usize;
+    let (cut_to, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    act(&addr, &format!("cut/{leader}/{cut_to}"));
+    let total = |s: &Value, to: usize| {
+        let links = s["links"].as_array().expect("links");
+        links
+            .iter()
+            .find(|l| l["from"] == leader && l["to"] == to)
+            .map_or(0, |l| l["total"].as_u64().unwrap())
+    };
+    let (mut samples, mut first) = (0, None);
+    snapshot_until(&addr, "the cut link standing still", |s| {
+        if s["cuts"] != json!([[leader, cut_to]]) {
+            return false;
+        }
+        let (on_cut, on_other) = (total(s, cut_to), total(s, other));
+        let (cut0, other0) = *first.get_or_insert((on_cut, on_other));
+        assert_eq!(on_cut, cut0, "traffic on the cut link {leader} → {cut_to}: {}", s["links"]);
+        samples += 1;
+        samples >= 4 && on_other > other0
+    });
+    act(&addr, "heal");
+
+    let healed = |s: &Value| s["events"].as_array().is_some_and(|e| e.iter().any(|e| e["kind"] == "heal"));
+    let last = snapshot_until(&addr, "the heal on the timeline", healed);
     let kinds: Vec<&str> =
         last["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
-    for kind in ["crash", "restart", "pause"] {
+    for kind in ["crash", "restart", "pause", "cut", "heal"] {
         assert!(kinds.contains(&kind), "{kind} on the timeline: {kinds:?}");
     }
 }

@@ -10,7 +10,7 @@
 
 use super::embedded::Running;
 use super::node::Status;
-use crate::commands::shared::ui::sampler::latest_messages;
+use crate::commands::shared::ui::sampler::{busiest, latest_messages, LinkCounts};
 use crate::commands::shared::ui::steer::{describe, Switches};
 use agora_core::NodeId;
 use agora_net::Happened;
@@ -39,6 +39,8 @@ struct Seen {
     /// Message counters at the last sample: (sent, delivered), and sent per kind.
     counted: (u64, u64),
     kinds: BTreeMap<&'static str, u64>,
+    /// Messages queued on each link, this incarnation's and the earlier ones'.
+    links: LinkCounts,
 }
 
 /// The sampler: counters seen last, the timeline, the channel the page reads.
@@ -105,7 +107,9 @@ impl Live {
 
     /// The counters of a replica restarted start again from zero.
     pub fn restarted(&mut self, i: usize) {
-        self.seen[i] = Seen::default();
+        let mut links = std::mem::take(&mut self.seen[i].links);
+        links.restarted();
+        self.seen[i] = Seen { links, ..Seen::default() };
         self.restarted[i] = true;
     }
 
@@ -126,6 +130,7 @@ impl Live {
         // its row says it is partitioned.
         let mut lead: Option<(usize, u64)> = None;
         let mut kinds: BTreeMap<&'static str, f64> = BTreeMap::new();
+        let mut links = Vec::new();
         for (i, (r, rx)) in replicas.iter().zip(asked).enumerate() {
             let status = match rx {
                 Some(rx) => tokio::time::timeout_at(deadline, rx).await.ok().and_then(Result::ok),
@@ -146,6 +151,7 @@ impl Live {
                 ((live.1.sent, live.1.delivered), by_kind)
             };
             let seen = &mut self.seen[i];
+            seen.links.read(i, &r.shared, dt, &mut links);
             let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / dt;
             row["sent_per_s"] = rate(counted.0, seen.counted.0).round().into();
             row["delivered_per_s"] = rate(counted.1, seen.counted.1).round().into();
@@ -185,6 +191,7 @@ impl Live {
         }
         let kinds: Vec<Value> =
             kinds.into_iter().map(|(k, per_s)| json!({ "kind": k, "per_s": per_s.round() })).collect();
+        let (links, links_active) = busiest(links);
         let restarted = &self.restarted;
         let running = replicas.iter().map(|r| r.as_ref().map(|r| &*r.shared));
         let messages = latest_messages(running, |i| restarted[i], self.started_ns);
@@ -199,6 +206,8 @@ impl Live {
             "cuts_total": switches.cut().len(),
             "replicas": rows,
             "kinds": kinds,
+            "links": links,
+            "links_active": links_active,
             "messages": messages,
             "events": self.events,
         });
