@@ -261,11 +261,33 @@ fn role(addr: SocketAddr) -> Option<(String, i64)> {
 
 /// The leader by the replicas' own word: the one that says it leads, in the highest term.
 fn real_leader(resp_addrs: &[SocketAddr]) -> Option<(usize, i64)> {
+    leader_among(resp_addrs, None)
+}
+
+/// The leader by the word of every replica but `not` (paused: it would answer only once
+/// resumed).
+fn leader_among(resp_addrs: &[SocketAddr], not: Option<usize>) -> Option<(usize, i64)> {
     resp_addrs
         .iter()
         .enumerate()
+        .filter(|(i, _)| Some(*i) != not)
         .filter_map(|(i, a)| role(*a).filter(|(r, _)| r == "leader").map(|(_, t)| (i, t)))
         .max_by_key(|(_, t)| *t)
+}
+
+/// The leader the page shows, polled until the replicas (all but `not`) name the same one in
+/// the same term, and it is not `not`.
+fn kv_leader_agreed(page: &Session, resp_addrs: &[SocketAddr], not: Option<usize>) -> (usize, i64) {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let shown = page_leader(&page.eval(PAGE_LEADER));
+        let real = leader_among(resp_addrs, not);
+        match (shown, real) {
+            (Some(shown), Some(real)) if shown == real && Some(shown.0) != not => return shown,
+            _ => assert!(Instant::now() < until, "the page shows {shown:?}, the replicas say {real:?}"),
+        }
+        std::thread::sleep(POLL);
+    }
 }
 
 /// The page's leader and term, once it shows one: from `#leader`'s `data-id` and text.
@@ -390,6 +412,197 @@ fn the_page_shows_the_real_leader_and_a_new_one_after_crash_is_clicked() {
     save_screenshot(&page, dir.path(), "live-view.png", "AGORA_UI_SCREENSHOT");
 }
 
+/// The arrows of the page's space-time diagram, `[from, to, kind]` each, with the time of the
+/// snapshot it drew them from (`data-t`).
+const PAGE_ARROWS: &str = "const p = document.querySelector('#spacetime'); \
+     return [p.getAttribute('data-t'), [...p.querySelectorAll('line.st-msg')]\
+     .map(l => [Number(l.dataset.from), Number(l.dataset.to), l.dataset.kind])];";
+
+/// The page's timeline as text.
+fn timeline_text(page: &Session) -> String {
+    page.eval("return document.querySelector('#timeline').textContent;").as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn the_kv_page_pauses_cuts_partitions_and_draws_the_latest_messages() {
+    let Some((chromium, chromedriver)) = browser("of agora kv --ui's controls") else { return };
+    let dir = tempfile::Builder::new().prefix("agora-kv-controls-test-").tempdir().unwrap();
+    let (_agora, url, resp_addrs) = start_cluster();
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let (_driver, driver) = start_driver(&chromedriver);
+    let page = Session::new(driver, &chromium, &dir.path().join("profile"));
+    page.call("POST", "/url", Some(&json!({ "url": url }))).expect("the page loads");
+    let (leader, term) = kv_leader_agreed(&page, &resp_addrs, None);
+
+    // Pause the leader: its row says so, the two others elect another leader in a higher
+    // term (the page's and the running replicas' word agree), the timeline has the pause.
+    page.click(&format!("button[data-pause=\"{leader}\"]"));
+    let state = format!(
+        "const r = document.querySelector('tr[data-replica=\"{leader}\"]'); return [r.dataset.role, r.dataset.health];"
+    );
+    page.wait_for("the leader paused", &state, |v| (v == &json!(["paused", "paused"])).then_some(()));
+    let (new_leader, new_term) = kv_leader_agreed(&page, &resp_addrs, Some(leader));
+    assert!(new_term > term, "the new leader's term {new_term} after {term}");
+    assert!(timeline_text(&page).contains(&format!("replica {leader} paused")));
+
+    // Resume, with the keyboard: the clicked control kept the focus, now "Resume".
+    let focused = "const a = document.activeElement; return a ? a.getAttribute('data-resume') : null;";
+    page.wait_for("the focus on Resume", focused, |v| {
+        (v.as_str() == Some(leader.to_string().as_str())).then_some(())
+    });
+    page.press_enter();
+    page.wait_for("the replica resumed", &state, |v| (v[0] != "paused" && v[1] == "ok").then_some(()));
+    assert!(role(resp_addrs[leader]).is_some(), "the resumed replica answers RESP");
+    assert!(timeline_text(&page).contains(&format!("replica {leader} resumed")));
+
+    // Cut one link with the form: listed, both its ends shown partitioned, on the timeline.
+    let (from, to) = (new_leader, (new_leader + 1) % 3);
+    page.eval(&format!(
+        "document.querySelector('#cut-from').value = '{from}'; document.querySelector('#cut-to').value = '{to}'; return null;"
+    ));
+    page.click("#cut-form button[type=submit]");
+    let cuts = "return document.querySelector('#cuts').textContent;";
+    page.wait_for("the cut listed", cuts, |v| (v == &json!(format!("Cut: {from} → {to}."))).then_some(()));
+    let roles = "return [...document.querySelectorAll('#nodes tbody tr')].map(r => r.dataset.role);";
+    page.wait_for("its ends partitioned", roles, |v| {
+        (v[from] == "partitioned" && v[to] == "partitioned").then_some(())
+    });
+    assert!(timeline_text(&page).contains(&format!("link {from} → {to} cut")));
+
+    // Partition the first leader from the others: every link between them cut, both ways.
+    page.eval(&format!("document.querySelector('#partition-side').value = '{leader}'; return null;"));
+    page.click("#partition-form button[type=submit]");
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    page.wait_for("the partition listed", cuts, |v| {
+        let text = v.as_str().unwrap_or("");
+        others
+            .iter()
+            .all(|&o| text.contains(&format!("{leader} → {o}")) && text.contains(&format!("{o} → {leader}")))
+            .then_some(())
+    });
+    let split = format!(
+        "partition {leader} | {}",
+        others.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(",")
+    );
+    assert!(timeline_text(&page).contains(&split), "{}", timeline_text(&page));
+    // The two others keep (or elect) a leader: the page names it, partitioned as it is (a
+    // link of its is cut), as the replicas do.
+    let (shown, _) = kv_leader_agreed(&page, &resp_addrs, Some(leader));
+    let role = format!("return document.querySelector('tr[data-replica=\"{shown}\"]').dataset.role;");
+    assert_eq!(page.eval(&role), "partitioned");
+
+    // The diagram draws the messages of the snapshot the page last got, in its order: the
+    // page's snapshot time read with its arrows, polled until the stream's latest is the same.
+    let until = Instant::now() + DEADLINE;
+    let drawn = loop {
+        let v = page.eval(PAGE_ARROWS);
+        let s = latest(&addr);
+        if v[0].as_str().and_then(|t| t.parse::<u64>().ok()) == s["t_ms"].as_u64() {
+            let messages = s["messages"].as_array().expect("messages");
+            if !messages.is_empty() {
+                let expected: Vec<Value> =
+                    messages.iter().map(|m| json!([m["from"], m["to"], m["kind"]])).collect();
+                assert_eq!(v[1], json!(expected), "the page's arrows against the snapshot {s}");
+                let kinds: Vec<&Value> = s["kinds"].as_array().unwrap().iter().map(|k| &k["kind"]).collect();
+                for m in messages {
+                    assert_ne!(m["from"], m["to"], "{m}");
+                    assert!(kinds.contains(&&m["kind"]), "{m} of a kind the replicas counted: {kinds:?}");
+                    assert!(m["sent_ms"].as_f64().unwrap() <= m["received_ms"].as_f64().unwrap(), "{m}");
+                }
+                break messages.len();
+            }
+        }
+        assert!(Instant::now() < until, "the page's diagram {v} never matched the latest snapshot");
+        std::thread::sleep(POLL);
+    };
+    eprintln!("{drawn} arrows drawn, as the snapshot has them");
+    page.eval("document.querySelector('#spacetime').scrollIntoView(); return null;");
+    save_screenshot(&page, dir.path(), "kv-controls.png", "AGORA_KV_CONTROLS_SCREENSHOT");
+
+    // Heal: no link cut, nobody partitioned.
+    page.click("#heal");
+    page.wait_for("every link mended", cuts, |v| (v == "No link is cut.").then_some(()));
+    page.wait_for("nobody partitioned", roles, |v| {
+        v.as_array().is_some_and(|r| r.iter().all(|r| r != "partitioned")).then_some(())
+    });
+    assert!(timeline_text(&page).contains("every link mended"));
+}
+
+#[test]
+fn the_kv_page_refuses_what_its_cluster_cannot_do_and_a_crash_ends_a_pause() {
+    let (_agora, url, _resp_addrs) = start_cluster();
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    snapshot_until(&addr, "the replicas", |s| s["replicas"].as_array().is_some_and(|r| r.len() == 3));
+
+    // No action of this cluster: 400 with why; not from the page: 403.
+    for (path, why) in [
+        ("pause/3", "no node 3: the nodes are 0 to 2"),
+        ("release", "this run takes crash, restart, pause, resume, cut, partition, heal"),
+        ("cut/1/1", "to itself"),
+        ("partition/0,1,2", "both sides"),
+    ] {
+        let (status, body) = post(&addr, path, true);
+        assert_eq!(status, "HTTP/1.1 400 Bad Request", "{path}: {body}");
+        assert!(body.contains(why), "{path}: {body}");
+    }
+    assert_eq!(post(&addr, "pause/0", false).0, "HTTP/1.1 403 Forbidden");
+    // Not allowed in the cluster's state: 409 with why.
+    let refused = |path: &str, why: &str| {
+        let (status, body) = post(&addr, path, true);
+        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 409 Conflict", why), "{path}");
+    };
+    refused("resume/0", "node 0 is not paused");
+    refused("heal", "no link is cut");
+    act(&addr, "crash/1");
+    refused("pause/1", "node 1 is not running: only a running node pauses");
+    act(&addr, "restart/1");
+
+    // A paused replica crashed restarts running, not paused.
+    assert_eq!(act(&addr, "pause/2"), "node 2 paused");
+    snapshot_until(&addr, "replica 2 paused", |s| row(s, 2)["health"] == "paused");
+    refused("pause/2", "node 2 is already paused");
+    act(&addr, "crash/2");
+    act(&addr, "restart/2");
+    snapshot_until(&addr, "replica 2 running again", |s| {
+        row(s, 2)["health"] == "ok" && row(s, 2)["role"] != "paused"
+    });
+    refused("resume/2", "node 2 is not paused");
+
+    // Messages by link: the link from the leader to a follower cut, its total stands still
+    // over four samples, while the leader's link to the other follower goes on growing.
+    let s = snapshot_until(&addr, "a leader", |s| s["lead"]["id"].is_u64());
+    let leader = s["lead"]["id"].as_u64().unwrap() as usize;
+    let (cut_to, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    act(&addr, &format!("cut/{leader}/{cut_to}"));
+    let total = |s: &Value, to: usize| {
+        let links = s["links"].as_array().expect("links");
+        links
+            .iter()
+            .find(|l| l["from"] == leader && l["to"] == to)
+            .map_or(0, |l| l["total"].as_u64().unwrap())
+    };
+    let (mut samples, mut first) = (0, None);
+    snapshot_until(&addr, "the cut link standing still", |s| {
+        if s["cuts"] != json!([[leader, cut_to]]) {
+            return false;
+        }
+        let (on_cut, on_other) = (total(s, cut_to), total(s, other));
+        let (cut0, other0) = *first.get_or_insert((on_cut, on_other));
+        assert_eq!(on_cut, cut0, "traffic on the cut link {leader} → {cut_to}: {}", s["links"]);
+        samples += 1;
+        samples >= 4 && on_other > other0
+    });
+    act(&addr, "heal");
+
+    let healed = |s: &Value| s["events"].as_array().is_some_and(|e| e.iter().any(|e| e["kind"] == "heal"));
+    let last = snapshot_until(&addr, "the heal on the timeline", healed);
+    let kinds: Vec<&str> =
+        last["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["crash", "restart", "pause", "cut", "heal"] {
+        assert!(kinds.contains(&kind), "{kind} on the timeline: {kinds:?}");
+    }
+}
+
 #[test]
 fn an_address_the_view_cannot_listen_on_is_a_mistake() {
     common::assert_mistake(&["kv", "--port", "0", "--ui", "nonsense"], "--ui nonsense");
@@ -492,10 +705,12 @@ fn snapshot_until(addr: &str, what: &str, mut done: impl FnMut(&Value) -> bool) 
     let mut r = BufReader::new(s);
     let mut line = String::new();
     let mut last = Value::Null;
+    let until = Instant::now() + DEADLINE;
     loop {
         line.clear();
         let n = r.read_line(&mut line).unwrap_or(0);
         assert!(n > 0, "the stream ended before {what}; last snapshot: {last}");
+        assert!(Instant::now() < until, "no snapshot showed {what} in time; last: {last}");
         if let Some(data) = line.trim_end().strip_prefix("data: ") {
             last = serde_json::from_str(data).expect("a JSON snapshot");
             if done(&last) {
@@ -720,7 +935,118 @@ fn the_market_page_names_the_trader_the_run_reports_and_the_verdicts() {
     let shown = "return [...document.querySelectorAll('button, input, select')]\
          .filter(b => b.offsetParent !== null).length;";
     assert_eq!(page.eval(shown), 0);
+    // The accounts the page keeps from the peers' observations are the report's, to the
+    // cent; its table says so peer by peer; the goods sold are the units the buyers bought.
+    assert_eq!(last["system"]["accounts"], report["accounts"], "{}", last["system"]);
+    let accounts = report["accounts"].as_array().expect("accounts");
+    if report["served"].as_u64().unwrap() > 0 {
+        assert!(accounts.iter().any(|a| a["cash_cents"] != 0), "something was sold: {accounts:?}");
+    }
+    let table = |id: &str| {
+        page.eval(&format!(
+            "return [...document.querySelectorAll('#system-more table[data-table=\"{id}\"] tbody tr')]\
+             .map(r => [...r.cells].map(c => c.textContent));"
+        ))
+    };
+    let shown = table("accounts");
+    assert_eq!(shown.as_array().unwrap().len(), accounts.len(), "{shown}");
+    for (a, row) in accounts.iter().zip(shown.as_array().unwrap()) {
+        let cents = a["cash_cents"].as_i64().unwrap();
+        let cash =
+            format!("{}{}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100);
+        assert_eq!(row[0], format!("node {}", a["peer"]), "{row}");
+        assert_eq!(row[1], a["role"], "{row}");
+        assert_eq!(row[2], a["trader"].to_string(), "{row}");
+        assert_eq!(row[3], cash, "{row} against {a}");
+        for (good, units) in a["goods"].as_object().unwrap() {
+            assert!(row[4].as_str().unwrap().contains(&format!("{good} {units}")), "{row} against {a}");
+        }
+    }
+    let prices = table("prices");
+    for row in prices.as_array().unwrap() {
+        let good = row[0].as_str().unwrap();
+        let bought: u64 =
+            accounts.iter().filter(|a| a["role"] == "buyer").filter_map(|a| a["goods"][good].as_u64()).sum();
+        assert_eq!(row[4], bought.to_string(), "units of {good} sold: {prices}");
+    }
+    page.eval("document.querySelector('#system-section').scrollIntoView(); return null;");
     save_screenshot(&page, dir.path(), "market-live-view.png", "AGORA_MARKET_UI_SCREENSHOT");
+}
+
+/// The tiles of the election's map: `[state, leading option, ballots counted, text, the
+/// fill's height, the accessible name, its last line: counted/on the roll]` each.
+const PAGE_TILES: &str = "return [...document.querySelectorAll('#tiles li.tile')].map(t => \
+     [t.dataset.state, t.dataset.leader, Number(t.dataset.counted), t.textContent, \
+      t.querySelector('.fill').style.height, t.getAttribute('aria-label'), t.lastElementChild.textContent]);";
+
+#[test]
+fn the_election_page_draws_the_tile_map_of_the_final_tally() {
+    let Some((chromium, chromedriver)) = browser("of agora election --ui's tile map") else { return };
+    let dir = tempfile::Builder::new().prefix("agora-election-ui-test-").tempdir().unwrap();
+    let (_agora, url, mut out) =
+        start_run(&["election", "--voters", "300", "--ui", "127.0.0.1:0", "--ui-linger", "--json"]);
+    let (_driver, driver) = start_driver(&chromedriver);
+    let page = Session::new(driver, &chromium, &dir.path().join("profile"));
+    page.call("POST", "/url", Some(&json!({ "url": url }))).expect("the page loads");
+    let report = report(&mut out);
+    let status = "return document.querySelector('#checker-status').textContent;";
+    page.wait_for("the end of the run", status, |v| {
+        v.as_str().filter(|t| t.starts_with("Run ended")).map(|_| ())
+    });
+
+    // One tile per state, each as the published results have it: the ballots counted there,
+    // the option leading (or "tied"), its share written out.
+    let results = report["results"].as_object().expect("the results per state");
+    assert!(!results.is_empty(), "the election published its results: {report}");
+    let tiles = page.eval(PAGE_TILES);
+    let tiles = tiles.as_array().expect("tiles");
+    assert_eq!(tiles.len(), results.len(), "{tiles:?}");
+    let mut leads: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut counted = 0;
+    for tile in tiles {
+        let code = tile[0].as_str().unwrap();
+        let row = results[code].as_object().unwrap_or_else(|| panic!("{code} in the results"));
+        let total: u64 = row.values().map(|c| c.as_u64().unwrap()).sum();
+        let top = row.values().map(|c| c.as_u64().unwrap()).max().unwrap_or(0);
+        let at_top: Vec<&String> =
+            row.iter().filter(|(_, c)| c.as_u64() == Some(top)).map(|(o, _)| o).collect();
+        let leader = match (total, at_top.as_slice()) {
+            (0, _) => "".to_string(),
+            (_, [one]) => one.to_string(),
+            _ => "tied".to_string(),
+        };
+        assert_eq!(tile[2], total, "{code}: {tile}");
+        assert_eq!(tile[1], leader.as_str(), "{code}: {tile} against {row:?}");
+        let text = tile[3].as_str().unwrap();
+        assert!(text.starts_with(code), "{text}");
+        if total > 0 {
+            let share = (1000.0 * top as f64 / total as f64).round() / 10.0;
+            assert!(text.contains(&format!("{share}%")), "{code}: {text} ({share}%)");
+            let name = tile[5].as_str().unwrap();
+            assert!(name.contains(&format!("{share}% of {total} ballots counted")), "{code}: {name}");
+            assert!(name.contains(if leader == "tied" { "tied" } else { &leader }), "{code}: {name}");
+        }
+        // Filled as far as its ballots are counted, of its voters on the roll (written last).
+        let (c, roll) = tile[6].as_str().unwrap().split_once('/').expect("counted/roll");
+        let (c, roll): (f64, f64) = (c.parse().unwrap(), roll.parse().unwrap());
+        assert_eq!(c, total as f64, "{code}: {text}");
+        let height: f64 = tile[4].as_str().unwrap().trim_end_matches('%').parse().unwrap();
+        let filled = if roll > 0.0 { (100.0 * c / roll).min(100.0) } else { 0.0 };
+        assert!((height - filled).abs() < 1e-6, "{code}: filled {height}% for {c} of {roll}");
+        *leads.entry(leader).or_default() += 1;
+        counted += total;
+    }
+    assert_eq!(counted, report["counted"].as_u64().unwrap());
+    assert!(counted > 0);
+    // The legend counts the states each option leads, as the tiles show them.
+    let legend = page.eval("return [...document.querySelectorAll('#legend li')].map(l => l.textContent);");
+    for item in legend.as_array().unwrap() {
+        let (name, rest) = item.as_str().unwrap().split_once(": leads in ").expect("a legend line");
+        let n: usize = rest.split(' ').next().unwrap().parse().unwrap();
+        assert_eq!(n, leads.get(name).copied().unwrap_or(0), "{item} {leads:?}");
+    }
+    page.eval("document.querySelector('#system-section').scrollIntoView(); return null;");
+    save_screenshot(&page, dir.path(), "election-tiles.png", "AGORA_ELECTION_UI_SCREENSHOT");
 }
 
 /// `POST /action/PATH` on the view, from the page (with its header) or not: (status, body).

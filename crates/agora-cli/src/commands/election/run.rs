@@ -62,6 +62,7 @@ pub(super) fn over_tcp(
     let spec = setup.s.spec.clone();
     let replicas = setup.s.replicas;
     let citizens: Vec<usize> = (0..spec.regions.len()).map(|r| setup.s.citizen(r).index()).collect();
+    let ballots = Ballots::new(&spec, setup.s.roll.as_deref().map(Vec::as_slice));
     let setup = Arc::new(setup);
     let tmp;
     let dir = match &a.data_dir {
@@ -73,7 +74,7 @@ pub(super) fn over_tcp(
     };
     let mut cfg = local_config("election", dir, a.seed);
     cfg.max_batch_bytes = 256 * 1024;
-    let mut run = Watched::new(&a.live, setup.nodes(), Box::<Ballots>::default(), keep)?;
+    let mut run = Watched::new(&a.live, setup.nodes(), Box::new(ballots), keep)?;
     let bar = progress_bar(
         spec.voters,
         "voting [{bar:40}] {pos}/{len} ballots answered, {per_sec}, {elapsed}",

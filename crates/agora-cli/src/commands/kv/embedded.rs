@@ -17,7 +17,7 @@ use crate::error::UserError;
 use crate::resp::Limits;
 use agora_core::NodeId;
 use agora_net::node::{start_with, BoundNode};
-use agora_net::store::OpenMode;
+use agora_net::store::{OpenMode, StoreError};
 use agora_net::{LocalCall, NetConfig, NodeReport, NodeShared, ObsHook};
 use agora_protocols::raft::RaftObs;
 use std::net::SocketAddr;
@@ -64,7 +64,7 @@ pub struct Running {
 impl Launcher {
     /// Starts replica `id` on its bound sockets.
     pub fn launch(&self, id: NodeId, bound: BoundNode, resp: TcpListener) -> Result<Running, UserError> {
-        self.start(id, bound, resp, self.cfg.clone())
+        self.start(id, bound, resp, self.cfg.clone()).map_err(|e| UserError::from_run(e.into()))
     }
 
     fn start(
@@ -73,7 +73,7 @@ impl Launcher {
         bound: BoundNode,
         resp: TcpListener,
         cfg: Arc<NetConfig>,
-    ) -> Result<Running, UserError> {
+    ) -> Result<Running, StoreError> {
         let (stop_tx, stop) = watch::channel(false);
         let (calls_tx, calls_rx) = mpsc::unbounded_channel::<LocalCall<KvNode>>();
         let (shared, handle) = start_with(
@@ -84,8 +84,7 @@ impl Launcher {
             stop.clone(),
             self.hook(id),
             Some(calls_rx),
-        )
-        .map_err(|e| UserError::from_run(e.into()))?;
+        )?;
         let front = Arc::new(Front {
             me: id,
             calls: calls_tx.clone(),
@@ -114,14 +113,27 @@ impl Launcher {
         }))
     }
 
-    /// Starts replica `id` again from its database, on the addresses it had.
+    /// Starts replica `id` again from its database, on the addresses it had. The crashed
+    /// replica's database may still be held for a moment (a write it deferred finishing off
+    /// its driver's task): a start that finds it open tries again, as a bind does.
     pub async fn restart(&self, id: NodeId) -> Result<Running, String> {
         let i = id.index();
-        let bound = rebind(|| BoundNode::bind(id, self.cfg.addrs[i])).await?;
-        let resp = rebind(|| async { listen_for_clients(self.resp_addrs[i]) }).await?;
         let mut cfg = (*self.cfg).clone();
         cfg.open = OpenMode::Existing;
-        self.start(id, bound, resp, Arc::new(cfg)).map_err(|e| e.msg)
+        let cfg = Arc::new(cfg);
+        let mut tries = 0;
+        loop {
+            let bound = rebind(|| BoundNode::bind(id, self.cfg.addrs[i])).await?;
+            let resp = rebind(|| async { listen_for_clients(self.resp_addrs[i]) }).await?;
+            match self.start(id, bound, resp, cfg.clone()) {
+                Ok(r) => return Ok(r),
+                Err(StoreError::Db { .. }) if tries < REBIND_TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(REBIND_WAIT).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
     }
 }
 

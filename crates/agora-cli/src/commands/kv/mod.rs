@@ -22,10 +22,10 @@ use crate::cli::{KvAction, KvArgs, KvCommon, KvLocalArgs, KvServeArgs};
 use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
 use crate::resp::Limits;
-use agora_core::{NodeId, Setup};
+use agora_core::{Lifecycle, NodeId, Setup};
 use agora_net::node::BoundNode;
 use agora_net::store::Store;
-use agora_net::{NetConfig, ObsHook};
+use agora_net::{Happened, NetConfig, ObsHook};
 use agora_protocols::raft::RaftObs;
 use embedded::{Launcher, Running};
 use history::History;
@@ -78,6 +78,11 @@ struct Plan {
 async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> Result<i32, UserError> {
     let Plan { setup, cfg, replicas, resp_addrs, common, timeout, max_clients, history, on_obs, ui } = plan;
     let (leaders_tx, mut leaders) = mpsc::channel(1024);
+    let mut cfg = cfg;
+    if ui.is_some() {
+        // Each replica keeps its latest messages, for the page's space-time diagram.
+        cfg.recent_messages = ui::sampler::RECENT;
+    }
     let launcher = Launcher {
         setup,
         cfg: Arc::new(cfg),
@@ -98,10 +103,11 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
     let mut live = None;
     if let Some(listener) = ui {
         let (snapshot_tx, snapshot) = watch::channel(String::new());
-        let accepts = ui::Accepts { nodes: running.len(), verbs: &["crash", "restart"] };
+        let accepts = ui::Accepts { nodes: running.len(), verbs: live::VERBS };
         tokio::spawn(ui::serve(listener, snapshot, actions_tx, accepts));
         live = Some(Live::new(resp_addrs, snapshot_tx));
     }
+    let mut switches = ui::steer::Switches::new(running.len());
     let mut next_sample = tokio::time::Instant::now();
     tokio::pin!(until);
     let failed = loop {
@@ -115,7 +121,7 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
             }
             Some(a) = actions.recv() => {
                 if let Some(l) = &mut live {
-                    act(a, &launcher, &mut running, l).await;
+                    act(a, &launcher, &mut running, &mut switches, l).await;
                     next_sample = tokio::time::Instant::now();
                 }
             }
@@ -125,7 +131,7 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
         }
         if let Some(l) = &mut live {
             if tokio::time::Instant::now() >= next_sample {
-                l.sample(&running).await;
+                l.sample(&running, &switches).await;
                 next_sample = tokio::time::Instant::now() + live::SAMPLE;
             }
         }
@@ -139,13 +145,31 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
     Ok(if failed { 3 } else { 0 })
 }
 
-/// Runs an action of the live view's page and puts it on the timeline.
-async fn act(a: ui::Action, launcher: &Launcher, running: &mut [Option<Running>], live: &mut Live) {
+/// Runs an action of the live view's page and puts it on the timeline: a crash or a restart
+/// here ([`Running::crash`], [`Launcher::restart`]), a pause or a cut through the replicas'
+/// switches.
+async fn act(
+    a: ui::Action,
+    launcher: &Launcher,
+    running: &mut [Option<Running>],
+    switches: &mut ui::steer::Switches,
+    live: &mut Live,
+) {
     let (crash, i) = match a.command {
         ui::Command::Crash(i) => (true, i),
         ui::Command::Restart(i) => (false, i),
         other => {
-            let _ = a.done.send(Err(format!("{}: not a control of agora kv", other.verb())));
+            let outcome = match ui::steer::fault_of(&other) {
+                Some(fault) => {
+                    let nodes: Vec<_> = running.iter().map(|r| r.as_ref().map(|r| &*r.shared)).collect();
+                    switches.apply(fault, &nodes).map(|(happened, text)| {
+                        live.happened(&happened);
+                        text
+                    })
+                }
+                None => Err(format!("{}: not a control of agora kv", other.verb())),
+            };
+            let _ = a.done.send(outcome);
             return;
         }
     };
@@ -154,7 +178,8 @@ async fn act(a: ui::Action, launcher: &Launcher, running: &mut [Option<Running>]
         (true, Some(slot)) => match slot.take() {
             Some(r) => {
                 r.crash().await;
-                live.event("crash", Some(i), format!("replica {i} crashed (from the page)"));
+                switches.crashed(i);
+                live.happened(&Happened::Life(NodeId(i as u32), Lifecycle::Crashed));
                 Ok(format!("replica {i} crashed"))
             }
             None => Err(format!("replica {i} is already crashed")),
@@ -163,9 +188,10 @@ async fn act(a: ui::Action, launcher: &Launcher, running: &mut [Option<Running>]
             Some(_) => Err(format!("replica {i} is running")),
             None => match launcher.restart(NodeId(i as u32)).await {
                 Ok(r) => {
+                    switches.restarted(i, &r.shared);
                     *slot = Some(r);
                     live.restarted(i);
-                    live.event("restart", Some(i), format!("replica {i} restarted from its database"));
+                    live.happened(&Happened::Life(NodeId(i as u32), Lifecycle::Restarted));
                     Ok(format!("replica {i} restarted"))
                 }
                 Err(e) => {

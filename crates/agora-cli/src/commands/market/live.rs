@@ -1,9 +1,11 @@
-//! `agora market --ui`: the market's own view on the live page — the trader, and the trades
-//! as the buyers get their answers.
+//! `agora market --ui`: the market's own view on the live page — the trader, the trades as
+//! the buyers get their answers, each good's price and stock, and each peer's account (cash
+//! and goods, as the report reads them: `report::settle`), all from the peers' observations.
 
+use super::report::{accounts, settle, Account};
 use crate::commands::shared::ui::sampler::System;
 use agora_core::NodeId;
-use agora_protocols::market::roles::BuyResult;
+use agora_protocols::market::roles::{Buy, BuyResult};
 use agora_protocols::market::setup::Settings;
 use agora_protocols::market::MarketObs;
 use serde_json::{json, Value};
@@ -12,6 +14,9 @@ use std::sync::Arc;
 
 /// Trades the view lists, the latest first.
 const SHOWN: usize = 20;
+/// Accounts the view lists, by peer; and goods.
+const ACCOUNTS: usize = 100;
+const GOODS: usize = 40;
 
 /// The observations the page needs, chosen on the node: all but the books' (every replica
 /// reports each command it applies).
@@ -22,8 +27,8 @@ pub(super) fn keep(o: &MarketObs) -> bool {
 /// The trader and the trades seen so far.
 pub(super) struct Trades {
     s: Arc<Settings>,
-    /// The buys asked, until answered: (buyer, seq) → (good's name, units).
-    asked: BTreeMap<(NodeId, u64), (String, u64)>,
+    /// The buys asked, until answered, by (buyer, seq).
+    asked: BTreeMap<(NodeId, u64), Buy>,
     latest: VecDeque<Value>,
     sold: u64,
     out_of_stock: u64,
@@ -31,12 +36,23 @@ pub(super) struct Trades {
     paid_cents: u64,
     trader: Option<NodeId>,
     announced: u64,
+    accounts: Vec<Account>,
+    /// Per good, in catalog order: units deposited, units sold, and the last sale's (cents
+    /// paid, units).
+    goods: Vec<Stock>,
+}
+
+/// What the observations say of a good so far.
+#[derive(Clone, Default)]
+struct Stock {
+    deposited: u64,
+    sold: u64,
+    last: Option<(u64, u64)>,
 }
 
 impl Trades {
     pub(super) fn new(s: Arc<Settings>) -> Self {
         Trades {
-            s,
             asked: BTreeMap::new(),
             latest: VecDeque::new(),
             sold: 0,
@@ -45,15 +61,28 @@ impl Trades {
             paid_cents: 0,
             trader: None,
             announced: 0,
+            accounts: accounts(&s),
+            goods: vec![Stock::default(); s.catalog.wares.len()],
+            s,
         }
     }
 
     fn answered(&mut self, buyer: NodeId, seq: u64, result: &BuyResult) {
-        let (good, qty) = self.asked.remove(&(buyer, seq)).unwrap_or_else(|| ("?".into(), 0));
+        let buy = self.asked.remove(&(buyer, seq));
+        let (good, qty) =
+            buy.map_or_else(|| ("?".into(), 0), |b| (self.s.catalog.name(b.good).to_string(), b.qty));
+        if let Some(b) = &buy {
+            settle(&mut self.accounts, &self.s.catalog, buyer, b, result);
+        }
         let outcome = match result {
-            BuyResult::Receipt { paid, .. } => {
+            BuyResult::Receipt { paid, lots } => {
                 self.sold += 1;
                 self.paid_cents += paid;
+                let units: u64 = lots.iter().map(|l| l.units).sum();
+                if let Some(g) = buy.and_then(|b| self.goods.get_mut(b.good.0 as usize)) {
+                    g.sold += units;
+                    g.last = Some((*paid, units));
+                }
                 format!("sold for {}.{:02}", paid / 100, paid % 100)
             }
             BuyResult::OutOfStock => {
@@ -77,13 +106,20 @@ impl System<MarketObs> for Trades {
     fn see(&mut self, node: NodeId, o: &MarketObs) {
         match o {
             MarketObs::Asked { buy } => {
-                let name = self.s.catalog.name(buy.good).to_string();
-                self.asked.insert((buy.buyer, buy.seq), (name, buy.qty));
+                self.asked.insert((buy.buyer, buy.seq), *buy);
             }
             MarketObs::Answered { seq, result } => self.answered(node, *seq, result),
             MarketObs::Announced { .. } => {
                 self.trader = Some(node);
                 self.announced += 1;
+                if let Some(a) = self.accounts.get_mut(node.index()) {
+                    a.trader += 1;
+                }
+            }
+            MarketObs::Handed { good, qty, .. } => {
+                if let Some(g) = self.goods.get_mut(good.0 as usize) {
+                    g.deposited += qty;
+                }
             }
             _ => {}
         }
@@ -105,6 +141,73 @@ impl System<MarketObs> for Trades {
             "title": "Trades, the latest first",
             "columns": ["Buyer", "Request", "Good", "Units", "Outcome", "Trader"],
             "rows": self.latest,
+            "note": note,
+            "more": [self.prices(), self.accounts_table()],
+            "accounts": self.accounts.iter().take(ACCOUNTS).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Cents as `12.34` (`-12.34` for a debit).
+fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", cents.unsigned_abs() / 100, cents.unsigned_abs() % 100)
+}
+
+impl Trades {
+    /// Each good: its price in the catalog, what the last sale paid per unit, the units
+    /// deposited and sold so far, and what is left of them.
+    fn prices(&self) -> Value {
+        let rows: Vec<Value> = self
+            .s
+            .catalog
+            .wares
+            .iter()
+            .zip(&self.goods)
+            .take(GOODS)
+            .map(|(w, g)| {
+                let last = g.last.filter(|(_, u)| *u > 0).map(|(paid, units)| money((paid / units) as i64));
+                json!([
+                    w.name,
+                    money(w.price_cents as i64),
+                    last,
+                    g.deposited,
+                    g.sold,
+                    g.deposited.saturating_sub(g.sold)
+                ])
+            })
+            .collect();
+        json!({
+            "id": "prices",
+            "title": "Goods and prices",
+            "columns": ["Good", "Price", "Last paid per unit", "Deposited", "Sold", "Left"],
+            "rows": rows,
+            "note": "Deposits as the sellers observe them in the books, sales as the buyers' receipts say.",
+        })
+    }
+
+    /// Each peer's account, as the answers tell it (the report's accounts, so far).
+    fn accounts_table(&self) -> Value {
+        let rows: Vec<Value> = self
+            .accounts
+            .iter()
+            .take(ACCOUNTS)
+            .map(|a| {
+                let goods: Vec<String> = a.goods.iter().map(|(g, n)| format!("{g} {n}")).collect();
+                json!([format!("node {}", a.peer), a.role, a.trader, money(a.cash_cents), goods.join(", ")])
+            })
+            .collect();
+        let more = self.accounts.len().saturating_sub(ACCOUNTS);
+        let note = if more > 0 {
+            format!("the first {ACCOUNTS} peers of {}", self.accounts.len())
+        } else {
+            String::new()
+        };
+        json!({
+            "id": "accounts",
+            "title": "Accounts",
+            "columns": ["Peer", "Role", "Trader (times)", "Cash", "Goods (bought or sold)"],
+            "rows": rows,
             "note": note,
         })
     }

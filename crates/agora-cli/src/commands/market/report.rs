@@ -166,18 +166,7 @@ pub fn report<'a>(
 
 impl<'s> Reader<'s> {
     fn new(s: &'s Settings) -> Self {
-        let accounts = s
-            .roles
-            .iter()
-            .enumerate()
-            .map(|(i, role)| Account {
-                peer: i as u32,
-                role: if matches!(role, Role::Buyer { .. }) { "buyer" } else { "seller" },
-                cash_cents: 0,
-                goods: BTreeMap::new(),
-                trader: 0,
-            })
-            .collect();
+        let accounts = accounts(s);
         Reader {
             catalog: &s.catalog,
             start: u64::MAX,
@@ -237,16 +226,11 @@ impl<'s> Reader<'s> {
         let buy = self.points[i].buy;
         let good = self.catalog.name(buy.good).to_string();
         self.points[i].response_ms = Some(ms - self.points[i].asked_ms);
+        settle(&mut self.accounts, self.catalog, buyer, &buy, result);
         match result {
-            BuyResult::Receipt { lots, paid } => {
+            BuyResult::Receipt { lots, .. } => {
                 self.points[i].result = "receipt";
-                self.accounts[buyer.index()].cash_cents -= *paid as i64;
-                let share = self.catalog.to_seller(buy.good).unwrap_or(0);
                 for lot in lots {
-                    *self.accounts[buyer.index()].goods.entry(good.clone()).or_default() += lot.units;
-                    let seller = &mut self.accounts[lot.seller.index()];
-                    seller.cash_cents += (lot.units * share) as i64;
-                    *seller.goods.entry(good.clone()).or_default() += lot.units;
                     let text = format!("buyer {buyer} bought {} {good} from peer {}", lot.units, lot.seller);
                     self.line(ms, text);
                 }
@@ -259,6 +243,47 @@ impl<'s> Reader<'s> {
                 self.points[i].result = "invalid";
                 self.line(ms, format!("buyer {buyer}'s buy of {} {good} was refused: {why}", buy.qty));
             }
+        }
+    }
+}
+
+/// Every peer's account as the market opens: nothing paid or earned yet.
+pub(super) fn accounts(s: &Settings) -> Vec<Account> {
+    s.roles
+        .iter()
+        .enumerate()
+        .map(|(i, role)| Account {
+            peer: i as u32,
+            role: if matches!(role, Role::Buyer { .. }) { "buyer" } else { "seller" },
+            cash_cents: 0,
+            goods: BTreeMap::new(),
+            trader: 0,
+        })
+        .collect()
+}
+
+/// A buyer's answer in the accounts: with a receipt, the buyer pays and gets the units, and
+/// each lot's seller earns its share of the price and gives the units; otherwise nothing.
+pub(super) fn settle(
+    accounts: &mut [Account],
+    catalog: &Catalog,
+    buyer: NodeId,
+    buy: &Buy,
+    result: &BuyResult,
+) {
+    let BuyResult::Receipt { lots, paid } = result else { return };
+    let good = catalog.name(buy.good).to_string();
+    if let Some(a) = accounts.get_mut(buyer.index()) {
+        a.cash_cents -= *paid as i64;
+    }
+    let share = catalog.to_seller(buy.good).unwrap_or(0);
+    for lot in lots {
+        if let Some(a) = accounts.get_mut(buyer.index()) {
+            *a.goods.entry(good.clone()).or_default() += lot.units;
+        }
+        if let Some(seller) = accounts.get_mut(lot.seller.index()) {
+            seller.cash_cents += (lot.units * share) as i64;
+            *seller.goods.entry(good.clone()).or_default() += lot.units;
         }
     }
 }

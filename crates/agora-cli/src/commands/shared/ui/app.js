@@ -9,7 +9,7 @@ function el(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (k === "class") e.className = v;
     else if (k.startsWith("data-")) e.setAttribute(k, v);
-    else if (k === "aria-label") e.setAttribute(k, v);
+    else if (k.startsWith("aria-")) e.setAttribute(k, v);
     else e[k] = v;
   }
   for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
@@ -164,6 +164,7 @@ function drawMessages(s) {
   if (section.hidden) return;
   const msgs = s.messages;
   const plot = $("#spacetime");
+  plot.setAttribute("data-t", String(s.t_ms));
   if (msgs.length === 0) {
     plot.replaceChildren();
     plot.setAttribute("height", "0");
@@ -203,17 +204,65 @@ function drawMessages(s) {
   $("#messages-note").textContent = "A sample: each node keeps its latest messages sent and received; the view pairs them.";
 }
 
+// A table of the system's view: `{ columns, rows }`, numbers right-aligned.
+function drawTable(table, t) {
+  table.querySelector("thead").replaceChildren(el("tr", {}, ...t.columns.map((c) => el("th", { scope: "col" }, c))));
+  table.querySelector("tbody").replaceChildren(...t.rows.map((row) =>
+    el("tr", {}, ...row.map((v) => el("td", { class: typeof v === "number" ? "num" : "" }, fmt(v))))));
+}
+
 // The system's own view, as a table the command fills in (the election's ballots per
-// state, the market's trades).
+// state, the market's trades), with more tables after it (`more`: the market's prices and
+// accounts) and, for the election, the tile map (`tiles`).
 function drawSystem(view) {
   const section = $("#system-section");
   section.hidden = !view;
   if (!view) return;
   $("#system-title").textContent = view.title;
   $("#system-note").textContent = view.note || "";
-  $("#system thead").replaceChildren(el("tr", {}, ...view.columns.map((c) => el("th", { scope: "col" }, c))));
-  $("#system tbody").replaceChildren(...view.rows.map((row) =>
-    el("tr", {}, ...row.map((v) => el("td", { class: typeof v === "number" ? "num" : "" }, fmt(v))))));
+  drawTable($("#system"), view);
+  drawTiles(view);
+  $("#system-more").replaceChildren(...(view.more || []).flatMap((t) => {
+    const table = el("table", { "data-table": t.id, "aria-labelledby": `more-${t.id}` }, el("thead"), el("tbody"));
+    drawTable(table, t);
+    return [el("h3", { id: `more-${t.id}` }, t.title), el("p", { class: "note" }, t.note || ""), table];
+  }));
+}
+
+// Light tints, dark text on each (contrast above 7:1); an option is also named on its tiles.
+const PALETTE = ["#9ecae1", "#fdae6b", "#a1d99b", "#fcbba1", "#bcbddc", "#fdd0a2", "#c7e9c0", "#d4b9da"];
+
+// The election's tile map: a square per state at its place on the grid, filled from the
+// bottom as its ballots are counted (the share of its voters on the roll), in the colour of
+// the option leading there, with the state's code, the leading option's name and share, and
+// the ballots counted written out (a tie at the top says "tied").
+function drawTiles(view) {
+  const wrap = $("#tiles-wrap");
+  wrap.hidden = !view.tiles;
+  if (!view.tiles) return;
+  const options = view.options || [];
+  const leads = options.map((_, o) => view.tiles.filter((t) => t.leader === o).length);
+  $("#legend").replaceChildren(...options.map((name, o) => {
+    const swatch = el("span", { class: "swatch", "aria-hidden": "true" });
+    swatch.style.background = PALETTE[o % PALETTE.length];
+    return el("li", {}, swatch, `${name}: leads in ${leads[o]} ${leads[o] === 1 ? "state" : "states"}`);
+  }));
+  $("#tiles").replaceChildren(...view.tiles.map((t) => {
+    const lead = t.leader === null ? (t.counted ? "tied" : "") : options[t.leader];
+    const filled = t.roll > 0 ? Math.min(100, (100 * t.counted) / t.roll) : 0;
+    const fill = el("span", { class: "fill", "aria-hidden": "true" });
+    fill.style.height = `${filled}%`;
+    fill.style.background = t.leader === null ? "#d9d9d9" : PALETTE[t.leader % PALETTE.length];
+    const said = t.counted === 0 ? `${t.name}: no ballot counted yet (${t.roll} on the roll)`
+      : `${t.name}: ${t.leader === null ? "tied" : `${lead} leads`} with ${t.share}% of ${t.counted} ballots counted (${t.roll} on the roll)`;
+    const tile = el("li", { class: "tile", "data-state": t.code, "data-leader": lead, "data-counted": t.counted,
+      "data-share": t.share, "aria-label": said, title: said },
+      fill, el("strong", {}, t.code), el("span", { class: "lead" }, lead || "–"),
+      el("span", {}, t.counted ? `${t.share}%` : ""), el("span", {}, `${t.counted}/${t.roll}`));
+    tile.style.gridColumn = String(t.col + 1);
+    tile.style.gridRow = String(t.row + 1);
+    return tile;
+  }));
 }
 
 // The checker's verdicts, once the run has ended: every property judged (ok or violated,

@@ -312,9 +312,7 @@ struct Seen {
     observed: u64,
     counted: (u64, u64),
     kinds: BTreeMap<&'static str, u64>,
-    links: Vec<u64>,
-    /// What earlier incarnations sent on each link (a restarted node counts from zero).
-    links_before: Vec<u64>,
+    links: LinkCounts,
     /// The incarnation whose counters `counted`, `kinds` and `links` are (its shared state).
     incarnation: usize,
     /// A later incarnation than the first runs: its links' numbering no longer matches its
@@ -502,10 +500,7 @@ impl<O: Observation> View<O> {
                 seen.incarnation = incarnation;
                 seen.counted = (0, 0);
                 seen.kinds.clear();
-                seen.links_before.resize(seen.links.len(), 0);
-                for (before, now) in seen.links_before.iter_mut().zip(&mut seen.links) {
-                    *before += std::mem::take(now);
-                }
+                seen.links.restarted();
             }
             let (counted, by_kind) = {
                 let live = node.live.lock().expect("metrics lock");
@@ -543,25 +538,9 @@ impl<O: Observation> View<O> {
                 let before = seen.kinds.insert(k, sent).unwrap_or(0);
                 *kinds.entry(k).or_default() += rate(sent, before);
             }
-            seen.links.resize(node.sent_to.len(), 0);
-            seen.links_before.resize(node.sent_to.len(), 0);
-            for (to, c) in node.sent_to.iter().enumerate() {
-                let sent = c.load(Ordering::Relaxed);
-                let per_s = rate(sent, seen.links[to]);
-                seen.links[to] = sent;
-                let total = sent + seen.links_before[to];
-                if total > 0 {
-                    links.push((per_s, total, i, to));
-                }
-            }
+            seen.links.read(i, node, dt, &mut links);
         }
-        // The busiest links now, then the busiest so far.
-        links.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then((a.2, a.3).cmp(&(b.2, b.3))));
-        let shown_links: Vec<Value> = links
-            .iter()
-            .take(LINKS)
-            .map(|(per_s, total, from, to)| json!({ "from": from, "to": to, "per_s": per_s, "total": total }))
-            .collect();
+        let (shown_links, links_active) = busiest(links);
         let kinds: Vec<Value> =
             kinds.into_iter().map(|(k, per_s)| json!({ "kind": k, "per_s": per_s })).collect();
         let messages = self.messages(nodes);
@@ -581,7 +560,7 @@ impl<O: Observation> View<O> {
             "replicas": rows,
             "kinds": kinds,
             "links": shown_links,
-            "links_active": links.len(),
+            "links_active": links_active,
             "messages": messages,
             "events": self.events,
             "obs_dropped": self.dropped.load(Ordering::Relaxed),
@@ -593,45 +572,11 @@ impl<O: Observation> View<O> {
         self.last_build_us = build.elapsed().as_micros() as u64;
     }
 
-    /// The latest messages, for the space-time diagram: each node's latest receipts paired
-    /// with its peers' latest sends by their number on the link (`agora_net::recent`), at
-    /// most [`MESSAGES`], the latest received last; times in ms since the view started. A
-    /// pair whose kinds differ, or whose receipt comes before its send, is no message and is
-    /// left out, as are the links of a restarted node.
+    /// The latest messages, for the space-time diagram ([`latest_messages`]), the links of a
+    /// restarted node left out.
     fn messages(&self, nodes: &[Arc<NodeShared>]) -> Vec<Value> {
-        let marks: Vec<(Vec<Mark>, Vec<Mark>)> = nodes
-            .iter()
-            .map(|n| n.recent.as_ref().map(|r| r.lock().expect("recent lock").marks()).unwrap_or_default())
-            .collect();
         let restarted = |i: usize| self.seen.get(i).is_some_and(|s| s.restarted);
-        let mut sends: HashMap<(usize, usize, u64), Mark> = HashMap::new();
-        for (from, (sent, _)) in marks.iter().enumerate() {
-            for m in sent {
-                sends.insert((from, m.peer as usize, m.seq), *m);
-            }
-        }
-        let mut pairs = Vec::new();
-        for (to, (_, received)) in marks.iter().enumerate() {
-            for r in received {
-                let from = r.peer as usize;
-                if restarted(from) || restarted(to) {
-                    continue;
-                }
-                let Some(s) = sends.get(&(from, to, r.seq)) else { continue };
-                if s.kind == r.kind && s.at_ns <= r.at_ns {
-                    pairs.push((from, to, s.kind, s.at_ns, r.at_ns));
-                }
-            }
-        }
-        pairs.sort_by_key(|p| (p.4, p.3, p.0, p.1));
-        let ms = |ns: u64| (ns.saturating_sub(self.started_ns) as f64 / 1e4).round() / 100.0;
-        let latest = &pairs[pairs.len().saturating_sub(MESSAGES)..];
-        latest
-            .iter()
-            .map(|&(from, to, kind, sent, received)| {
-                json!({ "from": from, "to": to, "kind": kind, "sent_ms": ms(sent), "received_ms": ms(received) })
-            })
-            .collect()
+        latest_messages(nodes.iter().map(|n| Some(&**n)), restarted, self.started_ns)
     }
 
     /// The trader who took the post last, if any; else the leader of the highest term (the
@@ -652,6 +597,104 @@ impl<O: Observation> View<O> {
             None => json!({ "label": "Leader", "id": null, "term": null }),
         }
     }
+}
+
+/// A link with traffic: (messages per second in the last sample, total so far, from, to).
+pub type Link = (f64, u64, usize, usize);
+
+/// What a node has queued to each other node (`NodeShared::sent_to`), as the sampler last read
+/// it, and what its earlier incarnations sent (a restarted node counts from zero).
+#[derive(Default)]
+pub struct LinkCounts {
+    now: Vec<u64>,
+    before: Vec<u64>,
+}
+
+impl LinkCounts {
+    /// The node runs a new incarnation: its counters start from zero, what the earlier ones
+    /// sent stays in the totals.
+    pub fn restarted(&mut self) {
+        self.before.resize(self.now.len(), 0);
+        for (before, now) in self.before.iter_mut().zip(&mut self.now) {
+            *before += std::mem::take(now);
+        }
+    }
+
+    /// Reads the counters of node `from`, `dt` seconds after the last read: each link with
+    /// traffic so far goes to `out`.
+    pub fn read(&mut self, from: usize, node: &NodeShared, dt: f64, out: &mut Vec<Link>) {
+        self.now.resize(node.sent_to.len(), 0);
+        self.before.resize(node.sent_to.len(), 0);
+        for (to, c) in node.sent_to.iter().enumerate() {
+            let sent = c.load(Ordering::Relaxed);
+            let per_s = (sent.saturating_sub(self.now[to]) as f64 / dt).round();
+            self.now[to] = sent;
+            let total = sent + self.before[to];
+            if total > 0 {
+                out.push((per_s, total, from, to));
+            }
+        }
+    }
+}
+
+/// The links a snapshot shows, the busiest now first, then the busiest so far: at most
+/// [`LINKS`], and how many had traffic.
+pub fn busiest(mut links: Vec<Link>) -> (Vec<Value>, usize) {
+    links.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then((a.2, a.3).cmp(&(b.2, b.3))));
+    let shown = links
+        .iter()
+        .take(LINKS)
+        .map(|(per_s, total, from, to)| json!({ "from": from, "to": to, "per_s": per_s, "total": total }))
+        .collect();
+    (shown, links.len())
+}
+
+/// The latest messages, for the space-time diagram: each node's latest receipts paired with
+/// its peers' latest sends by their number on the link (`agora_net::recent`), at most
+/// [`MESSAGES`], the latest received last; times in ms since `since_ns` (Unix ns). `nodes` in
+/// id order (`None`: a node not running); a pair whose kinds differ, or whose receipt comes
+/// before its send, is no message and is left out, as are the links of the nodes `skip`
+/// names (restarted: they number their links from 1 again while their peers go on).
+pub fn latest_messages<'a>(
+    nodes: impl Iterator<Item = Option<&'a NodeShared>>,
+    skip: impl Fn(usize) -> bool,
+    since_ns: u64,
+) -> Vec<Value> {
+    let marks: Vec<(Vec<Mark>, Vec<Mark>)> = nodes
+        .map(|n| {
+            n.and_then(|n| n.recent.as_ref())
+                .map(|r| r.lock().expect("recent lock").marks())
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut sends: HashMap<(usize, usize, u64), Mark> = HashMap::new();
+    for (from, (sent, _)) in marks.iter().enumerate() {
+        for m in sent {
+            sends.insert((from, m.peer as usize, m.seq), *m);
+        }
+    }
+    let mut pairs = Vec::new();
+    for (to, (_, received)) in marks.iter().enumerate() {
+        for r in received {
+            let from = r.peer as usize;
+            if skip(from) || skip(to) {
+                continue;
+            }
+            let Some(s) = sends.get(&(from, to, r.seq)) else { continue };
+            if s.kind == r.kind && s.at_ns <= r.at_ns {
+                pairs.push((from, to, s.kind, s.at_ns, r.at_ns));
+            }
+        }
+    }
+    pairs.sort_by_key(|p| (p.4, p.3, p.0, p.1));
+    let ms = |ns: u64| (ns.saturating_sub(since_ns) as f64 / 1e4).round() / 100.0;
+    let latest = &pairs[pairs.len().saturating_sub(MESSAGES)..];
+    latest
+        .iter()
+        .map(|&(from, to, kind, sent, received)| {
+            json!({ "from": from, "to": to, "kind": kind, "sent_ms": ms(sent), "received_ms": ms(received) })
+        })
+        .collect()
 }
 
 /// The role an observation gives its node, where the protocol's observations tell one:

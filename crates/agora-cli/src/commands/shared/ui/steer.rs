@@ -78,28 +78,17 @@ impl Steered {
         let n = self.state.len();
         match h {
             Happened::Life(id, what) => {
-                let i = id.index();
-                let (state, kind, text) = match what {
-                    Lifecycle::Crashed => {
-                        (State::Crashed, "crash", format!("node {id} crashed (from the page)"))
-                    }
-                    Lifecycle::Restarted => {
-                        (State::Up, "restart", format!("node {id} restarted from its database"))
-                    }
-                    Lifecycle::Paused => {
-                        (State::Paused, "pause", format!("node {id} paused (from the page)"))
-                    }
-                    Lifecycle::Resumed => (State::Up, "resume", format!("node {id} resumed")),
-                    Lifecycle::Wiped => (State::Crashed, "crash", format!("node {id} lost its storage")),
+                let state = match what {
+                    Lifecycle::Crashed | Lifecycle::Wiped => State::Crashed,
+                    Lifecycle::Restarted | Lifecycle::Resumed => State::Up,
+                    Lifecycle::Paused => State::Paused,
                 };
-                if let Some(s) = self.state.get_mut(i) {
+                if let Some(s) = self.state.get_mut(id.index()) {
                     *s = state;
                 }
-                self.event(kind, Some(i), text);
             }
             Happened::Cut { from, to } => {
                 self.cut.insert((from.index(), to.index()));
-                self.event("cut", Some(from.index()), format!("link {from} → {to} cut (from the page)"));
             }
             Happened::Partition(side) => {
                 let side: BTreeSet<usize> = side.iter().map(|i| i.index()).collect();
@@ -109,17 +98,40 @@ impl Steered {
                         self.cut.insert((b, *a));
                     }
                 }
-                let one: Vec<String> = side.iter().map(|i| i.to_string()).collect();
-                let other: Vec<String> =
-                    (0..n).filter(|b| !side.contains(b)).map(|i| i.to_string()).collect();
-                let text = format!("partition {} | {} (from the page)", one.join(","), other.join(","));
-                self.event("partition", None, text);
             }
-            Happened::Healed => {
-                self.cut.clear();
-                self.event("heal", None, "every link mended".into());
-            }
+            Happened::Healed => self.cut.clear(),
         }
+        let (kind, node, text) = describe(h, n, "node");
+        self.event(kind, node, text);
+    }
+}
+
+/// A fault that took effect, for the timeline of a cluster of `n` nodes each called `noun`
+/// (`node`, `replica`): its kind (`crash`, `restart`, `pause`, `resume`, `cut`, `partition`,
+/// `heal`), the node it befell, if one, and its text.
+pub fn describe(h: &Happened, n: usize, noun: &str) -> (&'static str, Option<usize>, String) {
+    match h {
+        Happened::Life(id, what) => {
+            let (kind, text) = match what {
+                Lifecycle::Crashed => ("crash", format!("{noun} {id} crashed (from the page)")),
+                Lifecycle::Restarted => ("restart", format!("{noun} {id} restarted from its database")),
+                Lifecycle::Paused => ("pause", format!("{noun} {id} paused (from the page)")),
+                Lifecycle::Resumed => ("resume", format!("{noun} {id} resumed")),
+                Lifecycle::Wiped => ("crash", format!("{noun} {id} lost its storage")),
+            };
+            (kind, Some(id.index()), text)
+        }
+        Happened::Cut { from, to } => {
+            ("cut", Some(from.index()), format!("link {from} → {to} cut (from the page)"))
+        }
+        Happened::Partition(side) => {
+            let side: BTreeSet<usize> = side.iter().map(|i| i.index()).collect();
+            let list = |v: Vec<String>| v.join(",");
+            let one = list(side.iter().map(|i| i.to_string()).collect());
+            let other = list((0..n).filter(|b| !side.contains(b)).map(|i| i.to_string()).collect());
+            ("partition", None, format!("partition {one} | {other} (from the page)"))
+        }
+        Happened::Healed => ("heal", None, "every link mended".into()),
     }
 }
 
@@ -153,29 +165,19 @@ async fn steer(
     held: Arc<AtomicBool>,
     steered: Arc<Mutex<Steered>>,
 ) {
-    let id = |i: usize| NodeId(i as u32);
     while let Some(a) = actions.recv().await {
-        let fault = match a.command {
-            Command::Crash(i) => Fault::Crash(id(i)),
-            Command::Restart(i) => Fault::Restart(id(i)),
-            Command::Pause(i) => Fault::Pause(id(i)),
-            Command::Resume(i) => Fault::Resume(id(i)),
-            Command::Cut(from, to) => Fault::Cut { from: id(from), to: id(to) },
-            Command::Partition(side) => Fault::Partition(side.into_iter().map(id).collect()),
-            Command::Heal => Fault::Heal,
-            Command::Release => {
-                let was = held.swap(false, Ordering::Relaxed);
-                let mut s = steered.lock().expect("steered lock");
-                s.held = false;
-                let outcome = if was {
-                    s.event("release", None, "the run may end once it is quiet (from the page)".into());
-                    Ok("the run ends once it is quiet".to_string())
-                } else {
-                    Err("the run is not held".to_string())
-                };
-                let _ = a.done.send(outcome);
-                continue;
-            }
+        let Some(fault) = fault_of(&a.command) else {
+            let was = held.swap(false, Ordering::Relaxed);
+            let mut s = steered.lock().expect("steered lock");
+            s.held = false;
+            let outcome = if was {
+                s.event("release", None, "the run may end once it is quiet (from the page)".into());
+                Ok("the run ends once it is quiet".to_string())
+            } else {
+                Err("the run is not held".to_string())
+            };
+            let _ = a.done.send(outcome);
+            continue;
         };
         let (done, outcome) = oneshot::channel();
         let answer = match orders.send(Order { fault, done }).await {
@@ -186,48 +188,117 @@ async fn steer(
     }
 }
 
-/// Applies the page's pauses and cuts to nodes that a command started itself (its own
+/// The fault a command of the page asks for (`None`: `release`, which is no fault).
+pub fn fault_of(c: &Command) -> Option<Fault> {
+    let id = |i: usize| NodeId(i as u32);
+    Some(match c {
+        Command::Crash(i) => Fault::Crash(id(*i)),
+        Command::Restart(i) => Fault::Restart(id(*i)),
+        Command::Pause(i) => Fault::Pause(id(*i)),
+        Command::Resume(i) => Fault::Resume(id(*i)),
+        Command::Cut(from, to) => Fault::Cut { from: id(*from), to: id(*to) },
+        Command::Partition(side) => Fault::Partition(side.iter().copied().map(id).collect()),
+        Command::Heal => Fault::Heal,
+        Command::Release => return None,
+    })
+}
+
+/// The pauses and cuts of nodes that a command started itself (its own
 /// `agora_net::node::start_with`, not `run_local_observed`, which applies every fault): each
 /// node's driver already obeys its `paused` switch and its `cut_to`/`cut_from` flags, so these
-/// faults need nothing of the command but the nodes' shared state. A crash or a restart,
-/// which would need the command to stop and start its own tasks, is refused. Runs until the
-/// page's actions end.
-pub async fn switch(mut controls: Controls, nodes: Vec<Arc<NodeShared>>) {
-    let n = nodes.len();
-    let mut paused = vec![false; n];
-    let mut cut: BTreeSet<(usize, usize)> = BTreeSet::new();
-    let set = |from: usize, to: usize, on: bool| {
-        if let Some(c) = nodes[from].cut_to.get(to) {
-            c.store(on, Ordering::Relaxed);
+/// faults need nothing of the command but the nodes' shared state. A node the command crashed
+/// and started again gets a new shared state: [`Switches::restarted`] sets its links as they
+/// are cut now.
+pub struct Switches {
+    paused: Vec<bool>,
+    cut: BTreeSet<(usize, usize)>,
+}
+
+impl Switches {
+    /// The switches of `n` nodes, none paused, no link cut.
+    pub fn new(n: usize) -> Switches {
+        Switches { paused: vec![false; n], cut: BTreeSet::new() }
+    }
+
+    /// The links cut now, `(from, to)`.
+    pub fn cut(&self) -> &BTreeSet<(usize, usize)> {
+        &self.cut
+    }
+
+    /// Node `i` is paused.
+    pub fn paused(&self, i: usize) -> bool {
+        self.paused.get(i).copied().unwrap_or(false)
+    }
+
+    /// Node `i` has a link cut, to or from it.
+    pub fn partitioned(&self, i: usize) -> bool {
+        self.cut.iter().any(|&(a, b)| a == i || b == i)
+    }
+
+    /// Node `i` crashed: it is paused no more (it restarts running).
+    pub fn crashed(&mut self, i: usize) {
+        if let Some(p) = self.paused.get_mut(i) {
+            *p = false;
         }
-        if let Some(c) = nodes[to].cut_from.get(from) {
-            c.store(on, Ordering::Relaxed);
-        }
-    };
-    while let Some(Order { fault, done }) = controls.orders.recv().await {
-        let outcome = match fault {
-            Fault::Pause(id) if id.index() < n => {
-                let i = id.index();
-                if paused[i] {
-                    Err(format!("node {id} is already paused"))
-                } else {
-                    paused[i] = true;
-                    nodes[i].paused.send_replace(true);
-                    Ok((Happened::Life(id, Lifecycle::Paused), format!("node {id} paused")))
+    }
+
+    /// Node `i` started again with a new shared state: its links as they are cut now.
+    pub fn restarted(&self, i: usize, shared: &NodeShared) {
+        for &(from, to) in &self.cut {
+            if from == i {
+                if let Some(c) = shared.cut_to.get(to) {
+                    c.store(true, Ordering::Relaxed);
                 }
             }
-            Fault::Resume(id) if id.index() < n => {
-                let i = id.index();
-                if !paused[i] {
-                    Err(format!("node {id} is not paused"))
-                } else {
-                    paused[i] = false;
-                    nodes[i].paused.send_replace(false);
-                    Ok((Happened::Life(id, Lifecycle::Resumed), format!("node {id} resumed")))
+            if to == i {
+                if let Some(c) = shared.cut_from.get(from) {
+                    c.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Applies a pause, resume, cut, partition or heal to `nodes` (in id order; `None`: a node
+    /// not running, which a cut still marks, for when it restarts): what happened and the
+    /// answer, or why it cannot be done. A crash or a restart is refused: the command does
+    /// those itself.
+    pub fn apply(
+        &mut self,
+        fault: Fault,
+        nodes: &[Option<&NodeShared>],
+    ) -> Result<(Happened, String), String> {
+        let n = nodes.len();
+        let set = |from: usize, to: usize, on: bool| {
+            if let Some(c) = nodes[from].and_then(|s| s.cut_to.get(to)) {
+                c.store(on, Ordering::Relaxed);
+            }
+            if let Some(c) = nodes[to].and_then(|s| s.cut_from.get(from)) {
+                c.store(on, Ordering::Relaxed);
+            }
+        };
+        match fault {
+            Fault::Pause(id) | Fault::Resume(id) if id.index() < n => {
+                let (i, pause) = (id.index(), matches!(fault, Fault::Pause(_)));
+                let Some(node) = nodes[i] else {
+                    return Err(format!("node {id} is not running: only a running node pauses"));
+                };
+                match (pause, self.paused[i]) {
+                    (true, true) => Err(format!("node {id} is already paused")),
+                    (false, false) => Err(format!("node {id} is not paused")),
+                    (true, false) => {
+                        self.paused[i] = true;
+                        node.paused.send_replace(true);
+                        Ok((Happened::Life(id, Lifecycle::Paused), format!("node {id} paused")))
+                    }
+                    (false, true) => {
+                        self.paused[i] = false;
+                        node.paused.send_replace(false);
+                        Ok((Happened::Life(id, Lifecycle::Resumed), format!("node {id} resumed")))
+                    }
                 }
             }
             Fault::Cut { from, to } if from.index() < n && to.index() < n && from != to => {
-                if !cut.insert((from.index(), to.index())) {
+                if !self.cut.insert((from.index(), to.index())) {
                     Err(format!("the link {from} → {to} is already cut"))
                 } else {
                     set(from.index(), to.index(), true);
@@ -241,16 +312,16 @@ pub async fn switch(mut controls: Controls, nodes: Vec<Arc<NodeShared>>) {
                 for &a in &one {
                     for b in (0..n).filter(|b| !one.contains(b)) {
                         for (from, to) in [(a, b), (b, a)] {
-                            cut.insert((from, to));
+                            self.cut.insert((from, to));
                             set(from, to, true);
                         }
                     }
                 }
                 Ok((Happened::Partition(side), "partitioned".to_string()))
             }
-            Fault::Heal if cut.is_empty() => Err("no link is cut".to_string()),
+            Fault::Heal if self.cut.is_empty() => Err("no link is cut".to_string()),
             Fault::Heal => {
-                for (from, to) in std::mem::take(&mut cut) {
+                for (from, to) in std::mem::take(&mut self.cut) {
                     set(from, to, false);
                 }
                 Ok((Happened::Healed, "every link mended".to_string()))
@@ -259,8 +330,18 @@ pub async fn switch(mut controls: Controls, nodes: Vec<Arc<NodeShared>>) {
                 Err("this run's servers cannot be crashed or restarted from the page".to_string())
             }
             other => Err(format!("not a fault of this cluster: {other:?}")),
-        };
-        let answer = outcome.map(|(happened, text)| {
+        }
+    }
+}
+
+/// Applies the page's pauses and cuts to nodes that a command started itself ([`Switches`]);
+/// a crash or a restart, which would need the command to stop and start its own tasks, is
+/// refused. Runs until the page's actions end.
+pub async fn switch(mut controls: Controls, nodes: Vec<Arc<NodeShared>>) {
+    let mut switches = Switches::new(nodes.len());
+    let running: Vec<Option<&NodeShared>> = nodes.iter().map(|n| Some(&**n)).collect();
+    while let Some(Order { fault, done }) = controls.orders.recv().await {
+        let answer = switches.apply(fault, &running).map(|(happened, text)| {
             (controls.on_fault)(agora_net::clock::unix_ns(), &happened, &nodes);
             text
         });
