@@ -149,6 +149,14 @@ pub struct ExploreArgs {
     /// same vote, flood's nodes other than the origin on a complete graph).
     #[arg(long)]
     pub no_symmetry: bool,
+    /// Instead of every state: N random walks from the initial state, each step drawn from
+    /// those the state allows, each walk up to --depth steps [1..=1e9]. Keeps no states, so
+    /// it goes deeper than the search can; finds, but cannot prove the absence of, violations.
+    #[arg(long, value_name = "N", value_parser = count::<u64>(1, 1_000_000_000))]
+    pub walks: Option<u64>,
+    /// With --walks: the seed of the draws (the same seed, the same walks).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "walks")]
+    pub seed: u64,
     /// Print exactly one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,

@@ -502,3 +502,116 @@ fn agora_sim_replays_a_schedule_to_the_same_dead_end() {
     assert_eq!(r["steps"], v["violation"]["trace"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `raft_one_command`'s bounds, deeper, sampled by random walks instead of searched.
+fn raft_walks(variant: &str, seed: &str) -> (i32, Value) {
+    explore(&[
+        "raft",
+        "--nodes",
+        "3",
+        "--clients",
+        "1",
+        "--msgs",
+        "1",
+        "--reads",
+        "0",
+        "--interval-ms",
+        "0",
+        "--variant",
+        variant,
+        "--fires",
+        "1",
+        "--duplicate",
+        "1",
+        "--depth",
+        "40",
+        "--walks",
+        "100000",
+        "--seed",
+        seed,
+    ])
+}
+
+#[test]
+fn random_walks_find_a_duplicated_command_replay_it_and_prove_nothing_when_they_find_nothing() {
+    let dir = std::env::temp_dir().join(format!("agora-explore-walks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (code, v) = raft_walks("no-dedup", "1");
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["search"], "walks");
+    let (property, steps) = violation(&v);
+    assert_eq!(property, "exactly-once", "{v}");
+    // A walk's trace is the one it took: no shorter than the shortest, 11 steps (above).
+    assert!((11..=40).contains(&steps), "{v}");
+    assert_eq!(v["complete"], false, "a sample proves nothing: {v}");
+    // The same seed, the same walks; the trace replays in the simulator to the same violation.
+    let (again_code, again) = raft_walks("no-dedup", "1");
+    assert_eq!((again_code, &again["states"], &again["violation"]), (code, &v["states"], &v["violation"]));
+    let file = dir.join("walk.json");
+    let path = file.to_str().unwrap();
+    let mut args = vec![
+        "raft",
+        "--nodes",
+        "3",
+        "--clients",
+        "1",
+        "--msgs",
+        "1",
+        "--reads",
+        "0",
+        "--interval-ms",
+        "0",
+        "--variant",
+        "no-dedup",
+        "--fires",
+        "1",
+        "--duplicate",
+        "1",
+        "--depth",
+        "40",
+        "--walks",
+        "100000",
+        "--schedule",
+        path,
+    ];
+    let (code, w) = explore(&args);
+    assert_eq!(code, 1);
+    args.clear();
+    let replay = w["violation"]["replay"].as_str().expect("the command that replays the walk").to_string();
+    let mut sim: Vec<&str> = replay.split_whitespace().skip(1).collect();
+    sim.push("--json");
+    let out = agora(&sim);
+    assert_eq!(out.status.code(), Some(1), "{replay}: {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["violation"]["property"], "exactly-once");
+    assert_eq!(r["steps"].as_array().unwrap().len(), steps);
+    // With the session table, as many walks find nothing, and say that it is a sample.
+    let (code, v) = raft_walks("correct", "1");
+    assert_eq!(code, 0, "{v}");
+    assert!(v["violation"].is_null(), "{v}");
+    assert_eq!(v["complete"], false, "{v}");
+    assert!(v["states"].as_u64().unwrap() > 100_000, "every walk took steps: {v}");
+    // A walk judges the dead ends it reaches: the requesters that defer each other's REQUEST.
+    let (code, v) = explore(&[
+        "ricart-agrawala",
+        "--nodes",
+        "2",
+        "--requests",
+        "1",
+        "--variant",
+        "no-priority",
+        "--walks",
+        "1000",
+    ]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["violation"]["property"], "every-request-served", "{v}");
+    assert_eq!(v["violation"]["dead_end"], true, "{v}");
+    let (code, v) = explore(&["ricart-agrawala", "--nodes", "2", "--requests", "1", "--walks", "1000"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["dead_ends"], 1000, "every walk ends in a dead end: {v}");
+    assert_eq!(v["judged_at_dead_ends"], serde_json::json!(["every-request-served"]), "{v}");
+    // A seed without walks is a mistake.
+    let out = agora(&["explore", "bully", "--seed", "3"]);
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,7 +9,7 @@ use crate::error::UserError;
 use agora_core::{PropertyKind, Protocol, Setup};
 use agora_protocols::registry::{dispatch_explore, ExploreDriver, EXPLORABLE};
 use agora_sim::diagram::{render_svg, MAX_DIAGRAM_NODES};
-use agora_sim::explore::{explore, Bounds, ExploreError, Report, Search, Timing};
+use agora_sim::explore::{explore, walk, Bounds, ExploreError, Report, Search, Timing, Walks};
 use serde_json::json;
 use std::hash::Hash;
 
@@ -17,6 +17,8 @@ use std::hash::Hash;
 struct Explorer {
     bounds: Bounds,
     search: Search,
+    /// Random walks instead of the breadth-first search.
+    walks: Option<Walks>,
     json: bool,
 }
 
@@ -39,14 +41,21 @@ impl ExploreDriver for Explorer {
         let judged = props.iter().filter(|p| p.kind == PropertyKind::Always).map(|p| p.name).collect();
         let at_end = props.iter().filter(|p| p.kind == PropertyKind::AtEnd).map(|p| p.name).collect();
         let bar = progress_bar(0, "{spinner} {msg}", self.json);
-        let report = explore(&setup, &self.bounds, self.search, |p| {
-            let rate = p.states as f64 / p.elapsed.as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "states {} · unique {} · depth {} · {:.0} states/s",
-                p.states, p.unique, p.depth, rate
-            ));
-            bar.tick();
-        });
+        let report = match self.walks {
+            None => explore(&setup, &self.bounds, self.search, |p| {
+                let rate = p.states as f64 / p.elapsed.as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "states {} · unique {} · depth {} · {:.0} states/s",
+                    p.states, p.unique, p.depth, rate
+                ));
+                bar.tick();
+            }),
+            Some(w) => walk(&setup, &self.bounds, w, |p| {
+                let rate = p.states as f64 / p.elapsed.as_secs_f64().max(1e-9);
+                bar.set_message(format!("steps {} · deepest {} · {:.0} steps/s", p.states, p.depth, rate));
+                bar.tick();
+            }),
+        };
         bar.finish_and_clear();
         Ok(Explored { report: report?, judged, at_end })
     }
@@ -80,7 +89,8 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
     let params = args.params.params(0);
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let search = Search { threads, symmetry: !args.no_symmetry };
-    let driver = Explorer { bounds: bounds.clone(), search, json: args.json };
+    let walks = args.walks.map(|walks| Walks { walks, seed: args.seed });
+    let driver = Explorer { bounds: bounds.clone(), search, walks, json: args.json };
     let Some(explored) = dispatch_explore(&args.protocol, &params, driver)? else {
         unreachable!("checked explorable above")
     };
@@ -139,6 +149,9 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         let out = json!({
             "protocol": args.protocol,
             "nodes": args.params.nodes,
+            "search": if walks.is_some() { "walks" } else { "breadth-first" },
+            "walks": walks.map(|w| w.walks),
+            "seed": walks.map(|w| w.seed),
             "threads": threads,
             "symmetry": report.symmetry,
             "bounds": {
@@ -176,21 +189,35 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
             bounds.depth
         );
         let symmetry = if report.symmetry { ", renamings of interchangeable nodes counted once" } else { "" };
-        println!(
-            "states {} · unique {} · depth {} · {:.2} s ({:.0} states/s, {threads} threads{symmetry})",
-            p.states,
-            p.unique,
-            p.depth,
-            p.elapsed.as_secs_f64(),
-            rate
-        );
+        match walks {
+            None => println!(
+                "states {} · unique {} · depth {} · {:.2} s ({:.0} states/s, {threads} threads{symmetry})",
+                p.states,
+                p.unique,
+                p.depth,
+                p.elapsed.as_secs_f64(),
+                rate
+            ),
+            Some(w) => println!(
+                "random walks: {} of at most {} steps, seed {} · {} steps taken · deepest {} · {:.2} s ({:.0} steps/s)",
+                w.walks,
+                bounds.depth,
+                w.seed,
+                p.states,
+                p.depth,
+                p.elapsed.as_secs_f64(),
+                rate
+            ),
+        }
         match &report.found {
             Some(f) => {
                 if f.dead_end {
                     println!("a dead end: nothing left to deliver or fire, and");
                 }
                 println!("{}", f.violation);
-                println!("shortest trace ({} steps):", f.trace.len());
+                let which =
+                    if walks.is_some() { "the trace of the walk that found it" } else { "shortest trace" };
+                println!("{which} ({} steps):", f.trace.len());
                 for (i, s) in f.trace.iter().enumerate() {
                     println!("  {:>3}. {s}", i + 1);
                 }
@@ -202,6 +229,12 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
                 }
                 println!("reproduce: {command}");
             }
+            None if walks.is_some() => println!(
+                "no violation of {} in {} random walks: a sample of the states within the bounds, \
+                 not all of them",
+                judged.join(", "),
+                walks.map_or(0, |w| w.walks)
+            ),
             None if report.complete => {
                 println!("every state within the bounds explored: no violation of {}", judged.join(", "))
             }

@@ -98,8 +98,11 @@ pub fn replay_command(argv: &[String], path: &Path) -> String {
         "--timing",
         "--diagram",
         "--schedule",
+        "--threads",
+        "--walks",
+        "--seed",
     ];
-    const ALONE: &[&str] = &["--fifo", "--json"];
+    const ALONE: &[&str] = &["--fifo", "--json", "--no-symmetry"];
     let mut out = vec!["agora".to_string(), "sim".to_string()];
     let mut it = argv.iter().skip(1);
     while let Some(a) = it.next() {

@@ -926,6 +926,107 @@ where
     Ok(Report { progress: p, depth_done, complete, found: None, symmetry, dead_ends, judged_at_end })
 }
 
+/// A sampled search ([`walk`]): this many random walks from the initial state, each of at
+/// most [`Bounds::depth`] steps, drawn from a generator seeded with `seed`.
+#[derive(Clone, Copy, Debug)]
+pub struct Walks {
+    /// Walks taken.
+    pub walks: u64,
+    /// The seed of the draws: the same seed, the same walks.
+    pub seed: u64,
+}
+
+/// Random walks instead of the breadth-first search: from the initial state, again and again,
+/// a step drawn uniformly from those the state allows within `bounds` (faults and timer
+/// firings counted against their bounds as in [`explore`]), until a property breaks, the walk
+/// reaches a dead end (where the at-end properties are judged) or `bounds.depth` steps. It
+/// keeps no set of states seen, so memory stays flat and a walk may go as deep as the bound,
+/// far beyond what the breadth-first search completes; in exchange it proves nothing when it
+/// finds nothing, and the trace it reports is the first it found, not the shortest. In the
+/// report, `states` counts the steps taken, `unique` stays 0 and `complete` false; dead ends
+/// are counted each time one is reached.
+pub fn walk<S: Setup>(
+    setup: &S,
+    bounds: &Bounds,
+    walks: Walks,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Report, ExploreError>
+where
+    S::Node: Clone + Hash,
+    TimerOf<S>: Hash,
+{
+    use rand::Rng as _;
+    let began = Instant::now();
+    let mut d = Driver::new(setup.nodes());
+    let (init, broke) = World::initial(setup, bounds, &mut d)?;
+    let mut p = Progress { states: 0, unique: 0, depth: 0, elapsed: Duration::ZERO };
+    let report = |p: Progress, found: Option<Found>, dead_ends: u64, judged: u64| Report {
+        progress: p,
+        depth_done: 0,
+        complete: false,
+        found,
+        symmetry: false,
+        dead_ends,
+        judged_at_end: at_end(setup.checker().as_ref())
+            .enumerate()
+            .filter(|(i, _)| judged & 1 << i != 0)
+            .map(|(_, p)| p)
+            .collect(),
+    };
+    let found = |violation: Violation, steps: Vec<Step>, dead_end: bool| -> Result<Found, ExploreError> {
+        let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps)?;
+        Ok(Found { violation, trace, diagram, steps, dead_end })
+    };
+    if let Some(v) = broke {
+        let f = found(v, Vec::new(), false)?;
+        return Ok(report(p, Some(f), 0, 0));
+    }
+    let mut rng = Rng::seed_from_u64(walks.seed);
+    let (mut dead_ends, mut judged) = (0u64, 0u64);
+    if init.dead_end() {
+        dead_ends += 1;
+        match init.judge_end(0) {
+            Ok(mask) => judged |= mask,
+            Err(v) => return Ok(report(p, Some(found(v, Vec::new(), true)?), dead_ends, judged)),
+        }
+    }
+    for _ in 0..walks.walks {
+        let mut w = init.fork();
+        let mut steps = Vec::new();
+        for depth in 1..=bounds.depth {
+            let options = w.steps(bounds);
+            if options.is_empty() {
+                break; // only faults were left, and none are allowed any more
+            }
+            let step = options[rng.random_range(0..options.len())];
+            steps.push(step);
+            p.states += 1;
+            p.depth = p.depth.max(depth);
+            if p.states % (1 << 16) == 0 {
+                p.elapsed = began.elapsed();
+                progress(&p);
+            }
+            if let Err(v) = w.apply(&mut d, setup, step, depth) {
+                p.elapsed = began.elapsed();
+                return Ok(report(p, Some(found(v, steps, false)?), dead_ends, judged));
+            }
+            if w.dead_end() {
+                dead_ends += 1;
+                match w.judge_end(depth) {
+                    Ok(mask) => judged |= mask,
+                    Err(v) => {
+                        p.elapsed = began.elapsed();
+                        return Ok(report(p, Some(found(v, steps, true)?), dead_ends, judged));
+                    }
+                }
+                // Only faults can follow, if any are left: the walk takes them too.
+            }
+        }
+    }
+    p.elapsed = began.elapsed();
+    Ok(report(p, None, dead_ends, judged))
+}
+
 /// States a thread expands between two merges: large enough that starting the threads costs
 /// little, small enough that the successors waiting to be merged take little memory.
 const BATCH: usize = 512;
