@@ -13,6 +13,7 @@ mod logged;
 mod market;
 mod report;
 mod schedule;
+mod vote;
 
 use super::docker::Docker;
 use super::files::RESP_PORT;
@@ -91,10 +92,10 @@ impl Clock {
 pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
     let files = Files::of(&a.dir)?;
     let cf = files.load()?;
-    if !matches!(cf.protocol.as_str(), "kv" | "market" | "election") {
+    if !matches!(cf.protocol.as_str(), "kv" | "market" | "election" | "vote") {
         return Err(UserError(format!(
-            "cluster {} runs {:?}: the nemesis breaks key-value stores, markets and elections \
-             (`agora cluster up --system raft|market|election`)",
+            "cluster {} runs {:?}: the nemesis breaks key-value stores, markets, elections and \
+             voting services (`agora cluster up --system raft|market|election|vote`)",
             files.name, cf.protocol
         )));
     }
@@ -103,6 +104,7 @@ pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
     match cf.protocol.as_str() {
         "market" => return market::run(a, &docker, &files, &cf, &faults),
         "election" => return election::run(a, &docker, &files, &cf, &faults),
+        "vote" => return vote::run(a, &docker, &files, &cf, &faults),
         _ => {}
     }
     key_value(a, &docker, &files, cf.nodes.len(), &faults)
