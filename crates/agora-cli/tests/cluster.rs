@@ -715,6 +715,37 @@ fn a_vote_cluster_in_containers_fails_a_paused_member_and_keeps_every_vote_when_
     assert!(after.iter().any(|n| n.id == leader && n.addr.is_none()), "{after:?}");
 }
 
+#[test]
+fn a_vote_cluster_in_containers_counts_every_acknowledged_vote_under_the_nemesis() {
+    let Some(_one) = docker_turn() else { return };
+    let (_cleanup, dir) = up("vnemesis", &["--system", "vote", "--session-timeout-ms", SESSION_MS]);
+    // About 12 s of kills, pauses and partitions; seed 7 aims each at the leader. Four members
+    // vote from this machine; the last falls silent 3 s in.
+    let args: Vec<&str> =
+        "--faults kill,pause,partition --for 12s --interval-ms 2500 --quiet 3s --seed 7".split(' ').collect();
+    let (code, v) = nemesis(&dir, &args);
+    for p in [
+        "faults applied",
+        "healed",
+        "members-did-their-part",
+        "acked-votes-counted-once",
+        "one-consensus",
+        "same-event-order",
+        "fail-of-the-silent-member",
+        "answering after healing",
+    ] {
+        assert_eq!(property(&v, p), true, "{p}: {v:#}");
+    }
+    assert_eq!(code, Some(0), "{v:#}");
+    let faults = v["faults"].as_array().expect("faults");
+    for kind in ["kill", "pause", "partition"] {
+        assert!(faults.iter().any(|f| f["kind"] == kind && f["error"].is_null()), "no {kind}: {v:#}");
+    }
+    assert!(faults.iter().any(|f| f["leader_found"] == true), "no fault hit the leader: {v:#}");
+    assert!(v["votes"]["answered"].as_u64() > Some(0), "{v:#}");
+    assert!(v["members"]["questions"].as_u64() > Some(0), "{v:#}");
+}
+
 /// `agora cluster status --json` of a market, and its exit code.
 fn market_status(dir: &Path) -> (Option<i32>, serde_json::Value) {
     let out = agora(&["cluster", "status", "--json", "--dir", &dir.to_string_lossy()]);

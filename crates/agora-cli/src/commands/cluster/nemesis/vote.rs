@@ -57,6 +57,10 @@ struct Seen {
     resumed: usize,
     relogged: usize,
     problems: Vec<String>,
+    /// It fell silent on purpose.
+    silent: bool,
+    /// It heard of the silent member's `FAIL`.
+    heard_fail: bool,
 }
 
 /// A member's account and where it stands.
@@ -70,6 +74,12 @@ struct Member {
     token: String,
     members: usize,
     seed: u64,
+    /// For the member that falls silent: when (it keeps its connection open and says nothing
+    /// more, so only the session timeout can tell).
+    silent_at: Option<Instant>,
+    /// The silent member's PIN, and how many of the others have heard of its `FAIL`.
+    silent_pin: u32,
+    heard_fail: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The option member `i` votes for on question `q`, drawn from the seed.
@@ -126,8 +136,20 @@ impl Member {
         'sessions: while let Some(mut c) = self.session(&mut seen, &stop).await {
             loop {
                 keep_events(&mut c, &mut seen);
+                let fail = format!("FAIL {}", self.silent_pin);
+                if !seen.heard_fail && seen.events.values().any(|e| *e == fail) {
+                    seen.heard_fail = true;
+                    self.heard_fail.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 if *stop.borrow() {
                     let _ = c.cmd("EXIT").await;
+                    break 'sessions;
+                }
+                if self.silent_at.is_some_and(|t| Instant::now() >= t) {
+                    // Silent, its connection open, until the run ends.
+                    seen.silent = true;
+                    let mut stop = stop.clone();
+                    let _ = stop.wait_for(|s| *s).await;
                     break 'sessions;
                 }
                 // A question heard of and not voted on yet, or voted on with no answer.
@@ -230,7 +252,11 @@ pub fn run(
         .collect();
     let admin = admin_token(&cf.secret(&files.cluster)?.to_hex());
     let rt = crate::commands::shared::tcp::runtime()?;
-    rt.block_on(accounts(addrs[leader_at], &admin, &names, &passwords))?;
+    let pins = rt.block_on(accounts(addrs[leader_at], &admin, &names, &passwords))?;
+    // The last member falls silent a quarter into the schedule (with 3 members or more).
+    let silent = (members >= 3).then_some(members - 1);
+    let silent_at = Instant::now() + a.duration / 4;
+    let heard_fail = Arc::new(std::sync::atomic::AtomicUsize::new(0));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks: Vec<_> = (0..members)
@@ -244,6 +270,9 @@ pub fn run(
                 token: String::new(),
                 members,
                 seed: a.seed,
+                silent_at: (silent == Some(i)).then_some(silent_at),
+                silent_pin: silent.map_or(0, |s| pins[s]),
+                heard_fail: heard_fail.clone(),
             };
             rt.spawn(m.run(stop_rx.clone()))
         })
@@ -262,6 +291,18 @@ pub fn run(
     let again = status::wait_for_vote_leader(docker, name, servers, Instant::now() + ANSWER_WITHIN)?;
     let moved = faults.moved()?;
     clock.until(Duration::from_nanos(healed_ns - clock.start_ns) + a.quiet);
+    // The others go on until they have heard of the silent member's failure, for at most the
+    // session timeout after it fell silent, and a minute more (a guard, not a measure).
+    let timeout = session_timeout(files)?;
+    let fail_by = silent_at + timeout + ANSWER_WITHIN;
+    let others = members - 1;
+    while silent.is_some()
+        && heard_fail.load(std::sync::atomic::Ordering::SeqCst) < others
+        && Instant::now() < fail_by
+        && !clock.interrupted
+    {
+        clock.until(Duration::from_secs_f64(clock.now_s() + 0.2));
+    }
     drop(stop);
     let _ = stop_tx.send(true);
     let mut seen = Vec::new();
@@ -274,6 +315,9 @@ pub fn run(
     super::report::count_during(&mut runs, &ops, clock.start_ns);
     let heal_errors = logged::heal_errors(&runs, last_heal, &moved);
     let mut after = judge(&seen, &stats);
+    if let Some(m) = silent {
+        after.push(silent_failed(&seen, m, pins[m], timeout));
+    }
     after.push(Property {
         name: "answering after healing".into(),
         ok: again.is_some(),
@@ -311,20 +355,24 @@ type QuestionStats = Result<(BTreeMap<String, u64>, Option<String>), String>;
 /// Every question's final `STATS`.
 type Stats = BTreeMap<u64, QuestionStats>;
 
-/// Creates the members' accounts through the leader.
+/// Creates the members' accounts through the leader: their PINs.
 async fn accounts(
     at: SocketAddr,
     admin: &str,
     names: &[String],
     passwords: &[String],
-) -> Result<(), UserError> {
+) -> Result<Vec<u32>, UserError> {
     let setup = async {
         let mut c = Client::connect(at, ANSWER_WITHIN).await?;
         c.ok(&format!("ADMIN {admin}")).await?;
+        let mut pins = Vec::new();
         for (n, p) in names.iter().zip(passwords) {
-            c.ok(&format!("ACCOUNT {n} {p}")).await?;
+            let r = c.ok(&format!("ACCOUNT {n} {p}")).await?;
+            let pin = field(&r, "pin").and_then(|p| p.parse().ok());
+            pins.push(pin.ok_or_else(|| std::io::Error::other(format!("ACCOUNT: no pin in `{r}`")))?);
         }
-        c.ok("EXIT").await.map(|_| ())
+        c.ok("EXIT").await?;
+        Ok::<_, std::io::Error>(pins)
     };
     setup.await.map_err(|e| UserError(format!("creating the members' accounts: {e}")))
 }
@@ -379,6 +427,49 @@ async fn final_stats(addrs: &[SocketAddr], name: &str, password: &str, seen: &[S
         out.insert(q, parsed);
     }
     out
+}
+
+/// The servers' session timeout, from the command line `up` wrote in the Compose file.
+fn session_timeout(files: &Files) -> Result<Duration, UserError> {
+    let text = std::fs::read_to_string(&files.compose)
+        .map_err(|e| UserError(format!("cannot read {}: {e}", files.compose.display())))?;
+    let ms = text
+        .split("\"--session-timeout-ms\", \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next()?.parse().ok())
+        .unwrap_or(super::super::files::SESSION_TIMEOUT_MS);
+    Ok(Duration::from_millis(ms))
+}
+
+/// `FAIL` of the member that fell silent: every other member heard of it, once.
+fn silent_failed(seen: &[Seen], m: usize, pin: u32, timeout: Duration) -> Property {
+    let fail = format!("FAIL {pin}");
+    let numbers: BTreeSet<u64> =
+        seen.iter().flat_map(|s| s.events.iter()).filter(|(_, e)| **e == fail).map(|(n, _)| *n).collect();
+    let deaf: Vec<usize> = (0..seen.len()).filter(|&i| i != m && !seen[i].heard_fail).collect();
+    let others_failed =
+        seen.iter().flat_map(|s| s.events.iter()).filter(|(_, e)| e.starts_with("FAIL ") && **e != fail);
+    let others: BTreeSet<&u64> = others_failed.map(|(n, _)| n).collect();
+    Property {
+        name: "fail-of-the-silent-member".into(),
+        ok: seen[m].silent && numbers.len() == 1 && deaf.is_empty(),
+        detail: if !seen[m].silent {
+            format!("member {m} never fell silent (the run ended first)")
+        } else if numbers.len() != 1 || !deaf.is_empty() {
+            format!(
+                "member {m} (pin {pin}) fell silent: FAIL at event(s) {numbers:?}; members {deaf:?} never heard of \
+                 it (session timeout {} ms)",
+                timeout.as_millis()
+            )
+        } else {
+            format!(
+                "member {m} (pin {pin}) fell silent: FAIL once, event {}, heard by every other member; {} other \
+                 FAIL(s)",
+                numbers.first().expect("one"),
+                others.len()
+            )
+        },
+    }
 }
 
 /// The properties, judged on what the members saw and the final statistics.
