@@ -11,6 +11,10 @@
 //! And the trading post, 3 peers in containers: its trader's container SIGKILLed, every trade
 //! acknowledged before in the books of the peers left, and the market's checker judging the
 //! history the peers logged; then the same market under the nemesis (kills, partitions).
+//! The voting service under the nemesis, members on the host voting through kills, pauses
+//! and partitions, every acknowledged vote counted. And the multicast experiment, peers in
+//! the regions of the latency model: every delivery no sooner than the model allows, and
+//! the total order held.
 //!
 //! The Docker tests run one at a time: they share the machine's cores and the image.
 //!

@@ -5,7 +5,8 @@
 //! checker say of the history. A key-value store's history is recorded by clients on this
 //! machine, run against the containers' addresses, and judged linearizable or not; a market's
 //! workload runs inside its peers (the buyers), whose logs hold the history its checker
-//! judges ([`market`]).
+//! judges ([`market`]), and so does an election's ([`election`]); the voting service's
+//! members run on this machine, and what they saw is judged ([`vote`]).
 
 mod election;
 mod faults;
