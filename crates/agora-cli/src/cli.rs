@@ -1193,7 +1193,8 @@ pub struct ClusterNemesisArgs {
     /// verdict (nemesis.json, lincheck.json) and a violation's timeline (lincheck.svg) here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Clients, one connection and one operation at a time each [1..=1000].
+    /// Clients, one connection and one operation at a time each [1..=1000]; on the voting
+    /// service, its members (at least 2).
     #[arg(long, default_value_t = 4, value_parser = count::<usize>(1, 1000))]
     pub clients: usize,
     /// The keys the clients use [1..=1000000].
