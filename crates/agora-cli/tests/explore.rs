@@ -434,8 +434,7 @@ fn symmetry_counts_renamings_of_interchangeable_nodes_once_and_finds_the_same() 
 fn dead_ends_are_judged_by_the_at_end_properties_a_deadlock_is_found_and_correct_runs_pass() {
     // Ricart-Agrawala without the timestamps' priority: both nodes request, each defers the
     // other's REQUEST, and nothing is left to deliver or fire.
-    let (code, v) =
-        explore(&["ricart-agrawala", "--nodes", "2", "--requests", "1", "--variant", "no-priority"]);
+    let (code, v) = explore(&["ricart-agrawala", "--nodes", "2", "--requests", "1", "--variant", "no-priority"]);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["violation"]["dead_end"], true, "{v}");
     // Both think timers fire, both REQUESTs arrive: four steps.
@@ -460,8 +459,7 @@ fn dead_ends_are_judged_by_the_at_end_properties_a_deadlock_is_found_and_correct
     holds(code, &v);
     assert_eq!(v["judged_at_dead_ends"], serde_json::json!(["termination"]), "{v}");
     assert_eq!(v["not_judged"], serde_json::json!(["non-triviality"]), "{v}");
-    let (code, v) =
-        explore(&["2pc", "--nodes", "3", "--timing", "sync", "--crashes", "1", "--restarts", "1"]);
+    let (code, v) = explore(&["2pc", "--nodes", "3", "--timing", "sync", "--crashes", "1", "--restarts", "1"]);
     holds(code, &v);
     assert_eq!(v["judged_at_dead_ends"], serde_json::json!(["non-triviality", "termination"]), "{v}");
     // A lost message is a fault to blame: the checker does not judge the dead ends it leaves.

@@ -86,8 +86,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
     };
     let Explored { report, judged, at_end } = explored.map_err(|e| UserError(e.to_string()))?;
     // At-end properties are judged in dead ends, as far as the checker's conditions allow.
-    let not_judged: Vec<&str> =
-        at_end.iter().copied().filter(|p| !report.judged_at_end.contains(p)).collect();
+    let not_judged: Vec<&str> = at_end.iter().copied().filter(|p| !report.judged_at_end.contains(p)).collect();
     let command =
         std::iter::once("agora").chain(argv.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
     let p = &report.progress;

@@ -101,7 +101,8 @@ impl Protocol for RicartAgrawala {
         match msg {
             Msg::Request { ts, inc } => {
                 self.clock = self.clock.max(ts) + 1;
-                let mine_first = self.mine.is_some_and(|m| self.no_priority || (m, self.id.0) < (ts, from.0));
+                let mine_first =
+                    self.mine.is_some_and(|m| self.no_priority || (m, self.id.0) < (ts, from.0));
                 if self.work.inside() || mine_first {
                     if !self.deferred.contains(&(from, ts, inc)) {
                         self.deferred.push((from, ts, inc));

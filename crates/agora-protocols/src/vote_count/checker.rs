@@ -293,13 +293,7 @@ mod tests {
         let mut c: Box<dyn Checker<VoteNode>> = VoteSetup::from_params(&p).unwrap().checker();
         let n = NodeId(0);
         let restored = |log: Vec<(u64, u64)>| {
-            VoteObs::Raft(RaftObs::Restored {
-                term: 1,
-                voted_for: None,
-                base: (0, 0, 0),
-                log,
-                rejoining: false,
-            })
+            VoteObs::Raft(RaftObs::Restored { term: 1, voted_for: None, base: (0, 0, 0), log, rejoining: false })
         };
         c.observe(Time(1), n, &restored(Vec::new()))?;
         c.observe(Time(2), n, &VoteObs::Raft(RaftObs::Appended { first: 1, entries: vec![(1, 7)] }))?;

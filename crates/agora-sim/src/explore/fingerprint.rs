@@ -14,8 +14,7 @@
 
 use std::hash::{Hash, Hasher};
 
-const K: [u64; 4] =
-    [0x6a09_e667_f3bc_c908, 0xbb67_ae85_84ca_a73b, 0x3c6e_f372_fe94_f82b, 0xa54f_f53a_5f1d_36f1];
+const K: [u64; 4] = [0x6a09_e667_f3bc_c908, 0xbb67_ae85_84ca_a73b, 0x3c6e_f372_fe94_f82b, 0xa54f_f53a_5f1d_36f1];
 
 /// Both halves of `a · b`, folded.
 #[inline(always)]

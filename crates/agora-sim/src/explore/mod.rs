@@ -42,9 +42,8 @@ use fingerprint::{hash_of, Fingerprinter};
 
 use crate::diagram::{Rec, Recorder};
 use agora_core::{
-    wire, Checker, Context, Counters, Deferred, EffectOf, EndState, Frame, Host, Interp, Lifecycle,
-    Message as _, Metrics, NodeId, OpId, Protocol, Rng, Setup, Stable, Symmetry, Targets, Time, Timers,
-    Violation, Write,
+    wire, Checker, Context, Counters, Deferred, EffectOf, EndState, Frame, Host, Interp, Lifecycle, Message as _,
+    Metrics, NodeId, OpId, Protocol, Rng, Setup, Stable, Symmetry, Targets, Time, Timers, Violation, Write,
 };
 use rand::SeedableRng as _;
 use std::collections::HashMap;
@@ -800,14 +799,9 @@ where
     // The at-end properties judged in some dead end, as bits (see `World::judge_end`).
     let mut judged = 0;
     // The bit of the at-end property a dead end broke.
-    let bit =
-        |v: &Violation| at_end(setup.checker().as_ref()).position(|p| p == v.property).map_or(0, |i| 1 << i);
+    let bit = |v: &Violation| at_end(setup.checker().as_ref()).position(|p| p == v.property).map_or(0, |i| 1 << i);
     let names = |mask: u64| {
-        at_end(setup.checker().as_ref())
-            .enumerate()
-            .filter(|(i, _)| mask & 1 << i != 0)
-            .map(|(_, p)| p)
-            .collect()
+        at_end(setup.checker().as_ref()).enumerate().filter(|(i, _)| mask & 1 << i != 0).map(|(_, p)| p).collect()
     };
     let (broke, dead_end) = match broke {
         Some(v) => (Some(v), false),
