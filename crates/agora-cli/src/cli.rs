@@ -1201,7 +1201,8 @@ pub struct ClusterNemesisArgs {
     /// verdict (nemesis.json, lincheck.json) and a violation's timeline (lincheck.svg) here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Clients, one connection and one operation at a time each [1..=1000].
+    /// Clients, one connection and one operation at a time each [1..=1000]; on the voting
+    /// service, its members (at least 2).
     #[arg(long, default_value_t = 4, value_parser = count::<usize>(1, 1000))]
     pub clients: usize,
     /// The keys the clients use [1..=1000000].
@@ -1229,6 +1230,9 @@ pub enum System {
     /// The trading post (`agora node`, protocol `market`): buyers and sellers trade through
     /// an elected trader, the books kept in a Raft log; it runs until stopped.
     Market,
+    /// The seed's ordered-multicast experiment (`agora node`, protocol `--order`): peers in
+    /// regions, the region latency model on their links; it runs, is judged and ends.
+    Multicast,
 }
 
 /// The arguments of `agora cluster up`.
@@ -1260,6 +1264,13 @@ pub struct ClusterUpArgs {
     /// more voters, a longer count (it closes 60 s after the coordinators start at the latest).
     #[arg(long, value_name = "N", value_parser = count::<u64>(1_000, 10_000_000))]
     pub voters: Option<u64>,
+    /// The multicast's ordering guarantee: unordered, fifo, causal, total-lamport or
+    /// total-sequencer (`--system multicast` only; default total-lamport).
+    #[arg(long, value_name = "ORDER")]
+    pub order: Option<String>,
+    /// Messages each multicast peer sends [1..=10000] (`--system multicast` only; default 20).
+    #[arg(long, value_name = "N", value_parser = count::<u32>(1, 10_000))]
+    pub msgs: Option<u32>,
 }
 
 /// Where a cluster's files are.

@@ -42,10 +42,30 @@ pub struct ClusterFile {
     /// A node stops after this long even if it is not done.
     #[serde(default = "max_time_default")]
     pub max_time_ms: u64,
+    /// Regions the nodes are placed in, and the one-way latency between them, which every
+    /// node adds to what it sends (`NetConfig::link_delay`): the simulator's region model on
+    /// real links. Each node then names its `region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<RegionTable>,
     /// The nodes, with ids 0, 1, 2, ... in order.
     #[serde(rename = "node")]
     pub nodes: Vec<NodeEntry>,
 }
+
+/// The `[regions]` table of a cluster file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionTable {
+    /// The regions' names, in the order of `latency_ms`' rows and columns.
+    pub names: Vec<String>,
+    /// `latency_ms[a][b]`: one-way latency from region a to region b, in ms.
+    pub latency_ms: Vec<Vec<f64>>,
+}
+
+/// The most regions a cluster file may name.
+pub const MAX_REGIONS: usize = 1_000;
+/// The most latency a link may be given, in ms.
+pub const MAX_LINK_LATENCY_MS: f64 = 60_000.0;
 
 /// One `[[node]]` of a cluster file.
 #[derive(Debug, Deserialize, Serialize)]
@@ -63,6 +83,9 @@ pub struct NodeEntry {
     /// docs/vote-protocol.md); only for `protocol = "vote"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vote: Option<String>,
+    /// The region the node is in: one of `[regions]`' names (only with `[regions]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 fn one() -> u64 {
@@ -159,7 +182,59 @@ impl ClusterFile {
         for (key, value) in &self.params {
             param_value(key, value)?;
         }
+        self.check_regions()
+    }
+
+    /// `[regions]`: named once each, a square matrix of latencies in range, and a region of
+    /// its for every node; a node's `region` only with it.
+    fn check_regions(&self) -> Result<(), UserError> {
+        let bad = |msg: String| Err(UserError(msg));
+        let Some(r) = &self.regions else {
+            return match self.nodes.iter().find(|n| n.region.is_some()) {
+                Some(n) => bad(format!("node {}: a `region` needs a [regions] table", n.id)),
+                None => Ok(()),
+            };
+        };
+        let k = r.names.len();
+        if k == 0 || k > MAX_REGIONS {
+            return bad(format!("regions.names: {k} regions; 1 to {MAX_REGIONS} are allowed"));
+        }
+        if let Some(i) = (1..k).find(|&i| r.names[..i].contains(&r.names[i])) {
+            return bad(format!("regions.names: {:?} is named twice", r.names[i]));
+        }
+        if r.latency_ms.len() != k || r.latency_ms.iter().any(|row| row.len() != k) {
+            return bad(format!("regions.latency_ms: must be {k} rows of {k} numbers, one per region"));
+        }
+        let out_of_range = |ms: &f64| !(0.0..=MAX_LINK_LATENCY_MS).contains(ms);
+        if let Some(ms) = r.latency_ms.iter().flatten().find(|ms| out_of_range(ms)) {
+            return bad(format!("regions.latency_ms: {ms} must be in 0..={MAX_LINK_LATENCY_MS} ms"));
+        }
+        for n in &self.nodes {
+            match &n.region {
+                None => return bad(format!("node {}: no `region` (one of regions.names)", n.id)),
+                Some(name) if !r.names.contains(name) => {
+                    return bad(format!("node {}: region {name:?} is not in regions.names", n.id))
+                }
+                Some(_) => {}
+            }
+        }
         Ok(())
+    }
+
+    /// Each node's region, by its index in `[regions]` (empty without regions).
+    pub fn node_regions(&self) -> Vec<usize> {
+        let Some(r) = &self.regions else { return Vec::new() };
+        let index = |n: &NodeEntry| r.names.iter().position(|x| Some(x) == n.region.as_ref()).unwrap_or(0);
+        self.nodes.iter().map(index).collect()
+    }
+
+    /// The one-way latency the region model gives each link, `[from][to]` (empty without
+    /// regions): what `agora node` adds to every frame it sends.
+    pub fn link_delay(&self) -> Vec<Vec<std::time::Duration>> {
+        let Some(r) = &self.regions else { return Vec::new() };
+        let of = self.node_regions();
+        let ms = |a: usize, b: usize| std::time::Duration::from_secs_f64(r.latency_ms[of[a]][of[b]] / 1e3);
+        (0..of.len()).map(|a| (0..of.len()).map(|b| ms(a, b)).collect()).collect()
     }
 
     /// The protocol's parameters: the file's values, its nodes (less its `clients`), its
@@ -208,6 +283,7 @@ impl ClusterFile {
             addr: a.to_string(),
             resp: n.resp.clone(),
             vote: n.vote.clone(),
+            region: n.region.clone(),
         });
         let mut params = self.params.clone();
         if let Some(market) = market_file(&mut params) {
@@ -231,6 +307,7 @@ impl ClusterFile {
                 ),
                 None => None,
             },
+            regions: self.regions.clone(),
             nodes: nodes.collect(),
         };
         toml::to_string(&copy).map_err(|e| UserError(format!("cannot write the cluster file: {e}")))
@@ -386,6 +463,38 @@ mod tests {
             let size = agora_protocols::registry::cluster_size(&f.protocol, &p).unwrap();
             assert_eq!(size, f.nodes.len(), "{name}");
         }
+    }
+
+    #[test]
+    fn regions_give_every_link_its_latency_and_mistakes_are_named() {
+        let file = |regions: &str, r0: &str| {
+            format!(
+                "cluster = \"m\"\nprotocol = \"causal\"\nsecret = \"00\"\n{regions}\n\
+                 [[node]]\nid = 0\naddr = \"127.0.0.1:7000\"\n{r0}\n\
+                 [[node]]\nid = 1\naddr = \"127.0.0.1:7001\"\nregion = \"b\"\n"
+            )
+        };
+        let two = "[regions]\nnames = [\"a\", \"b\"]\nlatency_ms = [[0.5, 40.0], [30.0, 1.0]]";
+        let f = ClusterFile::parse(&file(two, "region = \"a\"")).unwrap();
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        let delay = f.link_delay();
+        assert_eq!((ms(delay[0][1]), ms(delay[1][0]), ms(delay[1][1])), (40.0, 30.0, 1.0));
+        assert_eq!(f.node_regions(), [0, 1]);
+        // It survives the copy `agora up` writes for its nodes.
+        let copy = ClusterFile::parse(&f.resolved(&f.addrs().unwrap()).unwrap()).unwrap();
+        assert_eq!(copy.link_delay(), delay);
+        let refused = |text: String, says: &str| {
+            let e = ClusterFile::parse(&text).unwrap_err().msg;
+            assert!(e.contains(says), "{e}");
+        };
+        refused(file(two, "region = \"c\""), "region \"c\" is not in regions.names");
+        refused(file(two, ""), "node 0: no `region`");
+        refused(file("", "region = \"a\""), "a `region` needs a [regions] table");
+        refused(file(&two.replace("[30.0, 1.0]", "[30.0]"), "region = \"a\""), "2 rows of 2 numbers");
+        refused(file(&two.replace("40.0", "-1.0"), "region = \"a\""), "-1 must be in 0..=60000");
+        refused(file(&two.replace("\"b\"]", "\"a\"]"), "region = \"a\""), "\"a\" is named twice");
+        let plain = file("", "").replace("region = \"b\"\n", "");
+        assert!(ClusterFile::parse(&plain).unwrap().link_delay().is_empty(), "no regions, no delay");
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! And the trading post, 3 peers in containers: its trader's container SIGKILLed, every trade
 //! acknowledged before in the books of the peers left, and the market's checker judging the
 //! history the peers logged; then the same market under the nemesis (kills, partitions).
+//! The voting service under the nemesis, members on the host voting through kills, pauses
+//! and partitions, every acknowledged vote counted. And the multicast experiment, peers in
+//! the regions of the latency model: every delivery no sooner than the model allows, and
+//! the total order held.
 //!
 //! The Docker tests run one at a time: they share the machine's cores and the image.
 //!
@@ -715,6 +719,37 @@ fn a_vote_cluster_in_containers_fails_a_paused_member_and_keeps_every_vote_when_
     assert!(after.iter().any(|n| n.id == leader && n.addr.is_none()), "{after:?}");
 }
 
+#[test]
+fn a_vote_cluster_in_containers_counts_every_acknowledged_vote_under_the_nemesis() {
+    let Some(_one) = docker_turn() else { return };
+    let (_cleanup, dir) = up("vnemesis", &["--system", "vote", "--session-timeout-ms", SESSION_MS]);
+    // About 12 s of kills, pauses and partitions; seed 7 aims each at the leader. Four members
+    // vote from this machine; the last falls silent 3 s in.
+    let args: Vec<&str> =
+        "--faults kill,pause,partition --for 12s --interval-ms 2500 --quiet 3s --seed 7".split(' ').collect();
+    let (code, v) = nemesis(&dir, &args);
+    for p in [
+        "faults applied",
+        "healed",
+        "members-did-their-part",
+        "acked-votes-counted-once",
+        "one-consensus",
+        "same-event-order",
+        "fail-of-the-silent-member",
+        "answering after healing",
+    ] {
+        assert_eq!(property(&v, p), true, "{p}: {v:#}");
+    }
+    assert_eq!(code, Some(0), "{v:#}");
+    let faults = v["faults"].as_array().expect("faults");
+    for kind in ["kill", "pause", "partition"] {
+        assert!(faults.iter().any(|f| f["kind"] == kind && f["error"].is_null()), "no {kind}: {v:#}");
+    }
+    assert!(faults.iter().any(|f| f["leader_found"] == true), "no fault hit the leader: {v:#}");
+    assert!(v["votes"]["answered"].as_u64() > Some(0), "{v:#}");
+    assert!(v["members"]["questions"].as_u64() > Some(0), "{v:#}");
+}
+
 /// `agora cluster status --json` of a market, and its exit code.
 fn market_status(dir: &Path) -> (Option<i32>, serde_json::Value) {
     let out = agora(&["cluster", "status", "--json", "--dir", &dir.to_string_lossy()]);
@@ -920,6 +955,94 @@ fn an_election_in_containers_loses_no_acknowledged_ballot_when_its_leader_is_par
 }
 
 /// `docker ARGS`: its stdout, or why it failed.
+/// Every observation container `id` logged (`--events`), with its time (Unix ns).
+fn timed(id: &str) -> Vec<(u64, serde_json::Value)> {
+    let out = Command::new("docker").args(["logs", id]).output().expect("docker logs runs");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.strip_prefix("event ")?).ok())
+        .filter_map(|e| Some((e["at"].as_u64()?, e.get("obs")?.clone())))
+        .collect()
+}
+
+#[test]
+fn a_multicast_in_containers_takes_the_region_models_latency_and_keeps_its_total_order() {
+    let Some(_one) = docker_turn() else { return };
+    // 3 peers, in us-east-1, us-west-1 and eu-west-1 of the model, 10 messages each.
+    let args = ["--system", "multicast", "--order", "total-lamport", "--msgs", "10"];
+    let (_cleanup, dir, said) = cluster_up("mcast", &args);
+    assert!(said.contains("started"), "{said}");
+    market_until(&dir, "every peer ended", |v| v["ended"] == true);
+    let (code, v) = market_status(&dir);
+    assert_eq!(code, Some(0), "{v:#}");
+
+    // The checker judged the whole run: every property, none violated, none left unjudged.
+    let checks = &v["checks"];
+    for p in ["exactly-once", "total-order", "all-delivered"] {
+        assert!(
+            checks["properties"].as_array().unwrap().iter().any(|q| q == p),
+            "{p} not judged: {checks:#}"
+        );
+    }
+    assert_eq!(checks["violations"].as_array().map(Vec::len), Some(0), "{checks:#}");
+    assert_eq!(checks["not_judged"].as_array().map(Vec::len), Some(0), "{checks:#}");
+    assert_eq!(v["latency_applied"], true, "{v:#}");
+
+    // The latency, measured here from the peers' own logs: no message of a peer reached
+    // another sooner than the model's latency between their regions allows (the least of the
+    // direct link and the path through the third region). On the bridge without the model a
+    // delivery takes a few ms; the model's least here is 36 ms.
+    let text = std::fs::read_to_string(dir.join("cluster.toml")).unwrap();
+    let file: toml::Table = toml::from_str(&text).unwrap();
+    let names: Vec<&str> =
+        file["regions"]["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let model: Vec<Vec<f64>> = file["regions"]["latency_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row.as_array().unwrap().iter().map(|ms| ms.as_float().unwrap()).collect())
+        .collect();
+    let nodes = file["node"].as_array().unwrap();
+    let region: Vec<usize> =
+        nodes.iter().map(|n| names.iter().position(|r| Some(*r) == n["region"].as_str()).unwrap()).collect();
+    assert_eq!(region, [0, 1, 2], "three peers, three regions");
+    let least = |a: usize, b: usize| {
+        let via = 3 - a - b;
+        model[region[a]][region[b]].min(model[region[a]][region[via]] + model[region[via]][region[b]])
+    };
+    let logs: Vec<Vec<(u64, serde_json::Value)>> = market_containers(&v).iter().map(|c| timed(c)).collect();
+    let id = |o: &serde_json::Value| (o["id"]["origin"].as_u64().unwrap(), o["id"]["seq"].as_u64().unwrap());
+    let sent: BTreeMap<(u64, u64), u64> =
+        logs.iter().flatten().filter_map(|(at, o)| Some((id(o.get("Multicast")?), *at))).collect();
+    assert_eq!(sent.len(), 30, "10 multicasts of each peer");
+    let mut measured = 0;
+    for (node, log) in logs.iter().enumerate() {
+        for (at, o) in log {
+            let Some(d) = o.get("Delivered") else { continue };
+            let (origin, seq) = id(d);
+            if origin as usize == node {
+                continue;
+            }
+            let took_ms = (at - sent[&(origin, seq)]) as f64 / 1e6;
+            let bound = least(origin as usize, node);
+            assert!(bound >= 36.0, "{bound}");
+            assert!(
+                took_ms >= bound,
+                "{origin}/{seq} reached node {node} in {took_ms} ms; the model's least is {bound} ms"
+            );
+            measured += 1;
+        }
+    }
+    assert_eq!(measured, 60, "every message delivered at both other peers");
+    // The deliveries of every peer, in the same order.
+    let order = |log: &[(u64, serde_json::Value)]| -> Vec<(u64, u64)> {
+        log.iter().filter_map(|(_, o)| Some(id(o.get("Delivered")?))).collect()
+    };
+    assert_eq!(order(&logs[0]), order(&logs[1]));
+    assert_eq!(order(&logs[0]), order(&logs[2]));
+    assert_eq!(order(&logs[0]).len(), 30);
+}
+
 fn docker(args: &[&str]) -> Result<String, String> {
     let o = Command::new("docker").args(args).output().map_err(|e| e.to_string())?;
     if o.status.success() {
@@ -1081,5 +1204,20 @@ fn mistakes_and_a_missing_docker_are_one_line() {
         &mut cmd(&["cluster", "up", "--system", "raft", "--voters", "5000", "--dir", &at("kv3")]),
         2,
         "only with --system election",
+    );
+    refused(
+        &mut cmd(&["cluster", "up", "--system", "raft", "--order", "causal", "--dir", &at("kv3")]),
+        2,
+        "only with --system multicast",
+    );
+    refused(
+        &mut cmd(&["cluster", "up", "--system", "multicast", "--order", "sorted", "--dir", &at("m3")]),
+        2,
+        "--order `sorted`",
+    );
+    refused(
+        &mut cmd(&["cluster", "up", "--system", "multicast", "--msgs", "0", "--dir", &at("m3")]),
+        2,
+        "--msgs",
     );
 }

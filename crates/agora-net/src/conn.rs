@@ -646,6 +646,36 @@ impl Outbound {
     }
 }
 
+/// A link's modelled latency: passes each frame of `from` on to `to` `delay` after it came,
+/// in the order they came, holding at most `capacity` frames (then the node's queue fills and
+/// drops, as it would for a slow connection). Frames held count as unsent, so a node is not
+/// idle while its messages are on their way. Ends once `from` is closed and emptied, or `to`
+/// is gone.
+pub(crate) async fn delay_frames(
+    mut from: mpsc::Receiver<Bytes>,
+    to: mpsc::Sender<Bytes>,
+    delay: Duration,
+    capacity: usize,
+) {
+    let mut held: VecDeque<(Instant, Bytes)> = VecDeque::new();
+    let mut open = true;
+    while open || !held.is_empty() {
+        let due = held.front().map(|(at, _)| *at);
+        tokio::select! {
+            f = from.recv(), if open && held.len() < capacity => match f {
+                Some(f) => held.push_back((Instant::now() + delay, f)),
+                None => open = false,
+            },
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                let (_, f) = held.pop_front().expect("a frame is due");
+                if to.send(f).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Resolves once the node stops (without holding the watch's lock across a later await).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -741,6 +771,27 @@ mod tests {
         assert!(matches!(d.error, Some(FrameError::Message(WireError::Trailing(1)))));
         let d = decode_frames::<u8>(&[0xff, 0xff, 0xff, 0xfe, 0], &mut Vec::new());
         assert!(matches!(d.error, Some(FrameError::Frame(WireError::FrameTooLarge { .. }))));
+    }
+
+    #[tokio::test]
+    async fn a_delayed_link_passes_every_frame_on_in_order_no_sooner_than_its_delay() {
+        let delay = Duration::from_millis(40);
+        let (tx, rx) = mpsc::channel(16);
+        let (out_tx, mut out) = mpsc::channel(16);
+        tokio::spawn(delay_frames(rx, out_tx, delay, 2));
+        let mut queued = Vec::new();
+        for i in 0..5u8 {
+            queued.push(Instant::now());
+            tx.send(Bytes::from(vec![i])).await.unwrap();
+        }
+        drop(tx);
+        for (i, at) in queued.iter().enumerate() {
+            let f = out.recv().await.expect("every frame comes out, the queue closed or not");
+            assert_eq!(f[..], [i as u8]);
+            // A lower bound only: frame i was queued at or after `at`.
+            assert!(at.elapsed() >= delay, "frame {i} came out {:?} after it was queued", at.elapsed());
+        }
+        assert!(out.recv().await.is_none(), "the link ends once its queue is closed and empty");
     }
 
     fn budget(total: usize) -> Budget {

@@ -28,7 +28,9 @@
 //! retransmit as they must on any real network.
 
 use crate::clock::unix_ns;
-use crate::conn::{serve_inbound, serve_outbound, Budget, Dial, Inbound, InboundCtx, Slots, WriterShared};
+use crate::conn::{
+    delay_frames, serve_inbound, serve_outbound, Budget, Dial, Inbound, InboundCtx, Slots, WriterShared,
+};
 use crate::handshake::{Expect, Secret};
 use crate::limits::{self, Socket, Throttle};
 use crate::store::{node_file, OpenMode, Store, StoreError, Write};
@@ -113,6 +115,10 @@ pub struct NetConfig {
     /// Keep a sample of each node's latest messages, this many sent and received
     /// (`NodeShared::recent`), for a live view; 0: none (the default).
     pub recent_messages: usize,
+    /// A modelled one-way latency per link, `link_delay[from][to]` (a region matrix of a
+    /// cluster file): every frame waits this long after it is queued before it is written.
+    /// Empty, or a link left out: no added delay.
+    pub link_delay: Vec<Vec<Duration>>,
 }
 
 impl NetConfig {
@@ -137,6 +143,7 @@ impl NetConfig {
             max_batch_bytes: 64 * 1024,
             keep_observations: true,
             recent_messages: 0,
+            link_delay: Vec::new(),
         }
     }
 }
@@ -1058,6 +1065,15 @@ impl<S: Setup> Driver<S> {
                 cluster: self.cfg.cluster.clone(),
                 protocol: self.protocol,
                 secret: self.cfg.secret.clone(),
+            };
+            let delay = self.cfg.link_delay.get(self.id.index()).and_then(|d| d.get(peer.index()));
+            let rx = match delay.copied().filter(|d| !d.is_zero()) {
+                Some(d) => {
+                    let (delayed_tx, delayed_rx) = mpsc::channel(self.cfg.queue_capacity);
+                    tokio::spawn(delay_frames(rx, delayed_tx, d, self.cfg.queue_capacity));
+                    delayed_rx
+                }
+                None => rx,
             };
             tokio::spawn(serve_outbound(dial, rx, self.cfg.max_batch_bytes, shared, self.stop.clone()));
             self.writers[peer.index()] = Some(tx);

@@ -40,6 +40,8 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
     cfg.data_dir = cf.data_dir.clone();
     cfg.open = open_mode(args.new, args.rejoin);
     cfg.seed = cf.seed;
+    // The region model's latency, added to every frame this node sends (docs/cluster.md).
+    cfg.link_delay = cf.link_delay();
     // Only the JSON report lists the observations: a node without it keeps none, so one that
     // runs for days (a market in a container) does not grow.
     cfg.keep_observations = args.json;

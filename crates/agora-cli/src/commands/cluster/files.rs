@@ -41,6 +41,12 @@ pub const MARKET_FILE: &str = "market.toml";
 const MARKET_BUYS: u64 = 1_000_000;
 /// The election's voters unless `up` is given a number.
 pub const VOTERS: u64 = 20_000;
+/// The multicast's order unless `up` is given one.
+pub const ORDER: &str = "total-lamport";
+/// Messages each multicast peer sends unless `up` is given a number.
+pub const MSGS: u32 = 20;
+/// The region model the multicast's peers are placed in (round robin): the simulator's.
+pub const REGIONS: &str = "aws";
 /// How long a node waits for its peers' names to resolve when it starts.
 const WAIT_RESOLVE_MS: u64 = 120_000;
 
@@ -61,6 +67,10 @@ pub struct Plan {
     pub session_timeout_ms: u64,
     /// The election's voters.
     pub voters: u64,
+    /// The multicast's order: its protocol's name.
+    pub order: String,
+    /// Messages each multicast peer sends.
+    pub msgs: u32,
 }
 
 /// A node's service name, also its host name.
@@ -72,7 +82,7 @@ impl Plan {
     /// The nodes of `system` around `replicas` replicas.
     pub fn new(name: &str, system: System, replicas: usize, image: &str) -> Plan {
         let clients = match system {
-            System::Raft | System::Vote | System::Market => 0,
+            System::Raft | System::Vote | System::Market | System::Multicast => 0,
             System::Election => {
                 let p = agora_protocols::Params::new(replicas, 1);
                 let total = agora_protocols::registry::cluster_size("election", &p)
@@ -88,6 +98,8 @@ impl Plan {
             image: image.into(),
             session_timeout_ms: SESSION_TIMEOUT_MS,
             voters: VOTERS,
+            order: ORDER.into(),
+            msgs: MSGS,
         }
     }
 
@@ -117,7 +129,21 @@ impl Plan {
                     self.clients, self.voters
                 );
             }
+            System::Multicast => {
+                // Messages 100 ms apart on average; a retransmission after a second, well
+                // above the longest round trip of the model (and ten of them before a silent
+                // peer is given up, more than the containers take to start).
+                let _ = write!(
+                    s,
+                    "protocol = \"{}\"\nidle_ms = 5000\nmax_time_ms = 600000\n\n[params]\nmsgs = {}\n\
+                     interval_ms = 100\ntimeout_ms = 1000\n\n{}",
+                    self.order,
+                    self.msgs,
+                    regions_table(&self.regions())
+                );
+            }
         }
+        let regions = self.regions();
         for id in 0..self.nodes {
             let _ = write!(s, "\n[[node]]\nid = {id}\naddr = \"{}:{PEER_PORT}\"\n", service(id));
             match self.system {
@@ -127,10 +153,19 @@ impl Plan {
                 System::Vote => {
                     let _ = writeln!(s, "vote = \"{}:{VOTE_PORT}\"", service(id));
                 }
+                System::Multicast => {
+                    let _ = writeln!(s, "region = {:?}", regions.names[id % regions.names.len()]);
+                }
                 System::Election | System::Market => {}
             }
         }
         s
+    }
+
+    /// The region model of a multicast: the simulator's preset, its base latencies (the
+    /// jitter is left out: every link's latency is constant).
+    pub fn regions(&self) -> agora_sim::faults::Regions {
+        agora_sim::faults::Regions::preset(REGIONS).expect("the preset exists")
     }
 
     /// A node's command line, after the image's `agora` entry point; `first` for the cluster's
@@ -140,7 +175,7 @@ impl Plan {
             System::Raft => vec!["kv".into(), "serve".into()],
             // `--json`: its report at its end, which `status` judges; `--events`: every
             // observation as it comes, which the nemesis reads back, a killed run's too.
-            System::Election => vec!["node".into(), "--json".into(), "--events".into()],
+            System::Election | System::Multicast => vec!["node".into(), "--json".into(), "--events".into()],
             // `--events`: every observation, with its time, in the container's log, where
             // `status` and `nemesis` read the history back, a killed run's too.
             System::Market => vec!["node".into(), "--events".into()],
@@ -154,7 +189,7 @@ impl Plan {
             c.push("--new".into());
         }
         match self.system {
-            System::Election | System::Market => {
+            System::Election | System::Market | System::Multicast => {
                 c.extend(["--metrics-addr".into(), format!("0.0.0.0:{METRICS_PORT}")])
             }
             System::Vote => c.extend(["--session-timeout-ms".into(), self.session_timeout_ms.to_string()]),
@@ -190,7 +225,7 @@ impl Plan {
                 image = self.image,
                 command = list(self.command(id, first)),
                 name = self.name,
-                logging = if self.system == System::Election {
+                logging = if matches!(self.system, System::Election | System::Multicast) {
                     // Its history is its log, judged whole once it ends: room for all of it
                     // (a Docker daemon may rotate logs at a few MB).
                     "    logging:\n      driver: json-file\n      options:\n        max-size: \"100m\"\n        max-file: \"10\"\n"
@@ -233,6 +268,17 @@ impl Plan {
         }
         s
     }
+}
+
+/// A `[regions]` table: the regions' names and their one-way latencies.
+fn regions_table(r: &agora_sim::faults::Regions) -> String {
+    let names: Vec<String> = r.names.iter().map(|n| format!("{n:?}")).collect();
+    let rows: Vec<String> = r
+        .latency_ms
+        .iter()
+        .map(|row| format!("  [{}],", row.iter().map(|ms| format!("{ms:?}")).collect::<Vec<_>>().join(", ")))
+        .collect();
+    format!("[regions]\nnames = [{}]\nlatency_ms = [\n{}\n]\n", names.join(", "), rows.join("\n"))
 }
 
 #[cfg(test)]
@@ -312,6 +358,27 @@ mod tests {
         assert!(yml.ends_with("  market:\n    file: ./market.toml\n"), "{yml}");
         assert_eq!(yml.matches("[\"node\", \"--events\", ").count(), 5, "every peer logs its history");
         assert!(!Plan::new("t-1", System::Raft, 3, "i").compose_file(true).contains("market"));
+    }
+
+    #[test]
+    fn a_multicast_places_its_peers_in_the_models_regions_with_their_latency() {
+        let mut plan = Plan::new("t-1", System::Multicast, 7, "agora-node:0123");
+        plan.order = "causal".into();
+        plan.msgs = 5;
+        let f = ClusterFile::parse(&plan.cluster_file(&"ab".repeat(32))).unwrap();
+        let model = plan.regions();
+        assert_eq!(f.protocol, "causal");
+        assert_eq!(f.params().unwrap().nodes, 7);
+        // Round robin: node 6 is back in the first region, with node 0.
+        assert_eq!(f.node_regions(), [0, 1, 2, 3, 4, 5, 0]);
+        let delay = f.link_delay();
+        let ms = |a: usize, b: usize| delay[a][b].as_secs_f64() * 1e3;
+        assert!((ms(0, 4) - model.latency_ms[0][4]).abs() < 1e-6, "{} ms", ms(0, 4));
+        assert!((ms(4, 0) - model.latency_ms[4][0]).abs() < 1e-6);
+        assert!((ms(0, 6) - model.latency_ms[0][0]).abs() < 1e-6, "one region: its own latency");
+        let yml = plan.compose_file(true);
+        assert_eq!(yml.matches("[\"node\", \"--json\", \"--events\", ").count(), 7, "{yml}");
+        assert_eq!(yml.matches("        max-size: \"100m\"\n").count(), 7, "a whole log to judge");
     }
 
     #[test]

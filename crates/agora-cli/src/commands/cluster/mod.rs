@@ -8,6 +8,7 @@ mod files;
 mod history;
 mod image;
 mod market;
+mod multicast;
 mod nemesis;
 mod status;
 
@@ -96,6 +97,14 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     if a.voters.is_some() && a.system != System::Election {
         return Err(UserError("--voters: only with --system election".into()));
     }
+    if (a.order.is_some() || a.msgs.is_some()) && a.system != System::Multicast {
+        return Err(UserError("--order and --msgs: only with --system multicast".into()));
+    }
+    if let Some(o) = a.order.as_deref().filter(|o| agora_protocols::multicast::Order::parse(o).is_none()) {
+        return Err(UserError(format!(
+            "--order `{o}`: expected unordered, fifo, causal, total-lamport or total-sequencer"
+        )));
+    }
     let docker = Docker::find()?;
     if !status::containers(&docker, &files.name)?.is_empty() {
         return Err(UserError(format!(
@@ -111,6 +120,12 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     }
     if let Some(v) = a.voters {
         plan.voters = v;
+    }
+    if let Some(o) = &a.order {
+        plan.order = o.clone();
+    }
+    if let Some(m) = a.msgs {
+        plan.msgs = m;
     }
     std::fs::create_dir_all(&a.dir.dir)
         .map_err(|e| UserError(format!("--dir {}: {e}", a.dir.dir.display())))?;
@@ -146,6 +161,23 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
         System::Raft => status::wait_for_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?,
         System::Vote => status::wait_for_vote_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?,
         System::Election => None,
+        System::Multicast => {
+            let logs = multicast::wait_for_start(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?;
+            if logs.is_none() {
+                eprintln!(
+                    "agora: not every peer listening within {} s; see `agora cluster status`",
+                    ANSWER_WITHIN.as_secs()
+                );
+                return Ok(1);
+            }
+            println!(
+                "started  {:.1} s after `up` began: {} peers in regions, multicasting ({}); it ends by itself",
+                t0.elapsed().as_secs_f64(),
+                plan.nodes,
+                plan.order
+            );
+            None
+        }
         System::Market => {
             let Some(t) = market::wait_for_trading(&docker, &files.name, t0 + ANSWER_WITHIN)? else {
                 eprintln!(
@@ -163,7 +195,7 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
             None
         }
     };
-    if !matches!(a.system, System::Election | System::Market) {
+    if !matches!(a.system, System::Election | System::Market | System::Multicast) {
         let Some((leader, addr)) = waited else {
             eprintln!("agora: no leader within {} s; see `agora cluster status`", ANSWER_WITHIN.as_secs());
             return Ok(1);

@@ -176,6 +176,9 @@ pub fn run(docker: &Docker, files: &Files, json: bool) -> Result<i32, UserError>
         "election" => election(docker, &cs, &cf, json),
         "vote" => Ok(vote(docker, &files.name, &cs, nodes, json)),
         "market" => super::market::status(docker, &files.name, &cs, &cf, json),
+        p if agora_protocols::multicast::Order::parse(p).is_some() => {
+            super::multicast::status(docker, &files.name, &cs, &cf, json)
+        }
         other => Err(UserError(format!(
             "{}: protocol {other:?} is not one agora cluster starts",
             files.cluster.display()

@@ -14,7 +14,7 @@
 mod bench;
 pub mod client;
 mod conformance;
-mod crowd;
+pub(crate) mod crowd;
 pub mod front;
 mod kdf;
 mod live;

@@ -74,7 +74,7 @@ pub fn run(
         interrupted: clock.interrupted,
         healed_at_s: clock.s_of(healed_ns),
         heal_errors: logged::heal_errors(&runs, last_heal, &moved),
-        checks,
+        checks: Some(checks),
         start_ns: clock.start_ns,
         runs,
         ops,

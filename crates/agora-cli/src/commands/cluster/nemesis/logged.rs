@@ -37,8 +37,9 @@ pub struct Outcome {
     pub runs: Vec<FaultRun>,
     pub healed_at_s: f64,
     pub heal_errors: Vec<String>,
-    /// The system's checker on the history.
-    pub checks: RunSummary,
+    /// The system's checker on the history; none for a system whose nodes do not log it
+    /// (the voting service: its members' own checks are in `after`).
+    pub checks: Option<RunSummary>,
     /// The workload's operations, from the history.
     pub ops: Vec<HistOp>,
     /// What an operation is, plural (`buys`, `ballots`).
@@ -150,9 +151,10 @@ impl Outcome {
         ];
         // The checker's properties judged on the history, each ok or its violation. The checker
         // stops at its first violation: the others held until then.
-        let first = self.checks.violations.first();
-        for name in &self.checks.properties {
-            let broken = self.checks.violations.iter().find(|v| v.property == *name);
+        let Some(checks) = &self.checks else { return p };
+        let first = checks.violations.first();
+        for name in &checks.properties {
+            let broken = checks.violations.iter().find(|v| v.property == *name);
             let held = match first {
                 None => "the checker, on every node's history".to_string(),
                 Some(v) => format!("held until the checker's first violation, at {:.0} ms", v.at_ms),
@@ -181,7 +183,7 @@ impl Outcome {
             "faults": self.runs,
             "healed_at_s": self.healed_at_s,
             "properties": props,
-            "not_judged": self.checks.not_judged,
+            "not_judged": self.checks.as_ref().map_or(&[][..], |c| &c.not_judged[..]),
             "ok": code == 0,
         });
         v[self.what] = serde_json::json!({ "answered": answered, "unanswered": self.ops.len() - answered });
@@ -205,7 +207,7 @@ impl Outcome {
         for p in &props {
             let _ = writeln!(t, "  {:<24} {:<8} {}", p.name, if p.ok { "ok" } else { "VIOLATED" }, p.detail);
         }
-        for n in &self.checks.not_judged {
+        for n in self.checks.iter().flat_map(|c| &c.not_judged) {
             let _ = writeln!(t, "  {:<24} {:<8} not judged: {}", n.property, "-", n.reason);
         }
         match out {

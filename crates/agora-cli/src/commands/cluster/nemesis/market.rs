@@ -67,7 +67,7 @@ pub fn run(
         interrupted: clock.interrupted,
         healed_at_s: clock.s_of(healed_ns),
         heal_errors,
-        checks,
+        checks: Some(checks),
         start_ns: clock.start_ns,
         runs,
         ops,

@@ -5,7 +5,8 @@
 //! checker say of the history. A key-value store's history is recorded by clients on this
 //! machine, run against the containers' addresses, and judged linearizable or not; a market's
 //! workload runs inside its peers (the buyers), whose logs hold the history its checker
-//! judges ([`market`]).
+//! judges ([`market`]), and so does an election's ([`election`]); the voting service's
+//! members run on this machine, and what they saw is judged ([`vote`]).
 
 mod election;
 mod faults;
@@ -13,6 +14,7 @@ mod logged;
 mod market;
 mod report;
 mod schedule;
+mod vote;
 
 use super::docker::Docker;
 use super::files::RESP_PORT;
@@ -91,10 +93,10 @@ impl Clock {
 pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
     let files = Files::of(&a.dir)?;
     let cf = files.load()?;
-    if !matches!(cf.protocol.as_str(), "kv" | "market" | "election") {
+    if !matches!(cf.protocol.as_str(), "kv" | "market" | "election" | "vote") {
         return Err(UserError(format!(
-            "cluster {} runs {:?}: the nemesis breaks key-value stores, markets and elections \
-             (`agora cluster up --system raft|market|election`)",
+            "cluster {} runs {:?}: the nemesis breaks key-value stores, markets, elections and \
+             voting services (`agora cluster up --system raft|market|election|vote`)",
             files.name, cf.protocol
         )));
     }
@@ -103,6 +105,7 @@ pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
     match cf.protocol.as_str() {
         "market" => return market::run(a, &docker, &files, &cf, &faults),
         "election" => return election::run(a, &docker, &files, &cf, &faults),
+        "vote" => return vote::run(a, &docker, &files, &cf, &faults),
         _ => {}
     }
     key_value(a, &docker, &files, cf.nodes.len(), &faults)
