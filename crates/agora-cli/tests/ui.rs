@@ -83,22 +83,38 @@ fn start_cluster() -> (Killed, String, Vec<SocketAddr>) {
     (Killed(child), url, resp_addrs)
 }
 
-/// chromedriver on a port it picks itself (`--port=0`; it prints the port).
+/// chromedriver on a port it picks itself (`--port=0`; it prints the port). It once ended
+/// before saying it had started, in a full run of the suite while other tests' servers were
+/// starting (a port it picked may have been taken before it bound it on every address):
+/// such a start is tried again, up to five times in all.
 fn start_driver(chromedriver: &Path) -> (Killed, SocketAddr) {
-    let mut child = Command::new(chromedriver)
-        .arg("--port=0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver runs");
-    let mut out = BufReader::new(child.stdout.take().expect("piped"));
-    let port: u16 = read_until(&mut out, "chromedriver's port", |l| {
-        l.split("started successfully on port ")
-            .nth(1)
-            .map(|p| p.trim_end_matches('.').parse().expect("a port"))
-    });
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    (Killed(child), SocketAddr::from(([127, 0, 0, 1], port)))
+    let mut said = Vec::new();
+    for _ in 0..5 {
+        let mut child = Command::new(chromedriver)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs");
+        let mut out = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        let port = loop {
+            line.clear();
+            if out.read_line(&mut line).unwrap_or(0) == 0 {
+                break None;
+            }
+            said.push(line.trim_end().to_string());
+            if let Some(p) = line.trim_end().split("started successfully on port ").nth(1) {
+                break Some(p.trim_end_matches('.').parse::<u16>().expect("a port"));
+            }
+        };
+        let child = Killed(child);
+        if let Some(port) = port {
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            return (child, SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+    }
+    panic!("chromedriver ended five times before saying its port: {said:?}");
 }
 
 /// One WebDriver request: JSON in, the response's `value` out (or the error's message).
