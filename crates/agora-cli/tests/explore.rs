@@ -303,8 +303,8 @@ fn raft_keeps_election_safety_and_log_matching_for_three_replicas_within_the_bou
 
 /// A client with one command, sent at once, and one election: `raft --nodes 3` explored
 /// asynchronously, one timer firing, one duplicated message, to `depth` steps.
-fn raft_one_command(variant: &str, depth: &str) -> (i32, Value) {
-    explore(&[
+fn raft_one_command_args<'a>(variant: &'a str, depth: &'a str) -> Vec<&'a str> {
+    vec![
         "raft",
         "--nodes",
         "3",
@@ -324,7 +324,11 @@ fn raft_one_command(variant: &str, depth: &str) -> (i32, Value) {
         "1",
         "--depth",
         depth,
-    ])
+    ]
+}
+
+fn raft_one_command(variant: &str, depth: &str) -> (i32, Value) {
+    explore(&raft_one_command_args(variant, depth))
 }
 
 #[test]
@@ -504,39 +508,18 @@ fn agora_sim_replays_a_schedule_to_the_same_dead_end() {
 }
 
 /// `raft_one_command`'s bounds, deeper, sampled by random walks instead of searched.
-fn raft_walks(variant: &str, seed: &str) -> (i32, Value) {
-    explore(&[
-        "raft",
-        "--nodes",
-        "3",
-        "--clients",
-        "1",
-        "--msgs",
-        "1",
-        "--reads",
-        "0",
-        "--interval-ms",
-        "0",
-        "--variant",
-        variant,
-        "--fires",
-        "1",
-        "--duplicate",
-        "1",
-        "--depth",
-        "40",
-        "--walks",
-        "100000",
-        "--seed",
-        seed,
-    ])
+fn raft_walks<'a>(variant: &'a str, more: &[&'a str]) -> (i32, Value) {
+    let mut args = raft_one_command_args(variant, "40");
+    args.extend_from_slice(&["--walks", "100000"]);
+    args.extend_from_slice(more);
+    explore(&args)
 }
 
 #[test]
 fn random_walks_find_a_duplicated_command_replay_it_and_prove_nothing_when_they_find_nothing() {
     let dir = std::env::temp_dir().join(format!("agora-explore-walks-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (code, v) = raft_walks("no-dedup", "1");
+    let (code, v) = raft_walks("no-dedup", &["--seed", "1"]);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["search"], "walks");
     let (property, steps) = violation(&v);
@@ -545,38 +528,12 @@ fn random_walks_find_a_duplicated_command_replay_it_and_prove_nothing_when_they_
     assert!((11..=40).contains(&steps), "{v}");
     assert_eq!(v["complete"], false, "a sample proves nothing: {v}");
     // The same seed, the same walks; the trace replays in the simulator to the same violation.
-    let (again_code, again) = raft_walks("no-dedup", "1");
+    let (again_code, again) = raft_walks("no-dedup", &["--seed", "1"]);
     assert_eq!((again_code, &again["states"], &again["violation"]), (code, &v["states"], &v["violation"]));
     let file = dir.join("walk.json");
     let path = file.to_str().unwrap();
-    let mut args = vec![
-        "raft",
-        "--nodes",
-        "3",
-        "--clients",
-        "1",
-        "--msgs",
-        "1",
-        "--reads",
-        "0",
-        "--interval-ms",
-        "0",
-        "--variant",
-        "no-dedup",
-        "--fires",
-        "1",
-        "--duplicate",
-        "1",
-        "--depth",
-        "40",
-        "--walks",
-        "100000",
-        "--schedule",
-        path,
-    ];
-    let (code, w) = explore(&args);
+    let (code, w) = raft_walks("no-dedup", &["--schedule", path]);
     assert_eq!(code, 1);
-    args.clear();
     let replay = w["violation"]["replay"].as_str().expect("the command that replays the walk").to_string();
     let mut sim: Vec<&str> = replay.split_whitespace().skip(1).collect();
     sim.push("--json");
@@ -586,7 +543,7 @@ fn random_walks_find_a_duplicated_command_replay_it_and_prove_nothing_when_they_
     assert_eq!(r["violation"]["property"], "exactly-once");
     assert_eq!(r["steps"].as_array().unwrap().len(), steps);
     // With the session table, as many walks find nothing, and say that it is a sample.
-    let (code, v) = raft_walks("correct", "1");
+    let (code, v) = raft_walks("correct", &["--seed", "1"]);
     assert_eq!(code, 0, "{v}");
     assert!(v["violation"].is_null(), "{v}");
     assert_eq!(v["complete"], false, "{v}");
