@@ -314,6 +314,11 @@ fn at_end<P: Protocol + ?Sized>(c: &dyn Checker<P>) -> impl Iterator<Item = &'st
     c.properties().into_iter().filter(|p| p.kind == agora_core::PropertyKind::AtEnd).map(|p| p.name).take(64)
 }
 
+/// The names of the at-end properties whose bits `mask` sets (bit `i`: the `i`th of [`at_end`]).
+fn at_end_named<S: Setup>(setup: &S, mask: u64) -> Vec<&'static str> {
+    at_end(setup.checker().as_ref()).enumerate().filter(|(i, _)| mask & 1 << i != 0).map(|(_, p)| p).collect()
+}
+
 /// The hash of what a node persisted.
 fn storage_hash(st: &Stable) -> u128 {
     let mut h = Fingerprinter::new();
@@ -802,13 +807,7 @@ where
     // The bit of the at-end property a dead end broke.
     let bit =
         |v: &Violation| at_end(setup.checker().as_ref()).position(|p| p == v.property).map_or(0, |i| 1 << i);
-    let names = |mask: u64| {
-        at_end(setup.checker().as_ref())
-            .enumerate()
-            .filter(|(i, _)| mask & 1 << i != 0)
-            .map(|(_, p)| p)
-            .collect()
-    };
+    let names = |mask: u64| at_end_named(setup, mask);
     let (broke, dead_end) = match broke {
         Some(v) => (Some(v), false),
         None if init.dead_end() => match init.judge_end(0) {
@@ -967,11 +966,7 @@ where
         found,
         symmetry: false,
         dead_ends,
-        judged_at_end: at_end(setup.checker().as_ref())
-            .enumerate()
-            .filter(|(i, _)| judged & 1 << i != 0)
-            .map(|(_, p)| p)
-            .collect(),
+        judged_at_end: at_end_named(setup, judged),
     };
     let found = |violation: Violation, steps: Vec<Step>, dead_end: bool| -> Result<Found, ExploreError> {
         let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps)?;
