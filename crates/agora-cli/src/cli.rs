@@ -292,6 +292,15 @@ pub struct MarketArgs {
     /// distribution; 0 buys back to back [default: 2] [0..=3600000].
     #[arg(long, value_name = "MS", value_parser = schema(&params::INTERVAL_MS))]
     pub interval_ms: Option<Value>,
+    /// Buys each buyer keeps in flight; the report's buyers make one at a time [default: 1]
+    /// [1..=1024].
+    #[arg(long, value_name = "N", value_parser = schema(&params::WINDOW))]
+    pub window: Option<Value>,
+    /// Whom buyers send their buys to: all (every peer, with Lamport timestamps, as in the
+    /// report) or trader (the trader alone; its answers carry its Lamport clock)
+    /// [default: all].
+    #[arg(long, value_name = "TO", value_parser = schema(&params::MULTICAST))]
+    pub multicast: Option<Value>,
     /// Timeout for elections and retries [default: 200 over TCP, 20 in the simulator]
     /// [0.001..=3600000].
     #[arg(long, value_name = "MS", value_parser = schema(&params::TIMEOUT_MS))]

@@ -135,6 +135,9 @@ fn bad_flags_are_one_line_and_exit_2() {
     common::assert_mistake(&["market", "--buys", "-3"], "--buys");
     common::assert_mistake(&["market", "--recover-ms", "0"], "--recover-ms");
     common::assert_mistake(&["market", "--ledger", "shared"], "--ledger `shared`");
+    common::assert_mistake(&["market", "--window", "1025"], "at most 1024");
+    common::assert_mistake(&["market", "--window", "0"], "--window");
+    common::assert_mistake(&["market", "--multicast", "some"], "--multicast `some`");
     common::assert_mistake(&["market", "--loss", "0.1"], "--loss needs --sim");
 }
 

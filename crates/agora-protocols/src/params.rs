@@ -261,7 +261,7 @@ pub static MSGS: Param = Param {
 pub static WINDOW: Param = Param {
     name: "window",
     help: "Messages in flight per link (stream), operations in flight per client (raft), ballots in flight \
-           per citizen (election).",
+           per citizen (election), buys in flight per buyer (market, at most 1024).",
     kind: count_kind(1, 1_000_000),
 };
 /// Participants that vote no.
@@ -352,6 +352,14 @@ pub static LEDGER: Param = Param {
            memory, the original design).",
     kind: Kind::Text,
 };
+/// Whom a market buyer's buys go to.
+pub static MULTICAST: Param = Param {
+    name: "multicast",
+    help:
+        "Whom a market buyer sends its buys to: `all` (every peer, with its Lamport timestamp, the report's \
+           design and the default) or `trader` (the trader alone; its answers carry its Lamport clock).",
+    kind: Kind::Text,
+};
 /// How long a sick trader stays away.
 pub static RECOVER_MS: Param = Param {
     name: "recover_ms",
@@ -404,6 +412,7 @@ pub static ALL: &[&Param] = &[
     &BUYS,
     &SICK,
     &LEDGER,
+    &MULTICAST,
     &RECOVER_MS,
     &MARKET,
     &MEMBERS,

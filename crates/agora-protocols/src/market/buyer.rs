@@ -1,13 +1,14 @@
-//! A buyer: makes its buys one at a time, each multicast to every peer with its Lamport
-//! timestamp and sent again until the trader answers it. Its account — the next request id,
-//! its clock, the buy in flight — is persisted before the buy leaves, so a restarted buyer
-//! asks again for the same buy, never a different one under the same request id.
+//! A buyer: makes its buys, up to `--window` of them in flight (one at a time by default, as
+//! in the report), each multicast to every peer with its Lamport timestamp and sent again until
+//! the trader answers it. Buys asked in one step leave in one message. Its account — the next
+//! request id, its clock, the buys in flight — is persisted before they leave, so a restarted
+//! buyer asks again for the same buys, never different ones under the same request ids.
 
 use super::obs::MarketObs;
 use super::roles::{Buy, BuyResult, Role};
-use super::setup::Settings;
+use super::setup::{Multicast, Settings};
 use super::{MarketNode, Msg, Timer};
-use agora_core::{Context, Corrupt, Stable};
+use agora_core::{Context, Corrupt, NodeId, Stable};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -21,8 +22,11 @@ pub struct Buyer {
     next_seq: u64,
     /// Its Lamport clock when it last asked.
     clock: u64,
-    /// The buy asked and not yet answered.
-    outstanding: Option<Buy>,
+    /// The buys asked and not yet answered, in the order asked.
+    outstanding: Vec<Buy>,
+    /// The work timer is a pause before the next buy, not a retry.
+    #[serde(skip)]
+    pausing: bool,
 }
 
 impl Buyer {
@@ -36,86 +40,136 @@ impl Buyer {
         self.clock
     }
 
-    /// The buy in flight.
-    pub fn outstanding(&self) -> Option<Buy> {
-        self.outstanding
+    /// The buys in flight, in the order asked.
+    pub fn outstanding(&self) -> &[Buy] {
+        &self.outstanding
     }
 
     /// Every buy it will make is answered (a buyer that trades makes no new ones).
     pub fn done(&self, s: &Settings, trading: bool) -> bool {
-        self.outstanding.is_none() && (trading || self.next_seq >= s.buys)
+        self.outstanding.is_empty() && (trading || self.next_seq >= s.buys)
     }
 
-    /// Multicasts the buy in flight again, and waits for its answer.
-    pub fn resend(&mut self, ctx: &mut Context<'_, MarketNode>) {
-        if let Some(buy) = self.outstanding {
-            ctx.broadcast(Msg::Buy(buy));
-        }
+    /// Multicasts the buys in flight again (to the trader `leader` alone with
+    /// `--multicast trader`), and waits for their answers.
+    pub fn resend(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, leader: Option<NodeId>) {
+        multicast(ctx, s, leader, self.outstanding.clone());
     }
 
-    /// Its timer: sends the buy in flight again, or asks for the next one.
+    /// Its timer: after a pause, asks for its next buys; else sends the buys in flight again
+    /// (and asks for more if the window has room). `who`: whether this peer trades, and the
+    /// trader the election names.
     pub fn on_work(
         &mut self,
         ctx: &mut Context<'_, MarketNode>,
         s: &Settings,
-        trading: bool,
+        who: (bool, Option<NodeId>),
         clock: &mut u64,
     ) {
-        if self.outstanding.is_some() {
-            self.resend(ctx);
+        if !std::mem::take(&mut self.pausing) {
+            self.resend(ctx, s, who.1);
+        }
+        if !self.ask(ctx, s, who, clock) && !self.outstanding.is_empty() {
             ctx.set_timer(Timer::Work, s.retry);
-        } else {
-            self.ask(ctx, s, trading, clock);
         }
     }
 
-    /// Asks for its next buy, if it has one to make and does not trade: persisted before it
-    /// leaves, then multicast.
-    fn ask(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, trading: bool, clock: &mut u64) {
-        if trading || self.next_seq >= s.buys {
-            return;
-        }
-        *clock = clock.saturating_add(1);
-        let role = s.roles[ctx.id().index()];
-        let rng = ctx.rng();
-        let good = match role {
-            Role::Buyer { wants: Some(good) } => good,
-            _ => s.catalog.draw(rng),
-        };
-        let qty = rng.random_range(1..=s.catalog.max_qty);
-        let buy = Buy { buyer: ctx.id(), seq: self.next_seq, good, qty, ts: *clock };
-        self.next_seq += 1;
-        self.clock = *clock;
-        self.outstanding = Some(buy);
-        ctx.persist(KEY, self);
-        ctx.observe(MarketObs::Asked { buy });
-        ctx.broadcast(Msg::Buy(buy));
-        ctx.set_timer(Timer::Work, s.retry);
-    }
-
-    /// The trader's answer to buy `seq`: the first one for the buy in flight is taken. The
-    /// next buy follows after a pause drawn around `interval`, or at once (one write to disk
-    /// for both) when it is zero.
-    pub fn on_answer(
+    /// Asks for its next buys while the window has room, if it has buys to make and does not
+    /// trade: persisted before they leave, then multicast together. Whether it asked any.
+    fn ask(
         &mut self,
         ctx: &mut Context<'_, MarketNode>,
         s: &Settings,
-        (seq, result): (u64, BuyResult),
-        trading: bool,
+        (trading, leader): (bool, Option<NodeId>),
+        clock: &mut u64,
+    ) -> bool {
+        let role = s.roles[ctx.id().index()];
+        let mut asked = Vec::new();
+        while !trading && self.next_seq < s.buys && self.outstanding.len() < s.window {
+            *clock = clock.saturating_add(1);
+            let rng = ctx.rng();
+            let good = match role {
+                Role::Buyer { wants: Some(good) } => good,
+                _ => s.catalog.draw(rng),
+            };
+            let qty = rng.random_range(1..=s.catalog.max_qty);
+            let buy = Buy { buyer: ctx.id(), seq: self.next_seq, good, qty, ts: *clock };
+            self.next_seq += 1;
+            self.clock = *clock;
+            self.outstanding.push(buy);
+            asked.push(buy);
+        }
+        if asked.is_empty() {
+            return false;
+        }
+        ctx.persist(KEY, self);
+        for &buy in &asked {
+            ctx.observe(MarketObs::Asked { buy });
+            ctx.op_begin(op_id(ctx.id(), buy.seq));
+        }
+        multicast(ctx, s, leader, asked);
+        ctx.set_timer(Timer::Work, s.retry);
+        true
+    }
+
+    /// The trader's answers to buys by request id: the first one for a buy in flight is
+    /// taken. The next buys follow after a pause drawn around `interval`, or at once (one
+    /// write to disk for all) when it is zero.
+    pub fn on_answers(
+        &mut self,
+        ctx: &mut Context<'_, MarketNode>,
+        s: &Settings,
+        answers: Vec<(u64, BuyResult)>,
+        who: (bool, Option<NodeId>),
         clock: &mut u64,
     ) {
-        if self.outstanding.is_none_or(|b| b.seq != seq) {
+        let trading = who.0;
+        let mut taken = 0;
+        for (seq, result) in answers {
+            let Some(i) = self.outstanding.iter().position(|b| b.seq == seq) else { continue };
+            self.outstanding.remove(i);
+            ctx.observe(MarketObs::Answered { seq, result });
+            ctx.op_end(op_id(ctx.id(), seq));
+            taken += 1;
+        }
+        if taken == 0 {
             return;
         }
-        self.outstanding = None;
-        ctx.observe(MarketObs::Answered { seq, result });
-        if s.interval.is_zero() && !trading && self.next_seq < s.buys {
-            self.ask(ctx, s, trading, clock);
+        if s.interval.is_zero() && self.ask(ctx, s, who, clock) {
             return;
         }
         ctx.persist(KEY, self);
+        if s.interval.is_zero() || trading || self.next_seq >= s.buys {
+            if self.outstanding.is_empty() {
+                ctx.cancel_timer(Timer::Work);
+            }
+            return;
+        }
         let mean = s.interval.as_secs_f64();
         let u: f64 = ctx.rng().random();
+        self.pausing = true;
         ctx.set_timer(Timer::Work, Duration::from_secs_f64(-mean * (1.0 - u).ln()));
+    }
+}
+
+/// The metrics operation id of `buyer`'s buy `seq`: a buy is an operation, from asked to
+/// answered.
+fn op_id(buyer: NodeId, seq: u64) -> agora_core::OpId {
+    (u64::from(buyer.0) << 40) | (seq & ((1 << 40) - 1))
+}
+
+/// Multicasts buys to every peer, or sends them to the trader `leader` alone with
+/// `--multicast trader` (to no one while the market elects one): one in a [`Msg::Buy`], more
+/// in one [`Msg::Buys`].
+fn multicast(ctx: &mut Context<'_, MarketNode>, s: &Settings, leader: Option<NodeId>, mut buys: Vec<Buy>) {
+    let msg = match buys.len() {
+        0 => return,
+        1 => Msg::Buy(buys.remove(0)),
+        _ => Msg::Buys(buys),
+    };
+    match (s.multicast, leader) {
+        (Multicast::All, _) => ctx.broadcast(msg),
+        (Multicast::Trader, Some(trader)) if trader != ctx.id() => ctx.send(trader, msg),
+        (Multicast::Trader, _) => {}
     }
 }

@@ -116,12 +116,22 @@ pub enum Msg {
     Bully(bully::Msg),
     /// Buyer → every peer: a buy (and its retries).
     Buy(Buy),
+    /// Buyer → every peer: the buys it asked in one step (and their retries), up to its
+    /// window, in the order asked.
+    Buys(Vec<Buy>),
     /// Trader → buyer: the answer to buy `seq`.
     Answer {
         /// The request id.
         seq: u64,
         /// The answer.
         result: BuyResult,
+    },
+    /// Trader → buyer: the answers of one step, by request id, and the trader's Lamport clock.
+    Answers {
+        /// The trader's Lamport clock: past every buy it has seen.
+        clock: u64,
+        /// The answers, by request id.
+        answers: Vec<(u64, BuyResult)>,
     },
     /// Seller → every peer: new goods for the trader (and its retries).
     Deposit {
@@ -187,7 +197,9 @@ impl Message for Msg {
             Msg::Raft(m) => m.kind(),
             Msg::Bully(m) => m.kind(),
             Msg::Buy(_) => "BUY",
+            Msg::Buys(_) => "BUYS",
             Msg::Answer { .. } => "ANSWER",
+            Msg::Answers { .. } => "ANSWERS",
             Msg::Deposit { .. } => "DEPOSIT",
             Msg::DepositAck { .. } => "DEPOSIT-ACK",
             Msg::Sold { .. } => "SOLD",

@@ -3,12 +3,12 @@
 //! timeout, the buyers' pace, and the broken variant its checker must catch.
 
 use super::goods::Catalog;
-use super::setup::{LedgerMode, MarketSetup, Order, Settings};
+use super::setup::{LedgerMode, MarketSetup, Multicast, Order, Settings};
 use super::{file, scenario};
 use crate::election::bully::BullySetup;
 use crate::params::{
-    count, real, text, ParamError, Resolved, Spec, BUYS, INTERVAL_MS, LEDGER, MARKET, RECOVER_MS, SCENARIO,
-    SICK, TIMEOUT_MS, VARIANT,
+    count, real, text, ParamError, Resolved, Spec, BUYS, INTERVAL_MS, LEDGER, MARKET, MULTICAST, RECOVER_MS,
+    SCENARIO, SICK, TIMEOUT_MS, VARIANT, WINDOW,
 };
 use crate::raft;
 use crate::registry::FromParams;
@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 /// Most peers of one market: the bully election sends O(N²) messages.
 pub const MAX_PEERS: usize = 256;
+/// Most buys a buyer keeps in flight.
+pub const MAX_WINDOW: usize = 1024;
 
 impl FromParams for MarketSetup {
     const SPECS: &'static [Spec] = &[
@@ -27,6 +29,8 @@ impl FromParams for MarketSetup {
         Spec::new(&RECOVER_MS, real(200.0)),
         Spec::new(&TIMEOUT_MS, real(20.0)),
         Spec::new(&INTERVAL_MS, real(2.0)),
+        Spec::new(&WINDOW, count(1)),
+        Spec::new(&MULTICAST, text("all")),
         Spec::optional(&VARIANT),
         Spec::optional(&SCENARIO),
         Spec::optional(&MARKET),
@@ -45,7 +49,21 @@ impl FromParams for MarketSetup {
                 return Err(ParamError::invalid(&LEDGER, format!("`{other}`: it is `replicated` or `local`")))
             }
         };
+        let multicast = match p.text(&MULTICAST) {
+            Some("all") | None => Multicast::All,
+            Some("trader") => Multicast::Trader,
+            Some(other) => {
+                return Err(ParamError::invalid(&MULTICAST, format!("`{other}`: it is `all` or `trader`")))
+            }
+        };
         let timeout = p.millis(&TIMEOUT_MS);
+        let window: u64 = p.count(&WINDOW);
+        if window > MAX_WINDOW as u64 {
+            return Err(ParamError::invalid(
+                &WINDOW,
+                format!("{window} buys in flight: at most {MAX_WINDOW}"),
+            ));
+        }
         let n = p.nodes;
         let replicas = (0..Settings::replica_count(n) as u32).map(NodeId).collect();
         let (sc, catalog) = match (p.text(&MARKET), p.text(&SCENARIO)) {
@@ -84,6 +102,8 @@ impl FromParams for MarketSetup {
             raft: Arc::new(raft::Config::new(replicas, timeout)),
             retry: timeout * 5,
             interval: p.millis(&INTERVAL_MS),
+            window: window as usize,
+            multicast,
         };
         Ok(MarketSetup { s: Arc::new(s) })
     }

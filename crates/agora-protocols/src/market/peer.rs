@@ -9,7 +9,8 @@ use super::election::Election;
 use super::flaw::Flaw;
 use super::ledger::Ledger;
 use super::obs::{announcement, MarketObs};
-use super::roles::{Buy, Role};
+use super::params::MAX_WINDOW;
+use super::roles::{Buy, BuyResult, Role};
 use super::seller::Seller;
 use super::setup::{LedgerMode, Settings};
 use super::trader::{Traded, Trader};
@@ -21,9 +22,9 @@ use std::sync::Arc;
 
 /// Where a peer keeps the number of its stints as trader (its client sessions and books).
 const STINTS: &str = "market/stints";
-/// Most buys a peer holds for the next trader: a buyer has one buy in flight, so a real
-/// handover is at most one buy per peer; a hostile one is cut short.
-const MAX_HANDED: usize = 4 * super::params::MAX_PEERS;
+/// Most buys a peer holds for the next trader: a buyer has at most a window of buys in
+/// flight, so a real handover is at most that many per peer; a hostile one is cut short.
+const MAX_HANDED: usize = super::params::MAX_WINDOW * super::params::MAX_PEERS;
 
 /// A peer's role and its account.
 pub enum Account {
@@ -165,9 +166,8 @@ impl MarketNode {
         let me = self.me;
         match &self.account {
             Account::Buyer(b) => {
-                if let Some(buy) = b.outstanding() {
-                    self.with_trader(ctx, |t, ctx, s| t.on_buy(ctx, s, buy));
-                }
+                let buys = b.outstanding().to_vec();
+                self.with_trader(ctx, |t, ctx, s| t.on_buys(ctx, s, buys));
             }
             Account::Seller(sl) => {
                 if let Some((id, good, qty)) = sl.outstanding() {
@@ -179,7 +179,8 @@ impl MarketNode {
 
     /// Leaves the post, if held, keeping its pending buys for the next trader.
     fn resign(&mut self, ctx: &mut Context<'_, Self>) {
-        if let Some(t) = self.trader.take() {
+        if let Some(mut t) = self.trader.take() {
+            t.flush(ctx, &self.s, self.clock);
             self.resigned = t.pending();
             ctx.cancel_timer(Timer::Retake);
             ctx.cancel_timer(Timer::Raft(RaftTimer::ClientRetry));
@@ -195,7 +196,9 @@ impl MarketNode {
         f: impl FnOnce(&mut Trader, &mut Context<'_, Self>, &Settings) -> Traded,
     ) {
         let Some(t) = &mut self.trader else { return };
-        if f(t, ctx, &self.s) == Traded::Sick {
+        let traded = f(t, ctx, &self.s);
+        t.flush(ctx, &self.s, self.clock);
+        if traded == Traded::Sick {
             self.fall_sick(ctx);
         }
     }
@@ -232,7 +235,7 @@ impl MarketNode {
     /// Sends the peer's request in flight again (a new trader is known).
     fn resend(&mut self, ctx: &mut Context<'_, Self>) {
         match &mut self.account {
-            Account::Buyer(b) => b.resend(ctx),
+            Account::Buyer(b) => b.resend(ctx, &self.s, self.leader),
             Account::Seller(s) => s.resend(ctx),
         }
     }
@@ -291,12 +294,36 @@ impl MarketNode {
     /// Buys handed on by a trader leaving its post: queued if this peer trades, else kept in
     /// case it trades next.
     fn take_over(&mut self, ctx: &mut Context<'_, Self>, pending: Vec<Buy>) {
-        for buy in pending.into_iter().take(MAX_HANDED) {
+        let pending: Vec<Buy> = pending.into_iter().take(MAX_HANDED).collect();
+        for buy in &pending {
             self.clock = self.clock.max(buy.ts).saturating_add(1);
-            if self.trader.is_some() {
-                self.with_trader(ctx, |t, ctx, s| t.on_buy(ctx, s, buy));
-            } else if self.inherited.len() < MAX_HANDED {
-                self.inherited.push(buy);
+        }
+        if self.trader.is_some() {
+            self.with_trader(ctx, |t, ctx, s| t.on_buys(ctx, s, pending));
+        } else {
+            let room = MAX_HANDED.saturating_sub(self.inherited.len());
+            self.inherited.extend(pending.into_iter().take(room));
+        }
+    }
+
+    /// Answers to this peer's buys: taken only from the trader the election named.
+    /// The trader's clock, when the answers carry it, moves this peer's past it.
+    fn on_answers(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        from: NodeId,
+        clock: u64,
+        answers: Vec<(u64, BuyResult)>,
+    ) {
+        let trading = self.trader.is_some();
+        if let Account::Buyer(b) = &mut self.account {
+            if self.leader == Some(from) {
+                if clock > 0 {
+                    self.clock = self.clock.max(clock).saturating_add(1);
+                }
+                b.on_answers(ctx, &self.s, answers, (trading, self.leader), &mut self.clock);
+            } else {
+                ctx.observe(MarketObs::Refused { from, why: Flaw::NotTrader });
             }
         }
     }
@@ -321,7 +348,17 @@ impl MarketNode {
             }
             Msg::Buy(buy) => {
                 self.clock = self.clock.max(buy.ts).saturating_add(1);
-                self.with_trader(ctx, |t, ctx, s| t.on_buy(ctx, s, buy));
+                self.with_trader(ctx, |t, ctx, s| t.on_buys(ctx, s, vec![buy]));
+            }
+            Msg::Buys(buys) if buys.len() > MAX_WINDOW || buys.iter().any(|b| b.buyer != from) => {
+                let why = if buys.len() > MAX_WINDOW { Flaw::Quantity } else { Flaw::Impostor };
+                ctx.observe(MarketObs::Refused { from, why });
+            }
+            Msg::Buys(buys) => {
+                for buy in &buys {
+                    self.clock = self.clock.max(buy.ts).saturating_add(1);
+                }
+                self.with_trader(ctx, |t, ctx, s| t.on_buys(ctx, s, buys));
             }
             Msg::Deposit { id, good, qty } => {
                 self.with_trader(ctx, |t, ctx, s| t.on_deposit(ctx, s, from, id, good, qty))
@@ -329,16 +366,8 @@ impl MarketNode {
             Msg::Inventory { good, qty } => {
                 self.with_trader(ctx, |t, ctx, s| t.on_inventory(ctx, s, from, good, qty))
             }
-            Msg::Answer { seq, result } => {
-                let trading = self.trader.is_some();
-                if let Account::Buyer(b) = &mut self.account {
-                    if self.leader == Some(from) {
-                        b.on_answer(ctx, &self.s, (seq, result), trading, &mut self.clock);
-                    } else {
-                        ctx.observe(MarketObs::Refused { from, why: Flaw::NotTrader });
-                    }
-                }
-            }
+            Msg::Answer { seq, result } => self.on_answers(ctx, from, 0, vec![(seq, result)]),
+            Msg::Answers { clock, answers } => self.on_answers(ctx, from, clock, answers),
             Msg::DepositAck { id } => {
                 if let Account::Seller(s) = &mut self.account {
                     s.on_ack(ctx, id);
@@ -428,7 +457,7 @@ impl Protocol for MarketNode {
             Timer::Work => {
                 let trading = self.trader.is_some();
                 match &mut self.account {
-                    Account::Buyer(b) => b.on_work(ctx, &self.s, trading, &mut self.clock),
+                    Account::Buyer(b) => b.on_work(ctx, &self.s, (trading, self.leader), &mut self.clock),
                     Account::Seller(s) => s.on_work(ctx, &self.s, trading),
                 }
                 self.serve_own(ctx);

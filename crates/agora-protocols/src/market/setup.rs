@@ -55,6 +55,22 @@ pub struct Settings {
     pub retry: Duration,
     /// Mean time a buyer waits between an answer and its next buy.
     pub interval: Duration,
+    /// Buys a buyer keeps in flight (1: one at a time, as in the report).
+    pub window: usize,
+    /// Whom buys go to.
+    pub multicast: Multicast,
+}
+
+/// Whom a buyer sends its buys to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Multicast {
+    /// Every peer, as in the report: N − 1 messages a send, and every peer's Lamport clock
+    /// moves past every buy.
+    All,
+    /// The trader the election names (none while it elects: the buys wait for the next
+    /// trader). Its answers carry its clock, so a buyer's next buys still follow, in the
+    /// Lamport order, every buy the trader had seen.
+    Trader,
 }
 
 impl Settings {

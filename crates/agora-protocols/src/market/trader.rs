@@ -14,18 +14,19 @@ use super::goods::Good;
 use super::ledger::{Command, Ledger, Output};
 use super::obs::MarketObs;
 use super::roles::{Buy, BuyResult};
-use super::setup::{LedgerMode, Order, Settings};
+use super::setup::{LedgerMode, Multicast, Order, Settings};
 use super::{MarketNode, Msg, Timer};
 use crate::raft::client::{session_id, Client};
 use crate::raft::{Op, Outcome, Pos, RaftMsg, StateMachine};
 use agora_core::{Context, NodeId};
 use rand::Rng as _;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Changes a trader's client keeps in flight, and buys it serves at once: they apply in the
 /// order it submits them, the fair order of its queue, so serving several at a time changes
-/// no outcome and spares each buy a commit's wait behind the one before.
-const WINDOW: usize = 8;
+/// no outcome and spares each buy a commit's wait behind the one before. Buys queued in one
+/// step leave in one request, and are committed together.
+const WINDOW: usize = 1024;
 
 /// What a step of the trader leads to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,8 +66,14 @@ pub struct Trader {
     ids: BTreeSet<(NodeId, u64)>,
     /// Buys received in this stint (the `arrival-order` variant's key).
     arrivals: u64,
-    /// The buys submitted and not yet answered, in the order submitted.
-    serving: Vec<Buy>,
+    /// The buys submitted and not yet answered, by request id: the order submitted and the buy.
+    serving: HashMap<(NodeId, u64), (u64, Buy)>,
+    /// Buys submitted in this stint: numbers the order of `serving`.
+    submitted: u64,
+    /// Answers of this step not yet sent, by buyer ([`Trader::flush`]).
+    answers: BTreeMap<NodeId, Vec<(u64, BuyResult)>>,
+    /// Sale notices of this step not yet sent: units sold and units left, by seller and good.
+    sales: BTreeMap<(NodeId, Good), (u64, u64)>,
     /// Deposits and inventories received before the takeover was in the books.
     waiting: Vec<Command>,
 }
@@ -95,7 +102,10 @@ impl Trader {
             queue: BTreeMap::new(),
             ids: BTreeSet::new(),
             arrivals: 0,
-            serving: Vec::new(),
+            serving: HashMap::new(),
+            submitted: 0,
+            answers: BTreeMap::new(),
+            sales: BTreeMap::new(),
             waiting: Vec::new(),
         }
     }
@@ -116,7 +126,28 @@ impl Trader {
     /// The buys it holds and has not answered: in flight first, then the queue in its order.
     /// A trader leaving its post hands them on.
     pub fn pending(&self) -> Vec<Buy> {
-        self.serving.iter().chain(self.queue.values()).copied().collect()
+        let mut serving: Vec<(u64, Buy)> = self.serving.values().copied().collect();
+        serving.sort_unstable_by_key(|(n, _)| *n);
+        serving.into_iter().map(|(_, b)| b).chain(self.queue.values().copied()).collect()
+    }
+
+    /// Sends the answers and sale notices of this step: one message per buyer and one per
+    /// seller and good. The peer calls it at the end of every step that reaches the post.
+    /// A buyer that sends its buys to the trader alone gets its clock with every answer.
+    pub fn flush(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, clock: u64) {
+        for (buyer, mut answers) in std::mem::take(&mut self.answers) {
+            let msg = match answers.len() {
+                1 if s.multicast == Multicast::All => {
+                    let (seq, result) = answers.remove(0);
+                    Msg::Answer { seq, result }
+                }
+                _ => Msg::Answers { clock, answers },
+            };
+            ctx.send(buyer, msg);
+        }
+        for ((seller, good), (units, left)) in std::mem::take(&mut self.sales) {
+            ctx.send(seller, Msg::Sold { good, units, left });
+        }
     }
 
     /// Takes the post: commits its takeover (and, with a local book, asks the sellers what
@@ -138,8 +169,11 @@ impl Trader {
     ) -> Traded {
         match &mut self.books {
             Books::Replicated { client, pending } => {
-                let seq = client.submit(ctx, Op::Command(cmd));
+                let seq = client.enqueue(ctx, Op::Command(cmd));
                 pending.insert(seq, p);
+                if !matches!(p, Purpose::Trade(_)) {
+                    client.flush(ctx);
+                }
                 Traded::Ok
             }
             Books::Local { id, ledger, n } => {
@@ -201,39 +235,47 @@ impl Trader {
         self.ids.remove(&(buy.buyer, buy.seq));
         if let BuyResult::Receipt { lots, .. } = &result {
             for l in lots {
-                ctx.send(l.seller, Msg::Sold { good: buy.good, units: l.units, left: l.left });
+                let sale = self.sales.entry((l.seller, buy.good)).or_default();
+                *sale = (sale.0.saturating_add(l.units), l.left);
             }
         }
-        ctx.send(buy.buyer, Msg::Answer { seq: buy.seq, result });
+        self.answers.entry(buy.buyer).or_default().push((buy.seq, result));
         if s.sick > 0.0 && ctx.rng().random_bool(s.sick) {
             return Traded::Sick;
         }
-        self.serve_next(ctx, s)
+        Traded::Ok
     }
 
     /// `buy` is no longer in flight.
     fn served(&mut self, buy: Buy) {
-        self.serving.retain(|b| (b.buyer, b.seq) != (buy.buyer, buy.seq));
+        self.serving.remove(&(buy.buyer, buy.seq));
     }
 
     /// Submits the first buys of the queue, in order, while fenced and the window has room.
+    /// The buys submitted together leave in one request.
     fn serve_next(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings) -> Traded {
+        let mut traded = Traded::Ok;
         while let Some(fence) = self.fence {
             if self.serving.len() >= WINDOW {
                 break;
             }
             let Some((_, buy)) = self.queue.pop_first() else { break };
-            self.serving.push(buy);
+            self.submitted += 1;
+            self.serving.insert((buy.buyer, buy.seq), (self.submitted, buy));
             ctx.observe(MarketObs::Serving { buy });
             // Checked against the catalog when queued; a price of 0 would be refused by the books.
             let price = s.catalog.price(buy.good).unwrap_or(0);
             let commission = s.catalog.commission_cents;
             let cmd = Command::Trade { fence, trader: self.me, buy, price, commission };
             if self.submit(ctx, s, cmd, Purpose::Trade(buy)) == Traded::Sick {
-                return Traded::Sick;
+                traded = Traded::Sick;
+                break;
             }
         }
-        Traded::Ok
+        if let Books::Replicated { client, .. } = &mut self.books {
+            client.flush(ctx);
+        }
+        traded
     }
 
     /// Where `buy` goes in the queue: its fair order, or (variant) its arrival.
@@ -247,18 +289,20 @@ impl Trader {
 
     /// A buy reached the trader: queued unless already queued or in flight; answered
     /// [`BuyResult::Invalid`] if the catalog does not allow it.
-    pub fn on_buy(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, buy: Buy) -> Traded {
-        if let Err(why) = s.catalog.check_buy(buy.good, buy.qty) {
-            ctx.observe(MarketObs::Refused { from: buy.buyer, why });
-            ctx.send(buy.buyer, Msg::Answer { seq: buy.seq, result: BuyResult::Invalid { why } });
-            return Traded::Ok;
+    pub fn on_buys(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, buys: Vec<Buy>) -> Traded {
+        for buy in buys {
+            if let Err(why) = s.catalog.check_buy(buy.good, buy.qty) {
+                ctx.observe(MarketObs::Refused { from: buy.buyer, why });
+                self.answers.entry(buy.buyer).or_default().push((buy.seq, BuyResult::Invalid { why }));
+                continue;
+            }
+            if !self.ids.insert((buy.buyer, buy.seq)) {
+                continue;
+            }
+            let key = self.key(s, buy);
+            self.queue.insert(key, buy);
+            ctx.observe(MarketObs::Queued { buy });
         }
-        if !self.ids.insert((buy.buyer, buy.seq)) {
-            return Traded::Ok;
-        }
-        let key = self.key(s, buy);
-        self.queue.insert(key, buy);
-        ctx.observe(MarketObs::Queued { buy });
         self.serve_next(ctx, s)
     }
 
@@ -323,7 +367,7 @@ impl Trader {
                 return Traded::Sick;
             }
         }
-        Traded::Ok
+        self.serve_next(ctx, s)
     }
 
     /// The ledger's Raft leader is `replica` (known, or about to be: this peer's own replica

@@ -13,7 +13,9 @@ use crate::cli::MarketArgs;
 use crate::commands::shared::{create_dir, sim_only};
 use crate::error::UserError;
 use agora_protocols::market::{file, scenario, MarketSetup};
-use agora_protocols::params::{BUYS, INTERVAL_MS, LEDGER, MARKET, RECOVER_MS, SCENARIO, SICK, TIMEOUT_MS};
+use agora_protocols::params::{
+    BUYS, INTERVAL_MS, LEDGER, MARKET, MULTICAST, RECOVER_MS, SCENARIO, SICK, TIMEOUT_MS, WINDOW,
+};
 use agora_protocols::registry::FromParams;
 use agora_protocols::Params;
 
@@ -87,7 +89,12 @@ fn params(a: &MarketArgs) -> Result<(String, Params), UserError> {
         }
     };
     let given = [(&BUYS, &a.buys), (&SICK, &a.sick), (&RECOVER_MS, &a.recover_ms), (&LEDGER, &a.ledger)];
-    let more = [(&TIMEOUT_MS, &a.timeout_ms), (&INTERVAL_MS, &a.interval_ms)];
+    let more = [
+        (&TIMEOUT_MS, &a.timeout_ms),
+        (&INTERVAL_MS, &a.interval_ms),
+        (&WINDOW, &a.window),
+        (&MULTICAST, &a.multicast),
+    ];
     for (param, value) in given.into_iter().chain(more) {
         if let Some(v) = value {
             p.set(param, v.clone())?;

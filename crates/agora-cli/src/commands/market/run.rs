@@ -70,12 +70,8 @@ pub(super) fn over_tcp(
     Ok((report(&s, scenario, "tcp", obs.iter().map(|(t, n, o)| (*t, *n, o)), summary), linger))
 }
 
-/// Answers delivered to the buyers so far (a retried buy's second answer counts too: the bar
-/// is a guide, the report counts from the observations).
+/// Answers the buyers took so far: each buy is a metrics operation, from asked to answered.
 fn answers(nodes: &[Arc<NodeShared>], buyers: &[usize]) -> u64 {
-    let delivered = |n: &NodeShared| {
-        let live = n.live.lock().expect("metrics lock");
-        live.0.by_kind().iter().filter(|(k, _)| *k == "ANSWER").map(|(_, c)| c.delivered).sum::<u64>()
-    };
-    buyers.iter().filter_map(|&i| nodes.get(i)).map(|n| delivered(n)).sum()
+    let taken = |n: &NodeShared| n.live.lock().expect("metrics lock").0.ops_ended();
+    buyers.iter().filter_map(|&i| nodes.get(i)).map(|n| taken(n)).sum()
 }
