@@ -4,12 +4,16 @@
 #      to back (334 per buyer), the trader falling sick with chance 0.1%, 0.2%, 0.4%, 0.5% per
 #      trade, over loopback TCP with the replicated, fsynced ledger;
 #   2. many buyers at once: a market file of 64 buyers and 4 sellers, BUYS buys each (a
-#      1000 ms timeout: with 68 peers in one process a 200 ms one suspects live traders).
-# Prints one CSV line per run. Usage: scripts/bench-market.sh [RUNS] [BUYS]
+#      1000 ms timeout: with 68 peers in one process a 200 ms one suspects live traders);
+#   3. the same market with WINDOW buys in flight per buyer and MANY buys each, the buys
+#      multicast to every peer (the report's design) and sent to the trader alone.
+# Prints one CSV line per run. Usage: scripts/bench-market.sh [RUNS] [BUYS] [MANY] [WINDOW]
 set -euo pipefail
 agora=${AGORA:-target/release/agora}
 runs=${1:-3}
 buys=${2:-100}
+many=${3:-2000}
+window=${4:-64}
 row() {
     python3 -c '
 import json, sys
@@ -35,4 +39,10 @@ trap 'rm -f "$file"' EXIT
 } >"$file"
 for r in $(seq 1 "$runs"); do
     "$agora" market --market "$file" --buys "$buys" --sick 0 --interval-ms 0 --timeout-ms 1000 --seed "$r" --json | row "64 buyers x $buys seed=$r"
+done
+for to in all trader; do
+    for r in $(seq 1 "$runs"); do
+        "$agora" market --market "$file" --buys "$many" --window "$window" --multicast "$to" --sick 0 \
+            --interval-ms 0 --timeout-ms 1000 --seed "$r" --json | row "64 buyers x $many window=$window multicast=$to seed=$r"
+    done
 done
