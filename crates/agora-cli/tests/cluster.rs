@@ -1,8 +1,9 @@
 //! `agora cluster` on this machine's Docker: a 3-replica Raft key-value store in containers,
 //! written to over RESP at the containers' addresses, its leader's container killed
 //! (SIGKILL), then every acknowledged write read back from the replicas left; and one broken by
-//! `agora cluster nemesis` (kills, pauses, partitions) while clients record a history that
-//! must be linearizable — and is not when the clients read stale values on purpose. And the
+//! `agora cluster nemesis` (kills, pauses, partitions, then a full disk and a wiped volume)
+//! while clients record a history that must be linearizable — and is not when the clients
+//! read stale values on purpose. And the
 //! voting service, 3 servers in containers: members on the host invited, registered and
 //! voting; a member whose process is stopped (SIGSTOP of the Python client of
 //! examples/vote_client.py: its connection stays open, it says nothing) failed for the others
@@ -11,8 +12,9 @@
 //! And the trading post, 3 peers in containers: its trader's container SIGKILLed, every trade
 //! acknowledged before in the books of the peers left, and the market's checker judging the
 //! history the peers logged; then the same market under the nemesis (kills, partitions).
-//! The voting service under the nemesis, members on the host voting through kills, pauses
-//! and partitions, every acknowledged vote counted. And the multicast experiment, peers in
+//! The voting service under the nemesis, members on the host voting through kills, pauses,
+//! partitions, one-way cuts, clean restarts and disconnections, every acknowledged vote
+//! counted. And the multicast experiment, peers in
 //! the regions of the latency model: every delivery no sooner than the model allows, and
 //! the total order held.
 //!
@@ -1262,4 +1264,18 @@ fn mistakes_and_a_missing_docker_are_one_line() {
         2,
         "--msgs",
     );
+    // Data faults only where a replica can rejoin after losing its data: a Raft store.
+    let v3 = dir.path().join("v3");
+    std::fs::create_dir(&v3).unwrap();
+    let mut file = format!("cluster = \"v3\"\nsecret = \"{}\"\nprotocol = \"vote\"\n", "ab".repeat(32));
+    for id in 0..3 {
+        file += &format!("\n[[node]]\nid = {id}\naddr = \"n{id}:7000\"\nvote = \"n{id}:7400\"\n");
+    }
+    std::fs::write(v3.join("cluster.toml"), file).unwrap();
+    let v3 = v3.to_string_lossy().into_owned();
+    for faults in ["kill,wipe", "disk"] {
+        let mut nemesis = cmd(&["cluster", "nemesis", "--dir", &v3, "--faults", faults]);
+        refused(&mut nemesis, 2, "only on a Raft key-value store");
+    }
+    refused(&mut cmd(&["cluster", "nemesis", "--dir", &v3, "--faults", "wipe,disks"]), 2, "disks");
 }

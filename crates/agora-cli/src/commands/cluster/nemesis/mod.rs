@@ -1,12 +1,13 @@
 //! `agora cluster nemesis` (docs/cluster.md): breaks a running cluster on purpose — kills,
-//! pauses, partitions, one-way cuts, clean restarts, disconnections — on a schedule drawn from
-//! a seed, then heals every fault, lets the system go on for a quiet period, and judges: were
-//! the faults applied and healed, does the cluster answer again, and what does the system's
-//! checker say of the history. A key-value store's history is recorded by clients on this
-//! machine, run against the containers' addresses, and judged linearizable or not; a market's
-//! workload runs inside its peers (the buyers), whose logs hold the history its checker
-//! judges ([`market`]), and so does an election's ([`election`]); the voting service's
-//! members run on this machine, and what they saw is judged ([`vote`]).
+//! pauses, partitions, one-way cuts, clean restarts, disconnections, and for a Raft store
+//! wiped volumes and full disks — on a schedule drawn from a seed, then heals every fault,
+//! lets the system go on for a quiet period, and judges: were the faults applied and healed,
+//! does the cluster answer again, and what does the system's checker say of the history. A
+//! key-value store's history is recorded by clients on this machine, run against the
+//! containers' addresses, and judged linearizable or not; a market's workload runs inside
+//! its peers (the buyers), whose logs hold the history its checker judges ([`market`]), and
+//! so does an election's ([`election`]); the voting service's members run on this machine,
+//! and what they saw is judged ([`vote`]).
 
 mod election;
 mod faults;
