@@ -1181,6 +1181,14 @@ pub enum NemesisFault {
     /// Take a replica's container off the network (`docker network disconnect`); connected
     /// again at the end.
     Disconnect,
+    /// Lose a replica's data: SIGKILL it, empty its volume and start it, which it must refuse;
+    /// at the end its database is made again empty and marked as rejoining (`--rejoin`), and
+    /// it catches up before it votes. Raft key-value stores only.
+    Wipe,
+    /// Fill a replica's disk: SIGKILL it, move its data onto a small file system of its own
+    /// (a loop-mounted file on the host), start it and fill that file system; at the end its
+    /// data goes back to its volume. Raft key-value stores only.
+    Disk,
 }
 
 /// The arguments of `agora cluster nemesis`.

@@ -1,8 +1,9 @@
 //! `agora cluster` on this machine's Docker: a 3-replica Raft key-value store in containers,
 //! written to over RESP at the containers' addresses, its leader's container killed
 //! (SIGKILL), then every acknowledged write read back from the replicas left; and one broken by
-//! `agora cluster nemesis` (kills, pauses, partitions) while clients record a history that
-//! must be linearizable — and is not when the clients read stale values on purpose. And the
+//! `agora cluster nemesis` (kills, pauses, partitions, then a full disk and a wiped volume)
+//! while clients record a history that must be linearizable — and is not when the clients
+//! read stale values on purpose. And the
 //! voting service, 3 servers in containers: members on the host invited, registered and
 //! voting; a member whose process is stopped (SIGSTOP of the Python client of
 //! examples/vote_client.py: its connection stays open, it says nothing) failed for the others
@@ -11,8 +12,9 @@
 //! And the trading post, 3 peers in containers: its trader's container SIGKILLed, every trade
 //! acknowledged before in the books of the peers left, and the market's checker judging the
 //! history the peers logged; then the same market under the nemesis (kills, partitions).
-//! The voting service under the nemesis, members on the host voting through kills, pauses
-//! and partitions, every acknowledged vote counted. And the multicast experiment, peers in
+//! The voting service under the nemesis, members on the host voting through kills, pauses,
+//! partitions, one-way cuts, clean restarts and disconnections, every acknowledged vote
+//! counted. And the multicast experiment, peers in
 //! the regions of the latency model: every delivery no sooner than the model allows, and
 //! the total order held.
 //!
@@ -388,6 +390,38 @@ fn a_raft_cluster_in_containers_stays_linearizable_under_the_nemesis_and_stale_r
     assert_eq!(code, Some(1), "{v:#}");
     assert_eq!(property(&v, "healed"), true, "{v:#}");
 
+    // Lost and full disks, on the same cluster: seed 1 fills the leader's disk, then wipes the
+    // volume of the replica leading then. A wiped replica must refuse to start (it was not
+    // told --new) and come back only as the nemesis rejoins it; one on a full disk must keep
+    // running or stop saying why; no acknowledged operation may be lost, and every replica
+    // must follow a leader again.
+    let data =
+        ["--faults", "wipe,disk", "--for", "10s", "--interval-ms", "3000", "--quiet", "3s", "--seed", "1"];
+    let (code, v) = nemesis(&dir, &data);
+    for p in
+        ["faults applied", "healed", "linearizable", "answering after healing", "storage faults taken safely"]
+    {
+        assert_eq!(property(&v, p), true, "{p}: {v:#}");
+    }
+    assert_eq!(code, Some(0), "{v:#}");
+    let faults = v["faults"].as_array().expect("faults");
+    let seen = |kind: &str| -> Vec<String> {
+        let f = faults.iter().find(|f| f["kind"] == kind).unwrap_or_else(|| panic!("no {kind}: {v:#}"));
+        assert_eq!(f["leader_found"], true, "seed 1 aims the {kind} at the leader: {f}");
+        f["seen"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    };
+    let wiped = seen("wipe");
+    assert!(
+        wiped.iter().any(|s| s.contains("refused its emptied volume") && s.contains("does not exist")),
+        "{wiped:?}"
+    );
+    let full = seen("disk");
+    assert!(full.iter().any(|s| s.contains("filled")), "{full:?}");
+    let healed: Vec<&str> =
+        faults.iter().flat_map(|f| f["healed"].as_array().unwrap()).filter_map(|h| h.as_str()).collect();
+    assert!(healed.iter().any(|h| h.contains("rejoining")), "{healed:?}");
+    assert!(healed.iter().any(|h| h.contains("data back on its volume")), "{healed:?}");
+
     // Everything the test made goes with the guard.
     let name = cleanup.name.clone();
     drop(cleanup);
@@ -723,10 +757,13 @@ fn a_vote_cluster_in_containers_fails_a_paused_member_and_keeps_every_vote_when_
 fn a_vote_cluster_in_containers_counts_every_acknowledged_vote_under_the_nemesis() {
     let Some(_one) = docker_turn() else { return };
     let (_cleanup, dir) = up("vnemesis", &["--system", "vote", "--session-timeout-ms", SESSION_MS]);
-    // About 12 s of kills, pauses and partitions; seed 7 aims each at the leader. Four members
-    // vote from this machine; the last falls silent 3 s in.
-    let args: Vec<&str> =
-        "--faults kill,pause,partition --for 12s --interval-ms 2500 --quiet 3s --seed 7".split(' ').collect();
+    // About 15 s of every fault the nemesis has for a voting service, each once: seed 6 aims
+    // the partition, the kill, the one-way cut and the clean restart at the leader, then
+    // pauses and disconnects n1. Four members vote from this machine; the last falls silent
+    // about 4 s in.
+    let faults = ["kill", "pause", "partition", "cut", "restart", "disconnect"];
+    let list = faults.join(",");
+    let args = ["--faults", &list, "--for", "15s", "--interval-ms", "1500", "--quiet", "3s", "--seed", "6"];
     let (code, v) = nemesis(&dir, &args);
     for p in [
         "faults applied",
@@ -741,11 +778,18 @@ fn a_vote_cluster_in_containers_counts_every_acknowledged_vote_under_the_nemesis
         assert_eq!(property(&v, p), true, "{p}: {v:#}");
     }
     assert_eq!(code, Some(0), "{v:#}");
-    let faults = v["faults"].as_array().expect("faults");
-    for kind in ["kill", "pause", "partition"] {
-        assert!(faults.iter().any(|f| f["kind"] == kind && f["error"].is_null()), "no {kind}: {v:#}");
+    let ran = v["faults"].as_array().expect("faults");
+    for kind in faults {
+        assert!(ran.iter().any(|f| f["kind"] == kind && f["error"].is_null()), "no {kind}: {v:#}");
     }
-    assert!(faults.iter().any(|f| f["leader_found"] == true), "no fault hit the leader: {v:#}");
+    for f in ran {
+        assert!(f["heal_error"].is_null(), "{f}");
+        assert!(!f["healed"].as_array().unwrap().is_empty(), "every fault left something to undo: {f}");
+    }
+    for kind in ["cut", "restart"] {
+        let hit = ran.iter().any(|f| f["kind"] == kind && f["leader_found"] == true);
+        assert!(hit, "seed 6 aims the {kind} at the leader: {v:#}");
+    }
     assert!(v["votes"]["answered"].as_u64() > Some(0), "{v:#}");
     assert!(v["members"]["questions"].as_u64() > Some(0), "{v:#}");
 }
@@ -1220,4 +1264,18 @@ fn mistakes_and_a_missing_docker_are_one_line() {
         2,
         "--msgs",
     );
+    // Data faults only where a replica can rejoin after losing its data: a Raft store.
+    let v3 = dir.path().join("v3");
+    std::fs::create_dir(&v3).unwrap();
+    let mut file = format!("cluster = \"v3\"\nsecret = \"{}\"\nprotocol = \"vote\"\n", "ab".repeat(32));
+    for id in 0..3 {
+        file += &format!("\n[[node]]\nid = {id}\naddr = \"n{id}:7000\"\nvote = \"n{id}:7400\"\n");
+    }
+    std::fs::write(v3.join("cluster.toml"), file).unwrap();
+    let v3 = v3.to_string_lossy().into_owned();
+    for faults in ["kill,wipe", "disk"] {
+        let mut nemesis = cmd(&["cluster", "nemesis", "--dir", &v3, "--faults", faults]);
+        refused(&mut nemesis, 2, "only on a Raft key-value store");
+    }
+    refused(&mut cmd(&["cluster", "nemesis", "--dir", &v3, "--faults", "wipe,disks"]), 2, "disks");
 }

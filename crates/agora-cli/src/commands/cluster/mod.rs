@@ -154,9 +154,18 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
         return Ok(0);
     }
     docker.compose(&files.name, &files.compose, &["up", "-d"])?;
-    // The containers exist, each with its database: from now on a node recreated from the
-    // file must find its database, not make an empty one.
+    // From now on a node recreated from the file must find its database, not make an empty one.
     write(&files.compose, &plan.compose_file(false))?;
+    if matches!(a.system, System::Raft | System::Vote) {
+        // A container keeps the command it was created with: one created with `--new` would
+        // make an empty database again, and vote, if its volume were emptied. Once every node
+        // has its database, the containers are made again from the file without `--new`, all
+        // stopped first so that none resolves a peer's name before that peer's new container
+        // has its address.
+        wait_for_databases(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?;
+        docker.compose(&files.name, &files.compose, &["stop", "--timeout", "10"])?;
+        docker.compose(&files.name, &files.compose, &["up", "-d"])?;
+    }
     let waited = match a.system {
         System::Raft => status::wait_for_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?,
         System::Vote => status::wait_for_vote_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?,
@@ -216,6 +225,27 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     let d = a.dir.dir.display();
     println!("next     agora cluster status --dir {d}    agora cluster down --dir {d}");
     Ok(0)
+}
+
+/// Waits until the database of every one of the `nodes` nodes of cluster `name` exists in its
+/// container's volume (`docker cp` of it succeeds), or `deadline`, which is an error; so is a
+/// node that stopped.
+fn wait_for_databases(docker: &Docker, name: &str, nodes: usize, deadline: Instant) -> Result<(), UserError> {
+    let made = status::wait_until(docker, name, deadline, |cs| {
+        let all = (0..nodes).all(|id| {
+            cs.iter().find(|c| c.node == id).is_some_and(|c| {
+                let db = format!("{}:{}/{}", c.id, files::DATA, agora_net::store::node_file(id as u32));
+                docker.succeeds(&["cp", &db, "-"])
+            })
+        });
+        all.then_some(())
+    })?;
+    made.ok_or_else(|| {
+        UserError(format!(
+            "cluster {name}: not every node made its database within {} s; see `agora cluster status`",
+            ANSWER_WITHIN.as_secs()
+        ))
+    })
 }
 
 /// `agora cluster down`: Compose removes the containers, the network and the volumes.

@@ -14,9 +14,15 @@
 //!   and reads on those it accepts, so what X sends is lost while what the others send X
 //!   arrives. The clients (on the host) reach every replica throughout.
 //!
+//! - wipe and disk: a replica's data volume emptied, or its disk full ([`data`]).
+//!
 //! Healing undoes everything, whatever is applied: it unpauses, reconnects and starts what
-//! needs it and removes the chain wherever it is. [`Faults`] heals when dropped, so an error
+//! needs it, puts back data faults' volumes and removes the chain wherever it is. [`Faults`] heals when dropped, so an error
 //! or a panic leaves no fault behind.
+
+mod data;
+
+pub use data::Seen;
 
 use super::super::docker::{host, Docker};
 use super::super::files::PEER_PORT;
@@ -43,6 +49,8 @@ pub struct Faults<'a> {
     nodes: Vec<Node>,
     /// The cluster's network.
     network: String,
+    /// Each replica's data volume on this machine, once asked (`None`: not found here).
+    volumes: std::cell::RefCell<std::collections::BTreeMap<usize, Option<std::path::PathBuf>>>,
     /// Whether dropping it heals (not once the nodes are to end on their own).
     armed: std::cell::Cell<bool>,
 }
@@ -73,7 +81,7 @@ impl<'a> Faults<'a> {
         if network.is_empty() {
             return Err(UserError(format!("node {}'s container is on no network", first.id)));
         }
-        Ok(Faults { docker, nodes, network, armed: std::cell::Cell::new(true) })
+        Ok(Faults { docker, nodes, network, volumes: Default::default(), armed: std::cell::Cell::new(true) })
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -140,10 +148,13 @@ impl<'a> Faults<'a> {
         Ok(())
     }
 
-    /// Applies `kind` to `nodes` (the replicas hit: one, or a partition's minority side).
-    pub fn apply(&self, kind: NemesisFault, nodes: &[usize]) -> Result<(), UserError> {
+    /// Applies `kind` to `nodes` (the replicas hit: one, or a partition's minority side); what
+    /// it was seen to do, for a data fault.
+    pub fn apply(&self, kind: NemesisFault, nodes: &[usize]) -> Result<Seen, UserError> {
         let one = || &self.node(nodes[0]).container;
-        match kind {
+        let done = match kind {
+            NemesisFault::Wipe => return self.wipe(self.node(nodes[0])),
+            NemesisFault::Disk => return self.disk_full(self.node(nodes[0])),
             NemesisFault::Kill => self.docker.docker(&["kill", "--signal", "KILL", one()]).map(|_| ()),
             NemesisFault::Restart => self.docker.docker(&["stop", "--time", "10", one()]).map(|_| ()),
             NemesisFault::Pause => self.docker.docker(&["pause", one()]).map(|_| ()),
@@ -180,6 +191,16 @@ impl<'a> Faults<'a> {
                 }
                 Ok(())
             }
+        };
+        done.map(|()| Seen::default())
+    }
+
+    /// What a fault did before it is healed: for a full disk, whether its replica kept running
+    /// or stopped with a line saying why.
+    pub fn seen_before_healing(&self, kind: NemesisFault, nodes: &[usize]) -> Result<Seen, UserError> {
+        match kind {
+            NemesisFault::Disk => self.after_disk_full(self.node(nodes[0])),
+            _ => Ok(Seen::default()),
         }
     }
 
@@ -211,6 +232,8 @@ impl<'a> Faults<'a> {
             self.docker.docker(&["network", "connect", "--alias", &alias, &self.network, c])?;
             did.push(format!("connected n{}", n.id));
         }
+        self.heal_data(n, now.running, did)?;
+        now = self.now(n)?;
         if !now.running {
             self.docker.docker(&["start", c])?;
             did.push(format!("started n{}", n.id));

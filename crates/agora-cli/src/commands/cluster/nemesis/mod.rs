@@ -1,12 +1,13 @@
 //! `agora cluster nemesis` (docs/cluster.md): breaks a running cluster on purpose — kills,
-//! pauses, partitions, one-way cuts, clean restarts, disconnections — on a schedule drawn from
-//! a seed, then heals every fault, lets the system go on for a quiet period, and judges: were
-//! the faults applied and healed, does the cluster answer again, and what does the system's
-//! checker say of the history. A key-value store's history is recorded by clients on this
-//! machine, run against the containers' addresses, and judged linearizable or not; a market's
-//! workload runs inside its peers (the buyers), whose logs hold the history its checker
-//! judges ([`market`]), and so does an election's ([`election`]); the voting service's
-//! members run on this machine, and what they saw is judged ([`vote`]).
+//! pauses, partitions, one-way cuts, clean restarts, disconnections, and for a Raft store
+//! wiped volumes and full disks — on a schedule drawn from a seed, then heals every fault,
+//! lets the system go on for a quiet period, and judges: were the faults applied and healed,
+//! does the cluster answer again, and what does the system's checker say of the history. A
+//! key-value store's history is recorded by clients on this machine, run against the
+//! containers' addresses, and judged linearizable or not; a market's workload runs inside
+//! its peers (the buyers), whose logs hold the history its checker judges ([`market`]), and
+//! so does an election's ([`election`]); the voting service's members run on this machine,
+//! and what they saw is judged ([`vote`]).
 
 mod election;
 mod faults;
@@ -100,6 +101,13 @@ pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
             files.name, cf.protocol
         )));
     }
+    let data = a.faults.iter().any(|f| matches!(f, NemesisFault::Wipe | NemesisFault::Disk));
+    if data && cf.protocol != "kv" {
+        return Err(UserError(format!(
+            "--faults wipe and disk: only on a Raft key-value store (`agora cluster up --system raft`);              cluster {} runs {:?}",
+            files.name, cf.protocol
+        )));
+    }
     let docker = Docker::find()?;
     let faults = prepare(&docker, &files, cf.nodes.len(), a)?;
     match cf.protocol.as_str() {
@@ -136,6 +144,9 @@ fn prepare<'a>(
     let faults = Faults::new(docker, nodes)?;
     if a.faults.iter().any(|f| matches!(f, NemesisFault::Partition | NemesisFault::Cut)) {
         faults.check_filters()?;
+    }
+    if a.faults.iter().any(|f| matches!(f, NemesisFault::Wipe | NemesisFault::Disk)) {
+        faults.check_volumes(a.faults.contains(&NemesisFault::Disk))?;
     }
     // Leftovers of an interrupted run (a paused container, filters) go before anything starts.
     faults.heal()?;
@@ -263,8 +274,12 @@ fn apply(
         }
     };
     let start_s = clock.now_s();
-    let error = faults.apply(p.kind, &nodes).err().map(|e| e.msg);
-    let run = FaultRun::new(p, nodes, leader, start_s, error);
+    let (error, seen) = match faults.apply(p.kind, &nodes) {
+        Ok(seen) => (None, seen),
+        Err(e) => (Some(e.msg), faults::Seen::default()),
+    };
+    let mut run = FaultRun::new(p, nodes, leader, start_s, error);
+    run.saw(seen);
     if !quiet {
         println!("{}", run.began_line());
     }
@@ -281,6 +296,12 @@ fn heal(
 ) -> FaultRun {
     if run.error.is_none() && matches!(run.kind, NemesisFault::Partition | NemesisFault::Cut) {
         run.leader_at_end = leader();
+    }
+    if run.error.is_none() {
+        match faults.seen_before_healing(run.kind, &run.nodes) {
+            Ok(seen) => run.saw(seen),
+            Err(e) => run.heal_error = Some(e.msg),
+        }
     }
     match faults.heal() {
         Ok(did) => run.healed = did,

@@ -65,6 +65,10 @@ pub struct FaultRun {
     pub heal_error: Option<String>,
     /// For a partition or a cut: the replica leading just before the healing.
     pub leader_at_end: Option<usize>,
+    /// What a data fault was seen to do (its replica refused an emptied volume, stopped on a
+    /// full disk, ...), and a breach of the durability standard seen.
+    pub seen: Vec<String>,
+    pub violation: Option<String>,
     /// The history's operations invoked while it lasted, by outcome.
     pub ok: u64,
     pub fail: u64,
@@ -90,9 +94,19 @@ impl FaultRun {
             healed: Vec::new(),
             heal_error: None,
             leader_at_end: None,
+            seen: Vec::new(),
+            violation: None,
             ok: 0,
             fail: 0,
             info: 0,
+        }
+    }
+
+    /// Keeps what a data fault was seen to do (the first breach seen stays).
+    pub fn saw(&mut self, seen: super::faults::Seen) {
+        self.seen.extend(seen.note);
+        if self.violation.is_none() {
+            self.violation = seen.violation;
         }
     }
 
@@ -141,6 +155,9 @@ impl FaultRun {
             if self.healed.is_empty() { "nothing left to undo".to_string() } else { self.healed.join(", ") };
         if let Some(l) = self.leader_at_end {
             did = format!("{did} (n{l} led before)");
+        }
+        if !self.seen.is_empty() {
+            did = format!("{did} [{}]", self.seen.join("; "));
         }
         match &self.heal_error {
             None => format!("{:>9.2} s  healed     {did}", self.end_s),
@@ -209,6 +226,28 @@ pub fn count_during(runs: &mut [FaultRun], ops: &[HistOp], start_ns: u64) {
     }
 }
 
+/// With data faults (`wipe`, `disk`): `storage faults taken safely`, whether every one was
+/// applied and its replica kept to the durability standard — refused an emptied volume, kept
+/// running on a full disk or stopped saying why.
+fn storage_property(runs: &[FaultRun]) -> Option<Property> {
+    let data: Vec<&FaultRun> =
+        runs.iter().filter(|r| matches!(r.kind, NemesisFault::Wipe | NemesisFault::Disk)).collect();
+    if data.is_empty() {
+        return None;
+    }
+    let breaches: Vec<String> = data
+        .iter()
+        .filter_map(|r| r.violation.clone().or_else(|| r.error.as_ref().map(|e| format!("not applied: {e}"))))
+        .collect();
+    let ok = breaches.is_empty();
+    let detail = if ok {
+        data.iter().flat_map(|r| r.seen.iter().cloned()).collect::<Vec<_>>().join("; ")
+    } else {
+        breaches.join("; ")
+    };
+    Some(Property { name: "storage faults taken safely", ok: Some(ok), detail })
+}
+
 /// A property and its verdict.
 #[derive(Debug, Serialize)]
 pub struct Property {
@@ -275,7 +314,7 @@ impl Outcome {
             }
             None => format!("the search gave up on {} key(s)", r.unknown.len()),
         };
-        vec![
+        let mut props = vec![
             Property {
                 name: "faults applied",
                 ok: Some(applied == self.runs.len() && !self.runs.is_empty()),
@@ -303,7 +342,9 @@ impl Outcome {
                     a.after_s
                 ),
             },
-        ]
+        ];
+        props.extend(storage_property(&self.runs));
+        props
     }
 
     /// Prints the outcome (and writes `out`'s files); the exit code.

@@ -38,6 +38,8 @@ pub fn fault_name(kind: NemesisFault) -> &'static str {
         NemesisFault::Cut => "cut",
         NemesisFault::Restart => "restart",
         NemesisFault::Disconnect => "disconnect",
+        NemesisFault::Wipe => "wipe",
+        NemesisFault::Disk => "disk",
     }
 }
 
