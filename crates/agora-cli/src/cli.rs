@@ -284,7 +284,7 @@ pub struct MarketArgs {
     /// How long a sick peer stays away before it rejoins [default: 200] [0.001..=3600000].
     #[arg(long, value_name = "MS", value_parser = schema(&params::RECOVER_MS))]
     pub recover_ms: Option<Value>,
-    /// Where the ledger lives: replicated (a Raft log on the first 3 or 5 peers) or local (the
+    /// Where the ledger lives: replicated (a Raft log on the last 3 or 5 peers) or local (the
     /// trader's memory, the report's design) [default: replicated].
     #[arg(long, value_name = "MODE", value_parser = schema(&params::LEDGER))]
     pub ledger: Option<Value>,

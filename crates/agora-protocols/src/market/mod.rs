@@ -47,7 +47,8 @@
 //! and the request ids served; a trade applies only if stock suffices, and a request id
 //! takes effect once. Two modes (`--ledger`):
 //! - `replicated` (the default): the ledger is the state machine of agora's Raft log, hosted
-//!   by the first 3 or 5 peers ([`setup::Settings::replica_count`]); the trader submits
+//!   by the last (highest) 3 or 5 peers ([`setup::Settings::replica_count`]), those the
+//!   bully election makes trader while they live; the trader submits
 //!   through a Raft client session and answers a buyer only once the trade is committed. A
 //!   new trader first commits a takeover, which gives it the next *fence*; the ledger refuses
 //!   trades with an older fence. Bully alone cannot stop two peers from both thinking they

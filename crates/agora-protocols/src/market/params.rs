@@ -65,7 +65,9 @@ impl FromParams for MarketSetup {
             ));
         }
         let n = p.nodes;
-        let replicas = (0..Settings::replica_count(n) as u32).map(NodeId).collect();
+        // The highest peers: the ones the bully election makes trader while they live, so a
+        // trader mostly hosts a replica and its replica can lead the ledger from the opening.
+        let replicas = ((n - Settings::replica_count(n)) as u32..n as u32).map(NodeId).collect();
         let (sc, catalog) = match (p.text(&MARKET), p.text(&SCENARIO)) {
             (Some(_), Some(_)) => {
                 return Err(ParamError::invalid(&MARKET, "and a scenario both give the roles: give one"))

@@ -49,7 +49,7 @@ pub struct Settings {
     pub order: Order,
     /// The election's settings (its failure-detection timeout is the market's timeout).
     pub election: BullySetup,
-    /// The replicated ledger's Raft settings: its replicas are the first peers.
+    /// The replicated ledger's Raft settings: its replicas are the last (highest) peers.
     pub raft: Arc<raft::Config>,
     /// A buyer's or seller's request is sent again after this long unanswered.
     pub retry: Duration,
