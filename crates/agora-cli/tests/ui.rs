@@ -594,9 +594,10 @@ fn the_kv_page_refuses_what_its_cluster_cannot_do_and_a_crash_ends_a_pause() {
     act(&addr, &format!("cut/{leader}/{cut_to}"));
     let link = |s: &Value, to: usize| {
         let links = s["links"].as_array().expect("links");
-        links.iter().find(|l| l["from"] == leader && l["to"] == to).map_or((0, 0), |l| {
-            (l["total"].as_u64().unwrap(), l["received"].as_u64().unwrap())
-        })
+        links
+            .iter()
+            .find(|l| l["from"] == leader && l["to"] == to)
+            .map_or((0, 0), |l| (l["total"].as_u64().unwrap(), l["received"].as_u64().unwrap()))
     };
     let (mut samples, mut first) = (0, None);
     snapshot_until(&addr, "the cut link delivering nothing", |s| {
@@ -1566,7 +1567,8 @@ fn up_serves_the_nodes_processes_and_its_controls_kill_stop_and_restart_them() {
     // Each action is on the timeline; then the page lets the run end, and the report and
     // the checker's verdicts follow.
     let s = snapshot_until(&addr, "the actions on the timeline", |s| {
-        let kinds: Vec<&str> = s["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+        let kinds: Vec<&str> =
+            s["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
         ["crash", "restart", "pause", "resume"].iter().all(|k| kinds.contains(k))
     });
     assert_eq!(s["held"], true);

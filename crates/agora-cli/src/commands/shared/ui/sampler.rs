@@ -715,7 +715,9 @@ impl Counts {
     /// The counts as one JSON object (what `agora node --sample-ms` prints); the incarnation
     /// is not in it (the reader knows the process).
     pub fn to_json(&self) -> Value {
-        let marks = |m: &[Mark]| -> Vec<Value> { m.iter().map(|m| json!([m.peer, m.kind, m.seq, m.at_ns])).collect() };
+        let marks = |m: &[Mark]| -> Vec<Value> {
+            m.iter().map(|m| json!([m.peer, m.kind, m.seq, m.at_ns])).collect()
+        };
         json!({
             "failed": self.failed,
             "sent": self.sent,
@@ -863,7 +865,8 @@ pub fn links(nodes: &[&LinkCounts], dt: f64) -> Vec<Link> {
             if total == 0 {
                 continue;
             }
-            let (received, got) = nodes.get(to).map_or((0, 0), |r| (r.received.total(from), r.received.delta(from)));
+            let (received, got) =
+                nodes.get(to).map_or((0, 0), |r| (r.received.total(from), r.received.delta(from)));
             out.push(Link {
                 from,
                 to,
