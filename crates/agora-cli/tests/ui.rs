@@ -1586,3 +1586,81 @@ fn up_serves_the_nodes_processes_and_its_controls_kill_stop_and_restart_them() {
     let judged: Vec<&Value> = summary["properties"].as_array().unwrap().iter().collect();
     assert_eq!(shown, judged);
 }
+
+#[test]
+fn the_up_page_offers_only_what_processes_take_and_its_crash_kills_the_leader() {
+    let Some((chromium, chromedriver)) = browser("of agora up --ui") else { return };
+    let (_agora, addr, mut out, dir) = up_with_view();
+    let (_driver, driver) = start_driver(&chromedriver);
+    let page = Session::new(driver, &chromium, &dir.path().join("profile"));
+    page.call("POST", "/url", Some(&json!({ "url": format!("http://{addr}/") }))).expect("the page loads");
+
+    // The page's leader is the one the nodes say and the traffic shows.
+    let agreed = |not: Option<usize>| {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let shown = page_leader(&page.eval(PAGE_LEADER));
+            let s = latest(&addr);
+            let (said, traffic) = (said_leader(&s), traffic_leader(&s, 3));
+            match (shown, said, traffic) {
+                (Some(shown), Some(said), Some(t)) if shown == said && t == said.0 && Some(t) != not => {
+                    return shown;
+                }
+                _ => assert!(Instant::now() < until, "page {shown:?}, nodes {said:?}, traffic {traffic:?}"),
+            }
+            std::thread::sleep(POLL);
+        }
+    };
+    let (leader, term) = agreed(None);
+
+    // What processes cannot take is not shown, and the page says why; what they take is.
+    let shown = |css: &str| {
+        page.eval(&format!(
+            "const e = document.querySelector('{css}'); return !!e && !e.closest('[hidden]');"
+        ))
+    };
+    assert_eq!(shown("#faults-section"), true);
+    for css in ["#cut-form", "#partition-form", "#heal"] {
+        assert_eq!(shown(css), false, "{css} shown");
+    }
+    assert_eq!(shown("#release"), true, "a held run can be let end");
+    let why = page.eval("return document.querySelector('#unavailable').textContent;");
+    assert!(why.as_str().unwrap().contains("process of its own"), "{why}");
+    for verb in ["crash", "pause"] {
+        assert_eq!(shown(&format!("button[data-{verb}=\"{leader}\"]")), true, "{verb} on {leader}");
+    }
+    // Each link says what was sent and what was received on it.
+    let links = page.wait_for("the links", "return document.querySelector('#links').textContent;", |v| {
+        v.as_str().filter(|t| t.contains("received")).map(str::to_string)
+    });
+    assert!(links.contains(&format!("{leader} → ")), "{links}");
+
+    // Crash, clicked: the answer names the process, which is gone; another leader follows.
+    page.click(&format!("button[data-crash=\"{leader}\"]"));
+    let answer = page.wait_for(
+        "the crash's answer",
+        "return document.querySelector('#action-result').textContent;",
+        |v| v.as_str().filter(|t| t.contains("SIGKILL")).map(str::to_string),
+    );
+    let killed = pid_in(&answer);
+    poll_until("the killed process gone", || process_state(killed).is_none());
+    let role = format!("return document.querySelector('tr[data-replica=\"{leader}\"]').dataset.role;");
+    page.wait_for("the crashed leader", &role, |v| (v == "crashed").then_some(()));
+    let (second, second_term) = agreed(Some(leader));
+    assert!(second != leader && second_term > term, "{second} in {second_term} after {leader} in {term}");
+    save_screenshot(&page, dir.path(), "up-live-view.png", "AGORA_UP_UI_SCREENSHOT");
+
+    // The row's control is now "Restart": clicked, the node runs again (a node left crashed
+    // would keep the others from ever being idle, and the run would last to its time limit).
+    page.click(&format!("button[data-restart=\"{leader}\"]"));
+    let health = format!("return document.querySelector('tr[data-replica=\"{leader}\"]').dataset.health;");
+    page.wait_for("the restarted node running", &health, |v| (v == "running").then_some(()));
+
+    // "Let the run end": the run ends and the page shows the checker's verdicts.
+    page.click("#release");
+    let summary = report(&mut out);
+    assert!(summary["properties"].is_array(), "{summary}");
+    page.wait_for("the verdicts", "return document.querySelector('#checker-status').textContent;", |v| {
+        v.as_str().filter(|t| t.starts_with("Run ended")).map(str::to_string)
+    });
+}
