@@ -717,6 +717,11 @@ pub struct NodeArgs {
     /// containers that have not started yet) [0..=600000]; 0: fail at once.
     #[arg(long, value_name = "MS", default_value_t = 0, value_parser = count::<u64>(0, MAX_WAIT_RESOLVE_MS))]
     pub wait_resolve_ms: u64,
+    /// With --events: every this many ms, also print the node's message counters (sent and
+    /// handled, per kind and per link) and its latest messages, one `event {"counts":..}` line
+    /// (what `agora up --ui` and `agora cluster up --ui` read) [50..=60000].
+    #[arg(long, value_name = "MS", requires = "events", value_parser = count::<u64>(50, 60_000))]
+    pub sample_ms: Option<u64>,
 }
 
 /// The arguments of `agora up`.
@@ -732,6 +737,11 @@ pub struct UpArgs {
     /// Pass `--events` to every node: their progress lines on stderr.
     #[arg(long)]
     pub events: bool,
+    /// The live view of the nodes (`--ui ADDR`; docs/live-view.md). Its controls crash
+    /// (SIGKILL), restart (from the node's database), pause (SIGSTOP) and resume (SIGCONT)
+    /// the node processes.
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 /// A protocol's parameters from the command line: `--nodes`, and a flag for every parameter of

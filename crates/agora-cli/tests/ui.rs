@@ -584,29 +584,31 @@ fn the_kv_page_refuses_what_its_cluster_cannot_do_and_a_crash_ends_a_pause() {
     });
     refused("resume/2", "node 2 is not paused");
 
-    // Messages by link: the link from the leader to a follower cut, its total stands still
-    // over four samples, while the leader's link to the other follower goes on growing.
+    // Messages by link: the link from the leader to a follower cut, what its receiver got
+    // stands still over four samples while what the leader sent on it goes on growing (the
+    // difference: lost on the cut link), and the leader's link to the other follower goes on
+    // delivering.
     let s = snapshot_until(&addr, "a leader", |s| s["lead"]["id"].is_u64());
     let leader = s["lead"]["id"].as_u64().unwrap() as usize;
     let (cut_to, other) = ((leader + 1) % 3, (leader + 2) % 3);
     act(&addr, &format!("cut/{leader}/{cut_to}"));
-    let total = |s: &Value, to: usize| {
+    let link = |s: &Value, to: usize| {
         let links = s["links"].as_array().expect("links");
         links
             .iter()
             .find(|l| l["from"] == leader && l["to"] == to)
-            .map_or(0, |l| l["total"].as_u64().unwrap())
+            .map_or((0, 0), |l| (l["total"].as_u64().unwrap(), l["received"].as_u64().unwrap()))
     };
     let (mut samples, mut first) = (0, None);
-    snapshot_until(&addr, "the cut link standing still", |s| {
+    snapshot_until(&addr, "the cut link delivering nothing", |s| {
         if s["cuts"] != json!([[leader, cut_to]]) {
             return false;
         }
-        let (on_cut, on_other) = (total(s, cut_to), total(s, other));
-        let (cut0, other0) = *first.get_or_insert((on_cut, on_other));
-        assert_eq!(on_cut, cut0, "traffic on the cut link {leader} → {cut_to}: {}", s["links"]);
+        let ((sent, got), (_, other_got)) = (link(s, cut_to), link(s, other));
+        let (sent0, got0, other0) = *first.get_or_insert((sent, got, other_got));
+        assert_eq!(got, got0, "received on the cut link {leader} → {cut_to}: {}", s["links"]);
         samples += 1;
-        samples >= 4 && on_other > other0
+        samples >= 4 && sent > sent0 && other_got > other0
     });
     act(&addr, "heal");
 
@@ -848,6 +850,8 @@ fn run_serves_the_links_between_its_nodes_and_the_verdicts() {
     for l in links {
         let on_link = messages.iter().filter(|m| m["from"] == l["from"] && m["to"] == l["to"]).count();
         assert_eq!(on_link as u64, l["total"].as_u64().unwrap(), "{l} {messages:?}");
+        // Nothing cut, the run over: every message sent on a link was received.
+        assert_eq!(l["received"], l["total"], "{l}");
     }
     let kinds: Vec<&str> =
         summary["by_kind"].as_array().expect("kinds").iter().map(|k| k["kind"].as_str().unwrap()).collect();
@@ -1175,16 +1179,17 @@ fn the_controls_break_a_raft_run_and_the_checker_is_told_of_the_faults() {
     assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 409 Conflict", "node 0 is not paused"));
 
     // A link cut one way, from the leader to a follower: its sender shown partitioned, the
-    // link listed, and nothing more queued on it (its total stands still over three samples,
-    // where the leader heartbeats many times a second); heal mends it.
+    // link listed, and nothing more received on it (what the follower got stands still over
+    // four samples) while what the leader sends on it goes on growing (it heartbeats many
+    // times a second): the difference is what the cut dropped. Heal mends it.
     let s = snapshot_until(&addr, "a leader", |s| said_leader(s).is_some());
     let (leader, _) = said_leader(&s).unwrap();
     let follower = (leader + 1) % 3;
     act(&addr, &format!("cut/{leader}/{follower}"));
-    let total = |s: &Value| {
+    let link = |s: &Value| {
         let links = s["links"].as_array().unwrap();
         let link = links.iter().find(|l| l["from"] == leader && l["to"] == follower);
-        link.map_or(0, |l| l["total"].as_u64().unwrap())
+        link.map_or((0, 0), |l| (l["total"].as_u64().unwrap(), l["received"].as_u64().unwrap()))
     };
     let (mut samples, mut at_cut) = (0, None);
     snapshot_until(&addr, "the cut link", |s| {
@@ -1192,9 +1197,10 @@ fn the_controls_break_a_raft_run_and_the_checker_is_told_of_the_faults() {
             return false;
         }
         samples += 1;
-        let first = *at_cut.get_or_insert(total(s));
-        assert_eq!(total(s), first, "traffic on the cut link {leader} → {follower}: {}", s["links"]);
-        samples == 4
+        let (sent, got) = link(s);
+        let (sent0, got0) = *at_cut.get_or_insert((sent, got));
+        assert_eq!(got, got0, "received on the cut link {leader} → {follower}: {}", s["links"]);
+        samples >= 4 && sent > sent0
     });
     act(&addr, "heal");
     snapshot_until(&addr, "the link mended", |s| {
@@ -1450,4 +1456,211 @@ fn at_100_nodes_every_snapshot_stays_under_its_bound() {
     // The latest: sorted by receipt.
     let received: Vec<f64> = messages.iter().map(|m| m["received_ms"].as_f64().unwrap()).collect();
     assert!(received.windows(2).all(|w| w[0] <= w[1]), "{received:?}");
+}
+
+/// `agora up` of three Raft replicas and a client, each node a process of its own keeping a
+/// database, with its live view held (`--ui-hold`) until the page lets the run end: (process,
+/// the view's address, its stdout, the folder that holds the cluster file).
+fn up_with_view() -> (Killed, String, BufReader<std::process::ChildStdout>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = format!(
+        "cluster = \"ui-up\"\nsecret = \"{}\"\nprotocol = \"raft\"\ndata_dir = \"data\"\nidle_ms = 1000\n\
+         max_time_ms = 300000\n[params]\nclients = 1\nmsgs = 20\n",
+        "7a".repeat(32)
+    );
+    for i in 0..4 {
+        text.push_str(&format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:0\"\n"));
+    }
+    let file = dir.path().join("up.toml");
+    std::fs::write(&file, text).unwrap();
+    let (agora, url, out) = start_run(&[
+        "up",
+        "--config",
+        file.to_str().unwrap(),
+        "--ui",
+        "127.0.0.1:0",
+        "--ui-hold",
+        "--ui-linger",
+        "--json",
+    ]);
+    (agora, url.trim_start_matches("http://").trim_end_matches('/').to_string(), out, dir)
+}
+
+/// The state letter of process `pid` (`/proc/PID/stat`): `T` stopped, `S` or `R` running;
+/// `None` once it is gone (or only a zombie not yet reaped).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit_once(") ")?.1.chars().next()?;
+    (state != 'Z').then_some(state)
+}
+
+/// Polls until `f` holds, or fails after the deadline, saying `what`.
+fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + DEADLINE;
+    while !f() {
+        assert!(Instant::now() < until, "{what}: not within {DEADLINE:?}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The process id an answer of `agora up`'s page names (`... process PID)`).
+fn pid_in(answer: &str) -> u32 {
+    let (_, tail) = answer.rsplit_once("process ").expect("a process id");
+    tail.trim_end_matches(')').parse().expect("a process id")
+}
+
+#[test]
+fn up_serves_the_nodes_processes_and_its_controls_kill_stop_and_restart_them() {
+    let (_agora, addr, mut out, _dir) = up_with_view();
+    // The leader the nodes say is the one the traffic shows: the replica that sends to the
+    // two others, counted by the node processes' own drivers and read from what they print.
+    let s = snapshot_until(&addr, "the leader the traffic shows", |s| {
+        said_leader(s).is_some_and(|(l, _)| traffic_leader(s, 3) == Some(l))
+    });
+    let (leader, term) = said_leader(&s).unwrap();
+    assert_eq!(s["verbs"], json!(["crash", "restart", "pause", "resume", "release"]));
+    assert!(s["unavailable"].as_str().unwrap().contains("process of its own"), "{}", s["unavailable"]);
+    // The links: what the sender counted sent and what the receiver counted handled, each
+    // read from its own process (at its own time: they need not match while the run goes).
+    let links = s["links"].as_array().unwrap();
+    let from_leader = |to: usize| links.iter().find(|l| l["from"] == leader && l["to"] == to);
+    for to in (0..3).filter(|&to| to != leader) {
+        let l = from_leader(to).unwrap_or_else(|| panic!("{leader} → {to} in {links:?}"));
+        assert!(l["total"].as_u64().unwrap() > 0 && l["received"].as_u64().unwrap() > 0, "{l}");
+    }
+    assert!(!s["messages"].as_array().unwrap().is_empty(), "the latest messages, from the processes");
+
+    // The links cannot be cut: refused, with why.
+    let (status, body) = post(&addr, &format!("cut/{leader}/{}", (leader + 1) % 3), true);
+    assert_eq!(status, "HTTP/1.1 400 Bad Request", "{body}");
+    assert!(body.contains("this run takes crash, restart, pause, resume, release"), "{body}");
+
+    // Crash: the leader's process is killed (gone from /proc), its row says so, and another
+    // replica leads in a higher term.
+    let killed = pid_in(&act(&addr, &format!("crash/{leader}")));
+    poll_until("the crashed leader's process gone", || process_state(killed).is_none());
+    let s = snapshot_until(&addr, "a new leader", |s| {
+        row(s, leader)["health"] == "crashed"
+            && said_leader(s).is_some_and(|(l, t)| l != leader && t > term && traffic_leader(s, 3) == Some(l))
+    });
+    let (second, _) = said_leader(&s).unwrap();
+
+    // Restart: a new process from the node's database; it runs and counts from zero again.
+    let restarted = pid_in(&act(&addr, &format!("restart/{leader}")));
+    assert_ne!(restarted, killed);
+    assert!(process_state(restarted).is_some(), "the restarted node runs");
+    snapshot_until(&addr, "the restarted node running", |s| {
+        row(s, leader)["health"] == "running" && row(s, leader)["delivered_per_s"].as_f64() > Some(0.0)
+    });
+    let (status, body) = post(&addr, &format!("restart/{leader}"), true);
+    assert_eq!(status, "HTTP/1.1 409 Conflict", "{body}");
+    assert!(body.contains("is running"), "{body}");
+
+    // Pause: the new leader's process is stopped (state T) until resumed.
+    let paused = pid_in(&act(&addr, &format!("pause/{second}")));
+    poll_until("the paused process stopped", || process_state(paused) == Some('T'));
+    snapshot_until(&addr, "the paused row", |s| row(s, second)["health"] == "paused");
+    let resumed = pid_in(&act(&addr, &format!("resume/{second}")));
+    assert_eq!(resumed, paused);
+    poll_until("the resumed process running", || process_state(paused).is_some_and(|c| c != 'T'));
+
+    // Each action is on the timeline; then the page lets the run end, and the report and
+    // the checker's verdicts follow.
+    let s = snapshot_until(&addr, "the actions on the timeline", |s| {
+        let kinds: Vec<&str> =
+            s["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+        ["crash", "restart", "pause", "resume"].iter().all(|k| kinds.contains(k))
+    });
+    assert_eq!(s["held"], true);
+    act(&addr, "release");
+    let summary = report(&mut out);
+    let last = snapshot_until(&addr, "the verdicts", |s| !s["verdicts"].is_null());
+    assert_eq!(last["verdicts"]["end"], summary["end"]);
+    let shown: Vec<&Value> = last["verdicts"]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["verdict"] != "not judged")
+        .map(|v| &v["property"])
+        .collect();
+    let judged: Vec<&Value> = summary["properties"].as_array().unwrap().iter().collect();
+    assert_eq!(shown, judged);
+}
+
+#[test]
+fn the_up_page_offers_only_what_processes_take_and_its_crash_kills_the_leader() {
+    let Some((chromium, chromedriver)) = browser("of agora up --ui") else { return };
+    let (_agora, addr, mut out, dir) = up_with_view();
+    let (_driver, driver) = start_driver(&chromedriver);
+    let page = Session::new(driver, &chromium, &dir.path().join("profile"));
+    page.call("POST", "/url", Some(&json!({ "url": format!("http://{addr}/") }))).expect("the page loads");
+
+    // The page's leader is the one the nodes say and the traffic shows.
+    let agreed = |not: Option<usize>| {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let shown = page_leader(&page.eval(PAGE_LEADER));
+            let s = latest(&addr);
+            let (said, traffic) = (said_leader(&s), traffic_leader(&s, 3));
+            match (shown, said, traffic) {
+                (Some(shown), Some(said), Some(t)) if shown == said && t == said.0 && Some(t) != not => {
+                    return shown;
+                }
+                _ => assert!(Instant::now() < until, "page {shown:?}, nodes {said:?}, traffic {traffic:?}"),
+            }
+            std::thread::sleep(POLL);
+        }
+    };
+    let (leader, term) = agreed(None);
+
+    // What processes cannot take is not shown, and the page says why; what they take is.
+    let shown = |css: &str| {
+        page.eval(&format!(
+            "const e = document.querySelector('{css}'); return !!e && !e.closest('[hidden]');"
+        ))
+    };
+    assert_eq!(shown("#faults-section"), true);
+    for css in ["#cut-form", "#partition-form", "#heal"] {
+        assert_eq!(shown(css), false, "{css} shown");
+    }
+    assert_eq!(shown("#release"), true, "a held run can be let end");
+    let why = page.eval("return document.querySelector('#unavailable').textContent;");
+    assert!(why.as_str().unwrap().contains("process of its own"), "{why}");
+    for verb in ["crash", "pause"] {
+        assert_eq!(shown(&format!("button[data-{verb}=\"{leader}\"]")), true, "{verb} on {leader}");
+    }
+    // Each link says what was sent and what was received on it.
+    let links = page.wait_for("the links", "return document.querySelector('#links').textContent;", |v| {
+        v.as_str().filter(|t| t.contains("received")).map(str::to_string)
+    });
+    assert!(links.contains(&format!("{leader} → ")), "{links}");
+
+    // Crash, clicked: the answer names the process, which is gone; another leader follows.
+    page.click(&format!("button[data-crash=\"{leader}\"]"));
+    let answer = page.wait_for(
+        "the crash's answer",
+        "return document.querySelector('#action-result').textContent;",
+        |v| v.as_str().filter(|t| t.contains("SIGKILL")).map(str::to_string),
+    );
+    let killed = pid_in(&answer);
+    poll_until("the killed process gone", || process_state(killed).is_none());
+    let role = format!("return document.querySelector('tr[data-replica=\"{leader}\"]').dataset.role;");
+    page.wait_for("the crashed leader", &role, |v| (v == "crashed").then_some(()));
+    let (second, second_term) = agreed(Some(leader));
+    assert!(second != leader && second_term > term, "{second} in {second_term} after {leader} in {term}");
+    save_screenshot(&page, dir.path(), "up-live-view.png", "AGORA_UP_UI_SCREENSHOT");
+
+    // The row's control is now "Restart": clicked, the node runs again (a node left crashed
+    // would keep the others from ever being idle, and the run would last to its time limit).
+    page.click(&format!("button[data-restart=\"{leader}\"]"));
+    let health = format!("return document.querySelector('tr[data-replica=\"{leader}\"]').dataset.health;");
+    page.wait_for("the restarted node running", &health, |v| (v == "running").then_some(()));
+
+    // "Let the run end": the run ends and the page shows the checker's verdicts.
+    page.click("#release");
+    let summary = report(&mut out);
+    assert!(summary["properties"].is_array(), "{summary}");
+    page.wait_for("the verdicts", "return document.querySelector('#checker-status').textContent;", |v| {
+        v.as_str().filter(|t| t.starts_with("Run ended")).map(str::to_string)
+    });
 }

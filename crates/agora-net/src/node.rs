@@ -172,9 +172,15 @@ pub struct NodeShared {
     pub leave: tokio::sync::Notify,
     /// Set once the node has run `on_stop` and handed what it sent to its connections.
     pub left: AtomicBool,
-    /// Messages queued to each node of the cluster (by id; this node's own included): the
-    /// traffic per link, for a live view. One relaxed add per destination.
+    /// Messages sent to each node of the cluster (by id; this node's own included): the
+    /// traffic per link, for a live view. Counted when the step sends it, before a cut link
+    /// or a full queue drops it, so that what a link lost is `sent_to` at the sender minus
+    /// `received_from` at the receiver (and what is still on its way). One relaxed add per
+    /// destination.
     pub sent_to: Vec<AtomicU64>,
+    /// Messages from each node of the cluster (by id) that reached this node and were
+    /// handled: not those a cut link dropped on arrival.
+    pub received_from: Vec<AtomicU64>,
     /// While `true` the node handles nothing (no message, timer or local call): what arrives
     /// waits for it (`faults`: a pause).
     pub paused: watch::Sender<bool>,
@@ -400,6 +406,7 @@ pub fn start_with<S: Setup>(
         leave: tokio::sync::Notify::new(),
         left: AtomicBool::new(false),
         sent_to: (0..cfg.addrs.len()).map(|_| AtomicU64::new(0)).collect(),
+        received_from: (0..cfg.addrs.len()).map(|_| AtomicU64::new(0)).collect(),
         paused: watch::Sender::new(false),
         cut_to: (0..cfg.addrs.len()).map(|_| AtomicBool::new(false)).collect(),
         cut_from: (0..cfg.addrs.len()).map(|_| AtomicBool::new(false)).collect(),
@@ -721,6 +728,9 @@ impl<S: Setup> Driver<S> {
             }
             Interp::delivered(metrics, counters, kind, m.bytes as u64);
         }
+        if let Some(c) = self.shared.received_from.get(m.from.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         let from = m.from;
         let kind = m.msg.kind();
         self.step(|| kind.into(), |node, ctx| node.on_message(ctx, from, m.msg));
@@ -1012,6 +1022,9 @@ impl<S: Setup> Driver<S> {
         let (metrics, counters) = &mut *live;
         let mut recent = shared.recent.as_ref().map(|r| (r.lock().expect("recent lock"), unix_ns()));
         for t in out.to {
+            if let Some(c) = self.shared.sent_to.get(t.index()) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
             if t != self.id && self.shared.cut_to.get(t.index()).is_some_and(|c| c.load(Ordering::Relaxed)) {
                 // The link is cut: lost, as on a lossy link.
                 Interp::dropped(metrics, counters, out.kind);
@@ -1029,9 +1042,6 @@ impl<S: Setup> Driver<S> {
                 queued
             };
             if ok {
-                if let Some(c) = self.shared.sent_to.get(t.index()) {
-                    c.fetch_add(1, Ordering::Relaxed);
-                }
                 if let Some((r, at)) = recent.as_mut() {
                     r.sent(t.0, metrics.by_kind()[out.kind].0, *at);
                 }

@@ -129,6 +129,7 @@ mod tests {
             leave: tokio::sync::Notify::new(),
             left: AtomicBool::new(false),
             sent_to: Vec::new(),
+            received_from: Vec::new(),
             paused: tokio::sync::watch::Sender::new(false),
             cut_to: Vec::new(),
             cut_from: Vec::new(),

@@ -3,12 +3,15 @@
 //! what this node alone saw.
 
 use super::shared::tcp::{interrupted, metrics_endpoint, parse_addr, runtime};
+use super::shared::ui::{self, sampler::Counts};
 use super::shared::{exit_code, inherited_listener, open_mode, output};
 use crate::cli::NodeArgs;
 use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
 use agora_core::{NodeId, Protocol, Setup};
-use agora_net::{report, run_node, Gathered, Lone, NetConfig, NodeOutput, ObsHook, RunOutcome, Supervised};
+use agora_net::{
+    report, run_node, Gathered, Lone, NetConfig, NodeOutput, NodeShared, ObsHook, RunOutcome, Supervised,
+};
 use agora_protocols::Driver;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +48,9 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
     // Only the JSON report lists the observations: a node without it keeps none, so one that
     // runs for days (a market in a container) does not grow.
     cfg.keep_observations = args.json;
+    if args.sample_ms.is_some() {
+        cfg.recent_messages = ui::sampler::RECENT;
+    }
     let driver = OneNode {
         id: args.id,
         cfg,
@@ -55,6 +61,7 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
         listener,
         events: args.events,
         supervised: args.supervised,
+        sample: args.sample_ms.map(Duration::from_millis),
     };
     agora_protocols::dispatch(&cf.protocol, &params, driver)?
 }
@@ -70,6 +77,8 @@ struct OneNode {
     listener: Option<std::net::TcpListener>,
     events: bool,
     supervised: bool,
+    /// `--sample-ms`: how often to print the node's counts.
+    sample: Option<Duration>,
 }
 
 impl Driver for OneNode {
@@ -101,8 +110,14 @@ impl OneNode {
     /// with its time (`at`, Unix ns): a killed node's history is what it said before, which
     /// `agora cluster` reads back from the containers' logs to judge.
     async fn start<S: Setup>(self, setup: Arc<S>) -> Result<RunOutcome<Obs<S>>, UserError> {
-        let hook = metrics_endpoint(self.metrics_addr, vec![self.id]).await?;
-        let (id, events) = (self.id, self.events);
+        let metrics = metrics_endpoint(self.metrics_addr, vec![self.id]).await?;
+        let (id, events, sample) = (self.id, self.events, self.sample);
+        let hook = move |nodes: Vec<Arc<NodeShared>>| {
+            if let (Some(every), Some(node)) = (sample, nodes.first()) {
+                tokio::spawn(print_counts(id, node.clone(), every));
+            }
+            metrics(nodes);
+        };
         let on_obs: Option<ObsHook<_>> = events.then(|| {
             Arc::new(move |at: u64, o: &Obs<S>| {
                 event(serde_json::json!({ "node": id, "at": at, "obs": o }));
@@ -152,6 +167,18 @@ fn stdin_closed() -> agora_net::cluster::StopFuture {
     Box::pin(async move {
         let _ = rx.await;
     })
+}
+
+/// `--sample-ms`: the node's counts every `every`, one `event` line each, with the process id
+/// that tells its incarnations apart. Ends with the runtime.
+async fn print_counts(id: u32, node: Arc<NodeShared>, every: Duration) {
+    let pid = std::process::id();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let counts = Counts::of(&node).to_json();
+        event(serde_json::json!({ "node": id, "pid": pid, "counts": counts }));
+    }
 }
 
 /// One `--events` line on stderr: `event {JSON}`, written whole.

@@ -10,7 +10,7 @@
 
 use super::embedded::Running;
 use super::node::Status;
-use crate::commands::shared::ui::sampler::{busiest, latest_messages, LinkCounts};
+use crate::commands::shared::ui::sampler::{busiest, latest_messages, links, Counts, LinkCounts};
 use crate::commands::shared::ui::steer::{describe, Switches};
 use agora_core::NodeId;
 use agora_net::Happened;
@@ -39,7 +39,7 @@ struct Seen {
     /// Message counters at the last sample: (sent, delivered), and sent per kind.
     counted: (u64, u64),
     kinds: BTreeMap<&'static str, u64>,
-    /// Messages queued on each link, this incarnation's and the earlier ones'.
+    /// Messages sent and handled on each link, this incarnation's and the earlier ones'.
     links: LinkCounts,
 }
 
@@ -130,28 +130,23 @@ impl Live {
         // its row says it is partitioned.
         let mut lead: Option<(usize, u64)> = None;
         let mut kinds: BTreeMap<&'static str, f64> = BTreeMap::new();
-        let mut links = Vec::new();
         for (i, (r, rx)) in replicas.iter().zip(asked).enumerate() {
             let status = match rx {
                 Some(rx) => tokio::time::timeout_at(deadline, rx).await.ok().and_then(Result::ok),
                 None => None,
             };
             let mut row = json!({ "id": i, "resp": self.resp_addrs[i].to_string() });
-            let Some(r) = r else {
+            let counts = r.as_ref().map(|r| Counts::of(&r.shared));
+            self.seen[i].links.read(counts.as_ref());
+            let (Some(_), Some(counts)) = (r, counts) else {
                 row["role"] = "crashed".into();
                 row["health"] = "crashed".into();
                 rows.push(row);
                 continue;
             };
-            let failed = r.shared.failed.load(std::sync::atomic::Ordering::Relaxed);
-            let (counted, by_kind) = {
-                let live = r.shared.live.lock().expect("metrics lock");
-                let by_kind: Vec<(&'static str, u64)> =
-                    live.0.by_kind().iter().map(|(k, c)| (*k, c.sent)).collect();
-                ((live.1.sent, live.1.delivered), by_kind)
-            };
+            let Counts { failed, sent, delivered, kinds: by_kind, .. } = counts;
+            let counted = (sent, delivered);
             let seen = &mut self.seen[i];
-            seen.links.read(i, &r.shared, dt, &mut links);
             let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / dt;
             row["sent_per_s"] = rate(counted.0, seen.counted.0).round().into();
             row["delivered_per_s"] = rate(counted.1, seen.counted.1).round().into();
@@ -191,7 +186,8 @@ impl Live {
         }
         let kinds: Vec<Value> =
             kinds.into_iter().map(|(k, per_s)| json!({ "kind": k, "per_s": per_s.round() })).collect();
-        let (links, links_active) = busiest(links);
+        let all: Vec<&LinkCounts> = self.seen.iter().map(|s| &s.links).collect();
+        let (links, links_active) = busiest(links(&all, dt));
         let restarted = &self.restarted;
         let running = replicas.iter().map(|r| r.as_ref().map(|r| &*r.shared));
         let messages = latest_messages(running, |i| restarted[i], self.started_ns);

@@ -247,7 +247,13 @@ fn local(a: &VoteLocalArgs, argv: &[String]) -> Result<i32, UserError> {
     rt.block_on(async {
         let mut view = match &a.ui {
             Some(addr) => {
-                let flags = Flags { addr, linger: a.ui_linger, hold: false, verbs: steer::SWITCHES };
+                let flags = Flags {
+                    addr,
+                    linger: a.ui_linger,
+                    hold: false,
+                    verbs: steer::SWITCHES,
+                    unavailable: None,
+                };
                 let boards = live::Boards::default();
                 let run = LiveRun::start(flags, n, Box::new(boards.clone()), live::keep).await?;
                 Some((run, boards))

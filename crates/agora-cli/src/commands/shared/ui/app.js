@@ -126,7 +126,7 @@ function drawBars(list, rows) {
   list.replaceChildren(...rows.map((r) => {
     const bar = el("span", { class: "bar", "aria-hidden": "true" });
     bar.style.width = `${(100 * r.per_s) / max}%`;
-    return el("li", {}, el("span", {}, r.label), bar, el("span", { class: "num" }, fmt(r.per_s)));
+    return el("li", r.attrs || {}, el("span", {}, r.label), bar, el("span", { class: "num" }, fmt(r.per_s)));
   }));
 }
 
@@ -140,7 +140,16 @@ function drawLinks(s) {
   const section = $("#links-section");
   section.hidden = s.links === undefined;
   if (section.hidden) return;
-  drawBars($("#links"), s.links.map((k) => ({ label: `${k.from} → ${k.to} (${k.total} so far)`, per_s: k.per_s })));
+  // Sent counts what the sender's protocol sent on the link, received what the receiver
+  // handled from it: the difference was lost on the link (a cut) or is still on its way.
+  drawBars($("#links"), s.links.map((k) => {
+    const received = k.received === undefined ? "" : `, ${k.received} received`;
+    // Each end is read at its own moment (in another process, at its own time): only a
+    // shortfall is shown.
+    const lost = k.received === undefined || k.total <= k.received ? "" : `, ${k.total - k.received} not received`;
+    return { label: `${k.from} → ${k.to}: ${k.total} sent${received}${lost} so far`, per_s: k.per_s,
+      attrs: { "data-from": k.from, "data-to": k.to, "data-sent": k.total, "data-received": fmt(k.received) } };
+  }));
   const more = s.links_active - s.links.length;
   $("#links-note").textContent = s.links_active === 0 ? "no traffic in the last sample"
     : more > 0 ? `the ${s.links.length} busiest of ${s.links_active} links` : "";
@@ -304,8 +313,14 @@ function drawVerdicts(s) {
 function drawFaults(s) {
   const section = $("#faults-section");
   const verbs = s.verbs || [];
-  section.hidden = !verbs.includes("cut") || s.ended;
+  const links = verbs.includes("cut");
+  section.hidden = !(links || s.held || s.unavailable) || s.ended;
   if (section.hidden) return;
+  // Controls a cluster cannot take are not shown; the page says why instead.
+  $("#unavailable").textContent = s.unavailable || "";
+  for (const id of ["#cut-form", "#partition-form", "#heal", "#cuts"]) $(id).hidden = !links;
+  $("#release").hidden = !s.held;
+  if (!links) return;
   const n = s.replicas.length;
   for (const id of ["#cut-from", "#cut-to"]) {
     const select = $(id);
@@ -321,7 +336,6 @@ function drawFaults(s) {
   $("#cuts").textContent = cuts.length === 0 ? "No link is cut."
     : `Cut: ${cuts.map(([a, b]) => `${a} → ${b}`).join(", ")}${more > 0 ? ` and ${more} more` : ""}.`;
   $("#heal").disabled = cuts.length === 0;
-  $("#release").hidden = !s.held;
 }
 
 function setupFaults() {

@@ -81,6 +81,8 @@ pub struct Flags<'a> {
     pub hold: bool,
     /// The page's controls this run takes (of [`steer::VERBS`]).
     pub verbs: &'static [&'static str],
+    /// Why the others are unavailable, said on the page (`None`: all are offered).
+    pub unavailable: Option<&'static str>,
 }
 
 /// A live view of a run in this process: started before the run, finished after it.
@@ -89,7 +91,7 @@ pub struct LiveRun<O> {
     keep: fn(&O) -> bool,
     obs: mpsc::Sender<(NodeId, O)>,
     dropped: Arc<AtomicU64>,
-    nodes: Option<oneshot::Sender<Vec<Arc<NodeShared>>>>,
+    nodes: Option<oneshot::Sender<Source>>,
     done: Option<oneshot::Sender<Value>>,
     /// The page's controls, for the run to take.
     controls: Option<agora_net::Controls>,
@@ -118,7 +120,8 @@ impl<O: Observation> LiveRun<O> {
         let dropped = Arc::new(AtomicU64::new(0));
         let (nodes_tx, nodes_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
-        let view = View::new(nodes, system, dropped.clone(), snapshot_tx, steered, flags.verbs);
+        let mut view = View::new(nodes, system, dropped.clone(), snapshot_tx, steered, flags.verbs);
+        view.unavailable = flags.unavailable;
         let sampler = tokio::spawn(view.run(nodes_rx, obs_rx, done_rx));
         Ok(LiveRun {
             linger: flags.linger,
@@ -137,7 +140,26 @@ impl<O: Observation> LiveRun<O> {
         let tx = self.nodes.take();
         move |nodes| {
             if let Some(tx) = tx {
-                let _ = tx.send(nodes);
+                let _ = tx.send(Source::Local(nodes));
+            }
+        }
+    }
+
+    /// For nodes in other processes: the sampler reads their counts from `counts`, which the
+    /// command keeps up to date from what the nodes print.
+    pub fn remote(&mut self, counts: Arc<Mutex<Vec<Option<Counts>>>>) {
+        if let Some(tx) = self.nodes.take() {
+            let _ = tx.send(Source::Remote(counts));
+        }
+    }
+
+    /// For nodes in other processes: what hands the sampler an observation a node printed,
+    /// if `keep` accepts it (a full queue drops it and counts it).
+    pub fn observer(&self) -> impl Fn(NodeId, O) + Clone + Send + Sync + 'static {
+        let (tx, keep, dropped) = (self.obs.clone(), self.keep, self.dropped.clone());
+        move |id, o| {
+            if keep(&o) && tx.try_send((id, o)).is_err() {
+                dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -201,7 +223,13 @@ impl<O: Observation> Watched<O> {
         let rt = runtime()?;
         let live = match &args.ui {
             Some(addr) => {
-                let flags = Flags { addr, linger: args.ui_linger, hold: args.ui_hold, verbs: steer::VERBS };
+                let flags = Flags {
+                    addr,
+                    linger: args.ui_linger,
+                    hold: args.ui_hold,
+                    verbs: steer::VERBS,
+                    unavailable: None,
+                };
                 Some(rt.block_on(LiveRun::start(flags, nodes, system, keep))?)
             }
             None => None,
@@ -264,6 +292,12 @@ impl<O: Observation> Watched<O> {
 pub struct Linger(Option<(tokio::runtime::Runtime, Option<watch::Sender<String>>)>);
 
 impl Linger {
+    /// The page of a run that has ended, served on `rt` with the last of `snapshots` while
+    /// it lives, if `--ui-linger` asked for it (`None`: not asked).
+    pub fn new(kept: Option<(tokio::runtime::Runtime, Option<watch::Sender<String>>)>) -> Linger {
+        Linger(kept)
+    }
+
     /// Serves the page until Ctrl-C (or SIGTERM), if asked; returns at once otherwise.
     pub fn wait(self) {
         if let Some((rt, _snapshots)) = self.0 {
@@ -301,6 +335,28 @@ pub fn verdicts(s: &RunSummary, reproduce: &str) -> Value {
     json!({ "end": s.end, "reproduce": reproduce, "properties": rows })
 }
 
+/// Where the sampler reads the nodes' counters.
+#[derive(Clone)]
+pub enum Source {
+    /// The nodes have not started.
+    None,
+    /// The nodes of this process, in id order (a restarted node's new shared state).
+    Local(Vec<Arc<NodeShared>>),
+    /// Node processes' latest counts, in id order, as each last printed them (`None`: not
+    /// yet).
+    Remote(Arc<Mutex<Vec<Option<Counts>>>>),
+}
+
+impl Source {
+    fn counts(&self) -> Vec<Option<Counts>> {
+        match self {
+            Source::None => Vec::new(),
+            Source::Local(nodes) => nodes.iter().map(|n| Some(Counts::of(n))).collect(),
+            Source::Remote(counts) => counts.lock().expect("counts lock").clone(),
+        }
+    }
+}
+
 /// One node as the sampler last saw it.
 #[derive(Default)]
 struct Seen {
@@ -314,7 +370,7 @@ struct Seen {
     kinds: BTreeMap<&'static str, u64>,
     links: LinkCounts,
     /// The incarnation whose counters `counted`, `kinds` and `links` are (its shared state).
-    incarnation: usize,
+    incarnation: u64,
     /// A later incarnation than the first runs: its links' numbering no longer matches its
     /// peers' (`agora_net::recent`), so its messages are left out of the diagram.
     restarted: bool,
@@ -332,6 +388,8 @@ struct View<O> {
     snapshot: watch::Sender<String>,
     steered: Arc<Mutex<Steered>>,
     verbs: &'static [&'static str],
+    /// Why the controls the page does not offer are unavailable, if some are not.
+    unavailable: Option<&'static str>,
     /// When the view started, Unix ns: the messages' times are counted from it.
     started_ns: u64,
     /// How long the sampler took to build and write the previous snapshot, µs.
@@ -362,6 +420,7 @@ impl<O: Observation> View<O> {
             snapshot,
             steered,
             verbs,
+            unavailable: None,
             started_ns,
             last_build_us: 0,
         }
@@ -398,35 +457,32 @@ impl<O: Observation> View<O> {
 
     async fn run(
         mut self,
-        nodes: oneshot::Receiver<Vec<Arc<NodeShared>>>,
+        nodes: oneshot::Receiver<Source>,
         mut obs: mpsc::Receiver<(NodeId, O)>,
         mut done: oneshot::Receiver<Value>,
     ) -> watch::Sender<String> {
-        self.publish(&[], None, None);
-        let nodes = tokio::select! {
-            n = nodes => n.unwrap_or_default(),
+        self.publish(&Source::None, None, None);
+        let mut nodes = tokio::select! {
+            n = nodes => n.unwrap_or(Source::None),
             v = &mut done => {
-                self.publish(&[], None, v.ok());
+                self.publish(&Source::None, None, v.ok());
                 return self.snapshot;
             }
         };
-        let mut nodes = nodes;
         let mut tick = tokio::time::interval(SAMPLE);
         loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    self.drain(&mut obs);
-                    if let Some(now) = self.faults() {
-                        nodes = now;
-                    }
-                    self.publish(&nodes, Some(false), None);
-                }
-                v = &mut done => {
-                    self.drain(&mut obs);
-                    if let Some(now) = self.faults() {
-                        nodes = now;
-                    }
-                    self.publish(&nodes, Some(true), v.ok());
+            let verdicts = tokio::select! {
+                _ = tick.tick() => None,
+                v = &mut done => Some(v.ok()),
+            };
+            self.drain(&mut obs);
+            if let Some(now) = self.faults() {
+                nodes = Source::Local(now);
+            }
+            match verdicts {
+                None => self.publish(&nodes, Some(false), None),
+                Some(v) => {
+                    self.publish(&nodes, Some(true), v);
                     return self.snapshot;
                 }
             }
@@ -475,7 +531,8 @@ impl<O: Observation> View<O> {
 
     /// Samples the nodes' counters and publishes a snapshot (`ended`: `None` before the nodes
     /// start, then whether the run has ended).
-    fn publish(&mut self, nodes: &[Arc<NodeShared>], ended: Option<bool>, verdicts: Option<Value>) {
+    fn publish(&mut self, nodes: &Source, ended: Option<bool>, verdicts: Option<Value>) {
+        let counts = nodes.counts();
         let now = Instant::now();
         let build = now;
         let dt = now.duration_since(self.last).as_secs_f64().max(1e-3);
@@ -483,34 +540,33 @@ impl<O: Observation> View<O> {
         let rate = |now: u64, then: u64| (now.saturating_sub(then) as f64 / dt).round();
         let mut rows = Vec::new();
         let mut kinds: BTreeMap<&'static str, f64> = BTreeMap::new();
-        let mut links = Vec::new();
         let (state, cut, held) = {
             let s = self.steered.lock().expect("steered lock");
-            let state: Vec<(State, bool)> = (0..nodes.len())
+            let state: Vec<(State, bool)> = (0..counts.len())
                 .map(|i| (s.state.get(i).copied().unwrap_or(State::Up), s.partitioned(i)))
                 .collect();
             let cut: Vec<Value> = s.cut.iter().take(LINKS).map(|(a, b)| json!([a, b])).collect();
             (state, (cut, s.cut.len()), s.held)
         };
-        for (i, (node, seen)) in nodes.iter().zip(&mut self.seen).enumerate() {
-            let incarnation = Arc::as_ptr(node) as usize;
-            if seen.incarnation != incarnation {
+        for (i, (c, seen)) in counts.iter().zip(&mut self.seen).enumerate() {
+            if let Some(c) = c.as_ref().filter(|c| c.incarnation != seen.incarnation) {
                 // A restarted node's counters start from zero.
                 seen.restarted |= seen.incarnation != 0;
-                seen.incarnation = incarnation;
+                seen.incarnation = c.incarnation;
                 seen.counted = (0, 0);
                 seen.kinds.clear();
                 seen.links.restarted();
             }
-            let (counted, by_kind) = {
-                let live = node.live.lock().expect("metrics lock");
-                let by_kind: Vec<(&'static str, u64)> =
-                    live.0.by_kind().iter().map(|(k, c)| (*k, c.sent)).collect();
-                ((live.1.sent, live.1.delivered), by_kind)
-            };
+            seen.links.read(c.as_ref());
             let (fault, partitioned) = state[i];
+            let Some(c) = c else {
+                // A node process that has not said its counts yet.
+                let health = if fault == State::Crashed { "crashed" } else { "starting" };
+                rows.push(json!({ "id": i, "role": health, "health": health, "observed": seen.observed }));
+                continue;
+            };
             let health = match fault {
-                _ if node.failed.load(Ordering::Relaxed) => "failed",
+                _ if c.failed => "failed",
                 State::Crashed => "crashed",
                 State::Paused => "paused",
                 State::Up if ended == Some(true) => "ended",
@@ -528,22 +584,25 @@ impl<O: Observation> View<O> {
                 "said": seen.role,
                 "term": seen.term,
                 "health": health,
-                "sent_per_s": rate(counted.0, seen.counted.0),
-                "delivered_per_s": rate(counted.1, seen.counted.1),
+                "sent_per_s": rate(c.sent, seen.counted.0),
+                "delivered_per_s": rate(c.delivered, seen.counted.1),
                 "observed": seen.observed,
                 "latest": seen.latest,
             }));
-            seen.counted = counted;
-            for (k, sent) in by_kind {
+            seen.counted = (c.sent, c.delivered);
+            for &(k, sent) in &c.kinds {
                 let before = seen.kinds.insert(k, sent).unwrap_or(0);
                 *kinds.entry(k).or_default() += rate(sent, before);
             }
-            seen.links.read(i, node, dt, &mut links);
         }
-        let (shown_links, links_active) = busiest(links);
+        let all: Vec<&LinkCounts> = self.seen.iter().map(|s| &s.links).collect();
+        let (shown_links, links_active) = busiest(links(&all, dt));
         let kinds: Vec<Value> =
             kinds.into_iter().map(|(k, per_s)| json!({ "kind": k, "per_s": per_s })).collect();
-        let messages = self.messages(nodes);
+        let marks: Vec<(Vec<Mark>, Vec<Mark>)> =
+            counts.into_iter().map(|c| c.map(|c| c.marks).unwrap_or_default()).collect();
+        let restarted = |i: usize| self.seen.get(i).is_some_and(|s| s.restarted);
+        let messages = paired(&marks, restarted, self.started_ns);
         let snapshot = json!({
             "t_ms": self.started.elapsed().as_millis() as u64,
             "sample_ms": SAMPLE.as_millis() as u64,
@@ -551,6 +610,7 @@ impl<O: Observation> View<O> {
             "noun": "node",
             "controls": true,
             "verbs": self.verbs,
+            "unavailable": self.unavailable,
             "cuts": cut.0,
             "cuts_total": cut.1,
             "held": held && ended != Some(true),
@@ -570,13 +630,6 @@ impl<O: Observation> View<O> {
         });
         self.snapshot.send_replace(snapshot.to_string());
         self.last_build_us = build.elapsed().as_micros() as u64;
-    }
-
-    /// The latest messages, for the space-time diagram ([`latest_messages`]), the links of a
-    /// restarted node left out.
-    fn messages(&self, nodes: &[Arc<NodeShared>]) -> Vec<Value> {
-        let restarted = |i: usize| self.seen.get(i).is_some_and(|s| s.restarted);
-        latest_messages(nodes.iter().map(|n| Some(&**n)), restarted, self.started_ns)
     }
 
     /// The trader who took the post last, if any; else the leader of the highest term (the
@@ -599,52 +652,249 @@ impl<O: Observation> View<O> {
     }
 }
 
-/// A link with traffic: (messages per second in the last sample, total so far, from, to).
-pub type Link = (f64, u64, usize, usize);
+/// A link with traffic, as one sample saw it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Link {
+    pub from: usize,
+    pub to: usize,
+    /// Messages the sender sent on it per second, in the last sample.
+    pub per_s: f64,
+    /// Messages it sent on it so far (a cut link's included: they were lost on it).
+    pub total: u64,
+    /// Messages the receiver handled from it per second, in the last sample.
+    pub received_per_s: f64,
+    /// Messages it handled from it so far: `total - received` were lost or are on their way.
+    pub received: u64,
+}
 
-/// What a node has queued to each other node (`NodeShared::sent_to`), as the sampler last read
-/// it, and what its earlier incarnations sent (a restarted node counts from zero).
+/// One node's counters as a sample reads them: from its driver's shared state in this process
+/// ([`Counts::of`]), or from what a node process printed (`agora node --sample-ms`).
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    /// Tells the node's incarnations apart (a restarted node counts from zero): its shared
+    /// state's address in this process, its process id elsewhere; never 0.
+    pub incarnation: u64,
+    /// It stopped on a storage failure.
+    pub failed: bool,
+    /// Messages sent and delivered.
+    pub sent: u64,
+    pub delivered: u64,
+    /// Messages sent, per kind.
+    pub kinds: Vec<(&'static str, u64)>,
+    /// Messages sent to each node, by id (`NodeShared::sent_to`).
+    pub sent_to: Vec<u64>,
+    /// Messages handled from each node, by id (`NodeShared::received_from`).
+    pub received_from: Vec<u64>,
+    /// The latest messages sent and received (`agora_net::recent`), if it keeps them.
+    pub marks: (Vec<Mark>, Vec<Mark>),
+}
+
+impl Counts {
+    /// What the driver of a node of this process counted so far.
+    pub fn of(node: &Arc<NodeShared>) -> Counts {
+        let (sent, delivered, kinds) = {
+            let live = node.live.lock().expect("metrics lock");
+            let kinds = live.0.by_kind().iter().map(|(k, c)| (*k, c.sent)).collect();
+            (live.1.sent, live.1.delivered, kinds)
+        };
+        let load = |v: &[std::sync::atomic::AtomicU64]| v.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        Counts {
+            incarnation: Arc::as_ptr(node) as u64,
+            failed: node.failed.load(Ordering::Relaxed),
+            sent,
+            delivered,
+            kinds,
+            sent_to: load(&node.sent_to),
+            received_from: load(&node.received_from),
+            marks: node.recent.as_ref().map(|r| r.lock().expect("recent lock").marks()).unwrap_or_default(),
+        }
+    }
+}
+
+impl Counts {
+    /// The counts as one JSON object (what `agora node --sample-ms` prints); the incarnation
+    /// is not in it (the reader knows the process).
+    pub fn to_json(&self) -> Value {
+        let marks = |m: &[Mark]| -> Vec<Value> {
+            m.iter().map(|m| json!([m.peer, m.kind, m.seq, m.at_ns])).collect()
+        };
+        json!({
+            "failed": self.failed,
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "kinds": self.kinds,
+            "sent_to": self.sent_to,
+            "received_from": self.received_from,
+            "marks_sent": marks(&self.marks.0),
+            "marks_received": marks(&self.marks.1),
+        })
+    }
+
+    /// Reads what [`Counts::to_json`] wrote, printed by node process `incarnation` of a
+    /// cluster of `nodes` nodes; `None` if it is not that (a line cut short, another
+    /// program's): lists longer than the cluster, or than the marks a node keeps, are refused.
+    pub fn from_json(v: &Value, incarnation: u64, nodes: usize) -> Option<Counts> {
+        let u64s = |v: &Value| -> Option<Vec<u64>> {
+            let a = v.as_array().filter(|a| a.len() <= nodes)?;
+            a.iter().map(Value::as_u64).collect()
+        };
+        let marks = |v: &Value| -> Option<Vec<Mark>> {
+            let a = v.as_array().filter(|a| a.len() <= RECENT)?;
+            a.iter()
+                .map(|m| {
+                    let peer = m.get(0)?.as_u64().filter(|p| (*p as usize) < nodes)? as u32;
+                    let kind = kind_name(m.get(1)?.as_str()?);
+                    Some(Mark { peer, kind, seq: m.get(2)?.as_u64()?, at_ns: m.get(3)?.as_u64()? })
+                })
+                .collect()
+        };
+        let kinds = v.get("kinds")?.as_array().filter(|a| a.len() <= KINDS)?;
+        let kinds = kinds
+            .iter()
+            .map(|k| Some((kind_name(k.get(0)?.as_str()?), k.get(1)?.as_u64()?)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Counts {
+            incarnation,
+            failed: v.get("failed")?.as_bool()?,
+            sent: v.get("sent")?.as_u64()?,
+            delivered: v.get("delivered")?.as_u64()?,
+            kinds,
+            sent_to: u64s(v.get("sent_to")?)?,
+            received_from: u64s(v.get("received_from")?)?,
+            marks: (marks(v.get("marks_sent")?)?, marks(v.get("marks_received")?)?),
+        })
+    }
+}
+
+/// Message kinds a node process may name; the sampler keys them by `&'static str`.
+const KINDS: usize = 64;
+/// A kind's name is cut at this many bytes.
+const KIND_BYTES: usize = 48;
+
+/// A message kind read from a node process, as the `&'static str` the sampler keys by: each
+/// distinct name is kept once for the life of the process, at most [`KINDS`] of them (more are
+/// all `other`), each at most [`KIND_BYTES`] long — a bounded cost, whatever the nodes print.
+fn kind_name(s: &str) -> &'static str {
+    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut end = s.len().min(KIND_BYTES);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let s = &s[..end];
+    let mut names = NAMES.lock().expect("kind names lock");
+    if let Some(n) = names.iter().find(|n| **n == s) {
+        return n;
+    }
+    if names.len() == KINDS {
+        return "other";
+    }
+    let name: &'static str = Box::leak(s.to_owned().into_boxed_str());
+    names.push(name);
+    name
+}
+
+/// One node's counts per peer: this incarnation's now and at the previous read, and what its
+/// earlier incarnations counted (a restarted node counts from zero).
+#[derive(Default)]
+struct Tally {
+    now: Vec<u64>,
+    then: Vec<u64>,
+    before: Vec<u64>,
+}
+
+impl Tally {
+    fn read(&mut self, counts: Option<&[u64]>) {
+        let n = counts.map_or(self.now.len(), <[u64]>::len).max(self.now.len());
+        for v in [&mut self.now, &mut self.then, &mut self.before] {
+            v.resize(n, 0);
+        }
+        self.then.copy_from_slice(&self.now);
+        if let Some(c) = counts {
+            self.now[..c.len()].copy_from_slice(c);
+        }
+    }
+
+    fn restarted(&mut self) {
+        for (before, now) in self.before.iter_mut().zip(&mut self.now) {
+            *before += std::mem::take(now);
+        }
+        self.then.iter_mut().for_each(|t| *t = 0);
+    }
+
+    fn total(&self, peer: usize) -> u64 {
+        self.now.get(peer).copied().unwrap_or(0) + self.before.get(peer).copied().unwrap_or(0)
+    }
+
+    fn delta(&self, peer: usize) -> u64 {
+        self.now.get(peer).copied().unwrap_or(0).saturating_sub(self.then.get(peer).copied().unwrap_or(0))
+    }
+}
+
+/// What a node has sent to each node and handled from each, as the sampler last read it, with
+/// what its earlier incarnations did.
 #[derive(Default)]
 pub struct LinkCounts {
-    now: Vec<u64>,
-    before: Vec<u64>,
+    sent: Tally,
+    received: Tally,
 }
 
 impl LinkCounts {
     /// The node runs a new incarnation: its counters start from zero, what the earlier ones
-    /// sent stays in the totals.
+    /// counted stays in the totals.
     pub fn restarted(&mut self) {
-        self.before.resize(self.now.len(), 0);
-        for (before, now) in self.before.iter_mut().zip(&mut self.now) {
-            *before += std::mem::take(now);
-        }
+        self.sent.restarted();
+        self.received.restarted();
     }
 
-    /// Reads the counters of node `from`, `dt` seconds after the last read: each link with
-    /// traffic so far goes to `out`.
-    pub fn read(&mut self, from: usize, node: &NodeShared, dt: f64, out: &mut Vec<Link>) {
-        self.now.resize(node.sent_to.len(), 0);
-        self.before.resize(node.sent_to.len(), 0);
-        for (to, c) in node.sent_to.iter().enumerate() {
-            let sent = c.load(Ordering::Relaxed);
-            let per_s = (sent.saturating_sub(self.now[to]) as f64 / dt).round();
-            self.now[to] = sent;
-            let total = sent + self.before[to];
-            if total > 0 {
-                out.push((per_s, total, from, to));
+    /// Reads the node's counters (`None`: a node not running, whose counts stand still).
+    pub fn read(&mut self, counts: Option<&Counts>) {
+        self.sent.read(counts.map(|c| &c.sent_to[..]));
+        self.received.read(counts.map(|c| &c.received_from[..]));
+    }
+}
+
+/// Every link with traffic so far between the nodes whose counts are `nodes` (in id order),
+/// read `dt` seconds after the previous read: what its sender sent on it and what its
+/// receiver handled from it.
+pub fn links(nodes: &[&LinkCounts], dt: f64) -> Vec<Link> {
+    let rate = |n: u64| (n as f64 / dt).round();
+    let mut out = Vec::new();
+    for (from, counts) in nodes.iter().enumerate() {
+        for to in 0..counts.sent.now.len() {
+            let total = counts.sent.total(to);
+            if total == 0 {
+                continue;
             }
+            let (received, got) =
+                nodes.get(to).map_or((0, 0), |r| (r.received.total(from), r.received.delta(from)));
+            out.push(Link {
+                from,
+                to,
+                per_s: rate(counts.sent.delta(to)),
+                total,
+                received_per_s: rate(got),
+                received,
+            });
         }
     }
+    out
 }
 
 /// The links a snapshot shows, the busiest now first, then the busiest so far: at most
 /// [`LINKS`], and how many had traffic.
 pub fn busiest(mut links: Vec<Link>) -> (Vec<Value>, usize) {
-    links.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then((a.2, a.3).cmp(&(b.2, b.3))));
+    links.sort_by(|a, b| {
+        b.per_s.total_cmp(&a.per_s).then(b.total.cmp(&a.total)).then((a.from, a.to).cmp(&(b.from, b.to)))
+    });
     let shown = links
         .iter()
         .take(LINKS)
-        .map(|(per_s, total, from, to)| json!({ "from": from, "to": to, "per_s": per_s, "total": total }))
+        .map(|l| {
+            json!({
+                "from": l.from, "to": l.to, "per_s": l.per_s, "total": l.total,
+                "received_per_s": l.received_per_s, "received": l.received,
+            })
+        })
         .collect();
     (shown, links.len())
 }
@@ -667,6 +917,11 @@ pub fn latest_messages<'a>(
                 .unwrap_or_default()
         })
         .collect();
+    paired(&marks, skip, since_ns)
+}
+
+/// [`latest_messages`] from the nodes' marks, (sent, received) in id order.
+pub fn paired(marks: &[(Vec<Mark>, Vec<Mark>)], skip: impl Fn(usize) -> bool, since_ns: u64) -> Vec<Value> {
     let mut sends: HashMap<(usize, usize, u64), Mark> = HashMap::new();
     for (from, (sent, _)) in marks.iter().enumerate() {
         for m in sent {
@@ -770,6 +1025,57 @@ fn capped<O: std::fmt::Debug>(o: &O) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn counts(incarnation: u64, sent_to: Vec<u64>, received_from: Vec<u64>) -> Counts {
+        Counts { incarnation, sent_to, received_from, ..Counts::default() }
+    }
+
+    #[test]
+    fn links_count_what_was_sent_and_received_across_restarts() {
+        let mut nodes = [LinkCounts::default(), LinkCounts::default()];
+        nodes[0].read(Some(&counts(1, vec![0, 10], vec![0, 4])));
+        nodes[1].read(Some(&counts(2, vec![5, 0], vec![7, 0])));
+        let all: Vec<&LinkCounts> = nodes.iter().collect();
+        let l = links(&all, 1.0);
+        let one = |from: usize| *l.iter().find(|l| l.from == from).expect("a link");
+        assert_eq!((one(0).total, one(0).received, one(0).per_s, one(0).received_per_s), (10, 7, 10.0, 7.0));
+        assert_eq!((one(1).total, one(1).received), (5, 4));
+        // Node 1 restarts: it counts from zero, the totals keep what it counted before; node 0
+        // goes on. Of the 6 node 0 sent since, node 1's new incarnation got 2.
+        nodes[1].restarted();
+        nodes[1].read(Some(&counts(3, vec![1, 0], vec![2, 0])));
+        nodes[0].read(Some(&counts(1, vec![0, 16], vec![0, 5])));
+        let all: Vec<&LinkCounts> = nodes.iter().collect();
+        let l = links(&all, 2.0);
+        let one = |from: usize| *l.iter().find(|l| l.from == from).expect("a link");
+        assert_eq!((one(0).total, one(0).received, one(0).per_s, one(0).received_per_s), (16, 9, 3.0, 1.0));
+        assert_eq!((one(1).total, one(1).received, one(1).per_s), (6, 5, 1.0));
+        // A node not read (crashed): its counts stand still, its rates are zero.
+        nodes[0].read(None);
+        nodes[1].read(Some(&counts(3, vec![1, 0], vec![2, 0])));
+        let all: Vec<&LinkCounts> = nodes.iter().collect();
+        let l = links(&all, 1.0);
+        let one = |from: usize| *l.iter().find(|l| l.from == from).expect("a link");
+        assert_eq!((one(0).total, one(0).per_s, one(1).received_per_s), (16, 0.0, 0.0));
+    }
+
+    #[test]
+    fn counts_printed_by_a_node_are_read_back_and_nonsense_refused() {
+        let mut c = counts(9, vec![1, 2, 3], vec![4, 5, 6]);
+        c.sent = 6;
+        c.delivered = 15;
+        c.kinds = vec![("APPEND", 6)];
+        c.marks = (vec![Mark { peer: 2, kind: "APPEND", seq: 3, at_ns: 77 }], Vec::new());
+        let back = Counts::from_json(&c.to_json(), 9, 3).expect("read back");
+        assert_eq!(back.to_json(), c.to_json());
+        assert_eq!((back.incarnation, back.marks.0[0]), (9, c.marks.0[0]));
+        // A cluster of two cannot have a link to node 2, nor counts for three nodes.
+        assert!(Counts::from_json(&c.to_json(), 9, 2).is_none());
+        let mut bad = c.to_json();
+        bad["sent"] = json!("many");
+        assert!(Counts::from_json(&bad, 9, 3).is_none());
+        assert!(Counts::from_json(&json!({}), 9, 3).is_none());
+    }
 
     #[test]
     fn long_observations_are_cut() {
