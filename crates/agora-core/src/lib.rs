@@ -60,7 +60,7 @@ pub use interp::{Frame, Host, Interp, Targets, Timers, Write};
 pub use metrics::{Counters, Metrics, OpStats, Quantiles};
 pub use model::{Crashes, FaultModel, RunFaults};
 pub use protocol::{
-    Context, Deferred, Destinations, Effect, EffectOf, Message, Observation, Protocol, Rng, Setup, Symmetry,
+    Chooser, Context, Deferred, Destinations, Effect, EffectOf, Message, Observation, Protocol, Rng, Setup, Symmetry,
     TimerName,
 };
 pub use stable::{Corrupt, Stable, REJOINING};

@@ -43,6 +43,10 @@ pub struct Schedule {
     pub violated: Option<String>,
     /// The steps, from the initial state.
     pub steps: Vec<Step>,
+    /// The alternatives the nodes took where the protocol leaves them open: one number for
+    /// the start, then one per step (absent or short: the first alternative of each).
+    #[serde(default)]
+    pub choices: Vec<u64>,
 }
 
 impl Schedule {
@@ -134,7 +138,7 @@ impl ExploreDriver for Replayer {
         S::Node: Clone + Hash,
         <S::Node as Protocol>::Timer: Hash,
     {
-        replay(&setup, &self.bounds, &self.schedule.steps)
+        replay(&setup, &self.bounds, &self.schedule.steps, &self.schedule.choices)
     }
 }
 
@@ -165,6 +169,14 @@ pub fn sim(args: &SimArgs, path: &Path) -> Result<i32, UserError> {
     }
     if args.diagram.is_some() && n > MAX_DIAGRAM_NODES {
         return Err(UserError(format!("--diagram draws at most {MAX_DIAGRAM_NODES} nodes")));
+    }
+    if schedule.choices.len() > schedule.steps.len() + 1 {
+        return Err(UserError(format!(
+            "--schedule {}: {} choices for {} steps (one for the start and one per step at most)",
+            path.display(),
+            schedule.choices.len(),
+            schedule.steps.len()
+        )));
     }
     let bounds = schedule.bounds()?;
     let driver = Replayer { schedule, bounds };
