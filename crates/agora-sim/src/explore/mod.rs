@@ -723,7 +723,11 @@ struct Driver {
 
 impl Driver {
     fn new(n: usize) -> Self {
-        Driver { interp: Interp::new(n), scratch: (Metrics::new(), Counters::default()), choices: Choices::search() }
+        Driver {
+            interp: Interp::new(n),
+            scratch: (Metrics::new(), Counters::default()),
+            choices: Choices::search(),
+        }
     }
 
     /// The number of the choices the step just taken made.
@@ -1039,7 +1043,9 @@ where
             dead_ends += 1;
             match init.judge_end(0) {
                 Ok(mask) => judged |= mask,
-                Err(v) => return Ok(report(p, Some(found(v, Vec::new(), vec![*code], true)?), dead_ends, judged)),
+                Err(v) => {
+                    return Ok(report(p, Some(found(v, Vec::new(), vec![*code], true)?), dead_ends, judged))
+                }
             }
         }
     }
