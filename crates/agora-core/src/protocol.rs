@@ -271,6 +271,14 @@ pub enum Effect<M, T, O> {
 /// The effect type of protocol `P`.
 pub type EffectOf<P> = Effect<<P as Protocol>::Msg, <P as Protocol>::Timer, <P as Protocol>::Obs>;
 
+/// Decides the alternatives a protocol leaves open ([`Context::choose`]) for a driver that
+/// takes every one of them rather than drawing one: the exhaustive explorer, which runs a
+/// handler once per alternative, each into a state of its own.
+pub trait Chooser {
+    /// One of `0..of` (`of` at least 2): the alternative taken at this point of the handler.
+    fn choose(&mut self, of: u64) -> u64;
+}
+
 /// What a handler sees of the world: its id, the cluster size, its clock, its random source,
 /// and the effect buffer it writes to.
 pub struct Context<'a, P: Protocol + ?Sized> {
@@ -279,6 +287,8 @@ pub struct Context<'a, P: Protocol + ?Sized> {
     now: Time,
     rng: &'a mut Rng,
     effects: &'a mut Vec<EffectOf<P>>,
+    /// Takes the choices ([`Context::choose`]) instead of the random source, if set.
+    chooser: Option<&'a mut dyn Chooser>,
 }
 
 impl<'a, P: Protocol + ?Sized> Context<'a, P> {
@@ -290,7 +300,13 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
         rng: &'a mut Rng,
         effects: &'a mut Vec<EffectOf<P>>,
     ) -> Self {
-        Context { id, nodes, now, rng, effects }
+        Context { id, nodes, now, rng, effects, chooser: None }
+    }
+
+    /// The same context with its choices ([`Context::choose`]) taken by `chooser` rather than
+    /// drawn from the random source.
+    pub fn with_chooser(self, chooser: &'a mut dyn Chooser) -> Self {
+        Context { chooser: Some(chooser), ..self }
     }
 
     /// This node's id, in `0..nodes()`.
@@ -308,9 +324,40 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
         self.now
     }
 
-    /// The node's random source (seeded by the driver).
+    /// The node's random source (seeded by the driver). Draws from it are data to the
+    /// exhaustive explorer, the same at every step of a node (see [`Context::choose`]).
     pub fn rng(&mut self) -> &mut Rng {
         self.rng
+    }
+
+    /// One of `0..of` alternatives the protocol leaves open (`of` at least 1): a simulated or
+    /// deployed node draws it uniformly from its random source (as `rng().random_range(0..of)`
+    /// would), and the exhaustive explorer takes every one, each into a state of its own. For
+    /// a choice the protocol's properties may depend on (whether a client reads or writes);
+    /// mere data (a value written) can come from [`Context::rng`].
+    pub fn choose(&mut self, of: u64) -> u64 {
+        assert!(of > 0, "a choice among no alternatives");
+        match &mut self.chooser {
+            Some(_) if of == 1 => 0,
+            Some(c) => {
+                let i = c.choose(of);
+                assert!(i < of, "the chooser took alternative {i} of {of}");
+                i
+            }
+            None => rand::Rng::random_range(&mut *self.rng, 0..of),
+        }
+    }
+
+    /// `true` with probability `p` ([`Context::choose`] between two alternatives): a simulated
+    /// or deployed node draws it (as `rng().random_bool(p)` would); the exhaustive explorer
+    /// takes each alternative whose probability is above zero.
+    pub fn choose_bool(&mut self, p: f64) -> bool {
+        match &mut self.chooser {
+            Some(_) if p <= 0.0 => false,
+            Some(_) if p >= 1.0 => true,
+            Some(c) => c.choose(2) == 1,
+            None => rand::Rng::random_bool(&mut *self.rng, p),
+        }
     }
 
     /// Sends `msg` to node `to`.

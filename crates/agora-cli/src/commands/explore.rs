@@ -115,6 +115,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
                 fires: args.fires,
                 violated: Some(f.violation.property.to_string()),
                 steps: f.steps.clone(),
+                choices: f.choices.clone(),
             };
             s.write(path)?;
             Some(replay_command(argv, path))

@@ -43,6 +43,11 @@ pub struct Schedule {
     pub violated: Option<String>,
     /// The steps, from the initial state.
     pub steps: Vec<Step>,
+    /// The alternatives the nodes took where the protocol leaves them open: one number for
+    /// the start, then one per step (absent or short: the first alternative of each; those
+    /// after the last step, as in a schedule cut short, are not used).
+    #[serde(default)]
+    pub choices: Vec<u64>,
 }
 
 impl Schedule {
@@ -134,7 +139,7 @@ impl ExploreDriver for Replayer {
         S::Node: Clone + Hash,
         <S::Node as Protocol>::Timer: Hash,
     {
-        replay(&setup, &self.bounds, &self.schedule.steps)
+        replay(&setup, &self.bounds, &self.schedule.steps, &self.schedule.choices)
     }
 }
 

@@ -174,14 +174,19 @@ impl KvClient {
     /// Queues the next operation of the workload (sent by the client's next flush).
     fn next_op(&mut self, ctx: &mut Context<'_, KvNode>) {
         let Some(client) = &mut self.client else { return };
-        let rng = ctx.rng();
-        let key = rng.random_range(0..KEYS);
-        let op = if rng.random_bool(self.work.reads) {
+        let key = ctx.rng().random_range(0..KEYS);
+        // Whether it reads or writes is what the checker's properties turn on (a stale read
+        // needs a write before it), so the explorer takes both; the key and the command are
+        // data to it.
+        let op = if ctx.choose_bool(self.work.reads) {
             Op::Query(KvQuery::Get { key })
-        } else if rng.random_bool(0.5) {
-            Op::Command(KvCmd::Put { key, value: rng.random() })
         } else {
-            Op::Command(KvCmd::Add { key, delta: rng.random_range(1..100) })
+            let rng = ctx.rng();
+            if rng.random_bool(0.5) {
+                Op::Command(KvCmd::Put { key, value: rng.random() })
+            } else {
+                Op::Command(KvCmd::Add { key, delta: rng.random_range(1..100) })
+            }
         };
         self.remaining -= 1;
         let session = client.session();

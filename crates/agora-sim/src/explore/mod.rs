@@ -22,8 +22,14 @@
 //! stickiness, a client's retry) reads virtual time, which then moves to a timer's deadline
 //! whenever that timer fires, in both timings, so a timeout has passed when one fired; the
 //! time is then part of a state (a node may keep times it read), so its states recur only
-//! within a bound on timer firings ([`Bounds::fires`]). Handlers see the same random draws at
-//! every step.
+//! within a bound on timer firings ([`Bounds::fires`]).
+//!
+//! **Choices.** Where a protocol leaves an alternative open ([`agora_core::Context::choose`]:
+//! whether a Raft client's next operation reads or writes), a step is taken once for each
+//! alternative, each leading to a state of its own; the start likewise, so there may be
+//! several initial states. What a handler draws from its random source is data, not a
+//! choice: each handler's generator is seeded with its node's id, so a node draws the same
+//! at every step, and the same state always has the same successors.
 //!
 //! **Search.** Breadth first, so the first violation found is a shortest trace; states are
 //! deduplicated by a 128-bit fingerprint of the whole system ([`fingerprint`]; a collision
@@ -35,8 +41,11 @@
 //! run that went on for ever after its last fault ([`EndState`]), and one that does not hold
 //! is a liveness violation, reported with the shortest trace to it like a safety one.
 
+mod choice;
 mod fingerprint;
 mod symmetry;
+
+use choice::Choices;
 
 use fingerprint::{hash_of, Fingerprinter};
 
@@ -135,6 +144,10 @@ pub struct Found {
     pub diagram: Recorder,
     /// The steps themselves: a schedule [`replay`] takes again to the same violation.
     pub steps: Vec<Step>,
+    /// The alternatives the handlers took where the protocol left them open
+    /// ([`agora_core::Context::choose`]), one number per step (see the `choice` module):
+    /// the first for the nodes' start, then one for each of `steps`.
+    pub choices: Vec<u64>,
     /// The violation is of an at-end property in a dead end: a state with nothing left to
     /// deliver or fire (see [`Report::dead_ends`]), not of a safety property.
     pub dead_end: bool,
@@ -188,6 +201,12 @@ pub enum ExploreError {
     /// A schedule's step is not one the state it is taken from allows.
     #[error("step {0} of the schedule ({1:?}) is not possible in the state it is taken from")]
     Impossible(usize, Step),
+    /// A schedule's choices at a step (0: the start) are not ones its handlers can take.
+    #[error("the choices {1} at step {0} of the schedule are not ones its handlers can take")]
+    BadChoice(usize, u64),
+    /// One step's handlers made more choices than 64 bits can name.
+    #[error("a step of {0} made more choices than 64 bits can name")]
+    TooManyChoices(&'static str),
 }
 
 /// A message on its way.
@@ -309,6 +328,10 @@ struct World<S: Setup> {
     checker: Box<dyn Checker<S::Node>>,
 }
 
+/// An initial state, the number of the choices its nodes made as they started, and the
+/// violation starting broke, if any.
+type Start<S> = (World<S>, u64, Option<Violation>);
+
 /// The names of a checker's at-end properties, in its order.
 fn at_end<P: Protocol + ?Sized>(c: &dyn Checker<P>) -> impl Iterator<Item = &'static str> {
     c.properties().into_iter().filter(|p| p.kind == agora_core::PropertyKind::AtEnd).map(|p| p.name).take(64)
@@ -395,6 +418,20 @@ where
             }
         }
         Ok((w, broke))
+    }
+
+    /// Every initial state: one for each combination of the choices the nodes make as they
+    /// start, with its choices' number and the violation starting broke, if any.
+    fn initials(setup: &S, b: &Bounds, d: &mut Driver) -> Result<Vec<Start<S>>, ExploreError> {
+        d.choices = Choices::search();
+        let mut out = Vec::new();
+        loop {
+            let (w, broke) = World::initial(setup, b, d)?;
+            out.push((w, d.code(setup)?, broke));
+            if !d.choices.advance() {
+                return Ok(out);
+            }
+        }
     }
 
     /// The state's identity; with `sym`, the same for every renaming of its interchangeable
@@ -640,7 +677,7 @@ where
         let mut rng = Rng::seed_from_u64(n as u64);
         let mut effects: Vec<EffectOf<S::Node>> = Vec::new();
         let now = if self.clock { Time(self.now) } else { Time::ZERO };
-        f(node, &mut Context::new(id, count, now, &mut rng, &mut effects));
+        f(node, &mut Context::new(id, count, now, &mut rng, &mut effects).with_chooser(&mut d.choices));
         // This state may have been reached on another thread, whose interpreter issued its
         // timers' generations.
         if let Some(gen) = self.timers[n].iter().map(|(_, gen, _)| gen).max() {
@@ -675,16 +712,27 @@ where
     }
 }
 
-/// What the explorer keeps across steps: the interpreter every driver shares, and the
-/// accounts it keeps (part of no state).
+/// What the explorer keeps across steps: the interpreter every driver shares, the
+/// accounts it keeps (part of no state), and where the handlers' choices come from in the
+/// step being taken.
 struct Driver {
     interp: Interp,
     scratch: (Metrics, Counters),
+    choices: Choices,
 }
 
 impl Driver {
     fn new(n: usize) -> Self {
-        Driver { interp: Interp::new(n), scratch: (Metrics::new(), Counters::default()) }
+        Driver {
+            interp: Interp::new(n),
+            scratch: (Metrics::new(), Counters::default()),
+            choices: Choices::search(),
+        }
+    }
+
+    /// The number of the choices the step just taken made.
+    fn code(&self, setup: &impl Setup) -> Result<u64, ExploreError> {
+        self.choices.code().ok_or(ExploreError::TooManyChoices(setup.name()))
     }
 }
 
@@ -797,52 +845,63 @@ where
     let symmetry = if search.symmetry { setup.symmetry() } else { None };
     let sym = symmetry.as_ref();
     let mut drivers: Vec<Driver> = (0..threads).map(|_| Driver::new(setup.nodes())).collect();
-    let (init, broke) = World::initial(setup, bounds, &mut drivers[0])?;
-    let root = Fp::of(init.fingerprint(sym));
-    let mut p = Progress { states: 1, unique: 1, depth: 0, elapsed: Duration::ZERO };
+    let mut p = Progress { states: 0, unique: 0, depth: 0, elapsed: Duration::ZERO };
     let symmetry = sym.is_some();
-    let mut dead_ends = u64::from(init.dead_end());
+    let mut dead_ends = 0;
     // The at-end properties judged in some dead end, as bits (see `World::judge_end`).
     let mut judged = 0;
     // The bit of the at-end property a dead end broke.
     let bit =
         |v: &Violation| at_end(setup.checker().as_ref()).position(|p| p == v.property).map_or(0, |i| 1 << i);
     let names = |mask: u64| at_end_named(setup, mask);
-    let (broke, dead_end) = match broke {
-        Some(v) => (Some(v), false),
-        None if init.dead_end() => match init.judge_end(0) {
-            Ok(mask) => {
-                judged = mask;
-                (None, true)
-            }
-            Err(v) => {
-                judged = bit(&v);
-                (Some(v), true)
-            }
-        },
-        None => (None, false),
-    };
-    if let Some(violation) = broke {
-        let diagram = replay(setup, bounds, &[])?.diagram;
-        let trace = vec!["start every node".into()];
-        let found = Found { violation, trace, diagram, steps: Vec::new(), dead_end };
-        let (found, judged_at_end) = (Some(found), names(judged));
-        return Ok(Report {
-            progress: p,
-            depth_done: 0,
-            complete: false,
-            found,
-            symmetry,
-            dead_ends,
-            judged_at_end,
-        });
-    }
-    // Each state's number (in the order found), and each number's parent and the step from
-    // it: the trace back to the root, state 0.
+    // Each state's number (in the order found), and each number's link: the trace back to
+    // an initial state.
     let mut seen: Seen = Seen::default();
-    seen.insert(root, 0);
-    let mut tree: Vec<(u32, u64)> = vec![(0, 0)];
-    let mut level: Vec<(World<S>, u32)> = vec![(init, 0)];
+    let mut tree: Vec<Link> = Vec::new();
+    let mut level: Vec<(World<S>, u32)> = Vec::new();
+    for (init, choices, broke) in World::initials(setup, bounds, &mut drivers[0])? {
+        p.states += 1;
+        let (broke, dead_end) = match broke {
+            Some(v) => (Some(v), false),
+            None if init.dead_end() => match init.judge_end(0) {
+                Ok(mask) => {
+                    judged |= mask;
+                    (None, true)
+                }
+                Err(v) => {
+                    judged |= bit(&v);
+                    (Some(v), true)
+                }
+            },
+            None => (None, false),
+        };
+        dead_ends += u64::from(init.dead_end());
+        if let Some(violation) = broke {
+            let diagram = replay(setup, bounds, &[], &[choices])?.diagram;
+            let trace = vec!["start every node".into()];
+            let choices = vec![choices];
+            let found = Found { violation, trace, diagram, steps: Vec::new(), choices, dead_end };
+            let (found, judged_at_end) = (Some(found), names(judged));
+            return Ok(Report {
+                progress: p,
+                depth_done: 0,
+                complete: false,
+                found,
+                symmetry,
+                dead_ends,
+                judged_at_end,
+            });
+        }
+        let fp = Fp::of(init.fingerprint(sym));
+        if seen.contains_key(&fp) {
+            continue;
+        }
+        let number = tree.len() as u32;
+        seen.insert(fp, number);
+        tree.push(Link { parent: ROOT, step: 0, choices });
+        p.unique += 1;
+        level.push((init, number));
+    }
     // A state at the depth limit had steps left / the state limit turned states away.
     let (mut cut, mut limited) = (false, false);
     let mut depth_done = 0;
@@ -872,16 +931,18 @@ where
                 }
                 match outcome {
                     Outcome::Known => {}
-                    Outcome::Broke { violation, parent, step, dead_end } => {
+                    Outcome::Failed(e) => return Err(e),
+                    Outcome::Broke { violation, parent, step, choices: code, dead_end } => {
                         p.elapsed = began.elapsed();
                         if dead_end {
                             dead_ends += 1;
                             judged |= bit(&violation);
                         }
-                        let mut steps = path(&tree, parent);
+                        let (mut steps, mut choices) = path(&tree, parent);
                         steps.push(step);
-                        let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps)?;
-                        let found = Found { violation, trace, diagram, steps, dead_end };
+                        choices.push(code);
+                        let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps, &choices)?;
+                        let found = Found { violation, trace, diagram, steps, choices, dead_end };
                         return Ok(Report {
                             progress: p,
                             depth_done,
@@ -892,7 +953,7 @@ where
                             judged_at_end: names(judged),
                         });
                     }
-                    Outcome::New { world, fp, parent, step, dead_end } => {
+                    Outcome::New { world, fp, parent, step, choices, dead_end } => {
                         if seen.contains_key(&fp) {
                             continue;
                         }
@@ -902,7 +963,7 @@ where
                         }
                         let number = tree.len() as u32;
                         seen.insert(fp, number);
-                        tree.push((parent, step.pack()));
+                        tree.push(Link { parent, step: step.pack(), choices });
                         p.unique += 1;
                         if let Some(mask) = dead_end {
                             dead_ends += 1;
@@ -957,7 +1018,7 @@ where
     use rand::Rng as _;
     let began = Instant::now();
     let mut d = Driver::new(setup.nodes());
-    let (init, broke) = World::initial(setup, bounds, &mut d)?;
+    let starts = World::initials(setup, bounds, &mut d)?;
     let mut p = Progress { states: 0, unique: 0, depth: 0, elapsed: Duration::ZERO };
     let report = |p: Progress, found: Option<Found>, dead_ends: u64, judged: u64| Report {
         progress: p,
@@ -968,32 +1029,39 @@ where
         dead_ends,
         judged_at_end: at_end_named(setup, judged),
     };
-    let found = |violation: Violation, steps: Vec<Step>, dead_end: bool| -> Result<Found, ExploreError> {
-        let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps)?;
-        Ok(Found { violation, trace, diagram, steps, dead_end })
+    let found = |violation: Violation, steps: Vec<Step>, choices: Vec<u64>, dead_end: bool| {
+        let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps, &choices)?;
+        Ok::<_, ExploreError>(Found { violation, trace, diagram, steps, choices, dead_end })
     };
-    if let Some(v) = broke {
-        let f = found(v, Vec::new(), false)?;
-        return Ok(report(p, Some(f), 0, 0));
-    }
-    let mut rng = Rng::seed_from_u64(walks.seed);
     let (mut dead_ends, mut judged) = (0u64, 0u64);
-    if init.dead_end() {
-        dead_ends += 1;
-        match init.judge_end(0) {
-            Ok(mask) => judged |= mask,
-            Err(v) => return Ok(report(p, Some(found(v, Vec::new(), true)?), dead_ends, judged)),
+    for (init, code, broke) in &starts {
+        if let Some(v) = broke {
+            let f = found(v.clone(), Vec::new(), vec![*code], false)?;
+            return Ok(report(p, Some(f), dead_ends, judged));
+        }
+        if init.dead_end() {
+            dead_ends += 1;
+            match init.judge_end(0) {
+                Ok(mask) => judged |= mask,
+                Err(v) => {
+                    return Ok(report(p, Some(found(v, Vec::new(), vec![*code], true)?), dead_ends, judged))
+                }
+            }
         }
     }
+    // One generator draws the walks' starts, steps and choices.
+    d.choices = Choices::drawn(walks.seed);
     for _ in 0..walks.walks {
+        let start = if starts.len() > 1 { d.choices.rng().random_range(0..starts.len()) } else { 0 };
+        let (init, code, _) = &starts[start];
         let mut w = init.fork();
-        let mut steps = Vec::new();
+        let (mut steps, mut choices) = (Vec::new(), vec![*code]);
         for depth in 1..=bounds.depth {
             let options = w.steps(bounds);
             if options.is_empty() {
                 break; // only faults were left, and none are allowed any more
             }
-            let step = options[rng.random_range(0..options.len())];
+            let step = options[d.choices.rng().random_range(0..options.len())];
             steps.push(step);
             p.states += 1;
             p.depth = p.depth.max(depth);
@@ -1001,9 +1069,12 @@ where
                 p.elapsed = began.elapsed();
                 progress(&p);
             }
-            if let Err(v) = w.apply(&mut d, setup, step, depth) {
+            d.choices.restart();
+            let applied = w.apply(&mut d, setup, step, depth);
+            choices.push(d.code(setup)?);
+            if let Err(v) = applied {
                 p.elapsed = began.elapsed();
-                return Ok(report(p, Some(found(v, steps, false)?), dead_ends, judged));
+                return Ok(report(p, Some(found(v, steps, choices, false)?), dead_ends, judged));
             }
             if w.dead_end() {
                 dead_ends += 1;
@@ -1011,7 +1082,7 @@ where
                     Ok(mask) => judged |= mask,
                     Err(v) => {
                         p.elapsed = began.elapsed();
-                        return Ok(report(p, Some(found(v, steps, true)?), dead_ends, judged));
+                        return Ok(report(p, Some(found(v, steps, choices, true)?), dead_ends, judged));
                     }
                 }
                 // Only faults can follow, if any are left: the walk takes them too.
@@ -1074,10 +1145,13 @@ enum Outcome<S: Setup> {
     /// A state seen at an earlier level (or batch).
     Known,
     /// A state not seen when the batch began (its own batch may have found it twice); if a
-    /// dead end, the at-end properties judged in it, which hold.
-    New { world: World<S>, fp: Fp, parent: u32, step: Step, dead_end: Option<u64> },
+    /// dead end, the at-end properties judged in it, which hold. `choices`: those the step's
+    /// handlers took (see [`Found::choices`]).
+    New { world: World<S>, fp: Fp, parent: u32, step: Step, choices: u64, dead_end: Option<u64> },
     /// A violation: of a safety property, or of an at-end property in a dead end.
-    Broke { violation: Violation, parent: u32, step: Step, dead_end: bool },
+    Broke { violation: Violation, parent: u32, step: Step, choices: u64, dead_end: bool },
+    /// The search cannot go on.
+    Failed(ExploreError),
 }
 
 /// The steps from each state of `batch`, at `depth`, split among the threads in order: each
@@ -1132,53 +1206,99 @@ where
 {
     let mut out = Vec::new();
     for (w, parent) in part {
+        let parent = *parent;
         for step in w.steps(bounds) {
-            let mut next = w.fork();
-            if let Err(violation) = next.apply(d, setup, step, depth) {
-                out.push(Outcome::Broke { violation, parent: *parent, step, dead_end: false });
-                return out;
-            }
-            let fp = Fp::of(next.fingerprint(sym));
-            if parents.contains_key(&fp) {
-                out.push(Outcome::Known);
-                continue;
-            }
-            let dead_end = match next.dead_end().then(|| next.judge_end(depth)) {
-                None => None,
-                Some(Ok(judged)) => Some(judged),
-                Some(Err(violation)) => {
-                    out.push(Outcome::Broke { violation, parent: *parent, step, dead_end: true });
+            // The step again for every combination of the choices its handlers make.
+            d.choices = Choices::search();
+            loop {
+                let mut next = w.fork();
+                let applied = next.apply(d, setup, step, depth);
+                let choices = match d.code(setup) {
+                    Ok(code) => code,
+                    Err(e) => {
+                        out.push(Outcome::Failed(e));
+                        return out;
+                    }
+                };
+                if let Err(violation) = applied {
+                    out.push(Outcome::Broke { violation, parent, step, choices, dead_end: false });
                     return out;
                 }
-            };
-            out.push(Outcome::New { world: next, fp, parent: *parent, step, dead_end });
+                let fp = Fp::of(next.fingerprint(sym));
+                if parents.contains_key(&fp) {
+                    out.push(Outcome::Known);
+                } else {
+                    let dead_end = match next.dead_end().then(|| next.judge_end(depth)) {
+                        None => None,
+                        Some(Ok(judged)) => Some(judged),
+                        Some(Err(violation)) => {
+                            out.push(Outcome::Broke { violation, parent, step, choices, dead_end: true });
+                            return out;
+                        }
+                    };
+                    out.push(Outcome::New { world: next, fp, parent, step, choices, dead_end });
+                }
+                if !d.choices.advance() {
+                    break;
+                }
+            }
         }
     }
     out
 }
 
-/// The steps from the root to state number `n`.
-fn path(tree: &[(u32, u64)], mut n: u32) -> Vec<Step> {
-    let mut steps = Vec::new();
-    while n != 0 {
-        let (parent, s) = tree[n as usize];
-        steps.push(Step::unpack(s));
-        n = parent;
+/// How the search reached a state: from which state (its number; [`ROOT`] for an initial
+/// state), by which step ([`Step::pack`]), with which choices ([`Found::choices`]).
+#[derive(Clone, Copy)]
+struct Link {
+    parent: u32,
+    step: u64,
+    choices: u64,
+}
+
+/// The parent of an initial state.
+const ROOT: u32 = u32::MAX;
+
+/// The steps from an initial state to state number `n`, and the choices of the start and
+/// of each step.
+fn path(tree: &[Link], mut n: u32) -> (Vec<Step>, Vec<u64>) {
+    let (mut steps, mut choices) = (Vec::new(), Vec::new());
+    loop {
+        let link = tree[n as usize];
+        choices.push(link.choices);
+        if link.parent == ROOT {
+            break;
+        }
+        steps.push(Step::unpack(link.step));
+        n = link.parent;
     }
     steps.reverse();
-    steps
+    choices.reverse();
+    (steps, choices)
 }
 
 /// Takes `steps` from the initial state, one by one, each checked to be one the state allows
 /// within `bounds`, until the schedule ends or a step breaks a property: the trace in words,
-/// its diagram, and the violation.
-pub fn replay<S: Setup>(setup: &S, bounds: &Bounds, steps: &[Step]) -> Result<Replayed, ExploreError>
+/// its diagram, and the violation. `choices` names the alternatives the handlers take where
+/// the protocol leaves them open, at the start and at each step ([`Found::choices`]; those
+/// missing: the first alternative of each), each checked to be ones they can take.
+pub fn replay<S: Setup>(
+    setup: &S,
+    bounds: &Bounds,
+    steps: &[Step],
+    choices: &[u64],
+) -> Result<Replayed, ExploreError>
 where
     S::Node: Clone + Hash,
     TimerOf<S>: Hash,
 {
     let mut d = Driver::new(setup.nodes());
+    let code = |i: usize| choices.get(i).copied().unwrap_or(0);
+    d.choices = Choices::named(code(0));
     let (mut w, broke) = World::initial(setup, bounds, &mut d)?;
+    if !d.choices.replayed_whole() {
+        return Err(ExploreError::BadChoice(0, code(0)));
+    }
     let mut rec = Recorder::new(usize::MAX);
     let ms = |i: usize| Time::from_millis_f64(i as f64);
     // Sends are numbered in order: those above `shown` are not drawn yet.
@@ -1220,7 +1340,11 @@ where
             }
             Step::Fire(..) => {}
         }
+        d.choices = Choices::named(code(i + 1));
         let broke = w.apply(&mut d, setup, *s, i + 1);
+        if !d.choices.replayed_whole() {
+            return Err(ExploreError::BadChoice(i + 1, code(i + 1)));
+        }
         sends(&w, &mut rec, at);
         if let Err(violation) = broke {
             return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: false });
