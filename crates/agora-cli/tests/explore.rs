@@ -159,9 +159,8 @@ fn lamport_mutex_needs_fifo_links_and_ricart_agrawala_does_not() {
 
 #[test]
 fn a_violations_trace_is_drawn_as_a_space_time_diagram() {
-    let dir = std::env::temp_dir().join(format!("agora-explore-diagram-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let svg = dir.join("bully.svg");
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("bully.svg");
     let (code, v) = explore(&["bully", "--nodes", "3", "--diagram", svg.to_str().unwrap()]);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["violation"]["diagram"], svg.to_str().unwrap());
@@ -174,19 +173,17 @@ fn a_violations_trace_is_drawn_as_a_space_time_diagram() {
         assert!(text.contains(&format!(">{kind}<")), "{kind} is drawn");
     }
     // Nothing is drawn when nothing is found.
-    let quiet = dir.join("none.svg");
+    let quiet = dir.path().join("none.svg");
     let (code, _) =
         explore(&["bully", "--nodes", "3", "--timing", "sync", "--diagram", quiet.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(!quiet.exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn agora_sim_replays_a_schedule_to_the_same_violation() {
-    let dir = std::env::temp_dir().join(format!("agora-explore-schedule-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("lamport.json");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lamport.json");
     let path = file.to_str().unwrap();
     let (code, v) = explore(&["lamport-mutex", "--links", "raw", "--nodes", "3", "--schedule", path]);
     assert_eq!(code, 1, "{v}");
@@ -221,7 +218,6 @@ fn agora_sim_replays_a_schedule_to_the_same_violation() {
     assert_eq!(out.status.code(), Some(2));
     let out = agora(&["sim", "bully", "--schedule", path]);
     assert_eq!(out.status.code(), Some(2));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The deliveries of a sampled `agora sim` run up to its violation (the run stops there), for
@@ -391,9 +387,8 @@ fn raft_serving_reads_without_a_quorum_reads_stale_data_after_a_new_election() {
     // client's second read, redirected by replica 1, is answered by replica 0 at once, from
     // before the no-op — older than what the client already read. (About 620,000 distinct
     // states: the longest search of these tests.)
-    let dir = std::env::temp_dir().join(format!("agora-explore-stale-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("stale.json");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stale.json");
     let path = file.to_str().unwrap();
     let mut args = RAFT_TWO_READS.to_vec();
     args.extend_from_slice(&["--schedule", path]);
@@ -422,7 +417,6 @@ fn raft_serving_reads_without_a_quorum_reads_stale_data_after_a_new_election() {
     let out = agora(&sim);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not ones its handlers can take"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -584,9 +578,8 @@ fn dead_ends_are_judged_by_the_at_end_properties_a_deadlock_is_found_and_correct
 
 #[test]
 fn agora_sim_replays_a_schedule_to_the_same_dead_end() {
-    let dir = std::env::temp_dir().join(format!("agora-explore-dead-end-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("ra.json");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ra.json");
     let path = file.to_str().unwrap();
     let args = ["ricart-agrawala", "--nodes", "2", "--requests", "1", "--variant", "no-priority"];
     let mut with_schedule = args.to_vec();
@@ -602,7 +595,6 @@ fn agora_sim_replays_a_schedule_to_the_same_dead_end() {
     assert_eq!(r["violation"]["property"], "every-request-served");
     assert_eq!(r["violation"]["dead_end"], true);
     assert_eq!(r["steps"], v["violation"]["trace"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `raft_one_command`'s bounds, deeper, sampled by random walks instead of searched.
@@ -615,8 +607,7 @@ fn raft_walks<'a>(variant: &'a str, more: &[&'a str]) -> (i32, Value) {
 
 #[test]
 fn random_walks_find_a_duplicated_command_replay_it_and_prove_nothing_when_they_find_nothing() {
-    let dir = std::env::temp_dir().join(format!("agora-explore-walks-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let (code, v) = raft_walks("no-dedup", &["--seed", "1"]);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["search"], "walks");
@@ -628,7 +619,7 @@ fn random_walks_find_a_duplicated_command_replay_it_and_prove_nothing_when_they_
     // The same seed, the same walks; the trace replays in the simulator to the same violation.
     let (again_code, again) = raft_walks("no-dedup", &["--seed", "1"]);
     assert_eq!((again_code, &again["states"], &again["violation"]), (code, &v["states"], &v["violation"]));
-    let file = dir.join("walk.json");
+    let file = dir.path().join("walk.json");
     let path = file.to_str().unwrap();
     let (code, w) = raft_walks("no-dedup", &["--schedule", path]);
     assert_eq!(code, 1);
@@ -668,5 +659,4 @@ fn random_walks_find_a_duplicated_command_replay_it_and_prove_nothing_when_they_
     // A seed without walks is a mistake.
     let out = agora(&["explore", "bully", "--seed", "3"]);
     assert_eq!(out.status.code(), Some(2));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -770,6 +770,19 @@ fn assert_stream_stays_open(addr: &str) {
 }
 
 /// The JSON report a run prints on stdout when it ends (the page stays up: --ui-linger).
+/// The page's last verdicts name, as judged, exactly the properties the run's summary judged.
+fn assert_shows_the_judged_properties(last: &Value, summary: &Value) {
+    let shown: Vec<&Value> = last["verdicts"]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["verdict"] != "not judged")
+        .map(|v| &v["property"])
+        .collect();
+    let judged: Vec<&Value> = summary["properties"].as_array().unwrap().iter().collect();
+    assert_eq!(shown, judged);
+}
+
 fn report(out: &mut impl BufRead) -> Value {
     read_until(out, "the report", |l| serde_json::from_str(l).ok())
 }
@@ -860,15 +873,7 @@ fn run_serves_the_links_between_its_nodes_and_the_verdicts() {
         assert!(m["sent_ms"].as_f64().unwrap() <= m["received_ms"].as_f64().unwrap(), "{m}");
     }
     assert_eq!(last["verdicts"]["end"], summary["end"]);
-    let shown: Vec<&Value> = last["verdicts"]["properties"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|v| v["verdict"] != "not judged")
-        .map(|v| &v["property"])
-        .collect();
-    let judged: Vec<&Value> = summary["properties"].as_array().unwrap().iter().collect();
-    assert_eq!(shown, judged);
+    assert_shows_the_judged_properties(&last, &summary);
 }
 
 #[test]
@@ -1265,33 +1270,13 @@ fn the_raft_page_shows_the_real_leader_and_a_new_one_after_crash_is_clicked() {
     page.call("POST", "/url", Some(&json!({ "url": url }))).expect("the page loads");
     assert_eq!(page.eval("return document.title;"), "agora: live view");
 
-    // The page's leader is the real one: the replica whose driver sends to every other
-    // replica, and which says it leads, in the term the page shows. Polled until the page
-    // and the run agree (an election may be under way when either is asked).
-    let agreed = |page: &Session, not: Option<usize>| {
-        let until = Instant::now() + DEADLINE;
-        loop {
-            let shown = page_leader(&page.eval(PAGE_LEADER));
-            let s = latest(&addr);
-            let (said, traffic) = (said_leader(&s), traffic_leader(&s, 3));
-            match (shown, said, traffic) {
-                (Some(shown), Some(said), Some(t)) if shown == said && t == said.0 && Some(t) != not => {
-                    return shown;
-                }
-                _ => assert!(
-                    Instant::now() < until,
-                    "the page shows {shown:?}, the nodes say {said:?}, the traffic says {traffic:?}"
-                ),
-            }
-            std::thread::sleep(POLL);
-        }
-    };
-    let (leader, term) = agreed(&page, None);
+    // The page's leader is the real one (see `raft_leader_agreed`).
+    let (leader, term) = raft_leader_agreed(&page, &addr, None);
 
     page.click(&format!("button[data-crash=\"{leader}\"]"));
     let role = format!("return document.querySelector('tr[data-replica=\"{leader}\"]').dataset.role;");
     page.wait_for("the crashed leader", &role, |v| (v == "crashed").then_some(()));
-    let (new_leader, new_term) = agreed(&page, Some(leader));
+    let (new_leader, new_term) = raft_leader_agreed(&page, &addr, Some(leader));
     assert_ne!(new_leader, leader);
     assert!(new_term > term, "the new leader's term {new_term} after {term}");
     let timeline = page.eval("return document.querySelector('#timeline').textContent;");
@@ -1309,6 +1294,29 @@ fn the_raft_page_shows_the_real_leader_and_a_new_one_after_crash_is_clicked() {
 }
 
 /// Asks `agora` (child `pid`) to stop as Ctrl-C would (SIGTERM, which it takes the same way).
+/// The leader the page of a 3-replica Raft run at `addr` shows, once it is the real one (the
+/// replica whose driver sends to every other replica, and which says it leads, in the term
+/// the page shows) and not `not`. Polled until the page and the run agree (an election may
+/// be under way when either is asked).
+fn raft_leader_agreed(page: &Session, addr: &str, not: Option<usize>) -> (usize, i64) {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let shown = page_leader(&page.eval(PAGE_LEADER));
+        let s = latest(addr);
+        let (said, traffic) = (said_leader(&s), traffic_leader(&s, 3));
+        match (shown, said, traffic) {
+            (Some(shown), Some(said), Some(t)) if shown == said && t == said.0 && Some(t) != not => {
+                return shown;
+            }
+            _ => assert!(
+                Instant::now() < until,
+                "the page shows {shown:?}, the nodes say {said:?}, the traffic says {traffic:?}"
+            ),
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 fn terminate(pid: u32) {
     let ok = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs").success();
     assert!(ok, "kill -TERM {pid}");
@@ -1576,15 +1584,7 @@ fn up_serves_the_nodes_processes_and_its_controls_kill_stop_and_restart_them() {
     let summary = report(&mut out);
     let last = snapshot_until(&addr, "the verdicts", |s| !s["verdicts"].is_null());
     assert_eq!(last["verdicts"]["end"], summary["end"]);
-    let shown: Vec<&Value> = last["verdicts"]["properties"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|v| v["verdict"] != "not judged")
-        .map(|v| &v["property"])
-        .collect();
-    let judged: Vec<&Value> = summary["properties"].as_array().unwrap().iter().collect();
-    assert_eq!(shown, judged);
+    assert_shows_the_judged_properties(&last, &summary);
 }
 
 #[test]
@@ -1596,22 +1596,7 @@ fn the_up_page_offers_only_what_processes_take_and_its_crash_kills_the_leader() 
     page.call("POST", "/url", Some(&json!({ "url": format!("http://{addr}/") }))).expect("the page loads");
 
     // The page's leader is the one the nodes say and the traffic shows.
-    let agreed = |not: Option<usize>| {
-        let until = Instant::now() + DEADLINE;
-        loop {
-            let shown = page_leader(&page.eval(PAGE_LEADER));
-            let s = latest(&addr);
-            let (said, traffic) = (said_leader(&s), traffic_leader(&s, 3));
-            match (shown, said, traffic) {
-                (Some(shown), Some(said), Some(t)) if shown == said && t == said.0 && Some(t) != not => {
-                    return shown;
-                }
-                _ => assert!(Instant::now() < until, "page {shown:?}, nodes {said:?}, traffic {traffic:?}"),
-            }
-            std::thread::sleep(POLL);
-        }
-    };
-    let (leader, term) = agreed(None);
+    let (leader, term) = raft_leader_agreed(&page, &addr, None);
 
     // What processes cannot take is not shown, and the page says why; what they take is.
     let shown = |css: &str| {
@@ -1646,7 +1631,7 @@ fn the_up_page_offers_only_what_processes_take_and_its_crash_kills_the_leader() 
     poll_until("the killed process gone", || process_state(killed).is_none());
     let role = format!("return document.querySelector('tr[data-replica=\"{leader}\"]').dataset.role;");
     page.wait_for("the crashed leader", &role, |v| (v == "crashed").then_some(()));
-    let (second, second_term) = agreed(Some(leader));
+    let (second, second_term) = raft_leader_agreed(&page, &addr, Some(leader));
     assert!(second != leader && second_term > term, "{second} in {second_term} after {leader} in {term}");
     save_screenshot(&page, dir.path(), "up-live-view.png", "AGORA_UP_UI_SCREENSHOT");
 
