@@ -334,7 +334,7 @@ pub static BAD_BALLOTS: Param = Param {
 /// Buys per buyer of the trading post.
 pub static BUYS: Param = Param {
     name: "buys",
-    help: "Buys each buyer of the market makes, one at a time.",
+    help: "Buys each buyer of the market makes, one at a time unless --window says more.",
     kind: count_kind(0, 1_000_000),
 };
 /// The trader's chance of falling sick.

@@ -8,10 +8,10 @@
 //! the others ([`scenario`]), or listed in a market file ([`file`](mod@file), the `market` parameter). A
 //! seller hands its stock to the trader when the market opens (a deposit) and, told it sold
 //! out, restocks [`Catalog::restock`](goods::Catalog::restock) units of a good drawn from the
-//! seed. A buyer makes `--buys` buys, one at a time: a buy is `(buyer, request id, good,
-//! quantity, Lamport timestamp)`, multicast to every peer as in the report (every peer's
-//! Lamport clock moves past it), and sent again on a timeout or when a new trader is
-//! announced.
+//! seed. A buyer makes `--buys` buys, one at a time (up to `--window` at once): a buy is
+//! `(buyer, request id, good, quantity, Lamport timestamp)`, multicast to every peer as in the
+//! report (every peer's Lamport clock moves past it), and sent again on a timeout or when a
+//! new trader is announced.
 //!
 //! **Goods and prices** are data ([`goods`]): a good is an index into the run's catalog, which
 //! names each good and its price, the trader's commission per unit, the restock amount and the
@@ -34,7 +34,7 @@
 //! message: a peer that leaves says so, and elections stop waiting for it. The winner
 //! announces itself with the report's line ([`obs::announcement`]) and stops buying and
 //! selling while it trades. It queues the buys it receives and serves them in order, the
-//! earliest by `(timestamp, buyer)` first (a few in flight at once, applied in that order), so when one unit is left the earliest pending buy
+//! earliest by `(timestamp, buyer)` first (up to 1,024 in flight at once, applied in that order), so when one unit is left the earliest pending buy
 //! gets it. With probability `--sick` per trade it falls sick: it tells every peer it leaves
 //! and hands on its pending buys (LEAVE), so the others elect at once, without waiting for its
 //! silence, and the next trader serves them first. It comes back `--recover-ms` later as a
@@ -78,6 +78,10 @@
 //! **Message complexity** per buy: N−1 for the multicast, then with the replicated ledger a
 //! Raft commit (one request, 2(R−1) appends and replies for R replicas, one reply), one
 //! answer and a sale notice per seller whose deposit it touched: about N + 2R messages.
+//! With `--window` and batching (a buyer's step is one message, the trader's answers and
+//! sale notices one per buyer and per seller and good, a Raft request many trades) the
+//! messages are per step, not per buy; `--multicast trader` sends a buyer's step to the
+//! trader alone instead of N − 1 peers.
 
 pub mod buyer;
 pub mod checker;
