@@ -694,6 +694,14 @@ pub struct NodeArgs {
     /// cluster never comes back empty unasked.
     #[arg(long, conflicts_with = "rejoin")]
     pub new: bool,
+    /// --new the first time only: while FILE does not exist, create this node's database if
+    /// it does not exist, then create FILE; once FILE exists, refuse a missing database as
+    /// without --new. FILE belongs outside the database's directory, on storage that lasts
+    /// as long as the node does: `agora cluster up` gives each container a file of its own
+    /// file system, so a volume emptied under a container that goes on is refused, not made
+    /// again empty.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["new", "rejoin"])]
+    pub new_once: Option<PathBuf>,
     /// This node lost its storage: start it empty; it catches up from the others before it
     /// votes again (Raft replicas only). A damaged database is kept beside as `*.corrupt`.
     #[arg(long)]

@@ -921,6 +921,46 @@ fn a_market_in_containers_loses_no_acknowledged_trade_when_its_traders_container
         );
     }
     assert_eq!(code, Some(0), "{v:#}");
+
+    // A peer whose volume is emptied under its container is refused when started again, with
+    // a line naming its database: it never comes back as an empty peer.
+    refuses_its_emptied_volume(&containers[0], 0);
+}
+
+/// Kills container `id` (node `node`), empties its data volume and starts it: it must stop
+/// with a line naming its missing database.
+fn refuses_its_emptied_volume(id: &str, node: u32) {
+    let format = "{{range .Mounts}}{{if eq .Destination \"/data\"}}{{.Source}}{{end}}{{end}}";
+    let dir = docker(&["inspect", "--format", format, id]).expect("docker inspect");
+    let dir = Path::new(dir.trim());
+    docker(&["kill", "--signal", "KILL", id]).expect("docker kill");
+    wait_until_stopped(id);
+    let emptied = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in emptied {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    docker(&["start", id]).expect("docker start");
+    wait_until_stopped(id);
+    let out = Command::new("docker").args(["logs", "--tail", "3", id]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    let db = format!("node-{node}.redb");
+    assert!(said.contains(&db) && said.contains("does not exist"), "no refusal naming {db}: {said}");
+}
+
+/// Waits until container `id` has stopped (running `false`), within `STUCK`.
+fn wait_until_stopped(id: &str) {
+    let deadline = Instant::now() + STUCK;
+    while docker(&["inspect", "--format", "{{.State.Running}}", id]).expect("docker inspect").trim()
+        != "false"
+    {
+        assert!(Instant::now() < deadline, "container {id} still runs after {STUCK:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

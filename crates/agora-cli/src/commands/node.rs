@@ -14,6 +14,7 @@ use agora_net::{
 };
 use agora_protocols::Driver;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +42,16 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
     cfg.names = cf.names();
     cfg.secret = cf.secret(&args.config)?;
     cfg.data_dir = cf.data_dir.clone();
-    cfg.open = open_mode(args.new, args.rejoin);
+    // `--new-once`: its file is written once the node has its database.
+    let first_mark = match &args.new_once {
+        Some(mark) => match std::fs::metadata(mark) {
+            Ok(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(mark.clone()),
+            Err(e) => return Err(UserError(format!("--new-once {}: {e}", mark.display()))),
+        },
+        None => None,
+    };
+    cfg.open = open_mode(args.new || first_mark.is_some(), args.rejoin);
     cfg.seed = cf.seed;
     // The region model's latency, added to every frame this node sends (docs/cluster.md).
     cfg.link_delay = cf.link_delay();
@@ -62,6 +72,7 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
         events: args.events,
         supervised: args.supervised,
         sample: args.sample_ms.map(Duration::from_millis),
+        first_mark,
     };
     agora_protocols::dispatch(&cf.protocol, &params, driver)?
 }
@@ -79,6 +90,8 @@ struct OneNode {
     supervised: bool,
     /// `--sample-ms`: how often to print the node's counts.
     sample: Option<Duration>,
+    /// `--new-once FILE` the first time: FILE, to write once the database exists.
+    first_mark: Option<PathBuf>,
 }
 
 impl Driver for OneNode {
@@ -112,7 +125,20 @@ impl OneNode {
     async fn start<S: Setup>(self, setup: Arc<S>) -> Result<RunOutcome<Obs<S>>, UserError> {
         let metrics = metrics_endpoint(self.metrics_addr, vec![self.id]).await?;
         let (id, events, sample) = (self.id, self.events, self.sample);
+        let first_mark = self.first_mark;
         let hook = move |nodes: Vec<Arc<NodeShared>>| {
+            if let Some(mark) = first_mark {
+                // The database exists (the node opened it before it started): from now on it
+                // must be found, not made again.
+                if let Err(e) = write_mark(&mark) {
+                    eprintln!(
+                        "agora: --new-once {}: cannot write it: {e}; stopping, since an emptied \
+                         volume would be taken for a first start",
+                        mark.display()
+                    );
+                    std::process::exit(2);
+                }
+            }
             if let (Some(every), Some(node)) = (sample, nodes.first()) {
                 tokio::spawn(print_counts(id, node.clone(), every));
             }
@@ -145,6 +171,15 @@ impl OneNode {
         run_node(setup, NodeId(id), self.cfg, lone, interrupted(), on_bound, hook)
             .await
             .map_err(UserError::from_run)
+    }
+}
+
+/// Creates `--new-once`'s file, durably.
+fn write_mark(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::create(path)?.sync_all()?;
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
     }
 }
 

@@ -23,6 +23,9 @@ use std::fmt::Write as _;
 
 /// Where a node's data volume is mounted.
 pub const DATA: &str = "/data";
+/// The file a market, election or multicast node writes in its container's own file system
+/// (not its volume) once it has made its database (`agora node --new-once`).
+pub const FIRST_START_MARK: &str = "/agora-first-start-done";
 /// Where the cluster file is mounted.
 pub const CONFIG: &str = "/run/secrets/cluster";
 /// The port the nodes talk to each other on.
@@ -186,7 +189,16 @@ impl Plan {
         let wait = WAIT_RESOLVE_MS.to_string();
         c.extend(["--config", CONFIG, "--id", &id, "--wait-resolve-ms", &wait].map(String::from));
         if first {
-            c.push("--new".into());
+            match self.system {
+                // Each is made again without `--new` once every node has its database (`up`).
+                System::Raft | System::Vote => c.push("--new".into()),
+                // Their history is in their containers' logs, which a container made again
+                // would lose: each keeps its container, and makes its database only on its
+                // container's first start.
+                System::Election | System::Market | System::Multicast => {
+                    c.extend(["--new-once".into(), FIRST_START_MARK.into()])
+                }
+            }
         }
         match self.system {
             System::Election | System::Market | System::Multicast => {
@@ -308,6 +320,11 @@ mod tests {
         let yml = plan.compose_file(true);
         assert_eq!(yml.matches("[\"node\", \"--json\", \"--events\", ").count(), plan.nodes, "{yml}");
         assert_eq!(yml.matches("        max-size: \"100m\"\n").count(), plan.nodes, "{yml}");
+        // Its containers are not made again: each makes its database on its first start only.
+        let once = format!("\"--new-once\", \"{FIRST_START_MARK}\"");
+        assert_eq!(yml.matches(&once).count(), plan.nodes, "{yml}");
+        assert!(!yml.contains("\"--new\""), "{yml}");
+        assert!(!plan.compose_file(false).contains("--new"));
         let (plan, f) = check(System::Vote, 3);
         assert_eq!((plan.nodes, plan.clients, f.protocol.as_str()), (3, 0, "vote"));
         assert!(f.nodes.iter().all(|n| n.resp.is_none()));

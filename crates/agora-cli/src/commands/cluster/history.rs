@@ -61,9 +61,55 @@ impl NodeLog {
     }
 }
 
-/// Every container's log, by node.
+/// Every container's log, by node, cut where all of them are whole ([`cut`]). `cs` is the
+/// containers as Docker saw them before this reads their logs.
 pub fn read(docker: &Docker, cs: &[Container]) -> Result<Vec<NodeLog>, UserError> {
-    cs.iter().map(|c| Ok(NodeLog::parse(c.node, &docker.stderr_log(&c.id)?))).collect()
+    let mut logs = Vec::with_capacity(cs.len());
+    let mut seen = Vec::with_capacity(cs.len());
+    for c in cs {
+        let before = agora_net::clock::unix_ns();
+        let log = NodeLog::parse(c.node, &docker.stderr_log(&c.id)?);
+        let live = !matches!(c.state.as_str(), "exited" | "dead" | "created");
+        seen.push(Seen { live, before });
+        logs.push(log);
+    }
+    cut(&mut logs, &seen);
+    Ok(logs)
+}
+
+/// How a node's log was read: whether its container was running (or paused) before, and
+/// the time (Unix ns) just before the read.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    live: bool,
+    before: u64,
+}
+
+/// Cuts the logs at the latest time up to which every one of them is whole, dropping what
+/// any node observed (or any run that began) later.
+///
+/// The logs are read one after another while the nodes run, and a node prints a step's
+/// observations once the step's writes are durable, after stamping them: a log read at time
+/// `r` may lack observations stamped before `r`. So a reply a node's log shows taken could
+/// have been sent by a node whose log, read earlier, does not show it yet, and the checker
+/// would call an acknowledged command lost. What a log shows is whole up to its last line's
+/// time, since a node prints its lines in the order of their times: up to there, nothing of
+/// that node is missing. A log still empty when read is whole up to the read's start (its
+/// node had not yet said it listens, and stamps everything after that). A container that was
+/// not running before its log was read had printed all it ever will up to its last run's
+/// end, and holds no one back.
+fn cut(logs: &mut [NodeLog], seen: &[Seen]) {
+    let whole_until = |l: &NodeLog, s: &Seen| {
+        let last = l.obs.last().map(|(t, _)| *t).into_iter().chain(l.runs.last().copied()).max();
+        last.unwrap_or(s.before)
+    };
+    let Some(at) = logs.iter().zip(seen).filter(|(_, s)| s.live).map(|(l, s)| whole_until(l, s)).min() else {
+        return;
+    };
+    for l in logs {
+        l.obs.retain(|(t, _)| *t <= at);
+        l.runs.retain(|t| *t <= at);
+    }
 }
 
 /// Whether the nodes whose logs are judged still run.
@@ -169,5 +215,36 @@ mod tests {
         assert!(rotated.truncated, "an observation before any run: the log lost its beginning");
         let once = NodeLog::parse(0, "event {\"node\":0,\"at\":5,\"listening\":\"x\"}\n");
         assert!(once.lifecycle().is_empty(), "one run: no crash");
+    }
+
+    /// Node 0's log, read first, ends at 300; node 1's, read later, goes on to 500 and
+    /// node 2's, stopped, to 900. Whatever happened after 300 may be missing from node 0's
+    /// log, so nothing after 300 is judged.
+    #[test]
+    fn the_logs_are_cut_where_every_running_node_s_log_is_whole() {
+        let line = |n: usize, at: u64| format!("event {{\"node\":{n},\"at\":{at},\"obs\":\"Left\"}}\n");
+        let start = |n: usize, at: u64| format!("event {{\"node\":{n},\"at\":{at},\"listening\":\"x\"}}\n");
+        let mut logs = vec![
+            NodeLog::parse(0, &format!("{}{}{}", start(0, 100), line(0, 200), line(0, 300))),
+            NodeLog::parse(1, &format!("{}{}{}{}", start(1, 100), line(1, 250), line(1, 400), start(1, 450))),
+            NodeLog::parse(2, &format!("{}{}{}", start(2, 100), line(2, 280), line(2, 900))),
+        ];
+        let live = |before| Seen { live: true, before };
+        cut(&mut logs, &[live(1_000), live(1_100), Seen { live: false, before: 1_200 }]);
+        let times = |l: &NodeLog| l.obs.iter().map(|(t, _)| *t).collect::<Vec<_>>();
+        assert_eq!(times(&logs[0]), [200, 300]);
+        assert_eq!(times(&logs[1]), [250], "after the cut: dropped");
+        assert_eq!(logs[1].runs, [100], "a run begun after the cut: dropped");
+        assert_eq!(times(&logs[2]), [280], "a stopped node's log is cut too");
+
+        // A running node whose log was empty when read holds the cut at the read's start.
+        let mut logs =
+            vec![NodeLog::parse(0, &format!("{}{}", start(0, 100), line(0, 700))), NodeLog::parse(1, "")];
+        cut(&mut logs, &[live(1_000), live(600)]);
+        assert!(logs[0].obs.is_empty(), "{:?}", logs[0].obs);
+        // No running node: nothing is cut.
+        let mut logs = vec![NodeLog::parse(0, &format!("{}{}", start(0, 100), line(0, 700)))];
+        cut(&mut logs, &[Seen { live: false, before: 10 }]);
+        assert_eq!(times(&logs[0]), [700]);
     }
 }
