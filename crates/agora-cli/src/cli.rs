@@ -694,6 +694,11 @@ pub struct NodeArgs {
     /// cluster never comes back empty unasked.
     #[arg(long, conflicts_with = "rejoin")]
     pub new: bool,
+    /// Set this node's clock from FILE (TOML: `skew_ms`, `drift_ppm`; none or empty: real
+    /// time) at the start and again on each SIGUSR1: how `agora cluster nemesis --faults
+    /// clock` bends a node's clock in a container.
+    #[arg(long, value_name = "FILE")]
+    pub clock_file: Option<PathBuf>,
     /// --new the first time only: while FILE does not exist, create this node's database if
     /// it does not exist, then create FILE; once FILE exists, refuse a missing database as
     /// without --new. FILE belongs outside the database's directory, on storage that lasts
@@ -1131,6 +1136,11 @@ pub struct KvServeArgs {
     /// Create this replica's database if it does not exist: the first start of a new cluster.
     #[arg(long, conflicts_with = "rejoin")]
     pub new: bool,
+    /// Set this node's clock from FILE (TOML: `skew_ms`, `drift_ppm`; none or empty: real
+    /// time) at the start and again on each SIGUSR1: how `agora cluster nemesis --faults
+    /// clock` bends a node's clock in a container.
+    #[arg(long, value_name = "FILE")]
+    pub clock_file: Option<PathBuf>,
     /// This replica lost its storage: start it empty; it catches up before it votes again.
     #[arg(long)]
     pub rejoin: bool,
@@ -1207,6 +1217,10 @@ pub enum NemesisFault {
     /// (a loop-mounted file on the host), start it and fill that file system; at the end its
     /// data goes back to its volume. Raft key-value stores only.
     Disk,
+    /// Bend a replica's clock: 1 to 10 s ahead or behind, and 10 to 50% fast or slow (its
+    /// `--clock-file`, written into its container, and SIGUSR1); put back on real time at the
+    /// end. Its timers run on that clock.
+    Clock,
 }
 
 /// The arguments of `agora cluster nemesis`.
@@ -1465,6 +1479,11 @@ pub struct VoteServeArgs {
     /// Create this server's database if it does not exist: the first start of a new cluster.
     #[arg(long, conflicts_with = "rejoin")]
     pub new: bool,
+    /// Set this node's clock from FILE (TOML: `skew_ms`, `drift_ppm`; none or empty: real
+    /// time) at the start and again on each SIGUSR1: how `agora cluster nemesis --faults
+    /// clock` bends a node's clock in a container.
+    #[arg(long, value_name = "FILE")]
+    pub clock_file: Option<PathBuf>,
     /// This server lost its storage: start it empty; it catches up before it votes again.
     #[arg(long)]
     pub rejoin: bool,

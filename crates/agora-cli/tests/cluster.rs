@@ -422,6 +422,25 @@ fn a_raft_cluster_in_containers_stays_linearizable_under_the_nemesis_and_stale_r
     assert!(healed.iter().any(|h| h.contains("rejoining")), "{healed:?}");
     assert!(healed.iter().any(|h| h.contains("data back on its volume")), "{healed:?}");
 
+    // Clocks bent, on the same cluster: each replica hit reports its new clock before the
+    // fault counts as applied, and is put back on real time; nothing acknowledged is lost.
+    let clocks =
+        ["--faults", "clock", "--for", "8s", "--interval-ms", "2000", "--quiet", "2s", "--seed", "3"];
+    let (code, v) = nemesis(&dir, &clocks);
+    for p in ["faults applied", "healed", "linearizable", "answering after healing"] {
+        assert_eq!(property(&v, p), true, "{p}: {v:#}");
+    }
+    assert_eq!(code, Some(0), "{v:#}");
+    let faults = v["faults"].as_array().expect("faults");
+    assert!(faults.len() >= 2, "{v:#}");
+    for f in faults {
+        assert!(f["error"].is_null(), "{f}");
+        let seen = f["seen"].as_array().unwrap();
+        assert!(seen.iter().any(|s| s.as_str().unwrap().contains("'s clock ")), "{f}");
+        let healed = f["healed"].as_array().unwrap();
+        assert!(healed.iter().any(|h| h.as_str().unwrap().ends_with("'s clock on real time")), "{f}");
+    }
+
     // Everything the test made goes with the guard.
     let name = cleanup.name.clone();
     drop(cleanup);

@@ -674,3 +674,58 @@ fn a_replica_that_lost_its_disk_rejoins_and_its_writes_take_effect() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--clock-file`: SIGUSR1 makes a replica read its clock file, and its timers run on the
+/// clock it sets. The leader's clock slowed tenfold sends its heartbeats ten times as far
+/// apart, past the others' election timeout, so another replica takes over; put back on real
+/// time, it says so.
+#[test]
+fn a_replica_s_clock_is_bent_from_its_clock_file_on_sigusr1() {
+    let dir = scratch("agora-kv-clock");
+    let mut c = Cluster::new(&dir, 3);
+    let files: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("clock-{i}.toml"))).collect();
+    for (i, f) in files.iter().enumerate() {
+        c.start(i, &["--clock-file", f.to_str().unwrap()]);
+    }
+    let (leader, term) = c.leader(0);
+    let set = |c: &Cluster, i: usize, text: &str| {
+        std::fs::write(&files[i], text).unwrap();
+        let pid = c.children[i].as_ref().expect("running").id() as i32;
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+    };
+    set(&c, leader, "skew_ms = 5000\ndrift_ppm = -900000\n");
+    // Its report of the new clock, then a leader elsewhere.
+    let mut reported = false;
+    let deadline = Instant::now() + STUCK;
+    let (other, later) = loop {
+        let (i, v) = c.rx.recv_timeout(STUCK).expect("no event for a long time");
+        if let Some(clock) = v.get("clock") {
+            assert_eq!(i, leader, "{v}");
+            assert_eq!(
+                (clock["skew_ms"].as_f64(), clock["drift_ppm"].as_f64()),
+                (Some(5000.0), Some(-900000.0))
+            );
+            reported = true;
+            continue;
+        }
+        let t = v.get("term").and_then(|t| t.as_u64()).unwrap_or(0);
+        if reported && v.get("leader").is_some() && i != leader && t > term {
+            break (i, t);
+        }
+        assert!(Instant::now() < deadline, "no other leader after the clock was slowed");
+    };
+    assert!(later > term && other != leader);
+    // A malformed file is reported, and the process keeps running.
+    set(&c, leader, "drift_ppm = \"fast\"\n");
+    set(&c, leader, "");
+    loop {
+        let (i, v) = c.rx.recv_timeout(STUCK).expect("no report of the clock put back");
+        if let Some(clock) = v.get("clock") {
+            assert_eq!(i, leader);
+            assert_eq!((clock["skew_ms"].as_f64(), clock["drift_ppm"].as_f64()), (Some(0.0), Some(0.0)));
+            break;
+        }
+    }
+    assert!(c.children[leader].as_mut().unwrap().try_wait().unwrap().is_none(), "it still runs");
+}

@@ -27,7 +27,7 @@
 //! peer, so two nodes flooding each other cannot deadlock, and protocols that need reliability
 //! retransmit as they must on any real network.
 
-use crate::clock::unix_ns;
+use crate::clock::{unix_ns, ClockBend};
 use crate::conn::{
     delay_frames, serve_inbound, serve_outbound, Budget, Dial, Inbound, InboundCtx, Slots, WriterShared,
 };
@@ -119,6 +119,9 @@ pub struct NetConfig {
     /// cluster file): every frame waits this long after it is queued before it is written.
     /// Empty, or a link left out: no added delay.
     pub link_delay: Vec<Vec<Duration>>,
+    /// How far its nodes' clocks depart from real time, set while they run (a clock fault;
+    /// see [`ClockBend`]). Shared by every node of the config.
+    pub clock: Arc<ClockBend>,
 }
 
 impl NetConfig {
@@ -144,6 +147,7 @@ impl NetConfig {
             keep_observations: true,
             recent_messages: 0,
             link_delay: Vec::new(),
+            clock: Arc::new(ClockBend::default()),
         }
     }
 }
@@ -581,7 +585,7 @@ struct Driver<S: Setup> {
 
 impl<S: Setup> Driver<S> {
     fn now(&self) -> Time {
-        Time(self.started.elapsed().as_nanos() as u64)
+        Time(self.cfg.clock.local_ns(self.started))
     }
 
     async fn run(
@@ -773,6 +777,7 @@ impl<S: Setup> Driver<S> {
         let mut host = NetHost::<S> {
             id: self.id,
             started: self.started,
+            clock: &self.cfg.clock,
             shared: &self.shared,
             live: self.shared.live.lock().expect("metrics lock"),
             timers: &mut self.timers,
@@ -1120,6 +1125,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 struct NetHost<'a, S: Setup> {
     id: NodeId,
     started: Instant,
+    clock: &'a ClockBend,
     shared: &'a NodeShared,
     /// Held while one step's effects are applied.
     live: std::sync::MutexGuard<'a, (Metrics, Counters)>,
@@ -1141,7 +1147,7 @@ impl<S: Setup> Host<S::Node> for NetHost<'_, S> {
     type Deadline = Instant;
 
     fn now(&self) -> Time {
-        Time(self.started.elapsed().as_nanos() as u64)
+        Time(self.clock.local_ns(self.started))
     }
 
     fn accounts(&mut self, _: NodeId) -> (&mut Metrics, &mut Counters) {
@@ -1154,7 +1160,7 @@ impl<S: Setup> Host<S::Node> for NetHost<'_, S> {
     }
 
     fn deadline(&self, _: NodeId, after: Duration) -> Instant {
-        Instant::now() + after
+        Instant::now() + self.clock.to_real(after)
     }
 
     fn timer_set(&mut self, _: NodeId, _: TimerOf<S>, _: u64, _: Instant, replaced: bool) {

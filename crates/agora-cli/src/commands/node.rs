@@ -4,7 +4,7 @@
 
 use super::shared::tcp::{interrupted, metrics_endpoint, parse_addr, runtime};
 use super::shared::ui::{self, sampler::Counts};
-use super::shared::{exit_code, inherited_listener, open_mode, output};
+use super::shared::{clock_file, event, exit_code, inherited_listener, open_mode, output};
 use crate::cli::NodeArgs;
 use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
@@ -73,6 +73,7 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
         supervised: args.supervised,
         sample: args.sample_ms.map(Duration::from_millis),
         first_mark,
+        clock_file: args.clock_file.clone(),
     };
     agora_protocols::dispatch(&cf.protocol, &params, driver)?
 }
@@ -92,6 +93,8 @@ struct OneNode {
     sample: Option<Duration>,
     /// `--new-once FILE` the first time: FILE, to write once the database exists.
     first_mark: Option<PathBuf>,
+    /// `--clock-file`: where the node's clock is set from.
+    clock_file: Option<PathBuf>,
 }
 
 impl Driver for OneNode {
@@ -125,6 +128,9 @@ impl OneNode {
     async fn start<S: Setup>(self, setup: Arc<S>) -> Result<RunOutcome<Obs<S>>, UserError> {
         let metrics = metrics_endpoint(self.metrics_addr, vec![self.id]).await?;
         let (id, events, sample) = (self.id, self.events, self.sample);
+        if let Some(path) = self.clock_file {
+            clock_file::watch(path, self.cfg.clock.clone(), clock_file::event(id, events))?;
+        }
         let first_mark = self.first_mark;
         let hook = move |nodes: Vec<Arc<NodeShared>>| {
             if let Some(mark) = first_mark {
@@ -214,13 +220,6 @@ async fn print_counts(id: u32, node: Arc<NodeShared>, every: Duration) {
         let counts = Counts::of(&node).to_json();
         event(serde_json::json!({ "node": id, "pid": pid, "counts": counts }));
     }
-}
-
-/// One `--events` line on stderr: `event {JSON}`, written whole.
-fn event(v: serde_json::Value) {
-    use std::io::Write;
-    let line = format!("event {v}\n");
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// `--json`: the node's report as one line, for `agora up` to gather.

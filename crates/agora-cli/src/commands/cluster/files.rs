@@ -26,6 +26,9 @@ pub const DATA: &str = "/data";
 /// The file a market, election or multicast node writes in its container's own file system
 /// (not its volume) once it has made its database (`agora node --new-once`).
 pub const FIRST_START_MARK: &str = "/agora-first-start-done";
+/// Where a node's clock is set from (`--clock-file`), in its container's own file system: the
+/// nemesis's clock fault writes it (absent: real time).
+pub const CLOCK_FILE: &str = "/agora-clock.toml";
 /// Where the cluster file is mounted.
 pub const CONFIG: &str = "/run/secrets/cluster";
 /// The port the nodes talk to each other on.
@@ -175,7 +178,8 @@ impl Plan {
     /// first start, when each node creates its database (`--new`).
     fn command(&self, id: usize, first: bool) -> Vec<String> {
         let mut c: Vec<String> = match self.system {
-            System::Raft => vec!["kv".into(), "serve".into()],
+            // `--events`: each replica says on stderr when it leads, and when its clock is set.
+            System::Raft => vec!["kv".into(), "serve".into(), "--events".into()],
             // `--json`: its report at its end, which `status` judges; `--events`: every
             // observation as it comes, which the nemesis reads back, a killed run's too.
             System::Election | System::Multicast => vec!["node".into(), "--json".into(), "--events".into()],
@@ -187,7 +191,10 @@ impl Plan {
         };
         let id = id.to_string();
         let wait = WAIT_RESOLVE_MS.to_string();
-        c.extend(["--config", CONFIG, "--id", &id, "--wait-resolve-ms", &wait].map(String::from));
+        c.extend(
+            ["--config", CONFIG, "--id", &id, "--wait-resolve-ms", &wait, "--clock-file", CLOCK_FILE]
+                .map(String::from),
+        );
         if first {
             match self.system {
                 // Each is made again without `--new` once every node has its database (`up`).
@@ -340,7 +347,8 @@ mod tests {
         for id in 0..3 {
             let cmd = format!(
                 "[\"vote\", \"serve\", \"--events\", \"--config\", \"/run/secrets/cluster\", \"--id\", \"{id}\", \
-                 \"--wait-resolve-ms\", \"120000\", \"--new\", \"--session-timeout-ms\", \"1500\"]"
+                 \"--wait-resolve-ms\", \"120000\", \"--clock-file\", \"/agora-clock.toml\", \"--new\", \
+                 \"--session-timeout-ms\", \"1500\"]"
             );
             assert!(yml.contains(&format!("    command: {cmd}\n")), "{yml}");
             assert!(yml.contains(&format!("      - n{id}-data:/data\n")));

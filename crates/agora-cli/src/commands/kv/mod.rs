@@ -17,7 +17,7 @@ pub mod workload;
 
 use super::shared::tcp::{interrupted, listen_for_clients, runtime};
 use super::shared::ui;
-use super::shared::{event, inherited_listener, open_mode};
+use super::shared::{clock_file, event, inherited_listener, open_mode};
 use crate::cli::{KvAction, KvArgs, KvCommon, KvLocalArgs, KvServeArgs};
 use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
@@ -387,6 +387,9 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
     });
     let rt = runtime()?;
     rt.block_on(async move {
+        if let Some(path) = a.clock_file.clone() {
+            clock_file::watch(path, cfg.clock.clone(), clock_file::event(id, events))?;
+        }
         let nid = NodeId(a.id);
         let bound = match cluster_listener {
             Some(l) => BoundNode::from_std(nid, l),

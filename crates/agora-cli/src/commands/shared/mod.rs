@@ -3,6 +3,7 @@
 //! [`output`] renders tables and files, [`replay`] the page that replays a simulated run,
 //! [`repro`] builds reproduce commands, [`tcp`] runs nodes over loopback TCP in this process.
 
+pub mod clock_file;
 pub mod output;
 pub mod replay;
 pub mod repro;

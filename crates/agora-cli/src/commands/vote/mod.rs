@@ -24,7 +24,7 @@ mod tls;
 use super::shared::tcp::{interrupted, runtime};
 use super::shared::ui::sampler::{Flags, LiveRun, RECENT};
 use super::shared::ui::steer;
-use super::shared::{event, inherited_listener, open_mode, repro};
+use super::shared::{clock_file, event, inherited_listener, open_mode, repro};
 use crate::cli::{VoteAction, VoteArgs, VoteCommon, VoteLocalArgs, VoteServeArgs, VoteTokenArgs};
 use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
@@ -451,6 +451,9 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
     });
     let rt = runtime()?;
     rt.block_on(async move {
+        if let Some(path) = a.clock_file.clone() {
+            clock_file::watch(path, cfg.clock.clone(), clock_file::event(id, events))?;
+        }
         let nid = NodeId(a.id);
         let bound = match cluster_listener {
             Some(l) => BoundNode::from_std(nid, l),

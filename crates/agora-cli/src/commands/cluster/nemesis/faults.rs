@@ -15,11 +15,13 @@
 //!   arrives. The clients (on the host) reach every replica throughout.
 //!
 //! - wipe and disk: a replica's data volume emptied, or its disk full ([`data`]).
+//! - clock: a replica's clock set ahead or behind and made to run fast or slow ([`clock`]).
 //!
 //! Healing undoes everything, whatever is applied: it unpauses, reconnects and starts what
 //! needs it, puts back data faults' volumes and removes the chain wherever it is. [`Faults`] heals when dropped, so an error
 //! or a panic leaves no fault behind.
 
+mod clock;
 mod data;
 
 pub use data::Seen;
@@ -53,6 +55,8 @@ pub struct Faults<'a> {
     volumes: std::cell::RefCell<std::collections::BTreeMap<usize, Option<std::path::PathBuf>>>,
     /// Whether dropping it heals (not once the nodes are to end on their own).
     armed: std::cell::Cell<bool>,
+    /// The replicas whose clock the nemesis has bent and not yet put back.
+    bent: std::cell::RefCell<std::collections::BTreeSet<usize>>,
 }
 
 /// A container as `docker inspect` sees it now.
@@ -81,7 +85,14 @@ impl<'a> Faults<'a> {
         if network.is_empty() {
             return Err(UserError(format!("node {}'s container is on no network", first.id)));
         }
-        Ok(Faults { docker, nodes, network, volumes: Default::default(), armed: std::cell::Cell::new(true) })
+        Ok(Faults {
+            docker,
+            nodes,
+            network,
+            volumes: Default::default(),
+            armed: std::cell::Cell::new(true),
+            bent: Default::default(),
+        })
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -148,11 +159,20 @@ impl<'a> Faults<'a> {
         Ok(())
     }
 
-    /// Applies `kind` to `nodes` (the replicas hit: one, or a partition's minority side); what
-    /// it was seen to do, for a data fault.
-    pub fn apply(&self, kind: NemesisFault, nodes: &[usize]) -> Result<Seen, UserError> {
+    /// Applies `kind` to `nodes` (the replicas hit: one, or a partition's minority side), a
+    /// clock fault with its `bend`; what it was seen to do, for a data or clock fault.
+    pub fn apply(
+        &self,
+        kind: NemesisFault,
+        nodes: &[usize],
+        bend: Option<(i64, i64)>,
+    ) -> Result<Seen, UserError> {
         let one = || &self.node(nodes[0]).container;
         let done = match kind {
+            NemesisFault::Clock => {
+                let bend = bend.ok_or_else(|| UserError("a clock fault without its bend".into()))?;
+                return self.bend_clock(self.node(nodes[0]), bend);
+            }
             NemesisFault::Wipe => return self.wipe(self.node(nodes[0])),
             NemesisFault::Disk => return self.disk_full(self.node(nodes[0])),
             NemesisFault::Kill => self.docker.docker(&["kill", "--signal", "KILL", one()]).map(|_| ()),
@@ -234,6 +254,8 @@ impl<'a> Faults<'a> {
         }
         self.heal_data(n, now.running, did)?;
         now = self.now(n)?;
+        // Before a stopped node starts: it reads its file then.
+        self.heal_clock(n, now.running, did)?;
         if !now.running {
             self.docker.docker(&["start", c])?;
             did.push(format!("started n{}", n.id));

@@ -148,6 +148,9 @@ fn prepare<'a>(
     if a.faults.iter().any(|f| matches!(f, NemesisFault::Wipe | NemesisFault::Disk)) {
         faults.check_volumes(a.faults.contains(&NemesisFault::Disk))?;
     }
+    if a.faults.contains(&NemesisFault::Clock) {
+        faults.check_clocks()?;
+    }
     // Leftovers of an interrupted run (a paused container, filters) go before anything starts.
     faults.heal()?;
     Ok(faults)
@@ -274,7 +277,7 @@ fn apply(
         }
     };
     let start_s = clock.now_s();
-    let (error, seen) = match faults.apply(p.kind, &nodes) {
+    let (error, seen) = match faults.apply(p.kind, &nodes, p.bend) {
         Ok(seen) => (None, seen),
         Err(e) => (Some(e.msg), faults::Seen::default()),
     };

@@ -505,6 +505,7 @@ mod tests {
             until: Duration::ZERO,
             side: Side::Leader,
             fallback: 0,
+            bend: None,
         };
         let mut runs = vec![
             FaultRun::new(&plan(Kill), vec![1], Some(true), 1.0, None),

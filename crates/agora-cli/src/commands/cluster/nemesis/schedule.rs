@@ -27,6 +27,8 @@ pub struct Planned {
     pub side: Side,
     /// The replica hit when `side` is the leader and no replica leads.
     pub fallback: usize,
+    /// For a clock fault, how its clock is bent: `(skew ms, drift ppm)`.
+    pub bend: Option<(i64, i64)>,
 }
 
 /// A fault's name on the command line.
@@ -40,6 +42,7 @@ pub fn fault_name(kind: NemesisFault) -> &'static str {
         NemesisFault::Disconnect => "disconnect",
         NemesisFault::Wipe => "wipe",
         NemesisFault::Disk => "disk",
+        NemesisFault::Clock => "clock",
     }
 }
 
@@ -104,7 +107,15 @@ pub fn draw(
         } else {
             Side::Nodes(vec![fallback])
         };
-        plan.push(Planned { kind, at: t, until, side, fallback });
+        // Drawn last, and only for a clock fault: a schedule without one is what its seed drew
+        // before clock faults existed.
+        let bend = (kind == NemesisFault::Clock).then(|| {
+            let sign = |rng: &mut Mix| if rng.below(2) == 0 { 1 } else { -1 };
+            let skew_ms = sign(&mut rng) * (1_000 + rng.below(9_001)) as i64;
+            let drift_ppm = sign(&mut rng) * (100_000 + rng.below(400_001)) as i64;
+            (skew_ms, drift_ppm)
+        });
+        plan.push(Planned { kind, at: t, until, side, fallback, bend });
         t = until + scaled(&mut rng, interval, 250, 750);
     }
     plan
@@ -143,6 +154,20 @@ mod tests {
             assert_eq!(ks, kinds.to_vec());
         }
         assert!(a.iter().any(|p| p.side == Side::Leader) && a.iter().any(|p| p.side != Side::Leader));
+    }
+
+    #[test]
+    fn a_clock_fault_bends_by_one_to_ten_seconds_and_ten_to_fifty_percent() {
+        let plan = draw(&[Clock, Kill], 3, 120 * S, S, 5);
+        let bends: Vec<(i64, i64)> = plan.iter().filter_map(|p| p.bend).collect();
+        assert_eq!(bends.len(), plan.iter().filter(|p| p.kind == Clock).count());
+        assert!(bends.len() >= 10, "{plan:?}");
+        for (skew, drift) in &bends {
+            assert!((1_000..=10_000).contains(&skew.abs()), "{skew}");
+            assert!((100_000..=500_000).contains(&drift.abs()), "{drift}");
+        }
+        assert!(bends.iter().any(|b| b.0 < 0) && bends.iter().any(|b| b.0 > 0));
+        assert!(bends.iter().any(|b| b.1 < 0) && bends.iter().any(|b| b.1 > 0));
     }
 
     #[test]
