@@ -30,6 +30,8 @@ pub struct NodeLog {
     /// The log does not begin with a run's start: its beginning is gone (Docker rotates a
     /// container's log past its size limit), and with it part of the history.
     pub truncated: bool,
+    /// While its container ran: the time up to which the log was whole when read ([`cut`]).
+    pub whole_until: Option<u64>,
 }
 
 impl NodeLog {
@@ -48,6 +50,11 @@ impl NodeLog {
         out
     }
 
+    /// The time of its last line, if it has one.
+    fn last_line(&self) -> Option<u64> {
+        self.obs.last().map(|(t, _)| *t).into_iter().chain(self.runs.last().copied()).max()
+    }
+
     /// `(Unix ns, event)`: each run after the first is a crash (after the last line of the
     /// run before it) and a restart.
     fn lifecycle(&self) -> Vec<(u64, Lifecycle)> {
@@ -61,32 +68,23 @@ impl NodeLog {
     }
 }
 
-/// Every container's log, by node, cut where all of them are whole ([`cut`]). `cs` is the
-/// containers as Docker saw them before this reads their logs.
+/// Every container's log, by node. `cs` is the containers as Docker saw them before this
+/// reads their logs.
 pub fn read(docker: &Docker, cs: &[Container]) -> Result<Vec<NodeLog>, UserError> {
     let mut logs = Vec::with_capacity(cs.len());
-    let mut seen = Vec::with_capacity(cs.len());
     for c in cs {
         let before = agora_net::clock::unix_ns();
-        let log = NodeLog::parse(c.node, &docker.stderr_log(&c.id)?);
-        let live = !matches!(c.state.as_str(), "exited" | "dead" | "created");
-        seen.push(Seen { live, before });
+        let mut log = NodeLog::parse(c.node, &docker.stderr_log(&c.id)?);
+        if !matches!(c.state.as_str(), "exited" | "dead" | "created") {
+            log.whole_until = Some(log.last_line().unwrap_or(before));
+        }
         logs.push(log);
     }
-    cut(&mut logs, &seen);
     Ok(logs)
 }
 
-/// How a node's log was read: whether its container was running (or paused) before, and
-/// the time (Unix ns) just before the read.
-#[derive(Clone, Copy, Debug)]
-struct Seen {
-    live: bool,
-    before: u64,
-}
-
-/// Cuts the logs at the latest time up to which every one of them is whole, dropping what
-/// any node observed (or any run that began) later.
+/// Where the logs are cut for judging: the latest time up to which every one of them is
+/// whole (`None`: every node had stopped, and every log is whole).
 ///
 /// The logs are read one after another while the nodes run, and a node prints a step's
 /// observations once the step's writes are durable, after stamping them: a log read at time
@@ -97,19 +95,11 @@ struct Seen {
 /// that node is missing. A log still empty when read is whole up to the read's start (its
 /// node had not yet said it listens, and stamps everything after that). A container that was
 /// not running before its log was read had printed all it ever will up to its last run's
-/// end, and holds no one back.
-fn cut(logs: &mut [NodeLog], seen: &[Seen]) {
-    let whole_until = |l: &NodeLog, s: &Seen| {
-        let last = l.obs.last().map(|(t, _)| *t).into_iter().chain(l.runs.last().copied()).max();
-        last.unwrap_or(s.before)
-    };
-    let Some(at) = logs.iter().zip(seen).filter(|(_, s)| s.live).map(|(l, s)| whole_until(l, s)).min() else {
-        return;
-    };
-    for l in logs {
-        l.obs.retain(|(t, _)| *t <= at);
-        l.runs.retain(|t| *t <= at);
-    }
+/// end, and holds no one back. The checker judges what every node did up to the cut; what
+/// is later waits for the next reading. (Only the judging: what the logs say of trading
+/// and leaders is taken whole.)
+pub fn cut(logs: &[NodeLog]) -> Option<u64> {
+    logs.iter().filter_map(|l| l.whole_until).min()
 }
 
 /// Whether the nodes whose logs are judged still run.
@@ -154,14 +144,21 @@ impl agora_protocols::Driver for Judge<'_> {
 
     fn run<S: Setup>(self, setup: S) -> Self::Output {
         let nodes = setup.nodes();
+        let until = cut(self.logs).unwrap_or(u64::MAX);
+        let judged = |t: &u64| *t <= until;
         let start = self.logs.iter().filter_map(|l| l.runs.first()).min().copied().unwrap_or(0);
-        let last = self.logs.iter().filter_map(|l| l.obs.last()).map(|(t, _)| *t).max().unwrap_or(start);
+        let last = self
+            .logs
+            .iter()
+            .filter_map(|l| l.obs.iter().map(|(t, _)| *t).rfind(judged))
+            .max()
+            .unwrap_or(start);
         let wall_ms = last.saturating_sub(start) as f64 / 1e6;
         let mut g: Gathered<<S::Node as Protocol>::Obs> = Gathered::new(nodes, self.end, wall_ms, 0.0, start);
         for log in self.logs.iter().filter(|l| l.node < nodes) {
             let id = NodeId(log.node as u32);
-            g.reported[log.node] = !log.runs.is_empty();
-            for (at, v) in &log.obs {
+            g.reported[log.node] = log.runs.first().is_some_and(judged);
+            for (at, v) in log.obs.iter().filter(|(t, _)| judged(t)) {
                 let o = serde_json::from_value(v.clone()).map_err(|e| {
                     UserError(format!(
                         "node {}: its log holds what no {} node observes: {e}",
@@ -170,7 +167,8 @@ impl agora_protocols::Driver for Judge<'_> {
                 })?;
                 g.observations.push((*at, id, o));
             }
-            g.lifecycle.extend(log.lifecycle().into_iter().map(|(t, e)| (t, id, e)));
+            g.lifecycle
+                .extend(log.lifecycle().into_iter().filter(|(t, _)| judged(t)).map(|(t, e)| (t, id, e)));
         }
         Ok(agora_net::summarize(&setup, self.seed, g, self.reproduce))
     }
@@ -217,34 +215,55 @@ mod tests {
         assert!(once.lifecycle().is_empty(), "one run: no crash");
     }
 
-    /// Node 0's log, read first, ends at 300; node 1's, read later, goes on to 500 and
-    /// node 2's, stopped, to 900. Whatever happened after 300 may be missing from node 0's
-    /// log, so nothing after 300 is judged.
+    /// Node 0's log, read first while it ran, ends at 300; node 1's, read later, goes on to
+    /// 500, and node 2's, stopped, to 900. Whatever happened after 300 may be missing from
+    /// node 0's log, so nothing after 300 is judged.
     #[test]
     fn the_logs_are_cut_where_every_running_node_s_log_is_whole() {
         let line = |n: usize, at: u64| format!("event {{\"node\":{n},\"at\":{at},\"obs\":\"Left\"}}\n");
         let start = |n: usize, at: u64| format!("event {{\"node\":{n},\"at\":{at},\"listening\":\"x\"}}\n");
         let mut logs = vec![
             NodeLog::parse(0, &format!("{}{}{}", start(0, 100), line(0, 200), line(0, 300))),
-            NodeLog::parse(1, &format!("{}{}{}{}", start(1, 100), line(1, 250), line(1, 400), start(1, 450))),
+            NodeLog::parse(1, &format!("{}{}{}{}", start(1, 100), line(1, 250), line(1, 450), start(1, 500))),
             NodeLog::parse(2, &format!("{}{}{}", start(2, 100), line(2, 280), line(2, 900))),
         ];
-        let live = |before| Seen { live: true, before };
-        cut(&mut logs, &[live(1_000), live(1_100), Seen { live: false, before: 1_200 }]);
-        let times = |l: &NodeLog| l.obs.iter().map(|(t, _)| *t).collect::<Vec<_>>();
-        assert_eq!(times(&logs[0]), [200, 300]);
-        assert_eq!(times(&logs[1]), [250], "after the cut: dropped");
-        assert_eq!(logs[1].runs, [100], "a run begun after the cut: dropped");
-        assert_eq!(times(&logs[2]), [280], "a stopped node's log is cut too");
+        assert_eq!(cut(&logs), None, "no running node: every log is whole");
+        logs[0].whole_until = logs[0].last_line();
+        logs[1].whole_until = logs[1].last_line();
+        assert_eq!((logs[0].whole_until, logs[1].whole_until), (Some(300), Some(500)));
+        assert_eq!(cut(&logs), Some(300));
+        // A running node whose log was empty when read: whole up to the read's start.
+        let empty = NodeLog { whole_until: Some(150), ..NodeLog::parse(3, "") };
+        logs.push(empty);
+        assert_eq!(cut(&logs), Some(150));
+    }
 
-        // A running node whose log was empty when read holds the cut at the read's start.
-        let mut logs =
-            vec![NodeLog::parse(0, &format!("{}{}", start(0, 100), line(0, 700))), NodeLog::parse(1, "")];
-        cut(&mut logs, &[live(1_000), live(600)]);
-        assert!(logs[0].obs.is_empty(), "{:?}", logs[0].obs);
-        // No running node: nothing is cut.
-        let mut logs = vec![NodeLog::parse(0, &format!("{}{}", start(0, 100), line(0, 700)))];
-        cut(&mut logs, &[Seen { live: false, before: 10 }]);
-        assert_eq!(times(&logs[0]), [700]);
+    /// The race the cut is for: replica 0's log, read first, ends before it applied entry 1;
+    /// the client on node 1, read later, took the answer. Judged whole, the answer would be of
+    /// a command that never took effect; judged up to the cut, nothing is wrong.
+    #[test]
+    fn an_answer_read_before_its_apply_is_not_judged_lost() {
+        let nodes: String =
+            (0..3).map(|i| format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{}\"\n", i + 1)).collect();
+        let secret = "ab".repeat(32);
+        let cf = ClusterFile::parse(&format!(
+            "cluster = \"t\"\nprotocol = \"raft\"\nsecret = \"{secret}\"\n{nodes}"
+        ))
+        .unwrap();
+        let start = |n: usize| format!("event {{\"node\":{n},\"at\":100,\"listening\":\"x\"}}\n");
+        let acked = "event {\"node\":1,\"at\":350,\"obs\":{\"Acked\":{\"session\":5,\"seq\":0,\"pos\":{\"index\":1,\"offset\":0}}}}\n";
+        let mut logs = vec![
+            NodeLog::parse(0, &start(0)),
+            NodeLog::parse(1, &format!("{}{acked}", start(1))),
+            NodeLog::parse(2, &start(2)),
+        ];
+        let violations = |logs: &[NodeLog]| {
+            let s = judge(&cf, logs, "r", Run::Going).unwrap();
+            s.violations.iter().map(|v| v.property.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(violations(&logs), ["acked-applied"], "judged whole");
+        logs[0].whole_until = Some(300);
+        logs[1].whole_until = Some(350);
+        assert!(violations(&logs).is_empty(), "judged up to 300");
     }
 }
