@@ -1,8 +1,10 @@
 //! `agora explore` end to end: the classic elections break one-leader-per-term on an
 //! asynchronous network, with a shortest trace, and hold on a synchronous one (with a crash and
 //! a restart too); 3PC breaks atomicity when timeouts prove nothing and holds when they do;
-//! 2PC holds with a crash and a restart. Explorations are deterministic, the same on one
-//! thread or several, symmetry reduction finds what the full search finds, and mistakes exit 2.
+//! 2PC holds with a crash and a restart; the market with its trader's own books trades a buy
+//! twice, and with the replicated ledger does not within the bounds. Explorations are
+//! deterministic, the same on one thread or several, symmetry reduction finds what the full
+//! search finds, and mistakes exit 2.
 
 use serde_json::Value;
 use std::process::{Command, Output};
@@ -659,4 +661,38 @@ fn random_walks_find_a_duplicated_command_replay_it_and_prove_nothing_when_they_
     // A seed without walks is a mistake.
     let out = agora(&["explore", "bully", "--seed", "3"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The market with the report's design, the ledger in the trader's memory: a buyer whose
+/// election timer fires before the trader's answer arrives makes itself trader too, and its
+/// buy takes effect in two books (4 steps, no fault needed). With the replicated ledger
+/// (the default) nothing breaks within the same bounds and a crash.
+#[test]
+fn a_market_with_the_traders_own_books_trades_a_buy_twice_and_the_replicated_ledger_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("twice.json");
+    let path = file.to_str().unwrap();
+    let local = ["market", "--nodes", "3", "--buys", "1", "--ledger", "local", "--fifo", "--fires", "2"];
+    let (code, v) = explore(&[&local[..], &["--schedule", path]].concat());
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(violation(&v), ("trade-exactly-once", 4), "{v}");
+    let trace = v["violation"]["trace"].to_string();
+    assert!(trace.contains("deliver BUY") && trace.contains("NoAnswer"), "{trace}");
+    // `agora sim` takes the same steps to the same violation.
+    let replay = v["violation"]["replay"].as_str().unwrap().to_string();
+    let mut sim: Vec<&str> = replay.split_whitespace().skip(1).collect();
+    sim.push("--json");
+    let out = agora(&sim);
+    assert_eq!(out.status.code(), Some(1), "{replay}: {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["violation"]["property"], "trade-exactly-once");
+    assert_eq!(r["steps"], v["violation"]["trace"]);
+
+    let replicated = ["market", "--nodes", "3", "--buys", "1", "--fifo", "--fires", "2", "--crashes", "1"];
+    let (code, v) = explore(&[&replicated[..], &["--depth", "6"]].concat());
+    assert_eq!(code, 0, "{v}");
+    assert!(v["violation"].is_null(), "{v}");
+    // Every state within 6 steps (about 51,000): the depth, not the state limit, ends it.
+    assert_eq!((v["depth"].as_u64(), v["complete"].as_bool()), (Some(6), Some(false)), "{v}");
+    assert!(v["unique"].as_u64() > Some(10_000), "{v}");
 }

@@ -150,6 +150,7 @@ pub const EXPLORABLE: &[&str] = &[
     "ricart-agrawala",
     "token-ring-mutex",
     "raft",
+    "market",
 ];
 
 /// Builds explorable protocol `name` from `params` and explores it with `driver`; `None` if
@@ -172,6 +173,7 @@ pub fn dispatch_explore<D: ExploreDriver>(
         "ricart-agrawala" => driver.run(RicartAgrawalaSetup::from_params(&resolved)?),
         "token-ring-mutex" => driver.run(TokenRingMutexSetup::from_params(&resolved)?),
         "raft" => driver.run(KvSetup::from_params(&resolved)?),
+        "market" => driver.run(crate::market::MarketSetup::from_params(&resolved)?),
         _ => return Ok(None),
     }))
 }

@@ -61,6 +61,10 @@ impl ExploreDriver for Explorer {
     }
 }
 
+/// The seed an explored setup is built with (what a protocol draws from it, such as a
+/// market's roles and goods): a schedule replays on the same setup.
+pub const SEED: u64 = 0;
+
 /// Runs `agora explore`; returns the process exit code.
 pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
     if !EXPLORABLE.contains(&args.protocol.as_str()) {
@@ -86,7 +90,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         timing: if args.timing == "sync" { Timing::Sync } else { Timing::Async },
         fifo: args.fifo,
     };
-    let params = args.params.params(0);
+    let params = args.params.params(SEED);
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let search = Search { threads, symmetry: !args.no_symmetry };
     let walks = args.walks.map(|walks| Walks { walks, seed: args.seed });

@@ -161,7 +161,8 @@ pub fn sim(args: &SimArgs, path: &Path) -> Result<i32, UserError> {
     if !EXPLORABLE.contains(&args.protocol.as_str()) {
         return Err(UserError(format!("{} has no schedules: it cannot be explored", args.protocol)));
     }
-    let params = args.params.params(args.seed);
+    // The setup the schedule was explored on: what it draws from the seed is explore's.
+    let params = args.params.params(super::explore::SEED);
     let n = cluster_size(&args.protocol, &params)?;
     if faults::build(&args.faults, n)? != agora_sim::Faults::default() {
         return Err(UserError(

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 type Req = (NodeId, u64);
 
 /// What the checker recomputes of one book.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Book {
     /// Deposited and declared, less sold, by `(seller, good)`.
     held: HashMap<(NodeId, Good), u64>,
@@ -43,6 +43,7 @@ struct Book {
 }
 
 /// Judges market runs.
+#[derive(Clone)]
 pub struct MarketChecker {
     raft: Option<RaftChecker>,
     catalog: Catalog,
@@ -272,6 +273,10 @@ impl MarketChecker {
 }
 
 impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
+    fn fork(&self) -> Option<Box<dyn Checker<P>>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn properties(&self) -> Vec<Property> {
         let always = |name, description| Property { name, kind: PropertyKind::Always, description };
         let mut p = if self.raft.is_some() { RaftChecker::properties() } else { Vec::new() };

@@ -19,6 +19,7 @@ const PREFIX: &str = "bully/";
 const TERM: &str = "term";
 
 /// A peer's election: the bully node and its persisted term.
+#[derive(Clone, Hash)]
 pub struct Election {
     bully: Bully,
     /// The term's bytes as last persisted, to rebuild the node after a sickness.

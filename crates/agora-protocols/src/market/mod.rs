@@ -219,7 +219,7 @@ impl Message for Msg {
 }
 
 /// The timers of a market peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Timer {
     /// The ledger replica's, or the trader's ledger client's.
     Raft(RaftTimer),

@@ -18,6 +18,7 @@ use super::{Msg, Timer};
 use crate::election::{bully, ElectionObs};
 use crate::raft::{RaftMsg, RaftTimer, Replica, Role as RaftRole};
 use agora_core::{Context, Corrupt, NodeId, Protocol, Stable};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// Where a peer keeps the number of its stints as trader (its client sessions and books).
@@ -27,6 +28,7 @@ const STINTS: &str = "market/stints";
 const MAX_HANDED: usize = super::params::MAX_WINDOW * super::params::MAX_PEERS;
 
 /// A peer's role and its account.
+#[derive(Clone)]
 pub enum Account {
     /// A buyer.
     Buyer(Buyer),
@@ -35,6 +37,7 @@ pub enum Account {
 }
 
 /// A market peer.
+#[derive(Clone)]
 pub struct MarketNode {
     pub(super) s: Arc<Settings>,
     pub(super) me: NodeId,
@@ -61,6 +64,19 @@ pub struct MarketNode {
     inherited: Vec<Buy>,
     /// This peer's own pending buys when it left the post: for the next trader.
     resigned: Vec<Buy>,
+}
+
+/// A peer's state for the exhaustive explorer (`agora explore market`): everything that
+/// changes (the settings are the setup's); the account by its encoding.
+impl Hash for MarketNode {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self.me, &self.election, self.leader, self.former, &self.replica, self.leading, self.asked).hash(h);
+        match &self.account {
+            Account::Buyer(b) => (0u8, agora_core::wire::encode(b)).hash(h),
+            Account::Seller(s) => (1u8, agora_core::wire::encode(s)).hash(h),
+        }
+        (&self.trader, self.stints, self.clock, self.sick, &self.inherited, &self.resigned).hash(h);
+    }
 }
 
 impl MarketNode {

@@ -48,7 +48,7 @@ pub fn draw_roles(n: usize, seed: u64, catalog: &Catalog) -> Vec<Role> {
 
 /// A buy: the buyer's request id (`seq`, numbered from 0 per buyer) and its Lamport
 /// timestamp, which orders it against every other buy: `(ts, buyer)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Buy {
     /// The buyer.
     pub buyer: NodeId,

@@ -20,7 +20,8 @@ use crate::raft::client::{session_id, Client};
 use crate::raft::{Op, Outcome, Pos, RaftMsg, StateMachine};
 use agora_core::{Context, NodeId};
 use rand::Rng as _;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 
 /// Changes a trader's client keeps in flight, and buys it serves at once: they apply in the
 /// order it submits them, the fair order of its queue, so serving several at a time changes
@@ -38,7 +39,7 @@ pub enum Traded {
 }
 
 /// What a change submitted to the books was for.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Hash)]
 enum Purpose {
     Takeover,
     Deposit { seller: NodeId, id: u64 },
@@ -47,6 +48,7 @@ enum Purpose {
 }
 
 /// Where the trader's changes go.
+#[derive(Clone)]
 enum Books {
     /// Through a Raft client session: `pending` by sequence number.
     Replicated { client: Box<Client<Ledger>>, pending: BTreeMap<u64, Purpose> },
@@ -55,6 +57,7 @@ enum Books {
 }
 
 /// The trader's post.
+#[derive(Clone)]
 pub struct Trader {
     me: NodeId,
     books: Books,
@@ -67,7 +70,7 @@ pub struct Trader {
     /// Buys received in this stint (the `arrival-order` variant's key).
     arrivals: u64,
     /// The buys submitted and not yet answered, by request id: the order submitted and the buy.
-    serving: HashMap<(NodeId, u64), (u64, Buy)>,
+    serving: BTreeMap<(NodeId, u64), (u64, Buy)>,
     /// Buys submitted in this stint: numbers the order of `serving`.
     submitted: u64,
     /// Answers of this step not yet sent, by buyer ([`Trader::flush`]).
@@ -76,6 +79,19 @@ pub struct Trader {
     sales: BTreeMap<(NodeId, Good), (u64, u64)>,
     /// Deposits and inventories received before the takeover was in the books.
     waiting: Vec<Command>,
+}
+
+/// The post's state for the exhaustive explorer (`agora explore market`): the books through
+/// the client session's state or the local book's encoding, and everything queued.
+impl Hash for Trader {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match &self.books {
+            Books::Replicated { client, pending } => (client, pending).hash(h),
+            Books::Local { id, ledger, n } => (id, agora_core::wire::encode(ledger), n).hash(h),
+        }
+        (self.me, self.fence, &self.queue, &self.ids, self.arrivals, &self.serving, self.submitted).hash(h);
+        agora_core::wire::encode(&(&self.answers, &self.sales, &self.waiting)).hash(h);
+    }
 }
 
 impl Trader {
@@ -102,7 +118,7 @@ impl Trader {
             queue: BTreeMap::new(),
             ids: BTreeSet::new(),
             arrivals: 0,
-            serving: HashMap::new(),
+            serving: BTreeMap::new(),
             submitted: 0,
             answers: BTreeMap::new(),
             sales: BTreeMap::new(),
