@@ -234,8 +234,11 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
                     );
                 }
                 println!("{}", f.violation);
-                let which =
-                    if walks.is_some() { "the trace of the walk that found it" } else { "shortest trace" };
+                let which = match (walks, f.cycle) {
+                    (Some(_), _) => "the trace of the walk that found it",
+                    (None, Some(_)) => "shortest trace to the cycle, then the cycle",
+                    (None, None) => "shortest trace",
+                };
                 println!("{which} ({} steps):", f.trace.len());
                 for (i, s) in f.trace.iter().enumerate() {
                     println!("  {:>3}. {s}", i + 1);
