@@ -583,7 +583,19 @@ fn dead_ends_are_judged_by_the_at_end_properties_a_deadlock_is_found_and_correct
 
 /// Bully with a crash and a restart of any node, on a synchronous network: `variant`.
 fn bully_restarted(variant: &str) -> Vec<&str> {
-    vec!["bully", "--nodes", "3", "--timing", "sync", "--crashes", "1", "--restarts", "1", "--variant", variant]
+    vec![
+        "bully",
+        "--nodes",
+        "3",
+        "--timing",
+        "sync",
+        "--crashes",
+        "1",
+        "--restarts",
+        "1",
+        "--variant",
+        variant,
+    ]
 }
 
 #[test]
@@ -612,7 +624,10 @@ fn a_restarted_bully_that_follows_a_lower_leader_for_ever_is_a_cycle_without_pro
     assert_eq!(out.status.code(), Some(1), "{replay}: {}", String::from_utf8_lossy(&out.stderr));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["violation"]["property"], "highest-live-leader");
-    assert_eq!((&r["violation"]["cycle"], &r["violation"]["dead_end"]), (&Value::Bool(true), &Value::Bool(false)));
+    assert_eq!(
+        (&r["violation"]["cycle"], &r["violation"]["dead_end"]),
+        (&Value::Bool(true), &Value::Bool(false))
+    );
     assert_eq!(r["steps"], f["trace"]);
     // A cycle that does not lead back to where it starts is a mistake.
     let mut s: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();

@@ -45,7 +45,9 @@
 //! state, up to [`ROUNDS`] times.
 
 use super::choice::Choices;
-use super::{at_end, path, replay, Bounds, Driver, ExploreError, Found, Fp, Link, Replayed, Seen, Step, TimerOf, World};
+use super::{
+    at_end, path, replay, Bounds, Driver, ExploreError, Found, Fp, Link, Replayed, Seen, Step, TimerOf, World,
+};
 use agora_core::{Setup, Symmetry, Time};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -281,9 +283,8 @@ where
 {
     let components = graph.components(tree.len());
     let mut out = Judged { cycles: components.len() as u64, unfair: 0, judged: 0, found: None };
-    let bit = |property: &str| {
-        at_end(setup.checker().as_ref()).position(|p| p == property).map_or(0, |i| 1 << i)
-    };
+    let bit =
+        |property: &str| at_end(setup.checker().as_ref()).position(|p| p == property).map_or(0, |i| 1 << i);
     for comp in &components {
         let entry = comp[0];
         let (mut steps, mut choices) = path(tree, entry);

@@ -40,6 +40,12 @@
 //! but by a fault: the checker's at-end properties are judged there, as at the quiet end of a
 //! run that went on for ever after its last fault ([`EndState`]), and one that does not hold
 //! is a liveness violation, reported with the shortest trace to it like a safety one.
+//!
+//! **Cycles.** A protocol that never goes quiet has no dead end; the search keeps the graph of
+//! its fair steps (deliveries, uncounted timer firings) and, after it, judges the at-end
+//! properties in each strongly connected component as at the end of a run that goes round it
+//! for ever; one that does not hold in a fair cycle is a liveness violation, reported as a
+//! lasso (the `cycles` module).
 
 mod choice;
 mod cycles;
@@ -934,7 +940,8 @@ where
             let diagram = replay(setup, bounds, &[], &[choices], None)?.diagram;
             let trace = vec!["start every node".into()];
             let choices = vec![choices];
-            let found = Found { violation, trace, diagram, steps: Vec::new(), choices, dead_end, cycle: None };
+            let found =
+                Found { violation, trace, diagram, steps: Vec::new(), choices, dead_end, cycle: None };
             let (found, judged_at_end) = (Some(found), names(judged));
             return Ok(Report {
                 progress: p,
@@ -1003,7 +1010,8 @@ where
                         steps.push(step);
                         choices.push(code);
                         let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps, &choices, None)?;
-                        let found = Found { violation, trace, diagram, steps, choices, dead_end, cycle: None };
+                        let found =
+                            Found { violation, trace, diagram, steps, choices, dead_end, cycle: None };
                         return Ok(Report {
                             progress: p,
                             depth_done,
@@ -1401,7 +1409,8 @@ where
     sends(&w, &mut rec, ms(0));
     let mut copies = u64::MAX;
     let mut out = Vec::with_capacity(steps.len());
-    let ended = |trace, diagram, violation, dead_end| Replayed { trace, diagram, violation, dead_end, cycle: false };
+    let ended =
+        |trace, diagram, violation, dead_end| Replayed { trace, diagram, violation, dead_end, cycle: false };
     if let Some(violation) = broke {
         return Ok(ended(out, rec, Some(violation), false));
     }
