@@ -603,8 +603,9 @@ fn a_restarted_bully_that_follows_a_lower_leader_for_ever_is_a_cycle_without_pro
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("no-bully.json");
     let path = file.to_str().unwrap();
+    let svg = dir.path().join("no-bully.svg");
     let mut args = bully_restarted("no-bully");
-    args.extend(["--schedule", path]);
+    args.extend(["--schedule", path, "--diagram", svg.to_str().unwrap()]);
     let (code, v) = explore(&args);
     assert_eq!(code, 1, "{v}");
     // Node 2 crashes and restarts while node 1 is elected, then follows node 1, which is lower:
@@ -616,6 +617,8 @@ fn a_restarted_bully_that_follows_a_lower_leader_for_ever_is_a_cycle_without_pro
     assert!(trace[..7].contains(&"restart node 2 from what it persisted"), "{trace:?}");
     assert_eq!(trace[7], "fire timer Beat at node 1", "{trace:?}");
     assert!(trace[8..].iter().all(|s| s.starts_with("deliver HEARTBEAT")), "{trace:?}");
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawn.contains("then the cycle from step 8"), "{drawn}");
     // `agora sim` takes the lasso, finds the cycle back at its start, and judges it.
     let replay = f["replay"].as_str().unwrap().to_string();
     let mut sim: Vec<&str> = replay.split_whitespace().skip(1).collect();

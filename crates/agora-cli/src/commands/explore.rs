@@ -129,10 +129,18 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
     };
     let diagram = match (&args.diagram, &report.found) {
         (Some(path), Some(f)) => {
-            let title = format!(
-                "{}: the shortest trace to `{}` (step i at i ms)",
-                args.protocol, f.violation.property
-            );
+            let title = match f.cycle {
+                None => format!(
+                    "{}: the shortest trace to `{}` (step i at i ms)",
+                    args.protocol, f.violation.property
+                ),
+                Some(c) => format!(
+                    "{}: the shortest trace to a cycle without `{}`, then the cycle from step {} (step i at i ms)",
+                    args.protocol,
+                    f.violation.property,
+                    c + 1
+                ),
+            };
             output::write_file(path, &render_svg(&title, args.params.nodes, &f.diagram))?;
             Some(path.display().to_string())
         }

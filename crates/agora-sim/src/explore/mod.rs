@@ -210,7 +210,8 @@ pub struct Report {
     /// Cycles in which an at-end property does not hold but no run that stays in them is
     /// fair: a message in flight or a timer pending waits for ever in every one tried (the
     /// shortest cycle through the component's first state, and a walk through all its steps).
-    /// Not violations: a fair run leaves them.
+    /// Not violations: a fair run leaves them. (With symmetry, also those whose cycle did
+    /// not lead back to the very state it starts from within a few rounds.)
     pub unfair_cycles: u64,
     /// The at-end properties the checker judged in at least one cycle.
     pub judged_in_cycles: Vec<&'static str>,
