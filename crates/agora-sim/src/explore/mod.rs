@@ -995,8 +995,8 @@ where
                     progress(&p);
                 }
                 match outcome {
-                    Outcome::Known { fp, parent, step } => {
-                        if let (true, Some(&to)) = (step.fair(bounds), seen.get(&fp)) {
+                    Outcome::Known { to, parent, step } => {
+                        if step.fair(bounds) {
                             graph.add(parent, to);
                         }
                     }
@@ -1236,8 +1236,8 @@ impl Hasher for Prehashed {
 
 /// What one step from a state of the level led to.
 enum Outcome<S: Setup> {
-    /// A state seen at an earlier level (or batch), reached from `parent` by `step`.
-    Known { fp: Fp, parent: u32, step: Step },
+    /// A state seen at an earlier level (or batch), number `to`, reached from `parent` by `step`.
+    Known { to: u32, parent: u32, step: Step },
     /// A state not seen when the batch began (its own batch may have found it twice); if a
     /// dead end, the at-end properties judged in it, which hold. `choices`: those the step's
     /// handlers took (see [`Found::choices`]).
@@ -1319,8 +1319,8 @@ where
                     return out;
                 }
                 let fp = Fp::of(next.fingerprint(sym));
-                if parents.contains_key(&fp) {
-                    out.push(Outcome::Known { fp, parent, step });
+                if let Some(&to) = parents.get(&fp) {
+                    out.push(Outcome::Known { to, parent, step });
                 } else {
                     let dead_end = match next.dead_end().then(|| next.judge_end(depth)) {
                         None => None,
