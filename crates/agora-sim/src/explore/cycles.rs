@@ -17,10 +17,10 @@
 //! or restarts a node. The checker, which sees only observations and lifecycle events, is
 //! therefore in the same state all round a component, and judging the at-end properties in
 //! its first state (the one the search reached first: the shortest trace) judges them at the
-//! end of every run that stays in it for ever: [`EndState`] with the end far past the last
-//! fault, `quiescent` false (the run never goes quiet: a checker that claims a property only
-//! of quiet ends, such as the mutual-exclusion algorithms' `every-request-served`, declines it,
-//! and the report says it was not judged).
+//! end of every run that stays in it for ever: [`agora_core::EndState`] with the end far past
+//! the last fault, `quiescent` false (the run never goes quiet: a checker that claims a
+//! property only of quiet ends, such as the mutual-exclusion algorithms'
+//! `every-request-served`, declines it, and the report says it was not judged).
 //!
 //! **Fairness.** A run that goes round a cycle for ever is a run of the protocol only if it is
 //! fair: no message waits in flight for ever, no timer stays pending for ever without firing
@@ -32,8 +32,9 @@
 //! delivers messages for ever while a timer waits, time never passing. A component whose
 //! properties do not hold is tried twice: its shortest cycle through its first state, and, if
 //! that one is unfair, a walk through every step inside it (the fairest run that stays
-//! there: whatever a run inside the component can deliver or fire, it does). If both are
-//! unfair, the component is counted as such ([`Report::unfair_cycles`]) and not reported.
+//! there: whatever a run inside the component can deliver or fire, it does; tried up to
+//! [`WALK_MAX`] steps). If both are unfair (or the walk would be longer), the component is
+//! counted as unfair ([`super::Report::unfair_cycles`]) and not reported.
 //!
 //! **What it costs.** The search keeps the graph's fair steps as successor lists: 8 bytes a
 //! state (where its list begins) and 4 bytes a fair step between two states numbered (its
