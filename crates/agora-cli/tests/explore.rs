@@ -4,7 +4,9 @@
 //! 2PC holds with a crash and a restart; the market with its trader's own books trades a buy
 //! twice, and with the replicated ledger does not within the bounds. Explorations are
 //! deterministic, the same on one thread or several, symmetry reduction finds what the full
-//! search finds, and mistakes exit 2.
+//! search finds, and mistakes exit 2. At-end properties are judged in dead ends and in
+//! cycles: a bully that follows a lower leader for ever is caught in a cycle, and an unfair
+//! cycle is no violation.
 
 use serde_json::Value;
 use std::process::{Command, Output};
@@ -475,7 +477,7 @@ fn parallel_and_single_thread_searches_find_the_same_states_and_the_same_shortes
         holds(c1, &one);
         holds(c3, &three);
         assert_eq!((one["threads"].as_u64(), three["threads"].as_u64()), (Some(1), Some(3)));
-        for key in ["states", "unique", "depth"] {
+        for key in ["states", "unique", "depth", "cycles"] {
             assert_eq!(one[key], three[key], "{args:?}: {key}");
         }
         assert!(one["unique"].as_u64().unwrap() > 2000, "{args:?}: {one}");
@@ -571,11 +573,104 @@ fn dead_ends_are_judged_by_the_at_end_properties_a_deadlock_is_found_and_correct
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["violation"]["dead_end"], true, "{v}");
     assert_eq!(violation(&v), ("reachable-delivered", 2), "{v}");
-    // With heartbeats a protocol never goes quiet: no dead end, its at-end property unjudged.
+    // With heartbeats a protocol never goes quiet: no dead end, its at-end property judged in
+    // the cycles its heartbeats go round.
     let (code, v) = explore(&["bully", "--nodes", "3", "--timing", "sync"]);
     holds(code, &v);
     assert_eq!(v["dead_ends"], 0, "{v}");
-    assert_eq!(v["not_judged"], serde_json::json!(["highest-live-leader"]));
+    assert!(v["cycles"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["judged_in_cycles"], serde_json::json!(["highest-live-leader"]));
+    assert_eq!(v["not_judged"], serde_json::json!([]));
+}
+
+/// Bully with a crash and a restart of any node, on a synchronous network: `variant`.
+fn bully_restarted(variant: &str) -> Vec<&str> {
+    vec![
+        "bully",
+        "--nodes",
+        "3",
+        "--timing",
+        "sync",
+        "--crashes",
+        "1",
+        "--restarts",
+        "1",
+        "--variant",
+        variant,
+    ]
+}
+
+#[test]
+fn a_restarted_bully_that_follows_a_lower_leader_for_ever_is_a_cycle_without_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("no-bully.json");
+    let path = file.to_str().unwrap();
+    let svg = dir.path().join("no-bully.svg");
+    let mut args = bully_restarted("no-bully");
+    args.extend(["--schedule", path, "--diagram", svg.to_str().unwrap()]);
+    let (code, v) = explore(&args);
+    assert_eq!(code, 1, "{v}");
+    // Node 2 crashes and restarts while node 1 is elected, then follows node 1, which is lower:
+    // node 1's heartbeats go round for ever (steps 8 to 10) and node 2 never takes over.
+    assert_eq!(violation(&v), ("highest-live-leader", 10), "{v}");
+    let f = &v["violation"];
+    assert_eq!((&f["cycle"], &f["dead_end"]), (&serde_json::json!(8), &Value::Bool(false)), "{v}");
+    let trace: Vec<&str> = f["trace"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(trace[..7].contains(&"restart node 2 from what it persisted"), "{trace:?}");
+    assert_eq!(trace[7], "fire timer Beat at node 1", "{trace:?}");
+    assert!(trace[8..].iter().all(|s| s.starts_with("deliver HEARTBEAT")), "{trace:?}");
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawn.contains("then the cycle from step 8"), "{drawn}");
+    // `agora sim` takes the lasso, finds the cycle back at its start, and judges it.
+    let replay = f["replay"].as_str().unwrap().to_string();
+    let mut sim: Vec<&str> = replay.split_whitespace().skip(1).collect();
+    sim.push("--json");
+    let out = agora(&sim);
+    assert_eq!(out.status.code(), Some(1), "{replay}: {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["violation"]["property"], "highest-live-leader");
+    assert_eq!(
+        (&r["violation"]["cycle"], &r["violation"]["dead_end"]),
+        (&Value::Bool(true), &Value::Bool(false))
+    );
+    assert_eq!(r["steps"], f["trace"]);
+    // A cycle that does not lead back to where it starts is a mistake.
+    let mut s: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(s["cycle"], 7, "an index into the steps: {s}");
+    s["cycle"] = serde_json::json!(6);
+    std::fs::write(&file, s.to_string()).unwrap();
+    let out = agora(&sim);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not lead back"));
+    // The bully rule is the fix: every cycle of the algorithm, with the same faults, has the
+    // highest live node leading.
+    let (code, v) = explore(&bully_restarted("correct"));
+    holds(code, &v);
+    assert!(v["cycles"].as_u64().unwrap() > 100, "{v}");
+    assert_eq!(v["unfair_cycles"], 0, "{v}");
+    assert_eq!(v["judged_in_cycles"], serde_json::json!(["highest-live-leader"]), "{v}");
+    assert_eq!(v["not_judged"], serde_json::json!([]), "{v}");
+}
+
+#[test]
+fn a_cycle_that_leaves_a_message_in_flight_for_ever_is_no_violation() {
+    // Asynchronous 2PC: a participant that voted asks for the decision again and again while
+    // its vote and the other participant's VOTE-REQ wait in flight. Termination does not hold
+    // in those cycles, but a fair run delivers the waiting messages and leaves them.
+    let (code, v) = explore(&["2pc", "--nodes", "3", "--depth", "10"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(v["violation"].is_null(), "{v}");
+    let cycles = v["cycles"].as_u64().unwrap();
+    assert!(cycles > 0, "{v}");
+    assert_eq!(v["unfair_cycles"], cycles, "{v}");
+    assert_eq!(v["judged_in_cycles"], serde_json::json!(["termination"]), "{v}");
+    // Lamport's mutual exclusion over its link layer retransmits, so it goes round cycles too,
+    // but its checker claims every-request-served only of a quiet end: not judged, and said so.
+    let (code, v) = explore(&["lamport-mutex", "--nodes", "2", "--requests", "1", "--depth", "8"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(v["cycles"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["judged_in_cycles"], serde_json::json!([]), "{v}");
+    assert_eq!(v["not_judged"], serde_json::json!(["every-request-served"]), "{v}");
 }
 
 #[test]

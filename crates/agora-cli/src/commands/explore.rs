@@ -1,5 +1,5 @@
 //! `agora explore`: every state of a small cluster within bounds, the protocol's safety
-//! properties judged in each and its at-end properties in each dead end (see
+//! properties judged in each and its at-end properties in each dead end and each cycle (see
 //! `agora_sim::explore` for the model), and the shortest trace to the first violation.
 
 use super::schedule::{replay_command, Schedule};
@@ -99,9 +99,13 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         unreachable!("checked explorable above")
     };
     let Explored { report, judged, at_end } = explored.map_err(|e| UserError(e.to_string()))?;
-    // At-end properties are judged in dead ends, as far as the checker's conditions allow.
-    let not_judged: Vec<&str> =
-        at_end.iter().copied().filter(|p| !report.judged_at_end.contains(p)).collect();
+    // At-end properties are judged in dead ends and cycles, as far as the checker's conditions
+    // allow.
+    let not_judged: Vec<&str> = at_end
+        .iter()
+        .copied()
+        .filter(|p| !report.judged_at_end.contains(p) && !report.judged_in_cycles.contains(p))
+        .collect();
     let command =
         std::iter::once("agora").chain(argv.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
     let p = &report.progress;
@@ -120,6 +124,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
                 violated: Some(f.violation.property.to_string()),
                 steps: f.steps.clone(),
                 choices: f.choices.clone(),
+                cycle: f.cycle,
             };
             s.write(path)?;
             Some(replay_command(argv, path))
@@ -128,10 +133,18 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
     };
     let diagram = match (&args.diagram, &report.found) {
         (Some(path), Some(f)) => {
-            let title = format!(
-                "{}: the shortest trace to `{}` (step i at i ms)",
-                args.protocol, f.violation.property
-            );
+            let title = match f.cycle {
+                None => format!(
+                    "{}: the shortest trace to `{}` (step i at i ms)",
+                    args.protocol, f.violation.property
+                ),
+                Some(c) => format!(
+                    "{}: the shortest trace to a cycle without `{}`, then the cycle from step {} (step i at i ms)",
+                    args.protocol,
+                    f.violation.property,
+                    c + 1
+                ),
+            };
             output::write_file(path, &render_svg(&title, args.params.nodes, &f.diagram))?;
             Some(path.display().to_string())
         }
@@ -142,6 +155,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
             json!({
                 "property": f.violation.property,
                 "dead_end": f.dead_end,
+                "cycle": f.cycle.map(|c| c + 1),
                 "node": f.violation.node.map(|n| n.0),
                 "step": f.violation.at.as_millis_f64() as u64,
                 "detail": f.violation.detail,
@@ -176,6 +190,9 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
             "at_end": at_end,
             "dead_ends": report.dead_ends,
             "judged_at_dead_ends": report.judged_at_end,
+            "cycles": report.cycles,
+            "unfair_cycles": report.unfair_cycles,
+            "judged_in_cycles": report.judged_in_cycles,
             "not_judged": not_judged,
             "violation": violation,
         });
@@ -219,9 +236,21 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
                 if f.dead_end {
                     println!("a dead end: nothing left to deliver or fire, and");
                 }
+                if let Some(c) = f.cycle {
+                    println!(
+                        "a cycle: steps {} to {} lead back to the state before step {}, fairly (every message \
+                         delivered, every timer fired or set again), and a run may go round them for ever; there",
+                        c + 1,
+                        f.trace.len(),
+                        c + 1
+                    );
+                }
                 println!("{}", f.violation);
-                let which =
-                    if walks.is_some() { "the trace of the walk that found it" } else { "shortest trace" };
+                let which = match (walks, f.cycle) {
+                    (Some(_), _) => "the trace of the walk that found it",
+                    (None, Some(_)) => "shortest trace to the cycle, then the cycle",
+                    (None, None) => "shortest trace",
+                };
                 println!("{which} ({} steps):", f.trace.len());
                 for (i, s) in f.trace.iter().enumerate() {
                     println!("  {:>3}. {s}", i + 1);
@@ -258,10 +287,23 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
                 report.judged_at_end.join(", ")
             );
         }
+        if report.cycles > 0 && walks.is_none() {
+            let unfair = match report.unfair_cycles {
+                0 => String::new(),
+                n => format!(" ({n} where one does not hold, but no fair run stays: not violations)"),
+            };
+            let judged = match report.judged_in_cycles.as_slice() {
+                [] => "none judged".to_string(),
+                j => format!("judged in them as at the end of a run that stays for ever: {}", j.join(", ")),
+            };
+            println!("{} cycle(s) of deliveries and timer firings found{unfair}; {judged}", report.cycles);
+        }
         if !not_judged.is_empty() {
             println!(
-                "not judged (properties of a run's end; {} dead end(s) reached, the checker judged them in none): {}",
+                "not judged (properties of a run's end; {} dead end(s) and {} cycle(s) reached, the checker \
+                 judged them in none): {}",
                 report.dead_ends,
+                report.cycles,
                 not_judged.join(", ")
             );
         }

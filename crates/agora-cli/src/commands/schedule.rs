@@ -48,6 +48,10 @@ pub struct Schedule {
     /// after the last step, as in a schedule cut short, are not used).
     #[serde(default)]
     pub choices: Vec<u64>,
+    /// Where the cycle of a lasso begins (an index into `steps`): the steps from there on go
+    /// round a cycle that breaks an at-end property for ever (absent: no cycle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<usize>,
 }
 
 impl Schedule {
@@ -139,7 +143,7 @@ impl ExploreDriver for Replayer {
         S::Node: Clone + Hash,
         <S::Node as Protocol>::Timer: Hash,
     {
-        replay(&setup, &self.bounds, &self.schedule.steps, &self.schedule.choices)
+        replay(&setup, &self.bounds, &self.schedule.steps, &self.schedule.choices, self.schedule.cycle)
     }
 }
 
@@ -173,6 +177,7 @@ pub fn sim(args: &SimArgs, path: &Path) -> Result<i32, UserError> {
         return Err(UserError(format!("--diagram draws at most {MAX_DIAGRAM_NODES} nodes")));
     }
     let bounds = schedule.bounds()?;
+    let schedule_cycle = schedule.cycle;
     let driver = Replayer { schedule, bounds };
     let Some(replayed) = dispatch_explore(&args.protocol, &params, driver)? else {
         unreachable!("checked explorable above")
@@ -186,7 +191,7 @@ pub fn sim(args: &SimArgs, path: &Path) -> Result<i32, UserError> {
         let violation = r
             .violation
             .as_ref()
-            .map(|v| json!({ "property": v.property, "node": v.node.map(|n| n.0), "detail": v.detail, "dead_end": r.dead_end }));
+            .map(|v| json!({ "property": v.property, "node": v.node.map(|n| n.0), "detail": v.detail, "dead_end": r.dead_end, "cycle": r.cycle }));
         println!("{}", json!({ "protocol": args.protocol, "steps": r.trace, "violation": violation }));
     } else {
         println!("replay {} — {} steps of {}", args.protocol, r.trace.len(), path.display());
@@ -195,6 +200,11 @@ pub fn sim(args: &SimArgs, path: &Path) -> Result<i32, UserError> {
         }
         match &r.violation {
             Some(v) if r.dead_end => println!("a dead end: nothing left to deliver or fire, and\n{v}"),
+            Some(v) if r.cycle => println!(
+                "a cycle: the steps from step {} on lead back to the state they start from, fairly, and a \
+                 run may go round them for ever; there\n{v}",
+                schedule_cycle.map_or(0, |c| c + 1)
+            ),
             Some(v) => println!("{v}"),
             None => println!("the schedule ended with no property broken"),
         }

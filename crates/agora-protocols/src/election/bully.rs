@@ -19,6 +19,12 @@
 //! highest of them wins without waiting for the leaver's silence. It is back when it says
 //! so ([`Bully::peer_back`]) or at its first message.
 //!
+//! **Variant** `no-bully` (a deliberate bug): a node that hears a COORDINATOR or a HEARTBEAT
+//! from a lower node follows it instead of starting an election. A restarted highest node
+//! then follows the lower leader elected while it was down, and the heartbeats go round for
+//! ever without it taking over: `agora explore bully --timing sync --crashes 1 --restarts 1
+//! --variant no-bully` finds the cycle (`docs/explore.md`). The algorithm above is its fix.
+//!
 //! `--start S` picks the node that starts the first election and whose failure detector is the
 //! fastest (the others wait twice as long), to select the best or the worst case.
 //!
@@ -109,6 +115,8 @@ pub struct Bully {
     /// Nodes that said they left ([`Bully::peer_left`]), by id: an election does not wait
     /// for their answer until they are heard from again.
     gone: Vec<bool>,
+    /// The `no-bully` variant: follow a lower leader rather than bully it.
+    no_bully: bool,
 }
 
 impl Bully {
@@ -123,6 +131,7 @@ impl Bully {
             electing: false,
             answered: false,
             gone: vec![false; setup.nodes],
+            no_bully: setup.no_bully,
         })
     }
 
@@ -239,7 +248,7 @@ impl Protocol for Bully {
                 }
             }
             Msg::Coordinator { term } | Msg::Heartbeat { term } => {
-                if from.0 < self.id.0 {
+                if from.0 < self.id.0 && !self.no_bully {
                     // A lower node leads: bully it.
                     self.view.term = self.view.term.max(term);
                     self.view.leader = None;
@@ -283,6 +292,9 @@ pub struct BullySetup {
     pub starter: NodeId,
     /// The protocol's timeout.
     pub timeout: Duration,
+    /// The `no-bully` variant (see the module's docs): a restarted highest node follows a
+    /// lower leader for ever.
+    pub no_bully: bool,
 }
 
 /// The faults under which the checker's safety properties hold: crash-recovery, on a synchronous network: loss or a partition can make two leaders.

@@ -100,7 +100,7 @@ impl FromParams for MarketSetup {
             recover: p.millis(&RECOVER_MS),
             ledger,
             order: if variant == "arrival-order" { Order::Arrival } else { Order::Fair },
-            election: BullySetup { nodes: n, starter, timeout },
+            election: BullySetup { nodes: n, starter, timeout, no_bully: false },
             raft: Arc::new(raft::Config::new(replicas, timeout)),
             retry: timeout * 5,
             interval: p.millis(&INTERVAL_MS),

@@ -40,8 +40,15 @@
 //! but by a fault: the checker's at-end properties are judged there, as at the quiet end of a
 //! run that went on for ever after its last fault ([`EndState`]), and one that does not hold
 //! is a liveness violation, reported with the shortest trace to it like a safety one.
+//!
+//! **Cycles.** A protocol that never goes quiet has no dead end; the search keeps the graph of
+//! its fair steps (deliveries, uncounted timer firings) and, after it, judges the at-end
+//! properties in each strongly connected component as at the end of a run that goes round it
+//! for ever; one that does not hold in a fair cycle is a liveness violation, reported as a
+//! lasso (the `cycles` module).
 
 mod choice;
+mod cycles;
 mod fingerprint;
 mod symmetry;
 
@@ -151,6 +158,10 @@ pub struct Found {
     /// The violation is of an at-end property in a dead end: a state with nothing left to
     /// deliver or fire (see [`Report::dead_ends`]), not of a safety property.
     pub dead_end: bool,
+    /// The violation is of an at-end property in a cycle (see [`Report::cycles`]): the steps
+    /// from this index on lead from a state back to itself, and a fair run goes round them
+    /// for ever; those before it are the shortest trace to that state. Together, a lasso.
+    pub cycle: Option<usize>,
 }
 
 /// A schedule taken step by step ([`replay`]).
@@ -164,6 +175,9 @@ pub struct Replayed {
     pub violation: Option<Violation>,
     /// That violation is of an at-end property, in the dead end the last step reached.
     pub dead_end: bool,
+    /// That violation is of an at-end property, in the cycle the schedule's last steps go
+    /// round ([`Found::cycle`]).
+    pub cycle: bool,
 }
 
 /// What a search found.
@@ -187,6 +201,20 @@ pub struct Report {
     pub dead_ends: u64,
     /// The at-end properties the checker judged in at least one dead end.
     pub judged_at_end: Vec<&'static str>,
+    /// Cycles found among the states explored: strongly connected components of the graph
+    /// of fair steps (deliveries and timer firings; faults are counted in a state, so no
+    /// cycle takes one), each a set of states a run may go round for ever. The at-end
+    /// properties are judged in each, as at the end of a run that stays in it (see the
+    /// `cycles` module). Not looked for by random walks.
+    pub cycles: u64,
+    /// Cycles in which an at-end property does not hold but no run that stays in them is
+    /// fair: a message in flight or a timer pending waits for ever in every one tried (the
+    /// shortest cycle through the component's first state, and a walk through all its steps).
+    /// Not violations: a fair run leaves them. (With symmetry, also those whose cycle did
+    /// not lead back to the very state it starts from within a few rounds.)
+    pub unfair_cycles: u64,
+    /// The at-end properties the checker judged in at least one cycle.
+    pub judged_in_cycles: Vec<&'static str>,
 }
 
 /// Why a protocol cannot be explored.
@@ -201,6 +229,12 @@ pub enum ExploreError {
     /// A schedule's step is not one the state it is taken from allows.
     #[error("step {0} of the schedule ({1:?}) is not possible in the state it is taken from")]
     Impossible(usize, Step),
+    /// A schedule's cycle (from step `0` on) does not lead back to the state it starts from.
+    #[error("the schedule's cycle from step {0} does not lead back to the state it starts from")]
+    OpenCycle(usize),
+    /// A schedule's cycle leaves a message in flight or a timer pending for ever.
+    #[error("the schedule's cycle from step {0} leaves a message in flight or a timer pending for ever")]
+    UnfairCycle(usize),
     /// A schedule's choices at a step (0: the start) are not ones its handlers can take.
     #[error("the choices {1} at step {0} of the schedule are not ones its handlers can take")]
     BadChoice(usize, u64),
@@ -266,6 +300,17 @@ pub enum Step {
 }
 
 impl Step {
+    /// A step a run may take again and again for ever (see the `cycles` module): a delivery,
+    /// or a timer firing when firings are not counted. Faults are counted in the state, and so
+    /// are firings under [`Bounds::fires`]: such steps never close a cycle.
+    fn fair(self, b: &Bounds) -> bool {
+        match self {
+            Step::Deliver(_) => true,
+            Step::Fire(..) => b.fires.is_none(),
+            _ => false,
+        }
+    }
+
     /// The step in a word: its kind in the top byte, its two indices in 28 bits each (a
     /// state's messages, nodes and timers number far fewer).
     fn pack(self) -> u64 {
@@ -564,6 +609,20 @@ where
     /// The end is that of a run that went quiet here and stayed so for ever after its last
     /// fault, since nothing else will happen in it.
     fn judge_end(&self, depth: usize) -> Result<u64, Violation> {
+        self.judge(depth, true)
+    }
+
+    /// The at-end properties judged at the end of a run that stays in this state's cycle for
+    /// ever (see the `cycles` module): as in a dead end, but the run is not quiescent, and
+    /// nothing it does from here on is observed.
+    fn judge_cycle(&self, depth: usize) -> Result<u64, Violation> {
+        self.judge(depth, false)
+    }
+
+    /// The at-end properties judged in this state, reached in `depth` steps, as the end of a
+    /// run that stays here for ever after its last fault: quiet (`quiescent`, a dead end) or
+    /// going round a cycle that observes nothing.
+    fn judge(&self, depth: usize, quiescent: bool) -> Result<u64, Violation> {
         let mut checker = self.checker.fork().expect("checked forkable before the search");
         let live: Vec<bool> = self.nodes.iter().map(Option::is_some).collect();
         let end = EndState {
@@ -571,7 +630,7 @@ where
             live: &live,
             crashed_ever: &self.crashed_ever,
             network_reliable: self.spent.loss == 0,
-            quiescent: true,
+            quiescent,
             last_fault: Time::ZERO,
             partitioned: false,
             timely: self.sync,
@@ -858,6 +917,8 @@ where
     // an initial state.
     let mut seen: Seen = Seen::default();
     let mut tree: Vec<Link> = Vec::new();
+    // The fair steps between the states numbered, for the cycles.
+    let mut graph = cycles::Graph::default();
     let mut level: Vec<(World<S>, u32)> = Vec::new();
     for (init, choices, broke) in World::initials(setup, bounds, &mut drivers[0])? {
         p.states += 1;
@@ -877,10 +938,11 @@ where
         };
         dead_ends += u64::from(init.dead_end());
         if let Some(violation) = broke {
-            let diagram = replay(setup, bounds, &[], &[choices])?.diagram;
+            let diagram = replay(setup, bounds, &[], &[choices], None)?.diagram;
             let trace = vec!["start every node".into()];
             let choices = vec![choices];
-            let found = Found { violation, trace, diagram, steps: Vec::new(), choices, dead_end };
+            let found =
+                Found { violation, trace, diagram, steps: Vec::new(), choices, dead_end, cycle: None };
             let (found, judged_at_end) = (Some(found), names(judged));
             return Ok(Report {
                 progress: p,
@@ -890,6 +952,9 @@ where
                 symmetry,
                 dead_ends,
                 judged_at_end,
+                cycles: 0,
+                unfair_cycles: 0,
+                judged_in_cycles: Vec::new(),
             });
         }
         let fp = Fp::of(init.fingerprint(sym));
@@ -930,7 +995,11 @@ where
                     progress(&p);
                 }
                 match outcome {
-                    Outcome::Known => {}
+                    Outcome::Known { to, parent, step } => {
+                        if step.fair(bounds) {
+                            graph.add(parent, to);
+                        }
+                    }
                     Outcome::Failed(e) => return Err(e),
                     Outcome::Broke { violation, parent, step, choices: code, dead_end } => {
                         p.elapsed = began.elapsed();
@@ -941,8 +1010,9 @@ where
                         let (mut steps, mut choices) = path(&tree, parent);
                         steps.push(step);
                         choices.push(code);
-                        let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps, &choices)?;
-                        let found = Found { violation, trace, diagram, steps, choices, dead_end };
+                        let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps, &choices, None)?;
+                        let found =
+                            Found { violation, trace, diagram, steps, choices, dead_end, cycle: None };
                         return Ok(Report {
                             progress: p,
                             depth_done,
@@ -951,10 +1021,16 @@ where
                             symmetry,
                             dead_ends,
                             judged_at_end: names(judged),
+                            cycles: 0,
+                            unfair_cycles: 0,
+                            judged_in_cycles: Vec::new(),
                         });
                     }
                     Outcome::New { world, fp, parent, step, choices, dead_end } => {
-                        if seen.contains_key(&fp) {
+                        if let Some(&to) = seen.get(&fp) {
+                            if step.fair(bounds) {
+                                graph.add(parent, to);
+                            }
                             continue;
                         }
                         if seen.len() >= bounds.states.min(u32::MAX as usize) {
@@ -964,6 +1040,9 @@ where
                         let number = tree.len() as u32;
                         seen.insert(fp, number);
                         tree.push(Link { parent, step: step.pack(), choices });
+                        if step.fair(bounds) {
+                            graph.add(parent, number);
+                        }
                         p.unique += 1;
                         if let Some(mask) = dead_end {
                             dead_ends += 1;
@@ -981,9 +1060,21 @@ where
         depth_done = p.depth;
     }
     let complete = !cut && !limited;
-    p.elapsed = began.elapsed();
     let judged_at_end = names(judged);
-    Ok(Report { progress: p, depth_done, complete, found: None, symmetry, dead_ends, judged_at_end })
+    let cycles = cycles::judge(setup, bounds, sym, &mut drivers[0], &seen, &tree, &graph)?;
+    p.elapsed = began.elapsed();
+    Ok(Report {
+        progress: p,
+        depth_done,
+        complete,
+        found: cycles.found,
+        symmetry,
+        dead_ends,
+        judged_at_end,
+        cycles: cycles.cycles,
+        unfair_cycles: cycles.unfair,
+        judged_in_cycles: names(cycles.judged),
+    })
 }
 
 /// A sampled search ([`walk`]): this many random walks from the initial state, each of at
@@ -1028,10 +1119,13 @@ where
         symmetry: false,
         dead_ends,
         judged_at_end: at_end_named(setup, judged),
+        cycles: 0,
+        unfair_cycles: 0,
+        judged_in_cycles: Vec::new(),
     };
     let found = |violation: Violation, steps: Vec<Step>, choices: Vec<u64>, dead_end: bool| {
-        let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps, &choices)?;
-        Ok::<_, ExploreError>(Found { violation, trace, diagram, steps, choices, dead_end })
+        let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps, &choices, None)?;
+        Ok::<_, ExploreError>(Found { violation, trace, diagram, steps, choices, dead_end, cycle: None })
     };
     let (mut dead_ends, mut judged) = (0u64, 0u64);
     for (init, code, broke) in &starts {
@@ -1142,8 +1236,8 @@ impl Hasher for Prehashed {
 
 /// What one step from a state of the level led to.
 enum Outcome<S: Setup> {
-    /// A state seen at an earlier level (or batch).
-    Known,
+    /// A state seen at an earlier level (or batch), number `to`, reached from `parent` by `step`.
+    Known { to: u32, parent: u32, step: Step },
     /// A state not seen when the batch began (its own batch may have found it twice); if a
     /// dead end, the at-end properties judged in it, which hold. `choices`: those the step's
     /// handlers took (see [`Found::choices`]).
@@ -1225,8 +1319,8 @@ where
                     return out;
                 }
                 let fp = Fp::of(next.fingerprint(sym));
-                if parents.contains_key(&fp) {
-                    out.push(Outcome::Known);
+                if let Some(&to) = parents.get(&fp) {
+                    out.push(Outcome::Known { to, parent, step });
                 } else {
                     let dead_end = match next.dead_end().then(|| next.judge_end(depth)) {
                         None => None,
@@ -1281,12 +1375,16 @@ fn path(tree: &[Link], mut n: u32) -> (Vec<Step>, Vec<u64>) {
 /// within `bounds`, until the schedule ends or a step breaks a property: the trace in words,
 /// its diagram, and the violation. `choices` names the alternatives the handlers take where
 /// the protocol leaves them open, at the start and at each step ([`Found::choices`]; those
-/// missing: the first alternative of each), each checked to be ones they can take.
+/// missing: the first alternative of each), each checked to be ones they can take. With
+/// `cycle`, the steps from that index on must lead back to the state they start from, and
+/// fairly (nothing in flight or pending there is still waiting at the end, else an error):
+/// the at-end properties are then judged as in a cycle the run goes round for ever.
 pub fn replay<S: Setup>(
     setup: &S,
     bounds: &Bounds,
     steps: &[Step],
     choices: &[u64],
+    cycle: Option<usize>,
 ) -> Result<Replayed, ExploreError>
 where
     S::Node: Clone + Hash,
@@ -1312,13 +1410,20 @@ where
     sends(&w, &mut rec, ms(0));
     let mut copies = u64::MAX;
     let mut out = Vec::with_capacity(steps.len());
+    let ended =
+        |trace, diagram, violation, dead_end| Replayed { trace, diagram, violation, dead_end, cycle: false };
     if let Some(violation) = broke {
-        return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: false });
+        return Ok(ended(out, rec, Some(violation), false));
     }
     if let Some(Err(violation)) = w.dead_end().then(|| w.judge_end(0)) {
-        return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: true });
+        return Ok(ended(out, rec, Some(violation), true));
     }
+    // The state the cycle starts from: its identity, and what is waiting in it.
+    let mut entry = None;
     for (i, s) in steps.iter().enumerate() {
+        if cycle == Some(i) {
+            entry = Some((w.identity(None), cycles::Pending::of(&w)));
+        }
         if !w.steps(bounds).contains(s) {
             return Err(ExploreError::Impossible(i + 1, *s));
         }
@@ -1347,13 +1452,22 @@ where
         }
         sends(&w, &mut rec, at);
         if let Err(violation) = broke {
-            return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: false });
+            return Ok(ended(out, rec, Some(violation), false));
         }
         if let Some(Err(violation)) = w.dead_end().then(|| w.judge_end(i + 1)) {
-            return Ok(Replayed { trace: out, diagram: rec, violation: Some(violation), dead_end: true });
+            return Ok(ended(out, rec, Some(violation), true));
         }
     }
-    Ok(Replayed { trace: out, diagram: rec, violation: None, dead_end: false })
+    let Some(c) = cycle else { return Ok(ended(out, rec, None, false)) };
+    let Some((start, waiting)) = entry else { return Err(ExploreError::OpenCycle(c)) };
+    if w.identity(None) != start {
+        return Err(ExploreError::OpenCycle(c));
+    }
+    if !waiting.all_gone(&cycles::Pending::of(&w)) {
+        return Err(ExploreError::UnfairCycle(c));
+    }
+    let violation = w.judge_cycle(steps.len()).err();
+    Ok(Replayed { trace: out, diagram: rec, cycle: violation.is_some(), violation, dead_end: false })
 }
 
 #[cfg(test)]
