@@ -1467,9 +1467,10 @@ fn at_100_nodes_every_snapshot_stays_under_its_bound() {
 }
 
 /// `agora up` of three Raft replicas and a client, each node a process of its own keeping a
-/// database, with its live view held (`--ui-hold`) until the page lets the run end: (process,
-/// the view's address, its stdout, the folder that holds the cluster file).
-fn up_with_view() -> (Killed, String, BufReader<std::process::ChildStdout>, tempfile::TempDir) {
+/// database, with its live view held (`--ui-hold`) until the page lets the run end, and
+/// served on after the end if `linger`: (process, the view's address, its stdout, the folder
+/// that holds the cluster file).
+fn up_with_view(linger: bool) -> (Killed, String, BufReader<std::process::ChildStdout>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut text = format!(
         "cluster = \"ui-up\"\nsecret = \"{}\"\nprotocol = \"raft\"\ndata_dir = \"data\"\nidle_ms = 1000\n\
@@ -1481,16 +1482,12 @@ fn up_with_view() -> (Killed, String, BufReader<std::process::ChildStdout>, temp
     }
     let file = dir.path().join("up.toml");
     std::fs::write(&file, text).unwrap();
-    let (agora, url, out) = start_run(&[
-        "up",
-        "--config",
-        file.to_str().unwrap(),
-        "--ui",
-        "127.0.0.1:0",
-        "--ui-hold",
-        "--ui-linger",
-        "--json",
-    ]);
+    let mut args =
+        vec!["up", "--config", file.to_str().unwrap(), "--ui", "127.0.0.1:0", "--ui-hold", "--json"];
+    if linger {
+        args.push("--ui-linger");
+    }
+    let (agora, url, out) = start_run(&args);
     (agora, url.trim_start_matches("http://").trim_end_matches('/').to_string(), out, dir)
 }
 
@@ -1519,7 +1516,7 @@ fn pid_in(answer: &str) -> u32 {
 
 #[test]
 fn up_serves_the_nodes_processes_and_its_controls_kill_stop_and_restart_them() {
-    let (_agora, addr, mut out, _dir) = up_with_view();
+    let (_agora, addr, mut out, _dir) = up_with_view(true);
     // The leader the nodes say is the one the traffic shows: the replica that sends to the
     // two others, counted by the node processes' own drivers and read from what they print.
     let s = snapshot_until(&addr, "the leader the traffic shows", |s| {
@@ -1587,10 +1584,38 @@ fn up_serves_the_nodes_processes_and_its_controls_kill_stop_and_restart_them() {
     assert_shows_the_judged_properties(&last, &summary);
 }
 
+/// A node crashed from the page and never restarted ends the run as a node crashed for real
+/// would: the others' idleness decides (Raft's new leader does not wait for a replica silent
+/// for longer than an election timeout), the run ends by itself — idle, long before the
+/// cluster file's time limit — and the missing report of the crashed node is expected
+/// (exit code 0), with liveness judged over the replicas still up.
+#[test]
+fn up_ends_by_itself_with_a_node_left_crashed_from_the_page() {
+    let (mut agora, addr, mut out, _dir) = up_with_view(false);
+    let s = snapshot_until(&addr, "the leader the traffic shows", |s| {
+        said_leader(s).is_some_and(|(l, _)| traffic_leader(s, 3) == Some(l))
+    });
+    let (leader, term) = said_leader(&s).unwrap();
+    let killed = pid_in(&act(&addr, &format!("crash/{leader}")));
+    poll_until("the crashed leader's process gone", || process_state(killed).is_none());
+    snapshot_until(&addr, "a new leader", |s| {
+        said_leader(s).is_some_and(|(l, t)| l != leader && t > term && traffic_leader(s, 3) == Some(l))
+    });
+    act(&addr, "release");
+    let summary = report(&mut out);
+    assert_eq!(summary["end"], "idle", "{summary}");
+    // The killed leader's observations, read from what it printed before the kill, are
+    // judged with the others' (without them, a write it applied and acknowledged would seem
+    // to have taken effect nowhere).
+    assert_eq!(summary["violations"], json!([]), "{summary}");
+    assert!(summary["properties"].as_array().unwrap().contains(&json!("liveness")), "{summary}");
+    assert_eq!(agora.0.wait().unwrap().code(), Some(0), "{summary}");
+}
+
 #[test]
 fn the_up_page_offers_only_what_processes_take_and_its_crash_kills_the_leader() {
     let Some((chromium, chromedriver)) = browser("of agora up --ui") else { return };
-    let (_agora, addr, mut out, dir) = up_with_view();
+    let (_agora, addr, mut out, dir) = up_with_view(true);
     let (_driver, driver) = start_driver(&chromedriver);
     let page = Session::new(driver, &chromium, &dir.path().join("profile"));
     page.call("POST", "/url", Some(&json!({ "url": format!("http://{addr}/") }))).expect("the page loads");

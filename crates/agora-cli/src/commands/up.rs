@@ -7,7 +7,11 @@
 //! controls act on the processes ([`Supervisor`]): crash is SIGKILL, restart starts the node
 //! again from its database on the socket `up` still holds, pause is SIGSTOP and resume
 //! SIGCONT. The links between the processes cannot be told to drop anything from here, so
-//! the page offers no cut or partition and says why.
+//! the page offers no cut or partition and says why. What the controls did reaches the
+//! checker as lifecycle events, as the crashes of a history read back from logs do, and the
+//! observations of a process killed from the page are those it printed as `event` lines
+//! before the kill (it gives no report); a node crashed and left so is not waited for (its
+//! peers' idleness ends the run) and its missing report is expected.
 
 use super::shared::repro;
 use super::shared::tcp::{interrupted, runtime};
@@ -52,7 +56,8 @@ struct Up {
 }
 
 impl Driver for Up {
-    /// The summary, how many nodes failed to report, and the page if `--ui-linger` keeps it.
+    /// The summary, how many nodes failed to report unexpectedly (a node crashed from the page
+    /// and not restarted is expected to give none), and the page if `--ui-linger` keeps it.
     type Output = Result<(RunSummary, usize, Linger), UserError>;
 
     fn run<S: Setup>(self, setup: S) -> Self::Output {
@@ -77,8 +82,29 @@ impl Driver for Up {
             let t0 = std::time::Instant::now();
             let feed = live.as_mut().map(|l| feed::<Obs<S>>(l, nodes));
             let controls = live.as_mut().and_then(LiveRun::take_controls);
-            let ends = Supervisor::start(&self, exe, feed)?.run(controls).await?;
-            let (g, missing) = gather::<S>(ends, t0.elapsed().as_secs_f64() * 1e3);
+            let Ended { mut ends, lifecycle, mut earlier } =
+                Supervisor::start(&self, exe, feed)?.run(controls).await?;
+            let left_crashed = left_crashed(nodes, &lifecycle);
+            for id in left_crashed.iter().enumerate().filter(|(_, c)| **c).map(|(i, _)| i) {
+                eprintln!("agora: node {id} was crashed from the page and not restarted: it gave no report");
+            }
+            let last: Vec<_> = ends
+                .iter_mut()
+                .map(|e| e.as_mut().map(|e| std::mem::take(&mut e.observed)).unwrap_or_default())
+                .collect();
+            let mut g = gather::<S>(ends, t0.elapsed().as_secs_f64() * 1e3);
+            let missing = (0..nodes).filter(|&i| !g.reported[i] && !left_crashed[i]).count();
+            // What the killed processes observed, from their event lines: the earlier
+            // incarnations of restarted nodes, and the last one of a node that gave no report.
+            for (i, (before, last)) in earlier.iter_mut().zip(last).enumerate() {
+                let lost = if g.reported[i] { Vec::new() } else { last };
+                for (at, o) in before.drain(..).chain(lost) {
+                    if let Ok(o) = serde_json::from_value::<Obs<S>>(o) {
+                        g.observations.push((at, NodeId(i as u32), o));
+                    }
+                }
+            }
+            g.lifecycle = lifecycle;
             Ok::<_, UserError>((report::summarize(&setup, self.seed, g, &self.reproduce), missing))
         })?;
         let linger = match live {
@@ -95,6 +121,32 @@ impl Driver for Up {
 
 /// The observations of a setup's nodes.
 type Obs<S> = <<S as Setup>::Node as Protocol>::Obs;
+
+/// The lifecycle events the page's controls caused: `(Unix ns, node, event)`, in time order.
+type Lifecycles = Vec<(u64, NodeId, Lifecycle)>;
+
+/// How the node processes of a run ended (see [`Supervisor::run`]).
+struct Ended {
+    /// How each node's last process ended.
+    ends: Vec<std::io::Result<ChildEnd>>,
+    /// What the page's controls did.
+    lifecycle: Lifecycles,
+    /// Each node's observations in its incarnations before the last.
+    earlier: Vec<Vec<(u64, serde_json::Value)>>,
+}
+
+/// Which nodes the page crashed last (no restart after): each gave no report, as expected.
+fn left_crashed(nodes: usize, lifecycle: &Lifecycles) -> Vec<bool> {
+    let mut crashed = vec![false; nodes];
+    for &(_, id, event) in lifecycle {
+        match event {
+            Lifecycle::Crashed => crashed[id.index()] = true,
+            Lifecycle::Restarted => crashed[id.index()] = false,
+            _ => {}
+        }
+    }
+    crashed
+}
 
 /// Reads one node's `event` line (its JSON), for the live view.
 type OnEvent = Arc<dyn Fn(usize, &str) + Send + Sync>;
@@ -181,6 +233,11 @@ struct Supervisor<'a> {
     paused: Vec<bool>,
     /// The stdins are closed: the nodes are stopping.
     stopping: bool,
+    /// What the page's controls did, for the checker.
+    lifecycle: Lifecycles,
+    /// Each node's observations in its incarnations before the current one (crashed and
+    /// restarted from the page), from their `event` lines.
+    earlier: Vec<Vec<(u64, serde_json::Value)>>,
     outputs: Vec<Option<std::io::Result<ChildEnd>>>,
     done_tx: mpsc::UnboundedSender<(usize, std::io::Result<ChildEnd>)>,
     done: mpsc::UnboundedReceiver<(usize, std::io::Result<ChildEnd>)>,
@@ -204,6 +261,8 @@ impl<'a> Supervisor<'a> {
             exited: vec![false; nodes],
             paused: vec![false; nodes],
             stopping: false,
+            lifecycle: Vec::new(),
+            earlier: vec![Vec::new(); nodes],
             outputs: (0..nodes).map(|_| None).collect(),
             done_tx,
             done,
@@ -222,8 +281,11 @@ impl<'a> Supervisor<'a> {
         self.pids[id] = child.id().unwrap_or(0);
         self.stdins[id] = child.stdin.take();
         (self.idle[id], self.exited[id], self.paused[id]) = (false, false, false);
-        self.outputs[id] = None;
+        if let Some(Ok(end)) = self.outputs[id].take() {
+            self.earlier[id].extend(end.observed);
+        }
         let (tx, idle_tx, events) = (self.done_tx.clone(), self.idle_tx.clone(), self.up.events);
+        let keep = self.up.live.ui.is_some();
         let on_event = self.on_event.clone();
         tokio::spawn(async move {
             let on_idle = move |is_idle| {
@@ -234,7 +296,7 @@ impl<'a> Supervisor<'a> {
                     f(id, line);
                 }
             };
-            let _ = tx.send((id, wait_child(child, on_idle, on_event, events).await));
+            let _ = tx.send((id, wait_child(child, on_idle, on_event, (events, keep)).await));
         });
         Ok(())
     }
@@ -253,11 +315,9 @@ impl<'a> Supervisor<'a> {
     }
 
     /// Waits for every node process to end, in node order, applying the page's `controls`
-    /// meanwhile.
-    async fn run(
-        mut self,
-        controls: Option<agora_net::Controls>,
-    ) -> Result<Vec<std::io::Result<ChildEnd>>, UserError> {
+    /// meanwhile: how each ended, and what the controls did. A node crashed and not restarted
+    /// has exited: the others' idleness alone ends the run.
+    async fn run(mut self, controls: Option<agora_net::Controls>) -> Result<Ended, UserError> {
         let nodes = self.pids.len();
         let (mut orders, hold, mut on_fault) = match controls {
             Some(c) => (Some(c.orders), c.hold, Some(c.on_fault)),
@@ -310,7 +370,8 @@ impl<'a> Supervisor<'a> {
         if let Some((code, msg)) = mistake {
             return Err(UserError { msg, code });
         }
-        Ok(self.outputs.into_iter().map(|o| o.expect("every child reported its end")).collect())
+        let ends = self.outputs.into_iter().map(|o| o.expect("every child reported its end")).collect();
+        Ok(Ended { ends, lifecycle: self.lifecycle, earlier: self.earlier })
     }
 
     /// Applies one of the page's controls to the processes: what was done, or why not.
@@ -323,6 +384,8 @@ impl<'a> Supervisor<'a> {
         if i >= self.pids.len() {
             return Err(format!("no node {id}"));
         }
+        // A restart is noted before the new process can observe anything.
+        let before = agora_net::clock::unix_ns();
         let (happened, text) = match fault {
             Fault::Crash(_) => {
                 if self.exited[i] {
@@ -370,19 +433,20 @@ impl<'a> Supervisor<'a> {
                 (what, format!("node {id}: {name} to process {}", self.pids[i]))
             }
         };
+        // Any other action is noted once done: a killed process observed nothing after it.
+        let now = if happened == Lifecycle::Restarted { before } else { agora_net::clock::unix_ns() };
+        self.lifecycle.push((now, id, happened));
         if let Some(f) = on_fault {
-            f(agora_net::clock::unix_ns(), &Happened::Life(id, happened), &[]);
+            f(now, &Happened::Life(id, happened), &[]);
         }
         Ok(text)
     }
 }
 
-/// The nodes' reports gathered into one run, and how many nodes gave none (each said on
-/// stderr). `wall_ms` is used only if no node says when it last handled an event.
-pub(crate) fn gather<S: Setup>(
-    ends: Vec<std::io::Result<ChildEnd>>,
-    wall_ms: f64,
-) -> (Gathered<Obs<S>>, usize) {
+/// The nodes' reports gathered into one run (`Gathered::reported` says which gave one; each
+/// that gave none is said on stderr). `wall_ms` is used only if no node says when it last
+/// handled an event.
+pub(crate) fn gather<S: Setup>(ends: Vec<std::io::Result<ChildEnd>>, wall_ms: f64) -> Gathered<Obs<S>> {
     let nodes = ends.len();
     let mut g = Gathered::new(nodes, "idle", wall_ms, 0.0, 0);
     let mut starts = Vec::new();
@@ -410,7 +474,7 @@ pub(crate) fn gather<S: Setup>(
     if last_active > g.started_unix_ns {
         g.wall_ms = (last_active - g.started_unix_ns) as f64 / 1e6;
     }
-    (g, nodes - starts.len())
+    g
 }
 
 /// How a node process ended: its status, its stdout (the JSON summary), and the last
@@ -419,6 +483,9 @@ pub(crate) struct ChildEnd {
     status: std::process::ExitStatus,
     stdout: Vec<u8>,
     mistake: String,
+    /// `(Unix ns, observation)` the process printed as `event` lines, kept while the page's
+    /// controls can kill it: what it observed, should it give no report.
+    observed: Vec<(u64, serde_json::Value)>,
 }
 
 impl ChildEnd {
@@ -430,6 +497,7 @@ impl ChildEnd {
             status: std::process::ExitStatus::from_raw(((code & 0xff) as i32) << 8),
             stdout,
             mistake: String::new(),
+            observed: Vec::new(),
         }
     }
 }
@@ -437,12 +505,13 @@ impl ChildEnd {
 /// Waits for a node process, passing its log lines through to our stderr as they come, except
 /// its final `agora: ` line, which `up` reports in its own words, and its `event` lines: its
 /// reports of being idle or busy go to `on_idle`, every other event (observations and counts,
-/// for the live view) to `on_event`, and all through only with `--events`.
+/// for the live view) to `on_event`, and all through only with `--events`. With `keep`, the
+/// observations among them are kept in [`ChildEnd::observed`].
 async fn wait_child(
     mut child: Child,
     on_idle: impl Fn(bool) + Send + 'static,
     on_event: impl Fn(&str) + Send + 'static,
-    events: bool,
+    (events, keep): (bool, bool),
 ) -> std::io::Result<ChildEnd> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt};
     let mut stdout = child.stdout.take().expect("piped stdout");
@@ -450,6 +519,7 @@ async fn wait_child(
     let forward = tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(stderr).lines();
         let mut mistake = String::new();
+        let mut observed = Vec::new();
         while let Ok(Some(line)) = lines.next_line().await {
             if let Some(m) = line.strip_prefix("agora: ") {
                 if !mistake.is_empty() {
@@ -464,22 +534,35 @@ async fn wait_child(
             };
             match idle_report(json) {
                 Some(is_idle) => on_idle(is_idle),
-                None => on_event(json),
+                None => {
+                    if keep {
+                        observed.extend(observation(json));
+                    }
+                    on_event(json)
+                }
             }
             if events {
                 eprintln!("{line}");
             }
         }
-        mistake
+        (mistake, observed)
     });
     let mut out = Vec::new();
     stdout.read_to_end(&mut out).await?;
     let status = child.wait().await?;
-    let mistake = forward.await.unwrap_or_default();
+    let (mistake, observed) = forward.await.unwrap_or_default();
     if !status.success() && !matches!(status.code(), Some(2 | 3)) && !mistake.is_empty() {
         eprintln!("agora: {mistake}");
     }
-    Ok(ChildEnd { status, stdout: out, mistake })
+    Ok(ChildEnd { status, stdout: out, mistake, observed })
+}
+
+/// The time (Unix ns) and the observation of an `event {"node":..,"at":..,"obs":..}` line's
+/// JSON, the observation as the protocol serializes it.
+fn observation(json: &str) -> Option<(u64, serde_json::Value)> {
+    let mut v = serde_json::from_str::<serde_json::Value>(json).ok()?;
+    let at = v.get("at")?.as_u64()?;
+    Some((at, v.get_mut("obs")?.take()))
 }
 
 /// The idleness a `--supervised` node reports in an `event {"idle":BOOL,"node":ID}` line's

@@ -412,7 +412,7 @@ impl agora_protocols::Driver for Judge {
     type Output = Result<agora_core::RunSummary, UserError>;
 
     fn run<S: agora_core::Setup>(self, setup: S) -> Self::Output {
-        let (g, _missing) = crate::commands::up::gather::<S>(self.ends, 0.0);
+        let g = crate::commands::up::gather::<S>(self.ends, 0.0);
         Ok(agora_net::report::summarize(&setup, self.seed, g, "agora cluster status"))
     }
 }

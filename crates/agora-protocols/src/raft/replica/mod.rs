@@ -57,6 +57,13 @@ const LEGACY_SNAPSHOT: &str = "raft/snap";
 /// Log entries after the snapshot, one key per index.
 const LOG_PREFIX: &str = "raft/log/";
 
+/// How many of the longest election timeouts a follower must answer nothing for before its
+/// leader takes it for down (see `Replica::settled`): 250 of the shortest, as long as the
+/// key-value store's checker lets a run settle after its last fault. A follower that comes
+/// back sooner (a pause, a partition, a restart) is waited for as before; one that comes back
+/// later says for itself that it lags (`leader_last`).
+const SILENT_TIMEOUTS: u32 = 125;
+
 fn log_key(i: Index) -> String {
     format!("{LOG_PREFIX}{i:016x}")
 }
@@ -201,6 +208,12 @@ pub struct Replica<SM: StateMachine> {
     leftover: (Vec<String>, bool),
     /// A snapshot being received: its index and the bytes so far.
     incoming: Option<(Index, Vec<u8>)>,
+    /// A follower: the term of the latest append it heard and the furthest end of its
+    /// leader's log those appends gave. Until it has heard an append in its term and its own
+    /// log reaches that end, the follower is not settled, whatever it knows to be committed:
+    /// a leader does not wait for a follower it takes for down, so one that comes back must
+    /// say for itself that it lags.
+    leader_last: (Term, Index),
 }
 
 /// A replica's state for the exhaustive explorer: everything that changes (the settings and
@@ -215,6 +228,7 @@ impl<SM: StateMachine> Hash for Replica<SM> {
         wire::encode(&(&self.sm, &self.sessions)).hash(h);
         (&self.peers, self.term_start, self.transfer, self.round, self.round_open, &self.reads).hash(h);
         (&self.snapshot_key, self.writing.as_ref().map(|w| w.index), &self.leftover, &self.incoming).hash(h);
+        self.leader_last.hash(h);
     }
 }
 
@@ -268,6 +282,7 @@ impl<SM: StateMachine> Replica<SM> {
             writing: None,
             leftover: (stale, garbage),
             incoming: None,
+            leader_last: (0, 0),
         };
         replica.check_invariants();
         Ok(replica)
@@ -379,8 +394,10 @@ impl<SM: StateMachine> Replica<SM> {
     }
 
     /// Nothing in hand: the log is committed and applied to its end, and, for a leader, every
-    /// follower has all of it and no query waits; no snapshot is being written. What remains is
-    /// heartbeats.
+    /// follower has all of it — but one that has answered nothing for several election
+    /// timeouts, taken for down (a crashed replica that never comes back would otherwise keep
+    /// its leader busy for ever; the log is committed, so a majority has it) — and no query
+    /// waits; no snapshot is being written. What remains is heartbeats.
     pub fn settled(&self) -> bool {
         let caught_up =
             self.applied == self.commit && self.commit == self.log.last() && self.writing.is_none();
@@ -389,11 +406,26 @@ impl<SM: StateMachine> Replica<SM> {
             // A rejoining replica has work to do until it has caught up; its leader may not
             // know yet that its log is gone.
             Role::Follower if self.rejoining.is_some() => false,
-            Role::Follower => caught_up && self.leader.is_some() && self.incoming.is_none(),
+            Role::Follower => {
+                let behind = self.leader_last.0 != self.term || self.log.last() < self.leader_last.1;
+                // Pre-voting: it has not heard its leader for an election timeout.
+                let lost = !self.prevotes.is_empty();
+                caught_up && self.leader.is_some() && self.incoming.is_none() && !behind && !lost
+            }
             Role::Leader => {
-                caught_up && self.reads.is_empty() && self.peers.iter().all(|p| p.matched == self.log.last())
+                caught_up
+                    && self.reads.is_empty()
+                    && self.peers.iter().all(|p| p.matched == self.log.last() || self.silent(p))
             }
         }
+    }
+
+    /// Whether follower `p` has answered nothing for longer than [`SILENT_TIMEOUTS`] of the
+    /// longest election timeout (heartbeats go out every `heartbeat`): far longer than a live
+    /// follower that heard nothing either would wait before standing for election, than a lost
+    /// answer or two, and than the faults a run usually injects.
+    fn silent(&self, p: &Peer) -> bool {
+        self.cfg.heartbeat * p.silent > self.cfg.election_timeout_max * SILENT_TIMEOUTS
     }
 
     // ----- events -----
@@ -489,6 +521,10 @@ impl<SM: StateMachine> Replica<SM> {
                 if from_replica =>
             {
                 self.on_append(io, from, term, (prev_index, prev_term), entries, commit, round);
+                if term == self.term && self.role == Role::Follower {
+                    let known = if self.leader_last.0 == term { self.leader_last.1 } else { 0 };
+                    self.leader_last = (term, known.max(leader_last));
+                }
                 self.rejoin_progress(io, from, term, leader_last);
             }
             RaftMsg::AppendReply { term, ok, prev, last, round, lost } if from_replica => {

@@ -38,6 +38,10 @@ pub(super) struct Peer {
     pub(super) round: u64,
     /// A snapshot being sent: its index and the offset of the chunk in flight.
     pub(super) snap: Option<(Index, u64)>,
+    /// Heartbeats sent since it last answered anything, counted up to
+    /// [`Peer::SILENT_CAP`]: a follower silent for several election timeouts is taken for
+    /// down, and the leader does not wait for it to be settled (`Replica::settled`).
+    pub(super) silent: u32,
 }
 
 impl Peer {
@@ -50,8 +54,13 @@ impl Peer {
             inflight: VecDeque::new(),
             round: 0,
             snap: None,
+            silent: 0,
         }
     }
+
+    /// The count of heartbeats without an answer stops here: the state stays bounded for the
+    /// explorer, and no silence that counts is this many heartbeats long (see `Replica::silent`).
+    pub(super) const SILENT_CAP: u32 = 4096;
 
     /// Back to probing, from `next`.
     pub(super) fn probe(&mut self, next: Index) {

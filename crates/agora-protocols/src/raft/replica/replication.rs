@@ -98,6 +98,8 @@ impl<SM: StateMachine> Replica<SM> {
     /// queries wait for one.
     pub(super) fn heartbeat(&mut self, io: &mut impl Io<SM>) {
         for i in 0..self.peers.len() {
+            let p = &mut self.peers[i];
+            p.silent = (p.silent + 1).min(super::progress::Peer::SILENT_CAP);
             self.replicate(io, i, true);
         }
         if !self.round_open && self.reads.iter().any(|r| r.round > self.round) {
@@ -125,6 +127,7 @@ impl<SM: StateMachine> Replica<SM> {
         let i = self.peers.iter().position(|p| p.id == from)?;
         let p = &mut self.peers[i];
         p.round = p.round.max(round);
+        p.silent = 0;
         Some(i)
     }
 
@@ -456,5 +459,33 @@ mod tests {
             RaftMsg::AppendReply { term, ok: false, prev: 7, last: 0, round: 0, lost: false },
         );
         assert_eq!(io.appends_to(F), vec![]);
+    }
+
+    /// A follower that answers nothing for several of the longest election timeouts is taken
+    /// for down: the leader, its log committed by the others, no longer waits for it to be
+    /// settled; one answer and it waits again.
+    #[test]
+    fn a_leader_settles_without_a_follower_silent_for_several_election_timeouts() {
+        let (mut r, mut io) = leader(0);
+        for t in std::mem::take(&mut io.synced) {
+            r.on_timer(&mut io, t);
+        }
+        assert_eq!((r.commit, r.applied), (1, 1), "the no-op, held by the leader and F");
+        assert!(!r.settled(), "node 1 lacks the no-op");
+        let beats = (r.cfg.election_timeout_max.as_nanos() * u128::from(super::super::SILENT_TIMEOUTS)
+            / r.cfg.heartbeat.as_nanos()) as usize;
+        for _ in 0..beats {
+            r.on_timer(&mut io, RaftTimer::Heartbeat);
+        }
+        assert!(!r.settled(), "silent for only SILENT_TIMEOUTS election timeouts");
+        r.on_timer(&mut io, RaftTimer::Heartbeat);
+        assert!(r.settled(), "silent for longer");
+        let term = r.term();
+        r.on_message(
+            &mut io,
+            NodeId(1),
+            RaftMsg::AppendReply { term, ok: false, prev: 1, last: 0, round: 0, lost: false },
+        );
+        assert!(!r.settled(), "node 1 answered: it is waited for again");
     }
 }
