@@ -33,6 +33,20 @@ fn violation(v: &Value) -> (&str, usize) {
     (f["property"].as_str().expect("a violation"), f["trace"].as_array().unwrap().len())
 }
 
+/// Runs the violation's `replay` command (`agora sim ... --schedule FILE --json`), which must
+/// reach `property`'s violation by the same steps; the command's arguments.
+fn replays_to(v: &Value, property: &str) -> Vec<String> {
+    let replay = v["violation"]["replay"].as_str().unwrap();
+    let mut sim: Vec<String> = replay.split_whitespace().skip(1).map(String::from).collect();
+    sim.push("--json".into());
+    let out = agora(&sim.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(1), "{replay}: {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["violation"]["property"], property);
+    assert_eq!(r["steps"], v["violation"]["trace"]);
+    sim
+}
+
 /// Searched every state within the bounds, and found nothing.
 fn holds(code: i32, v: &Value) {
     assert_eq!(code, 0, "{v}");
@@ -404,21 +418,14 @@ fn raft_serving_reads_without_a_quorum_reads_stale_data_after_a_new_election() {
     let answered = trace.iter().filter(|s| s.starts_with("deliver REPLY") && s.contains("Read {")).count();
     assert_eq!(answered, 2, "the client read twice: {trace:?}");
     // `agora sim` takes the same steps to the same stale read.
-    let replay = v["violation"]["replay"].as_str().unwrap().to_string();
-    let mut sim: Vec<&str> = replay.split_whitespace().skip(1).collect();
-    sim.push("--json");
-    let out = agora(&sim);
-    assert_eq!(out.status.code(), Some(1), "{replay}: {}", String::from_utf8_lossy(&out.stderr));
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["violation"]["property"], "linearizable-reads");
-    assert_eq!(r["steps"], v["violation"]["trace"]);
+    let sim = replays_to(&v, "linearizable-reads");
     // The client only reads: no step makes a choice, and a schedule that names one is a
     // mistake.
     let mut s: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(s["choices"], serde_json::json!(vec![0; 22]), "the start and each step: {s}");
     s["choices"][9] = serde_json::json!(1);
     std::fs::write(&file, s.to_string()).unwrap();
-    let out = agora(&sim);
+    let out = agora(&sim.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not ones its handlers can take"));
 }
@@ -774,14 +781,7 @@ fn a_market_with_the_traders_own_books_trades_a_buy_twice_and_the_replicated_led
     let trace = v["violation"]["trace"].to_string();
     assert!(trace.contains("deliver BUY") && trace.contains("NoAnswer"), "{trace}");
     // `agora sim` takes the same steps to the same violation.
-    let replay = v["violation"]["replay"].as_str().unwrap().to_string();
-    let mut sim: Vec<&str> = replay.split_whitespace().skip(1).collect();
-    sim.push("--json");
-    let out = agora(&sim);
-    assert_eq!(out.status.code(), Some(1), "{replay}: {}", String::from_utf8_lossy(&out.stderr));
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["violation"]["property"], "trade-exactly-once");
-    assert_eq!(r["steps"], v["violation"]["trace"]);
+    replays_to(&v, "trade-exactly-once");
 
     let replicated = ["market", "--nodes", "3", "--buys", "1", "--fifo", "--fires", "2", "--crashes", "1"];
     let (code, v) = explore(&[&replicated[..], &["--depth", "6"]].concat());
