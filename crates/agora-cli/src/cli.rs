@@ -116,6 +116,10 @@ pub struct ExploreArgs {
     /// Stop after this many distinct states [1..=10^9].
     #[arg(long, value_name = "N", default_value_t = 2_000_000, value_parser = count::<usize>(1, 1_000_000_000))]
     pub max_states: usize,
+    /// Take no new state once this process holds this many MiB (default: half of this
+    /// machine's memory); the search then ends as at the state limit [16..=16777216].
+    #[arg(long, value_name = "MIB", value_parser = count::<u64>(16, 1 << 24))]
+    pub max_memory_mb: Option<u64>,
     /// Messages the network may lose in any one trace [0..=10].
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = count::<u8>(0, 10))]
     pub loss: u8,

@@ -791,3 +791,22 @@ fn a_market_with_the_traders_own_books_trades_a_buy_twice_and_the_replicated_led
     assert_eq!((v["depth"].as_u64(), v["complete"].as_bool()), (Some(6), Some(false)), "{v}");
     assert!(v["unique"].as_u64() > Some(10_000), "{v}");
 }
+
+/// A search whose states are large stops at its memory bound rather than take the machine's
+/// memory (the market with its defaults took 24 GB and was killed by the kernel before the
+/// bound existed), and says which bound stopped it.
+#[test]
+fn a_search_stops_at_its_memory_bound_and_says_so() {
+    let args = ["market", "--nodes", "3", "--buys", "1", "--fifo", "--depth", "40", "--max-memory-mb", "64"];
+    // About 640 MB of states at the state limit: the memory bound comes first.
+    let (code, v) = explore(&[&args[..], &["--max-states", "64000"]].concat());
+    assert_eq!(code, 0, "{v}");
+    assert!(v["violation"].is_null(), "{v}");
+    assert_eq!((v["complete"].as_bool(), v["memory_limited"].as_bool()), (Some(false), Some(true)), "{v}");
+    // Without the bound the same search goes on (here, until its state limit).
+    let (code, v) = explore(&[&args[..8], &["--max-states", "20000"]].concat());
+    assert_eq!(code, 0, "{v}");
+    assert_eq!((v["unique"].as_u64(), v["memory_limited"].as_bool()), (Some(20_000), Some(false)), "{v}");
+    let out = agora(&["explore", "market", "--max-memory-mb", "8"]);
+    assert_eq!(out.status.code(), Some(2));
+}

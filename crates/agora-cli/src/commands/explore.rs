@@ -65,6 +65,14 @@ impl ExploreDriver for Explorer {
 /// market's roles and goods): a schedule replays on the same setup.
 pub const SEED: u64 = 0;
 
+/// Half of this machine's memory (Linux's `MemTotal`), in MiB: `--max-memory-mb`'s default.
+fn half_of_memory_mb() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 =
+        info.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024 / 2)
+}
+
 /// Runs `agora explore`; returns the process exit code.
 pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
     if !EXPLORABLE.contains(&args.protocol.as_str()) {
@@ -89,6 +97,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         fires: args.fires,
         timing: if args.timing == "sync" { Timing::Sync } else { Timing::Async },
         fifo: args.fifo,
+        memory: args.max_memory_mb.or_else(half_of_memory_mb).map(|mb| mb << 20),
     };
     let params = args.params.params(SEED);
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -184,6 +193,7 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
             "depth": p.depth,
             "depth_complete": report.depth_done,
             "complete": report.complete,
+            "memory_limited": report.memory_limited,
             "seconds": p.elapsed.as_secs_f64(),
             "states_per_second": rate,
             "judged": judged,
@@ -272,6 +282,14 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
             None if report.complete => {
                 println!("every state within the bounds explored: no violation of {}", judged.join(", "))
             }
+            None if report.memory_limited => println!(
+                "no violation of {} in the states explored; the memory bound ({} MiB) cut the search off \
+                 (every state explored to depth {}): raise --max-memory-mb, or lower --depth or \
+                 --max-states",
+                judged.join(", "),
+                bounds.memory.unwrap_or(0) >> 20,
+                report.depth_done
+            ),
             None => println!(
                 "no violation of {} in the states explored; the bounds cut the search off (every state \
                  explored to depth {}): raise --depth or --max-states to go further",

@@ -72,6 +72,7 @@ impl Schedule {
             fires: self.fires,
             timing,
             fifo: self.fifo,
+            memory: None,
         })
     }
 
@@ -99,6 +100,7 @@ pub fn replay_command(argv: &[String], path: &Path) -> String {
     const WITH_VALUE: &[&str] = &[
         "--depth",
         "--max-states",
+        "--max-memory-mb",
         "--loss",
         "--duplicate",
         "--crashes",

@@ -110,6 +110,24 @@ pub struct Bounds {
     /// Links deliver in the order sent (a duplicate comes right after its original); else
     /// the network may reorder anything.
     pub fifo: bool,
+    /// The process's resident memory, in bytes, past which the search takes no new state, as
+    /// at the state limit (`None`: no such bound). A state of a large protocol holds kilobytes
+    /// (a market's peers, each with its Raft replica and books), and the states of the level
+    /// being searched are all held at once: without it, a search can take all the machine's
+    /// memory before it reaches `states`. Read every [`MEMORY_EVERY`] new states (Linux's
+    /// `/proc/self/status`; elsewhere not bounded).
+    pub memory: Option<u64>,
+}
+
+/// How many new states the search takes between two readings of its resident memory.
+pub const MEMORY_EVERY: u64 = 4096;
+
+/// This process's resident memory (`VmRSS`), in bytes, where Linux reports it.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// How the search runs: on how many threads, and whether it counts renamings of a state as
@@ -215,6 +233,8 @@ pub struct Report {
     pub unfair_cycles: u64,
     /// The at-end properties the checker judged in at least one cycle.
     pub judged_in_cycles: Vec<&'static str>,
+    /// The memory bound ([`Bounds::memory`]) turned states away.
+    pub memory_limited: bool,
 }
 
 /// Why a protocol cannot be explored.
@@ -955,6 +975,7 @@ where
                 cycles: 0,
                 unfair_cycles: 0,
                 judged_in_cycles: Vec::new(),
+                memory_limited: false,
             });
         }
         let fp = Fp::of(init.fingerprint(sym));
@@ -969,6 +990,8 @@ where
     }
     // A state at the depth limit had steps left / the state limit turned states away.
     let (mut cut, mut limited) = (false, false);
+    // The memory bound: whether it turned states away, and the states taken since it was read.
+    let (mut memory_limited, mut since_read) = (false, 0u64);
     let mut depth_done = 0;
     let mut depth = 0;
     while !level.is_empty() {
@@ -1024,6 +1047,7 @@ where
                             cycles: 0,
                             unfair_cycles: 0,
                             judged_in_cycles: Vec::new(),
+                            memory_limited,
                         });
                     }
                     Outcome::New { world, fp, parent, step, choices, dead_end } => {
@@ -1033,9 +1057,19 @@ where
                             }
                             continue;
                         }
-                        if seen.len() >= bounds.states.min(u32::MAX as usize) {
+                        if seen.len() >= bounds.states.min(u32::MAX as usize) || memory_limited {
                             limited = true;
                             continue;
+                        }
+                        since_read += 1;
+                        if since_read >= MEMORY_EVERY {
+                            since_read = 0;
+                            let over =
+                                bounds.memory.zip(resident_bytes()).is_some_and(|(most, now)| now > most);
+                            if over {
+                                (memory_limited, limited) = (true, true);
+                                continue;
+                            }
                         }
                         let number = tree.len() as u32;
                         seen.insert(fp, number);
@@ -1074,6 +1108,7 @@ where
         cycles: cycles.cycles,
         unfair_cycles: cycles.unfair,
         judged_in_cycles: names(cycles.judged),
+        memory_limited,
     })
 }
 
@@ -1122,6 +1157,7 @@ where
         cycles: 0,
         unfair_cycles: 0,
         judged_in_cycles: Vec::new(),
+        memory_limited: false,
     };
     let found = |violation: Violation, steps: Vec<Step>, choices: Vec<u64>, dead_end: bool| {
         let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps, &choices, None)?;
