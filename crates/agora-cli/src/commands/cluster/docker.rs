@@ -94,7 +94,18 @@ impl Docker {
 
     /// What a container wrote on stderr, all of its runs (`docker logs` keeps them).
     pub fn stderr_log(&self, id: &str) -> Result<String, UserError> {
-        let o = output("docker", &["logs", id].map(OsStr::new), true)?;
+        self.stderr_log_of(id, &[])
+    }
+
+    /// What a container wrote on stderr since `unix_s` (seconds, with a fraction).
+    pub fn stderr_log_since(&self, id: &str, unix_s: f64) -> Result<String, UserError> {
+        self.stderr_log_of(id, &["--since", &format!("{unix_s:.6}")])
+    }
+
+    fn stderr_log_of(&self, id: &str, options: &[&str]) -> Result<String, UserError> {
+        let args: Vec<&OsStr> =
+            std::iter::once("logs").chain(options.iter().copied()).chain([id]).map(OsStr::new).collect();
+        let o = output("docker", &args, true)?;
         if !o.status.success() {
             return Err(UserError(format!("docker logs {id}: {}", last_line(&o))));
         }
