@@ -1174,7 +1174,7 @@ pub const MAX_WAIT_RESOLVE_MS: u64 = 600_000;
 /// The arguments of `agora cluster`.
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
-    /// `up`, `status` or `down`.
+    /// `up`, `status`, `down`, `nemesis` or `ui`.
     #[command(subcommand)]
     pub action: ClusterAction,
 }
@@ -1193,6 +1193,23 @@ pub enum ClusterAction {
     /// schedule drawn from --seed while clients run from outside; then heal it and judge what
     /// the clients saw (linearizable?) and whether the cluster answers again.
     Nemesis(ClusterNemesisArgs),
+    /// Serve the live view of a running cluster of `agora node` containers (a market, an
+    /// election, a multicast) until Ctrl-C: the nodes, their roles, messages per second, the
+    /// checker's verdict on their logs so far; its controls kill, start, pause and resume
+    /// containers, cut links and partition the network (docs/live-view.md).
+    Ui(ClusterUiArgs),
+}
+
+/// The arguments of `agora cluster ui`.
+#[derive(Args, Debug)]
+pub struct ClusterUiArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub dir: ClusterDirArgs,
+    /// Serve the page at this address (e.g. 127.0.0.1:0; port 0: one the kernel picks; the
+    /// URL is printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub ui: String,
 }
 
 /// The faults `agora cluster nemesis` applies.
@@ -1324,6 +1341,10 @@ pub struct ClusterUpArgs {
     /// Messages each multicast peer sends [1..=10000] (`--system multicast` only; default 20).
     #[arg(long, value_name = "N", value_parser = count::<u32>(1, 10_000))]
     pub msgs: Option<u32>,
+    /// Once the cluster is up, serve its live view at this address until Ctrl-C, as `agora
+    /// cluster ui` does (market, election and multicast clusters).
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_start")]
+    pub ui: Option<String>,
 }
 
 /// Where a cluster's files are.

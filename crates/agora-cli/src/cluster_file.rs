@@ -14,7 +14,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 /// A cluster file, as read and checked.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
     /// Name every handshake must carry: nodes of another cluster are refused.
@@ -68,7 +68,7 @@ pub const MAX_REGIONS: usize = 1_000;
 pub const MAX_LINK_LATENCY_MS: f64 = 60_000.0;
 
 /// One `[[node]]` of a cluster file.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEntry {
     /// The node's id: its position in the file.

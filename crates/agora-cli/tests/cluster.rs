@@ -233,16 +233,28 @@ fn up(what: &str, args: &[&str]) -> (Cleanup, PathBuf) {
 /// `agora cluster up --nodes 3 ARGS` in a new temporary folder, which must succeed: the guard
 /// that removes what it made, the folder, and what `up` printed.
 fn cluster_up(what: &str, args: &[&str]) -> (Cleanup, PathBuf, String) {
-    let parent = tempfile::tempdir().unwrap().keep();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let name = format!("agora-{what}-{}-{nanos}", std::process::id());
-    let dir = parent.join(&name);
-    let mut cleanup = Cleanup { dir: dir.clone(), name, image: None };
-
+    let (mut cleanup, dir) = cluster_dir(what);
     let d = dir.to_string_lossy().into_owned();
     let up = agora(&[&["cluster", "up", "--nodes", "3", "--dir", &d], args].concat());
     let said = String::from_utf8_lossy(&up.stdout).into_owned();
     let err = String::from_utf8_lossy(&up.stderr);
+    adopt_image(&mut cleanup, &said, &err);
+    assert!(up.status.success(), "cluster up: {said}{err}");
+    (cleanup, dir, said)
+}
+
+/// A new folder for a cluster, and the guard that removes what will be made of it.
+fn cluster_dir(what: &str) -> (Cleanup, PathBuf) {
+    let parent = tempfile::tempdir().unwrap().keep();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let name = format!("agora-{what}-{}-{nanos}", std::process::id());
+    let dir = parent.join(&name);
+    (Cleanup { dir: dir.clone(), name, image: None }, dir)
+}
+
+/// The image `up` printed in `said` is removed by `cleanup` if `up` built it (or an earlier
+/// test left it for this one); an image left by another test and not used is removed now.
+fn adopt_image(cleanup: &mut Cleanup, said: &str, err: &str) {
     let image = said.split_whitespace().find(|w| w.starts_with("agora-node:")).map(String::from);
     let left = LEFT_IMAGE.lock().unwrap_or_else(|e| e.into_inner()).take();
     if err.contains("building the image") || (left.is_some() && left == image) {
@@ -250,8 +262,6 @@ fn cluster_up(what: &str, args: &[&str]) -> (Cleanup, PathBuf, String) {
     } else if let Some(other) = left {
         let _ = Command::new("docker").args(["rmi", &other]).output();
     }
-    assert!(up.status.success(), "cluster up: {said}{err}");
-    (cleanup, dir, said)
 }
 
 #[test]
@@ -1337,4 +1347,172 @@ fn mistakes_and_a_missing_docker_are_one_line() {
         refused(&mut nemesis, 2, "only on a Raft key-value store");
     }
     refused(&mut cmd(&["cluster", "nemesis", "--dir", &v3, "--faults", "wipe,disks"]), 2, "disks");
+}
+
+/// `POST /action/PATH` on a live view, as its page does: (status line, body).
+fn page_action(addr: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).expect("the view accepts");
+    s.set_read_timeout(Some(STUCK)).unwrap();
+    let request = format!(
+        "POST /action/{path} HTTP/1.1\r\nHost: {addr}\r\nX-Agora-Action: 1\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
+    (head.lines().next().unwrap_or("").to_string(), body.trim_end().to_string())
+}
+
+/// An action the view must take: its answer.
+fn page_does(addr: &str, path: &str) -> String {
+    let (status, body) = page_action(addr, path);
+    assert_eq!(status, "HTTP/1.1 200 OK", "{path}: {body}");
+    body
+}
+
+/// Reads a live view's stream of snapshots until `done` accepts one; returns it.
+fn snapshot_until(addr: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    use std::io::BufRead;
+    let mut s = TcpStream::connect(addr).expect("the view accepts");
+    s.set_read_timeout(Some(STUCK)).unwrap();
+    s.write_all(format!("GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+    let mut r = std::io::BufReader::new(s);
+    let (mut line, mut last) = (String::new(), serde_json::Value::Null);
+    let deadline = Instant::now() + STUCK;
+    loop {
+        line.clear();
+        let n = r.read_line(&mut line).unwrap_or(0);
+        assert!(n > 0, "the stream ended before {what}; last snapshot: {last}");
+        assert!(Instant::now() < deadline, "no snapshot showed {what} within {STUCK:?}; last: {last}");
+        if let Some(data) = line.trim_end().strip_prefix("data: ") {
+            last = serde_json::from_str(data).expect("a JSON snapshot");
+            if done(&last) {
+                return last;
+            }
+        }
+    }
+}
+
+/// Whether container `id` runs, and whether it is paused.
+fn running_paused(id: &str) -> (bool, bool) {
+    let s =
+        docker(&["inspect", "--format", "{{.State.Running}} {{.State.Paused}}", id]).expect("docker inspect");
+    let mut f = s.split_whitespace();
+    (f.next() == Some("true"), f.next() == Some("true"))
+}
+
+/// The rules of the nemesis's chain in container `id`'s network namespace (empty: none).
+fn filters(id: &str) -> String {
+    let pid = docker(&["inspect", "--format", "{{.State.Pid}}", id]).expect("docker inspect");
+    let out = Command::new("nsenter")
+        .args(["--target", pid.trim(), "--net", "iptables", "--wait", "-S", "agora-nemesis"])
+        .output()
+        .expect("nsenter runs");
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("DROP")).collect::<Vec<_>>().join("\n")
+}
+
+/// The verdict a snapshot shows so far has judged the market and found nothing violated.
+fn judged_fine(s: &serde_json::Value) -> bool {
+    let v = &s["verdicts"];
+    let ps = v["properties"].as_array().map(Vec::as_slice).unwrap_or_default();
+    v["so_far"] == true
+        && ps.iter().any(|p| p["property"] == "trade-exactly-once" && p["verdict"] == "ok")
+        && ps.iter().all(|p| p["verdict"] != "violated")
+}
+
+#[test]
+fn a_market_in_containers_is_watched_and_broken_from_its_live_view() {
+    let Some(_one) = docker_turn() else { return };
+    use std::io::BufRead;
+    let (mut cleanup, dir) = cluster_dir("mview");
+    let d = dir.to_string_lossy().into_owned();
+    let mut view = Command::new(BIN)
+        .args(["cluster", "up", "--nodes", "3", "--dir", &d, "--system", "market", "--ui", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("agora runs");
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = std::io::BufReader::new(view.stderr.take().unwrap());
+    let stdout = view.stdout.take().unwrap();
+    let mut view = Stop(view);
+    let said = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    // The page's address, from its `ui:` line; the rest of stderr kept for the end.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let err_lines = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push(line);
+        }
+        all
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(STUCK).expect("a `ui:` line within the guard");
+        if let Some(url) = line.strip_prefix("ui: ") {
+            break url.trim_start_matches("http://").trim_end_matches('/').to_string();
+        }
+    };
+
+    // The page shows the trader the logs name, the containers' messages per second, and the
+    // checker's verdict so far.
+    let s = snapshot_until(&addr, "a trader, traffic and a verdict", |s| {
+        s["lead"]["label"] == "Trader"
+            && s["lead"]["id"].is_u64()
+            && s["kinds"].as_array().is_some_and(|k| k.iter().any(|k| k["per_s"].as_f64() > Some(0.0)))
+            && judged_fine(s)
+    });
+    let shown = s["lead"]["id"].as_u64().unwrap() as usize;
+    let (_, st) = market_status(&dir);
+    let containers = market_containers(&st);
+    assert_eq!(trader(&st).map(|t| t as usize), Some(shown), "the page's trader is the logs' own: {st:#}");
+    let other = (shown + 1) % 3;
+
+    // Crash from the page: the trader's container is killed, and another trader is shown.
+    page_does(&addr, &format!("crash/{shown}"));
+    assert_eq!(running_paused(&containers[shown]), (false, false), "the crash killed the container");
+    snapshot_until(&addr, "another trader", |s| {
+        s["lead"]["id"].as_u64().is_some_and(|t| t as usize != shown)
+            && s["replicas"][shown]["health"] == "crashed"
+    });
+    // A crashed node cannot be crashed again; a bad action is refused.
+    assert_eq!(page_action(&addr, &format!("crash/{shown}")).0, "HTTP/1.1 409 Conflict");
+    // Restart: the same container starts again on its volume.
+    page_does(&addr, &format!("restart/{shown}"));
+    assert_eq!(running_paused(&containers[shown]), (true, false));
+
+    // A partition writes the filters on both sides; heal removes them.
+    page_does(&addr, &format!("partition/{other}"));
+    for (i, c) in containers.iter().enumerate() {
+        assert!(filters(c).contains("DROP"), "node {i} has no filter after the partition");
+    }
+    page_does(&addr, "heal");
+    for (i, c) in containers.iter().enumerate() {
+        assert_eq!(filters(c), "", "node {i} keeps a filter after heal");
+    }
+
+    // Trading goes on, judged fine so far; then the view ends with a node paused from the page
+    // and resumes it on the way out.
+    let before = answered(&market_status(&dir).1);
+    market_until(&dir, "trading after the page's faults", |v| answered(v) >= before + 10);
+    snapshot_until(&addr, "a verdict after the faults", judged_fine);
+    page_does(&addr, &format!("pause/{other}"));
+    assert_eq!(running_paused(&containers[other]), (true, true));
+    // SAFETY: kill with the pid of our own child and SIGINT (Ctrl-C).
+    assert_eq!(unsafe { libc::kill(view.0.id() as i32, libc::SIGINT) }, 0);
+    let code = view.0.wait().expect("the view ends").code();
+    let said = said.join().unwrap();
+    let err = err_lines.join().unwrap().join("\n");
+    adopt_image(&mut cleanup, &said, &err);
+    assert_eq!(code, Some(0), "{said}{err}");
+    assert!(err.contains(&format!("node {other} resumed")), "{err}");
+    assert_eq!(running_paused(&containers[other]), (true, false), "paused from the page, resumed at the end");
+    let (code, v) = market_status(&dir);
+    assert_eq!(code, Some(0), "{v:#}");
 }

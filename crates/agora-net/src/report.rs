@@ -348,8 +348,21 @@ pub fn summarize<S: Setup>(
     let mut not_judged =
         agora_core::at_end_not_judged(&checker.properties(), agora_core::NotJudged::AfterViolation);
     // As in the simulator, where the first violation ends the run, a run in which a node broke
-    // a driver's rule is not judged at its end.
-    if violations.is_empty() && driver.is_empty() {
+    // a driver's rule is not judged at its end. Nor is a history read from nodes that still run
+    // (`agora cluster status`): it has no end, and what must hold eventually may yet happen
+    // (a follower applies what the leader acknowledged a moment before the logs were cut).
+    let still_running = g.end == "running";
+    if still_running {
+        not_judged = agora_core::at_end_not_judged(
+            &checker.properties(),
+            if violations.is_empty() {
+                agora_core::NotJudged::Unended
+            } else {
+                agora_core::NotJudged::AfterViolation
+            },
+        );
+    }
+    if violations.is_empty() && driver.is_empty() && !still_running {
         let live: Vec<bool> = (0..g.nodes).map(|i| g.reported[i] && !faulted.down_at_end[i]).collect();
         let crashed: Vec<bool> = (0..g.nodes).map(|i| !g.reported[i] || faulted.crashed_ever[i]).collect();
         let end = EndState {

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// Docker, checked to answer, and the Compose command found beside it.
+#[derive(Clone)]
 pub struct Docker {
     /// `docker-compose` (the 1.x tool), or `docker compose` (the plugin).
     compose: Vec<&'static str>,

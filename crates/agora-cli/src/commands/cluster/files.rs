@@ -33,6 +33,9 @@ pub const CLOCK_FILE: &str = "/agora-clock.toml";
 pub const CONFIG: &str = "/run/secrets/cluster";
 /// The port the nodes talk to each other on.
 pub const PEER_PORT: u16 = 7000;
+/// How often an `agora node` container prints its message counters (`--sample-ms`), for the
+/// live view: the sampler's own period.
+pub const SAMPLE_MS: &str = "500";
 /// The RESP port of a key-value replica.
 pub const RESP_PORT: u16 = 6379;
 /// The metrics port of an `agora node` (`agora health --metrics` reads it).
@@ -182,10 +185,20 @@ impl Plan {
             System::Raft => vec!["kv".into(), "serve".into(), "--events".into()],
             // `--json`: its report at its end, which `status` judges; `--events`: every
             // observation as it comes, which the nemesis reads back, a killed run's too.
-            System::Election | System::Multicast => vec!["node".into(), "--json".into(), "--events".into()],
+            // `--sample-ms`: its message counters too, which the live view reads
+            // (`agora cluster ui`).
+            System::Election | System::Multicast => {
+                vec![
+                    "node".into(),
+                    "--json".into(),
+                    "--events".into(),
+                    "--sample-ms".into(),
+                    SAMPLE_MS.into(),
+                ]
+            }
             // `--events`: every observation, with its time, in the container's log, where
             // `status` and `nemesis` read the history back, a killed run's too.
-            System::Market => vec!["node".into(), "--events".into()],
+            System::Market => vec!["node".into(), "--events".into(), "--sample-ms".into(), SAMPLE_MS.into()],
             // `--events`: each server says on stderr when it leads; `status` reads its log.
             System::Vote => vec!["vote".into(), "serve".into(), "--events".into()],
         };

@@ -238,18 +238,21 @@ mod tests {
         assert_eq!(cut(&logs), Some(150));
     }
 
+    /// A cluster file of 3 Raft replicas.
+    fn raft_cluster() -> ClusterFile {
+        let nodes: String =
+            (0..3).map(|i| format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{}\"\n", i + 1)).collect();
+        let secret = "ab".repeat(32);
+        ClusterFile::parse(&format!("cluster = \"t\"\nprotocol = \"raft\"\nsecret = \"{secret}\"\n{nodes}"))
+            .unwrap()
+    }
+
     /// The race the cut is for: replica 0's log, read first, ends before it applied entry 1;
     /// the client on node 1, read later, took the answer. Judged whole, the answer would be of
     /// a command that never took effect; judged up to the cut, nothing is wrong.
     #[test]
     fn an_answer_read_before_its_apply_is_not_judged_lost() {
-        let nodes: String =
-            (0..3).map(|i| format!("[[node]]\nid = {i}\naddr = \"127.0.0.1:{}\"\n", i + 1)).collect();
-        let secret = "ab".repeat(32);
-        let cf = ClusterFile::parse(&format!(
-            "cluster = \"t\"\nprotocol = \"raft\"\nsecret = \"{secret}\"\n{nodes}"
-        ))
-        .unwrap();
+        let cf = raft_cluster();
         let start = |n: usize| format!("event {{\"node\":{n},\"at\":100,\"listening\":\"x\"}}\n");
         let acked = "event {\"node\":1,\"at\":350,\"obs\":{\"Acked\":{\"session\":5,\"seq\":0,\"pos\":{\"index\":1,\"offset\":0}}}}\n";
         let mut logs = vec![
@@ -265,5 +268,41 @@ mod tests {
         logs[0].whole_until = Some(300);
         logs[1].whole_until = Some(350);
         assert!(violations(&logs).is_empty(), "judged up to 300");
+    }
+
+    /// A history of nodes that still run has no end: replica 2 has not applied the entry the
+    /// leader acknowledged, long after the start, and may yet. Judged as running, liveness is
+    /// not judged; judged as ended, it is violated.
+    #[test]
+    fn what_must_hold_eventually_is_not_judged_while_the_nodes_run() {
+        let cf = raft_cluster();
+        let line =
+            |n: usize, at: u64, obs: &str| format!("event {{\"node\":{n},\"at\":{at},\"obs\":{obs}}}\n");
+        let start = |n: usize| format!("event {{\"node\":{n},\"at\":100,\"listening\":\"x\"}}\n");
+        let applied = "{\"Applied\":{\"index\":1,\"chain\":7,\"fresh\":[[5,0]],\"results\":0}}";
+        let acked = "{\"Acked\":{\"session\":5,\"seq\":0,\"pos\":{\"index\":1,\"offset\":0}}}";
+        let ten_minutes = 600_000_000_000;
+        let logs = vec![
+            NodeLog::parse(
+                0,
+                &[
+                    start(0),
+                    line(0, 200, "{\"Leader\":{\"term\":1}}"),
+                    line(0, 300, applied),
+                    line(0, 350, acked),
+                    line(0, ten_minutes, "{\"Leader\":{\"term\":2}}"),
+                ]
+                .concat(),
+            ),
+            NodeLog::parse(1, &[start(1), line(1, 400, applied)].concat()),
+            NodeLog::parse(2, &start(2)),
+        ];
+        let going = judge(&cf, &logs, "r", Run::Going).unwrap();
+        assert!(going.violations.is_empty(), "{:?}", going.violations);
+        let why = going.not_judged.iter().find(|n| n.property == "liveness").map(|n| n.reason.as_str());
+        assert_eq!(why, Some("the nodes still run"));
+        let ended = judge(&cf, &logs, "r", Run::Ended).unwrap();
+        let broken: Vec<&str> = ended.violations.iter().map(|v| v.property.as_str()).collect();
+        assert_eq!(broken, ["liveness"], "replica 2 never applied entry 1");
     }
 }

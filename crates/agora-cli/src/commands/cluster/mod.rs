@@ -11,6 +11,7 @@ mod market;
 mod multicast;
 mod nemesis;
 mod status;
+mod view;
 
 use crate::cli::{ClusterAction, ClusterArgs, ClusterDirArgs, ClusterUpArgs, System};
 use crate::cluster_file::ClusterFile;
@@ -30,6 +31,7 @@ pub fn run(args: &ClusterArgs) -> Result<i32, UserError> {
         ClusterAction::Status(a) => status::run(&Docker::find()?, &Files::of(a)?, a.json),
         ClusterAction::Down(a) => down(a),
         ClusterAction::Nemesis(a) => nemesis::run(a),
+        ClusterAction::Ui(a) => view::run(&a.dir, &a.ui),
     }
 }
 
@@ -104,6 +106,14 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
         return Err(UserError(format!(
             "--order `{o}`: expected unordered, fifo, causal, total-lamport or total-sequencer"
         )));
+    }
+    if a.ui.is_some() && matches!(a.system, System::Raft | System::Vote) {
+        return Err(UserError(
+            "--ui: the live view of a container cluster follows `agora node`'s logs (--system market, \
+             election or multicast); for a key-value store or a voting service use `agora kv --ui` \
+             or `agora vote --ui`"
+                .into(),
+        ));
     }
     let docker = Docker::find()?;
     if !status::containers(&docker, &files.name)?.is_empty() {
@@ -224,7 +234,10 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     }
     let d = a.dir.dir.display();
     println!("next     agora cluster status --dir {d}    agora cluster down --dir {d}");
-    Ok(0)
+    match &a.ui {
+        Some(addr) => view::run(&a.dir, addr),
+        None => Ok(0),
+    }
 }
 
 /// Waits until the database of every one of the `nodes` nodes of cluster `name` exists in its

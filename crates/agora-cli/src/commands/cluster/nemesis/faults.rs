@@ -122,7 +122,7 @@ impl<'a> Faults<'a> {
     }
 
     /// `iptables ARGS` in the network namespace of the process `pid`.
-    fn iptables(pid: u64, args: &[&str]) -> Result<Vec<u8>, UserError> {
+    pub fn iptables(pid: u64, args: &[&str]) -> Result<Vec<u8>, UserError> {
         let pid = pid.to_string();
         let mut all = vec!["--target", &pid, "--net", "iptables", "--wait"];
         all.extend_from_slice(args);

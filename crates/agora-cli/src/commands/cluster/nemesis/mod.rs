@@ -10,7 +10,7 @@
 //! and what they saw is judged ([`vote`]).
 
 mod election;
-mod faults;
+pub(super) mod faults;
 mod logged;
 mod market;
 mod report;

@@ -98,7 +98,13 @@ pub struct LiveRun<O> {
     /// Ends with the last snapshot published, handing back the channel's sender: the page's
     /// streams stay open as long as it lives.
     sampler: tokio::task::JoinHandle<watch::Sender<String>>,
+    /// The checker's verdicts on the run so far, shown until the run's own at its end.
+    so_far: SoFar,
 }
+
+/// The checker's latest verdicts on a run that goes on (as [`verdicts`] writes them, with
+/// `"so_far": true`), for a command that can judge while the nodes run (`agora cluster ui`).
+pub type SoFar = Arc<Mutex<Option<Value>>>;
 
 impl<O: Observation> LiveRun<O> {
     /// Binds the page's address (a one-line error when it cannot), prints its URL on stderr
@@ -122,6 +128,8 @@ impl<O: Observation> LiveRun<O> {
         let (done_tx, done_rx) = oneshot::channel();
         let mut view = View::new(nodes, system, dropped.clone(), snapshot_tx, steered, flags.verbs);
         view.unavailable = flags.unavailable;
+        let so_far = SoFar::default();
+        view.so_far = so_far.clone();
         let sampler = tokio::spawn(view.run(nodes_rx, obs_rx, done_rx));
         Ok(LiveRun {
             linger: flags.linger,
@@ -132,7 +140,13 @@ impl<O: Observation> LiveRun<O> {
             done: Some(done_tx),
             controls: Some(controls),
             sampler,
+            so_far,
         })
+    }
+
+    /// Where a command that judges while its nodes run puts the verdicts so far.
+    pub fn so_far(&self) -> SoFar {
+        self.so_far.clone()
     }
 
     /// The hook that hands the run's nodes to the sampler when they start.
@@ -394,6 +408,8 @@ struct View<O> {
     started_ns: u64,
     /// How long the sampler took to build and write the previous snapshot, µs.
     last_build_us: u64,
+    /// The verdicts so far, shown while the run goes on.
+    so_far: SoFar,
 }
 
 impl<O: Observation> View<O> {
@@ -423,6 +439,7 @@ impl<O: Observation> View<O> {
             unavailable: None,
             started_ns,
             last_build_us: 0,
+            so_far: SoFar::default(),
         }
     }
 
@@ -532,6 +549,7 @@ impl<O: Observation> View<O> {
     /// Samples the nodes' counters and publishes a snapshot (`ended`: `None` before the nodes
     /// start, then whether the run has ended).
     fn publish(&mut self, nodes: &Source, ended: Option<bool>, verdicts: Option<Value>) {
+        let verdicts = verdicts.or_else(|| self.so_far.lock().expect("so far lock").clone());
         let counts = nodes.counts();
         let now = Instant::now();
         let build = now;

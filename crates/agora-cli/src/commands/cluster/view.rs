@@ -1,0 +1,479 @@
+//! `agora cluster ui` (and `agora cluster up --ui`): the live view of a cluster of `agora node`
+//! containers — a market, an election, a multicast — served from this machine while the
+//! containers run, until Ctrl-C.
+//!
+//! What the page shows comes from the containers' logs, followed as they grow (`docker logs
+//! --follow`): each node prints every observation as an `event` line (`--events`) and, every
+//! 500 ms (`files::SAMPLE_MS`), its message counters (`--sample-ms`), which the sampler reads as it reads
+//! the counters of `agora up`'s processes. A node's runs are told apart by its `listening`
+//! lines. The checker's verdict is the one `agora cluster status` gives: the history the logs
+//! hold, judged again every [`JUDGE_EVERY`] and shown as the verdict *so far*.
+//!
+//! The page's controls act on the containers: crash is `docker kill --signal KILL`, restart
+//! `docker start` (same container, same volume), pause and resume `docker pause` and
+//! `unpause`. Links are cut with the nemesis's packet filters ([`CHAIN`], in each container's
+//! network namespace): a cut from A to B drops, in B, the packets of the connections A dialled
+//! to B's peer port (a node sends on the connections it dials), and a partition is every link
+//! across it cut both ways. Which links are cut is kept here, and every running container's
+//! filters are written again from it after each change and each restart (a restarted
+//! container has a new network namespace and may have a new address). Heal removes them all.
+//!
+//! On the way out the view undoes what its page did and is still in force: links mended,
+//! paused containers resumed, containers it killed started again. A container that ended on
+//! its own (an election's node, once it has counted) is left as it is.
+
+use super::docker::Docker;
+use super::files::PEER_PORT;
+use super::history::{self, Run};
+use super::nemesis::faults::{Faults, CHAIN};
+use super::status::{self, Container};
+use super::Files;
+use crate::cli::ClusterDirArgs;
+use crate::cluster_file::ClusterFile;
+use crate::commands::shared::tcp::{interrupted, runtime};
+use crate::commands::shared::ui::sampler::{verdicts, Counts, Flags, LiveRun, Plain, SoFar};
+use crate::error::UserError;
+use agora_core::{Lifecycle, NodeId, Observation, Protocol, Setup};
+use agora_net::faults::OnFault;
+use agora_net::{Fault, Happened, Order};
+use agora_protocols::Driver;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The controls the page offers for containers.
+const VERBS: &[&str] = &["crash", "restart", "pause", "resume", "cut", "partition", "heal"];
+/// How often the history in the logs is judged again.
+const JUDGE_EVERY: Duration = Duration::from_secs(3);
+/// What the reproduce line of a verdict says.
+const REPRODUCE: &str = "agora cluster status";
+
+/// `agora cluster ui --dir DIR --ui ADDR`: serves the view until Ctrl-C; 0, or 1 if the
+/// checker found a property violated in the history judged last.
+pub fn run(dir: &ClusterDirArgs, addr: &str) -> Result<i32, UserError> {
+    let files = Files::of(dir)?;
+    let cf = files.load()?;
+    if matches!(cf.protocol.as_str(), "kv" | "vote") {
+        return Err(UserError(format!(
+            "cluster {} runs {:?}: the live view of a container cluster follows `agora node`'s \
+             logs (a market, an election, a multicast); for a key-value store or a voting \
+             service use `agora kv --ui` or `agora vote --ui` on this machine",
+            files.name, cf.protocol
+        )));
+    }
+    let docker = Docker::find()?;
+    let cs = status::containers(&docker, &files.name)?;
+    if cs.len() != cf.nodes.len() || cs.iter().enumerate().any(|(i, c)| c.node != i) {
+        return Err(UserError(format!(
+            "cluster {} has {} of its {} containers: `agora cluster status --dir {}`",
+            files.name,
+            cs.len(),
+            cf.nodes.len(),
+            dir.dir.display()
+        )));
+    }
+    let params = cf.params()?;
+    let view = View { docker, cf: &cf, name: files.name.clone(), containers: cs, addr };
+    agora_protocols::dispatch(&cf.protocol, &params, view)?
+}
+
+struct View<'a> {
+    docker: Docker,
+    cf: &'a ClusterFile,
+    /// The cluster's name (its containers' `agora.cluster` label).
+    name: String,
+    containers: Vec<Container>,
+    addr: &'a str,
+}
+
+/// The observations of a setup's nodes.
+type Obs<S> = <<S as Setup>::Node as Protocol>::Obs;
+
+impl Driver for View<'_> {
+    type Output = Result<i32, UserError>;
+
+    fn run<S: Setup>(self, setup: S) -> Self::Output {
+        let nodes = self.containers.len();
+        if setup.nodes() != nodes {
+            return Err(UserError(format!(
+                "the cluster file's {} setup has {} nodes, the cluster {nodes} containers",
+                setup.name(),
+                setup.nodes()
+            )));
+        }
+        let rt = runtime()?;
+        let flags = Flags { addr: self.addr, linger: false, hold: false, verbs: VERBS, unavailable: None };
+        let mut live = rt.block_on(LiveRun::<Obs<S>>::start(flags, nodes, Box::new(Plain), |_| true))?;
+        let counts = Arc::new(Mutex::new(vec![None; nodes]));
+        live.remote(counts.clone());
+        let observe = live.observer();
+        let controls = live.take_controls().expect("the controls are taken once");
+        let stop = Arc::new(AtomicBool::new(false));
+        let ids: Vec<String> = self.containers.iter().map(|c| c.id.clone()).collect();
+        for (id, container) in ids.iter().enumerate() {
+            let (counts, observe) = (counts.clone(), observe.clone());
+            rt.spawn(follow::<Obs<S>>(id, container.clone(), counts, observe));
+        }
+        let judging = {
+            let (docker, cf, so_far, stop) =
+                (self.docker.clone(), self.cf.clone(), live.so_far(), stop.clone());
+            let name = self.name.clone();
+            std::thread::spawn(move || judge_while(&docker, &cf, &name, &so_far, &stop))
+        };
+        let steering = {
+            let (docker, ids) = (self.docker.clone(), ids.clone());
+            let agora_net::Controls { orders, on_fault, .. } = controls;
+            std::thread::spawn(move || steer(&docker, ids, orders, on_fault))
+        };
+        eprintln!("agora: following {nodes} containers' logs; Ctrl-C ends the view");
+        rt.block_on(interrupted());
+        stop.store(true, Ordering::Relaxed);
+        // The page's last actions are answered; then its controls end, and what they left
+        // in force is undone.
+        let last = judging.join().unwrap_or(None);
+        drop(rt.block_on(live.finish_with(last.clone().unwrap_or(serde_json::Value::Null))));
+        // The page's server, its followers and its controls end with the runtime; then what
+        // the controls left in force is undone.
+        rt.shutdown_timeout(Duration::from_secs(1));
+        let undone = steering.join().unwrap_or_default();
+        if !undone.is_empty() {
+            eprintln!("agora: undone on the way out: {}", undone.join(", "));
+        }
+        let violated = last
+            .as_ref()
+            .and_then(|v| v["properties"].as_array().cloned())
+            .is_some_and(|ps| ps.iter().any(|p| p["verdict"] == "violated"));
+        Ok(i32::from(violated))
+    }
+}
+
+/// Follows node `id`'s container log: its counters to `counts`, its observations to
+/// `observe`. Follows it again when it ends (the container stopped), from then on, so a
+/// container started again is followed into its new run.
+async fn follow<O: Observation>(
+    id: usize,
+    container: String,
+    counts: Arc<Mutex<Vec<Option<Counts>>>>,
+    observe: impl Fn(NodeId, O) + Send + Sync + 'static,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let nodes = counts.lock().expect("counts lock").len();
+    let mut since: Option<f64> = None;
+    // The node's runs seen so far: a counter's incarnation (a container's process is always
+    // pid 1, so the pid tells no runs apart).
+    let mut runs = 0u64;
+    loop {
+        let mut cmd = tokio::process::Command::new("docker");
+        cmd.args(["logs", "--follow"]);
+        if let Some(s) = since {
+            cmd.args(["--since", &format!("{s:.6}")]);
+        }
+        cmd.arg(&container);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let began = Instant::now();
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("agora: cannot follow node {id}'s log: {e}");
+                return;
+            }
+        };
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let Some(json) = line.strip_prefix("event ") else { continue };
+            let Ok(mut v) = serde_json::from_str::<serde_json::Value>(json) else { continue };
+            if v.get("node").and_then(serde_json::Value::as_u64) != Some(id as u64) {
+                continue;
+            }
+            if v.get("listening").is_some() {
+                runs += 1;
+            } else if let Some(c) = v.get("counts") {
+                if let Some(c) = Counts::from_json(c, runs.max(1), nodes) {
+                    counts.lock().expect("counts lock")[id] = Some(c);
+                }
+            } else if let Some(o) = v.get_mut("obs") {
+                if let Ok(o) = serde_json::from_value::<O>(o.take()) {
+                    observe(NodeId(id as u32), o);
+                }
+            }
+        }
+        let _ = child.wait().await;
+        since = Some(agora_net::clock::unix_ns() as f64 / 1e9);
+        // A stopped container's log ends at once: asked again at this pace until it runs.
+        if began.elapsed() < Duration::from_secs(1) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// Judges the logs every [`JUDGE_EVERY`] until `stop`, each verdict put in `so_far`; returns
+/// the last one (`None` if none could be made, and why is said on stderr).
+fn judge_while(
+    docker: &Docker,
+    cf: &ClusterFile,
+    name: &str,
+    so_far: &SoFar,
+    stop: &AtomicBool,
+) -> Option<serde_json::Value> {
+    let mut said = None::<String>;
+    loop {
+        let judged = judge_now(docker, cf, name);
+        match judged {
+            Ok(v) => *so_far.lock().expect("so far lock") = Some(v),
+            Err(e) if said.as_deref() != Some(&e.msg) => {
+                eprintln!("agora: the history is not judged: {}", e.msg);
+                said = Some(e.msg);
+            }
+            Err(_) => {}
+        }
+        let next = Instant::now() + JUDGE_EVERY;
+        while Instant::now() < next {
+            if stop.load(Ordering::Relaxed) {
+                return so_far.lock().expect("so far lock").clone();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The checker's verdict on the logs now, as the page shows it.
+fn judge_now(docker: &Docker, cf: &ClusterFile, name: &str) -> Result<serde_json::Value, UserError> {
+    let cs = status::containers(docker, name)?;
+    let logs = history::read(docker, &cs)?;
+    let ended = cs.len() == cf.nodes.len() && cs.iter().all(|c| c.state == "exited" && c.exit_code == 0);
+    let run = if ended { Run::Ended } else { Run::Going };
+    let summary = history::judge(cf, &logs, REPRODUCE, run)?;
+    let mut v = verdicts(&summary, REPRODUCE);
+    v["so_far"] = serde_json::json!(run == Run::Going);
+    v["judged_at"] = serde_json::json!(clock_time());
+    Ok(v)
+}
+
+/// The wall-clock time of day, `HH:MM:SS` UTC.
+fn clock_time() -> String {
+    let s = agora_net::clock::unix_ns() / 1_000_000_000;
+    format!("{:02}:{:02}:{:02} UTC", s / 3600 % 24, s / 60 % 60, s % 60)
+}
+
+/// A container as the controls need it now.
+struct Now {
+    running: bool,
+    paused: bool,
+    pid: u64,
+    ip: Option<IpAddr>,
+}
+
+fn now(docker: &Docker, container: &str) -> Result<Now, UserError> {
+    let format = "{{.State.Running}} {{.State.Paused}} {{.State.Pid}} \
+                  {{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}";
+    let out = docker.docker(&["inspect", "--format", format, container])?;
+    let text = String::from_utf8_lossy(&out);
+    let mut f = text.split_whitespace();
+    Ok(Now {
+        running: f.next() == Some("true"),
+        paused: f.next() == Some("true"),
+        pid: f.next().and_then(|p| p.parse().ok()).unwrap_or(0),
+        ip: f.next().and_then(|ip| ip.parse().ok()),
+    })
+}
+
+/// The page's controls, applied to the containers: what is in force, to undo on the way out.
+struct Steer<'a> {
+    docker: &'a Docker,
+    containers: Vec<String>,
+    /// The links cut now, `(from, to)`.
+    cut: BTreeSet<(usize, usize)>,
+    /// Each node's last address seen (a stopped container has none; its last one stands).
+    ips: Vec<Option<IpAddr>>,
+    /// Containers this view killed and has not started again.
+    killed: BTreeSet<usize>,
+    /// Containers this view paused and has not resumed.
+    paused: BTreeSet<usize>,
+}
+
+/// Applies the page's orders until the page's server ends; then undoes what is in force and
+/// says what it undid.
+fn steer(
+    docker: &Docker,
+    containers: Vec<String>,
+    mut orders: tokio::sync::mpsc::Receiver<Order>,
+    mut on_fault: OnFault,
+) -> Vec<String> {
+    let n = containers.len();
+    let mut s = Steer {
+        docker,
+        containers,
+        cut: BTreeSet::new(),
+        ips: vec![None; n],
+        killed: BTreeSet::new(),
+        paused: BTreeSet::new(),
+    };
+    while let Some(Order { fault, done }) = orders.blocking_recv() {
+        let answer = s.apply(&fault).map(|(happened, text)| {
+            on_fault(agora_net::clock::unix_ns(), &happened, &[]);
+            text
+        });
+        let _ = done.send(answer);
+    }
+    s.undo()
+}
+
+impl Steer<'_> {
+    fn now(&mut self, i: usize) -> Result<Now, String> {
+        let now = now(self.docker, &self.containers[i]).map_err(|e| e.msg)?;
+        if now.ip.is_some() {
+            self.ips[i] = now.ip;
+        }
+        Ok(now)
+    }
+
+    fn docker(&self, args: &[&str]) -> Result<(), String> {
+        self.docker.docker(args).map(|_| ()).map_err(|e| e.msg)
+    }
+
+    /// Applies one fault: what happened and what was done, or why not.
+    fn apply(&mut self, fault: &Fault) -> Result<(Happened, String), String> {
+        let name = |i: usize, c: &str| format!("node {i} (container {})", &c[..c.len().min(12)]);
+        match *fault {
+            Fault::Crash(id) | Fault::Restart(id) | Fault::Pause(id) | Fault::Resume(id) => {
+                let i = id.index();
+                let c = self.containers.get(i).cloned().ok_or_else(|| format!("no node {id}"))?;
+                let now = self.now(i)?;
+                let (what, text) = match fault {
+                    Fault::Crash(_) if !now.running => return Err(format!("{} is not running", name(i, &c))),
+                    Fault::Crash(_) => {
+                        self.docker(&["kill", "--signal", "KILL", &c])?;
+                        self.killed.insert(i);
+                        self.paused.remove(&i);
+                        (Lifecycle::Crashed, format!("{} killed (docker kill --signal KILL)", name(i, &c)))
+                    }
+                    Fault::Restart(_) if now.running => {
+                        return Err(format!("{} is running: a crashed node restarts", name(i, &c)))
+                    }
+                    Fault::Restart(_) => {
+                        self.docker(&["start", &c])?;
+                        self.killed.remove(&i);
+                        // Its new network namespace has no filters, and it may have another
+                        // address, which the others' filters must name.
+                        self.now(i)?;
+                        self.write_filters()?;
+                        (Lifecycle::Restarted, format!("{} started again on its volume", name(i, &c)))
+                    }
+                    Fault::Pause(_) if !now.running || now.paused => {
+                        return Err(format!(
+                            "{} is not running unpaused: only a running node pauses",
+                            name(i, &c)
+                        ))
+                    }
+                    Fault::Pause(_) => {
+                        self.docker(&["pause", &c])?;
+                        self.paused.insert(i);
+                        (Lifecycle::Paused, format!("{} paused (docker pause)", name(i, &c)))
+                    }
+                    _ if !now.paused => return Err(format!("{} is not paused", name(i, &c))),
+                    _ => {
+                        self.docker(&["unpause", &c])?;
+                        self.paused.remove(&i);
+                        (Lifecycle::Resumed, format!("{} resumed (docker unpause)", name(i, &c)))
+                    }
+                };
+                Ok((Happened::Life(id, what), text))
+            }
+            Fault::Cut { from, to } => {
+                self.cut.insert((from.index(), to.index()));
+                self.write_filters()?;
+                let text = format!("link {from} → {to} cut: node {to} drops what node {from} sends it");
+                Ok((Happened::Cut { from, to }, text))
+            }
+            Fault::Partition(ref side) => {
+                let inside: BTreeSet<usize> = side.iter().map(|i| i.index()).collect();
+                for &a in &inside {
+                    for b in (0..self.containers.len()).filter(|b| !inside.contains(b)) {
+                        self.cut.insert((a, b));
+                        self.cut.insert((b, a));
+                    }
+                }
+                self.write_filters()?;
+                Ok((
+                    Happened::Partition(side.clone()),
+                    "every link across the partition cut, both ways".into(),
+                ))
+            }
+            Fault::Heal => {
+                self.cut.clear();
+                self.write_filters()?;
+                Ok((Happened::Healed, "every link mended: the containers' filters removed".into()))
+            }
+        }
+    }
+
+    /// Writes every running container's filters again from the links cut now: in node `to`,
+    /// a drop of the connections each `from` dialled to its peer port, both directions.
+    fn write_filters(&mut self) -> Result<(), String> {
+        for i in 0..self.containers.len() {
+            self.now(i)?;
+        }
+        let port = PEER_PORT.to_string();
+        for to in 0..self.containers.len() {
+            let now = self.now(to)?;
+            if !now.running {
+                continue;
+            }
+            let pid = now.pid;
+            let exists = Faults::iptables(pid, &["--list", CHAIN, "--numeric"]).is_ok();
+            let from: Vec<IpAddr> =
+                self.cut.iter().filter(|(_, t)| *t == to).filter_map(|(f, _)| self.ips[*f]).collect();
+            let fail = |e: UserError| format!("node {to}'s packet filters: {}", e.msg);
+            if exists {
+                Faults::iptables(pid, &["--flush", CHAIN]).map_err(fail)?;
+            } else if !from.is_empty() {
+                Faults::iptables(pid, &["--new-chain", CHAIN]).map_err(fail)?;
+                Faults::iptables(pid, &["--insert", "INPUT", "--jump", CHAIN]).map_err(fail)?;
+                Faults::iptables(pid, &["--insert", "OUTPUT", "--jump", CHAIN]).map_err(fail)?;
+            }
+            for ip in from {
+                let ip = ip.to_string();
+                let rules = [
+                    ["--source", &ip, "--protocol", "tcp", "--dport", &port, "--jump", "DROP"],
+                    ["--destination", &ip, "--protocol", "tcp", "--sport", &port, "--jump", "DROP"],
+                ];
+                for r in rules {
+                    let mut args = vec!["--append", CHAIN];
+                    args.extend(r);
+                    Faults::iptables(pid, &args).map_err(fail)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes what the page did that is still in force; what it did, one phrase each.
+    fn undo(mut self) -> Vec<String> {
+        let mut did = Vec::new();
+        if !self.cut.is_empty() {
+            self.cut.clear();
+            match self.write_filters() {
+                Ok(()) => did.push("links mended".to_string()),
+                Err(e) => eprintln!("agora: could not mend the links: {e}"),
+            }
+        }
+        for i in std::mem::take(&mut self.paused) {
+            match self.docker(&["unpause", &self.containers[i]]) {
+                Ok(()) => did.push(format!("node {i} resumed")),
+                Err(e) => eprintln!("agora: could not resume node {i}: {e}"),
+            }
+        }
+        for i in std::mem::take(&mut self.killed) {
+            match self.docker(&["start", &self.containers[i]]) {
+                Ok(()) => did.push(format!("node {i} started again")),
+                Err(e) => eprintln!("agora: could not start node {i} again: {e}"),
+            }
+        }
+        did
+    }
+}
