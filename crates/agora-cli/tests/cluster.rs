@@ -1469,6 +1469,15 @@ fn a_market_in_containers_is_watched_and_broken_from_its_live_view() {
             && judged_fine(s)
     });
     let shown = s["lead"]["id"].as_u64().unwrap() as usize;
+    // The market's own table, as `agora market --ui` shows it: the buys answered, the latest first.
+    let s = snapshot_until(&addr, "the market's trades", |s| {
+        s["system"]["title"] == "Trades, the latest first"
+            && s["system"]["rows"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    assert!(
+        s["system"]["note"].as_str().is_some_and(|n| n.contains(&format!("trader: node {shown}"))),
+        "{s}"
+    );
     let (_, st) = market_status(&dir);
     let containers = market_containers(&st);
     assert_eq!(trader(&st).map(|t| t as usize), Some(shown), "the page's trader is the logs' own: {st:#}");

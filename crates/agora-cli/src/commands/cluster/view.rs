@@ -30,13 +30,16 @@ use super::status::{self, Container};
 use super::Files;
 use crate::cli::ClusterDirArgs;
 use crate::cluster_file::ClusterFile;
+use crate::commands::market::Trades;
 use crate::commands::shared::tcp::{interrupted, runtime};
-use crate::commands::shared::ui::sampler::{verdicts, Counts, Flags, LiveRun, Plain, SoFar};
+use crate::commands::shared::ui::sampler::{verdicts, Counts, Flags, LiveRun, Plain, SoFar, System};
 use crate::error::UserError;
 use agora_core::{Lifecycle, NodeId, Observation, Protocol, Setup};
 use agora_net::faults::OnFault;
 use agora_net::{Fault, Happened, Order};
+use agora_protocols::market::{MarketObs, MarketSetup};
 use agora_protocols::Driver;
+use std::any::Any;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,7 +108,7 @@ impl Driver for View<'_> {
         }
         let rt = runtime()?;
         let flags = Flags { addr: self.addr, linger: false, hold: false, verbs: VERBS, unavailable: None };
-        let mut live = rt.block_on(LiveRun::<Obs<S>>::start(flags, nodes, Box::new(Plain), |_| true))?;
+        let mut live = rt.block_on(LiveRun::<Obs<S>>::start(flags, nodes, system_of(&setup), |_| true))?;
         let counts = Arc::new(Mutex::new(vec![None; nodes]));
         live.remote(counts.clone());
         let observe = live.observer();
@@ -147,6 +150,20 @@ impl Driver for View<'_> {
             .is_some_and(|ps| ps.iter().any(|p| p["verdict"] == "violated"));
         Ok(i32::from(violated))
     }
+}
+
+/// The system's own table on the page, where the command that runs it in one process has one:
+/// the market's goods, accounts and latest trades ([`Trades`]); none for the others.
+fn system_of<S: Setup>(setup: &S) -> Box<dyn System<Obs<S>>> {
+    let any: &dyn Any = setup;
+    if let Some(m) = any.downcast_ref::<MarketSetup>() {
+        let trades: Box<dyn System<MarketObs>> = Box::new(Trades::new(m.s.clone()));
+        let boxed: Box<dyn Any> = Box::new(trades);
+        if let Ok(system) = boxed.downcast::<Box<dyn System<Obs<S>>>>() {
+            return *system;
+        }
+    }
+    Box::new(Plain)
 }
 
 /// Follows node `id`'s container log: its counters to `counts`, its observations to

@@ -25,7 +25,7 @@ pub(super) fn keep(o: &MarketObs) -> bool {
 }
 
 /// The trader and the trades seen so far.
-pub(super) struct Trades {
+pub(crate) struct Trades {
     s: Arc<Settings>,
     /// The buys asked, until answered, by (buyer, seq).
     asked: BTreeMap<(NodeId, u64), Buy>,
@@ -51,7 +51,7 @@ struct Stock {
 }
 
 impl Trades {
-    pub(super) fn new(s: Arc<Settings>) -> Self {
+    pub(crate) fn new(s: Arc<Settings>) -> Self {
         Trades {
             asked: BTreeMap::new(),
             latest: VecDeque::new(),

@@ -5,6 +5,8 @@
 //! writes the files of `--out`.
 
 mod live;
+
+pub(crate) use live::Trades;
 mod render;
 mod report;
 mod run;
