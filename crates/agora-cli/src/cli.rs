@@ -1159,6 +1159,10 @@ pub struct KvServeArgs {
     /// leader this replica sees.
     #[arg(long)]
     pub events: bool,
+    /// With --events: every this many ms, also print the replica's message counters, as
+    /// `agora node --sample-ms` does (what `agora cluster ui` reads) [50..=60000].
+    #[arg(long, value_name = "MS", requires = "events", value_parser = count::<u64>(50, 60_000))]
+    pub sample_ms: Option<u64>,
     /// Wait up to this long for the names of the cluster file to resolve (as `agora node
     /// --wait-resolve-ms`) [0..=600000].
     #[arg(long, value_name = "MS", default_value_t = 0, value_parser = count::<u64>(0, MAX_WAIT_RESOLVE_MS))]
@@ -1530,6 +1534,10 @@ pub struct VoteServeArgs {
     /// leader this server sees.
     #[arg(long)]
     pub events: bool,
+    /// With --events: every this many ms, also print the server's message counters, as
+    /// `agora node --sample-ms` does (what `agora cluster ui` reads) [50..=60000].
+    #[arg(long, value_name = "MS", requires = "events", value_parser = count::<u64>(50, 60_000))]
+    pub sample_ms: Option<u64>,
     /// Serve members over TLS with this certificate chain (PEM); with --tls-key.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

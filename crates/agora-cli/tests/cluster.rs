@@ -1420,45 +1420,74 @@ fn judged_fine(s: &serde_json::Value) -> bool {
         && ps.iter().all(|p| p["verdict"] != "violated")
 }
 
+/// `agora cluster up --nodes 3 --system SYSTEM --ui 127.0.0.1:0` running: the process, the
+/// page's address, and what it prints, gathered until it ends.
+struct LiveView {
+    child: std::process::Child,
+    addr: String,
+    said: Option<std::thread::JoinHandle<String>>,
+    err: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl LiveView {
+    fn up(dir: &Path, system: &str) -> LiveView {
+        use std::io::BufRead;
+        let d = dir.to_string_lossy().into_owned();
+        let mut child = Command::new(BIN)
+            .args(["cluster", "up", "--nodes", "3", "--dir", &d, "--system", system, "--ui", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("agora runs");
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let stdout = child.stdout.take().unwrap();
+        let said = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+        // The page's address, from its `ui:` line; the rest of stderr kept for the end.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let err = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                all.push(line);
+            }
+            all
+        });
+        let mut view = LiveView { child, addr: String::new(), said: Some(said), err: Some(err) };
+        view.addr = loop {
+            let line = rx.recv_timeout(STUCK).expect("a `ui:` line within the guard");
+            if let Some(url) = line.strip_prefix("ui: ") {
+                break url.trim_start_matches("http://").trim_end_matches('/').to_string();
+            }
+        };
+        view
+    }
+
+    /// Ctrl-C: its exit code, what it printed on stdout and on stderr; the image it used is
+    /// left to `cleanup`.
+    fn interrupt(mut self, cleanup: &mut Cleanup) -> (Option<i32>, String, String) {
+        // SAFETY: kill with the pid of our own child and SIGINT (Ctrl-C).
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) }, 0);
+        let code = self.child.wait().expect("the view ends").code();
+        let said = self.said.take().unwrap().join().unwrap();
+        let err = self.err.take().unwrap().join().unwrap().join("\n");
+        adopt_image(cleanup, &said, &err);
+        (code, said, err)
+    }
+}
+
+impl Drop for LiveView {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn a_market_in_containers_is_watched_and_broken_from_its_live_view() {
     let Some(_one) = docker_turn() else { return };
-    use std::io::BufRead;
     let (mut cleanup, dir) = cluster_dir("mview");
-    let d = dir.to_string_lossy().into_owned();
-    let mut view = Command::new(BIN)
-        .args(["cluster", "up", "--nodes", "3", "--dir", &d, "--system", "market", "--ui", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("agora runs");
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stderr = std::io::BufReader::new(view.stderr.take().unwrap());
-    let stdout = view.stdout.take().unwrap();
-    let mut view = Stop(view);
-    let said = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
-    // The page's address, from its `ui:` line; the rest of stderr kept for the end.
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let err_lines = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line.clone());
-            all.push(line);
-        }
-        all
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(STUCK).expect("a `ui:` line within the guard");
-        if let Some(url) = line.strip_prefix("ui: ") {
-            break url.trim_start_matches("http://").trim_end_matches('/').to_string();
-        }
-    };
+    let view = LiveView::up(&dir, "market");
+    let addr = view.addr.clone();
 
     // The page shows the trader the logs name, the containers' messages per second, and the
     // checker's verdict so far.
@@ -1513,15 +1542,58 @@ fn a_market_in_containers_is_watched_and_broken_from_its_live_view() {
     snapshot_until(&addr, "a verdict after the faults", judged_fine);
     page_does(&addr, &format!("pause/{other}"));
     assert_eq!(running_paused(&containers[other]), (true, true));
-    // SAFETY: kill with the pid of our own child and SIGINT (Ctrl-C).
-    assert_eq!(unsafe { libc::kill(view.0.id() as i32, libc::SIGINT) }, 0);
-    let code = view.0.wait().expect("the view ends").code();
-    let said = said.join().unwrap();
-    let err = err_lines.join().unwrap().join("\n");
-    adopt_image(&mut cleanup, &said, &err);
+    let (code, said, err) = view.interrupt(&mut cleanup);
     assert_eq!(code, Some(0), "{said}{err}");
     assert!(err.contains(&format!("node {other} resumed")), "{err}");
     assert_eq!(running_paused(&containers[other]), (true, false), "paused from the page, resumed at the end");
     let (code, v) = market_status(&dir);
     assert_eq!(code, Some(0), "{v:#}");
+}
+
+#[test]
+fn a_raft_cluster_in_containers_is_watched_and_its_leader_crashed_from_its_live_view() {
+    let Some(_one) = docker_turn() else { return };
+    let (mut cleanup, dir) = cluster_dir("kview");
+    let view = LiveView::up(&dir, "raft");
+    let addr = view.addr.clone();
+    // The page shows the leader, every replica's commit index as its INFO says, the replicas'
+    // messages per second, and says that the history is not judged here, and where it is.
+    let s = snapshot_until(&addr, "a leader, two followers, their INFO and traffic", |s| {
+        let roles: Vec<&str> =
+            s["replicas"].as_array().into_iter().flatten().filter_map(|r| r["role"].as_str()).collect();
+        s["lead"]["label"] == "Leader"
+            && s["lead"]["id"].is_u64()
+            && roles.iter().filter(|r| **r == "follower").count() == 2
+            && s["system"]["rows"].as_array().is_some_and(|r| r.len() == 3)
+            && s["kinds"].as_array().is_some_and(|k| k.iter().any(|k| k["per_s"].as_f64() > Some(0.0)))
+    });
+    let leader = s["lead"]["id"].as_u64().unwrap() as usize;
+    let (nodes, agreed) = status(&dir, RESP_PORT);
+    assert_eq!(agreed, Some(leader), "the page's leader is the one the replicas follow: {s}");
+    let row = &s["system"]["rows"][leader];
+    assert_eq!((row[2].as_str(), row[5].as_u64().is_some()), (Some("leader"), true), "{row}");
+    let verdict = &s["verdicts"]["properties"][0];
+    assert_eq!((&verdict["property"], &verdict["verdict"]), (&"linearizable".into(), &"not judged".into()));
+    assert!(verdict["detail"].as_str().is_some_and(|d| d.contains("agora cluster nemesis")), "{verdict}");
+
+    // Crash the leader from the page: its container is killed, and another leader is shown.
+    page_does(&addr, &format!("crash/{leader}"));
+    assert_eq!(running_paused(&nodes[leader].container), (false, false));
+    snapshot_until(&addr, "another leader", |s| {
+        s["lead"]["id"].as_u64().is_some_and(|l| l as usize != leader)
+            && s["replicas"][leader]["health"] == "crashed"
+    });
+    page_does(&addr, &format!("restart/{leader}"));
+    assert_eq!(running_paused(&nodes[leader].container), (true, false));
+    let (code, said, err) = view.interrupt(&mut cleanup);
+    assert_eq!(code, Some(0), "{said}{err}");
+    // Nothing the page did is left: the three replicas run and follow one leader.
+    let deadline = Instant::now() + STUCK;
+    while status(&dir, RESP_PORT).1.is_none() {
+        assert!(Instant::now() < deadline, "no leader within {STUCK:?} after the view");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for n in &status(&dir, RESP_PORT).0 {
+        assert_eq!(running_paused(&n.container), (true, false), "node {}", n.id);
+    }
 }

@@ -212,7 +212,7 @@ fn stdin_closed() -> agora_net::cluster::StopFuture {
 
 /// `--sample-ms`: the node's counts every `every`, one `event` line each, with the process id
 /// that tells its incarnations apart. Ends with the runtime.
-async fn print_counts(id: u32, node: Arc<NodeShared>, every: Duration) {
+pub(crate) async fn print_counts(id: u32, node: Arc<NodeShared>, every: Duration) {
     let pid = std::process::id();
     let mut tick = tokio::time::interval(every);
     loop {

@@ -182,7 +182,9 @@ impl Plan {
     fn command(&self, id: usize, first: bool) -> Vec<String> {
         let mut c: Vec<String> = match self.system {
             // `--events`: each replica says on stderr when it leads, and when its clock is set.
-            System::Raft => vec!["kv".into(), "serve".into(), "--events".into()],
+            System::Raft => {
+                vec!["kv".into(), "serve".into(), "--events".into(), "--sample-ms".into(), SAMPLE_MS.into()]
+            }
             // `--json`: its report at its end, which `status` judges; `--events`: every
             // observation as it comes, which the nemesis reads back, a killed run's too.
             // `--sample-ms`: its message counters too, which the live view reads
@@ -200,7 +202,9 @@ impl Plan {
             // `status` and `nemesis` read the history back, a killed run's too.
             System::Market => vec!["node".into(), "--events".into(), "--sample-ms".into(), SAMPLE_MS.into()],
             // `--events`: each server says on stderr when it leads; `status` reads its log.
-            System::Vote => vec!["vote".into(), "serve".into(), "--events".into()],
+            System::Vote => {
+                vec!["vote".into(), "serve".into(), "--events".into(), "--sample-ms".into(), SAMPLE_MS.into()]
+            }
         };
         let id = id.to_string();
         let wait = WAIT_RESOLVE_MS.to_string();
@@ -359,7 +363,7 @@ mod tests {
         let yml = plan.compose_file(true);
         for id in 0..3 {
             let cmd = format!(
-                "[\"vote\", \"serve\", \"--events\", \"--config\", \"/run/secrets/cluster\", \"--id\", \"{id}\", \
+                "[\"vote\", \"serve\", \"--events\", \"--sample-ms\", \"500\", \"--config\", \"/run/secrets/cluster\", \"--id\", \"{id}\", \
                  \"--wait-resolve-ms\", \"120000\", \"--clock-file\", \"/agora-clock.toml\", \"--new\", \
                  \"--session-timeout-ms\", \"1500\"]"
             );

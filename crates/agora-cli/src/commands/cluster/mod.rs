@@ -107,14 +107,6 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
             "--order `{o}`: expected unordered, fifo, causal, total-lamport or total-sequencer"
         )));
     }
-    if a.ui.is_some() && matches!(a.system, System::Raft | System::Vote) {
-        return Err(UserError(
-            "--ui: the live view of a container cluster follows `agora node`'s logs (--system market, \
-             election or multicast); for a key-value store or a voting service use `agora kv --ui` \
-             or `agora vote --ui`"
-                .into(),
-        ));
-    }
     let docker = Docker::find()?;
     if !status::containers(&docker, &files.name)?.is_empty() {
         return Err(UserError(format!(

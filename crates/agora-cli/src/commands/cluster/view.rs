@@ -1,6 +1,9 @@
-//! `agora cluster ui` (and `agora cluster up --ui`): the live view of a cluster of `agora node`
-//! containers — a market, an election, a multicast — served from this machine while the
-//! containers run, until Ctrl-C.
+//! `agora cluster ui` (and `agora cluster up --ui`): the live view of a cluster of containers
+//! on this machine, served while they run, until Ctrl-C. A market's, an election's and a
+//! multicast's nodes (`agora node`) print every observation; a key-value store's and a voting
+//! service's servers print only when they lead, so their roles come from those lines, a
+//! replica's commit index from its `INFO`, and their histories (their clients') are not
+//! judged here but by `agora cluster nemesis`.
 //!
 //! What the page shows comes from the containers' logs, followed as they grow (`docker logs
 //! --follow`): each node prints every observation as an `event` line (`--events`) and, every
@@ -33,11 +36,13 @@ use crate::cluster_file::ClusterFile;
 use crate::commands::market::Trades;
 use crate::commands::shared::tcp::{interrupted, runtime};
 use crate::commands::shared::ui::sampler::{verdicts, Counts, Flags, LiveRun, Plain, SoFar, System};
+use crate::commands::vote::node::VoteObs;
 use crate::error::UserError;
 use agora_core::{Lifecycle, NodeId, Observation, Protocol, Setup};
 use agora_net::faults::OnFault;
 use agora_net::{Fault, Happened, Order};
 use agora_protocols::market::{MarketObs, MarketSetup};
+use agora_protocols::raft::RaftObs;
 use agora_protocols::Driver;
 use std::any::Any;
 use std::collections::BTreeSet;
@@ -50,6 +55,8 @@ use std::time::{Duration, Instant};
 const VERBS: &[&str] = &["crash", "restart", "pause", "resume", "cut", "partition", "heal"];
 /// How often the history in the logs is judged again.
 const JUDGE_EVERY: Duration = Duration::from_secs(3);
+/// How often a key-value cluster's replicas are asked their `INFO`.
+const POLL_EVERY: Duration = Duration::from_secs(1);
 /// What the reproduce line of a verdict says.
 const REPRODUCE: &str = "agora cluster status";
 
@@ -58,14 +65,6 @@ const REPRODUCE: &str = "agora cluster status";
 pub fn run(dir: &ClusterDirArgs, addr: &str) -> Result<i32, UserError> {
     let files = Files::of(dir)?;
     let cf = files.load()?;
-    if matches!(cf.protocol.as_str(), "kv" | "vote") {
-        return Err(UserError(format!(
-            "cluster {} runs {:?}: the live view of a container cluster follows `agora node`'s \
-             logs (a market, an election, a multicast); for a key-value store or a voting \
-             service use `agora kv --ui` or `agora vote --ui` on this machine",
-            files.name, cf.protocol
-        )));
-    }
     let docker = Docker::find()?;
     let cs = status::containers(&docker, &files.name)?;
     if cs.len() != cf.nodes.len() || cs.iter().enumerate().any(|(i, c)| c.node != i) {
@@ -77,12 +76,39 @@ pub fn run(dir: &ClusterDirArgs, addr: &str) -> Result<i32, UserError> {
             dir.dir.display()
         )));
     }
-    let params = cf.params()?;
-    let view = View { docker, cf: &cf, name: files.name.clone(), containers: cs, addr };
-    agora_protocols::dispatch(&cf.protocol, &params, view)?
+    let watch = Watch { docker, cf: &cf, name: files.name.clone(), containers: cs, addr };
+    match cf.protocol.as_str() {
+        // Their servers print no observations, only when they lead: the page's roles come
+        // from those lines, and a key-value replica's commit index from its `INFO`.
+        "kv" => {
+            let table = Polled::default();
+            let poll = Judging::Replicas(table.clone());
+            watch.run::<RaftObs>(
+                Box::new(table),
+                leadership(|term, leads| match leads {
+                    true => RaftObs::Leader { term },
+                    false => RaftObs::SteppedDown { term },
+                }),
+                poll,
+            )
+        }
+        "vote" => watch.run::<VoteObs>(
+            Box::new(Plain),
+            leadership(|term, leads| match leads {
+                true => VoteObs::Raft(RaftObs::Leader { term }),
+                false => VoteObs::Raft(RaftObs::SteppedDown { term }),
+            }),
+            Judging::Members,
+        ),
+        _ => {
+            let params = cf.params()?;
+            agora_protocols::dispatch(&cf.protocol, &params, watch)?
+        }
+    }
 }
 
-struct View<'a> {
+/// A view to serve: the cluster and where.
+struct Watch<'a> {
     docker: Docker,
     cf: &'a ClusterFile,
     /// The cluster's name (its containers' `agora.cluster` label).
@@ -94,21 +120,65 @@ struct View<'a> {
 /// The observations of a setup's nodes.
 type Obs<S> = <<S as Setup>::Node as Protocol>::Obs;
 
-impl Driver for View<'_> {
+/// An `agora node`'s observation line (`"obs"`), as its protocol serializes it.
+fn observed<O: Observation>(v: &mut serde_json::Value) -> Option<O> {
+    serde_json::from_value(v.get_mut("obs")?.take()).ok()
+}
+
+/// A server's leadership lines (`"leader"`, `"stepped_down"`), as the observation `make`
+/// gives for (term, leads).
+fn leadership<O>(
+    make: fn(u64, bool) -> O,
+) -> impl Fn(&mut serde_json::Value) -> Option<O> + Send + Sync + Clone {
+    move |v: &mut serde_json::Value| {
+        if let Some(term) = v.get("stepped_down").and_then(serde_json::Value::as_u64) {
+            return Some(make(term, false));
+        }
+        v.get("leader")?;
+        Some(make(v.get("term")?.as_u64()?, true))
+    }
+}
+
+/// How the view judges while it runs.
+enum Judging {
+    /// The history in the nodes' logs, by the protocol's checker.
+    Logs,
+    /// A key-value store: its history is its clients', which the view does not have; each
+    /// replica's `INFO` goes to the page's table.
+    Replicas(Polled),
+    /// The voting service: its history is its members', which the view does not have.
+    Members,
+}
+
+impl Driver for Watch<'_> {
     type Output = Result<i32, UserError>;
 
     fn run<S: Setup>(self, setup: S) -> Self::Output {
-        let nodes = self.containers.len();
-        if setup.nodes() != nodes {
+        if setup.nodes() != self.containers.len() {
             return Err(UserError(format!(
-                "the cluster file's {} setup has {} nodes, the cluster {nodes} containers",
+                "the cluster file's {} setup has {} nodes, the cluster {} containers",
                 setup.name(),
-                setup.nodes()
+                setup.nodes(),
+                self.containers.len()
             )));
         }
+        self.run::<Obs<S>>(system_of(&setup), observed::<Obs<S>>, Judging::Logs)
+    }
+}
+
+impl Watch<'_> {
+    /// Serves the view until Ctrl-C, the nodes' lines read with `parse`, the page's own table
+    /// from `system`.
+    fn run<O: Observation>(
+        self,
+        system: Box<dyn System<O>>,
+        parse: impl Fn(&mut serde_json::Value) -> Option<O> + Send + Sync + Clone + 'static,
+        judging: Judging,
+    ) -> Result<i32, UserError> {
+        let nodes = self.containers.len();
         let rt = runtime()?;
         let flags = Flags { addr: self.addr, linger: false, hold: false, verbs: VERBS, unavailable: None };
-        let mut live = rt.block_on(LiveRun::<Obs<S>>::start(flags, nodes, system_of(&setup), |_| true))?;
+        let mut live = rt.block_on(LiveRun::<O>::start(flags, nodes, system, |_| true))?;
         let counts = Arc::new(Mutex::new(vec![None; nodes]));
         live.remote(counts.clone());
         let observe = live.observer();
@@ -116,14 +186,23 @@ impl Driver for View<'_> {
         let stop = Arc::new(AtomicBool::new(false));
         let ids: Vec<String> = self.containers.iter().map(|c| c.id.clone()).collect();
         for (id, container) in ids.iter().enumerate() {
-            let (counts, observe) = (counts.clone(), observe.clone());
-            rt.spawn(follow::<Obs<S>>(id, container.clone(), counts, observe));
+            let (counts, observe, parse) = (counts.clone(), observe.clone(), parse.clone());
+            rt.spawn(follow::<O>(id, container.clone(), counts, observe, parse));
         }
+        // Roles the replicas' `INFO` tells (a follower prints no line), as leadership lines.
+        let (roles_tx, mut roles) = tokio::sync::mpsc::unbounded_channel::<(usize, serde_json::Value)>();
+        rt.spawn(async move {
+            while let Some((id, mut line)) = roles.recv().await {
+                if let Some(o) = parse(&mut line) {
+                    observe(NodeId(id as u32), o);
+                }
+            }
+        });
         let judging = {
             let (docker, cf, so_far, stop) =
                 (self.docker.clone(), self.cf.clone(), live.so_far(), stop.clone());
             let name = self.name.clone();
-            std::thread::spawn(move || judge_while(&docker, &cf, &name, &so_far, &stop))
+            std::thread::spawn(move || judge_while(&docker, &cf, &name, &judging, &so_far, &stop, &roles_tx))
         };
         let steering = {
             let (docker, ids) = (self.docker.clone(), ids.clone());
@@ -133,8 +212,6 @@ impl Driver for View<'_> {
         eprintln!("agora: following {nodes} containers' logs; Ctrl-C ends the view");
         rt.block_on(interrupted());
         stop.store(true, Ordering::Relaxed);
-        // The page's last actions are answered; then its controls end, and what they left
-        // in force is undone.
         let last = judging.join().unwrap_or(None);
         drop(rt.block_on(live.finish_with(last.clone().unwrap_or(serde_json::Value::Null))));
         // The page's server, its followers and its controls end with the runtime; then what
@@ -149,6 +226,18 @@ impl Driver for View<'_> {
             .and_then(|v| v["properties"].as_array().cloned())
             .is_some_and(|ps| ps.iter().any(|p| p["verdict"] == "violated"));
         Ok(i32::from(violated))
+    }
+}
+
+/// A table the view fills from outside the observations: a key-value cluster's replicas as
+/// their `INFO` says.
+#[derive(Clone, Default)]
+struct Polled(Arc<Mutex<serde_json::Value>>);
+
+impl<O> System<O> for Polled {
+    fn see(&mut self, _: NodeId, _: &O) {}
+    fn view(&self) -> serde_json::Value {
+        self.0.lock().expect("polled lock").clone()
     }
 }
 
@@ -174,6 +263,7 @@ async fn follow<O: Observation>(
     container: String,
     counts: Arc<Mutex<Vec<Option<Counts>>>>,
     observe: impl Fn(NodeId, O) + Send + Sync + 'static,
+    parse: impl Fn(&mut serde_json::Value) -> Option<O>,
 ) {
     use tokio::io::AsyncBufReadExt;
     let nodes = counts.lock().expect("counts lock").len();
@@ -213,10 +303,8 @@ async fn follow<O: Observation>(
                 if let Some(c) = Counts::from_json(c, runs.max(1), nodes) {
                     counts.lock().expect("counts lock")[id] = Some(c);
                 }
-            } else if let Some(o) = v.get_mut("obs") {
-                if let Ok(o) = serde_json::from_value::<O>(o.take()) {
-                    observe(NodeId(id as u32), o);
-                }
+            } else if let Some(o) = parse(&mut v) {
+                observe(NodeId(id as u32), o);
             }
         }
         let _ = child.wait().await;
@@ -234,12 +322,25 @@ fn judge_while(
     docker: &Docker,
     cf: &ClusterFile,
     name: &str,
+    judging: &Judging,
     so_far: &SoFar,
     stop: &AtomicBool,
+    roles: &RolesTx,
 ) -> Option<serde_json::Value> {
     let mut said = None::<String>;
+    let mut known = vec![None; cf.nodes.len()];
+    let every = match judging {
+        Judging::Replicas(_) => POLL_EVERY,
+        _ => JUDGE_EVERY,
+    };
     loop {
-        let judged = judge_now(docker, cf, name);
+        let judged = match judging {
+            Judging::Logs => judge_now(docker, cf, name),
+            Judging::Replicas(table) => {
+                poll_replicas(docker, name, table, &mut known, roles).map(|()| unjudged("key-value"))
+            }
+            Judging::Members => Ok(unjudged("vote")),
+        };
         match judged {
             Ok(v) => *so_far.lock().expect("so far lock") = Some(v),
             Err(e) if said.as_deref() != Some(&e.msg) => {
@@ -248,7 +349,7 @@ fn judge_while(
             }
             Err(_) => {}
         }
-        let next = Instant::now() + JUDGE_EVERY;
+        let next = Instant::now() + every;
         while Instant::now() < next {
             if stop.load(Ordering::Relaxed) {
                 return so_far.lock().expect("so far lock").clone();
@@ -256,6 +357,82 @@ fn judge_while(
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// The verdict of a system whose history the view does not have: nothing judged, and where
+/// it is judged.
+fn unjudged(system: &str) -> serde_json::Value {
+    let (property, detail) = match system {
+        "key-value" => (
+            "linearizable",
+            "a key-value store's history is its clients': `agora cluster nemesis` runs clients, \
+             records what they saw and judges it",
+        ),
+        _ => (
+            "vote-service",
+            "the voting service's history is its members': `agora cluster nemesis` runs members and \
+             judges what they saw",
+        ),
+    };
+    serde_json::json!({
+        "end": "running", "so_far": true, "judged_at": clock_time(), "reproduce": REPRODUCE,
+        "properties": [{ "property": property, "verdict": "not judged", "detail": detail }],
+    })
+}
+
+/// Where the replicas' roles go, as leadership lines, by node.
+type RolesTx = tokio::sync::mpsc::UnboundedSender<(usize, serde_json::Value)>;
+
+/// Asks every key-value replica its `INFO` and puts the answers in `table`; a replica whose
+/// role or term changed since `known` is told to `roles` as the line it would print.
+fn poll_replicas(
+    docker: &Docker,
+    name: &str,
+    table: &Polled,
+    known: &mut [Option<(bool, u64)>],
+    roles: &RolesTx,
+) -> Result<(), UserError> {
+    let cs = status::containers(docker, name)?;
+    let rs = status::replicas(&cs);
+    for (c, r) in cs.iter().zip(&rs) {
+        let Some(r) = r else { continue };
+        let now = (r.role == "leader", r.term);
+        if let Some(k) = known.get_mut(c.node).filter(|k| **k != Some(now)) {
+            *k = Some(now);
+            let line = match now.0 {
+                true => serde_json::json!({ "node": c.node, "leader": c.node, "term": r.term }),
+                false => serde_json::json!({ "node": c.node, "stepped_down": r.term }),
+            };
+            let _ = roles.send((c.node, line));
+        }
+    }
+    let rows: Vec<serde_json::Value> = cs
+        .iter()
+        .zip(&rs)
+        .map(|(c, r)| {
+            let ip = c.ip.map_or("-".to_string(), |ip| ip.to_string());
+            match r {
+                Some(r) => serde_json::json!([
+                    format!("replica {}", c.node),
+                    ip,
+                    r.role,
+                    r.term,
+                    r.leader.map_or("-".to_string(), |l| format!("replica {l}")),
+                    r.commit
+                ]),
+                None => {
+                    serde_json::json!([format!("replica {}", c.node), ip, status::state(c), "-", "-", "-"])
+                }
+            }
+        })
+        .collect();
+    *table.0.lock().expect("polled lock") = serde_json::json!({
+        "title": "Replicas, as each says of itself",
+        "columns": ["Replica", "Address", "Role", "Term", "Follows", "Commit index"],
+        "rows": rows,
+        "note": format!("INFO replication over RESP, asked every {} s; {}", POLL_EVERY.as_secs(), clock_time()),
+    });
+    Ok(())
 }
 
 /// The checker's verdict on the logs now, as the page shows it.
@@ -492,5 +669,38 @@ impl Steer<'_> {
             }
         }
         did
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_s_leadership_lines_are_its_roles() {
+        let parse = leadership(|term, leads| match leads {
+            true => RaftObs::Leader { term },
+            false => RaftObs::SteppedDown { term },
+        });
+        let line = |s: &str| parse(&mut serde_json::from_str(s).unwrap());
+        assert_eq!(line(r#"{"node":1,"leader":1,"term":4}"#), Some(RaftObs::Leader { term: 4 }));
+        assert_eq!(line(r#"{"node":1,"stepped_down":5}"#), Some(RaftObs::SteppedDown { term: 5 }));
+        assert_eq!(line(r#"{"node":1,"listening":"0.0.0.0:7000"}"#), None);
+        assert_eq!(line(r#"{"node":1,"leader":1}"#), None, "no term: no role");
+        assert_eq!(line(r#"{"node":1,"clock":{"skew_ms":0,"drift_ppm":0}}"#), None);
+    }
+
+    #[test]
+    fn a_view_of_a_history_it_does_not_have_judges_nothing_and_says_where_it_is_judged() {
+        for system in ["key-value", "vote"] {
+            let v = unjudged(system);
+            let ps = v["properties"].as_array().unwrap();
+            assert!(ps.iter().all(|p| p["verdict"] == "not judged"), "{v}");
+            assert!(
+                ps.iter().all(|p| p["detail"].as_str().unwrap().contains("agora cluster nemesis")),
+                "{v}"
+            );
+            assert_eq!(v["so_far"], true);
+        }
     }
 }

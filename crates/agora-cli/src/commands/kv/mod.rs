@@ -69,6 +69,8 @@ struct Plan {
     on_obs: Option<ObsHook<RaftObs>>,
     /// The live view's socket (`--ui`), if any.
     ui: Option<TcpListener>,
+    /// `kv serve --sample-ms`: how often each replica prints its message counters.
+    sample: Option<Duration>,
 }
 
 /// Starts every replica of `plan` with its front end and runs until `until` resolves or a
@@ -76,10 +78,11 @@ struct Plan {
 /// view (`plan.ui`), also samples the replicas for it and crashes and restarts them when
 /// the page asks.
 async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> Result<i32, UserError> {
-    let Plan { setup, cfg, replicas, resp_addrs, common, timeout, max_clients, history, on_obs, ui } = plan;
+    let Plan { setup, cfg, replicas, resp_addrs, common, timeout, max_clients, history, on_obs, ui, sample } =
+        plan;
     let (leaders_tx, mut leaders) = mpsc::channel(1024);
     let mut cfg = cfg;
-    if ui.is_some() {
+    if ui.is_some() || sample.is_some() {
         // Each replica keeps its latest messages, for the page's space-time diagram.
         cfg.recent_messages = ui::sampler::RECENT;
     }
@@ -97,7 +100,11 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
     };
     let mut running = Vec::new();
     for r in replicas {
-        running.push(Some(launcher.launch(r.id, r.bound, r.resp)?));
+        let run = launcher.launch(r.id, r.bound, r.resp)?;
+        if let Some(every) = sample {
+            tokio::spawn(super::node::print_counts(r.id.0, run.shared.clone(), every));
+        }
+        running.push(Some(run));
     }
     let (actions_tx, mut actions) = mpsc::channel(16);
     let mut live = None;
@@ -275,6 +282,7 @@ fn local(a: &KvLocalArgs) -> Result<i32, UserError> {
                 Some(addr) => Some(ui::bind(addr).await?),
                 None => None,
             },
+            sample: None,
         };
         for (i, r) in resp_addrs.iter().enumerate() {
             println!("replica {i}  resp {r}   redis-cli -p {}", r.port());
@@ -426,6 +434,7 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
             history,
             on_obs,
             ui: None,
+            sample: a.sample_ms.map(Duration::from_millis),
         };
         let _ = setup.nodes();
         run_plan(plan, interrupted()).await

@@ -427,6 +427,11 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
     cfg.seed = cf.seed;
     cfg.keep_observations = false;
     cfg.open = open_mode(a.new, a.rejoin);
+    let sample = a.sample_ms.map(Duration::from_millis);
+    if sample.is_some() {
+        // Each server keeps its latest messages, for the live view's space-time diagram.
+        cfg.recent_messages = RECENT;
+    }
     let cluster_listener =
         a.listen_fd.map(|fd| inherited_listener(fd, addrs[me], "--listen-fd")).transpose()?;
     let member_listener =
@@ -487,7 +492,14 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
             servers: vec![Listening { id: nid, bound, members }],
             common: FrontSettings { tls, ..FrontSettings::new(&a.common, Some(admin), session_timeout) },
             on_obs: on_obs.map(|hook| Box::new(move |_| hook.clone()) as ObsHooks<VoteObs>),
-            on_start: None,
+            // `--sample-ms`: the server's message counters, printed as `agora node` prints them.
+            on_start: sample.map(|every| {
+                Box::new(move |shared: Vec<Arc<NodeShared>>, _| {
+                    for sh in shared {
+                        tokio::spawn(super::node::print_counts(id, sh, every));
+                    }
+                }) as OnStart
+            }),
         };
         run_plan(plan, interrupted()).await
     })

@@ -289,7 +289,10 @@ function drawVerdicts(s) {
     return;
   }
   const broken = v.properties.filter((p) => p.verdict === "violated").length;
-  const verdict = broken === 0 ? "no property violated" : `${broken} ${broken === 1 ? "property" : "properties"} violated`;
+  const judged = v.properties.filter((p) => p.verdict !== "not judged").length;
+  const verdict = judged === 0
+    ? "nothing judged here"
+    : broken === 0 ? "no property violated" : `${broken} ${broken === 1 ? "property" : "properties"} violated`;
   status.textContent = v.so_far
     ? `So far, on the history the nodes' logs hold (judged ${v.judged_at}): ${verdict}.`
     : `Run ended (${v.end}): ${verdict}.`;
