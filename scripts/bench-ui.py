@@ -9,7 +9,10 @@ for the runs with the view the snapshots' size in bytes and the sampler's own ti
 each one (`build_us`), largest and median; then each kind's mean throughput and CPU time, and how
 far apart they are.
 
-    scripts/bench-ui.py target/release/agora [ROUNDS] [MSGS] [NODES]
+    scripts/bench-ui.py target/release/agora [ROUNDS] [MSGS] [NODES] [TOPOLOGY]
+
+(TOPOLOGY: stream's `--topology`, `complete` by default — every node streams to every other;
+`regular:8`, each to its 8 neighbours.)
 
 (100 nodes by default; at 100 every pair of nodes needs a connection, 19,800 sockets in one
 process, above what the runtime allows itself, so such a run ends at its time limit.)
@@ -25,7 +28,8 @@ agora = sys.argv[1]
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 msgs = sys.argv[3] if len(sys.argv) > 3 else "20"
 nodes = sys.argv[4] if len(sys.argv) > 4 else "100"
-base = [agora, "run", "stream", "--nodes", nodes, "--msgs", msgs, "--json"]
+topology = sys.argv[5] if len(sys.argv) > 5 else "complete"
+base = [agora, "run", "stream", "--nodes", nodes, "--msgs", msgs, "--topology", topology, "--json"]
 
 
 def plain():
