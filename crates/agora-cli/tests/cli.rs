@@ -17,6 +17,23 @@ fn json(args: &[&str]) -> (Value, i32) {
     (serde_json::from_str(&stdout).expect("valid JSON"), out.status.code().unwrap())
 }
 
+/// `stream --topology`: each node streams to its neighbours only — M·N·K messages on a
+/// K-regular graph, not M·N(N−1) — and every one of those streams is judged complete, in the
+/// simulator and over TCP.
+#[test]
+fn stream_on_a_topology_streams_to_its_neighbours_only() {
+    for runtime in ["sim", "run"] {
+        let args = [runtime, "stream", "--nodes", "10", "--msgs", "5", "--topology", "regular:4", "--json"];
+        let (v, code) = json(&args);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(v["messages_delivered"], 5 * 10 * 4, "{runtime}: {v}");
+        assert_eq!(v["violations"], serde_json::json!([]), "{runtime}: {v}");
+        let judged: Vec<&str> =
+            v["properties"].as_array().unwrap().iter().filter_map(|p| p.as_str()).collect();
+        assert!(judged.contains(&"all-streams-complete"), "{runtime}: {v}");
+    }
+}
+
 #[test]
 fn sim_json_has_every_documented_field() {
     let (v, code) =

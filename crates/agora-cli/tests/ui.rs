@@ -1337,10 +1337,10 @@ fn the_vote_page_shows_the_servers_the_members_and_the_votes_the_run_reports() {
     assert!(s["replicas"].as_array().unwrap().iter().all(|r| r["health"] == "running"), "{s}");
     assert!(s["kinds"].as_array().is_some_and(|k| !k.is_empty()), "{s}");
 
-    // The controls this run takes: pauses and links, no crash (400, with why).
-    let (status, why) = post(&addr, "crash/0", true);
+    // The controls this run takes (crash and restart: see the test below); no release.
+    let (status, why) = post(&addr, "release", true);
     assert_eq!(status, "HTTP/1.1 400 Bad Request", "{why}");
-    assert!(why.contains("this run takes pause, resume, cut, partition, heal"), "{why}");
+    assert!(why.contains("this run takes crash, restart, pause, resume, cut, partition, heal"), "{why}");
     act(&addr, "pause/1");
     snapshot_until(&addr, "server 1 paused", |s| row(s, 1)["health"] == "paused");
     let (status, why) = post(&addr, "pause/1", true);
@@ -1411,6 +1411,151 @@ fn the_vote_page_shows_the_servers_the_members_and_the_votes_the_run_reports() {
     for kind in ["pause", "resume", "cut", "heal"] {
         assert!(timeline.contains(&kind), "{kind} on the timeline: {timeline:?}");
     }
+}
+
+/// A member of `agora vote`'s line protocol, blocking: one command, its reply (the `EVENT`,
+/// `GAP` and comment lines pushed in between skipped).
+struct Member(BufReader<TcpStream>);
+
+impl Member {
+    /// Connects and reads the `HELLO` line.
+    fn connect(addr: SocketAddr) -> Member {
+        let s = TcpStream::connect(addr).expect("the server accepts members");
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut m = Member(BufReader::new(s));
+        let hello = m.line().expect("a HELLO");
+        assert!(hello.starts_with("HELLO"), "{hello}");
+        m
+    }
+
+    /// The next line, `None` once the server closed the connection.
+    fn line(&mut self) -> Option<String> {
+        let mut l = String::new();
+        match self.0.read_line(&mut l) {
+            Ok(0) => None,
+            Ok(_) => Some(l.trim_end().to_string()),
+            Err(e) => panic!("reading from the server: {e}"),
+        }
+    }
+
+    /// Sends `command`: its reply.
+    fn cmd(&mut self, command: &str) -> String {
+        self.0.get_mut().write_all(format!("{command}\n").as_bytes()).unwrap();
+        loop {
+            let l = self.line().unwrap_or_else(|| panic!("{command}: the server closed the connection"));
+            if !l.starts_with("EVENT") && !l.starts_with("GAP") && !l.starts_with('#') {
+                return l;
+            }
+        }
+    }
+}
+
+/// A field of a reply (`name=value`).
+fn field<'a>(reply: &'a str, name: &str) -> Option<&'a str> {
+    reply.split(' ').find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+}
+
+#[test]
+fn the_vote_page_crashes_and_restarts_a_server_and_its_members_resume_elsewhere() {
+    let (agora, url, mut out) = start_run(&[
+        "vote",
+        "--clients",
+        "4",
+        // No member vanishes: the crowd would wait out the long session timeout for its FAIL.
+        "--vanish",
+        "0",
+        "--stay",
+        "--json",
+        // The member below has all the time it needs to resume after the crash.
+        "--session-timeout-ms",
+        "60000",
+        "--ui",
+        "127.0.0.1:0",
+        "--ui-linger",
+    ]);
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    // What `--stay` prints: `server I ADDR ...` per server, then the administrator's token.
+    let mut members: Vec<SocketAddr> = Vec::new();
+    let admin = read_until(&mut out, "the servers staying up", |l| {
+        if let Some(rest) = l.strip_prefix("server ") {
+            members.push(rest.split_whitespace().nth(1)?.parse().ok()?);
+        }
+        l.strip_prefix("admin token ").map(str::to_string)
+    });
+    assert_eq!(members.len(), 3, "{members:?}");
+
+    // The leader, by its word; a member logged in on it.
+    let s = snapshot_until(&addr, "a leader", |s| said_leader(s).is_some());
+    let (leader, term) = said_leader(&s).unwrap();
+    let mut a = Member::connect(members[leader]);
+    let admitted = a.cmd(&format!("ADMIN {admin}"));
+    assert!(admitted.starts_with("OK ADMIN"), "{admitted}");
+    let made = a.cmd("ACCOUNT watcher pw-of-the-watcher");
+    assert!(made.starts_with("OK ACCOUNT"), "{made}");
+    a.cmd("EXIT");
+    let mut m = Member::connect(members[leader]);
+    let login = m.cmd("LOGIN watcher pw-of-the-watcher");
+    assert!(login.starts_with("OK LOGIN"), "{login}");
+    let (pin, token) =
+        (field(&login, "pin").unwrap().to_string(), field(&login, "token").unwrap().to_string());
+    let events = field(&login, "events").unwrap().to_string();
+
+    // Crash the leader: its row says crashed, another server leads in a higher term, and the
+    // member's connection to it is closed.
+    assert_eq!(act(&addr, &format!("crash/{leader}")), format!("server {leader} crashed"));
+    let s = snapshot_until(&addr, "the leader crashed and another leading", |s| {
+        row(s, leader)["health"] == "crashed" && said_leader(s).is_some_and(|(l, t)| l != leader && t > term)
+    });
+    assert_eq!(row(&s, leader)["role"], "crashed", "{s}");
+    while let Some(l) = m.line() {
+        assert!(l.starts_with("EVENT") || l.starts_with("BYE") || l.starts_with('#'), "{l}");
+    }
+    // The member resumes its session on another server, with its PIN.
+    let other = (leader + 1) % 3;
+    let mut m = Member::connect(members[other]);
+    let resumed = m.cmd(&format!("RESUME {token} {events}"));
+    assert!(resumed.starts_with("OK RESUME"), "{resumed}");
+    assert_eq!(field(&resumed, "pin"), Some(pin.as_str()), "{resumed}");
+
+    // What a crashed server does not take, and a running one.
+    let (status, why) = post(&addr, &format!("crash/{leader}"), true);
+    assert_eq!(status, "HTTP/1.1 409 Conflict", "{why}");
+    let (status, why) = post(&addr, &format!("pause/{leader}"), true);
+    assert_eq!(status, "HTTP/1.1 409 Conflict", "{why}");
+    let (status, why) = post(&addr, &format!("restart/{other}"), true);
+    assert_eq!(status, "HTTP/1.1 409 Conflict", "{why}");
+
+    // Restarted from its database: it runs, handles its peers' messages again, and its
+    // members' address serves the sessions the log holds.
+    assert_eq!(
+        act(&addr, &format!("restart/{leader}")),
+        format!("server {leader} restarted from its database")
+    );
+    snapshot_until(&addr, "the server running and handling messages", |s| {
+        row(s, leader)["health"] == "running"
+            && row(s, leader)["delivered_per_s"].as_f64().is_some_and(|r| r > 0.0)
+    });
+    // Its connection dropped (not `EXIT`, which would end the session), the member comes back
+    // to the restarted server.
+    drop(m);
+    let mut m = Member::connect(members[leader]);
+    let resumed = m.cmd(&format!("RESUME {token} {events}"));
+    assert!(resumed.starts_with("OK RESUME"), "{resumed}");
+    assert_eq!(field(&resumed, "pin"), Some(pin.as_str()), "{resumed}");
+    let (status, why) = post(&addr, &format!("restart/{leader}"), true);
+    assert_eq!(status, "HTTP/1.1 409 Conflict", "{why}");
+
+    let s = snapshot_until(&addr, "the crash and the restart on the timeline", |s| {
+        let kinds: Vec<&str> =
+            s["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+        kinds.contains(&"crash") && kinds.contains(&"restart")
+    });
+    let texts: Vec<&str> =
+        s["events"].as_array().unwrap().iter().filter_map(|e| e["text"].as_str()).collect();
+    assert!(texts.iter().any(|t| t.contains(&format!("node {leader} crashed"))), "{texts:?}");
+    terminate(agora.0.id());
+    let report = report(&mut out);
+    assert_eq!(report["checks_passed"], true, "{report}");
 }
 
 /// What a snapshot may weigh at 100 nodes: the sum of what the sampler caps — a row per node

@@ -195,7 +195,7 @@ pub struct NodeShared {
     /// before the cut) is dropped.
     pub cut_from: Vec<AtomicBool>,
     /// The latest messages sent and received, numbered per link, if the configuration asks
-    /// (`NetConfig::recent_messages`).
+    /// (`NetConfig::recent_messages`): filled by the driver once per batch (`Driver::stage`).
     pub recent: Option<Mutex<crate::recent::Recent>>,
 }
 
@@ -415,7 +415,7 @@ pub fn start_with<S: Setup>(
         cut_to: (0..cfg.addrs.len()).map(|_| AtomicBool::new(false)).collect(),
         cut_from: (0..cfg.addrs.len()).map(|_| AtomicBool::new(false)).collect(),
         recent: (cfg.recent_messages > 0)
-            .then(|| Mutex::new(crate::recent::Recent::new(cfg.recent_messages, cfg.addrs.len()))),
+            .then(|| Mutex::new(crate::recent::Recent::new(cfg.recent_messages))),
     });
     let (inbox_tx, inbox_rx) = mpsc::channel(cfg.inbox_capacity);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -442,6 +442,8 @@ pub fn start_with<S: Setup>(
         stop: stop.clone(),
     };
     tokio::spawn(accept_loop(bound.listener, Arc::new(inbound)));
+    let stage =
+        (cfg.recent_messages > 0).then(|| crate::recent::Stage::new(cfg.recent_messages, cfg.addrs.len()));
     let driver = Driver::<S> {
         id,
         n: cfg.addrs.len(),
@@ -465,6 +467,7 @@ pub fn start_with<S: Setup>(
         observations: Vec::new(),
         on_obs,
         unreported: Vec::new(),
+        stage,
         queue_full: 0,
         events: 0,
         writes: Vec::new(),
@@ -562,6 +565,9 @@ struct Driver<S: Setup> {
     /// Observations for `on_obs` since the last flush: reported once what their steps
     /// persisted is durable, so a test that kills the node on one finds it on disk.
     unreported: Vec<(u64, ObsOf<S>)>,
+    /// The latest messages of this batch, handed to `NodeShared::recent` at each flush (with
+    /// `NetConfig::recent_messages`): no lock and no clock read per message.
+    stage: Option<crate::recent::Stage>,
     queue_full: u64,
     events: u64,
     /// Writes and messages of the steps since the last flush (group commit).
@@ -717,8 +723,8 @@ impl<S: Setup> Driver<S> {
 
     fn deliver(&mut self, m: Inbound<Msg<S>>) {
         let cut = self.shared.cut_from.get(m.from.index()).is_some_and(|c| c.load(Ordering::Relaxed));
-        if let Some(recent) = &self.shared.recent {
-            recent.lock().expect("recent lock").received(m.from.0, m.msg.kind(), unix_ns());
+        if let Some(stage) = &mut self.stage {
+            stage.received(m.from.0, m.msg.kind());
         }
         {
             let mut live = self.shared.live.lock().expect("metrics lock");
@@ -810,8 +816,20 @@ impl<S: Setup> Driver<S> {
     /// timers until the transaction lands ([`Driver::landed`]). A batch with nothing to write
     /// is released at once. While a transaction is in flight, this does nothing: the steps
     /// since then form the next batch, which waits for it (and for the early messages too:
-    /// they may leave before their own step's writes, not before an earlier step's).
+    /// they may leave before their own step's writes, not before an earlier step's). Then
+    /// hands the latest messages staged since the last flush to the live view's sample.
     fn flush(&mut self) {
+        self.flush_batches();
+        if let (Some(stage), Some(recent)) = (&mut self.stage, &self.shared.recent) {
+            if !stage.is_empty() {
+                // After the batch's steps: later than each of its messages' receipt.
+                stage.publish(recent, unix_ns());
+            }
+        }
+    }
+
+    /// See [`Driver::flush`].
+    fn flush_batches(&mut self) {
         while self.committing.is_none() {
             for out in std::mem::take(&mut self.early) {
                 self.send(out);
@@ -1025,7 +1043,6 @@ impl<S: Setup> Driver<S> {
         let shared = self.shared.clone();
         let mut live = shared.live.lock().expect("metrics lock");
         let (metrics, counters) = &mut *live;
-        let mut recent = shared.recent.as_ref().map(|r| (r.lock().expect("recent lock"), unix_ns()));
         for t in out.to {
             if let Some(c) = self.shared.sent_to.get(t.index()) {
                 c.fetch_add(1, Ordering::Relaxed);
@@ -1047,8 +1064,8 @@ impl<S: Setup> Driver<S> {
                 queued
             };
             if ok {
-                if let Some((r, at)) = recent.as_mut() {
-                    r.sent(t.0, metrics.by_kind()[out.kind].0, *at);
+                if let Some(stage) = &mut self.stage {
+                    stage.sent(t.0, metrics.by_kind()[out.kind].0, unix_ns);
                 }
             } else {
                 self.queue_full += 1;

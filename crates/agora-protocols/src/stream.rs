@@ -1,24 +1,31 @@
-//! `stream`: every node streams M small messages to every other node, with at most W in
-//! flight per directed link — a throughput workload for benchmarking runtimes.
+//! `stream`: every node streams M small messages to every other node (or, with a topology
+//! other than `complete`, to each of its neighbours), with at most W in flight per directed
+//! link — a throughput workload for benchmarking runtimes.
 //!
-//! **Algorithm.** At start a node sends min(W, M) DATA messages to each peer. Each DATA it
+//! **Algorithm.** At start a node sends min(W, M) DATA messages to each peer (every other
+//! node, or its neighbours: the topologies are undirected, so each link carries a stream each
+//! way). Each DATA it
 //! receives from a peer lets it send one more to that peer, until it has sent M; so a link
 //! carries at most W unreceived messages (flow control by the protocol, as the runtime's send
 //! queues are bounded and drop when full).
 //!
 //! **Properties.** *complete-once* (always): a node reports a peer's stream complete at most
 //! once and never receives more than M from one peer. *all-streams-complete* (at end, when no
-//! message could be lost): every never-crashed node received M from every other.
+//! message could be lost): every never-crashed node received M from every other (every
+//! neighbour).
 //!
-//! **Message complexity.** Exactly M·N(N−1) messages.
+//! **Message complexity.** Exactly M·N(N−1) messages on the complete graph; M times the sum
+//! of the degrees on another (M·N·K on `regular:K`).
 //!
 //! **Tolerates** nothing in particular: it is a load generator, not a fault-tolerant protocol.
 
+use crate::topology::Graph;
 use agora_core::{
     at_end_not_judged, Checker, Context, Corrupt, EndState, Message, NodeId, NotJudged, Property,
     PropertyKind, Protocol, Stable, Time, Violation,
 };
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// One message of a stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +51,8 @@ pub struct Complete {
 
 /// One stream node: a sender to every peer and a receiver from each.
 pub struct Stream {
+    /// Whom it streams to and hears from: every other node, or its neighbours.
+    peers: Vec<NodeId>,
     msgs: u32,
     window: u32,
     sent_to: Vec<u32>,
@@ -52,8 +61,9 @@ pub struct Stream {
 
 impl Stream {
     /// A node that has sent and received nothing yet.
-    fn new(setup: &StreamSetup, _: NodeId, _: &Stable) -> Result<Self, Corrupt> {
+    fn new(setup: &StreamSetup, me: NodeId, _: &Stable) -> Result<Self, Corrupt> {
         Ok(Stream {
+            peers: setup.peers(me),
             msgs: setup.msgs,
             window: setup.window,
             sent_to: vec![0; setup.nodes],
@@ -74,8 +84,7 @@ impl Protocol for Stream {
     type Obs = Complete;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
-        let me = ctx.id();
-        for p in (0..ctx.nodes() as u32).map(NodeId).filter(|p| *p != me) {
+        for p in self.peers.clone() {
             for _ in 0..self.window.min(self.msgs) {
                 self.send(ctx, p);
             }
@@ -105,12 +114,25 @@ pub struct StreamSetup {
     pub msgs: u32,
     /// Messages in flight per directed link.
     pub window: u32,
+    /// The links streamed on: `None`, every pair of nodes (the complete graph).
+    pub graph: Option<Arc<Graph>>,
+}
+
+impl StreamSetup {
+    /// Whom node `me` streams to and hears from.
+    pub fn peers(&self, me: NodeId) -> Vec<NodeId> {
+        match &self.graph {
+            Some(g) => g.neighbours(me).collect(),
+            None => (0..self.nodes as u32).map(NodeId).filter(|p| *p != me).collect(),
+        }
+    }
 }
 
 /// The faults under which the checker's safety properties hold: a load generator: no fault tolerance.
 pub const MODEL: agora_core::FaultModel = agora_core::FaultModel::NONE;
 
 setup!(StreamSetup => Stream, "stream", model: MODEL, checker: |s| StreamChecker {
+    peers: (0..s.nodes as u32).map(|i| s.peers(NodeId(i))).collect(),
     n: s.nodes,
     msgs: s.msgs,
     done: vec![false; s.nodes * s.nodes],
@@ -118,6 +140,8 @@ setup!(StreamSetup => Stream, "stream", model: MODEL, checker: |s| StreamChecker
 
 /// Judges stream runs.
 pub struct StreamChecker {
+    /// Each node's peers: whom it hears a stream from.
+    peers: Vec<Vec<NodeId>>,
     n: usize,
     msgs: u32,
     /// `done[receiver * n + sender]`.
@@ -163,7 +187,8 @@ impl Checker<Stream> for StreamChecker {
             return Vec::new();
         }
         for r in (0..self.n).filter(|&r| end.never_crashed(NodeId(r as u32))) {
-            for s in (0..self.n).filter(|&s| s != r && end.never_crashed(NodeId(s as u32))) {
+            for s in self.peers[r].iter().map(|s| s.index()).filter(|&s| end.never_crashed(NodeId(s as u32)))
+            {
                 if !self.done[r * self.n + s] {
                     return vec![Violation::new(
                         "all-streams-complete",
@@ -180,12 +205,25 @@ impl Checker<Stream> for StreamChecker {
 
 impl crate::registry::FromParams for StreamSetup {
     const SPECS: &'static [crate::params::Spec] = {
-        use crate::params::{count, Spec, MSGS, WINDOW};
-        &[Spec::new(&MSGS, count(1000)), Spec::new(&WINDOW, count(100))]
+        use crate::params::{count, text, Spec, MSGS, TOPOLOGY, WINDOW};
+        &[
+            Spec::new(&MSGS, count(1000)),
+            Spec::new(&WINDOW, count(100)),
+            Spec::new(&TOPOLOGY, text("complete")),
+        ]
     };
     fn from_params(p: &crate::params::Resolved) -> Result<Self, crate::params::ParamError> {
-        use crate::params::{MSGS, WINDOW};
+        use crate::params::{ParamError, MSGS, TOPOLOGY, WINDOW};
+        use crate::topology::TopologyKind;
         p.at_most_nodes(1_000, "nodes stream to each other")?;
-        Ok(StreamSetup { nodes: p.nodes, msgs: p.count(&MSGS), window: p.count(&WINDOW) })
+        let kind: TopologyKind =
+            p.text(&TOPOLOGY).unwrap_or("complete").parse().map_err(|e| ParamError::invalid(&TOPOLOGY, e))?;
+        let graph = match kind {
+            TopologyKind::Complete => None,
+            kind => Some(Arc::new(
+                Graph::build(kind, p.nodes, p.seed).map_err(|e| ParamError::invalid(&TOPOLOGY, e))?,
+            )),
+        };
+        Ok(StreamSetup { nodes: p.nodes, msgs: p.count(&MSGS), window: p.count(&WINDOW), graph })
     }
 }

@@ -12,7 +12,7 @@
 use super::front::{self, Front};
 use super::history::History;
 use super::node::{KvNode, KvSetup};
-use crate::commands::shared::tcp::listen_for_clients;
+use crate::commands::shared::tcp::{listen_for_clients, rebind, REBIND_TRIES, REBIND_WAIT};
 use crate::error::UserError;
 use crate::resp::Limits;
 use agora_core::NodeId;
@@ -27,12 +27,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-
-/// A restart binds the replica's addresses again; the sockets of the crashed replica close
-/// as its tasks end, so a bind that finds the address in use tries again this many times,
-/// [`REBIND_WAIT`] apart.
-const REBIND_TRIES: u32 = 40;
-const REBIND_WAIT: Duration = Duration::from_millis(50);
 
 /// What starting a replica of this process takes; the same for its restarts.
 pub struct Launcher {
@@ -133,23 +127,6 @@ impl Launcher {
                 }
                 Err(e) => return Err(e.to_string()),
             }
-        }
-    }
-}
-
-/// Binds with `bind`, trying again while the address is still in use.
-async fn rebind<T, F: std::future::Future<Output = std::io::Result<T>>>(
-    bind: impl Fn() -> F,
-) -> Result<T, String> {
-    let mut tries = 0;
-    loop {
-        match bind().await {
-            Ok(t) => return Ok(t),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < REBIND_TRIES => {
-                tries += 1;
-                tokio::time::sleep(REBIND_WAIT).await;
-            }
-            Err(e) => return Err(format!("cannot bind its address again: {e}")),
         }
     }
 }

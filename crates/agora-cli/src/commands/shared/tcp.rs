@@ -155,3 +155,26 @@ pub fn listen_for_clients(addr: SocketAddr) -> std::io::Result<tokio::net::TcpLi
     socket.bind(addr)?;
     socket.listen(CLIENT_BACKLOG)
 }
+
+/// A restart binds a node's addresses again; the sockets of the crashed node close
+/// as its tasks end, so a bind that finds the address in use tries again this many times,
+/// [`REBIND_WAIT`] apart.
+pub const REBIND_TRIES: u32 = 40;
+pub const REBIND_WAIT: Duration = Duration::from_millis(50);
+
+/// Binds with `bind`, trying again while the address is still in use.
+pub async fn rebind<T, F: std::future::Future<Output = std::io::Result<T>>>(
+    bind: impl Fn() -> F,
+) -> Result<T, String> {
+    let mut tries = 0;
+    loop {
+        match bind().await {
+            Ok(t) => return Ok(t),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < REBIND_TRIES => {
+                tries += 1;
+                tokio::time::sleep(REBIND_WAIT).await;
+            }
+            Err(e) => return Err(format!("cannot bind its address again: {e}")),
+        }
+    }
+}

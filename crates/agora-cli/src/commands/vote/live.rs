@@ -5,17 +5,24 @@
 //! call to each running server (a step of the server, like a member's command) takes a glance
 //! at its board, and the view shows the board of the server furthest along (the highest
 //! applied index: the others hold a prefix of the same log).
+//!
+//! The page's controls: a crash or a restart of a server is done here, by the command
+//! ([`super::servers`]); a pause or a cut through the servers' switches
+//! ([`steer::Switches`]). Each that takes effect is told to the view as `run_local_observed`
+//! tells it of the faults it injects: the server's state, the timeline.
 
 use super::front::stats_json;
 use super::node::{Glance, VoteNode, VoteObs};
+use super::servers::Servers;
 use crate::commands::shared::ui::sampler::{System, SAMPLE};
-use agora_core::NodeId;
-use agora_net::LocalCall;
+use crate::commands::shared::ui::steer;
+use agora_core::{Lifecycle, NodeId};
+use agora_net::{Controls, Fault, Happened, NodeShared, Order};
 use agora_protocols::raft::RaftObs;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Questions the view shows, the newest first.
 const QUESTIONS: usize = 10;
@@ -39,22 +46,19 @@ impl System<VoteObs> for Boards {
     }
 }
 
-/// Each running server's local calls, in id order.
-pub(super) type Calls = Vec<mpsc::UnboundedSender<LocalCall<VoteNode>>>;
-
 /// Reads the boards every [`SAMPLE`] until asked for a last reading (once the members are
 /// done, before the servers stop), which it acknowledges.
 pub(super) async fn read_boards(
-    calls: Calls,
+    servers: Arc<Servers>,
     boards: Boards,
     mut last: oneshot::Receiver<oneshot::Sender<()>>,
 ) {
     let mut tick = tokio::time::interval(SAMPLE);
     loop {
         tokio::select! {
-            _ = tick.tick() => refresh(&calls, &boards).await,
+            _ = tick.tick() => refresh(&servers, &boards).await,
             ack = &mut last => {
-                refresh(&calls, &boards).await;
+                refresh(&servers, &boards).await;
                 if let Ok(ack) = ack {
                     let _ = ack.send(());
                 }
@@ -64,15 +68,19 @@ pub(super) async fn read_boards(
     }
 }
 
-/// One reading: every server asked at once, the furthest along kept.
-async fn refresh(calls: &Calls, boards: &Boards) {
-    let asked: Vec<oneshot::Receiver<Glance>> = calls
+/// One reading: every running server asked at once, the furthest along kept.
+async fn refresh(servers: &Servers, boards: &Boards) {
+    let asked: Vec<oneshot::Receiver<Glance>> = servers
+        .calls()
+        .await
         .iter()
         .map(|c| {
             let (tx, rx) = oneshot::channel();
-            let _ = c.send(Box::new(move |node: &mut VoteNode, _ctx| {
-                let _ = tx.send(node.glance(QUESTIONS));
-            }));
+            if let Some(c) = c {
+                let _ = c.send(Box::new(move |node: &mut VoteNode, _ctx| {
+                    let _ = tx.send(node.glance(QUESTIONS));
+                }));
+            }
             rx
         })
         .collect();
@@ -86,6 +94,75 @@ async fn refresh(calls: &Calls, boards: &Boards) {
     }
     if let Some((i, g)) = best {
         *boards.0.lock().expect("boards lock") = render(i, &g);
+    }
+}
+
+/// Runs the page's actions on the servers until the page's actions end: a crash or a
+/// restart here, a pause or a cut through the switches. `shared`: each server's shared state
+/// as it started; the view is told of each fault with the servers' latest (a crashed
+/// server's, its last incarnation's: its counters stand still).
+pub(super) async fn steer(mut controls: Controls, servers: Arc<Servers>, shared: Vec<Arc<NodeShared>>) {
+    let mut switches = steer::Switches::new(shared.len());
+    let mut latest = shared;
+    while let Some(Order { fault, done }) = controls.orders.recv().await {
+        let answer = act(fault, &servers, &mut switches, &mut latest).await.map(|(happened, text)| {
+            (controls.on_fault)(agora_net::clock::unix_ns(), &happened, &latest);
+            text
+        });
+        let _ = done.send(answer);
+    }
+}
+
+/// One action of the page: what happened and the answer, or why it cannot be done.
+async fn act(
+    fault: Fault,
+    servers: &Servers,
+    switches: &mut steer::Switches,
+    latest: &mut [Arc<NodeShared>],
+) -> Result<(Happened, String), String> {
+    let mut running = servers.running.lock().await;
+    let n = latest.len();
+    let id = match fault {
+        Fault::Crash(id) | Fault::Restart(id) => id,
+        other => {
+            let nodes: Vec<Option<&NodeShared>> =
+                running.iter().map(|r| r.as_ref().map(|r| &*r.shared)).collect();
+            if nodes.len() != n {
+                return Err("the servers are stopping".into());
+            }
+            return switches.apply(other, &nodes);
+        }
+    };
+    let i = id.index();
+    if running.len() != n {
+        return Err("the servers are stopping".into());
+    }
+    let Some(slot) = running.get_mut(i) else {
+        return Err(format!("no server {id}: the servers are 0..{n}"));
+    };
+    match (fault, slot.take()) {
+        (Fault::Crash(_), Some(r)) => {
+            r.crash().await;
+            switches.crashed(i);
+            Ok((Happened::Life(id, Lifecycle::Crashed), format!("server {id} crashed")))
+        }
+        (Fault::Crash(_), None) => Err(format!("server {id} is already crashed")),
+        (_, Some(r)) => {
+            *slot = Some(r);
+            Err(format!("server {id} is running"))
+        }
+        (_, None) => match servers.launcher.restart(id).await {
+            Ok(r) => {
+                switches.restarted(i, &r.shared);
+                latest[i] = r.shared.clone();
+                *slot = Some(r);
+                Ok((
+                    Happened::Life(id, Lifecycle::Restarted),
+                    format!("server {id} restarted from its database"),
+                ))
+            }
+            Err(e) => Err(format!("server {id} did not restart: {e}")),
+        },
     }
 }
 

@@ -19,6 +19,7 @@ pub mod front;
 mod kdf;
 mod live;
 pub mod node;
+mod servers;
 mod tls;
 
 use super::shared::tcp::{interrupted, runtime};
@@ -30,19 +31,18 @@ use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
 use agora_core::NodeId;
 use agora_net::handshake::Secret;
-use agora_net::node::{start_with, BoundNode};
+use agora_net::node::BoundNode;
 use agora_net::store::Store;
-use agora_net::{LocalCall, NetConfig, NodeShared, ObsHook, ObsHooks};
+use agora_net::{NetConfig, ObsHook, ObsHooks};
 use agora_protocols::raft::RaftObs;
 use agora_protocols::vote_service::server::ServerConfig;
-use front::Front;
-use node::{VoteNode, VoteObs, VoteSetup};
+use node::{VoteObs, VoteSetup};
+use servers::{Launcher, Servers};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
 
 /// `agora vote` and its actions.
 pub fn run(args: &VoteArgs, argv: Vec<String>) -> Result<i32, UserError> {
@@ -97,12 +97,12 @@ struct Plan {
     common: FrontSettings,
     /// Each server's observation hook.
     on_obs: Option<ObsHooks<VoteObs>>,
-    /// Told of the servers once they have all started: their shared state and local calls.
+    /// Told of the servers once they have all started.
     on_start: Option<OnStart>,
 }
 
 /// See [`Plan::on_start`].
-type OnStart = Box<dyn FnOnce(Vec<Arc<NodeShared>>, live::Calls) + Send>;
+type OnStart = Box<dyn FnOnce(Arc<Servers>) + Send>;
 
 /// What every front end of this process is given.
 #[derive(Clone)]
@@ -130,51 +130,32 @@ impl FrontSettings {
 /// server fails; returns 0, or 3 when a server stopped on a storage failure.
 async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> Result<i32, UserError> {
     let Plan { setup, cfg, servers, common, on_obs, on_start } = plan;
-    let cfg = Arc::new(cfg);
-    let (stop_tx, stop) = watch::channel(false);
-    let in_flight = Arc::new(AtomicI64::new(0));
-    let mut shared = Vec::new();
-    let mut handles = Vec::new();
-    let mut calls = Vec::new();
-    let nodes = NodeThread::new()?;
+    let member_addrs = servers
+        .iter()
+        .map(|s| s.members.local_addr())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| UserError(format!("the members' socket: {e}")))?;
+    let launcher = Launcher {
+        setup,
+        cfg: Arc::new(cfg),
+        in_flight: Arc::new(AtomicI64::new(0)),
+        common,
+        on_obs,
+        member_addrs,
+        nodes: NodeThread::new()?,
+    };
+    let mut running = Vec::new();
     for s in servers {
-        let (calls_tx, calls_rx) = mpsc::unbounded_channel::<LocalCall<VoteNode>>();
-        let events = setup.events[s.id.index()].clone();
-        let (sh, h) = {
-            let _on_node_thread = nodes.enter();
-            let bound = s
-                .bound
-                .listener
-                .into_std()
-                .and_then(|l| BoundNode::from_std(s.id, l))
-                .map_err(|e| UserError(format!("server {}: its cluster socket: {e}", s.id)))?;
-            start_with(
-                setup.clone(),
-                bound,
-                cfg.clone(),
-                in_flight.clone(),
-                stop.clone(),
-                on_obs.as_ref().map(|hook| hook(s.id)),
-                Some(calls_rx),
-            )
-            .map_err(|e| UserError::from_run(e.into()))?
-        };
-        calls.push(calls_tx.clone());
-        let front = Arc::new(Front::new(
-            s.id,
-            calls_tx,
-            events,
-            common.timeout,
-            common.max_clients,
-            common.admin.as_deref(),
-            common.session_timeout,
-        ));
-        tokio::spawn(front::serve(s.members, front, common.tls.clone(), stop.clone()));
-        shared.push(sh);
-        handles.push(h);
+        let cluster = s
+            .bound
+            .listener
+            .into_std()
+            .map_err(|e| UserError(format!("server {}: its cluster socket: {e}", s.id)))?;
+        running.push(Some(launcher.launch(s.id, cluster, s.members)?));
     }
+    let servers = Arc::new(Servers { launcher, running: tokio::sync::Mutex::new(running) });
     if let Some(on_start) = on_start {
-        on_start(shared.clone(), calls);
+        on_start(servers.clone());
     }
     tokio::pin!(until);
     let failed = loop {
@@ -182,13 +163,14 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
             _ = &mut until => break false,
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
-        if shared.iter().any(|s| s.failed.load(Ordering::Relaxed)) {
+        if servers.running.lock().await.iter().flatten().any(|s| s.shared.failed.load(Ordering::Relaxed)) {
             break true;
         }
     };
-    let _ = stop_tx.send(true);
-    for h in handles {
-        let _ = h.await;
+    // Every slot emptied: a restart asked for from now on finds the servers stopping.
+    let all = std::mem::take(&mut *servers.running.lock().await);
+    for r in all.into_iter().flatten() {
+        r.stop().await;
     }
     Ok(if failed { 3 } else { 0 })
 }
@@ -251,7 +233,7 @@ fn local(a: &VoteLocalArgs, argv: &[String]) -> Result<i32, UserError> {
                     addr,
                     linger: a.ui_linger,
                     hold: false,
-                    verbs: steer::SWITCHES,
+                    verbs: steer::STOP_START,
                     unavailable: None,
                 };
                 let boards = live::Boards::default();
@@ -266,12 +248,18 @@ fn local(a: &VoteLocalArgs, argv: &[String]) -> Result<i32, UserError> {
                 let nodes_to_view = run.on_start();
                 let controls = run.take_controls();
                 let boards = boards.clone();
-                let on_start: OnStart = Box::new(move |shared, calls| {
+                let on_start: OnStart = Box::new(move |servers: Arc<Servers>| {
+                    let shared = servers
+                        .running
+                        .try_lock()
+                        .map(|r| r.iter().flatten().map(|r| r.shared.clone()).collect::<Vec<_>>());
+                    // Nobody else holds the servers yet: they have just started.
+                    let shared = shared.expect("the servers, just started");
                     nodes_to_view(shared.clone());
                     if let Some(controls) = controls {
-                        tokio::spawn(steer::switch(controls, shared));
+                        tokio::spawn(live::steer(controls, servers.clone(), shared));
                     }
-                    tokio::spawn(live::read_boards(calls, boards, last_rx));
+                    tokio::spawn(live::read_boards(servers, boards, last_rx));
                 });
                 (Some(run.on_obs()), Some(on_start))
             }

@@ -19,9 +19,9 @@ use tokio::sync::{mpsc, oneshot};
 /// The verbs these runs take.
 pub const VERBS: &[&str] = &["crash", "restart", "pause", "resume", "cut", "partition", "heal", "release"];
 
-/// The verbs of a run whose nodes this module can only switch, not stop and start again
-/// ([`switch`]): a pause and the links.
-pub const SWITCHES: &[&str] = &["pause", "resume", "cut", "partition", "heal"];
+/// The verbs of a run whose nodes a command started itself, crashes and restarts itself, and
+/// pauses and cuts off through [`Switches`] (`agora kv`, `agora vote`).
+pub const STOP_START: &[&str] = &["crash", "restart", "pause", "resume", "cut", "partition", "heal"];
 
 /// Events kept until the sampler takes them; older ones are dropped (and counted).
 const EVENTS: usize = 256;
@@ -331,20 +331,5 @@ impl Switches {
             }
             other => Err(format!("not a fault of this cluster: {other:?}")),
         }
-    }
-}
-
-/// Applies the page's pauses and cuts to nodes that a command started itself ([`Switches`]);
-/// a crash or a restart, which would need the command to stop and start its own tasks, is
-/// refused. Runs until the page's actions end.
-pub async fn switch(mut controls: Controls, nodes: Vec<Arc<NodeShared>>) {
-    let mut switches = Switches::new(nodes.len());
-    let running: Vec<Option<&NodeShared>> = nodes.iter().map(|n| Some(&**n)).collect();
-    while let Some(Order { fault, done }) = controls.orders.recv().await {
-        let answer = switches.apply(fault, &running).map(|(happened, text)| {
-            (controls.on_fault)(agora_net::clock::unix_ns(), &happened, &nodes);
-            text
-        });
-        let _ = done.send(answer);
     }
 }
