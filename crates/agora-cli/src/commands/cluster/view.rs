@@ -33,6 +33,7 @@ use super::status::{self, Container};
 use super::Files;
 use crate::cli::ClusterDirArgs;
 use crate::cluster_file::ClusterFile;
+use crate::commands::election::Ballots;
 use crate::commands::market::Trades;
 use crate::commands::shared::tcp::{interrupted, runtime};
 use crate::commands::shared::ui::sampler::{verdicts, Counts, Flags, LiveRun, Plain, SoFar, System};
@@ -43,6 +44,8 @@ use agora_net::faults::OnFault;
 use agora_net::{Fault, Happened, Order};
 use agora_protocols::market::{MarketObs, MarketSetup};
 use agora_protocols::raft::RaftObs;
+use agora_protocols::vote_count::obs::VoteObs as ElectionObs;
+use agora_protocols::vote_count::setup::VoteSetup as ElectionSetup;
 use agora_protocols::Driver;
 use std::any::Any;
 use std::collections::BTreeSet;
@@ -242,17 +245,24 @@ impl<O> System<O> for Polled {
 }
 
 /// The system's own table on the page, where the command that runs it in one process has one:
-/// the market's goods, accounts and latest trades ([`Trades`]); none for the others.
+/// the market's goods, accounts and latest trades ([`Trades`]), the election's tile map of
+/// its regions ([`Ballots`]); none for the others.
 fn system_of<S: Setup>(setup: &S) -> Box<dyn System<Obs<S>>> {
     let any: &dyn Any = setup;
-    if let Some(m) = any.downcast_ref::<MarketSetup>() {
+    let boxed: Box<dyn Any> = if let Some(m) = any.downcast_ref::<MarketSetup>() {
         let trades: Box<dyn System<MarketObs>> = Box::new(Trades::new(m.s.clone()));
-        let boxed: Box<dyn Any> = Box::new(trades);
-        if let Ok(system) = boxed.downcast::<Box<dyn System<Obs<S>>>>() {
-            return *system;
-        }
+        Box::new(trades)
+    } else if let Some(e) = any.downcast_ref::<ElectionSetup>() {
+        let ballots = Ballots::new(&e.s.spec, e.s.roll.as_deref().map(Vec::as_slice));
+        let ballots: Box<dyn System<ElectionObs>> = Box::new(ballots);
+        Box::new(ballots)
+    } else {
+        return Box::new(Plain);
+    };
+    match boxed.downcast::<Box<dyn System<Obs<S>>>>() {
+        Ok(system) => *system,
+        Err(_) => Box::new(Plain),
     }
-    Box::new(Plain)
 }
 
 /// Follows node `id`'s container log: its counters to `counts`, its observations to

@@ -25,7 +25,7 @@ pub(super) fn keep(o: &VoteObs) -> bool {
 }
 
 /// Ballots counted per state and option, per replica.
-pub(super) struct Ballots {
+pub(crate) struct Ballots {
     options: Vec<String>,
     /// Voters on the roll in each state, in [`STATES`] order.
     roll: Vec<u64>,
@@ -37,7 +37,7 @@ pub(super) struct Ballots {
 impl Ballots {
     /// The view of `spec`'s election over `roll` (each voter's state), or over the synthetic
     /// roll of `spec.voters` voters (spread over the states by their seats).
-    pub(super) fn new(spec: &Spec, roll: Option<&[(u8, agora_protocols::vote_count::Hash)]>) -> Ballots {
+    pub(crate) fn new(spec: &Spec, roll: Option<&[(u8, agora_protocols::vote_count::Hash)]>) -> Ballots {
         let roll = match roll {
             Some(r) => {
                 let mut per = vec![0; STATES.len()];

@@ -4,6 +4,8 @@
 //! produced, [`render`] prints and writes it, [`verify`] checks the files it wrote.
 
 mod live;
+
+pub(crate) use live::Ballots;
 mod render;
 mod report;
 mod run;
