@@ -482,9 +482,12 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
             on_obs: on_obs.map(|hook| Box::new(move |_| hook.clone()) as ObsHooks<VoteObs>),
             // `--sample-ms`: the server's message counters, printed as `agora node` prints them.
             on_start: sample.map(|every| {
-                Box::new(move |shared: Vec<Arc<NodeShared>>, _| {
-                    for sh in shared {
-                        tokio::spawn(super::node::print_counts(id, sh, every));
+                Box::new(move |servers: Arc<Servers>| {
+                    // Nobody else holds the servers yet: they have just started.
+                    if let Ok(running) = servers.running.try_lock() {
+                        for r in running.iter().flatten() {
+                            tokio::spawn(super::node::print_counts(id, r.shared.clone(), every));
+                        }
                     }
                 }) as OnStart
             }),
