@@ -201,6 +201,7 @@ impl FloodSetup {
         Some(agora_core::Symmetry {
             classes: vec![others],
             rename: |node, to| Flood { id: to[node.id.index()], ..node.clone() },
+            names: None,
         })
     }
 }
