@@ -2,7 +2,7 @@
 //! checked against the protocol code: from every state reached within small bounds, every
 //! renaming of the declared classes runs as the system does, renamed
 //! ([`agora_sim::explore::check_symmetry`]). Raft's replicas (renamed inside their state,
-//! storage and observations), 2PC's participants, flood's nodes on a complete graph.
+//! storage and observations) and 2PC's participants.
 
 use agora_protocols::commit::two_phase_commit::TwoPhaseCommitSetup;
 use agora_protocols::raft::kv::{KvSetup, Workload};
@@ -46,7 +46,7 @@ fn raft_replicas_renamed_run_as_the_replicas_do() {
 }
 
 #[test]
-fn participants_and_flood_nodes_renamed_run_as_they_do() {
+fn two_phase_commit_participants_renamed_run_as_they_do() {
     let two_pc = TwoPhaseCommitSetup { nodes: 4, no_votes: Vec::new(), timeout: Duration::from_millis(50) };
     let compared = check_symmetry(&two_pc, &bounds(7, 2), 4_000).unwrap_or_else(|e| panic!("{e}"));
     assert!(compared > 10_000, "{compared} steps compared");

@@ -690,6 +690,12 @@ where
             crashed_ever: &self.crashed_ever,
             network_reliable: self.spent.loss == 0,
             quiescent,
+            // A dead end observes nothing more; nor does a cycle, judged only as a run that
+            // goes round it fairly for ever (the `cycles` module) — unless a message was lost
+            // on the way: a protocol that resends by the clock (a link layer) but does not
+            // say it reads it sees time stand still here and never resends, so a cycle after
+            // a loss may be one it would leave.
+            observed_all: quiescent || self.spent.loss == 0,
             last_fault: Time::ZERO,
             partitioned: false,
             timely: self.sync,
