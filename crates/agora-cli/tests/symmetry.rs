@@ -2,11 +2,15 @@
 //! checked against the protocol code: from every state reached within small bounds, every
 //! renaming of the declared classes runs as the system does, renamed
 //! ([`agora_sim::explore::check_symmetry`]). Raft's replicas (renamed inside their state,
-//! storage and observations) and 2PC's participants.
+//! storage and observations), 2PC's participants, flood's nodes on a complete graph.
 
+use agora_core::NodeId;
 use agora_protocols::commit::two_phase_commit::TwoPhaseCommitSetup;
+use agora_protocols::flood::{FloodSetup, Variant};
 use agora_protocols::raft::kv::{KvSetup, Workload};
+use agora_protocols::Graph;
 use agora_sim::explore::{check_symmetry, Bounds, Timing};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Bounds with every fault once, asynchronous timing, `fires` timer firings, to `depth`.
@@ -46,10 +50,18 @@ fn raft_replicas_renamed_run_as_the_replicas_do() {
 }
 
 #[test]
-fn two_phase_commit_participants_renamed_run_as_they_do() {
+fn participants_and_flood_nodes_renamed_run_as_they_do() {
     let two_pc = TwoPhaseCommitSetup { nodes: 4, no_votes: Vec::new(), timeout: Duration::from_millis(50) };
     let compared = check_symmetry(&two_pc, &bounds(7, 2), 4_000).unwrap_or_else(|e| panic!("{e}"));
     assert!(compared > 10_000, "{compared} steps compared");
+    let flood = FloodSetup {
+        graph: Arc::new(Graph::Complete { n: 4 }),
+        origin: NodeId(0),
+        payload: 7,
+        variant: Variant::Correct,
+    };
+    let compared = check_symmetry(&flood, &bounds(6, 0), 4_000).unwrap_or_else(|e| panic!("{e}"));
+    assert!(compared > 1_000, "{compared} steps compared");
 }
 
 #[test]
