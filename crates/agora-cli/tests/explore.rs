@@ -528,6 +528,24 @@ fn parallel_and_single_thread_searches_find_the_same_states_and_the_same_shortes
         &["2pc", "--nodes", "3", "--fires", "2"][..],
         &["flood", "--nodes", "4", "--duplicate", "1", "--crashes", "1", "--restarts", "1", "--no-symmetry"],
         &["bully", "--nodes", "3", "--timing", "sync", "--crashes", "1", "--restarts", "1"],
+        // Symmetry with ids renamed inside the state (Raft's replicas).
+        &[
+            "raft",
+            "--nodes",
+            "3",
+            "--clients",
+            "0",
+            "--timing",
+            "sync",
+            "--fires",
+            "4",
+            "--crashes",
+            "1",
+            "--restarts",
+            "1",
+            "--depth",
+            "60",
+        ],
     ] {
         let [(c1, one), (c3, three)] = on_one_and_three_threads(args);
         holds(c1, &one);
