@@ -95,6 +95,13 @@ pub struct EndState<'a> {
     pub network_reliable: bool,
     /// The run ended because nothing was left to do (not because of a time or event limit).
     pub quiescent: bool,
+    /// Nothing more will ever be observed in this run: it is quiet for ever (`quiescent`),
+    /// or — the explorer's cycles — it goes round a fair cycle for ever (every message in
+    /// flight delivered and every timer pending fired in each round) without observing
+    /// anything, after its last fault. A property that says something will be observed (a
+    /// request served, a message delivered) can be judged then, quiet or not: what was not
+    /// observed by now never will be. Drivers that cannot tell set it as `quiescent`.
+    pub observed_all: bool,
     /// When the last fault (crash, restart, pause, partition change) took effect; protocols
     /// that never go quiet (heartbeats) judge liveness only if the run went on long enough
     /// after it to stabilize.
@@ -123,6 +130,17 @@ impl EndState<'_> {
             Some(NotJudged::Crashed)
         } else {
             None
+        }
+    }
+
+    /// As [`EndState::unjudged`], for a property that says something will be observed: it
+    /// needs no quiet end, only that nothing more will be observed
+    /// ([`EndState::observed_all`]).
+    pub fn unjudged_once_observed(&self, crash_free: bool, crashed: bool) -> Option<NotJudged> {
+        if !self.observed_all {
+            Some(NotJudged::Unended)
+        } else {
+            EndState { quiescent: true, ..*self }.unjudged(crash_free, crashed)
         }
     }
 

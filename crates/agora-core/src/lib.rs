@@ -60,8 +60,8 @@ pub use interp::{Frame, Host, Interp, Targets, Timers, Write};
 pub use metrics::{Counters, Metrics, OpStats, Quantiles};
 pub use model::{Crashes, FaultModel, RunFaults};
 pub use protocol::{
-    Chooser, Context, Deferred, Destinations, Effect, EffectOf, Message, Observation, Protocol, Rng, Setup,
-    Symmetry, TimerName,
+    Chooser, Context, Deferred, Destinations, Effect, EffectOf, Message, Names, Observation, Protocol, Rng,
+    Setup, Symmetry, TimerName,
 };
 pub use stable::{Corrupt, Stable, REJOINING};
 pub use summary::{KindRow, NotJudgedReport, RunSummary, ViolationReport};

@@ -133,16 +133,44 @@ pub trait Setup: Send + Sync + 'static {
 ///
 /// What makes nodes interchangeable: the same input (a 2PC participant's vote), the same
 /// place (the same neighbours, renamed), and behaviour that never compares their ids. The
-/// declaring protocol vouches that its messages, timers, storage and observations carry no
-/// id of a node in a class (the explorer renames only who holds what and who sends to whom),
-/// and that its checker's properties do not single out such a node.
-pub struct Symmetry<P> {
+/// declaring protocol vouches that its timers carry no id of a node in a class, that its
+/// messages, storage and observations carry none either unless [`Symmetry::names`] renames
+/// them, that whatever a node draws from its random source does not depend on its id within
+/// its class (the explorer seeds every node of a class alike), and that its checker's
+/// properties do not single out such a node.
+pub struct Symmetry<P: Protocol> {
     /// Disjoint sets of nodes, any two nodes of a set interchangeable.
     pub classes: Vec<Vec<NodeId>>,
     /// A node's state with every node id renamed: node `i` becomes `to[i]` (its own id, and
     /// whatever it keeps per node).
     pub rename: fn(&P, &[NodeId]) -> P,
+    /// Where messages, storage or observations name nodes of a class (a Raft vote, a leader
+    /// hint): how to rename them. `None`: they name none, and the explorer renames only who
+    /// holds what and who sends to whom.
+    pub names: Option<Names<P>>,
 }
+
+/// How to rename node ids inside a protocol's messages, storage and observations (see
+/// [`Symmetry::names`]); each `to` maps node `i` to `to[i]`.
+pub struct Names<P: Protocol> {
+    /// A message with every node id renamed, or `None` if it names no node.
+    pub msg: fn(&P::Msg, &[NodeId]) -> Option<P::Msg>,
+    /// An observation with every node id renamed, or `None` if it names no node.
+    pub obs: fn(&P::Obs, &[NodeId]) -> Option<P::Obs>,
+    /// The storage keys whose values may name nodes; no other key's value does.
+    pub stored_keys: &'static [&'static str],
+    /// The value stored under one of `stored_keys` with every node id renamed (a value that
+    /// does not decode is returned as it is).
+    pub stored: fn(&str, &[u8], &[NodeId]) -> Vec<u8>,
+}
+
+impl<P: Protocol> Clone for Names<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P: Protocol> Copy for Names<P> {}
 
 /// The destinations of a multicast.
 #[derive(Clone, Debug, PartialEq, Eq)]

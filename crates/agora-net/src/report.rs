@@ -375,6 +375,7 @@ pub fn summarize<S: Setup>(
                 && summary.messages_delivered >= summary.messages_sent
                 && !faulted.any_cut,
             quiescent: matches!(g.end.as_str(), "quiescent" | "idle"),
+            observed_all: matches!(g.end.as_str(), "quiescent" | "idle"),
             last_fault: if faulted.last_unix_ns == 0 { Time::ZERO } else { rel(faulted.last_unix_ns) },
             partitioned: faulted.cut_at_end,
             timely: true,

@@ -172,6 +172,7 @@ mod tests {
             crashed_ever: crashed,
             network_reliable: lossless,
             quiescent: true,
+            observed_all: true,
             last_fault: Time::ZERO,
             partitioned: false,
             timely: true,

@@ -201,6 +201,7 @@ impl FloodSetup {
         Some(agora_core::Symmetry {
             classes: vec![others],
             rename: |node, to| Flood { id: to[node.id.index()], ..node.clone() },
+            names: None,
         })
     }
 }
@@ -280,11 +281,13 @@ impl Checker<Flood> for FloodChecker {
     }
 
     fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
-        at_end_not_judged(&self.properties(), end.unjudged(false, false))
+        at_end_not_judged(&self.properties(), end.unjudged_once_observed(false, false))
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
-        if !(end.network_reliable && end.quiescent) {
+        // Every node delivers, it says: judged once nothing more will be observed, quiet or
+        // going round a cycle for ever (`EndState::observed_all`).
+        if end.unjudged_once_observed(false, false).is_some() {
             return Vec::new();
         }
         let reach = self.graph.reachable(self.origin, |n| end.never_crashed(n));

@@ -20,6 +20,7 @@ fn quiet_end<'a>(live: &'a [bool], crashed_ever: &'a [bool]) -> EndState<'a> {
         crashed_ever,
         network_reliable: true,
         quiescent: true,
+        observed_all: true,
         last_fault: Time::ZERO,
         partitioned: false,
         timely: true,

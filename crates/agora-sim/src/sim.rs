@@ -443,6 +443,7 @@ impl<S: Setup> Simulation<S> {
             crashed_ever: &crashed_ever,
             network_reliable: self.config.faults.lossless(),
             quiescent: end == EndReason::Quiescent,
+            observed_all: end == EndReason::Quiescent,
             last_fault: self.last_fault,
             partitioned: self.net.any_cut(),
             timely: true,

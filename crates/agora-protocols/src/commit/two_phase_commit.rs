@@ -230,4 +230,5 @@ setup!(TwoPhaseCommitSetup => TwoPhaseCommit, "2pc", model: MODEL, checker: |s| 
 }, symmetry: |s| Some(agora_core::Symmetry {
     classes: participant_classes(s.nodes, &s.no_votes),
     rename: |node: &TwoPhaseCommit, to| TwoPhaseCommit { core: node.core.renamed(to) },
+    names: None,
 }));

@@ -152,12 +152,15 @@ impl MutexChecker {
         self
     }
 
-    /// Why `every-request-served` is not judged at `end`, if it is not.
+    /// Why `every-request-served` is not judged at `end`, if it is not. It says that entries
+    /// will be observed, so it is judged once nothing more will be ([`EndState::observed_all`]):
+    /// at a quiet end, and in a cycle the explorer finds a run going round for ever (an
+    /// algorithm over the link layer, whose retransmissions never let it go quiet).
     fn unjudged(&self, end: &EndState<'_>) -> Option<NotJudged> {
-        if self.reliable_links && !end.network_reliable {
-            if !end.quiescent {
-                Some(NotJudged::Unended)
-            } else if end.partitioned {
+        if !end.observed_all {
+            Some(NotJudged::Unended)
+        } else if self.reliable_links && !end.network_reliable {
+            if end.partitioned {
                 Some(NotJudged::Partitioned)
             } else if self.crashed {
                 Some(NotJudged::Crashed)
@@ -165,7 +168,7 @@ impl MutexChecker {
                 None
             }
         } else {
-            end.unjudged(true, self.crashed)
+            end.unjudged_once_observed(true, self.crashed)
         }
     }
 
@@ -244,6 +247,56 @@ impl<P: Protocol<Obs = MutexObs> + ?Sized> Checker<P> for MutexChecker {
                 end.at,
                 format!("entered {} of {} times", self.entries[i], self.expected[i]),
             )],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MutexChecker, MutexObs};
+    use crate::mutex::lamport_mutex::LamportMutex;
+    use crate::reliable::{Links, Reliable};
+    use agora_core::{Checker, EndState, NodeId, NotJudged, Time};
+
+    type Lamport = Reliable<LamportMutex>;
+
+    /// The end of a run without a fault: quiet or not, and whether anything more will be observed.
+    fn end<'a>(live: &'a [bool], quiescent: bool, observed_all: bool) -> EndState<'a> {
+        EndState {
+            at: Time::from_millis_f64(10.0),
+            live,
+            crashed_ever: &[false, false],
+            network_reliable: true,
+            quiescent,
+            observed_all,
+            last_fault: Time::ZERO,
+            partitioned: false,
+            timely: true,
+        }
+    }
+
+    #[test]
+    fn every_request_served_is_judged_once_nothing_more_will_be_observed_quiet_or_not() {
+        // Node 0 entered once; node 1 asked and never did.
+        let mut c = MutexChecker::each(2, 1).over(Links::Reliable);
+        Checker::<Lamport>::observe(&mut c, Time::ZERO, NodeId(0), &MutexObs::Entered).unwrap();
+        Checker::<Lamport>::observe(&mut c, Time::ZERO, NodeId(0), &MutexObs::Exited).unwrap();
+        let live = [true, true];
+        // A run stopped by a limit may yet serve it: not judged.
+        let stopped = end(&live, false, false);
+        assert_eq!(
+            Checker::<Lamport>::not_judged(&c, &stopped),
+            vec![("every-request-served", NotJudged::Unended)]
+        );
+        assert!(Checker::<Lamport>::finish(&mut c.clone(), &stopped).is_empty());
+        // A run that goes round a fair cycle for ever observing nothing never will: judged,
+        // as at a quiet end.
+        for (quiescent, observed_all) in [(false, true), (true, true)] {
+            let end = end(&live, quiescent, observed_all);
+            assert!(Checker::<Lamport>::not_judged(&c, &end).is_empty());
+            let v = Checker::<Lamport>::finish(&mut c.clone(), &end);
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert_eq!((v[0].property, v[0].node), ("every-request-served", Some(NodeId(1))));
         }
     }
 }

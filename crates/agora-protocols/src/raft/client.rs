@@ -54,11 +54,12 @@ pub struct Client<SM: StateMachine> {
     redirected: bool,
 }
 
-/// A client's state for the exhaustive explorer: its replicas and settings are the setup's;
-/// its operations are compared by their encoding.
+/// A client's state for the exhaustive explorer: its settings are the setup's; its
+/// replicas' order is its own (a renaming of the replicas permutes it, see
+/// [`Client::renamed`]); its operations are compared by their encoding.
 impl<SM: StateMachine> Hash for Client<SM> {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        (self.session, self.target, self.next_seq, self.progress, self.redirected).hash(h);
+        (self.session, &self.replicas, self.target, self.next_seq, self.progress, self.redirected).hash(h);
         agora_core::wire::encode(&(&self.queued, &self.outstanding)).hash(h);
     }
 }
@@ -81,6 +82,13 @@ impl<SM: StateMachine> Client<SM> {
             progress: false,
             redirected: false,
         }
+    }
+
+    /// This client with its replicas renamed, replica `r` becoming `to[r]`, each in its
+    /// place in the client's order: it tries, and retries with, the renamed replicas in the
+    /// renamed order, as the explorer's symmetry reduction needs ([`agora_core::Symmetry`]).
+    pub fn renamed(&self, to: &[NodeId]) -> Self {
+        Client { replicas: self.replicas.iter().map(|r| to[r.index()]).collect(), ..self.clone() }
     }
 
     /// The client's session number, unique among the clients of a log.

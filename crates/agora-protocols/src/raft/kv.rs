@@ -17,8 +17,9 @@
 //! uniform:5,40` needs `--timeout-ms 150` or so, or elections split forever.
 //!
 //! Variants that break the protocol, to watch the checker catch them: `stale-reads` (the
-//! leader answers queries at once from its own state) and `no-dedup` (retried commands are
-//! applied again).
+//! leader answers queries at once from its own state), `no-dedup` (retried commands are
+//! applied again) and `no-log-check` (voters grant without comparing the candidate's log with
+//! their own, §5.4.1's restriction taken out: a leader may lack a committed entry).
 
 use super::checker::RaftChecker;
 use super::client::{op_id, session_id, Client};
@@ -166,6 +167,21 @@ impl Hash for KvNode {
             KvNode::Client(c) => {
                 (&c.client, c.incarnation, c.remaining, c.reported, c.answered).hash(h);
             }
+        }
+    }
+}
+
+impl KvNode {
+    /// The node with every replica's id renamed, replica `r` becoming `to[r]` (see
+    /// [`Replica::renamed`] and [`Client::renamed`]).
+    pub fn renamed(&self, to: &[NodeId]) -> Self {
+        match self {
+            KvNode::Replica(r) => KvNode::Replica(Box::new(r.renamed(to))),
+            KvNode::Client(c) => KvNode::Client(Box::new(KvClient {
+                client: c.client.as_ref().map(|k| k.renamed(to)),
+                replicas: c.replicas.iter().map(|r| to[r.index()]).collect(),
+                ..(**c).clone()
+            })),
         }
     }
 }
@@ -362,6 +378,31 @@ impl Setup for KvSetup {
     /// client resends what has waited a retry timeout.
     fn reads_clock(&self) -> bool {
         true
+    }
+
+    /// Without clients, the replicas are interchangeable: a replica never compares ids, each
+    /// draws what replica 0 draws under the explorer, and what names a replica — a vote, a
+    /// leader, a leader's view of its peers, a redirection, the stored vote, a vote observed —
+    /// is renamed ([`KvNode::renamed`], [`RaftMsg::renamed`], [`RaftObs::renamed`],
+    /// [`super::renamed_hard_state`]). A client tries the replicas in an order of its own (the
+    /// setup's, from the one its session number picks), and every reachable state has it so:
+    /// a renaming of one would permute that order, so no two reachable states are renamings
+    /// of each other, and with clients none are declared (the reduction would find none and
+    /// cost the renamings' hashing).
+    fn symmetry(&self) -> Option<agora_core::Symmetry<KvNode>> {
+        if self.clients > 0 {
+            return None;
+        }
+        Some(agora_core::Symmetry {
+            classes: vec![self.raft.replicas.clone()],
+            rename: KvNode::renamed,
+            names: Some(agora_core::Names {
+                msg: RaftMsg::renamed,
+                obs: RaftObs::renamed,
+                stored_keys: &[super::HARD_STATE],
+                stored: |_, value, to| super::renamed_hard_state(value, to),
+            }),
+        })
     }
 
     fn checker(&self) -> Box<dyn Checker<KvNode>> {

@@ -78,7 +78,7 @@ mod replica;
 pub mod strings;
 
 pub use cow::CowVec;
-pub use replica::{Config, Replica, Role};
+pub use replica::{renamed_hard_state, Config, Replica, Role, HARD_STATE};
 
 use agora_core::{Context, Deferred, NodeId, Protocol, Rng, Time};
 use serde::de::DeserializeOwned;
@@ -313,6 +313,41 @@ pub enum RaftMsg<SM: StateMachine> {
         /// The leader the replica knows of, if any.
         leader: Option<NodeId>,
     },
+}
+
+impl<SM: StateMachine> RaftMsg<SM> {
+    /// The message with every node id it carries renamed, node `i` becoming `to[i]`, or
+    /// `None` if it carries none (only a redirection names a replica: who sent a vote or an
+    /// append is the sender, not a field). For the explorer's symmetry reduction.
+    pub fn renamed(&self, to: &[NodeId]) -> Option<Self> {
+        match self {
+            RaftMsg::Redirect { session, leader: Some(l) } => {
+                Some(RaftMsg::Redirect { session: *session, leader: Some(to[l.index()]) })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl RaftObs {
+    /// The observation with every node id it carries renamed, node `i` becoming `to[i]`, or
+    /// `None` if it carries none (a vote's candidate, a restored vote). For the explorer's
+    /// symmetry reduction.
+    pub fn renamed(&self, to: &[NodeId]) -> Option<Self> {
+        match self {
+            RaftObs::Voted { term, candidate } => {
+                Some(RaftObs::Voted { term: *term, candidate: to[candidate.index()] })
+            }
+            RaftObs::Restored { voted_for: Some(v), term, base, log, rejoining } => Some(RaftObs::Restored {
+                term: *term,
+                voted_for: Some(to[v.index()]),
+                base: *base,
+                log: log.clone(),
+                rejoining: *rejoining,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl<SM: StateMachine> agora_core::Message for RaftMsg<SM> {

@@ -25,7 +25,7 @@ impl FromParams for KvSetup {
     ];
     /// `nodes` are the replicas; the clients come after them.
     fn from_params(p: &Resolved) -> Result<Self, ParamError> {
-        let variant = p.variant(&["correct", "stale-reads", "no-dedup"])?;
+        let variant = p.variant(&["correct", "stale-reads", "no-dedup", "no-log-check"])?;
         p.at_most_nodes(MAX_REPLICAS, "Raft replicas")?;
         let timeout = p.millis(&TIMEOUT_MS);
         let work = Workload {
@@ -40,6 +40,7 @@ impl FromParams for KvSetup {
         cfg.snapshot_every = p.count(&SNAPSHOT_EVERY);
         cfg.stale_reads = variant == "stale-reads";
         cfg.dedup = variant != "no-dedup";
+        cfg.log_check = variant != "no-log-check";
         Ok(setup)
     }
 }

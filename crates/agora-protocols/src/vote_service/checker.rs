@@ -443,6 +443,7 @@ mod tests {
             crashed_ever: &crashed,
             network_reliable: true,
             quiescent: true,
+            observed_all: true,
             last_fault: Time::ZERO,
             partitioned: false,
             timely: true,

@@ -19,8 +19,14 @@
 //! its first state (the one the search reached first: the shortest trace) judges them at the
 //! end of every run that stays in it for ever: [`agora_core::EndState`] with the end far past
 //! the last fault, `quiescent` false (the run never goes quiet: a checker that claims a
-//! property only of quiet ends, such as the mutual-exclusion algorithms'
-//! `every-request-served`, declines it, and the report says it was not judged).
+//! property only of quiet ends declines it, and the report says it was not judged) and
+//! `observed_all` true — nothing more will be observed, so a property that says something
+//! will be (the mutual-exclusion algorithms' `every-request-served`, flood's
+//! `reachable-delivered`) is judged as at a quiet end. Not after a message was lost on the
+//! way (`observed_all` false then): a protocol that resends by the clock without saying it
+//! reads it (Lamport's algorithm over the link layer) sees time stand still in the explorer
+//! and never resends, so its timer going round for ever after a loss is a cycle the real
+//! protocol leaves.
 //!
 //! **Fairness.** A run that goes round a cycle for ever is a run of the protocol only if it is
 //! fair: no message waits in flight for ever, no timer stays pending for ever without firing

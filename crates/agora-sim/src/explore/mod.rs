@@ -53,14 +53,15 @@ mod fingerprint;
 mod symmetry;
 
 use choice::Choices;
+pub use symmetry::check_symmetry;
 
 use fingerprint::{hash_of, Fingerprinter};
 
 use crate::diagram::{Rec, Recorder};
 use agora_core::{
     wire, Checker, Context, Counters, Deferred, EffectOf, EndState, Frame, Host, Interp, Lifecycle,
-    Message as _, Metrics, NodeId, OpId, Protocol, Rng, Setup, Stable, Symmetry, Targets, Time, Timers,
-    Violation, Write,
+    Message as _, Metrics, Names, NodeId, OpId, Protocol, Rng, Setup, Stable, Symmetry, Targets, Time,
+    Timers, Violation, Write,
 };
 use rand::SeedableRng as _;
 use std::collections::HashMap;
@@ -385,8 +386,15 @@ struct World<S: Setup> {
     sends: u64,
     /// Sorted by hash: a canonical order for the multiset.
     flight: Vec<Flight<MsgOf<S>>>,
-    /// Each node's observations, as a hash chain.
+    /// Each node's observations, as a hash chain (an observation that names nodes, see
+    /// `names`, by its place in `named` only).
     seen: Vec<u128>,
+    /// Where messages, storage and observations name nodes of a symmetry class: how to
+    /// rename them ([`agora_core::Names`]).
+    names: Option<Names<S::Node>>,
+    /// Each node's observations that name nodes, in order: kept whole, so that a renaming
+    /// can rename them.
+    named: Vec<Vec<ObsOf<S>>>,
     /// Each node crashed at least once on the way here (a dead end's checker is told).
     crashed_ever: Vec<bool>,
     spent: Spent,
@@ -407,13 +415,16 @@ fn at_end_named<S: Setup>(setup: &S, mask: u64) -> Vec<&'static str> {
     at_end(setup.checker().as_ref()).enumerate().filter(|(i, _)| mask & 1 << i != 0).map(|(_, p)| p).collect()
 }
 
-/// The hash of what a node persisted.
-fn storage_hash(st: &Stable) -> u128 {
+/// The hash of what a node persisted, but for the values of `keys` (which name nodes: a
+/// state's identity hashes them apart, renamed).
+fn storage_hash(st: &Stable, keys: &[&str]) -> u128 {
     let mut h = Fingerprinter::new();
     st.len().hash(&mut h);
     for (k, v) in st.iter() {
         k.hash(&mut h);
-        v.hash(&mut h);
+        if !keys.contains(&k) {
+            v.hash(&mut h);
+        }
     }
     h.finish128()
 }
@@ -437,6 +448,8 @@ where
             sends: self.sends,
             flight: self.flight.clone(),
             seen: self.seen.clone(),
+            names: self.names,
+            named: self.named.clone(),
             crashed_ever: self.crashed_ever.clone(),
             spent: self.spent,
             checker: self.checker.fork().expect("checked forkable before the search"),
@@ -451,6 +464,8 @@ where
             return Err(ExploreError::NoFork(setup.name()));
         }
         let empty = Stable::new();
+        let names = setup.symmetry().and_then(|s| s.names);
+        let keys = names.map_or(&[][..], |m| m.stored_keys);
         let nodes = (0..n)
             .map(|i| {
                 setup
@@ -462,7 +477,7 @@ where
         let mut w = World {
             nodes,
             stable: (0..n).map(|_| Arc::new(Stable::new())).collect(),
-            stable_hash: vec![storage_hash(&Stable::new()); n],
+            stable_hash: vec![storage_hash(&Stable::new(), keys); n],
             timers: vec![Timers::new(); n],
             now: 0,
             sync: b.timing == Timing::Sync,
@@ -472,6 +487,8 @@ where
             sends: 0,
             flight: Vec::new(),
             seen: vec![0; n],
+            names,
+            named: vec![Vec::new(); n],
             crashed_ever: vec![false; n],
             spent: Spent::default(),
             checker,
@@ -504,6 +521,11 @@ where
     fn fingerprint(&self, sym: Option<&Symmetry<S::Node>>) -> u128 {
         match sym {
             None => self.identity(None),
+            // Ids inside the state: the least identity of all its renamings, when they are few.
+            Some(sym) if sym.names.is_some() => match symmetry::Renaming::all(self.nodes.len(), sym) {
+                Some(all) => all.iter().map(|r| self.identity(Some(r))).min().expect("the identity"),
+                None => self.identity(Some(&symmetry::Renaming::canonical(self, sym))),
+            },
             Some(sym) => self.identity(Some(&symmetry::Renaming::canonical(self, sym))),
         }
     }
@@ -519,8 +541,15 @@ where
                 (node, _) => node.hash(&mut h),
             }
         }
+        let names = self.names;
         for j in 0..self.nodes.len() {
             self.stable_hash[at(j)].hash(&mut h);
+            for key in names.map_or(&[][..], |m| m.stored_keys) {
+                match (self.stable[at(j)].get_bytes(key), r, names) {
+                    (Some(v), Some(r), Some(m)) => (m.stored)(key, v, &r.to).hash(&mut h),
+                    (v, _, _) => v.hash(&mut h),
+                }
+            }
         }
         for j in 0..self.nodes.len() {
             self.timers_hash(at(j)).hash(&mut h);
@@ -536,7 +565,11 @@ where
                     .flight
                     .iter()
                     .map(|f| {
-                        self.flight_hash(f, hash_of(&(r.to[f.from.index()], r.to[f.to.index()], f.body)))
+                        let body = match r.sym.names.and_then(|m| (m.msg)(&f.msg, &r.to)) {
+                            Some(renamed) => hash_of(&wire::encode(&renamed)),
+                            None => f.body,
+                        };
+                        self.flight_hash(f, hash_of(&(r.to[f.from.index()], r.to[f.to.index()], body)))
                     })
                     .collect();
                 renamed.sort_unstable();
@@ -549,6 +582,12 @@ where
         }
         for j in 0..self.nodes.len() {
             (self.seen[at(j)], self.crashed_ever[at(j)]).hash(&mut h);
+            for obs in &self.named[at(j)] {
+                match (r, names) {
+                    (Some(r), Some(m)) => (m.obs)(obs, &r.to).map(|o| wire::encode(&o)).hash(&mut h),
+                    _ => wire::encode(obs).hash(&mut h),
+                }
+            }
         }
         self.spent.hash(&mut h);
         h.finish128()
@@ -651,6 +690,12 @@ where
             crashed_ever: &self.crashed_ever,
             network_reliable: self.spent.loss == 0,
             quiescent,
+            // A dead end observes nothing more; nor does a cycle, judged only as a run that
+            // goes round it fairly for ever (the `cycles` module) — unless a message was lost
+            // on the way: a protocol that resends by the clock (a link layer) but does not
+            // say it reads it sees time stand still here and never resends, so a cycle after
+            // a loss may be one it would leave.
+            observed_all: quiescent || self.spent.loss == 0,
             last_fault: Time::ZERO,
             partitioned: false,
             timely: self.sync,
@@ -753,7 +798,7 @@ where
         let count = self.nodes.len();
         let id = NodeId(n as u32);
         let Some(node) = self.nodes[n].as_mut() else { return Ok(()) };
-        let mut rng = Rng::seed_from_u64(n as u64);
+        let mut rng = Rng::seed_from_u64(d.seeds[n]);
         let mut effects: Vec<EffectOf<S::Node>> = Vec::new();
         let now = if self.clock { Time(self.now) } else { Time::ZERO };
         f(node, &mut Context::new(id, count, now, &mut rng, &mut effects).with_chooser(&mut d.choices));
@@ -798,14 +843,28 @@ struct Driver {
     interp: Interp,
     scratch: (Metrics, Counters),
     choices: Choices,
+    /// The seed of each node's random source in every step.
+    seeds: Vec<u64>,
 }
 
 impl Driver {
-    fn new(n: usize) -> Self {
+    fn new(setup: &impl Setup) -> Self {
+        let n = setup.nodes();
+        // Every node of a class of interchangeable nodes draws what the class's first draws:
+        // a renaming must not change what a node does. With or without symmetry in the
+        // search, so that both search the same system (and a schedule replays in it).
+        let mut seeds: Vec<u64> = (0..n as u64).collect();
+        for class in setup.symmetry().map(|s| s.classes).unwrap_or_default() {
+            let first = class.iter().map(|i| i.0 as u64).min().unwrap_or(0);
+            for i in class {
+                seeds[i.index()] = first;
+            }
+        }
         Driver {
             interp: Interp::new(n),
             scratch: (Metrics::new(), Counters::default()),
             choices: Choices::search(),
+            seeds,
         }
     }
 
@@ -869,14 +928,14 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
             Write::Remove(key) => st.remove(&key),
             Write::RemoveRange(from, to) => st.remove_range(&from, &to),
         }
-        self.world.stable_hash[n] = storage_hash(st);
+        self.world.stable_hash[n] = storage_hash(st, self.world.names.map_or(&[], |m| m.stored_keys));
     }
 
     fn persist_later(&mut self, node: NodeId, key: String, value: Deferred, done: TimerOf<S>) {
         let n = node.index();
         let st = Arc::make_mut(&mut self.world.stable[n]);
         st.put(key, value.compute());
-        self.world.stable_hash[n] = storage_hash(st);
+        self.world.stable_hash[n] = storage_hash(st, self.world.names.map_or(&[], |m| m.stored_keys));
         self.landed.push(done);
     }
 
@@ -887,7 +946,15 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
 
     fn observe(&mut self, node: NodeId, obs: ObsOf<S>) {
         let n = node.index();
-        self.world.seen[n] = hash_of(&(self.world.seen[n], wire::encode(&obs)));
+        let w = &mut *self.world;
+        let same: Vec<NodeId> = (0..w.nodes.len() as u32).map(NodeId).collect();
+        match w.names {
+            Some(m) if (m.obs)(&obs, &same).is_some() => {
+                w.named[n].push(obs.clone());
+                w.seen[n] = hash_of(&(w.seen[n], u8::MAX, w.named[n].len()));
+            }
+            _ => w.seen[n] = hash_of(&(w.seen[n], wire::encode(&obs))),
+        }
         if self.broke.is_none() {
             if let Err(v) = self.world.checker.observe(self.at, node, &obs) {
                 self.broke = Some(v);
@@ -923,7 +990,7 @@ where
     let threads = search.threads.max(1);
     let symmetry = if search.symmetry { setup.symmetry() } else { None };
     let sym = symmetry.as_ref();
-    let mut drivers: Vec<Driver> = (0..threads).map(|_| Driver::new(setup.nodes())).collect();
+    let mut drivers: Vec<Driver> = (0..threads).map(|_| Driver::new(setup)).collect();
     let mut p = Progress { states: 0, unique: 0, depth: 0, elapsed: Duration::ZERO };
     let symmetry = sym.is_some();
     let mut dead_ends = 0;
@@ -1143,7 +1210,7 @@ where
 {
     use rand::Rng as _;
     let began = Instant::now();
-    let mut d = Driver::new(setup.nodes());
+    let mut d = Driver::new(setup);
     let starts = World::initials(setup, bounds, &mut d)?;
     let mut p = Progress { states: 0, unique: 0, depth: 0, elapsed: Duration::ZERO };
     let report = |p: Progress, found: Option<Found>, dead_ends: u64, judged: u64| Report {
@@ -1270,7 +1337,9 @@ impl Hasher for Prehashed {
     }
 }
 
-/// What one step from a state of the level led to.
+/// What one step from a state of the level led to. A new state is kept inline: it moves to
+/// the next level as it is, where a box would cost an allocation a state.
+#[allow(clippy::large_enum_variant)]
 enum Outcome<S: Setup> {
     /// A state seen at an earlier level (or batch), number `to`, reached from `parent` by `step`.
     Known { to: u32, parent: u32, step: Step },
@@ -1426,7 +1495,7 @@ where
     S::Node: Clone + Hash,
     TimerOf<S>: Hash,
 {
-    let mut d = Driver::new(setup.nodes());
+    let mut d = Driver::new(setup);
     let code = |i: usize| choices.get(i).copied().unwrap_or(0);
     d.choices = Choices::named(code(0));
     let (mut w, broke) = World::initial(setup, bounds, &mut d)?;

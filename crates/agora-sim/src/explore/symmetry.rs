@@ -11,19 +11,40 @@
 //! state keep their own fingerprints: less reduction, never a wrong one, since whatever
 //! renaming is chosen, the fingerprint is that of a state the first is a renaming of.
 //!
+//! **Ids inside the state.** Where a protocol's nodes, messages, storage or observations
+//! name nodes of a class ([`agora_core::Names`]: a Raft replica's vote, its leader, a
+//! leader's view of each peer, the stored vote, a vote observed), a signature that does not
+//! depend on ids is hard to come by: the state is instead hashed as each of its renamings
+//! ([`Renaming::all`]: 6 for three Raft replicas, at most 720) and the least hash taken, the
+//! same for every renaming of the state — exact, at that many hashes a state. A renaming
+//! then renames every id inside: each node's state (the protocol's `rename`), each message
+//! that names nodes, the values of the storage keys that may name nodes (hashed apart from
+//! the rest), and each observation that names nodes (kept whole per node for this; the hash
+//! chain of observations records only its place). Timers must name none.
+//!
+//! **What a renaming must not change: what a node draws.** Every handler's random source is
+//! seeded with its node's id; within a class, with the class's first id instead, so that
+//! renamed nodes draw alike (a Raft replica's election timeout is then one length for all).
+//! This is so with or without symmetry in the search, so that both search the same system.
+//!
+//! **Checked, not only vouched for.** [`check_symmetry`] takes every state within small
+//! bounds and every renaming, and checks that each step leads from the renamed state to the
+//! renaming of where it leads from the state: a renaming that forgets a field the protocol
+//! acts on fails it.
+//!
 //! **Why it is sound.** The explorer keeps the first state of each canonical class it reaches
 //! and explores its steps; the states it skips are renamings of one it kept, with the same
 //! futures, renamed, and properties that hold or break alike ([`agora_core::Symmetry`]'s
 //! contract). Traces stay real: each step recorded was taken from the state kept, so a
 //! schedule replays as found.
 
-use super::{fingerprint::hash_of, World};
+use super::{choice::Choices, fingerprint::hash_of, Bounds, Driver, Step, World};
 use agora_core::{NodeId, Setup, Symmetry};
 use std::hash::Hash;
 
 /// A renaming of a state's nodes: node `i` becomes `to[i]`, and place `j` of the renamed state
 /// holds node `from[j]`.
-pub(super) struct Renaming<'a, P> {
+pub(super) struct Renaming<'a, P: agora_core::Protocol> {
     pub(super) sym: &'a Symmetry<P>,
     pub(super) to: Vec<NodeId>,
     pub(super) from: Vec<usize>,
@@ -56,6 +77,64 @@ impl<'a, P: agora_core::Protocol> Renaming<'a, P> {
     }
 }
 
+/// Renamings [`Renaming::all`] tries at most: 6! (a class of six nodes).
+const ALL_AT_MOST: usize = 720;
+
+impl<'a, P: agora_core::Protocol> Renaming<'a, P> {
+    /// Every renaming of `n` nodes that permutes each class of `sym` (the identity first), or
+    /// `None` if there are more than [`ALL_AT_MOST`].
+    pub(super) fn all(n: usize, sym: &'a Symmetry<P>) -> Option<Vec<Self>> {
+        let count = sym.classes.iter().try_fold(1usize, |c, class| {
+            (1..=class.len()).try_fold(c, |c, k| c.checked_mul(k)).filter(|c| *c <= ALL_AT_MOST)
+        })?;
+        let mut tos: Vec<Vec<NodeId>> = vec![(0..n as u32).map(NodeId).collect()];
+        for class in &sym.classes {
+            let perms = permutations(class);
+            tos = tos
+                .iter()
+                .flat_map(|to| {
+                    perms.iter().map(move |p| {
+                        let mut to = to.clone();
+                        for (old, new) in class.iter().zip(p) {
+                            to[old.index()] = *new;
+                        }
+                        to
+                    })
+                })
+                .collect();
+        }
+        debug_assert_eq!(tos.len(), count);
+        Some(
+            tos.into_iter()
+                .map(|to| {
+                    let mut from = vec![0; n];
+                    for (i, t) in to.iter().enumerate() {
+                        from[t.index()] = i;
+                    }
+                    Renaming { sym, to, from }
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Every order of `ids`, `ids` itself first.
+fn permutations(ids: &[NodeId]) -> Vec<Vec<NodeId>> {
+    if ids.len() <= 1 {
+        return vec![ids.to_vec()];
+    }
+    let mut out = Vec::new();
+    for i in 0..ids.len() {
+        let mut rest = ids.to_vec();
+        let head = rest.remove(i);
+        for mut tail in permutations(&rest) {
+            tail.insert(0, head);
+            out.push(tail);
+        }
+    }
+    out
+}
+
 /// Node `i`'s signature in `w`, the same for every node of `class` in the same place.
 fn signature<S: Setup>(w: &World<S>, sym: &Symmetry<S::Node>, class: &[NodeId], i: NodeId) -> u128
 where
@@ -81,4 +160,149 @@ where
         })
         .fold(0, u128::wrapping_add);
     hash_of(&(node, w.stable_hash[n], w.timers_hash(n), w.seen[n], w.crashed_ever[n], flight))
+}
+
+impl<S: Setup> World<S>
+where
+    S::Node: Clone + Hash,
+    <S::Node as agora_core::Protocol>::Timer: Hash,
+{
+    /// The state `r` renames this one to, whole: each node's state, storage, timers and
+    /// observations moved to its new place and renamed, and each message in flight renamed
+    /// with its ends. The checker is this state's, not renamed (it is opaque): its verdicts
+    /// in the renamed state are not to be trusted, only the state's identity.
+    fn renamed(&self, r: &Renaming<'_, S::Node>) -> Self {
+        let mut w = self.fork();
+        let keys = self.names.map_or(&[][..], |m| m.stored_keys);
+        for (i, &t) in r.to.iter().enumerate() {
+            let j = t.index();
+            w.nodes[j] = self.nodes[i].as_ref().map(|node| (r.sym.rename)(node, &r.to));
+            let mut st = (*self.stable[i]).clone();
+            for (key, m) in keys.iter().zip(std::iter::repeat(self.names)) {
+                if let (Some(v), Some(m)) = (st.get_bytes(key), m) {
+                    let renamed = (m.stored)(key, v, &r.to);
+                    st.put(key.to_string(), renamed);
+                }
+            }
+            w.stable_hash[j] = super::storage_hash(&st, keys);
+            w.stable[j] = std::sync::Arc::new(st);
+            w.timers[j] = self.timers[i].clone();
+            w.seen[j] = self.seen[i];
+            w.crashed_ever[j] = self.crashed_ever[i];
+            w.named[j] = match self.names {
+                Some(m) => self.named[i].iter().map(|o| (m.obs)(o, &r.to).expect("named")).collect(),
+                None => self.named[i].clone(),
+            };
+        }
+        for f in &mut w.flight {
+            let (from, to) = (r.to[f.from.index()], r.to[f.to.index()]);
+            if let Some(m) = self.names.and_then(|m| (m.msg)(&f.msg, &r.to)) {
+                f.body = hash_of(&agora_core::wire::encode(&m));
+                f.msg = m;
+            }
+            (f.from, f.to) = (from, to);
+            f.hash = hash_of(&(from, to, f.body));
+        }
+        w.flight.sort_by_key(|f| f.hash);
+        w
+    }
+
+    /// Step `s` of this state as the state `r` renames it to takes it (`renamed`: that state).
+    fn renamed_step(&self, renamed: &Self, r: &Renaming<'_, S::Node>, s: Step) -> Step {
+        let msg = |i: usize| {
+            let f = &self.flight[i];
+            let body = match self.names.and_then(|m| (m.msg)(&f.msg, &r.to)) {
+                Some(m) => hash_of(&agora_core::wire::encode(&m)),
+                None => f.body,
+            };
+            let hash = hash_of(&(r.to[f.from.index()], r.to[f.to.index()], body));
+            // The first of equal messages: on FIFO links, the one as far along its link.
+            let ahead = if self.fifo { self.ahead(f) } else { 0 };
+            renamed
+                .flight
+                .iter()
+                .position(|g| g.hash == hash && (!self.fifo || renamed.ahead(g) == ahead))
+                .expect("the renamed message is in flight")
+        };
+        let node = |n: usize| r.to[n].index();
+        match s {
+            Step::Deliver(i) => Step::Deliver(msg(i)),
+            Step::Duplicate(i) => Step::Duplicate(msg(i)),
+            Step::Drop(i) => Step::Drop(msg(i)),
+            Step::Fire(n, t) => Step::Fire(node(n), t),
+            Step::Crash(n) => Step::Crash(node(n)),
+            Step::Restart(n) => Step::Restart(node(n)),
+        }
+    }
+}
+
+/// Checks a setup's declaration of interchangeable nodes ([`Setup::symmetry`]) where the
+/// search is to rely on it: for every state reached breadth first within `bounds` (up to
+/// `max_states` of them, renamings not merged) and every renaming of its classes, the renamed
+/// state has the identity the search gives that renaming, and every step (each alternative
+/// its handlers may choose) leads from the renamed state to the renaming of where it leads
+/// from the state — the renamed system runs as the system does, renamed. A renaming that
+/// misses a field the protocol acts on, or a node that draws differently for its id, fails
+/// it. Returns the pairs of steps compared, or the first that differ, in words. Steps that
+/// break a property are not compared (the checker is not renamed).
+pub fn check_symmetry<S: Setup>(setup: &S, bounds: &Bounds, max_states: usize) -> Result<u64, String>
+where
+    S::Node: Clone + Hash,
+    <S::Node as agora_core::Protocol>::Timer: Hash,
+{
+    let sym = setup.symmetry().ok_or("the protocol declares no interchangeable nodes")?;
+    let n = setup.nodes();
+    let renamings = Renaming::all(n, &sym).ok_or("too many renamings to check")?;
+    let mut d = Driver::new(setup);
+    let mut level: Vec<World<S>> = World::initials(setup, bounds, &mut d)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|(_, _, broke)| broke.is_none())
+        .map(|(w, _, _)| w)
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut compared = 0;
+    // The identity (the first renaming): a state's identity as a renaming hashes it.
+    let same = &renamings[0];
+    for depth in 1..=bounds.depth {
+        let mut next_level = Vec::new();
+        for w in &level {
+            for r in &renamings {
+                let renamed = w.renamed(r);
+                if renamed.identity(Some(same)) != w.identity(Some(r)) {
+                    return Err(format!("renaming {:?}: the renamed state's identity differs", r.to));
+                }
+                for step in w.steps(bounds) {
+                    d.choices = Choices::search();
+                    loop {
+                        let mut a = w.fork();
+                        let broke = a.apply(&mut d, setup, step, depth).is_err();
+                        let code = d.choices.code().ok_or("too many choices")?;
+                        let rstep = w.renamed_step(&renamed, r, step);
+                        let mut b = renamed.fork();
+                        let mut e = Driver::new(setup);
+                        e.choices = Choices::named(code);
+                        let broke = broke | b.apply(&mut e, setup, rstep, depth).is_err();
+                        if !broke && a.identity(Some(r)) != b.identity(Some(same)) {
+                            return Err(format!(
+                                "renaming {:?}: \"{}\" leads elsewhere than \"{}\" from the renamed state",
+                                r.to,
+                                w.describe(step),
+                                renamed.describe(rstep)
+                            ));
+                        }
+                        compared += u64::from(!broke);
+                        if !broke && seen.len() < max_states && seen.insert(a.identity(None)) {
+                            next_level.push(a);
+                        }
+                        if !d.choices.advance() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        level = next_level;
+    }
+    Ok(compared)
 }

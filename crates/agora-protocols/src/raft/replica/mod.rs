@@ -46,8 +46,18 @@ use std::time::Duration;
 
 // ----- what a replica persists, and where -----
 
-/// The term and the vote in it, `(Term, Option<NodeId>)`.
-const HARD_STATE: &str = "raft/hs";
+/// The term and the vote in it, `(Term, Option<NodeId>)`: the one value a replica stores
+/// that names a node.
+pub const HARD_STATE: &str = "raft/hs";
+
+/// The value stored under [`HARD_STATE`] with its vote renamed, node `i` becoming `to[i]`
+/// (a value that does not decode is returned as it is). For the explorer's symmetry reduction.
+pub fn renamed_hard_state(value: &[u8], to: &[NodeId]) -> Vec<u8> {
+    match wire::decode::<(Term, Option<NodeId>)>(value) {
+        Ok((term, vote)) => wire::encode(&(term, vote.map(|v| to[v.index()]))),
+        Err(_) => value.to_vec(),
+    }
+}
 /// Snapshots, one key per index: the one at the log's base is current. A snapshot is written
 /// off the replica's path, so for a while there may be two (the older is removed once the
 /// newer is durable), and a crash may leave either as the newest.
@@ -106,6 +116,10 @@ pub struct Config {
     pub stale_reads: bool,
     /// Broken variant when false: retried commands are applied again.
     pub dedup: bool,
+    /// Broken variant when false: a voter grants its vote (and pre-vote) without comparing
+    /// the candidate's log with its own (the restriction of §5.4.1 taken out), so a leader
+    /// may lack a committed entry.
+    pub log_check: bool,
 }
 
 impl Config {
@@ -128,6 +142,7 @@ impl Config {
             snapshot_chunk: 64 * 1024,
             stale_reads: false,
             dedup: true,
+            log_check: true,
         }
     }
 
@@ -229,6 +244,40 @@ impl<SM: StateMachine> Hash for Replica<SM> {
         (&self.peers, self.term_start, self.transfer, self.round, self.round_open, &self.reads).hash(h);
         (&self.snapshot_key, self.writing.as_ref().map(|w| w.index), &self.leftover, &self.incoming).hash(h);
         self.leader_last.hash(h);
+    }
+}
+
+impl<SM: StateMachine> Replica<SM> {
+    /// This replica with every node id renamed, node `i` becoming `to[i]`: its own, its vote,
+    /// its leader, the votes and pre-votes it holds, its view of each peer (kept in the order
+    /// of the settings' replicas) and a transfer's target. What it keeps of clients (a read's
+    /// client, a log entry's) is renamed only where `to` moves clients, which the explorer's
+    /// symmetry never does (a client is in no class). The explorer's symmetry reduction takes
+    /// a state and this renaming of it for one another ([`agora_core::Symmetry`]).
+    pub fn renamed(&self, to: &[NodeId]) -> Self {
+        let mut r = self.clone();
+        let name = |id: NodeId| to[id.index()];
+        r.me = name(self.me);
+        r.voted_for = self.voted_for.map(name);
+        r.leader = self.leader.map(name);
+        r.votes = self.votes.iter().map(|&v| name(v)).collect();
+        r.prevotes = self.prevotes.iter().map(|&v| name(v)).collect();
+        for p in &mut r.peers {
+            p.id = name(p.id);
+        }
+        let place = |id: NodeId| self.cfg.replicas.iter().position(|&r| r == id);
+        r.peers.sort_by_key(|p| place(p.id));
+        r.transfer = self.transfer.map(|t| t.renamed(to));
+        for read in &mut r.reads {
+            read.from = name(read.from);
+        }
+        debug_assert!(
+            (self.log.base().0 + 1..=self.log.last())
+                .filter_map(|i| self.log.get(i))
+                .all(|e| !matches!(&e.body, super::Body::Commands { from, .. } if name(*from) != *from)),
+            "a client renamed"
+        );
+        r
     }
 }
 

@@ -31,6 +31,13 @@ pub(super) struct Transfer {
     sent: bool,
 }
 
+impl Transfer {
+    /// The transfer with its target renamed (see `Replica::renamed`).
+    pub(super) fn renamed(self, to: &[NodeId]) -> Self {
+        Transfer { to: to[self.to.index()], ..self }
+    }
+}
+
 impl<SM: StateMachine> Replica<SM> {
     /// Asked to hand leadership to replica `to`: sends it `TimeoutNow` as soon as its log
     /// matches this one's to the end. Nothing happens unless this replica leads and `to` is
