@@ -1197,10 +1197,10 @@ pub enum ClusterAction {
     /// schedule drawn from --seed while clients run from outside; then heal it and judge what
     /// the clients saw (linearizable?) and whether the cluster answers again.
     Nemesis(ClusterNemesisArgs),
-    /// Serve the live view of a running cluster of `agora node` containers (a market, an
-    /// election, a multicast) until Ctrl-C: the nodes, their roles, messages per second, the
-    /// checker's verdict on their logs so far; its controls kill, start, pause and resume
-    /// containers, cut links and partition the network (docs/live-view.md).
+    /// Serve the live view of a running cluster of containers until Ctrl-C: the nodes, their
+    /// roles, messages per second (if `up --ui` started it), the checker's verdict on their
+    /// logs so far; its controls kill, start, pause and resume containers, cut links and
+    /// partition the network (docs/live-view.md).
     Ui(ClusterUiArgs),
 }
 
@@ -1346,7 +1346,8 @@ pub struct ClusterUpArgs {
     #[arg(long, value_name = "N", value_parser = count::<u32>(1, 10_000))]
     pub msgs: Option<u32>,
     /// Once the cluster is up, serve its live view at this address until Ctrl-C, as `agora
-    /// cluster ui` does (market, election and multicast clusters).
+    /// cluster ui` does; the nodes also print their message counters for it (their logs grow
+    /// by about 0.5 GB a day each).
     #[arg(long, value_name = "ADDR", conflicts_with = "no_start")]
     pub ui: Option<String>,
 }

@@ -1401,11 +1401,11 @@ fn running_paused(id: &str) -> (bool, bool) {
     (f.next() == Some("true"), f.next() == Some("true"))
 }
 
-/// The rules of the nemesis's chain in container `id`'s network namespace (empty: none).
+/// The rules of the live view's chain in container `id`'s network namespace (empty: none).
 fn filters(id: &str) -> String {
     let pid = docker(&["inspect", "--format", "{{.State.Pid}}", id]).expect("docker inspect");
     let out = Command::new("nsenter")
-        .args(["--target", pid.trim(), "--net", "iptables", "--wait", "-S", "agora-nemesis"])
+        .args(["--target", pid.trim(), "--net", "iptables", "--wait", "-S", "agora-view"])
         .output()
         .expect("nsenter runs");
     String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("DROP")).collect::<Vec<_>>().join("\n")
@@ -1534,6 +1534,23 @@ fn a_market_in_containers_is_watched_and_broken_from_its_live_view() {
     for (i, c) in containers.iter().enumerate() {
         assert_eq!(filters(c), "", "node {i} keeps a filter after heal");
     }
+    // A cut from one node to another drops, in the receiver alone, what the sender sends it.
+    let ips: Vec<String> = market_status(&dir).1["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .map(|c| c["ip"].as_str().expect("a running container's address").to_string())
+        .collect();
+    page_does(&addr, &format!("cut/{other}/{shown}"));
+    for (i, c) in containers.iter().enumerate() {
+        let rules = filters(c);
+        if i == shown {
+            assert!(rules.contains(&format!("-s {}/32", ips[other])), "node {i}: {rules}");
+        } else {
+            assert_eq!(rules, "", "node {i} is not the receiver of the cut link");
+        }
+    }
+    page_does(&addr, "heal");
 
     // Trading goes on, judged fine so far; then the view ends with a node paused from the page
     // and resumes it on the way out.

@@ -80,6 +80,10 @@ pub struct Plan {
     pub order: String,
     /// Messages each multicast peer sends.
     pub msgs: u32,
+    /// The nodes print their message counters every [`SAMPLE_MS`] (`--sample-ms`), for a live
+    /// view (`cluster up --ui`): about 3 KB a line, so their logs grow by about 0.5 GB a day
+    /// each, which is why only a cluster started with its view does it.
+    pub counters: bool,
 }
 
 /// A node's service name, also its host name.
@@ -109,6 +113,7 @@ impl Plan {
             voters: VOTERS,
             order: ORDER.into(),
             msgs: MSGS,
+            counters: false,
         }
     }
 
@@ -182,30 +187,20 @@ impl Plan {
     fn command(&self, id: usize, first: bool) -> Vec<String> {
         let mut c: Vec<String> = match self.system {
             // `--events`: each replica says on stderr when it leads, and when its clock is set.
-            System::Raft => {
-                vec!["kv".into(), "serve".into(), "--events".into(), "--sample-ms".into(), SAMPLE_MS.into()]
-            }
+            System::Raft => vec!["kv".into(), "serve".into(), "--events".into()],
             // `--json`: its report at its end, which `status` judges; `--events`: every
             // observation as it comes, which the nemesis reads back, a killed run's too.
-            // `--sample-ms`: its message counters too, which the live view reads
-            // (`agora cluster ui`).
-            System::Election | System::Multicast => {
-                vec![
-                    "node".into(),
-                    "--json".into(),
-                    "--events".into(),
-                    "--sample-ms".into(),
-                    SAMPLE_MS.into(),
-                ]
-            }
+            System::Election | System::Multicast => vec!["node".into(), "--json".into(), "--events".into()],
             // `--events`: every observation, with its time, in the container's log, where
             // `status` and `nemesis` read the history back, a killed run's too.
-            System::Market => vec!["node".into(), "--events".into(), "--sample-ms".into(), SAMPLE_MS.into()],
+            System::Market => vec!["node".into(), "--events".into()],
             // `--events`: each server says on stderr when it leads; `status` reads its log.
-            System::Vote => {
-                vec!["vote".into(), "serve".into(), "--events".into(), "--sample-ms".into(), SAMPLE_MS.into()]
-            }
+            System::Vote => vec!["vote".into(), "serve".into(), "--events".into()],
         };
+        if self.counters {
+            // Its message counters too, which the live view reads (`cluster up --ui`).
+            c.extend(["--sample-ms".into(), SAMPLE_MS.into()]);
+        }
         let id = id.to_string();
         let wait = WAIT_RESOLVE_MS.to_string();
         c.extend(
@@ -357,13 +352,30 @@ mod tests {
     }
 
     #[test]
+    fn the_nodes_print_their_counters_only_for_a_cluster_started_with_its_view() {
+        for system in [System::Raft, System::Vote, System::Market, System::Election, System::Multicast] {
+            let mut plan = Plan::new("t-1", system, 3, "agora-node:0123");
+            let yml = plan.compose_file(true);
+            assert!(!yml.contains("--sample-ms"), "{system:?}: {yml}");
+            plan.counters = true;
+            let yml = plan.compose_file(false);
+            let commands = yml.lines().filter(|l| l.trim_start().starts_with("command:")).count();
+            assert_eq!(
+                yml.matches("\"--events\", \"--sample-ms\", \"500\"").count(),
+                commands,
+                "{system:?}: {yml}"
+            );
+        }
+    }
+
+    #[test]
     fn a_vote_server_waits_for_its_peers_and_says_when_it_leads() {
         let mut plan = Plan::new("t-1", System::Vote, 3, "agora-node:0123");
         plan.session_timeout_ms = 1500;
         let yml = plan.compose_file(true);
         for id in 0..3 {
             let cmd = format!(
-                "[\"vote\", \"serve\", \"--events\", \"--sample-ms\", \"500\", \"--config\", \"/run/secrets/cluster\", \"--id\", \"{id}\", \
+                "[\"vote\", \"serve\", \"--events\", \"--config\", \"/run/secrets/cluster\", \"--id\", \"{id}\", \
                  \"--wait-resolve-ms\", \"120000\", \"--clock-file\", \"/agora-clock.toml\", \"--new\", \
                  \"--session-timeout-ms\", \"1500\"]"
             );

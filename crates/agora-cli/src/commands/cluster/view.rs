@@ -28,7 +28,7 @@
 use super::docker::Docker;
 use super::files::PEER_PORT;
 use super::history::{self, Run};
-use super::nemesis::faults::{Faults, CHAIN};
+use super::nemesis::faults::Faults;
 use super::status::{self, Container};
 use super::Files;
 use crate::cli::ClusterDirArgs;
@@ -60,6 +60,10 @@ const VERBS: &[&str] = &["crash", "restart", "pause", "resume", "cut", "partitio
 const JUDGE_EVERY: Duration = Duration::from_secs(3);
 /// How often a key-value cluster's replicas are asked their `INFO`.
 const POLL_EVERY: Duration = Duration::from_secs(1);
+/// The packet-filter chain of the view's cuts, in each container's network namespace: its
+/// own, so that a nemesis run at the same time (`agora-nemesis`) and the view do not clear
+/// each other's rules.
+const CHAIN: &str = "agora-view";
 /// What the reproduce line of a verdict says.
 const REPRODUCE: &str = "agora cluster status";
 
@@ -353,11 +357,14 @@ fn judge_while(
         };
         match judged {
             Ok(v) => *so_far.lock().expect("so far lock") = Some(v),
-            Err(e) if said.as_deref() != Some(&e.msg) => {
-                eprintln!("agora: the history is not judged: {}", e.msg);
-                said = Some(e.msg);
+            Err(e) => {
+                // The page says so rather than keep showing an older verdict as the latest.
+                *so_far.lock().expect("so far lock") = Some(not_judged(&e.msg));
+                if said.as_deref() != Some(&e.msg) {
+                    eprintln!("agora: the history is not judged: {}", e.msg);
+                    said = Some(e.msg);
+                }
             }
-            Err(_) => {}
         }
         let next = Instant::now() + every;
         while Instant::now() < next {
@@ -367,6 +374,14 @@ fn judge_while(
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// The verdict when the history could not be judged now, and why.
+fn not_judged(why: &str) -> serde_json::Value {
+    serde_json::json!({
+        "end": "running", "so_far": true, "judged_at": clock_time(), "reproduce": REPRODUCE,
+        "properties": [{ "property": "history", "verdict": "not judged", "detail": why }],
+    })
 }
 
 /// The verdict of a system whose history the view does not have: nothing judged, and where
@@ -492,7 +507,7 @@ struct Steer<'a> {
     containers: Vec<String>,
     /// The links cut now, `(from, to)`.
     cut: BTreeSet<(usize, usize)>,
-    /// Each node's last address seen (a stopped container has none; its last one stands).
+    /// Each node's address while its container runs.
     ips: Vec<Option<IpAddr>>,
     /// Containers this view killed and has not started again.
     killed: BTreeSet<usize>,
@@ -517,6 +532,10 @@ fn steer(
         killed: BTreeSet::new(),
         paused: BTreeSet::new(),
     };
+    // Rules a view ended by SIGKILL left behind are cleared before the page cuts anything.
+    if let Err(e) = s.write_filters() {
+        eprintln!("agora: {e}");
+    }
     while let Some(Order { fault, done }) = orders.blocking_recv() {
         let answer = s.apply(&fault).map(|(happened, text)| {
             on_fault(agora_net::clock::unix_ns(), &happened, &[]);
@@ -530,9 +549,8 @@ fn steer(
 impl Steer<'_> {
     fn now(&mut self, i: usize) -> Result<Now, String> {
         let now = now(self.docker, &self.containers[i]).map_err(|e| e.msg)?;
-        if now.ip.is_some() {
-            self.ips[i] = now.ip;
-        }
+        // A stopped container sends nothing, and Docker may give its address to another.
+        self.ips[i] = if now.running { now.ip } else { None };
         Ok(now)
     }
 
