@@ -683,7 +683,7 @@ fn vote_round(ms: &mut [Member], acked: &mut Vec<(String, usize)>, k: usize) {
 fn a_vote_cluster_in_containers_fails_a_paused_member_and_keeps_every_vote_when_its_leader_is_killed() {
     let Some(_one) = docker_turn() else { return };
     let python = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
-    let (_cleanup, dir) = up("vote", &["--system", "vote", "--session-timeout-ms", SESSION_MS]);
+    let (mut cleanup, dir) = up("vote", &["--system", "vote", "--session-timeout-ms", SESSION_MS]);
     let (nodes, leader) = status(&dir, VOTE_PORT);
     assert_eq!(nodes.len(), 3, "{nodes:?}");
     let leader = leader.expect("up returns once a server leads");
@@ -780,6 +780,22 @@ fn a_vote_cluster_in_containers_fails_a_paused_member_and_keeps_every_vote_when_
     let new_leader = new_leader.expect("the two servers left elect a leader");
     assert_ne!(new_leader, leader, "the killed server cannot lead");
     assert!(after.iter().any(|n| n.id == leader && n.addr.is_none()), "{after:?}");
+
+    // The live view of this cluster (`agora cluster ui`) shows the members and questions the
+    // servers' boards hold (`BOARD`, with the administrator token): the six questions, three
+    // votes each, one per option; and the server that leads now.
+    let view = LiveView::attach(&dir);
+    let s = snapshot_until(&view.addr, "the six questions and the leader", |s| {
+        s["system"]["questions"].as_array().is_some_and(|q| q.len() == 6) && s["lead"]["id"].is_u64()
+    });
+    assert_eq!(s["lead"]["id"].as_u64(), Some(new_leader as u64), "{s}");
+    for q in s["system"]["questions"].as_array().unwrap() {
+        assert_eq!(q["votes"], 3, "{q}");
+        assert!(q["options"].as_array().unwrap().iter().all(|o| o["votes"] == 1), "{q}");
+    }
+    assert_eq!(s["system"]["rows"].as_array().map(Vec::len), Some(18), "a row per option: {s}");
+    let (code, said, err) = view.interrupt(&mut cleanup);
+    assert_eq!(code, Some(0), "{said}{err}");
 }
 
 #[test]
@@ -1431,10 +1447,30 @@ struct LiveView {
 
 impl LiveView {
     fn up(dir: &Path, system: &str) -> LiveView {
-        use std::io::BufRead;
         let d = dir.to_string_lossy().into_owned();
+        LiveView::start(&[
+            "cluster",
+            "up",
+            "--nodes",
+            "3",
+            "--dir",
+            &d,
+            "--system",
+            system,
+            "--ui",
+            "127.0.0.1:0",
+        ])
+    }
+
+    /// `agora cluster ui --dir DIR --ui 127.0.0.1:0`: the view of a cluster already up.
+    fn attach(dir: &Path) -> LiveView {
+        LiveView::start(&["cluster", "ui", "--dir", &dir.to_string_lossy(), "--ui", "127.0.0.1:0"])
+    }
+
+    fn start(args: &[&str]) -> LiveView {
+        use std::io::BufRead;
         let mut child = Command::new(BIN)
-            .args(["cluster", "up", "--nodes", "3", "--dir", &d, "--system", system, "--ui", "127.0.0.1:0"])
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -300,6 +300,24 @@ fn votes_survive_sigkill_of_the_leader_and_members_resume_their_sessions_elsewhe
     assert_eq!(v["options"][1]["votes"].as_u64(), Some(b), "{stats}");
     assert_eq!(v["votes"].as_u64(), Some(6));
 
+    // An administrator's reading of a server's board (`BOARD`): refused without `ADMIN`;
+    // every surviving server pushed the question's close to its members, so each has applied
+    // the six votes and its board counts them as `STATS` does.
+    for at in (0..3).filter(|&s| s != leader) {
+        let mut a = Member::connect(c.addr(at));
+        assert!(a.cmd("BOARD").starts_with("ERR not-admin"));
+        assert_eq!(a.cmd(&format!("ADMIN {token}")), "OK ADMIN");
+        let r = a.cmd("BOARD");
+        let b: serde_json::Value =
+            serde_json::from_str(r.strip_prefix("OK BOARD ").unwrap_or_else(|| panic!("{r}"))).unwrap();
+        assert_eq!(b["server"].as_u64(), Some(at as u64), "{r}");
+        assert!(matches!(b["role"].as_str(), Some("leader" | "follower")), "{r}");
+        assert_eq!((&b["members"], b["questions"].as_u64()), (&v["members"], Some(1)), "{r}");
+        let latest = &b["latest"][0];
+        assert_eq!(latest["question"].to_string(), q, "{r}");
+        assert_eq!((&latest["options"], &latest["closed"]), (&v["options"], &v["closed"]), "{r}");
+    }
+
     // The same events, in the same order, for everyone: numbers without holes from each
     // member's first, the same event under the same number.
     let mut by_number: BTreeMap<u64, String> = BTreeMap::new();

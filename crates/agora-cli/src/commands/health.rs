@@ -119,6 +119,32 @@ pub fn hello(addr: SocketAddr) -> Result<String, String> {
     }
 }
 
+/// A voting-service server's own reading of its board (`ADMIN <token>`, then `BOARD`), as
+/// the JSON of its `OK BOARD` reply. Lines are read up to 1 MiB each: a server that sends
+/// more is not one.
+pub fn board(addr: SocketAddr, admin: &str) -> Result<serde_json::Value, String> {
+    use std::io::BufRead;
+    let mut s = connect(addr)?;
+    s.write_all(format!("ADMIN {admin}\r\nBOARD\r\n").as_bytes()).map_err(io)?;
+    let mut lines = std::io::BufReader::new(s.take(4 << 20));
+    let mut line = String::new();
+    for _ in 0..64 {
+        line.clear();
+        let n = (&mut lines).take(1 << 20).read_line(&mut line).map_err(io)?;
+        if n == 0 {
+            return Err("closed before answering BOARD".into());
+        }
+        let l = line.trim_end();
+        if let Some(json) = l.strip_prefix("OK BOARD ") {
+            return serde_json::from_str(json).map_err(|e| format!("a BOARD reply that is not JSON: {e}"));
+        }
+        if l.starts_with("ERR ") {
+            return Err(format!("answered {l:?}"));
+        }
+    }
+    Err("no BOARD reply among its first 64 lines".into())
+}
+
 /// A node's metrics endpoint: healthy if it answers `200`.
 fn metrics(addr: SocketAddr) -> Result<String, String> {
     let mut s = connect(addr)?;

@@ -1,9 +1,11 @@
 //! `agora cluster ui` (and `agora cluster up --ui`): the live view of a cluster of containers
 //! on this machine, served while they run, until Ctrl-C. A market's, an election's and a
 //! multicast's nodes (`agora node`) print every observation; a key-value store's and a voting
-//! service's servers print only when they lead, so their roles come from those lines, a
-//! replica's commit index from its `INFO`, and their histories (their clients') are not
-//! judged here but by `agora cluster nemesis`.
+//! service's servers print only when they lead, so their roles come from those lines and
+//! from what each says of itself when asked every second — a key-value replica its `INFO`
+//! (its commit index too), a voting server its `BOARD` (its members online and latest
+//! questions, asked with the administrator token the cluster's secret gives) — and their
+//! histories (their clients') are not judged here but by `agora cluster nemesis`.
 //!
 //! What the page shows comes from the containers' logs, followed as they grow (`docker logs
 //! --follow`): each node prints every observation as an `event` line (`--events`) and, every
@@ -26,7 +28,7 @@
 //! its own (an election's node, once it has counted) is left as it is.
 
 use super::docker::Docker;
-use super::files::PEER_PORT;
+use super::files::{PEER_PORT, VOTE_PORT};
 use super::history::{self, Run};
 use super::nemesis::faults::Faults;
 use super::status::{self, Container};
@@ -34,9 +36,12 @@ use super::Files;
 use crate::cli::ClusterDirArgs;
 use crate::cluster_file::ClusterFile;
 use crate::commands::election::Ballots;
+use crate::commands::health;
 use crate::commands::market::Trades;
 use crate::commands::shared::tcp::{interrupted, runtime};
 use crate::commands::shared::ui::sampler::{verdicts, Counts, Flags, LiveRun, Plain, SoFar, System};
+use crate::commands::vote::front::admin_token;
+use crate::commands::vote::live::board_table;
 use crate::commands::vote::node::VoteObs;
 use crate::error::UserError;
 use agora_core::{Lifecycle, NodeId, Observation, Protocol, Setup};
@@ -99,14 +104,20 @@ pub fn run(dir: &ClusterDirArgs, addr: &str) -> Result<i32, UserError> {
                 poll,
             )
         }
-        "vote" => watch.run::<VoteObs>(
-            Box::new(Plain),
-            leadership(|term, leads| match leads {
-                true => VoteObs::Raft(RaftObs::Leader { term }),
-                false => VoteObs::Raft(RaftObs::SteppedDown { term }),
-            }),
-            Judging::Members,
-        ),
+        // Its servers' boards, read with the administrator token (`BOARD`), give the page
+        // its members and questions, and each server's role.
+        "vote" => {
+            let table = Polled::default();
+            let admin = admin_token(&cf.secret(&files.cluster)?.to_hex());
+            watch.run::<VoteObs>(
+                Box::new(table.clone()),
+                leadership(|term, leads| match leads {
+                    true => VoteObs::Raft(RaftObs::Leader { term }),
+                    false => VoteObs::Raft(RaftObs::SteppedDown { term }),
+                }),
+                Judging::Members(table, admin),
+            )
+        }
         _ => {
             let params = cf.params()?;
             agora_protocols::dispatch(&cf.protocol, &params, watch)?
@@ -153,8 +164,10 @@ enum Judging {
     /// A key-value store: its history is its clients', which the view does not have; each
     /// replica's `INFO` goes to the page's table.
     Replicas(Polled),
-    /// The voting service: its history is its members', which the view does not have.
-    Members,
+    /// The voting service: its history is its members', which the view does not have; each
+    /// server's `BOARD` (asked with the administrator token, the second field) gives the
+    /// page's table and the servers' roles.
+    Members(Polled, String),
 }
 
 impl Driver for Watch<'_> {
@@ -344,7 +357,7 @@ fn judge_while(
     let mut said = None::<String>;
     let mut known = vec![None; cf.nodes.len()];
     let every = match judging {
-        Judging::Replicas(_) => POLL_EVERY,
+        Judging::Replicas(_) | Judging::Members(..) => POLL_EVERY,
         _ => JUDGE_EVERY,
     };
     loop {
@@ -353,7 +366,9 @@ fn judge_while(
             Judging::Replicas(table) => {
                 poll_replicas(docker, name, table, &mut known, roles).map(|()| unjudged("key-value"))
             }
-            Judging::Members => Ok(unjudged("vote")),
+            Judging::Members(table, admin) => {
+                poll_boards(docker, name, admin, table, &mut known, roles).map(|()| unjudged("vote"))
+            }
         };
         match judged {
             Ok(v) => *so_far.lock().expect("so far lock") = Some(v),
@@ -408,6 +423,18 @@ fn unjudged(system: &str) -> serde_json::Value {
 /// Where the replicas' roles go, as leadership lines, by node.
 type RolesTx = tokio::sync::mpsc::UnboundedSender<(usize, serde_json::Value)>;
 
+/// Tells `roles` of server `node`'s role `(leads, term)` as the line it would print, if it
+/// changed since `known`.
+fn tell_role(node: usize, now: (bool, u64), known: &mut [Option<(bool, u64)>], roles: &RolesTx) {
+    let Some(k) = known.get_mut(node).filter(|k| **k != Some(now)) else { return };
+    *k = Some(now);
+    let line = match now {
+        (true, term) => serde_json::json!({ "node": node, "leader": node, "term": term }),
+        (false, term) => serde_json::json!({ "node": node, "stepped_down": term }),
+    };
+    let _ = roles.send((node, line));
+}
+
 /// Asks every key-value replica its `INFO` and puts the answers in `table`; a replica whose
 /// role or term changed since `known` is told to `roles` as the line it would print.
 fn poll_replicas(
@@ -421,15 +448,7 @@ fn poll_replicas(
     let rs = status::replicas(&cs);
     for (c, r) in cs.iter().zip(&rs) {
         let Some(r) = r else { continue };
-        let now = (r.role == "leader", r.term);
-        if let Some(k) = known.get_mut(c.node).filter(|k| **k != Some(now)) {
-            *k = Some(now);
-            let line = match now.0 {
-                true => serde_json::json!({ "node": c.node, "leader": c.node, "term": r.term }),
-                false => serde_json::json!({ "node": c.node, "stepped_down": r.term }),
-            };
-            let _ = roles.send((c.node, line));
-        }
+        tell_role(c.node, (r.role == "leader", r.term), known, roles);
     }
     let rows: Vec<serde_json::Value> = cs
         .iter()
@@ -457,6 +476,56 @@ fn poll_replicas(
         "rows": rows,
         "note": format!("INFO replication over RESP, asked every {} s; {}", POLL_EVERY.as_secs(), clock_time()),
     });
+    Ok(())
+}
+
+/// Asks every voting-service server its `BOARD` and puts the board of the one furthest along
+/// (the highest applied index: the others hold a prefix of the same log) in `table`; a server
+/// whose role or term changed since `known` is told to `roles` as the line it would print.
+fn poll_boards(
+    docker: &Docker,
+    name: &str,
+    admin: &str,
+    table: &Polled,
+    known: &mut [Option<(bool, u64)>],
+    roles: &RolesTx,
+) -> Result<(), UserError> {
+    let cs = status::containers(docker, name)?;
+    let boards: Vec<Option<serde_json::Value>> = std::thread::scope(|s| {
+        let asked: Vec<_> = cs
+            .iter()
+            .map(|c| {
+                s.spawn(move || {
+                    let ip = c.ip.filter(|_| c.state == "running")?;
+                    health::board(std::net::SocketAddr::new(ip, VOTE_PORT), admin).ok()
+                })
+            })
+            .collect();
+        asked.into_iter().map(|h| h.join().ok().flatten()).collect()
+    });
+    for (c, b) in cs.iter().zip(&boards) {
+        let Some(b) = b else { continue };
+        tell_role(c.node, (b["role"] == "leader", b["term"].as_u64().unwrap_or(0)), known, roles);
+    }
+    let best = boards.iter().flatten().max_by_key(|b| b["applied"].as_u64().unwrap_or(0));
+    let mut t = match best {
+        Some(b) => board_table(b),
+        None => serde_json::json!({
+            "title": "Members and questions",
+            "columns": ["Question", "Option", "Votes", "Percent", "Decided"],
+            "rows": [],
+            "note": "no server answered BOARD",
+        }),
+    };
+    let answered = boards.iter().flatten().count();
+    let note = t["note"].as_str().unwrap_or_default().to_string();
+    t["note"] = serde_json::json!(format!(
+        "{note}; BOARD answered by {answered} of {} servers, asked every {} s; {}",
+        cs.len(),
+        POLL_EVERY.as_secs(),
+        clock_time()
+    ));
+    *table.0.lock().expect("polled lock") = t;
     Ok(())
 }
 

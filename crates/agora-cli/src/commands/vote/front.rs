@@ -9,7 +9,7 @@
 //! on the server's hashing threads ([`Kdf`]), a few at a time, behind a bounded queue.
 
 use super::kdf::{Busy, Kdf};
-use super::node::{Answer, Numbered, VoteNode};
+use super::node::{Answer, Glance, Numbered, VoteNode};
 use super::tls::HANDSHAKE_TIMEOUT;
 use agora_core::NodeId;
 use agora_net::LocalCall;
@@ -460,6 +460,45 @@ async fn ask(front: &Front, op: Op<Board>) -> Result<(BoardOut, u64), Reply> {
     }
 }
 
+/// `BOARD` (administrators): this server's own reading of its board, taken as a step of the
+/// server (not through the log, so it may trail the leader's by the entries not yet applied
+/// here; `applied` says how far it is): its replica's role, the members online, the
+/// accounts, and the latest questions with their votes.
+async fn board(front: &Front) -> Reply {
+    let (tx, rx) = oneshot::channel();
+    let call: LocalCall<VoteNode> = Box::new(move |node: &mut VoteNode, _ctx| {
+        let _ = tx.send(node.glance(BOARD_QUESTIONS));
+    });
+    if front.calls.send(call).is_err() {
+        return Reply::err("unavailable", "the server is stopping");
+    }
+    match tokio::time::timeout(front.timeout, rx).await {
+        Ok(Ok(g)) => Reply::ok(format!("OK BOARD {}", glance_json(front.me, &g))),
+        _ => Reply::err("unavailable", "the server did not answer in time"),
+    }
+}
+
+/// The latest questions `BOARD` shows.
+pub(super) const BOARD_QUESTIONS: usize = 10;
+
+/// A server's reading of its board, as `BOARD` answers it and the live page shows it.
+pub(super) fn glance_json(me: NodeId, g: &Glance) -> serde_json::Value {
+    let s = &g.status;
+    json!({
+        "server": me.0,
+        "role": format!("{:?}", s.role).to_lowercase(),
+        "term": s.term,
+        "leader": s.leader.map(|l| l.0),
+        "commit": s.commit,
+        "applied": s.applied,
+        "members": s.members,
+        "last_event": s.last_event,
+        "accounts": g.accounts,
+        "questions": g.questions,
+        "latest": g.latest.iter().map(stats_json).collect::<Vec<_>>(),
+    })
+}
+
 /// A refusal of the service, or an answer this command does not expect.
 fn refused(out: BoardOut) -> Reply {
     match out {
@@ -537,7 +576,7 @@ const MENU: &[&str] = &[
     "#   VOTE [<question>] <option>      vote (option letter or text)",
     "#   STATS [<question>]              votes and percentages",
     "#   EXIT                            log out and close",
-    "#   also: PING, RESUME <token> [<after>], EVENTS <after>, LOGOUT, ADMIN <token>, ACCOUNT, INVITE",
+    "#   also: PING, RESUME <token> [<after>], EVENTS <after>, LOGOUT, ADMIN <token>, ACCOUNT, INVITE, BOARD",
 ];
 
 async fn run(front: &Front, c: &mut Conn, line: &str) -> Reply {
@@ -546,7 +585,17 @@ async fn run(front: &Front, c: &mut Conn, line: &str) -> Reply {
     let args: Vec<&str> = rest.split_whitespace().collect();
     let needs_session = !matches!(
         word.as_str(),
-        "HELP" | "PING" | "LOGIN" | "REGISTER" | "RESUME" | "ADMIN" | "ACCOUNT" | "INVITE" | "EXIT" | "QUIT"
+        "HELP"
+            | "PING"
+            | "LOGIN"
+            | "REGISTER"
+            | "RESUME"
+            | "ADMIN"
+            | "ACCOUNT"
+            | "INVITE"
+            | "BOARD"
+            | "EXIT"
+            | "QUIT"
     );
     let sid = match c.session {
         Some((sid, _)) => {
@@ -594,6 +643,11 @@ async fn run(front: &Front, c: &mut Conn, line: &str) -> Reply {
             _ => Reply::err("usage", "ACCOUNT <name> <password>"),
         },
         "INVITE" if !c.admin => Reply::err("not-admin", "ADMIN <token> first"),
+        "BOARD" if !c.admin => Reply::err("not-admin", "ADMIN <token> first"),
+        "BOARD" => match args[..] {
+            [] => board(front).await,
+            _ => Reply::err("usage", "BOARD"),
+        },
         "INVITE" => {
             let token = random_token();
             match ask(front, Op::Command(BoardCmd::Invite { token: token_hash(&token) })).await {
@@ -733,6 +787,7 @@ const COMMANDS: &[&str] = &[
     "ADMIN",
     "ACCOUNT",
     "INVITE",
+    "BOARD",
     "SETUP",
     "NEGOTIATE",
     "RECEIVE",

@@ -11,7 +11,7 @@
 //! ([`steer::Switches`]). Each that takes effect is told to the view as `run_local_observed`
 //! tells it of the faults it injects: the server's state, the timeline.
 
-use super::front::stats_json;
+use super::front::{glance_json, BOARD_QUESTIONS};
 use super::node::{Glance, VoteNode, VoteObs};
 use super::servers::Servers;
 use crate::commands::shared::ui::sampler::{System, SAMPLE};
@@ -24,8 +24,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// Questions the view shows, the newest first.
-const QUESTIONS: usize = 10;
 /// A server that does not answer its glance within this time is left out of that sample.
 const GLANCE_WAIT: Duration = Duration::from_millis(300);
 
@@ -78,7 +76,7 @@ async fn refresh(servers: &Servers, boards: &Boards) {
             let (tx, rx) = oneshot::channel();
             if let Some(c) = c {
                 let _ = c.send(Box::new(move |node: &mut VoteNode, _ctx| {
-                    let _ = tx.send(node.glance(QUESTIONS));
+                    let _ = tx.send(node.glance(BOARD_QUESTIONS));
                 }));
             }
             rx
@@ -166,9 +164,15 @@ async fn act(
     }
 }
 
-/// The view of server `i`'s board: a row per option of each of the latest questions.
+/// The view of server `i`'s board.
 fn render(i: usize, g: &Glance) -> Value {
-    let questions: Vec<Value> = g.latest.iter().map(stats_json).collect();
+    board_table(&glance_json(NodeId(i as u32), g))
+}
+
+/// The page's table of a server's board as `BOARD` gives it ([`glance_json`]): a row per
+/// option of each of the latest questions. The in-process page and the containers' share it.
+pub(crate) fn board_table(b: &Value) -> Value {
+    let questions = b["latest"].as_array().cloned().unwrap_or_default();
     let mut rows = Vec::new();
     for q in &questions {
         let decided = match q["consensus"].as_str() {
@@ -186,25 +190,25 @@ fn render(i: usize, g: &Glance) -> Value {
             ]));
         }
     }
-    let s = &g.status;
     let note = format!(
-        "{} members online, {} accounts, {} questions (the {} latest shown); server {i}'s board, \
+        "{} members online, {} accounts, {} questions (the {} latest shown); server {}'s board, \
          the furthest along (applied index {})",
-        s.members,
-        g.accounts,
-        g.questions,
-        g.latest.len(),
-        s.applied
+        b["members"],
+        b["accounts"],
+        b["questions"],
+        questions.len(),
+        b["server"],
+        b["applied"]
     );
     json!({
         "title": "Members and questions",
         "columns": ["Question", "Option", "Votes", "Percent", "Decided"],
         "rows": rows,
         "note": note,
-        "members_online": s.members,
-        "accounts": g.accounts,
+        "members_online": b["members"],
+        "accounts": b["accounts"],
         "questions": questions,
-        "server": i,
-        "applied": s.applied,
+        "server": b["server"],
+        "applied": b["applied"],
     })
 }

@@ -17,7 +17,7 @@ mod conformance;
 pub(crate) mod crowd;
 pub mod front;
 mod kdf;
-mod live;
+pub(crate) mod live;
 pub mod node;
 mod servers;
 mod tls;
