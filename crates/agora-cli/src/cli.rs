@@ -687,7 +687,8 @@ pub struct NodeArgs {
     /// This node's id in the cluster file.
     #[arg(long, value_parser = count::<u32>(0, MAX_NODES - 1))]
     pub id: u32,
-    /// Serve Prometheus metrics at http://HOST:PORT/metrics while running.
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while running, and at `/counts`
+    /// the node's message counters and latest messages as JSON (what `agora cluster ui` asks).
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<String>,
     /// Print this node's raw results as one JSON object (what `agora up` reads).
@@ -1163,6 +1164,11 @@ pub struct KvServeArgs {
     /// `agora node --sample-ms` does (what `agora cluster ui` reads) [50..=60000].
     #[arg(long, value_name = "MS", requires = "events", value_parser = count::<u64>(50, 60_000))]
     pub sample_ms: Option<u64>,
+    /// Serve the replica's counters over HTTP here: Prometheus text at `/metrics`, and at
+    /// `/counts` its message counters and latest messages as JSON (what `agora cluster ui`
+    /// asks twice a second).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
     /// Wait up to this long for the names of the cluster file to resolve (as `agora node
     /// --wait-resolve-ms`) [0..=600000].
     #[arg(long, value_name = "MS", default_value_t = 0, value_parser = count::<u64>(0, MAX_WAIT_RESOLVE_MS))]
@@ -1346,8 +1352,7 @@ pub struct ClusterUpArgs {
     #[arg(long, value_name = "N", value_parser = count::<u32>(1, 10_000))]
     pub msgs: Option<u32>,
     /// Once the cluster is up, serve its live view at this address until Ctrl-C, as `agora
-    /// cluster ui` does; the nodes also print their message counters for it (their logs grow
-    /// by about 0.5 GB a day each).
+    /// cluster ui` does.
     #[arg(long, value_name = "ADDR", conflicts_with = "no_start")]
     pub ui: Option<String>,
 }
@@ -1539,6 +1544,11 @@ pub struct VoteServeArgs {
     /// `agora node --sample-ms` does (what `agora cluster ui` reads) [50..=60000].
     #[arg(long, value_name = "MS", requires = "events", value_parser = count::<u64>(50, 60_000))]
     pub sample_ms: Option<u64>,
+    /// Serve the server's counters over HTTP here: Prometheus text at `/metrics`, and at
+    /// `/counts` its message counters and latest messages as JSON (what `agora cluster ui`
+    /// asks twice a second).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
     /// Serve members over TLS with this certificate chain (PEM); with --tls-key.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

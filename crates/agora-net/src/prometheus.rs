@@ -1,6 +1,7 @@
 //! `--metrics-addr`: the nodes' counters in Prometheus text format over a minimal HTTP/1.1
-//! responder. Every request gets the metrics; a client that sends more than 8 KiB of headers,
-//! or nothing within two seconds, is closed.
+//! responder. Every request gets the metrics, but for the paths a [`Page`] serves (a JSON
+//! page of the caller's: `agora node`'s `/counts`); a client that sends more than 8 KiB of
+//! headers, or nothing within two seconds, is closed.
 
 use crate::clock::cpu_ms;
 use crate::node::NodeShared;
@@ -15,6 +16,10 @@ use tracing::warn;
 
 /// The nodes whose counters are served, with their ids.
 pub type Registry = Arc<std::sync::Mutex<Vec<(u32, Arc<NodeShared>)>>>;
+
+/// Another page than the metrics: given a request's path and the nodes, its JSON body, if
+/// it serves that path.
+pub type Page = Arc<dyn Fn(&str, &[(u32, Arc<NodeShared>)]) -> Option<String> + Send + Sync>;
 
 type Series = (&'static str, &'static str, fn(&Counters) -> u64);
 type Snapshot = (u32, Counters, Vec<(String, Counters)>);
@@ -58,13 +63,13 @@ pub fn render(nodes: &[(u32, Arc<NodeShared>)]) -> String {
 }
 
 /// Serves the metrics on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, nodes: Registry) {
+pub async fn serve(listener: TcpListener, nodes: Registry, page: Option<Page>) {
     loop {
         let Ok((mut stream, addr)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let nodes = nodes.clone();
+        let (nodes, page) = (nodes.clone(), page.clone());
         tokio::spawn(async move {
             let mut buf = vec![0u8; 8 * 1024];
             let mut used = 0;
@@ -82,9 +87,16 @@ pub async fn serve(listener: TcpListener, nodes: Registry) {
                 warn!("metrics: closing connection from {addr}: no complete HTTP request");
                 return;
             }
-            let body = render(&nodes.lock().expect("metrics nodes lock"));
+            let path = std::str::from_utf8(&buf[..used]).ok().and_then(|r| r.split_whitespace().nth(1));
+            let (body, kind) = {
+                let nodes = nodes.lock().expect("metrics nodes lock");
+                match page.as_ref().zip(path).and_then(|(page, path)| page(path, &nodes)) {
+                    Some(json) => (json, "application/json"),
+                    None => (render(&nodes), "text/plain; version=0.0.4"),
+                }
+            };
             let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             let _ = stream.write_all(head.as_bytes()).await;
@@ -93,14 +105,13 @@ pub async fn serve(listener: TcpListener, nodes: Registry) {
     }
 }
 
-/// Binds `addr` and serves the metrics of the nodes put into the returned list.
-pub async fn start(
-    addr: SocketAddr,
-) -> std::io::Result<(SocketAddr, Arc<std::sync::Mutex<Vec<(u32, Arc<NodeShared>)>>>)> {
+/// Binds `addr` and serves the metrics of the nodes put into the returned list, and `page`'s
+/// paths.
+pub async fn start(addr: SocketAddr, page: Option<Page>) -> std::io::Result<(SocketAddr, Registry)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
-    tokio::spawn(serve(listener, nodes.clone()));
+    tokio::spawn(serve(listener, nodes.clone(), page));
     Ok((local, nodes))
 }
 
@@ -139,7 +150,8 @@ mod tests {
 
     #[tokio::test]
     async fn serves_counters_in_text_format_and_drops_junk() {
-        let (addr, list) = start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let page: Page = Arc::new(|path, nodes| (path == "/count").then(|| nodes.len().to_string()));
+        let (addr, list) = start("127.0.0.1:0".parse().unwrap(), Some(page)).await.unwrap();
         *list.lock().unwrap() = vec![(0, node(3)), (1, node(4))];
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
@@ -160,5 +172,11 @@ mod tests {
         let mut body = String::new();
         again.read_to_string(&mut body).await.unwrap();
         assert!(body.contains("agora_process_cpu_seconds_total"));
+        // The page's own path gets the page, as JSON.
+        let mut page = tokio::net::TcpStream::connect(addr).await.unwrap();
+        page.write_all(b"GET /count HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut body = String::new();
+        page.read_to_string(&mut body).await.unwrap();
+        assert!(body.contains("Content-Type: application/json") && body.ends_with("\r\n\r\n2"), "{body}");
     }
 }

@@ -58,7 +58,9 @@ pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
     // Only the JSON report lists the observations: a node without it keeps none, so one that
     // runs for days (a market in a container) does not grow.
     cfg.keep_observations = args.json;
-    if args.sample_ms.is_some() {
+    // Its latest messages, for a live view's space-time diagram: printed with the counters
+    // (`--sample-ms`) or served with them (`--metrics-addr`'s `/counts`).
+    if args.sample_ms.is_some() || args.metrics_addr.is_some() {
         cfg.recent_messages = ui::sampler::RECENT;
     }
     let driver = OneNode {

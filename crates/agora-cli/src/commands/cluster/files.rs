@@ -33,12 +33,10 @@ pub const CLOCK_FILE: &str = "/agora-clock.toml";
 pub const CONFIG: &str = "/run/secrets/cluster";
 /// The port the nodes talk to each other on.
 pub const PEER_PORT: u16 = 7000;
-/// How often an `agora node` container prints its message counters (`--sample-ms`), for the
-/// live view: the sampler's own period.
-pub const SAMPLE_MS: &str = "500";
 /// The RESP port of a key-value replica.
 pub const RESP_PORT: u16 = 6379;
-/// The metrics port of an `agora node` (`agora health --metrics` reads it).
+/// The metrics port of every node (`agora health --metrics` reads it; `agora cluster ui`
+/// asks its `/counts`).
 pub const METRICS_PORT: u16 = 9100;
 /// The members' port of a voting-service server (the line protocol).
 pub const VOTE_PORT: u16 = 7400;
@@ -80,10 +78,6 @@ pub struct Plan {
     pub order: String,
     /// Messages each multicast peer sends.
     pub msgs: u32,
-    /// The nodes print their message counters every [`SAMPLE_MS`] (`--sample-ms`), for a live
-    /// view (`cluster up --ui`): about 3 KB a line, so their logs grow by about 0.5 GB a day
-    /// each, which is why only a cluster started with its view does it.
-    pub counters: bool,
 }
 
 /// A node's service name, also its host name.
@@ -113,7 +107,6 @@ impl Plan {
             voters: VOTERS,
             order: ORDER.into(),
             msgs: MSGS,
-            counters: false,
         }
     }
 
@@ -197,10 +190,6 @@ impl Plan {
             // `--events`: each server says on stderr when it leads; `status` reads its log.
             System::Vote => vec!["vote".into(), "serve".into(), "--events".into()],
         };
-        if self.counters {
-            // Its message counters too, which the live view reads (`cluster up --ui`).
-            c.extend(["--sample-ms".into(), SAMPLE_MS.into()]);
-        }
         let id = id.to_string();
         let wait = WAIT_RESOLVE_MS.to_string();
         c.extend(
@@ -219,12 +208,11 @@ impl Plan {
                 }
             }
         }
-        match self.system {
-            System::Election | System::Market | System::Multicast => {
-                c.extend(["--metrics-addr".into(), format!("0.0.0.0:{METRICS_PORT}")])
-            }
-            System::Vote => c.extend(["--session-timeout-ms".into(), self.session_timeout_ms.to_string()]),
-            System::Raft => {}
+        // Its counters, served: Prometheus's `/metrics`, and `/counts`, which a live view
+        // asks twice a second while it runs and nobody otherwise (`agora cluster ui`).
+        c.extend(["--metrics-addr".into(), format!("0.0.0.0:{METRICS_PORT}")]);
+        if self.system == System::Vote {
+            c.extend(["--session-timeout-ms".into(), self.session_timeout_ms.to_string()]);
         }
         c
     }
@@ -352,19 +340,17 @@ mod tests {
     }
 
     #[test]
-    fn the_nodes_print_their_counters_only_for_a_cluster_started_with_its_view() {
+    fn every_node_serves_its_counters_and_prints_none() {
         for system in [System::Raft, System::Vote, System::Market, System::Election, System::Multicast] {
-            let mut plan = Plan::new("t-1", system, 3, "agora-node:0123");
-            let yml = plan.compose_file(true);
-            assert!(!yml.contains("--sample-ms"), "{system:?}: {yml}");
-            plan.counters = true;
-            let yml = plan.compose_file(false);
+            let yml = Plan::new("t-1", system, 3, "agora-node:0123").compose_file(true);
             let commands = yml.lines().filter(|l| l.trim_start().starts_with("command:")).count();
+            assert!(commands >= 3, "{system:?}: {yml}");
             assert_eq!(
-                yml.matches("\"--events\", \"--sample-ms\", \"500\"").count(),
+                yml.matches("\"--metrics-addr\", \"0.0.0.0:9100\"").count(),
                 commands,
                 "{system:?}: {yml}"
             );
+            assert!(!yml.contains("--sample-ms"), "{system:?}: {yml}");
         }
     }
 
@@ -377,7 +363,7 @@ mod tests {
             let cmd = format!(
                 "[\"vote\", \"serve\", \"--events\", \"--config\", \"/run/secrets/cluster\", \"--id\", \"{id}\", \
                  \"--wait-resolve-ms\", \"120000\", \"--clock-file\", \"/agora-clock.toml\", \"--new\", \
-                 \"--session-timeout-ms\", \"1500\"]"
+                 \"--metrics-addr\", \"0.0.0.0:9100\", \"--session-timeout-ms\", \"1500\"]"
             );
             assert!(yml.contains(&format!("    command: {cmd}\n")), "{yml}");
             assert!(yml.contains(&format!("      - n{id}-data:/data\n")));

@@ -129,7 +129,6 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     if let Some(m) = a.msgs {
         plan.msgs = m;
     }
-    plan.counters = a.ui.is_some();
     std::fs::create_dir_all(&a.dir.dir)
         .map_err(|e| UserError(format!("--dir {}: {e}", a.dir.dir.display())))?;
     let secret = agora_net::Secret::random().to_hex();

@@ -8,11 +8,12 @@
 //! histories (their clients') are not judged here but by `agora cluster nemesis`.
 //!
 //! What the page shows comes from the containers' logs, followed as they grow (`docker logs
-//! --follow`): each node prints every observation as an `event` line (`--events`) and, every
-//! 500 ms (`files::SAMPLE_MS`), its message counters (`--sample-ms`), which the sampler reads as it reads
-//! the counters of `agora up`'s processes. A node's runs are told apart by its `listening`
-//! lines. The checker's verdict is the one `agora cluster status` gives: the history the logs
-//! hold, judged again every [`JUDGE_EVERY`] and shown as the verdict *so far*.
+//! --follow`), where each node prints every observation as an `event` line (`--events`), and
+//! from each node's counters, asked every [`SAMPLE`] on its metrics port (`/counts`), which
+//! the sampler reads as it reads the counters of `agora up`'s processes. A node's runs are
+//! told apart by its `listening` lines and by its process's start time. The checker's verdict
+//! is the one `agora cluster status` gives: the history the logs hold, read as they grow
+//! ([`history::Reader`]), judged again every [`JUDGE_EVERY`] and shown as the verdict *so far*.
 //!
 //! The page's controls act on the containers: crash is `docker kill --signal KILL`, restart
 //! `docker start` (same container, same volume), pause and resume `docker pause` and
@@ -25,10 +26,11 @@
 //!
 //! On the way out the view undoes what its page did and is still in force: links mended,
 //! paused containers resumed, containers it killed started again. A container that ended on
-//! its own (an election's node, once it has counted) is left as it is.
+//! its own (an election's node, once it has counted) is left as it is. A second Ctrl-C while
+//! it undoes ends it at once and leaves the rest as it is.
 
 use super::docker::Docker;
-use super::files::{PEER_PORT, VOTE_PORT};
+use super::files::{METRICS_PORT, PEER_PORT, VOTE_PORT};
 use super::history::{self, Run};
 use super::nemesis::faults::Faults;
 use super::status::{self, Container};
@@ -39,7 +41,7 @@ use crate::commands::election::Ballots;
 use crate::commands::health;
 use crate::commands::market::Trades;
 use crate::commands::shared::tcp::{interrupted, runtime};
-use crate::commands::shared::ui::sampler::{verdicts, Counts, Flags, LiveRun, Plain, SoFar, System};
+use crate::commands::shared::ui::sampler::{verdicts, Counts, Flags, LiveRun, Plain, SoFar, System, SAMPLE};
 use crate::commands::vote::front::admin_token;
 use crate::commands::vote::live::board_table;
 use crate::commands::vote::node::VoteObs;
@@ -63,6 +65,10 @@ use std::time::{Duration, Instant};
 const VERBS: &[&str] = &["crash", "restart", "pause", "resume", "cut", "partition", "heal"];
 /// How often the history in the logs is judged again.
 const JUDGE_EVERY: Duration = Duration::from_secs(3);
+/// How often the view looks the containers' addresses up again, to ask them their counters.
+const LOOK_AGAIN: Duration = Duration::from_secs(5);
+/// A node's `/counts` is read up to this many bytes: a larger one is not one.
+const COUNTS_BYTES: u64 = 1 << 20;
 /// How often a key-value cluster's replicas are asked their `INFO`.
 const POLL_EVERY: Duration = Duration::from_secs(1);
 /// The packet-filter chain of the view's cuts, in each container's network namespace: its
@@ -209,6 +215,7 @@ impl Watch<'_> {
             let (counts, observe, parse) = (counts.clone(), observe.clone(), parse.clone());
             rt.spawn(follow::<O>(id, container.clone(), counts, observe, parse));
         }
+        rt.spawn(poll_counts(self.docker.clone(), self.name.clone(), counts.clone()));
         // Roles the replicas' `INFO` tells (a follower prints no line), as leadership lines.
         let (roles_tx, mut roles) = tokio::sync::mpsc::unbounded_channel::<(usize, serde_json::Value)>();
         rt.spawn(async move {
@@ -231,6 +238,14 @@ impl Watch<'_> {
         };
         eprintln!("agora: following {nodes} containers' logs; Ctrl-C ends the view");
         rt.block_on(interrupted());
+        // Undoing what the page did takes Docker's time: a second Ctrl-C leaves it as it is
+        // and ends at once, by SIGINT's default action, restored here.
+        eprintln!(
+            "agora: ending the view; what its page did is undone first (Ctrl-C again: leave it, end now)"
+        );
+        // SAFETY: sets SIGINT's action for this process back to the default; nothing here
+        // waits for SIGINT any more.
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
         stop.store(true, Ordering::Relaxed);
         let last = judging.join().unwrap_or(None);
         drop(rt.block_on(live.finish_with(last.clone().unwrap_or(serde_json::Value::Null))));
@@ -283,8 +298,10 @@ fn system_of<S: Setup>(setup: &S) -> Box<dyn System<Obs<S>>> {
 }
 
 /// Follows node `id`'s container log: its counters to `counts`, its observations to
-/// `observe`. Follows it again when it ends (the container stopped), from then on, so a
-/// container started again is followed into its new run.
+/// `observe`. Follows it again when it ends (the container stopped), from Docker's time of
+/// the last line read ([`history::Cursor`]: the lines of that time it gives again are
+/// skipped), so a container started again is followed into its new run and no line is lost
+/// or taken twice between the two.
 async fn follow<O: Observation>(
     id: usize,
     container: String,
@@ -294,15 +311,17 @@ async fn follow<O: Observation>(
 ) {
     use tokio::io::AsyncBufReadExt;
     let nodes = counts.lock().expect("counts lock").len();
-    let mut since: Option<f64> = None;
+    // Where the reading is: a container started again is followed from there on, its lines
+    // read before skipped.
+    let mut cursor = history::Cursor::default();
     // The node's runs seen so far: a counter's incarnation (a container's process is always
     // pid 1, so the pid tells no runs apart).
     let mut runs = 0u64;
     loop {
         let mut cmd = tokio::process::Command::new("docker");
-        cmd.args(["logs", "--follow"]);
-        if let Some(s) = since {
-            cmd.args(["--since", &format!("{s:.6}")]);
+        cmd.args(["logs", "--follow", "--timestamps"]);
+        if let Some(s) = cursor.since() {
+            cmd.args(["--since", s]);
         }
         cmd.arg(&container);
         cmd.stdin(std::process::Stdio::null())
@@ -318,7 +337,11 @@ async fn follow<O: Observation>(
             }
         };
         let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        while let Ok(Some(raw)) = lines.next_line().await {
+            let Some((time, line)) = history::stamped(&raw) else { continue };
+            if !cursor.fresh(time, line) {
+                continue;
+            }
             let Some(json) = line.strip_prefix("event ") else { continue };
             let Ok(mut v) = serde_json::from_str::<serde_json::Value>(json) else { continue };
             if v.get("node").and_then(serde_json::Value::as_u64) != Some(id as u64) {
@@ -335,12 +358,67 @@ async fn follow<O: Observation>(
             }
         }
         let _ = child.wait().await;
-        since = Some(agora_net::clock::unix_ns() as f64 / 1e9);
         // A stopped container's log ends at once: asked again at this pace until it runs.
         if began.elapsed() < Duration::from_secs(1) {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+}
+
+/// Asks every running node its counters (`/counts` on its metrics port) every [`SAMPLE`],
+/// all at once, for as long as the view runs: the page's traffic, the nodes' links and their
+/// latest messages. The containers' addresses are looked up again every few seconds, and at
+/// once after a node did not answer (a restarted container may have another).
+async fn poll_counts(docker: Docker, name: String, counts: Arc<Mutex<Vec<Option<Counts>>>>) {
+    let nodes = counts.lock().expect("counts lock").len();
+    let mut ips: Vec<Option<IpAddr>> = vec![None; nodes];
+    let mut looked: Option<Instant> = None;
+    let mut tick = tokio::time::interval(SAMPLE);
+    loop {
+        tick.tick().await;
+        if looked.is_none_or(|t| t.elapsed() > LOOK_AGAIN) {
+            let (d, n) = (docker.clone(), name.clone());
+            if let Ok(Ok(cs)) = tokio::task::spawn_blocking(move || status::containers(&d, &n)).await {
+                ips = vec![None; nodes];
+                for c in cs.iter().filter(|c| c.node < nodes && c.state == "running") {
+                    ips[c.node] = c.ip;
+                }
+                looked = Some(Instant::now());
+            }
+        }
+        let mut asked = tokio::task::JoinSet::new();
+        for (i, ip) in ips.iter().enumerate() {
+            if let Some(ip) = *ip {
+                let addr = std::net::SocketAddr::new(ip, METRICS_PORT);
+                asked.spawn(async move {
+                    (i, tokio::time::timeout(SAMPLE, node_counts(addr)).await.ok().flatten())
+                });
+            }
+        }
+        while let Some(Ok((i, got))) = asked.join_next().await {
+            let Some(v) = got else {
+                looked = None;
+                continue;
+            };
+            let started = v["started"].as_u64().filter(|s| *s > 0).unwrap_or(1);
+            let mine =
+                v["nodes"].as_array().into_iter().flatten().find(|n| n["node"].as_u64() == Some(i as u64));
+            if let Some(c) = mine.and_then(|n| Counts::from_json(&n["counts"], started, nodes)) {
+                counts.lock().expect("counts lock")[i] = Some(c);
+            }
+        }
+    }
+}
+
+/// A node's `/counts` (its metrics endpoint's JSON page), or `None`: no answer, or not one.
+async fn node_counts(addr: std::net::SocketAddr) -> Option<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET /counts HTTP/1.1\r\nHost: agora\r\nConnection: close\r\n\r\n").await.ok()?;
+    let mut got = Vec::new();
+    (&mut s).take(COUNTS_BYTES).read_to_end(&mut got).await.ok()?;
+    let body = got.windows(4).position(|w| w == b"\r\n\r\n").map(|i| &got[i + 4..])?;
+    serde_json::from_slice(body).ok()
 }
 
 /// Judges the logs every [`JUDGE_EVERY`] until `stop`, each verdict put in `so_far`; returns
@@ -356,13 +434,15 @@ fn judge_while(
 ) -> Option<serde_json::Value> {
     let mut said = None::<String>;
     let mut known = vec![None; cf.nodes.len()];
+    // The logs, read as they grow: each judging reads only what is new.
+    let mut reader = history::Reader::default();
     let every = match judging {
         Judging::Replicas(_) | Judging::Members(..) => POLL_EVERY,
         _ => JUDGE_EVERY,
     };
     loop {
         let judged = match judging {
-            Judging::Logs => judge_now(docker, cf, name),
+            Judging::Logs => judge_now(docker, cf, name, &mut reader),
             Judging::Replicas(table) => {
                 poll_replicas(docker, name, table, &mut known, roles).map(|()| unjudged("key-value"))
             }
@@ -530,12 +610,17 @@ fn poll_boards(
 }
 
 /// The checker's verdict on the logs now, as the page shows it.
-fn judge_now(docker: &Docker, cf: &ClusterFile, name: &str) -> Result<serde_json::Value, UserError> {
+fn judge_now(
+    docker: &Docker,
+    cf: &ClusterFile,
+    name: &str,
+    reader: &mut history::Reader,
+) -> Result<serde_json::Value, UserError> {
     let cs = status::containers(docker, name)?;
-    let logs = history::read(docker, &cs)?;
+    reader.read(docker, &cs)?;
     let ended = cs.len() == cf.nodes.len() && cs.iter().all(|c| c.state == "exited" && c.exit_code == 0);
     let run = if ended { Run::Ended } else { Run::Going };
-    let summary = history::judge(cf, &logs, REPRODUCE, run)?;
+    let summary = history::judge_logs(cf, &reader.logs(), REPRODUCE, run)?;
     let mut v = verdicts(&summary, REPRODUCE);
     v["so_far"] = serde_json::json!(run == Run::Going);
     v["judged_at"] = serde_json::json!(clock_time());

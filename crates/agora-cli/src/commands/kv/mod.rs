@@ -15,7 +15,7 @@ mod live;
 pub mod node;
 pub mod workload;
 
-use super::shared::tcp::{interrupted, listen_for_clients, runtime};
+use super::shared::tcp::{interrupted, listen_for_clients, metrics_endpoint, parse_addr, runtime};
 use super::shared::ui;
 use super::shared::{clock_file, event, inherited_listener, open_mode};
 use crate::cli::{KvAction, KvArgs, KvCommon, KvLocalArgs, KvServeArgs};
@@ -71,6 +71,8 @@ struct Plan {
     ui: Option<TcpListener>,
     /// `kv serve --sample-ms`: how often each replica prints its message counters.
     sample: Option<Duration>,
+    /// `kv serve --metrics-addr`: where the replicas' counters are served.
+    metrics: Option<SocketAddr>,
 }
 
 /// Starts every replica of `plan` with its front end and runs until `until` resolves or a
@@ -78,14 +80,27 @@ struct Plan {
 /// view (`plan.ui`), also samples the replicas for it and crashes and restarts them when
 /// the page asks.
 async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> Result<i32, UserError> {
-    let Plan { setup, cfg, replicas, resp_addrs, common, timeout, max_clients, history, on_obs, ui, sample } =
-        plan;
+    let Plan {
+        setup,
+        cfg,
+        replicas,
+        resp_addrs,
+        common,
+        timeout,
+        max_clients,
+        history,
+        on_obs,
+        ui,
+        sample,
+        metrics,
+    } = plan;
     let (leaders_tx, mut leaders) = mpsc::channel(1024);
     let mut cfg = cfg;
-    if ui.is_some() || sample.is_some() {
+    if ui.is_some() || sample.is_some() || metrics.is_some() {
         // Each replica keeps its latest messages, for the page's space-time diagram.
         cfg.recent_messages = ui::sampler::RECENT;
     }
+    let register = metrics_endpoint(metrics, replicas.iter().map(|r| r.id.0).collect()).await?;
     let launcher = Launcher {
         setup,
         cfg: Arc::new(cfg),
@@ -106,6 +121,7 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
         }
         running.push(Some(run));
     }
+    register(running.iter().flatten().map(|r| r.shared.clone()).collect());
     let (actions_tx, mut actions) = mpsc::channel(16);
     let mut live = None;
     if let Some(listener) = ui {
@@ -283,6 +299,7 @@ fn local(a: &KvLocalArgs) -> Result<i32, UserError> {
                 None => None,
             },
             sample: None,
+            metrics: None,
         };
         for (i, r) in resp_addrs.iter().enumerate() {
             println!("replica {i}  resp {r}   redis-cli -p {}", r.port());
@@ -435,6 +452,7 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
             on_obs,
             ui: None,
             sample: a.sample_ms.map(Duration::from_millis),
+            metrics: parse_addr(&a.metrics_addr)?,
         };
         let _ = setup.nodes();
         run_plan(plan, interrupted()).await

@@ -3,6 +3,7 @@
 //! Prometheus endpoint of `--metrics-addr`, waiting for an interrupt, and a progress bar fed
 //! by the running nodes.
 
+use super::ui::sampler::Counts;
 use crate::error::UserError;
 use agora_core::{Protocol, Setup};
 use agora_net::{prometheus, run_local, Gathered, NetConfig, NodeShared};
@@ -73,8 +74,9 @@ pub async fn metrics_endpoint(
 ) -> Result<impl FnOnce(Vec<Arc<NodeShared>>), UserError> {
     let list = match addr {
         Some(a) => {
-            let (local, list) =
-                prometheus::start(a).await.map_err(|e| UserError(format!("--metrics-addr {a}: {e}")))?;
+            let (local, list) = prometheus::start(a, Some(counts_page()))
+                .await
+                .map_err(|e| UserError(format!("--metrics-addr {a}: {e}")))?;
             tracing::info!("metrics at http://{local}/metrics");
             Some(list)
         }
@@ -84,6 +86,23 @@ pub async fn metrics_endpoint(
         if let Some(list) = list {
             *list.lock().expect("metrics nodes lock") = ids.into_iter().zip(nodes).collect();
         }
+    })
+}
+
+/// The metrics endpoint's `/counts`: every node's message counters as `--sample-ms` prints
+/// them (`{"started": ns, "nodes": [{"node": id, "counts": {..}}]}`), with the time this
+/// process started, which tells its runs apart (in a container its process id is always 1).
+/// `agora cluster ui` asks it of every container twice a second.
+fn counts_page() -> prometheus::Page {
+    let started = agora_net::clock::unix_ns();
+    Arc::new(move |path, nodes| {
+        (path == "/counts").then(|| {
+            let nodes: Vec<serde_json::Value> = nodes
+                .iter()
+                .map(|(id, n)| serde_json::json!({ "node": id, "counts": Counts::of(n).to_json() }))
+                .collect();
+            serde_json::json!({ "started": started, "nodes": nodes }).to_string()
+        })
     })
 }
 

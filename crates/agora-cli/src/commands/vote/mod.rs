@@ -22,7 +22,7 @@ pub mod node;
 mod servers;
 mod tls;
 
-use super::shared::tcp::{interrupted, runtime};
+use super::shared::tcp::{interrupted, metrics_endpoint, parse_addr, runtime};
 use super::shared::ui::sampler::{Flags, LiveRun, RECENT};
 use super::shared::ui::steer;
 use super::shared::{clock_file, event, inherited_listener, open_mode, repro};
@@ -416,7 +416,8 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
     cfg.keep_observations = false;
     cfg.open = open_mode(a.new, a.rejoin);
     let sample = a.sample_ms.map(Duration::from_millis);
-    if sample.is_some() {
+    let metrics = parse_addr(&a.metrics_addr)?;
+    if sample.is_some() || metrics.is_some() {
         // Each server keeps its latest messages, for the live view's space-time diagram.
         cfg.recent_messages = RECENT;
     }
@@ -474,23 +475,27 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
         } else {
             eprintln!("agora vote: server {id} serving members at {local}");
         }
+        let register = metrics_endpoint(metrics, vec![id]).await?;
         let plan = Plan {
             setup,
             cfg,
             servers: vec![Listening { id: nid, bound, members }],
             common: FrontSettings { tls, ..FrontSettings::new(&a.common, Some(admin), session_timeout) },
             on_obs: on_obs.map(|hook| Box::new(move |_| hook.clone()) as ObsHooks<VoteObs>),
-            // `--sample-ms`: the server's message counters, printed as `agora node` prints them.
-            on_start: sample.map(|every| {
-                Box::new(move |servers: Arc<Servers>| {
-                    // Nobody else holds the servers yet: they have just started.
-                    if let Ok(running) = servers.running.try_lock() {
-                        for r in running.iter().flatten() {
-                            tokio::spawn(super::node::print_counts(id, r.shared.clone(), every));
+            // The server's message counters: printed as `agora node` prints them
+            // (`--sample-ms`), served at `--metrics-addr`.
+            on_start: Some(Box::new(move |servers: Arc<Servers>| {
+                // Nobody else holds the servers yet: they have just started.
+                if let Ok(running) = servers.running.try_lock() {
+                    let shared: Vec<_> = running.iter().flatten().map(|r| r.shared.clone()).collect();
+                    if let Some(every) = sample {
+                        for s in &shared {
+                            tokio::spawn(super::node::print_counts(id, s.clone(), every));
                         }
                     }
-                }) as OnStart
-            }),
+                    register(shared);
+                }
+            }) as OnStart),
         };
         run_plan(plan, interrupted()).await
     })
