@@ -103,16 +103,6 @@ impl Docker {
         self.stderr_log_of(id, &["--since", &format!("{unix_s:.6}")])
     }
 
-    /// What a container wrote on stderr from Docker's time `since` on (that very time
-    /// included; from its start when `None`), each line after the time Docker received it
-    /// (`docker logs --timestamps`).
-    pub fn stderr_log_from(&self, id: &str, since: Option<&str>) -> Result<String, UserError> {
-        match since {
-            Some(t) => self.stderr_log_of(id, &["--timestamps", "--since", t]),
-            None => self.stderr_log_of(id, &["--timestamps"]),
-        }
-    }
-
     fn stderr_log_of(&self, id: &str, options: &[&str]) -> Result<String, UserError> {
         let args: Vec<&OsStr> =
             std::iter::once("logs").chain(options.iter().copied()).chain([id]).map(OsStr::new).collect();

@@ -36,23 +36,18 @@ pub struct NodeLog {
 
 impl NodeLog {
     /// The `event {JSON}` lines of node `node`'s log; other lines are the node's own words.
-    #[cfg(test)]
     pub fn parse(node: usize, log: &str) -> NodeLog {
         let mut out = NodeLog { node, ..NodeLog::default() };
-        log.lines().for_each(|l| out.line(l));
-        out
-    }
-
-    /// Takes one more line of the log.
-    fn line(&mut self, line: &str) {
-        let Some(v) = line.strip_prefix("event ").and_then(|j| j.parse::<Value>().ok()) else { return };
-        let Some(at) = v["at"].as_u64() else { return };
-        if v.get("listening").is_some() {
-            self.runs.push(at);
-        } else if let Some(o) = v.get("obs") {
-            self.truncated |= self.runs.is_empty();
-            self.obs.push((at, o.clone()));
+        for v in log.lines().filter_map(|l| l.strip_prefix("event ")?.parse::<Value>().ok()) {
+            let Some(at) = v["at"].as_u64() else { continue };
+            if v.get("listening").is_some() {
+                out.runs.push(at);
+            } else if let Some(o) = v.get("obs") {
+                out.truncated |= out.runs.is_empty();
+                out.obs.push((at, o.clone()));
+            }
         }
+        out
     }
 
     /// The time of its last line, if it has one.
@@ -76,128 +71,16 @@ impl NodeLog {
 /// Every container's log, by node. `cs` is the containers as Docker saw them before this
 /// reads their logs.
 pub fn read(docker: &Docker, cs: &[Container]) -> Result<Vec<NodeLog>, UserError> {
-    let mut reader = Reader::default();
-    reader.read(docker, cs)?;
-    Ok(reader.take())
-}
-
-/// The containers' logs read as they grow: the first reading of a container takes its whole
-/// log, each later one only what it printed since (`docker logs --timestamps --since` the
-/// time Docker gave the last line read), so a view that judges every few seconds does not
-/// read again, every time, what its containers printed in hours (their counters alone are
-/// about 6 KB a second each).
-///
-/// `--since` includes the lines of that very time, so the lines read last at that time are
-/// kept and skipped when they come again.
-#[derive(Default)]
-pub struct Reader {
-    /// By container id (a container made again is another one, its log read from its start).
-    seen: Vec<(String, Seen)>,
-}
-
-/// What was read of one container's log.
-struct Seen {
-    log: NodeLog,
-    cursor: Cursor,
-}
-
-/// Where a reader of a container's `docker logs --timestamps` is: Docker's time of the last
-/// line read and the lines read with that time. `docker logs --since` that time gives them
-/// again (it includes the lines of that very time), and the cursor tells them apart.
-#[derive(Default)]
-pub struct Cursor {
-    /// The last time, comparable ([`time_key`]) and as Docker printed it.
-    last: Option<(String, String)>,
-    /// The lines read with that time.
-    at_last: Vec<String>,
-}
-
-impl Cursor {
-    /// Whether `line`, which Docker stamped `time`, is new to this cursor; if it is, the
-    /// cursor moves past it.
-    pub fn fresh(&mut self, time: &str, line: &str) -> bool {
-        let key = time_key(time);
-        match self.last.as_ref().map(|(last, _)| key.cmp(last)) {
-            // Read already (a `--since` coarser than Docker's own times).
-            Some(std::cmp::Ordering::Less) => return false,
-            Some(std::cmp::Ordering::Equal) => {
-                if self.at_last.iter().any(|seen| seen == line) {
-                    return false;
-                }
-            }
-            _ => {
-                self.last = Some((key, time.to_string()));
-                self.at_last.clear();
-            }
+    let mut logs = Vec::with_capacity(cs.len());
+    for c in cs {
+        let before = agora_net::clock::unix_ns();
+        let mut log = NodeLog::parse(c.node, &docker.stderr_log(&c.id)?);
+        if !matches!(c.state.as_str(), "exited" | "dead" | "created") {
+            log.whole_until = Some(log.last_line().unwrap_or(before));
         }
-        self.at_last.push(line.to_string());
-        true
+        logs.push(log);
     }
-
-    /// The time to ask `docker logs --since` from; `None`: from the log's start.
-    pub fn since(&self) -> Option<&str> {
-        self.last.as_ref().map(|(_, printed)| printed.as_str())
-    }
-}
-
-/// A line of `docker logs --timestamps`: Docker's time, and the line as the container wrote it.
-pub fn stamped(l: &str) -> Option<(&str, &str)> {
-    l.split_once(' ')
-}
-
-impl Reader {
-    /// Reads what each of `cs` printed since the last reading; then [`Reader::logs`] are
-    /// theirs, by node, in the order of `cs`.
-    pub fn read(&mut self, docker: &Docker, cs: &[Container]) -> Result<(), UserError> {
-        let mut seen = Vec::with_capacity(cs.len());
-        for c in cs {
-            let mut s = match self.seen.iter().position(|(id, _)| *id == c.id) {
-                Some(i) => self.seen.swap_remove(i).1,
-                None => {
-                    Seen { log: NodeLog { node: c.node, ..NodeLog::default() }, cursor: Cursor::default() }
-                }
-            };
-            let before = agora_net::clock::unix_ns();
-            let text = docker.stderr_log_from(&c.id, s.cursor.since())?;
-            s.take(&text);
-            s.log.whole_until = match c.state.as_str() {
-                "exited" | "dead" | "created" => None,
-                _ => Some(s.log.last_line().unwrap_or(before)),
-            };
-            seen.push((c.id.clone(), s));
-        }
-        self.seen = seen;
-        Ok(())
-    }
-
-    /// The logs as last read, by node.
-    pub fn logs(&self) -> Vec<&NodeLog> {
-        self.seen.iter().map(|(_, s)| &s.log).collect()
-    }
-
-    /// The logs as last read, by node, taken out of the reader.
-    pub fn take(self) -> Vec<NodeLog> {
-        self.seen.into_iter().map(|(_, s)| s.log).collect()
-    }
-}
-
-impl Seen {
-    /// Takes the lines of `docker logs --timestamps`, skipping those already read.
-    fn take(&mut self, text: &str) {
-        for (time, line) in text.lines().filter_map(stamped) {
-            if self.cursor.fresh(time, line) {
-                self.log.line(line);
-            }
-        }
-    }
-}
-
-/// A time as `docker logs --timestamps` prints it (RFC 3339, UTC), made comparable as text:
-/// its fraction of a second written with nine digits.
-fn time_key(t: &str) -> String {
-    let t = t.strip_suffix('Z').unwrap_or(t);
-    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
-    format!("{whole}.{frac:0<9}")
+    Ok(logs)
 }
 
 /// Where the logs are cut for judging: the latest time up to which every one of them is
@@ -215,8 +98,8 @@ fn time_key(t: &str) -> String {
 /// end, and holds no one back. The checker judges what every node did up to the cut; what
 /// is later waits for the next reading. (Only the judging: what the logs say of trading
 /// and leaders is taken whole.)
-pub fn cut<'a>(logs: impl IntoIterator<Item = &'a NodeLog>) -> Option<u64> {
-    logs.into_iter().filter_map(|l| l.whole_until).min()
+pub fn cut(logs: &[NodeLog]) -> Option<u64> {
+    logs.iter().filter_map(|l| l.whole_until).min()
 }
 
 /// Whether the nodes whose logs are judged still run.
@@ -230,16 +113,6 @@ pub enum Run {
 
 /// The checker's verdict on the logs of a cluster of `cf`.
 pub fn judge(cf: &ClusterFile, logs: &[NodeLog], reproduce: &str, run: Run) -> Result<RunSummary, UserError> {
-    judge_logs(cf, &logs.iter().collect::<Vec<_>>(), reproduce, run)
-}
-
-/// [`judge`], of logs held elsewhere (a [`Reader`]'s).
-pub fn judge_logs(
-    cf: &ClusterFile,
-    logs: &[&NodeLog],
-    reproduce: &str,
-    run: Run,
-) -> Result<RunSummary, UserError> {
     if let Some(l) = logs.iter().find(|l| l.truncated) {
         return Err(UserError(format!(
             "node {}'s log has lost its beginning (Docker rotated it past its size limit): the history \
@@ -258,7 +131,7 @@ pub fn judge_logs(
 
 /// The logs, judged by a protocol's checker.
 struct Judge<'a> {
-    logs: &'a [&'a NodeLog],
+    logs: &'a [NodeLog],
     seed: u64,
     reproduce: &'a str,
     protocol: &'a str,
@@ -271,7 +144,7 @@ impl agora_protocols::Driver for Judge<'_> {
 
     fn run<S: Setup>(self, setup: S) -> Self::Output {
         let nodes = setup.nodes();
-        let until = cut(self.logs.iter().copied()).unwrap_or(u64::MAX);
+        let until = cut(self.logs).unwrap_or(u64::MAX);
         let judged = |t: &u64| *t <= until;
         let start = self.logs.iter().filter_map(|l| l.runs.first()).min().copied().unwrap_or(0);
         let last = self
@@ -319,32 +192,6 @@ pub fn verdict_lines(s: &RunSummary) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_log_read_as_it_grows_is_the_log_read_whole() {
-        let lines = [
-            "2026-12-05T10:00:00.1Z event {\"node\":1,\"at\":100,\"listening\":\"0.0.0.0:7000\",\"pid\":1}",
-            "2026-12-05T10:00:00.2Z event {\"node\":1,\"at\":150,\"obs\":\"Left\"}",
-            "2026-12-05T10:00:00.2Z event {\"node\":1,\"at\":151,\"obs\":\"Right\"}",
-            "2026-12-05T10:00:00.3Z agora: a line of its own",
-            "2026-12-05T10:00:00.3Z event {\"node\":1,\"at\":200,\"obs\":\"Left\"}",
-        ];
-        let whole = NodeLog::parse(1, &lines.map(|l| l.split_once(' ').unwrap().1).join("\n"));
-        let mut s = Seen { log: NodeLog { node: 1, ..NodeLog::default() }, cursor: Cursor::default() };
-        // The first reading ends between two lines of one time; Docker's next, from that
-        // time on, gives the first of them again.
-        s.take(&lines[..2].join("\n"));
-        assert_eq!(s.cursor.since(), Some("2026-12-05T10:00:00.2Z"));
-        s.take(&lines[1..].join("\n"));
-        // A reading with nothing new gives the last time's lines again, or (a `--since`
-        // coarser than Docker's times) earlier ones too.
-        s.take(&lines[3..].join("\n"));
-        s.take(&lines.join("\n"));
-        assert_eq!((&s.log.runs, &s.log.obs), (&whole.runs, &whole.obs));
-        assert_eq!(whole.obs.len(), 3);
-        assert_eq!(time_key("2026-12-05T10:00:00Z"), "2026-12-05T10:00:00.000000000");
-        assert!(time_key("2026-12-05T10:00:00.2Z") > time_key("2026-12-05T10:00:00.123456789Z"));
-    }
 
     #[test]
     fn a_log_gives_each_run_and_each_observation_with_its_time() {

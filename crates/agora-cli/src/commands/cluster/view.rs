@@ -12,8 +12,8 @@
 //! from each node's counters, asked every [`SAMPLE`] on its metrics port (`/counts`), which
 //! the sampler reads as it reads the counters of `agora up`'s processes. A node's runs are
 //! told apart by its `listening` lines and by its process's start time. The checker's verdict
-//! is the one `agora cluster status` gives: the history the logs hold, read as they grow
-//! ([`history::Reader`]), judged again every [`JUDGE_EVERY`] and shown as the verdict *so far*.
+//! is the one `agora cluster status` gives: the history the logs hold, judged again every
+//! [`JUDGE_EVERY`] and shown as the verdict *so far*.
 //!
 //! The page's controls act on the containers: crash is `docker kill --signal KILL`, restart
 //! `docker start` (same container, same volume), pause and resume `docker pause` and
@@ -298,10 +298,10 @@ fn system_of<S: Setup>(setup: &S) -> Box<dyn System<Obs<S>>> {
 }
 
 /// Follows node `id`'s container log: its counters to `counts`, its observations to
-/// `observe`. Follows it again when it ends (the container stopped), from Docker's time of
-/// the last line read ([`history::Cursor`]: the lines of that time it gives again are
-/// skipped), so a container started again is followed into its new run and no line is lost
-/// or taken twice between the two.
+/// `observe`. Follows it again when it ends (the container stopped), from then on, so a
+/// container started again is followed into its new run. (Not from Docker's time of the last
+/// line read, with `--timestamps`: Docker stamps each 16 KiB piece of a longer line apart,
+/// so such lines would come back cut by timestamps.)
 async fn follow<O: Observation>(
     id: usize,
     container: String,
@@ -311,17 +311,15 @@ async fn follow<O: Observation>(
 ) {
     use tokio::io::AsyncBufReadExt;
     let nodes = counts.lock().expect("counts lock").len();
-    // Where the reading is: a container started again is followed from there on, its lines
-    // read before skipped.
-    let mut cursor = history::Cursor::default();
+    let mut since: Option<f64> = None;
     // The node's runs seen so far: a counter's incarnation (a container's process is always
     // pid 1, so the pid tells no runs apart).
     let mut runs = 0u64;
     loop {
         let mut cmd = tokio::process::Command::new("docker");
-        cmd.args(["logs", "--follow", "--timestamps"]);
-        if let Some(s) = cursor.since() {
-            cmd.args(["--since", s]);
+        cmd.args(["logs", "--follow"]);
+        if let Some(s) = since {
+            cmd.args(["--since", &format!("{s:.6}")]);
         }
         cmd.arg(&container);
         cmd.stdin(std::process::Stdio::null())
@@ -337,11 +335,7 @@ async fn follow<O: Observation>(
             }
         };
         let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
-        while let Ok(Some(raw)) = lines.next_line().await {
-            let Some((time, line)) = history::stamped(&raw) else { continue };
-            if !cursor.fresh(time, line) {
-                continue;
-            }
+        while let Ok(Some(line)) = lines.next_line().await {
             let Some(json) = line.strip_prefix("event ") else { continue };
             let Ok(mut v) = serde_json::from_str::<serde_json::Value>(json) else { continue };
             if v.get("node").and_then(serde_json::Value::as_u64) != Some(id as u64) {
@@ -358,6 +352,7 @@ async fn follow<O: Observation>(
             }
         }
         let _ = child.wait().await;
+        since = Some(agora_net::clock::unix_ns() as f64 / 1e9);
         // A stopped container's log ends at once: asked again at this pace until it runs.
         if began.elapsed() < Duration::from_secs(1) {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -434,15 +429,13 @@ fn judge_while(
 ) -> Option<serde_json::Value> {
     let mut said = None::<String>;
     let mut known = vec![None; cf.nodes.len()];
-    // The logs, read as they grow: each judging reads only what is new.
-    let mut reader = history::Reader::default();
     let every = match judging {
         Judging::Replicas(_) | Judging::Members(..) => POLL_EVERY,
         _ => JUDGE_EVERY,
     };
     loop {
         let judged = match judging {
-            Judging::Logs => judge_now(docker, cf, name, &mut reader),
+            Judging::Logs => judge_now(docker, cf, name),
             Judging::Replicas(table) => {
                 poll_replicas(docker, name, table, &mut known, roles).map(|()| unjudged("key-value"))
             }
@@ -610,17 +603,12 @@ fn poll_boards(
 }
 
 /// The checker's verdict on the logs now, as the page shows it.
-fn judge_now(
-    docker: &Docker,
-    cf: &ClusterFile,
-    name: &str,
-    reader: &mut history::Reader,
-) -> Result<serde_json::Value, UserError> {
+fn judge_now(docker: &Docker, cf: &ClusterFile, name: &str) -> Result<serde_json::Value, UserError> {
     let cs = status::containers(docker, name)?;
-    reader.read(docker, &cs)?;
+    let logs = history::read(docker, &cs)?;
     let ended = cs.len() == cf.nodes.len() && cs.iter().all(|c| c.state == "exited" && c.exit_code == 0);
     let run = if ended { Run::Ended } else { Run::Going };
-    let summary = history::judge_logs(cf, &reader.logs(), REPRODUCE, run)?;
+    let summary = history::judge(cf, &logs, REPRODUCE, run)?;
     let mut v = verdicts(&summary, REPRODUCE);
     v["so_far"] = serde_json::json!(run == Run::Going);
     v["judged_at"] = serde_json::json!(clock_time());
