@@ -85,8 +85,7 @@ pub struct Replica {
     pub commit: u64,
 }
 
-fn replica(c: &Container) -> Option<Replica> {
-    let ip = c.ip.filter(|_| c.state == "running")?;
+fn replica_at(ip: IpAddr) -> Option<Replica> {
     let i: BTreeMap<String, String> = health::info(SocketAddr::new(ip, RESP_PORT)).ok()?;
     Some(Replica {
         role: i["raft_role"].clone(),
@@ -96,12 +95,20 @@ fn replica(c: &Container) -> Option<Replica> {
     })
 }
 
-/// What every replica says of itself (`None`: it did not answer), all asked at once so that a
-/// silent one (a paused container) costs one timeout, not one each.
+/// What every replica says of itself (`None`: it did not answer), all asked at once.
 pub fn replicas(cs: &[Container]) -> Vec<Option<Replica>> {
+    ask_running(cs, replica_at)
+}
+
+/// `ask` of every running container's address, all at once so that a silent one (a paused
+/// container) costs one timeout, not one each; `None` for one not running or not answering.
+pub fn ask_running<T: Send>(cs: &[Container], ask: impl Fn(IpAddr) -> Option<T> + Sync) -> Vec<Option<T>> {
+    let ask = &ask;
     std::thread::scope(|s| {
-        let asked: Vec<_> = cs.iter().map(|c| s.spawn(move || replica(c))).collect();
-        asked.into_iter().map(|h| h.join().ok().flatten()).collect()
+        let asked: Vec<_> =
+            cs.iter().map(|c| s.spawn(move || c.ip.filter(|_| c.state == "running").and_then(ask))).collect();
+        // A thread that panicked answered nothing.
+        asked.into_iter().map(|h| h.join().unwrap_or(None)).collect()
     })
 }
 
@@ -286,20 +293,9 @@ pub fn leading(log: &str) -> (Option<u64>, Vec<u64>) {
 
 /// Every server's greeting and log, the greetings asked all at once.
 fn vote_servers(docker: &Docker, cs: &[Container]) -> Vec<VoteServer> {
-    let greets: Vec<bool> = std::thread::scope(|s| {
-        let asked: Vec<_> = cs
-            .iter()
-            .map(|c| {
-                s.spawn(move || {
-                    let ip = c.ip.filter(|_| c.state == "running");
-                    ip.is_some_and(|ip| health::hello(SocketAddr::new(ip, VOTE_PORT)).is_ok())
-                })
-            })
-            .collect();
-        asked.into_iter().map(|h| h.join().unwrap_or(false)).collect()
-    });
+    let greets = ask_running(cs, |ip| health::hello(SocketAddr::new(ip, VOTE_PORT)).ok());
     cs.iter()
-        .zip(greets)
+        .zip(greets.iter().map(Option::is_some))
         .map(|(c, answers)| {
             let (leads, led) = docker.stderr_log(&c.id).map(|l| leading(&l)).unwrap_or_default();
             VoteServer { answers, leads: leads.filter(|_| c.state == "running"), led }

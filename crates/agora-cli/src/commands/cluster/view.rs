@@ -564,18 +564,8 @@ fn poll_boards(
     roles: &RolesTx,
 ) -> Result<(), UserError> {
     let cs = status::containers(docker, name)?;
-    let boards: Vec<Option<serde_json::Value>> = std::thread::scope(|s| {
-        let asked: Vec<_> = cs
-            .iter()
-            .map(|c| {
-                s.spawn(move || {
-                    let ip = c.ip.filter(|_| c.state == "running")?;
-                    health::board(std::net::SocketAddr::new(ip, VOTE_PORT), admin).ok()
-                })
-            })
-            .collect();
-        asked.into_iter().map(|h| h.join().ok().flatten()).collect()
-    });
+    let boards =
+        status::ask_running(&cs, |ip| health::board(std::net::SocketAddr::new(ip, VOTE_PORT), admin).ok());
     for (c, b) in cs.iter().zip(&boards) {
         let Some(b) = b else { continue };
         tell_role(c.node, (b["role"] == "leader", b["term"].as_u64().unwrap_or(0)), known, roles);
