@@ -319,25 +319,32 @@ impl ClusterFile {
         self.nodes.iter().map(|n| n.addr.parse::<SocketAddr>().is_err().then(|| n.addr.clone())).collect()
     }
 
-    /// Every node's client-facing address (`field` of its entry, named `key` in the file, e.g.
-    /// `resp` or `vote`), resolved; a node without one is a mistake (`example` shows one).
-    pub fn client_addrs(
+    /// Node `me`'s client-facing address (`field` of its entry, named `key` in the file, e.g.
+    /// `resp` or `vote`), resolved, and every node's as the file gives it (a peer's name may
+    /// not resolve yet: see [`ClusterFile::peer_addrs_for`]); a node without one is a mistake
+    /// (`example` shows one).
+    pub fn client_addrs_for(
         &self,
+        me: usize,
         key: &str,
         example: &str,
         field: impl Fn(&NodeEntry) -> Option<&str>,
-    ) -> Result<Vec<SocketAddr>, UserError> {
-        self.nodes
+    ) -> Result<(SocketAddr, Vec<String>), UserError> {
+        let given = self
+            .nodes
             .iter()
             .map(|n| {
-                let r = field(n)
-                    .ok_or_else(|| UserError(format!("node {}: no `{key}` address ({example})", n.id)))?;
-                r.to_socket_addrs()
-                    .ok()
-                    .and_then(|mut i| i.next())
-                    .ok_or_else(|| UserError(format!("node {}: cannot resolve {key} address `{r}`", n.id)))
+                field(n)
+                    .map(String::from)
+                    .ok_or_else(|| UserError(format!("node {}: no `{key}` address ({example})", n.id)))
             })
-            .collect()
+            .collect::<Result<Vec<String>, UserError>>()?;
+        let mine = given.get(me).ok_or_else(|| {
+            UserError(format!("--id {me}: the cluster file lists nodes 0..{}", self.nodes.len()))
+        })?;
+        let addr = resolve_within(mine, std::time::Duration::ZERO)
+            .ok_or_else(|| UserError(format!("node {me}: cannot resolve {key} address `{mine}`")))?;
+        Ok((addr, given))
     }
 
     /// Every node's address, resolved; two nodes may not share one.
@@ -345,18 +352,50 @@ impl ClusterFile {
         self.addrs_within(std::time::Duration::ZERO)
     }
 
-    /// [`ClusterFile::addrs_within`] for `who` (`replicas`, `servers`) that dial each other:
-    /// port 0 (let the kernel pick) is refused, since a peer must know where to dial.
-    pub fn peer_addrs_within(
+    /// Every node's address as node `me` needs it: its own resolved, trying again for up to
+    /// `wait` while its name does not resolve; each peer's resolved if its name resolves now,
+    /// and otherwise left to the dial, which looks the name up again each time
+    /// ([`ClusterFile::names`]), with the unspecified address of its port standing in. So a
+    /// node listens without waiting for its peers: in containers, a peer's name exists only
+    /// once its container runs, and on a Swarm only once its health check has passed, which
+    /// needs the peer listening (docs/cluster.md, *The health check*). Two nodes may not share
+    /// an address; port 0 is refused (`who`, `replicas` or `servers`, must know where to dial).
+    pub fn peer_addrs_for(
         &self,
+        me: usize,
         wait: std::time::Duration,
         who: &str,
     ) -> Result<Vec<SocketAddr>, UserError> {
-        let addrs = self.addrs_within(wait)?;
+        if me >= self.nodes.len() {
+            return Err(UserError(format!(
+                "--id {me}: the cluster file lists nodes 0..{}",
+                self.nodes.len()
+            )));
+        }
+        let mut addrs = Vec::with_capacity(self.nodes.len());
+        for (i, n) in self.nodes.iter().enumerate() {
+            let wait = if i == me { wait } else { std::time::Duration::ZERO };
+            let addr = match resolve_within(&n.addr, wait) {
+                Some(a) => a,
+                None if i != me => match n.addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()) {
+                    Some(port) => SocketAddr::from(([0, 0, 0, 0], port)),
+                    None => {
+                        return Err(UserError(format!("node {}: address `{}` has no port", n.id, n.addr)))
+                    }
+                },
+                None => return Err(UserError(format!("node {}: cannot resolve address `{}`", n.id, n.addr))),
+            };
+            addrs.push(addr);
+        }
         if let Some(i) = addrs.iter().position(|a| a.port() == 0) {
             return Err(UserError(format!(
-                "node {i}: port 0 for its cluster address; {who} must know each other's"
+                "node {i}: port 0 in the cluster file; {who} must know where to dial each other"
             )));
+        }
+        for (i, a) in addrs.iter().enumerate() {
+            if let Some(j) = addrs[..i].iter().position(|b| b == a && !a.ip().is_unspecified()) {
+                return Err(UserError(format!("nodes {j} and {i} both listen on {a}")));
+            }
         }
         Ok(addrs)
     }
@@ -364,21 +403,12 @@ impl ClusterFile {
     /// Every node's address, resolved, trying again for up to `wait` while a name does not
     /// resolve: in containers, a peer's name exists only once its container runs.
     pub fn addrs_within(&self, wait: std::time::Duration) -> Result<Vec<SocketAddr>, UserError> {
-        let resolve = |n: &NodeEntry| n.addr.to_socket_addrs().ok().and_then(|mut a| a.next());
         let deadline = std::time::Instant::now() + wait;
         let mut addrs = Vec::with_capacity(self.nodes.len());
         for n in &self.nodes {
-            let addr = loop {
-                match resolve(n) {
-                    Some(a) => break a,
-                    None if std::time::Instant::now() < deadline => {
-                        std::thread::sleep(std::time::Duration::from_millis(200))
-                    }
-                    None => {
-                        return Err(UserError(format!("node {}: cannot resolve address `{}`", n.id, n.addr)))
-                    }
-                }
-            };
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let addr = resolve_within(&n.addr, left)
+                .ok_or_else(|| UserError(format!("node {}: cannot resolve address `{}`", n.id, n.addr)))?;
             addrs.push(addr);
         }
         for (i, a) in addrs.iter().enumerate() {
@@ -387,6 +417,20 @@ impl ClusterFile {
             }
         }
         Ok(addrs)
+    }
+}
+
+/// `addr` (`host:port`) resolved, trying again every 200 ms for up to `wait`.
+fn resolve_within(addr: &str, wait: std::time::Duration) -> Option<SocketAddr> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if let Some(a) = addr.to_socket_addrs().ok().and_then(|mut a| a.next()) {
+            return Some(a);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
 
@@ -528,6 +572,30 @@ mod tests {
         let ok = ClusterFile::parse(&file("clients = 1\nreads = 0.5")).unwrap().params().unwrap();
         assert_eq!(ok.nodes, 1, "one of the two nodes is a client");
         assert_eq!(agora_protocols::registry::cluster_size("raft", &ok).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_node_starts_before_its_peers_names_resolve_but_not_before_its_own() {
+        let mut f = example("cluster.toml");
+        let mine = f.nodes[0].addr.clone();
+        f.nodes[1].addr = "peer-not-up-yet.invalid:7001".into();
+        f.nodes[2].addr = "other-not-up-yet.invalid:7001".into();
+        let addrs = f.peer_addrs_for(0, std::time::Duration::ZERO, "replicas").unwrap();
+        assert_eq!(addrs[0].to_string(), mine);
+        // Two stand-ins may share a port: neither is dialled (the name is, at every dial).
+        assert_eq!(addrs[1], SocketAddr::from(([0, 0, 0, 0], 7001)));
+        assert_eq!(addrs[2], SocketAddr::from(([0, 0, 0, 0], 7001)));
+        assert_eq!(f.names()[1].as_deref(), Some("peer-not-up-yet.invalid:7001"));
+        let own = f.peer_addrs_for(1, std::time::Duration::ZERO, "replicas").unwrap_err().msg;
+        assert!(own.contains("node 1: cannot resolve address `peer-not-up-yet.invalid:7001`"), "{own}");
+        let id = f.peer_addrs_for(5, std::time::Duration::ZERO, "replicas").unwrap_err().msg;
+        assert!(id.contains("--id 5: the cluster file lists nodes 0..5"), "{id}");
+        f.nodes[2].addr = "other-not-up-yet.invalid".into();
+        let port = f.peer_addrs_for(0, std::time::Duration::ZERO, "replicas").unwrap_err().msg;
+        assert!(port.contains("has no port"), "{port}");
+        f.nodes[2].addr = mine;
+        let twice = f.peer_addrs_for(0, std::time::Duration::ZERO, "replicas").unwrap_err().msg;
+        assert!(twice.contains("nodes 0 and 2 both listen on"), "{twice}");
     }
 
     #[test]

@@ -1263,23 +1263,28 @@ fn the_files_up_writes_deploy_a_raft_cluster_on_a_single_node_swarm() {
     docker(&["stack", "deploy", "-c", &compose.to_string_lossy(), &name]).unwrap_or_else(|e| panic!("{e}"));
 
     // Each replica, asked from inside its own task's container by its service name (the
-    // overlay network is not routed from the host): one leads, the others follow.
+    // overlay network is not routed from the host): one leads, the others follow. And the
+    // Swarm judged every task healthy by the Compose file's health check: a task is in the
+    // Swarm's DNS only once it is, so the replicas listened before their peers' names
+    // resolved, and found each other once they did.
     let deadline = Instant::now() + STUCK;
+    let ns = format!("label=com.docker.stack.namespace={name}");
     loop {
         let roles = swarm_roles(&name);
         let leaders = roles.values().filter(|r| *r == "leader").count();
         let followers = roles.values().filter(|r| *r == "follower").count();
-        if roles.len() == 3 && leaders == 1 && followers == 2 {
+        let healthy = docker(&["ps", "-q", "--filter", &ns, "--filter", "health=healthy"])
+            .map_or(0, |o| o.split_whitespace().count());
+        if roles.len() == 3 && leaders == 1 && followers == 2 && healthy == 3 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "no leader with two followers on the swarm within {STUCK:?}: {roles:?}"
+            "no leader with two followers, all healthy, on the swarm within {STUCK:?}: {roles:?}, {healthy} healthy"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
     drop(stack);
-    let ns = format!("label=com.docker.stack.namespace={name}");
     assert_eq!(docker(&["ps", "-aq", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
     if state == "inactive" {

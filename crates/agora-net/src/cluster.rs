@@ -259,15 +259,21 @@ fn idle<S: Setup>(nodes: &Nodes<S>, in_flight: &AtomicI64) -> bool {
 /// connection closed before its handshake at debug level), and sends the Unix ns at which the
 /// last one did. Gives up when `stop` is set. One task, one connection attempt at a time.
 async fn await_peers(
-    mut peers: Vec<SocketAddr>,
+    mut peers: Vec<(SocketAddr, Option<String>)>,
     all_up: watch::Sender<Option<u64>>,
     mut stop: watch::Receiver<bool>,
 ) {
     const RETRY: Duration = Duration::from_millis(50);
     const DIAL_TIMEOUT: Duration = Duration::from_millis(500);
-    while !peers.is_empty() {
-        let addr = peers[peers.len() - 1];
-        let dial = tokio::time::timeout(DIAL_TIMEOUT, tokio::net::TcpStream::connect(addr));
+    while let Some((addr, name)) = peers.last() {
+        // A peer given by name is dialled where its name resolves now, as the node's own
+        // dials do: one that did not resolve at the start has no address until it does.
+        let dial = tokio::time::timeout(DIAL_TIMEOUT, async {
+            match crate::conn::peer_addr(*addr, name.as_deref()).await {
+                Some(a) => tokio::net::TcpStream::connect(a).await,
+                None => Err(std::io::ErrorKind::NotFound.into()),
+            }
+        });
         if let Ok(Ok(stream)) = dial.await {
             drop(stream);
             peers.pop();
@@ -356,8 +362,9 @@ pub async fn run_node<S: Setup>(
     let cfg = Arc::new(cfg);
     let (stop_tx, stop) = watch::channel(false);
     let (t0, cpu0, unix0) = (Instant::now(), cpu_ms(), unix_ns());
-    let peers: Vec<SocketAddr> =
-        cfg.addrs.iter().enumerate().filter(|(i, _)| *i != id.index()).map(|(_, a)| *a).collect();
+    let name = |i: usize| cfg.names.get(i).cloned().flatten();
+    let peers: Vec<(SocketAddr, Option<String>)> =
+        (0..cfg.addrs.len()).filter(|i| *i != id.index()).map(|i| (cfg.addrs[i], name(i))).collect();
     on_bound(local);
     let (shared, handle) = node::start(setup, bound, cfg, Arc::new(AtomicI64::new(0)), stop.clone(), on_obs)?;
     on_start(vec![shared.clone()]);

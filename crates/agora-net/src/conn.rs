@@ -681,16 +681,27 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// Where to dial a peer now: a peer given by name is looked up again (its host may have come
+/// back elsewhere), and `addr`, where it was found before, is the fallback; none when the
+/// name does not resolve and never did (`addr` unspecified, which would dial this host).
+pub(crate) async fn peer_addr(addr: SocketAddr, name: Option<&str>) -> Option<SocketAddr> {
+    let fresh = match name {
+        Some(name) => tokio::net::lookup_host(name).await.ok().and_then(|mut a| a.next()),
+        None => None,
+    };
+    Some(fresh.unwrap_or(addr)).filter(|a| !a.ip().is_unspecified())
+}
+
 /// Dials and runs the dialer's side of the handshake: the stream and the acceptor's idle
 /// timeout.
 async fn connect(dial: &Dial) -> Result<(TcpStream, Duration, Socket), ConnError> {
-    // A peer given by name is looked up again: its host may have come back elsewhere. The
-    // handshake, not the address, proves who answers.
-    let fresh = match &dial.name {
-        Some(name) => tokio::net::lookup_host(name.as_str()).await.ok().and_then(|mut a| a.next()),
-        None => None,
+    // The handshake, not the address, proves who answers.
+    let Some(addr) = peer_addr(dial.addr, dial.name.as_deref()).await else {
+        let name = dial.name.as_deref().unwrap_or("?");
+        let why = format!("{name} does not resolve yet");
+        return Err(std::io::Error::new(std::io::ErrorKind::NotFound, why).into());
     };
-    let mut stream = TcpStream::connect(fresh.unwrap_or(dial.addr)).await?;
+    let mut stream = TcpStream::connect(addr).await?;
     let socket = Socket::outbound();
     stream.set_nodelay(true)?;
     let hello = Hello::new(&dial.cluster, dial.protocol, dial.me, dial.peer);

@@ -75,7 +75,8 @@ pub struct NetConfig {
     /// The `host:port` a node's address was resolved from, for the nodes given by name (none
     /// for an address given as such): resolved again at every dial, so a peer whose host
     /// comes back with another address (a restarted container) is found there. `addrs` is
-    /// the fallback when a name does not resolve. Empty: every address is final.
+    /// the fallback when a name does not resolve, none when it is unspecified (the name never
+    /// resolved yet: the dial fails and is tried again). Empty: every address is final.
     pub names: Vec<Option<String>>,
     /// The key every node proves it holds in the handshake (see `handshake`).
     pub secret: Secret,

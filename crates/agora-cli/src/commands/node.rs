@@ -25,20 +25,14 @@ type Obs<S> = <<S as Setup>::Node as Protocol>::Obs;
 pub fn node(args: &NodeArgs) -> Result<i32, UserError> {
     let cf = ClusterFile::load(&args.config)?;
     let params = cf.params()?;
-    let addrs = cf.addrs_within(Duration::from_millis(args.wait_resolve_ms))?;
-    if args.id as usize >= addrs.len() {
-        return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", args.id, addrs.len())));
-    }
-    if let Some(i) = addrs.iter().position(|a| a.port() == 0) {
-        return Err(UserError(format!(
-            "node {i}: port 0 in the cluster file; only `agora up` chooses ports (nodes must know each other's)"
-        )));
-    }
+    let wait = Duration::from_millis(args.wait_resolve_ms);
+    let addrs = cf.peer_addrs_for(args.id as usize, wait, "nodes (only `agora up` picks ports)")?;
     let listener = args
         .listen_fd
         .map(|fd| inherited_listener(fd, addrs[args.id as usize], "--listen-fd"))
         .transpose()?;
     let mut cfg = NetConfig::new(&cf.cluster, addrs);
+    // A peer whose name did not resolve yet is looked up at every dial.
     cfg.names = cf.names();
     cfg.secret = cf.secret(&args.config)?;
     cfg.data_dir = cf.data_dir.clone();

@@ -13,10 +13,11 @@
 //! The market's peers also read a market file, [`MARKET_FILE`] beside the cluster file (a
 //! second secret): who buys and who sells.
 //!
-//! **No `healthcheck`.** A Swarm leaves a task whose health check has not yet passed out of
-//! its DNS, while a node waits for its peers' names before it listens: with a health check
-//! no node of a Swarm would ever start. `agora health` is run by hand (`docker exec`) or by
-//! `agora cluster status`, which asks every replica the same question.
+//! **A `healthcheck`** per node, `agora health` (the image has no shell). A Swarm leaves a
+//! task whose health check has not yet passed out of its DNS, so a node must pass it before
+//! its peers' names resolve: it listens at once, and looks each peer's name up at every dial
+//! until it resolves (`ClusterFile::peer_addrs_for`). `agora cluster status` asks every
+//! replica the same question from outside.
 
 use crate::cli::System;
 use std::fmt::Write as _;
@@ -54,7 +55,8 @@ pub const ORDER: &str = "total-lamport";
 pub const MSGS: u32 = 20;
 /// The region model the multicast's peers are placed in (round robin): the simulator's.
 pub const REGIONS: &str = "aws";
-/// How long a node waits for its peers' names to resolve when it starts.
+/// How long a node waits for its own name to resolve when it starts (its peers' names are
+/// looked up at each dial, so it listens before they exist).
 const WAIT_RESOLVE_MS: u64 = 120_000;
 
 /// A cluster to write the files of.
@@ -217,6 +219,24 @@ impl Plan {
         c
     }
 
+    /// A node's `healthcheck`: `agora health` asks what it serves — a replica's RESP `INFO`,
+    /// a voting server's greeting, any other node's metrics endpoint — at its own address,
+    /// as its container sees it. A Swarm puts a task in its DNS once this has passed, which
+    /// a node can pass with no peer up: it listens before their names resolve.
+    fn healthcheck(&self, id: usize) -> String {
+        let (flag, addr) = match self.system {
+            System::Raft => ("--resp", format!("{}:{RESP_PORT}", service(id))),
+            System::Vote => ("--vote", format!("{}:{VOTE_PORT}", service(id))),
+            System::Election | System::Market | System::Multicast => {
+                ("--metrics", format!("127.0.0.1:{METRICS_PORT}"))
+            }
+        };
+        format!(
+            "    healthcheck:\n      test: [\"CMD\", \"/agora\", \"health\", \"{flag}\", \"{addr}\"]\n\
+             \x20     interval: 2s\n      timeout: 5s\n      retries: 5\n      start_period: 60s\n"
+        )
+    }
+
     /// The Compose file: with `first`, for the cluster's first start (each node creates its
     /// database); without, for every start after it, when a node whose volume is empty
     /// refuses to start rather than join as a new, empty replica (docs/cluster.md).
@@ -240,8 +260,9 @@ impl Plan {
                  \x20   labels:\n      agora.cluster: {name:?}\n      agora.node: \"{id}\"\n\
                  \x20   secrets:\n      - cluster\n{market}\
                  \x20   volumes:\n      - {n}-data:{DATA}\n    networks:\n      - agora\n\
-                 \x20   deploy:\n      endpoint_mode: dnsrr\n{logging}",
+                 \x20   deploy:\n      endpoint_mode: dnsrr\n{health}{logging}",
                 image = self.image,
+                health = self.healthcheck(id),
                 command = list(self.command(id, first)),
                 name = self.name,
                 logging = if matches!(self.system, System::Election | System::Multicast) {
@@ -433,7 +454,12 @@ mod tests {
             assert!(yml.contains(&format!("\"--id\", \"{id}\"")));
         }
         assert!(!yml.contains("ports:"), "no host port is published");
-        assert!(!yml.contains("healthcheck"), "a Swarm keeps a starting task's name out of its DNS");
+        assert_eq!(yml.matches("    healthcheck:\n").count(), 3, "{yml}");
+        assert!(yml.contains("test: [\"CMD\", \"/agora\", \"health\", \"--resp\", \"n2:6379\"]"), "{yml}");
+        let vote = Plan::new("t-1", System::Vote, 3, "i").compose_file(true);
+        assert!(vote.contains("\"health\", \"--vote\", \"n0:7400\"]"), "{vote}");
+        let market = Plan::new("t-1", System::Market, 3, "i").compose_file(true);
+        assert!(market.contains("\"health\", \"--metrics\", \"127.0.0.1:9100\"]"), "{market}");
         assert!(!yml.contains("\t"));
     }
 }

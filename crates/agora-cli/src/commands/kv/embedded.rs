@@ -34,6 +34,8 @@ pub struct Launcher {
     pub cfg: Arc<NetConfig>,
     pub in_flight: Arc<AtomicI64>,
     pub resp_addrs: Vec<SocketAddr>,
+    /// Each replica's RESP address as INFO and ROLE tell it.
+    pub resp_shown: Vec<String>,
     pub limits: Limits,
     pub timeout: Duration,
     pub max_clients: usize,
@@ -86,7 +88,8 @@ impl Launcher {
             timeout: self.timeout,
             max_clients: self.max_clients,
             history: self.history.clone(),
-            resp_addrs: self.resp_addrs.clone(),
+            resp_shown: self.resp_shown.clone(),
+            port: resp.local_addr().map_or(0, |a| a.port()),
             accepted: AtomicU64::new(0),
         });
         tokio::spawn(front::serve(resp, front, stop));

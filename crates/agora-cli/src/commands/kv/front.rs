@@ -40,8 +40,10 @@ pub struct Front {
     pub max_clients: usize,
     /// Where the history goes, if anywhere.
     pub history: Option<Arc<History>>,
-    /// The RESP address of every replica (for INFO and ROLE).
-    pub resp_addrs: Vec<SocketAddr>,
+    /// The RESP address of every replica, as the cluster file gives it (for INFO and ROLE).
+    pub resp_shown: Vec<String>,
+    /// The port this replica serves RESP on (INFO's `tcp_port`).
+    pub port: u16,
     /// Connections accepted so far (their ids).
     pub accepted: AtomicU64,
 }
@@ -748,14 +750,14 @@ fn role_name(r: Role) -> &'static str {
 }
 
 fn info_reply(front: &Front, s: &Status, section: Option<&str>) -> Reply {
-    let leader = s.leader.map(|l| front.resp_addrs[l.index()].to_string()).unwrap_or_default();
+    let leader = s.leader.map(|l| front.resp_shown[l.index()].clone()).unwrap_or_default();
     let mut t = String::new();
     let all = section.is_none_or(|x| x == "all" || x == "everything" || x == "default");
     if all || section == Some("server") {
         t.push_str(&format!(
             "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_mode:standalone\r\nagora_kv:1\r\nprocess_id:{}\r\ntcp_port:{}\r\n\r\n",
             std::process::id(),
-            front.resp_addrs[s.me.index()].port()
+            front.port
         ));
     }
     if all || section == Some("replication") {
@@ -784,11 +786,11 @@ fn info_reply(front: &Front, s: &Status, section: Option<&str>) -> Reply {
 }
 
 fn role_reply(front: &Front, s: &Status) -> Reply {
-    let leader = s.leader.map(|l| front.resp_addrs[l.index()]);
+    let leader = s.leader.map(|l| &front.resp_shown[l.index()]);
     Reply::Array(vec![
         Reply::text(role_name(s.role)),
         Reply::Int(s.term as i64),
-        leader.map_or(Reply::Nil, |a| Reply::text(a.to_string())),
+        leader.map_or(Reply::Nil, |a| Reply::text(a.clone())),
         Reply::Int(s.commit as i64),
     ])
 }

@@ -60,7 +60,12 @@ struct Plan {
     setup: Arc<KvSetup>,
     cfg: NetConfig,
     replicas: Vec<Replica>,
+    /// Each replica's RESP address, where this process listens (the live view asks them
+    /// too); a replica of another process's is never dialled, and may be unspecified.
     resp_addrs: Vec<SocketAddr>,
+    /// Each replica's RESP address as INFO and ROLE tell it: the cluster file's, which may
+    /// be a name.
+    resp_shown: Vec<String>,
     common: Limits,
     timeout: Duration,
     max_clients: usize,
@@ -85,6 +90,7 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
         cfg,
         replicas,
         resp_addrs,
+        resp_shown,
         common,
         timeout,
         max_clients,
@@ -106,6 +112,7 @@ async fn run_plan(plan: Plan, until: impl std::future::Future<Output = ()>) -> R
         cfg: Arc::new(cfg),
         in_flight: Arc::new(AtomicI64::new(0)),
         resp_addrs: resp_addrs.clone(),
+        resp_shown,
         limits: common,
         timeout,
         max_clients,
@@ -288,6 +295,7 @@ fn local(a: &KvLocalArgs) -> Result<i32, UserError> {
             setup,
             cfg,
             replicas,
+            resp_shown: resp_addrs.iter().map(SocketAddr::to_string).collect(),
             resp_addrs: resp_addrs.clone(),
             common: limits(&a.common),
             timeout: Duration::from_millis(a.common.timeout_ms),
@@ -368,15 +376,14 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
             cf.protocol
         )));
     }
-    let addrs = cf.peer_addrs_within(Duration::from_millis(a.wait_resolve_ms), "replicas")?;
     let me = a.id as usize;
-    if me >= addrs.len() {
-        return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", a.id, addrs.len())));
-    }
-    let resp_addrs =
-        cf.client_addrs("resp", "where it serves RESP clients, e.g. resp = \"127.0.0.1:6380\"", |n| {
-            n.resp.as_deref()
-        })?;
+    let addrs = cf.peer_addrs_for(me, Duration::from_millis(a.wait_resolve_ms), "replicas")?;
+    let (resp_addr, resp_shown) = cf.client_addrs_for(
+        me,
+        "resp",
+        "where it serves RESP clients, e.g. resp = \"127.0.0.1:6380\"",
+        |n| n.resp.as_deref(),
+    )?;
     let timeout_ms = match cf.params.get("timeout_ms") {
         None => 150.0,
         Some(toml::Value::Integer(i)) if *i > 0 => *i as f64,
@@ -398,8 +405,7 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
     cfg.open = open_mode(a.new, a.rejoin);
     let cluster_listener =
         a.listen_fd.map(|fd| inherited_listener(fd, addrs[me], "--listen-fd")).transpose()?;
-    let resp_listener =
-        a.resp_fd.map(|fd| inherited_listener(fd, resp_addrs[me], "--resp-fd")).transpose()?;
+    let resp_listener = a.resp_fd.map(|fd| inherited_listener(fd, resp_addr, "--resp-fd")).transpose()?;
     let history = a.common.history.as_deref().map(|p| open_history(p, (me as u64) << 40)).transpose()?;
     let events = a.events;
     let id = a.id;
@@ -426,8 +432,8 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
                 l.set_nonblocking(true).map_err(|e| UserError(format!("--resp-fd: {e}")))?;
                 TcpListener::from_std(l).map_err(|e| UserError(format!("--resp-fd: {e}")))?
             }
-            None => listen_for_clients(resp_addrs[me])
-                .map_err(|e| UserError(format!("cannot listen for RESP at {}: {e}", resp_addrs[me])))?,
+            None => listen_for_clients(resp_addr)
+                .map_err(|e| UserError(format!("cannot listen for RESP at {resp_addr}: {e}")))?,
         };
         let resp_local = resp.local_addr().map_err(|e| UserError(e.to_string()))?;
         if events {
@@ -444,7 +450,11 @@ fn serve(a: &KvServeArgs) -> Result<i32, UserError> {
             setup: setup.clone(),
             cfg,
             replicas: vec![Replica { id: nid, bound, resp }],
-            resp_addrs,
+            // Only this replica's is bound here (a restart from a live view is `agora kv`'s).
+            resp_addrs: (0..resp_shown.len())
+                .map(|i| if i == me { resp_addr } else { SocketAddr::from(([0, 0, 0, 0], 0)) })
+                .collect(),
+            resp_shown,
             common: limits(&a.common),
             timeout: Duration::from_millis(a.common.timeout_ms),
             max_clients: a.common.max_clients,

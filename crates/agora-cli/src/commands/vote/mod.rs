@@ -348,7 +348,7 @@ fn local(a: &VoteLocalArgs, argv: &[String]) -> Result<i32, UserError> {
 struct ServeFile {
     cf: ClusterFile,
     addrs: Vec<SocketAddr>,
-    member_addrs: Vec<SocketAddr>,
+    member_addr: SocketAddr,
     election: Duration,
 }
 
@@ -377,16 +377,17 @@ fn load(path: &std::path::Path) -> Result<(ClusterFile, Duration), UserError> {
     Ok((cf, Duration::from_secs_f64(election_ms / 1e3)))
 }
 
-/// [`load`], then every server's cluster and members' address, resolved — trying again for
-/// up to `wait` while a peer's name does not resolve (peers in containers not yet started).
-fn load_resolved(path: &std::path::Path, wait: Duration) -> Result<ServeFile, UserError> {
+/// [`load`], then the addresses server `me` needs: every server's cluster address
+/// (`ClusterFile::peer_addrs_for`: its own resolved, trying again for up to `wait`; a peer's
+/// name that does not resolve yet is looked up at every dial) and its own members' address.
+fn load_resolved(path: &std::path::Path, me: usize, wait: Duration) -> Result<ServeFile, UserError> {
     let (cf, election) = load(path)?;
-    let addrs = cf.peer_addrs_within(wait, "servers")?;
-    let member_addrs =
-        cf.client_addrs("vote", "where it serves members, e.g. vote = \"127.0.0.1:7400\"", |n| {
+    let addrs = cf.peer_addrs_for(me, wait, "servers")?;
+    let (member_addr, _) =
+        cf.client_addrs_for(me, "vote", "where it serves members, e.g. vote = \"127.0.0.1:7400\"", |n| {
             n.vote.as_deref()
         })?;
-    Ok(ServeFile { cf, addrs, member_addrs, election })
+    Ok(ServeFile { cf, addrs, member_addr, election })
 }
 
 /// `agora vote admin-token`.
@@ -398,12 +399,9 @@ fn print_admin_token(a: &VoteTokenArgs) -> Result<i32, UserError> {
 
 /// `agora vote serve`: one server of a cluster file.
 fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
-    let ServeFile { cf, addrs, member_addrs, election } =
-        load_resolved(&a.config, Duration::from_millis(a.wait_resolve_ms))?;
     let me = a.id as usize;
-    if me >= addrs.len() {
-        return Err(UserError(format!("--id {}: the cluster file lists nodes 0..{}", a.id, addrs.len())));
-    }
+    let ServeFile { cf, addrs, member_addr, election } =
+        load_resolved(&a.config, me, Duration::from_millis(a.wait_resolve_ms))?;
     let session_timeout = Duration::from_millis(a.session_timeout_ms);
     let setup = Arc::new(VoteSetup::new(ServerConfig::new(addrs.len(), election, session_timeout)));
     let secret = cf.secret(&a.config)?;
@@ -423,8 +421,7 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
     }
     let cluster_listener =
         a.listen_fd.map(|fd| inherited_listener(fd, addrs[me], "--listen-fd")).transpose()?;
-    let member_listener =
-        a.vote_fd.map(|fd| inherited_listener(fd, member_addrs[me], "--vote-fd")).transpose()?;
+    let member_listener = a.vote_fd.map(|fd| inherited_listener(fd, member_addr, "--vote-fd")).transpose()?;
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(c), Some(k)) => Some(tls::acceptor(c, k)?),
         (None, None) => None,
@@ -459,8 +456,8 @@ fn serve(a: &VoteServeArgs) -> Result<i32, UserError> {
                 l.set_nonblocking(true).map_err(|e| UserError(format!("--vote-fd: {e}")))?;
                 TcpListener::from_std(l).map_err(|e| UserError(format!("--vote-fd: {e}")))?
             }
-            None => crate::commands::shared::tcp::listen_for_clients(member_addrs[me])
-                .map_err(|e| UserError(format!("cannot listen for members at {}: {e}", member_addrs[me])))?,
+            None => crate::commands::shared::tcp::listen_for_clients(member_addr)
+                .map_err(|e| UserError(format!("cannot listen for members at {member_addr}: {e}")))?,
         };
         let local = members.local_addr().map_err(|e| UserError(e.to_string()))?;
         let tls_on = tls.is_some();
