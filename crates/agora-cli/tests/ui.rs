@@ -1558,6 +1558,47 @@ fn the_vote_page_crashes_and_restarts_a_server_and_its_members_resume_elsewhere(
     assert_eq!(report["checks_passed"], true, "{report}");
 }
 
+#[test]
+fn the_vote_crowd_moves_to_another_server_when_its_own_is_crashed_mid_run() {
+    // One member vanishes: the others wait for its FAIL, a session timeout (10 s) after the
+    // question opened, which leaves the crash below time to land while they are connected.
+    let (agora, url, mut out) = start_run(&[
+        "vote",
+        "--clients",
+        "24",
+        "--vanish",
+        "1",
+        "--session-timeout-ms",
+        "10000",
+        "--json",
+        "--ui",
+        "127.0.0.1:0",
+    ]);
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let s = snapshot_until(&addr, "a leader and the question open", |s| {
+        said_leader(s).is_some() && s["system"]["questions"].as_array().is_some_and(|q| !q.is_empty())
+    });
+    let (leader, _) = said_leader(&s).unwrap();
+    assert_eq!(act(&addr, &format!("crash/{leader}")), format!("server {leader} crashed"));
+
+    // The crowd ends by itself, every check holding: its members on the crashed server moved
+    // to another and resumed their sessions, missing no event and no vote.
+    let report = report(&mut out);
+    assert_eq!(report["checks_passed"], true, "{report}");
+    let moved = report["members_moved"].as_u64().unwrap();
+    assert!(moved > 0, "no member moved: the crash came after the crowd? {report}");
+    assert!(moved < 24, "only the crashed server's members move: {report}");
+    assert_eq!(report["votes_acknowledged"], report["votes_cast"], "{report}");
+    assert_eq!(report["votes_cast"], 23, "{report}");
+    let mut agora = agora;
+    let mut exit = None;
+    poll_until("the run's end", || {
+        exit = agora.0.try_wait().unwrap();
+        exit.is_some()
+    });
+    assert_eq!(exit.and_then(|e| e.code()), Some(0), "{report}");
+}
+
 /// What a snapshot may weigh at 100 nodes: the sum of what the sampler caps — a row per node
 /// (its latest observation cut at 240 bytes), the 200 events of the timeline, the 40 busiest
 /// links, the 120 latest messages, the system's table — with room to spare. Whatever the

@@ -13,6 +13,10 @@
 //! - `resume-elsewhere`: a member that drops its connection resumes its session on another
 //!   server with its token;
 //! - `logout-ends-session`: a token does not work after its `LOGOUT`.
+//!
+//! A member whose server goes away mid-run (crashed from the live view) moves to the next
+//! server and resumes its session there (`Client::roam_among`): the checks above hold
+//! through it, and the report counts the members that moved.
 
 use super::client::{field, json_tail, Client};
 use crate::commands::shared::progress_bar;
@@ -49,6 +53,8 @@ struct Seen {
     from: u64,
     events: Vec<(u64, String)>,
     gaps: usize,
+    /// Times its server went away and it moved to another.
+    moves: usize,
     /// Its acknowledged first vote, as an option letter.
     voted: Option<String>,
     vote_latency: Option<Duration>,
@@ -103,6 +109,18 @@ struct Shared {
     /// Final results from member 0.
     final_stats: Mutex<Option<Final>>,
     bar: indicatif::ProgressBar,
+}
+
+impl Shared {
+    /// Member `i` is one of the last, who vanish.
+    fn vanishes(&self, i: usize) -> bool {
+        i >= self.spec.clients - self.spec.vanish
+    }
+
+    /// How often a waiting member pings: four times per session timeout.
+    fn ping(&self) -> Duration {
+        self.spec.session_timeout / 4
+    }
 }
 
 /// Creates the accounts (one by invitation), runs the members, and judges what they saw.
@@ -168,14 +186,20 @@ pub async fn run(spec: Spec, addrs: Vec<SocketAddr>) -> Result<Report, UserError
     Ok(report)
 }
 
-/// Passes barrier `b` while pinging, so that the session stays alive during the wait.
+/// Passes barrier `b` while pinging, so that the session stays alive during the wait; a
+/// failed `PING` ends the pings, not the wait (the others wait at `b` too).
 async fn wait_at(b: &Barrier, c: &mut Client, ping: Duration) -> Result<(), String> {
     let wait = b.wait();
     tokio::pin!(wait);
     loop {
         tokio::select! {
             _ = &mut wait => return Ok(()),
-            _ = tokio::time::sleep(ping) => { c.ok("PING").await.map_err(e("PING"))?; }
+            _ = tokio::time::sleep(ping) => {
+                if let Err(err) = c.ok("PING").await {
+                    wait.await;
+                    return Err(format!("PING: {err}"));
+                }
+            }
         }
     }
 }
@@ -183,9 +207,6 @@ async fn wait_at(b: &Barrier, c: &mut Client, ping: Duration) -> Result<(), Stri
 /// One member's life. Barriers are passed whatever happens (an error is kept for after),
 /// so that one member's trouble does not hang the others.
 async fn member(s: &Shared, i: usize, seen: &mut Seen, patience: Duration) -> Result<(), String> {
-    let n = s.spec.clients;
-    let vanishing = i >= n - s.spec.vanish;
-    let ping = s.spec.session_timeout / 4;
     let addr = s.addrs[i % s.addrs.len()];
     let mut c = match Client::connect(addr, patience).await {
         Ok(c) => c,
@@ -196,15 +217,29 @@ async fn member(s: &Shared, i: usize, seen: &mut Seen, patience: Duration) -> Re
             return Err(format!("connect {addr}: {err}"));
         }
     };
-    let first = first_part(s, i, &mut c, seen).await;
+    // A member that vanishes moves too, up to the moment it goes silent.
+    c.roam_among(s.addrs.clone(), i % s.addrs.len());
+    let outcome = life(s, i, &mut c, seen).await;
+    seen.moves = c.moves();
+    outcome
+}
+
+/// [`member`] once connected.
+async fn life(s: &Shared, i: usize, c: &mut Client, seen: &mut Seen) -> Result<(), String> {
+    let (vanishing, ping) = (s.vanishes(i), s.ping());
+    let first = first_part(s, i, c, seen).await;
     if first.is_err() {
         s.logged_in.wait().await;
         s.voted.wait().await;
         s.done.wait().await;
         return first;
     }
-    wait_at(&s.logged_in, &mut c, ping).await?;
-    let second = second_part(s, i, &mut c, seen, vanishing, ping).await;
+    if let Err(e) = wait_at(&s.logged_in, c, ping).await {
+        s.voted.wait().await;
+        s.done.wait().await;
+        return Err(e);
+    }
+    let second = second_part(s, i, c, seen).await;
     if vanishing {
         s.voted.wait().await;
         s.done.wait().await;
@@ -213,13 +248,14 @@ async fn member(s: &Shared, i: usize, seen: &mut Seen, patience: Duration) -> Re
     }
     if second.is_err() {
         s.voted.wait().await;
-        if i != 0 {
-            s.done.wait().await;
-        }
+        s.done.wait().await;
         return second;
     }
-    wait_at(&s.voted, &mut c, ping).await?;
-    let third = third_part(s, i, &mut c, seen, ping).await;
+    if let Err(e) = wait_at(&s.voted, c, ping).await {
+        s.done.wait().await;
+        return Err(e);
+    }
+    let third = third_part(s, i, c, seen).await;
     seen.events.extend(std::mem::take(&mut c.events));
     seen.gaps += c.gaps;
     third
@@ -242,14 +278,8 @@ async fn first_part(s: &Shared, i: usize, c: &mut Client, seen: &mut Seen) -> Re
 }
 
 /// Member 0 opens the question; everyone discovers, receives, votes.
-async fn second_part(
-    s: &Shared,
-    i: usize,
-    c: &mut Client,
-    seen: &mut Seen,
-    vanishing: bool,
-    ping: Duration,
-) -> Result<(), String> {
+async fn second_part(s: &Shared, i: usize, c: &mut Client, seen: &mut Seen) -> Result<(), String> {
+    let (vanishing, ping) = (s.vanishes(i), s.ping());
     let n = s.spec.clients;
     let d = c.ok("DISCOVER").await.map_err(e("DISCOVER"))?;
     if field(&d, "count") != Some(&n.to_string()) {
@@ -262,11 +292,22 @@ async fn second_part(
     }
     if i == 0 {
         let voters = n - s.spec.vanish;
-        let r = c
-            .ok(&format!("OPEN votes={voters} Would you rather fly or be invisible? | fly | be invisible"))
-            .await
-            .map_err(e("OPEN"))?;
-        field(&r, "question").ok_or("OPEN: no question")?;
+        let open = format!("OPEN votes={voters} Would you rather fly or be invisible? | fly | be invisible");
+        // Sent again only if its server went away before it was answered and, the session
+        // resumed elsewhere (which replays the events missed), no question was opened: an
+        // `OPEN` cut off after it reached the log would otherwise open a second question.
+        // (One still in a crashed leader's log, committed later by the next, would too.)
+        loop {
+            match c.cmd_once(&open).await.map_err(e("OPEN"))? {
+                Some(r) if r.starts_with("OK OPEN") => {
+                    field(&r, "question").ok_or("OPEN: no question")?;
+                    break;
+                }
+                Some(r) => return Err(format!("OPEN: {r}")),
+                None if c.events.iter().any(|(_, e)| e.starts_with("QUESTION ")) => break,
+                None => {}
+            }
+        }
     }
     c.wait_event(ping, |e| e.starts_with("QUESTION ")).await.map_err(e("waiting for QUESTION"))?;
     let question = c.events.iter().rev().find_map(|(_, e)| {
@@ -281,9 +322,12 @@ async fn second_part(
     let option = if mix(s.spec.seed ^ 0xabcd, i as u64) % 10 < 7 { "A" } else { "B" };
     let sent = Instant::now();
     seen.cast = true;
+    let moves = c.moves();
     let r = c.ok(&format!("VOTE {question} {option}")).await.map_err(e("VOTE"))?;
     seen.vote_latency = Some(sent.elapsed());
-    if field(&r, "again") != Some("no") {
+    // Sent again after a move, a vote that had reached the log is acknowledged `again=yes`.
+    let again_ok = if c.moves() > moves { ["no", "yes"].as_slice() } else { ["no"].as_slice() };
+    if !field(&r, "again").is_some_and(|a| again_ok.contains(&a)) {
         return Err(format!("a first vote: {r}"));
     }
     seen.voted = Some(option.to_string());
@@ -306,8 +350,22 @@ async fn second_part(
 /// Drops the connection and resumes the session on the next server with its token.
 async fn roam(s: &Shared, i: usize, c: &mut Client, seen: &mut Seen) -> Result<(), String> {
     let last = c.events.last().map_or(seen.from, |(n, _)| *n);
-    let next = s.addrs[(i + 1) % s.addrs.len()];
-    let mut d = Client::connect(next, c.patience).await.map_err(e("connect"))?;
+    // The next server after its own that takes a connection (one may be crashed).
+    let at = c.server().unwrap_or(i % s.addrs.len());
+    let mut refused = Vec::new();
+    let mut next = None;
+    for k in 1..s.addrs.len() {
+        let j = (at + k) % s.addrs.len();
+        match Client::connect(s.addrs[j], c.patience).await {
+            Ok(d) => {
+                next = Some((j, d));
+                break;
+            }
+            Err(err) => refused.push(format!("{}: {err}", s.addrs[j])),
+        }
+    }
+    let Some((j, mut d)) = next else { return Err(format!("connect: {}", refused.join("; "))) };
+    c.hand_roam_to(&mut d, j);
     let r = d.ok(&format!("RESUME {} {last}", seen.token)).await.map_err(e("RESUME"))?;
     if field(&r, "pin") != Some(&seen.pin.to_string()) {
         return Err(format!("RESUME on another server: {r}"));
@@ -321,45 +379,55 @@ async fn roam(s: &Shared, i: usize, c: &mut Client, seen: &mut Seen) -> Result<(
 }
 
 /// After every vote: wait for the close (and the failures), look at the statistics, leave.
-async fn third_part(
-    s: &Shared,
-    i: usize,
-    c: &mut Client,
-    seen: &mut Seen,
-    ping: Duration,
-) -> Result<(), String> {
+async fn third_part(s: &Shared, i: usize, c: &mut Client, seen: &mut Seen) -> Result<(), String> {
+    let ping = s.ping();
+    // Whatever fails, `done` is passed: member 0 waits there for all the others.
+    let closing = close_and_fail(s, c, ping).await;
+    if i == 0 {
+        let waited = wait_at(&s.done, c, ping).await;
+        closing.and(waited)?;
+        let stats = c.ok("STATS").await.map_err(e("STATS"))?;
+        let history = c.all_events().await.map_err(e("EVENTS"))?;
+        *s.final_stats.lock().expect("not poisoned") =
+            Some((json_tail(&stats, 2).unwrap_or_default(), history));
+        c.ok("EXIT").await.map_err(e("EXIT"))?;
+    } else {
+        let leaving = match closing {
+            Ok(()) => leave(i, c, seen).await,
+            Err(err) => Err(err),
+        };
+        s.done.wait().await;
+        leaving?;
+    }
+    seen.left = true;
+    Ok(())
+}
+
+/// Waits for the question's close and the vanished members' failures; then `STATS`.
+async fn close_and_fail(s: &Shared, c: &mut Client, ping: Duration) -> Result<(), String> {
     c.wait_event(ping, |e| e.starts_with("CLOSED ")).await.map_err(e("waiting for CLOSED"))?;
     let fails = |c: &Client| c.events.iter().filter(|(_, e)| e.starts_with("FAIL ")).count();
     while fails(c) < s.spec.vanish {
         let from = c.events.len();
         c.wait_event_from(from, ping, |e| e.starts_with("FAIL ")).await.map_err(e("waiting for FAIL"))?;
     }
-    c.ok("STATS").await.map_err(e("STATS"))?;
-    if i == 0 {
-        wait_at(&s.done, c, ping).await?;
-        let stats = c.ok("STATS").await.map_err(e("STATS"))?;
-        let all = c.ok("EVENTS 0").await.map_err(e("EVENTS"))?;
-        let count: usize = field(&all, "count").and_then(|n| n.parse().ok()).unwrap_or(0);
-        let history = c.read_events(count).await.map_err(e("EVENTS"))?;
-        *s.final_stats.lock().expect("not poisoned") =
-            Some((json_tail(&stats, 2).unwrap_or_default(), history));
-        c.ok("EXIT").await.map_err(e("EXIT"))?;
-    } else {
-        if i == 2 {
-            // After LOGOUT, the token works nowhere.
-            c.ok("LOGOUT").await.map_err(e("LOGOUT"))?;
-            let resumed = c.cmd(&format!("RESUME {} 0", seen.token)).await.map_err(e("RESUME"))?;
-            let stats = c.cmd("STATS").await.map_err(e("STATS"))?;
-            let ok = resumed.starts_with("ERR no-session") && stats.starts_with("ERR not-logged-in");
-            let verdict =
-                if ok { Ok(()) } else { Err(format!("after LOGOUT, RESUME: `{resumed}`, STATS: `{stats}`")) };
-            seen.own.push(("logout-ends-session", verdict));
-        }
-        c.ok("EXIT").await.map_err(e("EXIT"))?;
-        c.drain().await;
-        s.done.wait().await;
+    c.ok("STATS").await.map_err(e("STATS")).map(|_| ())
+}
+
+/// A member other than 0 leaves: member 2 logs out first and checks its token is dead.
+async fn leave(i: usize, c: &mut Client, seen: &mut Seen) -> Result<(), String> {
+    if i == 2 {
+        // After LOGOUT, the token works nowhere.
+        c.ok("LOGOUT").await.map_err(e("LOGOUT"))?;
+        let resumed = c.cmd(&format!("RESUME {} 0", seen.token)).await.map_err(e("RESUME"))?;
+        let stats = c.cmd("STATS").await.map_err(e("STATS"))?;
+        let ok = resumed.starts_with("ERR no-session") && stats.starts_with("ERR not-logged-in");
+        let verdict =
+            if ok { Ok(()) } else { Err(format!("after LOGOUT, RESUME: `{resumed}`, STATS: `{stats}`")) };
+        seen.own.push(("logout-ends-session", verdict));
     }
-    seen.left = true;
+    c.ok("EXIT").await.map_err(e("EXIT"))?;
+    c.drain().await;
     Ok(())
 }
 
@@ -520,6 +588,8 @@ impl Report {
         let delivered: usize = self.seen.iter().map(|s| s.events.len()).sum();
         let acked = self.seen.iter().filter(|s| s.voted.is_some()).count();
         let consensus = self.stats["consensus"].as_str().map(String::from);
+        let moved = self.seen.iter().filter(|s| s.moves > 0).count();
+        let moves: usize = self.seen.iter().map(|s| s.moves).sum();
         if json {
             let checks: serde_json::Map<String, serde_json::Value> = self
                 .checks
@@ -531,6 +601,8 @@ impl Report {
                 "votes_cast": self.votes_cast,
                 "votes_acknowledged": acked,
                 "events_delivered": delivered,
+                "members_moved": moved,
+                "moves": moves,
                 "consensus": consensus,
                 "stats": self.stats,
                 "history": self.history.iter().map(|(n, e)| format!("{n} {e}")).collect::<Vec<_>>(),
@@ -557,6 +629,9 @@ impl Report {
             );
             if let (Some(p50), Some(p99)) = (self.latency_ms(0.5), self.latency_ms(0.99)) {
                 println!("vote latency  p50 {p50:.1} ms  p99 {p99:.1} ms");
+            }
+            if moves > 0 {
+                println!("members whose server went away and who moved to another: {moved} ({moves} moves)");
             }
             println!("membership history");
             for (n, e) in &self.history {
