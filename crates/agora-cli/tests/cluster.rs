@@ -1437,6 +1437,7 @@ fn judged_fine(s: &serde_json::Value) -> bool {
     let v = &s["verdicts"];
     let ps = v["properties"].as_array().map(Vec::as_slice).unwrap_or_default();
     v["so_far"] == true
+        && v["observations_judged"].as_u64() > Some(0)
         && ps.iter().any(|p| p["property"] == "trade-exactly-once" && p["verdict"] == "ok")
         && ps.iter().all(|p| p["verdict"] != "violated")
 }

@@ -19,7 +19,7 @@ use agora_net::Gathered;
 use serde_json::Value;
 
 /// What one node's log says.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct NodeLog {
     /// The node's id.
     pub node: usize,
@@ -39,19 +39,24 @@ impl NodeLog {
     pub fn parse(node: usize, log: &str) -> NodeLog {
         let mut out = NodeLog { node, ..NodeLog::default() };
         for v in log.lines().filter_map(|l| l.strip_prefix("event ")?.parse::<Value>().ok()) {
-            let Some(at) = v["at"].as_u64() else { continue };
-            if v.get("listening").is_some() {
-                out.runs.push(at);
-            } else if let Some(o) = v.get("obs") {
-                out.truncated |= out.runs.is_empty();
-                out.obs.push((at, o.clone()));
-            }
+            out.push(&v);
         }
         out
     }
 
+    /// Adds the next `event` line of the log, its JSON `v`: a run's start or an observation.
+    pub fn push(&mut self, v: &Value) {
+        let Some(at) = v["at"].as_u64() else { return };
+        if v.get("listening").is_some() {
+            self.runs.push(at);
+        } else if let Some(o) = v.get("obs") {
+            self.truncated |= self.runs.is_empty();
+            self.obs.push((at, o.clone()));
+        }
+    }
+
     /// The time of its last line, if it has one.
-    fn last_line(&self) -> Option<u64> {
+    pub fn last_line(&self) -> Option<u64> {
         self.obs.last().map(|(t, _)| *t).into_iter().chain(self.runs.last().copied()).max()
     }
 

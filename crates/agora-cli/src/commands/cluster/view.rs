@@ -211,9 +211,17 @@ impl Watch<'_> {
         let controls = live.take_controls().expect("the controls are taken once");
         let stop = Arc::new(AtomicBool::new(false));
         let ids: Vec<String> = self.containers.iter().map(|c| c.id.clone()).collect();
+        let followed: Followed = Arc::new(Mutex::new(
+            (0..nodes)
+                .map(|node| FollowedLog {
+                    log: history::NodeLog { node, ..Default::default() },
+                    to_the_end: false,
+                })
+                .collect(),
+        ));
         for (id, container) in ids.iter().enumerate() {
             let (counts, observe, parse) = (counts.clone(), observe.clone(), parse.clone());
-            rt.spawn(follow::<O>(id, container.clone(), counts, observe, parse));
+            rt.spawn(follow::<O>(id, container.clone(), counts, followed.clone(), observe, parse));
         }
         rt.spawn(poll_counts(self.docker.clone(), self.name.clone(), counts.clone()));
         // Roles the replicas' `INFO` tells (a follower prints no line), as leadership lines.
@@ -229,7 +237,8 @@ impl Watch<'_> {
             let (docker, cf, so_far, stop) =
                 (self.docker.clone(), self.cf.clone(), live.so_far(), stop.clone());
             let name = self.name.clone();
-            std::thread::spawn(move || judge_while(&docker, &cf, &name, &judging, &so_far, &stop, &roles_tx))
+            let watched = Watched { docker, cf, name, followed };
+            std::thread::spawn(move || judge_while(&watched, &judging, &so_far, &stop, &roles_tx))
         };
         let steering = {
             let (docker, ids) = (self.docker.clone(), ids.clone());
@@ -306,6 +315,7 @@ async fn follow<O: Observation>(
     id: usize,
     container: String,
     counts: Arc<Mutex<Vec<Option<Counts>>>>,
+    followed: Followed,
     observe: impl Fn(NodeId, O) + Send + Sync + 'static,
     parse: impl Fn(&mut serde_json::Value) -> Option<O>,
 ) {
@@ -334,6 +344,7 @@ async fn follow<O: Observation>(
                 return;
             }
         };
+        followed.lock().expect("followed lock")[id].to_the_end = false;
         let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let Some(json) = line.strip_prefix("event ") else { continue };
@@ -341,6 +352,7 @@ async fn follow<O: Observation>(
             if v.get("node").and_then(serde_json::Value::as_u64) != Some(id as u64) {
                 continue;
             }
+            followed.lock().expect("followed lock")[id].log.push(&v);
             if v.get("listening").is_some() {
                 runs += 1;
             } else if let Some(c) = v.get("counts") {
@@ -351,13 +363,26 @@ async fn follow<O: Observation>(
                 observe(NodeId(id as u32), o);
             }
         }
-        let _ = child.wait().await;
+        let ended = child.wait().await.is_ok_and(|e| e.success());
+        followed.lock().expect("followed lock")[id].to_the_end = ended;
         since = Some(agora_net::clock::unix_ns() as f64 / 1e9);
         // A stopped container's log ends at once: asked again at this pace until it runs.
         if began.elapsed() < Duration::from_secs(1) {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+}
+
+/// Each node's log as [`follow`] has read it so far, which the checker judges.
+type Followed = Arc<Mutex<Vec<FollowedLog>>>;
+
+/// One node's log as read so far.
+#[derive(Clone, Default)]
+struct FollowedLog {
+    log: history::NodeLog,
+    /// The last `docker logs --follow` ended well: the container had stopped, and every line
+    /// of its run was read. (Cleared when the next one starts.)
+    to_the_end: bool,
 }
 
 /// Asks every running node its counters (`/counts` on its metrics port) every [`SAMPLE`],
@@ -419,14 +444,13 @@ async fn node_counts(addr: std::net::SocketAddr) -> Option<serde_json::Value> {
 /// Judges the logs every [`JUDGE_EVERY`] until `stop`, each verdict put in `so_far`; returns
 /// the last one (`None` if none could be made, and why is said on stderr).
 fn judge_while(
-    docker: &Docker,
-    cf: &ClusterFile,
-    name: &str,
+    watched: &Watched,
     judging: &Judging,
     so_far: &SoFar,
     stop: &AtomicBool,
     roles: &RolesTx,
 ) -> Option<serde_json::Value> {
+    let Watched { docker, cf, name, .. } = watched;
     let mut said = None::<String>;
     let mut known = vec![None; cf.nodes.len()];
     let every = match judging {
@@ -435,7 +459,7 @@ fn judge_while(
     };
     loop {
         let judged = match judging {
-            Judging::Logs => judge_now(docker, cf, name),
+            Judging::Logs => judge_now(watched),
             Judging::Replicas(table) => {
                 poll_replicas(docker, name, table, &mut known, roles).map(|()| unjudged("key-value"))
             }
@@ -592,16 +616,45 @@ fn poll_boards(
     Ok(())
 }
 
-/// The checker's verdict on the logs now, as the page shows it.
-fn judge_now(docker: &Docker, cf: &ClusterFile, name: &str) -> Result<serde_json::Value, UserError> {
+/// What the judging thread watches: the cluster, and its logs as followed.
+struct Watched {
+    docker: Docker,
+    cf: ClusterFile,
+    name: String,
+    followed: Followed,
+}
+
+/// The checker's verdict on the logs as followed so far, as the page shows it. A log is
+/// whole up to its last line read (the lines come in the order of their times: see
+/// [`history::cut`]), or whole if its container had stopped before the containers were
+/// listed and its log was read to the end since.
+fn judge_now(w: &Watched) -> Result<serde_json::Value, UserError> {
+    let Watched { docker, cf, name, followed } = w;
     let cs = status::containers(docker, name)?;
-    let logs = history::read(docker, &cs)?;
+    let logs: Vec<history::NodeLog> = {
+        let followed = followed.lock().expect("followed lock");
+        cs.iter()
+            .filter_map(|c| {
+                let f = followed.get(c.node)?;
+                let mut log = f.log.clone();
+                let stopped = matches!(c.state.as_str(), "exited" | "dead" | "created");
+                if !(stopped && (f.to_the_end || c.state == "created")) {
+                    log.whole_until = Some(log.last_line().unwrap_or(0));
+                }
+                Some(log)
+            })
+            .collect()
+    };
     let ended = cs.len() == cf.nodes.len() && cs.iter().all(|c| c.state == "exited" && c.exit_code == 0);
     let run = if ended { Run::Ended } else { Run::Going };
     let summary = history::judge(cf, &logs, REPRODUCE, run)?;
     let mut v = verdicts(&summary, REPRODUCE);
     v["so_far"] = serde_json::json!(run == Run::Going);
     v["judged_at"] = serde_json::json!(clock_time());
+    // How much of the history the verdict is on: the observations up to the cut.
+    let cut = history::cut(&logs).unwrap_or(u64::MAX);
+    let judged: usize = logs.iter().map(|l| l.obs.iter().filter(|(at, _)| *at <= cut).count()).sum();
+    v["observations_judged"] = serde_json::json!(judged);
     Ok(v)
 }
 
