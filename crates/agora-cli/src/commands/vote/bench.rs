@@ -338,7 +338,9 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
         questions.push(field(&r, "question").ok_or_else(|| UserError(format!("OPEN: {r}")))?.to_string());
     }
     let t = Instant::now();
-    let (members, latencies, acked, cast) = vote_all(members, &questions, a.rate, a.json).await;
+    let (members, timed, acked, cast) = vote_all(members, &questions, a.rate, a.json).await;
+    let over_time = latency_over_time(&timed);
+    let latencies: Vec<Duration> = timed.iter().map(|(_, l)| *l).collect();
     cluster.all_running("before the leader's SIGKILL")?;
     let votes_s = t.elapsed().as_secs_f64();
     let mut latencies = latencies;
@@ -375,6 +377,7 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
         "votes_per_s": acked as f64 / votes_s,
         "paced_votes_per_s": a.rate,
         "vote_latency_ms": {"p50": percentile_ms(&mut latencies, 0.5), "p99": percentile_ms(&mut latencies, 0.99)},
+        "vote_latency_over_time": over_time,
         "join_to_all_ms": join_ms,
         "join_seen_by": join_seen,
         "kill_leader": kill,
@@ -517,8 +520,39 @@ async fn join_to_all(
     Ok((ms, seen, back.into_iter().flatten().collect(), Member { c, server: 0, token }))
 }
 
-/// Every member votes on every question; returns the members, the latencies of the
-/// acknowledged votes, how many were acknowledged and how many cast.
+/// The acknowledged votes' latencies by when each was due, in windows of [`WINDOW`]: where in
+/// the voting its slowest votes fall. Per window: its start (s after the first vote was due),
+/// votes, p50, p99 and the longest (ms), and how many of the run's slowest 1% it holds.
+fn latency_over_time(timed: &[(Duration, Duration)]) -> serde_json::Value {
+    const WINDOW: Duration = Duration::from_millis(250);
+    let mut all: Vec<Duration> = timed.iter().map(|(_, l)| *l).collect();
+    all.sort_unstable();
+    let slow_from = all.get(all.len() - all.len() / 100).copied().unwrap_or(Duration::MAX);
+    let mut windows: std::collections::BTreeMap<u128, Vec<Duration>> = Default::default();
+    for (at, l) in timed {
+        windows.entry(at.as_millis() / WINDOW.as_millis()).or_default().push(*l);
+    }
+    let rows: Vec<serde_json::Value> = windows
+        .into_iter()
+        .map(|(w, mut l)| {
+            let slow = l.iter().filter(|d| **d >= slow_from).count();
+            let longest = l.iter().max().map(|d| d.as_secs_f64() * 1e3);
+            json!({
+                "from_s": (w * WINDOW.as_millis()) as f64 / 1e3,
+                "votes": l.len(),
+                "p50_ms": percentile_ms(&mut l, 0.5),
+                "p99_ms": percentile_ms(&mut l, 0.99),
+                "max_ms": longest,
+                "of_slowest_1pct": slow,
+            })
+        })
+        .collect();
+    json!(rows)
+}
+
+/// Every member votes on every question; returns the members, each acknowledged vote's time
+/// (when it was due after the first vote was, and its latency), how many were acknowledged
+/// and how many cast.
 ///
 /// Without `rate`, every member sends its first vote at once and the next as soon as the
 /// previous one is answered (a closed loop). With `rate`, vote `k` of member `i` is due at
@@ -530,7 +564,7 @@ async fn vote_all(
     questions: &[String],
     rate: Option<u64>,
     quiet: bool,
-) -> (Vec<Member>, Vec<Duration>, usize, usize) {
+) -> (Vec<Member>, Vec<(Duration, Duration)>, usize, usize) {
     let n = members.len();
     let total = (n * questions.len()) as u64;
     let bar = progress_bar(total, "{bar:30} {pos}/{len} votes {per_sec}", quiet);
@@ -553,7 +587,7 @@ async fn vote_all(
                 };
                 cast += 1;
                 if m.c.ok(&vote).await.is_ok() {
-                    lat.push(sent.elapsed());
+                    lat.push((sent.saturating_duration_since(start.into_std()), sent.elapsed()));
                 }
                 bar.inc(1);
             }
