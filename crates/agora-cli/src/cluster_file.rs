@@ -392,11 +392,8 @@ impl ClusterFile {
                 "node {i}: port 0 in the cluster file; {who} must know where to dial each other"
             )));
         }
-        for (i, a) in addrs.iter().enumerate() {
-            if let Some(j) = addrs[..i].iter().position(|b| b == a && !a.ip().is_unspecified()) {
-                return Err(UserError(format!("nodes {j} and {i} both listen on {a}")));
-            }
-        }
+        // A stand-in (unspecified) is no address: two may share a port.
+        distinct(&addrs, |a| a.ip().is_unspecified())?;
         Ok(addrs)
     }
 
@@ -411,13 +408,20 @@ impl ClusterFile {
                 .ok_or_else(|| UserError(format!("node {}: cannot resolve address `{}`", n.id, n.addr)))?;
             addrs.push(addr);
         }
-        for (i, a) in addrs.iter().enumerate() {
-            if let Some(j) = addrs[..i].iter().position(|b| b == a && a.port() != 0) {
-                return Err(UserError(format!("nodes {j} and {i} both listen on {a}")));
-            }
-        }
+        // Port 0 is no address either: the kernel picks one for each.
+        distinct(&addrs, |a| a.port() == 0)?;
         Ok(addrs)
     }
+}
+
+/// No two nodes share an address, leaving out those `unplaced` says are not one yet.
+fn distinct(addrs: &[SocketAddr], unplaced: impl Fn(&SocketAddr) -> bool) -> Result<(), UserError> {
+    for (i, a) in addrs.iter().enumerate().filter(|(_, a)| !unplaced(a)) {
+        if let Some(j) = addrs[..i].iter().position(|b| b == a) {
+            return Err(UserError(format!("nodes {j} and {i} both listen on {a}")));
+        }
+    }
+    Ok(())
 }
 
 /// `addr` (`host:port`) resolved, trying again every 200 ms for up to `wait`.
