@@ -1,8 +1,14 @@
 //! A buyer: makes its buys, up to `--window` of them in flight (one at a time by default, as
 //! in the report), each multicast to every peer with its Lamport timestamp and sent again until
-//! the trader answers it. Buys asked in one step leave in one message. Its account — the next
-//! request id, its clock, the buys in flight — is persisted before they leave, so a restarted
-//! buyer asks again for the same buys, never different ones under the same request ids.
+//! the trader answers it. Buys asked in one step leave in one message.
+//!
+//! A request id must never name two different buys, even across a crash. The buyer draws its
+//! buys (good and quantity) [`PLANNED`] at a time ahead of asking them, and persists the plan
+//! with its clock and the buys in flight before the first of them leaves. A restarted buyer
+//! asks again for every buy of its last plan that it cannot tell was answered — the same buys
+//! under the same request ids — and the books answer a request id they already applied with
+//! the answer they gave (`trade-exactly-once`). So one write in [`PLANNED`] buys waits on the
+//! disk, instead of one per buy; the answers are the ledger's to keep, not the buyer's.
 
 use super::obs::MarketObs;
 use super::roles::{Buy, BuyResult, Role};
@@ -14,16 +20,20 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 const KEY: &str = "market/buyer";
+/// Buys drawn and persisted in one write, before the first of them is asked.
+pub const PLANNED: u64 = 64;
 
 /// A buyer's account.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Buyer {
-    /// The request id of its next buy: buys asked so far.
+    /// The request id of the next buy it draws: buys drawn so far.
     next_seq: u64,
-    /// Its Lamport clock when it last asked.
+    /// Its Lamport clock when it last asked (when it last planned, once restarted).
     clock: u64,
     /// The buys asked and not yet answered, in the order asked.
     outstanding: Vec<Buy>,
+    /// Buys drawn and persisted, not yet asked (their timestamps are set when asked).
+    planned: std::collections::VecDeque<Buy>,
     /// The work timer is a pause before the next buy, not a retry.
     #[serde(skip)]
     pausing: bool,
@@ -47,7 +57,7 @@ impl Buyer {
 
     /// Every buy it will make is answered (a buyer that trades makes no new ones).
     pub fn done(&self, s: &Settings, trading: bool) -> bool {
-        self.outstanding.is_empty() && (trading || self.next_seq >= s.buys)
+        self.outstanding.is_empty() && (trading || (self.planned.is_empty() && self.next_seq >= s.buys))
     }
 
     /// Multicasts the buys in flight again (to the trader `leader` alone with
@@ -75,7 +85,8 @@ impl Buyer {
     }
 
     /// Asks for its next buys while the window has room, if it has buys to make and does not
-    /// trade: persisted before they leave, then multicast together. Whether it asked any.
+    /// trade, then multicasts them together. When its plan runs out it draws the next
+    /// [`PLANNED`] buys and persists them before any of them leaves. Whether it asked any.
     fn ask(
         &mut self,
         ctx: &mut Context<'_, MarketNode>,
@@ -83,18 +94,14 @@ impl Buyer {
         (trading, leader): (bool, Option<NodeId>),
         clock: &mut u64,
     ) -> bool {
-        let role = s.roles[ctx.id().index()];
         let mut asked = Vec::new();
-        while !trading && self.next_seq < s.buys && self.outstanding.len() < s.window {
+        while !trading && self.outstanding.len() < s.window {
+            if self.planned.is_empty() && !self.plan(ctx, s, *clock) {
+                break;
+            }
+            let Some(mut buy) = self.planned.pop_front() else { break };
             *clock = clock.saturating_add(1);
-            let rng = ctx.rng();
-            let good = match role {
-                Role::Buyer { wants: Some(good) } => good,
-                _ => s.catalog.draw(rng),
-            };
-            let qty = rng.random_range(1..=s.catalog.max_qty);
-            let buy = Buy { buyer: ctx.id(), seq: self.next_seq, good, qty, ts: *clock };
-            self.next_seq += 1;
+            buy.ts = *clock;
             self.clock = *clock;
             self.outstanding.push(buy);
             asked.push(buy);
@@ -102,7 +109,6 @@ impl Buyer {
         if asked.is_empty() {
             return false;
         }
-        ctx.persist(KEY, self);
         for &buy in &asked {
             ctx.observe(MarketObs::Asked { buy });
             ctx.op_begin(op_id(ctx.id(), buy.seq));
@@ -112,9 +118,33 @@ impl Buyer {
         true
     }
 
+    /// Draws its next buys, up to [`PLANNED`] of them, and persists them with its clock and
+    /// the buys in flight: the write lands before anything this step sends. False if it has
+    /// no buys left to make.
+    fn plan(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, clock: u64) -> bool {
+        let role = s.roles[ctx.id().index()];
+        let end = s.buys.min(self.next_seq.saturating_add(PLANNED));
+        while self.next_seq < end {
+            let rng = ctx.rng();
+            let good = match role {
+                Role::Buyer { wants: Some(good) } => good,
+                _ => s.catalog.draw(rng),
+            };
+            let qty = rng.random_range(1..=s.catalog.max_qty);
+            self.planned.push_back(Buy { buyer: ctx.id(), seq: self.next_seq, good, qty, ts: 0 });
+            self.next_seq += 1;
+        }
+        if self.planned.is_empty() {
+            return false;
+        }
+        self.clock = clock;
+        ctx.persist(KEY, self);
+        true
+    }
+
     /// The trader's answers to buys by request id: the first one for a buy in flight is
-    /// taken. The next buys follow after a pause drawn around `interval`, or at once (one
-    /// write to disk for all) when it is zero.
+    /// taken (not written down: a restarted buyer asks again and gets the same). The next
+    /// buys follow after a pause drawn around `interval`, or at once when it is zero.
     pub fn on_answers(
         &mut self,
         ctx: &mut Context<'_, MarketNode>,
@@ -138,8 +168,7 @@ impl Buyer {
         if s.interval.is_zero() && self.ask(ctx, s, who, clock) {
             return;
         }
-        ctx.persist(KEY, self);
-        if s.interval.is_zero() || trading || self.next_seq >= s.buys {
+        if s.interval.is_zero() || trading || (self.planned.is_empty() && self.next_seq >= s.buys) {
             if self.outstanding.is_empty() {
                 ctx.cancel_timer(Timer::Work);
             }

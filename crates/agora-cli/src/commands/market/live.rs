@@ -9,7 +9,7 @@ use agora_protocols::market::roles::{Buy, BuyResult};
 use agora_protocols::market::setup::Settings;
 use agora_protocols::market::MarketObs;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// Trades the view lists, the latest first.
@@ -29,6 +29,9 @@ pub(crate) struct Trades {
     s: Arc<Settings>,
     /// The buys asked, until answered, by (buyer, seq).
     asked: BTreeMap<(NodeId, u64), Buy>,
+    /// The request ids answered, by buyer: a restarted buyer asks again, and is answered
+    /// again, for the buys of its last plan.
+    answered: Vec<Answered>,
     latest: VecDeque<Value>,
     sold: u64,
     out_of_stock: u64,
@@ -40,6 +43,31 @@ pub(crate) struct Trades {
     /// Per good, in catalog order: units deposited, units sold, and the last sale's (cents
     /// paid, units).
     goods: Vec<Stock>,
+}
+
+/// One buyer's request ids answered: every one below `below`, and those in `above`.
+#[derive(Default)]
+struct Answered {
+    below: u64,
+    above: BTreeSet<u64>,
+}
+
+impl Answered {
+    /// Marks `seq` answered; false if it already was.
+    fn insert(&mut self, seq: u64) -> bool {
+        if self.contains(seq) {
+            return false;
+        }
+        self.above.insert(seq);
+        while self.above.remove(&self.below) {
+            self.below += 1;
+        }
+        true
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        seq < self.below || self.above.contains(&seq)
+    }
 }
 
 /// What the observations say of a good so far.
@@ -54,6 +82,7 @@ impl Trades {
     pub(crate) fn new(s: Arc<Settings>) -> Self {
         Trades {
             asked: BTreeMap::new(),
+            answered: (0..s.roles.len()).map(|_| Answered::default()).collect(),
             latest: VecDeque::new(),
             sold: 0,
             out_of_stock: 0,
@@ -67,7 +96,16 @@ impl Trades {
         }
     }
 
+    /// Buys sold so far, and the cents buyers paid for them.
+    #[cfg(test)]
+    pub(crate) fn sold_and_paid(&self) -> (u64, u64) {
+        (self.sold, self.paid_cents)
+    }
+
     fn answered(&mut self, buyer: NodeId, seq: u64, result: &BuyResult) {
+        if !self.answered.get_mut(buyer.index()).is_some_and(|a| a.insert(seq)) {
+            return;
+        }
         let buy = self.asked.remove(&(buyer, seq));
         let (good, qty) =
             buy.map_or_else(|| ("?".into(), 0), |b| (self.s.catalog.name(b.good).to_string(), b.qty));
@@ -105,7 +143,9 @@ impl Trades {
 impl System<MarketObs> for Trades {
     fn see(&mut self, node: NodeId, o: &MarketObs) {
         match o {
-            MarketObs::Asked { buy } => {
+            MarketObs::Asked { buy }
+                if self.answered.get(buy.buyer.index()).is_some_and(|a| !a.contains(buy.seq)) =>
+            {
                 self.asked.insert((buy.buyer, buy.seq), *buy);
             }
             MarketObs::Answered { seq, result } => self.answered(node, *seq, result),

@@ -184,6 +184,8 @@ impl<'s> Reader<'s> {
         self.start = self.start.min(t);
         let ms = (t - self.start) as f64 / 1e6;
         match o {
+            // A restarted buyer asks again for the buys of its last plan, answered or not.
+            MarketObs::Asked { buy } if self.by_id.contains_key(&(node, buy.seq)) => {}
             MarketObs::Asked { buy } => {
                 self.by_id.insert((node, buy.seq), self.points.len());
                 self.points.push(Point { buy: *buy, asked_ms: ms, response_ms: None, result: "unanswered" });
@@ -223,6 +225,9 @@ impl<'s> Reader<'s> {
     /// A buyer's answer: the trade log's lines and both sides' accounts.
     fn answered(&mut self, ms: f64, buyer: NodeId, seq: u64, result: &BuyResult) {
         let Some(&i) = self.by_id.get(&(buyer, seq)) else { return };
+        if self.points[i].response_ms.is_some() {
+            return; // answered again, after the buyer restarted
+        }
         let buy = self.points[i].buy;
         let good = self.catalog.name(buy.good).to_string();
         self.points[i].response_ms = Some(ms - self.points[i].asked_ms);
@@ -301,6 +306,40 @@ fn latency(mut ms: Vec<f64>) -> Latency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A restarted buyer asks again, and is answered again, for the buys of its last plan:
+    /// the report and the live page count each buy, and settle its account, once.
+    #[test]
+    fn a_buy_asked_and_answered_again_after_a_restart_counts_once() {
+        use super::super::live::Trades;
+        use crate::commands::shared::ui::sampler::System as _;
+        use agora_protocols::market::roles::{Buy, Lot};
+        use agora_protocols::market::MarketSetup;
+        use agora_protocols::FromParams as _;
+        use agora_protocols::Params;
+        let params = Params::new(5, 1).with(&agora_protocols::params::SCENARIO, "experiment");
+        let setup = MarketSetup::from_params(&params.resolve("market", MarketSetup::SPECS).unwrap()).unwrap();
+        let s = &setup.s;
+        let buy =
+            Buy { buyer: NodeId(0), seq: 0, good: agora_protocols::market::goods::Good(0), qty: 2, ts: 1 };
+        let paid = 2 * s.catalog.price(buy.good).unwrap();
+        let result = BuyResult::Receipt { lots: vec![Lot { seller: NodeId(3), units: 2, left: 3 }], paid };
+        let asked = MarketObs::Asked { buy };
+        let answered = MarketObs::Answered { seq: 0, result };
+        let again = MarketObs::Asked { buy: Buy { ts: 9, ..buy } };
+        let seen = [(1, &asked), (2, &answered), (3, &again), (4, &answered)];
+        let mut r = Reader::new(s);
+        let mut live = Trades::new(s.clone());
+        for (t, o) in seen {
+            r.read(t, NodeId(0), o);
+            live.see(NodeId(0), o);
+        }
+        assert_eq!(r.points.len(), 1, "one buy");
+        assert_eq!(r.points[0].response_ms, Some(1e-6), "answered when first answered");
+        let bought: u64 = r.accounts[0].goods.values().sum();
+        assert_eq!((r.accounts[0].cash_cents, bought), (-(paid as i64), 2), "settled once");
+        assert_eq!(live.sold_and_paid(), (1, paid), "the live page counts it once");
+    }
 
     #[test]
     fn quantiles_by_nearest_rank() {
