@@ -597,9 +597,15 @@ fn the_bench_at_a_small_size_reports_consistent_figures() {
     assert_eq!(k["to_resume"], 10, "a third of the members were on the leader: {v}");
     assert_eq!(k["resumed"], k["to_resume"], "{v}");
     assert_eq!(v["argon2id"]["m_kib"], 19456, "{v}");
-    for key in
-        ["votes_per_s", "logins_per_s", "join_to_all_ms", "servers_peak_mib", "server_bytes_per_member"]
-    {
+    assert!(v["slow_while_voting"].is_array(), "{v}");
+    for key in [
+        "votes_per_s",
+        "logins_per_s",
+        "join_to_all_ms",
+        "questions_to_all_ms",
+        "servers_peak_mib",
+        "server_bytes_per_member",
+    ] {
         assert!(v[key].as_f64().is_some_and(|x| x >= 0.0), "{key}: {v}");
     }
     assert!(out.status.success());

@@ -1,7 +1,8 @@
 //! `agora vote bench`: the voting service under load (issue 16, "Speed"). Many members connect
 //! at once, each logged in, each voting; the bench measures what the goals speak of — logins
 //! per second (argon2id's deliberate work, apart), acknowledged votes per second and their
-//! latency, how long one `JOIN` takes to reach every member, and, with `--kill-leader`, how
+//! latency, how long one `JOIN` takes to reach every member (and the questions' `QUESTION`
+//! events, which every member reads before the votes' clock starts), and, with `--kill-leader`, how
 //! long after SIGKILL of the leader every member of the dead server is back in its session,
 //! with no acknowledged vote lost — and the memory a member costs.
 //!
@@ -199,6 +200,25 @@ impl Cluster {
         (steps, commits)
     }
 
+    /// The slow steps and commits (as [`Cluster::slow`]) whose lines came between `from` and
+    /// `from + span`, each with when it began (s after `from`), the server, what the step
+    /// handled (`commit` for a commit) and how long it took (ms): what held the servers up
+    /// while the members voted.
+    fn slow_between(&self, from: Instant, span: Duration) -> serde_json::Value {
+        let l = self.leader.lock().expect("not poisoned");
+        let rows: Vec<serde_json::Value> = l
+            .slow_log
+            .iter()
+            .filter(|(at, ..)| *at >= from && at.duration_since(from) <= span)
+            .map(|(at, server, commit, ms, what)| {
+                let began = at.duration_since(from).as_secs_f64() - ms / 1e3;
+                let what = if *commit { "commit" } else { what.as_str() };
+                json!({"at_s": began, "server": server, "what": what, "ms": ms})
+            })
+            .collect();
+        json!(rows)
+    }
+
     /// The process ids of the servers still running.
     fn pids(&self) -> Vec<u32> {
         self.children.iter().flatten().filter_map(|c| c.id()).collect()
@@ -229,9 +249,16 @@ struct Leaders {
     /// Steps, then commits, of the servers' nodes that took 20 ms or more: how many, and the
     /// longest (ms).
     slow: [(u64, f64); 2],
+    /// Each of those (up to [`SLOW_KEPT`]): when its line was read, the server, whether it was
+    /// a commit, how long (ms), and what the step handled (a message kind, a timer, a local
+    /// call from the server's front end).
+    slow_log: Vec<(Instant, usize, bool, f64, String)>,
     /// The servers the bench itself stopped or killed.
     killed: Vec<usize>,
 }
+
+/// Most slow steps and commits the bench keeps the details of.
+const SLOW_KEPT: usize = 100_000;
 
 /// Reads a server's `event {JSON}` lines: keeps the latest leader and counts elections.
 async fn follow(i: usize, stderr: tokio::process::ChildStderr, leader: Arc<Mutex<Leaders>>) {
@@ -252,11 +279,15 @@ async fn follow(i: usize, stderr: tokio::process::ChildStderr, leader: Arc<Mutex
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("ms=").and_then(|x| x.parse::<f64>().ok()))
                 .unwrap_or(0.0);
-            let which = usize::from(line[at..].starts_with("slow commit"));
+            let commit = line[at..].starts_with("slow commit");
+            let what = line[at..].split_once("what=").map_or("", |(_, w)| w.trim_matches('"'));
             let mut l = leader.lock().expect("not poisoned");
-            let (count, longest) = &mut l.slow[which];
+            let (count, longest) = &mut l.slow[usize::from(commit)];
             *count += 1;
             *longest = longest.max(ms);
+            if l.slow_log.len() < SLOW_KEPT {
+                l.slow_log.push((Instant::now(), i, commit, ms, what.to_string()));
+            }
             continue;
         }
         let Some(v) =
@@ -337,12 +368,14 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
             .map_err(io_err("OPEN"))?;
         questions.push(field(&r, "question").ok_or_else(|| UserError(format!("OPEN: {r}")))?.to_string());
     }
+    let (questions_ms, members) = questions_to_all(members, questions.last()).await?;
     let t = Instant::now();
     let (members, timed, acked, cast) = vote_all(members, &questions, a.rate, a.json).await;
     let over_time = latency_over_time(&timed);
     let latencies: Vec<Duration> = timed.iter().map(|(_, l)| *l).collect();
     cluster.all_running("before the leader's SIGKILL")?;
     let votes_s = t.elapsed().as_secs_f64();
+    let slow_while_voting = cluster.slow_between(t, t.elapsed());
     let mut latencies = latencies;
     let elected_before_kill = cluster.elected();
     let kill = if a.kill_leader { Some(kill_leader(cluster, members).await?) } else { None };
@@ -370,6 +403,7 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
         },
         "slow_driver_steps": slow_steps,
         "slow_commits": slow_commits,
+        "slow_while_voting": slow_while_voting,
         "votes_cast": cast,
         "votes_acknowledged": acked,
         "votes_counted": counted,
@@ -379,6 +413,7 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
         "vote_latency_ms": {"p50": percentile_ms(&mut latencies, 0.5), "p99": percentile_ms(&mut latencies, 0.99)},
         "vote_latency_over_time": over_time,
         "join_to_all_ms": join_ms,
+        "questions_to_all_ms": questions_ms,
         "join_seen_by": join_seen,
         "kill_leader": kill,
         "servers_peak_mib": cluster.memory("VmHWM").map(|b| b as f64 / (1 << 20) as f64),
@@ -518,6 +553,39 @@ async fn join_to_all(
     }
     let ms = last.saturating_duration_since(replied).as_secs_f64() * 1e3;
     Ok((ms, seen, back.into_iter().flatten().collect(), Member { c, server: 0, token }))
+}
+
+/// Every member reads its events up to the last question's `QUESTION`, as a member learns of
+/// a question before it votes on it (the events come in one order, so it has seen the others
+/// too). Returns the time from now (the last `OPEN` answered) to the last member's `EVENT`
+/// line, and the members in their order. The votes' clock starts after it: what it costs to
+/// tell 10,000 members of the questions is this figure, not the first votes' latency.
+async fn questions_to_all(
+    members: Vec<Member>,
+    last: Option<&String>,
+) -> Result<(f64, Vec<Member>), UserError> {
+    let Some(last) = last else { return Ok((0.0, members)) };
+    let opened = Instant::now();
+    let want = format!("QUESTION {last} ");
+    let mut set = JoinSet::new();
+    for (i, mut m) in members.into_iter().enumerate() {
+        let want = want.clone();
+        set.spawn(async move {
+            let seen = m.c.skip_to_event(|e| e.starts_with(&want)).await;
+            seen.map(|_| (i, m, Instant::now()))
+        });
+    }
+    let (mut back, mut latest) = (Vec::new(), opened);
+    while let Some(r) = set.join_next().await {
+        let (i, m, at) = r
+            .map_err(|e| UserError(format!("a member task failed: {e}")))?
+            .map_err(io_err("a member waiting for the questions"))?;
+        latest = latest.max(at);
+        back.push((i, m));
+    }
+    back.sort_unstable_by_key(|(i, _)| *i);
+    let ms = latest.saturating_duration_since(opened).as_secs_f64() * 1e3;
+    Ok((ms, back.into_iter().map(|(_, m)| m).collect()))
 }
 
 /// The acknowledged votes' latencies by when each was due, in windows of [`WINDOW`]: where in
@@ -701,6 +769,15 @@ fn print(r: &serde_json::Value, json: bool) {
     println!("driver steps >= 20 ms   {}, the longest {} ms", d["count"], f(&d["longest_ms"]));
     let d = &r["slow_commits"];
     println!("commits >= 20 ms        {}, the longest {} ms", d["count"], f(&d["longest_ms"]));
+    let mut during: Vec<&serde_json::Value> =
+        r["slow_while_voting"].as_array().into_iter().flatten().collect();
+    during.sort_by(|a, b| b["ms"].as_f64().unwrap_or(0.0).total_cmp(&a["ms"].as_f64().unwrap_or(0.0)));
+    let longest: Vec<String> = during
+        .iter()
+        .take(3)
+        .map(|d| format!("{} {} ms at {} s", d["what"].as_str().unwrap_or("?"), f(&d["ms"]), f(&d["at_s"])))
+        .collect();
+    println!("  of them while voting  {}: {}", during.len(), longest.join(", "));
     println!(
         "votes                   cast {}, acknowledged {}, counted {}, lost {}",
         r["votes_cast"], r["votes_acknowledged"], r["votes_counted"], r["votes_lost"]
@@ -712,6 +789,7 @@ fn print(r: &serde_json::Value, json: bool) {
     let l = &r["vote_latency_ms"];
     println!("vote latency            p50 {} ms, p99 {} ms", f(&l["p50"]), f(&l["p99"]));
     println!("JOIN to every member    {} ms (seen by {})", f(&r["join_to_all_ms"]), r["join_seen_by"]);
+    println!("questions to every one  {} ms", f(&r["questions_to_all_ms"]));
     if let Some(k) = r["kill_leader"].as_object() {
         println!(
             "SIGKILL of leader {}     {}/{} resumed, the last after {} ms ({} connections tried again)",
