@@ -598,6 +598,7 @@ fn the_bench_at_a_small_size_reports_consistent_figures() {
     assert_eq!(k["resumed"], k["to_resume"], "{v}");
     assert_eq!(v["argon2id"]["m_kib"], 19456, "{v}");
     assert!(v["slow_while_voting"].is_array(), "{v}");
+    assert_eq!(v["questions_seen_by"], 30, "every member saw the questions before voting: {v}");
     for key in [
         "votes_per_s",
         "logins_per_s",

@@ -6,13 +6,19 @@
 //! buys (good and quantity) [`PLANNED`] at a time ahead of asking them, and persists the plan
 //! with its clock and the buys in flight before the first of them leaves. A restarted buyer
 //! asks again for every buy of its last plan that it cannot tell was answered — the same buys
-//! under the same request ids — and the books answer a request id they already applied with
-//! the answer they gave (`trade-exactly-once`). So one write in [`PLANNED`] buys waits on the
-//! disk, instead of one per buy; the answers are the ledger's to keep, not the buyer's.
+//! under the same request ids — and the replicated books answer a request id they already
+//! applied with the answer they gave (`trade-exactly-once`). So one write in [`PLANNED`] buys
+//! waits on the disk, instead of one per buy; the answers are the ledger's to keep, not the
+//! buyer's. A local book (`--ledger local`) is new with each trader and could apply an old
+//! buy again: there the buyer writes down the answers it takes as well.
+//!
+//! Its Lamport clock is written with the plan, so a restarted buyer's clock starts again
+//! from there and may stamp a buy as it stamped another before the crash: buys are ordered by
+//! `(ts, buyer)` and then by request id, so two never share a place in a trader's queue.
 
 use super::obs::MarketObs;
 use super::roles::{Buy, BuyResult, Role};
-use super::setup::{Multicast, Settings};
+use super::setup::{LedgerMode, Multicast, Settings};
 use super::{MarketNode, Msg, Timer};
 use agora_core::{Context, Corrupt, NodeId, Stable};
 use rand::Rng as _;
@@ -165,7 +171,14 @@ impl Buyer {
         if taken == 0 {
             return;
         }
-        if s.interval.is_zero() && self.ask(ctx, s, who, clock) {
+        let asked = s.interval.is_zero() && self.ask(ctx, s, who, clock);
+        if s.ledger == LedgerMode::Local {
+            // A local book is new with each trader: it cannot answer a buy of an earlier
+            // trader's book again, so here the answers taken are written down, as every buy
+            // was before the buyer planned ahead.
+            ctx.persist(KEY, self);
+        }
+        if asked {
             return;
         }
         if s.interval.is_zero() || trading || (self.planned.is_empty() && self.next_seq >= s.buys) {

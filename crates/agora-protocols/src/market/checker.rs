@@ -62,7 +62,7 @@ pub struct MarketChecker {
     fences: BTreeMap<u64, NodeId>,
     fence: u64,
     /// Per trader: buys queued and not served in its stint.
-    pending: Vec<BTreeMap<(u64, u32), Buy>>,
+    pending: Vec<BTreeMap<(u64, u32, u64), Buy>>,
     /// Served ahead of an earlier waiting buy of the same good: earlier → later, later → earlier.
     overtook: HashMap<Req, Vec<Req>>,
     overtaken: HashMap<Req, Vec<Req>>,

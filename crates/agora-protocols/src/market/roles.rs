@@ -47,7 +47,9 @@ pub fn draw_roles(n: usize, seed: u64, catalog: &Catalog) -> Vec<Role> {
 }
 
 /// A buy: the buyer's request id (`seq`, numbered from 0 per buyer) and its Lamport
-/// timestamp, which orders it against every other buy: `(ts, buyer)`.
+/// timestamp, which orders it against every other buy: `(ts, buyer)`, then the request id
+/// (a restarted buyer's clock starts again from its last plan's, so it may stamp two of its
+/// buys alike).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Buy {
     /// The buyer.
@@ -63,9 +65,9 @@ pub struct Buy {
 }
 
 impl Buy {
-    /// The fair order of buys: by timestamp, ties broken by buyer.
-    pub fn order(&self) -> (u64, u32) {
-        (self.ts, self.buyer.0)
+    /// The fair order of buys: by timestamp, ties broken by buyer, then by request id.
+    pub fn order(&self) -> (u64, u32, u64) {
+        (self.ts, self.buyer.0, self.seq)
     }
 }
 

@@ -64,7 +64,7 @@ pub struct Trader {
     /// The fence of its takeover, once in the books.
     fence: Option<u64>,
     /// Buys waiting, by the order they are served in.
-    queue: BTreeMap<(u64, u32), Buy>,
+    queue: BTreeMap<(u64, u32, u64), Buy>,
     /// Request ids queued or being served.
     ids: BTreeSet<(NodeId, u64)>,
     /// Buys received in this stint (the `arrival-order` variant's key).
@@ -295,11 +295,11 @@ impl Trader {
     }
 
     /// Where `buy` goes in the queue: its fair order, or (variant) its arrival.
-    fn key(&mut self, s: &Settings, buy: Buy) -> (u64, u32) {
+    fn key(&mut self, s: &Settings, buy: Buy) -> (u64, u32, u64) {
         self.arrivals += 1;
         match s.order {
             Order::Fair => buy.order(),
-            Order::Arrival => (self.arrivals, buy.buyer.0),
+            Order::Arrival => (self.arrivals, buy.buyer.0, buy.seq),
         }
     }
 
@@ -411,5 +411,35 @@ fn purpose(cmd: &Command) -> Purpose {
         Command::Inventory { .. } => Purpose::Inventory,
         Command::Takeover { .. } => Purpose::Takeover,
         Command::Trade { buy, .. } => Purpose::Trade(buy),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::goods::Good;
+    use crate::market::MarketSetup;
+    use crate::registry::FromParams as _;
+    use agora_core::{Rng, Time};
+    use rand::SeedableRng as _;
+
+    /// A restarted buyer's clock starts again from its last plan's, so two of its buys can
+    /// carry one timestamp: both wait in the queue, in request-id order, rather than the
+    /// second taking the first one's place (which left the first queued under its id, every
+    /// copy of it then dropped as already queued).
+    #[test]
+    fn two_buys_of_one_buyer_stamped_alike_both_wait_in_the_queue() {
+        let p = crate::Params::new(5, 1).with(&crate::params::SCENARIO, "experiment");
+        let setup = MarketSetup::from_params(&p.resolve("market", MarketSetup::SPECS).unwrap()).unwrap();
+        let s = &setup.s;
+        // Not fenced yet (its takeover is not in the books): what it receives waits in the queue.
+        let mut t = Trader::new(s, NodeId(4), 1);
+        let (mut rng, mut effects) = (Rng::seed_from_u64(1), Vec::new());
+        let mut ctx = Context::new(NodeId(4), 5, Time::ZERO, &mut rng, &mut effects);
+        let first = Buy { buyer: NodeId(0), seq: 9, good: Good(0), qty: 1, ts: 7 };
+        let second = Buy { seq: 3, ..first };
+        t.on_buys(&mut ctx, s, vec![first]);
+        t.on_buys(&mut ctx, s, vec![second]);
+        assert_eq!(t.pending(), vec![second, first]);
     }
 }

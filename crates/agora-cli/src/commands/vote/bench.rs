@@ -200,18 +200,21 @@ impl Cluster {
         (steps, commits)
     }
 
-    /// The slow steps and commits (as [`Cluster::slow`]) whose lines came between `from` and
-    /// `from + span`, each with when it began (s after `from`), the server, what the step
-    /// handled (`commit` for a commit) and how long it took (ms): what held the servers up
-    /// while the members voted.
+    /// The slow steps and commits (as [`Cluster::slow`]) that began between `from` and
+    /// `from + span` (when the bench read the line, less how long the step took), each with
+    /// when it began (s after `from`), the server, what the step handled (`commit` for a
+    /// commit) and how long it took (ms): what held the servers up while the members voted.
     fn slow_between(&self, from: Instant, span: Duration) -> serde_json::Value {
         let l = self.leader.lock().expect("not poisoned");
         let rows: Vec<serde_json::Value> = l
             .slow_log
             .iter()
-            .filter(|(at, ..)| *at >= from && at.duration_since(from) <= span)
             .map(|(at, server, commit, ms, what)| {
-                let began = at.duration_since(from).as_secs_f64() - ms / 1e3;
+                let read = at.checked_duration_since(from).map(|d| d.as_secs_f64());
+                (read.map(|r| r - ms / 1e3), server, commit, ms, what)
+            })
+            .filter(|(began, ..)| began.is_some_and(|b| b >= 0.0 && b <= span.as_secs_f64()))
+            .map(|(began, server, commit, ms, what)| {
                 let what = if *commit { "commit" } else { what.as_str() };
                 json!({"at_s": began, "server": server, "what": what, "ms": ms})
             })
@@ -257,6 +260,8 @@ struct Leaders {
     killed: Vec<usize>,
 }
 
+/// How long a member waits for the questions' events before the voting starts without it.
+const QUESTIONS_PATIENCE: Duration = Duration::from_secs(60);
 /// Most slow steps and commits the bench keeps the details of.
 const SLOW_KEPT: usize = 100_000;
 
@@ -368,7 +373,7 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
             .map_err(io_err("OPEN"))?;
         questions.push(field(&r, "question").ok_or_else(|| UserError(format!("OPEN: {r}")))?.to_string());
     }
-    let (questions_ms, members) = questions_to_all(members, questions.last()).await?;
+    let (questions_ms, questions_seen, members) = questions_to_all(members, questions.last()).await?;
     let t = Instant::now();
     let (members, timed, acked, cast) = vote_all(members, &questions, a.rate, a.json).await;
     let over_time = latency_over_time(&timed);
@@ -414,6 +419,7 @@ async fn bench(a: &VoteBenchArgs, cluster: &mut Cluster) -> Result<serde_json::V
         "vote_latency_over_time": over_time,
         "join_to_all_ms": join_ms,
         "questions_to_all_ms": questions_ms,
+        "questions_seen_by": questions_seen,
         "join_seen_by": join_seen,
         "kill_leader": kill,
         "servers_peak_mib": cluster.memory("VmHWM").map(|b| b as f64 / (1 << 20) as f64),
@@ -557,35 +563,39 @@ async fn join_to_all(
 
 /// Every member reads its events up to the last question's `QUESTION`, as a member learns of
 /// a question before it votes on it (the events come in one order, so it has seen the others
-/// too). Returns the time from now (the last `OPEN` answered) to the last member's `EVENT`
-/// line, and the members in their order. The votes' clock starts after it: what it costs to
-/// tell 10,000 members of the questions is this figure, not the first votes' latency.
+/// too), for at most [`QUESTIONS_PATIENCE`]. Returns the time from now (the last `OPEN`
+/// answered) to the last member's `EVENT` line, how many members saw it, and the members in
+/// their order (one that did not see it votes all the same). The votes' clock starts after
+/// it: what it costs to tell 10,000 members of the questions is this figure, not the first
+/// votes' latency.
 async fn questions_to_all(
     members: Vec<Member>,
     last: Option<&String>,
-) -> Result<(f64, Vec<Member>), UserError> {
-    let Some(last) = last else { return Ok((0.0, members)) };
+) -> Result<(f64, usize, Vec<Member>), UserError> {
+    let Some(last) = last else { return Ok((0.0, 0, members)) };
     let opened = Instant::now();
     let want = format!("QUESTION {last} ");
     let mut set = JoinSet::new();
     for (i, mut m) in members.into_iter().enumerate() {
         let want = want.clone();
         set.spawn(async move {
-            let seen = m.c.skip_to_event(|e| e.starts_with(&want)).await;
-            seen.map(|_| (i, m, Instant::now()))
+            let seen =
+                tokio::time::timeout(QUESTIONS_PATIENCE, m.c.skip_to_event(|e| e.starts_with(&want))).await;
+            (i, m, matches!(seen, Ok(Ok(_))).then(Instant::now))
         });
     }
-    let (mut back, mut latest) = (Vec::new(), opened);
+    let (mut back, mut latest, mut seen) = (Vec::new(), opened, 0);
     while let Some(r) = set.join_next().await {
-        let (i, m, at) = r
-            .map_err(|e| UserError(format!("a member task failed: {e}")))?
-            .map_err(io_err("a member waiting for the questions"))?;
-        latest = latest.max(at);
+        let (i, m, at) = r.map_err(|e| UserError(format!("a member task failed: {e}")))?;
+        if let Some(at) = at {
+            latest = latest.max(at);
+            seen += 1;
+        }
         back.push((i, m));
     }
     back.sort_unstable_by_key(|(i, _)| *i);
     let ms = latest.saturating_duration_since(opened).as_secs_f64() * 1e3;
-    Ok((ms, back.into_iter().map(|(_, m)| m).collect()))
+    Ok((ms, seen, back.into_iter().map(|(_, m)| m).collect()))
 }
 
 /// The acknowledged votes' latencies by when each was due, in windows of [`WINDOW`]: where in
@@ -789,7 +799,11 @@ fn print(r: &serde_json::Value, json: bool) {
     let l = &r["vote_latency_ms"];
     println!("vote latency            p50 {} ms, p99 {} ms", f(&l["p50"]), f(&l["p99"]));
     println!("JOIN to every member    {} ms (seen by {})", f(&r["join_to_all_ms"]), r["join_seen_by"]);
-    println!("questions to every one  {} ms", f(&r["questions_to_all_ms"]));
+    println!(
+        "questions to every one  {} ms (seen by {})",
+        f(&r["questions_to_all_ms"]),
+        r["questions_seen_by"]
+    );
     if let Some(k) = r["kill_leader"].as_object() {
         println!(
             "SIGKILL of leader {}     {}/{} resumed, the last after {} ms ({} connections tried again)",
