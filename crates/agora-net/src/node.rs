@@ -16,10 +16,12 @@
 //! what the outside sees is what one synchronous commit per batch would show, and a crash
 //! loses only steps whose messages never left. A driver whose held batch has grown to
 //! [`HELD_MAX`] effects stops taking messages and calls until the commit lands. The exception is a message sent
-//! early (`Effect::SendEarly`): it is handed to the network before the commit, so that it
-//! travels while the disk syncs (a Raft leader's appends reach its followers while it writes
-//! the same entries), and a step that asked to hear of its writes' durability
-//! (`Effect::Synced`) is told by a timer right after the commit.
+//! early (`Effect::SendEarly`): it is handed to the network at the end of its step, before
+//! its batch's commit and before any commit in flight, so that it travels while the disk
+//! syncs (a Raft leader's appends reach its followers while it writes the same entries; its
+//! answers for entries a majority holds do not wait for its next entries' write), and a step
+//! that asked to hear of its writes' durability (`Effect::Synced`) is told by a timer right
+//! after the commit.
 //!
 //! Send queues are bounded (`NetConfig::queue_capacity` frames per peer). **When a queue is
 //! full the message is dropped and counted** (`messages_dropped`, and `queue_full` in the
@@ -815,11 +817,15 @@ impl<S: Setup> Driver<S> {
     /// Sends the messages that need not wait, then hands the gathered writes to the committer
     /// thread, holding the batch's messages, deferred writes, observations and `Synced`
     /// timers until the transaction lands ([`Driver::landed`]). A batch with nothing to write
-    /// is released at once. While a transaction is in flight, this does nothing: the steps
-    /// since then form the next batch, which waits for it (and for the early messages too:
-    /// they may leave before their own step's writes, not before an earlier step's). Then
-    /// hands the latest messages staged since the last flush to the live view's sample.
+    /// is released at once. While a transaction is in flight, only the early messages leave:
+    /// the steps since then form the next batch, which waits for it. Then hands the latest
+    /// messages staged since the last flush to the live view's sample.
     fn flush(&mut self) {
+        // The protocol's promise for these: their meaning rests on no write of their step
+        // or of the steps before it (`Effect::SendEarly`).
+        for out in std::mem::take(&mut self.early) {
+            self.send(out);
+        }
         self.flush_batches();
         if let (Some(stage), Some(recent)) = (&mut self.stage, &self.shared.recent) {
             if !stage.is_empty() {
@@ -832,6 +838,7 @@ impl<S: Setup> Driver<S> {
     /// See [`Driver::flush`].
     fn flush_batches(&mut self) {
         while self.committing.is_none() {
+            // A released batch's `Synced` timers run as steps, which may send early too.
             for out in std::mem::take(&mut self.early) {
                 self.send(out);
             }

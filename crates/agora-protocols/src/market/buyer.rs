@@ -12,6 +12,11 @@
 //! buyer's. A local book (`--ledger local`) is new with each trader and could apply an old
 //! buy again: there the buyer writes down the answers it takes as well.
 //!
+//! With the replicated ledger a buy whose plan is known to be durable leaves early
+//! (`Context::send_early`): it rests on no write the buyer may still have in flight (on a
+//! peer that is also a ledger replica, its entries' writes), so it does not wait for them.
+//! A plan's first buys leave with the plan's own write, as any message does.
+//!
 //! Its Lamport clock is written with the plan, so a restarted buyer's clock starts again
 //! from there and may stamp a buy as it stamped another before the crash: buys are ordered by
 //! `(ts, buyer)` and then by request id, so two never share a place in a trader's queue.
@@ -43,6 +48,10 @@ pub struct Buyer {
     /// The work timer is a pause before the next buy, not a retry.
     #[serde(skip)]
     pausing: bool,
+    /// The last plan's write is not yet known to be durable (`Timer::Planned` tells). A plan
+    /// read back from the disk is.
+    #[serde(skip)]
+    writing: bool,
 }
 
 impl Buyer {
@@ -69,7 +78,18 @@ impl Buyer {
     /// Multicasts the buys in flight again (to the trader `leader` alone with
     /// `--multicast trader`), and waits for their answers.
     pub fn resend(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, leader: Option<NodeId>) {
-        multicast(ctx, s, leader, self.outstanding.clone());
+        multicast(ctx, s, leader, self.outstanding.clone(), self.early(s));
+    }
+
+    /// Its last plan is durable (`Timer::Planned`).
+    pub fn on_planned(&mut self) {
+        self.writing = false;
+    }
+
+    /// Whether its buys may leave before the writes in flight: with the replicated ledger,
+    /// once the plan that names them is durable.
+    fn early(&self, s: &Settings) -> bool {
+        s.ledger == LedgerMode::Replicated && !self.writing
     }
 
     /// Its timer: after a pause, asks for its next buys; else sends the buys in flight again
@@ -119,7 +139,7 @@ impl Buyer {
             ctx.observe(MarketObs::Asked { buy });
             ctx.op_begin(op_id(ctx.id(), buy.seq));
         }
-        multicast(ctx, s, leader, asked);
+        multicast(ctx, s, leader, asked, self.early(s));
         ctx.set_timer(Timer::Work, s.retry);
         true
     }
@@ -145,6 +165,10 @@ impl Buyer {
         }
         self.clock = clock;
         ctx.persist(KEY, self);
+        if s.ledger == LedgerMode::Replicated {
+            self.writing = true;
+            ctx.when_synced(Timer::Planned);
+        }
         true
     }
 
@@ -202,16 +226,79 @@ fn op_id(buyer: NodeId, seq: u64) -> agora_core::OpId {
 
 /// Multicasts buys to every peer, or sends them to the trader `leader` alone with
 /// `--multicast trader` (to no one while the market elects one): one in a [`Msg::Buy`], more
-/// in one [`Msg::Buys`].
-fn multicast(ctx: &mut Context<'_, MarketNode>, s: &Settings, leader: Option<NodeId>, mut buys: Vec<Buy>) {
+/// in one [`Msg::Buys`]; `early`: before the writes in flight (see the module docs).
+fn multicast(
+    ctx: &mut Context<'_, MarketNode>,
+    s: &Settings,
+    leader: Option<NodeId>,
+    mut buys: Vec<Buy>,
+    early: bool,
+) {
     let msg = match buys.len() {
         0 => return,
         1 => Msg::Buy(buys.remove(0)),
         _ => Msg::Buys(buys),
     };
-    match (s.multicast, leader) {
-        (Multicast::All, _) => ctx.broadcast(msg),
-        (Multicast::Trader, Some(trader)) if trader != ctx.id() => ctx.send(trader, msg),
-        (Multicast::Trader, _) => {}
+    let me = ctx.id();
+    match (s.multicast, leader, early) {
+        (Multicast::All, _, false) => ctx.broadcast(msg),
+        (Multicast::All, _, true) => {
+            for to in (0..ctx.nodes() as u32).map(NodeId).filter(|&to| to != me) {
+                ctx.send_early(to, msg.clone());
+            }
+        }
+        (Multicast::Trader, Some(trader), false) if trader != me => ctx.send(trader, msg),
+        (Multicast::Trader, Some(trader), true) if trader != me => ctx.send_early(trader, msg),
+        (Multicast::Trader, _, _) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::MarketSetup;
+    use crate::registry::FromParams as _;
+    use agora_core::{Effect, Rng, Time};
+    use rand::SeedableRng as _;
+
+    type Effects = Vec<Effect<Msg, Timer, MarketObs>>;
+
+    /// What a buyer's step sends: (early, normal) messages, and whether it wrote.
+    fn sent(effects: &Effects) -> (usize, usize, bool) {
+        let early = effects.iter().filter(|e| matches!(e, Effect::SendEarly { .. })).count();
+        let normal =
+            effects.iter().filter(|e| matches!(e, Effect::Send { .. } | Effect::Multicast { .. })).count();
+        (early, normal, effects.iter().any(|e| matches!(e, Effect::Persist { .. })))
+    }
+
+    /// A buy may leave before the writes in flight only once the plan that names it is
+    /// durable: the plan's first buys leave with the plan's write; with a local book, never.
+    #[test]
+    fn buys_leave_early_only_once_their_plan_is_durable() {
+        for ledger in ["replicated", "local"] {
+            let p = crate::Params::new(5, 1)
+                .with(&crate::params::SCENARIO, "experiment")
+                .with(&crate::params::LEDGER, ledger);
+            let setup = MarketSetup::from_params(&p.resolve("market", MarketSetup::SPECS).unwrap()).unwrap();
+            let s = &setup.s;
+            let (mut b, mut clock, mut rng) = (Buyer::default(), 0, Rng::seed_from_u64(1));
+            let mut step = |b: &mut Buyer, f: &dyn Fn(&mut Buyer, &mut Context<'_, MarketNode>, &mut u64)| {
+                let mut effects = Effects::new();
+                let mut ctx = Context::new(NodeId(0), 5, Time::ZERO, &mut rng, &mut effects);
+                f(b, &mut ctx, &mut clock);
+                effects
+            };
+            let first = step(&mut b, &|b, ctx, clock| b.on_work(ctx, s, (false, Some(NodeId(4))), clock));
+            assert_eq!(sent(&first), (0, 1, true), "{ledger}: the plan's write, its first buy after it");
+            let told = first.iter().any(|e| matches!(e, Effect::Synced { done: Timer::Planned }));
+            assert_eq!(told, ledger == "replicated", "{ledger}");
+            // Asked again before the plan is known durable: not early.
+            let again = step(&mut b, &|b, ctx, _| b.resend(ctx, s, Some(NodeId(4))));
+            assert_eq!(sent(&again), (0, 1, false), "{ledger}");
+            b.on_planned();
+            let durable = step(&mut b, &|b, ctx, _| b.resend(ctx, s, Some(NodeId(4))));
+            let early = if ledger == "replicated" { (4, 0, false) } else { (0, 1, false) };
+            assert_eq!(sent(&durable), early, "{ledger}: to every other peer");
+        }
     }
 }

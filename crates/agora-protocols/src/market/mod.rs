@@ -231,6 +231,8 @@ pub enum Timer {
     Recover,
     /// A trader refused as stale takes the post over again.
     Retake,
+    /// A buyer's plan of buys is durable.
+    Planned,
 }
 
 impl From<RaftTimer> for Timer {

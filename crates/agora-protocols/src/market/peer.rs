@@ -464,6 +464,12 @@ impl Protocol for MarketNode {
                 // rebuilt from the same bytes.
                 self.recover(ctx).expect("the term decoded when the peer was built");
             }
+            Timer::Planned => {
+                // Durable whether or not the peer is sick since.
+                if let Account::Buyer(b) = &mut self.account {
+                    b.on_planned();
+                }
+            }
             _ if self.sick => {}
             Timer::Bully(t) => {
                 let seen = self.election.on_timer(ctx, t);

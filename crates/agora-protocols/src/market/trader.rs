@@ -150,7 +150,10 @@ impl Trader {
     /// Sends the answers and sale notices of this step: one message per buyer and one per
     /// seller and good. The peer calls it at the end of every step that reaches the post.
     /// A buyer that sends its buys to the trader alone gets its clock with every answer.
+    /// With the replicated books the answers leave early: each is a committed change (or a
+    /// refusal that changed nothing), so none rests on a write of this peer's in flight.
     pub fn flush(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, clock: u64) {
+        let early = matches!(self.books, Books::Replicated { .. });
         for (buyer, mut answers) in std::mem::take(&mut self.answers) {
             let msg = match answers.len() {
                 1 if s.multicast == Multicast::All => {
@@ -159,7 +162,10 @@ impl Trader {
                 }
                 _ => Msg::Answers { clock, answers },
             };
-            ctx.send(buyer, msg);
+            match early {
+                true => ctx.send_early(buyer, msg),
+                false => ctx.send(buyer, msg),
+            }
         }
         for ((seller, good), (units, left)) in std::mem::take(&mut self.sales) {
             ctx.send(seller, Msg::Sold { good, units, left });
@@ -289,7 +295,12 @@ impl Trader {
             }
         }
         if let Books::Replicated { client, .. } = &mut self.books {
-            client.flush(ctx);
+            // Fenced, the session's first request (the takeover) is in the books, so the
+            // stint that names the session is durable: its trades leave early.
+            match self.fence {
+                Some(_) => client.flush_early(ctx),
+                None => client.flush(ctx),
+            }
         }
         traded
     }

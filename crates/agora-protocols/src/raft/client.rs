@@ -146,6 +146,17 @@ impl<SM: StateMachine> Client<SM> {
 
     /// Sends what waits, as far as the window allows, in one request.
     pub fn flush(&mut self, io: &mut impl Io<SM>) {
+        self.send_queued(io, false);
+    }
+
+    /// As [`Client::flush`], the request sent early ([`Io::send_early`]): for a host whose
+    /// session id is already durable and whose operations rest on no write of its own that
+    /// may still be in flight.
+    pub fn flush_early(&mut self, io: &mut impl Io<SM>) {
+        self.send_queued(io, true);
+    }
+
+    fn send_queued(&mut self, io: &mut impl Io<SM>, early: bool) {
         let room = self.window.saturating_sub(self.outstanding.len());
         if room == 0 || self.queued.is_empty() {
             return;
@@ -158,7 +169,11 @@ impl<SM: StateMachine> Client<SM> {
             self.outstanding.insert(*seq, (op.clone(), now));
         }
         let acked_below = self.acked_below();
-        io.send(self.replicas[self.target], RaftMsg::Request { session: self.session, acked_below, ops });
+        let request = RaftMsg::Request { session: self.session, acked_below, ops };
+        match early {
+            true => io.send_early(self.replicas[self.target], request),
+            false => io.send(self.replicas[self.target], request),
+        }
         if was_idle {
             io.set_timer(RaftTimer::ClientRetry, self.timeout);
         }
