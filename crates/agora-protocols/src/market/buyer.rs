@@ -3,14 +3,14 @@
 //! the trader answers it. Buys asked in one step leave in one message.
 //!
 //! A request id must never name two different buys, even across a crash. The buyer draws its
-//! buys (good and quantity) [`PLANNED`] at a time ahead of asking them, and persists the plan
-//! with its clock and the buys in flight before the first of them leaves. A restarted buyer
-//! asks again for every buy of its last plan that it cannot tell was answered — the same buys
-//! under the same request ids — and the replicated books answer a request id they already
-//! applied with the answer they gave (`trade-exactly-once`). So one write in [`PLANNED`] buys
-//! waits on the disk, instead of one per buy; the answers are the ledger's to keep, not the
-//! buyer's. A local book (`--ledger local`) is new with each trader and could apply an old
-//! buy again: there the buyer writes down the answers it takes as well.
+//! buys (good and quantity) [`PLANNED`] at a time (a window's worth if wider) ahead of asking
+//! them, and persists the plan with its clock and the buys in flight before the first of them
+//! leaves. A restarted buyer asks again for every buy of its last plan that it cannot tell was
+//! answered — the same buys under the same request ids — and the replicated books answer a
+//! request id they already applied with the answer they gave (`trade-exactly-once`). So one
+//! write in [`PLANNED`] buys waits on the disk, instead of one per buy; the answers are the
+//! ledger's to keep, not the buyer's. A local book (`--ledger local`) is new with each trader
+//! and could apply an old buy again: there the buyer writes down the answers it takes as well.
 //!
 //! With the replicated ledger a buy whose plan is known to be durable leaves early
 //! (`Context::send_early`): it rests on no write the buyer may still have in flight (on a
@@ -144,12 +144,14 @@ impl Buyer {
         true
     }
 
-    /// Draws its next buys, up to [`PLANNED`] of them, and persists them with its clock and
-    /// the buys in flight: the write lands before anything this step sends. False if it has
-    /// no buys left to make.
+    /// Draws its next buys, [`PLANNED`] of them or what the window has room for if more (so
+    /// one step writes one plan), up to the buys it makes, and persists them with its clock
+    /// and the buys in flight: the write lands before anything this step sends. False if it
+    /// has no buys left to make.
     fn plan(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, clock: u64) -> bool {
         let role = s.roles[ctx.id().index()];
-        let end = s.buys.min(self.next_seq.saturating_add(PLANNED));
+        let room = s.window.saturating_sub(self.outstanding.len()) as u64;
+        let end = s.buys.min(self.next_seq.saturating_add(PLANNED.max(room)));
         while self.next_seq < end {
             let rng = ctx.rng();
             let good = match role {
@@ -269,6 +271,25 @@ mod tests {
         let normal =
             effects.iter().filter(|e| matches!(e, Effect::Send { .. } | Effect::Multicast { .. })).count();
         (early, normal, effects.iter().any(|e| matches!(e, Effect::Persist { .. })))
+    }
+
+    /// A window wider than [`PLANNED`] is filled from one plan: one write, one notice.
+    #[test]
+    fn a_window_wider_than_a_plan_is_filled_from_one_plan() {
+        let p = crate::Params::new(5, 1)
+            .with(&crate::params::SCENARIO, "experiment")
+            .with(&crate::params::BUYS, 1000u64)
+            .with(&crate::params::WINDOW, 150u64);
+        let setup = MarketSetup::from_params(&p.resolve("market", MarketSetup::SPECS).unwrap()).unwrap();
+        let (mut b, mut clock, mut rng, mut effects) =
+            (Buyer::default(), 0, Rng::seed_from_u64(1), Effects::new());
+        let mut ctx = Context::new(NodeId(0), 5, Time::ZERO, &mut rng, &mut effects);
+        b.on_work(&mut ctx, &setup.s, (false, Some(NodeId(4))), &mut clock);
+        let count = |f: fn(&Effect<Msg, Timer, MarketObs>) -> bool| effects.iter().filter(|e| f(e)).count();
+        assert_eq!(count(|e| matches!(e, Effect::Persist { .. })), 1);
+        assert_eq!(count(|e| matches!(e, Effect::Synced { .. })), 1);
+        assert_eq!(b.outstanding().len(), 150);
+        assert_eq!((b.planned.len(), b.next_seq), (0, 150));
     }
 
     /// A buy may leave before the writes in flight only once the plan that names it is
