@@ -16,12 +16,12 @@
 //! what the outside sees is what one synchronous commit per batch would show, and a crash
 //! loses only steps whose messages never left. A driver whose held batch has grown to
 //! [`HELD_MAX`] effects stops taking messages and calls until the commit lands. The exception is a message sent
-//! early (`Effect::SendEarly`): it is handed to the network at the end of its step, before
-//! its batch's commit and before any commit in flight, so that it travels while the disk
-//! syncs (a Raft leader's appends reach its followers while it writes the same entries; its
-//! answers for entries a majority holds do not wait for its next entries' write), and a step
-//! that asked to hear of its writes' durability (`Effect::Synced`) is told by a timer right
-//! after the commit.
+//! early (`Effect::SendEarly`): it is handed to the network as soon as the driver has handled
+//! the messages waiting (the batch of steps it came from), before that batch's commit and
+//! before any commit in flight, so that it travels while the disk syncs (a Raft leader's
+//! appends reach its followers while it writes the same entries), and a step that asked to
+//! hear of its writes' durability (`Effect::Synced`) is told by a timer right after the
+//! commit.
 //!
 //! Send queues are bounded (`NetConfig::queue_capacity` frames per peer). **When a queue is
 //! full the message is dropped and counted** (`messages_dropped`, and `queue_full` in the

@@ -3,9 +3,9 @@
 //! the trader answers it. Buys asked in one step leave in one message.
 //!
 //! A request id must never name two different buys, even across a crash. The buyer draws its
-//! buys (good and quantity) [`PLANNED`] at a time (a window's worth if wider) ahead of asking
-//! them, and persists the plan with its clock and the buys in flight before the first of them
-//! leaves. A restarted buyer asks again for every buy of its last plan that it cannot tell was
+//! buys (good and quantity) [`PLANNED`] at a time (or what the window has room for) ahead of
+//! asking them, and persists the plan with its clock and the buys in flight before the first
+//! of them leaves. A restarted buyer asks again for every buy of its last plan that it cannot tell was
 //! answered — the same buys under the same request ids — and the replicated books answer a
 //! request id they already applied with the answer they gave (`trade-exactly-once`). So one
 //! write in [`PLANNED`] buys waits on the disk, instead of one per buy; the answers are the
@@ -15,7 +15,9 @@
 //! With the replicated ledger a buy whose plan is known to be durable leaves early
 //! (`Context::send_early`): it rests on no write the buyer may still have in flight (on a
 //! peer that is also a ledger replica, its entries' writes), so it does not wait for them.
-//! A plan's first buys leave with the plan's own write, as any message does.
+//! The runtime tells the buyer when a plan is durable (`Timer::Planned`, with the request id
+//! the plan ends before); a message with a buy of a plan not yet known durable leaves as any
+//! message does, after the plan's write.
 //!
 //! Its Lamport clock is written with the plan, so a restarted buyer's clock starts again
 //! from there and may stamp a buy as it stamped another before the crash: buys are ordered by
@@ -48,16 +50,18 @@ pub struct Buyer {
     /// The work timer is a pause before the next buy, not a retry.
     #[serde(skip)]
     pausing: bool,
-    /// The last plan's write is not yet known to be durable (`Timer::Planned` tells). A plan
-    /// read back from the disk is.
+    /// Buys with a request id below this are in a plan known to be durable
+    /// (`Timer::Planned` tells; a plan read back from the disk is).
     #[serde(skip)]
-    writing: bool,
+    durable_below: u64,
 }
 
 impl Buyer {
     /// The buyer's account as persisted, or a new one.
     pub fn load(stable: &Stable) -> Result<Self, Corrupt> {
-        Ok(stable.load(KEY)?.unwrap_or_default())
+        let mut b: Buyer = stable.load(KEY)?.unwrap_or_default();
+        b.durable_below = b.next_seq;
+        Ok(b)
     }
 
     /// Its Lamport clock when it last asked.
@@ -78,18 +82,19 @@ impl Buyer {
     /// Multicasts the buys in flight again (to the trader `leader` alone with
     /// `--multicast trader`), and waits for their answers.
     pub fn resend(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, leader: Option<NodeId>) {
-        multicast(ctx, s, leader, self.outstanding.clone(), self.early(s));
+        multicast(ctx, s, leader, self.outstanding.clone(), self.early(s, &self.outstanding));
     }
 
-    /// Its last plan is durable (`Timer::Planned`).
-    pub fn on_planned(&mut self) {
-        self.writing = false;
+    /// Its plans are durable up to request id `below` (`Timer::Planned`): the notices come
+    /// in the order of the writes, each covering those before it.
+    pub fn on_planned(&mut self, below: u64) {
+        self.durable_below = self.durable_below.max(below);
     }
 
-    /// Whether its buys may leave before the writes in flight: with the replicated ledger,
-    /// once the plan that names them is durable.
-    fn early(&self, s: &Settings) -> bool {
-        s.ledger == LedgerMode::Replicated && !self.writing
+    /// Whether `buys` may leave before the writes in flight: with the replicated ledger, once
+    /// the plans that name them are durable.
+    fn early(&self, s: &Settings, buys: &[Buy]) -> bool {
+        s.ledger == LedgerMode::Replicated && buys.iter().all(|b| b.seq < self.durable_below)
     }
 
     /// Its timer: after a pause, asks for its next buys; else sends the buys in flight again
@@ -111,8 +116,8 @@ impl Buyer {
     }
 
     /// Asks for its next buys while the window has room, if it has buys to make and does not
-    /// trade, then multicasts them together. When its plan runs out it draws the next
-    /// [`PLANNED`] buys and persists them before any of them leaves. Whether it asked any.
+    /// trade, then multicasts them together. When its plan runs out it draws the next plan
+    /// ([`Buyer::plan`]) and persists it before any of its buys leaves. Whether it asked any.
     fn ask(
         &mut self,
         ctx: &mut Context<'_, MarketNode>,
@@ -139,7 +144,8 @@ impl Buyer {
             ctx.observe(MarketObs::Asked { buy });
             ctx.op_begin(op_id(ctx.id(), buy.seq));
         }
-        multicast(ctx, s, leader, asked, self.early(s));
+        let early = self.early(s, &asked);
+        multicast(ctx, s, leader, asked, early);
         ctx.set_timer(Timer::Work, s.retry);
         true
     }
@@ -168,8 +174,7 @@ impl Buyer {
         self.clock = clock;
         ctx.persist(KEY, self);
         if s.ledger == LedgerMode::Replicated {
-            self.writing = true;
-            ctx.when_synced(Timer::Planned);
+            ctx.when_synced(Timer::Planned(self.next_seq));
         }
         true
     }
@@ -293,15 +298,20 @@ mod tests {
     }
 
     /// A buy may leave before the writes in flight only once the plan that names it is
-    /// durable: the plan's first buys leave with the plan's write; with a local book, never.
+    /// durable: a plan's first buy leaves with the plan's write; a notice of an older plan
+    /// does not make a newer one's buys early; with a local book, nothing leaves early.
     #[test]
     fn buys_leave_early_only_once_their_plan_is_durable() {
         for ledger in ["replicated", "local"] {
+            let replicated = ledger == "replicated";
             let p = crate::Params::new(5, 1)
                 .with(&crate::params::SCENARIO, "experiment")
-                .with(&crate::params::LEDGER, ledger);
+                .with(&crate::params::LEDGER, ledger)
+                .with(&crate::params::BUYS, 1000u64)
+                .with(&crate::params::INTERVAL_MS, 0.0);
             let setup = MarketSetup::from_params(&p.resolve("market", MarketSetup::SPECS).unwrap()).unwrap();
             let s = &setup.s;
+            let who = (false, Some(NodeId(4)));
             let (mut b, mut clock, mut rng) = (Buyer::default(), 0, Rng::seed_from_u64(1));
             let mut step = |b: &mut Buyer, f: &dyn Fn(&mut Buyer, &mut Context<'_, MarketNode>, &mut u64)| {
                 let mut effects = Effects::new();
@@ -309,17 +319,35 @@ mod tests {
                 f(b, &mut ctx, &mut clock);
                 effects
             };
-            let first = step(&mut b, &|b, ctx, clock| b.on_work(ctx, s, (false, Some(NodeId(4))), clock));
+            let resend =
+                |b: &mut Buyer, ctx: &mut Context<'_, MarketNode>, _: &mut u64| b.resend(ctx, s, who.1);
+            let answer = |b: &mut Buyer, ctx: &mut Context<'_, MarketNode>, clock: &mut u64| {
+                let seq = b.outstanding()[0].seq;
+                b.on_answers(ctx, s, vec![(seq, BuyResult::OutOfStock)], who, clock)
+            };
+            let early = if replicated { (4, 0) } else { (0, 1) };
+            let first = step(&mut b, &|b, ctx, clock| b.on_work(ctx, s, who, clock));
             assert_eq!(sent(&first), (0, 1, true), "{ledger}: the plan's write, its first buy after it");
-            let told = first.iter().any(|e| matches!(e, Effect::Synced { done: Timer::Planned }));
-            assert_eq!(told, ledger == "replicated", "{ledger}");
+            let told = first.iter().any(|e| matches!(e, Effect::Synced { done: Timer::Planned(64) }));
+            assert_eq!(told, replicated, "{ledger}");
             // Asked again before the plan is known durable: not early.
-            let again = step(&mut b, &|b, ctx, _| b.resend(ctx, s, Some(NodeId(4))));
-            assert_eq!(sent(&again), (0, 1, false), "{ledger}");
-            b.on_planned();
-            let durable = step(&mut b, &|b, ctx, _| b.resend(ctx, s, Some(NodeId(4))));
-            let early = if ledger == "replicated" { (4, 0, false) } else { (0, 1, false) };
-            assert_eq!(sent(&durable), early, "{ledger}: to every other peer");
+            assert_eq!(sent(&step(&mut b, &resend)).0, 0, "{ledger}");
+            b.on_planned(64);
+            let (e, n, _) = sent(&step(&mut b, &resend));
+            assert_eq!((e, n), early, "{ledger}: to every other peer");
+            for _ in 0..63 {
+                let (e, n, _) = sent(&step(&mut b, &answer));
+                assert_eq!((e, n), early, "{ledger}: the next buy of a durable plan");
+            }
+            // The plan runs out: the next one is written, and its first buy leaves after it.
+            let (e, n, wrote) = sent(&step(&mut b, &answer));
+            assert_eq!((e, n, wrote, b.outstanding()[0].seq), (0, 1, true, 64), "{ledger}");
+            // The first plan's notice, late (or again), says nothing of the second.
+            b.on_planned(64);
+            assert_eq!(sent(&step(&mut b, &resend)), (0, 1, false), "{ledger}");
+            b.on_planned(128);
+            let (e, n, _) = sent(&step(&mut b, &resend));
+            assert_eq!((e, n), early, "{ledger}");
         }
     }
 }

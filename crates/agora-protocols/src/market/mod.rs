@@ -231,8 +231,8 @@ pub enum Timer {
     Recover,
     /// A trader refused as stale takes the post over again.
     Retake,
-    /// A buyer's plan of buys is durable.
-    Planned,
+    /// A buyer's plans of buys are durable up to this request id (excluded).
+    Planned(u64),
 }
 
 impl From<RaftTimer> for Timer {

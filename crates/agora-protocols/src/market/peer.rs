@@ -464,10 +464,10 @@ impl Protocol for MarketNode {
                 // rebuilt from the same bytes.
                 self.recover(ctx).expect("the term decoded when the peer was built");
             }
-            Timer::Planned => {
+            Timer::Planned(below) => {
                 // Durable whether or not the peer is sick since.
                 if let Account::Buyer(b) = &mut self.account {
-                    b.on_planned();
+                    b.on_planned(below);
                 }
             }
             _ if self.sick => {}

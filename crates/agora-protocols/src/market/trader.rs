@@ -150,10 +150,11 @@ impl Trader {
     /// Sends the answers and sale notices of this step: one message per buyer and one per
     /// seller and good. The peer calls it at the end of every step that reaches the post.
     /// A buyer that sends its buys to the trader alone gets its clock with every answer.
-    /// With the replicated books the answers leave early: each is a committed change (or a
-    /// refusal that changed nothing), so none rests on a write of this peer's in flight.
+    /// With the replicated books, once fenced, the answers leave early: each is a committed
+    /// change (or a refusal that changed nothing), so none rests on a write of this peer's
+    /// in flight.
     pub fn flush(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings, clock: u64) {
-        let early = matches!(self.books, Books::Replicated { .. });
+        let early = matches!(self.books, Books::Replicated { .. }) && self.fence.is_some();
         for (buyer, mut answers) in std::mem::take(&mut self.answers) {
             let msg = match answers.len() {
                 1 if s.multicast == Multicast::All => {
@@ -176,6 +177,7 @@ impl Trader {
     /// they have).
     pub fn start(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings) -> Traded {
         self.fence = None;
+        self.send_early(false);
         if matches!(self.books, Books::Local { .. }) {
             ctx.broadcast(Msg::InventoryRequest);
         }
@@ -221,6 +223,7 @@ impl Trader {
         match (p, out) {
             (Purpose::Takeover, Output::Fenced(fence)) => {
                 self.fence = Some(fence);
+                self.send_early(true);
                 ctx.observe(MarketObs::Fenced { fence });
                 for cmd in std::mem::take(&mut self.waiting) {
                     let p = purpose(&cmd);
@@ -237,6 +240,7 @@ impl Trader {
                 // A newer trader took over: the buy waits for this one's next takeover.
                 self.served(buy);
                 self.fence = None;
+                self.send_early(false);
                 let key = self.key(s, buy);
                 self.queue.insert(key, buy);
                 ctx.set_timer(Timer::Retake, s.retry);
@@ -295,14 +299,18 @@ impl Trader {
             }
         }
         if let Books::Replicated { client, .. } = &mut self.books {
-            // Fenced, the session's first request (the takeover) is in the books, so the
-            // stint that names the session is durable: its trades leave early.
-            match self.fence {
-                Some(_) => client.flush_early(ctx),
-                None => client.flush(ctx),
-            }
+            client.flush(ctx);
         }
         traded
+    }
+
+    /// Whether the client's requests leave early: only while fenced. The session's first
+    /// request, the takeover, is then in the books, so the stint that names the session is
+    /// durable, and each later change rests on the books, not on this peer's writes.
+    fn send_early(&mut self, early: bool) {
+        if let Books::Replicated { client, .. } = &mut self.books {
+            client.send_early(early);
+        }
     }
 
     /// Where `buy` goes in the queue: its fair order, or (variant) its arrival.

@@ -52,6 +52,8 @@ pub struct Client<SM: StateMachine> {
     progress: bool,
     /// A redirection was followed since the last retry or progress.
     redirected: bool,
+    /// Requests leave early ([`Client::send_early`]).
+    early: bool,
 }
 
 /// A client's state for the exhaustive explorer: its settings are the setup's; its
@@ -59,7 +61,16 @@ pub struct Client<SM: StateMachine> {
 /// [`Client::renamed`]); its operations are compared by their encoding.
 impl<SM: StateMachine> Hash for Client<SM> {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        (self.session, &self.replicas, self.target, self.next_seq, self.progress, self.redirected).hash(h);
+        (
+            self.session,
+            &self.replicas,
+            self.target,
+            self.next_seq,
+            self.progress,
+            self.redirected,
+            self.early,
+        )
+            .hash(h);
         agora_core::wire::encode(&(&self.queued, &self.outstanding)).hash(h);
     }
 }
@@ -81,6 +92,22 @@ impl<SM: StateMachine> Client<SM> {
             outstanding: BTreeMap::new(),
             progress: false,
             redirected: false,
+            early: false,
+        }
+    }
+
+    /// From now on (`true`) every request leaves early ([`Io::send_early`]), first sends and
+    /// retries alike, so that none overtakes an earlier one: for a host whose session id is
+    /// durable and whose operations rest on no write of its own that may still be in flight.
+    pub fn send_early(&mut self, early: bool) {
+        self.early = early;
+    }
+
+    /// Sends `request` to the current target, early if the client is told to.
+    fn send(&self, io: &mut impl Io<SM>, request: RaftMsg<SM>) {
+        match self.early {
+            true => io.send_early(self.replicas[self.target], request),
+            false => io.send(self.replicas[self.target], request),
         }
     }
 
@@ -146,17 +173,6 @@ impl<SM: StateMachine> Client<SM> {
 
     /// Sends what waits, as far as the window allows, in one request.
     pub fn flush(&mut self, io: &mut impl Io<SM>) {
-        self.send_queued(io, false);
-    }
-
-    /// As [`Client::flush`], the request sent early ([`Io::send_early`]): for a host whose
-    /// session id is already durable and whose operations rest on no write of its own that
-    /// may still be in flight.
-    pub fn flush_early(&mut self, io: &mut impl Io<SM>) {
-        self.send_queued(io, true);
-    }
-
-    fn send_queued(&mut self, io: &mut impl Io<SM>, early: bool) {
         let room = self.window.saturating_sub(self.outstanding.len());
         if room == 0 || self.queued.is_empty() {
             return;
@@ -169,11 +185,7 @@ impl<SM: StateMachine> Client<SM> {
             self.outstanding.insert(*seq, (op.clone(), now));
         }
         let acked_below = self.acked_below();
-        let request = RaftMsg::Request { session: self.session, acked_below, ops };
-        match early {
-            true => io.send_early(self.replicas[self.target], request),
-            false => io.send(self.replicas[self.target], request),
-        }
+        self.send(io, RaftMsg::Request { session: self.session, acked_below, ops });
         if was_idle {
             io.set_timer(RaftTimer::ClientRetry, self.timeout);
         }
@@ -191,7 +203,7 @@ impl<SM: StateMachine> Client<SM> {
         }
         if !ops.is_empty() {
             let acked_below = self.acked_below();
-            io.send(self.replicas[self.target], RaftMsg::Request { session: self.session, acked_below, ops });
+            self.send(io, RaftMsg::Request { session: self.session, acked_below, ops });
         }
         io.set_timer(RaftTimer::ClientRetry, self.timeout);
     }
@@ -291,6 +303,39 @@ impl<SM: StateMachine> Client<SM> {
             // Nothing answered for a whole period: everything goes to the next replica.
             self.target = (self.target + 1) % self.replicas.len();
             self.resend(io, Duration::ZERO);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::kv::{Kv, KvCmd};
+    use crate::raft::replica::testing::TestIo;
+
+    /// Told to, a client sends every request early, first sends and retries alike, so that
+    /// none overtakes one sent before it; by default it sends none early.
+    #[test]
+    fn a_client_told_to_send_early_sends_every_request_early() {
+        for early in [false, true] {
+            let mut io = TestIo::new();
+            let replicas = vec![NodeId(0), NodeId(1), NodeId(2)];
+            let mut c: Client<Kv> = Client::new(1, replicas, 1, Duration::from_millis(10));
+            c.send_early(early);
+            c.submit(&mut io, Op::Command(KvCmd::Put { key: 1, value: 1 }));
+            c.submit(&mut io, Op::Command(KvCmd::Put { key: 2, value: 2 }));
+            c.on_retry(&mut io);
+            let results = vec![(
+                0,
+                Outcome::Applied {
+                    pos: crate::raft::Pos { index: 1, offset: 0 },
+                    output: crate::raft::kv::KvOut::Done,
+                },
+            )];
+            c.on_message(&mut io, NodeId(2), RaftMsg::Reply { session: 1, results });
+            // The first, its retry, and the second once the first is answered.
+            assert_eq!(io.sent.len(), 3, "{:?}", io.sent);
+            assert_eq!(io.early, if early { 3 } else { 0 });
         }
     }
 }

@@ -28,7 +28,7 @@ mod read_index;
 mod replication;
 mod snapshot;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod transfer;
 
 use self::apply::Sessions;

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(super) struct TestIo {
+pub(crate) struct TestIo {
     pub rng: agora_core::Rng,
     pub sent: Vec<(NodeId, RaftMsg<Kv>)>,
     /// How many of them were sent early (before the step's writes are durable).
