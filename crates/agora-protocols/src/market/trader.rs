@@ -176,8 +176,7 @@ impl Trader {
     /// Takes the post: commits its takeover (and, with a local book, asks the sellers what
     /// they have).
     pub fn start(&mut self, ctx: &mut Context<'_, MarketNode>, s: &Settings) -> Traded {
-        self.fence = None;
-        self.send_early(false);
+        self.set_fence(None);
         if matches!(self.books, Books::Local { .. }) {
             ctx.broadcast(Msg::InventoryRequest);
         }
@@ -222,8 +221,7 @@ impl Trader {
     ) -> Traded {
         match (p, out) {
             (Purpose::Takeover, Output::Fenced(fence)) => {
-                self.fence = Some(fence);
-                self.send_early(true);
+                self.set_fence(Some(fence));
                 ctx.observe(MarketObs::Fenced { fence });
                 for cmd in std::mem::take(&mut self.waiting) {
                     let p = purpose(&cmd);
@@ -239,8 +237,7 @@ impl Trader {
             (Purpose::Trade(buy), Output::Stale { .. }) => {
                 // A newer trader took over: the buy waits for this one's next takeover.
                 self.served(buy);
-                self.fence = None;
-                self.send_early(false);
+                self.set_fence(None);
                 let key = self.key(s, buy);
                 self.queue.insert(key, buy);
                 ctx.set_timer(Timer::Retake, s.retry);
@@ -304,12 +301,14 @@ impl Trader {
         traded
     }
 
-    /// Whether the client's requests leave early: only while fenced. The session's first
-    /// request, the takeover, is then in the books, so the stint that names the session is
-    /// durable, and each later change rests on the books, not on this peer's writes.
-    fn send_early(&mut self, early: bool) {
+    /// Sets the fence of its takeover, `None` until it is in the books. The client's
+    /// requests leave early only while fenced: the session's first request, the takeover, is
+    /// then in the books, so the stint that names the session is durable, and each later
+    /// change rests on the books, not on this peer's writes.
+    fn set_fence(&mut self, fence: Option<u64>) {
+        self.fence = fence;
         if let Books::Replicated { client, .. } = &mut self.books {
-            client.send_early(early);
+            client.send_early(fence.is_some());
         }
     }
 
