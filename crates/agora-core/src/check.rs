@@ -174,6 +174,10 @@ pub enum NotJudged {
     OneNode,
     /// Timers could fire before the messages they wait for arrived ([`EndState::timely`]).
     Untimely,
+    /// An `always` property's claim still waits for the report that decides it: an answer
+    /// taken before any report of the write it answers for (that report lost with a killed
+    /// node, or not yet made). See [`Checker::undecided`].
+    Undecided,
 }
 
 impl fmt::Display for NotJudged {
@@ -188,6 +192,7 @@ impl fmt::Display for NotJudged {
             NotJudged::NoMajority => "no majority of replicas was up",
             NotJudged::OneNode => "this node's observations alone cannot judge it",
             NotJudged::Untimely => "timers could fire before the messages they wait for arrived",
+            NotJudged::Undecided => "an answer was taken that no report of what it answers for decides yet",
         })
     }
 }
@@ -223,6 +228,16 @@ pub trait Checker<P: Protocol + ?Sized>: Send {
 
     /// Judges `at-end` properties.
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation>;
+
+    /// The `always` properties not judged whole, at any point of a run: each has a claim
+    /// that waits for observations that would decide it. A node may send what it answers
+    /// before the step's reports are made (`Effect::SendEarly`), so a client can report an
+    /// acknowledgement before any replica reports applying it, and a node killed then never
+    /// does; the checker holds such a claim open and judges it when a report decides it.
+    /// A driver adds these to the properties it reports not judged. The default: none.
+    fn undecided(&self) -> Vec<(&'static str, NotJudged)> {
+        Vec::new()
+    }
 
     /// A copy of this checker as it stands, for a driver that branches a run into many (the
     /// exhaustive explorer): `None` if it cannot be copied, and then its protocol cannot be

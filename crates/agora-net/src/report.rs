@@ -383,6 +383,8 @@ pub fn summarize<S: Setup>(
         not_judged = checker.not_judged(&end);
         violations = checker.finish(&end);
     }
+    let violated = |p: &str| driver.iter().chain(&violations).any(|v| v.property == p);
+    not_judged.extend(checker.undecided().into_iter().filter(|(p, _)| !violated(p)));
     summary.judged(&checker.properties(), &not_judged);
     summary.violations = driver
         .iter()

@@ -430,10 +430,12 @@ impl<S: Setup> Simulation<S> {
     /// property is judged.
     fn judge_end(&mut self, end: EndReason) -> Vec<(&'static str, agora_core::NotJudged)> {
         if end == EndReason::Violation {
-            return agora_core::at_end_not_judged(
+            let mut not_judged = agora_core::at_end_not_judged(
                 &self.checker.properties(),
                 agora_core::NotJudged::AfterViolation,
             );
+            not_judged.extend(self.undecided());
+            return not_judged;
         }
         let live: Vec<bool> = self.slots.iter().map(|s| s.status == Status::Up).collect();
         let crashed_ever: Vec<bool> = self.slots.iter().map(|s| s.crashed_ever).collect();
@@ -448,9 +450,17 @@ impl<S: Setup> Simulation<S> {
             partitioned: self.net.any_cut(),
             timely: true,
         };
-        let not_judged = self.checker.not_judged(&state);
+        let mut not_judged = self.checker.not_judged(&state);
         self.violations = self.checker.finish(&state);
+        not_judged.extend(self.undecided());
         not_judged
+    }
+
+    /// The checker's open claims ([`agora_core::Checker::undecided`]) of properties not violated.
+    fn undecided(&self) -> Vec<(&'static str, agora_core::NotJudged)> {
+        let mut open = self.checker.undecided();
+        open.retain(|(p, _)| !self.violations.iter().any(|v| v.property == *p));
+        open
     }
 
     /// What the run produced; `wall` is when it began on the wall clock.

@@ -8,7 +8,10 @@
 //! - *trade-exactly-once* (always): no request id `(buyer, seq)` takes effect twice, in any
 //!   book; every answer a buyer gets is the one the books applied for its request (or a
 //!   refusal as bad input, for a request the books never applied): a forged receipt a buyer
-//!   took is caught here.
+//!   took is caught here. With the replicated ledger, answers leave before the books' reports
+//!   of the trade are made, so a buyer may report an answer first (and, the trader and the
+//!   ledger's leader killed, before any book does): it is judged when a book reports the
+//!   trade, and is undecided ([`Checker::undecided`]) until then.
 //! - *no-negative-stock* (always): across every book, the units of a seller's good sold never
 //!   exceed the new goods it brought (deposits, each counted once): nothing is sold twice.
 //! - *fair-last-unit* (always): a buy served while an earlier one (by timestamp, then buyer)
@@ -68,6 +71,10 @@ pub struct MarketChecker {
     overtaken: HashMap<Req, Vec<Req>>,
     asked: Vec<BTreeSet<u64>>,
     answered: Vec<BTreeSet<u64>>,
+    /// Answers taken for requests no book has reported applying yet.
+    answered_ahead: HashMap<Req, BuyResult>,
+    /// Some node's reports may be missing ([`Checker::reports_lost`]).
+    lost_any: bool,
     sick: Vec<bool>,
 }
 
@@ -98,6 +105,8 @@ impl MarketChecker {
             overtaken: HashMap::new(),
             asked: vec![BTreeSet::new(); n],
             answered: vec![BTreeSet::new(); n],
+            answered_ahead: HashMap::new(),
+            lost_any: false,
             sick: vec![false; n],
         }
     }
@@ -154,6 +163,13 @@ impl MarketChecker {
         if let Some(first) = self.applied.insert(req, answer.clone()) {
             let d = format!("buy {} of buyer {} took effect again (first: {first:?})", buy.seq, buy.buyer);
             return violation("trade-exactly-once", node, at, d);
+        }
+        if let Some(got) = self.answered_ahead.remove(&req).filter(|got| got != answer) {
+            let d = format!(
+                "buyer {} was answered {got:?} for buy {}; the books applied {answer:?}",
+                buy.buyer, buy.seq
+            );
+            return violation("trade-exactly-once", buy.buyer, at, d);
         }
         let b = self.books.entry(book).or_default();
         if let BuyResult::Receipt { lots, paid } = answer {
@@ -247,7 +263,11 @@ impl MarketChecker {
         self.answered[node.index()].insert(seq);
         match (self.applied.get(&(node, seq)), result) {
             (Some(r), _) if r == result => Ok(()),
-            (None, BuyResult::Invalid { .. }) => Ok(()),
+            (None, _) => {
+                // Judged when a book reports the trade; a refusal as bad input never was one.
+                self.answered_ahead.insert((node, seq), result.clone());
+                Ok(())
+            }
             (other, _) => {
                 let d = format!(
                     "buyer {node} was answered {result:?} for buy {seq}; the books applied {other:?}"
@@ -342,9 +362,18 @@ impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
     }
 
     fn reports_lost(&mut self, _at: Time, node: NodeId) {
+        self.lost_any = true;
         if let Some(r) = &mut self.raft {
             r.on_reports_lost(node);
         }
+    }
+
+    fn undecided(&self) -> Vec<(&'static str, NotJudged)> {
+        let mut out = self.raft.as_ref().map(|r| r.open_claims()).unwrap_or_default();
+        if self.answered_ahead.values().any(|a| !matches!(a, BuyResult::Invalid { .. })) {
+            out.push(("trade-exactly-once", NotJudged::Undecided));
+        }
+        out
     }
 
     fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
@@ -361,6 +390,15 @@ impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
                 return out;
             }
         }
+        // Every report was made: an answer no book's report decided is one for a trade that
+        // never took effect (a refusal as bad input never was one).
+        let taken = std::mem::take(&mut self.answered_ahead);
+        let never = taken.iter().filter(|(_, a)| !matches!(a, BuyResult::Invalid { .. }));
+        if let Some(((buyer, seq), got)) = never.min_by_key(|(r, _)| **r).filter(|_| !self.lost_any) {
+            let d = format!("buyer {buyer} was answered {got:?} for buy {seq}, which no book applied");
+            return vec![Violation::new("trade-exactly-once", Some(*buyer), end.at, d)];
+        }
+        self.answered_ahead = taken;
         if self.unjudged(end).is_some() {
             return Vec::new();
         }
@@ -376,5 +414,91 @@ impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
             }
         }
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::MarketSetup;
+    use crate::raft::Pos;
+    use crate::registry::FromParams as _;
+
+    const BUYER: NodeId = NodeId(0);
+    const TRADER: NodeId = NodeId(4);
+
+    /// A checker of the report's market with a local book (no Raft on top), and the answer
+    /// `got` taken by buyer 0 for its buy 3 before any book reported the trade.
+    fn answered_first(got: BuyResult) -> (MarketChecker, Buy) {
+        let p = crate::Params::new(5, 1)
+            .with(&crate::params::SCENARIO, "experiment")
+            .with(&crate::params::LEDGER, "local");
+        let setup = MarketSetup::from_params(&p.resolve("market", MarketSetup::SPECS).unwrap()).unwrap();
+        let mut c = MarketChecker::new(&setup.s);
+        let answered = MarketObs::Answered { seq: 3, result: got };
+        Checker::<crate::market::peer::MarketNode>::observe(&mut c, Time(1), BUYER, &answered).unwrap();
+        (c, Buy { buyer: BUYER, seq: 3, good: Good(0), qty: 1, ts: 1 })
+    }
+
+    fn trade(c: &mut MarketChecker, buy: Buy, answer: BuyResult) -> Result<(), Violation> {
+        let event = Event::Trade { trader: TRADER, fence: 1, buy, answer: Some(answer), fresh: true };
+        let note =
+            Note { pos: Pos { index: 1, offset: 0 }, event, stock: Vec::new(), money: Money::default() };
+        Checker::<crate::market::peer::MarketNode>::observe(
+            c,
+            Time(2),
+            TRADER,
+            &MarketObs::Applied { book: 1, note },
+        )
+    }
+
+    fn undecided(c: &MarketChecker) -> Vec<(&'static str, NotJudged)> {
+        Checker::<crate::market::peer::MarketNode>::undecided(c)
+    }
+
+    #[test]
+    fn an_answer_taken_before_its_trade_is_reported_is_judged_by_the_trade() {
+        let (mut c, buy) = answered_first(BuyResult::OutOfStock);
+        assert_eq!(undecided(&c), [("trade-exactly-once", NotJudged::Undecided)]);
+        assert!(trade(&mut c, buy, BuyResult::OutOfStock).is_ok());
+        assert!(undecided(&c).is_empty());
+        let (mut c, buy) = answered_first(BuyResult::Receipt { lots: Vec::new(), paid: 0 });
+        let v = trade(&mut c, buy, BuyResult::OutOfStock).unwrap_err();
+        assert_eq!(
+            (v.property, v.node),
+            ("trade-exactly-once", Some(BUYER)),
+            "a receipt the books never gave"
+        );
+    }
+
+    #[test]
+    fn an_answer_no_book_ever_reported_is_a_violation_at_the_end_unless_reports_were_lost() {
+        let live = [true; 5];
+        let end = EndState {
+            at: Time(10),
+            live: &live,
+            crashed_ever: &[false; 5],
+            network_reliable: true,
+            quiescent: true,
+            observed_all: true,
+            last_fault: Time::ZERO,
+            partitioned: false,
+            timely: true,
+        };
+        let finish = |c: &mut MarketChecker| Checker::<crate::market::peer::MarketNode>::finish(c, &end);
+        let (mut c, _) = answered_first(BuyResult::OutOfStock);
+        let v = finish(&mut c);
+        assert_eq!(
+            v.iter().map(|v| (v.property, v.node)).collect::<Vec<_>>(),
+            [("trade-exactly-once", Some(BUYER))]
+        );
+        let (mut c, _) = answered_first(BuyResult::OutOfStock);
+        Checker::<crate::market::peer::MarketNode>::reports_lost(&mut c, Time(3), TRADER);
+        assert!(!finish(&mut c).iter().any(|v| v.property == "trade-exactly-once"));
+        assert_eq!(undecided(&c), [("trade-exactly-once", NotJudged::Undecided)]);
+        // A refusal as bad input is never in the books.
+        let (mut c, _) = answered_first(BuyResult::Invalid { why: crate::market::flaw::Flaw::Quantity });
+        assert!(!finish(&mut c).iter().any(|v| v.property == "trade-exactly-once"));
+        assert!(undecided(&c).is_empty());
     }
 }

@@ -20,6 +20,10 @@
 //!   (caught up with a leader's log, see [`super::replica`]).
 //! - *exactly-once*: no command of a client session takes effect twice.
 //! - *acked-applied*: an acknowledged command took effect at the log position it was told.
+//!   A leader answers before its own report of the apply is made (it sends replies early:
+//!   the entry is committed), so a client's acknowledgement may come first, and with the
+//!   leader killed, before any replica's; it is then judged when the first replica reports
+//!   applying that index, and stays undecided ([`Checker::undecided`]) until one does.
 //! - *linearizable-reads*: a query is answered at a log index no older than any command or
 //!   query completed before it was sent (no stale reads).
 //! - *liveness* (at end, when a majority of replicas is up, no partition is in force, and the
@@ -76,6 +80,8 @@ pub struct RaftChecker {
     applied: HashMap<Index, (u64, u64, u64)>,
     applied_upto: Vec<Index>,
     fresh_at: HashMap<(u64, u64), Index>,
+    /// Acknowledgements of commands at an index no replica has reported applying yet, by index.
+    acked_ahead: BTreeMap<Index, Vec<(u64, u64)>>,
     max_acked: Index,
     /// The highest log index of an operation completed so far.
     completed: Index,
@@ -85,6 +91,9 @@ pub struct RaftChecker {
     wiped: Vec<bool>,
     /// Per node: its reports before its latest crash may be missing ([`Checker::reports_lost`]).
     lagging: Vec<bool>,
+    /// Some node's reports may be missing: an acknowledgement no apply report decides is then
+    /// undecided at the end, not a violation.
+    lost_any: bool,
 }
 
 impl RaftChecker {
@@ -114,12 +123,14 @@ impl RaftChecker {
             applied: HashMap::new(),
             applied_upto: vec![0; nodes],
             fresh_at: HashMap::new(),
+            acked_ahead: BTreeMap::new(),
             max_acked: 0,
             completed: 0,
             read_floor: HashMap::new(),
             client_done: vec![false; nodes],
             wiped: vec![false; nodes],
             lagging: vec![false; nodes],
+            lost_any: false,
         }
     }
 
@@ -383,11 +394,27 @@ impl RaftChecker {
                                 );
                             }
                         }
+                        for (session, seq) in self.acked_ahead.remove(index).unwrap_or_default() {
+                            let took = self.fresh_at.get(&(session, seq));
+                            if took != Some(index) {
+                                return v(
+                                    "acked-applied",
+                                    format!(
+                                        "command {seq} of session {session:#x} was acknowledged at index {index}, \
+                                         which applied without it (it took effect at {took:?})"
+                                    ),
+                                );
+                            }
+                        }
                     }
                 }
             }
             RaftObs::Acked { session, seq, pos } => {
-                if self.fresh_at.get(&(*session, *seq)) != Some(&pos.index) {
+                let took = self.fresh_at.get(&(*session, *seq));
+                if took.is_none() && !self.applied.contains_key(&pos.index) {
+                    // No replica reported applying that index yet: judged when one does.
+                    self.acked_ahead.entry(pos.index).or_default().push((*session, *seq));
+                } else if took != Some(&pos.index) {
                     return v(
                         "acked-applied",
                         format!(
@@ -421,9 +448,19 @@ impl RaftChecker {
         Ok(())
     }
 
+    /// See [`Checker::undecided`]: `acked-applied`, while an acknowledged index is one no
+    /// replica has reported applying.
+    pub fn open_claims(&self) -> Vec<(&'static str, NotJudged)> {
+        match self.acked_ahead.is_empty() {
+            true => Vec::new(),
+            false => vec![("acked-applied", NotJudged::Undecided)],
+        }
+    }
+
     /// See [`Checker::reports_lost`]: the node's next restart may extend the log it reported.
     pub fn on_reports_lost(&mut self, node: NodeId) {
         self.lagging[node.index()] = true;
+        self.lost_any = true;
     }
 
     /// Takes a crash, restart or storage loss into account: a crashed leader no longer leads, a
@@ -464,7 +501,21 @@ impl RaftChecker {
 
     /// The `liveness` violations at `end` (none when [`Self::unjudged`] gives a reason): a leader
     /// recently, every live replica applied every acknowledged command, every live client done.
+    /// Before them, unless some node's reports were lost, an `acked-applied` violation for an
+    /// acknowledgement that no report of an apply decided.
     pub fn judge_end(&mut self, end: &EndState<'_>) -> Vec<Violation> {
+        // Every report was made (none was lost with a killed node): an acknowledgement that no
+        // report of an apply decided is one of a command that never took effect there.
+        if !self.lost_any {
+            let first = self.acked_ahead.iter().next().map(|(i, k)| (*i, k[0]));
+            if let Some((index, (session, seq))) = first {
+                self.acked_ahead.clear();
+                let d = format!(
+                    "command {seq} of session {session:#x} was acknowledged at index {index}, which no replica applied"
+                );
+                return vec![Violation::new("acked-applied", None, end.at, d)];
+            }
+        }
         let live = |i: usize| end.live.get(i).copied().unwrap_or(false);
         let replicas: Vec<usize> = (0..self.replica.len()).filter(|&i| self.replica[i]).collect();
         let up = replicas.iter().filter(|&&i| live(i)).count();
@@ -524,6 +575,10 @@ impl<P: Protocol<Obs = RaftObs> + ?Sized> Checker<P> for RaftChecker {
     fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
         self.unjudged(end).map_or(Vec::new(), |why| vec![("liveness", why)])
     }
+
+    fn undecided(&self) -> Vec<(&'static str, NotJudged)> {
+        self.open_claims()
+    }
 }
 
 #[cfg(test)]
@@ -558,5 +613,62 @@ mod tests {
         // What it reported writing is durable: losing it, or changing it, is a violation still.
         assert_eq!(restart(Vec::new(), true).unwrap_err().property, "durable-log");
         assert_eq!(restart(vec![(1, 9), (1, 8)], true).unwrap_err().property, "durable-log");
+    }
+
+    /// Replicas 0 to 2, client 3; the client reports acknowledging command 0 of session 5 at
+    /// index 1 before any replica reports applying index 1 (the leader answers early).
+    fn acked_first() -> RaftChecker {
+        let mut c =
+            RaftChecker::new(4, &[NodeId(0), NodeId(1), NodeId(2)], &[NodeId(3)], Duration::from_secs(1));
+        let pos = crate::raft::Pos { index: 1, offset: 0 };
+        c.check(Time(1), NodeId(3), &RaftObs::Acked { session: 5, seq: 0, pos }).unwrap();
+        assert_eq!(c.open_claims(), [("acked-applied", NotJudged::Undecided)]);
+        c
+    }
+
+    fn applied_1(fresh: Vec<(u64, u64)>) -> RaftObs {
+        RaftObs::Applied { index: 1, chain: 7, fresh, results: 0 }
+    }
+
+    #[test]
+    fn an_acknowledgement_reported_before_its_apply_is_judged_by_the_first_report_of_the_apply() {
+        let mut c = acked_first();
+        assert!(c.check(Time(2), NodeId(1), &applied_1(vec![(5, 0)])).is_ok());
+        assert!(c.open_claims().is_empty(), "decided");
+        let mut c = acked_first();
+        let v = c.check(Time(2), NodeId(1), &applied_1(vec![(6, 0)])).unwrap_err();
+        assert_eq!(v.property, "acked-applied", "index 1 applied another command");
+        // Once an index is reported applied, an acknowledgement at it is judged at once.
+        let mut c =
+            RaftChecker::new(4, &[NodeId(0), NodeId(1), NodeId(2)], &[NodeId(3)], Duration::from_secs(1));
+        c.check(Time(1), NodeId(0), &applied_1(vec![(6, 0)])).unwrap();
+        let pos = crate::raft::Pos { index: 1, offset: 0 };
+        let v = c.check(Time(2), NodeId(3), &RaftObs::Acked { session: 5, seq: 0, pos }).unwrap_err();
+        assert_eq!(v.property, "acked-applied");
+    }
+
+    #[test]
+    fn an_acknowledgement_no_apply_ever_decided_is_a_violation_unless_reports_were_lost() {
+        let live = [true; 4];
+        let end = EndState {
+            at: Time(10),
+            live: &live,
+            crashed_ever: &[false; 4],
+            network_reliable: true,
+            quiescent: true,
+            observed_all: true,
+            last_fault: Time::ZERO,
+            // So that liveness is not judged: only the open claim is.
+            partitioned: true,
+            timely: true,
+        };
+        let mut c = acked_first();
+        let v = c.judge_end(&end);
+        assert_eq!(v.iter().map(|v| v.property).collect::<Vec<_>>(), ["acked-applied"]);
+        assert!(c.open_claims().is_empty(), "judged: no longer open");
+        let mut c = acked_first();
+        c.on_reports_lost(NodeId(0));
+        assert!(c.judge_end(&end).is_empty());
+        assert_eq!(c.open_claims(), [("acked-applied", NotJudged::Undecided)], "undecided, not ok");
     }
 }

@@ -227,6 +227,10 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
         self.raft.on_reports_lost(node);
     }
 
+    fn undecided(&self) -> Vec<(&'static str, NotJudged)> {
+        self.raft.open_claims()
+    }
+
     fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
         let settled = end.at.0.saturating_sub(end.last_fault.0) >= self.settle.0;
         let own = if !(settled || end.quiescent) {

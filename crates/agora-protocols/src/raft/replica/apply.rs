@@ -5,6 +5,12 @@
 //! seen answered, and results below it are forgotten. The leader turns a client's request
 //! into one log entry (its commands) and read-index queries (`read_index.rs`).
 //!
+//! The leader's answers to clients leave early (`Io::send_early`), before the writes of the
+//! step that applies them are durable: an entry is applied only once committed, which the
+//! leader counts only from writes known durable (its own among them, `replication.rs`), and
+//! what its state machine holds is rebuilt from the log. So is a redirect, a hint that
+//! claims nothing durable.
+//!
 //! **Invariants**: entries are applied in order, each once, and only committed ones
 //! (`applied <= commit`); with `dedup`, a command of a session takes effect at most once.
 
@@ -50,7 +56,7 @@ impl<SM: StateMachine> Replica<SM> {
             io.observe(RaftObs::Applied { index, chain, fresh, results: digest });
             if let (Role::Leader, Some((to, session))) = (self.role, answer) {
                 if !results.is_empty() {
-                    io.send(to, RaftMsg::Reply { session, results });
+                    io.send_early(to, RaftMsg::Reply { session, results });
                 }
             }
         }
@@ -105,12 +111,12 @@ impl<SM: StateMachine> Replica<SM> {
         ops: Vec<(u64, Op<SM>)>,
     ) {
         if self.role != Role::Leader {
-            io.send(from, RaftMsg::Redirect { session, leader: self.leader });
+            io.send_early(from, RaftMsg::Redirect { session, leader: self.leader });
             return;
         }
         if let Some(to) = self.transferring(io) {
             // Its log must not outgrow the target's while the target stands.
-            io.send(from, RaftMsg::Redirect { session, leader: Some(to) });
+            io.send_early(from, RaftMsg::Redirect { session, leader: Some(to) });
             return;
         }
         let mut cmds = Vec::new();
@@ -121,7 +127,7 @@ impl<SM: StateMachine> Replica<SM> {
                 Op::Query(query) if self.cfg.stale_reads => {
                     let output = self.sm.query(&query);
                     let results = vec![(seq, Outcome::Read { index: self.applied, output })];
-                    io.send(from, RaftMsg::Reply { session, results });
+                    io.send_early(from, RaftMsg::Reply { session, results });
                 }
                 Op::Query(query) => {
                     self.queue_read(from, session, seq, query);

@@ -143,7 +143,7 @@ impl<SM: StateMachine> Replica<SM> {
             io.observe(RaftObs::SteppedDown { term: self.term });
             io.cancel_timer(RaftTimer::Heartbeat);
             for r in std::mem::take(&mut self.reads) {
-                io.send(r.from, RaftMsg::Redirect { session: r.session, leader: None });
+                io.send_early(r.from, RaftMsg::Redirect { session: r.session, leader: None });
             }
             self.round_open = false;
         }

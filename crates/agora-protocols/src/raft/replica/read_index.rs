@@ -76,7 +76,7 @@ impl<SM: StateMachine> Replica<SM> {
             }
         }
         for (to, session, results) in self.ready_reads(confirmed) {
-            io.send(to, RaftMsg::Reply { session, results });
+            io.send_early(to, RaftMsg::Reply { session, results });
         }
         if !self.round_open && self.reads.iter().any(|r| r.round > self.round) {
             self.start_round(io);

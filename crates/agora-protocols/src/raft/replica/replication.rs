@@ -350,6 +350,56 @@ mod tests {
         assert_eq!(r.commit_index(), 2);
     }
 
+    /// A client's command is answered as soon as it commits, early: the leader's step that
+    /// applies it may have writes of its own in flight, which the answer does not wait for.
+    #[test]
+    fn the_leader_answers_a_committed_command_early() {
+        use crate::raft::kv::KvCmd;
+        use crate::raft::{Op, Outcome};
+        let (mut r, mut io) = leader(0);
+        let term = r.term();
+        let client = NodeId(9);
+        let put = Op::Command(KvCmd::Put { key: 1, value: 2 });
+        r.on_message(&mut io, client, RaftMsg::Request { session: 5, acked_below: 0, ops: vec![(0, put)] });
+        assert_eq!(r.last_index(), 2, "the no-op, then the command");
+        r.on_message(
+            &mut io,
+            F,
+            RaftMsg::AppendReply { term, ok: true, prev: 1, last: 2, round: 0, lost: false },
+        );
+        for t in std::mem::take(&mut io.synced) {
+            r.on_timer(&mut io, t);
+        }
+        assert_eq!(r.commit_index(), 2);
+        let early = io.early;
+        io.sent.clear();
+        // Another command arrives: its append is written in the step that applies entry 2.
+        let put = Op::Command(KvCmd::Put { key: 1, value: 3 });
+        r.on_message(&mut io, client, RaftMsg::Request { session: 5, acked_below: 1, ops: vec![(1, put)] });
+        r.on_message(
+            &mut io,
+            F,
+            RaftMsg::AppendReply { term, ok: true, prev: 2, last: 3, round: 0, lost: false },
+        );
+        for t in std::mem::take(&mut io.synced) {
+            r.on_timer(&mut io, t);
+        }
+        let replies: Vec<_> = io
+            .sent
+            .iter()
+            .filter_map(|(to, m)| match m {
+                RaftMsg::Reply { session: 5, results } if *to == client => Some(results.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            matches!(replies[..], [ref a] if matches!(a[..], [(1, Outcome::Applied { .. })])),
+            "{replies:?}"
+        );
+        let appends = io.sent.iter().filter(|(_, m)| matches!(m, RaftMsg::Append { .. })).count();
+        assert_eq!(io.early - early, appends + replies.len(), "every append and the reply left early");
+    }
+
     #[test]
     fn a_synced_timer_of_an_earlier_leadership_counts_for_nothing() {
         let (mut r, mut io) = leader(2);
