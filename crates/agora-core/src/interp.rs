@@ -297,6 +297,12 @@ impl Interp {
             Effect::Multicast { to: Destinations::Nodes(list), msg } => {
                 self.send(host, id, Some(&list), msg, false)
             }
+            Effect::MulticastEarly { to: Destinations::AllOthers, msg } => {
+                self.send(host, id, None, msg, true)
+            }
+            Effect::MulticastEarly { to: Destinations::Nodes(list), msg } => {
+                self.send(host, id, Some(&list), msg, true)
+            }
             Effect::SetTimer { timer, after } => {
                 self.gen += 1;
                 let at = host.deadline(id, after);
@@ -465,6 +471,8 @@ mod tests {
         set: Vec<(u8, u64, u64, bool)>,
         cancelled: usize,
         sent: Vec<(NodeId, Vec<NodeId>, M, u64)>,
+        /// Which of `sent` were handed over early, by index.
+        early: Vec<usize>,
         violations: Vec<Violation>,
     }
 
@@ -501,6 +509,10 @@ mod tests {
         fn transmit(&mut self, from: NodeId, to: Targets<'_>, msg: M, frame: &Frame<'_>) {
             assert_eq!(wire::decode::<M>(frame.payload()).as_ref(), Ok(&msg));
             self.sent.push((from, to.to_vec(), msg, frame.bytes()));
+        }
+        fn transmit_early(&mut self, from: NodeId, to: Targets<'_>, msg: M, frame: &Frame<'_>) {
+            self.early.push(self.sent.len());
+            self.transmit(from, to, msg, frame);
         }
         fn persist(&mut self, _: NodeId, _: Write) {}
         fn persist_later(&mut self, _: NodeId, _: String, _: Deferred, _: u8) {}
@@ -586,6 +598,26 @@ mod tests {
         assert_eq!(host.metrics.by_kind()[0].0, "SMALL");
         assert_eq!(host.metrics.totals().sent, 2);
         assert!(host.violations.is_empty());
+    }
+
+    #[test]
+    fn an_early_multicast_is_encoded_once_and_handed_over_early() {
+        let host = check(
+            vec![
+                Effect::MulticastEarly { to: Destinations::AllOthers, msg: M::Small(1) },
+                Effect::Multicast { to: Destinations::AllOthers, msg: M::Small(2) },
+                Effect::MulticastEarly { to: Destinations::Nodes(vec![NodeId(2)]), msg: M::Small(3) },
+                Effect::SendEarly { to: NodeId(0), msg: M::Small(4) },
+            ],
+            1,
+        );
+        let to: Vec<Vec<NodeId>> = host.sent.iter().map(|s| s.1.clone()).collect();
+        assert_eq!(
+            to,
+            [vec![NodeId(0), NodeId(2)], vec![NodeId(0), NodeId(2)], vec![NodeId(2)], vec![NodeId(0)]]
+        );
+        assert_eq!(host.early, [0, 2, 3]);
+        assert_eq!(host.counters[1].sent, 6);
     }
 
     #[test]

@@ -235,6 +235,14 @@ pub enum Effect<M, T, O> {
         /// The message, the same for every destination.
         msg: M,
     },
+    /// One message to several nodes, encoded once, that may leave before the writes of its
+    /// step are durable: [`Effect::SendEarly`] to each destination.
+    MulticastEarly {
+        /// The destinations; an id outside the cluster is the violation `valid-destination`.
+        to: Destinations,
+        /// The message, the same for every destination.
+        msg: M,
+    },
     /// Sets the timer `timer` to fire `after` from now on the node's clock, replacing its pending
     /// setting if it has one.
     SetTimer {
@@ -413,6 +421,18 @@ impl<'a, P: Protocol + ?Sized> Context<'a, P> {
     /// Sends `msg` to every other node of the cluster.
     pub fn broadcast(&mut self, msg: P::Msg) {
         self.effects.push(Effect::Multicast { to: Destinations::AllOthers, msg });
+    }
+
+    /// As [`Self::multicast`], perhaps before this step's writes are durable (see
+    /// [`Effect::MulticastEarly`]).
+    pub fn multicast_early(&mut self, to: Vec<NodeId>, msg: P::Msg) {
+        self.effects.push(Effect::MulticastEarly { to: Destinations::Nodes(to), msg });
+    }
+
+    /// As [`Self::broadcast`], perhaps before this step's writes are durable (see
+    /// [`Effect::MulticastEarly`]).
+    pub fn broadcast_early(&mut self, msg: P::Msg) {
+        self.effects.push(Effect::MulticastEarly { to: Destinations::AllOthers, msg });
     }
 
     /// Sets (or resets) the timer `timer` to fire `after` from now, on the node's clock.

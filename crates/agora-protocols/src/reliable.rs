@@ -164,7 +164,7 @@ impl<P: Protocol> Reliable<P> {
             match e {
                 // Sending early is a permission, not a duty: over a link it goes out in order.
                 Effect::Send { to, msg } | Effect::SendEarly { to, msg } => self.send(ctx, to, msg),
-                Effect::Multicast { to, msg } => {
+                Effect::Multicast { to, msg } | Effect::MulticastEarly { to, msg } => {
                     let to: Vec<NodeId> = match to {
                         Destinations::AllOthers => {
                             (0..nodes as u32).map(NodeId).filter(|&n| n != id).collect()

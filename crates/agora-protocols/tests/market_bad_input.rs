@@ -79,6 +79,8 @@ fn inner(ctx: &mut Context<'_, Hostile>, f: impl FnOnce(&mut Context<'_, MarketN
             Effect::SendEarly { to, msg } => ctx.send_early(to, msg),
             Effect::Multicast { to: Destinations::AllOthers, msg } => ctx.broadcast(msg),
             Effect::Multicast { to: Destinations::Nodes(to), msg } => ctx.multicast(to, msg),
+            Effect::MulticastEarly { to: Destinations::AllOthers, msg } => ctx.broadcast_early(msg),
+            Effect::MulticastEarly { to: Destinations::Nodes(to), msg } => ctx.multicast_early(to, msg),
             Effect::SetTimer { timer, after } => ctx.set_timer(timer, after),
             Effect::CancelTimer { timer } => ctx.cancel_timer(timer),
             Effect::Persist { key, value } => ctx.persist_bytes(key, value),

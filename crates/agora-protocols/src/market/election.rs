@@ -100,6 +100,12 @@ impl Election {
                 Effect::SendEarly { to, msg } => ctx.send_early(to, Msg::Bully(msg)),
                 Effect::Multicast { to: Destinations::AllOthers, msg } => ctx.broadcast(Msg::Bully(msg)),
                 Effect::Multicast { to: Destinations::Nodes(to), msg } => ctx.multicast(to, Msg::Bully(msg)),
+                Effect::MulticastEarly { to: Destinations::AllOthers, msg } => {
+                    ctx.broadcast_early(Msg::Bully(msg))
+                }
+                Effect::MulticastEarly { to: Destinations::Nodes(to), msg } => {
+                    ctx.multicast_early(to, Msg::Bully(msg))
+                }
                 Effect::SetTimer { timer, after } => ctx.set_timer(Timer::Bully(timer), after),
                 Effect::CancelTimer { timer } => ctx.cancel_timer(Timer::Bully(timer)),
                 Effect::Persist { key, value } => {
