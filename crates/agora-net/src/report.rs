@@ -341,6 +341,10 @@ pub fn summarize<S: Setup>(
     }
     if violations.is_empty() {
         lifecycle(&mut checker, u64::MAX);
+        // A node that never reported was killed: its last observations may be missing.
+        for i in (0..g.nodes).filter(|&i| !g.reported[i]) {
+            checker.reports_lost(Time((g.wall_ms * 1e6) as u64), NodeId(i as u32));
+        }
     }
     let faulted = FaultState::of(g.nodes, &g.faults, g.started_unix_ns);
     let mut summary = metrics_summary(setup, seed, &g);

@@ -73,6 +73,8 @@ pub struct MarketChecker {
     answered: Vec<BTreeSet<u64>>,
     /// Answers taken for requests no book has reported applying yet.
     answered_ahead: HashMap<Req, BuyResult>,
+    /// Fences a trader was told it holds before any book reported the takeover, by fence.
+    fenced_ahead: BTreeMap<u64, NodeId>,
     /// Some node's reports may be missing ([`Checker::reports_lost`]).
     lost_any: bool,
     sick: Vec<bool>,
@@ -106,6 +108,7 @@ impl MarketChecker {
             asked: vec![BTreeSet::new(); n],
             answered: vec![BTreeSet::new(); n],
             answered_ahead: HashMap::new(),
+            fenced_ahead: BTreeMap::new(),
             lost_any: false,
             sick: vec![false; n],
         }
@@ -147,7 +150,13 @@ impl MarketChecker {
             return violation("one-trader-per-term", node, at, d);
         }
         self.fence = fence;
-        Ok(())
+        match self.fenced_ahead.remove(&fence) {
+            Some(told) if told != trader => {
+                let d = format!("trader {told} traded under fence {fence}, which the books gave {trader}");
+                violation("one-trader-per-term", told, at, d)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A trade that took effect: once per request id, never selling what was not brought.
@@ -263,11 +272,14 @@ impl MarketChecker {
         self.answered[node.index()].insert(seq);
         match (self.applied.get(&(node, seq)), result) {
             (Some(r), _) if r == result => Ok(()),
-            (None, _) => {
+            (None, _) => match self.answered_ahead.insert((node, seq), result.clone()) {
                 // Judged when a book reports the trade; a refusal as bad input never was one.
-                self.answered_ahead.insert((node, seq), result.clone());
-                Ok(())
-            }
+                Some(earlier) if earlier != *result => {
+                    let d = format!("buyer {node} was answered {earlier:?}, then {result:?}, for buy {seq}");
+                    violation("trade-exactly-once", node, at, d)
+                }
+                _ => Ok(()),
+            },
             (other, _) => {
                 let d = format!(
                     "buyer {node} was answered {result:?} for buy {seq}; the books applied {other:?}"
@@ -275,6 +287,23 @@ impl MarketChecker {
                 violation("trade-exactly-once", node, at, d)
             }
         }
+    }
+
+    /// The first `all-answered` violation at `end`: a live buyer not answered, or a live peer
+    /// still sick.
+    fn all_answered(&self, end: &EndState<'_>) -> Option<Violation> {
+        for i in (0..self.asked.len()).filter(|&i| end.live[i]) {
+            let node = Some(NodeId(i as u32));
+            let missing = self.asked[i].difference(&self.answered[i]).count();
+            if missing > 0 {
+                let d = format!("{missing} of its {} buys never answered", self.asked[i].len());
+                return Some(Violation::new("all-answered", node, end.at, d));
+            }
+            if self.sick[i] {
+                return Some(Violation::new("all-answered", node, end.at, "fell sick and never came back"));
+            }
+        }
+        None
     }
 
     /// Why `all-answered` is not judged at `end`, if it is not.
@@ -330,6 +359,11 @@ impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
                 }
             }
             MarketObs::Applied { book, note } => self.applied(at, node, *book, note)?,
+            // Told by a reply that may come before any book's report of the takeover: judged
+            // when one reports it.
+            MarketObs::Fenced { fence } if self.raft.is_some() && !self.fences.contains_key(fence) => {
+                self.fenced_ahead.insert(*fence, node);
+            }
             MarketObs::Fenced { fence } if self.raft.is_some() && self.fences.get(fence) != Some(&node) => {
                 let d =
                     format!("trades under fence {fence}, which the books gave {:?}", self.fences.get(fence));
@@ -373,6 +407,9 @@ impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
         if self.answered_ahead.values().any(|a| !matches!(a, BuyResult::Invalid { .. })) {
             out.push(("trade-exactly-once", NotJudged::Undecided));
         }
+        if !self.fenced_ahead.is_empty() {
+            out.push(("one-trader-per-term", NotJudged::Undecided));
+        }
         out
     }
 
@@ -384,36 +421,26 @@ impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
-        if let Some(r) = &mut self.raft {
-            let out = r.judge_end(end);
-            if !out.is_empty() {
-                return out;
-            }
-        }
+        let mut out = self.raft.as_mut().map(|r| r.judge_end(end)).unwrap_or_default();
         // Every report was made: an answer no book's report decided is one for a trade that
-        // never took effect (a refusal as bad input never was one).
-        let taken = std::mem::take(&mut self.answered_ahead);
-        let never = taken.iter().filter(|(_, a)| !matches!(a, BuyResult::Invalid { .. }));
-        if let Some(((buyer, seq), got)) = never.min_by_key(|(r, _)| **r).filter(|_| !self.lost_any) {
-            let d = format!("buyer {buyer} was answered {got:?} for buy {seq}, which no book applied");
-            return vec![Violation::new("trade-exactly-once", Some(*buyer), end.at, d)];
-        }
-        self.answered_ahead = taken;
-        if self.unjudged(end).is_some() {
-            return Vec::new();
-        }
-        for i in (0..self.asked.len()).filter(|&i| end.live[i]) {
-            let node = Some(NodeId(i as u32));
-            let missing = self.asked[i].difference(&self.answered[i]).count();
-            if missing > 0 {
-                let d = format!("{missing} of its {} buys never answered", self.asked[i].len());
-                return vec![Violation::new("all-answered", node, end.at, d)];
+        // never took effect (a refusal as bad input never was one), a fence no takeover
+        // gave was never the trader's.
+        if !self.lost_any {
+            let taken = std::mem::take(&mut self.answered_ahead);
+            let never = taken.iter().filter(|(_, a)| !matches!(a, BuyResult::Invalid { .. }));
+            if let Some(((buyer, seq), got)) = never.min_by_key(|(r, _)| **r) {
+                let d = format!("buyer {buyer} was answered {got:?} for buy {seq}, which no book applied");
+                out.push(Violation::new("trade-exactly-once", Some(*buyer), end.at, d));
             }
-            if self.sick[i] {
-                return vec![Violation::new("all-answered", node, end.at, "fell sick and never came back")];
+            if let Some((fence, trader)) = std::mem::take(&mut self.fenced_ahead).into_iter().next() {
+                let d = format!("trader {trader} traded under fence {fence}, which no takeover gave");
+                out.push(Violation::new("one-trader-per-term", Some(trader), end.at, d));
             }
         }
-        Vec::new()
+        if self.unjudged(end).is_none() {
+            out.extend(self.all_answered(end));
+        }
+        out
     }
 }
 
@@ -427,14 +454,18 @@ mod tests {
     const BUYER: NodeId = NodeId(0);
     const TRADER: NodeId = NodeId(4);
 
+    fn checker(ledger: &str) -> MarketChecker {
+        let p = crate::Params::new(5, 1)
+            .with(&crate::params::SCENARIO, "experiment")
+            .with(&crate::params::LEDGER, ledger);
+        let setup = MarketSetup::from_params(&p.resolve("market", MarketSetup::SPECS).unwrap()).unwrap();
+        MarketChecker::new(&setup.s)
+    }
+
     /// A checker of the report's market with a local book (no Raft on top), and the answer
     /// `got` taken by buyer 0 for its buy 3 before any book reported the trade.
     fn answered_first(got: BuyResult) -> (MarketChecker, Buy) {
-        let p = crate::Params::new(5, 1)
-            .with(&crate::params::SCENARIO, "experiment")
-            .with(&crate::params::LEDGER, "local");
-        let setup = MarketSetup::from_params(&p.resolve("market", MarketSetup::SPECS).unwrap()).unwrap();
-        let mut c = MarketChecker::new(&setup.s);
+        let mut c = checker("local");
         let answered = MarketObs::Answered { seq: 3, result: got };
         Checker::<crate::market::peer::MarketNode>::observe(&mut c, Time(1), BUYER, &answered).unwrap();
         (c, Buy { buyer: BUYER, seq: 3, good: Good(0), qty: 1, ts: 1 })
@@ -469,6 +500,38 @@ mod tests {
             ("trade-exactly-once", Some(BUYER)),
             "a receipt the books never gave"
         );
+    }
+
+    #[test]
+    fn two_different_answers_to_one_request_are_a_violation_before_any_book_reports_it() {
+        let (mut c, _) = answered_first(BuyResult::Receipt { lots: Vec::new(), paid: 0 });
+        let again = MarketObs::Answered { seq: 3, result: BuyResult::OutOfStock };
+        let v =
+            Checker::<crate::market::peer::MarketNode>::observe(&mut c, Time(2), BUYER, &again).unwrap_err();
+        assert_eq!(v.property, "trade-exactly-once");
+    }
+
+    /// A trader told by the ledger's reply that it holds fence 1, before any book reported
+    /// the takeover that gave it: judged by that report.
+    #[test]
+    fn a_fence_told_before_its_takeover_is_reported_is_judged_by_the_takeover() {
+        let see = |c: &mut MarketChecker, node: NodeId, obs: MarketObs| {
+            Checker::<crate::market::peer::MarketNode>::observe(c, Time(1), node, &obs)
+        };
+        let takeover = |trader| {
+            let event = Event::Takeover { trader, fence: 1 };
+            let note =
+                Note { pos: Pos { index: 1, offset: 0 }, event, stock: Vec::new(), money: Money::default() };
+            MarketObs::Applied { book: 0, note }
+        };
+        for (books_gave, ok) in [(TRADER, true), (NodeId(3), false)] {
+            let mut c = checker("replicated");
+            see(&mut c, TRADER, MarketObs::Fenced { fence: 1 }).unwrap();
+            assert_eq!(undecided(&c), [("one-trader-per-term", NotJudged::Undecided)]);
+            let judged = see(&mut c, NodeId(1), takeover(books_gave));
+            assert_eq!(judged.is_ok(), ok, "{judged:?}");
+            assert!(undecided(&c).is_empty());
+        }
     }
 
     #[test]

@@ -91,8 +91,8 @@ pub struct RaftChecker {
     wiped: Vec<bool>,
     /// Per node: its reports before its latest crash may be missing ([`Checker::reports_lost`]).
     lagging: Vec<bool>,
-    /// Some node's reports may be missing: an acknowledgement no apply report decides is then
-    /// undecided at the end, not a violation.
+    /// Some replica's reports may be missing: an acknowledgement no apply report decides is
+    /// then undecided at the end, not a violation.
     lost_any: bool,
 }
 
@@ -460,7 +460,8 @@ impl RaftChecker {
     /// See [`Checker::reports_lost`]: the node's next restart may extend the log it reported.
     pub fn on_reports_lost(&mut self, node: NodeId) {
         self.lagging[node.index()] = true;
-        self.lost_any = true;
+        // Only a replica reports applying; a client's lost reports leave nothing undecided.
+        self.lost_any |= self.replica[node.index()];
     }
 
     /// Takes a crash, restart or storage loss into account: a crashed leader no longer leads, a
@@ -504,8 +505,9 @@ impl RaftChecker {
     /// Before them, unless some node's reports were lost, an `acked-applied` violation for an
     /// acknowledgement that no report of an apply decided.
     pub fn judge_end(&mut self, end: &EndState<'_>) -> Vec<Violation> {
-        // Every report was made (none was lost with a killed node): an acknowledgement that no
-        // report of an apply decided is one of a command that never took effect there.
+        let mut out = Vec::new();
+        // Every replica's reports were made (none lost with a killed replica): an
+        // acknowledgement that no report of an apply decided is of a command never applied.
         if !self.lost_any {
             let first = self.acked_ahead.iter().next().map(|(i, k)| (*i, k[0]));
             if let Some((index, (session, seq))) = first {
@@ -513,9 +515,15 @@ impl RaftChecker {
                 let d = format!(
                     "command {seq} of session {session:#x} was acknowledged at index {index}, which no replica applied"
                 );
-                return vec![Violation::new("acked-applied", None, end.at, d)];
+                out.push(Violation::new("acked-applied", None, end.at, d));
             }
         }
+        out.extend(self.liveness(end));
+        out
+    }
+
+    /// The `liveness` violation at `end`, if any (none when [`Self::unjudged`] gives a reason).
+    fn liveness(&self, end: &EndState<'_>) -> Vec<Violation> {
         let live = |i: usize| end.live.get(i).copied().unwrap_or(false);
         let replicas: Vec<usize> = (0..self.replica.len()).filter(|&i| self.replica[i]).collect();
         let up = replicas.iter().filter(|&&i| live(i)).count();
@@ -658,17 +666,21 @@ mod tests {
             quiescent: true,
             observed_all: true,
             last_fault: Time::ZERO,
-            // So that liveness is not judged: only the open claim is.
-            partitioned: true,
+            partitioned: false,
             timely: true,
         };
+        let judged = |c: &mut RaftChecker| c.judge_end(&end).iter().map(|v| v.property).collect::<Vec<_>>();
+        // No replica applied index 1: liveness is judged too (and broken: no leader ever).
         let mut c = acked_first();
-        let v = c.judge_end(&end);
-        assert_eq!(v.iter().map(|v| v.property).collect::<Vec<_>>(), ["acked-applied"]);
+        assert_eq!(judged(&mut c), ["acked-applied", "liveness"]);
         assert!(c.open_claims().is_empty(), "judged: no longer open");
+        // A client's lost reports decide nothing; a replica's may have held the apply.
+        let mut c = acked_first();
+        c.on_reports_lost(NodeId(3));
+        assert_eq!(judged(&mut c), ["acked-applied", "liveness"]);
         let mut c = acked_first();
         c.on_reports_lost(NodeId(0));
-        assert!(c.judge_end(&end).is_empty());
+        assert_eq!(judged(&mut c), ["liveness"]);
         assert_eq!(c.open_claims(), [("acked-applied", NotJudged::Undecided)], "undecided, not ok");
     }
 }

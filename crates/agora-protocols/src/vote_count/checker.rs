@@ -4,7 +4,10 @@
 //!   ballot at each leaf (the same row: voter, state, option, hash and log position).
 //! - *receipt-counted* (always): a receipt is a counted ballot's row: the voter's, with its
 //!   hash, at its leaf, field for field. Every acknowledged ballot is thus counted, exactly
-//!   once.
+//!   once. A receipt can be reported before any replica reports counting its leaf (Raft's
+//!   leader answers early, and a leader killed then never reports): it is judged when the
+//!   leaf is, and at the end is a violation if no node's reports were lost, undecided if
+//!   some were ([`Checker::undecided`]).
 //! - *verification* (always): a valid ballot is never rejected as forged, off the ballot or
 //!   a second vote; a forged ballot, an option not on the ballot and a voter's second,
 //!   different ballot are rejected with that reason and never get a receipt.
@@ -20,7 +23,7 @@ use crate::raft::checker::RaftChecker;
 use agora_core::{
     Checker, EndState, Lifecycle, NodeId, NotJudged, Property, PropertyKind, Protocol, Time, Violation,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// The election's checker: Raft's properties on the legislature, and the election's own on
@@ -38,6 +41,10 @@ pub struct VoteChecker {
     cast: Vec<u64>,
     answered: Vec<u64>,
     settle: Time,
+    /// Receipts taken for leaves no replica has reported counting yet, by leaf.
+    receipts_ahead: BTreeMap<u64, Vec<(NodeId, Receipt)>>,
+    /// Some node's reports may be missing ([`Checker::reports_lost`]).
+    lost_any: bool,
 }
 
 impl VoteChecker {
@@ -66,6 +73,8 @@ impl VoteChecker {
             cast: vec![0; n],
             answered: vec![0; n],
             settle: Time(settle.as_nanos() as u64),
+            receipts_ahead: BTreeMap::new(),
+            lost_any: false,
         }
     }
 }
@@ -119,6 +128,15 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
                                 );
                             }
                             self.leaves[i] = Some(*row);
+                            for (citizen, r) in self.receipts_ahead.remove(&leaf).unwrap_or_default() {
+                                if r != *row {
+                                    let d = format!(
+                                        "voter {}'s receipt names leaf {leaf}, which holds {row:?}",
+                                        r.voter
+                                    );
+                                    return Err(Violation::new("receipt-counted", Some(citizen), at, d));
+                                }
+                            }
                         }
                     }
                 }
@@ -152,6 +170,8 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
                         }
                         match self.leaves.get(r.leaf as usize).copied().flatten() {
                             Some(row) if row == *r => {}
+                            // Judged when a replica reports counting that leaf.
+                            None => self.receipts_ahead.entry(r.leaf).or_default().push((node, *r)),
                             other => {
                                 return v(
                                     "receipt-counted",
@@ -221,14 +241,19 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
         }
     }
 
+    fn undecided(&self) -> Vec<(&'static str, NotJudged)> {
+        let mut out = self.raft.open_claims();
+        if !self.receipts_ahead.is_empty() {
+            out.push(("receipt-counted", NotJudged::Undecided));
+        }
+        out
+    }
+
     fn reports_lost(&mut self, _at: Time, node: NodeId) {
+        self.lost_any = true;
         // A legislator killed between making its writes durable and reporting them restarts
         // with a log longer than it reported: Raft's `durable-log` must accept that.
         self.raft.on_reports_lost(node);
-    }
-
-    fn undecided(&self) -> Vec<(&'static str, NotJudged)> {
-        self.raft.open_claims()
     }
 
     fn not_judged(&self, end: &EndState<'_>) -> Vec<(&'static str, NotJudged)> {
@@ -246,26 +271,40 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
-        let out = self.raft.judge_end(end);
-        if !out.is_empty() {
-            return out;
+        let mut out = self.raft.judge_end(end);
+        // Every report was made: a receipt for a leaf no replica reported counting names a
+        // ballot that was never counted.
+        if !self.lost_any {
+            if let Some((leaf, taken)) = std::mem::take(&mut self.receipts_ahead).into_iter().next() {
+                let (citizen, r) = taken[0];
+                let d = format!("voter {}'s receipt names leaf {leaf}, which no replica counted", r.voter);
+                out.push(Violation::new("receipt-counted", Some(citizen), end.at, d));
+            }
         }
         let settled = end.at.0.saturating_sub(end.last_fault.0) >= self.settle.0;
-        if !(settled || end.quiescent) || end.partitioned {
-            return Vec::new();
+        if (settled || end.quiescent) && !end.partitioned {
+            out.extend(self.results_everywhere(end));
         }
+        out
+    }
+}
+
+impl VoteChecker {
+    /// The first `results-everywhere` violation at `end`: a live region or citizen without
+    /// the results, or a live citizen without an answer to each of its ballots.
+    fn results_everywhere(&self, end: &EndState<'_>) -> Option<Violation> {
         let live = |i: usize| end.live.get(i).copied().unwrap_or(false);
         for i in 0..self.audience.len() {
             if self.audience[i] && live(i) && !self.has_results[i] {
-                return vec![Violation::new(
+                return Some(Violation::new(
                     "results-everywhere",
                     Some(NodeId(i as u32)),
                     end.at,
                     "never received the results",
-                )];
+                ));
             }
             if self.citizens[i] && live(i) && self.answered[i] < self.cast[i] {
-                return vec![Violation::new(
+                return Some(Violation::new(
                     "results-everywhere",
                     Some(NodeId(i as u32)),
                     end.at,
@@ -274,10 +313,10 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
                         self.cast[i] - self.answered[i],
                         self.cast[i]
                     ),
-                )];
+                ));
             }
         }
-        Vec::new()
+        None
     }
 }
 
@@ -313,6 +352,35 @@ mod tests {
         c.lifecycle(Time(3), n, Lifecycle::Crashed);
         c.lifecycle(Time(4), n, Lifecycle::Restarted);
         c.observe(Time(5), n, &restored(vec![(1, 7), (1, 8)]))
+    }
+
+    /// A citizen takes a receipt for leaf 0 before any replica reports counting it (the
+    /// legislature's leader answers early): judged when a replica reports the leaf.
+    #[test]
+    fn a_receipt_taken_before_its_leaf_is_reported_is_judged_by_the_report() {
+        let p = crate::Params::new(3, 1).resolve("election", VoteSetup::SPECS).unwrap();
+        let receipt = Receipt {
+            voter: 7,
+            state: 0,
+            option: 1,
+            hash: [3; 16],
+            leaf: 0,
+            pos: crate::raft::Pos { index: 2, offset: 0 },
+        };
+        let answered = VoteObs::Answered {
+            voter: 7,
+            hash: [3; 16],
+            intent: Intent::Valid,
+            answer: Answer::Counted(receipt),
+        };
+        for (counted, ok) in [(receipt, true), (Receipt { option: 0, ..receipt }, false)] {
+            let mut c: Box<dyn Checker<VoteNode>> = VoteSetup::from_params(&p).unwrap().checker();
+            c.observe(Time(1), NodeId(9), &answered).unwrap();
+            assert_eq!(c.undecided(), [("receipt-counted", NotJudged::Undecided)]);
+            let judged = c.observe(Time(2), NodeId(0), &VoteObs::Counted { ballots: vec![counted] });
+            assert_eq!(judged.map_err(|v| v.property), if ok { Ok(()) } else { Err("receipt-counted") });
+            assert!(c.undecided().is_empty());
+        }
     }
 
     #[test]

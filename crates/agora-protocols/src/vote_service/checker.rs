@@ -383,11 +383,19 @@ impl<P: Protocol<Obs = VsObs> + ?Sized> Checker<P> for VoteServiceChecker {
     }
 
     fn finish(&mut self, end: &EndState<'_>) -> Vec<Violation> {
-        let out = self.raft.judge_end(end);
-        if !out.is_empty() || self.unjudged(end).is_some() {
-            return out;
+        let mut out = self.raft.judge_end(end);
+        if self.unjudged(end).is_none() {
+            out.extend(self.judge(end));
         }
-        self.judge(end).into_iter().collect()
+        out
+    }
+
+    fn reports_lost(&mut self, _at: Time, node: NodeId) {
+        self.raft.on_reports_lost(node);
+    }
+
+    fn undecided(&self) -> Vec<(&'static str, NotJudged)> {
+        self.raft.open_claims()
     }
 }
 

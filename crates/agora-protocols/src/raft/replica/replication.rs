@@ -373,7 +373,7 @@ mod tests {
         assert_eq!(r.commit_index(), 2);
         let early = io.early;
         io.sent.clear();
-        // Another command arrives: its append is written in the step that applies entry 2.
+        // A second command: entry 3, answered in the step that hears its write is durable.
         let put = Op::Command(KvCmd::Put { key: 1, value: 3 });
         r.on_message(&mut io, client, RaftMsg::Request { session: 5, acked_below: 1, ops: vec![(1, put)] });
         r.on_message(
