@@ -37,7 +37,11 @@ pub(crate) struct Trades {
     out_of_stock: u64,
     invalid: u64,
     paid_cents: u64,
-    trader: Option<NodeId>,
+    /// Per peer, while it holds the post: the number of its announcement (1 for the first
+    /// seen). The trader is the holder announced last, as the page's lead says: a peer's
+    /// log may be read after a later trader's, so the last announcement read can be of a
+    /// peer that has since resigned.
+    holding: Vec<Option<u64>>,
     announced: u64,
     accounts: Vec<Account>,
     /// Per good, in catalog order: units deposited, units sold, and the last sale's (cents
@@ -88,12 +92,18 @@ impl Trades {
             out_of_stock: 0,
             invalid: 0,
             paid_cents: 0,
-            trader: None,
+            holding: vec![None; s.roles.len()],
             announced: 0,
             accounts: accounts(&s),
             goods: vec![Stock::default(); s.catalog.wares.len()],
             s,
         }
+    }
+
+    /// The peer that holds the post and announced last, if any.
+    fn trader(&self) -> Option<NodeId> {
+        let held = self.holding.iter().enumerate().filter_map(|(i, h)| Some((h.as_ref()?, i)));
+        held.max().map(|(_, i)| NodeId(i as u32))
     }
 
     /// Buys sold so far, and the cents buyers paid for them.
@@ -135,7 +145,7 @@ impl Trades {
         if self.latest.len() == SHOWN {
             self.latest.pop_back();
         }
-        let trader = self.trader.map(|t| format!("node {t}"));
+        let trader = self.trader().map(|t| format!("node {t}"));
         self.latest.push_front(json!([format!("node {buyer}"), seq, good, qty, outcome, trader]));
     }
 }
@@ -150,10 +160,17 @@ impl System<MarketObs> for Trades {
             }
             MarketObs::Answered { seq, result } => self.answered(node, *seq, result),
             MarketObs::Announced { .. } => {
-                self.trader = Some(node);
                 self.announced += 1;
+                if let Some(h) = self.holding.get_mut(node.index()) {
+                    *h = Some(self.announced);
+                }
                 if let Some(a) = self.accounts.get_mut(node.index()) {
                     a.trader += 1;
+                }
+            }
+            MarketObs::Resigned | MarketObs::Sick | MarketObs::Left => {
+                if let Some(h) = self.holding.get_mut(node.index()) {
+                    *h = None;
                 }
             }
             MarketObs::Handed { good, qty, .. } => {
@@ -166,7 +183,7 @@ impl System<MarketObs> for Trades {
     }
 
     fn view(&self) -> Value {
-        let trader = self.trader.map_or("none yet".to_string(), |t| format!("node {t}"));
+        let trader = self.trader().map_or("none yet".to_string(), |t| format!("node {t}"));
         let paid = self.paid_cents;
         let note = format!(
             "trader: {trader} ({} announced); {} sold for {}.{:02} in all, {} out of stock, {} invalid",

@@ -341,6 +341,29 @@ mod tests {
         assert_eq!(live.sold_and_paid(), (1, paid), "the live page counts it once");
     }
 
+    /// Logs read one after another: node 2 announced, then node 1's earlier announcement and
+    /// its resignation are read. The page's trader is node 2, as its lead says.
+    #[test]
+    fn the_page_names_the_trader_that_holds_the_post_not_the_last_announcement_read() {
+        use super::super::live::Trades;
+        use crate::commands::shared::ui::sampler::System as _;
+        use agora_protocols::market::MarketSetup;
+        use agora_protocols::FromParams as _;
+        use agora_protocols::Params;
+        let params = Params::new(5, 1).with(&agora_protocols::params::SCENARIO, "experiment");
+        let setup = MarketSetup::from_params(&params.resolve("market", MarketSetup::SPECS).unwrap()).unwrap();
+        let mut live = Trades::new(setup.s.clone());
+        let announced = MarketObs::Announced { line: String::new() };
+        let note = |live: &Trades| live.view()["note"].as_str().unwrap_or_default().to_string();
+        live.see(NodeId(2), &announced);
+        live.see(NodeId(1), &announced);
+        assert!(note(&live).starts_with("trader: node 1 (2 announced)"), "{}", note(&live));
+        live.see(NodeId(1), &MarketObs::Resigned);
+        assert!(note(&live).starts_with("trader: node 2 (2 announced)"), "{}", note(&live));
+        live.see(NodeId(2), &MarketObs::Sick);
+        assert!(note(&live).starts_with("trader: none yet"), "{}", note(&live));
+    }
+
     #[test]
     fn quantiles_by_nearest_rank() {
         let l = latency((1..=100).map(f64::from).collect());

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Paired before/after runs of the trading post's benchmarks, for docs/benchmarks.md: the
+# report's experiment (5 peers, sick 0 to 0.5%, seeds 1-3) and 64 buyers x 2000 buys (windows
+# 8 and 16, seeds 1-2), the build BEFORE and the build AFTER alternating run by run, so that
+# both see the same machine. One CSV line per run. EXP=0 or MANY=0 skips a part. Usage:
+#   BEFORE=path/to/old/agora AFTER=target/release/agora scripts/bench-market-paired.sh
+set -uo pipefail
+B=${BEFORE:?the build before, a path}
+A=${AFTER:-target/release/agora}
+row() {
+    python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+s = d["summary"]
+l = d["latency_ms"]
+print(",".join(str(x) for x in [sys.argv[1], d["buys"], d["served"], d["elections"], d["sick"],
+      round(d["trading_ms"], 1), round(d["open_wait_ms"], 1), round(l["p50"], 3), round(l["p99"], 3), round(l["max"], 1),
+      round(d["buys_per_s"]), s.get("peak_rss_mb"), d["checks_passed"], len(s.get("violations", [])), len(s.get("not_judged", []))]))' "$1"
+}
+file=$(mktemp --suffix=.toml)
+trap 'rm -f "$file"' EXIT
+{
+    printf '[goods]\nfish = 100\nsalt = 120\nboar = 250\n'
+    for _ in $(seq 1 64); do printf '[[peer]]\nrole = "buyer"\n'; done
+    for g in fish salt boar fish; do printf '[[peer]]\nrole = "seller"\ngood = "%s"\nstock = 1000000\n' "$g"; done
+} >"$file"
+echo "run,buys,receipts,elections,sick,trading_ms,open_wait_ms,p50_ms,p99_ms,max_ms,buys_per_s,peak_rss_mb,checks,violations,not_judged"
+if [ "${EXP:-1}" = 1 ]; then
+    for p in 0 0.001 0.002 0.004 0.005; do
+        for s in 1 2 3; do
+            for b in before after; do
+                bin=$B; [ $b = after ] && bin=$A
+                "$bin" market --scenario experiment --sick "$p" --interval-ms 0 --seed "$s" --json | row "$b exp sick=$p seed=$s"
+            done
+        done
+    done
+fi
+if [ "${MANY:-1}" = 1 ]; then
+    for w in 8 16; do
+        for s in 1 2; do
+            for b in before after; do
+                bin=$B; [ $b = after ] && bin=$A
+                "$bin" market --market "$file" --buys 2000 --window "$w" --multicast trader --sick 0 \
+                    --interval-ms 0 --timeout-ms 1000 --seed "$s" --json | row "$b 64x2000 w=$w seed=$s"
+            done
+        done
+    done
+fi
