@@ -7,16 +7,7 @@
 set -uo pipefail
 B=${BEFORE:?the build before, a path}
 A=${AFTER:-target/release/agora}
-row() {
-    python3 -c '
-import json, sys
-d = json.loads(sys.stdin.read())
-s = d["summary"]
-l = d["latency_ms"]
-print(",".join(str(x) for x in [sys.argv[1], d["buys"], d["served"], d["elections"], d["sick"],
-      round(d["trading_ms"], 1), round(d["open_wait_ms"], 1), round(l["p50"], 3), round(l["p99"], 3), round(l["max"], 1),
-      round(d["buys_per_s"]), s.get("peak_rss_mb"), d["checks_passed"], len(s.get("violations", [])), len(s.get("not_judged", []))]))' "$1"
-}
+row() { python3 "$(dirname "$0")/market-row.py" "$1"; }
 file=$(mktemp --suffix=.toml)
 trap 'rm -f "$file"' EXIT
 {
@@ -24,7 +15,7 @@ trap 'rm -f "$file"' EXIT
     for _ in $(seq 1 64); do printf '[[peer]]\nrole = "buyer"\n'; done
     for g in fish salt boar fish; do printf '[[peer]]\nrole = "seller"\ngood = "%s"\nstock = 1000000\n' "$g"; done
 } >"$file"
-echo "run,buys,receipts,elections,sick,trading_ms,open_wait_ms,p50_ms,p99_ms,max_ms,buys_per_s,peak_rss_mb,checks,violations,not_judged"
+python3 "$(dirname "$0")/market-row.py" --header
 if [ "${EXP:-1}" = 1 ]; then
     for p in 0 0.001 0.002 0.004 0.005; do
         for s in 1 2 3; do

@@ -14,17 +14,8 @@ runs=${1:-3}
 buys=${2:-100}
 many=${3:-2000}
 window=${4:-64}
-row() {
-    python3 -c '
-import json, sys
-d = json.loads(sys.stdin.read())
-s = d["summary"]
-l = d["latency_ms"]
-print(",".join(str(x) for x in [sys.argv[1], d["buys"], d["served"], d["elections"], d["sick"],
-      round(d["trading_ms"], 1), round(d["open_wait_ms"], 1), round(d["wall_ms"], 1), round(l["p50"], 3), round(l["p99"], 3), round(l["max"], 1),
-      round(d["buys_per_s"]), s.get("peak_rss_mb"), d["checks_passed"]]))' "$1"
-}
-echo "run,buys,receipts,elections,sick,trading_ms,open_wait_ms,wall_ms,p50_ms,p99_ms,max_ms,buys_per_s,peak_rss_mb,checks"
+row() { python3 "$(dirname "$0")/market-row.py" "$1"; }
+python3 "$(dirname "$0")/market-row.py" --header
 for p in 0.001 0.002 0.004 0.005; do
     for r in $(seq 1 "$runs"); do
         "$agora" market --scenario experiment --sick "$p" --interval-ms 0 --seed "$r" --json | row "experiment sick=$p seed=$r"
