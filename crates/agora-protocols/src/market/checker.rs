@@ -75,7 +75,7 @@ pub struct MarketChecker {
     answered_ahead: HashMap<Req, BuyResult>,
     /// Fences a trader was told it holds before any book reported the takeover, by fence.
     fenced_ahead: BTreeMap<u64, NodeId>,
-    /// Some node's reports may be missing ([`Checker::reports_lost`]).
+    /// Some book holder's reports may be missing ([`Checker::reports_lost`]).
     lost_any: bool,
     sick: Vec<bool>,
 }
@@ -362,7 +362,10 @@ impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
             // Told by a reply that may come before any book's report of the takeover: judged
             // when one reports it.
             MarketObs::Fenced { fence } if self.raft.is_some() && !self.fences.contains_key(fence) => {
-                self.fenced_ahead.insert(*fence, node);
+                if let Some(other) = self.fenced_ahead.insert(*fence, node).filter(|o| *o != node) {
+                    let d = format!("traders {other} and {node} were both told they hold fence {fence}");
+                    return violation("one-trader-per-term", node, at, d);
+                }
             }
             MarketObs::Fenced { fence } if self.raft.is_some() && self.fences.get(fence) != Some(&node) => {
                 let d =
@@ -396,7 +399,8 @@ impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
     }
 
     fn reports_lost(&mut self, _at: Time, node: NodeId) {
-        self.lost_any = true;
+        // The books are the ledger's replicas' (any peer may hold a local book).
+        self.lost_any |= self.replicas.is_empty() || self.replicas.contains(&node);
         if let Some(r) = &mut self.raft {
             r.on_reports_lost(node);
         }
@@ -524,12 +528,16 @@ mod tests {
                 Note { pos: Pos { index: 1, offset: 0 }, event, stock: Vec::new(), money: Money::default() };
             MarketObs::Applied { book: 0, note }
         };
+        let mut c = checker("replicated");
+        see(&mut c, TRADER, MarketObs::Fenced { fence: 1 }).unwrap();
+        let v = see(&mut c, NodeId(3), MarketObs::Fenced { fence: 1 }).unwrap_err();
+        assert_eq!(v.property, "one-trader-per-term", "two traders told one fence");
         for (books_gave, ok) in [(TRADER, true), (NodeId(3), false)] {
             let mut c = checker("replicated");
             see(&mut c, TRADER, MarketObs::Fenced { fence: 1 }).unwrap();
             assert_eq!(undecided(&c), [("one-trader-per-term", NotJudged::Undecided)]);
-            let judged = see(&mut c, NodeId(1), takeover(books_gave));
-            assert_eq!(judged.is_ok(), ok, "{judged:?}");
+            let judged = see(&mut c, NodeId(1), takeover(books_gave)).map_err(|v| v.property);
+            assert_eq!(judged, if ok { Ok(()) } else { Err("one-trader-per-term") });
             assert!(undecided(&c).is_empty());
         }
     }

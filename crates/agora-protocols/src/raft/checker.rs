@@ -448,6 +448,11 @@ impl RaftChecker {
         Ok(())
     }
 
+    /// Whether `node` is one of the replicas.
+    pub fn is_replica(&self, node: NodeId) -> bool {
+        self.replica.get(node.index()).copied().unwrap_or(false)
+    }
+
     /// See [`Checker::undecided`]: `acked-applied`, while an acknowledged index is one no
     /// replica has reported applying.
     pub fn open_claims(&self) -> Vec<(&'static str, NotJudged)> {

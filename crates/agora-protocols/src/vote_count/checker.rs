@@ -43,7 +43,7 @@ pub struct VoteChecker {
     settle: Time,
     /// Receipts taken for leaves no replica has reported counting yet, by leaf.
     receipts_ahead: BTreeMap<u64, Vec<(NodeId, Receipt)>>,
-    /// Some node's reports may be missing ([`Checker::reports_lost`]).
+    /// Some legislator's reports may be missing ([`Checker::reports_lost`]).
     lost_any: bool,
 }
 
@@ -250,7 +250,8 @@ impl<P: Protocol<Obs = VoteObs> + ?Sized> Checker<P> for VoteChecker {
     }
 
     fn reports_lost(&mut self, _at: Time, node: NodeId) {
-        self.lost_any = true;
+        // Only a legislator reports counting.
+        self.lost_any |= self.raft.is_replica(node);
         // A legislator killed between making its writes durable and reporting them restarts
         // with a log longer than it reported: Raft's `durable-log` must accept that.
         self.raft.on_reports_lost(node);

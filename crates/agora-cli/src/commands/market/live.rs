@@ -182,6 +182,12 @@ impl System<MarketObs> for Trades {
         }
     }
 
+    fn crashed(&mut self, node: NodeId) {
+        if let Some(h) = self.holding.get_mut(node.index()) {
+            *h = None;
+        }
+    }
+
     fn view(&self) -> Value {
         let trader = self.trader().map_or("none yet".to_string(), |t| format!("node {t}"));
         let paid = self.paid_cents;

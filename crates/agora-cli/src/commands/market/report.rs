@@ -362,6 +362,9 @@ mod tests {
         assert!(note(&live).starts_with("trader: node 2 (2 announced)"), "{}", note(&live));
         live.see(NodeId(2), &MarketObs::Sick);
         assert!(note(&live).starts_with("trader: none yet"), "{}", note(&live));
+        live.see(NodeId(3), &announced);
+        live.crashed(NodeId(3));
+        assert!(note(&live).starts_with("trader: none yet"), "crashed from the page: {}", note(&live));
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub trait System<O>: Send + 'static {
     fn see(&mut self, node: NodeId, o: &O);
     /// The view as a table: `{ "title", "columns": [..], "rows": [[..]], "note" }`.
     fn view(&self) -> Value;
+    /// Node `node` was crashed from the page: what it held, it holds no more (as its role in
+    /// the page's lead). The default: nothing.
+    fn crashed(&mut self, _node: NodeId) {}
 }
 
 /// No view of its own: the protocol's nodes, traffic and observations only.
@@ -465,6 +468,7 @@ impl<O: Observation> View<O> {
                 if let Some(seen) = self.seen.get_mut(i) {
                     seen.role = None;
                 }
+                self.system.crashed(NodeId(i as u32));
             }
             let t_ms = e.at.saturating_duration_since(self.started).as_millis() as u64;
             self.push_event(json!({ "t_ms": t_ms, "kind": e.kind, "node": e.node, "text": e.text }));
