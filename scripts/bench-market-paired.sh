@@ -8,13 +8,7 @@ set -uo pipefail
 B=${BEFORE:?the build before, a path}
 A=${AFTER:-target/release/agora}
 row() { python3 "$(dirname "$0")/market-row.py" "$1"; }
-file=$(mktemp --suffix=.toml)
-trap 'rm -f "$file"' EXIT
-{
-    printf '[goods]\nfish = 100\nsalt = 120\nboar = 250\n'
-    for _ in $(seq 1 64); do printf '[[peer]]\nrole = "buyer"\n'; done
-    for g in fish salt boar fish; do printf '[[peer]]\nrole = "seller"\ngood = "%s"\nstock = 1000000\n' "$g"; done
-} >"$file"
+file="$(dirname "$0")/m64.toml"
 python3 "$(dirname "$0")/market-row.py" --header
 if [ "${EXP:-1}" = 1 ]; then
     for p in 0 0.001 0.002 0.004 0.005; do

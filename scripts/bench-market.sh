@@ -21,13 +21,7 @@ for p in 0.001 0.002 0.004 0.005; do
         "$agora" market --scenario experiment --sick "$p" --interval-ms 0 --seed "$r" --json | row "experiment sick=$p seed=$r"
     done
 done
-file=$(mktemp --suffix=.toml)
-trap 'rm -f "$file"' EXIT
-{
-    printf '[goods]\nfish = 100\nsalt = 120\nboar = 250\n'
-    for _ in $(seq 1 64); do printf '[[peer]]\nrole = "buyer"\n'; done
-    for g in fish salt boar fish; do printf '[[peer]]\nrole = "seller"\ngood = "%s"\nstock = 1000000\n' "$g"; done
-} >"$file"
+file="$(dirname "$0")/m64.toml"
 for r in $(seq 1 "$runs"); do
     "$agora" market --market "$file" --buys "$buys" --sick 0 --interval-ms 0 --timeout-ms 1000 --seed "$r" --json | row "64 buyers x $buys seed=$r"
 done

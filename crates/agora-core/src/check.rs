@@ -117,7 +117,23 @@ pub struct EndState<'a> {
     pub timely: bool,
 }
 
-impl EndState<'_> {
+impl<'a> EndState<'a> {
+    /// A run that ended on its own at `at`, every observation made, with no message lost, no
+    /// fault and no partition: the end a test of a checker's at-end judging most often needs.
+    pub fn quiet(at: Time, live: &'a [bool], crashed_ever: &'a [bool]) -> Self {
+        EndState {
+            at,
+            live,
+            crashed_ever,
+            network_reliable: true,
+            quiescent: true,
+            observed_all: true,
+            last_fault: Time::ZERO,
+            partitioned: false,
+            timely: true,
+        }
+    }
+
     /// Why a property judged only at a quiet end without lost messages (and, when
     /// `crash_free` is asked, without a crash: `crashed` says whether one happened) is not
     /// judged; `None` when it is.

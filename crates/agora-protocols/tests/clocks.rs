@@ -12,21 +12,6 @@ use agora_protocols::params::{MSGS, SCENARIO};
 use agora_protocols::Params;
 use common::check;
 
-/// A run that ended on its own at time zero, with no message lost and no fault.
-fn quiet_end<'a>(live: &'a [bool], crashed_ever: &'a [bool]) -> EndState<'a> {
-    EndState {
-        at: Time::ZERO,
-        live,
-        crashed_ever,
-        network_reliable: true,
-        quiescent: true,
-        observed_all: true,
-        last_fault: Time::ZERO,
-        partitioned: false,
-        timely: true,
-    }
-}
-
 fn clocks(n: usize, scenario: &str, seed: u64) -> Params {
     Params::new(n, seed).with(&SCENARIO, scenario).with(&MSGS, 8u32)
 }
@@ -96,13 +81,13 @@ fn a_wrong_clock_is_caught() {
         c.observe(Time::ZERO, NodeId(p), &Executed { i, stamp: Stamp::Lamport(stamp) }).unwrap();
     }
     let live = [true; 3];
-    let v = c.finish(&quiet_end(&live, &[false; 3]));
+    let v = c.finish(&EndState::quiet(Time::ZERO, &live, &[false; 3]));
     assert_eq!(v[0].property, "clock-condition");
     // Vector stamps that make two ordered events look concurrent are caught too.
     let setup = LogicalClockSetup { kind: ClockKind::Vector, scenario: Scenario::parse("MS0; MR0").unwrap() };
     let mut c = setup.checker();
     c.observe(Time::ZERO, NodeId(0), &Executed { i: 0, stamp: Stamp::Vector(vec![1, 0]) }).unwrap();
     c.observe(Time::ZERO, NodeId(1), &Executed { i: 0, stamp: Stamp::Vector(vec![0, 1]) }).unwrap();
-    let v = c.finish(&quiet_end(&[true; 2], &[false; 2]));
+    let v = c.finish(&EndState::quiet(Time::ZERO, &[true; 2], &[false; 2]));
     assert_eq!(v[0].property, "characterizes-causality");
 }

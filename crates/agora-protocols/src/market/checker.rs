@@ -545,17 +545,7 @@ mod tests {
     #[test]
     fn an_answer_no_book_ever_reported_is_a_violation_at_the_end_unless_reports_were_lost() {
         let live = [true; 5];
-        let end = EndState {
-            at: Time(10),
-            live: &live,
-            crashed_ever: &[false; 5],
-            network_reliable: true,
-            quiescent: true,
-            observed_all: true,
-            last_fault: Time::ZERO,
-            partitioned: false,
-            timely: true,
-        };
+        let end = EndState::quiet(Time(10), &live, &[false; 5]);
         let finish = |c: &mut MarketChecker| Checker::<crate::market::peer::MarketNode>::finish(c, &end);
         let (mut c, _) = answered_first(BuyResult::OutOfStock);
         let v = finish(&mut c);

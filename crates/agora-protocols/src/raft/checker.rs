@@ -663,17 +663,7 @@ mod tests {
     #[test]
     fn an_acknowledgement_no_apply_ever_decided_is_a_violation_unless_reports_were_lost() {
         let live = [true; 4];
-        let end = EndState {
-            at: Time(10),
-            live: &live,
-            crashed_ever: &[false; 4],
-            network_reliable: true,
-            quiescent: true,
-            observed_all: true,
-            last_fault: Time::ZERO,
-            partitioned: false,
-            timely: true,
-        };
+        let end = EndState::quiet(Time(10), &live, &[false; 4]);
         let judged = |c: &mut RaftChecker| c.judge_end(&end).iter().map(|v| v.property).collect::<Vec<_>>();
         // No replica applied index 1: liveness is judged too (and broken: no leader ever).
         let mut c = acked_first();

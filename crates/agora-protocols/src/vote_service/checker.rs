@@ -445,17 +445,7 @@ mod tests {
     fn finish(c: &mut VoteServiceChecker, down: &[usize]) -> Vec<&'static str> {
         let live: Vec<bool> = (0..5).map(|i| !down.contains(&i)).collect();
         let crashed = vec![false; 5];
-        let end = EndState {
-            at: at(1000),
-            live: &live,
-            crashed_ever: &crashed,
-            network_reliable: true,
-            quiescent: true,
-            observed_all: true,
-            last_fault: Time::ZERO,
-            partitioned: false,
-            timely: true,
-        };
+        let end = EndState::quiet(at(1000), &live, &crashed);
         let mut out: Vec<_> =
             Checker::<VoteServiceNode>::finish(c, &end).iter().map(|v| v.property).collect();
         out.retain(|p| *p != "liveness");
