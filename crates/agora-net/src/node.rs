@@ -481,6 +481,7 @@ pub fn start_with<S: Setup>(
         handled: 0,
         fired: 0,
         commits: 0,
+        stopped: false,
         shared: shared.clone(),
         started: Instant::now(),
         stop: stop.clone(),
@@ -587,6 +588,9 @@ struct Driver<S: Setup> {
     fired: i64,
     /// Durable transactions committed (each one fsync).
     commits: u64,
+    /// `on_stop` has run: from then on the node takes no step (no message, timer or `Synced`
+    /// notice reaches it), though the batches before its goodbye are still released.
+    stopped: bool,
     shared: Arc<NodeShared>,
     started: Instant,
     stop: watch::Receiver<bool>,
@@ -621,7 +625,7 @@ impl<S: Setup> Driver<S> {
             }
             // A node that has left is delivered nothing more: no message, no timer. It only
             // waits, its goodbye written, for the process to end.
-            let gone = self.shared.left.load(Ordering::Relaxed);
+            let gone = self.stopped;
             let next_timer = self.timers.next_deadline().filter(|_| !gone);
             let committing = self.committing.is_some();
             // A batch held behind a slow commit stops growing: what arrives waits in the
@@ -635,6 +639,7 @@ impl<S: Setup> Driver<S> {
                 Some(done) = committed.recv(), if committing => self.landed(done),
                 _ = self.shared.leave.notified(), if !gone => {
                     self.step(|| "stop".into(), |node, ctx| node.on_stop(ctx));
+                    self.stopped = true;
                     self.flush();
                     leaving = true;
                 }
@@ -961,9 +966,8 @@ impl<S: Setup> Driver<S> {
         if held.synced.is_empty() {
             return false;
         }
-        let gone = self.shared.left.load(Ordering::Relaxed);
         for done in held.synced {
-            if !gone {
+            if !self.stopped {
                 let name = done.clone();
                 self.step(move || format!("synced {name:?}"), |node, ctx| node.on_timer(ctx, done));
             }
