@@ -278,40 +278,35 @@ impl VoteServiceChecker {
         end.at.since(end.last_fault) >= self.timeout * 3 / 2
     }
 
-    fn judge(&self, end: &EndState<'_>) -> Option<Violation> {
-        let v = |p, i: usize, d: String| Some(Violation::new(p, Some(NodeId(i as u32)), end.at, d));
+    /// Every at-end violation, each property judged whatever the others found.
+    fn judge(&self, end: &EndState<'_>) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let mut v = |p, i: usize, d: String| out.push(Violation::new(p, Some(NodeId(i as u32)), end.at, d));
         if let Some((m, n, _)) = self.unconfirmed.first() {
-            return v(
-                "members-see-every-event",
-                m.index(),
-                format!("took event {n}, which no server numbered"),
-            );
+            v("members-see-every-event", m.index(), format!("took event {n}, which no server numbered"));
         }
         let want = (
             self.counted.len() as u64,
             tally_digest(self.counted.iter().map(|((q, p), (o, _))| (*q, *p, *o))),
         );
-        for i in (0..self.servers).filter(|&i| end.live[i]) {
-            if self.tally[i] != want {
-                let d = format!(
-                    "counts {} votes (digest {:x}); the log counted {}",
-                    self.tally[i].0, self.tally[i].1, want.0
-                );
-                return v("votes-on-every-server", i, d);
-            }
+        if let Some(i) = (0..self.servers).filter(|&i| end.live[i]).find(|&i| self.tally[i] != want) {
+            let d = format!(
+                "counts {} votes (digest {:x}); the log counted {}",
+                self.tally[i].0, self.tally[i].1, want.0
+            );
+            v("votes-on-every-server", i, d);
         }
         let last = self.events.keys().next_back().copied().unwrap_or(0);
-        for i in (self.servers..end.live.len()).filter(|&i| end.live[i] && self.session[i].is_some()) {
-            if self.stream[i] != Some(last) {
-                return v("members-caught-up", i, format!("took events to {:?} of {last}", self.stream[i]));
-            }
+        let behind = (self.servers..end.live.len())
+            .filter(|&i| end.live[i] && self.session[i].is_some())
+            .find(|&i| self.stream[i] != Some(last));
+        if let Some(i) = behind {
+            v("members-caught-up", i, format!("took events to {:?} of {last}", self.stream[i]));
         }
-        match self.down_in_session(end) {
-            Some((i, sid)) if self.settled(end) => {
-                v("crashed-members-fail", i, format!("down at the end, its session {sid} still open"))
-            }
-            _ => None,
+        if let Some((i, sid)) = self.down_in_session(end).filter(|_| self.settled(end)) {
+            v("crashed-members-fail", i, format!("down at the end, its session {sid} still open"));
         }
+        out
     }
 }
 
@@ -563,6 +558,18 @@ mod tests {
         see(&mut c, 100, A, notes(&[(2, Note::Alive { sid: 1 })])).unwrap();
         see(&mut c, 120, B, notes(&[(1, Note::Alive { sid: 1 })])).unwrap();
         assert_eq!(see(&mut c, 300, A, notes(&[(3, ended)])), Ok(()));
+    }
+
+    #[test]
+    fn every_at_end_violation_is_reported_not_only_the_first() {
+        let mut c = checker();
+        see(&mut c, 1, A, notes(&[(5, Note::Counted { question: 1, pin: 7, option: 0 })])).unwrap();
+        see(&mut c, 1, A, events(&[(1, join(1)), (2, join(2))])).unwrap();
+        see(&mut c, 2, M, VsObs::Session { sid: 1, pin: 1, fresh: true }).unwrap();
+        see(&mut c, 3, M, VsObs::Stream { from: 1 }).unwrap();
+        see(&mut c, 4, M, VsObs::Delivered { n: 1, event: join(1) }).unwrap();
+        // No server reported its tally, and the member is one event behind.
+        assert_eq!(finish(&mut c, &[]), vec!["votes-on-every-server", "members-caught-up"]);
     }
 
     #[test]
