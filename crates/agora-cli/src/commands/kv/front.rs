@@ -183,7 +183,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>, mut 
                     let close = matches!(p, Pending::Close(_));
                     replies.push(p);
                     if close {
-                        submit(&front, jobs);
+                        submit(&front, id, jobs);
                         for p in replies {
                             let _ = tx.send(p).await;
                         }
@@ -193,7 +193,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>, mut 
                 Ok(None) => break,
                 Err(e) => {
                     warn!("kv {}: connection {id} from {peer}: {e}; closed", front.me);
-                    submit(&front, jobs);
+                    submit(&front, id, jobs);
                     for p in replies {
                         let _ = tx.send(p).await;
                     }
@@ -202,7 +202,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>, mut 
                 }
             }
         }
-        submit(&front, jobs);
+        submit(&front, id, jobs);
         for p in replies {
             if tx.send(p).await.is_err() {
                 break 'conn;
@@ -210,12 +210,14 @@ async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>, mut 
         }
     }
     drop(tx);
+    // No batch of the node waits for this connection any more.
+    let _ = front.calls.send(Box::new(move |node, ctx| node.closed(ctx, id)));
     let _ = writer.await;
     debug!("kv {}: connection {id} from {} closed", front.me, c.peer);
 }
 
 /// Hands one read's jobs to the node as one local call.
-fn submit(front: &Front, jobs: Vec<Job>) {
+fn submit(front: &Front, conn: u64, jobs: Vec<Job>) {
     if jobs.is_empty() {
         return;
     }
@@ -234,7 +236,7 @@ fn submit(front: &Front, jobs: Vec<Job>) {
             }
         }
         if !ops.is_empty() {
-            node.submit(ctx, ops);
+            node.submit(ctx, conn, ops);
         }
     });
     // Fails only once the node has stopped: the answers' senders are dropped with the call,
