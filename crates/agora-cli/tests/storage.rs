@@ -11,6 +11,7 @@ use agora_protocols::raft::kv::Kv;
 use agora_protocols::raft::{Config, Replica};
 use procs::Cluster;
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -98,18 +99,40 @@ fn damaged_storage_is_refused_and_a_wiped_replica_rejoins() {
     std::fs::write(&snap, &bytes).unwrap();
 
     // Replica 1 is told it lost its data: it starts empty (its damaged file kept beside) and
-    // catches up from replicas 0 and 2; all three end on their own once only heartbeats are
-    // left.
-    let nodes: Vec<_> = (0..REPLICAS)
+    // catches up from replicas 0 and 2; all three end together once every one of them is idle
+    // (only heartbeats left), as under `agora up`. Ending each on its own idleness would race:
+    // a follower that learns of the last commit a heartbeat after its leader is idle can see
+    // the leader end first, and then campaign for ever.
+    let mut nodes: Vec<_> = (0..REPLICAS)
         .map(|id| {
             let mut cmd = c.command_as_is(id);
-            cmd.arg("--json");
+            cmd.args(["--json", "--supervised"]);
             if id == 1 {
                 cmd.arg("--rejoin");
             }
-            cmd.stdout(Stdio::piped()).spawn().unwrap()
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
         })
         .collect();
+    let (tx, idleness) = std::sync::mpsc::channel::<(usize, bool)>();
+    for (id, n) in nodes.iter_mut().enumerate() {
+        let (err, tx) = (n.stderr.take().unwrap(), tx.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let v = line.strip_prefix("event ").and_then(|j| serde_json::from_str::<Value>(j).ok());
+                if let Some(idle) = v.and_then(|v| v["idle"].as_bool()) {
+                    let _ = tx.send((id, idle));
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut idle = [false; REPLICAS];
+    while !idle.iter().all(|i| *i) {
+        let (id, now) = idleness.recv().expect("every node ended before all were idle at once");
+        idle[id] = now;
+    }
+    // A closed stdin is a supervised node's cue to end.
+    nodes.iter_mut().for_each(|n| drop(n.stdin.take()));
     for (id, n) in nodes.into_iter().enumerate() {
         let out = n.wait_with_output().unwrap();
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("node {id}: {e}"));
