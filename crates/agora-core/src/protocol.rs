@@ -62,8 +62,9 @@ pub trait Protocol: Send + 'static {
     /// Called once when the node is asked to leave cleanly (a lone `agora node` told to stop
     /// with SIGTERM or Ctrl-C): what it does here — a goodbye to its peers, a handover — is
     /// written and sent before it stops, and nothing is delivered to the node after it (no
-    /// message, no timer): it has left. Never called on a crash, nor when a whole cluster ends
-    /// together. The default does nothing.
+    /// message, no timer, no notice of a write made durable, including one asked for here):
+    /// it has left. Never called on a crash, nor when a whole cluster ends together. The
+    /// default does nothing.
     fn on_stop(&mut self, _ctx: &mut Context<'_, Self>) {}
 
     /// Whether all that is left for this node is background work that never ends on its own

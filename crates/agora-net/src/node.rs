@@ -665,6 +665,12 @@ impl<S: Setup> Driver<S> {
                     self.flush();
                 }
                 Some(call) = recv_local(&mut local), if open => {
+                    if gone {
+                        // Not run: its answers' senders are dropped with it, and whoever
+                        // waits for them learns that the node stopped.
+                        drop(call);
+                        continue;
+                    }
                     self.step(|| "local call".into(), call);
                     // The calls that arrived meanwhile: one commit for all of them.
                     self.local_calls(&mut local);
@@ -682,6 +688,8 @@ impl<S: Setup> Driver<S> {
                         self.writes.push(Write::Landed(key, hash));
                     }
                     if gone {
+                        // Its timer is not run, but no longer pending.
+                        self.fired += 1;
                         self.flush();
                         continue;
                     }

@@ -183,7 +183,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>, mut 
                     let close = matches!(p, Pending::Close(_));
                     replies.push(p);
                     if close {
-                        submit(&front, id, jobs);
+                        submit(&front, id, jobs, !replies.is_empty());
                         for p in replies {
                             let _ = tx.send(p).await;
                         }
@@ -193,7 +193,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>, mut 
                 Ok(None) => break,
                 Err(e) => {
                     warn!("kv {}: connection {id} from {peer}: {e}; closed", front.me);
-                    submit(&front, id, jobs);
+                    submit(&front, id, jobs, !replies.is_empty());
                     for p in replies {
                         let _ = tx.send(p).await;
                     }
@@ -202,7 +202,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>, mut 
                 }
             }
         }
-        submit(&front, id, jobs);
+        submit(&front, id, jobs, !replies.is_empty());
         for p in replies {
             if tx.send(p).await.is_err() {
                 break 'conn;
@@ -216,9 +216,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, front: Arc<Front>, mut 
     debug!("kv {}: connection {id} from {} closed", front.me, c.peer);
 }
 
-/// Hands one read's jobs to the node as one local call.
-fn submit(front: &Front, conn: u64, jobs: Vec<Job>) {
-    if jobs.is_empty() {
+/// Hands one read's jobs to the node as one local call. With no job for the node, it is
+/// still told that the connection is back if it sent a command (`back`): a batch may wait
+/// for it (`KvNode::submit`).
+fn submit(front: &Front, conn: u64, jobs: Vec<Job>, back: bool) {
+    if jobs.is_empty() && !back {
         return;
     }
     let me = front.me;
@@ -235,9 +237,7 @@ fn submit(front: &Front, conn: u64, jobs: Vec<Job>) {
                 }
             }
         }
-        if !ops.is_empty() {
-            node.submit(ctx, conn, ops);
-        }
+        node.submit(ctx, conn, ops);
     });
     // Fails only once the node has stopped: the answers' senders are dropped with the call,
     // and every waiting reply says so.

@@ -15,9 +15,11 @@
 //! connections then settle into cohorts that take turns, and every command waits about two
 //! rounds (measured: 100,000 SETs of 50 connections went in 4,190 entries, 24 a batch, at a
 //! p50 of two rounds). So with nothing in flight, the next batch waits for every connection
-//! the last batch answered to send again (or to close), at most [`HOLD`]. A client that keeps
-//! commands in flight (a pipeline) is back at once, and a connection that waits before its next
-//! command holds one batch back by at most `HOLD`.
+//! the last batch answered to send again (any command: a PING or a stale read counts) or to
+//! close, for [`HOLD`] at most. A connection whose next commands had queued before the batch
+//! was answered is not waited for, and a full batch ([`BATCH_OPS`], [`BATCH_BYTES`]) waits
+//! for no one; a connection that pauses before its next command holds one batch back by up
+//! to `HOLD`.
 //!
 //! **Forwarding.** The session is a Raft client ([`Client`]): it sends to this replica first;
 //! a follower redirects it to its leader, and the request goes there over the cluster's own
@@ -103,6 +105,7 @@ impl Setup for KvSetup {
             replicas: self.raft.replicas.clone(),
             retry: self.retry,
             queue: VecDeque::new(),
+            queued_bytes: 0,
             waiting: HashMap::new(),
             batch: HashSet::new(),
             awaited: HashSet::new(),
@@ -149,6 +152,8 @@ pub struct KvNode {
     retry: Duration,
     /// Submitted, not yet handed to the session: the next batch.
     queue: VecDeque<Queued>,
+    /// The sizes of the queued commands, summed.
+    queued_bytes: usize,
     /// Handed to the session: its sequence number to the answer.
     waiting: HashMap<u64, Answer>,
     /// The front end's connections with a command in the batch in flight.
@@ -167,14 +172,21 @@ type Queued = (Op<Strings>, usize, Answer, u64);
 impl KvNode {
     /// Queues operations of connection `conn` (with their approximate sizes in bytes) and sends
     /// a batch if none is in flight. Called from the front end as a local call.
+    /// Connection `conn` sent commands: none of them may need the log (`ops` empty: a stale
+    /// read, INFO, PING), but it is back, and no batch waits for it any more.
     pub fn submit(&mut self, ctx: &mut Context<'_, Self>, conn: u64, ops: Vec<(Op<Strings>, usize, Answer)>) {
         self.awaited.remove(&conn);
-        self.queue.extend(ops.into_iter().map(|(op, size, answer)| (op, size, answer, conn)));
+        for (op, size, answer) in ops {
+            self.queued_bytes += size;
+            self.queue.push_back((op, size, answer, conn));
+        }
         self.send_batch(ctx, false);
     }
 
     /// The front end's connection `conn` closed: no batch waits for it.
     pub fn closed(&mut self, ctx: &mut Context<'_, Self>, conn: u64) {
+        // Its commands in flight, if any, are answered to no one.
+        self.batch.remove(&conn);
         if self.awaited.remove(&conn) {
             self.send_batch(ctx, false);
         }
@@ -206,7 +218,8 @@ impl KvNode {
         if client.pending() > 0 || self.queue.is_empty() {
             return;
         }
-        if !held_enough && !self.awaited.is_empty() {
+        let full = self.queue.len() >= BATCH_OPS || self.queued_bytes >= BATCH_BYTES;
+        if !held_enough && !full && !self.awaited.is_empty() {
             if !self.holding {
                 self.holding = true;
                 ctx.set_timer(KvTimer::Hold, HOLD);
@@ -221,6 +234,7 @@ impl KvNode {
         let mut bytes = 0;
         let mut n = 0;
         while let Some((op, size, answer, conn)) = self.queue.pop_front() {
+            self.queued_bytes -= size;
             if answer.is_closed() {
                 // Its connection is gone and nothing was sent: drop it.
                 continue;
@@ -263,7 +277,9 @@ impl Protocol for KvNode {
         match msg {
             RaftMsg::Reply { .. } | RaftMsg::Redirect { .. } => {
                 let Some(client) = &mut self.client else { return };
-                for (seq, outcome) in client.on_message(ctx, from, msg) {
+                let done = client.on_message(ctx, from, msg);
+                let answered = !done.is_empty();
+                for (seq, outcome) in done {
                     let output = match outcome {
                         Outcome::Applied { output, .. } | Outcome::Read { output, .. } => output,
                     };
@@ -271,7 +287,7 @@ impl Protocol for KvNode {
                         let _ = answer.send(output);
                     }
                 }
-                if client.pending() == 0 {
+                if answered && client.pending() == 0 {
                     // The batch is answered: the next waits for its connections, but not for
                     // those already back.
                     self.awaited = std::mem::take(&mut self.batch);
@@ -403,5 +419,41 @@ mod tests {
         let e = step(&mut node, |n, ctx| n.submit(ctx, 4, vec![set("j")]));
         assert!(requested(&e).is_empty(), "sent before connections 1 and 2 were back or the hold passed");
         assert_eq!(requested(&step(&mut node, |n, ctx| n.on_timer(ctx, KvTimer::Hold))).len(), 1);
+    }
+
+    /// Who a batch waits for: not a connection whose next command queued while the batch was
+    /// in flight, nor one that closed then; a command that needs no log (a PING) brings a
+    /// connection back; a late duplicate of an answer does not end the hold; a full batch
+    /// waits for no one.
+    #[test]
+    fn a_batch_waits_only_for_connections_that_may_still_send() {
+        let setup = KvSetup::new(3, Duration::from_millis(50));
+        let mut node = setup.build(NodeId(0), &Stable::new()).unwrap();
+        step(&mut node, |n, ctx| n.on_start(ctx));
+        // Connection 1 pipelines: its next command queued before the answer, so the next
+        // batch leaves at once.
+        let a = requested(&step(&mut node, |n, ctx| n.submit(ctx, 1, vec![set("a")])));
+        step(&mut node, |n, ctx| n.submit(ctx, 1, vec![set("b")]));
+        let b = requested(&answer_all(&mut node, &a));
+        assert_eq!(b.len(), 1, "a pipelining connection was waited for");
+        // Connection 1 closes with its command in flight: it is not waited for.
+        step(&mut node, |n, ctx| n.submit(ctx, 2, vec![set("c")]));
+        step(&mut node, |n, ctx| n.closed(ctx, 1));
+        let c = requested(&answer_all(&mut node, &b));
+        assert_eq!(c.len(), 1, "a closed connection was waited for");
+        // Connection 2 is waited for; a late duplicate of its answer does not end the hold,
+        // and a PING (no command for the log) brings it back.
+        answer_all(&mut node, &c);
+        let e = step(&mut node, |n, ctx| n.submit(ctx, 3, vec![set("d")]));
+        assert!(requested(&e).is_empty() && node.holding);
+        let e = answer_all(&mut node, &c);
+        assert!(requested(&e).is_empty() && node.holding, "a duplicate answer ended the hold");
+        let d = requested(&step(&mut node, |n, ctx| n.submit(ctx, 2, Vec::new())));
+        assert_eq!(d.len(), 1, "connection 2's PING did not bring it back");
+        // Connection 3 is waited for, but not by a full batch.
+        answer_all(&mut node, &d);
+        let many: Vec<_> = (0..BATCH_OPS).map(|i| set(&i.to_string())).collect();
+        let e = step(&mut node, |n, ctx| n.submit(ctx, 9, many));
+        assert_eq!(requested(&e).len(), BATCH_OPS, "a full batch was held");
     }
 }
