@@ -171,9 +171,9 @@ type Queued = (Op<Strings>, usize, Answer, u64);
 
 impl KvNode {
     /// Queues operations of connection `conn` (with their approximate sizes in bytes) and sends
-    /// a batch if none is in flight. Called from the front end as a local call.
-    /// Connection `conn` sent commands: none of them may need the log (`ops` empty: a stale
-    /// read, INFO, PING), but it is back, and no batch waits for it any more.
+    /// a batch if it need not wait. Called from the front end as a local call for each read
+    /// that held a command, also when none needs the log (`ops` empty: a stale read, INFO, a
+    /// PING): the connection is back, and no batch waits for it any more.
     pub fn submit(&mut self, ctx: &mut Context<'_, Self>, conn: u64, ops: Vec<(Op<Strings>, usize, Answer)>) {
         self.awaited.remove(&conn);
         for (op, size, answer) in ops {
