@@ -229,6 +229,45 @@ fn a_sick_trader_hands_on_and_its_successor_is_elected_without_waiting_for_a_tim
     assert!(fast >= 10, "only {fast} sicknesses were followed by an election");
 }
 
+/// A recovered peer with a higher id than the trader's stands for the post a round trip after
+/// it says it is back: the trader answers its REJOIN with a heartbeat at once, rather than
+/// leaving it to listen for up to a heartbeat period (5 ms of the simulator's 20 ms timeout)
+/// before the bully rule applies. (It wins a round trip later, or two if a higher peer is
+/// sick and must say so.)
+#[test]
+fn a_recovered_higher_peer_stands_for_the_post_a_round_trip_after_it_rejoins() {
+    let (mut back, mut won) = (0, 0);
+    for seed in 0..20 {
+        let r = check("market", &market(5, seed).with(&SICK, 0.15), "");
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        let mut trader: Option<u32> = None;
+        let mut waiting: Option<(u32, f64)> = None;
+        for (ms, node, o) in &r.observations {
+            if o.starts_with("Election(Started") && waiting.is_some_and(|(who, _)| who == *node) {
+                let (who, at) = waiting.take().unwrap();
+                assert!(
+                    ms - at <= 2.5,
+                    "seed {seed}: peer {who} recovered at {at} ms and stood for the post at {ms} ms"
+                );
+                back += 1;
+            } else if o.starts_with("Announced") {
+                won += usize::from(trader.is_some_and(|t| t < *node));
+                trader = Some(*node);
+            } else if o.starts_with("Sick") {
+                waiting = waiting.filter(|(who, _)| who != node);
+                if trader == Some(*node) {
+                    // Another election comes between: whoever wins, it is not a takeover.
+                    trader = None;
+                    waiting = None;
+                }
+            } else if o.starts_with("Recovered") && trader.is_some_and(|t| t < *node) {
+                waiting = Some((*node, *ms));
+            }
+        }
+    }
+    assert!(back >= 10 && won >= back, "{back} recovered peers stood for the post, {won} took it");
+}
+
 #[test]
 fn the_example_market_file_trades_its_goods_at_its_prices() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/market.toml");

@@ -135,10 +135,15 @@ impl Bully {
         })
     }
 
-    /// Node `who` said it is back: elections wait for its answer again.
-    pub fn peer_back(&mut self, who: NodeId) {
-        if let Some(gone) = self.gone.get_mut(who.index()) {
-            *gone = false;
+    /// Node `who` said it is back: elections wait for its answer again, and a leader sends
+    /// it a heartbeat at once. A node back from a restart listens for a heartbeat before it
+    /// stands (to learn the term in force); this one spares it the wait of up to a heartbeat
+    /// period, so a higher node bullies its way back a round trip after it says so.
+    pub fn peer_back(&mut self, ctx: &mut Context<'_, Self>, who: NodeId) {
+        let Some(gone) = self.gone.get_mut(who.index()) else { return };
+        *gone = false;
+        if self.view.leader == Some(self.id) && who != self.id {
+            ctx.send(who, Msg::Heartbeat { term: self.view.term });
         }
     }
 

@@ -5,7 +5,9 @@
 //!
 //! A sick peer stops the election's clock (its timers and messages are dropped) and, when it
 //! recovers, rebuilds it from its persisted term as after a restart: it listens for the
-//! trader's heartbeat first, and bullies a lower one out of the post. A trader falling sick
+//! trader's heartbeat first, and bullies a lower one out of the post. Its REJOIN brings that
+//! heartbeat at once ([`Bully::peer_back`]), so the wait is a round trip, not up to a
+//! heartbeat period. A trader falling sick
 //! says it leaves ([`Election::peer_left`]): the others elect its successor at once.
 
 use super::{MarketNode, Msg, Timer};
@@ -75,8 +77,8 @@ impl Election {
     }
 
     /// Peer `who` recovered and rejoins: see [`Bully::peer_back`].
-    pub fn peer_back(&mut self, who: NodeId) {
-        self.bully.peer_back(who);
+    pub fn peer_back(&mut self, ctx: &mut Context<'_, MarketNode>, who: NodeId) -> Vec<ElectionObs> {
+        self.step(ctx, |b, c| b.peer_back(c, who))
     }
 
     /// Hands the node one of its timers.

@@ -358,7 +358,10 @@ impl MarketNode {
             }
             Msg::Handover { pending } if self.former == Some(from) => self.take_over(ctx, pending),
             Msg::Handover { .. } => ctx.observe(MarketObs::Refused { from, why: Flaw::NotTrader }),
-            Msg::Rejoin => self.election.peer_back(from),
+            Msg::Rejoin => {
+                let seen = self.election.peer_back(ctx, from);
+                self.elected(ctx, seen);
+            }
             Msg::Buy(buy) if buy.buyer != from => {
                 ctx.observe(MarketObs::Refused { from, why: Flaw::Impostor });
             }
