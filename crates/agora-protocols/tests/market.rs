@@ -8,7 +8,7 @@ mod common;
 
 use agora_protocols::params::{BUYS, LEDGER, MARKET, MULTICAST, SCENARIO, SICK, VARIANT, WINDOW};
 use agora_protocols::Params;
-use common::{check, random_crashes, Run};
+use common::{check, check_until, random_crashes, Run};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn market(nodes: usize, seed: u64) -> Params {
@@ -266,6 +266,28 @@ fn a_recovered_higher_peer_stands_for_the_post_a_round_trip_after_it_rejoins() {
         }
     }
     assert!(back >= 10 && won >= back, "{back} recovered peers stood for the post, {won} took it");
+}
+
+/// The books grow with every buy (the answer to each request id is kept), so the ledger's
+/// snapshots are taken as the log outgrows the last one, not every 1,000 entries: a
+/// logarithmic number of them, each of the whole books.
+#[test]
+fn the_ledger_is_snapshotted_as_its_log_outgrows_the_last_snapshot() {
+    let r = check_until("market", &market(5, 1).with(&BUYS, 10_000u32).with(&SICK, 0.0), "", 600_000);
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    let (asked, answered) = buys(&r);
+    assert_eq!(asked, answered);
+    let mut per_replica: BTreeMap<u32, (usize, u64)> = BTreeMap::new();
+    for (_, node, o) in &r.observations {
+        if let Some(i) = o.find("Snapshotted") {
+            let index: u64 = field(&o[i..], "index").parse().unwrap();
+            let e = per_replica.entry(*node).or_default();
+            *e = (e.0 + 1, e.1.max(index));
+        }
+    }
+    let (most, last) = per_replica.values().fold((0, 0), |(n, l), &(c, i)| (n.max(c), l.max(i)));
+    assert!(last >= 20_000, "only {last} entries snapshotted: too few for the test to tell");
+    assert!((1..=12).contains(&most), "{most} snapshots of the books by one replica, up to index {last}");
 }
 
 #[test]

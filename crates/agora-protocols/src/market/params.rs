@@ -101,7 +101,7 @@ impl FromParams for MarketSetup {
             ledger,
             order: if variant == "arrival-order" { Order::Arrival } else { Order::Fair },
             election: BullySetup { nodes: n, starter, timeout, no_bully: false },
-            raft: Arc::new(raft::Config::new(replicas, timeout)),
+            raft: Arc::new(ledger_raft(replicas, timeout)),
             retry: timeout * 5,
             interval: p.millis(&INTERVAL_MS),
             window: window as usize,
@@ -109,4 +109,16 @@ impl FromParams for MarketSetup {
         };
         Ok(MarketSetup { s: Arc::new(s) })
     }
+}
+
+/// The ledger's Raft settings: Raft's defaults, and a snapshot only once the log has grown
+/// to twice the last snapshot's bytes (§5.1.3 of the Raft thesis). The books keep the answer
+/// to every request id served, so they grow with the log: with a snapshot every 1,000
+/// entries, each copied, encoded and wrote the whole books again, at a cost that grew with the
+/// market's age (at a million buys, the largest part of the profile; docs/benchmarks.md).
+/// With the growth rule they are written a logarithmic number of times.
+fn ledger_raft(replicas: Vec<NodeId>, timeout: std::time::Duration) -> raft::Config {
+    let mut cfg = raft::Config::new(replicas, timeout);
+    cfg.snapshot_growth = 2;
+    cfg
 }
