@@ -483,7 +483,7 @@ mod tests {
             c,
             Time(2),
             TRADER,
-            &MarketObs::Applied { book: 1, note },
+            &MarketObs::Applied { book: 1, note: Box::new(note) },
         )
     }
 
@@ -526,7 +526,7 @@ mod tests {
             let event = Event::Takeover { trader, fence: 1 };
             let note =
                 Note { pos: Pos { index: 1, offset: 0 }, event, stock: Vec::new(), money: Money::default() };
-            MarketObs::Applied { book: 0, note }
+            MarketObs::Applied { book: 0, note: Box::new(note) }
         };
         let mut c = checker("replicated");
         see(&mut c, TRADER, MarketObs::Fenced { fence: 1 }).unwrap();

@@ -32,8 +32,9 @@ pub enum MarketObs {
     Applied {
         /// The book.
         book: u64,
-        /// What it applied.
-        note: Note,
+        /// What it applied (boxed: the largest observation by far, and every ledger replica
+        /// reports one per command, so the others stay small in a long run's memory).
+        note: Box<Note>,
     },
     /// The trader's takeover is in the books: it trades under `fence`.
     Fenced {

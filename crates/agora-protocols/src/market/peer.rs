@@ -269,7 +269,7 @@ impl MarketNode {
     fn report(&mut self, ctx: &mut Context<'_, Self>) {
         if let Some(r) = &mut self.replica {
             for note in std::mem::take(&mut r.state_mut().notes) {
-                ctx.observe(MarketObs::Applied { book: 0, note });
+                ctx.observe(MarketObs::Applied { book: 0, note: Box::new(note) });
             }
             let leads = r.role() == RaftRole::Leader;
             if leads && !self.leading {

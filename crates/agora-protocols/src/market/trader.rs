@@ -204,7 +204,7 @@ impl Trader {
                 let out = ledger.apply(Pos { index: *n, offset: 0 }, &cmd);
                 let book = *id;
                 for note in std::mem::take(&mut ledger.notes) {
-                    ctx.observe(MarketObs::Applied { book, note });
+                    ctx.observe(MarketObs::Applied { book, note: Box::new(note) });
                 }
                 self.outcome(ctx, s, p, out)
             }
