@@ -526,7 +526,7 @@ pub(crate) async fn serve_outbound(
 ) {
     // The batch grows with what the link carries, up to about `max_batch`: most links of a
     // large cluster carry little (a 68-peer market has 4,556 links, most of them idle),
-    // and a buffer of `max_batch` for each was 290 MB of heap allocated as it opened.
+    // and a buffer of `max_batch` for each was 4,556 × 64 KiB of heap taken as it opened.
     let mut out = Outbound { dial, queue, max_batch, batch: Vec::new(), shared, stop };
     loop {
         let Some((mut stream, idle_timeout, _socket)) = out.connect().await else {

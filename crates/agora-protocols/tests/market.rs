@@ -25,6 +25,20 @@ fn field<'a>(text: &'a str, name: &str) -> &'a str {
     from.split([',', ' ', '}']).next().unwrap_or("")
 }
 
+/// The highest Raft index each node applied, and how many snapshots it took.
+fn ledger_progress(r: &Run) -> BTreeMap<u32, (u64, usize)> {
+    let mut per_node: BTreeMap<u32, (u64, usize)> = BTreeMap::new();
+    for (_, node, o) in &r.observations {
+        if o.contains("Snapshotted") {
+            per_node.entry(*node).or_default().1 += 1;
+        } else if let Some(i) = o.find("Raft(Applied {") {
+            let e = per_node.entry(*node).or_default();
+            e.0 = e.0.max(field(&o[i..], "index").parse().unwrap());
+        }
+    }
+    per_node
+}
+
 /// Request ids asked and answered in a run: a restarted buyer asks again, and is answered
 /// again, for the buys of its last plan, so each request id counts once.
 fn buys(r: &Run) -> (usize, usize) {
@@ -290,22 +304,12 @@ fn the_ledger_is_snapshotted_as_its_log_outgrows_the_last_snapshot() {
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     let (asked, answered) = buys(&r);
     assert_eq!(asked, answered);
-    // Per replica: snapshots taken, and the highest index applied.
-    let mut per_replica: BTreeMap<u32, (usize, u64)> = BTreeMap::new();
-    for (_, node, o) in &r.observations {
-        if o.contains("Snapshotted") {
-            per_replica.entry(*node).or_default().0 += 1;
-        } else if let Some(i) = o.find("Raft(Applied {") {
-            let index: u64 = field(&o[i..], "index").parse().unwrap();
-            let e = per_replica.entry(*node).or_default();
-            e.1 = e.1.max(index);
-        }
-    }
-    let last = per_replica.values().map(|&(_, i)| i).max().unwrap_or(0);
+    let per_replica = ledger_progress(&r);
+    let last = per_replica.values().map(|&(i, _)| i).max().unwrap_or(0);
     assert!(last >= 10_000, "only {last} entries applied: too few for the test to tell");
     // Every 1,000 entries would be `last / 1_000` snapshots; as the log outgrows the books,
     // at most half that (8 up to index 22,000 here).
-    for (node, &(snapshots, applied)) in &per_replica {
+    for (node, &(applied, snapshots)) in &per_replica {
         assert!(
             snapshots >= 1 && snapshots as u64 <= last / 2_000,
             "replica {node}: {snapshots} snapshots of the books up to index {applied}"
@@ -322,14 +326,8 @@ fn a_ledger_replica_down_for_a_while_catches_up_with_the_books() {
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     let (asked, answered) = buys(&r);
     assert_eq!(asked, answered);
-    let applied = |node: u32| {
-        let at = r
-            .observations
-            .iter()
-            .filter(|o| o.1 == node)
-            .filter_map(|o| o.2.find("Raft(Applied {").map(|i| (o, i)));
-        at.map(|(o, i)| field(&o.2[i..], "index").parse::<u64>().unwrap()).max().unwrap_or(0)
-    };
+    let progress = ledger_progress(&r);
+    let applied = |node: u32| progress.get(&node).map_or(0, |p| p.0);
     let down = |o: &&(f64, u32, String)| (500.0..20_000.0).contains(&o.0);
     let snapshots = r.observations.iter().filter(down).filter(|o| o.2.contains("Snapshotted")).count();
     assert!(snapshots > 0, "no snapshot while replica 3 was down");
