@@ -6,7 +6,7 @@
 
 mod common;
 
-use agora_protocols::params::{BUYS, LEDGER, MARKET, MULTICAST, SCENARIO, SICK, VARIANT, WINDOW};
+use agora_protocols::params::{BUYS, LEDGER, MARKET, MULTICAST, RECOVER_MS, SCENARIO, SICK, VARIANT, WINDOW};
 use agora_protocols::Params;
 use common::{check, check_until, random_crashes, Run};
 use std::collections::{BTreeMap, BTreeSet};
@@ -215,9 +215,9 @@ fn a_sick_trader_hands_on_and_its_successor_is_elected_without_waiting_for_a_tim
         let r = check("market", &market(5, seed).with(&SICK, 0.15), "");
         assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
         assert_eq!(
-            count(&r, "Sick"),
+            count(&r, "Sick") + count(&r, "SteppedAside"),
             count(&r, "HandedOn { to: None"),
-            "seed {seed}: every sick trader hands on"
+            "seed {seed}: every sick trader, and every trader stepping aside, hands on"
         );
         let mut sick = [false; 5];
         let mut waiting: Option<f64> = None;
@@ -293,6 +293,74 @@ fn a_recovered_higher_peer_stands_for_the_post_a_round_trip_after_it_rejoins() {
         }
     }
     assert!(stood >= 10 && won == stood, "{stood} recovered peers stood for the post, {won} took it");
+}
+
+/// A buyer made trader makes no buys while it trades. When it still has buys to make and every
+/// other buyer is done (or sick), it steps aside: the others elect a trader among themselves
+/// and it makes its buys through them, rather than wait for a higher peer to recover (here a
+/// minute later). Once its buys are answered it stands again and takes the post back from a
+/// lower trader at once (not at the lower trader's next heartbeat). In the
+/// report's experiment with the trader falling sick often, every buyer that never fell sick
+/// has all its buys answered before any sick peer recovers, unless all peers but one were
+/// sick at once (then one of them must come back to trade).
+#[test]
+fn a_trader_with_buys_left_steps_aside_when_the_other_buyers_are_done() {
+    let (mut aside, mut lower, mut judged) = (0, 0, 0);
+    for seed in 0..16 {
+        let p = Params::new(5, seed)
+            .with(&SCENARIO, "experiment")
+            .with(&BUYS, 30u32)
+            .with(&SICK, 0.06)
+            .with(&RECOVER_MS, 60_000.0);
+        let r = check_until("market", &p, "", 600_000);
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        let (asked, answered) = buys(&r);
+        assert_eq!((asked, answered), (90, 90), "seed {seed}: every buy asked and answered");
+        let (mut sick, mut most_sick, mut ever_sick) = (0, 0, [false; 5]);
+        let (mut last_answer, mut first_recovery) = ([0.0; 3], f64::INFINITY);
+        for (ms, node, o) in &r.observations {
+            if o.starts_with("Sick") {
+                sick += 1;
+                most_sick = most_sick.max(sick);
+                ever_sick[*node as usize] = true;
+            } else if o.starts_with("Recovered") {
+                sick -= 1;
+                first_recovery = f64::min(first_recovery, *ms);
+            } else if o.starts_with("Answered") {
+                last_answer[*node as usize] = *ms;
+            }
+        }
+        for buyer in (0..3).filter(|&b| !ever_sick[b] && most_sick < 4) {
+            judged += 1;
+            let last = last_answer[buyer];
+            assert!(
+                last < first_recovery,
+                "seed {seed}: buyer {buyer}'s last buy was answered at {last} ms, after a recovery at {first_recovery} ms"
+            );
+        }
+        // Each peer that stepped aside finished its buys, and took the post back if a lower
+        // peer was trading then.
+        let announced: Vec<(f64, u32)> =
+            r.observations.iter().filter(|o| o.2.starts_with("Announced")).map(|o| (o.0, o.1)).collect();
+        for (ms, node, _) in r.observations.iter().filter(|o| o.2.starts_with("SteppedAside")) {
+            aside += 1;
+            let finished = r.observations.iter().find(|o| o.1 == *node && o.0 >= *ms && o.2 == "Finished");
+            let finished =
+                finished.unwrap_or_else(|| panic!("seed {seed}: peer {node} never finished its buys")).0;
+            let trader = announced.iter().rev().find(|a| a.0 < finished).map(|a| a.1);
+            if trader.is_some_and(|t| t < *node) {
+                lower += 1;
+                let retook = announced.iter().find(|a| a.1 == *node && a.0 >= finished).map(|a| a.0);
+                assert!(
+                    retook.is_some_and(|at| at - finished <= 2.5),
+                    "seed {seed}: peer {node} finished at {finished} ms, trader {trader:?}; it took the post back at {retook:?}"
+                );
+            }
+        }
+    }
+    assert!(judged >= 16, "only {judged} buyers judged");
+    assert!(aside >= 4, "traders stepped aside {aside} times");
+    assert!(lower >= 4, "only {lower} peers finished their buys while a lower peer traded");
 }
 
 /// The books grow with every buy (the answer to each request id is kept), so the ledger's

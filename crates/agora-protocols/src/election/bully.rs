@@ -19,6 +19,14 @@
 //! highest of them wins without waiting for the leaver's silence. It is back when it says
 //! so ([`Bully::peer_back`]) or at its first message.
 //!
+//! A node may **stand aside** ([`Bully::stand_aside`], used by a market trader that has buys
+//! of its own to make while no one else has): the others, told with [`Bully::peer_aside`],
+//! elect among themselves at once, and the node follows whoever they elect, lower or not,
+//! without answering their elections. It stands again ([`Bully::stand_again`]) when it is
+//! done, and bullies a lower leader out as a restarted node does; and it stands again as
+//! well if no leader is heard from for a timeout, so that a node aside never leaves the
+//! cluster without one.
+//!
 //! **Variant** `no-bully` (a deliberate bug): a node that hears a COORDINATOR or a HEARTBEAT
 //! from a lower node follows it instead of starting an election. A restarted highest node
 //! then follows the lower leader elected while it was down, and the heartbeats go round for
@@ -117,6 +125,8 @@ pub struct Bully {
     gone: Vec<bool>,
     /// The `no-bully` variant: follow a lower leader rather than bully it.
     no_bully: bool,
+    /// Standing aside ([`Bully::stand_aside`]): not a candidate, following any leader.
+    aside: bool,
 }
 
 impl Bully {
@@ -132,7 +142,52 @@ impl Bully {
             answered: false,
             gone: vec![false; setup.nodes],
             no_bully: setup.no_bully,
+            aside: false,
         })
+    }
+
+    /// Whether this node stands aside ([`Bully::stand_aside`]).
+    pub fn aside(&self) -> bool {
+        self.aside
+    }
+
+    /// Whether node `who` said it left or stands aside, and has not been heard from since.
+    pub fn gone(&self, who: NodeId) -> bool {
+        self.gone.get(who.index()).is_some_and(|g| *g)
+    }
+
+    /// Whether some other node may be elected: one not known to have left or stood aside.
+    pub fn others_standing(&self) -> bool {
+        self.gone.iter().enumerate().any(|(i, g)| !g && i != self.id.index())
+    }
+
+    /// Stops being a candidate: leaves the lead if it holds it (the caller tells the others,
+    /// who call [`Bully::peer_aside`]), answers no election, and follows the leader the others
+    /// elect, whatever its id. If none is heard from for a timeout, it stands again.
+    pub fn stand_aside(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.aside {
+            return;
+        }
+        self.aside = true;
+        self.electing = false;
+        for t in [Timer::NoAnswer, Timer::NoCoordinator, Timer::Beat] {
+            ctx.cancel_timer(t);
+        }
+        if self.view.leader == Some(self.id) {
+            self.view.leader = None;
+        }
+        self.view.listen(ctx, Timer::LeaderSilent);
+    }
+
+    /// Stands for election again after [`Bully::stand_aside`]: a lower leader, or none, is
+    /// bullied out by an election of its own.
+    pub fn stand_again(&mut self, ctx: &mut Context<'_, Self>) {
+        if !std::mem::take(&mut self.aside) {
+            return;
+        }
+        if self.view.leader.is_none_or(|l| l.0 < self.id.0) {
+            self.start_election(ctx);
+        }
     }
 
     /// Node `who` said it is back: elections wait for its answer again, and a leader sends
@@ -151,10 +206,30 @@ impl Bully {
     /// no longer wait for its answer, and if it led, an election starts now instead of after
     /// its heartbeats have been missed for a timeout. Any message from it later brings it back.
     pub fn peer_left(&mut self, ctx: &mut Context<'_, Self>, who: NodeId) {
+        self.left(ctx, who, true)
+    }
+
+    /// Node `who` stood aside ([`Bully::stand_aside`]): as [`Bully::peer_left`], but it is
+    /// told who leads next, since it follows.
+    pub fn peer_aside(&mut self, ctx: &mut Context<'_, Self>, who: NodeId) {
+        self.left(ctx, who, false)
+    }
+
+    /// Node `who` is no candidate until heard from; `silent`: it is not told who leads next.
+    fn left(&mut self, ctx: &mut Context<'_, Self>, who: NodeId, silent: bool) {
         let Some(gone) = self.gone.get_mut(who.index()) else { return };
         *gone = true;
-        if self.view.leader == Some(who) {
+        if self.view.leader == Some(who) && self.aside && self.others_standing() {
+            // Not a candidate: the others elect, and their leader's announcement comes here.
+            self.view.leader = None;
+            self.view.listen(ctx, Timer::LeaderSilent);
+        } else if self.view.leader == Some(who) && self.aside {
+            // No one else to elect: stand again.
+            self.aside = false;
             self.failed = Some(who);
+            self.start_election(ctx);
+        } else if self.view.leader == Some(who) {
+            self.failed = silent.then_some(who);
             self.electing = false;
             self.start_election(ctx);
         } else if self.electing && !self.answered && self.gone[self.id.index() + 1..].iter().all(|g| *g) {
@@ -230,6 +305,15 @@ impl Protocol for Bully {
             *gone = false;
         }
         match msg {
+            // Aside, a node answers no election and follows any leader.
+            Msg::Election { term } | Msg::Ok { term } if self.aside => {
+                self.view.term = self.view.term.max(term);
+            }
+            Msg::Coordinator { term } | Msg::Heartbeat { term } if self.aside => {
+                if term >= self.view.term || self.view.leader == Some(from) {
+                    self.follow(ctx, from, term);
+                }
+            }
             Msg::Election { term } => {
                 if from.0 < self.id.0 {
                     let newer = term >= self.view.term;
@@ -271,6 +355,12 @@ impl Protocol for Bully {
                 if self.electing {
                     self.become_leader(ctx);
                 }
+            }
+            Timer::LeaderSilent if self.aside => {
+                // No leader heard from: stand again rather than leave the cluster without one.
+                self.failed = self.view.leader;
+                self.aside = false;
+                self.start_election(ctx);
             }
             Timer::NoCoordinator | Timer::LeaderSilent => {
                 if timer == Timer::LeaderSilent {

@@ -76,6 +76,41 @@ impl Election {
         self.step(ctx, |b, c| b.peer_left(c, who))
     }
 
+    /// Peer `who` stood aside: see [`Bully::peer_aside`].
+    pub fn peer_aside(&mut self, ctx: &mut Context<'_, MarketNode>, who: NodeId) -> Vec<ElectionObs> {
+        self.step(ctx, |b, c| b.peer_aside(c, who))
+    }
+
+    /// This peer stands aside: see [`Bully::stand_aside`].
+    pub fn stand_aside(&mut self, ctx: &mut Context<'_, MarketNode>) -> Vec<ElectionObs> {
+        self.step(ctx, |b, c| b.stand_aside(c))
+    }
+
+    /// This peer stands again: see [`Bully::stand_again`].
+    pub fn stand_again(&mut self, ctx: &mut Context<'_, MarketNode>) -> Vec<ElectionObs> {
+        self.step(ctx, |b, c| b.stand_again(c))
+    }
+
+    /// Whether this peer stands aside.
+    pub fn aside(&self) -> bool {
+        self.bully.aside()
+    }
+
+    /// Whether peer `who` is out of the market (sick) or stands aside: see [`Bully::gone`].
+    pub fn gone(&self, who: NodeId) -> bool {
+        self.bully.gone(who)
+    }
+
+    /// Whether another peer may be elected: see [`Bully::others_standing`].
+    pub fn others_standing(&self) -> bool {
+        self.bully.others_standing()
+    }
+
+    /// Whether the peer persisted a term in an earlier life (it restarted).
+    pub fn restarted(&self) -> bool {
+        self.term.is_some()
+    }
+
     /// Peer `who` recovered and rejoins: see [`Bully::peer_back`].
     pub fn peer_back(&mut self, ctx: &mut Context<'_, MarketNode>, who: NodeId) -> Vec<ElectionObs> {
         self.step(ctx, |b, c| b.peer_back(c, who))

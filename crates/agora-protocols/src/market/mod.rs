@@ -43,6 +43,14 @@
 //! buys on to it (HANDOVER). Buyers also send their buy in flight again to every new trader:
 //! a lost handover loses nothing.
 //!
+//! A buyer that trades makes no buys (the report's rule), so a buyer made trader while it
+//! has buys left would hold them back until a higher peer recovers, or for ever if none
+//! does. Buyers say when they have made all their buys (DONE); a trader with buys of its own
+//! left, once every other buyer is done, **steps aside** (ASIDE): it hands on its pending
+//! buys as a sick trader does, the others elect among themselves at once, and it makes its
+//! buys through their trader. It stands for election again when its buys are answered, and
+//! bullies its way back to the post.
+//!
 //! **The ledger** ([`ledger::Ledger`]) holds deposits, seller income, commission, receipts
 //! and the request ids served; a trade applies only if stock suffices, and a request id
 //! takes effect once. Two modes (`--ledger`):
@@ -167,9 +175,18 @@ pub enum Msg {
         /// The buys it had queued or in flight.
         pending: Vec<Buy>,
     },
-    /// A sick peer that recovered → every peer: it is back in the market (elections wait
-    /// for it again).
+    /// A sick peer that recovered, or a peer that restarted → every peer: it is back in the
+    /// market (elections wait for it again; a buyer that has made all its buys answers DONE).
     Rejoin,
+    /// A trader stepping aside to make its own buys → every peer: elect another, without
+    /// this peer, and tell it who trades; its pending buys, for whoever trades next. Also a
+    /// peer standing aside asked to elect: it is no candidate.
+    Aside {
+        /// The buys it had queued or in flight.
+        pending: Vec<Buy>,
+    },
+    /// A buyer → every peer: it has made every buy it was to make, and has every answer.
+    Done,
     /// A trader that another peer took the post from → the new trader: its pending buys.
     Handover {
         /// The buys it had queued or in flight.
@@ -211,6 +228,8 @@ impl Message for Msg {
             Msg::Leave { .. } => "LEAVE",
             Msg::Handover { .. } => "HANDOVER",
             Msg::Rejoin => "REJOIN",
+            Msg::Aside { .. } => "ASIDE",
+            Msg::Done => "DONE",
             Msg::LeadLedger => "LEAD-LEDGER",
             Msg::InventoryRequest => "INVENTORY-REQUEST",
             Msg::Inventory { .. } => "INVENTORY",

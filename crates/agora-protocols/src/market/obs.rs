@@ -98,6 +98,12 @@ pub enum MarketObs {
     Left,
     /// A sick peer recovered and rejoins the market.
     Recovered,
+    /// A trader with buys of its own left, when no other buyer has any, left the post to
+    /// make them, handing its pending buys on (ASIDE): it stands for election again once its
+    /// buys are answered.
+    SteppedAside,
+    /// A buyer has made every buy it was to make and has every answer (DONE).
+    Finished,
 }
 
 impl From<RaftObs> for MarketObs {

@@ -64,6 +64,9 @@ pub struct MarketNode {
     inherited: Vec<Buy>,
     /// This peer's own pending buys when it left the post: for the next trader.
     resigned: Vec<Buy>,
+    /// Peers known to have no buys left to make, by id: sellers, and buyers that said they
+    /// are done (DONE). Lets a trader that is a buyer step aside for the others.
+    finished: Vec<bool>,
 }
 
 /// A peer's state for the exhaustive explorer (`agora explore market`): everything that
@@ -76,6 +79,7 @@ impl Hash for MarketNode {
             Account::Seller(s) => (1u8, agora_core::wire::encode(s)).hash(h),
         }
         (&self.trader, self.stints, self.clock, self.sick, &self.inherited, &self.resigned).hash(h);
+        self.finished.hash(h);
     }
 }
 
@@ -94,6 +98,7 @@ impl MarketNode {
             Account::Buyer(b) => b.clock(),
             Account::Seller(_) => 0,
         };
+        let finished = s.roles.iter().map(|r| !matches!(r, Role::Buyer { .. })).collect();
         Ok(MarketNode {
             election: Election::new(&s.election, id, stable)?,
             s,
@@ -110,6 +115,7 @@ impl MarketNode {
             sick: false,
             inherited: Vec::new(),
             resigned: Vec::new(),
+            finished,
         })
     }
 
@@ -238,6 +244,48 @@ impl MarketNode {
         ctx.set_timer(Timer::Recover, self.s.recover);
     }
 
+    /// Whether this peer is a buyer with buys left to make (asked or not).
+    fn buys_left(&self) -> bool {
+        matches!(&self.account, Account::Buyer(b) if !b.done(&self.s, false))
+    }
+
+    /// After every step: a buyer that has made all its buys says so (DONE) and, if it stood
+    /// aside, stands for election again; a trader with buys of its own left, when every other
+    /// buyer is done or cannot buy through it (sick, or aside itself) and another peer can
+    /// trade, steps aside to make them.
+    fn settle_roles(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.sick {
+            return;
+        }
+        let me = self.me.index();
+        if !self.finished[me] && !self.buys_left() {
+            self.finished[me] = true;
+            ctx.observe(MarketObs::Finished);
+            ctx.broadcast(Msg::Done);
+            let seen = self.election.stand_again(ctx);
+            self.elected(ctx, seen);
+        }
+        let others_done = (0..self.finished.len())
+            .all(|i| i == me || self.finished[i] || self.election.gone(NodeId(i as u32)));
+        if self.trader.is_some() && self.buys_left() && others_done && self.election.others_standing() {
+            self.step_aside(ctx);
+        }
+    }
+
+    /// Leaves the post to make its own buys: hands its pending buys on, as a sick trader
+    /// does, and follows the trader the others elect.
+    fn step_aside(&mut self, ctx: &mut Context<'_, Self>) {
+        self.resign(ctx);
+        let pending = std::mem::take(&mut self.resigned);
+        ctx.observe(MarketObs::SteppedAside);
+        ctx.observe(MarketObs::HandedOn { to: None, buys: pending.len() });
+        ctx.broadcast(Msg::Aside { pending });
+        self.inherited.clear();
+        self.leader = None;
+        let seen = self.election.stand_aside(ctx);
+        self.elected(ctx, seen);
+    }
+
     fn recover(&mut self, ctx: &mut Context<'_, Self>) -> Result<(), Corrupt> {
         self.sick = false;
         ctx.observe(MarketObs::Recovered);
@@ -280,6 +328,7 @@ impl MarketNode {
             self.leading = leads;
         }
         self.ask_for_ledger(ctx);
+        self.settle_roles(ctx);
     }
 
     /// While this peer trades, the ledger's leadership follows it: its replica, following
@@ -356,9 +405,24 @@ impl MarketNode {
                 let seen = self.election.peer_left(ctx, from);
                 self.elected(ctx, seen);
             }
+            Msg::Aside { pending } => {
+                if self.leader == Some(from) {
+                    self.take_over(ctx, pending);
+                }
+                let seen = self.election.peer_aside(ctx, from);
+                self.elected(ctx, seen);
+            }
+            Msg::Done => {
+                if let Some(f) = self.finished.get_mut(from.index()) {
+                    *f = true;
+                }
+            }
             Msg::Handover { pending } if self.former == Some(from) => self.take_over(ctx, pending),
             Msg::Handover { .. } => ctx.observe(MarketObs::Refused { from, why: Flaw::NotTrader }),
             Msg::Rejoin => {
+                if self.finished[self.me.index()] && matches!(self.account, Account::Buyer(_)) {
+                    ctx.send(from, Msg::Done);
+                }
                 let seen = self.election.peer_back(ctx, from);
                 self.elected(ctx, seen);
             }
@@ -423,9 +487,15 @@ impl Protocol for MarketNode {
             ctx.set_timer(Timer::Recover, self.s.recover);
             return;
         }
+        if self.election.restarted() {
+            // Back from a restart: the trader's heartbeat comes at once, and the buyers that
+            // are done say so.
+            ctx.broadcast(Msg::Rejoin);
+        }
         let seen = self.election.start(ctx);
         self.elected(ctx, seen);
         self.resume(ctx);
+        self.settle_roles(ctx);
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Msg) {
@@ -443,6 +513,10 @@ impl Protocol for MarketNode {
             // A sick peer asked to elect says it is out, so the elector need not wait for it.
             Msg::Bully(bully::Msg::Election { .. }) if self.sick => {
                 ctx.send(from, Msg::Leave { pending: Vec::new() })
+            }
+            // So does a peer standing aside.
+            Msg::Bully(bully::Msg::Election { .. }) if self.election.aside() => {
+                ctx.send(from, Msg::Aside { pending: Vec::new() })
             }
             _ if self.sick => {}
             Msg::Bully(m) => {
