@@ -134,7 +134,7 @@ pub trait ExploreDriver {
     /// Explores `setup`.
     fn run<S: Setup>(self, setup: S) -> Self::Output
     where
-        S::Node: Clone + std::hash::Hash,
+        S::Node: Clone + std::hash::Hash + Sync,
         <S::Node as agora_core::Protocol>::Timer: std::hash::Hash;
 }
 

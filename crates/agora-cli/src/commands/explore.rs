@@ -34,7 +34,7 @@ impl ExploreDriver for Explorer {
 
     fn run<S: Setup>(self, setup: S) -> Self::Output
     where
-        S::Node: Clone + Hash,
+        S::Node: Clone + Hash + Sync,
         <S::Node as Protocol>::Timer: Hash,
     {
         let props = setup.checker().properties();

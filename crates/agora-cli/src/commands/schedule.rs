@@ -142,7 +142,7 @@ impl ExploreDriver for Replayer {
 
     fn run<S: Setup>(self, setup: S) -> Self::Output
     where
-        S::Node: Clone + Hash,
+        S::Node: Clone + Hash + Sync,
         <S::Node as Protocol>::Timer: Hash,
     {
         replay(&setup, &self.bounds, &self.schedule.steps, &self.schedule.choices, self.schedule.cycle)

@@ -285,7 +285,7 @@ pub(super) fn judge<S: Setup>(
     graph: &Graph,
 ) -> Result<Judged, ExploreError>
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     TimerOf<S>: Hash,
 {
     let components = graph.components(tree.len());
@@ -339,7 +339,7 @@ fn rebuild<S: Setup>(
     choices: &[u64],
 ) -> Result<World<S>, ExploreError>
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     TimerOf<S>: Hash,
 {
     d.choices = Choices::named(choices[0]);
@@ -367,7 +367,7 @@ fn go_round<S: Setup>(
     cycle: &[u32],
 ) -> Option<(Vec<Step>, Vec<u64>)>
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     TimerOf<S>: Hash,
 {
     let start = w.identity(None);
@@ -401,7 +401,7 @@ fn step_to<S: Setup>(
     depth: usize,
 ) -> (Step, u64, World<S>)
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     TimerOf<S>: Hash,
 {
     for step in w.steps(bounds).into_iter().filter(|s| s.fair(bounds)) {

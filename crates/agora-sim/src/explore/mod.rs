@@ -363,7 +363,12 @@ impl Step {
 
 /// The whole system.
 struct World<S: Setup> {
-    nodes: Vec<Option<S::Node>>,
+    /// Shared between a state and its successors until the node takes a step: a fork
+    /// copies pointers, and a step copies the one node that moves.
+    nodes: Vec<Option<Arc<S::Node>>>,
+    /// The hash of each node's state (`None` when it is down), kept up to date as it steps:
+    /// a state's identity hashes these, not every node again.
+    node_hash: Vec<u128>,
     /// Shared between a state and its successors until a node writes to its own.
     stable: Vec<Arc<Stable>>,
     /// The hash of each node's storage, kept up to date as it is written.
@@ -431,12 +436,13 @@ fn storage_hash(st: &Stable, keys: &[&str]) -> u128 {
 
 impl<S: Setup> World<S>
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     TimerOf<S>: Hash,
 {
     fn fork(&self) -> Self {
         World {
             nodes: self.nodes.clone(),
+            node_hash: self.node_hash.clone(),
             stable: self.stable.clone(),
             stable_hash: self.stable_hash.clone(),
             timers: self.timers.clone(),
@@ -470,12 +476,14 @@ where
             .map(|i| {
                 setup
                     .build(NodeId(i as u32), &empty)
-                    .map(Some)
+                    .map(|node| Some(Arc::new(node)))
                     .map_err(|e| ExploreError::Corrupt(NodeId(i as u32), e))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let node_hash = nodes.iter().map(hash_of).collect();
         let mut w = World {
             nodes,
+            node_hash,
             stable: (0..n).map(|_| Arc::new(Stable::new())).collect(),
             stable_hash: vec![storage_hash(&Stable::new(), keys); n],
             timers: vec![Timers::new(); n],
@@ -537,8 +545,8 @@ where
         let at = |j: usize| r.map_or(j, |r| r.from[j]);
         for j in 0..self.nodes.len() {
             match (&self.nodes[at(j)], r) {
-                (Some(node), Some(r)) => Some((r.sym.rename)(node, &r.to)).hash(&mut h),
-                (node, _) => node.hash(&mut h),
+                (Some(node), Some(r)) => hash_of(&Some((r.sym.rename)(node, &r.to))).hash(&mut h),
+                _ => self.node_hash[at(j)].hash(&mut h),
             }
         }
         let names = self.names;
@@ -768,6 +776,7 @@ where
                 self.spent.crashes += 1;
                 self.crashed_ever[n] = true;
                 self.nodes[n] = None;
+                self.node_hash[n] = hash_of(&self.nodes[n]);
                 self.timers[n].clear();
                 self.flight.retain(|f| f.to.index() != n);
                 self.checker.lifecycle(at, NodeId(n as u32), Lifecycle::Crashed);
@@ -779,7 +788,7 @@ where
                 let node = setup.build(id, &self.stable[n]).map_err(|e| {
                     Violation::new("restart", Some(id), at, format!("cannot rebuild from its storage: {e}"))
                 })?;
-                self.nodes[n] = Some(node);
+                self.nodes[n] = Some(Arc::new(node));
                 self.checker.lifecycle(at, id, Lifecycle::Restarted);
                 self.step(d, n, depth, |node, ctx| node.on_start(ctx))
             }
@@ -797,11 +806,12 @@ where
     ) -> Result<(), Violation> {
         let count = self.nodes.len();
         let id = NodeId(n as u32);
-        let Some(node) = self.nodes[n].as_mut() else { return Ok(()) };
+        let Some(node) = self.nodes[n].as_mut().map(Arc::make_mut) else { return Ok(()) };
         let mut rng = Rng::seed_from_u64(d.seeds[n]);
         let mut effects: Vec<EffectOf<S::Node>> = Vec::new();
         let now = if self.clock { Time(self.now) } else { Time::ZERO };
         f(node, &mut Context::new(id, count, now, &mut rng, &mut effects).with_chooser(&mut d.choices));
+        self.node_hash[n] = hash_of(&self.nodes[n]);
         // This state may have been reached on another thread, whose interpreter issued its
         // timers' generations.
         if let Some(gen) = self.timers[n].iter().map(|(_, gen, _)| gen).max() {
@@ -983,7 +993,7 @@ pub fn explore<S: Setup>(
     mut progress: impl FnMut(&Progress),
 ) -> Result<Report, ExploreError>
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     TimerOf<S>: Hash,
 {
     let began = Instant::now();
@@ -1205,7 +1215,7 @@ pub fn walk<S: Setup>(
     mut progress: impl FnMut(&Progress),
 ) -> Result<Report, ExploreError>
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     TimerOf<S>: Hash,
 {
     use rand::Rng as _;
@@ -1366,7 +1376,7 @@ fn expand_batch<S: Setup>(
     depth: usize,
 ) -> Vec<Vec<Outcome<S>>>
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     TimerOf<S>: Hash,
 {
     let share = batch.len().div_ceil(drivers.len());
@@ -1400,7 +1410,7 @@ fn expand<S: Setup>(
     depth: usize,
 ) -> Vec<Outcome<S>>
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     TimerOf<S>: Hash,
 {
     let mut out = Vec::new();
@@ -1492,7 +1502,7 @@ pub fn replay<S: Setup>(
     cycle: Option<usize>,
 ) -> Result<Replayed, ExploreError>
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     TimerOf<S>: Hash,
 {
     let mut d = Driver::new(setup);

@@ -41,6 +41,7 @@
 use super::{choice::Choices, fingerprint::hash_of, Bounds, Driver, Step, World};
 use agora_core::{NodeId, Setup, Symmetry};
 use std::hash::Hash;
+use std::sync::Arc;
 
 /// A renaming of a state's nodes: node `i` becomes `to[i]`, and place `j` of the renamed state
 /// holds node `from[j]`.
@@ -54,7 +55,7 @@ impl<'a, P: agora_core::Protocol> Renaming<'a, P> {
     /// The canonical renaming of `w` (see the module's docs).
     pub(super) fn canonical<S: Setup<Node = P>>(w: &World<S>, sym: &'a Symmetry<P>) -> Self
     where
-        P: Clone + Hash,
+        P: Clone + Hash + Sync,
         <P as agora_core::Protocol>::Timer: Hash,
     {
         let n = w.nodes.len();
@@ -138,7 +139,7 @@ fn permutations(ids: &[NodeId]) -> Vec<Vec<NodeId>> {
 /// Node `i`'s signature in `w`, the same for every node of `class` in the same place.
 fn signature<S: Setup>(w: &World<S>, sym: &Symmetry<S::Node>, class: &[NodeId], i: NodeId) -> u128
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     <S::Node as agora_core::Protocol>::Timer: Hash,
 {
     let n = i.index();
@@ -164,7 +165,7 @@ where
 
 impl<S: Setup> World<S>
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     <S::Node as agora_core::Protocol>::Timer: Hash,
 {
     /// The state `r` renames this one to, whole: each node's state, storage, timers and
@@ -176,7 +177,8 @@ where
         let keys = self.names.map_or(&[][..], |m| m.stored_keys);
         for (i, &t) in r.to.iter().enumerate() {
             let j = t.index();
-            w.nodes[j] = self.nodes[i].as_ref().map(|node| (r.sym.rename)(node, &r.to));
+            w.nodes[j] = self.nodes[i].as_ref().map(|node| Arc::new((r.sym.rename)(node, &r.to)));
+            w.node_hash[j] = hash_of(&w.nodes[j]);
             let mut st = (*self.stable[i]).clone();
             for (key, m) in keys.iter().zip(std::iter::repeat(self.names)) {
                 if let (Some(v), Some(m)) = (st.get_bytes(key), m) {
@@ -247,7 +249,7 @@ where
 /// break a property are not compared (the checker is not renamed).
 pub fn check_symmetry<S: Setup>(setup: &S, bounds: &Bounds, max_states: usize) -> Result<u64, String>
 where
-    S::Node: Clone + Hash,
+    S::Node: Clone + Hash + Sync,
     <S::Node as agora_core::Protocol>::Timer: Hash,
 {
     let sym = setup.symmetry().ok_or("the protocol declares no interchangeable nodes")?;
