@@ -24,7 +24,8 @@
 //! elect among themselves at once, and the node follows whoever they elect, lower or not,
 //! without answering their elections. It stands again ([`Bully::stand_again`]) when it is
 //! done, and bullies a lower leader out as a restarted node does; and it stands again as
-//! well if no leader is heard from for a timeout, so that a node aside never leaves the
+//! well if no leader is heard from for four timeouts (longer than an election of the others
+//! takes, even one that waits for a silent higher node), so that a node aside never leaves the
 //! cluster without one.
 //!
 //! **Variant** `no-bully` (a deliberate bug): a node that hears a COORDINATOR or a HEARTBEAT
@@ -127,6 +128,9 @@ pub struct Bully {
     no_bully: bool,
     /// Standing aside ([`Bully::stand_aside`]): not a candidate, following any leader.
     aside: bool,
+    /// It stood aside and no other node took the lead: it counts no other node as one that
+    /// may be elected ([`Bully::others_standing`]) until it hears another leader.
+    alone: bool,
 }
 
 impl Bully {
@@ -143,6 +147,7 @@ impl Bully {
             gone: vec![false; setup.nodes],
             no_bully: setup.no_bully,
             aside: false,
+            alone: false,
         })
     }
 
@@ -156,9 +161,15 @@ impl Bully {
         self.gone.get(who.index()).is_some_and(|g| *g)
     }
 
-    /// Whether some other node may be elected: one not known to have left or stood aside.
+    /// Whether some other node may be elected: one not known to have left or stood aside
+    /// (and none, after this node stood aside and no other took the lead).
     pub fn others_standing(&self) -> bool {
-        self.gone.iter().enumerate().any(|(i, g)| !g && i != self.id.index())
+        !self.alone && self.gone.iter().enumerate().any(|(i, g)| !g && i != self.id.index())
+    }
+
+    /// While aside, how long it waits for a leader before it stands again.
+    fn aside_wait(&self) -> Duration {
+        self.view.timeout() * 4
     }
 
     /// Stops being a candidate: leaves the lead if it holds it (the caller tells the others,
@@ -176,7 +187,7 @@ impl Bully {
         if self.view.leader == Some(self.id) {
             self.view.leader = None;
         }
-        self.view.listen(ctx, Timer::LeaderSilent);
+        ctx.set_timer(Timer::LeaderSilent, self.aside_wait());
     }
 
     /// Stands for election again after [`Bully::stand_aside`]: a lower leader, or none, is
@@ -185,6 +196,7 @@ impl Bully {
         if !std::mem::take(&mut self.aside) {
             return;
         }
+        self.failed = None;
         if self.view.leader.is_none_or(|l| l.0 < self.id.0) {
             self.start_election(ctx);
         }
@@ -222,11 +234,11 @@ impl Bully {
         if self.view.leader == Some(who) && self.aside && self.others_standing() {
             // Not a candidate: the others elect, and their leader's announcement comes here.
             self.view.leader = None;
-            self.view.listen(ctx, Timer::LeaderSilent);
+            ctx.set_timer(Timer::LeaderSilent, self.aside_wait());
         } else if self.view.leader == Some(who) && self.aside {
             // No one else to elect: stand again.
             self.aside = false;
-            self.failed = Some(who);
+            self.failed = silent.then_some(who);
             self.start_election(ctx);
         } else if self.view.leader == Some(who) {
             self.failed = silent.then_some(who);
@@ -281,6 +293,12 @@ impl Bully {
         let n = self.n as u64;
         let cancel = [Timer::NoAnswer, Timer::NoCoordinator, Timer::Beat];
         self.view.follow(ctx, (leader, term), &cancel, Timer::LeaderSilent, |t| (t / n).saturating_sub(1));
+        if leader != self.id {
+            self.alone = false;
+        }
+        if self.aside {
+            ctx.set_timer(Timer::LeaderSilent, self.aside_wait());
+        }
     }
 }
 
@@ -357,9 +375,11 @@ impl Protocol for Bully {
                 }
             }
             Timer::LeaderSilent if self.aside => {
-                // No leader heard from: stand again rather than leave the cluster without one.
+                // No leader heard from: stand again rather than leave the cluster without one,
+                // and do not stand aside again before another node leads.
                 self.failed = self.view.leader;
                 self.aside = false;
+                self.alone = true;
                 self.start_election(ctx);
             }
             Timer::NoCoordinator | Timer::LeaderSilent => {

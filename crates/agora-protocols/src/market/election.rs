@@ -1,5 +1,6 @@
 //! The election of the trader: agora's [`bully`](crate::election::bully) algorithm, embedded
-//! as it is (its one extension, a peer that says it leaves, is bully's own). The market peer hands it a context of its own, then lifts the effects it made
+//! as it is (its two extensions, a peer that says it leaves and a peer that stands aside,
+//! are bully's own). The market peer hands it a context of its own, then lifts the effects it made
 //! into the market's: its messages and timers wrapped, its storage keys prefixed, its
 //! observations returned to the peer (which learns from them who trades) and reported.
 //!

@@ -46,10 +46,11 @@
 //! A buyer that trades makes no buys (the report's rule), so a buyer made trader while it
 //! has buys left would hold them back until a higher peer recovers, or for ever if none
 //! does. Buyers say when they have made all their buys (DONE); a trader with buys of its own
-//! left, once every other buyer is done, **steps aside** (ASIDE): it hands on its pending
-//! buys as a sick trader does, the others elect among themselves at once, and it makes its
-//! buys through their trader. It stands for election again when its buys are answered, and
-//! bullies its way back to the post.
+//! left, once every other buyer is done or out (sick, or aside), **steps aside** (ASIDE): it
+//! hands on its pending buys as a sick trader does, the others elect among themselves at
+//! once, and it makes its buys through their trader. It stands for election again when its
+//! buys are answered (its DONE makes it a candidate again), and bullies its way back to the
+//! post.
 //!
 //! **The ledger** ([`ledger::Ledger`]) holds deposits, seller income, commission, receipts
 //! and the request ids served; a trade applies only if stock suffices, and a request id

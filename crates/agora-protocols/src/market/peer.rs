@@ -416,6 +416,9 @@ impl MarketNode {
                 if let Some(f) = self.finished.get_mut(from.index()) {
                     *f = true;
                 }
+                // A buyer that stood aside stands again once done: a candidate again.
+                let seen = self.election.peer_back(ctx, from);
+                self.elected(ctx, seen);
             }
             Msg::Handover { pending } if self.former == Some(from) => self.take_over(ctx, pending),
             Msg::Handover { .. } => ctx.observe(MarketObs::Refused { from, why: Flaw::NotTrader }),

@@ -366,7 +366,7 @@ struct World<S: Setup> {
     /// Shared between a state and its successors until the node takes a step: a fork
     /// copies pointers, and a step copies the one node that moves.
     nodes: Vec<Option<Arc<S::Node>>>,
-    /// The hash of each node's state (`None` when it is down), kept up to date as it steps:
+    /// The hash of each node's state (of `None` when it is down), kept up to date as it steps:
     /// a state's identity hashes these, not every node again.
     node_hash: Vec<u128>,
     /// Shared between a state and its successors until a node writes to its own.
