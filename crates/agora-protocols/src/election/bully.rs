@@ -235,12 +235,9 @@ impl Bully {
             // Not a candidate: the others elect, and their leader's announcement comes here.
             self.view.leader = None;
             ctx.set_timer(Timer::LeaderSilent, self.aside_wait());
-        } else if self.view.leader == Some(who) && self.aside {
-            // No one else to elect: stand again.
-            self.aside = false;
-            self.failed = silent.then_some(who);
-            self.start_election(ctx);
         } else if self.view.leader == Some(who) {
+            // Aside with no one else to elect, it stands again.
+            self.aside = false;
             self.failed = silent.then_some(who);
             self.electing = false;
             self.start_election(ctx);
@@ -374,17 +371,12 @@ impl Protocol for Bully {
                     self.become_leader(ctx);
                 }
             }
-            Timer::LeaderSilent if self.aside => {
-                // No leader heard from: stand again rather than leave the cluster without one,
-                // and do not stand aside again before another node leads.
-                self.failed = self.view.leader;
-                self.aside = false;
-                self.alone = true;
-                self.start_election(ctx);
-            }
             Timer::NoCoordinator | Timer::LeaderSilent => {
                 if timer == Timer::LeaderSilent {
                     self.failed = self.view.leader;
+                    // Aside, no leader heard from: it stands again rather than leave the
+                    // cluster without one, and stands aside no more before another node leads.
+                    self.alone |= std::mem::take(&mut self.aside);
                 }
                 self.electing = false;
                 self.start_election(ctx);

@@ -265,9 +265,13 @@ impl MarketNode {
             let seen = self.election.stand_again(ctx);
             self.elected(ctx, seen);
         }
+        // Runs after every event: the cheap tests first.
+        if self.trader.is_none() || !self.buys_left() || !self.election.others_standing() {
+            return;
+        }
         let others_done = (0..self.finished.len())
             .all(|i| i == me || self.finished[i] || self.election.gone(NodeId(i as u32)));
-        if self.trader.is_some() && self.buys_left() && others_done && self.election.others_standing() {
+        if others_done {
             self.step_aside(ctx);
         }
     }
