@@ -1208,6 +1208,18 @@ pub enum ClusterAction {
     /// logs so far; its controls kill, start, pause and resume containers, cut links and
     /// partition the network (docs/live-view.md).
     Ui(ClusterUiArgs),
+    /// Forward ports to the nodes of a cluster on a Swarm: `status` runs it in a container on
+    /// the cluster's overlay network (docs/cluster.md); port 20000 + k reaches the k-th --to.
+    #[command(hide = true)]
+    Relay(ClusterRelayArgs),
+}
+
+/// The arguments of `agora cluster relay`.
+#[derive(Args, Debug)]
+pub struct ClusterRelayArgs {
+    /// A target, `HOST:PORT`, resolved again for every connection; one per port, in order.
+    #[arg(long = "to", value_name = "HOST:PORT", required = true)]
+    pub to: Vec<String>,
 }
 
 /// The arguments of `agora cluster ui`.

@@ -1191,6 +1191,8 @@ struct Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        // The relay `status` started holds the stack's network: it goes first.
+        let _ = docker(&["rm", "-f", &format!("{}-relay", self.name)]);
         let _ = docker(&["stack", "rm", &self.name]);
         let ns = format!("label=com.docker.stack.namespace={}", self.name);
         let listed = |args: &[&str]| -> Vec<String> {
@@ -1284,6 +1286,46 @@ fn the_files_up_writes_deploy_a_raft_cluster_on_a_single_node_swarm() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+
+    // `agora cluster status`, from this manager: the tasks as the Swarm sees them, wherever
+    // they run, and each replica asked through the relay it starts on the stack's overlay
+    // network. It names the same leader as the replicas themselves, and every replica answers.
+    let d = dir.to_string_lossy().into_owned();
+    let deadline = Instant::now() + STUCK;
+    let status = loop {
+        let out = agora(&["cluster", "status", "--dir", &d, "--json"]);
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        let v: serde_json::Value = serde_json::from_str(&said)
+            .unwrap_or_else(|e| panic!("status: {e}: {said}{}", String::from_utf8_lossy(&out.stderr)));
+        if out.status.success() {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "status never said all is well within {STUCK:?}: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let leader = status["leader"]["node"].as_u64().expect("a leader") as usize;
+    assert_eq!(status["answering"], 3, "{status}");
+    assert_eq!(swarm_roles(&name).get(&leader).map(String::as_str), Some("leader"), "{status}");
+    for c in status["containers"].as_array().expect("containers") {
+        assert_eq!(c["state"], "running", "{status}");
+        assert_eq!(c["tasks"].as_array().map(Vec::len), Some(1), "{status}");
+    }
+    // Its leader's RESP address, through the relay, serves a client on this machine.
+    let resp = status["leader"]["resp"].as_str().expect("the leader's address");
+    let mut conn = std::net::TcpStream::connect(resp).expect("the relay answers");
+    conn.set_read_timeout(Some(STUCK)).unwrap();
+    conn.write_all(b"*3\r\n$3\r\nSET\r\n$5\r\nswarm\r\n$2\r\nok\r\n").unwrap();
+    let mut answer = [0u8; 5];
+    conn.read_exact(&mut answer).expect("an answer through the relay");
+    assert_eq!(&answer, b"+OK\r\n");
+    drop(conn);
+
+    // `agora cluster down`: the stack, the relay and the volumes go.
+    let out = agora(&["cluster", "down", "--dir", &d]);
+    assert!(out.status.success(), "down: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(docker(&["inspect", &format!("{name}-relay")]).is_err(), "the relay is left");
+    assert_eq!(docker(&["service", "ls", "-q", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
     drop(stack);
     assert_eq!(docker(&["ps", "-aq", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &ns]).unwrap().split_whitespace().count(), 0);

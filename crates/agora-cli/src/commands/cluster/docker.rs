@@ -113,6 +113,41 @@ impl Docker {
         Ok(String::from_utf8_lossy(&o.stderr).into_owned())
     }
 
+    /// What a node wrote on stderr, all of its runs: its container's log under Compose; on a
+    /// Swarm, where each run is a task, every task's log in order (`docker service logs`
+    /// reads a task's log on whichever machine it ran).
+    pub fn node_stderr(&self, c: &super::status::Container) -> Result<String, UserError> {
+        if c.tasks.is_empty() {
+            return self.stderr_log(&c.id);
+        }
+        let mut all = String::new();
+        for t in &c.tasks {
+            all.push_str(&String::from_utf8_lossy(&self.task_log(t)?.stderr));
+        }
+        Ok(all)
+    }
+
+    /// What a node wrote on stdout, all of its runs, as [`Docker::node_stderr`].
+    pub fn node_stdout(&self, c: &super::status::Container) -> Result<Vec<u8>, UserError> {
+        if c.tasks.is_empty() {
+            return self.docker(&["logs", &c.id]);
+        }
+        let mut all = Vec::new();
+        for t in &c.tasks {
+            all.extend(self.task_log(t)?.stdout);
+        }
+        Ok(all)
+    }
+
+    /// `docker service logs --raw TASK`: the task's stdout and stderr apart.
+    fn task_log(&self, task: &str) -> Result<Output, UserError> {
+        let o = output("docker", &["service", "logs", "--raw", task].map(OsStr::new), true)?;
+        if !o.status.success() {
+            return Err(UserError(format!("docker service logs {task}: {}", last_line(&o))));
+        }
+        Ok(o)
+    }
+
     /// Whether `docker ARGS` succeeds (its output dropped).
     pub fn succeeds(&self, args: &[&str]) -> bool {
         let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();

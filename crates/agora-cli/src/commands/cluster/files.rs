@@ -283,7 +283,11 @@ impl Plan {
         for id in 0..self.nodes {
             let _ = writeln!(s, "  {}-data: {{}}", service(id));
         }
-        s.push_str("networks:\n  agora: {}\nsecrets:\n  cluster:\n    file: ./cluster.toml\n");
+        // Attachable: on a Swarm, `status` reaches the nodes through a relay container it
+        // attaches to this network (`swarm.rs`); Compose's bridge takes the flag as it is.
+        s.push_str(
+            "networks:\n  agora:\n    attachable: true\nsecrets:\n  cluster:\n    file: ./cluster.toml\n",
+        );
         if self.system == System::Market {
             let _ = writeln!(s, "  market:\n    file: ./{MARKET_FILE}");
         }

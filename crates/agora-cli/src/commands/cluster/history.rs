@@ -79,7 +79,7 @@ pub fn read(docker: &Docker, cs: &[Container]) -> Result<Vec<NodeLog>, UserError
     let mut logs = Vec::with_capacity(cs.len());
     for c in cs {
         let before = agora_net::clock::unix_ns();
-        let mut log = NodeLog::parse(c.node, &docker.stderr_log(&c.id)?);
+        let mut log = NodeLog::parse(c.node, &docker.node_stderr(c)?);
         if !matches!(c.state.as_str(), "exited" | "dead" | "created") {
             log.whole_until = Some(log.last_line().unwrap_or(before));
         }

@@ -77,7 +77,7 @@ pub fn status(
         println!("cluster {name}: market, {nodes} peers, {} container(s)", cs.len());
         println!("{:<5} {:<22} {:<16} {:>5}", "node", "container", "address", "runs");
         for (c, l) in cs.iter().zip(&logs) {
-            let ip = c.ip.map_or("-".into(), |ip| ip.to_string());
+            let ip = c.place();
             println!("{:<5} {:<22} {ip:<16} {:>5}", c.node, status::state(c), l.runs.len());
         }
         match t.trader {

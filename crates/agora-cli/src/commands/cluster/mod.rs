@@ -10,7 +10,9 @@ mod image;
 mod market;
 mod multicast;
 mod nemesis;
+mod relay;
 mod status;
+mod swarm;
 mod view;
 
 use crate::cli::{ClusterAction, ClusterArgs, ClusterDirArgs, ClusterUpArgs, System};
@@ -32,6 +34,7 @@ pub fn run(args: &ClusterArgs) -> Result<i32, UserError> {
         ClusterAction::Down(a) => down(a),
         ClusterAction::Nemesis(a) => nemesis::run(a),
         ClusterAction::Ui(a) => view::run(&a.dir, &a.ui),
+        ClusterAction::Relay(a) => relay::run(&a.to),
     }
 }
 
@@ -108,6 +111,14 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
         )));
     }
     let docker = Docker::find()?;
+    if swarm::deployed(&docker, &files.name) {
+        return Err(UserError(format!(
+            "cluster {} is deployed on this Swarm as stack {0}: `agora cluster status --dir {d}` or \
+             `agora cluster down --dir {d}`",
+            files.name,
+            d = a.dir.dir.display()
+        )));
+    }
     if !status::containers(&docker, &files.name)?.is_empty() {
         return Err(UserError(format!(
             "cluster {} has containers already: `agora cluster status --dir {d}` or `agora cluster down --dir {d}`",
@@ -258,6 +269,17 @@ fn down(a: &ClusterDirArgs) -> Result<i32, UserError> {
     let files = Files::of(a)?;
     files.load()?;
     let docker = Docker::find()?;
+    if swarm::deployed(&docker, &files.name) {
+        let elsewhere = swarm::down(&docker, &files.name)?;
+        println!(
+            "cluster {} is down: its stack, its relay and this machine's volumes of it are removed",
+            files.name
+        );
+        for (host, volumes) in elsewhere {
+            println!("volumes  on {host} (remove them there): docker volume rm {}", volumes.join(" "));
+        }
+        return Ok(0);
+    }
     docker.compose(
         &files.name,
         &files.compose,

@@ -150,7 +150,7 @@ pub fn status(
             "node", "container", "address", "region", "runs", "multicasts", "delivered"
         );
         for (c, l) in cs.iter().zip(&logs) {
-            let ip = c.ip.map_or("-".into(), |ip| ip.to_string());
+            let ip = c.place();
             println!(
                 "{:<5} {:<22} {ip:<16} {:<16} {:>5} {:>10} {:>10}",
                 c.node,

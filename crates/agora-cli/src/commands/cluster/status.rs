@@ -28,11 +28,50 @@ pub struct Container {
     pub exit_code: i64,
     /// Its health check's verdict, if it has one: `starting`, `healthy`, `unhealthy`.
     pub health: Option<String>,
-    /// Its address on the cluster's network, while it has one.
+    /// Its address on the cluster's network, while it has one (Compose).
     pub ip: Option<IpAddr>,
+    /// On a Swarm: the node's tasks, oldest first (the last is `id`); each run of the node
+    /// is a task of its own, and its log is theirs in order. Empty under Compose.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<String>,
+    /// On a Swarm: the machine its latest task was placed on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// On a Swarm: where this machine reaches the node's ports, through the relay
+    /// ([`super::swarm`]), by port.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub relayed: BTreeMap<u16, SocketAddr>,
 }
 
-/// The containers labelled as nodes of cluster `name`, by node id.
+impl Container {
+    /// Where this machine reaches the node's `port`: its address on the bridge under Compose,
+    /// the relay on a Swarm; `None` while it has no address.
+    pub fn at(&self, port: u16) -> Option<SocketAddr> {
+        if self.tasks.is_empty() {
+            self.ip.map(|ip| SocketAddr::new(ip, port))
+        } else {
+            self.relayed.get(&port).copied()
+        }
+    }
+
+    /// Where it is, as text: its address under Compose, the machine of its task on a Swarm.
+    pub fn place(&self) -> String {
+        match (self.ip, &self.host) {
+            (Some(ip), _) => ip.to_string(),
+            (None, Some(host)) => format!("on {host}"),
+            (None, None) => "-".into(),
+        }
+    }
+
+    /// `at(port)` as text, `-` without one.
+    pub fn shown_at(&self, port: u16) -> String {
+        self.at(port).map_or("-".into(), |a| a.to_string())
+    }
+}
+
+/// The containers labelled as nodes of cluster `name`, by node id: Compose's. (A Swarm's
+/// tasks on this machine carry the same labels; they are left out here, and
+/// [`super::swarm::containers`] gives a Swarm's nodes, wherever they run.)
 pub fn containers(docker: &Docker, name: &str) -> Result<Vec<Container>, UserError> {
     let label = format!("label=agora.cluster={name}");
     let ids =
@@ -54,6 +93,9 @@ pub fn containers(docker: &Docker, name: &str) -> Result<Vec<Container>, UserErr
 
 /// One container of `docker inspect`; `None` without our label.
 fn container(v: &serde_json::Value) -> Option<Container> {
+    if v["Config"]["Labels"].get("com.docker.stack.namespace").is_some() {
+        return None;
+    }
     let node = v["Config"]["Labels"]["agora.node"].as_str()?.parse().ok()?;
     let state = &v["State"];
     let ip = v["NetworkSettings"]["Networks"]
@@ -69,6 +111,9 @@ fn container(v: &serde_json::Value) -> Option<Container> {
         exit_code: state["ExitCode"].as_i64().unwrap_or(0),
         health: state["Health"]["Status"].as_str().map(String::from),
         ip,
+        tasks: Vec::new(),
+        host: None,
+        relayed: BTreeMap::new(),
     })
 }
 
@@ -85,8 +130,8 @@ pub struct Replica {
     pub commit: u64,
 }
 
-fn replica_at(ip: IpAddr) -> Option<Replica> {
-    let i: BTreeMap<String, String> = health::info(SocketAddr::new(ip, RESP_PORT)).ok()?;
+fn replica_at(at: SocketAddr) -> Option<Replica> {
+    let i: BTreeMap<String, String> = health::info(at).ok()?;
     Some(Replica {
         role: i["raft_role"].clone(),
         term: i.get("raft_term")?.parse().ok()?,
@@ -97,16 +142,22 @@ fn replica_at(ip: IpAddr) -> Option<Replica> {
 
 /// What every replica says of itself (`None`: it did not answer), all asked at once.
 pub fn replicas(cs: &[Container]) -> Vec<Option<Replica>> {
-    ask_running(cs, replica_at)
+    ask_running(cs, RESP_PORT, replica_at)
 }
 
-/// `ask` of every running container's address, all at once so that a silent one (a paused
+/// `ask` of every running container's `port`, all at once so that a silent one (a paused
 /// container) costs one timeout, not one each; `None` for one not running or not answering.
-pub fn ask_running<T: Send>(cs: &[Container], ask: impl Fn(IpAddr) -> Option<T> + Sync) -> Vec<Option<T>> {
+pub fn ask_running<T: Send>(
+    cs: &[Container],
+    port: u16,
+    ask: impl Fn(SocketAddr) -> Option<T> + Sync,
+) -> Vec<Option<T>> {
     let ask = &ask;
     std::thread::scope(|s| {
-        let asked: Vec<_> =
-            cs.iter().map(|c| s.spawn(move || c.ip.filter(|_| c.state == "running").and_then(ask))).collect();
+        let asked: Vec<_> = cs
+            .iter()
+            .map(|c| s.spawn(move || c.at(port).filter(|_| c.state == "running").and_then(ask)))
+            .collect();
         // A thread that panicked answered nothing.
         asked.into_iter().map(|h| h.join().unwrap_or(None)).collect()
     })
@@ -116,7 +167,7 @@ pub fn ask_running<T: Send>(cs: &[Container], ask: impl Fn(IpAddr) -> Option<T> 
 pub fn agreed_leader(cs: &[Container], rs: &[Option<Replica>], nodes: usize) -> Option<(usize, SocketAddr)> {
     let (c, _) = cs.iter().zip(rs).find(|(_, r)| r.as_ref().is_some_and(|r| r.role == "leader"))?;
     let followers = rs.iter().flatten().filter(|r| r.leader == Some(c.node)).count();
-    (followers > nodes / 2).then(|| SocketAddr::new(c.ip.expect("answered"), RESP_PORT)).map(|a| (c.node, a))
+    (followers > nodes / 2).then(|| c.at(RESP_PORT).expect("answered")).map(|a| (c.node, a))
 }
 
 /// Asks every replica until a majority follows one leader, or `deadline`.
@@ -176,8 +227,12 @@ pub(super) fn wait_until<T>(
 /// held), 1 otherwise.
 pub fn run(docker: &Docker, files: &Files, json: bool) -> Result<i32, UserError> {
     let cf = files.load()?;
-    let cs = containers(docker, &files.name)?;
     let nodes = cf.nodes.len();
+    let cs = if super::swarm::deployed(docker, &files.name) {
+        super::swarm::containers(docker, &files.name, nodes, &super::swarm::ports(&cf.protocol))?
+    } else {
+        containers(docker, &files.name)?
+    };
     match cf.protocol.as_str() {
         "kv" => Ok(raft(&files.name, &cs, nodes, json)),
         "election" => election(docker, &cs, &cf, json),
@@ -228,7 +283,7 @@ fn raft(name: &str, cs: &[Container], nodes: usize, json: bool) -> i32 {
             "node", "container", "resp", "role", "term", "leader", "commit"
         );
         for (c, r) in cs.iter().zip(&rs) {
-            let addr = c.ip.map(|ip| SocketAddr::new(ip, RESP_PORT).to_string()).unwrap_or("-".into());
+            let addr = c.shown_at(RESP_PORT);
             let (role, term, follows, commit) = match r {
                 Some(r) => (
                     r.role.clone(),
@@ -293,11 +348,11 @@ pub fn leading(log: &str) -> (Option<u64>, Vec<u64>) {
 
 /// Every server's greeting and log, the greetings asked all at once.
 fn vote_servers(docker: &Docker, cs: &[Container]) -> Vec<VoteServer> {
-    let greets = ask_running(cs, |ip| health::hello(SocketAddr::new(ip, VOTE_PORT)).ok());
+    let greets = ask_running(cs, VOTE_PORT, |at| health::hello(at).ok());
     cs.iter()
         .zip(greets.iter().map(Option::is_some))
         .map(|(c, answers)| {
-            let (leads, led) = docker.stderr_log(&c.id).map(|l| leading(&l)).unwrap_or_default();
+            let (leads, led) = docker.node_stderr(c).map(|l| leading(&l)).unwrap_or_default();
             VoteServer { answers, leads: leads.filter(|_| c.state == "running"), led }
         })
         .collect()
@@ -308,7 +363,7 @@ fn vote_servers(docker: &Docker, cs: &[Container]) -> Vec<VoteServer> {
 fn vote_leader(cs: &[Container], vs: &[VoteServer]) -> Option<(usize, SocketAddr, u64)> {
     cs.iter()
         .zip(vs)
-        .filter_map(|(c, v)| Some((c.node, SocketAddr::new(c.ip?, VOTE_PORT), v.leads?)))
+        .filter_map(|(c, v)| Some((c.node, c.at(VOTE_PORT)?, v.leads?)))
         .max_by_key(|&(_, _, t)| t)
 }
 
@@ -336,7 +391,7 @@ fn vote(docker: &Docker, name: &str, cs: &[Container], nodes: usize, json: bool)
         println!("cluster {name}: vote, {nodes} servers, {} container(s)", cs.len());
         println!("{:<5} {:<22} {:<20} {:<7} {:>9}", "node", "container", "members at", "greets", "leads");
         for (c, v) in cs.iter().zip(&vs) {
-            let addr = c.ip.map(|ip| SocketAddr::new(ip, VOTE_PORT).to_string()).unwrap_or("-".into());
+            let addr = c.shown_at(VOTE_PORT);
             let leads = v.leads.map_or("-".into(), |t| format!("term {t}"));
             let greets = if v.answers { "yes" } else { "no" };
             println!("{:<5} {:<22} {addr:<20} {greets:<7} {leads:>9}", c.node, state(c));
@@ -373,7 +428,7 @@ fn election(
         } else {
             println!("cluster {}: election, {nodes} nodes, {} container(s)", cf.cluster, cs.len());
             for c in cs {
-                println!("{:<5} {:<22} {}", c.node, state(c), c.ip.map_or("-".into(), |ip| ip.to_string()));
+                println!("{:<5} {:<22} {}", c.node, state(c), c.place());
             }
             println!("checks  judged once every node has ended (their reports are in their logs)");
         }
@@ -384,7 +439,7 @@ fn election(
     // Every node printed its report (`agora node --json`) on stdout: judge them as `agora up`.
     let mut ends = Vec::new();
     for c in cs {
-        let log = docker.docker(&["logs", &c.id]);
+        let log = docker.node_stdout(c);
         ends.push(
             log.map(|stdout| crate::commands::up::ChildEnd::exited(c.exit_code, stdout))
                 .map_err(|e| std::io::Error::other(e.msg)),

@@ -84,6 +84,7 @@ pub fn run(dir: &ClusterDirArgs, addr: &str) -> Result<i32, UserError> {
     let files = Files::of(dir)?;
     let cf = files.load()?;
     let docker = Docker::find()?;
+    super::swarm::refuse(&docker, &files.name, "ui")?;
     let cs = status::containers(&docker, &files.name)?;
     if cs.len() != cf.nodes.len() || cs.iter().enumerate().any(|(i, c)| c.node != i) {
         return Err(UserError(format!(
@@ -588,8 +589,7 @@ fn poll_boards(
     roles: &RolesTx,
 ) -> Result<(), UserError> {
     let cs = status::containers(docker, name)?;
-    let boards =
-        status::ask_running(&cs, |ip| health::board(std::net::SocketAddr::new(ip, VOTE_PORT), admin).ok());
+    let boards = status::ask_running(&cs, VOTE_PORT, |at| health::board(at, admin).ok());
     for (c, b) in cs.iter().zip(&boards) {
         let Some(b) = b else { continue };
         tell_role(c.node, (b["role"] == "leader", b["term"].as_u64().unwrap_or(0)), known, roles);

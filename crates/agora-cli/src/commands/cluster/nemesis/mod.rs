@@ -109,6 +109,7 @@ pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
         )));
     }
     let docker = Docker::find()?;
+    super::swarm::refuse(&docker, &files.name, "nemesis")?;
     let faults = prepare(&docker, &files, cf.nodes.len(), a)?;
     match cf.protocol.as_str() {
         "market" => return market::run(a, &docker, &files, &cf, &faults),

@@ -1,0 +1,284 @@
+//! A cluster deployed on a Docker Swarm with `docker stack deploy` (docs/cluster.md), as
+//! `status` and `down` see it from a manager: each node is a service of the stack, and each
+//! of its runs a task, placed on whichever machine the Swarm chose. What Docker knows of the
+//! tasks and their logs, a manager can ask wherever they ran (`docker service ps`, `docker
+//! service logs`); what the nodes say of themselves (a replica's role, a server's greeting)
+//! is asked through the relay ([`super::relay`]), a container of this machine on the stack's
+//! overlay network, since that network is not routed from any host.
+
+use super::docker::Docker;
+use super::files::{service, METRICS_PORT, RESP_PORT, VOTE_PORT};
+use super::relay::FIRST_PORT;
+use super::status::Container;
+use crate::error::UserError;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How long the relay may take to listen once started: a guard, not a measure.
+const RELAY_LISTENS_WITHIN: Duration = Duration::from_secs(30);
+
+/// The stack's label on its services, networks, volumes and tasks' containers.
+fn namespace(name: &str) -> String {
+    format!("label=com.docker.stack.namespace={name}")
+}
+
+/// Whether this machine manages a Swarm with a stack `name` deployed (a worker, or a machine
+/// in no swarm, sees none).
+pub fn deployed(docker: &Docker, name: &str) -> bool {
+    docker
+        .docker(&["service", "ls", "-q", "--filter", &namespace(name)])
+        .is_ok_and(|o| !String::from_utf8_lossy(&o).trim().is_empty())
+}
+
+/// An error for `what` (`nemesis`, `ui`) on a cluster deployed on a Swarm: they stop,
+/// pause and cut containers through this machine's Docker, which can reach only the tasks
+/// placed on this machine.
+pub fn refuse(docker: &Docker, name: &str, what: &str) -> Result<(), UserError> {
+    if deployed(docker, name) {
+        return Err(UserError(format!(
+            "cluster {name} is deployed on a Swarm: `agora cluster {what}` drives the containers of \
+             one machine (Compose); on a Swarm, `agora cluster status` and `down` (docs/cluster.md)"
+        )));
+    }
+    Ok(())
+}
+
+/// The ports of a node that `status` asks, by the cluster file's protocol.
+pub fn ports(protocol: &str) -> Vec<u16> {
+    match protocol {
+        "kv" => vec![RESP_PORT, METRICS_PORT],
+        "vote" => vec![VOTE_PORT, METRICS_PORT],
+        _ => vec![METRICS_PORT],
+    }
+}
+
+/// A task's creation time as a sortable key: Docker prints `2026-12-06T23:05:34.164958785Z`
+/// with the fraction's trailing zeros dropped, so the fraction is padded.
+fn created_key(at: &str) -> (String, String) {
+    let at = at.trim_end_matches('Z');
+    let (secs, frac) = at.split_once('.').unwrap_or((at, ""));
+    (secs.to_string(), format!("{frac:0<9}"))
+}
+
+/// A task's state in the words `status` uses for containers: `running`; `exited` for one
+/// that ended (`complete`, `failed`, `shutdown`, `rejected`, ...); Swarm's own word for one
+/// on its way (`pending`, `preparing`, `starting`, ...).
+fn state_of(task_state: &str) -> String {
+    match task_state {
+        "complete" | "failed" | "shutdown" | "rejected" | "orphaned" | "remove" => "exited".into(),
+        s => s.to_string(),
+    }
+}
+
+/// Every node of stack `name` with a task, by node id: its latest task as its container,
+/// every task for its log, and its `ports` reached through the relay (started if needed).
+pub fn containers(
+    docker: &Docker,
+    name: &str,
+    nodes: usize,
+    ports: &[u16],
+) -> Result<Vec<Container>, UserError> {
+    let relayed = relay(docker, name, nodes, ports)?;
+    let hosts: BTreeMap<String, String> =
+        String::from_utf8_lossy(&docker.docker(&["node", "ls", "--format", "{{.ID}} {{.Hostname}}"])?)
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(id, h)| (id.to_string(), h.to_string())))
+            .collect();
+    let mut out = Vec::new();
+    for node in 0..nodes {
+        let svc = format!("{name}_{}", service(node));
+        let ids = String::from_utf8_lossy(&docker.docker(&["service", "ps", "-q", "--no-trunc", &svc])?)
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        if ids.is_empty() {
+            continue;
+        }
+        let mut args = vec!["inspect".to_string()];
+        args.extend(ids);
+        let json: serde_json::Value = serde_json::from_slice(&docker.docker(&args)?)
+            .map_err(|e| UserError(format!("docker inspect printed no JSON: {e}")))?;
+        let mut tasks: Vec<&serde_json::Value> = json.as_array().into_iter().flatten().collect();
+        tasks.sort_by_key(|t| created_key(t["CreatedAt"].as_str().unwrap_or_default()));
+        let Some(last) = tasks.last() else { continue };
+        let status = &last["Status"];
+        out.push(Container {
+            node,
+            id: last["ID"].as_str().unwrap_or_default().chars().take(12).collect(),
+            state: state_of(status["State"].as_str().unwrap_or("unknown")),
+            exit_code: status["ContainerStatus"]["ExitCode"].as_i64().unwrap_or(0),
+            health: None,
+            ip: None,
+            tasks: tasks.iter().filter_map(|t| t["ID"].as_str().map(String::from)).collect(),
+            host: last["NodeID"].as_str().map(|id| hosts.get(id).cloned().unwrap_or_else(|| id.to_string())),
+            relayed: ports.iter().filter_map(|p| Some((*p, *relayed.get(&(node, *p))?))).collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// The relay's container for stack `name`.
+pub fn relay_name(name: &str) -> String {
+    format!("{name}-relay")
+}
+
+/// Starts the relay of stack `name` unless one for the same targets runs, waits until it
+/// listens, and gives where this machine reaches each node's port through it.
+fn relay(
+    docker: &Docker,
+    name: &str,
+    nodes: usize,
+    ports: &[u16],
+) -> Result<BTreeMap<(usize, u16), SocketAddr>, UserError> {
+    let targets: Vec<(usize, u16)> = (0..nodes).flat_map(|n| ports.iter().map(move |&p| (n, p))).collect();
+    let to: Vec<String> = targets.iter().map(|(n, p)| format!("{}:{p}", service(*n))).collect();
+    let want = to.join(",");
+    let container = relay_name(name);
+    let now = docker
+        .docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}} {{index .Config.Labels \"agora.relay.to\"}}",
+            &container,
+        ])
+        .map(|o| String::from_utf8_lossy(&o).trim().to_string());
+    if now.as_deref().ok() != Some(format!("true {want}").as_str()) {
+        if now.is_ok() {
+            docker.docker(&["rm", "-f", &container])?;
+        }
+        let image = String::from_utf8_lossy(&docker.docker(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+            &format!("{name}_{}", service(0)),
+        ])?)
+        .trim()
+        .to_string();
+        let mut args: Vec<String> = [
+            "run",
+            "--detach",
+            "--rm",
+            "--name",
+            &container,
+            "--label",
+            &format!("agora.relay={name}"),
+            "--label",
+            &format!("agora.relay.to={want}"),
+            "--network",
+            &format!("{name}_agora"),
+        ]
+        .map(String::from)
+        .into();
+        for k in 0..targets.len() {
+            args.extend(["--publish".into(), format!("127.0.0.1::{}", FIRST_PORT as usize + k)]);
+        }
+        args.extend([image, "cluster".into(), "relay".into()]);
+        for t in &to {
+            args.extend(["--to".into(), t.clone()]);
+        }
+        docker.docker(&args).map_err(|e| {
+            UserError(format!(
+                "cannot start the relay to the nodes of stack {name} on this machine: {}",
+                e.msg
+            ))
+        })?;
+    }
+    // It says each port it listens on; wait for all of them.
+    let deadline = Instant::now() + RELAY_LISTENS_WITHIN;
+    loop {
+        let said = docker.stderr_log(&container).unwrap_or_default();
+        if said.lines().filter(|l| l.starts_with("relay  port ")).count() >= targets.len() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(UserError(format!(
+                "the relay {container} did not listen within {} s: {}",
+                RELAY_LISTENS_WITHIN.as_secs(),
+                docker.last_log_line(&container)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut at = BTreeMap::new();
+    for (k, target) in targets.iter().enumerate() {
+        let port = format!("{}/tcp", FIRST_PORT as usize + k);
+        let said = String::from_utf8_lossy(&docker.docker(&["port", &container, &port])?).into_owned();
+        let addr = said
+            .lines()
+            .find_map(|l| l.trim().parse::<SocketAddr>().ok())
+            .ok_or_else(|| UserError(format!("docker port {container} {port}: no address in {said:?}")))?;
+        at.insert(*target, addr);
+    }
+    Ok(at)
+}
+
+/// `agora cluster down` on a Swarm: the relay, then the stack (its services, tasks and
+/// network), then the stack's volumes on this machine. A volume lives on the machine whose
+/// task made it: those of other machines are named, to remove there.
+pub fn down(docker: &Docker, name: &str) -> Result<Vec<(String, Vec<String>)>, UserError> {
+    // Which machines ran a task of the stack, before the tasks go.
+    let mut elsewhere: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let tasks = docker.docker(&["stack", "ps", "--no-trunc", "--format", "{{.Node}} {{.Name}}", name])?;
+    let here =
+        String::from_utf8_lossy(&docker.docker(&["info", "--format", "{{.Name}}"])?).trim().to_string();
+    for line in String::from_utf8_lossy(&tasks).lines() {
+        if let Some((host, task)) = line.split_once(' ') {
+            if host != here && !host.is_empty() {
+                let volume = task.split('.').next().unwrap_or(task).to_string() + "-data";
+                let vs = elsewhere.entry(host.to_string()).or_default();
+                if !vs.contains(&volume) {
+                    vs.push(volume);
+                }
+            }
+        }
+    }
+    let relay = relay_name(name);
+    if docker.succeeds(&["inspect", &relay]) {
+        docker.docker(&["rm", "-f", &relay])?;
+    }
+    docker.docker(&["stack", "rm", name])?;
+    // The stack's containers and network go after `stack rm` returns; its volumes can be
+    // removed once no container uses them.
+    let ns = namespace(name);
+    let listed = |args: &[&str]| -> Result<Vec<String>, UserError> {
+        Ok(String::from_utf8_lossy(&docker.docker(args)?).split_whitespace().map(String::from).collect())
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(listed(&["ps", "-aq", "--filter", &ns])?.is_empty()
+        && listed(&["network", "ls", "-q", "--filter", &ns])?.is_empty())
+    {
+        if Instant::now() >= deadline {
+            return Err(UserError(format!(
+                "stack {name}: its containers or network were still there 120 s after `docker stack rm`"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for v in listed(&["volume", "ls", "-q", "--filter", &ns])? {
+        docker.docker(&["volume", "rm", &v])?;
+    }
+    Ok(elsewhere.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_sort_by_their_creation_whatever_the_fraction_s_length() {
+        let mut at = ["2026-12-06T23:05:34.9Z", "2026-12-06T23:05:34.164958785Z", "2026-12-06T23:05:35Z"];
+        at.sort_by_key(|a| created_key(a));
+        assert_eq!(at, ["2026-12-06T23:05:34.164958785Z", "2026-12-06T23:05:34.9Z", "2026-12-06T23:05:35Z"]);
+    }
+
+    #[test]
+    fn a_task_that_ended_is_exited_and_one_on_its_way_keeps_swarm_s_word() {
+        assert_eq!(state_of("running"), "running");
+        for s in ["complete", "failed", "shutdown", "rejected"] {
+            assert_eq!(state_of(s), "exited");
+        }
+        assert_eq!(state_of("preparing"), "preparing");
+    }
+}
