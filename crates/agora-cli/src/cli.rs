@@ -1348,6 +1348,11 @@ pub struct ClusterUpArgs {
     /// Swarm, or to read the files first.
     #[arg(long)]
     pub no_start: bool,
+    /// Deploy on the Swarm this machine manages (`docker stack deploy`), its services on
+    /// whichever machines the Swarm picks, rather than with Compose on this one; `status` and
+    /// `down` then find it there (`--system raft`, `vote` or `market`; docs/cluster.md).
+    #[arg(long, conflicts_with = "no_start")]
+    pub swarm: bool,
     /// The voting service's session timeout: a member silent this long fails, in ms
     /// [100..=3600000] (`--system vote` only).
     #[arg(long, value_name = "MS", value_parser = count::<u64>(100, 3_600_000))]
@@ -1365,7 +1370,7 @@ pub struct ClusterUpArgs {
     pub msgs: Option<u32>,
     /// Once the cluster is up, serve its live view at this address until Ctrl-C, as `agora
     /// cluster ui` does.
-    #[arg(long, value_name = "ADDR", conflicts_with = "no_start")]
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["no_start", "swarm"])]
     pub ui: Option<String>,
 }
 

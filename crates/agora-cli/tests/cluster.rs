@@ -1238,21 +1238,17 @@ fn swarm_roles(name: &str) -> BTreeMap<usize, String> {
     out
 }
 
-#[test]
-fn the_files_up_writes_deploy_a_raft_cluster_on_a_single_node_swarm() {
-    let Some(_one) = docker_turn() else { return };
+/// The guard of stack `name`, this machine made the manager of a single-node swarm if it was
+/// in none (and left again by the guard); `None`, with a note, if its swarm is in any other
+/// state.
+fn on_a_swarm(name: &str) -> Option<Stack> {
     let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).expect("docker info");
     let state = state.trim();
     if state != "inactive" && state != "active" {
         eprintln!("note: this machine's swarm is {state:?}, neither in one nor out of one; test skipped");
-        return;
+        return None;
     }
-    // The folder and image first: dropped last, once the stack is gone.
-    let (cleanup, dir, said) = cluster_up("swarm", &["--system", "raft", "--no-start"]);
-    assert!(said.contains("docker stack deploy"), "{said}");
-    let name = cleanup.name.clone();
-
-    let mut stack = Stack { name: name.clone(), left_swarm: false };
+    let mut stack = Stack { name: name.to_string(), left_swarm: false };
     if state == "inactive" {
         if let Err(e) = docker(&["swarm", "init"]) {
             // A machine with several addresses must be told which to advertise.
@@ -1261,6 +1257,49 @@ fn the_files_up_writes_deploy_a_raft_cluster_on_a_single_node_swarm() {
         }
         stack.left_swarm = true;
     }
+    Some(stack)
+}
+
+/// Checks that `stack` left nothing behind once dropped, and the machine in the swarm state
+/// it was in.
+fn gone(stack: Stack) {
+    let ns = format!("label=com.docker.stack.namespace={}", stack.name);
+    let made_swarm = stack.left_swarm;
+    drop(stack);
+    assert_eq!(docker(&["ps", "-aq", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
+    if made_swarm {
+        let now = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).unwrap();
+        assert_eq!(now.trim(), "inactive", "the machine left the swarm it was not in");
+    }
+}
+
+/// `agora cluster status --dir DIR --json`, asked until it exits 0 (every node up, nothing
+/// violated) and `also` holds of what it says.
+fn status_until(dir: &Path, also: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let d = dir.to_string_lossy();
+    let deadline = Instant::now() + STUCK;
+    loop {
+        let out = agora(&["cluster", "status", "--dir", &d, "--json"]);
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        let v: serde_json::Value = serde_json::from_str(&said)
+            .unwrap_or_else(|e| panic!("status: {e}: {said}{}", String::from_utf8_lossy(&out.stderr)));
+        if out.status.success() && also(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "status never said all is well within {STUCK:?}: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn the_files_up_writes_deploy_a_raft_cluster_on_a_single_node_swarm() {
+    let Some(_one) = docker_turn() else { return };
+    // The folder and image first: dropped last, once the stack is gone.
+    let (cleanup, dir, said) = cluster_up("swarm", &["--system", "raft", "--no-start"]);
+    assert!(said.contains("docker stack deploy"), "{said}");
+    let name = cleanup.name.clone();
+    let Some(stack) = on_a_swarm(&name) else { return };
     let compose = dir.join("docker-compose.yml");
     docker(&["stack", "deploy", "-c", &compose.to_string_lossy(), &name]).unwrap_or_else(|e| panic!("{e}"));
 
@@ -1290,19 +1329,7 @@ fn the_files_up_writes_deploy_a_raft_cluster_on_a_single_node_swarm() {
     // `agora cluster status`, from this manager: the tasks as the Swarm sees them, wherever
     // they run, and each replica asked through the relay it starts on the stack's overlay
     // network. It names the same leader as the replicas themselves, and every replica answers.
-    let d = dir.to_string_lossy().into_owned();
-    let deadline = Instant::now() + STUCK;
-    let status = loop {
-        let out = agora(&["cluster", "status", "--dir", &d, "--json"]);
-        let said = String::from_utf8_lossy(&out.stdout).into_owned();
-        let v: serde_json::Value = serde_json::from_str(&said)
-            .unwrap_or_else(|e| panic!("status: {e}: {said}{}", String::from_utf8_lossy(&out.stderr)));
-        if out.status.success() {
-            break v;
-        }
-        assert!(Instant::now() < deadline, "status never said all is well within {STUCK:?}: {v}");
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let status = status_until(&dir, |_| true);
     let leader = status["leader"]["node"].as_u64().expect("a leader") as usize;
     assert_eq!(status["answering"], 3, "{status}");
     assert_eq!(swarm_roles(&name).get(&leader).map(String::as_str), Some("leader"), "{status}");
@@ -1321,18 +1348,57 @@ fn the_files_up_writes_deploy_a_raft_cluster_on_a_single_node_swarm() {
     drop(conn);
 
     // `agora cluster down`: the stack, the relay and the volumes go.
-    let out = agora(&["cluster", "down", "--dir", &d]);
+    let out = agora(&["cluster", "down", "--dir", &dir.to_string_lossy()]);
     assert!(out.status.success(), "down: {}", String::from_utf8_lossy(&out.stderr));
     assert!(docker(&["inspect", &format!("{name}-relay")]).is_err(), "the relay is left");
     assert_eq!(docker(&["service", "ls", "-q", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
-    drop(stack);
-    assert_eq!(docker(&["ps", "-aq", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
-    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &ns]).unwrap().split_whitespace().count(), 0);
-    if state == "inactive" {
-        let now = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).unwrap();
-        assert_eq!(now.trim(), "inactive", "the machine left the swarm it was not in");
+    gone(stack);
+}
+
+#[test]
+fn a_market_started_on_a_swarm_keeps_its_books_when_its_traders_task_is_killed() {
+    let Some(_one) = docker_turn() else { return };
+    // The folder first, the stack's guard second: the stack goes before the image.
+    let (mut cleanup, dir) = cluster_dir("swarmmarket");
+    let name = cleanup.name.clone();
+    let Some(stack) = on_a_swarm(&name) else { return };
+    let d = dir.to_string_lossy().into_owned();
+    let up = agora(&["cluster", "up", "--nodes", "3", "--dir", &d, "--system", "market", "--swarm"]);
+    let said = String::from_utf8_lossy(&up.stdout).into_owned();
+    let err = String::from_utf8_lossy(&up.stderr);
+    adopt_image(&mut cleanup, &said, &err);
+    assert!(up.status.success(), "cluster up --swarm: {said}{err}");
+    assert!(said.contains("trades"), "{said}");
+    // `up` deployed the first file, then the steady one once every peer had its database,
+    // each peer kept on the machine of its volume: two tasks, two runs, per peer.
+    let steady = std::fs::read_to_string(dir.join("docker-compose.steady.yml")).unwrap();
+    assert_eq!(steady.matches("node.hostname == ").count(), 3, "{steady}");
+    assert!(!steady.contains("--new-once"), "{steady}");
+    let before = status_until(&dir, |v| v["answered"].as_u64() > Some(0));
+    for c in before["containers"].as_array().expect("containers") {
+        assert_eq!(c["tasks"].as_array().map(Vec::len), Some(2), "{before}");
     }
+    let trader = before["trader"]["node"].as_u64().expect("a trader") as usize;
+    let answered = before["answered"].as_u64().unwrap();
+
+    // SIGKILL the trader's task (on this machine: a single-node swarm). The Swarm starts
+    // another task of it on its volume; `status` reads the peers' history from all their
+    // tasks, the killed one's too, and the market's checker finds nothing violated, with
+    // more buys answered than before.
+    let ns = format!("label=com.docker.swarm.service.name={name}_n{trader}");
+    let id = docker(&["ps", "-q", "--filter", &ns]).unwrap();
+    docker(&["kill", "--signal", "KILL", id.trim()]).unwrap();
+    let after = status_until(&dir, |v| {
+        let tasks = v["containers"][trader]["tasks"].as_array().map_or(0, Vec::len);
+        tasks == 3 && v["answered"].as_u64() > Some(answered) && v["containers"][trader]["state"] == "running"
+    });
+    let runs = after["runs"].as_array().expect("runs");
+    assert_eq!(runs[trader]["runs"].as_u64(), Some(3), "{after}");
+
+    let out = agora(&["cluster", "down", "--dir", &d]);
+    assert!(out.status.success(), "down: {}", String::from_utf8_lossy(&out.stderr));
+    gone(stack);
 }
 
 /// One line on stderr and exit code `code`, the line containing `says`.

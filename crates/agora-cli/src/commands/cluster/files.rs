@@ -20,6 +20,7 @@
 //! replica the same question from outside.
 
 use crate::cli::System;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Where a node's data volume is mounted.
@@ -241,6 +242,17 @@ impl Plan {
     /// database); without, for every start after it, when a node whose volume is empty
     /// refuses to start rather than join as a new, empty replica (docs/cluster.md).
     pub fn compose_file(&self, first: bool) -> String {
+        self.compose(first, &BTreeMap::new())
+    }
+
+    /// The Compose file for every start after the first on a Swarm: as
+    /// [`Plan::compose_file`] without `first`, with each node in `pinned` kept on the machine
+    /// named there, where its volume is (a named volume lives on the machine that made it).
+    pub fn swarm_steady_file(&self, pinned: &BTreeMap<usize, String>) -> String {
+        self.compose(false, pinned)
+    }
+
+    fn compose(&self, first: bool, pinned: &BTreeMap<usize, String>) -> String {
         let list = |v: Vec<String>| {
             format!("[{}]", v.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", "))
         };
@@ -260,8 +272,17 @@ impl Plan {
                  \x20   labels:\n      agora.cluster: {name:?}\n      agora.node: \"{id}\"\n\
                  \x20   secrets:\n      - cluster\n{market}\
                  \x20   volumes:\n      - {n}-data:{DATA}\n    networks:\n      - agora\n\
-                 \x20   deploy:\n      endpoint_mode: dnsrr\n{health}{logging}",
+                 \x20   deploy:\n      endpoint_mode: dnsrr\n{restart}{placement}{health}{logging}",
                 image = self.image,
+                // A node that ends by itself is done: a Swarm starts it again only if it failed.
+                restart = if matches!(self.system, System::Election | System::Multicast) {
+                    "      restart_policy:\n        condition: on-failure\n"
+                } else {
+                    ""
+                },
+                placement = pinned.get(&id).map_or(String::new(), |host| {
+                    format!("      placement:\n        constraints: [\"node.hostname == {host}\"]\n")
+                }),
                 health = self.healthcheck(id),
                 command = list(self.command(id, first)),
                 name = self.name,
@@ -362,6 +383,26 @@ mod tests {
         assert!(f.nodes.iter().all(|n| n.resp.is_none()));
         assert_eq!(f.nodes[2].vote.as_deref(), Some("n2:7400"));
         assert_eq!(f.nodes[2].addr, "n2:7000");
+    }
+
+    #[test]
+    fn on_a_swarm_the_steady_file_keeps_each_node_on_its_machine_and_a_finished_node_stays_done() {
+        let plan = Plan::new("t-1", System::Raft, 3, "agora-node:0123");
+        let pinned: BTreeMap<usize, String> = [(0, "a".into()), (2, "c".into())].into();
+        let yml = plan.swarm_steady_file(&pinned);
+        assert!(yml.contains("  n0:\n") && yml.contains("constraints: [\"node.hostname == a\"]"), "{yml}");
+        assert!(yml.contains("constraints: [\"node.hostname == c\"]"), "{yml}");
+        assert_eq!(yml.matches("node.hostname").count(), 2, "{yml}");
+        assert!(!yml.contains("--new"), "{yml}");
+        assert!(!plan.compose_file(true).contains("placement"));
+        // The relay joins the network from outside the stack.
+        assert!(yml.contains("networks:\n  agora:\n    attachable: true\n"), "{yml}");
+        // An election's and a multicast's nodes end by themselves: a Swarm leaves them ended.
+        for (system, policy) in [(System::Election, true), (System::Multicast, true), (System::Market, false)]
+        {
+            let yml = Plan::new("t-1", system, 3, "agora-node:0123").compose_file(true);
+            assert_eq!(yml.contains("restart_policy:\n        condition: on-failure\n"), policy, "{yml}");
+        }
     }
 
     #[test]

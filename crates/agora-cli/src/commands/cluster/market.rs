@@ -42,9 +42,10 @@ impl Trading {
 pub fn wait_for_trading(
     docker: &Docker,
     name: &str,
+    place: &status::Where,
     deadline: Instant,
 ) -> Result<Option<Trading>, UserError> {
-    status::wait_until(docker, name, deadline, |cs| {
+    status::wait_until(docker, name, place, deadline, |cs| {
         let t = Trading::of(&history::read(docker, cs).ok()?);
         (t.trader.is_some() && t.answered > 0).then_some(t)
     })

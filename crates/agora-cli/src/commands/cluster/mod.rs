@@ -99,6 +99,14 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     if a.session_timeout_ms.is_some() && a.system != System::Vote {
         return Err(UserError("--session-timeout-ms: only with --system vote".into()));
     }
+    if a.swarm && matches!(a.system, System::Election | System::Multicast) {
+        return Err(UserError(format!(
+            "--swarm: the {:?} ends by itself, and `up --swarm` would restart every node mid-run \
+             to make its steady file; deploy it with --no-start and `docker stack deploy` \
+             (docs/cluster.md)",
+            a.system
+        )));
+    }
     if a.voters.is_some() && a.system != System::Election {
         return Err(UserError("--voters: only with --system election".into()));
     }
@@ -166,22 +174,20 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
         );
         return Ok(0);
     }
-    docker.compose(&files.name, &files.compose, &["up", "-d"])?;
-    // From now on a node recreated from the file must find its database, not make an empty one.
-    write(&files.compose, &plan.compose_file(false))?;
-    if matches!(a.system, System::Raft | System::Vote) {
-        // A container keeps the command it was created with: one created with `--new` would
-        // make an empty database again, and vote, if its volume were emptied. Once every node
-        // has its database, the containers are made again from the file without `--new`, all
-        // stopped first so that none resolves a peer's name before that peer's new container
-        // has its address.
-        wait_for_databases(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?;
-        docker.compose(&files.name, &files.compose, &["stop", "--timeout", "10"])?;
-        docker.compose(&files.name, &files.compose, &["up", "-d"])?;
-    }
+    let place = if a.swarm {
+        let protocol = ClusterFile::load(&files.cluster)?.protocol;
+        swarm::start(&docker, &files, &plan, &protocol, t0 + ANSWER_WITHIN)?
+    } else {
+        compose_start(&docker, &files, &plan, a.system, t0)?;
+        status::Where::Compose
+    };
     let waited = match a.system {
-        System::Raft => status::wait_for_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?,
-        System::Vote => status::wait_for_vote_leader(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?,
+        System::Raft => {
+            status::wait_for_leader(&docker, &files.name, &place, plan.nodes, t0 + ANSWER_WITHIN)?
+        }
+        System::Vote => {
+            status::wait_for_vote_leader(&docker, &files.name, &place, plan.nodes, t0 + ANSWER_WITHIN)?
+        }
         System::Election => None,
         System::Multicast => {
             let logs = multicast::wait_for_start(&docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?;
@@ -201,7 +207,7 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
             None
         }
         System::Market => {
-            let Some(t) = market::wait_for_trading(&docker, &files.name, t0 + ANSWER_WITHIN)? else {
+            let Some(t) = market::wait_for_trading(&docker, &files.name, &place, t0 + ANSWER_WITHIN)? else {
                 eprintln!(
                     "agora: no buy answered within {} s; see `agora cluster status`",
                     ANSWER_WITHIN.as_secs()
@@ -223,10 +229,13 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
             return Ok(1);
         };
         let (ip, port) = (addr.ip(), addr.port());
-        let connect = match a.system {
+        let mut connect = match a.system {
             System::Vote => format!("nc {ip} {port}"),
             _ => format!("redis-cli -h {ip} -p {port}"),
         };
+        if a.swarm {
+            connect.push_str(" (through the relay on this machine)");
+        }
         println!(
             "answering {:.1} s after `up` began: node {leader} leads; {connect}",
             t0.elapsed().as_secs_f64()
@@ -243,11 +252,37 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     }
 }
 
+/// Starts the containers with Compose on this machine, each node making its database, then
+/// makes them again so that none would make one again.
+fn compose_start(
+    docker: &Docker,
+    files: &Files,
+    plan: &Plan,
+    system: System,
+    t0: Instant,
+) -> Result<(), UserError> {
+    docker.compose(&files.name, &files.compose, &["up", "-d"])?;
+    // From now on a node recreated from the file must find its database, not make an empty one.
+    std::fs::write(&files.compose, plan.compose_file(false))
+        .map_err(|e| UserError(format!("cannot write {}: {e}", files.compose.display())))?;
+    if matches!(system, System::Raft | System::Vote) {
+        // A container keeps the command it was created with: one created with `--new` would
+        // make an empty database again, and vote, if its volume were emptied. Once every node
+        // has its database, the containers are made again from the file without `--new`, all
+        // stopped first so that none resolves a peer's name before that peer's new container
+        // has its address.
+        wait_for_databases(docker, &files.name, plan.nodes, t0 + ANSWER_WITHIN)?;
+        docker.compose(&files.name, &files.compose, &["stop", "--timeout", "10"])?;
+        docker.compose(&files.name, &files.compose, &["up", "-d"])?;
+    }
+    Ok(())
+}
+
 /// Waits until the database of every one of the `nodes` nodes of cluster `name` exists in its
 /// container's volume (`docker cp` of it succeeds), or `deadline`, which is an error; so is a
 /// node that stopped.
 fn wait_for_databases(docker: &Docker, name: &str, nodes: usize, deadline: Instant) -> Result<(), UserError> {
-    let made = status::wait_until(docker, name, deadline, |cs| {
+    let made = status::wait_until(docker, name, &status::Where::Compose, deadline, |cs| {
         let all = (0..nodes).all(|id| {
             cs.iter().find(|c| c.node == id).is_some_and(|c| {
                 let db = format!("{}:{}/{}", c.id, files::DATA, agora_net::store::node_file(id as u32));

@@ -21,7 +21,7 @@ pub fn wait_for_start(
     nodes: usize,
     deadline: Instant,
 ) -> Result<Option<()>, UserError> {
-    status::wait_until(docker, name, deadline, |cs| {
+    status::wait_until(docker, name, &status::Where::Compose, deadline, |cs| {
         let logs = history::read(docker, cs).ok()?;
         (cs.len() == nodes && logs.iter().all(|l| !l.runs.is_empty())).then_some(())
     })

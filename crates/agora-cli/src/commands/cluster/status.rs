@@ -170,14 +170,50 @@ pub fn agreed_leader(cs: &[Container], rs: &[Option<Replica>], nodes: usize) -> 
     (followers > nodes / 2).then(|| c.at(RESP_PORT).expect("answered")).map(|a| (c.node, a))
 }
 
+/// Where a cluster's nodes run: containers of one machine's Compose project, or the
+/// services of a Swarm's stack ([`super::swarm`]), asked through a relay on these ports.
+#[derive(Clone, Debug)]
+pub enum Where {
+    /// Compose, on this machine.
+    Compose,
+    /// A stack on the Swarm this machine manages.
+    Swarm {
+        /// The cluster's nodes.
+        nodes: usize,
+        /// The ports of each node that are asked.
+        ports: Vec<u16>,
+    },
+}
+
+impl Where {
+    /// Where cluster `name`, of cluster file `cf`, runs: on a Swarm if this machine manages
+    /// one where it is deployed, else under Compose.
+    pub fn of(docker: &Docker, name: &str, cf: &crate::cluster_file::ClusterFile) -> Where {
+        if super::swarm::deployed(docker, name) {
+            Where::Swarm { nodes: cf.nodes.len(), ports: super::swarm::ports(&cf.protocol) }
+        } else {
+            Where::Compose
+        }
+    }
+
+    /// The cluster's nodes, by node id.
+    pub fn containers(&self, docker: &Docker, name: &str) -> Result<Vec<Container>, UserError> {
+        match self {
+            Where::Compose => containers(docker, name),
+            Where::Swarm { nodes, ports } => super::swarm::containers(docker, name, *nodes, ports),
+        }
+    }
+}
+
 /// Asks every replica until a majority follows one leader, or `deadline`.
 pub fn wait_for_leader(
     docker: &Docker,
     name: &str,
+    place: &Where,
     nodes: usize,
     deadline: Instant,
 ) -> Result<Option<(usize, SocketAddr)>, UserError> {
-    wait_until(docker, name, deadline, |cs| agreed_leader(cs, &replicas(cs), nodes))
+    wait_until(docker, name, place, deadline, |cs| agreed_leader(cs, &replicas(cs), nodes))
 }
 
 /// Asks every voting-service server until all `nodes` greet and one says it leads, or
@@ -185,10 +221,11 @@ pub fn wait_for_leader(
 pub fn wait_for_vote_leader(
     docker: &Docker,
     name: &str,
+    place: &Where,
     nodes: usize,
     deadline: Instant,
 ) -> Result<Option<(usize, SocketAddr)>, UserError> {
-    wait_until(docker, name, deadline, |cs| {
+    wait_until(docker, name, place, deadline, |cs| {
         let vs = vote_servers(docker, cs);
         let all = vs.iter().filter(|v| v.answers).count() == nodes;
         vote_leader(cs, &vs).filter(|_| all).map(|(n, a, _)| (n, a))
@@ -196,16 +233,19 @@ pub fn wait_for_vote_leader(
 }
 
 /// Looks at the cluster's containers until `found` finds what it looks for, or `deadline`;
-/// a container that stopped meanwhile is an error with its last log line.
+/// a container that stopped meanwhile is an error with its last log line (under Compose: on
+/// a Swarm, a task that ended is followed by another).
 pub(super) fn wait_until<T>(
     docker: &Docker,
     name: &str,
+    place: &Where,
     deadline: Instant,
     found: impl Fn(&[Container]) -> Option<T>,
 ) -> Result<Option<T>, UserError> {
     loop {
-        let cs = containers(docker, name)?;
-        if let Some(c) = cs.iter().find(|c| c.state == "exited" || c.state == "dead") {
+        let cs = place.containers(docker, name)?;
+        let compose = matches!(place, Where::Compose);
+        if let Some(c) = cs.iter().find(|c| compose && (c.state == "exited" || c.state == "dead")) {
             return Err(UserError(format!(
                 "node {} stopped (exit code {}): {}",
                 c.node,
@@ -228,11 +268,7 @@ pub(super) fn wait_until<T>(
 pub fn run(docker: &Docker, files: &Files, json: bool) -> Result<i32, UserError> {
     let cf = files.load()?;
     let nodes = cf.nodes.len();
-    let cs = if super::swarm::deployed(docker, &files.name) {
-        super::swarm::containers(docker, &files.name, nodes, &super::swarm::ports(&cf.protocol))?
-    } else {
-        containers(docker, &files.name)?
-    };
+    let cs = Where::of(docker, &files.name, &cf).containers(docker, &files.name)?;
     match cf.protocol.as_str() {
         "kv" => Ok(raft(&files.name, &cs, nodes, json)),
         "election" => election(docker, &cs, &cf, json),

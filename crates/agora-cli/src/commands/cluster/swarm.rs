@@ -9,7 +9,7 @@
 use super::docker::Docker;
 use super::files::{service, METRICS_PORT, RESP_PORT, VOTE_PORT};
 use super::relay::FIRST_PORT;
-use super::status::Container;
+use super::status::{wait_until, Container, Where};
 use crate::error::UserError;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -116,6 +116,87 @@ pub fn containers(
         });
     }
     Ok(out)
+}
+
+/// `agora cluster up --swarm`: deploys `files`' Compose file as stack `name` on the Swarm
+/// this machine manages, waits until every node has made its database (a replica or a
+/// server answers, a market peer says it listens), then deploys the steady file, which
+/// makes no database and keeps each node on the machine that holds its volume, and waits
+/// until the Swarm has replaced every task with one of it. Where the nodes then run.
+pub fn start(
+    docker: &Docker,
+    files: &super::Files,
+    plan: &super::files::Plan,
+    protocol: &str,
+    deadline: Instant,
+) -> Result<Where, UserError> {
+    let name = files.name.as_str();
+    let manages =
+        String::from_utf8_lossy(&docker.docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"])?)
+            .trim()
+            .to_string();
+    if manages != "true" {
+        return Err(UserError(
+            "--swarm: this machine manages no Swarm (`docker swarm init`, or run it on a manager)".into(),
+        ));
+    }
+    let deploy = |file: &std::path::Path| -> Result<(), UserError> {
+        docker.docker(&[
+            "stack".as_ref(),
+            "deploy".as_ref(),
+            "-c".as_ref(),
+            file.as_os_str(),
+            name.as_ref(),
+        ])?;
+        Ok(())
+    };
+    deploy(&files.compose)?;
+    let place = Where::Swarm { nodes: plan.nodes, ports: ports(protocol) };
+    let made = wait_until(docker, name, &place, deadline, |cs| {
+        let all = cs.len() == plan.nodes && cs.iter().all(|c| c.state == "running");
+        let answered = match protocol {
+            "kv" => super::status::replicas(cs).iter().all(Option::is_some),
+            "vote" => super::status::ask_running(cs, VOTE_PORT, |at| super::super::health::hello(at).ok())
+                .iter()
+                .all(Option::is_some),
+            _ => super::history::read(docker, cs).is_ok_and(|logs| logs.iter().all(|l| !l.runs.is_empty())),
+        };
+        (all && answered).then(|| cs.to_vec())
+    })?;
+    let Some(cs) = made else {
+        return Err(UserError(format!(
+            "stack {name}: not every node made its database within the deadline; see `agora cluster status`"
+        )));
+    };
+    let pinned: BTreeMap<usize, String> = cs.iter().filter_map(|c| Some((c.node, c.host.clone()?))).collect();
+    let steady = files.compose.with_extension("steady.yml");
+    std::fs::write(&steady, plan.swarm_steady_file(&pinned))
+        .map_err(|e| UserError(format!("cannot write {}: {e}", steady.display())))?;
+    deploy(&steady)?;
+    // Every service's command changed: the Swarm replaces its task, one at a time.
+    let services: Vec<String> = (0..plan.nodes).map(|n| format!("{name}_{}", service(n))).collect();
+    let mut args =
+        vec!["service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}"];
+    args.extend(services.iter().map(String::as_str));
+    loop {
+        let states = String::from_utf8_lossy(&docker.docker(&args)?).into_owned();
+        if let Some(bad) = states.lines().find(|s| s.starts_with("rollback") || *s == "paused") {
+            return Err(UserError(format!(
+                "stack {name}: the Swarm's update to {} ended {bad}; see `docker stack ps {name}`",
+                steady.display()
+            )));
+        }
+        if states.lines().filter(|s| *s == "completed").count() == services.len() {
+            return Ok(place);
+        }
+        if Instant::now() >= deadline {
+            return Err(UserError(format!(
+                "stack {name}: the Swarm had not moved every node to {} by the deadline; see `docker stack ps {name}`",
+                steady.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// The relay's container for stack `name`.

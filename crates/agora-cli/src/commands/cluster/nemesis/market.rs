@@ -28,7 +28,14 @@ pub fn run(
 ) -> Result<i32, UserError> {
     let peers = cf.nodes.len();
     let name = &files.name;
-    if super::super::market::wait_for_trading(docker, name, Instant::now() + ANSWER_WITHIN)?.is_none() {
+    if super::super::market::wait_for_trading(
+        docker,
+        name,
+        &status::Where::Compose,
+        Instant::now() + ANSWER_WITHIN,
+    )?
+    .is_none()
+    {
         return Err(UserError(format!(
             "cluster {name}: no buy answered within {} s; the nemesis starts from a market that trades",
             ANSWER_WITHIN.as_secs()

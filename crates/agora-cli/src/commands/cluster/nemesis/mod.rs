@@ -165,7 +165,15 @@ fn key_value(
     replicas: usize,
     faults: &Faults,
 ) -> Result<i32, UserError> {
-    if status::wait_for_leader(docker, &files.name, replicas, Instant::now() + ANSWER_WITHIN)?.is_none() {
+    if status::wait_for_leader(
+        docker,
+        &files.name,
+        &status::Where::Compose,
+        replicas,
+        Instant::now() + ANSWER_WITHIN,
+    )?
+    .is_none()
+    {
         return Err(UserError(format!(
             "cluster {}: no leader followed by a majority within {} s; the nemesis starts from a healthy cluster",
             files.name,

@@ -234,8 +234,13 @@ pub fn run(
 ) -> Result<i32, UserError> {
     let servers = cf.nodes.len();
     let name = &files.name;
-    let Some((leader_at, _)) =
-        status::wait_for_vote_leader(docker, name, servers, Instant::now() + ANSWER_WITHIN)?
+    let Some((leader_at, _)) = status::wait_for_vote_leader(
+        docker,
+        name,
+        &status::Where::Compose,
+        servers,
+        Instant::now() + ANSWER_WITHIN,
+    )?
     else {
         return Err(UserError(format!(
             "cluster {name}: no server leads within {} s; the nemesis starts from a healthy cluster",
@@ -288,7 +293,13 @@ pub fn run(
     let workload = format!("the workload: {members} members on this machine, voting");
     let logged::Broken { _rt, mut clock, stop, mut runs, healed_ns, last_heal } =
         logged::break_and_heal(a, name, servers, &workload, faults, &leader)?;
-    let again = status::wait_for_vote_leader(docker, name, servers, Instant::now() + ANSWER_WITHIN)?;
+    let again = status::wait_for_vote_leader(
+        docker,
+        name,
+        &status::Where::Compose,
+        servers,
+        Instant::now() + ANSWER_WITHIN,
+    )?;
     let moved = faults.moved()?;
     clock.until(Duration::from_nanos(healed_ns - clock.start_ns) + a.quiet);
     // The others go on until they have heard of the silent member's failure, for at most the
