@@ -1349,8 +1349,8 @@ pub struct ClusterUpArgs {
     #[arg(long)]
     pub no_start: bool,
     /// Deploy on the Swarm this machine manages (`docker stack deploy`), its services on
-    /// whichever machines the Swarm picks, rather than with Compose on this one; `status` and
-    /// `down` then find it there (`--system raft`, `vote` or `market`; docs/cluster.md).
+    /// whichever machines the Swarm picks, rather than with Compose on this one; `status`,
+    /// `down` and `ui` then find it there (`--system raft`, `vote` or `market`; docs/cluster.md).
     #[arg(long, conflicts_with = "no_start")]
     pub swarm: bool,
     /// The voting service's session timeout: a member silent this long fails, in ms

@@ -1296,7 +1296,7 @@ fn status_until(dir: &Path, also: impl Fn(&serde_json::Value) -> bool) -> serde_
 fn the_files_up_writes_deploy_a_raft_cluster_on_a_single_node_swarm() {
     let Some(_one) = docker_turn() else { return };
     // The folder and image first: dropped last, once the stack is gone.
-    let (cleanup, dir, said) = cluster_up("swarm", &["--system", "raft", "--no-start"]);
+    let (mut cleanup, dir, said) = cluster_up("swarm", &["--system", "raft", "--no-start"]);
     assert!(said.contains("docker stack deploy"), "{said}");
     let name = cleanup.name.clone();
     let Some(stack) = on_a_swarm(&name) else { return };
@@ -1347,6 +1347,23 @@ fn the_files_up_writes_deploy_a_raft_cluster_on_a_single_node_swarm() {
     assert_eq!(&answer, b"+OK\r\n");
     drop(conn);
 
+    // The live view of the cluster on the Swarm: the leader the replicas name, their traffic
+    // (each one's counters, asked through the relay), and no controls, with the reason.
+    let view = LiveView::attach(&dir);
+    let s = snapshot_until(&view.addr, "the leader and traffic", |s| {
+        s["lead"]["id"].as_u64() == Some(leader as u64)
+            && s["kinds"].as_array().is_some_and(|k| k.iter().any(|k| k["per_s"].as_f64() > Some(0.0)))
+    });
+    assert_eq!(s["verbs"].as_array().map(Vec::len), Some(0), "{s}");
+    assert!(s["unavailable"].as_str().is_some_and(|u| u.contains("Swarm")), "{s}");
+    let (code, said, err) = view.interrupt(&mut cleanup);
+    assert_eq!(code, Some(0), "{said}{err}");
+
+    // The nemesis acts through this machine's Docker: it refuses a cluster on a Swarm.
+    let out = agora(&["cluster", "nemesis", "--dir", &dir.to_string_lossy(), "--for", "1s"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is deployed on a Swarm"), "{out:?}");
+
     // `agora cluster down`: the stack, the relay and the volumes go.
     let out = agora(&["cluster", "down", "--dir", &dir.to_string_lossy()]);
     assert!(out.status.success(), "down: {}", String::from_utf8_lossy(&out.stderr));
@@ -1381,6 +1398,18 @@ fn a_market_started_on_a_swarm_keeps_its_books_when_its_traders_task_is_killed()
     }
     let trader = before["trader"]["node"].as_u64().expect("a trader") as usize;
     let answered = before["answered"].as_u64().unwrap();
+    // The live view follows the peers' tasks' logs and judges them as they come.
+    let view = LiveView::attach(&dir);
+    let fine = |s: &serde_json::Value| {
+        s["verdicts"]["properties"].as_array().is_some_and(|ps| {
+            ps.iter().any(|p| p["verdict"] == "ok") && ps.iter().all(|p| p["verdict"] != "violated")
+        })
+    };
+    let seen = snapshot_until(&view.addr, "the trader and a verdict", |s| {
+        s["lead"]["label"] == "Trader" && s["lead"]["id"].is_u64() && fine(s)
+    });
+    assert!(seen["unavailable"].as_str().is_some_and(|u| u.contains("Swarm")), "{seen}");
+    let judged = seen["verdicts"]["observations_judged"].as_u64().unwrap_or(0);
 
     // SIGKILL the trader's task (on this machine: a single-node swarm). The Swarm starts
     // another task of it on its volume; `status` reads the peers' history from all their
@@ -1395,6 +1424,12 @@ fn a_market_started_on_a_swarm_keeps_its_books_when_its_traders_task_is_killed()
     });
     let runs = after["runs"].as_array().expect("runs");
     assert_eq!(runs[trader]["runs"].as_u64(), Some(3), "{after}");
+    // The view read on into the new task: more of the history judged, nothing violated.
+    snapshot_until(&view.addr, "a verdict on the history after the kill", |s| {
+        fine(s) && s["verdicts"]["observations_judged"].as_u64() > Some(judged)
+    });
+    let (code, said, err) = view.interrupt(&mut cleanup);
+    assert_eq!(code, Some(0), "{said}{err}");
 
     let out = agora(&["cluster", "down", "--dir", &d]);
     assert!(out.status.success(), "down: {}", String::from_utf8_lossy(&out.stderr));

@@ -139,6 +139,11 @@ impl Docker {
         Ok(all)
     }
 
+    /// What a Swarm's task wrote on stderr.
+    pub fn task_stderr(&self, task: &str) -> Result<String, UserError> {
+        Ok(String::from_utf8_lossy(&self.task_log(task)?.stderr).into_owned())
+    }
+
     /// `docker service logs --raw TASK`: the task's stdout and stderr apart.
     fn task_log(&self, task: &str) -> Result<Output, UserError> {
         let o = output("docker", &["service", "logs", "--raw", task].map(OsStr::new), true)?;

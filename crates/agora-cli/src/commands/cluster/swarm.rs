@@ -31,14 +31,14 @@ pub fn deployed(docker: &Docker, name: &str) -> bool {
         .is_ok_and(|o| !String::from_utf8_lossy(&o).trim().is_empty())
 }
 
-/// An error for `what` (`nemesis`, `ui`) on a cluster deployed on a Swarm: they stop,
-/// pause and cut containers through this machine's Docker, which can reach only the tasks
-/// placed on this machine.
+/// An error for `what` (`nemesis`) on a cluster deployed on a Swarm: it stops, pauses and
+/// cuts containers through this machine's Docker, which can reach only the tasks placed on
+/// this machine.
 pub fn refuse(docker: &Docker, name: &str, what: &str) -> Result<(), UserError> {
     if deployed(docker, name) {
         return Err(UserError(format!(
             "cluster {name} is deployed on a Swarm: `agora cluster {what}` drives the containers of \
-             one machine (Compose); on a Swarm, `agora cluster status` and `down` (docs/cluster.md)"
+             one machine (Compose); on a Swarm, `agora cluster status`, `ui` (no controls) and `down` (docs/cluster.md)"
         )));
     }
     Ok(())
@@ -87,20 +87,7 @@ pub fn containers(
             .collect();
     let mut out = Vec::new();
     for node in 0..nodes {
-        let svc = format!("{name}_{}", service(node));
-        let ids = String::from_utf8_lossy(&docker.docker(&["service", "ps", "-q", "--no-trunc", &svc])?)
-            .split_whitespace()
-            .map(String::from)
-            .collect::<Vec<_>>();
-        if ids.is_empty() {
-            continue;
-        }
-        let mut args = vec!["inspect".to_string()];
-        args.extend(ids);
-        let json: serde_json::Value = serde_json::from_slice(&docker.docker(&args)?)
-            .map_err(|e| UserError(format!("docker inspect printed no JSON: {e}")))?;
-        let mut tasks: Vec<&serde_json::Value> = json.as_array().into_iter().flatten().collect();
-        tasks.sort_by_key(|t| created_key(t["CreatedAt"].as_str().unwrap_or_default()));
+        let tasks = inspected(docker, &format!("{name}_{}", service(node)))?;
         let Some(last) = tasks.last() else { continue };
         let status = &last["Status"];
         out.push(Container {
@@ -197,6 +184,34 @@ pub fn start(
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// The tasks of `service` as `docker inspect` gives them, oldest first.
+fn inspected(docker: &Docker, service: &str) -> Result<Vec<serde_json::Value>, UserError> {
+    let ids = String::from_utf8_lossy(&docker.docker(&["service", "ps", "-q", "--no-trunc", service])?)
+        .split_whitespace()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args = vec!["inspect".to_string()];
+    args.extend(ids);
+    let json: serde_json::Value = serde_json::from_slice(&docker.docker(&args)?)
+        .map_err(|e| UserError(format!("docker inspect printed no JSON: {e}")))?;
+    let mut tasks: Vec<serde_json::Value> = json.as_array().cloned().unwrap_or_default();
+    tasks.sort_by_key(|t| created_key(t["CreatedAt"].as_str().unwrap_or_default()));
+    Ok(tasks)
+}
+
+/// The tasks of `service`, oldest first: each one's id and whether it has ended.
+pub fn tasks(docker: &Docker, service: &str) -> Result<Vec<(String, bool)>, UserError> {
+    Ok(inspected(docker, service)?
+        .iter()
+        .filter_map(|t| {
+            Some((t["ID"].as_str()?.to_string(), state_of(t["Status"]["State"].as_str()?) == "exited"))
+        })
+        .collect())
 }
 
 /// The relay's container for stack `name`.

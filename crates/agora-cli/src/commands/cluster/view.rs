@@ -63,6 +63,9 @@ use std::time::{Duration, Instant};
 
 /// The controls the page offers for containers.
 const VERBS: &[&str] = &["crash", "restart", "pause", "resume", "cut", "partition", "heal"];
+/// Why a cluster on a Swarm gets no controls.
+const ON_A_SWARM: &str = "this cluster runs on a Swarm: the controls kill, pause and cut containers through \
+                          this machine's Docker, which reaches only the tasks placed here (docs/cluster.md)";
 /// How often the history in the logs is judged again.
 const JUDGE_EVERY: Duration = Duration::from_secs(3);
 /// How often the view looks the containers' addresses up again, to ask them their counters.
@@ -84,8 +87,8 @@ pub fn run(dir: &ClusterDirArgs, addr: &str) -> Result<i32, UserError> {
     let files = Files::of(dir)?;
     let cf = files.load()?;
     let docker = Docker::find()?;
-    super::swarm::refuse(&docker, &files.name, "ui")?;
-    let cs = status::containers(&docker, &files.name)?;
+    let place = status::Where::of(&docker, &files.name, &cf);
+    let cs = place.containers(&docker, &files.name)?;
     if cs.len() != cf.nodes.len() || cs.iter().enumerate().any(|(i, c)| c.node != i) {
         return Err(UserError(format!(
             "cluster {} has {} of its {} containers: `agora cluster status --dir {}`",
@@ -95,7 +98,7 @@ pub fn run(dir: &ClusterDirArgs, addr: &str) -> Result<i32, UserError> {
             dir.dir.display()
         )));
     }
-    let watch = Watch { docker, cf: &cf, name: files.name.clone(), containers: cs, addr };
+    let watch = Watch { docker, cf: &cf, name: files.name.clone(), place, containers: cs, addr };
     match cf.protocol.as_str() {
         // Their servers print no observations, only when they lead: the page's roles come
         // from those lines, and a key-value replica's commit index from its `INFO`.
@@ -138,6 +141,8 @@ struct Watch<'a> {
     cf: &'a ClusterFile,
     /// The cluster's name (its containers' `agora.cluster` label).
     name: String,
+    /// Compose's containers, or a Swarm's stack.
+    place: status::Where,
     containers: Vec<Container>,
     addr: &'a str,
 }
@@ -204,7 +209,12 @@ impl Watch<'_> {
     ) -> Result<i32, UserError> {
         let nodes = self.containers.len();
         let rt = runtime()?;
-        let flags = Flags { addr: self.addr, linger: false, hold: false, verbs: VERBS, unavailable: None };
+        let swarm = matches!(self.place, status::Where::Swarm { .. });
+        let flags = if swarm {
+            Flags { addr: self.addr, linger: false, hold: false, verbs: &[], unavailable: Some(ON_A_SWARM) }
+        } else {
+            Flags { addr: self.addr, linger: false, hold: false, verbs: VERBS, unavailable: None }
+        };
         let mut live = rt.block_on(LiveRun::<O>::start(flags, nodes, system, |_| true))?;
         let counts = Arc::new(Mutex::new(vec![None; nodes]));
         live.remote(counts.clone());
@@ -222,9 +232,15 @@ impl Watch<'_> {
         ));
         for (id, container) in ids.iter().enumerate() {
             let (counts, observe, parse) = (counts.clone(), observe.clone(), parse.clone());
-            rt.spawn(follow::<O>(id, container.clone(), counts, followed.clone(), observe, parse));
+            let into = Into { id, counts, followed: followed.clone(), observe, parse, runs: 0 };
+            if swarm {
+                let service = format!("{}_{}", self.name, super::files::service(id));
+                rt.spawn(follow_tasks::<O, _, _>(self.docker.clone(), service, into));
+            } else {
+                rt.spawn(follow::<O, _, _>(container.clone(), into));
+            }
         }
-        rt.spawn(poll_counts(self.docker.clone(), self.name.clone(), counts.clone()));
+        rt.spawn(poll_counts(self.docker.clone(), self.name.clone(), self.place.clone(), counts.clone()));
         // Roles the replicas' `INFO` tells (a follower prints no line), as leadership lines.
         let (roles_tx, mut roles) = tokio::sync::mpsc::unbounded_channel::<(usize, serde_json::Value)>();
         rt.spawn(async move {
@@ -238,15 +254,25 @@ impl Watch<'_> {
             let (docker, cf, so_far, stop) =
                 (self.docker.clone(), self.cf.clone(), live.so_far(), stop.clone());
             let name = self.name.clone();
-            let watched = Watched { docker, cf, name, followed };
+            let watched = Watched { docker, cf, name, place: self.place.clone(), followed };
             std::thread::spawn(move || judge_while(&watched, &judging, &so_far, &stop, &roles_tx))
         };
         let steering = {
             let (docker, ids) = (self.docker.clone(), ids.clone());
-            let agora_net::Controls { orders, on_fault, .. } = controls;
-            std::thread::spawn(move || steer(&docker, ids, orders, on_fault))
+            let agora_net::Controls { mut orders, on_fault, .. } = controls;
+            std::thread::spawn(move || {
+                if !swarm {
+                    return steer(&docker, ids, orders, on_fault);
+                }
+                // The page offers no control; an order sent all the same is refused.
+                while let Some(Order { done, .. }) = orders.blocking_recv() {
+                    let _ = done.send(Err(ON_A_SWARM.to_string()));
+                }
+                Vec::new()
+            })
         };
-        eprintln!("agora: following {nodes} containers' logs; Ctrl-C ends the view");
+        let what = if swarm { "tasks'" } else { "containers'" };
+        eprintln!("agora: following {nodes} nodes' {what} logs; Ctrl-C ends the view");
         rt.block_on(interrupted());
         // Undoing what the page did takes Docker's time: a second Ctrl-C leaves it as it is
         // and ends at once, by SIGINT's default action, restored here.
@@ -307,25 +333,65 @@ fn system_of<S: Setup>(setup: &S) -> Box<dyn System<Obs<S>>> {
     }
 }
 
-/// Follows node `id`'s container log: its counters to `counts`, its observations to
-/// `observe`. Follows it again when it ends (the container stopped), from then on, so a
-/// container started again is followed into its new run. (Not from Docker's time of the last
-/// line read, with `--timestamps`: Docker stamps each 16 KiB piece of a longer line apart,
-/// so such lines would come back cut by timestamps.)
-async fn follow<O: Observation>(
+/// Where a node's log lines go: its counters to `counts`, its lines to `followed` (for the
+/// checker), its observations to `observe`.
+struct Into<P, F> {
     id: usize,
-    container: String,
     counts: Arc<Mutex<Vec<Option<Counts>>>>,
     followed: Followed,
-    observe: impl Fn(NodeId, O) + Send + Sync + 'static,
-    parse: impl Fn(&mut serde_json::Value) -> Option<O>,
-) {
+    observe: F,
+    parse: P,
+    /// The node's runs seen so far: a counter's incarnation (a container's process is always
+    /// pid 1, so the pid tells no runs apart).
+    runs: u64,
+}
+
+impl<P, F> Into<P, F> {
+    /// Takes one line the node wrote on stderr.
+    fn take<O: Observation>(&mut self, line: &str)
+    where
+        P: Fn(&mut serde_json::Value) -> Option<O>,
+        F: Fn(NodeId, O),
+    {
+        let id = self.id;
+        let Some(json) = line.strip_prefix("event ") else { return };
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(json) else { return };
+        if v.get("node").and_then(serde_json::Value::as_u64) != Some(id as u64) {
+            return;
+        }
+        self.followed.lock().expect("followed lock")[id].log.push(&v);
+        if v.get("listening").is_some() {
+            self.runs += 1;
+        } else if let Some(c) = v.get("counts") {
+            let nodes = self.counts.lock().expect("counts lock").len();
+            if let Some(c) = Counts::from_json(c, self.runs.max(1), nodes) {
+                self.counts.lock().expect("counts lock")[id] = Some(c);
+            }
+        } else if let Some(o) = (self.parse)(&mut v) {
+            (self.observe)(NodeId(id as u32), o);
+        }
+    }
+
+    /// Whether the node's log is known whole: its last run ended and was read to its end.
+    fn to_the_end(&self, whole: bool) {
+        self.followed.lock().expect("followed lock")[self.id].to_the_end = whole;
+    }
+}
+
+/// Follows a node's container log (Compose) into `into`. Follows it again when it ends (the
+/// container stopped), from then on, so a container started again is followed into its new
+/// run. (Not from Docker's time of the last line read, with `--timestamps`: Docker stamps
+/// each 16 KiB piece of a longer line apart, so such lines would come back cut by
+/// timestamps.)
+async fn follow<O, P, F>(container: String, mut into: Into<P, F>)
+where
+    O: Observation,
+    P: Fn(&mut serde_json::Value) -> Option<O>,
+    F: Fn(NodeId, O),
+{
     use tokio::io::AsyncBufReadExt;
-    let nodes = counts.lock().expect("counts lock").len();
+    let id = into.id;
     let mut since: Option<f64> = None;
-    // The node's runs seen so far: a counter's incarnation (a container's process is always
-    // pid 1, so the pid tells no runs apart).
-    let mut runs = 0u64;
     loop {
         let mut cmd = tokio::process::Command::new("docker");
         cmd.args(["logs", "--follow"]);
@@ -345,32 +411,98 @@ async fn follow<O: Observation>(
                 return;
             }
         };
-        followed.lock().expect("followed lock")[id].to_the_end = false;
+        into.to_the_end(false);
         let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            let Some(json) = line.strip_prefix("event ") else { continue };
-            let Ok(mut v) = serde_json::from_str::<serde_json::Value>(json) else { continue };
-            if v.get("node").and_then(serde_json::Value::as_u64) != Some(id as u64) {
-                continue;
-            }
-            followed.lock().expect("followed lock")[id].log.push(&v);
-            if v.get("listening").is_some() {
-                runs += 1;
-            } else if let Some(c) = v.get("counts") {
-                if let Some(c) = Counts::from_json(c, runs.max(1), nodes) {
-                    counts.lock().expect("counts lock")[id] = Some(c);
-                }
-            } else if let Some(o) = parse(&mut v) {
-                observe(NodeId(id as u32), o);
-            }
+            into.take::<O>(&line);
         }
         let ended = child.wait().await.is_ok_and(|e| e.success());
-        followed.lock().expect("followed lock")[id].to_the_end = ended;
+        into.to_the_end(ended);
         since = Some(agora_net::clock::unix_ns() as f64 / 1e9);
         // A stopped container's log ends at once: asked again at this pace until it runs.
         if began.elapsed() < Duration::from_secs(1) {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+}
+
+/// Follows a node of a Swarm into `into`: each of its tasks (each run) in turn, oldest
+/// first, wherever it runs. `docker service logs --follow` of a task does not end when the
+/// task does, so the task's state is looked at every [`POLL_EVERY`]; once it has ended, its
+/// log is read whole and the lines not yet taken are taken, and the next task is followed.
+async fn follow_tasks<O, P, F>(docker: Docker, service: String, mut into: Into<P, F>)
+where
+    O: Observation,
+    P: Fn(&mut serde_json::Value) -> Option<O>,
+    F: Fn(NodeId, O),
+{
+    use tokio::io::AsyncBufReadExt;
+    // Lines taken of each task, and the tasks read to their end.
+    let mut taken: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let tasks = |docker: Docker, service: String| async move {
+        tokio::task::spawn_blocking(move || super::swarm::tasks(&docker, &service)).await.ok()?.ok()
+    };
+    loop {
+        let Some(all) = tasks(docker.clone(), service.clone()).await else {
+            tokio::time::sleep(POLL_EVERY).await;
+            continue;
+        };
+        let Some((task, _)) = all.iter().find(|(t, _)| !done.contains(t)).cloned() else {
+            // Every task read to its end: whole until the Swarm starts another.
+            into.to_the_end(all.last().is_some_and(|(_, ended)| *ended));
+            tokio::time::sleep(POLL_EVERY).await;
+            continue;
+        };
+        into.to_the_end(false);
+        let skip = taken.get(&task).copied().unwrap_or(0);
+        let mut cmd = tokio::process::Command::new("docker");
+        cmd.args(["service", "logs", "--follow", "--raw", &task])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let Ok(mut child) = cmd.spawn() else {
+            eprintln!("agora: cannot follow the log of task {task}");
+            return;
+        };
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+        let mut read = 0usize;
+        let mut tick = tokio::time::interval(POLL_EVERY);
+        let ended = loop {
+            tokio::select! {
+                line = lines.next_line() => match line {
+                    Ok(Some(line)) => {
+                        read += 1;
+                        if read > skip {
+                            into.take::<O>(&line);
+                        }
+                    }
+                    _ => break false,
+                },
+                _ = tick.tick() => {
+                    let now = tasks(docker.clone(), service.clone()).await;
+                    if now.is_some_and(|all| all.iter().any(|(t, ended)| *t == task && *ended)) {
+                        break true;
+                    }
+                }
+            }
+        };
+        drop(lines);
+        drop(child);
+        taken.insert(task.clone(), read.max(skip));
+        if !ended {
+            continue;
+        }
+        // Ended: what its log holds beyond the lines taken.
+        let (d, t) = (docker.clone(), task.clone());
+        let Ok(Ok(whole)) = tokio::task::spawn_blocking(move || d.task_stderr(&t)).await else { continue };
+        let have = taken[&task];
+        for line in whole.lines().skip(have) {
+            into.take::<O>(line);
+        }
+        taken.insert(task.clone(), have.max(whole.lines().count()));
+        done.insert(task);
     }
 }
 
@@ -390,27 +522,31 @@ struct FollowedLog {
 /// all at once, for as long as the view runs: the page's traffic, the nodes' links and their
 /// latest messages. The containers' addresses are looked up again every few seconds, and at
 /// once after a node did not answer (a restarted container may have another).
-async fn poll_counts(docker: Docker, name: String, counts: Arc<Mutex<Vec<Option<Counts>>>>) {
+async fn poll_counts(
+    docker: Docker,
+    name: String,
+    place: status::Where,
+    counts: Arc<Mutex<Vec<Option<Counts>>>>,
+) {
     let nodes = counts.lock().expect("counts lock").len();
-    let mut ips: Vec<Option<IpAddr>> = vec![None; nodes];
+    let mut at: Vec<Option<std::net::SocketAddr>> = vec![None; nodes];
     let mut looked: Option<Instant> = None;
     let mut tick = tokio::time::interval(SAMPLE);
     loop {
         tick.tick().await;
         if looked.is_none_or(|t| t.elapsed() > LOOK_AGAIN) {
-            let (d, n) = (docker.clone(), name.clone());
-            if let Ok(Ok(cs)) = tokio::task::spawn_blocking(move || status::containers(&d, &n)).await {
-                ips = vec![None; nodes];
+            let (d, n, p) = (docker.clone(), name.clone(), place.clone());
+            if let Ok(Ok(cs)) = tokio::task::spawn_blocking(move || p.containers(&d, &n)).await {
+                at = vec![None; nodes];
                 for c in cs.iter().filter(|c| c.node < nodes && c.state == "running") {
-                    ips[c.node] = c.ip;
+                    at[c.node] = c.at(METRICS_PORT);
                 }
                 looked = Some(Instant::now());
             }
         }
         let mut asked = tokio::task::JoinSet::new();
-        for (i, ip) in ips.iter().enumerate() {
-            if let Some(ip) = *ip {
-                let addr = std::net::SocketAddr::new(ip, METRICS_PORT);
+        for (i, addr) in at.iter().enumerate() {
+            if let Some(addr) = *addr {
                 asked.spawn(async move {
                     (i, tokio::time::timeout(SAMPLE, node_counts(addr)).await.ok().flatten())
                 });
@@ -451,7 +587,7 @@ fn judge_while(
     stop: &AtomicBool,
     roles: &RolesTx,
 ) -> Option<serde_json::Value> {
-    let Watched { docker, cf, name, .. } = watched;
+    let Watched { docker, cf, name, place, .. } = watched;
     let mut said = None::<String>;
     let mut known = vec![None; cf.nodes.len()];
     let every = match judging {
@@ -462,10 +598,10 @@ fn judge_while(
         let judged = match judging {
             Judging::Logs => judge_now(watched),
             Judging::Replicas(table) => {
-                poll_replicas(docker, name, table, &mut known, roles).map(|()| unjudged("key-value"))
+                poll_replicas(docker, name, place, table, &mut known, roles).map(|()| unjudged("key-value"))
             }
             Judging::Members(table, admin) => {
-                poll_boards(docker, name, admin, table, &mut known, roles).map(|()| unjudged("vote"))
+                poll_boards(docker, name, place, admin, table, &mut known, roles).map(|()| unjudged("vote"))
             }
         };
         match judged {
@@ -538,11 +674,12 @@ fn tell_role(node: usize, now: (bool, u64), known: &mut [Option<(bool, u64)>], r
 fn poll_replicas(
     docker: &Docker,
     name: &str,
+    place: &status::Where,
     table: &Polled,
     known: &mut [Option<(bool, u64)>],
     roles: &RolesTx,
 ) -> Result<(), UserError> {
-    let cs = status::containers(docker, name)?;
+    let cs = place.containers(docker, name)?;
     let rs = status::replicas(&cs);
     for (c, r) in cs.iter().zip(&rs) {
         let Some(r) = r else { continue };
@@ -552,7 +689,7 @@ fn poll_replicas(
         .iter()
         .zip(&rs)
         .map(|(c, r)| {
-            let ip = c.ip.map_or("-".to_string(), |ip| ip.to_string());
+            let ip = c.place();
             match r {
                 Some(r) => serde_json::json!([
                     format!("replica {}", c.node),
@@ -583,12 +720,13 @@ fn poll_replicas(
 fn poll_boards(
     docker: &Docker,
     name: &str,
+    place: &status::Where,
     admin: &str,
     table: &Polled,
     known: &mut [Option<(bool, u64)>],
     roles: &RolesTx,
 ) -> Result<(), UserError> {
-    let cs = status::containers(docker, name)?;
+    let cs = place.containers(docker, name)?;
     let boards = status::ask_running(&cs, VOTE_PORT, |at| health::board(at, admin).ok());
     for (c, b) in cs.iter().zip(&boards) {
         let Some(b) = b else { continue };
@@ -621,6 +759,7 @@ struct Watched {
     docker: Docker,
     cf: ClusterFile,
     name: String,
+    place: status::Where,
     followed: Followed,
 }
 
@@ -629,8 +768,8 @@ struct Watched {
 /// [`history::cut`]), or whole if its container had stopped before the containers were
 /// listed and its log was read to the end since.
 fn judge_now(w: &Watched) -> Result<serde_json::Value, UserError> {
-    let Watched { docker, cf, name, followed } = w;
-    let cs = status::containers(docker, name)?;
+    let Watched { docker, cf, name, place, followed } = w;
+    let cs = place.containers(docker, name)?;
     let logs: Vec<history::NodeLog> = {
         let followed = followed.lock().expect("followed lock");
         cs.iter()
