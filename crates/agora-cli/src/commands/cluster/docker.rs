@@ -81,6 +81,21 @@ impl Docker {
         host("docker", args)
     }
 
+    /// `docker inspect` of every id that `docker LIST` prints (containers, tasks), as JSON
+    /// objects; none when it prints none.
+    pub fn inspect_listed(&self, list: &[&str]) -> Result<Vec<serde_json::Value>, UserError> {
+        let ids: Vec<String> =
+            String::from_utf8_lossy(&self.docker(list)?).split_whitespace().map(String::from).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args = vec!["inspect".to_string()];
+        args.extend(ids);
+        let json: serde_json::Value = serde_json::from_slice(&self.docker(&args)?)
+            .map_err(|e| UserError(format!("docker inspect printed no JSON: {e}")))?;
+        Ok(json.as_array().cloned().unwrap_or_default())
+    }
+
     /// The last line a container wrote (on stdout or stderr), for a one-line error.
     pub fn last_log_line(&self, id: &str) -> String {
         let args = ["logs", "--tail", "5", id].map(OsStr::new);

@@ -74,19 +74,11 @@ impl Container {
 /// [`super::swarm::containers`] gives a Swarm's nodes, wherever they run.)
 pub fn containers(docker: &Docker, name: &str) -> Result<Vec<Container>, UserError> {
     let label = format!("label=agora.cluster={name}");
-    let ids =
-        String::from_utf8_lossy(&docker.docker(&["ps", "-a", "-q", "--no-trunc", "--filter", &label])?)
-            .split_whitespace()
-            .map(String::from)
-            .collect::<Vec<_>>();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut args = vec!["inspect".to_string()];
-    args.extend(ids);
-    let json: serde_json::Value = serde_json::from_slice(&docker.docker(&args)?)
-        .map_err(|e| UserError(format!("docker inspect printed no JSON: {e}")))?;
-    let mut out: Vec<Container> = json.as_array().into_iter().flatten().filter_map(container).collect();
+    let mut out: Vec<Container> = docker
+        .inspect_listed(&["ps", "-a", "-q", "--no-trunc", "--filter", &label])?
+        .iter()
+        .filter_map(container)
+        .collect();
     out.sort_by_key(|c| c.node);
     Ok(out)
 }

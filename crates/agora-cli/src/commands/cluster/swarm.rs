@@ -188,18 +188,7 @@ pub fn start(
 
 /// The tasks of `service` as `docker inspect` gives them, oldest first.
 fn inspected(docker: &Docker, service: &str) -> Result<Vec<serde_json::Value>, UserError> {
-    let ids = String::from_utf8_lossy(&docker.docker(&["service", "ps", "-q", "--no-trunc", service])?)
-        .split_whitespace()
-        .map(String::from)
-        .collect::<Vec<_>>();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut args = vec!["inspect".to_string()];
-    args.extend(ids);
-    let json: serde_json::Value = serde_json::from_slice(&docker.docker(&args)?)
-        .map_err(|e| UserError(format!("docker inspect printed no JSON: {e}")))?;
-    let mut tasks: Vec<serde_json::Value> = json.as_array().cloned().unwrap_or_default();
+    let mut tasks = docker.inspect_listed(&["service", "ps", "-q", "--no-trunc", service])?;
     tasks.sort_by_key(|t| created_key(t["CreatedAt"].as_str().unwrap_or_default()));
     Ok(tasks)
 }
