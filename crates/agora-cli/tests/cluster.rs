@@ -1390,7 +1390,7 @@ fn a_market_started_on_a_swarm_keeps_its_books_when_its_traders_task_is_killed()
     // `up` deployed the first file, then the steady one once every peer had its database,
     // each peer kept on the machine of its volume: two tasks, two runs, per peer.
     let steady = std::fs::read_to_string(dir.join("docker-compose.steady.yml")).unwrap();
-    assert_eq!(steady.matches("node.hostname == ").count(), 3, "{steady}");
+    assert_eq!(steady.matches("node.id == ").count(), 3, "{steady}");
     assert!(!steady.contains("--new-once"), "{steady}");
     let before = status_until(&dir, |v| v["answered"].as_u64() > Some(0));
     for c in before["containers"].as_array().expect("containers") {
@@ -1463,6 +1463,16 @@ fn mistakes_and_a_missing_docker_are_one_line() {
     let mut no_docker = cmd(&["cluster", "up", "--system", "raft", "--dir", &at("kv3")]);
     no_docker.env("PATH", dir.path());
     refused(&mut no_docker, 2, "`docker` is not installed");
+    // `--swarm`: not for the systems that end by themselves, not with --ui; the relay's targets.
+    refused(
+        &mut cmd(&["cluster", "up", "--system", "election", "--swarm", "--dir", &at("el")]),
+        2,
+        "end by themselves",
+    );
+    refused(&mut cmd(&["cluster", "up", "--system", "raft", "--swarm", "--ui", "127.0.0.1:0"]), 2, "--ui");
+    refused(&mut cmd(&["cluster", "relay", "--to", "n0"]), 2, "expected HOST:PORT");
+    refused(&mut cmd(&["cluster", "relay", "--to", "n0:0"]), 2, "expected HOST:PORT");
+    refused(&mut cmd(&["cluster", "relay"]), 2, "--to");
     refused(&mut cmd(&["health", "--resp", "no-such-host.invalid:6379"]), 2, "no-such-host.invalid");
     refused(&mut cmd(&["health"]), 2, "--resp");
     // A socket that accepts and never answers (held here: no port is probed): unhealthy once

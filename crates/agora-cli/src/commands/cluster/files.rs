@@ -246,8 +246,8 @@ impl Plan {
     }
 
     /// The Compose file for every start after the first on a Swarm: as
-    /// [`Plan::compose_file`] without `first`, with each node in `pinned` kept on the machine
-    /// named there, where its volume is (a named volume lives on the machine that made it).
+    /// [`Plan::compose_file`] without `first`, with each node in `pinned` kept on the Swarm
+    /// node whose id is given there, where its volume is (a named volume lives on the machine that made it).
     pub fn swarm_steady_file(&self, pinned: &BTreeMap<usize, String>) -> String {
         self.compose(false, pinned)
     }
@@ -281,7 +281,7 @@ impl Plan {
                     ""
                 },
                 placement = pinned.get(&id).map_or(String::new(), |host| {
-                    format!("      placement:\n        constraints: [\"node.hostname == {host}\"]\n")
+                    format!("      placement:\n        constraints: [\"node.id == {host}\"]\n")
                 }),
                 health = self.healthcheck(id),
                 command = list(self.command(id, first)),
@@ -390,9 +390,9 @@ mod tests {
         let plan = Plan::new("t-1", System::Raft, 3, "agora-node:0123");
         let pinned: BTreeMap<usize, String> = [(0, "a".into()), (2, "c".into())].into();
         let yml = plan.swarm_steady_file(&pinned);
-        assert!(yml.contains("  n0:\n") && yml.contains("constraints: [\"node.hostname == a\"]"), "{yml}");
-        assert!(yml.contains("constraints: [\"node.hostname == c\"]"), "{yml}");
-        assert_eq!(yml.matches("node.hostname").count(), 2, "{yml}");
+        assert!(yml.contains("  n0:\n") && yml.contains("constraints: [\"node.id == a\"]"), "{yml}");
+        assert!(yml.contains("constraints: [\"node.id == c\"]"), "{yml}");
+        assert_eq!(yml.matches("node.id ==").count(), 2, "{yml}");
         assert!(!yml.contains("--new"), "{yml}");
         assert!(!plan.compose_file(true).contains("placement"));
         // The relay joins the network from outside the stack.

@@ -100,12 +100,12 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
         return Err(UserError("--session-timeout-ms: only with --system vote".into()));
     }
     if a.swarm && matches!(a.system, System::Election | System::Multicast) {
-        return Err(UserError(format!(
-            "--swarm: the {:?} ends by itself, and `up --swarm` would restart every node mid-run \
-             to make its steady file; deploy it with --no-start and `docker stack deploy` \
-             (docs/cluster.md)",
-            a.system
-        )));
+        return Err(UserError(
+            "--swarm: the election and the multicast end by themselves, and `up --swarm` would \
+             restart every node mid-run to deploy its steady file; deploy DIR/docker-compose.yml \
+             of `up --no-start` with `docker stack deploy` (docs/cluster.md)"
+                .into(),
+        ));
     }
     if a.voters.is_some() && a.system != System::Election {
         return Err(UserError("--voters: only with --system election".into()));
@@ -133,6 +133,9 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
             files.name,
             d = a.dir.dir.display()
         )));
+    }
+    if a.swarm {
+        swarm::manages(&docker)?;
     }
     let (tag, is_static) = image::ensure(&docker, &binary)?;
     let mut plan = Plan::new(&files.name, a.system, a.nodes, &tag);
@@ -167,11 +170,16 @@ fn up(a: &ClusterUpArgs) -> Result<i32, UserError> {
     if a.no_start {
         write(&steady, &plan.compose_file(false))?;
         println!("next     docker stack deploy -c {} {}", files.compose.display(), files.name);
-        println!(
-            "then     docker stack deploy -c {} {}   (once every node has its database)",
-            steady.display(),
-            files.name
-        );
+        if matches!(a.system, System::Election | System::Multicast) {
+            // A steady file deployed over it would restart every node mid-run.
+            println!("then     nothing: it ends by itself");
+        } else {
+            println!(
+                "then     docker stack deploy -c {} {}   (once every node has its database)",
+                steady.display(),
+                files.name
+            );
+        }
         return Ok(0);
     }
     let place = if a.swarm {
@@ -304,6 +312,9 @@ fn down(a: &ClusterDirArgs) -> Result<i32, UserError> {
     let files = Files::of(a)?;
     files.load()?;
     let docker = Docker::find()?;
+    // A relay `status` started on this machine holds the stack's network: it goes first,
+    // even when the stack was removed by hand.
+    swarm::remove_relay(&docker, &files.name)?;
     if swarm::deployed(&docker, &files.name) {
         let elsewhere = swarm::down(&docker, &files.name)?;
         println!(

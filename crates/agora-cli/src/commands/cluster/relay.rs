@@ -7,8 +7,10 @@
 //! the name is resolved again for every connection, so a task rescheduled elsewhere is found.
 
 use crate::error::UserError;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::copy_bidirectional;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -16,7 +18,7 @@ use tokio::sync::Semaphore;
 pub const FIRST_PORT: u16 = 20000;
 
 /// At most this many connections are relayed at once; one more is closed at once, with a
-/// line on stderr (a flood of connections costs no memory beyond it).
+/// line on stderr, at most one a second (a flood of connections costs no memory beyond it).
 const MAX_CONNECTIONS: usize = 256;
 
 /// Runs the relay until it is stopped. `targets` are `host:port`.
@@ -54,6 +56,28 @@ pub fn run(targets: &[String]) -> Result<i32, UserError> {
     })
 }
 
+/// How long a node may take to accept a relayed connection.
+const CONNECT_WITHIN: Duration = Duration::from_secs(5);
+
+/// Once one side of a relayed connection has closed, how long the other may go on.
+const CLOSE_WITHIN: Duration = Duration::from_secs(5);
+
+/// Says `what` on stderr, at most once a second (a flood of refused connections writes no
+/// more), with how many were not said since.
+fn say(what: String) {
+    static LAST_S: AtomicU64 = AtomicU64::new(0);
+    static UNSAID: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if LAST_S.swap(now, Ordering::Relaxed) == now {
+        UNSAID.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    match UNSAID.swap(0, Ordering::Relaxed) {
+        0 => eprintln!("relay  {what}"),
+        n => eprintln!("relay  {what} (and {n} more not said)"),
+    }
+}
+
 /// Accepts on `listener` for ever and forwards each connection to `target`.
 async fn serve(listener: TcpListener, target: String, permits: Arc<Semaphore>) {
     loop {
@@ -61,28 +85,45 @@ async fn serve(listener: TcpListener, target: String, permits: Arc<Semaphore>) {
             Ok(c) => c,
             Err(e) => {
                 // Out of file descriptors, say: the next accept may succeed.
-                eprintln!("relay  accept for {target}: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                say(format!("accept for {target}: {e}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            eprintln!("relay  {from} -> {target}: closed, {MAX_CONNECTIONS} connections are relayed already");
+            say(format!("{from} -> {target}: closed, {MAX_CONNECTIONS} connections are relayed already"));
             continue;
         };
         let target = target.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let mut inbound = inbound;
-            match TcpStream::connect(target.as_str()).await {
-                Ok(mut outbound) => {
-                    let _ = inbound.set_nodelay(true);
-                    let _ = outbound.set_nodelay(true);
-                    // Either side closing or failing ends the relayed connection.
-                    let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-                Err(e) => eprintln!("relay  {from} -> {target}: {e}"),
+            match tokio::time::timeout(CONNECT_WITHIN, TcpStream::connect(target.as_str())).await {
+                Ok(Ok(outbound)) => splice(inbound, outbound).await,
+                Ok(Err(e)) => say(format!("{from} -> {target}: {e}")),
+                Err(_) => say(format!("{from} -> {target}: no answer within {} s", CONNECT_WITHIN.as_secs())),
             }
         });
+    }
+}
+
+/// Copies each way until one side closes or fails; the other then has [`CLOSE_WITHIN`] to
+/// finish (a node that never closes, a paused one, holds no permit for longer).
+async fn splice(inbound: TcpStream, outbound: TcpStream) {
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    let (mut in_read, mut in_write) = inbound.into_split();
+    let (mut out_read, mut out_write) = outbound.into_split();
+    let up = async {
+        let _ = tokio::io::copy(&mut in_read, &mut out_write).await;
+        let _ = out_write.shutdown().await;
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut out_read, &mut in_write).await;
+        let _ = in_write.shutdown().await;
+    };
+    tokio::pin!(up, down);
+    tokio::select! {
+        () = &mut up => { let _ = tokio::time::timeout(CLOSE_WITHIN, down).await; }
+        () = &mut down => { let _ = tokio::time::timeout(CLOSE_WITHIN, up).await; }
     }
 }

@@ -174,6 +174,8 @@ pub enum Where {
         nodes: usize,
         /// The ports of each node that are asked.
         ports: Vec<u16>,
+        /// Where the relay publishes them, as last found.
+        relay: super::swarm::RelayCache,
     },
 }
 
@@ -182,7 +184,11 @@ impl Where {
     /// one where it is deployed, else under Compose.
     pub fn of(docker: &Docker, name: &str, cf: &crate::cluster_file::ClusterFile) -> Where {
         if super::swarm::deployed(docker, name) {
-            Where::Swarm { nodes: cf.nodes.len(), ports: super::swarm::ports(&cf.protocol) }
+            Where::Swarm {
+                nodes: cf.nodes.len(),
+                ports: super::swarm::ports(&cf.protocol),
+                relay: Default::default(),
+            }
         } else {
             Where::Compose
         }
@@ -192,7 +198,9 @@ impl Where {
     pub fn containers(&self, docker: &Docker, name: &str) -> Result<Vec<Container>, UserError> {
         match self {
             Where::Compose => containers(docker, name),
-            Where::Swarm { nodes, ports } => super::swarm::containers(docker, name, *nodes, ports),
+            Where::Swarm { nodes, ports, relay } => {
+                super::swarm::containers(docker, name, *nodes, ports, relay)
+            }
         }
     }
 }

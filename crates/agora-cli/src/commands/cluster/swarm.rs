@@ -13,6 +13,7 @@ use super::status::{wait_until, Container, Where};
 use crate::error::UserError;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long the relay may take to listen once started: a guard, not a measure.
@@ -71,24 +72,55 @@ fn state_of(task_state: &str) -> String {
     }
 }
 
+/// The relay's ports as last found, and when: asked again after [`RELAY_KEPT`].
+pub type RelayCache = Arc<Mutex<Option<(Instant, BTreeMap<(usize, u16), SocketAddr>)>>>;
+
+/// How long the relay's ports are taken as found without looking again.
+const RELAY_KEPT: Duration = Duration::from_secs(5);
+
 /// Every node of stack `name` with a task, by node id: its latest task as its container,
-/// every task for its log, and its `ports` reached through the relay (started if needed).
+/// every task for its log, and its `ports` reached through the relay (started if needed;
+/// its ports kept in `cache` for a few seconds).
 pub fn containers(
     docker: &Docker,
     name: &str,
     nodes: usize,
     ports: &[u16],
+    cache: &RelayCache,
 ) -> Result<Vec<Container>, UserError> {
-    let relayed = relay(docker, name, nodes, ports)?;
+    let kept = cache.lock().expect("relay cache lock").clone().filter(|(at, _)| at.elapsed() < RELAY_KEPT);
+    let relayed = match kept {
+        Some((_, relayed)) => relayed,
+        None => {
+            let relayed = relay(docker, name, nodes, ports)?;
+            *cache.lock().expect("relay cache lock") = Some((Instant::now(), relayed.clone()));
+            relayed
+        }
+    };
     let hosts: BTreeMap<String, String> =
         String::from_utf8_lossy(&docker.docker(&["node", "ls", "--format", "{{.ID}} {{.Hostname}}"])?)
             .lines()
             .filter_map(|l| l.split_once(' ').map(|(id, h)| (id.to_string(), h.to_string())))
             .collect();
+    let by_node = inspected(docker, name, nodes)?;
+    let limit = String::from_utf8_lossy(&docker.docker(&[
+        "info",
+        "--format",
+        "{{.Swarm.Cluster.Spec.Orchestration.TaskHistoryRetentionLimit}}",
+    ])?)
+    .trim()
+    .parse::<usize>()
+    .ok();
     let mut out = Vec::new();
-    for node in 0..nodes {
-        let tasks = inspected(docker, &format!("{name}_{}", service(node)))?;
+    for (node, tasks) in by_node.iter().enumerate() {
         let Some(last) = tasks.last() else { continue };
+        if limit.is_some_and(|l| tasks.len() >= l) {
+            eprintln!(
+                "agora: node {node} has {} tasks, the Swarm's task history limit: the logs of its \
+                 earliest runs may be gone, and its history is judged without them",
+                tasks.len()
+            );
+        }
         let status = &last["Status"];
         out.push(Container {
             node,
@@ -105,6 +137,20 @@ pub fn containers(
     Ok(out)
 }
 
+/// An error unless this machine manages a Swarm.
+pub fn manages(docker: &Docker) -> Result<(), UserError> {
+    let manages =
+        String::from_utf8_lossy(&docker.docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"])?)
+            .trim()
+            .to_string();
+    if manages != "true" {
+        return Err(UserError(
+            "--swarm: this machine manages no Swarm (`docker swarm init`, or run it on a manager)".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// `agora cluster up --swarm`: deploys `files`' Compose file as stack `name` on the Swarm
 /// this machine manages, waits until every node has made its database (a replica or a
 /// server answers, a market peer says it listens), then deploys the steady file, which
@@ -118,15 +164,7 @@ pub fn start(
     deadline: Instant,
 ) -> Result<Where, UserError> {
     let name = files.name.as_str();
-    let manages =
-        String::from_utf8_lossy(&docker.docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"])?)
-            .trim()
-            .to_string();
-    if manages != "true" {
-        return Err(UserError(
-            "--swarm: this machine manages no Swarm (`docker swarm init`, or run it on a manager)".into(),
-        ));
-    }
+    manages(docker)?;
     let deploy = |file: &std::path::Path| -> Result<(), UserError> {
         docker.docker(&[
             "stack".as_ref(),
@@ -138,7 +176,7 @@ pub fn start(
         Ok(())
     };
     deploy(&files.compose)?;
-    let place = Where::Swarm { nodes: plan.nodes, ports: ports(protocol) };
+    let place = Where::Swarm { nodes: plan.nodes, ports: ports(protocol), relay: RelayCache::default() };
     let made = wait_until(docker, name, &place, deadline, |cs| {
         let all = cs.len() == plan.nodes && cs.iter().all(|c| c.state == "running");
         let answered = match protocol {
@@ -150,12 +188,18 @@ pub fn start(
         };
         (all && answered).then(|| cs.to_vec())
     })?;
-    let Some(cs) = made else {
+    if made.is_none() {
         return Err(UserError(format!(
-            "stack {name}: not every node made its database within the deadline; see `agora cluster status`"
+            "stack {name}: not every node made its database within the deadline; see `docker stack ps \
+             --no-trunc {name}`, then `agora cluster down --dir ...`"
         )));
-    };
-    let pinned: BTreeMap<usize, String> = cs.iter().filter_map(|c| Some((c.node, c.host.clone()?))).collect();
+    }
+    // Each node kept on the machine its task ran on, where its volume is.
+    let pinned: BTreeMap<usize, String> = inspected(docker, name, plan.nodes)?
+        .iter()
+        .enumerate()
+        .filter_map(|(n, tasks)| Some((n, tasks.last()?["NodeID"].as_str()?.to_string())))
+        .collect();
     let steady = files.compose.with_extension("steady.yml");
     std::fs::write(&steady, plan.swarm_steady_file(&pinned))
         .map_err(|e| UserError(format!("cannot write {}: {e}", steady.display())))?;
@@ -186,16 +230,33 @@ pub fn start(
     }
 }
 
-/// The tasks of `service` as `docker inspect` gives them, oldest first.
-fn inspected(docker: &Docker, service: &str) -> Result<Vec<serde_json::Value>, UserError> {
-    let mut tasks = docker.inspect_listed(&["service", "ps", "-q", "--no-trunc", service])?;
-    tasks.sort_by_key(|t| created_key(t["CreatedAt"].as_str().unwrap_or_default()));
-    Ok(tasks)
+/// The tasks of each of the `nodes` services of stack `name` as `docker inspect` gives them,
+/// oldest first, by node (each task's container carries its node's `agora.node` label).
+fn inspected(docker: &Docker, name: &str, nodes: usize) -> Result<Vec<Vec<serde_json::Value>>, UserError> {
+    let services: Vec<String> = (0..nodes).map(|n| format!("{name}_{}", service(n))).collect();
+    let mut list = vec!["service", "ps", "-q", "--no-trunc"];
+    list.extend(services.iter().map(String::as_str));
+    let mut by_node = vec![Vec::new(); nodes];
+    for t in docker.inspect_listed(&list)? {
+        let node =
+            t["Spec"]["ContainerSpec"]["Labels"]["agora.node"].as_str().and_then(|n| n.parse::<usize>().ok());
+        if let Some(tasks) = node.and_then(|n| by_node.get_mut(n)) {
+            tasks.push(t);
+        }
+    }
+    for tasks in &mut by_node {
+        tasks.sort_by_key(|t| created_key(t["CreatedAt"].as_str().unwrap_or_default()));
+    }
+    Ok(by_node)
 }
 
-/// The tasks of `service`, oldest first: each one's id and whether it has ended.
-pub fn tasks(docker: &Docker, service: &str) -> Result<Vec<(String, bool)>, UserError> {
-    Ok(inspected(docker, service)?
+/// The tasks of node `node` of stack `name`, oldest first: each one's id and whether it
+/// has ended.
+pub fn tasks(docker: &Docker, name: &str, node: usize) -> Result<Vec<(String, bool)>, UserError> {
+    let svc = format!("{name}_{}", service(node));
+    let mut tasks = docker.inspect_listed(&["service", "ps", "-q", "--no-trunc", &svc])?;
+    tasks.sort_by_key(|t| created_key(t["CreatedAt"].as_str().unwrap_or_default()));
+    Ok(tasks
         .iter()
         .filter_map(|t| {
             Some((t["ID"].as_str()?.to_string(), state_of(t["Status"]["State"].as_str()?) == "exited"))
@@ -244,7 +305,6 @@ fn relay(
         let mut args: Vec<String> = [
             "run",
             "--detach",
-            "--rm",
             "--name",
             &container,
             "--label",
@@ -277,6 +337,13 @@ fn relay(
         if said.lines().filter(|l| l.starts_with("relay  port ")).count() >= targets.len() {
             break;
         }
+        let running = docker.docker(&["inspect", "--format", "{{.State.Running}}", &container]);
+        if running.is_ok_and(|r| String::from_utf8_lossy(&r).trim() != "true") {
+            return Err(UserError(format!(
+                "the relay {container} stopped: {}",
+                docker.last_log_line(&container)
+            )));
+        }
         if Instant::now() >= deadline {
             return Err(UserError(format!(
                 "the relay {container} did not listen within {} s: {}",
@@ -286,17 +353,35 @@ fn relay(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Where each of its ports is published on this machine, from one `docker inspect`.
+    let ports: serde_json::Value = serde_json::from_slice(&docker.docker(&[
+        "inspect",
+        "--format",
+        "{{json .NetworkSettings.Ports}}",
+        &container,
+    ])?)
+    .map_err(|e| UserError(format!("docker inspect {container}: no ports: {e}")))?;
     let mut at = BTreeMap::new();
     for (k, target) in targets.iter().enumerate() {
         let port = format!("{}/tcp", FIRST_PORT as usize + k);
-        let said = String::from_utf8_lossy(&docker.docker(&["port", &container, &port])?).into_owned();
-        let addr = said
-            .lines()
-            .find_map(|l| l.trim().parse::<SocketAddr>().ok())
-            .ok_or_else(|| UserError(format!("docker port {container} {port}: no address in {said:?}")))?;
+        let published = &ports[&port][0];
+        let addr = published["HostIp"]
+            .as_str()
+            .zip(published["HostPort"].as_str())
+            .and_then(|(ip, p)| format!("{ip}:{p}").parse::<SocketAddr>().ok())
+            .ok_or_else(|| UserError(format!("the relay {container} publishes no address for {port}")))?;
         at.insert(*target, addr);
     }
     Ok(at)
+}
+
+/// Removes the relay of stack `name` from this machine, if it has one.
+pub fn remove_relay(docker: &Docker, name: &str) -> Result<(), UserError> {
+    let relay = relay_name(name);
+    if docker.succeeds(&["inspect", "--type", "container", &relay]) {
+        docker.docker(&["rm", "-f", &relay])?;
+    }
+    Ok(())
 }
 
 /// `agora cluster down` on a Swarm: the relay, then the stack (its services, tasks and
@@ -319,10 +404,7 @@ pub fn down(docker: &Docker, name: &str) -> Result<Vec<(String, Vec<String>)>, U
             }
         }
     }
-    let relay = relay_name(name);
-    if docker.succeeds(&["inspect", &relay]) {
-        docker.docker(&["rm", "-f", &relay])?;
-    }
+    remove_relay(docker, name)?;
     docker.docker(&["stack", "rm", name])?;
     // The stack's containers and network go after `stack rm` returns; its volumes can be
     // removed once no container uses them.

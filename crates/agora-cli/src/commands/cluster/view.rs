@@ -232,10 +232,9 @@ impl Watch<'_> {
         ));
         for (id, container) in ids.iter().enumerate() {
             let (counts, observe, parse) = (counts.clone(), observe.clone(), parse.clone());
-            let into = Into { id, counts, followed: followed.clone(), observe, parse, runs: 0 };
+            let into = NodeSink { id, counts, followed: followed.clone(), observe, parse, runs: 0 };
             if swarm {
-                let service = format!("{}_{}", self.name, super::files::service(id));
-                rt.spawn(follow_tasks::<O, _, _>(self.docker.clone(), service, into));
+                rt.spawn(follow_tasks::<O, _, _>(self.docker.clone(), self.name.clone(), into));
             } else {
                 rt.spawn(follow::<O, _, _>(container.clone(), into));
             }
@@ -335,7 +334,7 @@ fn system_of<S: Setup>(setup: &S) -> Box<dyn System<Obs<S>>> {
 
 /// Where a node's log lines go: its counters to `counts`, its lines to `followed` (for the
 /// checker), its observations to `observe`.
-struct Into<P, F> {
+struct NodeSink<P, F> {
     id: usize,
     counts: Arc<Mutex<Vec<Option<Counts>>>>,
     followed: Followed,
@@ -346,7 +345,7 @@ struct Into<P, F> {
     runs: u64,
 }
 
-impl<P, F> Into<P, F> {
+impl<P, F> NodeSink<P, F> {
     /// Takes one line the node wrote on stderr.
     fn take<O: Observation>(&mut self, line: &str)
     where
@@ -383,7 +382,7 @@ impl<P, F> Into<P, F> {
 /// run. (Not from Docker's time of the last line read, with `--timestamps`: Docker stamps
 /// each 16 KiB piece of a longer line apart, so such lines would come back cut by
 /// timestamps.)
-async fn follow<O, P, F>(container: String, mut into: Into<P, F>)
+async fn follow<O, P, F>(container: String, mut into: NodeSink<P, F>)
 where
     O: Observation,
     P: Fn(&mut serde_json::Value) -> Option<O>,
@@ -426,35 +425,42 @@ where
     }
 }
 
-/// Follows a node of a Swarm into `into`: each of its tasks (each run) in turn, oldest
-/// first, wherever it runs. `docker service logs --follow` of a task does not end when the
-/// task does, so the task's state is looked at every [`POLL_EVERY`]; once it has ended, its
-/// log is read whole and the lines not yet taken are taken, and the next task is followed.
-async fn follow_tasks<O, P, F>(docker: Docker, service: String, mut into: Into<P, F>)
+/// Follows a node of a Swarm (of stack `name`) into `into`: each of its tasks (each run) in
+/// turn, oldest first, wherever it runs. `docker service logs --follow` of a task does not
+/// end when the task does, so the task's state is looked at every [`POLL_EVERY`]; once it
+/// has ended, its log is read whole and the lines not yet taken are taken, and the next task
+/// is followed. A task whose log cannot be read after [`TRIES`] tries is given up, said on
+/// stderr, and the node's log is never taken as whole again.
+async fn follow_tasks<O, P, F>(docker: Docker, name: String, mut into: NodeSink<P, F>)
 where
     O: Observation,
     P: Fn(&mut serde_json::Value) -> Option<O>,
     F: Fn(NodeId, O),
 {
     use tokio::io::AsyncBufReadExt;
-    // Lines taken of each task, and the tasks read to their end.
+    const TRIES: u32 = 30;
+    let node = into.id;
+    // Lines taken of each task, tries of each, and the tasks done with.
     let mut taken: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut tries: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     let mut done: BTreeSet<String> = BTreeSet::new();
-    let tasks = |docker: Docker, service: String| async move {
-        tokio::task::spawn_blocking(move || super::swarm::tasks(&docker, &service)).await.ok()?.ok()
+    let mut lost = false;
+    let tasks = |docker: Docker, name: String| async move {
+        tokio::task::spawn_blocking(move || super::swarm::tasks(&docker, &name, node)).await.ok()?.ok()
     };
     loop {
-        let Some(all) = tasks(docker.clone(), service.clone()).await else {
+        let Some(all) = tasks(docker.clone(), name.clone()).await else {
             tokio::time::sleep(POLL_EVERY).await;
             continue;
         };
         let Some((task, _)) = all.iter().find(|(t, _)| !done.contains(t)).cloned() else {
             // Every task read to its end: whole until the Swarm starts another.
-            into.to_the_end(all.last().is_some_and(|(_, ended)| *ended));
+            into.to_the_end(!lost && all.last().is_some_and(|(_, ended)| *ended));
             tokio::time::sleep(POLL_EVERY).await;
             continue;
         };
         into.to_the_end(false);
+        let began = Instant::now();
         let skip = taken.get(&task).copied().unwrap_or(0);
         let mut cmd = tokio::process::Command::new("docker");
         cmd.args(["service", "logs", "--follow", "--raw", &task])
@@ -466,43 +472,58 @@ where
             eprintln!("agora: cannot follow the log of task {task}");
             return;
         };
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
-        let mut read = 0usize;
+        let mut reader = tokio::io::BufReader::new(child.stderr.take().expect("piped"));
+        let (mut read, mut line) = (0usize, Vec::new());
         let mut tick = tokio::time::interval(POLL_EVERY);
         let ended = loop {
             tokio::select! {
-                line = lines.next_line() => match line {
-                    Ok(Some(line)) => {
+                got = reader.read_until(b'\n', &mut line) => match got {
+                    Ok(n) if n > 0 && line.ends_with(b"\n") => {
                         read += 1;
                         if read > skip {
-                            into.take::<O>(&line);
+                            into.take::<O>(String::from_utf8_lossy(&line).trim_end_matches('\n'));
                         }
+                        line.clear();
                     }
+                    // Its end, or a line cut short: read whole once the task ends.
                     _ => break false,
                 },
                 _ = tick.tick() => {
-                    let now = tasks(docker.clone(), service.clone()).await;
+                    let now = tasks(docker.clone(), name.clone()).await;
                     if now.is_some_and(|all| all.iter().any(|(t, ended)| *t == task && *ended)) {
                         break true;
                     }
                 }
             }
         };
-        drop(lines);
+        drop(reader);
         drop(child);
         taken.insert(task.clone(), read.max(skip));
-        if !ended {
-            continue;
+        if ended {
+            // Ended: what its log holds beyond the lines taken.
+            let (d, t) = (docker.clone(), task.clone());
+            if let Ok(Ok(whole)) = tokio::task::spawn_blocking(move || d.task_stderr(&t)).await {
+                let have = taken[&task];
+                for line in whole.lines().skip(have) {
+                    into.take::<O>(line);
+                }
+                taken.insert(task.clone(), have.max(whole.lines().count()));
+                done.insert(task);
+                continue;
+            }
         }
-        // Ended: what its log holds beyond the lines taken.
-        let (d, t) = (docker.clone(), task.clone());
-        let Ok(Ok(whole)) = tokio::task::spawn_blocking(move || d.task_stderr(&t)).await else { continue };
-        let have = taken[&task];
-        for line in whole.lines().skip(have) {
-            into.take::<O>(line);
+        let n = tries.entry(task.clone()).or_insert(0);
+        *n += 1;
+        if *n >= TRIES {
+            eprintln!(
+                "agora: node {node}: the log of task {task} could not be read in {TRIES} tries; given up"
+            );
+            lost = true;
+            done.insert(task);
+        } else if began.elapsed() < POLL_EVERY {
+            // Not read, or its follow ended at once: asked again at this pace.
+            tokio::time::sleep(POLL_EVERY).await;
         }
-        taken.insert(task.clone(), have.max(whole.lines().count()));
-        done.insert(task);
     }
 }
 
