@@ -32,36 +32,9 @@ for r in $(seq 1 "$runs"); do
         [ "$how" = swarm ] && flag=(--swarm)
         up_s=$("$agora" cluster up --system raft --dir "$dir" "${flag[@]}" 2>/dev/null \
             | sed -n 's/^answering \([0-9.]*\) s.*/\1/p')
-        "$agora" cluster status --json --dir "$dir" | python3 -c '
-import json, socket, subprocess, sys, time
-s = json.loads(sys.stdin.read())
-leader = s["leader"]["node"]
-victim = next(c for c in s["containers"] if c["node"] == leader)
-if victim.get("tasks"):
-    # A Swarm task: its container on this machine (a single-node swarm).
-    victim = subprocess.run(["docker", "ps", "-q", "--filter", "label=com.docker.swarm.task.id=" + victim["tasks"][-1]],
-                            check=True, capture_output=True, text=True).stdout.strip()
-    left = [tuple(c["relayed"]["6379"].rsplit(":", 1)) for c in s["containers"] if c["node"] != leader]
-else:
-    victim = victim["id"]
-    left = [(c["ip"], "6379") for c in s["containers"] if c["node"] != leader]
-def set_ok(at):
-    try:
-        with socket.create_connection((at[0], int(at[1])), timeout=1) as c:
-            c.settimeout(2)
-            c.sendall(b"*3\r\n$3\r\nSET\r\n$5\r\nprobe\r\n$1\r\nx\r\n")
-            return c.recv(64).startswith(b"+OK")
-    except OSError:
-        return False
-t0 = time.monotonic()
-subprocess.run(["docker", "kill", "--signal", "KILL", victim], check=True, capture_output=True)
-i = 0
-while not set_ok(left[i % 2]):
-    i += 1
-    if time.monotonic() - t0 > 120:
-        sys.exit("no replica served within 120 s")
-print(f"{sys.argv[1]},{sys.argv[2]},{sys.argv[3]},{(time.monotonic() - t0) * 1e3:.0f}")
-' "$r" "$how" "$up_s"
+        read -r ms _ _ < <("$agora" cluster status --json --dir "$dir" \
+            | python3 "$(dirname "$0")/cluster-failover.py")
+        echo "$r,$how,$up_s,$ms"
         "$agora" cluster down --dir "$dir" >/dev/null 2>&1
         dir=""
     done
