@@ -1424,9 +1424,14 @@ fn a_market_started_on_a_swarm_keeps_its_books_when_its_traders_task_is_killed()
     });
     let runs = after["runs"].as_array().expect("runs");
     assert_eq!(runs[trader]["runs"].as_u64(), Some(3), "{after}");
-    // The view read on into the new task: more of the history judged, nothing violated.
-    snapshot_until(&view.addr, "a verdict on the history after the kill", |s| {
+    // The view read on into the new task: more of the history judged, nothing violated, and
+    // more observations of the killed peer itself than it had when its new task was running.
+    let then = snapshot_until(&view.addr, "a verdict on the history after the kill", |s| {
         fine(s) && s["verdicts"]["observations_judged"].as_u64() > Some(judged)
+    });
+    let observed = then["replicas"][trader]["observed"].as_u64().expect("observations counted");
+    snapshot_until(&view.addr, "observations of the killed peer's new task", |s| {
+        fine(s) && s["replicas"][trader]["observed"].as_u64() > Some(observed)
     });
     let (code, said, err) = view.interrupt(&mut cleanup);
     assert_eq!(code, Some(0), "{said}{err}");

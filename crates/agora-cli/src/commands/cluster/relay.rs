@@ -127,3 +127,82 @@ async fn splice(inbound: TcpStream, outbound: TcpStream) {
         () = &mut down => { let _ = tokio::time::timeout(CLOSE_WITHIN, up).await; }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A guard against a hang: far longer than anything here takes.
+    const GUARD: Duration = Duration::from_secs(60);
+
+    /// A relay of at most `permits` connections to `target`, on a port the kernel picks.
+    async fn relay_to(target: String, permits: usize) -> std::net::SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = l.local_addr().unwrap();
+        tokio::spawn(serve(l, target, Arc::new(Semaphore::new(permits))));
+        at
+    }
+
+    /// A node that answers `pong` to each `ping` and never closes a connection itself.
+    async fn node() -> std::net::SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut b = [0u8; 4];
+                    while s.read_exact(&mut b).await.is_ok() {
+                        let _ = s.write_all(b"pong").await;
+                    }
+                    // Its client's side ended; it keeps its own open for ever.
+                    std::future::pending::<()>().await;
+                    drop(s);
+                });
+            }
+        });
+        at
+    }
+
+    async fn ping(c: &mut TcpStream) -> [u8; 4] {
+        c.write_all(b"ping").await.unwrap();
+        let mut b = [0u8; 4];
+        tokio::time::timeout(GUARD, c.read_exact(&mut b)).await.expect("an answer").expect("read");
+        b
+    }
+
+    #[tokio::test]
+    async fn bytes_go_both_ways_and_a_node_that_never_closes_is_cut_off_once_its_client_has() {
+        let relay = relay_to(node().await.to_string(), 4).await;
+        let mut c = TcpStream::connect(relay).await.unwrap();
+        assert_eq!(&ping(&mut c).await, b"pong");
+        // The client is done sending: the node never closes, so the relay must end it.
+        c.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(GUARD, c.read_to_end(&mut rest)).await;
+        assert!(matches!(read, Ok(Ok(0))), "the relayed connection was not ended: {read:?}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_over_the_limit_is_closed_and_the_others_go_on() {
+        let relay = relay_to(node().await.to_string(), 1).await;
+        let mut first = TcpStream::connect(relay).await.unwrap();
+        assert_eq!(&ping(&mut first).await, b"pong");
+        let mut second = TcpStream::connect(relay).await.unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(GUARD, second.read_to_end(&mut got)).await;
+        assert!(matches!(read, Ok(Ok(0))), "the connection over the limit was not closed: {read:?}");
+        assert_eq!(&ping(&mut first).await, b"pong");
+    }
+
+    #[tokio::test]
+    async fn a_target_not_found_closes_the_relayed_connection() {
+        // A name that resolves nowhere (a Swarm's task not in its DNS yet, say).
+        let relay = relay_to("no-such-node.invalid:7000".into(), 4).await;
+        let mut c = TcpStream::connect(relay).await.unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(GUARD, c.read_to_end(&mut got)).await;
+        assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+    }
+}
