@@ -268,7 +268,11 @@ pub(super) fn wait_until<T>(
 pub fn run(docker: &Docker, files: &Files, json: bool) -> Result<i32, UserError> {
     let cf = files.load()?;
     let nodes = cf.nodes.len();
-    let cs = Where::of(docker, &files.name, &cf).containers(docker, &files.name)?;
+    let place = Where::of(docker, &files.name, &cf);
+    let cs = place.containers(docker, &files.name)?;
+    if matches!(place, Where::Swarm { .. }) {
+        super::swarm::warn_pruned(docker, &cs);
+    }
     match cf.protocol.as_str() {
         "kv" => Ok(raft(&files.name, &cs, nodes, json)),
         "election" => election(docker, &cs, &cf, json),

@@ -103,24 +103,9 @@ pub fn containers(
             .filter_map(|l| l.split_once(' ').map(|(id, h)| (id.to_string(), h.to_string())))
             .collect();
     let by_node = inspected(docker, name, nodes)?;
-    let limit = String::from_utf8_lossy(&docker.docker(&[
-        "info",
-        "--format",
-        "{{.Swarm.Cluster.Spec.Orchestration.TaskHistoryRetentionLimit}}",
-    ])?)
-    .trim()
-    .parse::<usize>()
-    .ok();
     let mut out = Vec::new();
     for (node, tasks) in by_node.iter().enumerate() {
         let Some(last) = tasks.last() else { continue };
-        if limit.is_some_and(|l| tasks.len() >= l) {
-            eprintln!(
-                "agora: node {node} has {} tasks, the Swarm's task history limit: the logs of its \
-                 earliest runs may be gone, and its history is judged without them",
-                tasks.len()
-            );
-        }
         let status = &last["Status"];
         out.push(Container {
             node,
@@ -135,6 +120,23 @@ pub fn containers(
         });
     }
     Ok(out)
+}
+
+/// Says on stderr which of `cs` have as many tasks as the Swarm keeps: the logs of their
+/// earliest runs may be gone, and their history is judged without them.
+pub fn warn_pruned(docker: &Docker, cs: &[Container]) {
+    let limit = docker
+        .docker(&["info", "--format", "{{.Swarm.Cluster.Spec.Orchestration.TaskHistoryRetentionLimit}}"])
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o).trim().parse::<usize>().ok());
+    for c in cs.iter().filter(|c| limit.is_some_and(|l| !c.tasks.is_empty() && c.tasks.len() >= l)) {
+        eprintln!(
+            "agora: node {} has {} tasks, the Swarm's task history limit: the logs of its earliest \
+             runs may be gone, and its history is judged without them",
+            c.node,
+            c.tasks.len()
+        );
+    }
 }
 
 /// An error unless this machine manages a Swarm.
@@ -230,22 +232,26 @@ pub fn start(
     }
 }
 
-/// The tasks of each of the `nodes` services of stack `name` as `docker inspect` gives them,
-/// oldest first, by node (each task's container carries its node's `agora.node` label).
-fn inspected(docker: &Docker, name: &str, nodes: usize) -> Result<Vec<Vec<serde_json::Value>>, UserError> {
-    let services: Vec<String> = (0..nodes).map(|n| format!("{name}_{}", service(n))).collect();
+/// The tasks of `services` as `docker inspect` gives them, oldest first.
+fn listed_tasks(docker: &Docker, services: &[String]) -> Result<Vec<serde_json::Value>, UserError> {
     let mut list = vec!["service", "ps", "-q", "--no-trunc"];
     list.extend(services.iter().map(String::as_str));
+    let mut tasks = docker.inspect_listed(&list)?;
+    tasks.sort_by_key(|t| created_key(t["CreatedAt"].as_str().unwrap_or_default()));
+    Ok(tasks)
+}
+
+/// The tasks of each of the `nodes` services of stack `name`, oldest first, by node (each
+/// task's container carries its node's `agora.node` label).
+fn inspected(docker: &Docker, name: &str, nodes: usize) -> Result<Vec<Vec<serde_json::Value>>, UserError> {
+    let services: Vec<String> = (0..nodes).map(|n| format!("{name}_{}", service(n))).collect();
     let mut by_node = vec![Vec::new(); nodes];
-    for t in docker.inspect_listed(&list)? {
+    for t in listed_tasks(docker, &services)? {
         let node =
             t["Spec"]["ContainerSpec"]["Labels"]["agora.node"].as_str().and_then(|n| n.parse::<usize>().ok());
         if let Some(tasks) = node.and_then(|n| by_node.get_mut(n)) {
             tasks.push(t);
         }
-    }
-    for tasks in &mut by_node {
-        tasks.sort_by_key(|t| created_key(t["CreatedAt"].as_str().unwrap_or_default()));
     }
     Ok(by_node)
 }
@@ -253,10 +259,7 @@ fn inspected(docker: &Docker, name: &str, nodes: usize) -> Result<Vec<Vec<serde_
 /// The tasks of node `node` of stack `name`, oldest first: each one's id and whether it
 /// has ended.
 pub fn tasks(docker: &Docker, name: &str, node: usize) -> Result<Vec<(String, bool)>, UserError> {
-    let svc = format!("{name}_{}", service(node));
-    let mut tasks = docker.inspect_listed(&["service", "ps", "-q", "--no-trunc", &svc])?;
-    tasks.sort_by_key(|t| created_key(t["CreatedAt"].as_str().unwrap_or_default()));
-    Ok(tasks
+    Ok(listed_tasks(docker, &[format!("{name}_{}", service(node))])?
         .iter()
         .filter_map(|t| {
             Some((t["ID"].as_str()?.to_string(), state_of(t["Status"]["State"].as_str()?) == "exited"))
@@ -384,7 +387,7 @@ pub fn remove_relay(docker: &Docker, name: &str) -> Result<(), UserError> {
     Ok(())
 }
 
-/// `agora cluster down` on a Swarm: the relay, then the stack (its services, tasks and
+/// `agora cluster down` on a Swarm, once the relay is gone ([`remove_relay`]): the stack (its services, tasks and
 /// network), then the stack's volumes on this machine. A volume lives on the machine whose
 /// task made it: those of other machines are named, to remove there.
 pub fn down(docker: &Docker, name: &str) -> Result<Vec<(String, Vec<String>)>, UserError> {
@@ -404,7 +407,6 @@ pub fn down(docker: &Docker, name: &str) -> Result<Vec<(String, Vec<String>)>, U
             }
         }
     }
-    remove_relay(docker, name)?;
     docker.docker(&["stack", "rm", name])?;
     // The stack's containers and network go after `stack rm` returns; its volumes can be
     // removed once no container uses them.
