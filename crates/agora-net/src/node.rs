@@ -66,6 +66,16 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// Observations per chunk of a node's record.
 const OBS_CHUNK: usize = 1 << 16;
 
+/// The chunks of observations as one vector, sized once; each chunk is freed as soon as it is
+/// moved, so the node never holds its observations twice over.
+fn flatten<T>(chunks: Vec<Vec<T>>) -> Vec<T> {
+    let mut all = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
+    for chunk in chunks {
+        all.extend(chunk);
+    }
+    all
+}
+
 /// Settings every node of a runtime cluster shares.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
@@ -718,7 +728,7 @@ impl<S: Setup> Driver<S> {
             counters,
             queue_full: self.queue_full,
             lost,
-            observations: std::mem::take(&mut self.observations).into_iter().flatten().collect(),
+            observations: flatten(std::mem::take(&mut self.observations)),
             failed: self.shared.failed.load(Ordering::Relaxed),
             events: self.events,
             commits: self.commits,
@@ -1279,6 +1289,14 @@ mod tests {
 
     const PINGS: u64 = 300;
     const EVERY: u64 = 30;
+
+    #[test]
+    fn observation_chunks_flatten_in_order_into_one_exact_allocation() {
+        let chunks = vec![vec![1, 2, 3], Vec::new(), vec![4], vec![5, 6]];
+        let all = flatten(chunks);
+        assert_eq!(all, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(all.capacity(), 6, "sized once, with no room to spare");
+    }
 
     #[derive(Clone, Debug, Serialize, Deserialize)]
     enum Msg {

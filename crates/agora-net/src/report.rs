@@ -186,6 +186,9 @@ impl<O> Gathered<O> {
             out.started_unix_ns,
         );
         g.faults = out.faults;
+        // Room for them all at once: growing by doubling would hold up to twice the run's
+        // observations, most of a long run's memory.
+        g.observations.reserve_exact(out.reports.iter().map(|r| r.observations.len()).sum());
         for r in out.reports {
             g.add_report(r);
         }
@@ -301,9 +304,24 @@ fn tell<P: Protocol + ?Sized>(checker: &mut dyn Checker<P>, at: Time, node: Node
 pub fn summarize<S: Setup>(
     setup: &S,
     seed: u64,
-    mut g: Gathered<<S::Node as Protocol>::Obs>,
+    g: Gathered<<S::Node as Protocol>::Obs>,
     reproduce: &str,
 ) -> RunSummary {
+    summarize_keeping(setup, seed, g, reproduce).0
+}
+
+/// `(Unix ns, node, observation)`, in time order.
+pub type Observations<O> = Vec<(u64, NodeId, O)>;
+
+/// [`summarize`], and the observations judged, in the order judged (time, then node), for a
+/// command that reads them again for its report: handed back, not copied, since a long run's
+/// observations are most of its memory.
+pub fn summarize_keeping<S: Setup>(
+    setup: &S,
+    seed: u64,
+    mut g: Gathered<<S::Node as Protocol>::Obs>,
+    reproduce: &str,
+) -> (RunSummary, Observations<<S::Node as Protocol>::Obs>) {
     let mut checker: Box<dyn Checker<S::Node>> = setup.checker();
     g.observations.sort_by_key(|(t, n, _)| (*t, *n));
     let rel = |t: u64| Time(t.saturating_sub(g.started_unix_ns));
@@ -395,5 +413,5 @@ pub fn summarize<S: Setup>(
         .chain(&violations)
         .map(|v| ViolationReport::new(v, seed, reproduce.to_string()))
         .collect();
-    summary
+    (summary, g.observations)
 }

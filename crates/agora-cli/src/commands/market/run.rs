@@ -11,10 +11,10 @@ use crate::commands::shared::{output, progress_bar, repro};
 use crate::commands::sim;
 use crate::error::UserError;
 use crate::faults;
-use agora_core::{NodeId, Setup, Time};
+use agora_core::{Setup, Time};
 use agora_net::{Gathered, NodeShared};
 use agora_protocols::market::roles::Role;
-use agora_protocols::market::{MarketObs, MarketSetup};
+use agora_protocols::market::MarketSetup;
 use agora_sim::{SimConfig, Simulation};
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,11 +60,10 @@ pub(super) fn over_tcp(
     let cfg = local_config("market", dir.path().to_path_buf(), a.seed);
     let out = run.run(&setup, cfg, max, progress.hook());
     progress.finish();
-    let mut g = Gathered::from_run(setup.nodes(), out?);
-    g.observations.sort_by_key(|(t, n, _)| (*t, *n));
-    let obs: Vec<(u64, NodeId, MarketObs)> = g.observations.clone();
+    let g = Gathered::from_run(setup.nodes(), out?);
     let reproduce = repro::command(argv, a.seed);
-    let mut summary = agora_net::summarize(&*setup, a.seed, g, &reproduce);
+    // The observations come back sorted by time, then node, as the report reads them.
+    let (mut summary, obs) = agora_net::summarize_keeping(&*setup, a.seed, g, &reproduce);
     summary.peak_rss_mb = output::peak_rss_mb();
     let linger = run.finish(&summary, &reproduce);
     Ok((report(&s, scenario, "tcp", obs.iter().map(|(t, n, o)| (*t, *n, o)), summary), linger))
