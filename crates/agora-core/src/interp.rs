@@ -43,10 +43,21 @@ pub const WIRE_ROUND_TRIP: &str = "wire-round-trip";
 /// last setting and its deadline. Generations are issued by the [`Interp`] (unique across every
 /// table it serves), so a firing that names an older generation is a timer since replaced or
 /// cancelled.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Timers<T, D> {
     /// `(name, generation, deadline)`; few per node: a linear scan.
     pending: Vec<(T, u64, D)>,
+}
+
+impl<T: Clone, D: Clone> Clone for Timers<T, D> {
+    fn clone(&self) -> Self {
+        Timers { pending: self.pending.clone() }
+    }
+
+    /// Reuses this table's room (the explorer copies a state into a spare one per successor).
+    fn clone_from(&mut self, source: &Self) {
+        self.pending.clone_from(&source.pending);
+    }
 }
 
 impl<T, D> Default for Timers<T, D> {

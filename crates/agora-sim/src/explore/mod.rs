@@ -288,6 +288,15 @@ impl<M: Clone> Clone for Flight<M> {
             sent: self.sent,
         }
     }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.from = source.from;
+        self.to = source.to;
+        self.msg.clone_from(&source.msg);
+        self.hash = source.hash;
+        self.body = source.body;
+        self.sent = source.sent;
+    }
 }
 
 /// Faults spent on the way to a state.
@@ -460,6 +469,29 @@ where
             spent: self.spent,
             checker: self.checker.fork().expect("checked forkable before the search"),
         }
+    }
+
+    /// [`World::fork`] into this spare state, reusing its vectors' room: the explorer tries
+    /// every successor in a spare, and most are states seen before, dropped again.
+    fn refork(&mut self, src: &Self) {
+        self.nodes.clone_from(&src.nodes);
+        self.node_hash.clone_from(&src.node_hash);
+        self.stable.clone_from(&src.stable);
+        self.stable_hash.clone_from(&src.stable_hash);
+        self.timers.clone_from(&src.timers);
+        self.now = src.now;
+        self.sync = src.sync;
+        self.clock = src.clock;
+        self.fifo = src.fifo;
+        self.count_fires = src.count_fires;
+        self.sends = src.sends;
+        self.flight.clone_from(&src.flight);
+        self.seen.clone_from(&src.seen);
+        self.names = src.names;
+        self.named.clone_from(&src.named);
+        self.crashed_ever.clone_from(&src.crashed_ever);
+        self.spent = src.spent;
+        self.checker = src.checker.fork().expect("checked forkable before the search");
     }
 
     /// Every node built empty and started, in id order.
@@ -1159,7 +1191,7 @@ where
                             dead_ends += 1;
                             judged |= mask;
                         }
-                        next.push((world, number));
+                        next.push((*world, number));
                     }
                 }
             }
@@ -1356,7 +1388,9 @@ enum Outcome<S: Setup> {
     /// A state not seen when the batch began (its own batch may have found it twice); if a
     /// dead end, the at-end properties judged in it, which hold. `choices`: those the step's
     /// handlers took (see [`Found::choices`]).
-    New { world: World<S>, fp: Fp, parent: u32, step: Step, choices: u64, dead_end: Option<u64> },
+    /// The state is boxed: most outcomes are [`Outcome::Known`], and a whole state inline
+    /// would make each of them as large, copied as the outcomes grow.
+    New { world: Box<World<S>>, fp: Fp, parent: u32, step: Step, choices: u64, dead_end: Option<u64> },
     /// A violation: of a safety property, or of an at-end property in a dead end.
     Broke { violation: Violation, parent: u32, step: Step, choices: u64, dead_end: bool },
     /// The search cannot go on.
@@ -1414,13 +1448,21 @@ where
     TimerOf<S>: Hash,
 {
     let mut out = Vec::new();
+    // A successor seen before is dropped: its room serves the next one.
+    let mut spare: Option<World<S>> = None;
     for (w, parent) in part {
         let parent = *parent;
         for step in w.steps(bounds) {
             // The step again for every combination of the choices its handlers make.
             d.choices = Choices::search();
             loop {
-                let mut next = w.fork();
+                let mut next = match spare.take() {
+                    Some(mut next) => {
+                        next.refork(w);
+                        next
+                    }
+                    None => w.fork(),
+                };
                 let applied = next.apply(d, setup, step, depth);
                 let choices = match d.code(setup) {
                     Ok(code) => code,
@@ -1436,6 +1478,7 @@ where
                 let fp = Fp::of(next.fingerprint(sym));
                 if let Some(&to) = parents.get(&fp) {
                     out.push(Outcome::Known { to, parent, step });
+                    spare = Some(next);
                 } else {
                     let dead_end = match next.dead_end().then(|| next.judge_end(depth)) {
                         None => None,
@@ -1445,7 +1488,7 @@ where
                             return out;
                         }
                     };
-                    out.push(Outcome::New { world: next, fp, parent, step, choices, dead_end });
+                    out.push(Outcome::New { world: Box::new(next), fp, parent, step, choices, dead_end });
                 }
                 if !d.choices.advance() {
                     break;
