@@ -13,13 +13,25 @@
 //! for a read pipelined behind a write of the same connection, so it sees that write).
 
 use super::{Pos, StateMachine};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::HashMap;
 
-/// The store: keys to values, both byte strings.
+/// The store: keys to values, both byte strings. A hash map (with the standard library's
+/// keyed hash, so that clients cannot choose keys that collide): every command of a replica
+/// finds its key in it, where an ordered map compared the key with a score of others. Its
+/// order is nobody's business but the encoding's, which sorts it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Strings {
-    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    #[serde(serialize_with = "in_key_order")]
+    map: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+/// The map encoded in key order: the same state is the same bytes on every replica and in
+/// every run (the encoding of the ordered map this store once was, so older snapshots read).
+fn in_key_order<S: Serializer>(map: &HashMap<Vec<u8>, Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    let mut entries: Vec<(&Vec<u8>, &Vec<u8>)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    s.collect_map(entries)
 }
 
 /// When a `SET` takes effect.
@@ -262,6 +274,30 @@ mod tests {
 
     fn run(sm: &mut Strings, cmd: StrCmd) -> StrOut {
         sm.apply(Pos { index: 1, offset: 0 }, &cmd)
+    }
+
+    #[test]
+    fn the_store_encodes_in_key_order_whatever_the_order_of_its_writes() {
+        let keys: Vec<String> = (0..200).map(|i| format!("key:{:06}", (i * 7919) % 1000)).collect();
+        let (mut forward, mut backward) = (Strings::default(), Strings::default());
+        for k in &keys {
+            run(&mut forward, set(k, k, SetIf::Always));
+        }
+        for k in keys.iter().rev() {
+            run(&mut backward, set(k, k, SetIf::Always));
+        }
+        let ordered: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+            keys.iter().map(|k| (b(k), b(k))).collect();
+        #[derive(Serialize)]
+        struct Ordered {
+            map: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+        }
+        let bytes = agora_core::wire::encode(&forward);
+        assert_eq!(bytes, agora_core::wire::encode(&backward), "one state, one encoding");
+        assert_eq!(bytes, agora_core::wire::encode(&Ordered { map: ordered }), "the ordered map's bytes");
+        let back: Strings = agora_core::wire::decode(&bytes).expect("it decodes");
+        assert_eq!(back.len(), 200);
+        assert_eq!(back.get(b"key:000000"), Some(&b("key:000000")));
     }
 
     fn set(k: &str, v: &str, cond: SetIf) -> StrCmd {
