@@ -29,4 +29,4 @@ pub use limits::raise_fd_limit;
 pub use node::{
     hand_down_listener, BoundNode, LocalCall, NetConfig, NodeReport, NodeShared, ObsHook, LISTEN_FD,
 };
-pub use report::{summarize, summarize_alone, summarize_keeping, Gathered, NodeOutput};
+pub use report::{summarize, summarize_alone, summarize_keeping, Gathered, NodeOutput, Observations};

@@ -310,10 +310,10 @@ pub fn summarize<S: Setup>(
     summarize_keeping(setup, seed, g, reproduce).0
 }
 
-/// `(Unix ns, node, observation)`, in time order.
+/// `(Unix ns, node, observation)`: a run's observations, every node's.
 pub type Observations<O> = Vec<(u64, NodeId, O)>;
 
-/// [`summarize`], and the observations judged, in the order judged (time, then node), for a
+/// [`summarize`], and all the observations, sorted as judged (by time, then node), for a
 /// command that reads them again for its report: handed back, not copied, since a long run's
 /// observations are most of its memory.
 pub fn summarize_keeping<S: Setup>(

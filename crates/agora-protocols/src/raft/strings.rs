@@ -18,12 +18,29 @@ use std::collections::HashMap;
 
 /// The store: keys to values, both byte strings. A hash map (with the standard library's
 /// keyed hash, so that clients cannot choose keys that collide): every command of a replica
-/// finds its key in it, where an ordered map compared the key with a score of others. Its
-/// order is nobody's business but the encoding's, which sorts it.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// finds its key in it, where an ordered map compared the key with a score or more of
+/// others. Nothing depends on its iteration order: its encoding and its `Debug` sort it.
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct Strings {
     #[serde(serialize_with = "in_key_order")]
     map: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+impl std::fmt::Debug for Strings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut entries: Vec<(&Vec<u8>, &Vec<u8>)> = self.map.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        f.debug_struct("Strings").field("map", &DebugMap(&entries)).finish()
+    }
+}
+
+/// Sorted entries shown as a map.
+struct DebugMap<'a>(&'a [(&'a Vec<u8>, &'a Vec<u8>)]);
+
+impl std::fmt::Debug for DebugMap<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.iter().copied()).finish()
+    }
 }
 
 /// The map encoded in key order: the same state is the same bytes on every replica and in
@@ -295,6 +312,7 @@ mod tests {
         let bytes = agora_core::wire::encode(&forward);
         assert_eq!(bytes, agora_core::wire::encode(&backward), "one state, one encoding");
         assert_eq!(bytes, agora_core::wire::encode(&Ordered { map: ordered }), "the ordered map's bytes");
+        assert_eq!(format!("{forward:?}"), format!("{backward:?}"), "one state, one description");
         let back: Strings = agora_core::wire::decode(&bytes).expect("it decodes");
         assert_eq!(back.len(), 200);
         assert_eq!(back.get(b"key:000000"), Some(&b("key:000000")));

@@ -474,24 +474,42 @@ where
     /// [`World::fork`] into this spare state, reusing its vectors' room: the explorer tries
     /// every successor in a spare, and most are states seen before, dropped again.
     fn refork(&mut self, src: &Self) {
-        self.nodes.clone_from(&src.nodes);
-        self.node_hash.clone_from(&src.node_hash);
-        self.stable.clone_from(&src.stable);
-        self.stable_hash.clone_from(&src.stable_hash);
-        self.timers.clone_from(&src.timers);
-        self.now = src.now;
-        self.sync = src.sync;
-        self.clock = src.clock;
-        self.fifo = src.fifo;
-        self.count_fires = src.count_fires;
-        self.sends = src.sends;
-        self.flight.clone_from(&src.flight);
-        self.seen.clone_from(&src.seen);
-        self.names = src.names;
-        self.named.clone_from(&src.named);
-        self.crashed_ever.clone_from(&src.crashed_ever);
-        self.spent = src.spent;
-        self.checker = src.checker.fork().expect("checked forkable before the search");
+        // Every field named, none left out: a field added to the state must be copied here.
+        let World {
+            nodes,
+            node_hash,
+            stable,
+            stable_hash,
+            timers,
+            now,
+            sync,
+            clock,
+            fifo,
+            count_fires,
+            sends,
+            flight,
+            seen,
+            names,
+            named,
+            crashed_ever,
+            spent,
+            checker,
+        } = src;
+        self.nodes.clone_from(nodes);
+        self.node_hash.clone_from(node_hash);
+        self.stable.clone_from(stable);
+        self.stable_hash.clone_from(stable_hash);
+        self.timers.clone_from(timers);
+        (self.now, self.sync, self.clock, self.fifo, self.count_fires) =
+            (*now, *sync, *clock, *fifo, *count_fires);
+        self.sends = *sends;
+        self.flight.clone_from(flight);
+        self.seen.clone_from(seen);
+        self.names = *names;
+        self.named.clone_from(named);
+        self.crashed_ever.clone_from(crashed_ever);
+        self.spent = *spent;
+        self.checker = checker.fork().expect("checked forkable before the search");
     }
 
     /// Every node built empty and started, in id order.
@@ -1379,15 +1397,14 @@ impl Hasher for Prehashed {
     }
 }
 
-/// What one step from a state of the level led to. A new state is kept inline: it moves to
-/// the next level as it is, where a box would cost an allocation a state.
-#[allow(clippy::large_enum_variant)]
+/// What one step from a state of the level led to.
 enum Outcome<S: Setup> {
     /// A state seen at an earlier level (or batch), number `to`, reached from `parent` by `step`.
     Known { to: u32, parent: u32, step: Step },
     /// A state not seen when the batch began (its own batch may have found it twice); if a
     /// dead end, the at-end properties judged in it, which hold. `choices`: those the step's
     /// handlers took (see [`Found::choices`]).
+    ///
     /// The state is boxed: most outcomes are [`Outcome::Known`], and a whole state inline
     /// would make each of them as large, copied as the outcomes grow.
     New { world: Box<World<S>>, fp: Fp, parent: u32, step: Step, choices: u64, dead_end: Option<u64> },
