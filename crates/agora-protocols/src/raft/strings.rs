@@ -26,11 +26,16 @@ pub struct Strings {
     map: HashMap<Vec<u8>, Vec<u8>>,
 }
 
+/// The entries of `map` in key order.
+fn sorted(map: &HashMap<Vec<u8>, Vec<u8>>) -> Vec<(&Vec<u8>, &Vec<u8>)> {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
+}
+
 impl std::fmt::Debug for Strings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut entries: Vec<(&Vec<u8>, &Vec<u8>)> = self.map.iter().collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        f.debug_struct("Strings").field("map", &DebugMap(&entries)).finish()
+        f.debug_struct("Strings").field("map", &DebugMap(&sorted(&self.map))).finish()
     }
 }
 
@@ -46,9 +51,7 @@ impl std::fmt::Debug for DebugMap<'_> {
 /// The map encoded in key order: the same state is the same bytes on every replica and in
 /// every run (the encoding of the ordered map this store once was, so older snapshots read).
 fn in_key_order<S: Serializer>(map: &HashMap<Vec<u8>, Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-    let mut entries: Vec<(&Vec<u8>, &Vec<u8>)> = map.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    s.collect_map(entries)
+    s.collect_map(sorted(map))
 }
 
 /// When a `SET` takes effect.
