@@ -121,7 +121,14 @@ fn out_writes_the_figure_and_the_csv() {
     let v = assert_healthy(&out);
     let csv = std::fs::read_to_string(dir.path().join("market.csv")).unwrap();
     assert_eq!(csv.lines().count() as u64, v["buys"].as_u64().unwrap() + 1);
-    assert!(csv.starts_with("buy,buyer,seq,good,qty,asked_ms,response_ms,result,new_trader"));
+    assert!(
+        csv.starts_with("buy,buyer,seq,good,qty,asked_ms,response_ms,result,new_trader,queued_ms,booked_ms")
+    );
+    // Every answered buy was queued by a trader and taken by the books on its way: its time
+    // is split in three.
+    let answered = v["buys"].as_u64().unwrap() - v["unanswered"].as_u64().unwrap();
+    assert!(answered > 0);
+    assert_eq!(v["phases_ms"]["count"].as_u64(), Some(answered), "{}", v["phases_ms"]);
     let svg = std::fs::read_to_string(dir.path().join("market.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("new trader"));
 }

@@ -47,6 +47,17 @@ pub fn text(r: &Report) -> String {
         "response       p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; {:.0} buys/s; wall {:.0} ms",
         l.p50, l.p99, l.max, r.buys_per_s, r.wall_ms
     );
+    let f = &r.phases_ms;
+    if f.count > 0 {
+        let part = |l: &super::report::Latency| format!("{:.3} ({:.3})", l.p50, l.p99);
+        let _ = writeln!(
+            t,
+            "where it went  p50 (p99) ms: to the trader {}, queue and books {}, answer back {}",
+            part(&f.to_trader),
+            part(&f.in_books),
+            part(&f.answer_back)
+        );
+    }
     let _ = writeln!(
         t,
         "trading        {:.0} ms from the first buy to the last answer, {:.0} ms of it before the market opened",
@@ -93,21 +104,25 @@ fn accounts(r: &Report) -> String {
     t
 }
 
-/// Every buy as CSV; `new_trader` names a trader announced since the buy before.
+/// Every buy as CSV; `new_trader` names a trader announced since the buy before;
+/// `queued_ms` and `booked_ms` say when a trader first queued it and the books first took it,
+/// in ms after it was asked, as `response_ms` does of its answer.
 fn csv(r: &Report) -> String {
-    let mut s = String::from("buy,buyer,seq,good,qty,asked_ms,response_ms,result,new_trader\n");
+    let mut s =
+        String::from("buy,buyer,seq,good,qty,asked_ms,response_ms,result,new_trader,queued_ms,booked_ms\n");
     let mut traders = r.traders.iter().peekable();
     for (i, p) in r.points.iter().enumerate() {
         let mut new = Vec::new();
         while let Some((_, who)) = traders.next_if(|(before, _)| *before <= i as u64) {
             new.push(who.to_string());
         }
+        let after = |t: Option<f64>| t.map_or(String::new(), |t| format!("{:.3}", t - p.asked_ms));
         let response = p.response_ms.map_or(String::new(), |d| format!("{d:.3}"));
         let b = &p.buy;
         let good = r.goods.get(usize::from(b.good.0)).map_or("unknown", String::as_str);
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{:.3},{response},{},{}",
+            "{},{},{},{},{},{:.3},{response},{},{},{},{}",
             i + 1,
             b.buyer,
             b.seq,
@@ -115,7 +130,9 @@ fn csv(r: &Report) -> String {
             b.qty,
             p.asked_ms,
             p.result,
-            new.join(" ")
+            new.join(" "),
+            after(p.queued_ms),
+            after(p.booked_ms)
         );
     }
     s

@@ -1,9 +1,10 @@
 //! What a market run says, read from the peers' observations in time order: the trade log,
-//! every buy with its response time, the announcements, the accounts, and the checker's
-//! verdict from the run's summary.
+//! every buy with its response time and where that time went, the announcements, the
+//! accounts, and the checker's verdict from the run's summary.
 
 use agora_core::{NodeId, RunSummary};
 use agora_protocols::market::goods::Catalog;
+use agora_protocols::market::ledger::Event;
 use agora_protocols::market::roles::{Buy, BuyResult, Role};
 use agora_protocols::market::setup::LedgerMode;
 use agora_protocols::market::{MarketObs, Settings};
@@ -41,6 +42,8 @@ pub struct Report {
     pub wall_ms: f64,
     /// Response times of the answered buys (virtual time in the simulator).
     pub latency_ms: Latency,
+    /// Where the response times went, over the answered buys whose every step was seen.
+    pub phases_ms: Phases,
     /// Buys answered per second, from the first buy asked to the last answered, in the run's
     /// time (virtual in the simulator).
     pub buys_per_s: f64,
@@ -86,11 +89,32 @@ pub struct Latency {
     pub max: f64,
 }
 
+/// A buy's response time in three parts, each from the buy's first observation of its kind:
+/// asked by the buyer, queued by a trader, taken by the books (the first replica of the
+/// replicated ledger to apply it, which the trader's replica does as it commits; or the
+/// trader's own book), answered.
+#[derive(Debug, Default, Serialize)]
+pub struct Phases {
+    /// Buys timed (answered, and seen queued and taken by the books).
+    pub count: u64,
+    /// From asked to queued: the buy's way to a trader, and any wait for one to be elected.
+    pub to_trader: Latency,
+    /// From queued to taken by the books: the trader's queue and the ledger (replication, the
+    /// replicas' writes to disk, the commit), and any handover to a new trader.
+    pub in_books: Latency,
+    /// From taken by the books to answered: the answer's way back to the buyer.
+    pub answer_back: Latency,
+}
+
 /// One buy: when asked (ms since the first observation) and its answer.
 #[derive(Debug, Clone)]
 pub struct Point {
     pub buy: Buy,
     pub asked_ms: f64,
+    /// When a trader first queued it (ms since the first observation).
+    pub queued_ms: Option<f64>,
+    /// When the books first took it (ms since the first observation).
+    pub booked_ms: Option<f64>,
     /// Response time; `None` if never answered.
     pub response_ms: Option<f64>,
     /// `receipt`, `out-of-stock`, `invalid` (refused as bad input) or `unanswered`.
@@ -125,6 +149,7 @@ pub fn report<'a>(
         r.read(t, node, o);
     }
     let answered: Vec<f64> = r.points.iter().filter_map(|p| p.response_ms).collect();
+    let phases = phases(&r.points);
     let count = |what: &str| r.points.iter().filter(|p| p.result == what).count() as u64;
     let served = count("receipt");
     let first_ms = r.points.first().map_or(0.0, |p| p.asked_ms);
@@ -153,6 +178,7 @@ pub fn report<'a>(
         checks_passed: summary.violations.is_empty(),
         wall_ms: summary.wall_ms,
         latency_ms: latency(answered.clone()),
+        phases_ms: phases,
         buys_per_s: if span_ms > 0.0 { answered.len() as f64 / (span_ms / 1e3) } else { 0.0 },
         trading_ms: span_ms.max(0.0),
         open_wait_ms,
@@ -188,9 +214,29 @@ impl<'s> Reader<'s> {
             MarketObs::Asked { buy } if self.by_id.contains_key(&(node, buy.seq)) => {}
             MarketObs::Asked { buy } => {
                 self.by_id.insert((node, buy.seq), self.points.len());
-                self.points.push(Point { buy: *buy, asked_ms: ms, response_ms: None, result: "unanswered" });
+                self.points.push(Point {
+                    buy: *buy,
+                    asked_ms: ms,
+                    queued_ms: None,
+                    booked_ms: None,
+                    response_ms: None,
+                    result: "unanswered",
+                });
             }
             MarketObs::Answered { seq, result } => self.answered(ms, node, *seq, result),
+            MarketObs::Queued { buy } => {
+                if let Some(p) = self.by_id.get(&(buy.buyer, buy.seq)).map(|&i| &mut self.points[i]) {
+                    p.queued_ms.get_or_insert(ms);
+                }
+            }
+            // A stale trade (no answer) was not taken.
+            MarketObs::Applied { note, .. } => {
+                if let Event::Trade { buy, answer: Some(_), .. } = &note.event {
+                    if let Some(p) = self.by_id.get(&(buy.buyer, buy.seq)).map(|&i| &mut self.points[i]) {
+                        p.booked_ms.get_or_insert(ms);
+                    }
+                }
+            }
             MarketObs::Fenced { .. } if self.opened_ms.is_none() => self.opened_ms = Some(ms),
             MarketObs::Announced { line } => {
                 self.traders.push((self.points.len() as u64, node));
@@ -293,6 +339,24 @@ pub(super) fn settle(
     }
 }
 
+/// The three parts of the response time of each answered buy seen queued and taken by the
+/// books, in that order.
+fn phases(points: &[Point]) -> Phases {
+    let timed: Vec<[f64; 3]> = points
+        .iter()
+        .filter_map(|p| {
+            let (queued, booked, answered) = (p.queued_ms?, p.booked_ms?, p.asked_ms + p.response_ms?);
+            (p.asked_ms <= queued && queued <= booked && booked <= answered).then_some([
+                queued - p.asked_ms,
+                booked - queued,
+                answered - booked,
+            ])
+        })
+        .collect();
+    let part = |k: usize| latency(timed.iter().map(|t| t[k]).collect());
+    Phases { count: timed.len() as u64, to_trader: part(0), in_books: part(1), answer_back: part(2) }
+}
+
 /// p50, p99 and max of `ms` (nearest rank).
 fn latency(mut ms: Vec<f64>) -> Latency {
     if ms.is_empty() {
@@ -365,6 +429,52 @@ mod tests {
         live.see(NodeId(3), &announced);
         live.crashed(NodeId(3));
         assert!(note(&live).starts_with("trader: none yet"), "crashed from the page: {}", note(&live));
+    }
+
+    /// A buy's response time in its three parts, each from the first report of its kind: a
+    /// second replica's apply and a second trader's queue change nothing; a buy whose trade
+    /// the books refused as stale, and never answered, is not timed.
+    #[test]
+    fn a_buys_time_is_split_at_its_first_queue_and_its_first_booking() {
+        use agora_protocols::market::goods::Good;
+        use agora_protocols::market::ledger::{Money, Note};
+        use agora_protocols::market::MarketSetup;
+        use agora_protocols::raft::Pos;
+        use agora_protocols::FromParams as _;
+        use agora_protocols::Params;
+        let params = Params::new(5, 1).with(&agora_protocols::params::SCENARIO, "experiment");
+        let setup = MarketSetup::from_params(&params.resolve("market", MarketSetup::SPECS).unwrap()).unwrap();
+        let buy = |seq| Buy { buyer: NodeId(0), seq, good: Good(0), qty: 1, ts: seq + 1 };
+        let booked = |seq, answer: Option<BuyResult>| MarketObs::Applied {
+            book: 0,
+            note: Box::new(Note {
+                pos: Pos { index: seq + 1, offset: 0 },
+                event: Event::Trade { trader: NodeId(4), fence: 1, buy: buy(seq), answer, fresh: true },
+                stock: Vec::new(),
+                money: Money::default(),
+            }),
+        };
+        let ms = 1_000_000;
+        let seen = [
+            (ms, NodeId(0), MarketObs::Asked { buy: buy(0) }),
+            (ms, NodeId(0), MarketObs::Asked { buy: buy(1) }),
+            (3 * ms, NodeId(4), MarketObs::Queued { buy: buy(0) }),
+            (4 * ms, NodeId(3), MarketObs::Queued { buy: buy(0) }),
+            (4 * ms, NodeId(4), MarketObs::Queued { buy: buy(1) }),
+            (5 * ms, NodeId(3), booked(1, None)),
+            (7 * ms, NodeId(4), booked(0, Some(BuyResult::OutOfStock))),
+            (8 * ms, NodeId(3), booked(0, Some(BuyResult::OutOfStock))),
+            (10 * ms, NodeId(0), MarketObs::Answered { seq: 0, result: BuyResult::OutOfStock }),
+        ];
+        let mut r = Reader::new(&setup.s);
+        for (t, node, o) in &seen {
+            r.read(*t, *node, o);
+        }
+        assert_eq!((r.points[0].queued_ms, r.points[0].booked_ms), (Some(2.0), Some(6.0)), "first reports");
+        assert_eq!(r.points[1].booked_ms, None, "a stale trade is not taken");
+        let f = phases(&r.points);
+        assert_eq!(f.count, 1, "only the answered buy is timed");
+        assert_eq!((f.to_trader.p50, f.in_books.p50, f.answer_back.p50), (2.0, 4.0, 3.0));
     }
 
     #[test]
