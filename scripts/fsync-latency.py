@@ -8,6 +8,10 @@ import os, time, sys, threading
 
 n = int(sys.argv[1])
 pages = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+if not (1 <= n <= 64 and 1 <= pages <= 1024):
+    sys.exit('usage: scripts/fsync-latency.py N [PAGES], N in 1..=64, PAGES in 1..=1024')
+# Every thread starts timing once all have filled their files.
+ready = threading.Barrier(n)
 
 
 def w(i, res):
@@ -15,13 +19,14 @@ def w(i, res):
     if pages > 1:
         os.pwrite(fd, b'\0' * (4096 * 1024), 0)
         os.fsync(fd)
-    t = time.time()
+    ready.wait()
+    t = time.perf_counter()
     for k in range(300):
         for p in range(pages):
             page = 0 if pages == 1 else (k * pages + p) * 37 % 1024
             os.pwrite(fd, b'x' * 4096, page * 4096)
         os.fdatasync(fd)
-    res[i] = (time.time() - t) / 300 * 1000
+    res[i] = (time.perf_counter() - t) / 300 * 1000
     os.close(fd)
     os.unlink(f'/tmp/fsync-test{i}')
 

@@ -111,6 +111,10 @@ fn the_local_ledger_under_a_partition_is_caught() {
 fn over_tcp_a_small_market_passes_its_checks() {
     let v = assert_healthy(&agora(&["market", "--scenario", "test-case-3", "--buys", "3", "--json"]));
     assert_eq!(v["runtime"], "tcp");
+    // Every buy answered was queued by a trader and taken by the books on its way, as the
+    // peers' clock (one process's) saw it.
+    let answered = v["buys"].as_u64().unwrap() - v["unanswered"].as_u64().unwrap();
+    assert_eq!(v["phases_ms"]["count"].as_u64(), Some(answered), "{}", v["phases_ms"]);
 }
 
 #[test]
@@ -129,6 +133,17 @@ fn out_writes_the_figure_and_the_csv() {
     let answered = v["buys"].as_u64().unwrap() - v["unanswered"].as_u64().unwrap();
     assert!(answered > 0);
     assert_eq!(v["phases_ms"]["count"].as_u64(), Some(answered), "{}", v["phases_ms"]);
+    let max = v["latency_ms"]["max"].as_f64().unwrap();
+    for part in ["to_trader", "in_books", "answer_back"] {
+        let m = v["phases_ms"][part]["max"].as_f64().unwrap();
+        assert!((0.0..=max).contains(&m), "{part}: {m} ms, the slowest answer {max} ms");
+    }
+    // In each row, the trader's queue and the books come after the ask and before the answer.
+    for row in csv.lines().skip(1).filter(|r| !r.contains(",unanswered,")) {
+        let f: Vec<&str> = row.split(',').collect();
+        let ms = |i: usize| f[i].parse::<f64>().unwrap_or_else(|e| panic!("{row}: {e}"));
+        assert!(0.0 <= ms(9) && ms(9) <= ms(10) && ms(10) <= ms(6), "{row}");
+    }
     let svg = std::fs::read_to_string(dir.path().join("market.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("new trader"));
 }

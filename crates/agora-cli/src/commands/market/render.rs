@@ -52,7 +52,9 @@ pub fn text(r: &Report) -> String {
         let part = |l: &super::report::Latency| format!("{:.3} ({:.3})", l.p50, l.p99);
         let _ = writeln!(
             t,
-            "where it went  p50 (p99) ms: to the trader {}, queue and books {}, answer back {}",
+            "where it went  {} of {} answered buys, p50 (p99) ms: to the trader {}, queue and books {}, answer back {}",
+            f.count,
+            r.buys - r.unanswered,
             part(&f.to_trader),
             part(&f.in_books),
             part(&f.answer_back)
@@ -105,8 +107,9 @@ fn accounts(r: &Report) -> String {
 }
 
 /// Every buy as CSV; `new_trader` names a trader announced since the buy before;
-/// `queued_ms` and `booked_ms` say when a trader first queued it and the books first took it,
-/// in ms after it was asked, as `response_ms` does of its answer.
+/// `queued_ms` and `booked_ms` say when a trader first queued it and when the books took it
+/// (the booking whose answer the buyer took), in ms after it was asked, as `response_ms` does
+/// of its answer.
 fn csv(r: &Report) -> String {
     let mut s =
         String::from("buy,buyer,seq,good,qty,asked_ms,response_ms,result,new_trader,queued_ms,booked_ms\n");

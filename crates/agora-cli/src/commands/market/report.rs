@@ -8,6 +8,7 @@ use agora_protocols::market::ledger::Event;
 use agora_protocols::market::roles::{Buy, BuyResult, Role};
 use agora_protocols::market::setup::LedgerMode;
 use agora_protocols::market::{MarketObs, Settings};
+use agora_protocols::raft::Pos;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -89,10 +90,13 @@ pub struct Latency {
     pub max: f64,
 }
 
-/// A buy's response time in three parts, each from the buy's first observation of its kind:
-/// asked by the buyer, queued by a trader, taken by the books (the first replica of the
-/// replicated ledger to apply it, which the trader's replica does as it commits; or the
-/// trader's own book), answered.
+/// A buy's response time in three parts: asked by the buyer, first queued by a trader, taken
+/// by the books, answered. Taken by the books is the first report of the booking whose answer
+/// the buyer took: the first replica of the replicated ledger to apply that position (the
+/// ledger's leader as it commits, which is the trader's replica once its takeover is in the
+/// books), or the trader's own book. A buy booked, then handed on (its trader fell sick before
+/// answering) and booked again at a later position or in a new trader's book, counts from the
+/// later booking: the handover falls in `in_books`.
 #[derive(Debug, Default, Serialize)]
 pub struct Phases {
     /// Buys timed (answered, and seen queued and taken by the books).
@@ -113,8 +117,10 @@ pub struct Point {
     pub asked_ms: f64,
     /// When a trader first queued it (ms since the first observation).
     pub queued_ms: Option<f64>,
-    /// When the books first took it (ms since the first observation).
+    /// When the books took it (ms since the first observation; see [`Phases`]).
     pub booked_ms: Option<f64>,
+    /// The booking `booked_ms` is of: the book, and the position in it.
+    booking: Option<(u64, Pos)>,
     /// Response time; `None` if never answered.
     pub response_ms: Option<f64>,
     /// `receipt`, `out-of-stock`, `invalid` (refused as bad input) or `unanswered`.
@@ -219,6 +225,7 @@ impl<'s> Reader<'s> {
                     asked_ms: ms,
                     queued_ms: None,
                     booked_ms: None,
+                    booking: None,
                     response_ms: None,
                     result: "unanswered",
                 });
@@ -230,10 +237,20 @@ impl<'s> Reader<'s> {
                 }
             }
             // A stale trade (no answer) was not taken.
-            MarketObs::Applied { note, .. } => {
+            MarketObs::Applied { book, note } => {
                 if let Event::Trade { buy, answer: Some(_), .. } = &note.event {
                     if let Some(p) = self.by_id.get(&(buy.buyer, buy.seq)).map(|&i| &mut self.points[i]) {
-                        p.booked_ms.get_or_insert(ms);
+                        // A later booking of a buy not yet answered: the one before was
+                        // handed on unanswered. Another replica's report of the same
+                        // position, or a lagging replica's of an earlier one, is not.
+                        let later = match p.booking {
+                            None => true,
+                            Some((b, pos)) => *book != b || (*book == 0 && note.pos > pos),
+                        };
+                        if later && p.response_ms.is_none() {
+                            p.booked_ms = Some(ms);
+                            p.booking = Some((*book, note.pos));
+                        }
                     }
                 }
             }
@@ -340,16 +357,19 @@ pub(super) fn settle(
 }
 
 /// The three parts of the response time of each answered buy seen queued and taken by the
-/// books, in that order.
+/// books (a buy the trader refused before queueing it, as invalid, is not).
 fn phases(points: &[Point]) -> Phases {
     let timed: Vec<[f64; 3]> = points
         .iter()
         .filter_map(|p| {
-            let (queued, booked, answered) = (p.queued_ms?, p.booked_ms?, p.asked_ms + p.response_ms?);
-            (p.asked_ms <= queued && queued <= booked && booked <= answered).then_some([
-                queued - p.asked_ms,
+            let (queued, booked, response) =
+                (p.queued_ms? - p.asked_ms, p.booked_ms? - p.asked_ms, p.response_ms?);
+            // In causal order, as one clock (one process's, or the simulator's) saw them; a
+            // part below zero would be two clocks disagreeing, not a time.
+            (0.0 <= queued && queued <= booked && booked <= response).then_some([
+                queued,
                 booked - queued,
-                answered - booked,
+                response - booked,
             ])
         })
         .collect();
@@ -435,7 +455,7 @@ mod tests {
     /// second replica's apply and a second trader's queue change nothing; a buy whose trade
     /// the books refused as stale, and never answered, is not timed.
     #[test]
-    fn a_buys_time_is_split_at_its_first_queue_and_its_first_booking() {
+    fn a_buys_time_is_split_at_its_first_queue_and_the_booking_it_was_answered_from() {
         use agora_protocols::market::goods::Good;
         use agora_protocols::market::ledger::{Money, Note};
         use agora_protocols::market::MarketSetup;
@@ -475,6 +495,38 @@ mod tests {
         let f = phases(&r.points);
         assert_eq!(f.count, 1, "only the answered buy is timed");
         assert_eq!((f.to_trader.p50, f.in_books.p50, f.answer_back.p50), (2.0, 4.0, 3.0));
+
+        // Buy 1 booked at position 3, its trader sick before answering, booked again by the
+        // next trader at position 9 (the stored answer), then answered: from the later
+        // booking; a lagging replica's report of position 3 after it changes nothing.
+        let at = |seq, index| MarketObs::Applied {
+            book: 0,
+            note: Box::new(Note {
+                pos: Pos { index, offset: 0 },
+                event: Event::Trade {
+                    trader: NodeId(4),
+                    fence: 1,
+                    buy: buy(seq),
+                    answer: Some(BuyResult::OutOfStock),
+                    fresh: false,
+                },
+                stock: Vec::new(),
+                money: Money::default(),
+            }),
+        };
+        for (t, node, o) in [
+            (11 * ms, NodeId(4), at(1, 3)),
+            (20 * ms, NodeId(3), at(1, 9)),
+            (21 * ms, NodeId(2), at(1, 3)),
+            (22 * ms, NodeId(2), at(1, 9)),
+            (25 * ms, NodeId(0), MarketObs::Answered { seq: 1, result: BuyResult::OutOfStock }),
+        ] {
+            r.read(t, node, &o);
+        }
+        assert_eq!(r.points[1].booked_ms, Some(19.0), "the later booking's first report");
+        let f = phases(&r.points);
+        assert_eq!(f.count, 2);
+        assert_eq!((f.in_books.max, f.answer_back.max), (16.0, 5.0), "the handover in the books' part");
     }
 
     #[test]
