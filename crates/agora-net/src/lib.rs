@@ -17,6 +17,7 @@ pub mod prometheus;
 pub mod recent;
 pub mod report;
 pub mod store;
+mod wal;
 
 pub use cluster::{
     run_bound, run_bound_observed, run_local, run_local_observed, run_node, End, Lone, ObsHooks, RunError,

@@ -1,20 +1,31 @@
-//! Durable storage of what a node persists: one redb database per node.
+//! Durable storage of what a node persists: one redb database per node, and in front of it a
+//! write-ahead log (`crate::wal`).
 //!
-//! On start the whole table is loaded into a [`Stable`] for the protocol's `Setup::build`.
-//! Each step's persist effects are written in one transaction, committed (fsync) before any of
-//! that step's messages are handed to the network.
+//! On start the whole table is loaded into a [`Stable`] for the protocol's `Setup::build`,
+//! with the log's batches applied over it. Each batch of steps' persist effects is appended
+//! to the log as one record and synced before any of those steps' messages are handed to the
+//! network; once the log is large, its batches go into the database in one transaction and the
+//! log starts again (a checkpoint). One log record is one or two pages; one redb commit, about
+//! seven scattered ones.
 
+use crate::wal::{Wal, WalError, CHECKPOINT_BYTES};
 use agora_core::{Stable, REJOINING};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("stable");
 /// The deferred writes that are durable, and the hash of each: a snapshot file that the
 /// database says exists must be there, whole.
 const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
+/// The store's own records: under [`WAL_KEY`], the generation of the write-ahead log that
+/// goes with the database.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const WAL_KEY: &str = "wal";
+/// redb's page cache, per database.
+const CACHE_BYTES: usize = 16 << 20;
 
 /// What a deferred-write file starts with, before the hash of the value and the value.
 const BLOB_MAGIC: &[u8; 4] = b"AGB1";
@@ -146,18 +157,25 @@ impl Write {
     }
 }
 
-/// One node's durable storage: its redb database and, beside it, the files of its deferred
-/// writes. Writes of a batch of steps are committed in one fsynced transaction.
+/// One node's durable storage: its redb database and, beside it, its write-ahead log and the
+/// files of its deferred writes. The writes of a batch of steps are appended to the log as one
+/// synced record; checkpoints move the log's records into the database.
 pub struct Store {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
+    /// The write-ahead log (`node-N.wal` beside `node-N.redb`); written by one thread at a
+    /// time, the node's committer.
+    wal: Mutex<Wal>,
+    /// The checkpoint under way, if one is: a thread putting the log before the current one
+    /// (`node-N.wal-prev`) in the database.
+    checkpoint: Mutex<Option<std::thread::JoinHandle<Result<(), StoreError>>>>,
     /// Where deferred writes go (`Effect::PersistLater`): one file per key, so that a large
     /// snapshot is written beside the database, not inside one of its transactions (redb has
     /// one writer at a time, and the node's own commits would wait for it). Each file holds a
     /// hash of its value, checked when it is read; the database lists the files that landed.
     blob_dir: PathBuf,
     /// The keys that have a file in `blob_dir`.
-    blobs: Mutex<BTreeSet<String>>,
+    blobs: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// Deferred writes the database records as landed, with the hash of each value.
@@ -166,6 +184,16 @@ type Landed = std::collections::BTreeMap<String, [u8; 32]>;
 /// The database file of node `id` in its data directory.
 pub fn node_file(id: u32) -> String {
     format!("node-{id}.redb")
+}
+
+/// The write-ahead log of the database at `path`.
+fn wal_file(path: &Path) -> PathBuf {
+    path.with_extension("wal")
+}
+
+/// The log before the current one, while a checkpoint puts it in the database at `path`.
+fn prev_wal_file(path: &Path) -> PathBuf {
+    path.with_extension("wal-prev")
 }
 
 fn hex_key(key: &str) -> String {
@@ -254,6 +282,12 @@ impl Store {
             }
             _ => {}
         }
+        if mode == OpenMode::Rejoin {
+            // The log of the storage lost holds writes of its former life: never replayed
+            // into the new one.
+            Self::set_aside(&wal_file(path))?;
+            Self::set_aside(&prev_wal_file(path))?;
+        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
         }
@@ -297,8 +331,10 @@ impl Store {
     /// Opens (creating if missing) the database and the deferred-write files and loads them.
     fn load(path: &Path, blob_dir: &Path) -> Result<(Store, Stable), StoreError> {
         let opened = catch_quietly(|| Self::load_db(path));
-        let (db, mut stable, landed) =
+        let (db, mut stable, mut landed, generation) =
             opened.unwrap_or_else(|| Err(StoreError::corrupt(path, "the database cannot be read")))?;
+        let wal = Self::load_wal(&db, path, generation, &mut stable, &mut landed)?;
+        let db = Arc::new(db);
         std::fs::create_dir_all(blob_dir).map_err(StoreError::io(blob_dir))?;
         let mut blobs = BTreeSet::new();
         for f in std::fs::read_dir(blob_dir).map_err(StoreError::io(blob_dir))? {
@@ -333,20 +369,30 @@ impl Store {
             Store {
                 db,
                 path: path.to_path_buf(),
+                wal: Mutex::new(wal),
+                checkpoint: Mutex::new(None),
                 blob_dir: blob_dir.to_path_buf(),
-                blobs: Mutex::new(blobs),
+                blobs: Arc::new(Mutex::new(blobs)),
             },
             stable,
         ))
     }
 
-    /// Opens (creating if missing) the database: what it holds, and the deferred writes it
-    /// records as landed with their hashes.
-    fn load_db(path: &Path) -> Result<(Database, Stable, Landed), StoreError> {
-        let db = Database::create(path).map_err(|e| StoreError::db(path, e))?;
+    /// Opens (creating if missing) the database: what it holds, the deferred writes it
+    /// records as landed with their hashes, and the generation of its write-ahead log (none
+    /// for a new database, or one written before there were logs).
+    fn load_db(path: &Path) -> Result<(Database, Stable, Landed, Option<u64>), StoreError> {
+        // The database is read once, on opening, and written by checkpoints: a small cache
+        // (redb's default is a gigabyte a database) keeps a checkpoint's pages from staying in
+        // memory after it.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| StoreError::db(path, e))?;
         let txn = db.begin_write().map_err(|e| StoreError::db(path, e))?;
         txn.open_table(TABLE).map_err(|e| StoreError::db(path, e))?;
         txn.open_table(BLOBS).map_err(|e| StoreError::db(path, e))?;
+        txn.open_table(META).map_err(|e| StoreError::db(path, e))?;
         txn.commit().map_err(|e| StoreError::db(path, e))?;
         let mut stable = Stable::new();
         let mut landed = std::collections::BTreeMap::new();
@@ -364,8 +410,105 @@ impl Store {
             landed.insert(k.value().to_string(), hash);
         }
         drop(table);
+        let generation = read
+            .open_table(META)
+            .and_then(|t| Ok(t.get(WAL_KEY)?.map(|g| g.value())))
+            .map_err(|e| StoreError::db(path, e))?;
         drop(read);
-        Ok((db, stable, landed))
+        Ok((db, stable, landed, generation))
+    }
+
+    /// Opens the write-ahead log that goes with the database (creating the first one) and
+    /// applies its batches to `stable` and `landed`.
+    fn load_wal(
+        db: &Database,
+        path: &Path,
+        generation: Option<u64>,
+        stable: &mut Stable,
+        landed: &mut Landed,
+    ) -> Result<Wal, StoreError> {
+        let file = wal_file(path);
+        let exists = file.try_exists().map_err(StoreError::io(&file))?;
+        let prev = prev_wal_file(path);
+        let prev_exists = prev.try_exists().map_err(StoreError::io(&prev))?;
+        let open_file = |f: &Path| {
+            Wal::open(f).map_err(|e| match e {
+                WalError::Io(e) => StoreError::io(f)(e),
+                WalError::Corrupt(why) => StoreError::corrupt(f, why),
+            })
+        };
+        let open = || open_file(&file);
+        if generation.is_none() && prev_exists {
+            return Err(StoreError::corrupt(&prev, "the database beside it names no write-ahead log"));
+        }
+        let mut generation = generation;
+        if let (Some(g), true) = (generation, prev_exists) {
+            // A checkpoint was under way: its log is the database's generation (not yet in it:
+            // it goes in now, before the current log), or the one before (in it; only the
+            // file's removal was left to do).
+            let (old, batches) = open_file(&prev)?;
+            let unconsumed = old.generation() == g;
+            if unconsumed {
+                let writes: Vec<Write> = batches.into_iter().flatten().collect();
+                replay(&writes, stable, landed);
+                // The Landed writes among them name files still there (`load` checks).
+                let blobs = Mutex::new(landed.keys().cloned().collect());
+                commit_to_db(db, path, &blobs, &writes, g + 1)?;
+                generation = Some(g + 1);
+            } else if old.generation() + 1 != g {
+                return Err(StoreError::corrupt(
+                    &prev,
+                    format!("generation {}, where the database names {g}", old.generation()),
+                ));
+            }
+            drop(old);
+            std::fs::remove_file(&prev).map_err(StoreError::io(&prev))?;
+            if !exists && unconsumed {
+                // The crash came between the old log's rename and the new one's creation (the
+                // database takes the old log only once the new one exists).
+                let wal = Wal::create(&file, g + 1).map_err(StoreError::io(&file))?;
+                return Ok(wal);
+            }
+        }
+        let Some(generation) = generation else {
+            // A new database (or one from before the logs): its first log. An empty log
+            // already there is one whose creation a crash interrupted before the database
+            // named it; one with writes belongs to another database.
+            let wal = match exists {
+                false => Wal::create(&file, 1).map_err(StoreError::io(&file))?,
+                true => match open()? {
+                    (wal, batches) if batches.is_empty() => wal,
+                    _ => {
+                        return Err(StoreError::corrupt(
+                            &file,
+                            "it holds writes, and the database beside it names no write-ahead log",
+                        ))
+                    }
+                },
+            };
+            Self::set_generation(db, path, wal.generation())?;
+            return Ok(wal);
+        };
+        if !exists {
+            return Err(StoreError::corrupt(
+                &file,
+                format!("the database names its write-ahead log (generation {generation}), which is missing"),
+            ));
+        }
+        let (wal, batches) = open()?;
+        if wal.generation() != generation {
+            return Err(StoreError::corrupt(
+                &file,
+                format!("generation {}, where the database names {generation}", wal.generation()),
+            ));
+        }
+        replay(batches.iter().flatten(), stable, landed);
+        Ok(wal)
+    }
+
+    /// Records in the database the generation of the log that goes with it.
+    fn set_generation(db: &Database, path: &Path, generation: u64) -> Result<(), StoreError> {
+        commit_to_db(db, path, &Mutex::new(BTreeSet::new()), &[], generation)
     }
 
     /// Writes `value` under `key` durably, in a file of its own: to a temporary file, synced,
@@ -423,35 +566,75 @@ impl Store {
     }
 
     fn apply_now(&self, writes: &[Write]) -> Result<(), StoreError> {
-        let err = |e: redb::Error| StoreError::db(&self.path, e);
-        let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
-        {
-            let mut table = txn.open_table(TABLE).map_err(|e| err(e.into()))?;
-            let mut landed = txn.open_table(BLOBS).map_err(|e| err(e.into()))?;
-            for w in writes {
-                match w {
-                    Write::Put(k, v) => {
-                        table.insert(k.as_str(), v.as_slice()).map_err(|e| err(e.into()))?;
-                    }
-                    Write::Remove(k) => {
-                        table.remove(k.as_str()).map_err(|e| err(e.into()))?;
-                        landed.remove(k.as_str()).map_err(|e| err(e.into()))?;
-                    }
-                    Write::RemoveRange(a, b) if a < b => {
-                        table.retain_in(a.as_str()..b.as_str(), |_, _| false).map_err(|e| err(e.into()))?;
-                        landed.retain_in(a.as_str()..b.as_str(), |_, _| false).map_err(|e| err(e.into()))?;
-                    }
-                    Write::RemoveRange(..) => {}
-                    Write::Landed(k, hash) => {
-                        // Only if the file is still wanted: a removal may have overtaken it.
-                        if self.blobs.lock().expect("blob keys lock").contains(k) {
-                            landed.insert(k.as_str(), &hash[..]).map_err(|e| err(e.into()))?;
-                        }
-                    }
-                }
-            }
+        // A deferred write's landing is recorded only if its file is still wanted: a removal
+        // may have overtaken it (and taken the file), and a log replayed must not name a file
+        // that is gone.
+        let unwanted = |w: &Write| match w {
+            Write::Landed(k, _) => !self.blobs.lock().expect("blob keys lock").contains(k),
+            _ => false,
+        };
+        let kept: Vec<Write>;
+        let writes = if writes.iter().any(unwanted) {
+            kept = writes.iter().filter(|w| !unwanted(w)).cloned().collect();
+            &kept[..]
+        } else {
+            writes
+        };
+        let mut wal = self.wal.lock().expect("log lock");
+        wal.append(writes).map_err(StoreError::io(wal.path()))?;
+        if wal.len() >= CHECKPOINT_BYTES {
+            self.rotate(&mut wal)?;
         }
-        txn.commit().map_err(|e| err(e.into()))?;
+        drop(wal);
+        self.remove_files(writes)
+    }
+
+    /// Waits for the checkpoint under way, if one is, and returns its outcome.
+    fn checkpointed(&self) -> Result<(), StoreError> {
+        match self.checkpoint.lock().expect("checkpoint lock").take().map(|t| t.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(StoreError::corrupt(&self.path, "a checkpoint into it panicked")),
+        }
+    }
+
+    /// Starts a checkpoint: the current log becomes the one before (`node-N.wal-prev`), a new
+    /// log of the next generation takes its place, and a thread of its own puts the old log's
+    /// batches in the database, in one transaction that names the new log's generation, then
+    /// removes the old log. The node goes on writing to the new log meanwhile; it waits only
+    /// if the checkpoint before this one is still under way.
+    fn rotate(&self, wal: &mut Wal) -> Result<(), StoreError> {
+        self.checkpointed()?;
+        let (file, prev) = (wal_file(&self.path), prev_wal_file(&self.path));
+        std::fs::rename(&file, &prev).map_err(StoreError::io(&file))?;
+        let next = Wal::create(&file, wal.generation() + 1).map_err(StoreError::io(&file))?;
+        let old = std::mem::replace(wal, next);
+        let (db, path, blobs) = (self.db.clone(), self.path.clone(), self.blobs.clone());
+        let thread = std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
+            let batches = old.batches().map_err(|e| match e {
+                WalError::Io(e) => StoreError::io(&prev)(e),
+                WalError::Corrupt(why) => StoreError::corrupt(&prev, why),
+            })?;
+            let writes: Vec<Write> = batches.into_iter().flatten().collect();
+            commit_to_db(&db, &path, &blobs, &writes, old.generation() + 1)?;
+            drop(old);
+            std::fs::remove_file(&prev).map_err(StoreError::io(&prev))
+        });
+        let thread = thread.map_err(StoreError::io(&self.path))?;
+        *self.checkpoint.lock().expect("checkpoint lock") = Some(thread);
+        Ok(())
+    }
+
+    /// For tests: checkpoints the log now, whatever its size, and waits for it.
+    #[cfg(test)]
+    pub(crate) fn checkpoint_now(&self) -> Result<(), StoreError> {
+        self.rotate(&mut self.wal.lock().expect("log lock"))?;
+        self.checkpointed()
+    }
+
+    /// Removes the deferred-write files of the keys `writes` removed, once those removals
+    /// are durable.
+    fn remove_files(&self, writes: &[Write]) -> Result<(), StoreError> {
         for w in writes {
             match w {
                 Write::Remove(k) => self.remove_blobs(k, None)?,
@@ -461,6 +644,83 @@ impl Store {
         }
         Ok(())
     }
+}
+
+impl Drop for Store {
+    /// The checkpoint under way finishes (or fails: its log stays, and is replayed on the next
+    /// open), so that the database is no longer held when the node opens it again.
+    fn drop(&mut self) {
+        if let Err(e) = self.checkpointed() {
+            tracing::error!("{e}");
+        }
+    }
+}
+
+/// Applies the batches of a log to what the database held: the key-value pairs and the
+/// deferred writes it records as landed.
+fn replay<'a>(writes: impl IntoIterator<Item = &'a Write>, stable: &mut Stable, landed: &mut Landed) {
+    for w in writes {
+        match w {
+            Write::Put(k, v) => stable.put(k.clone(), v.clone()),
+            Write::Remove(k) => {
+                stable.remove(k);
+                landed.remove(k);
+            }
+            Write::RemoveRange(a, b) => {
+                stable.remove_range(a, b);
+                if a < b {
+                    landed.retain(|k, _| k < a || k >= b);
+                }
+            }
+            Write::Landed(k, h) => {
+                landed.insert(k.clone(), *h);
+            }
+        }
+    }
+}
+
+/// Writes `writes` in the database at `path`, with the log's next `generation`, in one durable
+/// transaction. A deferred write's landing is recorded only if its file is still among
+/// `blobs`: a removal may have overtaken it.
+fn commit_to_db(
+    db: &Database,
+    path: &Path,
+    blobs: &Mutex<BTreeSet<String>>,
+    writes: &[Write],
+    generation: u64,
+) -> Result<(), StoreError> {
+    let err = |e: redb::Error| StoreError::db(path, e);
+    let txn = db.begin_write().map_err(|e| err(e.into()))?;
+    {
+        let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+        meta.insert(WAL_KEY, generation).map_err(|e| err(e.into()))?;
+    }
+    {
+        let mut table = txn.open_table(TABLE).map_err(|e| err(e.into()))?;
+        let mut landed = txn.open_table(BLOBS).map_err(|e| err(e.into()))?;
+        for w in writes {
+            match w {
+                Write::Put(k, v) => {
+                    table.insert(k.as_str(), v.as_slice()).map_err(|e| err(e.into()))?;
+                }
+                Write::Remove(k) => {
+                    table.remove(k.as_str()).map_err(|e| err(e.into()))?;
+                    landed.remove(k.as_str()).map_err(|e| err(e.into()))?;
+                }
+                Write::RemoveRange(a, b) if a < b => {
+                    table.retain_in(a.as_str()..b.as_str(), |_, _| false).map_err(|e| err(e.into()))?;
+                    landed.retain_in(a.as_str()..b.as_str(), |_, _| false).map_err(|e| err(e.into()))?;
+                }
+                Write::RemoveRange(..) => {}
+                Write::Landed(k, hash) => {
+                    if blobs.lock().expect("blob keys lock").contains(k) {
+                        landed.insert(k.as_str(), &hash[..]).map_err(|e| err(e.into()))?;
+                    }
+                }
+            }
+        }
+    }
+    txn.commit().map_err(|e| err(e.into()))
 }
 
 /// For the driver's tests: a database made slow on purpose, and the keys its transactions
@@ -566,6 +826,118 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path().join("node-0.later")).unwrap().count(), 0);
     }
 
+    /// Writes go to the log, a checkpoint moves them into the database, and a reopened store
+    /// reads the database with the log's later batches over it.
+    #[test]
+    fn writes_survive_a_checkpoint_and_the_log_after_it() {
+        let (_dir, path) = temp();
+        {
+            let (store, _) = Store::open(&path, OpenMode::New).unwrap();
+            store.apply(&[Write::Put("a".into(), vec![1]), Write::Put("b".into(), vec![2])]).unwrap();
+            store.checkpoint_now().unwrap();
+            assert_eq!(store.wal.lock().unwrap().generation(), 2);
+            store.apply(&[Write::Remove("a".into()), Write::Put("c".into(), vec![3])]).unwrap();
+        }
+        let (_, stable) = Store::open(&path, OpenMode::Existing).unwrap();
+        let all: Vec<(&str, &[u8])> = stable.iter().collect();
+        assert_eq!(all, [("b", &[2u8][..]), ("c", &[3u8][..])]);
+    }
+
+    /// A crash in each step of a checkpoint: after the log was renamed (no new log yet),
+    /// after the new log was made (the old one not yet in the database), and after the
+    /// database took the old log (its file not yet removed). Each reopens to every write,
+    /// the old log in the database once, never replayed over a later removal.
+    #[test]
+    fn a_checkpoint_cut_off_at_any_step_loses_nothing() {
+        for step in 0..3 {
+            let (_dir, path) = temp();
+            {
+                let (store, _) = Store::open(&path, OpenMode::New).unwrap();
+                store.apply(&[Write::Put("a".into(), vec![1]), Write::Put("b".into(), vec![2])]).unwrap();
+                std::fs::rename(wal_file(&path), prev_wal_file(&path)).unwrap();
+                if step >= 1 {
+                    let mut next = Wal::create(&wal_file(&path), 2).unwrap();
+                    next.append(&[Write::Remove("a".into())]).unwrap();
+                }
+                if step == 2 {
+                    let writes = [Write::Put("a".into(), vec![1]), Write::Put("b".into(), vec![2])];
+                    commit_to_db(&store.db, &path, &store.blobs, &writes, 2).unwrap();
+                }
+                // What the store would do next is cut off (no checkpoint thread was started:
+                // dropping it does nothing more).
+                drop(store);
+            }
+            let (store, stable) = Store::open(&path, OpenMode::Existing).unwrap();
+            let keys: Vec<&str> = stable.iter().map(|(k, _)| k).collect();
+            let expected: &[&str] = if step == 0 { &["a", "b"] } else { &["b"] };
+            assert_eq!(keys, expected, "step {step}");
+            assert!(!prev_wal_file(&path).exists(), "step {step}: the old log is gone");
+            assert_eq!(store.wal.lock().unwrap().generation(), 2, "step {step}");
+            drop(store);
+            let (_, again) = Store::open(&path, OpenMode::Existing).unwrap();
+            assert_eq!(again.iter().map(|(k, _)| k).collect::<Vec<_>>(), expected, "step {step}, reopened");
+        }
+    }
+
+    /// The log is part of the storage: missing, of another generation, or with writes beside a
+    /// database that names none, it is corruption, never a store silently missing writes.
+    #[test]
+    fn a_missing_or_foreign_log_is_corruption() {
+        let (dir, path) = temp();
+        {
+            let (store, _) = Store::open(&path, OpenMode::New).unwrap();
+            store.apply(&[Write::Put("a".into(), vec![1])]).unwrap();
+        }
+        let log = std::fs::read(wal_file(&path)).unwrap();
+        std::fs::remove_file(wal_file(&path)).unwrap();
+        assert!(corrupt_reason(Store::open(&path, OpenMode::Existing)).contains("missing"));
+        let mut other = log.clone();
+        other[4] = 9;
+        std::fs::write(wal_file(&path), &other).unwrap();
+        assert!(corrupt_reason(Store::open(&path, OpenMode::Existing)).contains("generation 9"));
+        // A new database beside an old log with writes in it.
+        let fresh = dir.path().join("node-1.redb");
+        std::fs::write(wal_file(&fresh), &log).unwrap();
+        assert!(corrupt_reason(Store::open(&fresh, OpenMode::New)).contains("holds writes"));
+        // An empty log left by a crash while the store was first created is taken up.
+        std::fs::remove_file(&fresh).unwrap();
+        std::fs::write(wal_file(&fresh), &log[..12]).unwrap();
+        Store::open(&fresh, OpenMode::New).unwrap();
+        std::fs::write(wal_file(&path), &log).unwrap();
+        let (_, stable) = Store::open(&path, OpenMode::Existing).unwrap();
+        assert_eq!(stable.get_bytes("a"), Some(&[1u8][..]));
+    }
+
+    /// A node told it lost its storage keeps nothing of its former life: its log is set
+    /// aside with its database.
+    #[test]
+    fn rejoining_sets_the_log_aside() {
+        let (dir, path) = temp();
+        {
+            let (store, _) = Store::open(&path, OpenMode::New).unwrap();
+            store.apply(&[Write::Put("raft/hs".into(), vec![1])]).unwrap();
+        }
+        std::fs::remove_file(&path).unwrap();
+        let (_, stable) = Store::open(&path, OpenMode::Rejoin).unwrap();
+        assert_eq!(stable.len(), 1, "nothing but the mark");
+        assert!(dir.path().join("node-0.wal.corrupt").exists(), "the old log is kept beside");
+    }
+
+    /// A deferred write's landing reported after the protocol removed its key is not logged:
+    /// the log would name a file that is gone, and the store would not open again.
+    #[test]
+    fn a_landing_overtaken_by_its_removal_is_not_recorded() {
+        let (_dir, path) = temp();
+        {
+            let (store, _) = Store::open(&path, OpenMode::New).unwrap();
+            let h = store.put_later("snap/1", &[7; 100]).unwrap();
+            store.apply(&[Write::Remove("snap/1".into())]).unwrap();
+            store.apply(&[Write::Landed("snap/1".into(), h), Write::Put("a".into(), vec![1])]).unwrap();
+        }
+        let (_, stable) = Store::open(&path, OpenMode::Existing).unwrap();
+        assert_eq!((stable.get_bytes("snap/1"), stable.get_bytes("a")), (None, Some(&[1u8][..])));
+    }
+
     #[test]
     fn blob_names_round_trip() {
         for k in ["raft/snap/00000000000000ff", "", "é/x"] {
@@ -604,12 +976,15 @@ mod tests {
         {
             let (store, _) = Store::open(&good, OpenMode::New).unwrap();
             store.apply(&[Write::Put("k".into(), vec![42; 100])]).unwrap();
+            store.checkpoint_now().unwrap();
         }
         let bytes = std::fs::read(&good).unwrap();
+        let log = std::fs::read(wal_file(&good)).unwrap();
         for at in (0..bytes.len().min(4096)).step_by(7) {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x40;
             std::fs::write(&path, &damaged).unwrap();
+            std::fs::write(wal_file(&path), &log).unwrap();
             let _ = std::fs::remove_dir_all(path.with_extension("later"));
             match Store::open(&path, OpenMode::Existing) {
                 Ok((_, stable)) => assert!(stable.get_bytes("k").is_none_or(|v| v.len() == 100)),
