@@ -1012,6 +1012,14 @@ impl<S: Setup> Driver<S> {
             // on the database, which a restart of this node opens again.
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+        if let Some(store) = self.store.clone() {
+            // A checkpoint under way holds the database too: it ends before the node does.
+            let id = self.id;
+            let closed = tokio::task::spawn_blocking(move || store.close()).await;
+            if let Ok(Err(e)) = closed {
+                error!("node {id}: {e}");
+            }
+        }
     }
 
     /// Hands a deferred write to the node's writer thread, which computes the value, writes it

@@ -8,7 +8,7 @@
 //! log starts again (a checkpoint). One log record is one or two pages; one redb commit, about
 //! seven scattered ones.
 
-use crate::wal::{Wal, WalError, CHECKPOINT_BYTES};
+use crate::wal::{self, Wal, WalError, CHECKPOINT_BYTES};
 use agora_core::{Stable, REJOINING};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::BTreeSet;
@@ -283,10 +283,11 @@ impl Store {
             _ => {}
         }
         if mode == OpenMode::Rejoin {
-            // The log of the storage lost holds writes of its former life: never replayed
-            // into the new one.
+            // What is left of the storage lost beside a database gone (its logs, its deferred
+            // writes) holds writes of its former life: never read into the new one.
             Self::set_aside(&wal_file(path))?;
             Self::set_aside(&prev_wal_file(path))?;
+            Self::set_aside(&blob_dir)?;
         }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
@@ -330,10 +331,13 @@ impl Store {
 
     /// Opens (creating if missing) the database and the deferred-write files and loads them.
     fn load(path: &Path, blob_dir: &Path) -> Result<(Store, Stable), StoreError> {
-        let opened = catch_quietly(|| Self::load_db(path));
-        let (db, mut stable, mut landed, generation) =
+        let opened = catch_quietly(|| {
+            let (db, mut stable, mut landed, generation) = Self::load_db(path)?;
+            let wal = Self::load_wal(&db, path, generation, &mut stable, &mut landed)?;
+            Ok((db, stable, landed, wal))
+        });
+        let (db, mut stable, landed, wal) =
             opened.unwrap_or_else(|| Err(StoreError::corrupt(path, "the database cannot be read")))?;
-        let wal = Self::load_wal(&db, path, generation, &mut stable, &mut landed)?;
         let db = Arc::new(db);
         std::fs::create_dir_all(blob_dir).map_err(StoreError::io(blob_dir))?;
         let mut blobs = BTreeSet::new();
@@ -419,7 +423,8 @@ impl Store {
     }
 
     /// Opens the write-ahead log that goes with the database (creating the first one) and
-    /// applies its batches to `stable` and `landed`.
+    /// applies its batches to `stable` and `landed`, after those of a log a checkpoint left
+    /// unfinished (see `crate::wal`).
     fn load_wal(
         db: &Database,
         path: &Path,
@@ -428,55 +433,31 @@ impl Store {
         landed: &mut Landed,
     ) -> Result<Wal, StoreError> {
         let file = wal_file(path);
-        let exists = file.try_exists().map_err(StoreError::io(&file))?;
         let prev = prev_wal_file(path);
+        // A log whose making a crash cut off never had its name: nothing in it counts.
+        let unmade = wal::new_file(&file);
+        if unmade.try_exists().map_err(StoreError::io(&unmade))? {
+            std::fs::remove_file(&unmade).map_err(StoreError::io(&unmade))?;
+        }
+        let exists = file.try_exists().map_err(StoreError::io(&file))?;
         let prev_exists = prev.try_exists().map_err(StoreError::io(&prev))?;
-        let open_file = |f: &Path| {
+        let open = |f: &Path| {
             Wal::open(f).map_err(|e| match e {
                 WalError::Io(e) => StoreError::io(f)(e),
                 WalError::Corrupt(why) => StoreError::corrupt(f, why),
             })
         };
-        let open = || open_file(&file);
-        if generation.is_none() && prev_exists {
-            return Err(StoreError::corrupt(&prev, "the database beside it names no write-ahead log"));
-        }
-        let mut generation = generation;
-        if let (Some(g), true) = (generation, prev_exists) {
-            // A checkpoint was under way: its log is the database's generation (not yet in it:
-            // it goes in now, before the current log), or the one before (in it; only the
-            // file's removal was left to do).
-            let (old, batches) = open_file(&prev)?;
-            let unconsumed = old.generation() == g;
-            if unconsumed {
-                let writes: Vec<Write> = batches.into_iter().flatten().collect();
-                replay(&writes, stable, landed);
-                // The Landed writes among them name files still there (`load` checks).
-                let blobs = Mutex::new(landed.keys().cloned().collect());
-                commit_to_db(db, path, &blobs, &writes, g + 1)?;
-                generation = Some(g + 1);
-            } else if old.generation() + 1 != g {
-                return Err(StoreError::corrupt(
-                    &prev,
-                    format!("generation {}, where the database names {g}", old.generation()),
-                ));
+        let Some(g) = generation else {
+            // A new database (or one from before the logs): its first log. An empty log there
+            // already is one made before a crash cut off the store's first opening (the
+            // database is told its generation after the log is made); a log with writes, or an
+            // old log, belongs to another database.
+            if prev_exists {
+                return Err(StoreError::corrupt(&prev, "the database beside it names no write-ahead log"));
             }
-            drop(old);
-            std::fs::remove_file(&prev).map_err(StoreError::io(&prev))?;
-            if !exists && unconsumed {
-                // The crash came between the old log's rename and the new one's creation (the
-                // database takes the old log only once the new one exists).
-                let wal = Wal::create(&file, g + 1).map_err(StoreError::io(&file))?;
-                return Ok(wal);
-            }
-        }
-        let Some(generation) = generation else {
-            // A new database (or one from before the logs): its first log. An empty log
-            // already there is one whose creation a crash interrupted before the database
-            // named it; one with writes belongs to another database.
             let wal = match exists {
                 false => Wal::create(&file, 1).map_err(StoreError::io(&file))?,
-                true => match open()? {
+                true => match open(&file)? {
                     (wal, batches) if batches.is_empty() => wal,
                     _ => {
                         return Err(StoreError::corrupt(
@@ -489,18 +470,51 @@ impl Store {
             Self::set_generation(db, path, wal.generation())?;
             return Ok(wal);
         };
-        if !exists {
+        // A checkpoint cut off: the old log is the database's generation (not yet in it) or
+        // the one before (in it; only the file's removal was left to do).
+        let old = match prev_exists {
+            false => None,
+            true => {
+                let (old, batches) = open(&prev)?;
+                if old.generation() != g && old.generation() + 1 != g {
+                    return Err(StoreError::corrupt(
+                        &prev,
+                        format!("generation {}, where the database names {g}", old.generation()),
+                    ));
+                }
+                Some((old.generation() == g, batches))
+            }
+        };
+        let unconsumed = matches!(old, Some((true, _)));
+        let current = if unconsumed { g + 1 } else { g };
+        // The current log, checked before anything is written.
+        let (wal, batches) = match exists {
+            true => open(&file)?,
+            // The crash came between the old log's rename and the new one's making.
+            false if unconsumed => (Wal::create(&file, current).map_err(StoreError::io(&file))?, Vec::new()),
+            false => {
+                return Err(StoreError::corrupt(
+                    &file,
+                    format!("the database names its write-ahead log (generation {g}), which is missing"),
+                ))
+            }
+        };
+        if wal.generation() != current {
             return Err(StoreError::corrupt(
                 &file,
-                format!("the database names its write-ahead log (generation {generation}), which is missing"),
+                format!("generation {}, where the database names {g}", wal.generation()),
             ));
         }
-        let (wal, batches) = open()?;
-        if wal.generation() != generation {
-            return Err(StoreError::corrupt(
-                &file,
-                format!("generation {}, where the database names {generation}", wal.generation()),
-            ));
+        if let Some((unconsumed, old_batches)) = old {
+            if unconsumed {
+                let writes: Vec<Write> = old_batches.into_iter().flatten().collect();
+                replay(&writes, stable, landed);
+                // The landings among them name files still wanted (`load` checks the files).
+                let wanted = Mutex::new(landed.keys().cloned().collect());
+                commit_to_db(db, path, &wanted, &writes, current)?;
+            }
+            std::fs::remove_file(&prev).map_err(StoreError::io(&prev))?;
+            wal::sync_dir(&prev).map_err(StoreError::io(&prev))?;
         }
         replay(batches.iter().flatten(), stable, landed);
         Ok(wal)
@@ -569,13 +583,23 @@ impl Store {
         // A deferred write's landing is recorded only if its file is still wanted: a removal
         // may have overtaken it (and taken the file), and a log replayed must not name a file
         // that is gone.
-        let unwanted = |w: &Write| match w {
-            Write::Landed(k, _) => !self.blobs.lock().expect("blob keys lock").contains(k),
-            _ => false,
+        let unwanted = |i: usize, k: &str| {
+            !self.blobs.lock().expect("blob keys lock").contains(k)
+                || writes[..i].iter().any(|w| match w {
+                    Write::Remove(r) => r == k,
+                    Write::RemoveRange(a, b) => a.as_str() <= k && k < b.as_str(),
+                    _ => false,
+                })
         };
+        let landed_unwanted = |(i, w): (usize, &Write)| matches!(w, Write::Landed(k, _) if unwanted(i, k));
         let kept: Vec<Write>;
-        let writes = if writes.iter().any(unwanted) {
-            kept = writes.iter().filter(|w| !unwanted(w)).cloned().collect();
+        let writes = if writes.iter().enumerate().any(landed_unwanted) {
+            kept = writes
+                .iter()
+                .enumerate()
+                .filter(|&iw| !landed_unwanted(iw))
+                .map(|(_, w)| w.clone())
+                .collect();
             &kept[..]
         } else {
             writes
@@ -584,6 +608,9 @@ impl Store {
         wal.append(writes).map_err(StoreError::io(wal.path()))?;
         if wal.len() >= CHECKPOINT_BYTES {
             self.rotate(&mut wal)?;
+        } else if self.checkpoint.lock().expect("checkpoint lock").as_ref().is_some_and(|t| t.is_finished()) {
+            // A checkpoint that failed stops the node now, not a log later.
+            self.checkpointed()?;
         }
         drop(wal);
         self.remove_files(writes)
@@ -594,7 +621,10 @@ impl Store {
         match self.checkpoint.lock().expect("checkpoint lock").take().map(|t| t.join()) {
             None | Some(Ok(Ok(()))) => Ok(()),
             Some(Ok(Err(e))) => Err(e),
-            Some(Err(_)) => Err(StoreError::corrupt(&self.path, "a checkpoint into it panicked")),
+            Some(Err(_)) => Err(StoreError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other("a checkpoint into it panicked"),
+            }),
         }
     }
 
@@ -606,6 +636,10 @@ impl Store {
     fn rotate(&self, wal: &mut Wal) -> Result<(), StoreError> {
         self.checkpointed()?;
         let (file, prev) = (wal_file(&self.path), prev_wal_file(&self.path));
+        if prev.try_exists().map_err(StoreError::io(&prev))? {
+            // Its batches are not all in the database: it must not be replaced.
+            return Err(StoreError::corrupt(&prev, "a checkpoint before this one did not finish"));
+        }
         std::fs::rename(&file, &prev).map_err(StoreError::io(&file))?;
         let next = Wal::create(&file, wal.generation() + 1).map_err(StoreError::io(&file))?;
         let old = std::mem::replace(wal, next);
@@ -623,6 +657,12 @@ impl Store {
         let thread = thread.map_err(StoreError::io(&self.path))?;
         *self.checkpoint.lock().expect("checkpoint lock") = Some(thread);
         Ok(())
+    }
+
+    /// Waits for the checkpoint under way, if one is, and says how it ended: the node's
+    /// last call, so that the database is no longer held once the node has stopped.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.checkpointed()
     }
 
     /// For tests: checkpoints the log now, whatever its size, and waits for it.
@@ -843,6 +883,39 @@ mod tests {
         assert_eq!(all, [("b", &[2u8][..]), ("c", &[3u8][..])]);
     }
 
+    /// Logs that outgrow the checkpoint size are rotated and checkpointed while writes go on;
+    /// closing waits for the checkpoint, and a reopened store holds every write once.
+    #[test]
+    fn checkpoints_under_way_lose_nothing_and_end_with_the_store() {
+        let (_dir, path) = temp();
+        let value = |i: u32| vec![(i % 251) as u8; 64 * 1024];
+        {
+            let (store, _) = Store::open(&path, OpenMode::New).unwrap();
+            for i in 0..400u32 {
+                let mut batch = vec![Write::Put(format!("k/{i:04}"), value(i))];
+                if i % 3 == 0 {
+                    batch.push(Write::Remove(format!("k/{:04}", i / 2)));
+                }
+                store.apply(&batch).unwrap();
+            }
+            assert!(store.wal.lock().unwrap().generation() >= 3, "at least two checkpoints");
+            store.close().unwrap();
+            assert!(!prev_wal_file(&path).exists(), "the last checkpoint ended with the store");
+        }
+        let (_, stable) = Store::open(&path, OpenMode::Existing).unwrap();
+        let mut expected: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+        for i in 0..400u32 {
+            expected.insert(format!("k/{i:04}"), value(i));
+            if i % 3 == 0 {
+                expected.remove(&format!("k/{:04}", i / 2));
+            }
+        }
+        let got: std::collections::BTreeMap<String, Vec<u8>> =
+            stable.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "every write, once, in order");
+    }
+
     /// A crash in each step of a checkpoint: after the log was renamed (no new log yet),
     /// after the new log was made (the old one not yet in the database), and after the
     /// database took the old log (its file not yet removed). Each reopens to every write,
@@ -908,8 +981,8 @@ mod tests {
         assert_eq!(stable.get_bytes("a"), Some(&[1u8][..]));
     }
 
-    /// A node told it lost its storage keeps nothing of its former life: its log is set
-    /// aside with its database.
+    /// A node told it lost its storage keeps nothing of its former life: its log and its
+    /// deferred writes are set aside, even with its database gone.
     #[test]
     fn rejoining_sets_the_log_aside() {
         let (dir, path) = temp();
@@ -917,10 +990,16 @@ mod tests {
             let (store, _) = Store::open(&path, OpenMode::New).unwrap();
             store.apply(&[Write::Put("raft/hs".into(), vec![1])]).unwrap();
         }
+        {
+            let (store, _) = Store::open(&path, OpenMode::Existing).unwrap();
+            let h = store.put_later("raft/snap/1", &[7; 100]).unwrap();
+            store.apply(&[Write::Landed("raft/snap/1".into(), h)]).unwrap();
+        }
         std::fs::remove_file(&path).unwrap();
         let (_, stable) = Store::open(&path, OpenMode::Rejoin).unwrap();
         assert_eq!(stable.len(), 1, "nothing but the mark");
         assert!(dir.path().join("node-0.wal.corrupt").exists(), "the old log is kept beside");
+        assert!(dir.path().join("node-0.later.corrupt").exists(), "and the old snapshots");
     }
 
     /// A deferred write's landing reported after the protocol removed its key is not logged:
@@ -933,9 +1012,18 @@ mod tests {
             let h = store.put_later("snap/1", &[7; 100]).unwrap();
             store.apply(&[Write::Remove("snap/1".into())]).unwrap();
             store.apply(&[Write::Landed("snap/1".into(), h), Write::Put("a".into(), vec![1])]).unwrap();
+            // In one batch: removed, then its landing reported.
+            let h = store.put_later("snap/2", &[8; 100]).unwrap();
+            store
+                .apply(&[
+                    Write::RemoveRange("snap/".into(), "snap0".into()),
+                    Write::Landed("snap/2".into(), h),
+                ])
+                .unwrap();
         }
         let (_, stable) = Store::open(&path, OpenMode::Existing).unwrap();
         assert_eq!((stable.get_bytes("snap/1"), stable.get_bytes("a")), (None, Some(&[1u8][..])));
+        assert_eq!(stable.get_bytes("snap/2"), None);
     }
 
     #[test]

@@ -22,10 +22,13 @@
 //! one, or of a generation the database does not name, is corruption.
 //!
 //! **A crash mid-append.** Records are appended one at a time, each synced before the next is
-//! written, so only the last one can be cut off: a record that runs past the end of the file,
-//! a header of zeros (space the file system had allocated), or a last record whose hash does
-//! not match was never acknowledged, and is cut away. A damaged record followed by another, or
-//! a damaged header followed by anything but zeros, is corruption: the node refuses to start.
+//! written, so only the last one can be cut off, and it was never acknowledged: a record that
+//! is not whole and sound (a prefix of it, its pages written out of order, space allocated and
+//! never written), with no sound record after it, is cut away. A damaged record followed by a
+//! sound one is corruption: the node refuses to start. A damaged last record cannot be told
+//! from one cut off: it is cut away too, with a warning naming the bytes. A log is made whole
+//! under another name (`.new`) and then renamed, so a crash never leaves one without its
+//! header.
 
 use crate::store::Write;
 use std::fs::{File, OpenOptions};
@@ -76,21 +79,36 @@ fn hash8(bytes: &[u8]) -> [u8; 8] {
     blake3::hash(bytes).as_bytes()[..8].try_into().expect("8 bytes")
 }
 
-/// Syncs the directory holding `path`, so that a file created or renamed there stays.
-fn sync_dir(path: &Path) -> std::io::Result<()> {
+/// Syncs the directory holding `path`, so that a file created, renamed or removed there
+/// stays so.
+pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
-        _ => Ok(()),
+        _ => File::open(".")?.sync_all(),
     }
 }
 
+/// Where a log is made before it takes its name: a crash never leaves a log without its header.
+pub(crate) fn new_file(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".new");
+    PathBuf::from(name)
+}
+
+/// A log file bigger than this is not one a node wrote (it checkpoints at 8 MiB; one batch
+/// can be larger, up to [`MAX_RECORD`]): corruption, not a gigabytes-long read.
+const MAX_FILE: u64 = 2 * MAX_RECORD as u64;
+
 impl Wal {
     /// Creates the log at `path` (replacing any), empty, of `generation`; durable, with its
-    /// directory entry.
+    /// directory entry. It is made whole under another name first, so that a crash leaves
+    /// either no log or one with its header.
     pub(crate) fn create(path: &Path, generation: u64) -> std::io::Result<Wal> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        let new = new_file(path);
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&new)?;
         let mut wal = Wal { file, path: path.to_path_buf(), generation, len: 0, buf: Vec::new() };
         wal.restart(generation)?;
+        std::fs::rename(&new, path)?;
         sync_dir(path)?;
         Ok(wal)
     }
@@ -99,7 +117,11 @@ impl Wal {
     /// off (see the module docs).
     pub(crate) fn open(path: &Path) -> Result<(Wal, Vec<Vec<Write>>), WalError> {
         let mut file = OpenOptions::new().read(true).write(true).open(path)?;
-        let mut bytes = Vec::new();
+        let size = file.metadata()?.len();
+        if size > MAX_FILE {
+            return Err(WalError::Corrupt(format!("{size} bytes, more than any log a node writes")));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
         file.read_to_end(&mut bytes)?;
         if bytes.len() < HEADER as usize || &bytes[..4] != MAGIC {
             return Err(WalError::Corrupt("not a write-ahead log (bad header)".into()));
@@ -191,39 +213,41 @@ impl Wal {
     }
 }
 
+/// The record at the start of `rest`, if a whole, sound one is: its batch and length.
+fn record(rest: &[u8]) -> Option<(&[u8], usize)> {
+    let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
+    let check = u32::from_le_bytes(rest.get(4..8)?.try_into().ok()?);
+    if check != length_check(len) || len > MAX_RECORD {
+        return None;
+    }
+    let end = RECORD_HEADER + len as usize;
+    let payload = rest.get(RECORD_HEADER..end)?;
+    (rest[8..16] == hash8(payload)).then_some((payload, end))
+}
+
 /// The batches of a log file's bytes, and where the last whole record ends.
+///
+/// A record that is not whole and sound ends the log if nothing sound follows it: the record
+/// a crash cut off while it was being written (a prefix of it, its pages written out of order,
+/// or space allocated and never written), which was never acknowledged. If a sound record
+/// follows it, it was acknowledged and is damaged: corruption. (A damaged last record cannot
+/// be told from one cut off, and is cut away too, with a warning.)
 fn records(bytes: &[u8]) -> Result<(Vec<Vec<Write>>, usize), WalError> {
     let mut at = HEADER as usize;
     let mut batches = Vec::new();
     while at < bytes.len() {
-        let rest = &bytes[at..];
-        let zeros = || rest.iter().all(|&b| b == 0);
-        if rest.len() < RECORD_HEADER {
-            break; // a header cut off
-        }
-        let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
-        let check = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-        if check != length_check(len) || len > MAX_RECORD {
-            if zeros() {
-                break; // space allocated, never written
+        let Some((payload, len)) = record(&bytes[at..]) else {
+            if (at + 1..bytes.len()).any(|q| record(&bytes[q..]).is_some()) {
+                return Err(WalError::Corrupt(format!(
+                    "the record at byte {at} is damaged, and sound records follow it"
+                )));
             }
-            return Err(WalError::Corrupt(format!("the record at byte {at} has a damaged header")));
-        }
-        let end = RECORD_HEADER + len as usize;
-        if end > rest.len() {
-            break; // a record cut off
-        }
-        let payload = &rest[RECORD_HEADER..end];
-        if rest[8..16] != hash8(payload) {
-            if end == rest.len() {
-                break; // the last record, cut off after its length was written
-            }
-            return Err(WalError::Corrupt(format!("the record at byte {at} does not match its hash")));
-        }
+            break;
+        };
         let batch = decode(payload)
             .ok_or_else(|| WalError::Corrupt(format!("the record at byte {at} does not decode")))?;
         batches.push(batch);
-        at += end;
+        at += len;
     }
     Ok((batches, at))
 }
@@ -350,12 +374,16 @@ mod tests {
     fn a_last_record_cut_off_is_cut_away() {
         let (_dir, path, ends) = written(3);
         let whole = std::fs::read(&path).unwrap();
-        let last = ends[2] as usize;
+        let (last, end) = (ends[2] as usize, ends[3] as usize);
+        // Its header's page never written, the rest of it written.
+        let mut out_of_order = whole.clone();
+        out_of_order[last..last + RECORD_HEADER].fill(0);
         let cut_offs: Vec<Vec<u8>> = vec![
             whole[..last + 5].to_vec(),
-            whole[..ends[3] as usize - 1].to_vec(),
-            [&whole[..ends[3] as usize - 8], &[0u8; 8][..]].concat(),
+            whole[..end - 1].to_vec(),
+            [&whole[..end - 8], &[0u8; 8][..]].concat(),
             [&whole[..], &[0u8; 100][..]].concat(),
+            out_of_order,
         ];
         for (i, bytes) in cut_offs.iter().enumerate() {
             std::fs::write(&path, bytes).unwrap();
@@ -365,6 +393,7 @@ mod tests {
             let expected = if i == 3 { ends[3] } else { ends[2] };
             assert_eq!(std::fs::metadata(&path).unwrap().len(), expected, "cut-off {i} cut away");
         }
+        assert!(!new_file(&path).exists(), "no file left under the name a log is made with");
     }
 
     /// A damaged record that is not the last, a damaged header with data after it, or a file
@@ -376,11 +405,15 @@ mod tests {
         let mut payload = whole.clone();
         payload[ends[1] as usize + RECORD_HEADER + 3] ^= 1;
         std::fs::write(&path, &payload).unwrap();
-        assert!(corrupt(Wal::open(&path)).contains("hash"));
+        assert!(corrupt(Wal::open(&path)).contains(&format!("record at byte {} is damaged", ends[1])));
         let mut header = whole.clone();
         header[ends[1] as usize] ^= 0x10;
         std::fs::write(&path, &header).unwrap();
-        assert!(corrupt(Wal::open(&path)).contains("header"));
+        assert!(corrupt(Wal::open(&path)).contains("sound records follow"));
+        let mut zeroed = whole.clone();
+        zeroed[ends[0] as usize..ends[1] as usize].fill(0);
+        std::fs::write(&path, &zeroed).unwrap();
+        assert!(corrupt(Wal::open(&path)).contains("sound records follow"), "zeros before sound records");
         let mut magic = whole.clone();
         magic[0] = b'X';
         std::fs::write(&path, &magic).unwrap();
