@@ -121,6 +121,14 @@ impl StoreError {
         }
     }
 
+    /// A write-ahead log's error, naming the log.
+    fn log(path: &Path, e: WalError) -> StoreError {
+        match e {
+            WalError::Io(e) => StoreError::io(path)(e),
+            WalError::Corrupt(why) => StoreError::corrupt(path, why),
+        }
+    }
+
     fn corrupt(path: &Path, reason: impl std::fmt::Display) -> StoreError {
         StoreError::Corrupt { path: path.to_path_buf(), reason: reason.to_string() }
     }
@@ -441,12 +449,7 @@ impl Store {
         }
         let exists = file.try_exists().map_err(StoreError::io(&file))?;
         let prev_exists = prev.try_exists().map_err(StoreError::io(&prev))?;
-        let open = |f: &Path| {
-            Wal::open(f).map_err(|e| match e {
-                WalError::Io(e) => StoreError::io(f)(e),
-                WalError::Corrupt(why) => StoreError::corrupt(f, why),
-            })
-        };
+        let open = |f: &Path| Wal::open(f).map_err(|e| StoreError::log(f, e));
         let Some(g) = generation else {
             // A new database (or one from before the logs): its first log. An empty log there
             // already is one made before a crash cut off the store's first opening (the
@@ -467,7 +470,7 @@ impl Store {
                     }
                 },
             };
-            Self::set_generation(db, path, wal.generation())?;
+            commit_to_db(db, path, &Mutex::new(BTreeSet::new()), &[], wal.generation())?;
             return Ok(wal);
         };
         // A checkpoint cut off: the old log is the database's generation (not yet in it) or
@@ -518,11 +521,6 @@ impl Store {
         }
         replay(batches.iter().flatten(), stable, landed);
         Ok(wal)
-    }
-
-    /// Records in the database the generation of the log that goes with it.
-    fn set_generation(db: &Database, path: &Path, generation: u64) -> Result<(), StoreError> {
-        commit_to_db(db, path, &Mutex::new(BTreeSet::new()), &[], generation)
     }
 
     /// Writes `value` under `key` durably, in a file of its own: to a temporary file, synced,
@@ -645,10 +643,7 @@ impl Store {
         let old = std::mem::replace(wal, next);
         let (db, path, blobs) = (self.db.clone(), self.path.clone(), self.blobs.clone());
         let thread = std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
-            let batches = old.batches().map_err(|e| match e {
-                WalError::Io(e) => StoreError::io(&prev)(e),
-                WalError::Corrupt(why) => StoreError::corrupt(&prev, why),
-            })?;
+            let batches = old.batches().map_err(|e| StoreError::log(&prev, e))?;
             let writes: Vec<Write> = batches.into_iter().flatten().collect();
             commit_to_db(&db, &path, &blobs, &writes, old.generation() + 1)?;
             drop(old);

@@ -187,7 +187,7 @@ impl Wal {
     }
 
     /// Empties the log and gives it `generation`; durable.
-    pub(crate) fn restart(&mut self, generation: u64) -> std::io::Result<()> {
+    fn restart(&mut self, generation: u64) -> std::io::Result<()> {
         self.file.set_len(0)?;
         self.file.seek(SeekFrom::Start(0))?;
         let mut header = MAGIC.to_vec();
