@@ -118,6 +118,15 @@ impl Docker {
         self.stderr_log_of(id, &["--since", &format!("{unix_s:.6}")])
     }
 
+    /// What a container wrote on stderr, each line after the daemon's stamp of it and a space;
+    /// from the line stamped `since` on (that line included), if given.
+    pub fn stderr_log_stamped(&self, id: &str, since: Option<&str>) -> Result<String, UserError> {
+        match since {
+            Some(stamp) => self.stderr_log_of(id, &["--timestamps", "--since", stamp]),
+            None => self.stderr_log_of(id, &["--timestamps"]),
+        }
+    }
+
     fn stderr_log_of(&self, id: &str, options: &[&str]) -> Result<String, UserError> {
         let args: Vec<&OsStr> =
             std::iter::once("logs").chain(options.iter().copied()).chain([id]).map(OsStr::new).collect();

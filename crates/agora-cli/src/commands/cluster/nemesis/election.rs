@@ -21,6 +21,7 @@ use crate::cluster_file::ClusterFile;
 use crate::error::UserError;
 use serde::Serialize;
 use serde_json::Value;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,8 @@ pub fn run(
     let nodes = cf.nodes.len();
     let replicas = cf.params()?.nodes;
     let name = &files.name;
-    let leader = || legislature_leader(docker, &status::containers(docker, name).ok()?, replicas);
+    let read = RefCell::new(HashMap::new());
+    let leader = || legislature_leader(docker, &status::containers(docker, name).ok()?, replicas, &read);
     let deadline = Instant::now() + ANSWER_WITHIN;
     while leader().is_none() {
         if Instant::now() >= deadline {
@@ -88,39 +90,69 @@ pub fn run(
     outcome.print(a.dir.json, a.out.as_deref())
 }
 
+/// What the nemesis has read of one legislator's log: the daemon's stamp of its last line read,
+/// and the term it led then (see [`leads`]). Each lookup reads only the lines after it: the
+/// whole log, every ballot counted, is tens of megabytes by the end of a count, and reading it
+/// for every fault on a busy machine let the count end before the faults did.
+#[derive(Default)]
+struct Read {
+    stamp: Option<String>,
+    leads: Option<u64>,
+}
+
 /// The legislator that leads now: of the replicas' containers that run, the one whose log says
 /// it leads the highest term in its current run.
-fn legislature_leader(docker: &Docker, cs: &[Container], replicas: usize) -> Option<usize> {
+fn legislature_leader(
+    docker: &Docker,
+    cs: &[Container],
+    replicas: usize,
+    read: &RefCell<HashMap<String, Read>>,
+) -> Option<usize> {
+    let mut read = read.borrow_mut();
     cs.iter()
         .filter(|c| c.node < replicas && c.state == "running")
-        .filter_map(|c| Some((leads(&docker.stderr_log(&c.id).ok()?)?, c.node)))
+        .filter_map(|c| {
+            let r = read.entry(c.id.clone()).or_default();
+            // From the last line read on, that line again included: reading it twice changes
+            // nothing (`leads_after` of the same line is the same).
+            let log = docker.stderr_log_stamped(&c.id, r.stamp.as_deref()).ok()?;
+            for line in log.lines() {
+                let Some((stamp, text)) = line.split_once(' ') else { continue };
+                r.leads = leads_after(r.leads, text);
+                r.stamp = Some(stamp.to_string());
+            }
+            Some((r.leads?, c.node))
+        })
         .max()
         .map(|(_, n)| n)
 }
 
 /// The term a legislator's log says it leads now: the last it became leader of in its current
-/// run (after its last `listening` line) and has not stepped down from. Only the lines that
-/// can say so are parsed: a legislator's log holds every ballot it counted.
+/// run (after its last `listening` line) and has not stepped down from.
+#[cfg(test)]
 fn leads(log: &str) -> Option<u64> {
-    let mut now = None;
-    for line in log.lines() {
-        let Some(json) = line.strip_prefix("event ") else { continue };
-        if json.contains("\"listening\"") {
-            now = None;
-            continue;
-        }
-        if !(json.contains("\"Leader\"") || json.contains("\"SteppedDown\"")) {
-            continue;
-        }
-        let Ok(v) = json.parse::<Value>() else { continue };
-        let raft = &v["obs"]["Raft"];
-        if let Some(t) = raft["Leader"]["term"].as_u64() {
-            now = Some(t);
-        } else if raft["SteppedDown"]["term"].as_u64().is_some_and(|t| now == Some(t)) {
-            now = None;
-        }
+    log.lines().fold(None, leads_after)
+}
+
+/// The term a legislator leads after `line` of its log, given `now`, the term it led before.
+/// Only the lines that can say so are parsed: a legislator's log holds every ballot it counted.
+fn leads_after(now: Option<u64>, line: &str) -> Option<u64> {
+    let Some(json) = line.strip_prefix("event ") else { return now };
+    if json.contains("\"listening\"") {
+        return None;
     }
-    now
+    if !(json.contains("\"Leader\"") || json.contains("\"SteppedDown\"")) {
+        return now;
+    }
+    let Ok(v) = json.parse::<Value>() else { return now };
+    let raft = &v["obs"]["Raft"];
+    if let Some(t) = raft["Leader"]["term"].as_u64() {
+        Some(t)
+    } else if raft["SteppedDown"]["term"].as_u64().is_some_and(|t| now == Some(t)) {
+        None
+    } else {
+        now
+    }
 }
 
 /// How the election ended after the healing.
@@ -328,6 +360,15 @@ mod tests {
         assert_eq!(leads(&[listening, &leader(2), &down(1)].join("\n")), Some(2), "an older term");
         assert_eq!(leads(&[&leader(2), listening].join("\n")), None, "a new run leads nothing yet");
         assert_eq!(leads(&[&leader(2), listening, &leader(4)].join("\n")), Some(4));
+        // Read a part at a time, each part from the last line of the one before (as `docker
+        // logs --since` gives them): whatever the cut, the same answer as one read.
+        let (two, three, down2) = (leader(2), leader(3), down(2));
+        let lines = [listening, &two, &down2, listening, &three, "event {\"node\":0,\"obs\":{}}"];
+        for cut in 1..lines.len() {
+            let first = lines[..cut].iter().fold(None, |now, l| leads_after(now, l));
+            let then = lines[cut - 1..].iter().fold(first, |now, l| leads_after(now, l));
+            assert_eq!(then, Some(3), "cut after line {cut}");
+        }
     }
 
     #[test]

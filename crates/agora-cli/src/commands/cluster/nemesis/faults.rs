@@ -18,8 +18,9 @@
 //! - clock: a replica's clock set ahead or behind and made to run fast or slow ([`clock`]).
 //!
 //! Healing undoes everything, whatever is applied: it unpauses, reconnects and starts what
-//! needs it, puts back data faults' volumes and removes the chain wherever it is. [`Faults`] heals when dropped, so an error
-//! or a panic leaves no fault behind.
+//! needs it (not a node that ended on its own: exit code 0 with no fault of the nemesis on
+//! it), puts back data faults' volumes and removes the chain wherever it is. [`Faults`] heals
+//! when dropped, so an error or a panic leaves no fault behind.
 
 mod clock;
 mod data;
@@ -57,6 +58,8 @@ pub struct Faults<'a> {
     armed: std::cell::Cell<bool>,
     /// The replicas whose clock the nemesis has bent and not yet put back.
     bent: std::cell::RefCell<std::collections::BTreeSet<usize>>,
+    /// The replicas the nemesis stopped (kill, restart) and has not yet started again.
+    stopped: std::cell::RefCell<std::collections::BTreeSet<usize>>,
 }
 
 /// A container as `docker inspect` sees it now.
@@ -64,11 +67,35 @@ struct Now {
     running: bool,
     paused: bool,
     pid: u64,
+    /// The exit code of its last run (0 while it runs or before it ever ended).
+    exit_code: i64,
     /// Its address on the cluster's network, while it has one.
     ip: Option<IpAddr>,
     /// Whether it is attached to the cluster's network (a stopped container is, without an
     /// address).
     connected: bool,
+}
+
+impl Now {
+    /// One line of [`Faults::inspect`]'s format.
+    fn parse(line: &str) -> Now {
+        let mut f = line.split_whitespace();
+        Now {
+            running: f.next() == Some("true"),
+            paused: f.next() == Some("true"),
+            pid: f.next().and_then(|p| p.parse().ok()).unwrap_or(0),
+            exit_code: f.next().and_then(|c| c.parse().ok()).unwrap_or(0),
+            connected: f.next() == Some("connected"),
+            ip: f.next().and_then(|ip| ip.parse().ok()),
+        }
+    }
+
+    /// Whether it stopped by itself, cleanly (an election's node once the count is over), given
+    /// whether the nemesis had a fault on it (stopped it, bent its clock, or healed its data
+    /// just now): such a node is done, not to be started again.
+    fn ended_on_its_own(&self, faulted: bool) -> bool {
+        !self.running && self.exit_code == 0 && !faulted
+    }
 }
 
 impl<'a> Faults<'a> {
@@ -92,6 +119,7 @@ impl<'a> Faults<'a> {
             volumes: Default::default(),
             armed: std::cell::Cell::new(true),
             bent: Default::default(),
+            stopped: Default::default(),
         })
     }
 
@@ -104,21 +132,29 @@ impl<'a> Faults<'a> {
     }
 
     fn now(&self, n: &Node) -> Result<Now, UserError> {
+        self.inspect(&[n]).map(|mut all| all.remove(0))
+    }
+
+    /// How every one of `nodes` is now, in their order: one `docker inspect` for all.
+    fn inspect(&self, nodes: &[&Node]) -> Result<Vec<Now>, UserError> {
         let format = format!(
-            "{{{{.State.Running}}}} {{{{.State.Paused}}}} {{{{.State.Pid}}}} \
+            "{{{{.State.Running}}}} {{{{.State.Paused}}}} {{{{.State.Pid}}}} {{{{.State.ExitCode}}}} \
              {{{{with index .NetworkSettings.Networks \"{}\"}}}}connected {{{{.IPAddress}}}}{{{{end}}}}",
             self.network
         );
-        let out = self.docker.docker(&["inspect", "--format", &format, &n.container])?;
+        let mut args = vec!["inspect", "--format", &format];
+        args.extend(nodes.iter().map(|n| n.container.as_str()));
+        let out = self.docker.docker(&args)?;
         let text = String::from_utf8_lossy(&out);
-        let mut f = text.split_whitespace();
-        Ok(Now {
-            running: f.next() == Some("true"),
-            paused: f.next() == Some("true"),
-            pid: f.next().and_then(|p| p.parse().ok()).unwrap_or(0),
-            connected: f.next() == Some("connected"),
-            ip: f.next().and_then(|ip| ip.parse().ok()),
-        })
+        let all: Vec<Now> = text.lines().map(Now::parse).collect();
+        if all.len() != nodes.len() {
+            return Err(UserError(format!(
+                "docker inspect described {} containers of {}",
+                all.len(),
+                nodes.len()
+            )));
+        }
+        Ok(all)
     }
 
     /// `iptables ARGS` in the network namespace of the process `pid`.
@@ -143,20 +179,25 @@ impl<'a> Faults<'a> {
         })
     }
 
-    /// Adds `rules` (each the arguments of one rule, after `--append CHAIN`) to node `id`.
-    fn filter(&self, id: usize, rules: &[Vec<String>]) -> Result<(), UserError> {
-        let pid = self.now(self.node(id))?.pid;
-        if Self::iptables(pid, &["--list", CHAIN, "--numeric"]).is_err() {
-            Self::iptables(pid, &["--new-chain", CHAIN])?;
-            Self::iptables(pid, &["--insert", "INPUT", "--jump", CHAIN])?;
-            Self::iptables(pid, &["--insert", "OUTPUT", "--jump", CHAIN])?;
-        }
-        for r in rules {
-            let mut args = vec!["--append", CHAIN];
-            args.extend(r.iter().map(String::as_str));
-            Self::iptables(pid, &args)?;
-        }
-        Ok(())
+    /// Adds to each node its rules (each the arguments of one rule, after `--append CHAIN`),
+    /// every node at once: under load a node's filters take a few process starts each, and
+    /// one after the other they made a fault on fifteen nodes take seconds.
+    fn filter(&self, rules: &[(usize, Vec<Vec<String>>)]) -> Result<(), UserError> {
+        let nodes: Vec<&Node> = rules.iter().map(|(id, _)| self.node(*id)).collect();
+        let nows = self.inspect(&nodes)?;
+        let add = |pid: u64, rules: &[Vec<String>]| -> Result<(), UserError> {
+            let mut script = String::from("*filter\n");
+            if Self::iptables(pid, &["--list", CHAIN, "--numeric"]).is_err() {
+                script += &format!(":{CHAIN} - [0:0]\n-I INPUT -j {CHAIN}\n-I OUTPUT -j {CHAIN}\n");
+            }
+            for r in rules {
+                script += &format!("-A {CHAIN} {}\n", r.join(" "));
+            }
+            Self::restore(pid, &(script + "COMMIT\n"))
+        };
+        let jobs: Vec<(u64, &[Vec<String>])> =
+            nows.iter().zip(rules).map(|(now, (_, r))| (now.pid, r.as_slice())).collect();
+        each_at_once(&jobs, |&(pid, r)| add(pid, r)).into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
     }
 
     /// Applies `kind` to `nodes` (the replicas hit: one, or a partition's minority side), a
@@ -175,8 +216,24 @@ impl<'a> Faults<'a> {
             }
             NemesisFault::Wipe => return self.wipe(self.node(nodes[0])),
             NemesisFault::Disk => return self.disk_full(self.node(nodes[0])),
-            NemesisFault::Kill => self.docker.docker(&["kill", "--signal", "KILL", one()]).map(|_| ()),
-            NemesisFault::Restart => self.docker.docker(&["stop", "--time", "10", one()]).map(|_| ()),
+            NemesisFault::Kill | NemesisFault::Restart => {
+                // A node that has ended on its own is not the nemesis's to stop (nor, then, to
+                // start). One that runs counts as stopped by the nemesis before it asks: a kill
+                // that fails half-way may still have stopped it.
+                let now = self.now(self.node(nodes[0]))?;
+                if now.ended_on_its_own(self.stopped.borrow().contains(&nodes[0])) {
+                    return Err(UserError(format!(
+                        "n{} has ended on its own (exit code 0): nothing to stop",
+                        nodes[0]
+                    )));
+                }
+                self.stopped.borrow_mut().insert(nodes[0]);
+                let args: &[&str] = match kind {
+                    NemesisFault::Kill => &["kill", "--signal", "KILL"],
+                    _ => &["stop", "--time", "10"],
+                };
+                self.docker.docker(&[args, &[one().as_str()]].concat()).map(|_| ())
+            }
             NemesisFault::Pause => self.docker.docker(&["pause", one()]).map(|_| ()),
             NemesisFault::Disconnect => {
                 self.docker.docker(&["network", "disconnect", &self.network, one()]).map(|_| ())
@@ -190,26 +247,21 @@ impl<'a> Faults<'a> {
                         .map(|o| vec!["--source".into(), o.ip.to_string(), "--jump".into(), "DROP".into()])
                         .collect()
                 };
-                for n in &inside {
-                    self.filter(n.id, &drop_from(&outside))?;
-                }
-                for n in &outside {
-                    self.filter(n.id, &drop_from(&inside))?;
-                }
-                Ok(())
+                let mut rules: Vec<(usize, Vec<Vec<String>>)> =
+                    inside.iter().map(|n| (n.id, drop_from(&outside))).collect();
+                rules.extend(outside.iter().map(|n| (n.id, drop_from(&inside))));
+                self.filter(&rules)
             }
             NemesisFault::Cut => {
                 let x = self.node(nodes[0]).ip.to_string();
                 let port = PEER_PORT.to_string();
-                let rules = [
+                let cut = [
                     ["--source", &x, "--protocol", "tcp", "--dport", &port, "--jump", "DROP"],
                     ["--destination", &x, "--protocol", "tcp", "--sport", &port, "--jump", "DROP"],
                 ]
                 .map(|r| r.map(String::from).to_vec());
-                for n in self.nodes.iter().filter(|n| !nodes.contains(&n.id)) {
-                    self.filter(n.id, &rules)?;
-                }
-                Ok(())
+                let others = self.nodes.iter().filter(|n| !nodes.contains(&n.id));
+                self.filter(&others.map(|n| (n.id, cut.to_vec())).collect::<Vec<_>>())
             }
         };
         done.map(|()| Seen::default())
@@ -225,13 +277,37 @@ impl<'a> Faults<'a> {
     }
 
     /// Undoes every fault, whatever is applied; what it did, one phrase each (`started n1`).
-    /// Every step is tried; the first error is returned after.
+    /// Every step is tried; the first error is returned after. A node that ended on its own
+    /// (exit code 0, not stopped by the nemesis: an election's node once the count is over) is
+    /// left as it is: healing undoes faults, it does not run a finished node again.
     pub fn heal(&self) -> Result<Vec<String>, UserError> {
         let mut did = Vec::new();
         let mut first_error = None;
-        for n in &self.nodes {
-            if let Err(e) = self.heal_one(n, &mut did) {
-                first_error.get_or_insert(UserError(format!("healing n{}: {}", n.id, e.msg)));
+        let mut fail = |id: usize, e: UserError| {
+            first_error.get_or_insert(UserError(format!("healing n{id}: {}", e.msg)));
+        };
+        let all: Vec<&Node> = self.nodes.iter().collect();
+        // One inspection for all; one each if that fails (a container gone fails it), so
+        // that the others are healed still.
+        let nows: Vec<Result<Now, UserError>> = match self.inspect(&all) {
+            Ok(nows) => nows.into_iter().map(Ok).collect(),
+            Err(_) => self.nodes.iter().map(|n| self.now(n)).collect(),
+        };
+        let mut running = Vec::new();
+        for (n, now) in self.nodes.iter().zip(nows) {
+            match now.and_then(|now| self.heal_one(n, now, &mut did)) {
+                Ok(Some(pid)) => running.push((n.id, pid)),
+                Ok(None) => {}
+                Err(e) => fail(n.id, e),
+            }
+        }
+        // The filters of every running node, all at once (see `filter`).
+        let removed = each_at_once(&running, |&(_, pid)| Self::remove_filters(pid));
+        for (&(id, _), r) in running.iter().zip(removed) {
+            match r {
+                Ok(true) => did.push(format!("filters of n{id} removed")),
+                Ok(false) => {}
+                Err(e) => fail(id, e),
             }
         }
         match first_error {
@@ -240,9 +316,10 @@ impl<'a> Faults<'a> {
         }
     }
 
-    fn heal_one(&self, n: &Node, did: &mut Vec<String>) -> Result<(), UserError> {
+    /// Heals `n` but for its filters; the process id of its container if it runs.
+    fn heal_one(&self, n: &Node, mut now: Now, did: &mut Vec<String>) -> Result<Option<u64>, UserError> {
         let c = &n.container;
-        let mut now = self.now(n)?;
+        let before = did.len();
         if now.paused {
             self.docker.docker(&["unpause", c])?;
             did.push(format!("unpaused n{}", n.id));
@@ -253,24 +330,58 @@ impl<'a> Faults<'a> {
             did.push(format!("connected n{}", n.id));
         }
         self.heal_data(n, now.running, did)?;
-        now = self.now(n)?;
+        if did.len() > before {
+            now = self.now(n)?;
+        }
+        let faulted =
+            did.len() > before || self.stopped.borrow().contains(&n.id) || self.bent.borrow().contains(&n.id);
+        if now.ended_on_its_own(faulted) {
+            return Ok(None);
+        }
         // Before a stopped node starts: it reads its file then.
         self.heal_clock(n, now.running, did)?;
         if !now.running {
             self.docker.docker(&["start", c])?;
+            self.stopped.borrow_mut().remove(&n.id);
             did.push(format!("started n{}", n.id));
             now = self.now(n)?;
         }
-        if now.running && Self::iptables(now.pid, &["--list", CHAIN, "--numeric"]).is_ok() {
-            for parent in ["INPUT", "OUTPUT"] {
-                // Absent if an earlier heal stopped half-way: not an error.
-                let _ = Self::iptables(now.pid, &["--delete", parent, "--jump", CHAIN]);
-            }
-            Self::iptables(now.pid, &["--flush", CHAIN])?;
-            Self::iptables(now.pid, &["--delete-chain", CHAIN])?;
-            did.push(format!("filters of n{} removed", n.id));
+        Ok(now.running.then_some(now.pid))
+    }
+
+    /// Removes the nemesis's filters from the network namespace of process `pid`, if it has
+    /// them; whether it had.
+    fn remove_filters(pid: u64) -> Result<bool, UserError> {
+        if Self::iptables(pid, &["--list", CHAIN, "--numeric"]).is_err() {
+            return Ok(false);
         }
-        Ok(())
+        let all =
+            format!("*filter\n-D INPUT -j {CHAIN}\n-D OUTPUT -j {CHAIN}\n-F {CHAIN}\n-X {CHAIN}\nCOMMIT\n");
+        if Self::restore(pid, &all).is_ok() {
+            return Ok(true);
+        }
+        // One of the jumps is gone (an earlier heal stopped half-way): one step at a time.
+        for parent in ["INPUT", "OUTPUT"] {
+            let _ = Self::iptables(pid, &["--delete", parent, "--jump", CHAIN]);
+        }
+        Self::iptables(pid, &["--flush", CHAIN])?;
+        Self::iptables(pid, &["--delete-chain", CHAIN])?;
+        Ok(true)
+    }
+
+    /// `script` (`iptables-restore`'s format) applied as one change in the network namespace
+    /// of process `pid`, the rules already there kept: one process where a rule each took one.
+    fn restore(pid: u64, script: &str) -> Result<(), UserError> {
+        use std::io::Write as _;
+        let fail =
+            |e: std::io::Error| UserError(format!("cannot write the nemesis's filters to a file: {e}"));
+        let mut file = tempfile::NamedTempFile::new().map_err(fail)?;
+        file.write_all(script.as_bytes()).map_err(fail)?;
+        let pid = pid.to_string();
+        let mut args: Vec<&std::ffi::OsStr> =
+            ["--target", &pid, "--net", "iptables-restore", "--noflush"].map(std::ffi::OsStr::new).to_vec();
+        args.push(file.path().as_os_str());
+        host("nsenter", &args).map(|_| ())
     }
 
     /// From now on the nodes end on their own (an election): dropping the faults heals nothing,
@@ -279,18 +390,35 @@ impl<'a> Faults<'a> {
         self.armed.set(false);
     }
 
-    /// The replicas whose address is not the one they had when the run began (a container
-    /// connected again may be given another): `(node, now)`.
+    /// The running replicas whose address is not the one they had when the run began (a
+    /// container connected again may be given another): `(node, now)`. One that does not run
+    /// has no address to compare; whether it should run is the heal's and the checks' to say.
     pub fn moved(&self) -> Result<Vec<(usize, Option<IpAddr>)>, UserError> {
-        let mut out = Vec::new();
-        for n in &self.nodes {
-            let ip = self.now(n)?.ip;
-            if ip != Some(n.ip) {
-                out.push((n.id, ip));
-            }
-        }
-        Ok(out)
+        let all: Vec<&Node> = self.nodes.iter().collect();
+        let nows = self.inspect(&all)?;
+        Ok(self
+            .nodes
+            .iter()
+            .zip(nows)
+            .filter(|(n, now)| now.running && now.ip != Some(n.ip))
+            .map(|(n, now)| (n.id, now.ip))
+            .collect())
     }
+}
+
+/// `f` of every job, each on a thread of its own, all at once; the results in the jobs' order.
+fn each_at_once<J: Sync, R: Send>(
+    jobs: &[J],
+    f: impl Fn(&J) -> Result<R, UserError> + Sync,
+) -> Vec<Result<R, UserError>> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = jobs.iter().map(|j| s.spawn(move || f(j))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(UserError("a thread of the nemesis panicked".into()))))
+            .collect()
+    })
 }
 
 impl Drop for Faults<'_> {
@@ -305,5 +433,31 @@ impl Drop for Faults<'_> {
             Ok(_) => {}
             Err(e) => eprintln!("agora: the nemesis could not heal everything: {}", e.msg),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docker inspect`'s line read field by field, and who counts as having ended on its own:
+    /// a clean exit the nemesis did not cause, not a kill, a crash or a stop of its own.
+    #[test]
+    fn a_container_s_state_and_whether_it_ended_on_its_own() {
+        let running = Now::parse("true false 4242 0 connected 172.18.0.5");
+        assert!(running.running && !running.paused && running.connected);
+        assert_eq!((running.pid, running.ip), (4242, Some("172.18.0.5".parse().unwrap())));
+        assert!(!running.ended_on_its_own(false), "a running node ended");
+
+        let done = Now::parse("false false 0 0 connected ");
+        assert!(!done.running && done.connected && done.ip.is_none());
+        assert!(done.ended_on_its_own(false));
+        assert!(!done.ended_on_its_own(true), "a node the nemesis stopped taken for one that ended");
+
+        let killed = Now::parse("false false 0 137 connected ");
+        assert_eq!(killed.exit_code, 137);
+        assert!(!killed.ended_on_its_own(false), "a crashed node taken for one that ended");
+        let away = Now::parse("true true 7 0");
+        assert!(away.paused && !away.connected && away.ip.is_none());
     }
 }
