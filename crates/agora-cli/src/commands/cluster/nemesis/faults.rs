@@ -18,9 +18,9 @@
 //! - clock: a replica's clock set ahead or behind and made to run fast or slow ([`clock`]).
 //!
 //! Healing undoes everything, whatever is applied: it unpauses, reconnects and starts what
-//! needs it (not a node that ended on its own: exit code 0 with no fault of the nemesis on
-//! it), puts back data faults' volumes and removes the chain wherever it is. [`Faults`] heals
-//! when dropped, so an error or a panic leaves no fault behind.
+//! needs it (not, where nodes end on their own, one that has: see `Faults::ends`), puts back
+//! data faults' volumes and removes the chain wherever it is. [`Faults`] heals when dropped,
+//! so an error or a panic leaves no fault behind.
 
 mod clock;
 mod data;
@@ -60,6 +60,11 @@ pub struct Faults<'a> {
     bent: std::cell::RefCell<std::collections::BTreeSet<usize>>,
     /// The replicas the nemesis stopped (kill, restart) and has not yet started again.
     stopped: std::cell::RefCell<std::collections::BTreeSet<usize>>,
+    /// Whether the nodes end on their own (an election's, once the count is over): then a
+    /// node that exited cleanly with no fault of the nemesis on it is done, not to be started
+    /// again or faulted. Other systems' nodes run until stopped, and any that stopped is
+    /// started by the heal.
+    ends: bool,
 }
 
 /// A container as `docker inspect` sees it now.
@@ -91,16 +96,17 @@ impl Now {
     }
 
     /// Whether it stopped by itself, cleanly (an election's node once the count is over), given
-    /// whether the nemesis had a fault on it (stopped it, bent its clock, or healed its data
-    /// just now): such a node is done, not to be started again.
+    /// whether the nemesis stopped it (kill, restart) or just put its data back (which kills
+    /// it): such a node is done, not to be started again.
     fn ended_on_its_own(&self, faulted: bool) -> bool {
         !self.running && self.exit_code == 0 && !faulted
     }
 }
 
 impl<'a> Faults<'a> {
-    /// The faults of `nodes`' containers, on the network the first is connected to.
-    pub fn new(docker: &'a Docker, nodes: Vec<Node>) -> Result<Faults<'a>, UserError> {
+    /// The faults of `nodes`' containers, on the network the first is connected to; `ends`:
+    /// the nodes end on their own (see the field).
+    pub fn new(docker: &'a Docker, nodes: Vec<Node>, ends: bool) -> Result<Faults<'a>, UserError> {
         let first = nodes.first().ok_or_else(|| UserError("the cluster has no containers".into()))?;
         let listed = docker.docker(&[
             "inspect",
@@ -120,6 +126,7 @@ impl<'a> Faults<'a> {
             armed: std::cell::Cell::new(true),
             bent: Default::default(),
             stopped: Default::default(),
+            ends,
         })
     }
 
@@ -129,6 +136,12 @@ impl<'a> Faults<'a> {
 
     fn node(&self, id: usize) -> &Node {
         &self.nodes[id]
+    }
+
+    /// Whether node `id`, as `now` shows it, has ended on its own (only where nodes do:
+    /// `ends`); `data_healed`: the heal just put its data back.
+    fn ended(&self, id: usize, now: &Now, data_healed: bool) -> bool {
+        self.ends && now.ended_on_its_own(data_healed || self.stopped.borrow().contains(&id))
     }
 
     fn now(&self, n: &Node) -> Result<Now, UserError> {
@@ -195,9 +208,18 @@ impl<'a> Faults<'a> {
             }
             Self::restore(pid, &(script + "COMMIT\n"))
         };
-        let jobs: Vec<(u64, &[Vec<String>])> =
-            nows.iter().zip(rules).map(|(now, (_, r))| (now.pid, r.as_slice())).collect();
-        each_at_once(&jobs, |&(pid, r)| add(pid, r)).into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+        // A node that does not run has no network namespace: nothing to filter (and none of
+        // its packets to drop).
+        let jobs: Vec<(usize, u64, &[Vec<String>])> = nows
+            .iter()
+            .zip(rules)
+            .filter(|(now, _)| now.running)
+            .map(|(now, (id, r))| (*id, now.pid, r.as_slice()))
+            .collect();
+        each_at_once(&jobs, |&(id, pid, r)| add(pid, r).map_err(|e| UserError(format!("n{id}: {}", e.msg))))
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
     }
 
     /// Applies `kind` to `nodes` (the replicas hit: one, or a partition's minority side), a
@@ -209,6 +231,14 @@ impl<'a> Faults<'a> {
         bend: Option<(i64, i64)>,
     ) -> Result<Seen, UserError> {
         let one = || &self.node(nodes[0]).container;
+        if self.ends && !matches!(kind, NemesisFault::Partition | NemesisFault::Cut) {
+            // A node that has ended on its own is not the nemesis's to fault (a kill would
+            // leave it to the heal to start, running a finished node again).
+            let now = self.now(self.node(nodes[0]))?;
+            if self.ended(nodes[0], &now, false) {
+                return Err(UserError(format!("n{} has ended on its own (exit code 0)", nodes[0])));
+            }
+        }
         let done = match kind {
             NemesisFault::Clock => {
                 let bend = bend.ok_or_else(|| UserError("a clock fault without its bend".into()))?;
@@ -217,22 +247,18 @@ impl<'a> Faults<'a> {
             NemesisFault::Wipe => return self.wipe(self.node(nodes[0])),
             NemesisFault::Disk => return self.disk_full(self.node(nodes[0])),
             NemesisFault::Kill | NemesisFault::Restart => {
-                // A node that has ended on its own is not the nemesis's to stop (nor, then, to
-                // start). One that runs counts as stopped by the nemesis before it asks: a kill
-                // that fails half-way may still have stopped it.
-                let now = self.now(self.node(nodes[0]))?;
-                if now.ended_on_its_own(self.stopped.borrow().contains(&nodes[0])) {
-                    return Err(UserError(format!(
-                        "n{} has ended on its own (exit code 0): nothing to stop",
-                        nodes[0]
-                    )));
-                }
+                // Counted as stopped by the nemesis before it asks: a kill that fails half-way
+                // may still have stopped it; one that left it running did not.
                 self.stopped.borrow_mut().insert(nodes[0]);
                 let args: &[&str] = match kind {
                     NemesisFault::Kill => &["kill", "--signal", "KILL"],
                     _ => &["stop", "--time", "10"],
                 };
-                self.docker.docker(&[args, &[one().as_str()]].concat()).map(|_| ())
+                let done = self.docker.docker(&[args, &[one().as_str()]].concat()).map(|_| ());
+                if done.is_err() && self.now(self.node(nodes[0])).is_ok_and(|now| now.running) {
+                    self.stopped.borrow_mut().remove(&nodes[0]);
+                }
+                done
             }
             NemesisFault::Pause => self.docker.docker(&["pause", one()]).map(|_| ()),
             NemesisFault::Disconnect => {
@@ -277,9 +303,10 @@ impl<'a> Faults<'a> {
     }
 
     /// Undoes every fault, whatever is applied; what it did, one phrase each (`started n1`).
-    /// Every step is tried; the first error is returned after. A node that ended on its own
-    /// (exit code 0, not stopped by the nemesis: an election's node once the count is over) is
-    /// left as it is: healing undoes faults, it does not run a finished node again.
+    /// Every step is tried; the first error is returned after. Where nodes end on their own
+    /// (`ends`), one that exited with code 0 and was not stopped by the nemesis (an election's
+    /// node once the count is over) is not started: healing undoes faults, it does not run a
+    /// finished node again.
     pub fn heal(&self) -> Result<Vec<String>, UserError> {
         let mut did = Vec::new();
         let mut first_error = None;
@@ -329,17 +356,17 @@ impl<'a> Faults<'a> {
             self.docker.docker(&["network", "connect", "--alias", &alias, &self.network, c])?;
             did.push(format!("connected n{}", n.id));
         }
+        let before_data = did.len();
         self.heal_data(n, now.running, did)?;
+        let data_healed = did.len() > before_data;
         if did.len() > before {
             now = self.now(n)?;
         }
-        let faulted =
-            did.len() > before || self.stopped.borrow().contains(&n.id) || self.bent.borrow().contains(&n.id);
-        if now.ended_on_its_own(faulted) {
+        // Before a stopped node starts: it reads its file then (an ended one's is put back too).
+        self.heal_clock(n, now.running, did)?;
+        if self.ended(n.id, &now, data_healed) {
             return Ok(None);
         }
-        // Before a stopped node starts: it reads its file then.
-        self.heal_clock(n, now.running, did)?;
         if !now.running {
             self.docker.docker(&["start", c])?;
             self.stopped.borrow_mut().remove(&n.id);
@@ -379,7 +406,9 @@ impl<'a> Faults<'a> {
         file.write_all(script.as_bytes()).map_err(fail)?;
         let pid = pid.to_string();
         let mut args: Vec<&std::ffi::OsStr> =
-            ["--target", &pid, "--net", "iptables-restore", "--noflush"].map(std::ffi::OsStr::new).to_vec();
+            ["--target", &pid, "--net", "iptables-restore", "--wait", "--noflush"]
+                .map(std::ffi::OsStr::new)
+                .to_vec();
         args.push(file.path().as_os_str());
         host("nsenter", &args).map(|_| ())
     }
@@ -390,9 +419,9 @@ impl<'a> Faults<'a> {
         self.armed.set(false);
     }
 
-    /// The running replicas whose address is not the one they had when the run began (a
-    /// container connected again may be given another): `(node, now)`. One that does not run
-    /// has no address to compare; whether it should run is the heal's and the checks' to say.
+    /// The replicas whose address is not the one they had when the run began (a container
+    /// connected again may be given another): `(node, now)`, with no address for one that
+    /// does not run — but for a node that has ended on its own, where nodes do (`ends`).
     pub fn moved(&self) -> Result<Vec<(usize, Option<IpAddr>)>, UserError> {
         let all: Vec<&Node> = self.nodes.iter().collect();
         let nows = self.inspect(&all)?;
@@ -400,7 +429,7 @@ impl<'a> Faults<'a> {
             .nodes
             .iter()
             .zip(nows)
-            .filter(|(n, now)| now.running && now.ip != Some(n.ip))
+            .filter(|(n, now)| now.ip != Some(n.ip) && !self.ended(n.id, now, false))
             .map(|(n, now)| (n.id, now.ip))
             .collect())
     }

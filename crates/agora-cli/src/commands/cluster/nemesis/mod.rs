@@ -110,7 +110,8 @@ pub fn run(a: &ClusterNemesisArgs) -> Result<i32, UserError> {
     }
     let docker = Docker::find()?;
     super::swarm::refuse(&docker, &files.name, "nemesis")?;
-    let faults = prepare(&docker, &files, cf.nodes.len(), a)?;
+    // An election's nodes end on their own once the count is over; the others run until stopped.
+    let faults = prepare(&docker, &files, cf.nodes.len(), cf.protocol == "election", a)?;
     match cf.protocol.as_str() {
         "market" => return market::run(a, &docker, &files, &cf, &faults),
         "election" => return election::run(a, &docker, &files, &cf, &faults),
@@ -126,6 +127,7 @@ fn prepare<'a>(
     docker: &'a Docker,
     files: &Files,
     replicas: usize,
+    ends: bool,
     a: &ClusterNemesisArgs,
 ) -> Result<Faults<'a>, UserError> {
     let cs = status::containers(docker, &files.name)?;
@@ -142,7 +144,7 @@ fn prepare<'a>(
         let ip = c.ip.ok_or_else(|| UserError(format!("node {id}'s container has no address")))?;
         nodes.push(Node { id, container: c.id.clone(), ip });
     }
-    let faults = Faults::new(docker, nodes)?;
+    let faults = Faults::new(docker, nodes, ends)?;
     if a.faults.iter().any(|f| matches!(f, NemesisFault::Partition | NemesisFault::Cut)) {
         faults.check_filters()?;
     }
