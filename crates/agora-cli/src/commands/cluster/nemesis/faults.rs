@@ -96,10 +96,11 @@ impl Now {
     }
 
     /// Whether it stopped by itself, cleanly (an election's node once the count is over), given
+    /// whether nodes end on their own at all (`ends`: elsewhere they run until stopped) and
     /// whether the nemesis stopped it (kill, restart) or just put its data back (which kills
     /// it): such a node is done, not to be started again.
-    fn ended_on_its_own(&self, faulted: bool) -> bool {
-        !self.running && self.exit_code == 0 && !faulted
+    fn ended_on_its_own(&self, ends: bool, faulted: bool) -> bool {
+        ends && !self.running && self.exit_code == 0 && !faulted
     }
 }
 
@@ -141,7 +142,7 @@ impl<'a> Faults<'a> {
     /// Whether node `id`, as `now` shows it, has ended on its own (only where nodes do:
     /// `ends`); `data_healed`: the heal just put its data back.
     fn ended(&self, id: usize, now: &Now, data_healed: bool) -> bool {
-        self.ends && now.ended_on_its_own(data_healed || self.stopped.borrow().contains(&id))
+        now.ended_on_its_own(self.ends, data_healed || self.stopped.borrow().contains(&id))
     }
 
     fn now(&self, n: &Node) -> Result<Now, UserError> {
@@ -183,13 +184,16 @@ impl<'a> Faults<'a> {
     pub fn check_filters(&self) -> Result<(), UserError> {
         let n = self.node(0);
         let pid = self.now(n)?.pid;
-        Self::iptables(pid, &["--list", "INPUT", "--numeric"]).map(|_| ()).map_err(|e| {
-            UserError(format!(
-                "partitions and cuts need packet filters in the containers' network namespaces \
-                 (root, nsenter and iptables on this machine): {}",
-                e.msg
-            ))
-        })
+        // An empty change, applied as the faults' are (`restore`): it changes nothing.
+        Self::iptables(pid, &["--list", "INPUT", "--numeric"])
+            .and_then(|_| Self::restore(pid, "*filter\nCOMMIT\n"))
+            .map_err(|e| {
+                UserError(format!(
+                    "partitions and cuts need packet filters in the containers' network namespaces \
+                     (root, nsenter, and iptables with iptables-restore --wait on this machine): {}",
+                    e.msg
+                ))
+            })
     }
 
     /// Adds to each node its rules (each the arguments of one rule, after `--append CHAIN`),
@@ -213,7 +217,7 @@ impl<'a> Faults<'a> {
         let jobs: Vec<(usize, u64, &[Vec<String>])> = nows
             .iter()
             .zip(rules)
-            .filter(|(now, _)| now.running)
+            .filter(|(now, _)| now.running && now.pid != 0)
             .map(|(now, (id, r))| (*id, now.pid, r.as_slice()))
             .collect();
         each_at_once(&jobs, |&(id, pid, r)| add(pid, r).map_err(|e| UserError(format!("n{id}: {}", e.msg))))
@@ -231,9 +235,10 @@ impl<'a> Faults<'a> {
         bend: Option<(i64, i64)>,
     ) -> Result<Seen, UserError> {
         let one = || &self.node(nodes[0]).container;
-        if self.ends && !matches!(kind, NemesisFault::Partition | NemesisFault::Cut) {
+        if self.ends && kind != NemesisFault::Partition {
             // A node that has ended on its own is not the nemesis's to fault (a kill would
-            // leave it to the heal to start, running a finished node again).
+            // leave it to the heal to start, running a finished node again; a cut of it would
+            // cut nothing).
             let now = self.now(self.node(nodes[0]))?;
             if self.ended(nodes[0], &now, false) {
                 return Err(UserError(format!("n{} has ended on its own (exit code 0)", nodes[0])));
@@ -255,7 +260,10 @@ impl<'a> Faults<'a> {
                     _ => &["stop", "--time", "10"],
                 };
                 let done = self.docker.docker(&[args, &[one().as_str()]].concat()).map(|_| ());
-                if done.is_err() && self.now(self.node(nodes[0])).is_ok_and(|now| now.running) {
+                // Not the nemesis's doing after all: a kill that failed and left it running,
+                // or found it ended (a SIGKILL's exit code is 137, not 0), where nodes end.
+                let not_ours = |now: Now| now.running || (self.ends && now.exit_code == 0);
+                if done.is_err() && self.now(self.node(nodes[0])).is_ok_and(not_ours) {
                     self.stopped.borrow_mut().remove(&nodes[0]);
                 }
                 done
@@ -359,8 +367,15 @@ impl<'a> Faults<'a> {
         let before_data = did.len();
         self.heal_data(n, now.running, did)?;
         let data_healed = did.len() > before_data;
-        if did.len() > before {
+        // Looked at again if anything was done, or before its clock is put back (it may have
+        // stopped since the heal's first look: a stopped node is not signalled).
+        if did.len() > before || self.bent.borrow().contains(&n.id) {
             now = self.now(n)?;
+        }
+        if now.running {
+            // Whatever the nemesis did to it is over (a start that reported an error may
+            // still have started it).
+            self.stopped.borrow_mut().remove(&n.id);
         }
         // Before a stopped node starts: it reads its file then (an ended one's is put back too).
         self.heal_clock(n, now.running, did)?;
@@ -476,16 +491,20 @@ mod tests {
         let running = Now::parse("true false 4242 0 connected 172.18.0.5");
         assert!(running.running && !running.paused && running.connected);
         assert_eq!((running.pid, running.ip), (4242, Some("172.18.0.5".parse().unwrap())));
-        assert!(!running.ended_on_its_own(false), "a running node ended");
+        assert!(!running.ended_on_its_own(true, false), "a running node ended");
 
         let done = Now::parse("false false 0 0 connected ");
         assert!(!done.running && done.connected && done.ip.is_none());
-        assert!(done.ended_on_its_own(false));
-        assert!(!done.ended_on_its_own(true), "a node the nemesis stopped taken for one that ended");
+        assert!(done.ended_on_its_own(true, false));
+        assert!(!done.ended_on_its_own(true, true), "a node the nemesis stopped taken for one that ended");
+        assert!(
+            !done.ended_on_its_own(false, false),
+            "a node of a system whose nodes run until stopped ended"
+        );
 
         let killed = Now::parse("false false 0 137 connected ");
         assert_eq!(killed.exit_code, 137);
-        assert!(!killed.ended_on_its_own(false), "a crashed node taken for one that ended");
+        assert!(!killed.ended_on_its_own(true, false), "a crashed node taken for one that ended");
         let away = Now::parse("true true 7 0");
         assert!(away.paused && !away.connected && away.ip.is_none());
     }
