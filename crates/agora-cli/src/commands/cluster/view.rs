@@ -30,9 +30,9 @@
 //! it undoes ends it at once and leaves the rest as it is.
 
 use super::docker::Docker;
-use super::files::{METRICS_PORT, PEER_PORT, VOTE_PORT};
+use super::files::{METRICS_PORT, VOTE_PORT};
 use super::history::{self, Run};
-use super::nemesis::faults::Faults;
+use super::nemesis::faults::{cut_rules, Faults};
 use super::status::{self, Container};
 use super::Files;
 use crate::cli::ClusterDirArgs;
@@ -985,36 +985,16 @@ impl Steer<'_> {
         for i in 0..self.containers.len() {
             self.now(i)?;
         }
-        let port = PEER_PORT.to_string();
         for to in 0..self.containers.len() {
             let now = self.now(to)?;
             if !now.running {
                 continue;
             }
-            let pid = now.pid;
-            let exists = Faults::iptables(pid, &["--list", CHAIN, "--numeric"]).is_ok();
             let from: Vec<IpAddr> =
                 self.cut.iter().filter(|(_, t)| *t == to).filter_map(|(f, _)| self.ips[*f]).collect();
-            let fail = |e: UserError| format!("node {to}'s packet filters: {}", e.msg);
-            if exists {
-                Faults::iptables(pid, &["--flush", CHAIN]).map_err(fail)?;
-            } else if !from.is_empty() {
-                Faults::iptables(pid, &["--new-chain", CHAIN]).map_err(fail)?;
-                Faults::iptables(pid, &["--insert", "INPUT", "--jump", CHAIN]).map_err(fail)?;
-                Faults::iptables(pid, &["--insert", "OUTPUT", "--jump", CHAIN]).map_err(fail)?;
-            }
-            for ip in from {
-                let ip = ip.to_string();
-                let rules = [
-                    ["--source", &ip, "--protocol", "tcp", "--dport", &port, "--jump", "DROP"],
-                    ["--destination", &ip, "--protocol", "tcp", "--sport", &port, "--jump", "DROP"],
-                ];
-                for r in rules {
-                    let mut args = vec!["--append", CHAIN];
-                    args.extend(r);
-                    Faults::iptables(pid, &args).map_err(fail)?;
-                }
-            }
+            let rules: Vec<Vec<String>> = from.into_iter().flat_map(cut_rules).collect();
+            Faults::write_chain(now.pid, CHAIN, &rules, true)
+                .map_err(|e| format!("node {to}'s packet filters: {}", e.msg))?;
         }
         Ok(())
     }

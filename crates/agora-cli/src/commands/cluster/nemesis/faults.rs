@@ -202,16 +202,6 @@ impl<'a> Faults<'a> {
     fn filter(&self, rules: &[(usize, Vec<Vec<String>>)]) -> Result<(), UserError> {
         let nodes: Vec<&Node> = rules.iter().map(|(id, _)| self.node(*id)).collect();
         let nows = self.inspect(&nodes)?;
-        let add = |pid: u64, rules: &[Vec<String>]| -> Result<(), UserError> {
-            let mut script = String::from("*filter\n");
-            if Self::iptables(pid, &["--list", CHAIN, "--numeric"]).is_err() {
-                script += &format!(":{CHAIN} - [0:0]\n-I INPUT -j {CHAIN}\n-I OUTPUT -j {CHAIN}\n");
-            }
-            for r in rules {
-                script += &format!("-A {CHAIN} {}\n", r.join(" "));
-            }
-            Self::restore(pid, &(script + "COMMIT\n"))
-        };
         // A node that does not run has no network namespace: nothing to filter (and none of
         // its packets to drop).
         let jobs: Vec<(usize, u64, &[Vec<String>])> = nows
@@ -220,10 +210,12 @@ impl<'a> Faults<'a> {
             .filter(|(now, _)| now.running && now.pid != 0)
             .map(|(now, (id, r))| (*id, now.pid, r.as_slice()))
             .collect();
-        each_at_once(&jobs, |&(id, pid, r)| add(pid, r).map_err(|e| UserError(format!("n{id}: {}", e.msg))))
-            .into_iter()
-            .collect::<Result<Vec<()>, _>>()
-            .map(|_| ())
+        each_at_once(&jobs, |&(id, pid, r)| {
+            Self::write_chain(pid, CHAIN, r, false).map_err(|e| UserError(format!("n{id}: {}", e.msg)))
+        })
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .map(|_| ())
     }
 
     /// Applies `kind` to `nodes` (the replicas hit: one, or a partition's minority side), a
@@ -287,13 +279,7 @@ impl<'a> Faults<'a> {
                 self.filter(&rules)
             }
             NemesisFault::Cut => {
-                let x = self.node(nodes[0]).ip.to_string();
-                let port = PEER_PORT.to_string();
-                let cut = [
-                    ["--source", &x, "--protocol", "tcp", "--dport", &port, "--jump", "DROP"],
-                    ["--destination", &x, "--protocol", "tcp", "--sport", &port, "--jump", "DROP"],
-                ]
-                .map(|r| r.map(String::from).to_vec());
+                let cut = cut_rules(self.node(nodes[0]).ip);
                 let others = self.nodes.iter().filter(|n| !nodes.contains(&n.id));
                 self.filter(&others.map(|n| (n.id, cut.to_vec())).collect::<Vec<_>>())
             }
@@ -391,6 +377,26 @@ impl<'a> Faults<'a> {
         Ok(now.running.then_some(now.pid))
     }
 
+    /// Appends `rules` (each the arguments of one rule, after `--append CHAIN`) to `chain` in
+    /// the network namespace of process `pid`, making the chain and its jumps from INPUT and
+    /// OUTPUT if it has none (nothing is made for no rules); `replace`: the chain's rules
+    /// before are removed first. One `iptables-restore`, so one change.
+    pub fn write_chain(pid: u64, chain: &str, rules: &[Vec<String>], replace: bool) -> Result<(), UserError> {
+        let mut script = String::from("*filter\n");
+        if Self::iptables(pid, &["--list", chain, "--numeric"]).is_err() {
+            if rules.is_empty() {
+                return Ok(());
+            }
+            script += &format!(":{chain} - [0:0]\n-I INPUT -j {chain}\n-I OUTPUT -j {chain}\n");
+        } else if replace {
+            script += &format!("-F {chain}\n");
+        }
+        for r in rules {
+            script += &format!("-A {chain} {}\n", r.join(" "));
+        }
+        Self::restore(pid, &(script + "COMMIT\n"))
+    }
+
     /// Removes the nemesis's filters from the network namespace of process `pid`, if it has
     /// them; whether it had.
     fn remove_filters(pid: u64) -> Result<bool, UserError> {
@@ -448,6 +454,18 @@ impl<'a> Faults<'a> {
             .map(|(n, now)| (n.id, now.ip))
             .collect())
     }
+}
+
+/// The rules that cut the connections `from` dialled to a node's peer port, in that node:
+/// its packets to the port and the replies to it (a node sends on the connections it dials).
+pub fn cut_rules(from: IpAddr) -> Vec<Vec<String>> {
+    let (ip, port) = (from.to_string(), PEER_PORT.to_string());
+    [
+        ["--source", &ip, "--protocol", "tcp", "--dport", &port, "--jump", "DROP"],
+        ["--destination", &ip, "--protocol", "tcp", "--sport", &port, "--jump", "DROP"],
+    ]
+    .map(|r| r.map(String::from).to_vec())
+    .to_vec()
 }
 
 /// `f` of every job, each on a thread of its own, all at once; the results in the jobs' order.
