@@ -21,6 +21,12 @@
 //! name the new generation), then the current log. A log missing while the database names
 //! one, or of a generation the database does not name, is corruption.
 //!
+//! **Room ahead.** The file is kept [`ROOM`] bytes longer than its records, allocated ahead
+//! (`fallocate`) and reading as zeros, so an append writes inside the file rather than
+//! growing it: a synced append to a growing file must also sync the file's new size, a
+//! journal write each time. The zeros after the last record are not a record (a zero length
+//! fails its check) and are not cut away.
+//!
 //! **A crash mid-append.** Records are appended one at a time, each synced before the next is
 //! written, so only the last one can be cut off, and it was never acknowledged: a record that
 //! is not whole and sound (a prefix of it, its pages written out of order, space allocated and
@@ -44,6 +50,9 @@ const HEADER: u64 = 12;
 const RECORD_HEADER: usize = 16;
 /// The log is checkpointed into the database once it holds this many bytes.
 pub(crate) const CHECKPOINT_BYTES: u64 = 8 << 20;
+/// Bytes of zeros the file holds after its last record, grown again once an append reaches
+/// them (see the module docs).
+const ROOM: u64 = 1 << 20;
 /// A batch bigger than this is not one a node wrote: corruption.
 const MAX_RECORD: u32 = 1 << 30;
 
@@ -65,7 +74,10 @@ pub(crate) struct Wal {
     file: File,
     path: PathBuf,
     generation: u64,
+    /// Where the records end.
     len: u64,
+    /// The file's size: `len` and the room after it.
+    size: u64,
     /// A record being encoded (kept to reuse its allocation).
     buf: Vec<u8>,
 }
@@ -106,7 +118,7 @@ impl Wal {
     pub(crate) fn create(path: &Path, generation: u64) -> std::io::Result<Wal> {
         let new = new_file(path);
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&new)?;
-        let mut wal = Wal { file, path: path.to_path_buf(), generation, len: 0, buf: Vec::new() };
+        let mut wal = Wal { file, path: path.to_path_buf(), generation, len: 0, size: 0, buf: Vec::new() };
         wal.restart(generation)?;
         std::fs::rename(&new, path)?;
         sync_dir(path)?;
@@ -128,7 +140,8 @@ impl Wal {
         }
         let generation = u64::from_le_bytes(bytes[4..12].try_into().expect("8 bytes"));
         let (batches, end) = records(&bytes)?;
-        if end < bytes.len() {
+        let mut size = size;
+        if !zeros(&bytes[end..]) {
             warn!(
                 log = %path.display(),
                 at = end,
@@ -137,9 +150,11 @@ impl Wal {
             );
             file.set_len(end as u64)?;
             file.sync_data()?;
+            size = end as u64;
         }
         file.seek(SeekFrom::Start(end as u64))?;
-        Ok((Wal { file, path: path.to_path_buf(), generation, len: end as u64, buf: Vec::new() }, batches))
+        let wal = Wal { file, path: path.to_path_buf(), generation, len: end as u64, size, buf: Vec::new() };
+        Ok((wal, batches))
     }
 
     /// The log's generation.
@@ -147,7 +162,7 @@ impl Wal {
         self.generation
     }
 
-    /// Bytes in the file.
+    /// Bytes of its records (and header): where the next one goes.
     pub(crate) fn len(&self) -> u64 {
         self.len
     }
@@ -171,7 +186,9 @@ impl Wal {
         buf[..4].copy_from_slice(&len.to_le_bytes());
         buf[4..8].copy_from_slice(&length_check(len).to_le_bytes());
         buf[8..16].copy_from_slice(&hash);
-        let written = self.file.write_all(&buf).and_then(|()| self.file.sync_data());
+        let end = self.len + buf.len() as u64;
+        let written =
+            self.grow(end).and_then(|()| self.file.write_all(&buf)).and_then(|()| self.file.sync_data());
         if written.is_err() {
             // Whatever part of it reached the file is cut away, or the next record would
             // follow a damaged one; if that fails too, the node stops on this error anyway.
@@ -179,19 +196,31 @@ impl Wal {
                 .file
                 .set_len(self.len)
                 .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
+            self.size = self.len;
         } else {
-            self.len += buf.len() as u64;
+            self.len = end;
         }
         self.buf = buf;
         written
     }
 
+    /// Makes the file at least `end` bytes long, with [`ROOM`] to spare, if it is shorter.
+    fn grow(&mut self, end: u64) -> std::io::Result<()> {
+        if end > self.size {
+            allocate(&self.file, self.size, end + ROOM)?;
+            self.size = end + ROOM;
+        }
+        Ok(())
+    }
+
     /// Empties the log and gives it `generation`; durable.
     fn restart(&mut self, generation: u64) -> std::io::Result<()> {
         self.file.set_len(0)?;
+        self.size = 0;
         self.file.seek(SeekFrom::Start(0))?;
         let mut header = MAGIC.to_vec();
         header.extend_from_slice(&generation.to_le_bytes());
+        self.grow(HEADER)?;
         self.file.write_all(&header)?;
         self.file.sync_data()?;
         self.generation = generation;
@@ -211,6 +240,33 @@ impl Wal {
         }
         Ok(batches)
     }
+}
+
+/// Makes `file` `to` bytes long, the bytes from `from` on allocated on the disk and reading as
+/// zeros: writing them later changes no size and takes no new blocks. Where the file system
+/// cannot allocate ahead, a hole does (zeros, the blocks taken when written).
+fn allocate(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        let (Ok(offset), Ok(len)) = (libc::off_t::try_from(from), libc::off_t::try_from(to - from)) else {
+            return Err(std::io::Error::other("a log larger than a file offset"));
+        };
+        // SAFETY: fallocate(2) on the descriptor `file` owns and keeps open for the call.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+            return Err(e);
+        }
+    }
+    file.set_len(to)
+}
+
+/// Whether `bytes` are all zeros: the room after a log's last record.
+fn zeros(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 /// The record at the start of `rest`, if a whole, sound one is: its batch and length.
@@ -237,7 +293,7 @@ fn records(bytes: &[u8]) -> Result<(Vec<Vec<Write>>, usize), WalError> {
     let mut batches = Vec::new();
     while at < bytes.len() {
         let Some((payload, len)) = record(&bytes[at..]) else {
-            if (at + 1..bytes.len()).any(|q| record(&bytes[q..]).is_some()) {
+            if !zeros(&bytes[at..]) && (at + 1..bytes.len()).any(|q| record(&bytes[q..]).is_some()) {
                 return Err(WalError::Corrupt(format!(
                     "the record at byte {at} is damaged, and sound records follow it"
                 )));
@@ -387,11 +443,13 @@ mod tests {
         ];
         for (i, bytes) in cut_offs.iter().enumerate() {
             std::fs::write(&path, bytes).unwrap();
-            let (_, batches) = Wal::open(&path).unwrap();
+            let (wal, batches) = Wal::open(&path).unwrap();
             let kept = if i == 3 { 3 } else { 2 };
             assert_eq!(batches, (0..kept).map(batch).collect::<Vec<_>>(), "cut-off {i}");
-            let expected = if i == 3 { ends[3] } else { ends[2] };
-            assert_eq!(std::fs::metadata(&path).unwrap().len(), expected, "cut-off {i} cut away");
+            assert_eq!(wal.len(), ends[kept as usize], "cut-off {i}");
+            // Zeros after the records are room, kept; anything else after them is cut away.
+            let size = if i == 3 { bytes.len() as u64 } else { ends[2] };
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), size, "cut-off {i} cut away");
         }
         assert!(!new_file(&path).exists(), "no file left under the name a log is made with");
     }
@@ -420,6 +478,30 @@ mod tests {
         assert!(corrupt(Wal::open(&path)).contains("not a write-ahead log"));
         std::fs::write(&path, vec![0xA5; 4096]).unwrap();
         corrupt(Wal::open(&path));
+    }
+
+    /// An append writes inside the file, into the room left after the records, rather than
+    /// growing it; a reopened log keeps its room and appends after its last record.
+    #[test]
+    fn appends_write_into_room_kept_after_the_records() {
+        let (_dir, path, ends) = written(3);
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(size, HEADER + ROOM, "the room made with the log, not grown by three small appends");
+        let (mut wal, batches) = Wal::open(&path).unwrap();
+        assert_eq!((batches.len(), wal.len()), (3, ends[3]));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), size, "the room is not cut away");
+        // A record bigger than the room left grows the file, with room after it again.
+        let big = vec![Write::Put("big".into(), vec![7; ROOM as usize])];
+        wal.append(&big).unwrap();
+        let grown = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(grown, wal.len() + ROOM);
+        wal.append(&batch(3)).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), grown);
+        drop(wal);
+        let (wal, batches) = Wal::open(&path).unwrap();
+        assert_eq!(batches.len(), 5);
+        assert_eq!((&batches[3], &batches[4]), (&big, &batch(3)));
+        assert_eq!(wal.batches().unwrap(), batches);
     }
 
     #[test]
