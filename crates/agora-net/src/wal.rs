@@ -24,15 +24,18 @@
 //! **Room ahead.** The file is kept [`ROOM`] bytes longer than its records, allocated ahead
 //! (`fallocate`) and reading as zeros, so an append writes inside the file rather than
 //! growing it: a synced append to a growing file must also sync the file's new size, a
-//! journal write each time. The zeros after the last record are not a record (a zero length
-//! fails its check) and are not cut away.
+//! journal write each time (writing into allocated space still journals the first write into
+//! each block, once a block rather than once a record). The zeros after the last record are
+//! not a record (a zero length fails its check) and are kept as room.
 //!
 //! **A crash mid-append.** Records are appended one at a time, each synced before the next is
 //! written, so only the last one can be cut off, and it was never acknowledged: a record that
 //! is not whole and sound (a prefix of it, its pages written out of order, space allocated and
-//! never written), with no sound record after it, is cut away. A damaged record followed by a
-//! sound one is corruption: the node refuses to start. A damaged last record cannot be told
-//! from one cut off: it is cut away too, with a warning naming the bytes. A log is made whole
+//! never written), with no sound record after it, ends the log. A damaged record followed by
+//! a sound one is corruption: the node refuses to start. A damaged last record cannot be told
+//! from one cut off: what follows the last sound record is cut away with a warning naming
+//! the bytes, unless it is all zeros — then it is kept as room, with a warning if room had
+//! been made for records beyond it (their append was cut off before it wrote a byte). A log is made whole
 //! under another name (`.new`) and then renamed, so a crash never leaves one without its
 //! header.
 
@@ -141,6 +144,15 @@ impl Wal {
         let generation = u64::from_le_bytes(bytes[4..12].try_into().expect("8 bytes"));
         let (batches, end) = records(&bytes)?;
         let mut size = size;
+        if zeros(&bytes[end..]) && size.saturating_sub(ROOM) > end as u64 {
+            warn!(
+                log = %path.display(),
+                at = end,
+                "the write-ahead log ends {} bytes before the end of the last record room was \
+                 made for: a write a crash cut off before it reached the disk",
+                size - ROOM - end as u64
+            );
+        }
         if !zeros(&bytes[end..]) {
             warn!(
                 log = %path.display(),
@@ -206,10 +218,19 @@ impl Wal {
 
     /// Makes the file at least `end` bytes long, with [`ROOM`] to spare, if it is shorter.
     fn grow(&mut self, end: u64) -> std::io::Result<()> {
-        if end > self.size {
-            allocate(&self.file, self.size, end + ROOM)?;
-            self.size = end + ROOM;
+        if end <= self.size {
+            return Ok(());
         }
+        // Short of room on the disk, the record alone still goes in if it fits.
+        let to = match allocate(&self.file, self.size, end + ROOM) {
+            Ok(()) => end + ROOM,
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                allocate(&self.file, self.size, end)?;
+                end
+            }
+            Err(e) => return Err(e),
+        };
+        self.size = to;
         Ok(())
     }
 
@@ -244,7 +265,9 @@ impl Wal {
 
 /// Makes `file` `to` bytes long, the bytes from `from` on allocated on the disk and reading as
 /// zeros: writing them later changes no size and takes no new blocks. Where the file system
-/// cannot allocate ahead, a hole does (zeros, the blocks taken when written).
+/// cannot allocate ahead (or the call is not allowed), a hole does: zeros, the blocks taken
+/// when written.
+#[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
 fn allocate(file: &File, from: u64, to: u64) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
@@ -252,13 +275,17 @@ fn allocate(file: &File, from: u64, to: u64) -> std::io::Result<()> {
         let (Ok(offset), Ok(len)) = (libc::off_t::try_from(from), libc::off_t::try_from(to - from)) else {
             return Err(std::io::Error::other("a log larger than a file offset"));
         };
-        // SAFETY: fallocate(2) on the descriptor `file` owns and keeps open for the call.
-        if unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) } == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
-            return Err(e);
+        loop {
+            // SAFETY: fallocate(2) on the descriptor `file` owns and keeps open for the call.
+            if unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) } == 0 {
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EOPNOTSUPP | libc::ENOSYS | libc::EPERM) => break,
+                _ => return Err(e),
+            }
         }
     }
     file.set_len(to)
@@ -424,8 +451,8 @@ mod tests {
     }
 
     /// Whatever a crash leaves of the last record — part of its header, part of its batch,
-    /// its whole length with zeros after, zeros the file system allocated — is cut away,
-    /// and the records before it are kept.
+    /// its whole length with zeros after, its header's page never written — is cut away, and
+    /// the records before it are kept; zeros after the last whole record are kept as room.
     #[test]
     fn a_last_record_cut_off_is_cut_away() {
         let (_dir, path, ends) = written(3);
@@ -452,6 +479,25 @@ mod tests {
             assert_eq!(std::fs::metadata(&path).unwrap().len(), size, "cut-off {i} cut away");
         }
         assert!(!new_file(&path).exists(), "no file left under the name a log is made with");
+    }
+
+    /// A crash in the middle of an append leaves part of a record with the room's zeros after
+    /// it: that part is cut away with the room, and the next append makes room again.
+    #[test]
+    fn a_record_cut_off_before_the_room_is_cut_away_and_room_made_again() {
+        let (_dir, path, ends) = written(3);
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, HEADER + ROOM);
+        bytes[ends[2] as usize + 5..ends[3] as usize].fill(0);
+        std::fs::write(&path, &bytes).unwrap();
+        let (mut wal, batches) = Wal::open(&path).unwrap();
+        assert_eq!(batches, (0..2).map(batch).collect::<Vec<_>>());
+        assert_eq!((wal.len(), std::fs::metadata(&path).unwrap().len()), (ends[2], ends[2]));
+        wal.append(&batch(7)).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), wal.len() + ROOM, "room made again");
+        drop(wal);
+        let (_, batches) = Wal::open(&path).unwrap();
+        assert_eq!(batches, [batch(0), batch(1), batch(7)]);
     }
 
     /// A damaged record that is not the last, a damaged header with data after it, or a file
@@ -487,6 +533,12 @@ mod tests {
         let (_dir, path, ends) = written(3);
         let size = std::fs::metadata(&path).unwrap().len();
         assert_eq!(size, HEADER + ROOM, "the room made with the log, not grown by three small appends");
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            let blocks = std::fs::metadata(&path).unwrap().blocks();
+            assert!(blocks * 512 >= size, "the room is allocated, not a hole: {blocks} blocks");
+        }
         let (mut wal, batches) = Wal::open(&path).unwrap();
         assert_eq!((batches.len(), wal.len()), (3, ends[3]));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), size, "the room is not cut away");
