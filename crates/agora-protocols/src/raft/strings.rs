@@ -14,7 +14,16 @@
 
 use super::{Pos, StateMachine};
 use serde::{Deserialize, Serialize, Serializer};
+use smallvec::SmallVec;
 use std::collections::HashMap;
+
+/// A key as the store keeps it: up to 24 bytes inside the map's slot, so that finding a key
+/// reads no memory of its own (the map of a busy store is larger than the caches, and each
+/// miss costs more than the comparison).
+type Key = SmallVec<[u8; 24]>;
+/// A value as the store keeps it: up to 16 bytes in the slot, so that overwriting a short
+/// value allocates and frees nothing.
+type Value = SmallVec<[u8; 16]>;
 
 /// The store: keys to values, both byte strings. A hash map (with the standard library's
 /// keyed hash, so that clients cannot choose keys that collide): every command of a replica
@@ -23,12 +32,12 @@ use std::collections::HashMap;
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct Strings {
     #[serde(serialize_with = "in_key_order")]
-    map: HashMap<Vec<u8>, Vec<u8>>,
+    map: HashMap<Key, Value>,
 }
 
 /// The entries of `map` in key order.
-fn sorted(map: &HashMap<Vec<u8>, Vec<u8>>) -> Vec<(&Vec<u8>, &Vec<u8>)> {
-    let mut entries: Vec<_> = map.iter().collect();
+fn sorted(map: &HashMap<Key, Value>) -> Vec<(&[u8], &[u8])> {
+    let mut entries: Vec<_> = map.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     entries
 }
@@ -40,7 +49,7 @@ impl std::fmt::Debug for Strings {
 }
 
 /// Sorted entries shown as a map.
-struct DebugMap<'a>(&'a [(&'a Vec<u8>, &'a Vec<u8>)]);
+struct DebugMap<'a>(&'a [(&'a [u8], &'a [u8])]);
 
 impl std::fmt::Debug for DebugMap<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,7 +59,7 @@ impl std::fmt::Debug for DebugMap<'_> {
 
 /// The map encoded in key order: the same state is the same bytes on every replica and in
 /// every run (the encoding of the ordered map this store once was, so older snapshots read).
-fn in_key_order<S: Serializer>(map: &HashMap<Vec<u8>, Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+fn in_key_order<S: Serializer>(map: &HashMap<Key, Value>, s: S) -> Result<S::Ok, S::Error> {
     s.collect_map(sorted(map))
 }
 
@@ -180,8 +189,8 @@ pub fn parse_int(b: &[u8]) -> Option<i64> {
 
 impl Strings {
     /// The value of `key`.
-    pub fn get(&self, key: &[u8]) -> Option<&Vec<u8>> {
-        self.map.get(key)
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.map.get(key).map(|v| &v[..])
     }
 
     /// The number of keys.
@@ -204,14 +213,14 @@ impl StateMachine for Strings {
         match cmd {
             // One search of the map for a key that exists (the common case under load), two
             // for a new one; the key is copied only when it is inserted.
-            StrCmd::Set { key, value, cond, get } => match self.map.get_mut(key) {
+            StrCmd::Set { key, value, cond, get } => match self.map.get_mut(&key[..]) {
                 Some(old) => match cond {
-                    SetIf::Absent if *get => StrOut::Bulk(old.clone()),
+                    SetIf::Absent if *get => StrOut::Bulk(old.to_vec()),
                     SetIf::Absent => StrOut::Nil,
                     SetIf::Always | SetIf::Present => {
-                        let old = std::mem::replace(old, value.clone());
+                        let old = std::mem::replace(old, Value::from_slice(value));
                         if *get {
-                            StrOut::Bulk(old)
+                            StrOut::Bulk(old.into_vec())
                         } else {
                             StrOut::Ok
                         }
@@ -220,7 +229,7 @@ impl StateMachine for Strings {
                 None => match cond {
                     SetIf::Present => StrOut::Nil,
                     SetIf::Always | SetIf::Absent => {
-                        self.map.insert(key.clone(), value.clone());
+                        self.map.insert(Key::from_slice(key), Value::from_slice(value));
                         if *get {
                             StrOut::Nil
                         } else {
@@ -230,11 +239,11 @@ impl StateMachine for Strings {
                 },
             },
             StrCmd::Del { keys } => {
-                let n = keys.iter().filter(|k| self.map.remove(*k).is_some()).count();
+                let n = keys.iter().filter(|k| self.map.remove(&k[..]).is_some()).count();
                 StrOut::Int(n as i64)
             }
             StrCmd::IncrBy { key, delta } => {
-                let old = match self.map.get(key) {
+                let old = match self.map.get(&key[..]) {
                     None => 0,
                     Some(v) => match parse_int(v) {
                         Some(i) => i,
@@ -243,26 +252,26 @@ impl StateMachine for Strings {
                 };
                 match old.checked_add(*delta) {
                     Some(new) => {
-                        self.map.insert(key.clone(), new.to_string().into_bytes());
+                        self.map.insert(Key::from_slice(key), Value::from_slice(new.to_string().as_bytes()));
                         StrOut::Int(new)
                     }
                     None => StrOut::Err(OVERFLOW.into()),
                 }
             }
             StrCmd::Append { key, value } => {
-                let v = self.map.entry(key.clone()).or_default();
+                let v = self.map.entry(Key::from_slice(key)).or_default();
                 v.extend_from_slice(value);
                 StrOut::Int(v.len() as i64)
             }
             StrCmd::MSet { pairs } => {
                 for (k, v) in pairs {
-                    self.map.insert(k.clone(), v.clone());
+                    self.map.insert(Key::from_slice(k), Value::from_slice(v));
                 }
                 StrOut::Ok
             }
-            StrCmd::Cas { key, expected, new } => match self.map.get_mut(key) {
-                Some(v) if v == expected => {
-                    *v = new.clone();
+            StrCmd::Cas { key, expected, new } => match self.map.get_mut(&key[..]) {
+                Some(v) if v[..] == expected[..] => {
+                    *v = Value::from_slice(new);
                     StrOut::Int(1)
                 }
                 _ => StrOut::Int(0),
@@ -273,12 +282,14 @@ impl StateMachine for Strings {
 
     fn query(&self, q: &StrQuery) -> StrOut {
         match q {
-            StrQuery::Get { key } => self.map.get(key).cloned().map_or(StrOut::Nil, StrOut::Bulk),
-            StrQuery::MGet { keys } => StrOut::Multi(keys.iter().map(|k| self.map.get(k).cloned()).collect()),
-            StrQuery::Exists { keys } => {
-                StrOut::Int(keys.iter().filter(|k| self.map.contains_key(*k)).count() as i64)
+            StrQuery::Get { key } => self.map.get(&key[..]).map_or(StrOut::Nil, |v| StrOut::Bulk(v.to_vec())),
+            StrQuery::MGet { keys } => {
+                StrOut::Multi(keys.iter().map(|k| self.map.get(&k[..]).map(|v| v.to_vec())).collect())
             }
-            StrQuery::StrLen { key } => StrOut::Int(self.map.get(key).map_or(0, |v| v.len() as i64)),
+            StrQuery::Exists { keys } => {
+                StrOut::Int(keys.iter().filter(|k| self.map.contains_key(&k[..])).count() as i64)
+            }
+            StrQuery::StrLen { key } => StrOut::Int(self.map.get(&key[..]).map_or(0, |v| v.len() as i64)),
             StrQuery::DbSize => StrOut::Int(self.map.len() as i64),
         }
     }
@@ -298,16 +309,19 @@ mod tests {
 
     #[test]
     fn the_store_encodes_in_key_order_whatever_the_order_of_its_writes() {
-        let keys: Vec<String> = (0..200).map(|i| format!("key:{:06}", (i * 7919) % 1000)).collect();
+        // Keys and values short enough to be kept in the map's slots, and longer ones.
+        let mut keys: Vec<String> = (0..200).map(|i| format!("key:{:06}", (i * 7919) % 1000)).collect();
+        keys.extend((0..20).map(|i| format!("a key longer than twenty-four bytes, {i}")));
+        let value = |k: &str| if k.len() % 3 == 0 { k.repeat(4) } else { k.to_string() };
         let (mut forward, mut backward) = (Strings::default(), Strings::default());
         for k in &keys {
-            run(&mut forward, set(k, k, SetIf::Always));
+            run(&mut forward, set(k, &value(k), SetIf::Always));
         }
         for k in keys.iter().rev() {
-            run(&mut backward, set(k, k, SetIf::Always));
+            run(&mut backward, set(k, &value(k), SetIf::Always));
         }
         let ordered: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
-            keys.iter().map(|k| (b(k), b(k))).collect();
+            keys.iter().map(|k| (b(k), b(&value(k)))).collect();
         #[derive(Serialize)]
         struct Ordered {
             map: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
@@ -317,8 +331,10 @@ mod tests {
         assert_eq!(bytes, agora_core::wire::encode(&Ordered { map: ordered }), "the ordered map's bytes");
         assert_eq!(format!("{forward:?}"), format!("{backward:?}"), "one state, one description");
         let back: Strings = agora_core::wire::decode(&bytes).expect("it decodes");
-        assert_eq!(back.len(), 200);
-        assert_eq!(back.get(b"key:000000"), Some(&b("key:000000")));
+        assert_eq!(back.len(), 220);
+        for k in &keys {
+            assert_eq!(back.get(k.as_bytes()), Some(value(k).as_bytes()), "{k}");
+        }
     }
 
     fn set(k: &str, v: &str, cond: SetIf) -> StrCmd {
@@ -361,7 +377,7 @@ mod tests {
                 StrOut::Err(NOT_AN_INTEGER.into()),
                 "{bad:?}"
             );
-            assert_eq!(sm.get(b"x"), Some(&b(bad)), "a failed INCR changes nothing");
+            assert_eq!(sm.get(b"x"), Some(bad.as_bytes()), "a failed INCR changes nothing");
         }
         run(&mut sm, set("x", &i64::MAX.to_string(), SetIf::Always));
         assert_eq!(run(&mut sm, StrCmd::IncrBy { key: b("x"), delta: 1 }), StrOut::Err(OVERFLOW.into()));
