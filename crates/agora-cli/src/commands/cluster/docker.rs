@@ -127,6 +127,11 @@ impl Docker {
         }
     }
 
+    /// The last `lines` lines a container wrote on stderr.
+    pub fn stderr_log_tail(&self, id: &str, lines: usize) -> Result<String, UserError> {
+        self.stderr_log_of(id, &["--tail", &lines.to_string()])
+    }
+
     fn stderr_log_of(&self, id: &str, options: &[&str]) -> Result<String, UserError> {
         let args: Vec<&OsStr> =
             std::iter::once("logs").chain(options.iter().copied()).chain([id]).map(OsStr::new).collect();

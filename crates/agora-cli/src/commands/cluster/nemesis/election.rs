@@ -164,6 +164,18 @@ struct Ended {
     nodes: usize,
     /// Seconds from the healing to the last exit (or to giving up).
     after_s: f64,
+    /// The nodes that had not ended when the nemesis gave up, each with the last lines of its
+    /// log: what it was doing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    running: Vec<StillRunning>,
+}
+
+/// A node that had not ended, and the end of its log.
+#[derive(Debug, Serialize)]
+struct StillRunning {
+    node: usize,
+    state: String,
+    log_tail: Vec<String>,
 }
 
 impl Ended {
@@ -181,9 +193,13 @@ impl Ended {
                     self.nodes, self.after_s, self.clean
                 )
             } else {
+                let running: Vec<String> = self.running.iter().map(|r| format!("n{}", r.node)).collect();
                 format!(
-                    "{} of the {} nodes ended within {:.0} s of the healing",
-                    self.exited, self.nodes, self.after_s
+                    "{} of the {} nodes ended within {:.0} s of the healing; not {}",
+                    self.exited,
+                    self.nodes,
+                    self.after_s,
+                    running.join(", ")
                 )
             },
         }
@@ -203,15 +219,30 @@ fn wait_for_end(
     loop {
         let cs = status::containers(docker, name)?;
         let exited: Vec<&Container> = cs.iter().filter(|c| c.state == "exited").collect();
-        let ended = Ended {
+        let mut ended = Ended {
             exited: exited.len(),
             clean: exited.iter().filter(|c| c.exit_code == 0).count(),
             nodes,
             after_s: unix_ns().saturating_sub(healed_ns) as f64 / 1e9,
+            running: Vec::new(),
         };
         let wait =
             Duration::from_nanos(unix_ns().saturating_sub(clock.start_ns)) + Duration::from_millis(250);
         if ended.all() || Instant::now() >= deadline || !clock.until(wait) {
+            ended.running = cs
+                .iter()
+                .filter(|c| c.state != "exited")
+                .map(|c| StillRunning {
+                    node: c.node,
+                    state: c.state.clone(),
+                    log_tail: docker
+                        .stderr_log_tail(&c.id, 20)
+                        .unwrap_or_else(|e| e.msg)
+                        .lines()
+                        .map(|l| l.chars().take(400).collect())
+                        .collect(),
+                })
+                .collect();
             return Ok(ended);
         }
     }
