@@ -9,28 +9,15 @@ set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 BEFORE/agora AFTER/agora [ROUNDS]" >&2; exit 2; }
 rounds=${3:-3}
 tck=$(getconf CLK_TCK)
+. "$(dirname "$0")/kv-start.sh"
 one() { # BIN N REDIS-BENCHMARK-FLAGS...
     local bin=$1 n=$2; shift 2
-    local work pid ports lport t0 t1 rps
-    work=$(mktemp -d /tmp/bench-kv-cpu.XXXXXX)
-    TMPDIR=$work "$bin" kv --port 0 >"$work/log" 2>&1 &
-    pid=$!
-    for _ in $(seq 300); do [ "$(grep -c " resp " "$work/log" 2>/dev/null)" -ge 3 ] && break; sleep 0.1; done
-    ports=$(grep " resp " "$work/log" | grep -oE "127\.0\.0\.1:[0-9]+" | cut -d: -f2)
-    lport=""
-    for _ in $(seq 100); do
-        for p in $ports; do
-            redis-cli -p "$p" role 2>/dev/null | head -1 | grep -q leader && { lport=$p; break 2; }
-        done
-        sleep 0.1
-    done
-    [ -n "$lport" ] || { echo "$bin: no leader found" >&2; kill "$pid"; exit 1; }
+    local t0 t1 rps
+    kv_start "$bin"
     t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     rps=$(redis-benchmark -p "$lport" -t set -n "$n" -r 100000 "$@" --csv | tail -1 | cut -d, -f2 | tr -d '"')
     t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
-    rm -rf "$work"
+    kv_stop
     python3 -c "print(f'set/s={float(\"$rps\"):.0f} cpu_us_per_set={($t1 - $t0) / $tck * 1e6 / $n:.2f}')"
 }
 for round in $(seq "$rounds"); do

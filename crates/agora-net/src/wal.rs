@@ -144,16 +144,17 @@ impl Wal {
         let generation = u64::from_le_bytes(bytes[4..12].try_into().expect("8 bytes"));
         let (batches, end) = records(&bytes)?;
         let mut size = size;
-        if zeros(&bytes[end..]) && size.saturating_sub(ROOM) > end as u64 {
-            warn!(
-                log = %path.display(),
-                at = end,
-                "the write-ahead log ends {} bytes before the end of the last record room was \
-                 made for: a write a crash cut off before it reached the disk",
-                size - ROOM - end as u64
-            );
-        }
-        if !zeros(&bytes[end..]) {
+        if zeros(&bytes[end..]) {
+            if size.saturating_sub(ROOM) > end as u64 {
+                warn!(
+                    log = %path.display(),
+                    at = end,
+                    "the write-ahead log ends {} bytes before the end of the last record room was \
+                     made for: a write a crash cut off before it reached the disk",
+                    size - ROOM - end as u64
+                );
+            }
+        } else {
             warn!(
                 log = %path.display(),
                 at = end,
