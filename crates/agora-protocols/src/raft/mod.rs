@@ -250,6 +250,8 @@ pub enum RaftMsg<SM: StateMachine> {
         last: Index,
         /// The leader's read round, echoed.
         round: u64,
+        /// The follower's commit index once it handled the append.
+        commit: Index,
         /// The follower lost its storage and is rejoining: its log is only what it received
         /// since, so what the leader recorded as matched may be gone.
         lost: bool,

@@ -296,8 +296,10 @@ mod tests {
         f.on_message(&mut io, NodeId(1), RaftMsg::PreVote { term: 2, last_index: 0, last_term: 0 });
         assert!(matches!(io.sent.pop(), Some((_, RaftMsg::PreVoteReply { term: 1, granted: false }))));
         assert_eq!(f.term(), 1);
+        assert!(!f.seeking_leader(), "it hears its leader");
         // Its own timer firing raises no term either: it only asks.
         f.on_timer(&mut io, RaftTimer::Election);
+        assert!(f.seeking_leader(), "pre-voting");
         assert_eq!(f.term(), 1);
         assert!(io.sent.iter().all(|(_, m)| matches!(m, RaftMsg::PreVote { term: 2, .. })));
     }
@@ -401,8 +403,10 @@ mod tests {
         cfg.pre_vote = false;
         let mut f = replica(cfg, F, &Stable::new());
         let mut io = TestIo::new();
+        assert!(!f.seeking_leader(), "its timer has not fired");
         f.on_timer(&mut io, RaftTimer::Election);
         assert_eq!(f.term(), 1, "a new term at once");
+        assert!(f.seeking_leader(), "a candidate");
         assert_eq!(io.sent.len(), 2);
         assert!(io.sent.iter().all(|(_, m)| matches!(m, RaftMsg::Vote { term: 1, .. })));
         // With pre-vote (the default), the same timer only asks.

@@ -406,6 +406,12 @@ impl<SM: StateMachine> Replica<SM> {
         self.leader
     }
 
+    /// Whether it is looking for a leader: a candidate, or a follower that has not heard its
+    /// leader for an election timeout and is asking whether it may stand (pre-voting).
+    pub fn seeking_leader(&self) -> bool {
+        self.role == Role::Candidate || (self.role == Role::Follower && !self.prevotes.is_empty())
+    }
+
     /// The highest index known to be committed.
     pub fn commit_index(&self) -> Index {
         self.commit
@@ -443,7 +449,7 @@ impl<SM: StateMachine> Replica<SM> {
     }
 
     /// Nothing in hand: the log is committed and applied to its end, and, for a leader, every
-    /// follower has all of it — but one that has answered nothing for several election
+    /// follower has all of it and knows it committed — but one that has answered nothing for several election
     /// timeouts, taken for down (a crashed replica that never comes back would otherwise keep
     /// its leader busy for ever; the log is committed, so a majority has it) — and no query
     /// waits; no snapshot is being written. What remains is heartbeats.
@@ -464,7 +470,10 @@ impl<SM: StateMachine> Replica<SM> {
             Role::Leader => {
                 caught_up
                     && self.reads.is_empty()
-                    && self.peers.iter().all(|p| p.matched == self.log.last() || self.silent(p))
+                    && self.peers.iter().all(|p| {
+                        let done = p.matched == self.log.last() && p.commit >= self.log.last();
+                        done || self.silent(p)
+                    })
             }
         }
     }
@@ -576,8 +585,8 @@ impl<SM: StateMachine> Replica<SM> {
                 }
                 self.rejoin_progress(io, from, term, leader_last);
             }
-            RaftMsg::AppendReply { term, ok, prev, last, round, lost } if from_replica => {
-                self.on_append_reply(io, from, term, ok, (prev, last, lost), round)
+            RaftMsg::AppendReply { term, ok, prev, last, round, commit, lost } if from_replica => {
+                self.on_append_reply(io, from, term, ok, (prev, last, lost), round, commit)
             }
             RaftMsg::Snapshot { term, index, last_term, chain, offset, total, data, round }
                 if from_replica =>

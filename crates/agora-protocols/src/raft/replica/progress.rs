@@ -31,6 +31,10 @@ pub(super) struct Peer {
     pub(super) next: Index,
     /// The highest index known to match the leader's log.
     pub(super) matched: Index,
+    /// The highest commit index it said it knows (in its answers to appends): the leader is
+    /// settled only once every live follower knows the last entry committed, or a follower
+    /// left without it could not end either (`Replica::settled`).
+    pub(super) commit: Index,
     pub(super) flow: Flow,
     /// In the pipeline: the last index of each append in flight, oldest first.
     pub(super) inflight: VecDeque<Index>,
@@ -50,6 +54,7 @@ impl Peer {
             id,
             next,
             matched: 0,
+            commit: 0,
             flow: Flow::Probe { sent: false },
             inflight: VecDeque::new(),
             round: 0,

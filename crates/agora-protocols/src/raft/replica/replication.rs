@@ -142,10 +142,12 @@ impl<SM: StateMachine> Replica<SM> {
         ok: bool,
         (prev, last, lost): (Index, Index, bool),
         round: u64,
+        commit: Index,
     ) {
         let Some(i) = self.answered_by(io, from, term, round) else { return };
         let log_last = self.log.last();
         let p = &mut self.peers[i];
+        p.commit = p.commit.max(commit);
         if ok {
             p.accepted(last, log_last);
         } else {
@@ -195,7 +197,8 @@ impl<SM: StateMachine> Replica<SM> {
 
     /// An answer to the append after `prev` of the leader of `round`.
     fn append_reply(&self, ok: bool, prev: Index, last: Index, round: u64) -> RaftMsg<SM> {
-        RaftMsg::AppendReply { term: self.term, ok, prev, last, round, lost: self.rejoining.is_some() }
+        let lost = self.rejoining.is_some();
+        RaftMsg::AppendReply { term: self.term, ok, prev, last, round, commit: self.commit, lost }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -313,7 +316,7 @@ mod tests {
         r.on_message(
             &mut io,
             F,
-            RaftMsg::AppendReply { term, ok: true, prev: 0, last: 1, round: 0, lost: false },
+            RaftMsg::AppendReply { term, ok: true, prev: 0, last: 1, round: 0, commit: 0, lost: false },
         );
         io.sent.clear();
         for _ in 0..n {
@@ -335,7 +338,7 @@ mod tests {
         r.on_message(
             &mut io,
             F,
-            RaftMsg::AppendReply { term, ok: true, prev: 1, last: 2, round: 0, lost: false },
+            RaftMsg::AppendReply { term, ok: true, prev: 1, last: 2, round: 0, commit: 0, lost: false },
         );
         assert_eq!(r.commit_index(), 0, "committed on F's write alone");
         let synced = std::mem::take(&mut io.synced);
@@ -365,7 +368,7 @@ mod tests {
         r.on_message(
             &mut io,
             F,
-            RaftMsg::AppendReply { term, ok: true, prev: 1, last: 2, round: 0, lost: false },
+            RaftMsg::AppendReply { term, ok: true, prev: 1, last: 2, round: 0, commit: 0, lost: false },
         );
         for t in std::mem::take(&mut io.synced) {
             r.on_timer(&mut io, t);
@@ -379,7 +382,7 @@ mod tests {
         r.on_message(
             &mut io,
             F,
-            RaftMsg::AppendReply { term, ok: true, prev: 2, last: 3, round: 0, lost: false },
+            RaftMsg::AppendReply { term, ok: true, prev: 2, last: 3, round: 0, commit: 0, lost: false },
         );
         for t in std::mem::take(&mut io.synced) {
             r.on_timer(&mut io, t);
@@ -431,7 +434,7 @@ mod tests {
         r.on_message(
             &mut io,
             NodeId(1),
-            RaftMsg::AppendReply { term: t, ok: true, prev: 2, last: 3, round: 0, lost: false },
+            RaftMsg::AppendReply { term: t, ok: true, prev: 2, last: 3, round: 0, commit: 0, lost: false },
         );
         r.on_timer(&mut io, stale);
         assert_eq!(r.commit_index(), 0, "an earlier leadership's durability taken for this one's");
@@ -450,7 +453,7 @@ mod tests {
         r.on_message(
             &mut io,
             F,
-            RaftMsg::AppendReply { term, ok: true, prev: 2, last: 3, round: 0, lost: false },
+            RaftMsg::AppendReply { term, ok: true, prev: 2, last: 3, round: 0, commit: 0, lost: false },
         );
         assert_eq!(io.appends_to(F), vec![(9, 1), (10, 1)]);
     }
@@ -465,14 +468,14 @@ mod tests {
         r.on_message(
             &mut io,
             F,
-            RaftMsg::AppendReply { term, ok: false, prev: 2, last: 1, round: 0, lost: false },
+            RaftMsg::AppendReply { term, ok: false, prev: 2, last: 1, round: 0, commit: 0, lost: false },
         );
         assert_eq!(io.appends_to(F), vec![(1, 1)], "one probe, from F's end");
         for prev in 3..9 {
             r.on_message(
                 &mut io,
                 F,
-                RaftMsg::AppendReply { term, ok: false, prev, last: 1, round: 0, lost: false },
+                RaftMsg::AppendReply { term, ok: false, prev, last: 1, round: 0, commit: 0, lost: false },
             );
         }
         assert_eq!(io.appends_to(F), vec![], "the stale rejections send nothing");
@@ -483,7 +486,7 @@ mod tests {
         r.on_message(
             &mut io,
             F,
-            RaftMsg::AppendReply { term, ok: true, prev: 1, last: 2, round: 0, lost: false },
+            RaftMsg::AppendReply { term, ok: true, prev: 1, last: 2, round: 0, commit: 0, lost: false },
         );
         assert_eq!(io.appends_to(F), (2..10).map(|p| (p, 1)).collect::<Vec<_>>());
     }
@@ -498,7 +501,7 @@ mod tests {
         r.on_message(
             &mut io,
             F,
-            RaftMsg::AppendReply { term, ok: false, prev: 5, last: 0, round: 0, lost: false },
+            RaftMsg::AppendReply { term, ok: false, prev: 5, last: 0, round: 0, commit: 0, lost: false },
         );
         // Never below what F has matched (1).
         assert_eq!(io.appends_to(F), vec![(1, 1)]);
@@ -506,7 +509,7 @@ mod tests {
         r.on_message(
             &mut io,
             F,
-            RaftMsg::AppendReply { term, ok: false, prev: 7, last: 0, round: 0, lost: false },
+            RaftMsg::AppendReply { term, ok: false, prev: 7, last: 0, round: 0, commit: 0, lost: false },
         );
         assert_eq!(io.appends_to(F), vec![]);
     }
@@ -521,6 +524,13 @@ mod tests {
             r.on_timer(&mut io, t);
         }
         assert_eq!((r.commit, r.applied), (1, 1), "the no-op, held by the leader and F");
+        let term = r.term();
+        // F answers the next heartbeat, which told it the no-op is committed.
+        r.on_message(
+            &mut io,
+            F,
+            RaftMsg::AppendReply { term, ok: true, prev: 1, last: 1, round: 0, commit: 1, lost: false },
+        );
         assert!(!r.settled(), "node 1 lacks the no-op");
         let beats = (r.cfg.election_timeout_max.as_nanos() * u128::from(super::super::SILENT_TIMEOUTS)
             / r.cfg.heartbeat.as_nanos()) as usize;
@@ -530,12 +540,40 @@ mod tests {
         assert!(!r.settled(), "silent for only SILENT_TIMEOUTS election timeouts");
         r.on_timer(&mut io, RaftTimer::Heartbeat);
         assert!(r.settled(), "silent for longer");
-        let term = r.term();
         r.on_message(
             &mut io,
             NodeId(1),
-            RaftMsg::AppendReply { term, ok: false, prev: 1, last: 0, round: 0, lost: false },
+            RaftMsg::AppendReply { term, ok: false, prev: 1, last: 0, round: 0, commit: 0, lost: false },
         );
         assert!(!r.settled(), "node 1 answered: it is waited for again");
+    }
+
+    /// A follower that holds the whole log but has not said it knows the last entry committed
+    /// keeps its leader busy: were the leader to end then, the follower would never learn it,
+    /// never be settled, and stand for election for ever after the others ended.
+    #[test]
+    fn a_leader_is_settled_only_once_every_follower_knows_its_log_committed() {
+        let (mut r, mut io) = leader(0);
+        for t in std::mem::take(&mut io.synced) {
+            r.on_timer(&mut io, t);
+        }
+        let term = r.term();
+        let reply = |from_commit| RaftMsg::AppendReply {
+            term,
+            ok: true,
+            prev: 1,
+            last: 1,
+            round: 0,
+            commit: from_commit,
+            lost: false,
+        };
+        r.on_message(&mut io, NodeId(1), reply(0));
+        assert_eq!((r.commit, r.applied), (1, 1), "the no-op, held by all three");
+        assert!(!r.settled(), "neither follower knows the no-op committed");
+        r.on_message(&mut io, F, reply(1));
+        assert!(!r.settled(), "node 1 does not know it yet");
+        r.on_timer(&mut io, RaftTimer::Heartbeat);
+        r.on_message(&mut io, NodeId(1), reply(1));
+        assert!(r.settled(), "both know");
     }
 }

@@ -137,7 +137,15 @@ mod tests {
         // A command is still taken while F catches up.
         l.on_message(&mut io, NodeId(9), request(0));
         assert_eq!(l.last_index(), 2);
-        let reply = |last| RaftMsg::AppendReply { term: 1, ok: true, prev: 0, last, round: 0, lost: false };
+        let reply = |last| RaftMsg::AppendReply {
+            term: 1,
+            ok: true,
+            prev: 0,
+            last,
+            round: 0,
+            commit: 0,
+            lost: false,
+        };
         l.on_message(&mut io, F, reply(1));
         assert!(timeout_now(&io).is_empty(), "F lacks entry 2");
         l.on_message(&mut io, F, reply(2));
