@@ -416,4 +416,31 @@ mod tests {
         assert_eq!(f.term(), 0);
         assert!(io.sent.iter().all(|(_, m)| matches!(m, RaftMsg::PreVote { term: 1, .. })));
     }
+
+    /// A replica looking for a leader is settled but for it only once nothing it knows of is
+    /// left to commit or apply: its leader may have ended, settled, but not before telling it.
+    #[test]
+    fn a_replica_seeking_a_leader_is_settled_but_for_it_only_with_its_log_committed() {
+        let mut f = replica(config(), F, &Stable::new());
+        let mut io = TestIo::new();
+        let append = |prev_index, entries, commit| RaftMsg::Append {
+            term: 1,
+            prev_index,
+            prev_term: prev_index,
+            entries,
+            commit,
+            round: 0,
+            leader_last: 1,
+        };
+        // The leader of term 1 sends its no-op, not committed yet; then falls silent.
+        f.on_message(&mut io, NodeId(0), append(0, vec![Entry { term: 1, body: Body::Noop }], 0));
+        f.on_timer(&mut io, RaftTimer::Election);
+        assert!(f.seeking_leader(), "pre-voting");
+        assert!(!f.settled_but_leaderless(), "the no-op is not known to be committed");
+        // Heard again: the no-op is committed; then silent again.
+        f.on_message(&mut io, NodeId(0), append(1, vec![], 1));
+        assert!(!f.seeking_leader() && !f.settled_but_leaderless(), "it hears its leader");
+        f.on_timer(&mut io, RaftTimer::Election);
+        assert!(f.settled_but_leaderless());
+    }
 }

@@ -412,6 +412,20 @@ impl<SM: StateMachine> Replica<SM> {
         self.role == Role::Candidate || (self.role == Role::Follower && !self.prevotes.is_empty())
     }
 
+    /// Settled but for its leader: looking for one ([`Replica::seeking_leader`]), its leader
+    /// gone or late, with everything it holds committed and applied, and all of its leader's
+    /// log that it heard of committed; not rejoining, no snapshot coming in or being written.
+    /// A host whose work is done may take it for settled: its leader may have ended.
+    pub fn settled_but_leaderless(&self) -> bool {
+        self.seeking_leader()
+            && self.applied == self.commit
+            && self.commit == self.log.last()
+            && self.leader_last.1 <= self.commit
+            && self.rejoining.is_none()
+            && self.incoming.is_none()
+            && self.writing.is_none()
+    }
+
     /// The highest index known to be committed.
     pub fn commit_index(&self) -> Index {
         self.commit
@@ -449,10 +463,10 @@ impl<SM: StateMachine> Replica<SM> {
     }
 
     /// Nothing in hand: the log is committed and applied to its end, and, for a leader, every
-    /// follower has all of it and knows it committed — but one that has answered nothing for several election
-    /// timeouts, taken for down (a crashed replica that never comes back would otherwise keep
-    /// its leader busy for ever; the log is committed, so a majority has it) — and no query
-    /// waits; no snapshot is being written. What remains is heartbeats.
+    /// follower has all of it and knows it committed — but one that has answered nothing for
+    /// several election timeouts, taken for down (a crashed replica that never comes back
+    /// would otherwise keep its leader busy for ever; the log is committed, so a majority has
+    /// it) — and no query waits; no snapshot is being written. What remains is heartbeats.
     pub fn settled(&self) -> bool {
         let caught_up =
             self.applied == self.commit && self.commit == self.log.last() && self.writing.is_none();

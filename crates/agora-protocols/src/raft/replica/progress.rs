@@ -31,7 +31,7 @@ pub(super) struct Peer {
     pub(super) next: Index,
     /// The highest index known to match the leader's log.
     pub(super) matched: Index,
-    /// The highest commit index it said it knows (in its answers to appends): the leader is
+    /// The commit index it said it knows in its latest answer to an append: the leader is
     /// settled only once every live follower knows the last entry committed, or a follower
     /// left without it could not end either (`Replica::settled`).
     pub(super) commit: Index,

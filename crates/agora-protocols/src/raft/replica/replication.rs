@@ -147,7 +147,8 @@ impl<SM: StateMachine> Replica<SM> {
         let Some(i) = self.answered_by(io, from, term, round) else { return };
         let log_last = self.log.last();
         let p = &mut self.peers[i];
-        p.commit = p.commit.max(commit);
+        // Its latest word, not the highest: a follower that restarted knows less again.
+        p.commit = commit;
         if ok {
             p.accepted(last, log_last);
         } else {

@@ -67,13 +67,14 @@ impl Legislator {
     /// settled before publication is only between ballots: a lost ballot may come back with a
     /// citizen's retry many timeouts later.
     ///
-    /// A replica that has applied the publication and is looking for a leader is done too:
-    /// nothing is left to learn. Its leader, settled, may have ended (each node ends on its
-    /// own once it has been done for a while), or a heartbeat came late on a busy machine;
-    /// were it not done then, it would stand for election for ever once the others ended, or
-    /// start its wait again at every late heartbeat.
+    /// A replica that has applied the publication and is looking for a leader, with nothing
+    /// it knows of left to commit or apply, is done too ([`Replica::settled_but_leaderless`]):
+    /// its leader, settled, may have ended (each node ends on its own once it has been done
+    /// for a while), or a heartbeat came late on a busy machine; were it not done then, it
+    /// would stand for election for ever once the others ended, or start its wait again at
+    /// every late heartbeat.
     pub(super) fn background(&self) -> bool {
         let r = &self.replica;
-        r.state().phase() == Phase::Published && (r.settled() || r.seeking_leader())
+        r.state().phase() == Phase::Published && (r.settled() || r.settled_but_leaderless())
     }
 }
