@@ -418,12 +418,15 @@ impl<SM: StateMachine> Replica<SM> {
     /// A host whose work is done may take it for settled: its leader may have ended.
     pub fn settled_but_leaderless(&self) -> bool {
         self.seeking_leader()
-            && self.applied == self.commit
-            && self.commit == self.log.last()
+            && self.caught_up()
             && self.leader_last.1 <= self.commit
             && self.rejoining.is_none()
             && self.incoming.is_none()
-            && self.writing.is_none()
+    }
+
+    /// Its own log committed and applied to its end, and no snapshot being written.
+    fn caught_up(&self) -> bool {
+        self.applied == self.commit && self.commit == self.log.last() && self.writing.is_none()
     }
 
     /// The highest index known to be committed.
@@ -468,8 +471,7 @@ impl<SM: StateMachine> Replica<SM> {
     /// would otherwise keep its leader busy for ever; the log is committed, so a majority has
     /// it) — and no query waits; no snapshot is being written. What remains is heartbeats.
     pub fn settled(&self) -> bool {
-        let caught_up =
-            self.applied == self.commit && self.commit == self.log.last() && self.writing.is_none();
+        let caught_up = self.caught_up();
         match self.role {
             Role::Candidate => false,
             // A rejoining replica has work to do until it has caught up; its leader may not
