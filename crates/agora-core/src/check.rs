@@ -262,6 +262,21 @@ pub trait Checker<P: Protocol + ?Sized>: Send {
         None
     }
 
+    /// Makes `into` a copy of this checker as it stands, as [`Checker::fork`] would, reusing
+    /// its room where it can (the explorer copies a state into a spare one for every successor
+    /// it tries, most of them dropped again): `false` if this checker cannot be copied. The
+    /// default: `into` replaced by a fork. [`fork_into`] reuses `into` when it is a checker
+    /// of the same type.
+    fn fork_into(&self, into: &mut Box<dyn Checker<P>>) -> bool {
+        self.fork().map(|c| *into = c).is_some()
+    }
+
+    /// This checker as [`Any`](std::any::Any), so that [`fork_into`] can tell its type: `None`
+    /// (the default) if it does not say.
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
+
     /// The at-end properties `finish` does not judge at `end`, and why. It must name every
     /// property that `finish` skips: a summary reports the others as judged. The default:
     /// all of them when the run did not end on its own.
@@ -285,5 +300,99 @@ impl<P: Protocol + ?Sized> Checker<P> for NoProperties {
 
     fn finish(&mut self, _: &EndState<'_>) -> Vec<Violation> {
         Vec::new()
+    }
+}
+
+/// [`Checker::fork_into`] for a checker that can be cloned (and says it is itself through
+/// [`Checker::as_any_mut`]): `into` made a copy of `me` by [`Clone::clone_from`] when it is a
+/// checker of `me`'s type, its room reused, else replaced by a new copy.
+pub fn fork_into<P, C>(me: &C, into: &mut Box<dyn Checker<P>>) -> bool
+where
+    P: Protocol + ?Sized,
+    C: Checker<P> + Clone + 'static,
+{
+    match into.as_any_mut().and_then(|a| a.downcast_mut::<C>()) {
+        Some(same) => same.clone_from(me),
+        None => *into = Box::new(me.clone()),
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Context, Message};
+    use serde::Deserialize;
+
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    struct Nothing;
+
+    impl Message for Nothing {
+        fn kind(&self) -> &'static str {
+            "NOTHING"
+        }
+    }
+
+    struct P;
+
+    impl Protocol for P {
+        type Msg = Nothing;
+        type Timer = u8;
+        type Obs = u32;
+        fn on_start(&mut self, _: &mut Context<'_, Self>) {}
+        fn on_message(&mut self, _: &mut Context<'_, Self>, _: NodeId, _: Nothing) {}
+        fn on_timer(&mut self, _: &mut Context<'_, Self>, _: u8) {}
+    }
+
+    /// Remembers what it observed.
+    #[derive(Clone)]
+    struct Seen(Vec<u32>);
+
+    impl Checker<P> for Seen {
+        fn properties(&self) -> Vec<Property> {
+            Vec::new()
+        }
+        fn observe(&mut self, _: Time, _: NodeId, obs: &u32) -> Result<(), Violation> {
+            self.0.push(*obs);
+            Ok(())
+        }
+        fn finish(&mut self, _: &EndState<'_>) -> Vec<Violation> {
+            Vec::new()
+        }
+        fn fork(&self) -> Option<Box<dyn Checker<P>>> {
+            Some(Box::new(self.clone()))
+        }
+        fn fork_into(&self, into: &mut Box<dyn Checker<P>>) -> bool {
+            fork_into(self, into)
+        }
+        fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+            Some(self)
+        }
+    }
+
+    fn observed(c: &mut Box<dyn Checker<P>>) -> Vec<u32> {
+        c.as_any_mut().and_then(|a| a.downcast_mut::<Seen>()).map(|s| s.0.clone()).expect("a Seen")
+    }
+
+    #[test]
+    fn a_checker_forked_into_another_of_its_type_reuses_its_box_and_into_another_type_replaces_it() {
+        let src = Seen(vec![1, 2, 3]);
+        let mut same: Box<dyn Checker<P>> = Box::new(Seen(vec![9; 100]));
+        let before = &*same as *const dyn Checker<P> as *const u8;
+        assert!(src.fork_into(&mut same));
+        assert_eq!(observed(&mut same), [1, 2, 3]);
+        assert_eq!(&*same as *const dyn Checker<P> as *const u8, before, "the same box, reused");
+        // The copy is the source as it stood, not a view of it.
+        same.observe(Time::ZERO, NodeId(0), &4).expect("no property");
+        assert_eq!(src.0, [1, 2, 3]);
+        assert_eq!(observed(&mut same), [1, 2, 3, 4]);
+
+        let mut other: Box<dyn Checker<P>> = Box::new(NoProperties);
+        assert!(src.fork_into(&mut other));
+        assert_eq!(observed(&mut other), [1, 2, 3]);
+        // A checker that cannot be copied says so, and leaves `into` alone.
+        let mut kept: Box<dyn Checker<P>> = Box::new(Seen(vec![7]));
+        assert!(!NoProperties.fork_into(&mut kept));
+        assert_eq!(observed(&mut kept), [7]);
     }
 }

@@ -219,6 +219,12 @@ impl Checker<Flood> for FloodChecker {
     fn fork(&self) -> Option<Box<dyn Checker<Flood>>> {
         Some(Box::new(self.clone()))
     }
+    fn fork_into(&self, into: &mut Box<dyn Checker<Flood>>) -> bool {
+        agora_core::check::fork_into(self, into)
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 
     fn properties(&self) -> Vec<Property> {
         vec![

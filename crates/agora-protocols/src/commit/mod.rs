@@ -216,7 +216,6 @@ pub enum CommitObs {
 }
 
 /// Judges 2PC and 3PC runs.
-#[derive(Clone)]
 pub struct CommitChecker {
     n: usize,
     /// Whether the coordinator must be up at the end for termination to be required (2PC).
@@ -227,6 +226,31 @@ pub struct CommitChecker {
     decisions: Vec<Option<bool>>,
     first_decision: Option<(NodeId, bool)>,
     crash_free: bool,
+}
+
+impl Clone for CommitChecker {
+    fn clone(&self) -> Self {
+        CommitChecker {
+            n: self.n,
+            needs_coordinator: self.needs_coordinator,
+            settle: self.settle,
+            votes: self.votes.clone(),
+            decisions: self.decisions.clone(),
+            first_decision: self.first_decision,
+            crash_free: self.crash_free,
+        }
+    }
+
+    /// Reuses the votes' and decisions' room (the explorer copies a checker per successor).
+    fn clone_from(&mut self, src: &Self) {
+        // Every field named, none left out: a field added must be copied here.
+        let CommitChecker { n, needs_coordinator, settle, votes, decisions, first_decision, crash_free } =
+            src;
+        (self.n, self.needs_coordinator, self.settle) = (*n, *needs_coordinator, *settle);
+        self.votes.clone_from(votes);
+        self.decisions.clone_from(decisions);
+        (self.first_decision, self.crash_free) = (*first_decision, *crash_free);
+    }
 }
 
 impl CommitChecker {
@@ -275,6 +299,12 @@ impl CommitChecker {
 impl<P: Protocol<Obs = CommitObs> + ?Sized> Checker<P> for CommitChecker {
     fn fork(&self) -> Option<Box<dyn Checker<P>>> {
         Some(Box::new(self.clone()))
+    }
+    fn fork_into(&self, into: &mut Box<dyn Checker<P>>) -> bool {
+        agora_core::check::fork_into(self, into)
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
     }
     fn properties(&self) -> Vec<Property> {
         vec![

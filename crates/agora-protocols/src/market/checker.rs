@@ -325,6 +325,12 @@ impl<P: Protocol<Obs = MarketObs> + ?Sized> Checker<P> for MarketChecker {
     fn fork(&self) -> Option<Box<dyn Checker<P>>> {
         Some(Box::new(self.clone()))
     }
+    fn fork_into(&self, into: &mut Box<dyn Checker<P>>) -> bool {
+        agora_core::check::fork_into(self, into)
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 
     fn properties(&self) -> Vec<Property> {
         let always = |name, description| Property { name, kind: PropertyKind::Always, description };

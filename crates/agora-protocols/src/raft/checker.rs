@@ -564,6 +564,12 @@ impl<P: Protocol<Obs = RaftObs> + ?Sized> Checker<P> for RaftChecker {
     fn fork(&self) -> Option<Box<dyn Checker<P>>> {
         Some(Box::new(self.clone()))
     }
+    fn fork_into(&self, into: &mut Box<dyn Checker<P>>) -> bool {
+        agora_core::check::fork_into(self, into)
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 
     fn properties(&self) -> Vec<Property> {
         RaftChecker::properties()

@@ -245,10 +245,10 @@ impl Pending {
         Pending {
             messages: w.flight.iter().map(|f| f.sent).collect(),
             timers: w
-                .timers
+                .slots
                 .iter()
                 .enumerate()
-                .flat_map(|(n, t)| t.iter().map(move |(_, gen, _)| (n, gen)))
+                .flat_map(|(n, s)| s.timers.iter().map(move |(_, gen, _)| (n, gen)))
                 .collect(),
         }
     }

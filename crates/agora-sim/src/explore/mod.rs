@@ -370,20 +370,69 @@ impl Step {
     }
 }
 
+/// What a state holds of one node: kept together, so that a state's nodes take one
+/// allocation, not one for each of these.
+struct Slot<S: Setup> {
+    /// Shared between a state and its successors until the node takes a step: a fork
+    /// copies pointers, and a step copies the one node that moves. `None` while it is down.
+    node: Option<Arc<S::Node>>,
+    /// The hash of `node`, kept up to date as it steps: a state's identity hashes this, not
+    /// the node again.
+    hash: u128,
+    /// What it persisted: shared between a state and its successors until the node writes.
+    stable: Arc<Stable>,
+    /// The hash of `stable`, kept up to date as it is written.
+    stable_hash: u128,
+    /// Its pending timers with their deadlines (ns of virtual time).
+    timers: Timers<TimerOf<S>, u64>,
+    /// Its observations, as a hash chain (an observation that names nodes, see
+    /// [`World::names`], by its place among the node's in [`World::named`] only).
+    seen: u128,
+    /// It crashed at least once on the way here (a dead end's checker is told).
+    crashed_ever: bool,
+}
+
+impl<S: Setup> Clone for Slot<S> {
+    fn clone(&self) -> Self {
+        Slot {
+            node: self.node.clone(),
+            hash: self.hash,
+            stable: self.stable.clone(),
+            stable_hash: self.stable_hash,
+            timers: self.timers.clone(),
+            seen: self.seen,
+            crashed_ever: self.crashed_ever,
+        }
+    }
+
+    /// Reuses this slot's room (its timer table's), and leaves the node and its storage alone
+    /// where they are already `src`'s: a spare successor of a state differs from it in one
+    /// node or none, and copying a shared pointer costs a write to memory the node shares.
+    fn clone_from(&mut self, src: &Self) {
+        // Every field named, none left out: a field added to a slot must be copied here.
+        let Slot { node, hash, stable, stable_hash, timers, seen, crashed_ever } = src;
+        let same_node = match (&self.node, node) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same_node {
+            self.node.clone_from(node);
+        }
+        self.hash = *hash;
+        if !Arc::ptr_eq(&self.stable, stable) {
+            self.stable.clone_from(stable);
+        }
+        self.stable_hash = *stable_hash;
+        self.timers.clone_from(timers);
+        self.seen = *seen;
+        self.crashed_ever = *crashed_ever;
+    }
+}
+
 /// The whole system.
 struct World<S: Setup> {
-    /// Shared between a state and its successors until the node takes a step: a fork
-    /// copies pointers, and a step copies the one node that moves.
-    nodes: Vec<Option<Arc<S::Node>>>,
-    /// The hash of each node's state (of `None` when it is down), kept up to date as it steps:
-    /// a state's identity hashes these, not every node again.
-    node_hash: Vec<u128>,
-    /// Shared between a state and its successors until a node writes to its own.
-    stable: Vec<Arc<Stable>>,
-    /// The hash of each node's storage, kept up to date as it is written.
-    stable_hash: Vec<u128>,
-    /// Pending timers with their deadlines (ns of virtual time).
-    timers: Vec<Timers<TimerOf<S>, u64>>,
+    /// Each node's, in id order.
+    slots: Vec<Slot<S>>,
     /// Virtual time: the latest deadline of a timer fired, with [`Timing::Sync`] or when the
     /// protocol reads the clock (else it stays 0 with [`Timing::Async`], where delays do not
     /// count).
@@ -400,17 +449,13 @@ struct World<S: Setup> {
     sends: u64,
     /// Sorted by hash: a canonical order for the multiset.
     flight: Vec<Flight<MsgOf<S>>>,
-    /// Each node's observations, as a hash chain (an observation that names nodes, see
-    /// `names`, by its place in `named` only).
-    seen: Vec<u128>,
     /// Where messages, storage and observations name nodes of a symmetry class: how to
     /// rename them ([`agora_core::Names`]).
     names: Option<Names<S::Node>>,
-    /// Each node's observations that name nodes, in order: kept whole, so that a renaming
-    /// can rename them.
-    named: Vec<Vec<ObsOf<S>>>,
-    /// Each node crashed at least once on the way here (a dead end's checker is told).
-    crashed_ever: Vec<bool>,
+    /// The observations that name nodes, each with the node that made it, in the order made:
+    /// kept whole, so that a renaming can rename them. (Of every state's, not each slot's: few
+    /// protocols have any, and an empty vector in every slot would cost each state room.)
+    named: Vec<(u32, ObsOf<S>)>,
     spent: Spent,
     checker: Box<dyn Checker<S::Node>>,
 }
@@ -450,11 +495,7 @@ where
 {
     fn fork(&self) -> Self {
         World {
-            nodes: self.nodes.clone(),
-            node_hash: self.node_hash.clone(),
-            stable: self.stable.clone(),
-            stable_hash: self.stable_hash.clone(),
-            timers: self.timers.clone(),
+            slots: self.slots.clone(),
             now: self.now,
             sync: self.sync,
             clock: self.clock,
@@ -462,10 +503,8 @@ where
             count_fires: self.count_fires,
             sends: self.sends,
             flight: self.flight.clone(),
-            seen: self.seen.clone(),
             names: self.names,
             named: self.named.clone(),
-            crashed_ever: self.crashed_ever.clone(),
             spent: self.spent,
             checker: self.checker.fork().expect("checked forkable before the search"),
         }
@@ -475,41 +514,17 @@ where
     /// every successor in a spare, and most are states seen before, dropped again.
     fn refork(&mut self, src: &Self) {
         // Every field named, none left out: a field added to the state must be copied here.
-        let World {
-            nodes,
-            node_hash,
-            stable,
-            stable_hash,
-            timers,
-            now,
-            sync,
-            clock,
-            fifo,
-            count_fires,
-            sends,
-            flight,
-            seen,
-            names,
-            named,
-            crashed_ever,
-            spent,
-            checker,
-        } = src;
-        self.nodes.clone_from(nodes);
-        self.node_hash.clone_from(node_hash);
-        self.stable.clone_from(stable);
-        self.stable_hash.clone_from(stable_hash);
-        self.timers.clone_from(timers);
+        let World { slots, now, sync, clock, fifo, count_fires, sends, flight, names, named, spent, checker } =
+            src;
+        self.slots.clone_from(slots);
         (self.now, self.sync, self.clock, self.fifo, self.count_fires) =
             (*now, *sync, *clock, *fifo, *count_fires);
         self.sends = *sends;
         self.flight.clone_from(flight);
-        self.seen.clone_from(seen);
         self.names = *names;
         self.named.clone_from(named);
-        self.crashed_ever.clone_from(crashed_ever);
         self.spent = *spent;
-        self.checker = checker.fork().expect("checked forkable before the search");
+        assert!(checker.fork_into(&mut self.checker), "checked forkable before the search");
     }
 
     /// Every node built empty and started, in id order.
@@ -519,24 +534,29 @@ where
         if checker.fork().is_none() {
             return Err(ExploreError::NoFork(setup.name()));
         }
-        let empty = Stable::new();
         let names = setup.symmetry().and_then(|s| s.names);
         let keys = names.map_or(&[][..], |m| m.stored_keys);
-        let nodes = (0..n)
+        let stable = Arc::new(Stable::new());
+        let stable_hash = storage_hash(&stable, keys);
+        let slots = (0..n)
             .map(|i| {
-                setup
-                    .build(NodeId(i as u32), &empty)
+                let node = setup
+                    .build(NodeId(i as u32), &stable)
                     .map(|node| Some(Arc::new(node)))
-                    .map_err(|e| ExploreError::Corrupt(NodeId(i as u32), e))
+                    .map_err(|e| ExploreError::Corrupt(NodeId(i as u32), e))?;
+                Ok(Slot {
+                    hash: hash_of(&node),
+                    node,
+                    stable: stable.clone(),
+                    stable_hash,
+                    timers: Timers::new(),
+                    seen: 0,
+                    crashed_ever: false,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let node_hash = nodes.iter().map(hash_of).collect();
         let mut w = World {
-            nodes,
-            node_hash,
-            stable: (0..n).map(|_| Arc::new(Stable::new())).collect(),
-            stable_hash: vec![storage_hash(&Stable::new(), keys); n],
-            timers: vec![Timers::new(); n],
+            slots,
             now: 0,
             sync: b.timing == Timing::Sync,
             clock: setup.reads_clock(),
@@ -544,10 +564,8 @@ where
             count_fires: b.fires.is_some(),
             sends: 0,
             flight: Vec::new(),
-            seen: vec![0; n],
             names,
-            named: vec![Vec::new(); n],
-            crashed_ever: vec![false; n],
+            named: Vec::new(),
             spent: Spent::default(),
             checker,
         };
@@ -580,7 +598,7 @@ where
         match sym {
             None => self.identity(None),
             // Ids inside the state: the least identity of all its renamings, when they are few.
-            Some(sym) if sym.names.is_some() => match symmetry::Renaming::all(self.nodes.len(), sym) {
+            Some(sym) if sym.names.is_some() => match symmetry::Renaming::all(self.slots.len(), sym) {
                 Some(all) => all.iter().map(|r| self.identity(Some(r))).min().expect("the identity"),
                 None => self.identity(Some(&symmetry::Renaming::canonical(self, sym))),
             },
@@ -593,23 +611,25 @@ where
         let mut h = Fingerprinter::new();
         // The node at place `j` of the renamed state.
         let at = |j: usize| r.map_or(j, |r| r.from[j]);
-        for j in 0..self.nodes.len() {
-            match (&self.nodes[at(j)], r) {
+        for j in 0..self.slots.len() {
+            let slot = &self.slots[at(j)];
+            match (&slot.node, r) {
                 (Some(node), Some(r)) => hash_of(&Some((r.sym.rename)(node, &r.to))).hash(&mut h),
-                _ => self.node_hash[at(j)].hash(&mut h),
+                _ => slot.hash.hash(&mut h),
             }
         }
         let names = self.names;
-        for j in 0..self.nodes.len() {
-            self.stable_hash[at(j)].hash(&mut h);
+        for j in 0..self.slots.len() {
+            let slot = &self.slots[at(j)];
+            slot.stable_hash.hash(&mut h);
             for key in names.map_or(&[][..], |m| m.stored_keys) {
-                match (self.stable[at(j)].get_bytes(key), r, names) {
+                match (slot.stable.get_bytes(key), r, names) {
                     (Some(v), Some(r), Some(m)) => (m.stored)(key, v, &r.to).hash(&mut h),
                     (v, _, _) => v.hash(&mut h),
                 }
             }
         }
-        for j in 0..self.nodes.len() {
+        for j in 0..self.slots.len() {
             self.timers_hash(at(j)).hash(&mut h);
         }
         match r {
@@ -638,9 +658,10 @@ where
             // Nodes may hold times they read: the same state at another time may act otherwise.
             self.now.hash(&mut h);
         }
-        for j in 0..self.nodes.len() {
-            (self.seen[at(j)], self.crashed_ever[at(j)]).hash(&mut h);
-            for obs in &self.named[at(j)] {
+        for j in 0..self.slots.len() {
+            let slot = &self.slots[at(j)];
+            (slot.seen, slot.crashed_ever).hash(&mut h);
+            for (_, obs) in self.named.iter().filter(|(k, _)| *k as usize == at(j)) {
                 match (r, names) {
                     (Some(r), Some(m)) => (m.obs)(obs, &r.to).map(|o| wire::encode(&o)).hash(&mut h),
                     _ => wire::encode(obs).hash(&mut h),
@@ -655,7 +676,7 @@ where
     /// deadline relative to the present (a timer already due, asynchronously when a later one
     /// fired first, is due now).
     fn timers_hash(&self, n: usize) -> (usize, u128) {
-        let timers = &self.timers[n];
+        let timers = &self.slots[n].timers;
         let set = timers
             .iter()
             .map(|(t, _, due)| hash_of(&(t, due.saturating_sub(self.now))))
@@ -692,10 +713,10 @@ where
                 out.push(Step::Drop(i));
             }
         }
-        let first = self.timers.iter().filter_map(Timers::next_deadline).min();
+        let first = self.slots.iter().filter_map(|s| s.timers.next_deadline()).min();
         let fire = b.fires.is_none_or(|f| self.spent.fires < f);
-        for (n, timers) in self.timers.iter().enumerate().filter(|_| fire) {
-            for (t, (_, _, due)) in timers.iter().enumerate() {
+        for (n, slot) in self.slots.iter().enumerate().filter(|_| fire) {
+            for (t, (_, _, due)) in slot.timers.iter().enumerate() {
                 let fires = match b.timing {
                     Timing::Async => true,
                     Timing::Sync => self.flight.is_empty() && Some(due) == first,
@@ -705,8 +726,8 @@ where
                 }
             }
         }
-        for (n, node) in self.nodes.iter().enumerate() {
-            match node {
+        for (n, slot) in self.slots.iter().enumerate() {
+            match slot.node {
                 Some(_) if self.spent.crashes < b.crashes => out.push(Step::Crash(n)),
                 None if self.spent.restarts < b.restarts => out.push(Step::Restart(n)),
                 _ => {}
@@ -718,7 +739,7 @@ where
     /// Nothing is left to deliver or fire: no message in flight, no timer pending. Only a
     /// fault (a crash, a restart) could change this state.
     fn dead_end(&self) -> bool {
-        self.flight.is_empty() && self.timers.iter().all(Timers::is_empty)
+        self.flight.is_empty() && self.slots.iter().all(|s| s.timers.is_empty())
     }
 
     /// The at-end properties judged in this state, a dead end reached in `depth` steps: those
@@ -741,11 +762,12 @@ where
     /// going round a cycle that observes nothing.
     fn judge(&self, depth: usize, quiescent: bool) -> Result<u64, Violation> {
         let mut checker = self.checker.fork().expect("checked forkable before the search");
-        let live: Vec<bool> = self.nodes.iter().map(Option::is_some).collect();
+        let live: Vec<bool> = self.slots.iter().map(|s| s.node.is_some()).collect();
+        let crashed_ever: Vec<bool> = self.slots.iter().map(|s| s.crashed_ever).collect();
         let end = EndState {
             at: FOR_EVER,
             live: &live,
-            crashed_ever: &self.crashed_ever,
+            crashed_ever: &crashed_ever,
             network_reliable: self.spent.loss == 0,
             quiescent,
             // A dead end observes nothing more; nor does a cycle, judged only as a run that
@@ -788,7 +810,7 @@ where
 
     /// The `t`th of node `n`'s pending timers, in its table's order: name, generation, deadline.
     fn timer(&self, n: usize, t: usize) -> (TimerOf<S>, u64, u64) {
-        let (timer, gen, due) = self.timers[n].iter().nth(t).expect("a step names a pending timer");
+        let (timer, gen, due) = self.slots[n].timers.iter().nth(t).expect("a step names a pending timer");
         (timer.clone(), gen, due)
     }
 
@@ -813,7 +835,7 @@ where
             }
             Step::Fire(n, t) => {
                 let (timer, gen, due) = self.timer(n, t);
-                self.timers[n].fire(gen);
+                self.slots[n].timers.fire(gen);
                 if self.count_fires {
                     self.spent.fires += 1;
                 }
@@ -824,10 +846,11 @@ where
             }
             Step::Crash(n) => {
                 self.spent.crashes += 1;
-                self.crashed_ever[n] = true;
-                self.nodes[n] = None;
-                self.node_hash[n] = hash_of(&self.nodes[n]);
-                self.timers[n].clear();
+                let slot = &mut self.slots[n];
+                slot.crashed_ever = true;
+                slot.node = None;
+                slot.hash = hash_of(&slot.node);
+                slot.timers.clear();
                 self.flight.retain(|f| f.to.index() != n);
                 self.checker.lifecycle(at, NodeId(n as u32), Lifecycle::Crashed);
                 Ok(())
@@ -835,10 +858,10 @@ where
             Step::Restart(n) => {
                 self.spent.restarts += 1;
                 let id = NodeId(n as u32);
-                let node = setup.build(id, &self.stable[n]).map_err(|e| {
+                let node = setup.build(id, &self.slots[n].stable).map_err(|e| {
                     Violation::new("restart", Some(id), at, format!("cannot rebuild from its storage: {e}"))
                 })?;
-                self.nodes[n] = Some(Arc::new(node));
+                self.slots[n].node = Some(Arc::new(node));
                 self.checker.lifecycle(at, id, Lifecycle::Restarted);
                 self.step(d, n, depth, |node, ctx| node.on_start(ctx))
             }
@@ -854,17 +877,18 @@ where
         depth: usize,
         f: impl FnOnce(&mut S::Node, &mut Context<'_, S::Node>),
     ) -> Result<(), Violation> {
-        let count = self.nodes.len();
+        let count = self.slots.len();
         let id = NodeId(n as u32);
-        let Some(node) = self.nodes[n].as_mut().map(Arc::make_mut) else { return Ok(()) };
+        let slot = &mut self.slots[n];
+        let Some(node) = slot.node.as_mut().map(Arc::make_mut) else { return Ok(()) };
         let mut rng = Rng::seed_from_u64(d.seeds[n]);
         let mut effects: Vec<EffectOf<S::Node>> = Vec::new();
         let now = if self.clock { Time(self.now) } else { Time::ZERO };
         f(node, &mut Context::new(id, count, now, &mut rng, &mut effects).with_chooser(&mut d.choices));
-        self.node_hash[n] = hash_of(&self.nodes[n]);
+        slot.hash = hash_of(&slot.node);
         // This state may have been reached on another thread, whose interpreter issued its
         // timers' generations.
-        if let Some(gen) = self.timers[n].iter().map(|(_, gen, _)| gen).max() {
+        if let Some(gen) = slot.timers.iter().map(|(_, gen, _)| gen).max() {
             d.interp.generations_above(gen);
         }
         self.effects(d, n, depth, effects)
@@ -956,7 +980,7 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
     }
 
     fn timers(&mut self, node: NodeId) -> &mut Timers<TimerOf<S>, u64> {
-        &mut self.world.timers[node.index()]
+        &mut self.world.slots[node.index()].timers
     }
 
     fn deadline(&self, _: NodeId, after: Duration) -> u64 {
@@ -972,7 +996,7 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
         let body = hash_of(&frame.payload());
         to.for_each(|to| {
             // A crashed node's connections are gone: what is sent to it is lost.
-            if w.nodes[to.index()].is_some() {
+            if w.slots[to.index()].node.is_some() {
                 w.sends += 1;
                 let hash = hash_of(&(from, to, body));
                 w.flight.push(Flight { from, to, msg: msg.clone(), hash, body, sent: w.sends });
@@ -982,20 +1006,24 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
 
     fn persist(&mut self, node: NodeId, write: Write) {
         let n = node.index();
-        let st = Arc::make_mut(&mut self.world.stable[n]);
+        let keys = self.world.names.map_or(&[][..], |m| m.stored_keys);
+        let slot = &mut self.world.slots[n];
+        let st = Arc::make_mut(&mut slot.stable);
         match write {
             Write::Put(key, value) => st.put(key, value),
             Write::Remove(key) => st.remove(&key),
             Write::RemoveRange(from, to) => st.remove_range(&from, &to),
         }
-        self.world.stable_hash[n] = storage_hash(st, self.world.names.map_or(&[], |m| m.stored_keys));
+        slot.stable_hash = storage_hash(st, keys);
     }
 
     fn persist_later(&mut self, node: NodeId, key: String, value: Deferred, done: TimerOf<S>) {
         let n = node.index();
-        let st = Arc::make_mut(&mut self.world.stable[n]);
+        let keys = self.world.names.map_or(&[][..], |m| m.stored_keys);
+        let slot = &mut self.world.slots[n];
+        let st = Arc::make_mut(&mut slot.stable);
         st.put(key, value.compute());
-        self.world.stable_hash[n] = storage_hash(st, self.world.names.map_or(&[], |m| m.stored_keys));
+        slot.stable_hash = storage_hash(st, keys);
         self.landed.push(done);
     }
 
@@ -1007,13 +1035,17 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
     fn observe(&mut self, node: NodeId, obs: ObsOf<S>) {
         let n = node.index();
         let w = &mut *self.world;
-        let same: Vec<NodeId> = (0..w.nodes.len() as u32).map(NodeId).collect();
-        match w.names {
-            Some(m) if (m.obs)(&obs, &same).is_some() => {
-                w.named[n].push(obs.clone());
-                w.seen[n] = hash_of(&(w.seen[n], u8::MAX, w.named[n].len()));
-            }
-            _ => w.seen[n] = hash_of(&(w.seen[n], wire::encode(&obs))),
+        let count = w.slots.len() as u32;
+        // Whether it names nodes: the renaming that changes nothing renames it.
+        let names_nodes =
+            w.names.is_some_and(|m| (m.obs)(&obs, &(0..count).map(NodeId).collect::<Vec<_>>()).is_some());
+        let slot = &mut w.slots[n];
+        if names_nodes {
+            w.named.push((n as u32, obs.clone()));
+            let count = w.named.iter().filter(|(k, _)| *k as usize == n).count();
+            slot.seen = hash_of(&(slot.seen, u8::MAX, count));
+        } else {
+            slot.seen = hash_of(&(slot.seen, wire::encode(&obs)));
         }
         if self.broke.is_none() {
             if let Err(v) = self.world.checker.observe(self.at, node, &obs) {

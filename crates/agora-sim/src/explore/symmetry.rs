@@ -58,7 +58,7 @@ impl<'a, P: agora_core::Protocol> Renaming<'a, P> {
         P: Clone + Hash + Sync,
         <P as agora_core::Protocol>::Timer: Hash,
     {
-        let n = w.nodes.len();
+        let n = w.slots.len();
         let mut to: Vec<NodeId> = (0..n as u32).map(NodeId).collect();
         for class in &sym.classes {
             let mut ranked: Vec<(u128, NodeId)> =
@@ -145,9 +145,10 @@ where
     let n = i.index();
     // Its state as if it were the class's first node (the two swapped).
     let first = class[0];
-    let mut swap: Vec<NodeId> = (0..w.nodes.len() as u32).map(NodeId).collect();
+    let mut swap: Vec<NodeId> = (0..w.slots.len() as u32).map(NodeId).collect();
     swap.swap(n, first.index());
-    let node = w.nodes[n].as_ref().map(|node| hash_of(&(sym.rename)(node, &swap)));
+    let slot = &w.slots[n];
+    let node = slot.node.as_ref().map(|node| hash_of(&(sym.rename)(node, &swap)));
     // The messages to and from it; another node of the class is "some node of the class".
     let other = |id: NodeId| if class.contains(&id) { None } else { Some(id) };
     let flight = w
@@ -160,7 +161,7 @@ where
             (false, false) => None,
         })
         .fold(0, u128::wrapping_add);
-    hash_of(&(node, w.stable_hash[n], w.timers_hash(n), w.seen[n], w.crashed_ever[n], flight))
+    hash_of(&(node, slot.stable_hash, w.timers_hash(n), slot.seen, slot.crashed_ever, flight))
 }
 
 impl<S: Setup> World<S>
@@ -177,25 +178,33 @@ where
         let keys = self.names.map_or(&[][..], |m| m.stored_keys);
         for (i, &t) in r.to.iter().enumerate() {
             let j = t.index();
-            w.nodes[j] = self.nodes[i].as_ref().map(|node| Arc::new((r.sym.rename)(node, &r.to)));
-            w.node_hash[j] = hash_of(&w.nodes[j]);
-            let mut st = (*self.stable[i]).clone();
+            let (from, to) = (&self.slots[i], &mut w.slots[j]);
+            to.node = from.node.as_ref().map(|node| Arc::new((r.sym.rename)(node, &r.to)));
+            to.hash = hash_of(&to.node);
+            let mut st = (*from.stable).clone();
             for (key, m) in keys.iter().zip(std::iter::repeat(self.names)) {
                 if let (Some(v), Some(m)) = (st.get_bytes(key), m) {
                     let renamed = (m.stored)(key, v, &r.to);
                     st.put(key.to_string(), renamed);
                 }
             }
-            w.stable_hash[j] = super::storage_hash(&st, keys);
-            w.stable[j] = std::sync::Arc::new(st);
-            w.timers[j] = self.timers[i].clone();
-            w.seen[j] = self.seen[i];
-            w.crashed_ever[j] = self.crashed_ever[i];
-            w.named[j] = match self.names {
-                Some(m) => self.named[i].iter().map(|o| (m.obs)(o, &r.to).expect("named")).collect(),
-                None => self.named[i].clone(),
-            };
+            to.stable_hash = super::storage_hash(&st, keys);
+            to.stable = Arc::new(st);
+            to.timers = from.timers.clone();
+            to.seen = from.seen;
+            to.crashed_ever = from.crashed_ever;
         }
+        w.named = self
+            .named
+            .iter()
+            .map(|(k, o)| {
+                let o = match self.names {
+                    Some(m) => (m.obs)(o, &r.to).expect("named"),
+                    None => o.clone(),
+                };
+                (r.to[*k as usize].0, o)
+            })
+            .collect();
         for f in &mut w.flight {
             let (from, to) = (r.to[f.from.index()], r.to[f.to.index()]);
             if let Some(m) = self.names.and_then(|m| (m.msg)(&f.msg, &r.to)) {
