@@ -406,8 +406,9 @@ impl<S: Setup> Clone for Slot<S> {
     }
 
     /// Reuses this slot's room (its timer table's), and leaves the node and its storage alone
-    /// where they are already `src`'s: a spare successor of a state differs from it in one
-    /// node or none, and copying a shared pointer costs a write to memory the node shares.
+    /// where they are already `src`'s: a spare was most often the previous successor of the
+    /// same state, which differs from it in one node or none, and copying a shared pointer
+    /// costs a write to memory the node shares.
     fn clone_from(&mut self, src: &Self) {
         // Every field named, none left out: a field added to a slot must be copied here.
         let Slot { node, hash, stable, stable_hash, timers, seen, crashed_ever } = src;

@@ -19,8 +19,9 @@
 //! same for every renaming of the state — exact, at that many hashes a state. A renaming
 //! then renames every id inside: each node's state (the protocol's `rename`), each message
 //! that names nodes, the values of the storage keys that may name nodes (hashed apart from
-//! the rest), and each observation that names nodes (kept whole per node for this; the hash
-//! chain of observations records only its place). Timers must name none.
+//! the rest), and each observation that names nodes (kept whole for this, with the node that
+//! made it; the node's hash chain of observations records only its place among that node's).
+//! Timers must name none.
 //!
 //! **What a renaming must not change: what a node draws.** Every handler's random source is
 //! seeded with its node's id; within a class, with the class's first id instead, so that
