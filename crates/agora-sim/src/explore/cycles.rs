@@ -354,7 +354,8 @@ where
 
 /// Goes round `cycle` (the states after `w`'s, `w`'s last) from `w`, reached in `depth`
 /// steps, until it is back at the very state `w` (at most [`ROUNDS`] times): the steps and
-/// their choices, if it gets back and the cycle is fair (see [`Pending`]).
+/// their choices, if it gets back and the cycle is fair (see [`Pending`]), and if each step
+/// can be followed (see [`step_to`]).
 #[allow(clippy::too_many_arguments)]
 fn go_round<S: Setup>(
     setup: &S,
@@ -376,7 +377,7 @@ where
     let mut at = w.fork();
     for _ in 0..ROUNDS {
         for &to in cycle {
-            let (step, code, next) = step_to(setup, bounds, sym, d, seen, &at, to, depth + steps.len() + 1);
+            let (step, code, next) = step_to(setup, bounds, sym, d, seen, &at, to, depth + steps.len() + 1)?;
             steps.push(step);
             choices.push(code);
             at = next;
@@ -388,7 +389,10 @@ where
     None
 }
 
-/// The fair step (and its handlers' choices) that leads from `w` to state number `to`, taken.
+/// The fair step (and its handlers' choices) that leads from `w` to state number `to`, taken:
+/// one of `w`'s steps does whenever `w` is the state the search kept as `to`'s predecessor or
+/// a renaming of it (every renaming of a state has its fingerprint), unless the canonical
+/// renaming gave up on its ties (past `ALL_AT_MOST` orders): then none may.
 #[allow(clippy::too_many_arguments)]
 fn step_to<S: Setup>(
     setup: &S,
@@ -399,7 +403,7 @@ fn step_to<S: Setup>(
     w: &World<S>,
     to: u32,
     depth: usize,
-) -> (Step, u64, World<S>)
+) -> Option<(Step, u64, World<S>)>
 where
     S::Node: Clone + Hash + Sync,
     TimerOf<S>: Hash,
@@ -411,7 +415,7 @@ where
             let applied = next.apply(d, setup, step, depth);
             if let (Ok(()), Some(code)) = (applied, d.choices.code()) {
                 if seen.get(&Fp::of(next.fingerprint(sym))) == Some(&to) {
-                    return (step, code, next);
+                    return Some((step, code, next));
                 }
             }
             if !d.choices.advance() {
@@ -419,7 +423,7 @@ where
             }
         }
     }
-    unreachable!("an edge of the graph is a fair step the search took")
+    None
 }
 
 #[cfg(test)]

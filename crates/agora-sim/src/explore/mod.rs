@@ -230,7 +230,8 @@ pub struct Report {
     /// fair: a message in flight or a timer pending waits for ever in every one tried (the
     /// shortest cycle through the component's first state, and a walk through all its steps).
     /// Not violations: a fair run leaves them. (With symmetry, also those whose cycle did
-    /// not lead back to the very state it starts from within a few rounds.)
+    /// not lead back to the very state it starts from within a few rounds, or could not be
+    /// followed from a renaming of its states: see the `symmetry` module's limit on ties.)
     pub unfair_cycles: u64,
     /// The at-end properties the checker judged in at least one cycle.
     pub judged_in_cycles: Vec<&'static str>,
@@ -600,11 +601,16 @@ where
             None => self.identity(None),
             // Ids inside the state: the least identity of all its renamings, when they are few.
             Some(sym) if sym.names.is_some() => match symmetry::Renaming::all(self.slots.len(), sym) {
-                Some(all) => all.iter().map(|r| self.identity(Some(r))).min().expect("the identity"),
-                None => self.identity(Some(&symmetry::Renaming::canonical(self, sym))),
+                Some(all) => self.least_identity(&all),
+                None => self.least_identity(&symmetry::Renaming::canonical(self, sym)),
             },
-            Some(sym) => self.identity(Some(&symmetry::Renaming::canonical(self, sym))),
+            Some(sym) => self.least_identity(&symmetry::Renaming::canonical(self, sym)),
         }
+    }
+
+    /// The least identity of the states `renamings` rename this one to.
+    fn least_identity(&self, renamings: &[symmetry::Renaming<'_, S::Node>]) -> u128 {
+        renamings.iter().map(|r| self.identity(Some(r))).min().expect("at least one renaming")
     }
 
     /// The hash of the state, or of the state its nodes renamed by `r` would be.

@@ -7,9 +7,13 @@
 //! persisted, its pending timers, its observations, and the messages to and from it (naming
 //! the other end only when it is outside the class). The class's ids are then handed out in
 //! that order. Two renamings of one state give the same signatures, so the same canonical
-//! state — unless two nodes tie, when the tie is broken by their ids and some renamings of a
-//! state keep their own fingerprints: less reduction, never a wrong one, since whatever
-//! renaming is chosen, the fingerprint is that of a state the first is a renaming of.
+//! state. Nodes whose signatures tie may still differ (in how the rest of the state refers to
+//! each: a coordinator's record of which participant voted), so where they tie, the ids are
+//! handed out in every order of the tied nodes and the least identity taken: the same for
+//! every renaming of the state. Without that, two renamings of one state could keep
+//! fingerprints of their own — less reduction — and a step the search recorded from the
+//! state it kept would not lead to the same fingerprint from a renaming of it, which the
+//! search of cycles relies on (`agora explore 2pc --nodes 4` stopped on that).
 //!
 //! **Ids inside the state.** Where a protocol's nodes, messages, storage or observations
 //! name nodes of a class ([`agora_core::Names`]: a Raft replica's vote, its leader, a
@@ -30,8 +34,9 @@
 //!
 //! **Checked, not only vouched for.** [`check_symmetry`] takes every state within small
 //! bounds and every renaming, and checks that each step leads from the renamed state to the
-//! renaming of where it leads from the state: a renaming that forgets a field the protocol
-//! acts on fails it.
+//! renaming of where it leads from the state (a renaming that forgets a field the protocol
+//! acts on fails it), and that the renamed state has the state's fingerprint (a canonical
+//! renaming that depends on the ids it starts from fails it).
 //!
 //! **Why it is sound.** The explorer keeps the first state of each canonical class it reaches
 //! and explores its steps; the states it skips are renamings of one it kept, with the same
@@ -53,29 +58,58 @@ pub(super) struct Renaming<'a, P: agora_core::Protocol> {
 }
 
 impl<'a, P: agora_core::Protocol> Renaming<'a, P> {
-    /// The canonical renaming of `w` (see the module's docs).
-    pub(super) fn canonical<S: Setup<Node = P>>(w: &World<S>, sym: &'a Symmetry<P>) -> Self
+    /// The canonical renamings of `w` (see the module's docs): each class's ids handed out in
+    /// the order of its nodes' signatures and, where signatures tie, in every order of the
+    /// nodes that tie (at most [`ALL_AT_MOST`] renamings in all; a tie past that is broken by
+    /// the nodes' ids). The least identity of the states they rename `w` to is the same for
+    /// every renaming of `w`.
+    pub(super) fn canonical<S: Setup<Node = P>>(w: &World<S>, sym: &'a Symmetry<P>) -> Vec<Self>
     where
         P: Clone + Hash + Sync,
         <P as agora_core::Protocol>::Timer: Hash,
     {
         let n = w.slots.len();
-        let mut to: Vec<NodeId> = (0..n as u32).map(NodeId).collect();
+        let mut tos: Vec<Vec<NodeId>> = vec![(0..n as u32).map(NodeId).collect()];
         for class in &sym.classes {
             let mut ranked: Vec<(u128, NodeId)> =
                 class.iter().map(|&i| (signature(w, sym, class, i), i)).collect();
             ranked.sort_unstable();
             let mut ids = class.clone();
             ids.sort_unstable();
-            for ((_, old), new) in ranked.into_iter().zip(ids) {
-                to[old.index()] = new;
+            // Each run of equal signatures: its nodes share its places among the class's ids.
+            let mut start = 0;
+            while start < ranked.len() {
+                let end = start + ranked[start..].iter().take_while(|r| r.0 == ranked[start].0).count();
+                let tied: Vec<NodeId> = ranked[start..end].iter().map(|r| r.1).collect();
+                let places = &ids[start..end];
+                let within = (1..=tied.len())
+                    .try_fold(tos.len(), |c, k| c.checked_mul(k))
+                    .is_some_and(|c| c <= ALL_AT_MOST);
+                let orders = if within { permutations(&tied) } else { vec![tied] };
+                tos = tos
+                    .iter()
+                    .flat_map(|to| {
+                        orders.iter().map(move |order| {
+                            let mut to = to.clone();
+                            for (old, new) in order.iter().zip(places) {
+                                to[old.index()] = *new;
+                            }
+                            to
+                        })
+                    })
+                    .collect();
+                start = end;
             }
         }
-        let mut from = vec![0; n];
-        for (i, t) in to.iter().enumerate() {
-            from[t.index()] = i;
-        }
-        Renaming { sym, to, from }
+        tos.into_iter()
+            .map(|to| {
+                let mut from = vec![0; n];
+                for (i, t) in to.iter().enumerate() {
+                    from[t.index()] = i;
+                }
+                Renaming { sym, to, from }
+            })
+            .collect()
     }
 }
 
@@ -283,6 +317,12 @@ where
                 let renamed = w.renamed(r);
                 if renamed.identity(Some(same)) != w.identity(Some(r)) {
                     return Err(format!("renaming {:?}: the renamed state's identity differs", r.to));
+                }
+                // The search knows a state by its canonical renaming's fingerprint: the same
+                // for every renaming of it, or a step recorded from the state kept would not
+                // lead to the same fingerprint from a renaming of it.
+                if renamed.fingerprint(Some(&sym)) != w.fingerprint(Some(&sym)) {
+                    return Err(format!("renaming {:?}: the renamed state's fingerprint differs", r.to));
                 }
                 for step in w.steps(bounds) {
                     d.choices = Choices::search();
