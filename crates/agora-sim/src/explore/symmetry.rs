@@ -86,30 +86,13 @@ impl<'a, P: agora_core::Protocol> Renaming<'a, P> {
                     .try_fold(tos.len(), |c, k| c.checked_mul(k))
                     .is_some_and(|c| c <= ALL_AT_MOST);
                 let orders = if within { permutations(&tied) } else { vec![tied] };
-                tos = tos
-                    .iter()
-                    .flat_map(|to| {
-                        orders.iter().map(move |order| {
-                            let mut to = to.clone();
-                            for (old, new) in order.iter().zip(places) {
-                                to[old.index()] = *new;
-                            }
-                            to
-                        })
-                    })
-                    .collect();
+                let pairs: Vec<Vec<(NodeId, NodeId)>> =
+                    orders.iter().map(|o| o.iter().copied().zip(places.iter().copied()).collect()).collect();
+                tos = branch(&tos, &pairs);
                 start = end;
             }
         }
-        tos.into_iter()
-            .map(|to| {
-                let mut from = vec![0; n];
-                for (i, t) in to.iter().enumerate() {
-                    from[t.index()] = i;
-                }
-                Renaming { sym, to, from }
-            })
-            .collect()
+        renamings(sym, tos)
     }
 }
 
@@ -125,33 +108,44 @@ impl<'a, P: agora_core::Protocol> Renaming<'a, P> {
         })?;
         let mut tos: Vec<Vec<NodeId>> = vec![(0..n as u32).map(NodeId).collect()];
         for class in &sym.classes {
-            let perms = permutations(class);
-            tos = tos
+            let pairs: Vec<Vec<(NodeId, NodeId)>> = permutations(class)
                 .iter()
-                .flat_map(|to| {
-                    perms.iter().map(move |p| {
-                        let mut to = to.clone();
-                        for (old, new) in class.iter().zip(p) {
-                            to[old.index()] = *new;
-                        }
-                        to
-                    })
-                })
+                .map(|p| class.iter().copied().zip(p.iter().copied()).collect())
                 .collect();
+            tos = branch(&tos, &pairs);
         }
         debug_assert_eq!(tos.len(), count);
-        Some(
-            tos.into_iter()
-                .map(|to| {
-                    let mut from = vec![0; n];
-                    for (i, t) in to.iter().enumerate() {
-                        from[t.index()] = i;
-                    }
-                    Renaming { sym, to, from }
-                })
-                .collect(),
-        )
+        Some(renamings(sym, tos))
     }
+}
+
+/// Each of `tos` (where each node goes) once for each of `choices`, each a list of nodes and
+/// where they go instead.
+fn branch(tos: &[Vec<NodeId>], choices: &[Vec<(NodeId, NodeId)>]) -> Vec<Vec<NodeId>> {
+    tos.iter()
+        .flat_map(|to| {
+            choices.iter().map(move |choice| {
+                let mut to = to.clone();
+                for &(old, new) in choice {
+                    to[old.index()] = new;
+                }
+                to
+            })
+        })
+        .collect()
+}
+
+/// The renamings that send node `i` to `to[i]`, for each `to` of `tos`.
+fn renamings<P: agora_core::Protocol>(sym: &Symmetry<P>, tos: Vec<Vec<NodeId>>) -> Vec<Renaming<'_, P>> {
+    tos.into_iter()
+        .map(|to| {
+            let mut from = vec![0; to.len()];
+            for (i, t) in to.iter().enumerate() {
+                from[t.index()] = i;
+            }
+            Renaming { sym, to, from }
+        })
+        .collect()
 }
 
 /// Every order of `ids`, `ids` itself first.
