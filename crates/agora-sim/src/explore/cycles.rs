@@ -306,11 +306,11 @@ where
         out.judged |= bit(violation.property);
         let round = |cycle: Option<Vec<u32>>, d: &mut Driver| match cycle {
             Some(c) => go_round(setup, bounds, sym, d, seen, &w, steps.len(), &c),
-            None => None,
+            None => Ok(None),
         };
-        let lasso = match round(graph.path_in(comp, entry, |v| v == entry), d) {
+        let lasso = match round(graph.path_in(comp, entry, |v| v == entry), d)? {
             Some(l) => Some(l),
-            None => round(graph.walk_all(comp, entry), d),
+            None => round(graph.walk_all(comp, entry), d)?,
         };
         let Some((more, codes)) = lasso else {
             out.unfair += 1;
@@ -352,10 +352,13 @@ where
     Ok(w)
 }
 
+/// The steps round a cycle, and their handlers' choices.
+type Lasso = (Vec<Step>, Vec<u64>);
+
 /// Goes round `cycle` (the states after `w`'s, `w`'s last) from `w`, reached in `depth`
 /// steps, until it is back at the very state `w` (at most [`ROUNDS`] times): the steps and
-/// their choices, if it gets back and the cycle is fair (see [`Pending`]), and if each step
-/// can be followed (see [`step_to`]).
+/// their choices, if it gets back and the cycle is fair (see [`Pending`]). An error if a step
+/// cannot be followed (see [`step_to`]): the cycle can then be judged neither way.
 #[allow(clippy::too_many_arguments)]
 fn go_round<S: Setup>(
     setup: &S,
@@ -366,7 +369,7 @@ fn go_round<S: Setup>(
     w: &World<S>,
     depth: usize,
     cycle: &[u32],
-) -> Option<(Vec<Step>, Vec<u64>)>
+) -> Result<Option<Lasso>, ExploreError>
 where
     S::Node: Clone + Hash + Sync,
     TimerOf<S>: Hash,
@@ -377,22 +380,27 @@ where
     let mut at = w.fork();
     for _ in 0..ROUNDS {
         for &to in cycle {
-            let (step, code, next) = step_to(setup, bounds, sym, d, seen, &at, to, depth + steps.len() + 1)?;
+            let Some((step, code, next)) =
+                step_to(setup, bounds, sym, d, seen, &at, to, depth + steps.len() + 1)
+            else {
+                return Err(ExploreError::Unfollowed);
+            };
             steps.push(step);
             choices.push(code);
             at = next;
         }
         if at.identity(None) == start {
-            return waiting.all_gone(&Pending::of(&at)).then_some((steps, choices));
+            return Ok(waiting.all_gone(&Pending::of(&at)).then_some((steps, choices)));
         }
     }
-    None
+    Ok(None)
 }
 
 /// The fair step (and its handlers' choices) that leads from `w` to state number `to`, taken:
 /// one of `w`'s steps does whenever `w` is the state the search kept as `to`'s predecessor or
-/// a renaming of it (every renaming of a state has its fingerprint), unless the canonical
-/// renaming gave up on its ties (past `ALL_AT_MOST` orders): then none may.
+/// a renaming of it (every renaming of a state has its fingerprint) — unless the canonical
+/// renaming gave up on its ties (past 720 orders of them) or, with ids inside the state, on
+/// trying every renaming: then none may.
 #[allow(clippy::too_many_arguments)]
 fn step_to<S: Setup>(
     setup: &S,

@@ -230,8 +230,7 @@ pub struct Report {
     /// fair: a message in flight or a timer pending waits for ever in every one tried (the
     /// shortest cycle through the component's first state, and a walk through all its steps).
     /// Not violations: a fair run leaves them. (With symmetry, also those whose cycle did
-    /// not lead back to the very state it starts from within a few rounds, or could not be
-    /// followed from a renaming of its states: see the `symmetry` module's limit on ties.)
+    /// not lead back to the very state it starts from within a few rounds.)
     pub unfair_cycles: u64,
     /// The at-end properties the checker judged in at least one cycle.
     pub judged_in_cycles: Vec<&'static str>,
@@ -260,6 +259,13 @@ pub enum ExploreError {
     /// A schedule's choices at a step (0: the start) are not ones its handlers can take.
     #[error("the choices {1} at step {0} of the schedule are not ones its handlers can take")]
     BadChoice(usize, u64),
+    /// With symmetry, a cycle of the search could not be followed from a renaming of its
+    /// states: the renaming of a state with many interchangeable nodes alike was not exact
+    /// (past 720 orders of them), so the cycle can be judged neither way.
+    #[error(
+        "a cycle of the search could not be followed from a renaming of its states (too many interchangeable nodes alike for an exact renaming): explore again with --no-symmetry"
+    )]
+    Unfollowed,
     /// One step's handlers made more choices than 64 bits can name.
     #[error("a step of {0} made more choices than 64 bits can name")]
     TooManyChoices(&'static str),

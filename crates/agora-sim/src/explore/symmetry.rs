@@ -10,7 +10,8 @@
 //! state. Nodes whose signatures tie may still differ (in how the rest of the state refers to
 //! each: a coordinator's record of which participant voted), so where they tie, the ids are
 //! handed out in every order of the tied nodes and the least identity taken: the same for
-//! every renaming of the state. Without that, two renamings of one state could keep
+//! every renaming of the state, up to 720 orders (k nodes alike cost k! hashes a state; past
+//! 720, ties are broken by ids). Without that, two renamings of one state could keep
 //! fingerprints of their own — less reduction — and a step the search recorded from the
 //! state it kept would not lead to the same fingerprint from a renaming of it, which the
 //! search of cycles relies on (`agora explore 2pc --nodes 4` stopped on that).
@@ -96,7 +97,8 @@ impl<'a, P: agora_core::Protocol> Renaming<'a, P> {
     }
 }
 
-/// Renamings [`Renaming::all`] tries at most: 6! (a class of six nodes).
+/// Renamings [`Renaming::all`] and [`Renaming::canonical`] try at most: 6! (a class of six
+/// nodes).
 const ALL_AT_MOST: usize = 720;
 
 impl<'a, P: agora_core::Protocol> Renaming<'a, P> {
@@ -307,6 +309,7 @@ where
     for depth in 1..=bounds.depth {
         let mut next_level = Vec::new();
         for w in &level {
+            let fingerprint = w.fingerprint(Some(&sym));
             for r in &renamings {
                 let renamed = w.renamed(r);
                 if renamed.identity(Some(same)) != w.identity(Some(r)) {
@@ -315,7 +318,7 @@ where
                 // The search knows a state by its canonical renaming's fingerprint: the same
                 // for every renaming of it, or a step recorded from the state kept would not
                 // lead to the same fingerprint from a renaming of it.
-                if renamed.fingerprint(Some(&sym)) != w.fingerprint(Some(&sym)) {
+                if renamed.fingerprint(Some(&sym)) != fingerprint {
                     return Err(format!("renaming {:?}: the renamed state's fingerprint differs", r.to));
                 }
                 for step in w.steps(bounds) {
