@@ -81,6 +81,14 @@ impl<'a, P: agora_core::Protocol> Renaming<'a, P> {
             let mut start = 0;
             while start < ranked.len() {
                 let end = start + ranked[start..].iter().take_while(|r| r.0 == ranked[start].0).count();
+                if end == start + 1 {
+                    // No tie: one place for it in every renaming.
+                    for to in &mut tos {
+                        to[ranked[start].1.index()] = ids[start];
+                    }
+                    start = end;
+                    continue;
+                }
                 let tied: Vec<NodeId> = ranked[start..end].iter().map(|r| r.1).collect();
                 let places = &ids[start..end];
                 let within = (1..=tied.len())
