@@ -6,6 +6,7 @@
 
 use crate::wire::{self, WireError};
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 /// The key a driver writes when a node that lost its storage is started again on purpose
 /// (`agora node --rejoin`, or a simulated disk wipe): the node must catch up from its peers
@@ -36,7 +37,10 @@ impl Corrupt {
 /// and logs append keys in order, so this is smaller and faster than a tree for both.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stable {
-    entries: Vec<(Box<str>, Box<[u8]>)>,
+    /// Each key and value shared between copies: the explorer and the simulator copy a
+    /// node's storage whenever it writes while another state holds it, and a copy then costs
+    /// one allocation, not two for every key.
+    entries: Vec<(Arc<str>, Arc<[u8]>)>,
 }
 
 impl Stable {
@@ -96,8 +100,8 @@ impl Stable {
     /// Records a durable write (drivers call this for `Effect::Persist`).
     pub fn put(&mut self, key: String, value: Vec<u8>) {
         match self.find(&key) {
-            Ok(i) => self.entries[i].1 = value.into_boxed_slice(),
-            Err(i) => self.entries.insert(i, (key.into_boxed_str(), value.into_boxed_slice())),
+            Ok(i) => self.entries[i].1 = value.into(),
+            Err(i) => self.entries.insert(i, (key.into(), value.into())),
         }
     }
 

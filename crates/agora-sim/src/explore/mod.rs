@@ -50,12 +50,13 @@
 mod choice;
 mod cycles;
 mod fingerprint;
+mod pool;
 mod symmetry;
 
 use choice::Choices;
 pub use symmetry::check_symmetry;
 
-use fingerprint::{hash_of, Fingerprinter};
+use fingerprint::{hash_of, Fingerprinter, H128};
 
 use crate::diagram::{Rec, Recorder};
 use agora_core::{
@@ -64,9 +65,9 @@ use agora_core::{
     Timers, Violation, Write,
 };
 use rand::SeedableRng as _;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 type MsgOf<S> = <<S as Setup>::Node as Protocol>::Msg;
@@ -136,8 +137,8 @@ fn resident_bytes() -> Option<u64> {
 /// shortest trace — only how fast, and (symmetry) in how many unique states.
 #[derive(Clone, Copy, Debug)]
 pub struct Search {
-    /// Threads expanding each level (1: the caller's alone). Any number gives the same states,
-    /// the same counts and the same trace.
+    /// Threads expanding each level (1: the caller's alone; at most 256 are used). Any number
+    /// gives the same states, the same counts and the same trace.
     pub threads: usize,
     /// Counts a state and its renamings of interchangeable nodes as one, where the protocol
     /// declares some ([`Setup::symmetry`]; see the `symmetry` module).
@@ -277,9 +278,9 @@ struct Flight<M> {
     to: NodeId,
     msg: M,
     /// Of `(from, to, body)`: orders the multiset and identifies equal messages.
-    hash: u128,
+    hash: H128,
     /// Of the encoding: the message whoever sends it to whomever (symmetry renames the ends).
-    body: u128,
+    body: H128,
     /// When it was sent (a count of sends): its place on its link, for FIFO links.
     sent: u64,
 }
@@ -385,16 +386,16 @@ struct Slot<S: Setup> {
     node: Option<Arc<S::Node>>,
     /// The hash of `node`, kept up to date as it steps: a state's identity hashes this, not
     /// the node again.
-    hash: u128,
+    hash: H128,
     /// What it persisted: shared between a state and its successors until the node writes.
     stable: Arc<Stable>,
     /// The hash of `stable`, kept up to date as it is written.
-    stable_hash: u128,
+    stable_hash: H128,
     /// Its pending timers with their deadlines (ns of virtual time).
     timers: Timers<TimerOf<S>, u64>,
     /// Its observations, as a hash chain (an observation that names nodes, see
     /// [`World::names`], by its place among the node's in [`World::named`] only).
-    seen: u128,
+    seen: H128,
     /// It crashed at least once on the way here (a dead end's checker is told).
     crashed_ever: bool,
 }
@@ -553,12 +554,12 @@ where
                     .map(|node| Some(Arc::new(node)))
                     .map_err(|e| ExploreError::Corrupt(NodeId(i as u32), e))?;
                 Ok(Slot {
-                    hash: hash_of(&node),
+                    hash: hash_of(&node).into(),
                     node,
                     stable: stable.clone(),
-                    stable_hash,
+                    stable_hash: stable_hash.into(),
                     timers: Timers::new(),
-                    seen: 0,
+                    seen: H128::default(),
                     crashed_ever: false,
                 })
             })
@@ -648,7 +649,7 @@ where
         match r {
             None => {
                 for f in &self.flight {
-                    self.flight_hash(f, f.hash).hash(&mut h);
+                    self.flight_hash(f, f.hash.get()).hash(&mut h);
                 }
             }
             Some(r) => {
@@ -658,7 +659,7 @@ where
                     .map(|f| {
                         let body = match r.sym.names.and_then(|m| (m.msg)(&f.msg, &r.to)) {
                             Some(renamed) => hash_of(&wire::encode(&renamed)),
-                            None => f.body,
+                            None => f.body.get(),
                         };
                         self.flight_hash(f, hash_of(&(r.to[f.from.index()], r.to[f.to.index()], body)))
                     })
@@ -862,7 +863,7 @@ where
                 let slot = &mut self.slots[n];
                 slot.crashed_ever = true;
                 slot.node = None;
-                slot.hash = hash_of(&slot.node);
+                slot.hash = hash_of(&slot.node).into();
                 slot.timers.clear();
                 self.flight.retain(|f| f.to.index() != n);
                 self.checker.lifecycle(at, NodeId(n as u32), Lifecycle::Crashed);
@@ -895,10 +896,11 @@ where
         let slot = &mut self.slots[n];
         let Some(node) = slot.node.as_mut().map(Arc::make_mut) else { return Ok(()) };
         let mut rng = Rng::seed_from_u64(d.seeds[n]);
-        let mut effects: Vec<EffectOf<S::Node>> = Vec::new();
+        let mut effects: Vec<EffectOf<S::Node>> =
+            d.effects.downcast_mut().map(std::mem::take).unwrap_or_default();
         let now = if self.clock { Time(self.now) } else { Time::ZERO };
         f(node, &mut Context::new(id, count, now, &mut rng, &mut effects).with_chooser(&mut d.choices));
-        slot.hash = hash_of(&slot.node);
+        slot.hash = hash_of(&slot.node).into();
         // This state may have been reached on another thread, whose interpreter issued its
         // timers' generations.
         if let Some(gen) = slot.timers.iter().map(|(_, gen, _)| gen).max() {
@@ -913,15 +915,26 @@ where
         d: &mut Driver,
         n: usize,
         depth: usize,
-        effects: Vec<EffectOf<S::Node>>,
+        mut effects: Vec<EffectOf<S::Node>>,
     ) -> Result<(), Violation> {
         let id = NodeId(n as u32);
         let at = Time::from_millis_f64(depth as f64);
-        let mut host = StepHost { world: self, at, scratch: &mut d.scratch, broke: None, landed: Vec::new() };
-        for e in effects {
+        let mut host = StepHost {
+            world: self,
+            at,
+            scratch: &mut d.scratch,
+            buf: &mut d.buf,
+            broke: None,
+            landed: Vec::new(),
+        };
+        for e in effects.drain(..) {
             d.interp.apply(&mut host, id, e);
         }
         let StepHost { broke, landed, .. } = host;
+        match d.effects.downcast_mut() {
+            Some(room) => *room = effects,
+            None => d.effects = Box::new(effects),
+        }
         self.flight.sort_by_key(|f| f.hash);
         if let Some(v) = broke {
             return Err(v);
@@ -942,6 +955,11 @@ struct Driver {
     choices: Choices,
     /// The seed of each node's random source in every step.
     seeds: Vec<u64>,
+    /// Room for a step's effects, kept from step to step: a `Vec` of the protocol's effects
+    /// (the driver is not generic over the protocol).
+    effects: Box<dyn std::any::Any + Send>,
+    /// Room to encode an observation in (see [`StepHost::observe`]).
+    buf: Vec<u8>,
 }
 
 impl Driver {
@@ -962,6 +980,8 @@ impl Driver {
             scratch: (Metrics::new(), Counters::default()),
             choices: Choices::search(),
             seeds,
+            effects: Box::new(()),
+            buf: Vec::new(),
         }
     }
 
@@ -976,6 +996,8 @@ struct StepHost<'a, S: Setup> {
     world: &'a mut World<S>,
     at: Time,
     scratch: &'a mut (Metrics, Counters),
+    /// Room to encode an observation in, to hash it.
+    buf: &'a mut Vec<u8>,
     broke: Option<Violation>,
     /// The timers of deferred writes, which land at once.
     landed: Vec<TimerOf<S>>,
@@ -1012,6 +1034,7 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
             if w.slots[to.index()].node.is_some() {
                 w.sends += 1;
                 let hash = hash_of(&(from, to, body));
+                let (hash, body) = (hash.into(), body.into());
                 w.flight.push(Flight { from, to, msg: msg.clone(), hash, body, sent: w.sends });
             }
         });
@@ -1027,7 +1050,7 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
             Write::Remove(key) => st.remove(&key),
             Write::RemoveRange(from, to) => st.remove_range(&from, &to),
         }
-        slot.stable_hash = storage_hash(st, keys);
+        slot.stable_hash = storage_hash(st, keys).into();
     }
 
     fn persist_later(&mut self, node: NodeId, key: String, value: Deferred, done: TimerOf<S>) {
@@ -1036,7 +1059,7 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
         let slot = &mut self.world.slots[n];
         let st = Arc::make_mut(&mut slot.stable);
         st.put(key, value.compute());
-        slot.stable_hash = storage_hash(st, keys);
+        slot.stable_hash = storage_hash(st, keys).into();
         self.landed.push(done);
     }
 
@@ -1056,9 +1079,12 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
         if names_nodes {
             w.named.push((n as u32, obs.clone()));
             let count = w.named.iter().filter(|(k, _)| *k as usize == n).count();
-            slot.seen = hash_of(&(slot.seen, u8::MAX, count));
+            slot.seen = hash_of(&(slot.seen, u8::MAX, count)).into();
         } else {
-            slot.seen = hash_of(&(slot.seen, wire::encode(&obs)));
+            self.buf.clear();
+            wire::encode_into(&obs, self.buf);
+            // Hashed as the encoding's `Vec` would be: as a slice.
+            slot.seen = hash_of(&(slot.seen, &self.buf[..])).into();
         }
         if self.broke.is_none() {
             if let Err(v) = self.world.checker.observe(self.at, node, &obs) {
@@ -1092,7 +1118,7 @@ where
     TimerOf<S>: Hash,
 {
     let began = Instant::now();
-    let threads = search.threads.max(1);
+    let threads = search.threads.clamp(1, 256);
     let symmetry = if search.symmetry { setup.symmetry() } else { None };
     let sym = symmetry.as_ref();
     let mut drivers: Vec<Driver> = (0..threads).map(|_| Driver::new(setup)).collect();
@@ -1111,7 +1137,7 @@ where
     let mut tree: Vec<Link> = Vec::new();
     // The fair steps between the states numbered, for the cycles.
     let mut graph = cycles::Graph::default();
-    let mut level: Vec<(World<S>, u32)> = Vec::new();
+    let mut level: Vec<pool::Queued<S>> = Vec::new();
     for (init, choices, broke) in World::initials(setup, bounds, &mut drivers[0])? {
         p.states += 1;
         let (broke, dead_end) = match broke {
@@ -1158,7 +1184,7 @@ where
         seen.insert(fp, number);
         tree.push(Link { parent: ROOT, step: 0, choices });
         p.unique += 1;
-        level.push((init, number));
+        level.push((Box::new(init), number, 0));
     }
     // A state at the depth limit had steps left / the state limit turned states away.
     let (mut cut, mut limited) = (false, false);
@@ -1166,108 +1192,130 @@ where
     let (mut memory_limited, mut since_read) = (false, 0u64);
     let mut depth_done = 0;
     let mut depth = 0;
-    while !level.is_empty() {
-        if depth > p.depth {
-            depth_done = p.depth;
-            p.depth = depth;
-        }
-        if depth >= bounds.depth {
-            cut |= level.iter().any(|(w, _)| !w.steps(bounds).is_empty());
-            break;
-        }
-        let mut next = Vec::new();
-        let mut states = level.into_iter();
-        loop {
-            let batch: Vec<_> = states.by_ref().take(BATCH * threads).collect();
-            if batch.is_empty() {
+    let seen = RwLock::new(seen);
+    let mut main_driver = None;
+    let ended = std::thread::scope(|scope| -> Result<Option<Report>, ExploreError> {
+        let mut pool = pool::Pool::start(scope, setup, bounds, sym, &seen, drivers);
+        while !level.is_empty() {
+            if depth > p.depth {
+                depth_done = p.depth;
+                p.depth = depth;
+            }
+            if depth >= bounds.depth {
+                cut |= level.iter().any(|(w, _, _)| !w.steps(bounds).is_empty());
                 break;
             }
-            let expanded = expand_batch(setup, bounds, sym, &mut drivers, &seen, batch, depth + 1);
-            for outcome in expanded.into_iter().flatten() {
-                p.states += 1;
-                if p.states % (1 << 16) == 0 {
-                    p.elapsed = began.elapsed();
-                    progress(&p);
+            let mut next = Vec::new();
+            let mut states = level.into_iter();
+            loop {
+                let batch: Vec<_> = states.by_ref().take(BATCH * threads).collect();
+                if batch.is_empty() {
+                    break;
                 }
-                match outcome {
-                    Outcome::Known { to, parent, step } => {
-                        if step.fair(bounds) {
-                            graph.add(parent, to);
-                        }
-                    }
-                    Outcome::Failed(e) => return Err(e),
-                    Outcome::Broke { violation, parent, step, choices: code, dead_end } => {
+                let expanded = pool.expand(batch, depth + 1);
+                let mut seen = seen.write().unwrap_or_else(|e| e.into_inner());
+                for (outcome, maker) in expanded {
+                    p.states += 1;
+                    if p.states % (1 << 16) == 0 {
                         p.elapsed = began.elapsed();
-                        if dead_end {
-                            dead_ends += 1;
-                            judged |= bit(&violation);
-                        }
-                        let (mut steps, mut choices) = path(&tree, parent);
-                        steps.push(step);
-                        choices.push(code);
-                        let Replayed { trace, diagram, .. } = replay(setup, bounds, &steps, &choices, None)?;
-                        let found =
-                            Found { violation, trace, diagram, steps, choices, dead_end, cycle: None };
-                        return Ok(Report {
-                            progress: p,
-                            depth_done,
-                            complete: false,
-                            found: Some(found),
-                            symmetry,
-                            dead_ends,
-                            judged_at_end: names(judged),
-                            cycles: 0,
-                            unfair_cycles: 0,
-                            judged_in_cycles: Vec::new(),
-                            memory_limited,
-                        });
+                        progress(&p);
                     }
-                    Outcome::New { world, fp, parent, step, choices, dead_end } => {
-                        if let Some(&to) = seen.get(&fp) {
+                    match outcome {
+                        Outcome::Known { to, parent, step } => {
                             if step.fair(bounds) {
                                 graph.add(parent, to);
                             }
-                            continue;
                         }
-                        if seen.len() >= bounds.states.min(u32::MAX as usize) || memory_limited {
-                            limited = true;
-                            continue;
-                        }
-                        since_read += 1;
-                        if since_read >= MEMORY_EVERY {
-                            since_read = 0;
-                            let over =
-                                bounds.memory.zip(resident_bytes()).is_some_and(|(most, now)| now > most);
-                            if over {
-                                (memory_limited, limited) = (true, true);
-                                continue;
+                        Outcome::Again { fp, parent, step } => {
+                            // Not numbered if its first was turned away by a limit: so is this.
+                            if let Some(&to) = seen.get(&fp) {
+                                if step.fair(bounds) {
+                                    graph.add(parent, to);
+                                }
                             }
                         }
-                        let number = tree.len() as u32;
-                        seen.insert(fp, number);
-                        tree.push(Link { parent, step: step.pack(), choices });
-                        if step.fair(bounds) {
-                            graph.add(parent, number);
+                        Outcome::Failed(e) => return Err(e),
+                        Outcome::Broke { violation, parent, step, choices: code, dead_end } => {
+                            p.elapsed = began.elapsed();
+                            if dead_end {
+                                dead_ends += 1;
+                                judged |= bit(&violation);
+                            }
+                            let (mut steps, mut choices) = path(&tree, parent);
+                            steps.push(step);
+                            choices.push(code);
+                            let Replayed { trace, diagram, .. } =
+                                replay(setup, bounds, &steps, &choices, None)?;
+                            let found =
+                                Found { violation, trace, diagram, steps, choices, dead_end, cycle: None };
+                            return Ok(Some(Report {
+                                progress: p,
+                                depth_done,
+                                complete: false,
+                                found: Some(found),
+                                symmetry,
+                                dead_ends,
+                                judged_at_end: names(judged),
+                                cycles: 0,
+                                unfair_cycles: 0,
+                                judged_in_cycles: Vec::new(),
+                                memory_limited,
+                            }));
                         }
-                        p.unique += 1;
-                        if let Some(mask) = dead_end {
-                            dead_ends += 1;
-                            judged |= mask;
+                        Outcome::New { world, fp, parent, step, choices, dead_end } => {
+                            if let Some(&to) = seen.get(&fp) {
+                                if step.fair(bounds) {
+                                    graph.add(parent, to);
+                                }
+                                continue;
+                            }
+                            if seen.len() >= bounds.states.min(u32::MAX as usize) || memory_limited {
+                                limited = true;
+                                continue;
+                            }
+                            since_read += 1;
+                            if since_read >= MEMORY_EVERY {
+                                since_read = 0;
+                                let over =
+                                    bounds.memory.zip(resident_bytes()).is_some_and(|(most, now)| now > most);
+                                if over {
+                                    (memory_limited, limited) = (true, true);
+                                    continue;
+                                }
+                            }
+                            let number = tree.len() as u32;
+                            seen.insert(fp, number);
+                            tree.push(Link { parent, step: step.pack(), choices });
+                            if step.fair(bounds) {
+                                graph.add(parent, number);
+                            }
+                            p.unique += 1;
+                            if let Some(mask) = dead_end {
+                                dead_ends += 1;
+                                judged |= mask;
+                            }
+                            next.push((world, number, maker));
                         }
-                        next.push((*world, number));
                     }
                 }
             }
+            level = next;
+            depth += 1;
         }
-        level = next;
-        depth += 1;
+        main_driver = Some(pool.into_driver());
+        Ok(None)
+    });
+    if let Some(report) = ended? {
+        return Ok(report);
     }
+    let seen = seen.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut driver = main_driver.expect("the search ended with its driver");
     if !limited {
         depth_done = p.depth;
     }
     let complete = !cut && !limited;
     let judged_at_end = names(judged);
-    let cycles = cycles::judge(setup, bounds, sym, &mut drivers[0], &seen, &tree, &graph)?;
+    let cycles = cycles::judge(setup, bounds, sym, &mut driver, &seen, &tree, &graph)?;
     p.elapsed = began.elapsed();
     Ok(Report {
         progress: p,
@@ -1446,6 +1494,9 @@ impl Hasher for Prehashed {
 enum Outcome<S: Setup> {
     /// A state seen at an earlier level (or batch), number `to`, reached from `parent` by `step`.
     Known { to: u32, parent: u32, step: Step },
+    /// A state this thread found earlier in the batch (the first time as [`Outcome::New`]),
+    /// reached again from `parent` by `step`: its number is the first one's, once merged.
+    Again { fp: Fp, parent: u32, step: Step },
     /// A state not seen when the batch began (its own batch may have found it twice); if a
     /// dead end, the at-end properties judged in it, which hold. `choices`: those the step's
     /// handlers took (see [`Found::choices`]).
@@ -1459,50 +1510,28 @@ enum Outcome<S: Setup> {
     Failed(ExploreError),
 }
 
-/// The steps from each state of `batch`, at `depth`, split among the threads in order: each
-/// thread's outcomes in its states' and their steps' order, up to its first violation (the
-/// merge stops there). The states move to the threads (a state is `Send`, not `Sync`).
-fn expand_batch<S: Setup>(
-    setup: &S,
-    bounds: &Bounds,
-    sym: Option<&Symmetry<S::Node>>,
-    drivers: &mut [Driver],
-    parents: &Seen,
-    mut batch: Vec<(World<S>, u32)>,
-    depth: usize,
-) -> Vec<Vec<Outcome<S>>>
-where
-    S::Node: Clone + Hash + Sync,
-    TimerOf<S>: Hash,
-{
-    let share = batch.len().div_ceil(drivers.len());
-    if drivers.len() == 1 || batch.len() < 2 {
-        return vec![expand(setup, bounds, sym, &mut drivers[0], parents, &batch, depth)];
+impl<S: Setup> Outcome<S> {
+    /// The number of the state the step was taken from (0 for a failure: the search ends
+    /// there, wherever it came from).
+    fn parent(&self) -> u32 {
+        match self {
+            Outcome::Known { parent, .. }
+            | Outcome::Again { parent, .. }
+            | Outcome::New { parent, .. }
+            | Outcome::Broke { parent, .. } => *parent,
+            Outcome::Failed(_) => 0,
+        }
     }
-    let mut parts = Vec::with_capacity(drivers.len());
-    while batch.len() > share {
-        parts.push(batch.split_off(batch.len() - share));
-    }
-    parts.push(batch);
-    parts.reverse();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .zip(drivers.iter_mut())
-            .map(|(part, d)| scope.spawn(move || expand(setup, bounds, sym, d, parents, &part, depth)))
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("an exploring thread does not panic")).collect()
-    })
 }
 
-/// One thread's share of a batch (see [`expand_batch`]).
+/// One thread's share of a batch (see [`pool::Pool::expand`]).
 fn expand<S: Setup>(
     setup: &S,
     bounds: &Bounds,
     sym: Option<&Symmetry<S::Node>>,
     d: &mut Driver,
     parents: &Seen,
-    part: &[(World<S>, u32)],
+    part: pool::Part<S>,
     depth: usize,
 ) -> Vec<Outcome<S>>
 where
@@ -1510,20 +1539,23 @@ where
     TimerOf<S>: Hash,
 {
     let mut out = Vec::new();
-    // A successor seen before is dropped: its room serves the next one.
-    let mut spare: Option<World<S>> = None;
+    // Successors seen before, and states once expanded, are kept for their room, which
+    // serves the next successors (the last kept first: most often the previous successor of
+    // the same state, which differs from the next in a node or two).
+    let mut spares: Vec<Box<World<S>>> = Vec::new();
+    // The states new to this batch found so far: a state reached again is not kept again.
+    let mut made: HashSet<Fp, BuildHasherDefault<Prehashed>> = HashSet::default();
     for (w, parent) in part {
-        let parent = *parent;
         for step in w.steps(bounds) {
             // The step again for every combination of the choices its handlers make.
             d.choices = Choices::search();
             loop {
-                let mut next = match spare.take() {
+                let mut next = match spares.pop() {
                     Some(mut next) => {
-                        next.refork(w);
+                        next.refork(&w);
                         next
                     }
-                    None => w.fork(),
+                    None => Box::new(w.fork()),
                 };
                 let applied = next.apply(d, setup, step, depth);
                 let choices = match d.code(setup) {
@@ -1540,7 +1572,10 @@ where
                 let fp = Fp::of(next.fingerprint(sym));
                 if let Some(&to) = parents.get(&fp) {
                     out.push(Outcome::Known { to, parent, step });
-                    spare = Some(next);
+                    spares.push(next);
+                } else if !made.insert(fp) {
+                    out.push(Outcome::Again { fp, parent, step });
+                    spares.push(next);
                 } else {
                     let dead_end = match next.dead_end().then(|| next.judge_end(depth)) {
                         None => None,
@@ -1550,16 +1585,22 @@ where
                             return out;
                         }
                     };
-                    out.push(Outcome::New { world: Box::new(next), fp, parent, step, choices, dead_end });
+                    out.push(Outcome::New { world: next, fp, parent, step, choices, dead_end });
                 }
                 if !d.choices.advance() {
                     break;
                 }
             }
         }
+        if spares.len() < SPARES {
+            spares.push(w);
+        }
     }
     out
 }
+
+/// The most states a thread keeps for their room (see [`expand`]).
+const SPARES: usize = 16;
 
 /// How the search reached a state: from which state (its number; [`ROOT`] for an initial
 /// state), by which step ([`Step::pack`]), with which choices ([`Found::choices`]).

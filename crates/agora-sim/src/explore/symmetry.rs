@@ -45,7 +45,11 @@
 //! contract). Traces stay real: each step recorded was taken from the state kept, so a
 //! schedule replays as found.
 
-use super::{choice::Choices, fingerprint::hash_of, Bounds, Driver, Step, World};
+use super::{
+    choice::Choices,
+    fingerprint::{hash_of, H128},
+    Bounds, Driver, Step, World,
+};
 use agora_core::{NodeId, Setup, Symmetry};
 use std::hash::Hash;
 use std::sync::Arc;
@@ -219,7 +223,7 @@ where
             let j = t.index();
             let (from, to) = (&self.slots[i], &mut w.slots[j]);
             to.node = from.node.as_ref().map(|node| Arc::new((r.sym.rename)(node, &r.to)));
-            to.hash = hash_of(&to.node);
+            to.hash = hash_of(&to.node).into();
             let mut st = (*from.stable).clone();
             for (key, m) in keys.iter().zip(std::iter::repeat(self.names)) {
                 if let (Some(v), Some(m)) = (st.get_bytes(key), m) {
@@ -227,7 +231,7 @@ where
                     st.put(key.to_string(), renamed);
                 }
             }
-            to.stable_hash = super::storage_hash(&st, keys);
+            to.stable_hash = super::storage_hash(&st, keys).into();
             to.stable = Arc::new(st);
             to.timers = from.timers.clone();
             to.seen = from.seen;
@@ -247,11 +251,11 @@ where
         for f in &mut w.flight {
             let (from, to) = (r.to[f.from.index()], r.to[f.to.index()]);
             if let Some(m) = self.names.and_then(|m| (m.msg)(&f.msg, &r.to)) {
-                f.body = hash_of(&agora_core::wire::encode(&m));
+                f.body = hash_of(&agora_core::wire::encode(&m)).into();
                 f.msg = m;
             }
             (f.from, f.to) = (from, to);
-            f.hash = hash_of(&(from, to, f.body));
+            f.hash = hash_of(&(from, to, f.body)).into();
         }
         w.flight.sort_by_key(|f| f.hash);
         w
@@ -263,9 +267,9 @@ where
             let f = &self.flight[i];
             let body = match self.names.and_then(|m| (m.msg)(&f.msg, &r.to)) {
                 Some(m) => hash_of(&agora_core::wire::encode(&m)),
-                None => f.body,
+                None => f.body.get(),
             };
-            let hash = hash_of(&(r.to[f.from.index()], r.to[f.to.index()], body));
+            let hash = H128::from(hash_of(&(r.to[f.from.index()], r.to[f.to.index()], body)));
             // The first of equal messages: on FIFO links, the one as far along its link.
             let ahead = if self.fifo { self.ahead(f) } else { 0 };
             renamed
