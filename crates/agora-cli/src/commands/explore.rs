@@ -100,7 +100,9 @@ pub fn run(args: &ExploreArgs, argv: &[String]) -> Result<i32, UserError> {
         memory: args.max_memory_mb.or_else(half_of_memory_mb).map(|mb| mb << 20),
     };
     let params = args.params.params(SEED);
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // One a core by default, at most 256 (the flag's bound, and what the search uses).
+    let threads =
+        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(256));
     let search = Search { threads, symmetry: !args.no_symmetry };
     let walks = args.walks.map(|walks| Walks { walks, seed: args.seed });
     let driver = Explorer { bounds: bounds.clone(), search, walks, json: args.json };

@@ -1104,9 +1104,10 @@ impl<S: Setup> Host<S::Node> for StepHost<'_, S> {
 /// first violation. `progress` is called now and then (about every 64k states).
 ///
 /// Threads ([`Search::threads`]) expand each level's states in parallel. The search is the
-/// same whatever their number: a level is taken in batches, each batch's states split among
-/// the threads in order, and what they found merged in that order, so the states counted, the
-/// unique states, the trace found and the state limit's cut are those of one thread.
+/// same whatever their number: a level is taken in batches, each batch's states shared among
+/// the threads, and what they found merged in the order of the states it came from, so the
+/// states counted, the unique states, the trace found and the state limit's cut are those of
+/// one thread.
 pub fn explore<S: Setup>(
     setup: &S,
     bounds: &Bounds,
@@ -1234,7 +1235,7 @@ where
                                 }
                             }
                         }
-                        Outcome::Failed(e) => return Err(e),
+                        Outcome::Failed { error, .. } => return Err(error),
                         Outcome::Broke { violation, parent, step, choices: code, dead_end } => {
                             p.elapsed = began.elapsed();
                             if dead_end {
@@ -1443,7 +1444,7 @@ where
     Ok(report(p, None, dead_ends, judged))
 }
 
-/// States a thread expands between two merges: large enough that starting the threads costs
+/// States a thread expands between two merges: large enough that handing out the work costs
 /// little, small enough that the successors waiting to be merged take little memory.
 const BATCH: usize = 512;
 
@@ -1497,8 +1498,9 @@ enum Outcome<S: Setup> {
     /// A state this thread found earlier in the batch (the first time as [`Outcome::New`]),
     /// reached again from `parent` by `step`: its number is the first one's, once merged.
     Again { fp: Fp, parent: u32, step: Step },
-    /// A state not seen when the batch began (its own batch may have found it twice); if a
-    /// dead end, the at-end properties judged in it, which hold. `choices`: those the step's
+    /// A state not seen when the batch began, the first time this thread found it (another
+    /// thread may have found it too); if a dead end, the at-end properties judged in it,
+    /// which hold. `choices`: those the step's
     /// handlers took (see [`Found::choices`]).
     ///
     /// The state is boxed: most outcomes are [`Outcome::Known`], and a whole state inline
@@ -1506,20 +1508,19 @@ enum Outcome<S: Setup> {
     New { world: Box<World<S>>, fp: Fp, parent: u32, step: Step, choices: u64, dead_end: Option<u64> },
     /// A violation: of a safety property, or of an at-end property in a dead end.
     Broke { violation: Violation, parent: u32, step: Step, choices: u64, dead_end: bool },
-    /// The search cannot go on.
-    Failed(ExploreError),
+    /// The search cannot go on: a step from `parent` failed.
+    Failed { error: ExploreError, parent: u32 },
 }
 
 impl<S: Setup> Outcome<S> {
-    /// The number of the state the step was taken from (0 for a failure: the search ends
-    /// there, wherever it came from).
+    /// The number of the state the step was taken from.
     fn parent(&self) -> u32 {
         match self {
             Outcome::Known { parent, .. }
             | Outcome::Again { parent, .. }
             | Outcome::New { parent, .. }
-            | Outcome::Broke { parent, .. } => *parent,
-            Outcome::Failed(_) => 0,
+            | Outcome::Broke { parent, .. }
+            | Outcome::Failed { parent, .. } => *parent,
         }
     }
 }
@@ -1561,7 +1562,7 @@ where
                 let choices = match d.code(setup) {
                     Ok(code) => code,
                     Err(e) => {
-                        out.push(Outcome::Failed(e));
+                        out.push(Outcome::Failed { error: e, parent });
                         return out;
                     }
                 };
@@ -1573,10 +1574,10 @@ where
                 if let Some(&to) = parents.get(&fp) {
                     out.push(Outcome::Known { to, parent, step });
                     spares.push(next);
-                } else if !made.insert(fp) {
-                    out.push(Outcome::Again { fp, parent, step });
-                    spares.push(next);
                 } else {
+                    // A dead end is judged in every copy not seen before the batch, the state
+                    // reached again too: its checker, which the fingerprint does not hash
+                    // whole, may have seen the same observations in another order.
                     let dead_end = match next.dead_end().then(|| next.judge_end(depth)) {
                         None => None,
                         Some(Ok(judged)) => Some(judged),
@@ -1585,7 +1586,12 @@ where
                             return out;
                         }
                     };
-                    out.push(Outcome::New { world: next, fp, parent, step, choices, dead_end });
+                    if made.insert(fp) {
+                        out.push(Outcome::New { world: next, fp, parent, step, choices, dead_end });
+                    } else {
+                        out.push(Outcome::Again { fp, parent, step });
+                        spares.push(next);
+                    }
                 }
                 if !d.choices.advance() {
                     break;

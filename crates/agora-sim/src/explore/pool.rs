@@ -3,8 +3,9 @@
 //! A thread started for every batch of states, as the search used to, cost more than it
 //! gave: each new thread takes a fresh heap from the allocator, the states it makes outlive
 //! it, and on its end its heap's pages are handed back for the next threads to collect
-//! again. Two threads then did two fifths more work than one for the same states a second.
-//! A pool's threads keep their heaps and their drivers for the whole search.
+//! again. Two such threads used two fifths more CPU time than one thread for the same
+//! search, in about the same time. A pool's threads keep their heaps and their drivers for
+//! the whole search.
 //!
 //! The seen states are read by every thread while a batch is expanded and written by the
 //! caller alone between batches, when the threads wait for work: hence the lock, taken once
@@ -147,9 +148,9 @@ fn shares<S: Setup>(batch: Vec<Queued<S>>, n: usize) -> Vec<Part<S>> {
 }
 
 /// The outcomes of every share, in the order of the states they came from (the order of the
-/// search with one thread), each with the share (the thread) it came from: up to the first
-/// violation, after which no share has outcomes of later states but those the search ends
-/// before.
+/// search with one thread), each with the share (the thread) it came from. A share stops at
+/// its first violation or failure; the outcomes of other shares' later states then come after
+/// it, and the search ends before them.
 fn merge<S: Setup>(shares: Vec<Vec<Outcome<S>>>) -> Vec<(Outcome<S>, u8)> {
     let total = shares.iter().map(Vec::len).sum();
     let mut out = Vec::with_capacity(total);
